@@ -1,0 +1,50 @@
+# segmint: `make run` materializes the whole graph, `make test` runs the tests. Both set themselves up.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export DO_NOT_TRACK := 1
+export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
+export SEGMINT_WAREHOUSE ?= $(CURDIR)/data/warehouse.duckdb
+PORT ?= 3000
+
+.PHONY: help install manifest home run test test-fast dev report docs bench bench-clv clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $@
+
+install: $(STAMP)  ## Create .venv and install the pinned dependencies (only when missing or changed)
+
+manifest: install  ## Parse the dbt project (Dagster reads dbt_project/target/manifest.json)
+	cd dbt_project && ../$(BIN)/dbt parse --profiles-dir . --quiet
+
+home:
+	@mkdir -p "$(DAGSTER_HOME)" && cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
+
+run: manifest home  ## Materialize the whole graph (demo shop, or SEGMINT_LANDING_DIR)
+	$(BIN)/dagster job execute -m orchestration.definitions -j segmint_refresh
+
+test: manifest  ## Run the whole test suite (what CI runs)
+	$(BIN)/python -m pytest -q
+
+test-fast: manifest  ## Tests without the slow ones
+	$(BIN)/python -m pytest -q -m "not slow"
+
+dev: manifest home  ## Dagster UI and daemon on http://127.0.0.1:$(PORT)
+	$(BIN)/dagster dev -h 127.0.0.1 -p $(PORT) -w workspace.yaml
+
+docs: manifest  ## Generate dbt docs into dbt_project/target (needs a warehouse from `make run`)
+	cd dbt_project && ../$(BIN)/dbt docs generate --profiles-dir .
+
+clean:  ## Remove the warehouse, generated data and dbt artifacts (keeps .venv)
+	rm -rf data dbt_project/target dbt_project/logs

@@ -1,0 +1,1 @@
+"""Destinations: one class per platform API, all implementing `activation.destinations.base.Destination`."""

@@ -1,0 +1,68 @@
+"""The small protocol every destination implements, and what a sent batch returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping, Protocol, Sequence, runtime_checkable
+
+from activation.ledger import SyncRecord
+
+# Ad platforms and email tools only receive members with marketing consent; CRM and webhook receive everyone.
+DestinationKind = Literal["ad", "email", "crm", "webhook"]
+CONSENT_REQUIRED_KINDS = frozenset({"ad", "email"})
+
+
+@dataclass
+class BatchResult:
+    """Outcome of one batch: keys the API confirmed, keys it rejected (with reason), record ids it assigned."""
+
+    confirmed: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    external_ids: dict[str, str] = field(default_factory=dict)
+    response: Any = None
+
+
+@runtime_checkable
+class Destination(Protocol):
+    """A place an audience is synced to.
+
+    `build_record` turns one member row (scores + PII) into what this API needs (hashed where the platform
+    requires it), or None when the member cannot be identified there (e.g. no email). `send_adds` /
+    `send_removes` send one batch of at most `max_batch` records and return what the API confirmed.
+    `begin` is called once per sync with the planned totals (e.g. Meta's session), `readback` after it.
+    """
+
+    name: str
+    kind: DestinationKind
+    max_batch: int
+
+    def build_record(self, member: Mapping[str, Any]) -> SyncRecord | None: ...
+
+    def begin(self, planned_adds: int, planned_removes: int) -> None: ...
+
+    def send_adds(self, batch: Sequence[SyncRecord]) -> BatchResult: ...
+
+    def send_removes(self, batch: Sequence[SyncRecord]) -> BatchResult: ...
+
+    def readback(self) -> dict[str, Any]: ...
+
+
+def chunked(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    """Consecutive slices of at most `size` items."""
+    return [items[start:start + size] for start in range(0, len(items), size)]
+
+
+def member_value(member: Mapping[str, Any]) -> float | None:
+    """The member's audience value (e.g. predicted CLV) or None."""
+    value = member.get("value")
+    if value is None or value != value:
+        return None
+    return float(value)
+
+
+def text_or_none(value: Any) -> str | None:
+    """A stripped string or None for missing/blank/NaN."""
+    if value is None or value != value:
+        return None
+    text = str(value).strip()
+    return text or None

@@ -1,0 +1,191 @@
+"""Shared HTTP helper for destinations: bounded retries, Retry-After, 4xx -> DestinationError, dry-run files.
+
+Retry policy: 429 waits for Retry-After (seconds or HTTP date, capped) or the backoff; 5xx, connection errors
+and timeouts back off exponentially (base * 2**attempt, capped); any other 4xx fails at once with the
+destination's own message. Dry-run writes each request (method, url, headers without secrets, body) as a JSON
+file and never opens a connection. Tokens are never logged or written: secret headers are redacted.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import requests
+
+LOGGER = logging.getLogger(__name__)
+SECRET_HEADERS = frozenset({"authorization", "developer-token", "x-api-key", "api-key", "x-goog-api-key"})
+REDACTED = "<redacted>"
+RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+class DestinationError(RuntimeError):
+    """A destination refused a request (4xx) or stayed unavailable after every retry; carries its message."""
+
+    def __init__(self, destination: str, message: str, status: int | None = None, retryable: bool = False):
+        super().__init__(f"{destination}: {message}" + (f" (HTTP {status})" if status else ""))
+        self.destination = destination
+        self.message = message
+        self.status = status
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try: attempts per request, exponential backoff (seconds) and the longest Retry-After honoured."""
+
+    max_attempts: int = 5
+    backoff_base_s: float = 0.5
+    backoff_cap_s: float = 30.0
+    max_retry_after_s: float = 120.0
+    timeout_s: float = 30.0
+
+    def backoff(self, attempt: int) -> float:
+        """Delay before retry number `attempt` (0-based): base * 2**attempt, capped."""
+        return min(self.backoff_cap_s, self.backoff_base_s * (2**attempt))
+
+
+@dataclass
+class HttpReply:
+    """What came back: status, parsed JSON (or None), raw text and headers."""
+
+    status: int
+    json: Any
+    text: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def retry_after_seconds(header: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), or None when absent/garbled."""
+    if not header:
+        return None
+    header = header.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", header):
+        return float(header)
+    try:
+        when = email.utils.parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    now = now or datetime.now(timezone.utc)
+    return max(0.0, (when - now).total_seconds())
+
+
+def error_message(body: Any, text: str) -> str:
+    """The destination's own error message from common JSON error shapes, else the raw text (truncated)."""
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):
+            return str(error.get("error_user_msg") or error.get("message") or error)
+        if isinstance(error, str):
+            return error
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors:
+            first = errors[0]
+            if isinstance(first, dict):
+                return str(first.get("detail") or first.get("message") or first.get("title") or first)
+            return str(first)
+        if body.get("message"):
+            return str(body["message"])
+    if isinstance(body, list) and body and isinstance(body[0], dict) and body[0].get("message"):
+        return str(body[0]["message"])  # Salesforce: [{"errorCode": ..., "message": ...}]
+    return (text or "").strip()[:500] or "no message"
+
+
+def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Headers with secret values replaced by a marker (for logs and dry-run files)."""
+    return {k: (REDACTED if k.lower() in SECRET_HEADERS else v) for k, v in headers.items()}
+
+
+class HttpClient:
+    """HTTP client of one destination: base URL, default headers (secrets redacted in files), retries, dry-run."""
+
+    def __init__(self, destination: str, base_url: str, headers: Mapping[str, str] | None = None, *,
+                 policy: RetryPolicy | None = None, dry_run_dir: str | Path | None = None,
+                 sleep: Callable[[float], None] = time.sleep, session: requests.Session | None = None):
+        self.destination = destination
+        self.base_url = base_url.rstrip("/")
+        self.headers = dict(headers or {})
+        self.policy = policy or RetryPolicy()
+        self.dry_run_dir = Path(dry_run_dir) if dry_run_dir is not None else None
+        self.sleep = sleep
+        self.session = session or requests.Session()
+        self.requests_sent = 0
+        self._dry_run_seq = 0
+
+    @property
+    def dry_run(self) -> bool:
+        """True when requests are written to files instead of sent."""
+        return self.dry_run_dir is not None
+
+    def url(self, path: str) -> str:
+        """Absolute URL for a path (absolute URLs pass through)."""
+        return path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
+
+    def _write_dry_run(self, method: str, url: str, headers: Mapping[str, str], params: Any, body: Any) -> None:
+        assert self.dry_run_dir is not None
+        self._dry_run_seq += 1
+        folder = self.dry_run_dir / self.destination
+        folder.mkdir(parents=True, exist_ok=True)
+        slug = re.sub(r"[^A-Za-z0-9]+", "_", url.split("://", 1)[-1].split("/", 1)[-1])[:60].strip("_")
+        record = {"method": method, "url": url, "params": params, "headers": redact_headers(headers), "body": body}
+        path = folder / f"{self._dry_run_seq:04d}_{method}_{slug}.json"
+        path.write_text(json.dumps(record, indent=2, sort_keys=True, default=str), encoding="utf-8")
+
+    def request(self, method: str, path: str, *, json_body: Any = None, form: Mapping[str, str] | None = None,
+                content: str | None = None, params: Mapping[str, Any] | None = None,
+                headers: Mapping[str, str] | None = None, dry_run_reply: Any = None) -> HttpReply:
+        """Send one request with retries; 2xx returns the reply, 4xx raises DestinationError with its message."""
+        url = self.url(path)
+        all_headers = {**self.headers, **(headers or {})}
+        if json_body is not None:
+            all_headers.setdefault("Content-Type", "application/json")
+            data: Any = json.dumps(json_body, separators=(",", ":"))
+        elif form is not None:
+            data = dict(form)
+        else:
+            data = content
+        if self.dry_run:
+            body = json_body if json_body is not None else (dict(form) if form is not None else content)
+            self._write_dry_run(method, url, all_headers, dict(params) if params else None, body)
+            return HttpReply(200, dry_run_reply if dry_run_reply is not None else {}, "", {})
+        last_problem = "no attempt made"
+        for attempt in range(self.policy.max_attempts):
+            try:
+                response = self.session.request(method, url, params=params, data=data, headers=all_headers,
+                                                timeout=self.policy.timeout_s)
+            except (requests.ConnectionError, requests.Timeout) as error:
+                last_problem = f"{type(error).__name__}"
+                LOGGER.warning("%s %s %s failed (%s), attempt %d", self.destination, method, path, last_problem,
+                               attempt + 1)
+                self._wait(attempt, None)
+                continue
+            self.requests_sent += 1
+            try:
+                body = response.json() if response.content else None
+            except ValueError:
+                body = None
+            LOGGER.info("%s %s %s -> %d", self.destination, method, path, response.status_code)
+            if 200 <= response.status_code < 300:
+                return HttpReply(response.status_code, body, response.text, dict(response.headers))
+            message = error_message(body, response.text)
+            if response.status_code not in RETRYABLE_STATUS:
+                raise DestinationError(self.destination, message, response.status_code, retryable=False)
+            last_problem = f"HTTP {response.status_code}: {message}"
+            retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+            self._wait(attempt, retry_after if response.status_code == 429 else None)
+        raise DestinationError(self.destination, f"gave up after {self.policy.max_attempts} attempts: {last_problem}",
+                               retryable=True)
+
+    def _wait(self, attempt: int, retry_after: float | None) -> None:
+        if attempt + 1 >= self.policy.max_attempts:
+            return  # no sleep after the last attempt
+        delay = self.policy.backoff(attempt) if retry_after is None else min(retry_after,
+                                                                             self.policy.max_retry_after_s)
+        self.sleep(delay)

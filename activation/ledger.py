@@ -1,0 +1,274 @@
+"""Sync ledger in the warehouse (schema `sync`): what each destination holds per audience, runs, batches,
+control group and per-member provenance.
+
+States of `sync.destination_members.state`:
+  pending_add     written just before an add batch is sent; becomes `confirmed` only after the API confirms it
+  confirmed       the destination holds this member with these identifiers and this value
+  pending_remove  written just before a remove batch is sent; the row is deleted once the API confirms it
+A crash leaves pending_* rows; the next run re-sends exactly those (every destination's add/remove is
+idempotent: set semantics at the ad platforms, upserts at the CRMs, event ids at the webhook), so nothing is
+lost and nothing is duplicated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterable, Mapping
+
+import duckdb
+import pandas as pd
+
+SCHEMA = "sync"
+PENDING_ADD = "pending_add"
+CONFIRMED = "confirmed"
+PENDING_REMOVE = "pending_remove"
+VALUE_DECIMALS = 2  # values are compared at cent precision so float noise never triggers a re-send
+
+DDL = [
+    f"create schema if not exists {SCHEMA}",
+    f"""create table if not exists {SCHEMA}.destination_members (
+        destination varchar not null, audience varchar not null, member_key varchar not null,
+        identifiers_json varchar not null, fingerprint varchar not null, value double, external_id varchar,
+        state varchar not null, run_id varchar not null, model_version varchar, segment_rule varchar,
+        updated_at timestamp not null, primary key (destination, audience, member_key))""",
+    f"""create table if not exists {SCHEMA}.runs (
+        run_id varchar not null, audience varchar not null, destination varchar not null,
+        model_version varchar, segment_rule varchar, dry_run boolean not null, status varchar not null,
+        started_at timestamp not null, finished_at timestamp, previous_size bigint, planned_size bigint,
+        added bigint, removed bigint, unchanged bigint, failed bigint, batches bigint, message varchar)""",
+    f"""create table if not exists {SCHEMA}.batches (
+        run_id varchar not null, audience varchar not null, destination varchar not null, batch_seq integer not null,
+        action varchar not null, size integer not null, confirmed integer not null, failed integer not null,
+        response_json varchar, recorded_at timestamp not null)""",
+    f"""create table if not exists {SCHEMA}.control_group (
+        run_id varchar not null, audience varchar not null, customer_id varchar not null,
+        recorded_at timestamp not null)""",
+    f"""create table if not exists {SCHEMA}.members_provenance (
+        run_id varchar not null, audience varchar not null, customer_id varchar not null, is_control boolean not null,
+        model_version varchar, segment_rule varchar, recorded_at timestamp not null)""",
+]
+LEDGER_COLUMNS = ["member_key", "identifiers_json", "fingerprint", "value", "external_id", "state", "run_id",
+                  "model_version", "segment_rule"]
+
+
+def utc_now() -> datetime:
+    """Current UTC time as a naive timestamp (the warehouse stores UTC without zone)."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
+    """Create the `sync` schema and its tables when missing (idempotent)."""
+    for statement in DDL:
+        conn.execute(statement)
+
+
+@dataclass(frozen=True)
+class SyncRecord:
+    """One member as a destination sees it: a stable key, what is sent to identify it, an optional value."""
+
+    member_key: str
+    identifiers: Mapping[str, Any]
+    value: float | None = None
+    external_id: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the canonical JSON of the identifiers (changes when what we send for the member changes)."""
+        return fingerprint_of(self.identifiers)
+
+
+def fingerprint_of(identifiers: Mapping[str, Any]) -> str:
+    """SHA-256 hex of identifiers serialized as sorted, compact JSON."""
+    canonical = json.dumps(identifiers, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def rounded_value(value: Any) -> float | None:
+    """A member value at cent precision, or None when missing."""
+    if value is None or value != value:
+        return None
+    return round(float(value), VALUE_DECIMALS)
+
+
+@dataclass
+class Diff:
+    """What to send: keys to add (new, changed or unconfirmed), keys to remove, keys already in place.
+
+    `replace` lists keys whose identifiers changed: the old identity is removed and the new one added.
+    """
+
+    add: list[str] = field(default_factory=list)
+    remove: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    replace: list[str] = field(default_factory=list)
+
+
+def plan_diff(current: pd.DataFrame, ledger: pd.DataFrame) -> Diff:
+    """Diff of current members (member_key, fingerprint, value) against the ledger rows of one destination."""
+    current_rows = {row.member_key: row for row in current.itertuples(index=False)}
+    ledger_rows = {row.member_key: row for row in ledger.itertuples(index=False)}
+    diff = Diff()
+    for key in sorted(ledger_rows.keys() - current_rows.keys()):
+        diff.remove.append(key)
+    for key in sorted(current_rows):
+        now = current_rows[key]
+        held = ledger_rows.get(key)
+        if held is None:
+            diff.add.append(key)
+        elif held.fingerprint != now.fingerprint:
+            diff.replace.append(key)
+            diff.remove.append(key)
+            diff.add.append(key)
+        elif held.state == CONFIRMED and rounded_value(held.value) == rounded_value(now.value):
+            diff.unchanged.append(key)
+        else:
+            diff.add.append(key)  # value changed, or a pending row from an interrupted run
+    diff.remove.sort()
+    return diff
+
+
+def load_ledger(conn: duckdb.DuckDBPyConnection, destination: str, audience: str) -> pd.DataFrame:
+    """Every ledger row of one destination and audience (any state)."""
+    ensure_schema(conn)
+    return conn.execute(
+        f"select {', '.join(LEDGER_COLUMNS)} from {SCHEMA}.destination_members "
+        "where destination = ? and audience = ? order by member_key",
+        [destination, audience],
+    ).df()
+
+
+def confirmed_size(conn: duckdb.DuckDBPyConnection, destination: str, audience: str) -> int:
+    """Number of members the destination is known to hold for this audience (confirmed rows)."""
+    ensure_schema(conn)
+    row = conn.execute(
+        f"select count(*) from {SCHEMA}.destination_members where destination = ? and audience = ? and state = ?",
+        [destination, audience, CONFIRMED],
+    ).fetchone()
+    return int(row[0])
+
+
+def mark_pending_add(conn: duckdb.DuckDBPyConnection, destination: str, audience: str,
+                     records: Iterable[SyncRecord], run_id: str, model_version: str | None,
+                     segment_rule: str | None) -> None:
+    """Write/overwrite rows as pending_add with the identifiers about to be sent (provenance of this run)."""
+    rows = [
+        (destination, audience, r.member_key, json.dumps(dict(r.identifiers), sort_keys=True, default=str),
+         r.fingerprint, rounded_value(r.value), r.external_id, PENDING_ADD, run_id, model_version, segment_rule,
+         utc_now())
+        for r in records
+    ]
+    if rows:
+        conn.executemany(
+            f"insert or replace into {SCHEMA}.destination_members values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+        )
+
+
+def mark_pending_remove(conn: duckdb.DuckDBPyConnection, destination: str, audience: str,
+                        member_keys: Iterable[str]) -> None:
+    """Flag held rows as pending_remove just before their removal is sent."""
+    keys = list(member_keys)
+    if keys:
+        conn.execute(
+            f"update {SCHEMA}.destination_members set state = ?, updated_at = ? "
+            "where destination = ? and audience = ? and member_key in (select unnest(?))",
+            [PENDING_REMOVE, utc_now(), destination, audience, keys],
+        )
+
+
+def confirm_adds(conn: duckdb.DuckDBPyConnection, destination: str, audience: str, member_keys: Iterable[str],
+                 external_ids: Mapping[str, str] | None = None) -> None:
+    """Mark rows confirmed after the API confirmed them, storing the destination's record id where it gave one."""
+    keys = list(member_keys)
+    if not keys:
+        return
+    conn.execute(
+        f"update {SCHEMA}.destination_members set state = ?, updated_at = ? "
+        "where destination = ? and audience = ? and member_key in (select unnest(?))",
+        [CONFIRMED, utc_now(), destination, audience, keys],
+    )
+    for key, external_id in (external_ids or {}).items():
+        conn.execute(
+            f"update {SCHEMA}.destination_members set external_id = ? "
+            "where destination = ? and audience = ? and member_key = ?",
+            [external_id, destination, audience, key],
+        )
+
+
+def confirm_removes(conn: duckdb.DuckDBPyConnection, destination: str, audience: str,
+                    member_keys: Iterable[str]) -> None:
+    """Delete rows whose removal the API confirmed (the destination no longer holds them)."""
+    keys = list(member_keys)
+    if keys:
+        conn.execute(
+            f"delete from {SCHEMA}.destination_members "
+            "where destination = ? and audience = ? and member_key in (select unnest(?)) and state = ?",
+            [destination, audience, keys, PENDING_REMOVE],
+        )
+
+
+def records_from_ledger(ledger: pd.DataFrame, member_keys: Iterable[str]) -> list[SyncRecord]:
+    """SyncRecords rebuilt from ledger rows (the exact identifiers that were sent), in the given key order."""
+    by_key = {row.member_key: row for row in ledger.itertuples(index=False)}
+    records = []
+    for key in member_keys:
+        row = by_key[key]
+        external_id = row.external_id if isinstance(row.external_id, str) else None
+        records.append(SyncRecord(key, json.loads(row.identifiers_json), rounded_value(row.value), external_id))
+    return records
+
+
+def start_run(conn: duckdb.DuckDBPyConnection, run_id: str, audience: str, destination: str,
+              model_version: str | None, segment_rule: str, dry_run: bool, previous_size: int,
+              planned_size: int) -> None:
+    """Insert the run row with status `running` (finish_run completes it)."""
+    ensure_schema(conn)
+    conn.execute(
+        f"insert into {SCHEMA}.runs values (?, ?, ?, ?, ?, ?, 'running', ?, null, ?, ?, 0, 0, 0, 0, 0, null)",
+        [run_id, audience, destination, model_version, segment_rule, dry_run, utc_now(), previous_size, planned_size],
+    )
+
+
+def finish_run(conn: duckdb.DuckDBPyConnection, run_id: str, audience: str, destination: str, status: str,
+               counts: Mapping[str, int], message: str | None = None) -> None:
+    """Complete a run row with its status, counts and message (the destination's error on failure)."""
+    conn.execute(
+        f"update {SCHEMA}.runs set status = ?, finished_at = ?, added = ?, removed = ?, unchanged = ?, failed = ?, "
+        "batches = ?, message = ? where run_id = ? and audience = ? and destination = ? and status = 'running'",
+        [status, utc_now(), counts.get("added", 0), counts.get("removed", 0), counts.get("unchanged", 0),
+         counts.get("failed", 0), counts.get("batches", 0), message, run_id, audience, destination],
+    )
+
+
+def record_batch(conn: duckdb.DuckDBPyConnection, run_id: str, audience: str, destination: str, batch_seq: int,
+                 action: str, size: int, confirmed: int, failed: int, response: Any) -> None:
+    """Log one sent batch with what the destination answered."""
+    conn.execute(
+        f"insert into {SCHEMA}.batches values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [run_id, audience, destination, batch_seq, action, size, confirmed, failed,
+         json.dumps(response, default=str)[:20000], utc_now()],
+    )
+
+
+def record_membership(conn: duckdb.DuckDBPyConnection, run_id: str, audience: str, members: pd.DataFrame,
+                      model_version: str | None, segment_rule: str) -> None:
+    """Record provenance of every member and the held-out control group for this run (idempotent per run)."""
+    ensure_schema(conn)
+    now = utc_now()
+    for table in ("members_provenance", "control_group"):
+        conn.execute(f"delete from {SCHEMA}.{table} where run_id = ? and audience = ?", [run_id, audience])
+    frame = pd.DataFrame({
+        "run_id": run_id, "audience": audience, "customer_id": members["customer_id"].astype(str),
+        "is_control": members["is_control"].astype(bool), "model_version": model_version,
+        "segment_rule": segment_rule, "recorded_at": now,
+    })
+    conn.register("_segmint_members", frame)
+    try:
+        conn.execute(f"insert into {SCHEMA}.members_provenance select run_id, audience, customer_id, is_control, "
+                     "model_version, segment_rule, recorded_at from _segmint_members")
+        conn.execute(f"insert into {SCHEMA}.control_group select run_id, audience, customer_id, recorded_at "
+                     "from _segmint_members where is_control")
+    finally:
+        conn.unregister("_segmint_members")

@@ -1,0 +1,233 @@
+"""Diff-based, consent-aware, resumable sync of one audience to one destination, the change guard, and lift.
+
+Flow of `sync_audience`: select members (rule in DuckDB) -> drop the control group -> consent filter (ad and
+email destinations get marketing_consent = true only; CRM and webhook get everyone) -> build each member's
+destination record (normalized, hashed where the platform requires) -> diff against the ledger -> removes, then
+adds, in batches of at most `destination.max_batch`; each batch is written `pending_*` before sending and marked
+confirmed only after the API confirmed it -> read back what the destination reports.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from activation import ledger
+from activation.audiences import Audience, select_members
+from activation.destinations.base import CONSENT_REQUIRED_KINDS, Destination, chunked
+from activation.http import DestinationError
+from activation.ledger import SyncRecord
+
+
+class SyncGuardError(RuntimeError):
+    """The audience would change size by more than its max_change_share since the destination's last state."""
+
+
+@dataclass
+class SyncPlan:
+    """What a sync would do: the records to hold, the diff against the ledger and the size change."""
+
+    records: dict[str, SyncRecord]
+    ledger_rows: pd.DataFrame
+    diff: ledger.Diff
+    previous_size: int
+    new_size: int
+    members: int
+    control: int
+    skipped_no_consent: int
+    skipped_unmatchable: int
+
+
+@dataclass
+class SyncReport:
+    """What one sync did (the numbers the orchestrator shows as metadata)."""
+
+    audience: str
+    destination: str
+    run_id: str
+    dry_run: bool
+    added: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    batches: int = 0
+    duration_s: float = 0.0
+    readback: dict[str, Any] = field(default_factory=dict)
+    members: int = 0
+    control: int = 0
+    skipped_no_consent: int = 0
+    skipped_unmatchable: int = 0
+    failures: dict[str, str] = field(default_factory=dict)
+
+
+def guard_change(previous_size: int, new_size: int, max_change_share: float) -> tuple[bool, str]:
+    """(ok, message): not ok when the size moves by more than max_change_share of the previous size.
+
+    A first sync (previous size 0) always passes: there is nothing to protect yet.
+    """
+    if previous_size <= 0:
+        return True, f"first sync: {new_size} members"
+    change = (new_size - previous_size) / previous_size
+    message = (f"audience size {previous_size} -> {new_size} ({change:+.1%}); "
+               f"allowed change is +/-{max_change_share:.0%}")
+    return abs(change) <= max_change_share, message
+
+
+def consenting(members: pd.DataFrame, destination_kind: str) -> pd.Series:
+    """Boolean mask of members this kind of destination may receive (unknown consent counts as no)."""
+    if destination_kind not in CONSENT_REQUIRED_KINDS:
+        return pd.Series(True, index=members.index)
+    return members["marketing_consent"].fillna(False).astype(bool)
+
+
+def plan_sync(conn: duckdb.DuckDBPyConnection, audience: Audience, destination: Destination,
+              members: pd.DataFrame | None = None) -> SyncPlan:
+    """The diff a sync would send, without sending anything (also what the blocking guard check needs)."""
+    members = select_members(conn, audience) if members is None else members
+    treated = members[~members["is_control"].astype(bool)]
+    allowed = treated[consenting(treated, destination.kind)]
+    records: dict[str, SyncRecord] = {}
+    unmatchable = 0
+    for member in allowed.to_dict("records"):
+        record = destination.build_record(member)
+        if record is None:
+            unmatchable += 1
+        else:
+            records[record.member_key] = record
+    current = pd.DataFrame({"member_key": list(records),
+                            "fingerprint": [r.fingerprint for r in records.values()],
+                            "value": [r.value for r in records.values()]})
+    held = ledger.load_ledger(conn, destination.name, audience.name)
+    return SyncPlan(records=records, ledger_rows=held, diff=ledger.plan_diff(current, held),
+                    previous_size=ledger.confirmed_size(conn, destination.name, audience.name),
+                    new_size=len(records), members=len(members), control=int(members["is_control"].sum()),
+                    skipped_no_consent=len(treated) - len(allowed), skipped_unmatchable=unmatchable)
+
+
+def _reconcile(conn: duckdb.DuckDBPyConnection, destination: Destination, audience: str,
+               readback: dict[str, Any]) -> dict[str, Any]:
+    """Compare record ids a destination lists (HubSpot) with the ledger, keeping counts instead of the ids."""
+    member_ids = readback.pop("member_record_ids", None)
+    if member_ids is None:
+        return readback
+    held = ledger.load_ledger(conn, destination.name, audience)
+    confirmed_ids = set(held.loc[held["state"] == ledger.CONFIRMED, "external_id"].dropna().astype(str))
+    listed = set(member_ids)
+    readback["ledger_size"] = len(confirmed_ids)
+    readback["in_destination_not_in_ledger"] = len(listed - confirmed_ids)
+    readback["in_ledger_not_in_destination"] = len(confirmed_ids - listed)
+    readback["agrees_with_ledger"] = listed == confirmed_ids
+    return readback
+
+
+def sync_audience(conn: duckdb.DuckDBPyConnection, audience: Audience, destination: Destination, run_id: str,
+                  model_version: str | None, dry_run: bool = False, members: pd.DataFrame | None = None,
+                  enforce_guard: bool = True) -> SyncReport:
+    """Send one audience's additions and removals to one destination; see the module docstring for the flow.
+
+    Dry-run: the destination must have been built with a dry_run_dir (its requests become JSON files); the
+    ledger is not touched. A DestinationError (4xx, or retries exhausted) marks the run failed and propagates;
+    everything confirmed before it stays confirmed, the rest stays pending and is re-sent by the next run.
+    """
+    started = time.monotonic()
+    ledger.ensure_schema(conn)
+    members = select_members(conn, audience) if members is None else members
+    plan = plan_sync(conn, audience, destination, members)
+    report = SyncReport(audience=audience.name, destination=destination.name, run_id=run_id, dry_run=dry_run,
+                        unchanged=len(plan.diff.unchanged), members=plan.members, control=plan.control,
+                        skipped_no_consent=plan.skipped_no_consent, skipped_unmatchable=plan.skipped_unmatchable)
+    ok, message = guard_change(plan.previous_size, plan.new_size, audience.max_change_share)
+    if enforce_guard and not ok:
+        raise SyncGuardError(f"{audience.name} -> {destination.name}: {message}")
+    if not dry_run:
+        ledger.record_membership(conn, run_id, audience.name, members, model_version, audience.rule)
+    ledger.start_run(conn, run_id, audience.name, destination.name, model_version, audience.rule, dry_run,
+                     plan.previous_size, plan.new_size)
+    removes = ledger.records_from_ledger(plan.ledger_rows, plan.diff.remove)
+    adds = [plan.records[key] for key in plan.diff.add]
+    try:
+        destination.begin(len(adds), len(removes))
+        for action, records in (("remove", removes), ("add", adds)):
+            for batch in chunked(records, destination.max_batch):
+                _send_batch(conn, audience, destination, run_id, model_version, action, batch, dry_run, report)
+        report.readback = _reconcile(conn, destination, audience.name, destination.readback())
+    except DestinationError as error:
+        report.duration_s = time.monotonic() - started
+        ledger.finish_run(conn, run_id, audience.name, destination.name, "failed", vars(report), error.message)
+        raise
+    report.duration_s = time.monotonic() - started
+    status = "dry_run" if dry_run else ("partial" if report.failed else "succeeded")
+    ledger.finish_run(conn, run_id, audience.name, destination.name, status, vars(report))
+    return report
+
+
+def _send_batch(conn: duckdb.DuckDBPyConnection, audience: Audience, destination: Destination, run_id: str,
+                model_version: str | None, action: str, batch: list[SyncRecord], dry_run: bool,
+                report: SyncReport) -> None:
+    keys = [r.member_key for r in batch]
+    if not dry_run:
+        if action == "add":
+            ledger.mark_pending_add(conn, destination.name, audience.name, batch, run_id, model_version, audience.rule)
+        else:
+            ledger.mark_pending_remove(conn, destination.name, audience.name, keys)
+    result = destination.send_adds(batch) if action == "add" else destination.send_removes(batch)
+    report.batches += 1
+    if not dry_run:
+        if action == "add":
+            ledger.confirm_adds(conn, destination.name, audience.name, result.confirmed, result.external_ids)
+        else:
+            ledger.confirm_removes(conn, destination.name, audience.name, result.confirmed)
+        ledger.record_batch(conn, run_id, audience.name, destination.name, report.batches, action, len(batch),
+                            len(result.confirmed), len(result.failed), result.response)
+    if action == "add":
+        report.added += len(result.confirmed)
+    else:
+        report.removed += len(result.confirmed)
+    report.failed += len(result.failed)
+    for key, reason in list(result.failed.items())[:20]:
+        report.failures[key] = reason
+
+
+def lift_by_audience(assignments: pd.DataFrame, orders: pd.DataFrame) -> pd.DataFrame:
+    """Treated vs control, per audience: buyers share, orders and revenue per customer after first assignment.
+
+    assignments: audience, customer_id, is_control, recorded_at (e.g. sync.members_provenance);
+    orders: customer_id, ordered_at, order_total (e.g. raw.orders). A customer counts from the first run that
+    put them in the audience, in the group of that run (the hash makes the group stable). Revenue is in the
+    order currency; p_value is Welch's t-test on revenue per customer (NaN when a group has < 2 customers).
+    """
+    first = (assignments.sort_values("recorded_at")
+             .groupby(["audience", "customer_id"], as_index=False)
+             .first()[["audience", "customer_id", "is_control", "recorded_at"]])
+    joined = first.merge(orders[["customer_id", "ordered_at", "order_total"]], on="customer_id", how="left")
+    after = joined["ordered_at"] > joined["recorded_at"]
+    joined["orders_after"] = after.astype(int)
+    joined["revenue_after"] = joined["order_total"].where(after, 0.0).fillna(0.0)
+    per_customer = (joined.groupby(["audience", "customer_id", "is_control"], as_index=False)
+                    .agg(orders_after=("orders_after", "sum"), revenue_after=("revenue_after", "sum")))
+    rows = []
+    for audience_name, group in per_customer.groupby("audience"):
+        treated = group[~group["is_control"].astype(bool)]
+        control = group[group["is_control"].astype(bool)]
+        row: dict[str, Any] = {"audience": audience_name}
+        for label, part in (("treated", treated), ("control", control)):
+            row[f"{label}_customers"] = len(part)
+            row[f"{label}_buyer_share"] = float((part["orders_after"] > 0).mean()) if len(part) else np.nan
+            row[f"{label}_orders_per_customer"] = float(part["orders_after"].mean()) if len(part) else np.nan
+            row[f"{label}_revenue_per_customer"] = float(part["revenue_after"].mean()) if len(part) else np.nan
+        row["revenue_per_customer_lift"] = row["treated_revenue_per_customer"] - row["control_revenue_per_customer"]
+        base = row["control_revenue_per_customer"]
+        row["relative_revenue_lift"] = row["revenue_per_customer_lift"] / base if base and base == base else np.nan
+        if len(treated) >= 2 and len(control) >= 2:
+            row["p_value"] = float(stats.ttest_ind(treated["revenue_after"], control["revenue_after"],
+                                                   equal_var=False).pvalue)
+        else:
+            row["p_value"] = np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,117 @@
+{#-
+    CTEs that compute one row per customer as of a cut-off, ending in a CTE named `features`.
+    `cutoff_column` is a column of int_cutoffs (scoring_cutoff or training_cutoff). Every row used is
+    at or before the cut-off, so the training table (as_of - horizon) and the scoring table (as_of)
+    are built by the very same SQL and the model cannot see the future.
+-#}
+{% macro customer_features_at(cutoff_column) %}
+cutoff as (
+    select {{ cutoff_column }} as cutoff_date from {{ ref('int_cutoffs') }}
+),
+
+scoped_orders as (
+    select orders.*, cutoff.cutoff_date
+    from {{ ref('stg_orders') }} as orders
+    cross join cutoff
+    where orders.ordered_on <= cutoff.cutoff_date and not orders.is_cancelled
+),
+
+scoped_events as (
+    select events.*, cutoff.cutoff_date
+    from {{ ref('stg_events') }} as events
+    cross join cutoff
+    where events.occurred_on <= cutoff.cutoff_date and events.customer_id is not null
+),
+
+customers as (
+    select * from {{ ref('stg_customers') }}
+),
+
+purchases as (
+    select
+        *,
+        row_number() over (partition by customer_id order by ordered_at, order_id) as purchase_number,
+        lag(ordered_on) over (partition by customer_id order by ordered_at, order_id) as previous_ordered_on
+    from scoped_orders
+    where not is_refund
+),
+
+purchase_summary as (
+    select
+        customer_id,
+        any_value(cutoff_date) as cutoff_date,
+        min(ordered_at) as first_order_at,
+        max(ordered_at) as last_order_at,
+        min(ordered_on) as first_order_on,
+        max(ordered_on) as last_order_on,
+        count(*) as order_count,
+        count(distinct ordered_on) - 1 as repeat_order_count,
+        sum(order_amount) as gross_revenue,
+        max(order_amount) as max_order_value,
+        max(order_amount) filter (where purchase_number = 1) as first_order_value,
+        max(case
+            when purchase_number = 1 and discount_code is not null then upper(discount_code)
+            when purchase_number = 1 and has_discount then 'UNNAMED_DISCOUNT'
+            when purchase_number = 1 then 'none'
+        end) as entry_offer,
+        max(channel) filter (where purchase_number = 1) as first_order_channel,
+        coalesce(sum(order_amount) filter (where ordered_on > cutoff_date - 90), 0) as revenue_last_90d,
+        count(*) filter (where ordered_on > cutoff_date - 90) as order_count_last_90d,
+        coalesce(sum(order_amount) filter (where ordered_on > cutoff_date - 365), 0) as revenue_last_365d,
+        count(*) filter (where ordered_on > cutoff_date - 365) as order_count_last_365d,
+        avg(case when has_discount then 1.0 else 0.0 end) as discounted_order_share,
+        avg(datediff('day', previous_ordered_on, ordered_on)) as mean_days_between_orders
+    from purchases
+    group by customer_id
+),
+
+refunds as (
+    select customer_id, count(*) as refund_count, sum(order_amount) as refund_amount
+    from scoped_orders
+    where is_refund
+    group by customer_id
+),
+
+behaviour as (
+    select * from {{ behaviour_features('scoped_events', 'customer_id') }}
+),
+
+features as (
+    select
+        purchase_summary.customer_id,
+        purchase_summary.cutoff_date,
+        purchase_summary.first_order_at,
+        purchase_summary.last_order_at,
+        purchase_summary.order_count,
+        purchase_summary.repeat_order_count,
+        datediff('day', purchase_summary.last_order_on, purchase_summary.cutoff_date) as recency_days,
+        datediff('day', purchase_summary.first_order_on, purchase_summary.cutoff_date) as tenure_days,
+        datediff('day', purchase_summary.first_order_on, purchase_summary.last_order_on) as btyd_recency_days,
+        purchase_summary.gross_revenue - coalesce(refunds.refund_amount, 0) as total_revenue,
+        purchase_summary.gross_revenue,
+        purchase_summary.gross_revenue / purchase_summary.order_count as avg_order_value,
+        purchase_summary.max_order_value,
+        purchase_summary.first_order_value,
+        purchase_summary.revenue_last_90d,
+        purchase_summary.order_count_last_90d,
+        purchase_summary.revenue_last_365d,
+        purchase_summary.order_count_last_365d,
+        coalesce(refunds.refund_count, 0) as refund_count,
+        coalesce(refunds.refund_amount, 0) as refund_amount,
+        purchase_summary.discounted_order_share,
+        purchase_summary.mean_days_between_orders,
+        purchase_summary.entry_offer,
+        purchase_summary.first_order_channel,
+        coalesce(customers.acquisition_channel, purchase_summary.first_order_channel, 'unknown') as acquisition_channel,
+        coalesce(customers.country, 'unknown') as country,
+        customers.marketing_consent,
+        coalesce(customers.has_email, false) as has_email,
+        coalesce(customers.has_phone, false) as has_phone,
+        customers.signed_up_at,
+        {{ behaviour_columns('behaviour') }}
+    from purchase_summary
+    left join refunds using (customer_id)
+    left join customers using (customer_id)
+    left join behaviour using (customer_id)
+)
+{% endmacro %}

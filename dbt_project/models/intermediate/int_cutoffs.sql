@@ -1,0 +1,14 @@
+-- One row: the scoring cut-off (the as-of date) and the training cut-off (as-of minus the CLV horizon).
+with run_context as (
+    select * from {{ source('raw', 'run_context') }}
+),
+
+final as (
+    select
+        as_of as scoring_cutoff,
+        cast(as_of - horizon_days * interval 1 day as date) as training_cutoff,
+        horizon_days
+    from run_context
+)
+
+select * from final

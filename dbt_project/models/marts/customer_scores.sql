@@ -1,0 +1,49 @@
+{{ config(tags=['scores']) }}
+-- One row per customer known at the as-of date: predicted value, propensity, segments and the maximum
+-- cost per acquisition a marketer can bid (predicted CLV x margin / target ROAS, both dbt vars).
+with features as (
+    select * from {{ ref('customer_features') }}
+),
+
+rfm as (
+    select * from {{ source('ml', 'rfm_segments') }}
+),
+
+behaviour as (
+    select * from {{ source('ml', 'behavioral_segments') }}
+),
+
+predictions as (
+    select * from {{ source('ml', 'clv_predictions') }}
+),
+
+final as (
+    select
+        features.customer_id,
+        features.cutoff_date as as_of_date,
+        predictions.predicted_clv,
+        predictions.purchase_propensity,
+        rfm.rfm_segment,
+        behaviour.behavioral_segment,
+        rfm.recency_score,
+        rfm.frequency_score,
+        rfm.monetary_score,
+        behaviour.cluster_id,
+        round(predictions.predicted_clv * {{ var('margin', 0.3) }} / {{ var('target_roas', 3.0) }}, 2) as max_cpa,
+        predictions.top_drivers,
+        features.order_count,
+        features.total_revenue,
+        features.recency_days,
+        features.last_order_at,
+        features.acquisition_channel,
+        features.entry_offer,
+        features.marketing_consent,
+        features.has_email,
+        features.has_phone
+    from features
+    left join rfm using (customer_id)
+    left join behaviour using (customer_id)
+    left join predictions using (customer_id)
+)
+
+select * from final

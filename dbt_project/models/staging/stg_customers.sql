@@ -1,0 +1,29 @@
+-- One row per customer_id from customers.csv (the first row wins when an id repeats).
+with source as (
+    select * from {{ source('raw', 'customers') }}
+),
+
+ranked as (
+    select *, row_number() over (partition by customer_id order by source_row) as row_rank
+    from source
+),
+
+final as (
+    select
+        customer_id,
+        email,
+        phone,
+        first_name,
+        last_name,
+        postal_code,
+        upper(nullif(trim(country), '')) as country,
+        signed_up_at,
+        nullif(lower(trim(acquisition_channel)), '') as acquisition_channel,
+        marketing_consent,
+        nullif(trim(email), '') is not null as has_email,
+        nullif(trim(phone), '') is not null as has_phone
+    from ranked
+    where row_rank = 1
+)
+
+select * from final

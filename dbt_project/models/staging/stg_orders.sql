@@ -1,0 +1,26 @@
+-- One row per accepted order row. Refunds are rows with a negative total or a refund status;
+-- cancelled/void orders never count as revenue.
+with source as (
+    select * from {{ source('raw', 'orders') }}
+),
+
+final as (
+    select
+        order_id,
+        customer_id,
+        ordered_at,
+        cast(ordered_at as date) as ordered_on,
+        lower(coalesce(status, 'completed')) as status,
+        coalesce(lower(status), '') in ('cancelled', 'canceled', 'void', 'voided') as is_cancelled,
+        order_total < 0 or coalesce(lower(status), '') in ('refunded', 'refund', 'returned') as is_refund,
+        abs(order_total) as order_amount,
+        coalesce(discount_amount, 0) as discount_amount,
+        nullif(trim(discount_code), '') as discount_code,
+        nullif(trim(discount_code), '') is not null or coalesce(discount_amount, 0) > 0 as has_discount,
+        coalesce(nullif(lower(trim(channel)), ''), 'unknown') as channel,
+        upper(currency) as currency,
+        source_row
+    from source
+)
+
+select * from final

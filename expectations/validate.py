@@ -1,0 +1,90 @@
+"""One helper that validates a DataFrame against a suite and summarises the result for a Dagster check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import great_expectations as gx
+import pandas as pd
+
+SAMPLE_ROWS = 5
+
+
+@dataclass(frozen=True)
+class FailedExpectation:
+    """One expectation that did not hold, with how often and on which rows."""
+
+    expectation: str
+    column: str | None
+    severity: str
+    unexpected_count: int
+    unexpected_percent: float
+    sample_rows: list[dict] = field(default_factory=list)
+
+    def describe(self) -> str:
+        where = f" on {self.column}" if self.column else ""
+        return f"{self.expectation}{where}: {self.unexpected_count} rows ({self.unexpected_percent:.2f} %)"
+
+
+@dataclass(frozen=True)
+class ValidationSummary:
+    """Outcome of one suite on one table: error-level failures block, warnings only inform."""
+
+    suite: str
+    row_count: int
+    evaluated: int
+    failed: list[FailedExpectation]
+
+    @property
+    def errors(self) -> list[FailedExpectation]:
+        return [f for f in self.failed if f.severity == "error"]
+
+    @property
+    def warnings(self) -> list[FailedExpectation]:
+        return [f for f in self.failed if f.severity != "error"]
+
+    @property
+    def passed(self) -> bool:
+        return not self.errors
+
+
+def _context() -> gx.data_context.AbstractDataContext:
+    context = gx.get_context(mode="ephemeral")
+    # Progress bars would flood the run logs with carriage-return lines.
+    context.variables.progress_bars = gx.data_context.types.base.ProgressBarsConfig(globally=False)
+    return context
+
+
+def validate(df: pd.DataFrame, suite: gx.ExpectationSuite) -> ValidationSummary:
+    """Validate `df` with `suite` in an ephemeral context (nothing is written to disk)."""
+    context = _context()
+    suite = context.suites.add(suite)
+    batch_definition = (
+        context.data_sources.add_pandas("segmint")
+        .add_dataframe_asset(name=suite.name)
+        .add_batch_definition_whole_dataframe("whole_table")
+    )
+    df = df.reset_index(drop=True)
+    result = batch_definition.get_batch(batch_parameters={"dataframe": df}).validate(
+        suite, result_format={"result_format": "COMPLETE"}
+    )
+    failed = []
+    for item in result.results:
+        if item.success:
+            continue
+        config = item.expectation_config
+        details = item.result or {}
+        indexes = list(details.get("unexpected_index_list") or [])[:SAMPLE_ROWS]
+        rows = df.iloc[[i for i in indexes if isinstance(i, int)]].to_dict("records")
+        sample = [{k: (None if pd.isna(v) else str(v)) for k, v in row.items()} for row in rows]
+        failed.append(
+            FailedExpectation(
+                expectation=config.type,
+                column=config.kwargs.get("column") or config.kwargs.get("column_A"),
+                severity=(config.meta or {}).get("severity", "error"),
+                unexpected_count=int(details.get("unexpected_count") or 0),
+                unexpected_percent=float(details.get("unexpected_percent") or 0.0),
+                sample_rows=sample,
+            )
+        )
+    return ValidationSummary(suite=suite.name, row_count=len(df), evaluated=len(result.results), failed=failed)

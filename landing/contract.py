@@ -1,0 +1,156 @@
+"""The raw-table contract of the landing zone: file names, columns, types and validation constants.
+
+Everything dbt reads from schema `raw` is spelled here once (see docs/ARCHITECTURE.md,
+"Landing zone -> raw tables"); the ingest SQL is generated from these specs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Literal
+
+RAW_SCHEMA = "raw"
+SUPPORTED_EXTENSIONS = ("csv", "parquet")
+
+# A value of a kind is parsed from the raw text by the rule of that kind (see landing/rules.py).
+ColumnKind = Literal["text", "id", "currency", "timestamp", "amount", "boolean"]
+
+# Timestamps outside this window are placeholders or typos (1900-01-01 from spreadsheets, 9999-12-31,
+# `infinity`), never real shop activity: they are quarantined as `implausible_timestamp`.
+EARLIEST_PLAUSIBLE_DATE = date(1990, 1, 1)
+LATEST_PLAUSIBLE_DATE = date(2100, 1, 1)
+# An amount whose absolute value reaches this is an overflow or a typo in any currency (it stays
+# above the largest real orders even in VND or IDR): quarantined as `absurd_amount`.
+ABSURD_AMOUNT = 1_000_000_000.0
+# Quarantine reasons quote the offending value; a longer value is cut so one reason stays one short line.
+MAX_VALUE_CHARS_IN_REASON = 80
+# Characters stripped around every text value (and nothing else: `"0042"` stays `"0042"`).
+STRIPPED_WHITESPACE = " \t\r\n"
+TRUE_WORDS = ("true", "yes", "1", "y")
+FALSE_WORDS = ("false", "no", "0", "n")
+# The reason code for rows after the as-of date; reported separately so counts reconcile.
+AFTER_AS_OF = "after_as_of"
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One column of a raw table: its contract name, SQL type and how its raw text is parsed."""
+
+    name: str
+    kind: ColumnKind
+    sql_type: str
+    # A row whose value is empty is quarantined as `missing_<name>` (only for required values).
+    value_required: bool = False
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One landing file and the raw table it becomes (one row per accepted record)."""
+
+    name: str
+    columns: tuple[ColumnSpec, ...]
+    # Columns the header must contain, else the file cannot be read at all (LandingError).
+    required_columns: tuple[str, ...]
+    # At least one of these must be in the header (events: customer_id or anonymous_id).
+    one_of_columns: tuple[str, ...]
+    # Records sharing this key are duplicates (identical: first kept; conflicting: all quarantined).
+    key_column: str
+    # Rows whose date in this column is after as_of are quarantined as `after_as_of`.
+    as_of_column: str
+    file_required: bool
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """Contract column names in table order, without the lineage columns."""
+        return tuple(column.name for column in self.columns)
+
+
+def _text(name: str, value_required: bool = False) -> ColumnSpec:
+    return ColumnSpec(name, "text", "VARCHAR", value_required)
+
+
+def _id(name: str, value_required: bool = False) -> ColumnSpec:
+    return ColumnSpec(name, "id", "VARCHAR", value_required)
+
+
+def _timestamp(name: str, value_required: bool = False) -> ColumnSpec:
+    return ColumnSpec(name, "timestamp", "TIMESTAMP", value_required)
+
+
+def _amount(name: str, value_required: bool = False) -> ColumnSpec:
+    return ColumnSpec(name, "amount", "DOUBLE", value_required)
+
+
+ORDERS = TableSpec(
+    name="orders",
+    columns=(
+        _id("order_id", value_required=True),
+        _id("customer_id", value_required=True),
+        _timestamp("ordered_at", value_required=True),
+        _amount("order_total", value_required=True),
+        ColumnSpec("currency", "currency", "VARCHAR"),
+        _amount("discount_amount"),
+        _text("discount_code"),
+        _text("channel"),
+        _text("status"),
+    ),
+    required_columns=("order_id", "customer_id", "ordered_at", "order_total"),
+    one_of_columns=(),
+    key_column="order_id",
+    as_of_column="ordered_at",
+    file_required=True,
+)
+
+CUSTOMERS = TableSpec(
+    name="customers",
+    columns=(
+        _id("customer_id", value_required=True),
+        _text("email"),
+        _text("phone"),
+        _text("first_name"),
+        _text("last_name"),
+        _text("postal_code"),
+        _text("country"),
+        _timestamp("signed_up_at"),
+        _text("acquisition_channel"),
+        ColumnSpec("marketing_consent", "boolean", "BOOLEAN"),
+    ),
+    required_columns=("customer_id",),
+    one_of_columns=(),
+    key_column="customer_id",
+    as_of_column="signed_up_at",
+    file_required=False,
+)
+
+EVENTS = TableSpec(
+    name="events",
+    columns=(
+        _id("event_id", value_required=True),
+        _id("customer_id"),
+        _id("anonymous_id"),
+        _timestamp("occurred_at", value_required=True),
+        _text("event_type", value_required=True),
+        _text("page_type"),
+        _text("product_id"),
+        _text("device"),
+        _text("utm_source"),
+        _text("utm_campaign"),
+    ),
+    required_columns=("event_id", "occurred_at", "event_type"),
+    one_of_columns=("customer_id", "anonymous_id"),
+    key_column="event_id",
+    as_of_column="occurred_at",
+    file_required=False,
+)
+
+# Orders come first: the default as-of date is derived from them before the other files are judged.
+LANDING_TABLES: tuple[TableSpec, ...] = (ORDERS, CUSTOMERS, EVENTS)
+
+LINEAGE_COLUMNS_SQL = "source_file VARCHAR, source_row BIGINT"
+QUARANTINE_COLUMNS_SQL = "source_file VARCHAR, source_row BIGINT, raw_record VARCHAR, reason VARCHAR"
+INGEST_LOG_COLUMNS_SQL = (
+    "source_file VARCHAR, table_name VARCHAR, rows_in BIGINT, rows_accepted BIGINT, "
+    "rows_quarantined BIGINT, rows_after_as_of BIGINT"
+)
+RUN_CONTEXT_COLUMNS_SQL = "as_of DATE, horizon_days INTEGER, landing_dir VARCHAR, is_demo BOOLEAN"

@@ -1,0 +1,287 @@
+"""Ingest of the landing zone into the typed `raw.*` tables, with every rejected record kept in `raw.quarantine`.
+
+All row work happens in DuckDB SQL. Each output table is built under a staging name and the six tables
+are swapped in one transaction, so a run killed mid-way leaves the previous raw tables readable, and the
+same input always gives identical tables (rows ordered by source_row, no wall-clock values).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from landing.contract import (
+    AFTER_AS_OF,
+    INGEST_LOG_COLUMNS_SQL,
+    LANDING_TABLES,
+    LINEAGE_COLUMNS_SQL,
+    ORDERS,
+    QUARANTINE_COLUMNS_SQL,
+    RAW_SCHEMA,
+    RUN_CONTEXT_COLUMNS_SQL,
+    TableSpec,
+)
+from landing.rules import (
+    REASON,
+    duplicate_keys_sql,
+    judged_records_sql,
+    last_valid_date_sql,
+    parse_records_sql,
+    raw_record_json_sql,
+)
+from landing.sources import LandingError, LoadedSource, find_landing_file, load_source, resolve_columns, sql_string
+
+QUARANTINE = "quarantine"
+INGEST_LOG = "ingest_log"
+RUN_CONTEXT = "run_context"
+OUTPUT_TABLES = tuple(spec.name for spec in LANDING_TABLES) + (QUARANTINE, INGEST_LOG, RUN_CONTEXT)
+STAGE_PREFIX = "_stage_"
+WORK_PREFIX = "_landing_"
+NO_CURRENCY = "(none)"
+
+
+@dataclass(frozen=True)
+class FileReport:
+    """What happened to one landing file: rows_in = rows_accepted + rows_quarantined (after_as_of is a subset)."""
+
+    source_file: str
+    table_name: str
+    rows_in: int
+    rows_accepted: int
+    rows_quarantined: int
+    rows_after_as_of: int
+    reasons: dict[str, int]
+    missing_columns: tuple[str, ...]
+    # Accepted rows per currency code (orders only; `(none)` = empty currency). More than one key = mixed.
+    currencies: dict[str, int] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LandingReport:
+    """One ingest run: the as-of date used, one report per file read, and the optional files not found."""
+
+    as_of: date
+    files: tuple[FileReport, ...]
+    missing_files: tuple[str, ...]
+
+
+def _stage(name: str) -> str:
+    return f"{RAW_SCHEMA}.{STAGE_PREFIX}{name}"
+
+
+def _work(kind: str, spec: TableSpec) -> str:
+    return f"{WORK_PREFIX}{kind}_{spec.name}"
+
+
+def _typed_columns_sql(spec: TableSpec) -> str:
+    return ", ".join(f"{column.name} {column.sql_type}" for column in spec.columns)
+
+
+@contextmanager
+def _ingest_session(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Session settings the ingest relies on (naive timestamps are UTC; scans keep file order), then restored."""
+    saved = {
+        setting: conn.execute(f"SELECT current_setting('{setting}')").fetchone()[0]
+        for setting in ("TimeZone", "preserve_insertion_order")
+    }
+    conn.execute("SET TimeZone = 'UTC'")
+    conn.execute("SET preserve_insertion_order = true")
+    try:
+        yield
+    finally:
+        for setting, value in saved.items():
+            conn.execute(f"SET {setting} = {sql_string(str(value))}")
+
+
+@dataclass(frozen=True)
+class _ParsedFile:
+    """A landing file loaded and parsed into work tables, waiting for the as-of date to be judged."""
+
+    spec: TableSpec
+    file_name: str
+    source: LoadedSource
+    parsed_table: str
+    duplicates_table: str
+    missing_columns: tuple[str, ...]
+
+
+def _parse_file(conn: duckdb.DuckDBPyConnection, spec: TableSpec, path: Path) -> _ParsedFile:
+    """Load one landing file and parse every record (types, record-level reasons, duplicate keys)."""
+    source = load_source(conn, path, _work("src", spec))
+    positions = resolve_columns(spec, source.header, path.name)
+    if spec.file_required and source.rows_in == 0:
+        raise LandingError(f"{path.name}: no data rows")
+    parsed_table, duplicates_table = _work("parsed", spec), _work("dups", spec)
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE {parsed_table} AS {parse_records_sql(spec, source.table, positions)}")
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE {duplicates_table} AS {duplicate_keys_sql(spec, parsed_table)}")
+    missing = tuple(name for name in spec.column_names if name not in positions)
+    return _ParsedFile(spec, path.name, source, parsed_table, duplicates_table, missing)
+
+
+def _default_as_of(conn: duckdb.DuckDBPyConnection, orders: _ParsedFile) -> date:
+    """The last accepted order date; no valid order at all -> LandingError (there is nothing to model)."""
+    last = conn.execute(last_valid_date_sql(ORDERS, orders.parsed_table, orders.duplicates_table)).fetchone()[0]
+    if last is None:
+        raise LandingError(
+            f"{orders.file_name}: no order passed validation ({orders.source.rows_in} rows, all quarantined), "
+            "so the as-of date cannot be derived"
+        )
+    return last
+
+
+def _write_file(conn: duckdb.DuckDBPyConnection, parsed: _ParsedFile, as_of: date) -> FileReport:
+    """Write one file's accepted rows to its staging table and its rejected rows to staging quarantine."""
+    spec = parsed.spec
+    judged = judged_records_sql(spec, parsed.parsed_table, parsed.duplicates_table, as_of)
+    columns = ", ".join(f"CAST({column.name} AS {column.sql_type}) AS {column.name}" for column in spec.columns)
+    file_literal = sql_string(parsed.file_name)
+    conn.execute(
+        f"CREATE OR REPLACE TABLE {_stage(spec.name)} AS SELECT {columns}, {file_literal} AS source_file, source_row "
+        f"FROM ({judged}) WHERE {REASON} IS NULL ORDER BY source_row"
+    )
+    raw_json = raw_record_json_sql(parsed.source.header, "s")
+    conn.execute(
+        f"INSERT INTO {_stage(QUARANTINE)} SELECT {file_literal}, j.source_row, {raw_json}, j.{REASON} "
+        f"FROM ({judged}) AS j JOIN {parsed.source.table} AS s ON s.rowid = j.source_row - 1 "
+        f"WHERE j.{REASON} IS NOT NULL ORDER BY j.source_row"
+    )
+    return _file_report(conn, parsed)
+
+
+def _file_report(conn: duckdb.DuckDBPyConnection, parsed: _ParsedFile) -> FileReport:
+    """Counts for one written file, checked to reconcile with the rows read."""
+    spec = parsed.spec
+    accepted = conn.execute(f"SELECT count(*) FROM {_stage(spec.name)}").fetchone()[0]
+    reason_rows = conn.execute(
+        f"SELECT split_part(reason, ':', 1) AS code, count(*) FROM {_stage(QUARANTINE)} "
+        f"WHERE source_file = ? GROUP BY code ORDER BY code",
+        [parsed.file_name],
+    ).fetchall()
+    reasons = {code: count for code, count in reason_rows}
+    quarantined = sum(reasons.values())
+    if accepted + quarantined != parsed.source.rows_in:
+        # An internal invariant: every record read is either accepted or quarantined, exactly once.
+        raise RuntimeError(
+            f"{parsed.file_name}: {parsed.source.rows_in} rows read but {accepted} accepted + {quarantined} quarantined"
+        )
+    currencies: dict[str, int] = {}
+    if spec is ORDERS and "currency" not in parsed.missing_columns:
+        currency_rows = conn.execute(
+            f"SELECT coalesce(currency, '{NO_CURRENCY}') AS code, count(*) FROM {_stage(spec.name)} "
+            "GROUP BY code ORDER BY code"
+        ).fetchall()
+        currencies = {code: count for code, count in currency_rows}
+    return FileReport(
+        source_file=parsed.file_name,
+        table_name=spec.name,
+        rows_in=parsed.source.rows_in,
+        rows_accepted=accepted,
+        rows_quarantined=quarantined,
+        rows_after_as_of=reasons.get(AFTER_AS_OF, 0),
+        reasons=reasons,
+        missing_columns=parsed.missing_columns,
+        currencies=currencies,
+        notes=parsed.source.notes,
+    )
+
+
+def _stage_empty_table(conn: duckdb.DuckDBPyConnection, spec: TableSpec) -> None:
+    conn.execute(f"CREATE OR REPLACE TABLE {_stage(spec.name)} ({_typed_columns_sql(spec)}, {LINEAGE_COLUMNS_SQL})")
+
+
+def _stage_bookkeeping(
+    conn: duckdb.DuckDBPyConnection, reports: tuple[FileReport, ...], as_of: date, horizon_days: int,
+    landing_dir: Path, is_demo: bool,
+) -> None:
+    """Stage raw.ingest_log (one row per file read) and raw.run_context (exactly one row)."""
+    conn.execute(f"CREATE OR REPLACE TABLE {_stage(INGEST_LOG)} ({INGEST_LOG_COLUMNS_SQL})")
+    if reports:
+        conn.executemany(
+            f"INSERT INTO {_stage(INGEST_LOG)} VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                [r.source_file, r.table_name, r.rows_in, r.rows_accepted, r.rows_quarantined, r.rows_after_as_of]
+                for r in reports
+            ],
+        )
+    conn.execute(f"CREATE OR REPLACE TABLE {_stage(RUN_CONTEXT)} ({RUN_CONTEXT_COLUMNS_SQL})")
+    conn.execute(
+        f"INSERT INTO {_stage(RUN_CONTEXT)} VALUES (?, ?, ?, ?)", [as_of, horizon_days, str(landing_dir), is_demo]
+    )
+
+
+def _swap_in_staged_tables(conn: duckdb.DuckDBPyConnection) -> None:
+    """Replace every raw output table by its staged build in one transaction (all or nothing)."""
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        for name in OUTPUT_TABLES:
+            conn.execute(f"DROP TABLE IF EXISTS {RAW_SCHEMA}.{name}")
+            conn.execute(f"ALTER TABLE {_stage(name)} RENAME TO {name}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _drop_work_tables(conn: duckdb.DuckDBPyConnection) -> None:
+    for spec in LANDING_TABLES:
+        for kind in ("src", "parsed", "dups"):
+            conn.execute(f"DROP TABLE IF EXISTS temp.{_work(kind, spec)}")
+
+
+def _drop_stage_tables(conn: duckdb.DuckDBPyConnection) -> None:
+    for name in OUTPUT_TABLES:
+        conn.execute(f"DROP TABLE IF EXISTS {_stage(name)}")
+
+
+def ingest_landing(
+    conn: duckdb.DuckDBPyConnection, landing_dir: Path, as_of: date | None, horizon_days: int, is_demo: bool
+) -> LandingReport:
+    """(Re)write raw.orders/customers/events/quarantine/ingest_log/run_context from the landing dir.
+
+    `as_of=None` means the last accepted order date. A file that cannot be read at all raises
+    LandingError (one line) and leaves the previous raw tables untouched.
+    """
+    if horizon_days <= 0:
+        raise ValueError(f"horizon_days must be a positive number of days, got {horizon_days}")
+    landing_dir = Path(landing_dir).resolve()
+    if not landing_dir.is_dir():
+        raise LandingError(f"{landing_dir}: landing directory does not exist")
+    paths = {spec.name: find_landing_file(landing_dir, spec) for spec in LANDING_TABLES}
+    if paths[ORDERS.name] is None:
+        raise LandingError(f"orders.csv: file is missing from {landing_dir} (expected orders.csv or orders.parquet)")
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
+    try:
+        with _ingest_session(conn):
+            parsed_files = [
+                _parse_file(conn, spec, path) for spec in LANDING_TABLES if (path := paths[spec.name]) is not None
+            ]
+            effective_as_of = as_of if as_of is not None else _default_as_of(conn, parsed_files[0])
+            conn.execute(f"CREATE OR REPLACE TABLE {_stage(QUARANTINE)} ({QUARANTINE_COLUMNS_SQL})")
+            reports = tuple(_write_file(conn, parsed, effective_as_of) for parsed in parsed_files)
+            for spec in LANDING_TABLES:
+                if paths[spec.name] is None:
+                    _stage_empty_table(conn, spec)
+            _stage_bookkeeping(conn, reports, effective_as_of, horizon_days, landing_dir, is_demo)
+            _swap_in_staged_tables(conn)
+    except BaseException:
+        _drop_stage_tables(conn)
+        raise
+    finally:
+        _drop_work_tables(conn)
+    missing = tuple(spec.name for spec in LANDING_TABLES if paths[spec.name] is None)
+    return LandingReport(as_of=effective_as_of, files=reports, missing_files=missing)
+
+
+def quarantine_summary(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Quarantined rows per source file and reason code (columns: source_file, reason, rows), largest first."""
+    return conn.execute(
+        f"SELECT source_file, split_part(reason, ':', 1) AS reason, count(*) AS rows "
+        f"FROM {RAW_SCHEMA}.{QUARANTINE} GROUP BY ALL ORDER BY rows DESC, source_file, reason"
+    ).df()

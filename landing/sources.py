@@ -1,0 +1,202 @@
+"""Finding a landing file and loading it, as raw text, into a DuckDB table with one row per data record.
+
+The loaded table has one VARCHAR column per header field, named by position (`c0`, `c1`, ...) so that
+any header text is safe in SQL; its `rowid` is the 0-based record number (insertion order is kept).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from landing.contract import STRIPPED_WHITESPACE, SUPPORTED_EXTENSIONS, TableSpec
+
+# Enough bytes to hold any real header line; the header is read by Python's csv module so that
+# segmint, not DuckDB's sniffer, decides the column names (the sniffer can silently fall back to a
+# single column or skip rows on a messy file).
+HEADER_PROBE_BYTES = 1 << 20
+UTF8_BOM = "\ufeff"
+FALLBACK_ENCODING = "latin-1"
+# A UTF-8 BOM is harmless in a header name and invisible to users, so it is stripped with the spaces.
+HEADER_STRIP_CHARS = STRIPPED_WHITESPACE + UTF8_BOM
+
+
+class LandingError(Exception):
+    """A user's file cannot be read at all; str() is ONE clear line naming file, column and row."""
+
+
+@dataclass(frozen=True)
+class LoadedSource:
+    """A landing file loaded as text: `table` has columns c0..cN (VARCHAR), one row per data record."""
+
+    table: str
+    header: tuple[str, ...]
+    rows_in: int
+    notes: tuple[str, ...]
+
+
+def find_landing_file(landing_dir: Path, spec: TableSpec) -> Path | None:
+    """The one `<name>.csv` or `<name>.parquet` in the landing dir, None when absent; both -> LandingError."""
+    present = [landing_dir / f"{spec.name}.{ext}" for ext in SUPPORTED_EXTENSIONS]
+    present = [path for path in present if path.is_file()]
+    if len(present) > 1:
+        names = " and ".join(path.name for path in present)
+        raise LandingError(f"{spec.name}: both {names} exist in {landing_dir}; keep only one of them")
+    return present[0] if present else None
+
+
+def sql_string(value: str) -> str:
+    """`value` as a SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def sql_identifier(value: str) -> str:
+    """`value` as a quoted SQL identifier."""
+    return '"' + value.replace('"', '""') + '"'
+
+
+def source_column(position: int) -> str:
+    """The positional column name of a loaded source table."""
+    return f"c{position}"
+
+
+def read_csv_header(path: Path) -> tuple[str, ...]:
+    """The header field names of a CSV file (surrounding spaces and BOM stripped); () when the file is blank."""
+    with path.open("rb") as handle:
+        probe = handle.read(HEADER_PROBE_BYTES)
+    first_record = next(csv.reader(io.StringIO(_decode_probe(probe).lstrip(UTF8_BOM), newline="")), [])
+    header = tuple(field.strip(HEADER_STRIP_CHARS) for field in first_record)
+    return () if all(name == "" for name in header) else header
+
+
+def _decode_probe(probe: bytes) -> str:
+    """The first bytes of a file as text: UTF-8, else latin-1 (every byte is valid latin-1)."""
+    try:
+        return probe.decode("utf-8")
+    except UnicodeDecodeError as error:
+        # A multi-byte character cut by the probe's end is not an encoding problem.
+        if len(probe) == HEADER_PROBE_BYTES and error.start >= len(probe) - 3:
+            return probe[: error.start].decode("utf-8")
+        return probe.decode(FALLBACK_ENCODING)
+
+
+def _read_csv_sql(path: Path, column_count: int, encoding: str) -> str:
+    # The dialect is fixed (RFC 4180: comma, double-quote quoting and escaping, header line) rather than
+    # sniffed, so the same file always reads the same way; a malformed line is an error, never skipped.
+    columns = ", ".join(f"{sql_string(source_column(i))}: 'VARCHAR'" for i in range(column_count))
+    return (
+        f"SELECT * FROM read_csv({sql_string(str(path))}, columns={{{columns}}}, header=true, "
+        f"auto_detect=false, delim=',', quote='\"', escape='\"', encoding={sql_string(encoding)})"
+    )
+
+
+def _csv_error_line(file_name: str, message: str) -> str:
+    """One line saying where and why DuckDB could not parse a CSV file."""
+    line_match = re.search(r"CSV Error on Line: (\d+)", message)
+    where = f"line {line_match.group(1)}" if line_match else "a line"
+    columns_match = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", message)
+    if columns_match:
+        expected, found = columns_match.groups()
+        return (
+            f"{file_name}: {where} has {found} fields but the header has {expected} "
+            "(not valid CSV: quote values that contain commas)"
+        )
+    if "unterminated quote" in message:
+        return f"{file_name}: {where} has a value with an unterminated quote (not valid CSV)"
+    first_line = message.splitlines()[0] if message else "unknown error"
+    return f"{file_name}: {where} cannot be read as CSV ({first_line})"
+
+
+def _empty_source(conn: duckdb.DuckDBPyConnection, table: str) -> None:
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE {table} ({source_column(0)} VARCHAR)")
+
+
+def load_csv(conn: duckdb.DuckDBPyConnection, path: Path, table: str) -> LoadedSource:
+    """Load a CSV file as text into temp `table`; non-UTF-8 bytes fall back to latin-1 with a note."""
+    header = read_csv_header(path)
+    if not header:
+        _empty_source(conn, table)
+        return LoadedSource(table, (), 0, ("empty file: no header and no data rows",))
+    notes: tuple[str, ...] = ()
+    try:
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {_read_csv_sql(path, len(header), 'utf-8')}")
+    except duckdb.Error as error:
+        if "Invalid unicode" not in str(error):
+            raise LandingError(_csv_error_line(path.name, str(error))) from None
+        # Spreadsheet exports on Windows are often cp1252/latin-1; every byte is valid latin-1, so this
+        # never fails on encoding, and the note tells the user that accents may need checking.
+        notes = (f"not valid UTF-8; decoded as {FALLBACK_ENCODING}",)
+        try:
+            conn.execute(
+                f"CREATE OR REPLACE TEMP TABLE {table} AS {_read_csv_sql(path, len(header), FALLBACK_ENCODING)}"
+            )
+        except duckdb.Error as retry_error:
+            raise LandingError(_csv_error_line(path.name, str(retry_error))) from None
+    rows_in = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    return LoadedSource(table, header, rows_in, notes)
+
+
+def load_parquet(conn: duckdb.DuckDBPyConnection, path: Path, table: str) -> LoadedSource:
+    """Load a Parquet file into temp `table` with every column cast to text (the same rules then apply as for CSV)."""
+    scan = f"read_parquet({sql_string(str(path))})"
+    try:
+        described = conn.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()
+        header = tuple(str(row[0]).strip(HEADER_STRIP_CHARS) for row in described)
+        casts = ", ".join(
+            f"CAST({sql_identifier(str(row[0]))} AS VARCHAR) AS {source_column(i)}" for i, row in enumerate(described)
+        )
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {casts} FROM {scan}")
+    except duckdb.Error as error:
+        first_line = str(error).splitlines()[0]
+        raise LandingError(f"{path.name}: cannot be read as Parquet ({first_line})") from None
+    rows_in = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    return LoadedSource(table, header, rows_in, ())
+
+
+def load_source(conn: duckdb.DuckDBPyConnection, path: Path, table: str) -> LoadedSource:
+    """Load a landing file (by extension) into temp `table` as text, one row per data record."""
+    if path.stat().st_size == 0:
+        _empty_source(conn, table)
+        return LoadedSource(table, (), 0, ("empty file: 0 bytes",))
+    if path.suffix == ".parquet":
+        return load_parquet(conn, path, table)
+    return load_csv(conn, path, table)
+
+
+def resolve_columns(spec: TableSpec, header: tuple[str, ...], file_name: str) -> dict[str, int]:
+    """Contract column name -> header position (case-insensitive); a missing required column -> LandingError."""
+    positions: dict[str, int] = {}
+    wanted = set(spec.column_names)
+    for position, name in enumerate(header):
+        normalized = name.lower()
+        if normalized not in wanted:
+            continue
+        if normalized in positions:
+            raise LandingError(
+                f"{file_name}: column '{normalized}' appears twice in the header "
+                f"(positions {positions[normalized] + 1} and {position + 1})"
+            )
+        positions[normalized] = position
+    if not header:
+        return positions
+    found = ", ".join(header)
+    hint = _delimiter_hint(header)
+    for required in spec.required_columns:
+        if required not in positions:
+            raise LandingError(f"{file_name}: required column '{required}' is missing (found: {found}){hint}")
+    if spec.one_of_columns and not any(name in positions for name in spec.one_of_columns):
+        either = "' or '".join(spec.one_of_columns)
+        raise LandingError(f"{file_name}: required column '{either}' is missing (found: {found}){hint}")
+    return positions
+
+
+def _delimiter_hint(header: tuple[str, ...]) -> str:
+    # A one-column header holding semicolons or tabs is the commonest reason for "missing" columns.
+    if len(header) == 1 and any(separator in header[0] for separator in (";", "\t", "|")):
+        return "; the header looks like it uses another separator, but segmint reads comma-separated CSV"
+    return ""

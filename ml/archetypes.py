@@ -1,0 +1,171 @@
+"""Deterministic, unique names for behavioural clusters, read off their profiles (z-scores vs the clustered base).
+
+Rule, in order:
+1. Each archetype has a signature: features with a direction (+1 high, -1 low). A cluster's match score for
+   an archetype is the mean of direction x z-score over the signature features it has.
+2. A cluster may take an archetype's name only when that score is >= ARCHETYPE_MIN_SCORE. Among eligible
+   pairs, names are assigned by the Hungarian method (maximum total match), so one archetype names at most
+   one cluster and each cluster gets at most one archetype.
+3. Clusters left over get a descriptive name from their largest z-scores ("High sale share, little
+   research"); duplicates get more features, then the cluster id, so names are always unique.
+Behaviour mode uses the five seed archetypes; purchase mode (orders only) uses PURCHASE_ARCHETYPES.
+Customers who were not clustered (cluster NO_WEB_ACTIVITY_CLUSTER) are `No Web Activity`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import linear_sum_assignment
+
+from ml.clustering import NO_WEB_ACTIVITY_CLUSTER, PURCHASE_COLUMNS, PURCHASE_MODE, profile_matrix
+
+NO_WEB_ACTIVITY = "No Web Activity"
+ARCHETYPE_MIN_SCORE = 0.5  # mean signed z-score: half a standard deviation in the signature direction
+DESCRIPTIVE_MIN_ABS_Z = 0.3  # weaker differences are not worth naming a cluster after
+DESCRIPTIVE_FEATURES = 2
+SEGMENT_OUTPUT_COLUMNS = ["customer_id", "cluster_id", "behavioral_segment"]
+
+
+@dataclass(frozen=True)
+class Archetype:
+    """A named behaviour pattern: signature features and their direction (+1 high, -1 low)."""
+
+    name: str
+    signature: dict[str, int]
+    description: str
+
+
+BEHAVIOUR_ARCHETYPES: tuple[Archetype, ...] = (
+    Archetype(
+        "High-Intent Researchers",
+        {"product_views_per_active_day": 1, "research_share": 1},
+        "view many product pages and read reviews and comparisons",
+    ),
+    Archetype(
+        "Discount Seekers",
+        {"sale_share": 1, "discount_event_share": 1, "shipping_abandon_rate": 1, "discounted_order_share": 1},
+        "browse the sale section, use discount codes and drop out when shipping costs appear",
+    ),
+    Archetype("Brand-Focused Explorers", {"brand_share": 1}, "read about-us and brand pages"),
+    Archetype("Visual Browsers", {"visual_share": 1}, "open galleries and play product videos"),
+    Archetype("Urgency-Driven Buyers", {"urgency_share": 1}, "respond to countdowns and low-stock notices"),
+)
+
+PURCHASE_ARCHETYPES: tuple[Archetype, ...] = (
+    Archetype("Frequent high spenders", {"order_count": 1, "avg_order_value": 1}, "many orders with big baskets"),
+    Archetype("Loyal regulars", {"order_count": 1, "recency_days": -1}, "many orders, the last one recent"),
+    Archetype("Deal-driven buyers", {"discounted_order_share": 1}, "most orders use a discount"),
+    Archetype("Big-basket one-timers", {"avg_order_value": 1, "order_count": -1}, "few orders, but big ones"),
+    Archetype("Lapsed buyers", {"recency_days": 1}, "no order for a long time"),
+    Archetype("Recent first-timers", {"recency_days": -1, "order_count": -1}, "one recent order so far"),
+)
+
+# How each feature reads in a name when the cluster is (high, low) on it.
+FEATURE_PHRASES: dict[str, tuple[str, str]] = {
+    "product_views_per_active_day": ("deep product browsing", "shallow product browsing"),
+    "research_share": ("heavy research", "little research"),
+    "sale_share": ("high sale share", "low sale share"),
+    "discount_event_share": ("frequent discount codes", "rare discount codes"),
+    "shipping_abandon_rate": ("shipping-cost drop-outs", "few shipping drop-outs"),
+    "brand_share": ("brand-page reading", "little brand reading"),
+    "visual_share": ("gallery and video use", "little gallery use"),
+    "urgency_share": ("urgency responsive", "urgency indifferent"),
+    "discounted_order_share": ("mostly discounted orders", "full-price orders"),
+    "recency_days": ("long since last order", "recent order"),
+    "order_count": ("many orders", "few orders"),
+    "avg_order_value": ("big baskets", "small baskets"),
+    "mean_days_between_orders": ("long gaps between orders", "short gaps between orders"),
+}
+
+
+def name_clusters(profiles: pd.DataFrame, mode: str | None = None) -> dict[int, str]:
+    """Unique name per cluster_id from its profile z-scores; mode is inferred from the features when None."""
+    if profiles.empty:
+        return {}
+    z_scores = profile_matrix(profiles).sort_index()
+    if mode is None:
+        mode = PURCHASE_MODE if set(z_scores.columns) <= set(PURCHASE_COLUMNS) else "behaviour"
+    archetypes = PURCHASE_ARCHETYPES if mode == PURCHASE_MODE else BEHAVIOUR_ARCHETYPES
+    names = assign_archetypes(archetype_match_scores(z_scores, archetypes))
+    taken = set(names.values())
+    for cluster_id in z_scores.index:
+        if cluster_id not in names:
+            names[cluster_id] = _unique_descriptive_name(z_scores.loc[cluster_id], cluster_id, taken, mode)
+            taken.add(names[cluster_id])
+    return {int(cluster_id): names[cluster_id] for cluster_id in z_scores.index}
+
+
+def archetype_match_scores(z_scores: pd.DataFrame, archetypes: tuple[Archetype, ...]) -> pd.DataFrame:
+    """One row per cluster, one column per archetype name: mean signed z-score of its signature features."""
+    scores = {}
+    for archetype in archetypes:
+        present = [feature for feature in archetype.signature if feature in z_scores.columns]
+        if not present:
+            scores[archetype.name] = pd.Series(-np.inf, index=z_scores.index)
+            continue
+        directions = pd.Series({feature: archetype.signature[feature] for feature in present})
+        scores[archetype.name] = z_scores[present].fillna(0.0).mul(directions, axis=1).mean(axis=1)
+    return pd.DataFrame(scores, index=z_scores.index)
+
+
+def assign_archetypes(match_scores: pd.DataFrame) -> dict[int, str]:
+    """Hungarian assignment of archetype names to clusters, only for pairs scoring >= ARCHETYPE_MIN_SCORE."""
+    eligible = match_scores.to_numpy() >= ARCHETYPE_MIN_SCORE
+    if not eligible.any():
+        return {}
+    # Ineligible pairs cost far more than any eligible one, so they are only chosen when nothing else is left.
+    cost = np.where(eligible, -match_scores.to_numpy(), 1e6)
+    rows, columns = linear_sum_assignment(cost)
+    return {
+        match_scores.index[row]: match_scores.columns[column]
+        for row, column in zip(rows, columns, strict=True)
+        if eligible[row, column]
+    }
+
+
+def describe_cluster(z_scores: pd.Series, n_features: int = DESCRIPTIVE_FEATURES) -> str:
+    """Name from the features furthest from the base ("High sale share, little research"); ties by feature name."""
+    ranked = z_scores.dropna()
+    ranked = ranked[ranked.abs() >= DESCRIPTIVE_MIN_ABS_Z]
+    order = sorted(ranked.index, key=lambda feature: (-abs(ranked[feature]), feature))[:n_features]
+    phrases = [_phrase(feature, ranked[feature]) for feature in order]
+    if not phrases:
+        return ""
+    text = ", ".join(phrases)
+    return text[0].upper() + text[1:]
+
+
+def label_segments(labels: pd.DataFrame, names: dict[int, str]) -> pd.DataFrame:
+    """`ml.behavioral_segments`: one row per customer with cluster_id and its name (`No Web Activity` for -1)."""
+    segment_names = {**names, NO_WEB_ACTIVITY_CLUSTER: NO_WEB_ACTIVITY}
+    segments = labels[["customer_id", "cluster_id"]].copy()
+    segments["behavioral_segment"] = segments["cluster_id"].map(segment_names)
+    unnamed = segments["behavioral_segment"].isna()
+    if unnamed.any():
+        missing = sorted(segments.loc[unnamed, "cluster_id"].unique().tolist())
+        raise ValueError(f"clusters without a name: {missing}")
+    return segments[SEGMENT_OUTPUT_COLUMNS]
+
+
+def archetype_descriptions() -> dict[str, str]:
+    """Plain-words meaning of every archetype name (for reports)."""
+    return {
+        archetype.name: archetype.description for archetype in (*BEHAVIOUR_ARCHETYPES, *PURCHASE_ARCHETYPES)
+    } | {NO_WEB_ACTIVITY: "customers with orders but no tracked web visits"}
+
+
+def _unique_descriptive_name(z_scores: pd.Series, cluster_id: int, taken: set[str], mode: str) -> str:
+    fallback = "Average buyers" if mode == PURCHASE_MODE else "Average browsers"
+    for n_features in range(DESCRIPTIVE_FEATURES, max(DESCRIPTIVE_FEATURES, len(z_scores)) + 1):
+        name = describe_cluster(z_scores, n_features) or fallback
+        if name not in taken:
+            return name
+    return f"{describe_cluster(z_scores) or fallback} (cluster {cluster_id})"
+
+
+def _phrase(feature: str, z_score: float) -> str:
+    high, low = FEATURE_PHRASES.get(feature, (f"high {feature}", f"low {feature}"))
+    return high if z_score > 0 else low

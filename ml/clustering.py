@@ -1,0 +1,349 @@
+"""Behavioural clusters of customers (KMeans, k chosen from the data) with quality numbers and profiles.
+
+Input: `marts.customer_features` (one row per customer). Output: `ClusteringResult`, whose `labels` feed
+`ml.behavioral_segments` (after `ml.archetypes.name_clusters`).
+
+How it works, and why:
+- Mode. Behaviour mode clusters only customers with web events on BEHAVIOUR_COLUMNS; customers without
+  events get cluster NO_WEB_ACTIVITY_CLUSTER (-1), because all-zero behaviour is "unknown", not a behaviour.
+  When (almost) nobody has events (fewer than MIN_BEHAVIOUR_CUSTOMERS or MIN_BEHAVIOUR_SHARE of the base),
+  or the behaviour columns carry no signal (real data with another event vocabulary gives zeros), it falls
+  back to purchase mode on PURCHASE_COLUMNS for everyone, and says so in `notes`.
+- Scaling. Counts, money and day spans are heavy-tailed: log1p first; then everything is standardised so no
+  feature dominates by its unit. Constant columns are dropped (they carry nothing and break z-scores).
+- k. For every k in k_range a KMeans (fixed seed) is fitted on a sample of at most FIT_SAMPLE_SIZE customers;
+  silhouette is measured on SILHOUETTE_SAMPLE_SIZE of them. Every k within SILHOUETTE_TOLERANCE of the best
+  silhouette is a candidate; the candidate with the highest bootstrap stability wins (then the smaller k).
+- Stability. n_bootstrap resamples (with replacement) of the fit sample; KMeans is re-fitted on each and its
+  labels compared with the reference model's labels on the same rows by adjusted Rand index (ARI).
+- Everyone is assigned with the reference model's `predict`, so a 1 M-customer base costs one fit on 50 k rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score, davies_bouldin_score, silhouette_score
+from sklearn.preprocessing import StandardScaler
+
+BEHAVIOUR_COLUMNS: tuple[str, ...] = (
+    "product_views_per_active_day",
+    "research_share",
+    "sale_share",
+    "discount_event_share",
+    "shipping_abandon_rate",
+    "brand_share",
+    "visual_share",
+    "urgency_share",
+    "discounted_order_share",
+)
+PURCHASE_COLUMNS: tuple[str, ...] = (
+    "recency_days",
+    "order_count",
+    "avg_order_value",
+    "discounted_order_share",
+    "mean_days_between_orders",
+)
+# Heavy-tailed, non-negative columns: log1p before standardising so a few extreme customers do not set the scale.
+LOG_SCALED_COLUMNS = frozenset(
+    {"product_views_per_active_day", "recency_days", "order_count", "avg_order_value", "mean_days_between_orders"}
+)
+
+BEHAVIOUR_MODE = "behaviour"
+PURCHASE_MODE = "purchase"
+NO_WEB_ACTIVITY_CLUSTER = -1
+
+MIN_BEHAVIOUR_CUSTOMERS = 50
+MIN_BEHAVIOUR_SHARE = 0.05
+MIN_INFORMATIVE_COLUMNS = 2
+FIT_SAMPLE_SIZE = 50_000
+SILHOUETTE_SAMPLE_SIZE = 5_000
+STABILITY_SAMPLE_SIZE = 5_000
+SILHOUETTE_TOLERANCE = 0.02
+KMEANS_N_INIT = 4
+DEFAULT_K_RANGE = range(3, 9)
+MIN_BOOTSTRAP = 20
+
+K_SCORE_COLUMNS = ["k", "silhouette", "davies_bouldin", "inertia", "stability_ari_mean", "is_candidate", "is_chosen"]
+PROFILE_COLUMNS = ["cluster_id", "n_customers", "feature", "mean", "base_mean", "z_score"]
+
+
+@dataclass(frozen=True)
+class ClusteringResult:
+    """Cluster labels (one row per input customer) plus how k was chosen, quality numbers and cluster profiles."""
+
+    labels: pd.DataFrame  # customer_id, cluster_id (int; NO_WEB_ACTIVITY_CLUSTER = not clustered)
+    k: int
+    mode: str  # BEHAVIOUR_MODE | PURCHASE_MODE
+    feature_columns: list[str]
+    silhouette: float  # -1..1, higher = better separated; NaN when k < 2
+    davies_bouldin: float  # >= 0, lower = better separated; NaN when k < 2
+    stability_ari_mean: float  # 0..1 mean adjusted Rand index over bootstrap re-fits; NaN when k < 2
+    k_scores: pd.DataFrame  # one row per k tried (K_SCORE_COLUMNS)
+    profiles: pd.DataFrame  # long: one row per cluster x feature (PROFILE_COLUMNS), raw-unit means and z-scores
+    notes: list[str] = field(default_factory=list)
+    n_clustered: int = 0
+    fit_sample_size: int = 0
+
+    def metadata(self) -> dict[str, float | int | str]:
+        """Flat numbers and texts for asset metadata."""
+        return {
+            "mode": self.mode,
+            "k": self.k,
+            "silhouette": _round(self.silhouette),
+            "davies_bouldin": _round(self.davies_bouldin),
+            "stability_ari_mean": _round(self.stability_ari_mean),
+            "n_clustered": self.n_clustered,
+            "fit_sample_size": self.fit_sample_size,
+            "feature_columns": ", ".join(self.feature_columns),
+            "notes": " ".join(self.notes),
+        }
+
+
+def cluster_customers(
+    features: pd.DataFrame,
+    seed: int = 0,
+    k_range: range = DEFAULT_K_RANGE,
+    n_bootstrap: int = MIN_BOOTSTRAP,
+) -> ClusteringResult:
+    """Cluster customers on behaviour (or purchase behaviour as a fallback); k from silhouette + stability."""
+    notes: list[str] = []
+    mode, clustered_mask = choose_mode(features, notes)
+    candidate_columns = list(BEHAVIOUR_COLUMNS if mode == BEHAVIOUR_MODE else PURCHASE_COLUMNS)
+    clustered = features.loc[clustered_mask]
+    raw = prepare_raw_features(clustered, candidate_columns)
+    feature_columns = [column for column in candidate_columns if raw[column].std(ddof=0) > 0]
+    dropped = sorted(set(candidate_columns) - set(feature_columns))
+    if dropped:
+        notes.append(f"Dropped columns with no variation: {', '.join(dropped)}.")
+
+    cluster_ids = np.full(len(features), NO_WEB_ACTIVITY_CLUSTER, dtype="int64")
+    matrix = _scaled_matrix(raw[feature_columns])
+    n_distinct = len(np.unique(matrix, axis=0)) if len(matrix) else 0
+    usable_k = [k for k in k_range if 2 <= k < n_distinct]
+    if not usable_k or not feature_columns:
+        notes.append(
+            f"Too few distinct customers ({n_distinct}) for k in {list(k_range)}: everyone clustered is in cluster 0."
+        )
+        cluster_ids[clustered_mask] = 0
+        return _result(features, cluster_ids, clustered_mask, raw, feature_columns, 1, mode, notes, _empty_k_scores(), 0)
+
+    rng = np.random.default_rng(seed)
+    fit_rows = _sample_rows(len(matrix), FIT_SAMPLE_SIZE, rng)
+    fit_matrix = matrix[fit_rows]
+    if len(fit_rows) < len(matrix):
+        notes.append(f"Fitted on a random sample of {len(fit_rows):,} of {len(matrix):,} customers; all were assigned.")
+    models, k_scores = _score_k_range(fit_matrix, usable_k, seed)
+    chosen_k = _choose_k(k_scores, models, fit_matrix, seed, n_bootstrap)
+    k_scores["is_chosen"] = k_scores["k"] == chosen_k
+    notes.append(_k_choice_note(k_scores, chosen_k))
+
+    cluster_ids[clustered_mask] = models[chosen_k].predict(matrix)
+    return _result(
+        features, cluster_ids, clustered_mask, raw, feature_columns, chosen_k, mode, notes, k_scores, len(fit_rows)
+    )
+
+
+def choose_mode(features: pd.DataFrame, notes: list[str]) -> tuple[str, np.ndarray]:
+    """Behaviour mode (cluster customers with events) when enough customers have informative events, else purchase."""
+    has_events = _has_web_events(features)
+    n_with_events = int(has_events.sum())
+    missing = [column for column in BEHAVIOUR_COLUMNS if column not in features.columns]
+    everyone = np.ones(len(features), dtype=bool)
+    if missing:
+        notes.append(f"Purchase mode: behaviour columns missing ({', '.join(missing)}).")
+        return PURCHASE_MODE, everyone
+    enough = n_with_events >= MIN_BEHAVIOUR_CUSTOMERS and n_with_events >= MIN_BEHAVIOUR_SHARE * len(features)
+    if not enough:
+        notes.append(
+            f"Purchase mode: only {n_with_events:,} of {len(features):,} customers have web events "
+            f"(need {MIN_BEHAVIOUR_CUSTOMERS} and {MIN_BEHAVIOUR_SHARE:.0%}); clustered on orders only."
+        )
+        return PURCHASE_MODE, everyone
+    behaviour = prepare_raw_features(features.loc[has_events], list(BEHAVIOUR_COLUMNS))
+    # discounted_order_share comes from orders; web signal needs at least two varying event-based columns.
+    event_columns = [column for column in BEHAVIOUR_COLUMNS if column != "discounted_order_share"]
+    informative = int((behaviour[event_columns].std(ddof=0) > 0).sum())
+    if informative < MIN_INFORMATIVE_COLUMNS:
+        notes.append(
+            "Purchase mode: web events exist but the behaviour columns do not vary "
+            "(event names probably differ from the expected vocabulary); clustered on orders only."
+        )
+        return PURCHASE_MODE, everyone
+    notes.append(
+        f"Behaviour mode: {n_with_events:,} of {len(features):,} customers have web events and were clustered; "
+        f"the other {len(features) - n_with_events:,} get cluster {NO_WEB_ACTIVITY_CLUSTER} (no web activity)."
+    )
+    return BEHAVIOUR_MODE, has_events
+
+
+def prepare_raw_features(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Feature values in their own units with gaps filled: the values profiles describe (before log and scaling)."""
+    raw = pd.DataFrame(index=frame.index)
+    for column in columns:
+        values = pd.to_numeric(frame[column], errors="coerce").astype(float)
+        if column == "mean_days_between_orders" and "tenure_days" in frame.columns:
+            # One-order customers have no gap (NULL): their gap is at least their tenure (censored), not 0,
+            # which would make them look like the most frequent buyers.
+            values = values.fillna(pd.to_numeric(frame["tenure_days"], errors="coerce").astype(float))
+        fill_value = values.median() if column == "mean_days_between_orders" else 0.0
+        raw[column] = values.fillna(0.0 if pd.isna(fill_value) else fill_value)
+    return raw
+
+
+def _has_web_events(features: pd.DataFrame) -> np.ndarray:
+    if "has_web_events" in features.columns:
+        return features["has_web_events"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    if "event_count" in features.columns:
+        return (pd.to_numeric(features["event_count"], errors="coerce").fillna(0) > 0).to_numpy()
+    return np.zeros(len(features), dtype=bool)
+
+
+def _scaled_matrix(raw: pd.DataFrame) -> np.ndarray:
+    if raw.empty or raw.shape[1] == 0:
+        return np.zeros((len(raw), raw.shape[1]))
+    transformed = raw.copy()
+    for column in transformed.columns:
+        if column in LOG_SCALED_COLUMNS:
+            transformed[column] = np.log1p(transformed[column].clip(lower=0))
+    return StandardScaler().fit_transform(transformed.to_numpy())
+
+
+def _sample_rows(count: int, limit: int, rng: np.random.Generator) -> np.ndarray:
+    if count <= limit:
+        return np.arange(count)
+    return np.sort(rng.choice(count, size=limit, replace=False))
+
+
+def _kmeans(k: int, seed: int) -> KMeans:
+    return KMeans(n_clusters=k, n_init=KMEANS_N_INIT, random_state=seed)
+
+
+def _score_k_range(matrix: np.ndarray, ks: list[int], seed: int) -> tuple[dict[int, KMeans], pd.DataFrame]:
+    models: dict[int, KMeans] = {}
+    rows = []
+    silhouette_size = min(SILHOUETTE_SAMPLE_SIZE, len(matrix))
+    for k in ks:
+        model = _kmeans(k, seed).fit(matrix)
+        models[k] = model
+        rows.append(
+            {
+                "k": k,
+                "silhouette": float(
+                    silhouette_score(matrix, model.labels_, sample_size=silhouette_size, random_state=seed)
+                ),
+                "davies_bouldin": float(davies_bouldin_score(matrix, model.labels_)),
+                "inertia": float(model.inertia_),
+                "stability_ari_mean": np.nan,
+                "is_candidate": False,
+                "is_chosen": False,
+            }
+        )
+    return models, pd.DataFrame(rows, columns=K_SCORE_COLUMNS)
+
+
+def _choose_k(
+    k_scores: pd.DataFrame, models: dict[int, KMeans], matrix: np.ndarray, seed: int, n_bootstrap: int
+) -> int:
+    """Highest stability among ks within SILHOUETTE_TOLERANCE of the best silhouette; ties -> smaller k."""
+    best = k_scores["silhouette"].max()
+    k_scores["is_candidate"] = k_scores["silhouette"] >= best - SILHOUETTE_TOLERANCE
+    for position in k_scores.index[k_scores["is_candidate"]]:
+        k = int(k_scores.at[position, "k"])
+        k_scores.at[position, "stability_ari_mean"] = bootstrap_stability(models[k], matrix, seed, n_bootstrap)
+    candidates = k_scores[k_scores["is_candidate"]].sort_values(
+        ["stability_ari_mean", "k"], ascending=[False, True], kind="stable"
+    )
+    return int(candidates.iloc[0]["k"])
+
+
+def bootstrap_stability(reference: KMeans, matrix: np.ndarray, seed: int, n_bootstrap: int = MIN_BOOTSTRAP) -> float:
+    """Mean ARI between the reference model and KMeans re-fitted on bootstrap resamples, on the resampled rows."""
+    rng = np.random.default_rng(seed + 1)
+    size = min(len(matrix), STABILITY_SAMPLE_SIZE)
+    scores = []
+    for replicate in range(n_bootstrap):
+        rows = rng.choice(len(matrix), size=size, replace=True)
+        resample = matrix[rows]
+        refit = _kmeans(reference.n_clusters, seed + 1 + replicate).fit(resample)
+        scores.append(adjusted_rand_score(reference.predict(resample), refit.labels_))
+    return float(np.mean(scores))
+
+
+def cluster_profiles(raw: pd.DataFrame, cluster_ids: np.ndarray) -> pd.DataFrame:
+    """Long table, one row per cluster x feature: mean in raw units, base mean and z-score vs the clustered base."""
+    if raw.empty or raw.shape[1] == 0:
+        return pd.DataFrame(columns=PROFILE_COLUMNS)
+    base_mean = raw.mean()
+    base_std = raw.std(ddof=0).replace(0.0, np.nan)
+    grouped = raw.groupby(cluster_ids)
+    means = grouped.mean()
+    sizes = grouped.size()
+    z_scores = (means - base_mean) / base_std
+    profile = means.stack().rename("mean").to_frame()
+    profile["z_score"] = z_scores.stack()
+    profile = profile.reset_index(names=["cluster_id", "feature"])
+    profile["base_mean"] = profile["feature"].map(base_mean)
+    profile["n_customers"] = profile["cluster_id"].map(sizes).astype("int64")
+    profile["cluster_id"] = profile["cluster_id"].astype("int64")
+    return profile[PROFILE_COLUMNS].reset_index(drop=True)
+
+
+def profile_matrix(profiles: pd.DataFrame, value: str = "z_score") -> pd.DataFrame:
+    """Wide view of profiles: one row per cluster_id, one column per feature (z-scores by default)."""
+    return profiles.pivot(index="cluster_id", columns="feature", values=value)
+
+
+def _result(
+    features: pd.DataFrame,
+    cluster_ids: np.ndarray,
+    clustered_mask: np.ndarray,
+    raw: pd.DataFrame,
+    feature_columns: list[str],
+    k: int,
+    mode: str,
+    notes: list[str],
+    k_scores: pd.DataFrame,
+    fit_sample_size: int,
+) -> ClusteringResult:
+    clustered_ids = cluster_ids[clustered_mask]
+    chosen = k_scores[k_scores["is_chosen"]] if not k_scores.empty else k_scores
+    matrix_metrics = chosen.iloc[0] if len(chosen) else None
+    return ClusteringResult(
+        labels=pd.DataFrame(
+            {"customer_id": features["customer_id"].to_numpy(), "cluster_id": cluster_ids.astype("int64")}
+        ),
+        k=k,
+        mode=mode,
+        feature_columns=feature_columns,
+        silhouette=float(matrix_metrics["silhouette"]) if matrix_metrics is not None else np.nan,
+        davies_bouldin=float(matrix_metrics["davies_bouldin"]) if matrix_metrics is not None else np.nan,
+        stability_ari_mean=float(matrix_metrics["stability_ari_mean"]) if matrix_metrics is not None else np.nan,
+        k_scores=k_scores.reset_index(drop=True),
+        profiles=cluster_profiles(raw[feature_columns], clustered_ids),
+        notes=notes,
+        n_clustered=int(clustered_mask.sum()),
+        fit_sample_size=fit_sample_size,
+    )
+
+
+def _k_choice_note(k_scores: pd.DataFrame, chosen_k: int) -> str:
+    candidates = k_scores[k_scores["is_candidate"]]
+    chosen = k_scores[k_scores["k"] == chosen_k].iloc[0]
+    if len(candidates) == 1:
+        return f"k={chosen_k}: best silhouette ({chosen['silhouette']:.3f}) of k in {k_scores['k'].tolist()}."
+    return (
+        f"k={chosen_k}: most stable (ARI {chosen['stability_ari_mean']:.3f}) of the ks within "
+        f"{SILHOUETTE_TOLERANCE} of the best silhouette ({candidates['k'].tolist()})."
+    )
+
+
+def _empty_k_scores() -> pd.DataFrame:
+    return pd.DataFrame(columns=K_SCORE_COLUMNS)
+
+
+def _round(value: float) -> float:
+    return float(round(value, 4)) if pd.notna(value) else float("nan")

@@ -1,0 +1,436 @@
+"""Predicted customer value and purchase propensity over a horizon: LightGBM on customer_features.
+
+Grain: one row per customer. Training rows = `customer_features_train` (features at as_of - horizon, labels
+`future_revenue` / `has_future_order` from (as_of - horizon, as_of]); scoring rows = `customer_features` at as_of.
+
+OBJECTIVE_COMPARISON_PLACEHOLDER
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from ml import btyd
+from ml.evaluation import (
+    BTYD_BASELINE,
+    EVALUATION_COLUMNS,
+    MODEL_NAME,
+    PAST_SPEND_BASELINE,
+    decile_table,
+    evaluate,
+)
+
+NUMERIC_FEATURES = (
+    "order_count",
+    "repeat_order_count",
+    "recency_days",
+    "tenure_days",
+    "btyd_recency_days",
+    "total_revenue",
+    "gross_revenue",
+    "avg_order_value",
+    "max_order_value",
+    "first_order_value",
+    "revenue_last_90d",
+    "order_count_last_90d",
+    "revenue_last_365d",
+    "order_count_last_365d",
+    "refund_count",
+    "refund_amount",
+    "discounted_order_share",
+    "mean_days_between_orders",
+    "marketing_consent",
+    "has_email",
+    "has_phone",
+    "has_web_events",
+    "event_count",
+    "active_days",
+    "days_since_last_event",
+    "event_count_last_30d",
+    "product_views_per_active_day",
+    "research_share",
+    "sale_share",
+    "discount_event_share",
+    "shipping_abandon_rate",
+    "brand_share",
+    "visual_share",
+    "urgency_share",
+    "cart_add_count_last_90d",
+)
+CATEGORICAL_FEATURES = ("acquisition_channel", "entry_offer", "first_order_channel", "country")
+FEATURE_COLUMNS = NUMERIC_FEATURES + CATEGORICAL_FEATURES
+# Ratios a tree cannot build from splits: the past spend/order rate per day of tenure (the naive forecast itself).
+DERIVED_FEATURES = ("spend_per_tenure_day", "orders_per_tenure_day")
+MODEL_FEATURES = FEATURE_COLUMNS + DERIVED_FEATURES
+
+VALUE_LABEL = "future_revenue"
+BUY_LABEL = "has_future_order"
+
+# Vocabulary: categories seen at least this often on train, at most this many; the rest share OTHER_CATEGORY.
+# Real shops have one-off discount codes and long country tails; a category per code would overfit.
+MIN_CATEGORY_COUNT = 20
+MAX_CATEGORIES = 30
+OTHER_CATEGORY = "__other__"
+MISSING_CATEGORY = "__missing__"
+
+# Below these sizes a boosted model is noise: fall back to the calibrated past-spend rate (see fit_clv_models).
+MIN_CUSTOMERS_FOR_MODEL = 50
+MIN_BUYERS_FOR_MODEL = 10
+# Share of the fit rows held back (by hash) for early stopping and the calibration factor.
+VALIDATION_SHARE = 0.2
+# The calibration factor only corrects drift; a larger correction means the model is wrong, not miscalibrated.
+CALIBRATION_FACTOR_BOUNDS = (0.5, 2.0)
+MAX_BOOST_ROUNDS = 1000
+FIXED_BOOST_ROUNDS = 200
+MIN_VALIDATION_ROWS = 20
+USE_CALIBRATION = True
+LEARNING_RATE = 0.03
+EARLY_STOPPING_ROUNDS = 50
+TWEEDIE_VARIANCE_POWER = 1.5
+DEFAULT_OBJECTIVE = "tweedie"
+OBJECTIVES = ("tweedie", "hurdle")
+
+FALLBACK_PAST_SPEND = "past_spend_rate_fallback"
+
+
+@dataclass
+class ClvModels:
+    """Fitted CLV and propensity models with everything predict() needs (vocabulary, calibration, fallback)."""
+
+    objective: str
+    categories: dict[str, list[str]]
+    value_model: lgb.Booster | None = None
+    buy_model: lgb.Booster | None = None
+    spend_model: lgb.Booster | None = None
+    calibration_factor: float = 1.0
+    fallback_reason: str | None = None
+    fallback_spend_rate_factor: float = 0.0
+    fallback_buy_rate: float = 0.0
+    n_train_rows: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BacktestResult:
+    """Back-test of the model and the baselines on a hash-split hold-out of the training cut-off's customers."""
+
+    evaluation: pd.DataFrame
+    decile_tables: dict[str, pd.DataFrame]
+    feature_importance: pd.Series
+    n_fit: int
+    n_holdout: int
+    horizon_days: float
+    notes: list[str] = field(default_factory=list)
+
+
+def _unit_hash(customer_ids: pd.Series, salt: str) -> np.ndarray:
+    """A stable number in [0, 1) per customer_id (blake2b, so identical across runs, machines and versions)."""
+    values = customer_ids.astype(str).to_numpy()
+    return np.array(
+        [int.from_bytes(hashlib.blake2b(f"{salt}:{v}".encode(), digest_size=8).digest(), "big") / 2**64 for v in values]
+    )
+
+
+def _labels(train: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Future value (>= 0; refunds are already clipped per order by dbt, clipped again for safety) and did-buy."""
+    value = pd.to_numeric(train[VALUE_LABEL], errors="coerce").fillna(0.0).clip(lower=0.0).to_numpy(dtype=float)
+    if BUY_LABEL in train:
+        buy = train[BUY_LABEL].astype("boolean").fillna(False).to_numpy(dtype=bool) | (value > 0)
+    else:
+        buy = value > 0
+    return value, buy
+
+
+def past_spend_rate(features: pd.DataFrame, horizon_days: float) -> np.ndarray:
+    """Naive forecast: total_revenue / max(tenure_days, 1) x horizon_days (>= 0)."""
+    revenue = pd.to_numeric(features["total_revenue"], errors="coerce").fillna(0.0).clip(lower=0.0)
+    tenure = pd.to_numeric(features["tenure_days"], errors="coerce").fillna(0.0).clip(lower=1.0)
+    return (revenue / tenure * horizon_days).to_numpy(dtype=float)
+
+
+def learn_categories(train: pd.DataFrame) -> dict[str, list[str]]:
+    """Fixed vocabulary per categorical feature: frequent values (sorted) + OTHER_CATEGORY + MISSING_CATEGORY."""
+    vocabulary = {}
+    for column in CATEGORICAL_FEATURES:
+        values = train[column].astype("string").fillna(MISSING_CATEGORY) if column in train else pd.Series(dtype="string")
+        counts = values.value_counts()
+        frequent = counts[counts >= MIN_CATEGORY_COUNT].index[:MAX_CATEGORIES]
+        vocabulary[column] = sorted(set(frequent) - {MISSING_CATEGORY}) + [OTHER_CATEGORY, MISSING_CATEGORY]
+    return vocabulary
+
+
+def model_matrix(features: pd.DataFrame, categories: dict[str, list[str]]) -> pd.DataFrame:
+    """MODEL_FEATURES as float / fixed-vocabulary category columns; missing contract columns become NaN."""
+    matrix = pd.DataFrame(index=features.index)
+    for column in NUMERIC_FEATURES:
+        if column in features:
+            matrix[column] = pd.to_numeric(features[column].astype("object"), errors="coerce").astype(float)
+        else:
+            matrix[column] = np.nan
+    tenure = matrix["tenure_days"].clip(lower=1.0)
+    matrix["spend_per_tenure_day"] = matrix["total_revenue"].clip(lower=0.0) / tenure
+    matrix["orders_per_tenure_day"] = matrix["order_count"] / tenure
+    for column in CATEGORICAL_FEATURES:
+        vocabulary = categories[column]
+        raw = features[column].astype("string").fillna(MISSING_CATEGORY) if column in features else None
+        values = (
+            pd.Series(MISSING_CATEGORY, index=features.index, dtype="string")
+            if raw is None
+            else raw.where(raw.isin(vocabulary), OTHER_CATEGORY)
+        )
+        matrix[column] = pd.Categorical(values.astype(object), categories=vocabulary)
+    return matrix[list(MODEL_FEATURES)]
+
+
+def _lgb_params(objective: str, seed: int, n_rows: int) -> dict:
+    """Shared LightGBM parameters: deterministic single-threaded training, leaves sized to the data."""
+    return {
+        "objective": objective,
+        "learning_rate": LEARNING_RATE,
+        "num_leaves": 15,
+        "min_data_in_leaf": max(10, min(100, n_rows // 100)),
+        "feature_fraction": 0.8,
+        "bagging_fraction": 0.8,
+        "bagging_freq": 1,
+        "lambda_l2": 1.0,
+        "cat_smooth": 10.0,
+        "min_data_per_group": 20,
+        "seed": seed,
+        "deterministic": True,
+        "force_row_wise": True,
+        "num_threads": 1,
+        "verbosity": -1,
+    }
+
+
+def _train_booster(
+    params: dict, x_fit: pd.DataFrame, y_fit: np.ndarray, x_valid: pd.DataFrame, y_valid: np.ndarray
+) -> lgb.Booster:
+    """Boost with early stopping on the validation part (fixed rounds when it is too small to judge)."""
+    fit_set = lgb.Dataset(x_fit, label=y_fit, categorical_feature=list(CATEGORICAL_FEATURES), free_raw_data=False)
+    if len(y_valid) < MIN_VALIDATION_ROWS:
+        return lgb.train(params, fit_set, num_boost_round=FIXED_BOOST_ROUNDS)
+    valid_set = lgb.Dataset(x_valid, label=y_valid, reference=fit_set)
+    return lgb.train(
+        params,
+        fit_set,
+        num_boost_round=MAX_BOOST_ROUNDS,
+        valid_sets=[valid_set],
+        callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
+    )
+
+
+def _best_predict(booster: lgb.Booster, matrix: pd.DataFrame, **kwargs) -> np.ndarray:
+    return booster.predict(matrix, num_iteration=booster.best_iteration or None, **kwargs)
+
+
+def _fallback(train: pd.DataFrame, categories: dict, reason: str) -> ClvModels:
+    """Past-spend-rate model scaled so its total matches the training labels; constant propensity = base rate."""
+    value, buy = _labels(train) if len(train) else (np.zeros(0), np.zeros(0, dtype=bool))
+    rate = past_spend_rate(train, 1.0) if len(train) else np.zeros(0)
+    factor = float(value.sum() / rate.sum()) if rate.sum() > 0 else 0.0
+    return ClvModels(
+        objective=FALLBACK_PAST_SPEND,
+        categories=categories,
+        fallback_reason=reason,
+        fallback_spend_rate_factor=factor,
+        fallback_buy_rate=float(buy.mean()) if len(buy) else 0.0,
+        n_train_rows=len(train),
+        notes=[f"fallback to calibrated past-spend rate: {reason}"],
+    )
+
+
+def _sample_rows(train: pd.DataFrame, max_rows: int) -> pd.DataFrame:
+    """The max_rows customers with the smallest stable hash: a deterministic uniform sample."""
+    if len(train) <= max_rows:
+        return train
+    order = np.argsort(_unit_hash(train["customer_id"], "sample"), kind="stable")[:max_rows]
+    return train.iloc[np.sort(order)]
+
+
+def fit_clv_models(
+    train: pd.DataFrame,
+    seed: int = 0,
+    max_train_rows: int = 200_000,
+    objective: str = DEFAULT_OBJECTIVE,
+) -> ClvModels:
+    """Fit the value model (objective) and the purchase classifier on customer_features_train.
+
+    Larger tables are down-sampled to max_train_rows customers by a stable hash of customer_id.
+    VALIDATION_SHARE of the rows (by hash) drive early stopping and a calibration factor
+    sum(actual) / sum(predicted) on those held-back rows, clipped to CALIBRATION_FACTOR_BOUNDS.
+    With fewer than MIN_CUSTOMERS_FOR_MODEL rows or MIN_BUYERS_FOR_MODEL buyers the result is the
+    calibrated past-spend-rate fallback (fallback_reason says why).
+    """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}")
+    train = _sample_rows(train.reset_index(drop=True), max_train_rows)
+    categories = learn_categories(train)
+    value, buy = _labels(train) if len(train) else (np.zeros(0), np.zeros(0, dtype=bool))
+    if len(train) < MIN_CUSTOMERS_FOR_MODEL:
+        return _fallback(train, categories, f"{len(train)} customers < {MIN_CUSTOMERS_FOR_MODEL}")
+    if int((value > 0).sum()) < MIN_BUYERS_FOR_MODEL:
+        return _fallback(train, categories, f"{int((value > 0).sum())} future buyers < {MIN_BUYERS_FOR_MODEL}")
+
+    matrix = model_matrix(train, categories)
+    is_valid = _unit_hash(train["customer_id"], "validation") < VALIDATION_SHARE
+    fit, valid = ~is_valid, is_valid
+    notes = []
+    buy_model = _train_booster(_lgb_params("binary", seed, fit.sum()), matrix[fit], buy[fit], matrix[valid], buy[valid])
+
+    if objective == "tweedie":
+        params = _lgb_params("tweedie", seed, fit.sum()) | {"tweedie_variance_power": TWEEDIE_VARIANCE_POWER}
+        value_model = _train_booster(params, matrix[fit], value[fit], matrix[valid], value[valid])
+        models = ClvModels(objective, categories, value_model=value_model, buy_model=buy_model)
+    else:
+        spenders_fit, spenders_valid = fit & (value > 0), valid & (value > 0)
+        spend_model = _train_booster(
+            _lgb_params("gamma", seed, spenders_fit.sum()),
+            matrix[spenders_fit],
+            value[spenders_fit],
+            matrix[spenders_valid],
+            value[spenders_valid],
+        )
+        models = ClvModels(objective, categories, buy_model=buy_model, spend_model=spend_model)
+    models.n_train_rows = len(train)
+
+    predicted_valid = _raw_value(models, matrix[valid])
+    if USE_CALIBRATION and valid.sum() and value[valid].sum() > 0 and predicted_valid.sum() > 0:
+        factor = float(value[valid].sum() / predicted_valid.sum())
+        models.calibration_factor = float(np.clip(factor, *CALIBRATION_FACTOR_BOUNDS))
+        notes.append(f"calibration factor {models.calibration_factor:.3f} learned on {int(valid.sum())} held-back rows")
+    models.notes = notes
+    return models
+
+
+def _raw_value(models: ClvModels, matrix: pd.DataFrame) -> np.ndarray:
+    """Uncalibrated predicted value of the fitted model (not the fallback)."""
+    if models.objective == "tweedie":
+        return _best_predict(models.value_model, matrix)
+    return _best_predict(models.buy_model, matrix) * _best_predict(models.spend_model, matrix)
+
+
+def _top_drivers(contributions: np.ndarray, feature_names: list[str], top_k: int) -> list[str]:
+    """JSON list per row of the top_k features by |contribution|: [{"feature", "contribution"}, ...]."""
+    feature_contributions = contributions[:, :-1]  # last column is the bias (expected value)
+    order = np.argsort(-np.abs(feature_contributions), axis=1, kind="stable")[:, :top_k]
+    return [
+        json.dumps(
+            [{"feature": feature_names[j], "contribution": round(float(row[j]), 4)} for j in top]
+        )
+        for row, top in zip(feature_contributions, order)
+    ]
+
+
+def predict(models: ClvModels, features: pd.DataFrame, top_k_drivers: int = 3) -> pd.DataFrame:
+    """One row per customer: predicted_clv (currency over the training horizon), purchase_propensity, top_drivers.
+
+    top_drivers: JSON list of the features that move this customer's prediction most, with their LightGBM
+    contribution on the model's log scale (log of value for tweedie; log-odds of buying for the hurdle's classifier
+    plus log of spend for its spend model, summed per feature). Empty list for the fallback.
+    """
+    result = pd.DataFrame({"customer_id": features["customer_id"].to_numpy()})
+    if models.fallback_reason is not None:
+        result["predicted_clv"] = past_spend_rate(features, 1.0) * models.fallback_spend_rate_factor
+        result["purchase_propensity"] = models.fallback_buy_rate
+        result["top_drivers"] = "[]"
+        return result
+    matrix = model_matrix(features.reset_index(drop=True), models.categories)
+    result["predicted_clv"] = np.clip(_raw_value(models, matrix) * models.calibration_factor, 0.0, None)
+    result["purchase_propensity"] = np.clip(_best_predict(models.buy_model, matrix), 0.0, 1.0)
+    if models.objective == "tweedie":
+        contributions = _best_predict(models.value_model, matrix, pred_contrib=True)
+    else:
+        contributions = _best_predict(models.buy_model, matrix, pred_contrib=True) + _best_predict(
+            models.spend_model, matrix, pred_contrib=True
+        )
+    result["top_drivers"] = _top_drivers(np.asarray(contributions), list(MODEL_FEATURES), top_k_drivers) if len(matrix) else []
+    return result
+
+
+def feature_importance(models: ClvModels) -> pd.Series:
+    """Total gain per feature of the value model(s), as a share of the total, sorted descending."""
+    boosters = [b for b in (models.value_model, models.buy_model if models.objective == "hurdle" else None, models.spend_model) if b]
+    if not boosters:
+        return pd.Series(dtype=float, name="gain_share")
+    gain = sum(
+        pd.Series(b.feature_importance("gain", iteration=b.best_iteration or None), index=b.feature_name()) for b in boosters
+    )
+    total = gain.sum()
+    return (gain / total if total > 0 else gain).sort_values(ascending=False).rename("gain_share")
+
+
+def holdout_mask(customer_ids: pd.Series, holdout_share: float) -> np.ndarray:
+    """True for customers in the back-test hold-out: a stable hash of customer_id below holdout_share."""
+    return _unit_hash(customer_ids, "holdout") < holdout_share
+
+
+def _empty_row(name: str, n: int) -> dict:
+    return {column: math.nan for column in EVALUATION_COLUMNS} | {"model": name, "n_customers": n}
+
+
+def backtest(
+    train: pd.DataFrame,
+    horizon_days: float,
+    seed: int = 0,
+    holdout_share: float = 0.3,
+    objective: str = DEFAULT_OBJECTIVE,
+) -> BacktestResult:
+    """Fit on the non-hold-out customers of customer_features_train, score the hold-out, compare with the baselines.
+
+    Baselines on the same hold-out: past_spend_rate (total_revenue / max(tenure_days, 1) x horizon_days) and
+    btyd (BG/NBD x Gamma-Gamma, fitted on all rows' pre-cutoff features; it never sees labels). A baseline or
+    model that cannot be computed keeps a row of NaN metrics and a line in `notes` and in the `note` column.
+    """
+    train = train.reset_index(drop=True)
+    in_holdout = holdout_mask(train["customer_id"], holdout_share) if len(train) else np.zeros(0, dtype=bool)
+    fit_part, holdout = train[~in_holdout], train[in_holdout].reset_index(drop=True)
+    value, buy = _labels(holdout) if len(holdout) else (np.zeros(0), np.zeros(0, dtype=bool))
+    notes: list[str] = []
+    rows, tables, row_notes = [], {}, {}
+
+    models = fit_clv_models(fit_part, seed=seed, objective=objective)
+    notes += models.notes
+    if len(holdout):
+        scores = predict(models, holdout)
+        predicted, propensity = scores["predicted_clv"].to_numpy(), scores["purchase_propensity"].to_numpy()
+        rows.append(evaluate(MODEL_NAME, value, predicted, buy, propensity))
+        tables[MODEL_NAME] = decile_table(value, predicted)
+    else:
+        rows.append(_empty_row(MODEL_NAME, 0))
+        notes.append("empty hold-out: nothing to evaluate")
+    if models.fallback_reason:
+        row_notes[MODEL_NAME] = f"fallback: {models.fallback_reason}"
+
+    naive = past_spend_rate(holdout, horizon_days) if len(holdout) else np.zeros(0)
+    rows.append(evaluate(PAST_SPEND_BASELINE, value, naive, buy, naive))
+    tables[PAST_SPEND_BASELINE] = decile_table(value, naive)
+
+    try:
+        btyd_all = btyd.btyd_clv_baseline(train, horizon_days).to_numpy()
+        btyd_holdout = btyd_all[in_holdout]
+        rows.append(evaluate(BTYD_BASELINE, value, btyd_holdout, buy, btyd_holdout))
+        tables[BTYD_BASELINE] = decile_table(value, btyd_holdout)
+    except (btyd.BTYDFitError, ValueError) as error:
+        rows.append(_empty_row(BTYD_BASELINE, len(holdout)))
+        row_notes[BTYD_BASELINE] = f"not available: {error}"
+        notes.append(f"btyd baseline not available: {error}")
+
+    evaluation = pd.DataFrame(rows, columns=list(EVALUATION_COLUMNS))
+    evaluation["note"] = evaluation["model"].map(row_notes).fillna("")
+    return BacktestResult(
+        evaluation=evaluation,
+        decile_tables=tables,
+        feature_importance=feature_importance(models),
+        n_fit=len(fit_part),
+        n_holdout=len(holdout),
+        horizon_days=horizon_days,
+        notes=notes,
+    )

@@ -1,0 +1,249 @@
+"""Back-test metrics for value and propensity predictions, and the blocking model-quality gate.
+
+Every metric takes one value per customer (y = actual, pred = predicted) and returns NaN, never raises,
+when it is undefined (empty input, non-finite values, no revenue, a single class). Ranks break ties by
+row order (`rank(method="first")`), so results never depend on a sort's whim.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+N_DECILES = 10
+TOP_SHARE = 0.2
+# Row names the back-test writes and the gate reads.
+MODEL_NAME = "lightgbm"
+PAST_SPEND_BASELINE = "past_spend_rate"
+BTYD_BASELINE = "btyd"
+EVALUATION_COLUMNS = (
+    "model",
+    "n_customers",
+    "normalized_gini",
+    "spearman",
+    "decile_mape",
+    "calibration_ratio",
+    "top20_capture",
+    "propensity_auc",
+    "propensity_pr_auc",
+)
+# Documented ranking floor: Spearman 0.2 is a weak but real ordering; below it a ranking is barely better than random.
+DEFAULT_RANKING_FLOOR_SPEARMAN = 0.2
+DEFAULT_CALIBRATION_BAND = (0.7, 1.3)
+
+
+def _clean_pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray] | None:
+    """Both arrays as float, or None when a metric is undefined (different lengths, empty, non-finite)."""
+    y_true, y_pred = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
+    if y_true.shape != y_pred.shape:
+        raise ValueError("y_true and y_pred must have the same length")
+    if y_true.size == 0 or not (np.all(np.isfinite(y_true)) and np.all(np.isfinite(y_pred))):
+        return None
+    return y_true, y_pred
+
+
+def prediction_rank(y_pred) -> np.ndarray:
+    """1-based rank of each prediction, ascending, ties broken by row order (earlier row = lower rank)."""
+    return pd.Series(np.asarray(y_pred, dtype=float)).rank(method="first").to_numpy()
+
+
+def _gini_by_order(y_true: np.ndarray, rank: np.ndarray) -> float:
+    """Area between the cumulative-actual curve (customers taken from the highest rank down) and the diagonal."""
+    ordered = y_true[np.argsort(-rank, kind="stable")]
+    cumulative_share = np.cumsum(ordered) / ordered.sum()
+    population_share = np.arange(1, len(ordered) + 1) / len(ordered)
+    return float(np.sum(cumulative_share - population_share) / len(ordered))
+
+
+def normalized_gini(y_true, y_pred) -> float:
+    """Gini of actual value ordered by prediction over the Gini of the perfect ordering (1 = perfect, 0 = random)."""
+    pair = _clean_pair(y_true, y_pred)
+    if pair is None or pair[0].sum() <= 0:
+        return math.nan
+    y_true, y_pred = pair
+    perfect = _gini_by_order(y_true, prediction_rank(y_true))
+    if perfect == 0:
+        return math.nan
+    return _gini_by_order(y_true, prediction_rank(y_pred)) / perfect
+
+
+def spearman(y_true, y_pred) -> float:
+    """Spearman rank correlation between actual and predicted value; NaN when either is constant."""
+    pair = _clean_pair(y_true, y_pred)
+    if pair is None or len(pair[0]) < 2 or np.ptp(pair[0]) == 0 or np.ptp(pair[1]) == 0:
+        return math.nan
+    return float(spearmanr(pair[0], pair[1]).statistic)
+
+
+def decile_table(y_true, y_pred) -> pd.DataFrame:
+    """One row per prediction decile (1 = lowest predictions, 10 = highest): n, sums and means of pred and actual.
+
+    Decile of a customer = floor((rank - 1) * 10 / n) + 1 with rank from prediction_rank, so ties never merge bins
+    and every decile exists once n >= 10.
+    """
+    y_true, y_pred = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
+    columns = ["decile", "n_customers", "sum_predicted", "sum_actual", "mean_predicted", "mean_actual"]
+    if y_true.size == 0:
+        return pd.DataFrame(columns=columns)
+    decile = np.floor((prediction_rank(y_pred) - 1) * N_DECILES / len(y_pred)).astype(int) + 1
+    frame = pd.DataFrame({"decile": decile, "predicted": y_pred, "actual": y_true})
+    table = frame.groupby("decile", sort=True).agg(
+        n_customers=("actual", "size"),
+        sum_predicted=("predicted", "sum"),
+        sum_actual=("actual", "sum"),
+        mean_predicted=("predicted", "mean"),
+        mean_actual=("actual", "mean"),
+    )
+    return table.reset_index()[columns]
+
+
+def decile_mape(y_true, y_pred) -> float:
+    """Mean over prediction deciles of |sum predicted - sum actual| / sum actual.
+
+    Deciles whose actual sum is 0 have no defined relative error and are left out of the mean; NaN when all are.
+    """
+    if _clean_pair(y_true, y_pred) is None:
+        return math.nan
+    table = decile_table(y_true, y_pred)
+    measurable = table[table["sum_actual"] > 0]
+    if measurable.empty:
+        return math.nan
+    errors = (measurable["sum_predicted"] - measurable["sum_actual"]).abs() / measurable["sum_actual"]
+    return float(errors.mean())
+
+
+def calibration_ratio(y_true, y_pred) -> float:
+    """sum(predicted) / sum(actual): 1 = totals right, 2 = twice the real revenue predicted."""
+    pair = _clean_pair(y_true, y_pred)
+    if pair is None or pair[0].sum() <= 0:
+        return math.nan
+    return float(pair[1].sum() / pair[0].sum())
+
+
+def top_share_capture(y_true, y_pred, share: float = TOP_SHARE) -> float:
+    """Share of actual revenue held by the ceil(share * n) customers with the highest predictions."""
+    pair = _clean_pair(y_true, y_pred)
+    if pair is None or pair[0].sum() <= 0:
+        return math.nan
+    y_true, y_pred = pair
+    top_count = max(1, math.ceil(share * len(y_true) - 1e-9))
+    top = prediction_rank(y_pred) > len(y_true) - top_count
+    return float(y_true[top].sum() / y_true.sum())
+
+
+def _clean_propensity(y_buy, p_buy) -> tuple[np.ndarray, np.ndarray] | None:
+    if p_buy is None:
+        return None
+    pair = _clean_pair(np.asarray(y_buy, dtype=float), p_buy)
+    if pair is None or len(np.unique(pair[0])) < 2:
+        return None
+    return pair
+
+
+def roc_auc(y_buy, p_buy) -> float:
+    """ROC AUC of a purchase score against did-buy (0/1); NaN when only one class or no score."""
+    pair = _clean_propensity(y_buy, p_buy)
+    return math.nan if pair is None else float(roc_auc_score(pair[0], pair[1]))
+
+
+def pr_auc(y_buy, p_buy) -> float:
+    """Average precision (area under the precision-recall curve) of a purchase score; NaN when undefined."""
+    pair = _clean_propensity(y_buy, p_buy)
+    return math.nan if pair is None else float(average_precision_score(pair[0], pair[1]))
+
+
+def evaluate(name: str, y_value, pred_value, y_buy, p_buy=None) -> dict:
+    """All metrics for one model as one row of the evaluation table (keys = EVALUATION_COLUMNS).
+
+    p_buy is any purchase score (a probability, or the predicted value for a baseline); None gives NaN AUCs.
+    """
+    return {
+        "model": name,
+        "n_customers": int(len(np.asarray(y_value))),
+        "normalized_gini": normalized_gini(y_value, pred_value),
+        "spearman": spearman(y_value, pred_value),
+        "decile_mape": decile_mape(y_value, pred_value),
+        "calibration_ratio": calibration_ratio(y_value, pred_value),
+        "top20_capture": top_share_capture(y_value, pred_value, TOP_SHARE),
+        "propensity_auc": roc_auc(y_buy, p_buy),
+        "propensity_pr_auc": pr_auc(y_buy, p_buy),
+    }
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """Outcome of the model-quality gate: passed, why not, and the numbers compared (for asset metadata)."""
+
+    passed: bool
+    reasons: list[str] = field(default_factory=list)
+    actual: dict = field(default_factory=dict)
+    thresholds: dict = field(default_factory=dict)
+
+
+def _metric(evaluation: pd.DataFrame, model: str, column: str) -> float:
+    rows = evaluation.loc[evaluation["model"] == model, column]
+    return float(rows.iloc[0]) if len(rows) else math.nan
+
+
+def quality_gate(
+    evaluation: pd.DataFrame,
+    ranking_floor_spearman: float = DEFAULT_RANKING_FLOOR_SPEARMAN,
+    calibration_band: tuple[float, float] = DEFAULT_CALIBRATION_BAND,
+    model: str = MODEL_NAME,
+    baseline: str = PAST_SPEND_BASELINE,
+) -> GateResult:
+    """Pass only if the model ranks above the floor, its calibration is inside the band and no worse than the
+    past-spend baseline (|log calibration ratio|), and its decile MAPE is no worse than the baseline's.
+
+    A metric that could not be measured (NaN, e.g. no revenue in the hold-out) fails the gate: an unmeasured
+    model is not shown to be better than the naive forecast.
+    """
+    spearman_value = _metric(evaluation, model, "spearman")
+    model_ratio = _metric(evaluation, model, "calibration_ratio")
+    baseline_ratio = _metric(evaluation, baseline, "calibration_ratio")
+    model_mape = _metric(evaluation, model, "decile_mape")
+    baseline_mape = _metric(evaluation, baseline, "decile_mape")
+
+    def abs_log(ratio: float) -> float:
+        return abs(math.log(ratio)) if ratio > 0 else math.inf
+
+    model_miscalibration = abs_log(model_ratio) if np.isfinite(model_ratio) else math.nan
+    baseline_miscalibration = abs_log(baseline_ratio) if np.isfinite(baseline_ratio) else math.nan
+    actual = {
+        "spearman": spearman_value,
+        "calibration_ratio": model_ratio,
+        "abs_log_calibration_ratio": model_miscalibration,
+        "decile_mape": model_mape,
+    }
+    thresholds = {
+        "spearman_min": ranking_floor_spearman,
+        "calibration_ratio_min": calibration_band[0],
+        "calibration_ratio_max": calibration_band[1],
+        "abs_log_calibration_ratio_max (baseline)": baseline_miscalibration,
+        "decile_mape_max (baseline)": baseline_mape,
+    }
+    reasons: list[str] = []
+    if not np.isfinite(spearman_value):
+        reasons.append("model Spearman could not be measured on the hold-out")
+    elif spearman_value < ranking_floor_spearman:
+        reasons.append(f"model Spearman {spearman_value:.3f} is below the ranking floor {ranking_floor_spearman}")
+    if not np.isfinite(model_ratio):
+        reasons.append("model calibration ratio could not be measured on the hold-out")
+    else:
+        if not calibration_band[0] <= model_ratio <= calibration_band[1]:
+            reasons.append(f"model calibration ratio {model_ratio:.3f} is outside {calibration_band}")
+        if np.isfinite(baseline_miscalibration) and model_miscalibration > baseline_miscalibration:
+            reasons.append(
+                f"model calibration ratio {model_ratio:.3f} is further from 1 than the past-spend baseline's "
+                f"{baseline_ratio:.3f}"
+            )
+    if not np.isfinite(model_mape):
+        reasons.append("model decile MAPE could not be measured on the hold-out")
+    elif np.isfinite(baseline_mape) and model_mape > baseline_mape:
+        reasons.append(f"model decile MAPE {model_mape:.3f} is worse than the past-spend baseline's {baseline_mape:.3f}")
+    return GateResult(passed=not reasons, reasons=reasons, actual=actual, thresholds=thresholds)

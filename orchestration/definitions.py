@@ -1,0 +1,16 @@
+"""The Dagster code location: loads every definition module under orchestration/defs/."""
+
+import dagster as dg
+
+from orchestration.defs import clv, dbt_models, jobs, landing, quality_checks, segments
+from orchestration.defs.resources import resources
+
+_modules = [landing, dbt_models, quality_checks, segments, clv]
+
+defs = dg.Definitions(
+    assets=dg.load_assets_from_modules(_modules),
+    asset_checks=dg.load_asset_checks_from_modules(_modules),
+    jobs=[jobs.refresh_job],
+    executor=jobs.single_writer_executor,
+    resources=resources(),
+)

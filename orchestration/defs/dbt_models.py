@@ -1,0 +1,83 @@
+"""dbt models as assets, in two steps around the Python ML assets.
+
+`dbt_feature_models` builds staging -> customer_features; the ML assets write schema `ml`; then
+`dbt_score_models` (tag `scores`) joins them into marts.customer_scores. Two definitions rather than one
+keep the run order explicit. dbt tests become asset checks; `dbt build` stops the line on error-level tests.
+"""
+
+
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
+
+from orchestration.defs.resources import DUCKDB_TAG, Warehouse
+from orchestration.lib import groups
+from orchestration.lib.settings import DBT_PROJECT_DIR
+
+DBT_MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
+SCORES_SELECTOR = "tag:scores"
+
+
+class SegmintDbtTranslator(DagsterDbtTranslator):
+    """Groups by layer (staging, features, scores) so the UI's lineage reads like the data flow."""
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        fqn = dbt_resource_props.get("fqn", [])
+        if "scores" in dbt_resource_props.get("tags", []):
+            return groups.SCORES
+        if "marts" in fqn:
+            return groups.FEATURES
+        if dbt_resource_props.get("resource_type") == "model":
+            return groups.STAGING
+        return super().get_group_name(dbt_resource_props)
+
+
+class DbtScoresConfig(dg.Config):
+    """Business inputs of the score marts, editable in the launchpad."""
+
+    margin: float = 0.3  # gross margin on revenue, used for max_cpa
+    target_roas: float = 3.0  # target return on ad spend, used for max_cpa
+
+
+def _run_dbt(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse, args: list[str]
+) -> Iterator[Any]:
+    # dbt's profile reads the absolute warehouse path from the environment (profiles.yml).
+    os.environ["SEGMINT_WAREHOUSE"] = warehouse.resolved_path()
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    # A disposable target folder per run: dagster-dbt otherwise leaves one folder per run behind.
+    with tempfile.TemporaryDirectory(prefix="segmint-dbt-") as target:
+        invocation = dbt.cli(args, context=context, target_path=Path(target))
+        yield from invocation.stream().fetch_row_counts()
+
+
+@dbt_assets(
+    manifest=DBT_MANIFEST,
+    exclude=SCORES_SELECTOR,
+    dagster_dbt_translator=SegmintDbtTranslator(),
+    name="dbt_feature_models",
+    op_tags=DUCKDB_TAG,
+)
+def dbt_feature_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
+    """Staging views and feature marts (customer_features, customer_features_train, prospect_features)."""
+    yield from _run_dbt(context, dbt, warehouse, ["build"])
+
+
+@dbt_assets(
+    manifest=DBT_MANIFEST,
+    select=SCORES_SELECTOR,
+    dagster_dbt_translator=SegmintDbtTranslator(),
+    name="dbt_score_models",
+    op_tags=DUCKDB_TAG,
+)
+def dbt_score_models(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse, config: DbtScoresConfig
+):
+    """customer_scores and the decision marts that join the ML outputs back to the features."""
+    dbt_vars = f'{{"margin": {config.margin}, "target_roas": {config.target_roas}}}'
+    yield from _run_dbt(context, dbt, warehouse, ["build", "--vars", dbt_vars])

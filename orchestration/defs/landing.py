@@ -1,0 +1,96 @@
+"""Landing zone -> typed raw tables in DuckDB, with quarantine; demo shop generated when no folder is given."""
+
+
+import json
+
+import dagster as dg
+
+from demo_shop import generate_shop
+from landing import LandingError, ingest_landing
+from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
+from orchestration.lib import groups
+from orchestration.lib.metadata import markdown_table
+
+RAW_TABLES = {
+    "orders": "One row per accepted order row at or before the as-of date (negative totals are refunds).",
+    "customers": "One row per accepted customer row (empty when customers.csv is absent).",
+    "events": "One row per accepted web event at or before the as-of date (empty when events.csv is absent).",
+    "quarantine": "One row per rejected input row: source file, row number, raw values and the reason.",
+    "ingest_log": "One row per landing file per run: rows in, accepted, quarantined (they reconcile).",
+    "run_context": "One row: the run's as-of date and CLV horizon, read by every model.",
+}
+DEMO_MARKER = "demo_params.json"
+
+
+@dg.asset(group_name=groups.LANDING, kinds={"python", "csv"})
+def landing_files(context: dg.AssetExecutionContext, settings: SegmintSettings) -> dg.MaterializeResult:
+    """The landing zone: SEGMINT_LANDING_DIR, or the seeded demo shop generated into data/demo/landing."""
+    s = settings.load()
+    if s.is_demo:
+        params = {"customers": s.demo_customers, "seed": s.demo_seed}
+        marker = s.demo_landing_dir / DEMO_MARKER
+        # The demo is deterministic: regenerate only when its parameters change.
+        if not marker.exists() or json.loads(marker.read_text()) != params:
+            summary = generate_shop(
+                s.demo_landing_dir, s.demo_truth_dir, n_customers=s.demo_customers, seed=s.demo_seed
+            )
+            marker.write_text(json.dumps(params))
+            context.log.info(f"Generated the demo shop: {summary}")
+    landing_dir = s.landing_dir or s.demo_landing_dir
+    files = sorted(p for p in landing_dir.iterdir() if p.suffix in {".csv", ".parquet"})
+    return dg.MaterializeResult(
+        metadata={
+            "landing_dir": dg.MetadataValue.path(str(landing_dir)),
+            "is_demo": dg.MetadataValue.bool(s.is_demo),
+            "files": dg.MetadataValue.json({p.name: p.stat().st_size for p in files}),
+        }
+    )
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(["raw", table], description=description, group_name=groups.LANDING, kinds={"duckdb"},
+                     deps=[landing_files])
+        for table, description in RAW_TABLES.items()
+    ],
+    op_tags=DUCKDB_TAG,
+)
+def raw_tables(context: dg.AssetExecutionContext, settings: SegmintSettings, warehouse: Warehouse):
+    """Reads every landing file into raw.*; rejected rows go to raw.quarantine with their reason."""
+    s = settings.load()
+    landing_dir = s.landing_dir or s.demo_landing_dir
+    try:
+        with warehouse.connect() as conn:
+            report = ingest_landing(conn, landing_dir, s.as_of, s.horizon_days, s.is_demo)
+            counts = {t: conn.execute(f"select count(*) from raw.{t}").fetchone()[0] for t in RAW_TABLES}
+            quarantine_by_reason = conn.execute(
+                "select source_file, split_part(reason, ':', 1) as reason, count(*) as rows "
+                "from raw.quarantine group by all order by rows desc"
+            ).df()
+    except LandingError as error:
+        # A user's file that cannot be read at all: one clear line, no traceback to dig through.
+        raise dg.Failure(description=str(error), allow_retries=False) from None
+
+    by_table = {f.table_name: f for f in report.files}
+    for table in RAW_TABLES:
+        metadata: dict[str, dg.MetadataValue] = {
+            "dagster/row_count": dg.MetadataValue.int(counts[table]),
+            "as_of": dg.MetadataValue.text(report.as_of.isoformat()),
+        }
+        file_report = by_table.get(table)
+        if file_report is not None:
+            metadata |= {
+                "source_file": dg.MetadataValue.text(file_report.source_file),
+                "rows_in": dg.MetadataValue.int(file_report.rows_in),
+                "rows_accepted": dg.MetadataValue.int(file_report.rows_accepted),
+                "rows_quarantined": dg.MetadataValue.int(file_report.rows_quarantined),
+                "rows_after_as_of": dg.MetadataValue.int(file_report.rows_after_as_of),
+                "missing_optional_columns": dg.MetadataValue.json(list(file_report.missing_columns)),
+            }
+        elif table in {"customers", "events"}:
+            metadata["note"] = dg.MetadataValue.text(
+                f"No {table} file in the landing zone: the table is empty and features that need it are 0."
+            )
+        if table == "quarantine":
+            metadata["by_file_and_reason"] = markdown_table(quarantine_by_reason)
+        yield dg.MaterializeResult(asset_key=["raw", table], metadata=metadata)

@@ -1,0 +1,119 @@
+"""Data-quality gates: GX suites on the raw and mart tables, and the ingest reconciliation.
+
+All are blocking: an error-level failure stops every downstream asset in the run (models, audiences, syncs).
+dbt's own tests arrive as separate checks on the dbt assets.
+"""
+
+
+import dagster as dg
+import duckdb
+import pandas as pd
+
+from expectations.suites import SUITES
+from expectations.validate import validate
+from orchestration.defs.resources import DUCKDB_TAG, Warehouse
+from orchestration.lib.metadata import markdown_table, validation_metadata
+
+# GX runs on pandas; above this many rows it validates a reproducible sample (dbt tests still cover every row).
+MAX_VALIDATION_ROWS = 500_000
+
+# table in the warehouse -> (asset key, suite name)
+GX_CHECKED_TABLES = {
+    "raw.orders": (["raw", "orders"], "raw_orders"),
+    "raw.customers": (["raw", "customers"], "raw_customers"),
+    "raw.events": (["raw", "events"], "raw_events"),
+    "marts.customer_features": (["marts", "customer_features"], "customer_features"),
+    "marts.customer_scores": (["marts", "customer_scores"], "customer_scores"),
+}
+
+
+def read_for_validation(conn: duckdb.DuckDBPyConnection, table: str) -> tuple[pd.DataFrame, int]:
+    """The table (or a seeded sample of MAX_VALIDATION_ROWS when larger) and its full row count."""
+    total = conn.execute(f"select count(*) from {table}").fetchone()[0]
+    if total <= MAX_VALIDATION_ROWS:
+        return conn.execute(f"select * from {table}").df(), total
+    sample = f"select * from {table} using sample reservoir({MAX_VALIDATION_ROWS} rows) repeatable (42)"
+    return conn.execute(sample).df(), total
+
+
+def _gx_check(table: str, asset_key: list[str], suite_name: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=dg.AssetKey(asset_key),
+        name=f"gx_{suite_name}",
+        description=f"Great Expectations suite `{suite_name}` on {table}; error-level failures block downstream.",
+        blocking=True,
+        op_tags=DUCKDB_TAG,
+    )
+    def _check(warehouse: Warehouse) -> dg.AssetCheckResult:
+        with warehouse.connect() as conn:
+            df, total = read_for_validation(conn, table)
+        summary = validate(df, SUITES[suite_name]())
+        metadata = validation_metadata(summary) | {"table_rows": dg.MetadataValue.int(total)}
+        if not summary.passed:
+            severity = dg.AssetCheckSeverity.ERROR
+        else:
+            severity = dg.AssetCheckSeverity.WARN
+        return dg.AssetCheckResult(
+            passed=not summary.failed,
+            severity=severity,
+            description="; ".join(f.describe() for f in summary.failed) or "all expectations met",
+            metadata=metadata,
+        )
+
+    return _check
+
+
+gx_checks = [_gx_check(table, key, suite) for table, (key, suite) in GX_CHECKED_TABLES.items()]
+
+
+def reconcile_ingest(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Per landing file: rows in vs accepted + quarantined, and the accepted count vs the raw table."""
+    return conn.execute(
+        """
+        with quarantined as (
+            select source_file, count(*) as in_quarantine from raw.quarantine group by source_file
+        ),
+        accepted as (
+            select source_file, count(*) as in_table from raw.orders group by source_file
+            union all select source_file, count(*) from raw.customers group by source_file
+            union all select source_file, count(*) from raw.events group by source_file
+        )
+        select
+            log.source_file,
+            log.rows_in,
+            log.rows_accepted,
+            log.rows_quarantined,
+            coalesce(accepted.in_table, 0) as rows_in_table,
+            coalesce(quarantined.in_quarantine, 0) as rows_in_quarantine,
+            log.rows_in = log.rows_accepted + log.rows_quarantined
+                and log.rows_accepted = coalesce(accepted.in_table, 0)
+                and log.rows_quarantined = coalesce(quarantined.in_quarantine, 0) as reconciles
+        from raw.ingest_log as log
+        left join accepted using (source_file)
+        left join quarantined using (source_file)
+        order by log.source_file
+        """
+    ).df()
+
+
+@dg.asset_check(
+    asset=dg.AssetKey(["raw", "quarantine"]),
+    description="Rows in = rows accepted + rows quarantined, for every landing file of this run.",
+    blocking=True,
+    op_tags=DUCKDB_TAG,
+)
+def check_ingest_counts_reconcile(warehouse: Warehouse) -> dg.AssetCheckResult:
+    with warehouse.connect() as conn:
+        table = reconcile_ingest(conn)
+    broken = table[~table["reconciles"]]
+    return dg.AssetCheckResult(
+        passed=broken.empty,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description="counts reconcile" if broken.empty else f"{len(broken)} file(s) do not reconcile",
+        metadata={
+            "files": markdown_table(table),
+            "rows_in": dg.MetadataValue.int(int(table["rows_in"].sum())),
+            "rows_accepted": dg.MetadataValue.int(int(table["rows_accepted"].sum())),
+            "rows_quarantined": dg.MetadataValue.int(int(table["rows_quarantined"].sum())),
+        },
+    )

@@ -1,0 +1,62 @@
+"""Resources: the warehouse (one DuckDB file, one writer at a time), dbt, and the run settings."""
+
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+import duckdb
+from dagster_dbt import DbtCliResource
+
+from orchestration.lib.settings import DBT_PROJECT_DIR, Settings, load_settings
+
+# Every asset that opens the DuckDB file carries this tag; the executor runs at most one of them at a time,
+# because DuckDB allows a single writer process (see shared/STACK.md).
+DUCKDB_TAG = {"segmint/duckdb": "writer"}
+
+
+class SegmintSettings(dg.ConfigurableResource):
+    """Run settings; each field left empty falls back to its SEGMINT_* environment variable at run time."""
+
+    landing_dir: str | None = None
+    as_of: str | None = None
+    horizon_days: int | None = None
+
+    def load(self) -> Settings:
+        env = dict(os.environ)
+        if self.landing_dir:
+            env["SEGMINT_LANDING_DIR"] = self.landing_dir
+        if self.as_of:
+            env["SEGMINT_AS_OF"] = self.as_of
+        if self.horizon_days:
+            env["SEGMINT_CLV_HORIZON_DAYS"] = str(self.horizon_days)
+        return load_settings(env)
+
+
+class Warehouse(dg.ConfigurableResource):
+    """The DuckDB warehouse file; `path` empty means SEGMINT_WAREHOUSE or data/warehouse.duckdb."""
+
+    path: str | None = None
+
+    def resolved_path(self) -> str:
+        return self.path or str(load_settings().warehouse)
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived connection: never hold it across a dbt call (dbt needs the write lock)."""
+        path = self.resolved_path()
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        conn = duckdb.connect(path)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+
+def dbt_resource() -> DbtCliResource:
+    return DbtCliResource(project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR))
+
+
+def resources() -> dict[str, object]:
+    return {"warehouse": Warehouse(), "settings": SegmintSettings(), "dbt": dbt_resource()}

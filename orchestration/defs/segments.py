@@ -1,0 +1,109 @@
+"""Segment assets: RFM, behavioural clusters and lookalike prospects, written to schema `ml`."""
+
+
+import dagster as dg
+
+from ml.archetypes import label_segments, name_clusters
+from ml.clustering import cluster_customers
+from ml.lookalike import fit_lookalike, score_prospects
+from ml.rfm import score_rfm, segment_rule_table
+from orchestration.defs.resources import DUCKDB_TAG, Warehouse
+from orchestration.lib import groups
+from orchestration.lib.metadata import markdown_table
+from orchestration.lib.warehouse_io import read_table, write_table
+
+CUSTOMER_FEATURES = dg.AssetKey(["marts", "customer_features"])
+PROSPECT_FEATURES = dg.AssetKey(["marts", "prospect_features"])
+PREPURCHASE_BEHAVIOUR = dg.AssetKey(["marts", "customer_prepurchase_behaviour"])
+FEATURES_CHECK = dg.AssetCheckKey(CUSTOMER_FEATURES, "gx_customer_features")
+
+
+class ClusteringConfig(dg.Config):
+    """Clustering knobs, editable in the launchpad; k itself is chosen from the data within this range."""
+
+    min_clusters: int = 3
+    max_clusters: int = 8
+    bootstrap_resamples: int = 20
+    seed: int = 0
+
+
+@dg.asset(
+    key=["ml", "rfm_segments"],
+    deps=[CUSTOMER_FEATURES],
+    group_name=groups.SEGMENTS,
+    kinds={"python", "duckdb"},
+    op_tags=DUCKDB_TAG,
+    code_version="rfm-v1",
+)
+def rfm_segments(warehouse: Warehouse) -> dg.MaterializeResult:
+    """One row per customer: recency, frequency and monetary scores (1-5) and the named RFM segment."""
+    with warehouse.connect() as conn:
+        features = read_table(conn, "marts.customer_features", ["customer_id", "recency_days", "order_count", "total_revenue"])
+        scores = score_rfm(features)
+        write_table(conn, "ml.rfm_segments", scores)
+    sizes = scores["rfm_segment"].value_counts().rename_axis("rfm_segment").reset_index(name="customers")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(len(scores)),
+            "segment_sizes": markdown_table(sizes),
+            "rules": markdown_table(segment_rule_table(), max_rows=30),
+        }
+    )
+
+
+@dg.asset(
+    key=["ml", "behavioral_segments"],
+    deps=[CUSTOMER_FEATURES],
+    group_name=groups.SEGMENTS,
+    kinds={"python", "scikitlearn", "duckdb"},
+    op_tags=DUCKDB_TAG,
+    code_version="clusters-v1",
+)
+def behavioral_segments(warehouse: Warehouse, config: ClusteringConfig) -> dg.MaterializeResult:
+    """One row per customer: behavioural cluster (k chosen from the data) and its archetype or descriptive name."""
+    with warehouse.connect() as conn:
+        features = read_table(conn, "marts.customer_features")
+        result = cluster_customers(
+            features,
+            seed=config.seed,
+            k_range=range(config.min_clusters, config.max_clusters + 1),
+            n_bootstrap=config.bootstrap_resamples,
+        )
+        segments = label_segments(result.labels, name_clusters(result.profiles, result.mode))
+        write_table(conn, "ml.behavioral_segments", segments)
+        write_table(conn, "ml.cluster_profiles", result.profiles)
+    sizes = segments["behavioral_segment"].value_counts().rename_axis("behavioral_segment").reset_index(name="customers")
+    numbers = {key: dg.MetadataValue.text(str(value)) for key, value in result.metadata().items()}
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(len(segments)),
+            **numbers,
+            "segment_sizes": markdown_table(sizes),
+            "k_scores": markdown_table(result.k_scores),
+        }
+    )
+
+
+@dg.asset(
+    key=["ml", "prospect_scores"],
+    deps=[PROSPECT_FEATURES, PREPURCHASE_BEHAVIOUR, dg.AssetKey(["ml", "rfm_segments"])],
+    group_name=groups.SEGMENTS,
+    kinds={"python", "lightgbm", "duckdb"},
+    op_tags=DUCKDB_TAG,
+    code_version="lookalike-v1",
+)
+def prospect_scores(warehouse: Warehouse) -> dg.MaterializeResult:
+    """One row per prospect (events, no order): probability of becoming a high-value customer (lookalike score)."""
+    with warehouse.connect() as conn:
+        early = read_table(conn, "marts.customer_prepurchase_behaviour")
+        rfm = read_table(conn, "ml.rfm_segments")
+        prospects = read_table(conn, "marts.prospect_features")
+        model = fit_lookalike(early, rfm)
+        scores = score_prospects(model, prospects)
+        write_table(conn, "ml.prospect_scores", scores)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(len(scores)),
+            **{key: dg.MetadataValue.text(str(value)) for key, value in model.metadata().items()},
+        }
+    )

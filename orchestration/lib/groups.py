@@ -1,0 +1,10 @@
+"""Asset group names, in the order data flows through them."""
+
+LANDING = "landing"
+STAGING = "staging"
+FEATURES = "features"
+SEGMENTS = "segments"
+CLV = "clv"
+SCORES = "scores"
+AUDIENCES = "audiences"
+REPORTING = "reporting"

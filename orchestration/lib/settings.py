@@ -1,0 +1,104 @@
+"""Run settings, read from the environment at run time (never at import).
+
+One place for every path and default, so the Dagster resources, dbt's profile and the Makefile agree.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+CONFIG_DIR = PROJECT_ROOT / "config"
+DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
+DEFAULT_HORIZON_DAYS = 365
+DEFAULT_DEMO_CUSTOMERS = 5000
+DEFAULT_DEMO_SEED = 42
+
+
+class SettingsError(ValueError):
+    """A setting has a value segmint cannot use; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs to know about where data lives and which dates it covers."""
+
+    data_dir: Path
+    warehouse: Path
+    landing_dir: Path | None  # None: generate the demo shop
+    as_of: date | None  # None: the last accepted order date
+    horizon_days: int
+    demo_customers: int
+    demo_seed: int
+
+    @property
+    def is_demo(self) -> bool:
+        return self.landing_dir is None
+
+    @property
+    def demo_landing_dir(self) -> Path:
+        return self.data_dir / "demo" / "landing"
+
+    @property
+    def demo_truth_dir(self) -> Path:
+        """Ground truth of the demo shop; only tests and benchmarks read it."""
+        return self.data_dir / "demo" / "truth"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.data_dir / "exports"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.data_dir / "reports"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+
+def _int_setting(env: dict[str, str], name: str, default: int, minimum: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def _date_setting(env: dict[str, str], name: str) -> date | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw[:10])
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a date (expected YYYY-MM-DD)") from None
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Settings from SEGMINT_* environment variables; relative paths are made absolute."""
+    env = dict(os.environ if env is None else env)
+    data_dir = Path(env.get("SEGMINT_DATA_DIR") or DEFAULT_DATA_DIR).expanduser().resolve()
+    warehouse = Path(env.get("SEGMINT_WAREHOUSE") or data_dir / "warehouse.duckdb").expanduser().resolve()
+    landing_raw = env.get("SEGMINT_LANDING_DIR", "").strip()
+    landing_dir = Path(landing_raw).expanduser().resolve() if landing_raw else None
+    if landing_dir is not None and not landing_dir.is_dir():
+        raise SettingsError(f"SEGMINT_LANDING_DIR={landing_raw!r} is not a folder")
+    return Settings(
+        data_dir=data_dir,
+        warehouse=warehouse,
+        landing_dir=landing_dir,
+        as_of=_date_setting(env, "SEGMINT_AS_OF"),
+        horizon_days=_int_setting(env, "SEGMINT_CLV_HORIZON_DAYS", DEFAULT_HORIZON_DAYS, minimum=7),
+        demo_customers=_int_setting(env, "SEGMINT_DEMO_CUSTOMERS", DEFAULT_DEMO_CUSTOMERS, minimum=50),
+        demo_seed=_int_setting(env, "SEGMINT_DEMO_SEED", DEFAULT_DEMO_SEED, minimum=0),
+    )

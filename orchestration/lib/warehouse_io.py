@@ -1,0 +1,30 @@
+"""Reading and writing warehouse tables from Python assets (short-lived connection passed in)."""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+
+def read_table(conn: duckdb.DuckDBPyConnection, table: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """A whole table (or some columns of it) as a DataFrame, in a stable order."""
+    cols = ", ".join(columns) if columns else "*"
+    return conn.execute(f"select {cols} from {table}").df()
+
+
+def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
+    schema, name = table.split(".")
+    query = "select count(*) from information_schema.tables where table_schema = ? and table_name = ?"
+    return conn.execute(query, [schema, name]).fetchone()[0] > 0
+
+
+def write_table(conn: duckdb.DuckDBPyConnection, table: str, df: pd.DataFrame) -> int:
+    """Replace `table` with `df` atomically (readers see the old or the new table, never half of one)."""
+    schema = table.split(".")[0]
+    conn.execute(f"create schema if not exists {schema}")
+    conn.register("_segmint_frame", df)
+    try:
+        conn.execute(f"create or replace table {table} as select * from _segmint_frame")
+    finally:
+        conn.unregister("_segmint_frame")
+    return len(df)

@@ -1,0 +1,157 @@
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score
+
+from ml import clustering
+from ml.clustering import (
+    BEHAVIOUR_COLUMNS,
+    NO_WEB_ACTIVITY_CLUSTER,
+    PROFILE_COLUMNS,
+    PURCHASE_COLUMNS,
+    bootstrap_stability,
+    cluster_customers,
+    prepare_raw_features,
+)
+
+
+def blob_features(n_customers: int, n_groups: int, seed: int = 0, with_events: float = 1.0) -> pd.DataFrame:
+    """customer_features-shaped frame: group g browses mostly page family g (a share near 0.4, others near 0.03)."""
+    rng = np.random.default_rng(seed)
+    group = rng.integers(0, n_groups, n_customers)
+    frame = pd.DataFrame({"customer_id": [f"c{i:06d}" for i in range(n_customers)], "group": group})
+    for position, column in enumerate(BEHAVIOUR_COLUMNS):
+        centre = np.where(group == position, 0.4, 0.03)
+        frame[column] = np.clip(centre + rng.normal(0, 0.04, n_customers), 0, 1)
+    frame["product_views_per_active_day"] = rng.lognormal(1.0, 0.3, n_customers)
+    frame["has_web_events"] = rng.random(n_customers) < with_events
+    frame.loc[~frame["has_web_events"], list(BEHAVIOUR_COLUMNS)] = 0.0
+    frame["recency_days"] = np.where(group % 2 == 0, rng.integers(0, 60, n_customers), rng.integers(300, 700, n_customers))
+    frame["order_count"] = np.where(group < 2, rng.integers(4, 9, n_customers), 1)
+    frame["avg_order_value"] = np.where(group == 0, rng.normal(300, 20, n_customers), rng.normal(50, 10, n_customers))
+    frame["mean_days_between_orders"] = np.where(frame["order_count"] > 1, rng.gamma(3, 20, n_customers), np.nan)
+    frame["tenure_days"] = frame["recency_days"] + rng.integers(0, 400, n_customers)
+    frame["total_revenue"] = frame["avg_order_value"] * frame["order_count"]
+    return frame
+
+
+@pytest.fixture(scope="module")
+def four_groups() -> pd.DataFrame:
+    # Groups 1..4 browse research, sale, discount codes and shipping pages; group index 0 is product depth,
+    # which we overwrite, so use groups 1..4 only.
+    frame = blob_features(2000, 5, seed=3)
+    return frame[frame["group"] > 0].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def four_groups_result(four_groups):
+    return cluster_customers(four_groups, seed=0)
+
+
+def test_the_number_of_clusters_is_chosen_from_the_data(four_groups, four_groups_result):
+    assert four_groups_result.k == 4
+    assert adjusted_rand_score(four_groups["group"], four_groups_result.labels["cluster_id"]) > 0.95
+    assert four_groups_result.k_scores["k"].tolist() == [3, 4, 5, 6, 7, 8]
+    assert four_groups_result.k_scores["is_chosen"].sum() == 1
+
+
+def test_quality_numbers_are_reported_for_the_chosen_k(four_groups_result):
+    assert 0.5 < four_groups_result.silhouette <= 1.0
+    assert 0.0 < four_groups_result.davies_bouldin < 1.0
+    assert four_groups_result.stability_ari_mean > 0.95
+    metadata = four_groups_result.metadata()
+    assert metadata["k"] == 4 and metadata["mode"] == "behaviour"
+
+
+def test_stability_is_low_when_there_is_no_structure():
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=(1500, 4))
+    blobs = np.concatenate([rng.normal(loc=10 * centre, size=(300, 4)) for centre in range(5)])
+    noise_stability = bootstrap_stability(KMeans(5, n_init=4, random_state=0).fit(noise), noise, seed=0)
+    blob_stability = bootstrap_stability(KMeans(5, n_init=4, random_state=0).fit(blobs), blobs, seed=0)
+    assert blob_stability > 0.95
+    assert noise_stability < 0.8
+
+
+def test_profiles_show_each_cluster_high_on_its_planted_feature(four_groups, four_groups_result):
+    profiles = four_groups_result.profiles
+    assert list(profiles.columns) == PROFILE_COLUMNS
+    assert len(profiles) == 4 * len(four_groups_result.feature_columns)
+    top_feature = profiles.loc[profiles.groupby("cluster_id")["z_score"].idxmax(), "feature"]
+    assert set(top_feature) == {"research_share", "sale_share", "discount_event_share", "shipping_abandon_rate"}
+    assert profiles.groupby("cluster_id")["n_customers"].first().sum() == len(four_groups)
+
+
+def test_customers_without_events_get_the_no_web_activity_cluster():
+    features = blob_features(1500, 4, seed=5, with_events=0.7)
+    result = cluster_customers(features, seed=0)
+    no_events = ~features["has_web_events"].to_numpy()
+    assert result.mode == "behaviour"
+    assert (result.labels["cluster_id"][no_events] == NO_WEB_ACTIVITY_CLUSTER).all()
+    assert (result.labels["cluster_id"][~no_events] >= 0).all()
+    assert result.n_clustered == (~no_events).sum()
+    assert any("no web activity" in note for note in result.notes)
+
+
+def test_orders_only_base_falls_back_to_purchase_behaviour_and_says_so():
+    features = blob_features(1200, 4, seed=1, with_events=0.0)
+    result = cluster_customers(features, seed=0)
+    assert result.mode == "purchase"
+    assert set(result.feature_columns) <= set(PURCHASE_COLUMNS)
+    assert (result.labels["cluster_id"] >= 0).all()
+    assert any(note.startswith("Purchase mode") for note in result.notes)
+
+
+def test_a_handful_of_customers_with_events_is_not_enough_for_behaviour_mode():
+    features = blob_features(2000, 4, seed=2, with_events=0.01)
+    result = cluster_customers(features, seed=0)
+    assert result.mode == "purchase"
+
+
+def test_behaviour_columns_without_variation_fall_back_to_purchase_mode():
+    features = blob_features(800, 4, seed=2)
+    features[list(BEHAVIOUR_COLUMNS)] = 0.0  # events exist but none matched the expected vocabulary
+    result = cluster_customers(features, seed=0)
+    assert result.mode == "purchase"
+    assert any("do not vary" in note for note in result.notes)
+
+
+def test_missing_behaviour_columns_fall_back_to_purchase_mode():
+    features = blob_features(600, 4, seed=2).drop(columns=["urgency_share"])
+    assert cluster_customers(features, seed=0).mode == "purchase"
+
+
+def test_large_bases_are_fitted_on_a_sample_and_everyone_is_assigned(monkeypatch):
+    monkeypatch.setattr(clustering, "FIT_SAMPLE_SIZE", 500)
+    features = blob_features(3000, 5, seed=4)
+    features = features[features["group"] > 0].reset_index(drop=True)
+    result = cluster_customers(features, seed=0, k_range=range(3, 6))
+    assert result.fit_sample_size == 500
+    assert len(result.labels) == len(features) and (result.labels["cluster_id"] >= 0).all()
+    assert adjusted_rand_score(features["group"], result.labels["cluster_id"]) > 0.95
+    assert any("sample of 500" in note for note in result.notes)
+
+
+def test_same_seed_gives_the_same_labels(four_groups, four_groups_result):
+    again = cluster_customers(four_groups, seed=0)
+    pd.testing.assert_frame_equal(again.labels, four_groups_result.labels)
+
+
+def test_too_few_distinct_customers_end_in_one_cluster_without_error():
+    features = blob_features(60, 4, seed=0).head(2)
+    result = cluster_customers(features, seed=0)
+    assert result.k == 1
+    assert set(result.labels["cluster_id"]) == {0}
+    assert np.isnan(result.silhouette)
+
+
+def test_empty_base_gives_empty_labels():
+    result = cluster_customers(blob_features(10, 3).head(0), seed=0)
+    assert result.labels.empty and list(result.labels.columns) == ["customer_id", "cluster_id"]
+
+
+def test_one_order_customers_gap_is_their_tenure_not_zero():
+    frame = pd.DataFrame({"mean_days_between_orders": [np.nan, 30.0], "tenure_days": [400, 500]})
+    raw = prepare_raw_features(frame, ["mean_days_between_orders"])
+    assert raw["mean_days_between_orders"].tolist() == [400.0, 30.0]

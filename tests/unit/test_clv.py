@@ -1,0 +1,176 @@
+"""Tests of the CLV / propensity models on a simulated shop, and of their fallbacks on degenerate data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml import charts, clv
+from ml.evaluation import BTYD_BASELINE, MODEL_NAME, PAST_SPEND_BASELINE, quality_gate
+
+SHOP_START = pd.Timestamp("2021-01-01")
+CHANNELS = np.array(["organic", "paid_search", "social", "email", "referral"])
+CHANNEL_SHARE = np.array([0.35, 0.25, 0.2, 0.1, 0.1])
+# Loyal channels buy more often and stay longer; social and deep-discount entry customers churn early.
+CHANNEL_RATE = np.array([1.0, 0.8, 0.6, 1.6, 1.3])
+OFFERS = np.array(["none", "WELCOME10", "SALE50"])
+OFFER_SHARE = np.array([0.6, 0.3, 0.1])
+OFFER_LIFETIME = np.array([1.0, 0.9, 0.4])
+OFFER_SPEND = np.array([1.0, 0.95, 0.7])
+
+
+def simulate_shop(n_customers: int, n_days: int, seed: int) -> dict[str, pd.DataFrame]:
+    """Pareto/NBD-like shop: orders (day, amount, discounted) and web sessions that stop soon after a customer lapses.
+
+    Customers arrive over the whole period, buy as a Poisson process while alive (exponential lifetime), spend
+    Gamma-distributed amounts around a personal mean, and browse in proportion to their purchase rate while alive.
+    """
+    rng = np.random.default_rng(seed)
+    ids = np.array([f"c{i:06d}" for i in range(n_customers)])
+    first_day = np.floor(n_days * np.sqrt(rng.uniform(size=n_customers))).astype(int).clip(0, n_days - 1)
+    channel = rng.choice(len(CHANNELS), size=n_customers, p=CHANNEL_SHARE)
+    offer = rng.choice(len(OFFERS), size=n_customers, p=OFFER_SHARE)
+    rate = rng.gamma(0.9, 1 / 70, size=n_customers) * CHANNEL_RATE[channel]
+    mean_lifetime = rng.gamma(1.2, 300, size=n_customers) * OFFER_LIFETIME[offer] * np.sqrt(CHANNEL_RATE[channel])
+    death_day = first_day + rng.exponential(mean_lifetime)
+    mean_spend = np.exp(rng.normal(np.log(55), 0.55, size=n_customers)) * OFFER_SPEND[offer]
+    tracked = rng.uniform(size=n_customers) < 0.75
+
+    alive_span = np.clip(np.minimum(death_day, n_days) - first_day, 0, None)
+    n_repeat = rng.poisson(rate * alive_span)
+    order_customer = np.concatenate([np.arange(n_customers), np.repeat(np.arange(n_customers), n_repeat)])
+    order_day = np.concatenate(
+        [first_day, first_day[order_customer[n_customers:]] + rng.uniform(size=n_repeat.sum()) * alive_span[order_customer[n_customers:]]]
+    )
+    amount = rng.gamma(3.0, mean_spend[order_customer] / 3.0)
+    orders = pd.DataFrame(
+        {
+            "customer_id": ids[order_customer],
+            "day": np.floor(order_day).astype(int),
+            "amount": amount.round(2),
+            "discounted": np.where(
+                np.arange(len(order_customer)) < n_customers, OFFERS[offer[order_customer]] != "none", rng.uniform(size=len(order_customer)) < 0.2
+            ),
+        }
+    )
+    refunded = orders.sample(frac=0.03, random_state=seed)
+    refunds = refunded.assign(day=(refunded["day"] + 5).clip(upper=n_days - 1), amount=-refunded["amount"], discounted=False)
+    orders = pd.concat([orders, refunds], ignore_index=True)
+
+    # Sessions while alive at a rate tied to the purchase rate, then a trickle afterwards: the engagement signal.
+    alive_sessions = rng.poisson((0.01 + 3 * rate) * alive_span)
+    lapsed_span = np.clip(n_days - np.minimum(death_day, n_days), 0, None)
+    lapsed_sessions = rng.poisson(0.002 * lapsed_span)
+    session_customer = np.concatenate(
+        [np.repeat(np.arange(n_customers), alive_sessions), np.repeat(np.arange(n_customers), lapsed_sessions)]
+    )
+    session_start = np.concatenate(
+        [np.repeat(first_day, alive_sessions), np.repeat(np.minimum(death_day, n_days), lapsed_sessions)]
+    )
+    session_span = np.concatenate([np.repeat(alive_span, alive_sessions), np.repeat(lapsed_span, lapsed_sessions)])
+    session_day = np.floor(session_start + rng.uniform(size=len(session_customer)) * session_span).astype(int)
+    keep = tracked[session_customer] & (session_day < n_days)
+    sessions = pd.DataFrame(
+        {
+            "customer_id": ids[session_customer[keep]],
+            "day": session_day[keep],
+            "events": 1 + rng.poisson(4, size=keep.sum()),
+            "product_views": rng.poisson(2, size=keep.sum()),
+            "cart_adds": rng.poisson(0.3, size=keep.sum()),
+        }
+    )
+    customers = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "acquisition_channel": CHANNELS[channel],
+            "entry_offer": OFFERS[offer],
+            "first_order_channel": np.where(rng.uniform(size=n_customers) < 0.3, "app", "web"),
+            "country": rng.choice(["DE", "FR", "NL", "AT"], size=n_customers, p=[0.5, 0.25, 0.15, 0.1]),
+            "marketing_consent": rng.uniform(size=n_customers) < 0.6,
+            "research_share": rng.beta(2, 8, size=n_customers),
+        }
+    )
+    return {"orders": orders, "sessions": sessions, "customers": customers}
+
+
+def features_at(shop: dict[str, pd.DataFrame], cutoff_day: int, horizon_days: int | None = None) -> pd.DataFrame:
+    """The customer_features contract computed at a cutoff day, plus labels over (cutoff, cutoff + horizon] if asked."""
+    orders = shop["orders"][shop["orders"]["day"] <= cutoff_day]
+    positive = orders[orders["amount"] > 0]
+    refunds = orders[orders["amount"] < 0]
+    by_customer = positive.groupby("customer_id")
+    frame = pd.DataFrame(
+        {
+            "order_count": by_customer.size(),
+            "order_days": by_customer["day"].nunique(),
+            "first_day": by_customer["day"].min(),
+            "last_day": by_customer["day"].max(),
+            "gross_revenue": by_customer["amount"].sum(),
+            "max_order_value": by_customer["amount"].max(),
+            "first_order_value": positive.sort_values("day", kind="stable").groupby("customer_id")["amount"].first(),
+            "discounted_order_share": by_customer["discounted"].mean(),
+            "revenue_last_90d": positive[positive["day"] > cutoff_day - 90].groupby("customer_id")["amount"].sum(),
+            "order_count_last_90d": positive[positive["day"] > cutoff_day - 90].groupby("customer_id").size(),
+            "revenue_last_365d": positive[positive["day"] > cutoff_day - 365].groupby("customer_id")["amount"].sum(),
+            "order_count_last_365d": positive[positive["day"] > cutoff_day - 365].groupby("customer_id").size(),
+            "refund_count": refunds.groupby("customer_id").size(),
+            "refund_amount": -refunds.groupby("customer_id")["amount"].sum(),
+        }
+    )
+    frame = frame[frame["order_count"].notna()]
+    for column in ["revenue_last_90d", "order_count_last_90d", "revenue_last_365d", "order_count_last_365d", "refund_count", "refund_amount"]:
+        frame[column] = frame[column].fillna(0)
+    frame["repeat_order_count"] = frame["order_days"] - 1
+    frame["recency_days"] = cutoff_day - frame["last_day"]
+    frame["tenure_days"] = cutoff_day - frame["first_day"]
+    frame["btyd_recency_days"] = frame["last_day"] - frame["first_day"]
+    frame["total_revenue"] = frame["gross_revenue"] - frame["refund_amount"]
+    frame["avg_order_value"] = frame["gross_revenue"] / frame["order_count"]
+    frame["mean_days_between_orders"] = (frame["btyd_recency_days"] / (frame["order_count"] - 1)).where(frame["order_count"] > 1)
+    frame["cutoff_date"] = SHOP_START + pd.Timedelta(days=cutoff_day)
+    frame["first_order_at"] = SHOP_START + pd.to_timedelta(frame["first_day"], unit="D")
+    frame["last_order_at"] = SHOP_START + pd.to_timedelta(frame["last_day"], unit="D")
+
+    sessions = shop["sessions"][shop["sessions"]["day"] <= cutoff_day]
+    by_session = sessions.groupby("customer_id")
+    behaviour = pd.DataFrame(
+        {
+            "event_count": by_session["events"].sum(),
+            "active_days": by_session["day"].nunique(),
+            "days_since_last_event": cutoff_day - by_session["day"].max(),
+            "event_count_last_30d": sessions[sessions["day"] > cutoff_day - 30].groupby("customer_id")["events"].sum(),
+            "product_views": by_session["product_views"].sum(),
+            "cart_add_count_last_90d": sessions[sessions["day"] > cutoff_day - 90].groupby("customer_id")["cart_adds"].sum(),
+        }
+    )
+    frame = frame.join(behaviour, how="left").join(shop["customers"].set_index("customer_id"), how="left")
+    frame["has_web_events"] = frame["event_count"].notna()
+    for column in ["event_count", "active_days", "event_count_last_30d", "product_views", "cart_add_count_last_90d"]:
+        frame[column] = frame[column].fillna(0)
+    frame["product_views_per_active_day"] = (frame["product_views"] / frame["active_days"]).where(frame["active_days"] > 0, 0.0)
+    frame["research_share"] = frame["research_share"].where(frame["has_web_events"], 0.0)
+    for column in ["sale_share", "discount_event_share", "shipping_abandon_rate", "brand_share", "visual_share", "urgency_share"]:
+        frame[column] = 0.0
+    frame["has_email"] = True
+    frame["has_phone"] = False
+    frame["signed_up_at"] = frame["first_order_at"]
+
+    if horizon_days is not None:
+        future = shop["orders"][(shop["orders"]["day"] > cutoff_day) & (shop["orders"]["day"] <= cutoff_day + horizon_days)]
+        future_positive = future[future["amount"] > 0]
+        frame["future_revenue"] = future.assign(amount=future["amount"].clip(lower=0)).groupby("customer_id")["amount"].sum()
+        frame["future_order_count"] = future_positive.groupby("customer_id").size()
+        frame["future_revenue"] = frame["future_revenue"].fillna(0.0)
+        frame["future_order_count"] = frame["future_order_count"].fillna(0).astype(int)
+        frame["has_future_order"] = frame["future_order_count"] > 0
+    frame = frame.drop(columns=["order_days", "first_day", "last_day", "product_views"])
+    return frame.rename_axis("customer_id").reset_index()
+
+
+def training_table(n_customers: int = 4000, horizon_days: int = 180, seed: int = 7, n_days: int = 1100) -> pd.DataFrame:
+    """customer_features_train of a simulated shop whose as-of date is its last day."""
+    shop = simulate_shop(n_customers, n_days, seed)
+    return features_at(shop, n_days - 1 - horizon_days, horizon_days)
