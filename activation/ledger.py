@@ -73,6 +73,7 @@ class SyncRecord:
     identifiers: Mapping[str, Any]
     value: float | None = None
     external_id: str | None = None
+    origin_run_id: str | None = None  # run that first sent this change; stable across resumed runs
 
     @property
     def fingerprint(self) -> str:
@@ -131,8 +132,7 @@ def plan_diff(current: pd.DataFrame, ledger: pd.DataFrame) -> Diff:
 
 
 def load_ledger(conn: duckdb.DuckDBPyConnection, destination: str, audience: str) -> pd.DataFrame:
-    """Every ledger row of one destination and audience (any state)."""
-    ensure_schema(conn)
+    """Every ledger row of one destination and audience (any state); call ensure_schema first."""
     return conn.execute(
         f"select {', '.join(LEDGER_COLUMNS)} from {SCHEMA}.destination_members "
         "where destination = ? and audience = ? order by member_key",
@@ -142,7 +142,6 @@ def load_ledger(conn: duckdb.DuckDBPyConnection, destination: str, audience: str
 
 def confirmed_size(conn: duckdb.DuckDBPyConnection, destination: str, audience: str) -> int:
     """Number of members the destination is known to hold for this audience (confirmed rows)."""
-    ensure_schema(conn)
     row = conn.execute(
         f"select count(*) from {SCHEMA}.destination_members where destination = ? and audience = ? and state = ?",
         [destination, audience, CONFIRMED],
@@ -150,20 +149,49 @@ def confirmed_size(conn: duckdb.DuckDBPyConnection, destination: str, audience: 
     return int(row[0])
 
 
+def previous_audience_size(conn: duckdb.DuckDBPyConnection, destination: str, audience: str) -> int:
+    """Audience size the last executed (non-dry) run planned for this destination; else the confirmed count.
+
+    The guard compares against what the last run meant to hold, so a run that failed half-way does not make
+    the next, resuming run look like a big jump.
+    """
+    row = conn.execute(
+        f"select planned_size from {SCHEMA}.runs where destination = ? and audience = ? and not dry_run "
+        "order by started_at desc limit 1",
+        [destination, audience],
+    ).fetchone()
+    return int(row[0]) if row is not None and row[0] is not None else confirmed_size(conn, destination, audience)
+
+
 def mark_pending_add(conn: duckdb.DuckDBPyConnection, destination: str, audience: str,
                      records: Iterable[SyncRecord], run_id: str, model_version: str | None,
                      segment_rule: str | None) -> None:
     """Write/overwrite rows as pending_add with the identifiers about to be sent (provenance of this run)."""
-    rows = [
-        (destination, audience, r.member_key, json.dumps(dict(r.identifiers), sort_keys=True, default=str),
-         r.fingerprint, rounded_value(r.value), r.external_id, PENDING_ADD, run_id, model_version, segment_rule,
-         utc_now())
-        for r in records
-    ]
-    if rows:
-        conn.executemany(
-            f"insert or replace into {SCHEMA}.destination_members values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
-        )
+    records = list(records)
+    if not records:
+        return
+    frame = pd.DataFrame({
+        "destination": destination, "audience": audience,
+        "member_key": [r.member_key for r in records],
+        "identifiers_json": [json.dumps(dict(r.identifiers), sort_keys=True, default=str) for r in records],
+        "fingerprint": [r.fingerprint for r in records],
+        "value": pd.Series([rounded_value(r.value) for r in records], dtype="float64"),
+        "external_id": pd.Series([r.external_id for r in records], dtype="object"),
+        "state": PENDING_ADD,
+        "run_id": [r.origin_run_id or run_id for r in records],
+        "model_version": model_version, "segment_rule": segment_rule, "updated_at": utc_now(),
+    })
+    _insert_frame(conn, "insert or replace into {table} select * from {frame}", frame)
+
+
+def _insert_frame(conn: duckdb.DuckDBPyConnection, statement: str, frame: pd.DataFrame) -> None:
+    """Run a statement over a registered DataFrame (one vectorized statement instead of row-by-row inserts)."""
+    name = "_segmint_frame"
+    conn.register(name, frame)
+    try:
+        conn.execute(statement.format(table=f"{SCHEMA}.destination_members", frame=name))
+    finally:
+        conn.unregister(name)
 
 
 def mark_pending_remove(conn: duckdb.DuckDBPyConnection, destination: str, audience: str,
@@ -189,12 +217,18 @@ def confirm_adds(conn: duckdb.DuckDBPyConnection, destination: str, audience: st
         "where destination = ? and audience = ? and member_key in (select unnest(?))",
         [CONFIRMED, utc_now(), destination, audience, keys],
     )
-    for key, external_id in (external_ids or {}).items():
-        conn.execute(
-            f"update {SCHEMA}.destination_members set external_id = ? "
-            "where destination = ? and audience = ? and member_key = ?",
-            [external_id, destination, audience, key],
-        )
+    if external_ids:
+        frame = pd.DataFrame({"member_key": list(external_ids), "external_id": list(external_ids.values())})
+        conn.register("_segmint_ids", frame)
+        try:
+            conn.execute(
+                f"update {SCHEMA}.destination_members as held set external_id = ids.external_id "
+                "from _segmint_ids as ids where held.member_key = ids.member_key "
+                "and held.destination = ? and held.audience = ?",
+                [destination, audience],
+            )
+        finally:
+            conn.unregister("_segmint_ids")
 
 
 def confirm_removes(conn: duckdb.DuckDBPyConnection, destination: str, audience: str,
@@ -216,7 +250,8 @@ def records_from_ledger(ledger: pd.DataFrame, member_keys: Iterable[str]) -> lis
     for key in member_keys:
         row = by_key[key]
         external_id = row.external_id if isinstance(row.external_id, str) else None
-        records.append(SyncRecord(key, json.loads(row.identifiers_json), rounded_value(row.value), external_id))
+        records.append(SyncRecord(key, json.loads(row.identifiers_json), rounded_value(row.value), external_id,
+                                  origin_run_id=row.run_id))
     return records
 
 
@@ -224,7 +259,6 @@ def start_run(conn: duckdb.DuckDBPyConnection, run_id: str, audience: str, desti
               model_version: str | None, segment_rule: str, dry_run: bool, previous_size: int,
               planned_size: int) -> None:
     """Insert the run row with status `running` (finish_run completes it)."""
-    ensure_schema(conn)
     conn.execute(
         f"insert into {SCHEMA}.runs values (?, ?, ?, ?, ?, ?, 'running', ?, null, ?, ?, 0, 0, 0, 0, 0, null)",
         [run_id, audience, destination, model_version, segment_rule, dry_run, utc_now(), previous_size, planned_size],
@@ -255,7 +289,6 @@ def record_batch(conn: duckdb.DuckDBPyConnection, run_id: str, audience: str, de
 def record_membership(conn: duckdb.DuckDBPyConnection, run_id: str, audience: str, members: pd.DataFrame,
                       model_version: str | None, segment_rule: str) -> None:
     """Record provenance of every member and the held-out control group for this run (idempotent per run)."""
-    ensure_schema(conn)
     now = utc_now()
     for table in ("members_provenance", "control_group"):
         conn.execute(f"delete from {SCHEMA}.{table} where run_id = ? and audience = ?", [run_id, audience])

@@ -10,7 +10,7 @@ confirmed only after the API confirmed it -> read back what the destination repo
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import duckdb
@@ -89,6 +89,7 @@ def consenting(members: pd.DataFrame, destination_kind: str) -> pd.Series:
 def plan_sync(conn: duckdb.DuckDBPyConnection, audience: Audience, destination: Destination,
               members: pd.DataFrame | None = None) -> SyncPlan:
     """The diff a sync would send, without sending anything (also what the blocking guard check needs)."""
+    ledger.ensure_schema(conn)
     members = select_members(conn, audience) if members is None else members
     treated = members[~members["is_control"].astype(bool)]
     allowed = treated[consenting(treated, destination.kind)]
@@ -105,18 +106,21 @@ def plan_sync(conn: duckdb.DuckDBPyConnection, audience: Audience, destination: 
                             "value": [r.value for r in records.values()]})
     held = ledger.load_ledger(conn, destination.name, audience.name)
     return SyncPlan(records=records, ledger_rows=held, diff=ledger.plan_diff(current, held),
-                    previous_size=ledger.confirmed_size(conn, destination.name, audience.name),
+                    previous_size=ledger.previous_audience_size(conn, destination.name, audience.name),
                     new_size=len(records), members=len(members), control=int(members["is_control"].sum()),
                     skipped_no_consent=len(treated) - len(allowed), skipped_unmatchable=unmatchable)
 
 
 def _reconcile(conn: duckdb.DuckDBPyConnection, destination: Destination, audience: str,
                readback: dict[str, Any]) -> dict[str, Any]:
-    """Compare record ids a destination lists (HubSpot) with the ledger, keeping counts instead of the ids."""
+    """Compare what the destination reports (list size, member record ids) with the ledger's confirmed rows."""
     member_ids = readback.pop("member_record_ids", None)
-    if member_ids is None:
-        return readback
     held = ledger.load_ledger(conn, destination.name, audience)
+    if member_ids is None:
+        if "list_size" in readback:
+            readback["ledger_size"] = int((held["state"] == ledger.CONFIRMED).sum())
+            readback["agrees_with_ledger"] = readback["list_size"] == readback["ledger_size"]
+        return readback
     confirmed_ids = set(held.loc[held["state"] == ledger.CONFIRMED, "external_id"].dropna().astype(str))
     listed = set(member_ids)
     readback["ledger_size"] = len(confirmed_ids)
@@ -131,12 +135,11 @@ def sync_audience(conn: duckdb.DuckDBPyConnection, audience: Audience, destinati
                   enforce_guard: bool = True) -> SyncReport:
     """Send one audience's additions and removals to one destination; see the module docstring for the flow.
 
-    Dry-run: the destination must have been built with a dry_run_dir (its requests become JSON files); the
-    ledger is not touched. A DestinationError (4xx, or retries exhausted) marks the run failed and propagates;
+    Dry-run: the destination must have been built with a dry_run_dir (its requests become JSON files); member
+    rows, provenance and control group are not touched (only a `dry_run` row in sync.runs). A DestinationError (4xx, or retries exhausted) marks the run failed and propagates;
     everything confirmed before it stays confirmed, the rest stays pending and is re-sent by the next run.
     """
     started = time.monotonic()
-    ledger.ensure_schema(conn)
     members = select_members(conn, audience) if members is None else members
     plan = plan_sync(conn, audience, destination, members)
     report = SyncReport(audience=audience.name, destination=destination.name, run_id=run_id, dry_run=dry_run,
@@ -150,7 +153,8 @@ def sync_audience(conn: duckdb.DuckDBPyConnection, audience: Audience, destinati
     ledger.start_run(conn, run_id, audience.name, destination.name, model_version, audience.rule, dry_run,
                      plan.previous_size, plan.new_size)
     removes = ledger.records_from_ledger(plan.ledger_rows, plan.diff.remove)
-    adds = [plan.records[key] for key in plan.diff.add]
+    pending = _pending_add_origins(plan.ledger_rows)
+    adds = [_with_origin(plan.records[key], pending, run_id) for key in plan.diff.add]
     try:
         destination.begin(len(adds), len(removes))
         for action, records in (("remove", removes), ("add", adds)):
@@ -165,6 +169,18 @@ def sync_audience(conn: duckdb.DuckDBPyConnection, audience: Audience, destinati
     status = "dry_run" if dry_run else ("partial" if report.failed else "succeeded")
     ledger.finish_run(conn, run_id, audience.name, destination.name, status, vars(report))
     return report
+
+
+def _pending_add_origins(held: pd.DataFrame) -> dict[str, tuple[str, str]]:
+    """member_key -> (fingerprint, run_id) of rows left pending_add by an interrupted run."""
+    pending = held[held["state"] == ledger.PENDING_ADD]
+    return {row.member_key: (row.fingerprint, row.run_id) for row in pending.itertuples(index=False)}
+
+
+def _with_origin(record: SyncRecord, pending: dict[str, tuple[str, str]], run_id: str) -> SyncRecord:
+    """The record tagged with the run that first sent this exact change (a pending row's run when resuming)."""
+    fingerprint, origin = pending.get(record.member_key, ("", run_id))
+    return replace(record, origin_run_id=origin if fingerprint == record.fingerprint else run_id)
 
 
 def _send_batch(conn: duckdb.DuckDBPyConnection, audience: Audience, destination: Destination, run_id: str,
@@ -224,7 +240,8 @@ def lift_by_audience(assignments: pd.DataFrame, orders: pd.DataFrame) -> pd.Data
         row["revenue_per_customer_lift"] = row["treated_revenue_per_customer"] - row["control_revenue_per_customer"]
         base = row["control_revenue_per_customer"]
         row["relative_revenue_lift"] = row["revenue_per_customer_lift"] / base if base and base == base else np.nan
-        if len(treated) >= 2 and len(control) >= 2:
+        spread = treated["revenue_after"].std() + control["revenue_after"].std() if len(treated) >= 2 else 0
+        if len(treated) >= 2 and len(control) >= 2 and spread > 0:
             row["p_value"] = float(stats.ttest_ind(treated["revenue_after"], control["revenue_after"],
                                                    equal_var=False).pvalue)
         else:

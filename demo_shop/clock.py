@@ -14,7 +14,7 @@ _HOUR_CDF = np.cumsum(HOUR_WEIGHTS) / HOUR_WEIGHTS.sum()
 
 @dataclass(frozen=True)
 class ShopWindow:
-    """The shop's observed period ends at `cutoff` (exclusive, = midnight after end_date); truth runs to `horizon_end`."""
+    """The observed period ends at `cutoff` (exclusive: midnight after end_date); the truth runs to `horizon_end`."""
 
     cutoff: int  # epoch seconds; landing rows are strictly before it
     horizon_end: int  # epoch seconds; future rows are in [cutoff, horizon_end)

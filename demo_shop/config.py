@@ -80,11 +80,11 @@ class ArchetypeTraits:
 
 
 ARCHETYPE_TRAITS: tuple[ArchetypeTraits, ...] = (
-    ArchetypeTraits(0.20, 0.18, 1.15, 0.75, 1.55, 0.06, 0.04, 0.025, 0.20, 0.30, 8.0, 2.0, 6.0, 0.3),
-    ArchetypeTraits(0.25, 0.28, 0.90, 1.60, 0.70, 0.75, 0.55, 0.045, 0.30, 0.50, 4.5, 1.0, 3.0, -0.3),
-    ArchetypeTraits(0.18, 0.16, 1.10, 0.70, 1.10, 0.12, 0.06, 0.025, 0.25, 0.40, 5.0, 1.0, 4.0, 0.0),
-    ArchetypeTraits(0.20, 0.22, 0.90, 1.00, 0.90, 0.18, 0.08, 0.030, 0.55, 0.80, 5.5, 1.0, 2.0, -0.1),
-    ArchetypeTraits(0.17, 0.16, 1.00, 1.10, 1.00, 0.22, 0.10, 0.030, 0.40, 0.60, 4.0, 1.0, 0.08, 0.4),
+    ArchetypeTraits(0.20, 0.18, 1.15, 0.75, 1.55, 0.06, 0.04, 0.025, 0.20, 0.30, 8.0, 1.2, 6.0, 0.3),
+    ArchetypeTraits(0.25, 0.28, 0.90, 1.60, 0.70, 0.75, 0.55, 0.045, 0.30, 0.50, 4.5, 0.4, 3.0, -0.3),
+    ArchetypeTraits(0.18, 0.16, 1.10, 0.70, 1.10, 0.12, 0.06, 0.025, 0.25, 0.40, 5.0, 0.4, 4.0, 0.0),
+    ArchetypeTraits(0.20, 0.22, 0.90, 1.00, 0.90, 0.18, 0.08, 0.030, 0.55, 0.80, 5.5, 0.4, 2.0, -0.1),
+    ArchetypeTraits(0.17, 0.16, 1.00, 1.10, 1.00, 0.22, 0.10, 0.030, 0.40, 0.60, 4.0, 0.4, 0.08, 0.4),
 )
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -138,10 +138,10 @@ KIND_BEGIN_CHECKOUT = 13
 KIND_PURCHASE = 23
 N_BROWSE_KINDS = 23  # kinds 0..22 can appear in browsing; purchase only closes an order session
 
-_COMMON_MIX = {0: 0.10, 1: 0.12, 2: 0.16, 3: 0.04, 4: 0.03, 5: 0.02, 13: 0.005, 12: 0.005}
+_COMMON_MIX = {0: 0.06, 1: 0.07, 2: 0.10, 3: 0.03, 4: 0.02, 5: 0.01, 13: 0.005, 12: 0.005}
 _SIGNATURE_MIX: dict[int, dict[int, float]] = {
     RESEARCHER: {2: 0.18, 6: 0.14, 7: 0.09, 8: 0.07, 3: 0.04},
-    DISCOUNT_SEEKER: {9: 0.16, 10: 0.12, 11: 0.07, 12: 0.07, 13: 0.04},
+    DISCOUNT_SEEKER: {9: 0.18, 10: 0.14, 11: 0.07, 12: 0.07},
     BRAND_EXPLORER: {14: 0.13, 15: 0.15, 16: 0.14},
     VISUAL_BROWSER: {17: 0.18, 18: 0.12, 19: 0.11},
     URGENCY_BUYER: {20: 0.16, 21: 0.14, 22: 0.08, 4: 0.04},
@@ -149,7 +149,7 @@ _SIGNATURE_MIX: dict[int, dict[int, float]] = {
 # A little of every other archetype's signature, so no feature is a perfect label.
 _CROSS_TALK = 0.006
 # Dirichlet concentration around the profile: lower = noisier customers.
-MIX_CONCENTRATION = 40.0
+MIX_CONCENTRATION = 60.0
 
 
 def archetype_event_mix() -> np.ndarray:
@@ -221,8 +221,8 @@ MIN_ORDER_VALUE = 5.0
 WEB_TRACKED_PROB = 0.85
 SESSION_RATE_SHAPE = 2.0  # gamma shape of a customer's browsing intensity
 CHURNED_SESSION_RATE_MULT = 0.04  # a churned customer (mostly) stops visiting
-ORDER_SESSION_BROWSE_EVENTS = 2.0  # mean browse events before the checkout tail of an order session
-SHIPPING_INFO_IN_ORDER_PROB = 0.8
+ORDER_SESSION_BROWSE_EVENTS = 3.0  # mean browse events before the checkout tail of an order session
+SHIPPING_INFO_IN_ORDER_PROB = 0.5
 SECONDS_BETWEEN_EVENTS = 40.0
 PREFERRED_DEVICE_PROB = 0.8
 TABLET_SHARE = 0.08
@@ -294,11 +294,12 @@ class ProfileParams:
     dropout_rate_mean: float  # per year; lifetime after the first order ~ Exponential(dropout_rate)
     session_rate_mean: float  # browse sessions per year while alive
     events_per_session_mult: float
+    pre_order_session_mult: float  # scales the archetypes' browse sessions before each order
     spend_median: float  # USD, median of customers' mean order value
     spend_sigma: float  # lognormal sigma of customers' mean order value
 
 
 PROFILES: dict[str, ProfileParams] = {
-    "demo": ProfileParams(0.55, 1.6, 1.2, 1.1, 14.0, 1.0, 55.0, 0.65),
-    "bench": ProfileParams(1.2, 4.0, 1.5, 0.45, 5.0, 0.8, 55.0, 0.65),
+    "demo": ProfileParams(0.8, 1.1, 1.2, 0.8, 4.0, 1.0, 1.0, 55.0, 0.65),
+    "bench": ProfileParams(1.2, 4.4, 1.5, 0.45, 1.5, 0.9, 0.2, 55.0, 0.65),
 }

@@ -40,7 +40,6 @@ class Sessions:
     browse_events: np.ndarray  # int64: events drawn from the visitor's mix
     is_order: np.ndarray  # bool: ends with the checkout tail and a purchase at anchor_at
     discounted: np.ndarray  # bool: the order used a code (discount_code_applied in the tail)
-    in_app: np.ndarray  # bool: the order was placed in the app (device = mobile)
 
 
 @dataclass(frozen=True)
@@ -59,6 +58,13 @@ def anonymous_ids(keys: np.ndarray, seed: int) -> pa.StringArray:
     offset = np.uint64((seed * 0x2545F4914F6CDD1D) & (2**48 - 1))
     scrambled = (np.asarray(keys, dtype=np.uint64) * _ANONYMOUS_ID_MULTIPLIER + offset) & _ANONYMOUS_ID_MASK
     return hex_text(scrambled, _ANONYMOUS_ID_HEX_DIGITS, prefix="a")
+
+
+def _run_starts(sorted_keys: np.ndarray) -> np.ndarray:
+    """True where a run of equal keys begins (the first entry of each group in a sorted array)."""
+    starts = np.ones(len(sorted_keys), dtype=bool)
+    starts[1:] = sorted_keys[1:] != sorted_keys[:-1]
+    return starts
 
 
 def _poisson_times(
@@ -81,7 +87,7 @@ def _browse_sessions(visitor: np.ndarray, at: np.ndarray, archetype: np.ndarray,
                      rng: np.random.Generator) -> Sessions:
     n = len(visitor)
     return Sessions(visitor, at, _browse_event_counts(archetype[visitor], mult, rng), np.zeros(n, bool),
-                    np.zeros(n, bool), np.zeros(n, bool))
+                    np.zeros(n, bool))
 
 
 def _concat(parts: list[Sessions]) -> Sessions:
@@ -102,21 +108,23 @@ def buyer_sessions(
     )
 
     purchases = orders.select(~orders.is_refund & (orders.ordered_at < window.cutoff) & tracked[orders.customer])
-    is_first_order = np.r_[True, purchases.customer[1:] != purchases.customer[:-1]] if len(purchases) else np.zeros(0, bool)
+    is_first_order = _run_starts(purchases.customer)  # purchases are sorted by customer then time
     order_archetype = archetype[purchases.customer]
-    pre_counts = rng.poisson(archetype_trait("pre_order_sessions")[order_archetype]) + is_first_order
+    pre_mean = archetype_trait("pre_order_sessions")[order_archetype] * params.pre_order_session_mult
+    pre_counts = rng.poisson(pre_mean) + is_first_order
     pre_order = np.repeat(np.arange(len(purchases)), pre_counts)
     lag_days = rng.exponential(archetype_trait("pre_order_lag_days")[order_archetype[pre_order]])
     pre_t = purchases.ordered_at[pre_order] - (lag_days * c.SECONDS_PER_DAY).astype(np.int64) - 600
 
-    n_orders = len(purchases)
+    # Web tracking sees the checkout of web orders only; an app order leaves no checkout events.
+    web_purchases = purchases.select(purchases.channel == c.ORDER_CHANNELS.index("web"))
+    n_orders = len(web_purchases)
     order_sessions = Sessions(
-        visitor=purchases.customer,
-        anchor_at=purchases.ordered_at,
+        visitor=web_purchases.customer,
+        anchor_at=web_purchases.ordered_at,
         browse_events=rng.poisson(c.ORDER_SESSION_BROWSE_EVENTS * params.events_per_session_mult, n_orders),
         is_order=np.ones(n_orders, bool),
-        discounted=purchases.discount_code >= 0,
-        in_app=purchases.channel == c.ORDER_CHANNELS.index("mobile_app"),
+        discounted=web_purchases.discount_code >= 0,
     )
     mult = params.events_per_session_mult
     return _concat([
@@ -204,44 +212,52 @@ def events_from_sessions(sessions: Sessions, visitors: Visitors, window: ShopWin
     in_page_order = np.argsort(session, kind="stable")  # stable: browse events before the tail, tail in order
     session, kind = session[in_page_order], kind[in_page_order]
 
-    # Seconds since the session's first event: cumulative gaps, restarted at every session.
-    gaps = rng.exponential(c.SECONDS_BETWEEN_EVENTS, len(session)).astype(np.int64)
-    session_first = np.r_[True, session[1:] != session[:-1]] if len(session) else np.zeros(0, bool)
+    # Seconds since the session's first event: cumulative gaps (>= 1 s, so page order survives sorting by time),
+    # restarted at every session.
+    gaps = 1 + rng.exponential(c.SECONDS_BETWEEN_EVENTS, len(session)).astype(np.int64)
+    session_first = _run_starts(session)
     gaps[session_first] = 0
     elapsed = np.cumsum(gaps)
     elapsed -= np.maximum.accumulate(np.where(session_first, elapsed, 0))
-    # An order session ends at the purchase: shift it back by its own length.
+    # An order session ends at the purchase: shift it back by its own length (every session has >= 1 event).
+    session_last = np.r_[session_first[1:], True][: len(session)]
     duration = np.zeros(len(sessions.visitor), dtype=np.int64)
-    np.maximum.at(duration, session, elapsed)
+    duration[session[session_last]] = elapsed[session_last]
     start = np.where(sessions.is_order, sessions.anchor_at - duration, sessions.anchor_at)
     occurred_at = start[session] + elapsed
 
-    visitor = sessions.visitor[session]
     n_sessions = len(sessions.visitor)
     keeps_device = rng.random(n_sessions) < c.PREFERRED_DEVICE_PROB
     other_device = rng.integers(0, len(c.DEVICES), n_sessions)
     session_device = np.where(keeps_device, visitors.preferred_device[sessions.visitor], other_device)
-    session_device = np.where(sessions.in_app, c.DEVICES.index("mobile"), session_device)
 
     channel = visitors.channel[sessions.visitor]
     tagged = (rng.random(n_sessions) < c.UTM_TAGGED_SESSION_PROB) & (_UTM_PAIR_COUNT[channel] > 0)
     pair = _UTM_FIRST_PAIR[channel] + rng.integers(0, np.maximum(_UTM_PAIR_COUNT[channel], 1))
     session_utm = np.where(tagged, pair, -1)
 
+    # Products only where the page shows one; half the time it is the session's focus product.
     session_product = _product_numbers(n_sessions, rng)
-    same_product = rng.random(len(session)) < c.SAME_PRODUCT_IN_SESSION_PROB
-    product = np.where(same_product, session_product[session], _product_numbers(len(session), rng))
-    product = np.where(_KIND_HAS_PRODUCT[kind], product, 0)
+    has_product = np.flatnonzero(_KIND_HAS_PRODUCT[kind])
+    same_product = rng.random(len(has_product)) < c.SAME_PRODUCT_IN_SESSION_PROB
+    product = np.zeros(len(session), dtype=np.int64)
+    product[has_product] = np.where(
+        same_product, session_product[session[has_product]], _product_numbers(len(has_product), rng)
+    )
 
-    kept = occurred_at < window.cutoff
-    by_visitor_then_time = np.lexsort((occurred_at[kept], visitor[kept]))
+    # Keep events before the cutoff, ordered by visitor then time (one stable sort on a combined key).
+    kept = np.flatnonzero(occurred_at < window.cutoff)
+    visitor = sessions.visitor[session[kept]]
+    seconds = occurred_at[kept] - (occurred_at[kept].min(initial=0))
+    order = kept[np.argsort((visitor << 32) | seconds, kind="stable")]
+    ordered_session = session[order]
     return BlockEvents(
-        visitor=visitor[kept][by_visitor_then_time],
-        occurred_at=occurred_at[kept][by_visitor_then_time],
-        kind=kind[kept][by_visitor_then_time],
-        device=session_device[session][kept][by_visitor_then_time],
-        product=product[kept][by_visitor_then_time],
-        utm_pair=session_utm[session][kept][by_visitor_then_time],
+        visitor=sessions.visitor[ordered_session],
+        occurred_at=occurred_at[order],
+        kind=kind[order],
+        device=session_device[ordered_session],
+        product=product[order],
+        utm_pair=session_utm[ordered_session],
     )
 
 
@@ -249,17 +265,19 @@ def event_table(events: BlockEvents, visitors: Visitors, first_event_number: int
                 seed: int) -> pa.Table:
     """The landing `events` columns for one block; event_id numbers continue from first_event_number."""
     n = len(events.visitor)
+    visitor = pa.array(events.visitor)
+    # Format each visitor's ids once and repeat them per event: far cheaper than formatting per event.
     if visitors.customer_number is None:
         customer_id = pa.nulls(n, pa.string())
     else:
-        customer_id = zero_padded(visitors.customer_number[events.visitor], customer_id_width)
+        customer_id = zero_padded(visitors.customer_number, customer_id_width).take(visitor)
     utm_sources = [pair[0] for pair in _UTM_PAIRS]
     utm_campaigns = [pair[1] for pair in _UTM_PAIRS]
     product_missing = events.product == 0
     return pa.table({
         "event_id": zero_padded(np.arange(first_event_number, first_event_number + n), c.EVENT_ID_WIDTH, "E"),
         "customer_id": customer_id,
-        "anonymous_id": anonymous_ids(visitors.anonymous_key[events.visitor], seed),
+        "anonymous_id": anonymous_ids(visitors.anonymous_key, seed).take(visitor),
         "occurred_at": pa.array(events.occurred_at, pa.timestamp("s")),
         "event_type": from_vocabulary(c.EVENT_TYPES, _KIND_EVENT_TYPE[events.kind]),
         "page_type": from_vocabulary(c.PAGE_TYPES, _KIND_PAGE_TYPE[events.kind]),

@@ -189,9 +189,8 @@ def draw_prospects(n: int, params: c.ProfileParams, window: ShopWindow, rng: np.
     )
     converts = rng.random(n) < 1.0 / (1.0 + np.exp(-logit))
     # A converting prospect places a first order and, at half the buyers' rate, some repeats within the horizon.
-    mean_spend = params.spend_median * np.exp(params.spend_sigma * rng.standard_normal(n)) * archetype_trait("spend_mult")[
-        archetype
-    ]
+    spend_mult = archetype_trait("spend_mult")[archetype]
+    mean_spend = params.spend_median * np.exp(params.spend_sigma * rng.standard_normal(n)) * spend_mult
     future_years = (window.horizon_end - window.cutoff) / c.SECONDS_PER_YEAR
     future_orders = 1 + rng.poisson(0.5 * params.purchase_rate_mean * future_years * rng.random(n))
     order_value = draw_order_values(mean_spend, rng) * future_orders

@@ -44,6 +44,11 @@ OUTPUT_TABLES = tuple(spec.name for spec in LANDING_TABLES) + (QUARANTINE, INGES
 STAGE_PREFIX = "_stage_"
 WORK_PREFIX = "_landing_"
 NO_CURRENCY = "(none)"
+INGEST_SESSION_SETTINGS = {
+    "TimeZone": "'UTC'",  # a naive timestamp is read as UTC, whatever the caller's session zone
+    "preserve_insertion_order": "true",  # rowid = record order is what makes source_row right
+    "enable_progress_bar": "false",  # bars would flood the Dagster compute log on big files
+}
 
 
 @dataclass(frozen=True)
@@ -86,13 +91,13 @@ def _typed_columns_sql(spec: TableSpec) -> str:
 
 @contextmanager
 def _ingest_session(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """Session settings the ingest relies on (naive timestamps are UTC; scans keep file order), then restored."""
+    """Session settings the ingest relies on, set for its duration and then restored."""
     saved = {
-        setting: conn.execute(f"SELECT current_setting('{setting}')").fetchone()[0]
-        for setting in ("TimeZone", "preserve_insertion_order")
+        setting: conn.execute(f"SELECT current_setting('{setting}')").fetchall()[0][0]
+        for setting in INGEST_SESSION_SETTINGS
     }
-    conn.execute("SET TimeZone = 'UTC'")
-    conn.execute("SET preserve_insertion_order = true")
+    for setting, value in INGEST_SESSION_SETTINGS.items():
+        conn.execute(f"SET {setting} = {value}")
     try:
         yield
     finally:
@@ -127,7 +132,7 @@ def _parse_file(conn: duckdb.DuckDBPyConnection, spec: TableSpec, path: Path) ->
 
 def _default_as_of(conn: duckdb.DuckDBPyConnection, orders: _ParsedFile) -> date:
     """The last accepted order date; no valid order at all -> LandingError (there is nothing to model)."""
-    last = conn.execute(last_valid_date_sql(ORDERS, orders.parsed_table, orders.duplicates_table)).fetchone()[0]
+    last = conn.execute(last_valid_date_sql(ORDERS, orders.parsed_table, orders.duplicates_table)).fetchall()[0][0]
     if last is None:
         raise LandingError(
             f"{orders.file_name}: no order passed validation ({orders.source.rows_in} rows, all quarantined), "
@@ -152,13 +157,16 @@ def _write_file(conn: duckdb.DuckDBPyConnection, parsed: _ParsedFile, as_of: dat
         f"FROM ({judged}) AS j JOIN {parsed.source.table} AS s ON s.rowid = j.source_row - 1 "
         f"WHERE j.{REASON} IS NOT NULL ORDER BY j.source_row"
     )
+    # Free the work tables now: with 30 M events, holding every file's copies at once costs gigabytes.
+    for table in (parsed.source.table, parsed.parsed_table, parsed.duplicates_table):
+        conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
     return _file_report(conn, parsed)
 
 
 def _file_report(conn: duckdb.DuckDBPyConnection, parsed: _ParsedFile) -> FileReport:
     """Counts for one written file, checked to reconcile with the rows read."""
     spec = parsed.spec
-    accepted = conn.execute(f"SELECT count(*) FROM {_stage(spec.name)}").fetchone()[0]
+    accepted = conn.execute(f"SELECT count(*) FROM {_stage(spec.name)}").fetchall()[0][0]
     reason_rows = conn.execute(
         f"SELECT split_part(reason, ':', 1) AS code, count(*) FROM {_stage(QUARANTINE)} "
         f"WHERE source_file = ? GROUP BY code ORDER BY code",

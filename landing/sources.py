@@ -101,11 +101,9 @@ def _csv_error_line(file_name: str, message: str) -> str:
     where = f"line {line_match.group(1)}" if line_match else "a line"
     columns_match = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", message)
     if columns_match:
-        expected, found = columns_match.groups()
-        return (
-            f"{file_name}: {where} has {found} fields but the header has {expected} "
-            "(not valid CSV: quote values that contain commas)"
-        )
+        expected, found = (int(count) for count in columns_match.groups())
+        fix = "quote values that contain commas" if found > expected else "every line needs one value per column"
+        return f"{file_name}: {where} has {found} fields but the header has {expected} (not valid CSV: {fix})"
     if "unterminated quote" in message:
         return f"{file_name}: {where} has a value with an unterminated quote (not valid CSV)"
     first_line = message.splitlines()[0] if message else "unknown error"
@@ -137,7 +135,7 @@ def load_csv(conn: duckdb.DuckDBPyConnection, path: Path, table: str) -> LoadedS
             )
         except duckdb.Error as retry_error:
             raise LandingError(_csv_error_line(path.name, str(retry_error))) from None
-    rows_in = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    rows_in = conn.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
     return LoadedSource(table, header, rows_in, notes)
 
 
@@ -154,7 +152,7 @@ def load_parquet(conn: duckdb.DuckDBPyConnection, path: Path, table: str) -> Loa
     except duckdb.Error as error:
         first_line = str(error).splitlines()[0]
         raise LandingError(f"{path.name}: cannot be read as Parquet ({first_line})") from None
-    rows_in = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    rows_in = conn.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
     return LoadedSource(table, header, rows_in, ())
 
 

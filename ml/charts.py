@@ -40,7 +40,8 @@ def decile_chart_png(decile_tables: dict[str, pd.DataFrame]) -> bytes:
             axis.set_xlabel("prediction decile (10 = highest)")
             axis.set_xticks(range(1, 11))
         axes[0][0].set_ylabel("mean value per customer")
-        axes[0][0].legend(loc="upper left")
+        if any(not table.empty for table in decile_tables.values()):
+            axes[0][0].legend(loc="upper left")
         figure.suptitle("Predicted vs actual value by decile (back-test hold-out)")
         return _png(figure)
     finally:

@@ -92,8 +92,13 @@ FIXED_BOOST_ROUNDS = 200
 MIN_VALIDATION_ROWS = 20
 USE_CALIBRATION = True
 LEARNING_RATE = 0.03
+NUM_LEAVES = 15
+MIN_DATA_IN_LEAF = 10
+MIN_LEAF_DIVISOR = 100
+LAMBDA_L2 = 1.0
 EARLY_STOPPING_ROUNDS = 50
 TWEEDIE_VARIANCE_POWER = 1.5
+HURDLE_SPEND_OBJECTIVE = "gamma"
 DEFAULT_OBJECTIVE = "tweedie"
 OBJECTIVES = ("tweedie", "hurdle")
 
@@ -194,12 +199,12 @@ def _lgb_params(objective: str, seed: int, n_rows: int) -> dict:
     return {
         "objective": objective,
         "learning_rate": LEARNING_RATE,
-        "num_leaves": 15,
-        "min_data_in_leaf": max(10, min(100, n_rows // 100)),
+        "num_leaves": NUM_LEAVES,
+        "min_data_in_leaf": max(MIN_DATA_IN_LEAF, n_rows // MIN_LEAF_DIVISOR),
         "feature_fraction": 0.8,
         "bagging_fraction": 0.8,
         "bagging_freq": 1,
-        "lambda_l2": 1.0,
+        "lambda_l2": LAMBDA_L2,
         "cat_smooth": 10.0,
         "min_data_per_group": 20,
         "seed": seed,
@@ -228,6 +233,10 @@ def _train_booster(
 
 
 def _best_predict(booster: lgb.Booster, matrix: pd.DataFrame, **kwargs) -> np.ndarray:
+    """Predictions at the early-stopping iteration; LightGBM refuses an empty frame, so that is handled here."""
+    if matrix.empty:
+        width = len(MODEL_FEATURES) + 1 if kwargs.get("pred_contrib") else None
+        return np.zeros((0, width)) if width else np.zeros(0)
     return booster.predict(matrix, num_iteration=booster.best_iteration or None, **kwargs)
 
 
@@ -292,7 +301,7 @@ def fit_clv_models(
     else:
         spenders_fit, spenders_valid = fit & (value > 0), valid & (value > 0)
         spend_model = _train_booster(
-            _lgb_params("gamma", seed, spenders_fit.sum()),
+            _lgb_params(HURDLE_SPEND_OBJECTIVE, seed, spenders_fit.sum()) | {"tweedie_variance_power": 1.0},
             matrix[spenders_fit],
             value[spenders_fit],
             matrix[spenders_valid],

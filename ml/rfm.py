@@ -72,6 +72,7 @@ def score_rfm(features: pd.DataFrame) -> pd.DataFrame:
     """One row per customer (input order kept): recency/frequency/monetary scores 1-5 and the named segment."""
     if features.empty:
         return _empty_rfm_frame()
+    features = features.reset_index(drop=True)  # positional identity, so a duplicated index cannot duplicate rows
     # Sorting by customer_id before ranking makes tie-breaking deterministic and independent of input order.
     ordered = features[["customer_id", "recency_days", "order_count", "total_revenue"]].sort_values(
         "customer_id", kind="stable"

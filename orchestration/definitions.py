@@ -2,15 +2,15 @@
 
 import dagster as dg
 
-from orchestration.defs import clv, dbt_models, jobs, landing, quality_checks, segments
+from orchestration.defs import clv, dbt_models, jobs, landing, membership, quality_checks, reporting, segments
 from orchestration.defs.resources import resources
 
-_modules = [landing, dbt_models, quality_checks, segments, clv]
+_modules = [landing, dbt_models, quality_checks, segments, clv, membership, reporting]
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(_modules),
     asset_checks=dg.load_asset_checks_from_modules(_modules),
-    jobs=[jobs.refresh_job],
-    executor=jobs.single_writer_executor,
+    jobs=[jobs.refresh_job, jobs.refresh_job_multiprocess],
+    executor=dg.in_process_executor,
     resources=resources(),
 )

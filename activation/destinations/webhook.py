@@ -4,8 +4,9 @@ Signature (the scheme Stripe documents for its webhooks, applied to our payload)
 `X-Segmint-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`. Receivers recompute
 the HMAC over the raw body with their copy of the secret, compare in constant time and reject timestamps
 older than a tolerance (default 300 s) to stop replays; `verify_signature` does exactly that.
-Every member carries an `event_id` = sha256(audience|member_key|action|fingerprint), stable across retries and
-resumed runs, so a receiver that keeps seen ids applies each change once. The `Idempotency-Key` header is the
+Every member carries an `event_id` = sha256(audience|member_key|action|fingerprint|origin run), stable across
+retries and resumed runs (the origin is the run that first sent the change), so a receiver that keeps seen ids
+applies each change exactly once, while a later re-add of the same person is a new event. The `Idempotency-Key` header is the
 sha256 of the batch's event ids. The webhook is a CRM-like destination: it receives every member with its
 `marketing_consent` flag, and the receiver decides what consent it needs.
 """
@@ -52,9 +53,10 @@ def verify_signature(secret: str, header: str | None, body: bytes, now: float | 
     return hmac.compare_digest(expected, parts.get("v1", ""))
 
 
-def event_id(audience: str, member_key: str, action: str, fingerprint: str) -> str:
+def event_id(audience: str, member_key: str, action: str, fingerprint: str, origin_run_id: str | None) -> str:
     """Stable id of one membership change (same change, same id, however often it is re-sent)."""
-    return hashlib.sha256(f"{audience}|{member_key}|{action}|{fingerprint}".encode("utf-8")).hexdigest()
+    text = f"{audience}|{member_key}|{action}|{fingerprint}|{origin_run_id or ''}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class SignedWebhook:
@@ -92,7 +94,7 @@ class SignedWebhook:
         """Nothing to open."""
 
     def _post(self, action: str, batch: Sequence[SyncRecord]) -> BatchResult:
-        members = [{"event_id": event_id(self.audience, r.member_key, action, r.fingerprint),
+        members = [{"event_id": event_id(self.audience, r.member_key, action, r.fingerprint, r.origin_run_id),
                     "member_key": r.member_key, **dict(r.identifiers), "value": r.value} for r in batch]
         payload = {"audience": self.audience, "action": action, "members": members}
         # Sign the exact bytes that are sent; the HttpClient sends json_body with the same compact separators.

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import duckdb
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from orchestration.defs.resources import DUCKDB_TAG, Warehouse
@@ -52,8 +53,23 @@ def _run_dbt(
     os.environ.setdefault("DO_NOT_TRACK", "1")
     # A disposable target folder per run: dagster-dbt otherwise leaves one folder per run behind.
     with tempfile.TemporaryDirectory(prefix="segmint-dbt-") as target:
-        invocation = dbt.cli(args, context=context, target_path=Path(target))
-        yield from invocation.stream().fetch_row_counts()
+        events = list(dbt.cli(args, context=context, target_path=Path(target)).stream())
+    # Row counts from our own short connection once dbt has exited. (dagster-dbt's fetch_row_counts opens a
+    # second in-process DuckDB connection with another configuration, which then blocks every later step.)
+    with warehouse.connect() as conn:
+        for event in events:
+            key = context.asset_key_for_output(event.output_name) if isinstance(event, dg.Output) else None
+            # Only the mart tables: counting a staging view would re-scan the raw table.
+            if key is not None and key.path[0] == "marts":
+                relation = ".".join(key.path[-2:])
+                try:
+                    rows = conn.execute(f"select count(*) from {relation}").fetchone()[0]
+                except duckdb.Error:
+                    yield event
+                    continue
+                yield event.with_metadata({**event.metadata, "dagster/row_count": dg.MetadataValue.int(rows)})
+            else:
+                yield event
 
 
 @dbt_assets(

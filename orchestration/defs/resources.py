@@ -2,6 +2,7 @@
 
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -55,7 +56,11 @@ class Warehouse(dg.ConfigurableResource):
 
 
 def dbt_resource() -> DbtCliResource:
-    return DbtCliResource(project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR))
+    # The dbt installed next to this Python, so `make run` works without activating the virtualenv.
+    dbt_executable = os.path.join(os.path.dirname(sys.executable), "dbt")
+    return DbtCliResource(
+        project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=dbt_executable
+    )
 
 
 def resources() -> dict[str, object]:

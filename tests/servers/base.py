@@ -11,6 +11,7 @@ A request that breaks the documented contract is answered 400 in the platform's 
 from __future__ import annotations
 
 import json
+import socketserver
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,6 +31,14 @@ class Reply:
     def __init__(self, status: int = 200, body: Any = None, headers: dict[str, str] | None = None,
                  raw: bytes | None = None, content_type: str = "application/json"):
         self.status, self.body, self.headers, self.raw, self.content_type = status, body, headers or {}, raw, content_type
+
+
+class _LocalServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer without the reverse-DNS lookup (socket.getfqdn) that HTTPServer.server_bind does."""
+
+    def server_bind(self) -> None:
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
 
 
 class FakeApi:
@@ -52,6 +61,7 @@ class FakeApi:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out in separate writes: avoid 40 ms ACK stalls
 
             def log_message(self, *args: Any) -> None:  # keep test output quiet
                 return
@@ -61,7 +71,7 @@ class FakeApi:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _LocalServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self

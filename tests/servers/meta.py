@@ -34,7 +34,7 @@ class FakeMeta(FakeApi):
             data = [{"session_id": str(sid), **{k: str(v) for k, v in s.items() if k.startswith("num_")},
                      "stage": s["stage"]} for sid, s in self.sessions.items() if not wanted or sid in wanted]
             return Reply(200, {"data": data})
-        match = re.fullmatch(rf"/{re.escape(self.version)}/(\d+)/users", path)
+        match = re.fullmatch(rf"/{re.escape(self.version)}/([\w-]+)/users", path)
         require(match is not None and method in ("POST", "DELETE"), f"unknown endpoint {method} {path}")
         require(match.group(1) == self.audience_id, f"unknown audience {match.group(1)}")
         require("application/x-www-form-urlencoded" in headers.get("content-type", ""), "payload must be form-encoded")

@@ -45,7 +45,9 @@ def planted_shop(n_customers: int, seed: int = 0, no_event_share: float = 0.2) -
             "discounted_order_share": rng.binomial(order_count, discount_rate) / order_count,
             "mean_days_between_orders": np.where(order_count > 1, rng.gamma(2.0, 60.0, n_customers), np.nan),
             "product_views_per_active_day": np.where(
-                is_["High-Intent Researchers"], rng.lognormal(2.0, 0.35, n_customers), rng.lognormal(1.0, 0.4, n_customers)
+                is_["High-Intent Researchers"],
+                rng.lognormal(2.0, 0.35, n_customers),
+                rng.lognormal(1.0, 0.4, n_customers),
             ),
             "research_share": share("High-Intent Researchers", (8, 20), (2, 40)),
             "sale_share": share("Discount Seekers", (8, 20), (2, 40)),

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from ml import charts, clv
 from ml.evaluation import BTYD_BASELINE, MODEL_NAME, PAST_SPEND_BASELINE, quality_gate
@@ -174,3 +176,153 @@ def training_table(n_customers: int = 4000, horizon_days: int = 180, seed: int =
     """customer_features_train of a simulated shop whose as-of date is its last day."""
     shop = simulate_shop(n_customers, n_days, seed)
     return features_at(shop, n_days - 1 - horizon_days, horizon_days)
+
+
+CONTRACT = Path(__file__).parents[2] / "dbt_project" / "models" / "marts" / "customer_features.yml"
+HORIZON_DAYS = 180
+
+
+@pytest.fixture(scope="module")
+def shop() -> dict[str, pd.DataFrame]:
+    return simulate_shop(4000, 1100, seed=11)
+
+
+@pytest.fixture(scope="module")
+def train(shop) -> pd.DataFrame:
+    return features_at(shop, 1099 - HORIZON_DAYS, HORIZON_DAYS)
+
+
+@pytest.fixture(scope="module")
+def scoring_features(shop) -> pd.DataFrame:
+    return features_at(shop, 1099)
+
+
+@pytest.fixture(scope="module")
+def models(train) -> clv.ClvModels:
+    return clv.fit_clv_models(train, seed=0)
+
+
+@pytest.fixture(scope="module")
+def result(train) -> clv.BacktestResult:
+    return clv.backtest(train, HORIZON_DAYS, seed=0)
+
+
+def test_every_model_feature_is_a_column_of_the_customer_features_contract():
+    documented = {column["name"] for column in yaml.safe_load(CONTRACT.read_text())["models"][0]["columns"]}
+    assert set(clv.FEATURE_COLUMNS) <= documented
+
+
+def test_model_beats_both_baselines_on_ranking_and_decile_calibration(result):
+    evaluation = result.evaluation.set_index("model")
+    model = evaluation.loc[MODEL_NAME]
+    for baseline in (PAST_SPEND_BASELINE, BTYD_BASELINE):
+        assert model["spearman"] > evaluation.loc[baseline, "spearman"]
+        assert model["decile_mape"] < evaluation.loc[baseline, "decile_mape"]
+    assert 0.85 <= model["calibration_ratio"] <= 1.15
+    assert quality_gate(result.evaluation).passed
+
+
+def test_backtest_reports_every_metric_for_the_model_and_both_baselines(result):
+    assert result.evaluation["model"].tolist() == [MODEL_NAME, PAST_SPEND_BASELINE, BTYD_BASELINE]
+    assert result.evaluation.drop(columns=["note"]).notna().all().all()
+    assert set(result.decile_tables) == {MODEL_NAME, PAST_SPEND_BASELINE, BTYD_BASELINE}
+    assert all(len(table) == 10 for table in result.decile_tables.values())
+    assert result.n_holdout == result.evaluation["n_customers"].iloc[0] > 0
+    assert result.feature_importance.sum() == pytest.approx(1.0)
+    # The engagement signal the simulator plants must be found.
+    assert "days_since_last_event" in result.feature_importance.head(10).index
+
+
+def test_predict_gives_one_row_per_customer_with_json_drivers(models, scoring_features):
+    scores = clv.predict(models, scoring_features, top_k_drivers=3)
+    assert scores.columns.tolist() == ["customer_id", "predicted_clv", "purchase_propensity", "top_drivers"]
+    assert scores["customer_id"].tolist() == scoring_features["customer_id"].tolist()
+    assert (scores["predicted_clv"] >= 0).all() and scores["purchase_propensity"].between(0, 1).all()
+    drivers = json.loads(scores["top_drivers"].iloc[0])
+    assert len(drivers) == 3 and {d["feature"] for d in drivers} <= set(clv.MODEL_FEATURES)
+    contributions = [abs(d["contribution"]) for d in drivers]
+    assert contributions == sorted(contributions, reverse=True)
+
+
+def test_recently_active_frequent_buyers_are_worth_more_than_lapsed_one_timers(models, scoring_features):
+    scores = clv.predict(models, scoring_features).set_index("customer_id")["predicted_clv"]
+    features = scoring_features.set_index("customer_id")
+    engaged = (features["order_count"] >= 4) & (features["recency_days"] < 60) & (features["days_since_last_event"] < 14)
+    lapsed = (features["order_count"] == 1) & (features["recency_days"] > 500)
+    assert scores[engaged].mean() > 5 * scores[lapsed].mean()
+
+
+def test_fitting_twice_with_the_same_seed_gives_identical_predictions(train, models, scoring_features):
+    again = clv.fit_clv_models(train, seed=0)
+    pd.testing.assert_frame_equal(clv.predict(models, scoring_features), clv.predict(again, scoring_features))
+
+
+def test_unseen_categories_and_missing_values_at_scoring_time_are_tolerated(models, scoring_features):
+    odd = scoring_features.head(50).copy()
+    odd["acquisition_channel"] = "tiktok"
+    odd["country"] = None
+    odd["days_since_last_event"] = np.nan
+    odd = odd.drop(columns=["urgency_share", "visual_share"])
+    scores = clv.predict(models, odd)
+    assert np.isfinite(scores["predicted_clv"]).all() and len(scores) == 50
+
+
+def test_rare_categories_share_one_bucket_instead_of_one_category_each(train):
+    one_off_codes = train.assign(entry_offer=[f"CODE{i}" for i in range(len(train))])
+    vocabulary = clv.learn_categories(one_off_codes)["entry_offer"]
+    assert vocabulary == [clv.OTHER_CATEGORY, clv.MISSING_CATEGORY]
+
+
+def test_large_training_tables_are_sampled_deterministically(train):
+    first = clv.fit_clv_models(train, max_train_rows=1000)
+    second = clv.fit_clv_models(train.sample(frac=1.0, random_state=3), max_train_rows=1000)
+    assert first.n_train_rows == second.n_train_rows == 1000
+    sample = clv._sample_rows(train, 1000)["customer_id"]
+    assert set(sample) == set(clv._sample_rows(train.iloc[::-1], 1000)["customer_id"])
+
+
+def test_holdout_split_is_stable_and_close_to_the_requested_share(train):
+    mask = clv.holdout_mask(train["customer_id"], 0.3)
+    assert abs(mask.mean() - 0.3) < 0.03
+    assert (clv.holdout_mask(train["customer_id"].iloc[::-1], 0.3)[::-1] == mask).all()
+
+
+def test_a_tiny_shop_falls_back_to_the_calibrated_past_spend_rate(train):
+    tiny = train.head(30)
+    models = clv.fit_clv_models(tiny)
+    assert models.fallback_reason is not None and "30 customers" in models.fallback_reason
+    scores = clv.predict(models, tiny)
+    expected = clv.past_spend_rate(tiny, 1.0) * models.fallback_spend_rate_factor
+    np.testing.assert_allclose(scores["predicted_clv"], expected)
+    assert scores["predicted_clv"].sum() == pytest.approx(tiny["future_revenue"].sum())
+    result = clv.backtest(tiny, HORIZON_DAYS)
+    assert "fallback" in result.evaluation.set_index("model").loc[MODEL_NAME, "note"]
+
+
+def test_a_shop_where_nobody_bought_again_predicts_zero_and_fails_the_gate(train):
+    nobody = train.assign(future_revenue=0.0, future_order_count=0, has_future_order=False)
+    models = clv.fit_clv_models(nobody)
+    assert models.fallback_reason is not None
+    assert (clv.predict(models, nobody)["predicted_clv"] == 0).all()
+    assert not quality_gate(clv.backtest(nobody, HORIZON_DAYS).evaluation).passed
+
+
+def test_without_repeat_buyers_the_btyd_baseline_is_reported_unavailable(train):
+    one_timers = train[train["repeat_order_count"] == 0]
+    result = clv.backtest(one_timers, HORIZON_DAYS)
+    btyd_row = result.evaluation.set_index("model").loc[BTYD_BASELINE]
+    assert "not available" in btyd_row["note"] and np.isnan(btyd_row["spearman"])
+    assert BTYD_BASELINE not in result.decile_tables
+
+
+def test_refund_heavy_negative_labels_are_clipped_before_training(train):
+    refunds = train.head(1500)
+    refunds = refunds.assign(future_revenue=refunds["future_revenue"].where(refunds.index % 7 != 0, -50.0))
+    scores = clv.predict(clv.fit_clv_models(refunds), refunds)
+    assert (scores["predicted_clv"] >= 0).all()
+
+
+def test_charts_are_png_images(result):
+    assert charts.decile_chart_png(result.decile_tables).startswith(b"\x89PNG")
+    assert charts.feature_importance_png(result.feature_importance).startswith(b"\x89PNG")
+    assert charts.decile_chart_png({}).startswith(b"\x89PNG")

@@ -1,0 +1,138 @@
+"""Salesforce: scores, segments, reason codes and audience membership written to Contact fields by Bulk API 2.0.
+
+Followed (read 2026-11, "Bulk API 2.0 and Bulk API Developer Guide", Spring '26, API version 66.0): Create a Job
+(POST /services/data/vXX.X/jobs/ingest/ with object, externalIdFieldName, contentType CSV, operation upsert,
+lineEnding), Upload Job Data (PUT .../jobs/ingest/{jobId}/batches/, Content-Type text/csv, first row = field
+API names), Upload Complete (PATCH .../jobs/ingest/{jobId}/ {"state": "UploadComplete"}), Get Job Info (poll
+until JobComplete / Failed / Aborted; numberRecordsProcessed, numberRecordsFailed), Get Job Failed Record
+Results (GET .../failedResults/: CSV with sf__Id, sf__Error and the uploaded columns), Step 5 "Bulk Upsert".
+Auth: OAuth access token as `Authorization: Bearer`. One job per batch so a batch is confirmed only after its
+job completed; failed rows stay pending and are re-sent. A removal upserts the membership field to false (the
+contact and its scores stay). Salesforce is a CRM destination: every member is written, consent or not.
+Fields (create them as custom fields on Contact; names are settings): the external id field holds customer_id.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from activation import identifiers as ids
+from activation.destinations.base import BatchResult, text_or_none
+from activation.http import DestinationError, HttpClient, RetryPolicy
+from activation.ledger import SyncRecord
+
+SALESFORCE_API_VERSION = "v66.0"
+SALESFORCE_MAX_BATCH = 10_000
+SCORE_FIELDS = {  # marts.customer_scores column -> Contact field
+    "predicted_clv": "Segmint_Predicted_CLV__c",
+    "purchase_propensity": "Segmint_Purchase_Propensity__c",
+    "rfm_segment": "Segmint_RFM_Segment__c",
+    "behavioral_segment": "Segmint_Behavioral_Segment__c",
+    "top_drivers": "Segmint_Reason_Codes__c",
+}
+REASON_CODES_MAX_CHARS = 1_000
+FINAL_JOB_STATES = frozenset({"JobComplete", "Failed", "Aborted"})
+
+
+class SalesforceContacts:
+    """Contact fields for one audience: scores, segments, reason codes and a membership checkbox."""
+
+    kind = "crm"
+
+    def __init__(self, access_token: str, instance_url: str, audience: str, *, api_version: str = SALESFORCE_API_VERSION,
+                 object_name: str = "Contact", external_id_field: str = "Segmint_Customer_Id__c",
+                 membership_field: str | None = None, name: str = "salesforce", max_batch: int = SALESFORCE_MAX_BATCH,
+                 poll_interval_s: float = 2.0, max_polls: int = 300, policy: RetryPolicy | None = None,
+                 dry_run_dir: str | Path | None = None, sleep: Callable[[float], None] | None = None):
+        self.name = name
+        self.object_name = object_name
+        self.external_id_field = external_id_field
+        self.membership_field = membership_field or f"Segmint_In_{audience}__c"
+        self.prefix = f"/services/data/{api_version}/jobs/ingest"
+        self.max_batch = min(max_batch, SALESFORCE_MAX_BATCH)
+        self.poll_interval_s, self.max_polls = poll_interval_s, max_polls
+        self._sleep = sleep or time.sleep
+        extra = {"sleep": sleep} if sleep else {}
+        self.http = HttpClient(name, instance_url, {"Authorization": f"Bearer {access_token}"}, policy=policy,
+                               dry_run_dir=dry_run_dir, **extra)
+        self.columns = [external_id_field, "Email", "FirstName", "LastName", *SCORE_FIELDS.values(),
+                        self.membership_field]
+        self.jobs: list[dict[str, Any]] = []
+
+    def build_record(self, member: Mapping[str, Any]) -> SyncRecord | None:
+        """The Contact row to upsert (every member has a customer id, so none is unusable)."""
+        row: dict[str, Any] = {self.external_id_field: str(member["customer_id"]),
+                               "Email": ids.normalize_email(member.get("email")),
+                               "FirstName": text_or_none(member.get("first_name")),
+                               "LastName": text_or_none(member.get("last_name"))}
+        for column, field_name in SCORE_FIELDS.items():
+            value = member.get(column)
+            if isinstance(value, float) and value == value:
+                value = round(value, 4)
+            text = text_or_none(value)
+            row[field_name] = text[:REASON_CODES_MAX_CHARS] if text and column == "top_drivers" else text
+        return SyncRecord(str(member["customer_id"]), row)
+
+    def begin(self, planned_adds: int, planned_removes: int) -> None:
+        """Nothing to open: each batch is its own ingest job."""
+
+    def _csv(self, batch: Sequence[SyncRecord], member: bool) -> str:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(self.columns)
+        for record in batch:
+            values = {**record.identifiers, self.membership_field: "true" if member else "false"}
+            writer.writerow(["" if values.get(c) is None else values[c] for c in self.columns])
+        return buffer.getvalue()
+
+    def _run_job(self, batch: Sequence[SyncRecord], member: bool) -> BatchResult:
+        created = self.http.request("POST", f"{self.prefix}/", json_body={
+            "object": self.object_name, "externalIdFieldName": self.external_id_field, "contentType": "CSV",
+            "operation": "upsert", "lineEnding": "LF"}, dry_run_reply={"id": f"dry-run-{len(self.jobs)}",
+                                                                       "state": "Open"})
+        job_id = str((created.json or {})["id"])
+        self.http.request("PUT", f"{self.prefix}/{job_id}/batches/", content=self._csv(batch, member),
+                          headers={"Content-Type": "text/csv"})
+        self.http.request("PATCH", f"{self.prefix}/{job_id}/", json_body={"state": "UploadComplete"},
+                          dry_run_reply={"id": job_id, "state": "UploadComplete"})
+        info = self._wait_for_job(job_id)
+        if info.get("state") != "JobComplete":
+            raise DestinationError(self.name, f"ingest job {job_id} ended {info.get('state')}: "
+                                              f"{info.get('errorMessage', 'no message')}", retryable=True)
+        failed: dict[str, str] = {}
+        if int(info.get("numberRecordsFailed") or 0) > 0:
+            reply = self.http.request("GET", f"{self.prefix}/{job_id}/failedResults/", dry_run_reply="")
+            for row in csv.DictReader(io.StringIO(reply.text)):
+                failed[row.get(self.external_id_field, "")] = row.get("sf__Error", "failed")
+        self.jobs.append({"job": job_id, "size": len(batch), "processed": int(info.get("numberRecordsProcessed") or 0),
+                          "failed": len(failed)})
+        return BatchResult(confirmed=[r.member_key for r in batch if r.member_key not in failed], failed=failed,
+                           response={"job": job_id, "state": info.get("state")})
+
+    def _wait_for_job(self, job_id: str) -> dict[str, Any]:
+        for _ in range(self.max_polls):
+            reply = self.http.request("GET", f"{self.prefix}/{job_id}/",
+                                      dry_run_reply={"id": job_id, "state": "JobComplete", "numberRecordsFailed": 0})
+            info = reply.json or {}
+            if info.get("state") in FINAL_JOB_STATES:
+                return info
+            self._sleep(self.poll_interval_s)
+        raise DestinationError(self.name, f"ingest job {job_id} did not finish in time", retryable=True)
+
+    def send_adds(self, batch: Sequence[SyncRecord]) -> BatchResult:
+        """Upsert the contacts with their scores and the membership field set to true."""
+        return self._run_job(batch, member=True)
+
+    def send_removes(self, batch: Sequence[SyncRecord]) -> BatchResult:
+        """Upsert the contacts with the membership field set to false."""
+        return self._run_job(batch, member=False)
+
+    def readback(self) -> dict[str, Any]:
+        """Records Salesforce processed and failed across this sync's jobs."""
+        return {"jobs": self.jobs, "records_processed": sum(j["processed"] for j in self.jobs),
+                "records_failed": sum(j["failed"] for j in self.jobs),
+                "sent": sum(j["size"] for j in self.jobs)}

@@ -1,0 +1,108 @@
+"""Segment cards and the marketer's HTML report, with the 'at least three actionable segments' check."""
+
+from dataclasses import asdict
+
+import dagster as dg
+import pandas as pd
+
+from ml.archetypes import archetype_descriptions
+from reporting.cards import build_segment_cards, count_actionable, load_playbook
+from reporting.report import build_charts, render_report
+from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
+from orchestration.lib import groups
+from orchestration.lib.metadata import markdown_table
+from orchestration.lib.settings import CONFIG_DIR
+from orchestration.lib.warehouse_io import read_table, write_table
+
+PLAYBOOK = CONFIG_DIR / "playbook.yaml"
+REPORT_FILE = "segment_report.html"
+MIN_ACTIONABLE_SEGMENTS = 3
+SEGMENT_KINDS = {"RFM segments": "rfm_segment", "Behavioural segments": "behavioral_segment"}
+CUSTOMER_SCORES = dg.AssetKey(["marts", "customer_scores"])
+CARDS = dg.AssetKey(["marts", "segment_cards"])
+
+
+def _cards_frame(cards_by_kind: dict) -> pd.DataFrame:
+    rows = []
+    for kind, cards in cards_by_kind.items():
+        for card in cards:
+            row = asdict(card)
+            row["segment_kind"] = kind
+            row["defining_attributes"] = "; ".join(a["text"] for a in row["defining_attributes"])
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+@dg.asset(
+    key=CARDS.path,
+    deps=[CUSTOMER_SCORES, dg.AssetKey(["ml", "behavioral_segments"])],
+    group_name=groups.REPORTING,
+    kinds={"python", "html", "duckdb"},
+    op_tags=DUCKDB_TAG,
+)
+def segment_cards(context: dg.AssetExecutionContext, warehouse: Warehouse, settings: SegmintSettings) -> dg.MaterializeResult:
+    """One row per segment (RFM and behavioural): size, shares, mean CLV, defining attributes and strategy;
+    also writes the marketer's report (data/reports/segment_report.html)."""
+    s = settings.load()
+    playbook = load_playbook(PLAYBOOK)
+    with warehouse.connect() as conn:
+        scores = read_table(conn, "marts.customer_scores")
+        features = read_table(conn, "marts.customer_features")
+        profiles = read_table(conn, "ml.cluster_profiles")
+        segments = read_table(conn, "ml.behavioral_segments")
+        cards_by_kind = {
+            kind: build_segment_cards(scores, features, column, playbook) for kind, column in SEGMENT_KINDS.items()
+        }
+        table = _cards_frame(cards_by_kind)
+        write_table(conn, "marts.segment_cards", table)
+    cluster_names = dict(zip(segments["cluster_id"], segments["behavioral_segment"]))
+    charts = build_charts(cards_by_kind, rfm=scores, profiles=profiles, cluster_names=cluster_names)
+    as_of = str(scores["as_of_date"].iloc[0])[:10] if len(scores) else "n/a"
+    html = render_report(
+        cards_by_kind,
+        charts,
+        title="Customer segments",
+        facts={
+            "As of": as_of,
+            "Customers": f"{len(scores):,}",
+            "Playbook version": str(playbook.get("version")),
+            "Predicted CLV horizon": f"{s.horizon_days} days",
+        },
+        notes=[f"{name}: {text}" for name, text in archetype_descriptions().items()],
+    )
+    s.reports_dir.mkdir(parents=True, exist_ok=True)
+    report_path = s.reports_dir / REPORT_FILE
+    report_path.write_text(html, encoding="utf-8")
+    actionable = {kind: count_actionable(cards) for kind, cards in cards_by_kind.items()}
+    summary = table[["segment_kind", "name", "size", "share_of_customers", "share_of_revenue", "mean_predicted_clv", "is_actionable"]]
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(len(table)),
+            "report": dg.MetadataValue.path(str(report_path)),
+            "playbook_version": dg.MetadataValue.text(str(playbook.get("version"))),
+            "actionable_segments": dg.MetadataValue.json(actionable),
+            "cards": markdown_table(summary, max_rows=40),
+        }
+    )
+
+
+@dg.asset_check(
+    asset=CARDS,
+    description=f"At least {MIN_ACTIONABLE_SEGMENTS} segments of one kind are actionable (large enough and with a strategy).",
+    op_tags=DUCKDB_TAG,
+)
+def check_enough_actionable_segments(warehouse: Warehouse) -> dg.AssetCheckResult:
+    with warehouse.connect() as conn:
+        cards = read_table(conn, "marts.segment_cards")
+    per_kind = cards.groupby("segment_kind")["is_actionable"].sum().astype(int).to_dict()
+    best = max(per_kind.values(), default=0)
+    return dg.AssetCheckResult(
+        passed=best >= MIN_ACTIONABLE_SEGMENTS,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=f"{best} actionable segments (need {MIN_ACTIONABLE_SEGMENTS})",
+        metadata={
+            "actionable_by_kind": dg.MetadataValue.json(per_kind),
+            "threshold": dg.MetadataValue.int(MIN_ACTIONABLE_SEGMENTS),
+            "not_actionable": markdown_table(cards.loc[~cards["is_actionable"].astype(bool), ["segment_kind", "name", "size", "actionability_reason"]]),
+        },
+    )

@@ -1,0 +1,81 @@
+"""Audience file validation, member selection in DuckDB and the deterministic control group."""
+
+from pathlib import Path
+
+import pytest
+
+from activation.audiences import (AudienceConfigError, AudienceRuleError, is_control, load_audiences,
+                                  parse_audiences, select_members)
+from tests.servers.harness import new_warehouse, test_audience
+
+REPO_AUDIENCES = Path(__file__).resolve().parents[2] / "config" / "audiences.yaml"
+
+
+def minimal(**overrides):
+    entry = {"name": "champions", "rule": "recency_score >= 4", "destinations": [{"type": "meta"}]}
+    entry.update(overrides)
+    return {"audiences": [entry]}
+
+
+def test_the_shipped_audiences_file_is_valid_and_has_the_three_required_audiences():
+    audiences = {a.name: a for a in load_audiences(REPO_AUDIENCES)}
+    assert {"champions", "high_value_at_risk", "lookalike_seed"} <= set(audiences)
+    assert audiences["lookalike_seed"].value_column == "predicted_clv"
+    assert audiences["champions"].control_share == pytest.approx(0.10)
+    assert audiences["champions"].max_change_share == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("document, fragment", [
+    ({"audiences": []}, "non-empty list"),
+    (minimal(name="Champions!"), "snake_case"),
+    ({"audiences": [minimal()["audiences"][0], minimal()["audiences"][0]]}, "duplicate audience name"),
+    (minimal(rule=""), "non-empty SQL expression"),
+    (minimal(rule="true; drop table raw.customers"), "no ';'"),
+    (minimal(destinations=[{"type": "myspace"}]), "'type' must be one of"),
+    (minimal(destinations=[{"type": "meta", "settings": {"access_token": "abc"}}]), "looks like a secret"),
+    (minimal(control_share=1.5), "control_share must be in"),
+    (minimal(max_change_share=0), "max_change_share must be in"),
+    (minimal(colour="blue"), "unknown field"),
+])
+def test_invalid_audience_files_fail_with_a_message_naming_the_problem(document, fragment):
+    with pytest.raises(AudienceConfigError, match="audiences.yaml") as error:
+        parse_audiences(document)
+    assert fragment in str(error.value)
+
+
+def test_a_file_that_is_not_yaml_is_reported_with_its_path(tmp_path):
+    path = tmp_path / "audiences.yaml"
+    path.write_text("audiences: [unclosed", encoding="utf-8")
+    with pytest.raises(AudienceConfigError, match="not valid YAML"):
+        load_audiences(path)
+
+
+def test_members_are_selected_by_the_rule_with_pii_from_raw_customers():
+    conn = new_warehouse(20)
+    members = select_members(conn, test_audience(rule="rfm_segment = 'champions'"))
+    assert list(members["customer_id"]) == [f"c{i:04d}" for i in range(0, 20, 3)]
+    # raw.customers wins over the (deliberately wrong) marketing_consent column of customer_scores
+    assert not members.set_index("customer_id").loc["c0009", "marketing_consent"]
+    assert {"email", "phone", "first_name", "last_name", "postal_code", "country"} <= set(members.columns)
+
+
+def test_a_broken_rule_fails_with_the_audience_name_and_duckdbs_message():
+    conn = new_warehouse(5)
+    with pytest.raises(AudienceRuleError, match="audience 'everyone'.*no_such_column"):
+        select_members(conn, test_audience(rule="no_such_column > 1"))
+
+
+def test_value_column_becomes_the_member_value():
+    conn = new_warehouse(5)
+    members = select_members(conn, test_audience(value_column="predicted_clv"))
+    assert list(members["value"]) == list(members["predicted_clv"])
+
+
+def test_control_group_is_deterministic_independent_per_audience_and_near_its_share():
+    ids = [f"c{i:05d}" for i in range(20000)]
+    first = [is_control(cid, "champions", 0.10) for cid in ids]
+    assert first == [is_control(cid, "champions", 0.10) for cid in ids]
+    assert 0.09 < sum(first) / len(ids) < 0.11
+    other = [is_control(cid, "lookalike_seed", 0.10) for cid in ids]
+    assert first != other
+    assert not any(is_control(cid, "champions", 0.0) for cid in ids[:100])

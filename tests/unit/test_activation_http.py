@@ -1,0 +1,83 @@
+"""The shared HTTP helper: retries, Retry-After, 4xx messages, dry-run files without secrets."""
+
+import json
+
+import pytest
+
+from activation.http import DestinationError, HttpClient, retry_after_seconds
+from tests.servers.base import FakeApi, Reply, json_body
+from tests.servers.harness import FAST_POLICY, SleepRecorder
+
+
+class EchoApi(FakeApi):
+    """Answers every POST /echo with what it got; POST /reject fails validation like a real API."""
+
+    def route(self, method, path, query, headers, body):
+        if path == "/reject":
+            return Reply(422, {"error": {"message": "email is not valid"}})
+        return Reply(200, {"got": json_body(body)})
+
+
+@pytest.fixture
+def api():
+    server = EchoApi().start()
+    yield server
+    server.stop()
+
+
+def client(api, sleep=None, **kwargs):
+    return HttpClient("echo", api.url, {"Authorization": "Bearer s3cret"}, policy=FAST_POLICY,
+                      sleep=sleep or SleepRecorder(), **kwargs)
+
+
+def test_429_is_retried_after_the_delay_the_server_asks_for(api):
+    sleep = SleepRecorder()
+    api.inject(("429", 7))
+    reply = HttpClient("echo", api.url, policy=FAST_POLICY.__class__(max_attempts=3, max_retry_after_s=60),
+                       sleep=sleep).request("POST", "/echo", json_body={"x": 1})
+    assert reply.json == {"got": {"x": 1}}
+    assert sleep.delays == [7.0]
+
+
+def test_5xx_and_timeouts_back_off_exponentially_then_succeed(api):
+    sleep = SleepRecorder()
+    api.inject(("500",), ("timeout", 0.8))
+    reply = client(api, sleep).request("POST", "/echo", json_body={"x": 2})
+    assert reply.status == 200
+    assert sleep.delays == [FAST_POLICY.backoff(0), FAST_POLICY.backoff(1)]
+
+
+def test_a_destination_that_stays_down_fails_as_retryable_after_bounded_attempts(api):
+    api.fail_after(0)
+    with pytest.raises(DestinationError, match="gave up after 4 attempts") as error:
+        client(api).request("POST", "/echo", json_body={})
+    assert error.value.retryable
+    assert len(api.requests) == FAST_POLICY.max_attempts
+
+
+def test_a_4xx_validation_error_fails_at_once_with_the_destinations_message(api):
+    with pytest.raises(DestinationError, match="email is not valid") as error:
+        client(api).request("POST", "/reject", json_body={})
+    assert error.value.status == 422 and not error.value.retryable
+    assert len(api.requests) == 1
+
+
+def test_dry_run_writes_the_request_to_a_file_with_the_token_redacted_and_sends_nothing(api, tmp_path):
+    reply = client(api, dry_run_dir=tmp_path).request("POST", "/echo", json_body={"x": 3},
+                                                      dry_run_reply={"ok": True})
+    assert reply.json == {"ok": True}
+    assert api.requests == []
+    files = list((tmp_path / "echo").glob("*.json"))
+    assert len(files) == 1
+    record = json.loads(files[0].read_text())
+    assert record["method"] == "POST" and record["body"] == {"x": 3} and record["url"].endswith("/echo")
+    assert record["headers"]["Authorization"] == "<redacted>"
+    assert "s3cret" not in files[0].read_text()
+
+
+def test_retry_after_accepts_seconds_and_http_dates():
+    from datetime import datetime, timezone
+    now = datetime(2026, 11, 22, 12, 0, 0, tzinfo=timezone.utc)
+    assert retry_after_seconds("30") == 30.0
+    assert retry_after_seconds("Sun, 22 Nov 2026 12:00:10 GMT", now) == 10.0
+    assert retry_after_seconds("soon") is None

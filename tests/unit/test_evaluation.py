@@ -1,0 +1,157 @@
+"""Back-test metrics against hand-computed values on tiny arrays, and the quality gate on its passing and failing paths."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml import evaluation as ev
+
+# Five customers; the model ranks them in row order. Actual revenue 100 in total.
+Y_TRUE = [0.0, 10.0, 0.0, 30.0, 60.0]
+Y_PRED = [1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+def test_normalized_gini_matches_the_hand_computed_lorenz_areas():
+    # By prediction (desc): 60, 30, 0, 10, 0 -> cumulative shares .6 .9 .9 1 1 minus .2 .4 .6 .8 1 -> 1.4 / 5 = 0.28.
+    # Perfect order: 60, 30, 10, 0, 0 -> .6 .9 1 1 1 -> 1.5 / 5 = 0.30.
+    assert ev.normalized_gini(Y_TRUE, Y_PRED) == pytest.approx(0.28 / 0.30)
+
+
+def test_normalized_gini_is_one_for_a_perfect_ranking_and_negative_for_a_reversed_one():
+    assert ev.normalized_gini(Y_TRUE, Y_TRUE) == pytest.approx(1.0)
+    assert ev.normalized_gini(Y_TRUE, [-p for p in Y_PRED]) < 0
+
+
+def test_spearman_matches_the_hand_computed_rank_correlation():
+    # Ranks of actual with ties averaged: 1.5 3 1.5 4 5 against 1..5: cov 8, variances 9.5 and 10.
+    assert ev.spearman(Y_TRUE, Y_PRED) == pytest.approx(8 / math.sqrt(95))
+
+
+def test_calibration_ratio_is_total_predicted_over_total_actual():
+    assert ev.calibration_ratio(Y_TRUE, Y_PRED) == pytest.approx(15 / 100)
+
+
+def test_top_share_capture_counts_the_revenue_of_the_highest_predictions():
+    assert ev.top_share_capture(Y_TRUE, Y_PRED) == pytest.approx(0.6)  # top 1 of 5
+    assert ev.top_share_capture(Y_TRUE, Y_PRED, share=0.4) == pytest.approx(0.9)  # top 2 of 5
+
+
+def test_ties_in_predictions_are_broken_by_row_order():
+    # All predictions equal: later rows rank higher, so the top 25 % is the last row.
+    assert ev.top_share_capture([40.0, 30.0, 20.0, 10.0], [1.0, 1.0, 1.0, 1.0], share=0.25) == pytest.approx(0.1)
+    table = ev.decile_table([40.0, 30.0, 20.0, 10.0], [1.0, 1.0, 1.0, 1.0])
+    assert table["decile"].tolist() == [1, 3, 6, 8]
+    assert table["sum_actual"].tolist() == [40.0, 30.0, 20.0, 10.0]
+
+
+def test_decile_table_has_ten_equal_deciles_ordered_by_prediction():
+    y_pred = np.arange(20, 0, -1, dtype=float)  # highest prediction first
+    y_true = np.arange(20, dtype=float)
+    table = ev.decile_table(y_true, y_pred)
+    assert table["decile"].tolist() == list(range(1, 11))
+    assert (table["n_customers"] == 2).all()
+    # Decile 10 holds the two highest predictions (20 and 19), i.e. the first two rows, actual 0 + 1.
+    top = table.set_index("decile").loc[10]
+    assert (top["sum_predicted"], top["sum_actual"], top["mean_actual"]) == (39.0, 1.0, 0.5)
+
+
+def test_decile_mape_averages_relative_errors_over_deciles_with_revenue():
+    # n = 5: the customers fall in deciles 1, 3, 5, 7, 9. Deciles with revenue: 3 (10 vs 2), 7 (30 vs 4), 9 (60 vs 5).
+    expected = (8 / 10 + 26 / 30 + 55 / 60) / 3
+    assert ev.decile_mape(Y_TRUE, Y_PRED) == pytest.approx(expected)
+    assert ev.decile_mape(Y_TRUE, Y_TRUE) == pytest.approx(0.0)
+
+
+def test_roc_and_pr_auc_match_the_hand_computed_values():
+    y_buy, score = [0, 1, 0, 1], [0.1, 0.4, 0.5, 0.8]
+    # Positive-negative pairs ordered right: 3 of 4.
+    assert ev.roc_auc(y_buy, score) == pytest.approx(0.75)
+    # Precision 1 at recall .5, then 2/3 at recall 1.
+    assert ev.pr_auc(y_buy, score) == pytest.approx(0.5 * 1 + 0.5 * 2 / 3)
+
+
+def test_undefined_metrics_are_nan_instead_of_errors():
+    zeros = [0.0, 0.0, 0.0]
+    assert math.isnan(ev.normalized_gini(zeros, [1.0, 2.0, 3.0]))
+    assert math.isnan(ev.calibration_ratio(zeros, [1.0, 2.0, 3.0]))
+    assert math.isnan(ev.decile_mape(zeros, [1.0, 2.0, 3.0]))
+    assert math.isnan(ev.top_share_capture(zeros, [1.0, 2.0, 3.0]))
+    assert math.isnan(ev.spearman([1.0, 2.0, 3.0], [5.0, 5.0, 5.0]))
+    assert math.isnan(ev.roc_auc([1, 1, 1], [0.2, 0.5, 0.9]))
+    assert math.isnan(ev.pr_auc([0, 1, 1], None))
+    assert math.isnan(ev.calibration_ratio([1.0, 2.0], [np.nan, 1.0]))
+    assert math.isnan(ev.spearman([], []))
+
+
+def test_metrics_refuse_arrays_of_different_lengths():
+    with pytest.raises(ValueError):
+        ev.spearman([1.0, 2.0], [1.0, 2.0, 3.0])
+
+
+def test_evaluate_returns_one_row_with_every_metric_and_nan_auc_without_a_score():
+    row = ev.evaluate("past_spend_rate", Y_TRUE, Y_PRED, [False, True, False, True, True], None)
+    assert tuple(row) == ev.EVALUATION_COLUMNS
+    assert row["model"] == "past_spend_rate" and row["n_customers"] == 5
+    assert row["calibration_ratio"] == pytest.approx(0.15)
+    assert math.isnan(row["propensity_auc"]) and math.isnan(row["propensity_pr_auc"])
+    scored = ev.evaluate("model", Y_TRUE, Y_PRED, [False, True, False, True, True], Y_PRED)
+    assert scored["propensity_auc"] == pytest.approx(5 / 6)
+
+
+def evaluation_table(model: dict, baseline: dict) -> pd.DataFrame:
+    """Evaluation rows for the gate: model and past-spend baseline, other metrics irrelevant."""
+    return pd.DataFrame(
+        [
+            {"model": ev.MODEL_NAME, **model},
+            {"model": ev.PAST_SPEND_BASELINE, **baseline},
+            {"model": ev.BTYD_BASELINE, "spearman": 0.9, "calibration_ratio": 1.0, "decile_mape": 0.01},
+        ]
+    )
+
+
+GOOD_MODEL = {"spearman": 0.5, "calibration_ratio": 1.05, "decile_mape": 0.3}
+NAIVE_BASELINE = {"spearman": 0.4, "calibration_ratio": 3.0, "decile_mape": 2.0}
+
+
+def test_gate_passes_a_model_better_than_the_naive_forecast_and_shows_actual_vs_threshold():
+    gate = ev.quality_gate(evaluation_table(GOOD_MODEL, NAIVE_BASELINE))
+    assert gate.passed and gate.reasons == []
+    assert gate.actual["spearman"] == 0.5
+    assert gate.thresholds["spearman_min"] == ev.DEFAULT_RANKING_FLOOR_SPEARMAN
+    assert gate.thresholds["decile_mape_max (baseline)"] == 2.0
+
+
+def test_gate_fails_a_model_below_the_ranking_floor():
+    gate = ev.quality_gate(evaluation_table(GOOD_MODEL | {"spearman": 0.1}, NAIVE_BASELINE))
+    assert not gate.passed
+    assert any("ranking floor" in reason for reason in gate.reasons)
+
+
+def test_gate_fails_a_model_calibrated_worse_than_the_baseline():
+    # 1/1.2 is further from 1 (|log| 0.18) than the baseline's 1.1 (|log| 0.10), although inside the band.
+    gate = ev.quality_gate(evaluation_table(GOOD_MODEL | {"calibration_ratio": 1 / 1.2}, NAIVE_BASELINE | {"calibration_ratio": 1.1}))
+    assert not gate.passed
+    assert gate.reasons == [f"model calibration ratio {1 / 1.2:.3f} is further from 1 than the past-spend baseline's 1.100"]
+
+
+def test_gate_fails_a_model_outside_the_calibration_band():
+    gate = ev.quality_gate(evaluation_table(GOOD_MODEL | {"calibration_ratio": 1.4}, NAIVE_BASELINE))
+    assert not gate.passed
+    assert any("outside" in reason for reason in gate.reasons)
+
+
+def test_gate_fails_a_model_with_a_worse_decile_mape_than_the_baseline():
+    gate = ev.quality_gate(evaluation_table(GOOD_MODEL | {"decile_mape": 2.5}, NAIVE_BASELINE))
+    assert not gate.passed
+    assert any("decile MAPE" in reason for reason in gate.reasons)
+
+
+def test_gate_fails_when_the_model_could_not_be_measured():
+    unmeasured = {"spearman": math.nan, "calibration_ratio": math.nan, "decile_mape": math.nan}
+    gate = ev.quality_gate(evaluation_table(unmeasured, NAIVE_BASELINE))
+    assert not gate.passed
+    assert len(gate.reasons) == 3
