@@ -136,7 +136,7 @@ class HttpClient:
         slug = re.sub(r"[^A-Za-z0-9]+", "_", url.split("://", 1)[-1].split("/", 1)[-1])[:60].strip("_")
         record = {"method": method, "url": url, "params": params, "headers": redact_headers(headers), "body": body}
         path = folder / f"{self._dry_run_seq:04d}_{method}_{slug}.json"
-        path.write_text(json.dumps(record, indent=2, sort_keys=True, default=str), encoding="utf-8")
+        path.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")  # key order as sent
 
     def request(self, method: str, path: str, *, json_body: Any = None, form: Mapping[str, str] | None = None,
                 content: str | None = None, params: Mapping[str, Any] | None = None,

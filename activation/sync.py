@@ -10,6 +10,7 @@ confirmed only after the API confirmed it -> read back what the destination repo
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -136,7 +137,8 @@ def sync_audience(conn: duckdb.DuckDBPyConnection, audience: Audience, destinati
     """Send one audience's additions and removals to one destination; see the module docstring for the flow.
 
     Dry-run: the destination must have been built with a dry_run_dir (its requests become JSON files); member
-    rows, provenance and control group are not touched (only a `dry_run` row in sync.runs). A DestinationError (4xx, or retries exhausted) marks the run failed and propagates;
+    rows, provenance and control group are not touched (only a `dry_run` row in sync.runs). A DestinationError
+    (4xx, or retries exhausted) marks the run failed and propagates;
     everything confirmed before it stays confirmed, the rest stays pending and is re-sent by the next run.
     """
     started = time.monotonic()
@@ -242,8 +244,10 @@ def lift_by_audience(assignments: pd.DataFrame, orders: pd.DataFrame) -> pd.Data
         row["relative_revenue_lift"] = row["revenue_per_customer_lift"] / base if base and base == base else np.nan
         spread = treated["revenue_after"].std() + control["revenue_after"].std() if len(treated) >= 2 else 0
         if len(treated) >= 2 and len(control) >= 2 and spread > 0:
-            row["p_value"] = float(stats.ttest_ind(treated["revenue_after"], control["revenue_after"],
-                                                   equal_var=False).pvalue)
+            with warnings.catch_warnings():  # a group with identical values is fine for Welch's test
+                warnings.simplefilter("ignore", RuntimeWarning)
+                row["p_value"] = float(stats.ttest_ind(treated["revenue_after"], control["revenue_after"],
+                                                       equal_var=False).pvalue)
         else:
             row["p_value"] = np.nan
         rows.append(row)

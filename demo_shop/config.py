@@ -224,6 +224,7 @@ CHURNED_SESSION_RATE_MULT = 0.04  # a churned customer (mostly) stops visiting
 ORDER_SESSION_BROWSE_EVENTS = 3.0  # mean browse events before the checkout tail of an order session
 SHIPPING_INFO_IN_ORDER_PROB = 0.5
 SECONDS_BETWEEN_EVENTS = 40.0
+PRE_ORDER_MIN_LEAD_SECONDS = 600  # a browse session before an order starts at least this long before it
 PREFERRED_DEVICE_PROB = 0.8
 TABLET_SHARE = 0.08
 SAME_PRODUCT_IN_SESSION_PROB = 0.5

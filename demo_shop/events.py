@@ -114,7 +114,8 @@ def buyer_sessions(
     pre_counts = rng.poisson(pre_mean) + is_first_order
     pre_order = np.repeat(np.arange(len(purchases)), pre_counts)
     lag_days = rng.exponential(archetype_trait("pre_order_lag_days")[order_archetype[pre_order]])
-    pre_t = purchases.ordered_at[pre_order] - (lag_days * c.SECONDS_PER_DAY).astype(np.int64) - 600
+    lead = (lag_days * c.SECONDS_PER_DAY).astype(np.int64) + c.PRE_ORDER_MIN_LEAD_SECONDS
+    pre_t = purchases.ordered_at[pre_order] - lead
 
     # Web tracking sees the checkout of web orders only; an app order leaves no checkout events.
     web_purchases = purchases.select(purchases.channel == c.ORDER_CHANNELS.index("web"))
@@ -142,7 +143,7 @@ def prospect_sessions(prospects: Prospects, params: c.ProfileParams, window: Sho
     interest_until = np.minimum(prospects.interest_ends_at, window.cutoff)
     extra = np.repeat(np.arange(n, dtype=np.int64), prospects.extra_sessions)
     span = np.maximum(interest_until - prospects.first_seen_at, 0)[extra]
-    extra_t = prospects.first_seen_at[extra] + (rng.random(len(extra)) * span).astype(np.int64)
+    extra_t = at_shopping_hour(prospects.first_seen_at[extra] + (rng.random(len(extra)) * span).astype(np.int64), rng)
     visitor = np.concatenate([np.arange(n, dtype=np.int64), extra])
     at = np.concatenate([prospects.first_seen_at, extra_t])
     return _browse_sessions(visitor, at, prospects.archetype, params.events_per_session_mult, rng)
@@ -248,7 +249,7 @@ def events_from_sessions(sessions: Sessions, visitors: Visitors, window: ShopWin
     # Keep events before the cutoff, ordered by visitor then time (one stable sort on a combined key).
     kept = np.flatnonzero(occurred_at < window.cutoff)
     visitor = sessions.visitor[session[kept]]
-    seconds = occurred_at[kept] - (occurred_at[kept].min(initial=0))
+    seconds = occurred_at[kept] - occurred_at[kept].min(initial=window.cutoff)
     order = kept[np.argsort((visitor << 32) | seconds, kind="stable")]
     ordered_session = session[order]
     return BlockEvents(

@@ -219,6 +219,10 @@ def generate_shop(
         "customers_truth_path": truth_dir / f"customers_truth.{file_format}",
         "prospects_truth_path": truth_dir / f"prospects_truth.{file_format}",
     }
+    # A stale copy in the other format would leave the landing reader two versions of the same table.
+    for path in paths.values():
+        for other_format in set(FILE_FORMATS) - {file_format}:
+            path.with_suffix(f".{other_format}").unlink(missing_ok=True)
     id_width = customer_id_width(n_customers)
 
     buyers = draw_buyers(n_customers, params, window, _rng(seed, _STREAM_BUYERS))

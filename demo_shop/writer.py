@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
@@ -37,7 +38,11 @@ PROSPECTS_TRUTH_SCHEMA = schema_of(c.PROSPECT_TRUTH_COLUMNS)
 
 
 class TableFileWriter:
-    """Writes one CSV (header once) or Parquet file with a fixed schema from any number of tables."""
+    """Writes one CSV (header once) or Parquet file with a fixed schema from any number of tables.
+
+    Writing runs on one background thread (Arrow releases the GIL while encoding), so the caller can build the
+    next block meanwhile; at most one block waits, which bounds memory, and blocks land in call order.
+    """
 
     def __init__(self, path: Path, schema: pa.Schema, file_format: FileFormat) -> None:
         if file_format not in FILE_FORMATS:
@@ -47,14 +52,28 @@ class TableFileWriter:
             self._writer: pq.ParquetWriter | pa_csv.CSVWriter = pq.ParquetWriter(path, schema, compression="zstd")
         else:
             self._writer = pa_csv.CSVWriter(path, schema)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="demo-shop-writer")
+        self._pending: Future[None] | None = None
+
+    def _wait_for_pending(self) -> None:
+        if self._pending is not None:
+            self._pending.result()  # re-raises a write error here, in the caller's thread
+            self._pending = None
 
     def write(self, table: pa.Table) -> None:
         """Append the rows of `table` (columns in schema order, cast to the schema's types)."""
-        self._writer.write_table(table.select(self.schema.names).cast(self.schema))
+        block = table.select(self.schema.names).cast(self.schema)
+        self._wait_for_pending()
+        self._pending = self._executor.submit(self._writer.write_table, block)
         self.rows += table.num_rows
 
     def close(self) -> None:
-        self._writer.close()
+        """Finish pending writes and close the file."""
+        try:
+            self._wait_for_pending()
+        finally:
+            self._executor.shutdown(wait=True)
+            self._writer.close()
 
     def __enter__(self) -> TableFileWriter:
         return self

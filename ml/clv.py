@@ -3,7 +3,29 @@
 Grain: one row per customer. Training rows = `customer_features_train` (features at as_of - horizon, labels
 `future_revenue` / `has_future_order` from (as_of - horizon, as_of]); scoring rows = `customer_features` at as_of.
 
-OBJECTIVE_COMPARISON_PLACEHOLDER
+Objective (measured, see the table): tweedie (variance power 1.5, log link) on future_revenue for the value,
+a binary classifier on has_future_order for the propensity. Spend is zero-inflated (about 80 % of customers
+buy nothing in the horizon) and heavy-tailed; both tweedie and the hurdle (P(buy) x E[spend | buy] with a gamma
+spend model) handle that, and they rank equally well, but the hurdle's decile calibration is worse because its
+spend model is fitted on the few buyers only (noisy in the low deciles). Poisson (tweedie power 1.0) keeps totals
+exact but ranks poorly on money-scale labels. Back-test on the simulator of tests/unit/test_clv.py (4,000-5,000
+customers, hold-out 30 %, horizons 90 and 180 days, 6 seeds each = 12 shops; mean and [min, max]):
+
+| model (value objective)                  | Spearman | decile MAPE        | sum(pred)/sum(actual) |
+|------------------------------------------|----------|--------------------|-----------------------|
+| tweedie 1.5, 7 leaves, L2 10, calibrated | 0.538    | 0.52 [0.29, 1.57]  | 0.92 [0.79, 1.00]     |
+| hurdle (binary x gamma), same, calibrated| 0.537    | 0.86 [0.34, 1.97]  | 0.93 [0.78, 1.02]     |
+| tweedie 1.5, not calibrated              | 0.538    | 0.41               | 0.77 [0.73, 0.88]     |
+| poisson (tweedie 1.0), not calibrated*   | 0.521    | 4.41               | 0.98 [0.91, 1.07]     |
+| baseline btyd (BG/NBD x Gamma-Gamma)     | 0.504    | 4.46 [0.76, 25.3]  | 1.02 [0.88, 1.12]     |
+| baseline past_spend_rate                 | 0.403    | 5.60 [3.09, 9.66]  | 5.86 [3.94, 7.77]     |
+(* 4 seeds.) Propensity ROC AUC: 0.898 (classifier) vs 0.867 (btyd expected purchases as a score) and 0.788
+(past spend rate). Reproduce: run `backtest(training_table(5000, H, seed), H, objective=...)` from
+tests/unit/test_clv.py for H in (90, 180) and seed in 1..6.
+
+Calibration: tweedie with a log link is not sum-preserving, so hold-out totals come out ~23 % low; one factor
+sum(actual)/sum(predicted) over the training rows (clipped to [0.5, 2]) brings them to ~0.92. It is learned
+on the training rows only, so the back-test hold-out stays unseen.
 """
 
 from __future__ import annotations
@@ -83,20 +105,22 @@ MISSING_CATEGORY = "__missing__"
 # Below these sizes a boosted model is noise: fall back to the calibrated past-spend rate (see fit_clv_models).
 MIN_CUSTOMERS_FOR_MODEL = 50
 MIN_BUYERS_FOR_MODEL = 10
-# Share of the fit rows held back (by hash) for early stopping and the calibration factor.
+# Share of the training rows held back (by hash) to choose the number of boosting rounds (early stopping).
 VALIDATION_SHARE = 0.2
 # The calibration factor only corrects drift; a larger correction means the model is wrong, not miscalibrated.
 CALIBRATION_FACTOR_BOUNDS = (0.5, 2.0)
 MAX_BOOST_ROUNDS = 1000
+EARLY_STOPPING_ROUNDS = 50
+# Used instead of early stopping when the validation part has fewer rows than MIN_VALIDATION_ROWS.
 FIXED_BOOST_ROUNDS = 200
 MIN_VALIDATION_ROWS = 20
-USE_CALIBRATION = True
 LEARNING_RATE = 0.03
-NUM_LEAVES = 15
-MIN_DATA_IN_LEAF = 10
-MIN_LEAF_DIVISOR = 100
-LAMBDA_L2 = 1.0
-EARLY_STOPPING_ROUNDS = 50
+# Small, heavily regularised trees: spend is heavy-tailed and bigger trees memorise the few large spenders
+# (measured: 15 leaves / L2 1 under-predicted hold-out totals by ~30 % before calibration, 7 leaves / L2 10 by ~23 %).
+NUM_LEAVES = 7
+MIN_DATA_IN_LEAF = 20
+MIN_LEAF_DIVISOR = 50  # min_data_in_leaf = max(MIN_DATA_IN_LEAF, rows / MIN_LEAF_DIVISOR)
+LAMBDA_L2 = 10.0
 TWEEDIE_VARIANCE_POWER = 1.5
 HURDLE_SPEND_OBJECTIVE = "gamma"
 DEFAULT_OBJECTIVE = "tweedie"
@@ -273,8 +297,8 @@ def fit_clv_models(
     """Fit the value model (objective) and the purchase classifier on customer_features_train.
 
     Larger tables are down-sampled to max_train_rows customers by a stable hash of customer_id.
-    VALIDATION_SHARE of the rows (by hash) drive early stopping and a calibration factor
-    sum(actual) / sum(predicted) on those held-back rows, clipped to CALIBRATION_FACTOR_BOUNDS.
+    VALIDATION_SHARE of the rows (by hash) drive early stopping; the value prediction is then scaled by
+    sum(actual) / sum(predicted) over all training rows, clipped to CALIBRATION_FACTOR_BOUNDS.
     With fewer than MIN_CUSTOMERS_FOR_MODEL rows or MIN_BUYERS_FOR_MODEL buyers the result is the
     calibrated past-spend-rate fallback (fallback_reason says why).
     """
@@ -301,7 +325,7 @@ def fit_clv_models(
     else:
         spenders_fit, spenders_valid = fit & (value > 0), valid & (value > 0)
         spend_model = _train_booster(
-            _lgb_params(HURDLE_SPEND_OBJECTIVE, seed, spenders_fit.sum()) | {"tweedie_variance_power": 1.0},
+            _lgb_params(HURDLE_SPEND_OBJECTIVE, seed, spenders_fit.sum()),
             matrix[spenders_fit],
             value[spenders_fit],
             matrix[spenders_valid],
@@ -310,11 +334,13 @@ def fit_clv_models(
         models = ClvModels(objective, categories, buy_model=buy_model, spend_model=spend_model)
     models.n_train_rows = len(train)
 
-    predicted_valid = _raw_value(models, matrix[valid])
-    if USE_CALIBRATION and valid.sum() and value[valid].sum() > 0 and predicted_valid.sum() > 0:
-        factor = float(value[valid].sum() / predicted_valid.sum())
+    # Tweedie with a log link is not sum-preserving (only the canonical Poisson link is), so totals drift low;
+    # one factor over all training rows restores them (measured: 0.77 -> 0.92 of hold-out totals on average).
+    predicted = _raw_value(models, matrix)
+    if value.sum() > 0 and predicted.sum() > 0:
+        factor = float(value.sum() / predicted.sum())
         models.calibration_factor = float(np.clip(factor, *CALIBRATION_FACTOR_BOUNDS))
-        notes.append(f"calibration factor {models.calibration_factor:.3f} learned on {int(valid.sum())} held-back rows")
+        notes.append(f"calibration factor {models.calibration_factor:.3f} (sum actual / sum predicted on train)")
     models.notes = notes
     return models
 

@@ -2,15 +2,25 @@
 
 import dagster as dg
 
-from orchestration.defs import clv, dbt_models, jobs, landing, membership, quality_checks, reporting, segments
+from orchestration.defs import (
+    audiences,
+    clv,
+    dbt_models,
+    jobs,
+    landing,
+    membership,
+    quality_checks,
+    reporting,
+    segments,
+)
 from orchestration.defs.resources import resources
 
-_modules = [landing, dbt_models, quality_checks, segments, clv, membership, reporting]
+_modules = [landing, dbt_models, quality_checks, segments, clv, membership, reporting, audiences]
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(_modules),
     asset_checks=dg.load_asset_checks_from_modules(_modules),
-    jobs=[jobs.refresh_job, jobs.refresh_job_multiprocess],
+    jobs=[jobs.refresh_job, jobs.refresh_job_multiprocess, jobs.export_job],
     executor=dg.in_process_executor,
     resources=resources(),
 )

@@ -43,9 +43,10 @@ class SalesforceContacts:
 
     kind = "crm"
 
-    def __init__(self, access_token: str, instance_url: str, audience: str, *, api_version: str = SALESFORCE_API_VERSION,
-                 object_name: str = "Contact", external_id_field: str = "Segmint_Customer_Id__c",
-                 membership_field: str | None = None, name: str = "salesforce", max_batch: int = SALESFORCE_MAX_BATCH,
+    def __init__(self, access_token: str, instance_url: str, audience: str, *,
+                 api_version: str = SALESFORCE_API_VERSION, object_name: str = "Contact",
+                 external_id_field: str = "Segmint_Customer_Id__c", membership_field: str | None = None,
+                 name: str = "salesforce", max_batch: int = SALESFORCE_MAX_BATCH,
                  poll_interval_s: float = 2.0, max_polls: int = 300, policy: RetryPolicy | None = None,
                  dry_run_dir: str | Path | None = None, sleep: Callable[[float], None] | None = None):
         self.name = name

@@ -6,9 +6,9 @@ the HMAC over the raw body with their copy of the secret, compare in constant ti
 older than a tolerance (default 300 s) to stop replays; `verify_signature` does exactly that.
 Every member carries an `event_id` = sha256(audience|member_key|action|fingerprint|origin run), stable across
 retries and resumed runs (the origin is the run that first sent the change), so a receiver that keeps seen ids
-applies each change exactly once, while a later re-add of the same person is a new event. The `Idempotency-Key` header is the
-sha256 of the batch's event ids. The webhook is a CRM-like destination: it receives every member with its
-`marketing_consent` flag, and the receiver decides what consent it needs.
+applies each change exactly once, while a later re-add of the same person is a new event. The `Idempotency-Key`
+header is the sha256 of the batch's event ids. The webhook is a CRM-like destination: it receives every member
+with its `marketing_consent` flag, and the receiver decides what consent it needs.
 """
 
 from __future__ import annotations

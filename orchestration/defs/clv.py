@@ -44,7 +44,7 @@ def clv_model_evaluation(
     """One row per model (LightGBM, past-spend rate, BTYD): back-test metrics on held-out customers."""
     horizon = settings.load().horizon_days
     with warehouse.connect() as conn:
-        train = read_table(conn, "marts.customer_features_train")
+        train = read_table(conn, "marts.customer_features_train", order_by="customer_id")
         result = backtest(train, horizon, seed=config.seed, holdout_share=config.holdout_share, objective=config.objective)
         table = result.evaluation.assign(horizon_days=horizon, n_fit=result.n_fit, n_holdout=result.n_holdout)
         write_table(conn, "marts.clv_model_evaluation", table)
@@ -105,7 +105,7 @@ def clv_model(warehouse: Warehouse, settings: SegmintSettings, config: ClvConfig
     """The CLV and propensity models fitted on every training customer, saved under data/models/."""
     s = settings.load()
     with warehouse.connect() as conn:
-        train = read_table(conn, "marts.customer_features_train")
+        train = read_table(conn, "marts.customer_features_train", order_by="customer_id")
     models = fit_clv_models(train, seed=config.seed, max_train_rows=config.max_train_rows, objective=config.objective)
     blob = pickle.dumps(models)
     version = hashlib.sha256(blob).hexdigest()[:12]
@@ -140,7 +140,7 @@ def clv_predictions(warehouse: Warehouse, settings: SegmintSettings) -> dg.Mater
     models = pickle.loads(blob)
     version = hashlib.sha256(blob).hexdigest()[:12]
     with warehouse.connect() as conn:
-        features = read_table(conn, "marts.customer_features")
+        features = read_table(conn, "marts.customer_features", order_by="customer_id")
         predictions = predict(models, features).assign(model_version=version)
         write_table(conn, "ml.clv_predictions", predictions)
     return dg.MaterializeResult(

@@ -34,3 +34,10 @@ refresh_job_multiprocess = dg.define_asset_job(
     description="The same refresh with one process per step; at most one step holds the DuckDB file at a time.",
     executor_def=single_writer_executor,
 )
+
+export_job = dg.define_asset_job(
+    name="audience_exports",
+    selection=dg.AssetSelection.key_prefixes(["audiences"], ["exports"]),
+    description="Rebuild every audience and write its upload files (data/exports/*.csv) from the current scores.",
+    executor_def=dg.in_process_executor,
+)

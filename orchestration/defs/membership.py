@@ -23,7 +23,7 @@ SEGMENT_KINDS = ("rfm_segment", "behavioral_segment")
 def segment_membership_history(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """One row per customer, segment kind and stretch of membership (valid_from, valid_to; NULL = current)."""
     with warehouse.connect() as conn:
-        scores = read_table(conn, "marts.customer_scores", ["customer_id", "as_of_date", *SEGMENT_KINDS])
+        scores = read_table(conn, "marts.customer_scores", ["customer_id", "as_of_date", *SEGMENT_KINDS], order_by="customer_id")
         history = (
             read_table(conn, "marts.segment_membership_history")
             if table_exists(conn, "marts.segment_membership_history")

@@ -46,10 +46,10 @@ def segment_cards(context: dg.AssetExecutionContext, warehouse: Warehouse, setti
     s = settings.load()
     playbook = load_playbook(PLAYBOOK)
     with warehouse.connect() as conn:
-        scores = read_table(conn, "marts.customer_scores")
-        features = read_table(conn, "marts.customer_features")
+        scores = read_table(conn, "marts.customer_scores", order_by="customer_id")
+        features = read_table(conn, "marts.customer_features", order_by="customer_id")
         profiles = read_table(conn, "ml.cluster_profiles")
-        segments = read_table(conn, "ml.behavioral_segments")
+        segments = read_table(conn, "ml.behavioral_segments", order_by="customer_id")
         cards_by_kind = {
             kind: build_segment_cards(scores, features, column, playbook) for kind, column in SEGMENT_KINDS.items()
         }

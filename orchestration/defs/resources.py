@@ -64,4 +64,11 @@ def dbt_resource() -> DbtCliResource:
 
 
 def resources() -> dict[str, object]:
-    return {"warehouse": Warehouse(), "settings": SegmintSettings(), "dbt": dbt_resource()}
+    from orchestration.defs.audiences import ActivationCredentials
+
+    return {
+        "warehouse": Warehouse(),
+        "settings": SegmintSettings(),
+        "dbt": dbt_resource(),
+        "credentials": ActivationCredentials(),
+    }

@@ -38,7 +38,7 @@ class ClusteringConfig(dg.Config):
 def rfm_segments(warehouse: Warehouse) -> dg.MaterializeResult:
     """One row per customer: recency, frequency and monetary scores (1-5) and the named RFM segment."""
     with warehouse.connect() as conn:
-        features = read_table(conn, "marts.customer_features", ["customer_id", "recency_days", "order_count", "total_revenue"])
+        features = read_table(conn, "marts.customer_features", ["customer_id", "recency_days", "order_count", "total_revenue"], order_by="customer_id")
         scores = score_rfm(features)
         write_table(conn, "ml.rfm_segments", scores)
     sizes = scores["rfm_segment"].value_counts().rename_axis("rfm_segment").reset_index(name="customers")
@@ -62,7 +62,7 @@ def rfm_segments(warehouse: Warehouse) -> dg.MaterializeResult:
 def behavioral_segments(warehouse: Warehouse, config: ClusteringConfig) -> dg.MaterializeResult:
     """One row per customer: behavioural cluster (k chosen from the data) and its archetype or descriptive name."""
     with warehouse.connect() as conn:
-        features = read_table(conn, "marts.customer_features")
+        features = read_table(conn, "marts.customer_features", order_by="customer_id")
         result = cluster_customers(
             features,
             seed=config.seed,
@@ -95,9 +95,9 @@ def behavioral_segments(warehouse: Warehouse, config: ClusteringConfig) -> dg.Ma
 def prospect_scores(warehouse: Warehouse) -> dg.MaterializeResult:
     """One row per prospect (events, no order): probability of becoming a high-value customer (lookalike score)."""
     with warehouse.connect() as conn:
-        early = read_table(conn, "marts.customer_prepurchase_behaviour")
-        rfm = read_table(conn, "ml.rfm_segments")
-        prospects = read_table(conn, "marts.prospect_features")
+        early = read_table(conn, "marts.customer_prepurchase_behaviour", order_by="customer_id")
+        rfm = read_table(conn, "ml.rfm_segments", order_by="customer_id")
+        prospects = read_table(conn, "marts.prospect_features", order_by="prospect_id")
         model = fit_lookalike(early, rfm)
         scores = score_prospects(model, prospects)
         write_table(conn, "ml.prospect_scores", scores)

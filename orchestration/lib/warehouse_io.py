@@ -6,10 +6,17 @@ import duckdb
 import pandas as pd
 
 
-def read_table(conn: duckdb.DuckDBPyConnection, table: str, columns: list[str] | None = None) -> pd.DataFrame:
-    """A whole table (or some columns of it) as a DataFrame, in a stable order."""
+def read_table(
+    conn: duckdb.DuckDBPyConnection, table: str, columns: list[str] | None = None, order_by: str | None = None
+) -> pd.DataFrame:
+    """A whole table (or some columns of it) as a DataFrame.
+
+    Pass `order_by` for anything a model reads: DuckDB returns table rows in no guaranteed order, and model
+    fits (LightGBM binning, KMeans sampling) depend on row order, so the same data must arrive in the same order.
+    """
     cols = ", ".join(columns) if columns else "*"
-    return conn.execute(f"select {cols} from {table}").df()
+    order = f" order by {order_by}" if order_by else ""
+    return conn.execute(f"select {cols} from {table}{order}").df()
 
 
 def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:

@@ -30,7 +30,8 @@ class Reply:
 
     def __init__(self, status: int = 200, body: Any = None, headers: dict[str, str] | None = None,
                  raw: bytes | None = None, content_type: str = "application/json"):
-        self.status, self.body, self.headers, self.raw, self.content_type = status, body, headers or {}, raw, content_type
+        self.status, self.body, self.headers = status, body, headers or {}
+        self.raw, self.content_type = raw, content_type
 
 
 class _LocalServer(ThreadingHTTPServer):
@@ -157,7 +158,10 @@ class FakeApi:
         self._send(handler, reply)
 
     def _send(self, handler: BaseHTTPRequestHandler, reply: Reply) -> None:
-        payload = reply.raw if reply.raw is not None else (b"" if reply.body is None else json.dumps(reply.body).encode())
+        if reply.raw is not None:
+            payload = reply.raw
+        else:
+            payload = b"" if reply.body is None else json.dumps(reply.body).encode()
         try:
             handler.send_response(reply.status)
             handler.send_header("Content-Type", reply.content_type)

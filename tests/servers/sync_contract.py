@@ -7,7 +7,6 @@ files and the change guard. A test module defines SPECS and imports `*` from her
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -19,7 +18,7 @@ from activation.audiences import is_control
 from activation.http import DestinationError
 from activation.ledger import load_ledger
 from activation.sync import SyncGuardError, sync_audience
-from tests.servers.harness import FAST_POLICY, SleepRecorder, ledger_keys, new_warehouse, test_audience
+from tests.servers.harness import SleepRecorder, ledger_keys, new_warehouse, test_audience
 from tests.servers.warehouse import customers_frame
 
 N_CUSTOMERS = 60

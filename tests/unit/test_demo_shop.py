@@ -154,6 +154,14 @@ def test_parquet_files_hold_the_same_columns_and_typed_timestamps(tmp_path: Path
     assert pq.read_table(summary.customers_path).column("customer_id")[0].as_py() == "0000001"
 
 
+def test_regenerating_in_another_format_leaves_no_stale_files(tmp_path: Path) -> None:
+    generate_shop(tmp_path / "l", tmp_path / "t", n_customers=50, file_format="csv")
+    generate_shop(tmp_path / "l", tmp_path / "t", n_customers=50, file_format="parquet")
+    assert sorted(p.name for p in (tmp_path / "l").iterdir()) == [
+        "customers.parquet", "events.parquet", "orders.parquet"]
+    assert not list((tmp_path / "t").glob("*.csv"))
+
+
 def test_timestamps_are_written_as_iso_text_in_csv(shop: ShopSummary) -> None:
     first_order_line = shop.orders_path.read_text().splitlines()[1]
     ordered_at = first_order_line.split(",")[2]

@@ -1,0 +1,1 @@
+"""Benchmark harness: generates shops of growing size, runs the whole graph as `make run` does, writes BENCHMARKS.md."""

@@ -1,0 +1,220 @@
+"""Results of one benchmark size, the issue's targets, and BENCHMARKS.md rendered from them (pure: no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+
+GIB = 1024**3
+FEATURE_STEP = "dbt_feature_models"
+TOP_STEP_COUNT = 5
+# Issue 9's targets for 1 million customers on the 2-core, 24 GiB machine.
+TARGET_CUSTOMERS = 1_000_000
+TARGET_END_TO_END_SECONDS = 600.0
+TARGET_PEAK_RSS_BYTES = 6 * GIB
+TARGET_MAX_FLOOR_RATIO = 3.0  # feature build / raw scan: at most
+TARGET_MIN_PANDAS_RATIO = 5.0  # pandas / feature build: at least
+
+
+@dataclass(frozen=True)
+class SizeResult:
+    """One benchmark size: data volume, seconds, peak memory (bytes) and the baselines' seconds."""
+
+    customers: int
+    orders: int
+    events: int
+    generation_seconds: float
+    end_to_end_seconds: float  # `dagster job execute` from launch to exit, start-up included
+    run_seconds: float | None  # Dagster's own run start -> end events
+    peak_tree_rss_bytes: int
+    max_single_rss_bytes: int
+    step_seconds: dict[str, float]
+    pandas_seconds: float
+    pandas_peak_rss_bytes: int
+    floor_seconds: float
+    succeeded: bool
+    load_average: tuple[float, float, float]  # 1, 5 and 15 minute load when the pipeline finished
+    model_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def feature_seconds(self) -> float:
+        """The feature build: the whole dbt step (dbt start-up, staging, feature marts and their tests)."""
+        return self.step_seconds.get(FEATURE_STEP, float("nan"))
+
+    @property
+    def pandas_ratio(self) -> float:
+        """How many times slower the notebook build is than segmint's (target: >= 5)."""
+        return self.pandas_seconds / self.feature_seconds
+
+    @property
+    def floor_ratio(self) -> float:
+        """How many times slower segmint's feature build is than one raw scan (target: <= 3)."""
+        return self.feature_seconds / self.floor_seconds
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One target: what was asked, what was measured, met or not, and the margin in words."""
+
+    target: str
+    measured: str
+    met: bool
+    margin: str
+
+
+def to_json(result: SizeResult) -> dict:
+    """A result as plain JSON-able data."""
+    return asdict(result)
+
+
+def from_json(data: Mapping) -> SizeResult:
+    """A result back from `to_json`'s output."""
+    return SizeResult(**{**data, "load_average": tuple(data["load_average"])})
+
+
+def _times(value: float) -> str:
+    if value != value:  # NaN: the feature step is missing from the run
+        return "n/a"
+    return f"{value:.2f}x" if value < 10 else f"{value:.0f}x"
+
+
+def verdicts(result: SizeResult) -> list[Verdict]:
+    """The issue's four targets judged on one result (meant for the 1-million size)."""
+    seconds, peak = result.end_to_end_seconds, result.peak_tree_rss_bytes
+    floor, pandas = result.floor_ratio, result.pandas_ratio
+    return [
+        Verdict(
+            "end to end <= 10 min", f"{seconds / 60:.1f} min", result.succeeded and seconds <= TARGET_END_TO_END_SECONDS,
+            _margin(seconds, TARGET_END_TO_END_SECONDS, "s", lower_is_better=True),
+        ),
+        Verdict(
+            "peak RSS < 6 GiB", f"{peak / GIB:.2f} GiB", peak < TARGET_PEAK_RSS_BYTES,
+            _margin(peak / GIB, TARGET_PEAK_RSS_BYTES / GIB, " GiB", lower_is_better=True),
+        ),
+        Verdict(
+            "feature build <= 3x raw scan", _times(floor), floor <= TARGET_MAX_FLOOR_RATIO,
+            _margin(floor, TARGET_MAX_FLOOR_RATIO, "x", lower_is_better=True),
+        ),
+        Verdict(
+            ">= 5x faster than pandas", _times(pandas), pandas >= TARGET_MIN_PANDAS_RATIO,
+            _margin(pandas, TARGET_MIN_PANDAS_RATIO, "x", lower_is_better=False),
+        ),
+    ]
+
+
+def _margin(measured: float, target: float, unit: str, lower_is_better: bool) -> str:
+    """Distance to the target in words: the headroom when met, the excess (as a factor) when missed."""
+    if measured != measured:
+        return "not measured"
+    if lower_is_better:
+        if measured <= target:
+            return f"met with {target - measured:.1f}{unit} ({(target - measured) / target:.0%}) headroom"
+        return f"missed by {measured - target:.1f}{unit}: {measured / target:.1f} times the limit"
+    if measured >= target:
+        return f"met: {measured / target:.1f} times the minimum"
+    return f"missed: {target / measured:.1f} times short of the minimum"
+
+
+def _gib(value: int) -> str:
+    return f"{value / GIB:.2f}"
+
+
+def _top_steps_cell(step_seconds: Mapping[str, float]) -> str:
+    ranked = sorted(step_seconds.items(), key=lambda item: (-item[1], item[0]))[:TOP_STEP_COUNT]
+    return "<br>".join(f"{name} {seconds:.1f}s" for name, seconds in ranked)
+
+
+def results_table(results: Sequence[SizeResult]) -> str:
+    """The Markdown table of all sizes, smallest first."""
+    header = (
+        "| customers | orders | events | generate (s) | end to end (s) | dagster run (s) | peak RSS tree (GiB) "
+        "| largest process (GiB) | feature build (s) | pandas (s) | floor scan (s) | pandas ratio | floor ratio "
+        "| load avg (1/5/15) | top 5 steps |\n"
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
+    )
+    rows = []
+    for r in sorted(results, key=lambda r: r.customers):
+        status = "" if r.succeeded else " (FAILED)"
+        run = f"{r.run_seconds:.1f}" if r.run_seconds is not None else "n/a"
+        load = "/".join(f"{x:.1f}" for x in r.load_average)
+        rows.append(
+            f"| {r.customers:,}{status} | {r.orders:,} | {r.events:,} | {r.generation_seconds:.1f} "
+            f"| {r.end_to_end_seconds:.1f} | {run} | {_gib(r.peak_tree_rss_bytes)} | {_gib(r.max_single_rss_bytes)} "
+            f"| {r.feature_seconds:.1f} | {r.pandas_seconds:.1f} | {r.floor_seconds:.2f} | {_times(r.pandas_ratio)} "
+            f"| {_times(r.floor_ratio)} | {load} | {_top_steps_cell(r.step_seconds)} |"
+        )
+    return "\n".join([header, *rows])
+
+
+def verdict_table(result: SizeResult) -> str:
+    """The targets as a Markdown table for one result."""
+    lines = ["| target | measured | met | margin |", "|---|---|---|---|"]
+    for v in verdicts(result):
+        lines.append(f"| {v.target} | {v.measured} | {'met' if v.met else 'MISSED'} | {v.margin} |")
+    return "\n".join(lines)
+
+
+def model_table(results: Sequence[SizeResult]) -> str:
+    """dbt's own execution time per feature model and size: the SQL work inside the feature step."""
+    ordered = sorted(results, key=lambda r: r.customers)
+    models = sorted({m for r in ordered for m in r.model_seconds})
+    if not models:
+        return "_No dbt model timings recorded._"
+    header = "| dbt model | " + " | ".join(f"{r.customers:,}" for r in ordered) + " |"
+    lines = [header, "|---|" + "---:|" * len(ordered)]
+    for model in models:
+        cells = " | ".join(f"{r.model_seconds[model]:.1f}" if model in r.model_seconds else "" for r in ordered)
+        lines.append(f"| {model} | {cells} |")
+    return "\n".join(lines)
+
+
+def render_benchmarks(
+    results: Sequence[SizeResult], machine: Mapping[str, str], command: str, notes: str
+) -> str:
+    """BENCHMARKS.md: machine, command, the table for every size, targets on the 1-million size, then the notes."""
+    machine_lines = "\n".join(f"- {key}: {value}" for key, value in machine.items())
+    target_result = next((r for r in results if r.customers == TARGET_CUSTOMERS), None)
+    if target_result is None:
+        largest = max(results, key=lambda r: r.customers)
+        targets = (
+            f"_The 1-million size has not been run yet; judged on the largest size run "
+            f"({largest.customers:,} customers) for orientation only._\n\n{verdict_table(largest)}"
+        )
+    else:
+        targets = verdict_table(target_result)
+    return f"""# Benchmarks
+
+Produced by `{command}` (`bench/run.py`); regenerate with `make bench`. Numbers are wall-clock seconds on a shared
+machine: the load average column says how busy it was (other jobs were running; 2.0 = both cores busy).
+
+## Machine
+{machine_lines}
+
+## What is measured
+- **generate**: `python -m demo_shop --format parquet --profile bench` (~5 orders and ~30 events per customer, plus
+  ~40 % extra anonymous prospects); not part of the pipeline time.
+- **end to end**: `dagster job execute -m orchestration.definitions -j segmint_refresh` exactly as `make run` runs it,
+  with `SEGMINT_LANDING_DIR` on the generated files, a fresh `DAGSTER_HOME` and a fresh warehouse; launch to exit,
+  Python and Dagster start-up included. **dagster run** is the run's own start -> end events.
+- **peak RSS tree**: the sum of VmRSS over the process and all its children (dbt runs as a subprocess), sampled every
+  0.2 s from `/proc`. **largest process** is the kernel's `ru_maxrss` for the tree: a floor for the peak.
+- **feature build**: the `dbt_feature_models` step (dbt start-up, staging views, the four feature marts and their
+  dbt tests). Per-model SQL time is in the second table.
+- **pandas**: the notebook way, `bench/baselines.py`: read the Parquet files (only the needed columns), vectorised
+  group-bys for order_count, gross and net revenue, AOV, recency, tenure, event_count, active days and six event
+  shares. It reproduces those columns of `marts.customer_features` exactly (checked at 10 k). Fresh process.
+- **floor scan**: one DuckDB query over the raw Parquet files, grouped by customer: count, sum, min, max of orders
+  and a count per event type (14) over events. **pandas ratio** = pandas / feature build (target >= 5);
+  **floor ratio** = feature build / floor scan (target <= 3).
+
+## Results
+{results_table(results)}
+
+### dbt's own time per model, both dbt steps (seconds, "Execution Duration" reported by dagster-dbt)
+{model_table(results)}
+
+## Targets (issue 9: 1 million customers on this machine)
+{targets}
+
+{notes.strip()}
+"""

@@ -1,0 +1,215 @@
+"""`python -m bench.run --sizes 10000 100000 1000000`: the benchmark behind `make bench` (issue 9).
+
+For each size: generate the shop as Parquet (timed apart), run the whole graph exactly as `make run` does in a fresh
+DAGSTER_HOME and warehouse while sampling the process tree's memory, read the step times from the run's event log,
+time the pandas and raw-scan baselines on the same files, then merge the result into bench/results.json and render
+BENCHMARKS.md from every size recorded there (so sizes can be run one at a time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from bench.procmem import run_measured
+from bench.report import SizeResult, from_json, render_benchmarks, to_json
+from bench.steps import read_run_timings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+RESULTS_PATH = PROJECT_ROOT / "bench" / "results.json"
+NOTES_PATH = PROJECT_ROOT / "bench" / "notes.md"
+BENCHMARKS_PATH = PROJECT_ROOT / "BENCHMARKS.md"
+DAGSTER_YAML = PROJECT_ROOT / "dagster.yaml"
+MANIFEST = PROJECT_ROOT / "dbt_project" / "target" / "manifest.json"
+DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
+SEED = 42
+JOB = "segmint_refresh"
+VERSIONED_PACKAGES = ("dagster", "dagster-dbt", "dbt-core", "dbt-duckdb", "duckdb", "pandas", "scikit-learn", "lightgbm")
+
+
+def bin_path(name: str) -> str:
+    """A console script of the running venv (the same `dagster` that `make run` calls as $(BIN)/dagster)."""
+    return str(Path(sys.executable).parent / name)
+
+
+def generate_command(size: int, landing: Path, truth: Path, seed: int = SEED) -> list[str]:
+    """The generator's command line for one size (profile bench: ~5 orders, ~30 events per customer)."""
+    return [
+        sys.executable, "-m", "demo_shop", "--landing", str(landing), "--truth", str(truth),
+        "--customers", str(size), "--seed", str(seed), "--format", "parquet", "--profile", "bench",
+    ]
+
+
+def pipeline_command() -> list[str]:
+    """What `make run` executes."""
+    return [bin_path("dagster"), "job", "execute", "-m", "orchestration.definitions", "-j", JOB]
+
+
+def pipeline_env(base: Mapping[str, str], landing: Path, data: Path, home: Path) -> dict[str, str]:
+    """The environment of one pipeline run: the landing files, a fresh warehouse and DAGSTER_HOME, no telemetry."""
+    env = {key: value for key, value in base.items() if not key.startswith("SEGMINT_")}
+    return env | {
+        "SEGMINT_LANDING_DIR": str(landing),
+        "SEGMINT_DATA_DIR": str(data),
+        "SEGMINT_WAREHOUSE": str(data / "warehouse.duckdb"),
+        "DAGSTER_HOME": str(home),
+        "DO_NOT_TRACK": "1",
+    }
+
+
+def parquet_rows(path: Path) -> int:
+    """Row count from a Parquet file's footer (no data read)."""
+    return pq.read_metadata(path).num_rows
+
+
+def merge_results(existing: Sequence[SizeResult], new: Sequence[SizeResult]) -> list[SizeResult]:
+    """Every size once, the new measurement replacing an older one of the same size; smallest first."""
+    by_size = {r.customers: r for r in existing} | {r.customers: r for r in new}
+    return [by_size[size] for size in sorted(by_size)]
+
+
+def machine_facts() -> dict[str, str]:
+    """Cores, memory, CPU, OS, versions and the date: what a reader needs to compare these numbers."""
+    meminfo = Path("/proc/meminfo").read_text()
+    mem_kib = int(next(line.split()[1] for line in meminfo.splitlines() if line.startswith("MemTotal:")))
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")), "?")
+    versions = ", ".join(f"{name} {_version(name)}" for name in VERSIONED_PACKAGES)
+    return {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cores": str(os.cpu_count()),
+        "memory": f"{mem_kib / 1024**2:.1f} GiB",
+        "cpu": cpu,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "packages": versions,
+    }
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def run_baseline(kind: str, landing: Path) -> dict:
+    """Times one baseline (`bench.baselines`) in a fresh process and returns its JSON line."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.baselines", kind, str(landing)],
+        cwd=PROJECT_ROOT, check=True, capture_output=True, text=True,
+    )
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def bench_size(size: int, work: Path, log=print) -> SizeResult:
+    """Generates one shop, runs the graph on it and times both baselines; leaves logs in `work`."""
+    landing, truth, data, home = (work / name for name in ("landing", "truth", "data", "home"))
+    for folder in (landing, truth, data, home):
+        folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(DAGSTER_YAML, home / "dagster.yaml")
+
+    log(f"[{size:,}] generating the shop ...")
+    generated = run_measured(generate_command(size, landing, truth), os.environ, PROJECT_ROOT, work / "generate.log")
+    if generated.returncode != 0:
+        raise RuntimeError(f"the generator failed; see {work / 'generate.log'}")
+    orders, events = parquet_rows(landing / "orders.parquet"), parquet_rows(landing / "events.parquet")
+    log(f"[{size:,}] {orders:,} orders, {events:,} events in {generated.seconds:.1f}s; running {JOB} ...")
+
+    env = pipeline_env(os.environ, landing, data, home)
+    pipeline = run_measured(pipeline_command(), env, PROJECT_ROOT, work / "pipeline.log")
+    load_average = os.getloadavg()
+    timings = read_run_timings(home)
+    log(
+        f"[{size:,}] pipeline {timings.status} in {pipeline.seconds:.1f}s, peak tree RSS "
+        f"{pipeline.peak_tree_rss_bytes / 1024**3:.2f} GiB; timing the baselines ..."
+    )
+    pandas, floor = run_baseline("pandas", landing), run_baseline("floor", landing)
+    result = SizeResult(
+        customers=size,
+        orders=orders,
+        events=events,
+        generation_seconds=generated.seconds,
+        end_to_end_seconds=pipeline.seconds,
+        run_seconds=timings.run_seconds,
+        peak_tree_rss_bytes=pipeline.peak_tree_rss_bytes,
+        max_single_rss_bytes=pipeline.max_single_rss_bytes,
+        step_seconds=timings.step_seconds,
+        pandas_seconds=pandas["seconds"],
+        pandas_peak_rss_bytes=pandas["peak_rss_bytes"],
+        floor_seconds=floor["seconds"],
+        succeeded=pipeline.returncode == 0 and timings.status == "SUCCESS",
+        load_average=load_average,
+        model_seconds=timings.model_seconds,
+    )
+    log(
+        f"[{size:,}] feature build {result.feature_seconds:.1f}s, pandas {result.pandas_seconds:.1f}s "
+        f"({result.pandas_ratio:.1f}x), floor {result.floor_seconds:.2f}s ({result.floor_ratio:.1f}x)"
+    )
+    return result
+
+
+def load_results(path: Path) -> list[SizeResult]:
+    """Results recorded by earlier runs (none when the file is absent)."""
+    if not path.exists():
+        return []
+    return [from_json(item) for item in json.loads(path.read_text())]
+
+
+def write_outputs(results: Sequence[SizeResult], command: str) -> None:
+    """bench/results.json and BENCHMARKS.md (with bench/notes.md appended)."""
+    RESULTS_PATH.write_text(json.dumps([to_json(r) for r in results], indent=2) + "\n")
+    notes = NOTES_PATH.read_text() if NOTES_PATH.exists() else ""
+    BENCHMARKS_PATH.write_text(render_benchmarks(results, machine_facts(), command, notes))
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line's options."""
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES), help="customers per shop")
+    parser.add_argument("--work-dir", type=Path, default=None, help="where shops and warehouses go (default: a tmp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the generated files, warehouses and logs")
+    parser.add_argument("--report-only", action="store_true", help="re-render BENCHMARKS.md from bench/results.json")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Runs every size in turn, then writes results.json and BENCHMARKS.md."""
+    args = parse_args(argv)
+    command = "python -m bench.run --sizes " + " ".join(str(s) for s in args.sizes)
+    results = load_results(RESULTS_PATH)
+    if args.report_only:
+        write_outputs(results, command)
+        return
+    if not MANIFEST.exists():
+        sys.exit("dbt manifest missing: run `make manifest` first (make bench does).")
+    base = args.work_dir or Path(tempfile.mkdtemp(prefix="segmint-bench-"))
+    for size in args.sizes:
+        work = base / str(size)
+        shutil.rmtree(work, ignore_errors=True)
+        try:
+            result = bench_size(size, work)
+        finally:
+            if not args.keep:
+                # Keep the logs of a failed run, drop the gigabytes of data.
+                for folder in ("landing", "truth", "data"):
+                    shutil.rmtree(work / folder, ignore_errors=True)
+        results = merge_results(results, [result])
+        write_outputs(results, command)  # after every size, so a long run leaves its finished sizes behind
+    print(f"Wrote {BENCHMARKS_PATH} and {RESULTS_PATH}; logs under {base}")
+
+
+if __name__ == "__main__":
+    main()

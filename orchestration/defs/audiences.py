@@ -1,0 +1,218 @@
+"""Audiences: one asset per audience in config/audiences.yaml, its upload files, one sync asset per destination.
+
+The audience file is read when the code location loads (like dbt's manifest), so each audience and destination
+appears as its own asset with lineage back to customer_scores. A blocking check per audience stops its syncs when
+the audience would grow or shrink by more than its max_change_share since the destinations' last state.
+"""
+
+import os
+
+import dagster as dg
+import pandas as pd
+
+from activation.audiences import Audience, load_audiences, select_members
+from activation.destinations.factory import ENV_VARS, build_destination
+from activation.exports import export_audience_csvs
+from activation.http import DestinationError
+from activation.ledger import ensure_schema
+from activation.sync import SyncGuardError, guard_change, lift_by_audience, plan_sync, sync_audience
+from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
+from orchestration.lib import groups
+from orchestration.lib.metadata import markdown_table
+from orchestration.lib.settings import CONFIG_DIR
+from orchestration.lib.warehouse_io import read_table, table_exists, write_table
+
+AUDIENCES_FILE = CONFIG_DIR / "audiences.yaml"
+CUSTOMER_SCORES = dg.AssetKey(["marts", "customer_scores"])
+CLV_PREDICTIONS = dg.AssetKey(["ml", "clv_predictions"])
+MEMBER_COLUMNS = [
+    "customer_id", "is_control", "value", "marketing_consent", "email", "phone", "first_name", "last_name",
+    "postal_code", "country", "predicted_clv", "purchase_propensity", "rfm_segment", "behavioral_segment",
+]
+
+
+class ActivationCredentials(dg.ConfigurableResource):
+    """Destination tokens and base URLs, read from SEGMINT_* environment variables at run time, never logged.
+
+    A destination whose variables are missing runs as a dry-run (request bodies written to files).
+    """
+
+    def values(self) -> dict[str, str | None]:
+        names = {name for required, base in ENV_VARS.values() for name in (*required, base) if name}
+        return {name: os.environ.get(name) for name in sorted(names)}
+
+
+def _members_table(audience: Audience) -> str:
+    return f"audiences.{audience.name}"
+
+
+def _audience_asset(audience: Audience) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=["audiences", audience.name],
+        deps=[CUSTOMER_SCORES],
+        group_name=groups.AUDIENCES,
+        kinds={"python", "duckdb"},
+        op_tags=DUCKDB_TAG,
+        description=f"{audience.description} One row per member; is_control marks the held-out control group.",
+        metadata={"rule": audience.rule, "control_share": audience.control_share},
+    )
+    def _members(warehouse: Warehouse) -> dg.MaterializeResult:
+        with warehouse.connect() as conn:
+            members = select_members(conn, audience)
+            kept = [c for c in MEMBER_COLUMNS if c in members.columns]
+            write_table(conn, _members_table(audience), members[kept])
+        consenting = members["marketing_consent"].fillna(False).astype(bool)
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": dg.MetadataValue.int(len(members)),
+                "treated": dg.MetadataValue.int(int((~members["is_control"]).sum())),
+                "control": dg.MetadataValue.int(int(members["is_control"].sum())),
+                "with_marketing_consent": dg.MetadataValue.int(int(consenting.sum())),
+                "mean_predicted_clv": dg.MetadataValue.float(float(members["predicted_clv"].mean()) if len(members) else 0.0),
+                "rule": dg.MetadataValue.text(audience.rule),
+            }
+        )
+
+    return _members
+
+
+def _guard_check(audience: Audience) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=dg.AssetKey(["audiences", audience.name]),
+        name="check_size_change_within_guard",
+        description=(
+            f"Blocks the syncs of {audience.name} when any destination would change size by more than "
+            f"{audience.max_change_share:.0%} since its last confirmed state (a bad upstream run must not empty an ad audience)."
+        ),
+        blocking=True,
+        op_tags=DUCKDB_TAG,
+    )
+    def _check(warehouse: Warehouse, settings: SegmintSettings, credentials: ActivationCredentials) -> dg.AssetCheckResult:
+        env = credentials.values()
+        rows = []
+        with warehouse.connect() as conn:
+            ensure_schema(conn)
+            members = read_table(conn, _members_table(audience), order_by="customer_id")
+            for config in audience.destinations:
+                destination, dry_run = build_destination(config, audience, env, settings.load().exports_dir / "dry_run")
+                plan = plan_sync(conn, audience, destination, members)
+                ok, message = guard_change(plan.previous_size, plan.new_size, audience.max_change_share)
+                rows.append({"destination": config.name, "previous_size": plan.previous_size,
+                             "new_size": plan.new_size, "ok": ok, "message": message})
+        table = pd.DataFrame(rows)
+        passed = bool(table["ok"].all()) if len(table) else True
+        return dg.AssetCheckResult(
+            passed=passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description="within guard" if passed else "; ".join(table.loc[~table["ok"], "message"]),
+            metadata={"destinations": markdown_table(table), "max_change_share": dg.MetadataValue.float(audience.max_change_share)},
+        )
+
+    return _check
+
+
+def _export_asset(audience: Audience) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=["exports", audience.name],
+        deps=[dg.AssetKey(["audiences", audience.name])],
+        group_name=groups.AUDIENCES,
+        kinds={"python", "csv"},
+        op_tags=DUCKDB_TAG,
+        description=f"Upload files (Meta customer list, Google Customer Match) for {audience.name}: treated, consenting members.",
+    )
+    def _export(warehouse: Warehouse, settings: SegmintSettings) -> dg.MaterializeResult:
+        with warehouse.connect() as conn:
+            members = read_table(conn, _members_table(audience), order_by="customer_id")
+        out_dir = settings.load().exports_dir
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paths = export_audience_csvs(members, audience.name, out_dir, value_based=audience.value_column is not None)
+        return dg.MaterializeResult(
+            metadata={name: dg.MetadataValue.path(str(path)) for name, path in paths.items()}
+            | {"rows": dg.MetadataValue.int(sum(1 for _ in open(paths["meta"], encoding="utf-8")) - 1)}
+        )
+
+    return _export
+
+
+def _sync_asset(audience: Audience, destination_name: str) -> dg.AssetsDefinition:
+    config = next(d for d in audience.destinations if d.name == destination_name)
+
+    @dg.asset(
+        key=["sync", audience.name, destination_name],
+        deps=[dg.AssetKey(["audiences", audience.name]), CLV_PREDICTIONS],
+        group_name=groups.AUDIENCES,
+        kinds={"python", config.type},
+        op_tags=DUCKDB_TAG,
+        description=(
+            f"{audience.name} synced to {destination_name} ({config.type}): only additions and removals since the "
+            "ledger's last confirmed state; a dry-run (request files) when its credentials are not set."
+        ),
+    )
+    def _sync(context: dg.AssetExecutionContext, warehouse: Warehouse, settings: SegmintSettings,
+              credentials: ActivationCredentials) -> dg.MaterializeResult:
+        dry_run_dir = settings.load().exports_dir / "dry_run"
+        destination, dry_run = build_destination(config, audience, credentials.values(), dry_run_dir)
+        with warehouse.connect() as conn:
+            members = read_table(conn, _members_table(audience), order_by="customer_id")
+            model_version = conn.execute("select any_value(model_version) from ml.clv_predictions").fetchone()[0]
+            try:
+                report = sync_audience(conn, audience, destination, context.run_id, model_version,
+                                       dry_run=dry_run, members=members)
+            except (DestinationError, SyncGuardError) as error:
+                raise dg.Failure(description=f"{audience.name} -> {destination_name}: {error}") from None
+        return dg.MaterializeResult(
+            metadata={
+                "mode": dg.MetadataValue.text("dry-run" if dry_run else "live"),
+                "added": dg.MetadataValue.int(report.added),
+                "removed": dg.MetadataValue.int(report.removed),
+                "unchanged": dg.MetadataValue.int(report.unchanged),
+                "failed": dg.MetadataValue.int(report.failed),
+                "batches": dg.MetadataValue.int(report.batches),
+                "duration_s": dg.MetadataValue.float(round(report.duration_s, 3)),
+                "skipped_no_consent": dg.MetadataValue.int(report.skipped_no_consent),
+                "control_held_out": dg.MetadataValue.int(report.control),
+                "model_version": dg.MetadataValue.text(str(model_version)),
+                "readback": dg.MetadataValue.json(report.readback),
+                "dry_run_requests": dg.MetadataValue.path(str(dry_run_dir / audience.name)) if dry_run else dg.MetadataValue.text("sent"),
+            }
+        )
+
+    return _sync
+
+
+def build_audience_definitions(audiences: list[Audience]) -> tuple[list[dg.AssetsDefinition], list[dg.AssetChecksDefinition]]:
+    assets, checks = [], []
+    for audience in audiences:
+        assets += [_audience_asset(audience), _export_asset(audience)]
+        assets += [_sync_asset(audience, d.name) for d in audience.destinations]
+        checks.append(_guard_check(audience))
+    return assets, checks
+
+
+AUDIENCES = load_audiences(AUDIENCES_FILE)
+audience_assets, audience_checks = build_audience_definitions(AUDIENCES)
+
+
+@dg.asset(
+    key=["marts", "audience_lift"],
+    deps=[dg.AssetKey(["sync", a.name, d.name]) for a in AUDIENCES for d in a.destinations],
+    group_name=groups.AUDIENCES,
+    kinds={"python", "duckdb"},
+    op_tags=DUCKDB_TAG,
+)
+def audience_lift(warehouse: Warehouse) -> dg.MaterializeResult:
+    """One row per audience: later orders and revenue of treated vs held-out control members (lift, Welch p-value)."""
+    with warehouse.connect() as conn:
+        ensure_schema(conn)
+        assignments = read_table(conn, "sync.members_provenance")
+        orders = read_table(conn, "raw.orders", ["customer_id", "ordered_at", "order_total"])
+        lift = lift_by_audience(assignments, orders) if len(assignments) else pd.DataFrame({"audience": pd.Series(dtype="string")})
+        write_table(conn, "marts.audience_lift", lift)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(len(lift)),
+            "lift": markdown_table(lift) if len(lift) else dg.MetadataValue.text(
+                "no live sync has recorded members yet: lift accrues as orders arrive after the first live sync"
+            ),
+        }
+    )

@@ -1,0 +1,183 @@
+"""The benchmark harness's pure parts: memory of a process tree, step times, baselines, targets and the report."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.baselines import floor_scan, pandas_customer_features
+from bench.procmem import descendants, parse_parent_pid, parse_vmrss_kib, run_measured, tree_rss_bytes
+from bench.report import GIB, SizeResult, from_json, render_benchmarks, to_json, verdicts
+from bench.run import merge_results, pipeline_env
+from bench.steps import StepEvent, run_seconds, step_seconds, top_steps
+
+MIB = 1024**2
+
+
+def _result(customers: int = 1_000_000, **changes) -> SizeResult:
+    values = dict(
+        customers=customers, orders=5 * customers, events=30 * customers, generation_seconds=60.0,
+        end_to_end_seconds=500.0, run_seconds=450.0, peak_tree_rss_bytes=4 * GIB, max_single_rss_bytes=3 * GIB,
+        step_seconds={"dbt_feature_models": 60.0, "raw_tables": 40.0, "ml__clv_predictions": 90.0},
+        pandas_seconds=400.0, pandas_peak_rss_bytes=5 * GIB, floor_seconds=25.0, succeeded=True,
+        load_average=(2.0, 2.0, 2.0),
+    )
+    return SizeResult(**(values | changes))
+
+
+# --- /proc parsing and the process tree -------------------------------------------------------------------------
+def test_vmrss_is_read_in_kib_and_missing_for_a_zombie():
+    assert parse_vmrss_kib("Name:\tpython\nVmPeak:\t 900 kB\nVmRSS:\t  123456 kB\n") == 123456
+    assert parse_vmrss_kib("Name:\tpython\nState:\tZ (zombie)\n") is None
+
+
+def test_parent_pid_is_found_even_when_the_command_name_holds_spaces_and_parentheses():
+    assert parse_parent_pid("4242 (dbt (worker) 1) S 4100 4242 4242 0 -1") == 4100
+
+
+def test_descendants_are_the_whole_subtree_and_nothing_beside_it():
+    parent_of = {1: 0, 10: 1, 11: 10, 12: 11, 20: 1, 21: 20}
+    assert descendants(10, parent_of) == {10, 11, 12}
+    assert 20 not in descendants(10, parent_of)
+
+
+def _fake_proc(root: Path, processes: dict[int, tuple[int, int | None]]) -> Path:
+    for pid, (parent, rss_kib) in processes.items():
+        folder = root / str(pid)
+        folder.mkdir(parents=True)
+        (folder / "stat").write_text(f"{pid} (python) S {parent} 1 1 0")
+        rss_line = f"VmRSS:\t{rss_kib} kB\n" if rss_kib is not None else ""
+        (folder / "status").write_text(f"Name:\tpython\n{rss_line}")
+    (root / "self").mkdir()  # non-numeric entries of /proc are ignored
+    return root
+
+
+def test_tree_rss_sums_the_process_and_its_children_but_not_its_siblings(tmp_path):
+    proc = _fake_proc(tmp_path, {1: (0, 1), 100: (1, 1000), 101: (100, 2000), 102: (101, None), 200: (1, 50_000)})
+    assert tree_rss_bytes(100, proc) == 3000 * 1024
+
+
+def test_the_sampled_peak_includes_memory_held_by_a_child_process(tmp_path):
+    # The parent stays small; a child it starts holds ~150 MiB for a moment. ru_maxrss alone would see one process.
+    child = "import time; block = bytearray(150 * 1024 * 1024); time.sleep(1.0)"
+    parent = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {child!r}], check=True)"
+    measured = run_measured([sys.executable, "-c", parent], {}, tmp_path, tmp_path / "log.txt", interval_seconds=0.05)
+    assert measured.returncode == 0
+    assert measured.peak_tree_rss_bytes >= 150 * MIB
+    assert measured.max_single_rss_bytes >= 150 * MIB
+
+
+def test_a_failing_command_reports_its_exit_code_and_keeps_its_output(tmp_path):
+    log = tmp_path / "log.txt"
+    measured = run_measured([sys.executable, "-c", "print('boom'); raise SystemExit(3)"], {}, tmp_path, log)
+    assert measured.returncode == 3
+    assert "boom" in log.read_text()
+
+
+# --- step times ---------------------------------------------------------------------------------------------
+def test_step_time_runs_from_start_to_success_or_failure_and_unfinished_steps_are_left_out():
+    events = [
+        StepEvent(None, "PIPELINE_START", 100.0),
+        StepEvent("raw_tables", "STEP_START", 101.0),
+        StepEvent("raw_tables", "STEP_SUCCESS", 111.5),
+        StepEvent("dbt_feature_models", "STEP_START", 112.0),
+        StepEvent("dbt_feature_models", "STEP_FAILURE", 130.0),
+        StepEvent("ml__clv_predictions", "STEP_START", 131.0),
+        StepEvent(None, "PIPELINE_FAILURE", 132.0),
+    ]
+    assert step_seconds(events) == {"raw_tables": 10.5, "dbt_feature_models": 18.0}
+    assert run_seconds(events) == 32.0
+
+
+def test_run_time_is_unknown_when_the_run_never_ended():
+    assert run_seconds([StepEvent(None, "PIPELINE_START", 1.0)]) is None
+
+
+def test_top_steps_are_the_slowest_first():
+    assert top_steps({"a": 1.0, "b": 9.0, "c": 5.0}, n=2) == [("b", 9.0), ("c", 5.0)]
+
+
+# --- baselines ------------------------------------------------------------------------------------------------
+@pytest.fixture
+def tiny_landing(tmp_path: Path) -> Path:
+    day = lambda d, h=12: datetime(2026, 6, d, h)  # noqa: E731
+    pd.DataFrame(
+        {
+            "order_id": ["o1", "o2", "o3", "o4", "o5"],
+            "customer_id": ["a", "a", "a", "b", "b"],
+            "ordered_at": [day(1), day(10), day(11), day(20), day(30)],
+            "order_total": [100.0, 50.0, -20.0, 30.0, 999.0],
+            "status": ["completed", "completed", "refunded", "completed", "cancelled"],
+        }
+    ).to_parquet(tmp_path / "orders.parquet")
+    pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "a", "a", None, "b"],
+            "occurred_at": [day(1, 9), day(1, 10), day(2), day(3), day(3), day(20)],
+            "event_type": ["review_read", "page_view", "page_view", "add_to_cart", "page_view", "countdown_view"],
+            "page_type": ["product", "sale", "reviews", "cart", "home", "product"],
+        }
+    ).to_parquet(tmp_path / "events.parquet")
+    return tmp_path
+
+
+def test_pandas_features_net_refunds_skip_cancelled_orders_and_count_shares(tiny_landing):
+    features = pandas_customer_features(tiny_landing).set_index("customer_id")
+    a, b = features.loc["a"], features.loc["b"]
+    assert (a["order_count"], a["gross_revenue"], a["total_revenue"]) == (2, 150.0, 130.0)
+    # as_of is the last order day (the cancelled order on the 30th still sets it, as raw.run_context does).
+    assert (a["recency_days"], a["tenure_days"]) == (20, 29)
+    assert a["research_share"] == 0.5  # one review_read event and one reviews page out of four
+    assert a["sale_share"] == 0.25
+    assert (a["event_count"], a["active_days"]) == (4, 3)
+    assert (b["order_count"], b["total_revenue"], b["urgency_share"]) == (1, 30.0, 1.0)
+
+
+def test_the_floor_scan_has_one_row_per_customer_with_orders(tiny_landing):
+    assert floor_scan(tiny_landing) == 2
+
+
+# --- targets and the report ------------------------------------------------------------------------------------
+def test_a_run_inside_every_target_meets_all_four():
+    assert [v.met for v in verdicts(_result())] == [True, True, True, True]
+
+
+def test_each_target_is_missed_on_its_own_failing_path():
+    slow = verdicts(_result(end_to_end_seconds=900.0))[0]
+    assert not slow.met and "300.0s" in slow.margin
+    assert not verdicts(_result(peak_tree_rss_bytes=7 * GIB))[1].met
+    assert not verdicts(_result(floor_seconds=10.0))[2].met  # 60 s build / 10 s scan = 6x
+    assert not verdicts(_result(pandas_seconds=120.0))[3].met  # only 2x faster than pandas
+
+
+def test_a_failed_run_never_meets_the_time_target_however_fast_it_died():
+    assert not verdicts(_result(end_to_end_seconds=30.0, succeeded=False))[0].met
+
+
+def test_results_survive_a_round_trip_through_json():
+    result = _result(model_seconds={"marts/customer_features": 12.5})
+    assert from_json(to_json(result)) == result
+
+
+def test_a_new_measurement_replaces_the_old_one_of_the_same_size():
+    merged = merge_results([_result(10_000), _result(100_000)], [_result(10_000, generation_seconds=1.0)])
+    assert [(r.customers, r.generation_seconds) for r in merged] == [(10_000, 1.0), (100_000, 60.0)]
+
+
+def test_the_report_has_a_row_per_size_and_says_when_the_million_is_missing():
+    text = render_benchmarks([_result(10_000), _result(100_000)], {"cores": "2"}, "python -m bench.run", "## Notes")
+    assert "| 10,000 |" in text and "| 100,000 |" in text
+    assert "has not been run yet" in text
+    assert text.rstrip().endswith("## Notes")
+    full = render_benchmarks([_result()], {"cores": "2"}, "python -m bench.run", "")
+    assert "has not been run yet" not in full and "| 1,000,000 |" in full
+
+
+def test_the_pipeline_sees_only_the_benchmark_settings():
+    env = pipeline_env({"PATH": "/bin", "SEGMINT_AS_OF": "2020-01-01"}, Path("/l"), Path("/d"), Path("/h"))
+    assert "SEGMINT_AS_OF" not in env and env["PATH"] == "/bin"
+    assert env["SEGMINT_WAREHOUSE"] == "/d/warehouse.duckdb" and env["DAGSTER_HOME"] == "/h"
