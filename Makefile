@@ -32,7 +32,7 @@ home:
 	@mkdir -p "$(DAGSTER_HOME)" && cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
 
 run: manifest home  ## Materialize the whole graph (demo shop, or SEGMINT_LANDING_DIR)
-	$(BIN)/dagster job execute -m orchestration.definitions -j segmint_refresh
+	$(BIN)/python -m orchestration.cli segmint_refresh
 
 test: manifest  ## Run the whole test suite (what CI runs)
 	$(BIN)/python -m pytest -q

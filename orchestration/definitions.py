@@ -4,6 +4,7 @@ import dagster as dg
 
 from orchestration.defs import (
     audiences,
+    automation,
     clv,
     dbt_models,
     jobs,
@@ -11,16 +12,20 @@ from orchestration.defs import (
     membership,
     quality_checks,
     reporting,
+    schedules,
     segments,
+    sensors,
 )
 from orchestration.defs.resources import resources
 
 _modules = [landing, dbt_models, quality_checks, segments, clv, membership, reporting, audiences]
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules(_modules),
+    assets=automation.with_automation(dg.load_assets_from_modules(_modules)),
     asset_checks=dg.load_asset_checks_from_modules(_modules),
     jobs=[jobs.refresh_job, jobs.refresh_job_multiprocess, jobs.export_job],
+    schedules=schedules.schedules,
+    sensors=[*sensors.sensors, *automation.sensors],
     executor=dg.in_process_executor,
     resources=resources(),
 )

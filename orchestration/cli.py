@@ -1,0 +1,96 @@
+"""`make run`: execute a job against $DAGSTER_HOME with one readable line per step.
+
+The run is recorded in the Dagster instance like any other (open `make dev` to see every log line, stack trace and
+metadata); the console only says what a person needs: which step finished, which failed and why, in one line.
+Exit status 0 when the run succeeded, 1 when it failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+import dagster as dg
+
+SHOWN_EVENTS = {"STEP_SUCCESS", "STEP_FAILURE", "STEP_UP_FOR_RETRY", "ASSET_CHECK_EVALUATION", "PIPELINE_START",
+                "PIPELINE_SUCCESS", "PIPELINE_FAILURE"}
+
+
+def failure_reason(event: dg.DagsterEvent) -> str:
+    """The user-facing reason of a failed step: a Failure's description, else the error's first line."""
+    data = event.step_failure_data
+    if data is None:
+        return event.message or ""
+    if data.user_failure_data is not None and data.user_failure_data.description:
+        return data.user_failure_data.description
+    error = data.error
+    while error is not None and error.cause is not None and error.cls_name in {"DagsterExecutionStepExecutionError"}:
+        error = error.cause
+    return (error.message.strip().splitlines() or ["unknown error"])[-1] if error else "unknown error"
+
+
+def describe(event: dg.DagsterEvent) -> str | None:
+    """One console line for the events worth showing, None for the rest."""
+    kind = event.event_type_value
+    if kind not in SHOWN_EVENTS:
+        return None
+    if kind == "STEP_FAILURE":
+        return f"FAILED  {event.step_key}: {failure_reason(event)}"
+    if kind == "STEP_SUCCESS":
+        return f"ok      {event.step_key}"
+    if kind == "ASSET_CHECK_EVALUATION":
+        evaluation = event.event_specific_data
+        status = "passed" if evaluation.passed else f"FAILED ({evaluation.severity.value.lower()})"
+        return f"check   {evaluation.asset_check_key.asset_key.to_user_string()}:{evaluation.asset_check_key.name} {status}"
+    if kind == "PIPELINE_START":
+        return f"run     {event.job_name} started"
+    return None
+
+
+class _ConciseHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        meta = getattr(record, "dagster_meta", None) or {}
+        event = meta.get("dagster_event")
+        line = describe(event) if event is not None else None
+        if line:
+            print(f"{time.strftime('%H:%M:%S')}  {line}", flush=True)
+
+
+@dg.logger(description="One readable console line per step and check; everything else stays in the Dagster UI.")
+def concise_console_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
+    logger = logging.Logger("segmint", level=logging.DEBUG)
+    logger.addHandler(_ConciseHandler())
+    return logger
+
+
+def run_job(job_name: str) -> int:
+    """Execute `job_name` in process, recorded in the instance at $DAGSTER_HOME; returns the exit status."""
+    from orchestration.definitions import defs
+
+    job = defs.resolve_job_def(job_name).with_logger_defs({"concise": concise_console_logger})
+    started = time.monotonic()
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(instance=instance, raise_on_error=False, run_config={"loggers": {"concise": {}}})
+    minutes = (time.monotonic() - started) / 60
+    if result.success:
+        print(f"segmint: {job_name} succeeded in {minutes:.1f} min (run {result.run_id}). `make dev` shows it in the UI.")
+        return 0
+    reasons = [f"{e.step_key}: {failure_reason(e)}" for e in result.get_step_failure_events()]
+    print(f"segmint: {job_name} FAILED after {minutes:.1f} min (run {result.run_id}).", file=sys.stderr)
+    for reason in reasons:
+        print(f"  - {reason}", file=sys.stderr)
+    print("  Details, logs and check metadata: `make dev`, then Runs.", file=sys.stderr)
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m orchestration.cli", description=__doc__)
+    parser.add_argument("job", nargs="?", default="segmint_refresh", help="job to execute (default: segmint_refresh)")
+    args = parser.parse_args(argv)
+    return run_job(args.job)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

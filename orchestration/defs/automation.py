@@ -1,0 +1,77 @@
+"""Declarative automation and freshness expectations.
+
+Who starts what:
+- People, the daily schedule (schedules.py) and the landing-file sensor (sensors.py) start runs of the whole
+  graph, landing included.
+- Everything after landing (staging, features, segments, CLV, scores, audiences, reporting) *follows its
+  inputs*: when an upstream asset was updated by a run that did not also update this one (a re-materialized
+  feature table, a backfill of ingestion, a model retrained from the UI), the asset is re-materialized, but only
+  once every blocking check on its inputs has passed. A failed GX suite or model gate therefore stops the cascade
+  exactly where a full run would stop. A full refresh does not trigger it twice: updates made in the same run
+  as the asset itself are ignored by `any_deps_updated`.
+- The condition is `AutomationCondition.eager() & all_deps_blocking_checks_passed()`. It is evaluated by the
+  `segmint_automation` sensor in the Dagster daemon, which `make dev` (`dagster dev`) starts; `make run` alone
+  never automates anything.
+
+Freshness: each mart people read carries a `FreshnessPolicy` (Dagster 1.11+; the older freshness-check builders
+are superseded in 1.13): WARN after MART_WARN_AGE without a refresh, FAIL after MART_MAX_AGE (the daily schedule
+plus slack). The daemon's freshness evaluation shows the state in the UI (asset page, Lineage, Catalog), and
+the `segmint_stale_mart_alert` sensor (sensors.py) posts an alert when a mart turns FAIL.
+"""
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+import dagster as dg
+
+from orchestration.lib import groups
+
+AUTOMATED_GROUPS = (
+    groups.STAGING,
+    groups.FEATURES,
+    groups.SEGMENTS,
+    groups.CLV,
+    groups.SCORES,
+    groups.AUDIENCES,
+    groups.REPORTING,
+)
+FOLLOW_INPUTS = (
+    dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
+).with_label("eager_after_upstream_blocking_checks_pass")
+AUTOMATION_INTERVAL_SECONDS = 60
+
+FRESH_MARTS = [
+    dg.AssetKey(["marts", "customer_features"]),
+    dg.AssetKey(["marts", "customer_scores"]),
+    dg.AssetKey(["marts", "segment_cards"]),
+    dg.AssetKey(["marts", "segment_membership_history"]),
+]
+MART_WARN_AGE = timedelta(hours=24)
+MART_MAX_AGE = timedelta(hours=26)  # daily refresh + 2 h for a slow or queued run
+MART_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=MART_MAX_AGE, warn_window=MART_WARN_AGE)
+
+
+def _operate(spec: dg.AssetSpec) -> dg.AssetSpec:
+    # Explicit settings made by the asset's own module win over these defaults.
+    if spec.group_name in AUTOMATED_GROUPS and spec.automation_condition is None:
+        spec = spec.replace_attributes(automation_condition=FOLLOW_INPUTS)
+    if spec.key in FRESH_MARTS and spec.freshness_policy is None:
+        spec = spec.replace_attributes(freshness_policy=MART_FRESHNESS)
+    return spec
+
+
+def with_automation(assets: Sequence[dg.AssetsDefinition | dg.AssetSpec]) -> Sequence[dg.AssetsDefinition | dg.AssetSpec]:
+    """The same assets: after landing they follow their inputs (FOLLOW_INPUTS); the read marts get MART_FRESHNESS."""
+    return dg.map_asset_specs(_operate, assets)
+
+
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "segmint_automation",
+    target=dg.AssetSelection.groups(*AUTOMATED_GROUPS),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=AUTOMATION_INTERVAL_SECONDS,
+    run_tags={"segmint/trigger": "automation"},
+    description="Re-materializes assets after landing once their inputs changed and upstream blocking checks passed.",
+)
+
+sensors = [automation_sensor]

@@ -1,0 +1,259 @@
+"""Sensors: a refresh when landing files change, and alerts for failed runs and failed checks.
+
+All are evaluated by the Dagster daemon (`make dev` starts it). Alerts go to SEGMINT_ALERT_WEBHOOK_URL as JSON
+(see orchestration/lib/alerts.py), or to the daemon's log when it is unset; links point to SEGMINT_DAGSTER_URL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+
+from orchestration.defs.automation import FRESH_MARTS
+from orchestration.defs.jobs import refresh_job
+from orchestration.defs.schedules import TRIGGER_TAG
+from orchestration.lib.alerts import (
+    FailedCheck,
+    alert_config,
+    check_failure_payload,
+    run_failure_payload,
+    send_alert,
+    stale_asset_payload,
+)
+from orchestration.lib.settings import SettingsError, load_settings
+
+LANDING_SUFFIXES = (".csv", ".parquet")  # the files the landing step reads (see landing/)
+# A file younger than this may still be being copied in: wait for it rather than ingest half a file.
+SETTLE_SECONDS = 30
+LANDING_SENSOR_INTERVAL_SECONDS = 60
+ALERT_SENSOR_INTERVAL_SECONDS = 30
+MAX_RUNS_PER_TICK = 50  # runs looked at per tick by the failed-check sensor; the rest wait for the next tick
+SEEN_RUNS_KEPT = 200  # run ids remembered in the cursor so a run whose record is touched again is not re-alerted
+FINISHED_STATUSES = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
+
+FileState = dict[str, tuple[int, int]]  # file name -> (mtime in ns, size in bytes)
+
+
+# ---- landing zone: pure helpers --------------------------------------------------------------------------------
+
+
+def scan_landing(landing_dir: Path) -> FileState:
+    """Name -> (mtime_ns, size) of every landing file (csv/parquet) directly in the folder."""
+    state: FileState = {}
+    for path in sorted(landing_dir.iterdir()):
+        if path.is_file() and path.suffix.lower() in LANDING_SUFFIXES:
+            stat = path.stat()
+            state[path.name] = (stat.st_mtime_ns, stat.st_size)
+    return state
+
+
+def unsettled_files(state: FileState, now_ns: int, settle_seconds: float = SETTLE_SECONDS) -> list[str]:
+    """Files modified less than `settle_seconds` ago (probably still being written)."""
+    return sorted(name for name, (mtime_ns, _) in state.items() if now_ns - mtime_ns < settle_seconds * 1e9)
+
+
+def changed_files(previous: FileState, current: FileState) -> list[str]:
+    """Files that are new, or whose mtime or size differs from the previous scan."""
+    return sorted(name for name, stamp in current.items() if previous.get(name) != stamp)
+
+
+def removed_files(previous: FileState, current: FileState) -> list[str]:
+    return sorted(set(previous) - set(current))
+
+
+def encode_landing_cursor(state: FileState) -> str:
+    """The cursor: file names with mtimes and sizes, as stable JSON."""
+    return json.dumps({name: list(stamp) for name, stamp in sorted(state.items())}, separators=(",", ":"))
+
+
+def decode_landing_cursor(cursor: str | None) -> FileState:
+    """The previous scan from the cursor; an empty or unreadable cursor means 'nothing seen yet'."""
+    if not cursor:
+        return {}
+    try:
+        raw = json.loads(cursor)
+        return {str(name): (int(stamp[0]), int(stamp[1])) for name, stamp in raw.items()}
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return {}
+
+
+def landing_run_key(state: FileState) -> str:
+    """Same files, same key: Dagster never launches two runs for one state of the landing zone."""
+    return "landing-" + hashlib.sha256(encode_landing_cursor(state).encode()).hexdigest()[:16]
+
+
+@dg.sensor(
+    name="segmint_landing_files",
+    job=refresh_job,
+    minimum_interval_seconds=LANDING_SENSOR_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Starts segmint_refresh when a file in SEGMINT_LANDING_DIR is added or changed (name, mtime, size), "
+        f"once every file has been still for {SETTLE_SECONDS} s. Does nothing for the demo shop."
+    ),
+)
+def landing_files_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    try:
+        landing_dir = load_settings().landing_dir
+    except SettingsError as error:
+        return dg.SkipReason(str(error))
+    if landing_dir is None:
+        return dg.SkipReason("SEGMINT_LANDING_DIR is not set: each run generates the demo shop, there is nothing to watch")
+    current = scan_landing(landing_dir)
+    waiting = unsettled_files(current, time.time_ns())
+    if waiting:
+        # Cursor untouched: the same files are looked at again on the next tick.
+        return dg.SkipReason(f"waiting for {', '.join(waiting)} to stop changing")
+    previous = decode_landing_cursor(context.cursor)
+    changed, removed = changed_files(previous, current), removed_files(previous, current)
+    cursor = encode_landing_cursor(current)
+    if not changed:
+        reason = f"removed {', '.join(removed)}; no new or changed file" if removed else "no new or changed landing file"
+        return dg.SensorResult(skip_reason=dg.SkipReason(reason), cursor=cursor)
+    context.log.info(f"landing files changed: {', '.join(changed)}")
+    request = dg.RunRequest(
+        run_key=landing_run_key(current),
+        tags={TRIGGER_TAG: "landing_files", "segmint/changed_files": ",".join(changed)[:200]},
+    )
+    return dg.SensorResult(run_requests=[request], cursor=cursor)
+
+
+# ---- alerts -----------------------------------------------------------------------------------------------------
+
+
+def failed_checks_of_run(instance: dg.DagsterInstance, run_id: str) -> list[FailedCheck]:
+    """Every asset check that did not pass in the run, in execution order."""
+    connection = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+    failed = []
+    for record in connection.records:
+        event = record.event_log_entry.dagster_event
+        evaluation = event.event_specific_data if event else None
+        if evaluation is not None and not evaluation.passed:
+            failed.append(
+                FailedCheck(
+                    asset=evaluation.asset_key.to_user_string(),
+                    check=evaluation.check_name,
+                    severity=evaluation.severity.value,
+                    description=evaluation.description,
+                )
+            )
+    return failed
+
+
+@dg.run_failure_sensor(
+    name="segmint_run_failure_alert",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=ALERT_SENSOR_INTERVAL_SECONDS,
+    description="Posts a JSON alert (run id, job, failed step, failed check, run link) when any run fails.",
+)
+def run_failure_alert_sensor(context: dg.RunFailureSensorContext) -> None:
+    run = context.dagster_run
+    payload = run_failure_payload(
+        run_id=run.run_id,
+        job=run.job_name,
+        error=context.failure_event.message,
+        failed_steps=[event.step_key for event in context.get_step_failure_events() if event.step_key],
+        failed_checks=failed_checks_of_run(context.instance, run.run_id),
+        dagster_url=alert_config().dagster_url,
+    )
+    send_alert(payload, alert_config(), context.log.warning)
+
+
+@dataclass
+class RunCursor:
+    """Where the failed-check sensor stopped: last run update time seen (epoch s) and recent run ids."""
+
+    updated_after: float
+    seen: list[str] = field(default_factory=list)
+
+    def encode(self) -> str:
+        return json.dumps({"updated_after": self.updated_after, "seen": self.seen[-SEEN_RUNS_KEPT:]})
+
+    @staticmethod
+    def decode(cursor: str | None) -> RunCursor | None:
+        if not cursor:
+            return None
+        try:
+            raw = json.loads(cursor)
+            return RunCursor(float(raw["updated_after"]), [str(run_id) for run_id in raw.get("seen", [])])
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return None
+
+
+def finished_runs_after(instance: dg.DagsterInstance, cursor: RunCursor) -> list[dg.RunRecord]:
+    """Runs that finished (success, failure, cancel) after the cursor, oldest first, not seen before."""
+    # Look one second back and skip the runs already seen: runs updated within the same instant are not lost.
+    since = datetime.fromtimestamp(cursor.updated_after - 1.0, tz=timezone.utc)
+    records: Iterable[dg.RunRecord] = instance.get_run_records(
+        filters=dg.RunsFilter(statuses=FINISHED_STATUSES, updated_after=since),
+        order_by="update_timestamp",
+        ascending=True,
+        limit=MAX_RUNS_PER_TICK,
+    )
+    seen = set(cursor.seen)
+    return [record for record in records if record.dagster_run.run_id not in seen]
+
+
+@dg.sensor(
+    name="segmint_failed_check_alert",
+    minimum_interval_seconds=ALERT_SENSOR_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Posts one JSON alert per failed asset check (GX suites, dbt tests, model gate, freshness) in any finished run, "
+        "with run id, job, asset, check and links. Starts watching from its first tick."
+    ),
+)
+def failed_check_alert_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+    cursor = RunCursor.decode(context.cursor)
+    if cursor is None:
+        # First tick: alert on what happens from now on, not on the whole history of the instance.
+        context.update_cursor(RunCursor(updated_after=time.time()).encode())
+        return dg.SkipReason("started watching for failed checks")
+    config = alert_config()
+    alerts = 0
+    for record in finished_runs_after(context.instance, cursor):
+        run = record.dagster_run
+        for check in failed_checks_of_run(context.instance, run.run_id):
+            payload = check_failure_payload(run_id=run.run_id, job=run.job_name, check=check, dagster_url=config.dagster_url)
+            # A webhook error raises: the tick fails with the host-only message and is retried from this cursor.
+            send_alert(payload, config, context.log.warning)
+            alerts += 1
+        cursor = RunCursor(record.update_timestamp.timestamp(), [*cursor.seen, run.run_id])
+        context.update_cursor(cursor.encode())
+    return dg.SkipReason(f"{alerts} failed check alert(s) sent" if alerts else "no failed checks in finished runs")
+
+
+def newly_failed(previous: dict[str, str], current: dict[str, str]) -> list[str]:
+    """Assets whose freshness state is FAIL now and was not FAIL at the last look."""
+    return sorted(asset for asset, state in current.items() if state == "FAIL" and previous.get(asset) != "FAIL")
+
+
+@dg.sensor(
+    name="segmint_stale_mart_alert",
+    minimum_interval_seconds=ALERT_SENSOR_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Posts an alert when a mart's freshness policy turns FAIL (once per stale spell, not every tick).",
+)
+def stale_mart_alert_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+    records = context.instance.get_freshness_state_records(FRESH_MARTS)
+    current = {key.to_user_string(): record.freshness_state.value for key, record in records.items()}
+    previous = json.loads(context.cursor) if context.cursor else {}
+    config = alert_config()
+    stale = newly_failed(previous, current)
+    for asset in stale:
+        latest = context.instance.get_latest_materialization_event(dg.AssetKey.from_user_string(asset))
+        last_updated = datetime.fromtimestamp(latest.timestamp, tz=timezone.utc).isoformat(timespec="minutes") if latest else None
+        send_alert(stale_asset_payload(asset=asset, state="FAIL", last_updated=last_updated, dagster_url=config.dagster_url),
+                   config, context.log.warning)
+    context.update_cursor(json.dumps(current, sort_keys=True))
+    return dg.SkipReason(f"stale: {', '.join(stale)}" if stale else "no mart newly stale")
+
+
+sensors = [landing_files_sensor, run_failure_alert_sensor, failed_check_alert_sensor, stale_mart_alert_sensor]
