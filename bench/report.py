@@ -35,6 +35,8 @@ class SizeResult:
     succeeded: bool
     load_average: tuple[float, float, float]  # 1, 5 and 15 minute load when the pipeline finished
     model_seconds: dict[str, float] = field(default_factory=dict)
+    # Runs recorded before `make run` moved to orchestration.cli used `dagster job execute` (same in-process run).
+    pipeline_command: str = "dagster job execute -m orchestration.definitions -j segmint_refresh"
 
     @property
     def feature_seconds(self) -> float:
@@ -172,6 +174,7 @@ def render_benchmarks(
     results: Sequence[SizeResult], machine: Mapping[str, str], command: str, notes: str
 ) -> str:
     """BENCHMARKS.md: machine, command, the table for every size, targets on the 1-million size, then the notes."""
+    commands = " / ".join(sorted({f"`{r.pipeline_command}`" for r in results}))
     machine_lines = "\n".join(f"- {key}: {value}" for key, value in machine.items())
     target_result = next((r for r in results if r.customers == TARGET_CUSTOMERS), None)
     if target_result is None:
@@ -193,7 +196,7 @@ machine: the load average column says how busy it was (other jobs were running; 
 ## What is measured
 - **generate**: `python -m demo_shop --format parquet --profile bench` (~5 orders and ~30 events per customer, plus
   ~40 % extra anonymous prospects); not part of the pipeline time.
-- **end to end**: `dagster job execute -m orchestration.definitions -j segmint_refresh` exactly as `make run` runs it,
+- **end to end**: the job `segmint_refresh` run exactly as `make run` runs it ({commands}),
   with `SEGMINT_LANDING_DIR` on the generated files, a fresh `DAGSTER_HOME` and a fresh warehouse; launch to exit,
   Python and Dagster start-up included. **dagster run** is the run's own start -> end events.
 - **peak RSS tree**: the sum of VmRSS over the process and all its children (dbt runs as a subprocess), sampled every

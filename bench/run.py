@@ -53,8 +53,9 @@ def generate_command(size: int, landing: Path, truth: Path, seed: int = SEED) ->
 
 
 def pipeline_command() -> list[str]:
-    """What `make run` executes."""
-    return [bin_path("dagster"), "job", "execute", "-m", "orchestration.definitions", "-j", JOB]
+    """What `make run` executes (`$(BIN)/python -m orchestration.cli segmint_refresh`: the job in process, recorded in
+    $DAGSTER_HOME, one console line per step; the same execution as `dagster job execute -j segmint_refresh`)."""
+    return [sys.executable, "-m", "orchestration.cli", JOB]
 
 
 def pipeline_env(base: Mapping[str, str], landing: Path, data: Path, home: Path) -> dict[str, str]:
@@ -153,6 +154,7 @@ def bench_size(size: int, work: Path, log=print) -> SizeResult:
         succeeded=pipeline.returncode == 0 and timings.status == "SUCCESS",
         load_average=load_average,
         model_seconds=timings.model_seconds,
+        pipeline_command=" ".join(["python", *pipeline_command()[1:]]),
     )
     log(
         f"[{size:,}] feature build {result.feature_seconds:.1f}s, pandas {result.pandas_seconds:.1f}s "

@@ -35,6 +35,9 @@ EVALUATION_COLUMNS = (
 # Documented ranking floor: Spearman 0.2 is a weak but real ordering; below it a ranking is barely better than random.
 DEFAULT_RANKING_FLOOR_SPEARMAN = 0.2
 DEFAULT_CALIBRATION_BAND = (0.7, 1.3)
+# Below this many held-out customers the sum ratio's sampling noise alone exceeds the band (a handful of big
+# spenders decide it), so the absolute band is reported but only the comparisons with the baseline are enforced.
+MIN_HOLDOUT_FOR_CALIBRATION_BAND = 500
 
 
 def _clean_pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray] | None:
@@ -196,6 +199,7 @@ def quality_gate(
     calibration_band: tuple[float, float] = DEFAULT_CALIBRATION_BAND,
     model: str = MODEL_NAME,
     baseline: str = PAST_SPEND_BASELINE,
+    min_holdout_for_band: int = MIN_HOLDOUT_FOR_CALIBRATION_BAND,
 ) -> GateResult:
     """Pass only if the model ranks above the floor, its calibration is inside the band and no worse than the
     past-spend baseline (|log calibration ratio|), and its decile MAPE is no worse than the baseline's.
@@ -226,6 +230,7 @@ def quality_gate(
         "calibration_ratio_max": calibration_band[1],
         "abs_log_calibration_ratio_max (baseline)": baseline_miscalibration,
         "decile_mape_max (baseline)": baseline_mape,
+        "calibration_band_enforced_from_holdout_customers": min_holdout_for_band,
     }
     reasons: list[str] = []
     if not np.isfinite(spearman_value):
@@ -235,7 +240,9 @@ def quality_gate(
     if not np.isfinite(model_ratio):
         reasons.append("model calibration ratio could not be measured on the hold-out")
     else:
-        if not calibration_band[0] <= model_ratio <= calibration_band[1]:
+        n_holdout = _metric(evaluation, model, "n_customers") if "n_customers" in evaluation else math.nan
+        band_enforced = not np.isfinite(n_holdout) or n_holdout >= min_holdout_for_band
+        if band_enforced and not calibration_band[0] <= model_ratio <= calibration_band[1]:
             reasons.append(f"model calibration ratio {model_ratio:.3f} is outside {calibration_band}")
         if np.isfinite(baseline_miscalibration) and model_miscalibration > baseline_miscalibration:
             reasons.append(

@@ -42,7 +42,7 @@ def describe(event: dg.DagsterEvent) -> str | None:
         return f"ok      {event.step_key}"
     if kind == "ASSET_CHECK_EVALUATION":
         evaluation = event.event_specific_data
-        status = "passed" if evaluation.passed else f"FAILED ({evaluation.severity.value.lower()})"
+        status = "passed" if evaluation.passed else f"FAILED ({evaluation.severity.value.lower()}): {evaluation.description}"
         return f"check   {evaluation.asset_check_key.asset_key.to_user_string()}:{evaluation.asset_check_key.name} {status}"
     if kind == "PIPELINE_START":
         return f"run     {event.job_name} started"
@@ -78,6 +78,11 @@ def run_job(job_name: str) -> int:
         print(f"segmint: {job_name} succeeded in {minutes:.1f} min (run {result.run_id}). `make dev` shows it in the UI.")
         return 0
     reasons = [f"{e.step_key}: {failure_reason(e)}" for e in result.get_step_failure_events()]
+    reasons += [
+        f"check {data.asset_check_key.name} on {data.asset_check_key.asset_key.to_user_string()}: {data.description}"
+        for data in (e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION")
+        if not data.passed and data.severity == dg.AssetCheckSeverity.ERROR
+    ]
     print(f"segmint: {job_name} FAILED after {minutes:.1f} min (run {result.run_id}).", file=sys.stderr)
     for reason in reasons:
         print(f"  - {reason}", file=sys.stderr)

@@ -2,13 +2,15 @@
 
 Who starts what:
 - People, the daily schedule (schedules.py) and the landing-file sensor (sensors.py) start runs of the whole
-  graph, landing included.
-- Everything after landing (staging, features, segments, CLV, scores, audiences, reporting) *follows its
-  inputs*: when an upstream asset was updated by a run that did not also update this one (a re-materialized
-  feature table, a backfill of ingestion, a model retrained from the UI), the asset is re-materialized, but only
-  once every blocking check on its inputs has passed. A failed GX suite or model gate therefore stops the cascade
-  exactly where a full run would stop. A full refresh does not trigger it twice: updates made in the same run
-  as the asset itself are ignored by `any_deps_updated`.
+  graph: landing -> staging -> features, with the GX and dbt gates in between.
+- The models and everything made from them (segments, CLV, scores, audiences and syncs, report) *follow their
+  inputs*: when an input was updated by a run that did not also update the asset (customer_features rebuilt by
+  hand after a dbt fix, a model re-evaluated from the UI), the asset is re-materialized, but only once every
+  blocking check on its direct inputs has passed (gx_customer_features, the CLV model gate, the audience guards).
+  A full refresh does not trigger it twice: `any_deps_updated` ignores updates made in the same run as the asset.
+- Staging and features are deliberately not automated: they are dbt views/tables over the raw tables, and a
+  view reads raw.orders whether or not its GX suite passed, so a partial cascade could carry a row that a
+  blocking check rejected around the gate. Whole runs stop them at the gate instead.
 - The condition is `AutomationCondition.eager() & all_deps_blocking_checks_passed()`. It is evaluated by the
   `segmint_automation` sensor in the Dagster daemon, which `make dev` (`dagster dev`) starts; `make run` alone
   never automates anything.
@@ -27,8 +29,6 @@ import dagster as dg
 from orchestration.lib import groups
 
 AUTOMATED_GROUPS = (
-    groups.STAGING,
-    groups.FEATURES,
     groups.SEGMENTS,
     groups.CLV,
     groups.SCORES,
@@ -61,7 +61,7 @@ def _operate(spec: dg.AssetSpec) -> dg.AssetSpec:
 
 
 def with_automation(assets: Sequence[dg.AssetsDefinition | dg.AssetSpec]) -> Sequence[dg.AssetsDefinition | dg.AssetSpec]:
-    """The same assets: after landing they follow their inputs (FOLLOW_INPUTS); the read marts get MART_FRESHNESS."""
+    """The same assets: models and their products follow their inputs (FOLLOW_INPUTS); read marts get MART_FRESHNESS."""
     return dg.map_asset_specs(_operate, assets)
 
 
@@ -71,7 +71,7 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=AUTOMATION_INTERVAL_SECONDS,
     run_tags={"segmint/trigger": "automation"},
-    description="Re-materializes assets after landing once their inputs changed and upstream blocking checks passed.",
+    description="Retrains models and refreshes scores, audiences and the report once their inputs changed and passed their blocking checks.",
 )
 
 sensors = [automation_sensor]

@@ -181,3 +181,19 @@ def test_the_pipeline_sees_only_the_benchmark_settings():
     env = pipeline_env({"PATH": "/bin", "SEGMINT_AS_OF": "2020-01-01"}, Path("/l"), Path("/d"), Path("/h"))
     assert "SEGMINT_AS_OF" not in env and env["PATH"] == "/bin"
     assert env["SEGMINT_WAREHOUSE"] == "/d/warehouse.duckdb" and env["DAGSTER_HOME"] == "/h"
+
+
+# --- SQL portability ------------------------------------------------------------------------------------------
+def test_a_duckdb_construct_postgres_lacks_is_reported_and_plain_sql_passes():
+    from bench.portability import unsupported_constructs
+
+    duckdb_only = "select customer_id, any_value(channel) from orders group by all"
+    assert unsupported_constructs(duckdb_only, "postgres")
+    assert unsupported_constructs(duckdb_only, "snowflake") == []
+    assert unsupported_constructs("select count(*) from orders", "postgres") == []
+
+
+def test_sql_that_does_not_parse_is_reported_not_raised():
+    from bench.portability import unsupported_constructs
+
+    assert unsupported_constructs("select from where", "bigquery")[0].startswith("DuckDB SQL does not parse")

@@ -155,3 +155,11 @@ def test_gate_fails_when_the_model_could_not_be_measured():
     gate = ev.quality_gate(evaluation_table(unmeasured, NAIVE_BASELINE))
     assert not gate.passed
     assert len(gate.reasons) == 3
+
+
+def test_gate_enforces_the_absolute_calibration_band_only_on_a_large_enough_holdout():
+    off_band = GOOD_MODEL | {"calibration_ratio": 1.5}
+    small = ev.quality_gate(evaluation_table(off_band | {"n_customers": 120}, NAIVE_BASELINE | {"n_customers": 120}))
+    assert small.passed  # still better calibrated than the naive forecast (1.5 vs 3.0)
+    large = ev.quality_gate(evaluation_table(off_band | {"n_customers": 5000}, NAIVE_BASELINE | {"n_customers": 5000}))
+    assert not large.passed and "outside" in large.reasons[0]

@@ -1,0 +1,91 @@
+"""A messy landing zone through the real ingest asset and its checks: quarantined with reasons, reconciled, or a
+one-line error; never a traceback for the user's mistake and never a silent drop."""
+
+from __future__ import annotations
+
+import dagster as dg
+import duckdb
+import pytest
+
+from orchestration.defs.landing import landing_files, raw_tables
+from orchestration.defs.quality_checks import check_ingest_counts_reconcile, gx_checks
+from orchestration.defs.resources import SegmintSettings, Warehouse
+
+ORDERS_HEADER = "order_id,customer_id,ordered_at,order_total,currency\n"
+
+
+def _materialize(tmp_path, monkeypatch, files: dict[str, str], as_of: str | None = None):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    for name, text in files.items():
+        (landing / name).write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
+    monkeypatch.setenv("SEGMINT_DATA_DIR", str(tmp_path / "data"))
+    warehouse = tmp_path / "warehouse.duckdb"
+    result = dg.materialize(
+        [landing_files, raw_tables, check_ingest_counts_reconcile, *gx_checks[:3]],
+        resources={
+            "warehouse": Warehouse(path=str(warehouse)),
+            "settings": SegmintSettings(landing_dir=str(landing), as_of=as_of),
+        },
+        raise_on_error=False,
+    )
+    return result, warehouse
+
+
+def _check_results(result) -> dict[str, bool]:
+    return {
+        e.asset_check_evaluation_data.asset_check_key.name: e.asset_check_evaluation_data.passed
+        for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
+
+
+def test_a_messy_orders_file_is_quarantined_with_reasons_and_counts_reconcile(tmp_path, monkeypatch):
+    orders = ORDERS_HEADER + "\n".join([
+        "1,0042,2025-01-05,10.50,USD",        # clean
+        "2,0042,2025-02-30,12.00,USD",        # planted: impossible date
+        "3,,2025-01-06,5.00,USD",              # planted: missing customer id
+        "4,7,2025-01-07,abc,USD",              # planted: wrong type
+        "5,7,2025-01-08,-3.00,USD",            # refund: accepted
+        "6,8,2025-01-09,20.00,USD",            # identical duplicate below
+        "6,8,2025-01-09,20.00,USD",            # planted: identical duplicate
+        "9,9,2025-06-01,20.00,USD",            # planted: after the as-of date
+        "10,10,2025-01-10,\"=cmd|' /C calc'!A0\",USD",  # planted: formula injection in a number column
+    ]) + "\n"
+    result, warehouse = _materialize(tmp_path, monkeypatch, {"orders.csv": orders}, as_of="2025-03-01")
+    assert result.success
+    assert _check_results(result)["check_ingest_counts_reconcile"] is True
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        accepted = [r[0] for r in conn.execute("select customer_id from raw.orders order by source_row").fetchall()]
+        reasons = dict(conn.execute("select source_row, split_part(reason, ':', 1) from raw.quarantine").fetchall())
+        log = conn.execute("select rows_in, rows_accepted, rows_quarantined from raw.ingest_log").fetchone()
+    assert accepted == ["0042", "7", "8"]
+    assert reasons == {2: "invalid_timestamp", 3: "missing_customer_id", 4: "invalid_number", 7: "duplicate_identical",
+                       8: "after_as_of", 9: "invalid_number"}
+    assert log == (9, 3, 6)
+
+
+def test_a_file_that_cannot_be_read_fails_the_run_with_one_line_naming_file_and_column(tmp_path, monkeypatch):
+    result, _ = _materialize(tmp_path, monkeypatch, {"orders.csv": "order_id,customer_id,date,total\n1,a,2025-01-01,3\n"})
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
+    assert failure.description == (
+        "orders.csv: required column 'ordered_at' is missing (found: order_id, customer_id, date, total)"
+    )
+    assert "\n" not in failure.description
+
+
+@pytest.mark.parametrize("content", ["", ORDERS_HEADER])
+def test_an_empty_or_header_only_orders_file_is_a_clear_error(tmp_path, monkeypatch, content):
+    result, _ = _materialize(tmp_path, monkeypatch, {"orders.csv": content})
+    assert not result.success
+    description = result.get_step_failure_events()[0].step_failure_data.user_failure_data.description
+    assert description.startswith("orders.csv:")
+
+
+def test_mixed_currencies_are_kept_and_flagged_by_a_warning_check(tmp_path, monkeypatch):
+    orders = ORDERS_HEADER + "1,a,2025-01-01,10,USD\n2,b,2025-01-02,10,EUR\n"
+    result, _ = _materialize(tmp_path, monkeypatch, {"orders.csv": orders})
+    assert result.success  # a warning does not stop the line
+    evaluations = [e.asset_check_evaluation_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    orders_check = next(e for e in evaluations if e.asset_check_key.name == "gx_raw_orders")
+    assert orders_check.passed is False and orders_check.severity == dg.AssetCheckSeverity.WARN
