@@ -12,7 +12,7 @@ export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 export SEGMINT_WAREHOUSE ?= $(CURDIR)/data/warehouse.duckdb
 PORT ?= 3000
 
-.PHONY: help install manifest home run test test-fast dev report docs bench bench-clv clean
+.PHONY: help install manifest home browser run test test-fast dev report exports docs bench bench-clv clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -34,7 +34,10 @@ home:
 run: manifest home  ## Materialize the whole graph (demo shop, or SEGMINT_LANDING_DIR)
 	$(BIN)/python -m orchestration.cli segmint_refresh
 
-test: manifest  ## Run the whole test suite (what CI runs)
+browser:  ## Install Debian's headless Chromium for the browser tests (no-op when present)
+	scripts/install_browser.sh
+
+test: manifest browser  ## Run the whole test suite (what CI runs)
 	$(BIN)/python -m pytest -q
 
 test-fast: manifest  ## Tests without the slow ones
@@ -42,6 +45,18 @@ test-fast: manifest  ## Tests without the slow ones
 
 dev: manifest home  ## Dagster UI and daemon on http://127.0.0.1:$(PORT)
 	$(BIN)/dagster dev -h 127.0.0.1 -p $(PORT) -w workspace.yaml
+
+report: manifest home  ## Rebuild the segment report (data/reports/segment_report.html) from the last run
+	$(BIN)/python -m orchestration.cli segment_report
+
+exports: manifest home  ## Rebuild every audience and its upload files (data/exports/)
+	$(BIN)/python -m orchestration.cli audience_exports
+
+bench: manifest  ## Scale benchmark: 10k, 100k and 1M customers end to end -> BENCHMARKS.md (about 30 min)
+	$(BIN)/python -m bench.run --sizes 10000 100000 1000000
+
+bench-clv: manifest  ## CLV model vs baselines on generated shops, horizons 90 and 180 -> bench/results/clv.md
+	$(BIN)/python -m bench.clv
 
 docs: manifest  ## Generate dbt docs into dbt_project/target (needs a warehouse from `make run`)
 	cd dbt_project && ../$(BIN)/dbt docs generate --profiles-dir .

@@ -41,3 +41,10 @@ export_job = dg.define_asset_job(
     description="Rebuild every audience and write its upload files (data/exports/*.csv) from the current scores.",
     executor_def=dg.in_process_executor,
 )
+
+report_job = dg.define_asset_job(
+    name="segment_report",
+    selection=dg.AssetSelection.assets(["marts", "segment_cards"]),
+    description="Rebuild the segment cards and data/reports/segment_report.html from the current scores.",
+    executor_def=dg.in_process_executor,
+)

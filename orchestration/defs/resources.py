@@ -17,6 +17,17 @@ from orchestration.lib.settings import DBT_PROJECT_DIR, Settings, load_settings
 DUCKDB_TAG = {"segmint/duckdb": "writer"}
 
 
+DEFAULT_DUCKDB_MEMORY_LIMIT = "3GB"
+
+
+def duckdb_config(warehouse_path: str) -> dict[str, str]:
+    """Connection settings shared by Python steps and dbt (profiles.yml reads the same variable)."""
+    return {
+        "memory_limit": os.environ.get("SEGMINT_DUCKDB_MEMORY_LIMIT") or DEFAULT_DUCKDB_MEMORY_LIMIT,
+        "temp_directory": warehouse_path + ".tmp",
+    }
+
+
 class SegmintSettings(dg.ConfigurableResource):
     """Run settings; each field left empty falls back to its SEGMINT_* environment variable at run time."""
 
@@ -45,10 +56,15 @@ class Warehouse(dg.ConfigurableResource):
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A short-lived connection: never hold it across a dbt call (dbt needs the write lock)."""
+        """A short-lived connection: never hold it across a dbt call (dbt needs the write lock).
+
+        DuckDB's default memory limit is 80 % of RAM; a budget (SEGMINT_DUCKDB_MEMORY_LIMIT, default 3GB) makes
+        large ingests spill to a temp folder beside the warehouse instead (measured at 1 M customers: 17 GiB
+        peak without it, 3.2 GiB with it).
+        """
         path = self.resolved_path()
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        conn = duckdb.connect(path)
+        conn = duckdb.connect(path, config=duckdb_config(path))
         try:
             yield conn
         finally:
