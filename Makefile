@@ -44,7 +44,7 @@ test-fast: manifest  ## Tests without the slow ones
 	$(BIN)/python -m pytest -q -m "not slow"
 
 dev: manifest home  ## Dagster UI and daemon on http://127.0.0.1:$(PORT)
-	$(BIN)/dagster dev -h 127.0.0.1 -p $(PORT) -w workspace.yaml
+	SEGMINT_DAGSTER_URL=$${SEGMINT_DAGSTER_URL:-http://127.0.0.1:$(PORT)} $(BIN)/dagster dev -h 127.0.0.1 -p $(PORT) -w workspace.yaml
 
 report: manifest home  ## Rebuild the segment report (data/reports/segment_report.html) from the last run
 	$(BIN)/python -m orchestration.cli segment_report

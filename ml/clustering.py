@@ -31,15 +31,10 @@ from sklearn.metrics import adjusted_rand_score, davies_bouldin_score, silhouett
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from ml.feature_columns import BEHAVIOUR_SHARES
+
 BEHAVIOUR_COLUMNS: tuple[str, ...] = (
-    "product_views_per_active_day",
-    "research_share",
-    "sale_share",
-    "discount_event_share",
-    "shipping_abandon_rate",
-    "brand_share",
-    "visual_share",
-    "urgency_share",
+    *BEHAVIOUR_SHARES,
     "discounted_order_share",
 )
 PURCHASE_COLUMNS: tuple[str, ...] = (

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from ml import btyd
+from ml.feature_columns import BEHAVIOUR_SHARES
 from ml.evaluation import (
     BTYD_BASELINE,
     EVALUATION_COLUMNS,
@@ -76,14 +77,7 @@ NUMERIC_FEATURES = (
     "active_days",
     "days_since_last_event",
     "event_count_last_30d",
-    "product_views_per_active_day",
-    "research_share",
-    "sale_share",
-    "discount_event_share",
-    "shipping_abandon_rate",
-    "brand_share",
-    "visual_share",
-    "urgency_share",
+    *BEHAVIOUR_SHARES,
     "cart_add_count_last_90d",
 )
 CATEGORICAL_FEATURES = ("acquisition_channel", "entry_offer", "first_order_channel", "country")

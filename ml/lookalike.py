@@ -30,17 +30,11 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from ml.feature_columns import BEHAVIOUR_SHARES
 from ml.rfm import HIGH_VALUE_SEGMENTS
 
 LOOKALIKE_FEATURES: tuple[str, ...] = (
-    "product_views_per_active_day",
-    "research_share",
-    "sale_share",
-    "discount_event_share",
-    "shipping_abandon_rate",
-    "brand_share",
-    "visual_share",
-    "urgency_share",
+    *BEHAVIOUR_SHARES,
     "event_count",
     "active_days",
 )

@@ -1,22 +1,3 @@
 {{ config(tags=['scores']) }}
--- One row per acquisition_channel: how much future value its customers are predicted to bring. The interval is a normal
--- approximation of the 95 % confidence interval of the mean (mean +/- 1.96 standard errors).
-with scores as (
-    select * from {{ ref('customer_scores') }}
-),
-
-final as (
-    select
-        acquisition_channel,
-        count(*) as customer_count,
-        avg(predicted_clv) as mean_predicted_clv,
-        avg(predicted_clv) - 1.96 * coalesce(stddev_samp(predicted_clv), 0) / sqrt(count(*)) as mean_predicted_clv_low,
-        avg(predicted_clv) + 1.96 * coalesce(stddev_samp(predicted_clv), 0) / sqrt(count(*)) as mean_predicted_clv_high,
-        sum(predicted_clv) as total_predicted_clv,
-        avg(purchase_propensity) as mean_purchase_propensity,
-        avg(total_revenue) as mean_past_revenue
-    from scores
-    group by acquisition_channel
-)
-
-select * from final order by mean_predicted_clv desc
+-- One row per acquisition_channel: mean predicted CLV, its 95 % interval and the customer count (macro clv_by_dimension).
+{{ clv_by_dimension('acquisition_channel') }}

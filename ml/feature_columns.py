@@ -1,0 +1,13 @@
+"""Column names of the dbt feature marts that more than one model reads (one place, see docs/ARCHITECTURE.md)."""
+
+# Per-visitor web behaviour, the same in customer_features, prospect_features and customer_prepurchase_behaviour.
+BEHAVIOUR_SHARES: tuple[str, ...] = (
+    "product_views_per_active_day",
+    "research_share",
+    "sale_share",
+    "discount_event_share",
+    "shipping_abandon_rate",
+    "brand_share",
+    "visual_share",
+    "urgency_share",
+)
