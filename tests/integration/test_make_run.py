@@ -6,7 +6,9 @@ import shutil
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
+from sklearn.metrics import adjusted_rand_score
 
 from demo_shop import generate_shop
 from tests.conftest import make_run
@@ -46,6 +48,20 @@ def test_make_run_scores_every_customer_of_a_small_demo_shop(tmp_path):
     assert result.returncode == 0, _tail(result)
     n = _assert_customer_scores_contract(tmp_path / "data" / "warehouse.duckdb")
     assert n > 1000
+    _assert_planted_archetypes_are_recovered(tmp_path)
+
+
+def _assert_planted_archetypes_are_recovered(tmp_path: Path) -> None:
+    """Through the real dbt features: clusters match the generator's planted archetypes and carry their names."""
+    with duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"), read_only=True) as conn:
+        segments = conn.execute("select customer_id, cluster_id, behavioral_segment from ml.behavioral_segments").df()
+    truth = pd.read_csv(tmp_path / "data" / "demo" / "truth" / "customers_truth.csv", dtype={"customer_id": str})
+    clustered = segments.merge(truth, on="customer_id")
+    clustered = clustered[clustered["cluster_id"] >= 0]  # customers without web events are not clustered
+    assert adjusted_rand_score(clustered["archetype"], clustered["cluster_id"]) >= 0.8
+    majority_name = clustered.groupby("archetype")["behavioral_segment"].agg(lambda names: names.mode().iloc[0])
+    assert (majority_name.index == majority_name.to_numpy()).all(), majority_name.to_dict()
+    assert len(majority_name) == 5
 
 
 def test_make_run_works_with_only_an_orders_file(tmp_path):
