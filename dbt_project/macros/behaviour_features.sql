@@ -75,3 +75,15 @@
     coalesce({{ alias }}.urgency_share, 0) as urgency_share,
     coalesce({{ alias }}.cart_add_count_last_90d, 0) as cart_add_count_last_90d
 {% endmacro %}
+
+{#- The eight behaviour shares every behaviour mart exposes (ml/feature_columns.py lists the same names). -#}
+{% macro behaviour_shares() %}
+        product_views_per_active_day,
+        research_share,
+        sale_share,
+        discount_event_share,
+        shipping_abandon_rate,
+        brand_share,
+        visual_share,
+        urgency_share
+{%- endmacro %}

@@ -30,14 +30,7 @@ final as (
         active_days,
         days_since_last_event,
         event_count_last_30d,
-        product_views_per_active_day,
-        research_share,
-        sale_share,
-        discount_event_share,
-        shipping_abandon_rate,
-        brand_share,
-        visual_share,
-        urgency_share,
+        {{ behaviour_shares() }},
         cart_add_count_last_90d
     from behaviour
 )
