@@ -5,18 +5,16 @@ appears as its own asset with lineage back to customer_scores. A blocking check 
 the audience would grow or shrink by more than its max_change_share since the destinations' last state.
 """
 
-import os
-
 import dagster as dg
 import pandas as pd
 
 from activation.audiences import Audience, load_audiences, select_members
-from activation.destinations.factory import ENV_VARS, build_destination
+from activation.destinations.factory import build_destination
 from activation.exports import export_audience_csvs
 from activation.http import DestinationError
 from activation.ledger import ensure_schema
 from activation.sync import SyncGuardError, guard_change, lift_by_audience, plan_sync, sync_audience
-from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
+from orchestration.defs.resources import DUCKDB_TAG, ActivationCredentials, SegmintSettings, Warehouse
 from orchestration.lib import groups
 from orchestration.lib.metadata import markdown_table
 from orchestration.lib.settings import CONFIG_DIR
@@ -29,17 +27,6 @@ MEMBER_COLUMNS = [
     "customer_id", "is_control", "value", "marketing_consent", "email", "phone", "first_name", "last_name",
     "postal_code", "country", "predicted_clv", "purchase_propensity", "rfm_segment", "behavioral_segment",
 ]
-
-
-class ActivationCredentials(dg.ConfigurableResource):
-    """Destination tokens and base URLs, read from SEGMINT_* environment variables at run time, never logged.
-
-    A destination whose variables are missing runs as a dry-run (request bodies written to files).
-    """
-
-    def values(self) -> dict[str, str | None]:
-        names = {name for required, base in ENV_VARS.values() for name in (*required, base) if name}
-        return {name: os.environ.get(name) for name in sorted(names)}
 
 
 def _members_table(audience: Audience) -> str:

@@ -49,13 +49,14 @@ def segment_cards(context: dg.AssetExecutionContext, warehouse: Warehouse, setti
         scores = read_table(conn, "marts.customer_scores", order_by="customer_id")
         features = read_table(conn, "marts.customer_features", order_by="customer_id")
         profiles = read_table(conn, "ml.cluster_profiles")
-        segments = read_table(conn, "ml.behavioral_segments", order_by="customer_id")
+        cluster_names = dict(
+            conn.execute("select distinct cluster_id, behavioral_segment from ml.behavioral_segments").fetchall()
+        )
         cards_by_kind = {
             kind: build_segment_cards(scores, features, column, playbook) for kind, column in SEGMENT_KINDS.items()
         }
         table = _cards_frame(cards_by_kind)
         write_table(conn, "marts.segment_cards", table)
-    cluster_names = dict(zip(segments["cluster_id"], segments["behavioral_segment"]))
     charts = build_charts(cards_by_kind, rfm=scores, profiles=profiles, cluster_names=cluster_names)
     as_of = str(scores["as_of_date"].iloc[0])[:10] if len(scores) else "n/a"
     html = render_report(

@@ -10,6 +10,8 @@ import dagster as dg
 import duckdb
 from dagster_dbt import DbtCliResource
 
+from activation.destinations.factory import ENV_VARS
+
 from orchestration.lib.settings import DBT_PROJECT_DIR, Settings, load_settings
 
 # Every asset that opens the DuckDB file carries this tag; the executor runs at most one of them at a time,
@@ -71,6 +73,17 @@ class Warehouse(dg.ConfigurableResource):
             conn.close()
 
 
+class ActivationCredentials(dg.ConfigurableResource):
+    """Destination tokens and base URLs, read from SEGMINT_* environment variables at run time, never logged.
+
+    A destination whose variables are missing runs as a dry-run (request bodies written to files).
+    """
+
+    def values(self) -> dict[str, str | None]:
+        names = {name for required, base in ENV_VARS.values() for name in (*required, base) if name}
+        return {name: os.environ.get(name) for name in sorted(names)}
+
+
 def dbt_resource() -> DbtCliResource:
     # The dbt installed next to this Python, so `make run` works without activating the virtualenv.
     dbt_executable = os.path.join(os.path.dirname(sys.executable), "dbt")
@@ -80,8 +93,6 @@ def dbt_resource() -> DbtCliResource:
 
 
 def resources() -> dict[str, object]:
-    from orchestration.defs.audiences import ActivationCredentials
-
     return {
         "warehouse": Warehouse(),
         "settings": SegmintSettings(),
