@@ -10,9 +10,11 @@ STAMP := $(VENV)/.installed
 export DO_NOT_TRACK := 1
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 export SEGMINT_WAREHOUSE ?= $(CURDIR)/data/warehouse.duckdb
+# A run over many daily partitions records one "planned" event per asset, not one per day (Dagster's switch).
+export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= 1
 PORT ?= 3000
 
-.PHONY: help install manifest home browser run test test-fast dev report exports docs bench bench-clv clean
+.PHONY: help install manifest home browser run backfill test test-fast dev report exports docs bench bench-clv clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -33,6 +35,10 @@ home:
 
 run: manifest home  ## Materialize the whole graph (demo shop, or SEGMINT_LANDING_DIR)
 	$(BIN)/python -m orchestration.cli segmint_refresh
+
+backfill: manifest home  ## Re-stage the days FROM..TO (YYYY-MM-DD) and rebuild everything after them
+	@test -n "$(FROM)" || { echo "usage: make backfill FROM=YYYY-MM-DD [TO=YYYY-MM-DD]"; exit 2; }
+	$(BIN)/python -m orchestration.cli segmint_refresh --from $(FROM) $(if $(TO),--to $(TO))
 
 browser:  ## Install Debian's headless Chromium for the browser tests (no-op when present)
 	scripts/install_browser.sh

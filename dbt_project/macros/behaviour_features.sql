@@ -1,60 +1,60 @@
 {#-
-    Per-visitor web behaviour from an events relation that carries a `cutoff_date` column.
+    Events -> one row per `group_columns` and day, with the counts every behaviour feature is a sum of.
+    stg_visitor_event_days stores this per visitor and day (daily partitions), so the feature marts read
+    a table many times smaller than the events; a mart that needs a finer cut (events before the first
+    order's timestamp) aggregates its own events with the same macro.
+-#}
+{% macro event_day_counts(events, group_columns) %}
+    select
+        {{ group_columns | join(', ') }},
+        occurred_on,
+        count(*) as event_count,
+        min(occurred_at) as first_event_at,
+        max(occurred_at) as last_event_at,
+        count(*) filter (where event_type = 'product_view' or page_type = 'product') as product_view_count,
+        count(*) filter (where event_type in ('review_read', 'compare_used') or page_type in ('reviews', 'comparison'))
+            as research_event_count,
+        count(*) filter (where page_type = 'sale') as sale_event_count,
+        count(*) filter (where event_type = 'discount_code_applied') as discount_event_count,
+        count(*) filter (where page_type in ('about', 'brand')) as brand_event_count,
+        count(*) filter (where event_type in ('gallery_view', 'video_play') or page_type = 'gallery') as visual_event_count,
+        count(*) filter (where event_type in ('countdown_view', 'low_stock_view')) as urgency_event_count,
+        count(*) filter (where event_type = 'add_to_cart') as cart_add_count,
+        bool_or(event_type = 'shipping_info_viewed') as saw_shipping,
+        bool_or(event_type = 'purchase') as purchased
+    from {{ events }}
+    group by all
+{% endmacro %}
+
+{#-
+    Per-visitor web behaviour from visitor-day counts (event_day_counts) that carry a `cutoff_date` column.
     Returns a parenthesised subquery, one row per `key`. Shares are fractions of the visitor's events,
     so heavy and light browsers are comparable. Unknown event/page types simply count as "other".
 -#}
-{% macro behaviour_features(events, key) %}
+{% macro behaviour_features(event_days, key) %}
 (
-    with visitor_days as (
-        select
-            {{ key }},
-            occurred_on,
-            bool_or(event_type = 'shipping_info_viewed') as saw_shipping,
-            bool_or(event_type = 'purchase') as purchased
-        from {{ events }}
-        group by all
-    ),
-
-    shipping as (
-        select
-            {{ key }},
-            coalesce(
-                count(*) filter (where saw_shipping and not purchased)
-                / nullif(count(*) filter (where saw_shipping), 0),
-                0
-            ) as shipping_abandon_rate
-        from visitor_days
-        group by all
-    ),
-
-    shares as (
-        select
-            {{ key }},
-            count(*) as event_count,
-            count(distinct occurred_on) as active_days,
-            min(occurred_at) as first_event_at,
-            max(occurred_at) as last_event_at,
-            datediff('day', max(occurred_on), max(cutoff_date)) as days_since_last_event,
-            count(*) filter (where occurred_on > cutoff_date - 30) as event_count_last_30d,
-            count(*) filter (where event_type = 'product_view' or page_type = 'product')
-                / count(distinct occurred_on) as product_views_per_active_day,
-            avg(case when event_type in ('review_read', 'compare_used') or page_type in ('reviews', 'comparison')
-                then 1.0 else 0.0 end) as research_share,
-            avg(case when page_type = 'sale' then 1.0 else 0.0 end) as sale_share,
-            avg(case when event_type = 'discount_code_applied' then 1.0 else 0.0 end) as discount_event_share,
-            avg(case when page_type in ('about', 'brand') then 1.0 else 0.0 end) as brand_share,
-            avg(case when event_type in ('gallery_view', 'video_play') or page_type = 'gallery'
-                then 1.0 else 0.0 end) as visual_share,
-            avg(case when event_type in ('countdown_view', 'low_stock_view') then 1.0 else 0.0 end) as urgency_share,
-            count(*) filter (where event_type = 'add_to_cart' and occurred_on > cutoff_date - 90)
-                as cart_add_count_last_90d
-        from {{ events }}
-        group by all
-    )
-
-    select shares.*, shipping.shipping_abandon_rate
-    from shares
-    inner join shipping using ({{ key }})
+    select
+        {{ key }},
+        sum(event_count) as event_count,
+        count(distinct occurred_on) as active_days,
+        min(first_event_at) as first_event_at,
+        max(last_event_at) as last_event_at,
+        datediff('day', max(occurred_on), max(cutoff_date)) as days_since_last_event,
+        coalesce(sum(event_count) filter (where occurred_on > cutoff_date - 30), 0) as event_count_last_30d,
+        sum(product_view_count) / count(distinct occurred_on) as product_views_per_active_day,
+        sum(research_event_count) / sum(event_count) as research_share,
+        sum(sale_event_count) / sum(event_count) as sale_share,
+        sum(discount_event_count) / sum(event_count) as discount_event_share,
+        sum(brand_event_count) / sum(event_count) as brand_share,
+        sum(visual_event_count) / sum(event_count) as visual_share,
+        sum(urgency_event_count) / sum(event_count) as urgency_share,
+        coalesce(sum(cart_add_count) filter (where occurred_on > cutoff_date - 90), 0) as cart_add_count_last_90d,
+        coalesce(
+            count(*) filter (where saw_shipping and not purchased) / nullif(count(*) filter (where saw_shipping), 0),
+            0
+        ) as shipping_abandon_rate
+    from {{ event_days }}
+    group by {{ key }}
 )
 {% endmacro %}
 

@@ -16,11 +16,11 @@ scoped_orders as (
     where orders.ordered_on <= cutoff.cutoff_date and not orders.is_cancelled
 ),
 
-scoped_events as (
-    select events.*, cutoff.cutoff_date
-    from {{ ref('stg_events') }} as events
+scoped_event_days as (
+    select event_days.*, cutoff.cutoff_date
+    from {{ ref('stg_visitor_event_days') }} as event_days
     cross join cutoff
-    where events.occurred_on <= cutoff.cutoff_date and events.customer_id is not null
+    where event_days.occurred_on <= cutoff.cutoff_date and event_days.customer_id is not null
 ),
 
 customers as (
@@ -73,7 +73,7 @@ refunds as (
 ),
 
 behaviour as (
-    select * from {{ behaviour_features('scoped_events', 'customer_id') }}
+    select * from {{ behaviour_features('scoped_event_days', 'customer_id') }}
 ),
 
 features as (

@@ -1,8 +1,11 @@
-"""dbt models as assets, in two steps around the Python ML assets.
+"""dbt models as assets, in three steps: daily staging, feature marts, and the scores around the ML assets.
 
-`dbt_feature_models` builds staging -> customer_features; the ML assets write schema `ml`; then
-`dbt_score_models` (tag `scores`) joins them into marts.customer_scores. Two definitions rather than one
-keep the run order explicit. dbt tests become asset checks; `dbt build` stops the line on error-level tests.
+`dbt_daily_models` (tag `daily`) stages orders and events in daily partitions: a run over a window of days
+passes it to dbt as vars and rebuilds exactly those days (orchestration/lib/partitions.py). A backfill of any
+range is one run (single-run backfill policy), so dbt starts once, not once per day.
+`dbt_feature_models` builds the customer snapshots (customer_features, ...); the ML assets write schema `ml`;
+then `dbt_score_models` (tag `scores`) joins them into marts.customer_scores. Separate definitions keep the
+run order explicit. dbt tests become asset checks; `dbt build` stops the line on error-level tests.
 """
 
 
@@ -12,16 +15,21 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import json
+
 import dagster as dg
 import duckdb
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from orchestration.defs.resources import DUCKDB_TAG, Warehouse
 from orchestration.lib import groups
+from orchestration.lib.partitions import daily_partitions, dbt_window_vars
 from orchestration.lib.settings import DBT_PROJECT_DIR
 
 DBT_MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
 SCORES_SELECTOR = "tag:scores"
+DAILY_SELECTOR = "tag:daily"
+DAILY_PARTITIONS = daily_partitions()
 
 
 class SegmintDbtTranslator(DagsterDbtTranslator):
@@ -45,6 +53,13 @@ class DbtScoresConfig(dg.Config):
     target_roas: float = 3.0  # target return on ad spend, used for max_cpa
 
 
+def _is_table(conn: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
+    found = conn.execute(
+        "select table_type from information_schema.tables where table_schema = ? and table_name = ?", [schema, name]
+    ).fetchall()
+    return bool(found) and found[0][0] == "BASE TABLE"
+
+
 def _run_dbt(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse, args: list[str]
 ) -> Iterator[Any]:
@@ -59,8 +74,8 @@ def _run_dbt(
     with warehouse.connect() as conn:
         for event in events:
             key = context.asset_key_for_output(event.output_name) if isinstance(event, dg.Output) else None
-            # Only the mart tables: counting a staging view would re-scan the raw table.
-            if key is not None and key.path[0] == "marts":
+            # Only tables: counting a view would re-scan the raw table.
+            if key is not None and _is_table(conn, *key.path[-2:]):
                 relation = ".".join(key.path[-2:])
                 try:
                     rows = conn.execute(f"select count(*) from {relation}").fetchone()[0]
@@ -74,13 +89,29 @@ def _run_dbt(
 
 @dbt_assets(
     manifest=DBT_MANIFEST,
-    exclude=SCORES_SELECTOR,
+    select=DAILY_SELECTOR,
+    dagster_dbt_translator=SegmintDbtTranslator(),
+    name="dbt_daily_models",
+    op_tags=DUCKDB_TAG,
+    partitions_def=DAILY_PARTITIONS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+)
+def dbt_daily_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
+    """stg_orders, stg_events and int_visitor_event_days for the run's days (all of them when it covers every day)."""
+    window = dbt_window_vars(context, DAILY_PARTITIONS)
+    context.log.info(f"dbt partition window: {window or 'every day (full rebuild)'}")
+    yield from _run_dbt(context, dbt, warehouse, ["build", "--vars", json.dumps(window)])
+
+
+@dbt_assets(
+    manifest=DBT_MANIFEST,
+    exclude=f"{SCORES_SELECTOR} {DAILY_SELECTOR}",
     dagster_dbt_translator=SegmintDbtTranslator(),
     name="dbt_feature_models",
     op_tags=DUCKDB_TAG,
 )
 def dbt_feature_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
-    """Staging views and feature marts (customer_features, customer_features_train, prospect_features)."""
+    """Customer staging, cut-offs and the feature marts (customer_features, customer_features_train, prospect_features)."""
     yield from _run_dbt(context, dbt, warehouse, ["build"])
 
 

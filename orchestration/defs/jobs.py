@@ -5,10 +5,14 @@ after another either way. The default job therefore runs in-process: a subproces
 time (measured: 5-20 s per step on 2 cores, against about 1 s in-process). The multiprocess variant keeps the
 single-writer guarantee with a tag concurrency limit of 1; use it once the warehouse moves to a server (or
 swap in the Celery/Kubernetes executor and drop the limit).
+
+The refresh jobs carry the daily partitions of the order and event staging: every run names a window of days
+(orchestration/lib/partitions.py); the unpartitioned assets in it are rebuilt whole, whatever the window.
 """
 
 import dagster as dg
 
+from orchestration.defs.dbt_models import dbt_daily_models
 from orchestration.defs.resources import DUCKDB_TAG
 
 REFRESH_SELECTION = dg.AssetSelection.all()
@@ -33,6 +37,16 @@ refresh_job_multiprocess = dg.define_asset_job(
     selection=REFRESH_SELECTION,
     description="The same refresh with one process per step; at most one step holds the DuckDB file at a time.",
     executor_def=single_writer_executor,
+)
+
+daily_staging_job = dg.define_asset_job(
+    name="daily_staging",
+    selection=dg.AssetSelection.assets(dbt_daily_models),
+    description=(
+        "Re-stage orders and events for a range of days from the current raw tables (a backfill). The customer "
+        "marts pick the days up on the next segmint_refresh."
+    ),
+    executor_def=dg.in_process_executor,
 )
 
 export_job = dg.define_asset_job(

@@ -1,17 +1,27 @@
-"""The daily refresh schedule: the whole graph (segmint_refresh) once a day.
+"""The daily refresh schedule: the whole graph (segmint_refresh) once a day, staging only the last days.
+
+Each tick's run covers the daily partitions of the last LATE_ARRIVAL_DAYS days (today included), so orders and
+events that arrive a day or two late are still staged, while the history is not re-staged every day. The raw
+tables, customer marts, models and audiences are rebuilt as snapshots, as in every run. A landing file that
+changes older days is picked up by the landing-file sensor, whose runs cover every day (sensors.py).
 
 Ticks are evaluated by the Dagster daemon, which `make dev` (`dagster dev`) starts next to the webserver.
 Runs queue behind each other (dagster.yaml: one run at a time, because DuckDB allows a single writer), so a
 tick that fires while the landing-file sensor's run is still going waits instead of failing on the file lock.
 """
 
+from datetime import datetime, timezone
+
 import dagster as dg
 
+from orchestration.defs.dbt_models import DAILY_PARTITIONS
 from orchestration.defs.jobs import refresh_job
+from orchestration.lib.partitions import trailing_days
 
 DAILY_REFRESH_CRON = "0 6 * * *"  # 06:00 every day: after nightly exports have landed, before the working day
 DAILY_REFRESH_TIMEZONE = "UTC"
 TRIGGER_TAG = "segmint/trigger"
+LATE_ARRIVAL_DAYS = 3
 
 
 @dg.schedule(
@@ -23,10 +33,16 @@ TRIGGER_TAG = "segmint/trigger"
     description="Refresh the whole graph every day at 06:00 UTC (landing -> features -> checks -> models -> audiences).",
 )
 def daily_refresh_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    """One run of segmint_refresh per tick; the run key is the tick's date, so a tick never launches twice."""
+    """One run of segmint_refresh per tick over the last days; the run key is the tick's date (never twice)."""
     scheduled_for = context.scheduled_execution_time
-    day = scheduled_for.date().isoformat() if scheduled_for else "manual"
-    return dg.RunRequest(run_key=f"daily-{day}", tags={TRIGGER_TAG: "schedule", "segmint/scheduled_for": day})
+    if scheduled_for is None:  # evaluated by hand (UI "test schedule"): today
+        scheduled_for = datetime.now(timezone.utc)
+    day = scheduled_for.date()
+    window = trailing_days(day, LATE_ARRIVAL_DAYS).clipped_to(DAILY_PARTITIONS)
+    return dg.RunRequest(
+        run_key=f"daily-{day.isoformat()}",
+        tags={TRIGGER_TAG: "schedule", "segmint/scheduled_for": day.isoformat(), **window.run_tags},
+    )
 
 
 schedules = [daily_refresh_schedule]

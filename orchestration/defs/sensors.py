@@ -17,8 +17,10 @@ from pathlib import Path
 import dagster as dg
 
 from orchestration.defs.automation import FRESH_MARTS
+from orchestration.defs.dbt_models import DAILY_PARTITIONS
 from orchestration.defs.jobs import refresh_job
 from orchestration.defs.schedules import TRIGGER_TAG
+from orchestration.lib.partitions import full_history
 from orchestration.lib.alerts import (
     FailedCheck,
     alert_config,
@@ -120,7 +122,12 @@ def landing_files_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult
     context.log.info(f"landing files changed: {', '.join(changed)}")
     request = dg.RunRequest(
         run_key=landing_run_key(current),
-        tags={TRIGGER_TAG: "landing_files", "segmint/changed_files": ",".join(changed)[:200]},
+        # A changed file may change any day, so the run stages every day (the schedule's runs stage the last few).
+        tags={
+            TRIGGER_TAG: "landing_files",
+            "segmint/changed_files": ",".join(changed)[:200],
+            **full_history(DAILY_PARTITIONS).run_tags,
+        },
     )
     return dg.SensorResult(run_requests=[request], cursor=cursor)
 

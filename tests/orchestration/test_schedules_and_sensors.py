@@ -15,6 +15,9 @@ from types import SimpleNamespace
 import dagster as dg
 import pytest
 
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from orchestration.defs.dbt_models import DAILY_PARTITIONS
 from orchestration.defs.schedules import daily_refresh_schedule
 from orchestration.defs.sensors import (
     RunCursor,
@@ -95,6 +98,9 @@ def test_the_daily_schedule_launches_one_refresh_per_day():
     # Same day, same run key: a re-evaluated tick never starts a second run; the next day does.
     assert tick(2).run_key == tick(2).run_key != tick(3).run_key
     assert tick(2).tags["segmint/trigger"] == "schedule"
+    # Each tick stages the last three days (today's partition included), not the whole history.
+    assert tick(2).tags[ASSET_PARTITION_RANGE_START_TAG] == "2026-02-28"
+    assert tick(2).tags[ASSET_PARTITION_RANGE_END_TAG] == "2026-03-02"
 
 
 # ---- landing-file sensor ----------------------------------------------------------------------------------------
@@ -140,6 +146,11 @@ def test_new_landing_files_start_one_refresh_and_are_remembered_in_the_cursor(la
     first = _tick()
     [request] = first.run_requests
     assert request.tags["segmint/changed_files"] == "events.parquet,orders.csv"
+    # A changed file may change any day: its run stages every daily partition.
+    every_day = DAILY_PARTITIONS.get_partition_keys()
+    assert (request.tags[ASSET_PARTITION_RANGE_START_TAG], request.tags[ASSET_PARTITION_RANGE_END_TAG]) == (
+        every_day[0], every_day[-1]
+    )
     remembered = decode_landing_cursor(first.cursor)
     assert set(remembered) == {"orders.csv", "events.parquet"}
     assert remembered["orders.csv"] == ((landing_dir / "orders.csv").stat().st_mtime_ns, (landing_dir / "orders.csv").stat().st_size)

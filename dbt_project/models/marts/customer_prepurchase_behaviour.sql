@@ -5,12 +5,14 @@ with cutoffs as (
 ),
 
 first_orders as (
-    select customer_id, min(ordered_at) as first_order_at
-    from {{ ref('stg_orders') }}
-    where not is_refund and not is_cancelled
-    group by customer_id
+    select orders.customer_id, min(orders.ordered_at) as first_order_at
+    from {{ ref('stg_orders') }} as orders
+    cross join cutoffs
+    where not orders.is_refund and not orders.is_cancelled and orders.ordered_on <= cutoffs.scoring_cutoff
+    group by orders.customer_id
 ),
 
+-- Finer than a day (events before the first order's timestamp), so this mart counts its own event days.
 early_events as (
     select events.*, cast(first_orders.first_order_at as date) as cutoff_date
     from {{ ref('stg_events') }} as events
@@ -18,8 +20,12 @@ early_events as (
     where events.occurred_at < first_orders.first_order_at
 ),
 
+early_event_days as (
+    {{ event_day_counts('early_events', ['customer_id', 'cutoff_date']) }}
+),
+
 behaviour as (
-    select * from {{ behaviour_features('early_events', 'customer_id') }}
+    select * from {{ behaviour_features('early_event_days', 'customer_id') }}
 ),
 
 final as (

@@ -5,20 +5,23 @@ with cutoffs as (
 ),
 
 buyers as (
-    select distinct customer_id from {{ ref('stg_orders') }}
+    select distinct orders.customer_id
+    from {{ ref('stg_orders') }} as orders
+    cross join cutoffs
+    where orders.ordered_on <= cutoffs.scoring_cutoff
 ),
 
-prospect_events as (
-    select events.*, events.visitor_id as prospect_id, cutoffs.scoring_cutoff as cutoff_date
-    from {{ ref('stg_events') }} as events
+prospect_event_days as (
+    select event_days.*, event_days.visitor_id as prospect_id, cutoffs.scoring_cutoff as cutoff_date
+    from {{ ref('stg_visitor_event_days') }} as event_days
     cross join cutoffs
-    where events.occurred_on <= cutoffs.scoring_cutoff
-        and (events.customer_id is null or events.customer_id not in (select customer_id from buyers))
-        and events.visitor_id is not null
+    where event_days.occurred_on <= cutoffs.scoring_cutoff
+        and (event_days.customer_id is null or event_days.customer_id not in (select customer_id from buyers))
+        and event_days.visitor_id is not null
 ),
 
 behaviour as (
-    select * from {{ behaviour_features('prospect_events', 'prospect_id') }}
+    select * from {{ behaviour_features('prospect_event_days', 'prospect_id') }}
 ),
 
 final as (

@@ -1,7 +1,15 @@
 -- One row per accepted order row. Refunds are rows with a negative total or a refund status;
--- cancelled/void orders never count as revenue.
+-- cancelled/void orders never count as revenue. Daily partitions by order date (see macros/partition_window.sql).
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    tags=['daily'],
+    pre_hook="{{ delete_partition_window('ordered_on') }}"
+) }}
+
 with source as (
     select * from {{ source('raw', 'orders') }}
+    where {{ partition_window_filter('cast(ordered_at as date)') }}
 ),
 
 final as (
