@@ -3,12 +3,16 @@
 All row work happens in DuckDB SQL. Each output table is built under a staging name and the six tables
 are swapped in one transaction, so a run killed mid-way leaves the previous raw tables readable, and the
 same input always gives identical tables (rows ordered by source_row, no wall-clock values).
+
+A file is parsed once, straight into its staging table, in record order (preserve_insertion_order); the few
+rejected records are then copied to quarantine and deleted, and the reason column dropped. Writing a table to
+the database file is the costliest step of a large ingest, so every record is written once and only once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -29,13 +33,25 @@ from landing.contract import (
 )
 from landing.rules import (
     REASON,
+    ROW_REASON,
+    delete_rejected_sql,
     duplicate_keys_sql,
     judged_records_sql,
     last_valid_date_sql,
+    mark_duplicates_sql,
     parse_records_sql,
     raw_record_json_sql,
 )
-from landing.sources import LandingError, LoadedSource, find_landing_file, load_source, resolve_columns, sql_string
+from landing.sources import (
+    RECORD_INDEX,
+    LandingError,
+    LoadedSource,
+    find_landing_file,
+    load_source,
+    parquet_read_errors,
+    resolve_columns,
+    sql_string,
+)
 
 QUARANTINE = "quarantine"
 INGEST_LOG = "ingest_log"
@@ -107,32 +123,43 @@ def _ingest_session(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class _ParsedFile:
-    """A landing file loaded and parsed into work tables, waiting for the as-of date to be judged."""
+    """A landing file parsed into its staging table (row_reason set, duplicates marked), waiting for the as-of date."""
 
     spec: TableSpec
     file_name: str
     source: LoadedSource
-    parsed_table: str
-    duplicates_table: str
     missing_columns: tuple[str, ...]
 
 
+def _source_read_errors(source: LoadedSource, file_name: str) -> AbstractContextManager[None]:
+    # A Parquet file is read where it lies, so any statement scanning it may meet a damaged page.
+    return parquet_read_errors(file_name) if source.is_parquet else nullcontext()
+
+
 def _parse_file(conn: duckdb.DuckDBPyConnection, spec: TableSpec, path: Path) -> _ParsedFile:
-    """Load one landing file and parse every record (types, record-level reasons, duplicate keys)."""
+    """Load one landing file and parse every record into its staging table (types, record-level reasons, duplicates)."""
     source = load_source(conn, path, _work("src", spec))
     positions = resolve_columns(spec, source.header, path.name)
     if spec.file_required and source.rows_in == 0:
         raise LandingError(f"{path.name}: no data rows")
-    parsed_table, duplicates_table = _work("parsed", spec), _work("dups", spec)
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE {parsed_table} AS {parse_records_sql(spec, source.table, positions)}")
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE {duplicates_table} AS {duplicate_keys_sql(spec, parsed_table)}")
+    stage, duplicates_table = _stage(spec.name), _work("dups", spec)
+    parsed = parse_records_sql(spec, source.relation, positions, source.types)
+    columns = ", ".join(f"CAST({column.name} AS {column.sql_type}) AS {column.name}" for column in spec.columns)
+    with _source_read_errors(source, path.name):
+        conn.execute(
+            f"CREATE OR REPLACE TABLE {stage} AS SELECT {columns}, {sql_string(path.name)} AS source_file, source_row, "
+            f"{ROW_REASON} FROM ({parsed})"
+        )
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE {duplicates_table} AS {duplicate_keys_sql(spec, stage)}")
+    conn.execute(mark_duplicates_sql(spec, stage, duplicates_table))
+    conn.execute(f"DROP TABLE temp.{duplicates_table}")
     missing = tuple(name for name in spec.column_names if name not in positions)
-    return _ParsedFile(spec, path.name, source, parsed_table, duplicates_table, missing)
+    return _ParsedFile(spec, path.name, source, missing)
 
 
 def _default_as_of(conn: duckdb.DuckDBPyConnection, orders: _ParsedFile) -> date:
     """The last accepted order date; no valid order at all -> LandingError (there is nothing to model)."""
-    last = conn.execute(last_valid_date_sql(ORDERS, orders.parsed_table, orders.duplicates_table)).fetchall()[0][0]
+    last = conn.execute(last_valid_date_sql(ORDERS, _stage(ORDERS.name))).fetchall()[0][0]
     if last is None:
         raise LandingError(
             f"{orders.file_name}: no order passed validation ({orders.source.rows_in} rows, all quarantined), "
@@ -142,24 +169,21 @@ def _default_as_of(conn: duckdb.DuckDBPyConnection, orders: _ParsedFile) -> date
 
 
 def _write_file(conn: duckdb.DuckDBPyConnection, parsed: _ParsedFile, as_of: date) -> FileReport:
-    """Write one file's accepted rows to its staging table and its rejected rows to staging quarantine."""
-    spec = parsed.spec
-    judged = judged_records_sql(spec, parsed.parsed_table, parsed.duplicates_table, as_of)
-    columns = ", ".join(f"CAST({column.name} AS {column.sql_type}) AS {column.name}" for column in spec.columns)
-    file_literal = sql_string(parsed.file_name)
-    conn.execute(
-        f"CREATE OR REPLACE TABLE {_stage(spec.name)} AS SELECT {columns}, {file_literal} AS source_file, source_row "
-        f"FROM ({judged}) WHERE {REASON} IS NULL ORDER BY source_row"
-    )
-    raw_json = raw_record_json_sql(parsed.source.header, "s")
-    conn.execute(
-        f"INSERT INTO {_stage(QUARANTINE)} SELECT {file_literal}, j.source_row, {raw_json}, j.{REASON} "
-        f"FROM ({judged}) AS j JOIN {parsed.source.table} AS s ON s.rowid = j.source_row - 1 "
-        f"WHERE j.{REASON} IS NOT NULL ORDER BY j.source_row"
-    )
-    # Free the work tables now: with 30 M events, holding every file's copies at once costs gigabytes.
-    for table in (parsed.source.table, parsed.parsed_table, parsed.duplicates_table):
-        conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
+    """Move one file's rejected records from its staging table to staging quarantine, leaving the accepted rows."""
+    spec, source, stage = parsed.spec, parsed.source, _stage(parsed.spec.name)
+    judged = judged_records_sql(spec, stage, as_of)
+    raw_json = raw_record_json_sql(source.header, source.types, "s")
+    with _source_read_errors(source, parsed.file_name):
+        conn.execute(
+            f"INSERT INTO {_stage(QUARANTINE)} SELECT {sql_string(parsed.file_name)}, j.source_row, {raw_json}, "
+            f"j.{REASON} FROM ({judged}) AS j JOIN {source.relation} AS s ON s.{RECORD_INDEX} = j.source_row - 1 "
+            f"WHERE j.{REASON} IS NOT NULL ORDER BY j.source_row"
+        )
+    # Deleting keeps the remaining rows in insertion order, which is source_row order: no ORDER BY needed.
+    conn.execute(delete_rejected_sql(spec, stage, as_of))
+    conn.execute(f"ALTER TABLE {stage} DROP COLUMN {ROW_REASON}")
+    # Free the work table now: with 30 M events, holding every file's copies at once costs gigabytes.
+    conn.execute(f"DROP TABLE IF EXISTS temp.{_work('src', spec)}")
     return _file_report(conn, parsed)
 
 
@@ -239,7 +263,7 @@ def _swap_in_staged_tables(conn: duckdb.DuckDBPyConnection) -> None:
 
 def _drop_work_tables(conn: duckdb.DuckDBPyConnection) -> None:
     for spec in LANDING_TABLES:
-        for kind in ("src", "parsed", "dups"):
+        for kind in ("src", "dups"):
             conn.execute(f"DROP TABLE IF EXISTS temp.{_work(kind, spec)}")
 
 

@@ -1,7 +1,9 @@
-"""Finding a landing file and loading it, as raw text, into a DuckDB table with one row per data record.
+"""Finding a landing file and loading it as a DuckDB relation with one row per data record.
 
-The loaded table has one VARCHAR column per header field, named by position (`c0`, `c1`, ...) so that
-any header text is safe in SQL; its `rowid` is the 0-based record number (insertion order is kept).
+The relation has one column per header field, named by position (`c0`, `c1`, ...) so that any header text
+is safe in SQL, plus `record_index`, the 0-based record number. CSV is copied as text into a temp table
+(`rowid` = record order); Parquet is read in place with its own column types, so the rules can check a
+typed value without casting it to text and back (landing/rules.py).
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +28,10 @@ UTF8_BOM = "\ufeff"
 FALLBACK_ENCODING = "latin-1"
 # A UTF-8 BOM is harmless in a header name and invisible to users, so it is stripped with the spaces.
 HEADER_STRIP_CHARS = STRIPPED_WHITESPACE + UTF8_BOM
+RECORD_INDEX = "record_index"
+TEXT_TYPE = "VARCHAR"
+# DuckDB's virtual column numbering the rows of a Parquet file (hidden when the file has a column of that name).
+PARQUET_ROW_NUMBER = "file_row_number"
 
 
 class LandingError(Exception):
@@ -32,12 +40,14 @@ class LandingError(Exception):
 
 @dataclass(frozen=True)
 class LoadedSource:
-    """A landing file loaded as text: `table` has columns c0..cN (VARCHAR), one row per data record."""
+    """A landing file ready to read: `relation` has record_index and columns c0..cN typed as `types`."""
 
-    table: str
+    relation: str
     header: tuple[str, ...]
+    types: tuple[str, ...]
     rows_in: int
     notes: tuple[str, ...]
+    is_parquet: bool = False
 
 
 def find_landing_file(landing_dir: Path, spec: TableSpec) -> Path | None:
@@ -110,16 +120,21 @@ def _csv_error_line(file_name: str, message: str) -> str:
     return f"{file_name}: {where} cannot be read as CSV ({first_line})"
 
 
-def _empty_source(conn: duckdb.DuckDBPyConnection, table: str) -> None:
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE {table} ({source_column(0)} VARCHAR)")
+def _table_relation(table: str, column_count: int) -> str:
+    columns = "".join(f", {source_column(i)}" for i in range(column_count))
+    return f"(SELECT rowid AS {RECORD_INDEX}{columns} FROM {table})"
+
+
+def _empty_source(conn: duckdb.DuckDBPyConnection, table: str, note: str) -> LoadedSource:
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE {table} ({source_column(0)} {TEXT_TYPE})")
+    return LoadedSource(_table_relation(table, 0), (), (), 0, (note,))
 
 
 def load_csv(conn: duckdb.DuckDBPyConnection, path: Path, table: str) -> LoadedSource:
     """Load a CSV file as text into temp `table`; non-UTF-8 bytes fall back to latin-1 with a note."""
     header = read_csv_header(path)
     if not header:
-        _empty_source(conn, table)
-        return LoadedSource(table, (), 0, ("empty file: no header and no data rows",))
+        return _empty_source(conn, table, "empty file: no header and no data rows")
     notes: tuple[str, ...] = ()
     try:
         conn.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {_read_csv_sql(path, len(header), 'utf-8')}")
@@ -136,31 +151,46 @@ def load_csv(conn: duckdb.DuckDBPyConnection, path: Path, table: str) -> LoadedS
         except duckdb.Error as retry_error:
             raise LandingError(_csv_error_line(path.name, str(retry_error))) from None
     rows_in = conn.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-    return LoadedSource(table, header, rows_in, notes)
+    return LoadedSource(_table_relation(table, len(header)), header, (TEXT_TYPE,) * len(header), rows_in, notes)
 
 
 def load_parquet(conn: duckdb.DuckDBPyConnection, path: Path, table: str) -> LoadedSource:
-    """Load a Parquet file into temp `table` with every column cast to text (the same rules then apply as for CSV)."""
+    """Describe a Parquet file and read it in place, keeping its column types (no text copy of the file)."""
     scan = f"read_parquet({sql_string(str(path))})"
-    try:
+    with parquet_read_errors(path.name):
         described = conn.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()
-        header = tuple(str(row[0]).strip(HEADER_STRIP_CHARS) for row in described)
-        casts = ", ".join(
-            f"CAST({sql_identifier(str(row[0]))} AS VARCHAR) AS {source_column(i)}" for i, row in enumerate(described)
-        )
-        conn.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {casts} FROM {scan}")
+        names = [str(row[0]) for row in described]
+        columns = "".join(f", {sql_identifier(name)} AS {source_column(i)}" for i, name in enumerate(names))
+        if any(name.lower() == PARQUET_ROW_NUMBER for name in names):
+            # The file's own column hides the virtual row number: copy the file so that rowid numbers the records.
+            conn.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {scan}")
+            relation = f"(SELECT rowid AS {RECORD_INDEX}{columns} FROM {table})"
+        else:
+            relation = f"(SELECT {PARQUET_ROW_NUMBER} AS {RECORD_INDEX}{columns} FROM {scan})"
+        rows_in = conn.execute(f"SELECT count(*) FROM {scan}").fetchall()[0][0]
+    header = tuple(name.strip(HEADER_STRIP_CHARS) for name in names)
+    types = tuple(str(row[1]) for row in described)
+    return LoadedSource(relation, header, types, rows_in, (), is_parquet=True)
+
+
+@contextmanager
+def parquet_read_errors(file_name: str) -> Iterator[None]:
+    """Turn a DuckDB error while reading a Parquet file into a one-line LandingError.
+
+    The file is read where it lies, so a damaged data page surfaces when the rows are parsed, not when the
+    file is described; every statement that scans it runs inside this.
+    """
+    try:
+        yield
     except duckdb.Error as error:
         first_line = str(error).splitlines()[0]
-        raise LandingError(f"{path.name}: cannot be read as Parquet ({first_line})") from None
-    rows_in = conn.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-    return LoadedSource(table, header, rows_in, ())
+        raise LandingError(f"{file_name}: cannot be read as Parquet ({first_line})") from None
 
 
 def load_source(conn: duckdb.DuckDBPyConnection, path: Path, table: str) -> LoadedSource:
-    """Load a landing file (by extension) into temp `table` as text, one row per data record."""
+    """Load a landing file (by extension), one row per data record; `table` is the temp table it may use."""
     if path.stat().st_size == 0:
-        _empty_source(conn, table)
-        return LoadedSource(table, (), 0, ("empty file: 0 bytes",))
+        return _empty_source(conn, table, "empty file: 0 bytes")
     if path.suffix == ".parquet":
         return load_parquet(conn, path, table)
     return load_csv(conn, path, table)

@@ -470,6 +470,138 @@ def test_parquet_files_follow_the_same_rules_as_csv(conn, tmp_path):
     assert reasons_by_row(conn, "orders.parquet") == {2: "missing_ordered_at"}
 
 
+# The same messy records, each column typed as a Parquet writer might type it; the CSV twin holds each value's
+# text (its VARCHAR cast). Planted defects, by file: implausible timestamps (before 1990 once converted to UTC,
+# placeholders, infinity), non-finite and absurd amounts, a missing value, identical and conflicting duplicates,
+# rows after the as-of date, surrounding spaces, lower-case currency, an id typed as a number.
+MESSY_ORDERS = """('o1', '42', '2024-03-01 10:00:00.5+02', '10.5', 'eur', '0.1'),
+    (' o2 ', '7', '2024-03-02', '0.30000000000000004', 'EUR', NULL),
+    ('o3', '7', '1900-01-01', '5', 'EUR', NULL),
+    ('o4', '7', 'infinity', '5', 'EUR', NULL),
+    ('o5', '7', '1990-01-01 00:30:00+01', '5', 'EUR', NULL),
+    ('o6', '7', '2024-03-03', 'nan', 'EUR', NULL),
+    ('o7', '7', '2024-03-03', '-inf', 'EUR', NULL),
+    ('o8', '7', '2024-03-03', '1e9', 'EUR', NULL),
+    ('o9', '7', '2024-03-03', '-999999999.5', 'EUR', '-0.0'),
+    ('o1', '42', '2024-03-01 10:00:00.5+02', '10.5', 'eur', '0.1'),
+    ('o10', '7', '2024-03-04', '3', 'EUR', NULL),
+    ('o10', '7', '2024-03-04', '4', 'EUR', NULL),
+    ('o11', '7', '2024-05-01', '3', 'EUR', NULL),
+    ('o12', NULL, '2024-03-05', '3', 'EUR', '9999999999')"""
+MESSY_CUSTOMERS = """('c1', '2023-01-01 12:00:00', 'true'), ('c2', '1000-01-01', 'false'), ('c3', 'infinity', NULL),
+    ('c4', '2024-05-01', 'true'), ('c1', '2023-01-01 12:00:00', 'false'), ('c5', NULL, NULL)"""
+MESSY_EVENTS = """('e1', 'a1', '2024-03-01 10:00:00.123', 'page_view'), ('e1', 'a1', '2024-03-01 10:00:00.123', 'page_view'),
+    ('e2', 'a1', '2024-04-02', 'page_view'), ('e3', NULL, '2024-03-01', 'page_view'),
+    ('e4', 'a2', '1989-12-31 23:59:59', 'page_view'), ('e5', 'a2', '-infinity', 'page_view')"""
+
+
+def write_messy_parquet(conn, landing: Path, types: dict[str, str]) -> None:
+    """Write the messy records as Parquet files, each column cast to its type in `types` (default VARCHAR)."""
+    tables = {
+        "orders": (MESSY_ORDERS, ("order_id", "customer_id", "ordered_at", "order_total", "currency", "discount_amount")),
+        "customers": (MESSY_CUSTOMERS, ("customer_id", "signed_up_at", "marketing_consent")),
+        "events": (MESSY_EVENTS, ("event_id", "anonymous_id", "occurred_at", "event_type")),
+    }
+    for name, (values, columns) in tables.items():
+        typed = ", ".join(f"try_cast({column} AS {types.get(column, 'VARCHAR')}) AS {column}" for column in columns)
+        conn.execute(f"COPY (SELECT {typed} FROM (VALUES {values}) t({', '.join(columns)})) TO '{landing / name}.parquet'")
+
+
+def write_csv_twins(conn, parquet_landing: Path, csv_landing: Path) -> None:
+    """Write each Parquet file as CSV holding every value's text, cast in UTC as the ingest casts typed values."""
+    conn.execute("SET TimeZone = 'UTC'")
+    for parquet in parquet_landing.glob("*.parquet"):
+        csv = csv_landing / f"{parquet.stem}.csv"
+        conn.execute(f"COPY (SELECT CAST(COLUMNS(*) AS VARCHAR) FROM read_parquet('{parquet}')) TO '{csv}' (HEADER)")
+
+
+def raw_tables_without_file_names(conn) -> dict[str, list[tuple]]:
+    tables = {
+        name: conn.execute(f"SELECT * EXCLUDE (source_file) FROM raw.{name}").fetchall()
+        for name in ("orders", "customers", "events")
+    }
+    tables["quarantine"] = conn.execute(
+        "SELECT split_part(source_file, '.', 1), source_row, raw_record, reason FROM raw.quarantine"
+    ).fetchall()
+    return tables
+
+
+@pytest.mark.parametrize(
+    "types",
+    [
+        {"ordered_at": "TIMESTAMPTZ", "order_total": "DOUBLE", "discount_amount": "DECIMAL(12,2)",
+         "customer_id": "INTEGER", "signed_up_at": "TIMESTAMP", "marketing_consent": "BOOLEAN",
+         "occurred_at": "TIMESTAMP_MS"},
+        {"ordered_at": "DATE", "order_total": "BIGINT", "discount_amount": "FLOAT",
+         "signed_up_at": "TIMESTAMP_NS", "occurred_at": "TIMESTAMPTZ"},
+        {"ordered_at": "TIMESTAMP", "order_total": "DECIMAL(18,8)", "discount_amount": "UBIGINT",
+         "signed_up_at": "DATE", "occurred_at": "TIMESTAMP"},
+        {},  # every column text
+    ],
+    ids=["tz-double-decimal-bool", "date-bigint-float-ns", "naive-decimal8-ubigint", "text"],
+)
+def test_typed_parquet_gives_the_same_tables_and_quarantine_as_csv_of_its_text(conn, tmp_path, types):
+    parquet_dir, csv_dir = tmp_path / "parquet", tmp_path / "csv"
+    parquet_dir.mkdir()
+    csv_dir.mkdir()
+    write_messy_parquet(conn, parquet_dir, types)
+    write_csv_twins(conn, parquet_dir, csv_dir)
+    conn.execute("SET TimeZone = 'America/New_York'")  # the ingest must not depend on the caller's zone
+    from_csv_report = ingest(conn, csv_dir, as_of=date(2024, 4, 1))
+    from_csv = raw_tables_without_file_names(conn)
+    from_parquet_report = ingest(conn, parquet_dir, as_of=date(2024, 4, 1))
+    assert raw_tables_without_file_names(conn) == from_csv
+    assert [file.reasons for file in from_parquet_report.files] == [file.reasons for file in from_csv_report.files]
+    # The records exercise the rules that typed values can break (how many depends on what the types can hold).
+    codes = {code for file in from_csv_report.files for code in file.reasons}
+    assert {"implausible_timestamp", "duplicate_identical", "duplicate_conflicting", "after_as_of"} <= codes
+
+
+def test_typed_parquet_values_are_quoted_in_reasons_and_raw_record_as_their_text(conn, tmp_path):
+    write_messy_parquet(conn, tmp_path, {"ordered_at": "TIMESTAMPTZ", "order_total": "DOUBLE"})
+    ingest(conn, tmp_path, as_of=date(2024, 4, 1))
+    reasons = reasons_by_row(conn, "orders.parquet")
+    assert reasons[5] == "implausible_timestamp: ordered_at='1989-12-31 23:30:00+00'"
+    assert reasons[6] == "non_finite_number: order_total='nan'"
+    assert reasons[8] == "absurd_amount: order_total='1000000000.0'"
+    raw_record = conn.execute("SELECT raw_record FROM raw.quarantine WHERE source_row = 6").fetchall()[0][0]
+    assert json.loads(raw_record)["order_total"] == "nan"
+    assert conn.execute("SELECT order_id, ordered_at FROM raw.orders WHERE order_id = 'o1'").fetchall() == [
+        ("o1", datetime(2024, 3, 1, 8, 0, 0, 500000))
+    ]
+
+
+def test_a_parquet_column_named_file_row_number_is_data_and_rows_keep_their_numbers(conn, tmp_path):
+    conn.execute(
+        f"""COPY (SELECT * FROM (VALUES ('o1', 'c1', TIMESTAMP '2024-03-01', 10.0, 7), ('o2', 'c1', NULL, 3.0, 8))
+                  t(order_id, customer_id, ordered_at, order_total, file_row_number))
+            TO '{tmp_path / "orders.parquet"}'"""
+    )
+    ingest(conn, tmp_path)
+    assert accepted_ids(conn) == ["o1"]
+    raw_record = conn.execute("SELECT source_row, raw_record FROM raw.quarantine").fetchall()
+    assert [(row, json.loads(record)["file_row_number"]) for row, record in raw_record] == [(2, "8")]
+
+
+def test_a_parquet_file_with_a_damaged_data_page_raises_one_line_and_keeps_the_previous_tables(conn, tmp_path):
+    write(tmp_path, "orders.csv", ORDERS_HEADER + GOOD_ORDER)
+    ingest(conn, tmp_path)
+    (tmp_path / "orders.csv").unlink()
+    orders = tmp_path / "orders.parquet"
+    conn.execute(
+        f"""COPY (SELECT 'o' || i AS order_id, 'c1' AS customer_id, TIMESTAMP '2024-03-01' AS ordered_at,
+                  i * 1.5 AS order_total FROM range(20000) t(i)) TO '{orders}'"""
+    )
+    # Defect: bytes inside the data pages are overwritten; the footer (names, types, row count) is intact.
+    damaged = bytearray(orders.read_bytes())
+    damaged[2000:6000] = b"Z" * 4000
+    orders.write_bytes(bytes(damaged))
+    with pytest.raises(LandingError, match=r"^orders\.parquet: cannot be read as Parquet \(") as error:
+        ingest(conn, tmp_path)
+    assert "\n" not in str(error.value)
+    assert accepted_ids(conn) == ["o1"]
+
+
 # --- the quarantine record, the summary, idempotence and crash safety -------------------------------------
 
 
@@ -510,6 +642,21 @@ def test_the_same_input_twice_gives_identical_tables(conn, tmp_path):
     second_report = ingest(conn, tmp_path)
     assert snapshot() == first
     assert second_report == first_report
+
+
+def test_rows_are_stored_in_source_row_order_when_a_big_parquet_file_is_read_in_parallel(conn, tmp_path):
+    conn.execute("SET threads = 2")
+    conn.execute(
+        f"""COPY (SELECT 'o' || (i - (i % 997 = 0)::INT) AS order_id, 'c1' AS customer_id,
+                  TIMESTAMP '2024-03-01' AS ordered_at,
+                  CASE WHEN i % 1009 = 0 THEN 'nan'::DOUBLE ELSE 1.0 END AS order_total  -- planted defects
+                FROM range(200000) t(i)) TO '{tmp_path / "orders.parquet"}' (ROW_GROUP_SIZE 5000)"""
+    )
+    report = ingest(conn, tmp_path)
+    assert set(orders_report(report).reasons) == {"duplicate_identical", "non_finite_number"}
+    for table in ("orders", "quarantine"):
+        rows = [row for (row,) in conn.execute(f"SELECT source_row FROM raw.{table}").fetchall()]
+        assert rows == sorted(rows), table
 
 
 def test_a_run_that_fails_leaves_the_previous_raw_tables_readable(conn, tmp_path):
