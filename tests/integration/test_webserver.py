@@ -73,3 +73,13 @@ def test_the_ui_shows_the_planted_defect_as_a_failed_check_in_a_failed_run(webse
     run_id = executions["gx_raw_orders"]["runId"]
     run = graphql(webserver, f'{{ runOrError(runId: "{run_id}") {{ ... on Run {{ status jobName }} }} }}')["runOrError"]
     assert run == {"status": "FAILURE", "jobName": "segmint_refresh"}
+
+
+PARTITIONS_QUERY = "{ assetNodes { assetKey { path } isPartitioned partitionDefinition { description } } }"
+
+
+def test_the_ui_offers_daily_partitions_for_the_order_and_event_staging_only(webserver):
+    nodes = graphql(webserver, PARTITIONS_QUERY)["assetNodes"]
+    partitioned = {"/".join(node["assetKey"]["path"]): node for node in nodes if node["isPartitioned"]}
+    assert set(partitioned) == {"staging/stg_orders", "staging/stg_visitor_event_days"}
+    assert all("Daily" in node["partitionDefinition"]["description"] for node in partitioned.values())
