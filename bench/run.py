@@ -17,10 +17,11 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from importlib import metadata
 from pathlib import Path
 
+import duckdb
 import pyarrow.parquet as pq
 
 from bench.procmem import run_measured
@@ -36,6 +37,7 @@ MANIFEST = PROJECT_ROOT / "dbt_project" / "target" / "manifest.json"
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
 SEED = 42
 JOB = "segmint_refresh"
+DAILY_WINDOW_DAYS = 3  # orchestration/defs/schedules.py, LATE_ARRIVAL_DAYS
 VERSIONED_PACKAGES = ("dagster", "dagster-dbt", "dbt-core", "dbt-duckdb", "duckdb", "pandas", "scikit-learn", "lightgbm")
 
 
@@ -56,6 +58,18 @@ def pipeline_command() -> list[str]:
     """What `make run` executes (`$(BIN)/python -m orchestration.cli segmint_refresh`: the job in process, recorded in
     $DAGSTER_HOME, one console line per step; the same execution as `dagster job execute -j segmint_refresh`)."""
     return [sys.executable, "-m", "orchestration.cli", JOB]
+
+
+def daily_refresh_command(as_of: date) -> list[str]:
+    """The daily schedule's run: the same job over the last DAILY_WINDOW_DAYS days' partitions."""
+    first = as_of - timedelta(days=DAILY_WINDOW_DAYS - 1)
+    return [*pipeline_command(), "--from", first.isoformat(), "--to", as_of.isoformat()]
+
+
+def read_as_of(warehouse: Path) -> date:
+    """The as-of date the pipeline derived (raw.run_context)."""
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        return conn.execute("select as_of from raw.run_context").fetchone()[0]
 
 
 def pipeline_env(base: Mapping[str, str], landing: Path, data: Path, home: Path) -> dict[str, str]:
@@ -137,6 +151,14 @@ def bench_size(size: int, work: Path, log=print) -> SizeResult:
         f"[{size:,}] pipeline {timings.status} in {pipeline.seconds:.1f}s, peak tree RSS "
         f"{pipeline.peak_tree_rss_bytes / 1024**3:.2f} GiB; timing the baselines ..."
     )
+    daily_timings, daily_seconds = None, None
+    if timings.status == "SUCCESS":
+        log(f"[{size:,}] daily refresh (last {DAILY_WINDOW_DAYS} days' partitions) ...")
+        daily = run_measured(
+            daily_refresh_command(read_as_of(data / "warehouse.duckdb")), env, PROJECT_ROOT, work / "daily.log"
+        )
+        daily_timings, daily_seconds = read_run_timings(home), daily.seconds
+        log(f"[{size:,}] daily refresh {daily_timings.status} in {daily.seconds:.1f}s")
     pandas, floor = run_baseline("pandas", landing), run_baseline("floor", landing)
     result = SizeResult(
         customers=size,
@@ -155,6 +177,8 @@ def bench_size(size: int, work: Path, log=print) -> SizeResult:
         load_average=load_average,
         model_seconds=timings.model_seconds,
         pipeline_command=" ".join(["python", *pipeline_command()[1:]]),
+        daily_end_to_end_seconds=daily_seconds,
+        daily_step_seconds=daily_timings.step_seconds if daily_timings else {},
     )
     log(
         f"[{size:,}] feature build {result.feature_seconds:.1f}s, pandas {result.pandas_seconds:.1f}s "

@@ -11,7 +11,7 @@ import pytest
 
 from bench.baselines import floor_scan, pandas_customer_features
 from bench.procmem import descendants, parse_parent_pid, parse_vmrss_kib, run_measured, tree_rss_bytes
-from bench.report import GIB, SizeResult, from_json, render_benchmarks, to_json, verdicts
+from bench.report import GIB, SizeResult, from_json, render_benchmarks, results_table, to_json, verdicts
 from bench.run import merge_results, pipeline_env
 from bench.steps import StepEvent, run_seconds, step_seconds, top_steps
 
@@ -197,3 +197,19 @@ def test_sql_that_does_not_parse_is_reported_not_raised():
     from bench.portability import unsupported_constructs
 
     assert unsupported_constructs("select from where", "bigquery")[0].startswith("DuckDB SQL does not parse")
+
+
+def test_the_feature_build_is_both_dbt_steps_and_the_daily_refresh_is_reported_apart():
+    result = _result(
+        step_seconds={"dbt_daily_models": 30.0, "dbt_feature_models": 20.0, "ml__clv_predictions": 90.0},
+        daily_end_to_end_seconds=200.0,
+        daily_step_seconds={"dbt_daily_models": 4.0, "dbt_feature_models": 15.0},
+    )
+    assert result.feature_seconds == 50.0
+    assert result.daily_feature_seconds == 19.0
+    row = results_table([result]).splitlines()[-1]
+    assert "| 200.0 | 19.0 |" in row
+    # A result recorded before the staging was split (one dbt step) still reads, without a daily refresh.
+    older = _result()
+    assert older.feature_seconds == 60.0
+    assert "| n/a | n/a |" in results_table([older]).splitlines()[-1]
