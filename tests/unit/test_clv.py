@@ -244,6 +244,32 @@ def test_predict_gives_one_row_per_customer_with_json_drivers(models, scoring_fe
     assert contributions == sorted(contributions, reverse=True)
 
 
+def test_top_drivers_are_the_text_json_dumps_would_write():
+    contributions = np.array([[0.5, -0.123456, 0.0, 2.0], [-0.0, 0.00004, -1e-9, 0.3]])
+    names = ["a", "b", "c"]
+    expected = [
+        json.dumps([{"feature": names[j], "contribution": round(float(row[j]), 4)} for j in top])
+        for row, top in [(contributions[0], [0, 1, 2]), (contributions[1], [1, 2, 0])]
+    ]
+    assert clv._top_drivers(contributions, names, top_k=3) == expected
+
+
+def test_explaining_in_chunks_gives_the_same_drivers_as_in_one_go(models, scoring_features, monkeypatch):
+    whole = clv.predict(models, scoring_features)
+    monkeypatch.setattr(clv, "EXPLAIN_CHUNK_ROWS", 333)
+    pd.testing.assert_frame_equal(clv.predict(models, scoring_features), whole)
+
+
+def test_large_shops_learn_faster_so_their_explanations_need_fewer_trees():
+    slow, fast = clv.LEARNING_RATE_BOUNDS
+    assert clv.learning_rate(clv.LEARNING_RATE_ROWS[0]) == pytest.approx(slow) == clv.learning_rate(500)
+    assert clv.learning_rate(clv.LEARNING_RATE_ROWS[1]) == pytest.approx(fast) == clv.learning_rate(5_000_000)
+    rates = [clv.learning_rate(n) for n in (10_000, 20_000, 50_000, 100_000, 160_000)]
+    assert rates == sorted(rates) and len(set(rates)) == len(rates)
+    assert clv.max_boost_rounds(slow) == clv.MAX_BOOST_ROUNDS
+    assert clv.max_boost_rounds(fast) * fast == pytest.approx(clv.MAX_BOOST_ROUNDS * slow)
+
+
 def test_recently_active_frequent_buyers_are_worth_more_than_lapsed_one_timers(models, scoring_features):
     scores = clv.predict(models, scoring_features).set_index("customer_id")["predicted_clv"]
     features = scoring_features.set_index("customer_id")
