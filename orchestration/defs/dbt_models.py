@@ -97,7 +97,7 @@ def _run_dbt(
     backfill_policy=dg.BackfillPolicy.single_run(),
 )
 def dbt_daily_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
-    """stg_orders, stg_events and int_visitor_event_days for the run's days (all of them when it covers every day)."""
+    """stg_orders and stg_visitor_event_days for the run's days (all of them, rebuilt, when it covers every day)."""
     window = dbt_window_vars(context, DAILY_PARTITIONS)
     context.log.info(f"dbt partition window: {window or 'every day (full rebuild)'}")
     yield from _run_dbt(context, dbt, warehouse, ["build", "--vars", json.dumps(window)])
@@ -111,7 +111,7 @@ def dbt_daily_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, war
     op_tags=DUCKDB_TAG,
 )
 def dbt_feature_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
-    """Customer staging, cut-offs and the feature marts (customer_features, customer_features_train, prospect_features)."""
+    """Customer and event staging views, cut-offs and the feature marts (customer_features, _train, prospect_features)."""
     yield from _run_dbt(context, dbt, warehouse, ["build"])
 
 
