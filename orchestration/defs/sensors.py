@@ -20,7 +20,6 @@ from orchestration.defs.automation import FRESH_MARTS
 from orchestration.defs.dbt_models import DAILY_PARTITIONS
 from orchestration.defs.jobs import refresh_job
 from orchestration.defs.schedules import TRIGGER_TAG
-from orchestration.lib.partitions import full_history
 from orchestration.lib.alerts import (
     FailedCheck,
     alert_config,
@@ -29,6 +28,7 @@ from orchestration.lib.alerts import (
     send_alert,
     stale_asset_payload,
 )
+from orchestration.lib.partitions import full_history
 from orchestration.lib.settings import SettingsError, load_settings
 
 LANDING_SUFFIXES = (".csv", ".parquet")  # the files the landing step reads (see landing/)

@@ -335,14 +335,18 @@ def test_the_failed_check_sensor_starts_from_now_on_its_first_tick(alert_env, fa
     assert RunCursor.decode(result.cursor).updated_after > 0
 
 
-def test_the_run_failure_sensor_posts_the_run_and_the_check_that_failed_it(alert_env, failed_run):
-    instance, result = failed_run
-    context = dg.build_run_status_sensor_context(
+def _run_failure_context(instance, result) -> dg.RunFailureSensorContext:
+    return dg.build_run_status_sensor_context(
         sensor_name="segmint_run_failure_alert",
         dagster_event=result.get_run_failure_event(),
         dagster_instance=instance,
         dagster_run=result.dagster_run,
     ).for_run_failure()
+
+
+def test_the_run_failure_sensor_posts_the_run_and_the_check_that_failed_it(alert_env, failed_run):
+    instance, result = failed_run
+    context = _run_failure_context(instance, result)
     run_failure_alert_sensor(context)
 
     [alert] = [r["json"] for r in alert_env.received]
@@ -356,12 +360,7 @@ def test_the_run_failure_sensor_posts_the_run_and_the_check_that_failed_it(alert
 def test_the_run_failure_sensor_logs_the_alert_when_no_webhook_is_set(monkeypatch, failed_run, capfd):
     monkeypatch.delenv("SEGMINT_ALERT_WEBHOOK_URL", raising=False)
     instance, result = failed_run
-    context = dg.build_run_status_sensor_context(
-        sensor_name="segmint_run_failure_alert",
-        dagster_event=result.get_run_failure_event(),
-        dagster_instance=instance,
-        dagster_run=result.dagster_run,
-    ).for_run_failure()
+    context = _run_failure_context(instance, result)
     capfd.readouterr()
     run_failure_alert_sensor(context)
     logged = capfd.readouterr().err

@@ -10,6 +10,7 @@ A request that breaks the documented contract is answered 400 in the platform's 
 
 from __future__ import annotations
 
+import abc
 import json
 import socketserver
 import threading
@@ -42,7 +43,7 @@ class _LocalServer(ThreadingHTTPServer):
         self.server_name, self.server_port = self.server_address[:2]
 
 
-class FakeApi:
+class FakeApi(abc.ABC):
     """Base class: subclasses implement `route(method, path, query, headers, body) -> Reply` and `error_body`."""
 
     read_only_paths: tuple[str, ...] = ()
@@ -103,9 +104,10 @@ class FakeApi:
             self.faults.clear()
 
     # -- to implement ------------------------------------------------------------------------------------
+    @abc.abstractmethod
     def route(self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str],
               body: bytes) -> Reply:
-        raise NotImplementedError
+        """Validate one request the way the real API documents it and answer it."""
 
     def error_body(self, status: int, message: str) -> Any:
         return {"error": {"code": status, "message": message}}
