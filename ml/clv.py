@@ -156,6 +156,8 @@ class ClvModels:
     fallback_buy_rate: float = 0.0
     n_train_rows: int = 0
     notes: list[str] = field(default_factory=list)
+    # Numeric columns beyond MODEL_FEATURES the caller adds to the rows (the stacked candidate's BTYD outputs).
+    extra_features: tuple[str, ...] = ()
 
 
 @dataclass
@@ -207,10 +209,12 @@ def learn_categories(train: pd.DataFrame) -> dict[str, list[str]]:
     return vocabulary
 
 
-def model_matrix(features: pd.DataFrame, categories: dict[str, list[str]]) -> pd.DataFrame:
-    """MODEL_FEATURES as float / fixed-vocabulary category columns; missing contract columns become NaN."""
+def model_matrix(
+    features: pd.DataFrame, categories: dict[str, list[str]], extra_features: tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """MODEL_FEATURES (+ extra_features) as float / fixed-vocabulary category columns; missing ones become NaN."""
     matrix = pd.DataFrame(index=features.index)
-    for column in NUMERIC_FEATURES:
+    for column in NUMERIC_FEATURES + tuple(extra_features):
         if column in features:
             matrix[column] = pd.to_numeric(features[column].astype("object"), errors="coerce").astype(float)
         else:
@@ -227,7 +231,7 @@ def model_matrix(features: pd.DataFrame, categories: dict[str, list[str]]) -> pd
             else raw.where(raw.isin(vocabulary), OTHER_CATEGORY)
         )
         matrix[column] = pd.Categorical(values.astype(object), categories=vocabulary)
-    return matrix[list(MODEL_FEATURES)]
+    return matrix[list(MODEL_FEATURES) + list(extra_features)]
 
 
 def learning_rate(n_rows: int) -> float:
@@ -318,8 +322,11 @@ def fit_clv_models(
     seed: int = 0,
     max_train_rows: int = 200_000,
     objective: str = DEFAULT_OBJECTIVE,
+    extra_features: tuple[str, ...] = (),
 ) -> ClvModels:
     """Fit the value model (objective) and the purchase classifier on customer_features_train.
+
+    extra_features: numeric columns of `train` used on top of MODEL_FEATURES (predict needs them too).
 
     Larger tables are down-sampled to max_train_rows customers by a stable hash of customer_id.
     VALIDATION_SHARE of the rows (by hash) drive early stopping; the value prediction is then scaled by
@@ -337,7 +344,7 @@ def fit_clv_models(
     if int((value > 0).sum()) < MIN_BUYERS_FOR_MODEL:
         return _fallback(train, categories, f"{int((value > 0).sum())} future buyers < {MIN_BUYERS_FOR_MODEL}")
 
-    matrix = model_matrix(train, categories)
+    matrix = model_matrix(train, categories, extra_features)
     is_valid = _unit_hash(train["customer_id"], "validation") < VALIDATION_SHARE
     fit, valid = ~is_valid, is_valid
     notes = []
@@ -358,6 +365,7 @@ def fit_clv_models(
         )
         models = ClvModels(objective, categories, buy_model=buy_model, spend_model=spend_model)
     models.n_train_rows = len(train)
+    models.extra_features = tuple(extra_features)
 
     # Tweedie with a log link is not sum-preserving (only the canonical Poisson link is), so totals drift low;
     # one factor over all training rows restores them (measured: 0.77 -> 0.92 of hold-out totals on average).
@@ -403,7 +411,7 @@ def _explain(models: ClvModels, matrix: pd.DataFrame, top_k: int) -> list[str]:
             contributions = _best_predict(models.buy_model, chunk, pred_contrib=True) + _best_predict(
                 models.spend_model, chunk, pred_contrib=True
             )
-        drivers += _top_drivers(np.asarray(contributions), list(MODEL_FEATURES), top_k)
+        drivers += _top_drivers(np.asarray(contributions), list(matrix.columns), top_k)
     return drivers
 
 
@@ -421,7 +429,7 @@ def predict(models: ClvModels, features: pd.DataFrame, top_k_drivers: int = 3, e
         result["purchase_propensity"] = models.fallback_buy_rate
         result["top_drivers"] = "[]"
         return result
-    matrix = model_matrix(features.reset_index(drop=True), models.categories)
+    matrix = model_matrix(features.reset_index(drop=True), models.categories, models.extra_features)
     result["predicted_clv"] = np.clip(_raw_value(models, matrix) * models.calibration_factor, 0.0, None)
     result["purchase_propensity"] = np.clip(_best_predict(models.buy_model, matrix), 0.0, 1.0)
     result["top_drivers"] = _explain(models, matrix, top_k_drivers) if explain else None

@@ -1,4 +1,4 @@
-"""Back-test metrics for value and propensity predictions, and the blocking model-quality gate.
+"""Back-test metrics for value and propensity predictions, interval coverage and the model-quality gate.
 
 Every metric takes one value per customer (y = actual, pred = predicted) and returns NaN, never raises,
 when it is undefined (empty input, non-finite values, no revenue, a single class). Ranks break ties by
@@ -139,6 +139,16 @@ def top_share_capture(y_true, y_pred, share: float = TOP_SHARE) -> float:
     return float(y_true[top].sum() / y_true.sum())
 
 
+def interval_coverage(y_true, low, high) -> float:
+    """Share of customers whose actual value lies in [low, high] (a p10-p90 interval should cover about 80 %)."""
+    y_true, low, high = (np.asarray(v, dtype=float) for v in (y_true, low, high))
+    if not (y_true.shape == low.shape == high.shape):
+        raise ValueError("y_true, low and high must have the same length")
+    if y_true.size == 0:
+        return math.nan
+    return float(np.mean((y_true >= low - 1e-9) & (y_true <= high + 1e-9)))
+
+
 def _clean_propensity(y_buy, p_buy) -> tuple[np.ndarray, np.ndarray] | None:
     if p_buy is None:
         return None
@@ -193,64 +203,67 @@ def _metric(evaluation: pd.DataFrame, model: str, column: str) -> float:
     return float(rows.iloc[0]) if len(rows) else math.nan
 
 
+def _candidate_failures(
+    row: pd.Series, ranking_floor: float, band: tuple[float, float], min_holdout_for_band: int
+) -> list[str]:
+    """Why one candidate fails the gate (empty = it passes): Spearman floor, then the calibration band."""
+    spearman_value, ratio = float(row.get("spearman", math.nan)), float(row.get("calibration_ratio", math.nan))
+    n_rows = float(row.get("n_customers", math.nan))
+    failures = []
+    if not np.isfinite(spearman_value):
+        failures.append("Spearman not measurable")
+    elif spearman_value < ranking_floor:
+        failures.append(f"Spearman {spearman_value:.3f} < {ranking_floor}")
+    band_enforced = not np.isfinite(n_rows) or n_rows >= min_holdout_for_band
+    if not np.isfinite(ratio):
+        failures.append("calibration not measurable")
+    elif band_enforced and not band[0] <= ratio <= band[1]:
+        failures.append(f"calibration {ratio:.3f} outside {band[0]}-{band[1]}")
+    return failures
+
+
 def quality_gate(
     evaluation: pd.DataFrame,
     ranking_floor_spearman: float = DEFAULT_RANKING_FLOOR_SPEARMAN,
     calibration_band: tuple[float, float] = DEFAULT_CALIBRATION_BAND,
-    model: str = MODEL_NAME,
-    baseline: str = PAST_SPEND_BASELINE,
     min_holdout_for_band: int = MIN_HOLDOUT_FOR_CALIBRATION_BAND,
 ) -> GateResult:
-    """Pass only if the model ranks above the floor, its calibration is inside the band and no worse than the
-    past-spend baseline (|log calibration ratio|), and its decile MAPE is no worse than the baseline's.
+    """Pass when at least one candidate passes on the reported evaluation rows: Spearman at or above the floor and
+    sum(predicted)/sum(actual) inside the band; otherwise one reason line naming every candidate's failure.
 
-    A metric that could not be measured (NaN, e.g. no revenue in the hold-out) fails the gate: an unmeasured
-    model is not shown to be better than the naive forecast.
+    Rows are those of marts.clv_model_evaluation with window = 'evaluation' (every row of a table without a window
+    column). The band is enforced only from min_holdout_for_band customers: below that a handful of big spenders
+    decide the sum ratio. A metric that could not be measured (NaN) fails that candidate.
     """
-    spearman_value = _metric(evaluation, model, "spearman")
-    model_ratio = _metric(evaluation, model, "calibration_ratio")
-    baseline_ratio = _metric(evaluation, baseline, "calibration_ratio")
-    model_mape = _metric(evaluation, model, "decile_mape")
-    baseline_mape = _metric(evaluation, baseline, "decile_mape")
-
-    def abs_log(ratio: float) -> float:
-        return abs(math.log(ratio)) if ratio > 0 else math.inf
-
-    model_miscalibration = abs_log(model_ratio) if np.isfinite(model_ratio) else math.nan
-    baseline_miscalibration = abs_log(baseline_ratio) if np.isfinite(baseline_ratio) else math.nan
-    actual = {
-        "spearman": spearman_value,
-        "calibration_ratio": model_ratio,
-        "abs_log_calibration_ratio": model_miscalibration,
-        "decile_mape": model_mape,
+    rows = evaluation
+    if "window" in evaluation:
+        rows = evaluation[evaluation["window"] == "evaluation"]
+    failures = {
+        str(row["model"]): _candidate_failures(row, ranking_floor_spearman, calibration_band, min_holdout_for_band)
+        for _, row in rows.iterrows()
     }
+    passing = [name for name, reasons in failures.items() if not reasons]
+    champion = None
+    if "is_champion" in rows:
+        named = rows.loc[rows["is_champion"].astype("boolean").fillna(False).astype(bool), "model"]
+        champion = str(named.iloc[0]) if len(named) else None
+    focus = champion or (passing[0] if passing else None)
+    actual = {"passing_candidates": passing, "champion": champion}
+    if focus is not None:
+        focus_row = rows[rows["model"] == focus].iloc[0]
+        actual |= {m: float(focus_row[m]) for m in ("spearman", "calibration_ratio", "decile_mape") if m in focus_row}
     thresholds = {
         "spearman_min": ranking_floor_spearman,
         "calibration_ratio_min": calibration_band[0],
         "calibration_ratio_max": calibration_band[1],
-        "abs_log_calibration_ratio_max (baseline)": baseline_miscalibration,
-        "decile_mape_max (baseline)": baseline_mape,
         "calibration_band_enforced_from_holdout_customers": min_holdout_for_band,
     }
-    reasons: list[str] = []
-    if not np.isfinite(spearman_value):
-        reasons.append("model Spearman could not be measured on the hold-out")
-    elif spearman_value < ranking_floor_spearman:
-        reasons.append(f"model Spearman {spearman_value:.3f} is below the ranking floor {ranking_floor_spearman}")
-    if not np.isfinite(model_ratio):
-        reasons.append("model calibration ratio could not be measured on the hold-out")
+    if passing:
+        return GateResult(passed=True, reasons=[], actual=actual, thresholds=thresholds)
+    if not failures:
+        reason = "no CLV candidate was evaluated"
     else:
-        n_holdout = _metric(evaluation, model, "n_customers") if "n_customers" in evaluation else math.nan
-        band_enforced = not np.isfinite(n_holdout) or n_holdout >= min_holdout_for_band
-        if band_enforced and not calibration_band[0] <= model_ratio <= calibration_band[1]:
-            reasons.append(f"model calibration ratio {model_ratio:.3f} is outside {calibration_band}")
-        if np.isfinite(baseline_miscalibration) and model_miscalibration > baseline_miscalibration:
-            reasons.append(
-                f"model calibration ratio {model_ratio:.3f} is further from 1 than the past-spend baseline's "
-                f"{baseline_ratio:.3f}"
-            )
-    if not np.isfinite(model_mape):
-        reasons.append("model decile MAPE could not be measured on the hold-out")
-    elif np.isfinite(baseline_mape) and model_mape > baseline_mape:
-        reasons.append(f"model decile MAPE {model_mape:.3f} is worse than the past-spend baseline's {baseline_mape:.3f}")
-    return GateResult(passed=not reasons, reasons=reasons, actual=actual, thresholds=thresholds)
+        reason = "no CLV candidate passes the gate: " + "; ".join(
+            f"{name} {', '.join(reasons)}" for name, reasons in failures.items()
+        )
+    return GateResult(passed=False, reasons=[reason], actual=actual, thresholds=thresholds)

@@ -1,5 +1,5 @@
-"""CLV and purchase-propensity assets: back-test vs baselines (gated), final model, predictions."""
-
+"""CLV and purchase-propensity assets: every candidate back-tested and the champion chosen (gated), the champion
+refitted as the production model, predictions with intervals."""
 
 import hashlib
 import pickle
@@ -7,60 +7,82 @@ import pickle
 import dagster as dg
 import pandas as pd
 
+from ml.champion import EVALUATION as EVALUATION_WINDOW
+from ml.champion import champion_backtest, fit_champion, predict_champion
 from ml.charts import decile_chart_png, feature_importance_png
-from ml.clv import backtest, feature_importance, fit_clv_models, predict
-from ml.evaluation import DEFAULT_CALIBRATION_BAND, DEFAULT_RANKING_FLOOR_SPEARMAN, MODEL_NAME, quality_gate
+from ml.clv import feature_importance
+from ml.evaluation import DEFAULT_CALIBRATION_BAND, DEFAULT_RANKING_FLOOR_SPEARMAN, quality_gate
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
 from orchestration.lib import groups
 from orchestration.lib.metadata import markdown_table, png_image
 from orchestration.lib.warehouse_io import read_table, write_table
 
 TRAINING_SET = dg.AssetKey(["marts", "customer_features_train"])
+SELECTION_SET = dg.AssetKey(["marts", "customer_features_selection"])
 CUSTOMER_FEATURES = dg.AssetKey(["marts", "customer_features"])
 EVALUATION = dg.AssetKey(["marts", "clv_model_evaluation"])
-MODEL_FILE = "clv_model.pkl"
+MODEL = dg.AssetKey(["ml", "clv_model"])
+# The production model lives in the warehouse it was trained for (one row, the pickled blob and its version), so
+# two warehouses sharing a data folder never read each other's model; clv_predictions reads exactly that row.
+MODEL_TABLE = "ml.clv_model"
+SHOWN_COLUMNS = [
+    "model", "window", "is_champion", "n_customers", "spearman", "normalized_gini", "decile_mape",
+    "calibration_ratio", "raw_decile_mape", "raw_calibration_ratio", "propensity_auc", "interval_coverage", "note",
+]
 
 
 class ClvConfig(dg.Config):
-    """Model knobs editable in the launchpad (defaults are the measured choice, see ml/clv.py)."""
+    """Model knobs editable in the launchpad (defaults are the measured choice, see ml/clv.py and ml/champion.py)."""
 
-    objective: str = "tweedie"
     seed: int = 0
-    holdout_share: float = 0.3
+    holdout_share: float = 0.3  # share of E's customers forecast in short-history mode
     max_train_rows: int = 200_000
 
 
 @dg.asset(
     key=EVALUATION.path,
-    deps=[TRAINING_SET],
+    deps=[TRAINING_SET, SELECTION_SET],
     group_name=groups.CLV,
     kinds={"python", "lightgbm", "duckdb"},
     op_tags=DUCKDB_TAG,
-    code_version="clv-backtest-v1",
+    code_version="clv-champion-v1",
 )
 def clv_model_evaluation(
     warehouse: Warehouse, settings: SegmintSettings, config: ClvConfig
 ) -> dg.MaterializeResult:
-    """One row per model (LightGBM, past-spend rate, BTYD): back-test metrics on held-out customers."""
+    """Two rows per CLV candidate (selection and evaluation halves): back-test metrics, calibration, champion."""
     horizon = settings.load().horizon_days
     with warehouse.connect() as conn:
         train = read_table(conn, "marts.customer_features_train", order_by="customer_id")
-        result = backtest(train, horizon, seed=config.seed, holdout_share=config.holdout_share, objective=config.objective)
-        table = result.evaluation.assign(horizon_days=horizon, n_fit=result.n_fit, n_holdout=result.n_holdout)
+        selection = read_table(conn, "marts.customer_features_selection", order_by="customer_id")
+    result = champion_backtest(
+        train, horizon, selection, seed=config.seed, holdout_share=config.holdout_share,
+        max_train_rows=config.max_train_rows,
+    )
+    table = result.evaluation.assign(horizon_days=horizon, n_fit=result.n_fit)
+    with warehouse.connect() as conn:
         write_table(conn, "marts.clv_model_evaluation", table)
+    reported = table[table["window"] == EVALUATION_WINDOW]
     per_metric = {
         f"{row['model']}/{metric}": dg.MetadataValue.float(float(row[metric]))
-        for _, row in result.evaluation.iterrows()
-        for metric in ("spearman", "normalized_gini", "decile_mape", "calibration_ratio", "top20_capture", "propensity_auc")
+        for _, row in reported.iterrows()
+        for metric in ("spearman", "decile_mape", "calibration_ratio", "propensity_auc", "interval_coverage")
         if pd.notna(row[metric])
     }
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": dg.MetadataValue.int(len(table)),
-            "evaluation": markdown_table(result.evaluation),
-            "decile_calibration_chart": png_image(decile_chart_png(result.decile_tables), "predicted vs actual by decile"),
+            "champion": dg.MetadataValue.text(result.champion),
+            "why_champion": dg.MetadataValue.text(result.reason),
+            "mode": dg.MetadataValue.text(result.mode),
+            "evaluation": markdown_table(table[SHOWN_COLUMNS]),
+            "calibration": markdown_table(table.loc[table["window"] == EVALUATION_WINDOW, ["model", "calibration"]]),
+            "decile_calibration_chart": png_image(
+                decile_chart_png(result.decile_tables), "calibrated predicted vs actual by decile (evaluation half)"
+            ),
             "n_fit_customers": dg.MetadataValue.int(result.n_fit),
-            "n_holdout_customers": dg.MetadataValue.int(result.n_holdout),
+            "n_selection_customers": dg.MetadataValue.int(result.n_selection),
+            "n_evaluation_customers": dg.MetadataValue.int(result.n_evaluation),
             "notes": dg.MetadataValue.text(" ".join(result.notes) or "none"),
             **per_metric,
         }
@@ -70,8 +92,8 @@ def clv_model_evaluation(
 @dg.asset_check(
     asset=EVALUATION,
     description=(
-        "Blocking model-quality gate: the model must rank above the Spearman floor, be calibrated within the band "
-        "and be no worse than the past-spend baseline on calibration and decile MAPE."
+        "Model-quality gate: at least one CLV candidate must rank above the Spearman floor and be calibrated "
+        "within the band on the evaluation half."
     ),
     blocking=True,
     op_tags=DUCKDB_TAG,
@@ -83,7 +105,7 @@ def check_clv_model_beats_baselines(warehouse: Warehouse) -> dg.AssetCheckResult
     return dg.AssetCheckResult(
         passed=gate.passed,
         severity=dg.AssetCheckSeverity.ERROR,
-        description="model passes the gate" if gate.passed else "; ".join(gate.reasons),
+        description="a CLV candidate passes the gate" if gate.passed else gate.reasons[0],
         metadata={
             "actual": dg.MetadataValue.json(gate.actual),
             "thresholds": dg.MetadataValue.json(gate.thresholds),
@@ -94,61 +116,87 @@ def check_clv_model_beats_baselines(warehouse: Warehouse) -> dg.AssetCheckResult
 
 
 @dg.asset(
-    key=["ml", "clv_model"],
+    key=MODEL.path,
     deps=[TRAINING_SET, EVALUATION],
     group_name=groups.CLV,
-    kinds={"python", "lightgbm"},
+    kinds={"python", "lightgbm", "duckdb"},
     op_tags=DUCKDB_TAG,
-    code_version="clv-model-v1",
+    code_version="clv-model-v2",
 )
 def clv_model(warehouse: Warehouse, settings: SegmintSettings, config: ClvConfig) -> dg.MaterializeResult:
-    """The CLV and propensity models fitted on every training customer, saved under data/models/."""
+    """One row: the champion refitted on every training customer, with its calibration and intervals (pickled)."""
     s = settings.load()
     with warehouse.connect() as conn:
         train = read_table(conn, "marts.customer_features_train", order_by="customer_id")
-    models = fit_clv_models(train, seed=config.seed, max_train_rows=config.max_train_rows, objective=config.objective)
-    blob = pickle.dumps(models)
+        evaluation = read_table(conn, "marts.clv_model_evaluation")
+    model = fit_champion(train, s.horizon_days, evaluation, seed=config.seed, max_train_rows=config.max_train_rows)
+    blob = pickle.dumps(model)
     version = hashlib.sha256(blob).hexdigest()[:12]
+    # A copy named by its content for people who want the file; nothing reads it back.
     s.models_dir.mkdir(parents=True, exist_ok=True)
     (s.models_dir / f"clv_model-{version}.pkl").write_bytes(blob)
-    (s.models_dir / MODEL_FILE).write_bytes(blob)
-    importance = feature_importance(models)
+    row = pd.DataFrame(
+        [{
+            "model_version": version, "clv_model": model.name, "mode": model.mode,
+            "calibration": model.calibration.method, "horizon_days": s.horizon_days, "n_train_rows": len(train),
+            "model_blob": blob,
+        }]
+    )
+    with warehouse.connect() as conn:
+        write_table(conn, MODEL_TABLE, row)
     metadata = {
         "model_version": dg.MetadataValue.text(version),
-        "objective": dg.MetadataValue.text(models.objective),
-        "n_train_rows": dg.MetadataValue.int(models.n_train_rows),
-        "notes": dg.MetadataValue.text(" ".join(models.notes) or "none"),
-        "fallback": dg.MetadataValue.text(models.fallback_reason or "none"),
+        "clv_model": dg.MetadataValue.text(model.name),
+        "mode": dg.MetadataValue.text(model.mode),
+        "calibration": dg.MetadataValue.text(model.calibration.method),
+        "n_train_rows": dg.MetadataValue.int(len(train)),
+        "notes": dg.MetadataValue.text(" ".join(model.notes) or "none"),
     }
-    if len(importance):
-        metadata["feature_importance"] = png_image(feature_importance_png(importance), "feature importance (gain)")
-        metadata["top_features"] = markdown_table(importance.head(15).rename("gain_share").reset_index())
+    models = model.fitted.models
+    if models is not None:
+        metadata["fallback"] = dg.MetadataValue.text(models.fallback_reason or "none")
+        importance = feature_importance(models)
+        if len(importance):
+            metadata["feature_importance"] = png_image(feature_importance_png(importance), "feature importance (gain)")
+            metadata["top_features"] = markdown_table(importance.head(15).rename("gain_share").reset_index())
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(version))
+
+
+def load_model(blob: bytes, version: str):
+    """Unpickle the model row of ml.clv_model, refusing a blob that does not match its recorded version."""
+    if hashlib.sha256(blob).hexdigest()[:12] != version:
+        raise ValueError(f"{MODEL_TABLE}: the stored model does not match its version {version}")
+    return pickle.loads(blob)
 
 
 @dg.asset(
     key=["ml", "clv_predictions"],
-    deps=[CUSTOMER_FEATURES, dg.AssetKey(["ml", "clv_model"])],
+    deps=[CUSTOMER_FEATURES, MODEL],
     group_name=groups.CLV,
     kinds={"python", "lightgbm", "duckdb"},
     op_tags=DUCKDB_TAG,
-    code_version="clv-predict-v1",
+    code_version="clv-predict-v2",
 )
-def clv_predictions(warehouse: Warehouse, settings: SegmintSettings) -> dg.MaterializeResult:
-    """One row per customer: predicted CLV over the horizon, purchase propensity and the top drivers."""
-    blob = (settings.load().models_dir / MODEL_FILE).read_bytes()
-    models = pickle.loads(blob)
-    version = hashlib.sha256(blob).hexdigest()[:12]
+def clv_predictions(warehouse: Warehouse) -> dg.MaterializeResult:
+    """One row per customer: predicted CLV over the horizon with p10/p90, propensity, top drivers, model name."""
     with warehouse.connect() as conn:
+        stored = conn.execute(f"select model_version, model_blob from {MODEL_TABLE}").fetchall()
         features = read_table(conn, "marts.customer_features", order_by="customer_id")
-        predictions = predict(models, features).assign(model_version=version)
+    if len(stored) != 1:
+        raise ValueError(f"{MODEL_TABLE} must hold exactly one model, found {len(stored)}: materialize ml/clv_model")
+    version, blob = stored[0]
+    model = load_model(bytes(blob), version)
+    predictions = predict_champion(model, features).assign(model_version=version)
+    with warehouse.connect() as conn:
         write_table(conn, "ml.clv_predictions", predictions)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": dg.MetadataValue.int(len(predictions)),
             "model_version": dg.MetadataValue.text(version),
-            "model": dg.MetadataValue.text(MODEL_NAME),
+            "clv_model": dg.MetadataValue.text(model.name),
             "total_predicted_clv": dg.MetadataValue.float(float(predictions["predicted_clv"].sum())),
+            "total_predicted_clv_p10": dg.MetadataValue.float(float(predictions["predicted_clv_p10"].sum())),
+            "total_predicted_clv_p90": dg.MetadataValue.float(float(predictions["predicted_clv_p90"].sum())),
             "mean_purchase_propensity": dg.MetadataValue.float(float(predictions["purchase_propensity"].mean())),
         }
     )

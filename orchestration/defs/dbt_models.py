@@ -51,6 +51,7 @@ class DbtScoresConfig(dg.Config):
 
     margin: float = 0.3  # gross margin on revenue, used for max_cpa
     target_roas: float = 3.0  # target return on ad spend, used for max_cpa
+    max_cpa_basis: str = "mean"  # predicted CLV max_cpa bids on: "mean" (predicted_clv) or "p10" (conservative)
 
 
 def _is_table(conn: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
@@ -126,5 +127,7 @@ def dbt_score_models(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse, config: DbtScoresConfig
 ):
     """customer_scores and the decision marts that join the ML outputs back to the features."""
-    dbt_vars = f'{{"margin": {config.margin}, "target_roas": {config.target_roas}}}'
+    dbt_vars = json.dumps(
+        {"margin": config.margin, "target_roas": config.target_roas, "max_cpa_basis": config.max_cpa_basis}
+    )
     yield from _run_dbt(context, dbt, warehouse, ["build", "--vars", dbt_vars])

@@ -102,64 +102,56 @@ def test_evaluate_returns_one_row_with_every_metric_and_nan_auc_without_a_score(
     assert scored["propensity_auc"] == pytest.approx(5 / 6)
 
 
-def evaluation_table(model: dict, baseline: dict) -> pd.DataFrame:
-    """Evaluation rows for the gate: model and past-spend baseline, other metrics irrelevant."""
-    return pd.DataFrame(
-        [
-            {"model": ev.MODEL_NAME, **model},
-            {"model": ev.PAST_SPEND_BASELINE, **baseline},
-            {"model": ev.BTYD_BASELINE, "spearman": 0.9, "calibration_ratio": 1.0, "decile_mape": 0.01},
-        ]
+def candidates_table(**rows: dict) -> pd.DataFrame:
+    """Evaluation-window rows for the gate, one per candidate; metrics not given are irrelevant."""
+    return pd.DataFrame([{"model": name, "window": "evaluation", "n_customers": 5000, **row} for name, row in rows.items()])
+
+
+GOOD = {"spearman": 0.5, "calibration_ratio": 1.05, "decile_mape": 0.3}
+NAIVE = {"spearman": 0.4, "calibration_ratio": 3.0, "decile_mape": 2.0}
+
+
+def test_gate_passes_when_one_candidate_passes_and_shows_actual_vs_threshold():
+    gate = ev.quality_gate(candidates_table(lightgbm=GOOD | {"is_champion": True}, past_spend_rate=NAIVE | {"is_champion": False}))
+    assert gate.passed and gate.reasons == []
+    assert gate.actual["spearman"] == 0.5 and gate.actual["passing_candidates"] == ["lightgbm"]
+    assert gate.thresholds["spearman_min"] == ev.DEFAULT_RANKING_FLOOR_SPEARMAN
+
+
+def test_gate_passes_on_a_peer_when_the_first_candidate_fails():
+    gate = ev.quality_gate(candidates_table(lightgbm=GOOD | {"spearman": 0.1}, bgnbd=GOOD | {"calibration_ratio": 0.95}))
+    assert gate.passed and gate.actual["passing_candidates"] == ["bgnbd"]
+
+
+def test_gate_fails_with_one_line_naming_every_candidate_when_none_passes():
+    gate = ev.quality_gate(candidates_table(lightgbm=GOOD | {"spearman": 0.1}, past_spend_rate=NAIVE))
+    assert not gate.passed and len(gate.reasons) == 1
+    assert gate.reasons[0] == (
+        "no CLV candidate passes the gate: lightgbm Spearman 0.100 < 0.2; past_spend_rate calibration 3.000 outside 0.7-1.3"
     )
 
 
-GOOD_MODEL = {"spearman": 0.5, "calibration_ratio": 1.05, "decile_mape": 0.3}
-NAIVE_BASELINE = {"spearman": 0.4, "calibration_ratio": 3.0, "decile_mape": 2.0}
+def test_gate_reads_only_the_evaluation_window():
+    table = pd.concat(
+        [candidates_table(lightgbm=GOOD | {"spearman": 0.05}), candidates_table(lightgbm=GOOD).assign(window="selection")]
+    )
+    assert not ev.quality_gate(table).passed
 
 
-def test_gate_passes_a_model_better_than_the_naive_forecast_and_shows_actual_vs_threshold():
-    gate = ev.quality_gate(evaluation_table(GOOD_MODEL, NAIVE_BASELINE))
-    assert gate.passed and gate.reasons == []
-    assert gate.actual["spearman"] == 0.5
-    assert gate.thresholds["spearman_min"] == ev.DEFAULT_RANKING_FLOOR_SPEARMAN
-    assert gate.thresholds["decile_mape_max (baseline)"] == 2.0
-
-
-def test_gate_fails_a_model_below_the_ranking_floor():
-    gate = ev.quality_gate(evaluation_table(GOOD_MODEL | {"spearman": 0.1}, NAIVE_BASELINE))
-    assert not gate.passed
-    assert any("ranking floor" in reason for reason in gate.reasons)
-
-
-def test_gate_fails_a_model_calibrated_worse_than_the_baseline():
-    # 1/1.2 is further from 1 (|log| 0.18) than the baseline's 1.1 (|log| 0.10), although inside the band.
-    gate = ev.quality_gate(evaluation_table(GOOD_MODEL | {"calibration_ratio": 1 / 1.2}, NAIVE_BASELINE | {"calibration_ratio": 1.1}))
-    assert not gate.passed
-    assert gate.reasons == [f"model calibration ratio {1 / 1.2:.3f} is further from 1 than the past-spend baseline's 1.100"]
-
-
-def test_gate_fails_a_model_outside_the_calibration_band():
-    gate = ev.quality_gate(evaluation_table(GOOD_MODEL | {"calibration_ratio": 1.4}, NAIVE_BASELINE))
-    assert not gate.passed
-    assert any("outside" in reason for reason in gate.reasons)
-
-
-def test_gate_fails_a_model_with_a_worse_decile_mape_than_the_baseline():
-    gate = ev.quality_gate(evaluation_table(GOOD_MODEL | {"decile_mape": 2.5}, NAIVE_BASELINE))
-    assert not gate.passed
-    assert any("decile MAPE" in reason for reason in gate.reasons)
-
-
-def test_gate_fails_when_the_model_could_not_be_measured():
+def test_gate_fails_when_no_candidate_could_be_measured():
     unmeasured = {"spearman": math.nan, "calibration_ratio": math.nan, "decile_mape": math.nan}
-    gate = ev.quality_gate(evaluation_table(unmeasured, NAIVE_BASELINE))
-    assert not gate.passed
-    assert len(gate.reasons) == 3
+    gate = ev.quality_gate(candidates_table(lightgbm=unmeasured))
+    assert not gate.passed and "not measurable" in gate.reasons[0]
+    assert not ev.quality_gate(candidates_table()).passed
 
 
 def test_gate_enforces_the_absolute_calibration_band_only_on_a_large_enough_holdout():
-    off_band = GOOD_MODEL | {"calibration_ratio": 1.5}
-    small = ev.quality_gate(evaluation_table(off_band | {"n_customers": 120}, NAIVE_BASELINE | {"n_customers": 120}))
-    assert small.passed  # still better calibrated than the naive forecast (1.5 vs 3.0)
-    large = ev.quality_gate(evaluation_table(off_band | {"n_customers": 5000}, NAIVE_BASELINE | {"n_customers": 5000}))
+    off_band = GOOD | {"calibration_ratio": 1.5}
+    assert ev.quality_gate(candidates_table(lightgbm=off_band | {"n_customers": 120})).passed
+    large = ev.quality_gate(candidates_table(lightgbm=off_band | {"n_customers": 5000}))
     assert not large.passed and "outside" in large.reasons[0]
+
+
+def test_interval_coverage_counts_actuals_inside_the_closed_interval():
+    assert ev.interval_coverage([0, 5, 10, 20], [0, 0, 0, 0], [5, 5, 10, 10]) == 0.75
+    assert math.isnan(ev.interval_coverage([], [], []))

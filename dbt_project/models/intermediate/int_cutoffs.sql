@@ -1,4 +1,5 @@
--- One row: the scoring cut-off (the as-of date) and the training cut-off (as-of minus the CLV horizon).
+-- One row: the scoring cut-off (the as-of date), the training cut-off (as-of minus the CLV horizon) and the
+-- selection cut-off (as-of minus two horizons), where the CLV champion is chosen (see ml/champion.py).
 with run_context as (
     select * from {{ source('raw', 'run_context') }}
 ),
@@ -7,6 +8,7 @@ final as (
     select
         as_of as scoring_cutoff,
         cast(as_of - horizon_days * interval 1 day as date) as training_cutoff,
+        cast(as_of - 2 * horizon_days * interval 1 day as date) as selection_cutoff,
         horizon_days
     from run_context
 )

@@ -1,6 +1,12 @@
 {{ config(tags=['scores']) }}
--- One row per customer known at the as-of date: predicted value, propensity, segments and the maximum
--- cost per acquisition a marketer can bid (predicted CLV x margin / target ROAS, both dbt vars).
+-- One row per customer known at the as-of date: predicted value with its p10-p90 interval, propensity, segments
+-- and the maximum cost per acquisition a marketer can bid (CLV x margin / target ROAS, all three dbt vars:
+-- max_cpa_basis 'mean' bids on predicted_clv, 'p10' on its conservative 10th percentile).
+{%- set max_cpa_basis = var('max_cpa_basis', 'mean') %}
+{%- if max_cpa_basis not in ('mean', 'p10') %}
+{{ exceptions.raise_compiler_error("max_cpa_basis must be 'mean' or 'p10', got '" ~ max_cpa_basis ~ "'") }}
+{%- endif %}
+{%- set cpa_value = 'predictions.predicted_clv' if max_cpa_basis == 'mean' else 'predictions.predicted_clv_p10' %}
 with features as (
     select * from {{ ref('customer_features') }}
 ),
@@ -22,6 +28,9 @@ final as (
         features.customer_id,
         features.cutoff_date as as_of_date,
         predictions.predicted_clv,
+        predictions.predicted_clv_p10,
+        predictions.predicted_clv_p90,
+        predictions.clv_model,
         predictions.purchase_propensity,
         rfm.rfm_segment,
         behaviour.behavioral_segment,
@@ -29,7 +38,7 @@ final as (
         rfm.frequency_score,
         rfm.monetary_score,
         behaviour.cluster_id,
-        round(predictions.predicted_clv * {{ var('margin', 0.3) }} / {{ var('target_roas', 3.0) }}, 2) as max_cpa,
+        round({{ cpa_value }} * {{ var('margin', 0.3) }} / {{ var('target_roas', 3.0) }}, 2) as max_cpa,
         predictions.top_drivers,
         features.order_count,
         features.total_revenue,

@@ -1,0 +1,583 @@
+"""The CLV champion: five candidates, a leak-free choice between them, calibration and prediction intervals.
+
+Candidates (CANDIDATES; every one predicts spend over the horizon, in the orders' currency):
+- `lightgbm`: LightGBM tweedie on customer_features (ml/clv.py), with its purchase classifier as propensity.
+- `lightgbm_btyd`: the same, stacked on the BTYD outputs at the same cut-off (BTYD_FEATURES: P(alive), expected
+  orders and predicted spend of BG/NBD and Pareto/NBD, Gamma-Gamma spend per order). BTYD needs no labels, so it
+  is fitted on the rows it describes, at every cut-off. These features carry the population's decay, which a tree
+  cannot extrapolate from tenure alone (a single cohort: tenure at scoring time is beyond the training range).
+- `bgnbd`, `pareto_nbd`: BG/NBD or Pareto/NBD x Gamma-Gamma (ml/btyd.py), fitted on the scored cut-off's rows.
+- `past_spend_rate`: total_revenue / max(tenure_days, 1) x horizon.
+
+Windows (decided before any result was looked at). Three cut-offs, h = horizon: S = as_of - 2h
+(`customer_features_selection`, labels in (S, E]), E = as_of - h (`customer_features_train`, labels in (E, as_of]),
+and as_of (scoring).
+- Forward mode (the default): every candidate is fitted on all S rows and forecasts E's customers, whose labels it
+  never saw: exactly the one-horizon-ahead step production takes (fit at E, score at as_of), so drift and the
+  tenure extrapolation show up in the numbers. E's customers are split by a stable hash of customer_id into a
+  selection half and an evaluation half. Calibration and intervals are learned on the selection half, the champion
+  is chosen on the selection half's calibrated metrics, and the reported evaluation (`window = 'evaluation'`) is
+  the other half, used by neither.
+- Short history: when S has fewer than MIN_SELECTION_CUSTOMERS customers or MIN_SELECTION_BUYERS buyers (history
+  under about two horizons), candidates are fitted on E's customers outside the hash hold-out and forecast the
+  hold-out, which is split into the same two halves. Calibration is then cross-sectional (it cannot see drift);
+  `mode = 'short history'` says so.
+
+Selection rule (fixed before looking at results), on the selection half's calibrated metrics:
+1. candidates whose Spearman and decile MAPE could be measured;
+2. if any of them passes the gate there (Spearman >= floor, sum ratio inside the band), only those;
+3. of these, the ones whose Spearman is within SPEARMAN_TOLERANCE of the best;
+4. the lowest decile MAPE wins; a tie goes to the earlier candidate in CANDIDATES.
+With no measurable candidate the champion is `past_spend_rate` (the forecast that needs nothing fitted).
+
+Calibration (Calibration): isotonic regression of mean actual on mean prediction over the 10 prediction deciles
+of the selection half, applied by linear interpolation between the decile means (proportionally beyond them).
+Below MIN_CALIBRATION_ROWS rows or MIN_CALIBRATION_BUYERS buyers it is one factor sum(actual)/sum(predicted),
+clipped to FACTOR_BOUNDS. Production applies the champion's map as learned on the selection half, so the
+evaluation half measures the exact map that ships.
+
+Intervals (IntervalModel): the 10th and 90th percentiles of actual spend per decile of calibrated prediction on
+the selection half, interpolated the same way: empirical, distribution-free (split-conformal style). Spend is
+zero-inflated, so p10 is 0 for most customers and [p10, p90] covers P(actual <= p90) ~ 0.9 of them; the
+coverage is measured on the evaluation half.
+
+Seasonality: not modelled (see the report of the change that added this module).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.isotonic import IsotonicRegression
+
+from ml import btyd
+from ml import clv
+from ml.evaluation import (
+    DEFAULT_CALIBRATION_BAND,
+    DEFAULT_RANKING_FLOOR_SPEARMAN,
+    EVALUATION_COLUMNS,
+    MIN_HOLDOUT_FOR_CALIBRATION_BAND,
+    decile_mape,
+    decile_table,
+    evaluate,
+    interval_coverage,
+)
+
+LIGHTGBM = "lightgbm"
+STACKED = "lightgbm_btyd"
+BGNBD = "bgnbd"
+PARETO_NBD = "pareto_nbd"
+PAST_SPEND = "past_spend_rate"
+CANDIDATES = (LIGHTGBM, STACKED, BGNBD, PARETO_NBD, PAST_SPEND)
+BTYD_CANDIDATES = (BGNBD, PARETO_NBD)
+# Stacked features: what each BTYD model says about a customer at the cut-off of the row.
+BTYD_OUTPUTS = ("p_alive", "expected_orders", "predicted_clv")
+BTYD_FEATURES = tuple(f"btyd_{model}_{output}" for model in BTYD_CANDIDATES for output in BTYD_OUTPUTS) + (
+    "btyd_expected_avg_order_value",
+)
+
+FORWARD = "forward"
+SHORT_HISTORY = "short history"
+SELECTION, EVALUATION = "selection", "evaluation"
+# Below these S sizes a fit at S says little about the shop: select within E instead (short history).
+MIN_SELECTION_CUSTOMERS = 200
+MIN_SELECTION_BUYERS = 20
+SELECTION_SHARE = 0.5  # of the forecast customers, by hash: the selection half
+# Spearman's sampling error on a few thousand customers is ~0.02: closer than that is a tie on ranking.
+SPEARMAN_TOLERANCE = 0.02
+CALIBRATION_METHODS = ("none", "factor", "isotonic")  # simplest first: a tie goes to the simpler one
+MIN_CALIBRATION_ROWS = 200
+MIN_CALIBRATION_BUYERS = 20
+FACTOR_BOUNDS = (0.5, 2.0)
+INTERVAL_QUANTILES = (0.1, 0.9)
+# Columns of marts.clv_model_evaluation beyond EVALUATION_COLUMNS (which stay first, unchanged).
+EXTRA_COLUMNS = (
+    "window",
+    "is_champion",
+    "calibration",
+    "raw_calibration_ratio",
+    "raw_decile_mape",
+    "interval_coverage",
+    "mode",
+    "note",
+    "calibration_map",
+    "interval_map",
+)
+
+
+# ---------------------------------------------------------------------------------------------------- calibration
+
+
+def _monotone_map(x: np.ndarray, y: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """y interpolated at values over increasing knots x; proportional to the value beyond the first/last knot."""
+    values = np.asarray(values, dtype=float)
+    if len(x) == 0:
+        return values.copy()
+    inside = np.interp(values, x, y)
+    above = y[-1] * values / x[-1] if x[-1] > 0 else np.full_like(values, y[-1])
+    below = y[0] * values / x[0] if x[0] > 0 else np.full_like(values, y[0])
+    return np.where(values > x[-1], above, np.where(values < x[0], below, inside))
+
+
+def _knots(predicted: np.ndarray, target: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Merge equal x (tied deciles, e.g. many zero predictions) into one weighted knot so x strictly increases."""
+    frame = pd.DataFrame({"x": predicted, "y": target * weight, "w": weight}).groupby("x", sort=True).sum()
+    return frame.index.to_numpy(dtype=float), (frame["y"] / frame["w"]).to_numpy(dtype=float), frame["w"].to_numpy()
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A monotone map from raw to calibrated prediction; `method` says which kind was learned and why."""
+
+    method: str
+    x: tuple[float, ...] = ()
+    y: tuple[float, ...] = ()
+    factor: float = 1.0
+
+    def apply(self, predicted) -> np.ndarray:
+        predicted = np.clip(np.asarray(predicted, dtype=float), 0.0, None)
+        if self.x:
+            mapped = _monotone_map(np.array(self.x), np.array(self.y), predicted)
+            # Flat isotonic steps would tie customers the model ranks apart; a negligible slope keeps its order.
+            return np.clip(mapped, 0.0, None) + 1e-9 * predicted
+        return predicted * self.factor
+
+    def to_json(self) -> str:
+        return json.dumps({"method": self.method, "x": list(self.x), "y": list(self.y), "factor": self.factor})
+
+    @classmethod
+    def from_json(cls, text: str) -> Calibration:
+        raw = json.loads(text)
+        return cls(raw["method"], tuple(raw["x"]), tuple(raw["y"]), raw["factor"])
+
+
+def _fit_calibration(method: str, predicted: np.ndarray, actual: np.ndarray) -> Calibration:
+    """One calibration of the named kind (CALIBRATION_METHODS) fitted on these rows."""
+    if method == "none" or actual.sum() <= 0 or predicted.sum() <= 0:
+        return Calibration("none")
+    if method == "factor":
+        factor = float(np.clip(actual.sum() / predicted.sum(), *FACTOR_BOUNDS))
+        return Calibration("factor", factor=factor)
+    table = decile_table(actual, predicted)
+    x, y, w = _knots(
+        table["mean_predicted"].to_numpy(float), table["mean_actual"].to_numpy(float), table["n_customers"].to_numpy(float)
+    )
+    fitted = IsotonicRegression(y_min=0.0, increasing=True).fit(x, y, sample_weight=w).predict(x)
+    return Calibration("isotonic", tuple(float(v) for v in x), tuple(float(v) for v in fitted))
+
+
+def learn_calibration(predicted, actual, fold=None) -> Calibration:
+    """The calibration, chosen by 2-fold cross-fitting on these rows when `fold` (a boolean split) is given.
+
+    Candidates: none, one factor sum(actual)/sum(predicted) (clipped to FACTOR_BOUNDS), and isotonic regression on
+    the decile means. Each is fitted on one fold and scored by decile MAPE on the other, both ways; the lowest mean
+    wins (ties: the simpler one). Without `fold`, or below MIN_CALIBRATION_ROWS rows or MIN_CALIBRATION_BUYERS
+    buyers (too few for deciles), only the factor is considered.
+    """
+    predicted, actual = np.clip(np.asarray(predicted, float), 0, None), np.clip(np.asarray(actual, float), 0, None)
+    if actual.sum() <= 0 or predicted.sum() <= 0:
+        return Calibration("none (no spend to calibrate on)")
+    small = len(actual) < MIN_CALIBRATION_ROWS or int((actual > 0).sum()) < MIN_CALIBRATION_BUYERS
+    if fold is None or small:
+        chosen = _fit_calibration("factor", predicted, actual)
+        why = f"{len(actual)} rows, too few for deciles" if small else "no folds to choose with"
+        return Calibration(f"factor {chosen.factor:.3f} ({why})", factor=chosen.factor)
+    fold = np.asarray(fold, dtype=bool)
+    scores = {}
+    for method in CALIBRATION_METHODS:
+        errors = []
+        for learn in (fold, ~fold):
+            fitted = _fit_calibration(method, predicted[learn], actual[learn])
+            errors.append(decile_mape(actual[~learn], fitted.apply(predicted[~learn])))
+        scores[method] = float(np.nanmean(errors)) if np.isfinite(errors).any() else math.inf
+    best = min(CALIBRATION_METHODS, key=lambda m: (scores[m], CALIBRATION_METHODS.index(m)))
+    chosen = _fit_calibration(best, predicted, actual)
+    measured = ", ".join(f"{m} {scores[m]:.3f}" for m in CALIBRATION_METHODS)
+    label = f"factor {chosen.factor:.3f}" if best == "factor" else best
+    return Calibration(f"{label} (2-fold decile MAPE: {measured})", chosen.x, chosen.y, chosen.factor)
+
+
+@dataclass(frozen=True)
+class IntervalModel:
+    """p10/p90 of actual spend as a function of the calibrated prediction (per-decile empirical quantiles)."""
+
+    x: tuple[float, ...] = ()
+    low: tuple[float, ...] = ()
+    high: tuple[float, ...] = ()
+
+    def apply(self, predicted) -> tuple[np.ndarray, np.ndarray]:
+        predicted = np.clip(np.asarray(predicted, dtype=float), 0.0, None)
+        if not self.x:
+            return np.zeros_like(predicted), predicted.copy()
+        low = np.clip(_monotone_map(np.array(self.x), np.array(self.low), predicted), 0.0, None)
+        high = np.maximum(_monotone_map(np.array(self.x), np.array(self.high), predicted), low)
+        return low, high
+
+    def to_json(self) -> str:
+        return json.dumps({"x": list(self.x), "low": list(self.low), "high": list(self.high)})
+
+    @classmethod
+    def from_json(cls, text: str) -> IntervalModel:
+        raw = json.loads(text)
+        return cls(tuple(raw["x"]), tuple(raw["low"]), tuple(raw["high"]))
+
+
+def learn_intervals(predicted, actual, quantiles: tuple[float, float] = INTERVAL_QUANTILES) -> IntervalModel:
+    """Empirical quantiles of actual per prediction decile, monotone in the prediction (running max)."""
+    predicted, actual = np.asarray(predicted, float), np.clip(np.asarray(actual, float), 0, None)
+    if len(actual) < 10:
+        return IntervalModel()
+    decile = np.floor((pd.Series(predicted).rank(method="first").to_numpy() - 1) * 10 / len(predicted)).astype(int)
+    frame = pd.DataFrame({"decile": decile, "predicted": predicted, "actual": actual}).groupby("decile")
+    x = frame["predicted"].mean().to_numpy(float)
+    low = frame["actual"].quantile(quantiles[0]).to_numpy(float)
+    high = frame["actual"].quantile(quantiles[1]).to_numpy(float)
+    x_knots, low_knots, _ = _knots(x, low, np.ones_like(x))
+    _, high_knots, _ = _knots(x, high, np.ones_like(x))
+    # Quantiles should not fall as the prediction grows; sampling noise in a decile can make them, so smooth upwards.
+    return IntervalModel(
+        tuple(float(v) for v in x_knots),
+        tuple(float(v) for v in np.maximum.accumulate(low_knots)),
+        tuple(float(v) for v in np.maximum.accumulate(high_knots)),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------- candidates
+
+
+def _btyd_forecast(features: pd.DataFrame, model: str, horizon_days: float) -> pd.DataFrame:
+    """FittedBTYD.forecast of ml/btyd.py (fitted on these rows); index = features.index."""
+    if hasattr(btyd, "fit_btyd"):
+        return btyd.fit_btyd(features, model).forecast(features, horizon_days)
+    # NOTE (until branch clv-btyd is merged): BG/NBD from the older ml/btyd.py functions, no Pareto/NBD.
+    if model != BGNBD:
+        raise btyd.BTYDFitError(f"{model} is not implemented by this ml/btyd.py")
+    x = features["repeat_order_count"].astype(float).fillna(0).to_numpy()
+    age = features["tenure_days"].astype(float).fillna(0).clip(lower=0).to_numpy()
+    t_x = np.minimum(features["btyd_recency_days"].astype(float).fillna(0).clip(lower=0).to_numpy(), age)
+    params = btyd.fit_bgnbd(x, t_x, age)
+    orders = btyd.expected_purchases(params, horizon_days, x, t_x, age)
+    ratio = params.a / np.where(x > 0, params.b + x - 1, 1.0) * ((params.alpha + age) / (params.alpha + t_x)) ** (params.r + x)
+    p_alive = np.where(x > 0, 1.0 / (1.0 + ratio), 1.0)
+    clv_values = btyd.btyd_clv_baseline(features, horizon_days).to_numpy(float)
+    spend = np.divide(clv_values, orders, out=np.zeros_like(orders), where=orders > 0)
+    return pd.DataFrame(
+        {"p_alive": p_alive, "expected_orders": orders, "expected_avg_order_value": spend, "predicted_clv": clv_values},
+        index=features.index,
+    )
+
+
+def btyd_outputs(features: pd.DataFrame, horizon_days: float) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], list[str]]:
+    """BTYD_FEATURES for every row (NaN for a model that cannot be fitted), each model's forecast, and notes."""
+    features = features.reset_index(drop=True)
+    columns = pd.DataFrame(index=features.index, columns=list(BTYD_FEATURES), dtype=float)
+    forecasts, notes = {}, []
+    for model in BTYD_CANDIDATES:
+        if features.empty:
+            notes.append(f"{model}: no customers")
+            continue
+        try:
+            forecast = _btyd_forecast(features, model, horizon_days)
+        except (btyd.BTYDFitError, ValueError) as error:
+            notes.append(f"{model} not available: {error}")
+            continue
+        forecasts[model] = forecast
+        for output in BTYD_OUTPUTS:
+            columns[f"btyd_{model}_{output}"] = forecast[output].to_numpy(dtype=float)
+        if model == BGNBD or columns["btyd_expected_avg_order_value"].isna().all():
+            columns["btyd_expected_avg_order_value"] = forecast["expected_avg_order_value"].to_numpy(dtype=float)
+    return columns, forecasts, notes
+
+
+@dataclass
+class FittedCandidate:
+    """A candidate fitted at one cut-off: LightGBM models, or nothing for those fitted at scoring time (BTYD, naive)."""
+
+    name: str
+    horizon_days: float
+    models: clv.ClvModels | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def fit_candidate(name: str, train: pd.DataFrame, btyd_columns: pd.DataFrame | None, horizon_days: float, seed: int = 0,
+                  max_train_rows: int = 200_000) -> FittedCandidate:
+    """Fit one candidate on labelled rows (btyd_columns = btyd_outputs of the same rows, needed by the stacked one)."""
+    if name not in CANDIDATES:
+        raise ValueError(f"unknown CLV candidate {name!r}; expected one of {CANDIDATES}")
+    if name == LIGHTGBM:
+        models = clv.fit_clv_models(train, seed=seed, max_train_rows=max_train_rows)
+        return FittedCandidate(name, horizon_days, models, list(models.notes))
+    if name == STACKED:
+        rows = pd.concat([train.reset_index(drop=True), btyd_columns.reset_index(drop=True)], axis=1)
+        models = clv.fit_clv_models(rows, seed=seed, max_train_rows=max_train_rows, extra_features=BTYD_FEATURES)
+        return FittedCandidate(name, horizon_days, models, list(models.notes))
+    return FittedCandidate(name, horizon_days)
+
+
+@dataclass
+class CandidateScores:
+    """Raw predictions of one candidate for a set of rows, or why there are none."""
+
+    predicted: np.ndarray | None
+    propensity: np.ndarray | None
+    top_drivers: list[str] | None = None
+    error: str | None = None
+
+
+def score_candidate(
+    fitted: FittedCandidate, features: pd.DataFrame, btyd_columns: pd.DataFrame, forecasts: dict[str, pd.DataFrame],
+    explain: bool = False,
+) -> CandidateScores:
+    """Raw (uncalibrated) predicted value and a purchase score per row of features (btyd_* from the same cut-off)."""
+    features = features.reset_index(drop=True)
+    name = fitted.name
+    if name in (LIGHTGBM, STACKED):
+        rows = features if name == LIGHTGBM else pd.concat([features, btyd_columns.reset_index(drop=True)], axis=1)
+        scores = clv.predict(fitted.models, rows, explain=explain)
+        drivers = scores["top_drivers"].tolist() if explain else None
+        return CandidateScores(scores["predicted_clv"].to_numpy(float), scores["purchase_propensity"].to_numpy(float), drivers)
+    if name in BTYD_CANDIDATES:
+        if name not in forecasts:
+            return CandidateScores(None, None, error=f"{name} could not be fitted at this cut-off")
+        forecast = forecasts[name].reset_index(drop=True)
+        # P(at least one order) is not part of the interface; expected orders rank buyers the same way for a score.
+        return CandidateScores(forecast["predicted_clv"].to_numpy(float), forecast["expected_orders"].to_numpy(float))
+    naive = clv.past_spend_rate(features, fitted.horizon_days) if len(features) else np.zeros(0)
+    return CandidateScores(naive, naive)
+
+
+# ---------------------------------------------------------------------------------------------------- selection
+
+
+def select_champion(
+    selection: pd.DataFrame,
+    ranking_floor: float = DEFAULT_RANKING_FLOOR_SPEARMAN,
+    calibration_band: tuple[float, float] = DEFAULT_CALIBRATION_BAND,
+    tolerance: float = SPEARMAN_TOLERANCE,
+    min_rows_for_band: int = MIN_HOLDOUT_FOR_CALIBRATION_BAND,
+) -> tuple[str, str]:
+    """The champion by the module's selection rule on one row per candidate (model, spearman, decile_mape,
+    calibration_ratio, n_customers), and the reason in one sentence."""
+    rows = selection.set_index("model")
+    order = [name for name in CANDIDATES if name in rows.index] + [n for n in rows.index if n not in CANDIDATES]
+    rows = rows.loc[order]
+    measured = rows[np.isfinite(rows["spearman"].astype(float)) & np.isfinite(rows["decile_mape"].astype(float))]
+    if measured.empty:
+        return PAST_SPEND, "no candidate could be measured on the selection rows: the past-spend rate needs no fit"
+    enforce_band = measured["n_customers"].astype(float) >= min_rows_for_band if "n_customers" in measured else True
+    in_band = measured["calibration_ratio"].between(*calibration_band) | ~enforce_band
+    passing = measured[(measured["spearman"] >= ranking_floor) & in_band]
+    pool = passing if not passing.empty else measured
+    best = float(pool["spearman"].max())
+    close = pool[pool["spearman"] >= best - tolerance]
+    champion = str(close["decile_mape"].astype(float).idxmin())
+    row = close.loc[champion]
+    others = ", ".join(f"{name} {close.loc[name, 'decile_mape']:.3f}" for name in close.index if name != champion)
+    reason = (
+        f"{champion}: lowest decile MAPE ({row['decile_mape']:.3f}"
+        + (f"; vs {others}" if others else "")
+        + f") among the candidates within {tolerance} of the best Spearman ({best:.3f})"
+        + (" that pass the gate" if not passing.empty else "; none passes the gate on the selection rows")
+    )
+    return champion, reason
+
+
+# ---------------------------------------------------------------------------------------------------- back-test
+
+
+@dataclass
+class ChampionBacktest:
+    """Every candidate on the selection and evaluation halves, the champion and why, decile tables (evaluation)."""
+
+    evaluation: pd.DataFrame
+    champion: str
+    reason: str
+    mode: str
+    decile_tables: dict[str, pd.DataFrame]
+    n_fit: int
+    n_selection: int
+    n_evaluation: int
+    notes: list[str] = field(default_factory=list)
+
+
+def selection_mask(customer_ids: pd.Series) -> np.ndarray:
+    """True for the selection half of the forecast customers (stable hash; the rest is the evaluation half)."""
+    return clv._unit_hash(customer_ids, "champion-selection") < SELECTION_SHARE
+
+
+def history_mode(selection_rows: pd.DataFrame | None) -> tuple[str, str]:
+    """FORWARD when the selection cut-off has enough customers and buyers, else SHORT_HISTORY; and why."""
+    if selection_rows is None or selection_rows.empty:
+        return SHORT_HISTORY, "short history: no customer before the selection cut-off (as-of minus two horizons)"
+    value, _ = clv._labels(selection_rows)
+    buyers = int((value > 0).sum())
+    if len(selection_rows) < MIN_SELECTION_CUSTOMERS or buyers < MIN_SELECTION_BUYERS:
+        return SHORT_HISTORY, (
+            f"short history: {len(selection_rows)} customers and {buyers} buyers at the selection cut-off "
+            f"(need {MIN_SELECTION_CUSTOMERS} and {MIN_SELECTION_BUYERS})"
+        )
+    return FORWARD, f"forward: fitted on {len(selection_rows)} customers at as-of minus two horizons"
+
+
+def _metrics_row(name: str, window: str, value, buy, raw, calibrated, propensity, low, high) -> dict:
+    row = evaluate(name, value, calibrated, buy, propensity)
+    raw_row = evaluate(name, value, raw, buy, None)
+    return row | {
+        "window": window,
+        "raw_calibration_ratio": raw_row["calibration_ratio"],
+        "raw_decile_mape": raw_row["decile_mape"],
+        "interval_coverage": interval_coverage(value, low, high),
+    }
+
+
+def champion_backtest(
+    evaluation_rows: pd.DataFrame,
+    horizon_days: float,
+    selection_rows: pd.DataFrame | None = None,
+    seed: int = 0,
+    holdout_share: float = 0.3,
+    max_train_rows: int = 200_000,
+    candidates: tuple[str, ...] = CANDIDATES,
+) -> ChampionBacktest:
+    """Fit every candidate, calibrate it, measure it on both halves and choose the champion (see module docstring).
+
+    evaluation_rows = customer_features_train (E), selection_rows = customer_features_selection (S, may be empty).
+    """
+    evaluation_rows = evaluation_rows.reset_index(drop=True)
+    mode, mode_note = history_mode(selection_rows)
+    notes = [mode_note]
+    e_btyd, e_forecasts, e_notes = btyd_outputs(evaluation_rows, horizon_days)
+    notes += [f"at the evaluation cut-off: {n}" for n in e_notes]
+    if mode == FORWARD:
+        fit_rows = selection_rows.reset_index(drop=True)
+        fit_btyd, _, s_notes = btyd_outputs(fit_rows, horizon_days)
+        notes += [f"at the selection cut-off: {n}" for n in s_notes]
+        target = np.ones(len(evaluation_rows), dtype=bool)
+    else:
+        in_holdout = clv.holdout_mask(evaluation_rows["customer_id"], holdout_share) if len(evaluation_rows) else np.zeros(0, bool)
+        fit_rows, fit_btyd = evaluation_rows[~in_holdout].reset_index(drop=True), e_btyd[~in_holdout].reset_index(drop=True)
+        target = in_holdout
+    forecast_rows = evaluation_rows[target].reset_index(drop=True)
+    forecast_btyd = e_btyd[target].reset_index(drop=True)
+    forecasts = {name: frame[target].reset_index(drop=True) for name, frame in e_forecasts.items()}
+    value, buy = clv._labels(forecast_rows) if len(forecast_rows) else (np.zeros(0), np.zeros(0, bool))
+    is_selection = selection_mask(forecast_rows["customer_id"]) if len(forecast_rows) else np.zeros(0, bool)
+    halves = {SELECTION: is_selection, EVALUATION: ~is_selection}
+    calibration_fold = clv._unit_hash(forecast_rows["customer_id"], "calibration-fold") < 0.5 if len(forecast_rows) else is_selection
+
+    rows, tables = [], {}
+    for name in candidates:
+        fitted = fit_candidate(name, fit_rows, fit_btyd, horizon_days, seed=seed, max_train_rows=max_train_rows)
+        scores = score_candidate(fitted, forecast_rows, forecast_btyd, forecasts) if len(forecast_rows) else None
+        fallback = fitted.models.fallback_reason if fitted.models is not None else None
+        note = f"fallback: {fallback}" if fallback else ""
+        if scores is None or scores.predicted is None:
+            error = scores.error if scores is not None else "no customers to forecast"
+            for window in halves:
+                rows.append({c: math.nan for c in EVALUATION_COLUMNS} | {
+                    "model": name, "n_customers": int(halves[window].sum()), "window": window, "note": error,
+                    "calibration": "none"})
+            continue
+        learn = halves[SELECTION]
+        calibration = learn_calibration(scores.predicted[learn], value[learn], fold=calibration_fold[learn])
+        calibrated = calibration.apply(scores.predicted)
+        intervals = learn_intervals(calibrated[learn], value[learn])
+        low, high = intervals.apply(calibrated)
+        for window, mask in halves.items():
+            row = _metrics_row(
+                name, window, value[mask], buy[mask], scores.predicted[mask], calibrated[mask], scores.propensity[mask],
+                low[mask], high[mask],
+            )
+            rows.append(row | {
+                "calibration": calibration.method, "note": note,
+                "calibration_map": calibration.to_json(), "interval_map": intervals.to_json(),
+            })
+        tables[name] = decile_table(value[halves[EVALUATION]], calibrated[halves[EVALUATION]])
+
+    table = pd.DataFrame(rows)
+    champion, reason = select_champion(table[table["window"] == SELECTION])
+    table["is_champion"] = table["model"] == champion
+    table["mode"] = mode
+    table = table.reindex(columns=list(EVALUATION_COLUMNS) + list(EXTRA_COLUMNS))
+    return ChampionBacktest(
+        evaluation=table,
+        champion=champion,
+        reason=reason,
+        mode=mode,
+        decile_tables=tables,
+        n_fit=len(fit_rows),
+        n_selection=int(is_selection.sum()),
+        n_evaluation=int((~is_selection).sum()),
+        notes=notes,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------- production
+
+
+@dataclass
+class ChampionModel:
+    """What ml/clv_model ships: the champion refitted on every E row, with the calibration and intervals it was
+    measured with."""
+
+    name: str
+    horizon_days: float
+    fitted: FittedCandidate
+    calibration: Calibration
+    intervals: IntervalModel
+    mode: str
+    base_buy_rate: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+def fit_champion(
+    train: pd.DataFrame,
+    horizon_days: float,
+    evaluation: pd.DataFrame,
+    seed: int = 0,
+    max_train_rows: int = 200_000,
+) -> ChampionModel:
+    """Refit the champion named in `evaluation` (marts.clv_model_evaluation) on all of customer_features_train,
+    with the calibration and interval maps it was selected with (its selection-window row)."""
+    chosen = evaluation[(evaluation["is_champion"].astype(bool)) & (evaluation["window"] == SELECTION)]
+    if chosen.empty:
+        raise ValueError("marts.clv_model_evaluation names no champion: materialize it first")
+    row = chosen.iloc[0]
+    name = str(row["model"])
+    calibration = Calibration.from_json(row["calibration_map"]) if isinstance(row["calibration_map"], str) else Calibration("none")
+    intervals = IntervalModel.from_json(row["interval_map"]) if isinstance(row["interval_map"], str) else IntervalModel()
+    train_btyd = btyd_outputs(train, horizon_days)[0] if name == STACKED else None
+    fitted = fit_candidate(name, train, train_btyd, horizon_days, seed=seed, max_train_rows=max_train_rows)
+    _, buy = clv._labels(train) if len(train) else (None, np.zeros(0, bool))
+    base_rate = float(buy.mean()) if len(buy) else 0.0
+    return ChampionModel(name, horizon_days, fitted, calibration, intervals, str(row["mode"]), base_rate, fitted.notes)
+
+
+def predict_champion(model: ChampionModel, features: pd.DataFrame, explain: bool = True) -> pd.DataFrame:
+    """One row per customer: predicted_clv (calibrated), p10/p90, purchase_propensity, top_drivers, clv_model."""
+    features = features.reset_index(drop=True)
+    needs_btyd = model.name in (STACKED, *BTYD_CANDIDATES)
+    columns, forecasts, _ = btyd_outputs(features, model.horizon_days) if needs_btyd else (None, {}, [])
+    scores = score_candidate(model.fitted, features, columns, forecasts, explain=explain)
+    result = pd.DataFrame({"customer_id": features["customer_id"].to_numpy()})
+    if scores.predicted is None:
+        raise btyd.BTYDFitError(scores.error)
+    predicted = model.calibration.apply(scores.predicted)
+    low, high = model.intervals.apply(predicted)
+    result["predicted_clv"] = predicted
+    result["predicted_clv_p10"] = np.minimum(low, predicted)
+    result["predicted_clv_p90"] = np.maximum(high, predicted)
+    propensity = scores.propensity
+    if model.name in BTYD_CANDIDATES:
+        # Expected orders are not a probability: 1 - exp(-E[orders]) is P(>= 1 order) for a Poisson count.
+        propensity = 1.0 - np.exp(-np.clip(propensity, 0.0, None))
+    elif model.name == PAST_SPEND:
+        propensity = np.full(len(features), model.base_buy_rate)
+    result["purchase_propensity"] = np.clip(propensity, 0.0, 1.0)
+    result["top_drivers"] = scores.top_drivers if scores.top_drivers is not None else "[]"
+    result["clv_model"] = model.name
+    return result
