@@ -321,3 +321,73 @@ def test_fit_btyd_notes_the_spend_fallback_when_repeat_buyers_are_few(cdnow):
     fitted = btyd.fit_btyd(few, "pareto_nbd")
     assert fitted.spend_params is None and "observed mean spend" in fitted.notes[0]
     assert (fitted.forecast(few, 90)["expected_avg_order_value"] == fitted.fallback_spend).all()
+
+
+def _simulated_train(customers: int = 3000, seed: int = 5) -> pd.DataFrame:
+    """customer_features_train-like rows from a Pareto/NBD world, with labels from the next 90 days (whole days)."""
+    from bench.btyd_fit import simulate
+
+    x, t_x, age, spend = simulate(customers, seed=seed)
+    rng = np.random.default_rng(seed)
+    features = pd.DataFrame(
+        {
+            "customer_id": [f"c{i}" for i in range(customers)],
+            "cutoff_date": pd.Timestamp("2024-06-30").date(),
+            "repeat_order_count": x, "order_count": x + 1, "btyd_recency_days": t_x, "tenure_days": age,
+            "first_order_value": 30.0, "gross_revenue": 30.0 + spend * x, "total_revenue": 30.0 + spend * x,
+            "avg_order_value": (30.0 + spend * x) / (x + 1),
+        }
+    )
+    # Labels that follow recency: recent, frequent buyers order again sooner (a rough but monotone truth).
+    rate = (x + 0.3) / (age + 30) * np.exp(-(age - t_x) / 120)
+    next_wait = rng.exponential(1 / rate)
+    has_future = next_wait <= 90
+    features["future_order_count"] = np.where(has_future, 1 + rng.poisson(rate * 60), 0)
+    features["has_future_order"] = has_future
+    features["future_revenue"] = features["future_order_count"] * 30.0
+    features["days_to_next_order"] = np.where(has_future, np.ceil(next_wait), np.nan)
+    return features
+
+
+def test_backtest_reports_every_metric_for_both_models_and_chooses_by_the_written_rule():
+    train = _simulated_train()
+    evaluation, chosen = btyd.backtest_btyd(train, 90)
+    assert list(evaluation["model"]) == list(btyd.BTYD_MODELS)
+    assert evaluation[["churn_auc", "expected_orders_mae", "next_order_days_mae"]].notna().all().all()
+    assert (evaluation["n_with_next_order"] == train["has_future_order"].sum()).all()
+    auc = evaluation.set_index("model")["churn_auc"]
+    # One-time buyers churn most here, and BG/NBD gives every one of them P(alive) = 1: Pareto/NBD must win.
+    assert auc["pareto_nbd"] > 0.7 and auc["bgnbd"] < auc["pareto_nbd"]
+    assert chosen == "pareto_nbd"
+
+
+def test_the_choice_rule_takes_churn_auc_first_then_expected_orders_error():
+    table = pd.DataFrame(
+        {"model": ["bgnbd", "pareto_nbd"], "churn_auc": [0.70, 0.80], "expected_orders_mae": [0.1, 0.5]}
+    )
+    assert btyd.choose_btyd_model(table) == "pareto_nbd"
+    tied = table.assign(churn_auc=[0.798, 0.80])
+    assert btyd.choose_btyd_model(tied) == "bgnbd"
+    assert btyd.choose_btyd_model(table.assign(expected_orders_mae=np.nan)) is None
+    no_auc = table.assign(churn_auc=np.nan)
+    assert btyd.choose_btyd_model(no_auc) == "bgnbd"
+
+
+def test_backtest_without_repeat_buyers_reports_why_and_chooses_nothing():
+    train = _simulated_train(500).assign(repeat_order_count=0, btyd_recency_days=0.0)
+    evaluation, chosen = btyd.backtest_btyd(train, 90)
+    assert chosen is None
+    assert evaluation["note"].str.contains("not fitted").all()
+
+
+def test_prediction_table_has_one_row_per_customer_and_dates_from_the_as_of():
+    train = _simulated_train(1000)
+    fitted = btyd.fit_btyd(train, "pareto_nbd")
+    table = btyd.btyd_prediction_table(train, fitted, 90)
+    assert list(table.columns) == btyd.PREDICTION_COLUMNS and len(table) == len(train)
+    assert table.drop(columns="expected_next_order_date").notna().all().all()
+    offset = (pd.to_datetime(table["expected_next_order_date"]) - pd.Timestamp("2024-06-30")).dt.days
+    assert (offset == table["expected_days_to_next_order"].round()).all()
+    empty = btyd.btyd_prediction_table(train, None, 90)
+    assert len(empty) == len(train) and empty["p_alive"].isna().all()
+    assert (empty["btyd_model"] == "none: no repeat buyers").all()
