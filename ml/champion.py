@@ -251,24 +251,7 @@ def learn_intervals(predicted, actual, quantiles: tuple[float, float] = INTERVAL
 
 def _btyd_forecast(features: pd.DataFrame, model: str, horizon_days: float) -> pd.DataFrame:
     """FittedBTYD.forecast of ml/btyd.py (fitted on these rows); index = features.index."""
-    if hasattr(btyd, "fit_btyd"):
-        return btyd.fit_btyd(features, model).forecast(features, horizon_days)
-    # NOTE (until branch clv-btyd is merged): BG/NBD from the older ml/btyd.py functions, no Pareto/NBD.
-    if model != BGNBD:
-        raise btyd.BTYDFitError(f"{model} is not implemented by this ml/btyd.py")
-    x = features["repeat_order_count"].astype(float).fillna(0).to_numpy()
-    age = features["tenure_days"].astype(float).fillna(0).clip(lower=0).to_numpy()
-    t_x = np.minimum(features["btyd_recency_days"].astype(float).fillna(0).clip(lower=0).to_numpy(), age)
-    params = btyd.fit_bgnbd(x, t_x, age)
-    orders = btyd.expected_purchases(params, horizon_days, x, t_x, age)
-    ratio = params.a / np.where(x > 0, params.b + x - 1, 1.0) * ((params.alpha + age) / (params.alpha + t_x)) ** (params.r + x)
-    p_alive = np.where(x > 0, 1.0 / (1.0 + ratio), 1.0)
-    clv_values = btyd.btyd_clv_baseline(features, horizon_days).to_numpy(float)
-    spend = np.divide(clv_values, orders, out=np.zeros_like(orders), where=orders > 0)
-    return pd.DataFrame(
-        {"p_alive": p_alive, "expected_orders": orders, "expected_avg_order_value": spend, "predicted_clv": clv_values},
-        index=features.index,
-    )
+    return btyd.fit_btyd(features, model).forecast(features, horizon_days)
 
 
 def btyd_outputs(features: pd.DataFrame, horizon_days: float) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], list[str]]:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml import btyd, champion
+from ml import champion
 from ml.evaluation import calibration_ratio, interval_coverage, quality_gate
 from tests.unit.test_clv import features_at, simulate_shop
 
@@ -52,7 +52,7 @@ def test_every_candidate_has_a_selection_and_an_evaluation_row(result):
     assert abs(result.n_selection - result.n_evaluation) < 0.1 * (result.n_selection + result.n_evaluation)
 
 
-@pytest.mark.parametrize("name", [champion.LIGHTGBM, champion.STACKED, champion.BGNBD, champion.PAST_SPEND])
+@pytest.mark.parametrize("name", champion.CANDIDATES)
 def test_each_candidate_ranks_and_after_calibration_totals_are_close(result, name):
     row = result.evaluation.set_index(["model", "window"]).loc[(name, champion.EVALUATION)]
     assert row["spearman"] > 0.3
@@ -60,12 +60,12 @@ def test_each_candidate_ranks_and_after_calibration_totals_are_close(result, nam
     assert 0.75 <= row["interval_coverage"] <= 1.0
 
 
-def test_pareto_nbd_is_measured_or_reported_unavailable_with_its_reason(result):
-    rows = result.evaluation[result.evaluation["model"] == champion.PARETO_NBD]
-    if hasattr(btyd, "fit_btyd"):
-        assert rows["spearman"].notna().all()
-    else:
-        assert rows["spearman"].isna().all() and (rows["note"] != "").all()
+def test_a_btyd_candidate_that_cannot_be_fitted_keeps_nan_rows_with_the_reason(evaluation_rows, selection_rows):
+    one_timers = evaluation_rows.assign(repeat_order_count=0, btyd_recency_days=0)
+    result = champion.champion_backtest(one_timers, HORIZON, selection_rows)
+    rows = result.evaluation[result.evaluation["model"].isin(champion.BTYD_CANDIDATES)]
+    assert rows["spearman"].isna().all() and rows["note"].str.contains("could not be fitted").all()
+    assert result.champion not in champion.BTYD_CANDIDATES
 
 
 def test_the_learning_models_beat_the_naive_forecast_and_the_champion_passes_the_gate(result):
