@@ -16,10 +16,10 @@ and as_of (scoring).
   never saw: exactly the one-horizon-ahead step production takes (fit at E, score at as_of), so drift and the
   tenure extrapolation show up in the numbers. E's customers are split by a stable hash of customer_id into a
   selection half and an evaluation half. Calibration and intervals are learned on the selection half, the champion
-  is chosen on the selection half's calibrated metrics, and the reported evaluation (`window = 'evaluation'`) is
+  is chosen on the selection half's calibrated metrics, and the reported evaluation (`backtest_window = 'evaluation'`) is
   the other half, used by neither.
-- Short history: when S has fewer than MIN_SELECTION_CUSTOMERS customers or MIN_SELECTION_BUYERS buyers (history
-  under about two horizons), candidates are fitted on E's customers outside the hash hold-out and forecast the
+- Short history: when S has fewer than MIN_SELECTION_CUSTOMERS customers or MIN_SELECTION_BUYERS buyers, or
+  its oldest customer is younger than MIN_SELECTION_HISTORY_HORIZONS horizons (history under ~2.5 horizons), candidates are fitted on E's customers outside the hash hold-out and forecast the
   hold-out, which is split into the same two halves. Calibration is then cross-sectional (it cannot see drift);
   `mode = 'short history'` says so.
 
@@ -86,6 +86,8 @@ SELECTION, EVALUATION = "selection", "evaluation"
 # Below these S sizes a fit at S says little about the shop: select within E instead (short history).
 MIN_SELECTION_CUSTOMERS = 200
 MIN_SELECTION_BUYERS = 20
+# Customers at S must have some history of their own (a shop seen for 2 days at S teaches nothing about tenure).
+MIN_SELECTION_HISTORY_HORIZONS = 0.5
 SELECTION_SHARE = 0.5  # of the forecast customers, by hash: the selection half
 # Spearman's sampling error on a few thousand customers is ~0.02: closer than that is a tie on ranking.
 SPEARMAN_TOLERANCE = 0.02
@@ -96,7 +98,7 @@ FACTOR_BOUNDS = (0.5, 2.0)
 INTERVAL_QUANTILES = (0.1, 0.9)
 # Columns of marts.clv_model_evaluation beyond EVALUATION_COLUMNS (which stay first, unchanged).
 EXTRA_COLUMNS = (
-    "window",
+    "backtest_window",
     "is_champion",
     "calibration",
     "raw_calibration_ratio",
@@ -392,10 +394,16 @@ def selection_mask(customer_ids: pd.Series) -> np.ndarray:
     return clv._unit_hash(customer_ids, "champion-selection") < SELECTION_SHARE
 
 
-def history_mode(selection_rows: pd.DataFrame | None) -> tuple[str, str]:
-    """FORWARD when the selection cut-off has enough customers and buyers, else SHORT_HISTORY; and why."""
+def history_mode(selection_rows: pd.DataFrame | None, horizon_days: float) -> tuple[str, str]:
+    """FORWARD when the selection cut-off has enough history, customers and buyers, else SHORT_HISTORY; and why."""
     if selection_rows is None or selection_rows.empty:
         return SHORT_HISTORY, "short history: no customer before the selection cut-off (as-of minus two horizons)"
+    history = float(pd.to_numeric(selection_rows["tenure_days"], errors="coerce").max())
+    if not history >= MIN_SELECTION_HISTORY_HORIZONS * horizon_days:
+        return SHORT_HISTORY, (
+            f"short history: {history:.0f} days of orders at the selection cut-off (as-of minus two horizons), "
+            f"need {MIN_SELECTION_HISTORY_HORIZONS} x {horizon_days:.0f}"
+        )
     value, _ = clv._labels(selection_rows)
     buyers = int((value > 0).sum())
     if len(selection_rows) < MIN_SELECTION_CUSTOMERS or buyers < MIN_SELECTION_BUYERS:
@@ -410,7 +418,7 @@ def _metrics_row(name: str, window: str, value, buy, raw, calibrated, propensity
     row = evaluate(name, value, calibrated, buy, propensity)
     raw_row = evaluate(name, value, raw, buy, None)
     return row | {
-        "window": window,
+        "backtest_window": window,
         "raw_calibration_ratio": raw_row["calibration_ratio"],
         "raw_decile_mape": raw_row["decile_mape"],
         "interval_coverage": interval_coverage(value, low, high),
@@ -431,7 +439,7 @@ def champion_backtest(
     evaluation_rows = customer_features_train (E), selection_rows = customer_features_selection (S, may be empty).
     """
     evaluation_rows = evaluation_rows.reset_index(drop=True)
-    mode, mode_note = history_mode(selection_rows)
+    mode, mode_note = history_mode(selection_rows, horizon_days)
     notes = [mode_note]
     e_btyd, e_forecasts, e_notes = btyd_outputs(evaluation_rows, horizon_days)
     notes += [f"at the evaluation cut-off: {n}" for n in e_notes]
@@ -462,7 +470,7 @@ def champion_backtest(
             error = scores.error if scores is not None else "no customers to forecast"
             for window in halves:
                 rows.append({c: math.nan for c in EVALUATION_COLUMNS} | {
-                    "model": name, "n_customers": int(halves[window].sum()), "window": window, "note": error,
+                    "model": name, "n_customers": int(halves[window].sum()), "backtest_window": window, "note": error,
                     "calibration": "none"})
             continue
         learn = halves[SELECTION]
@@ -482,7 +490,7 @@ def champion_backtest(
         tables[name] = decile_table(value[halves[EVALUATION]], calibrated[halves[EVALUATION]])
 
     table = pd.DataFrame(rows)
-    champion, reason = select_champion(table[table["window"] == SELECTION])
+    champion, reason = select_champion(table[table["backtest_window"] == SELECTION])
     table["is_champion"] = table["model"] == champion
     table["mode"] = mode
     table = table.reindex(columns=list(EVALUATION_COLUMNS) + list(EXTRA_COLUMNS))
@@ -526,7 +534,7 @@ def fit_champion(
 ) -> ChampionModel:
     """Refit the champion named in `evaluation` (marts.clv_model_evaluation) on all of customer_features_train,
     with the calibration and interval maps it was selected with (its selection-window row)."""
-    chosen = evaluation[(evaluation["is_champion"].astype(bool)) & (evaluation["window"] == SELECTION)]
+    chosen = evaluation[(evaluation["is_champion"].astype(bool)) & (evaluation["backtest_window"] == SELECTION)]
     if chosen.empty:
         raise ValueError("marts.clv_model_evaluation names no champion: materialize it first")
     row = chosen.iloc[0]

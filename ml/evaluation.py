@@ -231,13 +231,13 @@ def quality_gate(
     """Pass when at least one candidate passes on the reported evaluation rows: Spearman at or above the floor and
     sum(predicted)/sum(actual) inside the band; otherwise one reason line naming every candidate's failure.
 
-    Rows are those of marts.clv_model_evaluation with window = 'evaluation' (every row of a table without a window
+    Rows are those of marts.clv_model_evaluation with backtest_window = 'evaluation' (every row of a table without that
     column). The band is enforced only from min_holdout_for_band customers: below that a handful of big spenders
     decide the sum ratio. A metric that could not be measured (NaN) fails that candidate.
     """
     rows = evaluation
-    if "window" in evaluation:
-        rows = evaluation[evaluation["window"] == "evaluation"]
+    if "backtest_window" in evaluation:
+        rows = evaluation[evaluation["backtest_window"] == "evaluation"]
     failures = {
         str(row["model"]): _candidate_failures(row, ranking_floor_spearman, calibration_band, min_holdout_for_band)
         for _, row in rows.iterrows()

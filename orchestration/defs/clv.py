@@ -26,7 +26,7 @@ MODEL = dg.AssetKey(["ml", "clv_model"])
 # two warehouses sharing a data folder never read each other's model; clv_predictions reads exactly that row.
 MODEL_TABLE = "ml.clv_model"
 SHOWN_COLUMNS = [
-    "model", "window", "is_champion", "n_customers", "spearman", "normalized_gini", "decile_mape",
+    "model", "backtest_window", "is_champion", "n_customers", "spearman", "normalized_gini", "decile_mape",
     "calibration_ratio", "raw_decile_mape", "raw_calibration_ratio", "propensity_auc", "interval_coverage", "note",
 ]
 
@@ -62,7 +62,7 @@ def clv_model_evaluation(
     table = result.evaluation.assign(horizon_days=horizon, n_fit=result.n_fit)
     with warehouse.connect() as conn:
         write_table(conn, "marts.clv_model_evaluation", table)
-    reported = table[table["window"] == EVALUATION_WINDOW]
+    reported = table[table["backtest_window"] == EVALUATION_WINDOW]
     per_metric = {
         f"{row['model']}/{metric}": dg.MetadataValue.float(float(row[metric]))
         for _, row in reported.iterrows()
@@ -76,7 +76,7 @@ def clv_model_evaluation(
             "why_champion": dg.MetadataValue.text(result.reason),
             "mode": dg.MetadataValue.text(result.mode),
             "evaluation": markdown_table(table[SHOWN_COLUMNS]),
-            "calibration": markdown_table(table.loc[table["window"] == EVALUATION_WINDOW, ["model", "calibration"]]),
+            "calibration": markdown_table(table.loc[table["backtest_window"] == EVALUATION_WINDOW, ["model", "calibration"]]),
             "decile_calibration_chart": png_image(
                 decile_chart_png(result.decile_tables), "calibrated predicted vs actual by decile (evaluation half)"
             ),

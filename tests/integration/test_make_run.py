@@ -41,7 +41,28 @@ def _assert_customer_scores_contract(warehouse: Path) -> int:
     assert n_rows == n_ids == buyers
     assert nulls == 0
     _assert_peer_predictions(warehouse, n_rows)
+    _assert_champion_and_intervals(warehouse)
     return n_rows
+
+
+def _assert_champion_and_intervals(warehouse: Path) -> None:
+    """Issue 13 items 1, 2, 5: every candidate evaluated, one champion used by the scores, p10 <= CLV <= p90."""
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        evaluation = conn.execute("select model, backtest_window, is_champion from marts.clv_model_evaluation").df()
+        scores = conn.execute(
+            "select clv_model, predicted_clv, predicted_clv_p10, predicted_clv_p90 from marts.customer_scores"
+        ).df()
+        stored = conn.execute("select clv_model, model_version from ml.clv_model").fetchall()
+        used = conn.execute("select distinct model_version from ml.clv_predictions").fetchall()
+    assert set(evaluation["model"]) == {"lightgbm", "lightgbm_btyd", "bgnbd", "pareto_nbd", "past_spend_rate"}
+    assert set(evaluation["backtest_window"]) == {"selection", "evaluation"}
+    champions = set(evaluation.loc[evaluation["is_champion"], "model"])
+    assert len(champions) == 1 and len(stored) == 1 and stored[0][0] in champions
+    assert used == [(stored[0][1],)]  # predictions come from exactly the stored model version
+    assert set(scores["clv_model"]) == champions
+    assert scores.notna().all().all()
+    assert (scores["predicted_clv_p10"] <= scores["predicted_clv"] + 1e-9).all()
+    assert (scores["predicted_clv"] <= scores["predicted_clv_p90"] + 1e-9).all()
 
 
 PEER_COLUMNS = [

@@ -44,17 +44,17 @@ def result(evaluation_rows, selection_rows):
 def test_every_candidate_has_a_selection_and_an_evaluation_row(result):
     table = result.evaluation
     assert sorted(table["model"].unique()) == sorted(champion.CANDIDATES)
-    assert (table.groupby("model")["window"].apply(sorted) == [[champion.EVALUATION, champion.SELECTION]] * 5).all()
+    assert (table.groupby("model")["backtest_window"].apply(sorted) == [[champion.EVALUATION, champion.SELECTION]] * 5).all()
     assert table.loc[table["is_champion"], "model"].tolist() == [result.champion] * 2
     assert result.mode == champion.FORWARD and (table["mode"] == champion.FORWARD).all()
     # Forward mode forecasts every customer of the training cut-off, split into two disjoint halves.
-    assert (table.groupby("window")["n_customers"].first().sum()) == result.n_selection + result.n_evaluation
+    assert (table.groupby("backtest_window")["n_customers"].first().sum()) == result.n_selection + result.n_evaluation
     assert abs(result.n_selection - result.n_evaluation) < 0.1 * (result.n_selection + result.n_evaluation)
 
 
 @pytest.mark.parametrize("name", champion.CANDIDATES)
 def test_each_candidate_ranks_and_after_calibration_totals_are_close(result, name):
-    row = result.evaluation.set_index(["model", "window"]).loc[(name, champion.EVALUATION)]
+    row = result.evaluation.set_index(["model", "backtest_window"]).loc[(name, champion.EVALUATION)]
     assert row["spearman"] > 0.3
     assert 0.7 <= row["calibration_ratio"] <= 1.3  # the gate's band
     assert 0.75 <= row["interval_coverage"] <= 1.0
@@ -69,7 +69,7 @@ def test_a_btyd_candidate_that_cannot_be_fitted_keeps_nan_rows_with_the_reason(e
 
 
 def test_the_learning_models_beat_the_naive_forecast_and_the_champion_passes_the_gate(result):
-    reported = result.evaluation[result.evaluation["window"] == champion.EVALUATION].set_index("model")
+    reported = result.evaluation[result.evaluation["backtest_window"] == champion.EVALUATION].set_index("model")
     for name in (champion.LIGHTGBM, champion.STACKED):
         assert reported.loc[name, "spearman"] > reported.loc[champion.PAST_SPEND, "spearman"]
     assert quality_gate(result.evaluation).passed
@@ -224,3 +224,11 @@ def test_intervals_on_zero_inflated_spend_start_at_zero_and_cover_at_least_eight
     low, high = intervals.apply(mean[10000:])
     assert (low == 0).mean() > 0.9
     assert interval_coverage(actual[10000:], low, high) >= 0.8
+
+
+def test_a_selection_cut_off_without_enough_history_of_its_own_means_short_history(selection_rows):
+    assert champion.history_mode(selection_rows, HORIZON)[0] == champion.FORWARD
+    young = selection_rows.assign(tenure_days=selection_rows["tenure_days"].clip(upper=10))
+    mode, why = champion.history_mode(young, HORIZON)
+    assert mode == champion.SHORT_HISTORY and "10 days of orders" in why
+    assert champion.history_mode(selection_rows.head(50), HORIZON)[0] == champion.SHORT_HISTORY

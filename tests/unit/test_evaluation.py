@@ -104,7 +104,7 @@ def test_evaluate_returns_one_row_with_every_metric_and_nan_auc_without_a_score(
 
 def candidates_table(**rows: dict) -> pd.DataFrame:
     """Evaluation-window rows for the gate, one per candidate; metrics not given are irrelevant."""
-    return pd.DataFrame([{"model": name, "window": "evaluation", "n_customers": 5000, **row} for name, row in rows.items()])
+    return pd.DataFrame([{"model": name, "backtest_window": "evaluation", "n_customers": 5000, **row} for name, row in rows.items()])
 
 
 GOOD = {"spearman": 0.5, "calibration_ratio": 1.05, "decile_mape": 0.3}
@@ -133,7 +133,7 @@ def test_gate_fails_with_one_line_naming_every_candidate_when_none_passes():
 
 def test_gate_reads_only_the_evaluation_window():
     table = pd.concat(
-        [candidates_table(lightgbm=GOOD | {"spearman": 0.05}), candidates_table(lightgbm=GOOD).assign(window="selection")]
+        [candidates_table(lightgbm=GOOD | {"spearman": 0.05}), candidates_table(lightgbm=GOOD).assign(backtest_window="selection")]
     )
     assert not ev.quality_gate(table).passed
 
