@@ -41,7 +41,13 @@ the selection half, interpolated the same way: empirical, distribution-free (spl
 zero-inflated, so p10 is 0 for most customers and [p10, p90] covers P(actual <= p90) ~ 0.9 of them; the
 coverage is measured on the evaluation half.
 
-Seasonality: not modelled (see the report of the change that added this module).
+Seasonality (seasonal_factor, decide_seasonality): production forecasts (as_of, as_of + h] with a calibration
+learned on (as_of - h, as_of]; when h is under a year those are different seasons. The factor is the shop's revenue
+in the same calendar window a year earlier over the revenue of the h days before it: rev(as_of - 365, as_of - 365 + h]
+/ rev(as_of - 365 - h, as_of - 365]. It is applied only when the same factor one horizon earlier moves the champion's
+raw forward forecast of E's labels (selection half) closer to their total, which needs forward mode and a year plus
+two horizons of history; otherwise `seasonality` says which condition was missing (a year plus the horizon for the
+factor itself). The decision and the factor are in every row of marts.clv_model_evaluation.
 """
 
 from __future__ import annotations
@@ -61,6 +67,7 @@ from ml.evaluation import (
     DEFAULT_RANKING_FLOOR_SPEARMAN,
     EVALUATION_COLUMNS,
     MIN_HOLDOUT_FOR_CALIBRATION_BAND,
+    calibration_ratio,
     decile_mape,
     decile_table,
     evaluate,
@@ -105,6 +112,8 @@ EXTRA_COLUMNS = (
     "raw_decile_mape",
     "interval_coverage",
     "mode",
+    "seasonality",
+    "seasonal_factor",
     "note",
     "calibration_map",
     "interval_map",
@@ -371,6 +380,60 @@ def select_champion(
     return champion, reason
 
 
+# ---------------------------------------------------------------------------------------------------- seasonality
+
+SEASON_DAYS = 365
+
+
+def _window_revenue(daily_revenue: pd.Series, after: pd.Timestamp, through: pd.Timestamp) -> float:
+    dates = pd.to_datetime(daily_revenue.index)
+    return float(daily_revenue[(dates > after) & (dates <= through)].sum())
+
+
+def seasonal_factor(daily_revenue: pd.Series | None, cutoff, horizon_days: int) -> float | None:
+    """Revenue of the calendar window a year before (cutoff, cutoff + h] over that of the h days before it; None when
+    the horizon is a year or more (every season counted once), history is too short, or a window has no revenue."""
+    if daily_revenue is None or daily_revenue.empty or horizon_days >= SEASON_DAYS:
+        return None
+    year_ago = pd.Timestamp(cutoff) - pd.Timedelta(days=SEASON_DAYS)
+    horizon = pd.Timedelta(days=horizon_days)
+    if pd.to_datetime(daily_revenue.index).min() > year_ago - horizon:
+        return None
+    ahead, before = _window_revenue(daily_revenue, year_ago, year_ago + horizon), _window_revenue(
+        daily_revenue, year_ago - horizon, year_ago
+    )
+    return ahead / before if ahead > 0 and before > 0 else None
+
+
+def decide_seasonality(
+    daily_revenue: pd.Series | None, as_of, horizon_days: int, mode: str, raw_predicted, actual
+) -> tuple[float, str]:
+    """The factor production applies (1.0 = none) and why, measured on the raw forward forecast of E's labels."""
+    if horizon_days >= SEASON_DAYS:
+        return 1.0, "not applied: the horizon spans a whole year"
+    if daily_revenue is None:
+        return 1.0, "not applied: no daily revenue to measure it on"
+    factor = seasonal_factor(daily_revenue, as_of, horizon_days)
+    if factor is None:
+        return 1.0, "not applied: history shorter than a year plus the horizon"
+    if mode != FORWARD:
+        return 1.0, f"not applied: factor {factor:.3f} cannot be tested without the selection cut-off (short history)"
+    earlier = seasonal_factor(daily_revenue, pd.Timestamp(as_of) - pd.Timedelta(days=horizon_days), horizon_days)
+    ratio = calibration_ratio(actual, raw_predicted)
+    if earlier is None or not np.isfinite(ratio) or ratio <= 0:
+        return 1.0, f"not applied: factor {factor:.3f} cannot be tested (needs a year plus two horizons of history)"
+    before, after = abs(math.log(ratio)), abs(math.log(ratio * earlier))
+    if after < before:
+        return factor, (
+            f"applied: factor {factor:.3f}; one horizon earlier its factor {earlier:.3f} moved the raw forecast's "
+            f"sum ratio from {ratio:.3f} to {ratio * earlier:.3f}"
+        )
+    return 1.0, (
+        f"not applied: one horizon earlier the factor {earlier:.3f} moved the raw forecast's sum ratio from "
+        f"{ratio:.3f} to {ratio * earlier:.3f}, further from 1"
+    )
+
+
 # ---------------------------------------------------------------------------------------------------- back-test
 
 
@@ -433,10 +496,12 @@ def champion_backtest(
     holdout_share: float = 0.3,
     max_train_rows: int = 200_000,
     candidates: tuple[str, ...] = CANDIDATES,
+    daily_revenue: pd.Series | None = None,
 ) -> ChampionBacktest:
     """Fit every candidate, calibrate it, measure it on both halves and choose the champion (see module docstring).
 
-    evaluation_rows = customer_features_train (E), selection_rows = customer_features_selection (S, may be empty).
+    evaluation_rows = customer_features_train (E), selection_rows = customer_features_selection (S, may be empty),
+    daily_revenue = the shop's revenue per order date up to as_of (index: dates), for the seasonality decision.
     """
     evaluation_rows = evaluation_rows.reset_index(drop=True)
     mode, mode_note = history_mode(selection_rows, horizon_days)
@@ -460,7 +525,7 @@ def champion_backtest(
     halves = {SELECTION: is_selection, EVALUATION: ~is_selection}
     calibration_fold = clv._unit_hash(forecast_rows["customer_id"], "calibration-fold") < 0.5 if len(forecast_rows) else is_selection
 
-    rows, tables = [], {}
+    rows, tables, raw_selection = [], {}, {}
     for name in candidates:
         fitted = fit_candidate(name, fit_rows, fit_btyd, horizon_days, seed=seed, max_train_rows=max_train_rows)
         scores = score_candidate(fitted, forecast_rows, forecast_btyd, forecasts) if len(forecast_rows) else None
@@ -474,6 +539,7 @@ def champion_backtest(
                     "calibration": "none"})
             continue
         learn = halves[SELECTION]
+        raw_selection[name] = scores.predicted[learn]
         calibration = learn_calibration(scores.predicted[learn], value[learn], fold=calibration_fold[learn])
         calibrated = calibration.apply(scores.predicted)
         intervals = learn_intervals(calibrated[learn], value[learn])
@@ -493,6 +559,18 @@ def champion_backtest(
     champion, reason = select_champion(table[table["backtest_window"] == SELECTION])
     table["is_champion"] = table["model"] == champion
     table["mode"] = mode
+    as_of = (
+        pd.Timestamp(evaluation_rows["cutoff_date"].iloc[0]) + pd.Timedelta(days=horizon_days)
+        if "cutoff_date" in evaluation_rows and len(evaluation_rows) else None
+    )
+    if champion in raw_selection and as_of is not None:
+        factor, seasonality = decide_seasonality(
+            daily_revenue, as_of, int(horizon_days), mode, raw_selection[champion], value[halves[SELECTION]]
+        )
+    else:
+        factor, seasonality = 1.0, "not applied: no raw forecast of the champion to test it on"
+    table["seasonality"], table["seasonal_factor"] = seasonality, factor
+    notes.append(f"seasonality {seasonality}")
     table = table.reindex(columns=list(EVALUATION_COLUMNS) + list(EXTRA_COLUMNS))
     return ChampionBacktest(
         evaluation=table,
@@ -522,6 +600,8 @@ class ChampionModel:
     intervals: IntervalModel
     mode: str
     base_buy_rate: float = 0.0
+    seasonal_factor: float = 1.0
+    seasonality: str = "not applied"
     notes: list[str] = field(default_factory=list)
 
 
@@ -545,7 +625,11 @@ def fit_champion(
     fitted = fit_candidate(name, train, train_btyd, horizon_days, seed=seed, max_train_rows=max_train_rows)
     _, buy = clv._labels(train) if len(train) else (None, np.zeros(0, bool))
     base_rate = float(buy.mean()) if len(buy) else 0.0
-    return ChampionModel(name, horizon_days, fitted, calibration, intervals, str(row["mode"]), base_rate, fitted.notes)
+    factor = float(row["seasonal_factor"]) if "seasonal_factor" in row and pd.notna(row["seasonal_factor"]) else 1.0
+    seasonality = str(row["seasonality"]) if "seasonality" in row and pd.notna(row["seasonality"]) else "not applied"
+    return ChampionModel(
+        name, horizon_days, fitted, calibration, intervals, str(row["mode"]), base_rate, factor, seasonality, fitted.notes
+    )
 
 
 def predict_champion(model: ChampionModel, features: pd.DataFrame, explain: bool = True) -> pd.DataFrame:
@@ -557,8 +641,10 @@ def predict_champion(model: ChampionModel, features: pd.DataFrame, explain: bool
     result = pd.DataFrame({"customer_id": features["customer_id"].to_numpy()})
     if scores.predicted is None:
         raise btyd.BTYDFitError(scores.error)
-    predicted = model.calibration.apply(scores.predicted)
-    low, high = model.intervals.apply(predicted)
+    calibrated = model.calibration.apply(scores.predicted)
+    low, high = model.intervals.apply(calibrated)
+    # The season ahead scales the whole forecast distribution (mean and quantiles alike).
+    predicted, low, high = (values * model.seasonal_factor for values in (calibrated, low, high))
     result["predicted_clv"] = predicted
     result["predicted_clv_p10"] = np.minimum(low, predicted)
     result["predicted_clv_p90"] = np.maximum(high, predicted)

@@ -20,6 +20,16 @@ from orchestration.lib.warehouse_io import read_table, write_table
 TRAINING_SET = dg.AssetKey(["marts", "customer_features_train"])
 SELECTION_SET = dg.AssetKey(["marts", "customer_features_selection"])
 CUSTOMER_FEATURES = dg.AssetKey(["marts", "customer_features"])
+ORDERS = dg.AssetKey(["staging", "stg_orders"])
+CUTOFFS = dg.AssetKey(["intermediate", "int_cutoffs"])
+# The shop's revenue per order date up to the as-of date: what the seasonality decision measures (ml/champion.py).
+DAILY_REVENUE_SQL = """
+    select orders.ordered_on, sum(case when orders.is_refund then 0 else orders.order_amount end) as revenue
+    from staging.stg_orders as orders, intermediate.int_cutoffs as cutoffs
+    where not orders.is_cancelled and orders.ordered_on <= cutoffs.scoring_cutoff
+    group by orders.ordered_on
+    order by orders.ordered_on
+"""
 EVALUATION = dg.AssetKey(["marts", "clv_model_evaluation"])
 MODEL = dg.AssetKey(["ml", "clv_model"])
 # The production model lives in the warehouse it was trained for (one row, the pickled blob and its version), so
@@ -41,7 +51,7 @@ class ClvConfig(dg.Config):
 
 @dg.asset(
     key=EVALUATION.path,
-    deps=[TRAINING_SET, SELECTION_SET],
+    deps=[TRAINING_SET, SELECTION_SET, ORDERS, CUTOFFS],
     group_name=groups.CLV,
     kinds={"python", "lightgbm", "duckdb"},
     op_tags=DUCKDB_TAG,
@@ -55,9 +65,11 @@ def clv_model_evaluation(
     with warehouse.connect() as conn:
         train = read_table(conn, "marts.customer_features_train", order_by="customer_id")
         selection = read_table(conn, "marts.customer_features_selection", order_by="customer_id")
+        daily = conn.execute(DAILY_REVENUE_SQL).df()
+    daily_revenue = pd.Series(daily["revenue"].to_numpy(float), index=pd.to_datetime(daily["ordered_on"]))
     result = champion_backtest(
         train, horizon, selection, seed=config.seed, holdout_share=config.holdout_share,
-        max_train_rows=config.max_train_rows,
+        max_train_rows=config.max_train_rows, daily_revenue=daily_revenue,
     )
     table = result.evaluation.assign(horizon_days=horizon, n_fit=result.n_fit)
     with warehouse.connect() as conn:
@@ -75,6 +87,7 @@ def clv_model_evaluation(
             "champion": dg.MetadataValue.text(result.champion),
             "why_champion": dg.MetadataValue.text(result.reason),
             "mode": dg.MetadataValue.text(result.mode),
+            "seasonality": dg.MetadataValue.text(str(table["seasonality"].iloc[0]) if len(table) else "none"),
             "evaluation": markdown_table(table[SHOWN_COLUMNS]),
             "calibration": markdown_table(table.loc[table["backtest_window"] == EVALUATION_WINDOW, ["model", "calibration"]]),
             "decile_calibration_chart": png_image(
@@ -138,7 +151,7 @@ def clv_model(warehouse: Warehouse, settings: SegmintSettings, config: ClvConfig
     row = pd.DataFrame(
         [{
             "model_version": version, "clv_model": model.name, "mode": model.mode,
-            "calibration": model.calibration.method, "horizon_days": s.horizon_days, "n_train_rows": len(train),
+            "calibration": model.calibration.method, "seasonal_factor": model.seasonal_factor, "horizon_days": s.horizon_days, "n_train_rows": len(train),
             "model_blob": blob,
         }]
     )
@@ -149,6 +162,7 @@ def clv_model(warehouse: Warehouse, settings: SegmintSettings, config: ClvConfig
         "clv_model": dg.MetadataValue.text(model.name),
         "mode": dg.MetadataValue.text(model.mode),
         "calibration": dg.MetadataValue.text(model.calibration.method),
+        "seasonality": dg.MetadataValue.text(model.seasonality),
         "n_train_rows": dg.MetadataValue.int(len(train)),
         "notes": dg.MetadataValue.text(" ".join(model.notes) or "none"),
     }

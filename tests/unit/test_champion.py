@@ -232,3 +232,45 @@ def test_a_selection_cut_off_without_enough_history_of_its_own_means_short_histo
     mode, why = champion.history_mode(young, HORIZON)
     assert mode == champion.SHORT_HISTORY and "10 days of orders" in why
     assert champion.history_mode(selection_rows.head(50), HORIZON)[0] == champion.SHORT_HISTORY
+
+
+# ------------------------------------------------------------------------------------------ seasonality
+
+
+def seasonal_revenue(years: float = 3, holiday_lift: float = 2.0) -> pd.Series:
+    """Daily revenue 100, times holiday_lift in November and December: a planted season."""
+    days = pd.date_range("2021-01-01", periods=int(365 * years), freq="D")
+    return pd.Series(np.where(days.month >= 11, 100.0 * holiday_lift, 100.0), index=days)
+
+
+def test_the_seasonal_factor_is_the_year_earlier_ratio_of_the_window_ahead_to_the_window_before():
+    revenue = seasonal_revenue()
+    # As of 2023-09-01 with 122 days: a year earlier, Sep-Dec 2022 (61 days lifted) over May-Aug 2022.
+    factor = champion.seasonal_factor(revenue, pd.Timestamp("2023-09-01"), 122)
+    expected = (61 * 100 + 61 * 200) / (122 * 100)
+    assert factor == pytest.approx(expected, rel=0.02)
+    assert champion.seasonal_factor(revenue, pd.Timestamp("2021-09-01"), 122) is None  # no year of history
+    assert champion.seasonal_factor(revenue, pd.Timestamp("2023-09-01"), 365) is None  # a year holds every season
+
+
+def test_seasonality_is_applied_only_when_it_helped_one_horizon_earlier():
+    revenue = seasonal_revenue()
+    actual = np.full(1000, 10.0)
+    # One horizon earlier (as of 2023-10-31) the window ahead held the holidays: its factor is 1.5. In production
+    # (as of 2024-03-01) the window ahead is spring after a holiday-lifted window: factor 1 / 1.5.
+    as_of = pd.Timestamp("2024-03-01")
+    # A raw forecast that under-predicted the holidays by 1 / 1.5 is what that earlier factor corrects: apply.
+    factor, why = champion.decide_seasonality(revenue, as_of, 122, champion.FORWARD, actual / 1.5, actual)
+    assert why.startswith("applied") and factor == pytest.approx(1 / 1.5, rel=0.02)
+    # A forecast that over-predicted would be pushed further away: do not apply.
+    factor, why = champion.decide_seasonality(revenue, as_of, 122, champion.FORWARD, actual * 1.3, actual)
+    assert factor == 1.0 and why.startswith("not applied") and "further from 1" in why
+
+
+def test_seasonality_says_why_it_is_not_applied():
+    revenue, actual = seasonal_revenue(), np.ones(10)
+    assert "whole year" in champion.decide_seasonality(revenue, "2023-11-01", 365, champion.FORWARD, actual, actual)[1]
+    short = champion.decide_seasonality(seasonal_revenue(1.2), "2022-01-20", 122, champion.FORWARD, actual, actual)
+    assert "a year plus the horizon" in short[1]
+    untested = champion.decide_seasonality(revenue, "2023-11-01", 122, champion.SHORT_HISTORY, actual, actual)
+    assert untested[0] == 1.0 and "short history" in untested[1]
