@@ -285,6 +285,23 @@ def test_median_days_to_next_purchase_follows_the_posterior_purchase_rate():
     assert ((5.0 + 12.0) / (5.0 + 12.0 + wait)) ** 3.3 == pytest.approx(0.5)
 
 
+def test_days_to_next_purchase_within_a_horizon_is_the_median_of_the_truncated_wait():
+    params = btyd.ParetoNBDParams(r=0.5, alpha=10.0, s=0.6, beta=12.0)
+    x, t_x, T, horizon = np.array([0, 2, 40]), np.array([0.0, 15.0, 19.0]), np.array([20.0, 20.0, 20.0]), 90.0
+    within = btyd.expected_days_to_next_purchase(params, x, t_x, T, within=horizon)
+    unbounded = btyd.expected_days_to_next_purchase(params, x, t_x, T)
+    assert (within > 0).all() and (within < horizon).all() and (within <= unbounded).all()
+
+    def cdf(w):  # P(next purchase within w | alive), posterior Gamma(r + x, alpha + T) rate
+        return 1 - ((10.0 + T) / (10.0 + T + w)) ** (0.5 + x)
+
+    np.testing.assert_allclose(cdf(within), cdf(horizon) / 2, rtol=1e-9)
+    # A very frequent buyer almost surely orders in the horizon: the truncation barely matters.
+    assert within[2] == pytest.approx(unbounded[2], rel=1e-6)
+    with pytest.raises(ValueError):
+        btyd.expected_days_to_next_purchase(params, x, t_x, T, within=0)
+
+
 @pytest.mark.parametrize("model", btyd.BTYD_MODELS)
 def test_fit_btyd_forecasts_every_customer_with_finite_values(cdnow, model):
     features = cdnow_as_features(cdnow)
@@ -300,7 +317,7 @@ def test_fit_btyd_forecasts_every_customer_with_finite_values(cdnow, model):
     assert forecast["predicted_clv"].to_numpy() == pytest.approx(
         (forecast["expected_orders"] * forecast["expected_avg_order_value"]).to_numpy()
     )
-    assert forecast["expected_days_to_next_order"].between(0, btyd.MAX_DAYS_TO_NEXT_ORDER).all()
+    assert forecast["expected_days_to_next_order"].between(0, 39 * DAYS_PER_WEEK).all()
     # Customer one under Pareto/NBD: 39-week expectation in days equals the one in weeks with the weekly fit.
     if model == "pareto_nbd":
         weekly = btyd.fit_pareto_nbd(cdnow["x"], cdnow["t_x"], cdnow["T"])
