@@ -340,7 +340,7 @@ def test_fit_btyd_notes_the_spend_fallback_when_repeat_buyers_are_few(cdnow):
     assert (fitted.forecast(few, 90)["expected_avg_order_value"] == fitted.fallback_spend).all()
 
 
-def _simulated_train(customers: int = 3000, seed: int = 5) -> pd.DataFrame:
+def simulated_train(customers: int = 3000, seed: int = 5) -> pd.DataFrame:
     """customer_features_train-like rows from a Pareto/NBD world, with labels from the next 90 days (whole days)."""
     from bench.btyd_fit import simulate
 
@@ -367,7 +367,7 @@ def _simulated_train(customers: int = 3000, seed: int = 5) -> pd.DataFrame:
 
 
 def test_backtest_reports_every_metric_for_both_models_and_chooses_by_the_written_rule():
-    train = _simulated_train()
+    train = simulated_train()
     evaluation, chosen = btyd.backtest_btyd(train, 90)
     assert list(evaluation["model"]) == list(btyd.BTYD_MODELS)
     assert evaluation[["churn_auc", "expected_orders_mae", "next_order_days_mae"]].notna().all().all()
@@ -391,14 +391,14 @@ def test_the_choice_rule_takes_churn_auc_first_then_expected_orders_error():
 
 
 def test_backtest_without_repeat_buyers_reports_why_and_chooses_nothing():
-    train = _simulated_train(500).assign(repeat_order_count=0, btyd_recency_days=0.0)
+    train = simulated_train(500).assign(repeat_order_count=0, btyd_recency_days=0.0)
     evaluation, chosen = btyd.backtest_btyd(train, 90)
     assert chosen is None
     assert evaluation["note"].str.contains("not fitted").all()
 
 
 def test_prediction_table_has_one_row_per_customer_and_dates_from_the_as_of():
-    train = _simulated_train(1000)
+    train = simulated_train(1000)
     fitted = btyd.fit_btyd(train, "pareto_nbd")
     table = btyd.btyd_prediction_table(train, fitted, 90)
     assert list(table.columns) == btyd.PREDICTION_COLUMNS and len(table) == len(train)
