@@ -42,8 +42,6 @@ LOG_PARAM_BOUNDS = (-12.0, 12.0)
 # Below this many repeat buyers a Gamma-Gamma fit is noise; callers then use the observed mean spend.
 MIN_REPEAT_BUYERS_FOR_SPEND_MODEL = 10
 BTYD_MODELS = ("bgnbd", "pareto_nbd")
-# expected_days_to_next_order is capped here (10 years): beyond it the number only says "not expected to return".
-MAX_DAYS_TO_NEXT_ORDER = 3650.0
 
 
 class BTYDFitError(ValueError):
@@ -329,19 +327,31 @@ def expected_purchases(params: PurchaseParams, t: float, frequency, recency, T) 
     return np.clip(np.nan_to_num(expected, nan=0.0, posinf=0.0, neginf=0.0), 0.0, None)
 
 
-def expected_days_to_next_purchase(params: PurchaseParams, frequency, recency, T) -> np.ndarray:
-    """Median waiting time from T to the next purchase, given the customer is still alive (in the time unit of T).
+def expected_days_to_next_purchase(params: PurchaseParams, frequency, recency, T, within: float | None = None) -> np.ndarray:
+    """Median waiting time from T to the next purchase (in the time unit of T), given the customer is alive.
 
-    Definition: for both models, a customer alive at T has purchase rate lambda ~ Gamma(r + x, alpha + T) a
-    posteriori, so P(no purchase within w | alive) = ((alpha + T) / (alpha + T + w))^(r + x) and the median is
-    w = (alpha + T) (2^(1/(r + x)) - 1). It is finite for every customer (unlike the mean E[1/lambda], which is
-    infinite when r + x <= 1), the median minimises absolute error (the back-test metric), and whether the
-    customer is alive at all is P(alive)'s job: read the two together. Dropout after T is ignored here.
+    For both models a customer alive at T has purchase rate lambda ~ Gamma(r + x, alpha + T) a posteriori, so
+    F(w) = P(next purchase within w | alive) = 1 - ((alpha + T) / (alpha + T + w))^(r + x).
+    within=None: the median, F(w) = 1/2, w = (alpha + T) (2^(1/(r + x)) - 1). Finite (unlike the mean E[1/lambda],
+    infinite when r + x <= 1) but very long for one-time buyers (r is often < 0.5).
+    within=H (what segmint ships, H = the CLV horizon): the median given that the next purchase falls within H,
+    F(w) = F(H)/2, w = (alpha + T) ((1 - F(H)/2)^(-1/(r + x)) - 1), always in (0, H). It answers "if this customer
+    orders in the horizon, when?", the exact quantity the back-test scores (days to the next order of customers who
+    did order; the median minimises absolute error); whether they order at all is P(alive)'s and expected orders'
+    job, so read them together. Dropout after T is ignored in both.
     """
     x, age = _as_float_array(frequency), _as_float_array(T)
     if not isinstance(params, BGNBDParams | ParetoNBDParams):
         raise TypeError(f"expected_days_to_next_purchase needs BTYD purchase parameters, got {type(params).__name__}")
-    return (params.alpha + age) * np.expm1(np.log(2.0) / (params.r + x))
+    scale, shape = params.alpha + age, params.r + x
+    if within is None:
+        return scale * np.expm1(np.log(2.0) / shape)
+    if within <= 0:
+        raise ValueError("within must be positive")
+    # log(1 - F(H)/2) with F(H) = -expm1(shape * log(scale / (scale + H))), kept in logs for tiny F(H).
+    log_survive_h = shape * (np.log(scale) - np.log(scale + within))
+    log_half_way = np.log1p(np.expm1(log_survive_h) / 2)
+    return np.minimum(scale * np.expm1(-log_half_way / shape), within)
 
 
 # ----------------------------------------------------------------------------------------------------- Gamma-Gamma
@@ -458,8 +468,8 @@ class FittedBTYD:
 
         Columns: p_alive (see p_alive() for BG/NBD's one-time-buyer property), expected_orders in the horizon,
         expected_avg_order_value (Gamma-Gamma conditional mean; population mean without repeat spend),
-        predicted_clv = expected_orders x expected_avg_order_value, expected_days_to_next_order (median wait given
-        alive, see expected_days_to_next_purchase(), capped at MAX_DAYS_TO_NEXT_ORDER).
+        predicted_clv = expected_orders x expected_avg_order_value, expected_days_to_next_order (median days to the
+        next order given that it falls within the horizon: expected_days_to_next_purchase(..., within=horizon_days)).
         """
         frequency, recency, age = btyd_summary(features)
         purchases = expected_purchases(self.purchase_params, horizon_days, frequency, recency, age)
@@ -473,14 +483,14 @@ class FittedBTYD:
             )
         else:
             spend = np.full(len(features), self.fallback_spend)
-        days = expected_days_to_next_purchase(self.purchase_params, frequency, recency, age)
+        days = expected_days_to_next_purchase(self.purchase_params, frequency, recency, age, within=horizon_days)
         return pd.DataFrame(
             {
                 "p_alive": p_alive(self.purchase_params, frequency, recency, age),
                 "expected_orders": purchases,
                 "expected_avg_order_value": spend,
                 "predicted_clv": purchases * spend,
-                "expected_days_to_next_order": np.minimum(days, MAX_DAYS_TO_NEXT_ORDER),
+                "expected_days_to_next_order": days,
             },
             index=features.index,
         )

@@ -3,7 +3,7 @@
 import dagster as dg
 import pandas as pd
 
-from ml.btyd import BTYDFitError, backtest_btyd, btyd_prediction_table, fit_btyd
+from ml.btyd import CHURN_AUC_TIE, BTYDFitError, backtest_btyd, btyd_prediction_table, fit_btyd
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
 from orchestration.lib import groups
 from orchestration.lib.metadata import markdown_table
@@ -62,11 +62,11 @@ def btyd_predictions(warehouse: Warehouse, settings: SegmintSettings) -> dg.Mate
             "model": dg.MetadataValue.text(fitted.model if fitted else "none"),
             "chosen_on_backtest": dg.MetadataValue.text(chosen or "none"),
             "choice_rule": dg.MetadataValue.text(
-                "highest churn AUC on the back-test; within 0.005, lower MAE of expected orders"
+                f"highest churn AUC on the back-test; within {CHURN_AUC_TIE}, lower MAE of expected orders"
             ),
             "backtest": markdown_table(evaluation),
             "horizon_days": dg.MetadataValue.int(horizon),
-            "mean_p_alive": dg.MetadataValue.float(float(table["p_alive"].mean())) if fitted else dg.MetadataValue.text("n/a"),
+            "mean_p_alive": dg.MetadataValue.float(float(table["p_alive"].mean()) if fitted else float("nan")),
             "notes": dg.MetadataValue.text(" ".join(notes) or "none"),
             **params,
             **per_metric,

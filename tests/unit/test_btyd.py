@@ -285,6 +285,23 @@ def test_median_days_to_next_purchase_follows_the_posterior_purchase_rate():
     assert ((5.0 + 12.0) / (5.0 + 12.0 + wait)) ** 3.3 == pytest.approx(0.5)
 
 
+def test_days_to_next_purchase_within_a_horizon_is_the_median_of_the_truncated_wait():
+    params = btyd.ParetoNBDParams(r=0.5, alpha=10.0, s=0.6, beta=12.0)
+    x, t_x, T, horizon = np.array([0, 2, 40]), np.array([0.0, 15.0, 19.0]), np.array([20.0, 20.0, 20.0]), 90.0
+    within = btyd.expected_days_to_next_purchase(params, x, t_x, T, within=horizon)
+    unbounded = btyd.expected_days_to_next_purchase(params, x, t_x, T)
+    assert (within > 0).all() and (within < horizon).all() and (within <= unbounded).all()
+
+    def cdf(w):  # P(next purchase within w | alive), posterior Gamma(r + x, alpha + T) rate
+        return 1 - ((10.0 + T) / (10.0 + T + w)) ** (0.5 + x)
+
+    np.testing.assert_allclose(cdf(within), cdf(horizon) / 2, rtol=1e-9)
+    # A very frequent buyer almost surely orders in the horizon: the truncation barely matters.
+    assert within[2] == pytest.approx(unbounded[2], rel=1e-6)
+    with pytest.raises(ValueError):
+        btyd.expected_days_to_next_purchase(params, x, t_x, T, within=0)
+
+
 @pytest.mark.parametrize("model", btyd.BTYD_MODELS)
 def test_fit_btyd_forecasts_every_customer_with_finite_values(cdnow, model):
     features = cdnow_as_features(cdnow)
@@ -300,7 +317,7 @@ def test_fit_btyd_forecasts_every_customer_with_finite_values(cdnow, model):
     assert forecast["predicted_clv"].to_numpy() == pytest.approx(
         (forecast["expected_orders"] * forecast["expected_avg_order_value"]).to_numpy()
     )
-    assert forecast["expected_days_to_next_order"].between(0, btyd.MAX_DAYS_TO_NEXT_ORDER).all()
+    assert forecast["expected_days_to_next_order"].between(0, 39 * DAYS_PER_WEEK).all()
     # Customer one under Pareto/NBD: 39-week expectation in days equals the one in weeks with the weekly fit.
     if model == "pareto_nbd":
         weekly = btyd.fit_pareto_nbd(cdnow["x"], cdnow["t_x"], cdnow["T"])
@@ -323,7 +340,7 @@ def test_fit_btyd_notes_the_spend_fallback_when_repeat_buyers_are_few(cdnow):
     assert (fitted.forecast(few, 90)["expected_avg_order_value"] == fitted.fallback_spend).all()
 
 
-def _simulated_train(customers: int = 3000, seed: int = 5) -> pd.DataFrame:
+def simulated_train(customers: int = 3000, seed: int = 5) -> pd.DataFrame:
     """customer_features_train-like rows from a Pareto/NBD world, with labels from the next 90 days (whole days)."""
     from bench.btyd_fit import simulate
 
@@ -350,7 +367,7 @@ def _simulated_train(customers: int = 3000, seed: int = 5) -> pd.DataFrame:
 
 
 def test_backtest_reports_every_metric_for_both_models_and_chooses_by_the_written_rule():
-    train = _simulated_train()
+    train = simulated_train()
     evaluation, chosen = btyd.backtest_btyd(train, 90)
     assert list(evaluation["model"]) == list(btyd.BTYD_MODELS)
     assert evaluation[["churn_auc", "expected_orders_mae", "next_order_days_mae"]].notna().all().all()
@@ -374,14 +391,14 @@ def test_the_choice_rule_takes_churn_auc_first_then_expected_orders_error():
 
 
 def test_backtest_without_repeat_buyers_reports_why_and_chooses_nothing():
-    train = _simulated_train(500).assign(repeat_order_count=0, btyd_recency_days=0.0)
+    train = simulated_train(500).assign(repeat_order_count=0, btyd_recency_days=0.0)
     evaluation, chosen = btyd.backtest_btyd(train, 90)
     assert chosen is None
     assert evaluation["note"].str.contains("not fitted").all()
 
 
 def test_prediction_table_has_one_row_per_customer_and_dates_from_the_as_of():
-    train = _simulated_train(1000)
+    train = simulated_train(1000)
     fitted = btyd.fit_btyd(train, "pareto_nbd")
     table = btyd.btyd_prediction_table(train, fitted, 90)
     assert list(table.columns) == btyd.PREDICTION_COLUMNS and len(table) == len(train)
