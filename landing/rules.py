@@ -149,7 +149,9 @@ def _epoch_sql(raw: str) -> str:
         f"WHEN {number} < {EPOCH_MILLISECONDS_FROM!r} THEN timezone('UTC', to_timestamp({number})) "
         f"WHEN {number} < {EPOCH_MICROSECONDS_FROM!r} THEN make_timestamp(CAST({number} * 1000 AS BIGINT)) "
         f"WHEN {number} < {EPOCH_NANOSECONDS_FROM!r} THEN make_timestamp(CAST({number} AS BIGINT)) "
-        f"WHEN {number} < {EPOCH_LIMIT!r} THEN make_timestamp(CAST({number} / 1000 AS BIGINT)) END"
+        # Nanoseconds exceed a double's 53 exact bits: integer division where the value is an integer.
+        f"WHEN {number} < {EPOCH_LIMIT!r} "
+        f"THEN make_timestamp(coalesce(try_cast({raw} AS BIGINT) // 1000, CAST({number} / 1000 AS BIGINT))) END"
     )
 
 
