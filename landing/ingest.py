@@ -229,7 +229,7 @@ def _detect_value_dialect(
         decimal_comma = comma_proofs > point_proofs
     else:
         decimal_comma = source.delimiter == ";"
-    if decimal_comma:
+    if decimal_comma and amounts:
         notes.append("amounts read with a decimal comma (1.234,50)")
     if comma_proofs and point_proofs:
         notes.append(
