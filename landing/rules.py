@@ -60,7 +60,6 @@ AMBIGUOUS = "ambiguous"
 INCONSISTENT = "inconsistent"
 # `dd/mm/yyyy`, `mm.dd.yyyy`, `dd-mm-yyyy`, optionally followed by a time.
 NUMERIC_DATE_PATTERN = "^([0-9]{1,2})[/.-]([0-9]{1,2})[/.-]([0-9]{4})"
-NUMERIC_DATE_TIME_FORMATS = ("", " %H:%M", " %H:%M:%S", " %H:%M:%S.%f")
 EPOCH_PATTERN = "[0-9]+([.][0-9]+)?"
 # Evidence of the decimal mark in an amount: a separator followed by other than exactly three digits, or both
 # marks with the decimal one last (`1.234,50`). Three digits after one mark alone (`1,234`) prove nothing.
@@ -156,25 +155,25 @@ def _epoch_sql(raw: str) -> str:
 
 
 def _numeric_date_sql(raw: str, order: str) -> str:
-    day_month = "%d/%m" if order == DAY_FIRST else "%m/%d"
-    formats = ", ".join(sql_string(f"{day_month}/%Y{time}") for time in NUMERIC_DATE_TIME_FORMATS)
-    normalized = f"rtrim(regexp_replace({raw}, '{NUMERIC_DATE_PATTERN}[T ]?', '\\1/\\2/\\3 '))"
-    return f"CASE WHEN regexp_matches({raw}, '{NUMERIC_DATE_PATTERN}') THEN try_strptime({normalized}, [{formats}]) END"
+    # `31/12/2025 10:00` -> `2025-12-31 10:00`, then the ISO cast (which takes 1-digit days and months and any time
+    # part); a value that does not start like a numeric date is left as it is, so ISO values still parse.
+    groups = "\\3-\\2-\\1" if order == DAY_FIRST else "\\3-\\1-\\2"
+    iso = f"regexp_replace({raw}, '{NUMERIC_DATE_PATTERN}', '{groups}')"
+    return f"timezone('UTC', try_cast({iso} AS TIMESTAMPTZ))"
 
 
 def parsed_timestamp_sql(raw: str, order: str | None = None) -> str:
     """The UTC timestamp of cleaned text `raw`: a strptime pattern `order` first, ISO 8601, epoch, numeric dates."""
-    # TIMESTAMPTZ applies an offset or zone name; a naive value takes the session zone (UTC here). The other
-    # readings run only on the values ISO parsing leaves NULL (coalesce evaluates lazily), so ISO files pay nothing.
-    readings = [
-        f"timezone('UTC', try_cast({raw} AS TIMESTAMPTZ))",
-        f"CASE WHEN regexp_full_match({raw}, '{EPOCH_PATTERN}') THEN {_epoch_sql(raw)} END",
-    ]
+    # TIMESTAMPTZ applies an offset or zone name; a naive value takes the session zone (UTC here). A failing cast
+    # is costly (~1 us a value), so a value that looks like ISO (`YYYY-` first) is cast at once, and any other
+    # tries the epoch and numeric-date readings before the ISO cast.
+    iso = f"timezone('UTC', try_cast({raw} AS TIMESTAMPTZ))"
+    epoch = f"CASE WHEN regexp_full_match({raw}, '{EPOCH_PATTERN}') THEN {_epoch_sql(raw)} END"
+    other = _numeric_date_sql(raw, order) if order in (DAY_FIRST, MONTH_FIRST) else iso
+    value = f"CASE WHEN substr({raw}, 5, 1) = '-' THEN {iso} ELSE coalesce({epoch}, {other}) END"
     if order is not None and "%" in order:
-        readings.insert(0, f"timezone('UTC', CAST(try_strptime({raw}, {sql_string(order)}) AS TIMESTAMPTZ))")
-    elif order in (DAY_FIRST, MONTH_FIRST):
-        readings.append(_numeric_date_sql(raw, order))
-    return f"coalesce({', '.join(readings)})"
+        return f"coalesce(timezone('UTC', CAST(try_strptime({raw}, {sql_string(order)}) AS TIMESTAMPTZ)), {value})"
+    return value
 
 
 def parsed_amount_sql(raw: str, decimal_comma: bool = False) -> str:
