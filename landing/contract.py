@@ -45,7 +45,7 @@ EPOCH_MILLISECONDS_FROM = 1e11
 EPOCH_MICROSECONDS_FROM = 1e14
 EPOCH_NANOSECONDS_FROM = 1e17
 EPOCH_LIMIT = 1e20
-# Date orders of `dd/mm/yyyy`-like values (separators `/`, `.`, `-`); SEGMINT_DATE_FORMAT may also be a strptime pattern.
+# Date orders of `dd/mm/yyyy`-like values (separators `/` `.` `-`); SEGMINT_DATE_FORMAT may be a strptime pattern.
 DAY_FIRST = "DMY"
 MONTH_FIRST = "MDY"
 DATE_ORDERS = (DAY_FIRST, MONTH_FIRST)

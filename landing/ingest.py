@@ -271,12 +271,16 @@ def _parse_file(
     stage, duplicates_table = _stage(spec.name), _work("dups", spec)
     parsed = parse_records_sql(spec, source.relation, positions, source.types, dialect, extras)
     columns = ", ".join(f"CAST({column.name} AS {column.sql_type}) AS {column.name}" for column in spec.columns)
-    derived = "".join(f", CAST({value} AS {sql_type}) AS {name}" for name, sql_type, value in DERIVED_COLUMNS.get(spec.name, ()))
+    derived = "".join(
+        f", CAST({value} AS {sql_type}) AS {name}" for name, sql_type, value in DERIVED_COLUMNS.get(spec.name, ())
+    )
     extra_column = f", {EXTRA_HASH}" if extras is not None else ""
+    # The occurrence window of generated ids does not keep record order: only then is a sort needed.
+    order = " ORDER BY source_row" if key_generated else ""
     with _source_read_errors(source, path.name):
         conn.execute(
             f"CREATE OR REPLACE TABLE {stage} AS SELECT {columns}{derived}, {sql_string(path.name)} AS source_file, "
-            f"source_row, {ROW_REASON}{extra_column} FROM ({parsed})"
+            f"source_row, {ROW_REASON}{extra_column} FROM ({parsed}){order}"
         )
     if sums_lines:
         conn.execute(incomplete_records_sql(spec, stage))
@@ -303,7 +307,8 @@ def _parse_file(
             "exact duplicate rows kept once (duplicate_identical)"
         )
     missing = tuple(
-        name for name in spec.column_names if name not in positions and not (key_generated and name == spec.generated_key)
+        name for name in spec.column_names
+        if name not in positions and not (key_generated and name == spec.generated_key)
     )
     return _ParsedFile(spec, path.name, source, missing, tuple(notes), key_generated)
 

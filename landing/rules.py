@@ -341,7 +341,7 @@ def parse_records_sql(
         hashed = ", ".join(source_column(position) for position in extra_positions)
         raw_values.append(f"{f'hash({hashed})' if hashed else 'CAST(0 AS UBIGINT)'} AS {EXTRA_HASH}")
     branches = "\n    ".join(row_reason_branches(spec, raw_texts, dialect, generated))
-    outputs = [generated_id_sql(spec, name) + f" AS {name}" if name in generated else name for name in spec.column_names]
+    outputs = [f"{generated_id_sql(spec, name)} AS {name}" if name in generated else name for name in spec.column_names]
     extra = f", {EXTRA_HASH}" if extra_positions is not None else ""
     return f"""
 SELECT source_row, {", ".join(outputs)}{extra},

@@ -23,12 +23,15 @@ def conn() -> duckdb.DuckDBPyConnection:
     connection.close()
 
 
+HEADER = "order_id,customer_id,ordered_at,order_total\n"
+
+
 def write(landing: Path, name: str, content: str) -> None:
     (landing / name).write_text(content, encoding="utf-8")
 
 
 def ingest(conn, landing: Path, as_of: date | None = None, **options) -> LandingReport:
-    return ingest_landing(conn, landing, as_of=as_of, horizon_days=365, is_demo=False, options=LandingOptions(**options))
+    return ingest_landing(conn, landing, as_of, horizon_days=365, is_demo=False, options=LandingOptions(**options))
 
 
 def report_of(report: LandingReport, table: str):
@@ -125,7 +128,8 @@ def test_amount_decimal_marks_are_decided_per_file(conn, tmp_path, totals, expec
 
 
 def test_in_a_semicolon_file_without_proof_a_point_is_a_thousands_separator(conn, tmp_path):
-    write(tmp_path, "orders.csv", "order_id;customer_id;ordered_at;order_total\no1;c1;2024-03-01;1.234\no2;c1;2024-03-01;7\n")
+    semicolons = HEADER.replace(",", ";")
+    write(tmp_path, "orders.csv", semicolons + "o1;c1;2024-03-01;1.234\no2;c1;2024-03-01;7\n")
     ingest(conn, tmp_path)
     assert rows(conn, "SELECT order_total FROM raw.orders ORDER BY source_row") == [(1234.0,), (7.0,)]
 
@@ -134,7 +138,7 @@ def test_in_a_semicolon_file_without_proof_a_point_is_a_thousands_separator(conn
 
 
 def test_a_month_first_file_is_read_month_first(conn, tmp_path):
-    write(tmp_path, "orders.csv", "order_id,customer_id,ordered_at,order_total\no1,c1,12/31/2025,1\no2,c1,01/02/2025,1\n")
+    write(tmp_path, "orders.csv", HEADER + "o1,c1,12/31/2025,1\no2,c1,01/02/2025,1\n")
     report = ingest(conn, tmp_path)
     assert rows(conn, "SELECT ordered_at FROM raw.orders ORDER BY source_row") == [
         (datetime(2025, 12, 31),), (datetime(2025, 1, 2),)
@@ -144,7 +148,7 @@ def test_a_month_first_file_is_read_month_first(conn, tmp_path):
 
 def test_ambiguous_numeric_dates_are_refused_with_the_reason_and_the_error_names_it(conn, tmp_path):
     # Every date fits both orders: segmint will not guess.
-    write(tmp_path, "orders.csv", "order_id,customer_id,ordered_at,order_total\no1,c1,01/02/2025,1\no2,c1,03/04/2025,1\n")
+    write(tmp_path, "orders.csv", HEADER + "o1,c1,01/02/2025,1\no2,c1,03/04/2025,1\n")
     with pytest.raises(LandingError) as error:
         ingest(conn, tmp_path)
     assert str(error.value) == (
@@ -199,7 +203,7 @@ def test_epoch_numbers_and_iso_8601_with_offsets_are_timestamps(conn, tmp_path, 
 
 
 def test_epoch_numbers_outside_the_plausible_window_are_implausible(conn, tmp_path):
-    write(tmp_path, "orders.csv", "order_id,customer_id,ordered_at,order_total\no1,c1,2024-03-01,1\no2,c1,0,1\no3,c1,2024-03-01,1\n")
+    write(tmp_path, "orders.csv", HEADER + "o1,c1,2024-03-01,1\no2,c1,0,1\no3,c1,2024-03-01,1\n")
     ingest(conn, tmp_path)
     assert reasons(conn) == {2: "implausible_timestamp: ordered_at='0'"}
 
@@ -229,9 +233,8 @@ def test_events_without_event_id_get_deterministic_surrogate_ids_and_exact_dupli
     assert events.reasons == {"duplicate_identical": 1}
     assert events.missing_columns == ("anonymous_id", "page_type", "product_id", "device", "utm_source", "utm_campaign")
     assert any(note.startswith("no event_id column: ids generated") for note in events.notes)
-    assert rows(conn, "SELECT rows_in, rows_accepted, ids_generated FROM raw.ingest_log WHERE table_name = 'events'") == [
-        (4, 3, 3)
-    ]
+    log = "SELECT rows_in, rows_accepted, ids_generated FROM raw.ingest_log WHERE table_name = 'events'"
+    assert rows(conn, log) == [(4, 3, 3)]
     # The same file again, and a re-export with columns reordered and timestamps in another zone: the same ids.
     ingest(conn, tmp_path)
     assert rows(conn, "SELECT event_id, source_row FROM raw.events ORDER BY source_row") == first
@@ -331,13 +334,17 @@ def test_mixed_currencies_without_rates_are_quarantined_never_summed(conn, tmp_p
     assert report.reporting_currency == "EUR"
     assert rows(conn, "SELECT reporting_currency FROM raw.run_context") == [("EUR",)]
     assert set(report_of(report, "orders").reasons) == {"mixed_currency"}
-    assert reasons(conn)[4] == "mixed_currency: currency='GBP' is not the reporting currency EUR (add fx_rates.csv to convert it)"
+    assert reasons(conn)[4] == (
+        "mixed_currency: currency='GBP' is not the reporting currency EUR (add fx_rates.csv to convert it)"
+    )
     assert rows(conn, "SELECT DISTINCT currency, fx_rate FROM raw.orders") == [("EUR", 1.0)]
 
 
 def test_mixed_currencies_are_converted_with_the_rate_at_or_before_the_order_date(conn, tmp_path):
     write(tmp_path, "orders.csv", MIXED)
-    write(tmp_path, "fx_rates.csv", "date,currency,rate\n2024-03-01,USD,0.90\n2024-03-10,usd,0.80\n2024-03-03,GBP,1.15\n")
+    write(
+        tmp_path, "fx_rates.csv", "date,currency,rate\n2024-03-01,USD,0.90\n2024-03-10,usd,0.80\n2024-03-03,GBP,1.15\n"
+    )
     report = ingest(conn, tmp_path, reporting_currency="EUR")
     assert rows(conn, "SELECT order_id, order_total, currency, fx_rate FROM raw.orders ORDER BY source_row") == [
         ("o1", 100.0, "EUR", 1.0), ("o2", 100.0, "USD", 0.9), ("o3", 100.0, "USD", 0.8), ("o5", 50.0, "EUR", 1.0),
@@ -406,7 +413,8 @@ def test_a_mostly_quarantined_optional_file_gets_a_note_not_an_error(conn, tmp_p
     write(tmp_path, "customers.csv", "customer_id,signed_up_at\nc1,never\nc2,never\nc3,2024-01-01\n")
     report = ingest(conn, tmp_path)
     assert report_of(report, "customers").notes == (
-        "2 of 3 rows quarantined; top reasons: invalid_timestamp x2 (e.g. row 1: invalid_timestamp: signed_up_at='never')",
+        "2 of 3 rows quarantined; top reasons: "
+        "invalid_timestamp x2 (e.g. row 1: invalid_timestamp: signed_up_at='never')",
     )
 
 
@@ -420,3 +428,35 @@ def test_landing_settings_are_read_and_checked():
     for name, value in [("SEGMINT_CURRENCY", "euro"), ("SEGMINT_DATE_FORMAT", "YDM"), ("SEGMINT_CSV_DELIMITER", ":")]:
         with pytest.raises(SettingsError, match=name):
             load_settings({name: value})
+
+
+def test_parquet_events_without_ids_and_line_item_orders_follow_the_same_rules(conn, tmp_path):
+    csv_dir, parquet_dir = tmp_path / "csv", tmp_path / "parquet"
+    csv_dir.mkdir()
+    parquet_dir.mkdir()
+    write(csv_dir, "orders.csv", LINE_ITEMS)
+    write(csv_dir, "events.csv", EVENTS_NO_ID)
+    for name in ("orders", "events"):
+        conn.execute(
+            f"COPY (SELECT * FROM read_csv('{csv_dir / name}.csv', all_varchar=true)) TO '{parquet_dir / name}.parquet'"
+        )
+    ingest(conn, csv_dir)
+    from_csv = {t: rows(conn, f"SELECT * EXCLUDE (source_file) FROM raw.{t}") for t in ("orders", "events")}
+    report = ingest(conn, parquet_dir)
+    assert {t: rows(conn, f"SELECT * EXCLUDE (source_file) FROM raw.{t}") for t in ("orders", "events")} == from_csv
+    assert (report_of(report, "orders").rows_merged, report_of(report, "events").ids_generated) == (2, 3)
+
+
+def test_generated_ids_keep_rows_in_source_row_order_on_a_big_file(conn, tmp_path):
+    # The occurrence-number window reorders rows; the raw tables must still be in record order.
+    conn.execute("SET threads = 2")
+    write(tmp_path, "orders.csv", ORDERS)
+    conn.execute(
+        f"""COPY (SELECT 'c' || (i % 1000) AS customer_id, '2024-02-01' AS occurred_at, 'v' || (i % 3) AS event_type
+                  FROM range(300000) t(i)) TO '{tmp_path / "events.csv"}' (HEADER)"""
+    )
+    report = ingest(conn, tmp_path)
+    assert report_of(report, "events").reasons == {"duplicate_identical": 297_000}
+    for table in ("events", "quarantine"):
+        source_rows = [row for (row,) in rows(conn, f"SELECT source_row FROM raw.{table}")]
+        assert source_rows == sorted(source_rows), table
