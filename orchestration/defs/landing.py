@@ -15,7 +15,7 @@ RAW_TABLES = {
     "orders": "One row per accepted order row at or before the as-of date (negative totals are refunds).",
     "customers": "One row per accepted customer row (empty when customers.csv is absent).",
     "events": "One row per accepted web event at or before the as-of date (empty when events.csv is absent).",
-    "fx_rates": "One row per accepted exchange rate of fx_rates.csv (empty without it): orders are converted with them.",
+    "fx_rates": "One row per accepted exchange rate of fx_rates.csv (empty without it); orders are converted with it.",
     "quarantine": "One row per rejected input row: source file, row number, raw values and the reason.",
     "ingest_log": "One row per landing file per run: rows in, accepted, quarantined (they reconcile).",
     "run_context": "One row: the run's as-of date, CLV horizon and reporting currency, read by every model.",
