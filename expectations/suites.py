@@ -23,7 +23,8 @@ SHARE_COLUMNS = [
 
 
 def raw_orders_suite() -> gx.ExpectationSuite:
-    """Accepted order rows: keys and dates present, one currency (mixed currencies are summed as is: warn)."""
+    """Accepted orders: keys and dates present; a positive fx_rate on every order (the ingest converts or quarantines
+    orders outside the reporting currency, so amounts are never summed across currencies)."""
     return gx.ExpectationSuite(
         name="raw_orders",
         expectations=[
@@ -33,7 +34,8 @@ def raw_orders_suite() -> gx.ExpectationSuite:
             gxe.ExpectColumnValuesToNotBeNull(column="ordered_at", meta=ERROR),
             gxe.ExpectColumnValuesToNotBeNull(column="order_total", meta=ERROR),
             gxe.ExpectColumnValuesToBeBetween(column="order_total", min_value=-1e7, max_value=1e7, meta=ERROR),
-            gxe.ExpectColumnUniqueValueCountToBeBetween(column="currency", max_value=1, meta=WARN),
+            gxe.ExpectColumnValuesToNotBeNull(column="fx_rate", meta=ERROR),
+            gxe.ExpectColumnValuesToBeBetween(column="fx_rate", min_value=0, strict_min=True, meta=ERROR),
             gxe.ExpectColumnValuesToBeBetween(column="discount_amount", min_value=0, meta=WARN),
         ],
     )

@@ -31,6 +31,24 @@ TRUE_WORDS = ("true", "yes", "1", "y")
 FALSE_WORDS = ("false", "no", "0", "n")
 # The reason code for rows after the as-of date; reported separately so counts reconcile.
 AFTER_AS_OF = "after_as_of"
+DUPLICATE_IDENTICAL = "duplicate_identical"
+# A file whose unusable rows (every quarantined row except after_as_of and exact duplicates) exceed this share is
+# read wrongly rather than dirty (a date format, a separator): the run stops and names the top reasons.
+MOSTLY_QUARANTINED_SHARE = 0.5
+# CSV delimiters segmint detects (see landing/sources.py:detect_delimiter), in tie-break order.
+CSV_DELIMITERS = (",", ";", "\t", "|")
+# Records after the header used to detect the delimiter (the header and these must agree on a field count).
+DIALECT_SAMPLE_RECORDS = 100
+# Epoch numbers are told apart by magnitude (see landing/rules.py): below 1e11 seconds, below 1e14 milliseconds,
+# below 1e17 microseconds, below 1e20 nanoseconds. Inside the plausible window (1990-2100) they never overlap.
+EPOCH_MILLISECONDS_FROM = 1e11
+EPOCH_MICROSECONDS_FROM = 1e14
+EPOCH_NANOSECONDS_FROM = 1e17
+EPOCH_LIMIT = 1e20
+# Date orders of `dd/mm/yyyy`-like values (separators `/` `.` `-`); SEGMINT_DATE_FORMAT may be a strptime pattern.
+DAY_FIRST = "DMY"
+MONTH_FIRST = "MDY"
+DATE_ORDERS = (DAY_FIRST, MONTH_FIRST)
 
 
 @dataclass(frozen=True)
@@ -42,6 +60,8 @@ class ColumnSpec:
     sql_type: str
     # A row whose value is empty is quarantined as `missing_<name>` (only for required values).
     value_required: bool = False
+    # Amounts that must be above zero (fx rates): zero or less is quarantined as `non_positive_number`.
+    positive: bool = False
 
 
 @dataclass(frozen=True)
@@ -54,11 +74,19 @@ class TableSpec:
     required_columns: tuple[str, ...]
     # At least one of these must be in the header (events: customer_id or anonymous_id).
     one_of_columns: tuple[str, ...]
-    # Records sharing this key are duplicates (identical: first kept; conflicting: all quarantined).
-    key_column: str
+    # Records sharing these key values are duplicates (identical: first kept; conflicting: all quarantined).
+    key_columns: tuple[str, ...]
     # Rows whose date in this column is after as_of are quarantined as `after_as_of`.
     as_of_column: str
     file_required: bool
+    # Without this column in the header, the key is generated (a surrogate id; see landing/rules.py).
+    generated_key: str | None = None
+    # Records sharing a key with the same contract values but different other fields are line items of one
+    # record and are merged into it (orders exports with one row per line item).
+    merges_line_items: bool = False
+    # (line amount column, total column): with the line column and without the total column in the header, the
+    # total of a record is the sum of its line items' amounts.
+    line_amount: tuple[str, str] | None = None
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -97,7 +125,9 @@ ORDERS = TableSpec(
     ),
     required_columns=("order_id", "customer_id", "ordered_at", "order_total"),
     one_of_columns=(),
-    key_column="order_id",
+    key_columns=("order_id",),
+    merges_line_items=True,
+    line_amount=("line_total", "order_total"),
     as_of_column="ordered_at",
     file_required=True,
 )
@@ -118,7 +148,7 @@ CUSTOMERS = TableSpec(
     ),
     required_columns=("customer_id",),
     one_of_columns=(),
-    key_column="customer_id",
+    key_columns=("customer_id",),
     as_of_column="signed_up_at",
     file_required=False,
 )
@@ -137,20 +167,46 @@ EVENTS = TableSpec(
         _text("utm_source"),
         _text("utm_campaign"),
     ),
-    required_columns=("event_id", "occurred_at", "event_type"),
+    required_columns=("occurred_at", "event_type"),
     one_of_columns=("customer_id", "anonymous_id"),
-    key_column="event_id",
+    key_columns=("event_id",),
+    generated_key="event_id",
     as_of_column="occurred_at",
     file_required=False,
 )
 
+# The user's exchange rates: `rate` units of the reporting currency (SEGMINT_CURRENCY) per unit of `currency`,
+# valid from `date` until the next date given for that currency.
+FX_RATES = TableSpec(
+    name="fx_rates",
+    columns=(
+        ColumnSpec("date", "timestamp", "DATE", value_required=True),
+        ColumnSpec("currency", "currency", "VARCHAR", value_required=True),
+        ColumnSpec("rate", "amount", "DOUBLE", value_required=True, positive=True),
+    ),
+    required_columns=("date", "currency", "rate"),
+    one_of_columns=(),
+    key_columns=("date", "currency"),
+    as_of_column="date",
+    file_required=False,
+)
+
 # Orders come first: the default as-of date is derived from them before the other files are judged.
-LANDING_TABLES: tuple[TableSpec, ...] = (ORDERS, CUSTOMERS, EVENTS)
+LANDING_TABLES: tuple[TableSpec, ...] = (ORDERS, CUSTOMERS, EVENTS, FX_RATES)
+# Derived columns of a raw table, after the contract columns: the rate that converts an order's amounts to the
+# reporting currency (1 when it is already in it); order_total and currency stay as given.
+DERIVED_COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "orders": (("fx_rate", "DOUBLE", "1.0"),),
+}
 
 LINEAGE_COLUMNS_SQL = "source_file VARCHAR, source_row BIGINT"
 QUARANTINE_COLUMNS_SQL = "source_file VARCHAR, source_row BIGINT, raw_record VARCHAR, reason VARCHAR"
+# rows_accepted counts line-item rows merged into an order (rows_merged of them), so the raw table holds
+# rows_accepted - rows_merged rows; ids_generated counts surrogate ids (events without event_id).
 INGEST_LOG_COLUMNS_SQL = (
     "source_file VARCHAR, table_name VARCHAR, rows_in BIGINT, rows_accepted BIGINT, "
-    "rows_quarantined BIGINT, rows_after_as_of BIGINT"
+    "rows_quarantined BIGINT, rows_after_as_of BIGINT, rows_merged BIGINT, ids_generated BIGINT"
 )
-RUN_CONTEXT_COLUMNS_SQL = "as_of DATE, horizon_days INTEGER, landing_dir VARCHAR, is_demo BOOLEAN"
+RUN_CONTEXT_COLUMNS_SQL = (
+    "as_of DATE, horizon_days INTEGER, landing_dir VARCHAR, is_demo BOOLEAN, reporting_currency VARCHAR"
+)

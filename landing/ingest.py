@@ -7,13 +7,17 @@ same input always gives identical tables (rows ordered by source_row, no wall-cl
 A file is parsed once, straight into its staging table, in record order (preserve_insertion_order); the few
 rejected records are then copied to quarantine and deleted, and the reason column dropped. Writing a table to
 the database file is the costliest step of a large ingest, so every record is written once and only once.
+
+Before parsing, one scan of the file's text timestamp and amount columns detects its date order and decimal
+mark (ValueDialect); after parsing, orders in another currency than the reporting one are converted with
+fx_rates.csv or quarantined, then duplicates are marked (line items of one order merged, exact copies counted).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
@@ -22,9 +26,16 @@ import pandas as pd
 
 from landing.contract import (
     AFTER_AS_OF,
+    DATE_ORDERS,
+    DAY_FIRST,
+    DERIVED_COLUMNS,
+    DUPLICATE_IDENTICAL,
+    FX_RATES,
     INGEST_LOG_COLUMNS_SQL,
     LANDING_TABLES,
     LINEAGE_COLUMNS_SQL,
+    MONTH_FIRST,
+    MOSTLY_QUARANTINED_SHARE,
     ORDERS,
     QUARANTINE_COLUMNS_SQL,
     RAW_SCHEMA,
@@ -32,15 +43,24 @@ from landing.contract import (
     TableSpec,
 )
 from landing.rules import (
+    AMBIGUOUS,
+    EXTRA_HASH,
+    INCONSISTENT,
+    MERGED_LINE,
     REASON,
     ROW_REASON,
+    ValueDialect,
     delete_rejected_sql,
+    dialect_probe_sql,
     duplicate_keys_sql,
+    incomplete_records_sql,
     judged_records_sql,
     last_valid_date_sql,
     mark_duplicates_sql,
     parse_records_sql,
+    quoted_value_sql,
     raw_record_json_sql,
+    sum_line_totals_sql,
 )
 from landing.sources import (
     RECORD_INDEX,
@@ -60,6 +80,27 @@ OUTPUT_TABLES = tuple(spec.name for spec in LANDING_TABLES) + (QUARANTINE, INGES
 STAGE_PREFIX = "_stage_"
 WORK_PREFIX = "_landing_"
 NO_CURRENCY = "(none)"
+# Reason codes that do not make a file "mostly quarantined": rows set aside on purpose, or kept once.
+BENIGN_REASONS = (AFTER_AS_OF, DUPLICATE_IDENTICAL)
+TOP_REASONS_SHOWN = 3
+
+
+@dataclass(frozen=True)
+class LandingOptions:
+    """User settings of the ingest (SEGMINT_CURRENCY, SEGMINT_DATE_FORMAT, SEGMINT_CSV_DELIMITER).
+
+    `reporting_currency`: the currency amounts are summed in (None: the currency of most order rows).
+    `date_format`: DMY or MDY for `dd/mm/yyyy`-like dates, or a strptime pattern (None: detected per file).
+    `csv_delimiter`: forces the CSV delimiter (None: detected per file).
+    """
+
+    reporting_currency: str | None = None
+    date_format: str | None = None
+    csv_delimiter: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.date_format is not None and self.date_format not in DATE_ORDERS and "%" not in self.date_format:
+            raise ValueError(f"date_format must be DMY, MDY or a strptime pattern with %, got {self.date_format!r}")
 INGEST_SESSION_SETTINGS = {
     "TimeZone": "'UTC'",  # a naive timestamp is read as UTC, whatever the caller's session zone
     "preserve_insertion_order": "true",  # rowid = record order is what makes source_row right
@@ -82,6 +123,10 @@ class FileReport:
     # Accepted rows per currency code (orders only; `(none)` = empty currency). More than one key = mixed.
     currencies: dict[str, int] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    # Accepted line-item rows merged into an earlier row of their order (the raw table has rows_accepted - rows_merged).
+    rows_merged: int = 0
+    # Accepted rows whose key was generated (events without an event_id column).
+    ids_generated: int = 0
 
 
 @dataclass(frozen=True)
@@ -91,6 +136,8 @@ class LandingReport:
     as_of: date
     files: tuple[FileReport, ...]
     missing_files: tuple[str, ...]
+    # The currency order amounts are converted to (None: the orders name no currency).
+    reporting_currency: str | None = None
 
 
 def _stage(name: str) -> str:
@@ -102,7 +149,8 @@ def _work(kind: str, spec: TableSpec) -> str:
 
 
 def _typed_columns_sql(spec: TableSpec) -> str:
-    return ", ".join(f"{column.name} {column.sql_type}" for column in spec.columns)
+    derived = [f"{name} {sql_type}" for name, sql_type, _ in DERIVED_COLUMNS.get(spec.name, ())]
+    return ", ".join([f"{column.name} {column.sql_type}" for column in spec.columns] + derived)
 
 
 @contextmanager
@@ -129,6 +177,8 @@ class _ParsedFile:
     file_name: str
     source: LoadedSource
     missing_columns: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+    ids_generated: bool = False
 
 
 def _source_read_errors(source: LoadedSource, file_name: str) -> AbstractContextManager[None]:
@@ -136,34 +186,197 @@ def _source_read_errors(source: LoadedSource, file_name: str) -> AbstractContext
     return parquet_read_errors(file_name) if source.is_parquet else nullcontext()
 
 
-def _parse_file(conn: duckdb.DuckDBPyConnection, spec: TableSpec, path: Path) -> _ParsedFile:
-    """Load one landing file and parse every record into its staging table (types, record-level reasons, duplicates)."""
-    source = load_source(conn, path, _work("src", spec))
-    positions = resolve_columns(spec, source.header, path.name)
+def _date_order(max_first: int | None, max_second: int | None) -> str | None:
+    """The order of a column's `dd/mm/yyyy`-like dates from their largest first and second fields (None: none)."""
+    if max_first is None or max_second is None:
+        return None
+    if max_first > 12 and max_second <= 12:
+        return DAY_FIRST
+    if max_second > 12 and max_first <= 12:
+        return MONTH_FIRST
+    return AMBIGUOUS if max_first <= 12 else INCONSISTENT
+
+
+def _detect_value_dialect(
+    conn: duckdb.DuckDBPyConnection, spec: TableSpec, source: LoadedSource, positions: dict[str, int],
+    options: LandingOptions, file_name: str,
+) -> tuple[ValueDialect, tuple[str, ...]]:
+    """The file's date order per timestamp column and its decimal mark, with notes saying what was chosen.
+
+    Decimal mark: the one more amounts prove (a mark followed by other than three digits, or the last of two
+    marks); with no proof either way (integers, `1.234`), a comma for `;`-separated files, else a point. Values
+    written with the other mark are then `invalid_number`. Date order: see _date_order; SEGMINT_DATE_FORMAT wins.
+    """
+    sql, timestamps, amounts = dialect_probe_sql(spec, source.relation, positions, source.types)
+    if not timestamps and not amounts:
+        return ValueDialect(), ()
+    with _source_read_errors(source, file_name):
+        probe = conn.execute(sql).fetchall()[0]
+    notes: list[str] = []
+    date_orders: dict[str, str] = {}
+    for i, name in enumerate(timestamps):
+        order = options.date_format or _date_order(probe[2 * i], probe[2 * i + 1])
+        if order is None:
+            continue
+        date_orders[name] = order
+        if order in (DAY_FIRST, MONTH_FIRST) or "%" in order:
+            origin = "SEGMINT_DATE_FORMAT" if options.date_format else "detected"
+            notes.append(f"{name}: numeric dates read as {order} ({origin})")
+        else:
+            notes.append(f"{name}: numeric dates are {order} (day-first or month-first); they are quarantined")
+    comma_proofs, point_proofs = probe[-2], probe[-1]
+    if comma_proofs != point_proofs:
+        decimal_comma = comma_proofs > point_proofs
+    else:
+        decimal_comma = source.delimiter == ";"
+    if decimal_comma and amounts:
+        notes.append("amounts read with a decimal comma (1.234,50)")
+    if comma_proofs and point_proofs:
+        notes.append(
+            f"amounts mix decimal marks ({comma_proofs} with a comma, {point_proofs} with a point): "
+            "the minority is quarantined as invalid_number"
+        )
+    return ValueDialect(decimal_comma=decimal_comma, date_orders=date_orders), tuple(notes)
+
+
+def _parse_file(
+    conn: duckdb.DuckDBPyConnection, spec: TableSpec, path: Path, options: LandingOptions,
+    before_duplicates: Callable[[], None] | None = None,
+) -> _ParsedFile:
+    """Load one landing file and parse every record into its staging table (types, record-level reasons, duplicates).
+
+    `before_duplicates` runs after the record rules and before duplicates are marked (the currency rules).
+    """
+    source = load_source(conn, path, _work("src", spec), options.csv_delimiter)
+    line_amount, total = spec.line_amount or (None, None)
+    positions = resolve_columns(spec, source.header, path.name, extra=(line_amount,) if line_amount else ())
     if spec.file_required and source.rows_in == 0:
         raise LandingError(f"{path.name}: no data rows")
+    notes = list(source.notes)
+    sums_lines = line_amount in positions and total not in positions
+    if sums_lines:
+        # One row per line item with a line amount and no order total: the total is the sum of the lines.
+        positions[total] = positions.pop(line_amount)
+        notes.append(f"{total} = sum of {line_amount} over each order's line items")
+    else:
+        positions.pop(line_amount, None)
+    key_generated = spec.generated_key is not None and spec.generated_key not in positions
+    with_extras = spec.merges_line_items or key_generated
+    mapped = set(positions.values())
+    extras = tuple(i for i in range(len(source.header)) if i not in mapped) if with_extras else None
+    if sums_lines and extras is not None:
+        extras += (positions[total],)  # lines differing only in their amount are distinct lines
+    dialect, dialect_notes = _detect_value_dialect(conn, spec, source, positions, options, path.name)
+    notes += dialect_notes
     stage, duplicates_table = _stage(spec.name), _work("dups", spec)
-    parsed = parse_records_sql(spec, source.relation, positions, source.types)
+    parsed = parse_records_sql(spec, source.relation, positions, source.types, dialect, extras)
     columns = ", ".join(f"CAST({column.name} AS {column.sql_type}) AS {column.name}" for column in spec.columns)
+    derived = "".join(
+        f", CAST({value} AS {sql_type}) AS {name}" for name, sql_type, value in DERIVED_COLUMNS.get(spec.name, ())
+    )
+    extra_column = f", {EXTRA_HASH}" if extras is not None else ""
+    # The occurrence window of generated ids does not keep record order: only then is a sort needed.
+    order = " ORDER BY source_row" if key_generated else ""
     with _source_read_errors(source, path.name):
         conn.execute(
-            f"CREATE OR REPLACE TABLE {stage} AS SELECT {columns}, {sql_string(path.name)} AS source_file, source_row, "
-            f"{ROW_REASON} FROM ({parsed})"
+            f"CREATE OR REPLACE TABLE {stage} AS SELECT {columns}{derived}, {sql_string(path.name)} AS source_file, "
+            f"source_row, {ROW_REASON}{extra_column} FROM ({parsed}){order}"
         )
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE {duplicates_table} AS {duplicate_keys_sql(spec, stage)}")
-    conn.execute(mark_duplicates_sql(spec, stage, duplicates_table))
+    if sums_lines:
+        conn.execute(incomplete_records_sql(spec, stage))
+    if before_duplicates is not None:
+        before_duplicates()
+    compared = tuple(name for name in spec.column_names if not (sums_lines and name == total))
+    duplicate_spec = spec
+    if key_generated:
+        # Generated ids are unique by construction: duplicates are records with the same values.
+        compared = tuple(name for name in spec.column_names if name != spec.generated_key)
+        duplicate_spec = replace(spec, key_columns=compared)
+    conn.execute(
+        f"CREATE OR REPLACE TEMP TABLE {duplicates_table} AS {duplicate_keys_sql(duplicate_spec, stage, compared)}"
+    )
+    conn.execute(mark_duplicates_sql(duplicate_spec, stage, duplicates_table, extras is not None, key_generated))
     conn.execute(f"DROP TABLE temp.{duplicates_table}")
-    missing = tuple(name for name in spec.column_names if name not in positions)
-    return _ParsedFile(spec, path.name, source, missing)
+    if sums_lines:
+        conn.execute(sum_line_totals_sql(spec, stage, total))
+    if extras is not None:
+        conn.execute(f"ALTER TABLE {stage} DROP COLUMN {EXTRA_HASH}")
+    if key_generated:
+        notes.append(
+            f"no {spec.generated_key} column: ids generated from each row's values and occurrence number; "
+            "exact duplicate rows kept once (duplicate_identical)"
+        )
+    missing = tuple(
+        name for name in spec.column_names
+        if name not in positions and not (key_generated and name == spec.generated_key)
+    )
+    return _ParsedFile(spec, path.name, source, missing, tuple(notes), key_generated)
+
+
+def _reporting_currency(conn: duckdb.DuckDBPyConnection, options: LandingOptions) -> str | None:
+    """SEGMINT_CURRENCY, else the currency of most valid order rows (ties: alphabetical); None when none is named."""
+    if options.reporting_currency:
+        return options.reporting_currency.upper()
+    rows = conn.execute(
+        f"SELECT currency FROM {_stage(ORDERS.name)} WHERE {ROW_REASON} IS NULL AND currency IS NOT NULL "
+        "GROUP BY currency ORDER BY count(*) DESC, currency LIMIT 1"
+    ).fetchall()
+    return rows[0][0] if rows else None
+
+
+def _convert_currencies(conn: duckdb.DuckDBPyConnection, reporting: str | None, fx_file: str | None) -> None:
+    """Give each valid order outside the reporting currency its fx_rate, or a reason.
+
+    The rate is the one of fx_rates.csv at or before the order's date (`missing_fx_rate` when there is none);
+    without fx_rates.csv such orders are `mixed_currency`: amounts are never summed across currencies. An order
+    with no currency is taken to be in the reporting currency.
+    """
+    if reporting is None:
+        return
+    stage = _stage(ORDERS.name)
+    foreign = f"o.{ROW_REASON} IS NULL AND o.currency IS NOT NULL AND o.currency <> {sql_string(reporting)}"
+    quoted = quoted_value_sql("p.currency")
+    if fx_file is None:
+        conn.execute(
+            f"UPDATE {stage} AS o SET {ROW_REASON} = 'mixed_currency: currency=' || {quoted.replace('p.', 'o.')} "
+            f"|| ' is not the reporting currency {reporting} (add fx_rates.csv to convert it)' WHERE {foreign}"
+        )
+        return
+    fx = f"(SELECT date, currency, rate FROM {_stage(FX_RATES.name)} WHERE {ROW_REASON} IS NULL)"
+    missing = (
+        f"'missing_fx_rate: currency=' || {quoted} || ' has no rate to {reporting} in {fx_file} on or before ' "
+        "|| CAST(CAST(p.ordered_at AS DATE) AS VARCHAR)"
+    )
+    conn.execute(
+        f"""UPDATE {stage} AS p
+SET fx_rate = m.rate, {ROW_REASON} = CASE WHEN m.rate IS NULL THEN {missing} END
+FROM (SELECT o.source_row, r.rate FROM {stage} AS o
+      ASOF LEFT JOIN {fx} AS r ON o.currency = r.currency AND CAST(o.ordered_at AS DATE) >= r.date
+      WHERE {foreign}) AS m
+WHERE p.source_row = m.source_row"""
+    )
+
+
+def _top_reasons(conn: duckdb.DuckDBPyConnection, table: str, reason: str, where: str, params: list) -> str:
+    """`code xN (e.g. row R: <reason>)` for the most frequent unusable reason codes, most frequent first."""
+    benign = ", ".join(sql_string(code) for code in (*BENIGN_REASONS, MERGED_LINE))
+    rows = conn.execute(
+        f"SELECT split_part({reason}, ':', 1) AS code, count(*) AS n, arg_min({reason}, source_row), min(source_row) "
+        f"FROM {table} WHERE {where} AND {reason} IS NOT NULL GROUP BY code HAVING code NOT IN ({benign}) "
+        f"ORDER BY n DESC, code LIMIT {TOP_REASONS_SHOWN}",
+        params,
+    ).fetchall()
+    return "; ".join(f"{code} x{count} (e.g. row {row}: {text})" for code, count, text, row in rows)
 
 
 def _default_as_of(conn: duckdb.DuckDBPyConnection, orders: _ParsedFile) -> date:
     """The last accepted order date; no valid order at all -> LandingError (there is nothing to model)."""
     last = conn.execute(last_valid_date_sql(ORDERS, _stage(ORDERS.name))).fetchall()[0][0]
     if last is None:
+        top = _top_reasons(conn, _stage(ORDERS.name), ROW_REASON, "true", [])
         raise LandingError(
             f"{orders.file_name}: no order passed validation ({orders.source.rows_in} rows, all quarantined), "
-            "so the as-of date cannot be derived"
+            f"so the as-of date cannot be derived; top reasons: {top}"
         )
     return last
 
@@ -177,20 +390,22 @@ def _write_file(conn: duckdb.DuckDBPyConnection, parsed: _ParsedFile, as_of: dat
         conn.execute(
             f"INSERT INTO {_stage(QUARANTINE)} SELECT {sql_string(parsed.file_name)}, j.source_row, {raw_json}, "
             f"j.{REASON} FROM ({judged}) AS j JOIN {source.relation} AS s ON s.{RECORD_INDEX} = j.source_row - 1 "
-            f"WHERE j.{REASON} IS NOT NULL ORDER BY j.source_row"
+            f"WHERE j.{REASON} IS NOT NULL AND j.{REASON} <> '{MERGED_LINE}' ORDER BY j.source_row"
         )
+    merged = conn.execute(f"SELECT count(*) FROM ({judged}) WHERE {REASON} = '{MERGED_LINE}'").fetchall()[0][0]
     # Deleting keeps the remaining rows in insertion order, which is source_row order: no ORDER BY needed.
     conn.execute(delete_rejected_sql(spec, stage, as_of))
     conn.execute(f"ALTER TABLE {stage} DROP COLUMN {ROW_REASON}")
     # Free the work table now: with 30 M events, holding every file's copies at once costs gigabytes.
     conn.execute(f"DROP TABLE IF EXISTS temp.{_work('src', spec)}")
-    return _file_report(conn, parsed)
+    return _file_report(conn, parsed, merged)
 
 
-def _file_report(conn: duckdb.DuckDBPyConnection, parsed: _ParsedFile) -> FileReport:
+def _file_report(conn: duckdb.DuckDBPyConnection, parsed: _ParsedFile, merged: int) -> FileReport:
     """Counts for one written file, checked to reconcile with the rows read."""
     spec = parsed.spec
-    accepted = conn.execute(f"SELECT count(*) FROM {_stage(spec.name)}").fetchall()[0][0]
+    in_table = conn.execute(f"SELECT count(*) FROM {_stage(spec.name)}").fetchall()[0][0]
+    accepted = in_table + merged
     reason_rows = conn.execute(
         f"SELECT split_part(reason, ':', 1) AS code, count(*) FROM {_stage(QUARANTINE)} "
         f"WHERE source_file = ? GROUP BY code ORDER BY code",
@@ -210,6 +425,11 @@ def _file_report(conn: duckdb.DuckDBPyConnection, parsed: _ParsedFile) -> FileRe
             "GROUP BY code ORDER BY code"
         ).fetchall()
         currencies = {code: count for code, count in currency_rows}
+    notes = parsed.notes
+    unusable = quarantined - sum(reasons.get(code, 0) for code in BENIGN_REASONS)
+    if unusable > MOSTLY_QUARANTINED_SHARE * parsed.source.rows_in:
+        top = _top_reasons(conn, _stage(QUARANTINE), "reason", "source_file = ?", [parsed.file_name])
+        notes += (f"{unusable} of {parsed.source.rows_in} rows quarantined; top reasons: {top}",)
     return FileReport(
         source_file=parsed.file_name,
         table_name=spec.name,
@@ -220,8 +440,24 @@ def _file_report(conn: duckdb.DuckDBPyConnection, parsed: _ParsedFile) -> FileRe
         reasons=reasons,
         missing_columns=parsed.missing_columns,
         currencies=currencies,
-        notes=parsed.source.notes,
+        notes=notes,
+        rows_merged=merged,
+        ids_generated=in_table if parsed.ids_generated else 0,
     )
+
+
+def _check_orders_mostly_usable(conn: duckdb.DuckDBPyConnection, report: FileReport) -> None:
+    """Stop when most order rows are unusable: the file is read wrongly (a format), not merely dirty.
+
+    Rows after the as-of date and exact duplicates do not count; customers and events only get a note.
+    """
+    unusable = report.rows_quarantined - sum(report.reasons.get(code, 0) for code in BENIGN_REASONS)
+    if unusable > MOSTLY_QUARANTINED_SHARE * report.rows_in:
+        top = _top_reasons(conn, _stage(QUARANTINE), "reason", "source_file = ?", [report.source_file])
+        raise LandingError(
+            f"{report.source_file}: {unusable} of {report.rows_in} rows quarantined, more than half, so the file "
+            f"is probably not read as intended; top reasons: {top}"
+        )
 
 
 def _stage_empty_table(conn: duckdb.DuckDBPyConnection, spec: TableSpec) -> None:
@@ -230,21 +466,23 @@ def _stage_empty_table(conn: duckdb.DuckDBPyConnection, spec: TableSpec) -> None
 
 def _stage_bookkeeping(
     conn: duckdb.DuckDBPyConnection, reports: tuple[FileReport, ...], as_of: date, horizon_days: int,
-    landing_dir: Path, is_demo: bool,
+    landing_dir: Path, is_demo: bool, reporting_currency: str | None,
 ) -> None:
     """Stage raw.ingest_log (one row per file read) and raw.run_context (exactly one row)."""
     conn.execute(f"CREATE OR REPLACE TABLE {_stage(INGEST_LOG)} ({INGEST_LOG_COLUMNS_SQL})")
     if reports:
         conn.executemany(
-            f"INSERT INTO {_stage(INGEST_LOG)} VALUES (?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO {_stage(INGEST_LOG)} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                [r.source_file, r.table_name, r.rows_in, r.rows_accepted, r.rows_quarantined, r.rows_after_as_of]
+                [r.source_file, r.table_name, r.rows_in, r.rows_accepted, r.rows_quarantined, r.rows_after_as_of,
+                 r.rows_merged, r.ids_generated]
                 for r in reports
             ],
         )
     conn.execute(f"CREATE OR REPLACE TABLE {_stage(RUN_CONTEXT)} ({RUN_CONTEXT_COLUMNS_SQL})")
     conn.execute(
-        f"INSERT INTO {_stage(RUN_CONTEXT)} VALUES (?, ?, ?, ?)", [as_of, horizon_days, str(landing_dir), is_demo]
+        f"INSERT INTO {_stage(RUN_CONTEXT)} VALUES (?, ?, ?, ?, ?)",
+        [as_of, horizon_days, str(landing_dir), is_demo, reporting_currency],
     )
 
 
@@ -273,13 +511,15 @@ def _drop_stage_tables(conn: duckdb.DuckDBPyConnection) -> None:
 
 
 def ingest_landing(
-    conn: duckdb.DuckDBPyConnection, landing_dir: Path, as_of: date | None, horizon_days: int, is_demo: bool
+    conn: duckdb.DuckDBPyConnection, landing_dir: Path, as_of: date | None, horizon_days: int, is_demo: bool,
+    options: LandingOptions | None = None,
 ) -> LandingReport:
-    """(Re)write raw.orders/customers/events/quarantine/ingest_log/run_context from the landing dir.
+    """(Re)write raw.orders/customers/events/fx_rates/quarantine/ingest_log/run_context from the landing dir.
 
-    `as_of=None` means the last accepted order date. A file that cannot be read at all raises
-    LandingError (one line) and leaves the previous raw tables untouched.
+    `as_of=None` means the last accepted order date. A file that cannot be read at all, or an orders file whose
+    rows are mostly unusable, raises LandingError (one line) and leaves the previous raw tables untouched.
     """
+    options = options or LandingOptions()
     if horizon_days <= 0:
         raise ValueError(f"horizon_days must be a positive number of days, got {horizon_days}")
     landing_dir = Path(landing_dir).resolve()
@@ -289,18 +529,33 @@ def ingest_landing(
     if paths[ORDERS.name] is None:
         raise LandingError(f"orders.csv: file is missing from {landing_dir} (expected orders.csv or orders.parquet)")
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
+    fx_path = paths[FX_RATES.name]
+    reporting: list[str | None] = [options.reporting_currency]
+
+    def convert_orders() -> None:
+        reporting[0] = _reporting_currency(conn, options)
+        _convert_currencies(conn, reporting[0], fx_path.name if fx_path is not None else None)
+
+    # The rates are parsed first: the orders need them before their duplicates are judged.
+    parse_order = sorted(LANDING_TABLES, key=lambda spec: spec is not FX_RATES)
     try:
         with _ingest_session(conn):
-            parsed_files = [
-                _parse_file(conn, spec, path) for spec in LANDING_TABLES if (path := paths[spec.name]) is not None
-            ]
-            effective_as_of = as_of if as_of is not None else _default_as_of(conn, parsed_files[0])
+            parsed_by_name = {
+                spec.name: _parse_file(conn, spec, path, options, convert_orders if spec is ORDERS else None)
+                for spec in parse_order
+                if (path := paths[spec.name]) is not None
+            }
+            parsed_files = [parsed_by_name[spec.name] for spec in LANDING_TABLES if spec.name in parsed_by_name]
+            effective_as_of = as_of if as_of is not None else _default_as_of(conn, parsed_by_name[ORDERS.name])
             conn.execute(f"CREATE OR REPLACE TABLE {_stage(QUARANTINE)} ({QUARANTINE_COLUMNS_SQL})")
             reports = tuple(_write_file(conn, parsed, effective_as_of) for parsed in parsed_files)
+            _check_orders_mostly_usable(conn, reports[0])
             for spec in LANDING_TABLES:
                 if paths[spec.name] is None:
                     _stage_empty_table(conn, spec)
-            _stage_bookkeeping(conn, reports, effective_as_of, horizon_days, landing_dir, is_demo)
+            _stage_bookkeeping(
+                conn, reports, effective_as_of, horizon_days, landing_dir, is_demo, reporting[0]
+            )
             _swap_in_staged_tables(conn)
     except BaseException:
         _drop_stage_tables(conn)
@@ -308,7 +563,9 @@ def ingest_landing(
     finally:
         _drop_work_tables(conn)
     missing = tuple(spec.name for spec in LANDING_TABLES if paths[spec.name] is None)
-    return LandingReport(as_of=effective_as_of, files=reports, missing_files=missing)
+    return LandingReport(
+        as_of=effective_as_of, files=reports, missing_files=missing, reporting_currency=reporting[0]
+    )
 
 
 def quarantine_summary(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:

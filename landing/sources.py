@@ -18,7 +18,13 @@ from pathlib import Path
 
 import duckdb
 
-from landing.contract import STRIPPED_WHITESPACE, SUPPORTED_EXTENSIONS, TableSpec
+from landing.contract import (
+    CSV_DELIMITERS,
+    DIALECT_SAMPLE_RECORDS,
+    STRIPPED_WHITESPACE,
+    SUPPORTED_EXTENSIONS,
+    TableSpec,
+)
 
 # Enough bytes to hold any real header line; the header is read by Python's csv module so that
 # segmint, not DuckDB's sniffer, decides the column names (the sniffer can silently fall back to a
@@ -48,6 +54,7 @@ class LoadedSource:
     rows_in: int
     notes: tuple[str, ...]
     is_parquet: bool = False
+    delimiter: str = ","
 
 
 def find_landing_file(landing_dir: Path, spec: TableSpec) -> Path | None:
@@ -75,11 +82,45 @@ def source_column(position: int) -> str:
     return f"c{position}"
 
 
-def read_csv_header(path: Path) -> tuple[str, ...]:
-    """The header field names of a CSV file (surrounding spaces and BOM stripped); () when the file is blank."""
+def _read_probe(path: Path) -> tuple[str, bool]:
+    """The first bytes of a file as text, and whether that is the whole file."""
     with path.open("rb") as handle:
         probe = handle.read(HEADER_PROBE_BYTES)
-    first_record = next(csv.reader(io.StringIO(_decode_probe(probe).lstrip(UTF8_BOM), newline="")), [])
+    return _decode_probe(probe).lstrip(UTF8_BOM), len(probe) < HEADER_PROBE_BYTES
+
+
+def detect_delimiter(text: str, complete: bool) -> str:
+    """The delimiter of a CSV text: deterministic, from the header line and the next DIALECT_SAMPLE_RECORDS records.
+
+    A candidate (`,` `;` tab `|`) fits when it splits the header into more than one field and every sampled
+    record into the same number of fields (quotes honoured). Of the fitting candidates the one giving the most
+    header fields wins, ties in that order; when none fits, the one splitting the header most (so the error
+    names the inconsistent line), and `,` for a one-column file. A record cut by the end of the probe is not
+    sampled.
+    """
+    best, best_fields, best_fits = ",", 1, False
+    for delimiter in CSV_DELIMITERS:
+        records = []
+        for record in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter):
+            records.append(record)
+            if len(records) > DIALECT_SAMPLE_RECORDS + 1:
+                break
+        if not complete and len(records) <= DIALECT_SAMPLE_RECORDS + 1:
+            records = records[:-1]  # the last record may be cut by the probe
+        if not records:
+            continue
+        fields = len(records[0])
+        fits = fields > 1 and all(len(record) == fields for record in records[1:] if record)
+        if (fits, fields) > (best_fits, best_fields):
+            best, best_fields, best_fits = delimiter, fields, fits
+    return best
+
+
+def read_csv_header(path: Path, delimiter: str | None = None) -> tuple[str, ...]:
+    """The header field names of a CSV file (surrounding spaces and BOM stripped); () when the file is blank."""
+    text, complete = _read_probe(path)
+    delimiter = delimiter or detect_delimiter(text, complete)
+    first_record = next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), [])
     header = tuple(field.strip(HEADER_STRIP_CHARS) for field in first_record)
     return () if all(name == "" for name in header) else header
 
@@ -95,24 +136,36 @@ def _decode_probe(probe: bytes) -> str:
         return probe.decode(FALLBACK_ENCODING)
 
 
-def _read_csv_sql(path: Path, column_count: int, encoding: str) -> str:
-    # The dialect is fixed (RFC 4180: comma, double-quote quoting and escaping, header line) rather than
-    # sniffed, so the same file always reads the same way; a malformed line is an error, never skipped.
+def _read_csv_sql(path: Path, column_count: int, encoding: str, delimiter: str) -> str:
+    # The dialect is RFC 4180 (double-quote quoting and escaping, header line) with the delimiter detected by
+    # detect_delimiter, not DuckDB's sniffer, so the same file always reads the same way; a malformed line is an
+    # error, never skipped.
     columns = ", ".join(f"{sql_string(source_column(i))}: 'VARCHAR'" for i in range(column_count))
     return (
         f"SELECT * FROM read_csv({sql_string(str(path))}, columns={{{columns}}}, header=true, "
-        f"auto_detect=false, delim=',', quote='\"', escape='\"', encoding={sql_string(encoding)})"
+        f"auto_detect=false, delim={sql_string(delimiter)}, quote='\"', escape='\"', "
+        f"encoding={sql_string(encoding)})"
     )
 
 
-def _csv_error_line(file_name: str, message: str) -> str:
+def delimiter_name(delimiter: str) -> str:
+    """A delimiter as users write it in a message."""
+    return "tab" if delimiter == "\t" else f"'{delimiter}'"
+
+
+def _csv_error_line(file_name: str, message: str, delimiter: str = ",") -> str:
     """One line saying where and why DuckDB could not parse a CSV file."""
     line_match = re.search(r"CSV Error on Line: (\d+)", message)
     where = f"line {line_match.group(1)}" if line_match else "a line"
     columns_match = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", message)
     if columns_match:
         expected, found = (int(count) for count in columns_match.groups())
-        fix = "quote values that contain commas" if found > expected else "every line needs one value per column"
+        if found <= expected:
+            fix = "every line needs one value per column"
+        elif delimiter == ",":
+            fix = "quote values that contain commas"
+        else:
+            fix = f"quote values that contain the delimiter {delimiter_name(delimiter)}"
         return f"{file_name}: {where} has {found} fields but the header has {expected} (not valid CSV: {fix})"
     if "unterminated quote" in message:
         return f"{file_name}: {where} has a value with an unterminated quote (not valid CSV)"
@@ -130,28 +183,40 @@ def _empty_source(conn: duckdb.DuckDBPyConnection, table: str, note: str) -> Loa
     return LoadedSource(_table_relation(table, 0), (), (), 0, (note,))
 
 
-def load_csv(conn: duckdb.DuckDBPyConnection, path: Path, table: str) -> LoadedSource:
-    """Load a CSV file as text into temp `table`; non-UTF-8 bytes fall back to latin-1 with a note."""
-    header = read_csv_header(path)
+def load_csv(
+    conn: duckdb.DuckDBPyConnection, path: Path, table: str, delimiter: str | None = None
+) -> LoadedSource:
+    """Load a CSV file as text into temp `table`; non-UTF-8 bytes fall back to latin-1 with a note.
+
+    `delimiter` forces the delimiter (SEGMINT_CSV_DELIMITER); by default it is detected (detect_delimiter).
+    """
+    text, complete = _read_probe(path)
+    forced = delimiter is not None
+    delimiter = delimiter or detect_delimiter(text, complete)
+    header = read_csv_header(path, delimiter)
     if not header:
         return _empty_source(conn, table, "empty file: no header and no data rows")
     notes: tuple[str, ...] = ()
+    if delimiter != ",":
+        notes = (f"delimiter {delimiter_name(delimiter)} ({'SEGMINT_CSV_DELIMITER' if forced else 'detected'})",)
     try:
-        conn.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {_read_csv_sql(path, len(header), 'utf-8')}")
+        conn.execute(
+            f"CREATE OR REPLACE TEMP TABLE {table} AS {_read_csv_sql(path, len(header), 'utf-8', delimiter)}"
+        )
     except duckdb.Error as error:
         if "Invalid unicode" not in str(error):
-            raise LandingError(_csv_error_line(path.name, str(error))) from None
+            raise LandingError(_csv_error_line(path.name, str(error), delimiter)) from None
         # Spreadsheet exports on Windows are often cp1252/latin-1; every byte is valid latin-1, so this
         # never fails on encoding, and the note tells the user that accents may need checking.
-        notes = (f"not valid UTF-8; decoded as {FALLBACK_ENCODING}",)
+        notes += (f"not valid UTF-8; decoded as {FALLBACK_ENCODING}",)
+        read = _read_csv_sql(path, len(header), FALLBACK_ENCODING, delimiter)
         try:
-            conn.execute(
-                f"CREATE OR REPLACE TEMP TABLE {table} AS {_read_csv_sql(path, len(header), FALLBACK_ENCODING)}"
-            )
+            conn.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {read}")
         except duckdb.Error as retry_error:
-            raise LandingError(_csv_error_line(path.name, str(retry_error))) from None
+            raise LandingError(_csv_error_line(path.name, str(retry_error), delimiter)) from None
     rows_in = conn.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-    return LoadedSource(_table_relation(table, len(header)), header, (TEXT_TYPE,) * len(header), rows_in, notes)
+    relation = _table_relation(table, len(header))
+    return LoadedSource(relation, header, (TEXT_TYPE,) * len(header), rows_in, notes, delimiter=delimiter)
 
 
 def load_parquet(conn: duckdb.DuckDBPyConnection, path: Path, table: str) -> LoadedSource:
@@ -187,21 +252,34 @@ def parquet_read_errors(file_name: str) -> Iterator[None]:
         raise LandingError(f"{file_name}: cannot be read as Parquet ({first_line})") from None
 
 
-def load_source(conn: duckdb.DuckDBPyConnection, path: Path, table: str) -> LoadedSource:
+def load_source(
+    conn: duckdb.DuckDBPyConnection, path: Path, table: str, delimiter: str | None = None
+) -> LoadedSource:
     """Load a landing file (by extension), one row per data record; `table` is the temp table it may use."""
     if path.stat().st_size == 0:
         return _empty_source(conn, table, "empty file: 0 bytes")
     if path.suffix == ".parquet":
         return load_parquet(conn, path, table)
-    return load_csv(conn, path, table)
+    return load_csv(conn, path, table, delimiter)
 
 
-def resolve_columns(spec: TableSpec, header: tuple[str, ...], file_name: str) -> dict[str, int]:
-    """Contract column name -> header position (case-insensitive); a missing required column -> LandingError."""
+def normalized_column_name(name: str) -> str:
+    """A header name as matched against the contract: lower case, runs of spaces/hyphens as `_` (`Order ID`)."""
+    return re.sub(r"[\s\-]+", "_", name.strip().lower())
+
+
+def resolve_columns(
+    spec: TableSpec, header: tuple[str, ...], file_name: str, extra: tuple[str, ...] = ()
+) -> dict[str, int]:
+    """Contract column name (and `extra` names) -> header position; a missing required column -> LandingError.
+
+    Names match case-insensitively with spaces or hyphens read as `_`. The spec's generated key column may be
+    absent (it is generated).
+    """
     positions: dict[str, int] = {}
-    wanted = set(spec.column_names)
+    wanted = set(spec.column_names) | set(extra)
     for position, name in enumerate(header):
-        normalized = name.lower()
+        normalized = normalized_column_name(name)
         if normalized not in wanted:
             continue
         if normalized in positions:
@@ -214,7 +292,10 @@ def resolve_columns(spec: TableSpec, header: tuple[str, ...], file_name: str) ->
         return positions
     found = ", ".join(header)
     hint = _delimiter_hint(header)
+    line_amount, total = spec.line_amount or (None, None)
     for required in spec.required_columns:
+        if required == total and line_amount in positions:
+            continue  # the order total is the sum of its lines' amounts
         if required not in positions:
             raise LandingError(f"{file_name}: required column '{required}' is missing (found: {found}){hint}")
     if spec.one_of_columns and not any(name in positions for name in spec.one_of_columns):
@@ -226,5 +307,5 @@ def resolve_columns(spec: TableSpec, header: tuple[str, ...], file_name: str) ->
 def _delimiter_hint(header: tuple[str, ...]) -> str:
     # A one-column header holding semicolons or tabs is the commonest reason for "missing" columns.
     if len(header) == 1 and any(separator in header[0] for separator in (";", "\t", "|")):
-        return "; the header looks like it uses another separator, but segmint reads comma-separated CSV"
+        return "; the header looks like it uses another separator: set SEGMINT_CSV_DELIMITER"
     return ""

@@ -192,7 +192,8 @@ def audience_lift(warehouse: Warehouse) -> dg.MaterializeResult:
     with warehouse.connect() as conn:
         ensure_schema(conn)
         assignments = read_table(conn, "sync.members_provenance")
-        orders = read_table(conn, "raw.orders", ["customer_id", "ordered_at", "order_total"])
+        # In the reporting currency: fx_rate converts orders given in another one (landing/README.md).
+        orders = read_table(conn, "raw.orders", ["customer_id", "ordered_at", "order_total * fx_rate as order_total"])
         lift = lift_by_audience(assignments, orders) if len(assignments) else pd.DataFrame({"audience": pd.Series(dtype="string")})
         write_table(conn, "marts.audience_lift", lift)
     return dg.MaterializeResult(

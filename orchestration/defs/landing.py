@@ -6,7 +6,7 @@ import json
 import dagster as dg
 
 from demo_shop import generate_shop
-from landing import LandingError, ingest_landing
+from landing import LandingError, LandingOptions, ingest_landing
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
 from orchestration.lib import groups
 from orchestration.lib.metadata import markdown_table
@@ -15,9 +15,10 @@ RAW_TABLES = {
     "orders": "One row per accepted order row at or before the as-of date (negative totals are refunds).",
     "customers": "One row per accepted customer row (empty when customers.csv is absent).",
     "events": "One row per accepted web event at or before the as-of date (empty when events.csv is absent).",
+    "fx_rates": "One row per accepted exchange rate of fx_rates.csv (empty without it); orders are converted with it.",
     "quarantine": "One row per rejected input row: source file, row number, raw values and the reason.",
     "ingest_log": "One row per landing file per run: rows in, accepted, quarantined (they reconcile).",
-    "run_context": "One row: the run's as-of date and CLV horizon, read by every model.",
+    "run_context": "One row: the run's as-of date, CLV horizon and reporting currency, read by every model.",
 }
 DEMO_MARKER = "demo_params.json"
 
@@ -61,7 +62,10 @@ def raw_tables(context: dg.AssetExecutionContext, settings: SegmintSettings, war
     landing_dir = s.landing_dir or s.demo_landing_dir
     try:
         with warehouse.connect() as conn:
-            report = ingest_landing(conn, landing_dir, s.as_of, s.horizon_days, s.is_demo)
+            options = LandingOptions(
+                reporting_currency=s.currency, date_format=s.date_format, csv_delimiter=s.csv_delimiter
+            )
+            report = ingest_landing(conn, landing_dir, s.as_of, s.horizon_days, s.is_demo, options)
             counts = {t: conn.execute(f"select count(*) from raw.{t}").fetchone()[0] for t in RAW_TABLES}
             quarantine_by_reason = conn.execute(
                 "select source_file, split_part(reason, ':', 1) as reason, count(*) as rows "
@@ -76,6 +80,7 @@ def raw_tables(context: dg.AssetExecutionContext, settings: SegmintSettings, war
         metadata: dict[str, dg.MetadataValue] = {
             "dagster/row_count": dg.MetadataValue.int(counts[table]),
             "as_of": dg.MetadataValue.text(report.as_of.isoformat()),
+            "reporting_currency": dg.MetadataValue.text(report.reporting_currency or "(none named)"),
         }
         file_report = by_table.get(table)
         if file_report is not None:
@@ -86,8 +91,15 @@ def raw_tables(context: dg.AssetExecutionContext, settings: SegmintSettings, war
                 "rows_quarantined": dg.MetadataValue.int(file_report.rows_quarantined),
                 "rows_after_as_of": dg.MetadataValue.int(file_report.rows_after_as_of),
                 "missing_optional_columns": dg.MetadataValue.json(list(file_report.missing_columns)),
+                # Line items merged into their order, surrogate ids, exact duplicates kept once, detected dialect.
+                "rows_merged_line_items": dg.MetadataValue.int(file_report.rows_merged),
+                "ids_generated": dg.MetadataValue.int(file_report.ids_generated),
+                "exact_duplicates_dropped": dg.MetadataValue.int(file_report.reasons.get("duplicate_identical", 0)),
+                "notes": dg.MetadataValue.json(list(file_report.notes)),
             }
-        elif table in {"customers", "events"}:
+            if file_report.currencies:
+                metadata["order_rows_by_currency"] = dg.MetadataValue.json(file_report.currencies)
+        elif table in {"customers", "events", "fx_rates"}:
             metadata["note"] = dg.MetadataValue.text(
                 f"No {table} file in the landing zone: the table is empty and features that need it are 0."
             )

@@ -75,6 +75,7 @@ def reconcile_ingest(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
             select source_file, count(*) as in_table from raw.orders group by source_file
             union all select source_file, count(*) from raw.customers group by source_file
             union all select source_file, count(*) from raw.events group by source_file
+            union all select source_file, count(*) from raw.fx_rates group by source_file
         )
         select
             log.source_file,
@@ -84,7 +85,8 @@ def reconcile_ingest(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
             coalesce(accepted.in_table, 0) as rows_in_table,
             coalesce(quarantined.in_quarantine, 0) as rows_in_quarantine,
             log.rows_in = log.rows_accepted + log.rows_quarantined
-                and log.rows_accepted = coalesce(accepted.in_table, 0)
+                -- merged line items are accepted rows folded into their order's row
+                and log.rows_accepted - log.rows_merged = coalesce(accepted.in_table, 0)
                 and log.rows_quarantined = coalesce(quarantined.in_quarantine, 0) as reconciles
         from raw.ingest_log as log
         left join accepted using (source_file)

@@ -6,6 +6,7 @@ One place for every path and default, so the Dagster resources, dbt's profile an
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -17,6 +18,8 @@ DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 DEFAULT_HORIZON_DAYS = 365
 DEFAULT_DEMO_CUSTOMERS = 5000
 DEFAULT_DEMO_SEED = 42
+DATE_FORMAT_WORDS = ("DMY", "MDY")
+CSV_DELIMITER_WORDS = {",": ",", ";": ";", "|": "|", "tab": "\t", "\\t": "\t"}
 
 
 class SettingsError(ValueError):
@@ -34,6 +37,9 @@ class Settings:
     horizon_days: int
     demo_customers: int
     demo_seed: int
+    currency: str | None = None  # reporting currency (ISO 4217); None: the currency of most order rows
+    date_format: str | None = None  # DMY, MDY or a strptime pattern; None: detected per file
+    csv_delimiter: str | None = None  # None: detected per file
 
     @property
     def is_demo(self) -> bool:
@@ -84,6 +90,36 @@ def _date_setting(env: dict[str, str], name: str) -> date | None:
         raise SettingsError(f"{name}={raw!r} is not a date (expected YYYY-MM-DD)") from None
 
 
+def _currency_setting(env: dict[str, str]) -> str | None:
+    raw = env.get("SEGMINT_CURRENCY", "").strip()
+    if not raw:
+        return None
+    if not re.fullmatch(r"[A-Za-z]{3}", raw):
+        raise SettingsError(f"SEGMINT_CURRENCY={raw!r} is not a three-letter ISO 4217 code (e.g. EUR)")
+    return raw.upper()
+
+
+def _date_format_setting(env: dict[str, str]) -> str | None:
+    raw = env.get("SEGMINT_DATE_FORMAT", "").strip()
+    if not raw:
+        return None
+    if raw.upper() in DATE_FORMAT_WORDS:
+        return raw.upper()
+    if "%" in raw:
+        return raw
+    raise SettingsError(f"SEGMINT_DATE_FORMAT={raw!r} must be DMY, MDY or a strptime pattern such as %d.%m.%Y")
+
+
+def _delimiter_setting(env: dict[str, str]) -> str | None:
+    raw = env.get("SEGMINT_CSV_DELIMITER", "")
+    if not raw:
+        return None
+    key = raw if raw.strip() == "" else raw.strip().lower()
+    if key not in CSV_DELIMITER_WORDS:
+        raise SettingsError(f"SEGMINT_CSV_DELIMITER={raw!r} must be one of , ; | tab")
+    return CSV_DELIMITER_WORDS[key]
+
+
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     """Settings from SEGMINT_* environment variables; relative paths are made absolute."""
     env = dict(os.environ if env is None else env)
@@ -101,4 +137,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         horizon_days=_int_setting(env, "SEGMINT_CLV_HORIZON_DAYS", DEFAULT_HORIZON_DAYS, minimum=7),
         demo_customers=_int_setting(env, "SEGMINT_DEMO_CUSTOMERS", DEFAULT_DEMO_CUSTOMERS, minimum=50),
         demo_seed=_int_setting(env, "SEGMINT_DEMO_SEED", DEFAULT_DEMO_SEED, minimum=0),
+        currency=_currency_setting(env),
+        date_format=_date_format_setting(env),
+        csv_delimiter=_delimiter_setting(env),
     )

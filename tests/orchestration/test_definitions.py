@@ -26,7 +26,7 @@ def key(path: str) -> dg.AssetKey:
 
 
 EXPECTED_ASSETS = [
-    "landing_files", "raw/orders", "raw/customers", "raw/events", "raw/quarantine", "raw/ingest_log", "raw/run_context",
+    "landing_files", "raw/orders", "raw/customers", "raw/events", "raw/fx_rates", "raw/quarantine", "raw/ingest_log", "raw/run_context",
     "staging/stg_orders", "staging/stg_customers", "staging/stg_events", "staging/stg_visitor_event_days",
     "marts/customer_features", "marts/customer_features_train", "marts/customer_features_selection", "marts/prospect_features",
     "ml/rfm_segments", "ml/behavioral_segments", "ml/prospect_scores",

@@ -82,10 +82,14 @@ def test_an_empty_or_header_only_orders_file_is_a_clear_error(tmp_path, monkeypa
     assert description.startswith("orders.csv:")
 
 
-def test_mixed_currencies_are_kept_and_flagged_by_a_warning_check(tmp_path, monkeypatch):
+def test_mixed_currencies_without_rates_are_never_summed_the_other_currency_is_quarantined(tmp_path, monkeypatch):
+    # Without SEGMINT_CURRENCY or fx_rates.csv the currency of most orders is kept (ties: alphabetical, EUR).
     orders = ORDERS_HEADER + "1,a,2025-01-01,10,USD\n2,b,2025-01-02,10,EUR\n"
-    result, _ = _materialize(tmp_path, monkeypatch, {"orders.csv": orders})
-    assert result.success  # a warning does not stop the line
+    result, warehouse = _materialize(tmp_path, monkeypatch, {"orders.csv": orders})
+    assert result.success
     evaluations = [e.asset_check_evaluation_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
     orders_check = next(e for e in evaluations if e.asset_check_key.name == "gx_raw_orders")
-    assert orders_check.passed is False and orders_check.severity == dg.AssetCheckSeverity.WARN
+    assert orders_check.passed is True
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        assert conn.execute("select currency from raw.orders").fetchall() == [("EUR",)]
+        assert conn.execute("select split_part(reason, ':', 1) from raw.quarantine").fetchall() == [("mixed_currency",)]

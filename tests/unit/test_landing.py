@@ -71,12 +71,12 @@ def test_header_names_match_case_insensitively_with_surrounding_spaces_trimmed(c
     assert conn.execute("SELECT order_id, customer_id, order_total FROM raw.orders").fetchall() == [("o1", "c1", 10.0)]
 
 
-def test_a_semicolon_separated_file_is_named_in_the_error(conn, tmp_path):
-    # Defect: a European spreadsheet export with ';' separators.
+def test_a_semicolon_separated_file_is_detected_and_read(conn, tmp_path):
+    # A European spreadsheet export with ';' separators (dialect tests: tests/unit/test_landing_dialects.py).
     write(tmp_path, "orders.csv", "order_id;customer_id;ordered_at;order_total\no1;c1;2024-03-01;10\n")
-    with pytest.raises(LandingError, match="another separator") as error:
-        ingest(conn, tmp_path)
-    assert "\n" not in str(error.value)
+    report = ingest(conn, tmp_path)
+    assert conn.execute("SELECT order_id, order_total FROM raw.orders").fetchall() == [("o1", 10.0)]
+    assert "delimiter ';' (detected)" in orders_report(report).notes
 
 
 def test_missing_orders_file_raises(conn, tmp_path):
@@ -195,7 +195,7 @@ def test_orders_after_as_of_are_quarantined_and_counts_reconcile(conn, tmp_path)
     }
     assert (orders.rows_in, orders.rows_accepted, orders.rows_quarantined, orders.rows_after_as_of) == (4, 2, 2, 1)
     assert orders.reasons == {"after_as_of": 1, "invalid_timestamp": 1}
-    assert conn.execute("SELECT * FROM raw.ingest_log").fetchall() == [("orders.csv", "orders", 4, 2, 2, 1)]
+    assert conn.execute("SELECT * FROM raw.ingest_log").fetchall() == [("orders.csv", "orders", 4, 2, 2, 1, 0, 0)]
 
 
 def test_default_as_of_is_the_last_accepted_order_date(conn, tmp_path):
@@ -258,10 +258,11 @@ def test_conflicting_duplicate_orders_are_all_quarantined(conn, tmp_path):
     write(
         tmp_path,
         "orders.csv",
-        ORDERS_HEADER + GOOD_ORDER + "o2,c1,2024-03-01,5,EUR,,,web,completed\no2,c1,2024-03-01,6,EUR,,,web,completed\n",
+        ORDERS_HEADER + GOOD_ORDER + "o2,c1,2024-03-01,5,EUR,,,web,completed\no2,c1,2024-03-01,6,EUR,,,web,completed\n"
+        + "o3,c1,2024-03-01,7,EUR,,,web,completed\n",
     )
     ingest(conn, tmp_path)
-    assert accepted_ids(conn) == ["o1"]
+    assert accepted_ids(conn) == ["o1", "o3"]
     assert reasons_by_row(conn) == {
         2: "duplicate_conflicting: order_id='o2' has 2 copies with different values",
         3: "duplicate_conflicting: order_id='o2' has 2 copies with different values",
@@ -334,7 +335,7 @@ def test_the_connection_time_zone_is_restored_and_does_not_change_results(conn, 
     assert conn.execute("SELECT current_setting('TimeZone')").fetchall() == [("America/New_York",)]
 
 
-def test_mixed_currencies_are_accepted_kept_and_counted(conn, tmp_path):
+def test_mixed_currencies_without_rates_keep_the_commonest_and_quarantine_the_rest(conn, tmp_path):
     write(
         tmp_path,
         "orders.csv",
@@ -342,12 +343,16 @@ def test_mixed_currencies_are_accepted_kept_and_counted(conn, tmp_path):
         + GOOD_ORDER
         + "o2,c1,2024-03-01,5,usd,,,web,completed\n"
         + "o3,c1,2024-03-01,5,USD,,,web,completed\n"
-        + "o4,c1,2024-03-01,5,,,,web,completed\n",
+        + "o4,c1,2024-03-01,5,,,,web,completed\n",  # no currency: taken as the reporting currency
     )
     report = ingest(conn, tmp_path)
-    assert orders_report(report).currencies == {"(none)": 1, "EUR": 1, "USD": 2}
+    assert report.reporting_currency == "USD"  # the currency of most order rows
+    assert orders_report(report).currencies == {"(none)": 1, "USD": 2}
+    assert reasons_by_row(conn) == {
+        1: "mixed_currency: currency='EUR' is not the reporting currency USD (add fx_rates.csv to convert it)"
+    }
     assert [row[0] for row in conn.execute("SELECT currency FROM raw.orders ORDER BY source_row").fetchall()] == [
-        "EUR", "USD", "USD", None
+        "USD", "USD", None
     ]
 
 
@@ -422,7 +427,7 @@ def test_empty_optional_files_give_empty_tables(conn, tmp_path, content):
 def test_missing_optional_files_still_give_every_table_and_column(conn, tmp_path):
     write(tmp_path, "orders.csv", "order_id,customer_id,ordered_at,order_total\no1,c1,2024-03-01,1\n")
     report = ingest(conn, tmp_path)
-    assert report.missing_files == ("customers", "events")
+    assert report.missing_files == ("customers", "events", "fx_rates")
     assert orders_report(report).missing_columns == (
         "currency", "discount_amount", "discount_code", "channel", "status"
     )
@@ -487,7 +492,10 @@ MESSY_ORDERS = """('o1', '42', '2024-03-01 10:00:00.5+02', '10.5', 'eur', '0.1')
     ('o10', '7', '2024-03-04', '3', 'EUR', NULL),
     ('o10', '7', '2024-03-04', '4', 'EUR', NULL),
     ('o11', '7', '2024-05-01', '3', 'EUR', NULL),
-    ('o12', NULL, '2024-03-05', '3', 'EUR', '9999999999')"""
+    ('o12', NULL, '2024-03-05', '3', 'EUR', '9999999999'),
+    ('o13', '8', '2024-03-06', '3', 'EUR', NULL), ('o14', '8', '2024-03-06', '4', 'EUR', NULL),
+    ('o15', '8', '2024-03-07', '5', 'EUR', NULL), ('o16', '8', '2024-03-07', '6', 'EUR', NULL),
+    ('o17', '8', '2024-03-08', '7', 'EUR', NULL)"""
 MESSY_CUSTOMERS = """('c1', '2023-01-01 12:00:00', 'true'), ('c2', '1000-01-01', 'false'), ('c3', 'infinity', NULL),
     ('c4', '2024-05-01', 'true'), ('c1', '2023-01-01 12:00:00', 'false'), ('c5', NULL, NULL)"""
 MESSY_EVENTS = """('e1', 'a1', '2024-03-01 10:00:00.123', 'page_view'), ('e1', 'a1', '2024-03-01 10:00:00.123', 'page_view'),
@@ -606,7 +614,10 @@ def test_a_parquet_file_with_a_damaged_data_page_raises_one_line_and_keeps_the_p
 
 
 def test_quarantine_raw_record_is_the_json_of_the_raw_text_values(conn, tmp_path):
-    write(tmp_path, "orders.csv", "Order_ID,customer_id,ordered_at,order_total,note\n o1 ,c1,2024-02-30,10,\n")
+    write(
+        tmp_path, "orders.csv",
+        "Order_ID,customer_id,ordered_at,order_total,note\n o1 ,c1,2024-02-30,10,\no2,c1,2024-02-28,10,\n"
+    )
     write(tmp_path, "customers.csv", "customer_id\nc1\n")  # keeps the run alive with an explicit as_of
     ingest(conn, tmp_path, as_of=date(2024, 3, 1))
     raw_record = conn.execute("SELECT raw_record FROM raw.quarantine").fetchall()[0][0]
@@ -619,7 +630,8 @@ def test_quarantine_summary_counts_rows_per_file_and_reason(conn, tmp_path):
     write(
         tmp_path,
         "orders.csv",
-        ORDERS_HEADER + GOOD_ORDER + "o2,c1,x,1,EUR,,,web,c\no3,c1,y,1,EUR,,,web,c\no4,,2024-03-01,1,EUR,,,web,c\n",
+        ORDERS_HEADER + GOOD_ORDER + "o2,c1,x,1,EUR,,,web,c\no3,c1,y,1,EUR,,,web,c\no4,,2024-03-01,1,EUR,,,web,c\n"
+        + "o5,c1,2024-03-01,1,EUR,,,web,c\no6,c1,2024-03-01,1,EUR,,,web,c\n",
     )
     ingest(conn, tmp_path)
     summary = quarantine_summary(conn)
