@@ -20,12 +20,14 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from landing import formats
 from landing.contract import (
     AFTER_AS_OF,
     INGEST_LOG_COLUMNS_SQL,
     LANDING_TABLES,
     LINEAGE_COLUMNS_SQL,
     ORDERS,
+    ORIGIN_COLUMN_NAMES,
     QUARANTINE_COLUMNS_SQL,
     RAW_SCHEMA,
     RUN_CONTEXT_COLUMNS_SQL,
@@ -91,6 +93,8 @@ class LandingReport:
     as_of: date
     files: tuple[FileReport, ...]
     missing_files: tuple[str, ...]
+    # segmint | ga4 | segment | shopify: the format the landing folder was read as (landing/formats/).
+    source_format: str = "segmint"
 
 
 def _stage(name: str) -> str:
@@ -153,7 +157,8 @@ def _parse_file(conn: duckdb.DuckDBPyConnection, spec: TableSpec, path: Path) ->
     conn.execute(f"CREATE OR REPLACE TEMP TABLE {duplicates_table} AS {duplicate_keys_sql(spec, stage)}")
     conn.execute(mark_duplicates_sql(spec, stage, duplicates_table))
     conn.execute(f"DROP TABLE temp.{duplicates_table}")
-    missing = tuple(name for name in spec.column_names if name not in positions)
+    # The origin columns are written by format translators only; their absence is no news to a user.
+    missing = tuple(name for name in spec.column_names if name not in positions and name not in ORIGIN_COLUMN_NAMES)
     return _ParsedFile(spec, path.name, source, missing)
 
 
@@ -230,7 +235,7 @@ def _stage_empty_table(conn: duckdb.DuckDBPyConnection, spec: TableSpec) -> None
 
 def _stage_bookkeeping(
     conn: duckdb.DuckDBPyConnection, reports: tuple[FileReport, ...], as_of: date, horizon_days: int,
-    landing_dir: Path, is_demo: bool,
+    landing_dir: Path, is_demo: bool, source_format: str = "segmint",
 ) -> None:
     """Stage raw.ingest_log (one row per file read) and raw.run_context (exactly one row)."""
     conn.execute(f"CREATE OR REPLACE TABLE {_stage(INGEST_LOG)} ({INGEST_LOG_COLUMNS_SQL})")
@@ -244,7 +249,8 @@ def _stage_bookkeeping(
         )
     conn.execute(f"CREATE OR REPLACE TABLE {_stage(RUN_CONTEXT)} ({RUN_CONTEXT_COLUMNS_SQL})")
     conn.execute(
-        f"INSERT INTO {_stage(RUN_CONTEXT)} VALUES (?, ?, ?, ?)", [as_of, horizon_days, str(landing_dir), is_demo]
+        f"INSERT INTO {_stage(RUN_CONTEXT)} VALUES (?, ?, ?, ?, ?)",
+        [as_of, horizon_days, str(landing_dir), is_demo, source_format],
     )
 
 
@@ -273,19 +279,24 @@ def _drop_stage_tables(conn: duckdb.DuckDBPyConnection) -> None:
 
 
 def ingest_landing(
-    conn: duckdb.DuckDBPyConnection, landing_dir: Path, as_of: date | None, horizon_days: int, is_demo: bool
+    conn: duckdb.DuckDBPyConnection, landing_dir: Path, as_of: date | None, horizon_days: int, is_demo: bool,
+    source_format: str | None = None, work_dir: Path | None = None,
 ) -> LandingReport:
     """(Re)write raw.orders/customers/events/quarantine/ingest_log/run_context from the landing dir.
 
     `as_of=None` means the last accepted order date. A file that cannot be read at all raises
-    LandingError (one line) and leaves the previous raw tables untouched.
+    LandingError (one line) and leaves the previous raw tables untouched. A folder of GA4, Segment or
+    Shopify exports (detected, or named by `source_format`) is first translated into contract files under
+    `work_dir` (landing/formats/).
     """
     if horizon_days <= 0:
         raise ValueError(f"horizon_days must be a positive number of days, got {horizon_days}")
     landing_dir = Path(landing_dir).resolve()
     if not landing_dir.is_dir():
         raise LandingError(f"{landing_dir}: landing directory does not exist")
-    paths = {spec.name: find_landing_file(landing_dir, spec) for spec in LANDING_TABLES}
+    translation = formats.translate_landing(conn, landing_dir, source_format, work_dir)
+    contract_dir = translation.contract_dir if translation is not None else landing_dir
+    paths = {spec.name: find_landing_file(contract_dir, spec) for spec in LANDING_TABLES}
     if paths[ORDERS.name] is None:
         raise LandingError(f"orders.csv: file is missing from {landing_dir} (expected orders.csv or orders.parquet)")
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
@@ -300,15 +311,20 @@ def ingest_landing(
             for spec in LANDING_TABLES:
                 if paths[spec.name] is None:
                     _stage_empty_table(conn, spec)
-            _stage_bookkeeping(conn, reports, effective_as_of, horizon_days, landing_dir, is_demo)
+            _stage_bookkeeping(
+                conn, reports, effective_as_of, horizon_days, landing_dir, is_demo, formats.source_format_of(translation)
+            )
+            if translation is not None:
+                formats.stage_translation(conn, translation, _stage)
             _swap_in_staged_tables(conn)
     except BaseException:
         _drop_stage_tables(conn)
         raise
     finally:
         _drop_work_tables(conn)
+        formats.cleanup(translation)
     missing = tuple(spec.name for spec in LANDING_TABLES if paths[spec.name] is None)
-    return LandingReport(as_of=effective_as_of, files=reports, missing_files=missing)
+    return LandingReport(effective_as_of, reports, missing, formats.source_format_of(translation))
 
 
 def quarantine_summary(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
