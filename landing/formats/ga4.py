@@ -61,7 +61,7 @@ PURCHASE, REFUND = "purchase", "refund"
 
 def _param(key: str) -> str:
     """The value of event param `key` as text, whichever typed value field holds it."""
-    value = f"list_extract(list_filter(r.event_params, p -> p.key = '{key}'), 1).value"
+    value = f"list_extract(list_filter(r.event_params, lambda p: p.key = '{key}'), 1).value"
     return f"coalesce({value}.string_value, {value}.int_value, {value}.double_value, {value}.float_value)"
 
 

@@ -15,9 +15,9 @@ Mapping (the source's own event names are kept; config/event_mapping.yaml maps t
   when an `Order Cancelled` call names the same order_id; `Order Refunded` -> a refund row `<order_id>-R`
   (then -R2 ...) with -total (else -revenue), status `cancelled` when the order was cancelled (it never counts).
   With an orders file in the folder these are only events.
-- identify -> customers: one row per resolved customer from its latest identify call's traits (email, phone,
-  firstName/first_name, lastName/last_name, address.postalCode, address.country, createdAt); the earlier
-  identify calls of the same customer fold into it.
+- identify -> customers: one row per resolved customer; each trait (email, phone, firstName/first_name,
+  lastName/last_name, address.postalCode, address.country, createdAt) is its latest non-empty value over the
+  customer's identify calls; the row's lineage is the latest identify call, into which the others fold.
 - group and alias calls carry no event, order or customer: quarantined as `unsupported_call_type`.
 Stitching: an anonymousId seen with exactly one userId (on identify or on any call carrying both) belongs to
 that customer, so its whole anonymous history is that customer's; seen with several userIds, only calls that
@@ -140,16 +140,24 @@ INSERT INTO {RECORDS_TABLE}
 SELECT origin_file, origin_row, 'customers', CASE WHEN resolved IS NULL THEN origin_file ELSE target_file END,
        CASE WHEN resolved IS NULL THEN origin_row ELSE target_row END, NULL, NULL
 FROM _fmt_seg_identify""")
+    traits = {
+        "email": "traits.email", "phone": "traits.phone",
+        "first_name": "coalesce(traits.firstName, traits.first_name)",
+        "last_name": "coalesce(traits.lastName, traits.last_name)",
+        "postal_code": "coalesce(traits.address.postalCode, traits.address.postal_code)",
+        "country": "traits.address.country", "signed_up_at": "coalesce(traits.createdAt, traits.created_at)",
+    }
+    # Traits merge as Segment's profiles do: each trait is its latest non-empty value over the identify calls.
+    latest = ", ".join(
+        f"arg_max({value}, at_order) FILTER (WHERE {value} IS NOT NULL) AS {name}" for name, value in traits.items()
+    )
     write_contract_file(conn, f"""
-SELECT resolved AS customer_id, traits.email AS email, traits.phone AS phone,
-       coalesce(traits.firstName, traits.first_name) AS first_name,
-       coalesce(traits.lastName, traits.last_name) AS last_name,
-       coalesce(traits.address.postalCode, traits.address.postal_code) AS postal_code,
-       traits.address.country AS country, coalesce(traits.createdAt, traits.created_at) AS signed_up_at,
-       NULL::VARCHAR AS acquisition_channel, NULL::VARCHAR AS marketing_consent,
-       origin_file AS {ORIGIN_FILE}, origin_row AS {ORIGIN_ROW}
-FROM _fmt_seg_identify WHERE resolved IS NULL OR (origin_file = target_file AND origin_row = target_row)
-ORDER BY origin_file, origin_row""", work_dir / "customers.parquet")
+SELECT resolved AS customer_id, {latest}, NULL::VARCHAR AS acquisition_channel,
+       NULL::VARCHAR AS marketing_consent, min(target_file) AS {ORIGIN_FILE}, min(target_row) AS {ORIGIN_ROW}
+FROM (SELECT *, row_number() OVER (ORDER BY at_utc NULLS FIRST, origin_file, origin_row) AS at_order
+      FROM _fmt_seg_identify)
+GROUP BY resolved, CASE WHEN resolved IS NULL THEN origin_row END
+ORDER BY {ORIGIN_FILE}, {ORIGIN_ROW}""", work_dir / "customers.parquet")
     conn.execute("DROP TABLE temp._fmt_seg_identify")
 
 
