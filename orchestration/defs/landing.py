@@ -7,6 +7,7 @@ import dagster as dg
 
 from demo_shop import generate_shop
 from landing import LandingError, ingest_landing
+from landing.formats.detect import is_json_lines
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
 from orchestration.lib import groups
 from orchestration.lib.metadata import markdown_table
@@ -17,7 +18,7 @@ RAW_TABLES = {
     "events": "One row per accepted web event at or before the as-of date (empty when events.csv is absent).",
     "quarantine": "One row per rejected input row: source file, row number, raw values and the reason.",
     "ingest_log": "One row per landing file per run: rows in, accepted, quarantined (they reconcile).",
-    "run_context": "One row: the run's as-of date and CLV horizon, read by every model.",
+    "run_context": "One row: the run's as-of date, CLV horizon and source format, read by every model.",
 }
 DEMO_MARKER = "demo_params.json"
 
@@ -37,7 +38,7 @@ def landing_files(context: dg.AssetExecutionContext, settings: SegmintSettings) 
             marker.write_text(json.dumps(params))
             context.log.info(f"Generated the demo shop: {summary}")
     landing_dir = s.landing_dir or s.demo_landing_dir
-    files = sorted(p for p in landing_dir.iterdir() if p.suffix in {".csv", ".parquet"})
+    files = sorted(p for p in landing_dir.iterdir() if p.suffix in {".csv", ".parquet"} or is_json_lines(p))
     return dg.MaterializeResult(
         metadata={
             "landing_dir": dg.MetadataValue.path(str(landing_dir)),
@@ -61,7 +62,9 @@ def raw_tables(context: dg.AssetExecutionContext, settings: SegmintSettings, war
     landing_dir = s.landing_dir or s.demo_landing_dir
     try:
         with warehouse.connect() as conn:
-            report = ingest_landing(conn, landing_dir, s.as_of, s.horizon_days, s.is_demo)
+            report = ingest_landing(
+                conn, landing_dir, s.as_of, s.horizon_days, s.is_demo, s.source_format, s.landing_work_dir
+            )
             counts = {t: conn.execute(f"select count(*) from raw.{t}").fetchone()[0] for t in RAW_TABLES}
             quarantine_by_reason = conn.execute(
                 "select source_file, split_part(reason, ':', 1) as reason, count(*) as rows "
@@ -76,6 +79,7 @@ def raw_tables(context: dg.AssetExecutionContext, settings: SegmintSettings, war
         metadata: dict[str, dg.MetadataValue] = {
             "dagster/row_count": dg.MetadataValue.int(counts[table]),
             "as_of": dg.MetadataValue.text(report.as_of.isoformat()),
+            "source_format": dg.MetadataValue.text(report.source_format),
         }
         file_report = by_table.get(table)
         if file_report is not None:

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from landing.formats import SOURCE_FORMATS
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 CONFIG_DIR = PROJECT_ROOT / "config"
@@ -34,6 +36,7 @@ class Settings:
     horizon_days: int
     demo_customers: int
     demo_seed: int
+    source_format: str | None = None  # None: detected from the landing files (landing/formats/)
 
     @property
     def is_demo(self) -> bool:
@@ -47,6 +50,11 @@ class Settings:
     def demo_truth_dir(self) -> Path:
         """Ground truth of the demo shop; only tests and benchmarks read it."""
         return self.data_dir / "demo" / "truth"
+
+    @property
+    def landing_work_dir(self) -> Path:
+        """Where a GA4/Segment/Shopify export is translated into contract files (kept for inspection)."""
+        return self.data_dir / "landing_work"
 
     @property
     def exports_dir(self) -> Path:
@@ -84,6 +92,13 @@ def _date_setting(env: dict[str, str], name: str) -> date | None:
         raise SettingsError(f"{name}={raw!r} is not a date (expected YYYY-MM-DD)") from None
 
 
+def _source_format_setting(env: dict[str, str]) -> str | None:
+    raw = env.get("SEGMINT_SOURCE_FORMAT", "").strip().lower()
+    if raw and raw not in SOURCE_FORMATS:
+        raise SettingsError(f"SEGMINT_SOURCE_FORMAT={raw!r} is not one of {', '.join(SOURCE_FORMATS)}")
+    return raw or None
+
+
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     """Settings from SEGMINT_* environment variables; relative paths are made absolute."""
     env = dict(os.environ if env is None else env)
@@ -101,4 +116,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         horizon_days=_int_setting(env, "SEGMINT_CLV_HORIZON_DAYS", DEFAULT_HORIZON_DAYS, minimum=7),
         demo_customers=_int_setting(env, "SEGMINT_DEMO_CUSTOMERS", DEFAULT_DEMO_CUSTOMERS, minimum=50),
         demo_seed=_int_setting(env, "SEGMINT_DEMO_SEED", DEFAULT_DEMO_SEED, minimum=0),
+        source_format=_source_format_setting(env),
     )
