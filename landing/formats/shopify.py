@@ -10,8 +10,8 @@ and the `Lineitem ...` columns repeat on every row. customers_export.csv has one
 Mapping:
 - line rows -> one order per `Name` (its first non-empty value of each order-level column); the order's
   lineage is its first line row. customer_id = the `Customer ID` of the customers_export.csv row with the same
-  email (case-insensitive), else the lower-cased email (the export has no customer id column), so customers
-  and orders join either way. ordered_at = `Created at` (`2025-12-01 10:15:30 +0100` is read with its
+  email (case-insensitive), else with the same `Phone` (digits and `+` only), else the lower-cased email,
+  else the phone (the orders export has no customer id column), so customers and orders join either way. ordered_at = `Created at` (`2025-12-01 10:15:30 +0100` is read with its
   offset). channel = `Source`. status = `cancelled` when `Cancelled at` is set, `voided` when the financial
   status is voided, else `completed`: cancelled and voided orders never count as revenue.
 - `Refunded Amount` > 0 on an order that is not cancelled -> a refund row `<Name>-R` with the negative amount,
@@ -35,7 +35,7 @@ ORDER_LEVEL = {
     "email": ("Email",), "created_at": ("Created at",), "total": ("Total",), "currency": ("Currency",),
     "financial_status": ("Financial Status",), "discount_code": ("Discount Code",),
     "discount_amount": ("Discount Amount",), "refunded_amount": ("Refunded Amount",),
-    "cancelled_at": ("Cancelled at",), "source": ("Source",),
+    "cancelled_at": ("Cancelled at",), "source": ("Source",), "phone": ("Phone",),
 }
 CUSTOMER_COLUMNS = {
     "customer_id": ("Customer ID",), "email": ("Email",), "phone": ("Phone", "Default Address Phone"),
@@ -60,11 +60,17 @@ def _offset_timestamp(value: str) -> str:
     return f"regexp_replace({value}, ' ?([+-][0-9]{{2}})([0-9]{{2}})$', '\\1:\\2')"
 
 
+def _phone_key(value: str) -> str:
+    # `+1 (278) 555-0479` and `+12785550479` are one phone number.
+    return f"regexp_replace({value}, '[^0-9+]', '', 'g')"
+
+
 def translate(conn: duckdb.DuckDBPyConnection, landing_dir: Path, work_dir: Path) -> tuple[str, ...]:
     """Write orders.parquet (and customers.parquet when customers_export.csv exists); fill the ledger."""
     written = []
     customers_path = landing_dir / CUSTOMERS_EXPORT
     conn.execute("CREATE OR REPLACE TEMP TABLE _fmt_shop_emails (email_key VARCHAR, customer_id VARCHAR)")
+    conn.execute("CREATE OR REPLACE TEMP TABLE _fmt_shop_phones (phone_key VARCHAR, customer_id VARCHAR)")
     if customers_path.is_file():
         source = load_csv(conn, customers_path, "_fmt_shop_src")
         conn.execute(
@@ -74,6 +80,10 @@ def translate(conn: duckdb.DuckDBPyConnection, landing_dir: Path, work_dir: Path
         conn.execute(
             "INSERT INTO _fmt_shop_emails SELECT lower(email), min(coalesce(customer_id, lower(email))) "
             "FROM _fmt_shop_customers WHERE email IS NOT NULL GROUP BY lower(email)"
+        )
+        conn.execute(
+            f"INSERT INTO _fmt_shop_phones SELECT {_phone_key('phone')}, min(customer_id) FROM _fmt_shop_customers "
+            f"WHERE customer_id IS NOT NULL AND {_phone_key('phone')} <> '' GROUP BY ALL"
         )
         conn.execute(
             f"INSERT INTO {RECORDS_TABLE} SELECT {sql_string(CUSTOMERS_EXPORT)}, origin_row, 'customers', "
@@ -122,25 +132,29 @@ FROM _fmt_shop_lines AS l LEFT JOIN _fmt_shop_orders AS o USING (name)""")
     )
     refund = "refunded_amount IS NOT NULL AND coalesce(try_cast(refunded_amount AS DOUBLE), 1) <> 0"
     common = (
-        "coalesce(e.customer_id, lower(o.email)) AS customer_id, "
+        f"coalesce(e.customer_id, p.customer_id, lower(o.email), nullif({_phone_key('o.phone')}, '')) AS customer_id, "
         f"{_offset_timestamp('o.created_at')} AS ordered_at"
+    )
+    buyers = (
+        "LEFT JOIN _fmt_shop_emails AS e ON e.email_key = lower(o.email) "
+        f"LEFT JOIN _fmt_shop_phones AS p ON p.phone_key = {_phone_key('o.phone')}"
     )
     write_contract_file(conn, f"""
 SELECT * FROM (
   SELECT o.name AS order_id, {common}, o.total AS order_total, o.currency, o.discount_amount, o.discount_code,
          o.source AS channel, {status} AS status, {sql_string(ORDERS_EXPORT)} AS {ORIGIN_FILE},
          o.origin_row AS {ORIGIN_ROW}, 0 AS part
-  FROM _fmt_shop_orders AS o LEFT JOIN _fmt_shop_emails AS e ON e.email_key = lower(o.email)
+  FROM _fmt_shop_orders AS o {buyers}
   UNION ALL
   SELECT o.name || '-R', {common},
          CASE WHEN try_cast(o.refunded_amount AS DOUBLE) IS NULL THEN o.refunded_amount
               ELSE CAST(-abs(try_cast(o.refunded_amount AS DOUBLE)) AS VARCHAR) END,
          o.currency, NULL, NULL, o.source, 'refunded', {sql_string(ORDERS_EXPORT)}, o.origin_row, 1
-  FROM _fmt_shop_orders AS o LEFT JOIN _fmt_shop_emails AS e ON e.email_key = lower(o.email)
+  FROM _fmt_shop_orders AS o {buyers}
   WHERE {refund} AND o.cancelled_at IS NULL
 ) ORDER BY {ORIGIN_ROW}, part""".replace("SELECT * FROM (", "SELECT * EXCLUDE (part) FROM ("),
         work_dir / "orders.parquet")
     written.append("orders.parquet")
-    for table in ("_fmt_shop_lines", "_fmt_shop_orders", "_fmt_shop_emails"):
+    for table in ("_fmt_shop_lines", "_fmt_shop_orders", "_fmt_shop_emails", "_fmt_shop_phones"):
         conn.execute(f"DROP TABLE temp.{table}")
     return tuple(written)
