@@ -20,9 +20,9 @@ import duckdb
 from landing.formats import ga4, segment, shopify
 from landing.formats.common import (
     CONTRACT_REJECTS_TABLE,
-    RECORDS_TABLE,
+    REJECTS_TABLE,
     Translation,
-    create_records_table,
+    create_rejects_table,
     reconcile_sql,
 )
 from landing.formats.detect import (
@@ -74,7 +74,7 @@ def translate_landing(
         contract_dir = Path(work_dir) / fmt
         shutil.rmtree(contract_dir, ignore_errors=True)
         contract_dir.mkdir(parents=True)
-    create_records_table(conn)
+    create_rejects_table(conn)
     if fmt == SHOPIFY:
         written = shopify.translate(conn, landing_dir, contract_dir)
         return Translation(fmt, contract_dir, written, (), work_dir is None)
@@ -105,11 +105,9 @@ def stage_translation(
     """Trace staged quarantine and ingest_log rows of translated files back to the source records (see module doc)."""
     quarantine, ingest_log = stage("quarantine"), stage("ingest_log")
     work_files = ", ".join(sql_string(name) for name in translation.work_files)
-    tables = {name.split(".")[0]: name for name in translation.work_files}
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE {CONTRACT_REJECTS_TABLE} AS
 SELECT split_part(source_file, '.', 1) AS table_name, json_extract_string(raw_record, '$.origin_file') AS origin_file,
-       CAST(json_extract_string(raw_record, '$.origin_row') AS BIGINT) AS origin_row,
        split_part(reason, ':', 1) AS code
 FROM {quarantine} WHERE source_file IN ({work_files})""")
     conn.execute(f"""
@@ -117,17 +115,19 @@ UPDATE {quarantine} SET source_file = json_extract_string(raw_record, '$.origin_
        source_row = CAST(json_extract_string(raw_record, '$.origin_row') AS BIGINT)
 WHERE source_file IN ({work_files})""")
     conn.execute(
-        f"INSERT INTO {quarantine} SELECT origin_file, origin_row, raw_record, reason FROM {RECORDS_TABLE} "
-        "WHERE reason IS NOT NULL ORDER BY origin_file, origin_row"
+        f"INSERT INTO {quarantine} SELECT origin_file, origin_row, raw_record, reason FROM {REJECTS_TABLE} "
+        "ORDER BY origin_file, origin_row"
     )
+    tables = {name.split(".")[0]: str(translation.contract_dir / name) for name in translation.work_files}
     rows = conn.execute(reconcile_sql(tables, {table: stage(table) for table in tables})).fetchall()
-    lost = [(row[0], row[1], row[6]) for row in rows if row[6]]
-    if lost:
-        # An internal invariant: every source record is accepted or quarantined, exactly once.
-        raise RuntimeError(f"source records neither accepted nor quarantined: {lost}")
+    unexplained = [(row[0], row[1], row[6]) for row in rows if row[6]]
+    if unexplained:
+        # An internal invariant: every translated row is accepted or quarantined, exactly once.
+        raise RuntimeError(f"translated rows neither accepted nor quarantined: {unexplained}")
     conn.execute(f"DELETE FROM {ingest_log} WHERE source_file IN ({work_files})")
-    conn.executemany(f"INSERT INTO {ingest_log} VALUES (?, ?, ?, ?, ?, ?)", [list(row[:6]) for row in rows])
-    for table in (CONTRACT_REJECTS_TABLE, RECORDS_TABLE):
+    if rows:
+        conn.executemany(f"INSERT INTO {ingest_log} VALUES (?, ?, ?, ?, ?, ?)", [list(row[:6]) for row in rows])
+    for table in (CONTRACT_REJECTS_TABLE, REJECTS_TABLE):
         conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
 
 

@@ -1,12 +1,11 @@
-"""What every source-format translator shares: reading JSON lines, writing contract files, the record ledger.
+"""What every source-format translator shares: reading JSON lines, writing contract files, the reject list.
 
 A translator turns a shop's export into segmint's contract files (`orders.parquet`, `customers.parquet`,
-`events.parquet`, all text columns plus `origin_file`/`origin_row`) in a work folder; the normal contract
-ingest then reads that folder and applies every record rule. The translator also fills the record ledger
-`_fmt_records`: one row per source record and contract table it feeds, with the contract row it became
-(`target_file`/`target_row` = that row's `origin_file`/`origin_row`) or the reason it could not be translated. `reconcile_sql` uses it
-to write `raw.ingest_log` per *source* file and to check that every source record ended up exactly once
-in a raw table or in `raw.quarantine`.
+`events.parquet`, text columns plus `origin_file`/`origin_row`) in a work folder; the normal contract ingest
+then reads that folder and applies every record rule. A source record the translator cannot turn into a
+contract row at all goes to `_fmt_rejects` with its reason and text, under the table it would have fed.
+`reconcile_sql` then counts, per source file and contract table, the rows it became: accepted (in the staged
+raw table), quarantined by the contract rules, or rejected by the translator.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ import duckdb
 from landing.sources import LandingError, sql_string
 
 LINES_TABLE = "_fmt_lines"
-RECORDS_TABLE = "_fmt_records"
+REJECTS_TABLE = "_fmt_rejects"
 CONTRACT_REJECTS_TABLE = "_fmt_contract_rejects"
 # Columns a translator adds to every contract file so that every raw row can be traced to its source record.
 ORIGIN_FILE, ORIGIN_ROW = "origin_file", "origin_row"
@@ -42,11 +41,11 @@ class Translation:
     temporary: bool = False
 
 
-def create_records_table(conn: duckdb.DuckDBPyConnection) -> None:
-    """The empty record ledger (see the module docstring)."""
+def create_rejects_table(conn: duckdb.DuckDBPyConnection) -> None:
+    """The empty list of records the translator rejected (see the module docstring)."""
     conn.execute(
-        f"CREATE OR REPLACE TEMP TABLE {RECORDS_TABLE} (origin_file VARCHAR, origin_row BIGINT, table_name VARCHAR, "
-        "target_file VARCHAR, target_row BIGINT, reason VARCHAR, raw_record VARCHAR)"
+        f"CREATE OR REPLACE TEMP TABLE {REJECTS_TABLE} (origin_file VARCHAR, origin_row BIGINT, table_name VARCHAR, "
+        "reason VARCHAR, raw_record VARCHAR)"
     )
 
 
@@ -102,32 +101,28 @@ def write_contract_file(conn: duckdb.DuckDBPyConnection, select_sql: str, path: 
     conn.execute(f"COPY ({select_sql}) TO {sql_string(str(path))} (FORMAT parquet)")
 
 
-def reconcile_sql(work_tables: dict[str, str], stage_tables: dict[str, str]) -> str:
-    """SELECT of one raw.ingest_log row per (source file, contract table) from the ledger and the staged tables.
+def reconcile_sql(work_files: dict[str, str], stage_tables: dict[str, str]) -> str:
+    """SELECT of one raw.ingest_log row per (source file, contract table), plus `unexplained` per row.
 
-    A source record is accepted when the contract row it became is in the staged raw table; otherwise it was
-    rejected by the translator (its own reason) or the contract row it became is in quarantine
-    (CONTRACT_REJECTS_TABLE). `lost` counts records in neither: the caller treats any as an internal error.
+    `work_files` maps a contract table to its translated file, `stage_tables` to its staged raw table. A row
+    the translator wrote is either in the staged table (accepted) or in CONTRACT_REJECTS_TABLE (the contract
+    ingest quarantined it); `unexplained` counts written rows in neither (the caller treats any as an
+    internal error). Records the translator rejected itself are quarantined and counted in rows_in.
     """
-    accepted_checks = " ".join(
-        f"WHEN r.table_name = {sql_string(table)} THEN EXISTS (SELECT 1 FROM {stage} AS s WHERE "
-        f"s.{ORIGIN_FILE} = r.target_file AND s.{ORIGIN_ROW} = r.target_row)"
-        for table, stage in stage_tables.items()
-        if table in work_tables
-    )
-    return f"""
-WITH judged AS (
-  SELECT r.origin_file, r.table_name, r.reason IS NOT NULL AS rejected,
-         CASE {accepted_checks} ELSE false END AS accepted,
-         (SELECT min(c.code) FROM {CONTRACT_REJECTS_TABLE} AS c WHERE c.table_name = r.table_name
-            AND c.origin_file = r.target_file AND c.origin_row = r.target_row) AS contract_code
-  FROM {RECORDS_TABLE} AS r
-)
-SELECT origin_file AS source_file, table_name, count(*) AS rows_in,
-       count(*) FILTER (WHERE NOT rejected AND accepted) AS rows_accepted,
-       count(*) FILTER (WHERE rejected OR (NOT accepted AND contract_code IS NOT NULL)) AS rows_quarantined,
-       count(*) FILTER (WHERE NOT rejected AND NOT accepted AND contract_code = 'after_as_of') AS rows_after_as_of,
-       count(*) FILTER (WHERE NOT rejected AND NOT accepted AND contract_code IS NULL) AS lost
-FROM judged
-GROUP BY ALL
-ORDER BY source_file, table_name"""
+    parts = []
+    for table, file_name in work_files.items():
+        written = f"(SELECT {ORIGIN_FILE} AS origin_file, count(*) AS n FROM read_parquet({sql_string(file_name)}) GROUP BY 1)"
+        accepted = f"(SELECT {ORIGIN_FILE} AS origin_file, count(*) AS n FROM {stage_tables[table]} GROUP BY 1)"
+        rejected = (
+            f"(SELECT origin_file, count(*) AS n, count(*) FILTER (WHERE code = 'after_as_of') AS after "
+            f"FROM {CONTRACT_REJECTS_TABLE} WHERE table_name = {sql_string(table)} GROUP BY 1)"
+        )
+        refused = f"(SELECT origin_file, count(*) AS n FROM {REJECTS_TABLE} WHERE table_name = {sql_string(table)} GROUP BY 1)"
+        parts.append(f"""
+SELECT origin_file AS source_file, {sql_string(table)} AS table_name,
+       coalesce(w.n, 0) + coalesce(f.n, 0) AS rows_in, coalesce(a.n, 0) AS rows_accepted,
+       coalesce(r.n, 0) + coalesce(f.n, 0) AS rows_quarantined, coalesce(r.after, 0) AS rows_after_as_of,
+       coalesce(w.n, 0) - coalesce(a.n, 0) - coalesce(r.n, 0) AS unexplained
+FROM {written} AS w FULL JOIN {accepted} AS a USING (origin_file) FULL JOIN {rejected} AS r USING (origin_file)
+     FULL JOIN {refused} AS f USING (origin_file)""")
+    return " UNION ALL ".join(parts) + " ORDER BY source_file, table_name"

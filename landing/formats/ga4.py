@@ -34,7 +34,7 @@ from landing.formats.common import (
     LINES_TABLE,
     ORIGIN_FILE,
     ORIGIN_ROW,
-    RECORDS_TABLE,
+    REJECTS_TABLE,
     json_reason_sql,
     load_json_lines,
     raw_record_sql,
@@ -86,8 +86,8 @@ def translate(conn: duckdb.DuckDBPyConnection, files: list[Path], work_dir: Path
     conn.execute(f"DROP TABLE temp.{LINES_TABLE}")
     # A record that is not even a JSON object is no event: quarantined once, under events.
     conn.execute(
-        f"INSERT INTO {RECORDS_TABLE} SELECT origin_file, origin_row, 'events', origin_file, "
-        "CASE WHEN reason IS NULL THEN origin_row END, reason, raw_record FROM _fmt_ga4"
+        f"INSERT INTO {REJECTS_TABLE} SELECT origin_file, origin_row, 'events', reason, raw_record "
+        "FROM _fmt_ga4 WHERE reason IS NOT NULL"
     )
     identity = (
         "concat_ws('|', r.user_pseudo_id, r.event_timestamp, r.event_name, r.stream_id, r.batch_event_index, "
@@ -145,13 +145,12 @@ SELECT *,
 FROM _fmt_ga4_events WHERE event_type IN ('{PURCHASE}', '{REFUND}')""")
     duplicate = "e.event_type = 'purchase' AND e.transaction_id IS NOT NULL AND e.nth > 1"
     conn.execute(f"""
-INSERT INTO {RECORDS_TABLE}
-SELECT origin_file, origin_row, 'orders', origin_file, CASE WHEN NOT ({duplicate}) THEN origin_row END,
-       CASE WHEN {duplicate} THEN 'duplicate_transaction: transaction_id=''' || e.transaction_id
-            || ''' was first seen at ' || e.first_seen END,
-       CASE WHEN {duplicate} THEN json_object('transaction_id', e.transaction_id, 'event_name', e.event_type,
-            'purchase_revenue', e.purchase_revenue)::VARCHAR END
-FROM _fmt_ga4_orders AS e""")
+INSERT INTO {REJECTS_TABLE}
+SELECT origin_file, origin_row, 'orders',
+       'duplicate_transaction: transaction_id=''' || e.transaction_id || ''' was first seen at ' || e.first_seen,
+       json_object('transaction_id', e.transaction_id, 'event_name', e.event_type,
+                   'purchase_revenue', e.purchase_revenue)::VARCHAR
+FROM _fmt_ga4_orders AS e WHERE {duplicate}""")
     if conn.execute(f"SELECT count(*) FROM _fmt_ga4_orders WHERE event_type = '{PURCHASE}'").fetchall()[0][0] == 0:
         raise LandingError("GA4 export: no purchase events and no orders.csv, so there are no orders to model")
     write_contract_file(conn, f"""

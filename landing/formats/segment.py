@@ -35,7 +35,7 @@ from landing.formats.common import (
     LINES_TABLE,
     ORIGIN_FILE,
     ORIGIN_ROW,
-    RECORDS_TABLE,
+    REJECTS_TABLE,
     json_reason_sql,
     load_json_lines,
     raw_record_sql,
@@ -95,10 +95,8 @@ SELECT origin_file, origin_row, r.type AS call_type,
        r.traits AS traits
 FROM _fmt_seg WHERE reason IS NULL""")
     conn.execute(f"""
-INSERT INTO {RECORDS_TABLE}
-SELECT origin_file, origin_row, CASE WHEN r.type = 'identify' THEN 'customers' ELSE 'events' END, origin_file,
-       CASE WHEN r.type IN {EVENT_CALLS} THEN origin_row END, reason, raw_record
-FROM _fmt_seg WHERE reason IS NOT NULL OR r.type IN {EVENT_CALLS}""")
+INSERT INTO {REJECTS_TABLE} SELECT origin_file, origin_row, 'events', reason, raw_record
+FROM _fmt_seg WHERE reason IS NOT NULL""")
     conn.execute("DROP TABLE temp._fmt_seg")
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_seg_ids AS
@@ -135,11 +133,6 @@ FROM (SELECT *, coalesce(customer_id, anonymous_id) AS resolved FROM _fmt_seg_re
 WINDOW latest AS (PARTITION BY resolved ORDER BY at_utc DESC NULLS LAST, origin_file DESC, origin_row DESC)""")
     # An identify call folds into its customer's row; a call with no id at all becomes its own row (quarantined
     # by the contract ingest as missing_customer_id), so it is never lost.
-    conn.execute(f"""
-INSERT INTO {RECORDS_TABLE}
-SELECT origin_file, origin_row, 'customers', CASE WHEN resolved IS NULL THEN origin_file ELSE target_file END,
-       CASE WHEN resolved IS NULL THEN origin_row ELSE target_row END, NULL, NULL
-FROM _fmt_seg_identify""")
     traits = {
         "email": "traits.email", "phone": "traits.phone",
         "first_name": "coalesce(traits.firstName, traits.first_name)",
@@ -170,9 +163,6 @@ SELECT o.*, coalesce(o.customer_id, o.anonymous_id) AS buyer,
                       AND order_id IS NOT NULL) AS is_cancelled,
        row_number() OVER (PARTITION BY o.event_type, o.order_id ORDER BY o.at_utc, o.origin_file, o.origin_row) AS nth
 FROM _fmt_seg_resolved AS o WHERE o.event_type IN ('{ORDER_COMPLETED}', '{ORDER_REFUNDED}')""")
-    conn.execute(f"""
-INSERT INTO {RECORDS_TABLE}
-SELECT origin_file, origin_row, 'orders', origin_file, origin_row, NULL, NULL FROM _fmt_seg_orders""")
     refund_total = (
         "CASE WHEN try_cast(total AS DOUBLE) IS NULL THEN total "
         "ELSE CAST(-abs(try_cast(total AS DOUBLE)) AS VARCHAR) END"

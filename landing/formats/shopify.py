@@ -26,7 +26,7 @@ from pathlib import Path
 
 import duckdb
 
-from landing.formats.common import ORIGIN_FILE, ORIGIN_ROW, RECORDS_TABLE, write_contract_file
+from landing.formats.common import ORIGIN_FILE, ORIGIN_ROW, REJECTS_TABLE, write_contract_file
 from landing.sources import LandingError, load_csv, sql_string
 
 ORDERS_EXPORT, CUSTOMERS_EXPORT = "orders_export.csv", "customers_export.csv"
@@ -85,10 +85,6 @@ def translate(conn: duckdb.DuckDBPyConnection, landing_dir: Path, work_dir: Path
             f"INSERT INTO _fmt_shop_phones SELECT {_phone_key('phone')}, min(customer_id) FROM _fmt_shop_customers "
             f"WHERE customer_id IS NOT NULL AND {_phone_key('phone')} <> '' GROUP BY ALL"
         )
-        conn.execute(
-            f"INSERT INTO {RECORDS_TABLE} SELECT {sql_string(CUSTOMERS_EXPORT)}, origin_row, 'customers', "
-            f"{sql_string(CUSTOMERS_EXPORT)}, origin_row, NULL, NULL FROM _fmt_shop_customers"
-        )
         write_contract_file(conn, f"""
 SELECT coalesce(customer_id, lower(email)) AS customer_id, email, phone, first_name, last_name, postal_code, country,
        NULL::VARCHAR AS signed_up_at, NULL::VARCHAR AS acquisition_channel, marketing_consent,
@@ -121,11 +117,10 @@ CREATE OR REPLACE TEMP TABLE _fmt_shop_orders AS
 SELECT name, min(origin_row) AS origin_row, {first}
 FROM _fmt_shop_lines WHERE name IS NOT NULL GROUP BY name""")
     conn.execute(f"""
-INSERT INTO {RECORDS_TABLE}
-SELECT {sql_string(ORDERS_EXPORT)}, l.origin_row, 'orders', {sql_string(ORDERS_EXPORT)}, o.origin_row,
-       CASE WHEN l.name IS NULL THEN 'missing_name: a line row without the order Name belongs to no order' END,
-       CASE WHEN l.name IS NULL THEN l.raw_record END
-FROM _fmt_shop_lines AS l LEFT JOIN _fmt_shop_orders AS o USING (name)""")
+INSERT INTO {REJECTS_TABLE}
+SELECT {sql_string(ORDERS_EXPORT)}, origin_row, 'orders',
+       'missing_name: a line row without the order Name belongs to no order', raw_record
+FROM _fmt_shop_lines WHERE name IS NULL""")
     status = (
         "CASE WHEN cancelled_at IS NOT NULL THEN 'cancelled' "
         "WHEN lower(financial_status) IN ('voided', 'void') THEN 'voided' ELSE 'completed' END"
