@@ -297,3 +297,11 @@ def test_the_source_format_setting_is_validated_in_one_line():
     assert load_settings({}).source_format is None
     with pytest.raises(SettingsError, match=r"^SEGMINT_SOURCE_FORMAT='woo' is not one of segmint, ga4, segment, shopify$"):
         load_settings({"SEGMINT_SOURCE_FORMAT": "woo"})
+
+
+def test_the_landing_sensor_sees_json_lines_exports(tmp_path):
+    from orchestration.defs.sensors import scan_landing
+
+    for name in ("events_20251201.jsonl.gz", "tracks.ndjson", "orders_export.csv", "notes.txt"):
+        (tmp_path / name).write_text("x")
+    assert sorted(scan_landing(tmp_path)) == ["events_20251201.jsonl.gz", "orders_export.csv", "tracks.ndjson"]
