@@ -49,7 +49,8 @@ def _case(column: str, names: dict[str, str]) -> str:
 
 def _stage(conn: duckdb.DuckDBPyConnection, contract_dir: Path) -> None:
     for table in ("orders", "customers", "events"):
-        conn.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM read_csv('{contract_dir / (table + '.csv')}', all_varchar=true)")
+        path = contract_dir / f"{table}.csv"
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM read_csv('{path}', all_varchar=true)")
     # When each customer logged in first: their first order (the user id is unknown before).
     conn.execute(
         "CREATE OR REPLACE TEMP TABLE first_login AS SELECT customer_id, min(ordered_at) AS ts FROM orders "

@@ -28,7 +28,6 @@ from landing.formats.common import (
 from landing.formats.detect import (
     CONTRACT_ORDERS,
     GA4,
-    SEGMENT,
     SEGMINT,
     SHOPIFY,
     SOURCE_FORMATS,

@@ -22,7 +22,6 @@ REJECTS_TABLE = "_fmt_rejects"
 CONTRACT_REJECTS_TABLE = "_fmt_contract_rejects"
 # Columns a translator adds to every contract file so that every raw row can be traced to its source record.
 ORIGIN_FILE, ORIGIN_ROW = "origin_file", "origin_row"
-WORK_EXTENSION = "parquet"
 # Longest source record kept in a quarantine row's raw_record (a GA4 event is a few kB; a broken line can be MBs).
 MAX_RAW_RECORD_CHARS = 20_000
 
@@ -111,13 +110,19 @@ def reconcile_sql(work_files: dict[str, str], stage_tables: dict[str, str]) -> s
     """
     parts = []
     for table, file_name in work_files.items():
-        written = f"(SELECT {ORIGIN_FILE} AS origin_file, count(*) AS n FROM read_parquet({sql_string(file_name)}) GROUP BY 1)"
+        written = (
+            f"(SELECT {ORIGIN_FILE} AS origin_file, count(*) AS n "
+            f"FROM read_parquet({sql_string(file_name)}) GROUP BY 1)"
+        )
         accepted = f"(SELECT {ORIGIN_FILE} AS origin_file, count(*) AS n FROM {stage_tables[table]} GROUP BY 1)"
         rejected = (
             f"(SELECT origin_file, count(*) AS n, count(*) FILTER (WHERE code = 'after_as_of') AS after "
             f"FROM {CONTRACT_REJECTS_TABLE} WHERE table_name = {sql_string(table)} GROUP BY 1)"
         )
-        refused = f"(SELECT origin_file, count(*) AS n FROM {REJECTS_TABLE} WHERE table_name = {sql_string(table)} GROUP BY 1)"
+        refused = (
+            f"(SELECT origin_file, count(*) AS n FROM {REJECTS_TABLE} "
+            f"WHERE table_name = {sql_string(table)} GROUP BY 1)"
+        )
         parts.append(f"""
 SELECT origin_file AS source_file, {sql_string(table)} AS table_name,
        coalesce(w.n, 0) + coalesce(f.n, 0) AS rows_in, coalesce(a.n, 0) AS rows_accepted,

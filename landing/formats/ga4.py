@@ -117,7 +117,8 @@ FROM _fmt_ga4 WHERE reason IS NULL""")
 CREATE OR REPLACE TEMP TABLE _fmt_ga4_ids AS
 SELECT user_pseudo_id,
        CASE WHEN count(DISTINCT user_id) = 1 THEN min(user_id)
-            WHEN count(DISTINCT user_id) = 0 AND bool_or(event_type = '{PURCHASE}') THEN user_pseudo_id END AS customer_id
+            WHEN count(DISTINCT user_id) = 0 AND bool_or(event_type = '{PURCHASE}') THEN user_pseudo_id
+       END AS customer_id
 FROM _fmt_ga4_events WHERE user_pseudo_id IS NOT NULL GROUP BY user_pseudo_id""")
     written = ["events.parquet"]
     write_contract_file(conn, f"""
@@ -155,7 +156,8 @@ FROM _fmt_ga4_orders AS e WHERE {duplicate}""")
         raise LandingError("GA4 export: no purchase events and no orders.csv, so there are no orders to model")
     write_contract_file(conn, f"""
 SELECT CASE WHEN e.event_type = '{PURCHASE}' THEN e.transaction_id
-            ELSE e.transaction_id || '-R' || CASE WHEN e.nth > 1 THEN CAST(e.nth AS VARCHAR) ELSE '' END END AS order_id,
+            ELSE e.transaction_id || '-R' || CASE WHEN e.nth > 1 THEN CAST(e.nth AS VARCHAR) ELSE '' END
+       END AS order_id,
        coalesce(e.user_id, i.customer_id, e.user_pseudo_id) AS customer_id,
        e.occurred_at AS ordered_at,
        CASE WHEN e.event_type = '{PURCHASE}' THEN e.purchase_revenue

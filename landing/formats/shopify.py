@@ -11,10 +11,11 @@ Mapping:
 - line rows -> one order per `Name` (its first non-empty value of each order-level column); the order's
   lineage is its first line row. customer_id = the `Customer ID` of the customers_export.csv row with the same
   email (case-insensitive), else with the same `Phone` (digits and `+` only), else the lower-cased email,
-  else the phone (the orders export has no customer id column), so customers and orders join either way. ordered_at = `Created at` (`2025-12-01 10:15:30 +0100` is read with its
-  offset). channel = `Source`. status = `cancelled` when `Cancelled at` is set, `voided` when the financial
-  status is voided, else `completed`: cancelled and voided orders never count as revenue.
-- `Refunded Amount` > 0 on an order that is not cancelled -> a refund row `<Name>-R` with the negative amount,
+  else the phone (the orders export has no customer id column), so customers and orders join either way.
+  ordered_at = `Created at` (`2025-12-01 10:15:30 +0100` is read with its offset). channel = `Source`.
+  status = `cancelled` when `Cancelled at` is set, `voided` when the financial status is voided, else
+  `completed`: cancelled and voided orders never count as revenue.
+- `Refunded Amount` > 0 on an order that is not cancelled or voided -> a refund row `<Name>-R` with the negative amount,
   status `refunded`, dated at the order's `Created at` (the export has no refund date), sharing the order's
   lineage. So revenue = sum(Total) - sum(Refunded Amount) over non-cancelled orders, as in Shopify.
 - a line row without a Name is quarantined as `missing_name` (it cannot be given to any order).
@@ -51,7 +52,8 @@ def _columns(header: tuple[str, ...], wanted: dict[str, tuple[str, ...]]) -> str
     selected = []
     for alias, names in wanted.items():
         found = [f"nullif(trim(c{positions[n.lower()]}), '')" for n in names if n.lower() in positions]
-        selected.append(f"{'coalesce(' + ', '.join(found) + ')' if len(found) > 1 else (found or ['NULL'])[0]} AS {alias}")
+        value = f"coalesce({', '.join(found)})" if len(found) > 1 else (found or ["NULL"])[0]
+        selected.append(f"{value} AS {alias}")
     return ", ".join(selected)
 
 
@@ -146,7 +148,7 @@ SELECT * FROM (
               ELSE CAST(-abs(try_cast(o.refunded_amount AS DOUBLE)) AS VARCHAR) END,
          o.currency, NULL, NULL, o.source, 'refunded', {sql_string(ORDERS_EXPORT)}, o.origin_row, 1
   FROM _fmt_shop_orders AS o {buyers}
-  WHERE {refund} AND o.cancelled_at IS NULL
+  WHERE {refund} AND o.cancelled_at IS NULL AND lower(coalesce(o.financial_status, '')) NOT IN ('voided', 'void')
 ) ORDER BY {ORIGIN_ROW}, part""".replace("SELECT * FROM (", "SELECT * EXCLUDE (part) FROM ("),
         work_dir / "orders.parquet")
     written.append("orders.parquet")

@@ -36,7 +36,9 @@ def shopify_revenue(landing: Path) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("source_format", ["shopify", pytest.param("ga4", marks=slower), pytest.param("segment", marks=slower)])
+@pytest.mark.parametrize(
+    "source_format", ["shopify", pytest.param("ga4", marks=slower), pytest.param("segment", marks=slower)]
+)
 def test_make_run_on_a_source_format_exits_0_and_revenue_reconciles(tmp_path, source_format):
     generate_shop(tmp_path / "contract", tmp_path / "truth", n_customers=DEMO_CUSTOMERS, seed=42)
     landing = tmp_path / source_format

@@ -19,6 +19,8 @@ from landing.formats import detect_format
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "formats"
 GA4_FILE = "events_20251201.jsonl"
+LOG_SQL = "SELECT source_file, table_name, rows_in, rows_accepted, rows_quarantined FROM raw.ingest_log"
+EVENTS_SQL = "SELECT event_id, customer_id, event_type, page_url FROM raw.events ORDER BY event_id"
 
 
 @pytest.fixture
@@ -85,7 +87,9 @@ def test_ga4_user_id_claims_the_whole_pseudo_id_history_but_a_shared_device_is_n
 def test_ga4_purchases_are_orders_refunds_are_negative_rows_and_a_resent_purchase_is_quarantined(conn, tmp_path):
     ingest(conn, copy_fixture("ga4", tmp_path))
     assert rows(
-        conn, "SELECT order_id, customer_id, order_total, currency, discount_code, status FROM raw.orders ORDER BY origin_row"
+        conn,
+        "SELECT order_id, customer_id, order_total, currency, discount_code, status FROM raw.orders "
+        "ORDER BY origin_row",
     ) == [
         ("T1", "U1", 59.9, "EUR", "WINTER10", "completed"),
         ("T2", "2002.1764", 20.0, "USD", None, "completed"),
@@ -101,7 +105,7 @@ def test_ga4_malformed_lines_and_bad_values_are_quarantined_with_file_line_and_r
     # Line 9 is cut off mid-record; line 10's event_timestamp is not microseconds; line 11 is blank (no record).
     assert quarantine[9] == "malformed_json: not valid JSON"
     assert quarantine[10] == "invalid_timestamp: occurred_at='yesterday'"
-    assert rows(conn, "SELECT source_file, table_name, rows_in, rows_accepted, rows_quarantined FROM raw.ingest_log") == [
+    assert rows(conn, LOG_SQL) == [
         (GA4_FILE, "events", 12, 10, 2),
         (GA4_FILE, "orders", 4, 3, 1),
     ]
@@ -109,17 +113,18 @@ def test_ga4_malformed_lines_and_bad_values_are_quarantined_with_file_line_and_r
 
 def test_ga4_parquet_and_gzip_exports_give_the_same_rows_as_json_lines(conn, tmp_path):
     ingest(conn, copy_fixture("ga4", tmp_path))
-    expected = rows(conn, "SELECT event_id, customer_id, event_type, page_url FROM raw.events ORDER BY event_id")
+    expected = rows(conn, EVENTS_SQL)
     gz_dir = tmp_path / "gz"
     gz_dir.mkdir()
     with gzip.open(gz_dir / f"{GA4_FILE}.gz", "wb") as handle:
         handle.write((FIXTURES / "ga4" / GA4_FILE).read_bytes())
     ingest(conn, gz_dir)
-    assert rows(conn, "SELECT event_id, customer_id, event_type, page_url FROM raw.events ORDER BY event_id") == expected
+    assert rows(conn, EVENTS_SQL) == expected
     # Parquet as BigQuery writes it: typed nested records (int_value BIGINT, event_timestamp INT64).
     parquet_dir = tmp_path / "parquet"
     parquet_dir.mkdir()
-    valid_lines = [line for i, line in enumerate((FIXTURES / "ga4" / GA4_FILE).read_text().splitlines()) if i not in (8, 10)]
+    lines = (FIXTURES / "ga4" / GA4_FILE).read_text().splitlines()
+    valid_lines = [line for i, line in enumerate(lines) if i not in (8, 10)]  # the cut-off line and the blank one
     (tmp_path / "valid.jsonl").write_text("\n".join(valid_lines) + "\n")
     conn.execute(
         f"COPY (SELECT * REPLACE (try_cast(event_timestamp AS BIGINT) AS event_timestamp) "
@@ -127,7 +132,7 @@ def test_ga4_parquet_and_gzip_exports_give_the_same_rows_as_json_lines(conn, tmp
     )
     ingest(conn, parquet_dir)
     # Same surrogate event ids: they hash the parsed fields, not the file's bytes.
-    assert rows(conn, "SELECT event_id, customer_id, event_type, page_url FROM raw.events ORDER BY event_id") == expected
+    assert rows(conn, EVENTS_SQL) == expected
 
 
 def test_ga4_without_purchases_or_orders_file_stops_with_one_line(conn, tmp_path):
@@ -153,7 +158,11 @@ def test_ga4_next_to_an_orders_file_takes_orders_from_the_file(conn, tmp_path):
 def test_segment_identify_stitches_the_anonymous_history_and_merges_traits(conn, tmp_path):
     report = ingest(conn, copy_fixture("segment", tmp_path))
     assert report.source_format == "segment"
-    events = rows(conn, "SELECT origin_row, event_id, customer_id, event_type, page_url, product_id FROM raw.events ORDER BY origin_row")
+    events = rows(
+        conn,
+        "SELECT origin_row, event_id, customer_id, event_type, page_url, product_id FROM raw.events "
+        "ORDER BY origin_row",
+    )
     assert events[0] == (1, "m-01", "U1", "page", "https://shop.example/", None)
     assert events[1] == (2, "m-02", "U1", "Product Viewed", "https://shop.example/products/runner", "507f1f77")
     assert rows(conn, "SELECT utm_source, utm_campaign FROM raw.events WHERE event_id = 'm-01'") == [
@@ -167,7 +176,8 @@ def test_segment_identify_stitches_the_anonymous_history_and_merges_traits(conn,
 
 def test_segment_order_completed_refunded_and_cancelled_reconcile_revenue(conn, tmp_path):
     ingest(conn, copy_fixture("segment", tmp_path))
-    assert rows(conn, "SELECT order_id, customer_id, order_total, discount_amount, discount_code, status FROM raw.orders ORDER BY origin_row") == [
+    orders = "SELECT order_id, customer_id, order_total, discount_amount, discount_code, status FROM raw.orders"
+    assert rows(conn, orders + " ORDER BY origin_row") == [
         ("O1", "U1", 100.0, 5.0, "WINTER5", "completed"),
         ("O2", "anon-2", 30.0, None, None, "completed"),  # a guest buyer: the anonymousId is the customer
         ("O1-R", "U1", -20.0, None, None, "refunded"),
@@ -213,7 +223,11 @@ def test_shopify_line_items_aggregate_to_orders_with_refund_rows_and_cancellatio
     landing = copy_fixture("shopify", tmp_path)
     report = ingest(conn, landing)
     assert report.source_format == "shopify"
-    assert rows(conn, "SELECT order_id, customer_id, ordered_at::VARCHAR, order_total, discount_code, channel, status FROM raw.orders ORDER BY origin_row, order_id") == [
+    orders = (
+        "SELECT order_id, customer_id, ordered_at::VARCHAR, order_total, discount_code, channel, status "
+        "FROM raw.orders"
+    )
+    assert rows(conn, orders + " ORDER BY origin_row, order_id") == [
         ("#1001", "7001", "2025-11-01 09:00:00", 60.0, "WELCOME", "web", "completed"),
         ("#1002", "7002", "2025-11-03 17:00:00", 40.0, None, "web", "completed"),
         ("#1002-R", "7002", "2025-11-03 17:00:00", -15.0, None, "web", "refunded"),
@@ -226,14 +240,15 @@ def test_shopify_line_items_aggregate_to_orders_with_refund_rows_and_cancellatio
 
 def test_shopify_customers_and_bad_line_rows(conn, tmp_path):
     ingest(conn, copy_fixture("shopify", tmp_path))
-    assert rows(conn, "SELECT customer_id, email, first_name, postal_code, country, marketing_consent FROM raw.customers") == [
+    customers = "SELECT customer_id, email, first_name, postal_code, country, marketing_consent FROM raw.customers"
+    assert rows(conn, customers) == [
         ("7001", "alice@example.com", "Alice", "75001", "FR", True),
         ("7002", "bob@example.com", "Bob", "02101", "US", False),
     ]
     assert dict(rows(conn, "SELECT source_row, split_part(reason, ':', 1) FROM raw.quarantine")) == {
         6: "missing_name", 7: "invalid_number"
     }
-    assert rows(conn, "SELECT source_file, table_name, rows_in, rows_accepted, rows_quarantined FROM raw.ingest_log") == [
+    assert rows(conn, LOG_SQL) == [
         ("customers_export.csv", "customers", 2, 2, 0),
         # 8 line rows: 5 orders + 1 refund row (accepted: 5), the #1004 order and the nameless line (quarantined).
         ("orders_export.csv", "orders", 7, 5, 2),
@@ -270,7 +285,8 @@ def test_the_override_names_the_format_and_a_wrong_one_fails_in_one_line(conn, t
     renamed = landing / "calls.ndjson"
     (landing / "events.jsonl").rename(renamed)
     assert ingest(conn, landing, source_format="segment").source_format == "segment"
-    with pytest.raises(LandingError, match=r"^orders_export\.csv: file is missing from .*\(Shopify: Orders > Export\)$"):
+    missing = r"^orders_export\.csv: file is missing from .*\(Shopify: Orders > Export\)$"
+    with pytest.raises(LandingError, match=missing):
         ingest(conn, landing, source_format="shopify")
     with pytest.raises(LandingError, match=r"SEGMINT_SOURCE_FORMAT='sap' is not one of"):
         ingest(conn, landing, source_format="sap")
@@ -295,7 +311,8 @@ def test_the_source_format_setting_is_validated_in_one_line():
 
     assert load_settings({"SEGMINT_SOURCE_FORMAT": "GA4"}).source_format == "ga4"
     assert load_settings({}).source_format is None
-    with pytest.raises(SettingsError, match=r"^SEGMINT_SOURCE_FORMAT='woo' is not one of segmint, ga4, segment, shopify$"):
+    message = r"^SEGMINT_SOURCE_FORMAT='woo' is not one of segmint, ga4, segment, shopify$"
+    with pytest.raises(SettingsError, match=message):
         load_settings({"SEGMINT_SOURCE_FORMAT": "woo"})
 
 
