@@ -66,6 +66,7 @@ def raw_tables(context: dg.AssetExecutionContext, settings: SegmintSettings, war
                 conn, landing_dir, s.as_of, s.horizon_days, s.is_demo, s.source_format, s.landing_work_dir
             )
             counts = {t: conn.execute(f"select count(*) from raw.{t}").fetchone()[0] for t in RAW_TABLES}
+            ingest_log = conn.execute("select * from raw.ingest_log order by source_file").df()
             quarantine_by_reason = conn.execute(
                 "select source_file, split_part(reason, ':', 1) as reason, count(*) as rows "
                 "from raw.quarantine group by all order by rows desc"
@@ -95,6 +96,10 @@ def raw_tables(context: dg.AssetExecutionContext, settings: SegmintSettings, war
             metadata["note"] = dg.MetadataValue.text(
                 f"No {table} file in the landing zone: the table is empty and features that need it are 0."
             )
+        if report.source_format != "segmint" and table in {"orders", "customers", "events"}:
+            # A translated export: the counts per source file (export file -> contract rows), not per work file.
+            by_source = ingest_log[ingest_log["table_name"] == table].drop(columns="table_name")
+            metadata["source_files"] = markdown_table(by_source)
         if table == "quarantine":
             metadata["by_file_and_reason"] = markdown_table(quarantine_by_reason)
         yield dg.MaterializeResult(asset_key=["raw", table], metadata=metadata)

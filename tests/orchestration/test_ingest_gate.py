@@ -89,3 +89,21 @@ def test_mixed_currencies_are_kept_and_flagged_by_a_warning_check(tmp_path, monk
     evaluations = [e.asset_check_evaluation_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
     orders_check = next(e for e in evaluations if e.asset_check_key.name == "gx_raw_orders")
     assert orders_check.passed is False and orders_check.severity == dg.AssetCheckSeverity.WARN
+
+
+def test_a_shopify_export_goes_through_the_asset_with_its_format_and_source_files(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "formats" / "shopify"
+    files = {path.name: path.read_bytes() for path in fixture.iterdir()}
+    result, warehouse = _materialize(tmp_path, monkeypatch, files)
+    assert result.success
+    assert _check_results(result)["check_ingest_counts_reconcile"] is True
+    orders = next(
+        m.materialization for m in result.get_asset_materialization_events()
+        if m.materialization.asset_key.path[-1] == "orders"
+    )
+    assert orders.metadata["source_format"].value == "shopify"
+    assert "orders_export.csv" in orders.metadata["source_files"].value
+    # The translated contract files are kept under the data dir for inspection.
+    assert (tmp_path / "data" / "landing_work" / "shopify" / "orders.parquet").is_file()
