@@ -17,7 +17,8 @@ import duckdb
 
 from landing.sources import LandingError, sql_string
 
-LINES_TABLE = "_fmt_lines"
+LINES_TABLE = "_fmt_lines"  # a view over the work tables below; drop_lines() frees them
+LINES_WORK_TABLES = ("_fmt_file", "_fmt_rows", "_fmt_offsets")
 REJECTS_TABLE = "_fmt_rejects"
 CONTRACT_REJECTS_TABLE = "_fmt_contract_rejects"
 # Columns a translator adds to every contract file so that every raw row can be traced to its source record.
@@ -56,30 +57,53 @@ def load_json_lines(conn: duckdb.DuckDBPyConnection, paths: list[Path]) -> int:
     rows become their JSON text (`to_json`), so one code path translates both; `origin_row` is then the row number.
     Blank lines carry no record and are not counted.
     """
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE {LINES_TABLE} (origin_file VARCHAR, origin_row BIGINT, line VARCHAR)")
+    conn.execute(f"DROP VIEW IF EXISTS temp.{LINES_TABLE}")
+    conn.execute("CREATE OR REPLACE TEMP TABLE _fmt_file (filename VARCHAR, line VARCHAR)")
+    conn.execute("CREATE OR REPLACE TEMP TABLE _fmt_rows (origin_file VARCHAR, origin_row BIGINT, line VARCHAR)")
+    text_files = [path for path in paths if path.suffix != ".parquet"]
+    if text_files:
+        # One scan over every file (per-file statements cost more than the parsing on a folder of daily files).
+        # One VARCHAR column per physical line: NUL never occurs in JSON text, so no line is ever split; quoting
+        # is off so a line is taken byte for byte. Files are read in order and each file's lines stay contiguous
+        # (preserve_insertion_order), so rowid minus the file's first rowid is the line number - 1.
+        listed = ", ".join(sql_string(str(path)) for path in text_files)
+        _run(conn, text_files, f"""
+INSERT INTO _fmt_file SELECT filename, line FROM read_csv([{listed}], columns={{'line': 'VARCHAR'}},
+    header=false, auto_detect=false, delim=chr(0), quote='', escape='', new_line='\\n', filename=true)""")
     for path in paths:
-        name = sql_string(path.name)
         if path.suffix == ".parquet":
-            select = (
-                f"SELECT {name}, file_row_number + 1, to_json(t) "
-                f"FROM read_parquet({sql_string(str(path))}, file_row_number=true) AS t"
-            )
-        else:
-            # One VARCHAR column per physical line: NUL never occurs in JSON text, so no line is ever split;
-            # quoting is off so a line is taken byte for byte. rowid = line number - 1 (blank lines are NULL rows).
-            conn.execute(
-                f"CREATE OR REPLACE TEMP TABLE _fmt_file AS SELECT * FROM read_csv({sql_string(str(path))}, "
-                "columns={'line': 'VARCHAR'}, header=false, auto_detect=false, delim=chr(0), quote='', escape='', "
-                "new_line='\\n')"
-            )
-            select = f"SELECT {name}, rowid + 1, line FROM _fmt_file WHERE trim(coalesce(line, '')) <> ''"
-        try:
-            conn.execute(f"INSERT INTO {LINES_TABLE} {select}")
-        except duckdb.Error as error:
-            first_line = str(error).splitlines()[0]
-            raise LandingError(f"{path.name}: cannot be read ({first_line})") from None
-    conn.execute("DROP TABLE IF EXISTS temp._fmt_file")
+            _run(conn, [path], f"""
+INSERT INTO _fmt_rows SELECT {sql_string(path.name)}, file_row_number + 1, to_json(t)
+FROM read_parquet({sql_string(str(path))}, file_row_number=true) AS t""")
+    conn.execute(
+        "CREATE OR REPLACE TEMP TABLE _fmt_offsets AS SELECT filename, min(rowid) AS first FROM _fmt_file GROUP BY 1"
+    )
+    # A view, not a copy: numbering the lines costs one join with a table of one row per file. A blank line
+    # (read as NULL, or only whitespace) is no record.
+    conn.execute(f"""
+CREATE TEMP VIEW {LINES_TABLE} AS
+SELECT parse_filename(f.filename) AS origin_file, f.rowid - o.first + 1 AS origin_row, f.line
+FROM _fmt_file AS f JOIN _fmt_offsets AS o USING (filename)
+WHERE f.line IS NOT NULL AND (ascii(f.line) > 32 OR trim(f.line) <> '')
+UNION ALL SELECT * FROM _fmt_rows""")
     return conn.execute(f"SELECT count(*) FROM {LINES_TABLE}").fetchall()[0][0]
+
+
+def drop_lines(conn: duckdb.DuckDBPyConnection) -> None:
+    """Free the lines read by load_json_lines."""
+    conn.execute(f"DROP VIEW IF EXISTS temp.{LINES_TABLE}")
+    for table in LINES_WORK_TABLES:
+        conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
+
+
+def _run(conn: duckdb.DuckDBPyConnection, paths: list[Path], sql: str) -> None:
+    """Run a statement that reads `paths`; a file DuckDB cannot read -> one-line LandingError."""
+    try:
+        conn.execute(sql)
+    except duckdb.Error as error:
+        first_line = str(error).splitlines()[0]
+        names = ", ".join(path.name for path in paths)
+        raise LandingError(f"{names if len(paths) == 1 else 'one of ' + names}: cannot be read ({first_line})") from None
 
 
 def json_reason_sql(line: str) -> str:

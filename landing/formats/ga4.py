@@ -35,6 +35,7 @@ from landing.formats.common import (
     ORIGIN_FILE,
     ORIGIN_ROW,
     REJECTS_TABLE,
+    drop_lines,
     json_reason_sql,
     load_json_lines,
     raw_record_sql,
@@ -83,7 +84,7 @@ def translate(conn: duckdb.DuckDBPyConnection, files: list[Path], work_dir: Path
         f"CASE WHEN reason IS NOT NULL THEN {raw_record_sql('line')} END AS raw_record "
         f"FROM (SELECT *, {json_reason_sql('line')} AS reason FROM {LINES_TABLE})"
     )
-    conn.execute(f"DROP TABLE temp.{LINES_TABLE}")
+    drop_lines(conn)
     # A record that is not even a JSON object is no event: quarantined once, under events.
     conn.execute(
         f"INSERT INTO {REJECTS_TABLE} SELECT origin_file, origin_row, 'events', reason, raw_record "

@@ -36,6 +36,7 @@ from landing.formats.common import (
     ORIGIN_FILE,
     ORIGIN_ROW,
     REJECTS_TABLE,
+    drop_lines,
     json_reason_sql,
     load_json_lines,
     raw_record_sql,
@@ -73,7 +74,7 @@ SELECT origin_file, origin_row, md5(line) AS line_hash,
        reason, CASE WHEN reason IS NOT NULL OR json_extract_string(line, '$.type') NOT IN ('track', 'page', 'screen',
            'identify') OR json_extract_string(line, '$.type') IS NULL THEN {raw_record_sql('line')} END AS raw_record
 FROM (SELECT *, {json_reason_sql('line')} AS reason FROM {LINES_TABLE})""")
-    conn.execute(f"DROP TABLE temp.{LINES_TABLE}")
+    drop_lines(conn)
     conn.execute("""
 UPDATE _fmt_seg SET reason = CASE WHEN r.type IS NULL THEN 'missing_type: a Segment call needs a type'
     ELSE 'unsupported_call_type: type=''' || left(r.type, 40) || ''' carries no event, order or customer' END
