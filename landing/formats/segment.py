@@ -61,6 +61,7 @@ SEGMENT_STRUCTURE = json.dumps({
     },
 })
 EVENT_CALLS = ("track", "page", "screen")
+KEPT_CALLS = (*EVENT_CALLS, "identify")
 ORDER_COMPLETED, ORDER_REFUNDED, ORDER_CANCELLED = "Order Completed", "Order Refunded", "Order Cancelled"
 
 
@@ -71,14 +72,16 @@ def translate(conn: duckdb.DuckDBPyConnection, files: list[Path], work_dir: Path
 CREATE OR REPLACE TEMP TABLE _fmt_seg AS
 SELECT origin_file, origin_row, md5(line) AS line_hash,
        CASE WHEN reason IS NULL THEN json_transform(line, '{SEGMENT_STRUCTURE}') END AS r,
-       reason, CASE WHEN reason IS NOT NULL OR json_extract_string(line, '$.type') NOT IN ('track', 'page', 'screen',
-           'identify') OR json_extract_string(line, '$.type') IS NULL THEN {raw_record_sql('line')} END AS raw_record
+       -- the line is kept for quarantine when it is broken or not a supported call (the type read only from JSON)
+       reason, CASE WHEN reason IS NOT NULL
+           OR coalesce(json_extract_string(CASE WHEN reason IS NULL THEN line END, '$.type'), '') NOT IN {KEPT_CALLS}
+           THEN {raw_record_sql('line')} END AS raw_record
 FROM (SELECT *, {json_reason_sql('line')} AS reason FROM {LINES_TABLE})""")
     drop_lines(conn)
-    conn.execute("""
+    conn.execute(f"""
 UPDATE _fmt_seg SET reason = CASE WHEN r.type IS NULL THEN 'missing_type: a Segment call needs a type'
     ELSE 'unsupported_call_type: type=''' || left(r.type, 40) || ''' carries no event, order or customer' END
-WHERE reason IS NULL AND (r.type IS NULL OR r.type NOT IN ('track', 'page', 'screen', 'identify'))""")
+WHERE reason IS NULL AND (r.type IS NULL OR r.type NOT IN {KEPT_CALLS})""")
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_seg_calls AS
 SELECT origin_file, origin_row, r.type AS call_type,
