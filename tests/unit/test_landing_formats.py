@@ -322,3 +322,15 @@ def test_the_landing_sensor_sees_json_lines_exports(tmp_path):
     for name in ("events_20251201.jsonl.gz", "tracks.ndjson", "orders_export.csv", "notes.txt"):
         (tmp_path / name).write_text("x")
     assert sorted(scan_landing(tmp_path)) == ["events_20251201.jsonl.gz", "orders_export.csv", "tracks.ndjson"]
+
+
+def test_a_failed_translation_leaves_no_temporary_folder(conn, tmp_path, monkeypatch):
+    # Defect: a GA4 export without purchases and without orders.csv.
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / GA4_FILE).write_text('{"event_name":"page_view","event_timestamp":"1764583200000000"}\n')
+    with pytest.raises(LandingError):
+        ingest(conn, landing)
+    assert list((tmp_path / "tmp").iterdir()) == []
