@@ -168,6 +168,10 @@ def test_segment_identify_stitches_the_anonymous_history_and_merges_traits(conn,
     assert rows(conn, "SELECT utm_source, utm_campaign FROM raw.events WHERE event_id = 'm-01'") == [
         ("newsletter", "winter_sale")
     ]
+    # A RudderStack call (same spec; no `timestamp`, so `originalTimestamp`) stitches the same way.
+    assert rows(conn, "SELECT customer_id, occurred_at::VARCHAR, event_type FROM raw.events WHERE event_id = 'm-13'") == [
+        ("U1", "2025-12-01 09:03:00", "Product Added")
+    ]
     # Two identify calls fold into one customer: latest e-mail, the first call's name and address.
     assert rows(
         conn, "SELECT customer_id, email, first_name, last_name, postal_code, country, origin_row FROM raw.customers"
@@ -194,7 +198,7 @@ def test_segment_unsupported_calls_and_broken_lines_are_quarantined_and_counts_r
     }
     assert rows(conn, "SELECT table_name, rows_in, rows_accepted, rows_quarantined FROM raw.ingest_log") == [
         # Two identify calls fold into one customer row: counts are of the rows the calls became.
-        ("customers", 1, 1, 0), ("events", 10, 7, 3), ("orders", 4, 4, 0)
+        ("customers", 1, 1, 0), ("events", 11, 8, 3), ("orders", 4, 4, 0)
     ]
 
 
