@@ -169,7 +169,8 @@ def test_segment_identify_stitches_the_anonymous_history_and_merges_traits(conn,
         ("newsletter", "winter_sale")
     ]
     # A RudderStack call (same spec; no `timestamp`, so `originalTimestamp`) stitches the same way.
-    assert rows(conn, "SELECT customer_id, occurred_at::VARCHAR, event_type FROM raw.events WHERE event_id = 'm-13'") == [
+    rudder = "SELECT customer_id, occurred_at::VARCHAR, event_type FROM raw.events WHERE event_id = 'm-13'"
+    assert rows(conn, rudder) == [
         ("U1", "2025-12-01 09:03:00", "Product Added")
     ]
     # Two identify calls fold into one customer: latest e-mail, the first call's name and address.
