@@ -110,6 +110,13 @@ def _amount(name: str, value_required: bool = False) -> ColumnSpec:
     return ColumnSpec(name, "amount", "DOUBLE", value_required)
 
 
+# Lineage back to the shop's own export when a source-format translator wrote the row (landing/formats/):
+# the source file and its record (line) number. NULL for segmint-format files. The row number is parsed by the
+# amount rule (a non-number in a user's own file is quarantined as invalid_number, never a crash).
+ORIGIN_COLUMNS = (_text("origin_file"), ColumnSpec("origin_row", "amount", "BIGINT"))
+ORIGIN_COLUMN_NAMES = tuple(column.name for column in ORIGIN_COLUMNS)
+
+
 ORDERS = TableSpec(
     name="orders",
     columns=(
@@ -122,6 +129,7 @@ ORDERS = TableSpec(
         _text("discount_code"),
         _text("channel"),
         _text("status"),
+        *ORIGIN_COLUMNS,
     ),
     required_columns=("order_id", "customer_id", "ordered_at", "order_total"),
     one_of_columns=(),
@@ -145,6 +153,7 @@ CUSTOMERS = TableSpec(
         _timestamp("signed_up_at"),
         _text("acquisition_channel"),
         ColumnSpec("marketing_consent", "boolean", "BOOLEAN"),
+        *ORIGIN_COLUMNS,
     ),
     required_columns=("customer_id",),
     one_of_columns=(),
@@ -166,6 +175,8 @@ EVENTS = TableSpec(
         _text("device"),
         _text("utm_source"),
         _text("utm_campaign"),
+        _text("page_url"),
+        *ORIGIN_COLUMNS,
     ),
     required_columns=("occurred_at", "event_type"),
     one_of_columns=("customer_id", "anonymous_id"),
@@ -207,6 +218,8 @@ INGEST_LOG_COLUMNS_SQL = (
     "source_file VARCHAR, table_name VARCHAR, rows_in BIGINT, rows_accepted BIGINT, "
     "rows_quarantined BIGINT, rows_after_as_of BIGINT, rows_merged BIGINT, ids_generated BIGINT"
 )
+# source_format: segmint | ga4 | segment | shopify (landing/formats/), so event-name presets can follow it.
 RUN_CONTEXT_COLUMNS_SQL = (
-    "as_of DATE, horizon_days INTEGER, landing_dir VARCHAR, is_demo BOOLEAN, reporting_currency VARCHAR"
+    "as_of DATE, horizon_days INTEGER, landing_dir VARCHAR, is_demo BOOLEAN, reporting_currency VARCHAR, "
+    "source_format VARCHAR"
 )

@@ -24,6 +24,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from landing import formats
 from landing.contract import (
     AFTER_AS_OF,
     DATE_ORDERS,
@@ -37,6 +38,7 @@ from landing.contract import (
     MONTH_FIRST,
     MOSTLY_QUARANTINED_SHARE,
     ORDERS,
+    ORIGIN_COLUMN_NAMES,
     QUARANTINE_COLUMNS_SQL,
     RAW_SCHEMA,
     RUN_CONTEXT_COLUMNS_SQL,
@@ -138,6 +140,8 @@ class LandingReport:
     missing_files: tuple[str, ...]
     # The currency order amounts are converted to (None: the orders name no currency).
     reporting_currency: str | None = None
+    # segmint | ga4 | segment | shopify: the format the landing folder was read as (landing/formats/).
+    source_format: str = "segmint"
 
 
 def _stage(name: str) -> str:
@@ -306,9 +310,11 @@ def _parse_file(
             f"no {spec.generated_key} column: ids generated from each row's values and occurrence number; "
             "exact duplicate rows kept once (duplicate_identical)"
         )
+    # The origin columns are written by format translators only; their absence is no news to a user.
     missing = tuple(
         name for name in spec.column_names
-        if name not in positions and not (key_generated and name == spec.generated_key)
+        if name not in positions and name not in ORIGIN_COLUMN_NAMES
+        and not (key_generated and name == spec.generated_key)
     )
     return _ParsedFile(spec, path.name, source, missing, tuple(notes), key_generated)
 
@@ -466,7 +472,7 @@ def _stage_empty_table(conn: duckdb.DuckDBPyConnection, spec: TableSpec) -> None
 
 def _stage_bookkeeping(
     conn: duckdb.DuckDBPyConnection, reports: tuple[FileReport, ...], as_of: date, horizon_days: int,
-    landing_dir: Path, is_demo: bool, reporting_currency: str | None,
+    landing_dir: Path, is_demo: bool, reporting_currency: str | None, source_format: str = "segmint",
 ) -> None:
     """Stage raw.ingest_log (one row per file read) and raw.run_context (exactly one row)."""
     conn.execute(f"CREATE OR REPLACE TABLE {_stage(INGEST_LOG)} ({INGEST_LOG_COLUMNS_SQL})")
@@ -481,8 +487,8 @@ def _stage_bookkeeping(
         )
     conn.execute(f"CREATE OR REPLACE TABLE {_stage(RUN_CONTEXT)} ({RUN_CONTEXT_COLUMNS_SQL})")
     conn.execute(
-        f"INSERT INTO {_stage(RUN_CONTEXT)} VALUES (?, ?, ?, ?, ?)",
-        [as_of, horizon_days, str(landing_dir), is_demo, reporting_currency],
+        f"INSERT INTO {_stage(RUN_CONTEXT)} VALUES (?, ?, ?, ?, ?, ?)",
+        [as_of, horizon_days, str(landing_dir), is_demo, reporting_currency, source_format],
     )
 
 
@@ -512,12 +518,14 @@ def _drop_stage_tables(conn: duckdb.DuckDBPyConnection) -> None:
 
 def ingest_landing(
     conn: duckdb.DuckDBPyConnection, landing_dir: Path, as_of: date | None, horizon_days: int, is_demo: bool,
-    options: LandingOptions | None = None,
+    options: LandingOptions | None = None, source_format: str | None = None, work_dir: Path | None = None,
 ) -> LandingReport:
     """(Re)write raw.orders/customers/events/fx_rates/quarantine/ingest_log/run_context from the landing dir.
 
     `as_of=None` means the last accepted order date. A file that cannot be read at all, or an orders file whose
-    rows are mostly unusable, raises LandingError (one line) and leaves the previous raw tables untouched.
+    rows are mostly unusable, raises LandingError (one line) and leaves the previous raw tables untouched. A folder
+    of GA4, Segment or Shopify exports (detected, or named by `source_format`) is first translated into contract
+    files under `work_dir` (landing/formats/).
     """
     options = options or LandingOptions()
     if horizon_days <= 0:
@@ -525,7 +533,9 @@ def ingest_landing(
     landing_dir = Path(landing_dir).resolve()
     if not landing_dir.is_dir():
         raise LandingError(f"{landing_dir}: landing directory does not exist")
-    paths = {spec.name: find_landing_file(landing_dir, spec) for spec in LANDING_TABLES}
+    translation = formats.translate_landing(conn, landing_dir, source_format, work_dir)
+    contract_dir = translation.contract_dir if translation is not None else landing_dir
+    paths = {spec.name: find_landing_file(contract_dir, spec) for spec in LANDING_TABLES}
     if paths[ORDERS.name] is None:
         raise LandingError(f"orders.csv: file is missing from {landing_dir} (expected orders.csv or orders.parquet)")
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
@@ -554,17 +564,22 @@ def ingest_landing(
                 if paths[spec.name] is None:
                     _stage_empty_table(conn, spec)
             _stage_bookkeeping(
-                conn, reports, effective_as_of, horizon_days, landing_dir, is_demo, reporting[0]
+                conn, reports, effective_as_of, horizon_days, landing_dir, is_demo, reporting[0],
+                formats.source_format_of(translation),
             )
+            if translation is not None:
+                formats.stage_translation(conn, translation, _stage)
             _swap_in_staged_tables(conn)
     except BaseException:
         _drop_stage_tables(conn)
         raise
     finally:
         _drop_work_tables(conn)
+        formats.cleanup(translation)
     missing = tuple(spec.name for spec in LANDING_TABLES if paths[spec.name] is None)
     return LandingReport(
-        as_of=effective_as_of, files=reports, missing_files=missing, reporting_currency=reporting[0]
+        as_of=effective_as_of, files=reports, missing_files=missing, reporting_currency=reporting[0],
+        source_format=formats.source_format_of(translation),
     )
 
 

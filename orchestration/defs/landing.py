@@ -7,6 +7,7 @@ import dagster as dg
 
 from demo_shop import generate_shop
 from landing import LandingError, LandingOptions, ingest_landing
+from landing.formats.detect import is_json_lines
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
 from orchestration.lib import groups
 from orchestration.lib.metadata import markdown_table
@@ -18,7 +19,7 @@ RAW_TABLES = {
     "fx_rates": "One row per accepted exchange rate of fx_rates.csv (empty without it); orders are converted with it.",
     "quarantine": "One row per rejected input row: source file, row number, raw values and the reason.",
     "ingest_log": "One row per landing file per run: rows in, accepted, quarantined (they reconcile).",
-    "run_context": "One row: the run's as-of date, CLV horizon and reporting currency, read by every model.",
+    "run_context": "One row: the run's as-of date, CLV horizon, reporting currency and source format, read by every model.",
 }
 DEMO_MARKER = "demo_params.json"
 
@@ -38,7 +39,7 @@ def landing_files(context: dg.AssetExecutionContext, settings: SegmintSettings) 
             marker.write_text(json.dumps(params))
             context.log.info(f"Generated the demo shop: {summary}")
     landing_dir = s.landing_dir or s.demo_landing_dir
-    files = sorted(p for p in landing_dir.iterdir() if p.suffix in {".csv", ".parquet"})
+    files = sorted(p for p in landing_dir.iterdir() if p.suffix in {".csv", ".parquet"} or is_json_lines(p))
     return dg.MaterializeResult(
         metadata={
             "landing_dir": dg.MetadataValue.path(str(landing_dir)),
@@ -65,8 +66,11 @@ def raw_tables(context: dg.AssetExecutionContext, settings: SegmintSettings, war
             options = LandingOptions(
                 reporting_currency=s.currency, date_format=s.date_format, csv_delimiter=s.csv_delimiter
             )
-            report = ingest_landing(conn, landing_dir, s.as_of, s.horizon_days, s.is_demo, options)
+            report = ingest_landing(
+                conn, landing_dir, s.as_of, s.horizon_days, s.is_demo, options, s.source_format, s.landing_work_dir
+            )
             counts = {t: conn.execute(f"select count(*) from raw.{t}").fetchone()[0] for t in RAW_TABLES}
+            ingest_log = conn.execute("select * from raw.ingest_log order by source_file").df()
             quarantine_by_reason = conn.execute(
                 "select source_file, split_part(reason, ':', 1) as reason, count(*) as rows "
                 "from raw.quarantine group by all order by rows desc"
@@ -81,6 +85,7 @@ def raw_tables(context: dg.AssetExecutionContext, settings: SegmintSettings, war
             "dagster/row_count": dg.MetadataValue.int(counts[table]),
             "as_of": dg.MetadataValue.text(report.as_of.isoformat()),
             "reporting_currency": dg.MetadataValue.text(report.reporting_currency or "(none named)"),
+            "source_format": dg.MetadataValue.text(report.source_format),
         }
         file_report = by_table.get(table)
         if file_report is not None:
@@ -103,6 +108,10 @@ def raw_tables(context: dg.AssetExecutionContext, settings: SegmintSettings, war
             metadata["note"] = dg.MetadataValue.text(
                 f"No {table} file in the landing zone: the table is empty and features that need it are 0."
             )
+        if report.source_format != "segmint" and table in {"orders", "customers", "events"}:
+            # A translated export: the counts per source file (export file -> contract rows), not per work file.
+            by_source = ingest_log[ingest_log["table_name"] == table].drop(columns="table_name")
+            metadata["source_files"] = markdown_table(by_source)
         if table == "quarantine":
             metadata["by_file_and_reason"] = markdown_table(quarantine_by_reason)
         yield dg.MaterializeResult(asset_key=["raw", table], metadata=metadata)

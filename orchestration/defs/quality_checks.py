@@ -65,20 +65,29 @@ gx_checks = [_gx_check(table, key, suite) for table, (key, suite) in GX_CHECKED_
 
 
 def reconcile_ingest(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Per landing file: rows in vs accepted + quarantined, and the accepted count vs the raw table."""
+    """Per landing file and table: rows in vs accepted + quarantined, and the counts vs the raw tables.
+
+    A row translated from a GA4/Segment/Shopify export (landing/formats/) counts for its source file
+    (`origin_file`); one export file may feed several tables, so quarantine rows are compared per file.
+    """
     return conn.execute(
         """
         with quarantined as (
             select source_file, count(*) as in_quarantine from raw.quarantine group by source_file
         ),
         accepted as (
-            select source_file, count(*) as in_table from raw.orders group by source_file
-            union all select source_file, count(*) from raw.customers group by source_file
-            union all select source_file, count(*) from raw.events group by source_file
-            union all select source_file, count(*) from raw.fx_rates group by source_file
+            select coalesce(origin_file, source_file) as source_file, 'orders' as table_name, count(*) as in_table
+            from raw.orders group by all
+            union all select coalesce(origin_file, source_file), 'customers', count(*) from raw.customers group by all
+            union all select coalesce(origin_file, source_file), 'events', count(*) from raw.events group by all
+            union all select source_file, 'fx_rates', count(*) from raw.fx_rates group by all
+        ),
+        by_file as (
+            select source_file, sum(rows_quarantined) as file_quarantined from raw.ingest_log group by source_file
         )
         select
             log.source_file,
+            log.table_name,
             log.rows_in,
             log.rows_accepted,
             log.rows_quarantined,
@@ -87,11 +96,12 @@ def reconcile_ingest(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
             log.rows_in = log.rows_accepted + log.rows_quarantined
                 -- merged line items are accepted rows folded into their order's row
                 and log.rows_accepted - log.rows_merged = coalesce(accepted.in_table, 0)
-                and log.rows_quarantined = coalesce(quarantined.in_quarantine, 0) as reconciles
+                and by_file.file_quarantined = coalesce(quarantined.in_quarantine, 0) as reconciles
         from raw.ingest_log as log
-        left join accepted using (source_file)
+        left join accepted using (source_file, table_name)
         left join quarantined using (source_file)
-        order by log.source_file
+        left join by_file using (source_file)
+        order by log.source_file, log.table_name
         """
     ).df()
 

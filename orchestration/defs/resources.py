@@ -36,6 +36,7 @@ class SegmintSettings(dg.ConfigurableResource):
     landing_dir: str | None = None
     as_of: str | None = None
     horizon_days: int | None = None
+    source_format: str | None = None
 
     def load(self) -> Settings:
         env = dict(os.environ)
@@ -45,6 +46,8 @@ class SegmintSettings(dg.ConfigurableResource):
             env["SEGMINT_AS_OF"] = self.as_of
         if self.horizon_days:
             env["SEGMINT_CLV_HORIZON_DAYS"] = str(self.horizon_days)
+        if self.source_format:
+            env["SEGMINT_SOURCE_FORMAT"] = self.source_format
         return load_settings(env)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from landing.formats.detect import is_json_lines
 from orchestration.defs.automation import FRESH_MARTS
 from orchestration.defs.dbt_models import DAILY_PARTITIONS
 from orchestration.defs.jobs import refresh_job
@@ -31,7 +32,7 @@ from orchestration.lib.alerts import (
 from orchestration.lib.partitions import full_history
 from orchestration.lib.settings import SettingsError, load_settings
 
-LANDING_SUFFIXES = (".csv", ".parquet")  # the files the landing step reads (see landing/)
+LANDING_SUFFIXES = (".csv", ".parquet")  # the files the landing step reads (see landing/), with JSON lines
 # A file younger than this may still be being copied in: wait for it rather than ingest half a file.
 SETTLE_SECONDS = 30
 LANDING_SENSOR_INTERVAL_SECONDS = 60
@@ -47,10 +48,11 @@ FileState = dict[str, tuple[int, int]]  # file name -> (mtime in ns, size in byt
 
 
 def scan_landing(landing_dir: Path) -> FileState:
-    """Name -> (mtime_ns, size) of every landing file (csv/parquet) directly in the folder."""
+    """Name -> (mtime_ns, size) of every landing file (csv/parquet/JSON lines) directly in the folder."""
     state: FileState = {}
     for path in sorted(landing_dir.iterdir()):
-        if path.is_file() and path.suffix.lower() in LANDING_SUFFIXES:
+        # JSON lines (.json/.jsonl/.ndjson, .gz) are GA4 and Segment exports (landing/formats/).
+        if path.is_file() and (path.suffix.lower() in LANDING_SUFFIXES or is_json_lines(path)):
             stat = path.stat()
             state[path.name] = (stat.st_mtime_ns, stat.st_size)
     return state

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from landing.formats import SOURCE_FORMATS
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 CONFIG_DIR = PROJECT_ROOT / "config"
@@ -40,6 +42,7 @@ class Settings:
     currency: str | None = None  # reporting currency (ISO 4217); None: the currency of most order rows
     date_format: str | None = None  # DMY, MDY or a strptime pattern; None: detected per file
     csv_delimiter: str | None = None  # None: detected per file
+    source_format: str | None = None  # None: detected from the landing files (landing/formats/)
 
     @property
     def is_demo(self) -> bool:
@@ -53,6 +56,11 @@ class Settings:
     def demo_truth_dir(self) -> Path:
         """Ground truth of the demo shop; only tests and benchmarks read it."""
         return self.data_dir / "demo" / "truth"
+
+    @property
+    def landing_work_dir(self) -> Path:
+        """Where a GA4/Segment/Shopify export is translated into contract files (kept for inspection)."""
+        return self.data_dir / "landing_work"
 
     @property
     def exports_dir(self) -> Path:
@@ -118,6 +126,11 @@ def _delimiter_setting(env: dict[str, str]) -> str | None:
     if key not in CSV_DELIMITER_WORDS:
         raise SettingsError(f"SEGMINT_CSV_DELIMITER={raw!r} must be one of , ; | tab")
     return CSV_DELIMITER_WORDS[key]
+def _source_format_setting(env: dict[str, str]) -> str | None:
+    raw = env.get("SEGMINT_SOURCE_FORMAT", "").strip().lower()
+    if raw and raw not in SOURCE_FORMATS:
+        raise SettingsError(f"SEGMINT_SOURCE_FORMAT={raw!r} is not one of {', '.join(SOURCE_FORMATS)}")
+    return raw or None
 
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
@@ -140,4 +153,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         currency=_currency_setting(env),
         date_format=_date_format_setting(env),
         csv_delimiter=_delimiter_setting(env),
+        source_format=_source_format_setting(env),
     )

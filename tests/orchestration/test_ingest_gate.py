@@ -93,3 +93,23 @@ def test_mixed_currencies_without_rates_are_never_summed_the_other_currency_is_q
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         assert conn.execute("select currency from raw.orders").fetchall() == [("EUR",)]
         assert conn.execute("select split_part(reason, ':', 1) from raw.quarantine").fetchall() == [("mixed_currency",)]
+
+
+def test_a_shopify_export_goes_through_the_asset_with_its_format_and_source_files(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "formats" / "shopify"
+    files = {path.name: path.read_bytes() for path in fixture.iterdir()}
+    result, warehouse = _materialize(tmp_path, monkeypatch, files)
+    assert result.success
+    assert _check_results(result)["check_ingest_counts_reconcile"] is True
+    orders = next(
+        m.materialization for m in result.get_asset_materialization_events()
+        if m.materialization.asset_key.path[-1] == "orders"
+    )
+    assert orders.metadata["source_format"].value == "shopify"
+    assert "orders_export.csv" in orders.metadata["source_files"].value
+    # The translated contract files are kept under the data dir for inspection.
+    assert (tmp_path / "data" / "landing_work" / "shopify" / "orders.parquet").is_file()
+
+

@@ -290,7 +290,7 @@ def test_events_need_a_customer_id_or_an_anonymous_id(conn, tmp_path):
     assert accepted_ids(conn, "events", "event_id") == ["e1", "e2"]
     assert reasons_by_row(conn, "events.csv") == {3: "missing_customer_id_and_anonymous_id", 4: "missing_event_type"}
     events = next(file for file in report.files if file.table_name == "events")
-    assert events.missing_columns == ("page_type", "product_id", "device", "utm_source", "utm_campaign")
+    assert events.missing_columns == ("page_type", "product_id", "device", "utm_source", "utm_campaign", "page_url")
 
 
 def test_events_after_as_of_are_quarantined(conn, tmp_path):
@@ -435,7 +435,7 @@ def test_missing_optional_files_still_give_every_table_and_column(conn, tmp_path
         table: [row[0] for row in conn.execute(f"DESCRIBE raw.{table}").fetchall()]
         for table in ("orders", "customers", "events", "quarantine", "ingest_log", "run_context")
     }
-    assert columns["customers"][-3:] == ["marketing_consent", "source_file", "source_row"]
+    assert columns["customers"][-5:] == ["marketing_consent", "origin_file", "origin_row", "source_file", "source_row"]
     assert columns["events"][:4] == ["event_id", "customer_id", "anonymous_id", "occurred_at"]
     assert columns["quarantine"] == ["source_file", "source_row", "raw_record", "reason"]
     assert conn.execute("SELECT currency, status FROM raw.orders").fetchall() == [(None, None)]

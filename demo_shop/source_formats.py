@@ -1,0 +1,200 @@
+"""The demo shop's landing files rewritten as a GA4 BigQuery export, Segment calls or Shopify admin exports.
+
+For trying and testing landing/formats/ on a shop with realistic volume and repeat buyers; the layouts follow
+the same public references as the translators (see landing/README.md, "Source formats"). Deterministic: the
+same contract files give byte-identical exports.
+
+    python -m demo_shop.source_formats --format ga4 --out DIR [--customers 400] [--seed 42]
+
+Choices that make the export look like the real thing: a customer's `user_id`/`userId` appears only from their
+first order on (they log in at checkout), so the pre-login history must be stitched through the anonymous id;
+purchases come from the orders (demo `purchase` events are dropped, GA4 and Segment send one per order);
+event names are each tool's own (GA4 recommended events, Segment E-commerce Spec names); Shopify orders are
+split into 1-3 line rows, refunds fold into the order's `Refunded Amount`, and every 50th order is cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import duckdb
+
+from demo_shop.generator import generate_shop
+
+FORMATS = ("ga4", "segment", "shopify")
+SITE = "https://demo.segmint.shop"
+# The demo vocabulary in each tool's own names (a name missing here is sent as a custom event, unchanged).
+GA4_NAMES = {
+    "product_view": "view_item", "add_to_cart": "add_to_cart", "begin_checkout": "begin_checkout",
+    "shipping_info_viewed": "add_shipping_info", "search": "search", "video_play": "video_start",
+    "discount_code_applied": "coupon_applied", "page_view": "page_view",
+}
+SEGMENT_NAMES = {
+    "product_view": "Product Viewed", "add_to_cart": "Product Added", "begin_checkout": "Checkout Started",
+    "shipping_info_viewed": "Checkout Step Viewed", "search": "Products Searched",
+    "discount_code_applied": "Coupon Applied", "review_read": "Product Reviews Viewed",
+    "compare_used": "Products Compared", "gallery_view": "Product Gallery Viewed",
+    "video_play": "Video Playback Started", "countdown_view": "Promotion Viewed", "low_stock_view": "Low Stock Viewed",
+}
+CANCEL_EVERY = 50
+
+
+def _case(column: str, names: dict[str, str]) -> str:
+    whens = " ".join(f"WHEN '{source}' THEN '{target}'" for source, target in names.items())
+    return f"CASE {column} {whens} ELSE {column} END"
+
+
+def _stage(conn: duckdb.DuckDBPyConnection, contract_dir: Path) -> None:
+    for table in ("orders", "customers", "events"):
+        path = contract_dir / f"{table}.csv"
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM read_csv('{path}', all_varchar=true)")
+    # When each customer logged in first: their first order (the user id is unknown before).
+    conn.execute(
+        "CREATE OR REPLACE TEMP TABLE first_login AS SELECT customer_id, min(ordered_at) AS ts FROM orders "
+        "GROUP BY customer_id"
+    )
+    conn.execute("""
+CREATE OR REPLACE TEMP TABLE pseudo AS
+SELECT customer_id, min(anonymous_id) AS anonymous_id FROM events WHERE customer_id IS NOT NULL GROUP BY customer_id""")
+    conn.execute("""
+CREATE OR REPLACE TEMP TABLE timeline AS
+SELECT 'event' AS kind, e.event_id AS id, e.occurred_at AS ts, e.event_type, e.page_type, e.product_id, e.device,
+       e.utm_source, e.utm_campaign, e.anonymous_id,
+       CASE WHEN e.occurred_at >= f.ts THEN e.customer_id END AS user_id,
+       NULL AS order_id, NULL AS total, NULL AS currency, NULL AS discount_code, NULL AS discount_amount
+FROM events AS e LEFT JOIN first_login AS f USING (customer_id) WHERE e.event_type <> 'purchase'
+UNION ALL
+SELECT CASE WHEN CAST(o.order_total AS DOUBLE) < 0 THEN 'refund' ELSE 'purchase' END, o.order_id, o.ordered_at,
+       NULL, 'checkout', NULL, NULL, NULL, NULL, coalesce(p.anonymous_id, 'p' || o.customer_id), o.customer_id,
+       regexp_replace(o.order_id, '-R$', ''), o.order_total, o.currency, o.discount_code, o.discount_amount
+FROM orders AS o LEFT JOIN pseudo AS p USING (customer_id)""")
+
+
+def _write_ga4(conn: duckdb.DuckDBPyConnection, out_dir: Path) -> None:
+    page_url = f"'{SITE}/' || coalesce(page_type, '') || coalesce('/' || product_id, '')"
+    micros = "CAST(epoch_us(CAST(ts AS TIMESTAMP)) AS VARCHAR)"
+    param = "{'key': '%s', 'value': {'string_value': %s, 'int_value': NULL::VARCHAR, 'double_value': NULL::DOUBLE}}"
+    select = f"""
+SELECT strftime(CAST(ts AS TIMESTAMP), '%Y%m%d') AS event_date, {micros} AS event_timestamp,
+       CASE kind WHEN 'event' THEN {_case('event_type', GA4_NAMES)} ELSE kind END AS event_name,
+       [{param % ('page_location', page_url)}, {param % ('currency', 'currency')},
+        {param % ('coupon', 'discount_code')}] AS event_params,
+       user_id, anonymous_id AS user_pseudo_id,
+       {{'category': device}} AS device,
+       {{'name': utm_campaign, 'medium': NULL::VARCHAR, 'source': utm_source}} AS traffic_source,
+       {{'manual_source': utm_source, 'manual_campaign_name': utm_campaign}} AS collected_traffic_source,
+       {{'transaction_id': order_id,
+         'purchase_revenue': CASE WHEN kind = 'purchase' THEN CAST(total AS DOUBLE) END,
+         'refund_value': CASE WHEN kind = 'refund' THEN -CAST(total AS DOUBLE) END}} AS ecommerce,
+       CASE WHEN product_id IS NOT NULL THEN [{{'item_id': product_id}}] ELSE [] END AS items,
+       '1' AS stream_id
+FROM timeline"""
+    months = [row[0] for row in conn.execute(
+        "SELECT DISTINCT strftime(CAST(ts AS TIMESTAMP), '%Y%m') FROM timeline ORDER BY 1").fetchall()]
+    for month in months:
+        # One file per month named like BigQuery's daily tables (events_YYYYMMDD), gzip-compressed.
+        conn.execute(
+            f"COPY ({select} WHERE strftime(CAST(ts AS TIMESTAMP), '%Y%m') = '{month}' ORDER BY ts, id) "
+            f"TO '{out_dir / f'events_{month}01.jsonl.gz'}' (FORMAT json, COMPRESSION gzip)"
+        )
+
+
+def _write_segment(conn: duckdb.DuckDBPyConnection, out_dir: Path) -> None:
+    calls = f"""
+SELECT ts, id, CASE WHEN kind = 'event' AND event_type = 'page_view' THEN 'page' ELSE 'track' END AS type,
+       CASE WHEN kind = 'event' AND event_type = 'page_view' THEN NULL  -- a page call names no event
+            WHEN kind = 'purchase' THEN 'Order Completed' WHEN kind = 'refund' THEN 'Order Refunded'
+            ELSE {_case('event_type', SEGMENT_NAMES)} END AS event,
+       user_id AS userId, anonymous_id AS anonymousId, 'msg-' || id AS messageId,
+       strftime(CAST(ts AS TIMESTAMP), '%Y-%m-%dT%H:%M:%S.000Z') AS timestamp,
+       {{'page': {{'url': '{SITE}/' || coalesce(page_type, '') || coalesce('/' || product_id, '')}},
+         'campaign': {{'source': utm_source, 'name': utm_campaign}}, 'device': {{'type': device}}}} AS context,
+       {{'order_id': order_id, 'total': abs(CAST(total AS DOUBLE)), 'currency': currency, 'coupon': discount_code,
+         'discount': CAST(discount_amount AS DOUBLE), 'product_id': product_id}} AS properties,
+       NULL AS traits
+FROM timeline
+UNION ALL
+SELECT CAST(c.signed_up_at AS TIMESTAMP), 'id-' || c.customer_id, 'identify', NULL, c.customer_id, p.anonymous_id,
+       'msg-id-' || c.customer_id, strftime(CAST(f.ts AS TIMESTAMP), '%Y-%m-%dT%H:%M:%S.000Z'), NULL, NULL,
+       {{'email': c.email, 'phone': c.phone, 'firstName': c.first_name, 'lastName': c.last_name,
+         'createdAt': c.signed_up_at, 'address': {{'postalCode': c.postal_code, 'country': c.country}}}}
+FROM customers AS c JOIN first_login AS f USING (customer_id) LEFT JOIN pseudo AS p USING (customer_id)"""
+    conn.execute(
+        f"COPY (SELECT * EXCLUDE (ts, id) FROM ({calls}) ORDER BY ts, id) TO '{out_dir / 'tracks.jsonl'}' (FORMAT json)"
+    )
+
+
+def _write_shopify(conn: duckdb.DuckDBPyConnection, out_dir: Path) -> None:
+    conn.execute("""
+CREATE OR REPLACE TEMP TABLE shop_customers AS
+SELECT 6000000000 + row_number() OVER (ORDER BY customer_id) AS shopify_id, * FROM customers""")
+    conn.execute(f"""
+COPY (SELECT shopify_id AS "Customer ID", first_name AS "First Name", last_name AS "Last Name", email AS "Email",
+             CASE WHEN marketing_consent = 'true' THEN 'yes' ELSE 'no' END AS "Accepts Email Marketing",
+             country AS "Default Address Country Code", postal_code AS "Default Address Zip", phone AS "Phone",
+             'no' AS "Accepts SMS Marketing"
+      FROM shop_customers ORDER BY shopify_id) TO '{out_dir / 'customers_export.csv'}' (HEADER, DELIMITER ',')""")
+    conn.execute(f"""
+CREATE OR REPLACE TEMP TABLE shop_orders AS
+SELECT p.*, coalesce(-r.refunded, 0) AS refunded, c.email, c.phone,
+       row_number() OVER (ORDER BY p.ordered_at, p.order_id) AS n,
+       1 + hash(p.order_id) % 3 AS lines
+FROM (SELECT * FROM orders WHERE order_id NOT LIKE '%-R') AS p
+LEFT JOIN (SELECT regexp_replace(order_id, '-R$', '') AS order_id, sum(CAST(order_total AS DOUBLE)) AS refunded
+           FROM orders WHERE order_id LIKE '%-R' GROUP BY 1) AS r USING (order_id)
+LEFT JOIN shop_customers AS c USING (customer_id)""")
+    created = "strftime(CAST(o.ordered_at AS TIMESTAMP), '%Y-%m-%d %H:%M:%S') || ' +0000'"
+    first = "l.line = 1"
+    conn.execute(f"""
+COPY (SELECT '#' || (1000 + o.n) AS "Name", o.email AS "Email",
+             CASE WHEN {first} THEN CASE WHEN o.n % {CANCEL_EVERY} = 0 THEN 'voided'
+                  WHEN o.refunded > 0 THEN 'partially_refunded' ELSE 'paid' END END AS "Financial Status",
+             CASE WHEN {first} THEN {created} END AS "Paid at",
+             CASE WHEN {first} THEN o.currency END AS "Currency",
+             CASE WHEN {first} THEN o.order_total END AS "Total",
+             CASE WHEN {first} THEN o.discount_code END AS "Discount Code",
+             CASE WHEN {first} THEN o.discount_amount END AS "Discount Amount",
+             {created} AS "Created at", 1 AS "Lineitem quantity", 'Item ' || l.line AS "Lineitem name",
+             round(CAST(o.order_total AS DOUBLE) / o.lines, 2) AS "Lineitem price",
+             CASE WHEN {first} AND o.n % {CANCEL_EVERY} = 0
+                  THEN strftime(CAST(o.ordered_at AS TIMESTAMP) + INTERVAL 1 HOUR, '%Y-%m-%d %H:%M:%S') || ' +0000'
+                  END AS "Cancelled at",
+             CASE WHEN {first} AND o.refunded > 0 THEN round(o.refunded, 2) END AS "Refunded Amount",
+             CASE WHEN {first} THEN o.channel END AS "Source",
+             CASE WHEN {first} THEN o.phone END AS "Phone"
+      FROM shop_orders AS o, (SELECT unnest(range(1, 4)) AS line) AS l
+      WHERE l.line <= o.lines ORDER BY o.n, l.line) TO '{out_dir / 'orders_export.csv'}' (HEADER, DELIMITER ',')""")
+
+
+WRITERS = {"ga4": _write_ga4, "segment": _write_segment, "shopify": _write_shopify}
+
+
+def write_source_format(contract_dir: Path, out_dir: Path, source_format: str) -> None:
+    """Rewrite the demo shop's contract CSVs in `contract_dir` as `source_format` files in `out_dir`."""
+    if source_format not in WRITERS:
+        raise ValueError(f"source_format must be one of {FORMATS}, got {source_format!r}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect() as conn:
+        conn.execute("SET TimeZone = 'UTC'")
+        _stage(conn, contract_dir)
+        WRITERS[source_format](conn, out_dir)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m demo_shop.source_formats", description=__doc__.splitlines()[0])
+    parser.add_argument("--format", choices=FORMATS, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--customers", type=int, default=400)
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as work:
+        generate_shop(Path(work) / "landing", Path(work) / "truth", n_customers=args.customers, seed=args.seed)
+        write_source_format(Path(work) / "landing", args.out, args.format)
+    print(f"wrote {args.format} files to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

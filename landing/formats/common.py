@@ -1,0 +1,157 @@
+"""What every source-format translator shares: reading JSON lines, writing contract files, the reject list.
+
+A translator turns a shop's export into segmint's contract files (`orders.parquet`, `customers.parquet`,
+`events.parquet`, text columns plus `origin_file`/`origin_row`) in a work folder; the normal contract ingest
+then reads that folder and applies every record rule. A source record the translator cannot turn into a
+contract row at all goes to `_fmt_rejects` with its reason and text, under the table it would have fed.
+`reconcile_sql` then counts, per source file and contract table, the rows it became: accepted (in the staged
+raw table), quarantined by the contract rules, or rejected by the translator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from landing.sources import LandingError, sql_string
+
+LINES_TABLE = "_fmt_lines"  # a view over the work tables below; drop_lines() frees them
+LINES_WORK_TABLES = ("_fmt_file", "_fmt_rows", "_fmt_offsets")
+REJECTS_TABLE = "_fmt_rejects"
+CONTRACT_REJECTS_TABLE = "_fmt_contract_rejects"
+# Columns a translator adds to every contract file so that every raw row can be traced to its source record.
+ORIGIN_FILE, ORIGIN_ROW = "origin_file", "origin_row"
+# Longest source record kept in a quarantine row's raw_record (a GA4 event is a few kB; a broken line can be MBs).
+MAX_RAW_RECORD_CHARS = 20_000
+
+
+@dataclass(frozen=True)
+class Translation:
+    """A landing folder in a source format, translated into contract files under `contract_dir`."""
+
+    source_format: str
+    contract_dir: Path
+    # Contract files written by the translator (their quarantine rows are re-pointed to the source record).
+    work_files: tuple[str, ...]
+    # Contract files taken as they are from the landing folder (e.g. a segmint orders.csv next to GA4 events).
+    passthrough_files: tuple[str, ...] = ()
+    # True when contract_dir is a temporary folder to remove after the ingest.
+    temporary: bool = False
+
+
+def create_rejects_table(conn: duckdb.DuckDBPyConnection) -> None:
+    """The empty list of records the translator rejected (see the module docstring)."""
+    conn.execute(
+        f"CREATE OR REPLACE TEMP TABLE {REJECTS_TABLE} (origin_file VARCHAR, origin_row BIGINT, table_name VARCHAR, "
+        "reason VARCHAR, raw_record VARCHAR)"
+    )
+
+
+def load_json_lines(conn: duckdb.DuckDBPyConnection, paths: list[Path]) -> int:
+    """Every non-blank line of the files into temp `_fmt_lines(origin_file, origin_row, line)`; returns the count.
+
+    `.json`, `.jsonl`, `.ndjson` (optionally `.gz`) are newline-delimited JSON, one record per line, as BigQuery,
+    Segment and RudderStack write them; `origin_row` is the physical line number (1-based). A `.parquet` file's
+    rows become their JSON text (`to_json`), so one code path translates both; `origin_row` is then the row number.
+    Blank lines carry no record and are not counted.
+    """
+    conn.execute(f"DROP VIEW IF EXISTS temp.{LINES_TABLE}")
+    conn.execute("CREATE OR REPLACE TEMP TABLE _fmt_file (filename VARCHAR, line VARCHAR)")
+    conn.execute("CREATE OR REPLACE TEMP TABLE _fmt_rows (origin_file VARCHAR, origin_row BIGINT, line VARCHAR)")
+    text_files = [path for path in paths if path.suffix != ".parquet"]
+    if text_files:
+        # One scan over every file (per-file statements cost more than the parsing on a folder of daily files).
+        # One VARCHAR column per physical line: NUL never occurs in JSON text, so no line is ever split; quoting
+        # is off so a line is taken byte for byte. Files are read in order and each file's lines stay contiguous
+        # (preserve_insertion_order), so rowid minus the file's first rowid is the line number - 1.
+        listed = ", ".join(sql_string(str(path)) for path in text_files)
+        _run(conn, text_files, f"""
+INSERT INTO _fmt_file SELECT filename, line FROM read_csv([{listed}], columns={{'line': 'VARCHAR'}},
+    header=false, auto_detect=false, delim=chr(0), quote='', escape='', new_line='\\n', filename=true)""")
+    for path in paths:
+        if path.suffix == ".parquet":
+            _run(conn, [path], f"""
+INSERT INTO _fmt_rows SELECT {sql_string(path.name)}, file_row_number + 1, to_json(t)
+FROM read_parquet({sql_string(str(path))}, file_row_number=true) AS t""")
+    conn.execute(
+        "CREATE OR REPLACE TEMP TABLE _fmt_offsets AS SELECT filename, min(rowid) AS first FROM _fmt_file GROUP BY 1"
+    )
+    # A view, not a copy: numbering the lines costs one join with a table of one row per file. A blank line
+    # (read as NULL, or only whitespace) is no record.
+    conn.execute(f"""
+CREATE TEMP VIEW {LINES_TABLE} AS
+SELECT parse_filename(f.filename) AS origin_file, f.rowid - o.first + 1 AS origin_row, f.line
+FROM _fmt_file AS f JOIN _fmt_offsets AS o USING (filename)
+WHERE f.line IS NOT NULL AND (ascii(f.line) > 32 OR trim(f.line) <> '')
+UNION ALL SELECT * FROM _fmt_rows""")
+    return conn.execute(f"SELECT count(*) FROM {LINES_TABLE}").fetchall()[0][0]
+
+
+def drop_lines(conn: duckdb.DuckDBPyConnection) -> None:
+    """Free the lines read by load_json_lines."""
+    conn.execute(f"DROP VIEW IF EXISTS temp.{LINES_TABLE}")
+    for table in LINES_WORK_TABLES:
+        conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
+
+
+def _run(conn: duckdb.DuckDBPyConnection, paths: list[Path], sql: str) -> None:
+    """Run a statement that reads `paths`; a file DuckDB cannot read -> one-line LandingError."""
+    try:
+        conn.execute(sql)
+    except duckdb.Error as error:
+        first_line = str(error).splitlines()[0]
+        names = ", ".join(path.name for path in paths)
+        raise LandingError(f"{names if len(paths) == 1 else 'one of ' + names}: cannot be read ({first_line})") from None
+
+
+def json_reason_sql(line: str) -> str:
+    """The reason a JSON line cannot be a record (NULL when it is a JSON object)."""
+    return (
+        f"CASE WHEN NOT json_valid({line}) THEN 'malformed_json: not valid JSON' "
+        f"WHEN json_type({line}) <> 'OBJECT' THEN 'not_a_json_object: a ' || lower(json_type({line})) END"
+    )
+
+
+def raw_record_sql(line: str) -> str:
+    """A source line as quarantine raw_record text (cut when huge)."""
+    return f"left({line}, {MAX_RAW_RECORD_CHARS})"
+
+
+def write_contract_file(conn: duckdb.DuckDBPyConnection, select_sql: str, path: Path) -> None:
+    """Write one contract table (text columns + origin) as Parquet, in origin order."""
+    conn.execute(f"COPY ({select_sql}) TO {sql_string(str(path))} (FORMAT parquet)")
+
+
+def reconcile_sql(work_files: dict[str, str], stage_tables: dict[str, str]) -> str:
+    """SELECT of one raw.ingest_log row per (source file, contract table), plus `unexplained` per row.
+
+    `work_files` maps a contract table to its translated file, `stage_tables` to its staged raw table. A row
+    the translator wrote is either in the staged table (accepted) or in CONTRACT_REJECTS_TABLE (the contract
+    ingest quarantined it); `unexplained` counts written rows in neither (the caller treats any as an
+    internal error). Records the translator rejected itself are quarantined and counted in rows_in.
+    """
+    parts = []
+    for table, file_name in work_files.items():
+        written = (
+            f"(SELECT {ORIGIN_FILE} AS origin_file, count(*) AS n "
+            f"FROM read_parquet({sql_string(file_name)}) GROUP BY 1)"
+        )
+        accepted = f"(SELECT {ORIGIN_FILE} AS origin_file, count(*) AS n FROM {stage_tables[table]} GROUP BY 1)"
+        rejected = (
+            f"(SELECT origin_file, count(*) AS n, count(*) FILTER (WHERE code = 'after_as_of') AS after "
+            f"FROM {CONTRACT_REJECTS_TABLE} WHERE table_name = {sql_string(table)} GROUP BY 1)"
+        )
+        refused = (
+            f"(SELECT origin_file, count(*) AS n FROM {REJECTS_TABLE} "
+            f"WHERE table_name = {sql_string(table)} GROUP BY 1)"
+        )
+        parts.append(f"""
+SELECT origin_file AS source_file, {sql_string(table)} AS table_name,
+       coalesce(w.n, 0) + coalesce(f.n, 0) AS rows_in, coalesce(a.n, 0) AS rows_accepted,
+       coalesce(r.n, 0) + coalesce(f.n, 0) AS rows_quarantined, coalesce(r.after, 0) AS rows_after_as_of,
+       coalesce(w.n, 0) - coalesce(a.n, 0) - coalesce(r.n, 0) AS unexplained
+FROM {written} AS w FULL JOIN {accepted} AS a USING (origin_file) FULL JOIN {rejected} AS r USING (origin_file)
+     FULL JOIN {refused} AS f USING (origin_file)""")
+    return " UNION ALL ".join(parts) + " ORDER BY source_file, table_name"

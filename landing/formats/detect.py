@@ -1,0 +1,100 @@
+"""Which source format a landing folder holds: from SEGMINT_SOURCE_FORMAT, else from the files present."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from pathlib import Path
+
+import duckdb
+
+from landing.sources import LandingError, sql_string
+
+SEGMINT, GA4, SEGMENT, SHOPIFY = "segmint", "ga4", "segment", "shopify"
+SOURCE_FORMATS = (SEGMINT, GA4, SEGMENT, SHOPIFY)
+JSON_LINE_SUFFIXES = (".json", ".jsonl", ".ndjson")
+# BigQuery names the daily GA4 export tables events_YYYYMMDD (events_intraday_YYYYMMDD while streaming).
+GA4_FILE_NAME = re.compile(r"^events_(intraday_)?\d{8}(_\d+)?\.(json|jsonl|ndjson|parquet)(\.gz)?$", re.IGNORECASE)
+GA4_KEYS = ("event_name", "event_timestamp")
+# The Segment Spec's call types (RudderStack uses the same names).
+SEGMENT_CALL_TYPES = ("track", "page", "screen", "identify", "group", "alias")
+SHOPIFY_FILES = ("orders_export.csv", "customers_export.csv")
+CONTRACT_ORDERS = ("orders.csv", "orders.parquet")
+# Any segmint contract file means the folder is segmint's format (the ingest then names a missing orders file).
+CONTRACT_FILES = tuple(f"{table}.{ext}" for table in ("orders", "customers", "events") for ext in ("csv", "parquet"))
+PROBE_BYTES = 1 << 20
+LOOKED_FOR = (
+    "orders.csv or orders.parquet (segmint), events_YYYYMMDD.json/.jsonl/.ndjson[.gz]/.parquet (ga4), "
+    "*.json/.jsonl/.ndjson[.gz] lines of Segment/RudderStack calls (segment), orders_export.csv (shopify)"
+)
+
+
+def is_json_lines(path: Path) -> bool:
+    name = path.name.lower().removesuffix(".gz")
+    return path.is_file() and name.endswith(JSON_LINE_SUFFIXES)
+
+
+def _first_record(path: Path) -> dict | None:
+    """The first non-blank line of a JSON-lines file as a dict; None when it is not a JSON object."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as handle:
+            for raw_line in handle:
+                if raw_line.strip():
+                    record = json.loads(raw_line[:PROBE_BYTES])
+                    return record if isinstance(record, dict) else None
+    except (OSError, ValueError, EOFError):
+        return None
+    return None
+
+
+def _parquet_columns(path: Path) -> set[str]:
+    try:
+        rows = duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet({sql_string(str(path))})").fetchall()
+    except duckdb.Error:
+        return set()
+    return {str(row[0]) for row in rows}
+
+
+def _looks_like_ga4(path: Path) -> bool:
+    if GA4_FILE_NAME.match(path.name):
+        return True
+    if path.suffix == ".parquet":
+        return path.name != "events.parquet" and set(GA4_KEYS) <= _parquet_columns(path)
+    record = _first_record(path) if is_json_lines(path) else None
+    return record is not None and all(key in record for key in GA4_KEYS)
+
+
+def _looks_like_segment(path: Path) -> bool:
+    record = _first_record(path) if is_json_lines(path) else None
+    return record is not None and record.get("type") in SEGMENT_CALL_TYPES
+
+
+def ga4_files(landing_dir: Path) -> list[Path]:
+    """The GA4 export files: named events_YYYYMMDD.*, or JSON lines / Parquet whose records carry event_name."""
+    candidates = (p for p in sorted(landing_dir.iterdir()) if is_json_lines(p) or p.suffix == ".parquet")
+    return [path for path in candidates if _looks_like_ga4(path)]
+
+
+def segment_files(landing_dir: Path) -> list[Path]:
+    """Every JSON-lines file that is not a GA4 export (their first record says which)."""
+    return [p for p in sorted(landing_dir.iterdir()) if is_json_lines(p) and not _looks_like_ga4(p)]
+
+
+def detect_format(landing_dir: Path, override: str | None = None) -> str:
+    """The source format of the landing folder; `override` (SEGMINT_SOURCE_FORMAT) wins. No match -> LandingError."""
+    if override:
+        if override not in SOURCE_FORMATS:
+            raise LandingError(f"SEGMINT_SOURCE_FORMAT={override!r} is not one of {', '.join(SOURCE_FORMATS)}")
+        return override
+    present = {path.name for path in landing_dir.iterdir() if path.is_file()}
+    if SHOPIFY_FILES[0] in present:
+        return SHOPIFY
+    if ga4_files(landing_dir):
+        return GA4
+    if any(_looks_like_segment(path) for path in segment_files(landing_dir)):
+        return SEGMENT
+    if present & set(CONTRACT_FILES):
+        return SEGMINT
+    raise LandingError(f"{landing_dir}: no known landing format found (looked for {LOOKED_FOR})")

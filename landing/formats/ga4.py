@@ -1,0 +1,173 @@
+"""GA4 BigQuery export (events_YYYYMMDD as newline-delimited JSON or Parquet) -> segmint contract files.
+
+Field names follow Google's "[GA4] BigQuery Export schema": one record per event with `event_date`,
+`event_timestamp` (microseconds since the epoch, UTC), `event_name`, `user_id`, `user_pseudo_id`, repeated
+`event_params` {key, value {string_value, int_value, float_value, double_value}}, `device.category`,
+`traffic_source` {name, medium, source} (the user's first touch), `collected_traffic_source`
+{manual_source, manual_campaign_name, ...} (the event's own), `ecommerce` {transaction_id, purchase_revenue,
+refund_value, ...} and repeated `items` {item_id, ...}. BigQuery's JSON export writes INT64 values as strings;
+both spellings are read.
+
+Mapping (the source's own event names are kept; config/event_mapping.yaml maps them):
+- every event -> events: event_id `ga4-<md5 of the event's identity fields>`, anonymous_id = user_pseudo_id,
+  customer_id = the stitched customer (below), event_type = event_name, page_url = param page_location,
+  product_id = items[0].item_id, device = device.category, utm_source/utm_campaign =
+  collected_traffic_source.manual_source/manual_campaign_name, else traffic_source.source/name.
+- without an orders file in the folder: `purchase` -> an order (transaction_id, purchase_revenue, currency
+  param, coupon param); `refund` -> a refund row `<transaction_id>-R` (then -R2, -R3 ...) with -refund_value.
+  A purchase repeating an earlier transaction_id (GA4 re-sends purchases on page reloads) is not a second
+  order: it is quarantined for orders as `duplicate_transaction` (the event itself stays an event).
+Stitching: a pseudo id whose events carry exactly one user_id belongs to that customer, so all its events
+(before and after the login) are that customer's. A pseudo id seen with several user_ids (a shared device)
+is not guessed: only events that carry a user_id get it. Orders without any known user take the pseudo id as
+customer id (a guest buyer), and so do the events of a pseudo id that never logged in but bought.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+
+from landing.formats.common import (
+    LINES_TABLE,
+    ORIGIN_FILE,
+    ORIGIN_ROW,
+    REJECTS_TABLE,
+    drop_lines,
+    json_reason_sql,
+    load_json_lines,
+    raw_record_sql,
+    write_contract_file,
+)
+from landing.sources import LandingError
+
+_TEXT = "VARCHAR"
+_VALUE = {"string_value": _TEXT, "int_value": _TEXT, "float_value": _TEXT, "double_value": _TEXT}
+# The part of the export schema segmint reads; json_transform ignores every other field.
+GA4_STRUCTURE = json.dumps({
+    "event_date": _TEXT, "event_timestamp": _TEXT, "event_name": _TEXT,
+    "event_params": [{"key": _TEXT, "value": _VALUE}],
+    "user_id": _TEXT, "user_pseudo_id": _TEXT,
+    "device": {"category": _TEXT},
+    "traffic_source": {"name": _TEXT, "medium": _TEXT, "source": _TEXT},
+    "collected_traffic_source": {"manual_source": _TEXT, "manual_campaign_name": _TEXT},
+    "ecommerce": {"transaction_id": _TEXT, "purchase_revenue": _TEXT, "refund_value": _TEXT},
+    "items": [{"item_id": _TEXT}],
+    "stream_id": _TEXT, "batch_event_index": _TEXT, "batch_page_id": _TEXT, "batch_ordering_id": _TEXT,
+})
+PURCHASE, REFUND = "purchase", "refund"
+
+
+def _param(key: str) -> str:
+    """The value of event param `key` as text, whichever typed value field holds it."""
+    value = f"list_extract(list_filter(r.event_params, lambda p: p.key = '{key}'), 1).value"
+    return f"coalesce({value}.string_value, {value}.int_value, {value}.double_value, {value}.float_value)"
+
+
+def _timestamp_text(micros: str) -> str:
+    # Microseconds since the epoch -> naive UTC text; anything else is passed on as it is, so the contract
+    # ingest quarantines it with the value quoted (invalid_timestamp / implausible_timestamp).
+    return (
+        f"CASE WHEN try_cast({micros} AS BIGINT) IS NOT NULL "
+        f"THEN CAST(make_timestamp(try_cast({micros} AS BIGINT)) AS VARCHAR) ELSE {micros} END"
+    )
+
+
+def translate(conn: duckdb.DuckDBPyConnection, files: list[Path], work_dir: Path, with_orders: bool) -> tuple[str, ...]:
+    """Write events.parquet (and orders.parquet when `with_orders`) from GA4 export files; fill the ledger."""
+    load_json_lines(conn, files)
+    conn.execute(
+        f"CREATE OR REPLACE TEMP TABLE _fmt_ga4 AS SELECT origin_file, origin_row, reason, "
+        f"CASE WHEN reason IS NULL THEN json_transform(line, '{GA4_STRUCTURE}') END AS r, "
+        f"CASE WHEN reason IS NOT NULL THEN {raw_record_sql('line')} END AS raw_record "
+        f"FROM (SELECT *, {json_reason_sql('line')} AS reason FROM {LINES_TABLE})"
+    )
+    drop_lines(conn)
+    # A record that is not even a JSON object is no event: quarantined once, under events.
+    conn.execute(
+        f"INSERT INTO {REJECTS_TABLE} SELECT origin_file, origin_row, 'events', reason, raw_record "
+        "FROM _fmt_ga4 WHERE reason IS NOT NULL"
+    )
+    identity = (
+        "concat_ws('|', r.user_pseudo_id, r.event_timestamp, r.event_name, r.stream_id, r.batch_event_index, "
+        "r.batch_page_id, r.batch_ordering_id, to_json(r.event_params))"
+    )
+    conn.execute(f"""
+CREATE OR REPLACE TEMP TABLE _fmt_ga4_events AS
+SELECT origin_file, origin_row,
+       'ga4-' || md5({identity}) AS event_id,
+       nullif(r.user_id, '') AS user_id, nullif(r.user_pseudo_id, '') AS user_pseudo_id,
+       {_timestamp_text('r.event_timestamp')} AS occurred_at,
+       try_cast(r.event_timestamp AS BIGINT) AS micros,
+       r.event_name AS event_type,
+       {_param('page_location')} AS page_url,
+       r.items[1].item_id AS product_id,
+       r.device.category AS device,
+       coalesce(r.collected_traffic_source.manual_source, r.traffic_source.source) AS utm_source,
+       coalesce(r.collected_traffic_source.manual_campaign_name, r.traffic_source.name) AS utm_campaign,
+       coalesce(r.ecommerce.transaction_id, {_param('transaction_id')}) AS transaction_id,
+       coalesce(r.ecommerce.purchase_revenue, {_param('value')}) AS purchase_revenue,
+       coalesce(r.ecommerce.refund_value, {_param('value')}) AS refund_value,
+       {_param('currency')} AS currency,
+       {_param('coupon')} AS coupon
+FROM _fmt_ga4 WHERE reason IS NULL""")
+    conn.execute("DROP TABLE temp._fmt_ga4")
+    conn.execute(f"""
+CREATE OR REPLACE TEMP TABLE _fmt_ga4_ids AS
+SELECT user_pseudo_id,
+       CASE WHEN count(DISTINCT user_id) = 1 THEN min(user_id)
+            WHEN count(DISTINCT user_id) = 0 AND bool_or(event_type = '{PURCHASE}') THEN user_pseudo_id
+       END AS customer_id
+FROM _fmt_ga4_events WHERE user_pseudo_id IS NOT NULL GROUP BY user_pseudo_id""")
+    written = ["events.parquet"]
+    write_contract_file(conn, f"""
+SELECT e.event_id, coalesce(e.user_id, i.customer_id) AS customer_id, e.user_pseudo_id AS anonymous_id,
+       e.occurred_at, e.event_type, NULL::VARCHAR AS page_type, e.product_id, e.device, e.utm_source, e.utm_campaign,
+       e.page_url, e.origin_file AS {ORIGIN_FILE}, e.origin_row AS {ORIGIN_ROW}
+FROM _fmt_ga4_events AS e LEFT JOIN _fmt_ga4_ids AS i USING (user_pseudo_id)
+ORDER BY e.origin_file, e.origin_row""", work_dir / "events.parquet")
+    if with_orders:
+        _write_orders(conn, work_dir)
+        written.append("orders.parquet")
+    for table in ("_fmt_ga4_events", "_fmt_ga4_ids"):
+        conn.execute(f"DROP TABLE temp.{table}")
+    return tuple(written)
+
+
+def _write_orders(conn: duckdb.DuckDBPyConnection, work_dir: Path) -> None:
+    """purchase events -> orders, refund events -> refund rows; repeated transaction ids are quarantined."""
+    conn.execute(f"""
+CREATE OR REPLACE TEMP TABLE _fmt_ga4_orders AS
+SELECT *,
+       row_number() OVER (PARTITION BY event_type, transaction_id ORDER BY micros, origin_file, origin_row) AS nth,
+       first_value(origin_file || ' line ' || origin_row) OVER (
+           PARTITION BY event_type, transaction_id ORDER BY micros, origin_file, origin_row) AS first_seen
+FROM _fmt_ga4_events WHERE event_type IN ('{PURCHASE}', '{REFUND}')""")
+    duplicate = "e.event_type = 'purchase' AND e.transaction_id IS NOT NULL AND e.nth > 1"
+    conn.execute(f"""
+INSERT INTO {REJECTS_TABLE}
+SELECT origin_file, origin_row, 'orders',
+       'duplicate_transaction: transaction_id=''' || e.transaction_id || ''' was first seen at ' || e.first_seen,
+       json_object('transaction_id', e.transaction_id, 'event_name', e.event_type,
+                   'purchase_revenue', e.purchase_revenue)::VARCHAR
+FROM _fmt_ga4_orders AS e WHERE {duplicate}""")
+    if conn.execute(f"SELECT count(*) FROM _fmt_ga4_orders WHERE event_type = '{PURCHASE}'").fetchall()[0][0] == 0:
+        raise LandingError("GA4 export: no purchase events and no orders.csv, so there are no orders to model")
+    write_contract_file(conn, f"""
+SELECT CASE WHEN e.event_type = '{PURCHASE}' THEN e.transaction_id
+            ELSE e.transaction_id || '-R' || CASE WHEN e.nth > 1 THEN CAST(e.nth AS VARCHAR) ELSE '' END
+       END AS order_id,
+       coalesce(e.user_id, i.customer_id, e.user_pseudo_id) AS customer_id,
+       e.occurred_at AS ordered_at,
+       CASE WHEN e.event_type = '{PURCHASE}' THEN e.purchase_revenue
+            WHEN try_cast(e.refund_value AS DOUBLE) IS NULL THEN e.refund_value  -- quarantined with its text
+            ELSE CAST(-abs(try_cast(e.refund_value AS DOUBLE)) AS VARCHAR) END AS order_total,
+       e.currency, NULL::VARCHAR AS discount_amount, e.coupon AS discount_code, NULL::VARCHAR AS channel,
+       CASE WHEN e.event_type = '{PURCHASE}' THEN 'completed' ELSE 'refunded' END AS status,
+       e.origin_file AS {ORIGIN_FILE}, e.origin_row AS {ORIGIN_ROW}
+FROM _fmt_ga4_orders AS e LEFT JOIN _fmt_ga4_ids AS i USING (user_pseudo_id)
+WHERE NOT (e.event_type = '{PURCHASE}' AND e.transaction_id IS NOT NULL AND e.nth > 1)
+ORDER BY e.origin_file, e.origin_row""", work_dir / "orders.parquet")
+    conn.execute("DROP TABLE temp._fmt_ga4_orders")

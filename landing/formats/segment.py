@@ -1,0 +1,184 @@
+"""Segment / RudderStack calls as JSON lines -> segmint contract files.
+
+Field names follow the Segment Spec (common fields: `type`, `anonymousId`, `userId`, `messageId`,
+`timestamp`, `originalTimestamp`, `receivedAt`, `context` {page {url}, campaign {source, name}, device {type}},
+`properties`, `traits`) and its V2 E-commerce Events (`Product Viewed`, `Product Added`, `Checkout Started`,
+`Order Completed`, `Order Refunded`, `Order Cancelled`, ...; properties `order_id`, `total`, `revenue`,
+`currency`, `coupon`, `discount`, `product_id`, `products[]`). RudderStack's event spec uses the same names.
+
+Mapping (the source's own event names are kept; config/event_mapping.yaml maps them):
+- track / page / screen -> events: event_id = messageId (else `seg-<md5 of the line>`), event_type = the track
+  `event` name, or `page` / `screen` for those calls; occurred_at = timestamp (else originalTimestamp, then
+  receivedAt); page_url = context.page.url, else properties.url; product_id = properties.product_id, else
+  products[0].product_id; device = context.device.type; utm_source/utm_campaign = context.campaign.source/name.
+- `Order Completed` -> an order (order_id, total else revenue, currency, discount, coupon), status `cancelled`
+  when an `Order Cancelled` call names the same order_id; `Order Refunded` -> a refund row `<order_id>-R`
+  (then -R2 ...) with -total (else -revenue), status `cancelled` when the order was cancelled (it never counts).
+  With an orders file in the folder these are only events.
+- identify -> customers: one row per resolved customer; each trait (email, phone, firstName/first_name,
+  lastName/last_name, address.postalCode, address.country, createdAt) is its latest non-empty value over the
+  customer's identify calls; the row's lineage is the latest identify call, into which the others fold.
+- group and alias calls carry no event, order or customer: quarantined as `unsupported_call_type`.
+Stitching: an anonymousId seen with exactly one userId (on identify or on any call carrying both) belongs to
+that customer, so its whole anonymous history is that customer's; seen with several userIds, only calls that
+carry a userId get one. Orders with no known user take the anonymousId as customer id (a guest buyer).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+
+from landing.formats.common import (
+    LINES_TABLE,
+    ORIGIN_FILE,
+    ORIGIN_ROW,
+    REJECTS_TABLE,
+    drop_lines,
+    json_reason_sql,
+    load_json_lines,
+    raw_record_sql,
+    write_contract_file,
+)
+
+_TEXT = "VARCHAR"
+SEGMENT_STRUCTURE = json.dumps({
+    "type": _TEXT, "event": _TEXT, "name": _TEXT, "userId": _TEXT, "anonymousId": _TEXT, "messageId": _TEXT,
+    "timestamp": _TEXT, "originalTimestamp": _TEXT, "receivedAt": _TEXT,
+    "properties": {
+        "url": _TEXT, "order_id": _TEXT, "total": _TEXT, "revenue": _TEXT, "currency": _TEXT, "coupon": _TEXT,
+        "discount": _TEXT, "product_id": _TEXT, "products": [{"product_id": _TEXT}],
+    },
+    "context": {
+        "page": {"url": _TEXT}, "campaign": {"source": _TEXT, "name": _TEXT}, "device": {"type": _TEXT},
+    },
+    "traits": {
+        "email": _TEXT, "phone": _TEXT, "firstName": _TEXT, "first_name": _TEXT, "lastName": _TEXT,
+        "last_name": _TEXT, "createdAt": _TEXT, "created_at": _TEXT,
+        "address": {"postalCode": _TEXT, "postal_code": _TEXT, "country": _TEXT},
+    },
+})
+EVENT_CALLS = ("track", "page", "screen")
+KEPT_CALLS = (*EVENT_CALLS, "identify")
+ORDER_COMPLETED, ORDER_REFUNDED, ORDER_CANCELLED = "Order Completed", "Order Refunded", "Order Cancelled"
+
+
+def translate(conn: duckdb.DuckDBPyConnection, files: list[Path], work_dir: Path, with_orders: bool) -> tuple[str, ...]:
+    """Write events/customers (and orders when `with_orders`) Parquet files from Segment calls; fill the ledger."""
+    load_json_lines(conn, files)
+    conn.execute(f"""
+CREATE OR REPLACE TEMP TABLE _fmt_seg AS
+SELECT origin_file, origin_row, md5(line) AS line_hash,
+       CASE WHEN reason IS NULL THEN json_transform(line, '{SEGMENT_STRUCTURE}') END AS r,
+       -- the line is kept for quarantine when it is broken or not a supported call (the type read only from JSON)
+       reason, CASE WHEN reason IS NOT NULL
+           OR coalesce(json_extract_string(CASE WHEN reason IS NULL THEN line END, '$.type'), '') NOT IN {KEPT_CALLS}
+           THEN {raw_record_sql('line')} END AS raw_record
+FROM (SELECT *, {json_reason_sql('line')} AS reason FROM {LINES_TABLE})""")
+    drop_lines(conn)
+    conn.execute(f"""
+UPDATE _fmt_seg SET reason = CASE WHEN r.type IS NULL THEN 'missing_type: a Segment call needs a type'
+    ELSE 'unsupported_call_type: type=''' || left(r.type, 40) || ''' carries no event, order or customer' END
+WHERE reason IS NULL AND (r.type IS NULL OR r.type NOT IN {KEPT_CALLS})""")
+    conn.execute(f"""
+CREATE OR REPLACE TEMP TABLE _fmt_seg_calls AS
+SELECT origin_file, origin_row, r.type AS call_type,
+       coalesce(r.messageId, 'seg-' || line_hash) AS event_id,
+       nullif(r.userId, '') AS user_id, nullif(r.anonymousId, '') AS anonymous_id,
+       coalesce(r.timestamp, r.originalTimestamp, r.receivedAt) AS occurred_at,
+       try_cast(coalesce(r.timestamp, r.originalTimestamp, r.receivedAt) AS TIMESTAMPTZ) AS at_utc,
+       CASE WHEN r.type = 'track' THEN r.event ELSE r.type END AS event_type,
+       coalesce(r.context.page.url, r.properties.url) AS page_url,
+       coalesce(r.properties.product_id, r.properties.products[1].product_id) AS product_id,
+       r.context.device.type AS device,
+       r.context.campaign.source AS utm_source, r.context.campaign.name AS utm_campaign,
+       r.properties.order_id AS order_id, coalesce(r.properties.total, r.properties.revenue) AS total,
+       r.properties.currency AS currency, r.properties.coupon AS coupon, r.properties.discount AS discount,
+       r.traits AS traits
+FROM _fmt_seg WHERE reason IS NULL""")
+    conn.execute(f"""
+INSERT INTO {REJECTS_TABLE} SELECT origin_file, origin_row, 'events', reason, raw_record
+FROM _fmt_seg WHERE reason IS NOT NULL""")
+    conn.execute("DROP TABLE temp._fmt_seg")
+    conn.execute(f"""
+CREATE OR REPLACE TEMP TABLE _fmt_seg_ids AS
+SELECT anonymous_id,
+       CASE WHEN count(DISTINCT user_id) = 1 THEN min(user_id)
+            WHEN count(DISTINCT user_id) = 0 AND bool_or(event_type = '{ORDER_COMPLETED}') THEN anonymous_id
+       END AS customer_id
+FROM _fmt_seg_calls WHERE anonymous_id IS NOT NULL GROUP BY anonymous_id""")
+    conn.execute("""
+CREATE OR REPLACE TEMP TABLE _fmt_seg_resolved AS
+SELECT c.*, coalesce(c.user_id, i.customer_id) AS customer_id
+FROM _fmt_seg_calls AS c LEFT JOIN _fmt_seg_ids AS i USING (anonymous_id)""")
+    write_contract_file(conn, f"""
+SELECT event_id, customer_id, anonymous_id, occurred_at, event_type, NULL::VARCHAR AS page_type, product_id,
+       device, utm_source, utm_campaign, page_url, origin_file AS {ORIGIN_FILE}, origin_row AS {ORIGIN_ROW}
+FROM _fmt_seg_resolved WHERE call_type IN {EVENT_CALLS} ORDER BY origin_file, origin_row""",
+        work_dir / "events.parquet")
+    _write_customers(conn, work_dir)
+    written = ["events.parquet", "customers.parquet"]
+    if with_orders:
+        _write_orders(conn, work_dir)
+        written.append("orders.parquet")
+    for table in ("_fmt_seg_calls", "_fmt_seg_ids", "_fmt_seg_resolved"):
+        conn.execute(f"DROP TABLE temp.{table}")
+    return tuple(written)
+
+
+def _write_customers(conn: duckdb.DuckDBPyConnection, work_dir: Path) -> None:
+    """identify calls -> one customer per resolved id, from its latest identify call (earlier ones fold into it)."""
+    conn.execute("""
+CREATE OR REPLACE TEMP TABLE _fmt_seg_identify AS
+SELECT *, first_value(origin_file) OVER latest AS target_file, first_value(origin_row) OVER latest AS target_row
+FROM (SELECT *, coalesce(customer_id, anonymous_id) AS resolved FROM _fmt_seg_resolved WHERE call_type = 'identify')
+WINDOW latest AS (PARTITION BY resolved ORDER BY at_utc DESC NULLS LAST, origin_file DESC, origin_row DESC)""")
+    # An identify call folds into its customer's row; a call with no id at all becomes its own row (quarantined
+    # by the contract ingest as missing_customer_id), so it is never lost.
+    traits = {
+        "email": "traits.email", "phone": "traits.phone",
+        "first_name": "coalesce(traits.firstName, traits.first_name)",
+        "last_name": "coalesce(traits.lastName, traits.last_name)",
+        "postal_code": "coalesce(traits.address.postalCode, traits.address.postal_code)",
+        "country": "traits.address.country", "signed_up_at": "coalesce(traits.createdAt, traits.created_at)",
+    }
+    # Traits merge as Segment's profiles do: each trait is its latest non-empty value over the identify calls.
+    latest = ", ".join(
+        f"arg_max({value}, at_order) FILTER (WHERE {value} IS NOT NULL) AS {name}" for name, value in traits.items()
+    )
+    write_contract_file(conn, f"""
+SELECT resolved AS customer_id, {latest}, NULL::VARCHAR AS acquisition_channel,
+       NULL::VARCHAR AS marketing_consent, min(target_file) AS {ORIGIN_FILE}, min(target_row) AS {ORIGIN_ROW}
+FROM (SELECT *, row_number() OVER (ORDER BY at_utc NULLS FIRST, origin_file, origin_row) AS at_order
+      FROM _fmt_seg_identify)
+GROUP BY resolved, CASE WHEN resolved IS NULL THEN origin_row END
+ORDER BY {ORIGIN_FILE}, {ORIGIN_ROW}""", work_dir / "customers.parquet")
+    conn.execute("DROP TABLE temp._fmt_seg_identify")
+
+
+def _write_orders(conn: duckdb.DuckDBPyConnection, work_dir: Path) -> None:
+    """Order Completed -> orders, Order Refunded -> refund rows; an Order Cancelled order never counts."""
+    conn.execute(f"""
+CREATE OR REPLACE TEMP TABLE _fmt_seg_orders AS
+SELECT o.*, coalesce(o.customer_id, o.anonymous_id) AS buyer,
+       o.order_id IN (SELECT order_id FROM _fmt_seg_resolved WHERE event_type = '{ORDER_CANCELLED}'
+                      AND order_id IS NOT NULL) AS is_cancelled,
+       row_number() OVER (PARTITION BY o.event_type, o.order_id ORDER BY o.at_utc, o.origin_file, o.origin_row) AS nth
+FROM _fmt_seg_resolved AS o WHERE o.event_type IN ('{ORDER_COMPLETED}', '{ORDER_REFUNDED}')""")
+    refund_total = (
+        "CASE WHEN try_cast(total AS DOUBLE) IS NULL THEN total "
+        "ELSE CAST(-abs(try_cast(total AS DOUBLE)) AS VARCHAR) END"
+    )
+    write_contract_file(conn, f"""
+SELECT CASE WHEN event_type = '{ORDER_COMPLETED}' THEN order_id
+            ELSE order_id || '-R' || CASE WHEN nth > 1 THEN CAST(nth AS VARCHAR) ELSE '' END END AS order_id,
+       buyer AS customer_id, occurred_at AS ordered_at,
+       CASE WHEN event_type = '{ORDER_COMPLETED}' THEN total ELSE {refund_total} END AS order_total,
+       currency, discount AS discount_amount, coupon AS discount_code, NULL::VARCHAR AS channel,
+       CASE WHEN is_cancelled THEN 'cancelled' WHEN event_type = '{ORDER_COMPLETED}' THEN 'completed'
+            ELSE 'refunded' END AS status,
+       origin_file AS {ORIGIN_FILE}, origin_row AS {ORIGIN_ROW}
+FROM _fmt_seg_orders ORDER BY origin_file, origin_row""", work_dir / "orders.parquet")
+    conn.execute("DROP TABLE temp._fmt_seg_orders")

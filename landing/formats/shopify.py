@@ -1,0 +1,157 @@
+"""Shopify admin exports (orders_export.csv, customers_export.csv) -> segmint contract files.
+
+orders_export.csv has one row per line item; the order-level columns (`Financial Status`, `Paid at`,
+`Currency`, `Subtotal`, `Total`, `Discount Code`, `Discount Amount`, `Refunded Amount`, `Cancelled at`, ...)
+are filled on the order's first row only, while `Name` (the order name, e.g. `#1001`), `Email`, `Created at`
+and the `Lineitem ...` columns repeat on every row. customers_export.csv has one row per customer
+(`Customer ID` in current exports, `First Name`, `Last Name`, `Email`, `Accepts Email Marketing` (older:
+`Accepts Marketing`), `Default Address Zip`/`Zip`, `Default Address Country Code`/`Country Code`, `Phone`).
+
+Mapping:
+- line rows -> one order per `Name` (its first non-empty value of each order-level column); the order's
+  lineage is its first line row. customer_id = the `Customer ID` of the customers_export.csv row with the same
+  email (case-insensitive), else with the same `Phone` (digits and `+` only), else the lower-cased email,
+  else the phone (the orders export has no customer id column), so customers and orders join either way.
+  ordered_at = `Created at` (`2025-12-01 10:15:30 +0100` is read with its offset). channel = `Source`.
+  status = `cancelled` when `Cancelled at` is set, `voided` when the financial status is voided, else
+  `completed`: cancelled and voided orders never count as revenue.
+- `Refunded Amount` > 0 on an order that is not cancelled or voided -> a refund row `<Name>-R` with the negative amount,
+  status `refunded`, dated at the order's `Created at` (the export has no refund date), sharing the order's
+  lineage. So revenue = sum(Total) - sum(Refunded Amount) over non-cancelled orders, as in Shopify.
+- a line row without a Name is quarantined as `missing_name` (it cannot be given to any order).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from landing.formats.common import ORIGIN_FILE, ORIGIN_ROW, REJECTS_TABLE, write_contract_file
+from landing.sources import LandingError, load_csv, sql_string
+
+ORDERS_EXPORT, CUSTOMERS_EXPORT = "orders_export.csv", "customers_export.csv"
+REQUIRED_ORDER_COLUMNS = ("Name", "Created at", "Total")
+ORDER_LEVEL = {
+    "email": ("Email",), "created_at": ("Created at",), "total": ("Total",), "currency": ("Currency",),
+    "financial_status": ("Financial Status",), "discount_code": ("Discount Code",),
+    "discount_amount": ("Discount Amount",), "refunded_amount": ("Refunded Amount",),
+    "cancelled_at": ("Cancelled at",), "source": ("Source",), "phone": ("Phone",),
+}
+CUSTOMER_COLUMNS = {
+    "customer_id": ("Customer ID",), "email": ("Email",), "phone": ("Phone", "Default Address Phone"),
+    "first_name": ("First Name",), "last_name": ("Last Name",), "postal_code": ("Default Address Zip", "Zip"),
+    "country": ("Default Address Country Code", "Country Code", "Country"),
+    "marketing_consent": ("Accepts Email Marketing", "Accepts Marketing"),
+}
+
+
+def _columns(header: tuple[str, ...], wanted: dict[str, tuple[str, ...]]) -> str:
+    """SELECT list: each wanted column as the cleaned text of the first header name present (else NULL)."""
+    positions = {name.lower(): i for i, name in reversed(list(enumerate(header)))}
+    selected = []
+    for alias, names in wanted.items():
+        found = [f"nullif(trim(c{positions[n.lower()]}), '')" for n in names if n.lower() in positions]
+        value = f"coalesce({', '.join(found)})" if len(found) > 1 else (found or ["NULL"])[0]
+        selected.append(f"{value} AS {alias}")
+    return ", ".join(selected)
+
+
+def _offset_timestamp(value: str) -> str:
+    # Shopify writes `2025-12-01 10:15:30 +0100`; DuckDB reads the offset once it is written `+01:00`.
+    return f"regexp_replace({value}, ' ?([+-][0-9]{{2}})([0-9]{{2}})$', '\\1:\\2')"
+
+
+def _phone_key(value: str) -> str:
+    # `+1 (278) 555-0479` and `+12785550479` are one phone number.
+    return f"regexp_replace({value}, '[^0-9+]', '', 'g')"
+
+
+def translate(conn: duckdb.DuckDBPyConnection, landing_dir: Path, work_dir: Path) -> tuple[str, ...]:
+    """Write orders.parquet (and customers.parquet when customers_export.csv exists); fill the ledger."""
+    written = []
+    customers_path = landing_dir / CUSTOMERS_EXPORT
+    conn.execute("CREATE OR REPLACE TEMP TABLE _fmt_shop_emails (email_key VARCHAR, customer_id VARCHAR)")
+    conn.execute("CREATE OR REPLACE TEMP TABLE _fmt_shop_phones (phone_key VARCHAR, customer_id VARCHAR)")
+    if customers_path.is_file():
+        source = load_csv(conn, customers_path, "_fmt_shop_src")
+        conn.execute(
+            f"CREATE OR REPLACE TEMP TABLE _fmt_shop_customers AS SELECT record_index + 1 AS origin_row, "
+            f"{_columns(source.header, CUSTOMER_COLUMNS)} FROM {source.relation}"
+        )
+        conn.execute(
+            "INSERT INTO _fmt_shop_emails SELECT lower(email), min(coalesce(customer_id, lower(email))) "
+            "FROM _fmt_shop_customers WHERE email IS NOT NULL GROUP BY lower(email)"
+        )
+        conn.execute(
+            f"INSERT INTO _fmt_shop_phones SELECT {_phone_key('phone')}, min(customer_id) FROM _fmt_shop_customers "
+            f"WHERE customer_id IS NOT NULL AND {_phone_key('phone')} <> '' GROUP BY ALL"
+        )
+        write_contract_file(conn, f"""
+SELECT coalesce(customer_id, lower(email)) AS customer_id, email, phone, first_name, last_name, postal_code, country,
+       NULL::VARCHAR AS signed_up_at, NULL::VARCHAR AS acquisition_channel, marketing_consent,
+       {sql_string(CUSTOMERS_EXPORT)} AS {ORIGIN_FILE}, origin_row AS {ORIGIN_ROW}
+FROM _fmt_shop_customers ORDER BY origin_row""", work_dir / "customers.parquet")
+        written.append("customers.parquet")
+        conn.execute("DROP TABLE temp._fmt_shop_customers")
+    orders_path = landing_dir / ORDERS_EXPORT
+    if not orders_path.is_file():
+        raise LandingError(f"{ORDERS_EXPORT}: file is missing from {landing_dir} (Shopify: Orders > Export)")
+    source = load_csv(conn, orders_path, "_fmt_shop_src")
+    lowered = {name.lower() for name in source.header}
+    for required in REQUIRED_ORDER_COLUMNS:
+        if required.lower() not in lowered:
+            raise LandingError(
+                f"{ORDERS_EXPORT}: required column '{required}' is missing (found: {', '.join(source.header)})"
+            )
+    conn.execute(
+        f"CREATE OR REPLACE TEMP TABLE _fmt_shop_lines AS SELECT record_index + 1 AS origin_row, "
+        f"{_columns(source.header, {'name': ('Name',)} | ORDER_LEVEL)}, "
+        f"CAST(json_object({', '.join(f'{sql_string(h)}, c{i}' for i, h in enumerate(source.header))}) AS VARCHAR) "
+        f"AS raw_record FROM {source.relation}"
+    )
+    conn.execute("DROP TABLE IF EXISTS temp._fmt_shop_src")
+    first = ", ".join(
+        f"arg_min({column}, origin_row) FILTER (WHERE {column} IS NOT NULL) AS {column}" for column in ORDER_LEVEL
+    )
+    conn.execute(f"""
+CREATE OR REPLACE TEMP TABLE _fmt_shop_orders AS
+SELECT name, min(origin_row) AS origin_row, {first}
+FROM _fmt_shop_lines WHERE name IS NOT NULL GROUP BY name""")
+    conn.execute(f"""
+INSERT INTO {REJECTS_TABLE}
+SELECT {sql_string(ORDERS_EXPORT)}, origin_row, 'orders',
+       'missing_name: a line row without the order Name belongs to no order', raw_record
+FROM _fmt_shop_lines WHERE name IS NULL""")
+    status = (
+        "CASE WHEN cancelled_at IS NOT NULL THEN 'cancelled' "
+        "WHEN lower(financial_status) IN ('voided', 'void') THEN 'voided' ELSE 'completed' END"
+    )
+    refund = "refunded_amount IS NOT NULL AND coalesce(try_cast(refunded_amount AS DOUBLE), 1) <> 0"
+    common = (
+        f"coalesce(e.customer_id, p.customer_id, lower(o.email), nullif({_phone_key('o.phone')}, '')) AS customer_id, "
+        f"{_offset_timestamp('o.created_at')} AS ordered_at"
+    )
+    buyers = (
+        "LEFT JOIN _fmt_shop_emails AS e ON e.email_key = lower(o.email) "
+        f"LEFT JOIN _fmt_shop_phones AS p ON p.phone_key = {_phone_key('o.phone')}"
+    )
+    write_contract_file(conn, f"""
+SELECT * FROM (
+  SELECT o.name AS order_id, {common}, o.total AS order_total, o.currency, o.discount_amount, o.discount_code,
+         o.source AS channel, {status} AS status, {sql_string(ORDERS_EXPORT)} AS {ORIGIN_FILE},
+         o.origin_row AS {ORIGIN_ROW}, 0 AS part
+  FROM _fmt_shop_orders AS o {buyers}
+  UNION ALL
+  SELECT o.name || '-R', {common},
+         CASE WHEN try_cast(o.refunded_amount AS DOUBLE) IS NULL THEN o.refunded_amount
+              ELSE CAST(-abs(try_cast(o.refunded_amount AS DOUBLE)) AS VARCHAR) END,
+         o.currency, NULL, NULL, o.source, 'refunded', {sql_string(ORDERS_EXPORT)}, o.origin_row, 1
+  FROM _fmt_shop_orders AS o {buyers}
+  WHERE {refund} AND o.cancelled_at IS NULL AND lower(coalesce(o.financial_status, '')) NOT IN ('voided', 'void')
+) ORDER BY {ORIGIN_ROW}, part""".replace("SELECT * FROM (", "SELECT * EXCLUDE (part) FROM ("),
+        work_dir / "orders.parquet")
+    written.append("orders.parquet")
+    for table in ("_fmt_shop_lines", "_fmt_shop_orders", "_fmt_shop_emails", "_fmt_shop_phones"):
+        conn.execute(f"DROP TABLE temp.{table}")
+    return tuple(written)
