@@ -17,6 +17,7 @@ DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 DEFAULT_HORIZON_DAYS = 365
 DEFAULT_DEMO_CUSTOMERS = 5000
 DEFAULT_DEMO_SEED = 42
+DEFAULT_EVENT_MAPPING = CONFIG_DIR / "event_mapping.yaml"
 
 
 class SettingsError(ValueError):
@@ -34,6 +35,7 @@ class Settings:
     horizon_days: int
     demo_customers: int
     demo_seed: int
+    event_mapping: Path | None = None  # None: built-in presets only (the default file is absent)
 
     @property
     def is_demo(self) -> bool:
@@ -101,4 +103,16 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         horizon_days=_int_setting(env, "SEGMINT_CLV_HORIZON_DAYS", DEFAULT_HORIZON_DAYS, minimum=7),
         demo_customers=_int_setting(env, "SEGMINT_DEMO_CUSTOMERS", DEFAULT_DEMO_CUSTOMERS, minimum=50),
         demo_seed=_int_setting(env, "SEGMINT_DEMO_SEED", DEFAULT_DEMO_SEED, minimum=0),
+        event_mapping=_event_mapping_setting(env),
     )
+
+
+def _event_mapping_setting(env: dict[str, str]) -> Path | None:
+    """SEGMINT_EVENT_MAPPING (must exist), else config/event_mapping.yaml when present."""
+    raw = env.get("SEGMINT_EVENT_MAPPING", "").strip()
+    if not raw:
+        return DEFAULT_EVENT_MAPPING if DEFAULT_EVENT_MAPPING.is_file() else None
+    path = Path(raw).expanduser().resolve()
+    if not path.is_file():
+        raise SettingsError(f"SEGMINT_EVENT_MAPPING={raw!r} is not a file")
+    return path
