@@ -383,6 +383,9 @@ def map_event_vocabulary(keys: pd.DataFrame, mapping: EventMapping, source_forma
     frame["is_mapped"] = frame["event_type"].notna() | frame["page_type"].notna()
     frame["mapped_by"] = source_of["event_type"].fillna(source_of["page_type"])
     frame["event_count"] = frame["event_count"].astype("int64")
+    # Text dtype even when every value is NULL (all unmapped), so the table's columns are VARCHAR, not NULL-typed.
+    for column in [*KEY_COLUMNS, "event_type", "page_type", "mapped_by"]:
+        frame[column] = frame[column].astype("string")
     return frame[VOCABULARY_COLUMNS]
 
 

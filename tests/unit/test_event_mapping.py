@@ -45,7 +45,8 @@ def mapped(vocabulary: pd.DataFrame, event: str, page_type: str = "", path: str 
         & (vocabulary["source_page_type"] == page_type)
         & (vocabulary["source_page_path"] == path)
     ].iloc[0]
-    return row["event_type"], row["page_type"], bool(row["is_mapped"])
+    text = [None if pd.isna(row[column]) else row[column] for column in ("event_type", "page_type")]
+    return text[0], text[1], bool(row["is_mapped"])
 
 
 def test_segmint_names_map_to_themselves_and_unknown_names_stay_unmapped():
