@@ -190,7 +190,7 @@ PRESETS: dict[str, Preset] = {
             "cart shared": _targets(OTHER),
             "product reviewed": _targets(OTHER),
         },
-        "Segment / RudderStack E-commerce spec v2 (Product Viewed, Product Added, Checkout Started, Order Completed, ...).",
+        "Segment / RudderStack E-commerce spec v2 (Product Viewed, Product Added, Order Completed, ...).",
     ),
     # Shopify admin exports carry no events; a shop that exports its Web Pixels standard events gets these
     # (https://shopify.dev/docs/api/web-pixels-api/standard-events).
@@ -289,7 +289,8 @@ def _target(value: Any, allowed: tuple[str, ...], field_name: str, where: str) -
         return None
     text = str(value).strip().lower()
     if text not in (*allowed, OTHER):
-        raise EventMappingError(f"{where}: {field_name} {value!r} is not segmint vocabulary ({', '.join(allowed)}, other)")
+        choices = ", ".join((*allowed, OTHER))
+        raise EventMappingError(f"{where}: {field_name} {value!r} is not segmint vocabulary ({choices})")
     return text
 
 

@@ -224,7 +224,8 @@ def _unique_descriptive_name(
         name = describe_cluster(z_scores, n_features, feature_labels, prefer) or fallback
         if name not in taken:
             return name
-    return f"{describe_cluster(z_scores, feature_labels=feature_labels, prefer=prefer) or fallback} (cluster {cluster_id})"
+    name = describe_cluster(z_scores, feature_labels=feature_labels, prefer=prefer) or fallback
+    return f"{name} (cluster {cluster_id})"
 
 
 def _phrase(feature: str, z_score: float, feature_labels: dict[str, str]) -> str:

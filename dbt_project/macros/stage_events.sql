@@ -47,6 +47,7 @@
     {%- if not execute -%}
         {{ return(false) }}
     {%- endif -%}
-    {%- set columns = adapter.get_columns_in_relation(source('raw', 'events')) | map(attribute='name') | map('lower') | list -%}
+    {%- set relation_columns = adapter.get_columns_in_relation(source('raw', 'events')) -%}
+    {%- set columns = relation_columns | map(attribute='name') | map('lower') | list -%}
     {{ return(column | lower in columns) }}
 {% endmacro %}

@@ -128,12 +128,11 @@ def check_unmapped_event_share(warehouse: Warehouse) -> dg.AssetCheckResult:
     unmapped = unmapped_summary(vocabulary)
     top = ", ".join(f"{row.source_event_type} ({row.share:.0%})" for row in unmapped.head(5).itertuples())
     warn = too_many_unmapped(vocabulary)
+    most_frequent = f"; most frequent: {top}" if top else ""
     return dg.AssetCheckResult(
         passed=not warn,
         severity=dg.AssetCheckSeverity.WARN,
-        description=(
-            f"{share:.1%} of events unmapped (threshold {UNMAPPED_WARN_SHARE:.0%})" + (f"; most frequent: {top}" if top else "")
-        ),
+        description=f"{share:.1%} of events unmapped (threshold {UNMAPPED_WARN_SHARE:.0%}){most_frequent}",
         metadata={
             "unmapped_share": dg.MetadataValue.float(round(share, 4)),
             "threshold": dg.MetadataValue.float(UNMAPPED_WARN_SHARE),

@@ -26,7 +26,9 @@ def _warehouse(tmp_path, events: list[tuple[str, str | None]], source_format: st
         if source_format is None:
             conn.execute("create table raw.run_context (as_of date)")
         else:
-            conn.execute("create table raw.run_context as select date '2026-01-01' as as_of, ? as source_format", [source_format])
+            conn.execute(
+                "create table raw.run_context as select date '2026-01-01' as as_of, ? as source_format", [source_format]
+            )
     return path
 
 
@@ -45,7 +47,8 @@ def _run(tmp_path, monkeypatch, warehouse: str, mapping_text: str | None):
 
 
 def _check(result) -> dg.AssetCheckEvaluation:
-    return next(e.asset_check_evaluation_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION")
+    evaluations = (e for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION")
+    return next(e.asset_check_evaluation_data for e in evaluations)
 
 
 def test_unmapped_names_are_listed_with_their_share_and_warn_without_blocking(tmp_path, monkeypatch):
@@ -73,7 +76,8 @@ def test_the_preset_follows_the_run_source_format_and_the_check_passes_when_even
 
 
 def test_a_bad_mapping_file_stops_the_run_with_one_line(tmp_path, monkeypatch):
-    result = _run(tmp_path, monkeypatch, _warehouse(tmp_path, [("x", None)]), "version: 1\nrules: [{when: {event: x}, then: {event_type: buy}}]\n")
+    bad = "version: 1\nrules: [{when: {event: x}, then: {event_type: buy}}]\n"
+    result = _run(tmp_path, monkeypatch, _warehouse(tmp_path, [("x", None)]), bad)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "rule 1: event_type 'buy' is not segmint vocabulary" in failure.step_failure_data.error.message

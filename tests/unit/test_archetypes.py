@@ -192,6 +192,8 @@ def test_generic_clusters_are_named_from_the_shops_own_event_types_and_never_as_
 
 
 def test_an_archetype_needs_an_event_based_signature_feature_not_orders_alone():
-    profiles = _profiles({0: {"discounted_order_share": 2.0, "research_share": 0.0}, 1: {"discounted_order_share": -1.0}})
+    profiles = _profiles(
+        {0: {"discounted_order_share": 2.0, "research_share": 0.0}, 1: {"discounted_order_share": -1.0}}
+    )
     names = name_clusters(profiles, mode="behaviour")
     assert "Discount Seekers" not in names.values()
