@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from demo_shop import generate_shop
+from ml.archetypes import PURCHASE_ARCHETYPES
 from tests.conftest import PROJECT_ROOT, segmint_env, make_run
 from tests.integration.multiprocess_job import refresh_job_multiprocess
 from tests.integration.test_make_run import with_foreign_event_names
@@ -46,15 +47,19 @@ def _assert_foreign_events_are_clustered_on_their_own_names(warehouse, output: s
             "select count(*), avg(event_type_share_1), min(sessions_per_active_day), "
             "max(research_share) from marts.customer_features where has_web_events"
         ).fetchone()
-        names = [row[0] for row in conn.execute("select distinct behavioral_segment from ml.behavioral_segments")]
+        segments = conn.execute("select distinct behavioral_segment from ml.behavioral_segments").fetchall()
+        names = [row[0] for row in segments]
         top = conn.execute("select source_event_type from marts.top_event_types where type_rank = 1").fetchone()[0]
     n_with_events, mean_top_share, min_sessions, max_research = generic
     assert n_with_events > 300
     assert min_sessions > 0 and max_research == 0  # nothing mapped, yet every customer with events has signal
     assert mean_top_share > 0.1 and top == "catalog"
     clustered = [name for name in names if name != "No Web Activity"]
-    assert len(clustered) >= 2  # not the single orders-only fallback, and named from the shop's own event types
-    assert all(" events" in name for name in clustered), names
+    # Not the orders-only fallback (which names no "No Web Activity" cluster and uses purchase names), and named
+    # from the shop's own event types.
+    assert len(clustered) >= 2 and "No Web Activity" in names
+    assert not set(clustered) & {archetype.name for archetype in PURCHASE_ARCHETYPES}
+    assert any(" events" in name for name in clustered), names
 
 
 def test_two_runs_are_identical_and_a_killed_run_leaves_the_last_good_tables_readable(tmp_path):
