@@ -8,7 +8,12 @@ Rule, in order:
    one cluster and each cluster gets at most one archetype.
 3. Clusters left over get a descriptive name from their largest z-scores ("High sale share, little
    research"); duplicates get more features, then the cluster id, so names are always unique.
-Behaviour mode uses the five seed archetypes; purchase mode (orders only) uses PURCHASE_ARCHETYPES.
+Behaviour mode uses the five seed archetypes, and only archetypes with at least one event-based signature
+feature in the profile (a mapped feature that supports them); purchase mode (orders only) uses
+PURCHASE_ARCHETYPES. Generic mode (the shop's events do not map to segmint's vocabulary) names no archetype:
+clusters are named from their most distinguishing event types ("Many cart events, few catalog events"), with
+`feature_labels` giving the shop's event name behind each event_type_share_<rank> column (marts.top_event_types);
+sessions, device and time of day fill in when no event type stands out.
 Customers who were not clustered (cluster NO_WEB_ACTIVITY_CLUSTER) are `No Web Activity`.
 """
 
@@ -20,7 +25,15 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
-from ml.clustering import NO_WEB_ACTIVITY_CLUSTER, PURCHASE_COLUMNS, PURCHASE_MODE, profile_matrix
+from ml.clustering import (
+    BEHAVIOUR_MODE,
+    GENERIC_MODE,
+    NO_WEB_ACTIVITY_CLUSTER,
+    PURCHASE_COLUMNS,
+    PURCHASE_MODE,
+    profile_matrix,
+)
+from ml.feature_columns import EVENT_TYPE_SHARES
 
 NO_WEB_ACTIVITY = "No Web Activity"
 ARCHETYPE_MIN_SCORE = 0.5  # mean signed z-score: half a standard deviation in the signature direction
@@ -78,31 +91,68 @@ FEATURE_PHRASES: dict[str, tuple[str, str]] = {
     "order_count": ("many orders", "few orders"),
     "avg_order_value": ("big baskets", "small baskets"),
     "mean_days_between_orders": ("long gaps between orders", "short gaps between orders"),
+    "active_days": ("many active days", "few active days"),
+    "sessions_per_active_day": ("several sessions a day", "one session a day"),
+    "avg_session_minutes": ("long sessions", "short sessions"),
+    "events_per_session": ("busy sessions", "light sessions"),
+    "mobile_share": ("mostly mobile", "rarely mobile"),
+    "tablet_share": ("tablet users", "rarely on tablet"),
+    "desktop_share": ("mostly desktop", "rarely desktop"),
+    "night_share": ("night visits", "few night visits"),
+    "morning_share": ("morning visits", "few morning visits"),
+    "afternoon_share": ("afternoon visits", "few afternoon visits"),
+    "evening_share": ("evening visits", "few evening visits"),
 }
 
 
-def name_clusters(profiles: pd.DataFrame, mode: str | None = None) -> dict[int, str]:
-    """Unique name per cluster_id from its profile z-scores; mode is inferred from the features when None."""
+def name_clusters(
+    profiles: pd.DataFrame, mode: str | None = None, feature_labels: dict[str, str] | None = None
+) -> dict[int, str]:
+    """Unique name per cluster_id from its profile z-scores; mode is inferred from the features when None.
+
+    `feature_labels`: the shop's event name per event_type_share_<rank> column (generic mode names use them).
+    """
     if profiles.empty:
         return {}
     z_scores = profile_matrix(profiles).sort_index()
     if mode is None:
-        mode = PURCHASE_MODE if set(z_scores.columns) <= set(PURCHASE_COLUMNS) else "behaviour"
-    archetypes = PURCHASE_ARCHETYPES if mode == PURCHASE_MODE else BEHAVIOUR_ARCHETYPES
-    names = assign_archetypes(archetype_match_scores(z_scores, archetypes))
+        mode = _infer_mode(set(z_scores.columns))
+    if mode == GENERIC_MODE:
+        names: dict[int, str] = {}  # no mapped features: no archetype is supported
+    else:
+        archetypes = PURCHASE_ARCHETYPES if mode == PURCHASE_MODE else BEHAVIOUR_ARCHETYPES
+        names = assign_archetypes(archetype_match_scores(z_scores, archetypes, require_events=mode != PURCHASE_MODE))
     taken = set(names.values())
     for cluster_id in z_scores.index:
         if cluster_id not in names:
-            names[cluster_id] = _unique_descriptive_name(z_scores.loc[cluster_id], cluster_id, taken, mode)
+            names[cluster_id] = _unique_descriptive_name(
+                z_scores.loc[cluster_id], cluster_id, taken, mode, feature_labels or {}
+            )
             taken.add(names[cluster_id])
     return {int(cluster_id): names[cluster_id] for cluster_id in z_scores.index}
 
 
-def archetype_match_scores(z_scores: pd.DataFrame, archetypes: tuple[Archetype, ...]) -> pd.DataFrame:
-    """One row per cluster, one column per archetype name: mean signed z-score of its signature features."""
+def _infer_mode(features: set[str]) -> str:
+    if features <= set(PURCHASE_COLUMNS):
+        return PURCHASE_MODE
+    if features & set(EVENT_TYPE_SHARES):
+        return GENERIC_MODE
+    return BEHAVIOUR_MODE
+
+
+def archetype_match_scores(
+    z_scores: pd.DataFrame, archetypes: tuple[Archetype, ...], require_events: bool = False
+) -> pd.DataFrame:
+    """One row per cluster, one column per archetype name: mean signed z-score of its signature features.
+
+    `require_events`: an archetype needs at least one event-based (not order-based) signature feature in the
+    profile, so a behaviour name is never given on order columns alone.
+    """
     scores = {}
     for archetype in archetypes:
         present = [feature for feature in archetype.signature if feature in z_scores.columns]
+        if require_events and not [feature for feature in present if feature not in PURCHASE_COLUMNS]:
+            present = []
         if not present:
             scores[archetype.name] = pd.Series(-np.inf, index=z_scores.index)
             continue
@@ -126,12 +176,20 @@ def assign_archetypes(match_scores: pd.DataFrame) -> dict[int, str]:
     }
 
 
-def describe_cluster(z_scores: pd.Series, n_features: int = DESCRIPTIVE_FEATURES) -> str:
-    """Name from the features furthest from the base ("High sale share, little research"); ties by feature name."""
+def describe_cluster(
+    z_scores: pd.Series, n_features: int = DESCRIPTIVE_FEATURES, feature_labels: dict[str, str] | None = None,
+    prefer: frozenset[str] = frozenset(),
+) -> str:
+    """Name from the features furthest from the base ("High sale share, little research"); ties by feature name.
+
+    Features in `prefer` (the event-type shares in generic mode) come first, the others fill in.
+    """
     ranked = z_scores.dropna()
     ranked = ranked[ranked.abs() >= DESCRIPTIVE_MIN_ABS_Z]
-    order = sorted(ranked.index, key=lambda feature: (-abs(ranked[feature]), feature))[:n_features]
-    phrases = [_phrase(feature, ranked[feature]) for feature in order]
+    order = sorted(
+        ranked.index, key=lambda feature: (feature not in prefer, -abs(ranked[feature]), feature)
+    )[:n_features]
+    phrases = [_phrase(feature, ranked[feature], feature_labels or {}) for feature in order]
     if not phrases:
         return ""
     text = ", ".join(phrases)
@@ -157,15 +215,23 @@ def archetype_descriptions() -> dict[str, str]:
     } | {NO_WEB_ACTIVITY: "customers with orders but no tracked web visits"}
 
 
-def _unique_descriptive_name(z_scores: pd.Series, cluster_id: int, taken: set[str], mode: str) -> str:
+def _unique_descriptive_name(
+    z_scores: pd.Series, cluster_id: int, taken: set[str], mode: str, feature_labels: dict[str, str]
+) -> str:
     fallback = "Average buyers" if mode == PURCHASE_MODE else "Average browsers"
+    prefer = frozenset(EVENT_TYPE_SHARES) if mode == GENERIC_MODE else frozenset()
     for n_features in range(DESCRIPTIVE_FEATURES, max(DESCRIPTIVE_FEATURES, len(z_scores)) + 1):
-        name = describe_cluster(z_scores, n_features) or fallback
+        name = describe_cluster(z_scores, n_features, feature_labels, prefer) or fallback
         if name not in taken:
             return name
-    return f"{describe_cluster(z_scores) or fallback} (cluster {cluster_id})"
+    name = describe_cluster(z_scores, feature_labels=feature_labels, prefer=prefer) or fallback
+    return f"{name} (cluster {cluster_id})"
 
 
-def _phrase(feature: str, z_score: float) -> str:
+def _phrase(feature: str, z_score: float, feature_labels: dict[str, str]) -> str:
+    if feature in EVENT_TYPE_SHARES:
+        # The shop's own event name: "many cart events" / "few catalog events".
+        label = feature_labels.get(feature, feature.replace("event_type_share_", "event type #"))
+        return f"many {label} events" if z_score > 0 else f"few {label} events"
     high, low = FEATURE_PHRASES.get(feature, (f"high {feature}", f"low {feature}"))
     return high if z_score > 0 else low

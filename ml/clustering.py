@@ -4,11 +4,16 @@ Input: `marts.customer_features` (one row per customer). Output: `ClusteringResu
 `ml.behavioral_segments` (after `ml.archetypes.name_clusters`).
 
 How it works, and why:
-- Mode. Behaviour mode clusters only customers with web events on BEHAVIOUR_COLUMNS; customers without
-  events get cluster NO_WEB_ACTIVITY_CLUSTER (-1), because all-zero behaviour is "unknown", not a behaviour.
-  When (almost) nobody has events (fewer than MIN_BEHAVIOUR_CUSTOMERS or MIN_BEHAVIOUR_SHARE of the base),
-  or the behaviour columns carry no signal (real data with another event vocabulary gives zeros), it falls
-  back to purchase mode on PURCHASE_COLUMNS for everyone, and says so in `notes`.
+- Mode. Only customers with web events are clustered in the two event modes; customers without events get
+  cluster NO_WEB_ACTIVITY_CLUSTER (-1), because all-zero behaviour is "unknown", not a behaviour.
+  1. Behaviour mode (BEHAVIOUR_COLUMNS, segmint's vocabulary) when the shop's events map to it: at least
+     MIN_MAPPED_COVERAGE of the clustered customers' events are mapped (config/event_mapping.yaml) and at least
+     MIN_INFORMATIVE_COLUMNS event-based columns vary.
+  2. Otherwise generic mode (GENERIC_COLUMNS): shares of the shop's own top event types, sessions, active days,
+     device and time-of-day mix, which any vocabulary has.
+  3. Purchase mode (PURCHASE_COLUMNS, everyone) only when (almost) nobody has events (fewer than
+     MIN_BEHAVIOUR_CUSTOMERS or MIN_BEHAVIOUR_SHARE of the base) or no event columns carry signal.
+  Which mode, and the mapped-event coverage, are in `notes` and the metadata.
 - Scaling. Counts, money and day spans are heavy-tailed: log1p first; then everything is standardised so no
   feature dominates by its unit. Constant columns are dropped (they carry nothing and break z-scores).
 - k. For every k in k_range a KMeans (fixed seed) is fitted on a sample of at most FIT_SAMPLE_SIZE customers;
@@ -22,7 +27,7 @@ How it works, and why:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -31,12 +36,13 @@ from sklearn.metrics import adjusted_rand_score, davies_bouldin_score, silhouett
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from ml.feature_columns import BEHAVIOUR_SHARES
+from ml.feature_columns import BEHAVIOUR_SHARES, GENERIC_BEHAVIOUR, MAPPED_EVENT_SHARE
 
 BEHAVIOUR_COLUMNS: tuple[str, ...] = (
     *BEHAVIOUR_SHARES,
     "discounted_order_share",
 )
+GENERIC_COLUMNS: tuple[str, ...] = GENERIC_BEHAVIOUR
 PURCHASE_COLUMNS: tuple[str, ...] = (
     "recency_days",
     "order_count",
@@ -46,16 +52,23 @@ PURCHASE_COLUMNS: tuple[str, ...] = (
 )
 # Heavy-tailed, non-negative columns: log1p before standardising so a few extreme customers do not set the scale.
 LOG_SCALED_COLUMNS = frozenset(
-    {"product_views_per_active_day", "recency_days", "order_count", "avg_order_value", "mean_days_between_orders"}
-)
+    {
+        "product_views_per_active_day", "recency_days", "order_count", "avg_order_value", "mean_days_between_orders",
+        "active_days", "sessions_per_active_day", "avg_session_minutes", "events_per_session",
+    }
+)  # fmt: skip
 
 BEHAVIOUR_MODE = "behaviour"
+GENERIC_MODE = "generic"
 PURCHASE_MODE = "purchase"
+MODE_COLUMNS = {BEHAVIOUR_MODE: BEHAVIOUR_COLUMNS, GENERIC_MODE: GENERIC_COLUMNS, PURCHASE_MODE: PURCHASE_COLUMNS}
 NO_WEB_ACTIVITY_CLUSTER = -1
 
 MIN_BEHAVIOUR_CUSTOMERS = 50
 MIN_BEHAVIOUR_SHARE = 0.05
 MIN_INFORMATIVE_COLUMNS = 2
+# The complement of the unmapped-events warning (landing/event_mapping.py UNMAPPED_WARN_SHARE = 20 %).
+MIN_MAPPED_COVERAGE = 0.8
 FIT_SAMPLE_SIZE = 50_000
 SILHOUETTE_SAMPLE_SIZE = 5_000
 STABILITY_SAMPLE_SIZE = 5_000
@@ -77,7 +90,7 @@ class ClusteringResult:
 
     labels: pd.DataFrame  # customer_id, cluster_id (int; NO_WEB_ACTIVITY_CLUSTER = not clustered)
     k: int
-    mode: str  # BEHAVIOUR_MODE | PURCHASE_MODE
+    mode: str  # BEHAVIOUR_MODE | GENERIC_MODE | PURCHASE_MODE
     feature_columns: list[str]
     silhouette: float  # -1..1, higher = better separated; NaN when k < 2
     davies_bouldin: float  # >= 0, lower = better separated; NaN when k < 2
@@ -87,11 +100,13 @@ class ClusteringResult:
     notes: list[str] = field(default_factory=list)
     n_clustered: int = 0
     fit_sample_size: int = 0
+    mapped_event_coverage: float = float("nan")  # share of the clustered customers' events that map; NaN: unknown
 
     def metadata(self) -> dict[str, float | int | str]:
         """Flat numbers and texts for asset metadata."""
         return {
             "mode": self.mode,
+            "mapped_event_coverage": _round(self.mapped_event_coverage),
             "k": self.k,
             "silhouette": _round(self.silhouette),
             "davies_bouldin": _round(self.davies_bouldin),
@@ -103,17 +118,26 @@ class ClusteringResult:
         }
 
 
-@threadpool_limits.wrap(limits=NATIVE_THREADS)
 def cluster_customers(
     features: pd.DataFrame,
     seed: int = 0,
     k_range: range = DEFAULT_K_RANGE,
     n_bootstrap: int = MIN_BOOTSTRAP,
 ) -> ClusteringResult:
-    """Cluster customers on behaviour (or purchase behaviour as a fallback); k from silhouette + stability."""
+    """Cluster customers on mapped or generic behaviour (purchase behaviour as a fallback); k from silhouette +
+    stability. The result records the mode and the mapped-event coverage."""
+    result = _cluster_customers(features, seed, k_range, n_bootstrap)
+    coverage = mapped_event_coverage(features.loc[_has_web_events(features)])
+    return replace(result, mapped_event_coverage=coverage)
+
+
+@threadpool_limits.wrap(limits=NATIVE_THREADS)
+def _cluster_customers(
+    features: pd.DataFrame, seed: int, k_range: range, n_bootstrap: int
+) -> ClusteringResult:
     notes: list[str] = []
     mode, clustered_mask = choose_mode(features, notes)
-    candidate_columns = list(BEHAVIOUR_COLUMNS if mode == BEHAVIOUR_MODE else PURCHASE_COLUMNS)
+    candidate_columns = list(MODE_COLUMNS[mode])
     clustered = features.loc[clustered_mask]
     raw = prepare_raw_features(clustered, candidate_columns)
     feature_columns = [column for column in candidate_columns if raw[column].std(ddof=0) > 0]
@@ -151,14 +175,11 @@ def cluster_customers(
 
 
 def choose_mode(features: pd.DataFrame, notes: list[str]) -> tuple[str, np.ndarray]:
-    """Behaviour mode (cluster customers with events) when enough customers have informative events, else purchase."""
+    """Behaviour mode when the events map to segmint's vocabulary, generic mode when they do not, purchase mode
+    when there are (almost) no events or none of the event columns vary."""
     has_events = _has_web_events(features)
     n_with_events = int(has_events.sum())
-    missing = [column for column in BEHAVIOUR_COLUMNS if column not in features.columns]
     everyone = np.ones(len(features), dtype=bool)
-    if missing:
-        notes.append(f"Purchase mode: behaviour columns missing ({', '.join(missing)}).")
-        return PURCHASE_MODE, everyone
     enough = n_with_events >= MIN_BEHAVIOUR_CUSTOMERS and n_with_events >= MIN_BEHAVIOUR_SHARE * len(features)
     if not enough:
         notes.append(
@@ -166,21 +187,53 @@ def choose_mode(features: pd.DataFrame, notes: list[str]) -> tuple[str, np.ndarr
             f"(need {MIN_BEHAVIOUR_CUSTOMERS} and {MIN_BEHAVIOUR_SHARE:.0%}); clustered on orders only."
         )
         return PURCHASE_MODE, everyone
-    behaviour = prepare_raw_features(features.loc[has_events], list(BEHAVIOUR_COLUMNS))
-    # discounted_order_share comes from orders; web signal needs at least two varying event-based columns.
-    event_columns = [column for column in BEHAVIOUR_COLUMNS if column != "discounted_order_share"]
-    informative = int((behaviour[event_columns].std(ddof=0) > 0).sum())
-    if informative < MIN_INFORMATIVE_COLUMNS:
-        notes.append(
-            "Purchase mode: web events exist but the behaviour columns do not vary "
-            "(event names probably differ from the expected vocabulary); clustered on orders only."
-        )
-        return PURCHASE_MODE, everyone
-    notes.append(
-        f"Behaviour mode: {n_with_events:,} of {len(features):,} customers have web events and were clustered; "
+    with_events = features.loc[has_events]
+    clustered_note = (
+        f"{n_with_events:,} of {len(features):,} customers have web events and were clustered; "
         f"the other {len(features) - n_with_events:,} get cluster {NO_WEB_ACTIVITY_CLUSTER} (no web activity)."
     )
-    return BEHAVIOUR_MODE, has_events
+    coverage = mapped_event_coverage(with_events)
+    coverage_text = "unknown" if np.isnan(coverage) else f"{coverage:.0%}"
+    # discounted_order_share comes from orders; web signal needs at least two varying event-based columns.
+    event_columns = [column for column in BEHAVIOUR_COLUMNS if column != "discounted_order_share"]
+    mapped_signal = _informative_columns(with_events, list(BEHAVIOUR_COLUMNS), event_columns)
+    if (np.isnan(coverage) or coverage >= MIN_MAPPED_COVERAGE) and mapped_signal >= MIN_INFORMATIVE_COLUMNS:
+        notes.append(f"Behaviour mode (mapped events: {coverage_text}): {clustered_note}")
+        return BEHAVIOUR_MODE, has_events
+    generic_signal = _informative_columns(with_events, list(GENERIC_COLUMNS), list(GENERIC_COLUMNS))
+    if generic_signal >= MIN_INFORMATIVE_COLUMNS:
+        why = (
+            f"only {coverage_text} of the events map to segmint's vocabulary (need {MIN_MAPPED_COVERAGE:.0%})"
+            if not np.isnan(coverage) and coverage < MIN_MAPPED_COVERAGE
+            else "the mapped behaviour columns do not vary"
+        )
+        notes.append(
+            f"Generic mode: {why}, so customers are clustered on their mix of the shop's own event types, "
+            f"sessions, active days, device and time of day. {clustered_note}"
+        )
+        return GENERIC_MODE, has_events
+    notes.append(
+        "Purchase mode: web events exist but the behaviour columns do not vary "
+        "(event names probably differ from the expected vocabulary); clustered on orders only."
+    )
+    return PURCHASE_MODE, everyone
+
+
+def mapped_event_coverage(features: pd.DataFrame) -> float:
+    """Share of these customers' events that map to segmint's vocabulary (event-weighted); NaN when unknown."""
+    if MAPPED_EVENT_SHARE not in features.columns or "event_count" not in features.columns:
+        return float("nan")
+    events = pd.to_numeric(features["event_count"], errors="coerce").fillna(0.0).astype(float)
+    mapped = pd.to_numeric(features[MAPPED_EVENT_SHARE], errors="coerce").fillna(0.0).astype(float) * events
+    return float(mapped.sum() / events.sum()) if events.sum() > 0 else float("nan")
+
+
+def _informative_columns(features: pd.DataFrame, columns: list[str], counted: list[str]) -> int:
+    """How many of `counted` vary among these customers; 0 when any of `columns` is missing."""
+    if any(column not in features.columns for column in columns):
+        return 0
+    raw = prepare_raw_features(features, columns)
+    return int((raw[counted].std(ddof=0) > 0).sum())
 
 
 def prepare_raw_features(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:

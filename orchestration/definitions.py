@@ -16,10 +16,11 @@ from orchestration.defs import (
     schedules,
     segments,
     sensors,
+    vocabulary,
 )
 from orchestration.defs.resources import resources
 
-_modules = [landing, dbt_models, quality_checks, segments, clv, btyd, membership, reporting, audiences]
+_modules = [landing, vocabulary, dbt_models, quality_checks, segments, clv, btyd, membership, reporting, audiences]
 
 defs = dg.Definitions(
     assets=automation.with_automation(dg.load_assets_from_modules(_modules)),

@@ -4,7 +4,11 @@
     a table many times smaller than the events; a mart that needs a finer cut (events before the first
     order's timestamp) aggregates its own events with the same macro.
 -#}
-{% macro event_day_counts(events, group_columns) %}
+{#-
+    `generic=true` adds the vocabulary-free counts (sessions, device and time-of-day mix); it needs the column
+    `seconds_since_previous` (gap to the visitor's previous event that day), which stg_visitor_event_days adds.
+-#}
+{% macro event_day_counts(events, group_columns, generic=false) %}
     select
         {{ group_columns | join(', ') }},
         occurred_on,
@@ -21,7 +25,22 @@
         count(*) filter (where event_type in ('countdown_view', 'low_stock_view')) as urgency_event_count,
         count(*) filter (where event_type = 'add_to_cart') as cart_add_count,
         bool_or(event_type = 'shipping_info_viewed') as saw_shipping,
-        bool_or(event_type = 'purchase') as purchased
+        bool_or(event_type = 'purchase') as purchased,
+        count(*) filter (where is_mapped) as mapped_event_count
+        {%- if generic %},
+        -- A session starts with the day's first event or after 30 minutes (1800 s) without one; its length is
+        -- the sum of the gaps inside it, so summing in-session gaps gives the total session time.
+        count(*) filter (where seconds_since_previous is null or seconds_since_previous > 1800) as session_count,
+        coalesce(sum(seconds_since_previous) filter (where seconds_since_previous <= 1800), 0) as session_seconds,
+        count(*) filter (where device in ('mobile', 'phone', 'smartphone')) as mobile_event_count,
+        count(*) filter (where device = 'tablet') as tablet_event_count,
+        count(*) filter (where device in ('desktop', 'computer', 'pc', 'laptop')) as desktop_event_count,
+        -- Hours of the day in UTC (the events carry no shop time zone).
+        count(*) filter (where hour(occurred_at) < 6) as night_event_count,
+        count(*) filter (where hour(occurred_at) >= 6 and hour(occurred_at) < 12) as morning_event_count,
+        count(*) filter (where hour(occurred_at) >= 12 and hour(occurred_at) < 18) as afternoon_event_count,
+        count(*) filter (where hour(occurred_at) >= 18) as evening_event_count
+        {%- endif %}
     from {{ events }}
     group by all
 {% endmacro %}
@@ -31,7 +50,11 @@
     Returns a parenthesised subquery, one row per `key`. Shares are fractions of the visitor's events,
     so heavy and light browsers are comparable. Unknown event/page types simply count as "other".
 -#}
-{% macro behaviour_features(event_days, key) %}
+{#-
+    `generic=true` adds the vocabulary-free features (generic_behaviour_columns), from event days that carry the
+    generic counts (stg_visitor_event_days).
+-#}
+{% macro behaviour_features(event_days, key, generic=false) %}
 (
     select
         {{ key }},
@@ -52,7 +75,21 @@
         coalesce(
             count(*) filter (where saw_shipping and not purchased) / nullif(count(*) filter (where saw_shipping), 0),
             0
-        ) as shipping_abandon_rate
+        ) as shipping_abandon_rate,
+        sum(mapped_event_count) / sum(event_count) as mapped_event_share
+        {%- if generic %},
+        sum(session_count) as session_count,
+        sum(session_count) / count(distinct occurred_on) as sessions_per_active_day,
+        sum(session_seconds) / 60.0 / sum(session_count) as avg_session_minutes,
+        sum(event_count) / sum(session_count) as events_per_session,
+        sum(mobile_event_count) / sum(event_count) as mobile_share,
+        sum(tablet_event_count) / sum(event_count) as tablet_share,
+        sum(desktop_event_count) / sum(event_count) as desktop_share,
+        sum(night_event_count) / sum(event_count) as night_share,
+        sum(morning_event_count) / sum(event_count) as morning_share,
+        sum(afternoon_event_count) / sum(event_count) as afternoon_share,
+        sum(evening_event_count) / sum(event_count) as evening_share
+        {%- endif %}
     from {{ event_days }}
     group by {{ key }}
 )
@@ -73,7 +110,47 @@
     coalesce({{ alias }}.brand_share, 0) as brand_share,
     coalesce({{ alias }}.visual_share, 0) as visual_share,
     coalesce({{ alias }}.urgency_share, 0) as urgency_share,
-    coalesce({{ alias }}.cart_add_count_last_90d, 0) as cart_add_count_last_90d
+    coalesce({{ alias }}.cart_add_count_last_90d, 0) as cart_add_count_last_90d,
+    coalesce({{ alias }}.mapped_event_share, 0) as mapped_event_share
+{% endmacro %}
+
+{#-
+    The vocabulary-free behaviour columns (behaviour_features with generic=true) with their no-events value 0,
+    and the shares of the shop's top event types (`type_counts`: top_event_type_<rank>_count per customer, ranks
+    from marts.top_event_types). ml/feature_columns.py GENERIC_BEHAVIOUR lists the same names.
+-#}
+{% macro generic_behaviour_columns(alias, type_counts) %}
+    coalesce({{ alias }}.session_count, 0) as session_count,
+    coalesce({{ alias }}.sessions_per_active_day, 0) as sessions_per_active_day,
+    coalesce({{ alias }}.avg_session_minutes, 0) as avg_session_minutes,
+    coalesce({{ alias }}.events_per_session, 0) as events_per_session,
+    coalesce({{ alias }}.mobile_share, 0) as mobile_share,
+    coalesce({{ alias }}.tablet_share, 0) as tablet_share,
+    coalesce({{ alias }}.desktop_share, 0) as desktop_share,
+    coalesce({{ alias }}.night_share, 0) as night_share,
+    coalesce({{ alias }}.morning_share, 0) as morning_share,
+    coalesce({{ alias }}.afternoon_share, 0) as afternoon_share,
+    coalesce({{ alias }}.evening_share, 0) as evening_share,
+    {%- for rank in range(1, var('top_event_type_count') + 1) %}
+    coalesce({{ type_counts }}.top_event_type_{{ rank }}_count / nullif({{ alias }}.event_count, 0), 0)
+        as event_type_share_{{ rank }}{{ "," if not loop.last }}
+    {%- endfor %}
+{% endmacro %}
+
+{#- Per customer: events of each of the shop's top event types (ranks of marts.top_event_types) at or before the
+    cut-off. `type_days` = stg_visitor_event_type_days rows already scoped to the cut-off. -#}
+{% macro top_event_type_counts(type_days) %}
+(
+    select
+        type_days.customer_id,
+        {%- for rank in range(1, var('top_event_type_count') + 1) %}
+        coalesce(sum(type_days.event_count) filter (where top.type_rank = {{ rank }}), 0)
+            as top_event_type_{{ rank }}_count{{ "," if not loop.last }}
+        {%- endfor %}
+    from {{ type_days }} as type_days
+    inner join {{ ref('top_event_types') }} as top using (source_event_type)
+    group by type_days.customer_id
+)
 {% endmacro %}
 
 {#- The eight behaviour shares every behaviour mart exposes (ml/feature_columns.py lists the same names). -#}

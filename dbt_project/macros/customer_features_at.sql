@@ -23,6 +23,13 @@ scoped_event_days as (
     where event_days.occurred_on <= cutoff.cutoff_date and event_days.customer_id is not null
 ),
 
+scoped_event_type_days as (
+    select type_days.*
+    from {{ ref('stg_visitor_event_type_days') }} as type_days
+    cross join cutoff
+    where type_days.occurred_on <= cutoff.cutoff_date and type_days.customer_id is not null
+),
+
 customers as (
     select * from {{ ref('stg_customers') }}
 ),
@@ -73,7 +80,11 @@ refunds as (
 ),
 
 behaviour as (
-    select * from {{ behaviour_features('scoped_event_days', 'customer_id') }}
+    select * from {{ behaviour_features('scoped_event_days', 'customer_id', generic=true) }}
+),
+
+event_type_counts as (
+    select * from {{ top_event_type_counts('scoped_event_type_days') }}
 ),
 
 features as (
@@ -108,10 +119,12 @@ features as (
         coalesce(customers.has_email, false) as has_email,
         coalesce(customers.has_phone, false) as has_phone,
         customers.signed_up_at,
-        {{ behaviour_columns('behaviour') }}
+        {{ behaviour_columns('behaviour') }},
+        {{ generic_behaviour_columns('behaviour', 'event_type_counts') }}
     from purchase_summary
     left join refunds using (customer_id)
     left join customers using (customer_id)
     left join behaviour using (customer_id)
+    left join event_type_counts using (customer_id)
 )
 {% endmacro %}

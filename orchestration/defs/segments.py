@@ -15,6 +15,7 @@ from orchestration.lib.warehouse_io import read_table, write_table
 CUSTOMER_FEATURES = dg.AssetKey(["marts", "customer_features"])
 PROSPECT_FEATURES = dg.AssetKey(["marts", "prospect_features"])
 PREPURCHASE_BEHAVIOUR = dg.AssetKey(["marts", "customer_prepurchase_behaviour"])
+TOP_EVENT_TYPES = dg.AssetKey(["marts", "top_event_types"])
 FEATURES_CHECK = dg.AssetCheckKey(CUSTOMER_FEATURES, "gx_customer_features")
 
 
@@ -53,7 +54,7 @@ def rfm_segments(warehouse: Warehouse) -> dg.MaterializeResult:
 
 @dg.asset(
     key=["ml", "behavioral_segments"],
-    deps=[CUSTOMER_FEATURES],
+    deps=[CUSTOMER_FEATURES, TOP_EVENT_TYPES],
     group_name=groups.SEGMENTS,
     kinds={"python", "scikitlearn", "duckdb"},
     op_tags=DUCKDB_TAG,
@@ -69,7 +70,12 @@ def behavioral_segments(warehouse: Warehouse, config: ClusteringConfig) -> dg.Ma
             k_range=range(config.min_clusters, config.max_clusters + 1),
             n_bootstrap=config.bootstrap_resamples,
         )
-        segments = label_segments(result.labels, name_clusters(result.profiles, result.mode))
+        # The shop's own event name behind each event_type_share_<rank> column: generic clusters are named by it.
+        top_event_types = read_table(
+            conn, "marts.top_event_types", ["feature_column", "source_event_type", "event_share"], order_by="type_rank"
+        )
+        labels = dict(zip(top_event_types["feature_column"], top_event_types["source_event_type"], strict=True))
+        segments = label_segments(result.labels, name_clusters(result.profiles, result.mode, labels))
         write_table(conn, "ml.behavioral_segments", segments)
         write_table(conn, "ml.cluster_profiles", result.profiles)
     sizes = segments["behavioral_segment"].value_counts().rename_axis("behavioral_segment").reset_index(name="customers")
@@ -80,6 +86,7 @@ def behavioral_segments(warehouse: Warehouse, config: ClusteringConfig) -> dg.Ma
             **numbers,
             "segment_sizes": markdown_table(sizes),
             "k_scores": markdown_table(result.k_scores),
+            "top_event_types": markdown_table(top_event_types),
         }
     )
 

@@ -22,6 +22,7 @@ DEFAULT_DEMO_CUSTOMERS = 5000
 DEFAULT_DEMO_SEED = 42
 DATE_FORMAT_WORDS = ("DMY", "MDY")
 CSV_DELIMITER_WORDS = {",": ",", ";": ";", "|": "|", "tab": "\t", "\\t": "\t"}
+DEFAULT_EVENT_MAPPING = CONFIG_DIR / "event_mapping.yaml"
 
 
 class SettingsError(ValueError):
@@ -43,6 +44,7 @@ class Settings:
     date_format: str | None = None  # DMY, MDY or a strptime pattern; None: detected per file
     csv_delimiter: str | None = None  # None: detected per file
     source_format: str | None = None  # None: detected from the landing files (landing/formats/)
+    event_mapping: Path | None = None  # None: built-in presets only (the default file is absent)
 
     @property
     def is_demo(self) -> bool:
@@ -154,4 +156,16 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         date_format=_date_format_setting(env),
         csv_delimiter=_delimiter_setting(env),
         source_format=_source_format_setting(env),
+        event_mapping=_event_mapping_setting(env),
     )
+
+
+def _event_mapping_setting(env: dict[str, str]) -> Path | None:
+    """SEGMINT_EVENT_MAPPING (must exist), else config/event_mapping.yaml when present."""
+    raw = env.get("SEGMINT_EVENT_MAPPING", "").strip()
+    if not raw:
+        return DEFAULT_EVENT_MAPPING if DEFAULT_EVENT_MAPPING.is_file() else None
+    path = Path(raw).expanduser().resolve()
+    if not path.is_file():
+        raise SettingsError(f"SEGMINT_EVENT_MAPPING={raw!r} is not a file")
+    return path

@@ -15,6 +15,13 @@ from tests.conftest import make_run
 
 pytestmark = pytest.mark.slow
 
+# The issue's third-party analytics tool: its own event names for the demo shop's events, and no page types.
+FOREIGN_EVENT_NAMES = {
+    "page_view": "catalog", "product_view": "product1", "add_to_cart": "cart", "begin_checkout": "checkout_step",
+    "shipping_info_viewed": "delivery_choice", "purchase": "payment_done", "review_read": "opinions",
+    "compare_used": "versus", "gallery_view": "photos", "video_play": "clip", "countdown_view": "timer",
+    "low_stock_view": "few_left", "discount_code_applied": "voucher", "search": "lookup",
+}  # fmt: skip
 CONTRACT_COLUMNS = {"customer_id", "predicted_clv", "purchase_propensity", "rfm_segment", "behavioral_segment"}
 
 
@@ -110,6 +117,22 @@ def _assert_planted_archetypes_are_recovered(tmp_path: Path) -> None:
     majority_name = clustered.groupby("archetype")["behavioral_segment"].agg(lambda names: names.mode().iloc[0])
     assert (majority_name.index == majority_name.to_numpy()).all(), majority_name.to_dict()
     assert len(majority_name) == 5
+
+
+def with_foreign_event_names(demo_landing: Path, landing: Path) -> Path:
+    """A copy of a demo landing zone whose events use FOREIGN_EVENT_NAMES and carry no page type."""
+    landing.mkdir(parents=True)
+    for path in demo_landing.glob("*.csv"):
+        if path.name != "events.csv":
+            shutil.copy(path, landing / path.name)
+    cases = " ".join(f"when '{ours}' then '{theirs}'" for ours, theirs in FOREIGN_EVENT_NAMES.items())
+    with duckdb.connect() as conn:
+        conn.execute(
+            f"copy (select * replace (case event_type {cases} else event_type end as event_type, null as page_type) "
+            f"from read_csv('{demo_landing / 'events.csv'}', all_varchar=true) order by event_id) "
+            f"to '{landing / 'events.csv'}' (header)"
+        )
+    return landing
 
 
 def test_make_run_works_with_only_an_orders_file(tmp_path):

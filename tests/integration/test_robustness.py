@@ -13,14 +13,17 @@ import pandas as pd
 import pytest
 
 from demo_shop import generate_shop
+from ml.archetypes import PURCHASE_ARCHETYPES
 from tests.conftest import PROJECT_ROOT, segmint_env, make_run
 from tests.integration.multiprocess_job import refresh_job_multiprocess
+from tests.integration.test_make_run import with_foreign_event_names
 
 pytestmark = pytest.mark.slow
 
 # Every table whose content must not depend on how many times, or how, the graph ran (sync.* logs wall-clock times).
 COMPARED_TABLES = [
-    "raw.orders", "raw.customers", "raw.events", "raw.quarantine", "raw.ingest_log", "marts.customer_features",
+    "raw.orders", "raw.customers", "raw.events", "raw.quarantine", "raw.ingest_log", "staging.event_vocabulary",
+    "marts.top_event_types", "marts.customer_features",
     "marts.customer_features_train", "ml.rfm_segments", "ml.behavioral_segments", "ml.clv_predictions",
     "marts.customer_scores", "marts.clv_model_evaluation", "marts.segment_membership_history", "marts.segment_cards",
 ]
@@ -36,14 +39,40 @@ def _assert_same(left: dict[str, pd.DataFrame], right: dict[str, pd.DataFrame]) 
         pd.testing.assert_frame_equal(left[table], right[table], obj=table)
 
 
+def _assert_foreign_events_are_clustered_on_their_own_names(warehouse, output: str) -> None:
+    """Events named in another vocabulary (none of them mapped): the generic features carry the clusters."""
+    assert "check_unmapped_event_share FAILED (warn): 100.0% of events unmapped" in output
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        generic = conn.execute(
+            "select count(*), avg(event_type_share_1), min(sessions_per_active_day), "
+            "max(research_share) from marts.customer_features where has_web_events"
+        ).fetchone()
+        segments = conn.execute("select distinct behavioral_segment from ml.behavioral_segments").fetchall()
+        names = [row[0] for row in segments]
+        top = conn.execute("select source_event_type from marts.top_event_types where type_rank = 1").fetchone()[0]
+    n_with_events, mean_top_share, min_sessions, max_research = generic
+    assert n_with_events > 300
+    assert min_sessions > 0 and max_research == 0  # nothing mapped, yet every customer with events has signal
+    assert mean_top_share > 0.1 and top == "catalog"
+    clustered = [name for name in names if name != "No Web Activity"]
+    # Not the orders-only fallback (which names no "No Web Activity" cluster and uses purchase names), and named
+    # from the shop's own event types.
+    assert len(clustered) >= 2 and "No Web Activity" in names
+    assert not set(clustered) & {archetype.name for archetype in PURCHASE_ARCHETYPES}
+    assert any(" events" in name for name in clustered), names
+
+
 def test_two_runs_are_identical_and_a_killed_run_leaves_the_last_good_tables_readable(tmp_path):
-    landing = tmp_path / "shop" / "landing"
-    generate_shop(landing, tmp_path / "shop" / "truth", n_customers=700, seed=5)
+    # The shop's events use a third-party tool's names (the issue's `catalog`, `product1`, `cart`, ...).
+    demo = tmp_path / "shop" / "demo"
+    generate_shop(demo, tmp_path / "shop" / "truth", n_customers=700, seed=5)
+    landing = with_foreign_event_names(demo, tmp_path / "shop" / "landing")
     work = tmp_path / "work"
     warehouse = work / "data" / "warehouse.duckdb"
 
     first = make_run(work, SEGMINT_LANDING_DIR=str(landing))
     assert first.returncode == 0, first.stderr[-3000:]
+    _assert_foreign_events_are_clustered_on_their_own_names(warehouse, first.stdout + first.stderr)
     good = _snapshot(warehouse)
     second = make_run(work, SEGMINT_LANDING_DIR=str(landing))
     assert second.returncode == 0, second.stderr[-3000:]

@@ -27,8 +27,10 @@ def key(path: str) -> dg.AssetKey:
 
 EXPECTED_ASSETS = [
     "landing_files", "raw/orders", "raw/customers", "raw/events", "raw/fx_rates", "raw/quarantine", "raw/ingest_log", "raw/run_context",
-    "staging/stg_orders", "staging/stg_customers", "staging/stg_events", "staging/stg_visitor_event_days",
+    "staging/event_vocabulary", "staging/stg_orders", "staging/stg_customers", "staging/stg_events",
+    "staging/stg_visitor_event_days", "staging/stg_visitor_event_type_days",
     "marts/customer_features", "marts/customer_features_train", "marts/customer_features_selection", "marts/prospect_features",
+    "marts/top_event_types",
     "ml/rfm_segments", "ml/behavioral_segments", "ml/prospect_scores",
     "marts/clv_model_evaluation", "ml/clv_model", "ml/clv_predictions", "ml/btyd_predictions",
     "marts/customer_scores", "marts/segment_membership_history", "marts/segment_cards",

@@ -23,7 +23,9 @@ from orchestration.lib.partitions import (
 )
 from orchestration.lib.settings import SettingsError
 
-DAILY_MODELS = {("staging", "stg_orders"), ("staging", "stg_visitor_event_days")}
+DAILY_MODELS = {
+    ("staging", "stg_orders"), ("staging", "stg_visitor_event_days"), ("staging", "stg_visitor_event_type_days"),
+}  # fmt: skip
 
 
 def test_the_history_start_is_a_setting_with_a_documented_default():

@@ -170,3 +170,30 @@ def test_a_cluster_without_a_name_is_an_error():
 
 def test_empty_profiles_give_no_names():
     assert name_clusters(_profiles({})) == {}
+
+
+def test_generic_clusters_are_named_from_the_shops_own_event_types_and_never_as_archetypes():
+    from tests.unit.test_clustering import foreign_vocabulary_features
+
+    features = foreign_vocabulary_features(1200, seed=1)
+    result = cluster_customers(features, seed=0)
+    labels = {"event_type_share_1": "catalog", "event_type_share_2": "cart", "event_type_share_3": "payment_done"}
+    names = name_clusters(result.profiles, result.mode, labels)
+    assert result.mode == "generic" and len(names) == 3
+    assert not set(names.values()) & set(SEED_ARCHETYPES)
+    assert len(set(names.values())) == 3
+    # Each planted group is high on its own event type, and its name says so first.
+    segments = label_segments(result.labels, names).merge(features[["customer_id", "group"]], on="customer_id")
+    majority = segments.groupby("group")["behavioral_segment"].agg(lambda found: found.mode().iloc[0])
+    for group, event_name in enumerate(["catalog", "cart", "payment_done"]):
+        assert majority[group].startswith(f"Many {event_name} events"), majority.to_dict()
+    # Inferred from the columns as well: event-type shares mean generic mode.
+    assert name_clusters(result.profiles, feature_labels=labels) == names
+
+
+def test_an_archetype_needs_an_event_based_signature_feature_not_orders_alone():
+    profiles = _profiles(
+        {0: {"discounted_order_share": 2.0, "research_share": 0.0}, 1: {"discounted_order_share": -1.0}}
+    )
+    names = name_clusters(profiles, mode="behaviour")
+    assert "Discount Seekers" not in names.values()

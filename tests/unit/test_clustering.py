@@ -8,6 +8,8 @@ from threadpoolctl import threadpool_limits
 from ml import clustering
 from ml.clustering import (
     BEHAVIOUR_COLUMNS,
+    GENERIC_COLUMNS,
+    GENERIC_MODE,
     NO_WEB_ACTIVITY_CLUSTER,
     PROFILE_COLUMNS,
     PURCHASE_COLUMNS,
@@ -15,6 +17,7 @@ from ml.clustering import (
     cluster_customers,
     prepare_raw_features,
 )
+from ml.feature_columns import TOP_EVENT_TYPE_COUNT
 
 
 def blob_features(n_customers: int, n_groups: int, seed: int = 0, with_events: float = 1.0) -> pd.DataFrame:
@@ -161,3 +164,60 @@ def test_one_order_customers_gap_is_their_tenure_not_zero():
     frame = pd.DataFrame({"mean_days_between_orders": [np.nan, 30.0], "tenure_days": [400, 500]})
     raw = prepare_raw_features(frame, ["mean_days_between_orders"])
     assert raw["mean_days_between_orders"].tolist() == [400.0, 30.0]
+
+
+def foreign_vocabulary_features(n_customers: int, seed: int = 0, mapped_share: float = 0.0) -> pd.DataFrame:
+    """customer_features-shaped frame of a shop whose events do not map: the mapped behaviour shares are 0, and
+    three planted groups differ in their mix of the shop's own event types (ranks 1..3) and in session length."""
+    rng = np.random.default_rng(seed)
+    group = rng.integers(0, 3, n_customers)
+    frame = pd.DataFrame({"customer_id": [f"c{i:06d}" for i in range(n_customers)], "group": group})
+    for column in BEHAVIOUR_COLUMNS:
+        frame[column] = 0.0
+    frame["discounted_order_share"] = rng.random(n_customers) < 0.2
+    frame["has_web_events"] = True
+    frame["event_count"] = rng.integers(5, 200, n_customers)
+    frame["mapped_event_share"] = mapped_share
+    for rank in range(1, TOP_EVENT_TYPE_COUNT + 1):
+        centre = np.where(group == rank - 1, 0.5, 0.05) if rank <= 3 else np.full(n_customers, 0.02)
+        frame[f"event_type_share_{rank}"] = np.clip(centre + rng.normal(0, 0.03, n_customers), 0, 1)
+    frame["active_days"] = rng.integers(1, 20, n_customers)
+    frame["sessions_per_active_day"] = 1 + rng.random(n_customers) * 0.2
+    frame["avg_session_minutes"] = np.where(group == 2, 25.0, 5.0) + rng.normal(0, 1, n_customers)
+    frame["events_per_session"] = rng.lognormal(1.5, 0.2, n_customers)
+    for column in ("mobile_share", "tablet_share", "desktop_share"):
+        frame[column] = rng.random(n_customers) / 3
+    for column in ("night_share", "morning_share", "afternoon_share", "evening_share"):
+        frame[column] = rng.random(n_customers) / 4
+    frame["recency_days"] = rng.integers(0, 400, n_customers)
+    frame["order_count"] = rng.integers(1, 4, n_customers)
+    frame["avg_order_value"] = rng.normal(80, 10, n_customers)
+    frame["mean_days_between_orders"] = np.nan
+    frame["tenure_days"] = frame["recency_days"] + 30
+    return frame
+
+
+def test_events_that_do_not_map_are_clustered_on_the_generic_features_not_on_orders():
+    features = foreign_vocabulary_features(1200, seed=1)
+    result = cluster_customers(features, seed=0)
+    assert result.mode == GENERIC_MODE
+    assert set(result.feature_columns) <= set(GENERIC_COLUMNS)
+    assert result.mapped_event_coverage == 0.0
+    assert result.metadata()["mapped_event_coverage"] == 0.0
+    assert adjusted_rand_score(features["group"], result.labels["cluster_id"]) > 0.95
+    assert any(note.startswith("Generic mode: only 0% of the events map") for note in result.notes)
+
+
+def test_varying_mapped_shares_with_too_little_mapped_coverage_still_use_the_generic_features():
+    features = foreign_vocabulary_features(800, seed=2, mapped_share=0.5)
+    rng = np.random.default_rng(0)
+    features["research_share"] = rng.random(len(features)) * 0.1
+    features["sale_share"] = rng.random(len(features)) * 0.1
+    result = cluster_customers(features, seed=0)
+    assert result.mode == GENERIC_MODE
+    assert result.mapped_event_coverage == pytest.approx(0.5)
+
+
+def test_well_mapped_events_keep_the_behaviour_mode(four_groups):
+    features = four_groups.assign(mapped_event_share=0.95, event_count=10)
+    assert cluster_customers(features, seed=0, k_range=range(4, 5)).mode == "behaviour"

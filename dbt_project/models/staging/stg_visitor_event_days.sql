@@ -1,15 +1,31 @@
 -- One row per visitor (customer_id, visitor_id) and UTC day: the counts the behaviour features are sums of.
 -- Daily partitions by event date (macros/partition_window.sql): a daily run aggregates one day of events,
 -- not the whole history, and the feature marts read this table instead of every event.
+-- on_schema_change: a new count column is added to the existing table instead of being silently dropped (the
+-- next run over every day, e.g. `make run`, fills it for every day).
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
+    on_schema_change='sync_all_columns',
     tags=['daily'],
     pre_hook="{{ delete_partition_window('occurred_on') }}"
 ) }}
 
 with events as (
-    {{ stage_events(partition_window_filter('cast(occurred_at as date)')) }}
+    {{ stage_events(partition_window_filter('cast(events.occurred_at as date)')) }}
+),
+
+-- Sessions end after 30 minutes without an event. Gaps are measured within the visitor's day (the partition),
+-- so a session that crosses midnight UTC counts as two: rare, and it keeps every day independent.
+sequenced as (
+    select
+        *,
+        datediff(
+            'second',
+            lag(occurred_at) over (partition by visitor_id, occurred_on order by occurred_at, event_id),
+            occurred_at
+        ) as seconds_since_previous
+    from events
 )
 
-{{ event_day_counts('events', ['customer_id', 'visitor_id']) }}
+{{ event_day_counts('sequenced', ['customer_id', 'visitor_id'], generic=true) }}
