@@ -6,7 +6,7 @@ import pytest
 
 from activation.destinations.hubspot import HubSpotList
 from activation.destinations.klaviyo import KlaviyoList
-from activation.destinations.salesforce import SalesforceContacts
+from activation.destinations.salesforce import SalesforceContacts, membership_field_name
 from activation.destinations.webhook import SignedWebhook
 from activation.sync import sync_audience
 from tests.servers.harness import FAST_POLICY, ledger_keys, new_warehouse, test_audience
@@ -90,3 +90,33 @@ def test_klaviyo_list_count_read_back_matches_the_ledger(request):
                                                        policy=FAST_POLICY), "run-1", "model-1")
     assert report.readback["list_size"] == report.readback["ledger_size"] == report.added
     assert report.readback["agrees_with_ledger"] is True
+
+
+LONG_AUDIENCE = "lapsed_high_value_customers_in_spring"  # 37 characters: Segmint_In_<name> would be 48
+
+
+@pytest.mark.parametrize("audience", [LONG_AUDIENCE, "high__value", "churn_risk_"])
+def test_salesforce_membership_field_is_a_valid_custom_field_for_any_audience_name(request, audience):
+    server = FakeSalesforce().start()
+    request.addfinalizer(server.stop)
+    conn = new_warehouse(20)
+    destination = SalesforceContacts(server.token, server.url, audience, policy=FAST_POLICY)
+    report = sync_audience(conn, test_audience(audience), destination, "run-1", "model-1")
+    assert server.violations == [] and report.failed == 0
+    assert server.members(destination.membership_field) == set(server.contacts)
+    assert destination.membership_field == membership_field_name(audience)
+
+
+def test_salesforce_membership_field_names_are_stable_distinct_and_unchanged_when_already_valid():
+    assert membership_field_name("everyone") == "Segmint_In_everyone__c"
+    assert membership_field_name("a" * 29) == f"Segmint_In_{'a' * 29}__c"  # 40 characters before __c
+    long_name = membership_field_name(LONG_AUDIENCE)
+    assert long_name == membership_field_name(LONG_AUDIENCE) and len(long_name) == 43
+    assert long_name.startswith("Segmint_In_lapsed_high_value_cu_")
+    assert len({membership_field_name(LONG_AUDIENCE), membership_field_name(LONG_AUDIENCE + "s"),
+                membership_field_name("a__b"), membership_field_name("a_b")}) == 4
+
+
+def test_salesforce_rejects_a_configured_field_name_salesforce_would_refuse():
+    with pytest.raises(ValueError, match="membership_field 'Segmint__In__c' is not a valid custom field"):
+        SalesforceContacts("t", "https://x.my.salesforce.com", "everyone", membership_field="Segmint__In__c")
