@@ -70,12 +70,12 @@ def membership_field_name(audience: str) -> str:
     return f"{MEMBERSHIP_FIELD_PREFIX}{stem}_{digest}__c" if stem else f"{MEMBERSHIP_FIELD_PREFIX}{digest}__c"
 
 
-def _custom_field(setting: str, api_name: str) -> str:
-    if not is_custom_field_name(api_name):
-        raise ValueError(f"salesforce {setting} '{api_name}' is not a valid custom field API name (letters, "
-                         f"digits and single underscores, starting with a letter, at most "
-                         f"{CUSTOM_FIELD_NAME_MAX} characters, then __c)")
-    return api_name
+def field_name_problem(setting: str, api_name: str) -> str | None:
+    """Why a configured field name would be refused by Salesforce, or None when it is valid."""
+    if is_custom_field_name(api_name):
+        return None
+    return (f"{setting} '{api_name}' is not a valid custom field API name (letters, digits and single "
+            f"underscores, starting with a letter, at most {CUSTOM_FIELD_NAME_MAX} characters, then __c)")
 
 
 class SalesforceContacts:
@@ -91,9 +91,11 @@ class SalesforceContacts:
                  dry_run_dir: str | Path | None = None, sleep: Callable[[float], None] | None = None):
         self.name = name
         self.object_name = object_name
-        self.external_id_field = _custom_field("external_id_field", external_id_field)
-        self.membership_field = (_custom_field("membership_field", membership_field) if membership_field
-                                 else membership_field_name(audience))
+        self.external_id_field = external_id_field
+        self.membership_field = membership_field or membership_field_name(audience)
+        # Reported by begin(), inside the sync, so a bad setting fails the run with one line (no traceback).
+        self.setting_problems = [p for p in (field_name_problem("external_id_field", external_id_field),
+                                             field_name_problem("membership_field", self.membership_field)) if p]
         self.prefix = f"/services/data/{api_version}/jobs/ingest"
         self.max_batch = min(max_batch, SALESFORCE_MAX_BATCH)
         self.poll_interval_s, self.max_polls = poll_interval_s, max_polls
@@ -120,7 +122,9 @@ class SalesforceContacts:
         return SyncRecord(str(member["customer_id"]), row)
 
     def begin(self, planned_adds: int, planned_removes: int) -> None:
-        """Nothing to open: each batch is its own ingest job."""
+        """Nothing to open (each batch is its own ingest job); refuses field names Salesforce would refuse."""
+        if self.setting_problems:
+            raise DestinationError(self.name, "; ".join(self.setting_problems))
 
     def _csv(self, batch: Sequence[SyncRecord], member: bool) -> str:
         buffer = io.StringIO()

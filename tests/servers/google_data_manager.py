@@ -59,6 +59,10 @@ class FakeDataManager(FakeApi):
         destinations = request.get("destinations")
         require(isinstance(destinations, list) and len(destinations) == 1, "one destination expected")
         destination = destinations[0]
+        for role in ("operatingAccount", "loginAccount"):
+            account_id = str((destination.get(role) or {}).get("accountId", "0"))
+            require(re.fullmatch(r"[0-9]+", account_id) is not None,
+                    f"{role}.accountId must be the numeric account id without dashes, got {account_id}")
         require(destination.get("operatingAccount") == {"accountType": "GOOGLE_ADS", "accountId": self.account_id},
                 "operatingAccount must be {accountType: GOOGLE_ADS, accountId}")
         require(destination.get("productDestinationId") == self.audience_id, "unknown productDestinationId")

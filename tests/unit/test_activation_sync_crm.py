@@ -8,6 +8,7 @@ from activation.destinations.hubspot import HubSpotList
 from activation.destinations.klaviyo import KlaviyoList
 from activation.destinations.salesforce import SalesforceContacts, membership_field_name
 from activation.destinations.webhook import SignedWebhook
+from activation.http import DestinationError
 from activation.sync import sync_audience
 from tests.servers.harness import FAST_POLICY, ledger_keys, new_warehouse, test_audience
 from tests.servers.hubspot import FakeHubSpot
@@ -117,6 +118,11 @@ def test_salesforce_membership_field_names_are_stable_distinct_and_unchanged_whe
                 membership_field_name("a__b"), membership_field_name("a_b")}) == 4
 
 
-def test_salesforce_rejects_a_configured_field_name_salesforce_would_refuse():
-    with pytest.raises(ValueError, match="membership_field 'Segmint__In__c' is not a valid custom field"):
-        SalesforceContacts("t", "https://x.my.salesforce.com", "everyone", membership_field="Segmint__In__c")
+def test_salesforce_refuses_a_configured_field_name_salesforce_would_refuse_before_sending(request):
+    server = FakeSalesforce().start()
+    request.addfinalizer(server.stop)
+    destination = SalesforceContacts(server.token, server.url, "everyone", membership_field="Segmint__In__c",
+                                     policy=FAST_POLICY)
+    with pytest.raises(DestinationError, match="membership_field 'Segmint__In__c' is not a valid custom field"):
+        sync_audience(new_warehouse(20), test_audience(), destination, "run-1", "model-1")
+    assert server.requests == []
