@@ -5,7 +5,7 @@ import json
 import pytest
 
 from activation.destinations.hubspot import HubSpotList
-from activation.destinations.klaviyo import KlaviyoList
+from activation.destinations.klaviyo import KlaviyoList, any_filter
 from activation.destinations.salesforce import SalesforceContacts, membership_field_name
 from activation.destinations.webhook import SignedWebhook
 from activation.http import DestinationError
@@ -126,3 +126,18 @@ def test_salesforce_refuses_a_configured_field_name_salesforce_would_refuse_befo
     with pytest.raises(DestinationError, match="membership_field 'Segmint__In__c' is not a valid custom field"):
         sync_audience(new_warehouse(20), test_audience(), destination, "run-1", "model-1")
     assert server.requests == []
+
+
+def test_klaviyo_profile_lookup_filter_has_the_documented_form_without_spaces(request):
+    assert any_filter("email", ["a@x.com", "b@y.com"]) == 'any(email,["a@x.com","b@y.com"])'
+    server = FakeKlaviyo().start()
+    request.addfinalizer(server.stop)
+    conn = new_warehouse(20)
+    audience = test_audience()
+    make = lambda: KlaviyoList(server.api_key, server.list_id, base_url=server.url, policy=FAST_POLICY)  # noqa: E731
+    sync_audience(conn, audience, make(), "run-1", "model-1")
+    shrunk = test_audience(rule="predicted_clv >= 0 and customer_id <= 'c0009'")
+    report = sync_audience(conn, shrunk, make(), "run-2", "model-1")
+    lookups = [r["query"]["filter"][0] for r in server.requests if r["path"] == "/api/profiles/"]
+    assert report.removed > 0 and lookups and server.violations == []
+    assert all(" " not in f and f.startswith('any(email,["') for f in lookups)
