@@ -7,8 +7,8 @@ the list; poll GET /api/profile-bulk-import-jobs/{id}/ until `status` is `comple
 /api/profile-bulk-import-jobs/{id}/import-errors/), "Remove Profiles from List" (DELETE
 /api/lists/{id}/relationships/profiles/ with up to 1,000 `profile` resource identifiers), "Get Profiles"
 (GET /api/profiles/?filter=any(email,["a@x.com","b@y.com"]) with page[size] <= 100; the "Filtering" guide's
-syntax: operator(field,value) with no spaces, strings in double quotes, lists in brackets) and "Get List" (profile_count via
-additional-fields[list]). Every request: `Authorization: Klaviyo-API-Key <private key>`, a `revision` header,
+syntax: operator(field,value) with no spaces, strings in double quotes, lists in brackets) and "Get List"
+(profile_count via additional-fields[list]). Every request: `Authorization: Klaviyo-API-Key <private key>`, a `revision` header,
 JSON:API bodies (`application/vnd.api+json`). Klaviyo is an email destination: only members with marketing
 consent are sent, and adding to a list does not subscribe anyone (consent stays Klaviyo's to manage).
 """
