@@ -34,7 +34,11 @@ JSON_API = "application/vnd.api+json"
 
 
 def any_filter(field: str, values: Sequence[str]) -> str:
-    """Klaviyo's `any` filter in its documented form: any(email,["a@x.com","b@y.com"]) (no spaces)."""
+    """Klaviyo's `any` filter in its documented form: any(email,["a@x.com","b@y.com"]) (no spaces).
+
+    The official Python SDK (klaviyo-api 25.0.0, FilterBuilder.any) also removes every whitespace character; it
+    quotes list items the Python way ('a@x.com'), we keep the guide's double quotes.
+    """
     return f"any({field},{json.dumps(list(values), separators=(',', ':'))})"
 
 
