@@ -2,18 +2,21 @@
 
 Charts are drawn with matplotlib's object API (`matplotlib.figure.Figure`, Agg canvas), never pyplot, so no
 global backend or window state is touched; matplotlib is imported inside `_figure` so importing this module
-reads no config or font files. Every text from the data is HTML-escaped.
+reads no config or font files. The markup lives in the Jinja2 template reporting/templates/segment_report.html.j2,
+rendered with autoescaping, so every text from the data is HTML-escaped and a designer can edit the page without
+touching Python.
 """
 
 from __future__ import annotations
 
 import base64
-import html
+import functools
 import io
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import jinja2
 import numpy as np
 import pandas as pd
 
@@ -22,6 +25,7 @@ from reporting.cards import SegmentCard
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+REPORT_TEMPLATE = "segment_report.html.j2"  # in reporting/templates/, shipped as package data
 CHART_DPI = 110
 SHARE_COLOUR = "#4C72B0"
 REVENUE_COLOUR = "#DD8452"
@@ -160,108 +164,22 @@ def render_report(
     notes: Sequence[str] = (),
 ) -> str:
     """The whole report as one HTML string: facts, charts, then a summary table and every card per segment kind."""
-    sections = [
-        f"<header><h1>{_text(title)}</h1>{_facts_list(facts or {})}</header>",
-        _how_to_read(),
-    ]
-    charts = list(charts)
-    if charts:
-        sections.append("<section><h2>Charts</h2>" + "".join(_chart_html(chart) for chart in charts) + "</section>")
-    for kind, cards in cards_by_kind.items():
-        sections.append(_kind_section(kind, cards))
-    if notes:
-        items = "".join(f"<li>{_text(note)}</li>" for note in notes)
-        sections.append(f'<section class="notes"><h2>Method notes</h2><ul>{items}</ul></section>')
-    body = "\n".join(sections)
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_text(title)}</title><style>{_CSS}</style></head>\n<body><main>\n{body}\n</main></body></html>\n"
+    template = _environment().get_template(REPORT_TEMPLATE)
+    return template.render(cards_by_kind=cards_by_kind, charts=list(charts), title=title, facts=facts or {},
+                           notes=list(notes)) + "\n"
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    """Templates shipped inside the package (package data), autoescaped, failing loudly on a misspelt name."""
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("reporting", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=False,
     )
-
-
-def _kind_section(kind: str, cards: Sequence[SegmentCard]) -> str:
-    if not cards:
-        return f"<section><h2>{_text(kind)}</h2><p>No segments.</p></section>"
-    actionable = sum(card.is_actionable for card in cards)
-    rows = "".join(
-        "<tr>"
-        f"<td>{_text(card.name)}</td><td class=num>{card.size:,}</td>"
-        f"<td class=num>{_percent(card.share_of_customers)}</td><td class=num>{_percent(card.share_of_revenue)}</td>"
-        f"<td class=num>{_money(card.mean_predicted_clv)}</td><td>{'yes' if card.is_actionable else 'no'}</td>"
-        "</tr>"
-        for card in cards
-    )
-    table = (
-        "<table><thead><tr><th>Segment</th><th>Customers</th><th>% of customers</th><th>% of revenue</th>"
-        f"<th>Mean predicted value</th><th>Actionable</th></tr></thead><tbody>{rows}</tbody></table>"
-    )
-    return (
-        f"<section><h2>{_text(kind)}</h2>"
-        f"<p>{len(cards)} segments, {actionable} of them actionable (large enough and with a strategy).</p>"
-        f"{table}<div class=cards>{''.join(_card_html(card) for card in cards)}</div></section>"
-    )
-
-
-def _card_html(card: SegmentCard) -> str:
-    attributes = "".join(f"<li>{_text(attribute.text)}</li>" for attribute in card.defining_attributes)
-    attributes_html = f"<ul>{attributes}</ul>" if attributes else "<p>Close to the average customer everywhere.</p>"
-    badge = (
-        '<span class="badge ok">Actionable</span>'
-        if card.is_actionable
-        else f'<span class="badge no">Not actionable: {_text(card.actionability_reason)}</span>'
-    )
-    default_note = (
-        "<p class=muted>Generic strategy: this segment has no entry in the playbook yet.</p>"
-        if card.strategy_source != "playbook"
-        else ""
-    )
-    return (
-        f'<article class="card" data-segment="{_text(card.name)}" data-kind="{_text(card.segment_column)}">'
-        f"<h3>{_text(card.name)}</h3>{badge}"
-        "<dl>"
-        f"<dt>Customers</dt><dd>{card.size:,} ({_percent(card.share_of_customers)} of all customers)</dd>"
-        f"<dt>Revenue</dt><dd>{_percent(card.share_of_revenue)} of all revenue</dd>"
-        f"<dt>Mean predicted value</dt><dd>{_money(card.mean_predicted_clv)}</dd>"
-        "</dl>"
-        f"<h4>What sets them apart</h4>{attributes_html}"
-        f"<h4>What to do</h4><dl><dt>Strategy</dt><dd>{_text(card.strategy)}</dd>"
-        f"<dt>Channel</dt><dd>{_text(card.channel)}</dd>"
-        f"<dt>Creative angle</dt><dd>{_text(card.creative_angle)}</dd></dl>{default_note}"
-        "</article>"
-    )
-
-
-def _chart_html(chart: Chart) -> str:
-    return (
-        f"<figure><h3>{_text(chart.title)}</h3>"
-        f'<img alt="{_text(chart.title)}" src="data:image/png;base64,{chart.png_base64}">'
-        f"<figcaption>{_text(chart.explanation)}</figcaption></figure>"
-    )
-
-
-def _facts_list(facts: Mapping[str, str]) -> str:
-    if not facts:
-        return ""
-    items = "".join(f"<dt>{_text(key)}</dt><dd>{_text(value)}</dd>" for key, value in facts.items())
-    return f'<dl class="facts">{items}</dl>'
-
-
-def _how_to_read() -> str:
-    return (
-        "<section><h2>How to read this report</h2><ul>"
-        "<li><b>RFM segments</b> group customers by how <i>recently</i> and how <i>often</i> they bought and how "
-        "much they <i>spent</i> (scores 1-5, 5 = best). Every customer is in exactly one RFM segment.</li>"
-        "<li><b>Behavioural segments</b> group customers by how they browse the shop (reviews, sale pages, brand "
-        "pages, galleries, countdowns). Customers without tracked visits are listed as <i>No Web Activity</i>.</li>"
-        "<li><b>What sets them apart</b> lists the measures where a segment differs most from the average "
-        "customer.</li>"
-        "<li><b>Mean predicted value</b> is the average amount a customer is expected to spend over the forecast "
-        "horizon.</li>"
-        "<li>A segment is <b>actionable</b> when it is large enough for a campaign and the playbook has a strategy "
-        "for it.</li></ul></section>"
-    )
+    environment.filters.update(percent=_percent, money=_money, thousands=_thousands)
+    return environment
 
 
 def _figure(figsize: tuple[float, float]) -> Figure:
@@ -277,10 +195,6 @@ def _png(figure: Figure) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _text(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
 def _percent(value: float) -> str:
     return "n/a" if pd.isna(value) else f"{value:.1%}"
 
@@ -289,22 +203,5 @@ def _money(value: float) -> str:
     return "n/a" if pd.isna(value) else f"{value:,.2f}"
 
 
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;background:#f6f7f9;color:#1d2430}
-main{max-width:1100px;margin:0 auto;padding:24px}
-h1{margin:0 0 8px}h2{margin-top:36px;border-bottom:2px solid #dde1e7;padding-bottom:4px}
-.facts{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px;margin:0}
-.facts dt{font-weight:600}.facts dd{margin:0}
-table{border-collapse:collapse;width:100%;background:#fff;margin:12px 0}
-th,td{padding:6px 10px;border-bottom:1px solid #e5e8ec;text-align:left}td.num{text-align:right}
-figure{background:#fff;margin:16px 0;padding:12px;border-radius:8px}figure img{max-width:100%}
-figcaption{color:#4a5565}
-.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(320px,1fr));gap:16px}
-.card{background:#fff;border-radius:8px;padding:14px 16px;box-shadow:0 1px 3px rgba(0,0,0,.08)}
-.card h3{margin:0 0 6px}.card h4{margin:14px 0 4px}
-.card dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 10px;margin:8px 0}
-.card dt{font-weight:600}.card dd{margin:0}.card ul{padding-left:18px;margin:4px 0}
-.badge{display:inline-block;font-size:12px;padding:2px 8px;border-radius:10px}
-.badge.ok{background:#dff3e4;color:#1e6b34}.badge.no{background:#fbe9e7;color:#8a2b1f}
-.muted{color:#6b7482;font-size:13px}.notes li{margin:4px 0}
-"""
+def _thousands(value: int) -> str:
+    return f"{value:,}"

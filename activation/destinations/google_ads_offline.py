@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from activation.destinations.base import BatchResult
-from activation.destinations.google_data_manager import google_user_identifiers
+from activation.destinations.google_data_manager import google_account_id, google_user_identifiers
 from activation.http import HttpClient, RetryPolicy
 from activation.ledger import SyncRecord
 
@@ -50,13 +50,13 @@ class GoogleAdsOfflineJobAudience:
                  max_batch: int = GOOGLE_ADS_MAX_MEMBERS_PER_REQUEST, policy: RetryPolicy | None = None,
                  dry_run_dir: str | Path | None = None, sleep: Callable[[float], None] | None = None):
         self.name = name
-        self.customer_id = str(customer_id).replace("-", "")
+        self.customer_id = google_account_id(customer_id)
         self.user_list = f"customers/{self.customer_id}/userLists/{user_list_id}"
         self.api_version = api_version
         self.max_batch = min(max_batch, GOOGLE_ADS_MAX_MEMBERS_PER_REQUEST)
         headers = {"Authorization": f"Bearer {access_token}", "developer-token": developer_token}
         if login_customer_id:
-            headers["login-customer-id"] = str(login_customer_id).replace("-", "")
+            headers["login-customer-id"] = google_account_id(login_customer_id)
         extra = {"sleep": sleep} if sleep else {}
         self.http = HttpClient(name, base_url, headers, policy=policy, dry_run_dir=dry_run_dir, **extra)
         self.jobs: list[dict[str, Any]] = []

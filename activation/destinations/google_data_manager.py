@@ -6,23 +6,40 @@ audienceMembers.remove (POST /v1/audienceMembers:ingest|remove; at most 10,000 A
 (GET /v1/requestStatus:retrieve?requestId=...), "Send audience members" guide (Destination = operatingAccount
 {accountType, accountId}, optional loginAccount, productDestinationId = the user list id), "Format user data"
 (see activation.identifiers), google.ads.datamanager.v1 AddressInfo. Auth: OAuth bearer token with scope
-https://www.googleapis.com/auth/datamanager. Google stopped accepting new Customer Match users through the
+https://www.googleapis.com/auth/datamanager. Account ids (operatingAccount/loginAccount accountId) are sent as
+digits: the Google Ads UI shows a customer id as 123-456-7890, the APIs take 1234567890 (`google_account_id`,
+shared with google_ads_offline). Google stopped accepting new Customer Match users through the
 Google Ads API in April 2026; `google_ads_offline` keeps the old job flow for accounts that still have it.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from activation import identifiers as ids
 from activation.destinations.base import BatchResult
-from activation.http import HttpClient, RetryPolicy
+from activation.http import DestinationError, HttpClient, RetryPolicy
 from activation.ledger import SyncRecord
 
 DATA_MANAGER_BASE_URL = "https://datamanager.googleapis.com"
 DATA_MANAGER_MAX_MEMBERS_PER_REQUEST = 10_000
 GOOGLE_ADS_ACCOUNT_TYPE = "GOOGLE_ADS"
+ACCOUNT_ID_WITH_DASHES = re.compile(r"[0-9]+(?:-[0-9]+)*")
+
+
+def google_account_id(value: object) -> str:
+    """A Google account id as the APIs take it: the UI's 123-456-7890 becomes 1234567890 (other text is kept)."""
+    text = str(value).strip()
+    return text.replace("-", "") if ACCOUNT_ID_WITH_DASHES.fullmatch(text) else text
+
+
+def account_id_problem(setting: str, account_id: str) -> str | None:
+    """Why an account id cannot be sent to Google (not all digits), or None."""
+    if re.fullmatch(r"[0-9]+", account_id):
+        return None
+    return f"{setting} must be a numeric Google account id such as 123-456-7890, got '{account_id}'"
 
 
 def google_user_identifiers(member: Mapping[str, Any]) -> list[dict[str, Any]] | None:
@@ -55,17 +72,23 @@ class GoogleDataManagerAudience:
                  dry_run_dir: str | Path | None = None, sleep: Callable[[float], None] | None = None):
         self.name = name
         self.max_batch = min(max_batch, DATA_MANAGER_MAX_MEMBERS_PER_REQUEST)
+        accounts = {"operating_account_id": google_account_id(operating_account_id)}
         self.destination: dict[str, Any] = {
-            "operatingAccount": {"accountType": account_type, "accountId": str(operating_account_id)},
+            "operatingAccount": {"accountType": account_type, "accountId": accounts["operating_account_id"]},
             "productDestinationId": str(audience_id),
         }
         if login_account_id:
-            self.destination["loginAccount"] = {"accountType": account_type, "accountId": str(login_account_id)}
+            accounts["login_account_id"] = google_account_id(login_account_id)
+            self.destination["loginAccount"] = {"accountType": account_type,
+                                                "accountId": accounts["login_account_id"]}
         extra = {"sleep": sleep} if sleep else {}
         self.http = HttpClient(name, base_url, {"Authorization": f"Bearer {access_token}"}, policy=policy,
                                dry_run_dir=dry_run_dir, **extra)
         self.request_ids: list[str] = []
         self.sent = 0
+        # A placeholder id is fine for a dry run (the request files show it); a live sync refuses it in begin().
+        problems = (account_id_problem(setting, value) for setting, value in accounts.items())
+        self.setting_problems = [p for p in problems if p] if dry_run_dir is None else []
 
     def build_record(self, member: Mapping[str, Any]) -> SyncRecord | None:
         """The member's userIdentifiers, or None when there is nothing Google can match on."""
@@ -75,7 +98,9 @@ class GoogleDataManagerAudience:
         return SyncRecord(str(member["customer_id"]), {"userIdentifiers": identifiers})
 
     def begin(self, planned_adds: int, planned_removes: int) -> None:
-        """Nothing to open: every Data Manager request stands alone."""
+        """Nothing to open (every request stands alone); a live sync refuses account ids that are not numeric."""
+        if self.setting_problems:
+            raise DestinationError(self.name, "; ".join(self.setting_problems))
 
     def _members(self, batch: Sequence[SyncRecord]) -> list[dict[str, Any]]:
         return [{"userData": {"userIdentifiers": list(r.identifiers["userIdentifiers"])}} for r in batch]

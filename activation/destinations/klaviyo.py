@@ -6,8 +6,9 @@ to 10,000 profiles (5 MB) and whose `relationships.lists` names the list; it ups
 the list; poll GET /api/profile-bulk-import-jobs/{id}/ until `status` is `complete`; per-profile failures at
 /api/profile-bulk-import-jobs/{id}/import-errors/), "Remove Profiles from List" (DELETE
 /api/lists/{id}/relationships/profiles/ with up to 1,000 `profile` resource identifiers), "Get Profiles"
-(GET /api/profiles/?filter=any(email,[...]) with page[size] <= 100) and "Get List" (profile_count via
-additional-fields[list]). Every request: `Authorization: Klaviyo-API-Key <private key>`, a `revision` header,
+(GET /api/profiles/?filter=any(email,["a@x.com","b@y.com"]) with page[size] <= 100; the "Filtering" guide's
+syntax: operator(field,value) with no spaces, strings in double quotes, lists in brackets) and "Get List"
+(profile_count via additional-fields[list]). Every request: `Authorization: Klaviyo-API-Key <private key>`, a `revision` header,
 JSON:API bodies (`application/vnd.api+json`). Klaviyo is an email destination: only members with marketing
 consent are sent, and adding to a list does not subscribe anyone (consent stays Klaviyo's to manage).
 """
@@ -30,6 +31,15 @@ KLAVIYO_IMPORT_MAX_PROFILES = 10_000
 KLAVIYO_RELATIONSHIP_MAX = 1_000
 KLAVIYO_PAGE_SIZE = 100
 JSON_API = "application/vnd.api+json"
+
+
+def any_filter(field: str, values: Sequence[str]) -> str:
+    """Klaviyo's `any` filter in its documented form: any(email,["a@x.com","b@y.com"]) (no spaces).
+
+    The official Python SDK (klaviyo-api 25.0.0, FilterBuilder.any) also removes every whitespace character; it
+    quotes list items the Python way ('a@x.com'), we keep the guide's double quotes.
+    """
+    return f"any({field},{json.dumps(list(values), separators=(',', ':'))})"
 
 
 class KlaviyoList:
@@ -110,7 +120,7 @@ class KlaviyoList:
         for chunk in chunked(list(emails), KLAVIYO_PAGE_SIZE):
             reply = self.http.request(
                 "GET", "/api/profiles/",
-                params={"filter": f"any(email,{json.dumps(list(chunk))})", "page[size]": KLAVIYO_PAGE_SIZE},
+                params={"filter": any_filter("email", chunk), "page[size]": KLAVIYO_PAGE_SIZE},
                 dry_run_reply={"data": []},
             )
             for profile in (reply.json or {}).get("data", []):

@@ -10,12 +10,18 @@ Auth: OAuth access token as `Authorization: Bearer`. One job per batch so a batc
 job completed; failed rows stay pending and are re-sent. A removal upserts the membership field to false (the
 contact and its scores stay). Salesforce is a CRM destination: every member is written, consent or not.
 Fields (create them as custom fields on Contact; names are settings): the external id field holds customer_id.
+The membership checkbox defaults to `Segmint_In_<audience>__c`, made a valid custom field name (see
+`membership_field_name`): Salesforce ("Create Custom Fields", Field Name) allows only letters, digits and
+underscores, at most 40 characters before the `__c` suffix, starting with a letter, with no trailing underscore
+and no two consecutive underscores.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import re
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -36,6 +42,40 @@ SCORE_FIELDS = {  # marts.customer_scores column -> Contact field
 }
 REASON_CODES_MAX_CHARS = 1_000
 FINAL_JOB_STATES = frozenset({"JobComplete", "Failed", "Aborted"})
+MEMBERSHIP_FIELD_PREFIX = "Segmint_In_"
+CUSTOM_FIELD_NAME_MAX = 40  # characters of the Field Name, before the `__c` suffix Salesforce appends
+CUSTOM_FIELD_NAME = re.compile(r"[A-Za-z](?:[A-Za-z0-9]|_(?!_))*(?<!_)__c")
+_HASH_CHARS = 8
+
+
+def is_custom_field_name(api_name: str) -> bool:
+    """True when `api_name` is a valid custom field API name (Field Name rules, then `__c`)."""
+    return len(api_name) <= CUSTOM_FIELD_NAME_MAX + 3 and CUSTOM_FIELD_NAME.fullmatch(api_name) is not None
+
+
+def membership_field_name(audience: str) -> str:
+    """The default membership checkbox for an audience: `Segmint_In_<audience>__c`, valid for any audience name.
+
+    A name that already fits is kept as is (fields created before this rule keep their name). Otherwise the
+    audience name is reduced to letters, digits and single underscores, cut to fit, and followed by the first
+    8 hex digits of its SHA-256, so two audiences never share a field and the same audience always gets the
+    same one.
+    """
+    plain = f"{MEMBERSHIP_FIELD_PREFIX}{audience}__c"
+    if is_custom_field_name(plain):
+        return plain
+    digest = hashlib.sha256(audience.encode("utf-8")).hexdigest()[:_HASH_CHARS]
+    room = CUSTOM_FIELD_NAME_MAX - len(MEMBERSHIP_FIELD_PREFIX) - 1 - _HASH_CHARS
+    stem = re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9]", "_", audience))[:room].strip("_")
+    return f"{MEMBERSHIP_FIELD_PREFIX}{stem}_{digest}__c" if stem else f"{MEMBERSHIP_FIELD_PREFIX}{digest}__c"
+
+
+def field_name_problem(setting: str, api_name: str) -> str | None:
+    """Why a configured field name would be refused by Salesforce, or None when it is valid."""
+    if is_custom_field_name(api_name):
+        return None
+    return (f"{setting} '{api_name}' is not a valid custom field API name (letters, digits and single "
+            f"underscores, starting with a letter, at most {CUSTOM_FIELD_NAME_MAX} characters, then __c)")
 
 
 class SalesforceContacts:
@@ -52,7 +92,10 @@ class SalesforceContacts:
         self.name = name
         self.object_name = object_name
         self.external_id_field = external_id_field
-        self.membership_field = membership_field or f"Segmint_In_{audience}__c"
+        self.membership_field = membership_field or membership_field_name(audience)
+        # Reported by begin(), inside the sync, so a bad setting fails the run with one line (no traceback).
+        self.setting_problems = [p for p in (field_name_problem("external_id_field", external_id_field),
+                                             field_name_problem("membership_field", self.membership_field)) if p]
         self.prefix = f"/services/data/{api_version}/jobs/ingest"
         self.max_batch = min(max_batch, SALESFORCE_MAX_BATCH)
         self.poll_interval_s, self.max_polls = poll_interval_s, max_polls
@@ -79,7 +122,9 @@ class SalesforceContacts:
         return SyncRecord(str(member["customer_id"]), row)
 
     def begin(self, planned_adds: int, planned_removes: int) -> None:
-        """Nothing to open: each batch is its own ingest job."""
+        """Nothing to open (each batch is its own ingest job); refuses field names Salesforce would refuse."""
+        if self.setting_problems:
+            raise DestinationError(self.name, "; ".join(self.setting_problems))
 
     def _csv(self, batch: Sequence[SyncRecord], member: bool) -> str:
         buffer = io.StringIO()

@@ -22,7 +22,7 @@ ASSET_GRAPH_QUERY = """
 AUTOMATION_QUERY = """
 {
   repositoriesOrError {
-    ... on RepositoryConnection { nodes { name schedules { name cronSchedule } sensors { name } } }
+    ... on RepositoryConnection { nodes { name location { name } schedules { name cronSchedule } sensors { name } } }
   }
 }
 """
@@ -62,6 +62,7 @@ def test_the_ui_shows_every_quality_gate_as_a_blocking_check(asset_graph):
 
 def test_the_ui_lists_the_daily_schedule_and_every_sensor(webserver):
     [repository] = graphql(webserver, AUTOMATION_QUERY)["repositoriesOrError"]["nodes"]
+    assert repository["location"]["name"] == "segmint"  # workspace.yaml location_name, not the module path
     assert {s["name"]: s["cronSchedule"] for s in repository["schedules"]} == {"segmint_daily_refresh": "0 6 * * *"}
     assert {s["name"] for s in repository["sensors"]} >= EXPECTED_SENSORS
 

@@ -59,6 +59,12 @@ class FakeDataManager(FakeApi):
         destinations = request.get("destinations")
         require(isinstance(destinations, list) and len(destinations) == 1, "one destination expected")
         destination = destinations[0]
+        # ProductAccount.accountId is "the ID of the account, for example your Google Ads account ID"; Google Ads
+        # customer ids are 10 digits without hyphens (the UI's 123-456-7890 form is display only).
+        for role in ("operatingAccount", "loginAccount"):
+            account_id = str((destination.get(role) or {}).get("accountId", "0"))
+            require(re.fullmatch(r"[0-9]+", account_id) is not None,
+                    f"{role}.accountId must be the numeric account id without dashes, got {account_id}")
         require(destination.get("operatingAccount") == {"accountType": "GOOGLE_ADS", "accountId": self.account_id},
                 "operatingAccount must be {accountType: GOOGLE_ADS, accountId}")
         require(destination.get("productDestinationId") == self.audience_id, "unknown productDestinationId")

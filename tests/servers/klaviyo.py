@@ -11,6 +11,7 @@ from tests.servers.base import FakeApi, Reply, json_body, require
 MAX_IMPORT = 10_000
 MAX_RELATIONSHIP = 1_000
 JSON_API = "application/vnd.api+json"
+JSON_STRING = r'"(?:[^"\\]|\\.)*"'
 
 
 class FakeKlaviyo(FakeApi):
@@ -62,8 +63,10 @@ class FakeKlaviyo(FakeApi):
         if method == "GET" and path == "/api/profiles/":
             size = int(query.get("page[size]", ["20"])[0])
             require(size <= 100, "page[size] is at most 100")
-            found = re.fullmatch(r"any\(email,(\[.*\])\)", query.get("filter", [""])[0])
-            require(found is not None, "filter must be any(email,[...])")
+            # The documented filter syntax: no whitespace between tokens, double-quoted strings, comma-separated.
+            found = re.fullmatch(rf"any\(email,(\[{JSON_STRING}(?:,{JSON_STRING})*\])\)",
+                                 query.get("filter", [""])[0])
+            require(found is not None, 'filter must be any(email,["...","..."]) without spaces')
             emails = json.loads(found.group(1))
             require(len(emails) <= size, "more emails than one page")
             return Reply(200, {"data": [{"type": "profile", "id": self.profiles[e], "attributes": {"email": e}}

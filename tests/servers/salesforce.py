@@ -9,6 +9,19 @@ from typing import Any
 
 from tests.servers.base import FakeApi, Reply, json_body, require, require_bearer
 
+FIELD_NAME_MAX = 40
+
+
+def check_custom_field(api_name: str) -> None:
+    """Salesforce's custom field naming rule ("Create Custom Fields", Field Name), then the `__c` suffix."""
+    require(api_name.endswith("__c"), f"{api_name}: custom fields end in __c")
+    name = api_name[:-3]
+    require(0 < len(name) <= FIELD_NAME_MAX, f"{api_name}: a field name has at most {FIELD_NAME_MAX} characters")
+    require(re.fullmatch(r"[A-Za-z0-9_]+", name) is not None, f"{api_name}: only letters, digits and underscores")
+    require(name[0].isalpha(), f"{api_name}: a field name must begin with a letter")
+    require(not name.endswith("_"), f"{api_name}: a field name must not end with an underscore")
+    require("__" not in name, f"{api_name}: a field name must not contain two consecutive underscores")
+
 
 class FakeSalesforce(FakeApi):
     """Contacts keyed by the external id field; rows whose Email is listed in `reject_emails` fail."""
@@ -31,6 +44,7 @@ class FakeSalesforce(FakeApi):
             job = json_body(body)
             require(job.get("operation") == "upsert" and job.get("object") == "Contact", "upsert on Contact")
             require(job.get("externalIdFieldName") == self.external_id, "externalIdFieldName is required")
+            check_custom_field(job["externalIdFieldName"])
             require(job.get("contentType") == "CSV" and job.get("lineEnding") == "LF", "CSV with LF line endings")
             job_id = f"750{len(self.jobs):015d}"
             self.jobs[job_id] = {"state": "Open", "rows": None, "failed": []}
@@ -44,6 +58,9 @@ class FakeSalesforce(FakeApi):
             require(headers.get("content-type", "").startswith("text/csv"), "Content-Type must be text/csv")
             rows = list(csv.DictReader(io.StringIO(body.decode("utf-8"))))
             require(rows and self.external_id in rows[0], "CSV needs the external id column")
+            for column in rows[0]:
+                if column.endswith("__c"):
+                    check_custom_field(column)
             job["rows"] = rows
             return Reply(201, None)
         if method == "PATCH" and tail is None:

@@ -8,6 +8,7 @@ import pytest
 from activation.destinations.google_ads_offline import GoogleAdsOfflineJobAudience, _ads_identifier
 from activation.destinations.google_data_manager import GoogleDataManagerAudience
 from activation.destinations.meta import MetaCustomAudience
+from activation.http import DestinationError
 from activation.sync import sync_audience
 from tests.servers.google_ads import FakeGoogleAds
 from tests.servers.google_data_manager import FakeDataManager
@@ -120,3 +121,33 @@ def test_data_manager_readback_reports_googles_record_counts(request):
     assert report.readback["record_count"] == report.added
     assert report.readback["matches_sent"] is True
     assert {s["requestStatus"] for s in report.readback["statuses"]} == {"SUCCESS"}
+
+
+def test_data_manager_sends_an_account_id_written_with_dashes_as_digits(request):
+    server = FakeDataManager(account_id="1234567890").start()
+    request.addfinalizer(server.stop)
+    conn, audience = new_warehouse(20), test_audience()
+    destination = GoogleDataManagerAudience("google-token", "123-456-7890", server.audience_id,
+                                            login_account_id="987-654-3210", base_url=server.url,
+                                            policy=FAST_POLICY)
+    report = sync_audience(conn, audience, destination, "run-1", "model-1")
+    assert server.violations == [] and report.added > 0
+    sent = json.loads(server.requests[0]["body"])["destinations"][0]
+    assert sent["operatingAccount"]["accountId"] == "1234567890" and sent["loginAccount"]["accountId"] == "9876543210"
+    offline = GoogleAdsOfflineJobAudience("t", "d", "123-456-7890", "42", login_customer_id="987-654-3210")
+    assert offline.user_list == "customers/1234567890/userLists/42"  # one rule, shared by both Google destinations
+    assert offline.http.headers["login-customer-id"] == "9876543210"
+
+
+def test_data_manager_live_sync_refuses_a_placeholder_account_id_in_one_line(request, tmp_path):
+    server = FakeDataManager().start()
+    request.addfinalizer(server.stop)
+    conn, audience = new_warehouse(20), test_audience()
+    live = GoogleDataManagerAudience("google-token", "GOOGLE_ADS_CUSTOMER_ID", server.audience_id,
+                                     base_url=server.url, policy=FAST_POLICY)
+    with pytest.raises(DestinationError, match="operating_account_id must be a numeric Google account id"):
+        sync_audience(conn, audience, live, "run-1", "model-1")
+    assert server.requests == []
+    dry = GoogleDataManagerAudience("google-token", "GOOGLE_ADS_CUSTOMER_ID", server.audience_id,
+                                    dry_run_dir=tmp_path)
+    assert sync_audience(conn, audience, dry, "run-2", "model-1", dry_run=True).added > 0

@@ -5,9 +5,10 @@ import json
 import pytest
 
 from activation.destinations.hubspot import HubSpotList
-from activation.destinations.klaviyo import KlaviyoList
-from activation.destinations.salesforce import SalesforceContacts
+from activation.destinations.klaviyo import KlaviyoList, any_filter
+from activation.destinations.salesforce import SalesforceContacts, membership_field_name
 from activation.destinations.webhook import SignedWebhook
+from activation.http import DestinationError
 from activation.sync import sync_audience
 from tests.servers.harness import FAST_POLICY, ledger_keys, new_warehouse, test_audience
 from tests.servers.hubspot import FakeHubSpot
@@ -90,3 +91,53 @@ def test_klaviyo_list_count_read_back_matches_the_ledger(request):
                                                        policy=FAST_POLICY), "run-1", "model-1")
     assert report.readback["list_size"] == report.readback["ledger_size"] == report.added
     assert report.readback["agrees_with_ledger"] is True
+
+
+LONG_AUDIENCE = "lapsed_high_value_customers_in_spring"  # 37 characters: Segmint_In_<name> would be 48
+
+
+@pytest.mark.parametrize("audience", [LONG_AUDIENCE, "high__value", "churn_risk_"])
+def test_salesforce_membership_field_is_a_valid_custom_field_for_any_audience_name(request, audience):
+    server = FakeSalesforce().start()
+    request.addfinalizer(server.stop)
+    conn = new_warehouse(20)
+    destination = SalesforceContacts(server.token, server.url, audience, policy=FAST_POLICY)
+    report = sync_audience(conn, test_audience(audience), destination, "run-1", "model-1")
+    assert server.violations == [] and report.failed == 0
+    assert server.members(destination.membership_field) == set(server.contacts)
+    assert destination.membership_field == membership_field_name(audience)
+
+
+def test_salesforce_membership_field_names_are_stable_distinct_and_unchanged_when_already_valid():
+    assert membership_field_name("everyone") == "Segmint_In_everyone__c"
+    assert membership_field_name("a" * 29) == f"Segmint_In_{'a' * 29}__c"  # 40 characters before __c
+    long_name = membership_field_name(LONG_AUDIENCE)
+    assert long_name == membership_field_name(LONG_AUDIENCE) and len(long_name) == 43
+    assert long_name.startswith("Segmint_In_lapsed_high_value_cu_")
+    assert len({membership_field_name(LONG_AUDIENCE), membership_field_name(LONG_AUDIENCE + "s"),
+                membership_field_name("a__b"), membership_field_name("a_b")}) == 4
+
+
+def test_salesforce_refuses_a_configured_field_name_salesforce_would_refuse_before_sending(request):
+    server = FakeSalesforce().start()
+    request.addfinalizer(server.stop)
+    destination = SalesforceContacts(server.token, server.url, "everyone", membership_field="Segmint__In__c",
+                                     policy=FAST_POLICY)
+    with pytest.raises(DestinationError, match="membership_field 'Segmint__In__c' is not a valid custom field"):
+        sync_audience(new_warehouse(20), test_audience(), destination, "run-1", "model-1")
+    assert server.requests == []
+
+
+def test_klaviyo_profile_lookup_filter_has_the_documented_form_without_spaces(request):
+    assert any_filter("email", ["a@x.com", "b@y.com"]) == 'any(email,["a@x.com","b@y.com"])'
+    server = FakeKlaviyo().start()
+    request.addfinalizer(server.stop)
+    conn = new_warehouse(20)
+    audience = test_audience()
+    make = lambda: KlaviyoList(server.api_key, server.list_id, base_url=server.url, policy=FAST_POLICY)  # noqa: E731
+    sync_audience(conn, audience, make(), "run-1", "model-1")
+    shrunk = test_audience(rule="predicted_clv >= 0 and customer_id <= 'c0009'")
+    report = sync_audience(conn, shrunk, make(), "run-2", "model-1")
+    lookups = [r["query"]["filter"][0] for r in server.requests if r["path"] == "/api/profiles/"]
+    assert report.removed > 0 and lookups and server.violations == []
+    assert all(" " not in f and f.startswith('any(email,["') for f in lookups)

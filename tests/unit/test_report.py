@@ -184,3 +184,15 @@ def test_text_from_the_data_is_escaped(shop, playbook):
     html = render_report(cards, title="A & B")
     assert "<script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "A &amp; B" in html
+
+
+def test_the_report_template_ships_with_the_package():
+    import fnmatch
+    import tomllib
+
+    from reporting.report import REPORT_TEMPLATE
+
+    root = Path(__file__).resolve().parents[2]
+    package_data = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert (root / "reporting" / "templates" / REPORT_TEMPLATE).is_file()
+    assert any(fnmatch.fnmatch(f"templates/{REPORT_TEMPLATE}", pattern) for pattern in package_data["reporting"])
