@@ -1,4 +1,11 @@
-"""CLV and purchase-propensity assets: back-test vs baselines (gated), final model, predictions."""
+"""CLV and purchase-propensity assets: back-test vs baselines, final model, predictions, and the activation gate.
+
+The model-quality gate guards activation, not insight: scores, segments, cards and the report always materialize
+with the best available model (its metrics are in marts.clv_model_evaluation). Only `ml/clv_activation_gate`
+carries the blocking check, and only the audience syncs and the value-based exports depend on it
+(orchestration/defs/audiences.py), so a shop whose model fails the gate still gets every score while nothing
+model-driven leaves for an ad platform or CRM. `make run` reports that case as a one-line warning (cli.py).
+"""
 
 
 import hashlib
@@ -18,6 +25,9 @@ from orchestration.lib.warehouse_io import read_table, write_table
 TRAINING_SET = dg.AssetKey(["marts", "customer_features_train"])
 CUSTOMER_FEATURES = dg.AssetKey(["marts", "customer_features"])
 EVALUATION = dg.AssetKey(["marts", "clv_model_evaluation"])
+ACTIVATION_GATE = dg.AssetKey(["ml", "clv_activation_gate"])
+GATE_CHECK_NAME = "check_clv_model_beats_baselines"
+GATE_CHECK = dg.AssetCheckKey(ACTIVATION_GATE, GATE_CHECK_NAME)
 MODEL_FILE = "clv_model.pkl"
 
 
@@ -67,11 +77,39 @@ def clv_model_evaluation(
     )
 
 
+@dg.asset(
+    key=ACTIVATION_GATE.path,
+    deps=[EVALUATION],
+    group_name=groups.CLV,
+    kinds={"python"},
+    op_tags=DUCKDB_TAG,
+    code_version="clv-activation-gate-v1",
+)
+def clv_activation_gate(warehouse: Warehouse) -> dg.MaterializeResult:
+    """Activation gate: audience syncs and value-based exports run only once its blocking check has passed.
+
+    It stores nothing: its check (check_clv_model_beats_baselines) reads marts.clv_model_evaluation, and a failed
+    check skips the syncs and value-based exports that depend on this asset, never the scores or the report.
+    """
+    with warehouse.connect() as conn:
+        evaluation = read_table(conn, "marts.clv_model_evaluation")
+    gate = quality_gate(evaluation)
+    return dg.MaterializeResult(
+        metadata={
+            "gate": dg.MetadataValue.text("passes" if gate.passed else "blocks activation: " + "; ".join(gate.reasons)),
+            "actual": dg.MetadataValue.json(gate.actual),
+            "thresholds": dg.MetadataValue.json(gate.thresholds),
+        }
+    )
+
+
 @dg.asset_check(
-    asset=EVALUATION,
+    asset=ACTIVATION_GATE,
+    name=GATE_CHECK_NAME,
     description=(
-        "Blocking model-quality gate: the model must rank above the Spearman floor, be calibrated within the band "
-        "and be no worse than the past-spend baseline on calibration and decile MAPE."
+        "Blocking model-quality gate on activation: audience syncs and value-based exports run only when the CLV "
+        "model ranks above the Spearman floor and is calibrated within the band (ml.evaluation.quality_gate). "
+        "Scores, segments and the report are not blocked."
     ),
     blocking=True,
     op_tags=DUCKDB_TAG,
