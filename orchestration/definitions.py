@@ -5,6 +5,7 @@ import dagster as dg
 from orchestration.defs import (
     audiences,
     automation,
+    btyd,
     clv,
     dbt_models,
     jobs,
@@ -18,7 +19,7 @@ from orchestration.defs import (
 )
 from orchestration.defs.resources import resources
 
-_modules = [landing, dbt_models, quality_checks, segments, clv, membership, reporting, audiences]
+_modules = [landing, dbt_models, quality_checks, segments, clv, btyd, membership, reporting, audiences]
 
 defs = dg.Definitions(
     assets=automation.with_automation(dg.load_assets_from_modules(_modules)),

@@ -40,7 +40,34 @@ def _assert_customer_scores_contract(warehouse: Path) -> int:
         ).fetchone()[0]
     assert n_rows == n_ids == buyers
     assert nulls == 0
+    _assert_peer_predictions(warehouse, n_rows)
     return n_rows
+
+
+PEER_COLUMNS = [
+    "p_alive", "churn_risk", "expected_orders", "expected_days_to_next_order", "expected_next_order_date",
+    "predicted_avg_order_value", "historic_clv", "total_clv",
+]  # fmt: skip
+
+
+def _assert_peer_predictions(warehouse: Path, n_rows: int) -> None:
+    """The BTYD peer predictions (issue 13, item 4) are there for every customer and within their ranges."""
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        scores = conn.execute(f"select as_of_date, predicted_clv, {', '.join(PEER_COLUMNS)} from marts.customer_scores").df()
+        models = conn.execute("select distinct btyd_model from ml.btyd_predictions").fetchall()
+        horizon = conn.execute("select horizon_days from raw.run_context").fetchone()[0]
+    assert len(scores) == n_rows
+    assert scores[PEER_COLUMNS].notna().all().all(), scores[PEER_COLUMNS].isna().sum().to_dict()
+    assert models in ([("bgnbd",)], [("pareto_nbd",)])
+    assert scores["p_alive"].between(0, 1).all()
+    assert (scores["churn_risk"] - (1 - scores["p_alive"])).abs().max() < 1e-9
+    assert scores["p_alive"].nunique() > 10  # a real spread, not a constant
+    assert (scores["expected_orders"] >= 0).all() and scores["expected_orders"].max() < 1000
+    assert scores["expected_days_to_next_order"].between(0, horizon).all()  # median given an order in the horizon
+    days_ahead = (pd.to_datetime(scores["expected_next_order_date"]) - pd.to_datetime(scores["as_of_date"])).dt.days
+    assert (days_ahead - scores["expected_days_to_next_order"]).abs().max() <= 0.5 + 1e-9
+    assert (scores["predicted_avg_order_value"] > 0).all()
+    assert ((scores["total_clv"] - scores["historic_clv"] - scores["predicted_clv"]).abs() < 1e-6).all()
 
 
 def test_make_run_scores_every_customer_of_a_small_demo_shop(tmp_path):

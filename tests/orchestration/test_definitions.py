@@ -30,7 +30,7 @@ EXPECTED_ASSETS = [
     "staging/stg_orders", "staging/stg_customers", "staging/stg_events", "staging/stg_visitor_event_days",
     "marts/customer_features", "marts/customer_features_train", "marts/prospect_features",
     "ml/rfm_segments", "ml/behavioral_segments", "ml/prospect_scores",
-    "marts/clv_model_evaluation", "ml/clv_model", "ml/clv_predictions", "ml/clv_activation_gate",
+    "marts/clv_model_evaluation", "ml/clv_model", "ml/clv_predictions", "ml/clv_activation_gate", "ml/btyd_predictions",
     "marts/customer_scores", "marts/segment_membership_history", "marts/segment_cards",
 ]  # fmt: skip
 # The lineage an analyst follows from an order file to a segment (edges: parent -> child).

@@ -137,3 +137,274 @@ def test_baseline_raises_a_typed_error_when_nobody_ever_came_back(cdnow):
     one_timers = cdnow_as_features(cdnow).query("repeat_order_count == 0")
     with pytest.raises(btyd.BTYDFitError):
         btyd.btyd_clv_baseline(one_timers, 90)
+
+
+# ------------------------------------------------------------------ weighted fits, gradients, Pareto/NBD, predictions
+
+
+@pytest.fixture(scope="module")
+def cdnow_pareto(cdnow) -> btyd.ParetoNBDParams:
+    return btyd.fit_pareto_nbd(cdnow["x"], cdnow["t_x"], cdnow["T"])
+
+
+def test_pareto_nbd_reproduces_the_published_cdnow_estimates(cdnow_pareto):
+    # Fader, Hardie & Lee (2005), "RFM and CLV: Using Iso-Value Curves": r = 0.553, alpha = 10.578, s = 0.606,
+    # beta = 11.669 on the same 2,357 customers in weeks.
+    assert cdnow_pareto.r == pytest.approx(0.553, abs=0.001)
+    assert cdnow_pareto.alpha == pytest.approx(10.578, abs=0.01)
+    assert cdnow_pareto.s == pytest.approx(0.606, abs=0.001)
+    assert cdnow_pareto.beta == pytest.approx(11.669, abs=0.01)
+
+
+def test_pareto_nbd_p_alive_and_conditional_expectation_match_the_r_btyd_walkthrough(cdnow_pareto):
+    # R package BTYD walkthrough (CDNOW, weeks): with (0.5534, 10.5802, 0.6061, 11.6562) a customer with x = 26,
+    # t_x = 30.86, T = 31 has P(alive) 0.9979 and is expected to make 25.46 purchases in the next 52 weeks.
+    published = btyd.ParetoNBDParams(0.5534, 10.5802, 0.6061, 11.6562)
+    assert btyd.p_alive(published, [26], [30.86], [31])[0] == pytest.approx(0.9979, abs=0.0005)
+    assert btyd.expected_purchases(cdnow_pareto, 52, [26], [30.86], [31])[0] == pytest.approx(25.46, abs=0.01)
+
+
+def test_pareto_nbd_likelihood_equals_the_integral_over_the_dropout_time():
+    # Independent check of the 2F1 closed form (both the alpha >= beta and alpha < beta branches): the likelihood is
+    # E[lambda^x e^-(lambda+mu)T] + E[lambda^x mu int_{t_x}^T e^-(lambda+mu)y dy], integrated here by quadrature.
+    from scipy.integrate import quad
+    from scipy.special import gammaln
+
+    for params in (btyd.ParetoNBDParams(0.55, 10.6, 0.61, 11.7), btyd.ParetoNBDParams(0.5, 30.0, 0.7, 2.0)):
+        r, alpha, s, beta = params.r, params.alpha, params.s, params.beta
+        for x, t_x, T in ((2, 30.43, 38.86), (0, 0.0, 38.86), (10, 5.0, 40.0), (3, 39.0, 39.0)):
+            integral = quad(lambda y: (alpha + y) ** -(r + x) * (beta + y) ** -(s + 1), t_x, T, epsrel=1e-12)[0]
+            constant = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
+            by_quadrature = constant + np.log((alpha + T) ** -(r + x) * (beta + T) ** -s + s * integral)
+            assert btyd.pareto_nbd_log_likelihood(params, [x], [t_x], [T])[0] == pytest.approx(by_quadrature, rel=1e-9)
+
+
+def test_bgnbd_p_alive_is_one_without_repeat_purchases_and_matches_the_closed_form(cdnow_bgnbd):
+    # FHL 2008 note 021: P(alive) = 1 / (1 + delta(x>0) a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x)); by hand with the
+    # published (0.243, 4.414, 0.793, 2.426) for customer 1 (x = 2, t_x = 30.43, T = 38.86): 0.7266.
+    published = btyd.BGNBDParams(0.243, 4.414, 0.793, 2.426)
+    customer_one, one_timer, long_lapsed_one_timer = btyd.p_alive(published, [2, 0, 0], [30.43, 0, 0], [38.86, 1, 500])
+    assert customer_one == pytest.approx(0.7266, abs=0.0005)
+    assert one_timer == 1.0 and long_lapsed_one_timer == 1.0
+    recent, lapsed = btyd.p_alive(cdnow_bgnbd, [5, 5], [37.0, 5.0], [38.0, 38.0])
+    assert 0 < lapsed < recent < 1
+
+
+def test_bgnbd_conditional_expectation_matches_the_lifetimes_quickstart(cdnow_bgnbd):
+    # lifetimes Quickstart (CDNOW, weeks): customer 1516 (x = 26, t_x = 30.86, T = 31) expects 0.710623 next week.
+    assert btyd.expected_purchases(cdnow_bgnbd, 1, [26], [30.86], [31])[0] == pytest.approx(0.7106, abs=0.0005)
+
+
+def test_pareto_nbd_p_alive_falls_for_one_time_buyers_as_time_passes(cdnow_pareto):
+    recent, old = btyd.p_alive(cdnow_pareto, [0, 0], [0, 0], [1.0, 60.0])
+    assert 0 < old < recent < 1
+
+
+def test_gamma_gamma_conditional_mean_matches_the_lifetimes_quickstart(cdnow):
+    # lifetimes Quickstart: conditional expected average profit 24.658619 for customer 1, 35.170981 for x = 0.
+    repeaters = cdnow[cdnow["x"] > 0]
+    params = btyd.fit_gamma_gamma(repeaters["x"], repeaters["zbar"])
+    customer_one, one_timer = btyd.expected_average_spend(params, [2, 0], [22.35, 0.0])
+    assert customer_one == pytest.approx(24.6586, abs=0.005)
+    assert one_timer == pytest.approx(35.1710, abs=0.01)
+
+
+@pytest.mark.parametrize("fit", [btyd.fit_bgnbd, btyd.fit_pareto_nbd])
+def test_a_weighted_fit_equals_the_fit_on_expanded_rows(cdnow, fit):
+    sample = cdnow.sample(300, random_state=1)
+    weights = np.arange(300) % 3 + 1
+    expanded = sample.loc[sample.index.repeat(weights)]
+    weighted = fit(sample["x"], sample["t_x"], sample["T"], weights=weights)
+    unweighted = fit(expanded["x"], expanded["t_x"], expanded["T"])
+    for name, value in vars(weighted).items():
+        assert value == pytest.approx(getattr(unweighted, name), rel=1e-4)
+
+
+def test_a_weighted_gamma_gamma_fit_equals_the_fit_on_expanded_rows(cdnow):
+    repeaters = cdnow[cdnow["x"] > 0].head(400)
+    weights = np.arange(len(repeaters)) % 4 + 1
+    expanded = repeaters.loc[repeaters.index.repeat(weights)]
+    weighted = btyd.fit_gamma_gamma(repeaters["x"], repeaters["zbar"], weights=weights)
+    unweighted = btyd.fit_gamma_gamma(expanded["x"], expanded["zbar"])
+    for name, value in vars(weighted).items():
+        assert value == pytest.approx(getattr(unweighted, name), rel=1e-4)
+
+
+def _central_difference(function, point: np.ndarray, step: float = 1e-6) -> np.ndarray:
+    gradient = np.zeros((len(function(point)), len(point)))
+    for i in range(len(point)):
+        shift = np.zeros_like(point)
+        shift[i] = step * max(1.0, abs(point[i]))
+        gradient[:, i] = (function(point + shift) - function(point - shift)) / (2 * shift[i])
+    return gradient
+
+
+def test_bgnbd_analytic_gradient_matches_the_numerical_gradient(cdnow):
+    rows = cdnow.sample(50, random_state=2)
+    point = np.array([0.3, 5.0, 0.8, 2.5])
+    analytic = btyd.bgnbd_log_likelihood_gradient(btyd.BGNBDParams(*point), rows["x"], rows["t_x"], rows["T"])
+    numeric = _central_difference(
+        lambda z: btyd.bgnbd_log_likelihood(btyd.BGNBDParams(*z), rows["x"], rows["t_x"], rows["T"]), point
+    )
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-7)
+
+
+def test_gamma_gamma_analytic_gradient_matches_the_numerical_gradient(cdnow):
+    rows = cdnow[cdnow["x"] > 0].sample(50, random_state=3)
+    point = np.array([6.0, 3.5, 15.0])
+    analytic = btyd.gamma_gamma_log_likelihood_gradient(btyd.GammaGammaParams(*point), rows["x"], rows["zbar"])
+    numeric = _central_difference(
+        lambda z: btyd.gamma_gamma_log_likelihood(btyd.GammaGammaParams(*z), rows["x"], rows["zbar"]), point
+    )
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-7)
+
+
+def test_degenerate_inputs_raise_typed_errors_not_nan():
+    with pytest.raises(btyd.BTYDFitError):
+        btyd.fit_pareto_nbd([0, 0], [0, 0], [5, 9])
+    with pytest.raises(btyd.BTYDFitError):
+        btyd.fit_bgnbd([], [], [])
+    with pytest.raises(ValueError):
+        btyd.fit_pareto_nbd([1, np.nan], [1, 1], [2, 2])
+    with pytest.raises(ValueError):
+        btyd.fit_bgnbd([1, 2], [1, 1], [2, 2], weights=[1, -1])
+    with pytest.raises(btyd.BTYDFitError):
+        btyd.fit_gamma_gamma([1, 0], [10.0, 0.0])
+    with pytest.raises(TypeError):
+        btyd.p_alive(btyd.GammaGammaParams(1, 2, 3), [1], [1], [2])
+
+
+def test_median_days_to_next_purchase_follows_the_posterior_purchase_rate():
+    params = btyd.ParetoNBDParams(r=0.5, alpha=10.0, s=0.6, beta=12.0)
+    frequent, rare = btyd.expected_days_to_next_purchase(params, [9, 0], [19.0, 0.0], [20.0, 20.0])
+    # Hand-computed: (alpha + T) (2^(1/(r+x)) - 1) = 30 (2^(1/9.5) - 1) and 30 (2^2 - 1).
+    assert frequent == pytest.approx(30 * (2 ** (1 / 9.5) - 1))
+    assert rare == pytest.approx(90.0)
+    # It is the median: half of the posterior probability of the next purchase falls before it.
+    wait = btyd.expected_days_to_next_purchase(btyd.BGNBDParams(0.3, 5.0, 0.8, 2.5), [3], [10.0], [12.0])[0]
+    assert ((5.0 + 12.0) / (5.0 + 12.0 + wait)) ** 3.3 == pytest.approx(0.5)
+
+
+def test_days_to_next_purchase_within_a_horizon_is_the_median_of_the_truncated_wait():
+    params = btyd.ParetoNBDParams(r=0.5, alpha=10.0, s=0.6, beta=12.0)
+    x, t_x, T, horizon = np.array([0, 2, 40]), np.array([0.0, 15.0, 19.0]), np.array([20.0, 20.0, 20.0]), 90.0
+    within = btyd.expected_days_to_next_purchase(params, x, t_x, T, within=horizon)
+    unbounded = btyd.expected_days_to_next_purchase(params, x, t_x, T)
+    assert (within > 0).all() and (within < horizon).all() and (within <= unbounded).all()
+
+    def cdf(w):  # P(next purchase within w | alive), posterior Gamma(r + x, alpha + T) rate
+        return 1 - ((10.0 + T) / (10.0 + T + w)) ** (0.5 + x)
+
+    np.testing.assert_allclose(cdf(within), cdf(horizon) / 2, rtol=1e-9)
+    # A very frequent buyer almost surely orders in the horizon: the truncation barely matters.
+    assert within[2] == pytest.approx(unbounded[2], rel=1e-6)
+    with pytest.raises(ValueError):
+        btyd.expected_days_to_next_purchase(params, x, t_x, T, within=0)
+
+
+@pytest.mark.parametrize("model", btyd.BTYD_MODELS)
+def test_fit_btyd_forecasts_every_customer_with_finite_values(cdnow, model):
+    features = cdnow_as_features(cdnow)
+    fitted = btyd.fit_btyd(features, model)
+    assert fitted.model == model and fitted.spend_params is not None and not fitted.notes
+    forecast = fitted.forecast(features, 39 * DAYS_PER_WEEK)
+    assert forecast.index.equals(features.index)
+    assert list(forecast.columns) == [
+        "p_alive", "expected_orders", "expected_avg_order_value", "predicted_clv", "expected_days_to_next_order"
+    ]
+    assert np.isfinite(forecast.to_numpy()).all()
+    assert forecast["p_alive"].between(0, 1).all() and (forecast["expected_orders"] >= 0).all()
+    assert forecast["predicted_clv"].to_numpy() == pytest.approx(
+        (forecast["expected_orders"] * forecast["expected_avg_order_value"]).to_numpy()
+    )
+    assert forecast["expected_days_to_next_order"].between(0, 39 * DAYS_PER_WEEK).all()
+    # Customer one under Pareto/NBD: 39-week expectation in days equals the one in weeks with the weekly fit.
+    if model == "pareto_nbd":
+        weekly = btyd.fit_pareto_nbd(cdnow["x"], cdnow["t_x"], cdnow["T"])
+        in_weeks = btyd.expected_purchases(weekly, 39, [2], [30.43], [38.86])[0]
+        assert forecast["expected_orders"].iloc[0] == pytest.approx(in_weeks, rel=2e-3)
+
+
+def test_fit_btyd_rejects_an_unknown_model(cdnow):
+    with pytest.raises(ValueError, match="unknown BTYD model"):
+        btyd.fit_btyd(cdnow_as_features(cdnow), "lightgbm")
+
+
+def test_fit_btyd_notes_the_spend_fallback_when_repeat_buyers_are_few(cdnow):
+    features = cdnow_as_features(cdnow)
+    few = pd.concat(
+        [features[features["repeat_order_count"] > 0].head(3), features[features["repeat_order_count"] == 0].head(100)]
+    )
+    fitted = btyd.fit_btyd(few, "pareto_nbd")
+    assert fitted.spend_params is None and "observed mean spend" in fitted.notes[0]
+    assert (fitted.forecast(few, 90)["expected_avg_order_value"] == fitted.fallback_spend).all()
+
+
+def simulated_train(customers: int = 3000, seed: int = 5) -> pd.DataFrame:
+    """customer_features_train-like rows from a Pareto/NBD world, with labels from the next 90 days (whole days)."""
+    from bench.btyd_fit import simulate
+
+    x, t_x, age, spend = simulate(customers, seed=seed)
+    rng = np.random.default_rng(seed)
+    features = pd.DataFrame(
+        {
+            "customer_id": [f"c{i}" for i in range(customers)],
+            "cutoff_date": pd.Timestamp("2024-06-30").date(),
+            "repeat_order_count": x, "order_count": x + 1, "btyd_recency_days": t_x, "tenure_days": age,
+            "first_order_value": 30.0, "gross_revenue": 30.0 + spend * x, "total_revenue": 30.0 + spend * x,
+            "avg_order_value": (30.0 + spend * x) / (x + 1),
+        }
+    )
+    # Labels that follow recency: recent, frequent buyers order again sooner (a rough but monotone truth).
+    rate = (x + 0.3) / (age + 30) * np.exp(-(age - t_x) / 120)
+    next_wait = rng.exponential(1 / rate)
+    has_future = next_wait <= 90
+    features["future_order_count"] = np.where(has_future, 1 + rng.poisson(rate * 60), 0)
+    features["has_future_order"] = has_future
+    features["future_revenue"] = features["future_order_count"] * 30.0
+    features["days_to_next_order"] = np.where(has_future, np.ceil(next_wait), np.nan)
+    return features
+
+
+def test_backtest_reports_every_metric_for_both_models_and_chooses_by_the_written_rule():
+    train = simulated_train()
+    evaluation, chosen = btyd.backtest_btyd(train, 90)
+    assert list(evaluation["model"]) == list(btyd.BTYD_MODELS)
+    assert evaluation[["churn_auc", "expected_orders_mae", "next_order_days_mae"]].notna().all().all()
+    assert (evaluation["n_with_next_order"] == train["has_future_order"].sum()).all()
+    auc = evaluation.set_index("model")["churn_auc"]
+    # One-time buyers churn most here, and BG/NBD gives every one of them P(alive) = 1: Pareto/NBD must win.
+    assert auc["pareto_nbd"] > 0.7 and auc["bgnbd"] < auc["pareto_nbd"]
+    assert chosen == "pareto_nbd"
+
+
+def test_the_choice_rule_takes_churn_auc_first_then_expected_orders_error():
+    table = pd.DataFrame(
+        {"model": ["bgnbd", "pareto_nbd"], "churn_auc": [0.70, 0.80], "expected_orders_mae": [0.1, 0.5]}
+    )
+    assert btyd.choose_btyd_model(table) == "pareto_nbd"
+    tied = table.assign(churn_auc=[0.798, 0.80])
+    assert btyd.choose_btyd_model(tied) == "bgnbd"
+    assert btyd.choose_btyd_model(table.assign(expected_orders_mae=np.nan)) is None
+    no_auc = table.assign(churn_auc=np.nan)
+    assert btyd.choose_btyd_model(no_auc) == "bgnbd"
+
+
+def test_backtest_without_repeat_buyers_reports_why_and_chooses_nothing():
+    train = simulated_train(500).assign(repeat_order_count=0, btyd_recency_days=0.0)
+    evaluation, chosen = btyd.backtest_btyd(train, 90)
+    assert chosen is None
+    assert evaluation["note"].str.contains("not fitted").all()
+
+
+def test_prediction_table_has_one_row_per_customer_and_dates_from_the_as_of():
+    train = simulated_train(1000)
+    fitted = btyd.fit_btyd(train, "pareto_nbd")
+    table = btyd.btyd_prediction_table(train, fitted, 90)
+    assert list(table.columns) == btyd.PREDICTION_COLUMNS and len(table) == len(train)
+    assert table.drop(columns="expected_next_order_date").notna().all().all()
+    offset = (pd.to_datetime(table["expected_next_order_date"]) - pd.Timestamp("2024-06-30")).dt.days
+    assert (offset == table["expected_days_to_next_order"].round()).all()
+    empty = btyd.btyd_prediction_table(train, None, 90)
+    assert len(empty) == len(train) and empty["p_alive"].isna().all()
+    assert (empty["btyd_model"] == "none: no repeat buyers").all()

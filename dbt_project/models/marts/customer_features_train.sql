@@ -20,7 +20,8 @@ labels as (
         customer_id,
         -- Refund rows count as 0, not negative: the label is spend, and tweedie needs it non-negative.
         sum(case when is_refund then 0 else order_amount end) as future_revenue,
-        count(*) filter (where not is_refund) as future_order_count
+        count(*) filter (where not is_refund) as future_order_count,
+        min(ordered_on) filter (where not is_refund) as next_order_on
     from future_orders
     group by customer_id
 ),
@@ -30,7 +31,9 @@ final as (
         features.*,
         coalesce(labels.future_revenue, 0) as future_revenue,
         coalesce(labels.future_order_count, 0) as future_order_count,
-        coalesce(labels.future_order_count, 0) > 0 as has_future_order
+        coalesce(labels.future_order_count, 0) > 0 as has_future_order,
+        -- Back-test label of expected_days_to_next_order: null when no order came in the horizon.
+        datediff('day', features.cutoff_date, labels.next_order_on) as days_to_next_order
     from features
     left join labels using (customer_id)
 )

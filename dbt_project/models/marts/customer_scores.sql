@@ -17,6 +17,10 @@ predictions as (
     select * from {{ source('ml', 'clv_predictions') }}
 ),
 
+btyd as (
+    select * from {{ source('ml', 'btyd_predictions') }}
+),
+
 final as (
     select
         features.customer_id,
@@ -31,6 +35,14 @@ final as (
         behaviour.cluster_id,
         round(predictions.predicted_clv * {{ var('margin', 0.3) }} / {{ var('target_roas', 3.0) }}, 2) as max_cpa,
         predictions.top_drivers,
+        btyd.p_alive,
+        1 - btyd.p_alive as churn_risk,
+        btyd.expected_orders,
+        btyd.expected_days_to_next_order,
+        btyd.expected_next_order_date,
+        btyd.predicted_avg_order_value,
+        features.total_revenue as historic_clv,
+        features.total_revenue + predictions.predicted_clv as total_clv,
         features.order_count,
         features.total_revenue,
         features.recency_days,
@@ -44,6 +56,7 @@ final as (
     left join rfm using (customer_id)
     left join behaviour using (customer_id)
     left join predictions using (customer_id)
+    left join btyd using (customer_id)
 )
 
 select * from final
