@@ -152,8 +152,8 @@ def report_outcome(job_name: str, success: bool, outcome: RunOutcome, minutes: f
         return 0
     warning = outcome.gate_warning()
     if warning is not None:
-        print(f"segmint: {job_name} built every score, segment and report in {minutes:.1f} min (run {run_id}); "
-              "syncs and value-based exports were held back by the CLV activation gate.")
+        print(f"segmint: {job_name} finished in {minutes:.1f} min (run {run_id}); every other step ran, the syncs and "
+              "value-based exports were held back by the CLV activation gate.")
         print(f"segmint: WARNING audiences not synced: {' '.join(warning.split())}", file=sys.stderr, flush=True)
         return 0
     print(f"segmint: {job_name} FAILED after {minutes:.1f} min (run {run_id}).", file=sys.stderr)

@@ -95,6 +95,13 @@ def test_the_clv_gate_holds_back_activation_but_never_scores_segments_or_the_rep
     assert not [c for c in graph.asset_check_keys if c.asset_key == key("marts/clv_model_evaluation") and graph.get_check_spec(c).blocking]
 
 
+def test_make_run_recognises_the_gate_by_the_key_the_graph_defines():
+    from orchestration.cli import ACTIVATION_GATE_CHECK
+    from orchestration.defs.clv import GATE_CHECK
+
+    assert ACTIVATION_GATE_CHECK == GATE_CHECK
+
+
 def test_every_asset_check_has_a_description_or_comes_from_a_dbt_test(graph):
     # dbt tests arrive without one; every hand-written check must say what it checks.
     bare = [
