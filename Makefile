@@ -61,7 +61,7 @@ exports: manifest home  ## Rebuild every audience and its upload files (data/exp
 bench: manifest  ## Scale benchmark: 10k, 100k and 1M customers end to end -> BENCHMARKS.md (about 30 min)
 	$(BIN)/python -m bench.run --sizes 10000 100000 1000000
 
-bench-clv: manifest  ## CLV model vs baselines on generated shops, horizons 90 and 180 -> bench/results/clv.md
+bench-clv: manifest  ## CLV vs BTYD peers: real CDNOW orders (4 cuts, pip-downloaded) and generated shops -> bench/results/clv_cdnow.md, clv.md
 	$(BIN)/python -m bench.clv
 
 docs: manifest  ## Generate dbt docs into dbt_project/target (needs a warehouse from `make run`)

@@ -27,6 +27,13 @@ DESTINATION_TYPES = frozenset(
 SECRET_KEY_PATTERN = re.compile(r"(token|secret|password|api_?key|credential)", re.IGNORECASE)
 AUDIENCE_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
 CONTROL_HASH_BUCKETS = 2**64
+# Columns of marts.customer_scores that a CLV model produces. An audience that sends one as its value, or selects
+# members by one, is "value-based": its exports wait for the CLV activation gate (orchestration/defs/clv.py).
+MODEL_OUTPUT_COLUMNS = (
+    "predicted_clv", "purchase_propensity", "p_alive", "expected_orders", "expected_days_to_next_order",
+    "expected_next_order_date", "predicted_avg_order_value", "total_clv", "clv_p10", "clv_p90", "max_cpa",
+)  # fmt: skip
+_MODEL_OUTPUT_PATTERN = re.compile(r"\b(" + "|".join(MODEL_OUTPUT_COLUMNS) + r")\b", re.IGNORECASE)
 
 
 class AudienceConfigError(ValueError):
@@ -57,6 +64,12 @@ class Audience:
     value_column: str | None = None
     control_share: float = DEFAULT_CONTROL_SHARE
     max_change_share: float = DEFAULT_MAX_CHANGE_SHARE
+
+
+def is_value_based(audience: Audience) -> bool:
+    """True when the audience carries a model value (value_column) or its rule reads a CLV model output."""
+    value_from_model = audience.value_column is not None and audience.value_column.lower() in MODEL_OUTPUT_COLUMNS
+    return value_from_model or bool(_MODEL_OUTPUT_PATTERN.search(audience.rule))
 
 
 def _require(condition: bool, where: str, message: str) -> None:

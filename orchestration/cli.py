@@ -2,7 +2,11 @@
 
 The run is recorded in the Dagster instance like any other (open `make dev` to see every log line, stack trace and
 metadata); the console only says what a person needs: which step finished, which failed and why, in one line.
-Exit status 0 when the run succeeded, 1 when it failed.
+Exit status 0 when the run succeeded, 1 when it failed. One failure is expected rather than fatal: when the CLV
+activation gate's blocking check (`check_clv_model_beats_baselines` on `ml/clv_activation_gate`) is the only
+thing that failed, every score, segment and the report were built and only the syncs and value-based exports
+were held back, so the exit status is 0 and one line says why: `segmint: WARNING audiences not synced: <reason>`.
+The run itself stays failed in the Dagster instance, so ops see the failed check in the UI and the alert sensors.
 
 The daily staging models are partitioned (orchestration/lib/partitions.py). A run covers every day by default
 (`make run`); `--from/--to` runs the same job over a window of days, like the daily schedule or a backfill.
@@ -15,6 +19,8 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date
 
 import dagster as dg
@@ -22,6 +28,9 @@ import dagster as dg
 from orchestration.lib.partitions import PartitionWindow, full_history
 from orchestration.lib.settings import SettingsError
 
+# Written out rather than imported: importing orchestration.defs loads the whole code location (dbt manifest).
+ACTIVATION_GATE_CHECK = dg.AssetCheckKey(dg.AssetKey(["ml", "clv_activation_gate"]), "check_clv_model_beats_baselines")
+BLOCKED_CHECK_ERROR = "DagsterAssetCheckFailedError"
 SHOWN_EVENTS = {"STEP_SUCCESS", "STEP_FAILURE", "STEP_UP_FOR_RETRY", "ASSET_CHECK_EVALUATION", "PIPELINE_START",
                 "PIPELINE_SUCCESS", "PIPELINE_FAILURE"}
 
@@ -39,11 +48,19 @@ def failure_reason(event: dg.DagsterEvent) -> str:
     return (error.message.strip().splitlines() or ["unknown error"])[-1] if error else "unknown error"
 
 
+def is_blocking_check_failure(event: dg.DagsterEvent) -> bool:
+    """A step that failed only because a blocking check it ran did not pass (the check line says why)."""
+    data = event.step_failure_data
+    return data is not None and data.error is not None and data.error.cls_name == BLOCKED_CHECK_ERROR
+
+
 def describe(event: dg.DagsterEvent) -> str | None:
     """One console line for the events worth showing, None for the rest."""
     kind = event.event_type_value
     if kind not in SHOWN_EVENTS:
         return None
+    if kind == "STEP_FAILURE" and is_blocking_check_failure(event):
+        return f"blocked {event.step_key}: a blocking check failed, the steps after it are skipped"
     if kind == "STEP_FAILURE":
         return f"FAILED  {event.step_key}: {failure_reason(event)}"
     if kind == "STEP_SUCCESS":
@@ -91,17 +108,56 @@ def run_job(job_name: str, window: PartitionWindow | None = None) -> int:
             instance=instance, raise_on_error=False, run_config={"loggers": {"concise": {}}}, tags=tags
         )
     minutes = (time.monotonic() - started) / 60
-    if result.success:
-        print(f"segmint: {job_name} succeeded in {minutes:.1f} min (run {result.run_id}). `make dev` shows it in the UI.")
+    return report_outcome(job_name, result.success, run_outcome(result.all_events), minutes, result.run_id)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What went wrong in a run: failed steps (key, reason) and failed ERROR checks (key, step, description)."""
+
+    failed_steps: list[tuple[str, str]]
+    failed_checks: list[tuple[dg.AssetCheckKey, str, str]]
+
+    def gate_warning(self, gate: dg.AssetCheckKey = ACTIVATION_GATE_CHECK) -> str | None:
+        """The gate's reason when the gate's check is the only failure of the run (skipped syncs are its effect)."""
+        if not self.failed_checks or any(key != gate for key, _, _ in self.failed_checks):
+            return None
+        gate_steps = {step for _, step, _ in self.failed_checks}
+        if any(step not in gate_steps for step, _ in self.failed_steps):
+            return None
+        return "; ".join(dict.fromkeys(description for _, _, description in self.failed_checks)) or "gate failed"
+
+    def reasons(self) -> list[str]:
+        lines = [f"{step}: {reason}" for step, reason in self.failed_steps]
+        lines += [f"check {key.name} on {key.asset_key.to_user_string()}: {description}" for key, _, description in self.failed_checks]
+        return lines
+
+
+def run_outcome(events: Iterable[dg.DagsterEvent]) -> RunOutcome:
+    failed_steps, failed_checks = [], []
+    for event in events:
+        if event.event_type_value == "STEP_FAILURE":
+            failed_steps.append((event.step_key, failure_reason(event)))
+        elif event.event_type_value == "ASSET_CHECK_EVALUATION":
+            data = event.event_specific_data
+            if not data.passed and data.severity == dg.AssetCheckSeverity.ERROR:
+                failed_checks.append((data.asset_check_key, event.step_key, data.description or ""))
+    return RunOutcome(failed_steps, failed_checks)
+
+
+def report_outcome(job_name: str, success: bool, outcome: RunOutcome, minutes: float, run_id: str) -> int:
+    """Print the run's last lines and return the exit status: 0 succeeded or only the activation gate held, else 1."""
+    if success:
+        print(f"segmint: {job_name} succeeded in {minutes:.1f} min (run {run_id}). `make dev` shows it in the UI.")
         return 0
-    reasons = [f"{e.step_key}: {failure_reason(e)}" for e in result.get_step_failure_events()]
-    reasons += [
-        f"check {data.asset_check_key.name} on {data.asset_check_key.asset_key.to_user_string()}: {data.description}"
-        for data in (e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION")
-        if not data.passed and data.severity == dg.AssetCheckSeverity.ERROR
-    ]
-    print(f"segmint: {job_name} FAILED after {minutes:.1f} min (run {result.run_id}).", file=sys.stderr)
-    for reason in reasons:
+    warning = outcome.gate_warning()
+    if warning is not None:
+        print(f"segmint: {job_name} finished in {minutes:.1f} min (run {run_id}); every other step ran, the syncs and "
+              "value-based exports were held back by the CLV activation gate.")
+        print(f"segmint: WARNING audiences not synced: {' '.join(warning.split())}", file=sys.stderr, flush=True)
+        return 0
+    print(f"segmint: {job_name} FAILED after {minutes:.1f} min (run {run_id}).", file=sys.stderr)
+    for reason in outcome.reasons():
         print(f"  - {reason}", file=sys.stderr)
     print("  Details, logs and check metadata: `make dev`, then Runs.", file=sys.stderr)
     return 1

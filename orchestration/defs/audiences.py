@@ -3,17 +3,24 @@
 The audience file is read when the code location loads (like dbt's manifest), so each audience and destination
 appears as its own asset with lineage back to customer_scores. A blocking check per audience stops its syncs when
 the audience would grow or shrink by more than its max_change_share since the destinations' last state.
+
+The CLV activation gate (ml/clv_activation_gate, orchestration/defs/clv.py) is upstream of every sync and of the
+exports of value-based audiences (activation.audiences.is_value_based: the upload carries a model value such as
+lookalike_seed's predicted CLV, or the rule selects by a model output such as high_value_at_risk's top-20 %
+predicted CLV). When no model passes the gate those are skipped; audiences selected on past behaviour only
+(champions) still get their export files, and every audience table is still built for people to read.
 """
 
 import dagster as dg
 import pandas as pd
 
-from activation.audiences import Audience, load_audiences, select_members
+from activation.audiences import Audience, is_value_based, load_audiences, select_members
 from activation.destinations.factory import build_destination
 from activation.exports import export_audience_csvs
 from activation.http import DestinationError
 from activation.ledger import ensure_schema
 from activation.sync import SyncGuardError, guard_change, lift_by_audience, plan_sync, sync_audience
+from orchestration.defs.clv import ACTIVATION_GATE
 from orchestration.defs.resources import DUCKDB_TAG, ActivationCredentials, SegmintSettings, Warehouse
 from orchestration.lib import groups
 from orchestration.lib.metadata import markdown_table
@@ -101,7 +108,7 @@ def _guard_check(audience: Audience) -> dg.AssetChecksDefinition:
 def _export_asset(audience: Audience) -> dg.AssetsDefinition:
     @dg.asset(
         key=["exports", audience.name],
-        deps=[dg.AssetKey(["audiences", audience.name])],
+        deps=[dg.AssetKey(["audiences", audience.name]), *([ACTIVATION_GATE] if is_value_based(audience) else [])],
         group_name=groups.AUDIENCES,
         kinds={"python", "csv"},
         op_tags=DUCKDB_TAG,
@@ -126,7 +133,7 @@ def _sync_asset(audience: Audience, destination_name: str) -> dg.AssetsDefinitio
 
     @dg.asset(
         key=["sync", audience.name, destination_name],
-        deps=[dg.AssetKey(["audiences", audience.name]), CLV_PREDICTIONS],
+        deps=[dg.AssetKey(["audiences", audience.name]), CLV_PREDICTIONS, ACTIVATION_GATE],
         group_name=groups.AUDIENCES,
         kinds={"python", config.type},
         op_tags=DUCKDB_TAG,

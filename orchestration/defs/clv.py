@@ -1,5 +1,12 @@
-"""CLV and purchase-propensity assets: every candidate back-tested and the champion chosen (gated), the champion
-refitted as the production model, predictions with intervals."""
+"""CLV and purchase-propensity assets: every candidate back-tested and the champion chosen, the champion refitted
+as the production model, predictions with intervals, and the activation gate.
+
+The model-quality gate guards activation, not insight: scores, segments, cards and the report always materialize
+with the best available model (its metrics are in marts.clv_model_evaluation). Only `ml/clv_activation_gate`
+carries the blocking check, and only the audience syncs and the value-based exports depend on it
+(orchestration/defs/audiences.py), so a shop whose model fails the gate still gets every score while nothing
+model-driven leaves for an ad platform or CRM. `make run` reports that case as a one-line warning (cli.py).
+"""
 
 import hashlib
 import pickle
@@ -39,6 +46,9 @@ SHOWN_COLUMNS = [
     "model", "backtest_window", "is_champion", "n_customers", "spearman", "normalized_gini", "decile_mape",
     "calibration_ratio", "raw_decile_mape", "raw_calibration_ratio", "propensity_auc", "interval_coverage", "note",
 ]
+ACTIVATION_GATE = dg.AssetKey(["ml", "clv_activation_gate"])
+GATE_CHECK_NAME = "check_clv_model_beats_baselines"
+GATE_CHECK = dg.AssetCheckKey(ACTIVATION_GATE, GATE_CHECK_NAME)
 
 
 class ClvConfig(dg.Config):
@@ -102,11 +112,39 @@ def clv_model_evaluation(
     )
 
 
+@dg.asset(
+    key=ACTIVATION_GATE.path,
+    deps=[EVALUATION],
+    group_name=groups.CLV,
+    kinds={"python"},
+    op_tags=DUCKDB_TAG,
+    code_version="clv-activation-gate-v1",
+)
+def clv_activation_gate(warehouse: Warehouse) -> dg.MaterializeResult:
+    """Activation gate: audience syncs and value-based exports run only once its blocking check has passed.
+
+    It stores nothing: its check (check_clv_model_beats_baselines) reads marts.clv_model_evaluation, and a failed
+    check skips the syncs and value-based exports that depend on this asset, never the scores or the report.
+    """
+    with warehouse.connect() as conn:
+        evaluation = read_table(conn, "marts.clv_model_evaluation")
+    gate = quality_gate(evaluation)
+    return dg.MaterializeResult(
+        metadata={
+            "gate": dg.MetadataValue.text("passes" if gate.passed else "blocks activation: " + "; ".join(gate.reasons)),
+            "actual": dg.MetadataValue.json(gate.actual),
+            "thresholds": dg.MetadataValue.json(gate.thresholds),
+        }
+    )
+
+
 @dg.asset_check(
-    asset=EVALUATION,
+    asset=ACTIVATION_GATE,
+    name=GATE_CHECK_NAME,
     description=(
-        "Model-quality gate: at least one CLV candidate must rank above the Spearman floor and be calibrated "
-        "within the band on the evaluation half."
+        "Blocking model-quality gate on activation: audience syncs and value-based exports run only when at least "
+        "one CLV candidate ranks above the Spearman floor and is calibrated within the band on the evaluation half "
+        "(ml.evaluation.quality_gate). Scores, segments and the report are not blocked."
     ),
     blocking=True,
     op_tags=DUCKDB_TAG,

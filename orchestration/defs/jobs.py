@@ -51,8 +51,12 @@ daily_staging_job = dg.define_asset_job(
 
 export_job = dg.define_asset_job(
     name="audience_exports",
-    selection=dg.AssetSelection.key_prefixes(["audiences"], ["exports"]),
-    description="Rebuild every audience and write its upload files (data/exports/*.csv) from the current scores.",
+    # The activation gate comes along so value-based exports wait for the model check here too.
+    selection=dg.AssetSelection.key_prefixes(["audiences"], ["exports"]) | dg.AssetSelection.assets(["ml", "clv_activation_gate"]),
+    description=(
+        "Rebuild every audience and write its upload files (data/exports/*.csv) from the current scores; "
+        "value-based exports only when the CLV activation gate passes."
+    ),
     executor_def=dg.in_process_executor,
 )
 

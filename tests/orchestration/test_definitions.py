@@ -32,7 +32,7 @@ EXPECTED_ASSETS = [
     "marts/customer_features", "marts/customer_features_train", "marts/customer_features_selection", "marts/prospect_features",
     "marts/top_event_types",
     "ml/rfm_segments", "ml/behavioral_segments", "ml/prospect_scores",
-    "marts/clv_model_evaluation", "ml/clv_model", "ml/clv_predictions", "ml/btyd_predictions",
+    "marts/clv_model_evaluation", "ml/clv_model", "ml/clv_predictions", "ml/clv_activation_gate", "ml/btyd_predictions",
     "marts/customer_scores", "marts/segment_membership_history", "marts/segment_cards",
 ]  # fmt: skip
 # The lineage an analyst follows from an order file to a segment (edges: parent -> child).
@@ -44,7 +44,7 @@ BLOCKING_CHECKS = [
     ("raw/quarantine", "check_ingest_counts_reconcile"),
     ("marts/customer_features", "gx_customer_features"),
     ("marts/customer_scores", "gx_customer_scores"),
-    ("marts/clv_model_evaluation", "check_clv_model_beats_baselines"),
+    ("ml/clv_activation_gate", "check_clv_model_beats_baselines"),
 ]
 EXPECTED_SENSORS = {
     "segmint_landing_files", "segmint_run_failure_alert", "segmint_failed_check_alert", "segmint_stale_mart_alert",
@@ -81,6 +81,27 @@ def test_the_quality_gates_exist_and_block_downstream(graph, asset, check):
     check_key = dg.AssetCheckKey(key(asset), check)
     assert check_key in graph.asset_check_keys
     assert graph.get_check_spec(check_key).blocking
+
+
+def test_the_clv_gate_holds_back_activation_but_never_scores_segments_or_the_report(graph):
+    gate = key("ml/clv_activation_gate")
+    behind_gate = {k.to_user_string() for k in graph.get_all_asset_keys() if gate in graph.get_ancestor_asset_keys(k)}
+    insight = {"ml/clv_predictions", "marts/customer_scores", "ml/rfm_segments", "ml/behavioral_segments",
+               "marts/segment_cards", "marts/segment_membership_history", "audiences/champions", "audiences/lookalike_seed"}
+    assert not insight & behind_gate
+    syncs = {k.to_user_string() for k in graph.get_all_asset_keys() if k.path[0] == "sync"}
+    assert syncs and syncs <= behind_gate
+    # Value-based exports (a model value uploaded, or members chosen by predicted CLV) wait; RFM-only ones do not.
+    assert {"exports/lookalike_seed", "exports/high_value_at_risk"} <= behind_gate
+    assert "exports/champions" not in behind_gate
+    assert not [c for c in graph.asset_check_keys if c.asset_key == key("marts/clv_model_evaluation") and graph.get_check_spec(c).blocking]
+
+
+def test_make_run_recognises_the_gate_by_the_key_the_graph_defines():
+    from orchestration.cli import ACTIVATION_GATE_CHECK
+    from orchestration.defs.clv import GATE_CHECK
+
+    assert ACTIVATION_GATE_CHECK == GATE_CHECK
 
 
 def test_every_asset_check_has_a_description_or_comes_from_a_dbt_test(graph):

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from activation.audiences import (AudienceConfigError, AudienceRuleError, is_control, load_audiences,
-                                  parse_audiences, select_members)
+from activation.audiences import (Audience, AudienceConfigError, AudienceRuleError, is_control, is_value_based,
+                                  load_audiences, parse_audiences, select_members)
 from tests.servers.harness import new_warehouse, test_audience
 
 REPO_AUDIENCES = Path(__file__).resolve().parents[2] / "config" / "audiences.yaml"
@@ -79,3 +79,15 @@ def test_control_group_is_deterministic_independent_per_audience_and_near_its_sh
     other = [is_control(cid, "lookalike_seed", 0.10) for cid in ids]
     assert first != other
     assert not any(is_control(cid, "champions", 0.0) for cid in ids[:100])
+
+
+def test_value_based_audiences_are_those_that_carry_or_select_by_a_model_output():
+    def audience(rule: str, value_column: str | None = None) -> Audience:
+        return Audience(name="a_b", description="d", rule=rule, destinations=(), value_column=value_column)
+
+    assert is_value_based(audience("order_count >= 1", value_column="predicted_clv"))
+    assert is_value_based(audience("predicted_clv >= (select quantile_cont(predicted_clv, 0.8) from marts.customer_scores)"))
+    assert is_value_based(audience("purchase_propensity > 0.5"))
+    assert not is_value_based(audience("recency_score >= 4 and frequency_score >= 4"))
+    assert not is_value_based(audience("total_revenue > 100", value_column="total_revenue"))
+    assert not is_value_based(audience("my_predicted_clv_note = 'x'"))  # a word boundary, not a substring

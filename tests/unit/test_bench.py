@@ -1,4 +1,5 @@
-"""The benchmark harness's pure parts: memory of a process tree, step times, baselines, targets and the report."""
+"""The benchmark harness's pure parts: memory of a process tree, step times, baselines, targets, the report, and the
+CDNOW benchmark's conversion and future evaluation (nothing is downloaded here)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,18 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 
 from bench.baselines import floor_scan, pandas_customer_features
+from bench.cdnow import CdnowFormatError, parse_lines, write_landing
+from bench.clv import done_when, future_spend
 from bench.procmem import descendants, parse_parent_pid, parse_vmrss_kib, run_measured, tree_rss_bytes
 from bench.report import GIB, SizeResult, from_json, render_benchmarks, results_table, to_json, verdicts
 from bench.run import merge_results, pipeline_env
 from bench.steps import StepEvent, run_seconds, step_seconds, top_steps
+from landing.ingest import ingest_landing
 
 MIB = 1024**2
 
@@ -213,3 +218,72 @@ def test_the_feature_build_is_both_dbt_steps_and_the_daily_refresh_is_reported_a
     older = _result()
     assert older.feature_seconds == 60.0
     assert "| n/a | n/a |" in results_table([older]).splitlines()[-1]
+
+
+# --- the CDNOW benchmark: the log -> landing contract, the future evaluation, the done-when verdicts --------------
+CDNOW_LINES = [
+    " customer_id  date number_of_cds  dollar_value",
+    " 00001 19970101  1   11.77",
+    " 00002 19970112  1   12.00",
+    " 00002 19970112  5   77.00",
+    "",
+    " 00003 19970330  2    0.00",
+]
+
+
+def test_cdnow_lines_become_landing_orders_with_ids_dates_and_amounts_as_written():
+    rows = list(parse_lines(CDNOW_LINES))
+    assert rows == [
+        {"order_id": "cdnow-2", "customer_id": "00001", "ordered_at": "1997-01-01", "order_total": "11.77"},
+        {"order_id": "cdnow-3", "customer_id": "00002", "ordered_at": "1997-01-12", "order_total": "12.00"},
+        {"order_id": "cdnow-4", "customer_id": "00002", "ordered_at": "1997-01-12", "order_total": "77.00"},
+        {"order_id": "cdnow-6", "customer_id": "00003", "ordered_at": "1997-03-30", "order_total": "0.00"},
+    ]
+
+
+@pytest.mark.parametrize(("line", "message"), [(" 00001 19970101 1", "expected 4 fields"),
+                                                (" 00001 19971301 1 1.0", "bad date or amount"),
+                                                (" 00001 19970101 1 $1", "bad date or amount")])
+def test_a_broken_cdnow_line_stops_the_conversion_with_its_number(line, message):
+    with pytest.raises(CdnowFormatError, match=rf"line 3: {message}"):
+        list(parse_lines([CDNOW_LINES[1], CDNOW_LINES[2], line]))
+
+
+def test_the_cdnow_landing_file_reads_through_the_real_landing_contract(tmp_path):
+    assert write_landing(CDNOW_LINES, tmp_path / "landing") == 4
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as conn:
+        ingest_landing(conn, tmp_path / "landing", as_of=datetime(1997, 1, 31).date(), horizon_days=90, is_demo=False)
+        accepted = conn.execute("select customer_id, order_total from raw.orders order by order_id").fetchall()
+        quarantined = conn.execute("select split_part(reason, ':', 1) from raw.quarantine").fetchall()
+    assert accepted == [("00001", 11.77), ("00002", 12.0), ("00002", 77.0)]
+    assert quarantined == [("after_as_of",)]
+
+
+def test_future_spend_counts_only_the_horizon_after_as_of_clips_refunds_and_keeps_the_customer_order():
+    orders = pd.DataFrame({
+        "customer_id": ["a", "a", "a", "a", "b", "b", "c"],
+        "ordered_at": ["2024-01-31", "2024-02-01", "2024-03-01", "2024-03-02", "2024-02-10", "2024-02-11", "2024-05-01"],
+        "order_total": [100.0, 10.0, 5.0, 7.0, 20.0, -50.0, 99.0],
+    })  # fmt: skip
+    # as_of 2024-01-31, 30 days = up to 2024-03-01 inclusive: a's order on as_of itself and the day after the
+    # horizon do not count, b's refund counts 0, c buys after the horizon, d never buys.
+    actual = future_spend(orders, pd.Series(["c", "b", "a", "d"]), datetime(2024, 1, 31).date(), 30)
+    assert actual.tolist() == [0.0, 20.0, 15.0, 0.0]
+
+
+def test_done_when_compares_segmint_with_the_best_btyd_peer_on_each_criterion():
+    rows = pd.DataFrame([
+        {"model": "segmint (lightgbm)", "spearman": 0.50, "propensity_auc": 0.70, "decile_mape": 0.20, "calibration_ratio": 1.05},
+        {"model": "BG/NBD x GG", "spearman": 0.45, "propensity_auc": 0.72, "decile_mape": 0.30, "calibration_ratio": 1.00},
+        {"model": "Pareto/NBD x GG", "spearman": 0.48, "propensity_auc": 0.69, "decile_mape": 0.25, "calibration_ratio": 0.98},
+        {"model": "past_spend_rate", "spearman": 0.90, "propensity_auc": 0.90, "decile_mape": 0.01, "calibration_ratio": 1.00},
+    ])  # fmt: skip
+    verdicts = {criterion: passed for criterion, passed, _ in done_when(rows)}
+    assert verdicts == {
+        "Spearman above the best BTYD peer": True,  # 0.50 > 0.48 (the past-spend rate is not a BTYD peer)
+        "AUC above the best BTYD peer": False,  # 0.70 < 0.72
+        "decile MAPE below the best BTYD peer": True,  # 0.20 < 0.25
+        "sum(pred)/sum(actual) within 0.9-1.1": True,
+    }
+    off = done_when(rows.assign(calibration_ratio=[1.2, 1.0, 1.0, 1.0]))
+    assert off[-1][1] is False and off[-1][2] == "1.200"
