@@ -208,6 +208,30 @@ def test_small_or_spendless_data_gets_a_clipped_factor_or_nothing():
     assert restored == small
 
 
+def test_cross_fitting_maps_each_fold_with_the_calibration_learned_on_the_other():
+    mean, actual = zero_inflated(20000, seed=7)
+    fold = np.arange(20000) % 2 == 0
+    predicted = np.where(fold, 2 * mean, mean)  # fold A overpredicts twofold, fold B is right
+    honest = champion.cross_fitted("factor", predicted, actual, fold)
+    # A is mapped by B's factor (~1): still twofold; B by A's (~0.5): half. In-sample factors would hide both.
+    assert calibration_ratio(actual[fold], honest[fold]) == pytest.approx(2.0, rel=0.15)
+    assert calibration_ratio(actual[~fold], honest[~fold]) == pytest.approx(0.5, rel=0.15)
+
+
+def test_out_of_fold_metrics_do_not_flatter_a_flexible_map_on_a_prediction_that_barely_ranks():
+    from ml.evaluation import decile_mape
+
+    in_sample, honest = [], []
+    for seed in range(8, 13):  # averaged: one draw's deciles are noisy either way
+        mean, actual = zero_inflated(4000, seed=seed)
+        weak = np.log(mean) + np.random.default_rng(seed + 100).normal(0.0, 3.0, size=4000)  # mostly noise
+        weak = weak - weak.min() + 0.01
+        fold = np.arange(4000) % 2 == 0
+        in_sample.append(decile_mape(actual, champion._fit_calibration("isotonic", weak, actual).apply(weak)))
+        honest.append(decile_mape(actual, champion.cross_fitted("isotonic", weak, actual, fold)))
+    assert np.mean(honest) > np.mean(in_sample) + 0.03
+
+
 def test_p10_p90_intervals_cover_about_eighty_percent_of_fresh_customers():
     rng = np.random.default_rng(5)
     predicted = rng.lognormal(3.0, 1.0, size=20000)
