@@ -22,8 +22,9 @@ and as_of (scoring).
   its oldest customer is younger than MIN_SELECTION_HISTORY_HORIZONS horizons (history under ~2.5 horizons), candidates are fitted on E's customers outside the hash hold-out and forecast the
   hold-out, which is split into the same two halves. Calibration is then cross-sectional (it cannot see drift);
   `mode = 'short history'` says so. The level therefore comes from structure, the shape from the calibration
-  (STRUCTURAL_LEVEL_MODES, to_structural_level): every candidate's calibrated forecast is rescaled so that its total over the customers it
-  scores equals the mean of the BTYD models' totals for the same customers, fitted at the same cut-off. Why: a
+  (STRUCTURAL_LEVEL_MODES, to_structural_level): every candidate's calibrated forecast is rescaled so that its
+  total over the customers it scores equals the mean of the BTYD models' totals for the same customers, fitted at
+  the same cut-off (in the back-test: per half; in production: over the scored customers). Why: a
   short-history calibration is learned on younger customers in the same window as the labels, so its level says
   nothing about how the shop's spend moves over the next horizon (CDNOW, as-of day 365, horizon 180: LightGBM
   trained on customers up to 185 days old, scored on customers 185-365 days old, forecast 1.41 x the real total).
@@ -31,14 +32,7 @@ and as_of (scoring).
   construction (P(alive) falls with time since the last order). Ranking is untouched (one factor for all).
   In forward mode the back-test measured one real horizon of drift, so the learned calibration keeps the level.
 
-Selection metrics are out-of-fold: the selection half is split in two calibration folds (stable hash), and each
-fold's row metrics use the calibration (of the kind chosen for the candidate) learned on the other fold. Measured
-on the rows it was fitted on, a calibration flatters itself: isotonic regression on the 10 decile means reproduces
-those means, so a poorly ranked candidate with a flexible map looked better calibrated than a well ranked one that
-needed none (CDNOW, as-of day 181: past-spend rate 0.106 in-sample, 0.215 out-of-fold). The evaluation half, which
-no choice touches, is scored with the map learned on the whole selection half: the one production ships.
-
-Selection rule (fixed before looking at results), on the selection half's out-of-fold calibrated metrics:
+Selection rule (fixed before looking at results), on the selection half's calibrated metrics:
 1. candidates whose Spearman and decile MAPE could be measured;
 2. if any of them passes the gate there (Spearman >= floor, sum ratio inside the band), only those;
 3. of these, the ones whose Spearman is within SPEARMAN_TOLERANCE of the best;
@@ -174,13 +168,6 @@ class Calibration:
             return np.clip(mapped, 0.0, None) + 1e-9 * predicted
         return predicted * self.factor
 
-    @property
-    def kind(self) -> str:
-        """The CALIBRATION_METHODS entry this map is an instance of."""
-        if self.x:
-            return "isotonic"
-        return "factor" if self.method.startswith("factor") else "none"
-
     def to_json(self) -> str:
         return json.dumps({"method": self.method, "x": list(self.x), "y": list(self.y), "factor": self.factor})
 
@@ -234,16 +221,6 @@ def learn_calibration(predicted, actual, fold=None) -> Calibration:
     measured = ", ".join(f"{m} {scores[m]:.3f}" for m in CALIBRATION_METHODS)
     label = f"factor {chosen.factor:.3f}" if best == "factor" else best
     return Calibration(f"{label} (2-fold decile MAPE: {measured})", chosen.x, chosen.y, chosen.factor)
-
-
-def cross_fitted(kind: str, predicted, actual, fold) -> np.ndarray:
-    """Out-of-fold calibrated predictions: each fold mapped by the calibration of this kind learned on the other."""
-    predicted, actual = np.clip(np.asarray(predicted, float), 0, None), np.clip(np.asarray(actual, float), 0, None)
-    fold = np.asarray(fold, dtype=bool)
-    result = np.empty_like(predicted)
-    for learn in (fold, ~fold):
-        result[~learn] = _fit_calibration(kind, predicted[learn], actual[learn]).apply(predicted[~learn])
-    return result
 
 
 @dataclass(frozen=True)
@@ -537,11 +514,6 @@ def _metrics_row(name: str, window: str, value, buy, raw, calibrated, propensity
     }
 
 
-def _can_cross_fit(actual: np.ndarray, fold: np.ndarray) -> bool:
-    """Both folds hold spend (else out-of-fold maps are undefined and the in-sample metrics are all there is)."""
-    return bool(len(actual) and actual[fold].sum() > 0 and actual[~fold].sum() > 0)
-
-
 def champion_backtest(
     evaluation_rows: pd.DataFrame,
     horizon_days: float,
@@ -599,22 +571,17 @@ def champion_backtest(
         raw_selection[name] = scores.predicted[learn]
         calibration = learn_calibration(scores.predicted[learn], value[learn], fold=calibration_fold[learn])
         calibrated = calibration.apply(scores.predicted)
-        folds = calibration_fold[learn]
-        honest = calibrated.copy()
-        if _can_cross_fit(value[learn], folds):
-            honest[learn] = cross_fitted(calibration.kind, scores.predicted[learn], value[learn], folds)
         label = calibration.method
         if structural is not None:
             for mask in halves.values():
                 calibrated[mask] = to_structural_level(calibrated[mask], structural[mask])
-                honest[mask] = to_structural_level(honest[mask], structural[mask])
             label += "; level: BTYD total (short history)"
         intervals = learn_intervals(calibrated[learn], value[learn])
         low, high = intervals.apply(calibrated)
         for window, mask in halves.items():
             row = _metrics_row(
-                name, window, value[mask], buy[mask], scores.predicted[mask],
-                (honest if window == SELECTION else calibrated)[mask], scores.propensity[mask], low[mask], high[mask],
+                name, window, value[mask], buy[mask], scores.predicted[mask], calibrated[mask], scores.propensity[mask],
+                low[mask], high[mask],
             )
             rows.append(row | {
                 "calibration": label, "note": note,
@@ -696,9 +663,11 @@ def fit_champion(
     base_rate = float(buy.mean()) if len(buy) else 0.0
     factor = float(row["seasonal_factor"]) if "seasonal_factor" in row and pd.notna(row["seasonal_factor"]) else 1.0
     seasonality = str(row["seasonality"]) if "seasonality" in row and pd.notna(row["seasonality"]) else "not applied"
+    structural_level = str(row["mode"]) in STRUCTURAL_LEVEL_MODES
+    notes = fitted.notes + (["level: the BTYD models' total at the scored cut-off (short history)"] if structural_level else [])
     return ChampionModel(
-        name, horizon_days, fitted, calibration, intervals, str(row["mode"]), base_rate, factor, seasonality, fitted.notes,
-        structural_level=str(row["mode"]) in STRUCTURAL_LEVEL_MODES,
+        name, horizon_days, fitted, calibration, intervals, str(row["mode"]), base_rate, factor, seasonality, notes,
+        structural_level=structural_level,
     )
 
 
