@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -116,6 +117,25 @@ def test_short_history_takes_the_level_from_btyd_and_the_shape_from_the_calibrat
     scores = champion.predict_champion(model, scoring_rows, explain=False)
     _, forecasts, _ = champion.btyd_outputs(scoring_rows, HORIZON)
     assert scores["predicted_clv"].sum() == pytest.approx(champion.structural_forecast(forecasts).sum(), rel=1e-6)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_on_a_young_shop_the_structural_level_brings_the_next_horizons_total_closer(seed):
+    # 560 days of history and a 180-day horizon: short history, scored customers older than any trained on.
+    horizon, n_days = 180, 560
+    young = simulate_shop(2000, n_days, seed)
+    as_of = n_days - 1 - horizon
+    rows_e, rows_s = features_at(young, as_of - horizon, horizon), features_at(young, as_of - 2 * horizon, horizon)
+    now = features_at(young, as_of, horizon)
+    backtest = champion.champion_backtest(rows_e, horizon, rows_s)
+    assert backtest.mode == champion.SHORT_HISTORY
+    model = champion.fit_champion(rows_e, horizon, backtest.evaluation)
+    actual = now["future_revenue"].to_numpy(float)
+    leveled = calibration_ratio(actual, champion.predict_champion(model, now, explain=False)["predicted_clv"])
+    learned = calibration_ratio(
+        actual, champion.predict_champion(dataclasses.replace(model, structural_level=False), now, explain=False)["predicted_clv"]
+    )
+    assert abs(math.log(leveled)) < abs(math.log(learned))
 
 
 def test_forward_mode_keeps_the_level_its_back_test_measured(result, evaluation_rows):
