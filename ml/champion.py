@@ -21,7 +21,16 @@ and as_of (scoring).
 - Short history: when S has fewer than MIN_SELECTION_CUSTOMERS customers or MIN_SELECTION_BUYERS buyers, or
   its oldest customer is younger than MIN_SELECTION_HISTORY_HORIZONS horizons (history under ~2.5 horizons), candidates are fitted on E's customers outside the hash hold-out and forecast the
   hold-out, which is split into the same two halves. Calibration is then cross-sectional (it cannot see drift);
-  `mode = 'short history'` says so.
+  `mode = 'short history'` says so. The level therefore comes from structure, the shape from the calibration
+  (STRUCTURAL_LEVEL_MODES, to_structural_level): every candidate's calibrated forecast is rescaled so that its
+  total over the customers it scores equals the mean of the BTYD models' totals for the same customers, fitted at
+  the same cut-off (in the back-test: per half; in production: over the scored customers). Why: a
+  short-history calibration is learned on younger customers in the same window as the labels, so its level says
+  nothing about how the shop's spend moves over the next horizon (CDNOW, as-of day 365, horizon 180: LightGBM
+  trained on customers up to 185 days old, scored on customers 185-365 days old, forecast 1.41 x the real total).
+  BTYD needs no labels, is fitted on the scored customers' own history, and extrapolates their decay by
+  construction (P(alive) falls with time since the last order). Ranking is untouched (one factor for all).
+  In forward mode the back-test measured one real horizon of drift, so the learned calibration keeps the level.
 
 Selection rule (fixed before looking at results), on the selection half's calibrated metrics:
 1. candidates whose Spearman and decile MAPE could be measured;
@@ -102,6 +111,8 @@ CALIBRATION_METHODS = ("none", "factor", "isotonic")  # simplest first: a tie go
 MIN_CALIBRATION_ROWS = 200
 MIN_CALIBRATION_BUYERS = 20
 FACTOR_BOUNDS = (0.5, 2.0)
+# Modes whose forecast total is taken from the BTYD models fitted at the scored cut-off (see the docstring).
+STRUCTURAL_LEVEL_MODES = ("short history",)
 INTERVAL_QUANTILES = (0.1, 0.9)
 # Columns of marts.clv_model_evaluation beyond EVALUATION_COLUMNS (which stay first, unchanged).
 EXTRA_COLUMNS = (
@@ -285,6 +296,21 @@ def btyd_outputs(features: pd.DataFrame, horizon_days: float) -> tuple[pd.DataFr
         if model == BGNBD or columns["btyd_expected_avg_order_value"].isna().all():
             columns["btyd_expected_avg_order_value"] = forecast["expected_avg_order_value"].to_numpy(dtype=float)
     return columns, forecasts, notes
+
+
+def structural_forecast(forecasts: dict[str, pd.DataFrame]) -> np.ndarray | None:
+    """Per row, the mean predicted_clv of the BTYD models that could be fitted; None when none could."""
+    fitted = [frame["predicted_clv"].to_numpy(dtype=float) for frame in forecasts.values()]
+    return np.mean(fitted, axis=0) if fitted else None
+
+
+def to_structural_level(predicted: np.ndarray, structural: np.ndarray | None) -> np.ndarray:
+    """predicted rescaled (one factor) so its total is the structural forecast's; unchanged when either is 0."""
+    predicted = np.asarray(predicted, dtype=float)
+    if structural is None or len(predicted) == 0:
+        return predicted
+    total, target = float(predicted.sum()), float(np.nansum(structural))
+    return predicted * (target / total) if total > 0 and target > 0 else predicted
 
 
 @dataclass
@@ -525,6 +551,9 @@ def champion_backtest(
     halves = {SELECTION: is_selection, EVALUATION: ~is_selection}
     calibration_fold = clv._unit_hash(forecast_rows["customer_id"], "calibration-fold") < 0.5 if len(forecast_rows) else is_selection
 
+    structural = structural_forecast(forecasts) if mode in STRUCTURAL_LEVEL_MODES else None
+    if mode in STRUCTURAL_LEVEL_MODES:
+        notes.append("level: BTYD total" if structural is not None else "level: calibrated (no BTYD model could be fitted)")
     rows, tables, raw_selection = [], {}, {}
     for name in candidates:
         fitted = fit_candidate(name, fit_rows, fit_btyd, horizon_days, seed=seed, max_train_rows=max_train_rows)
@@ -542,6 +571,11 @@ def champion_backtest(
         raw_selection[name] = scores.predicted[learn]
         calibration = learn_calibration(scores.predicted[learn], value[learn], fold=calibration_fold[learn])
         calibrated = calibration.apply(scores.predicted)
+        label = calibration.method
+        if structural is not None:
+            for mask in halves.values():
+                calibrated[mask] = to_structural_level(calibrated[mask], structural[mask])
+            label += "; level: BTYD total (short history)"
         intervals = learn_intervals(calibrated[learn], value[learn])
         low, high = intervals.apply(calibrated)
         for window, mask in halves.items():
@@ -550,7 +584,7 @@ def champion_backtest(
                 low[mask], high[mask],
             )
             rows.append(row | {
-                "calibration": calibration.method, "note": note,
+                "calibration": label, "note": note,
                 "calibration_map": calibration.to_json(), "interval_map": intervals.to_json(),
             })
         tables[name] = decile_table(value[halves[EVALUATION]], calibrated[halves[EVALUATION]])
@@ -603,6 +637,8 @@ class ChampionModel:
     seasonal_factor: float = 1.0
     seasonality: str = "not applied"
     notes: list[str] = field(default_factory=list)
+    # Short history: the forecast total is the BTYD models' total at the scored cut-off (see the module docstring).
+    structural_level: bool = False
 
 
 def fit_champion(
@@ -627,21 +663,26 @@ def fit_champion(
     base_rate = float(buy.mean()) if len(buy) else 0.0
     factor = float(row["seasonal_factor"]) if "seasonal_factor" in row and pd.notna(row["seasonal_factor"]) else 1.0
     seasonality = str(row["seasonality"]) if "seasonality" in row and pd.notna(row["seasonality"]) else "not applied"
+    structural_level = str(row["mode"]) in STRUCTURAL_LEVEL_MODES
+    notes = fitted.notes + (["level: the BTYD models' total at the scored cut-off (short history)"] if structural_level else [])
     return ChampionModel(
-        name, horizon_days, fitted, calibration, intervals, str(row["mode"]), base_rate, factor, seasonality, fitted.notes
+        name, horizon_days, fitted, calibration, intervals, str(row["mode"]), base_rate, factor, seasonality, notes,
+        structural_level=structural_level,
     )
 
 
 def predict_champion(model: ChampionModel, features: pd.DataFrame, explain: bool = True) -> pd.DataFrame:
     """One row per customer: predicted_clv (calibrated), p10/p90, purchase_propensity, top_drivers, clv_model."""
     features = features.reset_index(drop=True)
-    needs_btyd = model.name in (STACKED, *BTYD_CANDIDATES)
+    needs_btyd = model.name in (STACKED, *BTYD_CANDIDATES) or model.structural_level
     columns, forecasts, _ = btyd_outputs(features, model.horizon_days) if needs_btyd else (None, {}, [])
     scores = score_candidate(model.fitted, features, columns, forecasts, explain=explain)
     result = pd.DataFrame({"customer_id": features["customer_id"].to_numpy()})
     if scores.predicted is None:
         raise btyd.BTYDFitError(scores.error)
     calibrated = model.calibration.apply(scores.predicted)
+    if model.structural_level:
+        calibrated = to_structural_level(calibrated, structural_forecast(forecasts))
     low, high = model.intervals.apply(calibrated)
     # The season ahead scales the whole forecast distribution (mean and quantiles alike).
     predicted, low, high = (values * model.seasonal_factor for values in (calibrated, low, high))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -83,12 +84,63 @@ def test_the_stacked_candidate_uses_the_btyd_outputs_as_features(evaluation_rows
     assert set(champion.BTYD_FEATURES) & set(fitted.models.value_model.feature_name())
 
 
-def test_short_history_selects_within_the_training_cut_and_says_so(evaluation_rows):
-    short = champion.champion_backtest(evaluation_rows, HORIZON, evaluation_rows.head(0))
+@pytest.fixture(scope="module")
+def short(evaluation_rows):
+    return champion.champion_backtest(evaluation_rows, HORIZON, evaluation_rows.head(0))
+
+
+def test_short_history_selects_within_the_training_cut_and_says_so(evaluation_rows, short):
     assert short.mode == champion.SHORT_HISTORY and "short history" in short.notes[0]
     assert short.champion in champion.CANDIDATES
     # Fitted outside the hold-out; the hold-out is split into the two halves.
     assert short.n_fit + short.n_selection + short.n_evaluation == len(evaluation_rows)
+
+
+def test_the_structural_level_sets_the_total_and_keeps_the_order():
+    predicted, structural = np.array([1.0, 5.0, 2.0]), np.array([4.0, 4.0, 8.0])
+    leveled = champion.to_structural_level(predicted, structural)
+    assert leveled.sum() == pytest.approx(16.0)
+    assert (np.argsort(leveled) == np.argsort(predicted)).all()
+    assert (champion.to_structural_level(predicted, None) == predicted).all()
+    assert (champion.to_structural_level(predicted, np.zeros(3)) == predicted).all()  # nothing to anchor on
+
+
+def test_short_history_takes_the_level_from_btyd_and_the_shape_from_the_calibration(short, evaluation_rows, scoring_rows):
+    reported = short.evaluation[
+        (short.evaluation["backtest_window"] == champion.EVALUATION) & np.isfinite(short.evaluation["calibration_ratio"])
+    ]
+    assert reported["calibration"].str.contains("level: BTYD total").all()
+    # One total for every candidate (the BTYD models' mean on the same customers): the ratios agree.
+    assert reported["calibration_ratio"].max() - reported["calibration_ratio"].min() < 1e-6
+    model = champion.fit_champion(evaluation_rows, HORIZON, short.evaluation)
+    assert model.structural_level and any(note.startswith("level: the BTYD") for note in model.notes)
+    scores = champion.predict_champion(model, scoring_rows, explain=False)
+    _, forecasts, _ = champion.btyd_outputs(scoring_rows, HORIZON)
+    assert scores["predicted_clv"].sum() == pytest.approx(champion.structural_forecast(forecasts).sum(), rel=1e-6)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_on_a_young_shop_the_structural_level_brings_the_next_horizons_total_closer(seed):
+    # 560 days of history and a 180-day horizon: short history, scored customers older than any trained on.
+    horizon, n_days = 180, 560
+    young = simulate_shop(2000, n_days, seed)
+    as_of = n_days - 1 - horizon
+    rows_e, rows_s = features_at(young, as_of - horizon, horizon), features_at(young, as_of - 2 * horizon, horizon)
+    now = features_at(young, as_of, horizon)
+    backtest = champion.champion_backtest(rows_e, horizon, rows_s)
+    assert backtest.mode == champion.SHORT_HISTORY
+    model = champion.fit_champion(rows_e, horizon, backtest.evaluation)
+    actual = now["future_revenue"].to_numpy(float)
+    leveled = calibration_ratio(actual, champion.predict_champion(model, now, explain=False)["predicted_clv"])
+    learned = calibration_ratio(
+        actual, champion.predict_champion(dataclasses.replace(model, structural_level=False), now, explain=False)["predicted_clv"]
+    )
+    assert abs(math.log(leveled)) < abs(math.log(learned))
+
+
+def test_forward_mode_keeps_the_level_its_back_test_measured(result, evaluation_rows):
+    assert not result.evaluation["calibration"].astype(str).str.contains("level: BTYD").any()
+    assert not champion.fit_champion(evaluation_rows, HORIZON, result.evaluation).structural_level
 
 
 def test_the_production_model_is_the_champion_with_its_calibration_and_intervals(result, evaluation_rows, scoring_rows):
