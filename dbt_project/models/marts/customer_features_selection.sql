@@ -3,37 +3,6 @@
 -- training cut-off]. The CLV candidates are fitted here and judged on customer_features_train (ml/champion.py).
 with {{ customer_features_at('selection_cutoff') }},
 
-cutoffs as (
-    select * from {{ ref('int_cutoffs') }}
-),
+{{ future_labels('selection_cutoff', 'training_cutoff') }}
 
-future_orders as (
-    select orders.*
-    from {{ ref('stg_orders') }} as orders
-    cross join cutoffs
-    where orders.ordered_on > cutoffs.selection_cutoff
-        and orders.ordered_on <= cutoffs.training_cutoff
-        and not orders.is_cancelled
-),
-
-labels as (
-    select
-        customer_id,
-        -- Refund rows count as 0, not negative: the label is spend, and tweedie needs it non-negative.
-        sum(case when is_refund then 0 else order_amount end) as future_revenue,
-        count(*) filter (where not is_refund) as future_order_count
-    from future_orders
-    group by customer_id
-),
-
-final as (
-    select
-        features.*,
-        coalesce(labels.future_revenue, 0) as future_revenue,
-        coalesce(labels.future_order_count, 0) as future_order_count,
-        coalesce(labels.future_order_count, 0) > 0 as has_future_order
-    from features
-    left join labels using (customer_id)
-)
-
-select * from final
+select * from labelled
