@@ -106,19 +106,12 @@ def future_spend(orders: pd.DataFrame, customer_ids: pd.Series, as_of: date, hor
 
 
 def peer_forecasts(features: pd.DataFrame, horizon: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Predicted value and a purchase score per customer for each BTYD peer fitted on `features`.
-
-    Uses ml.btyd.fit_btyd (BG/NBD and Pareto/NBD, expected orders as the purchase score) when the module has it;
-    otherwise the older BG/NBD baseline (its predicted value doubles as the purchase score) and no Pareto/NBD.
-    """
-    if hasattr(btyd, "fit_btyd"):
-        forecasts = {}
-        for model, label in PEERS.items():
-            forecast = btyd.fit_btyd(features, model).forecast(features, horizon)
-            forecasts[label] = (forecast["predicted_clv"].to_numpy(float), forecast["expected_orders"].to_numpy(float))
-        return forecasts
-    value = btyd.btyd_clv_baseline(features, horizon).to_numpy(float)
-    return {PEERS["bgnbd"]: (value, value)}
+    """Predicted value and a purchase score (expected orders) per customer for each BTYD peer fitted on `features`."""
+    forecasts = {}
+    for model, label in PEERS.items():
+        forecast = btyd.fit_btyd(features, model).forecast(features, horizon)
+        forecasts[label] = (forecast["predicted_clv"].to_numpy(float), forecast["expected_orders"].to_numpy(float))
+    return forecasts
 
 
 def future_rows(features: pd.DataFrame, predictions: pd.DataFrame, actual: np.ndarray, horizon: int) -> list[dict]:
