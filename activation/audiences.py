@@ -1,8 +1,10 @@
 """Audience definitions (config/audiences.yaml), member selection in DuckDB and the deterministic control group.
 
 An audience is a SQL boolean expression over one row per customer: every column of `marts.customer_scores`
-plus the PII of `raw.customers` (email, phone, first_name, last_name, postal_code, country, marketing_consent;
-raw.customers wins where both have a column, first row per customer_id as in stg_customers).
+plus the contact fields of the sync edge `edge.customer_contacts` (email, phone, first_name, last_name,
+postal_code, country, marketing_consent; the contact fields win where both have a column). The edge view is the
+only place audiences read contact data from: which customers.csv row counts for a customer is decided once, in
+dbt (stg_customers), and PII stays out of `marts` (dbt_project/models/edge/).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import yaml
 
 DEFAULT_CONTROL_SHARE = 0.10
 DEFAULT_MAX_CHANGE_SHARE = 0.5
+CONTACTS_RELATION = "edge.customer_contacts"
 PII_COLUMNS = ("email", "phone", "first_name", "last_name", "postal_code", "country", "marketing_consent")
 DESTINATION_TYPES = frozenset(
     {"meta", "google_data_manager", "google_ads_offline", "klaviyo", "hubspot", "salesforce", "webhook"}
@@ -179,16 +182,12 @@ def _member_query(conn: duckdb.DuckDBPyConnection, rule: str) -> str:
     score_columns = [row[0] for row in conn.execute("describe marts.customer_scores").fetchall()]
     overlapping = [column for column in score_columns if column in PII_COLUMNS]
     exclude = f" exclude ({', '.join(overlapping)})" if overlapping else ""
-    pii = ", ".join(f"customers.{column}" for column in PII_COLUMNS)
+    pii = ", ".join(f"contacts.{column}" for column in PII_COLUMNS)
     return f"""
-        with customers as (
-            select * from raw.customers
-            qualify row_number() over (partition by customer_id order by source_row) = 1
-        ),
-        candidates as (
+        with candidates as (
             select scores.*{exclude}, {pii}
             from marts.customer_scores as scores
-            left join customers using (customer_id)
+            left join {CONTACTS_RELATION} as contacts using (customer_id)
         )
         select * from candidates where ({rule}) order by customer_id
     """

@@ -9,6 +9,11 @@ exports of value-based audiences (activation.audiences.is_value_based: the uploa
 lookalike_seed's predicted CLV, or the rule selects by a model output such as high_value_at_risk's top-20 %
 predicted CLV). When no model passes the gate those are skipped; audiences selected on past behaviour only
 (champions) still get their export files, and every audience table is still built for people to read.
+
+Reads declared: audiences read marts.customer_scores and, for contact data, only the sync edge
+edge.customer_contacts (a dbt view; dbt_project/models/edge/). The sync ledger (schema `sync`) is declared by the
+`sync_ledger` assets, which create its tables; every sync asset depends on them and appends to them.
+activation/audience_lift is written here and published by dbt as the view marts.audience_lift.
 """
 
 import dagster as dg
@@ -18,7 +23,7 @@ from activation.audiences import Audience, is_value_based, load_audiences, selec
 from activation.destinations.factory import build_destination
 from activation.exports import export_audience_csvs
 from activation.http import DestinationError
-from activation.ledger import ensure_schema
+from activation.ledger import SCHEMA, ensure_schema
 from activation.sync import SyncGuardError, guard_change, lift_by_audience, plan_sync, sync_audience
 from orchestration.defs.clv import ACTIVATION_GATE
 from orchestration.defs.resources import DUCKDB_TAG, ActivationCredentials, SegmintSettings, Warehouse
@@ -29,7 +34,19 @@ from orchestration.lib.warehouse_io import read_table, table_exists, write_table
 
 AUDIENCES_FILE = CONFIG_DIR / "audiences.yaml"
 CUSTOMER_SCORES = dg.AssetKey(["marts", "customer_scores"])
+CUSTOMER_CONTACTS = dg.AssetKey(["edge", "customer_contacts"])
 CLV_PREDICTIONS = dg.AssetKey(["ml", "clv_predictions"])
+RAW_ORDERS = dg.AssetKey(["raw", "orders"])
+LEDGER_TABLES = {
+    "destination_members": "One row per destination, audience and member the destination holds (or is about to: pending_add/pending_remove).",
+    "runs": "One row per sync run of an audience to a destination: sizes planned and reached, added, removed, failed, status.",
+    "batches": "One row per request batch sent to a destination, with what it confirmed.",
+    "control_group": "One row per run, audience and customer held out of the sync as control.",
+    "members_provenance": "One row per run, audience and member (treated or control) with the model version and rule that chose them.",
+}
+LEDGER = {table: dg.AssetKey([SCHEMA, table]) for table in LEDGER_TABLES}
+LIFT = dg.AssetKey(["activation", "audience_lift"])
+LIFT_TABLE = "activation.audience_lift"
 MEMBER_COLUMNS = [
     "customer_id", "is_control", "value", "marketing_consent", "email", "phone", "first_name", "last_name",
     "postal_code", "country", "predicted_clv", "purchase_propensity", "rfm_segment", "behavioral_segment",
@@ -43,7 +60,7 @@ def _members_table(audience: Audience) -> str:
 def _audience_asset(audience: Audience) -> dg.AssetsDefinition:
     @dg.asset(
         key=["audiences", audience.name],
-        deps=[CUSTOMER_SCORES],
+        deps=[CUSTOMER_SCORES, CUSTOMER_CONTACTS],
         group_name=groups.AUDIENCES,
         kinds={"python", "duckdb"},
         op_tags=DUCKDB_TAG,
@@ -133,7 +150,7 @@ def _sync_asset(audience: Audience, destination_name: str) -> dg.AssetsDefinitio
 
     @dg.asset(
         key=["sync", audience.name, destination_name],
-        deps=[dg.AssetKey(["audiences", audience.name]), CLV_PREDICTIONS, ACTIVATION_GATE],
+        deps=[dg.AssetKey(["audiences", audience.name]), CLV_PREDICTIONS, ACTIVATION_GATE, *LEDGER.values()],
         group_name=groups.AUDIENCES,
         kinds={"python", config.type},
         op_tags=DUCKDB_TAG,
@@ -187,9 +204,27 @@ AUDIENCES = load_audiences(AUDIENCES_FILE)
 audience_assets, audience_checks = build_audience_definitions(AUDIENCES)
 
 
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(key, description=f"{LEDGER_TABLES[table]} Appended by every sync/* asset.",
+                     group_name=groups.AUDIENCES, kinds={"duckdb"})
+        for table, key in LEDGER.items()
+    ],
+    op_tags=DUCKDB_TAG,
+)
+def sync_ledger(warehouse: Warehouse):
+    """The sync ledger's tables (activation/ledger.py), created when missing; the syncs append to them."""
+    with warehouse.connect() as conn:
+        ensure_schema(conn)
+        counts = {table: conn.execute(f"select count(*) from {SCHEMA}.{table}").fetchone()[0] for table in LEDGER}
+    for table, key in LEDGER.items():
+        yield dg.MaterializeResult(asset_key=key, metadata={"dagster/row_count": dg.MetadataValue.int(counts[table])})
+
+
 @dg.asset(
-    key=["marts", "audience_lift"],
-    deps=[dg.AssetKey(["sync", a.name, d.name]) for a in AUDIENCES for d in a.destinations],
+    key=LIFT,
+    deps=[*(dg.AssetKey(["sync", a.name, d.name]) for a in AUDIENCES for d in a.destinations),
+          LEDGER["members_provenance"], RAW_ORDERS],
     group_name=groups.AUDIENCES,
     kinds={"python", "duckdb"},
     op_tags=DUCKDB_TAG,
@@ -202,7 +237,7 @@ def audience_lift(warehouse: Warehouse) -> dg.MaterializeResult:
         # In the reporting currency: fx_rate converts orders given in another one (landing/README.md).
         orders = read_table(conn, "raw.orders", ["customer_id", "ordered_at", "order_total * fx_rate as order_total"])
         lift = lift_by_audience(assignments, orders) if len(assignments) else pd.DataFrame({"audience": pd.Series(dtype="string")})
-        write_table(conn, "marts.audience_lift", lift)
+        write_table(conn, LIFT_TABLE, lift)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": dg.MetadataValue.int(len(lift)),

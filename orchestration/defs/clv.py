@@ -2,7 +2,8 @@
 as the production model, predictions with intervals, and the activation gate.
 
 The model-quality gate guards activation, not insight: scores, segments, cards and the report always materialize
-with the best available model (its metrics are in marts.clv_model_evaluation). Only `ml/clv_activation_gate`
+with the best available model (its metrics are in ml.clv_model_evaluation, read by people as the dbt view
+marts.clv_model_evaluation). Only `ml/clv_activation_gate`
 carries the blocking check, and only the audience syncs and the value-based exports depend on it
 (orchestration/defs/audiences.py), so a shop whose model fails the gate still gets every score while nothing
 model-driven leaves for an ad platform or CRM. `make run` reports that case as a one-line warning (cli.py).
@@ -37,7 +38,9 @@ DAILY_REVENUE_SQL = """
     group by orders.ordered_on
     order by orders.ordered_on
 """
-EVALUATION = dg.AssetKey(["marts", "clv_model_evaluation"])
+# Python writes schema `ml`; dbt publishes it as the view marts.clv_model_evaluation (the contract name, issue 13).
+EVALUATION = dg.AssetKey(["ml", "clv_model_evaluation"])
+EVALUATION_TABLE = "ml.clv_model_evaluation"
 MODEL = dg.AssetKey(["ml", "clv_model"])
 # The production model lives in the warehouse it was trained for (one row, the pickled blob and its version), so
 # two warehouses sharing a data folder never read each other's model; clv_predictions reads exactly that row.
@@ -83,7 +86,7 @@ def clv_model_evaluation(
     )
     table = result.evaluation.assign(horizon_days=horizon, n_fit=result.n_fit)
     with warehouse.connect() as conn:
-        write_table(conn, "marts.clv_model_evaluation", table)
+        write_table(conn, EVALUATION_TABLE, table)
     reported = table[table["backtest_window"] == EVALUATION_WINDOW]
     per_metric = {
         f"{row['model']}/{metric}": dg.MetadataValue.float(float(row[metric]))
@@ -123,11 +126,11 @@ def clv_model_evaluation(
 def clv_activation_gate(warehouse: Warehouse) -> dg.MaterializeResult:
     """Activation gate: audience syncs and value-based exports run only once its blocking check has passed.
 
-    It stores nothing: its check (check_clv_model_beats_baselines) reads marts.clv_model_evaluation, and a failed
+    It stores nothing: its check (check_clv_model_beats_baselines) reads ml.clv_model_evaluation, and a failed
     check skips the syncs and value-based exports that depend on this asset, never the scores or the report.
     """
     with warehouse.connect() as conn:
-        evaluation = read_table(conn, "marts.clv_model_evaluation")
+        evaluation = read_table(conn, EVALUATION_TABLE)
     gate = quality_gate(evaluation)
     return dg.MaterializeResult(
         metadata={
@@ -151,7 +154,7 @@ def clv_activation_gate(warehouse: Warehouse) -> dg.MaterializeResult:
 )
 def check_clv_model_beats_baselines(warehouse: Warehouse) -> dg.AssetCheckResult:
     with warehouse.connect() as conn:
-        evaluation = read_table(conn, "marts.clv_model_evaluation")
+        evaluation = read_table(conn, EVALUATION_TABLE)
     gate = quality_gate(evaluation)
     return dg.AssetCheckResult(
         passed=gate.passed,
@@ -179,7 +182,7 @@ def clv_model(warehouse: Warehouse, settings: SegmintSettings, config: ClvConfig
     s = settings.load()
     with warehouse.connect() as conn:
         train = read_table(conn, "marts.customer_features_train", order_by="customer_id")
-        evaluation = read_table(conn, "marts.clv_model_evaluation")
+        evaluation = read_table(conn, EVALUATION_TABLE)
     model = fit_champion(train, s.horizon_days, evaluation, seed=config.seed, max_train_rows=config.max_train_rows)
     blob = pickle.dumps(model)
     version = hashlib.sha256(blob).hexdigest()[:12]

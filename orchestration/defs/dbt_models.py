@@ -3,9 +3,13 @@
 `dbt_daily_models` (tag `daily`) stages orders and events in daily partitions: a run over a window of days
 passes it to dbt as vars and rebuilds exactly those days (orchestration/lib/partitions.py). A backfill of any
 range is one run (single-run backfill policy), so dbt starts once, not once per day.
-`dbt_feature_models` builds the customer snapshots (customer_features, ...); the ML assets write schema `ml`;
-then `dbt_score_models` (tag `scores`) joins them into marts.customer_scores. Separate definitions keep the
-run order explicit. dbt tests become asset checks; `dbt build` stops the line on error-level tests.
+`dbt_feature_models` builds the customer snapshots (customer_features, ...) and the sync edge
+(edge.customer_contacts); the ML assets write schema `ml`; then `dbt_score_models` (tag `scores`) joins them into
+marts.customer_scores. Python assets that run after the scores publish their tables under `marts` through views
+(models/marts/python_outputs/): `dbt_after_scores_models` (tag `after_scores`: segment cards, membership
+history) and `dbt_after_syncs_models` (tag `after_syncs`: audience lift), kept apart so that syncs held back by
+the CLV gate never hold back the cards. Separate definitions keep the run order explicit. dbt tests become asset
+checks; `dbt build` stops the line on error-level tests.
 """
 
 
@@ -29,6 +33,8 @@ from orchestration.lib.settings import DBT_PROJECT_DIR
 DBT_MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
 SCORES_SELECTOR = "tag:scores"
 DAILY_SELECTOR = "tag:daily"
+AFTER_SCORES_SELECTOR = "tag:after_scores"
+AFTER_SYNCS_SELECTOR = "tag:after_syncs"
 DAILY_PARTITIONS = daily_partitions()
 
 
@@ -36,7 +42,13 @@ class SegmintDbtTranslator(DagsterDbtTranslator):
     """Groups by layer (staging, features, scores) so the UI's lineage reads like the data flow."""
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        # A view of a Python asset's table names its producer's group in `meta.dagster.group` (python_outputs/).
+        explicit = super().get_group_name(dbt_resource_props)
+        if explicit is not None:
+            return explicit
         fqn = dbt_resource_props.get("fqn", [])
+        if "edge" in fqn:
+            return groups.AUDIENCES
         if "scores" in dbt_resource_props.get("tags", []):
             return groups.SCORES
         if "marts" in fqn:
@@ -106,13 +118,14 @@ def dbt_daily_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, war
 
 @dbt_assets(
     manifest=DBT_MANIFEST,
-    exclude=f"{SCORES_SELECTOR} {DAILY_SELECTOR}",
+    exclude=f"{SCORES_SELECTOR} {DAILY_SELECTOR} {AFTER_SCORES_SELECTOR} {AFTER_SYNCS_SELECTOR}",
     dagster_dbt_translator=SegmintDbtTranslator(),
     name="dbt_feature_models",
     op_tags=DUCKDB_TAG,
 )
 def dbt_feature_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
-    """Customer and event staging views, cut-offs and the feature marts (customer_features, _train, prospect_features)."""
+    """Customer and event staging views, cut-offs, the feature marts (customer_features, _train, prospect_features)
+    and the sync edge (edge.customer_contacts)."""
     yield from _run_dbt(context, dbt, warehouse, ["build"])
 
 
@@ -131,3 +144,27 @@ def dbt_score_models(
         {"margin": config.margin, "target_roas": config.target_roas, "max_cpa_basis": config.max_cpa_basis}
     )
     yield from _run_dbt(context, dbt, warehouse, ["build", "--vars", dbt_vars])
+
+
+@dbt_assets(
+    manifest=DBT_MANIFEST,
+    select=AFTER_SCORES_SELECTOR,
+    dagster_dbt_translator=SegmintDbtTranslator(),
+    name="dbt_after_scores_models",
+    op_tags=DUCKDB_TAG,
+)
+def dbt_after_scores_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
+    """marts.segment_cards and marts.segment_membership_history: views of the Python outputs made from the scores."""
+    yield from _run_dbt(context, dbt, warehouse, ["build"])
+
+
+@dbt_assets(
+    manifest=DBT_MANIFEST,
+    select=AFTER_SYNCS_SELECTOR,
+    dagster_dbt_translator=SegmintDbtTranslator(),
+    name="dbt_after_syncs_models",
+    op_tags=DUCKDB_TAG,
+)
+def dbt_after_syncs_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
+    """marts.audience_lift: a view of activation.audience_lift, built once the syncs have run."""
+    yield from _run_dbt(context, dbt, warehouse, ["build"])

@@ -62,7 +62,8 @@ export_job = dg.define_asset_job(
 
 report_job = dg.define_asset_job(
     name="segment_report",
-    selection=dg.AssetSelection.assets(["marts", "segment_cards"]),
+    # The cards (Python, ml.segment_cards, which writes the HTML too) and their dbt view marts.segment_cards.
+    selection=dg.AssetSelection.assets(["ml", "segment_cards"], ["marts", "segment_cards"]),
     description="Rebuild the segment cards and data/reports/segment_report.html from the current scores.",
     executor_def=dg.in_process_executor,
 )

@@ -1,4 +1,8 @@
-"""Dynamic segment membership: a validity-interval history of every customer's segments."""
+"""Dynamic segment membership: a validity-interval history of every customer's segments.
+
+Python owns the table in schema `ml`; dbt publishes it as the view marts.segment_membership_history (the contract
+name of issue 16; models/marts/python_outputs/).
+"""
 
 import dagster as dg
 import pandas as pd
@@ -7,14 +11,28 @@ from ml.segment_history import HistoryOrderError, advance_history, empty_history
 from orchestration.defs.resources import DUCKDB_TAG, Warehouse
 from orchestration.lib import groups
 from orchestration.lib.metadata import markdown_table
-from orchestration.lib.warehouse_io import read_table, table_exists, write_table
+from orchestration.lib.warehouse_io import is_base_table, read_table, table_exists, write_table
 
 CUSTOMER_SCORES = dg.AssetKey(["marts", "customer_scores"])
 SEGMENT_KINDS = ("rfm_segment", "behavioral_segment")
+HISTORY = dg.AssetKey(["ml", "segment_membership_history"])
+HISTORY_TABLE = "ml.segment_membership_history"
+# Where this asset wrote before dbt became the only owner of `marts` (issue 15); read once to carry history over.
+LEGACY_HISTORY_TABLE = "marts.segment_membership_history"
+
+
+def _previous_history(conn) -> pd.DataFrame:
+    if table_exists(conn, HISTORY_TABLE):
+        return read_table(conn, HISTORY_TABLE)
+    # A warehouse from before the move keeps its history: the old table is read once, then dbt replaces it by the
+    # view of ml.segment_membership_history.
+    if is_base_table(conn, LEGACY_HISTORY_TABLE):
+        return read_table(conn, LEGACY_HISTORY_TABLE)
+    return empty_history()
 
 
 @dg.asset(
-    key=["marts", "segment_membership_history"],
+    key=HISTORY,
     deps=[CUSTOMER_SCORES],
     group_name=groups.SCORES,
     kinds={"python", "duckdb"},
@@ -24,11 +42,7 @@ def segment_membership_history(context: dg.AssetExecutionContext, warehouse: War
     """One row per customer, segment kind and stretch of membership (valid_from, valid_to; NULL = current)."""
     with warehouse.connect() as conn:
         scores = read_table(conn, "marts.customer_scores", ["customer_id", "as_of_date", *SEGMENT_KINDS], order_by="customer_id")
-        history = (
-            read_table(conn, "marts.segment_membership_history")
-            if table_exists(conn, "marts.segment_membership_history")
-            else empty_history()
-        )
+        history = _previous_history(conn)
         as_of = pd.Timestamp(scores["as_of_date"].iloc[0]).date() if len(scores) else None
         current = scores.melt(id_vars="customer_id", value_vars=list(SEGMENT_KINDS), var_name="segment_kind", value_name="segment")
         try:
@@ -37,7 +51,7 @@ def segment_membership_history(context: dg.AssetExecutionContext, warehouse: War
             # A backfill of an older date: keep history as it is and say why, instead of failing the run.
             context.log.warning(str(error))
             updated = history
-        write_table(conn, "marts.segment_membership_history", updated)
+        write_table(conn, HISTORY_TABLE, updated)
     moves = transitions(updated)
     latest = moves[moves["changed_on"] == pd.Timestamp(as_of)] if as_of else moves.iloc[0:0]
     summary = latest.groupby(["segment_kind", "from_segment", "to_segment"]).size().rename("customers").reset_index()

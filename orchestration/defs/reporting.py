@@ -1,4 +1,7 @@
-"""Segment cards and the marketer's HTML report, with the 'at least three actionable segments' check."""
+"""Segment cards and the marketer's HTML report, with the 'at least three actionable segments' check.
+
+Python owns ml.segment_cards; dbt publishes it as the view marts.segment_cards (models/marts/python_outputs/).
+"""
 
 from dataclasses import asdict
 
@@ -19,7 +22,11 @@ REPORT_FILE = "segment_report.html"
 MIN_ACTIONABLE_SEGMENTS = 3
 SEGMENT_KINDS = {"RFM segments": "rfm_segment", "Behavioural segments": "behavioral_segment"}
 CUSTOMER_SCORES = dg.AssetKey(["marts", "customer_scores"])
-CARDS = dg.AssetKey(["marts", "segment_cards"])
+CUSTOMER_FEATURES = dg.AssetKey(["marts", "customer_features"])
+BEHAVIORAL_SEGMENTS = dg.AssetKey(["ml", "behavioral_segments"])
+CLUSTER_PROFILES = dg.AssetKey(["ml", "cluster_profiles"])
+CARDS = dg.AssetKey(["ml", "segment_cards"])
+CARDS_TABLE = "ml.segment_cards"
 
 
 def _cards_frame(cards_by_kind: dict) -> pd.DataFrame:
@@ -35,7 +42,7 @@ def _cards_frame(cards_by_kind: dict) -> pd.DataFrame:
 
 @dg.asset(
     key=CARDS.path,
-    deps=[CUSTOMER_SCORES, dg.AssetKey(["ml", "behavioral_segments"])],
+    deps=[CUSTOMER_SCORES, CUSTOMER_FEATURES, BEHAVIORAL_SEGMENTS, CLUSTER_PROFILES],
     group_name=groups.REPORTING,
     kinds={"python", "html", "duckdb"},
     op_tags=DUCKDB_TAG,
@@ -56,7 +63,7 @@ def segment_cards(context: dg.AssetExecutionContext, warehouse: Warehouse, setti
             kind: build_segment_cards(scores, features, column, playbook) for kind, column in SEGMENT_KINDS.items()
         }
         table = _cards_frame(cards_by_kind)
-        write_table(conn, "marts.segment_cards", table)
+        write_table(conn, CARDS_TABLE, table)
     charts = build_charts(cards_by_kind, rfm=scores, profiles=profiles, cluster_names=cluster_names)
     as_of = str(scores["as_of_date"].iloc[0])[:10] if len(scores) else "n/a"
     html = render_report(
@@ -94,7 +101,7 @@ def segment_cards(context: dg.AssetExecutionContext, warehouse: Warehouse, setti
 )
 def check_enough_actionable_segments(warehouse: Warehouse) -> dg.AssetCheckResult:
     with warehouse.connect() as conn:
-        cards = read_table(conn, "marts.segment_cards")
+        cards = read_table(conn, CARDS_TABLE)
     per_kind = cards.groupby("segment_kind")["is_actionable"].sum().astype(int).to_dict()
     best = max(per_kind.values(), default=0)
     return dg.AssetCheckResult(

@@ -25,6 +25,13 @@ def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
     return conn.execute(query, [schema, name]).fetchone()[0] > 0
 
 
+def is_base_table(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """True when `table` exists and is a table (not a view)."""
+    schema, name = table.split(".")
+    query = "select count(*) from information_schema.tables where table_schema = ? and table_name = ? and table_type = 'BASE TABLE'"
+    return conn.execute(query, [schema, name]).fetchone()[0] > 0
+
+
 def write_table(conn: duckdb.DuckDBPyConnection, table: str, df: pd.DataFrame) -> int:
     """Replace `table` with `df` atomically (readers see the old or the new table, never half of one)."""
     schema = table.split(".")[0]

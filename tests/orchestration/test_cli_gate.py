@@ -15,7 +15,7 @@ REASON = "no candidate passes: spearman 0.05 below the ranking floor 0.2"
 
 
 def run_graph(gate_passes: bool, scores_fail: bool = False, other_check_fails: bool = False) -> dg.ExecuteInProcessResult:
-    @dg.asset(key=["marts", "clv_model_evaluation"])
+    @dg.asset(key=["ml", "clv_model_evaluation"])
     def evaluation() -> None: ...
 
     @dg.asset(key=["ml", "clv_activation_gate"], deps=[evaluation])
@@ -38,7 +38,7 @@ def run_graph(gate_passes: bool, scores_fail: bool = False, other_check_fails: b
     @dg.asset(key=["sync", "lookalike_seed", "meta"], deps=[gate, scores])
     def sync() -> None: ...
 
-    @dg.asset(key=["marts", "audience_lift"], deps=[sync])
+    @dg.asset(key=["activation", "audience_lift"], deps=[sync])
     def lift() -> None: ...
 
     defs = dg.Definitions(assets=[evaluation, gate, scores, sync, lift], asset_checks=[gate_check, scores_check])

@@ -1,4 +1,4 @@
-"""A small warehouse for activation tests: marts.customer_scores + raw.customers (+ raw.orders) in DuckDB."""
+"""A small warehouse for activation tests: marts.customer_scores + edge.customer_contacts (+ raw.orders) in DuckDB."""
 
 from __future__ import annotations
 
@@ -50,20 +50,27 @@ def scores_frame(customers: pd.DataFrame) -> pd.DataFrame:
         "recency_days": [i * 3 for i in range(n)],
         "order_count": [1 + i % 4 for i in range(n)],
         "total_revenue": [50.0 + i for i in range(n)],
-        "marketing_consent": [True] * n,  # deliberately wrong: raw.customers must win
+        "marketing_consent": [True] * n,  # deliberately wrong: edge.customer_contacts must win
         "has_email": customers["email"].notna(),
     })
 
 
 def build_warehouse(conn: duckdb.DuckDBPyConnection, n: int = 60) -> duckdb.DuckDBPyConnection:
-    """Fill `conn` with raw.customers and marts.customer_scores for n customers."""
+    """Fill `conn` with edge.customer_contacts and marts.customer_scores for n customers.
+
+    The contacts table has the columns of the dbt view edge.customer_contacts (the view's SQL is exercised by the
+    whole-graph runs; here its output is given directly).
+    """
     customers = customers_frame(n)
     scores = scores_frame(customers)
-    conn.execute("create schema if not exists raw")
+    conn.execute("create schema if not exists edge")
     conn.execute("create schema if not exists marts")
     conn.register("_customers", customers)
     conn.register("_scores", scores)
-    conn.execute("create or replace table raw.customers as select * from _customers")
+    conn.execute(
+        "create or replace table edge.customer_contacts as select customer_id, email, phone, first_name, last_name, "
+        "postal_code, upper(country) as country, marketing_consent from _customers"
+    )
     conn.execute("create or replace table marts.customer_scores as select * from _scores")
     conn.unregister("_customers")
     conn.unregister("_scores")

@@ -50,11 +50,11 @@ def test_a_file_that_is_not_yaml_is_reported_with_its_path(tmp_path):
         load_audiences(path)
 
 
-def test_members_are_selected_by_the_rule_with_pii_from_raw_customers():
+def test_members_are_selected_by_the_rule_with_contacts_from_the_sync_edge():
     conn = new_warehouse(20)
     members = select_members(conn, test_audience(rule="rfm_segment = 'champions'"))
     assert list(members["customer_id"]) == [f"c{i:04d}" for i in range(0, 20, 3)]
-    # raw.customers wins over the (deliberately wrong) marketing_consent column of customer_scores
+    # edge.customer_contacts wins over the (deliberately wrong) marketing_consent column of customer_scores
     assert not members.set_index("customer_id").loc["c0009", "marketing_consent"]
     assert {"email", "phone", "first_name", "last_name", "postal_code", "country"} <= set(members.columns)
 

@@ -1,4 +1,6 @@
--- One row per customer_id from customers.csv (the first row wins when an id repeats).
+-- One row per customer_id from customers.csv (the first row wins when an id repeats). This is the only place
+-- that rule lives: source_file/source_row name the winning raw row, and edge.customer_contacts reads the contact
+-- fields of exactly that row.
 with source as (
     select * from {{ source('raw', 'customers') }}
 ),
@@ -21,7 +23,9 @@ final as (
         nullif(lower(trim(acquisition_channel)), '') as acquisition_channel,
         marketing_consent,
         nullif(trim(email), '') is not null as has_email,
-        nullif(trim(phone), '') is not null as has_phone
+        nullif(trim(phone), '') is not null as has_phone,
+        source_file,
+        source_row
     from ranked
     where row_rank = 1
 )
