@@ -2,7 +2,7 @@
 
 Grain: one row per distinct (source_event_type, source_page_type, source_page_path) of raw.events with its event
 count in, the same rows out with the segmint `event_type` / `page_type` they mean. The asset
-`staging/event_vocabulary` writes that table and dbt's `stage_events` joins it, so raw stays raw and the daily
+`raw/event_vocabulary` writes that table and dbt's `stage_events` joins it, so raw stays raw and the daily
 staging applies the very same mapping.
 
 How a value is resolved, per output field (`event_type` and `page_type` independently), first match wins:

@@ -35,5 +35,5 @@ GENERIC_BEHAVIOUR: tuple[str, ...] = (
     *EVENT_TYPE_SHARES,
 )
 
-# Share of a customer's events that map to segmint's vocabulary (staging.event_vocabulary).
+# Share of a customer's events that map to segmint's vocabulary (raw.event_vocabulary).
 MAPPED_EVENT_SHARE = "mapped_event_share"

@@ -1,8 +1,8 @@
 {#-
     Accepted raw web events with segmint's vocabulary: one row per event, visitor_id = customer_id when known,
     else the anonymous id. `source_event_type`/`source_page_type` are the shop's own names (lower-cased);
-    `event_type`/`page_type` are what they mean in segmint's vocabulary (staging.event_vocabulary, written by the
-    asset staging/event_vocabulary from config/event_mapping.yaml; '' when unmapped, `other` when known but
+    `event_type`/`page_type` are what they mean in segmint's vocabulary (raw.event_vocabulary, written by the
+    asset raw/event_vocabulary from config/event_mapping.yaml; '' when unmapped, `other` when known but
     meaningless), so raw stays raw and every staging model maps the same way. Shared by stg_events (every event)
     and the daily staging models (one day-window of them).
 -#}
@@ -28,7 +28,7 @@
         events.utm_campaign
     from {{ source('raw', 'events') }} as events
     {%- if with_vocabulary %}
-    left join {{ source('staging', 'event_vocabulary') }} as vocabulary
+    left join {{ source('raw', 'event_vocabulary') }} as vocabulary
         on vocabulary.source_event_type = lower(trim(coalesce(events.event_type, '')))
         and vocabulary.source_page_type = lower(trim(coalesce(events.page_type, '')))
         and vocabulary.source_page_path = {{ page_path }}

@@ -96,6 +96,8 @@ def _guard_check(audience: Audience) -> dg.AssetChecksDefinition:
             f"{audience.max_change_share:.0%} since its last confirmed state (a bad upstream run must not empty an ad audience)."
         ),
         blocking=True,
+        # The destinations' last state comes from the ledger (activation.sync.plan_sync).
+        additional_deps=[LEDGER["destination_members"], LEDGER["runs"]],
         op_tags=DUCKDB_TAG,
     )
     def _check(warehouse: Warehouse, settings: SegmintSettings, credentials: ActivationCredentials) -> dg.AssetCheckResult:

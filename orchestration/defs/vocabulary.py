@@ -1,8 +1,10 @@
 """The event vocabulary: the shop's own event names mapped to segmint's (config/event_mapping.yaml).
 
-`staging.event_vocabulary` has one row per distinct (event name, page type, URL path) of raw.events, with its
+`raw.event_vocabulary` has one row per distinct (event name, page type, URL path) of raw.events, with its
 count and the segmint event_type/page_type it means. dbt's `stage_events` joins it (a dbt source), so raw.events
-stays as delivered and the incremental daily staging applies exactly this mapping. After editing the mapping file,
+stays as delivered and the incremental daily staging applies exactly this mapping. It lives in `raw`, the schema
+the landing step owns (Python), because dbt owns every relation of `staging` (docs/ARCHITECTURE.md, "Schema
+owners"). After editing the mapping file,
 run every day (`make run`) so older staged days use it too.
 """
 
@@ -28,8 +30,10 @@ from orchestration.lib import groups
 from orchestration.lib.metadata import markdown_table
 from orchestration.lib.warehouse_io import read_table, write_table
 
-EVENT_VOCABULARY = dg.AssetKey(["staging", "event_vocabulary"])
-EVENT_VOCABULARY_TABLE = "staging.event_vocabulary"
+EVENT_VOCABULARY = dg.AssetKey(["raw", "event_vocabulary"])
+EVENT_VOCABULARY_TABLE = "raw.event_vocabulary"
+# Where the vocabulary lived before dbt became the only owner of `staging` (issue 15); dropped on the next run.
+LEGACY_EVENT_VOCABULARY_TABLE = "staging.event_vocabulary"
 DEFAULT_SOURCE_FORMAT = "segmint"
 UNMAPPED_LISTED = 20
 
@@ -87,6 +91,7 @@ def event_vocabulary(settings: SegmintSettings, warehouse: Warehouse) -> dg.Mate
         source_format = read_source_format(conn)
         vocabulary = map_event_vocabulary(keys, mapping, source_format)
         write_table(conn, EVENT_VOCABULARY_TABLE, vocabulary)
+        conn.execute(f"drop table if exists {LEGACY_EVENT_VOCABULARY_TABLE}")
     unmapped = unmapped_summary(vocabulary)
     mapped_by = (
         vocabulary.assign(mapped_by=vocabulary["mapped_by"].fillna("unmapped"))

@@ -12,6 +12,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from demo_shop import generate_shop
 from tests.conftest import make_run
+from tests.integration.test_declared_relations import assert_every_relation_is_declared
 
 pytestmark = pytest.mark.slow
 
@@ -149,3 +150,5 @@ def test_make_run_works_with_only_an_orders_file(tmp_path):
         assert conn.execute("select count(*) from raw.events").fetchone()[0] == 0
         modes = conn.execute("select distinct behavioral_segment from marts.customer_scores").fetchall()
     assert ("No Web Activity",) not in modes  # orders only: clustered on purchase behaviour instead
+    # Issue 15: with no customers or events file too, every table and view of the run is declared by an asset.
+    assert_every_relation_is_declared(warehouse)

@@ -55,7 +55,7 @@ def test_unmapped_names_are_listed_with_their_share_and_warn_without_blocking(tm
     events = [("catalog", None)] * 5 + [("cart", None)] * 3 + [("payment_done", None)] * 2
     result = _run(tmp_path, monkeypatch, _warehouse(tmp_path, events), MAPPING)
     assert result.success  # a warning never stops the run
-    metadata = result.asset_materializations_for_node("staging__event_vocabulary")[0].metadata
+    metadata = result.asset_materializations_for_node("raw__event_vocabulary")[0].metadata
     assert metadata["unmapped_share"].value == 0.5
     assert metadata["preset"].value == "segmint" and metadata["user_rules"].value == 1
     assert "| cart | 3 | 0.3 |" in metadata["unmapped"].value
@@ -71,7 +71,7 @@ def test_the_preset_follows_the_run_source_format_and_the_check_passes_when_even
     assert result.success and _check(result).passed
     with duckdb.connect(warehouse, read_only=True) as conn:
         assert read_source_format(conn) == "ga4"
-        mapped = dict(conn.execute("select source_event_type, event_type from staging.event_vocabulary").fetchall())
+        mapped = dict(conn.execute("select source_event_type, event_type from raw.event_vocabulary").fetchall())
     assert mapped == {"view_item": "product_view", "purchase": "purchase", "scroll": "other"}
 
 

@@ -26,7 +26,7 @@ ranked as (
 -- What the name means in segmint's vocabulary (its most frequent mapping), for reading the clusters.
 vocabulary as (
     select source_event_type, arg_max(event_type, event_count) as mapped_event_type
-    from {{ source('staging', 'event_vocabulary') }}
+    from {{ source('raw', 'event_vocabulary') }}
     group by source_event_type
 ),
 
