@@ -102,3 +102,9 @@ def resources() -> dict[str, object]:
         "dbt": dbt_resource(),
         "credentials": ActivationCredentials(),
     }
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """What the defs-folder loader picks up from this module: the resources every asset of the location binds."""
+    return dg.Definitions(resources=resources())

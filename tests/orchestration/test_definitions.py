@@ -145,3 +145,16 @@ def test_the_marts_people_read_carry_a_freshness_policy(graph):
         policy = graph.get(mart).freshness_policy
         assert policy is not None, mart
         assert policy.fail_window.to_timedelta() == MART_MAX_AGE
+
+
+def test_every_module_in_the_defs_folder_joins_the_location_without_being_listed(defs, graph):
+    # definitions.py names no module: whatever a file under orchestration/defs/ defines is in the location.
+    import importlib
+    import pkgutil
+
+    import orchestration.defs
+
+    modules = [importlib.import_module(m.name) for m in pkgutil.iter_modules(orchestration.defs.__path__, "orchestration.defs.")]
+    assert {k for a in dg.load_assets_from_modules(modules) for k in a.keys} == graph.get_all_asset_keys()
+    assert {k for c in dg.load_asset_checks_from_modules(modules) for k in c.check_keys} <= graph.asset_check_keys
+    assert set(defs.resources) == {"warehouse", "settings", "dbt", "credentials"}
