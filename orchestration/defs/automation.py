@@ -26,6 +26,7 @@ from datetime import timedelta
 import dagster as dg
 
 from orchestration.lib import groups
+from orchestration.lib.keys import CUSTOMER_FEATURES, CUSTOMER_SCORES, SEGMENT_CARDS, SEGMENT_MEMBERSHIP_HISTORY
 
 AUTOMATED_GROUPS = (
     groups.SEGMENTS,
@@ -39,12 +40,7 @@ FOLLOW_INPUTS = (
 ).with_label("eager_after_upstream_blocking_checks_pass")
 AUTOMATION_INTERVAL_SECONDS = 60
 
-FRESH_MARTS = [
-    dg.AssetKey(["marts", "customer_features"]),
-    dg.AssetKey(["marts", "customer_scores"]),
-    dg.AssetKey(["marts", "segment_cards"]),
-    dg.AssetKey(["marts", "segment_membership_history"]),
-]
+FRESH_MARTS = [CUSTOMER_FEATURES, CUSTOMER_SCORES, SEGMENT_CARDS, SEGMENT_MEMBERSHIP_HISTORY]
 MART_WARN_AGE = timedelta(hours=24)
 MART_MAX_AGE = timedelta(hours=26)  # daily refresh + 2 h for a slow or queued run
 MART_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=MART_MAX_AGE, warn_window=MART_WARN_AGE)
