@@ -102,6 +102,7 @@ def parse_audiences(document: Any, source: str = "audiences.yaml") -> list[Audie
     _require(isinstance(entries, list) and len(entries) > 0, source, "'audiences' must be a non-empty list")
     audiences: list[Audience] = []
     seen: set[str] = set()
+    known_types = destination_types()  # one module each in activation/destinations/ (registry.py)
     for index, entry in enumerate(entries):
         where = f"{source}: audiences[{index}]"
         _require(isinstance(entry, dict), where, "must be a mapping")
@@ -128,7 +129,6 @@ def parse_audiences(document: Any, source: str = "audiences.yaml") -> list[Audie
             dwhere = f"{where}: destinations[{position}]"
             _require(isinstance(raw, dict), dwhere, "must be a mapping with 'type'")
             dtype = raw.get("type")
-            known_types = destination_types()  # one module each in activation/destinations/ (registry.py)
             _require(dtype in known_types, dwhere, f"'type' must be one of {sorted(known_types)}")
             dname = raw.get("name", dtype)
             _require(isinstance(dname, str) and dname not in destination_names, dwhere,
