@@ -13,19 +13,24 @@ import dagster as dg
 
 from orchestration.defs.automation import with_automation_spec
 
-_folder = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
-# A module that imports another's asset (jobs.py selects dbt_daily_models) exposes the same object twice; the
-# loader keeps both references, so drop repeats before the specs are mapped into new objects.
-_assets = list({id(asset): asset for asset in _folder.assets or []}.values())
 
-defs = dg.Definitions(
-    assets=dg.map_asset_specs(with_automation_spec, _assets),
-    asset_checks=_folder.asset_checks,
-    jobs=_folder.jobs,
-    schedules=_folder.schedules,
-    sensors=_folder.sensors,
-    resources=_folder.resources,
-    executor=dg.in_process_executor,
-    metadata=_folder.metadata,
-    component_tree=_folder.component_tree,
-)
+def _location() -> dg.Definitions:
+    # A function, not module-level names: Dagster refuses a module with two Definitions objects at its top level.
+    folder = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+    # A module that imports another's asset (jobs.py selects dbt_daily_models) exposes the same object twice; the
+    # loader keeps both references, so drop repeats before the specs are mapped into new objects.
+    assets = list({id(asset): asset for asset in folder.assets or []}.values())
+    return dg.Definitions(
+        assets=dg.map_asset_specs(with_automation_spec, assets),
+        asset_checks=folder.asset_checks,
+        jobs=folder.jobs,
+        schedules=folder.schedules,
+        sensors=folder.sensors,
+        resources=folder.resources,
+        executor=dg.in_process_executor,
+        metadata=folder.metadata,
+        component_tree=folder.component_tree,
+    )
+
+
+defs = _location()

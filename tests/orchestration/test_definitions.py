@@ -159,3 +159,11 @@ def test_every_module_in_the_defs_folder_joins_the_location_without_being_listed
     assert {k for a in dg.load_assets_from_modules(modules) for k in a.keys} == graph.get_all_asset_keys()
     assert {k for c in dg.load_asset_checks_from_modules(modules) for k in c.check_keys} <= graph.asset_check_keys
     assert set(defs.resources) == {"warehouse", "settings", "dbt", "credentials"}
+
+
+def test_the_location_module_holds_exactly_one_definitions_object():
+    # Regression: the folder's own Definitions kept at module level made `dagster dev` and the webserver refuse the
+    # location ("Cannot have more than one Definitions object defined at module scope").
+    import orchestration.definitions as location
+
+    assert [name for name, value in vars(location).items() if isinstance(value, dg.Definitions)] == ["defs"]
