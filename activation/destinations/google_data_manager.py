@@ -149,7 +149,8 @@ class GoogleDataManagerAudience:
                 "statuses": statuses, "matches_sent": record_count == self.sent}
 
 
-@register("google_data_manager", env=("SEGMINT_GOOGLE_ACCESS_TOKEN",), base_url_env="SEGMINT_GOOGLE_DATA_MANAGER_BASE_URL")
+@register("google_data_manager", env=("SEGMINT_GOOGLE_ACCESS_TOKEN",),
+          base_url_env="SEGMINT_GOOGLE_DATA_MANAGER_BASE_URL")
 def build(request: BuildRequest) -> GoogleDataManagerAudience:
     """settings: operating_account_id, audience_id; optional login_account_id."""
     return GoogleDataManagerAudience(

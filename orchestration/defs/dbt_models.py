@@ -6,7 +6,8 @@ range is one run (single-run backfill policy), so dbt starts once, not once per 
 `dbt_feature_models` builds the customer snapshots (customer_features, ...); the ML assets write schema `ml`;
 then `dbt_score_models` (the folder models/marts/scores/) joins them into marts.customer_scores. Separate
 definitions keep the run order explicit, and the folder tree says which step a model belongs to: a mart that reads
-an ML output goes in models/marts/scores/ (tests/orchestration/test_dbt_build_order.py holds the rule). dbt tests become asset checks; `dbt build` stops the line on error-level tests.
+an ML output goes in models/marts/scores/ (`check_layout` refuses it anywhere else). dbt tests become asset
+checks; `dbt build` stops the line on error-level tests.
 """
 
 

@@ -53,7 +53,9 @@ daily_staging_job = dg.define_asset_job(
 export_job = dg.define_asset_job(
     name="audience_exports",
     # The activation gate comes along so value-based exports wait for the model check here too.
-    selection=dg.AssetSelection.key_prefixes(["audiences"], ["exports"]) | dg.AssetSelection.assets(CLV_ACTIVATION_GATE),
+    selection=(
+        dg.AssetSelection.key_prefixes(["audiences"], ["exports"]) | dg.AssetSelection.assets(CLV_ACTIVATION_GATE)
+    ),
     description=(
         "Rebuild every audience and write its upload files (data/exports/*.csv) from the current scores; "
         "value-based exports only when the CLV activation gate passes."

@@ -12,7 +12,14 @@ import pandas as pd
 from expectations.suites import SUITES
 from expectations.validate import validate
 from orchestration.defs.resources import DUCKDB_TAG, Warehouse
-from orchestration.lib.keys import CUSTOMER_FEATURES, CUSTOMER_SCORES, RAW_CUSTOMERS, RAW_EVENTS, RAW_ORDERS, RAW_QUARANTINE
+from orchestration.lib.keys import (
+    CUSTOMER_FEATURES,
+    CUSTOMER_SCORES,
+    RAW_CUSTOMERS,
+    RAW_EVENTS,
+    RAW_ORDERS,
+    RAW_QUARANTINE,
+)
 from orchestration.lib.metadata import markdown_table, validation_metadata
 
 # GX runs on pandas; above this many rows it validates a reproducible sample (dbt tests still cover every row).

@@ -155,7 +155,8 @@ def test_every_module_in_the_defs_folder_joins_the_location_without_being_listed
 
     import orchestration.defs
 
-    modules = [importlib.import_module(m.name) for m in pkgutil.iter_modules(orchestration.defs.__path__, "orchestration.defs.")]
+    names = [m.name for m in pkgutil.iter_modules(orchestration.defs.__path__, "orchestration.defs.")]
+    modules = [importlib.import_module(name) for name in names]
     assert {k for a in dg.load_assets_from_modules(modules) for k in a.keys} == graph.get_all_asset_keys()
     assert {k for c in dg.load_asset_checks_from_modules(modules) for k in c.check_keys} <= graph.asset_check_keys
     assert set(defs.resources) == {"warehouse", "settings", "dbt", "credentials"}
