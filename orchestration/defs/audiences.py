@@ -12,7 +12,7 @@ predicted CLV). When no model passes the gate those are skipped; audiences selec
 
 Reads declared: audiences read marts.customer_scores and, for contact data, only the sync edge
 edge.customer_contacts (a dbt view; dbt_project/models/edge/). The sync ledger (schema `sync`) is declared by the
-`sync_ledger` assets, which create its tables; every sync asset depends on them and appends to them.
+`sync_ledger_tables` assets, which create its tables; every sync asset depends on them and appends to them.
 activation/audience_lift is written here and published by dbt as the view marts.audience_lift.
 """
 
@@ -25,28 +25,32 @@ from activation.exports import export_audience_csvs
 from activation.http import DestinationError
 from activation.ledger import SCHEMA, ensure_schema
 from activation.sync import SyncGuardError, guard_change, lift_by_audience, plan_sync, sync_audience
-from orchestration.defs.clv import ACTIVATION_GATE
 from orchestration.defs.resources import DUCKDB_TAG, ActivationCredentials, SegmintSettings, Warehouse
-from orchestration.lib import groups
+from orchestration.lib import groups, keys
+from orchestration.lib.keys import (
+    AUDIENCE_LIFT,
+    CLV_ACTIVATION_GATE,
+    CLV_PREDICTIONS,
+    CUSTOMER_CONTACTS,
+    CUSTOMER_SCORES,
+    RAW_ORDERS,
+    SYNC_LEDGER_TABLES,
+    sync_ledger,
+)
 from orchestration.lib.metadata import markdown_table
 from orchestration.lib.settings import CONFIG_DIR
 from orchestration.lib.warehouse_io import read_table, table_exists, write_table
 
 AUDIENCES_FILE = CONFIG_DIR / "audiences.yaml"
-CUSTOMER_SCORES = dg.AssetKey(["marts", "customer_scores"])
-CUSTOMER_CONTACTS = dg.AssetKey(["edge", "customer_contacts"])
-CLV_PREDICTIONS = dg.AssetKey(["ml", "clv_predictions"])
-RAW_ORDERS = dg.AssetKey(["raw", "orders"])
-LEDGER_TABLES = {
+LIFT_TABLE = "activation.audience_lift"
+LEDGER_DESCRIPTIONS = {
     "destination_members": "One row per destination, audience and member the destination holds (or is about to: pending_add/pending_remove).",
     "runs": "One row per sync run of an audience to a destination: sizes planned and reached, added, removed, failed, status.",
     "batches": "One row per request batch sent to a destination, with what it confirmed.",
     "control_group": "One row per run, audience and customer held out of the sync as control.",
     "members_provenance": "One row per run, audience and member (treated or control) with the model version and rule that chose them.",
 }
-LEDGER = {table: dg.AssetKey([SCHEMA, table]) for table in LEDGER_TABLES}
-LIFT = dg.AssetKey(["activation", "audience_lift"])
-LIFT_TABLE = "activation.audience_lift"
+LEDGER = {table: sync_ledger(table) for table in SYNC_LEDGER_TABLES}
 MEMBER_COLUMNS = [
     "customer_id", "is_control", "value", "marketing_consent", "email", "phone", "first_name", "last_name",
     "postal_code", "country", "predicted_clv", "purchase_propensity", "rfm_segment", "behavioral_segment",
@@ -59,7 +63,7 @@ def _members_table(audience: Audience) -> str:
 
 def _audience_asset(audience: Audience) -> dg.AssetsDefinition:
     @dg.asset(
-        key=["audiences", audience.name],
+        key=keys.audience(audience.name),
         deps=[CUSTOMER_SCORES, CUSTOMER_CONTACTS],
         group_name=groups.AUDIENCES,
         kinds={"python", "duckdb"},
@@ -89,7 +93,7 @@ def _audience_asset(audience: Audience) -> dg.AssetsDefinition:
 
 def _guard_check(audience: Audience) -> dg.AssetChecksDefinition:
     @dg.asset_check(
-        asset=dg.AssetKey(["audiences", audience.name]),
+        asset=keys.audience(audience.name),
         name="check_size_change_within_guard",
         description=(
             f"Blocks the syncs of {audience.name} when any destination would change size by more than "
@@ -126,8 +130,8 @@ def _guard_check(audience: Audience) -> dg.AssetChecksDefinition:
 
 def _export_asset(audience: Audience) -> dg.AssetsDefinition:
     @dg.asset(
-        key=["exports", audience.name],
-        deps=[dg.AssetKey(["audiences", audience.name]), *([ACTIVATION_GATE] if is_value_based(audience) else [])],
+        key=keys.export(audience.name),
+        deps=[keys.audience(audience.name), *([CLV_ACTIVATION_GATE] if is_value_based(audience) else [])],
         group_name=groups.AUDIENCES,
         kinds={"python", "csv"},
         op_tags=DUCKDB_TAG,
@@ -151,8 +155,8 @@ def _sync_asset(audience: Audience, destination_name: str) -> dg.AssetsDefinitio
     config = next(d for d in audience.destinations if d.name == destination_name)
 
     @dg.asset(
-        key=["sync", audience.name, destination_name],
-        deps=[dg.AssetKey(["audiences", audience.name]), CLV_PREDICTIONS, ACTIVATION_GATE, *LEDGER.values()],
+        key=keys.sync(audience.name, destination_name),
+        deps=[keys.audience(audience.name), CLV_PREDICTIONS, CLV_ACTIVATION_GATE, *LEDGER.values()],
         group_name=groups.AUDIENCES,
         kinds={"python", config.type},
         op_tags=DUCKDB_TAG,
@@ -208,13 +212,13 @@ audience_assets, audience_checks = build_audience_definitions(AUDIENCES)
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(key, description=f"{LEDGER_TABLES[table]} Appended by every sync/* asset.",
+        dg.AssetSpec(key, description=f"{LEDGER_DESCRIPTIONS[table]} Appended by every sync/* asset.",
                      group_name=groups.AUDIENCES, kinds={"duckdb"})
         for table, key in LEDGER.items()
     ],
     op_tags=DUCKDB_TAG,
 )
-def sync_ledger(warehouse: Warehouse):
+def sync_ledger_tables(warehouse: Warehouse):
     """The sync ledger's tables (activation/ledger.py), created when missing; the syncs append to them."""
     with warehouse.connect() as conn:
         ensure_schema(conn)
@@ -224,9 +228,8 @@ def sync_ledger(warehouse: Warehouse):
 
 
 @dg.asset(
-    key=LIFT,
-    deps=[*(dg.AssetKey(["sync", a.name, d.name]) for a in AUDIENCES for d in a.destinations),
-          LEDGER["members_provenance"], RAW_ORDERS],
+    key=AUDIENCE_LIFT,
+    deps=[*(keys.sync(a.name, d.name) for a in AUDIENCES for d in a.destinations), LEDGER["members_provenance"], RAW_ORDERS],
     group_name=groups.AUDIENCES,
     kinds={"python", "duckdb"},
     op_tags=DUCKDB_TAG,

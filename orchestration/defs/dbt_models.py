@@ -1,15 +1,16 @@
-"""dbt models as assets, in three steps: daily staging, feature marts, and the scores around the ML assets.
+"""dbt models as assets, in steps: daily staging, feature marts, the scores around the ML assets, and views after them.
 
 `dbt_daily_models` (tag `daily`) stages orders and events in daily partitions: a run over a window of days
 passes it to dbt as vars and rebuilds exactly those days (orchestration/lib/partitions.py). A backfill of any
 range is one run (single-run backfill policy), so dbt starts once, not once per day.
-`dbt_feature_models` builds the customer snapshots (customer_features, ...) and the sync edge
-(edge.customer_contacts); the ML assets write schema `ml`; then `dbt_score_models` (tag `scores`) joins them into
-marts.customer_scores. Python assets that run after the scores publish their tables under `marts` through views
-(models/marts/python_outputs/): `dbt_after_scores_models` (tag `after_scores`: segment cards, membership
-history) and `dbt_after_syncs_models` (tag `after_syncs`: audience lift), kept apart so that syncs held back by
-the CLV gate never hold back the cards. Separate definitions keep the run order explicit. dbt tests become asset
-checks; `dbt build` stops the line on error-level tests.
+`dbt_feature_models` builds the customer snapshots (customer_features, ...); the ML assets write schema `ml`;
+then `dbt_score_models` (the folder models/marts/scores/) joins them into marts.customer_scores. Separate
+definitions keep the run order explicit, and the folder tree says which step a model belongs to: a mart that reads
+an ML output goes in models/marts/scores/ (`check_layout` refuses it anywhere else). The feature step also builds
+the sync edge (edge.customer_contacts). Python assets that run after the scores publish their tables under
+`marts` through views: `dbt_after_scores_models` (models/marts/after_scores/: segment cards, membership history)
+and `dbt_after_syncs_models` (models/marts/after_syncs/: audience lift), kept apart so that syncs held back by the
+CLV gate never hold back the cards. dbt tests become asset checks; `dbt build` stops the line on error-level tests.
 """
 
 
@@ -31,31 +32,91 @@ from orchestration.lib.partitions import daily_partitions, dbt_window_vars
 from orchestration.lib.settings import DBT_PROJECT_DIR
 
 DBT_MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
-SCORES_SELECTOR = "tag:scores"
+# The folder of the marts built after the ML assets, under dbt_project/models/. Selected by its place in the fqn
+# (package.folder...model), which is the folder tree: dbt's `path:` method would glob from the current directory.
+SCORES_FOLDER = ("marts", "scores")
+SCORES_SELECTOR = "fqn:segmint." + ".".join(SCORES_FOLDER)
+# Views of the Python outputs made from the scores, and of those made by the syncs (each after its writers).
+AFTER_SCORES_FOLDER = ("marts", "after_scores")
+AFTER_SCORES_SELECTOR = "fqn:segmint." + ".".join(AFTER_SCORES_FOLDER)
+AFTER_SYNCS_FOLDER = ("marts", "after_syncs")
+AFTER_SYNCS_SELECTOR = "fqn:segmint." + ".".join(AFTER_SYNCS_FOLDER)
+# Every folder built after the ML assets: a model there may read an ML output.
+AFTER_ML_FOLDERS = (SCORES_FOLDER, AFTER_SCORES_FOLDER, AFTER_SYNCS_FOLDER)
 DAILY_SELECTOR = "tag:daily"
-AFTER_SCORES_SELECTOR = "tag:after_scores"
-AFTER_SYNCS_SELECTOR = "tag:after_syncs"
+# dbt sources that Python assets write after the features: a model reading one must be built after the ML assets.
+PYTHON_OUTPUT_SOURCES = ("ml", "activation")
 DAILY_PARTITIONS = daily_partitions()
+
+
+def _in_folder(dbt_resource_props: Mapping[str, Any], folder: tuple[str, ...]) -> bool:
+    folders = list(dbt_resource_props.get("fqn", []))[1:-1]
+    return folders[: len(folder)] == list(folder)
+
+
+def is_score_model(dbt_resource_props: Mapping[str, Any]) -> bool:
+    """True for a model under models/marts/scores/ (built by dbt_score_models, after the ML assets)."""
+    return _in_folder(dbt_resource_props, SCORES_FOLDER)
+
+
+def is_after_ml_model(dbt_resource_props: Mapping[str, Any]) -> bool:
+    """True for a model built after the ML assets: models/marts/scores/, after_scores/ or after_syncs/."""
+    return any(_in_folder(dbt_resource_props, folder) for folder in AFTER_ML_FOLDERS)
 
 
 class SegmintDbtTranslator(DagsterDbtTranslator):
     """Groups by layer (staging, features, scores) so the UI's lineage reads like the data flow."""
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
-        # A view of a Python asset's table names its producer's group in `meta.dagster.group` (python_outputs/).
+        # A view of a Python asset's table names its writer's group in `meta.dagster.group`.
         explicit = super().get_group_name(dbt_resource_props)
         if explicit is not None:
             return explicit
         fqn = dbt_resource_props.get("fqn", [])
         if "edge" in fqn:
             return groups.AUDIENCES
-        if "scores" in dbt_resource_props.get("tags", []):
+        if is_score_model(dbt_resource_props):
             return groups.SCORES
         if "marts" in fqn:
             return groups.FEATURES
         if dbt_resource_props.get("resource_type") == "model":
             return groups.STAGING
         return super().get_group_name(dbt_resource_props)
+
+
+class DbtLayoutError(ValueError):
+    """A dbt model sits in the wrong folder for its place in the build order."""
+
+
+def misplaced_models(manifest: Mapping[str, Any]) -> list[str]:
+    """Models outside the after-ML folders (scores/, after_scores/, after_syncs/ under models/marts/) that read an
+    output of the Python assets (source `ml` or `activation`), directly or through another model.
+
+    The feature step runs before the ML assets, so such a model would wait for its own downstream.
+    """
+    nodes = {**manifest.get("nodes", {}), **manifest.get("sources", {})}
+    memo: dict[str, bool] = {}
+
+    def reads_ml(unique_id: str) -> bool:
+        if unique_id not in memo:
+            node = nodes.get(unique_id, {})
+            memo[unique_id] = node.get("resource_type") == "source" and node.get("source_name") in PYTHON_OUTPUT_SOURCES
+            memo[unique_id] = memo[unique_id] or any(reads_ml(p) for p in node.get("depends_on", {}).get("nodes", []))
+        return memo[unique_id]
+
+    return sorted(
+        node["original_file_path"]
+        for unique_id, node in manifest.get("nodes", {}).items()
+        if node.get("resource_type") == "model" and not is_after_ml_model(node) and reads_ml(unique_id)
+    )
+
+
+def check_layout(manifest_path: Path = DBT_MANIFEST) -> None:
+    """Raise one line naming every model that reads an ML output from outside models/marts/scores/."""
+    misplaced = misplaced_models(json.loads(manifest_path.read_text(encoding="utf-8")))
+    if misplaced:
+        folder = "/".join(SCORES_FOLDER)
+        raise DbtLayoutError(f"{', '.join(misplaced)} read(s) an ML output: move it to dbt_project/models/{folder}/")
 
 
 class DbtScoresConfig(dg.Config):
@@ -118,7 +179,7 @@ def dbt_daily_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, war
 
 @dbt_assets(
     manifest=DBT_MANIFEST,
-    exclude=f"{SCORES_SELECTOR} {DAILY_SELECTOR} {AFTER_SCORES_SELECTOR} {AFTER_SYNCS_SELECTOR}",
+    exclude=f"{SCORES_SELECTOR} {AFTER_SCORES_SELECTOR} {AFTER_SYNCS_SELECTOR} {DAILY_SELECTOR}",
     dagster_dbt_translator=SegmintDbtTranslator(),
     name="dbt_feature_models",
     op_tags=DUCKDB_TAG,
@@ -168,3 +229,7 @@ def dbt_after_scores_models(context: dg.AssetExecutionContext, dbt: DbtCliResour
 def dbt_after_syncs_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
     """marts.audience_lift: a view of activation.audience_lift, built once the syncs have run."""
     yield from _run_dbt(context, dbt, warehouse, ["build"])
+
+
+# A model in the wrong folder fails the code location with one line, not with a cycle between dbt and ML steps.
+check_layout()

@@ -1,7 +1,7 @@
 """Dynamic segment membership: a validity-interval history of every customer's segments.
 
 Python owns the table in schema `ml`; dbt publishes it as the view marts.segment_membership_history (the contract
-name of issue 16; models/marts/python_outputs/).
+name of issue 16; dbt_project/models/marts/after_scores/).
 """
 
 import dagster as dg
@@ -10,12 +10,11 @@ import pandas as pd
 from ml.segment_history import HistoryOrderError, advance_history, empty_history, transitions
 from orchestration.defs.resources import DUCKDB_TAG, Warehouse
 from orchestration.lib import groups
+from orchestration.lib.keys import CUSTOMER_SCORES, SEGMENT_MEMBERSHIP_HISTORY
 from orchestration.lib.metadata import markdown_table
 from orchestration.lib.warehouse_io import is_base_table, read_table, table_exists, write_table
 
-CUSTOMER_SCORES = dg.AssetKey(["marts", "customer_scores"])
 SEGMENT_KINDS = ("rfm_segment", "behavioral_segment")
-HISTORY = dg.AssetKey(["ml", "segment_membership_history"])
 HISTORY_TABLE = "ml.segment_membership_history"
 # Where this asset wrote before dbt became the only owner of `marts` (issue 15); read once to carry history over.
 LEGACY_HISTORY_TABLE = "marts.segment_membership_history"
@@ -32,7 +31,7 @@ def _previous_history(conn) -> pd.DataFrame:
 
 
 @dg.asset(
-    key=HISTORY,
+    key=SEGMENT_MEMBERSHIP_HISTORY,
     deps=[CUSTOMER_SCORES],
     group_name=groups.SCORES,
     kinds={"python", "duckdb"},
@@ -42,7 +41,9 @@ def segment_membership_history(context: dg.AssetExecutionContext, warehouse: War
     """One row per customer, segment kind and stretch of membership (valid_from, valid_to; NULL = current)."""
     with warehouse.connect() as conn:
         scores = read_table(conn, "marts.customer_scores", ["customer_id", "as_of_date", *SEGMENT_KINDS], order_by="customer_id")
-        history = _previous_history(conn)
+        history = (
+            _previous_history(conn)
+        )
         as_of = pd.Timestamp(scores["as_of_date"].iloc[0]).date() if len(scores) else None
         current = scores.melt(id_vars="customer_id", value_vars=list(SEGMENT_KINDS), var_name="segment_kind", value_name="segment")
         try:

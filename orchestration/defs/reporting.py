@@ -1,6 +1,6 @@
 """Segment cards and the marketer's HTML report, with the 'at least three actionable segments' check.
 
-Python owns ml.segment_cards; dbt publishes it as the view marts.segment_cards (models/marts/python_outputs/).
+Python owns ml.segment_cards; dbt publishes it as the view marts.segment_cards (dbt_project/models/marts/after_scores/).
 """
 
 from dataclasses import asdict
@@ -13,20 +13,16 @@ from reporting.cards import build_segment_cards, count_actionable, load_playbook
 from reporting.report import build_charts, render_report
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
 from orchestration.lib import groups
+from orchestration.lib.keys import BEHAVIORAL_SEGMENTS, CLUSTER_PROFILES, CUSTOMER_FEATURES, CUSTOMER_SCORES, SEGMENT_CARDS
 from orchestration.lib.metadata import markdown_table
 from orchestration.lib.settings import CONFIG_DIR
 from orchestration.lib.warehouse_io import read_table, write_table
 
 PLAYBOOK = CONFIG_DIR / "playbook.yaml"
+CARDS_TABLE = "ml.segment_cards"
 REPORT_FILE = "segment_report.html"
 MIN_ACTIONABLE_SEGMENTS = 3
 SEGMENT_KINDS = {"RFM segments": "rfm_segment", "Behavioural segments": "behavioral_segment"}
-CUSTOMER_SCORES = dg.AssetKey(["marts", "customer_scores"])
-CUSTOMER_FEATURES = dg.AssetKey(["marts", "customer_features"])
-BEHAVIORAL_SEGMENTS = dg.AssetKey(["ml", "behavioral_segments"])
-CLUSTER_PROFILES = dg.AssetKey(["ml", "cluster_profiles"])
-CARDS = dg.AssetKey(["ml", "segment_cards"])
-CARDS_TABLE = "ml.segment_cards"
 
 
 def _cards_frame(cards_by_kind: dict) -> pd.DataFrame:
@@ -41,7 +37,7 @@ def _cards_frame(cards_by_kind: dict) -> pd.DataFrame:
 
 
 @dg.asset(
-    key=CARDS.path,
+    key=SEGMENT_CARDS,
     deps=[CUSTOMER_SCORES, CUSTOMER_FEATURES, BEHAVIORAL_SEGMENTS, CLUSTER_PROFILES],
     group_name=groups.REPORTING,
     kinds={"python", "html", "duckdb"},
@@ -95,7 +91,7 @@ def segment_cards(context: dg.AssetExecutionContext, warehouse: Warehouse, setti
 
 
 @dg.asset_check(
-    asset=CARDS,
+    asset=SEGMENT_CARDS,
     description=f"At least {MIN_ACTIONABLE_SEGMENTS} segments of one kind are actionable (large enough and with a strategy).",
     op_tags=DUCKDB_TAG,
 )

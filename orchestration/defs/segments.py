@@ -9,13 +9,19 @@ from ml.lookalike import fit_lookalike, score_prospects
 from ml.rfm import score_rfm, segment_rule_table
 from orchestration.defs.resources import DUCKDB_TAG, Warehouse
 from orchestration.lib import groups
+from orchestration.lib.keys import (
+    BEHAVIORAL_SEGMENTS,
+    CLUSTER_PROFILES,
+    CUSTOMER_FEATURES,
+    PREPURCHASE_BEHAVIOUR,
+    PROSPECT_FEATURES,
+    PROSPECT_SCORES,
+    RFM_SEGMENTS,
+    TOP_EVENT_TYPES,
+)
 from orchestration.lib.metadata import markdown_table
 from orchestration.lib.warehouse_io import read_table, write_table
 
-CUSTOMER_FEATURES = dg.AssetKey(["marts", "customer_features"])
-PROSPECT_FEATURES = dg.AssetKey(["marts", "prospect_features"])
-PREPURCHASE_BEHAVIOUR = dg.AssetKey(["marts", "customer_prepurchase_behaviour"])
-TOP_EVENT_TYPES = dg.AssetKey(["marts", "top_event_types"])
 FEATURES_CHECK = dg.AssetCheckKey(CUSTOMER_FEATURES, "gx_customer_features")
 
 
@@ -29,7 +35,7 @@ class ClusteringConfig(dg.Config):
 
 
 @dg.asset(
-    key=["ml", "rfm_segments"],
+    key=RFM_SEGMENTS,
     deps=[CUSTOMER_FEATURES],
     group_name=groups.SEGMENTS,
     kinds={"python", "duckdb"},
@@ -50,10 +56,6 @@ def rfm_segments(warehouse: Warehouse) -> dg.MaterializeResult:
             "rules": markdown_table(segment_rule_table(), max_rows=30),
         }
     )
-
-
-BEHAVIORAL_SEGMENTS = dg.AssetKey(["ml", "behavioral_segments"])
-CLUSTER_PROFILES = dg.AssetKey(["ml", "cluster_profiles"])
 
 
 @dg.multi_asset(
@@ -119,8 +121,8 @@ def behavioral_segments(warehouse: Warehouse, config: ClusteringConfig):
 
 
 @dg.asset(
-    key=["ml", "prospect_scores"],
-    deps=[PROSPECT_FEATURES, PREPURCHASE_BEHAVIOUR, dg.AssetKey(["ml", "rfm_segments"])],
+    key=PROSPECT_SCORES,
+    deps=[PROSPECT_FEATURES, PREPURCHASE_BEHAVIOUR, RFM_SEGMENTS],
     group_name=groups.SEGMENTS,
     kinds={"python", "lightgbm", "duckdb"},
     op_tags=DUCKDB_TAG,

@@ -1,3 +1,3 @@
-{{ config(tags=['after_scores'], meta={'dagster': {'group': 'reporting'}}) }}
+{{ config(meta={'dagster': {'group': 'reporting'}}) }}
 -- One row per segment (RFM and behavioural). Written by the Python asset ml/segment_cards (with the HTML report).
 select * from {{ source('ml', 'segment_cards') }}
