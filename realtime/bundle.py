@@ -215,6 +215,16 @@ def load_bundle(root: str | Path, version: str | None = None, rules: Rules | Non
 # --- writer -------------------------------------------------------------------------------------------------
 
 
+def serving_customers(scores: pd.DataFrame, playbook: dict[str, Any]) -> pd.DataFrame:
+    """marts.customer_scores rows -> the bundle's customer frame: CUSTOMER_COLUMNS, with recommended_action the
+    playbook strategy of the customer's RFM segment (the playbook's default strategy when it has no entry)."""
+    strategies = {name: entry.get("strategy") for name, entry in (playbook.get("segments") or {}).items() if isinstance(entry, dict)}
+    default = (playbook.get("default") or {}).get("strategy")
+    frame = scores.reindex(columns=[c for c in CUSTOMER_COLUMNS if c != "recommended_action"]).copy()
+    frame["recommended_action"] = [strategies.get(s, default) if isinstance(s, str) else default for s in frame["rfm_segment"]]
+    return frame[list(CUSTOMER_COLUMNS)]
+
+
 def customers_table(frame: pd.DataFrame) -> pa.Table:
     """The customers file's table: CUSTOMER_COLUMNS only (PII refused), sorted by customer_id, strings dictionary-encoded."""
     pii = sorted(PII_COLUMNS & set(frame.columns))
