@@ -4,11 +4,18 @@ Concurrency model: one event loop. A request is parsed and folded into the engin
 between), so the engine needs no lock; the handler then awaits its lines' durable write (group commit in the
 log writer thread, realtime/log.py) and answers. The bundle poller loads a newer bundle in a worker thread and
 swaps it in with one assignment on the loop, so no request ever sees a half-loaded bundle and none is dropped.
+
+Garbage collection: with 1 M known customers and 100 k visitors the heap holds about a million tracked objects,
+and one automatic full collection of them stops the loop for 0.5-2 s (measured 2.3 s on this loaded machine),
+which would dominate the p99. Visitor state holds no reference cycles (freed by reference counting), so the
+service turns automatic collection off, collects the young objects itself once per sweep (about a second's
+allocations, around a millisecond) and freezes the survivors (`gc.freeze`) so no collection walks them again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import hmac
 import logging
 import os
@@ -104,6 +111,9 @@ class Service:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        gc.disable()
+        gc.collect()
+        gc.freeze()
 
         def dispatch(callbacks: list, failure: BaseException | None) -> None:
             loop.call_soon_threadsafe(_run_callbacks, callbacks, failure)
@@ -114,6 +124,7 @@ class Service:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
+        gc.enable()
         if self.writer is not None:
             await asyncio.to_thread(self.writer.close)
 
@@ -138,6 +149,8 @@ class Service:
             transitions = self.engine.sweep(self.clock())
             if transitions and self.writer is not None:
                 self.writer.append([], transitions)
+            gc.collect(1)
+            gc.freeze()
 
     async def durable(self, events: list[dict], transitions: list[dict]) -> None:
         future = asyncio.get_running_loop().create_future()
