@@ -29,6 +29,8 @@ from typing import Any
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -265,8 +267,12 @@ def _rss_bytes() -> int:
         return 0
 
 
-def create_app(service: Service) -> Starlette:
-    """The ASGI app. Auth, metrics and error shaping wrap every route here (no middleware stack per request)."""
+def create_app(service: Service, cors_origins: list[str] | None = None) -> Starlette:
+    """The ASGI app. Auth, metrics and error shaping wrap every route here (no middleware stack per request).
+
+    `cors_origins` (SEGMINT_SERVE_CORS_ORIGINS): pages on these origins may call the service from the browser
+    (preflight answered before auth, as browsers send no credentials on it). Empty: no CORS headers at all.
+    """
 
     def route(name: str, handler: Callable, open_route: bool = False) -> Callable:
         async def endpoint(request: Request) -> Response:
@@ -308,4 +314,13 @@ def create_app(service: Service) -> Starlette:
         Route("/v1/segments", route("/v1/segments", service.get_segments), methods=["GET"]),
         Route("/metrics", route("/metrics", service.get_metrics), methods=["GET"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error, 404: http_error, 405: http_error})
+    middleware = []
+    if cors_origins:
+        middleware.append(Middleware(
+            CORSMiddleware, allow_origins=cors_origins, allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"], max_age=3600,
+        ))
+    return Starlette(
+        routes=routes, lifespan=lifespan, middleware=middleware,
+        exception_handlers={HTTPException: http_error, 404: http_error, 405: http_error},
+    )

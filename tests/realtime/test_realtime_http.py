@@ -165,3 +165,21 @@ def test_token_auth(tmp_path):
         assert len(list(read_events(log_dir(data)))) == 1, "only the authorised event reached the log"
     finally:
         server.stop()
+
+
+def test_cors_for_listed_origins_only(tmp_path):
+    data = tmp_path / "data"
+    build_bundle(data)
+    server = Server(data, SEGMINT_SERVE_CORS_ORIGINS="https://shop.example.com").start()
+    try:
+        preflight = requests.options(server.url + "/v1/events", timeout=10, headers={
+            "Origin": "https://shop.example.com", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type"})
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == "https://shop.example.com"
+        answer = server.post({"anonymous_id": "x", "event_type": "page_view"}, headers={"Origin": "https://shop.example.com"})
+        assert answer.headers["access-control-allow-origin"] == "https://shop.example.com"
+        other = server.post({"anonymous_id": "x", "event_type": "page_view"}, headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+    finally:
+        server.stop()
