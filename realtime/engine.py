@@ -123,7 +123,7 @@ class Engine:
 
     def apply(self, event: Event, received_ts: float, emit: bool = True) -> Result:
         """Fold one validated event into its visitor's state; transitions are returned when `emit`."""
-        visitor = self._visitor_for(event)
+        visitor, renamed = self._visitor_for(event)
         visitor.last_received = max(visitor.last_received, received_ts)
         if event.event_id in visitor.event_ids:
             self.stats["duplicate"] += 1
@@ -146,10 +146,19 @@ class Engine:
             visitor.lookalike_score = self._lookalike(visitor)
         segments = self._evaluate(visitor, visitor.last_ts)
         entered, exited, transitions = self._publish(visitor, segments, event.event_id, event.occurred_at, event.received_at, emit)
+        if renamed and emit:  # the anonymous id leaves its segments; the customer id entered them above
+            occurred, received = event.occurred_at.isoformat(), event.received_at.isoformat()
+            transitions[:0] = [
+                {"id": renamed[0], "known_customer": False, "segment": segment, "change": "exited", "event_id": event.event_id,
+                 "occurred_at": occurred, "received_at": received, "source": "realtime"}
+                for segment in renamed[1]
+            ]
         self._schedule(visitor)
         return Result(event.event_id, visitor.id, list(segments), entered, exited, False, transitions)
 
-    def _visitor_for(self, event: Event) -> Visitor:
+    def _visitor_for(self, event: Event) -> tuple[Visitor, tuple[str, tuple[str, ...]] | None]:
+        """The event's visitor, and (old id, its segments) when an anonymous visitor just became this customer."""
+        renamed = None
         key = event.customer_id or event.anonymous_id
         key = self.aliases.get(key, key) if event.customer_id is None else key
         visitor = self.visitors.get(key)
@@ -157,7 +166,9 @@ class Engine:
             # An anonymous visitor identifies itself: its session continues under the customer_id.
             visitor = self.visitors.pop(event.anonymous_id, None)
             if visitor is not None and not visitor.is_customer:
+                renamed = (visitor.id, visitor.published)
                 visitor.id = key
+                visitor.published = ()
                 visitor.heap_due = None
                 self.visitors[key] = visitor
             elif visitor is not None:  # that anonymous id already belongs to another customer: leave it
@@ -171,7 +182,7 @@ class Engine:
             if event.anonymous_id and event.anonymous_id != key and self.aliases.get(event.anonymous_id) != key:
                 self.aliases[event.anonymous_id] = key
                 visitor.aliases.append(event.anonymous_id)
-        return visitor
+        return visitor, renamed
 
     def _is_known(self, visitor: Visitor) -> bool:
         return visitor.is_customer and visitor.id in self.bundle.customers
