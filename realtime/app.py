@@ -211,6 +211,9 @@ class Service:
         try:
             await self.durable(records, transitions)
         except OSError as failure:
+            for event, result in zip(events, results):
+                if not result.duplicate:
+                    self.engine.unmark(event)
             return error(503, f"durable log: the write failed ({failure.strerror or failure}); events not acknowledged, retry")
         answers = [result.answer() for result in results]
         return JSONResponse({"results": answers} if is_batch else answers[0])

@@ -156,6 +156,13 @@ class Engine:
         self._schedule(visitor)
         return Result(event.event_id, visitor.id, list(segments), entered, exited, False, transitions)
 
+    def unmark(self, event: Event) -> None:
+        """Forget that `event_id` was seen (its log write failed): a retry is then processed and logged, not
+        acknowledged as a duplicate of an event that is not in the log."""
+        visitor = self.visitors.get(self.aliases.get(event.visitor_id, event.visitor_id)) or self.visitors.get(event.visitor_id)
+        if visitor is not None:
+            visitor.event_ids.discard(event.event_id)
+
     def _visitor_for(self, event: Event) -> tuple[Visitor, tuple[str, tuple[str, ...]] | None]:
         """The event's visitor, and (old id, its segments) when an anonymous visitor just became this customer."""
         renamed = None

@@ -1,0 +1,55 @@
+"""The ASGI app in-process (no server): what happens when the durable log cannot be written."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+
+import realtime.log
+from realtime.app import Service, create_app
+from realtime.bundle import bundles_dir
+from realtime.log import log_dir, read_events
+
+
+async def call(app, body: dict) -> tuple[int, dict]:
+    raw = json.dumps(body).encode()
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/v1/events", "raw_path": b"/v1/events", "query_string": b"", "root_path": "",
+             "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8700)}
+    sent: list[dict] = []
+
+    async def receive():
+        return {"type": "http.request", "body": raw, "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    await app(scope, receive, send)
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return sent[0]["status"], json.loads(body)
+
+
+def test_a_failed_log_write_is_a_503_and_the_retry_is_logged(data_dir, monkeypatch):
+    service = Service(bundles_dir(data_dir), log_dir(data_dir))
+    app = create_app(service)
+    event = {"event_id": "e-disk", "anonymous_id": "v", "event_type": "page_view"}
+
+    def full_disk(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    async def scenario():
+        await service.start()
+        try:
+            monkeypatch.setattr(realtime.log.os, "fsync", full_disk)
+            status, body = await call(app, event)
+            assert status == 503 and "No space left" in body["error"]
+            monkeypatch.undo()
+            status, body = await call(app, event)
+            assert status == 200 and "duplicate" not in body, "the retry is processed, not taken for a duplicate"
+        finally:
+            await service.stop()
+
+    asyncio.run(scenario())
+    assert [e["event_id"] for e in read_events(log_dir(data_dir))].count("e-disk") >= 1
