@@ -21,7 +21,12 @@ def test_make_run_writes_a_serving_bundle_the_service_serves(operated, tmp_path)
     with duckdb.connect(str(operated.warehouse), read_only=True) as conn:
         scores = dict(conn.execute("select customer_id, rfm_segment from marts.customer_scores").fetchall())
         emails = [row[0] for row in conn.execute("select email from raw.customers where email is not null limit 50").fetchall()]
+        prospects = conn.execute("select * from marts.prospect_features order by prospect_id").df()
+        prospect_scores = conn.execute("select lookalike_score from ml.prospect_scores order by prospect_id").df()
     bundle = load_bundle(root)
+    # the service scores visitors with exactly the model that scored ml.prospect_scores
+    rescored = [bundle.lookalike.score(row) for row in prospects.fillna(0).to_dict("records")]
+    assert rescored == pytest.approx(list(prospect_scores["lookalike_score"]), abs=1e-9)
     assert len(bundle.customers) == len(scores) and bundle.manifest["known_customers"] == len(scores)
     assert bundle.lookalike.method in {"logistic_regression", "base_rate"}
     table = pq.read_table(root / version / CUSTOMERS_FILE)
