@@ -81,6 +81,8 @@ class Visitor:
     shipping_days: set[int] = field(default_factory=set)
     purchase_days: set[int] = field(default_factory=set)
     lookalike_score: float | None = None
+    lookalike_events: int = 0  # event count and bundle the cached score was computed at
+    lookalike_version: str = ""
     aliases: list[str] = field(default_factory=list)
     published: tuple[str, ...] = ()  # segments as of the last transition written
     heap_due: float | None = None
@@ -142,8 +144,6 @@ class Engine:
                 visitor.device = rules.devices.get(event.device.lower())
             visitor.local_hour = event.occurred_at.hour
         _count(visitor, event, rules)
-        if not self._is_known(visitor):
-            visitor.lookalike_score = self._lookalike(visitor)
         segments = self._evaluate(visitor, visitor.last_ts)
         entered, exited, transitions = self._publish(visitor, segments, event.event_id, event.occurred_at, event.received_at, emit)
         if renamed and emit:  # the anonymous id leaves its segments; the customer id entered them above
@@ -195,10 +195,14 @@ class Engine:
         return visitor.is_customer and visitor.id in self.bundle.customers
 
     def _lookalike(self, visitor: Visitor) -> float | None:
+        """Scored on read, not per event (the answer to an event does not carry it); cached per event count."""
         n = visitor.counts.get("events", 0)
         if n < self.rules.lookalike_min_events:
             return None
-        return round(self.bundle.lookalike.score(lookalike_features(visitor)), 6)
+        if visitor.lookalike_events != n or visitor.lookalike_version != self.bundle.version:
+            visitor.lookalike_score = round(self.bundle.lookalike.score(lookalike_features(visitor)), 6)
+            visitor.lookalike_events, visitor.lookalike_version = n, self.bundle.version
+        return visitor.lookalike_score
 
     # --- evaluation -----------------------------------------------------------------------------------------
 
@@ -277,7 +281,7 @@ class Engine:
             "purchase_propensity": batch["purchase_propensity"] if batch else None,
             "recommended_action": self._action(segments, batch),
             "cart": list(visitor.cart) if visitor is not None else [],
-            "lookalike_score": visitor.lookalike_score if visitor is not None and batch is None else None,
+            "lookalike_score": self._lookalike(visitor) if visitor is not None and batch is None else None,
         }
 
     def _action(self, segments: list[str], batch: dict[str, Any] | None) -> str | None:
