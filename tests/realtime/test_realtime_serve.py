@@ -145,3 +145,17 @@ def test_hot_reload_under_load_drops_no_request(tmp_path):
         assert "segmint_realtime_bundle_reloads_total 1" in server.get("/metrics").text
     finally:
         server.stop()
+
+
+def test_segmint_realtime_rules_overrides_the_bundles_rules(tmp_path):
+    data = tmp_path / "data"
+    build_bundle(data)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text((PROJECT_ROOT / "config" / "realtime_rules.yaml").read_text().replace("keywords: [durability, style]", "keywords: [comfort]"))
+    server = Server(data, SEGMINT_REALTIME_RULES=str(rules)).start()
+    try:
+        names = [s["name"] for s in server.get("/v1/segments").json()["segments"]]
+        assert "motivation:comfort" in names and "motivation:style" not in names
+        assert "motivation:comfort" in server.post({"anonymous_id": "x", "event_type": "page_view", "utm_content": "comfort-ad"}).json()["segments"]
+    finally:
+        server.stop()
