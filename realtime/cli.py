@@ -2,7 +2,7 @@
 
 Settings (environment): SEGMINT_SERVE_HOST (127.0.0.1), SEGMINT_SERVE_PORT (8700), SEGMINT_SERVE_TOKEN (required
 off loopback), SEGMINT_DATA_DIR (data/, as `make run`), SEGMINT_REALTIME_RULES (overrides the bundle's rules),
-SEGMINT_REALTIME_FSYNC (fsync | flush, see realtime/log.py), SEGMINT_SERVE_CORS_ORIGINS (comma-separated
+SEGMINT_REALTIME_FSYNC (interval | always, see realtime/log.py), SEGMINT_SERVE_CORS_ORIGINS (comma-separated
 origins whose pages may call it from the browser). Refusals are one line on stderr and exit code 2.
 """
 

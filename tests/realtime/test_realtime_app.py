@@ -32,7 +32,7 @@ async def call(app, body: dict) -> tuple[int, dict]:
 
 
 def test_a_failed_log_write_is_a_503_and_the_retry_is_logged(data_dir, monkeypatch):
-    service = Service(bundles_dir(data_dir), log_dir(data_dir))
+    service = Service(bundles_dir(data_dir), log_dir(data_dir), fsync="always")
     app = create_app(service)
     event = {"event_id": "e-disk", "anonymous_id": "v", "event_type": "page_view"}
 

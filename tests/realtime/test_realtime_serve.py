@@ -9,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from realtime.bundle import bundles_dir, current_version
@@ -88,10 +89,11 @@ class Load:
             thread.join(timeout=15)
 
 
-def test_kill_9_under_load_loses_no_acknowledged_event(tmp_path):
+@pytest.mark.parametrize("policy", ["interval", "always"])
+def test_kill_9_under_load_loses_no_acknowledged_event(tmp_path, policy):
     data = tmp_path / "data"
     build_bundle(data)
-    server = Server(data).start()
+    server = Server(data, SEGMINT_REALTIME_FSYNC=policy).start()
     with Load(server.url) as load:
         time.sleep(3)
         server.kill()  # SIGKILL while requests are in flight
