@@ -22,6 +22,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -100,12 +101,19 @@ class Service:
         return load_bundle(self.bundle_root, version, rules=rules)
 
     def recover(self) -> int:
-        """Rebuild visitor states from the log (events of the retention window), then their published segments."""
-        since = self.clock() - self.engine.rules.visitor_retention_seconds - 3600
+        """Rebuild visitor states from the events received in the last `recovery_replay_hours`, then their
+        published segments from the transitions log."""
+        rules = self.engine.rules
+        window_start = self.clock() - rules.recovery_replay_seconds
+        cutoff = datetime.fromtimestamp(window_start, UTC).isoformat()  # received_at is always written in UTC
+        since = window_start - 3600  # files last written before this hold nothing newer
         count = 0
         for record in read_events(self.log_directory, self.recovery, since_mtime=since):
+            received_text = record.get("received_at")
+            if not isinstance(received_text, str) or received_text < cutoff:
+                continue
             try:
-                received = parse_time(record.get("received_at"), "received_at")
+                received = parse_time(received_text, "received_at")
                 event = parse_event(record, received)
             except EventError:
                 self.recovery.bad_lines += 1

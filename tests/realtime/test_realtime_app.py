@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
+import time
+from datetime import UTC, datetime
 
 import realtime.log
 from realtime.app import Service, create_app
 from realtime.bundle import bundles_dir
-from realtime.log import log_dir, read_events
+from realtime.log import LogWriter, log_dir, read_events
 
 
 async def call(app, body: dict) -> tuple[int, dict]:
@@ -53,3 +55,20 @@ def test_a_failed_log_write_is_a_503_and_the_retry_is_logged(data_dir, monkeypat
 
     asyncio.run(scenario())
     assert [e["event_id"] for e in read_events(log_dir(data_dir))].count("e-disk") >= 1
+
+
+def stamp(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+def test_restart_replays_only_the_recovery_window(data_dir):
+    old, recent = time.time() - 3 * 3600, time.time() - 600
+    writer = LogWriter(log_dir(data_dir), "always")
+    writer.append_sync([
+        {"event_id": "old", "anonymous_id": "v-old", "event_type": "add_to_cart", "product_id": "p", "occurred_at": stamp(old), "received_at": stamp(old)},
+        {"event_id": "new", "anonymous_id": "v-new", "event_type": "add_to_cart", "product_id": "p", "occurred_at": stamp(recent), "received_at": stamp(recent)},
+    ], [])
+    writer.close()
+    service = Service(bundles_dir(data_dir), log_dir(data_dir))
+    assert service.recover() == 1, "2 hours by default: the 3-hour-old event stays in the log only"
+    assert set(service.engine.visitors) == {"v-new"}
