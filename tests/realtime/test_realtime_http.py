@@ -99,6 +99,7 @@ BAD_INPUTS = [
     ("unparseable time", {"anonymous_id": "x", "event_type": "page_view", "occurred_at": "yesterday"}, "occurred_at"),
     ("time without offset", {"anonymous_id": "x", "event_type": "page_view", "occurred_at": "2026-11-26T10:00:00"}, "occurred_at"),
     ("wrong type", {"anonymous_id": "x", "event_type": "page_view", "value": "12 EUR"}, "value"),
+    ("huge number", b'{"anonymous_id": "x", "event_type": "page_view", "value": 1' + b"0" * 400 + b"}", "body"),  # orjson refuses it: malformed JSON
     ("not an object", [1, 2], "event"),
     ("batch over 1,000", {"events": [{"anonymous_id": "x", "event_type": "page_view"}] * 1001}, "events"),
     ("body over 1 MiB", {"anonymous_id": "x", "event_type": "page_view", "page_type": "p" * 500, "junk": "x" * (1024 * 1024)}, "body"),
