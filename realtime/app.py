@@ -171,7 +171,12 @@ class Service:
         last_gc = time.monotonic()
         while True:
             await asyncio.sleep(self.sweep_seconds)
-            transitions = self.engine.sweep(self.clock(), limit=SWEEP_SLICE)
+            try:
+                transitions = self.engine.sweep(self.clock(), limit=SWEEP_SLICE)
+            except Exception:  # a bug here must not end the sweeps for good; it is logged and counted
+                logger.exception("segmint serve: sweep failed")
+                self.metrics.counters["sweep_errors"] += 1
+                continue
             if transitions and self.writer is not None:
                 self.writer.append([], transitions)
             if time.monotonic() - last_gc >= GC_SECONDS:
@@ -264,6 +269,7 @@ class Service:
             "segmint_realtime_visitors_forgotten_total": ("Visitors dropped after the retention window.", engine.stats["evicted"]),
             "segmint_realtime_bundle_reloads_total": ("Bundles hot-reloaded.", self.metrics.counters["reloads_ok"]),
             "segmint_realtime_bundle_reload_failures_total": ("Newer bundles that could not be loaded (the old one stays).", self.metrics.counters["reloads_failed"]),
+            "segmint_realtime_sweep_errors_total": ("Sweeps (idle sessions, cart abandoners) that failed.", self.metrics.counters["sweep_errors"]),
             "segmint_realtime_log_batches_total": ("Group commits of the durable log.", writer.stats["batches"] if writer else 0),
             "segmint_realtime_log_errors_total": ("Failed durable log writes.", writer.stats["errors"] if writer else 0),
         }

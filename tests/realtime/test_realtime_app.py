@@ -72,3 +72,26 @@ def test_restart_replays_only_the_recovery_window(data_dir):
     service = Service(bundles_dir(data_dir), log_dir(data_dir))
     assert service.recover() == 1, "2 hours by default: the 3-hour-old event stays in the log only"
     assert set(service.engine.visitors) == {"v-new"}
+
+
+def test_odd_values_in_every_field_never_get_a_5xx(data_dir):
+    service = Service(bundles_dir(data_dir), log_dir(data_dir))
+    app = create_app(service)
+    fields = ["event_id", "customer_id", "anonymous_id", "event_type", "occurred_at", "page_type", "product_id", "category",
+              "device", "utm_source", "utm_medium", "utm_campaign", "utm_content", "value"]
+    odd = [None, 0, -1, 1.5, True, [], {}, "", " ", "x" * 600, "2026-13-40T00:00:00+00:00", "9999-12-31T23:59:59+14:00", "é🙂"]
+
+    async def scenario():
+        await service.start()
+        try:
+            for field in fields:
+                for value in odd:
+                    body = {"anonymous_id": "v-odd", "event_type": "page_view", field: value}
+                    status, answer = await call(app, body)
+                    assert status < 500 and (status == 200 or "error" in answer), (field, value, status, answer)
+                    status, _ = await call(app, {"events": [body, body]})
+                    assert status < 500, (field, value, status)
+        finally:
+            await service.stop()
+
+    asyncio.run(scenario())
