@@ -8,7 +8,6 @@ import dagster as dg
 import duckdb
 import pytest
 
-from orchestration.defs.dbt_models import DBT_MANIFEST
 from orchestration.lib.lineage import (
     DBT,
     PYTHON,
@@ -18,6 +17,10 @@ from orchestration.lib.lineage import (
     undeclared_relations,
     warehouse_relations,
 )
+from orchestration.lib.settings import DBT_PROJECT_DIR
+
+# The manifest the session fixture parses (tests/conftest.py); read as a file so collection needs no parse.
+DBT_MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
 
 # Python assets that publish their table under `marts` through a dbt view (the contract names readers use).
 PUBLISHED_VIEWS = {
