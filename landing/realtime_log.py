@@ -24,9 +24,13 @@ Re-runs cannot ingest an event twice either: the raw tables are rebuilt from the
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 
 from landing.formats.common import LINES_TABLE, drop_lines, json_reason_sql, load_json_lines, raw_record_sql
 from landing.sources import sql_string
@@ -166,3 +170,76 @@ def drop_work_tables(conn: duckdb.DuckDBPyConnection) -> None:
     """Free the temp tables of translate_event_log (also after a failed ingest)."""
     for table in (REJECTS_TABLE, COUNTS_TABLE, "_rt_lines"):
         conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
+
+
+# ---- transitions (transitions-*.jsonl): read for marts.segment_membership_history --------------------------------
+
+TRANSITION_COLUMNS = ("id", "known_customer", "segment", "change", "event_id", "occurred_at", "source")
+TRANSITION_CHANGES = ("entered", "exited")
+
+
+@dataclass(frozen=True)
+class TransitionLog:
+    """The transitions of a log folder, and what was set aside (counted per reason, never silently dropped).
+
+    `transitions`: one row per usable line, in log order: id, known_customer, segment, change, event_id,
+    occurred_at (UTC, naive), source, origin_file, origin_row. `set_aside`: reason code -> lines (`torn_last_line`,
+    `malformed_json`, `not_a_json_object`, `missing_field`, `invalid_change`, `invalid_timestamp`); `examples`:
+    the first line of each reason (`file:line: reason`).
+    """
+
+    transitions: pd.DataFrame
+    lines_read: int
+    set_aside: dict[str, int]
+    examples: tuple[str, ...]
+
+
+def read_transitions(conn: duckdb.DuckDBPyConnection, files: list[Path]) -> TransitionLog:
+    """Every transition line of the files (see TransitionLog); a torn last line is counted, not read."""
+    empty = pd.DataFrame({name: pd.Series(dtype="object") for name in (*TRANSITION_COLUMNS, "origin_file")})
+    if not files:
+        return TransitionLog(empty.assign(origin_row=pd.Series(dtype="int64")), 0, {}, ())
+    lines = load_json_lines(conn, files)
+    structure = json.dumps({name: "VARCHAR" for name in TRANSITION_COLUMNS})
+    changes = ", ".join(sql_string(change) for change in TRANSITION_CHANGES)
+    with _utc_session(conn):
+        conn.execute(f"""
+CREATE OR REPLACE TEMP TABLE _rt_transitions AS
+SELECT origin_file, origin_row, r.*, timezone('UTC', try_cast(r.occurred_at AS TIMESTAMPTZ)) AS occurred_utc,
+       CASE WHEN reason IS NOT NULL THEN reason
+            WHEN r.id IS NULL OR r.segment IS NULL OR r.change IS NULL OR r.occurred_at IS NULL
+                THEN 'missing_field: id, segment, change and occurred_at are required'
+            WHEN r.change NOT IN ({changes}) THEN 'invalid_change: change=''' || left(r.change, 40) || ''''
+            WHEN try_cast(r.occurred_at AS TIMESTAMPTZ) IS NULL
+                THEN 'invalid_timestamp: occurred_at=''' || left(r.occurred_at, 40) || ''''
+       END AS reason
+FROM (SELECT origin_file, origin_row, reason,
+             CASE WHEN reason IS NULL THEN json_transform(line, '{structure}') END AS r
+      FROM (SELECT *, CASE WHEN NOT json_valid(line) AND origin_row = max(origin_row) OVER (PARTITION BY origin_file)
+                           THEN '{TORN_LAST_LINE}: not valid JSON (a write cut short: never acknowledged)'
+                           ELSE {json_reason_sql('line')} END AS reason
+            FROM {LINES_TABLE}))""")
+    drop_lines(conn)
+    transitions = conn.execute(f"""
+SELECT id, known_customer IN ('true', '1') AS known_customer, segment, change, event_id,
+       occurred_utc AS occurred_at, coalesce(source, 'realtime') AS source, {sql_string(LOG_SUBDIR + '/')}
+       || origin_file AS origin_file, origin_row
+FROM _rt_transitions WHERE reason IS NULL ORDER BY origin_file, origin_row""").df()
+    reasons = conn.execute(f"""
+SELECT split_part(reason, ':', 1) AS code, count(*),
+       arg_min({sql_string(LOG_SUBDIR + '/')} || origin_file || ':' || origin_row || ': ' || reason,
+       (origin_file, origin_row))
+FROM _rt_transitions WHERE reason IS NOT NULL GROUP BY 1 ORDER BY 1""").fetchall()
+    conn.execute("DROP TABLE temp._rt_transitions")
+    return TransitionLog(transitions, lines, {code: n for code, n, _ in reasons}, tuple(e for _, _, e in reasons))
+
+
+@contextmanager
+def _utc_session(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Offsets are applied and a naive time is UTC while the transitions are read (then the zone is restored)."""
+    saved = conn.execute("SELECT current_setting('TimeZone')").fetchall()[0][0]
+    conn.execute("SET TimeZone = 'UTC'")
+    try:
+        yield
+    finally:
+        conn.execute(f"SET TimeZone = {sql_string(saved)}")

@@ -164,3 +164,31 @@ def test_a_shop_events_file_keeps_the_new_optional_columns(conn, landing, tmp_pa
         ("e1", "shoes", "affiliate", "style", 19.9)
     ]
     assert conn.execute("select reason from raw.quarantine").fetchone()[0] == "invalid_number: value='abc'"
+
+
+def transition(segment: str, change: str, occurred_at: str = "2026-11-24T23:10:00+01:00", **fields) -> str:
+    record = {"id": "v1", "known_customer": False, "segment": segment, "change": change, "event_id": "rt_1",
+              "occurred_at": occurred_at, "received_at": "2026-11-24T22:10:00Z", "source": "realtime"} | fields
+    return json.dumps(record)
+
+
+def test_transitions_are_read_in_utc_and_lines_that_are_not_transitions_are_counted(conn, tmp_path):
+    from landing.realtime_log import read_transitions, transition_log_files
+
+    log_dir = tmp_path / "realtime" / "log"
+    write_log(log_dir, "transitions-20261124T220000-101.jsonl", [
+        transition("high_intent:shoes", "entered", id="c1", known_customer=True),
+        transition("general_interest", "left"),  # Defect: not entered/exited.
+        transition("late_night", "entered", occurred_at="yesterday"),  # Defect: not a time.
+        '{"id": "v1", "segm',  # Defect: torn by a crash.
+    ], end="")
+    write_log(log_dir, "events-20261124T220000-101.jsonl", [event("rt_1")])  # not a transitions file
+    log = read_transitions(conn, transition_log_files(log_dir))
+    assert log.lines_read == 4
+    assert log.set_aside == {"invalid_change": 1, "invalid_timestamp": 1, "torn_last_line": 1}
+    row = log.transitions.iloc[0]
+    assert (row["id"], bool(row["known_customer"]), row["segment"], row["change"], str(row["occurred_at"])) == (
+        "c1", True, "high_intent:shoes", "entered", "2026-11-24 22:10:00"
+    )
+    assert row["origin_file"] == "realtime/log/transitions-20261124T220000-101.jsonl" and len(log.transitions) == 1
+    assert log.examples[0].startswith("realtime/log/transitions-20261124T220000-101.jsonl:2: invalid_change")
