@@ -14,7 +14,7 @@ export SEGMINT_WAREHOUSE ?= $(CURDIR)/data/warehouse.duckdb
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= 1
 PORT ?= 3000
 
-.PHONY: help install manifest home browser run backfill test test-fast dev report exports docs bench bench-clv clean
+.PHONY: help install manifest home browser run backfill test test-fast dev serve report exports docs bench bench-clv clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -51,6 +51,9 @@ test-fast: manifest  ## Tests without the slow ones
 
 dev: manifest home  ## Dagster UI and daemon on http://127.0.0.1:$(PORT)
 	SEGMINT_DAGSTER_URL=$${SEGMINT_DAGSTER_URL:-http://127.0.0.1:$(PORT)} $(BIN)/dagster dev -h 127.0.0.1 -p $(PORT) -w workspace.yaml
+
+serve: install  ## Real-time segment service on 127.0.0.1:8700 (SEGMINT_SERVE_HOST/PORT/TOKEN; needs a bundle from `make run`)
+	$(BIN)/python -m realtime.cli serve
 
 report: manifest home  ## Rebuild the segment report (data/reports/segment_report.html) from the last run
 	$(BIN)/python -m orchestration.cli segment_report
