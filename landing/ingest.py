@@ -578,7 +578,9 @@ def ingest_landing(
                 if (path := paths[spec.name]) is not None
             }
             parsed_files = [parsed_by_name[spec.name] for spec in LANDING_TABLES if spec.name in parsed_by_name]
-            log_parsed = _parse_event_log(conn, log_files, log_work, options, parsed_by_name.get(EVENTS.name))
+            log_parsed = _parse_event_log(
+                conn, log_files, realtime_log_dir, log_work, parsed_by_name.get(EVENTS.name)
+            )
             effective_as_of = as_of if as_of is not None else _default_as_of(conn, parsed_by_name[ORDERS.name])
             conn.execute(f"CREATE OR REPLACE TABLE {_stage(QUARANTINE)} ({QUARANTINE_COLUMNS_SQL})")
             reports = tuple(_write_file(conn, parsed, effective_as_of) for parsed in parsed_files)
@@ -622,14 +624,14 @@ def _log_work_dir(work_dir: Path | None) -> Path:
 
 
 def _parse_event_log(
-    conn: duckdb.DuckDBPyConnection, files: list[Path], work: Path | None, options: LandingOptions,
+    conn: duckdb.DuckDBPyConnection, files: list[Path], log_dir: Path | None, work: Path | None,
     events: _ParsedFile | None,
 ) -> _ParsedFile | None:
     """The real-time log's events parsed into their own stage, ids already in the shop's events file set aside."""
     if not files or work is None:
         return None
     path = work / realtime_log.WORK_FILE
-    realtime_log.translate_event_log(conn, files, path)
+    realtime_log.translate_event_log(conn, files, path, Path(log_dir) if log_dir else None)
     # The log's records are JSON values: no delimiter or date-order setting of the shop's CSV files applies.
     parsed = _parse_file(
         conn, EVENTS, path, LandingOptions(), table=realtime_log.STAGE_TABLE, not_compared=ORIGIN_COLUMN_NAMES

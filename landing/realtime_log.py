@@ -32,7 +32,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from landing.formats.common import LINES_TABLE, drop_lines, json_reason_sql, load_json_lines, raw_record_sql
+from landing.formats.common import drop_lines, json_reason_sql, load_json_lines, raw_record_sql
 from landing.sources import sql_string
 
 # Relative to the data folder (SEGMINT_DATA_DIR), as the service writes it (shared contract, issue 16).
@@ -55,44 +55,72 @@ EVENT_FIELDS = (
 _STRUCTURE = json.dumps({name: "VARCHAR" for name in EVENT_FIELDS})
 
 
-def event_log_files(log_dir: Path | None) -> list[Path]:
-    """The service's event log files, oldest first (their names start with the UTC start time of the process)."""
+def _log_files(log_dir: Path | None, pattern: str) -> list[Path]:
+    # Sub-folders too: the logs of several instances (realtime/router.py) are gathered as realtime/log/<instance>/.
     if log_dir is None or not Path(log_dir).is_dir():
         return []
-    return sorted(path for path in Path(log_dir).glob(EVENT_LOG_PATTERN) if path.is_file())
+    return sorted(path for path in Path(log_dir).rglob(pattern) if path.is_file())
+
+
+def event_log_files(log_dir: Path | None) -> list[Path]:
+    """The service's event log files (sub-folders included), in path order (names start with the start time)."""
+    return _log_files(log_dir, EVENT_LOG_PATTERN)
 
 
 def transition_log_files(log_dir: Path | None) -> list[Path]:
-    """The service's transition log files, oldest first."""
-    if log_dir is None or not Path(log_dir).is_dir():
-        return []
-    return sorted(path for path in Path(log_dir).glob(TRANSITION_LOG_PATTERN) if path.is_file())
+    """The service's transition log files (sub-folders included), in path order."""
+    return _log_files(log_dir, TRANSITION_LOG_PATTERN)
 
 
-def origin_name(file_name: str) -> str:
-    """How a log file is named in raw.events.origin_file, raw.quarantine and raw.ingest_log."""
-    return f"{LOG_SUBDIR}/{file_name}"
+def origin_names(files: list[Path], log_dir: Path | None) -> dict[str, str]:
+    """Path -> how the file is named in raw.events.origin_file, raw.quarantine and raw.ingest_log.
+
+    `realtime/log/<path under the log folder>` (None: the file name only).
+    """
+    return {
+        str(path): f"{LOG_SUBDIR}/{path.relative_to(log_dir).as_posix() if log_dir else path.name}" for path in files
+    }
 
 
-def translate_event_log(conn: duckdb.DuckDBPyConnection, files: list[Path], work_path: Path) -> int:
+def _load_log_lines(conn: duckdb.DuckDBPyConnection, files: list[Path], log_dir: Path | None) -> int:
+    """Every non-blank line of the files into temp `_rt_raw(origin_file, origin_row, line)`; returns the count.
+
+    The JSON-lines reader of the source formats (one scan, line numbers per file), with the files named by
+    their path under the log folder (instances' logs may share file names in sub-folders).
+    """
+    load_json_lines(conn, files)
+    conn.execute("CREATE OR REPLACE TEMP TABLE _rt_names (filename VARCHAR, origin_file VARCHAR)")
+    conn.executemany("INSERT INTO _rt_names VALUES (?, ?)", [list(pair) for pair in origin_names(files, log_dir).items()])
+    conn.execute("""
+CREATE OR REPLACE TEMP TABLE _rt_raw AS
+SELECT n.origin_file, f.rowid - o.first + 1 AS origin_row, f.line
+FROM _fmt_file AS f JOIN _fmt_offsets AS o USING (filename) JOIN _rt_names AS n USING (filename)
+WHERE f.line IS NOT NULL AND (ascii(f.line) > 32 OR trim(f.line) <> '')""")
+    drop_lines(conn)
+    conn.execute("DROP TABLE temp._rt_names")
+    return conn.execute("SELECT count(*) FROM _rt_raw").fetchall()[0][0]
+
+
+def translate_event_log(
+    conn: duckdb.DuckDBPyConnection, files: list[Path], work_path: Path, log_dir: Path | None = None
+) -> int:
     """Write the log's events as an events contract file (text columns + origin) at `work_path`.
 
     Lines that cannot be a record (torn, malformed, not an object) go to temp `_rt_rejects` (origin_file,
     origin_row, reason, raw_record). Returns the number of records read (rejected ones included).
     """
-    count = load_json_lines(conn, files)
-    prefix = sql_string(f"{LOG_SUBDIR}/")
+    count = _load_log_lines(conn, files, log_dir)
     torn = (
         f"'{TORN_LAST_LINE}: the last line of the file is not valid JSON (a write cut short by a crash or still "
         "in progress: never acknowledged)'"
     )
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _rt_lines AS
-SELECT {prefix} || origin_file AS origin_file, origin_row, line,
+SELECT origin_file, origin_row, line,
        CASE WHEN NOT json_valid(line) AND origin_row = max(origin_row) OVER (PARTITION BY origin_file) THEN {torn}
             ELSE {json_reason_sql('line')} END AS reason
-FROM {LINES_TABLE}""")
-    drop_lines(conn)
+FROM _rt_raw""")
+    conn.execute("DROP TABLE temp._rt_raw")
     conn.execute(
         f"CREATE OR REPLACE TEMP TABLE {COUNTS_TABLE} AS SELECT origin_file, count(*) AS rows_in FROM _rt_lines GROUP BY 1"
     )
@@ -168,7 +196,7 @@ ORDER BY 1""").fetchall()
 
 def drop_work_tables(conn: duckdb.DuckDBPyConnection) -> None:
     """Free the temp tables of translate_event_log (also after a failed ingest)."""
-    for table in (REJECTS_TABLE, COUNTS_TABLE, "_rt_lines"):
+    for table in (REJECTS_TABLE, COUNTS_TABLE, "_rt_lines", "_rt_raw", "_rt_names"):
         conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
 
 
@@ -194,12 +222,14 @@ class TransitionLog:
     examples: tuple[str, ...]
 
 
-def read_transitions(conn: duckdb.DuckDBPyConnection, files: list[Path]) -> TransitionLog:
+def read_transitions(
+    conn: duckdb.DuckDBPyConnection, files: list[Path], log_dir: Path | None = None
+) -> TransitionLog:
     """Every transition line of the files (see TransitionLog); a torn last line is counted, not read."""
     empty = pd.DataFrame({name: pd.Series(dtype="object") for name in (*TRANSITION_COLUMNS, "origin_file")})
     if not files:
         return TransitionLog(empty.assign(origin_row=pd.Series(dtype="int64")), 0, {}, ())
-    lines = load_json_lines(conn, files)
+    lines = _load_log_lines(conn, files, log_dir)
     structure = json.dumps({name: "VARCHAR" for name in TRANSITION_COLUMNS})
     changes = ", ".join(sql_string(change) for change in TRANSITION_CHANGES)
     with _utc_session(conn):
@@ -218,16 +248,15 @@ FROM (SELECT origin_file, origin_row, reason,
       FROM (SELECT *, CASE WHEN NOT json_valid(line) AND origin_row = max(origin_row) OVER (PARTITION BY origin_file)
                            THEN '{TORN_LAST_LINE}: not valid JSON (a write cut short: never acknowledged)'
                            ELSE {json_reason_sql('line')} END AS reason
-            FROM {LINES_TABLE}))""")
-    drop_lines(conn)
+            FROM _rt_raw))""")
+    conn.execute("DROP TABLE temp._rt_raw")
     transitions = conn.execute(f"""
 SELECT id, known_customer IN ('true', '1') AS known_customer, segment, change, event_id,
-       occurred_utc AS occurred_at, coalesce(source, 'realtime') AS source, {sql_string(LOG_SUBDIR + '/')}
-       || origin_file AS origin_file, origin_row
+       occurred_utc AS occurred_at, coalesce(source, 'realtime') AS source, origin_file, origin_row
 FROM _rt_transitions WHERE reason IS NULL ORDER BY origin_file, origin_row""").df()
-    reasons = conn.execute(f"""
+    reasons = conn.execute("""
 SELECT split_part(reason, ':', 1) AS code, count(*),
-       arg_min({sql_string(LOG_SUBDIR + '/')} || origin_file || ':' || origin_row || ': ' || reason,
+       arg_min(origin_file || ':' || origin_row || ': ' || reason,
        (origin_file, origin_row))
 FROM _rt_transitions WHERE reason IS NOT NULL GROUP BY 1 ORDER BY 1""").fetchall()
     conn.execute("DROP TABLE temp._rt_transitions")

@@ -67,7 +67,8 @@ def _audience_asset(audience: Audience) -> dg.AssetsDefinition:
         with warehouse.connect() as conn:
             live = None
             if audience.realtime_segment is not None:
-                log = read_transitions(conn, transition_log_files(settings.load().realtime_log_dir))
+                log_dir = settings.load().realtime_log_dir
+                log = read_transitions(conn, transition_log_files(log_dir), log_dir)
                 live = current_realtime_members(log.transitions, audience)
                 realtime = {
                     "realtime_segment": dg.MetadataValue.text(audience.realtime_segment),

@@ -42,7 +42,8 @@ def segment_membership_history(
     Columns: customer_id, segment_kind, segment, valid_from, valid_to (NULL = current), source ('batch' or
     'realtime').
     """
-    log_files = transition_log_files(settings.load().realtime_log_dir)
+    log_dir = settings.load().realtime_log_dir
+    log_files = transition_log_files(log_dir)
     with warehouse.connect() as conn:
         scores = read_table(conn, "marts.customer_scores", ["customer_id", "as_of_date", *SEGMENT_KINDS], order_by="customer_id")
         history = (
@@ -53,7 +54,7 @@ def segment_membership_history(
         if "source" in history.columns:
             # Real-time rows are rebuilt from the log below; only the batch rows carry over from run to run.
             history = history[history["source"].fillna(BATCH) == BATCH]
-        log = read_transitions(conn, log_files)
+        log = read_transitions(conn, log_files, log_dir)
         as_of = pd.Timestamp(scores["as_of_date"].iloc[0]).date() if len(scores) else None
         current = scores.melt(id_vars="customer_id", value_vars=list(SEGMENT_KINDS), var_name="segment_kind", value_name="segment")
         try:

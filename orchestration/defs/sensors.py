@@ -217,7 +217,8 @@ def realtime_audience_sync_sensor(context: dg.SensorEvaluationContext) -> dg.Sen
     offsets = decode_offsets(context.cursor)
     touched: set[str] = set()
     for path in transition_log_files(log_dir):
-        lines, offsets[path.name] = read_new_lines(path, offsets.get(path.name, 0))
+        name = path.relative_to(log_dir).as_posix()  # sub-folders hold other instances' logs
+        lines, offsets[name] = read_new_lines(path, offsets.get(name, 0))
         touched |= segments_of(lines)
     cursor = json.dumps(offsets, sort_keys=True, separators=(",", ":"))
     affected = [a for a in REALTIME_AUDIENCES if any(matches_realtime_segment(a, s) for s in touched)]

@@ -82,7 +82,8 @@ def test_every_acknowledged_event_of_the_log_lands_in_raw_events_and_a_torn_last
         # Defect: the service crashed mid-write; this event was never acknowledged.
         '{"event_id": "rt_torn", "anonymous_id": "v1", "event_ty',
     ], end="")
-    write_log(log_dir, "events-20261124T230000-202.jsonl", [
+    # A second instance's log, gathered in a sub-folder (realtime/router.py).
+    write_log(log_dir / "instance-b", "events-20261124T230000-202.jsonl", [
         event(acknowledged[3], anonymous_id="v2", event_type="video_play"),
         "",  # a blank line is no record
         event(acknowledged[4], anonymous_id="v3", event_type="page_view"),
@@ -109,7 +110,7 @@ def test_every_acknowledged_event_of_the_log_lands_in_raw_events_and_a_torn_last
     # rows in = accepted + quarantined per log file, and the raw tables hold exactly those rows.
     assert reconciliation(conn) == [
         ("realtime/log/events-20261124T220000-101.jsonl", 4, 3, 1, 0, 3, 1),
-        ("realtime/log/events-20261124T230000-202.jsonl", 2, 2, 0, 0, 2, 0),
+        ("realtime/log/instance-b/events-20261124T230000-202.jsonl", 2, 2, 0, 0, 2, 0),
     ]
     assert (report.realtime_log.rows_in, report.realtime_log.rows_accepted) == (6, 5)
     assert report.realtime_log.reasons == {"torn_last_line": 1}
@@ -183,7 +184,7 @@ def test_transitions_are_read_in_utc_and_lines_that_are_not_transitions_are_coun
         '{"id": "v1", "segm',  # Defect: torn by a crash.
     ], end="")
     write_log(log_dir, "events-20261124T220000-101.jsonl", [event("rt_1")])  # not a transitions file
-    log = read_transitions(conn, transition_log_files(log_dir))
+    log = read_transitions(conn, transition_log_files(log_dir), log_dir)
     assert log.lines_read == 4
     assert log.set_aside == {"invalid_change": 1, "invalid_timestamp": 1, "torn_last_line": 1}
     row = log.transitions.iloc[0]
