@@ -15,12 +15,12 @@ fx_rates.csv or quarantined, then duplicates are marked (line items of one order
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import date
-import shutil
-import tempfile
 from pathlib import Path
 
 import duckdb

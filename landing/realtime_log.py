@@ -170,7 +170,6 @@ WHERE source_file = {work}""")
     )
     conn.execute(f"UPDATE {log_stage} SET source_file = origin_file, source_row = origin_row")
     conn.execute(f"DELETE FROM {ingest_log} WHERE source_file = {work}")
-    files = f"(SELECT DISTINCT origin_file FROM {log_stage} UNION SELECT DISTINCT origin_file FROM {REJECTS_TABLE})"
     rows = conn.execute(f"""
 SELECT c.origin_file, c.rows_in, coalesce(a.n, 0), coalesce(q.n, 0), coalesce(q.after, 0)
 FROM {COUNTS_TABLE} AS c
@@ -250,7 +249,7 @@ FROM (SELECT origin_file, origin_row, reason,
                            ELSE {json_reason_sql('line')} END AS reason
             FROM _rt_raw))""")
     conn.execute("DROP TABLE temp._rt_raw")
-    transitions = conn.execute(f"""
+    transitions = conn.execute("""
 SELECT id, known_customer IN ('true', '1') AS known_customer, segment, change, event_id,
        occurred_utc AS occurred_at, coalesce(source, 'realtime') AS source, origin_file, origin_row
 FROM _rt_transitions WHERE reason IS NULL ORDER BY origin_file, origin_row""").df()

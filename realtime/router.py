@@ -91,7 +91,7 @@ class Upstream:
             try:
                 answer = await asyncio.wait_for(self._exchange(reader, writer, method, path, body, headers or {}),
                                                 UPSTREAM_TIMEOUT_SECONDS)
-            except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError) as failure:
+            except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as failure:
                 writer.close()
                 if attempt == 1:
                     raise UpstreamError(f"instance {self.url}: {type(failure).__name__} {failure}") from None
@@ -103,7 +103,7 @@ class Upstream:
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         try:
             return await asyncio.wait_for(asyncio.open_connection(self.host, self.port), UPSTREAM_TIMEOUT_SECONDS)
-        except (OSError, asyncio.TimeoutError) as failure:
+        except (TimeoutError, OSError) as failure:
             raise UpstreamError(f"instance {self.url}: cannot connect ({failure})") from None
 
     async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, method: str, path: str,

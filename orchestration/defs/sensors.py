@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -301,7 +301,7 @@ class RunCursor:
 def finished_runs_after(instance: dg.DagsterInstance, cursor: RunCursor) -> list[dg.RunRecord]:
     """Runs that finished (success, failure, cancel) after the cursor, oldest first, not seen before."""
     # Look one second back and skip the runs already seen: runs updated within the same instant are not lost.
-    since = datetime.fromtimestamp(cursor.updated_after - 1.0, tz=timezone.utc)
+    since = datetime.fromtimestamp(cursor.updated_after - 1.0, tz=UTC)
     records: Iterable[dg.RunRecord] = instance.get_run_records(
         filters=dg.RunsFilter(statuses=FINISHED_STATUSES, updated_after=since),
         order_by="update_timestamp",
@@ -360,7 +360,7 @@ def stale_mart_alert_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReaso
     stale = newly_failed(previous, current)
     for asset in stale:
         latest = context.instance.get_latest_materialization_event(dg.AssetKey.from_user_string(asset))
-        last_updated = datetime.fromtimestamp(latest.timestamp, tz=timezone.utc).isoformat(timespec="minutes") if latest else None
+        last_updated = datetime.fromtimestamp(latest.timestamp, tz=UTC).isoformat(timespec="minutes") if latest else None
         send_alert(stale_asset_payload(asset=asset, state="FAIL", last_updated=last_updated, dagster_url=config.dagster_url),
                    config, context.log.warning)
     context.update_cursor(json.dumps(current, sort_keys=True))

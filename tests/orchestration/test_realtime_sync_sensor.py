@@ -12,18 +12,17 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pytest
 
 from activation.audiences import is_control
 from activation.identifiers import normalize_email
+from orchestration.definitions import defs
 from orchestration.defs.audiences import AUDIENCES, audience_checks
 from orchestration.defs.resources import resources
 from orchestration.defs.sensors import read_new_lines, realtime_audience_sync_sensor
-from orchestration.definitions import defs
 from tests.servers.klaviyo import FakeKlaviyo
 from tests.servers.warehouse import build_warehouse
-
-import duckdb
 
 AUDIENCE = next(a for a in AUDIENCES if a.name == "cart_abandoners")
 LIST_ID = AUDIENCE.destinations[0].settings["list_id"]

@@ -1,11 +1,13 @@
 """Audience file validation, member selection in DuckDB and the deterministic control group."""
 
+import math
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from activation.audiences import (Audience, AudienceConfigError, AudienceRuleError, is_control, is_value_based,
-                                  load_audiences, parse_audiences, select_members)
+from activation.audiences import (Audience, AudienceConfigError, AudienceRuleError, current_realtime_members,
+                                  is_control, is_value_based, load_audiences, parse_audiences, select_members)
 from tests.servers.harness import new_warehouse, test_audience
 
 REPO_AUDIENCES = Path(__file__).resolve().parents[2] / "config" / "audiences.yaml"
@@ -94,12 +96,6 @@ def test_value_based_audiences_are_those_that_carry_or_select_by_a_model_output(
 
 
 # ---- audiences on real-time segments ---------------------------------------------------------------------------
-
-import math  # noqa: E402
-
-import pandas as pd  # noqa: E402
-
-from activation.audiences import current_realtime_members  # noqa: E402
 
 
 def test_a_realtime_audience_needs_no_rule_and_its_size_guard_is_off_unless_set():

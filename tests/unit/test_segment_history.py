@@ -3,7 +3,14 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from ml.segment_history import HistoryOrderError, advance_history, empty_history, transitions
+from ml.segment_history import (
+    HistoryOrderError,
+    advance_history,
+    empty_history,
+    realtime_history,
+    transitions,
+    with_realtime,
+)
 
 
 def _current(rows):
@@ -37,8 +44,6 @@ def test_an_as_of_date_before_the_history_is_refused():
 
 
 # ---- real-time segments from the service's transitions ---------------------------------------------------------
-
-from ml.segment_history import realtime_history, with_realtime  # noqa: E402
 
 
 def _moves(rows):
