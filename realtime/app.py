@@ -4,17 +4,25 @@ Concurrency model: one event loop. A request is parsed and folded into the engin
 between), so the engine needs no lock; the handler then awaits its lines' durable write (group commit in the
 log writer thread, realtime/log.py) and answers. The bundle poller loads a newer bundle in a worker thread and
 swaps it in with one assignment on the loop, so no request ever sees a half-loaded bundle and none is dropped.
+
+Garbage collection: with 1 M known customers and 100 k visitors the heap holds about a million tracked objects,
+and one automatic full collection of them stops the loop for 0.5-2 s (measured 2.3 s on this loaded machine),
+which would dominate the p99. Visitor state holds no reference cycles (freed by reference counting), so the
+service turns automatic collection off, collects the young objects itself once a second (a second's allocations,
+around a millisecond) and freezes the survivors (`gc.freeze`) so no collection walks them again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import hmac
 import logging
 import os
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -22,6 +30,8 @@ from typing import Any
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -35,7 +45,12 @@ from realtime.rules import Rules, RulesError, load_rules
 
 logger = logging.getLogger("segmint.realtime")
 RELOAD_POLL_SECONDS = 2.0
-SWEEP_SECONDS = 1.0
+RELOAD_SWITCH_INTERVAL = 0.0005
+# The sweep runs often on small slices so it never stalls the loop for long: 500 visitors per 0.1 s is a
+# capacity of 5,000 lapsing sessions per second, each slice a few milliseconds at most.
+SWEEP_SECONDS = 0.1
+SWEEP_SLICE = 500
+GC_SECONDS = 1.0
 
 
 class JSONResponse(Response):
@@ -58,7 +73,7 @@ class Service:
         log_directory: Path,
         token: str | None = None,
         rules_override: Path | None = None,
-        fsync: str = "fsync",
+        fsync: str = "interval",
         reload_seconds: float = RELOAD_POLL_SECONDS,
         sweep_seconds: float = SWEEP_SECONDS,
         clock: Callable[[], float] = time.time,
@@ -86,12 +101,19 @@ class Service:
         return load_bundle(self.bundle_root, version, rules=rules)
 
     def recover(self) -> int:
-        """Rebuild visitor states from the log (events of the retention window), then their published segments."""
-        since = self.clock() - self.engine.rules.visitor_retention_seconds - 3600
+        """Rebuild visitor states from the events received in the last `recovery_replay_hours`, then their
+        published segments from the transitions log."""
+        rules = self.engine.rules
+        window_start = self.clock() - rules.recovery_replay_seconds
+        cutoff = datetime.fromtimestamp(window_start, UTC).isoformat()  # received_at is always written in UTC
+        since = window_start - 3600  # files last written before this hold nothing newer
         count = 0
         for record in read_events(self.log_directory, self.recovery, since_mtime=since):
+            received_text = record.get("received_at")
+            if not isinstance(received_text, str) or received_text < cutoff:
+                continue
             try:
-                received = parse_time(record.get("received_at"), "received_at")
+                received = parse_time(received_text, "received_at")
                 event = parse_event(record, received)
             except EventError:
                 self.recovery.bad_lines += 1
@@ -104,6 +126,9 @@ class Service:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        gc.disable()
+        gc.collect()
+        gc.freeze()
 
         def dispatch(callbacks: list, failure: BaseException | None) -> None:
             loop.call_soon_threadsafe(_run_callbacks, callbacks, failure)
@@ -114,6 +139,7 @@ class Service:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
+        gc.enable()
         if self.writer is not None:
             await asyncio.to_thread(self.writer.close)
 
@@ -123,9 +149,18 @@ class Service:
             try:
                 version = current_version(self.bundle_root)
                 if version and version != self.engine.bundle.version:
-                    bundle = await asyncio.to_thread(self.load, version)
-                    self.engine.bundle = bundle  # one assignment on the loop: requests see the old or the new one
-                    self.metrics.counters["reloads_ok"] += 1
+                    # While a worker thread builds the new bundle, hand the GIL back to the loop every 0.5 ms
+                    # instead of Python's 5 ms, so requests are not queued behind the loader.
+                    interval = sys.getswitchinterval()
+                    sys.setswitchinterval(RELOAD_SWITCH_INTERVAL)
+                    try:
+                        bundle = await asyncio.to_thread(self.load, version)
+                        old, self.engine.bundle = self.engine.bundle, bundle  # one assignment: requests see old or new
+                        self.metrics.counters["reloads_ok"] += 1
+                        await asyncio.to_thread(old.customers.release)
+                        del old
+                    finally:
+                        sys.setswitchinterval(interval)
                     logger.warning("segmint serve: hot-reloaded bundle %s", version)
             except (BundleError, RulesError, OSError, ValueError) as failure:
                 self.metrics.counters["reloads_failed"] += 1
@@ -133,11 +168,21 @@ class Service:
                 await asyncio.sleep(self.reload_seconds * 5)
 
     async def _sweep(self) -> None:
+        last_gc = time.monotonic()
         while True:
             await asyncio.sleep(self.sweep_seconds)
-            transitions = self.engine.sweep(self.clock())
+            try:
+                transitions = self.engine.sweep(self.clock(), limit=SWEEP_SLICE)
+            except Exception:  # a bug here must not end the sweeps for good; it is logged and counted
+                logger.exception("segmint serve: sweep failed")
+                self.metrics.counters["sweep_errors"] += 1
+                continue
             if transitions and self.writer is not None:
                 self.writer.append([], transitions)
+            if time.monotonic() - last_gc >= GC_SECONDS:
+                gc.collect(1)
+                gc.freeze()
+                last_gc = time.monotonic()
 
     async def durable(self, events: list[dict], transitions: list[dict]) -> None:
         future = asyncio.get_running_loop().create_future()
@@ -196,6 +241,9 @@ class Service:
         try:
             await self.durable(records, transitions)
         except OSError as failure:
+            for event, result in zip(events, results):
+                if not result.duplicate:
+                    self.engine.unmark(event)
             return error(503, f"durable log: the write failed ({failure.strerror or failure}); events not acknowledged, retry")
         answers = [result.answer() for result in results]
         return JSONResponse({"results": answers} if is_batch else answers[0])
@@ -221,6 +269,7 @@ class Service:
             "segmint_realtime_visitors_forgotten_total": ("Visitors dropped after the retention window.", engine.stats["evicted"]),
             "segmint_realtime_bundle_reloads_total": ("Bundles hot-reloaded.", self.metrics.counters["reloads_ok"]),
             "segmint_realtime_bundle_reload_failures_total": ("Newer bundles that could not be loaded (the old one stays).", self.metrics.counters["reloads_failed"]),
+            "segmint_realtime_sweep_errors_total": ("Sweeps (idle sessions, cart abandoners) that failed.", self.metrics.counters["sweep_errors"]),
             "segmint_realtime_log_batches_total": ("Group commits of the durable log.", writer.stats["batches"] if writer else 0),
             "segmint_realtime_log_errors_total": ("Failed durable log writes.", writer.stats["errors"] if writer else 0),
         }
@@ -234,7 +283,7 @@ class Service:
         }
         if writer is not None and writer.sync_seconds:
             recent = sorted(writer.sync_seconds[-1000:])
-            gauges["segmint_realtime_log_commit_seconds_p99"] = ("p99 of the last 1,000 group commits (write + fsync).", recent[int(0.99 * (len(recent) - 1))], "")
+            gauges["segmint_realtime_log_commit_seconds_p99"] = ("p99 of the last 1,000 group commits (write, plus fsync under policy always).", recent[int(0.99 * (len(recent) - 1))], "")
         info = {"bundle_version": engine.bundle.version, "rules_version": engine.rules.version, "fsync": self.fsync}
         return Response(self.metrics.render(gauges, counters, info), media_type="text/plain; version=0.0.4; charset=utf-8")
 
@@ -252,8 +301,12 @@ def _rss_bytes() -> int:
         return 0
 
 
-def create_app(service: Service) -> Starlette:
-    """The ASGI app. Auth, metrics and error shaping wrap every route here (no middleware stack per request)."""
+def create_app(service: Service, cors_origins: list[str] | None = None) -> Starlette:
+    """The ASGI app. Auth, metrics and error shaping wrap every route here (no middleware stack per request).
+
+    `cors_origins` (SEGMINT_SERVE_CORS_ORIGINS): pages on these origins may call the service from the browser
+    (preflight answered before auth, as browsers send no credentials on it). Empty: no CORS headers at all.
+    """
 
     def route(name: str, handler: Callable, open_route: bool = False) -> Callable:
         async def endpoint(request: Request) -> Response:
@@ -295,4 +348,13 @@ def create_app(service: Service) -> Starlette:
         Route("/v1/segments", route("/v1/segments", service.get_segments), methods=["GET"]),
         Route("/metrics", route("/metrics", service.get_metrics), methods=["GET"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error, 404: http_error, 405: http_error})
+    middleware = []
+    if cors_origins:
+        middleware.append(Middleware(
+            CORSMiddleware, allow_origins=cors_origins, allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"], max_age=3600,
+        ))
+    return Starlette(
+        routes=routes, lifespan=lifespan, middleware=middleware,
+        exception_handlers={HTTPException: http_error, 404: http_error, 405: http_error},
+    )

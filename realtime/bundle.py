@@ -24,6 +24,7 @@ import json
 import math
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +44,7 @@ LOOKALIKE_FILE = "lookalike.json"
 RULES_FILE = "rules.yaml"
 MANIFEST_FILE = "manifest.json"
 KEEP_BUNDLES = 3
+LOAD_SLICE_ROWS = 10_000
 CATEGORY_COLUMNS = ("rfm_segment", "behavioral_segment", "recommended_action")
 NUMBER_COLUMNS = ("predicted_clv", "purchase_propensity")
 CUSTOMER_COLUMNS = ("customer_id", *CATEGORY_COLUMNS, *NUMBER_COLUMNS)
@@ -146,8 +148,14 @@ class CustomerTable:
     """Known customers for O(1) lookups: a dict customer_id -> row over numpy arrays (categories as int codes)."""
 
     def __init__(self, table: pa.Table):
-        ids = table.column("customer_id").to_pylist()
-        self.row_of: dict[str, int] = dict(zip(ids, range(len(ids))))
+        # Built in slices with a GIL release between them: a hot reload runs in a worker thread, and one C call
+        # over 1 M ids (to_pylist, dict) would hold the GIL and stall every request for a second or more.
+        ids = table.column("customer_id")
+        self.row_of: dict[str, int] = {}
+        for start in range(0, len(ids), LOAD_SLICE_ROWS):
+            chunk = ids.slice(start, LOAD_SLICE_ROWS).to_pylist()
+            self.row_of.update(zip(chunk, range(start, start + len(chunk))))
+            time.sleep(0)
         self.codes: dict[str, np.ndarray] = {}
         self.labels: dict[str, list[str | None]] = {}
         for name in CATEGORY_COLUMNS:
@@ -159,6 +167,15 @@ class CustomerTable:
         self.numbers = {
             name: table.column(name).to_numpy(zero_copy_only=False).astype(np.float64) for name in NUMBER_COLUMNS
         }
+
+    def release(self) -> None:
+        """Empty the id index in slices (run in a worker thread after a reload, so freeing 1 M ids never stalls
+        the event loop in one deallocation)."""
+        row_of = self.row_of
+        while row_of:
+            for _ in range(min(LOAD_SLICE_ROWS, len(row_of))):
+                row_of.popitem()
+            time.sleep(0)
 
     def __len__(self) -> int:
         return len(self.row_of)

@@ -2,7 +2,8 @@
 
 Settings (environment): SEGMINT_SERVE_HOST (127.0.0.1), SEGMINT_SERVE_PORT (8700), SEGMINT_SERVE_TOKEN (required
 off loopback), SEGMINT_DATA_DIR (data/, as `make run`), SEGMINT_REALTIME_RULES (overrides the bundle's rules),
-SEGMINT_REALTIME_FSYNC (fsync | flush, see realtime/log.py). Refusals are one line on stderr and exit code 2.
+SEGMINT_REALTIME_FSYNC (interval | always, see realtime/log.py), SEGMINT_SERVE_CORS_ORIGINS (comma-separated
+origins whose pages may call it from the browser). Refusals are one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -62,8 +63,12 @@ def serve_settings(env: dict[str, str]) -> dict[str, object]:
         fsync = fsync_policy(env)
     except (RulesError, ValueError) as failure:
         raise Refusal(str(failure)) from None
+    origins = [o.strip().rstrip("/") for o in env.get("SEGMINT_SERVE_CORS_ORIGINS", "").split(",") if o.strip()]
+    bad = [o for o in origins if o != "*" and not o.startswith(("http://", "https://"))]
+    if bad:
+        raise Refusal(f"SEGMINT_SERVE_CORS_ORIGINS: {bad[0]!r} is not an origin such as https://shop.example.com")
     return {"host": host, "port": int(raw_port), "token": token, "bundle_root": root, "log_dir": log_dir(folder),
-            "rules_override": rules_override, "fsync": fsync}
+            "rules_override": rules_override, "fsync": fsync, "cors_origins": origins}
 
 
 def serve(env: dict[str, str]) -> int:
@@ -81,7 +86,7 @@ def serve(env: dict[str, str]) -> int:
         raise Refusal(str(failure)) from None
     service.recover()
     uvicorn.run(
-        create_app(service), host=settings["host"], port=settings["port"], loop="uvloop", http="httptools",
+        create_app(service, settings["cors_origins"]), host=settings["host"], port=settings["port"], loop="uvloop", http="httptools",
         access_log=False, log_level="warning", timeout_graceful_shutdown=5, backlog=4096,
     )
     return 0

@@ -81,6 +81,8 @@ class Visitor:
     shipping_days: set[int] = field(default_factory=set)
     purchase_days: set[int] = field(default_factory=set)
     lookalike_score: float | None = None
+    lookalike_events: int = 0  # event count and bundle the cached score was computed at
+    lookalike_version: str = ""
     aliases: list[str] = field(default_factory=list)
     published: tuple[str, ...] = ()  # segments as of the last transition written
     heap_due: float | None = None
@@ -123,7 +125,7 @@ class Engine:
 
     def apply(self, event: Event, received_ts: float, emit: bool = True) -> Result:
         """Fold one validated event into its visitor's state; transitions are returned when `emit`."""
-        visitor = self._visitor_for(event)
+        visitor, renamed = self._visitor_for(event)
         visitor.last_received = max(visitor.last_received, received_ts)
         if event.event_id in visitor.event_ids:
             self.stats["duplicate"] += 1
@@ -142,14 +144,28 @@ class Engine:
                 visitor.device = rules.devices.get(event.device.lower())
             visitor.local_hour = event.occurred_at.hour
         _count(visitor, event, rules)
-        if not self._is_known(visitor):
-            visitor.lookalike_score = self._lookalike(visitor)
         segments = self._evaluate(visitor, visitor.last_ts)
         entered, exited, transitions = self._publish(visitor, segments, event.event_id, event.occurred_at, event.received_at, emit)
+        if renamed and emit:  # the anonymous id leaves its segments; the customer id entered them above
+            occurred, received = event.occurred_at.isoformat(), event.received_at.isoformat()
+            transitions[:0] = [
+                {"id": renamed[0], "known_customer": False, "segment": segment, "change": "exited", "event_id": event.event_id,
+                 "occurred_at": occurred, "received_at": received, "source": "realtime"}
+                for segment in renamed[1]
+            ]
         self._schedule(visitor)
         return Result(event.event_id, visitor.id, list(segments), entered, exited, False, transitions)
 
-    def _visitor_for(self, event: Event) -> Visitor:
+    def unmark(self, event: Event) -> None:
+        """Forget that `event_id` was seen (its log write failed): a retry is then processed and logged, not
+        acknowledged as a duplicate of an event that is not in the log."""
+        visitor = self.visitors.get(self.aliases.get(event.visitor_id, event.visitor_id)) or self.visitors.get(event.visitor_id)
+        if visitor is not None:
+            visitor.event_ids.discard(event.event_id)
+
+    def _visitor_for(self, event: Event) -> tuple[Visitor, tuple[str, tuple[str, ...]] | None]:
+        """The event's visitor, and (old id, its segments) when an anonymous visitor just became this customer."""
+        renamed = None
         key = event.customer_id or event.anonymous_id
         key = self.aliases.get(key, key) if event.customer_id is None else key
         visitor = self.visitors.get(key)
@@ -157,7 +173,9 @@ class Engine:
             # An anonymous visitor identifies itself: its session continues under the customer_id.
             visitor = self.visitors.pop(event.anonymous_id, None)
             if visitor is not None and not visitor.is_customer:
+                renamed = (visitor.id, visitor.published)
                 visitor.id = key
+                visitor.published = ()
                 visitor.heap_due = None
                 self.visitors[key] = visitor
             elif visitor is not None:  # that anonymous id already belongs to another customer: leave it
@@ -171,16 +189,20 @@ class Engine:
             if event.anonymous_id and event.anonymous_id != key and self.aliases.get(event.anonymous_id) != key:
                 self.aliases[event.anonymous_id] = key
                 visitor.aliases.append(event.anonymous_id)
-        return visitor
+        return visitor, renamed
 
     def _is_known(self, visitor: Visitor) -> bool:
         return visitor.is_customer and visitor.id in self.bundle.customers
 
     def _lookalike(self, visitor: Visitor) -> float | None:
+        """Scored on read, not per event (the answer to an event does not carry it); cached per event count."""
         n = visitor.counts.get("events", 0)
         if n < self.rules.lookalike_min_events:
             return None
-        return round(self.bundle.lookalike.score(lookalike_features(visitor)), 6)
+        if visitor.lookalike_events != n or visitor.lookalike_version != self.bundle.version:
+            visitor.lookalike_score = round(self.bundle.lookalike.score(lookalike_features(visitor)), 6)
+            visitor.lookalike_events, visitor.lookalike_version = n, self.bundle.version
+        return visitor.lookalike_score
 
     # --- evaluation -----------------------------------------------------------------------------------------
 
@@ -259,7 +281,7 @@ class Engine:
             "purchase_propensity": batch["purchase_propensity"] if batch else None,
             "recommended_action": self._action(segments, batch),
             "cart": list(visitor.cart) if visitor is not None else [],
-            "lookalike_score": visitor.lookalike_score if visitor is not None and batch is None else None,
+            "lookalike_score": self._lookalike(visitor) if visitor is not None and batch is None else None,
         }
 
     def _action(self, segments: list[str], batch: dict[str, Any] | None) -> str | None:

@@ -7,6 +7,7 @@ they are not written to the log. Strings are stripped; empty strings count as ab
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -96,8 +97,8 @@ def parse_event(raw: Any, received_at: datetime, index: int | None = None) -> Ev
         event_id = _text(raw, "event_id", allow_number=True)
         occurred_at = _time(raw, "occurred_at", received_at)
         value = raw.get("value")
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value != value):
-            raise EventError("value", "must be a number or null")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value)):
+            raise EventError("value", "must be a finite number or null")
         optional = {name: _text(raw, name) for name in OPTIONAL_TEXT_FIELDS}
     except EventError as error:
         raise EventError(error.field, error.message, index) from None
@@ -126,6 +127,13 @@ def parse_body(doc: Any, received_at: datetime) -> tuple[list[Event], bool]:
             raise EventError("events", f"has {len(batch)} events; at most {MAX_BATCH_EVENTS} per request")
         return [parse_event(item, received_at, index) for index, item in enumerate(batch)], True
     return [parse_event(doc, received_at)], False
+
+
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 def _text(raw: dict, name: str, allow_number: bool = False) -> str | None:

@@ -39,6 +39,7 @@ class Rules:
     session_timeout_seconds: float
     lookalike_min_events: int
     visitor_retention_seconds: float
+    recovery_replay_seconds: float
     min_product_views: int
     strong_signals: frozenset[str]
     strong_signal_weight: int
@@ -127,6 +128,7 @@ def parse_rules(text: str, source: str = "rules") -> Rules:
         session_timeout_seconds=reader.number("session_timeout_minutes", 30, 1) * 60,
         lookalike_min_events=reader.integer("lookalike_min_events", 5, 1, 10**6),
         visitor_retention_seconds=reader.number("visitor_retention_hours", 24, 1) * 3600,
+        recovery_replay_seconds=reader.number("recovery_replay_hours", 2, 1) * 3600,
         min_product_views=seg[HIGH_INTENT].integer("min_product_views", 3, 1, 1000),
         strong_signals=frozenset(s.lower() for s in seg[HIGH_INTENT].strings("strong_signals")),
         strong_signal_weight=seg[HIGH_INTENT].integer("strong_signal_weight", 1, 0, 1000),

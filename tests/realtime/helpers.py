@@ -102,14 +102,16 @@ class Server:
         self.session = requests.Session()
 
     def start(self, timeout: float = 30) -> Server:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "realtime.cli", "serve"], cwd=PROJECT_ROOT, env=self.env,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
+        # output to a file: an undrained pipe would block the server once it fills
+        self.output = self.data_dir.parent / f"serve-{self.port}.log"
+        with self.output.open("w") as handle:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "realtime.cli", "serve"], cwd=PROJECT_ROOT, env=self.env, stdout=handle, stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"serve exited {self.process.returncode}: {self.process.stderr.read()}")
+                raise RuntimeError(f"serve exited {self.process.returncode}: {self.output.read_text()[-2000:]}")
             try:
                 if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
                     return self

@@ -148,7 +148,9 @@ def test_anonymous_visitor_gets_the_lookalike_score_after_enough_events(engine):
 def test_identified_event_continues_the_anonymous_session(engine):
     send(engine, event_type="product_view", product_id="p", category="shoes", occurred_at=at(0, NOW))
     result = send(engine, customer_id=KNOWN_CUSTOMER, event_type="add_to_cart", product_id="p", occurred_at=at(1, NOW))
-    assert result.id == KNOWN_CUSTOMER
+    assert result.id == KNOWN_CUSTOMER and result.entered == ["general_interest"]
+    moves = {(t["id"], t["segment"], t["change"], t["known_customer"]) for t in result.transitions}
+    assert moves == {("anon-1", "general_interest", "exited", False), (KNOWN_CUSTOMER, "general_interest", "entered", True)}
     assert engine.profile("anon-1", NOW.timestamp())["id"] == KNOWN_CUSTOMER
     assert engine.profile(KNOWN_CUSTOMER, NOW.timestamp())["cart"] == ["p"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import numpy as np
 import pandas as pd
@@ -105,7 +106,7 @@ def test_current_moves_only_to_complete_bundles_and_old_ones_are_pruned(tmp_path
 
 
 def test_log_writer_and_reader_with_a_torn_last_line(tmp_path):
-    writer = LogWriter(tmp_path, "fsync")
+    writer = LogWriter(tmp_path, "always")
     writer.append_sync([{"event_id": "e1"}, {"event_id": "e2"}], [{"id": "v", "segment": "general_interest"}])
     writer.close()
     with open(writer.events_path, "ab") as handle:  # what kill -9 in the middle of a write leaves
@@ -116,3 +117,19 @@ def test_log_writer_and_reader_with_a_torn_last_line(tmp_path):
     assert list(read_transitions(tmp_path)) == [{"id": "v", "segment": "general_interest"}]
     assert writer.events_path.name.startswith("events-") and writer.events_path.name.endswith(f"-{os.getpid()}.jsonl")
     assert writer.transitions_path.name == writer.events_path.name.replace("events-", "transitions-")
+
+
+def test_policy_interval_answers_after_the_write_and_fsyncs_soon_after(tmp_path, monkeypatch):
+    import realtime.log
+
+    synced: list[int] = []
+    real_fsync = realtime.log.os.fsync
+    monkeypatch.setattr(realtime.log.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    writer = LogWriter(tmp_path, "interval")
+    writer.append_sync([{"event_id": "e1"}], [])
+    assert [e["event_id"] for e in read_events(tmp_path)] == ["e1"], "in the file (kernel) before the answer"
+    deadline = time.monotonic() + 5
+    while len(synced) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(synced) == 2, "both files fsynced within the interval"
+    writer.close()

@@ -99,6 +99,7 @@ BAD_INPUTS = [
     ("unparseable time", {"anonymous_id": "x", "event_type": "page_view", "occurred_at": "yesterday"}, "occurred_at"),
     ("time without offset", {"anonymous_id": "x", "event_type": "page_view", "occurred_at": "2026-11-26T10:00:00"}, "occurred_at"),
     ("wrong type", {"anonymous_id": "x", "event_type": "page_view", "value": "12 EUR"}, "value"),
+    ("huge number", b'{"anonymous_id": "x", "event_type": "page_view", "value": 1' + b"0" * 400 + b"}", "body"),  # orjson refuses it: malformed JSON
     ("not an object", [1, 2], "event"),
     ("batch over 1,000", {"events": [{"anonymous_id": "x", "event_type": "page_view"}] * 1001}, "events"),
     ("body over 1 MiB", {"anonymous_id": "x", "event_type": "page_view", "page_type": "p" * 500, "junk": "x" * (1024 * 1024)}, "body"),
@@ -163,5 +164,23 @@ def test_token_auth(tmp_path):
         assert server.post(event, headers={"Authorization": "Bearer s3cret"}).status_code == 200
         assert server.get("/v1/profiles/x", headers={"Authorization": "Bearer s3cret"}).status_code == 200
         assert len(list(read_events(log_dir(data)))) == 1, "only the authorised event reached the log"
+    finally:
+        server.stop()
+
+
+def test_cors_for_listed_origins_only(tmp_path):
+    data = tmp_path / "data"
+    build_bundle(data)
+    server = Server(data, SEGMINT_SERVE_CORS_ORIGINS="https://shop.example.com").start()
+    try:
+        preflight = requests.options(server.url + "/v1/events", timeout=10, headers={
+            "Origin": "https://shop.example.com", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type"})
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == "https://shop.example.com"
+        answer = server.post({"anonymous_id": "x", "event_type": "page_view"}, headers={"Origin": "https://shop.example.com"})
+        assert answer.headers["access-control-allow-origin"] == "https://shop.example.com"
+        other = server.post({"anonymous_id": "x", "event_type": "page_view"}, headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
     finally:
         server.stop()

@@ -9,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from realtime.bundle import bundles_dir, current_version
@@ -88,10 +89,11 @@ class Load:
             thread.join(timeout=15)
 
 
-def test_kill_9_under_load_loses_no_acknowledged_event(tmp_path):
+@pytest.mark.parametrize("policy", ["interval", "always"])
+def test_kill_9_under_load_loses_no_acknowledged_event(tmp_path, policy):
     data = tmp_path / "data"
     build_bundle(data)
-    server = Server(data).start()
+    server = Server(data, SEGMINT_REALTIME_FSYNC=policy).start()
     with Load(server.url) as load:
         time.sleep(3)
         server.kill()  # SIGKILL while requests are in flight
@@ -143,5 +145,19 @@ def test_hot_reload_under_load_drops_no_request(tmp_path):
         assert server.get(f"/v1/profiles/{KNOWN_CUSTOMER}").json()["predicted_clv"] == 999.5
         assert server.get("/v1/profiles/kept").json()["cart"] == ["p1"], "visitor state survives a reload"
         assert "segmint_realtime_bundle_reloads_total 1" in server.get("/metrics").text
+    finally:
+        server.stop()
+
+
+def test_segmint_realtime_rules_overrides_the_bundles_rules(tmp_path):
+    data = tmp_path / "data"
+    build_bundle(data)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text((PROJECT_ROOT / "config" / "realtime_rules.yaml").read_text().replace("keywords: [durability, style]", "keywords: [comfort]"))
+    server = Server(data, SEGMINT_REALTIME_RULES=str(rules)).start()
+    try:
+        names = [s["name"] for s in server.get("/v1/segments").json()["segments"]]
+        assert "motivation:comfort" in names and "motivation:style" not in names
+        assert "motivation:comfort" in server.post({"anonymous_id": "x", "event_type": "page_view", "utm_content": "comfort-ad"}).json()["segments"]
     finally:
         server.stop()
