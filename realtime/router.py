@@ -24,9 +24,11 @@ What the router does per route:
 - `Authorization` is passed through: each instance checks its own SEGMINT_SERVE_TOKEN. Metrics are scraped from
   each instance directly (`/metrics` is not proxied).
 
-Each instance runs with its own data folder (`make serve` with its own SEGMINT_DATA_DIR and port): its log must
-not be replayed by another instance at start. For the batch, copy or mount each instance's `realtime/log/` under
-the run's data folder as `realtime/log/<instance>/`: the ingest reads log files in sub-folders too.
+Where the instances keep their logs: in one shared data folder (the pid in each log file's name keeps them
+apart; the batch reads them all; but at start an instance replays every instance's recent events, holding the
+other shards' visitors too), or, better for memory and for separate hosts, each its own SEGMINT_DATA_DIR with
+its own copy of the bundle folder, and for the batch each instance's `realtime/log/` gathered under the run's data
+folder as `realtime/log/<instance>/` (the ingest, the history and the sync sensor read sub-folders too).
 
 Run: `python -m realtime.router --port 8700 --instances http://127.0.0.1:8701,http://127.0.0.1:8702`.
 The upstream client is a minimal HTTP/1.1 keep-alive client on asyncio streams (the service always answers
