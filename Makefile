@@ -14,7 +14,7 @@ export SEGMINT_WAREHOUSE ?= $(CURDIR)/data/warehouse.duckdb
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= 1
 PORT ?= 3000
 
-.PHONY: help install manifest home browser run backfill test test-fast dev serve report exports docs bench bench-clv clean
+.PHONY: help install manifest home browser run backfill test test-fast dev serve report exports docs bench bench-clv bench-realtime clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -66,6 +66,9 @@ bench: manifest  ## Scale benchmark: 10k, 100k and 1M customers end to end -> BE
 
 bench-clv: manifest  ## CLV vs BTYD peers: real CDNOW orders (4 cuts, pip-downloaded) and generated shops -> bench/results/clv_cdnow.md, clv.md
 	$(BIN)/python -m bench.clv
+
+bench-realtime: install  ## Segment service under open-loop load (500-5,000 events/s, 1M customers, 100k sessions) -> BENCHMARKS.md (about 5 min)
+	$(BIN)/python -m bench.realtime
 
 docs: manifest  ## Generate dbt docs into dbt_project/target (needs a warehouse from `make run`)
 	cd dbt_project && ../$(BIN)/dbt docs generate --profiles-dir .
