@@ -17,6 +17,8 @@ import duckdb
 import pandas as pd
 import yaml
 
+from landing.special_categories import Denylist, find_special_category, load_denylist
+
 DEFAULT_CONTROL_SHARE = 0.10
 DEFAULT_MAX_CHANGE_SHARE = 0.5
 PII_COLUMNS = ("email", "phone", "first_name", "last_name", "postal_code", "country", "marketing_consent")
@@ -94,8 +96,19 @@ def _share(raw: Any, where: str, name: str, default: float, allow_zero: bool) ->
     return float(value)
 
 
-def parse_audiences(document: Any, source: str = "audiences.yaml") -> list[Audience]:
-    """Validated audiences from a parsed YAML document; raises AudienceConfigError naming the bad field."""
+def _check_no_special_category(text: str, where: str, field_name: str, denylist: Denylist) -> None:
+    # GDPR art. 9: nobody is targeted on health, religion, ethnicity, ... (config/special_categories.yaml).
+    found = find_special_category(text, denylist)
+    _require(found is None, where, f"'{field_name}' names '{found[0] if found else ''}', special-category data "
+             f"({found[1] if found else ''}, GDPR art. 9) that segmint never targets on")
+
+
+def parse_audiences(document: Any, source: str = "audiences.yaml", denylist: Denylist | None = None) -> list[Audience]:
+    """Validated audiences from a parsed YAML document; raises AudienceConfigError naming the bad field.
+
+    `denylist`: the special-category denylist a rule or value column may not name (None: the shipped file).
+    """
+    denylist = denylist or load_denylist()
     _require(isinstance(document, dict), source, "top level must be a mapping with an 'audiences' list")
     defaults = document.get("defaults") or {}
     _require(isinstance(defaults, dict), source, "'defaults' must be a mapping")
@@ -118,9 +131,12 @@ def parse_audiences(document: Any, source: str = "audiences.yaml") -> list[Audie
         rule = entry.get("rule")
         _require(isinstance(rule, str) and rule.strip() != "", where, "'rule' must be a non-empty SQL expression")
         _require(";" not in rule, where, "'rule' must be one expression (no ';')")
+        _check_no_special_category(rule, where, "rule", denylist)
         value_column = entry.get("value_column")
         _require(value_column is None or (isinstance(value_column, str) and value_column.isidentifier()), where,
                  "'value_column' must be a column name")
+        if value_column is not None:
+            _check_no_special_category(value_column, where, "value_column", denylist)
         raw_destinations = entry.get("destinations") or []
         _require(isinstance(raw_destinations, list), where, "'destinations' must be a list")
         destinations: list[DestinationConfig] = []

@@ -64,6 +64,7 @@ from landing.rules import (
     raw_record_json_sql,
     sum_line_totals_sql,
 )
+from landing.special_categories import Denylist, DroppedColumn, load_denylist, screen_source
 from landing.sources import (
     RECORD_INDEX,
     LandingError,
@@ -99,6 +100,8 @@ class LandingOptions:
     reporting_currency: str | None = None
     date_format: str | None = None
     csv_delimiter: str | None = None
+    # The GDPR art. 9 denylist (config/special_categories.yaml); None: the shipped file (never "no screening").
+    special_categories: Denylist | None = None
 
     def __post_init__(self) -> None:
         if self.date_format is not None and self.date_format not in DATE_ORDERS and "%" not in self.date_format:
@@ -129,6 +132,8 @@ class FileReport:
     rows_merged: int = 0
     # Accepted rows whose key was generated (events without an event_id column).
     ids_generated: int = 0
+    # Columns removed before parsing because they hold special-category data (landing/special_categories.py).
+    dropped_columns: tuple[DroppedColumn, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -183,6 +188,7 @@ class _ParsedFile:
     missing_columns: tuple[str, ...]
     notes: tuple[str, ...] = ()
     ids_generated: bool = False
+    dropped_columns: tuple[DroppedColumn, ...] = ()
 
 
 def _source_read_errors(source: LoadedSource, file_name: str) -> AbstractContextManager[None]:
@@ -252,11 +258,12 @@ def _parse_file(
     `before_duplicates` runs after the record rules and before duplicates are marked (the currency rules).
     """
     source = load_source(conn, path, _work("src", spec), options.csv_delimiter)
+    source, dropped = _drop_special_categories(conn, spec, source, path.name, options)
     line_amount, total = spec.line_amount or (None, None)
     positions = resolve_columns(spec, source.header, path.name, extra=(line_amount,) if line_amount else ())
     if spec.file_required and source.rows_in == 0:
         raise LandingError(f"{path.name}: no data rows")
-    notes = list(source.notes)
+    notes = list(source.notes) + [column.note() for column in dropped]
     sums_lines = line_amount in positions and total not in positions
     if sums_lines:
         # One row per line item with a line amount and no order total: the total is the sum of the lines.
@@ -316,7 +323,17 @@ def _parse_file(
         if name not in positions and name not in ORIGIN_COLUMN_NAMES
         and not (key_generated and name == spec.generated_key)
     )
-    return _ParsedFile(spec, path.name, source, missing, tuple(notes), key_generated)
+    return _ParsedFile(spec, path.name, source, missing, tuple(notes), key_generated, dropped)
+
+
+def _drop_special_categories(
+    conn: duckdb.DuckDBPyConnection, spec: TableSpec, source: LoadedSource, file_name: str, options: LandingOptions
+) -> tuple[LoadedSource, tuple[DroppedColumn, ...]]:
+    """GDPR art. 9: the source without its special-category columns, before any record is parsed or quarantined."""
+    denylist = options.special_categories or load_denylist()  # loaded once by ingest_landing
+    contract = frozenset(spec.column_names) | frozenset(name for name in (spec.line_amount or ()) if name)
+    with _source_read_errors(source, file_name):
+        return screen_source(conn, source, file_name, contract, denylist)
 
 
 def _reporting_currency(conn: duckdb.DuckDBPyConnection, options: LandingOptions) -> str | None:
@@ -449,6 +466,7 @@ def _file_report(conn: duckdb.DuckDBPyConnection, parsed: _ParsedFile, merged: i
         notes=notes,
         rows_merged=merged,
         ids_generated=in_table if parsed.ids_generated else 0,
+        dropped_columns=parsed.dropped_columns,
     )
 
 
@@ -528,6 +546,8 @@ def ingest_landing(
     files under `work_dir` (landing/formats/).
     """
     options = options or LandingOptions()
+    if options.special_categories is None:
+        options = replace(options, special_categories=load_denylist())
     if horizon_days <= 0:
         raise ValueError(f"horizon_days must be a positive number of days, got {horizon_days}")
     landing_dir = Path(landing_dir).resolve()
