@@ -22,6 +22,9 @@ from landing.special_categories import Denylist, find_special_category, load_den
 DEFAULT_CONTROL_SHARE = 0.10
 DEFAULT_MAX_CHANGE_SHARE = 0.5
 PII_COLUMNS = ("email", "phone", "first_name", "last_name", "postal_code", "country", "marketing_consent")
+# Contact fields a destination needs to match a person. They are read at the sync edge (with_contacts) and never
+# stored in audiences.* tables, which carry pseudonymous keys only (README "Privacy").
+CONTACT_COLUMNS = ("email", "phone", "first_name", "last_name", "postal_code")
 DESTINATION_TYPES = frozenset(
     {"meta", "google_data_manager", "google_ads_offline", "klaviyo", "hubspot", "salesforce", "webhook"}
 )
@@ -198,8 +201,7 @@ def _member_query(conn: duckdb.DuckDBPyConnection, rule: str) -> str:
     pii = ", ".join(f"customers.{column}" for column in PII_COLUMNS)
     return f"""
         with customers as (
-            select * from raw.customers
-            qualify row_number() over (partition by customer_id order by source_row) = 1
+            {_customers_first_rows()}
         ),
         candidates as (
             select scores.*{exclude}, {pii}
@@ -222,3 +224,28 @@ def select_members(conn: duckdb.DuckDBPyConnection, audience: Audience) -> pd.Da
     members["is_control"] = [is_control(cid, audience.name, audience.control_share) for cid in members["customer_id"]]
     members["value"] = members[audience.value_column] if audience.value_column else None
     return members.reset_index(drop=True)
+
+
+def _customers_first_rows() -> str:
+    # The same dedup rule as stg_customers: the first row per customer_id in file order.
+    return "select * from raw.customers qualify row_number() over (partition by customer_id order by source_row) = 1"
+
+
+def with_contacts(conn: duckdb.DuckDBPyConnection, members: pd.DataFrame) -> pd.DataFrame:
+    """`members` (pseudonymous, one row per customer_id) with the CONTACT_COLUMNS a destination matches on.
+
+    Called only at the sync edge (exports, sync plans), so the contact fields live in raw.customers and in the
+    files and requests sent to a destination, never in a warehouse table of their own.
+    """
+    ids = pd.DataFrame({"customer_id": members["customer_id"].astype(str)})
+    conn.register("_segmint_member_ids", ids)
+    try:
+        contacts = conn.execute(
+            f"select ids.customer_id, {', '.join(f'c.{column}' for column in CONTACT_COLUMNS)} "
+            f"from _segmint_member_ids as ids left join ({_customers_first_rows()}) as c using (customer_id)"
+        ).df()
+    finally:
+        conn.unregister("_segmint_member_ids")
+    kept = members.drop(columns=[column for column in CONTACT_COLUMNS if column in members.columns])
+    kept = kept.assign(customer_id=kept["customer_id"].astype(str))
+    return kept.merge(contacts, on="customer_id", how="left", validate="one_to_one")

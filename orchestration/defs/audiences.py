@@ -12,9 +12,10 @@ predicted CLV). When no model passes the gate those are skipped; audiences selec
 """
 
 import dagster as dg
+import duckdb
 import pandas as pd
 
-from activation.audiences import Audience, is_value_based, load_audiences, select_members
+from activation.audiences import Audience, is_value_based, load_audiences, select_members, with_contacts
 from activation.destinations.factory import build_destination
 from activation.exports import export_audience_csvs
 from activation.http import DestinationError
@@ -30,14 +31,20 @@ from orchestration.lib.warehouse_io import read_table, table_exists, write_table
 AUDIENCES_FILE = CONFIG_DIR / "audiences.yaml"
 CUSTOMER_SCORES = dg.AssetKey(["marts", "customer_scores"])
 CLV_PREDICTIONS = dg.AssetKey(["ml", "clv_predictions"])
+# Pseudonymous: contact fields (activation.audiences.CONTACT_COLUMNS) are joined at the sync edge, not stored.
 MEMBER_COLUMNS = [
-    "customer_id", "is_control", "value", "marketing_consent", "email", "phone", "first_name", "last_name",
-    "postal_code", "country", "predicted_clv", "purchase_propensity", "rfm_segment", "behavioral_segment",
+    "customer_id", "is_control", "value", "marketing_consent", "country", "predicted_clv", "purchase_propensity",
+    "rfm_segment", "behavioral_segment",
 ]
 
 
 def _members_table(audience: Audience) -> str:
     return f"audiences.{audience.name}"
+
+
+def _members_with_contacts(conn: duckdb.DuckDBPyConnection, audience: Audience) -> pd.DataFrame:
+    """The audience's members with their contact fields, for a destination (the sync edge) only."""
+    return with_contacts(conn, read_table(conn, _members_table(audience), order_by="customer_id"))
 
 
 def _audience_asset(audience: Audience) -> dg.AssetsDefinition:
@@ -86,7 +93,7 @@ def _guard_check(audience: Audience) -> dg.AssetChecksDefinition:
         rows = []
         with warehouse.connect() as conn:
             ensure_schema(conn)
-            members = read_table(conn, _members_table(audience), order_by="customer_id")
+            members = _members_with_contacts(conn, audience)
             for config in audience.destinations:
                 destination, dry_run = build_destination(config, audience, env, settings.load().exports_dir / "dry_run")
                 plan = plan_sync(conn, audience, destination, members)
@@ -116,7 +123,7 @@ def _export_asset(audience: Audience) -> dg.AssetsDefinition:
     )
     def _export(warehouse: Warehouse, settings: SegmintSettings) -> dg.MaterializeResult:
         with warehouse.connect() as conn:
-            members = read_table(conn, _members_table(audience), order_by="customer_id")
+            members = _members_with_contacts(conn, audience)
         out_dir = settings.load().exports_dir
         out_dir.mkdir(parents=True, exist_ok=True)
         paths = export_audience_csvs(members, audience.name, out_dir, value_based=audience.value_column is not None)
@@ -147,7 +154,7 @@ def _sync_asset(audience: Audience, destination_name: str) -> dg.AssetsDefinitio
         dry_run_dir = settings.load().exports_dir / "dry_run"
         destination, dry_run = build_destination(config, audience, credentials.values(), dry_run_dir)
         with warehouse.connect() as conn:
-            members = read_table(conn, _members_table(audience), order_by="customer_id")
+            members = _members_with_contacts(conn, audience)
             model_version = conn.execute("select any_value(model_version) from ml.clv_predictions").fetchone()[0]
             try:
                 report = sync_audience(conn, audience, destination, context.run_id, model_version,

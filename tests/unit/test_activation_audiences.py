@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from activation.audiences import (Audience, AudienceConfigError, AudienceRuleError, is_control, is_value_based,
-                                  load_audiences, parse_audiences, select_members)
+                                  load_audiences, parse_audiences, select_members, with_contacts)
 from tests.servers.harness import new_warehouse, test_audience
 
 REPO_AUDIENCES = Path(__file__).resolve().parents[2] / "config" / "audiences.yaml"
@@ -91,3 +91,12 @@ def test_value_based_audiences_are_those_that_carry_or_select_by_a_model_output(
     assert not is_value_based(audience("recency_score >= 4 and frequency_score >= 4"))
     assert not is_value_based(audience("total_revenue > 100", value_column="total_revenue"))
     assert not is_value_based(audience("my_predicted_clv_note = 'x'"))  # a word boundary, not a substring
+
+
+def test_contacts_are_joined_at_the_sync_edge_from_raw_customers_not_stored_with_members():
+    conn = new_warehouse(6)
+    stored = select_members(conn, test_audience(rule="true"))[["customer_id", "is_control", "marketing_consent"]]
+    members = with_contacts(conn, stored)
+    assert list(members["customer_id"]) == list(stored["customer_id"])
+    assert {"email", "phone", "first_name", "last_name", "postal_code"} <= set(members.columns)
+    assert members["email"].notna().any()
