@@ -8,6 +8,7 @@ from orchestration.defs import (
     btyd,
     clv,
     dbt_models,
+    fairness,
     jobs,
     landing,
     membership,
@@ -20,7 +21,7 @@ from orchestration.defs import (
 )
 from orchestration.defs.resources import resources
 
-_modules = [landing, vocabulary, dbt_models, quality_checks, segments, clv, btyd, membership, reporting, audiences]
+_modules = [landing, vocabulary, dbt_models, quality_checks, segments, clv, btyd, membership, reporting, audiences, fairness]
 
 defs = dg.Definitions(
     assets=automation.with_automation(dg.load_assets_from_modules(_modules)),

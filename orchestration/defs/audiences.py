@@ -31,6 +31,8 @@ from orchestration.lib.warehouse_io import read_table, table_exists, write_table
 AUDIENCES_FILE = CONFIG_DIR / "audiences.yaml"
 CUSTOMER_SCORES = dg.AssetKey(["marts", "customer_scores"])
 CLV_PREDICTIONS = dg.AssetKey(["ml", "clv_predictions"])
+# The bias audit (orchestration/defs/fairness.py): exports and syncs wait for it, so its check can block them.
+FAIRNESS_AUDIT = dg.AssetKey(["ml", "fairness_audit"])
 # Pseudonymous: contact fields (activation.audiences.CONTACT_COLUMNS) are joined at the sync edge, not stored.
 MEMBER_COLUMNS = [
     "customer_id", "is_control", "value", "marketing_consent", "country", "predicted_clv", "purchase_propensity",
@@ -115,7 +117,8 @@ def _guard_check(audience: Audience) -> dg.AssetChecksDefinition:
 def _export_asset(audience: Audience) -> dg.AssetsDefinition:
     @dg.asset(
         key=["exports", audience.name],
-        deps=[dg.AssetKey(["audiences", audience.name]), *([ACTIVATION_GATE] if is_value_based(audience) else [])],
+        deps=[dg.AssetKey(["audiences", audience.name]), FAIRNESS_AUDIT,
+              *([ACTIVATION_GATE] if is_value_based(audience) else [])],
         group_name=groups.AUDIENCES,
         kinds={"python", "csv"},
         op_tags=DUCKDB_TAG,
@@ -140,7 +143,7 @@ def _sync_asset(audience: Audience, destination_name: str) -> dg.AssetsDefinitio
 
     @dg.asset(
         key=["sync", audience.name, destination_name],
-        deps=[dg.AssetKey(["audiences", audience.name]), CLV_PREDICTIONS, ACTIVATION_GATE],
+        deps=[dg.AssetKey(["audiences", audience.name]), CLV_PREDICTIONS, ACTIVATION_GATE, FAIRNESS_AUDIT],
         group_name=groups.AUDIENCES,
         kinds={"python", config.type},
         op_tags=DUCKDB_TAG,
