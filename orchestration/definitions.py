@@ -8,6 +8,7 @@ from orchestration.defs import (
     btyd,
     clv,
     dbt_models,
+    explanations,
     fairness,
     jobs,
     landing,
@@ -21,7 +22,7 @@ from orchestration.defs import (
 )
 from orchestration.defs.resources import resources
 
-_modules = [landing, vocabulary, dbt_models, quality_checks, segments, clv, btyd, membership, reporting, audiences, fairness]
+_modules = [landing, vocabulary, dbt_models, quality_checks, segments, clv, btyd, membership, reporting, audiences, fairness, explanations]
 
 defs = dg.Definitions(
     assets=automation.with_automation(dg.load_assets_from_modules(_modules)),
