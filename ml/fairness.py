@@ -4,7 +4,11 @@ Pure pandas. `audit` takes one row per scored customer (their attributes and mod
 each audience; it returns one row per (subject, attribute, group). The four-fifths ratio of a group is its rate
 divided by the highest rate among the attribute's groups that are large enough to judge (US EEOC Uniform
 Guidelines 29 CFR 1607.4(D)); a judged group below `min_ratio` is flagged. Groups under `min_group_size` are
-reported with a note and neither flagged nor used as the reference: a rate over 5 people is noise.
+reported with a note and neither flagged nor used as the reference: a rate over 5 people is noise. Large groups
+can still differ by chance when few are selected (4 of 1,421 against 1 of 79), so, as 1607.4(D) itself allows
+("differences ... based on small numbers and ... not statistically significant"), a group is flagged only when its
+ratio is low AND the difference from the reference group is significant: Fisher's exact test on selections,
+Welch's t-test on scores, two-sided, p below `max_p_value` (0.05 by default). Both p-values are in the table.
 For a model the "selection" is its top `model_top_share` of customers by score (ties by customer_id), the way an
 audience would take them; its mean score per group is audited with the same ratio.
 """
@@ -18,12 +22,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
+from scipy import stats
 
 UNKNOWN_GROUP = "unknown"
 ATTRIBUTE_KINDS = ("protected", "proxy")
 AUDIT_COLUMNS = [
     "subject_kind", "subject", "attribute", "attribute_kind", "group_value", "customers", "selected",
-    "selection_rate", "impact_ratio", "mean_score", "score_ratio", "flagged", "note",
+    "selection_rate", "impact_ratio", "p_value", "mean_score", "score_ratio", "score_p_value", "flagged", "note",
 ]  # fmt: skip
 
 
@@ -50,6 +55,7 @@ class FairnessConfig:
     min_group_size: int = 30
     model_top_share: float = 0.2
     blocking: bool = False
+    max_p_value: float = 0.05
 
 
 def parse_fairness_config(document: Any, source: str = "fairness.yaml") -> FairnessConfig:
@@ -61,7 +67,9 @@ def parse_fairness_config(document: Any, source: str = "fairness.yaml") -> Fairn
 
     require(isinstance(document, dict), "top level must be a mapping")
     require("version" in document, "missing `version`")
-    unknown = set(document) - {"version", "min_ratio", "min_group_size", "model_top_share", "blocking", "attributes"}
+    unknown = set(document) - {
+        "version", "min_ratio", "min_group_size", "model_top_share", "blocking", "attributes", "max_p_value",
+    }  # fmt: skip
     require(not unknown, f"unknown field(s) {sorted(unknown)}")
     min_ratio = document.get("min_ratio", 0.8)
     require(isinstance(min_ratio, (int, float)) and 0 < min_ratio <= 1, "`min_ratio` must be in (0, 1]")
@@ -69,6 +77,8 @@ def parse_fairness_config(document: Any, source: str = "fairness.yaml") -> Fairn
     require(isinstance(min_group, int) and min_group >= 1, "`min_group_size` must be a whole number >= 1")
     top_share = document.get("model_top_share", 0.2)
     require(isinstance(top_share, (int, float)) and 0 < top_share < 1, "`model_top_share` must be in (0, 1)")
+    max_p = document.get("max_p_value", 0.05)
+    require(isinstance(max_p, (int, float)) and 0 < max_p <= 1, "`max_p_value` must be in (0, 1]")
     blocking = document.get("blocking", False)
     require(isinstance(blocking, bool), "`blocking` must be true or false")
     entries = document.get("attributes")
@@ -84,7 +94,7 @@ def parse_fairness_config(document: Any, source: str = "fairness.yaml") -> Fairn
         attributes.append(AuditedAttribute(name, column, kind))
     return FairnessConfig(
         version=str(document["version"]), attributes=tuple(attributes), min_ratio=float(min_ratio),
-        min_group_size=min_group, model_top_share=float(top_share), blocking=blocking,
+        min_group_size=min_group, model_top_share=float(top_share), blocking=blocking, max_p_value=float(max_p),
     )
 
 
@@ -109,11 +119,47 @@ def top_share_selection(customer_ids: pd.Series, scores: pd.Series, share: float
     return pd.Series(selected, index=scores.index)
 
 
-def _ratio(values: pd.Series, judged: pd.Series) -> pd.Series:
-    reference = values[judged].max() if judged.any() else np.nan
-    if not reference or np.isnan(reference):
+def _reference(values: pd.Series, judged: pd.Series) -> int | None:
+    """Index of the judged group with the highest value (ties: the first), None when there is none."""
+    candidates = values[judged].dropna()
+    if candidates.empty or not candidates.max():
+        return None
+    return int(candidates.idxmax())
+
+
+def _ratio(values: pd.Series, reference: int | None) -> pd.Series:
+    if reference is None:
         return pd.Series(np.nan, index=values.index)
-    return values / reference
+    return values / values.loc[reference]
+
+
+def _selection_p_values(table: pd.DataFrame, reference: int | None) -> pd.Series:
+    """Two-sided Fisher exact p-value of each group's selections against the reference group's."""
+    if reference is None:
+        return pd.Series(np.nan, index=table.index)
+    ref_selected, ref_customers = int(table.loc[reference, "selected"]), int(table.loc[reference, "customers"])
+    p_values = []
+    for selected, customers in zip(table["selected"], table["customers"], strict=True):
+        contingency = [[int(selected), int(customers - selected)], [ref_selected, ref_customers - ref_selected]]
+        p_values.append(float(stats.fisher_exact(contingency).pvalue))
+    return pd.Series(p_values, index=table.index)
+
+
+def _score_p_values(table: pd.DataFrame, frame: pd.DataFrame, reference: int | None) -> pd.Series:
+    """Two-sided Welch t-test p-value of each group's scores against the reference group's."""
+    if reference is None:
+        return pd.Series(np.nan, index=table.index)
+    by_group = {value: group["score"].dropna().to_numpy() for value, group in frame.groupby("group_value")}
+    ref_scores = by_group[table.loc[reference, "group_value"]]
+    p_values = []
+    for value in table["group_value"]:
+        scores = by_group[value]
+        if len(scores) < 2 or len(ref_scores) < 2:
+            p_values.append(np.nan)
+            continue
+        result = stats.ttest_ind(scores, ref_scores, equal_var=False)
+        p_values.append(1.0 if np.isnan(result.pvalue) else float(result.pvalue))  # identical groups: no difference
+    return pd.Series(p_values, index=table.index)
 
 
 def _audit_one(
@@ -130,18 +176,30 @@ def _audit_one(
         table["mean_score"] = np.nan
     table["selection_rate"] = table["selected"] / table["customers"]
     judged = table["customers"] >= config.min_group_size
-    table["impact_ratio"] = _ratio(table["selection_rate"], judged)
-    table["score_ratio"] = _ratio(table["mean_score"], judged) if scores is not None else np.nan
-    low_rate = judged & (table["impact_ratio"] < config.min_ratio)
-    low_score = judged & (table["score_ratio"] < config.min_ratio)
+    rate_reference = _reference(table["selection_rate"], judged)
+    table["impact_ratio"] = _ratio(table["selection_rate"], rate_reference)
+    table["p_value"] = _selection_p_values(table, rate_reference)
+    if scores is not None:
+        score_reference = _reference(table["mean_score"], judged)
+        table["score_ratio"] = _ratio(table["mean_score"], score_reference)
+        table["score_p_value"] = _score_p_values(table, frame, score_reference)
+    else:
+        table["score_ratio"] = table["score_p_value"] = np.nan
+    significant = table["p_value"] < config.max_p_value
+    low_rate = judged & (table["impact_ratio"] < config.min_ratio) & significant
+    low_score = judged & (table["score_ratio"] < config.min_ratio) & (table["score_p_value"] < config.max_p_value)
+    
     table["flagged"] = low_rate | low_score
+    below = judged & ((table["impact_ratio"] < config.min_ratio) | (table["score_ratio"] < config.min_ratio))
     notes = []
-    for is_judged, rate_low, score_low in zip(judged, low_rate, low_score, strict=True):
+    for is_judged, rate_low, score_low, is_below in zip(judged, low_rate, low_score, below, strict=True):
         if not is_judged:
             notes.append(f"under {config.min_group_size} customers: reported, not judged")
         elif rate_low or score_low:
             parts = (["selection rate"] if rate_low else []) + (["mean score"] if score_low else [])
-            notes.append(f"{' and '.join(parts)} below {config.min_ratio:.0%} of the highest group's")
+            notes.append(f"{' and '.join(parts)} below {config.min_ratio:.0%} of the highest group's (significant)")
+        elif is_below:
+            notes.append(f"below {config.min_ratio:.0%} but not significant (p >= {config.max_p_value})")
         else:
             notes.append("")
     table["note"] = notes
@@ -186,9 +244,9 @@ def flagged_summary(table: pd.DataFrame) -> list[str]:
     """One short line per flagged group: `audience champions: country=CA selection rate 0.45 of the highest`."""
     lines = []
     for row in table[table["flagged"]].itertuples(index=False):
-        ratios = [f"selection {row.impact_ratio:.2f}"]
+        ratios = [f"selection {row.impact_ratio:.2f} (p {row.p_value:.2g})"]
         if row.subject_kind == "model" and not pd.isna(row.score_ratio):
-            ratios.append(f"mean score {row.score_ratio:.2f}")
+            ratios.append(f"mean score {row.score_ratio:.2f} (p {row.score_p_value:.2g})")
         lines.append(
             f"{row.subject_kind} {row.subject}: {row.attribute}={row.group_value} at {', '.join(ratios)} "
             "of the highest group's"

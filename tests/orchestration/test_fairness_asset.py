@@ -50,6 +50,6 @@ def test_the_planted_biased_audience_fails_the_check_as_a_warning_or_an_error(tm
     [evaluation] = result.get_asset_check_evaluations()
     assert not evaluation.passed
     assert evaluation.severity == (dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN)
-    assert f"audience {BIASED}: country=CA at selection 0.20" in evaluation.description
+    assert f"audience {BIASED}: country=CA at selection 0.20 (p " in evaluation.description
     # Only the planted audience is flagged (the others take every odd id in both countries).
     assert all(line.startswith(f"audience {BIASED}") or line.startswith("model") for line in metadata["flagged"].value)

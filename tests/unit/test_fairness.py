@@ -50,7 +50,9 @@ def test_a_planted_biased_audience_is_flagged_with_its_four_fifths_ratio():
     assert biased.loc["CA", "selection_rate"] == pytest.approx(0.1)
     assert biased.loc["CA", "impact_ratio"] == pytest.approx(0.2)
     assert bool(biased.loc["CA", "flagged"]) and not bool(biased.loc["US", "flagged"])
-    assert flagged_summary(table) == ["audience biased: country=CA at selection 0.20 of the highest group's"]
+    assert biased.loc["CA", "p_value"] < 1e-6
+    [line] = flagged_summary(table)
+    assert line.startswith("audience biased: country=CA at selection 0.20 (p ")
     assert missing == []
 
 
@@ -64,6 +66,18 @@ def test_a_fair_audience_passes_and_a_tiny_group_is_reported_but_never_judged():
     assert "not judged" in fair_rows.loc["FR", "note"]
 
 
+def test_a_low_ratio_on_few_selections_is_reported_but_not_flagged_when_not_significant():
+    base = customers(us=1421, ca=79, tiny=0)
+    # 4 of 1,421 US customers against 1 of 79 CA: ratio 0.22, but a coin toss (the demo's high_value_at_risk).
+    us_ids = base.loc[base["country"] == "US", "customer_id"].iloc[:4]
+    ca_ids = base.loc[base["country"] == "CA", "customer_id"].iloc[:1]
+    table, _ = audit(base, {"few": pd.concat([us_ids, ca_ids])}, {}, CONFIG)
+    us = rows(table, "few").loc["US"]
+    assert us["impact_ratio"] == pytest.approx((4 / 1421) / (1 / 79))
+    assert us["p_value"] > 0.05 and not bool(us["flagged"])
+    assert "not significant" in us["note"]
+
+
 def test_models_are_audited_on_their_top_share_and_their_mean_score():
     base = customers()
     # Planted: the model scores CA customers at a third of US customers.
@@ -74,7 +88,7 @@ def test_models_are_audited_on_their_top_share_and_their_mean_score():
     assert clv.loc["CA", "score_ratio"] == pytest.approx(
         base.loc[base.country == "CA", "predicted_clv"].mean() / base.loc[base.country == "US", "predicted_clv"].mean()
     )
-    assert bool(clv.loc["CA", "flagged"])
+    assert bool(clv.loc["CA", "flagged"]) and clv.loc["CA", "score_p_value"] < 0.001
     assert "mean score" in clv.loc["CA", "note"]
 
 
