@@ -149,27 +149,31 @@ def load_denylist(path: str | Path = DEFAULT_DENYLIST_PATH) -> Denylist:
     return parse_denylist(document, source=path.name)
 
 
+def _any_match_sql(column: str, patterns: list[str]) -> str:
+    # One RE2 alternation per column: a single automaton pass per value, whatever the number of patterns.
+    combined = "|".join(f"(?:{pattern})" for pattern in patterns)
+    return f"coalesce(bool_or(regexp_matches(CAST({column} AS VARCHAR), {sql_string(combined)}, 'i')), false)"
+
+
 def _values_category(
     conn: duckdb.DuckDBPyConnection, source: LoadedSource, positions: list[int], denylist: Denylist
 ) -> dict[int, str]:
-    """The first category whose value patterns match some value of each column (one scan for all columns)."""
-    checks = [
-        (position, category.name, pattern)
-        for position in positions
-        for category in denylist.categories
-        for pattern in category.values
-    ]
-    if not checks:
+    """The first category whose value patterns match some value of each column.
+
+    One scan of the file tests every column against all patterns at once; only a column that matched is scanned
+    again, per category, to name it (rare: such a column is dropped).
+    """
+    patterns = [pattern for category in denylist.categories for pattern in category.values]
+    if not patterns or not positions:
         return {}
-    aggregates = ", ".join(
-        f"bool_or(regexp_matches(CAST({source_column(position)} AS VARCHAR), {sql_string(pattern)}, 'i'))"
-        for position, _, pattern in checks
-    )
-    row = conn.execute(f"SELECT {aggregates} FROM {source.relation}").fetchall()[0]
+    checks = ", ".join(_any_match_sql(source_column(position), patterns) for position in positions)
+    row = conn.execute(f"SELECT {checks} FROM {source.relation}").fetchall()[0]
     found: dict[int, str] = {}
-    for (position, category, _), matched in zip(checks, row, strict=True):
-        if matched and position not in found:
-            found[position] = category
+    for position in (position for position, matched in zip(positions, row, strict=True) if matched):
+        categories = [category for category in denylist.categories if category.values]
+        checks = ", ".join(_any_match_sql(source_column(position), list(c.values)) for c in categories)
+        per_category = conn.execute(f"SELECT {checks} FROM {source.relation}").fetchall()[0]
+        found[position] = next(c.name for c, matched in zip(categories, per_category, strict=True) if matched)
     return found
 
 
