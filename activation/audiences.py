@@ -25,6 +25,10 @@ PII_COLUMNS = ("email", "phone", "first_name", "last_name", "postal_code", "coun
 # Contact fields a destination needs to match a person. They are read at the sync edge (with_contacts) and never
 # stored in audiences.* tables, which carry pseudonymous keys only (README "Privacy").
 CONTACT_COLUMNS = ("email", "phone", "first_name", "last_name", "postal_code")
+# The same dedup rule as stg_customers: the first row per customer_id in file order.
+FIRST_CUSTOMER_ROWS_SQL = (
+    "select * from raw.customers qualify row_number() over (partition by customer_id order by source_row) = 1"
+)
 DESTINATION_TYPES = frozenset(
     {"meta", "google_data_manager", "google_ads_offline", "klaviyo", "hubspot", "salesforce", "webhook"}
 )
@@ -102,8 +106,12 @@ def _share(raw: Any, where: str, name: str, default: float, allow_zero: bool) ->
 def _check_no_special_category(text: str, where: str, field_name: str, denylist: Denylist) -> None:
     # GDPR art. 9: nobody is targeted on health, religion, ethnicity, ... (config/special_categories.yaml).
     found = find_special_category(text, denylist)
-    _require(found is None, where, f"'{field_name}' names '{found[0] if found else ''}', special-category data "
-             f"({found[1] if found else ''}, GDPR art. 9) that segmint never targets on")
+    if found is not None:
+        identifier, category = found
+        raise AudienceConfigError(
+            f"{where}: '{field_name}' names '{identifier}', special-category data ({category}, GDPR art. 9) "
+            "that segmint never targets on"
+        )
 
 
 def parse_audiences(document: Any, source: str = "audiences.yaml", denylist: Denylist | None = None) -> list[Audience]:
@@ -201,7 +209,7 @@ def _member_query(conn: duckdb.DuckDBPyConnection, rule: str) -> str:
     pii = ", ".join(f"customers.{column}" for column in PII_COLUMNS)
     return f"""
         with customers as (
-            {_customers_first_rows()}
+            {FIRST_CUSTOMER_ROWS_SQL}
         ),
         candidates as (
             select scores.*{exclude}, {pii}
@@ -226,11 +234,6 @@ def select_members(conn: duckdb.DuckDBPyConnection, audience: Audience) -> pd.Da
     return members.reset_index(drop=True)
 
 
-def _customers_first_rows() -> str:
-    # The same dedup rule as stg_customers: the first row per customer_id in file order.
-    return "select * from raw.customers qualify row_number() over (partition by customer_id order by source_row) = 1"
-
-
 def with_contacts(conn: duckdb.DuckDBPyConnection, members: pd.DataFrame) -> pd.DataFrame:
     """`members` (pseudonymous, one row per customer_id) with the CONTACT_COLUMNS a destination matches on.
 
@@ -242,7 +245,7 @@ def with_contacts(conn: duckdb.DuckDBPyConnection, members: pd.DataFrame) -> pd.
     try:
         contacts = conn.execute(
             f"select ids.customer_id, {', '.join(f'c.{column}' for column in CONTACT_COLUMNS)} "
-            f"from _segmint_member_ids as ids left join ({_customers_first_rows()}) as c using (customer_id)"
+            f"from _segmint_member_ids as ids left join ({FIRST_CUSTOMER_ROWS_SQL}) as c using (customer_id)"
         ).df()
     finally:
         conn.unregister("_segmint_member_ids")

@@ -64,7 +64,6 @@ from landing.rules import (
     raw_record_json_sql,
     sum_line_totals_sql,
 )
-from landing.special_categories import Denylist, DroppedColumn, load_denylist, screen_source
 from landing.sources import (
     RECORD_INDEX,
     LandingError,
@@ -75,6 +74,7 @@ from landing.sources import (
     resolve_columns,
     sql_string,
 )
+from landing.special_categories import Denylist, DroppedColumn, load_denylist, screen_source
 
 QUARANTINE = "quarantine"
 INGEST_LOG = "ingest_log"
