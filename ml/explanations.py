@@ -190,8 +190,9 @@ def explain_customers(
 ) -> pd.DataFrame:
     """EXPLANATION_COLUMNS, three rows per customer of `scores` (rfm, behavioral, predicted_value), by customer_id.
 
-    `scores`: marts.customer_scores (customer_id, RFM scores and segment, behavioral_segment, recency_days,
-    order_count, total_revenue, predicted_clv, purchase_propensity, clv_model, top_drivers). `behavioral`:
+    `scores`: one row per customer with customer_id, RFM scores and segment, behavioral_segment, recency_days,
+    order_count, total_revenue, predicted_clv, purchase_propensity, clv_model, top_drivers (the columns of
+    marts.customer_scores; the asset reads them from the tables customer_scores joins, to run before it). `behavioral`:
     ml.behavioral_segments (customer_id, cluster_id). `profiles`: ml.cluster_profiles. `features`:
     marts.customer_features (the customer's own value of each attribute named in a reason).
     """

@@ -28,9 +28,6 @@ from orchestration.lib.settings import DBT_PROJECT_DIR
 
 DBT_MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
 SCORES_SELECTOR = "tag:scores"
-# marts.customer_explanations reads ml.customer_explanations, which a Python asset writes after customer_scores:
-# its own definition keeps the run order explicit (dbt_score_models -> ml/customer_explanations -> this).
-EXPLANATIONS_SELECTOR = "tag:explanations"
 DAILY_SELECTOR = "tag:daily"
 DAILY_PARTITIONS = daily_partitions()
 
@@ -40,7 +37,7 @@ class SegmintDbtTranslator(DagsterDbtTranslator):
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         fqn = dbt_resource_props.get("fqn", [])
-        if {"scores", "explanations"} & set(dbt_resource_props.get("tags", [])):
+        if "scores" in dbt_resource_props.get("tags", []):
             return groups.SCORES
         if "marts" in fqn:
             return groups.FEATURES
@@ -109,7 +106,7 @@ def dbt_daily_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, war
 
 @dbt_assets(
     manifest=DBT_MANIFEST,
-    exclude=f"{SCORES_SELECTOR} {DAILY_SELECTOR} {EXPLANATIONS_SELECTOR}",
+    exclude=f"{SCORES_SELECTOR} {DAILY_SELECTOR}",
     dagster_dbt_translator=SegmintDbtTranslator(),
     name="dbt_feature_models",
     op_tags=DUCKDB_TAG,
@@ -134,15 +131,3 @@ def dbt_score_models(
         {"margin": config.margin, "target_roas": config.target_roas, "max_cpa_basis": config.max_cpa_basis}
     )
     yield from _run_dbt(context, dbt, warehouse, ["build", "--vars", dbt_vars])
-
-
-@dbt_assets(
-    manifest=DBT_MANIFEST,
-    select=EXPLANATIONS_SELECTOR,
-    dagster_dbt_translator=SegmintDbtTranslator(),
-    name="dbt_explanation_models",
-    op_tags=DUCKDB_TAG,
-)
-def dbt_explanation_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
-    """marts.customer_explanations: why each customer is in each of their segments (from ml.customer_explanations)."""
-    yield from _run_dbt(context, dbt, warehouse, ["build"])

@@ -1,4 +1,4 @@
-{{ config(tags=['explanations']) }}
+{{ config(tags=['scores']) }}
 -- One row per customer and segment kind: why the customer is in the segment (README "Privacy", "Explanations").
 -- Written by the Python asset ml/customer_explanations (the sentences come from ml/explanations.py); exposed in
 -- marts because dbt owns that schema, and so that docs, tests and lineage cover it like every other mart.
