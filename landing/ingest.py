@@ -74,7 +74,13 @@ from landing.sources import (
     resolve_columns,
     sql_string,
 )
-from landing.special_categories import Denylist, DroppedColumn, load_denylist, screen_source
+from landing.special_categories import (
+    Denylist,
+    DroppedColumn,
+    load_denylist,
+    screen_source,
+    scrub_quarantined_records,
+)
 
 QUARANTINE = "quarantine"
 INGEST_LOG = "ingest_log"
@@ -147,6 +153,8 @@ class LandingReport:
     reporting_currency: str | None = None
     # segmint | ga4 | segment | shopify: the format the landing folder was read as (landing/formats/).
     source_format: str = "segmint"
+    # Quarantined source records (a translator's rejects) whose special-category fields were removed.
+    special_category_records_scrubbed: int = 0
 
 
 def _stage(name: str) -> str:
@@ -324,6 +332,16 @@ def _parse_file(
         and not (key_generated and name == spec.generated_key)
     )
     return _ParsedFile(spec, path.name, source, missing, tuple(notes), key_generated, dropped)
+
+
+def _scrub_translator_rejects(conn: duckdb.DuckDBPyConnection, options: LandingOptions) -> int:
+    """GDPR art. 9 for the records a format translator rejected, quarantined in their source form (no column
+    screen saw them): matching keys are removed, a non-JSON line naming a category is withheld. Rows the contract
+    rules rejected carry `origin_file` in their translated record and were screened already."""
+    denylist = options.special_categories or load_denylist()
+    contract = frozenset(name for spec in LANDING_TABLES for name in spec.column_names)
+    translator_rejects = "(CASE WHEN json_valid(raw_record) THEN json_extract_string(raw_record, '$.origin_file') END) IS NULL"
+    return scrub_quarantined_records(conn, _stage(QUARANTINE), translator_rejects, contract, denylist)
 
 
 def _drop_special_categories(
@@ -587,8 +605,10 @@ def ingest_landing(
                 conn, reports, effective_as_of, horizon_days, landing_dir, is_demo, reporting[0],
                 formats.source_format_of(translation),
             )
+            scrubbed = 0
             if translation is not None:
                 formats.stage_translation(conn, translation, _stage)
+                scrubbed = _scrub_translator_rejects(conn, options)
             _swap_in_staged_tables(conn)
     except BaseException:
         _drop_stage_tables(conn)
@@ -599,7 +619,7 @@ def ingest_landing(
     missing = tuple(spec.name for spec in LANDING_TABLES if paths[spec.name] is None)
     return LandingReport(
         as_of=effective_as_of, files=reports, missing_files=missing, reporting_currency=reporting[0],
-        source_format=formats.source_format_of(translation),
+        source_format=formats.source_format_of(translation), special_category_records_scrubbed=scrubbed,
     )
 
 

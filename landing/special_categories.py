@@ -12,6 +12,7 @@ Names are matched on their normalized form (lower case, non-alphanumeric runs as
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -228,3 +229,73 @@ def find_special_category(text: str, denylist: Denylist) -> tuple[str, str] | No
 def special_category_columns(columns: list[str] | tuple[str, ...], denylist: Denylist) -> list[tuple[str, str]]:
     """(column, category) for every column name the denylist matches, in the given order."""
     return [(column, category) for column in columns if (category := denylist.category_of_name(column)) is not None]
+
+
+def _text_category(text: str, denylist: Denylist) -> str | None:
+    """The first category a free text names: a name pattern on its words, or a value pattern on it."""
+    normalized = normalize_name(text)
+    for category in denylist.categories:
+        if any(pattern.search(normalized) for pattern in denylist._compiled[category.name]):
+            return category.name
+        if any(re.search(pattern, text, re.IGNORECASE) for pattern in category.values):
+            return category.name
+    return None
+
+
+def _scrub_json(value: Any, contract_names: frozenset[str], denylist: Denylist, found: list[str]) -> Any:
+    """`value` without the keys (at any depth) that name a special category or hold one under a non-contract key."""
+    if isinstance(value, dict):
+        kept = {}
+        for key, item in value.items():
+            category = denylist.category_of_name(str(key))
+            if category is None and normalize_name(str(key)) not in contract_names and isinstance(item, str):
+                category = next(
+                    (c.name for c in denylist.categories if any(re.search(p, item, re.IGNORECASE) for p in c.values)),
+                    None,
+                )
+            if category is not None:
+                found.append(category)
+                continue
+            kept[key] = _scrub_json(item, contract_names, denylist, found)
+        return kept
+    if isinstance(value, list):
+        return [_scrub_json(item, contract_names, denylist, found) for item in value]
+    return value
+
+
+def scrub_record_text(text: str, contract_names: frozenset[str], denylist: Denylist) -> tuple[str, tuple[str, ...]]:
+    """A quarantined source record without its special-category fields, and the categories removed.
+
+    A JSON record loses the matching keys (any depth); a record that is not JSON (a broken line) and names a
+    category anywhere is withheld whole: `{"withheld": "special-category data (<category>)"}`.
+    """
+    try:
+        document = json.loads(text)
+    except ValueError:
+        category = _text_category(text, denylist)
+        if category is None:
+            return text, ()
+        return json.dumps({"withheld": f"special-category data ({category})"}), (category,)
+    found: list[str] = []
+    cleaned = _scrub_json(document, contract_names, denylist, found)
+    if not found:
+        return text, ()
+    return json.dumps(cleaned, ensure_ascii=False, separators=(",", ":")), tuple(dict.fromkeys(found))
+
+
+def scrub_quarantined_records(
+    conn: duckdb.DuckDBPyConnection, quarantine: str, where: str, contract_names: frozenset[str], denylist: Denylist
+) -> int:
+    """Scrub `raw_record` of the quarantine rows selected by `where` (scrub_record_text); the number changed.
+
+    For records quarantined in their source form (a format translator's rejects), which no column screen saw.
+    """
+    rows = conn.execute(f"SELECT rowid, raw_record FROM {quarantine} WHERE {where}").fetchall()
+    changed = []
+    for rowid, text in rows:
+        cleaned, categories = scrub_record_text(text or "", contract_names, denylist)
+        if categories:
+            changed.append([cleaned, rowid])
+    if changed:
+        conn.executemany(f"UPDATE {quarantine} SET raw_record = ? WHERE rowid = ?", changed)
+    return len(changed)

@@ -126,4 +126,8 @@ def raw_tables(context: dg.AssetExecutionContext, settings: SegmintSettings, war
             metadata["source_files"] = markdown_table(by_source)
         if table == "quarantine":
             metadata["by_file_and_reason"] = markdown_table(quarantine_by_reason)
+            # Source records a format translator rejected, stored without their special-category fields.
+            metadata["special_category_records_scrubbed"] = dg.MetadataValue.int(
+                report.special_category_records_scrubbed
+            )
         yield dg.MaterializeResult(asset_key=["raw", table], metadata=metadata)

@@ -204,3 +204,27 @@ def test_the_shipped_playbook_and_audiences_pass_the_screen():
 def test_names_are_normalized_before_matching():
     assert normalize_name("  Health-Condition (self reported) ") == "health_condition_self_reported"
     assert normalize_name("Religión") == "religion"
+
+
+def test_a_segment_call_the_translator_rejects_is_quarantined_without_its_special_category_traits(tmp_path):
+    landing = tmp_path / "segment"
+    landing.mkdir()
+    calls = [
+        '{"type":"track","event":"Order Completed","userId":"U1","messageId":"m-1",'
+        '"timestamp":"2025-12-01T09:05:00.000Z","properties":{"order_id":"O1","total":10.0}}',
+        # Planted: an unsupported group call whose traits hold a religion and a diagnosis in free text.
+        '{"type":"group","userId":"U1","groupId":"g-1","messageId":"m-2","timestamp":"2025-12-02T10:00:00.000Z",'
+        '"traits":{"name":"Acme","religion":"Catholic","notes":"diabetic member"}}',
+        "not json, but it says hindu",  # planted: a broken line naming a belief
+        "not json at all",
+    ]
+    (landing / "events.jsonl").write_text("\n".join(calls) + "\n")
+    conn, report = ingest(landing)
+    records = dict(conn.execute("select source_row, raw_record from raw.quarantine order by source_row").fetchall())
+    assert records[2] == (
+        '{"type":"group","userId":"U1","groupId":"g-1","messageId":"m-2","timestamp":"2025-12-02T10:00:00.000Z",'
+        '"traits":{"name":"Acme"}}'
+    )
+    assert records[3] == '{"withheld": "special-category data (religion_or_beliefs)"}'
+    assert records[4] == "not json at all"  # nothing to withhold
+    assert report.special_category_records_scrubbed == 2
