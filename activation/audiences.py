@@ -28,10 +28,18 @@ import pandas as pd
 import yaml
 
 from activation.destinations.registry import destination_types
+from landing.special_categories import Denylist, find_special_category, load_denylist
 
 DEFAULT_CONTROL_SHARE = 0.10
 DEFAULT_MAX_CHANGE_SHARE = 0.5
 PII_COLUMNS = ("email", "phone", "first_name", "last_name", "postal_code", "country", "marketing_consent")
+# Contact fields a destination needs to match a person. They are read at the sync edge (with_contacts) and never
+# stored in audiences.* tables, which carry pseudonymous keys only (README "Privacy").
+CONTACT_COLUMNS = ("email", "phone", "first_name", "last_name", "postal_code")
+# The same dedup rule as stg_customers: the first row per customer_id in file order.
+FIRST_CUSTOMER_ROWS_SQL = (
+    "select * from raw.customers qualify row_number() over (partition by customer_id order by source_row) = 1"
+)
 # Secrets belong in environment variables read by the orchestrator, never in this versioned file.
 SECRET_KEY_PATTERN = re.compile(r"(token|secret|password|api_?key|credential)", re.IGNORECASE)
 AUDIENCE_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
@@ -129,8 +137,23 @@ def _share(raw: Any, where: str, name: str, default: float, allow_zero: bool) ->
     return float(value)
 
 
-def parse_audiences(document: Any, source: str = "audiences.yaml") -> list[Audience]:
-    """Validated audiences from a parsed YAML document; raises AudienceConfigError naming the bad field."""
+def _check_no_special_category(text: str, where: str, field_name: str, denylist: Denylist) -> None:
+    # GDPR art. 9: nobody is targeted on health, religion, ethnicity, ... (config/special_categories.yaml).
+    found = find_special_category(text, denylist)
+    if found is not None:
+        identifier, category = found
+        raise AudienceConfigError(
+            f"{where}: '{field_name}' names '{identifier}', special-category data ({category}, GDPR art. 9) "
+            "that segmint never targets on"
+        )
+
+
+def parse_audiences(document: Any, source: str = "audiences.yaml", denylist: Denylist | None = None) -> list[Audience]:
+    """Validated audiences from a parsed YAML document; raises AudienceConfigError naming the bad field.
+
+    `denylist`: the special-category denylist a rule or value column may not name (None: the shipped file).
+    """
+    denylist = denylist or load_denylist()
     _require(isinstance(document, dict), source, "top level must be a mapping with an 'audiences' list")
     defaults = document.get("defaults") or {}
     _require(isinstance(defaults, dict), source, "'defaults' must be a mapping")
@@ -158,9 +181,12 @@ def parse_audiences(document: Any, source: str = "audiences.yaml") -> list[Audie
         rule = entry.get("rule", "true" if realtime_segment else None)
         _require(isinstance(rule, str) and rule.strip() != "", where, "'rule' must be a non-empty SQL expression")
         _require(";" not in rule, where, "'rule' must be one expression (no ';')")
+        _check_no_special_category(rule, where, "rule", denylist)
         value_column = entry.get("value_column")
         _require(value_column is None or (isinstance(value_column, str) and value_column.isidentifier()), where,
                  "'value_column' must be a column name")
+        if value_column is not None:
+            _check_no_special_category(value_column, where, "value_column", denylist)
         raw_destinations = entry.get("destinations") or []
         _require(isinstance(raw_destinations, list), where, "'destinations' must be a list")
         destinations: list[DestinationConfig] = []
@@ -233,8 +259,7 @@ def _member_query(conn: duckdb.DuckDBPyConnection, rule: str) -> str:
     pii = ", ".join(f"customers.{column}" for column in PII_COLUMNS)
     return f"""
         with customers as (
-            select * from raw.customers
-            qualify row_number() over (partition by customer_id order by source_row) = 1
+            {FIRST_CUSTOMER_ROWS_SQL}
         ),
         candidates as (
             select scores.*{exclude}, {pii}
@@ -269,3 +294,23 @@ def select_members(
     members["is_control"] = [is_control(cid, audience.name, audience.control_share) for cid in members["customer_id"]]
     members["value"] = members[audience.value_column] if audience.value_column else None
     return members.reset_index(drop=True)
+
+
+def with_contacts(conn: duckdb.DuckDBPyConnection, members: pd.DataFrame) -> pd.DataFrame:
+    """`members` (pseudonymous, one row per customer_id) with the CONTACT_COLUMNS a destination matches on.
+
+    Called only at the sync edge (exports, sync plans), so the contact fields live in raw.customers and in the
+    files and requests sent to a destination, never in a warehouse table of their own.
+    """
+    ids = pd.DataFrame({"customer_id": members["customer_id"].astype(str)})
+    conn.register("_segmint_member_ids", ids)
+    try:
+        contacts = conn.execute(
+            f"select ids.customer_id, {', '.join(f'c.{column}' for column in CONTACT_COLUMNS)} "
+            f"from _segmint_member_ids as ids left join ({FIRST_CUSTOMER_ROWS_SQL}) as c using (customer_id)"
+        ).df()
+    finally:
+        conn.unregister("_segmint_member_ids")
+    kept = members.drop(columns=[column for column in CONTACT_COLUMNS if column in members.columns])
+    kept = kept.assign(customer_id=kept["customer_id"].astype(str))
+    return kept.merge(contacts, on="customer_id", how="left", validate="one_to_one")

@@ -77,6 +77,13 @@ from landing.sources import (
     resolve_columns,
     sql_string,
 )
+from landing.special_categories import (
+    Denylist,
+    DroppedColumn,
+    load_denylist,
+    screen_source,
+    scrub_quarantined_records,
+)
 
 QUARANTINE = "quarantine"
 INGEST_LOG = "ingest_log"
@@ -102,6 +109,8 @@ class LandingOptions:
     reporting_currency: str | None = None
     date_format: str | None = None
     csv_delimiter: str | None = None
+    # The GDPR art. 9 denylist (config/special_categories.yaml); None: the shipped file (never "no screening").
+    special_categories: Denylist | None = None
 
     def __post_init__(self) -> None:
         if self.date_format is not None and self.date_format not in DATE_ORDERS and "%" not in self.date_format:
@@ -132,6 +141,8 @@ class FileReport:
     rows_merged: int = 0
     # Accepted rows whose key was generated (events without an event_id column).
     ids_generated: int = 0
+    # Columns removed before parsing because they hold special-category data (landing/special_categories.py).
+    dropped_columns: tuple[DroppedColumn, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -148,6 +159,8 @@ class LandingReport:
     # The real-time service's event log read as a second events source (landing/realtime_log.py): every log
     # file's counts summed (raw.ingest_log has one row per log file); None when there is no log.
     realtime_log: FileReport | None = None
+    # Quarantined source records (a translator's rejects) whose special-category fields were removed.
+    special_category_records_scrubbed: int = 0
 
 
 def _stage(name: str) -> str:
@@ -189,6 +202,7 @@ class _ParsedFile:
     missing_columns: tuple[str, ...]
     notes: tuple[str, ...] = ()
     ids_generated: bool = False
+    dropped_columns: tuple[DroppedColumn, ...] = ()
     # The staging table's name (the spec's name, or a second source of the same table: the real-time log).
     table: str = ""
 
@@ -267,11 +281,12 @@ def _parse_file(
     """
     table = table or spec.name
     source = load_source(conn, path, _work("src", table), options.csv_delimiter)
+    source, dropped = _drop_special_categories(conn, spec, source, path.name, options)
     line_amount, total = spec.line_amount or (None, None)
     positions = resolve_columns(spec, source.header, path.name, extra=(line_amount,) if line_amount else ())
     if spec.file_required and source.rows_in == 0:
         raise LandingError(f"{path.name}: no data rows")
-    notes = list(source.notes)
+    notes = list(source.notes) + [column.note() for column in dropped]
     sums_lines = line_amount in positions and total not in positions
     if sums_lines:
         # One row per line item with a line amount and no order total: the total is the sum of the lines.
@@ -333,7 +348,27 @@ def _parse_file(
         if name not in positions and name not in ORIGIN_COLUMN_NAMES
         and not (key_generated and name == spec.generated_key)
     )
-    return _ParsedFile(spec, path.name, source, missing, tuple(notes), key_generated, table)
+    return _ParsedFile(spec, path.name, source, missing, tuple(notes), key_generated, dropped, table)
+
+
+def _scrub_translator_rejects(conn: duckdb.DuckDBPyConnection, options: LandingOptions) -> int:
+    """GDPR art. 9 for the records a format translator rejected, quarantined in their source form (no column
+    screen saw them): matching keys are removed, a non-JSON line naming a category is withheld. Rows the contract
+    rules rejected carry `origin_file` in their translated record and were screened already."""
+    denylist = options.special_categories or load_denylist()
+    contract = frozenset(name for spec in LANDING_TABLES for name in spec.column_names)
+    translator_rejects = "(CASE WHEN json_valid(raw_record) THEN json_extract_string(raw_record, '$.origin_file') END) IS NULL"
+    return scrub_quarantined_records(conn, _stage(QUARANTINE), translator_rejects, contract, denylist)
+
+
+def _drop_special_categories(
+    conn: duckdb.DuckDBPyConnection, spec: TableSpec, source: LoadedSource, file_name: str, options: LandingOptions
+) -> tuple[LoadedSource, tuple[DroppedColumn, ...]]:
+    """GDPR art. 9: the source without its special-category columns, before any record is parsed or quarantined."""
+    denylist = options.special_categories or load_denylist()  # loaded once by ingest_landing
+    contract = frozenset(spec.column_names) | frozenset(name for name in (spec.line_amount or ()) if name)
+    with _source_read_errors(source, file_name):
+        return screen_source(conn, source, file_name, contract, denylist)
 
 
 def _reporting_currency(conn: duckdb.DuckDBPyConnection, options: LandingOptions) -> str | None:
@@ -466,6 +501,7 @@ def _file_report(conn: duckdb.DuckDBPyConnection, parsed: _ParsedFile, merged: i
         notes=notes,
         rows_merged=merged,
         ids_generated=in_table if parsed.ids_generated else 0,
+        dropped_columns=parsed.dropped_columns,
     )
 
 
@@ -548,6 +584,8 @@ def ingest_landing(
     service's durable log) are a second source of events (landing/realtime_log.py).
     """
     options = options or LandingOptions()
+    if options.special_categories is None:
+        options = replace(options, special_categories=load_denylist())
     if horizon_days <= 0:
         raise ValueError(f"horizon_days must be a positive number of days, got {horizon_days}")
     landing_dir = Path(landing_dir).resolve()
@@ -593,8 +631,10 @@ def ingest_landing(
                 conn, reports, effective_as_of, horizon_days, landing_dir, is_demo, reporting[0],
                 formats.source_format_of(translation),
             )
+            scrubbed = 0
             if translation is not None:
                 formats.stage_translation(conn, translation, _stage)
+                scrubbed = _scrub_translator_rejects(conn, options)
             if log_report is not None:
                 log_report = _stage_event_log(conn, log_report)
             _swap_in_staged_tables(conn)
@@ -610,6 +650,7 @@ def ingest_landing(
     return LandingReport(
         as_of=effective_as_of, files=reports, missing_files=missing, reporting_currency=reporting[0],
         source_format=formats.source_format_of(translation), realtime_log=log_report,
+        special_category_records_scrubbed=scrubbed,
     )
 
 

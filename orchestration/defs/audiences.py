@@ -16,6 +16,7 @@ segment service's transitions log when it is built; the sensor `segmint_realtime
 """
 
 import dagster as dg
+import duckdb
 import pandas as pd
 
 from activation.audiences import (
@@ -25,6 +26,7 @@ from activation.audiences import (
     is_value_based,
     load_audiences,
     select_members,
+    with_contacts,
 )
 from activation.destinations.factory import build_destination
 from activation.exports import export_audience_csvs
@@ -34,20 +36,26 @@ from activation.sync import SyncGuardError, guard_change, lift_by_audience, plan
 from landing.realtime_log import read_transitions, transition_log_files
 from orchestration.defs.resources import DUCKDB_TAG, ActivationCredentials, SegmintSettings, Warehouse
 from orchestration.lib import groups, keys
-from orchestration.lib.keys import AUDIENCE_LIFT, CLV_ACTIVATION_GATE, CLV_PREDICTIONS, CUSTOMER_SCORES
+from orchestration.lib.keys import AUDIENCE_LIFT, CLV_ACTIVATION_GATE, CLV_PREDICTIONS, CUSTOMER_SCORES, FAIRNESS_AUDIT
 from orchestration.lib.metadata import markdown_table
 from orchestration.lib.settings import CONFIG_DIR
 from orchestration.lib.warehouse_io import read_table, table_exists, write_table
 
 AUDIENCES_FILE = CONFIG_DIR / "audiences.yaml"
+# Pseudonymous: contact fields (activation.audiences.CONTACT_COLUMNS) are joined at the sync edge, not stored.
 MEMBER_COLUMNS = [
-    "customer_id", "is_control", "value", "marketing_consent", "email", "phone", "first_name", "last_name",
-    "postal_code", "country", "predicted_clv", "purchase_propensity", "rfm_segment", "behavioral_segment",
+    "customer_id", "is_control", "value", "marketing_consent", "country", "predicted_clv", "purchase_propensity",
+    "rfm_segment", "behavioral_segment",
 ]
 
 
 def _members_table(audience: Audience) -> str:
     return f"audiences.{audience.name}"
+
+
+def _members_with_contacts(conn: duckdb.DuckDBPyConnection, audience: Audience) -> pd.DataFrame:
+    """The audience's members with their contact fields, for a destination (the sync edge) only."""
+    return with_contacts(conn, read_table(conn, _members_table(audience), order_by="customer_id"))
 
 
 def _audience_asset(audience: Audience) -> dg.AssetsDefinition:
@@ -111,7 +119,7 @@ def _guard_check(audience: Audience) -> dg.AssetChecksDefinition:
         rows = []
         with warehouse.connect() as conn:
             ensure_schema(conn)
-            members = read_table(conn, _members_table(audience), order_by="customer_id")
+            members = _members_with_contacts(conn, audience)
             for config in audience.destinations:
                 destination, dry_run = build_destination(config, audience, env, settings.load().exports_dir / "dry_run")
                 plan = plan_sync(conn, audience, destination, members)
@@ -133,7 +141,8 @@ def _guard_check(audience: Audience) -> dg.AssetChecksDefinition:
 def _export_asset(audience: Audience) -> dg.AssetsDefinition:
     @dg.asset(
         key=keys.export(audience.name),
-        deps=[keys.audience(audience.name), *([CLV_ACTIVATION_GATE] if is_value_based(audience) else [])],
+        # The bias audit (orchestration/defs/fairness.py): exports and syncs wait for it, so its check can block them.
+        deps=[keys.audience(audience.name), FAIRNESS_AUDIT, *([CLV_ACTIVATION_GATE] if is_value_based(audience) else [])],
         group_name=groups.AUDIENCES,
         kinds={"python", "csv"},
         op_tags=DUCKDB_TAG,
@@ -141,7 +150,7 @@ def _export_asset(audience: Audience) -> dg.AssetsDefinition:
     )
     def _export(warehouse: Warehouse, settings: SegmintSettings) -> dg.MaterializeResult:
         with warehouse.connect() as conn:
-            members = read_table(conn, _members_table(audience), order_by="customer_id")
+            members = _members_with_contacts(conn, audience)
         out_dir = settings.load().exports_dir
         out_dir.mkdir(parents=True, exist_ok=True)
         paths = export_audience_csvs(members, audience.name, out_dir, value_based=audience.value_column is not None)
@@ -158,7 +167,7 @@ def _sync_asset(audience: Audience, destination_name: str) -> dg.AssetsDefinitio
 
     @dg.asset(
         key=keys.sync(audience.name, destination_name),
-        deps=[keys.audience(audience.name), CLV_PREDICTIONS, CLV_ACTIVATION_GATE],
+        deps=[keys.audience(audience.name), CLV_PREDICTIONS, CLV_ACTIVATION_GATE, FAIRNESS_AUDIT],
         group_name=groups.AUDIENCES,
         kinds={"python", config.type},
         op_tags=DUCKDB_TAG,
@@ -172,7 +181,7 @@ def _sync_asset(audience: Audience, destination_name: str) -> dg.AssetsDefinitio
         dry_run_dir = settings.load().exports_dir / "dry_run"
         destination, dry_run = build_destination(config, audience, credentials.values(), dry_run_dir)
         with warehouse.connect() as conn:
-            members = read_table(conn, _members_table(audience), order_by="customer_id")
+            members = _members_with_contacts(conn, audience)
             model_version = conn.execute("select any_value(model_version) from ml.clv_predictions").fetchone()[0]
             try:
                 report = sync_audience(conn, audience, destination, context.run_id, model_version,

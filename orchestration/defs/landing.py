@@ -8,9 +8,11 @@ import dagster as dg
 from demo_shop import generate_shop
 from landing import LandingError, LandingOptions, ingest_landing
 from landing.formats.detect import is_json_lines
+from landing.special_categories import SpecialCategoryError, load_denylist
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
 from orchestration.lib import groups, keys
 from orchestration.lib.metadata import markdown_table
+from orchestration.lib.settings import SPECIAL_CATEGORIES_FILE
 
 RAW_TABLES = {
     "orders": "One row per accepted order row at or before the as-of date (negative totals are refunds).",
@@ -63,8 +65,10 @@ def raw_tables(context: dg.AssetExecutionContext, settings: SegmintSettings, war
     landing_dir = s.landing_dir or s.demo_landing_dir
     try:
         with warehouse.connect() as conn:
+            denylist = load_denylist(SPECIAL_CATEGORIES_FILE)
             options = LandingOptions(
-                reporting_currency=s.currency, date_format=s.date_format, csv_delimiter=s.csv_delimiter
+                reporting_currency=s.currency, date_format=s.date_format, csv_delimiter=s.csv_delimiter,
+                special_categories=denylist,
             )
             report = ingest_landing(
                 conn, landing_dir, s.as_of, s.horizon_days, s.is_demo, options, s.source_format, s.landing_work_dir,
@@ -76,7 +80,7 @@ def raw_tables(context: dg.AssetExecutionContext, settings: SegmintSettings, war
                 "select source_file, split_part(reason, ':', 1) as reason, count(*) as rows "
                 "from raw.quarantine group by all order by rows desc"
             ).df()
-    except LandingError as error:
+    except (LandingError, SpecialCategoryError) as error:
         # A user's file that cannot be read at all: one clear line, no traceback to dig through.
         raise dg.Failure(description=str(error), allow_retries=False) from None
 
@@ -102,6 +106,14 @@ def raw_tables(context: dg.AssetExecutionContext, settings: SegmintSettings, war
                 "ids_generated": dg.MetadataValue.int(file_report.ids_generated),
                 "exact_duplicates_dropped": dg.MetadataValue.int(file_report.reasons.get("duplicate_identical", 0)),
                 "notes": dg.MetadataValue.json(list(file_report.notes)),
+                # GDPR art. 9: columns removed before any row was written (config/special_categories.yaml).
+                "special_category_columns_dropped": dg.MetadataValue.json(
+                    [
+                        {"column": d.column, "category": d.category, "matched_by": d.matched_by}
+                        for d in file_report.dropped_columns
+                    ]
+                ),
+                "special_categories_version": dg.MetadataValue.text(denylist.version),
             }
             if file_report.currencies:
                 metadata["order_rows_by_currency"] = dg.MetadataValue.json(file_report.currencies)
@@ -125,4 +137,8 @@ def raw_tables(context: dg.AssetExecutionContext, settings: SegmintSettings, war
             metadata["source_files"] = markdown_table(by_source)
         if table == "quarantine":
             metadata["by_file_and_reason"] = markdown_table(quarantine_by_reason)
+            # Source records a format translator rejected, stored without their special-category fields.
+            metadata["special_category_records_scrubbed"] = dg.MetadataValue.int(
+                report.special_category_records_scrubbed
+            )
         yield dg.MaterializeResult(asset_key=keys.raw(table), metadata=metadata)

@@ -58,6 +58,11 @@ SEGMENT_MEMBERSHIP_HISTORY = _key("marts/segment_membership_history")
 SEGMENT_CARDS = _key("marts/segment_cards")
 AUDIENCE_LIFT = _key("marts/audience_lift")
 
+# Privacy (README "Privacy"): the bias audit that exports and syncs wait for; per-customer explanations.
+FAIRNESS_AUDIT = _key("ml/fairness_audit")
+CUSTOMER_EXPLANATIONS = _key("ml/customer_explanations")
+CUSTOMER_EXPLANATIONS_MART = _key("marts/customer_explanations")
+
 # What the real-time segment service loads (realtime/).
 SERVING_BUNDLE = _key("realtime/serving_bundle")
 

@@ -23,6 +23,7 @@ DEFAULT_DEMO_SEED = 42
 DATE_FORMAT_WORDS = ("DMY", "MDY")
 CSV_DELIMITER_WORDS = {",": ",", ";": ";", "|": "|", "tab": "\t", "\\t": "\t"}
 DEFAULT_EVENT_MAPPING = CONFIG_DIR / "event_mapping.yaml"
+SPECIAL_CATEGORIES_FILE = CONFIG_DIR / "special_categories.yaml"  # GDPR art. 9 denylist (landing/special_categories.py)
 
 
 class SettingsError(ValueError):

@@ -35,7 +35,7 @@ EXPECTED_ASSETS = [
     "ml/rfm_segments", "ml/behavioral_segments", "ml/prospect_scores",
     "marts/clv_model_evaluation", "ml/clv_model", "ml/clv_predictions", "ml/clv_activation_gate", "ml/btyd_predictions",
     "marts/customer_scores", "marts/segment_membership_history", "marts/segment_cards",
-    "realtime/serving_bundle",
+    "ml/customer_explanations", "marts/customer_explanations", "ml/fairness_audit", "realtime/serving_bundle",
 ]  # fmt: skip
 # The lineage an analyst follows from an order file to a segment (edges: parent -> child).
 SEGMENT_LINEAGE = ["raw/orders", "staging/stg_orders", "marts/customer_features", "ml/rfm_segments", "marts/customer_scores"]
@@ -47,6 +47,9 @@ BLOCKING_CHECKS = [
     ("marts/customer_features", "gx_customer_features"),
     ("marts/customer_scores", "gx_customer_scores"),
     ("ml/clv_activation_gate", "check_clv_model_beats_baselines"),
+    ("marts/customer_features", "check_no_special_category_features"),
+    ("marts/customer_scores", "check_no_special_category_features"),
+    ("ml/fairness_audit", "check_four_fifths_rule"),
 ]
 EXPECTED_SENSORS = {
     "segmint_landing_files", "segmint_run_failure_alert", "segmint_failed_check_alert", "segmint_stale_mart_alert",

@@ -138,3 +138,28 @@ def test_the_real_time_log_is_ingested_by_the_raw_tables_asset_and_its_counts_re
     metadata = next(m for m in result.asset_materializations_for_node("raw_tables")
                     if m.asset_key == dg.AssetKey(["raw", "events"])).metadata
     assert metadata["realtime_log_rows_in"].value == 7
+
+
+def test_a_customers_file_with_religion_and_health_columns_runs_and_the_metadata_says_they_were_dropped(
+    tmp_path, monkeypatch
+):
+    orders = ORDERS_HEADER + "o1,c1,2025-01-01,10,EUR\no2,c2,2025-01-02,20,EUR\n"
+    # Planted: two special-category columns (GDPR art. 9) in an otherwise ordinary customers file.
+    customers = "customer_id,email,religion,health_condition\nc1,a@example.com,Catholic,asthma\nc2,,Muslim,\n"
+    result, warehouse = _materialize(tmp_path, monkeypatch, {"orders.csv": orders, "customers.csv": customers})
+    assert result.success
+    assert all(_check_results(result).values())
+    metadata = result.asset_materializations_for_node("raw_tables")
+    customers_metadata = next(m.metadata for m in metadata if m.asset_key == dg.AssetKey(["raw", "customers"]))
+    assert customers_metadata["special_category_columns_dropped"].value == [
+        {"column": "religion", "category": "religion_or_beliefs", "matched_by": "column name"},
+        {"column": "health_condition", "category": "health", "matched_by": "column name"},
+    ]
+    assert customers_metadata["special_categories_version"].value == "1"
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        columns = {row[0] for row in conn.execute("select column_name from information_schema.columns").fetchall()}
+        text = str(conn.execute("select * from raw.customers").fetchall()) + str(
+            conn.execute("select * from raw.quarantine").fetchall()
+        )
+    assert not {"religion", "health_condition"} & columns
+    assert "Catholic" not in text and "Muslim" not in text and "asthma" not in text

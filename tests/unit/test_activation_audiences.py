@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from activation.audiences import (Audience, AudienceConfigError, AudienceRuleError, current_realtime_members,
-                                  is_control, is_value_based, load_audiences, parse_audiences, select_members)
+                                  is_control, is_value_based, load_audiences, parse_audiences, select_members,
+                                  with_contacts)
 from tests.servers.harness import new_warehouse, test_audience
 
 REPO_AUDIENCES = Path(__file__).resolve().parents[2] / "config" / "audiences.yaml"
@@ -130,3 +131,12 @@ def test_realtime_members_are_known_customers_whose_last_change_is_entered_and_t
     narrowed = Audience("intent", "", "recency_score >= 5", (), realtime_segment="high_intent:*")
     assert list(select_members(conn, narrowed, ["c0001", "c0003"])["customer_id"]) == []  # scores 4 and 2
     assert select_members(conn, audience, None).empty  # no log yet: nobody
+
+
+def test_contacts_are_joined_at_the_sync_edge_from_raw_customers_not_stored_with_members():
+    conn = new_warehouse(6)
+    stored = select_members(conn, test_audience(rule="true"))[["customer_id", "is_control", "marketing_consent"]]
+    members = with_contacts(conn, stored)
+    assert list(members["customer_id"]) == list(stored["customer_id"])
+    assert {"email", "phone", "first_name", "last_name", "postal_code"} <= set(members.columns)
+    assert members["email"].notna().any()

@@ -1,4 +1,6 @@
 -- One row per customer_id from customers.csv (the first row wins when an id repeats).
+-- No e-mail, phone or names: PII stays in raw.customers and at the sync edge (README "Privacy"); only whether
+-- the customer has an e-mail or a phone travels on.
 with source as (
     select * from {{ source('raw', 'customers') }}
 ),
@@ -11,10 +13,6 @@ ranked as (
 final as (
     select
         customer_id,
-        email,
-        phone,
-        first_name,
-        last_name,
         postal_code,
         upper(nullif(trim(country), '')) as country,
         signed_up_at,
