@@ -42,6 +42,8 @@ from landing.contract import (
     QUARANTINE_COLUMNS_SQL,
     RAW_SCHEMA,
     RUN_CONTEXT_COLUMNS_SQL,
+    SUPPRESSED_TABLE,
+    SUPPRESSED_TABLE_SQL,
     TableSpec,
 )
 from landing.rules import (
@@ -67,6 +69,7 @@ from landing.rules import (
 from landing.sources import (
     RECORD_INDEX,
     LandingError,
+    source_column,
     LoadedSource,
     find_landing_file,
     load_source,
@@ -103,6 +106,22 @@ class LandingOptions:
     def __post_init__(self) -> None:
         if self.date_format is not None and self.date_format not in DATE_ORDERS and "%" not in self.date_format:
             raise ValueError(f"date_format must be DMY, MDY or a strptime pattern with %, got {self.date_format!r}")
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """Erased persons, who never enter raw tables nor the quarantine (privacy.suppression, issue 17).
+
+    `hashes`: salted hashes of their ids; `hash_id`: the salted hash function (privacy.subjects.subject_hash with
+    the installation's salt). Rows whose customer_id or anonymous_id hashes to one of them are dropped before
+    parsing and counted as rows_suppressed, so the counts still reconcile.
+    """
+
+    hashes: frozenset[str]
+    hash_id: Callable[[str], str]
+    columns: tuple[str, ...] = ("customer_id", "anonymous_id")
+
+
 INGEST_SESSION_SETTINGS = {
     "TimeZone": "'UTC'",  # a naive timestamp is read as UTC, whatever the caller's session zone
     "preserve_insertion_order": "true",  # rowid = record order is what makes source_row right
@@ -129,6 +148,8 @@ class FileReport:
     rows_merged: int = 0
     # Accepted rows whose key was generated (events without an event_id column).
     ids_generated: int = 0
+    # Rows of erased persons dropped before parsing (Suppression): rows_in = accepted + quarantined + suppressed.
+    rows_suppressed: int = 0
 
 
 @dataclass(frozen=True)
@@ -183,6 +204,43 @@ class _ParsedFile:
     missing_columns: tuple[str, ...]
     notes: tuple[str, ...] = ()
     ids_generated: bool = False
+    rows_suppressed: int = 0
+
+
+def _suppress(
+    conn: duckdb.DuckDBPyConnection, spec: TableSpec, source: LoadedSource, positions: dict[str, int],
+    suppression: Suppression | None, file_name: str,
+) -> tuple[LoadedSource, int]:
+    """The source without the rows of suppressed persons, and how many rows that removed.
+
+    Only the distinct ids are hashed (in Python, with the salt), so the cost is one scan per id column.
+    """
+    if suppression is None or not suppression.hashes:
+        return source, 0
+    conditions = []
+    for column in suppression.columns:
+        if column not in positions:
+            continue
+        value = f"trim(CAST({source_column(positions[column])} AS VARCHAR))"
+        with _source_read_errors(source, file_name):
+            ids = [row[0] for row in conn.execute(f"SELECT DISTINCT {value} FROM {source.relation} AS s").fetchall()
+                   if row[0]]
+        matched = [i for i in ids if suppression.hash_id(i) in suppression.hashes]
+        if matched:
+            conditions.append(f"coalesce({value} IN ({', '.join(sql_string(i) for i in matched)}), false)")
+    if not conditions:
+        return source, 0
+    kept = f"(SELECT * FROM {source.relation} AS s WHERE NOT ({' OR '.join(conditions)}))"
+    rows = conn.execute(f"SELECT count(*) FROM {kept}").fetchall()[0][0]
+    if "origin_file" in positions:
+        # A translated file: its source files' counts must know where these rows went (formats.reconcile_sql).
+        origin = source_column(positions["origin_file"])
+        conn.execute(SUPPRESSED_TABLE_SQL)
+        conn.execute(
+            f"INSERT INTO {SUPPRESSED_TABLE} SELECT {sql_string(spec.name)}, CAST({origin} AS VARCHAR), count(*) "
+            f"FROM {source.relation} AS s WHERE {' OR '.join(conditions)} GROUP BY 2"
+        )
+    return replace(source, relation=kept, rows_in=rows), source.rows_in - rows
 
 
 def _source_read_errors(source: LoadedSource, file_name: str) -> AbstractContextManager[None]:
@@ -245,7 +303,7 @@ def _detect_value_dialect(
 
 def _parse_file(
     conn: duckdb.DuckDBPyConnection, spec: TableSpec, path: Path, options: LandingOptions,
-    before_duplicates: Callable[[], None] | None = None,
+    before_duplicates: Callable[[], None] | None = None, suppression: Suppression | None = None,
 ) -> _ParsedFile:
     """Load one landing file and parse every record into its staging table (types, record-level reasons, duplicates).
 
@@ -256,6 +314,7 @@ def _parse_file(
     positions = resolve_columns(spec, source.header, path.name, extra=(line_amount,) if line_amount else ())
     if spec.file_required and source.rows_in == 0:
         raise LandingError(f"{path.name}: no data rows")
+    source, suppressed = _suppress(conn, spec, source, positions, suppression, path.name)
     notes = list(source.notes)
     sums_lines = line_amount in positions and total not in positions
     if sums_lines:
@@ -316,7 +375,9 @@ def _parse_file(
         if name not in positions and name not in ORIGIN_COLUMN_NAMES
         and not (key_generated and name == spec.generated_key)
     )
-    return _ParsedFile(spec, path.name, source, missing, tuple(notes), key_generated)
+    if suppressed:
+        notes.append(f"{suppressed} rows of erased persons suppressed (privacy.suppression): not read, not quarantined")
+    return _ParsedFile(spec, path.name, source, missing, tuple(notes), key_generated, suppressed)
 
 
 def _reporting_currency(conn: duckdb.DuckDBPyConnection, options: LandingOptions) -> str | None:
@@ -439,7 +500,7 @@ def _file_report(conn: duckdb.DuckDBPyConnection, parsed: _ParsedFile, merged: i
     return FileReport(
         source_file=parsed.file_name,
         table_name=spec.name,
-        rows_in=parsed.source.rows_in,
+        rows_in=parsed.source.rows_in + parsed.rows_suppressed,
         rows_accepted=accepted,
         rows_quarantined=quarantined,
         rows_after_as_of=reasons.get(AFTER_AS_OF, 0),
@@ -449,6 +510,7 @@ def _file_report(conn: duckdb.DuckDBPyConnection, parsed: _ParsedFile, merged: i
         notes=notes,
         rows_merged=merged,
         ids_generated=in_table if parsed.ids_generated else 0,
+        rows_suppressed=parsed.rows_suppressed,
     )
 
 
@@ -478,10 +540,10 @@ def _stage_bookkeeping(
     conn.execute(f"CREATE OR REPLACE TABLE {_stage(INGEST_LOG)} ({INGEST_LOG_COLUMNS_SQL})")
     if reports:
         conn.executemany(
-            f"INSERT INTO {_stage(INGEST_LOG)} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO {_stage(INGEST_LOG)} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 [r.source_file, r.table_name, r.rows_in, r.rows_accepted, r.rows_quarantined, r.rows_after_as_of,
-                 r.rows_merged, r.ids_generated]
+                 r.rows_merged, r.ids_generated, r.rows_suppressed]
                 for r in reports
             ],
         )
@@ -506,6 +568,7 @@ def _swap_in_staged_tables(conn: duckdb.DuckDBPyConnection) -> None:
 
 
 def _drop_work_tables(conn: duckdb.DuckDBPyConnection) -> None:
+    conn.execute(f"DROP TABLE IF EXISTS temp.{SUPPRESSED_TABLE}")
     for spec in LANDING_TABLES:
         for kind in ("src", "dups"):
             conn.execute(f"DROP TABLE IF EXISTS temp.{_work(kind, spec)}")
@@ -519,13 +582,14 @@ def _drop_stage_tables(conn: duckdb.DuckDBPyConnection) -> None:
 def ingest_landing(
     conn: duckdb.DuckDBPyConnection, landing_dir: Path, as_of: date | None, horizon_days: int, is_demo: bool,
     options: LandingOptions | None = None, source_format: str | None = None, work_dir: Path | None = None,
+    suppression: Suppression | None = None,
 ) -> LandingReport:
     """(Re)write raw.orders/customers/events/fx_rates/quarantine/ingest_log/run_context from the landing dir.
 
     `as_of=None` means the last accepted order date. A file that cannot be read at all, or an orders file whose
     rows are mostly unusable, raises LandingError (one line) and leaves the previous raw tables untouched. A folder
     of GA4, Segment or Shopify exports (detected, or named by `source_format`) is first translated into contract
-    files under `work_dir` (landing/formats/).
+    files under `work_dir` (landing/formats/). Rows of persons on the `suppression` list are dropped unread.
     """
     options = options or LandingOptions()
     if horizon_days <= 0:
@@ -551,7 +615,8 @@ def ingest_landing(
     try:
         with _ingest_session(conn):
             parsed_by_name = {
-                spec.name: _parse_file(conn, spec, path, options, convert_orders if spec is ORDERS else None)
+                spec.name: _parse_file(conn, spec, path, options, convert_orders if spec is ORDERS else None,
+                                       suppression)
                 for spec in parse_order
                 if (path := paths[spec.name]) is not None
             }

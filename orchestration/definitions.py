@@ -11,6 +11,7 @@ from orchestration.defs import (
     jobs,
     landing,
     membership,
+    privacy,
     quality_checks,
     reporting,
     schedules,
@@ -20,7 +21,7 @@ from orchestration.defs import (
 )
 from orchestration.defs.resources import resources
 
-_modules = [landing, vocabulary, dbt_models, quality_checks, segments, clv, btyd, membership, reporting, audiences]
+_modules = [landing, vocabulary, dbt_models, quality_checks, segments, clv, btyd, membership, reporting, audiences, privacy]
 
 defs = dg.Definitions(
     assets=automation.with_automation(dg.load_assets_from_modules(_modules)),
