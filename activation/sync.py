@@ -164,6 +164,7 @@ def sync_audience(conn: duckdb.DuckDBPyConnection, audience: Audience, destinati
     if dry_run and owed:
         removes += owed
         _mask_in_dry_run_files(destination, owed)
+    pending = _pending_add_origins(plan.ledger_rows)
     adds = [_with_origin(plan.records[key], pending, run_id) for key in plan.diff.add]
     try:
         destination.begin(len(adds), len(removes))

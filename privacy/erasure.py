@@ -27,6 +27,7 @@ from typing import Any
 
 import duckdb
 
+from activation import identifiers as ids
 from privacy.receipts import SCHEMA, append_receipt
 from privacy.subjects import PrivacyError, hashes_of, subject_hash
 
@@ -40,6 +41,7 @@ DELETION_REQUESTS_FILE = "deletion_requests.csv"
 # Columns that hold one identifier each (matched exactly) and columns that hold JSON text (matched as a JSON string).
 IDENTIFIER_COLUMNS = frozenset({"customer_id", "prospect_id", "member_key", "anonymous_id", "email", "phone"})
 JSON_COLUMNS = frozenset({"raw_record", "identifiers_json", "response_json"})
+JSON_IDENTIFIER_KEYS = "customer|user|anonymous|email|phone|member|prospect|profile|contact|external"
 # Kept by erasure, emptied by the sync path: the ledger rows a destination still holds and the removals owed to
 # dry-run destinations (see the module docstring).
 KEPT_TABLES = ("sync.destination_members", "sync.erasure_removals")
@@ -62,7 +64,7 @@ class Subject:
 
     customer_id: str
     emails: set[str] = field(default_factory=set)
-    phones: set[str] = field(default_factory=set)
+    phones: set[tuple[str, str | None]] = field(default_factory=set)  # (phone as given, country)
     anonymous_ids: set[str] = field(default_factory=set)
 
     @property
@@ -70,16 +72,22 @@ class Subject:
         """The strings that name this person anywhere (ids, e-mails and phones as given and normalized)."""
         terms = {self.customer_id, *self.anonymous_ids}
         for email in self.emails:
-            terms |= {email, email.strip().lower()}
-        for phone in self.phones:
+            terms |= {email, email.strip().lower(), ids.normalize_email(email), ids.normalize_email_google(email)}
+        for phone, country in self.phones:
             digits = re.sub(r"\D", "", phone)
-            terms |= {phone, digits, "+" + digits}
+            terms |= {phone, digits, "+" + digits, ids.normalize_phone_e164(phone, country)}
         return {term for term in terms if term and len(term) >= 3}
 
     @property
-    def key_terms(self) -> set[str]:
-        """Values of identifier columns (ids, e-mails, phones)."""
-        return self.terms
+    def hashed_terms(self) -> set[str]:
+        """The SHA-256 forms sent to ad platforms (files naming them are derived from the person too)."""
+        hashed = set()
+        for email in self.emails:
+            hashed |= {ids.hashed_or_empty(ids.normalize_email(email)), ids.hashed_or_empty(ids.normalize_email_google(email))}
+        for phone, country in self.phones:
+            hashed |= {ids.hashed_or_empty(ids.normalize_phone_e164(phone, country)),
+                       ids.hashed_or_empty(ids.normalize_phone_meta(phone, country))}
+        return {h for h in hashed if h}
 
 
 def utc_now() -> datetime:
@@ -138,10 +146,10 @@ def find_subject(conn: duckdb.DuckDBPyConnection, customer_id: str) -> Subject:
     """The person's e-mails, phones and anonymous ids from raw.customers and raw.events (when they exist)."""
     subject = Subject(customer_id.strip())
     if _table_exists(conn, "raw", "customers"):
-        for email, phone in conn.execute("select email, phone from raw.customers where customer_id = ?",
-                                         [subject.customer_id]).fetchall():
+        for email, phone, country in conn.execute(
+                "select email, phone, country from raw.customers where customer_id = ?", [subject.customer_id]).fetchall():
             subject.emails |= {email} if email else set()
-            subject.phones |= {phone} if phone else set()
+            subject.phones |= {(phone, country)} if phone else set()
     if _table_exists(conn, "raw", "events"):
         rows = conn.execute("select distinct anonymous_id from raw.events where customer_id = ? and anonymous_id is not null",
                             [subject.customer_id]).fetchall()
@@ -178,14 +186,18 @@ def subject_rows_predicate(columns: Iterable[tuple[str, str]]) -> str | None:
         if name in IDENTIFIER_COLUMNS:
             parts.append(f"trim({_quote(column)}) in (select unnest($terms))")
         elif name in JSON_COLUMNS or name.endswith("_json"):
-            parts.append(f"list_has_any(regexp_extract_all({_quote(column)}, '\"((?:[^\"\\\\]|\\\\.)*)\"', 1), $terms)")
+            # Only values under keys that name a person (customer_id, Email, anonymousId, ...): an order id that
+            # happens to equal the customer id must not take another person's quarantined row with it.
+            document = f"case when json_valid({_quote(column)}) then {_quote(column)} else '{{}}' end"
+            parts.append(f"exists (select 1 from json_tree({document}) as e where regexp_matches(lower(e.key), "
+                         f"'{JSON_IDENTIFIER_KEYS}') and list_contains($terms, trim(e.value ->> '$')))")
     return " or ".join(parts) or None
 
 
 def erase_from_warehouse(conn: duckdb.DuckDBPyConnection, subject: Subject, keep: Iterable[str] = KEPT_TABLES
                          ) -> dict[str, int]:
     """Delete every row naming the person outside the privacy schema (and `keep`); rows deleted per table."""
-    terms = sorted(subject.key_terms)
+    terms = sorted(subject.terms)
     removed: dict[str, int] = {}
     kept = set(keep)
     for table, columns in _base_tables(conn).items():
@@ -223,9 +235,10 @@ def files_naming(root: Path, terms: Iterable[str], skip_dirs: Iterable[Path] = (
 
 def erase_from_files(data_dir: Path, subject: Subject, skip_dirs: Iterable[Path]) -> dict[str, list[str]]:
     """Delete the files under the data folder naming the person; drop only their lines from realtime logs."""
-    pattern = term_pattern(subject.terms)
+    terms = subject.terms | subject.hashed_terms
+    pattern = term_pattern(terms)
     deleted, rewritten = [], []
-    for path in files_naming(data_dir, subject.terms, skip_dirs):
+    for path in files_naming(data_dir, terms, skip_dirs):
         relative = path.relative_to(data_dir).as_posix()
         if relative.startswith(REALTIME_DIR + "/") and path.suffix in LINE_LOG_SUFFIXES:
             lines = path.read_bytes().splitlines(keepends=True)
