@@ -280,6 +280,25 @@ def erase_subject(conn: duckdb.DuckDBPyConnection, request: ErasureRequest, salt
                           request.source, removed, head_path)
 
 
+COMPACTION_DUE_FILE = "compaction_due"
+
+
+def mark_compaction_due(data_dir: Path) -> None:
+    """Remember that the warehouse must be rewritten once the syncs after an erasure have sent its removals."""
+    path = Path(data_dir) / SCHEMA / COMPACTION_DUE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("the syncs after an erasure delete ledger rows; rewrite the warehouse after them\n")
+
+
+def take_compaction_due(data_dir: Path) -> bool:
+    """True (and the mark cleared) when an erasure asked for a rewrite of the warehouse after the syncs."""
+    path = Path(data_dir) / SCHEMA / COMPACTION_DUE_FILE
+    if not path.is_file():
+        return False
+    path.unlink()
+    return True
+
+
 def compact_warehouse(path: Path) -> None:
     """Rewrite the DuckDB file so deleted rows leave no bytes behind in its free blocks (call with no open connection).
 

@@ -18,7 +18,7 @@ from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
 from orchestration.lib import groups
 from orchestration.lib.erasure import apply_erasures, landing_requests
 from privacy.consent import members_without_consent
-from privacy.erasure import compact_warehouse, suppressed_hashes
+from privacy.erasure import compact_warehouse, suppressed_hashes, take_compaction_due
 from privacy.receipts import HEAD_FILE, RECEIPTS, ensure_receipts, verify_chain
 from privacy.subjects import PrivacyError, privacy_dir
 
@@ -47,6 +47,27 @@ def erasure_receipts(settings: SegmintSettings, warehouse: Warehouse) -> dg.Mate
         "erased_now": dg.MetadataValue.int(len(outcome.receipts)),
         "already_erased": dg.MetadataValue.int(outcome.already_erased),
         "suppressed_identifiers": dg.MetadataValue.int(suppressed),
+    })
+
+
+@dg.asset(
+    key=["privacy", "warehouse_compaction"],
+    deps=[dg.AssetKey(["sync", a.name, d.name]) for a in AUDIENCES for d in a.destinations],
+    group_name=groups.AUDIENCES, kinds={"python", "duckdb"}, op_tags=DUCKDB_TAG,
+)
+def warehouse_compaction(settings: SegmintSettings) -> dg.MaterializeResult:
+    """After the syncs that followed an erasure: the warehouse file rewritten, so no deleted identifier survives in it.
+
+    The syncs delete the ledger rows and owed removals that carried an erased person's identifiers, and DuckDB
+    leaves deleted rows' bytes in its file until it is rewritten. Nothing to do in a run without a new erasure.
+    """
+    s = settings.load()
+    compacted = take_compaction_due(s.data_dir)
+    if compacted:
+        compact_warehouse(s.warehouse)
+    return dg.MaterializeResult(metadata={
+        "compacted": dg.MetadataValue.bool(compacted),
+        "warehouse_mb": dg.MetadataValue.float(round(s.warehouse.stat().st_size / 1e6, 1) if s.warehouse.exists() else 0.0),
     })
 
 

@@ -21,7 +21,7 @@ from activation.audiences import load_audiences
 from activation.destinations.factory import ENV_VARS, build_destination
 from activation.sync import consenting
 from orchestration.lib.settings import CONFIG_DIR, Settings
-from privacy.erasure import DELETION_REQUESTS_FILE, ErasureRequest, erase_subject, is_suppressed
+from privacy.erasure import DELETION_REQUESTS_FILE, ErasureRequest, erase_subject, is_suppressed, mark_compaction_due
 from privacy.receipts import HEAD_FILE
 from privacy.subjects import load_salt, privacy_dir
 
@@ -108,6 +108,10 @@ def apply_erasures(conn: duckdb.DuckDBPyConnection, requests: Iterable[ErasureRe
         destinations = owe_removals(conn, request.customer_id.strip(), settings, env)
         receipts.append(erase_subject(conn, request, salt, settings.data_dir, skip_dirs(settings),
                                       privacy_dir(settings.data_dir) / HEAD_FILE, destinations))
+    if receipts:
+        # The syncs that send the removals delete the rows that carried the identifiers (ledger, owed removals):
+        # privacy/warehouse_compaction rewrites the file after them.
+        mark_compaction_due(settings.data_dir)
     return ErasureOutcome(receipts, already)
 
 
