@@ -310,3 +310,17 @@ def test_a_dry_run_sync_writes_the_removal_owed_to_an_erased_person_without_thei
     assert not any(PERSON in text or EMAIL.lower() in text.lower() for text in files.values())
     assert OTHER in "".join(files.values())  # the other member's add is written as it is
     assert ledger.erasure_removals(conn, "webhook", "vip") == []  # settled once written
+
+
+# --- no identifiers in Dagster metadata ---------------------------------------------------------------------------
+
+def test_gx_sample_rows_mask_identifiers_and_keep_the_row_locator():
+    from expectations.suites import raw_orders_suite
+    from expectations.validate import MASKED, validate
+
+    orders = pd.DataFrame({"order_id": ["o1", "o2"], "customer_id": [PERSON, OTHER], "ordered_at": pd.Timestamp("2026-01-01"),
+                           "order_total": [1e9, 5.0], "fx_rate": 1.0, "discount_amount": 0.0,
+                           "source_file": "orders.csv", "source_row": [1, 2]})
+    summary = validate(orders, raw_orders_suite())
+    (sample,) = [row for failed in summary.failed for row in failed.sample_rows]
+    assert sample["customer_id"] == MASKED and sample["source_row"] == "1" and sample["order_total"] == "1000000000.0"
