@@ -69,12 +69,12 @@ from landing.rules import (
 from landing.sources import (
     RECORD_INDEX,
     LandingError,
-    source_column,
     LoadedSource,
     find_landing_file,
     load_source,
     parquet_read_errors,
     resolve_columns,
+    source_column,
     sql_string,
 )
 

@@ -21,7 +21,7 @@ import csv
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +91,7 @@ class Subject:
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def read_deletion_requests(path: Path) -> list[ErasureRequest]:
@@ -109,12 +109,12 @@ def read_deletion_requests(path: Path) -> list[ErasureRequest]:
             requested_at = None
             if row.get("requested_at"):
                 try:
-                    requested_at = datetime.fromisoformat(row["requested_at"].replace("Z", "+00:00"))
+                    requested_at = datetime.fromisoformat(row["requested_at"])
                 except ValueError:
                     raise PrivacyError(f"{path.name}: line {line}: requested_at {row['requested_at']!r} "
                                        "is not a date or timestamp (YYYY-MM-DD[ HH:MM:SS])") from None
                 if requested_at.tzinfo is not None:
-                    requested_at = requested_at.astimezone(timezone.utc).replace(tzinfo=None)
+                    requested_at = requested_at.astimezone(UTC).replace(tzinfo=None)
             requests.append(ErasureRequest(row["customer_id"], requested_at, DELETION_REQUESTS_FILE))
     return requests
 

@@ -21,7 +21,14 @@ from activation.audiences import load_audiences
 from activation.destinations.factory import ENV_VARS, build_destination
 from activation.sync import consenting
 from orchestration.lib.settings import CONFIG_DIR, Settings
-from privacy.erasure import DELETION_REQUESTS_FILE, ErasureRequest, erase_subject, is_suppressed, mark_compaction_due
+from privacy.erasure import (
+    DELETION_REQUESTS_FILE,
+    ErasureRequest,
+    erase_subject,
+    is_suppressed,
+    mark_compaction_due,
+    read_deletion_requests,
+)
 from privacy.receipts import HEAD_FILE
 from privacy.subjects import load_salt, privacy_dir
 
@@ -117,7 +124,5 @@ def apply_erasures(conn: duckdb.DuckDBPyConnection, requests: Iterable[ErasureRe
 
 def landing_requests(landing_dir: Path) -> list[ErasureRequest]:
     """The requests of the landing zone's deletion_requests.csv (none without the file)."""
-    from privacy.erasure import read_deletion_requests
-
     path = Path(landing_dir) / DELETION_REQUESTS_FILE
     return read_deletion_requests(path) if path.is_file() else []
