@@ -324,3 +324,16 @@ def test_gx_sample_rows_mask_identifiers_and_keep_the_row_locator():
     summary = validate(orders, raw_orders_suite())
     (sample,) = [row for failed in summary.failed for row in failed.sample_rows]
     assert sample["customer_id"] == MASKED and sample["source_row"] == "1" and sample["order_total"] == "1000000000.0"
+
+
+def test_suppression_on_a_translated_export_is_counted_against_its_source_file(conn, tmp_path):
+    import shutil
+
+    landing = tmp_path / "shopify"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "fixtures" / "formats" / "shopify", landing)
+    suppression = Suppression(frozenset({subject_hash(SALT, "7002")}), partial(subject_hash, SALT))
+    ingest_landing(conn, landing, None, 365, False, suppression=suppression)
+    assert conn.execute("select customer_id from raw.customers").fetchall() == [("7001",)]
+    assert conn.execute(
+        "select rows_in, rows_accepted, rows_quarantined, rows_suppressed from raw.ingest_log "
+        "where source_file = 'customers_export.csv'").fetchall() == [(2, 1, 0, 1)]
