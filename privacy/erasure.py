@@ -124,6 +124,26 @@ def ensure_suppression(conn: duckdb.DuckDBPyConnection) -> None:
         conn.execute(statement)
 
 
+SALT_FINGERPRINT = f"{SCHEMA}.salt_fingerprint"
+
+
+def verify_salt(conn: duckdb.DuckDBPyConnection, salt: str) -> None:
+    """Record the salt's fingerprint on first use; a different salt later is a one-line PrivacyError.
+
+    With another salt no hash on the suppression list matches anyone any more, so erased persons would quietly
+    come back with the next ingest: stopping is the only safe answer.
+    """
+    ensure_suppression(conn)
+    conn.execute(f"create table if not exists {SALT_FINGERPRINT} (fingerprint varchar not null)")
+    fingerprint = subject_hash(salt, "segmint salt fingerprint")
+    stored = conn.execute(f"select fingerprint from {SALT_FINGERPRINT}").fetchall()
+    if not stored:
+        conn.execute(f"insert into {SALT_FINGERPRINT} values (?)", [fingerprint])
+    elif stored[0][0] != fingerprint:
+        raise PrivacyError("the privacy salt changed since the suppression list was written, so erased persons would "
+                           "come back: restore SEGMINT_PRIVACY_SALT or data/privacy/salt from your backup")
+
+
 def suppressed_hashes(conn: duckdb.DuckDBPyConnection) -> frozenset[str]:
     """Every salted hash on the suppression list."""
     ensure_suppression(conn)

@@ -32,13 +32,13 @@ def erasure_receipts(settings: SegmintSettings, warehouse: Warehouse) -> dg.Mate
     s = settings.load()
     try:
         requests = landing_requests(s.landing_dir or s.demo_landing_dir)
-    except PrivacyError as error:
+        with warehouse.connect() as conn:
+            outcome = apply_erasures(conn, requests, s)
+            ensure_receipts(conn)
+            total = conn.execute(f"select count(*) from {RECEIPTS}").fetchone()[0]
+            suppressed = len(suppressed_hashes(conn))
+    except PrivacyError as error:  # a malformed requests file or a changed salt: one line, and nothing ingested
         raise dg.Failure(description=str(error), allow_retries=False) from None
-    with warehouse.connect() as conn:
-        outcome = apply_erasures(conn, requests, s)
-        ensure_receipts(conn)
-        total = conn.execute(f"select count(*) from {RECEIPTS}").fetchone()[0]
-        suppressed = len(suppressed_hashes(conn))
     if outcome.receipts:
         compact_warehouse(s.warehouse)  # no deleted row may survive in the file's free blocks
     return dg.MaterializeResult(metadata={

@@ -28,6 +28,7 @@ from privacy.erasure import (
     is_suppressed,
     mark_compaction_due,
     read_deletion_requests,
+    verify_salt,
 )
 from privacy.receipts import HEAD_FILE
 from privacy.subjects import load_salt, privacy_dir
@@ -104,8 +105,12 @@ def owe_removals(conn: duckdb.DuckDBPyConnection, customer_id: str, settings: Se
 
 def apply_erasures(conn: duckdb.DuckDBPyConnection, requests: Iterable[ErasureRequest], settings: Settings,
                    env: Mapping[str, str | None] | None = None) -> ErasureOutcome:
-    """Erase every requested person not erased before (one receipt each); requests already honoured are skipped."""
+    """Erase every requested person not erased before (one receipt each); requests already honoured are skipped.
+
+    Stops with a PrivacyError when the salt is not the one the suppression list was written with.
+    """
     salt = load_salt(settings.data_dir)
+    verify_salt(conn, salt)
     env = destination_env() if env is None else env
     receipts, already = [], 0
     for request in requests:

@@ -337,3 +337,12 @@ def test_suppression_on_a_translated_export_is_counted_against_its_source_file(c
     assert conn.execute(
         "select rows_in, rows_accepted, rows_quarantined, rows_suppressed from raw.ingest_log "
         "where source_file = 'customers_export.csv'").fetchall() == [(2, 1, 0, 1)]
+
+
+def test_a_changed_salt_stops_with_one_line_instead_of_letting_erased_people_back(conn):
+    from privacy.erasure import verify_salt
+
+    verify_salt(conn, SALT)
+    verify_salt(conn, SALT)  # the same salt: fine, every time
+    with pytest.raises(PrivacyError, match="the privacy salt changed since the suppression list was written"):
+        verify_salt(conn, "t" * 64)
