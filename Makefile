@@ -14,7 +14,7 @@ export SEGMINT_WAREHOUSE ?= $(CURDIR)/data/warehouse.duckdb
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= 1
 PORT ?= 3000
 
-.PHONY: help install manifest home browser run backfill test test-fast dev serve report exports docs bench bench-clv bench-realtime clean
+.PHONY: help install manifest home browser run backfill forget test test-fast dev serve report exports docs bench bench-clv bench-realtime clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -39,6 +39,10 @@ run: manifest home  ## Materialize the whole graph (demo shop, or SEGMINT_LANDIN
 backfill: manifest home  ## Re-stage the days FROM..TO (YYYY-MM-DD) and rebuild everything after them
 	@test -n "$(FROM)" || { echo "usage: make backfill FROM=YYYY-MM-DD [TO=YYYY-MM-DD]"; exit 2; }
 	$(BIN)/python -m orchestration.cli segmint_refresh --from $(FROM) $(if $(TO),--to $(TO))
+
+forget: install  ## Erase a customer everywhere segmint keeps data (ID=<customer_id>); the next run sends the removals
+	@test -n "$(ID)" || { echo "usage: make forget ID=<customer_id>"; exit 2; }
+	$(BIN)/python -m orchestration.cli forget "$(ID)"
 
 browser:  ## Install Debian's headless Chromium for the browser tests (no-op when present)
 	scripts/install_browser.sh

@@ -45,6 +45,8 @@ from landing.contract import (
     QUARANTINE_COLUMNS_SQL,
     RAW_SCHEMA,
     RUN_CONTEXT_COLUMNS_SQL,
+    SUPPRESSED_TABLE,
+    SUPPRESSED_TABLE_SQL,
     TableSpec,
 )
 from landing.rules import (
@@ -75,6 +77,7 @@ from landing.sources import (
     load_source,
     parquet_read_errors,
     resolve_columns,
+    source_column,
     sql_string,
 )
 from landing.special_categories import (
@@ -115,6 +118,22 @@ class LandingOptions:
     def __post_init__(self) -> None:
         if self.date_format is not None and self.date_format not in DATE_ORDERS and "%" not in self.date_format:
             raise ValueError(f"date_format must be DMY, MDY or a strptime pattern with %, got {self.date_format!r}")
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """Erased persons, who never enter raw tables nor the quarantine (privacy.suppression, issue 17).
+
+    `hashes`: salted hashes of their ids; `hash_id`: the salted hash function (privacy.subjects.subject_hash with
+    the installation's salt). Rows whose customer_id or anonymous_id hashes to one of them are dropped before
+    parsing and counted as rows_suppressed, so the counts still reconcile.
+    """
+
+    hashes: frozenset[str]
+    hash_id: Callable[[str], str]
+    columns: tuple[str, ...] = ("customer_id", "anonymous_id")
+
+
 INGEST_SESSION_SETTINGS = {
     "TimeZone": "'UTC'",  # a naive timestamp is read as UTC, whatever the caller's session zone
     "preserve_insertion_order": "true",  # rowid = record order is what makes source_row right
@@ -143,6 +162,8 @@ class FileReport:
     ids_generated: int = 0
     # Columns removed before parsing because they hold special-category data (landing/special_categories.py).
     dropped_columns: tuple[DroppedColumn, ...] = ()
+    # Rows of erased persons dropped before parsing (Suppression): rows_in = accepted + quarantined + suppressed.
+    rows_suppressed: int = 0
 
 
 @dataclass(frozen=True)
@@ -203,12 +224,49 @@ class _ParsedFile:
     notes: tuple[str, ...] = ()
     ids_generated: bool = False
     dropped_columns: tuple[DroppedColumn, ...] = ()
+    rows_suppressed: int = 0
     # The staging table's name (the spec's name, or a second source of the same table: the real-time log).
     table: str = ""
 
     @property
     def stage(self) -> str:
         return _stage(self.table or self.spec.name)
+
+
+def _suppress(
+    conn: duckdb.DuckDBPyConnection, spec: TableSpec, source: LoadedSource, positions: dict[str, int],
+    suppression: Suppression | None, file_name: str,
+) -> tuple[LoadedSource, int]:
+    """The source without the rows of suppressed persons, and how many rows that removed.
+
+    Only the distinct ids are hashed (in Python, with the salt), so the cost is one scan per id column.
+    """
+    if suppression is None or not suppression.hashes:
+        return source, 0
+    conditions = []
+    for column in suppression.columns:
+        if column not in positions:
+            continue
+        value = f"trim(CAST({source_column(positions[column])} AS VARCHAR))"
+        with _source_read_errors(source, file_name):
+            ids = [row[0] for row in conn.execute(f"SELECT DISTINCT {value} FROM {source.relation} AS s").fetchall()
+                   if row[0]]
+        matched = [i for i in ids if suppression.hash_id(i) in suppression.hashes]
+        if matched:
+            conditions.append(f"coalesce({value} IN ({', '.join(sql_string(i) for i in matched)}), false)")
+    if not conditions:
+        return source, 0
+    kept = f"(SELECT * FROM {source.relation} AS s WHERE NOT ({' OR '.join(conditions)}))"
+    rows = conn.execute(f"SELECT count(*) FROM {kept}").fetchall()[0][0]
+    if "origin_file" in positions:
+        # A translated file: its source files' counts must know where these rows went (formats.reconcile_sql).
+        origin = source_column(positions["origin_file"])
+        conn.execute(SUPPRESSED_TABLE_SQL)
+        conn.execute(
+            f"INSERT INTO {SUPPRESSED_TABLE} SELECT {sql_string(spec.name)}, CAST({origin} AS VARCHAR), count(*) "
+            f"FROM {source.relation} AS s WHERE {' OR '.join(conditions)} GROUP BY 2"
+        )
+    return replace(source, relation=kept, rows_in=rows), source.rows_in - rows
 
 
 def _source_read_errors(source: LoadedSource, file_name: str) -> AbstractContextManager[None]:
@@ -272,7 +330,7 @@ def _detect_value_dialect(
 def _parse_file(
     conn: duckdb.DuckDBPyConnection, spec: TableSpec, path: Path, options: LandingOptions,
     before_duplicates: Callable[[], None] | None = None, table: str | None = None,
-    not_compared: tuple[str, ...] = (),
+    not_compared: tuple[str, ...] = (), suppression: Suppression | None = None,
 ) -> _ParsedFile:
     """Load one landing file and parse every record into its staging table (types, record-level reasons, duplicates).
 
@@ -286,6 +344,7 @@ def _parse_file(
     positions = resolve_columns(spec, source.header, path.name, extra=(line_amount,) if line_amount else ())
     if spec.file_required and source.rows_in == 0:
         raise LandingError(f"{path.name}: no data rows")
+    source, suppressed = _suppress(conn, spec, source, positions, suppression, path.name)
     notes = list(source.notes) + [column.note() for column in dropped]
     sums_lines = line_amount in positions and total not in positions
     if sums_lines:
@@ -348,7 +407,12 @@ def _parse_file(
         if name not in positions and name not in ORIGIN_COLUMN_NAMES
         and not (key_generated and name == spec.generated_key)
     )
-    return _ParsedFile(spec, path.name, source, missing, tuple(notes), key_generated, dropped, table)
+    if suppressed:
+        notes.append(f"{suppressed} rows of erased persons suppressed (privacy.suppression): not read, not quarantined")
+    return _ParsedFile(
+        spec, path.name, source, missing, tuple(notes), key_generated, dropped_columns=dropped,
+        rows_suppressed=suppressed, table=table,
+    )
 
 
 def _scrub_translator_rejects(conn: duckdb.DuckDBPyConnection, options: LandingOptions) -> int:
@@ -491,7 +555,7 @@ def _file_report(conn: duckdb.DuckDBPyConnection, parsed: _ParsedFile, merged: i
     return FileReport(
         source_file=parsed.file_name,
         table_name=spec.name,
-        rows_in=parsed.source.rows_in,
+        rows_in=parsed.source.rows_in + parsed.rows_suppressed,
         rows_accepted=accepted,
         rows_quarantined=quarantined,
         rows_after_as_of=reasons.get(AFTER_AS_OF, 0),
@@ -502,6 +566,7 @@ def _file_report(conn: duckdb.DuckDBPyConnection, parsed: _ParsedFile, merged: i
         rows_merged=merged,
         ids_generated=in_table if parsed.ids_generated else 0,
         dropped_columns=parsed.dropped_columns,
+        rows_suppressed=parsed.rows_suppressed,
     )
 
 
@@ -531,10 +596,10 @@ def _stage_bookkeeping(
     conn.execute(f"CREATE OR REPLACE TABLE {_stage(INGEST_LOG)} ({INGEST_LOG_COLUMNS_SQL})")
     if reports:
         conn.executemany(
-            f"INSERT INTO {_stage(INGEST_LOG)} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO {_stage(INGEST_LOG)} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 [r.source_file, r.table_name, r.rows_in, r.rows_accepted, r.rows_quarantined, r.rows_after_as_of,
-                 r.rows_merged, r.ids_generated]
+                 r.rows_merged, r.ids_generated, r.rows_suppressed]
                 for r in reports
             ],
         )
@@ -559,6 +624,7 @@ def _swap_in_staged_tables(conn: duckdb.DuckDBPyConnection) -> None:
 
 
 def _drop_work_tables(conn: duckdb.DuckDBPyConnection) -> None:
+    conn.execute(f"DROP TABLE IF EXISTS temp.{SUPPRESSED_TABLE}")
     for table in (*(spec.name for spec in LANDING_TABLES), realtime_log.STAGE_TABLE):
         for kind in ("src", "dups"):
             conn.execute(f"DROP TABLE IF EXISTS temp.{_work(kind, table)}")
@@ -574,6 +640,7 @@ def ingest_landing(
     conn: duckdb.DuckDBPyConnection, landing_dir: Path, as_of: date | None, horizon_days: int, is_demo: bool,
     options: LandingOptions | None = None, source_format: str | None = None, work_dir: Path | None = None,
     realtime_log_dir: Path | None = None,
+    suppression: Suppression | None = None,
 ) -> LandingReport:
     """(Re)write raw.orders/customers/events/fx_rates/quarantine/ingest_log/run_context from the landing dir.
 
@@ -581,7 +648,8 @@ def ingest_landing(
     rows are mostly unusable, raises LandingError (one line) and leaves the previous raw tables untouched. A folder
     of GA4, Segment or Shopify exports (detected, or named by `source_format`) is first translated into contract
     files under `work_dir` (landing/formats/). The `events-*.jsonl` files of `realtime_log_dir` (the real-time
-    service's durable log) are a second source of events (landing/realtime_log.py).
+    service's durable log) are a second source of events (landing/realtime_log.py). Rows of persons on the
+    `suppression` list are dropped unread.
     """
     options = options or LandingOptions()
     if options.special_categories is None:
@@ -611,13 +679,14 @@ def ingest_landing(
     try:
         with _ingest_session(conn):
             parsed_by_name = {
-                spec.name: _parse_file(conn, spec, path, options, convert_orders if spec is ORDERS else None)
+                spec.name: _parse_file(conn, spec, path, options, convert_orders if spec is ORDERS else None,
+                                       suppression=suppression)
                 for spec in parse_order
                 if (path := paths[spec.name]) is not None
             }
             parsed_files = [parsed_by_name[spec.name] for spec in LANDING_TABLES if spec.name in parsed_by_name]
             log_parsed = _parse_event_log(
-                conn, log_files, realtime_log_dir, log_work, parsed_by_name.get(EVENTS.name)
+                conn, log_files, realtime_log_dir, log_work, parsed_by_name.get(EVENTS.name), suppression
             )
             effective_as_of = as_of if as_of is not None else _default_as_of(conn, parsed_by_name[ORDERS.name])
             conn.execute(f"CREATE OR REPLACE TABLE {_stage(QUARANTINE)} ({QUARANTINE_COLUMNS_SQL})")
@@ -666,7 +735,7 @@ def _log_work_dir(work_dir: Path | None) -> Path:
 
 def _parse_event_log(
     conn: duckdb.DuckDBPyConnection, files: list[Path], log_dir: Path | None, work: Path | None,
-    events: _ParsedFile | None,
+    events: _ParsedFile | None, suppression: Suppression | None = None,
 ) -> _ParsedFile | None:
     """The real-time log's events parsed into their own stage, ids already in the shop's events file set aside."""
     if not files or work is None:
@@ -675,7 +744,8 @@ def _parse_event_log(
     realtime_log.translate_event_log(conn, files, path, Path(log_dir) if log_dir else None)
     # The log's records are JSON values: no delimiter or date-order setting of the shop's CSV files applies.
     parsed = _parse_file(
-        conn, EVENTS, path, LandingOptions(), table=realtime_log.STAGE_TABLE, not_compared=ORIGIN_COLUMN_NAMES
+        conn, EVENTS, path, LandingOptions(), table=realtime_log.STAGE_TABLE, not_compared=ORIGIN_COLUMN_NAMES,
+        suppression=suppression,
     )
     if events is not None:
         conn.execute(realtime_log.mark_landing_duplicates_sql(parsed.stage, events.stage, events.file_name, ROW_REASON))

@@ -2,17 +2,21 @@
 
 
 import json
+from functools import partial
 
 import dagster as dg
 
 from demo_shop import generate_shop
 from landing import LandingError, LandingOptions, ingest_landing
+from landing.ingest import Suppression
 from landing.formats.detect import is_json_lines
 from landing.special_categories import SpecialCategoryError, load_denylist
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
 from orchestration.lib import groups, keys
 from orchestration.lib.metadata import markdown_table
 from orchestration.lib.settings import SPECIAL_CATEGORIES_FILE
+from privacy.erasure import suppressed_hashes
+from privacy.subjects import load_salt, subject_hash
 
 RAW_TABLES = {
     "orders": "One row per accepted order row at or before the as-of date (negative totals are refunds).",
@@ -53,8 +57,9 @@ def landing_files(context: dg.AssetExecutionContext, settings: SegmintSettings) 
 
 @dg.multi_asset(
     specs=[
+        # Erasure requests are applied before ingest, which reads the suppression list they update.
         dg.AssetSpec(keys.raw(table), description=description, group_name=groups.LANDING, kinds={"duckdb"},
-                     deps=[landing_files])
+                     deps=[landing_files, keys.ERASURE_RECEIPTS])
         for table, description in RAW_TABLES.items()
     ],
     op_tags=DUCKDB_TAG,
@@ -70,9 +75,12 @@ def raw_tables(context: dg.AssetExecutionContext, settings: SegmintSettings, war
                 reporting_currency=s.currency, date_format=s.date_format, csv_delimiter=s.csv_delimiter,
                 special_categories=denylist,
             )
+            salt = load_salt(s.data_dir)
+            suppression = Suppression(suppressed_hashes(conn), partial(subject_hash, salt))
             report = ingest_landing(
                 conn, landing_dir, s.as_of, s.horizon_days, s.is_demo, options, s.source_format, s.landing_work_dir,
                 s.realtime_log_dir,
+                suppression,
             )
             counts = {t: conn.execute(f"select count(*) from raw.{t}").fetchone()[0] for t in RAW_TABLES}
             ingest_log = conn.execute("select * from raw.ingest_log order by source_file").df()
@@ -104,6 +112,7 @@ def raw_tables(context: dg.AssetExecutionContext, settings: SegmintSettings, war
                 # Line items merged into their order, surrogate ids, exact duplicates kept once, detected dialect.
                 "rows_merged_line_items": dg.MetadataValue.int(file_report.rows_merged),
                 "ids_generated": dg.MetadataValue.int(file_report.ids_generated),
+                "rows_suppressed": dg.MetadataValue.int(file_report.rows_suppressed),
                 "exact_duplicates_dropped": dg.MetadataValue.int(file_report.reasons.get("duplicate_identical", 0)),
                 "notes": dg.MetadataValue.json(list(file_report.notes)),
                 # GDPR art. 9: columns removed before any row was written (config/special_categories.yaml).

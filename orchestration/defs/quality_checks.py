@@ -102,9 +102,11 @@ def reconcile_ingest(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
             log.rows_in,
             log.rows_accepted,
             log.rows_quarantined,
+            log.rows_suppressed,
             coalesce(accepted.in_table, 0) as rows_in_table,
             coalesce(quarantined.in_quarantine, 0) as rows_in_quarantine,
-            log.rows_in = log.rows_accepted + log.rows_quarantined
+            -- rows of erased persons are dropped unread (privacy.suppression) and counted apart
+            log.rows_in = log.rows_accepted + log.rows_quarantined + log.rows_suppressed
                 -- merged line items are accepted rows folded into their order's row
                 and log.rows_accepted - log.rows_merged = coalesce(accepted.in_table, 0)
                 and by_file.file_quarantined = coalesce(quarantined.in_quarantine, 0) as reconciles
@@ -119,7 +121,7 @@ def reconcile_ingest(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 @dg.asset_check(
     asset=RAW_QUARANTINE,
-    description="Rows in = rows accepted + rows quarantined, for every landing file of this run.",
+    description="Rows in = rows accepted + rows quarantined (+ rows of erased persons suppressed), for every landing file of this run.",
     blocking=True,
     op_tags=DUCKDB_TAG,
 )

@@ -60,6 +60,9 @@ AUDIENCE_LIFT = _key("marts/audience_lift")
 
 # Privacy (README "Privacy"): the bias audit that exports and syncs wait for; per-customer explanations.
 FAIRNESS_AUDIT = _key("ml/fairness_audit")
+# Erasure (README "Privacy"): applied before ingest; the warehouse rewritten after the syncs that follow one.
+ERASURE_RECEIPTS = _key("privacy/erasure_receipts")
+WAREHOUSE_COMPACTION = _key("privacy/warehouse_compaction")
 CUSTOMER_EXPLANATIONS = _key("ml/customer_explanations")
 CUSTOMER_EXPLANATIONS_MART = _key("marts/customer_explanations")
 

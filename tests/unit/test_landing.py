@@ -195,7 +195,7 @@ def test_orders_after_as_of_are_quarantined_and_counts_reconcile(conn, tmp_path)
     }
     assert (orders.rows_in, orders.rows_accepted, orders.rows_quarantined, orders.rows_after_as_of) == (4, 2, 2, 1)
     assert orders.reasons == {"after_as_of": 1, "invalid_timestamp": 1}
-    assert conn.execute("SELECT * FROM raw.ingest_log").fetchall() == [("orders.csv", "orders", 4, 2, 2, 1, 0, 0)]
+    assert conn.execute("SELECT * FROM raw.ingest_log").fetchall() == [("orders.csv", "orders", 4, 2, 2, 1, 0, 0, 0)]
 
 
 def test_default_as_of_is_the_last_accepted_order_date(conn, tmp_path):
