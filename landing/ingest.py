@@ -769,6 +769,7 @@ def _stage_event_log(conn: duckdb.DuckDBPyConnection, report: FileReport) -> Fil
         rows_accepted=sum(row[2] for row in rows),
         rows_quarantined=sum(row[3] for row in rows),
         rows_after_as_of=sum(row[4] for row in rows),
+        rows_suppressed=sum(row[5] for row in rows),
         reasons=reasons,
         notes=(*report.notes, f"{len(rows)} log file(s) read"),
     )

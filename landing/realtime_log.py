@@ -33,6 +33,7 @@ import duckdb
 import pandas as pd
 
 from landing.formats.common import drop_lines, json_reason_sql, load_json_lines, raw_record_sql
+from landing.contract import SUPPRESSED_TABLE, SUPPRESSED_TABLE_SQL
 from landing.sources import sql_string
 
 # Relative to the data folder (SEGMINT_DATA_DIR), as the service writes it (shared contract, issue 16).
@@ -170,22 +171,29 @@ WHERE source_file = {work}""")
     )
     conn.execute(f"UPDATE {log_stage} SET source_file = origin_file, source_row = origin_row")
     conn.execute(f"DELETE FROM {ingest_log} WHERE source_file = {work}")
+    conn.execute(SUPPRESSED_TABLE_SQL)  # rows of erased persons, dropped unread by the ingest (landing.ingest._suppress)
     rows = conn.execute(f"""
-SELECT c.origin_file, c.rows_in, coalesce(a.n, 0), coalesce(q.n, 0), coalesce(q.after, 0)
+SELECT c.origin_file, c.rows_in, coalesce(a.n, 0), coalesce(q.n, 0), coalesce(q.after, 0), coalesce(s.n, 0)
 FROM {COUNTS_TABLE} AS c
 LEFT JOIN (SELECT origin_file, count(*) AS n FROM {log_stage} GROUP BY 1) AS a USING (origin_file)
 LEFT JOIN (SELECT source_file AS origin_file, count(*) AS n,
                   count(*) FILTER (WHERE split_part(reason, ':', 1) = 'after_as_of') AS after
            FROM {quarantine} GROUP BY 1) AS q USING (origin_file)
+LEFT JOIN (SELECT origin_file, sum(n) AS n FROM {SUPPRESSED_TABLE} WHERE table_name = 'events' GROUP BY 1) AS s
+    USING (origin_file)
 ORDER BY 1""").fetchall()
-    unexplained = [(name, rows_in, accepted, quarantined) for name, rows_in, accepted, quarantined, _ in rows
-                   if rows_in != accepted + quarantined]
+    unexplained = [(name, rows_in, accepted, quarantined, suppressed)
+                   for name, rows_in, accepted, quarantined, _, suppressed in rows
+                   if rows_in != accepted + quarantined + suppressed]
     if unexplained:
         # An internal invariant: every log record is accepted or quarantined, exactly once.
-        raise RuntimeError(f"log records neither accepted nor quarantined (file, in, accepted, quarantined): {unexplained}")
+        raise RuntimeError(
+            f"log records neither accepted, quarantined nor suppressed (file, in, accepted, quarantined, suppressed): "
+            f"{unexplained}"
+        )
     conn.executemany(
-        f"INSERT INTO {ingest_log} VALUES (?, 'events', ?, ?, ?, ?, 0, 0)",
-        [[name, rows_in, accepted, quarantined, after] for name, rows_in, accepted, quarantined, after in rows],
+        f"INSERT INTO {ingest_log} VALUES (?, 'events', ?, ?, ?, ?, 0, 0, ?)",
+        [list(row) for row in rows],
     )
     conn.execute(f"INSERT INTO {events_stage} BY NAME SELECT * FROM {log_stage} ORDER BY source_file, source_row")
     conn.execute(f"DROP TABLE {log_stage}")

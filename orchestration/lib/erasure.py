@@ -18,7 +18,8 @@ import pandas as pd
 
 from activation import ledger
 from activation.audiences import load_audiences
-from activation.destinations.factory import ENV_VARS, build_destination
+from activation.destinations.factory import build_destination
+from activation.destinations.registry import env_var_names
 from activation.sync import consenting
 from orchestration.lib.settings import CONFIG_DIR, Settings
 from privacy.erasure import (
@@ -47,8 +48,7 @@ class ErasureOutcome:
 def destination_env(env: Mapping[str, str] | None = None) -> dict[str, str | None]:
     """The destination variables (as ActivationCredentials reads them), to know which destinations run dry."""
     env = os.environ if env is None else env
-    names = {name for required, base in ENV_VARS.values() for name in (*required, base) if name}
-    return {name: env.get(name) for name in sorted(names)}
+    return {name: env.get(name) for name in env_var_names()}
 
 
 def skip_dirs(settings: Settings) -> list[Path]:

@@ -193,3 +193,27 @@ def test_transitions_are_read_in_utc_and_lines_that_are_not_transitions_are_coun
     )
     assert row["origin_file"] == "realtime/log/transitions-20261124T220000-101.jsonl" and len(log.transitions) == 1
     assert log.examples[0].startswith("realtime/log/transitions-20261124T220000-101.jsonl:2: invalid_change")
+
+
+def test_an_erased_persons_log_events_are_suppressed_unread_and_the_log_file_still_reconciles(
+    conn, landing, tmp_path
+):
+    from functools import partial
+
+    from landing.ingest import Suppression
+    from privacy.subjects import subject_hash
+
+    salt = "a-test-salt-of-16-chars"
+    log_dir = tmp_path / "data" / "realtime" / "log"
+    write_log(log_dir, "events-20261124T221000-1.jsonl", [
+        event("rt_keep", customer_id="c1"),
+        event("rt_erased", customer_id="c-erased"),  # planted: a person on the suppression list
+    ])
+    suppression = Suppression(frozenset({subject_hash(salt, "c-erased")}), partial(subject_hash, salt))
+    ingest_landing(conn, landing, as_of=AS_OF, horizon_days=365, is_demo=False, realtime_log_dir=log_dir,
+                   suppression=suppression)
+    assert [r[0] for r in conn.execute("select event_id from raw.events").fetchall()] == ["rt_keep"]
+    assert conn.execute("select count(*) from raw.quarantine where raw_record like '%c-erased%'").fetchone()[0] == 0
+    log = conn.execute("select rows_in, rows_accepted, rows_quarantined, rows_suppressed from raw.ingest_log "
+                       "where source_file like 'realtime/log/%'").fetchone()
+    assert log == (2, 1, 0, 1)
