@@ -14,7 +14,7 @@ export SEGMINT_WAREHOUSE ?= $(CURDIR)/data/warehouse.duckdb
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= 1
 PORT ?= 3000
 
-.PHONY: help install manifest home browser run backfill test test-fast dev serve report exports docs bench bench-clv clean
+.PHONY: help install manifest home browser run backfill forget test test-fast dev serve report exports docs bench bench-clv bench-realtime clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -39,6 +39,10 @@ run: manifest home  ## Materialize the whole graph (demo shop, or SEGMINT_LANDIN
 backfill: manifest home  ## Re-stage the days FROM..TO (YYYY-MM-DD) and rebuild everything after them
 	@test -n "$(FROM)" || { echo "usage: make backfill FROM=YYYY-MM-DD [TO=YYYY-MM-DD]"; exit 2; }
 	$(BIN)/python -m orchestration.cli segmint_refresh --from $(FROM) $(if $(TO),--to $(TO))
+
+forget: install  ## Erase a customer everywhere segmint keeps data (ID=<customer_id>); the next run sends the removals
+	@test -n "$(ID)" || { echo "usage: make forget ID=<customer_id>"; exit 2; }
+	$(BIN)/python -m orchestration.cli forget "$(ID)"
 
 browser:  ## Install Debian's headless Chromium for the browser tests (no-op when present)
 	scripts/install_browser.sh
@@ -66,6 +70,9 @@ bench: manifest  ## Scale benchmark: 10k, 100k and 1M customers end to end -> BE
 
 bench-clv: manifest  ## CLV vs BTYD peers: real CDNOW orders (4 cuts, pip-downloaded) and generated shops -> bench/results/clv_cdnow.md, clv.md
 	$(BIN)/python -m bench.clv
+
+bench-realtime: install  ## Segment service under open-loop load (500-5,000 events/s, 1M customers, 100k sessions) -> BENCHMARKS.md (about 5 min)
+	$(BIN)/python -m bench.realtime
 
 docs: manifest  ## Generate dbt docs into dbt_project/target (needs a warehouse from `make run`)
 	cd dbt_project && ../$(BIN)/dbt docs generate --profiles-dir .

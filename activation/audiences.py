@@ -3,14 +3,24 @@
 An audience is a SQL boolean expression over one row per customer: every column of `marts.customer_scores`
 plus the contact fields of the sync edge `edge.customer_contacts` (email, phone, first_name, last_name,
 postal_code, country, marketing_consent; the contact fields win where both have a column). The edge view is the
-only place audiences read contact data from: which customers.csv row counts for a customer is decided once, in
-dbt (stg_customers), and PII stays out of `marts` (dbt_project/models/edge/).
+only place audiences and syncs read contact data from: which customers.csv row counts for a customer is decided
+once, in dbt (stg_customers), and PII stays out of `marts` (dbt_project/models/edge/).
+
+An audience may also be defined on a **real-time segment** of the segment service (`realtime_segment:
+cart_abandoner`, or a pattern such as `high_intent:*`): its members are the known customers the service's
+transitions log shows in that segment now (their last change is `entered`), narrowed by `rule` (default:
+everyone). The Dagster sensor `segmint_realtime_audience_sync` syncs such audiences when their segment changes
+(event-triggered syncs); `make run` syncs them too. Their membership churns by design (cart abandoners come and
+go), so their change guard is off unless `max_change_share` is set (any positive number for them).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
+import math
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,11 +30,16 @@ import pandas as pd
 import yaml
 
 from activation.destinations.registry import destination_types
+from landing.special_categories import Denylist, find_special_category, load_denylist
 
 DEFAULT_CONTROL_SHARE = 0.10
 DEFAULT_MAX_CHANGE_SHARE = 0.5
-CONTACTS_RELATION = "edge.customer_contacts"
 PII_COLUMNS = ("email", "phone", "first_name", "last_name", "postal_code", "country", "marketing_consent")
+# Contact fields a destination needs to match a person. They are read at the sync edge (with_contacts) and never
+# stored in audiences.* tables, which carry pseudonymous keys only (README "Privacy").
+CONTACT_COLUMNS = ("email", "phone", "first_name", "last_name", "postal_code")
+# The sync edge (a dbt view): one row per customer, the contact fields of the customers.csv row stg_customers chose.
+CONTACTS_RELATION = "edge.customer_contacts"
 # Secrets belong in environment variables read by the orchestrator, never in this versioned file.
 SECRET_KEY_PATTERN = re.compile(r"(token|secret|password|api_?key|credential)", re.IGNORECASE)
 AUDIENCE_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
@@ -36,6 +51,11 @@ MODEL_OUTPUT_COLUMNS = (
     "expected_next_order_date", "predicted_avg_order_value", "total_clv", "clv_p10", "clv_p90", "max_cpa",
 )  # fmt: skip
 _MODEL_OUTPUT_PATTERN = re.compile(r"\b(" + "|".join(MODEL_OUTPUT_COLUMNS) + r")\b", re.IGNORECASE)
+# Real-time segment names as the rules file spells them (`cart_abandoner`, `high_intent:shoes`, `device:mobile`);
+# an audience may name one or a pattern with `*` (`high_intent:*`).
+REALTIME_SEGMENT_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(:[a-z0-9_*-]+)?$|^[a-z][a-z0-9_]*:\*$")
+# No change guard: a real-time audience may grow or empty between two syncs.
+GUARD_OFF = math.inf
 
 
 class AudienceConfigError(ValueError):
@@ -66,6 +86,27 @@ class Audience:
     value_column: str | None = None
     control_share: float = DEFAULT_CONTROL_SHARE
     max_change_share: float = DEFAULT_MAX_CHANGE_SHARE
+    # A real-time segment (or `*` pattern) of the segment service: members must be in it now (see module doc).
+    realtime_segment: str | None = None
+
+
+def matches_realtime_segment(audience: Audience, segment: str) -> bool:
+    """Whether a real-time segment name feeds this audience (its realtime_segment, `*` matching any text)."""
+    return audience.realtime_segment is not None and fnmatch.fnmatchcase(segment, audience.realtime_segment)
+
+
+def current_realtime_members(transitions: pd.DataFrame, audience: Audience) -> list[str]:
+    """Known customers whose last change in a segment of the audience is `entered`, sorted.
+
+    `transitions`: id, known_customer, segment, change, in log order (landing.realtime_log.read_transitions).
+    Anonymous visitors cannot be synced (no contact): they are left out.
+    """
+    if audience.realtime_segment is None or not len(transitions):
+        return []
+    relevant = transitions[[matches_realtime_segment(audience, str(s)) for s in transitions["segment"]]]
+    relevant = relevant[relevant["known_customer"].fillna(False).astype(bool)]
+    last = relevant.groupby(["id", "segment"], sort=False)["change"].last()
+    return sorted({str(customer) for (customer, _), change in last.items() if change == "entered"})
 
 
 def is_value_based(audience: Audience) -> bool:
@@ -96,8 +137,23 @@ def _share(raw: Any, where: str, name: str, default: float, allow_zero: bool) ->
     return float(value)
 
 
-def parse_audiences(document: Any, source: str = "audiences.yaml") -> list[Audience]:
-    """Validated audiences from a parsed YAML document; raises AudienceConfigError naming the bad field."""
+def _check_no_special_category(text: str, where: str, field_name: str, denylist: Denylist) -> None:
+    # GDPR art. 9: nobody is targeted on health, religion, ethnicity, ... (config/special_categories.yaml).
+    found = find_special_category(text, denylist)
+    if found is not None:
+        identifier, category = found
+        raise AudienceConfigError(
+            f"{where}: '{field_name}' names '{identifier}', special-category data ({category}, GDPR art. 9) "
+            "that segmint never targets on"
+        )
+
+
+def parse_audiences(document: Any, source: str = "audiences.yaml", denylist: Denylist | None = None) -> list[Audience]:
+    """Validated audiences from a parsed YAML document; raises AudienceConfigError naming the bad field.
+
+    `denylist`: the special-category denylist a rule or value column may not name (None: the shipped file).
+    """
+    denylist = denylist or load_denylist()
     _require(isinstance(document, dict), source, "top level must be a mapping with an 'audiences' list")
     defaults = document.get("defaults") or {}
     _require(isinstance(defaults, dict), source, "'defaults' must be a mapping")
@@ -116,14 +172,21 @@ def parse_audiences(document: Any, source: str = "audiences.yaml") -> list[Audie
         _require(name not in seen, where, "duplicate audience name")
         seen.add(name)
         unknown = set(entry) - {"name", "description", "rule", "destinations", "value_column", "control_share",
-                                "max_change_share"}
+                                "max_change_share", "realtime_segment"}
         _require(not unknown, where, f"unknown field(s) {sorted(unknown)}")
-        rule = entry.get("rule")
+        realtime_segment = entry.get("realtime_segment")
+        _require(realtime_segment is None or (isinstance(realtime_segment, str)
+                                              and REALTIME_SEGMENT_PATTERN.match(realtime_segment) is not None),
+                 where, "'realtime_segment' must be a real-time segment name such as cart_abandoner or high_intent:*")
+        rule = entry.get("rule", "true" if realtime_segment else None)
         _require(isinstance(rule, str) and rule.strip() != "", where, "'rule' must be a non-empty SQL expression")
         _require(";" not in rule, where, "'rule' must be one expression (no ';')")
+        _check_no_special_category(rule, where, "rule", denylist)
         value_column = entry.get("value_column")
         _require(value_column is None or (isinstance(value_column, str) and value_column.isidentifier()), where,
                  "'value_column' must be a column name")
+        if value_column is not None:
+            _check_no_special_category(value_column, where, "value_column", denylist)
         raw_destinations = entry.get("destinations") or []
         _require(isinstance(raw_destinations, list), where, "'destinations' must be a list")
         destinations: list[DestinationConfig] = []
@@ -150,11 +213,22 @@ def parse_audiences(document: Any, source: str = "audiences.yaml") -> list[Audie
                 value_column=value_column,
                 control_share=_share(entry.get("control_share", defaults.get("control_share")), where,
                                      "control_share", DEFAULT_CONTROL_SHARE, allow_zero=True),
-                max_change_share=_share(entry.get("max_change_share", defaults.get("max_change_share")), where,
-                                        "max_change_share", DEFAULT_MAX_CHANGE_SHARE, allow_zero=False),
+                max_change_share=_realtime_guard(entry.get("max_change_share"), where) if realtime_segment else
+                _share(entry.get("max_change_share", defaults.get("max_change_share")), where,
+                       "max_change_share", DEFAULT_MAX_CHANGE_SHARE, allow_zero=False),
+                realtime_segment=realtime_segment,
             )
         )
     return audiences
+
+
+def _realtime_guard(raw: Any, where: str) -> float:
+    """A real-time audience's max_change_share: off (GUARD_OFF) unless set to a positive number (no upper bound)."""
+    if raw is None:
+        return GUARD_OFF
+    _require(isinstance(raw, (int, float)) and not isinstance(raw, bool) and raw > 0, where,
+             f"max_change_share must be a positive number, got {raw}")
+    return float(raw)
 
 
 def load_audiences(path: str | Path) -> list[Audience]:
@@ -193,15 +267,48 @@ def _member_query(conn: duckdb.DuckDBPyConnection, rule: str) -> str:
     """
 
 
-def select_members(conn: duckdb.DuckDBPyConnection, audience: Audience) -> pd.DataFrame:
-    """One row per customer matching the rule, with `is_control` (held out) and `value` (value_column or NULL)."""
+def select_members(
+    conn: duckdb.DuckDBPyConnection, audience: Audience, realtime_members: Collection[str] | None = None
+) -> pd.DataFrame:
+    """One row per customer matching the rule, with `is_control` (held out) and `value` (value_column or NULL).
+
+    A real-time audience keeps only `realtime_members` (current_realtime_members; None: nobody).
+    """
+    rule = audience.rule
+    if audience.realtime_segment is not None:
+        conn.register("_realtime_members", pd.DataFrame({"customer_id": sorted(realtime_members or [])}, dtype="string"))
+        rule = f"({rule}) and customer_id in (select customer_id from _realtime_members)"
     try:
-        members = conn.execute(_member_query(conn, audience.rule)).df()
+        members = conn.execute(_member_query(conn, rule)).df()
     except duckdb.Error as error:
         raise AudienceRuleError(f"audience '{audience.name}': rule `{audience.rule}` failed: {error}") from error
+    finally:
+        if audience.realtime_segment is not None:
+            conn.unregister("_realtime_members")
     if audience.value_column is not None and audience.value_column not in members.columns:
         raise AudienceRuleError(f"audience '{audience.name}': value_column '{audience.value_column}' is not a column")
     members["customer_id"] = members["customer_id"].astype(str)
     members["is_control"] = [is_control(cid, audience.name, audience.control_share) for cid in members["customer_id"]]
     members["value"] = members[audience.value_column] if audience.value_column else None
     return members.reset_index(drop=True)
+
+
+def with_contacts(conn: duckdb.DuckDBPyConnection, members: pd.DataFrame) -> pd.DataFrame:
+    """`members` (pseudonymous, one row per customer_id) with the CONTACT_COLUMNS a destination matches on.
+
+    Called only at the sync edge (exports, sync plans), so the contact fields live in raw.customers (read through
+    the view edge.customer_contacts) and in the files and requests sent to a destination, never in a warehouse
+    table of their own.
+    """
+    ids = pd.DataFrame({"customer_id": members["customer_id"].astype(str)})
+    conn.register("_segmint_member_ids", ids)
+    try:
+        contacts = conn.execute(
+            f"select ids.customer_id, {', '.join(f'c.{column}' for column in CONTACT_COLUMNS)} "
+            f"from _segmint_member_ids as ids left join {CONTACTS_RELATION} as c using (customer_id)"
+        ).df()
+    finally:
+        conn.unregister("_segmint_member_ids")
+    kept = members.drop(columns=[column for column in CONTACT_COLUMNS if column in members.columns])
+    kept = kept.assign(customer_id=kept["customer_id"].astype(str))
+    return kept.merge(contacts, on="customer_id", how="left", validate="one_to_one")

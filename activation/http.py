@@ -103,6 +103,9 @@ def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {k: (REDACTED if k.lower() in SECRET_HEADERS else v) for k, v in headers.items()}
 
 
+ERASED_MARKER = "[erased]"
+
+
 class HttpClient:
     """HTTP client of one destination: base URL, default headers (secrets redacted in files), retries, dry-run."""
 
@@ -118,6 +121,8 @@ class HttpClient:
         self.session = session or requests.Session()
         self.requests_sent = 0
         self._dry_run_seq = 0
+        # Values replaced in dry-run files (erased persons' identifiers in the removals owed to them).
+        self.masked: dict[str, str] = {}
 
     @property
     def dry_run(self) -> bool:
@@ -136,7 +141,10 @@ class HttpClient:
         slug = re.sub(r"[^A-Za-z0-9]+", "_", url.split("://", 1)[-1].split("/", 1)[-1])[:60].strip("_")
         record = {"method": method, "url": url, "params": params, "headers": redact_headers(headers), "body": body}
         path = folder / f"{self._dry_run_seq:04d}_{method}_{slug}.json"
-        path.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")  # key order as sent
+        text = json.dumps(record, indent=2, default=str)  # key order as sent
+        for value, marker in self.masked.items():
+            text = text.replace(json.dumps(value)[1:-1], marker)
+        path.write_text(text, encoding="utf-8")
 
     def request(self, method: str, path: str, *, json_body: Any = None, form: Mapping[str, str] | None = None,
                 content: str | None = None, params: Mapping[str, Any] | None = None,

@@ -46,6 +46,13 @@ DDL = [
     f"""create table if not exists {SCHEMA}.control_group (
         run_id varchar not null, audience varchar not null, customer_id varchar not null,
         recorded_at timestamp not null)""",
+    # Removals owed to destinations that ran as dry-runs when a person was erased (no ledger rows to diff
+    # against): the identifiers a removal needs, captured before the person's rows were deleted; the next sync
+    # sends them and deletes the rows (privacy/erasure: README "Erasure and consent").
+    f"""create table if not exists {SCHEMA}.erasure_removals (
+        destination varchar not null, audience varchar not null, member_key varchar not null,
+        identifiers_json varchar not null, value double, external_id varchar, recorded_at timestamp not null,
+        primary key (destination, audience, member_key))""",
     f"""create table if not exists {SCHEMA}.members_provenance (
         run_id varchar not null, audience varchar not null, customer_id varchar not null, is_control boolean not null,
         model_version varchar, segment_rule varchar, recorded_at timestamp not null)""",
@@ -305,3 +312,31 @@ def record_membership(conn: duckdb.DuckDBPyConnection, run_id: str, audience: st
                      "from _segmint_members where is_control")
     finally:
         conn.unregister("_segmint_members")
+
+
+def add_erasure_removals(conn: duckdb.DuckDBPyConnection, destination: str, audience: str,
+                         records: Iterable[SyncRecord]) -> int:
+    """Owe these removals to a dry-run destination (sent by its next sync); returns how many were recorded."""
+    ensure_schema(conn)
+    rows = [[destination, audience, r.member_key, json.dumps(dict(r.identifiers), sort_keys=True, default=str),
+             rounded_value(r.value), r.external_id, utc_now()] for r in records]
+    if rows:
+        conn.executemany(f"insert or replace into {SCHEMA}.erasure_removals values (?, ?, ?, ?, ?, ?, ?)", rows)
+    return len(rows)
+
+
+def erasure_removals(conn: duckdb.DuckDBPyConnection, destination: str, audience: str) -> list[SyncRecord]:
+    """The removals owed to one destination and audience (oldest first)."""
+    rows = conn.execute(
+        f"select member_key, identifiers_json, value, external_id from {SCHEMA}.erasure_removals "
+        "where destination = ? and audience = ? order by recorded_at, member_key", [destination, audience]).fetchall()
+    return [SyncRecord(key, json.loads(identifiers), value, external_id) for key, identifiers, value, external_id in rows]
+
+
+def settle_erasure_removals(conn: duckdb.DuckDBPyConnection, destination: str, audience: str,
+                            member_keys: Iterable[str]) -> None:
+    """Forget the owed removals that were sent (the identifiers they carried are deleted with them)."""
+    keys = list(member_keys)
+    if keys:
+        conn.execute(f"delete from {SCHEMA}.erasure_removals where destination = ? and audience = ? "
+                     "and member_key in (select unnest(?))", [destination, audience, keys])

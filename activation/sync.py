@@ -22,7 +22,8 @@ from scipy import stats
 from activation import ledger
 from activation.audiences import Audience, select_members
 from activation.destinations.base import CONSENT_REQUIRED_KINDS, Destination, chunked
-from activation.http import DestinationError
+from activation.http import ERASED_MARKER, DestinationError
+from activation.identifiers import is_sha256_hex
 from activation.ledger import SyncRecord
 
 
@@ -155,6 +156,14 @@ def sync_audience(conn: duckdb.DuckDBPyConnection, audience: Audience, destinati
     ledger.start_run(conn, run_id, audience.name, destination.name, model_version, audience.rule, dry_run,
                      plan.previous_size, plan.new_size)
     removes = ledger.records_from_ledger(plan.ledger_rows, plan.diff.remove)
+    # Removals owed for erased persons (captured while this destination ran as a dry-run): a dry-run writes them,
+    # with the plain identifiers masked, so the request files never keep them; a live destination never received
+    # them (its ledger has no row), so there is nothing to remove there and they are only settled.
+    owed = [r for r in ledger.erasure_removals(conn, destination.name, audience.name)
+            if r.member_key not in set(plan.diff.remove) and r.member_key not in plan.records]
+    if dry_run and owed:
+        removes += owed
+        _mask_in_dry_run_files(destination, owed)
     pending = _pending_add_origins(plan.ledger_rows)
     adds = [_with_origin(plan.records[key], pending, run_id) for key in plan.diff.add]
     try:
@@ -167,10 +176,24 @@ def sync_audience(conn: duckdb.DuckDBPyConnection, audience: Audience, destinati
         report.duration_s = time.monotonic() - started
         ledger.finish_run(conn, run_id, audience.name, destination.name, "failed", vars(report), error.message)
         raise
+    ledger.settle_erasure_removals(conn, destination.name, audience.name, [r.member_key for r in owed])
     report.duration_s = time.monotonic() - started
     status = "dry_run" if dry_run else ("partial" if report.failed else "succeeded")
     ledger.finish_run(conn, run_id, audience.name, destination.name, status, vars(report))
     return report
+
+
+def _mask_in_dry_run_files(destination: Destination, records: list[SyncRecord]) -> None:
+    """Mask erased persons' plain identifiers (ids, e-mails, phones) in the destination's dry-run request files."""
+    client = getattr(destination, "http", None)
+    if client is None:
+        return
+    for record in records:
+        values = [record.member_key] + [
+            str(v) for k, v in record.identifiers.items()
+            if isinstance(v, str) and not is_sha256_hex(v) and ("email" in k or "phone" in k or k.endswith("id"))
+        ]
+        client.masked.update({value: ERASED_MARKER for value in values if value})
 
 
 def _pending_add_origins(held: pd.DataFrame) -> dict[str, tuple[str, str]]:

@@ -176,6 +176,13 @@ EVENTS = TableSpec(
         _text("utm_source"),
         _text("utm_campaign"),
         _text("page_url"),
+        # Optional, written by the real-time service's log (realtime/) and by any shop that has them: the product
+        # category, the campaign's medium and content (utm_medium=affiliate, utm_content=durability) and the
+        # event's value (e.g. the cart value). Staging does not read them yet; raw.events keeps them.
+        _text("category"),
+        _text("utm_medium"),
+        _text("utm_content"),
+        _amount("value"),
         *ORIGIN_COLUMNS,
     ),
     required_columns=("occurred_at", "event_type"),
@@ -213,13 +220,17 @@ DERIVED_COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
 LINEAGE_COLUMNS_SQL = "source_file VARCHAR, source_row BIGINT"
 QUARANTINE_COLUMNS_SQL = "source_file VARCHAR, source_row BIGINT, raw_record VARCHAR, reason VARCHAR"
 # rows_accepted counts line-item rows merged into an order (rows_merged of them), so the raw table holds
-# rows_accepted - rows_merged rows; ids_generated counts surrogate ids (events without event_id).
+# rows_accepted - rows_merged rows; ids_generated counts surrogate ids (events without event_id); rows_suppressed
+# counts rows of erased persons dropped unread (rows_in = rows_accepted + rows_quarantined + rows_suppressed).
 INGEST_LOG_COLUMNS_SQL = (
     "source_file VARCHAR, table_name VARCHAR, rows_in BIGINT, rows_accepted BIGINT, "
-    "rows_quarantined BIGINT, rows_after_as_of BIGINT, rows_merged BIGINT, ids_generated BIGINT"
+    "rows_quarantined BIGINT, rows_after_as_of BIGINT, rows_merged BIGINT, ids_generated BIGINT, rows_suppressed BIGINT"
 )
 # source_format: segmint | ga4 | segment | shopify (landing/formats/), so event-name presets can follow it.
 RUN_CONTEXT_COLUMNS_SQL = (
     "as_of DATE, horizon_days INTEGER, landing_dir VARCHAR, is_demo BOOLEAN, reporting_currency VARCHAR, "
     "source_format VARCHAR"
 )
+# Temp table of the ingest: rows of erased persons dropped per (table, origin_file) of translated files.
+SUPPRESSED_TABLE = "_landing_suppressed"
+SUPPRESSED_TABLE_SQL = f"CREATE TEMP TABLE IF NOT EXISTS {SUPPRESSED_TABLE} (table_name VARCHAR, origin_file VARCHAR, n BIGINT)"

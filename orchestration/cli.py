@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timezone
 
 import dagster as dg
 
@@ -162,7 +162,58 @@ def report_outcome(job_name: str, success: bool, outcome: RunOutcome, minutes: f
     return 1
 
 
+def forget(argv: list[str]) -> int:
+    """`forget <id> [<id> ...]`: erase customers now (privacy/erasure.py); one line per id, exit 1 on a problem."""
+    import json
+
+    import duckdb
+
+    from orchestration.lib.erasure import apply_erasures
+    from orchestration.lib.settings import load_settings
+    from privacy.erasure import ErasureRequest, compact_warehouse
+    from privacy.subjects import PrivacyError
+
+    parser = argparse.ArgumentParser(prog="python -m orchestration.cli forget",
+                                     description="Erase customers everywhere segmint keeps data (README, Privacy).")
+    parser.add_argument("customer_ids", nargs="+", metavar="customer_id")
+    parser.add_argument("--requested-at", type=_timestamp, help="when the person asked (default: now, UTC)")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+        settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
+        requested_at = args.requested_at or datetime.now(timezone.utc).replace(tzinfo=None)
+        requests = [ErasureRequest(i.strip(), requested_at, "cli") for i in args.customer_ids if i.strip()]
+        with duckdb.connect(str(settings.warehouse)) as conn:
+            outcome = apply_erasures(conn, requests, settings)
+        if outcome.receipts:
+            compact_warehouse(settings.warehouse)
+    except duckdb.IOException as error:
+        print(f"segmint: forget: the warehouse is in use ({str(error).splitlines()[0]}); retry when the run ends",
+              file=sys.stderr)
+        return 1
+    except (PrivacyError, SettingsError) as error:
+        print(f"segmint: forget: {error}", file=sys.stderr)
+        return 1
+    for receipt in outcome.receipts:
+        removed = json.loads(receipt["removed_json"])
+        rows = sum(removed["warehouse_rows"].values())
+        print(f"segmint: erased receipt #{receipt['seq']}: {rows} rows in {len(removed['warehouse_rows'])} tables, "
+              f"{len(removed['files_deleted'])} files, removals arranged at {len(removed['destinations'])} "
+              "destinations (sent by the next run); suppressed at ingest from now on")
+    if outcome.already_erased:
+        print(f"segmint: {outcome.already_erased} of the ids were erased before (nothing to do)")
+    return 0
+
+
+def _timestamp(text: str) -> datetime:
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["forget"]:
+        return forget(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m orchestration.cli", description=__doc__)
     parser.add_argument("job", nargs="?", default="segmint_refresh", help="job to execute (default: segmint_refresh)")
     parser.add_argument("--from", dest="first", type=date.fromisoformat, help="first day of the window (YYYY-MM-DD)")

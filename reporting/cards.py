@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from landing.special_categories import Denylist, find_special_category, load_denylist
+
 MIN_ABS_SMD = 0.2
 MAX_DEFINING_ATTRIBUTES = 4
 DEFAULT_MIN_CUSTOMERS = 50
@@ -92,8 +94,12 @@ def load_playbook(path: str | Path) -> dict[str, Any]:
     return playbook
 
 
-def playbook_problems(playbook: Any) -> list[str]:
-    """Human-readable problems with a parsed playbook; empty when it is usable."""
+def playbook_problems(playbook: Any, denylist: Denylist | None = None) -> list[str]:
+    """Human-readable problems with a parsed playbook; empty when it is usable.
+
+    A segment name or strategy field naming special-category data (GDPR art. 9, `denylist`; None: the shipped
+    config/special_categories.yaml) is a problem: a playbook must not target people on it.
+    """
     if not isinstance(playbook, dict):
         return ["the file is not a mapping"]
     problems = []
@@ -110,6 +116,26 @@ def playbook_problems(playbook: Any) -> list[str]:
         missing = [field for field in PLAYBOOK_FIELDS if not isinstance(entry, dict) or not entry.get(field)]
         if missing:
             problems.append(f"segment {name!r} lacks {', '.join(missing)}")
+    problems += _special_category_problems(playbook, denylist or load_denylist())
+    return problems
+
+
+def _special_category_problems(playbook: dict[str, Any], denylist: Denylist) -> list[str]:
+    """`segments.<name>.<field> names '<word>' ...` for every playbook text that names special-category data."""
+    texts: list[tuple[str, str]] = []
+    if isinstance(playbook.get("default"), dict):
+        texts += [(f"default.{key}", str(value)) for key, value in playbook["default"].items()]
+    for name, entry in (playbook.get("segments") or {}).items():
+        texts.append((f"segments.{name!r} (name)", str(name)))
+        if isinstance(entry, dict):
+            texts += [(f"segments.{name!r}.{key}", str(value)) for key, value in entry.items()]
+    problems = []
+    for where, text in texts:
+        found = find_special_category(text, denylist)
+        if found is not None:
+            problems.append(
+                f"{where} names '{found[0]}', special-category data ({found[1]}, GDPR art. 9) never targeted on"
+            )
     return problems
 
 

@@ -35,6 +35,7 @@ from landing.formats.detect import (
     ga4_files,
     segment_files,
 )
+from landing.contract import SUPPRESSED_TABLE_SQL
 from landing.sources import LandingError, sql_string
 
 __all__ = [
@@ -131,6 +132,7 @@ WHERE source_file IN ({work_files})""")
         "ORDER BY origin_file, origin_row"
     )
     tables = {name.split(".")[0]: str(translation.contract_dir / name) for name in translation.work_files}
+    conn.execute(SUPPRESSED_TABLE_SQL)  # rows of erased persons the ingest dropped (none without erasures)
     rows = conn.execute(reconcile_sql(tables, {table: stage(table) for table in tables})).fetchall()
     unexplained = [(row[0], row[1], row[6]) for row in rows if row[6]]
     if unexplained:
@@ -139,9 +141,9 @@ WHERE source_file IN ({work_files})""")
     conn.execute(f"DELETE FROM {ingest_log} WHERE source_file IN ({work_files})")
     if rows:
         conn.executemany(
-            f"INSERT INTO {ingest_log} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO {ingest_log} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             # translators fold line items and write their own ids: nothing merged or generated downstream
-            [[*row[:6], 0, 0] for row in rows],
+            [[*row[:6], 0, 0, row[7]] for row in rows],
         )
     for table in (CONTRACT_REJECTS_TABLE, REJECTS_TABLE):
         conn.execute(f"DROP TABLE IF EXISTS temp.{table}")

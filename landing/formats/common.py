@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 
+from landing.contract import SUPPRESSED_TABLE
 from landing.sources import LandingError, sql_string
 
 LINES_TABLE = "_fmt_lines"  # a view over the work tables below; drop_lines() frees them
@@ -147,11 +148,15 @@ def reconcile_sql(work_files: dict[str, str], stage_tables: dict[str, str]) -> s
             f"(SELECT origin_file, count(*) AS n FROM {REJECTS_TABLE} "
             f"WHERE table_name = {sql_string(table)} GROUP BY 1)"
         )
+        suppressed = (
+            f"(SELECT origin_file, sum(n) AS n FROM {SUPPRESSED_TABLE} WHERE table_name = {sql_string(table)} GROUP BY 1)"
+        )
         parts.append(f"""
 SELECT origin_file AS source_file, {sql_string(table)} AS table_name,
        coalesce(w.n, 0) + coalesce(f.n, 0) AS rows_in, coalesce(a.n, 0) AS rows_accepted,
        coalesce(r.n, 0) + coalesce(f.n, 0) AS rows_quarantined, coalesce(r.after, 0) AS rows_after_as_of,
-       coalesce(w.n, 0) - coalesce(a.n, 0) - coalesce(r.n, 0) AS unexplained
+       coalesce(w.n, 0) - coalesce(a.n, 0) - coalesce(r.n, 0) - coalesce(s.n, 0) AS unexplained,
+       coalesce(s.n, 0) AS rows_suppressed
 FROM {written} AS w FULL JOIN {accepted} AS a USING (origin_file) FULL JOIN {rejected} AS r USING (origin_file)
-     FULL JOIN {refused} AS f USING (origin_file)""")
+     FULL JOIN {refused} AS f USING (origin_file) FULL JOIN {suppressed} AS s USING (origin_file)""")
     return " UNION ALL ".join(parts) + " ORDER BY source_file, table_name"

@@ -10,21 +10,36 @@ lookalike_seed's predicted CLV, or the rule selects by a model output such as hi
 predicted CLV). When no model passes the gate those are skipped; audiences selected on past behaviour only
 (champions) still get their export files, and every audience table is still built for people to read.
 
+An audience on a real-time segment (`realtime_segment` in audiences.yaml) reads its current members from the
+segment service's transitions log when it is built; the sensor `segmint_realtime_audience_sync`
+(orchestration/defs/sensors.py) rebuilds and syncs it when that segment changes.
+
 Reads declared: audiences read marts.customer_scores and, for contact data, only the sync edge
-edge.customer_contacts (a dbt view; dbt_project/models/edge/). The sync ledger (schema `sync`) is declared by the
+edge.customer_contacts (a dbt view; dbt_project/models/edge/), as do the exports and syncs that add the contact
+fields (activation.audiences.with_contacts) and the guard checks. The sync ledger (schema `sync`) is declared by the
 `sync_ledger_tables` assets, which create its tables; every sync asset depends on them and appends to them.
 activation/audience_lift is written here and published by dbt as the view marts.audience_lift.
 """
 
 import dagster as dg
+import duckdb
 import pandas as pd
 
-from activation.audiences import Audience, is_value_based, load_audiences, select_members
+from activation.audiences import (
+    GUARD_OFF,
+    Audience,
+    current_realtime_members,
+    is_value_based,
+    load_audiences,
+    select_members,
+    with_contacts,
+)
 from activation.destinations.factory import build_destination
 from activation.exports import export_audience_csvs
 from activation.http import DestinationError
 from activation.ledger import SCHEMA, ensure_schema
 from activation.sync import SyncGuardError, guard_change, lift_by_audience, plan_sync, sync_audience
+from landing.realtime_log import read_transitions, transition_log_files
 from orchestration.defs.resources import DUCKDB_TAG, ActivationCredentials, SegmintSettings, Warehouse
 from orchestration.lib import groups, keys
 from orchestration.lib.keys import (
@@ -33,6 +48,7 @@ from orchestration.lib.keys import (
     CLV_PREDICTIONS,
     CUSTOMER_CONTACTS,
     CUSTOMER_SCORES,
+    FAIRNESS_AUDIT,
     RAW_ORDERS,
     SYNC_LEDGER_TABLES,
     sync_ledger,
@@ -48,17 +64,24 @@ LEDGER_DESCRIPTIONS = {
     "runs": "One row per sync run of an audience to a destination: sizes planned and reached, added, removed, failed, status.",
     "batches": "One row per request batch sent to a destination, with what it confirmed.",
     "control_group": "One row per run, audience and customer held out of the sync as control.",
+    "erasure_removals": "One row per destination, audience and erased member whose removal is still owed: the identifiers it needs, deleted once sent.",
     "members_provenance": "One row per run, audience and member (treated or control) with the model version and rule that chose them.",
 }
 LEDGER = {table: sync_ledger(table) for table in SYNC_LEDGER_TABLES}
+# Pseudonymous: contact fields (activation.audiences.CONTACT_COLUMNS) are joined at the sync edge, not stored.
 MEMBER_COLUMNS = [
-    "customer_id", "is_control", "value", "marketing_consent", "email", "phone", "first_name", "last_name",
-    "postal_code", "country", "predicted_clv", "purchase_propensity", "rfm_segment", "behavioral_segment",
+    "customer_id", "is_control", "value", "marketing_consent", "country", "predicted_clv", "purchase_propensity",
+    "rfm_segment", "behavioral_segment",
 ]
 
 
 def _members_table(audience: Audience) -> str:
     return f"audiences.{audience.name}"
+
+
+def _members_with_contacts(conn: duckdb.DuckDBPyConnection, audience: Audience) -> pd.DataFrame:
+    """The audience's members with their contact fields, for a destination (the sync edge) only."""
+    return with_contacts(conn, read_table(conn, _members_table(audience), order_by="customer_id"))
 
 
 def _audience_asset(audience: Audience) -> dg.AssetsDefinition:
@@ -71,9 +94,21 @@ def _audience_asset(audience: Audience) -> dg.AssetsDefinition:
         description=f"{audience.description} One row per member; is_control marks the held-out control group.",
         metadata={"rule": audience.rule, "control_share": audience.control_share},
     )
-    def _members(warehouse: Warehouse) -> dg.MaterializeResult:
+    def _members(warehouse: Warehouse, settings: SegmintSettings) -> dg.MaterializeResult:
+        realtime: dict[str, dg.MetadataValue] = {}
         with warehouse.connect() as conn:
-            members = select_members(conn, audience)
+            live = None
+            if audience.realtime_segment is not None:
+                log_dir = settings.load().realtime_log_dir
+                log = read_transitions(conn, transition_log_files(log_dir), log_dir)
+                live = current_realtime_members(log.transitions, audience)
+                realtime = {
+                    "realtime_segment": dg.MetadataValue.text(audience.realtime_segment),
+                    "known_customers_in_segment": dg.MetadataValue.int(len(live)),
+                    "transition_lines_read": dg.MetadataValue.int(log.lines_read),
+                    "transition_lines_set_aside": dg.MetadataValue.json(log.set_aside),
+                }
+            members = select_members(conn, audience, live)
             kept = [c for c in MEMBER_COLUMNS if c in members.columns]
             write_table(conn, _members_table(audience), members[kept])
         consenting = members["marketing_consent"].fillna(False).astype(bool)
@@ -85,6 +120,7 @@ def _audience_asset(audience: Audience) -> dg.AssetsDefinition:
                 "with_marketing_consent": dg.MetadataValue.int(int(consenting.sum())),
                 "mean_predicted_clv": dg.MetadataValue.float(float(members["predicted_clv"].mean()) if len(members) else 0.0),
                 "rule": dg.MetadataValue.text(audience.rule),
+                **realtime,
             }
         )
 
@@ -98,10 +134,12 @@ def _guard_check(audience: Audience) -> dg.AssetChecksDefinition:
         description=(
             f"Blocks the syncs of {audience.name} when any destination would change size by more than "
             f"{audience.max_change_share:.0%} since its last confirmed state (a bad upstream run must not empty an ad audience)."
+            if audience.max_change_share != GUARD_OFF else
+            f"{audience.name} follows a real-time segment whose members come and go: no size guard (set max_change_share to add one)."
         ),
         blocking=True,
-        # The destinations' last state comes from the ledger (activation.sync.plan_sync).
-        additional_deps=[LEDGER["destination_members"], LEDGER["runs"]],
+        # The members' contact fields come from the sync edge, the destinations' last state from the ledger.
+        additional_deps=[CUSTOMER_CONTACTS, LEDGER["destination_members"], LEDGER["runs"]],
         op_tags=DUCKDB_TAG,
     )
     def _check(warehouse: Warehouse, settings: SegmintSettings, credentials: ActivationCredentials) -> dg.AssetCheckResult:
@@ -109,7 +147,7 @@ def _guard_check(audience: Audience) -> dg.AssetChecksDefinition:
         rows = []
         with warehouse.connect() as conn:
             ensure_schema(conn)
-            members = read_table(conn, _members_table(audience), order_by="customer_id")
+            members = _members_with_contacts(conn, audience)
             for config in audience.destinations:
                 destination, dry_run = build_destination(config, audience, env, settings.load().exports_dir / "dry_run")
                 plan = plan_sync(conn, audience, destination, members)
@@ -131,7 +169,9 @@ def _guard_check(audience: Audience) -> dg.AssetChecksDefinition:
 def _export_asset(audience: Audience) -> dg.AssetsDefinition:
     @dg.asset(
         key=keys.export(audience.name),
-        deps=[keys.audience(audience.name), *([CLV_ACTIVATION_GATE] if is_value_based(audience) else [])],
+        # The bias audit (orchestration/defs/fairness.py): exports and syncs wait for it, so its check can block them.
+        deps=[keys.audience(audience.name), CUSTOMER_CONTACTS, FAIRNESS_AUDIT,
+              *([CLV_ACTIVATION_GATE] if is_value_based(audience) else [])],
         group_name=groups.AUDIENCES,
         kinds={"python", "csv"},
         op_tags=DUCKDB_TAG,
@@ -139,7 +179,7 @@ def _export_asset(audience: Audience) -> dg.AssetsDefinition:
     )
     def _export(warehouse: Warehouse, settings: SegmintSettings) -> dg.MaterializeResult:
         with warehouse.connect() as conn:
-            members = read_table(conn, _members_table(audience), order_by="customer_id")
+            members = _members_with_contacts(conn, audience)
         out_dir = settings.load().exports_dir
         out_dir.mkdir(parents=True, exist_ok=True)
         paths = export_audience_csvs(members, audience.name, out_dir, value_based=audience.value_column is not None)
@@ -156,7 +196,8 @@ def _sync_asset(audience: Audience, destination_name: str) -> dg.AssetsDefinitio
 
     @dg.asset(
         key=keys.sync(audience.name, destination_name),
-        deps=[keys.audience(audience.name), CLV_PREDICTIONS, CLV_ACTIVATION_GATE, *LEDGER.values()],
+        deps=[keys.audience(audience.name), CUSTOMER_CONTACTS, CLV_PREDICTIONS, CLV_ACTIVATION_GATE, FAIRNESS_AUDIT,
+              *LEDGER.values()],
         group_name=groups.AUDIENCES,
         kinds={"python", config.type},
         op_tags=DUCKDB_TAG,
@@ -170,7 +211,7 @@ def _sync_asset(audience: Audience, destination_name: str) -> dg.AssetsDefinitio
         dry_run_dir = settings.load().exports_dir / "dry_run"
         destination, dry_run = build_destination(config, audience, credentials.values(), dry_run_dir)
         with warehouse.connect() as conn:
-            members = read_table(conn, _members_table(audience), order_by="customer_id")
+            members = _members_with_contacts(conn, audience)
             model_version = conn.execute("select any_value(model_version) from ml.clv_predictions").fetchone()[0]
             try:
                 report = sync_audience(conn, audience, destination, context.run_id, model_version,

@@ -2,15 +2,21 @@
 
 
 import json
+from functools import partial
 
 import dagster as dg
 
 from demo_shop import generate_shop
 from landing import LandingError, LandingOptions, ingest_landing
+from landing.ingest import Suppression
 from landing.formats.detect import is_json_lines
+from landing.special_categories import SpecialCategoryError, load_denylist
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
 from orchestration.lib import groups, keys
 from orchestration.lib.metadata import markdown_table
+from orchestration.lib.settings import SPECIAL_CATEGORIES_FILE
+from privacy.erasure import suppressed_hashes
+from privacy.subjects import load_salt, subject_hash
 
 RAW_TABLES = {
     "orders": "One row per accepted order row at or before the as-of date (negative totals are refunds).",
@@ -51,8 +57,9 @@ def landing_files(context: dg.AssetExecutionContext, settings: SegmintSettings) 
 
 @dg.multi_asset(
     specs=[
+        # Erasure requests are applied before ingest, which reads the suppression list they update.
         dg.AssetSpec(keys.raw(table), description=description, group_name=groups.LANDING, kinds={"duckdb"},
-                     deps=[landing_files])
+                     deps=[landing_files, keys.ERASURE_RECEIPTS, keys.ERASURE_SUPPRESSION])
         for table, description in RAW_TABLES.items()
     ],
     op_tags=DUCKDB_TAG,
@@ -63,11 +70,17 @@ def raw_tables(context: dg.AssetExecutionContext, settings: SegmintSettings, war
     landing_dir = s.landing_dir or s.demo_landing_dir
     try:
         with warehouse.connect() as conn:
+            denylist = load_denylist(SPECIAL_CATEGORIES_FILE)
             options = LandingOptions(
-                reporting_currency=s.currency, date_format=s.date_format, csv_delimiter=s.csv_delimiter
+                reporting_currency=s.currency, date_format=s.date_format, csv_delimiter=s.csv_delimiter,
+                special_categories=denylist,
             )
+            salt = load_salt(s.data_dir)
+            suppression = Suppression(suppressed_hashes(conn), partial(subject_hash, salt))
             report = ingest_landing(
-                conn, landing_dir, s.as_of, s.horizon_days, s.is_demo, options, s.source_format, s.landing_work_dir
+                conn, landing_dir, s.as_of, s.horizon_days, s.is_demo, options, s.source_format, s.landing_work_dir,
+                s.realtime_log_dir,
+                suppression,
             )
             counts = {t: conn.execute(f"select count(*) from raw.{t}").fetchone()[0] for t in RAW_TABLES}
             ingest_log = conn.execute("select * from raw.ingest_log order by source_file").df()
@@ -75,7 +88,7 @@ def raw_tables(context: dg.AssetExecutionContext, settings: SegmintSettings, war
                 "select source_file, split_part(reason, ':', 1) as reason, count(*) as rows "
                 "from raw.quarantine group by all order by rows desc"
             ).df()
-    except LandingError as error:
+    except (LandingError, SpecialCategoryError) as error:
         # A user's file that cannot be read at all: one clear line, no traceback to dig through.
         raise dg.Failure(description=str(error), allow_retries=False) from None
 
@@ -99,8 +112,17 @@ def raw_tables(context: dg.AssetExecutionContext, settings: SegmintSettings, war
                 # Line items merged into their order, surrogate ids, exact duplicates kept once, detected dialect.
                 "rows_merged_line_items": dg.MetadataValue.int(file_report.rows_merged),
                 "ids_generated": dg.MetadataValue.int(file_report.ids_generated),
+                "rows_suppressed": dg.MetadataValue.int(file_report.rows_suppressed),
                 "exact_duplicates_dropped": dg.MetadataValue.int(file_report.reasons.get("duplicate_identical", 0)),
                 "notes": dg.MetadataValue.json(list(file_report.notes)),
+                # GDPR art. 9: columns removed before any row was written (config/special_categories.yaml).
+                "special_category_columns_dropped": dg.MetadataValue.json(
+                    [
+                        {"column": d.column, "category": d.category, "matched_by": d.matched_by}
+                        for d in file_report.dropped_columns
+                    ]
+                ),
+                "special_categories_version": dg.MetadataValue.text(denylist.version),
             }
             if file_report.currencies:
                 metadata["order_rows_by_currency"] = dg.MetadataValue.json(file_report.currencies)
@@ -108,10 +130,24 @@ def raw_tables(context: dg.AssetExecutionContext, settings: SegmintSettings, war
             metadata["note"] = dg.MetadataValue.text(
                 f"No {table} file in the landing zone: the table is empty and features that need it are 0."
             )
+        if table == "events" and report.realtime_log is not None:
+            # The real-time service's log, a second source of events (landing/realtime_log.py).
+            log = report.realtime_log
+            metadata |= {
+                "realtime_log_rows_in": dg.MetadataValue.int(log.rows_in),
+                "realtime_log_rows_accepted": dg.MetadataValue.int(log.rows_accepted),
+                "realtime_log_rows_quarantined": dg.MetadataValue.int(log.rows_quarantined),
+                "realtime_log_rows_after_as_of": dg.MetadataValue.int(log.rows_after_as_of),
+                "realtime_log_reasons": dg.MetadataValue.json(log.reasons),
+            }
         if report.source_format != "segmint" and table in {"orders", "customers", "events"}:
             # A translated export: the counts per source file (export file -> contract rows), not per work file.
             by_source = ingest_log[ingest_log["table_name"] == table].drop(columns="table_name")
             metadata["source_files"] = markdown_table(by_source)
         if table == "quarantine":
             metadata["by_file_and_reason"] = markdown_table(quarantine_by_reason)
+            # Source records a format translator rejected, stored without their special-category fields.
+            metadata["special_category_records_scrubbed"] = dg.MetadataValue.int(
+                report.special_category_records_scrubbed
+            )
         yield dg.MaterializeResult(asset_key=keys.raw(table), metadata=metadata)

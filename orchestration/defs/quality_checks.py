@@ -11,6 +11,7 @@ import pandas as pd
 
 from expectations.suites import SUITES
 from expectations.validate import validate
+from landing.special_categories import load_denylist, special_category_columns
 from orchestration.defs.resources import DUCKDB_TAG, Warehouse
 from orchestration.lib.keys import (
     CUSTOMER_FEATURES,
@@ -21,6 +22,8 @@ from orchestration.lib.keys import (
     RAW_QUARANTINE,
 )
 from orchestration.lib.metadata import markdown_table, validation_metadata
+from orchestration.lib.settings import SPECIAL_CATEGORIES_FILE
+
 
 # GX runs on pandas; above this many rows it validates a reproducible sample (dbt tests still cover every row).
 MAX_VALIDATION_ROWS = 500_000
@@ -99,9 +102,11 @@ def reconcile_ingest(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
             log.rows_in,
             log.rows_accepted,
             log.rows_quarantined,
+            log.rows_suppressed,
             coalesce(accepted.in_table, 0) as rows_in_table,
             coalesce(quarantined.in_quarantine, 0) as rows_in_quarantine,
-            log.rows_in = log.rows_accepted + log.rows_quarantined
+            -- rows of erased persons are dropped unread (privacy.suppression) and counted apart
+            log.rows_in = log.rows_accepted + log.rows_quarantined + log.rows_suppressed
                 -- merged line items are accepted rows folded into their order's row
                 and log.rows_accepted - log.rows_merged = coalesce(accepted.in_table, 0)
                 and by_file.file_quarantined = coalesce(quarantined.in_quarantine, 0) as reconciles
@@ -116,7 +121,7 @@ def reconcile_ingest(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 @dg.asset_check(
     asset=RAW_QUARANTINE,
-    description="Rows in = rows accepted + rows quarantined, for every landing file of this run.",
+    description="Rows in = rows accepted + rows quarantined (+ rows of erased persons suppressed), for every landing file of this run.",
     blocking=True,
     op_tags=DUCKDB_TAG,
 )
@@ -135,3 +140,43 @@ def check_ingest_counts_reconcile(warehouse: Warehouse) -> dg.AssetCheckResult:
             "rows_quarantined": dg.MetadataValue.int(int(table["rows_quarantined"].sum())),
         },
     )
+
+
+# GDPR art. 9: tables whose columns are model features or audience inputs -> the yml that declares them.
+FEATURE_TABLES = {
+    "marts.customer_features": "dbt_project/models/marts/customer_features.yml",
+    "marts.customer_scores": "dbt_project/models/marts/customer_scores.yml",
+}
+
+
+def _special_category_check(table: str, declared_in: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=dg.AssetKey(table.split(".")),
+        name="check_no_special_category_features",
+        description=f"No column of {table} (a model feature or audience input) names special-category data "
+        "(GDPR art. 9, config/special_categories.yaml).",
+        blocking=True,
+        op_tags=DUCKDB_TAG,
+    )
+    def _check(warehouse: Warehouse) -> dg.AssetCheckResult:
+        denylist = load_denylist(SPECIAL_CATEGORIES_FILE)
+        with warehouse.connect() as conn:
+            columns = [row[0] for row in conn.execute(f"describe {table}").fetchall()]
+        found = special_category_columns(columns, denylist)
+        return dg.AssetCheckResult(
+            passed=not found,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description="; ".join(
+                f"{declared_in}: column '{column}' is special-category data ({category}, GDPR art. 9)"
+                for column, category in found
+            ) or f"none of {len(columns)} columns names special-category data",
+            metadata={
+                "columns_checked": dg.MetadataValue.int(len(columns)),
+                "special_categories_version": dg.MetadataValue.text(denylist.version),
+            },
+        )
+
+    return _check
+
+
+special_category_checks = [_special_category_check(table, yml) for table, yml in FEATURE_TABLES.items()]

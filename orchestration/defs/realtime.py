@@ -17,22 +17,19 @@ import dagster as dg
 from ml.lookalike import fit_lookalike
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
 from orchestration.lib import groups
+from orchestration.lib.keys import CUSTOMER_SCORES, PREPURCHASE_BEHAVIOUR, PROSPECT_SCORES, RFM_SEGMENTS, SERVING_BUNDLE
 from orchestration.lib.settings import CONFIG_DIR
 from orchestration.lib.warehouse_io import read_table
 from realtime.bundle import CUSTOMER_COLUMNS, bundles_dir, load_bundle, lookalike_json, serving_customers, write_bundle
 from realtime.rules import load_rules, rules_path
 from reporting.cards import load_playbook
 
-CUSTOMER_SCORES = dg.AssetKey(["marts", "customer_scores"])
-PROSPECT_SCORES = dg.AssetKey(["ml", "prospect_scores"])
-PREPURCHASE_BEHAVIOUR = dg.AssetKey(["marts", "customer_prepurchase_behaviour"])
-RFM_SEGMENTS = dg.AssetKey(["ml", "rfm_segments"])
 PLAYBOOK = CONFIG_DIR / "playbook.yaml"
 SCORE_COLUMNS = ["customer_id", "as_of_date", "rfm_segment", "behavioral_segment", "predicted_clv", "purchase_propensity"]
 
 
 @dg.asset(
-    key=["realtime", "serving_bundle"],
+    key=SERVING_BUNDLE,
     deps=[CUSTOMER_SCORES, PROSPECT_SCORES, PREPURCHASE_BEHAVIOUR, RFM_SEGMENTS],
     group_name=groups.REALTIME,
     kinds={"python", "parquet"},

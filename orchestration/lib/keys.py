@@ -66,7 +66,7 @@ CUSTOMER_CONTACTS = _key("edge/customer_contacts")
 
 # What the syncs produce (Python, schemas `sync` and `activation`).
 AUDIENCE_LIFT = _key("activation/audience_lift")
-SYNC_LEDGER_TABLES = ("destination_members", "runs", "batches", "control_group", "members_provenance")
+SYNC_LEDGER_TABLES = ("destination_members", "runs", "batches", "control_group", "erasure_removals", "members_provenance")
 
 
 def sync_ledger(table: str) -> dg.AssetKey:
@@ -86,6 +86,21 @@ PUBLISHED_IN_MARTS = {
     SEGMENT_CARDS_VIEW: SEGMENT_CARDS,
     AUDIENCE_LIFT_VIEW: AUDIENCE_LIFT,
 }
+
+# Privacy (README "Privacy"): the bias audit that exports and syncs wait for; per-customer explanations.
+FAIRNESS_AUDIT = _key("ml/fairness_audit")
+# Erasure (README "Privacy"): applied before ingest; the warehouse rewritten after the syncs that follow one.
+ERASURE_RECEIPTS = _key("privacy/erasure_receipts")
+# Written with the receipts (privacy/erasure.py): the salted-hash suppression list the ingest applies, and the salt's
+# fingerprint.
+ERASURE_SUPPRESSION = _key("privacy/suppression")
+SALT_FINGERPRINT = _key("privacy/salt_fingerprint")
+WAREHOUSE_COMPACTION = _key("privacy/warehouse_compaction")
+CUSTOMER_EXPLANATIONS = _key("ml/customer_explanations")
+CUSTOMER_EXPLANATIONS_MART = _key("marts/customer_explanations")
+
+# What the real-time segment service loads (realtime/).
+SERVING_BUNDLE = _key("realtime/serving_bundle")
 
 # The check `make run` reads to say whether value-based activation was held back.
 ACTIVATION_GATE_CHECK = dg.AssetCheckKey(CLV_ACTIVATION_GATE, "check_clv_model_beats_baselines")

@@ -28,6 +28,7 @@ SCHEMA_OWNERS: Mapping[str, str] = {
     "audiences": PYTHON,  # one table per audience (config/audiences.yaml)
     "sync": PYTHON,  # the sync ledger (activation/ledger.py)
     "activation": PYTHON,  # what the syncs produced (audience lift)
+    "privacy": PYTHON,  # erasure receipts, the suppression list and the salt fingerprint (privacy/)
 }
 WAREHOUSE_KIND = "duckdb"
 SYSTEM_SCHEMAS = frozenset({"information_schema", "pg_catalog"})

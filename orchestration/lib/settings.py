@@ -23,6 +23,7 @@ DEFAULT_DEMO_SEED = 42
 DATE_FORMAT_WORDS = ("DMY", "MDY")
 CSV_DELIMITER_WORDS = {",": ",", ";": ";", "|": "|", "tab": "\t", "\\t": "\t"}
 DEFAULT_EVENT_MAPPING = CONFIG_DIR / "event_mapping.yaml"
+SPECIAL_CATEGORIES_FILE = CONFIG_DIR / "special_categories.yaml"  # GDPR art. 9 denylist (landing/special_categories.py)
 
 
 class SettingsError(ValueError):
@@ -63,6 +64,11 @@ class Settings:
     def landing_work_dir(self) -> Path:
         """Where a GA4/Segment/Shopify export is translated into contract files (kept for inspection)."""
         return self.data_dir / "landing_work"
+
+    @property
+    def realtime_log_dir(self) -> Path:
+        """The real-time service's durable log (events-*.jsonl, transitions-*.jsonl), read by the next run."""
+        return self.data_dir / "realtime" / "log"
 
     @property
     def exports_dir(self) -> Path:

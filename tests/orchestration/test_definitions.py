@@ -40,7 +40,7 @@ EXPECTED_ASSETS = [
     "sync/destination_members", "sync/runs", "sync/batches", "sync/control_group", "sync/members_provenance",
     # dbt views of Python outputs under their contract names
     "marts/clv_model_evaluation", "marts/segment_membership_history", "marts/segment_cards", "marts/audience_lift",
-    "realtime/serving_bundle",
+    "ml/customer_explanations", "marts/customer_explanations", "ml/fairness_audit", "realtime/serving_bundle",
 ]  # fmt: skip
 # The lineage an analyst follows from an order file to a segment (edges: parent -> child).
 SEGMENT_LINEAGE = ["raw/orders", "staging/stg_orders", "marts/customer_features", "ml/rfm_segments", "marts/customer_scores"]
@@ -52,6 +52,9 @@ BLOCKING_CHECKS = [
     ("marts/customer_features", "gx_customer_features"),
     ("marts/customer_scores", "gx_customer_scores"),
     ("ml/clv_activation_gate", "check_clv_model_beats_baselines"),
+    ("marts/customer_features", "check_no_special_category_features"),
+    ("marts/customer_scores", "check_no_special_category_features"),
+    ("ml/fairness_audit", "check_four_fifths_rule"),
 ]
 EXPECTED_SENSORS = {
     "segmint_landing_files", "segmint_run_failure_alert", "segmint_failed_check_alert", "segmint_stale_mart_alert",

@@ -56,20 +56,21 @@ def scores_frame(customers: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_warehouse(conn: duckdb.DuckDBPyConnection, n: int = 60) -> duckdb.DuckDBPyConnection:
-    """Fill `conn` with edge.customer_contacts and marts.customer_scores for n customers.
+    """Fill `conn` with raw.customers, the sync-edge view edge.customer_contacts and marts.customer_scores.
 
-    The contacts table has the columns of the dbt view edge.customer_contacts (the view's SQL is exercised by the
-    whole-graph runs; here its output is given directly).
+    The view has the columns of the dbt view edge.customer_contacts (its SQL, with the dedup, is exercised by the
+    whole-graph runs; the ids here are unique).
     """
     customers = customers_frame(n)
     scores = scores_frame(customers)
-    conn.execute("create schema if not exists edge")
-    conn.execute("create schema if not exists marts")
+    for schema in ("raw", "edge", "marts"):
+        conn.execute(f"create schema if not exists {schema}")
     conn.register("_customers", customers)
     conn.register("_scores", scores)
+    conn.execute("create or replace table raw.customers as select * from _customers")
     conn.execute(
-        "create or replace table edge.customer_contacts as select customer_id, email, phone, first_name, last_name, "
-        "postal_code, upper(country) as country, marketing_consent from _customers"
+        "create or replace view edge.customer_contacts as select customer_id, email, phone, first_name, last_name, "
+        "postal_code, upper(nullif(trim(country), '')) as country, marketing_consent from raw.customers"
     )
     conn.execute("create or replace table marts.customer_scores as select * from _scores")
     conn.unregister("_customers")

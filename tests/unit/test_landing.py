@@ -195,7 +195,7 @@ def test_orders_after_as_of_are_quarantined_and_counts_reconcile(conn, tmp_path)
     }
     assert (orders.rows_in, orders.rows_accepted, orders.rows_quarantined, orders.rows_after_as_of) == (4, 2, 2, 1)
     assert orders.reasons == {"after_as_of": 1, "invalid_timestamp": 1}
-    assert conn.execute("SELECT * FROM raw.ingest_log").fetchall() == [("orders.csv", "orders", 4, 2, 2, 1, 0, 0)]
+    assert conn.execute("SELECT * FROM raw.ingest_log").fetchall() == [("orders.csv", "orders", 4, 2, 2, 1, 0, 0, 0)]
 
 
 def test_default_as_of_is_the_last_accepted_order_date(conn, tmp_path):
@@ -290,7 +290,9 @@ def test_events_need_a_customer_id_or_an_anonymous_id(conn, tmp_path):
     assert accepted_ids(conn, "events", "event_id") == ["e1", "e2"]
     assert reasons_by_row(conn, "events.csv") == {3: "missing_customer_id_and_anonymous_id", 4: "missing_event_type"}
     events = next(file for file in report.files if file.table_name == "events")
-    assert events.missing_columns == ("page_type", "product_id", "device", "utm_source", "utm_campaign", "page_url")
+    assert events.missing_columns == ("page_type", "product_id", "device", "utm_source", "utm_campaign", "page_url",
+        "category", "utm_medium", "utm_content", "value",
+    )
 
 
 def test_events_after_as_of_are_quarantined(conn, tmp_path):

@@ -1,6 +1,7 @@
 -- One row per customer_id from customers.csv (the first row wins when an id repeats). This is the only place
--- that rule lives: source_file/source_row name the winning raw row, and edge.customer_contacts reads the contact
--- fields of exactly that row.
+-- that rule lives: source_file/source_row name the winning raw row, and edge.customer_contacts (the sync edge)
+-- reads the contact fields of exactly that row. No e-mail, phone or names here: PII stays in raw.customers and at
+-- the sync edge (README "Privacy"); only whether the customer has an e-mail or a phone travels on.
 with source as (
     select * from {{ source('raw', 'customers') }}
 ),
@@ -13,10 +14,6 @@ ranked as (
 final as (
     select
         customer_id,
-        email,
-        phone,
-        first_name,
-        last_name,
         postal_code,
         upper(nullif(trim(country), '')) as country,
         signed_up_at,
