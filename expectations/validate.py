@@ -105,7 +105,7 @@ def validate(df: pd.DataFrame, suite: gx.ExpectationSuite) -> ValidationSummary:
                 unexpected_count=int(details.get("unexpected_count") or 0),
                 unexpected_percent=float(details.get("unexpected_percent") or 0.0),
                 sample_rows=sample,
-                examples=[_example(value) for value in list(details.get("partial_unexpected_list") or [])[:EXAMPLE_VALUES]],
+                examples=[_example(value) for value in (details.get("partial_unexpected_list") or [])[:EXAMPLE_VALUES]],
                 observed=observed,
             )
         )

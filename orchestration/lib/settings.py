@@ -152,7 +152,7 @@ def data_dir_for(warehouse: Path) -> Path:
 
 
 def _paths(env: dict[str, str]) -> tuple[Path, Path]:
-    """(data_dir, warehouse), absolute: an explicit SEGMINT_DATA_DIR wins, else the data folder follows the warehouse."""
+    """(data_dir, warehouse), absolute: SEGMINT_DATA_DIR when set, else the data folder follows the warehouse."""
     data_raw, warehouse_raw = env.get("SEGMINT_DATA_DIR", "").strip(), env.get("SEGMINT_WAREHOUSE", "").strip()
     if warehouse_raw:
         warehouse = Path(warehouse_raw).expanduser().resolve()

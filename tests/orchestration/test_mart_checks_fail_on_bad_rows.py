@@ -10,12 +10,14 @@ import pandas as pd
 import pytest
 
 from orchestration.defs.quality_checks import GX_CHECKED_TABLES, gx_checks
-from orchestration.defs.reporting import CARDS, MIN_ACTIONABLE_SEGMENTS, check_enough_actionable_segments
+from orchestration.defs.reporting import MIN_ACTIONABLE_SEGMENTS, check_enough_actionable_segments
 from orchestration.defs.resources import Warehouse
 from orchestration.lib.warehouse_io import write_table
 from tests.unit.test_expectation_suites import CLEAN, DEFECTS
 
 MART_TABLES = {suite: table for table, (_, suite) in GX_CHECKED_TABLES.items() if table.startswith("marts.")}
+# The cards table is the one the check's asset names (schema.table).
+CARDS_TABLE = ".".join(next(iter(check_enough_actionable_segments.check_keys)).asset_key.path)
 
 
 def _warehouse(tmp_path, table: str, frame: pd.DataFrame) -> Warehouse:
@@ -62,15 +64,14 @@ def _cards(actionable_rfm: int) -> pd.DataFrame:
 
 
 def test_three_actionable_segments_of_one_kind_pass_the_report_check(tmp_path):
-    table = ".".join(CARDS.path)
-    result = check_enough_actionable_segments(warehouse=_warehouse(tmp_path, table, _cards(MIN_ACTIONABLE_SEGMENTS)))
+    warehouse = _warehouse(tmp_path, CARDS_TABLE, _cards(MIN_ACTIONABLE_SEGMENTS))
+    result = check_enough_actionable_segments(warehouse=warehouse)
     assert result.passed, result.description
 
 
 def test_too_few_actionable_segments_fail_the_report_check_naming_the_segments_held_back(tmp_path):
     # Planted: the third RFM segment shrank to 12 customers, so no kind has three actionable segments.
-    table = ".".join(CARDS.path)
-    result = check_enough_actionable_segments(warehouse=_warehouse(tmp_path, table, _cards(2)))
+    result = check_enough_actionable_segments(warehouse=_warehouse(tmp_path, CARDS_TABLE, _cards(2)))
     assert not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
     assert result.description.startswith(f"2 actionable segments (need {MIN_ACTIONABLE_SEGMENTS})")
     assert "RFM 2: fewer than 50 customers" in result.description and "\n" not in result.description

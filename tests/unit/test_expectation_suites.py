@@ -41,7 +41,8 @@ CLEAN = {
 }
 DEFECTS = [
     # A customer whose last order (10 days ago) is before their first (3 days ago): recency > tenure.
-    ("customer_features", "last order before the first", _features([30, 3], [0, 10]), "tenure_days, recency_days", "(3, 10)"),
+    ("customer_features", "last order before the first", _features([30, 3], [0, 10]), "tenure_days, recency_days",
+     "(3, 10)"),
     # No customer at all (every order after the as-of date, say): an empty feature table.
     ("customer_features", "no customers", _features([], []), None, "observed 0 (min_value=1)"),
     # A segment name the RFM rule table does not have (a typo, or a rule renamed in one place only).
