@@ -61,6 +61,8 @@ def _dbt(project: Path, root: Path, warehouse: Path, *args: str) -> None:
 
 def _searches(warehouse: Path) -> dict[tuple[str, str], int | None]:
     with duckdb.connect(str(warehouse), read_only=True) as conn:
+        columns = [row[0] for row in conn.execute(f"describe staging.{MODEL}").fetchall()]
+        assert "search_event_count" in columns, f"the new column did not reach staging.{MODEL}: {columns}"
         rows = conn.execute(f"select visitor_id, cast(occurred_on as varchar), search_event_count from staging.{MODEL}")
         return {(visitor, day): count for visitor, day, count in rows.fetchall()}
 
