@@ -8,7 +8,11 @@ import great_expectations as gx
 import pandas as pd
 
 SAMPLE_ROWS = 5
-EXAMPLE_VALUES = 3  # offending values quoted in the one-line description
+# Never copied into sample rows: Dagster keeps check metadata for good, and an erased person must not stay in it.
+# Raw rows keep source_file/source_row, which locate the row in the warehouse instead (issue 17).
+IDENTIFIER_COLUMNS = frozenset({"customer_id", "anonymous_id", "prospect_id", "member_key", "email", "phone",
+                                "first_name", "last_name", "postal_code"})
+EXAMPLE_VALUES = 3  # offending values quoted in the one-line description (never of an IDENTIFIER_COLUMNS column)
 BOUND_KWARGS = ("min_value", "max_value")
 
 
@@ -93,6 +97,8 @@ def validate(df: pd.DataFrame, suite: gx.ExpectationSuite) -> ValidationSummary:
         sample = [{k: (None if pd.isna(v) else str(v)) for k, v in row.items()} for row in rows]
         kwargs = config.kwargs
         pair = [kwargs[name] for name in ("column_A", "column_B") if kwargs.get(name)]
+        shown = not IDENTIFIER_COLUMNS & {kwargs.get("column"), *pair}
+        unexpected = (details.get("partial_unexpected_list") or []) if shown else []
         observed = None
         if "observed_value" in details and "unexpected_count" not in details:
             bounds = ", ".join(f"{name}={kwargs[name]}" for name in BOUND_KWARGS if kwargs.get(name) is not None)
@@ -105,7 +111,7 @@ def validate(df: pd.DataFrame, suite: gx.ExpectationSuite) -> ValidationSummary:
                 unexpected_count=int(details.get("unexpected_count") or 0),
                 unexpected_percent=float(details.get("unexpected_percent") or 0.0),
                 sample_rows=sample,
-                examples=[_example(value) for value in (details.get("partial_unexpected_list") or [])[:EXAMPLE_VALUES]],
+                examples=[_example(value) for value in unexpected[:EXAMPLE_VALUES]],
                 observed=observed,
             )
         )
