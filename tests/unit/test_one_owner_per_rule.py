@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 from landing.event_mapping import UNMAPPED_WARN_SHARE
-from ml import clustering, feature_columns
+from ml import archetypes, clustering, feature_columns
 from orchestration.defs.dbt_models import DbtScoresConfig
+from reporting.cards import ATTRIBUTE_COLUMNS
 
 DBT = Path(__file__).resolve().parents[2] / "dbt_project"
 UNIT_RANGE = {"min_value": 0, "max_value": 1}
@@ -34,6 +35,19 @@ def test_every_python_feature_column_list_is_documented_in_the_feature_mart():
     documented = set(_columns("customer_features"))
     listed = {*feature_columns.BEHAVIOUR_SHARES, *feature_columns.GENERIC_BEHAVIOUR, feature_columns.MAPPED_EVENT_SHARE}
     assert listed - documented == set()
+
+
+@pytest.mark.parametrize(
+    ("reader", "names"),
+    [
+        ("archetype signatures (ml/archetypes.py)",
+         {name for a in (*archetypes.BEHAVIOUR_ARCHETYPES, *archetypes.PURCHASE_ARCHETYPES) for name in a.signature}),
+        ("cluster-name phrases (ml/archetypes.py)", set(archetypes.FEATURE_PHRASES)),
+        ("segment-card attributes (reporting/cards.py)", set(ATTRIBUTE_COLUMNS)),
+    ],
+)
+def test_every_feature_python_reads_by_name_is_a_column_of_the_feature_mart(reader, names):
+    assert names - set(_columns("customer_features")) == set(), reader
 
 
 def test_every_share_and_rate_of_the_feature_mart_is_range_checked_by_dbt():
