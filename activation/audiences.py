@@ -17,12 +17,11 @@ import duckdb
 import pandas as pd
 import yaml
 
+from activation.destinations.registry import destination_types
+
 DEFAULT_CONTROL_SHARE = 0.10
 DEFAULT_MAX_CHANGE_SHARE = 0.5
 PII_COLUMNS = ("email", "phone", "first_name", "last_name", "postal_code", "country", "marketing_consent")
-DESTINATION_TYPES = frozenset(
-    {"meta", "google_data_manager", "google_ads_offline", "klaviyo", "hubspot", "salesforce", "webhook"}
-)
 # Secrets belong in environment variables read by the orchestrator, never in this versioned file.
 SECRET_KEY_PATTERN = re.compile(r"(token|secret|password|api_?key|credential)", re.IGNORECASE)
 AUDIENCE_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
@@ -103,6 +102,7 @@ def parse_audiences(document: Any, source: str = "audiences.yaml") -> list[Audie
     _require(isinstance(entries, list) and len(entries) > 0, source, "'audiences' must be a non-empty list")
     audiences: list[Audience] = []
     seen: set[str] = set()
+    known_types = destination_types()  # one module each in activation/destinations/ (registry.py)
     for index, entry in enumerate(entries):
         where = f"{source}: audiences[{index}]"
         _require(isinstance(entry, dict), where, "must be a mapping")
@@ -129,7 +129,7 @@ def parse_audiences(document: Any, source: str = "audiences.yaml") -> list[Audie
             dwhere = f"{where}: destinations[{position}]"
             _require(isinstance(raw, dict), dwhere, "must be a mapping with 'type'")
             dtype = raw.get("type")
-            _require(dtype in DESTINATION_TYPES, dwhere, f"'type' must be one of {sorted(DESTINATION_TYPES)}")
+            _require(dtype in known_types, dwhere, f"'type' must be one of {sorted(known_types)}")
             dname = raw.get("name", dtype)
             _require(isinstance(dname, str) and dname not in destination_names, dwhere,
                      f"destination name '{dname}' must be unique within the audience")

@@ -25,11 +25,10 @@ from datetime import date
 
 import dagster as dg
 
+from orchestration.lib.keys import ACTIVATION_GATE_CHECK
 from orchestration.lib.partitions import PartitionWindow, full_history
 from orchestration.lib.settings import SettingsError
 
-# Written out rather than imported: importing orchestration.defs loads the whole code location (dbt manifest).
-ACTIVATION_GATE_CHECK = dg.AssetCheckKey(dg.AssetKey(["ml", "clv_activation_gate"]), "check_clv_model_beats_baselines")
 BLOCKED_CHECK_ERROR = "DagsterAssetCheckFailedError"
 SHOWN_EVENTS = {"STEP_SUCCESS", "STEP_FAILURE", "STEP_UP_FOR_RETRY", "ASSET_CHECK_EVALUATION", "PIPELINE_START",
                 "PIPELINE_SUCCESS", "PIPELINE_FAILURE"}

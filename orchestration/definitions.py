@@ -1,33 +1,36 @@
-"""The Dagster code location: loads every definition module under orchestration/defs/."""
+"""The Dagster code location `segmint`: everything under orchestration/defs/, found by Dagster's defs-folder loader.
+
+A new module in orchestration/defs/ joins the location without an edit here: its module-level assets, asset
+checks, jobs, schedules and sensors (and lists of them) are picked up; a module that needs something else (the
+resources in resources.py) returns a `dg.Definitions` from a `@dg.definitions` function. The loader finds the
+folder through `[tool.dg.project]` in pyproject.toml. Two things apply to the whole location and live here: the
+automation and freshness defaults (automation.py) and the in-process executor (DuckDB has one writer).
+"""
+
+from pathlib import Path
 
 import dagster as dg
 
-from orchestration.defs import (
-    audiences,
-    automation,
-    btyd,
-    clv,
-    dbt_models,
-    jobs,
-    landing,
-    membership,
-    quality_checks,
-    reporting,
-    schedules,
-    segments,
-    sensors,
-    vocabulary,
-)
-from orchestration.defs.resources import resources
+from orchestration.defs.automation import with_automation_spec
 
-_modules = [landing, vocabulary, dbt_models, quality_checks, segments, clv, btyd, membership, reporting, audiences]
 
-defs = dg.Definitions(
-    assets=automation.with_automation(dg.load_assets_from_modules(_modules)),
-    asset_checks=dg.load_asset_checks_from_modules(_modules),
-    jobs=[jobs.refresh_job, jobs.refresh_job_multiprocess, jobs.daily_staging_job, jobs.export_job, jobs.report_job],
-    schedules=schedules.schedules,
-    sensors=[*sensors.sensors, *automation.sensors],
-    executor=dg.in_process_executor,
-    resources=resources(),
-)
+def _location() -> dg.Definitions:
+    # A function, not module-level names: Dagster refuses a module with two Definitions objects at its top level.
+    folder = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+    # A module that imports another's asset (jobs.py selects dbt_daily_models) exposes the same object twice; the
+    # loader keeps both references, so drop repeats before the specs are mapped into new objects.
+    assets = list({id(asset): asset for asset in folder.assets or []}.values())
+    return dg.Definitions(
+        assets=dg.map_asset_specs(with_automation_spec, assets),
+        asset_checks=folder.asset_checks,
+        jobs=folder.jobs,
+        schedules=folder.schedules,
+        sensors=folder.sensors,
+        resources=folder.resources,
+        executor=dg.in_process_executor,
+        metadata=folder.metadata,
+        component_tree=folder.component_tree,
+    )
+
+
+defs = _location()

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from activation.destinations.base import BatchResult
+from activation.destinations.registry import BuildRequest, register
 from activation.destinations.google_data_manager import google_account_id, google_user_identifiers
 from activation.http import HttpClient, RetryPolicy
 from activation.ledger import SyncRecord
@@ -108,3 +109,13 @@ class GoogleAdsOfflineJobAudience:
     def readback(self) -> dict[str, Any]:
         """Jobs started in this sync (Google processes them asynchronously, for up to 24 h)."""
         return {"jobs": self.jobs, "sent": sum(j["size"] for j in self.jobs)}
+
+
+@register("google_ads_offline", env=("SEGMINT_GOOGLE_ACCESS_TOKEN", "SEGMINT_GOOGLE_ADS_DEVELOPER_TOKEN"),
+          base_url_env="SEGMINT_GOOGLE_ADS_BASE_URL")
+def build(request: BuildRequest) -> GoogleAdsOfflineJobAudience:
+    """settings: customer_id, user_list_id; optional login_customer_id, api_version."""
+    return GoogleAdsOfflineJobAudience(
+        request.secret("SEGMINT_GOOGLE_ACCESS_TOKEN"), request.secret("SEGMINT_GOOGLE_ADS_DEVELOPER_TOKEN"),
+        str(request.settings["customer_id"]), str(request.settings["user_list_id"]),
+        **request.pick("login_customer_id", "api_version"), **request.common)

@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from activation import identifiers as ids
 from activation.destinations.base import BatchResult
+from activation.destinations.registry import BuildRequest, register
 from activation.http import DestinationError, HttpClient, RetryPolicy
 from activation.ledger import SyncRecord
 
@@ -146,3 +147,12 @@ class GoogleDataManagerAudience:
                                  "recordCount": int(user_data.get("recordCount", 0))})
         return {"sent": self.sent, "requests": len(self.request_ids), "record_count": record_count,
                 "statuses": statuses, "matches_sent": record_count == self.sent}
+
+
+@register("google_data_manager", env=("SEGMINT_GOOGLE_ACCESS_TOKEN",),
+          base_url_env="SEGMINT_GOOGLE_DATA_MANAGER_BASE_URL")
+def build(request: BuildRequest) -> GoogleDataManagerAudience:
+    """settings: operating_account_id, audience_id; optional login_account_id."""
+    return GoogleDataManagerAudience(
+        request.secret("SEGMINT_GOOGLE_ACCESS_TOKEN"), str(request.settings["operating_account_id"]),
+        str(request.settings["audience_id"]), **request.pick("login_account_id"), **request.common)

@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from activation import identifiers as ids
 from activation.destinations.base import BatchResult, chunked, text_or_none
+from activation.destinations.registry import BuildRequest, register
 from activation.http import HttpClient, RetryPolicy
 from activation.ledger import SyncRecord
 
@@ -132,3 +133,10 @@ class HubSpotList:
         members = self.list_member_ids()
         return {"sent_adds": self.sent["add"], "sent_removes": self.sent["remove"],
                 "list_size": len(members), "member_record_ids": members, "record_ids_missing": self.missing}
+
+
+@register("hubspot", env=("SEGMINT_HUBSPOT_ACCESS_TOKEN",), base_url_env="SEGMINT_HUBSPOT_BASE_URL")
+def build(request: BuildRequest) -> HubSpotList:
+    """settings: list_id; optional api_version."""
+    return HubSpotList(request.secret("SEGMINT_HUBSPOT_ACCESS_TOKEN"), str(request.settings["list_id"]),
+                       **request.pick("api_version"), **request.common)

@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from activation import identifiers as ids
 from activation.destinations.base import BatchResult, chunked, text_or_none
+from activation.destinations.registry import BuildRequest, register
 from activation.http import DestinationError, HttpClient, RetryPolicy
 from activation.ledger import SyncRecord
 
@@ -147,3 +148,10 @@ class KlaviyoList:
         count = (((reply.json or {}).get("data") or {}).get("attributes") or {}).get("profile_count")
         return {"sent_adds": self.sent["add"], "sent_removes": self.sent["remove"], "jobs": self.jobs,
                 "list_size": int(count or 0)}
+
+
+@register("klaviyo", env=("SEGMINT_KLAVIYO_API_KEY",), base_url_env="SEGMINT_KLAVIYO_BASE_URL")
+def build(request: BuildRequest) -> KlaviyoList:
+    """settings: list_id; optional revision."""
+    return KlaviyoList(request.secret("SEGMINT_KLAVIYO_API_KEY"), str(request.settings["list_id"]),
+                       **request.pick("revision"), **request.common)

@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from activation import identifiers as ids
 from activation.destinations.base import BatchResult, member_value
+from activation.destinations.registry import BuildRequest, register
 from activation.http import HttpClient, RetryPolicy
 from activation.ledger import SyncRecord
 
@@ -143,3 +144,12 @@ class MetaCustomAudience:
         report["sessions"] = sessions
         report["matches_sent"] = report["num_received"] == report["sent"]
         return report
+
+
+@register("meta", env=("SEGMINT_META_ACCESS_TOKEN",), base_url_env="SEGMINT_META_BASE_URL")
+def build(request: BuildRequest) -> MetaCustomAudience:
+    """settings: audience_id; optional value_based (default: the audience has a value_column), api_version."""
+    return MetaCustomAudience(
+        request.secret("SEGMINT_META_ACCESS_TOKEN"), str(request.settings["audience_id"]),
+        value_based=bool(request.settings.get("value_based", request.audience.value_column is not None)),
+        **request.pick("api_version"), **request.common)

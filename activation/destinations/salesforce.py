@@ -28,6 +28,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from activation import identifiers as ids
 from activation.destinations.base import BatchResult, text_or_none
+from activation.destinations.registry import BuildRequest, register
 from activation.http import DestinationError, HttpClient, RetryPolicy
 from activation.ledger import SyncRecord
 
@@ -182,3 +183,13 @@ class SalesforceContacts:
         return {"jobs": self.jobs, "records_processed": sum(j["processed"] for j in self.jobs),
                 "records_failed": sum(j["failed"] for j in self.jobs),
                 "sent": sum(j["size"] for j in self.jobs)}
+
+
+@register("salesforce", env=("SEGMINT_SALESFORCE_ACCESS_TOKEN", "SEGMINT_SALESFORCE_INSTANCE_URL"))
+def build(request: BuildRequest) -> SalesforceContacts:
+    """settings: optional object (default Contact), api_version, external_id_field, membership_field."""
+    instance_url = request.env.get("SEGMINT_SALESFORCE_INSTANCE_URL") or "https://example.my.salesforce.com"
+    return SalesforceContacts(
+        request.secret("SEGMINT_SALESFORCE_ACCESS_TOKEN"), instance_url, request.audience.name,
+        **request.pick("api_version", "external_id_field", "membership_field"),
+        **({"object_name": request.settings["object"]} if "object" in request.settings else {}), **request.common)

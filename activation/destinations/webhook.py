@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from activation import identifiers as ids
 from activation.destinations.base import BatchResult, member_value, text_or_none
+from activation.destinations.registry import BuildRequest, register
 from activation.http import HttpClient, RetryPolicy
 from activation.ledger import SyncRecord
 
@@ -126,3 +127,10 @@ def _number(value: Any) -> float | None:
         return round(float(value), 4)
     except (TypeError, ValueError):
         return None
+
+
+@register("webhook", env=("SEGMINT_WEBHOOK_URL", "SEGMINT_WEBHOOK_SECRET"))
+def build(request: BuildRequest) -> SignedWebhook:
+    """No settings: the URL and the signing secret are credentials."""
+    url = request.env.get("SEGMINT_WEBHOOK_URL") or "https://example.invalid/segmint-webhook"
+    return SignedWebhook(url, request.secret("SEGMINT_WEBHOOK_SECRET"), request.audience.name, **request.common)

@@ -20,16 +20,14 @@ from activation.exports import export_audience_csvs
 from activation.http import DestinationError
 from activation.ledger import ensure_schema
 from activation.sync import SyncGuardError, guard_change, lift_by_audience, plan_sync, sync_audience
-from orchestration.defs.clv import ACTIVATION_GATE
 from orchestration.defs.resources import DUCKDB_TAG, ActivationCredentials, SegmintSettings, Warehouse
-from orchestration.lib import groups
+from orchestration.lib import groups, keys
+from orchestration.lib.keys import AUDIENCE_LIFT, CLV_ACTIVATION_GATE, CLV_PREDICTIONS, CUSTOMER_SCORES
 from orchestration.lib.metadata import markdown_table
 from orchestration.lib.settings import CONFIG_DIR
 from orchestration.lib.warehouse_io import read_table, table_exists, write_table
 
 AUDIENCES_FILE = CONFIG_DIR / "audiences.yaml"
-CUSTOMER_SCORES = dg.AssetKey(["marts", "customer_scores"])
-CLV_PREDICTIONS = dg.AssetKey(["ml", "clv_predictions"])
 MEMBER_COLUMNS = [
     "customer_id", "is_control", "value", "marketing_consent", "email", "phone", "first_name", "last_name",
     "postal_code", "country", "predicted_clv", "purchase_propensity", "rfm_segment", "behavioral_segment",
@@ -42,7 +40,7 @@ def _members_table(audience: Audience) -> str:
 
 def _audience_asset(audience: Audience) -> dg.AssetsDefinition:
     @dg.asset(
-        key=["audiences", audience.name],
+        key=keys.audience(audience.name),
         deps=[CUSTOMER_SCORES],
         group_name=groups.AUDIENCES,
         kinds={"python", "duckdb"},
@@ -72,7 +70,7 @@ def _audience_asset(audience: Audience) -> dg.AssetsDefinition:
 
 def _guard_check(audience: Audience) -> dg.AssetChecksDefinition:
     @dg.asset_check(
-        asset=dg.AssetKey(["audiences", audience.name]),
+        asset=keys.audience(audience.name),
         name="check_size_change_within_guard",
         description=(
             f"Blocks the syncs of {audience.name} when any destination would change size by more than "
@@ -107,8 +105,8 @@ def _guard_check(audience: Audience) -> dg.AssetChecksDefinition:
 
 def _export_asset(audience: Audience) -> dg.AssetsDefinition:
     @dg.asset(
-        key=["exports", audience.name],
-        deps=[dg.AssetKey(["audiences", audience.name]), *([ACTIVATION_GATE] if is_value_based(audience) else [])],
+        key=keys.export(audience.name),
+        deps=[keys.audience(audience.name), *([CLV_ACTIVATION_GATE] if is_value_based(audience) else [])],
         group_name=groups.AUDIENCES,
         kinds={"python", "csv"},
         op_tags=DUCKDB_TAG,
@@ -132,8 +130,8 @@ def _sync_asset(audience: Audience, destination_name: str) -> dg.AssetsDefinitio
     config = next(d for d in audience.destinations if d.name == destination_name)
 
     @dg.asset(
-        key=["sync", audience.name, destination_name],
-        deps=[dg.AssetKey(["audiences", audience.name]), CLV_PREDICTIONS, ACTIVATION_GATE],
+        key=keys.sync(audience.name, destination_name),
+        deps=[keys.audience(audience.name), CLV_PREDICTIONS, CLV_ACTIVATION_GATE],
         group_name=groups.AUDIENCES,
         kinds={"python", config.type},
         op_tags=DUCKDB_TAG,
@@ -188,8 +186,8 @@ audience_assets, audience_checks = build_audience_definitions(AUDIENCES)
 
 
 @dg.asset(
-    key=["marts", "audience_lift"],
-    deps=[dg.AssetKey(["sync", a.name, d.name]) for a in AUDIENCES for d in a.destinations],
+    key=AUDIENCE_LIFT,
+    deps=[keys.sync(a.name, d.name) for a in AUDIENCES for d in a.destinations],
     group_name=groups.AUDIENCES,
     kinds={"python", "duckdb"},
     op_tags=DUCKDB_TAG,

@@ -21,12 +21,12 @@ plus slack). The daemon's freshness evaluation shows the state in the UI (asset 
 the `segmint_stale_mart_alert` sensor (sensors.py) posts an alert when a mart turns FAIL.
 """
 
-from collections.abc import Sequence
 from datetime import timedelta
 
 import dagster as dg
 
 from orchestration.lib import groups
+from orchestration.lib.keys import CUSTOMER_FEATURES, CUSTOMER_SCORES, SEGMENT_CARDS, SEGMENT_MEMBERSHIP_HISTORY
 
 AUTOMATED_GROUPS = (
     groups.SEGMENTS,
@@ -40,29 +40,20 @@ FOLLOW_INPUTS = (
 ).with_label("eager_after_upstream_blocking_checks_pass")
 AUTOMATION_INTERVAL_SECONDS = 60
 
-FRESH_MARTS = [
-    dg.AssetKey(["marts", "customer_features"]),
-    dg.AssetKey(["marts", "customer_scores"]),
-    dg.AssetKey(["marts", "segment_cards"]),
-    dg.AssetKey(["marts", "segment_membership_history"]),
-]
+FRESH_MARTS = [CUSTOMER_FEATURES, CUSTOMER_SCORES, SEGMENT_CARDS, SEGMENT_MEMBERSHIP_HISTORY]
 MART_WARN_AGE = timedelta(hours=24)
 MART_MAX_AGE = timedelta(hours=26)  # daily refresh + 2 h for a slow or queued run
 MART_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=MART_MAX_AGE, warn_window=MART_WARN_AGE)
 
 
-def _operate(spec: dg.AssetSpec) -> dg.AssetSpec:
-    # Explicit settings made by the asset's own module win over these defaults.
+def with_automation_spec(spec: dg.AssetSpec) -> dg.AssetSpec:
+    """The same spec with the location's defaults: models and their products follow their inputs
+    (FOLLOW_INPUTS), read marts get MART_FRESHNESS. Explicit settings made by the asset's own module win."""
     if spec.group_name in AUTOMATED_GROUPS and spec.automation_condition is None:
         spec = spec.replace_attributes(automation_condition=FOLLOW_INPUTS)
     if spec.key in FRESH_MARTS and spec.freshness_policy is None:
         spec = spec.replace_attributes(freshness_policy=MART_FRESHNESS)
     return spec
-
-
-def with_automation(assets: Sequence[dg.AssetsDefinition | dg.AssetSpec]) -> Sequence[dg.AssetsDefinition | dg.AssetSpec]:
-    """The same assets: models and their products follow their inputs (FOLLOW_INPUTS); read marts get MART_FRESHNESS."""
-    return dg.map_asset_specs(_operate, assets)
 
 
 automation_sensor = dg.AutomationConditionSensorDefinition(

@@ -6,16 +6,15 @@ import pandas as pd
 from ml.btyd import CHURN_AUC_TIE, BTYDFitError, backtest_btyd, btyd_prediction_table, fit_btyd
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
 from orchestration.lib import groups
+from orchestration.lib.keys import BTYD_PREDICTIONS, CUSTOMER_FEATURES, CUSTOMER_FEATURES_TRAIN
 from orchestration.lib.metadata import markdown_table
 from orchestration.lib.warehouse_io import read_table, write_table
 
-TRAINING_SET = dg.AssetKey(["marts", "customer_features_train"])
-CUSTOMER_FEATURES = dg.AssetKey(["marts", "customer_features"])
 
 
 @dg.asset(
-    key=["ml", "btyd_predictions"],
-    deps=[CUSTOMER_FEATURES, TRAINING_SET],
+    key=BTYD_PREDICTIONS,
+    deps=[CUSTOMER_FEATURES, CUSTOMER_FEATURES_TRAIN],
     group_name=groups.CLV,
     kinds={"python", "scipy", "duckdb"},
     op_tags=DUCKDB_TAG,

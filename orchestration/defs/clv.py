@@ -21,14 +21,21 @@ from ml.clv import feature_importance
 from ml.evaluation import DEFAULT_CALIBRATION_BAND, DEFAULT_RANKING_FLOOR_SPEARMAN, quality_gate
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
 from orchestration.lib import groups
+from orchestration.lib.keys import (
+    ACTIVATION_GATE_CHECK,
+    CLV_ACTIVATION_GATE,
+    CLV_MODEL,
+    CLV_MODEL_EVALUATION,
+    CLV_PREDICTIONS,
+    CUSTOMER_FEATURES,
+    CUSTOMER_FEATURES_SELECTION,
+    CUSTOMER_FEATURES_TRAIN,
+    INT_CUTOFFS,
+    STG_ORDERS,
+)
 from orchestration.lib.metadata import markdown_table, png_image
 from orchestration.lib.warehouse_io import read_table, write_table
 
-TRAINING_SET = dg.AssetKey(["marts", "customer_features_train"])
-SELECTION_SET = dg.AssetKey(["marts", "customer_features_selection"])
-CUSTOMER_FEATURES = dg.AssetKey(["marts", "customer_features"])
-ORDERS = dg.AssetKey(["staging", "stg_orders"])
-CUTOFFS = dg.AssetKey(["intermediate", "int_cutoffs"])
 # The shop's revenue per order date up to the as-of date: what the seasonality decision measures (ml/champion.py).
 DAILY_REVENUE_SQL = """
     select orders.ordered_on, sum(case when orders.is_refund then 0 else orders.order_amount end) as revenue
@@ -37,8 +44,6 @@ DAILY_REVENUE_SQL = """
     group by orders.ordered_on
     order by orders.ordered_on
 """
-EVALUATION = dg.AssetKey(["marts", "clv_model_evaluation"])
-MODEL = dg.AssetKey(["ml", "clv_model"])
 # The production model lives in the warehouse it was trained for (one row, the pickled blob and its version), so
 # two warehouses sharing a data folder never read each other's model; clv_predictions reads exactly that row.
 MODEL_TABLE = "ml.clv_model"
@@ -46,9 +51,6 @@ SHOWN_COLUMNS = [
     "model", "backtest_window", "is_champion", "n_customers", "spearman", "normalized_gini", "decile_mape",
     "calibration_ratio", "raw_decile_mape", "raw_calibration_ratio", "propensity_auc", "interval_coverage", "note",
 ]
-ACTIVATION_GATE = dg.AssetKey(["ml", "clv_activation_gate"])
-GATE_CHECK_NAME = "check_clv_model_beats_baselines"
-GATE_CHECK = dg.AssetCheckKey(ACTIVATION_GATE, GATE_CHECK_NAME)
 
 
 class ClvConfig(dg.Config):
@@ -60,8 +62,8 @@ class ClvConfig(dg.Config):
 
 
 @dg.asset(
-    key=EVALUATION.path,
-    deps=[TRAINING_SET, SELECTION_SET, ORDERS, CUTOFFS],
+    key=CLV_MODEL_EVALUATION,
+    deps=[CUSTOMER_FEATURES_TRAIN, CUSTOMER_FEATURES_SELECTION, STG_ORDERS, INT_CUTOFFS],
     group_name=groups.CLV,
     kinds={"python", "lightgbm", "duckdb"},
     op_tags=DUCKDB_TAG,
@@ -113,8 +115,8 @@ def clv_model_evaluation(
 
 
 @dg.asset(
-    key=ACTIVATION_GATE.path,
-    deps=[EVALUATION],
+    key=CLV_ACTIVATION_GATE,
+    deps=[CLV_MODEL_EVALUATION],
     group_name=groups.CLV,
     kinds={"python"},
     op_tags=DUCKDB_TAG,
@@ -139,8 +141,8 @@ def clv_activation_gate(warehouse: Warehouse) -> dg.MaterializeResult:
 
 
 @dg.asset_check(
-    asset=ACTIVATION_GATE,
-    name=GATE_CHECK_NAME,
+    asset=ACTIVATION_GATE_CHECK.asset_key,
+    name=ACTIVATION_GATE_CHECK.name,
     description=(
         "Blocking model-quality gate on activation: audience syncs and value-based exports run only when at least "
         "one CLV candidate ranks above the Spearman floor and is calibrated within the band on the evaluation half "
@@ -167,8 +169,8 @@ def check_clv_model_beats_baselines(warehouse: Warehouse) -> dg.AssetCheckResult
 
 
 @dg.asset(
-    key=MODEL.path,
-    deps=[TRAINING_SET, EVALUATION],
+    key=CLV_MODEL,
+    deps=[CUSTOMER_FEATURES_TRAIN, CLV_MODEL_EVALUATION],
     group_name=groups.CLV,
     kinds={"python", "lightgbm", "duckdb"},
     op_tags=DUCKDB_TAG,
@@ -222,8 +224,8 @@ def load_model(blob: bytes, version: str):
 
 
 @dg.asset(
-    key=["ml", "clv_predictions"],
-    deps=[CUSTOMER_FEATURES, MODEL],
+    key=CLV_PREDICTIONS,
+    deps=[CUSTOMER_FEATURES, CLV_MODEL],
     group_name=groups.CLV,
     kinds={"python", "lightgbm", "duckdb"},
     op_tags=DUCKDB_TAG,

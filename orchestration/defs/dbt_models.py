@@ -4,8 +4,10 @@
 passes it to dbt as vars and rebuilds exactly those days (orchestration/lib/partitions.py). A backfill of any
 range is one run (single-run backfill policy), so dbt starts once, not once per day.
 `dbt_feature_models` builds the customer snapshots (customer_features, ...); the ML assets write schema `ml`;
-then `dbt_score_models` (tag `scores`) joins them into marts.customer_scores. Separate definitions keep the
-run order explicit. dbt tests become asset checks; `dbt build` stops the line on error-level tests.
+then `dbt_score_models` (the folder models/marts/scores/) joins them into marts.customer_scores. Separate
+definitions keep the run order explicit, and the folder tree says which step a model belongs to: a mart that reads
+an ML output goes in models/marts/scores/ (`check_layout` refuses it anywhere else). dbt tests become asset
+checks; `dbt build` stops the line on error-level tests.
 """
 
 
@@ -27,9 +29,18 @@ from orchestration.lib.partitions import daily_partitions, dbt_window_vars
 from orchestration.lib.settings import DBT_PROJECT_DIR
 
 DBT_MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
-SCORES_SELECTOR = "tag:scores"
+# The folder of the marts built after the ML assets, under dbt_project/models/. Selected by its place in the fqn
+# (package.folder...model), which is the folder tree: dbt's `path:` method would glob from the current directory.
+SCORES_FOLDER = ("marts", "scores")
+SCORES_SELECTOR = "fqn:segmint." + ".".join(SCORES_FOLDER)
 DAILY_SELECTOR = "tag:daily"
 DAILY_PARTITIONS = daily_partitions()
+
+
+def is_score_model(dbt_resource_props: Mapping[str, Any]) -> bool:
+    """True for a model under models/marts/scores/ (built by dbt_score_models, after the ML assets)."""
+    folders = list(dbt_resource_props.get("fqn", []))[1:-1]
+    return folders[: len(SCORES_FOLDER)] == list(SCORES_FOLDER)
 
 
 class SegmintDbtTranslator(DagsterDbtTranslator):
@@ -37,13 +48,47 @@ class SegmintDbtTranslator(DagsterDbtTranslator):
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         fqn = dbt_resource_props.get("fqn", [])
-        if "scores" in dbt_resource_props.get("tags", []):
+        if is_score_model(dbt_resource_props):
             return groups.SCORES
         if "marts" in fqn:
             return groups.FEATURES
         if dbt_resource_props.get("resource_type") == "model":
             return groups.STAGING
         return super().get_group_name(dbt_resource_props)
+
+
+class DbtLayoutError(ValueError):
+    """A dbt model sits in the wrong folder for its place in the build order."""
+
+
+def misplaced_models(manifest: Mapping[str, Any]) -> list[str]:
+    """Models outside models/marts/scores/ that read an ML output (source `ml`), directly or through another model.
+
+    The feature step runs before the ML assets, so such a model would wait for its own downstream.
+    """
+    nodes = {**manifest.get("nodes", {}), **manifest.get("sources", {})}
+    memo: dict[str, bool] = {}
+
+    def reads_ml(unique_id: str) -> bool:
+        if unique_id not in memo:
+            node = nodes.get(unique_id, {})
+            memo[unique_id] = node.get("resource_type") == "source" and node.get("source_name") == "ml"
+            memo[unique_id] = memo[unique_id] or any(reads_ml(p) for p in node.get("depends_on", {}).get("nodes", []))
+        return memo[unique_id]
+
+    return sorted(
+        node["original_file_path"]
+        for unique_id, node in manifest.get("nodes", {}).items()
+        if node.get("resource_type") == "model" and not is_score_model(node) and reads_ml(unique_id)
+    )
+
+
+def check_layout(manifest_path: Path = DBT_MANIFEST) -> None:
+    """Raise one line naming every model that reads an ML output from outside models/marts/scores/."""
+    misplaced = misplaced_models(json.loads(manifest_path.read_text(encoding="utf-8")))
+    if misplaced:
+        folder = "/".join(SCORES_FOLDER)
+        raise DbtLayoutError(f"{', '.join(misplaced)} read(s) an ML output: move it to dbt_project/models/{folder}/")
 
 
 class DbtScoresConfig(dg.Config):
@@ -131,3 +176,7 @@ def dbt_score_models(
         {"margin": config.margin, "target_roas": config.target_roas, "max_cpa_basis": config.max_cpa_basis}
     )
     yield from _run_dbt(context, dbt, warehouse, ["build", "--vars", dbt_vars])
+
+
+# A model in the wrong folder fails the code location with one line, not with a cycle between dbt and ML steps.
+check_layout()

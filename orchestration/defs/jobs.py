@@ -14,6 +14,7 @@ import dagster as dg
 
 from orchestration.defs.dbt_models import dbt_daily_models
 from orchestration.defs.resources import DUCKDB_TAG
+from orchestration.lib.keys import CLV_ACTIVATION_GATE, SEGMENT_CARDS
 
 REFRESH_SELECTION = dg.AssetSelection.all()
 
@@ -52,7 +53,9 @@ daily_staging_job = dg.define_asset_job(
 export_job = dg.define_asset_job(
     name="audience_exports",
     # The activation gate comes along so value-based exports wait for the model check here too.
-    selection=dg.AssetSelection.key_prefixes(["audiences"], ["exports"]) | dg.AssetSelection.assets(["ml", "clv_activation_gate"]),
+    selection=(
+        dg.AssetSelection.key_prefixes(["audiences"], ["exports"]) | dg.AssetSelection.assets(CLV_ACTIVATION_GATE)
+    ),
     description=(
         "Rebuild every audience and write its upload files (data/exports/*.csv) from the current scores; "
         "value-based exports only when the CLV activation gate passes."
@@ -62,7 +65,7 @@ export_job = dg.define_asset_job(
 
 report_job = dg.define_asset_job(
     name="segment_report",
-    selection=dg.AssetSelection.assets(["marts", "segment_cards"]),
+    selection=dg.AssetSelection.assets(SEGMENT_CARDS),
     description="Rebuild the segment cards and data/reports/segment_report.html from the current scores.",
     executor_def=dg.in_process_executor,
 )

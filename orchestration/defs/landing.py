@@ -9,7 +9,7 @@ from demo_shop import generate_shop
 from landing import LandingError, LandingOptions, ingest_landing
 from landing.formats.detect import is_json_lines
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
-from orchestration.lib import groups
+from orchestration.lib import groups, keys
 from orchestration.lib.metadata import markdown_table
 
 RAW_TABLES = {
@@ -51,7 +51,7 @@ def landing_files(context: dg.AssetExecutionContext, settings: SegmintSettings) 
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(["raw", table], description=description, group_name=groups.LANDING, kinds={"duckdb"},
+        dg.AssetSpec(keys.raw(table), description=description, group_name=groups.LANDING, kinds={"duckdb"},
                      deps=[landing_files])
         for table, description in RAW_TABLES.items()
     ],
@@ -114,4 +114,4 @@ def raw_tables(context: dg.AssetExecutionContext, settings: SegmintSettings, war
             metadata["source_files"] = markdown_table(by_source)
         if table == "quarantine":
             metadata["by_file_and_reason"] = markdown_table(quarantine_by_reason)
-        yield dg.MaterializeResult(asset_key=["raw", table], metadata=metadata)
+        yield dg.MaterializeResult(asset_key=keys.raw(table), metadata=metadata)

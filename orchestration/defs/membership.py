@@ -6,15 +6,15 @@ import pandas as pd
 from ml.segment_history import HistoryOrderError, advance_history, empty_history, transitions
 from orchestration.defs.resources import DUCKDB_TAG, Warehouse
 from orchestration.lib import groups
+from orchestration.lib.keys import CUSTOMER_SCORES, SEGMENT_MEMBERSHIP_HISTORY
 from orchestration.lib.metadata import markdown_table
 from orchestration.lib.warehouse_io import read_table, table_exists, write_table
 
-CUSTOMER_SCORES = dg.AssetKey(["marts", "customer_scores"])
 SEGMENT_KINDS = ("rfm_segment", "behavioral_segment")
 
 
 @dg.asset(
-    key=["marts", "segment_membership_history"],
+    key=SEGMENT_MEMBERSHIP_HISTORY,
     deps=[CUSTOMER_SCORES],
     group_name=groups.SCORES,
     kinds={"python", "duckdb"},

@@ -12,6 +12,14 @@ import pandas as pd
 from expectations.suites import SUITES
 from expectations.validate import validate
 from orchestration.defs.resources import DUCKDB_TAG, Warehouse
+from orchestration.lib.keys import (
+    CUSTOMER_FEATURES,
+    CUSTOMER_SCORES,
+    RAW_CUSTOMERS,
+    RAW_EVENTS,
+    RAW_ORDERS,
+    RAW_QUARANTINE,
+)
 from orchestration.lib.metadata import markdown_table, validation_metadata
 
 # GX runs on pandas; above this many rows it validates a reproducible sample (dbt tests still cover every row).
@@ -19,11 +27,11 @@ MAX_VALIDATION_ROWS = 500_000
 
 # table in the warehouse -> (asset key, suite name)
 GX_CHECKED_TABLES = {
-    "raw.orders": (["raw", "orders"], "raw_orders"),
-    "raw.customers": (["raw", "customers"], "raw_customers"),
-    "raw.events": (["raw", "events"], "raw_events"),
-    "marts.customer_features": (["marts", "customer_features"], "customer_features"),
-    "marts.customer_scores": (["marts", "customer_scores"], "customer_scores"),
+    "raw.orders": (RAW_ORDERS, "raw_orders"),
+    "raw.customers": (RAW_CUSTOMERS, "raw_customers"),
+    "raw.events": (RAW_EVENTS, "raw_events"),
+    "marts.customer_features": (CUSTOMER_FEATURES, "customer_features"),
+    "marts.customer_scores": (CUSTOMER_SCORES, "customer_scores"),
 }
 
 
@@ -36,9 +44,9 @@ def read_for_validation(conn: duckdb.DuckDBPyConnection, table: str) -> tuple[pd
     return conn.execute(sample).df(), total
 
 
-def _gx_check(table: str, asset_key: list[str], suite_name: str) -> dg.AssetChecksDefinition:
+def _gx_check(table: str, asset_key: dg.AssetKey, suite_name: str) -> dg.AssetChecksDefinition:
     @dg.asset_check(
-        asset=dg.AssetKey(asset_key),
+        asset=asset_key,
         name=f"gx_{suite_name}",
         description=f"Great Expectations suite `{suite_name}` on {table}; error-level failures block downstream.",
         blocking=True,
@@ -107,7 +115,7 @@ def reconcile_ingest(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 
 @dg.asset_check(
-    asset=dg.AssetKey(["raw", "quarantine"]),
+    asset=RAW_QUARANTINE,
     description="Rows in = rows accepted + rows quarantined, for every landing file of this run.",
     blocking=True,
     op_tags=DUCKDB_TAG,

@@ -10,6 +10,7 @@ from reporting.cards import build_segment_cards, count_actionable, load_playbook
 from reporting.report import build_charts, render_report
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
 from orchestration.lib import groups
+from orchestration.lib.keys import BEHAVIORAL_SEGMENTS, CUSTOMER_SCORES, SEGMENT_CARDS
 from orchestration.lib.metadata import markdown_table
 from orchestration.lib.settings import CONFIG_DIR
 from orchestration.lib.warehouse_io import read_table, write_table
@@ -18,8 +19,6 @@ PLAYBOOK = CONFIG_DIR / "playbook.yaml"
 REPORT_FILE = "segment_report.html"
 MIN_ACTIONABLE_SEGMENTS = 3
 SEGMENT_KINDS = {"RFM segments": "rfm_segment", "Behavioural segments": "behavioral_segment"}
-CUSTOMER_SCORES = dg.AssetKey(["marts", "customer_scores"])
-CARDS = dg.AssetKey(["marts", "segment_cards"])
 
 
 def _cards_frame(cards_by_kind: dict) -> pd.DataFrame:
@@ -34,8 +33,8 @@ def _cards_frame(cards_by_kind: dict) -> pd.DataFrame:
 
 
 @dg.asset(
-    key=CARDS.path,
-    deps=[CUSTOMER_SCORES, dg.AssetKey(["ml", "behavioral_segments"])],
+    key=SEGMENT_CARDS,
+    deps=[CUSTOMER_SCORES, BEHAVIORAL_SEGMENTS],
     group_name=groups.REPORTING,
     kinds={"python", "html", "duckdb"},
     op_tags=DUCKDB_TAG,
@@ -88,7 +87,7 @@ def segment_cards(context: dg.AssetExecutionContext, warehouse: Warehouse, setti
 
 
 @dg.asset_check(
-    asset=CARDS,
+    asset=SEGMENT_CARDS,
     description=f"At least {MIN_ACTIONABLE_SEGMENTS} segments of one kind are actionable (large enough and with a strategy).",
     op_tags=DUCKDB_TAG,
 )

@@ -10,7 +10,7 @@ import dagster as dg
 import duckdb
 from dagster_dbt import DbtCliResource
 
-from activation.destinations.factory import ENV_VARS
+from activation.destinations.registry import env_var_names
 
 from orchestration.lib.settings import DBT_PROJECT_DIR, Settings, load_settings
 
@@ -83,8 +83,7 @@ class ActivationCredentials(dg.ConfigurableResource):
     """
 
     def values(self) -> dict[str, str | None]:
-        names = {name for required, base in ENV_VARS.values() for name in (*required, base) if name}
-        return {name: os.environ.get(name) for name in sorted(names)}
+        return {name: os.environ.get(name) for name in env_var_names()}
 
 
 def dbt_resource() -> DbtCliResource:
@@ -102,3 +101,9 @@ def resources() -> dict[str, object]:
         "dbt": dbt_resource(),
         "credentials": ActivationCredentials(),
     }
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """What the defs-folder loader picks up from this module: the resources every asset of the location binds."""
+    return dg.Definitions(resources=resources())

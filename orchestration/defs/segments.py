@@ -9,13 +9,18 @@ from ml.lookalike import fit_lookalike, score_prospects
 from ml.rfm import score_rfm, segment_rule_table
 from orchestration.defs.resources import DUCKDB_TAG, Warehouse
 from orchestration.lib import groups
+from orchestration.lib.keys import (
+    BEHAVIORAL_SEGMENTS,
+    CUSTOMER_FEATURES,
+    PREPURCHASE_BEHAVIOUR,
+    PROSPECT_FEATURES,
+    PROSPECT_SCORES,
+    RFM_SEGMENTS,
+    TOP_EVENT_TYPES,
+)
 from orchestration.lib.metadata import markdown_table
 from orchestration.lib.warehouse_io import read_table, write_table
 
-CUSTOMER_FEATURES = dg.AssetKey(["marts", "customer_features"])
-PROSPECT_FEATURES = dg.AssetKey(["marts", "prospect_features"])
-PREPURCHASE_BEHAVIOUR = dg.AssetKey(["marts", "customer_prepurchase_behaviour"])
-TOP_EVENT_TYPES = dg.AssetKey(["marts", "top_event_types"])
 FEATURES_CHECK = dg.AssetCheckKey(CUSTOMER_FEATURES, "gx_customer_features")
 
 
@@ -29,7 +34,7 @@ class ClusteringConfig(dg.Config):
 
 
 @dg.asset(
-    key=["ml", "rfm_segments"],
+    key=RFM_SEGMENTS,
     deps=[CUSTOMER_FEATURES],
     group_name=groups.SEGMENTS,
     kinds={"python", "duckdb"},
@@ -53,7 +58,7 @@ def rfm_segments(warehouse: Warehouse) -> dg.MaterializeResult:
 
 
 @dg.asset(
-    key=["ml", "behavioral_segments"],
+    key=BEHAVIORAL_SEGMENTS,
     deps=[CUSTOMER_FEATURES, TOP_EVENT_TYPES],
     group_name=groups.SEGMENTS,
     kinds={"python", "scikitlearn", "duckdb"},
@@ -92,8 +97,8 @@ def behavioral_segments(warehouse: Warehouse, config: ClusteringConfig) -> dg.Ma
 
 
 @dg.asset(
-    key=["ml", "prospect_scores"],
-    deps=[PROSPECT_FEATURES, PREPURCHASE_BEHAVIOUR, dg.AssetKey(["ml", "rfm_segments"])],
+    key=PROSPECT_SCORES,
+    deps=[PROSPECT_FEATURES, PREPURCHASE_BEHAVIOUR, RFM_SEGMENTS],
     group_name=groups.SEGMENTS,
     kinds={"python", "lightgbm", "duckdb"},
     op_tags=DUCKDB_TAG,

@@ -25,10 +25,10 @@ from landing.event_mapping import (
 )
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
 from orchestration.lib import groups
+from orchestration.lib.keys import EVENT_VOCABULARY, RAW_EVENTS, RAW_RUN_CONTEXT
 from orchestration.lib.metadata import markdown_table
 from orchestration.lib.warehouse_io import read_table, write_table
 
-EVENT_VOCABULARY = dg.AssetKey(["staging", "event_vocabulary"])
 EVENT_VOCABULARY_TABLE = "staging.event_vocabulary"
 DEFAULT_SOURCE_FORMAT = "segmint"
 UNMAPPED_LISTED = 20
@@ -69,7 +69,7 @@ def read_source_format(conn: duckdb.DuckDBPyConnection) -> str:
 
 @dg.asset(
     key=EVENT_VOCABULARY,
-    deps=[dg.AssetKey(["raw", "events"]), dg.AssetKey(["raw", "run_context"])],
+    deps=[RAW_EVENTS, RAW_RUN_CONTEXT],
     group_name=groups.STAGING,
     kinds={"python", "duckdb"},
     op_tags=DUCKDB_TAG,

@@ -60,7 +60,7 @@ def warehouse(tmp_path_factory) -> Path:
         write_table(conn, EVENT_VOCABULARY_TABLE, vocabulary)
     result = subprocess.run(
         [str(VENV_BIN / "dbt"), "build", "--profiles-dir", ".", "--target-path", str(root / "target"),
-         "--select", "+customer_features", "+top_event_types", "stg_events", "--exclude", "tag:scores"],
+         "--select", "+customer_features", "+top_event_types", "stg_events", "--exclude", "path:models/marts/scores"],
         cwd=PROJECT_ROOT / "dbt_project", env=segmint_env(root, SEGMINT_WAREHOUSE=str(path)),
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip

@@ -113,10 +113,11 @@ def test_the_multiprocess_job_runs_with_one_duckdb_writer_at_a_time(tmp_path, mo
     (home / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
     from orchestration.definitions import defs
     from orchestration.defs.dbt_models import DAILY_PARTITIONS
+    from orchestration.lib.keys import BEHAVIORAL_SEGMENTS, RFM_SEGMENTS
     from orchestration.lib.partitions import full_history
 
     # Everything upstream of the segments: landing, raw tables, every dbt staging/feature model, their checks.
-    targets = dg.AssetSelection.assets(["ml", "rfm_segments"], ["ml", "behavioral_segments"]).upstream().required_multi_asset_neighbors()
+    targets = dg.AssetSelection.assets(RFM_SEGMENTS, BEHAVIORAL_SEGMENTS).upstream().required_multi_asset_neighbors()
     selection = list(targets.resolve(defs.resolve_asset_graph()))
     with dg.DagsterInstance.get() as instance:
         every_day = full_history(DAILY_PARTITIONS).run_tags  # the run's partition range, as `make run` gives it

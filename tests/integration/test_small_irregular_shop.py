@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from dagster._core.instance.ref import InstanceRef
 
+from orchestration.lib.keys import ACTIVATION_GATE_CHECK
 from tests.conftest import make_run
 
 pytestmark = pytest.mark.slow
@@ -71,7 +72,7 @@ def test_a_small_irregular_shop_gets_every_score_and_its_syncs_are_blocked_with_
             if record.asset_entry.last_materialization is not None
         }
         check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
-            [dg.AssetCheckKey(dg.AssetKey(["ml", "clv_activation_gate"]), "check_clv_model_beats_baselines")]
+            [ACTIVATION_GATE_CHECK]
         )
     # Ops see the held gate as a failed check in a failed run in the UI, even though `make run` exits 0.
     assert run.dagster_run.status == dg.DagsterRunStatus.FAILURE

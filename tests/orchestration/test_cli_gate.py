@@ -10,23 +10,24 @@ import dagster as dg
 import pytest
 
 from orchestration import cli
+from orchestration.lib import keys
 
 REASON = "no candidate passes: spearman 0.05 below the ranking floor 0.2"
 
 
 def run_graph(gate_passes: bool, scores_fail: bool = False, other_check_fails: bool = False) -> dg.ExecuteInProcessResult:
-    @dg.asset(key=["marts", "clv_model_evaluation"])
+    @dg.asset(key=keys.CLV_MODEL_EVALUATION)
     def evaluation() -> None: ...
 
-    @dg.asset(key=["ml", "clv_activation_gate"], deps=[evaluation])
+    @dg.asset(key=keys.CLV_ACTIVATION_GATE, deps=[evaluation])
     def gate() -> None: ...
 
-    @dg.asset_check(asset=gate, name="check_clv_model_beats_baselines", blocking=True)
+    @dg.asset_check(asset=gate, name=keys.ACTIVATION_GATE_CHECK.name, blocking=True)
     def gate_check() -> dg.AssetCheckResult:
         return dg.AssetCheckResult(passed=gate_passes, severity=dg.AssetCheckSeverity.ERROR,
                                    description="model passes the gate" if gate_passes else REASON)
 
-    @dg.asset(key=["marts", "customer_scores"], deps=[evaluation])
+    @dg.asset(key=keys.CUSTOMER_SCORES, deps=[evaluation])
     def scores() -> None:
         if scores_fail:
             raise dg.Failure(description="customer_scores broke")
@@ -35,10 +36,10 @@ def run_graph(gate_passes: bool, scores_fail: bool = False, other_check_fails: b
     def scores_check() -> dg.AssetCheckResult:
         return dg.AssetCheckResult(passed=not other_check_fails, severity=dg.AssetCheckSeverity.ERROR, description="bad rows")
 
-    @dg.asset(key=["sync", "lookalike_seed", "meta"], deps=[gate, scores])
+    @dg.asset(key=keys.sync("lookalike_seed", "meta"), deps=[gate, scores])
     def sync() -> None: ...
 
-    @dg.asset(key=["marts", "audience_lift"], deps=[sync])
+    @dg.asset(key=keys.AUDIENCE_LIFT, deps=[sync])
     def lift() -> None: ...
 
     defs = dg.Definitions(assets=[evaluation, gate, scores, sync, lift], asset_checks=[gate_check, scores_check])

@@ -38,6 +38,7 @@ from orchestration.lib.alerts import (
     run_failure_payload,
     send_alert,
 )
+from orchestration.lib.keys import CUSTOMER_SCORES
 
 SECRET_PATH = "/services/T0SECRET/B0SECRET/xyzTOKEN123"  # webhook URLs carry their token in the path
 UI_URL = "http://dagster.example.internal:3000"
@@ -372,7 +373,7 @@ def test_a_mart_is_reported_stale_once_when_its_freshness_turns_fail(alert_env, 
     assert newly_failed({"marts/customer_scores": "FAIL"}, {"marts/customer_scores": "FAIL"}) == []
 
     instance, _ = failed_run
-    states = {dg.AssetKey(["marts", "customer_scores"]): SimpleNamespace(freshness_state=SimpleNamespace(value="FAIL"))}
+    states = {CUSTOMER_SCORES: SimpleNamespace(freshness_state=SimpleNamespace(value="FAIL"))}
     monkeypatch.setattr(instance, "get_freshness_state_records", lambda keys: states)
     first = stale_mart_alert_sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
     stale_mart_alert_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=first.cursor))

@@ -1,4 +1,3 @@
-{{ config(tags=['scores']) }}
 -- One row per customer known at the as-of date: predicted value with its p10-p90 interval, propensity, segments
 -- and the maximum cost per acquisition a marketer can bid (CLV x margin / target ROAS, all three dbt vars:
 -- max_cpa_basis 'mean' bids on predicted_clv, 'p10' on its conservative 10th percentile).

@@ -1,0 +1,75 @@
+"""Every asset key the Python code names, defined once.
+
+An asset key is the table it materializes: `["marts", "customer_scores"]` is the warehouse table
+`marts.customer_scores`. The defs modules declare their own assets with these keys and their reads (`deps`) with
+the keys of others, the jobs select by them, and the tests look them up here instead of spelling paths. dbt's
+keys come from dagster-dbt's translator (`[schema, model]`), so a dbt model renamed or moved to another schema
+must be renamed here too: tests/orchestration/test_definitions.py fails on a key below that the location lacks.
+"""
+
+import dagster as dg
+
+
+def _key(path: str) -> dg.AssetKey:
+    return dg.AssetKey(path.split("/"))
+
+
+# Landing (orchestration/defs/landing.py): the files, then one raw table each.
+LANDING_FILES = _key("landing_files")
+
+
+def raw(table: str) -> dg.AssetKey:
+    """The raw table `raw.<table>` written by the landing step."""
+    return dg.AssetKey(["raw", table])
+
+
+RAW_ORDERS = raw("orders")
+RAW_CUSTOMERS = raw("customers")
+RAW_EVENTS = raw("events")
+RAW_QUARANTINE = raw("quarantine")
+RAW_RUN_CONTEXT = raw("run_context")
+
+# Staging and intermediate (dbt, and the event vocabulary in Python).
+EVENT_VOCABULARY = _key("staging/event_vocabulary")
+STG_ORDERS = _key("staging/stg_orders")
+INT_CUTOFFS = _key("intermediate/int_cutoffs")
+
+# Feature marts (dbt).
+CUSTOMER_FEATURES = _key("marts/customer_features")
+CUSTOMER_FEATURES_TRAIN = _key("marts/customer_features_train")
+CUSTOMER_FEATURES_SELECTION = _key("marts/customer_features_selection")
+PROSPECT_FEATURES = _key("marts/prospect_features")
+PREPURCHASE_BEHAVIOUR = _key("marts/customer_prepurchase_behaviour")
+TOP_EVENT_TYPES = _key("marts/top_event_types")
+
+# Segments and models (Python).
+RFM_SEGMENTS = _key("ml/rfm_segments")
+BEHAVIORAL_SEGMENTS = _key("ml/behavioral_segments")
+PROSPECT_SCORES = _key("ml/prospect_scores")
+CLV_MODEL_EVALUATION = _key("marts/clv_model_evaluation")
+CLV_MODEL = _key("ml/clv_model")
+CLV_ACTIVATION_GATE = _key("ml/clv_activation_gate")
+CLV_PREDICTIONS = _key("ml/clv_predictions")
+BTYD_PREDICTIONS = _key("ml/btyd_predictions")
+
+# Scores and what people read (dbt joins the model outputs; Python writes history and cards).
+CUSTOMER_SCORES = _key("marts/customer_scores")
+SEGMENT_MEMBERSHIP_HISTORY = _key("marts/segment_membership_history")
+SEGMENT_CARDS = _key("marts/segment_cards")
+AUDIENCE_LIFT = _key("marts/audience_lift")
+
+# The check `make run` reads to say whether value-based activation was held back.
+ACTIVATION_GATE_CHECK = dg.AssetCheckKey(CLV_ACTIVATION_GATE, "check_clv_model_beats_baselines")
+
+
+# One asset per audience in config/audiences.yaml, one export each, one sync per audience and destination.
+def audience(name: str) -> dg.AssetKey:
+    return dg.AssetKey(["audiences", name])
+
+
+def export(name: str) -> dg.AssetKey:
+    return dg.AssetKey(["exports", name])
+
+
+def sync(name: str, destination: str) -> dg.AssetKey:
+    return dg.AssetKey(["sync", name, destination])
