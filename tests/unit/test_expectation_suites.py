@@ -51,8 +51,9 @@ DEFECTS = [
 
 
 def _dbt_tests(model: str) -> dict[str, set[str]]:
-    """Column -> names of its dbt data tests, from the model's .yml."""
-    document = yaml.safe_load((MARTS / f"{model}.yml").read_text())
+    """Column -> names of its dbt data tests, from the model's .yml (anywhere under models/marts)."""
+    [path] = MARTS.rglob(f"{model}.yml")
+    document = yaml.safe_load(path.read_text())
     [spec] = [m for m in document["models"] if m["name"] == model]
     return {
         column["name"]: {test if isinstance(test, str) else next(iter(test)) for test in column.get("data_tests", [])}

@@ -19,8 +19,9 @@ UNIT_RANGE = {"min_value": 0, "max_value": 1}
 
 
 def _columns(model: str) -> dict[str, list]:
-    """Column -> its dbt data tests, from the model's .yml in models/marts."""
-    document = yaml.safe_load((DBT / "models" / "marts" / f"{model}.yml").read_text())
+    """Column -> its dbt data tests, from the model's .yml (anywhere under models/marts)."""
+    [path] = (DBT / "models" / "marts").rglob(f"{model}.yml")
+    document = yaml.safe_load(path.read_text())
     [spec] = [m for m in document["models"] if m["name"] == model]
     return {column["name"]: column.get("data_tests", []) for column in spec["columns"]}
 
