@@ -16,7 +16,7 @@ export SEGMINT_WAREHOUSE ?= $(abspath $(or $(SEGMINT_DATA_DIR),data))/warehouse.
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= 1
 PORT ?= 3000
 
-.PHONY: help install manifest home browser run backfill test test-fast dev report exports docs bench bench-clv clean
+.PHONY: help install manifest home browser run backfill test test-fast dev serve report exports docs bench bench-clv bench-realtime clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -54,6 +54,9 @@ test-fast: manifest  ## Tests without the slow ones
 dev: manifest home  ## Dagster UI and daemon on http://127.0.0.1:$(PORT)
 	SEGMINT_DAGSTER_URL=$${SEGMINT_DAGSTER_URL:-http://127.0.0.1:$(PORT)} $(BIN)/dagster dev -h 127.0.0.1 -p $(PORT) -w workspace.yaml
 
+serve: install  ## Real-time segment service on 127.0.0.1:8700 (SEGMINT_SERVE_HOST/PORT/TOKEN; needs a bundle from `make run`)
+	$(BIN)/python -m realtime.cli serve
+
 report: manifest home  ## Rebuild the segment report (data/reports/segment_report.html) from the last run
 	$(BIN)/python -m orchestration.cli segment_report
 
@@ -65,6 +68,9 @@ bench: manifest  ## Scale benchmark: 10k, 100k and 1M customers end to end -> BE
 
 bench-clv: manifest  ## CLV vs BTYD peers: real CDNOW orders (4 cuts, pip-downloaded) and generated shops -> bench/results/clv_cdnow.md, clv.md
 	$(BIN)/python -m bench.clv
+
+bench-realtime: install  ## Segment service under open-loop load (500-5,000 events/s, 1M customers, 100k sessions) -> BENCHMARKS.md (about 5 min)
+	$(BIN)/python -m bench.realtime
 
 docs: manifest  ## Generate dbt docs into dbt_project/target (needs a warehouse from `make run`)
 	cd dbt_project && ../$(BIN)/dbt docs generate --profiles-dir .

@@ -3,12 +3,22 @@
 An audience is a SQL boolean expression over one row per customer: every column of `marts.customer_scores`
 plus the PII of `raw.customers` (email, phone, first_name, last_name, postal_code, country, marketing_consent;
 raw.customers wins where both have a column, first row per customer_id as in stg_customers).
+
+An audience may also be defined on a **real-time segment** of the segment service (`realtime_segment:
+cart_abandoner`, or a pattern such as `high_intent:*`): its members are the known customers the service's
+transitions log shows in that segment now (their last change is `entered`), narrowed by `rule` (default:
+everyone). The Dagster sensor `segmint_realtime_audience_sync` syncs such audiences when their segment changes
+(event-triggered syncs); `make run` syncs them too. Their membership churns by design (cart abandoners come and
+go), so their change guard is off unless `max_change_share` is set (any positive number for them).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
+import math
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +43,11 @@ MODEL_OUTPUT_COLUMNS = (
     "expected_next_order_date", "predicted_avg_order_value", "total_clv", "clv_p10", "clv_p90", "max_cpa",
 )  # fmt: skip
 _MODEL_OUTPUT_PATTERN = re.compile(r"\b(" + "|".join(MODEL_OUTPUT_COLUMNS) + r")\b", re.IGNORECASE)
+# Real-time segment names as the rules file spells them (`cart_abandoner`, `high_intent:shoes`, `device:mobile`);
+# an audience may name one or a pattern with `*` (`high_intent:*`).
+REALTIME_SEGMENT_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(:[a-z0-9_*-]+)?$|^[a-z][a-z0-9_]*:\*$")
+# No change guard: a real-time audience may grow or empty between two syncs.
+GUARD_OFF = math.inf
 
 
 class AudienceConfigError(ValueError):
@@ -63,6 +78,27 @@ class Audience:
     value_column: str | None = None
     control_share: float = DEFAULT_CONTROL_SHARE
     max_change_share: float = DEFAULT_MAX_CHANGE_SHARE
+    # A real-time segment (or `*` pattern) of the segment service: members must be in it now (see module doc).
+    realtime_segment: str | None = None
+
+
+def matches_realtime_segment(audience: Audience, segment: str) -> bool:
+    """Whether a real-time segment name feeds this audience (its realtime_segment, `*` matching any text)."""
+    return audience.realtime_segment is not None and fnmatch.fnmatchcase(segment, audience.realtime_segment)
+
+
+def current_realtime_members(transitions: pd.DataFrame, audience: Audience) -> list[str]:
+    """Known customers whose last change in a segment of the audience is `entered`, sorted.
+
+    `transitions`: id, known_customer, segment, change, in log order (landing.realtime_log.read_transitions).
+    Anonymous visitors cannot be synced (no contact): they are left out.
+    """
+    if audience.realtime_segment is None or not len(transitions):
+        return []
+    relevant = transitions[[matches_realtime_segment(audience, str(s)) for s in transitions["segment"]]]
+    relevant = relevant[relevant["known_customer"].fillna(False).astype(bool)]
+    last = relevant.groupby(["id", "segment"], sort=False)["change"].last()
+    return sorted({str(customer) for (customer, _), change in last.items() if change == "entered"})
 
 
 def is_value_based(audience: Audience) -> bool:
@@ -113,9 +149,13 @@ def parse_audiences(document: Any, source: str = "audiences.yaml") -> list[Audie
         _require(name not in seen, where, "duplicate audience name")
         seen.add(name)
         unknown = set(entry) - {"name", "description", "rule", "destinations", "value_column", "control_share",
-                                "max_change_share"}
+                                "max_change_share", "realtime_segment"}
         _require(not unknown, where, f"unknown field(s) {sorted(unknown)}")
-        rule = entry.get("rule")
+        realtime_segment = entry.get("realtime_segment")
+        _require(realtime_segment is None or (isinstance(realtime_segment, str)
+                                              and REALTIME_SEGMENT_PATTERN.match(realtime_segment) is not None),
+                 where, "'realtime_segment' must be a real-time segment name such as cart_abandoner or high_intent:*")
+        rule = entry.get("rule", "true" if realtime_segment else None)
         _require(isinstance(rule, str) and rule.strip() != "", where, "'rule' must be a non-empty SQL expression")
         _require(";" not in rule, where, "'rule' must be one expression (no ';')")
         value_column = entry.get("value_column")
@@ -147,11 +187,22 @@ def parse_audiences(document: Any, source: str = "audiences.yaml") -> list[Audie
                 value_column=value_column,
                 control_share=_share(entry.get("control_share", defaults.get("control_share")), where,
                                      "control_share", DEFAULT_CONTROL_SHARE, allow_zero=True),
-                max_change_share=_share(entry.get("max_change_share", defaults.get("max_change_share")), where,
-                                        "max_change_share", DEFAULT_MAX_CHANGE_SHARE, allow_zero=False),
+                max_change_share=_realtime_guard(entry.get("max_change_share"), where) if realtime_segment else
+                _share(entry.get("max_change_share", defaults.get("max_change_share")), where,
+                       "max_change_share", DEFAULT_MAX_CHANGE_SHARE, allow_zero=False),
+                realtime_segment=realtime_segment,
             )
         )
     return audiences
+
+
+def _realtime_guard(raw: Any, where: str) -> float:
+    """A real-time audience's max_change_share: off (GUARD_OFF) unless set to a positive number (no upper bound)."""
+    if raw is None:
+        return GUARD_OFF
+    _require(isinstance(raw, (int, float)) and not isinstance(raw, bool) and raw > 0, where,
+             f"max_change_share must be a positive number, got {raw}")
+    return float(raw)
 
 
 def load_audiences(path: str | Path) -> list[Audience]:
@@ -194,12 +245,24 @@ def _member_query(conn: duckdb.DuckDBPyConnection, rule: str) -> str:
     """
 
 
-def select_members(conn: duckdb.DuckDBPyConnection, audience: Audience) -> pd.DataFrame:
-    """One row per customer matching the rule, with `is_control` (held out) and `value` (value_column or NULL)."""
+def select_members(
+    conn: duckdb.DuckDBPyConnection, audience: Audience, realtime_members: Collection[str] | None = None
+) -> pd.DataFrame:
+    """One row per customer matching the rule, with `is_control` (held out) and `value` (value_column or NULL).
+
+    A real-time audience keeps only `realtime_members` (current_realtime_members; None: nobody).
+    """
+    rule = audience.rule
+    if audience.realtime_segment is not None:
+        conn.register("_realtime_members", pd.DataFrame({"customer_id": sorted(realtime_members or [])}, dtype="string"))
+        rule = f"({rule}) and customer_id in (select customer_id from _realtime_members)"
     try:
-        members = conn.execute(_member_query(conn, audience.rule)).df()
+        members = conn.execute(_member_query(conn, rule)).df()
     except duckdb.Error as error:
         raise AudienceRuleError(f"audience '{audience.name}': rule `{audience.rule}` failed: {error}") from error
+    finally:
+        if audience.realtime_segment is not None:
+            conn.unregister("_realtime_members")
     if audience.value_column is not None and audience.value_column not in members.columns:
         raise AudienceRuleError(f"audience '{audience.name}': value_column '{audience.value_column}' is not a column")
     members["customer_id"] = members["customer_id"].astype(str)

@@ -32,6 +32,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_PATH = PROJECT_ROOT / "bench" / "results.json"
 NOTES_PATH = PROJECT_ROOT / "bench" / "notes.md"
 BENCHMARKS_PATH = PROJECT_ROOT / "BENCHMARKS.md"
+REALTIME_RESULTS_PATH = PROJECT_ROOT / "bench" / "results" / "realtime.md"
+REALTIME_SECTION = "<!-- bench-realtime:start -->\n{}<!-- bench-realtime:end -->\n"
 DAGSTER_YAML = PROJECT_ROOT / "dagster.yaml"
 MANIFEST = PROJECT_ROOT / "dbt_project" / "target" / "manifest.json"
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
@@ -198,7 +200,10 @@ def write_outputs(results: Sequence[SizeResult], command: str) -> None:
     """bench/results.json and BENCHMARKS.md (with bench/notes.md appended)."""
     RESULTS_PATH.write_text(json.dumps([to_json(r) for r in results], indent=2) + "\n")
     notes = NOTES_PATH.read_text() if NOTES_PATH.exists() else ""
-    BENCHMARKS_PATH.write_text(render_benchmarks(results, machine_facts(), command, notes))
+    text = render_benchmarks(results, machine_facts(), command, notes)
+    if REALTIME_RESULTS_PATH.exists():  # `make bench-realtime`'s section (bench/realtime.py) stays in the file
+        text = text.rstrip("\n") + "\n\n" + REALTIME_SECTION.format(REALTIME_RESULTS_PATH.read_text())
+    BENCHMARKS_PATH.write_text(text)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

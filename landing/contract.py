@@ -176,6 +176,13 @@ EVENTS = TableSpec(
         _text("utm_source"),
         _text("utm_campaign"),
         _text("page_url"),
+        # Optional, written by the real-time service's log (realtime/) and by any shop that has them: the product
+        # category, the campaign's medium and content (utm_medium=affiliate, utm_content=durability) and the
+        # event's value (e.g. the cart value). Staging does not read them yet; raw.events keeps them.
+        _text("category"),
+        _text("utm_medium"),
+        _text("utm_content"),
+        _amount("value"),
         *ORIGIN_COLUMNS,
     ),
     required_columns=("occurred_at", "event_type"),

@@ -15,6 +15,8 @@ fx_rates.csv or quarantined, then duplicates are marked (line items of one order
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
@@ -24,13 +26,14 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from landing import formats
+from landing import formats, realtime_log
 from landing.contract import (
     AFTER_AS_OF,
     DATE_ORDERS,
     DAY_FIRST,
     DERIVED_COLUMNS,
     DUPLICATE_IDENTICAL,
+    EVENTS,
     FX_RATES,
     INGEST_LOG_COLUMNS_SQL,
     LANDING_TABLES,
@@ -142,14 +145,17 @@ class LandingReport:
     reporting_currency: str | None = None
     # segmint | ga4 | segment | shopify: the format the landing folder was read as (landing/formats/).
     source_format: str = "segmint"
+    # The real-time service's event log read as a second events source (landing/realtime_log.py): every log
+    # file's counts summed (raw.ingest_log has one row per log file); None when there is no log.
+    realtime_log: FileReport | None = None
 
 
 def _stage(name: str) -> str:
     return f"{RAW_SCHEMA}.{STAGE_PREFIX}{name}"
 
 
-def _work(kind: str, spec: TableSpec) -> str:
-    return f"{WORK_PREFIX}{kind}_{spec.name}"
+def _work(kind: str, table: str) -> str:
+    return f"{WORK_PREFIX}{kind}_{table}"
 
 
 def _typed_columns_sql(spec: TableSpec) -> str:
@@ -183,6 +189,12 @@ class _ParsedFile:
     missing_columns: tuple[str, ...]
     notes: tuple[str, ...] = ()
     ids_generated: bool = False
+    # The staging table's name (the spec's name, or a second source of the same table: the real-time log).
+    table: str = ""
+
+    @property
+    def stage(self) -> str:
+        return _stage(self.table or self.spec.name)
 
 
 def _source_read_errors(source: LoadedSource, file_name: str) -> AbstractContextManager[None]:
@@ -245,13 +257,16 @@ def _detect_value_dialect(
 
 def _parse_file(
     conn: duckdb.DuckDBPyConnection, spec: TableSpec, path: Path, options: LandingOptions,
-    before_duplicates: Callable[[], None] | None = None,
+    before_duplicates: Callable[[], None] | None = None, table: str | None = None,
+    not_compared: tuple[str, ...] = (),
 ) -> _ParsedFile:
     """Load one landing file and parse every record into its staging table (types, record-level reasons, duplicates).
 
     `before_duplicates` runs after the record rules and before duplicates are marked (the currency rules).
+    `table` names the staging table (default: the spec's); `not_compared` columns do not tell duplicates apart.
     """
-    source = load_source(conn, path, _work("src", spec), options.csv_delimiter)
+    table = table or spec.name
+    source = load_source(conn, path, _work("src", table), options.csv_delimiter)
     line_amount, total = spec.line_amount or (None, None)
     positions = resolve_columns(spec, source.header, path.name, extra=(line_amount,) if line_amount else ())
     if spec.file_required and source.rows_in == 0:
@@ -272,7 +287,7 @@ def _parse_file(
         extras += (positions[total],)  # lines differing only in their amount are distinct lines
     dialect, dialect_notes = _detect_value_dialect(conn, spec, source, positions, options, path.name)
     notes += dialect_notes
-    stage, duplicates_table = _stage(spec.name), _work("dups", spec)
+    stage, duplicates_table = _stage(table), _work("dups", table)
     parsed = parse_records_sql(spec, source.relation, positions, source.types, dialect, extras)
     columns = ", ".join(f"CAST({column.name} AS {column.sql_type}) AS {column.name}" for column in spec.columns)
     derived = "".join(
@@ -290,7 +305,9 @@ def _parse_file(
         conn.execute(incomplete_records_sql(spec, stage))
     if before_duplicates is not None:
         before_duplicates()
-    compared = tuple(name for name in spec.column_names if not (sums_lines and name == total))
+    compared = tuple(
+        name for name in spec.column_names if not (sums_lines and name == total) and name not in not_compared
+    )
     duplicate_spec = spec
     if key_generated:
         # Generated ids are unique by construction: duplicates are records with the same values.
@@ -316,7 +333,7 @@ def _parse_file(
         if name not in positions and name not in ORIGIN_COLUMN_NAMES
         and not (key_generated and name == spec.generated_key)
     )
-    return _ParsedFile(spec, path.name, source, missing, tuple(notes), key_generated)
+    return _ParsedFile(spec, path.name, source, missing, tuple(notes), key_generated, table)
 
 
 def _reporting_currency(conn: duckdb.DuckDBPyConnection, options: LandingOptions) -> str | None:
@@ -389,7 +406,7 @@ def _default_as_of(conn: duckdb.DuckDBPyConnection, orders: _ParsedFile) -> date
 
 def _write_file(conn: duckdb.DuckDBPyConnection, parsed: _ParsedFile, as_of: date) -> FileReport:
     """Move one file's rejected records from its staging table to staging quarantine, leaving the accepted rows."""
-    spec, source, stage = parsed.spec, parsed.source, _stage(parsed.spec.name)
+    spec, source, stage = parsed.spec, parsed.source, parsed.stage
     judged = judged_records_sql(spec, stage, as_of)
     raw_json = raw_record_json_sql(source.header, source.types, "s")
     with _source_read_errors(source, parsed.file_name):
@@ -403,14 +420,14 @@ def _write_file(conn: duckdb.DuckDBPyConnection, parsed: _ParsedFile, as_of: dat
     conn.execute(delete_rejected_sql(spec, stage, as_of))
     conn.execute(f"ALTER TABLE {stage} DROP COLUMN {ROW_REASON}")
     # Free the work table now: with 30 M events, holding every file's copies at once costs gigabytes.
-    conn.execute(f"DROP TABLE IF EXISTS temp.{_work('src', spec)}")
+    conn.execute(f"DROP TABLE IF EXISTS temp.{_work('src', parsed.table or spec.name)}")
     return _file_report(conn, parsed, merged)
 
 
 def _file_report(conn: duckdb.DuckDBPyConnection, parsed: _ParsedFile, merged: int) -> FileReport:
     """Counts for one written file, checked to reconcile with the rows read."""
     spec = parsed.spec
-    in_table = conn.execute(f"SELECT count(*) FROM {_stage(spec.name)}").fetchall()[0][0]
+    in_table = conn.execute(f"SELECT count(*) FROM {parsed.stage}").fetchall()[0][0]
     accepted = in_table + merged
     reason_rows = conn.execute(
         f"SELECT split_part(reason, ':', 1) AS code, count(*) FROM {_stage(QUARANTINE)} "
@@ -506,26 +523,29 @@ def _swap_in_staged_tables(conn: duckdb.DuckDBPyConnection) -> None:
 
 
 def _drop_work_tables(conn: duckdb.DuckDBPyConnection) -> None:
-    for spec in LANDING_TABLES:
+    for table in (*(spec.name for spec in LANDING_TABLES), realtime_log.STAGE_TABLE):
         for kind in ("src", "dups"):
-            conn.execute(f"DROP TABLE IF EXISTS temp.{_work(kind, spec)}")
+            conn.execute(f"DROP TABLE IF EXISTS temp.{_work(kind, table)}")
+    realtime_log.drop_work_tables(conn)
 
 
 def _drop_stage_tables(conn: duckdb.DuckDBPyConnection) -> None:
-    for name in OUTPUT_TABLES:
+    for name in (*OUTPUT_TABLES, realtime_log.STAGE_TABLE):
         conn.execute(f"DROP TABLE IF EXISTS {_stage(name)}")
 
 
 def ingest_landing(
     conn: duckdb.DuckDBPyConnection, landing_dir: Path, as_of: date | None, horizon_days: int, is_demo: bool,
     options: LandingOptions | None = None, source_format: str | None = None, work_dir: Path | None = None,
+    realtime_log_dir: Path | None = None,
 ) -> LandingReport:
     """(Re)write raw.orders/customers/events/fx_rates/quarantine/ingest_log/run_context from the landing dir.
 
     `as_of=None` means the last accepted order date. A file that cannot be read at all, or an orders file whose
     rows are mostly unusable, raises LandingError (one line) and leaves the previous raw tables untouched. A folder
     of GA4, Segment or Shopify exports (detected, or named by `source_format`) is first translated into contract
-    files under `work_dir` (landing/formats/).
+    files under `work_dir` (landing/formats/). The `events-*.jsonl` files of `realtime_log_dir` (the real-time
+    service's durable log) are a second source of events (landing/realtime_log.py).
     """
     options = options or LandingOptions()
     if horizon_days <= 0:
@@ -535,6 +555,8 @@ def ingest_landing(
         raise LandingError(f"{landing_dir}: landing directory does not exist")
     translation = formats.translate_landing(conn, landing_dir, source_format, work_dir)
     contract_dir = translation.contract_dir if translation is not None else landing_dir
+    log_files = realtime_log.event_log_files(realtime_log_dir)
+    log_work = _log_work_dir(work_dir) if log_files else None
     paths = {spec.name: find_landing_file(contract_dir, spec) for spec in LANDING_TABLES}
     if paths[ORDERS.name] is None:
         raise LandingError(f"orders.csv: file is missing from {landing_dir} (expected orders.csv or orders.parquet)")
@@ -556,10 +578,14 @@ def ingest_landing(
                 if (path := paths[spec.name]) is not None
             }
             parsed_files = [parsed_by_name[spec.name] for spec in LANDING_TABLES if spec.name in parsed_by_name]
+            log_parsed = _parse_event_log(
+                conn, log_files, realtime_log_dir, log_work, parsed_by_name.get(EVENTS.name)
+            )
             effective_as_of = as_of if as_of is not None else _default_as_of(conn, parsed_by_name[ORDERS.name])
             conn.execute(f"CREATE OR REPLACE TABLE {_stage(QUARANTINE)} ({QUARANTINE_COLUMNS_SQL})")
             reports = tuple(_write_file(conn, parsed, effective_as_of) for parsed in parsed_files)
             _check_orders_mostly_usable(conn, reports[0])
+            log_report = _write_file(conn, log_parsed, effective_as_of) if log_parsed is not None else None
             for spec in LANDING_TABLES:
                 if paths[spec.name] is None:
                     _stage_empty_table(conn, spec)
@@ -569,6 +595,8 @@ def ingest_landing(
             )
             if translation is not None:
                 formats.stage_translation(conn, translation, _stage)
+            if log_report is not None:
+                log_report = _stage_event_log(conn, log_report)
             _swap_in_staged_tables(conn)
     except BaseException:
         _drop_stage_tables(conn)
@@ -576,10 +604,62 @@ def ingest_landing(
     finally:
         _drop_work_tables(conn)
         formats.cleanup(translation)
+        if log_work is not None and work_dir is None:
+            shutil.rmtree(log_work, ignore_errors=True)
     missing = tuple(spec.name for spec in LANDING_TABLES if paths[spec.name] is None)
     return LandingReport(
         as_of=effective_as_of, files=reports, missing_files=missing, reporting_currency=reporting[0],
-        source_format=formats.source_format_of(translation),
+        source_format=formats.source_format_of(translation), realtime_log=log_report,
+    )
+
+
+def _log_work_dir(work_dir: Path | None) -> Path:
+    """Where the log is translated: `<work_dir>/realtime/` (kept for inspection), else a temporary folder."""
+    if work_dir is None:
+        return Path(tempfile.mkdtemp(prefix="segmint-realtime-log-"))
+    folder = Path(work_dir) / "realtime"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _parse_event_log(
+    conn: duckdb.DuckDBPyConnection, files: list[Path], log_dir: Path | None, work: Path | None,
+    events: _ParsedFile | None,
+) -> _ParsedFile | None:
+    """The real-time log's events parsed into their own stage, ids already in the shop's events file set aside."""
+    if not files or work is None:
+        return None
+    path = work / realtime_log.WORK_FILE
+    realtime_log.translate_event_log(conn, files, path, Path(log_dir) if log_dir else None)
+    # The log's records are JSON values: no delimiter or date-order setting of the shop's CSV files applies.
+    parsed = _parse_file(
+        conn, EVENTS, path, LandingOptions(), table=realtime_log.STAGE_TABLE, not_compared=ORIGIN_COLUMN_NAMES
+    )
+    if events is not None:
+        conn.execute(realtime_log.mark_landing_duplicates_sql(parsed.stage, events.stage, events.file_name, ROW_REASON))
+    return parsed
+
+
+def _stage_event_log(conn: duckdb.DuckDBPyConnection, report: FileReport) -> FileReport:
+    """Move the log's events into the staged raw.events, one raw.ingest_log row per log file; their summed report."""
+    rows = realtime_log.stage_event_log(
+        conn, _stage(realtime_log.STAGE_TABLE), _stage(EVENTS.name), _stage(QUARANTINE), _stage(INGEST_LOG)
+    )
+    files = ", ".join(sql_string(name) for name, *_ in rows) or "NULL"
+    reasons = dict(conn.execute(
+        f"SELECT split_part(reason, ':', 1) AS code, count(*) FROM {_stage(QUARANTINE)} "
+        f"WHERE source_file IN ({files}) GROUP BY code ORDER BY code"
+    ).fetchall())
+    return replace(
+        report,
+        source_file=f"{realtime_log.LOG_SUBDIR}/{realtime_log.EVENT_LOG_PATTERN}",
+        rows_in=sum(row[1] for row in rows),
+        rows_accepted=sum(row[2] for row in rows),
+        rows_quarantined=sum(row[3] for row in rows),
+        rows_after_as_of=sum(row[4] for row in rows),
+        reasons=reasons,
+        notes=(*report.notes, f"{len(rows)} log file(s) read"),
     )
 
 

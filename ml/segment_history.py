@@ -8,6 +8,10 @@ such as Loyal Customers -> At Risk closes one row and opens the next on the same
       using (customer_id, segment_kind) where h1.valid_to = h2.valid_from
       and h1.segment = 'Loyal Customers' and h2.segment = 'At Risk'
 
+Real-time segments (the segment service, realtime/) join the same table with `source` = 'realtime' (batch rows:
+'batch'), `segment_kind` = 'realtime', `customer_id` = the visitor id and timestamps to the microsecond, from the
+service's transitions (`realtime_history`); they are rebuilt from the log on every run.
+
 Decisions: history only moves forward. Re-running the latest as-of date replaces that date's changes
 (idempotent); an as-of date earlier than the latest one is refused with a clear reason rather than rewriting
 the past (backfills of old dates do not change history).
@@ -95,3 +99,55 @@ def transitions(history: pd.DataFrame) -> pd.DataFrame:
     ]
     joined = closed.merge(nxt, left_on=["customer_id", "segment_kind", "valid_to"], right_on=["customer_id", "segment_kind", "changed_on"])
     return joined.rename(columns={"segment": "from_segment"})[["customer_id", "segment_kind", "from_segment", "to_segment", "changed_on"]]
+
+
+# ---- real-time segments (the segment service's transitions log) -----------------------------------------------
+
+BATCH, REALTIME = "batch", "realtime"
+SOURCES = (BATCH, REALTIME)
+REALTIME_KIND = "realtime"
+
+
+def realtime_history(moves: pd.DataFrame, as_of: date | None) -> pd.DataFrame:
+    """Validity intervals of real-time segments from their transitions, up to the end of the as-of date.
+
+    `moves`: id, segment, change (entered/exited), occurred_at (UTC), in log order. One row per visitor, segment
+    and stretch of membership: `customer_id` = the visitor's id (the customer_id when known, else the anonymous
+    id), `segment_kind` = 'realtime', valid_from = the entering event's time, valid_to = the exiting one's (NULL:
+    still a member on the as-of date). Several real-time segments can be open at once (device:mobile and
+    high_intent:shoes). A repeated change (entered twice) continues the stretch; an exit with no entry in the log
+    opens nothing. Transitions after the as-of date are left for a later run, as raw events are.
+    """
+    columns = [*HISTORY_COLUMNS, "source"]
+    if not len(moves):
+        return empty_history().assign(source=pd.Series(dtype="string"))[columns]
+    moves = moves[["id", "segment", "change", "occurred_at"]].copy()
+    moves["occurred_at"] = pd.to_datetime(moves["occurred_at"]).astype("datetime64[us]")
+    if as_of is not None:
+        moves = moves[moves["occurred_at"] < pd.Timestamp(as_of) + pd.Timedelta(days=1)]
+    # Stable sort: transitions at the same instant keep their log order.
+    moves = moves.sort_values(["id", "segment", "occurred_at"], kind="stable")
+    same_key = moves.groupby(["id", "segment"], sort=False)
+    previous = same_key["change"].shift()
+    # Collapse repeats and drop leading exits: what is left alternates entered, exited, entered, ...
+    kept = moves[(moves["change"] != previous) & ~(previous.isna() & (moves["change"] == "exited"))]
+    kept = kept.assign(next_at=kept.groupby(["id", "segment"], sort=False)["occurred_at"].shift(-1))
+    entered = kept[kept["change"] == "entered"]
+    history = pd.DataFrame({
+        "customer_id": entered["id"].astype("string"),
+        "segment_kind": pd.Series(REALTIME_KIND, index=entered.index, dtype="string"),
+        "segment": entered["segment"].astype("string"),
+        "valid_from": entered["occurred_at"].astype("datetime64[us]"),
+        "valid_to": entered["next_at"].astype("datetime64[us]"),
+        "source": pd.Series(REALTIME, index=entered.index, dtype="string"),
+    })
+    return history.sort_values(["customer_id", "segment", "valid_from"], kind="stable").reset_index(drop=True)[columns]
+
+
+def with_realtime(batch: pd.DataFrame, realtime: pd.DataFrame) -> pd.DataFrame:
+    """The batch history (source 'batch') and the real-time one (source 'realtime') in one table."""
+    batch = batch[HISTORY_COLUMNS].assign(source=pd.Series(BATCH, index=batch.index, dtype="string"))
+    combined = pd.concat([batch, realtime[[*HISTORY_COLUMNS, "source"]]], ignore_index=True)
+    combined["valid_from"] = pd.to_datetime(combined["valid_from"]).astype("datetime64[us]")
+    combined["valid_to"] = pd.to_datetime(combined["valid_to"]).astype("datetime64[us]")
+    return combined

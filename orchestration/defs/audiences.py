@@ -9,17 +9,29 @@ exports of value-based audiences (activation.audiences.is_value_based: the uploa
 lookalike_seed's predicted CLV, or the rule selects by a model output such as high_value_at_risk's top-20 %
 predicted CLV). When no model passes the gate those are skipped; audiences selected on past behaviour only
 (champions) still get their export files, and every audience table is still built for people to read.
+
+An audience on a real-time segment (`realtime_segment` in audiences.yaml) reads its current members from the
+segment service's transitions log when it is built; the sensor `segmint_realtime_audience_sync`
+(orchestration/defs/sensors.py) rebuilds and syncs it when that segment changes.
 """
 
 import dagster as dg
 import pandas as pd
 
-from activation.audiences import Audience, is_value_based, load_audiences, select_members
+from activation.audiences import (
+    GUARD_OFF,
+    Audience,
+    current_realtime_members,
+    is_value_based,
+    load_audiences,
+    select_members,
+)
 from activation.destinations.factory import build_destination
 from activation.exports import export_audience_csvs
 from activation.http import DestinationError
 from activation.ledger import ensure_schema
 from activation.sync import SyncGuardError, guard_change, lift_by_audience, plan_sync, sync_audience
+from landing.realtime_log import read_transitions, transition_log_files
 from orchestration.defs.resources import DUCKDB_TAG, ActivationCredentials, SegmintSettings, Warehouse
 from orchestration.lib import groups, keys
 from orchestration.lib.keys import AUDIENCE_LIFT, CLV_ACTIVATION_GATE, CLV_PREDICTIONS, CUSTOMER_SCORES
@@ -48,9 +60,21 @@ def _audience_asset(audience: Audience) -> dg.AssetsDefinition:
         description=f"{audience.description} One row per member; is_control marks the held-out control group.",
         metadata={"rule": audience.rule, "control_share": audience.control_share},
     )
-    def _members(warehouse: Warehouse) -> dg.MaterializeResult:
+    def _members(warehouse: Warehouse, settings: SegmintSettings) -> dg.MaterializeResult:
+        realtime: dict[str, dg.MetadataValue] = {}
         with warehouse.connect() as conn:
-            members = select_members(conn, audience)
+            live = None
+            if audience.realtime_segment is not None:
+                log_dir = settings.load().realtime_log_dir
+                log = read_transitions(conn, transition_log_files(log_dir), log_dir)
+                live = current_realtime_members(log.transitions, audience)
+                realtime = {
+                    "realtime_segment": dg.MetadataValue.text(audience.realtime_segment),
+                    "known_customers_in_segment": dg.MetadataValue.int(len(live)),
+                    "transition_lines_read": dg.MetadataValue.int(log.lines_read),
+                    "transition_lines_set_aside": dg.MetadataValue.json(log.set_aside),
+                }
+            members = select_members(conn, audience, live)
             kept = [c for c in MEMBER_COLUMNS if c in members.columns]
             write_table(conn, _members_table(audience), members[kept])
         consenting = members["marketing_consent"].fillna(False).astype(bool)
@@ -62,6 +86,7 @@ def _audience_asset(audience: Audience) -> dg.AssetsDefinition:
                 "with_marketing_consent": dg.MetadataValue.int(int(consenting.sum())),
                 "mean_predicted_clv": dg.MetadataValue.float(float(members["predicted_clv"].mean()) if len(members) else 0.0),
                 "rule": dg.MetadataValue.text(audience.rule),
+                **realtime,
             }
         )
 
@@ -75,6 +100,8 @@ def _guard_check(audience: Audience) -> dg.AssetChecksDefinition:
         description=(
             f"Blocks the syncs of {audience.name} when any destination would change size by more than "
             f"{audience.max_change_share:.0%} since its last confirmed state (a bad upstream run must not empty an ad audience)."
+            if audience.max_change_share != GUARD_OFF else
+            f"{audience.name} follows a real-time segment whose members come and go: no size guard (set max_change_share to add one)."
         ),
         blocking=True,
         op_tags=DUCKDB_TAG,

@@ -34,6 +34,7 @@ AUTOMATED_GROUPS = (
     groups.SCORES,
     groups.AUDIENCES,
     groups.REPORTING,
+    groups.REALTIME,
 )
 FOLLOW_INPUTS = (
     dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()

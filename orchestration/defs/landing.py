@@ -67,7 +67,8 @@ def raw_tables(context: dg.AssetExecutionContext, settings: SegmintSettings, war
                 reporting_currency=s.currency, date_format=s.date_format, csv_delimiter=s.csv_delimiter
             )
             report = ingest_landing(
-                conn, landing_dir, s.as_of, s.horizon_days, s.is_demo, options, s.source_format, s.landing_work_dir
+                conn, landing_dir, s.as_of, s.horizon_days, s.is_demo, options, s.source_format, s.landing_work_dir,
+                s.realtime_log_dir,
             )
             counts = {t: conn.execute(f"select count(*) from raw.{t}").fetchone()[0] for t in RAW_TABLES}
             ingest_log = conn.execute("select * from raw.ingest_log order by source_file").df()
@@ -108,6 +109,16 @@ def raw_tables(context: dg.AssetExecutionContext, settings: SegmintSettings, war
             metadata["note"] = dg.MetadataValue.text(
                 f"No {table} file in the landing zone: the table is empty and features that need it are 0."
             )
+        if table == "events" and report.realtime_log is not None:
+            # The real-time service's log, a second source of events (landing/realtime_log.py).
+            log = report.realtime_log
+            metadata |= {
+                "realtime_log_rows_in": dg.MetadataValue.int(log.rows_in),
+                "realtime_log_rows_accepted": dg.MetadataValue.int(log.rows_accepted),
+                "realtime_log_rows_quarantined": dg.MetadataValue.int(log.rows_quarantined),
+                "realtime_log_rows_after_as_of": dg.MetadataValue.int(log.rows_after_as_of),
+                "realtime_log_reasons": dg.MetadataValue.json(log.reasons),
+            }
         if report.source_format != "segmint" and table in {"orders", "customers", "events"}:
             # A translated export: the counts per source file (export file -> contract rows), not per work file.
             by_source = ingest_log[ingest_log["table_name"] == table].drop(columns="table_name")

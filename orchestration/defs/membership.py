@@ -1,10 +1,24 @@
-"""Dynamic segment membership: a validity-interval history of every customer's segments."""
+"""Dynamic segment membership: a validity-interval history of every customer's segments, batch and real-time.
+
+Batch rows (source 'batch') advance one as-of date at a time from marts.customer_scores; real-time rows (source
+'realtime') are rebuilt on every run from the segment service's transitions log (`<data dir>/realtime/log/
+transitions-*.jsonl`, see landing/realtime_log.py), up to the end of the as-of date, like the raw events.
+"""
 
 import dagster as dg
 import pandas as pd
 
-from ml.segment_history import HistoryOrderError, advance_history, empty_history, transitions
-from orchestration.defs.resources import DUCKDB_TAG, Warehouse
+from landing.realtime_log import read_transitions, transition_log_files
+from ml.segment_history import (
+    BATCH,
+    HistoryOrderError,
+    advance_history,
+    empty_history,
+    realtime_history,
+    transitions,
+    with_realtime,
+)
+from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
 from orchestration.lib import groups
 from orchestration.lib.keys import CUSTOMER_SCORES, SEGMENT_MEMBERSHIP_HISTORY
 from orchestration.lib.metadata import markdown_table
@@ -20,8 +34,16 @@ SEGMENT_KINDS = ("rfm_segment", "behavioral_segment")
     kinds={"python", "duckdb"},
     op_tags=DUCKDB_TAG,
 )
-def segment_membership_history(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
-    """One row per customer, segment kind and stretch of membership (valid_from, valid_to; NULL = current)."""
+def segment_membership_history(
+    context: dg.AssetExecutionContext, warehouse: Warehouse, settings: SegmintSettings
+) -> dg.MaterializeResult:
+    """One row per customer (visitor, for real-time segments), segment kind, segment and stretch of membership.
+
+    Columns: customer_id, segment_kind, segment, valid_from, valid_to (NULL = current), source ('batch' or
+    'realtime').
+    """
+    log_dir = settings.load().realtime_log_dir
+    log_files = transition_log_files(log_dir)
     with warehouse.connect() as conn:
         scores = read_table(conn, "marts.customer_scores", ["customer_id", "as_of_date", *SEGMENT_KINDS], order_by="customer_id")
         history = (
@@ -29,6 +51,10 @@ def segment_membership_history(context: dg.AssetExecutionContext, warehouse: War
             if table_exists(conn, "marts.segment_membership_history")
             else empty_history()
         )
+        if "source" in history.columns:
+            # Real-time rows are rebuilt from the log below; only the batch rows carry over from run to run.
+            history = history[history["source"].fillna(BATCH) == BATCH]
+        log = read_transitions(conn, log_files, log_dir)
         as_of = pd.Timestamp(scores["as_of_date"].iloc[0]).date() if len(scores) else None
         current = scores.melt(id_vars="customer_id", value_vars=list(SEGMENT_KINDS), var_name="segment_kind", value_name="segment")
         try:
@@ -37,15 +63,25 @@ def segment_membership_history(context: dg.AssetExecutionContext, warehouse: War
             # A backfill of an older date: keep history as it is and say why, instead of failing the run.
             context.log.warning(str(error))
             updated = history
-        write_table(conn, "marts.segment_membership_history", updated)
+        live = realtime_history(log.transitions, as_of)
+        write_table(conn, "marts.segment_membership_history", with_realtime(updated, live))
     moves = transitions(updated)
     latest = moves[moves["changed_on"] == pd.Timestamp(as_of)] if as_of else moves.iloc[0:0]
     summary = latest.groupby(["segment_kind", "from_segment", "to_segment"]).size().rename("customers").reset_index()
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": dg.MetadataValue.int(len(updated)),
+            "dagster/row_count": dg.MetadataValue.int(len(updated) + len(live)),
             "as_of": dg.MetadataValue.text(str(as_of)),
             "transitions_on_as_of": dg.MetadataValue.int(len(latest)),
+            "realtime_rows": dg.MetadataValue.int(len(live)),
+            "realtime_transition_lines": dg.MetadataValue.int(log.lines_read),
+            "realtime_transitions_after_as_of": dg.MetadataValue.int(
+                int((pd.to_datetime(log.transitions["occurred_at"]) >= pd.Timestamp(as_of) + pd.Timedelta(days=1)).sum())
+                if as_of and len(log.transitions) else 0
+            ),
+            # Lines that are not transitions (a torn last line after a crash, ...): counted, never silently dropped.
+            "realtime_lines_set_aside": dg.MetadataValue.json(log.set_aside),
+            "realtime_set_aside_examples": dg.MetadataValue.json(list(log.examples)),
             "top_transitions": markdown_table(summary.sort_values("customers", ascending=False)),
         }
     )

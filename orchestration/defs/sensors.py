@@ -1,4 +1,4 @@
-"""Sensors: a refresh when landing files change, and alerts for failed runs and failed checks.
+"""Sensors: a refresh when landing files change, event-triggered syncs of real-time audiences, and alerts.
 
 All are evaluated by the Dagster daemon (`make dev` starts it). Alerts go to SEGMINT_ALERT_WEBHOOK_URL as JSON
 (see orchestration/lib/alerts.py), or to the daemon's log when it is unset; links point to SEGMINT_DAGSTER_URL.
@@ -11,12 +11,15 @@ import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
 
+from activation.audiences import Audience, matches_realtime_segment
 from landing.formats.detect import is_json_lines
+from landing.realtime_log import transition_log_files
+from orchestration.defs.audiences import AUDIENCES
 from orchestration.defs.automation import FRESH_MARTS
 from orchestration.defs.dbt_models import DAILY_PARTITIONS
 from orchestration.defs.jobs import refresh_job
@@ -29,6 +32,7 @@ from orchestration.lib.alerts import (
     send_alert,
     stale_asset_payload,
 )
+from orchestration.lib import keys
 from orchestration.lib.partitions import full_history
 from orchestration.lib.settings import SettingsError, load_settings
 
@@ -134,6 +138,105 @@ def landing_files_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult
     return dg.SensorResult(run_requests=[request], cursor=cursor)
 
 
+# ---- real-time audiences: event-triggered syncs ------------------------------------------------------------------
+
+# Checked every 15 s: with a run's start-up (~10-20 s in-process) a segment change reaches the destination in
+# well under a minute (measured in tests/orchestration/test_realtime_sync_sensor.py).
+REALTIME_SENSOR_INTERVAL_SECONDS = 15
+LogOffsets = dict[str, int]  # transitions log file name -> bytes already looked at (whole lines only)
+MAX_READ_BYTES = 64 * 2**20  # per file and tick: a long backlog is worked through over several ticks
+
+
+def read_new_lines(path: Path, offset: int) -> tuple[list[bytes], int]:
+    """Complete lines appended to `path` since byte `offset`, and the offset after the last complete one.
+
+    A line still being written (no newline yet) is left for the next look. A file shorter than the offset was
+    replaced: it is read again from the start.
+    """
+    size = path.stat().st_size
+    if size < offset:
+        offset = 0
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        chunk = handle.read(min(size - offset, MAX_READ_BYTES))
+    end = chunk.rfind(b"\n") + 1
+    return chunk[:end].splitlines(), offset + end
+
+
+def segments_of(lines: list[bytes]) -> set[str]:
+    """Segment names of transition lines; a line that is not a transition names none (the audience asset counts it)."""
+    segments = set()
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("segment"), str):
+            segments.add(record["segment"])
+    return segments
+
+
+def decode_offsets(cursor: str | None) -> LogOffsets:
+    """The cursor's offsets; empty or unreadable -> nothing seen yet (the whole log is looked at once more)."""
+    try:
+        raw = json.loads(cursor) if cursor else {}
+        return {str(name): int(offset) for name, offset in raw.items()}
+    except (ValueError, TypeError, AttributeError):
+        return {}
+
+
+def realtime_sync_selection(audiences: list[Audience]) -> list[dg.AssetKey]:
+    """The member table and every sync of each audience: what an event-triggered run materializes."""
+    selected = []
+    for audience in audiences:
+        selected.append(keys.audience(audience.name))
+        selected += [keys.sync(audience.name, d.name) for d in audience.destinations]
+    return selected
+
+
+REALTIME_AUDIENCES = [audience for audience in AUDIENCES if audience.realtime_segment is not None]
+
+
+@dg.sensor(
+    name="segmint_realtime_audience_sync",
+    minimum_interval_seconds=REALTIME_SENSOR_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    asset_selection=realtime_sync_selection(REALTIME_AUDIENCES) or [keys.AUDIENCE_LIFT],
+    description=(
+        "Event-triggered syncs: when the segment service appends transitions (SEGMINT_DATA_DIR/realtime/log/"
+        "transitions-*.jsonl) into a segment an audience is defined on (realtime_segment in audiences.yaml), "
+        "rebuilds that audience and runs its syncs (ledger, dry-run without credentials), within a minute."
+    ),
+)
+def realtime_audience_sync_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    if not REALTIME_AUDIENCES:
+        return dg.SkipReason("no audience in audiences.yaml is defined on a real-time segment")
+    try:
+        log_dir = load_settings().realtime_log_dir
+    except SettingsError as error:
+        return dg.SkipReason(str(error))
+    offsets = decode_offsets(context.cursor)
+    touched: set[str] = set()
+    for path in transition_log_files(log_dir):
+        name = path.relative_to(log_dir).as_posix()  # sub-folders hold other instances' logs
+        lines, offsets[name] = read_new_lines(path, offsets.get(name, 0))
+        touched |= segments_of(lines)
+    cursor = json.dumps(offsets, sort_keys=True, separators=(",", ":"))
+    affected = [a for a in REALTIME_AUDIENCES if any(matches_realtime_segment(a, s) for s in touched)]
+    if not affected:
+        return dg.SensorResult(skip_reason=dg.SkipReason("no new transition into a real-time audience's segment"),
+                               cursor=cursor)
+    names = ", ".join(a.name for a in affected)
+    context.log.info(f"real-time segments changed ({', '.join(sorted(touched))[:200]}): syncing {names}")
+    request = dg.RunRequest(
+        # Same log position, same key: one run per batch of new transitions, never two.
+        run_key="realtime-" + hashlib.sha256(cursor.encode()).hexdigest()[:16],
+        asset_selection=realtime_sync_selection(affected),
+        tags={TRIGGER_TAG: "realtime_transitions", "segmint/realtime_audiences": names[:200]},
+    )
+    return dg.SensorResult(run_requests=[request], cursor=cursor)
+
+
 # ---- alerts -----------------------------------------------------------------------------------------------------
 
 
@@ -199,7 +302,7 @@ class RunCursor:
 def finished_runs_after(instance: dg.DagsterInstance, cursor: RunCursor) -> list[dg.RunRecord]:
     """Runs that finished (success, failure, cancel) after the cursor, oldest first, not seen before."""
     # Look one second back and skip the runs already seen: runs updated within the same instant are not lost.
-    since = datetime.fromtimestamp(cursor.updated_after - 1.0, tz=timezone.utc)
+    since = datetime.fromtimestamp(cursor.updated_after - 1.0, tz=UTC)
     records: Iterable[dg.RunRecord] = instance.get_run_records(
         filters=dg.RunsFilter(statuses=FINISHED_STATUSES, updated_after=since),
         order_by="update_timestamp",
@@ -258,11 +361,14 @@ def stale_mart_alert_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReaso
     stale = newly_failed(previous, current)
     for asset in stale:
         latest = context.instance.get_latest_materialization_event(dg.AssetKey.from_user_string(asset))
-        last_updated = datetime.fromtimestamp(latest.timestamp, tz=timezone.utc).isoformat(timespec="minutes") if latest else None
+        last_updated = datetime.fromtimestamp(latest.timestamp, tz=UTC).isoformat(timespec="minutes") if latest else None
         send_alert(stale_asset_payload(asset=asset, state="FAIL", last_updated=last_updated, dagster_url=config.dagster_url),
                    config, context.log.warning)
     context.update_cursor(json.dumps(current, sort_keys=True))
     return dg.SkipReason(f"stale: {', '.join(stale)}" if stale else "no mart newly stale")
 
 
-sensors = [landing_files_sensor, run_failure_alert_sensor, failed_check_alert_sensor, stale_mart_alert_sensor]
+sensors = [
+    landing_files_sensor, realtime_audience_sync_sensor, run_failure_alert_sensor, failed_check_alert_sensor,
+    stale_mart_alert_sensor,
+]

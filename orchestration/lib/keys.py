@@ -58,6 +58,9 @@ SEGMENT_MEMBERSHIP_HISTORY = _key("marts/segment_membership_history")
 SEGMENT_CARDS = _key("marts/segment_cards")
 AUDIENCE_LIFT = _key("marts/audience_lift")
 
+# What the real-time segment service loads (realtime/).
+SERVING_BUNDLE = _key("realtime/serving_bundle")
+
 # The check `make run` reads to say whether value-based activation was held back.
 ACTIVATION_GATE_CHECK = dg.AssetCheckKey(CLV_ACTIVATION_GATE, "check_clv_model_beats_baselines")
 

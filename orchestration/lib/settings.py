@@ -74,6 +74,11 @@ class Settings:
         return self.data_dir / "landing_work"
 
     @property
+    def realtime_log_dir(self) -> Path:
+        """The real-time service's durable log (events-*.jsonl, transitions-*.jsonl), read by the next run."""
+        return self.data_dir / "realtime" / "log"
+
+    @property
     def exports_dir(self) -> Path:
         return self.data_dir / "exports"
 

@@ -35,6 +35,7 @@ EXPECTED_ASSETS = [
     "ml/rfm_segments", "ml/behavioral_segments", "ml/prospect_scores",
     "marts/clv_model_evaluation", "ml/clv_model", "ml/clv_predictions", "ml/clv_activation_gate", "ml/btyd_predictions",
     "marts/customer_scores", "marts/segment_membership_history", "marts/segment_cards",
+    "realtime/serving_bundle",
 ]  # fmt: skip
 # The lineage an analyst follows from an order file to a segment (edges: parent -> child).
 SEGMENT_LINEAGE = ["raw/orders", "staging/stg_orders", "marts/customer_features", "ml/rfm_segments", "marts/customer_scores"]

@@ -113,3 +113,28 @@ def test_a_shopify_export_goes_through_the_asset_with_its_format_and_source_file
     assert (tmp_path / "data" / "landing_work" / "shopify" / "orders.parquet").is_file()
 
 
+
+
+def test_the_real_time_log_is_ingested_by_the_raw_tables_asset_and_its_counts_reconcile(tmp_path, monkeypatch):
+    # The segment service's durable log in the data folder (shared contract format); its last line torn by a crash.
+    log_dir = tmp_path / "data" / "realtime" / "log"
+    log_dir.mkdir(parents=True)
+    line = ('{{"event_id": "rt_{i}", "customer_id": null, "anonymous_id": "v{i}", "event_type": "page_view", '
+            '"occurred_at": "{day}T10:00:00+01:00", "received_at": "2025-03-01T09:00:00Z", "page_type": null, '
+            '"product_id": null, "category": "shoes", "device": "mobile", "utm_source": null, '
+            '"utm_medium": "affiliate", "utm_campaign": null, "utm_content": null, "value": 12.5}}')
+    lines = [line.format(i=i, day="2025-02-01") for i in range(5)] + [line.format(i=9, day="2025-04-01")]
+    (log_dir / "events-20250301T090000-77.jsonl").write_text("\n".join(lines) + '\n{"event_id": "rt_torn", "cu')
+    orders = ORDERS_HEADER + "1,0042,2025-01-05,10.50,USD\n"
+    result, warehouse = _materialize(tmp_path, monkeypatch, {"orders.csv": orders}, as_of="2025-03-01")
+    assert result.success
+    assert _check_results(result)["check_ingest_counts_reconcile"] is True
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        ids = [r[0] for r in conn.execute("select event_id from raw.events order by event_id").fetchall()]
+        log = conn.execute("select rows_in, rows_accepted, rows_quarantined, rows_after_as_of from raw.ingest_log "
+                           "where source_file = 'realtime/log/events-20250301T090000-77.jsonl'").fetchone()
+    assert ids == [f"rt_{i}" for i in range(5)]
+    assert log == (7, 5, 2, 1)  # the event after the as-of date and the torn line are quarantined and counted
+    metadata = next(m for m in result.asset_materializations_for_node("raw_tables")
+                    if m.asset_key == dg.AssetKey(["raw", "events"])).metadata
+    assert metadata["realtime_log_rows_in"].value == 7

@@ -1,11 +1,13 @@
 """Audience file validation, member selection in DuckDB and the deterministic control group."""
 
+import math
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from activation.audiences import (Audience, AudienceConfigError, AudienceRuleError, is_control, is_value_based,
-                                  load_audiences, parse_audiences, select_members)
+from activation.audiences import (Audience, AudienceConfigError, AudienceRuleError, current_realtime_members,
+                                  is_control, is_value_based, load_audiences, parse_audiences, select_members)
 from tests.servers.harness import new_warehouse, test_audience
 
 REPO_AUDIENCES = Path(__file__).resolve().parents[2] / "config" / "audiences.yaml"
@@ -91,3 +93,40 @@ def test_value_based_audiences_are_those_that_carry_or_select_by_a_model_output(
     assert not is_value_based(audience("recency_score >= 4 and frequency_score >= 4"))
     assert not is_value_based(audience("total_revenue > 100", value_column="total_revenue"))
     assert not is_value_based(audience("my_predicted_clv_note = 'x'"))  # a word boundary, not a substring
+
+
+# ---- audiences on real-time segments ---------------------------------------------------------------------------
+
+
+def test_a_realtime_audience_needs_no_rule_and_its_size_guard_is_off_unless_set():
+    [audience] = parse_audiences(
+        {"audiences": [{"name": "cart_abandoners", "realtime_segment": "cart_abandoner", "destinations": []}]})
+    assert (audience.rule, audience.realtime_segment, math.isinf(audience.max_change_share)) == (
+        "true", "cart_abandoner", True)
+    [guarded] = parse_audiences({"audiences": [{"name": "shoes", "realtime_segment": "high_intent:*",
+                                                "max_change_share": 3, "destinations": []}]})
+    assert guarded.max_change_share == 3.0
+    with pytest.raises(AudienceConfigError, match="'realtime_segment' must be a real-time segment name"):
+        parse_audiences({"audiences": [{"name": "bad", "realtime_segment": "Cart Abandoner", "destinations": []}]})
+    shipped = {a.name: a for a in load_audiences(REPO_AUDIENCES)}
+    assert shipped["cart_abandoners"].realtime_segment == "cart_abandoner"
+    assert shipped["cart_abandoners"].destinations[0].type == "klaviyo"
+
+
+def test_realtime_members_are_known_customers_whose_last_change_is_entered_and_the_rule_narrows_them():
+    transitions = pd.DataFrame([
+        ("c0001", True, "high_intent:shoes", "entered"),
+        ("c0002", True, "high_intent:bags", "entered"),
+        ("c0002", True, "high_intent:bags", "exited"),  # left again
+        ("c0003", True, "high_intent:bags", "entered"),
+        ("anon-1", False, "high_intent:shoes", "entered"),  # no contact: never synced
+        ("c0004", True, "premium_interest", "entered"),  # another segment
+    ], columns=["id", "known_customer", "segment", "change"])
+    audience = Audience("intent", "", "true", (), realtime_segment="high_intent:*")
+    assert current_realtime_members(transitions, audience) == ["c0001", "c0003"]
+    conn = new_warehouse(10)
+    members = select_members(conn, audience, current_realtime_members(transitions, audience))
+    assert list(members["customer_id"]) == ["c0001", "c0003"]
+    narrowed = Audience("intent", "", "recency_score >= 5", (), realtime_segment="high_intent:*")
+    assert list(select_members(conn, narrowed, ["c0001", "c0003"])["customer_id"]) == []  # scores 4 and 2
+    assert select_members(conn, audience, None).empty  # no log yet: nobody

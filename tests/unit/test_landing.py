@@ -290,7 +290,9 @@ def test_events_need_a_customer_id_or_an_anonymous_id(conn, tmp_path):
     assert accepted_ids(conn, "events", "event_id") == ["e1", "e2"]
     assert reasons_by_row(conn, "events.csv") == {3: "missing_customer_id_and_anonymous_id", 4: "missing_event_type"}
     events = next(file for file in report.files if file.table_name == "events")
-    assert events.missing_columns == ("page_type", "product_id", "device", "utm_source", "utm_campaign", "page_url")
+    assert events.missing_columns == ("page_type", "product_id", "device", "utm_source", "utm_campaign", "page_url",
+        "category", "utm_medium", "utm_content", "value",
+    )
 
 
 def test_events_after_as_of_are_quarantined(conn, tmp_path):

@@ -231,7 +231,9 @@ def test_events_without_event_id_get_deterministic_surrogate_ids_and_exact_dupli
     assert reasons(conn, "events.csv") == {2: "duplicate_identical: same values first seen at row 1"}
     assert (events.rows_in, events.rows_accepted, events.rows_quarantined, events.ids_generated) == (4, 3, 1, 3)
     assert events.reasons == {"duplicate_identical": 1}
-    assert events.missing_columns == ("anonymous_id", "page_type", "product_id", "device", "utm_source", "utm_campaign", "page_url")
+    assert events.missing_columns == ("anonymous_id", "page_type", "product_id", "device", "utm_source", "utm_campaign", "page_url",
+        "category", "utm_medium", "utm_content", "value",
+    )
     assert any(note.startswith("no event_id column: ids generated") for note in events.notes)
     log = "SELECT rows_in, rows_accepted, ids_generated FROM raw.ingest_log WHERE table_name = 'events'"
     assert rows(conn, log) == [(4, 3, 3)]
