@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from orchestration.lib.settings import DEFAULT_DATA_DIR, PROJECT_ROOT, load_settings
+from realtime.cli import data_dir as realtime_data_dir
 
 
 def test_without_settings_everything_stays_in_the_projects_data_folder():
@@ -53,3 +56,14 @@ def test_relative_paths_are_made_absolute(tmp_path, monkeypatch):
     settings = load_settings({"SEGMINT_WAREHOUSE": "shops/acme.duckdb"})
     assert settings.warehouse == tmp_path / "shops" / "acme.duckdb"
     assert settings.data_dir == Path(tmp_path / "shops" / "acme_data")
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{}, {"SEGMINT_WAREHOUSE": "shops/acme.duckdb"}, {"SEGMINT_WAREHOUSE": "acme/warehouse.duckdb"},
+     {"SEGMINT_WAREHOUSE": "shops/acme.duckdb", "SEGMINT_DATA_DIR": "files"}, {"SEGMINT_DATA_DIR": "files"}],
+)
+def test_the_realtime_service_reads_the_data_folder_the_run_writes(env, tmp_path, monkeypatch):
+    # realtime/ does not import orchestration/, so `make serve` repeats the rule; the bundle must be where it looks.
+    monkeypatch.chdir(tmp_path)
+    assert realtime_data_dir(env) == load_settings(env).data_dir
