@@ -27,8 +27,9 @@ a binary classifier on has_future_order for the propensity. Spend is zero-inflat
 buy nothing in the horizon) and heavy-tailed; both tweedie and the hurdle (P(buy) x E[spend | buy] with a gamma
 spend model) handle that, and they rank equally well, but the hurdle's decile calibration is worse because its
 spend model is fitted on the few buyers only (noisy in the low deciles). Poisson (tweedie power 1.0) keeps totals
-exact but ranks poorly on money-scale labels. Back-test on the simulator of tests/unit/test_clv.py (4,000-5,000
-customers, hold-out 30 %, horizons 90 and 180 days, 6 seeds each = 12 shops; mean and [min, max]):
+exact but ranks poorly on money-scale labels. Only tweedie is implemented: the hurdle and Poisson rows record
+that decision (their code was removed; no user path ran it). Back-test on the simulator of tests/unit/test_clv.py
+(4,000-5,000 customers, hold-out 30 %, horizons 90 and 180 days, 6 seeds each = 12 shops; mean and [min, max]):
 
 | model (value objective)                  | Spearman | decile MAPE        | sum(pred)/sum(actual) |
 |------------------------------------------|----------|--------------------|-----------------------|
@@ -39,7 +40,7 @@ customers, hold-out 30 %, horizons 90 and 180 days, 6 seeds each = 12 shops; mea
 | baseline btyd (BG/NBD x Gamma-Gamma)     | 0.504    | 4.46 [0.76, 25.3]  | 1.02 [0.88, 1.12]     |
 | baseline past_spend_rate                 | 0.403    | 5.60 [3.09, 9.66]  | 5.86 [3.94, 7.77]     |
 (* 4 seeds.) Propensity ROC AUC: 0.898 (classifier) vs 0.867 (btyd expected purchases as a score) and 0.788
-(past spend rate). Reproduce: run `backtest(training_table(5000, H, seed), H, objective=...)` from
+(past spend rate). Reproduce the tweedie rows: run `backtest(training_table(5000, H, seed), H)` from
 tests/unit/test_clv.py for H in (90, 180) and seed in 1..6.
 
 Calibration: tweedie with a log link is not sum-preserving, so hold-out totals come out ~23 % low; one factor
@@ -151,9 +152,7 @@ MIN_DATA_IN_LEAF = 20
 MIN_LEAF_DIVISOR = 50  # min_data_in_leaf = max(MIN_DATA_IN_LEAF, rows / MIN_LEAF_DIVISOR)
 LAMBDA_L2 = 10.0
 TWEEDIE_VARIANCE_POWER = 1.5
-HURDLE_SPEND_OBJECTIVE = "gamma"
-DEFAULT_OBJECTIVE = "tweedie"
-OBJECTIVES = ("tweedie", "hurdle")
+VALUE_OBJECTIVE = "tweedie"
 # Rows per TreeSHAP call in predict: the contributions of 100 k rows take 34 MB, whatever the shop size.
 EXPLAIN_CHUNK_ROWS = 100_000
 
@@ -168,7 +167,6 @@ class ClvModels:
     categories: dict[str, list[str]]
     value_model: lgb.Booster | None = None
     buy_model: lgb.Booster | None = None
-    spend_model: lgb.Booster | None = None
     calibration_factor: float = 1.0
     fallback_reason: str | None = None
     fallback_spend_rate_factor: float = 0.0
@@ -340,10 +338,9 @@ def fit_clv_models(
     train: pd.DataFrame,
     seed: int = 0,
     max_train_rows: int = 200_000,
-    objective: str = DEFAULT_OBJECTIVE,
     extra_features: tuple[str, ...] = (),
 ) -> ClvModels:
-    """Fit the value model (objective) and the purchase classifier on customer_features_train.
+    """Fit the value model (tweedie) and the purchase classifier on customer_features_train.
 
     extra_features: numeric columns of `train` used on top of MODEL_FEATURES (predict needs them too).
 
@@ -353,8 +350,6 @@ def fit_clv_models(
     With fewer than MIN_CUSTOMERS_FOR_MODEL rows or MIN_BUYERS_FOR_MODEL buyers the result is the
     calibrated past-spend-rate fallback (fallback_reason says why).
     """
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {OBJECTIVES}")
     train = _sample_rows(train.reset_index(drop=True), max_train_rows)
     categories = learn_categories(train)
     value, buy = _labels(train) if len(train) else (np.zeros(0), np.zeros(0, dtype=bool))
@@ -369,20 +364,9 @@ def fit_clv_models(
     notes = []
     buy_model = _train_booster(_lgb_params("binary", seed, fit.sum()), matrix[fit], buy[fit], matrix[valid], buy[valid])
 
-    if objective == "tweedie":
-        params = _lgb_params("tweedie", seed, fit.sum()) | {"tweedie_variance_power": TWEEDIE_VARIANCE_POWER}
-        value_model = _train_booster(params, matrix[fit], value[fit], matrix[valid], value[valid])
-        models = ClvModels(objective, categories, value_model=value_model, buy_model=buy_model)
-    else:
-        spenders_fit, spenders_valid = fit & (value > 0), valid & (value > 0)
-        spend_model = _train_booster(
-            _lgb_params(HURDLE_SPEND_OBJECTIVE, seed, spenders_fit.sum()),
-            matrix[spenders_fit],
-            value[spenders_fit],
-            matrix[spenders_valid],
-            value[spenders_valid],
-        )
-        models = ClvModels(objective, categories, buy_model=buy_model, spend_model=spend_model)
+    params = _lgb_params(VALUE_OBJECTIVE, seed, fit.sum()) | {"tweedie_variance_power": TWEEDIE_VARIANCE_POWER}
+    value_model = _train_booster(params, matrix[fit], value[fit], matrix[valid], value[valid])
+    models = ClvModels(VALUE_OBJECTIVE, categories, value_model=value_model, buy_model=buy_model)
     models.n_train_rows = len(train)
     models.extra_features = tuple(extra_features)
 
@@ -399,9 +383,7 @@ def fit_clv_models(
 
 def _raw_value(models: ClvModels, matrix: pd.DataFrame) -> np.ndarray:
     """Uncalibrated predicted value of the fitted model (not the fallback)."""
-    if models.objective == "tweedie":
-        return _best_predict(models.value_model, matrix)
-    return _best_predict(models.buy_model, matrix) * _best_predict(models.spend_model, matrix)
+    return _best_predict(models.value_model, matrix)
 
 
 def _top_drivers(contributions: np.ndarray, feature_names: list[str], top_k: int) -> list[str]:
@@ -424,12 +406,7 @@ def _explain(models: ClvModels, matrix: pd.DataFrame, top_k: int) -> list[str]:
     drivers: list[str] = []
     for start in range(0, len(matrix), EXPLAIN_CHUNK_ROWS):
         chunk = matrix.iloc[start : start + EXPLAIN_CHUNK_ROWS]
-        if models.objective == "tweedie":
-            contributions = _best_predict(models.value_model, chunk, pred_contrib=True)
-        else:
-            contributions = _best_predict(models.buy_model, chunk, pred_contrib=True) + _best_predict(
-                models.spend_model, chunk, pred_contrib=True
-            )
+        contributions = _best_predict(models.value_model, chunk, pred_contrib=True)
         drivers += _top_drivers(np.asarray(contributions), list(matrix.columns), top_k)
     return drivers
 
@@ -438,8 +415,7 @@ def predict(models: ClvModels, features: pd.DataFrame, top_k_drivers: int = 3, e
     """One row per customer: predicted_clv (currency over the training horizon), purchase_propensity, top_drivers.
 
     top_drivers: JSON list of the features that move this customer's prediction most, with their LightGBM
-    contribution on the model's log scale (log of value for tweedie; log-odds of buying for the hurdle's classifier
-    plus log of spend for its spend model, summed per feature). Empty list for the fallback.
+    contribution on the value model's log scale. Empty list for the fallback.
     explain=False skips the contributions (TreeSHAP costs ~10x a plain prediction; the back-test needs none).
     """
     result = pd.DataFrame({"customer_id": features["customer_id"].to_numpy()})
@@ -456,13 +432,12 @@ def predict(models: ClvModels, features: pd.DataFrame, top_k_drivers: int = 3, e
 
 
 def feature_importance(models: ClvModels) -> pd.Series:
-    """Total gain per feature of the value model(s), as a share of the total, sorted descending."""
-    boosters = [b for b in (models.value_model, models.buy_model if models.objective == "hurdle" else None, models.spend_model) if b]
-    if not boosters:
+    """Total gain per feature of the value model, as a share of the total, sorted descending."""
+    booster = models.value_model
+    if booster is None:
         return pd.Series(dtype=float, name="gain_share")
-    gain = sum(
-        pd.Series(b.feature_importance("gain", iteration=b.best_iteration or None), index=b.feature_name()) for b in boosters
-    )
+    iteration = booster.best_iteration or None
+    gain = pd.Series(booster.feature_importance("gain", iteration=iteration), index=booster.feature_name())
     total = gain.sum()
     return (gain / total if total > 0 else gain).sort_values(ascending=False).rename("gain_share")
 
@@ -481,7 +456,6 @@ def backtest(
     horizon_days: float,
     seed: int = 0,
     holdout_share: float = 0.3,
-    objective: str = DEFAULT_OBJECTIVE,
 ) -> BacktestResult:
     """Fit on the non-hold-out customers of customer_features_train, score the hold-out, compare with the baselines.
 
@@ -496,7 +470,7 @@ def backtest(
     notes: list[str] = []
     rows, tables, row_notes = [], {}, {}
 
-    models = fit_clv_models(fit_part, seed=seed, objective=objective)
+    models = fit_clv_models(fit_part, seed=seed)
     notes += models.notes
     if len(holdout):
         scores = predict(models, holdout, explain=False)
