@@ -3,7 +3,7 @@
 import dagster as dg
 import pandas as pd
 
-from ml.btyd import CHURN_AUC_TIE, BTYDFitError, backtest_btyd, btyd_prediction_table, fit_btyd
+from ml.btyd import BTYD_MODELS, CHURN_AUC_TIE, BTYDFitError, backtest_btyd, btyd_prediction_table, fit_btyd
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
 from orchestration.lib import groups
 from orchestration.lib.metadata import markdown_table
@@ -34,7 +34,8 @@ def btyd_predictions(warehouse: Warehouse, settings: SegmintSettings) -> dg.Mate
         evaluation, chosen = backtest_btyd(train, horizon)
         notes = []
         fitted = None
-        for model in ([chosen] if chosen else []) + [m for m in ("pareto_nbd", "bgnbd") if m != chosen]:
+        # The back-test's choice first, then the others in ml.btyd's order (one owner of the model names).
+        for model in ([chosen] if chosen else []) + [m for m in BTYD_MODELS if m != chosen]:
             try:
                 fitted = fit_btyd(features, model)
                 break
