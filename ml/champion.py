@@ -9,8 +9,8 @@ Candidates (CANDIDATES; every one predicts spend over the horizon, in the orders
 - `lightgbm_btyd_blend`: the equal-weight mean of the stacked candidate's raw forecast and the BTYD models' mean
   forecast (structural_forecast) for the same customer, in money, then calibrated like every candidate. Why: the
   tree and the BTYD models err differently (the tree on customers older than any it was trained on, BTYD on
-  behaviour its two-parameter story cannot express), and an average of two forecasts with different errors ranks
-  at least as well as the worse of them and usually better than either. Fixed weights (1/2, 1/2): no weight is
+  behaviour its two-parameter story cannot express), and an average of two forecasts with different errors usually
+  ranks and totals better than either (forecast combination); the selection rule decides per shop. Fixed weights (1/2, 1/2): no weight is
   learned, so nothing is fitted on the selection half beyond the calibration every candidate gets. It shares the
   stacked candidate's fitted trees; without a BTYD forecast it cannot be scored (NaN rows, like a BTYD candidate).
 - `bgnbd`, `pareto_nbd`: BG/NBD or Pareto/NBD x Gamma-Gamma (ml/btyd.py), fitted on the scored cut-off's rows.
