@@ -9,8 +9,8 @@ Candidates (CANDIDATES; every one predicts spend over the horizon, in the orders
 - `lightgbm_btyd_blend`: the equal-weight mean of the stacked candidate's raw forecast and the BTYD models' mean
   forecast (structural_forecast) for the same customer, in money, then calibrated like every candidate. Why: the
   tree and the BTYD models err differently (the tree on customers older than any it was trained on, BTYD on
-  behaviour its two-parameter story cannot express), and an average of two forecasts with different errors ranks
-  at least as well as the worse of them and usually better than either. Fixed weights (1/2, 1/2): no weight is
+  behaviour its two-parameter story cannot express), and an average of two forecasts with different errors usually
+  ranks and totals better than either (forecast combination); the selection rule decides per shop. Fixed weights (1/2, 1/2): no weight is
   learned, so nothing is fitted on the selection half beyond the calibration every candidate gets. It shares the
   stacked candidate's fitted trees; without a BTYD forecast it cannot be scored (NaN rows, like a BTYD candidate).
 - `bgnbd`, `pareto_nbd`: BG/NBD or Pareto/NBD x Gamma-Gamma (ml/btyd.py), fitted on the scored cut-off's rows.
@@ -294,22 +294,29 @@ def learn_intervals(predicted, actual, quantiles: tuple[float, float] = INTERVAL
 # ---------------------------------------------------------------------------------------------------- candidates
 
 
-def _btyd_forecast(features: pd.DataFrame, model: str, horizon_days: float) -> pd.DataFrame:
-    """FittedBTYD.forecast of ml/btyd.py (fitted on these rows); index = features.index."""
-    return btyd.fit_btyd(features, model).forecast(features, horizon_days)
+BtydFits = dict[str, "btyd.FittedBTYD | str"]  # ml.btyd.fit_btyd_models of one cut-off's rows
 
 
-def btyd_outputs(features: pd.DataFrame, horizon_days: float) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], list[str]]:
-    """BTYD_FEATURES for every row (NaN for a model that cannot be fitted), each model's forecast, and notes."""
+def btyd_outputs(
+    features: pd.DataFrame, horizon_days: float, fits: BtydFits | None = None
+) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], list[str]]:
+    """BTYD_FEATURES for every row (NaN for a model that cannot be fitted), each model's forecast, and notes.
+
+    fits = btyd.fit_btyd_models(features) (ml/btyd_models holds them for every cut-off); fitted here when None."""
     features = features.reset_index(drop=True)
     columns = pd.DataFrame(index=features.index, columns=list(BTYD_FEATURES), dtype=float)
     forecasts, notes = {}, []
+    fits = btyd.fit_btyd_models(features) if fits is None else fits
     for model in BTYD_CANDIDATES:
         if features.empty:
             notes.append(f"{model}: no customers")
             continue
+        fitted = fits.get(model, "not fitted")
+        if not isinstance(fitted, btyd.FittedBTYD):
+            notes.append(f"{model} not available: {fitted}")
+            continue
         try:
-            forecast = _btyd_forecast(features, model, horizon_days)
+            forecast = fitted.forecast(features, horizon_days).reset_index(drop=True)
         except (btyd.BTYDFitError, ValueError) as error:
             notes.append(f"{model} not available: {error}")
             continue
@@ -574,20 +581,23 @@ def champion_backtest(
     max_train_rows: int = 200_000,
     candidates: tuple[str, ...] = CANDIDATES,
     daily_revenue: pd.Series | None = None,
+    evaluation_fits: BtydFits | None = None,
+    selection_fits: BtydFits | None = None,
 ) -> ChampionBacktest:
     """Fit every candidate, calibrate it, measure it on both halves and choose the champion (see module docstring).
 
     evaluation_rows = customer_features_train (E), selection_rows = customer_features_selection (S, may be empty),
     daily_revenue = the shop's revenue per order date up to as_of (index: dates), for the seasonality decision.
+    evaluation_fits / selection_fits = btyd.fit_btyd_models of E's / S's rows (fitted here when None).
     """
     evaluation_rows = evaluation_rows.reset_index(drop=True)
     mode, mode_note = history_mode(selection_rows, horizon_days)
     notes = [mode_note]
-    e_btyd, e_forecasts, e_notes = btyd_outputs(evaluation_rows, horizon_days)
+    e_btyd, e_forecasts, e_notes = btyd_outputs(evaluation_rows, horizon_days, evaluation_fits)
     notes += [f"at the evaluation cut-off: {n}" for n in e_notes]
     if mode == FORWARD:
         fit_rows = selection_rows.reset_index(drop=True)
-        fit_btyd, _, s_notes = btyd_outputs(fit_rows, horizon_days)
+        fit_btyd, _, s_notes = btyd_outputs(fit_rows, horizon_days, selection_fits)
         notes += [f"at the selection cut-off: {n}" for n in s_notes]
         target = np.ones(len(evaluation_rows), dtype=bool)
     else:
@@ -708,9 +718,11 @@ def fit_champion(
     evaluation: pd.DataFrame,
     seed: int = 0,
     max_train_rows: int = 200_000,
+    train_fits: BtydFits | None = None,
 ) -> ChampionModel:
     """Refit the champion named in `evaluation` (marts.clv_model_evaluation) on all of customer_features_train,
-    with the calibration and interval maps it was selected with (its selection-window row)."""
+    with the calibration and interval maps it was selected with (its selection-window row); train_fits =
+    btyd.fit_btyd_models(train) when the caller has them."""
     chosen = evaluation[(evaluation["is_champion"].astype(bool)) & (evaluation["backtest_window"] == SELECTION)]
     if chosen.empty:
         raise ValueError("marts.clv_model_evaluation names no champion: materialize it first")
@@ -718,7 +730,7 @@ def fit_champion(
     name = str(row["model"])
     calibration = Calibration.from_json(row["calibration_map"]) if isinstance(row["calibration_map"], str) else Calibration("none")
     intervals = IntervalModel.from_json(row["interval_map"]) if isinstance(row["interval_map"], str) else IntervalModel()
-    train_btyd = btyd_outputs(train, horizon_days)[0] if name in (STACKED, BLEND) else None
+    train_btyd = btyd_outputs(train, horizon_days, train_fits)[0] if name in (STACKED, BLEND) else None
     fitted = fit_candidate(name, train, train_btyd, horizon_days, seed=seed, max_train_rows=max_train_rows)
     _, buy = clv._labels(train) if len(train) else (None, np.zeros(0, bool))
     base_rate = float(buy.mean()) if len(buy) else 0.0
@@ -732,11 +744,15 @@ def fit_champion(
     )
 
 
-def predict_champion(model: ChampionModel, features: pd.DataFrame, explain: bool = True) -> pd.DataFrame:
-    """One row per customer: predicted_clv (calibrated), p10/p90, purchase_propensity, top_drivers, clv_model."""
+def predict_champion(
+    model: ChampionModel, features: pd.DataFrame, explain: bool = True, fits: BtydFits | None = None
+) -> pd.DataFrame:
+    """One row per customer: predicted_clv (calibrated), p10/p90, purchase_propensity, top_drivers, clv_model.
+
+    fits = btyd.fit_btyd_models(features) when the caller has them (fitted here when needed and None)."""
     features = features.reset_index(drop=True)
     needs_btyd = model.name in (STACKED, BLEND, *BTYD_CANDIDATES) or model.structural_level
-    columns, forecasts, _ = btyd_outputs(features, model.horizon_days) if needs_btyd else (None, {}, [])
+    columns, forecasts, _ = btyd_outputs(features, model.horizon_days, fits) if needs_btyd else (None, {}, [])
     scores = score_candidate(model.fitted, features, columns, forecasts, explain=explain)
     result = pd.DataFrame({"customer_id": features["customer_id"].to_numpy()})
     if scores.predicted is None:

@@ -33,6 +33,7 @@ EXPECTED_ASSETS = [
     "marts/top_event_types",
     "ml/rfm_segments", "ml/behavioral_segments", "ml/prospect_scores",
     "marts/clv_model_evaluation", "ml/clv_model", "ml/clv_predictions", "ml/clv_activation_gate", "ml/btyd_predictions",
+    "ml/btyd_models",
     "marts/customer_scores", "marts/segment_membership_history", "marts/segment_cards",
 ]  # fmt: skip
 # The lineage an analyst follows from an order file to a segment (edges: parent -> child).
