@@ -90,8 +90,7 @@ import numpy as np
 import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 
-from ml import btyd
-from ml import clv
+from ml import btyd, clv
 from ml.evaluation import (
     DEFAULT_CALIBRATION_BAND,
     DEFAULT_RANKING_FLOOR_SPEARMAN,
@@ -640,9 +639,9 @@ def champion_backtest(
         note = f"fallback: {fallback}" if fallback else ""
         if scores is None or scores.predicted is None:
             error = scores.error if scores is not None else "no customers to forecast"
-            for window in halves:
+            for window, mask in halves.items():
                 rows.append({c: math.nan for c in EVALUATION_COLUMNS} | {
-                    "model": name, "n_customers": int(halves[window].sum()), "backtest_window": window, "note": error,
+                    "model": name, "n_customers": int(mask.sum()), "backtest_window": window, "note": error,
                     "calibration": "none"})
             continue
         learn = halves[SELECTION]

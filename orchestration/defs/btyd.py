@@ -7,7 +7,14 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
-from ml.btyd import BTYD_MODELS, CHURN_AUC_TIE, FittedBTYD, backtest_btyd, btyd_prediction_table, fit_btyd_models
+from ml.btyd import (
+    BTYD_MODELS,
+    CHURN_AUC_TIE,
+    FittedBTYD,
+    backtest_btyd,
+    btyd_prediction_table,
+    fit_btyd_models,
+)
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
 from orchestration.lib import groups
 from orchestration.lib.metadata import markdown_table

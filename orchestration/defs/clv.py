@@ -18,7 +18,11 @@ from ml.champion import EVALUATION as EVALUATION_WINDOW
 from ml.champion import champion_backtest, fit_champion, predict_champion
 from ml.charts import decile_chart_png, feature_importance_png
 from ml.clv import feature_importance
-from ml.evaluation import DEFAULT_CALIBRATION_BAND, DEFAULT_RANKING_FLOOR_SPEARMAN, quality_gate
+from ml.evaluation import (
+    DEFAULT_CALIBRATION_BAND,
+    DEFAULT_RANKING_FLOOR_SPEARMAN,
+    quality_gate,
+)
 from orchestration.defs.btyd import BTYD_FITS, read_btyd_fits
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
 from orchestration.lib import groups

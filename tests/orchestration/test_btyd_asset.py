@@ -61,7 +61,7 @@ def test_btyd_is_fitted_once_per_cut_off_and_every_reader_gets_the_same_forecast
     train = simulated_train(1500, seed=11)
     features = simulated_train(1600, seed=12).drop(columns=["future_revenue", "future_order_count",
                                                              "has_future_order", "days_to_next_order"])
-    table, metadata = _materialize(tmp_path, monkeypatch, train, features)
+    _, metadata = _materialize(tmp_path, monkeypatch, train, features)
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as conn:
         stored = conn.execute("select cutoff, model, error from ml.btyd_models order by all").df()
         scoring = read_btyd_fits(conn, "scoring")
