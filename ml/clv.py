@@ -17,7 +17,8 @@ on the evaluation half after calibration learned on the selection half; mean and
 Champions: lightgbm 6, lightgbm_btyd 5, bgnbd 1. Reproduce: for H in (90, 180) and seed in 1..6, shop =
 simulate_shop(5000, 1100, seed), `champion_backtest(features_at(shop, 1099 - H, H), H, features_at(shop, 1099 - 2 * H,
 H))` (helpers from tests/unit/test_clv.py), rows with backtest_window == "evaluation".
-The table below is the older cross-sectional back-test of this module alone (`backtest`, kept for `make bench-clv`).
+The table below is the older cross-sectional back-test of this module alone, measured with its former `backtest`
+(a hash hold-out of the training cut-off; removed once ml/champion.py's back-test replaced it, see git history).
 
 Grain: one row per customer. Training rows = `customer_features_train` (features at as_of - horizon, labels
 `future_revenue` / `has_future_order` from (as_of - horizon, as_of]); scoring rows = `customer_features` at as_of.
@@ -40,8 +41,8 @@ that decision (their code was removed; no user path ran it). Back-test on the si
 | baseline btyd (BG/NBD x Gamma-Gamma)     | 0.504    | 4.46 [0.76, 25.3]  | 1.02 [0.88, 1.12]     |
 | baseline past_spend_rate                 | 0.403    | 5.60 [3.09, 9.66]  | 5.86 [3.94, 7.77]     |
 (* 4 seeds.) Propensity ROC AUC: 0.898 (classifier) vs 0.867 (btyd expected purchases as a score) and 0.788
-(past spend rate). Reproduce the tweedie rows: run `backtest(training_table(5000, H, seed), H)` from
-tests/unit/test_clv.py for H in (90, 180) and seed in 1..6.
+(past spend rate). Measured with the former `backtest(training_table(5000, H, seed), H, objective=...)` for H in
+(90, 180) and seed in 1..6.
 
 Calibration: tweedie with a log link is not sum-preserving, so hold-out totals come out ~23 % low; one factor
 sum(actual)/sum(predicted) over the training rows (clipped to [0.5, 2]) brings them to ~0.92. It is learned
@@ -71,16 +72,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from ml import btyd
 from ml.feature_columns import BEHAVIOUR_SHARES
-from ml.evaluation import (
-    BTYD_BASELINE,
-    EVALUATION_COLUMNS,
-    MODEL_NAME,
-    PAST_SPEND_BASELINE,
-    decile_table,
-    evaluate,
-)
 
 NUMERIC_FEATURES = (
     "order_count",
@@ -175,19 +167,6 @@ class ClvModels:
     notes: list[str] = field(default_factory=list)
     # Numeric columns beyond MODEL_FEATURES the caller adds to the rows (the stacked candidate's BTYD outputs).
     extra_features: tuple[str, ...] = ()
-
-
-@dataclass
-class BacktestResult:
-    """Back-test of the model and the baselines on a hash-split hold-out of the training cut-off's customers."""
-
-    evaluation: pd.DataFrame
-    decile_tables: dict[str, pd.DataFrame]
-    feature_importance: pd.Series
-    n_fit: int
-    n_holdout: int
-    horizon_days: float
-    notes: list[str] = field(default_factory=list)
 
 
 def _unit_hash(customer_ids: pd.Series, salt: str) -> np.ndarray:
@@ -445,66 +424,3 @@ def feature_importance(models: ClvModels) -> pd.Series:
 def holdout_mask(customer_ids: pd.Series, holdout_share: float) -> np.ndarray:
     """True for customers in the back-test hold-out: a stable hash of customer_id below holdout_share."""
     return _unit_hash(customer_ids, "holdout") < holdout_share
-
-
-def _empty_row(name: str, n: int) -> dict:
-    return {column: math.nan for column in EVALUATION_COLUMNS} | {"model": name, "n_customers": n}
-
-
-def backtest(
-    train: pd.DataFrame,
-    horizon_days: float,
-    seed: int = 0,
-    holdout_share: float = 0.3,
-) -> BacktestResult:
-    """Fit on the non-hold-out customers of customer_features_train, score the hold-out, compare with the baselines.
-
-    Baselines on the same hold-out: past_spend_rate (total_revenue / max(tenure_days, 1) x horizon_days) and
-    btyd (BG/NBD x Gamma-Gamma, fitted on all rows' pre-cutoff features; it never sees labels). A baseline or
-    model that cannot be computed keeps a row of NaN metrics and a line in `notes` and in the `note` column.
-    """
-    train = train.reset_index(drop=True)
-    in_holdout = holdout_mask(train["customer_id"], holdout_share) if len(train) else np.zeros(0, dtype=bool)
-    fit_part, holdout = train[~in_holdout], train[in_holdout].reset_index(drop=True)
-    value, buy = _labels(holdout) if len(holdout) else (np.zeros(0), np.zeros(0, dtype=bool))
-    notes: list[str] = []
-    rows, tables, row_notes = [], {}, {}
-
-    models = fit_clv_models(fit_part, seed=seed)
-    notes += models.notes
-    if len(holdout):
-        scores = predict(models, holdout, explain=False)
-        predicted, propensity = scores["predicted_clv"].to_numpy(), scores["purchase_propensity"].to_numpy()
-        rows.append(evaluate(MODEL_NAME, value, predicted, buy, propensity))
-        tables[MODEL_NAME] = decile_table(value, predicted)
-    else:
-        rows.append(_empty_row(MODEL_NAME, 0))
-        notes.append("empty hold-out: nothing to evaluate")
-    if models.fallback_reason:
-        row_notes[MODEL_NAME] = f"fallback: {models.fallback_reason}"
-
-    naive = past_spend_rate(holdout, horizon_days) if len(holdout) else np.zeros(0)
-    rows.append(evaluate(PAST_SPEND_BASELINE, value, naive, buy, naive))
-    tables[PAST_SPEND_BASELINE] = decile_table(value, naive)
-
-    try:
-        btyd_all = btyd.btyd_clv_baseline(train, horizon_days).to_numpy()
-        btyd_holdout = btyd_all[in_holdout]
-        rows.append(evaluate(BTYD_BASELINE, value, btyd_holdout, buy, btyd_holdout))
-        tables[BTYD_BASELINE] = decile_table(value, btyd_holdout)
-    except (btyd.BTYDFitError, ValueError) as error:
-        rows.append(_empty_row(BTYD_BASELINE, len(holdout)))
-        row_notes[BTYD_BASELINE] = f"not available: {error}"
-        notes.append(f"btyd baseline not available: {error}")
-
-    evaluation = pd.DataFrame(rows, columns=list(EVALUATION_COLUMNS))
-    evaluation["note"] = evaluation["model"].map(row_notes).fillna("")
-    return BacktestResult(
-        evaluation=evaluation,
-        decile_tables=tables,
-        feature_importance=feature_importance(models),
-        n_fit=len(fit_part),
-        n_holdout=len(holdout),
-        horizon_days=horizon_days,
-        notes=notes,
-    )

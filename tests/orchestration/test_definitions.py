@@ -34,6 +34,7 @@ EXPECTED_ASSETS = [
     "marts/top_event_types",
     "ml/rfm_segments", "ml/behavioral_segments", "ml/prospect_scores",
     "marts/clv_model_evaluation", "ml/clv_model", "ml/clv_predictions", "ml/clv_activation_gate", "ml/btyd_predictions",
+    "ml/btyd_models",
     "marts/customer_scores", "marts/segment_membership_history", "marts/segment_cards",
     "ml/customer_explanations", "marts/customer_explanations", "ml/fairness_audit", "realtime/serving_bundle",
 ]  # fmt: skip
