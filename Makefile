@@ -9,7 +9,9 @@ STAMP := $(VENV)/.installed
 
 export DO_NOT_TRACK := 1
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
-export SEGMINT_WAREHOUSE ?= $(CURDIR)/data/warehouse.duckdb
+# dbt's profile reads the warehouse path; without one it is <SEGMINT_DATA_DIR or data>/warehouse.duckdb, as in
+# orchestration/lib/settings.py (which also derives the data folder from the warehouse when only this is set).
+export SEGMINT_WAREHOUSE ?= $(abspath $(or $(SEGMINT_DATA_DIR),data))/warehouse.duckdb
 # A run over many daily partitions records one "planned" event per asset, not one per day (Dagster's switch).
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= 1
 PORT ?= 3000

@@ -2,9 +2,18 @@
 
 Each expectation carries `meta={"severity": ...}`: "error" stops the line (the Dagster check is blocking),
 "warn" is reported but lets the run go on. Builders are plain functions so tests can inspect them.
-Names the suites check come from their owners, read when a suite is built: the RFM segment names from the rule
-table in ml/rfm.py, the behaviour ratio columns from ml/feature_columns.py. A new RFM segment or behaviour ratio
-is checked without touching this file.
+
+Who owns which rule (one owner per rule):
+- dbt owns every single-column invariant of a table dbt builds: keys (`unique`, `not_null`), ranges and signs
+  (`value_between`, `non_negative` in dbt_project/tests/generic/), in the model's .yml next to the column's
+  description. They run inside the same `dbt build` as the model and fail it, which stops every asset after it.
+- GX owns the raw landing tables (Python writes them before dbt runs; nothing else guards them), and on the
+  marts only what those column tests cannot say: whole-table expectations (at least one row), relations
+  between columns (tenure_days >= recency_days), tolerances (`mostly`), and value sets whose owner is Python
+  code, read from it when the suite is built (the RFM segment names of ml/rfm.py), so a new segment is accepted
+  without touching this file.
+tests/unit/test_expectation_suites.py fails when a mart suite restates a dbt test, and plants a bad row for every
+mart expectation.
 """
 
 from __future__ import annotations
@@ -12,17 +21,10 @@ from __future__ import annotations
 import great_expectations as gx
 import great_expectations.expectations as gxe
 
-from ml import feature_columns, rfm
+from ml import rfm
 
 ERROR = {"severity": "error"}
 WARN = {"severity": "warn"}
-
-ORDER_RATIO_COLUMNS = ("discounted_order_share",)  # from orders, in [0, 1] like the behaviour ratios
-
-
-def share_columns() -> list[str]:
-    """Feature columns that are shares or rates, so must lie in [0, 1]."""
-    return [*feature_columns.BEHAVIOUR_RATIOS, *ORDER_RATIO_COLUMNS]
 
 
 def raw_orders_suite() -> gx.ExpectationSuite:
@@ -69,37 +71,28 @@ def raw_events_suite() -> gx.ExpectationSuite:
 
 
 def customer_features_suite() -> gx.ExpectationSuite:
-    """The feature table the models train and score on: one row per customer, nothing after the cut-off."""
-    expectations = [
-        gxe.ExpectTableRowCountToBeBetween(min_value=1, meta=ERROR),
-        gxe.ExpectColumnValuesToBeUnique(column="customer_id", meta=ERROR),
-        gxe.ExpectColumnValuesToNotBeNull(column="customer_id", meta=ERROR),
-        gxe.ExpectColumnValuesToBeBetween(column="order_count", min_value=1, meta=ERROR),
-        gxe.ExpectColumnValuesToBeBetween(column="recency_days", min_value=0, meta=ERROR),
-        gxe.ExpectColumnPairValuesAToBeGreaterThanB(
-            column_A="tenure_days", column_B="recency_days", or_equal=True, meta=ERROR
-        ),
-        gxe.ExpectColumnValuesToBeBetween(column="gross_revenue", min_value=0, meta=ERROR),
-    ]
-    expectations += [
-        gxe.ExpectColumnValuesToBeBetween(column=column, min_value=0, max_value=1, meta=ERROR)
-        for column in share_columns()
-    ]
-    return gx.ExpectationSuite(name="customer_features", expectations=expectations)
+    """The feature table the models train and score on: not empty, and no customer's last order before the first.
+
+    Keys, ranges and shares are dbt tests in customer_features.yml (see the module docstring)."""
+    return gx.ExpectationSuite(
+        name="customer_features",
+        expectations=[
+            gxe.ExpectTableRowCountToBeBetween(min_value=1, meta=ERROR),
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A="tenure_days", column_B="recency_days", or_equal=True, meta=ERROR
+            ),
+        ],
+    )
 
 
 def customer_scores_suite() -> gx.ExpectationSuite:
-    """The output contract: every customer scored and segmented, values in range."""
+    """The output contract: every RFM segment is one of the rule table's names (ml/rfm.py).
+
+    Keys, non-null scores and their ranges are dbt tests in customer_scores.yml (see the module docstring)."""
     return gx.ExpectationSuite(
         name="customer_scores",
         expectations=[
-            gxe.ExpectColumnValuesToBeUnique(column="customer_id", meta=ERROR),
-            gxe.ExpectColumnValuesToNotBeNull(column="predicted_clv", meta=ERROR),
-            gxe.ExpectColumnValuesToBeBetween(column="predicted_clv", min_value=0, meta=ERROR),
-            gxe.ExpectColumnValuesToNotBeNull(column="purchase_propensity", meta=ERROR),
-            gxe.ExpectColumnValuesToBeBetween(column="purchase_propensity", min_value=0, max_value=1, meta=ERROR),
             gxe.ExpectColumnValuesToBeInSet(column="rfm_segment", value_set=list(rfm.SEGMENT_NAMES), meta=ERROR),
-            gxe.ExpectColumnValuesToNotBeNull(column="behavioral_segment", meta=ERROR),
         ],
     )
 

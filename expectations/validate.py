@@ -13,11 +13,13 @@ SAMPLE_ROWS = 5
 IDENTIFIER_COLUMNS = frozenset({"customer_id", "anonymous_id", "prospect_id", "member_key", "email", "phone",
                                 "first_name", "last_name", "postal_code"})
 MASKED = "<masked>"
+EXAMPLE_VALUES = 3  # offending values quoted in the one-line description (never of an IDENTIFIER_COLUMNS column)
+BOUND_KWARGS = ("min_value", "max_value")
 
 
 @dataclass(frozen=True)
 class FailedExpectation:
-    """One expectation that did not hold, with how often and on which rows."""
+    """One expectation that did not hold, with how often and on which rows (or, for a table, what was observed)."""
 
     expectation: str
     column: str | None
@@ -25,10 +27,22 @@ class FailedExpectation:
     unexpected_count: int
     unexpected_percent: float
     sample_rows: list[dict] = field(default_factory=list)
+    examples: list[str] = field(default_factory=list)  # offending values (pairs for column-pair expectations)
+    observed: str | None = None  # a table-level expectation's observed value and bounds, e.g. "0 (min_value=1)"
 
     def describe(self) -> str:
+        """One line: the expectation, where, how often, and example values (or the observed value of a table)."""
         where = f" on {self.column}" if self.column else ""
-        return f"{self.expectation}{where}: {self.unexpected_count} rows ({self.unexpected_percent:.2f} %)"
+        if self.observed is not None and not self.unexpected_count:
+            return f"{self.expectation}{where}: observed {self.observed}"
+        text = f"{self.expectation}{where}: {self.unexpected_count} rows ({self.unexpected_percent:.2f} %)"
+        return text + (f", e.g. {', '.join(self.examples)}" if self.examples else "")
+
+
+def _example(value) -> str:
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_example(item) for item in value) + ")"
+    return repr(value) if isinstance(value, str) else str(value)
 
 
 @dataclass(frozen=True)
@@ -83,14 +97,24 @@ def validate(df: pd.DataFrame, suite: gx.ExpectationSuite) -> ValidationSummary:
         rows = df.iloc[[i for i in indexes if isinstance(i, int)]].to_dict("records")
         sample = [{k: (None if pd.isna(v) else MASKED if k in IDENTIFIER_COLUMNS else str(v)) for k, v in row.items()}
                   for row in rows]
+        kwargs = config.kwargs
+        pair = [kwargs[name] for name in ("column_A", "column_B") if kwargs.get(name)]
+        shown = not IDENTIFIER_COLUMNS & {kwargs.get("column"), *pair}
+        unexpected = (details.get("partial_unexpected_list") or []) if shown else []
+        observed = None
+        if "observed_value" in details and "unexpected_count" not in details:
+            bounds = ", ".join(f"{name}={kwargs[name]}" for name in BOUND_KWARGS if kwargs.get(name) is not None)
+            observed = f"{details['observed_value']}" + (f" ({bounds})" if bounds else "")
         failed.append(
             FailedExpectation(
                 expectation=config.type,
-                column=config.kwargs.get("column") or config.kwargs.get("column_A"),
+                column=kwargs.get("column") or (", ".join(pair) if pair else None),
                 severity=(config.meta or {}).get("severity", "error"),
                 unexpected_count=int(details.get("unexpected_count") or 0),
                 unexpected_percent=float(details.get("unexpected_percent") or 0.0),
                 sample_rows=sample,
+                examples=[_example(value) for value in unexpected[:EXAMPLE_VALUES]],
+                observed=observed,
             )
         )
     return ValidationSummary(suite=suite.name, row_count=len(df), evaluated=len(result.results), failed=failed)

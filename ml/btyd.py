@@ -537,6 +537,22 @@ def fit_btyd(features: pd.DataFrame, model: str = "bgnbd") -> FittedBTYD:
     )
 
 
+def fit_btyd_models(features: pd.DataFrame) -> dict[str, FittedBTYD | str]:
+    """Every BTYD_MODELS model fitted once on these rows: the FittedBTYD, or the one-line reason it could not be.
+
+    The one place the graph fits BTYD at a cut-off (ml/btyd_models); every consumer reads these fits."""
+    fits: dict[str, FittedBTYD | str] = {}
+    for model in BTYD_MODELS:
+        if features.empty:
+            fits[model] = "no customers"
+            continue
+        try:
+            fits[model] = fit_btyd(features, model)
+        except (BTYDFitError, ValueError) as error:
+            fits[model] = str(error)
+    return fits
+
+
 def btyd_clv_baseline(train: pd.DataFrame, horizon_days: float) -> pd.Series:
     """Predicted spend per customer over the next horizon_days: BG/NBD expected purchases x Gamma-Gamma spend.
 
@@ -561,7 +577,9 @@ BACKTEST_COLUMNS = [
 ]
 
 
-def backtest_btyd(train: pd.DataFrame, horizon_days: float) -> tuple[pd.DataFrame, str | None]:
+def backtest_btyd(
+    train: pd.DataFrame, horizon_days: float, fits: dict[str, FittedBTYD | str] | None = None
+) -> tuple[pd.DataFrame, str | None]:
     """Back-test each BTYD model on customer_features_train rows; returns (one row per model, chosen model or None).
 
     Fitted on the training-cutoff features (no labels), scored against what happened in the next horizon_days:
@@ -570,6 +588,7 @@ def backtest_btyd(train: pd.DataFrame, horizon_days: float) -> tuple[pd.DataFram
     = |expected_days_to_next_order - days_to_next_order| over customers who did order (days_to_next_order is the
     label from customer_features_train, days from the training cut-off to the first later order). A model that
     cannot be fitted gets a row with its reason in `note` and NaN metrics; None is chosen when no model fits.
+    fits: fit_btyd_models(train), when the caller has them already (fitted here otherwise).
     """
     from sklearn.metrics import roc_auc_score  # only the back-test needs it
 
@@ -578,11 +597,15 @@ def backtest_btyd(train: pd.DataFrame, horizon_days: float) -> tuple[pd.DataFram
     actual_days = train["days_to_next_order"].astype(float).to_numpy()
     ordered = np.isfinite(actual_days) & ~churned
     rows = []
+    fits = fit_btyd_models(train) if fits is None else fits
     for model in BTYD_MODELS:
         row = {"model": model, "n_customers": len(train), "n_churned": int(churned.sum()),
                "n_with_next_order": int(ordered.sum()), "note": ""}
         try:
-            forecast = fit_btyd(train, model).forecast(train, horizon_days)
+            fitted = fits.get(model, "not fitted")
+            if not isinstance(fitted, FittedBTYD):
+                raise BTYDFitError(fitted)
+            forecast = fitted.forecast(train, horizon_days)
         except BTYDFitError as error:
             rows.append({**row, "churn_auc": np.nan, "expected_orders_mae": np.nan, "next_order_days_mae": np.nan,
                          "next_order_days_median_error": np.nan, "note": f"not fitted: {error}"})

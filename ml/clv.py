@@ -17,7 +17,8 @@ on the evaluation half after calibration learned on the selection half; mean and
 Champions: lightgbm 6, lightgbm_btyd 5, bgnbd 1. Reproduce: for H in (90, 180) and seed in 1..6, shop =
 simulate_shop(5000, 1100, seed), `champion_backtest(features_at(shop, 1099 - H, H), H, features_at(shop, 1099 - 2 * H,
 H))` (helpers from tests/unit/test_clv.py), rows with backtest_window == "evaluation".
-The table below is the older cross-sectional back-test of this module alone (`backtest`, kept for `make bench-clv`).
+The table below is the older cross-sectional back-test of this module alone, measured with its former `backtest`
+(a hash hold-out of the training cut-off; removed once ml/champion.py's back-test replaced it, see git history).
 
 Grain: one row per customer. Training rows = `customer_features_train` (features at as_of - horizon, labels
 `future_revenue` / `has_future_order` from (as_of - horizon, as_of]); scoring rows = `customer_features` at as_of.
@@ -27,8 +28,9 @@ a binary classifier on has_future_order for the propensity. Spend is zero-inflat
 buy nothing in the horizon) and heavy-tailed; both tweedie and the hurdle (P(buy) x E[spend | buy] with a gamma
 spend model) handle that, and they rank equally well, but the hurdle's decile calibration is worse because its
 spend model is fitted on the few buyers only (noisy in the low deciles). Poisson (tweedie power 1.0) keeps totals
-exact but ranks poorly on money-scale labels. Back-test on the simulator of tests/unit/test_clv.py (4,000-5,000
-customers, hold-out 30 %, horizons 90 and 180 days, 6 seeds each = 12 shops; mean and [min, max]):
+exact but ranks poorly on money-scale labels. Only tweedie is implemented: the hurdle and Poisson rows record
+that decision (their code was removed; no user path ran it). Back-test on the simulator of tests/unit/test_clv.py
+(4,000-5,000 customers, hold-out 30 %, horizons 90 and 180 days, 6 seeds each = 12 shops; mean and [min, max]):
 
 | model (value objective)                  | Spearman | decile MAPE        | sum(pred)/sum(actual) |
 |------------------------------------------|----------|--------------------|-----------------------|
@@ -39,8 +41,8 @@ customers, hold-out 30 %, horizons 90 and 180 days, 6 seeds each = 12 shops; mea
 | baseline btyd (BG/NBD x Gamma-Gamma)     | 0.504    | 4.46 [0.76, 25.3]  | 1.02 [0.88, 1.12]     |
 | baseline past_spend_rate                 | 0.403    | 5.60 [3.09, 9.66]  | 5.86 [3.94, 7.77]     |
 (* 4 seeds.) Propensity ROC AUC: 0.898 (classifier) vs 0.867 (btyd expected purchases as a score) and 0.788
-(past spend rate). Reproduce: run `backtest(training_table(5000, H, seed), H, objective=...)` from
-tests/unit/test_clv.py for H in (90, 180) and seed in 1..6.
+(past spend rate). Measured with the former `backtest(training_table(5000, H, seed), H, objective=...)` for H in
+(90, 180) and seed in 1..6.
 
 Calibration: tweedie with a log link is not sum-preserving, so hold-out totals come out ~23 % low; one factor
 sum(actual)/sum(predicted) over the training rows (clipped to [0.5, 2]) brings them to ~0.92. It is learned
@@ -70,16 +72,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from ml import btyd
 from ml.feature_columns import BEHAVIOUR_SHARES
-from ml.evaluation import (
-    BTYD_BASELINE,
-    EVALUATION_COLUMNS,
-    MODEL_NAME,
-    PAST_SPEND_BASELINE,
-    decile_table,
-    evaluate,
-)
 
 NUMERIC_FEATURES = (
     "order_count",
@@ -151,9 +144,7 @@ MIN_DATA_IN_LEAF = 20
 MIN_LEAF_DIVISOR = 50  # min_data_in_leaf = max(MIN_DATA_IN_LEAF, rows / MIN_LEAF_DIVISOR)
 LAMBDA_L2 = 10.0
 TWEEDIE_VARIANCE_POWER = 1.5
-HURDLE_SPEND_OBJECTIVE = "gamma"
-DEFAULT_OBJECTIVE = "tweedie"
-OBJECTIVES = ("tweedie", "hurdle")
+VALUE_OBJECTIVE = "tweedie"
 # Rows per TreeSHAP call in predict: the contributions of 100 k rows take 34 MB, whatever the shop size.
 EXPLAIN_CHUNK_ROWS = 100_000
 
@@ -168,7 +159,6 @@ class ClvModels:
     categories: dict[str, list[str]]
     value_model: lgb.Booster | None = None
     buy_model: lgb.Booster | None = None
-    spend_model: lgb.Booster | None = None
     calibration_factor: float = 1.0
     fallback_reason: str | None = None
     fallback_spend_rate_factor: float = 0.0
@@ -177,19 +167,6 @@ class ClvModels:
     notes: list[str] = field(default_factory=list)
     # Numeric columns beyond MODEL_FEATURES the caller adds to the rows (the stacked candidate's BTYD outputs).
     extra_features: tuple[str, ...] = ()
-
-
-@dataclass
-class BacktestResult:
-    """Back-test of the model and the baselines on a hash-split hold-out of the training cut-off's customers."""
-
-    evaluation: pd.DataFrame
-    decile_tables: dict[str, pd.DataFrame]
-    feature_importance: pd.Series
-    n_fit: int
-    n_holdout: int
-    horizon_days: float
-    notes: list[str] = field(default_factory=list)
 
 
 def _unit_hash(customer_ids: pd.Series, salt: str) -> np.ndarray:
@@ -340,10 +317,9 @@ def fit_clv_models(
     train: pd.DataFrame,
     seed: int = 0,
     max_train_rows: int = 200_000,
-    objective: str = DEFAULT_OBJECTIVE,
     extra_features: tuple[str, ...] = (),
 ) -> ClvModels:
-    """Fit the value model (objective) and the purchase classifier on customer_features_train.
+    """Fit the value model (tweedie) and the purchase classifier on customer_features_train.
 
     extra_features: numeric columns of `train` used on top of MODEL_FEATURES (predict needs them too).
 
@@ -353,8 +329,6 @@ def fit_clv_models(
     With fewer than MIN_CUSTOMERS_FOR_MODEL rows or MIN_BUYERS_FOR_MODEL buyers the result is the
     calibrated past-spend-rate fallback (fallback_reason says why).
     """
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {OBJECTIVES}")
     train = _sample_rows(train.reset_index(drop=True), max_train_rows)
     categories = learn_categories(train)
     value, buy = _labels(train) if len(train) else (np.zeros(0), np.zeros(0, dtype=bool))
@@ -369,20 +343,9 @@ def fit_clv_models(
     notes = []
     buy_model = _train_booster(_lgb_params("binary", seed, fit.sum()), matrix[fit], buy[fit], matrix[valid], buy[valid])
 
-    if objective == "tweedie":
-        params = _lgb_params("tweedie", seed, fit.sum()) | {"tweedie_variance_power": TWEEDIE_VARIANCE_POWER}
-        value_model = _train_booster(params, matrix[fit], value[fit], matrix[valid], value[valid])
-        models = ClvModels(objective, categories, value_model=value_model, buy_model=buy_model)
-    else:
-        spenders_fit, spenders_valid = fit & (value > 0), valid & (value > 0)
-        spend_model = _train_booster(
-            _lgb_params(HURDLE_SPEND_OBJECTIVE, seed, spenders_fit.sum()),
-            matrix[spenders_fit],
-            value[spenders_fit],
-            matrix[spenders_valid],
-            value[spenders_valid],
-        )
-        models = ClvModels(objective, categories, buy_model=buy_model, spend_model=spend_model)
+    params = _lgb_params(VALUE_OBJECTIVE, seed, fit.sum()) | {"tweedie_variance_power": TWEEDIE_VARIANCE_POWER}
+    value_model = _train_booster(params, matrix[fit], value[fit], matrix[valid], value[valid])
+    models = ClvModels(VALUE_OBJECTIVE, categories, value_model=value_model, buy_model=buy_model)
     models.n_train_rows = len(train)
     models.extra_features = tuple(extra_features)
 
@@ -399,9 +362,7 @@ def fit_clv_models(
 
 def _raw_value(models: ClvModels, matrix: pd.DataFrame) -> np.ndarray:
     """Uncalibrated predicted value of the fitted model (not the fallback)."""
-    if models.objective == "tweedie":
-        return _best_predict(models.value_model, matrix)
-    return _best_predict(models.buy_model, matrix) * _best_predict(models.spend_model, matrix)
+    return _best_predict(models.value_model, matrix)
 
 
 def _top_drivers(contributions: np.ndarray, feature_names: list[str], top_k: int) -> list[str]:
@@ -424,12 +385,7 @@ def _explain(models: ClvModels, matrix: pd.DataFrame, top_k: int) -> list[str]:
     drivers: list[str] = []
     for start in range(0, len(matrix), EXPLAIN_CHUNK_ROWS):
         chunk = matrix.iloc[start : start + EXPLAIN_CHUNK_ROWS]
-        if models.objective == "tweedie":
-            contributions = _best_predict(models.value_model, chunk, pred_contrib=True)
-        else:
-            contributions = _best_predict(models.buy_model, chunk, pred_contrib=True) + _best_predict(
-                models.spend_model, chunk, pred_contrib=True
-            )
+        contributions = _best_predict(models.value_model, chunk, pred_contrib=True)
         drivers += _top_drivers(np.asarray(contributions), list(matrix.columns), top_k)
     return drivers
 
@@ -438,8 +394,7 @@ def predict(models: ClvModels, features: pd.DataFrame, top_k_drivers: int = 3, e
     """One row per customer: predicted_clv (currency over the training horizon), purchase_propensity, top_drivers.
 
     top_drivers: JSON list of the features that move this customer's prediction most, with their LightGBM
-    contribution on the model's log scale (log of value for tweedie; log-odds of buying for the hurdle's classifier
-    plus log of spend for its spend model, summed per feature). Empty list for the fallback.
+    contribution on the value model's log scale. Empty list for the fallback.
     explain=False skips the contributions (TreeSHAP costs ~10x a plain prediction; the back-test needs none).
     """
     result = pd.DataFrame({"customer_id": features["customer_id"].to_numpy()})
@@ -456,13 +411,12 @@ def predict(models: ClvModels, features: pd.DataFrame, top_k_drivers: int = 3, e
 
 
 def feature_importance(models: ClvModels) -> pd.Series:
-    """Total gain per feature of the value model(s), as a share of the total, sorted descending."""
-    boosters = [b for b in (models.value_model, models.buy_model if models.objective == "hurdle" else None, models.spend_model) if b]
-    if not boosters:
+    """Total gain per feature of the value model, as a share of the total, sorted descending."""
+    booster = models.value_model
+    if booster is None:
         return pd.Series(dtype=float, name="gain_share")
-    gain = sum(
-        pd.Series(b.feature_importance("gain", iteration=b.best_iteration or None), index=b.feature_name()) for b in boosters
-    )
+    iteration = booster.best_iteration or None
+    gain = pd.Series(booster.feature_importance("gain", iteration=iteration), index=booster.feature_name())
     total = gain.sum()
     return (gain / total if total > 0 else gain).sort_values(ascending=False).rename("gain_share")
 
@@ -470,67 +424,3 @@ def feature_importance(models: ClvModels) -> pd.Series:
 def holdout_mask(customer_ids: pd.Series, holdout_share: float) -> np.ndarray:
     """True for customers in the back-test hold-out: a stable hash of customer_id below holdout_share."""
     return _unit_hash(customer_ids, "holdout") < holdout_share
-
-
-def _empty_row(name: str, n: int) -> dict:
-    return {column: math.nan for column in EVALUATION_COLUMNS} | {"model": name, "n_customers": n}
-
-
-def backtest(
-    train: pd.DataFrame,
-    horizon_days: float,
-    seed: int = 0,
-    holdout_share: float = 0.3,
-    objective: str = DEFAULT_OBJECTIVE,
-) -> BacktestResult:
-    """Fit on the non-hold-out customers of customer_features_train, score the hold-out, compare with the baselines.
-
-    Baselines on the same hold-out: past_spend_rate (total_revenue / max(tenure_days, 1) x horizon_days) and
-    btyd (BG/NBD x Gamma-Gamma, fitted on all rows' pre-cutoff features; it never sees labels). A baseline or
-    model that cannot be computed keeps a row of NaN metrics and a line in `notes` and in the `note` column.
-    """
-    train = train.reset_index(drop=True)
-    in_holdout = holdout_mask(train["customer_id"], holdout_share) if len(train) else np.zeros(0, dtype=bool)
-    fit_part, holdout = train[~in_holdout], train[in_holdout].reset_index(drop=True)
-    value, buy = _labels(holdout) if len(holdout) else (np.zeros(0), np.zeros(0, dtype=bool))
-    notes: list[str] = []
-    rows, tables, row_notes = [], {}, {}
-
-    models = fit_clv_models(fit_part, seed=seed, objective=objective)
-    notes += models.notes
-    if len(holdout):
-        scores = predict(models, holdout, explain=False)
-        predicted, propensity = scores["predicted_clv"].to_numpy(), scores["purchase_propensity"].to_numpy()
-        rows.append(evaluate(MODEL_NAME, value, predicted, buy, propensity))
-        tables[MODEL_NAME] = decile_table(value, predicted)
-    else:
-        rows.append(_empty_row(MODEL_NAME, 0))
-        notes.append("empty hold-out: nothing to evaluate")
-    if models.fallback_reason:
-        row_notes[MODEL_NAME] = f"fallback: {models.fallback_reason}"
-
-    naive = past_spend_rate(holdout, horizon_days) if len(holdout) else np.zeros(0)
-    rows.append(evaluate(PAST_SPEND_BASELINE, value, naive, buy, naive))
-    tables[PAST_SPEND_BASELINE] = decile_table(value, naive)
-
-    try:
-        btyd_all = btyd.btyd_clv_baseline(train, horizon_days).to_numpy()
-        btyd_holdout = btyd_all[in_holdout]
-        rows.append(evaluate(BTYD_BASELINE, value, btyd_holdout, buy, btyd_holdout))
-        tables[BTYD_BASELINE] = decile_table(value, btyd_holdout)
-    except (btyd.BTYDFitError, ValueError) as error:
-        rows.append(_empty_row(BTYD_BASELINE, len(holdout)))
-        row_notes[BTYD_BASELINE] = f"not available: {error}"
-        notes.append(f"btyd baseline not available: {error}")
-
-    evaluation = pd.DataFrame(rows, columns=list(EVALUATION_COLUMNS))
-    evaluation["note"] = evaluation["model"].map(row_notes).fillna("")
-    return BacktestResult(
-        evaluation=evaluation,
-        decile_tables=tables,
-        feature_importance=feature_importance(models),
-        n_fit=len(fit_part),
-        n_holdout=len(holdout),
-        horizon_days=horizon_days,
-        notes=notes,
-    )

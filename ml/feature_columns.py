@@ -1,6 +1,6 @@
 """Column names of the dbt feature marts that more than one model reads (one place, see docs/ARCHITECTURE.md)."""
 
-# Per-visitor web behaviour ratios (each in [0, 1]; the GX feature suite checks the range).
+# Per-visitor web behaviour ratios (each in [0, 1]: a dbt value_between test in customer_features.yml checks it).
 BEHAVIOUR_RATIOS: tuple[str, ...] = (
     "research_share",
     "sale_share",

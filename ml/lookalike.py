@@ -1,8 +1,9 @@
-"""Lookalike scores for prospects (visitors without orders) and the seed audience for ad-platform lookalikes.
+"""Lookalike scores for prospects (visitors without orders).
 
 Label ("became high value"): the customer is in an RFM segment of HIGH_VALUE_SEGMENTS (Champions, Loyal
 Customers) OR has monetary score 5 (top fifth of net revenue). Both read from `ml.rfm_segments`; the rule
-lives in `is_high_value` and is shared by the model label and the seed audience.
+lives in `is_high_value`. (The seed list uploaded to ad platforms for their own lookalikes is the `lookalike_seed`
+audience of config/audiences.yaml, not code here.)
 
 Features: the early behaviour of customers, from `marts.customer_prepurchase_behaviour` (events strictly
 before their first order), so the model sees what a prospect can show us: browsing, not buying.
@@ -47,12 +48,6 @@ HOLDOUT_SHARE = 0.25
 MODEL_METHOD = "logistic_regression"
 BASE_RATE_METHOD = "base_rate"
 SCORE_COLUMNS = ["prospect_id", "lookalike_score"]
-
-# Meta needs at least 100 matched people per country for a lookalike source; below that we top up.
-MIN_SEED_SIZE = 100
-SEED_COLUMNS = ["customer_id", "rfm_segment", "seed_rank", "seed_reason"]
-SEED_REASON_HIGH_VALUE = "high value (Champions, Loyal Customers or top-fifth spend)"
-SEED_REASON_TOP_UP = "next best customer, added to reach the minimum seed size"
 
 
 @dataclass(frozen=True)
@@ -138,29 +133,6 @@ def score_prospects(model: LookalikeModel, prospect_features: pd.DataFrame) -> p
             raise KeyError(f"prospect_features lacks the model's columns: {missing}")
         scores = model.estimator.predict_proba(design_matrix(prospect_features, model.feature_columns))[:, 1]
     return pd.DataFrame({"prospect_id": prospect_features["prospect_id"].to_numpy(), "lookalike_score": scores})
-
-
-def seed_audience(rfm: pd.DataFrame, scores: pd.DataFrame | None = None, min_size: int = MIN_SEED_SIZE) -> pd.DataFrame:
-    """Seed list for ad-platform lookalikes: every high-value customer, best first, topped up to min_size.
-
-    Order: predicted_clv (when `scores` has it) descending, then monetary, frequency and recency scores
-    descending, then customer_id, so the list is deterministic. Columns: SEED_COLUMNS.
-    """
-    ranked = rfm.copy()
-    ranked["high_value"] = is_high_value(ranked)
-    sort_columns = ["high_value", "monetary_score", "frequency_score", "recency_score", "customer_id"]
-    ascending = [False, False, False, False, True]
-    if scores is not None and "predicted_clv" in scores.columns:
-        ranked = ranked.merge(scores[["customer_id", "predicted_clv"]], on="customer_id", how="left")
-        ranked["predicted_clv"] = ranked["predicted_clv"].fillna(-np.inf)
-        sort_columns.insert(1, "predicted_clv")
-        ascending.insert(1, False)
-    ranked = ranked.sort_values(sort_columns, ascending=ascending, kind="stable")
-    size = max(int(ranked["high_value"].sum()), min(min_size, len(ranked)))
-    seed = ranked.head(size).copy()
-    seed["seed_rank"] = np.arange(1, len(seed) + 1)
-    seed["seed_reason"] = np.where(seed["high_value"], SEED_REASON_HIGH_VALUE, SEED_REASON_TOP_UP)
-    return seed[SEED_COLUMNS].reset_index(drop=True)
 
 
 def design_matrix(frame: pd.DataFrame, feature_columns: list[str]) -> np.ndarray:

@@ -1,9 +1,10 @@
 """`make serve` = `python -m realtime.cli serve`: the segment service in the foreground.
 
 Settings (environment): SEGMINT_SERVE_HOST (127.0.0.1), SEGMINT_SERVE_PORT (8700), SEGMINT_SERVE_TOKEN (required
-off loopback), SEGMINT_DATA_DIR (data/, as `make run`), SEGMINT_REALTIME_RULES (overrides the bundle's rules),
-SEGMINT_REALTIME_FSYNC (interval | always, see realtime/log.py), SEGMINT_SERVE_CORS_ORIGINS (comma-separated
-origins whose pages may call it from the browser). Refusals are one line on stderr and exit code 2.
+off loopback), SEGMINT_DATA_DIR (as `make run`: data/, or the folder that follows SEGMINT_WAREHOUSE),
+SEGMINT_REALTIME_RULES (overrides the bundle's rules), SEGMINT_REALTIME_FSYNC (interval | always, see
+realtime/log.py), SEGMINT_SERVE_CORS_ORIGINS (comma-separated origins whose pages may call it from the browser).
+Refusals are one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8700
 EXIT_REFUSED = 2
+WAREHOUSE_FILE = "warehouse.duckdb"
 
 
 class Refusal(Exception):
@@ -29,8 +31,17 @@ class Refusal(Exception):
 
 
 def data_dir(env: dict[str, str]) -> Path:
-    """The data folder, with the default of orchestration/lib/settings.py (this package does not import it)."""
-    return Path(env.get("SEGMINT_DATA_DIR") or PROJECT_ROOT / "data").expanduser().resolve()
+    """The data folder by the rule of orchestration/lib/settings.py, which this package does not import (a unit test
+    pins the two together): SEGMINT_DATA_DIR, else the folder that follows SEGMINT_WAREHOUSE (`warehouse.duckdb` ->
+    its folder, `<stem>.duckdb` -> `<stem>_data` beside it), else data/."""
+    explicit = env.get("SEGMINT_DATA_DIR", "").strip()
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    warehouse_raw = env.get("SEGMINT_WAREHOUSE", "").strip()
+    if not warehouse_raw:
+        return (PROJECT_ROOT / "data").resolve()
+    warehouse = Path(warehouse_raw).expanduser().resolve()
+    return warehouse.parent if warehouse.name == WAREHOUSE_FILE else warehouse.with_name(warehouse.stem + "_data")
 
 
 def is_loopback(host: str) -> bool:

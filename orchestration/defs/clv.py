@@ -19,11 +19,17 @@ from ml.champion import EVALUATION as EVALUATION_WINDOW
 from ml.champion import champion_backtest, fit_champion, predict_champion
 from ml.charts import decile_chart_png, feature_importance_png
 from ml.clv import feature_importance
-from ml.evaluation import DEFAULT_CALIBRATION_BAND, DEFAULT_RANKING_FLOOR_SPEARMAN, quality_gate
+from ml.evaluation import (
+    DEFAULT_CALIBRATION_BAND,
+    DEFAULT_RANKING_FLOOR_SPEARMAN,
+    quality_gate,
+)
+from orchestration.defs.btyd import read_btyd_fits
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
 from orchestration.lib import groups
 from orchestration.lib.keys import (
     ACTIVATION_GATE_CHECK,
+    BTYD_FITS,
     CLV_ACTIVATION_GATE,
     CLV_MODEL,
     CLV_MODEL_EVALUATION,
@@ -66,7 +72,7 @@ class ClvConfig(dg.Config):
 
 @dg.asset(
     key=CLV_MODEL_EVALUATION,
-    deps=[CUSTOMER_FEATURES_TRAIN, CUSTOMER_FEATURES_SELECTION, STG_ORDERS, INT_CUTOFFS],
+    deps=[CUSTOMER_FEATURES_TRAIN, CUSTOMER_FEATURES_SELECTION, STG_ORDERS, INT_CUTOFFS, BTYD_FITS],
     group_name=groups.CLV,
     kinds={"python", "lightgbm", "duckdb"},
     op_tags=DUCKDB_TAG,
@@ -81,10 +87,12 @@ def clv_model_evaluation(
         train = read_table(conn, "marts.customer_features_train", order_by="customer_id")
         selection = read_table(conn, "marts.customer_features_selection", order_by="customer_id")
         daily = conn.execute(DAILY_REVENUE_SQL).df()
+        train_fits, selection_fits = read_btyd_fits(conn, "train"), read_btyd_fits(conn, "selection")
     daily_revenue = pd.Series(daily["revenue"].to_numpy(float), index=pd.to_datetime(daily["ordered_on"]))
     result = champion_backtest(
         train, horizon, selection, seed=config.seed, holdout_share=config.holdout_share,
         max_train_rows=config.max_train_rows, daily_revenue=daily_revenue,
+        evaluation_fits=train_fits, selection_fits=selection_fits,
     )
     table = result.evaluation.assign(horizon_days=horizon, n_fit=result.n_fit)
     with warehouse.connect() as conn:
@@ -173,7 +181,7 @@ def check_clv_model_beats_baselines(warehouse: Warehouse) -> dg.AssetCheckResult
 
 @dg.asset(
     key=CLV_MODEL,
-    deps=[CUSTOMER_FEATURES_TRAIN, CLV_MODEL_EVALUATION],
+    deps=[CUSTOMER_FEATURES_TRAIN, CLV_MODEL_EVALUATION, BTYD_FITS],
     group_name=groups.CLV,
     kinds={"python", "lightgbm", "duckdb"},
     op_tags=DUCKDB_TAG,
@@ -185,7 +193,10 @@ def clv_model(warehouse: Warehouse, settings: SegmintSettings, config: ClvConfig
     with warehouse.connect() as conn:
         train = read_table(conn, "marts.customer_features_train", order_by="customer_id")
         evaluation = read_table(conn, EVALUATION_TABLE)
-    model = fit_champion(train, s.horizon_days, evaluation, seed=config.seed, max_train_rows=config.max_train_rows)
+        train_fits = read_btyd_fits(conn, "train")
+    model = fit_champion(
+        train, s.horizon_days, evaluation, seed=config.seed, max_train_rows=config.max_train_rows, train_fits=train_fits
+    )
     blob = pickle.dumps(model)
     version = hashlib.sha256(blob).hexdigest()[:12]
     # A copy named by its content for people who want the file; nothing reads it back.
@@ -228,7 +239,7 @@ def load_model(blob: bytes, version: str):
 
 @dg.asset(
     key=CLV_PREDICTIONS,
-    deps=[CUSTOMER_FEATURES, CLV_MODEL],
+    deps=[CUSTOMER_FEATURES, CLV_MODEL, BTYD_FITS],
     group_name=groups.CLV,
     kinds={"python", "lightgbm", "duckdb"},
     op_tags=DUCKDB_TAG,
@@ -239,11 +250,12 @@ def clv_predictions(warehouse: Warehouse) -> dg.MaterializeResult:
     with warehouse.connect() as conn:
         stored = conn.execute(f"select model_version, model_blob from {MODEL_TABLE}").fetchall()
         features = read_table(conn, "marts.customer_features", order_by="customer_id")
+        scoring_fits = read_btyd_fits(conn, "scoring")
     if len(stored) != 1:
         raise ValueError(f"{MODEL_TABLE} must hold exactly one model, found {len(stored)}: materialize ml/clv_model")
     version, blob = stored[0]
     model = load_model(bytes(blob), version)
-    predictions = predict_champion(model, features).assign(model_version=version)
+    predictions = predict_champion(model, features, fits=scoring_fits).assign(model_version=version)
     with warehouse.connect() as conn:
         write_table(conn, "ml.clv_predictions", predictions)
     return dg.MaterializeResult(

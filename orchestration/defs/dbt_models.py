@@ -120,7 +120,7 @@ def check_layout(manifest_path: Path = DBT_MANIFEST) -> None:
 
 
 class DbtScoresConfig(dg.Config):
-    """Business inputs of the score marts, editable in the launchpad."""
+    """Business inputs of the score marts, editable in the launchpad (defaults = the dbt vars in dbt_project.yml)."""
 
     margin: float = 0.3  # gross margin on revenue, used for max_cpa
     target_roas: float = 3.0  # target return on ad spend, used for max_cpa

@@ -145,7 +145,7 @@ def check_ingest_counts_reconcile(warehouse: Warehouse) -> dg.AssetCheckResult:
 # GDPR art. 9: tables whose columns are model features or audience inputs -> the yml that declares them.
 FEATURE_TABLES = {
     "marts.customer_features": "dbt_project/models/marts/customer_features.yml",
-    "marts.customer_scores": "dbt_project/models/marts/customer_scores.yml",
+    "marts.customer_scores": "dbt_project/models/marts/scores/customer_scores.yml",
 }
 
 

@@ -100,10 +100,15 @@ def check_enough_actionable_segments(warehouse: Warehouse) -> dg.AssetCheckResul
         cards = read_table(conn, CARDS_TABLE)
     per_kind = cards.groupby("segment_kind")["is_actionable"].sum().astype(int).to_dict()
     best = max(per_kind.values(), default=0)
+    passed = best >= MIN_ACTIONABLE_SEGMENTS
+    not_actionable = cards.loc[~cards["is_actionable"].astype(bool)]
+    # On failure the line names what to fix: the segments held back and why (too small, no playbook strategy).
+    why_not = "; ".join(f"{row.name}: {row.actionability_reason}" for row in not_actionable.head(3).itertuples())
     return dg.AssetCheckResult(
-        passed=best >= MIN_ACTIONABLE_SEGMENTS,
+        passed=passed,
         severity=dg.AssetCheckSeverity.ERROR,
-        description=f"{best} actionable segments (need {MIN_ACTIONABLE_SEGMENTS})",
+        description=f"{best} actionable segments (need {MIN_ACTIONABLE_SEGMENTS})"
+        + ("" if passed or not why_not else f"; not actionable: {why_not}"),
         metadata={
             "actionable_by_kind": dg.MetadataValue.json(per_kind),
             "threshold": dg.MetadataValue.int(MIN_ACTIONABLE_SEGMENTS),

@@ -54,6 +54,7 @@ CLV_MODEL_EVALUATION = _key("ml/clv_model_evaluation")
 CLV_MODEL = _key("ml/clv_model")
 CLV_ACTIVATION_GATE = _key("ml/clv_activation_gate")
 CLV_PREDICTIONS = _key("ml/clv_predictions")
+BTYD_FITS = _key("ml/btyd_models")
 BTYD_PREDICTIONS = _key("ml/btyd_predictions")
 
 # Scores and what people read (dbt joins the model outputs; Python writes history and cards into `ml`).

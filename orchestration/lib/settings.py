@@ -1,6 +1,13 @@
 """Run settings, read from the environment at run time (never at import).
 
 One place for every path and default, so the Dagster resources, dbt's profile and the Makefile agree.
+
+The data folder (demo shop, landing work files, model copies, exports, reports) belongs to one warehouse, so two
+shops run from one checkout never share artefacts. Unless SEGMINT_DATA_DIR says otherwise it follows
+SEGMINT_WAREHOUSE (`data_dir_for`): a warehouse named `warehouse.duckdb` keeps its files beside it
+(`data/warehouse.duckdb` -> `data/`, the default layout), any other name gets a sibling folder named after it
+(`/srv/acme.duckdb` -> `/srv/acme_data/`). With neither set: `data/` and `data/warehouse.duckdb`; with only
+SEGMINT_DATA_DIR: the warehouse is `<SEGMINT_DATA_DIR>/warehouse.duckdb`.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 CONFIG_DIR = PROJECT_ROOT / "config"
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
+WAREHOUSE_FILE = "warehouse.duckdb"  # the warehouse's name inside a data folder
+DATA_DIR_SUFFIX = "_data"  # <stem>_data/ beside a warehouse with any other name
 DEFAULT_HORIZON_DAYS = 365
 DEFAULT_DEMO_CUSTOMERS = 5000
 DEFAULT_DEMO_SEED = 42
@@ -141,11 +150,28 @@ def _source_format_setting(env: dict[str, str]) -> str | None:
     return raw or None
 
 
+def data_dir_for(warehouse: Path) -> Path:
+    """The data folder that belongs to a warehouse file: its own folder for `warehouse.duckdb`, else `<stem>_data`."""
+    if warehouse.name == WAREHOUSE_FILE:
+        return warehouse.parent
+    return warehouse.with_name(warehouse.stem + DATA_DIR_SUFFIX)
+
+
+def _paths(env: dict[str, str]) -> tuple[Path, Path]:
+    """(data_dir, warehouse), absolute: SEGMINT_DATA_DIR when set, else the data folder follows the warehouse."""
+    data_raw, warehouse_raw = env.get("SEGMINT_DATA_DIR", "").strip(), env.get("SEGMINT_WAREHOUSE", "").strip()
+    if warehouse_raw:
+        warehouse = Path(warehouse_raw).expanduser().resolve()
+        data_dir = Path(data_raw).expanduser().resolve() if data_raw else data_dir_for(warehouse)
+        return data_dir, warehouse
+    data_dir = Path(data_raw or DEFAULT_DATA_DIR).expanduser().resolve()
+    return data_dir, data_dir / WAREHOUSE_FILE
+
+
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     """Settings from SEGMINT_* environment variables; relative paths are made absolute."""
     env = dict(os.environ if env is None else env)
-    data_dir = Path(env.get("SEGMINT_DATA_DIR") or DEFAULT_DATA_DIR).expanduser().resolve()
-    warehouse = Path(env.get("SEGMINT_WAREHOUSE") or data_dir / "warehouse.duckdb").expanduser().resolve()
+    data_dir, warehouse = _paths(env)
     landing_raw = env.get("SEGMINT_LANDING_DIR", "").strip()
     landing_dir = Path(landing_raw).expanduser().resolve() if landing_raw else None
     if landing_dir is not None and not landing_dir.is_dir():

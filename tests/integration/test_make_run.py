@@ -62,7 +62,7 @@ def _assert_champion_and_intervals(warehouse: Path) -> None:
         ).df()
         stored = conn.execute("select clv_model, model_version from ml.clv_model").fetchall()
         used = conn.execute("select distinct model_version from ml.clv_predictions").fetchall()
-    assert set(evaluation["model"]) == {"lightgbm", "lightgbm_btyd", "bgnbd", "pareto_nbd", "past_spend_rate"}
+    assert set(evaluation["model"]) == {"lightgbm", "lightgbm_btyd", "lightgbm_btyd_blend", "bgnbd", "pareto_nbd", "past_spend_rate"}
     assert set(evaluation["backtest_window"]) == {"selection", "evaluation"}
     champions = set(evaluation.loc[evaluation["is_champion"], "model"])
     assert len(champions) == 1 and len(stored) == 1 and stored[0][0] in champions

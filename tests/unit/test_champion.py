@@ -45,7 +45,7 @@ def result(evaluation_rows, selection_rows):
 def test_every_candidate_has_a_selection_and_an_evaluation_row(result):
     table = result.evaluation
     assert sorted(table["model"].unique()) == sorted(champion.CANDIDATES)
-    assert (table.groupby("model")["backtest_window"].apply(sorted) == [[champion.EVALUATION, champion.SELECTION]] * 5).all()
+    assert (table.groupby("model")["backtest_window"].apply(sorted) == [[champion.EVALUATION, champion.SELECTION]] * len(champion.CANDIDATES)).all()
     assert table.loc[table["is_champion"], "model"].tolist() == [result.champion] * 2
     assert result.mode == champion.FORWARD and (table["mode"] == champion.FORWARD).all()
     # Forward mode forecasts every customer of the training cut-off, split into two disjoint halves.
@@ -82,6 +82,29 @@ def test_the_stacked_candidate_uses_the_btyd_outputs_as_features(evaluation_rows
     fitted = champion.fit_candidate(champion.STACKED, evaluation_rows, columns, HORIZON)
     assert fitted.models.extra_features == champion.BTYD_FEATURES
     assert set(champion.BTYD_FEATURES) & set(fitted.models.value_model.feature_name())
+
+
+def test_the_blend_is_the_mean_of_the_stacked_forecast_and_the_btyd_mean(evaluation_rows):
+    rows = evaluation_rows.head(1500)
+    columns, forecasts, _ = champion.btyd_outputs(rows, HORIZON)
+    stacked = champion.fit_candidate(champion.STACKED, rows, columns, HORIZON)
+    blend = dataclasses.replace(stacked, name=champion.BLEND)
+    stacked_scores = champion.score_candidate(stacked, rows, columns, forecasts)
+    blend_scores = champion.score_candidate(blend, rows, columns, forecasts)
+    expected = 0.5 * (stacked_scores.predicted + champion.structural_forecast(forecasts))
+    np.testing.assert_allclose(blend_scores.predicted, expected)
+    np.testing.assert_allclose(blend_scores.propensity, stacked_scores.propensity)  # the classifier's score
+    # Without a BTYD forecast there is nothing to blend: no score, with the reason (the candidate's rows stay NaN).
+    missing = champion.score_candidate(blend, rows, columns, {})
+    assert missing.predicted is None and "no BTYD model" in missing.error
+
+
+def test_the_short_history_level_is_btyds_with_its_ratio_one_horizon_earlier_noted():
+    actual = np.full(1000, 10.0)
+    use, why = champion.structural_level_decision(champion.SHORT_HISTORY, actual * 0.6, actual)
+    assert use and why.startswith(champion.STRUCTURAL_LEVEL_LABEL) and "0.600" in why
+    assert not champion.structural_level_decision(champion.SHORT_HISTORY, None, actual)[0]
+    assert not champion.structural_level_decision(champion.FORWARD, actual, actual)[0]  # forward keeps its level
 
 
 @pytest.fixture(scope="module")
@@ -181,6 +204,8 @@ PLANTED_WINNERS = {
     champion.LIGHTGBM: {champion.LIGHTGBM: (0.60, 0.40, 1.0), champion.BGNBD: (0.50, 0.10, 1.0)},
     # stacked and lightgbm tie on ranking; stacked is better calibrated by decile.
     champion.STACKED: {champion.LIGHTGBM: (0.60, 0.40, 1.0), champion.STACKED: (0.59, 0.30, 1.0)},
+    # the blend ranks with the trees and has the lowest decile MAPE of the three.
+    champion.BLEND: {champion.LIGHTGBM: (0.60, 0.40, 1.0), champion.STACKED: (0.59, 0.30, 1.0), champion.BLEND: (0.61, 0.25, 1.0)},
     # BG/NBD ranks as well as the trees (within the tolerance) and has the lowest decile MAPE.
     champion.BGNBD: {champion.LIGHTGBM: (0.55, 0.40, 1.0), champion.BGNBD: (0.54, 0.20, 1.02)},
     # the trees fail the calibration band: Pareto/NBD is the best that passes.
@@ -305,24 +330,56 @@ def test_the_seasonal_factor_is_the_year_earlier_ratio_of_the_window_ahead_to_th
     assert champion.seasonal_factor(revenue, pd.Timestamp("2023-09-01"), 365) is None  # a year holds every season
 
 
-def test_seasonality_is_applied_only_when_it_helped_one_horizon_earlier():
-    revenue = seasonal_revenue()
-    actual = np.full(1000, 10.0)
-    # One horizon earlier (as of 2023-10-31) the window ahead held the holidays: its factor is 1.5. In production
-    # (as of 2024-03-01) the window ahead is spring after a holiday-lifted window: factor 1 / 1.5.
-    as_of = pd.Timestamp("2024-03-01")
-    # A raw forecast that under-predicted the holidays by 1 / 1.5 is what that earlier factor corrects: apply.
-    factor, why = champion.decide_seasonality(revenue, as_of, 122, champion.FORWARD, actual / 1.5, actual)
-    assert why.startswith("applied") and factor == pytest.approx(1 / 1.5, rel=0.02)
-    # A forecast that over-predicted would be pushed further away: do not apply.
-    factor, why = champion.decide_seasonality(revenue, as_of, 122, champion.FORWARD, actual * 1.3, actual)
-    assert factor == 1.0 and why.startswith("not applied") and "further from 1" in why
+def test_seasonality_applies_when_the_shops_step_repeated_the_year_before():
+    revenue = seasonal_revenue(3.5)
+    # As of 2024-03-01, 122 days: one horizon earlier the shop stepped from Jul-Oct 2023 into the lifted Nov-Dec
+    # (x ~1.49), as it had a year before (x 1.5): the season repeats. Production steps from that window into spring.
+    decision = champion.decide_seasonality(revenue, "2024-03-01", 122, champion.FORWARD)
+    assert decision.applied and decision.reason.startswith("applied")
+    assert decision.backtest_step == pytest.approx(1.5, rel=0.02)
+    assert decision.factor == pytest.approx(1 / 1.5, rel=0.02)
+
+
+def test_a_one_off_lift_the_shop_did_not_repeat_is_not_a_season():
+    revenue = seasonal_revenue(3.5)
+    days = pd.to_datetime(revenue.index)
+    once = revenue.where(~((days.month >= 11) & (days.year == 2023)), 100.0)  # lifted in 2021-2022, not in 2023
+    decision = champion.decide_seasonality(once, "2024-03-01", 122, champion.FORWARD)
+    assert not decision.applied and decision.factor == decision.backtest_step == 1.0
+    assert "closer to no season" in decision.reason
 
 
 def test_seasonality_says_why_it_is_not_applied():
-    revenue, actual = seasonal_revenue(), np.ones(10)
-    assert "whole year" in champion.decide_seasonality(revenue, "2023-11-01", 365, champion.FORWARD, actual, actual)[1]
-    short = champion.decide_seasonality(seasonal_revenue(1.2), "2022-01-20", 122, champion.FORWARD, actual, actual)
-    assert "a year plus the horizon" in short[1]
-    untested = champion.decide_seasonality(revenue, "2023-11-01", 122, champion.SHORT_HISTORY, actual, actual)
-    assert untested[0] == 1.0 and "short history" in untested[1]
+    revenue = seasonal_revenue()
+    assert "whole year" in champion.decide_seasonality(revenue, "2023-11-01", 365, champion.FORWARD).reason
+    short = champion.decide_seasonality(seasonal_revenue(1.2), "2022-01-20", 122, champion.FORWARD)
+    assert "a year plus the horizon" in short.reason
+    untested = champion.decide_seasonality(revenue, "2023-11-01", 122, champion.SHORT_HISTORY)
+    assert untested.factor == 1.0 and "short history" in untested.reason
+    assert "two horizons" in champion.decide_seasonality(seasonal_revenue(1.5), "2022-06-01", 122, champion.FORWARD).reason
+
+
+def test_a_sub_year_horizon_does_not_carry_the_back_tests_seasonal_step_into_production(evaluation_rows, selection_rows, scoring_rows):
+    # A planted season whose back-test step is x1.5 and production step x1/1.5 (as in the test above, moved to the
+    # simulated shop's calendar): the back-test metrics are those without season (the step is taken out of the
+    # calibration and put back), and production's forecast moves by 1/1.5 / 1.5, not by the back-test's step.
+    as_of = pd.Timestamp(evaluation_rows["cutoff_date"].iloc[0]) + pd.Timedelta(days=HORIZON)
+    days = pd.date_range(as_of - pd.Timedelta(days=4 * 365), as_of, freq="D")
+    horizon = pd.Timedelta(days=HORIZON)
+    ahead_of_e = ((days > as_of - horizon) & (days <= as_of)) | ((days > as_of - horizon - pd.Timedelta(days=365)) & (days <= as_of - pd.Timedelta(days=365)))
+    revenue = pd.Series(np.where(ahead_of_e, 150.0, 100.0), index=days)
+    candidates = (champion.BGNBD, champion.PAST_SPEND)
+    plain = champion.champion_backtest(evaluation_rows, HORIZON, selection_rows, candidates=candidates)
+    seasonal = champion.champion_backtest(evaluation_rows, HORIZON, selection_rows, candidates=candidates, daily_revenue=revenue)
+    assert seasonal.evaluation["seasonality"].str.startswith("applied").all()
+    assert seasonal.evaluation["calibration"].str.contains("season: x 1.500").all()
+    metrics = ["spearman", "decile_mape", "calibration_ratio"]
+    pd.testing.assert_frame_equal(plain.evaluation[metrics], seasonal.evaluation[metrics], rtol=1e-6)
+    factor = float(seasonal.evaluation["seasonal_factor"].iloc[0])
+    assert factor == pytest.approx(1 / 1.5, rel=0.01)
+    with_season = champion.fit_champion(evaluation_rows, HORIZON, seasonal.evaluation)
+    without = champion.fit_champion(evaluation_rows, HORIZON, plain.evaluation)
+    assert with_season.name == without.name
+    ratio = (champion.predict_champion(with_season, scoring_rows, explain=False)["predicted_clv"].sum()
+             / champion.predict_champion(without, scoring_rows, explain=False)["predicted_clv"].sum())
+    assert ratio == pytest.approx(1 / 1.5 / 1.5, rel=0.01)

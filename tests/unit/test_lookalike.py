@@ -4,15 +4,11 @@ import pytest
 
 from ml.lookalike import (
     BASE_RATE_METHOD,
-    MIN_SEED_SIZE,
     MODEL_METHOD,
     SCORE_COLUMNS,
-    SEED_COLUMNS,
-    SEED_REASON_TOP_UP,
     fit_lookalike,
     is_high_value,
     score_prospects,
-    seed_audience,
 )
 
 
@@ -130,30 +126,3 @@ def test_prospects_missing_a_model_column_is_an_error(researchers_become_high_va
     prospects = pd.DataFrame({"prospect_id": ["p1"], "research_share": [0.2]})
     with pytest.raises(KeyError, match="lacks"):
         score_prospects(model, prospects)
-
-
-def test_seed_audience_is_every_high_value_customer_best_first():
-    ids = [f"c{i:04d}" for i in range(400)]
-    high_value = np.arange(400) < 150
-    rfm = rfm_rows(ids, high_value)
-    scores = pd.DataFrame({"customer_id": ids, "predicted_clv": np.arange(400, dtype=float)})
-    seed = seed_audience(rfm, scores)
-    assert list(seed.columns) == SEED_COLUMNS
-    assert set(seed["customer_id"]) == set(np.array(ids)[high_value])
-    assert seed["customer_id"].iloc[0] == "c0149"  # highest predicted CLV among the high-value customers
-    assert seed["seed_rank"].tolist() == list(range(1, 151))
-
-
-def test_a_small_seed_is_topped_up_to_the_minimum_with_the_next_best_customers():
-    ids = [f"c{i:04d}" for i in range(400)]
-    rfm = rfm_rows(ids, np.arange(400) < 20)
-    rfm.loc[20:, "monetary_score"] = np.where(np.arange(20, 400) < 40, 3, 1)
-    seed = seed_audience(rfm)
-    assert len(seed) == MIN_SEED_SIZE
-    assert (seed["seed_reason"][20:] == SEED_REASON_TOP_UP).all()
-    assert set(seed["customer_id"][20:40]) == set(ids[20:40])  # monetary score 3 before score 1
-
-
-def test_seed_of_a_tiny_base_is_the_whole_base():
-    rfm = rfm_rows(["a", "b", "c"], np.array([True, False, False]))
-    assert seed_audience(rfm)["customer_id"].tolist() == ["a", "b", "c"]

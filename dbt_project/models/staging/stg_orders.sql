@@ -4,7 +4,6 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
-    on_schema_change='append_new_columns',
     tags=['daily'],
     pre_hook="{{ delete_partition_window('ordered_on') }}"
 ) }}

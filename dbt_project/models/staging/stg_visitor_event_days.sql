@@ -1,12 +1,9 @@
 -- One row per visitor (customer_id, visitor_id) and UTC day: the counts the behaviour features are sums of.
 -- Daily partitions by event date (macros/partition_window.sql): a daily run aggregates one day of events,
 -- not the whole history, and the feature marts read this table instead of every event.
--- on_schema_change: a new count column is added to the existing table instead of being silently dropped (the
--- next run over every day, e.g. `make run`, fills it for every day).
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
-    on_schema_change='sync_all_columns',
     tags=['daily'],
     pre_hook="{{ delete_partition_window('occurred_on') }}"
 ) }}

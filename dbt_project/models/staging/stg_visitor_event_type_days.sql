@@ -4,7 +4,6 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
-    on_schema_change='sync_all_columns',
     tags=['daily'],
     pre_hook="{{ delete_partition_window('occurred_on') }}"
 ) }}

@@ -1,7 +1,7 @@
 -- One row per customer known at the as-of date: predicted value with its p10-p90 interval, propensity, segments
 -- and the maximum cost per acquisition a marketer can bid (CLV x margin / target ROAS, all three dbt vars:
 -- max_cpa_basis 'mean' bids on predicted_clv, 'p10' on its conservative 10th percentile).
-{%- set max_cpa_basis = var('max_cpa_basis', 'mean') %}
+{%- set max_cpa_basis = var('max_cpa_basis') %}
 {%- if max_cpa_basis not in ('mean', 'p10') %}
 {{ exceptions.raise_compiler_error("max_cpa_basis must be 'mean' or 'p10', got '" ~ max_cpa_basis ~ "'") }}
 {%- endif %}
@@ -41,7 +41,7 @@ final as (
         rfm.frequency_score,
         rfm.monetary_score,
         behaviour.cluster_id,
-        round({{ cpa_value }} * {{ var('margin', 0.3) }} / {{ var('target_roas', 3.0) }}, 2) as max_cpa,
+        round({{ cpa_value }} * {{ var('margin') }} / {{ var('target_roas') }}, 2) as max_cpa,
         predictions.top_drivers,
         btyd.p_alive,
         1 - btyd.p_alive as churn_risk,

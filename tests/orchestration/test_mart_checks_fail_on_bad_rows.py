@@ -1,0 +1,77 @@
+"""The marts' Dagster checks on their failing path: a bad row planted in a tmp warehouse makes each one fail at ERROR
+severity with a one-line description that says what is wrong (the data-quality-patterns habit: clean/defective pairs).
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+
+from orchestration.defs.quality_checks import GX_CHECKED_TABLES, gx_checks
+from orchestration.defs.reporting import MIN_ACTIONABLE_SEGMENTS, check_enough_actionable_segments
+from orchestration.defs.resources import Warehouse
+from orchestration.lib.warehouse_io import write_table
+from tests.unit.test_expectation_suites import CLEAN, DEFECTS
+
+MART_TABLES = {suite: table for table, (_, suite) in GX_CHECKED_TABLES.items() if table.startswith("marts.")}
+# The cards table is the one the check's asset names (schema.table).
+CARDS_TABLE = ".".join(next(iter(check_enough_actionable_segments.check_keys)).asset_key.path)
+
+
+def _warehouse(tmp_path, table: str, frame: pd.DataFrame) -> Warehouse:
+    path = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(path)) as conn:
+        write_table(conn, table, frame)
+    return Warehouse(path=str(path))
+
+
+def _gx_check(suite: str) -> dg.AssetChecksDefinition:
+    [check] = [c for c in gx_checks if next(iter(c.check_keys)).name == f"gx_{suite}"]
+    return check
+
+
+def test_every_mart_suite_runs_as_a_blocking_check():
+    assert set(MART_TABLES) == set(CLEAN)
+    for suite in MART_TABLES:
+        [spec] = _gx_check(suite).check_specs
+        assert spec.blocking
+
+
+@pytest.mark.parametrize("suite", sorted(CLEAN))
+def test_a_clean_mart_passes_its_gx_check(tmp_path, suite):
+    result = _gx_check(suite)(warehouse=_warehouse(tmp_path, MART_TABLES[suite], CLEAN[suite]))
+    assert result.passed, result.description
+
+
+@pytest.mark.parametrize(("suite", "label", "table", "column", "shown"), DEFECTS, ids=[d[1] for d in DEFECTS])
+def test_a_planted_bad_row_fails_the_marts_gx_check_with_its_reason(tmp_path, suite, label, table, column, shown):
+    result = _gx_check(suite)(warehouse=_warehouse(tmp_path, MART_TABLES[suite], table))
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
+    assert shown in result.description and (column or "") in result.description
+
+
+def _cards(actionable_rfm: int) -> pd.DataFrame:
+    """Four RFM and four behavioural cards; `actionable_rfm` RFM and two behavioural ones are actionable."""
+    rows = []
+    for kind, actionable in (("RFM segments", actionable_rfm), ("Behavioural segments", 2)):
+        for i in range(4):
+            ok = i < actionable
+            rows.append({"segment_kind": kind, "name": f"{kind[:3]} {i}", "size": 400 if ok else 12,
+                         "is_actionable": ok, "actionability_reason": "" if ok else "fewer than 50 customers"})
+    return pd.DataFrame(rows)
+
+
+def test_three_actionable_segments_of_one_kind_pass_the_report_check(tmp_path):
+    warehouse = _warehouse(tmp_path, CARDS_TABLE, _cards(MIN_ACTIONABLE_SEGMENTS))
+    result = check_enough_actionable_segments(warehouse=warehouse)
+    assert result.passed, result.description
+
+
+def test_too_few_actionable_segments_fail_the_report_check_naming_the_segments_held_back(tmp_path):
+    # Planted: the third RFM segment shrank to 12 customers, so no kind has three actionable segments.
+    result = check_enough_actionable_segments(warehouse=_warehouse(tmp_path, CARDS_TABLE, _cards(2)))
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
+    assert result.description.startswith(f"2 actionable segments (need {MIN_ACTIONABLE_SEGMENTS})")
+    assert "RFM 2: fewer than 50 customers" in result.description and "\n" not in result.description
