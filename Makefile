@@ -16,7 +16,7 @@ export SEGMINT_WAREHOUSE ?= $(abspath $(or $(SEGMINT_DATA_DIR),data))/warehouse.
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= 1
 PORT ?= 3000
 
-.PHONY: help install manifest home browser run backfill forget test test-fast dev serve report exports docs bench bench-clv bench-realtime clean
+.PHONY: help install manifest home browser run backfill forget lint test test-fast dev serve report exports docs bench bench-clv bench-realtime clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -49,7 +49,11 @@ forget: install  ## Erase a customer everywhere segmint keeps data (ID=<customer
 browser:  ## Install Debian's headless Chromium for the browser tests (no-op when present)
 	scripts/install_browser.sh
 
-test: manifest browser  ## Run the whole test suite (what CI runs)
+lint: install  ## ruff: lint and formatting check (part of `make test`; `ruff format . && ruff check --fix .` fixes most)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: manifest browser lint  ## Lint, then run the whole test suite (what CI runs)
 	$(BIN)/python -m pytest -q
 
 test-fast: manifest  ## Tests without the slow ones
