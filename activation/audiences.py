@@ -166,25 +166,42 @@ def parse_audiences(document: Any, source: str = "audiences.yaml", denylist: Den
         where = f"{source}: audiences[{index}]"
         _require(isinstance(entry, dict), where, "must be a mapping")
         name = entry.get("name")
-        _require(isinstance(name, str) and AUDIENCE_NAME_PATTERN.match(name) is not None, where,
-                 "'name' must be snake_case (a-z, 0-9, _), 2-63 characters")
+        _require(
+            isinstance(name, str) and AUDIENCE_NAME_PATTERN.match(name) is not None,
+            where,
+            "'name' must be snake_case (a-z, 0-9, _), 2-63 characters",
+        )
         where = f"{source}: audience '{name}'"
         _require(name not in seen, where, "duplicate audience name")
         seen.add(name)
-        unknown = set(entry) - {"name", "description", "rule", "destinations", "value_column", "control_share",
-                                "max_change_share", "realtime_segment"}
+        unknown = set(entry) - {
+            "name",
+            "description",
+            "rule",
+            "destinations",
+            "value_column",
+            "control_share",
+            "max_change_share",
+            "realtime_segment",
+        }
         _require(not unknown, where, f"unknown field(s) {sorted(unknown)}")
         realtime_segment = entry.get("realtime_segment")
-        _require(realtime_segment is None or (isinstance(realtime_segment, str)
-                                              and REALTIME_SEGMENT_PATTERN.match(realtime_segment) is not None),
-                 where, "'realtime_segment' must be a real-time segment name such as cart_abandoner or high_intent:*")
+        _require(
+            realtime_segment is None
+            or (isinstance(realtime_segment, str) and REALTIME_SEGMENT_PATTERN.match(realtime_segment) is not None),
+            where,
+            "'realtime_segment' must be a real-time segment name such as cart_abandoner or high_intent:*",
+        )
         rule = entry.get("rule", "true" if realtime_segment else None)
         _require(isinstance(rule, str) and rule.strip() != "", where, "'rule' must be a non-empty SQL expression")
         _require(";" not in rule, where, "'rule' must be one expression (no ';')")
         _check_no_special_category(rule, where, "rule", denylist)
         value_column = entry.get("value_column")
-        _require(value_column is None or (isinstance(value_column, str) and value_column.isidentifier()), where,
-                 "'value_column' must be a column name")
+        _require(
+            value_column is None or (isinstance(value_column, str) and value_column.isidentifier()),
+            where,
+            "'value_column' must be a column name",
+        )
         if value_column is not None:
             _check_no_special_category(value_column, where, "value_column", denylist)
         raw_destinations = entry.get("destinations") or []
@@ -197,8 +214,11 @@ def parse_audiences(document: Any, source: str = "audiences.yaml", denylist: Den
             dtype = raw.get("type")
             _require(dtype in known_types, dwhere, f"'type' must be one of {sorted(known_types)}")
             dname = raw.get("name", dtype)
-            _require(isinstance(dname, str) and dname not in destination_names, dwhere,
-                     f"destination name '{dname}' must be unique within the audience")
+            _require(
+                isinstance(dname, str) and dname not in destination_names,
+                dwhere,
+                f"destination name '{dname}' must be unique within the audience",
+            )
             destination_names.add(dname)
             settings = raw.get("settings") or {}
             _require(isinstance(settings, dict), dwhere, "'settings' must be a mapping")
@@ -211,11 +231,22 @@ def parse_audiences(document: Any, source: str = "audiences.yaml", denylist: Den
                 rule=rule.strip(),
                 destinations=tuple(destinations),
                 value_column=value_column,
-                control_share=_share(entry.get("control_share", defaults.get("control_share")), where,
-                                     "control_share", DEFAULT_CONTROL_SHARE, allow_zero=True),
-                max_change_share=_realtime_guard(entry.get("max_change_share"), where) if realtime_segment else
-                _share(entry.get("max_change_share", defaults.get("max_change_share")), where,
-                       "max_change_share", DEFAULT_MAX_CHANGE_SHARE, allow_zero=False),
+                control_share=_share(
+                    entry.get("control_share", defaults.get("control_share")),
+                    where,
+                    "control_share",
+                    DEFAULT_CONTROL_SHARE,
+                    allow_zero=True,
+                ),
+                max_change_share=_realtime_guard(entry.get("max_change_share"), where)
+                if realtime_segment
+                else _share(
+                    entry.get("max_change_share", defaults.get("max_change_share")),
+                    where,
+                    "max_change_share",
+                    DEFAULT_MAX_CHANGE_SHARE,
+                    allow_zero=False,
+                ),
                 realtime_segment=realtime_segment,
             )
         )
@@ -226,8 +257,11 @@ def _realtime_guard(raw: Any, where: str) -> float:
     """A real-time audience's max_change_share: off (GUARD_OFF) unless set to a positive number (no upper bound)."""
     if raw is None:
         return GUARD_OFF
-    _require(isinstance(raw, (int, float)) and not isinstance(raw, bool) and raw > 0, where,
-             f"max_change_share must be a positive number, got {raw}")
+    _require(
+        isinstance(raw, (int, float)) and not isinstance(raw, bool) and raw > 0,
+        where,
+        f"max_change_share must be a positive number, got {raw}",
+    )
     return float(raw)
 
 
@@ -243,7 +277,7 @@ def load_audiences(path: str | Path) -> list[Audience]:
 
 def control_fraction(customer_id: str, audience_name: str) -> float:
     """A stable number in [0, 1) from sha256(customer_id|audience): same customer, same audience, same number."""
-    digest = hashlib.sha256(f"{customer_id}|{audience_name}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{customer_id}|{audience_name}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / CONTROL_HASH_BUCKETS
 
 
@@ -276,7 +310,9 @@ def select_members(
     """
     rule = audience.rule
     if audience.realtime_segment is not None:
-        conn.register("_realtime_members", pd.DataFrame({"customer_id": sorted(realtime_members or [])}, dtype="string"))
+        conn.register(
+            "_realtime_members", pd.DataFrame({"customer_id": sorted(realtime_members or [])}, dtype="string")
+        )
         rule = f"({rule}) and customer_id in (select customer_id from _realtime_members)"
     try:
         members = conn.execute(_member_query(conn, rule)).df()

@@ -14,8 +14,9 @@ with a single quote so it is shown as text and never evaluated as a formula.
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -77,22 +78,31 @@ def google_rows(members: Iterable[Mapping[str, Any]]) -> list[list[Any]]:
         has_address = bool(first and last and country and postal)
         if not (email or phone or has_address):
             continue
-        rows.append([ids.hashed_or_empty(email), ids.hashed_or_empty(phone),
-                     ids.hashed_or_empty(first) if has_address else "",
-                     ids.hashed_or_empty(last) if has_address else "",
-                     country or "", postal or ""])
+        rows.append(
+            [
+                ids.hashed_or_empty(email),
+                ids.hashed_or_empty(phone),
+                ids.hashed_or_empty(first) if has_address else "",
+                ids.hashed_or_empty(last) if has_address else "",
+                country or "",
+                postal or "",
+            ]
+        )
     return rows
 
 
-def export_audience_csvs(members: pd.DataFrame, audience_name: str, out_dir: str | Path,
-                         value_based: bool = False) -> dict[str, Path]:
+def export_audience_csvs(
+    members: pd.DataFrame, audience_name: str, out_dir: str | Path, value_based: bool = False
+) -> dict[str, Path]:
     """Meta and Google upload files for the treated, consenting members of one audience; returns their paths."""
     treated = members[~members["is_control"].astype(bool)]
     allowed = treated[treated["marketing_consent"].fillna(False).astype(bool)].to_dict("records")
     out_dir = Path(out_dir)
     meta_header = META_CSV_HEADER + ([META_VALUE_HEADER] if value_based else [])
-    paths = {"meta": out_dir / f"{audience_name}_meta_customer_list.csv",
-             "google": out_dir / f"{audience_name}_google_customer_match.csv"}
+    paths = {
+        "meta": out_dir / f"{audience_name}_meta_customer_list.csv",
+        "google": out_dir / f"{audience_name}_google_customer_match.csv",
+    }
     write_csv(paths["meta"], meta_header, meta_rows(allowed, value_based))
     write_csv(paths["google"], GOOGLE_CSV_HEADER, google_rows(allowed))
     return paths

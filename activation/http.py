@@ -13,10 +13,11 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import requests
 
@@ -73,7 +74,7 @@ def retry_after_seconds(header: str | None, now: datetime | None = None) -> floa
         when = email.utils.parsedate_to_datetime(header)
     except (TypeError, ValueError):
         return None
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return max(0.0, (when - now).total_seconds())
 
 
@@ -109,9 +110,17 @@ ERASED_MARKER = "[erased]"
 class HttpClient:
     """HTTP client of one destination: base URL, default headers (secrets redacted in files), retries, dry-run."""
 
-    def __init__(self, destination: str, base_url: str, headers: Mapping[str, str] | None = None, *,
-                 policy: RetryPolicy | None = None, dry_run_dir: str | Path | None = None,
-                 sleep: Callable[[float], None] = time.sleep, session: requests.Session | None = None):
+    def __init__(
+        self,
+        destination: str,
+        base_url: str,
+        headers: Mapping[str, str] | None = None,
+        *,
+        policy: RetryPolicy | None = None,
+        dry_run_dir: str | Path | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        session: requests.Session | None = None,
+    ):
         self.destination = destination
         self.base_url = base_url.rstrip("/")
         self.headers = dict(headers or {})
@@ -146,9 +155,18 @@ class HttpClient:
             text = text.replace(json.dumps(value)[1:-1], marker)
         path.write_text(text, encoding="utf-8")
 
-    def request(self, method: str, path: str, *, json_body: Any = None, form: Mapping[str, str] | None = None,
-                content: str | None = None, params: Mapping[str, Any] | None = None,
-                headers: Mapping[str, str] | None = None, dry_run_reply: Any = None) -> HttpReply:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        form: Mapping[str, str] | None = None,
+        content: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        dry_run_reply: Any = None,
+    ) -> HttpReply:
         """Send one request with retries; 2xx returns the reply, 4xx raises DestinationError with its message."""
         url = self.url(path)
         all_headers = {**self.headers, **(headers or {})}
@@ -166,12 +184,14 @@ class HttpClient:
         last_problem = "no attempt made"
         for attempt in range(self.policy.max_attempts):
             try:
-                response = self.session.request(method, url, params=params, data=data, headers=all_headers,
-                                                timeout=self.policy.timeout_s)
+                response = self.session.request(
+                    method, url, params=params, data=data, headers=all_headers, timeout=self.policy.timeout_s
+                )
             except (requests.ConnectionError, requests.Timeout) as error:
                 last_problem = f"{type(error).__name__}"
-                LOGGER.warning("%s %s %s failed (%s), attempt %d", self.destination, method, path, last_problem,
-                               attempt + 1)
+                LOGGER.warning(
+                    "%s %s %s failed (%s), attempt %d", self.destination, method, path, last_problem, attempt + 1
+                )
                 self._wait(attempt, None)
                 continue
             self.requests_sent += 1
@@ -188,12 +208,12 @@ class HttpClient:
             last_problem = f"HTTP {response.status_code}: {message}"
             retry_after = retry_after_seconds(response.headers.get("Retry-After"))
             self._wait(attempt, retry_after if response.status_code == 429 else None)
-        raise DestinationError(self.destination, f"gave up after {self.policy.max_attempts} attempts: {last_problem}",
-                               retryable=True)
+        raise DestinationError(
+            self.destination, f"gave up after {self.policy.max_attempts} attempts: {last_problem}", retryable=True
+        )
 
     def _wait(self, attempt: int, retry_after: float | None) -> None:
         if attempt + 1 >= self.policy.max_attempts:
             return  # no sleep after the last attempt
-        delay = self.policy.backoff(attempt) if retry_after is None else min(retry_after,
-                                                                             self.policy.max_retry_after_s)
+        delay = self.policy.backoff(attempt) if retry_after is None else min(retry_after, self.policy.max_retry_after_s)
         self.sleep(delay)

@@ -23,10 +23,33 @@ import unicodedata
 # Country calling codes for turning national numbers into E.164 when the customer's country is known.
 # Numbers already given with "+" or "00" never need this table; unknown countries yield no phone (never a guess).
 COUNTRY_CALLING_CODES: dict[str, str] = {
-    "US": "1", "CA": "1", "GB": "44", "IE": "353", "DE": "49", "AT": "43", "CH": "41", "FR": "33", "BE": "32",
-    "NL": "31", "LU": "352", "ES": "34", "PT": "351", "IT": "39", "DK": "45", "SE": "46", "NO": "47",
-    "FI": "358", "PL": "48", "CZ": "420", "AU": "61", "NZ": "64", "JP": "81", "SG": "65", "IN": "91",
-    "BR": "55", "MX": "52",
+    "US": "1",
+    "CA": "1",
+    "GB": "44",
+    "IE": "353",
+    "DE": "49",
+    "AT": "43",
+    "CH": "41",
+    "FR": "33",
+    "BE": "32",
+    "NL": "31",
+    "LU": "352",
+    "ES": "34",
+    "PT": "351",
+    "IT": "39",
+    "DK": "45",
+    "SE": "46",
+    "NO": "47",
+    "FI": "358",
+    "PL": "48",
+    "CZ": "420",
+    "AU": "61",
+    "NZ": "64",
+    "JP": "81",
+    "SG": "65",
+    "IN": "91",
+    "BR": "55",
+    "MX": "52",
 }
 GOOGLE_MAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 E164_MAX_DIGITS = 15

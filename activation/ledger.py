@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -57,13 +58,22 @@ DDL = [
         run_id varchar not null, audience varchar not null, customer_id varchar not null, is_control boolean not null,
         model_version varchar, segment_rule varchar, recorded_at timestamp not null)""",
 ]
-LEDGER_COLUMNS = ["member_key", "identifiers_json", "fingerprint", "value", "external_id", "state", "run_id",
-                  "model_version", "segment_rule"]
+LEDGER_COLUMNS = [
+    "member_key",
+    "identifiers_json",
+    "fingerprint",
+    "value",
+    "external_id",
+    "state",
+    "run_id",
+    "model_version",
+    "segment_rule",
+]
 
 
 def utc_now() -> datetime:
     """Current UTC time as a naive timestamp (the warehouse stores UTC without zone)."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
@@ -170,24 +180,35 @@ def previous_audience_size(conn: duckdb.DuckDBPyConnection, destination: str, au
     return int(row[0]) if row is not None and row[0] is not None else confirmed_size(conn, destination, audience)
 
 
-def mark_pending_add(conn: duckdb.DuckDBPyConnection, destination: str, audience: str,
-                     records: Iterable[SyncRecord], run_id: str, model_version: str | None,
-                     segment_rule: str | None) -> None:
+def mark_pending_add(
+    conn: duckdb.DuckDBPyConnection,
+    destination: str,
+    audience: str,
+    records: Iterable[SyncRecord],
+    run_id: str,
+    model_version: str | None,
+    segment_rule: str | None,
+) -> None:
     """Write/overwrite rows as pending_add with the identifiers about to be sent (provenance of this run)."""
     records = list(records)
     if not records:
         return
-    frame = pd.DataFrame({
-        "destination": destination, "audience": audience,
-        "member_key": [r.member_key for r in records],
-        "identifiers_json": [json.dumps(dict(r.identifiers), sort_keys=True, default=str) for r in records],
-        "fingerprint": [r.fingerprint for r in records],
-        "value": pd.Series([rounded_value(r.value) for r in records], dtype="float64"),
-        "external_id": pd.Series([r.external_id for r in records], dtype="object"),
-        "state": PENDING_ADD,
-        "run_id": [r.origin_run_id or run_id for r in records],
-        "model_version": model_version, "segment_rule": segment_rule, "updated_at": utc_now(),
-    })
+    frame = pd.DataFrame(
+        {
+            "destination": destination,
+            "audience": audience,
+            "member_key": [r.member_key for r in records],
+            "identifiers_json": [json.dumps(dict(r.identifiers), sort_keys=True, default=str) for r in records],
+            "fingerprint": [r.fingerprint for r in records],
+            "value": pd.Series([rounded_value(r.value) for r in records], dtype="float64"),
+            "external_id": pd.Series([r.external_id for r in records], dtype="object"),
+            "state": PENDING_ADD,
+            "run_id": [r.origin_run_id or run_id for r in records],
+            "model_version": model_version,
+            "segment_rule": segment_rule,
+            "updated_at": utc_now(),
+        }
+    )
     _insert_frame(conn, "insert or replace into {table} select * from {frame}", frame)
 
 
@@ -201,8 +222,9 @@ def _insert_frame(conn: duckdb.DuckDBPyConnection, statement: str, frame: pd.Dat
         conn.unregister(name)
 
 
-def mark_pending_remove(conn: duckdb.DuckDBPyConnection, destination: str, audience: str,
-                        member_keys: Iterable[str]) -> None:
+def mark_pending_remove(
+    conn: duckdb.DuckDBPyConnection, destination: str, audience: str, member_keys: Iterable[str]
+) -> None:
     """Flag held rows as pending_remove just before their removal is sent."""
     keys = list(member_keys)
     if keys:
@@ -213,8 +235,13 @@ def mark_pending_remove(conn: duckdb.DuckDBPyConnection, destination: str, audie
         )
 
 
-def confirm_adds(conn: duckdb.DuckDBPyConnection, destination: str, audience: str, member_keys: Iterable[str],
-                 external_ids: Mapping[str, str] | None = None) -> None:
+def confirm_adds(
+    conn: duckdb.DuckDBPyConnection,
+    destination: str,
+    audience: str,
+    member_keys: Iterable[str],
+    external_ids: Mapping[str, str] | None = None,
+) -> None:
     """Mark rows confirmed after the API confirmed them, storing the destination's record id where it gave one."""
     keys = list(member_keys)
     if not keys:
@@ -238,8 +265,9 @@ def confirm_adds(conn: duckdb.DuckDBPyConnection, destination: str, audience: st
             conn.unregister("_segmint_ids")
 
 
-def confirm_removes(conn: duckdb.DuckDBPyConnection, destination: str, audience: str,
-                    member_keys: Iterable[str]) -> None:
+def confirm_removes(
+    conn: duckdb.DuckDBPyConnection, destination: str, audience: str, member_keys: Iterable[str]
+) -> None:
     """Delete rows whose removal the API confirmed (the destination no longer holds them)."""
     keys = list(member_keys)
     if keys:
@@ -257,14 +285,25 @@ def records_from_ledger(ledger: pd.DataFrame, member_keys: Iterable[str]) -> lis
     for key in member_keys:
         row = by_key[key]
         external_id = row.external_id if isinstance(row.external_id, str) else None
-        records.append(SyncRecord(key, json.loads(row.identifiers_json), rounded_value(row.value), external_id,
-                                  origin_run_id=row.run_id))
+        records.append(
+            SyncRecord(
+                key, json.loads(row.identifiers_json), rounded_value(row.value), external_id, origin_run_id=row.run_id
+            )
+        )
     return records
 
 
-def start_run(conn: duckdb.DuckDBPyConnection, run_id: str, audience: str, destination: str,
-              model_version: str | None, segment_rule: str, dry_run: bool, previous_size: int,
-              planned_size: int) -> None:
+def start_run(
+    conn: duckdb.DuckDBPyConnection,
+    run_id: str,
+    audience: str,
+    destination: str,
+    model_version: str | None,
+    segment_rule: str,
+    dry_run: bool,
+    previous_size: int,
+    planned_size: int,
+) -> None:
     """Insert the run row with status `running` (finish_run completes it)."""
     conn.execute(
         f"insert into {SCHEMA}.runs values (?, ?, ?, ?, ?, ?, 'running', ?, null, ?, ?, 0, 0, 0, 0, 0, null)",
@@ -272,54 +311,119 @@ def start_run(conn: duckdb.DuckDBPyConnection, run_id: str, audience: str, desti
     )
 
 
-def finish_run(conn: duckdb.DuckDBPyConnection, run_id: str, audience: str, destination: str, status: str,
-               counts: Mapping[str, int], message: str | None = None) -> None:
+def finish_run(
+    conn: duckdb.DuckDBPyConnection,
+    run_id: str,
+    audience: str,
+    destination: str,
+    status: str,
+    counts: Mapping[str, int],
+    message: str | None = None,
+) -> None:
     """Complete a run row with its status, counts and message (the destination's error on failure)."""
     conn.execute(
         f"update {SCHEMA}.runs set status = ?, finished_at = ?, added = ?, removed = ?, unchanged = ?, failed = ?, "
         "batches = ?, message = ? where run_id = ? and audience = ? and destination = ? and status = 'running'",
-        [status, utc_now(), counts.get("added", 0), counts.get("removed", 0), counts.get("unchanged", 0),
-         counts.get("failed", 0), counts.get("batches", 0), message, run_id, audience, destination],
+        [
+            status,
+            utc_now(),
+            counts.get("added", 0),
+            counts.get("removed", 0),
+            counts.get("unchanged", 0),
+            counts.get("failed", 0),
+            counts.get("batches", 0),
+            message,
+            run_id,
+            audience,
+            destination,
+        ],
     )
 
 
-def record_batch(conn: duckdb.DuckDBPyConnection, run_id: str, audience: str, destination: str, batch_seq: int,
-                 action: str, size: int, confirmed: int, failed: int, response: Any) -> None:
+def record_batch(
+    conn: duckdb.DuckDBPyConnection,
+    run_id: str,
+    audience: str,
+    destination: str,
+    batch_seq: int,
+    action: str,
+    size: int,
+    confirmed: int,
+    failed: int,
+    response: Any,
+) -> None:
     """Log one sent batch with what the destination answered."""
     conn.execute(
         f"insert into {SCHEMA}.batches values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [run_id, audience, destination, batch_seq, action, size, confirmed, failed,
-         json.dumps(response, default=str)[:20000], utc_now()],
+        [
+            run_id,
+            audience,
+            destination,
+            batch_seq,
+            action,
+            size,
+            confirmed,
+            failed,
+            json.dumps(response, default=str)[:20000],
+            utc_now(),
+        ],
     )
 
 
-def record_membership(conn: duckdb.DuckDBPyConnection, run_id: str, audience: str, members: pd.DataFrame,
-                      model_version: str | None, segment_rule: str) -> None:
+def record_membership(
+    conn: duckdb.DuckDBPyConnection,
+    run_id: str,
+    audience: str,
+    members: pd.DataFrame,
+    model_version: str | None,
+    segment_rule: str,
+) -> None:
     """Record provenance of every member and the held-out control group for this run (idempotent per run)."""
     now = utc_now()
     for table in ("members_provenance", "control_group"):
         conn.execute(f"delete from {SCHEMA}.{table} where run_id = ? and audience = ?", [run_id, audience])
-    frame = pd.DataFrame({
-        "run_id": run_id, "audience": audience, "customer_id": members["customer_id"].astype(str),
-        "is_control": members["is_control"].astype(bool), "model_version": model_version,
-        "segment_rule": segment_rule, "recorded_at": now,
-    })
+    frame = pd.DataFrame(
+        {
+            "run_id": run_id,
+            "audience": audience,
+            "customer_id": members["customer_id"].astype(str),
+            "is_control": members["is_control"].astype(bool),
+            "model_version": model_version,
+            "segment_rule": segment_rule,
+            "recorded_at": now,
+        }
+    )
     conn.register("_segmint_members", frame)
     try:
-        conn.execute(f"insert into {SCHEMA}.members_provenance select run_id, audience, customer_id, is_control, "
-                     "model_version, segment_rule, recorded_at from _segmint_members")
-        conn.execute(f"insert into {SCHEMA}.control_group select run_id, audience, customer_id, recorded_at "
-                     "from _segmint_members where is_control")
+        conn.execute(
+            f"insert into {SCHEMA}.members_provenance select run_id, audience, customer_id, is_control, "
+            "model_version, segment_rule, recorded_at from _segmint_members"
+        )
+        conn.execute(
+            f"insert into {SCHEMA}.control_group select run_id, audience, customer_id, recorded_at "
+            "from _segmint_members where is_control"
+        )
     finally:
         conn.unregister("_segmint_members")
 
 
-def add_erasure_removals(conn: duckdb.DuckDBPyConnection, destination: str, audience: str,
-                         records: Iterable[SyncRecord]) -> int:
+def add_erasure_removals(
+    conn: duckdb.DuckDBPyConnection, destination: str, audience: str, records: Iterable[SyncRecord]
+) -> int:
     """Owe these removals to a dry-run destination (sent by its next sync); returns how many were recorded."""
     ensure_schema(conn)
-    rows = [[destination, audience, r.member_key, json.dumps(dict(r.identifiers), sort_keys=True, default=str),
-             rounded_value(r.value), r.external_id, utc_now()] for r in records]
+    rows = [
+        [
+            destination,
+            audience,
+            r.member_key,
+            json.dumps(dict(r.identifiers), sort_keys=True, default=str),
+            rounded_value(r.value),
+            r.external_id,
+            utc_now(),
+        ]
+        for r in records
+    ]
     if rows:
         conn.executemany(f"insert or replace into {SCHEMA}.erasure_removals values (?, ?, ?, ?, ?, ?, ?)", rows)
     return len(rows)
@@ -329,14 +433,22 @@ def erasure_removals(conn: duckdb.DuckDBPyConnection, destination: str, audience
     """The removals owed to one destination and audience (oldest first)."""
     rows = conn.execute(
         f"select member_key, identifiers_json, value, external_id from {SCHEMA}.erasure_removals "
-        "where destination = ? and audience = ? order by recorded_at, member_key", [destination, audience]).fetchall()
-    return [SyncRecord(key, json.loads(identifiers), value, external_id) for key, identifiers, value, external_id in rows]
+        "where destination = ? and audience = ? order by recorded_at, member_key",
+        [destination, audience],
+    ).fetchall()
+    return [
+        SyncRecord(key, json.loads(identifiers), value, external_id) for key, identifiers, value, external_id in rows
+    ]
 
 
-def settle_erasure_removals(conn: duckdb.DuckDBPyConnection, destination: str, audience: str,
-                            member_keys: Iterable[str]) -> None:
+def settle_erasure_removals(
+    conn: duckdb.DuckDBPyConnection, destination: str, audience: str, member_keys: Iterable[str]
+) -> None:
     """Forget the owed removals that were sent (the identifiers they carried are deleted with them)."""
     keys = list(member_keys)
     if keys:
-        conn.execute(f"delete from {SCHEMA}.erasure_removals where destination = ? and audience = ? "
-                     "and member_key in (select unnest(?))", [destination, audience, keys])
+        conn.execute(
+            f"delete from {SCHEMA}.erasure_removals where destination = ? and audience = ? "
+            "and member_key in (select unnest(?))",
+            [destination, audience, keys],
+        )

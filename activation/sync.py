@@ -76,8 +76,9 @@ def guard_change(previous_size: int, new_size: int, max_change_share: float) -> 
     if previous_size <= 0:
         return True, f"first sync: {new_size} members"
     change = (new_size - previous_size) / previous_size
-    message = (f"audience size {previous_size} -> {new_size} ({change:+.1%}); "
-               f"allowed change is +/-{max_change_share:.0%}")
+    message = (
+        f"audience size {previous_size} -> {new_size} ({change:+.1%}); allowed change is +/-{max_change_share:.0%}"
+    )
     return abs(change) <= max_change_share, message
 
 
@@ -88,8 +89,9 @@ def consenting(members: pd.DataFrame, destination_kind: str) -> pd.Series:
     return members["marketing_consent"].fillna(False).astype(bool)
 
 
-def plan_sync(conn: duckdb.DuckDBPyConnection, audience: Audience, destination: Destination,
-              members: pd.DataFrame | None = None) -> SyncPlan:
+def plan_sync(
+    conn: duckdb.DuckDBPyConnection, audience: Audience, destination: Destination, members: pd.DataFrame | None = None
+) -> SyncPlan:
     """The diff a sync would send, without sending anything (also what the blocking guard check needs)."""
     ledger.ensure_schema(conn)
     members = select_members(conn, audience) if members is None else members
@@ -103,18 +105,30 @@ def plan_sync(conn: duckdb.DuckDBPyConnection, audience: Audience, destination: 
             unmatchable += 1
         else:
             records[record.member_key] = record
-    current = pd.DataFrame({"member_key": list(records),
-                            "fingerprint": [r.fingerprint for r in records.values()],
-                            "value": [r.value for r in records.values()]})
+    current = pd.DataFrame(
+        {
+            "member_key": list(records),
+            "fingerprint": [r.fingerprint for r in records.values()],
+            "value": [r.value for r in records.values()],
+        }
+    )
     held = ledger.load_ledger(conn, destination.name, audience.name)
-    return SyncPlan(records=records, ledger_rows=held, diff=ledger.plan_diff(current, held),
-                    previous_size=ledger.previous_audience_size(conn, destination.name, audience.name),
-                    new_size=len(records), members=len(members), control=int(members["is_control"].sum()),
-                    skipped_no_consent=len(treated) - len(allowed), skipped_unmatchable=unmatchable)
+    return SyncPlan(
+        records=records,
+        ledger_rows=held,
+        diff=ledger.plan_diff(current, held),
+        previous_size=ledger.previous_audience_size(conn, destination.name, audience.name),
+        new_size=len(records),
+        members=len(members),
+        control=int(members["is_control"].sum()),
+        skipped_no_consent=len(treated) - len(allowed),
+        skipped_unmatchable=unmatchable,
+    )
 
 
-def _reconcile(conn: duckdb.DuckDBPyConnection, destination: Destination, audience: str,
-               readback: dict[str, Any]) -> dict[str, Any]:
+def _reconcile(
+    conn: duckdb.DuckDBPyConnection, destination: Destination, audience: str, readback: dict[str, Any]
+) -> dict[str, Any]:
     """Compare what the destination reports (list size, member record ids) with the ledger's confirmed rows."""
     member_ids = readback.pop("member_record_ids", None)
     held = ledger.load_ledger(conn, destination.name, audience)
@@ -132,9 +146,16 @@ def _reconcile(conn: duckdb.DuckDBPyConnection, destination: Destination, audien
     return readback
 
 
-def sync_audience(conn: duckdb.DuckDBPyConnection, audience: Audience, destination: Destination, run_id: str,
-                  model_version: str | None, dry_run: bool = False, members: pd.DataFrame | None = None,
-                  enforce_guard: bool = True) -> SyncReport:
+def sync_audience(
+    conn: duckdb.DuckDBPyConnection,
+    audience: Audience,
+    destination: Destination,
+    run_id: str,
+    model_version: str | None,
+    dry_run: bool = False,
+    members: pd.DataFrame | None = None,
+    enforce_guard: bool = True,
+) -> SyncReport:
     """Send one audience's additions and removals to one destination; see the module docstring for the flow.
 
     Dry-run: the destination must have been built with a dry_run_dir (its requests become JSON files); member
@@ -145,22 +166,42 @@ def sync_audience(conn: duckdb.DuckDBPyConnection, audience: Audience, destinati
     started = time.monotonic()
     members = select_members(conn, audience) if members is None else members
     plan = plan_sync(conn, audience, destination, members)
-    report = SyncReport(audience=audience.name, destination=destination.name, run_id=run_id, dry_run=dry_run,
-                        unchanged=len(plan.diff.unchanged), members=plan.members, control=plan.control,
-                        skipped_no_consent=plan.skipped_no_consent, skipped_unmatchable=plan.skipped_unmatchable)
+    report = SyncReport(
+        audience=audience.name,
+        destination=destination.name,
+        run_id=run_id,
+        dry_run=dry_run,
+        unchanged=len(plan.diff.unchanged),
+        members=plan.members,
+        control=plan.control,
+        skipped_no_consent=plan.skipped_no_consent,
+        skipped_unmatchable=plan.skipped_unmatchable,
+    )
     ok, message = guard_change(plan.previous_size, plan.new_size, audience.max_change_share)
     if enforce_guard and not ok:
         raise SyncGuardError(f"{audience.name} -> {destination.name}: {message}")
     if not dry_run:
         ledger.record_membership(conn, run_id, audience.name, members, model_version, audience.rule)
-    ledger.start_run(conn, run_id, audience.name, destination.name, model_version, audience.rule, dry_run,
-                     plan.previous_size, plan.new_size)
+    ledger.start_run(
+        conn,
+        run_id,
+        audience.name,
+        destination.name,
+        model_version,
+        audience.rule,
+        dry_run,
+        plan.previous_size,
+        plan.new_size,
+    )
     removes = ledger.records_from_ledger(plan.ledger_rows, plan.diff.remove)
     # Removals owed for erased persons (captured while this destination ran as a dry-run): a dry-run writes them,
     # with the plain identifiers masked, so the request files never keep them; a live destination never received
     # them (its ledger has no row), so there is nothing to remove there and they are only settled.
-    owed = [r for r in ledger.erasure_removals(conn, destination.name, audience.name)
-            if r.member_key not in set(plan.diff.remove) and r.member_key not in plan.records]
+    owed = [
+        r
+        for r in ledger.erasure_removals(conn, destination.name, audience.name)
+        if r.member_key not in set(plan.diff.remove) and r.member_key not in plan.records
+    ]
     if dry_run and owed:
         removes += owed
         _mask_in_dry_run_files(destination, owed)
@@ -190,7 +231,8 @@ def _mask_in_dry_run_files(destination: Destination, records: list[SyncRecord]) 
         return
     for record in records:
         values = [record.member_key] + [
-            str(v) for k, v in record.identifiers.items()
+            str(v)
+            for k, v in record.identifiers.items()
             if isinstance(v, str) and not is_sha256_hex(v) and ("email" in k or "phone" in k or k.endswith("id"))
         ]
         client.masked.update({value: ERASED_MARKER for value in values if value})
@@ -208,9 +250,17 @@ def _with_origin(record: SyncRecord, pending: dict[str, tuple[str, str]], run_id
     return replace(record, origin_run_id=origin if fingerprint == record.fingerprint else run_id)
 
 
-def _send_batch(conn: duckdb.DuckDBPyConnection, audience: Audience, destination: Destination, run_id: str,
-                model_version: str | None, action: str, batch: list[SyncRecord], dry_run: bool,
-                report: SyncReport) -> None:
+def _send_batch(
+    conn: duckdb.DuckDBPyConnection,
+    audience: Audience,
+    destination: Destination,
+    run_id: str,
+    model_version: str | None,
+    action: str,
+    batch: list[SyncRecord],
+    dry_run: bool,
+    report: SyncReport,
+) -> None:
     keys = [r.member_key for r in batch]
     if not dry_run:
         if action == "add":
@@ -224,8 +274,18 @@ def _send_batch(conn: duckdb.DuckDBPyConnection, audience: Audience, destination
             ledger.confirm_adds(conn, destination.name, audience.name, result.confirmed, result.external_ids)
         else:
             ledger.confirm_removes(conn, destination.name, audience.name, result.confirmed)
-        ledger.record_batch(conn, run_id, audience.name, destination.name, report.batches, action, len(batch),
-                            len(result.confirmed), len(result.failed), result.response)
+        ledger.record_batch(
+            conn,
+            run_id,
+            audience.name,
+            destination.name,
+            report.batches,
+            action,
+            len(batch),
+            len(result.confirmed),
+            len(result.failed),
+            result.response,
+        )
     if action == "add":
         report.added += len(result.confirmed)
     else:
@@ -243,15 +303,18 @@ def lift_by_audience(assignments: pd.DataFrame, orders: pd.DataFrame) -> pd.Data
     put them in the audience, in the group of that run (the hash makes the group stable). Revenue is in the
     order currency; p_value is Welch's t-test on revenue per customer (NaN when a group has < 2 customers).
     """
-    first = (assignments.sort_values("recorded_at")
-             .groupby(["audience", "customer_id"], as_index=False)
-             .first()[["audience", "customer_id", "is_control", "recorded_at"]])
+    first = (
+        assignments.sort_values("recorded_at")
+        .groupby(["audience", "customer_id"], as_index=False)
+        .first()[["audience", "customer_id", "is_control", "recorded_at"]]
+    )
     joined = first.merge(orders[["customer_id", "ordered_at", "order_total"]], on="customer_id", how="left")
     after = joined["ordered_at"] > joined["recorded_at"]
     joined["orders_after"] = after.astype(int)
     joined["revenue_after"] = joined["order_total"].where(after, 0.0).fillna(0.0)
-    per_customer = (joined.groupby(["audience", "customer_id", "is_control"], as_index=False)
-                    .agg(orders_after=("orders_after", "sum"), revenue_after=("revenue_after", "sum")))
+    per_customer = joined.groupby(["audience", "customer_id", "is_control"], as_index=False).agg(
+        orders_after=("orders_after", "sum"), revenue_after=("revenue_after", "sum")
+    )
     rows = []
     for audience_name, group in per_customer.groupby("audience"):
         treated = group[~group["is_control"].astype(bool)]
@@ -269,8 +332,9 @@ def lift_by_audience(assignments: pd.DataFrame, orders: pd.DataFrame) -> pd.Data
         if len(treated) >= 2 and len(control) >= 2 and spread > 0:
             with warnings.catch_warnings():  # a group with identical values is fine for Welch's test
                 warnings.simplefilter("ignore", RuntimeWarning)
-                row["p_value"] = float(stats.ttest_ind(treated["revenue_after"], control["revenue_after"],
-                                                       equal_var=False).pvalue)
+                row["p_value"] = float(
+                    stats.ttest_ind(treated["revenue_after"], control["revenue_after"], equal_var=False).pvalue
+                )
         else:
             row["p_value"] = np.nan
         rows.append(row)

@@ -26,8 +26,20 @@ CANCELLED_STATUSES = ("cancelled", "canceled", "void", "voided")
 REFUND_STATUSES = ("refunded", "refund", "returned")
 # docs/ARCHITECTURE.md, "Event vocabulary": the floor counts each type, so the scan does the same work per row.
 EVENT_TYPES = (
-    "page_view", "product_view", "add_to_cart", "begin_checkout", "shipping_info_viewed", "purchase", "review_read",
-    "compare_used", "gallery_view", "video_play", "countdown_view", "low_stock_view", "discount_code_applied", "search",
+    "page_view",
+    "product_view",
+    "add_to_cart",
+    "begin_checkout",
+    "shipping_info_viewed",
+    "purchase",
+    "review_read",
+    "compare_used",
+    "gallery_view",
+    "video_play",
+    "countdown_view",
+    "low_stock_view",
+    "discount_code_applied",
+    "search",
 )
 # The notebook's shares, with the dbt definitions (macros/behaviour_features.sql) written as pandas masks.
 RESEARCH_EVENTS, RESEARCH_PAGES = ("review_read", "compare_used"), ("reviews", "comparison")
@@ -75,7 +87,9 @@ def pandas_customer_features(landing_dir: Path) -> pd.DataFrame:
         }
     )
     by_visitor = flags.groupby("customer_id")
-    behaviour = by_visitor[["research", "sale", "discount_event", "brand", "visual", "urgency"]].mean().add_suffix("_share")
+    behaviour = (
+        by_visitor[["research", "sale", "discount_event", "brand", "visual", "urgency"]].mean().add_suffix("_share")
+    )
     behaviour["event_count"] = by_visitor.size()
     behaviour["active_days"] = by_visitor["occurred_on"].nunique()
 

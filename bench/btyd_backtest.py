@@ -44,7 +44,9 @@ def features_at(log: pd.DataFrame, cutoff: pd.Timestamp, horizon_days: int) -> p
     by_customer = past.groupby("customer_id")
     first_on = by_customer["ordered_on"].min()
     last_on = by_customer["ordered_on"].max()
-    first_value = past[past["ordered_on"] == past["customer_id"].map(first_on)].groupby("customer_id")["dollar_value"].sum()
+    first_value = (
+        past[past["ordered_on"] == past["customer_id"].map(first_on)].groupby("customer_id")["dollar_value"].sum()
+    )
     features = pd.DataFrame(
         {
             "repeat_order_count": by_customer["ordered_on"].nunique() - 1,
@@ -77,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nCDNOW, training cut-off {cutoff}, horizon {horizon} days, {len(train):,} customers; chosen: {chosen}")
         print(evaluation.drop(columns="note").round(3).to_markdown(index=False))
         ordered = train["days_to_next_order"].dropna()
-        print(f"reference: predicting half the horizon for everyone, next-order days MAE {(ordered - horizon / 2).abs().mean():.1f}")
+        print(
+            f"reference: predicting half the horizon for everyone, next-order days MAE {(ordered - horizon / 2).abs().mean():.1f}"
+        )
     return 0
 
 

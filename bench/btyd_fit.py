@@ -44,7 +44,10 @@ def simulate(customers: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.
 
 def _old_module():
     source = subprocess.run(
-        ["git", "show", f"{OLD_COMMIT}:ml/btyd.py"], capture_output=True, text=True, check=True,
+        ["git", "show", f"{OLD_COMMIT}:ml/btyd.py"],
+        capture_output=True,
+        text=True,
+        check=True,
         cwd=Path(__file__).parents[1],
     ).stdout
     spec = importlib.util.spec_from_loader("btyd_old", loader=None)

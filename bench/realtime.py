@@ -57,8 +57,13 @@ TARGET_P99_MS, TARGET_RATE, TARGET_RSS_GIB = 10.0, 2000, 1.5
 MAX_CONNECTIONS_PER_WORKER = 512
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length: *(\d+)\r\n", re.IGNORECASE)
 REQUEST_TIMEOUT_S = 10.0
-EVENT_MIX = (("product_view", 0.60), ("page_view", 0.20), ("add_to_cart", 0.10), ("video_play", 0.05),
-             ("purchase", 0.05))
+EVENT_MIX = (
+    ("product_view", 0.60),
+    ("page_view", 0.20),
+    ("add_to_cart", 0.10),
+    ("video_play", 0.05),
+    ("purchase", 0.05),
+)
 CATEGORIES = ("shoes", "bags", "jackets", "hats", "socks")
 RFM_SEGMENTS = ("Champions", "Loyal Customers", "Potential Loyalists", "At Risk", "Hibernating", "Lost")
 BEHAVIOURAL = ("Researchers", "Bargain Hunters", "Visual Shoppers", "Impulse Buyers")
@@ -71,14 +76,16 @@ def synthetic_customers(n: int, seed: int = 7) -> pd.DataFrame:
     """n known customers with batch segments and scores (the bundle's customer columns; no PII)."""
     rng = np.random.default_rng(seed)
     rfm = np.array(RFM_SEGMENTS, dtype=object)[rng.integers(0, len(RFM_SEGMENTS), n)]
-    return pd.DataFrame({
-        "customer_id": [f"C{i:07d}" for i in range(n)],
-        "rfm_segment": rfm,
-        "behavioral_segment": np.array(BEHAVIOURAL, dtype=object)[rng.integers(0, len(BEHAVIOURAL), n)],
-        "recommended_action": np.where(rfm == "At Risk", "Win back with a personal offer", "Reward and retain"),
-        "predicted_clv": np.round(rng.gamma(1.5, 120.0, n), 2),
-        "purchase_propensity": np.round(rng.uniform(0, 1, n), 3),
-    })
+    return pd.DataFrame(
+        {
+            "customer_id": [f"C{i:07d}" for i in range(n)],
+            "rfm_segment": rfm,
+            "behavioral_segment": np.array(BEHAVIOURAL, dtype=object)[rng.integers(0, len(BEHAVIOURAL), n)],
+            "recommended_action": np.where(rfm == "At Risk", "Win back with a personal offer", "Reward and retain"),
+            "predicted_clv": np.round(rng.gamma(1.5, 120.0, n), 2),
+            "purchase_propensity": np.round(rng.uniform(0, 1, n), 3),
+        }
+    )
 
 
 def synthetic_lookalike():
@@ -88,17 +95,29 @@ def synthetic_lookalike():
     rng = np.random.default_rng(0)
     n = 400
     visual = rng.uniform(0, 1, n)
-    early = pd.DataFrame({
-        "customer_id": [f"T{i}" for i in range(n)],
-        "product_views_per_active_day": rng.uniform(0, 8, n), "research_share": rng.uniform(0, 1, n),
-        "sale_share": rng.uniform(0, 1, n), "discount_event_share": rng.uniform(0, 0.2, n),
-        "shipping_abandon_rate": rng.uniform(0, 1, n), "brand_share": rng.uniform(0, 1, n), "visual_share": visual,
-        "urgency_share": rng.uniform(0, 0.3, n), "event_count": rng.integers(1, 200, n),
-        "active_days": rng.integers(1, 30, n),
-    })
+    early = pd.DataFrame(
+        {
+            "customer_id": [f"T{i}" for i in range(n)],
+            "product_views_per_active_day": rng.uniform(0, 8, n),
+            "research_share": rng.uniform(0, 1, n),
+            "sale_share": rng.uniform(0, 1, n),
+            "discount_event_share": rng.uniform(0, 0.2, n),
+            "shipping_abandon_rate": rng.uniform(0, 1, n),
+            "brand_share": rng.uniform(0, 1, n),
+            "visual_share": visual,
+            "urgency_share": rng.uniform(0, 0.3, n),
+            "event_count": rng.integers(1, 200, n),
+            "active_days": rng.integers(1, 30, n),
+        }
+    )
     high = visual + rng.normal(0, 0.2, n) > 0.6
-    rfm = pd.DataFrame({"customer_id": early["customer_id"], "rfm_segment": np.where(high, "Champions", "Hibernating"),
-                        "monetary_score": np.where(high, 4, 2)})
+    rfm = pd.DataFrame(
+        {
+            "customer_id": early["customer_id"],
+            "rfm_segment": np.where(high, "Champions", "Hibernating"),
+            "monetary_score": np.where(high, 4, 2),
+        }
+    )
     return fit_lookalike(early, rfm)
 
 
@@ -106,8 +125,13 @@ def write_synthetic_bundle(data_dir: Path, customers: int) -> dict:
     from realtime.bundle import bundles_dir, lookalike_json, write_bundle
     from realtime.rules import DEFAULT_RULES_PATH
 
-    return write_bundle(bundles_dir(data_dir), synthetic_customers(customers), lookalike_json(synthetic_lookalike()),
-                        DEFAULT_RULES_PATH.read_text(encoding="utf-8"), as_of_date=datetime.now(UTC).date().isoformat())
+    return write_bundle(
+        bundles_dir(data_dir),
+        synthetic_customers(customers),
+        lookalike_json(synthetic_lookalike()),
+        DEFAULT_RULES_PATH.read_text(encoding="utf-8"),
+        as_of_date=datetime.now(UTC).date().isoformat(),
+    )
 
 
 def free_port() -> int:
@@ -135,12 +159,15 @@ def start_service(data_dir: Path, port: int, timeout: float = 300, fsync: str | 
     if fsync:
         env["SEGMINT_REALTIME_FSYNC"] = fsync
     log = open(data_dir / "serve.log", "w")  # noqa: SIM115 (kept open for the child's life)
-    process = subprocess.Popen([sys.executable, "-m", "realtime.cli", "serve"], cwd=PROJECT_ROOT, env=env,
-                               stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "realtime.cli", "serve"], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the service exited {process.returncode}: {(data_dir / 'serve.log').read_text()[-2000:]}")
+            raise RuntimeError(
+                f"the service exited {process.returncode}: {(data_dir / 'serve.log').read_text()[-2000:]}"
+            )
         try:
             if http(port, "GET", "/healthz", timeout=2)[0] == 200:
                 return process
@@ -166,9 +193,16 @@ def open_sessions(port: int, sessions: int, batch: int = 1000) -> float:
     """`sessions` live visitors, one product view each, in batches; returns the seconds it took."""
     started = time.monotonic()
     for first in range(0, sessions, batch):
-        events = [{"anonymous_id": f"s{i}", "event_type": "product_view", "product_id": f"p{i % 500}",
-                   "category": CATEGORIES[i % len(CATEGORIES)], "event_id": f"warm-{i}"}
-                  for i in range(first, min(first + batch, sessions))]
+        events = [
+            {
+                "anonymous_id": f"s{i}",
+                "event_type": "product_view",
+                "product_id": f"p{i % 500}",
+                "category": CATEGORIES[i % len(CATEGORIES)],
+                "event_id": f"warm-{i}",
+            }
+            for i in range(first, min(first + batch, sessions))
+        ]
         status, body = http(port, "POST", "/v1/events", json.dumps({"events": events}).encode())
         if status != 200:
             raise RuntimeError(f"warm-up batch at {first}: HTTP {status} {body[:200]!r}")
@@ -268,7 +302,7 @@ class _Connection(asyncio.Protocol):
         load = self.load
         load.latencies.append(load.clock() - self.scheduled)
         status = self.buffer[9:12]
-        del self.buffer[:end + 4 + length]
+        del self.buffer[: end + 4 + length]
         self.scheduled = None
         if status != b"200":
             load.error(f"HTTP {status.decode('latin-1')}")
@@ -278,8 +312,12 @@ class _Connection(asyncio.Protocol):
 
 
 def _request(body: bytes) -> bytes:
-    return (b"POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: "
-            + str(len(body)).encode() + b"\r\n\r\n" + body)
+    return (
+        b"POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
 
 
 def _bodies(count: int, worker: int, level: int, sessions: int, customers: int, seed: int) -> list[bytes]:
@@ -295,9 +333,14 @@ def _bodies(count: int, worker: int, level: int, sessions: int, customers: int, 
             who = f'"customer_id":"C{rng.randrange(customers):07d}"'
         kind = rng.choices(kinds, weights)[0]
         category = CATEGORIES[rng.randrange(len(CATEGORIES))]
-        bodies.append(_request((
-            f'{{{who},"event_type":"{kind}","product_id":"p{rng.randrange(500)}","category":"{category}",'
-            f'"device":"mobile","event_id":"b{level}-{worker}-{i}"}}').encode()))
+        bodies.append(
+            _request(
+                (
+                    f'{{{who},"event_type":"{kind}","product_id":"p{rng.randrange(500)}","category":"{category}",'
+                    f'"device":"mobile","event_id":"b{level}-{worker}-{i}"}}'
+                ).encode()
+            )
+        )
     return bodies
 
 
@@ -331,8 +374,15 @@ async def _generate(port: int, rate: float, duration: float, start_wall: float, 
         load.latencies.extend(finished - scheduled for scheduled in waiting)
     for conn in list(load.idle):
         conn.transport.close()
-    return {"latencies": load.latencies.tobytes(), "lags": lags.tobytes(), "errors": load.errors, "sent": total,
-            "answered": len(load.latencies), "elapsed": finished - start, "connections": load.peak}
+    return {
+        "latencies": load.latencies.tobytes(),
+        "lags": lags.tobytes(),
+        "errors": load.errors,
+        "sent": total,
+        "answered": len(load.latencies),
+        "elapsed": finished - start,
+        "connections": load.peak,
+    }
 
 
 def _worker(args: tuple) -> dict:
@@ -347,8 +397,9 @@ def _worker(args: tuple) -> dict:
     return asyncio.run(_generate(port, rate, duration, start_wall, bodies))
 
 
-def run_level(port: int, pid: int, rate: int, duration: float, workers: int, level: int, sessions: int,
-              customers: int, seed: int) -> dict:
+def run_level(
+    port: int, pid: int, rate: int, duration: float, workers: int, level: int, sessions: int, customers: int, seed: int
+) -> dict:
     """One open-loop run at `rate` events/s split over `workers` processes; the figures of one table row."""
     context = multiprocessing.get_context("fork")
     start_wall = time.time() + 3.0 + 0.25 * workers  # time to pre-format the bodies and align
@@ -370,13 +421,20 @@ def run_level(port: int, pid: int, rate: int, duration: float, workers: int, lev
     elapsed = max(r["elapsed"] for r in results)
     answered_ok = sent - sum(errors.values())
     return {
-        "rate": rate, "sent": sent, "seconds": round(elapsed, 2), "achieved": round(answered_ok / elapsed, 1),
-        "p50_ms": round(float(np.percentile(latencies, 50)), 2), "p95_ms": round(float(np.percentile(latencies, 95)), 2),
-        "p99_ms": round(float(np.percentile(latencies, 99)), 2), "max_ms": round(float(latencies.max()), 2),
-        "errors": sum(errors.values()), "error_kinds": errors,
+        "rate": rate,
+        "sent": sent,
+        "seconds": round(elapsed, 2),
+        "achieved": round(answered_ok / elapsed, 1),
+        "p50_ms": round(float(np.percentile(latencies, 50)), 2),
+        "p95_ms": round(float(np.percentile(latencies, 95)), 2),
+        "p99_ms": round(float(np.percentile(latencies, 99)), 2),
+        "max_ms": round(float(latencies.max()), 2),
+        "errors": sum(errors.values()),
+        "error_kinds": errors,
         "generator_lag_p99_ms": round(float(np.percentile(lags, 99)), 2) if len(lags) else None,
         "connections": sum(r["connections"] for r in results),
-        "rss_mib": round(max(rss_peak, rss_bytes(pid)) / 2**20, 1), "load_average": os.getloadavg()[0],
+        "rss_mib": round(max(rss_peak, rss_bytes(pid)) / 2**20, 1),
+        "load_average": os.getloadavg()[0],
     }
 
 
@@ -400,7 +458,7 @@ def _trivial_server(port: int, ready) -> None:
                 length = int(match.group(1)) if match else 0
                 if len(self.buffer) < end + 4 + length:
                     return
-                del self.buffer[:end + 4 + length]
+                del self.buffer[: end + 4 + length]
                 self.transport.write(answer)
 
     async def serve() -> None:
@@ -431,49 +489,64 @@ def generator_self_test(rate: int, duration: float, workers: int, seed: int) -> 
 
 def render(rows: list[dict], meta: dict) -> str:
     """The BENCHMARKS.md section (also bench/results/realtime.md)."""
-    header = ("| events/s asked | achieved /s | p50 ms | p95 ms | p99 ms | max ms | errors | generator lag p99 ms "
-              "| service RSS MiB | load avg (1 min) |")
+    header = (
+        "| events/s asked | achieved /s | p50 ms | p95 ms | p99 ms | max ms | errors | generator lag p99 ms "
+        "| service RSS MiB | load avg (1 min) |"
+    )
     table = [header, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        table.append(f"| {r['rate']:,} | {r['achieved']:,.0f} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | "
-                     f"{r['max_ms']} | {r['errors']} | {r['generator_lag_p99_ms']} | {r['rss_mib']:,.0f} | "
-                     f"{r['load_average']:.1f} |")
+        table.append(
+            f"| {r['rate']:,} | {r['achieved']:,.0f} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | "
+            f"{r['max_ms']} | {r['errors']} | {r['generator_lag_p99_ms']} | {r['rss_mib']:,.0f} | "
+            f"{r['load_average']:.1f} |"
+        )
     target = next((r for r in rows if r["rate"] == TARGET_RATE), None)
     rss_max = max(r["rss_mib"] for r in rows) / 1024
     if target is None:
         verdict = f"_{TARGET_RATE:,} events/s was not run._"
     else:
         checks = [
-            (f"p99 <= {TARGET_P99_MS:g} ms at {TARGET_RATE:,} events/s", f"{target['p99_ms']} ms",
-             target["p99_ms"] <= TARGET_P99_MS),
+            (
+                f"p99 <= {TARGET_P99_MS:g} ms at {TARGET_RATE:,} events/s",
+                f"{target['p99_ms']} ms",
+                target["p99_ms"] <= TARGET_P99_MS,
+            ),
             (f"zero errors at {TARGET_RATE:,} events/s", str(target["errors"]), target["errors"] == 0),
-            (f"RSS < {TARGET_RSS_GIB} GiB (1 M customers, {meta['sessions']:,} live sessions)", f"{rss_max:.2f} GiB",
-             rss_max < TARGET_RSS_GIB),
-            (f"the documents' {DOCUMENTS_MS:g} ms (p99, every rate)", f"{max(r['p99_ms'] for r in rows)} ms",
-             all(r["p99_ms"] < DOCUMENTS_MS for r in rows)),
+            (
+                f"RSS < {TARGET_RSS_GIB} GiB (1 M customers, {meta['sessions']:,} live sessions)",
+                f"{rss_max:.2f} GiB",
+                rss_max < TARGET_RSS_GIB,
+            ),
+            (
+                f"the documents' {DOCUMENTS_MS:g} ms (p99, every rate)",
+                f"{max(r['p99_ms'] for r in rows)} ms",
+                all(r["p99_ms"] < DOCUMENTS_MS for r in rows),
+            ),
         ]
         verdict = "| target | measured | met |\n|---|---:|:---:|\n" + "\n".join(
-            f"| {name} | {value} | {'yes' if ok else 'NO'} |" for name, value, ok in checks)
+            f"| {name} | {value} | {'yes' if ok else 'NO'} |" for name, value, ok in checks
+        )
     errors = "; ".join(f"{r['rate']:,}/s: {r['error_kinds']}" for r in rows if r["errors"]) or "none"
     own = meta.get("self_test")
     generator = (
         f"The generator alone (same processes, against a loopback server answering a fixed 200) at {own['rate']:,}/s: "
         f"achieved {own['achieved']:,.0f}/s, p99 {own['p99_ms']} ms, max {own['max_ms']} ms, its own lag p99 "
         f"{own['generator_lag_p99_ms']} ms, {own['errors']} errors (load average {own['load_average']:.1f})."
-        if own else "The generator's self-test was skipped."
+        if own
+        else "The generator's self-test was skipped."
     )
     return f"""## Real-time segment service (`make bench-realtime`)
 
-Produced by `{meta['command']}` (`bench/realtime.py`) on {meta['when']}. Open loop on loopback: request i is
+Produced by `{meta["command"]}` (`bench/realtime.py`) on {meta["when"]}. Open loop on loopback: request i is
 scheduled at start + i / rate whatever the answers and its latency runs from that scheduled time to the last byte of
-the answer, so stalls count (no coordinated omission). One event per request (`POST /v1/events`), {meta['duration']:g} s
-per rate, {meta['workers']} generator processes (asyncio + uvloop, raw keep-alive HTTP/1.1) sharing the machine with
-the service; 80 % of the events from {meta['sessions']:,} live sessions opened beforehand, 20 % from the
-{meta['customers']:,} known customers of a synthetic bundle written by the service's own writer
-({meta['bundle_mib']:.0f} MiB on disk, loaded in {meta['load_s']:.1f} s). Every event is in the durable log before its
-answer ({meta['fsync']}). Service RSS after the warm-up: {meta['rss_warm_mib']:,.0f} MiB.
-Machine: {meta['machine']}; **shared with other jobs**: the load average (1 min) is shown per row and was
-{meta['load_before']:.1f} before the run (2.0 = both cores busy).
+the answer, so stalls count (no coordinated omission). One event per request (`POST /v1/events`), {meta["duration"]:g} s
+per rate, {meta["workers"]} generator processes (asyncio + uvloop, raw keep-alive HTTP/1.1) sharing the machine with
+the service; 80 % of the events from {meta["sessions"]:,} live sessions opened beforehand, 20 % from the
+{meta["customers"]:,} known customers of a synthetic bundle written by the service's own writer
+({meta["bundle_mib"]:.0f} MiB on disk, loaded in {meta["load_s"]:.1f} s). Every event is in the durable log before its
+answer ({meta["fsync"]}). Service RSS after the warm-up: {meta["rss_warm_mib"]:,.0f} MiB.
+Machine: {meta["machine"]}; **shared with other jobs**: the load average (1 min) is shown per row and was
+{meta["load_before"]:.1f} before the run (2.0 = both cores busy).
 
 {chr(10).join(table)}
 
@@ -511,10 +584,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/segmint-bench-realtime"))
     parser.add_argument("--no-write", action="store_true", help="print the section, leave BENCHMARKS.md alone")
-    parser.add_argument("--fsync", choices=list(FSYNC_POLICIES), default=None,
-                        help="the service's log policy (SEGMINT_REALTIME_FSYNC; default: as shipped)")
-    parser.add_argument("--self-test-rate", type=int, default=5000,
-                        help="first run the generator alone at this rate (0: skip)")
+    parser.add_argument(
+        "--fsync",
+        choices=list(FSYNC_POLICIES),
+        default=None,
+        help="the service's log policy (SEGMINT_REALTIME_FSYNC; default: as shipped)",
+    )
+    parser.add_argument(
+        "--self-test-rate", type=int, default=5000, help="first run the generator alone at this rate (0: skip)"
+    )
     args = parser.parse_args(argv)
 
     data_dir = args.work_dir / "data"
@@ -538,8 +616,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench-realtime: sessions open in {warm_s:.1f} s, RSS {rss_warm / 2**20:,.0f} MiB", flush=True)
         rows = []
         for level, rate in enumerate(args.rates):
-            row = run_level(port, service.pid, rate, args.duration, args.workers, level, args.sessions,
-                            args.customers, args.seed)
+            row = run_level(
+                port, service.pid, rate, args.duration, args.workers, level, args.sessions, args.customers, args.seed
+            )
             rows.append(row)
             print(f"bench-realtime: {json.dumps(row)}", flush=True)
             if service.poll() is not None:
@@ -551,11 +630,19 @@ def main(argv: list[str] | None = None) -> int:
         except subprocess.TimeoutExpired:
             service.kill()
     meta = {
-        "command": "make bench-realtime" if argv is None and len(sys.argv) == 1 else "python -m bench.realtime "
-        + " ".join(sys.argv[1:] if argv is None else argv),
-        "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "duration": args.duration, "workers": args.workers,
-        "sessions": args.sessions, "customers": args.customers, "bundle_mib": manifest["bytes"] / 2**20,
-        "load_s": load_s, "rss_warm_mib": rss_warm / 2**20, "load_before": load_before, "self_test": self_test,
+        "command": "make bench-realtime"
+        if argv is None and len(sys.argv) == 1
+        else "python -m bench.realtime " + " ".join(sys.argv[1:] if argv is None else argv),
+        "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "duration": args.duration,
+        "workers": args.workers,
+        "sessions": args.sessions,
+        "customers": args.customers,
+        "bundle_mib": manifest["bytes"] / 2**20,
+        "load_s": load_s,
+        "rss_warm_mib": rss_warm / 2**20,
+        "load_before": load_before,
+        "self_test": self_test,
         "fsync": f"log fsync policy `{args.fsync or fsync_policy({})}`"
         + ("" if args.fsync else ", as shipped; realtime/log.py"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",

@@ -101,19 +101,27 @@ def verdicts(result: SizeResult) -> list[Verdict]:
     floor, pandas = result.floor_ratio, result.pandas_ratio
     return [
         Verdict(
-            "end to end <= 10 min", f"{seconds / 60:.1f} min", result.succeeded and seconds <= TARGET_END_TO_END_SECONDS,
+            "end to end <= 10 min",
+            f"{seconds / 60:.1f} min",
+            result.succeeded and seconds <= TARGET_END_TO_END_SECONDS,
             _margin(seconds, TARGET_END_TO_END_SECONDS, "s", lower_is_better=True),
         ),
         Verdict(
-            "peak RSS < 6 GiB", f"{peak / GIB:.2f} GiB", peak < TARGET_PEAK_RSS_BYTES,
+            "peak RSS < 6 GiB",
+            f"{peak / GIB:.2f} GiB",
+            peak < TARGET_PEAK_RSS_BYTES,
             _margin(peak / GIB, TARGET_PEAK_RSS_BYTES / GIB, " GiB", lower_is_better=True),
         ),
         Verdict(
-            "feature build <= 3x raw scan", _times(floor), floor <= TARGET_MAX_FLOOR_RATIO,
+            "feature build <= 3x raw scan",
+            _times(floor),
+            floor <= TARGET_MAX_FLOOR_RATIO,
             _margin(floor, TARGET_MAX_FLOOR_RATIO, "x", lower_is_better=True),
         ),
         Verdict(
-            ">= 5x faster than pandas", _times(pandas), pandas >= TARGET_MIN_PANDAS_RATIO,
+            ">= 5x faster than pandas",
+            _times(pandas),
+            pandas >= TARGET_MIN_PANDAS_RATIO,
             _margin(pandas, TARGET_MIN_PANDAS_RATIO, "x", lower_is_better=False),
         ),
     ]
@@ -187,9 +195,7 @@ def model_table(results: Sequence[SizeResult]) -> str:
     return "\n".join(lines)
 
 
-def render_benchmarks(
-    results: Sequence[SizeResult], machine: Mapping[str, str], command: str, notes: str
-) -> str:
+def render_benchmarks(results: Sequence[SizeResult], machine: Mapping[str, str], command: str, notes: str) -> str:
     """BENCHMARKS.md: machine, command, the table for every size, targets on the 1-million size, then the notes."""
     commands = " / ".join(sorted({f"`{r.pipeline_command}`" for r in results}))
     machine_lines = "\n".join(f"- {key}: {value}" for key, value in machine.items())

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
 
@@ -40,7 +40,16 @@ DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
 SEED = 42
 JOB = "segmint_refresh"
 DAILY_WINDOW_DAYS = 3  # orchestration/defs/schedules.py, LATE_ARRIVAL_DAYS
-VERSIONED_PACKAGES = ("dagster", "dagster-dbt", "dbt-core", "dbt-duckdb", "duckdb", "pandas", "scikit-learn", "lightgbm")
+VERSIONED_PACKAGES = (
+    "dagster",
+    "dagster-dbt",
+    "dbt-core",
+    "dbt-duckdb",
+    "duckdb",
+    "pandas",
+    "scikit-learn",
+    "lightgbm",
+)
 
 
 def bin_path(name: str) -> str:
@@ -51,8 +60,21 @@ def bin_path(name: str) -> str:
 def generate_command(size: int, landing: Path, truth: Path, seed: int = SEED) -> list[str]:
     """The generator's command line for one size (profile bench: ~5 orders, ~30 events per customer)."""
     return [
-        sys.executable, "-m", "demo_shop", "--landing", str(landing), "--truth", str(truth),
-        "--customers", str(size), "--seed", str(seed), "--format", "parquet", "--profile", "bench",
+        sys.executable,
+        "-m",
+        "demo_shop",
+        "--landing",
+        str(landing),
+        "--truth",
+        str(truth),
+        "--customers",
+        str(size),
+        "--seed",
+        str(seed),
+        "--format",
+        "parquet",
+        "--profile",
+        "bench",
     ]
 
 
@@ -105,7 +127,7 @@ def machine_facts() -> dict[str, str]:
     cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")), "?")
     versions = ", ".join(f"{name} {_version(name)}" for name in VERSIONED_PACKAGES)
     return {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cores": str(os.cpu_count()),
         "memory": f"{mem_kib / 1024**2:.1f} GiB",
         "cpu": cpu,
@@ -126,7 +148,10 @@ def run_baseline(kind: str, landing: Path) -> dict:
     """Times one baseline (`bench.baselines`) in a fresh process and returns its JSON line."""
     completed = subprocess.run(
         [sys.executable, "-m", "bench.baselines", kind, str(landing)],
-        cwd=PROJECT_ROOT, check=True, capture_output=True, text=True,
+        cwd=PROJECT_ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
@@ -210,7 +235,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line's options."""
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES), help="customers per shop")
-    parser.add_argument("--work-dir", type=Path, default=None, help="where shops and warehouses go (default: a tmp dir)")
+    parser.add_argument(
+        "--work-dir", type=Path, default=None, help="where shops and warehouses go (default: a tmp dir)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the generated files, warehouses and logs")
     parser.add_argument("--report-only", action="store_true", help="re-render BENCHMARKS.md from bench/results.json")
     return parser.parse_args(argv)

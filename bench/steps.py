@@ -77,8 +77,12 @@ def read_run_timings(dagster_home: Path) -> RunTimings:
             raise RuntimeError(f"no run stored in {dagster_home}")
         run = runs[0]
         wanted = {
-            DagsterEventType.RUN_START, DagsterEventType.RUN_SUCCESS, DagsterEventType.RUN_FAILURE,
-            DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE,
+            DagsterEventType.RUN_START,
+            DagsterEventType.RUN_SUCCESS,
+            DagsterEventType.RUN_FAILURE,
+            DagsterEventType.STEP_START,
+            DagsterEventType.STEP_SUCCESS,
+            DagsterEventType.STEP_FAILURE,
         }
         events = [
             StepEvent(entry.step_key, entry.dagster_event.event_type_value, entry.timestamp)

@@ -39,9 +39,7 @@ def _emails(first: pa.Array, last: pa.Array, customer_number: np.ndarray, rng: n
 
     case = rng.random(n)
     email = pc.if_else(pa.array(case < c.EMAIL_TITLE_CASE_PROB), pc.utf8_title(email), email)
-    email = pc.if_else(
-        pa.array(case > 1 - c.EMAIL_UPPER_CASE_PROB), pc.utf8_upper(email), email
-    )
+    email = pc.if_else(pa.array(case > 1 - c.EMAIL_UPPER_CASE_PROB), pc.utf8_upper(email), email)
     padded = pa.array(rng.random(n) < c.EMAIL_PADDED_PROB)
     email = pc.if_else(padded, pc.binary_join_element_wise(" ", email, "  ", ""), email)
     missing = pa.array(rng.random(n) < c.EMAIL_MISSING_PROB)
@@ -54,9 +52,7 @@ def _phones(n: int, rng: np.random.Generator) -> pa.Array:
     line = zero_padded(rng.integers(0, 10_000, n), 4)
     weights = c.PHONE_FORMAT_WEIGHTS / c.PHONE_FORMAT_WEIGHTS.sum()
     style = rng.choice(len(c.PHONE_FORMATS), size=n, p=weights)
-    prefix, after_area, after_exchange = (
-        from_vocabulary([f[i] for f in c.PHONE_FORMATS], style) for i in range(3)
-    )
+    prefix, after_area, after_exchange = (from_vocabulary([f[i] for f in c.PHONE_FORMATS], style) for i in range(3))
     phone = pc.binary_join_element_wise(prefix, area, after_area, "555", after_exchange, line, "")
     missing = pa.array(rng.random(n) < c.PHONE_MISSING_PROB)
     return pc.if_else(missing, pa.nulls(n, pa.string()), phone)
@@ -67,8 +63,9 @@ def _canadian_postal_codes(n: int, rng: np.random.Generator) -> pa.Array:
     letters = _CANADIAN_POSTAL_LETTERS[rng.integers(0, len(_CANADIAN_POSTAL_LETTERS), (n, 3))]
     digits = (rng.integers(0, 10, (n, 3)) + ord("0")).astype(np.uint8)
     space = np.full((n, 1), ord(" "), dtype=np.uint8)
-    chars = np.hstack([letters[:, :1], digits[:, :1], letters[:, 1:2], space, digits[:, 1:2], letters[:, 2:],
-                       digits[:, 2:]])
+    chars = np.hstack(
+        [letters[:, :1], digits[:, :1], letters[:, 1:2], space, digits[:, 1:2], letters[:, 2:], digits[:, 2:]]
+    )
     return fixed_width_strings(chars)
 
 

@@ -83,11 +83,13 @@ def _browse_event_counts(archetype: np.ndarray, mult: float, rng: np.random.Gene
     return 1 + rng.poisson(mean)
 
 
-def _browse_sessions(visitor: np.ndarray, at: np.ndarray, archetype: np.ndarray, mult: float,
-                     rng: np.random.Generator) -> Sessions:
+def _browse_sessions(
+    visitor: np.ndarray, at: np.ndarray, archetype: np.ndarray, mult: float, rng: np.random.Generator
+) -> Sessions:
     n = len(visitor)
-    return Sessions(visitor, at, _browse_event_counts(archetype[visitor], mult, rng), np.zeros(n, bool),
-                    np.zeros(n, bool))
+    return Sessions(
+        visitor, at, _browse_event_counts(archetype[visitor], mult, rng), np.zeros(n, bool), np.zeros(n, bool)
+    )
 
 
 def _concat(parts: list[Sessions]) -> Sessions:
@@ -128,16 +130,19 @@ def buyer_sessions(
         discounted=web_purchases.discount_code >= 0,
     )
     mult = params.events_per_session_mult
-    return _concat([
-        _browse_sessions(alive_v, alive_t, archetype, mult, rng),
-        _browse_sessions(churned_v, churned_t, archetype, mult, rng),
-        _browse_sessions(purchases.customer[pre_order], pre_t, archetype, mult, rng),
-        order_sessions,
-    ])
+    return _concat(
+        [
+            _browse_sessions(alive_v, alive_t, archetype, mult, rng),
+            _browse_sessions(churned_v, churned_t, archetype, mult, rng),
+            _browse_sessions(purchases.customer[pre_order], pre_t, archetype, mult, rng),
+            order_sessions,
+        ]
+    )
 
 
-def prospect_sessions(prospects: Prospects, params: c.ProfileParams, window: ShopWindow,
-                      rng: np.random.Generator) -> Sessions:
+def prospect_sessions(
+    prospects: Prospects, params: c.ProfileParams, window: ShopWindow, rng: np.random.Generator
+) -> Sessions:
     """Sessions of a block of prospects: one at first sight, the rest spread over their interest period."""
     n = len(prospects)
     interest_until = np.minimum(prospects.interest_ends_at, window.cutoff)
@@ -171,13 +176,15 @@ def _checkout_tails(sessions: Sessions, rng: np.random.Generator) -> tuple[np.nd
     """(session, kind) of the checkout events that end each order session, in page order."""
     order_sessions = np.flatnonzero(sessions.is_order)
     n = len(order_sessions)
-    tail = np.column_stack([
-        np.full(n, c.KIND_ADD_TO_CART),
-        np.full(n, c.KIND_BEGIN_CHECKOUT),
-        np.where(rng.random(n) < c.SHIPPING_INFO_IN_ORDER_PROB, c.KIND_SHIPPING_INFO, -1),
-        np.where(sessions.discounted[order_sessions], c.KIND_DISCOUNT_APPLIED, -1),
-        np.full(n, c.KIND_PURCHASE),
-    ])
+    tail = np.column_stack(
+        [
+            np.full(n, c.KIND_ADD_TO_CART),
+            np.full(n, c.KIND_BEGIN_CHECKOUT),
+            np.where(rng.random(n) < c.SHIPPING_INFO_IN_ORDER_PROB, c.KIND_SHIPPING_INFO, -1),
+            np.where(sessions.discounted[order_sessions], c.KIND_DISCOUNT_APPLIED, -1),
+            np.full(n, c.KIND_PURCHASE),
+        ]
+    )
     present = tail >= 0
     return np.repeat(order_sessions, present.sum(axis=1)), tail[present]
 
@@ -201,8 +208,9 @@ class BlockEvents:
     utm_pair: np.ndarray  # index into the flattened utm pairs, -1 = untagged
 
 
-def events_from_sessions(sessions: Sessions, visitors: Visitors, window: ShopWindow,
-                         rng: np.random.Generator) -> BlockEvents:
+def events_from_sessions(
+    sessions: Sessions, visitors: Visitors, window: ShopWindow, rng: np.random.Generator
+) -> BlockEvents:
     """Expand sessions into timed events (browse events first, the checkout tail last, purchase at the anchor)."""
     mix = draw_event_mix(visitors.archetype, rng)
     browse_session = np.repeat(np.arange(len(sessions.visitor)), sessions.browse_events)
@@ -262,8 +270,9 @@ def events_from_sessions(sessions: Sessions, visitors: Visitors, window: ShopWin
     )
 
 
-def event_table(events: BlockEvents, visitors: Visitors, first_event_number: int, customer_id_width: int,
-                seed: int) -> pa.Table:
+def event_table(
+    events: BlockEvents, visitors: Visitors, first_event_number: int, customer_id_width: int, seed: int
+) -> pa.Table:
     """The landing `events` columns for one block; event_id numbers continue from first_event_number."""
     n = len(events.visitor)
     visitor = pa.array(events.visitor)
@@ -275,15 +284,17 @@ def event_table(events: BlockEvents, visitors: Visitors, first_event_number: int
     utm_sources = [pair[0] for pair in _UTM_PAIRS]
     utm_campaigns = [pair[1] for pair in _UTM_PAIRS]
     product_missing = events.product == 0
-    return pa.table({
-        "event_id": zero_padded(np.arange(first_event_number, first_event_number + n), c.EVENT_ID_WIDTH, "E"),
-        "customer_id": customer_id,
-        "anonymous_id": anonymous_ids(visitors.anonymous_key, seed).take(visitor),
-        "occurred_at": pa.array(events.occurred_at, pa.timestamp("s")),
-        "event_type": from_vocabulary(c.EVENT_TYPES, _KIND_EVENT_TYPE[events.kind]),
-        "page_type": from_vocabulary(c.PAGE_TYPES, _KIND_PAGE_TYPE[events.kind]),
-        "product_id": from_vocabulary(_PRODUCT_IDS, events.product - 1, missing=product_missing),
-        "device": from_vocabulary(c.DEVICES, events.device),
-        "utm_source": from_vocabulary(utm_sources, events.utm_pair),
-        "utm_campaign": from_vocabulary(utm_campaigns, events.utm_pair),
-    })
+    return pa.table(
+        {
+            "event_id": zero_padded(np.arange(first_event_number, first_event_number + n), c.EVENT_ID_WIDTH, "E"),
+            "customer_id": customer_id,
+            "anonymous_id": anonymous_ids(visitors.anonymous_key, seed).take(visitor),
+            "occurred_at": pa.array(events.occurred_at, pa.timestamp("s")),
+            "event_type": from_vocabulary(c.EVENT_TYPES, _KIND_EVENT_TYPE[events.kind]),
+            "page_type": from_vocabulary(c.PAGE_TYPES, _KIND_PAGE_TYPE[events.kind]),
+            "product_id": from_vocabulary(_PRODUCT_IDS, events.product - 1, missing=product_missing),
+            "device": from_vocabulary(c.DEVICES, events.device),
+            "utm_source": from_vocabulary(utm_sources, events.utm_pair),
+            "utm_campaign": from_vocabulary(utm_campaigns, events.utm_pair),
+        }
+    )

@@ -85,13 +85,15 @@ def customers_table(buyers: Buyers, id_width: int, rng: np.random.Generator) -> 
     """The landing `customers` columns, one row per buyer, in sign-up order."""
     number = np.arange(1, len(buyers) + 1)
     contact = contact_columns(number, rng)
-    return pa.table({
-        "customer_id": zero_padded(number, id_width),
-        **contact,
-        "signed_up_at": pa.array(buyers.signed_up_at, pa.timestamp("s")),
-        "acquisition_channel": from_vocabulary(c.ACQUISITION_CHANNELS, buyers.acquisition_channel),
-        "marketing_consent": pa.array(buyers.marketing_consent),
-    })
+    return pa.table(
+        {
+            "customer_id": zero_padded(number, id_width),
+            **contact,
+            "signed_up_at": pa.array(buyers.signed_up_at, pa.timestamp("s")),
+            "acquisition_channel": from_vocabulary(c.ACQUISITION_CHANNELS, buyers.acquisition_channel),
+            "marketing_consent": pa.array(buyers.marketing_consent),
+        }
+    )
 
 
 def order_id_width(orders: Orders) -> int:
@@ -106,17 +108,19 @@ def orders_table(orders: Orders, id_width: int, order_width: int) -> pa.Table:
     purchase_id = zero_padded(rows.order_number, order_width, prefix="O")
     order_id = pc.if_else(pa.array(rows.is_refund), pc.binary_join_element_wise(purchase_id, "R", "-"), purchase_id)
     n = len(rows)
-    return pa.table({
-        "order_id": order_id,
-        "customer_id": zero_padded(rows.customer + 1, id_width),
-        "ordered_at": pa.array(rows.ordered_at, pa.timestamp("s")),
-        "order_total": pa.array(rows.order_total),
-        "currency": pa.array(np.full(n, c.CURRENCY)),
-        "discount_amount": pa.array(rows.discount_amount),
-        "discount_code": from_vocabulary(c.DISCOUNT_CODES, rows.discount_code),
-        "channel": from_vocabulary(c.ORDER_CHANNELS, rows.channel),
-        "status": from_vocabulary((c.STATUS_COMPLETED, c.STATUS_REFUNDED), rows.is_refund.astype(np.int8)),
-    })
+    return pa.table(
+        {
+            "order_id": order_id,
+            "customer_id": zero_padded(rows.customer + 1, id_width),
+            "ordered_at": pa.array(rows.ordered_at, pa.timestamp("s")),
+            "order_total": pa.array(rows.order_total),
+            "currency": pa.array(np.full(n, c.CURRENCY)),
+            "discount_amount": pa.array(rows.discount_amount),
+            "discount_code": from_vocabulary(c.DISCOUNT_CODES, rows.discount_code),
+            "channel": from_vocabulary(c.ORDER_CHANNELS, rows.channel),
+            "status": from_vocabulary((c.STATUS_COMPLETED, c.STATUS_REFUNDED), rows.is_refund.astype(np.int8)),
+        }
+    )
 
 
 def customers_truth_table(buyers: Buyers, future: Orders, window: ShopWindow, id_width: int) -> pa.Table:
@@ -124,29 +128,40 @@ def customers_truth_table(buyers: Buyers, future: Orders, window: ShopWindow, id
     n = len(buyers)
     revenue = np.bincount(future.customer, weights=np.maximum(future.order_total, 0.0), minlength=n)
     order_count = np.bincount(future.customer[~future.is_refund], minlength=n)
-    return pa.table({
-        "customer_id": zero_padded(np.arange(1, n + 1), id_width),
-        "archetype": from_vocabulary(c.ARCHETYPES, buyers.archetype),
-        "is_alive_at_end_date": pa.array(buyers.died_at >= window.cutoff),
-        "purchase_rate": pa.array(np.round(buyers.purchase_rate, 6)),
-        "dropout_rate": pa.array(np.round(buyers.dropout_rate, 6)),
-        "future_revenue": pa.array(np.round(revenue, 2)),
-        "future_order_count": pa.array(order_count.astype(np.int64)),
-    })
+    return pa.table(
+        {
+            "customer_id": zero_padded(np.arange(1, n + 1), id_width),
+            "archetype": from_vocabulary(c.ARCHETYPES, buyers.archetype),
+            "is_alive_at_end_date": pa.array(buyers.died_at >= window.cutoff),
+            "purchase_rate": pa.array(np.round(buyers.purchase_rate, 6)),
+            "dropout_rate": pa.array(np.round(buyers.dropout_rate, 6)),
+            "future_revenue": pa.array(np.round(revenue, 2)),
+            "future_order_count": pa.array(order_count.astype(np.int64)),
+        }
+    )
 
 
 def prospects_truth_table(prospects: Prospects, n_buyers: int, seed: int) -> pa.Table:
     """Ground truth per prospect: archetype and whether (and for how much) they buy within the horizon."""
-    return pa.table({
-        "anonymous_id": anonymous_ids(n_buyers + np.arange(len(prospects)), seed),
-        "archetype": from_vocabulary(c.ARCHETYPES, prospects.archetype),
-        "converts_in_future": pa.array(prospects.converts_in_future),
-        "future_revenue": pa.array(prospects.future_revenue),
-    })
+    return pa.table(
+        {
+            "anonymous_id": anonymous_ids(n_buyers + np.arange(len(prospects)), seed),
+            "archetype": from_vocabulary(c.ARCHETYPES, prospects.archetype),
+            "converts_in_future": pa.array(prospects.converts_in_future),
+            "future_revenue": pa.array(prospects.future_revenue),
+        }
+    )
 
 
-def _write_buyer_events(writer: TableFileWriter, buyers: Buyers, orders: Orders, params: c.ProfileParams,
-                        window: ShopWindow, id_width: int, seed: int) -> None:
+def _write_buyer_events(
+    writer: TableFileWriter,
+    buyers: Buyers,
+    orders: Orders,
+    params: c.ProfileParams,
+    window: ShopWindow,
+    id_width: int,
+    seed: int,
+) -> None:
     block_starts = range(0, len(buyers), c.CUSTOMER_BLOCK_SIZE)
     order_bounds = np.searchsorted(orders.customer, [*block_starts, len(buyers)])
     for block, start in enumerate(block_starts):
@@ -167,8 +182,15 @@ def _write_buyer_events(writer: TableFileWriter, buyers: Buyers, orders: Orders,
         writer.write(event_table(events, visitors, writer.rows + 1, id_width, seed))
 
 
-def _write_prospect_events(writer: TableFileWriter, prospects: Prospects, n_buyers: int, params: c.ProfileParams,
-                           window: ShopWindow, id_width: int, seed: int) -> None:
+def _write_prospect_events(
+    writer: TableFileWriter,
+    prospects: Prospects,
+    n_buyers: int,
+    params: c.ProfileParams,
+    window: ShopWindow,
+    id_width: int,
+    seed: int,
+) -> None:
     for block, start in enumerate(range(0, len(prospects), c.CUSTOMER_BLOCK_SIZE)):
         stop = min(start + c.CUSTOMER_BLOCK_SIZE, len(prospects))
         block_prospects = _slice(prospects, start, stop)
@@ -241,10 +263,18 @@ def generate_shop(
     n_future = write_table(
         paths["future_orders_path"], orders_table(future_orders, id_width, order_width), ORDERS_SCHEMA, file_format
     )
-    write_table(paths["customers_truth_path"], customers_truth_table(buyers, future_orders, window, id_width),
-                CUSTOMERS_TRUTH_SCHEMA, file_format)
-    write_table(paths["prospects_truth_path"], prospects_truth_table(prospects, n_customers, seed),
-                PROSPECTS_TRUTH_SCHEMA, file_format)
+    write_table(
+        paths["customers_truth_path"],
+        customers_truth_table(buyers, future_orders, window, id_width),
+        CUSTOMERS_TRUTH_SCHEMA,
+        file_format,
+    )
+    write_table(
+        paths["prospects_truth_path"],
+        prospects_truth_table(prospects, n_customers, seed),
+        PROSPECTS_TRUTH_SCHEMA,
+        file_format,
+    )
     with TableFileWriter(paths["events_path"], EVENTS_SCHEMA, file_format) as events_writer:
         _write_buyer_events(events_writer, buyers, orders, params, window, id_width, seed)
         _write_prospect_events(events_writer, prospects, n_customers, params, window, id_width, seed)

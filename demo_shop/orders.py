@@ -52,9 +52,7 @@ def _repeat_order_times(buyers: Buyers, window: ShopWindow, rng: np.random.Gener
     return customer, times
 
 
-def _apply_discounts(
-    gross: np.ndarray, code: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def _apply_discounts(gross: np.ndarray, code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(order_total, discount_amount), cents-rounded; a flat code never takes more than half the order."""
     share = np.array([offer[0] for offer in c.DISCOUNT_OFFERS.values()])
     flat = np.array([offer[1] for offer in c.DISCOUNT_OFFERS.values()])

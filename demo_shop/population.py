@@ -15,7 +15,6 @@ from demo_shop import config as c
 from demo_shop.clock import ShopWindow, at_shopping_hour, growing_arrivals, month_of
 
 
-
 def archetype_trait(name: str) -> np.ndarray:
     """One ArchetypeTraits field as an array indexed by archetype code."""
     return np.array([getattr(traits, name) for traits in c.ARCHETYPE_TRAITS], dtype=np.float64)
@@ -88,16 +87,15 @@ def draw_entry_offers(
     offer = rng.choice(len(c.ENTRY_OFFER_CODES), size=n, p=weights)
     codes = np.array([c.DISCOUNT_CODES.index(code) for code in c.ENTRY_OFFER_CODES])[offer]
     out_of_season = ~np.isin(month_of(first_order_at), c.SUMMER_MONTHS)
-    codes = np.where((codes == c.DISCOUNT_CODES.index("SUMMER20")) & out_of_season,
-                     c.DISCOUNT_CODES.index("WELCOME10"), codes)
+    codes = np.where(
+        (codes == c.DISCOUNT_CODES.index("SUMMER20")) & out_of_season, c.DISCOUNT_CODES.index("WELCOME10"), codes
+    )
     return np.where(uses_offer, codes, -1).astype(np.int8)
 
 
 def draw_buyers(n: int, params: c.ProfileParams, window: ShopWindow, rng: np.random.Generator) -> Buyers:
     """n buyers with first orders over ~3 growing years before the cutoff, sorted by sign-up time."""
-    first_order_at = at_shopping_hour(
-        growing_arrivals(n, window.cutoff, c.SIGNUP_YEARS, c.SIGNUP_GROWTH, rng), rng
-    )
+    first_order_at = at_shopping_hour(growing_arrivals(n, window.cutoff, c.SIGNUP_YEARS, c.SIGNUP_GROWTH, rng), rng)
     signed_up_early = rng.random(n) >= c.SIGNUP_AT_CHECKOUT_PROB
     signup_lead = np.where(
         signed_up_early,
@@ -173,9 +171,9 @@ def draw_prospects(n: int, params: c.ProfileParams, window: ShopWindow, rng: np.
         growing_arrivals(n, window.cutoff, c.PROSPECT_FIRST_SEEN_DAYS / c.DAYS_PER_YEAR, c.SIGNUP_GROWTH, rng), rng
     )
     first_seen_at = np.minimum(first_seen_at, window.cutoff - 1)
-    interest_ends_at = first_seen_at + (
-        rng.exponential(c.PROSPECT_INTEREST_MEAN_DAYS, n) * c.SECONDS_PER_DAY
-    ).astype(np.int64)
+    interest_ends_at = first_seen_at + (rng.exponential(c.PROSPECT_INTEREST_MEAN_DAYS, n) * c.SECONDS_PER_DAY).astype(
+        np.int64
+    )
     observed_years = (np.minimum(interest_ends_at, window.cutoff) - first_seen_at) / c.SECONDS_PER_YEAR
     session_rate = _gamma_with_mean(c.SESSION_RATE_SHAPE, c.PROSPECT_SESSION_RATE, n, rng)
     extra_sessions = rng.poisson(session_rate * observed_years)

@@ -28,16 +28,28 @@ FORMATS = ("ga4", "segment", "shopify")
 SITE = "https://demo.segmint.shop"
 # The demo vocabulary in each tool's own names (a name missing here is sent as a custom event, unchanged).
 GA4_NAMES = {
-    "product_view": "view_item", "add_to_cart": "add_to_cart", "begin_checkout": "begin_checkout",
-    "shipping_info_viewed": "add_shipping_info", "search": "search", "video_play": "video_start",
-    "discount_code_applied": "coupon_applied", "page_view": "page_view",
+    "product_view": "view_item",
+    "add_to_cart": "add_to_cart",
+    "begin_checkout": "begin_checkout",
+    "shipping_info_viewed": "add_shipping_info",
+    "search": "search",
+    "video_play": "video_start",
+    "discount_code_applied": "coupon_applied",
+    "page_view": "page_view",
 }
 SEGMENT_NAMES = {
-    "product_view": "Product Viewed", "add_to_cart": "Product Added", "begin_checkout": "Checkout Started",
-    "shipping_info_viewed": "Checkout Step Viewed", "search": "Products Searched",
-    "discount_code_applied": "Coupon Applied", "review_read": "Product Reviews Viewed",
-    "compare_used": "Products Compared", "gallery_view": "Product Gallery Viewed",
-    "video_play": "Video Playback Started", "countdown_view": "Promotion Viewed", "low_stock_view": "Low Stock Viewed",
+    "product_view": "Product Viewed",
+    "add_to_cart": "Product Added",
+    "begin_checkout": "Checkout Started",
+    "shipping_info_viewed": "Checkout Step Viewed",
+    "search": "Products Searched",
+    "discount_code_applied": "Coupon Applied",
+    "review_read": "Product Reviews Viewed",
+    "compare_used": "Products Compared",
+    "gallery_view": "Product Gallery Viewed",
+    "video_play": "Video Playback Started",
+    "countdown_view": "Promotion Viewed",
+    "low_stock_view": "Low Stock Viewed",
 }
 CANCEL_EVERY = 50
 
@@ -79,9 +91,9 @@ def _write_ga4(conn: duckdb.DuckDBPyConnection, out_dir: Path) -> None:
     param = "{'key': '%s', 'value': {'string_value': %s, 'int_value': NULL::VARCHAR, 'double_value': NULL::DOUBLE}}"
     select = f"""
 SELECT strftime(CAST(ts AS TIMESTAMP), '%Y%m%d') AS event_date, {micros} AS event_timestamp,
-       CASE kind WHEN 'event' THEN {_case('event_type', GA4_NAMES)} ELSE kind END AS event_name,
-       [{param % ('page_location', page_url)}, {param % ('currency', 'currency')},
-        {param % ('coupon', 'discount_code')}] AS event_params,
+       CASE kind WHEN 'event' THEN {_case("event_type", GA4_NAMES)} ELSE kind END AS event_name,
+       [{param % ("page_location", page_url)}, {param % ("currency", "currency")},
+        {param % ("coupon", "discount_code")}] AS event_params,
        user_id, anonymous_id AS user_pseudo_id,
        {{'category': device}} AS device,
        {{'name': utm_campaign, 'medium': NULL::VARCHAR, 'source': utm_source}} AS traffic_source,
@@ -92,8 +104,12 @@ SELECT strftime(CAST(ts AS TIMESTAMP), '%Y%m%d') AS event_date, {micros} AS even
        CASE WHEN product_id IS NOT NULL THEN [{{'item_id': product_id}}] ELSE [] END AS items,
        '1' AS stream_id
 FROM timeline"""
-    months = [row[0] for row in conn.execute(
-        "SELECT DISTINCT strftime(CAST(ts AS TIMESTAMP), '%Y%m') FROM timeline ORDER BY 1").fetchall()]
+    months = [
+        row[0]
+        for row in conn.execute(
+            "SELECT DISTINCT strftime(CAST(ts AS TIMESTAMP), '%Y%m') FROM timeline ORDER BY 1"
+        ).fetchall()
+    ]
     for month in months:
         # One file per month named like BigQuery's daily tables (events_YYYYMMDD), gzip-compressed.
         conn.execute(
@@ -107,7 +123,7 @@ def _write_segment(conn: duckdb.DuckDBPyConnection, out_dir: Path) -> None:
 SELECT ts, id, CASE WHEN kind = 'event' AND event_type = 'page_view' THEN 'page' ELSE 'track' END AS type,
        CASE WHEN kind = 'event' AND event_type = 'page_view' THEN NULL  -- a page call names no event
             WHEN kind = 'purchase' THEN 'Order Completed' WHEN kind = 'refund' THEN 'Order Refunded'
-            ELSE {_case('event_type', SEGMENT_NAMES)} END AS event,
+            ELSE {_case("event_type", SEGMENT_NAMES)} END AS event,
        user_id AS userId, anonymous_id AS anonymousId, 'msg-' || id AS messageId,
        strftime(CAST(ts AS TIMESTAMP), '%Y-%m-%dT%H:%M:%S.000Z') AS timestamp,
        {{'page': {{'url': '{SITE}/' || coalesce(page_type, '') || coalesce('/' || product_id, '')}},
@@ -136,8 +152,8 @@ COPY (SELECT shopify_id AS "Customer ID", first_name AS "First Name", last_name 
              CASE WHEN marketing_consent = 'true' THEN 'yes' ELSE 'no' END AS "Accepts Email Marketing",
              country AS "Default Address Country Code", postal_code AS "Default Address Zip", phone AS "Phone",
              'no' AS "Accepts SMS Marketing"
-      FROM shop_customers ORDER BY shopify_id) TO '{out_dir / 'customers_export.csv'}' (HEADER, DELIMITER ',')""")
-    conn.execute(f"""
+      FROM shop_customers ORDER BY shopify_id) TO '{out_dir / "customers_export.csv"}' (HEADER, DELIMITER ',')""")
+    conn.execute("""
 CREATE OR REPLACE TEMP TABLE shop_orders AS
 SELECT p.*, coalesce(-r.refunded, 0) AS refunded, c.email, c.phone,
        row_number() OVER (ORDER BY p.ordered_at, p.order_id) AS n,
@@ -166,7 +182,7 @@ COPY (SELECT '#' || (1000 + o.n) AS "Name", o.email AS "Email",
              CASE WHEN {first} THEN o.channel END AS "Source",
              CASE WHEN {first} THEN o.phone END AS "Phone"
       FROM shop_orders AS o, (SELECT unnest(range(1, 4)) AS line) AS l
-      WHERE l.line <= o.lines ORDER BY o.n, l.line) TO '{out_dir / 'orders_export.csv'}' (HEADER, DELIMITER ',')""")
+      WHERE l.line <= o.lines ORDER BY o.n, l.line) TO '{out_dir / "orders_export.csv"}' (HEADER, DELIMITER ',')""")
 
 
 WRITERS = {"ga4": _write_ga4, "segment": _write_segment, "shopify": _write_shopify}

@@ -30,7 +30,7 @@ def _with_prefix(prefix: str, chars: np.ndarray) -> np.ndarray:
     prefix_bytes = np.frombuffer(prefix.encode("ascii"), dtype=np.uint8)
     out = np.empty((len(chars), len(prefix_bytes) + chars.shape[1]), dtype=np.uint8)
     out[:, : len(prefix_bytes)] = prefix_bytes
-    out[:, len(prefix_bytes):] = chars
+    out[:, len(prefix_bytes) :] = chars
     return out
 
 
@@ -56,7 +56,7 @@ def zero_padded(numbers: np.ndarray, width: int, prefix: str = "") -> pa.StringA
     for group in range(groups - 1, -1, -1):
         digits[:, group] = four_digits[rest % 10_000]
         rest = rest // 10_000
-    return fixed_width_strings(_with_prefix(prefix, digits.view(np.uint8)[:, 4 * groups - width:]))
+    return fixed_width_strings(_with_prefix(prefix, digits.view(np.uint8)[:, 4 * groups - width :]))
 
 
 def hex_text(numbers: np.ndarray, width: int, prefix: str = "") -> pa.StringArray:

@@ -18,10 +18,18 @@ FILE_FORMATS: tuple[str, ...] = ("csv", "parquet")
 
 _TEXT, _MONEY, _TIME, _FLAG = pa.string(), pa.float64(), pa.timestamp("s"), pa.bool_()
 _TYPES: dict[str, pa.DataType] = {
-    "ordered_at": _TIME, "occurred_at": _TIME, "signed_up_at": _TIME,
-    "order_total": _MONEY, "discount_amount": _MONEY, "purchase_rate": _MONEY, "dropout_rate": _MONEY,
-    "future_revenue": _MONEY, "future_order_count": pa.int64(),
-    "marketing_consent": _FLAG, "is_alive_at_end_date": _FLAG, "converts_in_future": _FLAG,
+    "ordered_at": _TIME,
+    "occurred_at": _TIME,
+    "signed_up_at": _TIME,
+    "order_total": _MONEY,
+    "discount_amount": _MONEY,
+    "purchase_rate": _MONEY,
+    "dropout_rate": _MONEY,
+    "future_revenue": _MONEY,
+    "future_order_count": pa.int64(),
+    "marketing_consent": _FLAG,
+    "is_alive_at_end_date": _FLAG,
+    "converts_in_future": _FLAG,
 }
 
 
@@ -78,8 +86,9 @@ class TableFileWriter:
     def __enter__(self) -> TableFileWriter:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         self.close()
 
 

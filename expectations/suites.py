@@ -53,7 +53,9 @@ def raw_customers_suite() -> gx.ExpectationSuite:
         expectations=[
             gxe.ExpectColumnValuesToNotBeNull(column="customer_id", meta=ERROR),
             gxe.ExpectColumnValuesToBeUnique(column="customer_id", meta=WARN),
-            gxe.ExpectColumnValuesToMatchRegex(column="email", regex=r"^\s*[^@\s]+@[^@\s]+\.[^@\s]+\s*$", mostly=0.95, meta=WARN),
+            gxe.ExpectColumnValuesToMatchRegex(
+                column="email", regex=r"^\s*[^@\s]+@[^@\s]+\.[^@\s]+\s*$", mostly=0.95, meta=WARN
+            ),
         ],
     )
 

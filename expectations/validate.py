@@ -10,8 +10,19 @@ import pandas as pd
 SAMPLE_ROWS = 5
 # Never copied into sample rows: Dagster keeps check metadata for good, and an erased person must not stay in it.
 # Raw rows keep source_file/source_row, which locate the row in the warehouse instead (issue 17).
-IDENTIFIER_COLUMNS = frozenset({"customer_id", "anonymous_id", "prospect_id", "member_key", "email", "phone",
-                                "first_name", "last_name", "postal_code"})
+IDENTIFIER_COLUMNS = frozenset(
+    {
+        "customer_id",
+        "anonymous_id",
+        "prospect_id",
+        "member_key",
+        "email",
+        "phone",
+        "first_name",
+        "last_name",
+        "postal_code",
+    }
+)
 MASKED = "<masked>"
 EXAMPLE_VALUES = 3  # offending values quoted in the one-line description (never of an IDENTIFIER_COLUMNS column)
 BOUND_KWARGS = ("min_value", "max_value")
@@ -95,8 +106,10 @@ def validate(df: pd.DataFrame, suite: gx.ExpectationSuite) -> ValidationSummary:
         details = item.result or {}
         indexes = list(details.get("unexpected_index_list") or [])[:SAMPLE_ROWS]
         rows = df.iloc[[i for i in indexes if isinstance(i, int)]].to_dict("records")
-        sample = [{k: (None if pd.isna(v) else MASKED if k in IDENTIFIER_COLUMNS else str(v)) for k, v in row.items()}
-                  for row in rows]
+        sample = [
+            {k: (None if pd.isna(v) else MASKED if k in IDENTIFIER_COLUMNS else str(v)) for k, v in row.items()}
+            for row in rows
+        ]
         kwargs = config.kwargs
         pair = [kwargs[name] for name in ("column_A", "column_B") if kwargs.get(name)]
         shown = not IDENTIFIER_COLUMNS & {kwargs.get("column"), *pair}

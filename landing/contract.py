@@ -233,4 +233,6 @@ RUN_CONTEXT_COLUMNS_SQL = (
 )
 # Temp table of the ingest: rows of erased persons dropped per (table, origin_file) of translated files.
 SUPPRESSED_TABLE = "_landing_suppressed"
-SUPPRESSED_TABLE_SQL = f"CREATE TEMP TABLE IF NOT EXISTS {SUPPRESSED_TABLE} (table_name VARCHAR, origin_file VARCHAR, n BIGINT)"
+SUPPRESSED_TABLE_SQL = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {SUPPRESSED_TABLE} (table_name VARCHAR, origin_file VARCHAR, n BIGINT)"
+)

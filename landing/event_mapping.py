@@ -147,8 +147,19 @@ PRESETS: dict[str, Preset] = {
             **{
                 name: _targets(OTHER)
                 for name in (
-                    "session_start", "first_visit", "user_engagement", "scroll", "click", "file_download",
-                    "form_start", "form_submit", "login", "sign_up", "share", "generate_lead", "first_open",
+                    "session_start",
+                    "first_visit",
+                    "user_engagement",
+                    "scroll",
+                    "click",
+                    "file_download",
+                    "form_start",
+                    "form_submit",
+                    "login",
+                    "sign_up",
+                    "share",
+                    "generate_lead",
+                    "first_open",
                 )
             },
         },
@@ -433,7 +444,8 @@ def unmapped_summary(vocabulary: pd.DataFrame) -> pd.DataFrame:
     total = int(vocabulary["event_count"].sum())
     unmapped = vocabulary.loc[~vocabulary["is_mapped"]]
     summary = (
-        unmapped.groupby("source_event_type", as_index=False)["event_count"].sum()
+        unmapped.groupby("source_event_type", as_index=False)["event_count"]
+        .sum()
         .rename(columns={"event_count": "events"})
         .sort_values(["events", "source_event_type"], ascending=[False, True], kind="stable")
         .reset_index(drop=True)

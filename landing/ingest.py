@@ -234,8 +234,12 @@ class _ParsedFile:
 
 
 def _suppress(
-    conn: duckdb.DuckDBPyConnection, spec: TableSpec, source: LoadedSource, positions: dict[str, int],
-    suppression: Suppression | None, file_name: str,
+    conn: duckdb.DuckDBPyConnection,
+    spec: TableSpec,
+    source: LoadedSource,
+    positions: dict[str, int],
+    suppression: Suppression | None,
+    file_name: str,
 ) -> tuple[LoadedSource, int]:
     """The source without the rows of suppressed persons, and how many rows that removed.
 
@@ -249,8 +253,11 @@ def _suppress(
             continue
         value = f"trim(CAST({source_column(positions[column])} AS VARCHAR))"
         with _source_read_errors(source, file_name):
-            ids = [row[0] for row in conn.execute(f"SELECT DISTINCT {value} FROM {source.relation} AS s").fetchall()
-                   if row[0]]
+            ids = [
+                row[0]
+                for row in conn.execute(f"SELECT DISTINCT {value} FROM {source.relation} AS s").fetchall()
+                if row[0]
+            ]
         matched = [i for i in ids if suppression.hash_id(i) in suppression.hashes]
         if matched:
             conditions.append(f"coalesce({value} IN ({', '.join(sql_string(i) for i in matched)}), false)")
@@ -286,8 +293,12 @@ def _date_order(max_first: int | None, max_second: int | None) -> str | None:
 
 
 def _detect_value_dialect(
-    conn: duckdb.DuckDBPyConnection, spec: TableSpec, source: LoadedSource, positions: dict[str, int],
-    options: LandingOptions, file_name: str,
+    conn: duckdb.DuckDBPyConnection,
+    spec: TableSpec,
+    source: LoadedSource,
+    positions: dict[str, int],
+    options: LandingOptions,
+    file_name: str,
 ) -> tuple[ValueDialect, tuple[str, ...]]:
     """The file's date order per timestamp column and its decimal mark, with notes saying what was chosen.
 
@@ -328,9 +339,14 @@ def _detect_value_dialect(
 
 
 def _parse_file(
-    conn: duckdb.DuckDBPyConnection, spec: TableSpec, path: Path, options: LandingOptions,
-    before_duplicates: Callable[[], None] | None = None, table: str | None = None,
-    not_compared: tuple[str, ...] = (), suppression: Suppression | None = None,
+    conn: duckdb.DuckDBPyConnection,
+    spec: TableSpec,
+    path: Path,
+    options: LandingOptions,
+    before_duplicates: Callable[[], None] | None = None,
+    table: str | None = None,
+    not_compared: tuple[str, ...] = (),
+    suppression: Suppression | None = None,
 ) -> _ParsedFile:
     """Load one landing file and parse every record into its staging table (types, record-level reasons, duplicates).
 
@@ -403,15 +419,24 @@ def _parse_file(
         )
     # The origin columns are written by format translators only; their absence is no news to a user.
     missing = tuple(
-        name for name in spec.column_names
-        if name not in positions and name not in ORIGIN_COLUMN_NAMES
+        name
+        for name in spec.column_names
+        if name not in positions
+        and name not in ORIGIN_COLUMN_NAMES
         and not (key_generated and name == spec.generated_key)
     )
     if suppressed:
         notes.append(f"{suppressed} rows of erased persons suppressed (privacy.suppression): not read, not quarantined")
     return _ParsedFile(
-        spec, path.name, source, missing, tuple(notes), key_generated, dropped_columns=dropped,
-        rows_suppressed=suppressed, table=table,
+        spec,
+        path.name,
+        source,
+        missing,
+        tuple(notes),
+        key_generated,
+        dropped_columns=dropped,
+        rows_suppressed=suppressed,
+        table=table,
     )
 
 
@@ -421,7 +446,9 @@ def _scrub_translator_rejects(conn: duckdb.DuckDBPyConnection, options: LandingO
     rules rejected carry `origin_file` in their translated record and were screened already."""
     denylist = options.special_categories or load_denylist()
     contract = frozenset(name for spec in LANDING_TABLES for name in spec.column_names)
-    translator_rejects = "(CASE WHEN json_valid(raw_record) THEN json_extract_string(raw_record, '$.origin_file') END) IS NULL"
+    translator_rejects = (
+        "(CASE WHEN json_valid(raw_record) THEN json_extract_string(raw_record, '$.origin_file') END) IS NULL"
+    )
     return scrub_quarantined_records(conn, _stage(QUARANTINE), translator_rejects, contract, denylist)
 
 
@@ -589,8 +616,14 @@ def _stage_empty_table(conn: duckdb.DuckDBPyConnection, spec: TableSpec) -> None
 
 
 def _stage_bookkeeping(
-    conn: duckdb.DuckDBPyConnection, reports: tuple[FileReport, ...], as_of: date, horizon_days: int,
-    landing_dir: Path, is_demo: bool, reporting_currency: str | None, source_format: str = "segmint",
+    conn: duckdb.DuckDBPyConnection,
+    reports: tuple[FileReport, ...],
+    as_of: date,
+    horizon_days: int,
+    landing_dir: Path,
+    is_demo: bool,
+    reporting_currency: str | None,
+    source_format: str = "segmint",
 ) -> None:
     """Stage raw.ingest_log (one row per file read) and raw.run_context (exactly one row)."""
     conn.execute(f"CREATE OR REPLACE TABLE {_stage(INGEST_LOG)} ({INGEST_LOG_COLUMNS_SQL})")
@@ -598,8 +631,17 @@ def _stage_bookkeeping(
         conn.executemany(
             f"INSERT INTO {_stage(INGEST_LOG)} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                [r.source_file, r.table_name, r.rows_in, r.rows_accepted, r.rows_quarantined, r.rows_after_as_of,
-                 r.rows_merged, r.ids_generated, r.rows_suppressed]
+                [
+                    r.source_file,
+                    r.table_name,
+                    r.rows_in,
+                    r.rows_accepted,
+                    r.rows_quarantined,
+                    r.rows_after_as_of,
+                    r.rows_merged,
+                    r.ids_generated,
+                    r.rows_suppressed,
+                ]
                 for r in reports
             ],
         )
@@ -637,8 +679,14 @@ def _drop_stage_tables(conn: duckdb.DuckDBPyConnection) -> None:
 
 
 def ingest_landing(
-    conn: duckdb.DuckDBPyConnection, landing_dir: Path, as_of: date | None, horizon_days: int, is_demo: bool,
-    options: LandingOptions | None = None, source_format: str | None = None, work_dir: Path | None = None,
+    conn: duckdb.DuckDBPyConnection,
+    landing_dir: Path,
+    as_of: date | None,
+    horizon_days: int,
+    is_demo: bool,
+    options: LandingOptions | None = None,
+    source_format: str | None = None,
+    work_dir: Path | None = None,
     realtime_log_dir: Path | None = None,
     suppression: Suppression | None = None,
 ) -> LandingReport:
@@ -679,8 +727,9 @@ def ingest_landing(
     try:
         with _ingest_session(conn):
             parsed_by_name = {
-                spec.name: _parse_file(conn, spec, path, options, convert_orders if spec is ORDERS else None,
-                                       suppression=suppression)
+                spec.name: _parse_file(
+                    conn, spec, path, options, convert_orders if spec is ORDERS else None, suppression=suppression
+                )
                 for spec in parse_order
                 if (path := paths[spec.name]) is not None
             }
@@ -697,7 +746,13 @@ def ingest_landing(
                 if paths[spec.name] is None:
                     _stage_empty_table(conn, spec)
             _stage_bookkeeping(
-                conn, reports, effective_as_of, horizon_days, landing_dir, is_demo, reporting[0],
+                conn,
+                reports,
+                effective_as_of,
+                horizon_days,
+                landing_dir,
+                is_demo,
+                reporting[0],
                 formats.source_format_of(translation),
             )
             scrubbed = 0
@@ -717,8 +772,12 @@ def ingest_landing(
             shutil.rmtree(log_work, ignore_errors=True)
     missing = tuple(spec.name for spec in LANDING_TABLES if paths[spec.name] is None)
     return LandingReport(
-        as_of=effective_as_of, files=reports, missing_files=missing, reporting_currency=reporting[0],
-        source_format=formats.source_format_of(translation), realtime_log=log_report,
+        as_of=effective_as_of,
+        files=reports,
+        missing_files=missing,
+        reporting_currency=reporting[0],
+        source_format=formats.source_format_of(translation),
+        realtime_log=log_report,
         special_category_records_scrubbed=scrubbed,
     )
 
@@ -734,8 +793,12 @@ def _log_work_dir(work_dir: Path | None) -> Path:
 
 
 def _parse_event_log(
-    conn: duckdb.DuckDBPyConnection, files: list[Path], log_dir: Path | None, work: Path | None,
-    events: _ParsedFile | None, suppression: Suppression | None = None,
+    conn: duckdb.DuckDBPyConnection,
+    files: list[Path],
+    log_dir: Path | None,
+    work: Path | None,
+    events: _ParsedFile | None,
+    suppression: Suppression | None = None,
 ) -> _ParsedFile | None:
     """The real-time log's events parsed into their own stage, ids already in the shop's events file set aside."""
     if not files or work is None:
@@ -744,7 +807,12 @@ def _parse_event_log(
     realtime_log.translate_event_log(conn, files, path, Path(log_dir) if log_dir else None)
     # The log's records are JSON values: no delimiter or date-order setting of the shop's CSV files applies.
     parsed = _parse_file(
-        conn, EVENTS, path, LandingOptions(), table=realtime_log.STAGE_TABLE, not_compared=ORIGIN_COLUMN_NAMES,
+        conn,
+        EVENTS,
+        path,
+        LandingOptions(),
+        table=realtime_log.STAGE_TABLE,
+        not_compared=ORIGIN_COLUMN_NAMES,
         suppression=suppression,
     )
     if events is not None:
@@ -758,10 +826,12 @@ def _stage_event_log(conn: duckdb.DuckDBPyConnection, report: FileReport) -> Fil
         conn, _stage(realtime_log.STAGE_TABLE), _stage(EVENTS.name), _stage(QUARANTINE), _stage(INGEST_LOG)
     )
     files = ", ".join(sql_string(name) for name, *_ in rows) or "NULL"
-    reasons = dict(conn.execute(
-        f"SELECT split_part(reason, ':', 1) AS code, count(*) FROM {_stage(QUARANTINE)} "
-        f"WHERE source_file IN ({files}) GROUP BY code ORDER BY code"
-    ).fetchall())
+    reasons = dict(
+        conn.execute(
+            f"SELECT split_part(reason, ':', 1) AS code, count(*) FROM {_stage(QUARANTINE)} "
+            f"WHERE source_file IN ({files}) GROUP BY code ORDER BY code"
+        ).fetchall()
+    )
     return replace(
         report,
         source_file=f"{realtime_log.LOG_SUBDIR}/{realtime_log.EVENT_LOG_PATTERN}",

@@ -32,8 +32,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from landing.formats.common import drop_lines, json_reason_sql, load_json_lines, raw_record_sql
 from landing.contract import SUPPRESSED_TABLE, SUPPRESSED_TABLE_SQL
+from landing.formats.common import drop_lines, json_reason_sql, load_json_lines, raw_record_sql
 from landing.sources import sql_string
 
 # Relative to the data folder (SEGMINT_DATA_DIR), as the service writes it (shared contract, issue 16).
@@ -50,8 +50,20 @@ TORN_LAST_LINE = "torn_last_line"
 DUPLICATE_IN_LANDING_FILE = "duplicate_in_landing_file"
 # The event line's fields that are events-contract columns (page_url is not in the log: NULL).
 EVENT_FIELDS = (
-    "event_id", "customer_id", "anonymous_id", "occurred_at", "event_type", "page_type", "product_id", "device",
-    "utm_source", "utm_campaign", "category", "utm_medium", "utm_content", "value",
+    "event_id",
+    "customer_id",
+    "anonymous_id",
+    "occurred_at",
+    "event_type",
+    "page_type",
+    "product_id",
+    "device",
+    "utm_source",
+    "utm_campaign",
+    "category",
+    "utm_medium",
+    "utm_content",
+    "value",
 )
 _STRUCTURE = json.dumps({name: "VARCHAR" for name in EVENT_FIELDS})
 
@@ -91,7 +103,9 @@ def _load_log_lines(conn: duckdb.DuckDBPyConnection, files: list[Path], log_dir:
     """
     load_json_lines(conn, files)
     conn.execute("CREATE OR REPLACE TEMP TABLE _rt_names (filename VARCHAR, origin_file VARCHAR)")
-    conn.executemany("INSERT INTO _rt_names VALUES (?, ?)", [list(pair) for pair in origin_names(files, log_dir).items()])
+    conn.executemany(
+        "INSERT INTO _rt_names VALUES (?, ?)", [list(pair) for pair in origin_names(files, log_dir).items()]
+    )
     conn.execute("""
 CREATE OR REPLACE TEMP TABLE _rt_raw AS
 SELECT n.origin_file, f.rowid - o.first + 1 AS origin_row, f.line
@@ -119,7 +133,7 @@ def translate_event_log(
 CREATE OR REPLACE TEMP TABLE _rt_lines AS
 SELECT origin_file, origin_row, line,
        CASE WHEN NOT json_valid(line) AND origin_row = max(origin_row) OVER (PARTITION BY origin_file) THEN {torn}
-            ELSE {json_reason_sql('line')} END AS reason
+            ELSE {json_reason_sql("line")} END AS reason
 FROM _rt_raw""")
     conn.execute("DROP TABLE temp._rt_raw")
     conn.execute(
@@ -127,7 +141,7 @@ FROM _rt_raw""")
     )
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE {REJECTS_TABLE} AS
-SELECT origin_file, origin_row, reason, {raw_record_sql('line')} AS raw_record FROM _rt_lines WHERE reason IS NOT NULL
+SELECT origin_file, origin_row, reason, {raw_record_sql("line")} AS raw_record FROM _rt_lines WHERE reason IS NOT NULL
 ORDER BY origin_file, origin_row""")
     columns = ", ".join(f"r.{name} AS {name}" for name in EVENT_FIELDS)
     conn.execute(f"""
@@ -171,7 +185,9 @@ WHERE source_file = {work}""")
     )
     conn.execute(f"UPDATE {log_stage} SET source_file = origin_file, source_row = origin_row")
     conn.execute(f"DELETE FROM {ingest_log} WHERE source_file = {work}")
-    conn.execute(SUPPRESSED_TABLE_SQL)  # rows of erased persons, dropped unread by the ingest (landing.ingest._suppress)
+    conn.execute(
+        SUPPRESSED_TABLE_SQL
+    )  # rows of erased persons, dropped unread by the ingest (landing.ingest._suppress)
     rows = conn.execute(f"""
 SELECT c.origin_file, c.rows_in, coalesce(a.n, 0), coalesce(q.n, 0), coalesce(q.after, 0), coalesce(s.n, 0)
 FROM {COUNTS_TABLE} AS c
@@ -182,9 +198,11 @@ LEFT JOIN (SELECT source_file AS origin_file, count(*) AS n,
 LEFT JOIN (SELECT origin_file, sum(n) AS n FROM {SUPPRESSED_TABLE} WHERE table_name = 'events' GROUP BY 1) AS s
     USING (origin_file)
 ORDER BY 1""").fetchall()
-    unexplained = [(name, rows_in, accepted, quarantined, suppressed)
-                   for name, rows_in, accepted, quarantined, _, suppressed in rows
-                   if rows_in != accepted + quarantined + suppressed]
+    unexplained = [
+        (name, rows_in, accepted, quarantined, suppressed)
+        for name, rows_in, accepted, quarantined, _, suppressed in rows
+        if rows_in != accepted + quarantined + suppressed
+    ]
     if unexplained:
         # An internal invariant: every log record is accepted or quarantined, exactly once.
         raise RuntimeError(
@@ -229,9 +247,7 @@ class TransitionLog:
     examples: tuple[str, ...]
 
 
-def read_transitions(
-    conn: duckdb.DuckDBPyConnection, files: list[Path], log_dir: Path | None = None
-) -> TransitionLog:
+def read_transitions(conn: duckdb.DuckDBPyConnection, files: list[Path], log_dir: Path | None = None) -> TransitionLog:
     """Every transition line of the files (see TransitionLog); a torn last line is counted, not read."""
     empty = pd.DataFrame({name: pd.Series(dtype="object") for name in (*TRANSITION_COLUMNS, "origin_file")})
     if not files:
@@ -254,7 +270,7 @@ FROM (SELECT origin_file, origin_row, reason,
              CASE WHEN reason IS NULL THEN json_transform(line, '{structure}') END AS r
       FROM (SELECT *, CASE WHEN NOT json_valid(line) AND origin_row = max(origin_row) OVER (PARTITION BY origin_file)
                            THEN '{TORN_LAST_LINE}: not valid JSON (a write cut short: never acknowledged)'
-                           ELSE {json_reason_sql('line')} END AS reason
+                           ELSE {json_reason_sql("line")} END AS reason
             FROM _rt_raw))""")
     conn.execute("DROP TABLE temp._rt_raw")
     transitions = conn.execute("""

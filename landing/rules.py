@@ -87,7 +87,15 @@ class ValueDialect:
 NAIVE_TIMESTAMP_TYPES = ("TIMESTAMP", "DATE")
 ZONED_TIMESTAMP_TYPE = "TIMESTAMP WITH TIME ZONE"
 EXACT_NUMBER_TYPES = (
-    "DOUBLE", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"
+    "DOUBLE",
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
 )
 BOOLEAN_TYPE = "BOOLEAN"
 # A DECIMAL below the absurd limit with at most 6 decimals has an unscaled integer below 2**53, exact as a
@@ -243,7 +251,8 @@ def _ambiguous_date_branch(column: ColumnSpec, raw: str, value: str, text: str, 
     if order not in (AMBIGUOUS, INCONSISTENT):
         return []
     why = (
-        "no day above 12 tells day-first from month-first" if order == AMBIGUOUS
+        "no day above 12 tells day-first from month-first"
+        if order == AMBIGUOUS
         else "the file has both day-first and month-first dates"
     )
     detail = f"{why}; set SEGMINT_DATE_FORMAT=DMY or MDY"
@@ -285,9 +294,7 @@ def row_reason_branches(
                 f"WHEN {raw} IS NOT NULL AND {value} IS NULL THEN {_reason('invalid_number', column, text)}"
             )
             branches.append(f"WHEN NOT isfinite({value}) THEN {_reason('non_finite_number', column, text)}")
-            branches.append(
-                f"WHEN abs({value}) >= {ABSURD_AMOUNT!r} THEN {_reason('absurd_amount', column, text)}"
-            )
+            branches.append(f"WHEN abs({value}) >= {ABSURD_AMOUNT!r} THEN {_reason('absurd_amount', column, text)}")
             if column.positive:
                 branches.append(f"WHEN {value} <= 0 THEN {_reason('non_positive_number', column, text)}")
     return branches

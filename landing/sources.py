@@ -183,9 +183,7 @@ def _empty_source(conn: duckdb.DuckDBPyConnection, table: str, note: str) -> Loa
     return LoadedSource(_table_relation(table, 0), (), (), 0, (note,))
 
 
-def load_csv(
-    conn: duckdb.DuckDBPyConnection, path: Path, table: str, delimiter: str | None = None
-) -> LoadedSource:
+def load_csv(conn: duckdb.DuckDBPyConnection, path: Path, table: str, delimiter: str | None = None) -> LoadedSource:
     """Load a CSV file as text into temp `table`; non-UTF-8 bytes fall back to latin-1 with a note.
 
     `delimiter` forces the delimiter (SEGMINT_CSV_DELIMITER); by default it is detected (detect_delimiter).
@@ -200,9 +198,7 @@ def load_csv(
     if delimiter != ",":
         notes = (f"delimiter {delimiter_name(delimiter)} ({'SEGMINT_CSV_DELIMITER' if forced else 'detected'})",)
     try:
-        conn.execute(
-            f"CREATE OR REPLACE TEMP TABLE {table} AS {_read_csv_sql(path, len(header), 'utf-8', delimiter)}"
-        )
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {_read_csv_sql(path, len(header), 'utf-8', delimiter)}")
     except duckdb.Error as error:
         if "Invalid unicode" not in str(error):
             raise LandingError(_csv_error_line(path.name, str(error), delimiter)) from None
@@ -252,9 +248,7 @@ def parquet_read_errors(file_name: str) -> Iterator[None]:
         raise LandingError(f"{file_name}: cannot be read as Parquet ({first_line})") from None
 
 
-def load_source(
-    conn: duckdb.DuckDBPyConnection, path: Path, table: str, delimiter: str | None = None
-) -> LoadedSource:
+def load_source(conn: duckdb.DuckDBPyConnection, path: Path, table: str, delimiter: str | None = None) -> LoadedSource:
     """Load a landing file (by extension), one row per data record; `table` is the temp table it may use."""
     if path.stat().st_size == 0:
         return _empty_source(conn, table, "empty file: 0 bytes")

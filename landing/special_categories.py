@@ -75,7 +75,9 @@ class DroppedColumn:
     matched_by: str  # "column name" | "values"
 
     def note(self) -> str:
-        return f"column '{self.column}' dropped at ingest: special category {self.category} (matched by {self.matched_by})"
+        return (
+            f"column '{self.column}' dropped at ingest: special category {self.category} (matched by {self.matched_by})"
+        )
 
 
 def normalize_name(name: str) -> str:
@@ -179,7 +181,10 @@ def _values_category(
 
 
 def screen_source(
-    conn: duckdb.DuckDBPyConnection, source: LoadedSource, file_name: str, contract_names: frozenset[str],
+    conn: duckdb.DuckDBPyConnection,
+    source: LoadedSource,
+    file_name: str,
+    contract_names: frozenset[str],
     denylist: Denylist,
 ) -> tuple[LoadedSource, tuple[DroppedColumn, ...]]:
     """The source without its special-category columns, and what was dropped.
@@ -194,7 +199,8 @@ def screen_source(
         if category is not None:
             dropped[position] = DroppedColumn(file_name, name, category, "column name")
     unknown = [
-        position for position, name in enumerate(source.header)
+        position
+        for position, name in enumerate(source.header)
         if position not in dropped and normalize_name(name) not in contract_names
     ]
     if unknown and source.rows_in:

@@ -177,7 +177,9 @@ def assign_archetypes(match_scores: pd.DataFrame) -> dict[int, str]:
 
 
 def describe_cluster(
-    z_scores: pd.Series, n_features: int = DESCRIPTIVE_FEATURES, feature_labels: dict[str, str] | None = None,
+    z_scores: pd.Series,
+    n_features: int = DESCRIPTIVE_FEATURES,
+    feature_labels: dict[str, str] | None = None,
     prefer: frozenset[str] = frozenset(),
 ) -> str:
     """Name from the features furthest from the base ("High sale share, little research"); ties by feature name.
@@ -186,9 +188,9 @@ def describe_cluster(
     """
     ranked = z_scores.dropna()
     ranked = ranked[ranked.abs() >= DESCRIPTIVE_MIN_ABS_Z]
-    order = sorted(
-        ranked.index, key=lambda feature: (feature not in prefer, -abs(ranked[feature]), feature)
-    )[:n_features]
+    order = sorted(ranked.index, key=lambda feature: (feature not in prefer, -abs(ranked[feature]), feature))[
+        :n_features
+    ]
     phrases = [_phrase(feature, ranked[feature], feature_labels or {}) for feature in order]
     if not phrases:
         return ""
@@ -210,9 +212,9 @@ def label_segments(labels: pd.DataFrame, names: dict[int, str]) -> pd.DataFrame:
 
 def archetype_descriptions() -> dict[str, str]:
     """Plain-words meaning of every archetype name (for reports)."""
-    return {
-        archetype.name: archetype.description for archetype in (*BEHAVIOUR_ARCHETYPES, *PURCHASE_ARCHETYPES)
-    } | {NO_WEB_ACTIVITY: "customers with orders but no tracked web visits"}
+    return {archetype.name: archetype.description for archetype in (*BEHAVIOUR_ARCHETYPES, *PURCHASE_ARCHETYPES)} | {
+        NO_WEB_ACTIVITY: "customers with orders but no tracked web visits"
+    }
 
 
 def _unique_descriptive_name(

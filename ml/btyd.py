@@ -327,7 +327,9 @@ def expected_purchases(params: PurchaseParams, t: float, frequency, recency, T) 
     return np.clip(np.nan_to_num(expected, nan=0.0, posinf=0.0, neginf=0.0), 0.0, None)
 
 
-def expected_days_to_next_purchase(params: PurchaseParams, frequency, recency, T, within: float | None = None) -> np.ndarray:
+def expected_days_to_next_purchase(
+    params: PurchaseParams, frequency, recency, T, within: float | None = None
+) -> np.ndarray:
     """Median waiting time from T to the next purchase (in the time unit of T), given the customer is alive.
 
     For both models a customer alive at T has purchase rate lambda ~ Gamma(r + x, alpha + T) a posteriori, so
@@ -572,8 +574,15 @@ def btyd_clv_baseline(train: pd.DataFrame, horizon_days: float) -> pd.Series:
 # expected orders wins. BG/NBD's P(alive) is 1 for every one-time buyer, and this rule is where that shows.
 CHURN_AUC_TIE = 0.005
 BACKTEST_COLUMNS = [
-    "model", "churn_auc", "expected_orders_mae", "next_order_days_mae", "next_order_days_median_error",
-    "n_customers", "n_churned", "n_with_next_order", "note",
+    "model",
+    "churn_auc",
+    "expected_orders_mae",
+    "next_order_days_mae",
+    "next_order_days_median_error",
+    "n_customers",
+    "n_churned",
+    "n_with_next_order",
+    "note",
 ]
 
 
@@ -599,27 +608,42 @@ def backtest_btyd(
     rows = []
     fits = fit_btyd_models(train) if fits is None else fits
     for model in BTYD_MODELS:
-        row = {"model": model, "n_customers": len(train), "n_churned": int(churned.sum()),
-               "n_with_next_order": int(ordered.sum()), "note": ""}
+        row = {
+            "model": model,
+            "n_customers": len(train),
+            "n_churned": int(churned.sum()),
+            "n_with_next_order": int(ordered.sum()),
+            "note": "",
+        }
         try:
             fitted = fits.get(model, "not fitted")
             if not isinstance(fitted, FittedBTYD):
                 raise BTYDFitError(fitted)
             forecast = fitted.forecast(train, horizon_days)
         except BTYDFitError as error:
-            rows.append({**row, "churn_auc": np.nan, "expected_orders_mae": np.nan, "next_order_days_mae": np.nan,
-                         "next_order_days_median_error": np.nan, "note": f"not fitted: {error}"})
+            rows.append(
+                {
+                    **row,
+                    "churn_auc": np.nan,
+                    "expected_orders_mae": np.nan,
+                    "next_order_days_mae": np.nan,
+                    "next_order_days_median_error": np.nan,
+                    "note": f"not fitted: {error}",
+                }
+            )
             continue
         both_classes = 0 < churned.sum() < len(churned)
         day_errors = np.abs(forecast["expected_days_to_next_order"].to_numpy()[ordered] - actual_days[ordered])
-        rows.append({
-            **row,
-            "churn_auc": float(roc_auc_score(churned, 1 - forecast["p_alive"])) if both_classes else np.nan,
-            "expected_orders_mae": float(np.mean(np.abs(forecast["expected_orders"].to_numpy() - actual_orders))),
-            "next_order_days_mae": float(day_errors.mean()) if ordered.any() else np.nan,
-            "next_order_days_median_error": float(np.median(day_errors)) if ordered.any() else np.nan,
-            "note": "" if both_classes else "churn AUC undefined: every customer in one class",
-        })
+        rows.append(
+            {
+                **row,
+                "churn_auc": float(roc_auc_score(churned, 1 - forecast["p_alive"])) if both_classes else np.nan,
+                "expected_orders_mae": float(np.mean(np.abs(forecast["expected_orders"].to_numpy() - actual_orders))),
+                "next_order_days_mae": float(day_errors.mean()) if ordered.any() else np.nan,
+                "next_order_days_median_error": float(np.median(day_errors)) if ordered.any() else np.nan,
+                "note": "" if both_classes else "churn AUC undefined: every customer in one class",
+            }
+        )
     evaluation = pd.DataFrame(rows, columns=BACKTEST_COLUMNS)
     return evaluation, choose_btyd_model(evaluation)
 
@@ -635,8 +659,13 @@ def choose_btyd_model(evaluation: pd.DataFrame) -> str | None:
 
 
 PREDICTION_COLUMNS = [
-    "customer_id", "p_alive", "expected_orders", "expected_days_to_next_order", "expected_next_order_date",
-    "predicted_avg_order_value", "btyd_model",
+    "customer_id",
+    "p_alive",
+    "expected_orders",
+    "expected_days_to_next_order",
+    "expected_next_order_date",
+    "predicted_avg_order_value",
+    "btyd_model",
 ]
 
 

@@ -208,7 +208,9 @@ def _fit_calibration(method: str, predicted: np.ndarray, actual: np.ndarray) -> 
         return Calibration("factor", factor=factor)
     table = decile_table(actual, predicted)
     x, y, w = _knots(
-        table["mean_predicted"].to_numpy(float), table["mean_actual"].to_numpy(float), table["n_customers"].to_numpy(float)
+        table["mean_predicted"].to_numpy(float),
+        table["mean_actual"].to_numpy(float),
+        table["n_customers"].to_numpy(float),
     )
     fitted = IsotonicRegression(y_min=0.0, increasing=True).fit(x, y, sample_weight=w).predict(x)
     return Calibration("isotonic", tuple(float(v) for v in x), tuple(float(v) for v in fitted))
@@ -364,8 +366,14 @@ class FittedCandidate:
     notes: list[str] = field(default_factory=list)
 
 
-def fit_candidate(name: str, train: pd.DataFrame, btyd_columns: pd.DataFrame | None, horizon_days: float, seed: int = 0,
-                  max_train_rows: int = 200_000) -> FittedCandidate:
+def fit_candidate(
+    name: str,
+    train: pd.DataFrame,
+    btyd_columns: pd.DataFrame | None,
+    horizon_days: float,
+    seed: int = 0,
+    max_train_rows: int = 200_000,
+) -> FittedCandidate:
     """Fit one candidate on labelled rows (btyd_columns = btyd_outputs of the same rows, needed by the stacked one)."""
     if name not in CANDIDATES:
         raise ValueError(f"unknown CLV candidate {name!r}; expected one of {CANDIDATES}")
@@ -390,7 +398,10 @@ class CandidateScores:
 
 
 def score_candidate(
-    fitted: FittedCandidate, features: pd.DataFrame, btyd_columns: pd.DataFrame, forecasts: dict[str, pd.DataFrame],
+    fitted: FittedCandidate,
+    features: pd.DataFrame,
+    btyd_columns: pd.DataFrame,
+    forecasts: dict[str, pd.DataFrame],
     explain: bool = False,
 ) -> CandidateScores:
     """Raw (uncalibrated) predicted value and a purchase score per row of features (btyd_* from the same cut-off)."""
@@ -472,8 +483,9 @@ def seasonal_factor(daily_revenue: pd.Series | None, cutoff, horizon_days: int) 
     horizon = pd.Timedelta(days=horizon_days)
     if pd.to_datetime(daily_revenue.index).min() > year_ago - horizon:
         return None
-    ahead, before = _window_revenue(daily_revenue, year_ago, year_ago + horizon), _window_revenue(
-        daily_revenue, year_ago - horizon, year_ago
+    ahead, before = (
+        _window_revenue(daily_revenue, year_ago, year_ago + horizon),
+        _window_revenue(daily_revenue, year_ago - horizon, year_ago),
     )
     return ahead / before if ahead > 0 and before > 0 else None
 
@@ -493,6 +505,7 @@ class SeasonalityDecision:
 
 def decide_seasonality(daily_revenue: pd.Series | None, as_of, horizon_days: int, mode: str) -> SeasonalityDecision:
     """Whether the season is taken out of the calibration and put back in production (module docstring), and why."""
+
     def no(reason: str) -> SeasonalityDecision:
         return SeasonalityDecision(1.0, 1.0, f"not applied: {reason}")
 
@@ -600,8 +613,15 @@ def champion_backtest(
         notes += [f"at the selection cut-off: {n}" for n in s_notes]
         target = np.ones(len(evaluation_rows), dtype=bool)
     else:
-        in_holdout = clv.holdout_mask(evaluation_rows["customer_id"], holdout_share) if len(evaluation_rows) else np.zeros(0, bool)
-        fit_rows, fit_btyd = evaluation_rows[~in_holdout].reset_index(drop=True), e_btyd[~in_holdout].reset_index(drop=True)
+        in_holdout = (
+            clv.holdout_mask(evaluation_rows["customer_id"], holdout_share)
+            if len(evaluation_rows)
+            else np.zeros(0, bool)
+        )
+        fit_rows, fit_btyd = (
+            evaluation_rows[~in_holdout].reset_index(drop=True),
+            e_btyd[~in_holdout].reset_index(drop=True),
+        )
         target = in_holdout
     forecast_rows = evaluation_rows[target].reset_index(drop=True)
     forecast_btyd = e_btyd[target].reset_index(drop=True)
@@ -609,7 +629,9 @@ def champion_backtest(
     value, buy = clv._labels(forecast_rows) if len(forecast_rows) else (np.zeros(0), np.zeros(0, bool))
     is_selection = selection_mask(forecast_rows["customer_id"]) if len(forecast_rows) else np.zeros(0, bool)
     halves = {SELECTION: is_selection, EVALUATION: ~is_selection}
-    calibration_fold = clv._unit_hash(forecast_rows["customer_id"], "calibration-fold") < 0.5 if len(forecast_rows) else is_selection
+    calibration_fold = (
+        clv._unit_hash(forecast_rows["customer_id"], "calibration-fold") < 0.5 if len(forecast_rows) else is_selection
+    )
 
     structural = structural_forecast(forecasts)
     use_structural, level_note = structural_level_decision(
@@ -619,10 +641,12 @@ def champion_backtest(
     structural = structural if use_structural else None
     as_of = (
         pd.Timestamp(evaluation_rows["cutoff_date"].iloc[0]) + pd.Timedelta(days=horizon_days)
-        if "cutoff_date" in evaluation_rows and len(evaluation_rows) else None
+        if "cutoff_date" in evaluation_rows and len(evaluation_rows)
+        else None
     )
     season = (
-        decide_seasonality(daily_revenue, as_of, int(horizon_days), mode) if as_of is not None
+        decide_seasonality(daily_revenue, as_of, int(horizon_days), mode)
+        if as_of is not None
         else SeasonalityDecision(1.0, 1.0, "not applied: no cut-off date to measure it at")
     )
     notes.append(f"seasonality {season.reason}")
@@ -640,9 +664,16 @@ def champion_backtest(
         if scores is None or scores.predicted is None:
             error = scores.error if scores is not None else "no customers to forecast"
             for window, mask in halves.items():
-                rows.append({c: math.nan for c in EVALUATION_COLUMNS} | {
-                    "model": name, "n_customers": int(mask.sum()), "backtest_window": window, "note": error,
-                    "calibration": "none"})
+                rows.append(
+                    {c: math.nan for c in EVALUATION_COLUMNS}
+                    | {
+                        "model": name,
+                        "n_customers": int(mask.sum()),
+                        "backtest_window": window,
+                        "note": error,
+                        "calibration": "none",
+                    }
+                )
             continue
         learn = halves[SELECTION]
         # Season out of the calibration (module docstring): learned against actual / step(E), put back below.
@@ -661,13 +692,25 @@ def champion_backtest(
             label += f"; season: x {step:.3f} here, x {season.factor:.3f} in production"
         for window, mask in halves.items():
             row = _metrics_row(
-                name, window, value[mask], buy[mask], scores.predicted[mask], calibrated[mask], scores.propensity[mask],
-                low[mask], high[mask],
+                name,
+                window,
+                value[mask],
+                buy[mask],
+                scores.predicted[mask],
+                calibrated[mask],
+                scores.propensity[mask],
+                low[mask],
+                high[mask],
             )
-            rows.append(row | {
-                "calibration": label, "note": note,
-                "calibration_map": calibration.to_json(), "interval_map": intervals.to_json(),
-            })
+            rows.append(
+                row
+                | {
+                    "calibration": label,
+                    "note": note,
+                    "calibration_map": calibration.to_json(),
+                    "interval_map": intervals.to_json(),
+                }
+            )
         tables[name] = decile_table(value[halves[EVALUATION]], calibrated[halves[EVALUATION]])
 
     table = pd.DataFrame(rows)
@@ -727,8 +770,14 @@ def fit_champion(
         raise ValueError("marts.clv_model_evaluation names no champion: materialize it first")
     row = chosen.iloc[0]
     name = str(row["model"])
-    calibration = Calibration.from_json(row["calibration_map"]) if isinstance(row["calibration_map"], str) else Calibration("none")
-    intervals = IntervalModel.from_json(row["interval_map"]) if isinstance(row["interval_map"], str) else IntervalModel()
+    calibration = (
+        Calibration.from_json(row["calibration_map"])
+        if isinstance(row["calibration_map"], str)
+        else Calibration("none")
+    )
+    intervals = (
+        IntervalModel.from_json(row["interval_map"]) if isinstance(row["interval_map"], str) else IntervalModel()
+    )
     train_btyd = btyd_outputs(train, horizon_days, train_fits)[0] if name in (STACKED, BLEND) else None
     fitted = fit_candidate(name, train, train_btyd, horizon_days, seed=seed, max_train_rows=max_train_rows)
     _, buy = clv._labels(train) if len(train) else (None, np.zeros(0, bool))
@@ -736,9 +785,20 @@ def fit_champion(
     factor = float(row["seasonal_factor"]) if "seasonal_factor" in row and pd.notna(row["seasonal_factor"]) else 1.0
     seasonality = str(row["seasonality"]) if "seasonality" in row and pd.notna(row["seasonality"]) else "not applied"
     structural_level = str(row["mode"]) in STRUCTURAL_LEVEL_MODES and STRUCTURAL_LEVEL_LABEL in str(row["calibration"])
-    notes = fitted.notes + (["level: the BTYD models' total at the scored cut-off (short history)"] if structural_level else [])
+    notes = fitted.notes + (
+        ["level: the BTYD models' total at the scored cut-off (short history)"] if structural_level else []
+    )
     return ChampionModel(
-        name, horizon_days, fitted, calibration, intervals, str(row["mode"]), base_rate, factor, seasonality, notes,
+        name,
+        horizon_days,
+        fitted,
+        calibration,
+        intervals,
+        str(row["mode"]),
+        base_rate,
+        factor,
+        seasonality,
+        notes,
         structural_level=structural_level,
     )
 

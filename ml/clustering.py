@@ -132,9 +132,7 @@ def cluster_customers(
 
 
 @threadpool_limits.wrap(limits=NATIVE_THREADS)
-def _cluster_customers(
-    features: pd.DataFrame, seed: int, k_range: range, n_bootstrap: int
-) -> ClusteringResult:
+def _cluster_customers(features: pd.DataFrame, seed: int, k_range: range, n_bootstrap: int) -> ClusteringResult:
     notes: list[str] = []
     mode, clustered_mask = choose_mode(features, notes)
     candidate_columns = list(MODE_COLUMNS[mode])

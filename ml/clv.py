@@ -198,7 +198,9 @@ def learn_categories(train: pd.DataFrame) -> dict[str, list[str]]:
     """Fixed vocabulary per categorical feature: frequent values (sorted) + OTHER_CATEGORY + MISSING_CATEGORY."""
     vocabulary = {}
     for column in CATEGORICAL_FEATURES:
-        values = train[column].astype("string").fillna(MISSING_CATEGORY) if column in train else pd.Series(dtype="string")
+        values = (
+            train[column].astype("string").fillna(MISSING_CATEGORY) if column in train else pd.Series(dtype="string")
+        )
         counts = values.value_counts()
         frequent = counts[counts >= MIN_CATEGORY_COUNT].index[:MAX_CATEGORIES]
         vocabulary[column] = sorted(set(frequent) - {MISSING_CATEGORY}) + [OTHER_CATEGORY, MISSING_CATEGORY]

@@ -124,15 +124,23 @@ def _behavioral_row(row: Any, highlights: dict[int, list[dict[str, Any]]], featu
     evidence: dict[str, Any] = {"cluster_id": cluster_id, "attributes": []}
     if cluster_id == NO_WEB_ACTIVITY_CLUSTER:
         sentence = f"{row.behavioral_segment}: no web events at or before the as-of date, so no behaviour to cluster."
-        return {"segment_kind": "behavioral", "segment": row.behavioral_segment, "explanation": sentence,
-                "evidence": evidence}
+        return {
+            "segment_kind": "behavioral",
+            "segment": row.behavioral_segment,
+            "explanation": sentence,
+            "evidence": evidence,
+        }
     if not attributes:
         sentence = (
             f"{row.behavioral_segment}: assigned without a distinguishing cluster profile "
             "(no attribute differs from the base by a small effect or more, or the customer was not clustered)."
         )
-        return {"segment_kind": "behavioral", "segment": row.behavioral_segment, "explanation": sentence,
-                "evidence": evidence}
+        return {
+            "segment_kind": "behavioral",
+            "segment": row.behavioral_segment,
+            "explanation": sentence,
+            "evidence": evidence,
+        }
     parts = []
     for attribute in attributes:
         own = features.get(attribute["feature"])
@@ -144,8 +152,12 @@ def _behavioral_row(row: Any, highlights: dict[int, list[dict[str, Any]]], featu
         )
         evidence["attributes"].append(attribute | {"customer_value": _json_number(own)})
     sentence = f"{row.behavioral_segment} (cluster {cluster_id}): its customers stand out by " + "; ".join(parts) + "."
-    return {"segment_kind": "behavioral", "segment": row.behavioral_segment, "explanation": sentence,
-            "evidence": evidence}
+    return {
+        "segment_kind": "behavioral",
+        "segment": row.behavioral_segment,
+        "explanation": sentence,
+        "evidence": evidence,
+    }
 
 
 def _drivers(text: Any) -> list[dict[str, Any]]:
@@ -172,20 +184,34 @@ def _value_row(row: Any, features: dict[str, Any], horizon_days: int | None) -> 
             contribution = float(driver.get("contribution", 0.0))
             own = features.get(driver["feature"])
             own_text = f" = {_number(own)}" if own is not None else ""
-            parts.append(f"{_label(driver['feature'])}{own_text} {'raised' if contribution > 0 else 'lowered'} it "
-                         f"({contribution:+.2f})")
-            evidence["drivers"].append({"feature": driver["feature"], "contribution": round(contribution, 4),
-                                        "customer_value": _json_number(own)})
+            parts.append(
+                f"{_label(driver['feature'])}{own_text} {'raised' if contribution > 0 else 'lowered'} it "
+                f"({contribution:+.2f})"
+            )
+            evidence["drivers"].append(
+                {
+                    "feature": driver["feature"],
+                    "contribution": round(contribution, 4),
+                    "customer_value": _json_number(own),
+                }
+            )
         sentence = f"{head}; top drivers: " + "; ".join(parts) + "."
     else:
         basis = POPULATION_MODEL_INPUTS.get(str(row.clv_model), "the model's population-level inputs")
         sentence = f"{head}; a population model without per-customer drivers: it rests on {basis}."
-    return {"segment_kind": "predicted_value", "segment": str(row.clv_model), "explanation": sentence,
-            "evidence": evidence}
+    return {
+        "segment_kind": "predicted_value",
+        "segment": str(row.clv_model),
+        "explanation": sentence,
+        "evidence": evidence,
+    }
 
 
 def explain_customers(
-    scores: pd.DataFrame, behavioral: pd.DataFrame, profiles: pd.DataFrame, features: pd.DataFrame,
+    scores: pd.DataFrame,
+    behavioral: pd.DataFrame,
+    profiles: pd.DataFrame,
+    features: pd.DataFrame,
     horizon_days: int | None = None,
 ) -> pd.DataFrame:
     """EXPLANATION_COLUMNS, three rows per customer of `scores` (rfm, behavioral, predicted_value), by customer_id.
@@ -213,7 +239,10 @@ def explain_customers(
     rows = []
     for row, priority in zip(base.itertuples(index=False), priorities, strict=True):
         own = {k: v for k, v in own_values.get(row.customer_id, {}).items() if not pd.isna(v)}
-        for made in (_rfm_row(row, int(priority)), _behavioral_row(row, highlights, own),
-                     _value_row(row, own, horizon_days)):
+        for made in (
+            _rfm_row(row, int(priority)),
+            _behavioral_row(row, highlights, own),
+            _value_row(row, own, horizon_days),
+        ):
             rows.append({"customer_id": row.customer_id, **made, "evidence": json.dumps(made["evidence"])})
     return pd.DataFrame(rows, columns=EXPLANATION_COLUMNS)

@@ -93,8 +93,13 @@ def parse_fairness_config(document: Any, source: str = "fairness.yaml") -> Fairn
         require(kind in ATTRIBUTE_KINDS, f"{where}.kind must be one of {', '.join(ATTRIBUTE_KINDS)}")
         attributes.append(AuditedAttribute(name, column, kind))
     return FairnessConfig(
-        version=str(document["version"]), attributes=tuple(attributes), min_ratio=float(min_ratio),
-        min_group_size=min_group, model_top_share=float(top_share), blocking=blocking, max_p_value=float(max_p),
+        version=str(document["version"]),
+        attributes=tuple(attributes),
+        min_ratio=float(min_ratio),
+        min_group_size=min_group,
+        model_top_share=float(top_share),
+        blocking=blocking,
+        max_p_value=float(max_p),
     )
 
 
@@ -188,7 +193,7 @@ def _audit_one(
     significant = table["p_value"] < config.max_p_value
     low_rate = judged & (table["impact_ratio"] < config.min_ratio) & significant
     low_score = judged & (table["score_ratio"] < config.min_ratio) & (table["score_p_value"] < config.max_p_value)
-    
+
     table["flagged"] = low_rate | low_score
     below = judged & ((table["impact_ratio"] < config.min_ratio) | (table["score_ratio"] < config.min_ratio))
     notes = []

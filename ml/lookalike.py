@@ -101,7 +101,9 @@ def fit_lookalike(prepurchase_behaviour: pd.DataFrame, rfm: pd.DataFrame, seed: 
             holdout_auc=float("nan"),
             n_train=len(labels),
             n_positive=n_positive,
-            notes=[f"Fallback: {problem}; every prospect scores the high-value share of customers ({overall_rate:.3f})"],
+            notes=[
+                f"Fallback: {problem}; every prospect scores the high-value share of customers ({overall_rate:.3f})"
+            ],
         )
     design = design_matrix(labelled, feature_columns)
     holdout_auc = _holdout_auc(design, labels, seed)

@@ -42,9 +42,7 @@ class SegmentRule:
 
     def matches(self, recency: np.ndarray, frequency: np.ndarray, monetary: np.ndarray) -> np.ndarray:
         """Boolean mask of customers whose three scores fall inside this rule's ranges."""
-        return (
-            _within(recency, self.recency) & _within(frequency, self.frequency) & _within(monetary, self.monetary)
-        )
+        return _within(recency, self.recency) & _within(frequency, self.frequency) & _within(monetary, self.monetary)
 
 
 # The whole named map, read top to bottom: the FIRST matching rule wins, the last row catches everything,

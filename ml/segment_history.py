@@ -55,7 +55,10 @@ def advance_history(history: pd.DataFrame, current: pd.DataFrame, as_of: date) -
     as_of_ts = pd.Timestamp(as_of)
     history = history[HISTORY_COLUMNS].copy() if len(history) else empty_history()
     if len(history):
-        latest = max(history["valid_from"].max(), history["valid_to"].max() if history["valid_to"].notna().any() else history["valid_from"].max())
+        latest = max(
+            history["valid_from"].max(),
+            history["valid_to"].max() if history["valid_to"].notna().any() else history["valid_from"].max(),
+        )
         if as_of_ts < latest:
             raise HistoryOrderError(
                 f"as-of {as_of} is before the latest membership date {latest.date()}: history only moves forward"
@@ -64,10 +67,15 @@ def advance_history(history: pd.DataFrame, current: pd.DataFrame, as_of: date) -
 
     current = current[["customer_id", "segment_kind", "segment"]].astype("string")
     open_rows = history[history["valid_to"].isna()]
-    merged = open_rows.merge(current, on=["customer_id", "segment_kind"], how="outer", suffixes=("_open", ""), indicator=True)
+    merged = open_rows.merge(
+        current, on=["customer_id", "segment_kind"], how="outer", suffixes=("_open", ""), indicator=True
+    )
 
     # Open rows whose segment changed, or whose customer is no longer scored, close on the as-of date.
-    closing = merged[(merged["_merge"] == "left_only") | ((merged["_merge"] == "both") & (merged["segment_open"] != merged["segment"]))]
+    closing = merged[
+        (merged["_merge"] == "left_only")
+        | ((merged["_merge"] == "both") & (merged["segment_open"] != merged["segment"]))
+    ]
     closing_keys = set(zip(closing["customer_id"], closing["segment_kind"]))
     is_open = history["valid_to"].isna()
     keys = list(zip(history["customer_id"], history["segment_kind"]))
@@ -75,7 +83,10 @@ def advance_history(history: pd.DataFrame, current: pd.DataFrame, as_of: date) -
     history.loc[close_mask, "valid_to"] = as_of_ts
 
     # Customers that are new, or whose segment changed, open a row from the as-of date.
-    opening = merged[(merged["_merge"] == "right_only") | ((merged["_merge"] == "both") & (merged["segment_open"] != merged["segment"]))]
+    opening = merged[
+        (merged["_merge"] == "right_only")
+        | ((merged["_merge"] == "both") & (merged["segment_open"] != merged["segment"]))
+    ]
     new_rows = pd.DataFrame(
         {
             "customer_id": opening["customer_id"].astype("string"),
@@ -88,7 +99,9 @@ def advance_history(history: pd.DataFrame, current: pd.DataFrame, as_of: date) -
     result = pd.concat([history, new_rows], ignore_index=True)
     result["valid_from"] = pd.to_datetime(result["valid_from"])
     result["valid_to"] = pd.to_datetime(result["valid_to"])
-    return result.sort_values(["customer_id", "segment_kind", "valid_from"], kind="stable").reset_index(drop=True)[HISTORY_COLUMNS]
+    return result.sort_values(["customer_id", "segment_kind", "valid_from"], kind="stable").reset_index(drop=True)[
+        HISTORY_COLUMNS
+    ]
 
 
 def transitions(history: pd.DataFrame) -> pd.DataFrame:
@@ -97,8 +110,12 @@ def transitions(history: pd.DataFrame) -> pd.DataFrame:
     nxt = history.rename(columns={"segment": "to_segment", "valid_from": "changed_on"})[
         ["customer_id", "segment_kind", "to_segment", "changed_on"]
     ]
-    joined = closed.merge(nxt, left_on=["customer_id", "segment_kind", "valid_to"], right_on=["customer_id", "segment_kind", "changed_on"])
-    return joined.rename(columns={"segment": "from_segment"})[["customer_id", "segment_kind", "from_segment", "to_segment", "changed_on"]]
+    joined = closed.merge(
+        nxt, left_on=["customer_id", "segment_kind", "valid_to"], right_on=["customer_id", "segment_kind", "changed_on"]
+    )
+    return joined.rename(columns={"segment": "from_segment"})[
+        ["customer_id", "segment_kind", "from_segment", "to_segment", "changed_on"]
+    ]
 
 
 # ---- real-time segments (the segment service's transitions log) -----------------------------------------------
@@ -133,14 +150,16 @@ def realtime_history(moves: pd.DataFrame, as_of: date | None) -> pd.DataFrame:
     kept = moves[(moves["change"] != previous) & ~(previous.isna() & (moves["change"] == "exited"))]
     kept = kept.assign(next_at=kept.groupby(["id", "segment"], sort=False)["occurred_at"].shift(-1))
     entered = kept[kept["change"] == "entered"]
-    history = pd.DataFrame({
-        "customer_id": entered["id"].astype("string"),
-        "segment_kind": pd.Series(REALTIME_KIND, index=entered.index, dtype="string"),
-        "segment": entered["segment"].astype("string"),
-        "valid_from": entered["occurred_at"].astype("datetime64[us]"),
-        "valid_to": entered["next_at"].astype("datetime64[us]"),
-        "source": pd.Series(REALTIME, index=entered.index, dtype="string"),
-    })
+    history = pd.DataFrame(
+        {
+            "customer_id": entered["id"].astype("string"),
+            "segment_kind": pd.Series(REALTIME_KIND, index=entered.index, dtype="string"),
+            "segment": entered["segment"].astype("string"),
+            "valid_from": entered["occurred_at"].astype("datetime64[us]"),
+            "valid_to": entered["next_at"].astype("datetime64[us]"),
+            "source": pd.Series(REALTIME, index=entered.index, dtype="string"),
+        }
+    )
     return history.sort_values(["customer_id", "segment", "valid_from"], kind="stable").reset_index(drop=True)[columns]
 
 

@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import dagster as dg
 
@@ -30,8 +30,15 @@ from orchestration.lib.partitions import PartitionWindow, full_history
 from orchestration.lib.settings import SettingsError
 
 BLOCKED_CHECK_ERROR = "DagsterAssetCheckFailedError"
-SHOWN_EVENTS = {"STEP_SUCCESS", "STEP_FAILURE", "STEP_UP_FOR_RETRY", "ASSET_CHECK_EVALUATION", "PIPELINE_START",
-                "PIPELINE_SUCCESS", "PIPELINE_FAILURE"}
+SHOWN_EVENTS = {
+    "STEP_SUCCESS",
+    "STEP_FAILURE",
+    "STEP_UP_FOR_RETRY",
+    "ASSET_CHECK_EVALUATION",
+    "PIPELINE_START",
+    "PIPELINE_SUCCESS",
+    "PIPELINE_FAILURE",
+}
 
 
 def failure_reason(event: dg.DagsterEvent) -> str:
@@ -66,7 +73,9 @@ def describe(event: dg.DagsterEvent) -> str | None:
         return f"ok      {event.step_key}"
     if kind == "ASSET_CHECK_EVALUATION":
         evaluation = event.event_specific_data
-        status = "passed" if evaluation.passed else f"FAILED ({evaluation.severity.value.lower()}): {evaluation.description}"
+        status = (
+            "passed" if evaluation.passed else f"FAILED ({evaluation.severity.value.lower()}): {evaluation.description}"
+        )
         return f"check   {evaluation.asset_check_key.asset_key.to_user_string()}:{evaluation.asset_check_key.name} {status}"
     if kind == "PIPELINE_START":
         return f"run     {event.job_name} started"
@@ -128,7 +137,10 @@ class RunOutcome:
 
     def reasons(self) -> list[str]:
         lines = [f"{step}: {reason}" for step, reason in self.failed_steps]
-        lines += [f"check {key.name} on {key.asset_key.to_user_string()}: {description}" for key, _, description in self.failed_checks]
+        lines += [
+            f"check {key.name} on {key.asset_key.to_user_string()}: {description}"
+            for key, _, description in self.failed_checks
+        ]
         return lines
 
 
@@ -151,8 +163,10 @@ def report_outcome(job_name: str, success: bool, outcome: RunOutcome, minutes: f
         return 0
     warning = outcome.gate_warning()
     if warning is not None:
-        print(f"segmint: {job_name} finished in {minutes:.1f} min (run {run_id}); every other step ran, the syncs and "
-              "value-based exports were held back by the CLV activation gate.")
+        print(
+            f"segmint: {job_name} finished in {minutes:.1f} min (run {run_id}); every other step ran, the syncs and "
+            "value-based exports were held back by the CLV activation gate."
+        )
         print(f"segmint: WARNING audiences not synced: {' '.join(warning.split())}", file=sys.stderr, flush=True)
         return 0
     print(f"segmint: {job_name} FAILED after {minutes:.1f} min (run {run_id}).", file=sys.stderr)
@@ -173,23 +187,27 @@ def forget(argv: list[str]) -> int:
     from privacy.erasure import ErasureRequest, compact_warehouse
     from privacy.subjects import PrivacyError
 
-    parser = argparse.ArgumentParser(prog="python -m orchestration.cli forget",
-                                     description="Erase customers everywhere segmint keeps data (README, Privacy).")
+    parser = argparse.ArgumentParser(
+        prog="python -m orchestration.cli forget",
+        description="Erase customers everywhere segmint keeps data (README, Privacy).",
+    )
     parser.add_argument("customer_ids", nargs="+", metavar="customer_id")
     parser.add_argument("--requested-at", type=_timestamp, help="when the person asked (default: now, UTC)")
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
         settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
-        requested_at = args.requested_at or datetime.now(timezone.utc).replace(tzinfo=None)
+        requested_at = args.requested_at or datetime.now(UTC).replace(tzinfo=None)
         requests = [ErasureRequest(i.strip(), requested_at, "cli") for i in args.customer_ids if i.strip()]
         with duckdb.connect(str(settings.warehouse)) as conn:
             outcome = apply_erasures(conn, requests, settings)
         if outcome.receipts:
             compact_warehouse(settings.warehouse)
     except duckdb.IOException as error:
-        print(f"segmint: forget: the warehouse is in use ({str(error).splitlines()[0]}); retry when the run ends",
-              file=sys.stderr)
+        print(
+            f"segmint: forget: the warehouse is in use ({str(error).splitlines()[0]}); retry when the run ends",
+            file=sys.stderr,
+        )
         return 1
     except (PrivacyError, SettingsError) as error:
         print(f"segmint: forget: {error}", file=sys.stderr)
@@ -197,9 +215,11 @@ def forget(argv: list[str]) -> int:
     for receipt in outcome.receipts:
         removed = json.loads(receipt["removed_json"])
         rows = sum(removed["warehouse_rows"].values())
-        print(f"segmint: erased receipt #{receipt['seq']}: {rows} rows in {len(removed['warehouse_rows'])} tables, "
-              f"{len(removed['files_deleted'])} files, removals arranged at {len(removed['destinations'])} "
-              "destinations (sent by the next run); suppressed at ingest from now on")
+        print(
+            f"segmint: erased receipt #{receipt['seq']}: {rows} rows in {len(removed['warehouse_rows'])} tables, "
+            f"{len(removed['files_deleted'])} files, removals arranged at {len(removed['destinations'])} "
+            "destinations (sent by the next run); suppressed at ingest from now on"
+        )
     if outcome.already_erased:
         print(f"segmint: {outcome.already_erased} of the ids were erased before (nothing to do)")
     return 0
@@ -207,7 +227,7 @@ def forget(argv: list[str]) -> int:
 
 def _timestamp(text: str) -> datetime:
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,11 +22,18 @@ def members_without_consent(conn: duckdb.DuckDBPyConnection, destination: str, a
     customers_exist = conn.execute(
         "select count(*) from information_schema.tables where table_schema = 'raw' and table_name = 'customers'"
     ).fetchone()[0]
-    consent = ("(select customer_id, bool_and(coalesce(marketing_consent, false)) as consent "
-               "from raw.customers group by customer_id)") if customers_exist else \
-        "(select null::varchar as customer_id, false as consent where false)"
-    return int(conn.execute(
-        f"""select count(*) from sync.destination_members as m left join {consent} as c on c.customer_id = m.member_key
+    consent = (
+        (
+            "(select customer_id, bool_and(coalesce(marketing_consent, false)) as consent "
+            "from raw.customers group by customer_id)"
+        )
+        if customers_exist
+        else "(select null::varchar as customer_id, false as consent where false)"
+    )
+    return int(
+        conn.execute(
+            f"""select count(*) from sync.destination_members as m left join {consent} as c on c.customer_id = m.member_key
         where m.destination = ? and m.audience = ? and m.state in (select unnest(?)) and not coalesce(c.consent, false)""",
-        [destination, audience, list(CURRENT_STATES)],
-    ).fetchone()[0])
+            [destination, audience, list(CURRENT_STATES)],
+        ).fetchone()[0]
+    )

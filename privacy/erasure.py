@@ -83,10 +83,15 @@ class Subject:
         """The SHA-256 forms sent to ad platforms (files naming them are derived from the person too)."""
         hashed = set()
         for email in self.emails:
-            hashed |= {ids.hashed_or_empty(ids.normalize_email(email)), ids.hashed_or_empty(ids.normalize_email_google(email))}
+            hashed |= {
+                ids.hashed_or_empty(ids.normalize_email(email)),
+                ids.hashed_or_empty(ids.normalize_email_google(email)),
+            }
         for phone, country in self.phones:
-            hashed |= {ids.hashed_or_empty(ids.normalize_phone_e164(phone, country)),
-                       ids.hashed_or_empty(ids.normalize_phone_meta(phone, country))}
+            hashed |= {
+                ids.hashed_or_empty(ids.normalize_phone_e164(phone, country)),
+                ids.hashed_or_empty(ids.normalize_phone_meta(phone, country)),
+            }
         return {h for h in hashed if h}
 
 
@@ -100,7 +105,9 @@ def read_deletion_requests(path: Path) -> list[ErasureRequest]:
         reader = csv.DictReader(handle)
         header = {(name or "").strip().lower() for name in reader.fieldnames or []}
         if "customer_id" not in header:
-            raise PrivacyError(f"{path.name}: required column 'customer_id' is missing (columns: customer_id, requested_at)")
+            raise PrivacyError(
+                f"{path.name}: required column 'customer_id' is missing (columns: customer_id, requested_at)"
+            )
         requests = []
         for line, row in enumerate(reader, start=2):
             row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
@@ -111,8 +118,10 @@ def read_deletion_requests(path: Path) -> list[ErasureRequest]:
                 try:
                     requested_at = datetime.fromisoformat(row["requested_at"])
                 except ValueError:
-                    raise PrivacyError(f"{path.name}: line {line}: requested_at {row['requested_at']!r} "
-                                       "is not a date or timestamp (YYYY-MM-DD[ HH:MM:SS])") from None
+                    raise PrivacyError(
+                        f"{path.name}: line {line}: requested_at {row['requested_at']!r} "
+                        "is not a date or timestamp (YYYY-MM-DD[ HH:MM:SS])"
+                    ) from None
                 if requested_at.tzinfo is not None:
                     requested_at = requested_at.astimezone(UTC).replace(tzinfo=None)
             requests.append(ErasureRequest(row["customer_id"], requested_at, DELETION_REQUESTS_FILE))
@@ -140,8 +149,10 @@ def verify_salt(conn: duckdb.DuckDBPyConnection, salt: str) -> None:
     if not stored:
         conn.execute(f"insert into {SALT_FINGERPRINT} values (?)", [fingerprint])
     elif stored[0][0] != fingerprint:
-        raise PrivacyError("the privacy salt changed since the suppression list was written, so erased persons would "
-                           "come back: restore SEGMINT_PRIVACY_SALT or data/privacy/salt from your backup")
+        raise PrivacyError(
+            "the privacy salt changed since the suppression list was written, so erased persons would "
+            "come back: restore SEGMINT_PRIVACY_SALT or data/privacy/salt from your backup"
+        )
 
 
 def suppressed_hashes(conn: duckdb.DuckDBPyConnection) -> frozenset[str]:
@@ -152,14 +163,19 @@ def suppressed_hashes(conn: duckdb.DuckDBPyConnection) -> frozenset[str]:
 
 def is_suppressed(conn: duckdb.DuckDBPyConnection, salt: str, customer_id: str) -> bool:
     ensure_suppression(conn)
-    row = conn.execute(f"select count(*) from {SUPPRESSION} where subject_hash = ?",
-                       [subject_hash(salt, customer_id)]).fetchone()
+    row = conn.execute(
+        f"select count(*) from {SUPPRESSION} where subject_hash = ?", [subject_hash(salt, customer_id)]
+    ).fetchone()
     return row[0] > 0
 
 
 def _table_exists(conn: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return conn.execute("select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-                        [schema, table]).fetchone()[0] > 0
+    return (
+        conn.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?", [schema, table]
+        ).fetchone()[0]
+        > 0
+    )
 
 
 def find_subject(conn: duckdb.DuckDBPyConnection, customer_id: str) -> Subject:
@@ -167,12 +183,15 @@ def find_subject(conn: duckdb.DuckDBPyConnection, customer_id: str) -> Subject:
     subject = Subject(customer_id.strip())
     if _table_exists(conn, "raw", "customers"):
         for email, phone, country in conn.execute(
-                "select email, phone, country from raw.customers where customer_id = ?", [subject.customer_id]).fetchall():
+            "select email, phone, country from raw.customers where customer_id = ?", [subject.customer_id]
+        ).fetchall():
             subject.emails |= {email} if email else set()
             subject.phones |= {(phone, country)} if phone else set()
     if _table_exists(conn, "raw", "events"):
-        rows = conn.execute("select distinct anonymous_id from raw.events where customer_id = ? and anonymous_id is not null",
-                            [subject.customer_id]).fetchall()
+        rows = conn.execute(
+            "select distinct anonymous_id from raw.events where customer_id = ? and anonymous_id is not null",
+            [subject.customer_id],
+        ).fetchall()
         subject.anonymous_ids = {row[0] for row in rows}
     return subject
 
@@ -209,13 +228,16 @@ def subject_rows_predicate(columns: Iterable[tuple[str, str]]) -> str | None:
             # Only values under keys that name a person (customer_id, Email, anonymousId, ...): an order id that
             # happens to equal the customer id must not take another person's quarantined row with it.
             document = f"case when json_valid({_quote(column)}) then {_quote(column)} else '{{}}' end"
-            parts.append(f"exists (select 1 from json_tree({document}) as e where regexp_matches(lower(e.key), "
-                         f"'{JSON_IDENTIFIER_KEYS}') and list_contains($terms, trim(e.value ->> '$')))")
+            parts.append(
+                f"exists (select 1 from json_tree({document}) as e where regexp_matches(lower(e.key), "
+                f"'{JSON_IDENTIFIER_KEYS}') and list_contains($terms, trim(e.value ->> '$')))"
+            )
     return " or ".join(parts) or None
 
 
-def erase_from_warehouse(conn: duckdb.DuckDBPyConnection, subject: Subject, keep: Iterable[str] = KEPT_TABLES
-                         ) -> dict[str, int]:
+def erase_from_warehouse(
+    conn: duckdb.DuckDBPyConnection, subject: Subject, keep: Iterable[str] = KEPT_TABLES
+) -> dict[str, int]:
     """Delete every row naming the person outside the privacy schema (and `keep`); rows deleted per table."""
     terms = sorted(subject.terms)
     removed: dict[str, int] = {}
@@ -280,9 +302,15 @@ def suppress(conn: duckdb.DuckDBPyConnection, salt: str, subject: Subject) -> in
     return len(rows)
 
 
-def erase_subject(conn: duckdb.DuckDBPyConnection, request: ErasureRequest, salt: str, data_dir: Path,
-                  skip_dirs: Iterable[Path], head_path: Path, destinations: dict[str, Any] | None = None
-                  ) -> dict[str, Any]:
+def erase_subject(
+    conn: duckdb.DuckDBPyConnection,
+    request: ErasureRequest,
+    salt: str,
+    data_dir: Path,
+    skip_dirs: Iterable[Path],
+    head_path: Path,
+    destinations: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Forget one person everywhere segmint keeps data (module docstring); returns the receipt written.
 
     `destinations`: what the caller arranged with the destinations (which audiences and destinations get a
@@ -292,12 +320,26 @@ def erase_subject(conn: duckdb.DuckDBPyConnection, request: ErasureRequest, salt
     removed_rows = erase_from_warehouse(conn, subject)
     files = erase_from_files(Path(data_dir), subject, skip_dirs)
     suppressed = suppress(conn, salt, subject)
-    removed = {"warehouse_rows": removed_rows, **files, "suppressed_hashes": suppressed,
-               "identifiers_found": {"emails": len(subject.emails), "phones": len(subject.phones),
-                                     "anonymous_ids": len(subject.anonymous_ids)},
-               "destinations": destinations or {}}
-    return append_receipt(conn, subject_hash(salt, subject.customer_id), request.requested_at, utc_now(),
-                          request.source, removed, head_path)
+    removed = {
+        "warehouse_rows": removed_rows,
+        **files,
+        "suppressed_hashes": suppressed,
+        "identifiers_found": {
+            "emails": len(subject.emails),
+            "phones": len(subject.phones),
+            "anonymous_ids": len(subject.anonymous_ids),
+        },
+        "destinations": destinations or {},
+    }
+    return append_receipt(
+        conn,
+        subject_hash(salt, subject.customer_id),
+        request.requested_at,
+        utc_now(),
+        request.source,
+        removed,
+        head_path,
+    )
 
 
 COMPACTION_DUE_FILE = "compaction_due"
@@ -331,6 +373,8 @@ def compact_warehouse(path: Path) -> None:
     with duckdb.connect(str(path)) as conn:
         conn.execute("checkpoint")
         conn.execute(f"attach '{fresh}' as _compact")
-        conn.execute(f"copy from database {_quote(conn.execute('select current_database()').fetchone()[0])} to _compact")
+        conn.execute(
+            f"copy from database {_quote(conn.execute('select current_database()').fetchone()[0])} to _compact"
+        )
         conn.execute("detach _compact")
     fresh.replace(path)

@@ -47,19 +47,33 @@ def row_hash(row: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def append_receipt(conn: duckdb.DuckDBPyConnection, subject_hash: str, requested_at: datetime | None,
-                   erased_at: datetime, source: str, removed: dict[str, Any], head_path: Path) -> dict[str, Any]:
+def append_receipt(
+    conn: duckdb.DuckDBPyConnection,
+    subject_hash: str,
+    requested_at: datetime | None,
+    erased_at: datetime,
+    source: str,
+    removed: dict[str, Any],
+    head_path: Path,
+) -> dict[str, Any]:
     """Append one receipt chained to the last one and move the chain head file; returns the row written."""
     ensure_receipts(conn)
     last = conn.execute(f"select seq, row_hash from {RECEIPTS} order by seq desc limit 1").fetchone()
     seq, previous = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
     # Microseconds are dropped so the hash of what is written equals the hash of what is read back.
-    row = {"seq": seq, "subject_hash": subject_hash,
-           "requested_at": requested_at.replace(microsecond=0) if requested_at else None,
-           "erased_at": erased_at.replace(microsecond=0), "source": source,
-           "removed_json": json.dumps(removed, sort_keys=True, separators=(",", ":")), "previous_hash": previous}
+    row = {
+        "seq": seq,
+        "subject_hash": subject_hash,
+        "requested_at": requested_at.replace(microsecond=0) if requested_at else None,
+        "erased_at": erased_at.replace(microsecond=0),
+        "source": source,
+        "removed_json": json.dumps(removed, sort_keys=True, separators=(",", ":")),
+        "previous_hash": previous,
+    }
     row["row_hash"] = row_hash(row)
-    conn.execute(f"insert into {RECEIPTS} values (?, ?, ?, ?, ?, ?, ?, ?)", [row[k] for k in (*CHAINED_FIELDS, "row_hash")])
+    conn.execute(
+        f"insert into {RECEIPTS} values (?, ?, ?, ?, ?, ?, ?, ?)", [row[k] for k in (*CHAINED_FIELDS, "row_hash")]
+    )
     head_path.parent.mkdir(parents=True, exist_ok=True)
     head_path.write_text(f"{seq} {row['row_hash']}\n", encoding="utf-8")
     return row
@@ -85,16 +99,23 @@ def verify_chain(conn: duckdb.DuckDBPyConnection, head_path: Path | None) -> Cha
         if row["seq"] != expected_seq:
             return ChainVerification(False, len(rows), f"receipt {expected_seq} is missing (found seq {row['seq']})")
         if row["previous_hash"] != previous:
-            return ChainVerification(False, len(rows), f"receipt {row['seq']} does not link to receipt {row['seq'] - 1}")
+            return ChainVerification(
+                False, len(rows), f"receipt {row['seq']} does not link to receipt {row['seq'] - 1}"
+            )
         if row_hash(row) != row["row_hash"]:
             return ChainVerification(False, len(rows), f"receipt {row['seq']} was altered (its hash does not match)")
         previous = row["row_hash"]
     head = head_path.read_text(encoding="utf-8").split() if head_path is not None and head_path.is_file() else None
     if head is None:
-        return ChainVerification(not rows, len(rows), None if not rows else f"the chain head file {HEAD_FILE} is missing")
+        return ChainVerification(
+            not rows, len(rows), None if not rows else f"the chain head file {HEAD_FILE} is missing"
+        )
     head_seq, head_hash = int(head[0]), head[1]
     if head_seq != len(rows) or head_hash != previous:
-        return ChainVerification(False, len(rows),
-                                 f"the chain ends at receipt {len(rows)} but its head file says {head_seq}: "
-                                 "receipts were removed or replaced")
+        return ChainVerification(
+            False,
+            len(rows),
+            f"the chain ends at receipt {len(rows)} but its head file says {head_seq}: "
+            "receipts were removed or replaced",
+        )
     return ChainVerification(True, len(rows))

@@ -22,8 +22,8 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -210,12 +210,20 @@ class Service:
     async def post_events(self, request: Request) -> Response:
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            return error(413, f"body: larger than {MAX_BODY_BYTES} bytes (1 MiB); send at most 1,000 events per request", field="body")
+            return error(
+                413,
+                f"body: larger than {MAX_BODY_BYTES} bytes (1 MiB); send at most 1,000 events per request",
+                field="body",
+            )
         body = bytearray()
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_BODY_BYTES:
-                return error(413, f"body: larger than {MAX_BODY_BYTES} bytes (1 MiB); send at most 1,000 events per request", field="body")
+                return error(
+                    413,
+                    f"body: larger than {MAX_BODY_BYTES} bytes (1 MiB); send at most 1,000 events per request",
+                    field="body",
+                )
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError as failure:
@@ -244,7 +252,9 @@ class Service:
             for event, result in zip(events, results):
                 if not result.duplicate:
                     self.engine.unmark(event)
-            return error(503, f"durable log: the write failed ({failure.strerror or failure}); events not acknowledged, retry")
+            return error(
+                503, f"durable log: the write failed ({failure.strerror or failure}); events not acknowledged, retry"
+            )
         answers = [result.answer() for result in results]
         return JSONResponse({"results": answers} if is_batch else answers[0])
 
@@ -261,31 +271,73 @@ class Service:
     async def get_metrics(self, request: Request) -> Response:
         engine, writer = self.engine, self.writer
         counters = {
-            "segmint_realtime_events_accepted_total": ("Events accepted and logged (duplicates excluded).", engine.stats["accepted"]),
-            "segmint_realtime_events_duplicate_total": ("Events whose event_id was already seen (acknowledged, counted once).", engine.stats["duplicate"]),
-            "segmint_realtime_events_rejected_total": ("Requests rejected for bad input (4xx).", self.metrics.counters["events_rejected"]),
+            "segmint_realtime_events_accepted_total": (
+                "Events accepted and logged (duplicates excluded).",
+                engine.stats["accepted"],
+            ),
+            "segmint_realtime_events_duplicate_total": (
+                "Events whose event_id was already seen (acknowledged, counted once).",
+                engine.stats["duplicate"],
+            ),
+            "segmint_realtime_events_rejected_total": (
+                "Requests rejected for bad input (4xx).",
+                self.metrics.counters["events_rejected"],
+            ),
             "segmint_realtime_transitions_entered_total": ("Segment entries.", engine.stats["entered"]),
             "segmint_realtime_transitions_exited_total": ("Segment exits.", engine.stats["exited"]),
-            "segmint_realtime_visitors_forgotten_total": ("Visitors dropped after the retention window.", engine.stats["evicted"]),
+            "segmint_realtime_visitors_forgotten_total": (
+                "Visitors dropped after the retention window.",
+                engine.stats["evicted"],
+            ),
             "segmint_realtime_bundle_reloads_total": ("Bundles hot-reloaded.", self.metrics.counters["reloads_ok"]),
-            "segmint_realtime_bundle_reload_failures_total": ("Newer bundles that could not be loaded (the old one stays).", self.metrics.counters["reloads_failed"]),
-            "segmint_realtime_sweep_errors_total": ("Sweeps (idle sessions, cart abandoners) that failed.", self.metrics.counters["sweep_errors"]),
-            "segmint_realtime_log_batches_total": ("Group commits of the durable log.", writer.stats["batches"] if writer else 0),
-            "segmint_realtime_log_errors_total": ("Failed durable log writes.", writer.stats["errors"] if writer else 0),
+            "segmint_realtime_bundle_reload_failures_total": (
+                "Newer bundles that could not be loaded (the old one stays).",
+                self.metrics.counters["reloads_failed"],
+            ),
+            "segmint_realtime_sweep_errors_total": (
+                "Sweeps (idle sessions, cart abandoners) that failed.",
+                self.metrics.counters["sweep_errors"],
+            ),
+            "segmint_realtime_log_batches_total": (
+                "Group commits of the durable log.",
+                writer.stats["batches"] if writer else 0,
+            ),
+            "segmint_realtime_log_errors_total": (
+                "Failed durable log writes.",
+                writer.stats["errors"] if writer else 0,
+            ),
         }
         gauges = {
             "segmint_realtime_visitors": ("Visitors in memory.", len(engine.visitors), ""),
-            "segmint_realtime_known_customers": ("Known customers in the serving bundle.", len(engine.bundle.customers), ""),
+            "segmint_realtime_known_customers": (
+                "Known customers in the serving bundle.",
+                len(engine.bundle.customers),
+                "",
+            ),
             "segmint_realtime_recovered_events": ("Events replayed from the log at start.", self.recovered_events, ""),
-            "segmint_realtime_recovery_torn_lines": ("Torn final log lines skipped at start.", self.recovery.torn_lines, ""),
-            "segmint_realtime_uptime_seconds": ("Seconds since the process started.", round(time.time() - self.started, 3), ""),
+            "segmint_realtime_recovery_torn_lines": (
+                "Torn final log lines skipped at start.",
+                self.recovery.torn_lines,
+                "",
+            ),
+            "segmint_realtime_uptime_seconds": (
+                "Seconds since the process started.",
+                round(time.time() - self.started, 3),
+                "",
+            ),
             "segmint_realtime_resident_memory_bytes": ("Resident set size.", _rss_bytes(), ""),
         }
         if writer is not None and writer.sync_seconds:
             recent = sorted(writer.sync_seconds[-1000:])
-            gauges["segmint_realtime_log_commit_seconds_p99"] = ("p99 of the last 1,000 group commits (write, plus fsync under policy always).", recent[int(0.99 * (len(recent) - 1))], "")
+            gauges["segmint_realtime_log_commit_seconds_p99"] = (
+                "p99 of the last 1,000 group commits (write, plus fsync under policy always).",
+                recent[int(0.99 * (len(recent) - 1))],
+                "",
+            )
         info = {"bundle_version": engine.bundle.version, "rules_version": engine.rules.version, "fsync": self.fsync}
-        return Response(self.metrics.render(gauges, counters, info), media_type="text/plain; version=0.0.4; charset=utf-8")
+        return Response(
+            self.metrics.render(gauges, counters, info), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
 
 
 def _run_callbacks(callbacks: list, failure: BaseException | None) -> None:
@@ -312,7 +364,9 @@ def create_app(service: Service, cors_origins: list[str] | None = None) -> Starl
         async def endpoint(request: Request) -> Response:
             started = time.perf_counter()
             if not open_route and not service.authorised(request):
-                response: Response = error(401, "Authorization: send 'Bearer <SEGMINT_SERVE_TOKEN>'", field="Authorization")
+                response: Response = error(
+                    401, "Authorization: send 'Bearer <SEGMINT_SERVE_TOKEN>'", field="Authorization"
+                )
             else:
                 try:
                     response = await handler(request)
@@ -334,7 +388,8 @@ def create_app(service: Service, cors_origins: list[str] | None = None) -> Starl
         print(
             f"segmint serve: bundle {service.engine.bundle.version} ({len(service.engine.bundle.customers):,} known customers), "
             f"{service.recovered_events:,} events recovered from {service.log_directory}",
-            file=sys.stderr, flush=True,
+            file=sys.stderr,
+            flush=True,
         )
         try:
             yield
@@ -350,11 +405,18 @@ def create_app(service: Service, cors_origins: list[str] | None = None) -> Starl
     ]
     middleware = []
     if cors_origins:
-        middleware.append(Middleware(
-            CORSMiddleware, allow_origins=cors_origins, allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type"], max_age=3600,
-        ))
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=cors_origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type"],
+                max_age=3600,
+            )
+        )
     return Starlette(
-        routes=routes, lifespan=lifespan, middleware=middleware,
+        routes=routes,
+        lifespan=lifespan,
+        middleware=middleware,
         exception_handlers={HTTPException: http_error, 404: http_error, 405: http_error},
     )

@@ -49,10 +49,23 @@ CATEGORY_COLUMNS = ("rfm_segment", "behavioral_segment", "recommended_action")
 NUMBER_COLUMNS = ("predicted_clv", "purchase_propensity")
 CUSTOMER_COLUMNS = ("customer_id", *CATEGORY_COLUMNS, *NUMBER_COLUMNS)
 # Never in a bundle: the service answers personalization tools in the browser.
-PII_COLUMNS = frozenset({
-    "email", "phone", "first_name", "last_name", "name", "full_name", "postal_code", "address", "street", "city",
-    "ip", "ip_address", "birth_date",
-})
+PII_COLUMNS = frozenset(
+    {
+        "email",
+        "phone",
+        "first_name",
+        "last_name",
+        "name",
+        "full_name",
+        "postal_code",
+        "address",
+        "street",
+        "city",
+        "ip",
+        "ip_address",
+        "birth_date",
+    }
+)
 
 
 class BundleError(RuntimeError):
@@ -220,10 +233,14 @@ def load_bundle(root: str | Path, version: str | None = None, rules: Rules | Non
     try:
         manifest = json.loads((path / MANIFEST_FILE).read_text(encoding="utf-8"))
         if manifest.get("format_version") != FORMAT_VERSION:
-            raise BundleError(f"bundle {version}: format_version {manifest.get('format_version')} is not {FORMAT_VERSION}")
+            raise BundleError(
+                f"bundle {version}: format_version {manifest.get('format_version')} is not {FORMAT_VERSION}"
+            )
         table = pq.read_table(path / CUSTOMERS_FILE, read_dictionary=list(CATEGORY_COLUMNS))
         lookalike = LookalikeScorer.from_json(json.loads((path / LOOKALIKE_FILE).read_text(encoding="utf-8")))
-        bundle_rules = rules or parse_rules((path / RULES_FILE).read_text(encoding="utf-8"), source=f"bundle {version} {RULES_FILE}")
+        bundle_rules = rules or parse_rules(
+            (path / RULES_FILE).read_text(encoding="utf-8"), source=f"bundle {version} {RULES_FILE}"
+        )
     except FileNotFoundError as error:
         raise BundleError(f"bundle {version} is incomplete: {error.filename} is missing") from None
     return Bundle(version, path, manifest, CustomerTable(table), lookalike, bundle_rules)
@@ -235,10 +252,16 @@ def load_bundle(root: str | Path, version: str | None = None, rules: Rules | Non
 def serving_customers(scores: pd.DataFrame, playbook: dict[str, Any]) -> pd.DataFrame:
     """marts.customer_scores rows -> the bundle's customer frame: CUSTOMER_COLUMNS, with recommended_action the
     playbook strategy of the customer's RFM segment (the playbook's default strategy when it has no entry)."""
-    strategies = {name: entry.get("strategy") for name, entry in (playbook.get("segments") or {}).items() if isinstance(entry, dict)}
+    strategies = {
+        name: entry.get("strategy")
+        for name, entry in (playbook.get("segments") or {}).items()
+        if isinstance(entry, dict)
+    }
     default = (playbook.get("default") or {}).get("strategy")
     frame = scores.reindex(columns=[c for c in CUSTOMER_COLUMNS if c != "recommended_action"]).copy()
-    frame["recommended_action"] = [strategies.get(s, default) if isinstance(s, str) else default for s in frame["rfm_segment"]]
+    frame["recommended_action"] = [
+        strategies.get(s, default) if isinstance(s, str) else default for s in frame["rfm_segment"]
+    ]
     return frame[list(CUSTOMER_COLUMNS)]
 
 
@@ -260,7 +283,9 @@ def customers_table(frame: pd.DataFrame) -> pa.Table:
         values = selected[name].astype(object).where(selected[name].notna(), None).to_numpy(dtype=object)
         arrays[name] = pa.array(values, pa.string()).dictionary_encode()
     for name in NUMBER_COLUMNS:
-        arrays[name] = pa.array(pd.to_numeric(selected[name], errors="coerce").to_numpy(dtype=float), pa.float64(), from_pandas=True)
+        arrays[name] = pa.array(
+            pd.to_numeric(selected[name], errors="coerce").to_numpy(dtype=float), pa.float64(), from_pandas=True
+        )
     return pa.table(arrays)
 
 

@@ -78,8 +78,16 @@ def serve_settings(env: dict[str, str]) -> dict[str, object]:
     bad = [o for o in origins if o != "*" and not o.startswith(("http://", "https://"))]
     if bad:
         raise Refusal(f"SEGMINT_SERVE_CORS_ORIGINS: {bad[0]!r} is not an origin such as https://shop.example.com")
-    return {"host": host, "port": int(raw_port), "token": token, "bundle_root": root, "log_dir": log_dir(folder),
-            "rules_override": rules_override, "fsync": fsync, "cors_origins": origins}
+    return {
+        "host": host,
+        "port": int(raw_port),
+        "token": token,
+        "bundle_root": root,
+        "log_dir": log_dir(folder),
+        "rules_override": rules_override,
+        "fsync": fsync,
+        "cors_origins": origins,
+    }
 
 
 def serve(env: dict[str, str]) -> int:
@@ -90,15 +98,25 @@ def serve(env: dict[str, str]) -> int:
 
     try:
         service = Service(
-            settings["bundle_root"], settings["log_dir"], token=settings["token"],
-            rules_override=settings["rules_override"], fsync=settings["fsync"],
+            settings["bundle_root"],
+            settings["log_dir"],
+            token=settings["token"],
+            rules_override=settings["rules_override"],
+            fsync=settings["fsync"],
         )
     except (BundleError, RulesError) as failure:
         raise Refusal(str(failure)) from None
     service.recover()
     uvicorn.run(
-        create_app(service, settings["cors_origins"]), host=settings["host"], port=settings["port"], loop="uvloop", http="httptools",
-        access_log=False, log_level="warning", timeout_graceful_shutdown=5, backlog=4096,
+        create_app(service, settings["cors_origins"]),
+        host=settings["host"],
+        port=settings["port"],
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=5,
+        backlog=4096,
     )
     return 0
 

@@ -101,7 +101,13 @@ class Result:
     transitions: list[dict[str, Any]]
 
     def answer(self) -> dict[str, Any]:
-        body = {"event_id": self.event_id, "id": self.id, "segments": self.segments, "entered": self.entered, "exited": self.exited}
+        body = {
+            "event_id": self.event_id,
+            "id": self.id,
+            "segments": self.segments,
+            "entered": self.entered,
+            "exited": self.exited,
+        }
         if self.duplicate:
             body["duplicate"] = True
         return body
@@ -145,12 +151,22 @@ class Engine:
             visitor.local_hour = event.occurred_at.hour
         _count(visitor, event, rules)
         segments = self._evaluate(visitor, visitor.last_ts)
-        entered, exited, transitions = self._publish(visitor, segments, event.event_id, event.occurred_at, event.received_at, emit)
+        entered, exited, transitions = self._publish(
+            visitor, segments, event.event_id, event.occurred_at, event.received_at, emit
+        )
         if renamed and emit:  # the anonymous id leaves its segments; the customer id entered them above
             occurred, received = event.occurred_at.isoformat(), event.received_at.isoformat()
             transitions[:0] = [
-                {"id": renamed[0], "known_customer": False, "segment": segment, "change": "exited", "event_id": event.event_id,
-                 "occurred_at": occurred, "received_at": received, "source": "realtime"}
+                {
+                    "id": renamed[0],
+                    "known_customer": False,
+                    "segment": segment,
+                    "change": "exited",
+                    "event_id": event.event_id,
+                    "occurred_at": occurred,
+                    "received_at": received,
+                    "source": "realtime",
+                }
                 for segment in renamed[1]
             ]
         self._schedule(visitor)
@@ -159,7 +175,9 @@ class Engine:
     def unmark(self, event: Event) -> None:
         """Forget that `event_id` was seen (its log write failed): a retry is then processed and logged, not
         acknowledged as a duplicate of an event that is not in the log."""
-        visitor = self.visitors.get(self.aliases.get(event.visitor_id, event.visitor_id)) or self.visitors.get(event.visitor_id)
+        visitor = self.visitors.get(self.aliases.get(event.visitor_id, event.visitor_id)) or self.visitors.get(
+            event.visitor_id
+        )
         if visitor is not None:
             visitor.event_ids.discard(event.event_id)
 
@@ -234,7 +252,13 @@ class Engine:
         return tuple(segments)
 
     def _publish(
-        self, visitor: Visitor, segments: tuple[str, ...], event_id: str, occurred_at: datetime, received_at: datetime, emit: bool
+        self,
+        visitor: Visitor,
+        segments: tuple[str, ...],
+        event_id: str,
+        occurred_at: datetime,
+        received_at: datetime,
+        emit: bool,
     ) -> tuple[list[str], list[str], list[dict[str, Any]]]:
         before = visitor.published
         if segments == before:
@@ -250,8 +274,16 @@ class Engine:
         known = self._is_known(visitor)
         occurred, received = occurred_at.isoformat(), received_at.isoformat()
         transitions = [
-            {"id": visitor.id, "known_customer": known, "segment": segment, "change": change, "event_id": event_id,
-             "occurred_at": occurred, "received_at": received, "source": "realtime"}
+            {
+                "id": visitor.id,
+                "known_customer": known,
+                "segment": segment,
+                "change": change,
+                "event_id": event_id,
+                "occurred_at": occurred,
+                "received_at": received,
+                "source": "realtime",
+            }
             for change, names in (("exited", exited), ("entered", entered))
             for segment in names
         ]
@@ -329,7 +361,9 @@ class Engine:
             segments = self._evaluate(visitor, now)
             if segments != visitor.published:
                 lapse = datetime.fromtimestamp(visitor.last_ts + rules.session_timeout_seconds, UTC)
-                entered, exited, found = self._publish(visitor, segments, visitor.last_event_id, lapse, datetime.fromtimestamp(now, UTC), True)
+                entered, exited, found = self._publish(
+                    visitor, segments, visitor.last_event_id, lapse, datetime.fromtimestamp(now, UTC), True
+                )
                 if CART_ABANDONER in entered:  # it starts after cart_idle, not after the session timeout
                     stamp = datetime.fromtimestamp(visitor.last_ts + rules.cart_idle_seconds, UTC).isoformat()
                     for transition in found:
@@ -337,7 +371,11 @@ class Engine:
                             transition["occurred_at"] = stamp
                 transitions.extend(found)
             # look again when the next idle threshold passes, else when the visitor is to be forgotten
-            later = [t for t in (visitor.last_ts + rules.session_timeout_seconds, visitor.last_ts + rules.cart_idle_seconds) if t > now]
+            later = [
+                t
+                for t in (visitor.last_ts + rules.session_timeout_seconds, visitor.last_ts + rules.cart_idle_seconds)
+                if t > now
+            ]
             next_due = min(later) if later else max(forget_at, visitor.last_ts + rules.visitor_retention_seconds)
             visitor.heap_due = next_due
             heapq.heappush(heap, (next_due, key))
@@ -407,7 +445,8 @@ def _count(visitor: Visitor, event: Event, rules: Rules) -> None:
         visitor.cart.clear()
         visitor.cart_pending = False
     if (
-        event.utm_medium and event.utm_source
+        event.utm_medium
+        and event.utm_source
         and event.utm_medium.lower() == rules.affiliate_medium
         and event.utm_source.lower() in rules.premium_partners
     ):

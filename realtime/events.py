@@ -17,10 +17,23 @@ MAX_BATCH_EVENTS = 1000
 MAX_BODY_BYTES = 1024 * 1024
 MAX_FIELD_CHARS = 512  # longer ids or UTM values are a client bug, not data
 OPTIONAL_TEXT_FIELDS = (
-    "page_type", "product_id", "category", "device", "utm_source", "utm_medium", "utm_campaign", "utm_content",
+    "page_type",
+    "product_id",
+    "category",
+    "device",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_content",
 )
 LOG_FIELDS = (
-    "event_id", "customer_id", "anonymous_id", "event_type", "occurred_at", "received_at", *OPTIONAL_TEXT_FIELDS,
+    "event_id",
+    "customer_id",
+    "anonymous_id",
+    "event_type",
+    "occurred_at",
+    "received_at",
+    *OPTIONAL_TEXT_FIELDS,
     "value",
 )
 MINTED_PREFIX = "rt_"

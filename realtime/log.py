@@ -61,12 +61,16 @@ class LogStats:
     bad_lines: int = 0  # unparseable lines that are not the last of their file (should never happen)
 
 
-def read_events(directory: str | Path, stats: LogStats | None = None, since_mtime: float | None = None) -> Iterator[dict[str, Any]]:
+def read_events(
+    directory: str | Path, stats: LogStats | None = None, since_mtime: float | None = None
+) -> Iterator[dict[str, Any]]:
     """Every event line of `events-*.jsonl` under `directory`, file by file in name order (= start time)."""
     return _read(Path(directory), EVENTS_PREFIX, stats, since_mtime)
 
 
-def read_transitions(directory: str | Path, stats: LogStats | None = None, since_mtime: float | None = None) -> Iterator[dict[str, Any]]:
+def read_transitions(
+    directory: str | Path, stats: LogStats | None = None, since_mtime: float | None = None
+) -> Iterator[dict[str, Any]]:
     """Every transition line of `transitions-*.jsonl` under `directory`, in name order."""
     return _read(Path(directory), TRANSITIONS_PREFIX, stats, since_mtime)
 
@@ -134,7 +138,12 @@ class LogWriter:
         self._thread = threading.Thread(target=self._run, name="segmint-log-writer", daemon=True)
         self._thread.start()
 
-    def append(self, events: list[dict[str, Any]], transitions: list[dict[str, Any]], done: Callable[[BaseException | None], None] | None = None) -> None:
+    def append(
+        self,
+        events: list[dict[str, Any]],
+        transitions: list[dict[str, Any]],
+        done: Callable[[BaseException | None], None] | None = None,
+    ) -> None:
         event_lines = [orjson.dumps(record) + b"\n" for record in events]
         transition_lines = [orjson.dumps(record) + b"\n" for record in transitions]
         with self._cond:

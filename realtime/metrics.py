@@ -45,7 +45,9 @@ class Metrics:
         self.requests[(route, status)] += 1
         self.latency[route].observe(seconds)
 
-    def render(self, gauges: dict[str, tuple[str, float, str]], counters: dict[str, tuple[str, float]], info: dict[str, str]) -> str:
+    def render(
+        self, gauges: dict[str, tuple[str, float, str]], counters: dict[str, tuple[str, float]], info: dict[str, str]
+    ) -> str:
         """`gauges`: name -> (help, value, labels); `counters`: name -> (help, value); `info`: labels of segmint_realtime_info."""
         lines = [
             "# HELP segmint_realtime_requests_total HTTP requests answered, by route and status code.",
@@ -65,8 +67,11 @@ class Metrics:
             braces = f"{{{labels}}}" if labels else ""
             lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name}{braces} {value}"]
         label_text = ",".join(f'{key}="{_escape(value)}"' for key, value in info.items())
-        lines += ["# HELP segmint_realtime_info The serving bundle and settings in use.", "# TYPE segmint_realtime_info gauge",
-                  f"segmint_realtime_info{{{label_text}}} 1"]
+        lines += [
+            "# HELP segmint_realtime_info The serving bundle and settings in use.",
+            "# TYPE segmint_realtime_info gauge",
+            f"segmint_realtime_info{{{label_text}}} 1",
+        ]
         return "\n".join(lines) + "\n"
 
 

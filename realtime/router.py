@@ -85,14 +85,16 @@ class Upstream:
         self.host, self.port = parts.hostname, parts.port or 80
         self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
 
-    async def request(self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
-                      ) -> tuple[int, bytes, str]:
+    async def request(
+        self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes, str]:
         """(status, body, content type); one retry on a fresh connection when a kept-alive one was closed."""
         for attempt in (0, 1):
             reader, writer = self.idle.pop() if self.idle and attempt == 0 else await self._connect()
             try:
-                answer = await asyncio.wait_for(self._exchange(reader, writer, method, path, body, headers or {}),
-                                                UPSTREAM_TIMEOUT_SECONDS)
+                answer = await asyncio.wait_for(
+                    self._exchange(reader, writer, method, path, body, headers or {}), UPSTREAM_TIMEOUT_SECONDS
+                )
             except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as failure:
                 writer.close()
                 if attempt == 1:
@@ -108,8 +110,15 @@ class Upstream:
         except (TimeoutError, OSError) as failure:
             raise UpstreamError(f"instance {self.url}: cannot connect ({failure})") from None
 
-    async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, method: str, path: str,
-                        body: bytes, headers: dict[str, str]) -> tuple[int, bytes, str]:
+    async def _exchange(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        method: str,
+        path: str,
+        body: bytes,
+        headers: dict[str, str],
+    ) -> tuple[int, bytes, str]:
         lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}", f"Content-Length: {len(body)}"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
         if body:
@@ -222,12 +231,15 @@ def create_router(instances: Sequence[str]) -> Starlette:
         for upstream in upstreams.values():
             await upstream.close()
 
-    return Starlette(routes=[
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/v1/events", post_events, methods=["POST"]),
-        Route("/v1/profiles/{id:path}", get_profile, methods=["GET"]),
-        Route("/v1/segments", get_segments, methods=["GET"]),
-    ], lifespan=lifespan)
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/v1/events", post_events, methods=["POST"]),
+            Route("/v1/profiles/{id:path}", get_profile, methods=["GET"]),
+            Route("/v1/segments", get_segments, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -243,8 +255,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import uvicorn
 
-    uvicorn.run(app, host=args.host, port=args.port, loop="uvloop", http="httptools", access_log=False,
-                log_level="warning")
+    uvicorn.run(
+        app, host=args.host, port=args.port, loop="uvloop", http="httptools", access_log=False, log_level="warning"
+    )
     return 0
 
 

@@ -63,20 +63,35 @@ class Rules:
         if self.requires_add_to_cart:
             views += " plus an add_to_cart of that category"
         catalogue = [
-            {"name": GENERAL_INTEREST, "rule": f"no high_intent:<category> and no premium_interest applies in the session ({timeout}-minute inactivity window)"},
+            {
+                "name": GENERAL_INTEREST,
+                "rule": f"no high_intent:<category> and no premium_interest applies in the session ({timeout}-minute inactivity window)",
+            },
             {"name": "high_intent:<category>", "rule": f"{views} in the session"},
-            {"name": PREMIUM_INTEREST, "rule": f"utm_medium={self.affiliate_medium} and utm_source in premium_partners ({', '.join(sorted(self.premium_partners))}) in the session"},
-            {"name": CART_ABANDONER, "rule": f"items added to the cart, no purchase since, {_minutes(self.cart_idle_seconds)} minutes without an event (evaluated against receive time on reads)"},
+            {
+                "name": PREMIUM_INTEREST,
+                "rule": f"utm_medium={self.affiliate_medium} and utm_source in premium_partners ({', '.join(sorted(self.premium_partners))}) in the session",
+            },
+            {
+                "name": CART_ABANDONER,
+                "rule": f"items added to the cart, no purchase since, {_minutes(self.cart_idle_seconds)} minutes without an event (evaluated against receive time on reads)",
+            },
         ]
         for suffix in sorted(set(self.devices.values())):
             spellings = sorted(k for k, v in self.devices.items() if v == suffix)
-            catalogue.append({"name": f"device:{suffix}", "rule": f"device of the latest event is one of {', '.join(spellings)}"})
-        catalogue.append({
-            "name": LATE_NIGHT,
-            "rule": f"local time of the latest event (offset of occurred_at) from {self.late_night_start_hour:02d}:00 to {self.late_night_end_hour:02d}:00",
-        })
+            catalogue.append(
+                {"name": f"device:{suffix}", "rule": f"device of the latest event is one of {', '.join(spellings)}"}
+            )
+        catalogue.append(
+            {
+                "name": LATE_NIGHT,
+                "rule": f"local time of the latest event (offset of occurred_at) from {self.late_night_start_hour:02d}:00 to {self.late_night_end_hour:02d}:00",
+            }
+        )
         for keyword in self.motivation_keywords:
-            catalogue.append({"name": f"motivation:{keyword}", "rule": f"utm_content contains '{keyword}' in the session"})
+            catalogue.append(
+                {"name": f"motivation:{keyword}", "rule": f"utm_content contains '{keyword}' in the session"}
+            )
         return catalogue
 
 

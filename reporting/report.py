@@ -101,9 +101,8 @@ def clv_by_segment_chart(kind: str, cards: Sequence[SegmentCard]) -> Chart:
 
 def rfm_grid_chart(rfm: pd.DataFrame) -> Chart:
     """Heatmap of customer counts by recency score (rows) and frequency score (columns)."""
-    grid = (
-        pd.crosstab(rfm["recency_score"], rfm["frequency_score"])
-        .reindex(index=range(5, 0, -1), columns=range(1, 6), fill_value=0)
+    grid = pd.crosstab(rfm["recency_score"], rfm["frequency_score"]).reindex(
+        index=range(5, 0, -1), columns=range(1, 6), fill_value=0
     )
     figure = _figure(figsize=(6, 4.5))
     axes = figure.subplots()
@@ -165,8 +164,12 @@ def render_report(
 ) -> str:
     """The whole report as one HTML string: facts, charts, then a summary table and every card per segment kind."""
     template = _environment().get_template(REPORT_TEMPLATE)
-    return template.render(cards_by_kind=cards_by_kind, charts=list(charts), title=title, facts=facts or {},
-                           notes=list(notes)) + "\n"
+    return (
+        template.render(
+            cards_by_kind=cards_by_kind, charts=list(charts), title=title, facts=facts or {}, notes=list(notes)
+        )
+        + "\n"
+    )
 
 
 @functools.cache

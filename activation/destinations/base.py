@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from activation.ledger import SyncRecord
 
@@ -49,7 +50,7 @@ class Destination(Protocol):
 
 def chunked(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
     """Consecutive slices of at most `size` items."""
-    return [items[start:start + size] for start in range(0, len(items), size)]
+    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 def member_value(member: Mapping[str, Any]) -> float | None:

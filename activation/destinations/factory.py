@@ -7,8 +7,8 @@ environment itself: the caller passes the values (each type's variables are regi
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping
 
 from activation.audiences import Audience, DestinationConfig
 from activation.destinations.base import Destination
@@ -23,9 +23,14 @@ def required_env_vars(destination_type: str) -> tuple[str, ...]:
     return destination_types()[destination_type].env
 
 
-def build_destination(config: DestinationConfig, audience: Audience, env: Mapping[str, str | None],
-                      dry_run_dir: str | Path, policy: RetryPolicy | None = None,
-                      sleep: Callable[[float], None] | None = None) -> tuple[Destination, bool]:
+def build_destination(
+    config: DestinationConfig,
+    audience: Audience,
+    env: Mapping[str, str | None],
+    dry_run_dir: str | Path,
+    policy: RetryPolicy | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> tuple[Destination, bool]:
     """(destination, dry_run): live when every required variable is set, else writing requests to dry_run_dir."""
     dtype = destination_types()[config.type]
     values = {name: env.get(name) for name in dtype.env}

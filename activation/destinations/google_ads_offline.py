@@ -16,12 +16,13 @@ confirmed only after its job was accepted for running.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from activation.destinations.base import BatchResult
-from activation.destinations.registry import BuildRequest, register
 from activation.destinations.google_data_manager import google_account_id, google_user_identifiers
+from activation.destinations.registry import BuildRequest, register
 from activation.http import HttpClient, RetryPolicy
 from activation.ledger import SyncRecord
 
@@ -36,8 +37,14 @@ def _ads_identifier(identifier: Mapping[str, Any]) -> dict[str, Any]:
     if "phoneNumber" in identifier:
         return {"hashedPhoneNumber": identifier["phoneNumber"]}
     address = identifier["address"]
-    return {"addressInfo": {"hashedFirstName": address["givenName"], "hashedLastName": address["familyName"],
-                            "countryCode": address["regionCode"], "postalCode": address["postalCode"]}}
+    return {
+        "addressInfo": {
+            "hashedFirstName": address["givenName"],
+            "hashedLastName": address["familyName"],
+            "countryCode": address["regionCode"],
+            "postalCode": address["postalCode"],
+        }
+    }
 
 
 class GoogleAdsOfflineJobAudience:
@@ -45,11 +52,22 @@ class GoogleAdsOfflineJobAudience:
 
     kind = "ad"
 
-    def __init__(self, access_token: str, developer_token: str, customer_id: str, user_list_id: str, *,
-                 base_url: str = GOOGLE_ADS_BASE_URL, api_version: str = GOOGLE_ADS_API_VERSION,
-                 login_customer_id: str | None = None, name: str = "google_ads_offline",
-                 max_batch: int = GOOGLE_ADS_MAX_MEMBERS_PER_REQUEST, policy: RetryPolicy | None = None,
-                 dry_run_dir: str | Path | None = None, sleep: Callable[[float], None] | None = None):
+    def __init__(
+        self,
+        access_token: str,
+        developer_token: str,
+        customer_id: str,
+        user_list_id: str,
+        *,
+        base_url: str = GOOGLE_ADS_BASE_URL,
+        api_version: str = GOOGLE_ADS_API_VERSION,
+        login_customer_id: str | None = None,
+        name: str = "google_ads_offline",
+        max_batch: int = GOOGLE_ADS_MAX_MEMBERS_PER_REQUEST,
+        policy: RetryPolicy | None = None,
+        dry_run_dir: str | Path | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ):
         self.name = name
         self.customer_id = google_account_id(customer_id)
         self.user_list = f"customers/{self.customer_id}/userLists/{user_list_id}"
@@ -65,36 +83,66 @@ class GoogleAdsOfflineJobAudience:
     def build_record(self, member: Mapping[str, Any]) -> SyncRecord | None:
         """Same identifiers as the Data Manager destination (same documented normal forms)."""
         identifiers = google_user_identifiers(member)
-        return None if identifiers is None else SyncRecord(str(member["customer_id"]),
-                                                           {"userIdentifiers": identifiers})
+        return None if identifiers is None else SyncRecord(str(member["customer_id"]), {"userIdentifiers": identifiers})
 
     def begin(self, planned_adds: int, planned_removes: int) -> None:
         """Nothing to open: each batch runs in its own job."""
 
     def _run_job(self, operation: str, batch: Sequence[SyncRecord]) -> BatchResult:
         prefix = f"/{self.api_version}/customers/{self.customer_id}/offlineUserDataJobs"
-        job = {"type": "CUSTOMER_MATCH_USER_LIST", "customerMatchUserListMetadata": {
-            "userList": self.user_list, "consent": {"adUserData": "GRANTED", "adPersonalization": "GRANTED"}}}
-        created = self.http.request("POST", f"{prefix}:create", json_body={"job": job},
-                                    dry_run_reply={"resourceName": f"customers/{self.customer_id}/"
-                                                                   f"offlineUserDataJobs/dry-run-{len(self.jobs)}"})
+        job = {
+            "type": "CUSTOMER_MATCH_USER_LIST",
+            "customerMatchUserListMetadata": {
+                "userList": self.user_list,
+                "consent": {"adUserData": "GRANTED", "adPersonalization": "GRANTED"},
+            },
+        }
+        created = self.http.request(
+            "POST",
+            f"{prefix}:create",
+            json_body={"job": job},
+            dry_run_reply={
+                "resourceName": f"customers/{self.customer_id}/offlineUserDataJobs/dry-run-{len(self.jobs)}"
+            },
+        )
         resource = (created.json or {})["resourceName"]
-        operations = [{operation: {"userIdentifiers": [_ads_identifier(i) for i in r.identifiers["userIdentifiers"]]}}
-                      for r in batch]
-        added = self.http.request("POST", f"/{self.api_version}/{resource}:addOperations",
-                                  json_body={"operations": operations, "enablePartialFailure": True})
+        operations = [
+            {operation: {"userIdentifiers": [_ads_identifier(i) for i in r.identifiers["userIdentifiers"]]}}
+            for r in batch
+        ]
+        added = self.http.request(
+            "POST",
+            f"/{self.api_version}/{resource}:addOperations",
+            json_body={"operations": operations, "enablePartialFailure": True},
+        )
         partial = (added.json or {}).get("partialFailureError")
-        ran = self.http.request("POST", f"/{self.api_version}/{resource}:run", json_body={},
-                                dry_run_reply={"name": f"{resource}/operations/dry-run"})
-        self.jobs.append({"job": resource, "operation": (ran.json or {}).get("name"), "size": len(batch),
-                          "partial_failure": partial})
+        ran = self.http.request(
+            "POST",
+            f"/{self.api_version}/{resource}:run",
+            json_body={},
+            dry_run_reply={"name": f"{resource}/operations/dry-run"},
+        )
+        self.jobs.append(
+            {"job": resource, "operation": (ran.json or {}).get("name"), "size": len(batch), "partial_failure": partial}
+        )
         failed = {}
         if partial:
             # Partial failures carry operation indexes in their details; without them the whole batch is retried.
-            indexes = {int(d.get("index")) for e in partial.get("details", []) for d in e.get("errors", [])
-                       if str(d.get("index", "")).isdigit()} if isinstance(partial, dict) else set()
-            failed = {batch[i].member_key: str(partial.get("message", "partial failure"))
-                      for i in (indexes or range(len(batch))) if i < len(batch)}
+            indexes = (
+                {
+                    int(d.get("index"))
+                    for e in partial.get("details", [])
+                    for d in e.get("errors", [])
+                    if str(d.get("index", "")).isdigit()
+                }
+                if isinstance(partial, dict)
+                else set()
+            )
+            failed = {
+                batch[i].member_key: str(partial.get("message", "partial failure"))
+                for i in (indexes or range(len(batch)))
+                if i < len(batch)
+            }
         confirmed = [r.member_key for r in batch if r.member_key not in failed]
         return BatchResult(confirmed=confirmed, failed=failed, response={"job": resource})
 
@@ -111,11 +159,18 @@ class GoogleAdsOfflineJobAudience:
         return {"jobs": self.jobs, "sent": sum(j["size"] for j in self.jobs)}
 
 
-@register("google_ads_offline", env=("SEGMINT_GOOGLE_ACCESS_TOKEN", "SEGMINT_GOOGLE_ADS_DEVELOPER_TOKEN"),
-          base_url_env="SEGMINT_GOOGLE_ADS_BASE_URL")
+@register(
+    "google_ads_offline",
+    env=("SEGMINT_GOOGLE_ACCESS_TOKEN", "SEGMINT_GOOGLE_ADS_DEVELOPER_TOKEN"),
+    base_url_env="SEGMINT_GOOGLE_ADS_BASE_URL",
+)
 def build(request: BuildRequest) -> GoogleAdsOfflineJobAudience:
     """settings: customer_id, user_list_id; optional login_customer_id, api_version."""
     return GoogleAdsOfflineJobAudience(
-        request.secret("SEGMINT_GOOGLE_ACCESS_TOKEN"), request.secret("SEGMINT_GOOGLE_ADS_DEVELOPER_TOKEN"),
-        str(request.settings["customer_id"]), str(request.settings["user_list_id"]),
-        **request.pick("login_customer_id", "api_version"), **request.common)
+        request.secret("SEGMINT_GOOGLE_ACCESS_TOKEN"),
+        request.secret("SEGMINT_GOOGLE_ADS_DEVELOPER_TOKEN"),
+        str(request.settings["customer_id"]),
+        str(request.settings["user_list_id"]),
+        **request.pick("login_customer_id", "api_version"),
+        **request.common,
+    )

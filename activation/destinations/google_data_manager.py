@@ -15,8 +15,9 @@ Google Ads API in April 2026; `google_ads_offline` keeps the old job flow for ac
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from activation import identifiers as ids
 from activation.destinations.base import BatchResult
@@ -56,8 +57,16 @@ def google_user_identifiers(member: Mapping[str, Any]) -> list[dict[str, Any]] |
     given, family = ids.normalize_name(member.get("first_name")), ids.normalize_name(member.get("last_name"))
     postal = ids.normalize_postal_code(member.get("postal_code"), country)
     if given and family and country and postal:  # AddressInfo requires all four fields
-        identifiers.append({"address": {"givenName": ids.sha256_hex(given), "familyName": ids.sha256_hex(family),
-                                        "regionCode": country, "postalCode": postal}})
+        identifiers.append(
+            {
+                "address": {
+                    "givenName": ids.sha256_hex(given),
+                    "familyName": ids.sha256_hex(family),
+                    "regionCode": country,
+                    "postalCode": postal,
+                }
+            }
+        )
     return identifiers or None
 
 
@@ -66,11 +75,21 @@ class GoogleDataManagerAudience:
 
     kind = "ad"
 
-    def __init__(self, access_token: str, operating_account_id: str, audience_id: str, *,
-                 base_url: str = DATA_MANAGER_BASE_URL, login_account_id: str | None = None,
-                 account_type: str = GOOGLE_ADS_ACCOUNT_TYPE, name: str = "google_data_manager",
-                 max_batch: int = DATA_MANAGER_MAX_MEMBERS_PER_REQUEST, policy: RetryPolicy | None = None,
-                 dry_run_dir: str | Path | None = None, sleep: Callable[[float], None] | None = None):
+    def __init__(
+        self,
+        access_token: str,
+        operating_account_id: str,
+        audience_id: str,
+        *,
+        base_url: str = DATA_MANAGER_BASE_URL,
+        login_account_id: str | None = None,
+        account_type: str = GOOGLE_ADS_ACCOUNT_TYPE,
+        name: str = "google_data_manager",
+        max_batch: int = DATA_MANAGER_MAX_MEMBERS_PER_REQUEST,
+        policy: RetryPolicy | None = None,
+        dry_run_dir: str | Path | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ):
         self.name = name
         self.max_batch = min(max_batch, DATA_MANAGER_MAX_MEMBERS_PER_REQUEST)
         accounts = {"operating_account_id": google_account_id(operating_account_id)}
@@ -80,11 +99,11 @@ class GoogleDataManagerAudience:
         }
         if login_account_id:
             accounts["login_account_id"] = google_account_id(login_account_id)
-            self.destination["loginAccount"] = {"accountType": account_type,
-                                                "accountId": accounts["login_account_id"]}
+            self.destination["loginAccount"] = {"accountType": account_type, "accountId": accounts["login_account_id"]}
         extra = {"sleep": sleep} if sleep else {}
-        self.http = HttpClient(name, base_url, {"Authorization": f"Bearer {access_token}"}, policy=policy,
-                               dry_run_dir=dry_run_dir, **extra)
+        self.http = HttpClient(
+            name, base_url, {"Authorization": f"Bearer {access_token}"}, policy=policy, dry_run_dir=dry_run_dir, **extra
+        )
         self.request_ids: list[str] = []
         self.sent = 0
         # A placeholder id is fine for a dry run (the request files show it); a live sync refuses it in begin().
@@ -107,8 +126,9 @@ class GoogleDataManagerAudience:
         return [{"userData": {"userIdentifiers": list(r.identifiers["userIdentifiers"])}} for r in batch]
 
     def _send(self, method_path: str, body: dict[str, Any], batch: Sequence[SyncRecord]) -> BatchResult:
-        reply = self.http.request("POST", method_path, json_body=body,
-                                  dry_run_reply={"requestId": f"dry-run-{len(self.request_ids) + 1}"})
+        reply = self.http.request(
+            "POST", method_path, json_body=body, dry_run_reply={"requestId": f"dry-run-{len(self.request_ids) + 1}"}
+        )
         request_id = (reply.json or {}).get("requestId")
         if request_id:
             self.request_ids.append(str(request_id))
@@ -136,23 +156,43 @@ class GoogleDataManagerAudience:
         statuses = []
         record_count = 0
         for request_id in self.request_ids:
-            reply = self.http.request("GET", "/v1/requestStatus:retrieve", params={"requestId": request_id},
-                                      dry_run_reply={"requestStatusPerDestination": []})
+            reply = self.http.request(
+                "GET",
+                "/v1/requestStatus:retrieve",
+                params={"requestId": request_id},
+                dry_run_reply={"requestStatusPerDestination": []},
+            )
             for status in (reply.json or {}).get("requestStatusPerDestination", []):
-                ingestion = (status.get("audienceMembersIngestionStatus")
-                             or status.get("audienceMembersRemovalStatus") or {})
+                ingestion = (
+                    status.get("audienceMembersIngestionStatus") or status.get("audienceMembersRemovalStatus") or {}
+                )
                 user_data = ingestion.get("userDataIngestionStatus") or ingestion.get("userDataRemovalStatus") or {}
                 record_count += int(user_data.get("recordCount", 0))
-                statuses.append({"requestId": request_id, "requestStatus": status.get("requestStatus"),
-                                 "recordCount": int(user_data.get("recordCount", 0))})
-        return {"sent": self.sent, "requests": len(self.request_ids), "record_count": record_count,
-                "statuses": statuses, "matches_sent": record_count == self.sent}
+                statuses.append(
+                    {
+                        "requestId": request_id,
+                        "requestStatus": status.get("requestStatus"),
+                        "recordCount": int(user_data.get("recordCount", 0)),
+                    }
+                )
+        return {
+            "sent": self.sent,
+            "requests": len(self.request_ids),
+            "record_count": record_count,
+            "statuses": statuses,
+            "matches_sent": record_count == self.sent,
+        }
 
 
-@register("google_data_manager", env=("SEGMINT_GOOGLE_ACCESS_TOKEN",),
-          base_url_env="SEGMINT_GOOGLE_DATA_MANAGER_BASE_URL")
+@register(
+    "google_data_manager", env=("SEGMINT_GOOGLE_ACCESS_TOKEN",), base_url_env="SEGMINT_GOOGLE_DATA_MANAGER_BASE_URL"
+)
 def build(request: BuildRequest) -> GoogleDataManagerAudience:
     """settings: operating_account_id, audience_id; optional login_account_id."""
     return GoogleDataManagerAudience(
-        request.secret("SEGMINT_GOOGLE_ACCESS_TOKEN"), str(request.settings["operating_account_id"]),
-        str(request.settings["audience_id"]), **request.pick("login_account_id"), **request.common)
+        request.secret("SEGMINT_GOOGLE_ACCESS_TOKEN"),
+        str(request.settings["operating_account_id"]),
+        str(request.settings["audience_id"]),
+        **request.pick("login_account_id"),
+        **request.common,
+    )

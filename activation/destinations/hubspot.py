@@ -13,8 +13,9 @@ Auth: private-app token as `Authorization: Bearer`. HubSpot is a CRM destination
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from activation import identifiers as ids
 from activation.destinations.base import BatchResult, chunked, text_or_none
@@ -34,18 +35,29 @@ class HubSpotList:
 
     kind = "crm"
 
-    def __init__(self, access_token: str, list_id: str, *, base_url: str = HUBSPOT_BASE_URL,
-                 api_version: str = HUBSPOT_LISTS_API_VERSION, name: str = "hubspot",
-                 max_batch: int = HUBSPOT_MEMBERSHIP_BATCH, policy: RetryPolicy | None = None,
-                 dry_run_dir: str | Path | None = None, sleep: Callable[[float], None] | None = None):
+    def __init__(
+        self,
+        access_token: str,
+        list_id: str,
+        *,
+        base_url: str = HUBSPOT_BASE_URL,
+        api_version: str = HUBSPOT_LISTS_API_VERSION,
+        name: str = "hubspot",
+        max_batch: int = HUBSPOT_MEMBERSHIP_BATCH,
+        policy: RetryPolicy | None = None,
+        dry_run_dir: str | Path | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ):
         self.name = name
         self.list_id = str(list_id)
         self.max_batch = max_batch
-        self.lists_prefix = (f"/crm/v3/lists/{self.list_id}" if api_version == "v3"
-                             else f"/crm/lists/{api_version}/{self.list_id}")
+        self.lists_prefix = (
+            f"/crm/v3/lists/{self.list_id}" if api_version == "v3" else f"/crm/lists/{api_version}/{self.list_id}"
+        )
         extra = {"sleep": sleep} if sleep else {}
-        self.http = HttpClient(name, base_url, {"Authorization": f"Bearer {access_token}"}, policy=policy,
-                               dry_run_dir=dry_run_dir, **extra)
+        self.http = HttpClient(
+            name, base_url, {"Authorization": f"Bearer {access_token}"}, policy=policy, dry_run_dir=dry_run_dir, **extra
+        )
         self.sent = {"add": 0, "remove": 0}
         self.missing: list[str] = []
 
@@ -54,8 +66,11 @@ class HubSpotList:
         email = ids.normalize_email(member.get("email"))
         if email is None:
             return None
-        identifiers = {"email": email, "firstname": text_or_none(member.get("first_name")),
-                       "lastname": text_or_none(member.get("last_name"))}
+        identifiers = {
+            "email": email,
+            "firstname": text_or_none(member.get("first_name")),
+            "lastname": text_or_none(member.get("last_name")),
+        }
         return SyncRecord(str(member["customer_id"]), identifiers)
 
     def begin(self, planned_adds: int, planned_removes: int) -> None:
@@ -65,13 +80,25 @@ class HubSpotList:
         """Record id per member key, creating contacts that do not exist yet (upsert by email)."""
         ids_by_key: dict[str, str] = {}
         for chunk in chunked(batch, HUBSPOT_UPSERT_MAX_INPUTS):
-            inputs = [{"idProperty": "email", "id": r.identifiers["email"],
-                       "properties": {k: v for k, v in r.identifiers.items() if v is not None}} for r in chunk]
+            inputs = [
+                {
+                    "idProperty": "email",
+                    "id": r.identifiers["email"],
+                    "properties": {k: v for k, v in r.identifiers.items() if v is not None},
+                }
+                for r in chunk
+            ]
             reply = self.http.request(
-                "POST", "/crm/v3/objects/contacts/batch/upsert", json_body={"inputs": inputs},
-                dry_run_reply={"status": "COMPLETE", "results": [
-                    {"id": f"dry-run-{r.member_key}", "properties": {"email": r.identifiers["email"]}}
-                    for r in chunk]},
+                "POST",
+                "/crm/v3/objects/contacts/batch/upsert",
+                json_body={"inputs": inputs},
+                dry_run_reply={
+                    "status": "COMPLETE",
+                    "results": [
+                        {"id": f"dry-run-{r.member_key}", "properties": {"email": r.identifiers["email"]}}
+                        for r in chunk
+                    ],
+                },
             )
             key_by_email = {r.identifiers["email"]: r.member_key for r in chunk}
             for result in (reply.json or {}).get("results", []):
@@ -82,7 +109,8 @@ class HubSpotList:
 
     def _change(self, to_add: list[str], to_remove: list[str]) -> dict[str, Any]:
         reply = self.http.request(
-            "PUT", f"{self.lists_prefix}/memberships/add-and-remove",
+            "PUT",
+            f"{self.lists_prefix}/memberships/add-and-remove",
             json_body={"recordIdsToAdd": to_add, "recordIdsToRemove": to_remove},
             dry_run_reply={"recordsIdsAdded": to_add, "recordIdsRemoved": to_remove, "recordIdsMissing": []},
         )
@@ -101,8 +129,12 @@ class HubSpotList:
                 failed[key] = f"HubSpot reports record {record_id} missing"
         self.sent["add"] += len(batch)
         confirmed = [r.member_key for r in batch if r.member_key not in failed]
-        return BatchResult(confirmed=confirmed, failed=failed,
-                           external_ids={k: v for k, v in record_ids.items() if k not in failed}, response=body)
+        return BatchResult(
+            confirmed=confirmed,
+            failed=failed,
+            external_ids={k: v for k, v in record_ids.items() if k not in failed},
+            response=body,
+        )
 
     def send_removes(self, batch: Sequence[SyncRecord]) -> BatchResult:
         """Remove the stored record ids from the list (a missing record is no longer a member either)."""
@@ -120,8 +152,9 @@ class HubSpotList:
             params: dict[str, Any] = {"limit": HUBSPOT_MEMBERSHIP_PAGE}
             if after:
                 params["after"] = after
-            reply = self.http.request("GET", f"{self.lists_prefix}/memberships", params=params,
-                                      dry_run_reply={"results": []})
+            reply = self.http.request(
+                "GET", f"{self.lists_prefix}/memberships", params=params, dry_run_reply={"results": []}
+            )
             body = reply.json or {}
             record_ids.extend(str(row["recordId"]) for row in body.get("results", []))
             after = ((body.get("paging") or {}).get("next") or {}).get("after")
@@ -131,12 +164,21 @@ class HubSpotList:
     def readback(self) -> dict[str, Any]:
         """HubSpot's member count and the record ids it reported missing during this sync."""
         members = self.list_member_ids()
-        return {"sent_adds": self.sent["add"], "sent_removes": self.sent["remove"],
-                "list_size": len(members), "member_record_ids": members, "record_ids_missing": self.missing}
+        return {
+            "sent_adds": self.sent["add"],
+            "sent_removes": self.sent["remove"],
+            "list_size": len(members),
+            "member_record_ids": members,
+            "record_ids_missing": self.missing,
+        }
 
 
 @register("hubspot", env=("SEGMINT_HUBSPOT_ACCESS_TOKEN",), base_url_env="SEGMINT_HUBSPOT_BASE_URL")
 def build(request: BuildRequest) -> HubSpotList:
     """settings: list_id; optional api_version."""
-    return HubSpotList(request.secret("SEGMINT_HUBSPOT_ACCESS_TOKEN"), str(request.settings["list_id"]),
-                       **request.pick("api_version"), **request.common)
+    return HubSpotList(
+        request.secret("SEGMINT_HUBSPOT_ACCESS_TOKEN"),
+        str(request.settings["list_id"]),
+        **request.pick("api_version"),
+        **request.common,
+    )

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from activation import identifiers as ids
 from activation.destinations.base import BatchResult, chunked, text_or_none
@@ -48,18 +49,32 @@ class KlaviyoList:
 
     kind = "email"
 
-    def __init__(self, api_key: str, list_id: str, *, base_url: str = KLAVIYO_BASE_URL,
-                 revision: str = KLAVIYO_REVISION, name: str = "klaviyo",
-                 max_batch: int = KLAVIYO_IMPORT_MAX_PROFILES, poll_interval_s: float = 2.0,
-                 max_polls: int = 300, policy: RetryPolicy | None = None, dry_run_dir: str | Path | None = None,
-                 sleep: Callable[[float], None] | None = None):
+    def __init__(
+        self,
+        api_key: str,
+        list_id: str,
+        *,
+        base_url: str = KLAVIYO_BASE_URL,
+        revision: str = KLAVIYO_REVISION,
+        name: str = "klaviyo",
+        max_batch: int = KLAVIYO_IMPORT_MAX_PROFILES,
+        poll_interval_s: float = 2.0,
+        max_polls: int = 300,
+        policy: RetryPolicy | None = None,
+        dry_run_dir: str | Path | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ):
         self.name = name
         self.list_id = str(list_id)
         self.max_batch = min(max_batch, KLAVIYO_IMPORT_MAX_PROFILES)
         self.poll_interval_s, self.max_polls = poll_interval_s, max_polls
         self._sleep = sleep or time.sleep
-        headers = {"Authorization": f"Klaviyo-API-Key {api_key}", "revision": revision, "accept": JSON_API,
-                   "Content-Type": JSON_API}
+        headers = {
+            "Authorization": f"Klaviyo-API-Key {api_key}",
+            "revision": revision,
+            "accept": JSON_API,
+            "Content-Type": JSON_API,
+        }
         extra = {"sleep": sleep} if sleep else {}
         self.http = HttpClient(name, base_url, headers, policy=policy, dry_run_dir=dry_run_dir, **extra)
         self.sent = {"add": 0, "remove": 0}
@@ -70,18 +85,26 @@ class KlaviyoList:
         email = ids.normalize_email(member.get("email"))
         if email is None:
             return None
-        return SyncRecord(str(member["customer_id"]), {
-            "email": email, "external_id": str(member["customer_id"]),
-            "first_name": text_or_none(member.get("first_name")), "last_name": text_or_none(member.get("last_name")),
-        })
+        return SyncRecord(
+            str(member["customer_id"]),
+            {
+                "email": email,
+                "external_id": str(member["customer_id"]),
+                "first_name": text_or_none(member.get("first_name")),
+                "last_name": text_or_none(member.get("last_name")),
+            },
+        )
 
     def begin(self, planned_adds: int, planned_removes: int) -> None:
         """Nothing to open."""
 
     def _wait_for_job(self, job_id: str) -> dict[str, Any]:
         for _ in range(self.max_polls):
-            reply = self.http.request("GET", f"/api/profile-bulk-import-jobs/{job_id}/",
-                                      dry_run_reply={"data": {"id": job_id, "attributes": {"status": "complete"}}})
+            reply = self.http.request(
+                "GET",
+                f"/api/profile-bulk-import-jobs/{job_id}/",
+                dry_run_reply={"data": {"id": job_id, "attributes": {"status": "complete"}}},
+            )
             attributes = ((reply.json or {}).get("data") or {}).get("attributes") or {}
             if attributes.get("status") == "complete":
                 return attributes
@@ -92,19 +115,29 @@ class KlaviyoList:
 
     def send_adds(self, batch: Sequence[SyncRecord]) -> BatchResult:
         """One bulk import job that upserts the profiles and adds them to the list; confirmed once complete."""
-        profiles = [{"type": "profile", "attributes": {k: v for k, v in r.identifiers.items() if v is not None}}
-                    for r in batch]
-        body = {"data": {"type": "profile-bulk-import-job",
-                         "attributes": {"profiles": {"data": profiles}},
-                         "relationships": {"lists": {"data": [{"type": "list", "id": self.list_id}]}}}}
-        created = self.http.request("POST", "/api/profile-bulk-import-jobs/", json_body=body,
-                                    dry_run_reply={"data": {"id": f"dry-run-{len(self.jobs)}"}})
+        profiles = [
+            {"type": "profile", "attributes": {k: v for k, v in r.identifiers.items() if v is not None}} for r in batch
+        ]
+        body = {
+            "data": {
+                "type": "profile-bulk-import-job",
+                "attributes": {"profiles": {"data": profiles}},
+                "relationships": {"lists": {"data": [{"type": "list", "id": self.list_id}]}},
+            }
+        }
+        created = self.http.request(
+            "POST",
+            "/api/profile-bulk-import-jobs/",
+            json_body=body,
+            dry_run_reply={"data": {"id": f"dry-run-{len(self.jobs)}"}},
+        )
         job_id = str(((created.json or {}).get("data") or {}).get("id"))
         attributes = self._wait_for_job(job_id)
         failed: dict[str, str] = {}
         if int(attributes.get("failed_count") or 0) > 0:
-            reply = self.http.request("GET", f"/api/profile-bulk-import-jobs/{job_id}/import-errors/",
-                                      dry_run_reply={"data": []})
+            reply = self.http.request(
+                "GET", f"/api/profile-bulk-import-jobs/{job_id}/import-errors/", dry_run_reply={"data": []}
+            )
             key_by_email = {r.identifiers["email"]: r.member_key for r in batch}
             for error in (reply.json or {}).get("data", []):
                 error_attributes = error.get("attributes") or {}
@@ -113,14 +146,18 @@ class KlaviyoList:
                     failed[key_by_email[email]] = str(error_attributes.get("detail") or "import error")
         self.jobs.append({"job": job_id, "size": len(batch), "failed": len(failed)})
         self.sent["add"] += len(batch)
-        return BatchResult(confirmed=[r.member_key for r in batch if r.member_key not in failed], failed=failed,
-                           response={"job": job_id, **attributes})
+        return BatchResult(
+            confirmed=[r.member_key for r in batch if r.member_key not in failed],
+            failed=failed,
+            response={"job": job_id, **attributes},
+        )
 
     def _profile_ids(self, emails: Sequence[str]) -> dict[str, str]:
         found: dict[str, str] = {}
         for chunk in chunked(list(emails), KLAVIYO_PAGE_SIZE):
             reply = self.http.request(
-                "GET", "/api/profiles/",
+                "GET",
+                "/api/profiles/",
                 params={"filter": any_filter("email", chunk), "page[size]": KLAVIYO_PAGE_SIZE},
                 dry_run_reply={"data": []},
             )
@@ -132,26 +169,41 @@ class KlaviyoList:
     def send_removes(self, batch: Sequence[SyncRecord]) -> BatchResult:
         """Look up profile ids by email, then remove them from the list (no profile means not a member)."""
         profile_ids = self._profile_ids([r.identifiers["email"] for r in batch])
-        to_remove = [{"type": "profile", "id": profile_ids[r.identifiers["email"]]}
-                     for r in batch if r.identifiers["email"] in profile_ids]
+        to_remove = [
+            {"type": "profile", "id": profile_ids[r.identifiers["email"]]}
+            for r in batch
+            if r.identifiers["email"] in profile_ids
+        ]
         for chunk in chunked(to_remove, KLAVIYO_RELATIONSHIP_MAX):
-            self.http.request("DELETE", f"/api/lists/{self.list_id}/relationships/profiles/",
-                              json_body={"data": list(chunk)})
+            self.http.request(
+                "DELETE", f"/api/lists/{self.list_id}/relationships/profiles/", json_body={"data": list(chunk)}
+            )
         self.sent["remove"] += len(batch)
         return BatchResult(confirmed=[r.member_key for r in batch], response={"removed": len(to_remove)})
 
     def readback(self) -> dict[str, Any]:
         """Klaviyo's profile count for the list and the import jobs of this sync."""
-        reply = self.http.request("GET", f"/api/lists/{self.list_id}/",
-                                  params={"additional-fields[list]": "profile_count"},
-                                  dry_run_reply={"data": {"attributes": {"profile_count": 0}}})
+        reply = self.http.request(
+            "GET",
+            f"/api/lists/{self.list_id}/",
+            params={"additional-fields[list]": "profile_count"},
+            dry_run_reply={"data": {"attributes": {"profile_count": 0}}},
+        )
         count = (((reply.json or {}).get("data") or {}).get("attributes") or {}).get("profile_count")
-        return {"sent_adds": self.sent["add"], "sent_removes": self.sent["remove"], "jobs": self.jobs,
-                "list_size": int(count or 0)}
+        return {
+            "sent_adds": self.sent["add"],
+            "sent_removes": self.sent["remove"],
+            "jobs": self.jobs,
+            "list_size": int(count or 0),
+        }
 
 
 @register("klaviyo", env=("SEGMINT_KLAVIYO_API_KEY",), base_url_env="SEGMINT_KLAVIYO_BASE_URL")
 def build(request: BuildRequest) -> KlaviyoList:
     """settings: list_id; optional revision."""
-    return KlaviyoList(request.secret("SEGMINT_KLAVIYO_API_KEY"), str(request.settings["list_id"]),
-                       **request.pick("revision"), **request.common)
+    return KlaviyoList(
+        request.secret("SEGMINT_KLAVIYO_API_KEY"),
+        str(request.settings["list_id"]),
+        **request.pick("revision"),
+        **request.common,
+    )

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from activation import identifiers as ids
 from activation.destinations.base import BatchResult, member_value
@@ -53,18 +54,29 @@ class MetaCustomAudience:
 
     kind = "ad"
 
-    def __init__(self, access_token: str, audience_id: str, *, base_url: str = META_BASE_URL,
-                 api_version: str = META_API_VERSION, value_based: bool = False, name: str = "meta",
-                 max_batch: int = META_MAX_USERS_PER_REQUEST, policy: RetryPolicy | None = None,
-                 dry_run_dir: str | Path | None = None, sleep: Callable[[float], None] | None = None):
+    def __init__(
+        self,
+        access_token: str,
+        audience_id: str,
+        *,
+        base_url: str = META_BASE_URL,
+        api_version: str = META_API_VERSION,
+        value_based: bool = False,
+        name: str = "meta",
+        max_batch: int = META_MAX_USERS_PER_REQUEST,
+        policy: RetryPolicy | None = None,
+        dry_run_dir: str | Path | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ):
         self.name = name
         self.audience_id = audience_id
         self.api_version = api_version
         self.value_based = value_based
         self.max_batch = min(max_batch, META_MAX_USERS_PER_REQUEST)
         extra = {"sleep": sleep} if sleep else {}
-        self.http = HttpClient(name, base_url, {"Authorization": f"Bearer {access_token}"}, policy=policy,
-                               dry_run_dir=dry_run_dir, **extra)
+        self.http = HttpClient(
+            name, base_url, {"Authorization": f"Bearer {access_token}"}, policy=policy, dry_run_dir=dry_run_dir, **extra
+        )
         self._sessions: dict[str, dict[str, int]] = {}
         self._totals = {"sent": 0, "num_received": 0, "num_invalid_entries": 0}
 
@@ -81,17 +93,25 @@ class MetaCustomAudience:
     def begin(self, planned_adds: int, planned_removes: int) -> None:
         """Open one upload session for the adds and one for the removes of this sync."""
         for action, planned in (("add", planned_adds), ("remove", planned_removes)):
-            self._sessions[action] = {"session_id": secrets.randbelow(2**53 - 1) + 1, "batch_seq": 0,
-                                      "sent": 0, "planned": planned}
+            self._sessions[action] = {
+                "session_id": secrets.randbelow(2**53 - 1) + 1,
+                "batch_seq": 0,
+                "sent": 0,
+                "planned": planned,
+            }
 
     def _session(self, action: str, batch_size: int) -> dict[str, Any]:
-        state = self._sessions.setdefault(action, {"session_id": secrets.randbelow(2**53 - 1) + 1,
-                                                   "batch_seq": 0, "sent": 0, "planned": batch_size})
+        state = self._sessions.setdefault(
+            action, {"session_id": secrets.randbelow(2**53 - 1) + 1, "batch_seq": 0, "sent": 0, "planned": batch_size}
+        )
         state["batch_seq"] += 1
         state["sent"] += batch_size
-        return {"session_id": state["session_id"], "batch_seq": state["batch_seq"],
-                "last_batch_flag": state["sent"] >= state["planned"],
-                "estimated_num_total": max(state["planned"], state["sent"])}
+        return {
+            "session_id": state["session_id"],
+            "batch_seq": state["batch_seq"],
+            "last_batch_flag": state["sent"] >= state["planned"],
+            "estimated_num_total": max(state["planned"], state["sent"]),
+        }
 
     def _payload(self, batch: Sequence[SyncRecord], with_value: bool) -> dict[str, Any]:
         schema = list(META_SCHEMA) + ([META_VALUE_KEY] if with_value else [])
@@ -106,12 +126,20 @@ class MetaCustomAudience:
     def _send(self, method: str, action: str, batch: Sequence[SyncRecord]) -> BatchResult:
         payload = self._payload(batch, with_value=self.value_based and action == "add")
         session = self._session(action, len(batch))
-        form = {"payload": json.dumps(payload, separators=(",", ":")),
-                "session": json.dumps(session, separators=(",", ":"))}
+        form = {
+            "payload": json.dumps(payload, separators=(",", ":")),
+            "session": json.dumps(session, separators=(",", ":")),
+        }
         reply = self.http.request(
-            method, f"/{self.api_version}/{self.audience_id}/users", form=form,
-            dry_run_reply={"audience_id": self.audience_id, "session_id": session["session_id"],
-                           "num_received": len(batch), "num_invalid_entries": 0},
+            method,
+            f"/{self.api_version}/{self.audience_id}/users",
+            form=form,
+            dry_run_reply={
+                "audience_id": self.audience_id,
+                "session_id": session["session_id"],
+                "num_received": len(batch),
+                "num_invalid_entries": 0,
+            },
         )
         body = reply.json or {}
         self._totals["sent"] += len(batch)
@@ -136,8 +164,10 @@ class MetaCustomAudience:
             if state["batch_seq"] == 0:
                 continue
             reply = self.http.request(
-                "GET", f"/{self.api_version}/{self.audience_id}/sessions",
-                params={"session_id": state["session_id"]}, dry_run_reply={"data": []},
+                "GET",
+                f"/{self.api_version}/{self.audience_id}/sessions",
+                params={"session_id": state["session_id"]},
+                dry_run_reply={"data": []},
             )
             for session in (reply.json or {}).get("data", []):
                 sessions.append({"action": action, **session})
@@ -150,6 +180,9 @@ class MetaCustomAudience:
 def build(request: BuildRequest) -> MetaCustomAudience:
     """settings: audience_id; optional value_based (default: the audience has a value_column), api_version."""
     return MetaCustomAudience(
-        request.secret("SEGMINT_META_ACCESS_TOKEN"), str(request.settings["audience_id"]),
+        request.secret("SEGMINT_META_ACCESS_TOKEN"),
+        str(request.settings["audience_id"]),
         value_based=bool(request.settings.get("value_based", request.audience.value_column is not None)),
-        **request.pick("api_version"), **request.common)
+        **request.pick("api_version"),
+        **request.common,
+    )

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from activation.audiences import Audience
@@ -46,8 +47,12 @@ class BuildRequest:
 
     @property
     def common(self) -> dict[str, Any]:
-        common: dict[str, Any] = {"name": self.name, "policy": self.policy, "sleep": self.sleep,
-                                  "dry_run_dir": self.dry_run_dir}
+        common: dict[str, Any] = {
+            "name": self.name,
+            "policy": self.policy,
+            "sleep": self.sleep,
+            "dry_run_dir": self.dry_run_dir,
+        }
         if self.base_url:
             common["base_url"] = self.base_url
         return common

@@ -23,8 +23,9 @@ import hashlib
 import io
 import re
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from activation import identifiers as ids
 from activation.destinations.base import BatchResult, text_or_none
@@ -75,8 +76,10 @@ def field_name_problem(setting: str, api_name: str) -> str | None:
     """Why a configured field name would be refused by Salesforce, or None when it is valid."""
     if is_custom_field_name(api_name):
         return None
-    return (f"{setting} '{api_name}' is not a valid custom field API name (letters, digits and single "
-            f"underscores, starting with a letter, at most {CUSTOM_FIELD_NAME_MAX} characters, then __c)")
+    return (
+        f"{setting} '{api_name}' is not a valid custom field API name (letters, digits and single "
+        f"underscores, starting with a letter, at most {CUSTOM_FIELD_NAME_MAX} characters, then __c)"
+    )
 
 
 class SalesforceContacts:
@@ -84,36 +87,68 @@ class SalesforceContacts:
 
     kind = "crm"
 
-    def __init__(self, access_token: str, instance_url: str, audience: str, *,
-                 api_version: str = SALESFORCE_API_VERSION, object_name: str = "Contact",
-                 external_id_field: str = "Segmint_Customer_Id__c", membership_field: str | None = None,
-                 name: str = "salesforce", max_batch: int = SALESFORCE_MAX_BATCH,
-                 poll_interval_s: float = 2.0, max_polls: int = 300, policy: RetryPolicy | None = None,
-                 dry_run_dir: str | Path | None = None, sleep: Callable[[float], None] | None = None):
+    def __init__(
+        self,
+        access_token: str,
+        instance_url: str,
+        audience: str,
+        *,
+        api_version: str = SALESFORCE_API_VERSION,
+        object_name: str = "Contact",
+        external_id_field: str = "Segmint_Customer_Id__c",
+        membership_field: str | None = None,
+        name: str = "salesforce",
+        max_batch: int = SALESFORCE_MAX_BATCH,
+        poll_interval_s: float = 2.0,
+        max_polls: int = 300,
+        policy: RetryPolicy | None = None,
+        dry_run_dir: str | Path | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ):
         self.name = name
         self.object_name = object_name
         self.external_id_field = external_id_field
         self.membership_field = membership_field or membership_field_name(audience)
         # Reported by begin(), inside the sync, so a bad setting fails the run with one line (no traceback).
-        self.setting_problems = [p for p in (field_name_problem("external_id_field", external_id_field),
-                                             field_name_problem("membership_field", self.membership_field)) if p]
+        self.setting_problems = [
+            p
+            for p in (
+                field_name_problem("external_id_field", external_id_field),
+                field_name_problem("membership_field", self.membership_field),
+            )
+            if p
+        ]
         self.prefix = f"/services/data/{api_version}/jobs/ingest"
         self.max_batch = min(max_batch, SALESFORCE_MAX_BATCH)
         self.poll_interval_s, self.max_polls = poll_interval_s, max_polls
         self._sleep = sleep or time.sleep
         extra = {"sleep": sleep} if sleep else {}
-        self.http = HttpClient(name, instance_url, {"Authorization": f"Bearer {access_token}"}, policy=policy,
-                               dry_run_dir=dry_run_dir, **extra)
-        self.columns = [external_id_field, "Email", "FirstName", "LastName", *SCORE_FIELDS.values(),
-                        self.membership_field]
+        self.http = HttpClient(
+            name,
+            instance_url,
+            {"Authorization": f"Bearer {access_token}"},
+            policy=policy,
+            dry_run_dir=dry_run_dir,
+            **extra,
+        )
+        self.columns = [
+            external_id_field,
+            "Email",
+            "FirstName",
+            "LastName",
+            *SCORE_FIELDS.values(),
+            self.membership_field,
+        ]
         self.jobs: list[dict[str, Any]] = []
 
     def build_record(self, member: Mapping[str, Any]) -> SyncRecord | None:
         """The Contact row to upsert (every member has a customer id, so none is unusable)."""
-        row: dict[str, Any] = {self.external_id_field: str(member["customer_id"]),
-                               "Email": ids.normalize_email(member.get("email")),
-                               "FirstName": text_or_none(member.get("first_name")),
-                               "LastName": text_or_none(member.get("last_name"))}
+        row: dict[str, Any] = {
+            self.external_id_field: str(member["customer_id"]),
+            "Email": ids.normalize_email(member.get("email")),
+            "FirstName": text_or_none(member.get("first_name")),
+            "LastName": text_or_none(member.get("last_name")),
+        }
         for column, field_name in SCORE_FIELDS.items():
             value = member.get(column)
             if isinstance(value, float) and value == value:
@@ -137,33 +172,64 @@ class SalesforceContacts:
         return buffer.getvalue()
 
     def _run_job(self, batch: Sequence[SyncRecord], member: bool) -> BatchResult:
-        created = self.http.request("POST", f"{self.prefix}/", json_body={
-            "object": self.object_name, "externalIdFieldName": self.external_id_field, "contentType": "CSV",
-            "operation": "upsert", "lineEnding": "LF"}, dry_run_reply={"id": f"dry-run-{len(self.jobs)}",
-                                                                       "state": "Open"})
+        created = self.http.request(
+            "POST",
+            f"{self.prefix}/",
+            json_body={
+                "object": self.object_name,
+                "externalIdFieldName": self.external_id_field,
+                "contentType": "CSV",
+                "operation": "upsert",
+                "lineEnding": "LF",
+            },
+            dry_run_reply={"id": f"dry-run-{len(self.jobs)}", "state": "Open"},
+        )
         job_id = str((created.json or {})["id"])
-        self.http.request("PUT", f"{self.prefix}/{job_id}/batches/", content=self._csv(batch, member),
-                          headers={"Content-Type": "text/csv"})
-        self.http.request("PATCH", f"{self.prefix}/{job_id}/", json_body={"state": "UploadComplete"},
-                          dry_run_reply={"id": job_id, "state": "UploadComplete"})
+        self.http.request(
+            "PUT",
+            f"{self.prefix}/{job_id}/batches/",
+            content=self._csv(batch, member),
+            headers={"Content-Type": "text/csv"},
+        )
+        self.http.request(
+            "PATCH",
+            f"{self.prefix}/{job_id}/",
+            json_body={"state": "UploadComplete"},
+            dry_run_reply={"id": job_id, "state": "UploadComplete"},
+        )
         info = self._wait_for_job(job_id)
         if info.get("state") != "JobComplete":
-            raise DestinationError(self.name, f"ingest job {job_id} ended {info.get('state')}: "
-                                              f"{info.get('errorMessage', 'no message')}", retryable=True)
+            raise DestinationError(
+                self.name,
+                f"ingest job {job_id} ended {info.get('state')}: {info.get('errorMessage', 'no message')}",
+                retryable=True,
+            )
         failed: dict[str, str] = {}
         if int(info.get("numberRecordsFailed") or 0) > 0:
             reply = self.http.request("GET", f"{self.prefix}/{job_id}/failedResults/", dry_run_reply="")
             for row in csv.DictReader(io.StringIO(reply.text)):
                 failed[row.get(self.external_id_field, "")] = row.get("sf__Error", "failed")
-        self.jobs.append({"job": job_id, "size": len(batch), "processed": int(info.get("numberRecordsProcessed") or 0),
-                          "failed": len(failed)})
-        return BatchResult(confirmed=[r.member_key for r in batch if r.member_key not in failed], failed=failed,
-                           response={"job": job_id, "state": info.get("state")})
+        self.jobs.append(
+            {
+                "job": job_id,
+                "size": len(batch),
+                "processed": int(info.get("numberRecordsProcessed") or 0),
+                "failed": len(failed),
+            }
+        )
+        return BatchResult(
+            confirmed=[r.member_key for r in batch if r.member_key not in failed],
+            failed=failed,
+            response={"job": job_id, "state": info.get("state")},
+        )
 
     def _wait_for_job(self, job_id: str) -> dict[str, Any]:
         for _ in range(self.max_polls):
-            reply = self.http.request("GET", f"{self.prefix}/{job_id}/",
-                                      dry_run_reply={"id": job_id, "state": "JobComplete", "numberRecordsFailed": 0})
+            reply = self.http.request(
+                "GET",
+                f"{self.prefix}/{job_id}/",
+                dry_run_reply={"id": job_id, "state": "JobComplete", "numberRecordsFailed": 0},
+            )
             info = reply.json or {}
             if info.get("state") in FINAL_JOB_STATES:
                 return info
@@ -180,9 +246,12 @@ class SalesforceContacts:
 
     def readback(self) -> dict[str, Any]:
         """Records Salesforce processed and failed across this sync's jobs."""
-        return {"jobs": self.jobs, "records_processed": sum(j["processed"] for j in self.jobs),
-                "records_failed": sum(j["failed"] for j in self.jobs),
-                "sent": sum(j["size"] for j in self.jobs)}
+        return {
+            "jobs": self.jobs,
+            "records_processed": sum(j["processed"] for j in self.jobs),
+            "records_failed": sum(j["failed"] for j in self.jobs),
+            "sent": sum(j["size"] for j in self.jobs),
+        }
 
 
 @register("salesforce", env=("SEGMINT_SALESFORCE_ACCESS_TOKEN", "SEGMINT_SALESFORCE_INSTANCE_URL"))
@@ -190,6 +259,10 @@ def build(request: BuildRequest) -> SalesforceContacts:
     """settings: optional object (default Contact), api_version, external_id_field, membership_field."""
     instance_url = request.env.get("SEGMINT_SALESFORCE_INSTANCE_URL") or "https://example.my.salesforce.com"
     return SalesforceContacts(
-        request.secret("SEGMINT_SALESFORCE_ACCESS_TOKEN"), instance_url, request.audience.name,
+        request.secret("SEGMINT_SALESFORCE_ACCESS_TOKEN"),
+        instance_url,
+        request.audience.name,
         **request.pick("api_version", "external_id_field", "membership_field"),
-        **({"object_name": request.settings["object"]} if "object" in request.settings else {}), **request.common)
+        **({"object_name": request.settings["object"]} if "object" in request.settings else {}),
+        **request.common,
+    )

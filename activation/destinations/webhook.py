@@ -17,8 +17,9 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from activation import identifiers as ids
 from activation.destinations.base import BatchResult, member_value, text_or_none
@@ -34,12 +35,13 @@ WEBHOOK_FIELDS = ("rfm_segment", "behavioral_segment", "predicted_clv", "purchas
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
     """Header value `t=<timestamp>,v1=<hex hmac-sha256 of "<timestamp>.<body>">`."""
-    mac = hmac.new(secret.encode("utf-8"), f"{timestamp}.".encode("utf-8") + body, hashlib.sha256).hexdigest()
+    mac = hmac.new(secret.encode("utf-8"), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
     return f"t={timestamp},v1={mac}"
 
 
-def verify_signature(secret: str, header: str | None, body: bytes, now: float | None = None,
-                     tolerance_s: int = SIGNATURE_TOLERANCE_S) -> bool:
+def verify_signature(
+    secret: str, header: str | None, body: bytes, now: float | None = None, tolerance_s: int = SIGNATURE_TOLERANCE_S
+) -> bool:
     """True when the header signs this exact body with this secret and its timestamp is within tolerance."""
     if not header:
         return False
@@ -65,10 +67,19 @@ class SignedWebhook:
 
     kind = "webhook"
 
-    def __init__(self, url: str, secret: str, audience: str, *, name: str = "webhook",
-                 max_batch: int = WEBHOOK_MAX_BATCH, policy: RetryPolicy | None = None,
-                 dry_run_dir: str | Path | None = None, sleep: Callable[[float], None] | None = None,
-                 clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        url: str,
+        secret: str,
+        audience: str,
+        *,
+        name: str = "webhook",
+        max_batch: int = WEBHOOK_MAX_BATCH,
+        policy: RetryPolicy | None = None,
+        dry_run_dir: str | Path | None = None,
+        sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
         self.name = name
         self.url = url
         self.audience = audience
@@ -86,8 +97,10 @@ class SignedWebhook:
             "customer_id": str(member["customer_id"]),
             "email": ids.normalize_email(member.get("email")),
             "marketing_consent": None if consent is None or consent != consent else bool(consent),
-            **{field: (text_or_none(member.get(field)) if "segment" in field else _number(member.get(field)))
-               for field in WEBHOOK_FIELDS},
+            **{
+                field: (text_or_none(member.get(field)) if "segment" in field else _number(member.get(field)))
+                for field in WEBHOOK_FIELDS
+            },
         }
         return SyncRecord(str(member["customer_id"]), identifiers, member_value(member))
 
@@ -95,14 +108,20 @@ class SignedWebhook:
         """Nothing to open."""
 
     def _post(self, action: str, batch: Sequence[SyncRecord]) -> BatchResult:
-        members = [{"event_id": event_id(self.audience, r.member_key, action, r.fingerprint, r.origin_run_id),
-                    "member_key": r.member_key, **dict(r.identifiers), "value": r.value} for r in batch]
+        members = [
+            {
+                "event_id": event_id(self.audience, r.member_key, action, r.fingerprint, r.origin_run_id),
+                "member_key": r.member_key,
+                **dict(r.identifiers),
+                "value": r.value,
+            }
+            for r in batch
+        ]
         payload = {"audience": self.audience, "action": action, "members": members}
         # Sign the exact bytes that are sent; the HttpClient sends json_body with the same compact separators.
         body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
         idempotency_key = hashlib.sha256("".join(m["event_id"] for m in members).encode()).hexdigest()
-        headers = {SIGNATURE_HEADER: sign(self._secret, int(self._clock()), body),
-                   "Idempotency-Key": idempotency_key}
+        headers = {SIGNATURE_HEADER: sign(self._secret, int(self._clock()), body), "Idempotency-Key": idempotency_key}
         reply = self.http.request("POST", self.url, json_body=payload, headers=headers)
         self.sent[action] += len(batch)
         return BatchResult(confirmed=[r.member_key for r in batch], response=reply.json)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import duckdb
 
+from landing.contract import SUPPRESSED_TABLE_SQL
 from landing.formats import ga4, segment, shopify
 from landing.formats.common import (
     CONTRACT_REJECTS_TABLE,
@@ -35,11 +36,15 @@ from landing.formats.detect import (
     ga4_files,
     segment_files,
 )
-from landing.contract import SUPPRESSED_TABLE_SQL
 from landing.sources import LandingError, sql_string
 
 __all__ = [
-    "SOURCE_FORMATS", "Translation", "cleanup", "detect_format", "source_format_of", "stage_translation",
+    "SOURCE_FORMATS",
+    "Translation",
+    "cleanup",
+    "detect_format",
+    "source_format_of",
+    "stage_translation",
     "translate_landing",
 ]
 CONTRACT_CUSTOMERS = ("customers.csv", "customers.parquet")
@@ -112,9 +117,7 @@ def cleanup(translation: Translation | None) -> None:
         shutil.rmtree(translation.contract_dir, ignore_errors=True)
 
 
-def stage_translation(
-    conn: duckdb.DuckDBPyConnection, translation: Translation, stage: Callable[[str], str]
-) -> None:
+def stage_translation(conn: duckdb.DuckDBPyConnection, translation: Translation, stage: Callable[[str], str]) -> None:
     """Trace staged quarantine and ingest_log rows of translated files back to the source records (see module doc)."""
     quarantine, ingest_log = stage("quarantine"), stage("ingest_log")
     work_files = ", ".join(sql_string(name) for name in translation.work_files)

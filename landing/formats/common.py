@@ -68,14 +68,22 @@ def load_json_lines(conn: duckdb.DuckDBPyConnection, paths: list[Path]) -> int:
         # is off so a line is taken byte for byte. Files are read in order and each file's lines stay contiguous
         # (preserve_insertion_order), so rowid minus the file's first rowid is the line number - 1.
         listed = ", ".join(sql_string(str(path)) for path in text_files)
-        _run(conn, text_files, f"""
+        _run(
+            conn,
+            text_files,
+            f"""
 INSERT INTO _fmt_file SELECT filename, line FROM read_csv([{listed}], columns={{'line': 'VARCHAR'}},
-    header=false, auto_detect=false, delim=chr(0), quote='', escape='', new_line='\\n', filename=true)""")
+    header=false, auto_detect=false, delim=chr(0), quote='', escape='', new_line='\\n', filename=true)""",
+        )
     for path in paths:
         if path.suffix == ".parquet":
-            _run(conn, [path], f"""
+            _run(
+                conn,
+                [path],
+                f"""
 INSERT INTO _fmt_rows SELECT {sql_string(path.name)}, file_row_number + 1, to_json(t)
-FROM read_parquet({sql_string(str(path))}, file_row_number=true) AS t""")
+FROM read_parquet({sql_string(str(path))}, file_row_number=true) AS t""",
+            )
     conn.execute(
         "CREATE OR REPLACE TEMP TABLE _fmt_offsets AS SELECT filename, min(rowid) AS first FROM _fmt_file GROUP BY 1"
     )
@@ -104,7 +112,9 @@ def _run(conn: duckdb.DuckDBPyConnection, paths: list[Path], sql: str) -> None:
     except duckdb.Error as error:
         first_line = str(error).splitlines()[0]
         names = ", ".join(path.name for path in paths)
-        raise LandingError(f"{names if len(paths) == 1 else 'one of ' + names}: cannot be read ({first_line})") from None
+        raise LandingError(
+            f"{names if len(paths) == 1 else 'one of ' + names}: cannot be read ({first_line})"
+        ) from None
 
 
 def json_reason_sql(line: str) -> str:
@@ -148,9 +158,7 @@ def reconcile_sql(work_files: dict[str, str], stage_tables: dict[str, str]) -> s
             f"(SELECT origin_file, count(*) AS n FROM {REJECTS_TABLE} "
             f"WHERE table_name = {sql_string(table)} GROUP BY 1)"
         )
-        suppressed = (
-            f"(SELECT origin_file, sum(n) AS n FROM {SUPPRESSED_TABLE} WHERE table_name = {sql_string(table)} GROUP BY 1)"
-        )
+        suppressed = f"(SELECT origin_file, sum(n) AS n FROM {SUPPRESSED_TABLE} WHERE table_name = {sql_string(table)} GROUP BY 1)"
         parts.append(f"""
 SELECT origin_file AS source_file, {sql_string(table)} AS table_name,
        coalesce(w.n, 0) + coalesce(f.n, 0) AS rows_in, coalesce(a.n, 0) AS rows_accepted,

@@ -46,17 +46,25 @@ from landing.sources import LandingError
 _TEXT = "VARCHAR"
 _VALUE = {"string_value": _TEXT, "int_value": _TEXT, "float_value": _TEXT, "double_value": _TEXT}
 # The part of the export schema segmint reads; json_transform ignores every other field.
-GA4_STRUCTURE = json.dumps({
-    "event_date": _TEXT, "event_timestamp": _TEXT, "event_name": _TEXT,
-    "event_params": [{"key": _TEXT, "value": _VALUE}],
-    "user_id": _TEXT, "user_pseudo_id": _TEXT,
-    "device": {"category": _TEXT},
-    "traffic_source": {"name": _TEXT, "medium": _TEXT, "source": _TEXT},
-    "collected_traffic_source": {"manual_source": _TEXT, "manual_campaign_name": _TEXT},
-    "ecommerce": {"transaction_id": _TEXT, "purchase_revenue": _TEXT, "refund_value": _TEXT},
-    "items": [{"item_id": _TEXT}],
-    "stream_id": _TEXT, "batch_event_index": _TEXT, "batch_page_id": _TEXT, "batch_ordering_id": _TEXT,
-})
+GA4_STRUCTURE = json.dumps(
+    {
+        "event_date": _TEXT,
+        "event_timestamp": _TEXT,
+        "event_name": _TEXT,
+        "event_params": [{"key": _TEXT, "value": _VALUE}],
+        "user_id": _TEXT,
+        "user_pseudo_id": _TEXT,
+        "device": {"category": _TEXT},
+        "traffic_source": {"name": _TEXT, "medium": _TEXT, "source": _TEXT},
+        "collected_traffic_source": {"manual_source": _TEXT, "manual_campaign_name": _TEXT},
+        "ecommerce": {"transaction_id": _TEXT, "purchase_revenue": _TEXT, "refund_value": _TEXT},
+        "items": [{"item_id": _TEXT}],
+        "stream_id": _TEXT,
+        "batch_event_index": _TEXT,
+        "batch_page_id": _TEXT,
+        "batch_ordering_id": _TEXT,
+    }
+)
 PURCHASE, REFUND = "purchase", "refund"
 
 
@@ -99,19 +107,19 @@ CREATE OR REPLACE TEMP TABLE _fmt_ga4_events AS
 SELECT origin_file, origin_row,
        'ga4-' || md5({identity}) AS event_id,
        nullif(r.user_id, '') AS user_id, nullif(r.user_pseudo_id, '') AS user_pseudo_id,
-       {_timestamp_text('r.event_timestamp')} AS occurred_at,
+       {_timestamp_text("r.event_timestamp")} AS occurred_at,
        try_cast(r.event_timestamp AS BIGINT) AS micros,
        r.event_name AS event_type,
-       {_param('page_location')} AS page_url,
+       {_param("page_location")} AS page_url,
        r.items[1].item_id AS product_id,
        r.device.category AS device,
        coalesce(r.collected_traffic_source.manual_source, r.traffic_source.source) AS utm_source,
        coalesce(r.collected_traffic_source.manual_campaign_name, r.traffic_source.name) AS utm_campaign,
-       coalesce(r.ecommerce.transaction_id, {_param('transaction_id')}) AS transaction_id,
-       coalesce(r.ecommerce.purchase_revenue, {_param('value')}) AS purchase_revenue,
-       coalesce(r.ecommerce.refund_value, {_param('value')}) AS refund_value,
-       {_param('currency')} AS currency,
-       {_param('coupon')} AS coupon
+       coalesce(r.ecommerce.transaction_id, {_param("transaction_id")}) AS transaction_id,
+       coalesce(r.ecommerce.purchase_revenue, {_param("value")}) AS purchase_revenue,
+       coalesce(r.ecommerce.refund_value, {_param("value")}) AS refund_value,
+       {_param("currency")} AS currency,
+       {_param("coupon")} AS coupon
 FROM _fmt_ga4 WHERE reason IS NULL""")
     conn.execute("DROP TABLE temp._fmt_ga4")
     conn.execute(f"""
@@ -122,12 +130,16 @@ SELECT user_pseudo_id,
        END AS customer_id
 FROM _fmt_ga4_events WHERE user_pseudo_id IS NOT NULL GROUP BY user_pseudo_id""")
     written = ["events.parquet"]
-    write_contract_file(conn, f"""
+    write_contract_file(
+        conn,
+        f"""
 SELECT e.event_id, coalesce(e.user_id, i.customer_id) AS customer_id, e.user_pseudo_id AS anonymous_id,
        e.occurred_at, e.event_type, NULL::VARCHAR AS page_type, e.product_id, e.device, e.utm_source, e.utm_campaign,
        e.page_url, e.origin_file AS {ORIGIN_FILE}, e.origin_row AS {ORIGIN_ROW}
 FROM _fmt_ga4_events AS e LEFT JOIN _fmt_ga4_ids AS i USING (user_pseudo_id)
-ORDER BY e.origin_file, e.origin_row""", work_dir / "events.parquet")
+ORDER BY e.origin_file, e.origin_row""",
+        work_dir / "events.parquet",
+    )
     if with_orders:
         _write_orders(conn, work_dir)
         written.append("orders.parquet")
@@ -155,7 +167,9 @@ SELECT origin_file, origin_row, 'orders',
 FROM _fmt_ga4_orders AS e WHERE {duplicate}""")
     if conn.execute(f"SELECT count(*) FROM _fmt_ga4_orders WHERE event_type = '{PURCHASE}'").fetchall()[0][0] == 0:
         raise LandingError("GA4 export: no purchase events and no orders.csv, so there are no orders to model")
-    write_contract_file(conn, f"""
+    write_contract_file(
+        conn,
+        f"""
 SELECT CASE WHEN e.event_type = '{PURCHASE}' THEN e.transaction_id
             ELSE e.transaction_id || '-R' || CASE WHEN e.nth > 1 THEN CAST(e.nth AS VARCHAR) ELSE '' END
        END AS order_id,
@@ -169,5 +183,7 @@ SELECT CASE WHEN e.event_type = '{PURCHASE}' THEN e.transaction_id
        e.origin_file AS {ORIGIN_FILE}, e.origin_row AS {ORIGIN_ROW}
 FROM _fmt_ga4_orders AS e LEFT JOIN _fmt_ga4_ids AS i USING (user_pseudo_id)
 WHERE NOT (e.event_type = '{PURCHASE}' AND e.transaction_id IS NOT NULL AND e.nth > 1)
-ORDER BY e.origin_file, e.origin_row""", work_dir / "orders.parquet")
+ORDER BY e.origin_file, e.origin_row""",
+        work_dir / "orders.parquet",
+    )
     conn.execute("DROP TABLE temp._fmt_ga4_orders")

@@ -44,22 +44,46 @@ from landing.formats.common import (
 )
 
 _TEXT = "VARCHAR"
-SEGMENT_STRUCTURE = json.dumps({
-    "type": _TEXT, "event": _TEXT, "name": _TEXT, "userId": _TEXT, "anonymousId": _TEXT, "messageId": _TEXT,
-    "timestamp": _TEXT, "originalTimestamp": _TEXT, "receivedAt": _TEXT,
-    "properties": {
-        "url": _TEXT, "order_id": _TEXT, "total": _TEXT, "revenue": _TEXT, "currency": _TEXT, "coupon": _TEXT,
-        "discount": _TEXT, "product_id": _TEXT, "products": [{"product_id": _TEXT}],
-    },
-    "context": {
-        "page": {"url": _TEXT}, "campaign": {"source": _TEXT, "name": _TEXT}, "device": {"type": _TEXT},
-    },
-    "traits": {
-        "email": _TEXT, "phone": _TEXT, "firstName": _TEXT, "first_name": _TEXT, "lastName": _TEXT,
-        "last_name": _TEXT, "createdAt": _TEXT, "created_at": _TEXT,
-        "address": {"postalCode": _TEXT, "postal_code": _TEXT, "country": _TEXT},
-    },
-})
+SEGMENT_STRUCTURE = json.dumps(
+    {
+        "type": _TEXT,
+        "event": _TEXT,
+        "name": _TEXT,
+        "userId": _TEXT,
+        "anonymousId": _TEXT,
+        "messageId": _TEXT,
+        "timestamp": _TEXT,
+        "originalTimestamp": _TEXT,
+        "receivedAt": _TEXT,
+        "properties": {
+            "url": _TEXT,
+            "order_id": _TEXT,
+            "total": _TEXT,
+            "revenue": _TEXT,
+            "currency": _TEXT,
+            "coupon": _TEXT,
+            "discount": _TEXT,
+            "product_id": _TEXT,
+            "products": [{"product_id": _TEXT}],
+        },
+        "context": {
+            "page": {"url": _TEXT},
+            "campaign": {"source": _TEXT, "name": _TEXT},
+            "device": {"type": _TEXT},
+        },
+        "traits": {
+            "email": _TEXT,
+            "phone": _TEXT,
+            "firstName": _TEXT,
+            "first_name": _TEXT,
+            "lastName": _TEXT,
+            "last_name": _TEXT,
+            "createdAt": _TEXT,
+            "created_at": _TEXT,
+            "address": {"postalCode": _TEXT, "postal_code": _TEXT, "country": _TEXT},
+        },
+    }
+)
 EVENT_CALLS = ("track", "page", "screen")
 KEPT_CALLS = (*EVENT_CALLS, "identify")
 ORDER_COMPLETED, ORDER_REFUNDED, ORDER_CANCELLED = "Order Completed", "Order Refunded", "Order Cancelled"
@@ -75,14 +99,14 @@ SELECT origin_file, origin_row, md5(line) AS line_hash,
        -- the line is kept for quarantine when it is broken or not a supported call (the type read only from JSON)
        reason, CASE WHEN reason IS NOT NULL
            OR coalesce(json_extract_string(CASE WHEN reason IS NULL THEN line END, '$.type'), '') NOT IN {KEPT_CALLS}
-           THEN {raw_record_sql('line')} END AS raw_record
-FROM (SELECT *, {json_reason_sql('line')} AS reason FROM {LINES_TABLE})""")
+           THEN {raw_record_sql("line")} END AS raw_record
+FROM (SELECT *, {json_reason_sql("line")} AS reason FROM {LINES_TABLE})""")
     drop_lines(conn)
     conn.execute(f"""
 UPDATE _fmt_seg SET reason = CASE WHEN r.type IS NULL THEN 'missing_type: a Segment call needs a type'
     ELSE 'unsupported_call_type: type=''' || left(r.type, 40) || ''' carries no event, order or customer' END
 WHERE reason IS NULL AND (r.type IS NULL OR r.type NOT IN {KEPT_CALLS})""")
-    conn.execute(f"""
+    conn.execute("""
 CREATE OR REPLACE TEMP TABLE _fmt_seg_calls AS
 SELECT origin_file, origin_row, r.type AS call_type,
        coalesce(r.messageId, 'seg-' || line_hash) AS event_id,
@@ -113,11 +137,14 @@ FROM _fmt_seg_calls WHERE anonymous_id IS NOT NULL GROUP BY anonymous_id""")
 CREATE OR REPLACE TEMP TABLE _fmt_seg_resolved AS
 SELECT c.*, coalesce(c.user_id, i.customer_id) AS customer_id
 FROM _fmt_seg_calls AS c LEFT JOIN _fmt_seg_ids AS i USING (anonymous_id)""")
-    write_contract_file(conn, f"""
+    write_contract_file(
+        conn,
+        f"""
 SELECT event_id, customer_id, anonymous_id, occurred_at, event_type, NULL::VARCHAR AS page_type, product_id,
        device, utm_source, utm_campaign, page_url, origin_file AS {ORIGIN_FILE}, origin_row AS {ORIGIN_ROW}
 FROM _fmt_seg_resolved WHERE call_type IN {EVENT_CALLS} ORDER BY origin_file, origin_row""",
-        work_dir / "events.parquet")
+        work_dir / "events.parquet",
+    )
     _write_customers(conn, work_dir)
     written = ["events.parquet", "customers.parquet"]
     if with_orders:
@@ -138,23 +165,29 @@ WINDOW latest AS (PARTITION BY resolved ORDER BY at_utc DESC NULLS LAST, origin_
     # An identify call folds into its customer's row; a call with no id at all becomes its own row (quarantined
     # by the contract ingest as missing_customer_id), so it is never lost.
     traits = {
-        "email": "traits.email", "phone": "traits.phone",
+        "email": "traits.email",
+        "phone": "traits.phone",
         "first_name": "coalesce(traits.firstName, traits.first_name)",
         "last_name": "coalesce(traits.lastName, traits.last_name)",
         "postal_code": "coalesce(traits.address.postalCode, traits.address.postal_code)",
-        "country": "traits.address.country", "signed_up_at": "coalesce(traits.createdAt, traits.created_at)",
+        "country": "traits.address.country",
+        "signed_up_at": "coalesce(traits.createdAt, traits.created_at)",
     }
     # Traits merge as Segment's profiles do: each trait is its latest non-empty value over the identify calls.
     latest = ", ".join(
         f"arg_max({value}, at_order) FILTER (WHERE {value} IS NOT NULL) AS {name}" for name, value in traits.items()
     )
-    write_contract_file(conn, f"""
+    write_contract_file(
+        conn,
+        f"""
 SELECT resolved AS customer_id, {latest}, NULL::VARCHAR AS acquisition_channel,
        NULL::VARCHAR AS marketing_consent, min(target_file) AS {ORIGIN_FILE}, min(target_row) AS {ORIGIN_ROW}
 FROM (SELECT *, row_number() OVER (ORDER BY at_utc NULLS FIRST, origin_file, origin_row) AS at_order
       FROM _fmt_seg_identify)
 GROUP BY resolved, CASE WHEN resolved IS NULL THEN origin_row END
-ORDER BY {ORIGIN_FILE}, {ORIGIN_ROW}""", work_dir / "customers.parquet")
+ORDER BY {ORIGIN_FILE}, {ORIGIN_ROW}""",
+        work_dir / "customers.parquet",
+    )
     conn.execute("DROP TABLE temp._fmt_seg_identify")
 
 
@@ -171,7 +204,9 @@ FROM _fmt_seg_resolved AS o WHERE o.event_type IN ('{ORDER_COMPLETED}', '{ORDER_
         "CASE WHEN try_cast(total AS DOUBLE) IS NULL THEN total "
         "ELSE CAST(-abs(try_cast(total AS DOUBLE)) AS VARCHAR) END"
     )
-    write_contract_file(conn, f"""
+    write_contract_file(
+        conn,
+        f"""
 SELECT CASE WHEN event_type = '{ORDER_COMPLETED}' THEN order_id
             ELSE order_id || '-R' || CASE WHEN nth > 1 THEN CAST(nth AS VARCHAR) ELSE '' END END AS order_id,
        buyer AS customer_id, occurred_at AS ordered_at,
@@ -180,5 +215,7 @@ SELECT CASE WHEN event_type = '{ORDER_COMPLETED}' THEN order_id
        CASE WHEN is_cancelled THEN 'cancelled' WHEN event_type = '{ORDER_COMPLETED}' THEN 'completed'
             ELSE 'refunded' END AS status,
        origin_file AS {ORIGIN_FILE}, origin_row AS {ORIGIN_ROW}
-FROM _fmt_seg_orders ORDER BY origin_file, origin_row""", work_dir / "orders.parquet")
+FROM _fmt_seg_orders ORDER BY origin_file, origin_row""",
+        work_dir / "orders.parquet",
+    )
     conn.execute("DROP TABLE temp._fmt_seg_orders")

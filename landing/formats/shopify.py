@@ -33,14 +33,25 @@ from landing.sources import LandingError, load_csv, sql_string
 ORDERS_EXPORT, CUSTOMERS_EXPORT = "orders_export.csv", "customers_export.csv"
 REQUIRED_ORDER_COLUMNS = ("Name", "Created at", "Total")
 ORDER_LEVEL = {
-    "email": ("Email",), "created_at": ("Created at",), "total": ("Total",), "currency": ("Currency",),
-    "financial_status": ("Financial Status",), "discount_code": ("Discount Code",),
-    "discount_amount": ("Discount Amount",), "refunded_amount": ("Refunded Amount",),
-    "cancelled_at": ("Cancelled at",), "source": ("Source",), "phone": ("Phone",),
+    "email": ("Email",),
+    "created_at": ("Created at",),
+    "total": ("Total",),
+    "currency": ("Currency",),
+    "financial_status": ("Financial Status",),
+    "discount_code": ("Discount Code",),
+    "discount_amount": ("Discount Amount",),
+    "refunded_amount": ("Refunded Amount",),
+    "cancelled_at": ("Cancelled at",),
+    "source": ("Source",),
+    "phone": ("Phone",),
 }
 CUSTOMER_COLUMNS = {
-    "customer_id": ("Customer ID",), "email": ("Email",), "phone": ("Phone", "Default Address Phone"),
-    "first_name": ("First Name",), "last_name": ("Last Name",), "postal_code": ("Default Address Zip", "Zip"),
+    "customer_id": ("Customer ID",),
+    "email": ("Email",),
+    "phone": ("Phone", "Default Address Phone"),
+    "first_name": ("First Name",),
+    "last_name": ("Last Name",),
+    "postal_code": ("Default Address Zip", "Zip"),
     "country": ("Default Address Country Code", "Country Code", "Country"),
     "marketing_consent": ("Accepts Email Marketing", "Accepts Marketing"),
 }
@@ -87,11 +98,15 @@ def translate(conn: duckdb.DuckDBPyConnection, landing_dir: Path, work_dir: Path
             f"INSERT INTO _fmt_shop_phones SELECT {_phone_key('phone')}, min(customer_id) FROM _fmt_shop_customers "
             f"WHERE customer_id IS NOT NULL AND {_phone_key('phone')} <> '' GROUP BY ALL"
         )
-        write_contract_file(conn, f"""
+        write_contract_file(
+            conn,
+            f"""
 SELECT coalesce(customer_id, lower(email)) AS customer_id, email, phone, first_name, last_name, postal_code, country,
        NULL::VARCHAR AS signed_up_at, NULL::VARCHAR AS acquisition_channel, marketing_consent,
        {sql_string(CUSTOMERS_EXPORT)} AS {ORIGIN_FILE}, origin_row AS {ORIGIN_ROW}
-FROM _fmt_shop_customers ORDER BY origin_row""", work_dir / "customers.parquet")
+FROM _fmt_shop_customers ORDER BY origin_row""",
+            work_dir / "customers.parquet",
+        )
         written.append("customers.parquet")
         conn.execute("DROP TABLE temp._fmt_shop_customers")
     orders_path = landing_dir / ORDERS_EXPORT
@@ -136,7 +151,9 @@ FROM _fmt_shop_lines WHERE name IS NULL""")
         "LEFT JOIN _fmt_shop_emails AS e ON e.email_key = lower(o.email) "
         f"LEFT JOIN _fmt_shop_phones AS p ON p.phone_key = {_phone_key('o.phone')}"
     )
-    write_contract_file(conn, f"""
+    write_contract_file(
+        conn,
+        f"""
 SELECT * FROM (
   SELECT o.name AS order_id, {common}, o.total AS order_total, o.currency, o.discount_amount, o.discount_code,
          o.source AS channel, {status} AS status, {sql_string(ORDERS_EXPORT)} AS {ORIGIN_FILE},
@@ -150,7 +167,8 @@ SELECT * FROM (
   FROM _fmt_shop_orders AS o {buyers}
   WHERE {refund} AND o.cancelled_at IS NULL AND lower(coalesce(o.financial_status, '')) NOT IN ('voided', 'void')
 ) ORDER BY {ORIGIN_ROW}, part""".replace("SELECT * FROM (", "SELECT * EXCLUDE (part) FROM ("),
-        work_dir / "orders.parquet")
+        work_dir / "orders.parquet",
+    )
     written.append("orders.parquet")
     for table in ("_fmt_shop_lines", "_fmt_shop_orders", "_fmt_shop_emails", "_fmt_shop_phones"):
         conn.execute(f"DROP TABLE temp.{table}")

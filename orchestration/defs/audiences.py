@@ -55,7 +55,7 @@ from orchestration.lib.keys import (
 )
 from orchestration.lib.metadata import markdown_table
 from orchestration.lib.settings import CONFIG_DIR
-from orchestration.lib.warehouse_io import read_table, table_exists, write_table
+from orchestration.lib.warehouse_io import read_table, write_table
 
 AUDIENCES_FILE = CONFIG_DIR / "audiences.yaml"
 LIFT_TABLE = "activation.audience_lift"
@@ -70,8 +70,15 @@ LEDGER_DESCRIPTIONS = {
 LEDGER = {table: sync_ledger(table) for table in SYNC_LEDGER_TABLES}
 # Pseudonymous: contact fields (activation.audiences.CONTACT_COLUMNS) are joined at the sync edge, not stored.
 MEMBER_COLUMNS = [
-    "customer_id", "is_control", "value", "marketing_consent", "country", "predicted_clv", "purchase_propensity",
-    "rfm_segment", "behavioral_segment",
+    "customer_id",
+    "is_control",
+    "value",
+    "marketing_consent",
+    "country",
+    "predicted_clv",
+    "purchase_propensity",
+    "rfm_segment",
+    "behavioral_segment",
 ]
 
 
@@ -118,7 +125,9 @@ def _audience_asset(audience: Audience) -> dg.AssetsDefinition:
                 "treated": dg.MetadataValue.int(int((~members["is_control"]).sum())),
                 "control": dg.MetadataValue.int(int(members["is_control"].sum())),
                 "with_marketing_consent": dg.MetadataValue.int(int(consenting.sum())),
-                "mean_predicted_clv": dg.MetadataValue.float(float(members["predicted_clv"].mean()) if len(members) else 0.0),
+                "mean_predicted_clv": dg.MetadataValue.float(
+                    float(members["predicted_clv"].mean()) if len(members) else 0.0
+                ),
                 "rule": dg.MetadataValue.text(audience.rule),
                 **realtime,
             }
@@ -134,15 +143,17 @@ def _guard_check(audience: Audience) -> dg.AssetChecksDefinition:
         description=(
             f"Blocks the syncs of {audience.name} when any destination would change size by more than "
             f"{audience.max_change_share:.0%} since its last confirmed state (a bad upstream run must not empty an ad audience)."
-            if audience.max_change_share != GUARD_OFF else
-            f"{audience.name} follows a real-time segment whose members come and go: no size guard (set max_change_share to add one)."
+            if audience.max_change_share != GUARD_OFF
+            else f"{audience.name} follows a real-time segment whose members come and go: no size guard (set max_change_share to add one)."
         ),
         blocking=True,
         # The members' contact fields come from the sync edge, the destinations' last state from the ledger.
         additional_deps=[CUSTOMER_CONTACTS, LEDGER["destination_members"], LEDGER["runs"]],
         op_tags=DUCKDB_TAG,
     )
-    def _check(warehouse: Warehouse, settings: SegmintSettings, credentials: ActivationCredentials) -> dg.AssetCheckResult:
+    def _check(
+        warehouse: Warehouse, settings: SegmintSettings, credentials: ActivationCredentials
+    ) -> dg.AssetCheckResult:
         env = credentials.values()
         rows = []
         with warehouse.connect() as conn:
@@ -152,15 +163,25 @@ def _guard_check(audience: Audience) -> dg.AssetChecksDefinition:
                 destination, dry_run = build_destination(config, audience, env, settings.load().exports_dir / "dry_run")
                 plan = plan_sync(conn, audience, destination, members)
                 ok, message = guard_change(plan.previous_size, plan.new_size, audience.max_change_share)
-                rows.append({"destination": config.name, "previous_size": plan.previous_size,
-                             "new_size": plan.new_size, "ok": ok, "message": message})
+                rows.append(
+                    {
+                        "destination": config.name,
+                        "previous_size": plan.previous_size,
+                        "new_size": plan.new_size,
+                        "ok": ok,
+                        "message": message,
+                    }
+                )
         table = pd.DataFrame(rows)
         passed = bool(table["ok"].all()) if len(table) else True
         return dg.AssetCheckResult(
             passed=passed,
             severity=dg.AssetCheckSeverity.ERROR,
             description="within guard" if passed else "; ".join(table.loc[~table["ok"], "message"]),
-            metadata={"destinations": markdown_table(table), "max_change_share": dg.MetadataValue.float(audience.max_change_share)},
+            metadata={
+                "destinations": markdown_table(table),
+                "max_change_share": dg.MetadataValue.float(audience.max_change_share),
+            },
         )
 
     return _check
@@ -170,8 +191,12 @@ def _export_asset(audience: Audience) -> dg.AssetsDefinition:
     @dg.asset(
         key=keys.export(audience.name),
         # The bias audit (orchestration/defs/fairness.py): exports and syncs wait for it, so its check can block them.
-        deps=[keys.audience(audience.name), CUSTOMER_CONTACTS, FAIRNESS_AUDIT,
-              *([CLV_ACTIVATION_GATE] if is_value_based(audience) else [])],
+        deps=[
+            keys.audience(audience.name),
+            CUSTOMER_CONTACTS,
+            FAIRNESS_AUDIT,
+            *([CLV_ACTIVATION_GATE] if is_value_based(audience) else []),
+        ],
         group_name=groups.AUDIENCES,
         kinds={"python", "csv"},
         op_tags=DUCKDB_TAG,
@@ -196,8 +221,14 @@ def _sync_asset(audience: Audience, destination_name: str) -> dg.AssetsDefinitio
 
     @dg.asset(
         key=keys.sync(audience.name, destination_name),
-        deps=[keys.audience(audience.name), CUSTOMER_CONTACTS, CLV_PREDICTIONS, CLV_ACTIVATION_GATE, FAIRNESS_AUDIT,
-              *LEDGER.values()],
+        deps=[
+            keys.audience(audience.name),
+            CUSTOMER_CONTACTS,
+            CLV_PREDICTIONS,
+            CLV_ACTIVATION_GATE,
+            FAIRNESS_AUDIT,
+            *LEDGER.values(),
+        ],
         group_name=groups.AUDIENCES,
         kinds={"python", config.type},
         op_tags=DUCKDB_TAG,
@@ -206,16 +237,21 @@ def _sync_asset(audience: Audience, destination_name: str) -> dg.AssetsDefinitio
             "ledger's last confirmed state; a dry-run (request files) when its credentials are not set."
         ),
     )
-    def _sync(context: dg.AssetExecutionContext, warehouse: Warehouse, settings: SegmintSettings,
-              credentials: ActivationCredentials) -> dg.MaterializeResult:
+    def _sync(
+        context: dg.AssetExecutionContext,
+        warehouse: Warehouse,
+        settings: SegmintSettings,
+        credentials: ActivationCredentials,
+    ) -> dg.MaterializeResult:
         dry_run_dir = settings.load().exports_dir / "dry_run"
         destination, dry_run = build_destination(config, audience, credentials.values(), dry_run_dir)
         with warehouse.connect() as conn:
             members = _members_with_contacts(conn, audience)
             model_version = conn.execute("select any_value(model_version) from ml.clv_predictions").fetchone()[0]
             try:
-                report = sync_audience(conn, audience, destination, context.run_id, model_version,
-                                       dry_run=dry_run, members=members)
+                report = sync_audience(
+                    conn, audience, destination, context.run_id, model_version, dry_run=dry_run, members=members
+                )
             except (DestinationError, SyncGuardError) as error:
                 raise dg.Failure(description=f"{audience.name} -> {destination_name}: {error}") from None
         return dg.MaterializeResult(
@@ -231,14 +267,18 @@ def _sync_asset(audience: Audience, destination_name: str) -> dg.AssetsDefinitio
                 "control_held_out": dg.MetadataValue.int(report.control),
                 "model_version": dg.MetadataValue.text(str(model_version)),
                 "readback": dg.MetadataValue.json(report.readback),
-                "dry_run_requests": dg.MetadataValue.path(str(dry_run_dir / audience.name)) if dry_run else dg.MetadataValue.text("sent"),
+                "dry_run_requests": dg.MetadataValue.path(str(dry_run_dir / audience.name))
+                if dry_run
+                else dg.MetadataValue.text("sent"),
             }
         )
 
     return _sync
 
 
-def build_audience_definitions(audiences: list[Audience]) -> tuple[list[dg.AssetsDefinition], list[dg.AssetChecksDefinition]]:
+def build_audience_definitions(
+    audiences: list[Audience],
+) -> tuple[list[dg.AssetsDefinition], list[dg.AssetChecksDefinition]]:
     assets, checks = [], []
     for audience in audiences:
         assets += [_audience_asset(audience), _export_asset(audience)]
@@ -253,8 +293,12 @@ audience_assets, audience_checks = build_audience_definitions(AUDIENCES)
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(key, description=f"{LEDGER_DESCRIPTIONS[table]} Appended by every sync/* asset.",
-                     group_name=groups.AUDIENCES, kinds={"duckdb"})
+        dg.AssetSpec(
+            key,
+            description=f"{LEDGER_DESCRIPTIONS[table]} Appended by every sync/* asset.",
+            group_name=groups.AUDIENCES,
+            kinds={"duckdb"},
+        )
         for table, key in LEDGER.items()
     ],
     op_tags=DUCKDB_TAG,
@@ -270,7 +314,11 @@ def sync_ledger_tables(warehouse: Warehouse):
 
 @dg.asset(
     key=AUDIENCE_LIFT,
-    deps=[*(keys.sync(a.name, d.name) for a in AUDIENCES for d in a.destinations), LEDGER["members_provenance"], RAW_ORDERS],
+    deps=[
+        *(keys.sync(a.name, d.name) for a in AUDIENCES for d in a.destinations),
+        LEDGER["members_provenance"],
+        RAW_ORDERS,
+    ],
     group_name=groups.AUDIENCES,
     kinds={"python", "duckdb"},
     op_tags=DUCKDB_TAG,
@@ -282,12 +330,18 @@ def audience_lift(warehouse: Warehouse) -> dg.MaterializeResult:
         assignments = read_table(conn, "sync.members_provenance")
         # In the reporting currency: fx_rate converts orders given in another one (landing/README.md).
         orders = read_table(conn, "raw.orders", ["customer_id", "ordered_at", "order_total * fx_rate as order_total"])
-        lift = lift_by_audience(assignments, orders) if len(assignments) else pd.DataFrame({"audience": pd.Series(dtype="string")})
+        lift = (
+            lift_by_audience(assignments, orders)
+            if len(assignments)
+            else pd.DataFrame({"audience": pd.Series(dtype="string")})
+        )
         write_table(conn, LIFT_TABLE, lift)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": dg.MetadataValue.int(len(lift)),
-            "lift": markdown_table(lift) if len(lift) else dg.MetadataValue.text(
+            "lift": markdown_table(lift)
+            if len(lift)
+            else dg.MetadataValue.text(
                 "no live sync has recorded members yet: lift accrues as orders arrive after the first live sync"
             ),
         }

@@ -26,7 +26,12 @@ from datetime import timedelta
 import dagster as dg
 
 from orchestration.lib import groups
-from orchestration.lib.keys import CUSTOMER_FEATURES, CUSTOMER_SCORES, SEGMENT_CARDS_VIEW, SEGMENT_MEMBERSHIP_HISTORY_VIEW
+from orchestration.lib.keys import (
+    CUSTOMER_FEATURES,
+    CUSTOMER_SCORES,
+    SEGMENT_CARDS_VIEW,
+    SEGMENT_MEMBERSHIP_HISTORY_VIEW,
+)
 
 AUTOMATED_GROUPS = (
     groups.SEGMENTS,
@@ -36,9 +41,9 @@ AUTOMATED_GROUPS = (
     groups.REPORTING,
     groups.REALTIME,
 )
-FOLLOW_INPUTS = (
-    dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
-).with_label("eager_after_upstream_blocking_checks_pass")
+FOLLOW_INPUTS = (dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()).with_label(
+    "eager_after_upstream_blocking_checks_pass"
+)
 AUTOMATION_INTERVAL_SECONDS = 60
 
 FRESH_MARTS = [CUSTOMER_FEATURES, CUSTOMER_SCORES, SEGMENT_CARDS_VIEW, SEGMENT_MEMBERSHIP_HISTORY_VIEW]

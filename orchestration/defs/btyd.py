@@ -38,7 +38,9 @@ CUTOFF_TABLES = {
 
 def read_btyd_fits(conn: duckdb.DuckDBPyConnection, cutoff: str) -> dict[str, FittedBTYD | str]:
     """The fits ml/btyd_models stored for one cut-off: model -> FittedBTYD, or the reason it could not be fitted."""
-    rows = conn.execute(f"select model, fitted_blob, error from {BTYD_FITS_TABLE} where cutoff = ?", [cutoff]).fetchall()
+    rows = conn.execute(
+        f"select model, fitted_blob, error from {BTYD_FITS_TABLE} where cutoff = ?", [cutoff]
+    ).fetchall()
     return {model: pickle.loads(bytes(blob)) if blob is not None else error for model, blob, error in rows}
 
 
@@ -61,10 +63,19 @@ def btyd_models(warehouse: Warehouse) -> dg.MaterializeResult:
     for cutoff, frame in frames.items():
         for model, fitted in fit_btyd_models(frame).items():
             ok = isinstance(fitted, FittedBTYD)
-            rows.append({"cutoff": cutoff, "model": model, "n_customers": len(frame),
-                         "fitted_blob": pickle.dumps(fitted) if ok else None, "error": None if ok else fitted})
+            rows.append(
+                {
+                    "cutoff": cutoff,
+                    "model": model,
+                    "n_customers": len(frame),
+                    "fitted_blob": pickle.dumps(fitted) if ok else None,
+                    "error": None if ok else fitted,
+                }
+            )
             metadata[f"{cutoff}/{model}"] = dg.MetadataValue.text(
-                ", ".join(f"{k}={v:.4g}" for k, v in vars(fitted.purchase_params).items()) if ok else f"not fitted: {fitted}"
+                ", ".join(f"{k}={v:.4g}" for k, v in vars(fitted.purchase_params).items())
+                if ok
+                else f"not fitted: {fitted}"
             )
     with warehouse.connect() as conn:
         write_table(conn, BTYD_FITS_TABLE, pd.DataFrame(rows))
@@ -111,12 +122,16 @@ def btyd_predictions(warehouse: Warehouse, settings: SegmintSettings) -> dg.Mate
         for metric in ("churn_auc", "expected_orders_mae", "next_order_days_mae")
         if pd.notna(row[metric])
     }
-    params = {} if fitted is None else {
-        "purchase_params": dg.MetadataValue.json({k: round(v, 6) for k, v in vars(fitted.purchase_params).items()}),
-        "spend_params": dg.MetadataValue.json(
-            {k: round(v, 6) for k, v in vars(fitted.spend_params).items()} if fitted.spend_params else {}
-        ),
-    }
+    params = (
+        {}
+        if fitted is None
+        else {
+            "purchase_params": dg.MetadataValue.json({k: round(v, 6) for k, v in vars(fitted.purchase_params).items()}),
+            "spend_params": dg.MetadataValue.json(
+                {k: round(v, 6) for k, v in vars(fitted.spend_params).items()} if fitted.spend_params else {}
+            ),
+        }
+    )
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": dg.MetadataValue.int(len(table)),

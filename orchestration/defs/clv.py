@@ -57,8 +57,19 @@ DAILY_REVENUE_SQL = """
 # two warehouses sharing a data folder never read each other's model; clv_predictions reads exactly that row.
 MODEL_TABLE = "ml.clv_model"
 SHOWN_COLUMNS = [
-    "model", "backtest_window", "is_champion", "n_customers", "spearman", "normalized_gini", "decile_mape",
-    "calibration_ratio", "raw_decile_mape", "raw_calibration_ratio", "propensity_auc", "interval_coverage", "note",
+    "model",
+    "backtest_window",
+    "is_champion",
+    "n_customers",
+    "spearman",
+    "normalized_gini",
+    "decile_mape",
+    "calibration_ratio",
+    "raw_decile_mape",
+    "raw_calibration_ratio",
+    "propensity_auc",
+    "interval_coverage",
+    "note",
 ]
 
 
@@ -78,9 +89,7 @@ class ClvConfig(dg.Config):
     op_tags=DUCKDB_TAG,
     code_version="clv-champion-v1",
 )
-def clv_model_evaluation(
-    warehouse: Warehouse, settings: SegmintSettings, config: ClvConfig
-) -> dg.MaterializeResult:
+def clv_model_evaluation(warehouse: Warehouse, settings: SegmintSettings, config: ClvConfig) -> dg.MaterializeResult:
     """Two rows per CLV candidate (selection and evaluation halves): back-test metrics, calibration, champion."""
     horizon = settings.load().horizon_days
     with warehouse.connect() as conn:
@@ -90,9 +99,15 @@ def clv_model_evaluation(
         train_fits, selection_fits = read_btyd_fits(conn, "train"), read_btyd_fits(conn, "selection")
     daily_revenue = pd.Series(daily["revenue"].to_numpy(float), index=pd.to_datetime(daily["ordered_on"]))
     result = champion_backtest(
-        train, horizon, selection, seed=config.seed, holdout_share=config.holdout_share,
-        max_train_rows=config.max_train_rows, daily_revenue=daily_revenue,
-        evaluation_fits=train_fits, selection_fits=selection_fits,
+        train,
+        horizon,
+        selection,
+        seed=config.seed,
+        holdout_share=config.holdout_share,
+        max_train_rows=config.max_train_rows,
+        daily_revenue=daily_revenue,
+        evaluation_fits=train_fits,
+        selection_fits=selection_fits,
     )
     table = result.evaluation.assign(horizon_days=horizon, n_fit=result.n_fit)
     with warehouse.connect() as conn:
@@ -112,7 +127,9 @@ def clv_model_evaluation(
             "mode": dg.MetadataValue.text(result.mode),
             "seasonality": dg.MetadataValue.text(str(table["seasonality"].iloc[0]) if len(table) else "none"),
             "evaluation": markdown_table(table[SHOWN_COLUMNS]),
-            "calibration": markdown_table(table.loc[table["backtest_window"] == EVALUATION_WINDOW, ["model", "calibration"]]),
+            "calibration": markdown_table(
+                table.loc[table["backtest_window"] == EVALUATION_WINDOW, ["model", "calibration"]]
+            ),
             "decile_calibration_chart": png_image(
                 decile_chart_png(result.decile_tables), "calibrated predicted vs actual by decile (evaluation half)"
             ),
@@ -203,11 +220,18 @@ def clv_model(warehouse: Warehouse, settings: SegmintSettings, config: ClvConfig
     s.models_dir.mkdir(parents=True, exist_ok=True)
     (s.models_dir / f"clv_model-{version}.pkl").write_bytes(blob)
     row = pd.DataFrame(
-        [{
-            "model_version": version, "clv_model": model.name, "mode": model.mode,
-            "calibration": model.calibration.method, "seasonal_factor": model.seasonal_factor, "horizon_days": s.horizon_days, "n_train_rows": len(train),
-            "model_blob": blob,
-        }]
+        [
+            {
+                "model_version": version,
+                "clv_model": model.name,
+                "mode": model.mode,
+                "calibration": model.calibration.method,
+                "seasonal_factor": model.seasonal_factor,
+                "horizon_days": s.horizon_days,
+                "n_train_rows": len(train),
+                "model_blob": blob,
+            }
+        ]
     )
     with warehouse.connect() as conn:
         write_table(conn, MODEL_TABLE, row)

@@ -13,14 +13,12 @@ and `dbt_after_syncs_models` (models/marts/after_syncs/: audience lift), kept ap
 CLV gate never hold back the cards. dbt tests become asset checks; `dbt build` stops the line on error-level tests.
 """
 
-
+import json
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
-
-import json
 
 import dagster as dg
 import duckdb

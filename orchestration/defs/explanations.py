@@ -10,7 +10,13 @@ import dagster as dg
 from ml.explanations import explain_customers
 from orchestration.defs.resources import DUCKDB_TAG, Warehouse
 from orchestration.lib import groups
-from orchestration.lib.keys import BEHAVIORAL_SEGMENTS, CLV_PREDICTIONS, CUSTOMER_EXPLANATIONS, CUSTOMER_FEATURES, RFM_SEGMENTS
+from orchestration.lib.keys import (
+    BEHAVIORAL_SEGMENTS,
+    CLV_PREDICTIONS,
+    CUSTOMER_EXPLANATIONS,
+    CUSTOMER_FEATURES,
+    RFM_SEGMENTS,
+)
 from orchestration.lib.metadata import markdown_table
 from orchestration.lib.warehouse_io import read_table, write_table
 

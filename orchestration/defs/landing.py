@@ -1,6 +1,5 @@
 """Landing zone -> typed raw tables in DuckDB, with quarantine; demo shop generated when no folder is given."""
 
-
 import json
 from functools import partial
 
@@ -8,8 +7,8 @@ import dagster as dg
 
 from demo_shop import generate_shop
 from landing import LandingError, LandingOptions, ingest_landing
-from landing.ingest import Suppression
 from landing.formats.detect import is_json_lines
+from landing.ingest import Suppression
 from landing.special_categories import SpecialCategoryError, load_denylist
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
 from orchestration.lib import groups, keys
@@ -58,8 +57,13 @@ def landing_files(context: dg.AssetExecutionContext, settings: SegmintSettings) 
 @dg.multi_asset(
     specs=[
         # Erasure requests are applied before ingest, which reads the suppression list they update.
-        dg.AssetSpec(keys.raw(table), description=description, group_name=groups.LANDING, kinds={"duckdb"},
-                     deps=[landing_files, keys.ERASURE_RECEIPTS, keys.ERASURE_SUPPRESSION])
+        dg.AssetSpec(
+            keys.raw(table),
+            description=description,
+            group_name=groups.LANDING,
+            kinds={"duckdb"},
+            deps=[landing_files, keys.ERASURE_RECEIPTS, keys.ERASURE_SUPPRESSION],
+        )
         for table, description in RAW_TABLES.items()
     ],
     op_tags=DUCKDB_TAG,
@@ -72,13 +76,22 @@ def raw_tables(context: dg.AssetExecutionContext, settings: SegmintSettings, war
         with warehouse.connect() as conn:
             denylist = load_denylist(SPECIAL_CATEGORIES_FILE)
             options = LandingOptions(
-                reporting_currency=s.currency, date_format=s.date_format, csv_delimiter=s.csv_delimiter,
+                reporting_currency=s.currency,
+                date_format=s.date_format,
+                csv_delimiter=s.csv_delimiter,
                 special_categories=denylist,
             )
             salt = load_salt(s.data_dir)
             suppression = Suppression(suppressed_hashes(conn), partial(subject_hash, salt))
             report = ingest_landing(
-                conn, landing_dir, s.as_of, s.horizon_days, s.is_demo, options, s.source_format, s.landing_work_dir,
+                conn,
+                landing_dir,
+                s.as_of,
+                s.horizon_days,
+                s.is_demo,
+                options,
+                s.source_format,
+                s.landing_work_dir,
                 s.realtime_log_dir,
                 suppression,
             )

@@ -60,16 +60,18 @@ def segment_membership_history(
     log_dir = settings.load().realtime_log_dir
     log_files = transition_log_files(log_dir)
     with warehouse.connect() as conn:
-        scores = read_table(conn, "marts.customer_scores", ["customer_id", "as_of_date", *SEGMENT_KINDS], order_by="customer_id")
-        history = (
-            _previous_history(conn)
+        scores = read_table(
+            conn, "marts.customer_scores", ["customer_id", "as_of_date", *SEGMENT_KINDS], order_by="customer_id"
         )
+        history = _previous_history(conn)
         if "source" in history.columns:
             # Real-time rows are rebuilt from the log below; only the batch rows carry over from run to run.
             history = history[history["source"].fillna(BATCH) == BATCH]
         log = read_transitions(conn, log_files, log_dir)
         as_of = pd.Timestamp(scores["as_of_date"].iloc[0]).date() if len(scores) else None
-        current = scores.melt(id_vars="customer_id", value_vars=list(SEGMENT_KINDS), var_name="segment_kind", value_name="segment")
+        current = scores.melt(
+            id_vars="customer_id", value_vars=list(SEGMENT_KINDS), var_name="segment_kind", value_name="segment"
+        )
         try:
             updated = advance_history(history, current, as_of)
         except HistoryOrderError as error:
@@ -89,8 +91,11 @@ def segment_membership_history(
             "realtime_rows": dg.MetadataValue.int(len(live)),
             "realtime_transition_lines": dg.MetadataValue.int(log.lines_read),
             "realtime_transitions_after_as_of": dg.MetadataValue.int(
-                int((pd.to_datetime(log.transitions["occurred_at"]) >= pd.Timestamp(as_of) + pd.Timedelta(days=1)).sum())
-                if as_of and len(log.transitions) else 0
+                int(
+                    (pd.to_datetime(log.transitions["occurred_at"]) >= pd.Timestamp(as_of) + pd.Timedelta(days=1)).sum()
+                )
+                if as_of and len(log.transitions)
+                else 0
             ),
             # Lines that are not transitions (a torn last line after a crash, ...): counted, never silently dropped.
             "realtime_lines_set_aside": dg.MetadataValue.json(log.set_aside),

@@ -23,14 +23,30 @@ from privacy.erasure import compact_warehouse, suppressed_hashes, take_compactio
 from privacy.receipts import HEAD_FILE, RECEIPTS, ensure_receipts, verify_chain
 from privacy.subjects import PrivacyError, privacy_dir
 
+
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(ERASURE_RECEIPTS, deps=[landing_files], group_name=groups.LANDING, kinds={"python", "duckdb"},
-                     description="One row per erasure (append-only, hash-chained); applies the landing zone's deletion_requests.csv first."),
-        dg.AssetSpec(keys.ERASURE_SUPPRESSION, deps=[landing_files], group_name=groups.LANDING, kinds={"python", "duckdb"},
-                     description="One row per erased identifier as a salted hash: the ingest drops matching rows."),
-        dg.AssetSpec(keys.SALT_FINGERPRINT, deps=[landing_files], group_name=groups.LANDING, kinds={"python", "duckdb"},
-                     description="One row: the fingerprint of the salt the suppression hashes were made with (a changed salt stops the run)."),
+        dg.AssetSpec(
+            ERASURE_RECEIPTS,
+            deps=[landing_files],
+            group_name=groups.LANDING,
+            kinds={"python", "duckdb"},
+            description="One row per erasure (append-only, hash-chained); applies the landing zone's deletion_requests.csv first.",
+        ),
+        dg.AssetSpec(
+            keys.ERASURE_SUPPRESSION,
+            deps=[landing_files],
+            group_name=groups.LANDING,
+            kinds={"python", "duckdb"},
+            description="One row per erased identifier as a salted hash: the ingest drops matching rows.",
+        ),
+        dg.AssetSpec(
+            keys.SALT_FINGERPRINT,
+            deps=[landing_files],
+            group_name=groups.LANDING,
+            kinds={"python", "duckdb"},
+            description="One row: the fingerprint of the salt the suppression hashes were made with (a changed salt stops the run).",
+        ),
     ],
     # Issue 15: every table an asset; the op keeps its single-asset name for run configs and step lines.
     name="privacy__erasure_receipts",
@@ -50,21 +66,28 @@ def erasure_receipts(settings: SegmintSettings, warehouse: Warehouse):
         raise dg.Failure(description=str(error), allow_retries=False) from None
     if outcome.receipts:
         compact_warehouse(s.warehouse)  # no deleted row may survive in the file's free blocks
-    yield dg.MaterializeResult(asset_key=ERASURE_RECEIPTS, metadata={
-        "dagster/row_count": dg.MetadataValue.int(int(total)),
-        "requests_in_landing_zone": dg.MetadataValue.int(len(requests)),
-        "erased_now": dg.MetadataValue.int(len(outcome.receipts)),
-        "already_erased": dg.MetadataValue.int(outcome.already_erased),
-        "suppressed_identifiers": dg.MetadataValue.int(suppressed),
-    })
-    yield dg.MaterializeResult(asset_key=keys.ERASURE_SUPPRESSION, metadata={"dagster/row_count": dg.MetadataValue.int(suppressed)})
+    yield dg.MaterializeResult(
+        asset_key=ERASURE_RECEIPTS,
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(int(total)),
+            "requests_in_landing_zone": dg.MetadataValue.int(len(requests)),
+            "erased_now": dg.MetadataValue.int(len(outcome.receipts)),
+            "already_erased": dg.MetadataValue.int(outcome.already_erased),
+            "suppressed_identifiers": dg.MetadataValue.int(suppressed),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=keys.ERASURE_SUPPRESSION, metadata={"dagster/row_count": dg.MetadataValue.int(suppressed)}
+    )
     yield dg.MaterializeResult(asset_key=keys.SALT_FINGERPRINT)
 
 
 @dg.asset(
     key=keys.WAREHOUSE_COMPACTION,
     deps=[keys.sync(a.name, d.name) for a in AUDIENCES for d in a.destinations],
-    group_name=groups.AUDIENCES, kinds={"python", "duckdb"}, op_tags=DUCKDB_TAG,
+    group_name=groups.AUDIENCES,
+    kinds={"python", "duckdb"},
+    op_tags=DUCKDB_TAG,
 )
 def warehouse_compaction(settings: SegmintSettings) -> dg.MaterializeResult:
     """After the syncs that followed an erasure: the warehouse file rewritten, so no deleted identifier survives in it.
@@ -76,20 +99,30 @@ def warehouse_compaction(settings: SegmintSettings) -> dg.MaterializeResult:
     compacted = take_compaction_due(s.data_dir)
     if compacted:
         compact_warehouse(s.warehouse)
-    return dg.MaterializeResult(metadata={
-        "compacted": dg.MetadataValue.bool(compacted),
-        "warehouse_mb": dg.MetadataValue.float(round(s.warehouse.stat().st_size / 1e6, 1) if s.warehouse.exists() else 0.0),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "compacted": dg.MetadataValue.bool(compacted),
+            "warehouse_mb": dg.MetadataValue.float(
+                round(s.warehouse.stat().st_size / 1e6, 1) if s.warehouse.exists() else 0.0
+            ),
+        }
+    )
 
 
-@dg.asset_check(asset=ERASURE_RECEIPTS, description=(
-    "Every erasure receipt links to the one before it and its hash matches its content, and the chain ends at "
-    "the head recorded outside the warehouse (nothing edited, reordered or removed)."), op_tags=DUCKDB_TAG)
+@dg.asset_check(
+    asset=ERASURE_RECEIPTS,
+    description=(
+        "Every erasure receipt links to the one before it and its hash matches its content, and the chain ends at "
+        "the head recorded outside the warehouse (nothing edited, reordered or removed)."
+    ),
+    op_tags=DUCKDB_TAG,
+)
 def check_receipt_chain_verifies(settings: SegmintSettings, warehouse: Warehouse) -> dg.AssetCheckResult:
     with warehouse.connect() as conn:
         result = verify_chain(conn, privacy_dir(settings.load().data_dir) / HEAD_FILE)
     return dg.AssetCheckResult(
-        passed=result.ok, severity=dg.AssetCheckSeverity.ERROR,
+        passed=result.ok,
+        severity=dg.AssetCheckSeverity.ERROR,
         description="receipt chain verifies" if result.ok else result.problem,
         metadata={"receipts": dg.MetadataValue.int(result.receipts)},
     )
@@ -101,25 +134,34 @@ def _consent_check(audience: Audience, destination_name: str) -> dg.AssetChecksD
     @dg.asset_check(
         asset=keys.sync(audience.name, destination_name),
         name="check_members_have_marketing_consent",
-        description=(f"Fails when {destination_name}, if it is an ad or e-mail destination, holds a member of "
-                     f"{audience.name} (sync ledger) whose marketing_consent is not true."),
+        description=(
+            f"Fails when {destination_name}, if it is an ad or e-mail destination, holds a member of "
+            f"{audience.name} (sync ledger) whose marketing_consent is not true."
+        ),
         blocking=True,
         op_tags=DUCKDB_TAG,
     )
     def _check(settings: SegmintSettings, warehouse: Warehouse) -> dg.AssetCheckResult:
         destination, _ = build_destination(config, audience, {}, settings.load().exports_dir / "dry_run")
         if destination.kind not in CONSENT_REQUIRED_KINDS:
-            return dg.AssetCheckResult(passed=True, description=f"{destination.kind} destination: consent not required",
-                                       metadata={"kind": dg.MetadataValue.text(destination.kind)})
+            return dg.AssetCheckResult(
+                passed=True,
+                description=f"{destination.kind} destination: consent not required",
+                metadata={"kind": dg.MetadataValue.text(destination.kind)},
+            )
         with warehouse.connect() as conn:
             ensure_schema(conn)
             lacking = members_without_consent(conn, destination_name, audience.name)
         return dg.AssetCheckResult(
-            passed=lacking == 0, severity=dg.AssetCheckSeverity.ERROR,
-            description="every member has marketing consent" if lacking == 0 else
-            f"{lacking} member(s) of {audience.name} at {destination_name} lack marketing consent",
-            metadata={"members_without_consent": dg.MetadataValue.int(lacking),
-                      "kind": dg.MetadataValue.text(destination.kind)},
+            passed=lacking == 0,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description="every member has marketing consent"
+            if lacking == 0
+            else f"{lacking} member(s) of {audience.name} at {destination_name} lack marketing consent",
+            metadata={
+                "members_without_consent": dg.MetadataValue.int(lacking),
+                "kind": dg.MetadataValue.text(destination.kind),
+            },
         )
 
     return _check

@@ -4,7 +4,6 @@ All are blocking: an error-level failure stops every downstream asset in the run
 dbt's own tests arrive as separate checks on the dbt assets.
 """
 
-
 import dagster as dg
 import duckdb
 import pandas as pd
@@ -23,7 +22,6 @@ from orchestration.lib.keys import (
 )
 from orchestration.lib.metadata import markdown_table, validation_metadata
 from orchestration.lib.settings import SPECIAL_CATEGORIES_FILE
-
 
 # GX runs on pandas; above this many rows it validates a reproducible sample (dbt tests still cover every row).
 MAX_VALIDATION_ROWS = 500_000
@@ -169,7 +167,8 @@ def _special_category_check(table: str, declared_in: str) -> dg.AssetChecksDefin
             description="; ".join(
                 f"{declared_in}: column '{column}' is special-category data ({category}, GDPR art. 9)"
                 for column, category in found
-            ) or f"none of {len(columns)} columns names special-category data",
+            )
+            or f"none of {len(columns)} columns names special-category data",
             metadata={
                 "columns_checked": dg.MetadataValue.int(len(columns)),
                 "special_categories_version": dg.MetadataValue.text(denylist.version),

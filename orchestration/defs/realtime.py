@@ -25,7 +25,14 @@ from realtime.rules import load_rules, rules_path
 from reporting.cards import load_playbook
 
 PLAYBOOK = CONFIG_DIR / "playbook.yaml"
-SCORE_COLUMNS = ["customer_id", "as_of_date", "rfm_segment", "behavioral_segment", "predicted_clv", "purchase_propensity"]
+SCORE_COLUMNS = [
+    "customer_id",
+    "as_of_date",
+    "rfm_segment",
+    "behavioral_segment",
+    "predicted_clv",
+    "purchase_propensity",
+]
 
 
 @dg.asset(
@@ -48,7 +55,11 @@ def serving_bundle(warehouse: Warehouse, settings: SegmintSettings) -> dg.Materi
     model = fit_lookalike(early, rfm)
     as_of = str(scores["as_of_date"].max())[:10] if len(scores) else None
     manifest = write_bundle(
-        bundles_dir(s.data_dir), serving_customers(scores, load_playbook(PLAYBOOK)), lookalike_json(model), rules.text, as_of_date=as_of
+        bundles_dir(s.data_dir),
+        serving_customers(scores, load_playbook(PLAYBOOK)),
+        lookalike_json(model),
+        rules.text,
+        as_of_date=as_of,
     )
     started = time.perf_counter()
     loaded = load_bundle(bundles_dir(s.data_dir), manifest["version"])  # proves it loads, and how fast
@@ -64,7 +75,9 @@ def serving_bundle(warehouse: Warehouse, settings: SegmintSettings) -> dg.Materi
             "customer_columns": dg.MetadataValue.text(", ".join(CUSTOMER_COLUMNS)),
             "load_seconds": dg.MetadataValue.float(round(load_seconds, 3)),
             "lookalike_method": dg.MetadataValue.text(model.method),
-            "lookalike_holdout_auc": dg.MetadataValue.float(float(model.holdout_auc) if model.holdout_auc == model.holdout_auc else float("nan")),
+            "lookalike_holdout_auc": dg.MetadataValue.float(
+                float(model.holdout_auc) if model.holdout_auc == model.holdout_auc else float("nan")
+            ),
             "rules_file": dg.MetadataValue.path(str(rules_file)),
             "rules_version": dg.MetadataValue.text(rules.version),
             "realtime_segments": dg.MetadataValue.int(len(rules.segment_catalogue())),

@@ -9,14 +9,20 @@ import dagster as dg
 import pandas as pd
 
 from ml.archetypes import archetype_descriptions
-from reporting.cards import build_segment_cards, count_actionable, load_playbook
-from reporting.report import build_charts, render_report
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
 from orchestration.lib import groups
-from orchestration.lib.keys import BEHAVIORAL_SEGMENTS, CLUSTER_PROFILES, CUSTOMER_FEATURES, CUSTOMER_SCORES, SEGMENT_CARDS
+from orchestration.lib.keys import (
+    BEHAVIORAL_SEGMENTS,
+    CLUSTER_PROFILES,
+    CUSTOMER_FEATURES,
+    CUSTOMER_SCORES,
+    SEGMENT_CARDS,
+)
 from orchestration.lib.metadata import markdown_table
 from orchestration.lib.settings import CONFIG_DIR
 from orchestration.lib.warehouse_io import read_table, write_table
+from reporting.cards import build_segment_cards, count_actionable, load_playbook
+from reporting.report import build_charts, render_report
 
 PLAYBOOK = CONFIG_DIR / "playbook.yaml"
 CARDS_TABLE = "ml.segment_cards"
@@ -43,7 +49,9 @@ def _cards_frame(cards_by_kind: dict) -> pd.DataFrame:
     kinds={"python", "html", "duckdb"},
     op_tags=DUCKDB_TAG,
 )
-def segment_cards(context: dg.AssetExecutionContext, warehouse: Warehouse, settings: SegmintSettings) -> dg.MaterializeResult:
+def segment_cards(
+    context: dg.AssetExecutionContext, warehouse: Warehouse, settings: SegmintSettings
+) -> dg.MaterializeResult:
     """One row per segment (RFM and behavioural): size, shares, mean CLV, defining attributes and strategy;
     also writes the marketer's report (data/reports/segment_report.html)."""
     s = settings.load()
@@ -78,7 +86,17 @@ def segment_cards(context: dg.AssetExecutionContext, warehouse: Warehouse, setti
     report_path = s.reports_dir / REPORT_FILE
     report_path.write_text(html, encoding="utf-8")
     actionable = {kind: count_actionable(cards) for kind, cards in cards_by_kind.items()}
-    summary = table[["segment_kind", "name", "size", "share_of_customers", "share_of_revenue", "mean_predicted_clv", "is_actionable"]]
+    summary = table[
+        [
+            "segment_kind",
+            "name",
+            "size",
+            "share_of_customers",
+            "share_of_revenue",
+            "mean_predicted_clv",
+            "is_actionable",
+        ]
+    ]
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": dg.MetadataValue.int(len(table)),
@@ -112,6 +130,10 @@ def check_enough_actionable_segments(warehouse: Warehouse) -> dg.AssetCheckResul
         metadata={
             "actionable_by_kind": dg.MetadataValue.json(per_kind),
             "threshold": dg.MetadataValue.int(MIN_ACTIONABLE_SEGMENTS),
-            "not_actionable": markdown_table(cards.loc[~cards["is_actionable"].astype(bool), ["segment_kind", "name", "size", "actionability_reason"]]),
+            "not_actionable": markdown_table(
+                cards.loc[
+                    ~cards["is_actionable"].astype(bool), ["segment_kind", "name", "size", "actionability_reason"]
+                ]
+            ),
         },
     )

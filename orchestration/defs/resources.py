@@ -1,6 +1,5 @@
 """Resources: the warehouse (one DuckDB file, one writer at a time), dbt, and the run settings."""
 
-
 import os
 import sys
 from collections.abc import Iterator
@@ -11,7 +10,6 @@ import duckdb
 from dagster_dbt import DbtCliResource
 
 from activation.destinations.registry import env_var_names
-
 from orchestration.lib.settings import DBT_PROJECT_DIR, Settings, load_settings
 
 # Every asset that opens the DuckDB file carries this tag; the executor runs at most one of them at a time,

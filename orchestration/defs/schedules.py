@@ -10,7 +10,7 @@ Runs queue behind each other (dagster.yaml: one run at a time, because DuckDB al
 tick that fires while the landing-file sensor's run is still going waits instead of failing on the file lock.
 """
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -36,7 +36,7 @@ def daily_refresh_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunReque
     """One run of segmint_refresh per tick over the last days; the run key is the tick's date (never twice)."""
     scheduled_for = context.scheduled_execution_time
     if scheduled_for is None:  # evaluated by hand (UI "test schedule"): today
-        scheduled_for = datetime.now(timezone.utc)
+        scheduled_for = datetime.now(UTC)
     day = scheduled_for.date()
     window = trailing_days(day, LATE_ARRIVAL_DAYS).clipped_to(DAILY_PARTITIONS)
     return dg.RunRequest(

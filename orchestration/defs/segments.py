@@ -1,6 +1,5 @@
 """Segment assets: RFM, behavioural clusters and lookalike prospects, written to schema `ml`."""
 
-
 import dagster as dg
 
 from ml.archetypes import label_segments, name_clusters
@@ -45,7 +44,12 @@ class ClusteringConfig(dg.Config):
 def rfm_segments(warehouse: Warehouse) -> dg.MaterializeResult:
     """One row per customer: recency, frequency and monetary scores (1-5) and the named RFM segment."""
     with warehouse.connect() as conn:
-        features = read_table(conn, "marts.customer_features", ["customer_id", "recency_days", "order_count", "total_revenue"], order_by="customer_id")
+        features = read_table(
+            conn,
+            "marts.customer_features",
+            ["customer_id", "recency_days", "order_count", "total_revenue"],
+            order_by="customer_id",
+        )
         scores = score_rfm(features)
         write_table(conn, "ml.rfm_segments", scores)
     sizes = scores["rfm_segment"].value_counts().rename_axis("rfm_segment").reset_index(name="customers")
@@ -102,7 +106,9 @@ def behavioral_segments(warehouse: Warehouse, config: ClusteringConfig):
         segments = label_segments(result.labels, name_clusters(result.profiles, result.mode, labels))
         write_table(conn, "ml.behavioral_segments", segments)
         write_table(conn, "ml.cluster_profiles", result.profiles)
-    sizes = segments["behavioral_segment"].value_counts().rename_axis("behavioral_segment").reset_index(name="customers")
+    sizes = (
+        segments["behavioral_segment"].value_counts().rename_axis("behavioral_segment").reset_index(name="customers")
+    )
     numbers = {key: dg.MetadataValue.text(str(value)) for key, value in result.metadata().items()}
     yield dg.MaterializeResult(
         asset_key=BEHAVIORAL_SEGMENTS,
@@ -116,7 +122,10 @@ def behavioral_segments(warehouse: Warehouse, config: ClusteringConfig):
     )
     yield dg.MaterializeResult(
         asset_key=CLUSTER_PROFILES,
-        metadata={"dagster/row_count": dg.MetadataValue.int(len(result.profiles)), "mode": dg.MetadataValue.text(result.mode)},
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(len(result.profiles)),
+            "mode": dg.MetadataValue.text(result.mode),
+        },
     )
 
 

@@ -24,6 +24,7 @@ from orchestration.defs.automation import FRESH_MARTS
 from orchestration.defs.dbt_models import DAILY_PARTITIONS
 from orchestration.defs.jobs import refresh_job
 from orchestration.defs.schedules import TRIGGER_TAG
+from orchestration.lib import keys
 from orchestration.lib.alerts import (
     FailedCheck,
     alert_config,
@@ -32,7 +33,6 @@ from orchestration.lib.alerts import (
     send_alert,
     stale_asset_payload,
 )
-from orchestration.lib import keys
 from orchestration.lib.partitions import full_history
 from orchestration.lib.settings import SettingsError, load_settings
 
@@ -113,7 +113,9 @@ def landing_files_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult
     except SettingsError as error:
         return dg.SkipReason(str(error))
     if landing_dir is None:
-        return dg.SkipReason("SEGMINT_LANDING_DIR is not set: each run generates the demo shop, there is nothing to watch")
+        return dg.SkipReason(
+            "SEGMINT_LANDING_DIR is not set: each run generates the demo shop, there is nothing to watch"
+        )
     current = scan_landing(landing_dir)
     waiting = unsettled_files(current, time.time_ns())
     if waiting:
@@ -123,7 +125,9 @@ def landing_files_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult
     changed, removed = changed_files(previous, current), removed_files(previous, current)
     cursor = encode_landing_cursor(current)
     if not changed:
-        reason = f"removed {', '.join(removed)}; no new or changed file" if removed else "no new or changed landing file"
+        reason = (
+            f"removed {', '.join(removed)}; no new or changed file" if removed else "no new or changed landing file"
+        )
         return dg.SensorResult(skip_reason=dg.SkipReason(reason), cursor=cursor)
     context.log.info(f"landing files changed: {', '.join(changed)}")
     request = dg.RunRequest(
@@ -224,8 +228,9 @@ def realtime_audience_sync_sensor(context: dg.SensorEvaluationContext) -> dg.Sen
     cursor = json.dumps(offsets, sort_keys=True, separators=(",", ":"))
     affected = [a for a in REALTIME_AUDIENCES if any(matches_realtime_segment(a, s) for s in touched)]
     if not affected:
-        return dg.SensorResult(skip_reason=dg.SkipReason("no new transition into a real-time audience's segment"),
-                               cursor=cursor)
+        return dg.SensorResult(
+            skip_reason=dg.SkipReason("no new transition into a real-time audience's segment"), cursor=cursor
+        )
     names = ", ".join(a.name for a in affected)
     context.log.info(f"real-time segments changed ({', '.join(sorted(touched))[:200]}): syncing {names}")
     request = dg.RunRequest(
@@ -333,7 +338,9 @@ def failed_check_alert_sensor(context: dg.SensorEvaluationContext) -> dg.SkipRea
     for record in finished_runs_after(context.instance, cursor):
         run = record.dagster_run
         for check in failed_checks_of_run(context.instance, run.run_id):
-            payload = check_failure_payload(run_id=run.run_id, job=run.job_name, check=check, dagster_url=config.dagster_url)
+            payload = check_failure_payload(
+                run_id=run.run_id, job=run.job_name, check=check, dagster_url=config.dagster_url
+            )
             # A webhook error raises: the tick fails with the host-only message and is retried from this cursor.
             send_alert(payload, config, context.log.warning)
             alerts += 1
@@ -361,14 +368,22 @@ def stale_mart_alert_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReaso
     stale = newly_failed(previous, current)
     for asset in stale:
         latest = context.instance.get_latest_materialization_event(dg.AssetKey.from_user_string(asset))
-        last_updated = datetime.fromtimestamp(latest.timestamp, tz=UTC).isoformat(timespec="minutes") if latest else None
-        send_alert(stale_asset_payload(asset=asset, state="FAIL", last_updated=last_updated, dagster_url=config.dagster_url),
-                   config, context.log.warning)
+        last_updated = (
+            datetime.fromtimestamp(latest.timestamp, tz=UTC).isoformat(timespec="minutes") if latest else None
+        )
+        send_alert(
+            stale_asset_payload(asset=asset, state="FAIL", last_updated=last_updated, dagster_url=config.dagster_url),
+            config,
+            context.log.warning,
+        )
     context.update_cursor(json.dumps(current, sort_keys=True))
     return dg.SkipReason(f"stale: {', '.join(stale)}" if stale else "no mart newly stale")
 
 
 sensors = [
-    landing_files_sensor, realtime_audience_sync_sensor, run_failure_alert_sensor, failed_check_alert_sensor,
+    landing_files_sensor,
+    realtime_audience_sync_sensor,
+    run_failure_alert_sensor,
+    failed_check_alert_sensor,
     stale_mart_alert_sensor,
 ]

@@ -95,7 +95,8 @@ def event_vocabulary(settings: SegmintSettings, warehouse: Warehouse) -> dg.Mate
     unmapped = unmapped_summary(vocabulary)
     mapped_by = (
         vocabulary.assign(mapped_by=vocabulary["mapped_by"].fillna("unmapped"))
-        .groupby("mapped_by", as_index=False)["event_count"].sum()
+        .groupby("mapped_by", as_index=False)["event_count"]
+        .sum()
         .sort_values(["event_count", "mapped_by"], ascending=[False, True])
     )
     file_text = s.event_mapping.read_bytes() if s.event_mapping else b""

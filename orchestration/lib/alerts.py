@@ -83,7 +83,11 @@ def run_failure_payload(
     """The alert for a failed run; `asset`/`check` name the first failed check (the usual cause), if any."""
     first = failed_checks[0] if failed_checks else None
     link = run_url(dagster_url, run_id)
-    cause = f"check {first.check} on {first.asset} failed" if first else f"step(s) failed: {', '.join(failed_steps) or 'unknown'}"
+    cause = (
+        f"check {first.check} on {first.asset} failed"
+        if first
+        else f"step(s) failed: {', '.join(failed_steps) or 'unknown'}"
+    )
     return {
         "source": SOURCE,
         "kind": "run_failure",

@@ -56,21 +56,31 @@ def skip_dirs(settings: Settings) -> list[Path]:
     ground truth, Dagster's storage (its metadata never carries identifiers), the warehouse file (rows are
     deleted in it, then it is compacted) and the privacy folder (salt, chain head)."""
     dagster_home = os.environ.get("DAGSTER_HOME")
-    dirs = [settings.landing_dir or settings.demo_landing_dir, settings.demo_truth_dir,
-            privacy_dir(settings.data_dir), settings.warehouse, Path(str(settings.warehouse) + ".wal"),
-            Path(str(settings.warehouse) + ".tmp")]
+    dirs = [
+        settings.landing_dir or settings.demo_landing_dir,
+        settings.demo_truth_dir,
+        privacy_dir(settings.data_dir),
+        settings.warehouse,
+        Path(str(settings.warehouse) + ".wal"),
+        Path(str(settings.warehouse) + ".tmp"),
+    ]
     if dagster_home:
         dirs.append(Path(dagster_home))
     return dirs
 
 
 def _table_exists(conn: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
-    return conn.execute("select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-                        [schema, name]).fetchone()[0] > 0
+    return (
+        conn.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?", [schema, name]
+        ).fetchone()[0]
+        > 0
+    )
 
 
-def owe_removals(conn: duckdb.DuckDBPyConnection, customer_id: str, settings: Settings,
-                 env: Mapping[str, str | None]) -> dict[str, str]:
+def owe_removals(
+    conn: duckdb.DuckDBPyConnection, customer_id: str, settings: Settings, env: Mapping[str, str | None]
+) -> dict[str, str]:
     """Arrange the person's removal at every destination where they are a member; `audience/destination` -> how.
 
     A live destination's ledger row stays until its next sync removes the person (the normal diff: they are no
@@ -81,12 +91,17 @@ def owe_removals(conn: duckdb.DuckDBPyConnection, customer_id: str, settings: Se
     arranged: dict[str, str] = {}
     for audience in load_audiences(AUDIENCES_FILE):
         table_exists = _table_exists(conn, "audiences", audience.name)
-        member = (conn.execute(f'select * from audiences."{audience.name}" where customer_id = ?', [customer_id]).df()
-                  if table_exists else pd.DataFrame())
+        member = (
+            conn.execute(f'select * from audiences."{audience.name}" where customer_id = ?', [customer_id]).df()
+            if table_exists
+            else pd.DataFrame()
+        )
         for config in audience.destinations:
             held = conn.execute(
                 f"select count(*) from {ledger.SCHEMA}.destination_members where destination = ? and audience = ? "
-                "and member_key = ?", [config.name, audience.name, customer_id]).fetchone()[0]
+                "and member_key = ?",
+                [config.name, audience.name, customer_id],
+            ).fetchone()[0]
             if held:
                 arranged[f"{audience.name}/{config.name}"] = "ledger: removed by the next sync"
                 continue
@@ -96,15 +111,21 @@ def owe_removals(conn: duckdb.DuckDBPyConnection, customer_id: str, settings: Se
             allowed = member[consenting(member, destination.kind)]
             records = [r for r in (destination.build_record(row) for row in allowed.to_dict("records")) if r]
             # A dry-run "add" never got a record id back; the removal names the one the dry-run reply gave.
-            records = [r if r.external_id else type(r)(r.member_key, r.identifiers, r.value, f"dry-run-{r.member_key}")
-                       for r in records]
+            records = [
+                r if r.external_id else type(r)(r.member_key, r.identifiers, r.value, f"dry-run-{r.member_key}")
+                for r in records
+            ]
             if ledger.add_erasure_removals(conn, config.name, audience.name, records):
                 arranged[f"{audience.name}/{config.name}"] = "dry-run: removal written by the next sync"
     return arranged
 
 
-def apply_erasures(conn: duckdb.DuckDBPyConnection, requests: Iterable[ErasureRequest], settings: Settings,
-                   env: Mapping[str, str | None] | None = None) -> ErasureOutcome:
+def apply_erasures(
+    conn: duckdb.DuckDBPyConnection,
+    requests: Iterable[ErasureRequest],
+    settings: Settings,
+    env: Mapping[str, str | None] | None = None,
+) -> ErasureOutcome:
     """Erase every requested person not erased before (one receipt each); requests already honoured are skipped.
 
     Stops with a PrivacyError when the salt is not the one the suppression list was written with.
@@ -118,8 +139,17 @@ def apply_erasures(conn: duckdb.DuckDBPyConnection, requests: Iterable[ErasureRe
             already += 1
             continue
         destinations = owe_removals(conn, request.customer_id.strip(), settings, env)
-        receipts.append(erase_subject(conn, request, salt, settings.data_dir, skip_dirs(settings),
-                                      privacy_dir(settings.data_dir) / HEAD_FILE, destinations))
+        receipts.append(
+            erase_subject(
+                conn,
+                request,
+                salt,
+                settings.data_dir,
+                skip_dirs(settings),
+                privacy_dir(settings.data_dir) / HEAD_FILE,
+                destinations,
+            )
+        )
     if receipts:
         # The syncs that send the removals delete the rows that carried the identifiers (ledger, owed removals):
         # privacy/warehouse_compaction rewrites the file after them.

@@ -67,7 +67,14 @@ CUSTOMER_CONTACTS = _key("edge/customer_contacts")
 
 # What the syncs produce (Python, schemas `sync` and `activation`).
 AUDIENCE_LIFT = _key("activation/audience_lift")
-SYNC_LEDGER_TABLES = ("destination_members", "runs", "batches", "control_group", "erasure_removals", "members_provenance")
+SYNC_LEDGER_TABLES = (
+    "destination_members",
+    "runs",
+    "batches",
+    "control_group",
+    "erasure_removals",
+    "members_provenance",
+)
 
 
 def sync_ledger(table: str) -> dg.AssetKey:

@@ -18,8 +18,10 @@ def markdown_table(df: pd.DataFrame, max_rows: int = 20, float_digits: int = 3) 
             shown[column] = shown[column].round(float_digits)
     header = "| " + " | ".join(map(str, shown.columns)) + " |"
     rule = "|" + "---|" * len(shown.columns)
-    rows = ["| " + " | ".join("" if pd.isna(v) else str(v).replace("|", "\\|") for v in row) + " |"
-            for row in shown.itertuples(index=False)]
+    rows = [
+        "| " + " | ".join("" if pd.isna(v) else str(v).replace("|", "\\|") for v in row) + " |"
+        for row in shown.itertuples(index=False)
+    ]
     more = [f"\n_{len(df) - max_rows} more rows not shown_"] if len(df) > max_rows else []
     return dg.MetadataValue.md("\n".join([header, rule, *rows, *more]))
 
@@ -44,9 +46,7 @@ def validation_metadata(summary: ValidationSummary) -> dict[str, dg.MetadataValu
             for f in summary.failed
         ]
     )
-    samples = {
-        f"{f.expectation} on {f.column}": f.sample_rows for f in summary.failed if f.sample_rows
-    }
+    samples = {f"{f.expectation} on {f.column}": f.sample_rows for f in summary.failed if f.sample_rows}
     return {
         "suite": dg.MetadataValue.text(summary.suite),
         "rows_validated": dg.MetadataValue.int(summary.row_count),

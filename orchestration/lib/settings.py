@@ -143,6 +143,8 @@ def _delimiter_setting(env: dict[str, str]) -> str | None:
     if key not in CSV_DELIMITER_WORDS:
         raise SettingsError(f"SEGMINT_CSV_DELIMITER={raw!r} must be one of , ; | tab")
     return CSV_DELIMITER_WORDS[key]
+
+
 def _source_format_setting(env: dict[str, str]) -> str | None:
     raw = env.get("SEGMINT_SOURCE_FORMAT", "").strip().lower()
     if raw and raw not in SOURCE_FORMATS:

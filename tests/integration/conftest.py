@@ -80,7 +80,9 @@ def operated(tmp_path_factory) -> OperatedDeployment:
     landing = corrupt_landing_copy(root / "data" / "demo" / "landing", root / "bad_landing")
     failed = make_run(root, SEGMINT_DEMO_CUSTOMERS=DEMO_CUSTOMERS, SEGMINT_LANDING_DIR=str(landing))
     assert failed.returncode != 0, "the run with an impossible order total should have failed its GX check"
-    return OperatedDeployment(root=root, env=segmint_env(root), good_run_output=_output(good), failed_run_output=_output(failed))
+    return OperatedDeployment(
+        root=root, env=segmint_env(root), good_run_output=_output(good), failed_run_output=_output(failed)
+    )
 
 
 def free_port() -> int:
@@ -107,7 +109,9 @@ def _wait_for_code_location(base_url: str, process: subprocess.Popen, log: Path)
         except (requests.RequestException, AssertionError, KeyError, TypeError):
             pass
         time.sleep(1)
-    raise AssertionError(f"the code location did not load in {WEBSERVER_START_TIMEOUT_SECONDS} s:\n{log.read_text()[-4000:]}")
+    raise AssertionError(
+        f"the code location did not load in {WEBSERVER_START_TIMEOUT_SECONDS} s:\n{log.read_text()[-4000:]}"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -118,7 +122,11 @@ def webserver(operated: OperatedDeployment) -> str:
     with log.open("w") as log_handle:
         process = subprocess.Popen(
             [str(VENV_BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
-            cwd=PROJECT_ROOT, env=operated.env, stdout=log_handle, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=PROJECT_ROOT,
+            env=operated.env,
+            stdout=log_handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     base_url = f"http://127.0.0.1:{port}"
     try:

@@ -107,9 +107,21 @@ def test_a_backfill_rebuilds_exactly_its_days_and_the_instance_records_them(shop
         _execute(warehouse, f"delete from {table} where {DAY_COLUMN[table]} in (?, ?)", [backfilled, left_alone])
 
     result = subprocess.run(
-        [str(VENV_BIN / "python"), "-m", "orchestration.cli", "daily_staging", "--from", str(backfilled),
-         "--to", str(backfilled)],
-        cwd=PROJECT_ROOT, env=segmint_env(shop, **SHOP), capture_output=True, text=True, timeout=600,
+        [
+            str(VENV_BIN / "python"),
+            "-m",
+            "orchestration.cli",
+            "daily_staging",
+            "--from",
+            str(backfilled),
+            "--to",
+            str(backfilled),
+        ],
+        cwd=PROJECT_ROOT,
+        env=segmint_env(shop, **SHOP),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, _tail(result)
     assert f"over the days {backfilled}..{backfilled}" in result.stdout
@@ -129,7 +141,11 @@ def test_make_backfill_restages_its_window_and_the_result_equals_a_full_build(sh
     scores_before = _query(warehouse, "select count(*) from marts.customer_scores")[0][0]
     result = subprocess.run(
         ["make", "--no-print-directory", "backfill", f"FROM={left_alone}", f"TO={left_alone}"],
-        cwd=PROJECT_ROOT, env=segmint_env(shop, **SHOP), capture_output=True, text=True, timeout=900,
+        cwd=PROJECT_ROOT,
+        env=segmint_env(shop, **SHOP),
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert result.returncode == 0, _tail(result)
 
@@ -145,7 +161,11 @@ def test_make_backfill_restages_its_window_and_the_result_equals_a_full_build(sh
 def test_make_backfill_without_a_window_says_how_to_call_it(shop):
     result = subprocess.run(
         ["make", "--no-print-directory", "backfill"],
-        cwd=PROJECT_ROOT, env=segmint_env(shop, **SHOP), capture_output=True, text=True, timeout=120,
+        cwd=PROJECT_ROOT,
+        env=segmint_env(shop, **SHOP),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode != 0
     assert "usage: make backfill FROM=YYYY-MM-DD" in result.stdout + result.stderr

@@ -35,5 +35,10 @@ def assert_every_relation_is_declared(warehouse: Path) -> list[str]:
 def test_every_relation_of_the_demo_run_is_declared_by_an_asset(operated):
     relations = assert_every_relation_is_declared(operated.warehouse)
     # The ones this check exists for are there, declared: the sync edge, the cluster profiles, the sync ledger.
-    assert {"edge.customer_contacts", "ml.cluster_profiles", "sync.members_provenance", "ml.segment_cards",
-            "marts.segment_cards"} <= set(relations)
+    assert {
+        "edge.customer_contacts",
+        "ml.cluster_profiles",
+        "sync.members_provenance",
+        "ml.segment_cards",
+        "marts.segment_cards",
+    } <= set(relations)

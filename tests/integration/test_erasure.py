@@ -32,8 +32,15 @@ pytestmark = pytest.mark.slow
 
 def _segmint(root: Path, *args: str) -> subprocess.CompletedProcess:
     env = segmint_env(root, SEGMINT_DEMO_CUSTOMERS=DEMO_CUSTOMERS)
-    return subprocess.run([sys.executable, "-m", "orchestration.cli", *args], check=False, cwd=PROJECT_ROOT, env=env,
-                          capture_output=True, text=True, timeout=1200)
+    return subprocess.run(
+        [sys.executable, "-m", "orchestration.cli", *args],
+        check=False,
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
 
 
 def _tail(result: subprocess.CompletedProcess) -> str:
@@ -66,8 +73,11 @@ def _warehouse_hits(warehouse: Path, pattern: re.Pattern[bytes]) -> list[str]:
 
 
 def _file_hits(root: Path, pattern: re.Pattern[bytes], skip: list[Path]) -> list[str]:
-    return [str(p.relative_to(root)) for p in sorted(root.rglob("*"))
-            if p.is_file() and not any(p.is_relative_to(s) for s in skip) and pattern.search(p.read_bytes())]
+    return [
+        str(p.relative_to(root))
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not any(p.is_relative_to(s) for s in skip) and pattern.search(p.read_bytes())
+    ]
 
 
 def test_a_forgotten_champion_leaves_no_trace_and_every_destination_gets_a_removal(tmp_path):
@@ -81,8 +91,14 @@ def test_a_forgotten_champion_leaves_no_trace_and_every_destination_gets_a_remov
     customer_id, email, phone = _champion(data / "warehouse.duckdb")
     person = term_pattern({customer_id, email, phone})
     dry_run = data / "exports" / "dry_run" / "champions"
-    members_at = sorted(p.name for p in dry_run.iterdir() if any(person.search(f.read_bytes()) or
-                        ids.sha256_hex(ids.normalize_email(email)).encode() in f.read_bytes() for f in p.iterdir()))
+    members_at = sorted(
+        p.name
+        for p in dry_run.iterdir()
+        if any(
+            person.search(f.read_bytes()) or ids.sha256_hex(ids.normalize_email(email)).encode() in f.read_bytes()
+            for f in p.iterdir()
+        )
+    )
     assert members_at == ["google_data_manager", "hubspot", "klaviyo", "meta", "webhook"]  # the test can fail
 
     forgot = _segmint(tmp_path, "forget", customer_id)
@@ -100,7 +116,9 @@ def test_a_forgotten_champion_leaves_no_trace_and_every_destination_gets_a_remov
         assert suppressed["customers"] == 1 and suppressed["orders"] >= 1
         assert verify_chain(conn, data / "privacy" / HEAD_FILE).ok
         removed = json.loads(conn.execute("select removed_json from privacy.erasure_receipts").fetchone()[0])
-    assert {"raw.customers", "raw.orders", "marts.customer_scores", "audiences.champions"} <= set(removed["warehouse_rows"])
+    assert {"raw.customers", "raw.orders", "marts.customer_scores", "audiences.champions"} <= set(
+        removed["warehouse_rows"]
+    )
 
     # Not in any file under the data folder (the demo landing zone and its truth are the shop's side), nor Dagster's.
     landing = [data / "demo"]

@@ -43,17 +43,32 @@ NEW_COUNT = "count(*) filter (where event_type = 'search') as search_event_count
 
 def test_every_incremental_model_adds_a_new_column_without_a_full_refresh(dbt_manifest):
     nodes = json.loads(dbt_manifest.read_text())["nodes"].values()
-    incremental = {node["name"]: node["config"].get("on_schema_change") for node in nodes
-                   if node["resource_type"] == "model" and node["config"]["materialized"] == "incremental"}
+    incremental = {
+        node["name"]: node["config"].get("on_schema_change")
+        for node in nodes
+        if node["resource_type"] == "model" and node["config"]["materialized"] == "incremental"
+    }
     assert MODEL in incremental
     assert {name for name, mode in incremental.items() if mode not in SCHEMA_CHANGE_MODES} == set()
 
 
 def _dbt(project: Path, root: Path, warehouse: Path, *args: str) -> None:
     result = subprocess.run(
-        [str(VENV_BIN / "dbt"), "run", "--profiles-dir", ".", "--target-path", str(root / "target"),
-         "--select", MODEL, *args],
-        cwd=project, env=segmint_env(root, SEGMINT_WAREHOUSE=str(warehouse)), capture_output=True, text=True,
+        [
+            str(VENV_BIN / "dbt"),
+            "run",
+            "--profiles-dir",
+            ".",
+            "--target-path",
+            str(root / "target"),
+            "--select",
+            MODEL,
+            *args,
+        ],
+        cwd=project,
+        env=segmint_env(root, SEGMINT_WAREHOUSE=str(warehouse)),
+        capture_output=True,
+        text=True,
         timeout=600,
     )
     assert result.returncode == 0, result.stdout[-4000:]
@@ -90,9 +105,17 @@ def test_a_new_count_column_reaches_the_incremental_daily_staging_without_a_full
 
     # The daily schedule stages one day: the column is added, that day filled, the other day waits for a full run.
     _dbt(project, tmp_path, warehouse, "--vars", '{"min_date": "2026-03-02", "max_date": "2026-03-03"}')
-    assert _searches(warehouse) == {("alice", "2026-03-01"): None, ("bob", "2026-03-01"): None,
-                                    ("alice", "2026-03-02"): 2, ("bob", "2026-03-02"): 0}
+    assert _searches(warehouse) == {
+        ("alice", "2026-03-01"): None,
+        ("bob", "2026-03-01"): None,
+        ("alice", "2026-03-02"): 2,
+        ("bob", "2026-03-02"): 0,
+    }
     # `make run` covers every day (no window vars): every day is filled, still without --full-refresh.
     _dbt(project, tmp_path, warehouse)
-    assert _searches(warehouse) == {("alice", "2026-03-01"): 1, ("bob", "2026-03-01"): 1,
-                                    ("alice", "2026-03-02"): 2, ("bob", "2026-03-02"): 0}
+    assert _searches(warehouse) == {
+        ("alice", "2026-03-01"): 1,
+        ("bob", "2026-03-01"): 1,
+        ("alice", "2026-03-02"): 2,
+        ("bob", "2026-03-02"): 0,
+    }

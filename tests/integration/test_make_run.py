@@ -27,7 +27,7 @@ CONTRACT_COLUMNS = {"customer_id", "predicted_clv", "purchase_propensity", "rfm_
 
 
 def _tail(result) -> str:
-    return (result.stdout[-3000:] + "\n" + result.stderr[-6000:])
+    return result.stdout[-3000:] + "\n" + result.stderr[-6000:]
 
 
 def _assert_customer_scores_contract(warehouse: Path) -> int:
@@ -62,7 +62,14 @@ def _assert_champion_and_intervals(warehouse: Path) -> None:
         ).df()
         stored = conn.execute("select clv_model, model_version from ml.clv_model").fetchall()
         used = conn.execute("select distinct model_version from ml.clv_predictions").fetchall()
-    assert set(evaluation["model"]) == {"lightgbm", "lightgbm_btyd", "lightgbm_btyd_blend", "bgnbd", "pareto_nbd", "past_spend_rate"}
+    assert set(evaluation["model"]) == {
+        "lightgbm",
+        "lightgbm_btyd",
+        "lightgbm_btyd_blend",
+        "bgnbd",
+        "pareto_nbd",
+        "past_spend_rate",
+    }
     assert set(evaluation["backtest_window"]) == {"selection", "evaluation"}
     champions = set(evaluation.loc[evaluation["is_champion"], "model"])
     assert len(champions) == 1 and len(stored) == 1 and stored[0][0] in champions
@@ -82,7 +89,9 @@ PEER_COLUMNS = [
 def _assert_peer_predictions(warehouse: Path, n_rows: int) -> None:
     """The BTYD peer predictions (issue 13, item 4) are there for every customer and within their ranges."""
     with duckdb.connect(str(warehouse), read_only=True) as conn:
-        scores = conn.execute(f"select as_of_date, predicted_clv, {', '.join(PEER_COLUMNS)} from marts.customer_scores").df()
+        scores = conn.execute(
+            f"select as_of_date, predicted_clv, {', '.join(PEER_COLUMNS)} from marts.customer_scores"
+        ).df()
         models = conn.execute("select distinct btyd_model from ml.btyd_predictions").fetchall()
         horizon = conn.execute("select horizon_days from raw.run_context").fetchone()[0]
     assert len(scores) == n_rows

@@ -20,7 +20,10 @@ def test_make_run_writes_a_serving_bundle_the_service_serves(operated, tmp_path)
     assert version, "make run wrote no realtime/bundles/CURRENT"
     with duckdb.connect(str(operated.warehouse), read_only=True) as conn:
         scores = dict(conn.execute("select customer_id, rfm_segment from marts.customer_scores").fetchall())
-        emails = [row[0] for row in conn.execute("select email from raw.customers where email is not null limit 50").fetchall()]
+        emails = [
+            row[0]
+            for row in conn.execute("select email from raw.customers where email is not null limit 50").fetchall()
+        ]
         prospects = conn.execute("select * from marts.prospect_features order by prospect_id").df()
         prospect_scores = conn.execute("select lookalike_score from ml.prospect_scores order by prospect_id").df()
     bundle = load_bundle(root)

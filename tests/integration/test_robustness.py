@@ -14,7 +14,7 @@ import pytest
 
 from demo_shop import generate_shop
 from ml.archetypes import PURCHASE_ARCHETYPES
-from tests.conftest import PROJECT_ROOT, segmint_env, make_run
+from tests.conftest import PROJECT_ROOT, make_run, segmint_env
 from tests.integration.multiprocess_job import refresh_job_multiprocess
 from tests.integration.test_make_run import with_foreign_event_names
 
@@ -22,10 +22,22 @@ pytestmark = pytest.mark.slow
 
 # Every table whose content must not depend on how many times, or how, the graph ran (sync.* logs wall-clock times).
 COMPARED_TABLES = [
-    "raw.orders", "raw.customers", "raw.events", "raw.quarantine", "raw.ingest_log", "raw.event_vocabulary",
-    "marts.top_event_types", "marts.customer_features",
-    "marts.customer_features_train", "ml.rfm_segments", "ml.behavioral_segments", "ml.clv_predictions",
-    "marts.customer_scores", "marts.clv_model_evaluation", "marts.segment_membership_history", "marts.segment_cards",
+    "raw.orders",
+    "raw.customers",
+    "raw.events",
+    "raw.quarantine",
+    "raw.ingest_log",
+    "raw.event_vocabulary",
+    "marts.top_event_types",
+    "marts.customer_features",
+    "marts.customer_features_train",
+    "ml.rfm_segments",
+    "ml.behavioral_segments",
+    "ml.clv_predictions",
+    "marts.customer_scores",
+    "marts.clv_model_evaluation",
+    "marts.segment_membership_history",
+    "marts.segment_cards",
 ]
 
 
@@ -80,8 +92,13 @@ def test_two_runs_are_identical_and_a_killed_run_leaves_the_last_good_tables_rea
 
     # Kill a third run in the middle (after ingest, while dbt or the models run), the way an OOM kill would.
     process = subprocess.Popen(
-        ["make", "--no-print-directory", "run"], cwd=PROJECT_ROOT, env=segmint_env(work, SEGMINT_LANDING_DIR=str(landing)),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        ["make", "--no-print-directory", "run"],
+        cwd=PROJECT_ROOT,
+        env=segmint_env(work, SEGMINT_LANDING_DIR=str(landing)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 300
     for line in process.stdout:
@@ -92,7 +109,9 @@ def test_two_runs_are_identical_and_a_killed_run_leaves_the_last_good_tables_rea
     process.wait(timeout=60)
 
     with duckdb.connect(str(warehouse), read_only=True) as conn:
-        assert conn.execute("select count(*) from marts.customer_scores").fetchone()[0] == len(good["marts.customer_scores"])
+        assert conn.execute("select count(*) from marts.customer_scores").fetchone()[0] == len(
+            good["marts.customer_scores"]
+        )
 
     recovered = make_run(work, SEGMINT_LANDING_DIR=str(landing))
     assert recovered.returncode == 0, recovered.stderr[-3000:]

@@ -41,7 +41,9 @@ def write_irregular_shop(landing: Path, seed: int = 13) -> None:
         writer = csv.writer(handle)
         writer.writerow(["order_id", "customer_id", "ordered_at", "order_total"])
         for i, (customer, day, amount) in enumerate(zip(customers, days, amounts)):
-            writer.writerow([f"o{i}", f"c{customer:03d}", (FIRST_DAY + timedelta(days=int(day))).isoformat(), f"{amount:.2f}"])
+            writer.writerow(
+                [f"o{i}", f"c{customer:03d}", (FIRST_DAY + timedelta(days=int(day))).isoformat(), f"{amount:.2f}"]
+            )
 
 
 def test_a_small_irregular_shop_gets_every_score_and_its_syncs_are_blocked_with_the_reason(tmp_path):
@@ -71,17 +73,23 @@ def test_a_small_irregular_shop_gets_every_score_and_its_syncs_are_blocked_with_
             for record in instance.get_asset_records()
             if record.asset_entry.last_materialization is not None
         }
-        check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
-            [ACTIVATION_GATE_CHECK]
-        )
+        check = instance.event_log_storage.get_latest_asset_check_execution_by_key([ACTIVATION_GATE_CHECK])
     # Ops see the held gate as a failed check in a failed run in the UI, even though `make run` exits 0.
     assert run.dagster_run.status == dg.DagsterRunStatus.FAILURE
     [execution] = check.values()
     assert execution.status.value == "FAILED"
-    assert {"marts/customer_scores", "ml/segment_cards", "marts/segment_cards", "ml/clv_predictions",
-            "ml/clv_activation_gate", "exports/champions"} <= materialized, materialized
+    assert {
+        "marts/customer_scores",
+        "ml/segment_cards",
+        "marts/segment_cards",
+        "ml/clv_predictions",
+        "ml/clv_activation_gate",
+        "exports/champions",
+    } <= materialized, materialized
     # The sync ledger's tables are declared (and created) whether or not a sync runs; no sync itself ran.
     assert not {key for key in materialized if key.startswith("sync/") and key.count("/") == 2}
-    assert not {"exports/lookalike_seed", "exports/high_value_at_risk", "activation/audience_lift",
-                "marts/audience_lift"} & materialized
+    assert (
+        not {"exports/lookalike_seed", "exports/high_value_at_risk", "activation/audience_lift", "marts/audience_lift"}
+        & materialized
+    )
     assert not (tmp_path / "data" / "exports" / "dry_run").exists()

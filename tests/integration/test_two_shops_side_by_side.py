@@ -27,8 +27,10 @@ pytestmark = pytest.mark.slow
 
 # Small shops keep the test cheap; different sizes and seeds make any mix-up visible in counts and values. The
 # larger one passes the CLV activation gate, so its value-based exports carry its own model's predictions.
-SHOPS = {"acme": {"SEGMINT_DEMO_CUSTOMERS": "600", "SEGMINT_DEMO_SEED": "7"},
-         "globex": {"SEGMINT_DEMO_CUSTOMERS": "1500", "SEGMINT_DEMO_SEED": "42"}}
+SHOPS = {
+    "acme": {"SEGMINT_DEMO_CUSTOMERS": "600", "SEGMINT_DEMO_SEED": "7"},
+    "globex": {"SEGMINT_DEMO_CUSTOMERS": "1500", "SEGMINT_DEMO_SEED": "42"},
+}
 AUDIENCES = load_audiences(CONFIG_DIR / "audiences.yaml")
 RUN_TIMEOUT_SECONDS = 1200
 
@@ -43,8 +45,12 @@ class ShopRun:
 
 def _env(root: Path, name: str) -> dict[str, str]:
     """The shop's environment: its own warehouse and Dagster home, and no SEGMINT_DATA_DIR."""
-    env = segmint_env(root, SEGMINT_WAREHOUSE=str(root / "shops" / f"{name}.duckdb"),
-                      DAGSTER_HOME=str(root / f"dagster_home_{name}"), **SHOPS[name])
+    env = segmint_env(
+        root,
+        SEGMINT_WAREHOUSE=str(root / "shops" / f"{name}.duckdb"),
+        DAGSTER_HOME=str(root / f"dagster_home_{name}"),
+        **SHOPS[name],
+    )
     del env["SEGMINT_DATA_DIR"]
     Path(env["DAGSTER_HOME"]).mkdir(parents=True)
     shutil.copy(PROJECT_ROOT / "dagster.yaml", Path(env["DAGSTER_HOME"]) / "dagster.yaml")
@@ -59,7 +65,11 @@ def shops(tmp_path_factory) -> dict[str, ShopRun]:
     processes = {
         name: subprocess.Popen(
             [str(VENV_BIN / "python"), "-m", "orchestration.cli", "segmint_refresh"],
-            cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         for name, env in envs.items()
     }
@@ -109,8 +119,9 @@ def test_each_shops_exports_are_its_own_audiences_and_nothing_else(shops, tmp_pa
             if is_value_based(audience) and not gates[shop.name]:
                 continue  # held back by its own gate (another shop's file must not show up instead)
             members = _query(shop.warehouse, f"select * from audiences.{audience.name} order by customer_id")
-            paths = export_audience_csvs(members, audience.name, tmp_path / shop.name,
-                                         value_based=audience.value_column is not None)
+            paths = export_audience_csvs(
+                members, audience.name, tmp_path / shop.name, value_based=audience.value_column is not None
+            )
             expected |= {path.name: path.read_text() for path in paths.values()}
         folder = shop.data_dir / "exports"
         written = {path.name: path.read_text() for path in folder.iterdir() if path.is_file()}

@@ -83,6 +83,8 @@ def test_the_ui_offers_daily_partitions_for_the_order_and_event_staging_only(web
     nodes = graphql(webserver, PARTITIONS_QUERY)["assetNodes"]
     partitioned = {"/".join(node["assetKey"]["path"]): node for node in nodes if node["isPartitioned"]}
     assert set(partitioned) == {
-        "staging/stg_orders", "staging/stg_visitor_event_days", "staging/stg_visitor_event_type_days",
+        "staging/stg_orders",
+        "staging/stg_visitor_event_days",
+        "staging/stg_visitor_event_type_days",
     }
     assert all("Daily" in node["partitionDefinition"]["description"] for node in partitioned.values())

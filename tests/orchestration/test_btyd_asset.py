@@ -37,8 +37,9 @@ def _materialize(tmp_path, monkeypatch, train: pd.DataFrame, features: pd.DataFr
 
 def test_predictions_cover_every_customer_and_the_backtest_is_in_the_metadata(tmp_path, monkeypatch):
     train = simulated_train(1500, seed=11)
-    features = simulated_train(1600, seed=12).drop(columns=["future_revenue", "future_order_count",
-                                                             "has_future_order", "days_to_next_order"])
+    features = simulated_train(1600, seed=12).drop(
+        columns=["future_revenue", "future_order_count", "has_future_order", "days_to_next_order"]
+    )
     table, metadata = _materialize(tmp_path, monkeypatch, train, features)
     assert len(table) == len(features) and table["customer_id"].is_unique
     assert table.notna().all().all()
@@ -59,8 +60,9 @@ def test_a_shop_where_nobody_came_back_gets_null_predictions_and_a_reason(tmp_pa
 
 def test_btyd_is_fitted_once_per_cut_off_and_every_reader_gets_the_same_forecast(tmp_path, monkeypatch):
     train = simulated_train(1500, seed=11)
-    features = simulated_train(1600, seed=12).drop(columns=["future_revenue", "future_order_count",
-                                                             "has_future_order", "days_to_next_order"])
+    features = simulated_train(1600, seed=12).drop(
+        columns=["future_revenue", "future_order_count", "has_future_order", "days_to_next_order"]
+    )
     _, metadata = _materialize(tmp_path, monkeypatch, train, features)
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as conn:
         stored = conn.execute("select cutoff, model, error from ml.btyd_models order by all").df()

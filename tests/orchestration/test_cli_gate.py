@@ -15,7 +15,9 @@ from orchestration.lib import keys
 REASON = "no candidate passes: spearman 0.05 below the ranking floor 0.2"
 
 
-def run_graph(gate_passes: bool, scores_fail: bool = False, other_check_fails: bool = False) -> dg.ExecuteInProcessResult:
+def run_graph(
+    gate_passes: bool, scores_fail: bool = False, other_check_fails: bool = False
+) -> dg.ExecuteInProcessResult:
     @dg.asset(key=keys.CLV_MODEL_EVALUATION)
     def evaluation() -> None: ...
 
@@ -24,8 +26,11 @@ def run_graph(gate_passes: bool, scores_fail: bool = False, other_check_fails: b
 
     @dg.asset_check(asset=gate, name=keys.ACTIVATION_GATE_CHECK.name, blocking=True)
     def gate_check() -> dg.AssetCheckResult:
-        return dg.AssetCheckResult(passed=gate_passes, severity=dg.AssetCheckSeverity.ERROR,
-                                   description="model passes the gate" if gate_passes else REASON)
+        return dg.AssetCheckResult(
+            passed=gate_passes,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description="model passes the gate" if gate_passes else REASON,
+        )
 
     @dg.asset(key=keys.CUSTOMER_SCORES, deps=[evaluation])
     def scores() -> None:
@@ -34,7 +39,9 @@ def run_graph(gate_passes: bool, scores_fail: bool = False, other_check_fails: b
 
     @dg.asset_check(asset=scores, name="gx_customer_scores", blocking=True)
     def scores_check() -> dg.AssetCheckResult:
-        return dg.AssetCheckResult(passed=not other_check_fails, severity=dg.AssetCheckSeverity.ERROR, description="bad rows")
+        return dg.AssetCheckResult(
+            passed=not other_check_fails, severity=dg.AssetCheckSeverity.ERROR, description="bad rows"
+        )
 
     @dg.asset(key=keys.sync("lookalike_seed", "meta"), deps=[gate, scores])
     def sync() -> None: ...

@@ -44,10 +44,20 @@ def rehearsal_manifest(tmp_path_factory) -> Path:
     shutil.copytree(PROJECT_ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs", "*.duckdb*"))
     (project / "models/marts/scores/clv_by_country.sql").write_text(NEW_MART)
     (project / "models/marts/clv_by_country_misplaced.sql").write_text(NEW_MART)
-    env = {"PATH": str(VENV_BIN), "DO_NOT_TRACK": "1", "HOME": str(tmp_path),
-           "SEGMINT_WAREHOUSE": str(tmp_path / "warehouse.duckdb")}
-    result = subprocess.run([str(VENV_BIN / "dbt"), "parse", "--profiles-dir", ".", "--quiet"],
-                            cwd=project, env=env, capture_output=True, text=True, timeout=300)
+    env = {
+        "PATH": str(VENV_BIN),
+        "DO_NOT_TRACK": "1",
+        "HOME": str(tmp_path),
+        "SEGMINT_WAREHOUSE": str(tmp_path / "warehouse.duckdb"),
+    }
+    result = subprocess.run(
+        [str(VENV_BIN / "dbt"), "parse", "--profiles-dir", ".", "--quiet"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout[-2000:]
     return project / "target" / "manifest.json"
 

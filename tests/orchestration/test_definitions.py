@@ -44,7 +44,13 @@ EXPECTED_ASSETS = [
     "ml/customer_explanations", "marts/customer_explanations", "ml/fairness_audit", "realtime/serving_bundle",
 ]  # fmt: skip
 # The lineage an analyst follows from an order file to a segment (edges: parent -> child).
-SEGMENT_LINEAGE = ["raw/orders", "staging/stg_orders", "marts/customer_features", "ml/rfm_segments", "marts/customer_scores"]
+SEGMENT_LINEAGE = [
+    "raw/orders",
+    "staging/stg_orders",
+    "marts/customer_features",
+    "ml/rfm_segments",
+    "marts/customer_scores",
+]
 BLOCKING_CHECKS = [
     ("raw/orders", "gx_raw_orders"),
     ("raw/customers", "gx_raw_customers"),
@@ -97,9 +103,18 @@ def test_the_quality_gates_exist_and_block_downstream(graph, asset, check):
 def test_the_clv_gate_holds_back_activation_but_never_scores_segments_or_the_report(graph):
     gate = key("ml/clv_activation_gate")
     behind_gate = {k.to_user_string() for k in graph.get_all_asset_keys() if gate in graph.get_ancestor_asset_keys(k)}
-    insight = {"ml/clv_predictions", "marts/customer_scores", "ml/rfm_segments", "ml/behavioral_segments",
-               "ml/segment_cards", "marts/segment_cards", "ml/segment_membership_history",
-               "marts/segment_membership_history", "audiences/champions", "audiences/lookalike_seed"}
+    insight = {
+        "ml/clv_predictions",
+        "marts/customer_scores",
+        "ml/rfm_segments",
+        "ml/behavioral_segments",
+        "ml/segment_cards",
+        "marts/segment_cards",
+        "ml/segment_membership_history",
+        "marts/segment_membership_history",
+        "audiences/champions",
+        "audiences/lookalike_seed",
+    }
     assert not insight & behind_gate
     syncs = {k.to_user_string() for k in graph.get_all_asset_keys() if k.path[0] == "sync" and len(k.path) == 3}
     assert syncs and syncs <= behind_gate
@@ -136,7 +151,9 @@ def test_the_daily_schedule_and_every_sensor_are_registered(defs):
 
 
 def test_models_and_their_products_follow_their_inputs_once_their_checks_pass(graph):
-    automated = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).automation_condition is not None}
+    automated = {
+        k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).automation_condition is not None
+    }
     expected = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).group_name in AUTOMATED_GROUPS}
     assert automated == expected
     # Ingestion and the dbt features only move in whole runs, where the GX gates stop them (see automation.py).

@@ -20,13 +20,16 @@ def _warehouse(tmp_path) -> str:
     with duckdb.connect(path) as conn:
         conn.execute("create schema marts; create schema audiences")
         conn.register("base", base)
-        conn.execute("create table marts.customer_scores as select customer_id, predicted_clv, purchase_propensity from base")
+        conn.execute(
+            "create table marts.customer_scores as select customer_id, predicted_clv, purchase_propensity from base"
+        )
         conn.execute("create table marts.customer_features as select customer_id, country from base")
         for audience in AUDIENCES:
             rule = (
                 "(country = 'US' and customer_id[-1:] in ('0', '2', '4', '6', '8')) "
                 "or (country = 'CA' and customer_id[-1:] = '0')"
-                if audience.name == BIASED else "customer_id[-1:] in ('1', '3', '5', '7', '9')"
+                if audience.name == BIASED
+                else "customer_id[-1:] in ('1', '3', '5', '7', '9')"
             )
             conn.execute(f"create table audiences.{audience.name} as select customer_id from base where {rule}")
     return path

@@ -31,13 +31,17 @@ def installation(tmp_path, monkeypatch):
     with duckdb.connect(str(data / "warehouse.duckdb")) as conn:
         conn.execute("create schema raw; create schema marts; create schema audiences")
         conn.execute("create table raw.customers (customer_id varchar, email varchar, phone varchar, country varchar)")
-        conn.execute(f"insert into raw.customers values ('{PERSON}', '{EMAIL}', null, 'US'), ('0000008', 'b@example.com', null, 'US')")
+        conn.execute(
+            f"insert into raw.customers values ('{PERSON}', '{EMAIL}', null, 'US'), ('0000008', 'b@example.com', null, 'US')"
+        )
         conn.execute("create table raw.events (customer_id varchar, anonymous_id varchar)")
         conn.execute(f"create table marts.customer_scores as select '{PERSON}' as customer_id, 1.0 as predicted_clv")
-        conn.execute(f"create table audiences.champions as select '{PERSON}' as customer_id, false as is_control, "
-                     f"true as marketing_consent, '{EMAIL}' as email, null::varchar as phone, 'Grace' as first_name, "
-                     "'Hopper' as last_name, null::varchar as postal_code, 'US' as country, 1.0 as predicted_clv, "
-                     "null::double as value")
+        conn.execute(
+            f"create table audiences.champions as select '{PERSON}' as customer_id, false as is_control, "
+            f"true as marketing_consent, '{EMAIL}' as email, null::varchar as phone, 'Grace' as first_name, "
+            "'Hopper' as last_name, null::varchar as postal_code, 'US' as country, 1.0 as predicted_clv, "
+            "null::double as value"
+        )
     (data / "exports").mkdir()
     (data / "exports" / "champions_meta_customer_list.csv").write_text(f"email\n{EMAIL}\n")
     return data
@@ -74,8 +78,10 @@ def test_forgetting_the_same_person_twice_writes_one_receipt(installation, capsy
 def test_a_live_destination_keeps_its_ledger_row_for_the_next_sync(installation):
     with duckdb.connect(str(installation / "warehouse.duckdb")) as conn:
         ledger.ensure_schema(conn)
-        conn.execute(f"insert into sync.destination_members values ('meta', 'champions', '{PERSON}', '{{}}', 'f', null, "
-                     "null, 'confirmed', 'run', null, null, now())")
+        conn.execute(
+            f"insert into sync.destination_members values ('meta', 'champions', '{PERSON}', '{{}}', 'f', null, "
+            "null, 'confirmed', 'run', null, null, now())"
+        )
         outcome = apply_erasures(conn, landing_requests_for(installation), load_settings())
         assert conn.execute("select count(*) from sync.destination_members").fetchone()[0] == 1
         assert conn.execute("select count(*) from sync.erasure_removals where destination = 'meta'").fetchone()[0] == 0
@@ -94,11 +100,19 @@ def landing_requests_for(data):
 def test_a_bad_salt_setting_is_one_line_and_exit_1(installation, monkeypatch, capsys):
     monkeypatch.setenv("SEGMINT_PRIVACY_SALT", "short")
     assert cli.main(["forget", PERSON]) == 1
-    assert capsys.readouterr().err.strip() == "segmint: forget: SEGMINT_PRIVACY_SALT must be at least 16 characters (a random secret)"
+    assert (
+        capsys.readouterr().err.strip()
+        == "segmint: forget: SEGMINT_PRIVACY_SALT must be at least 16 characters (a random secret)"
+    )
 
 
 def test_make_forget_runs_the_cli_with_the_id():
     # `make -n` prints the recipe without running anything (no install in a worktree).
-    printed = subprocess.run(["make", "-n", "--no-print-directory", "forget", "ID=0000042"], cwd=PROJECT_ROOT,
-                             capture_output=True, text=True, check=True).stdout
+    printed = subprocess.run(
+        ["make", "-n", "--no-print-directory", "forget", "ID=0000042"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert '-m orchestration.cli forget "0000042"' in printed

@@ -35,22 +35,29 @@ def _materialize(tmp_path, monkeypatch, files: dict[str, str], as_of: str | None
 def _check_results(result) -> dict[str, bool]:
     return {
         e.asset_check_evaluation_data.asset_check_key.name: e.asset_check_evaluation_data.passed
-        for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
     }
 
 
 def test_a_messy_orders_file_is_quarantined_with_reasons_and_counts_reconcile(tmp_path, monkeypatch):
-    orders = ORDERS_HEADER + "\n".join([
-        "1,0042,2025-01-05,10.50,USD",        # clean
-        "2,0042,2025-02-30,12.00,USD",        # planted: impossible date
-        "3,,2025-01-06,5.00,USD",              # planted: missing customer id
-        "4,7,2025-01-07,abc,USD",              # planted: wrong type
-        "5,7,2025-01-08,-3.00,USD",            # refund: accepted
-        "6,8,2025-01-09,20.00,USD",            # identical duplicate below
-        "6,8,2025-01-09,20.00,USD",            # planted: identical duplicate
-        "9,9,2025-06-01,20.00,USD",            # planted: after the as-of date
-        "10,10,2025-01-10,\"=cmd|' /C calc'!A0\",USD",  # planted: formula injection in a number column
-    ]) + "\n"
+    orders = (
+        ORDERS_HEADER
+        + "\n".join(
+            [
+                "1,0042,2025-01-05,10.50,USD",  # clean
+                "2,0042,2025-02-30,12.00,USD",  # planted: impossible date
+                "3,,2025-01-06,5.00,USD",  # planted: missing customer id
+                "4,7,2025-01-07,abc,USD",  # planted: wrong type
+                "5,7,2025-01-08,-3.00,USD",  # refund: accepted
+                "6,8,2025-01-09,20.00,USD",  # identical duplicate below
+                "6,8,2025-01-09,20.00,USD",  # planted: identical duplicate
+                "9,9,2025-06-01,20.00,USD",  # planted: after the as-of date
+                "10,10,2025-01-10,\"=cmd|' /C calc'!A0\",USD",  # planted: formula injection in a number column
+            ]
+        )
+        + "\n"
+    )
     result, warehouse = _materialize(tmp_path, monkeypatch, {"orders.csv": orders}, as_of="2025-03-01")
     assert result.success
     assert _check_results(result)["check_ingest_counts_reconcile"] is True
@@ -59,13 +66,21 @@ def test_a_messy_orders_file_is_quarantined_with_reasons_and_counts_reconcile(tm
         reasons = dict(conn.execute("select source_row, split_part(reason, ':', 1) from raw.quarantine").fetchall())
         log = conn.execute("select rows_in, rows_accepted, rows_quarantined from raw.ingest_log").fetchone()
     assert accepted == ["0042", "7", "8"]
-    assert reasons == {2: "invalid_timestamp", 3: "missing_customer_id", 4: "invalid_number", 7: "duplicate_identical",
-                       8: "after_as_of", 9: "invalid_number"}
+    assert reasons == {
+        2: "invalid_timestamp",
+        3: "missing_customer_id",
+        4: "invalid_number",
+        7: "duplicate_identical",
+        8: "after_as_of",
+        9: "invalid_number",
+    }
     assert log == (9, 3, 6)
 
 
 def test_a_file_that_cannot_be_read_fails_the_run_with_one_line_naming_file_and_column(tmp_path, monkeypatch):
-    result, _ = _materialize(tmp_path, monkeypatch, {"orders.csv": "order_id,customer_id,date,total\n1,a,2025-01-01,3\n"})
+    result, _ = _materialize(
+        tmp_path, monkeypatch, {"orders.csv": "order_id,customer_id,date,total\n1,a,2025-01-01,3\n"}
+    )
     assert not result.success
     failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
     assert failure.description == (
@@ -87,7 +102,9 @@ def test_mixed_currencies_without_rates_are_never_summed_the_other_currency_is_q
     orders = ORDERS_HEADER + "1,a,2025-01-01,10,USD\n2,b,2025-01-02,10,EUR\n"
     result, warehouse = _materialize(tmp_path, monkeypatch, {"orders.csv": orders})
     assert result.success
-    evaluations = [e.asset_check_evaluation_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    evaluations = [
+        e.asset_check_evaluation_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
     orders_check = next(e for e in evaluations if e.asset_check_key.name == "gx_raw_orders")
     assert orders_check.passed is True
     with duckdb.connect(str(warehouse), read_only=True) as conn:
@@ -104,7 +121,8 @@ def test_a_shopify_export_goes_through_the_asset_with_its_format_and_source_file
     assert result.success
     assert _check_results(result)["check_ingest_counts_reconcile"] is True
     orders = next(
-        m.materialization for m in result.get_asset_materialization_events()
+        m.materialization
+        for m in result.get_asset_materialization_events()
         if m.materialization.asset_key.path[-1] == "orders"
     )
     assert orders.metadata["source_format"].value == "shopify"
@@ -113,16 +131,16 @@ def test_a_shopify_export_goes_through_the_asset_with_its_format_and_source_file
     assert (tmp_path / "data" / "landing_work" / "shopify" / "orders.parquet").is_file()
 
 
-
-
 def test_the_real_time_log_is_ingested_by_the_raw_tables_asset_and_its_counts_reconcile(tmp_path, monkeypatch):
     # The segment service's durable log in the data folder (shared contract format); its last line torn by a crash.
     log_dir = tmp_path / "data" / "realtime" / "log"
     log_dir.mkdir(parents=True)
-    line = ('{{"event_id": "rt_{i}", "customer_id": null, "anonymous_id": "v{i}", "event_type": "page_view", '
-            '"occurred_at": "{day}T10:00:00+01:00", "received_at": "2025-03-01T09:00:00Z", "page_type": null, '
-            '"product_id": null, "category": "shoes", "device": "mobile", "utm_source": null, '
-            '"utm_medium": "affiliate", "utm_campaign": null, "utm_content": null, "value": 12.5}}')
+    line = (
+        '{{"event_id": "rt_{i}", "customer_id": null, "anonymous_id": "v{i}", "event_type": "page_view", '
+        '"occurred_at": "{day}T10:00:00+01:00", "received_at": "2025-03-01T09:00:00Z", "page_type": null, '
+        '"product_id": null, "category": "shoes", "device": "mobile", "utm_source": null, '
+        '"utm_medium": "affiliate", "utm_campaign": null, "utm_content": null, "value": 12.5}}'
+    )
     lines = [line.format(i=i, day="2025-02-01") for i in range(5)] + [line.format(i=9, day="2025-04-01")]
     (log_dir / "events-20250301T090000-77.jsonl").write_text("\n".join(lines) + '\n{"event_id": "rt_torn", "cu')
     orders = ORDERS_HEADER + "1,0042,2025-01-05,10.50,USD\n"
@@ -131,12 +149,15 @@ def test_the_real_time_log_is_ingested_by_the_raw_tables_asset_and_its_counts_re
     assert _check_results(result)["check_ingest_counts_reconcile"] is True
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         ids = [r[0] for r in conn.execute("select event_id from raw.events order by event_id").fetchall()]
-        log = conn.execute("select rows_in, rows_accepted, rows_quarantined, rows_after_as_of from raw.ingest_log "
-                           "where source_file = 'realtime/log/events-20250301T090000-77.jsonl'").fetchone()
+        log = conn.execute(
+            "select rows_in, rows_accepted, rows_quarantined, rows_after_as_of from raw.ingest_log "
+            "where source_file = 'realtime/log/events-20250301T090000-77.jsonl'"
+        ).fetchone()
     assert ids == [f"rt_{i}" for i in range(5)]
     assert log == (7, 5, 2, 1)  # the event after the as-of date and the torn line are quarantined and counted
-    metadata = next(m for m in result.asset_materializations_for_node("raw_tables")
-                    if m.asset_key == dg.AssetKey(["raw", "events"])).metadata
+    metadata = next(
+        m for m in result.asset_materializations_for_node("raw_tables") if m.asset_key == dg.AssetKey(["raw", "events"])
+    ).metadata
     assert metadata["realtime_log_rows_in"].value == 7
 
 

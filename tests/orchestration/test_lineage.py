@@ -11,8 +11,8 @@ import pytest
 from orchestration.lib.lineage import (
     DBT,
     PYTHON,
-    declared_relations,
     dbt_relations,
+    declared_relations,
     ownership_problems,
     undeclared_relations,
     warehouse_relations,
@@ -120,5 +120,7 @@ def test_a_warehouse_from_before_the_move_keeps_its_membership_history(tmp_path)
     assert list(_previous_history(conn)["customer_id"]) == ["c1"]
     # Once ml.segment_membership_history exists it is the history, and a marts view of it is not read twice.
     conn.execute("create schema ml")
-    conn.execute("create table ml.segment_membership_history as select * from marts.segment_membership_history where false")
+    conn.execute(
+        "create table ml.segment_membership_history as select * from marts.segment_membership_history where false"
+    )
     assert len(_previous_history(conn)) == 0

@@ -58,8 +58,15 @@ def _cards(actionable_rfm: int) -> pd.DataFrame:
     for kind, actionable in (("RFM segments", actionable_rfm), ("Behavioural segments", 2)):
         for i in range(4):
             ok = i < actionable
-            rows.append({"segment_kind": kind, "name": f"{kind[:3]} {i}", "size": 400 if ok else 12,
-                         "is_actionable": ok, "actionability_reason": "" if ok else "fewer than 50 customers"})
+            rows.append(
+                {
+                    "segment_kind": kind,
+                    "name": f"{kind[:3]} {i}",
+                    "size": 400 if ok else 12,
+                    "is_actionable": ok,
+                    "actionability_reason": "" if ok else "fewer than 50 customers",
+                }
+            )
     return pd.DataFrame(rows)
 
 

@@ -67,7 +67,7 @@ def test_a_window_is_clipped_to_the_partitions_and_a_reversed_or_too_early_one_i
 def _context(partitions: dg.DailyPartitionsDefinition, first: str, last: str) -> SimpleNamespace:
     """What dbt_window_vars reads from an asset context in a range run."""
     keys = partitions.get_partition_keys()
-    chosen = keys[keys.index(first): keys.index(last) + 1]
+    chosen = keys[keys.index(first) : keys.index(last) + 1]
     window = partitions.time_window_for_partition_key(first)._replace(
         end=partitions.time_window_for_partition_key(last).end
     )

@@ -30,11 +30,18 @@ LOG = "transitions-20261126T040000-4242.jsonl"
 
 
 def transition(customer: str, segment: str, change: str, known: bool = True) -> str:
-    return json.dumps({
-        "id": customer, "known_customer": known, "segment": segment, "change": change, "event_id": f"rt_{customer}",
-        "occurred_at": "2026-11-26T04:00:00+00:00", "received_at": "2026-11-26T04:00:00.002+00:00",
-        "source": "realtime",
-    })
+    return json.dumps(
+        {
+            "id": customer,
+            "known_customer": known,
+            "segment": segment,
+            "change": change,
+            "event_id": f"rt_{customer}",
+            "occurred_at": "2026-11-26T04:00:00+00:00",
+            "received_at": "2026-11-26T04:00:00.002+00:00",
+            "source": "realtime",
+        }
+    )
 
 
 def append(log_dir: Path, *lines: str) -> None:
@@ -77,9 +84,13 @@ def expected_list(warehouse: Path, customers: list[str]) -> set[str]:
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         rows = conn.execute(
             "select customer_id, email, marketing_consent from raw.customers where customer_id in "
-            f"({', '.join(repr(c) for c in customers)})").fetchall()
-    return {normalize_email(email) for cid, email, consent in rows
-            if consent and email and not is_control(cid, AUDIENCE.name, AUDIENCE.control_share)}
+            f"({', '.join(repr(c) for c in customers)})"
+        ).fetchall()
+    return {
+        normalize_email(email)
+        for cid, email, consent in rows
+        if consent and email and not is_control(cid, AUDIENCE.name, AUDIENCE.control_share)
+    }
 
 
 def klaviyo_list(server: FakeKlaviyo) -> set[str]:
@@ -93,15 +104,19 @@ def test_cart_abandoners_reach_klaviyo_within_a_minute_and_leave_it_when_they_ex
 
     abandoners = [f"c{i:04d}" for i in range(12)]
     started = time.monotonic()
-    append(log_dir,
-           *(transition(c, "cart_abandoner", "entered") for c in abandoners),
-           transition("c0020", "high_intent:shoes", "entered"),  # another segment: not this audience
-           transition("anon-7", "cart_abandoner", "entered", known=False))  # anonymous: no contact to sync
+    append(
+        log_dir,
+        *(transition(c, "cart_abandoner", "entered") for c in abandoners),
+        transition("c0020", "high_intent:shoes", "entered"),  # another segment: not this audience
+        transition("anon-7", "cart_abandoner", "entered", known=False),
+    )  # anonymous: no contact to sync
     first = tick(None)
     assert len(first.run_requests) == 1
     request = first.run_requests[0]
     assert {key.to_user_string() for key in request.asset_selection} == {
-        "audiences/cart_abandoners", "sync/cart_abandoners/klaviyo"}
+        "audiences/cart_abandoners",
+        "sync/cart_abandoners/klaviyo",
+    }
     assert run(request).success
     elapsed = time.monotonic() - started
     expected = expected_list(warehouse, abandoners)
@@ -115,8 +130,9 @@ def test_cart_abandoners_reach_klaviyo_within_a_minute_and_leave_it_when_they_ex
     # Two abandoners buy (exit the segment): the next tick removes them from the list through the ledger.
     leaving = sorted(expected_list(warehouse, abandoners))[:2]
     leaving_ids = [c for c in abandoners if expected_list(warehouse, [c]) & set(leaving)]
-    (log_dir / LOG).open("a").write('ent": "x", "change": "entered"}\n' + transition(leaving_ids[0], "cart_abandoner",
-                                                                                        "exited") + "\n")
+    (log_dir / LOG).open("a").write(
+        'ent": "x", "change": "entered"}\n' + transition(leaving_ids[0], "cart_abandoner", "exited") + "\n"
+    )
     append(log_dir, transition(leaving_ids[1], "cart_abandoner", "exited"))
     second = tick(first.cursor)
     assert len(second.run_requests) == 1 and second.run_requests[0].run_key != request.run_key
@@ -132,7 +148,7 @@ def test_the_sensor_reads_only_complete_new_lines(tmp_path):
     path.write_bytes(b'{"a": 1}\n{"b": 2}\n{"c"')
     lines, offset = read_new_lines(path, 0)
     assert lines == [b'{"a": 1}', b'{"b": 2}'] and offset == 18
-    path.write_bytes(path.read_bytes() + b': 3}\n')
+    path.write_bytes(path.read_bytes() + b": 3}\n")
     assert read_new_lines(path, offset) == ([b'{"c": 3}'], 27)
     path.write_bytes(b'{"new": 1}\n')  # a replaced (shorter) file is read from the start
     assert read_new_lines(path, 27) == ([b'{"new": 1}'], 11)

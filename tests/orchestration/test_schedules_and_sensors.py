@@ -7,14 +7,13 @@ import os
 import socket
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 
 import dagster as dg
 import pytest
-
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from orchestration.defs.dbt_models import DAILY_PARTITIONS
@@ -50,7 +49,9 @@ UI_URL = "http://dagster.example.internal:3000"
 class _Receiver(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.server.received.append({"path": self.path, "content_type": self.headers.get("Content-Type"), "json": json.loads(body)})
+        self.server.received.append(
+            {"path": self.path, "content_type": self.headers.get("Content-Type"), "json": json.loads(body)}
+        )
         self.send_response(self.server.status)
         self.end_headers()
 
@@ -89,7 +90,7 @@ def _free_port() -> int:
 
 def test_the_daily_schedule_launches_one_refresh_per_day():
     def tick(day: int) -> dg.RunRequest:
-        context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 3, day, 6, tzinfo=timezone.utc))
+        context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 3, day, 6, tzinfo=UTC))
         [request] = daily_refresh_schedule.evaluate_tick(context).run_requests
         return request
 
@@ -150,11 +151,15 @@ def test_new_landing_files_start_one_refresh_and_are_remembered_in_the_cursor(la
     # A changed file may change any day: its run stages every daily partition.
     every_day = DAILY_PARTITIONS.get_partition_keys()
     assert (request.tags[ASSET_PARTITION_RANGE_START_TAG], request.tags[ASSET_PARTITION_RANGE_END_TAG]) == (
-        every_day[0], every_day[-1]
+        every_day[0],
+        every_day[-1],
     )
     remembered = decode_landing_cursor(first.cursor)
     assert set(remembered) == {"orders.csv", "events.parquet"}
-    assert remembered["orders.csv"] == ((landing_dir / "orders.csv").stat().st_mtime_ns, (landing_dir / "orders.csv").stat().st_size)
+    assert remembered["orders.csv"] == (
+        (landing_dir / "orders.csv").stat().st_mtime_ns,
+        (landing_dir / "orders.csv").stat().st_size,
+    )
 
     again = _tick(first.cursor)
     assert not again.run_requests
@@ -240,14 +245,23 @@ def test_a_check_alert_names_run_job_asset_check_and_links_to_the_ui():
 def test_a_run_failure_alert_blames_the_first_failed_check_and_clips_long_errors():
     checks = [FailedCheck("raw/orders", "gx_raw_orders", "ERROR", "bad totals")]
     payload = run_failure_payload(
-        run_id="r1", job="segmint_refresh", error="x" * 5000, failed_steps=["raw__orders_gx_raw_orders"],
-        failed_checks=checks, dagster_url=UI_URL,
+        run_id="r1",
+        job="segmint_refresh",
+        error="x" * 5000,
+        failed_steps=["raw__orders_gx_raw_orders"],
+        failed_checks=checks,
+        dagster_url=UI_URL,
     )
     assert (payload["asset"], payload["check"]) == ("raw/orders", "gx_raw_orders")
     assert payload["failed_checks"][0]["description"] == "bad totals"
     assert len(payload["description"]) <= 1000
     without_check = run_failure_payload(
-        run_id="r2", job="segmint_refresh", error="boom", failed_steps=["dbt_feature_models"], failed_checks=[], dagster_url=UI_URL
+        run_id="r2",
+        job="segmint_refresh",
+        error="boom",
+        failed_steps=["dbt_feature_models"],
+        failed_checks=[],
+        dagster_url=UI_URL,
     )
     assert without_check["check"] is None and "dbt_feature_models" in without_check["text"]
 
@@ -265,7 +279,14 @@ def test_an_alert_is_posted_as_json_to_the_webhook(webhook):
 
 def test_without_a_webhook_the_alert_is_one_log_line():
     logged: list[str] = []
-    assert send_alert({"kind": "run_failure", "run_id": "r1", "text": "[segmint] run failed"}, AlertConfig(None, UI_URL), logged.append) is False
+    assert (
+        send_alert(
+            {"kind": "run_failure", "run_id": "r1", "text": "[segmint] run failed"},
+            AlertConfig(None, UI_URL),
+            logged.append,
+        )
+        is False
+    )
     assert logged == ["ALERT (set SEGMINT_ALERT_WEBHOOK_URL to post it): [segmint] run failed"]
 
 
@@ -295,7 +316,9 @@ def tiny_orders() -> None:
 
 @dg.asset_check(asset=tiny_orders, blocking=True)
 def tiny_orders_have_totals() -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.ERROR, description="order_total is null on 1 row")
+    return dg.AssetCheckResult(
+        passed=False, severity=dg.AssetCheckSeverity.ERROR, description="order_total is null on 1 row"
+    )
 
 
 @dg.asset_check(asset=tiny_orders)
@@ -307,7 +330,9 @@ def tiny_orders_are_recent() -> dg.AssetCheckResult:
 def failed_run():
     """An instance holding one failed run: its blocking check failed (the planted defect), a second check passed."""
     with dg.instance_for_test() as instance:
-        result = dg.materialize([tiny_orders, tiny_orders_have_totals, tiny_orders_are_recent], instance=instance, raise_on_error=False)
+        result = dg.materialize(
+            [tiny_orders, tiny_orders_have_totals, tiny_orders_are_recent], instance=instance, raise_on_error=False
+        )
         assert not result.success
         yield instance, result
 
@@ -319,7 +344,11 @@ def test_the_failed_check_sensor_posts_one_alert_per_failed_check_once(alert_env
 
     [alert] = [r["json"] for r in alert_env.received]
     assert alert["kind"] == "check_failure"
-    assert (alert["run_id"], alert["asset"], alert["check"]) == (result.run_id, "tiny_orders", "tiny_orders_have_totals")
+    assert (alert["run_id"], alert["asset"], alert["check"]) == (
+        result.run_id,
+        "tiny_orders",
+        "tiny_orders_have_totals",
+    )
     assert alert["job"] == result.dagster_run.job_name
     assert alert["run_url"] == f"{UI_URL}/runs/{result.run_id}"
     assert alert["description"] == "order_total is null on 1 row"
@@ -352,7 +381,11 @@ def test_the_run_failure_sensor_posts_the_run_and_the_check_that_failed_it(alert
 
     [alert] = [r["json"] for r in alert_env.received]
     assert alert["kind"] == "run_failure"
-    assert (alert["run_id"], alert["asset"], alert["check"]) == (result.run_id, "tiny_orders", "tiny_orders_have_totals")
+    assert (alert["run_id"], alert["asset"], alert["check"]) == (
+        result.run_id,
+        "tiny_orders",
+        "tiny_orders_have_totals",
+    )
     assert [c["check"] for c in alert["failed_checks"]] == ["tiny_orders_have_totals"]
     assert alert["failed_steps"]
     assert alert["run_url"] == f"{UI_URL}/runs/{result.run_id}"
@@ -369,7 +402,9 @@ def test_the_run_failure_sensor_logs_the_alert_when_no_webhook_is_set(monkeypatc
 
 
 def test_a_mart_is_reported_stale_once_when_its_freshness_turns_fail(alert_env, monkeypatch, failed_run):
-    assert newly_failed({"marts/customer_scores": "PASS"}, {"marts/customer_scores": "FAIL"}) == ["marts/customer_scores"]
+    assert newly_failed({"marts/customer_scores": "PASS"}, {"marts/customer_scores": "FAIL"}) == [
+        "marts/customer_scores"
+    ]
     assert newly_failed({"marts/customer_scores": "FAIL"}, {"marts/customer_scores": "FAIL"}) == []
 
     instance, _ = failed_run

@@ -60,8 +60,13 @@ def test_relative_paths_are_made_absolute(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(
     "env",
-    [{}, {"SEGMINT_WAREHOUSE": "shops/acme.duckdb"}, {"SEGMINT_WAREHOUSE": "acme/warehouse.duckdb"},
-     {"SEGMINT_WAREHOUSE": "shops/acme.duckdb", "SEGMINT_DATA_DIR": "files"}, {"SEGMINT_DATA_DIR": "files"}],
+    [
+        {},
+        {"SEGMINT_WAREHOUSE": "shops/acme.duckdb"},
+        {"SEGMINT_WAREHOUSE": "acme/warehouse.duckdb"},
+        {"SEGMINT_WAREHOUSE": "shops/acme.duckdb", "SEGMINT_DATA_DIR": "files"},
+        {"SEGMINT_DATA_DIR": "files"},
+    ],
 )
 def test_the_realtime_service_reads_the_data_folder_the_run_writes(env, tmp_path, monkeypatch):
     # realtime/ does not import orchestration/, so `make serve` repeats the rule; the bundle must be where it looks.

@@ -25,17 +25,19 @@ KNOWN_CUSTOMER = "C-0001"
 
 def customers_frame() -> pd.DataFrame:
     """Three known customers with batch scores, plus PII columns the writer must leave out."""
-    return pd.DataFrame({
-        "customer_id": ["C-0002", KNOWN_CUSTOMER, "C-0003"],
-        "rfm_segment": ["At Risk", "Champions", None],
-        "behavioral_segment": ["Bargain Hunters", "Researchers", "Researchers"],
-        "predicted_clv": [40.5, 812.25, np.nan],
-        "purchase_propensity": [0.12, 0.87, 0.3],
-        "recommended_action": ["Win back", "Reward and retain; ask for reviews.", None],
-        "email": ["a@example.com", "vip@example.com", "c@example.com"],
-        "phone": ["+331", "+332", "+333"],
-        "first_name": ["Ann", "Bob", "Cy"],
-    })
+    return pd.DataFrame(
+        {
+            "customer_id": ["C-0002", KNOWN_CUSTOMER, "C-0003"],
+            "rfm_segment": ["At Risk", "Champions", None],
+            "behavioral_segment": ["Bargain Hunters", "Researchers", "Researchers"],
+            "predicted_clv": [40.5, 812.25, np.nan],
+            "purchase_propensity": [0.12, 0.87, 0.3],
+            "recommended_action": ["Win back", "Reward and retain; ask for reviews.", None],
+            "email": ["a@example.com", "vip@example.com", "c@example.com"],
+            "phone": ["+331", "+332", "+333"],
+            "first_name": ["Ann", "Bob", "Cy"],
+        }
+    )
 
 
 def lookalike_model():
@@ -43,23 +45,35 @@ def lookalike_model():
     rng = np.random.default_rng(0)
     n = 400
     visual = rng.uniform(0, 1, n)
-    early = pd.DataFrame({
-        "customer_id": [f"C{i}" for i in range(n)],
-        "product_views_per_active_day": rng.uniform(0, 8, n),
-        "research_share": rng.uniform(0, 1, n), "sale_share": rng.uniform(0, 1, n),
-        "discount_event_share": rng.uniform(0, 0.2, n), "shipping_abandon_rate": rng.uniform(0, 1, n),
-        "brand_share": rng.uniform(0, 1, n), "visual_share": visual, "urgency_share": rng.uniform(0, 0.3, n),
-        "event_count": rng.integers(1, 200, n), "active_days": rng.integers(1, 30, n),
-    })
+    early = pd.DataFrame(
+        {
+            "customer_id": [f"C{i}" for i in range(n)],
+            "product_views_per_active_day": rng.uniform(0, 8, n),
+            "research_share": rng.uniform(0, 1, n),
+            "sale_share": rng.uniform(0, 1, n),
+            "discount_event_share": rng.uniform(0, 0.2, n),
+            "shipping_abandon_rate": rng.uniform(0, 1, n),
+            "brand_share": rng.uniform(0, 1, n),
+            "visual_share": visual,
+            "urgency_share": rng.uniform(0, 0.3, n),
+            "event_count": rng.integers(1, 200, n),
+            "active_days": rng.integers(1, 30, n),
+        }
+    )
     high = visual + rng.normal(0, 0.2, n) > 0.6
-    rfm = pd.DataFrame({
-        "customer_id": early["customer_id"], "rfm_segment": np.where(high, "Champions", "Hibernating"),
-        "monetary_score": np.where(high, 4, 2),
-    })
+    rfm = pd.DataFrame(
+        {
+            "customer_id": early["customer_id"],
+            "rfm_segment": np.where(high, "Champions", "Hibernating"),
+            "monetary_score": np.where(high, 4, 2),
+        }
+    )
     return fit_lookalike(early, rfm)
 
 
-def build_bundle(data_dir: Path, rules_text: str | None = None, customers: pd.DataFrame | None = None, now: datetime | None = None) -> dict:
+def build_bundle(
+    data_dir: Path, rules_text: str | None = None, customers: pd.DataFrame | None = None, now: datetime | None = None
+) -> dict:
     """Write a serving bundle into `data_dir` with the real writer; returns its manifest."""
     return write_bundle(
         bundles_dir(data_dir),
@@ -106,7 +120,11 @@ class Server:
         self.output = self.data_dir.parent / f"serve-{self.port}.log"
         with self.output.open("w") as handle:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "realtime.cli", "serve"], cwd=PROJECT_ROOT, env=self.env, stdout=handle, stderr=subprocess.STDOUT,
+                [sys.executable, "-m", "realtime.cli", "serve"],
+                cwd=PROJECT_ROOT,
+                env=self.env,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -16,10 +16,20 @@ from realtime.log import LogWriter, log_dir, read_events
 
 async def call(app, body: dict) -> tuple[int, dict]:
     raw = json.dumps(body).encode()
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-             "path": "/v1/events", "raw_path": b"/v1/events", "query_string": b"", "root_path": "",
-             "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())],
-             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8700)}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/events",
+        "raw_path": b"/v1/events",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 8700),
+    }
     sent: list[dict] = []
 
     async def receive():
@@ -64,10 +74,27 @@ def stamp(ts: float) -> str:
 def test_restart_replays_only_the_recovery_window(data_dir):
     old, recent = time.time() - 3 * 3600, time.time() - 600
     writer = LogWriter(log_dir(data_dir), "always")
-    writer.append_sync([
-        {"event_id": "old", "anonymous_id": "v-old", "event_type": "add_to_cart", "product_id": "p", "occurred_at": stamp(old), "received_at": stamp(old)},
-        {"event_id": "new", "anonymous_id": "v-new", "event_type": "add_to_cart", "product_id": "p", "occurred_at": stamp(recent), "received_at": stamp(recent)},
-    ], [])
+    writer.append_sync(
+        [
+            {
+                "event_id": "old",
+                "anonymous_id": "v-old",
+                "event_type": "add_to_cart",
+                "product_id": "p",
+                "occurred_at": stamp(old),
+                "received_at": stamp(old),
+            },
+            {
+                "event_id": "new",
+                "anonymous_id": "v-new",
+                "event_type": "add_to_cart",
+                "product_id": "p",
+                "occurred_at": stamp(recent),
+                "received_at": stamp(recent),
+            },
+        ],
+        [],
+    )
     writer.close()
     service = Service(bundles_dir(data_dir), log_dir(data_dir))
     assert service.recover() == 1, "2 hours by default: the 3-hour-old event stays in the log only"
@@ -77,9 +104,37 @@ def test_restart_replays_only_the_recovery_window(data_dir):
 def test_odd_values_in_every_field_never_get_a_5xx(data_dir):
     service = Service(bundles_dir(data_dir), log_dir(data_dir))
     app = create_app(service)
-    fields = ["event_id", "customer_id", "anonymous_id", "event_type", "occurred_at", "page_type", "product_id", "category",
-              "device", "utm_source", "utm_medium", "utm_campaign", "utm_content", "value"]
-    odd = [None, 0, -1, 1.5, True, [], {}, "", " ", "x" * 600, "2026-13-40T00:00:00+00:00", "9999-12-31T23:59:59+14:00", "é🙂"]
+    fields = [
+        "event_id",
+        "customer_id",
+        "anonymous_id",
+        "event_type",
+        "occurred_at",
+        "page_type",
+        "product_id",
+        "category",
+        "device",
+        "utm_source",
+        "utm_medium",
+        "utm_campaign",
+        "utm_content",
+        "value",
+    ]
+    odd = [
+        None,
+        0,
+        -1,
+        1.5,
+        True,
+        [],
+        {},
+        "",
+        " ",
+        "x" * 600,
+        "2026-13-40T00:00:00+00:00",
+        "9999-12-31T23:59:59+14:00",
+        "é🙂",
+    ]
 
     async def scenario():
         await service.start()

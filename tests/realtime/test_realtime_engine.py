@@ -17,7 +17,14 @@ def send(engine: Engine, received: datetime = NOW, **fields):
 
 
 def test_organic_landing_is_general_interest(engine):
-    result = send(engine, event_type="page_view", page_type="home", occurred_at=at(0, NOW), utm_source="google", utm_medium="organic")
+    result = send(
+        engine,
+        event_type="page_view",
+        page_type="home",
+        occurred_at=at(0, NOW),
+        utm_source="google",
+        utm_medium="organic",
+    )
     assert result.segments == ["general_interest"]
     assert result.entered == ["general_interest"] and result.exited == []
     assert result.id == "anon-1" and result.event_id.startswith("rt_") and len(result.event_id) == 35
@@ -28,31 +35,56 @@ def test_organic_landing_is_general_interest(engine):
 def test_three_shoe_views_video_and_cart_enter_high_intent_and_leave_general_interest(engine):
     results = [send(engine, event_type="page_view", page_type="home", occurred_at=at(0, NOW))]
     for minute, product in enumerate(["p1", "p2", "p3"], start=1):
-        results.append(send(engine, event_type="product_view", product_id=product, category="Shoes", occurred_at=at(minute, NOW)))
+        results.append(
+            send(engine, event_type="product_view", product_id=product, category="Shoes", occurred_at=at(minute, NOW))
+        )
     results.append(send(engine, event_type="video_play", product_id="p3", occurred_at=at(5, NOW)))
-    assert all("high_intent:shoes" not in r.segments for r in results), "views and a video without a cart add are not enough"
+    assert all("high_intent:shoes" not in r.segments for r in results), (
+        "views and a video without a cart add are not enough"
+    )
     cart = send(engine, event_type="add_to_cart", product_id="p3", occurred_at=at(6, NOW))
     assert cart.entered == ["high_intent:shoes"]
     assert cart.exited == ["general_interest"]
     assert "general_interest" not in cart.segments
-    assert {(t["segment"], t["change"]) for t in cart.transitions} == {("high_intent:shoes", "entered"), ("general_interest", "exited")}
+    assert {(t["segment"], t["change"]) for t in cart.transitions} == {
+        ("high_intent:shoes", "entered"),
+        ("general_interest", "exited"),
+    }
 
 
 def test_a_video_play_is_a_strong_signal(engine):
     send(engine, event_type="product_view", product_id="b1", category="bags", occurred_at=at(0, NOW))
     send(engine, event_type="video_play", product_id="b1", occurred_at=at(1, NOW))
-    assert "high_intent:bags" in send(engine, event_type="add_to_cart", product_id="b1", occurred_at=at(2, NOW)).segments
+    assert (
+        "high_intent:bags" in send(engine, event_type="add_to_cart", product_id="b1", occurred_at=at(2, NOW)).segments
+    )
     # without the video, one view and a cart add stay general interest
-    other = parse_event({"anonymous_id": "anon-2", "event_type": "product_view", "product_id": "x", "category": "hats", "occurred_at": at(0, NOW)}, NOW)
+    other = parse_event(
+        {
+            "anonymous_id": "anon-2",
+            "event_type": "product_view",
+            "product_id": "x",
+            "category": "hats",
+            "occurred_at": at(0, NOW),
+        },
+        NOW,
+    )
     engine.apply(other, NOW.timestamp())
-    cart = parse_event({"anonymous_id": "anon-2", "event_type": "add_to_cart", "product_id": "x", "occurred_at": at(1, NOW)}, NOW)
+    cart = parse_event(
+        {"anonymous_id": "anon-2", "event_type": "add_to_cart", "product_id": "x", "occurred_at": at(1, NOW)}, NOW
+    )
     assert engine.apply(cart, NOW.timestamp()).segments[0] == "general_interest"
 
 
 def test_affiliate_from_a_premium_partner_is_premium_interest_on_arrival(engine):
-    result = send(engine, event_type="page_view", occurred_at=at(0, NOW), utm_medium="affiliate", utm_source="luxury-partner")
+    result = send(
+        engine, event_type="page_view", occurred_at=at(0, NOW), utm_medium="affiliate", utm_source="luxury-partner"
+    )
     assert "premium_interest" in result.segments and "general_interest" not in result.segments
-    other = parse_event({"anonymous_id": "anon-9", "event_type": "page_view", "utm_medium": "affiliate", "utm_source": "coupon-site"}, NOW)
+    other = parse_event(
+        {"anonymous_id": "anon-9", "event_type": "page_view", "utm_medium": "affiliate", "utm_source": "coupon-site"},
+        NOW,
+    )
     assert engine.apply(other, NOW.timestamp()).segments == ["general_interest"]
 
 
@@ -61,7 +93,15 @@ def test_device_and_late_night_from_the_offset_of_occurred_at(engine):
     late = send(engine, event_type="page_view", device="Mobile", occurred_at="2026-11-26T22:30:00+01:00")
     assert "device:mobile" in late.segments and "late_night" in late.segments
     # the same instant written in UTC is 21:30 local: not late night
-    utc = parse_event({"anonymous_id": "anon-u", "event_type": "page_view", "device": "laptop", "occurred_at": "2026-11-26T21:30:00+00:00"}, NOW)
+    utc = parse_event(
+        {
+            "anonymous_id": "anon-u",
+            "event_type": "page_view",
+            "device": "laptop",
+            "occurred_at": "2026-11-26T21:30:00+00:00",
+        },
+        NOW,
+    )
     segments = engine.apply(utc, NOW.timestamp()).segments
     assert "device:desktop" in segments and "late_night" not in segments
     # 04:59 local is still late night, 05:00 is not; the device follows the latest event
@@ -73,7 +113,10 @@ def test_device_and_late_night_from_the_offset_of_occurred_at(engine):
 def test_motivation_keywords_from_utm_content(engine):
     result = send(engine, event_type="page_view", occurred_at=at(0, NOW), utm_content="Ad-DURABILITY-v2")
     assert "motivation:durability" in result.segments
-    assert "motivation:style" in send(engine, event_type="page_view", occurred_at=at(1, NOW), utm_content="style_story").segments
+    assert (
+        "motivation:style"
+        in send(engine, event_type="page_view", occurred_at=at(1, NOW), utm_content="style_story").segments
+    )
 
 
 def test_cart_abandoner_after_30_idle_minutes_on_read_and_sweep(engine):
@@ -107,8 +150,12 @@ def test_a_new_session_after_30_minutes_resets_session_segments(engine):
 
 
 def test_duplicate_event_id_is_counted_once(engine):
-    first = send(engine, event_id="e-1", event_type="product_view", category="shoes", product_id="p", occurred_at=at(0, NOW))
-    again = send(engine, event_id="e-1", event_type="product_view", category="shoes", product_id="p", occurred_at=at(0, NOW))
+    first = send(
+        engine, event_id="e-1", event_type="product_view", category="shoes", product_id="p", occurred_at=at(0, NOW)
+    )
+    again = send(
+        engine, event_id="e-1", event_type="product_view", category="shoes", product_id="p", occurred_at=at(0, NOW)
+    )
     assert not first.duplicate and again.duplicate and again.event_id == "e-1"
     assert again.segments == first.segments and again.entered == [] and again.transitions == []
     assert engine.stats["accepted"] == 1 and engine.stats["duplicate"] == 1
@@ -150,7 +197,10 @@ def test_identified_event_continues_the_anonymous_session(engine):
     result = send(engine, customer_id=KNOWN_CUSTOMER, event_type="add_to_cart", product_id="p", occurred_at=at(1, NOW))
     assert result.id == KNOWN_CUSTOMER and result.entered == ["general_interest"]
     moves = {(t["id"], t["segment"], t["change"], t["known_customer"]) for t in result.transitions}
-    assert moves == {("anon-1", "general_interest", "exited", False), (KNOWN_CUSTOMER, "general_interest", "entered", True)}
+    assert moves == {
+        ("anon-1", "general_interest", "exited", False),
+        (KNOWN_CUSTOMER, "general_interest", "entered", True),
+    }
     assert engine.profile("anon-1", NOW.timestamp())["id"] == KNOWN_CUSTOMER
     assert engine.profile(KNOWN_CUSTOMER, NOW.timestamp())["cart"] == ["p"]
 

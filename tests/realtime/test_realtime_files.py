@@ -59,14 +59,26 @@ def test_bundle_round_trip_without_pii(tmp_path):
     root = bundles_dir(tmp_path)
     assert current_version(root) == manifest["version"]
     schema = pq.read_schema(root / manifest["version"] / CUSTOMERS_FILE)
-    assert schema.names == ["customer_id", "rfm_segment", "behavioral_segment", "recommended_action", "predicted_clv", "purchase_propensity"]
+    assert schema.names == [
+        "customer_id",
+        "rfm_segment",
+        "behavioral_segment",
+        "recommended_action",
+        "predicted_clv",
+        "purchase_propensity",
+    ]
     raw = b"".join(path.read_bytes() for path in (root / manifest["version"]).iterdir())
     for secret in (b"vip@example.com", b"+332", b"Bob"):
         assert secret not in raw
     bundle = load_bundle(root)
     assert len(bundle.customers) == 3 and manifest["known_customers"] == 3
-    assert bundle.customers.get("C-0003") == {"rfm_segment": None, "behavioral_segment": "Researchers",
-                                              "recommended_action": None, "predicted_clv": None, "purchase_propensity": 0.3}
+    assert bundle.customers.get("C-0003") == {
+        "rfm_segment": None,
+        "behavioral_segment": "Researchers",
+        "recommended_action": None,
+        "predicted_clv": None,
+        "purchase_propensity": 0.3,
+    }
     assert manifest["bytes"] == sum(f["bytes"] for f in manifest["files"].values())
 
 
@@ -93,12 +105,18 @@ def test_current_moves_only_to_complete_bundles_and_old_ones_are_pruned(tmp_path
     for second in range(KEEP_BUNDLES + 2):
         frame = customers_frame()
         frame["predicted_clv"] += second
-        versions.append(build_bundle(tmp_path, customers=frame, now=pd.Timestamp(f"2026-11-26T10:00:0{second}Z").to_pydatetime())["version"])
+        versions.append(
+            build_bundle(tmp_path, customers=frame, now=pd.Timestamp(f"2026-11-26T10:00:0{second}Z").to_pydatetime())[
+                "version"
+            ]
+        )
     root = bundles_dir(tmp_path)
     assert current_version(root) == versions[-1]
     assert sorted(p.name for p in root.iterdir() if p.is_dir()) == versions[-KEEP_BUNDLES:]
     with pytest.raises(ValueError, match="duplicate"):
-        write_bundle(root, pd.concat([customers_frame()] * 2), lookalike_json(lookalike_model()), DEFAULT_RULES_PATH.read_text())
+        write_bundle(
+            root, pd.concat([customers_frame()] * 2), lookalike_json(lookalike_model()), DEFAULT_RULES_PATH.read_text()
+        )
     with pytest.raises(RulesError):
         write_bundle(root, customers_frame(), lookalike_json(lookalike_model()), "segments: nope\n")
     assert current_version(root) == versions[-1], "a failed write leaves CURRENT alone"

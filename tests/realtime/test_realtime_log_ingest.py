@@ -22,9 +22,22 @@ def test_every_event_acknowledged_before_a_kill_9_is_in_raw_events_after_the_nex
     try:
         for i in range(30):
             visitor = {"customer_id": KNOWN_CUSTOMER} if i % 5 == 0 else {"anonymous_id": f"v-{i}"}
-            answer = server.post({"events": [
-                {**visitor, "event_type": "product_view", "product_id": f"s{n}", "category": "shoes",
-                 "occurred_at": at(n), "utm_medium": "affiliate", "value": 19.5} for n in range(3)]})
+            answer = server.post(
+                {
+                    "events": [
+                        {
+                            **visitor,
+                            "event_type": "product_view",
+                            "product_id": f"s{n}",
+                            "category": "shoes",
+                            "occurred_at": at(n),
+                            "utm_medium": "affiliate",
+                            "value": 19.5,
+                        }
+                        for n in range(3)
+                    ]
+                }
+            )
             assert answer.status_code == 200
             acknowledged += [r["event_id"] for r in answer.json()["results"]]
     finally:
@@ -36,13 +49,19 @@ def test_every_event_acknowledged_before_a_kill_9_is_in_raw_events_after_the_nex
     warehouse = tmp_path / "warehouse.duckdb"
     result = dg.materialize(
         [landing_files, raw_tables, check_ingest_counts_reconcile],
-        resources={"warehouse": Warehouse(path=str(warehouse)),
-                   "settings": SegmintSettings(landing_dir=str(landing), as_of=datetime.now(UTC).date().isoformat())},
+        resources={
+            "warehouse": Warehouse(path=str(warehouse)),
+            "settings": SegmintSettings(landing_dir=str(landing), as_of=datetime.now(UTC).date().isoformat()),
+        },
     )
     assert result.success
     with duckdb.connect(str(warehouse), read_only=True) as conn:
-        ingested = [r[0] for r in conn.execute(
-            "select event_id from raw.events where origin_file like 'realtime/log/events-%'").fetchall()]
+        ingested = [
+            r[0]
+            for r in conn.execute(
+                "select event_id from raw.events where origin_file like 'realtime/log/events-%'"
+            ).fetchall()
+        ]
         sample = conn.execute(
             "select category, utm_medium, value from raw.events where customer_id = ? limit 1", [KNOWN_CUSTOMER]
         ).fetchone()

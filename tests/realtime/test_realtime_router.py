@@ -25,9 +25,19 @@ def cluster(tmp_path_factory):
         instances.append(Server(data).start())
     port = free_port()
     router = subprocess.Popen(
-        [sys.executable, "-m", "realtime.router", "--port", str(port), "--instances",
-         ",".join(server.url for server in instances)],
-        cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "realtime.router",
+            "--port",
+            str(port),
+            "--instances",
+            ",".join(server.url for server in instances),
+        ],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -47,8 +57,10 @@ def cluster(tmp_path_factory):
 
 
 def test_the_placement_is_stable_balanced_and_moves_few_visitors_when_an_instance_joins():
-    two, three = ["http://127.0.0.1:8701", "http://127.0.0.1:8702"], ["http://127.0.0.1:8701", "http://127.0.0.1:8702",
-                                                                      "http://127.0.0.1:8703"]
+    two, three = (
+        ["http://127.0.0.1:8701", "http://127.0.0.1:8702"],
+        ["http://127.0.0.1:8701", "http://127.0.0.1:8702", "http://127.0.0.1:8703"],
+    )
     visitors = [f"v{i}" for i in range(6000)]
     placed = [instance_for(v, two) for v in visitors]
     assert placed == [instance_for(v, list(reversed(two))) for v in visitors]  # order of the list is irrelevant
@@ -64,16 +76,34 @@ def test_two_instances_behind_the_router_each_hold_their_own_visitors(cluster):
     session = requests.Session()
     visitors = [f"v-{i}" for i in range(40)]
     # A mixed batch: the router splits it by instance and answers in request order.
-    batch = [{"anonymous_id": v, "event_type": "product_view", "product_id": f"s{n}", "category": "shoes",
-              "occurred_at": at(n), "event_id": f"{v}-{n}"} for n in range(3) for v in visitors]
+    batch = [
+        {
+            "anonymous_id": v,
+            "event_type": "product_view",
+            "product_id": f"s{n}",
+            "category": "shoes",
+            "occurred_at": at(n),
+            "event_id": f"{v}-{n}",
+        }
+        for n in range(3)
+        for v in visitors
+    ]
     answer = session.post(url + "/v1/events", json={"events": batch}, timeout=10)
     assert answer.status_code == 200
     assert [r["event_id"] for r in answer.json()["results"]] == [e["event_id"] for e in batch]
     # Session state lives on one instance: the add to cart completes the intent built by the batch above.
     for v in visitors:
-        single = session.post(url + "/v1/events", json={"anonymous_id": v, "event_type": "add_to_cart",
-                                                         "product_id": "s2", "category": "shoes", "occurred_at": at(5)},
-                              timeout=10).json()
+        single = session.post(
+            url + "/v1/events",
+            json={
+                "anonymous_id": v,
+                "event_type": "add_to_cart",
+                "product_id": "s2",
+                "category": "shoes",
+                "occurred_at": at(5),
+            },
+            timeout=10,
+        ).json()
         assert single["id"] == v and "high_intent:shoes" in single["entered"]
         profile = session.get(f"{url}/v1/profiles/{v}", timeout=10)
         assert profile.status_code == 200 and profile.json()["cart"] == ["s2"]

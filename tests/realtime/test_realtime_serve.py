@@ -19,8 +19,12 @@ from tests.realtime.helpers import KNOWN_CUSTOMER, PROJECT_ROOT, Server, at, bui
 
 def run_serve(data_dir: Path, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "realtime.cli", "serve"], cwd=PROJECT_ROOT, env=serve_env(data_dir, 8799, **env),
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "realtime.cli", "serve"],
+        cwd=PROJECT_ROOT,
+        env=serve_env(data_dir, 8799, **env),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -66,8 +70,13 @@ class Load:
         i = 0
         while not self.stop.is_set():
             event_id = f"{self.prefix}-{n}-{i}"
-            event = {"event_id": event_id, "anonymous_id": f"{self.prefix}-visitor-{n}-{i % 50}", "event_type": "add_to_cart",
-                     "product_id": f"sku-{i}", "category": "shoes"}
+            event = {
+                "event_id": event_id,
+                "anonymous_id": f"{self.prefix}-visitor-{n}-{i % 50}",
+                "event_type": "add_to_cart",
+                "product_id": f"sku-{i}",
+                "category": "shoes",
+            }
             try:
                 response = session.post(self.url + "/v1/events", json=event, timeout=10)
                 if response.status_code == 200 and response.json()["event_id"] == event_id:
@@ -109,12 +118,23 @@ def test_kill_9_under_load_loses_no_acknowledged_event(tmp_path, policy):
     try:
         visitor = "load-visitor-0-0"
         profile = restarted.get(f"/v1/profiles/{visitor}").json()
-        sent = sorted(int(e.rsplit("-", 1)[1]) for e in load.acknowledged if e.startswith("load-0-") and int(e.rsplit("-", 1)[1]) % 50 == 0)
+        sent = sorted(
+            int(e.rsplit("-", 1)[1])
+            for e in load.acknowledged
+            if e.startswith("load-0-") and int(e.rsplit("-", 1)[1]) % 50 == 0
+        )
         assert profile["cart"][: len(sent)] == [f"sku-{i}" for i in sent]
         first = load.acknowledged[0]
         n, i = first.split("-")[1:3]
-        again = restarted.post({"event_id": first, "anonymous_id": f"load-visitor-{n}-{int(i) % 50}", "event_type": "add_to_cart",
-                                "product_id": f"sku-{i}", "category": "shoes"}).json()
+        again = restarted.post(
+            {
+                "event_id": first,
+                "anonymous_id": f"load-visitor-{n}-{int(i) % 50}",
+                "event_type": "add_to_cart",
+                "product_id": f"sku-{i}",
+                "category": "shoes",
+            }
+        ).json()
         assert again.get("duplicate") is True
         assert [e["event_id"] for e in read_events(log_dir(data))].count(first) == 1
         metrics = restarted.get("/metrics").text
@@ -129,7 +149,15 @@ def test_hot_reload_under_load_drops_no_request(tmp_path):
     first = current_version(bundles_dir(data))
     server = Server(data).start()
     try:
-        server.post({"anonymous_id": "kept", "event_type": "add_to_cart", "product_id": "p1", "category": "shoes", "occurred_at": at(0)})
+        server.post(
+            {
+                "anonymous_id": "kept",
+                "event_type": "add_to_cart",
+                "product_id": "p1",
+                "category": "shoes",
+                "occurred_at": at(0),
+            }
+        )
         with Load(server.url, threads=3, prefix="reload") as load:
             time.sleep(1)
             changed = customers_frame()
@@ -153,11 +181,20 @@ def test_segmint_realtime_rules_overrides_the_bundles_rules(tmp_path):
     data = tmp_path / "data"
     build_bundle(data)
     rules = tmp_path / "rules.yaml"
-    rules.write_text((PROJECT_ROOT / "config" / "realtime_rules.yaml").read_text().replace("keywords: [durability, style]", "keywords: [comfort]"))
+    rules.write_text(
+        (PROJECT_ROOT / "config" / "realtime_rules.yaml")
+        .read_text()
+        .replace("keywords: [durability, style]", "keywords: [comfort]")
+    )
     server = Server(data, SEGMINT_REALTIME_RULES=str(rules)).start()
     try:
         names = [s["name"] for s in server.get("/v1/segments").json()["segments"]]
         assert "motivation:comfort" in names and "motivation:style" not in names
-        assert "motivation:comfort" in server.post({"anonymous_id": "x", "event_type": "page_view", "utm_content": "comfort-ad"}).json()["segments"]
+        assert (
+            "motivation:comfort"
+            in server.post({"anonymous_id": "x", "event_type": "page_view", "utm_content": "comfort-ad"}).json()[
+                "segments"
+            ]
+        )
     finally:
         server.stop()

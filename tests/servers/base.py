@@ -29,8 +29,14 @@ class Violation(Exception):
 class Reply:
     """A fake response: status, JSON (or raw text) body, headers."""
 
-    def __init__(self, status: int = 200, body: Any = None, headers: dict[str, str] | None = None,
-                 raw: bytes | None = None, content_type: str = "application/json"):
+    def __init__(
+        self,
+        status: int = 200,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        raw: bytes | None = None,
+        content_type: str = "application/json",
+    ):
         self.status, self.body, self.headers = status, body, headers or {}
         self.raw, self.content_type = raw, content_type
 
@@ -58,7 +64,7 @@ class FakeApi(abc.ABC):
         self._server: ThreadingHTTPServer | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------
-    def start(self) -> "FakeApi":
+    def start(self) -> FakeApi:
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -105,8 +111,7 @@ class FakeApi(abc.ABC):
 
     # -- to implement ------------------------------------------------------------------------------------
     @abc.abstractmethod
-    def route(self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str],
-              body: bytes) -> Reply:
+    def route(self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], body: bytes) -> Reply:
         """Validate one request the way the real API documents it and answer it."""
 
     def error_body(self, status: int, message: str) -> Any:
@@ -126,16 +131,16 @@ class FakeApi(abc.ABC):
         mutation = self._is_mutation(method, path)
         fault: tuple | None = None
         with self.lock:
-            self.requests.append({"method": method, "path": path, "query": query, "headers": headers,
-                                  "body": body})
+            self.requests.append({"method": method, "path": path, "query": query, "headers": headers, "body": body})
             if mutation and self.faults:
                 fault = self.faults.pop(0)
             down = mutation and self._fail_after is not None and self.applied_mutations >= self._fail_after
         if down:
             return self._send(handler, Reply(503, self.error_body(503, "service unavailable (injected)")))
         if fault and fault[0] == "429":
-            return self._send(handler, Reply(429, self.error_body(429, "rate limited (injected)"),
-                                             {"Retry-After": str(fault[1])}))
+            return self._send(
+                handler, Reply(429, self.error_body(429, "rate limited (injected)"), {"Retry-After": str(fault[1])})
+            )
         if fault and fault[0] == "500":
             return self._send(handler, Reply(500, self.error_body(500, "internal error (injected)")))
         if fault and fault[0] == "timeout":

@@ -12,8 +12,14 @@ from tests.servers.base import FakeApi, Reply, is_hex64, json_body, require, req
 class FakeGoogleAds(FakeApi):
     """Members of one user list (canonical JSON of userIdentifiers); operations apply when a job runs."""
 
-    def __init__(self, token: str = "ads-token", developer_token: str = "dev-token", customer_id: str = "1234567890",
-                 user_list_id: str = "999", version: str = "v26"):
+    def __init__(
+        self,
+        token: str = "ads-token",
+        developer_token: str = "dev-token",
+        customer_id: str = "1234567890",
+        user_list_id: str = "999",
+        version: str = "v26",
+    ):
         super().__init__()
         self.token, self.developer_token, self.customer_id = token, developer_token, customer_id
         self.user_list = f"customers/{customer_id}/userLists/{user_list_id}"
@@ -29,8 +35,10 @@ class FakeGoogleAds(FakeApi):
         if path == f"{base}:create":
             job = request.get("job") or {}
             require(job.get("type") == "CUSTOMER_MATCH_USER_LIST", "job.type must be CUSTOMER_MATCH_USER_LIST")
-            require((job.get("customerMatchUserListMetadata") or {}).get("userList") == self.user_list,
-                    "customerMatchUserListMetadata.userList must be the list resource name")
+            require(
+                (job.get("customerMatchUserListMetadata") or {}).get("userList") == self.user_list,
+                "customerMatchUserListMetadata.userList must be the list resource name",
+            )
             job_id = str(len(self.jobs) + 1)
             self.jobs[job_id] = {"operations": [], "ran": False}
             return Reply(200, {"resourceName": f"customers/{self.customer_id}/offlineUserDataJobs/{job_id}"})

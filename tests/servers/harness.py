@@ -10,8 +10,9 @@ from activation.ledger import load_ledger
 from tests.servers.warehouse import build_warehouse
 
 # Tiny delays keep fault-injection tests fast; the timeout is short so an injected stall trips it quickly.
-FAST_POLICY = RetryPolicy(max_attempts=4, backoff_base_s=0.001, backoff_cap_s=0.01, max_retry_after_s=0.01,
-                          timeout_s=0.5)
+FAST_POLICY = RetryPolicy(
+    max_attempts=4, backoff_base_s=0.001, backoff_cap_s=0.01, max_retry_after_s=0.01, timeout_s=0.5
+)
 
 
 class SleepRecorder:
@@ -24,11 +25,23 @@ class SleepRecorder:
         self.delays.append(seconds)
 
 
-def test_audience(name: str = "everyone", rule: str = "predicted_clv >= 0", value_column: str | None = None,
-                  control_share: float = 0.10, max_change_share: float = 0.9) -> Audience:
+def test_audience(
+    name: str = "everyone",
+    rule: str = "predicted_clv >= 0",
+    value_column: str | None = None,
+    control_share: float = 0.10,
+    max_change_share: float = 0.9,
+) -> Audience:
     """An audience over the test warehouse (every customer matches the default rule)."""
-    return Audience(name=name, description="test", rule=rule, destinations=(DestinationConfig("x", "webhook"),),
-                    value_column=value_column, control_share=control_share, max_change_share=max_change_share)
+    return Audience(
+        name=name,
+        description="test",
+        rule=rule,
+        destinations=(DestinationConfig("x", "webhook"),),
+        value_column=value_column,
+        control_share=control_share,
+        max_change_share=max_change_share,
+    )
 
 
 test_audience.__test__ = False  # not a pytest test despite its name

@@ -31,8 +31,10 @@ class FakeHubSpot(FakeApi):
             require(isinstance(inputs, list) and 0 < len(inputs) <= MAX_UPSERT, f"inputs: 1..{MAX_UPSERT}")
             results = []
             for item in inputs:
-                require(item.get("idProperty") == "email" and "@" in str(item.get("id", "")),
-                        "idProperty email with an email id")
+                require(
+                    item.get("idProperty") == "email" and "@" in str(item.get("id", "")),
+                    "idProperty email with an email id",
+                )
                 email = str(item["id"]).lower()
                 record_id = self.contacts.setdefault(email, str(1000 + len(self.contacts)))
                 results.append({"id": record_id, "properties": {"email": email}})
@@ -45,13 +47,15 @@ class FakeHubSpot(FakeApi):
             ordered = sorted(self.list_members, key=int)
             start = int(query.get("after", ["0"])[0])
             limit = int(query.get("limit", ["100"])[0])
-            page = ordered[start:start + limit]
+            page = ordered[start : start + limit]
             paging = {"next": {"after": str(start + limit)}} if start + limit < len(ordered) else None
             return Reply(200, {"results": [{"recordId": r} for r in page], **({"paging": paging} if paging else {})})
         require(method == "PUT", "add-and-remove is PUT")
         request = json_body(body)
-        require(isinstance(request.get("recordIdsToAdd"), list) and isinstance(request.get("recordIdsToRemove"), list),
-                "recordIdsToAdd and recordIdsToRemove are required lists")
+        require(
+            isinstance(request.get("recordIdsToAdd"), list) and isinstance(request.get("recordIdsToRemove"), list),
+            "recordIdsToAdd and recordIdsToRemove are required lists",
+        )
         known = set(self.contacts.values()) - self.deleted_record_ids
         added, removed, missing = [], [], []
         for record_id in map(str, request["recordIdsToAdd"]):

@@ -30,10 +30,14 @@ class FakeKlaviyo(FakeApi):
         return {"errors": [{"status": status, "code": "invalid", "title": "Invalid input.", "detail": message}]}
 
     def route(self, method: str, path: str, query: dict, headers: dict, body: bytes) -> Reply:
-        require(headers.get("authorization") == f"Klaviyo-API-Key {self.api_key}",
-                "Authorization must be 'Klaviyo-API-Key <private key>'")
-        require(re.fullmatch(r"\d{4}-\d{2}-\d{2}(\.\w+)?", headers.get("revision", "")) is not None,
-                "a revision header (YYYY-MM-DD) is required")
+        require(
+            headers.get("authorization") == f"Klaviyo-API-Key {self.api_key}",
+            "Authorization must be 'Klaviyo-API-Key <private key>'",
+        )
+        require(
+            re.fullmatch(r"\d{4}-\d{2}-\d{2}(\.\w+)?", headers.get("revision", "")) is not None,
+            "a revision header (YYYY-MM-DD) is required",
+        )
         if method in ("POST", "DELETE"):
             require(headers.get("content-type", "").startswith(JSON_API), f"Content-Type must be {JSON_API}")
         if method == "POST" and path == "/api/profile-bulk-import-jobs/":
@@ -51,26 +55,46 @@ class FakeKlaviyo(FakeApi):
                 self.list_members.add(profile_id)
             job_id = f"job{len(self.jobs) + 1}"
             self.jobs[job_id] = {"status": "processing", "total_count": len(profiles)}
-            return Reply(202, {"data": {"type": "profile-bulk-import-job", "id": job_id,
-                                        "attributes": {"status": "queued"}}})
+            return Reply(
+                202, {"data": {"type": "profile-bulk-import-job", "id": job_id, "attributes": {"status": "queued"}}}
+            )
         match = re.fullmatch(r"/api/profile-bulk-import-jobs/(\w+)/", path)
         if method == "GET" and match:
             job = self.jobs[match.group(1)]
             job["status"] = "complete"
-            return Reply(200, {"data": {"type": "profile-bulk-import-job", "id": match.group(1), "attributes": {
-                "status": "complete", "total_count": job["total_count"], "completed_count": job["total_count"],
-                "failed_count": 0}}})
+            return Reply(
+                200,
+                {
+                    "data": {
+                        "type": "profile-bulk-import-job",
+                        "id": match.group(1),
+                        "attributes": {
+                            "status": "complete",
+                            "total_count": job["total_count"],
+                            "completed_count": job["total_count"],
+                            "failed_count": 0,
+                        },
+                    }
+                },
+            )
         if method == "GET" and path == "/api/profiles/":
             size = int(query.get("page[size]", ["20"])[0])
             require(size <= 100, "page[size] is at most 100")
             # The documented filter syntax: no whitespace between tokens, double-quoted strings, comma-separated.
-            found = re.fullmatch(rf"any\(email,(\[{JSON_STRING}(?:,{JSON_STRING})*\])\)",
-                                 query.get("filter", [""])[0])
+            found = re.fullmatch(rf"any\(email,(\[{JSON_STRING}(?:,{JSON_STRING})*\])\)", query.get("filter", [""])[0])
             require(found is not None, 'filter must be any(email,["...","..."]) without spaces')
             emails = json.loads(found.group(1))
             require(len(emails) <= size, "more emails than one page")
-            return Reply(200, {"data": [{"type": "profile", "id": self.profiles[e], "attributes": {"email": e}}
-                                        for e in emails if e in self.profiles]})
+            return Reply(
+                200,
+                {
+                    "data": [
+                        {"type": "profile", "id": self.profiles[e], "attributes": {"email": e}}
+                        for e in emails
+                        if e in self.profiles
+                    ]
+                },
+            )
         if path == f"/api/lists/{self.list_id}/relationships/profiles/" and method == "DELETE":
             data = json_body(body).get("data")
             require(isinstance(data, list) and 0 < len(data) <= MAX_RELATIONSHIP, f"1..{MAX_RELATIONSHIP} profiles")
@@ -79,6 +103,8 @@ class FakeKlaviyo(FakeApi):
                 self.list_members.discard(item["id"])
             return Reply(204, None)
         if method == "GET" and path == f"/api/lists/{self.list_id}/":
-            return Reply(200, {"data": {"type": "list", "id": self.list_id,
-                                        "attributes": {"profile_count": len(self.list_members)}}})
+            return Reply(
+                200,
+                {"data": {"type": "list", "id": self.list_id, "attributes": {"profile_count": len(self.list_members)}}},
+            )
         raise AssertionError(f"unexpected {method} {path}")

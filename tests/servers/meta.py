@@ -24,15 +24,28 @@ class FakeMeta(FakeApi):
         self.read_only_paths = (f"/{version}/{audience_id}/sessions",)
 
     def error_body(self, status: int, message: str) -> Any:
-        return {"error": {"message": message, "type": "OAuthException", "code": 100 if status == 400 else status,
-                          "error_user_msg": message}}
+        return {
+            "error": {
+                "message": message,
+                "type": "OAuthException",
+                "code": 100 if status == 400 else status,
+                "error_user_msg": message,
+            }
+        }
 
     def route(self, method: str, path: str, query: dict, headers: dict, body: bytes) -> Reply:
         require_bearer(headers, self.token)
         if method == "GET" and path == f"/{self.version}/{self.audience_id}/sessions":
             wanted = {int(s) for s in query.get("session_id", [])}
-            data = [{"session_id": str(sid), **{k: str(v) for k, v in s.items() if k.startswith("num_")},
-                     "stage": s["stage"]} for sid, s in self.sessions.items() if not wanted or sid in wanted]
+            data = [
+                {
+                    "session_id": str(sid),
+                    **{k: str(v) for k, v in s.items() if k.startswith("num_")},
+                    "stage": s["stage"],
+                }
+                for sid, s in self.sessions.items()
+                if not wanted or sid in wanted
+            ]
             return Reply(200, {"data": data})
         match = re.fullmatch(rf"/{re.escape(self.version)}/([\w-]+)/users", path)
         require(match is not None and method in ("POST", "DELETE"), f"unknown endpoint {method} {path}")
@@ -48,9 +61,10 @@ class FakeMeta(FakeApi):
         require(method == "POST" or "LOOKALIKE_VALUE" not in schema, "LOOKALIKE_VALUE only on add")
         for key in ("session_id", "batch_seq", "last_batch_flag", "estimated_num_total"):
             require(key in session, f"session.{key} is required")
-        state = self.sessions.setdefault(int(session["session_id"]), {"num_received": 0, "num_invalid_entries": 0,
-                                                                       "num_matched": 0, "stage": "uploading",
-                                                                       "last_seq": 0})
+        state = self.sessions.setdefault(
+            int(session["session_id"]),
+            {"num_received": 0, "num_invalid_entries": 0, "num_matched": 0, "stage": "uploading", "last_seq": 0},
+        )
         require(int(session["batch_seq"]) >= 1, "batch_seq starts at 1")
         state["last_seq"] = int(session["batch_seq"])
         if session["last_batch_flag"]:
@@ -77,8 +91,16 @@ class FakeMeta(FakeApi):
                 self.members.pop(full_key, None)
         state["num_received"] += len(data)
         state["num_invalid_entries"] += invalid
-        return Reply(200, {"audience_id": self.audience_id, "session_id": str(session["session_id"]),
-                           "num_received": len(data), "num_invalid_entries": invalid, "invalid_entry_samples": {}})
+        return Reply(
+            200,
+            {
+                "audience_id": self.audience_id,
+                "session_id": str(session["session_id"]),
+                "num_received": len(data),
+                "num_invalid_entries": invalid,
+                "invalid_entry_samples": {},
+            },
+        )
 
     def emails(self) -> set[str]:
         """Hashed emails currently in the audience."""

@@ -74,13 +74,21 @@ class FakeSalesforce(FakeApi):
             job["state"] = "JobComplete"
             return Reply(200, {"id": job_id, "state": "UploadComplete"})
         if method == "GET" and tail is None:
-            return Reply(200, {"id": job_id, "state": job["state"], "numberRecordsProcessed": len(job["rows"] or []),
-                               "numberRecordsFailed": len(job["failed"])})
+            return Reply(
+                200,
+                {
+                    "id": job_id,
+                    "state": job["state"],
+                    "numberRecordsProcessed": len(job["rows"] or []),
+                    "numberRecordsFailed": len(job["failed"]),
+                },
+            )
         if method == "GET" and tail == "failedResults/":
             out = io.StringIO()
             if job["failed"]:
-                writer = csv.DictWriter(out, fieldnames=["sf__Id", "sf__Error", *job["rows"][0].keys()],
-                                        lineterminator="\n")
+                writer = csv.DictWriter(
+                    out, fieldnames=["sf__Id", "sf__Error", *job["rows"][0].keys()], lineterminator="\n"
+                )
                 writer.writeheader()
                 writer.writerows(job["failed"])
             return Reply(200, raw=out.getvalue().encode(), content_type="text/csv")

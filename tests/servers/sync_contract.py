@@ -8,8 +8,9 @@ files and the change guard. A test module defines SPECS and imports `*` from her
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -154,9 +155,13 @@ def test_consent_and_hashing_rules_hold_in_what_the_server_received(spec, server
     conn, audience = new_warehouse(N_CUSTOMERS), test_audience()
     sync_audience(conn, audience, spec.make_destination(server, audience.name), "run-1", "model-1")
     sent = b"".join(r["body"] for r in server.requests).decode("utf-8", "replace").lower()
-    no_consent = [c for c in customers_frame(N_CUSTOMERS).to_dict("records")
-                  if c["marketing_consent"] is not True and present(c["email"]) and not is_control(c["customer_id"],
-                                                                                            audience.name, 0.10)]
+    no_consent = [
+        c
+        for c in customers_frame(N_CUSTOMERS).to_dict("records")
+        if c["marketing_consent"] is not True
+        and present(c["email"])
+        and not is_control(c["customer_id"], audience.name, 0.10)
+    ]
     assert no_consent
     if spec.kind == "ad":
         assert "example.com" not in sent and "gmail" not in sent  # only hashes leave for ad platforms
@@ -168,8 +173,9 @@ def test_consent_and_hashing_rules_hold_in_what_the_server_received(spec, server
         assert any(c["customer_id"] in ledger_keys(conn, spec.name, audience.name) for c in no_consent)
     controls = {c for c in customers_frame(N_CUSTOMERS)["customer_id"] if is_control(c, audience.name, 0.10)}
     assert controls and not (controls & ledger_keys(conn, spec.name, audience.name))
-    held_out = set(conn.execute("select customer_id from sync.control_group where run_id = 'run-1'").df()
-                   ["customer_id"])
+    held_out = set(
+        conn.execute("select customer_id from sync.control_group where run_id = 'run-1'").df()["customer_id"]
+    )
     assert held_out == controls
     assert server.violations == []
 

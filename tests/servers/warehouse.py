@@ -24,35 +24,45 @@ def customers_frame(n: int = 60) -> pd.DataFrame:
             email, phone = None, None
         if i == 3:
             email = " Dana.M+shop@GMAIL.com "
-        rows.append({
-            "customer_id": cid, "email": email, "phone": phone,
-            "first_name": FORMULA_NAME if i == 5 else f"First{i}", "last_name": f"O'Last-{i}",
-            "postal_code": f"9{i:04d}", "country": "us",
-            "signed_up_at": pd.Timestamp("2025-01-01"), "acquisition_channel": "web",
-            "marketing_consent": None if i == 8 else (i % 4 != 1),
-            "source_file": "customers.csv", "source_row": i + 1,
-        })
+        rows.append(
+            {
+                "customer_id": cid,
+                "email": email,
+                "phone": phone,
+                "first_name": FORMULA_NAME if i == 5 else f"First{i}",
+                "last_name": f"O'Last-{i}",
+                "postal_code": f"9{i:04d}",
+                "country": "us",
+                "signed_up_at": pd.Timestamp("2025-01-01"),
+                "acquisition_channel": "web",
+                "marketing_consent": None if i == 8 else (i % 4 != 1),
+                "source_file": "customers.csv",
+                "source_row": i + 1,
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def scores_frame(customers: pd.DataFrame) -> pd.DataFrame:
     """One score row per customer; every customer qualifies for a rule `predicted_clv >= 0`."""
     n = len(customers)
-    return pd.DataFrame({
-        "customer_id": customers["customer_id"],
-        "predicted_clv": [round(10.0 + 7.5 * i, 2) for i in range(n)],
-        "purchase_propensity": [round((i % 10) / 10, 2) for i in range(n)],
-        "rfm_segment": ["champions" if i % 3 == 0 else "loyal" for i in range(n)],
-        "behavioral_segment": ["researcher" if i % 2 else "bargain_hunter" for i in range(n)],
-        "recency_score": [5 - i % 5 for i in range(n)],
-        "frequency_score": [4] * n,
-        "monetary_score": [4] * n,
-        "recency_days": [i * 3 for i in range(n)],
-        "order_count": [1 + i % 4 for i in range(n)],
-        "total_revenue": [50.0 + i for i in range(n)],
-        "marketing_consent": [True] * n,  # deliberately wrong: edge.customer_contacts must win
-        "has_email": customers["email"].notna(),
-    })
+    return pd.DataFrame(
+        {
+            "customer_id": customers["customer_id"],
+            "predicted_clv": [round(10.0 + 7.5 * i, 2) for i in range(n)],
+            "purchase_propensity": [round((i % 10) / 10, 2) for i in range(n)],
+            "rfm_segment": ["champions" if i % 3 == 0 else "loyal" for i in range(n)],
+            "behavioral_segment": ["researcher" if i % 2 else "bargain_hunter" for i in range(n)],
+            "recency_score": [5 - i % 5 for i in range(n)],
+            "frequency_score": [4] * n,
+            "monetary_score": [4] * n,
+            "recency_days": [i * 3 for i in range(n)],
+            "order_count": [1 + i % 4 for i in range(n)],
+            "total_revenue": [50.0 + i for i in range(n)],
+            "marketing_consent": [True] * n,  # deliberately wrong: edge.customer_contacts must win
+            "has_email": customers["email"].notna(),
+        }
+    )
 
 
 def build_warehouse(conn: duckdb.DuckDBPyConnection, n: int = 60) -> duckdb.DuckDBPyConnection:

@@ -20,8 +20,10 @@ class FakeWebhook(FakeApi):
 
     def route(self, method: str, path: str, query: dict, headers: dict, body: bytes) -> Reply:
         require(method == "POST" and path == self.path, f"unknown endpoint {method} {path}")
-        require(verify_signature(self.secret, headers.get(SIGNATURE_HEADER.lower()), body),
-                "bad or stale X-Segmint-Signature")
+        require(
+            verify_signature(self.secret, headers.get(SIGNATURE_HEADER.lower()), body),
+            "bad or stale X-Segmint-Signature",
+        )
         require(bool(headers.get("idempotency-key")), "Idempotency-Key header is required")
         event = json_body(body)
         require(event.get("action") in ("add", "remove"), "action must be add or remove")

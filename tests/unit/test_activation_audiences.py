@@ -6,9 +6,18 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from activation.audiences import (Audience, AudienceConfigError, AudienceRuleError, current_realtime_members,
-                                  is_control, is_value_based, load_audiences, parse_audiences, select_members,
-                                  with_contacts)
+from activation.audiences import (
+    Audience,
+    AudienceConfigError,
+    AudienceRuleError,
+    current_realtime_members,
+    is_control,
+    is_value_based,
+    load_audiences,
+    parse_audiences,
+    select_members,
+    with_contacts,
+)
 from tests.servers.harness import new_warehouse, test_audience
 
 REPO_AUDIENCES = Path(__file__).resolve().parents[2] / "config" / "audiences.yaml"
@@ -28,18 +37,21 @@ def test_the_shipped_audiences_file_is_valid_and_has_the_three_required_audience
     assert audiences["champions"].max_change_share == pytest.approx(0.5)
 
 
-@pytest.mark.parametrize("document, fragment", [
-    ({"audiences": []}, "non-empty list"),
-    (minimal(name="Champions!"), "snake_case"),
-    ({"audiences": [minimal()["audiences"][0], minimal()["audiences"][0]]}, "duplicate audience name"),
-    (minimal(rule=""), "non-empty SQL expression"),
-    (minimal(rule="true; drop table raw.customers"), "no ';'"),
-    (minimal(destinations=[{"type": "myspace"}]), "'type' must be one of"),
-    (minimal(destinations=[{"type": "meta", "settings": {"access_token": "abc"}}]), "looks like a secret"),
-    (minimal(control_share=1.5), "control_share must be in"),
-    (minimal(max_change_share=0), "max_change_share must be in"),
-    (minimal(colour="blue"), "unknown field"),
-])
+@pytest.mark.parametrize(
+    "document, fragment",
+    [
+        ({"audiences": []}, "non-empty list"),
+        (minimal(name="Champions!"), "snake_case"),
+        ({"audiences": [minimal()["audiences"][0], minimal()["audiences"][0]]}, "duplicate audience name"),
+        (minimal(rule=""), "non-empty SQL expression"),
+        (minimal(rule="true; drop table raw.customers"), "no ';'"),
+        (minimal(destinations=[{"type": "myspace"}]), "'type' must be one of"),
+        (minimal(destinations=[{"type": "meta", "settings": {"access_token": "abc"}}]), "looks like a secret"),
+        (minimal(control_share=1.5), "control_share must be in"),
+        (minimal(max_change_share=0), "max_change_share must be in"),
+        (minimal(colour="blue"), "unknown field"),
+    ],
+)
 def test_invalid_audience_files_fail_with_a_message_naming_the_problem(document, fragment):
     with pytest.raises(AudienceConfigError, match="audiences.yaml") as error:
         parse_audiences(document)
@@ -89,7 +101,9 @@ def test_value_based_audiences_are_those_that_carry_or_select_by_a_model_output(
         return Audience(name="a_b", description="d", rule=rule, destinations=(), value_column=value_column)
 
     assert is_value_based(audience("order_count >= 1", value_column="predicted_clv"))
-    assert is_value_based(audience("predicted_clv >= (select quantile_cont(predicted_clv, 0.8) from marts.customer_scores)"))
+    assert is_value_based(
+        audience("predicted_clv >= (select quantile_cont(predicted_clv, 0.8) from marts.customer_scores)")
+    )
     assert is_value_based(audience("purchase_propensity > 0.5"))
     assert not is_value_based(audience("recency_score >= 4 and frequency_score >= 4"))
     assert not is_value_based(audience("total_revenue > 100", value_column="total_revenue"))
@@ -101,11 +115,20 @@ def test_value_based_audiences_are_those_that_carry_or_select_by_a_model_output(
 
 def test_a_realtime_audience_needs_no_rule_and_its_size_guard_is_off_unless_set():
     [audience] = parse_audiences(
-        {"audiences": [{"name": "cart_abandoners", "realtime_segment": "cart_abandoner", "destinations": []}]})
+        {"audiences": [{"name": "cart_abandoners", "realtime_segment": "cart_abandoner", "destinations": []}]}
+    )
     assert (audience.rule, audience.realtime_segment, math.isinf(audience.max_change_share)) == (
-        "true", "cart_abandoner", True)
-    [guarded] = parse_audiences({"audiences": [{"name": "shoes", "realtime_segment": "high_intent:*",
-                                                "max_change_share": 3, "destinations": []}]})
+        "true",
+        "cart_abandoner",
+        True,
+    )
+    [guarded] = parse_audiences(
+        {
+            "audiences": [
+                {"name": "shoes", "realtime_segment": "high_intent:*", "max_change_share": 3, "destinations": []}
+            ]
+        }
+    )
     assert guarded.max_change_share == 3.0
     with pytest.raises(AudienceConfigError, match="'realtime_segment' must be a real-time segment name"):
         parse_audiences({"audiences": [{"name": "bad", "realtime_segment": "Cart Abandoner", "destinations": []}]})
@@ -115,14 +138,17 @@ def test_a_realtime_audience_needs_no_rule_and_its_size_guard_is_off_unless_set(
 
 
 def test_realtime_members_are_known_customers_whose_last_change_is_entered_and_the_rule_narrows_them():
-    transitions = pd.DataFrame([
-        ("c0001", True, "high_intent:shoes", "entered"),
-        ("c0002", True, "high_intent:bags", "entered"),
-        ("c0002", True, "high_intent:bags", "exited"),  # left again
-        ("c0003", True, "high_intent:bags", "entered"),
-        ("anon-1", False, "high_intent:shoes", "entered"),  # no contact: never synced
-        ("c0004", True, "premium_interest", "entered"),  # another segment
-    ], columns=["id", "known_customer", "segment", "change"])
+    transitions = pd.DataFrame(
+        [
+            ("c0001", True, "high_intent:shoes", "entered"),
+            ("c0002", True, "high_intent:bags", "entered"),
+            ("c0002", True, "high_intent:bags", "exited"),  # left again
+            ("c0003", True, "high_intent:bags", "entered"),
+            ("anon-1", False, "high_intent:shoes", "entered"),  # no contact: never synced
+            ("c0004", True, "premium_interest", "entered"),  # another segment
+        ],
+        columns=["id", "known_customer", "segment", "change"],
+    )
     audience = Audience("intent", "", "true", (), realtime_segment="high_intent:*")
     assert current_realtime_members(transitions, audience) == ["c0001", "c0003"]
     conn = new_warehouse(10)

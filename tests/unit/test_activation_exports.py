@@ -57,11 +57,13 @@ def test_meta_and_google_files_use_the_documented_headers_and_hash_identifiers(t
 
 
 def test_export_skips_members_without_consent_and_the_control_group(tmp_path):
-    members = pd.DataFrame([
-        {"customer_id": "a", "email": "a@x.com", "marketing_consent": True, "is_control": False},
-        {"customer_id": "b", "email": "b@x.com", "marketing_consent": False, "is_control": False},
-        {"customer_id": "c", "email": "c@x.com", "marketing_consent": None, "is_control": False},
-        {"customer_id": "d", "email": "d@x.com", "marketing_consent": True, "is_control": True},
-    ])
+    members = pd.DataFrame(
+        [
+            {"customer_id": "a", "email": "a@x.com", "marketing_consent": True, "is_control": False},
+            {"customer_id": "b", "email": "b@x.com", "marketing_consent": False, "is_control": False},
+            {"customer_id": "c", "email": "c@x.com", "marketing_consent": None, "is_control": False},
+            {"customer_id": "d", "email": "d@x.com", "marketing_consent": True, "is_control": True},
+        ]
+    )
     paths = export_audience_csvs(members, "t", tmp_path)
     assert len(read_rows(paths["meta"])) == 2 and len(read_rows(paths["google"])) == 2

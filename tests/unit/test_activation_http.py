@@ -1,6 +1,7 @@
 """The shared HTTP helper: retries, Retry-After, 4xx messages, dry-run files without secrets."""
 
 import json
+from datetime import UTC
 
 import pytest
 
@@ -26,15 +27,22 @@ def api():
 
 
 def client(api, sleep=None, **kwargs):
-    return HttpClient("echo", api.url, {"Authorization": "Bearer s3cret"}, policy=FAST_POLICY,
-                      sleep=sleep or SleepRecorder(), **kwargs)
+    return HttpClient(
+        "echo",
+        api.url,
+        {"Authorization": "Bearer s3cret"},
+        policy=FAST_POLICY,
+        sleep=sleep or SleepRecorder(),
+        **kwargs,
+    )
 
 
 def test_429_is_retried_after_the_delay_the_server_asks_for(api):
     sleep = SleepRecorder()
     api.inject(("429", 7))
-    reply = HttpClient("echo", api.url, policy=FAST_POLICY.__class__(max_attempts=3, max_retry_after_s=60),
-                       sleep=sleep).request("POST", "/echo", json_body={"x": 1})
+    reply = HttpClient(
+        "echo", api.url, policy=FAST_POLICY.__class__(max_attempts=3, max_retry_after_s=60), sleep=sleep
+    ).request("POST", "/echo", json_body={"x": 1})
     assert reply.json == {"got": {"x": 1}}
     assert sleep.delays == [7.0]
 
@@ -63,8 +71,7 @@ def test_a_4xx_validation_error_fails_at_once_with_the_destinations_message(api)
 
 
 def test_dry_run_writes_the_request_to_a_file_with_the_token_redacted_and_sends_nothing(api, tmp_path):
-    reply = client(api, dry_run_dir=tmp_path).request("POST", "/echo", json_body={"x": 3},
-                                                      dry_run_reply={"ok": True})
+    reply = client(api, dry_run_dir=tmp_path).request("POST", "/echo", json_body={"x": 3}, dry_run_reply={"ok": True})
     assert reply.json == {"ok": True}
     assert api.requests == []
     files = list((tmp_path / "echo").glob("*.json"))
@@ -76,8 +83,9 @@ def test_dry_run_writes_the_request_to_a_file_with_the_token_redacted_and_sends_
 
 
 def test_retry_after_accepts_seconds_and_http_dates():
-    from datetime import datetime, timezone
-    now = datetime(2026, 11, 22, 12, 0, 0, tzinfo=timezone.utc)
+    from datetime import datetime
+
+    now = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
     assert retry_after_seconds("30") == 30.0
     assert retry_after_seconds("Sun, 22 Nov 2026 12:00:10 GMT", now) == 10.0
     assert retry_after_seconds("soon") is None

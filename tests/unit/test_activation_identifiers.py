@@ -71,7 +71,7 @@ def test_country_is_iso_alpha2_and_common_alias_uk_maps_to_gb():
 
 def test_hashes_are_sha256_of_utf8_as_64_lowercase_hex():
     digest = ids.sha256_hex("zoë")
-    assert digest == hashlib.sha256("zoë".encode("utf-8")).hexdigest()
+    assert digest == hashlib.sha256("zoë".encode()).hexdigest()
     assert ids.is_sha256_hex(digest)
     assert not ids.is_sha256_hex(digest.upper())
     assert ids.hashed_or_empty(None) == ""

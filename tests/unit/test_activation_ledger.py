@@ -21,8 +21,9 @@ def test_diff_sends_new_members_removes_leavers_and_keeps_confirmed_ones():
 
 def test_pending_rows_from_an_interrupted_run_are_sent_again():
     current = frame([("a", "fa", None), ("b", "fb", None)], ("member_key", "fingerprint", "value"))
-    held = frame([("a", "fa", None, "pending_add"), ("b", "fb", None, "pending_remove"),
-                  ("c", "fc", None, "pending_remove")])
+    held = frame(
+        [("a", "fa", None, "pending_add"), ("b", "fb", None, "pending_remove"), ("c", "fc", None, "pending_remove")]
+    )
     diff = plan_diff(current, held)
     assert diff.add == ["a", "b"]
     assert diff.remove == ["c"]

@@ -24,26 +24,49 @@ def _meta_identity(row):
 
 
 SPECS = [
-    Spec("meta", "ad", FakeMeta,
-         lambda s, audience, **kw: MetaCustomAudience("meta-token", s.audience_id, base_url=s.url,
-                                                      max_batch=BATCH, policy=FAST_POLICY, **kw),
-         lambda s: set(s.members), _meta_identity,
-         lambda c: present(c["email"]) or present(c["phone"])),
-    Spec("google_data_manager", "ad", FakeDataManager,
-         lambda s, audience, **kw: GoogleDataManagerAudience("google-token", s.account_id, s.audience_id,
-                                                             base_url=s.url, max_batch=BATCH, policy=FAST_POLICY,
-                                                             **kw),
-         lambda s: set(s.members),
-         lambda row: json.dumps(json.loads(row["identifiers_json"])["userIdentifiers"], sort_keys=True),
-         lambda c: True),
-    Spec("google_ads_offline", "ad", FakeGoogleAds,
-         lambda s, audience, **kw: GoogleAdsOfflineJobAudience(s.token, s.developer_token, s.customer_id,
-                                                               s.user_list.rsplit("/", 1)[1], base_url=s.url,
-                                                               max_batch=BATCH, policy=FAST_POLICY, **kw),
-         lambda s: set(s.members),
-         lambda row: json.dumps([_ads_identifier(i) for i in json.loads(row["identifiers_json"])["userIdentifiers"]],
-                                sort_keys=True),
-         lambda c: True, mutations_per_batch=3),
+    Spec(
+        "meta",
+        "ad",
+        FakeMeta,
+        lambda s, audience, **kw: MetaCustomAudience(
+            "meta-token", s.audience_id, base_url=s.url, max_batch=BATCH, policy=FAST_POLICY, **kw
+        ),
+        lambda s: set(s.members),
+        _meta_identity,
+        lambda c: present(c["email"]) or present(c["phone"]),
+    ),
+    Spec(
+        "google_data_manager",
+        "ad",
+        FakeDataManager,
+        lambda s, audience, **kw: GoogleDataManagerAudience(
+            "google-token", s.account_id, s.audience_id, base_url=s.url, max_batch=BATCH, policy=FAST_POLICY, **kw
+        ),
+        lambda s: set(s.members),
+        lambda row: json.dumps(json.loads(row["identifiers_json"])["userIdentifiers"], sort_keys=True),
+        lambda c: True,
+    ),
+    Spec(
+        "google_ads_offline",
+        "ad",
+        FakeGoogleAds,
+        lambda s, audience, **kw: GoogleAdsOfflineJobAudience(
+            s.token,
+            s.developer_token,
+            s.customer_id,
+            s.user_list.rsplit("/", 1)[1],
+            base_url=s.url,
+            max_batch=BATCH,
+            policy=FAST_POLICY,
+            **kw,
+        ),
+        lambda s: set(s.members),
+        lambda row: json.dumps(
+            [_ads_identifier(i) for i in json.loads(row["identifiers_json"])["userIdentifiers"]], sort_keys=True
+        ),
+        lambda c: True,
+        mutations_per_batch=3,
+    ),
 ]
 
 
@@ -70,8 +93,9 @@ def meta_server():
 
 def test_meta_batches_share_one_session_with_increasing_seq_and_a_last_batch_flag(meta_server):
     conn, audience = new_warehouse(60), test_audience()
-    destination = MetaCustomAudience("meta-token", meta_server.audience_id, base_url=meta_server.url,
-                                     max_batch=BATCH, policy=FAST_POLICY)
+    destination = MetaCustomAudience(
+        "meta-token", meta_server.audience_id, base_url=meta_server.url, max_batch=BATCH, policy=FAST_POLICY
+    )
     report = sync_audience(conn, audience, destination, "run-1", "model-1")
     sessions = [session for _, session in _meta_requests(meta_server)]
     assert len({s["session_id"] for s in sessions}) == 1
@@ -85,21 +109,34 @@ def test_meta_batches_share_one_session_with_increasing_seq_and_a_last_batch_fla
 def test_value_based_meta_seed_carries_predicted_clv_as_lookalike_value(meta_server):
     conn = new_warehouse(60)
     audience = test_audience(name="lookalike_seed", value_column="predicted_clv")
-    destination = MetaCustomAudience("meta-token", meta_server.audience_id, base_url=meta_server.url,
-                                     value_based=True, max_batch=BATCH, policy=FAST_POLICY)
+    destination = MetaCustomAudience(
+        "meta-token",
+        meta_server.audience_id,
+        base_url=meta_server.url,
+        value_based=True,
+        max_batch=BATCH,
+        policy=FAST_POLICY,
+    )
     sync_audience(conn, audience, destination, "run-1", "model-1")
     payloads = [payload for payload, _ in _meta_requests(meta_server)]
     assert payloads[0]["schema"] == ["EMAIL", "PHONE", "FN", "LN", "ZIP", "COUNTRY", "LOOKALIKE_VALUE"]
     values = sorted(row[-1] for p in payloads for row in p["data"])
     clv = dict(conn.execute("select customer_id, predicted_clv from marts.customer_scores").fetchall())
-    assert values == sorted(clv[k] for k in
-                            conn.execute("select member_key from sync.destination_members").df()["member_key"])
+    assert values == sorted(
+        clv[k] for k in conn.execute("select member_key from sync.destination_members").df()["member_key"]
+    )
     # a changed value is re-sent (an upsert of the value), nothing else is
     conn.execute("update marts.customer_scores set predicted_clv = predicted_clv + 100 where customer_id = 'c0000'")
     before = len(_meta_requests(meta_server))
-    report = sync_audience(conn, audience, MetaCustomAudience("meta-token", meta_server.audience_id,
-                                                              base_url=meta_server.url, value_based=True,
-                                                              policy=FAST_POLICY), "run-2", "model-1")
+    report = sync_audience(
+        conn,
+        audience,
+        MetaCustomAudience(
+            "meta-token", meta_server.audience_id, base_url=meta_server.url, value_based=True, policy=FAST_POLICY
+        ),
+        "run-2",
+        "model-1",
+    )
     assert (report.added, report.removed) == (1, 0)
     assert _meta_requests(meta_server)[before:][0][0]["data"][0][-1] == clv["c0000"] + 100
     assert meta_server.violations == []
@@ -115,8 +152,9 @@ def test_data_manager_readback_reports_googles_record_counts(request):
     server = FakeDataManager().start()
     request.addfinalizer(server.stop)
     conn, audience = new_warehouse(60), test_audience()
-    destination = GoogleDataManagerAudience("google-token", server.account_id, server.audience_id,
-                                            base_url=server.url, max_batch=BATCH, policy=FAST_POLICY)
+    destination = GoogleDataManagerAudience(
+        "google-token", server.account_id, server.audience_id, base_url=server.url, max_batch=BATCH, policy=FAST_POLICY
+    )
     report = sync_audience(conn, audience, destination, "run-1", "model-1")
     assert report.readback["record_count"] == report.added
     assert report.readback["matches_sent"] is True
@@ -127,9 +165,14 @@ def test_data_manager_sends_an_account_id_written_with_dashes_as_digits(request)
     server = FakeDataManager(account_id="1234567890").start()
     request.addfinalizer(server.stop)
     conn, audience = new_warehouse(20), test_audience()
-    destination = GoogleDataManagerAudience("google-token", "123-456-7890", server.audience_id,
-                                            login_account_id="987-654-3210", base_url=server.url,
-                                            policy=FAST_POLICY)
+    destination = GoogleDataManagerAudience(
+        "google-token",
+        "123-456-7890",
+        server.audience_id,
+        login_account_id="987-654-3210",
+        base_url=server.url,
+        policy=FAST_POLICY,
+    )
     report = sync_audience(conn, audience, destination, "run-1", "model-1")
     assert server.violations == [] and report.added > 0
     sent = json.loads(server.requests[0]["body"])["destinations"][0]
@@ -143,11 +186,11 @@ def test_data_manager_live_sync_refuses_a_placeholder_account_id_in_one_line(req
     server = FakeDataManager().start()
     request.addfinalizer(server.stop)
     conn, audience = new_warehouse(20), test_audience()
-    live = GoogleDataManagerAudience("google-token", "GOOGLE_ADS_CUSTOMER_ID", server.audience_id,
-                                     base_url=server.url, policy=FAST_POLICY)
+    live = GoogleDataManagerAudience(
+        "google-token", "GOOGLE_ADS_CUSTOMER_ID", server.audience_id, base_url=server.url, policy=FAST_POLICY
+    )
     with pytest.raises(DestinationError, match="operating_account_id must be a numeric Google account id"):
         sync_audience(conn, audience, live, "run-1", "model-1")
     assert server.requests == []
-    dry = GoogleDataManagerAudience("google-token", "GOOGLE_ADS_CUSTOMER_ID", server.audience_id,
-                                    dry_run_dir=tmp_path)
+    dry = GoogleDataManagerAudience("google-token", "GOOGLE_ADS_CUSTOMER_ID", server.audience_id, dry_run_dir=tmp_path)
     assert sync_audience(conn, audience, dry, "run-2", "model-1", dry_run=True).added > 0

@@ -14,33 +14,57 @@ from tests.servers.harness import FAST_POLICY, ledger_keys, new_warehouse, test_
 from tests.servers.hubspot import FakeHubSpot
 from tests.servers.klaviyo import FakeKlaviyo
 from tests.servers.salesforce import FakeSalesforce
-from tests.servers.webhook import FakeWebhook
 from tests.servers.sync_contract import *  # noqa: F401,F403 (the contract tests run for every spec below)
 from tests.servers.sync_contract import BATCH, Spec, present
-
+from tests.servers.webhook import FakeWebhook
 
 SPECS = [
-    Spec("hubspot", "crm", FakeHubSpot,
-         lambda s, audience, **kw: HubSpotList("hubspot-token", s.list_id, base_url=s.url, max_batch=BATCH,
-                                               policy=FAST_POLICY, **kw),
-         lambda s: set(s.list_members), lambda row: row["external_id"],
-         lambda c: present(c["email"]), mutations_per_batch=2),
-    Spec("webhook", "webhook", FakeWebhook,
-         lambda s, audience, **kw: SignedWebhook(s.url + s.path, s.secret, audience, max_batch=BATCH,
-                                                 policy=FAST_POLICY, **kw),
-         lambda s: set(s.members), lambda row: row["member_key"],
-         lambda c: True),
-    Spec("klaviyo", "email", FakeKlaviyo,
-         lambda s, audience, **kw: KlaviyoList(s.api_key, s.list_id, base_url=s.url, max_batch=BATCH,
-                                               policy=FAST_POLICY, **kw),
-         lambda s: {email for email, pid in s.profiles.items() if pid in s.list_members},
-         lambda row: json.loads(row["identifiers_json"])["email"],
-         lambda c: present(c["email"])),
-    Spec("salesforce", "crm", FakeSalesforce,
-         lambda s, audience, **kw: SalesforceContacts(s.token, s.url, audience, max_batch=BATCH,
-                                                      policy=FAST_POLICY, **kw),
-         lambda s: s.members("Segmint_In_everyone__c"), lambda row: row["member_key"],
-         lambda c: True, mutations_per_batch=3),
+    Spec(
+        "hubspot",
+        "crm",
+        FakeHubSpot,
+        lambda s, audience, **kw: HubSpotList(
+            "hubspot-token", s.list_id, base_url=s.url, max_batch=BATCH, policy=FAST_POLICY, **kw
+        ),
+        lambda s: set(s.list_members),
+        lambda row: row["external_id"],
+        lambda c: present(c["email"]),
+        mutations_per_batch=2,
+    ),
+    Spec(
+        "webhook",
+        "webhook",
+        FakeWebhook,
+        lambda s, audience, **kw: SignedWebhook(
+            s.url + s.path, s.secret, audience, max_batch=BATCH, policy=FAST_POLICY, **kw
+        ),
+        lambda s: set(s.members),
+        lambda row: row["member_key"],
+        lambda c: True,
+    ),
+    Spec(
+        "klaviyo",
+        "email",
+        FakeKlaviyo,
+        lambda s, audience, **kw: KlaviyoList(
+            s.api_key, s.list_id, base_url=s.url, max_batch=BATCH, policy=FAST_POLICY, **kw
+        ),
+        lambda s: {email for email, pid in s.profiles.items() if pid in s.list_members},
+        lambda row: json.loads(row["identifiers_json"])["email"],
+        lambda c: present(c["email"]),
+    ),
+    Spec(
+        "salesforce",
+        "crm",
+        FakeSalesforce,
+        lambda s, audience, **kw: SalesforceContacts(
+            s.token, s.url, audience, max_batch=BATCH, policy=FAST_POLICY, **kw
+        ),
+        lambda s: s.members("Segmint_In_everyone__c"),
+        lambda row: row["member_key"],
+        lambda c: True,
+        mutations_per_batch=3,
+    ),
 ]
 
 
@@ -64,8 +88,13 @@ def test_salesforce_rows_it_rejects_stay_pending_and_are_reported_with_its_error
     status = conn.execute("select status, failed from sync.runs").fetchone()
     assert status == ("partial", 1)
     server.reject_emails = set()
-    again = sync_audience(conn, audience, SalesforceContacts(server.token, server.url, audience.name,
-                                                             policy=FAST_POLICY), "run-2", "model-1")
+    again = sync_audience(
+        conn,
+        audience,
+        SalesforceContacts(server.token, server.url, audience.name, policy=FAST_POLICY),
+        "run-2",
+        "model-1",
+    )
     assert (again.added, again.failed) == (1, 0)
 
 
@@ -75,8 +104,13 @@ def test_hubspot_reports_deleted_contacts_as_failures_and_reads_back_the_list(re
     conn, audience = new_warehouse(20), test_audience()
     server.contacts["customer.2@example.com"] = "5000"
     server.deleted_record_ids = {"5000"}  # the contact exists by email but HubSpot reports it missing
-    report = sync_audience(conn, audience, HubSpotList(server.token, server.list_id, base_url=server.url,
-                                                       policy=FAST_POLICY), "run-1", "model-1")
+    report = sync_audience(
+        conn,
+        audience,
+        HubSpotList(server.token, server.list_id, base_url=server.url, policy=FAST_POLICY),
+        "run-1",
+        "model-1",
+    )
     assert report.failures == {"c0002": "HubSpot reports record 5000 missing"}
     assert "c0002" not in ledger_keys(conn, "hubspot", audience.name)
     assert report.readback["agrees_with_ledger"] is True
@@ -87,8 +121,13 @@ def test_klaviyo_list_count_read_back_matches_the_ledger(request):
     server = FakeKlaviyo().start()
     request.addfinalizer(server.stop)
     conn, audience = new_warehouse(30), test_audience()
-    report = sync_audience(conn, audience, KlaviyoList(server.api_key, server.list_id, base_url=server.url,
-                                                       policy=FAST_POLICY), "run-1", "model-1")
+    report = sync_audience(
+        conn,
+        audience,
+        KlaviyoList(server.api_key, server.list_id, base_url=server.url, policy=FAST_POLICY),
+        "run-1",
+        "model-1",
+    )
     assert report.readback["list_size"] == report.readback["ledger_size"] == report.added
     assert report.readback["agrees_with_ledger"] is True
 
@@ -114,15 +153,25 @@ def test_salesforce_membership_field_names_are_stable_distinct_and_unchanged_whe
     long_name = membership_field_name(LONG_AUDIENCE)
     assert long_name == membership_field_name(LONG_AUDIENCE) and len(long_name) == 43
     assert long_name.startswith("Segmint_In_lapsed_high_value_cu_")
-    assert len({membership_field_name(LONG_AUDIENCE), membership_field_name(LONG_AUDIENCE + "s"),
-                membership_field_name("a__b"), membership_field_name("a_b")}) == 4
+    assert (
+        len(
+            {
+                membership_field_name(LONG_AUDIENCE),
+                membership_field_name(LONG_AUDIENCE + "s"),
+                membership_field_name("a__b"),
+                membership_field_name("a_b"),
+            }
+        )
+        == 4
+    )
 
 
 def test_salesforce_refuses_a_configured_field_name_salesforce_would_refuse_before_sending(request):
     server = FakeSalesforce().start()
     request.addfinalizer(server.stop)
-    destination = SalesforceContacts(server.token, server.url, "everyone", membership_field="Segmint__In__c",
-                                     policy=FAST_POLICY)
+    destination = SalesforceContacts(
+        server.token, server.url, "everyone", membership_field="Segmint__In__c", policy=FAST_POLICY
+    )
     with pytest.raises(DestinationError, match="membership_field 'Segmint__In__c' is not a valid custom field"):
         sync_audience(new_warehouse(20), test_audience(), destination, "run-1", "model-1")
     assert server.requests == []

@@ -28,9 +28,14 @@ def disagreements(sql: str, shares: tuple[str, ...]) -> list[str]:
     listed = re.findall(r"\b([a-z_]+)\b", macro_body(sql, "behaviour_shares"))
     computed = set(re.findall(r"\bas\s+([a-z_]+)", macro_body(sql, "behaviour_features")))
     surfaced = set(re.findall(r"\bas\s+([a-z_]+)", macro_body(sql, "behaviour_columns")))
-    problems = [f"{name} is in behaviour_shares() but not in ml/feature_columns.py BEHAVIOUR_SHARES"
-                for name in listed if name not in shares]
-    problems += [f"{name} is in BEHAVIOUR_SHARES but not in behaviour_shares()" for name in shares if name not in listed]
+    problems = [
+        f"{name} is in behaviour_shares() but not in ml/feature_columns.py BEHAVIOUR_SHARES"
+        for name in listed
+        if name not in shares
+    ]
+    problems += [
+        f"{name} is in BEHAVIOUR_SHARES but not in behaviour_shares()" for name in shares if name not in listed
+    ]
     problems += [f"{name} is not computed by behaviour_features()" for name in listed if name not in computed]
     problems += [f"{name} is not in behaviour_columns()" for name in listed if name not in surfaced]
     return problems
@@ -49,13 +54,19 @@ def test_a_share_added_on_one_side_only_is_named():
     sql = MACROS.read_text()
     # The dbt half of adding `wishlist_share`: a share in behaviour_features, its 0 default, the shared list.
     added = (
-        sql.replace("as urgency_share,\n        coalesce(sum(cart_add",
-                    "as urgency_share,\n        sum(wishlist_event_count) / sum(event_count) as wishlist_share,\n"
-                    "        coalesce(sum(cart_add")
-        .replace("as urgency_share,\n    coalesce({{ alias }}.cart_add",
-                 "as urgency_share,\n    coalesce({{ alias }}.wishlist_share, 0) as wishlist_share,\n"
-                 "    coalesce({{ alias }}.cart_add")
-        .replace("        urgency_share\n{%- endmacro %}", "        urgency_share,\n        wishlist_share\n{%- endmacro %}")
+        sql.replace(
+            "as urgency_share,\n        coalesce(sum(cart_add",
+            "as urgency_share,\n        sum(wishlist_event_count) / sum(event_count) as wishlist_share,\n"
+            "        coalesce(sum(cart_add",
+        )
+        .replace(
+            "as urgency_share,\n    coalesce({{ alias }}.cart_add",
+            "as urgency_share,\n    coalesce({{ alias }}.wishlist_share, 0) as wishlist_share,\n"
+            "    coalesce({{ alias }}.cart_add",
+        )
+        .replace(
+            "        urgency_share\n{%- endmacro %}", "        urgency_share,\n        wishlist_share\n{%- endmacro %}"
+        )
     )
     assert added.count("wishlist_share") == 4
     assert disagreements(added, feature_columns.BEHAVIOUR_SHARES) == [

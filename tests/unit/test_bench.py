@@ -25,10 +25,19 @@ MIB = 1024**2
 
 def _result(customers: int = 1_000_000, **changes) -> SizeResult:
     values = dict(
-        customers=customers, orders=5 * customers, events=30 * customers, generation_seconds=60.0,
-        end_to_end_seconds=500.0, run_seconds=450.0, peak_tree_rss_bytes=4 * GIB, max_single_rss_bytes=3 * GIB,
+        customers=customers,
+        orders=5 * customers,
+        events=30 * customers,
+        generation_seconds=60.0,
+        end_to_end_seconds=500.0,
+        run_seconds=450.0,
+        peak_tree_rss_bytes=4 * GIB,
+        max_single_rss_bytes=3 * GIB,
         step_seconds={"dbt_feature_models": 60.0, "raw_tables": 40.0, "ml__clv_predictions": 90.0},
-        pandas_seconds=400.0, pandas_peak_rss_bytes=5 * GIB, floor_seconds=25.0, succeeded=True,
+        pandas_seconds=400.0,
+        pandas_peak_rss_bytes=5 * GIB,
+        floor_seconds=25.0,
+        succeeded=True,
         load_average=(2.0, 2.0, 2.0),
     )
     return SizeResult(**(values | changes))
@@ -241,9 +250,14 @@ def test_cdnow_lines_become_landing_orders_with_ids_dates_and_amounts_as_written
     ]
 
 
-@pytest.mark.parametrize(("line", "message"), [(" 00001 19970101 1", "expected 4 fields"),
-                                                (" 00001 19971301 1 1.0", "bad date or amount"),
-                                                (" 00001 19970101 1 $1", "bad date or amount")])
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (" 00001 19970101 1", "expected 4 fields"),
+        (" 00001 19971301 1 1.0", "bad date or amount"),
+        (" 00001 19970101 1 $1", "bad date or amount"),
+    ],
+)
 def test_a_broken_cdnow_line_stops_the_conversion_with_its_number(line, message):
     with pytest.raises(CdnowFormatError, match=rf"line 3: {message}"):
         list(parse_lines([CDNOW_LINES[1], CDNOW_LINES[2], line]))

@@ -310,7 +310,11 @@ def test_fit_btyd_forecasts_every_customer_with_finite_values(cdnow, model):
     forecast = fitted.forecast(features, 39 * DAYS_PER_WEEK)
     assert forecast.index.equals(features.index)
     assert list(forecast.columns) == [
-        "p_alive", "expected_orders", "expected_avg_order_value", "predicted_clv", "expected_days_to_next_order"
+        "p_alive",
+        "expected_orders",
+        "expected_avg_order_value",
+        "predicted_clv",
+        "expected_days_to_next_order",
     ]
     assert np.isfinite(forecast.to_numpy()).all()
     assert forecast["p_alive"].between(0, 1).all() and (forecast["expected_orders"] >= 0).all()
@@ -350,8 +354,13 @@ def simulated_train(customers: int = 3000, seed: int = 5) -> pd.DataFrame:
         {
             "customer_id": [f"c{i}" for i in range(customers)],
             "cutoff_date": pd.Timestamp("2024-06-30").date(),
-            "repeat_order_count": x, "order_count": x + 1, "btyd_recency_days": t_x, "tenure_days": age,
-            "first_order_value": 30.0, "gross_revenue": 30.0 + spend * x, "total_revenue": 30.0 + spend * x,
+            "repeat_order_count": x,
+            "order_count": x + 1,
+            "btyd_recency_days": t_x,
+            "tenure_days": age,
+            "first_order_value": 30.0,
+            "gross_revenue": 30.0 + spend * x,
+            "total_revenue": 30.0 + spend * x,
             "avg_order_value": (30.0 + spend * x) / (x + 1),
         }
     )

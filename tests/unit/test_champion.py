@@ -45,7 +45,10 @@ def result(evaluation_rows, selection_rows):
 def test_every_candidate_has_a_selection_and_an_evaluation_row(result):
     table = result.evaluation
     assert sorted(table["model"].unique()) == sorted(champion.CANDIDATES)
-    assert (table.groupby("model")["backtest_window"].apply(sorted) == [[champion.EVALUATION, champion.SELECTION]] * len(champion.CANDIDATES)).all()
+    assert (
+        table.groupby("model")["backtest_window"].apply(sorted)
+        == [[champion.EVALUATION, champion.SELECTION]] * len(champion.CANDIDATES)
+    ).all()
     assert table.loc[table["is_champion"], "model"].tolist() == [result.champion] * 2
     assert result.mode == champion.FORWARD and (table["mode"] == champion.FORWARD).all()
     # Forward mode forecasts every customer of the training cut-off, split into two disjoint halves.
@@ -128,9 +131,12 @@ def test_the_structural_level_sets_the_total_and_keeps_the_order():
     assert (champion.to_structural_level(predicted, np.zeros(3)) == predicted).all()  # nothing to anchor on
 
 
-def test_short_history_takes_the_level_from_btyd_and_the_shape_from_the_calibration(short, evaluation_rows, scoring_rows):
+def test_short_history_takes_the_level_from_btyd_and_the_shape_from_the_calibration(
+    short, evaluation_rows, scoring_rows
+):
     reported = short.evaluation[
-        (short.evaluation["backtest_window"] == champion.EVALUATION) & np.isfinite(short.evaluation["calibration_ratio"])
+        (short.evaluation["backtest_window"] == champion.EVALUATION)
+        & np.isfinite(short.evaluation["calibration_ratio"])
     ]
     assert reported["calibration"].str.contains("level: BTYD total").all()
     # One total for every candidate (the BTYD models' mean on the same customers): the ratios agree.
@@ -156,7 +162,10 @@ def test_on_a_young_shop_the_structural_level_brings_the_next_horizons_total_clo
     actual = now["future_revenue"].to_numpy(float)
     leveled = calibration_ratio(actual, champion.predict_champion(model, now, explain=False)["predicted_clv"])
     learned = calibration_ratio(
-        actual, champion.predict_champion(dataclasses.replace(model, structural_level=False), now, explain=False)["predicted_clv"]
+        actual,
+        champion.predict_champion(dataclasses.replace(model, structural_level=False), now, explain=False)[
+            "predicted_clv"
+        ],
     )
     assert abs(math.log(leveled)) < abs(math.log(learned))
 
@@ -205,13 +214,18 @@ PLANTED_WINNERS = {
     # stacked and lightgbm tie on ranking; stacked is better calibrated by decile.
     champion.STACKED: {champion.LIGHTGBM: (0.60, 0.40, 1.0), champion.STACKED: (0.59, 0.30, 1.0)},
     # the blend ranks with the trees and has the lowest decile MAPE of the three.
-    champion.BLEND: {champion.LIGHTGBM: (0.60, 0.40, 1.0), champion.STACKED: (0.59, 0.30, 1.0), champion.BLEND: (0.61, 0.25, 1.0)},
+    champion.BLEND: {
+        champion.LIGHTGBM: (0.60, 0.40, 1.0),
+        champion.STACKED: (0.59, 0.30, 1.0),
+        champion.BLEND: (0.61, 0.25, 1.0),
+    },
     # BG/NBD ranks as well as the trees (within the tolerance) and has the lowest decile MAPE.
     champion.BGNBD: {champion.LIGHTGBM: (0.55, 0.40, 1.0), champion.BGNBD: (0.54, 0.20, 1.02)},
     # the trees fail the calibration band: Pareto/NBD is the best that passes.
     champion.PARETO_NBD: {champion.LIGHTGBM: (0.62, 0.10, 1.6), champion.PARETO_NBD: (0.50, 0.30, 0.95)},
     # a shop where only the naive forecast ranks above the floor.
-    champion.PAST_SPEND: {name: (0.10, 0.20, 1.0) for name in champion.CANDIDATES} | {champion.PAST_SPEND: (0.30, 0.50, 1.1)},
+    champion.PAST_SPEND: {name: (0.10, 0.20, 1.0) for name in champion.CANDIDATES}
+    | {champion.PAST_SPEND: (0.30, 0.50, 1.1)},
 }
 
 
@@ -268,7 +282,9 @@ def test_isotonic_calibration_fixes_a_bent_prediction_and_keeps_the_order():
     fresh_mean, fresh_actual = zero_inflated(20000, seed=3)
     from ml.evaluation import decile_mape
 
-    assert decile_mape(fresh_actual, calibration.apply(fresh_mean**0.5)) < 0.5 * decile_mape(fresh_actual, fresh_mean**0.5)
+    assert decile_mape(fresh_actual, calibration.apply(fresh_mean**0.5)) < 0.5 * decile_mape(
+        fresh_actual, fresh_mean**0.5
+    )
 
 
 def test_a_well_calibrated_prediction_is_left_alone_or_barely_moved():
@@ -356,21 +372,29 @@ def test_seasonality_says_why_it_is_not_applied():
     assert "a year plus the horizon" in short.reason
     untested = champion.decide_seasonality(revenue, "2023-11-01", 122, champion.SHORT_HISTORY)
     assert untested.factor == 1.0 and "short history" in untested.reason
-    assert "two horizons" in champion.decide_seasonality(seasonal_revenue(1.5), "2022-06-01", 122, champion.FORWARD).reason
+    assert (
+        "two horizons" in champion.decide_seasonality(seasonal_revenue(1.5), "2022-06-01", 122, champion.FORWARD).reason
+    )
 
 
-def test_a_sub_year_horizon_does_not_carry_the_back_tests_seasonal_step_into_production(evaluation_rows, selection_rows, scoring_rows):
+def test_a_sub_year_horizon_does_not_carry_the_back_tests_seasonal_step_into_production(
+    evaluation_rows, selection_rows, scoring_rows
+):
     # A planted season whose back-test step is x1.5 and production step x1/1.5 (as in the test above, moved to the
     # simulated shop's calendar): the back-test metrics are those without season (the step is taken out of the
     # calibration and put back), and production's forecast moves by 1/1.5 / 1.5, not by the back-test's step.
     as_of = pd.Timestamp(evaluation_rows["cutoff_date"].iloc[0]) + pd.Timedelta(days=HORIZON)
     days = pd.date_range(as_of - pd.Timedelta(days=4 * 365), as_of, freq="D")
     horizon = pd.Timedelta(days=HORIZON)
-    ahead_of_e = ((days > as_of - horizon) & (days <= as_of)) | ((days > as_of - horizon - pd.Timedelta(days=365)) & (days <= as_of - pd.Timedelta(days=365)))
+    ahead_of_e = ((days > as_of - horizon) & (days <= as_of)) | (
+        (days > as_of - horizon - pd.Timedelta(days=365)) & (days <= as_of - pd.Timedelta(days=365))
+    )
     revenue = pd.Series(np.where(ahead_of_e, 150.0, 100.0), index=days)
     candidates = (champion.BGNBD, champion.PAST_SPEND)
     plain = champion.champion_backtest(evaluation_rows, HORIZON, selection_rows, candidates=candidates)
-    seasonal = champion.champion_backtest(evaluation_rows, HORIZON, selection_rows, candidates=candidates, daily_revenue=revenue)
+    seasonal = champion.champion_backtest(
+        evaluation_rows, HORIZON, selection_rows, candidates=candidates, daily_revenue=revenue
+    )
     assert seasonal.evaluation["seasonality"].str.startswith("applied").all()
     assert seasonal.evaluation["calibration"].str.contains("season: x 1.500").all()
     metrics = ["spearman", "decile_mape", "calibration_ratio"]
@@ -380,6 +404,8 @@ def test_a_sub_year_horizon_does_not_carry_the_back_tests_seasonal_step_into_pro
     with_season = champion.fit_champion(evaluation_rows, HORIZON, seasonal.evaluation)
     without = champion.fit_champion(evaluation_rows, HORIZON, plain.evaluation)
     assert with_season.name == without.name
-    ratio = (champion.predict_champion(with_season, scoring_rows, explain=False)["predicted_clv"].sum()
-             / champion.predict_champion(without, scoring_rows, explain=False)["predicted_clv"].sum())
+    ratio = (
+        champion.predict_champion(with_season, scoring_rows, explain=False)["predicted_clv"].sum()
+        / champion.predict_champion(without, scoring_rows, explain=False)["predicted_clv"].sum()
+    )
     assert ratio == pytest.approx(1 / 1.5 / 1.5, rel=0.01)

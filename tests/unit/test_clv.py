@@ -45,7 +45,11 @@ def simulate_shop(n_customers: int, n_days: int, seed: int) -> dict[str, pd.Data
     n_repeat = rng.poisson(rate * alive_span)
     order_customer = np.concatenate([np.arange(n_customers), np.repeat(np.arange(n_customers), n_repeat)])
     order_day = np.concatenate(
-        [first_day, first_day[order_customer[n_customers:]] + rng.uniform(size=n_repeat.sum()) * alive_span[order_customer[n_customers:]]]
+        [
+            first_day,
+            first_day[order_customer[n_customers:]]
+            + rng.uniform(size=n_repeat.sum()) * alive_span[order_customer[n_customers:]],
+        ]
     )
     amount = rng.gamma(3.0, mean_spend[order_customer] / 3.0)
     orders = pd.DataFrame(
@@ -54,12 +58,16 @@ def simulate_shop(n_customers: int, n_days: int, seed: int) -> dict[str, pd.Data
             "day": np.floor(order_day).astype(int),
             "amount": amount.round(2),
             "discounted": np.where(
-                np.arange(len(order_customer)) < n_customers, OFFERS[offer[order_customer]] != "none", rng.uniform(size=len(order_customer)) < 0.2
+                np.arange(len(order_customer)) < n_customers,
+                OFFERS[offer[order_customer]] != "none",
+                rng.uniform(size=len(order_customer)) < 0.2,
             ),
         }
     )
     refunded = orders.sample(frac=0.03, random_state=seed)
-    refunds = refunded.assign(day=(refunded["day"] + 5).clip(upper=n_days - 1), amount=-refunded["amount"], discounted=False)
+    refunds = refunded.assign(
+        day=(refunded["day"] + 5).clip(upper=n_days - 1), amount=-refunded["amount"], discounted=False
+    )
     orders = pd.concat([orders, refunds], ignore_index=True)
 
     # Sessions while alive at a rate tied to the purchase rate, then a trickle afterwards: the engagement signal.
@@ -123,7 +131,14 @@ def features_at(shop: dict[str, pd.DataFrame], cutoff_day: int, horizon_days: in
         }
     )
     frame = frame[frame["order_count"].notna()]
-    for column in ["revenue_last_90d", "order_count_last_90d", "revenue_last_365d", "order_count_last_365d", "refund_count", "refund_amount"]:
+    for column in [
+        "revenue_last_90d",
+        "order_count_last_90d",
+        "revenue_last_365d",
+        "order_count_last_365d",
+        "refund_count",
+        "refund_amount",
+    ]:
         frame[column] = frame[column].fillna(0)
     frame["repeat_order_count"] = frame["order_days"] - 1
     frame["recency_days"] = cutoff_day - frame["last_day"]
@@ -131,7 +146,9 @@ def features_at(shop: dict[str, pd.DataFrame], cutoff_day: int, horizon_days: in
     frame["btyd_recency_days"] = frame["last_day"] - frame["first_day"]
     frame["total_revenue"] = frame["gross_revenue"] - frame["refund_amount"]
     frame["avg_order_value"] = frame["gross_revenue"] / frame["order_count"]
-    frame["mean_days_between_orders"] = (frame["btyd_recency_days"] / (frame["order_count"] - 1)).where(frame["order_count"] > 1)
+    frame["mean_days_between_orders"] = (frame["btyd_recency_days"] / (frame["order_count"] - 1)).where(
+        frame["order_count"] > 1
+    )
     frame["cutoff_date"] = SHOP_START + pd.Timedelta(days=cutoff_day)
     frame["first_order_at"] = SHOP_START + pd.to_timedelta(frame["first_day"], unit="D")
     frame["last_order_at"] = SHOP_START + pd.to_timedelta(frame["last_day"], unit="D")
@@ -145,25 +162,40 @@ def features_at(shop: dict[str, pd.DataFrame], cutoff_day: int, horizon_days: in
             "days_since_last_event": cutoff_day - by_session["day"].max(),
             "event_count_last_30d": sessions[sessions["day"] > cutoff_day - 30].groupby("customer_id")["events"].sum(),
             "product_views": by_session["product_views"].sum(),
-            "cart_add_count_last_90d": sessions[sessions["day"] > cutoff_day - 90].groupby("customer_id")["cart_adds"].sum(),
+            "cart_add_count_last_90d": sessions[sessions["day"] > cutoff_day - 90]
+            .groupby("customer_id")["cart_adds"]
+            .sum(),
         }
     )
     frame = frame.join(behaviour, how="left").join(shop["customers"].set_index("customer_id"), how="left")
     frame["has_web_events"] = frame["event_count"].notna()
     for column in ["event_count", "active_days", "event_count_last_30d", "product_views", "cart_add_count_last_90d"]:
         frame[column] = frame[column].fillna(0)
-    frame["product_views_per_active_day"] = (frame["product_views"] / frame["active_days"]).where(frame["active_days"] > 0, 0.0)
+    frame["product_views_per_active_day"] = (frame["product_views"] / frame["active_days"]).where(
+        frame["active_days"] > 0, 0.0
+    )
     frame["research_share"] = frame["research_share"].where(frame["has_web_events"], 0.0)
-    for column in ["sale_share", "discount_event_share", "shipping_abandon_rate", "brand_share", "visual_share", "urgency_share"]:
+    for column in [
+        "sale_share",
+        "discount_event_share",
+        "shipping_abandon_rate",
+        "brand_share",
+        "visual_share",
+        "urgency_share",
+    ]:
         frame[column] = 0.0
     frame["has_email"] = True
     frame["has_phone"] = False
     frame["signed_up_at"] = frame["first_order_at"]
 
     if horizon_days is not None:
-        future = shop["orders"][(shop["orders"]["day"] > cutoff_day) & (shop["orders"]["day"] <= cutoff_day + horizon_days)]
+        future = shop["orders"][
+            (shop["orders"]["day"] > cutoff_day) & (shop["orders"]["day"] <= cutoff_day + horizon_days)
+        ]
         future_positive = future[future["amount"] > 0]
-        frame["future_revenue"] = future.assign(amount=future["amount"].clip(lower=0)).groupby("customer_id")["amount"].sum()
+        frame["future_revenue"] = (
+            future.assign(amount=future["amount"].clip(lower=0)).groupby("customer_id")["amount"].sum()
+        )
         frame["future_order_count"] = future_positive.groupby("customer_id").size()
         frame["future_revenue"] = frame["future_revenue"].fillna(0.0)
         frame["future_order_count"] = frame["future_order_count"].fillna(0).astype(int)
@@ -280,7 +312,9 @@ def test_large_shops_learn_faster_so_their_explanations_need_fewer_trees():
 def test_recently_active_frequent_buyers_are_worth_more_than_lapsed_one_timers(models, scoring_features):
     scores = clv.predict(models, scoring_features).set_index("customer_id")["predicted_clv"]
     features = scoring_features.set_index("customer_id")
-    engaged = (features["order_count"] >= 4) & (features["recency_days"] < 60) & (features["days_since_last_event"] < 14)
+    engaged = (
+        (features["order_count"] >= 4) & (features["recency_days"] < 60) & (features["days_since_last_event"] < 14)
+    )
     lapsed = (features["order_count"] == 1) & (features["recency_days"] > 500)
     assert scores[engaged].mean() > 5 * scores[lapsed].mean()
 

@@ -25,17 +25,72 @@ FUTURE_DAYS = 365
 CUTOFF = pd.Timestamp(END_DATE + timedelta(days=1))
 HORIZON_END = CUTOFF + pd.Timedelta(days=FUTURE_DAYS)
 
-ORDER_COLUMNS = ["order_id", "customer_id", "ordered_at", "order_total", "currency", "discount_amount",
-                 "discount_code", "channel", "status"]
-CUSTOMER_COLUMNS = ["customer_id", "email", "phone", "first_name", "last_name", "postal_code", "country",
-                    "signed_up_at", "acquisition_channel", "marketing_consent"]
-EVENT_COLUMNS = ["event_id", "customer_id", "anonymous_id", "occurred_at", "event_type", "page_type", "product_id",
-                 "device", "utm_source", "utm_campaign"]
-EVENT_TYPES = {"page_view", "product_view", "add_to_cart", "begin_checkout", "shipping_info_viewed", "purchase",
-               "review_read", "compare_used", "gallery_view", "video_play", "countdown_view", "low_stock_view",
-               "discount_code_applied", "search"}
-PAGE_TYPES = {"home", "category", "product", "sale", "about", "brand", "reviews", "comparison", "gallery", "cart",
-              "checkout", "blog", "search"}
+ORDER_COLUMNS = [
+    "order_id",
+    "customer_id",
+    "ordered_at",
+    "order_total",
+    "currency",
+    "discount_amount",
+    "discount_code",
+    "channel",
+    "status",
+]
+CUSTOMER_COLUMNS = [
+    "customer_id",
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "postal_code",
+    "country",
+    "signed_up_at",
+    "acquisition_channel",
+    "marketing_consent",
+]
+EVENT_COLUMNS = [
+    "event_id",
+    "customer_id",
+    "anonymous_id",
+    "occurred_at",
+    "event_type",
+    "page_type",
+    "product_id",
+    "device",
+    "utm_source",
+    "utm_campaign",
+]
+EVENT_TYPES = {
+    "page_view",
+    "product_view",
+    "add_to_cart",
+    "begin_checkout",
+    "shipping_info_viewed",
+    "purchase",
+    "review_read",
+    "compare_used",
+    "gallery_view",
+    "video_play",
+    "countdown_view",
+    "low_stock_view",
+    "discount_code_applied",
+    "search",
+}
+PAGE_TYPES = {
+    "home",
+    "category",
+    "product",
+    "sale",
+    "about",
+    "brand",
+    "reviews",
+    "comparison",
+    "gallery",
+    "cart",
+    "checkout",
+    "blog",
+    "search",
+}
 
 
 def _read_text_csv(path: Path) -> pd.DataFrame:
@@ -53,8 +108,9 @@ def _read_orders(path: Path) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> ShopSummary:
     root = tmp_path_factory.mktemp("shop")
-    return generate_shop(root / "landing", root / "truth", n_customers=N_CUSTOMERS, seed=SEED, end_date=END_DATE,
-                         future_days=FUTURE_DAYS)
+    return generate_shop(
+        root / "landing", root / "truth", n_customers=N_CUSTOMERS, seed=SEED, end_date=END_DATE, future_days=FUTURE_DAYS
+    )
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +150,14 @@ def prospects_truth(shop: ShopSummary) -> pd.DataFrame:
 
 
 def _file_bytes(summary: ShopSummary) -> dict[str, bytes]:
-    paths = [summary.orders_path, summary.customers_path, summary.events_path, summary.future_orders_path,
-             summary.customers_truth_path, summary.prospects_truth_path]
+    paths = [
+        summary.orders_path,
+        summary.customers_path,
+        summary.events_path,
+        summary.future_orders_path,
+        summary.customers_truth_path,
+        summary.prospects_truth_path,
+    ]
     return {path.name: path.read_bytes() for path in paths}
 
 
@@ -115,32 +177,45 @@ def _kmeans_ari(shares: pd.DataFrame, archetypes: pd.Series) -> float:
 
 # --- determinism -------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("file_format", ["csv", "parquet"])
 def test_the_same_seed_writes_byte_identical_files(tmp_path: Path, file_format: str) -> None:
     first = generate_shop(tmp_path / "a" / "l", tmp_path / "a" / "t", n_customers=300, seed=7, file_format=file_format)
-    second = generate_shop(tmp_path / "b" / "l", tmp_path / "b" / "t", n_customers=300, seed=7,
-                           file_format=file_format)
-    other_seed = generate_shop(tmp_path / "c" / "l", tmp_path / "c" / "t", n_customers=300, seed=8,
-                               file_format=file_format)
+    second = generate_shop(tmp_path / "b" / "l", tmp_path / "b" / "t", n_customers=300, seed=7, file_format=file_format)
+    other_seed = generate_shop(
+        tmp_path / "c" / "l", tmp_path / "c" / "t", n_customers=300, seed=8, file_format=file_format
+    )
     assert _file_bytes(first) == _file_bytes(second)
     assert _file_bytes(first)[first.orders_path.name] != _file_bytes(other_seed)[other_seed.orders_path.name]
 
 
 # --- files and columns -------------------------------------------------------------------------------------------
 
-def test_landing_files_carry_exactly_the_landing_columns(orders: pd.DataFrame, customers: pd.DataFrame,
-                                                        events: pd.DataFrame, future_orders: pd.DataFrame) -> None:
+
+def test_landing_files_carry_exactly_the_landing_columns(
+    orders: pd.DataFrame, customers: pd.DataFrame, events: pd.DataFrame, future_orders: pd.DataFrame
+) -> None:
     assert list(orders.columns) == ORDER_COLUMNS
     assert list(future_orders.columns) == ORDER_COLUMNS
     assert list(customers.columns) == CUSTOMER_COLUMNS
     assert list(events.columns) == EVENT_COLUMNS
 
 
-def test_summary_counts_match_the_files(shop: ShopSummary, orders: pd.DataFrame, customers: pd.DataFrame,
-                                        events: pd.DataFrame, future_orders: pd.DataFrame,
-                                        prospects_truth: pd.DataFrame) -> None:
+def test_summary_counts_match_the_files(
+    shop: ShopSummary,
+    orders: pd.DataFrame,
+    customers: pd.DataFrame,
+    events: pd.DataFrame,
+    future_orders: pd.DataFrame,
+    prospects_truth: pd.DataFrame,
+) -> None:
     assert (shop.customers, shop.orders, shop.events, shop.future_orders, shop.prospects) == (
-        len(customers), len(orders), len(events), len(future_orders), len(prospects_truth))
+        len(customers),
+        len(orders),
+        len(events),
+        len(future_orders),
+        len(prospects_truth),
+    )
     assert shop.customers == shop.buyers == N_CUSTOMERS
 
 
@@ -158,7 +233,10 @@ def test_regenerating_in_another_format_leaves_no_stale_files(tmp_path: Path) ->
     generate_shop(tmp_path / "l", tmp_path / "t", n_customers=50, file_format="csv")
     generate_shop(tmp_path / "l", tmp_path / "t", n_customers=50, file_format="parquet")
     assert sorted(p.name for p in (tmp_path / "l").iterdir()) == [
-        "customers.parquet", "events.parquet", "orders.parquet"]
+        "customers.parquet",
+        "events.parquet",
+        "orders.parquet",
+    ]
     assert not list((tmp_path / "t").glob("*.csv"))
 
 
@@ -168,17 +246,16 @@ def test_timestamps_are_written_as_iso_text_in_csv(shop: ShopSummary) -> None:
     assert datetime.strptime(ordered_at, "%Y-%m-%d %H:%M:%S")
 
 
-def test_customer_ids_keep_their_leading_zeros_when_read_as_text(customers: pd.DataFrame,
-                                                                  orders: pd.DataFrame) -> None:
+def test_customer_ids_keep_their_leading_zeros_when_read_as_text(customers: pd.DataFrame, orders: pd.DataFrame) -> None:
     assert customers["customer_id"].iloc[0] == "0000001"
     assert customers["customer_id"].str.len().eq(7).all()
     assert customers["customer_id"].is_unique
     assert orders["customer_id"].str.startswith("0").all()
 
 
-def test_every_order_belongs_to_a_customer_in_the_customers_file(customers: pd.DataFrame, orders: pd.DataFrame,
-                                                                 future_orders: pd.DataFrame,
-                                                                 events: pd.DataFrame) -> None:
+def test_every_order_belongs_to_a_customer_in_the_customers_file(
+    customers: pd.DataFrame, orders: pd.DataFrame, future_orders: pd.DataFrame, events: pd.DataFrame
+) -> None:
     known = set(customers["customer_id"])
     assert set(orders["customer_id"]) <= known
     assert set(future_orders["customer_id"]) <= known
@@ -193,6 +270,7 @@ def test_event_vocabulary_is_the_documented_one(events: pd.DataFrame) -> None:
 
 
 # --- the time split ----------------------------------------------------------------------------------------------
+
 
 def test_no_landing_row_is_after_end_date_and_every_future_order_is_within_the_horizon(
     orders: pd.DataFrame, events: pd.DataFrame, future_orders: pd.DataFrame
@@ -213,6 +291,7 @@ def test_customers_sign_up_over_about_three_growing_years(customers: pd.DataFram
 
 
 # --- buying ------------------------------------------------------------------------------------------------------
+
 
 def test_most_buyers_buy_once_and_the_average_is_below_two_orders(orders: pd.DataFrame) -> None:
     orders_per_buyer = orders[orders["status"] == "completed"].groupby("customer_id").size()
@@ -255,8 +334,9 @@ def test_discount_acquired_customers_churn_faster(orders: pd.DataFrame, customer
     assert dropout[entry_offer].median() > 1.3 * dropout[~entry_offer].median()
 
 
-def test_future_revenue_in_the_truth_equals_the_future_orders(future_orders: pd.DataFrame,
-                                                               customers_truth: pd.DataFrame) -> None:
+def test_future_revenue_in_the_truth_equals_the_future_orders(
+    future_orders: pd.DataFrame, customers_truth: pd.DataFrame
+) -> None:
     clipped = future_orders.assign(order_total=future_orders["order_total"].clip(lower=0))
     expected = clipped.groupby("customer_id")["order_total"].sum()
     actual = customers_truth["future_revenue"]
@@ -268,6 +348,7 @@ def test_future_revenue_in_the_truth_equals_the_future_orders(future_orders: pd.
 
 # --- contact data ------------------------------------------------------------------------------------------------
 
+
 def test_contact_data_needs_normalising(customers: pd.DataFrame) -> None:
     emails = customers["email"].dropna()
     assert (emails != emails.str.strip()).any(), "some emails are padded with spaces"
@@ -277,19 +358,27 @@ def test_contact_data_needs_normalising(customers: pd.DataFrame) -> None:
     assert customers["postal_code"].str.startswith("0").any()
     consent = customers["marketing_consent"].eq("true").mean()
     assert 0.6 < consent < 0.8
-    assert set(customers["acquisition_channel"]) == {"paid_search", "paid_social", "organic", "email", "referral",
-                                                     "affiliate"}
+    assert set(customers["acquisition_channel"]) == {
+        "paid_search",
+        "paid_social",
+        "organic",
+        "email",
+        "referral",
+        "affiliate",
+    }
 
 
 # --- web behaviour -----------------------------------------------------------------------------------------------
+
 
 def test_about_85_percent_of_buyers_have_web_events(events: pd.DataFrame, customers: pd.DataFrame) -> None:
     tracked = events["customer_id"].dropna().nunique() / len(customers)
     assert 0.80 < tracked < 0.90
 
 
-def test_prospects_have_events_and_no_orders(events: pd.DataFrame, prospects_truth: pd.DataFrame,
-                                             orders: pd.DataFrame) -> None:
+def test_prospects_have_events_and_no_orders(
+    events: pd.DataFrame, prospects_truth: pd.DataFrame, orders: pd.DataFrame
+) -> None:
     assert 0.35 * N_CUSTOMERS < len(prospects_truth) < 0.45 * N_CUSTOMERS
     prospect_events = events[events["anonymous_id"].isin(prospects_truth["anonymous_id"])]
     assert set(prospect_events["anonymous_id"]) == set(prospects_truth["anonymous_id"])
@@ -301,8 +390,9 @@ def test_prospects_have_events_and_no_orders(events: pd.DataFrame, prospects_tru
     assert 0.02 < prospects_truth["converts_in_future"].eq("true").mean() < 0.4
 
 
-def test_archetypes_are_recoverable_by_kmeans_on_event_shares(events: pd.DataFrame,
-                                                              customers_truth: pd.DataFrame) -> None:
+def test_archetypes_are_recoverable_by_kmeans_on_event_shares(
+    events: pd.DataFrame, customers_truth: pd.DataFrame
+) -> None:
     shares = _event_shares(events[events["customer_id"].notna()], "customer_id")
     archetypes = customers_truth["archetype"]
     assert set(archetypes) == set(ARCHETYPES)
@@ -328,6 +418,7 @@ def test_churned_customers_mostly_stop_visiting(events: pd.DataFrame, customers_
 
 # --- arguments, helpers and the command line ---------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "bad_arguments",
     [{"n_customers": 0}, {"file_format": "xlsx"}, {"profile": "huge"}, {"seed": -1}, {"future_days": 0}],
@@ -350,8 +441,22 @@ def test_bench_profile_has_more_orders_per_customer(tmp_path: Path) -> None:
 
 
 def test_command_line_writes_the_shop(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    cli_main(["--landing", str(tmp_path / "l"), "--truth", str(tmp_path / "t"), "--customers", "100",
-              "--seed", "3", "--format", "parquet", "--profile", "demo"])
+    cli_main(
+        [
+            "--landing",
+            str(tmp_path / "l"),
+            "--truth",
+            str(tmp_path / "t"),
+            "--customers",
+            "100",
+            "--seed",
+            "3",
+            "--format",
+            "parquet",
+            "--profile",
+            "demo",
+        ]
+    )
     assert (tmp_path / "l" / "orders.parquet").exists()
     assert (tmp_path / "t" / "prospects_truth.parquet").exists()
     assert "customers=100" in capsys.readouterr().out

@@ -21,7 +21,7 @@ BUILT_IN = {"meta", "google_data_manager", "google_ads_offline", "klaviyo", "hub
 
 # What a contributor writes: a class (here the signed webhook with its own name, kind and variables) and a builder
 # registered under the type name config/audiences.yaml uses.
-THROWAWAY_MODULE = '''
+THROWAWAY_MODULE = """
 from activation.destinations.registry import BuildRequest, register
 from activation.destinations.webhook import SignedWebhook
 
@@ -34,12 +34,17 @@ class Postbox(SignedWebhook):
 def build(request: BuildRequest) -> Postbox:
     url = request.env.get("SEGMINT_POSTBOX_URL") or "https://example.invalid/postbox"
     return Postbox(url, request.secret("SEGMINT_POSTBOX_SECRET"), request.audience.name, **request.common)
-'''
+"""
 
 
 def audiences_with(destination_type: str):
-    return parse_audiences({"audiences": [{"name": "champions", "rule": "recency_score >= 4",
-                                           "destinations": [{"type": destination_type}]}]})
+    return parse_audiences(
+        {
+            "audiences": [
+                {"name": "champions", "rule": "recency_score >= 4", "destinations": [{"type": destination_type}]}
+            ]
+        }
+    )
 
 
 @pytest.fixture
@@ -56,8 +61,12 @@ def postbox_module(tmp_path, monkeypatch):
 def test_every_built_in_destination_registers_from_its_own_module():
     types = registry.destination_types()
     assert set(types) == BUILT_IN
-    assert {name: dtype.module for name, dtype in types.items()} == {name: f"activation.destinations.{name}" for name in BUILT_IN}
-    assert all(name.startswith("SEGMINT_") for dtype in types.values() for name in (*dtype.env, dtype.base_url_env) if name)
+    assert {name: dtype.module for name, dtype in types.items()} == {
+        name: f"activation.destinations.{name}" for name in BUILT_IN
+    }
+    assert all(
+        name.startswith("SEGMINT_") for dtype in types.values() for name in (*dtype.env, dtype.base_url_env) if name
+    )
 
 
 def test_an_unknown_type_is_refused_with_the_registered_ones_listed():

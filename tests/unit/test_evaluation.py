@@ -104,7 +104,9 @@ def test_evaluate_returns_one_row_with_every_metric_and_nan_auc_without_a_score(
 
 def candidates_table(**rows: dict) -> pd.DataFrame:
     """Evaluation-window rows for the gate, one per candidate; metrics not given are irrelevant."""
-    return pd.DataFrame([{"model": name, "backtest_window": "evaluation", "n_customers": 5000, **row} for name, row in rows.items()])
+    return pd.DataFrame(
+        [{"model": name, "backtest_window": "evaluation", "n_customers": 5000, **row} for name, row in rows.items()]
+    )
 
 
 GOOD = {"spearman": 0.5, "calibration_ratio": 1.05, "decile_mape": 0.3}
@@ -112,14 +114,18 @@ NAIVE = {"spearman": 0.4, "calibration_ratio": 3.0, "decile_mape": 2.0}
 
 
 def test_gate_passes_when_one_candidate_passes_and_shows_actual_vs_threshold():
-    gate = ev.quality_gate(candidates_table(lightgbm=GOOD | {"is_champion": True}, past_spend_rate=NAIVE | {"is_champion": False}))
+    gate = ev.quality_gate(
+        candidates_table(lightgbm=GOOD | {"is_champion": True}, past_spend_rate=NAIVE | {"is_champion": False})
+    )
     assert gate.passed and gate.reasons == []
     assert gate.actual["spearman"] == 0.5 and gate.actual["passing_candidates"] == ["lightgbm"]
     assert gate.thresholds["spearman_min"] == ev.DEFAULT_RANKING_FLOOR_SPEARMAN
 
 
 def test_gate_passes_on_a_peer_when_the_first_candidate_fails():
-    gate = ev.quality_gate(candidates_table(lightgbm=GOOD | {"spearman": 0.1}, bgnbd=GOOD | {"calibration_ratio": 0.95}))
+    gate = ev.quality_gate(
+        candidates_table(lightgbm=GOOD | {"spearman": 0.1}, bgnbd=GOOD | {"calibration_ratio": 0.95})
+    )
     assert gate.passed and gate.actual["passing_candidates"] == ["bgnbd"]
 
 
@@ -133,7 +139,10 @@ def test_gate_fails_with_one_line_naming_every_candidate_when_none_passes():
 
 def test_gate_reads_only_the_evaluation_window():
     table = pd.concat(
-        [candidates_table(lightgbm=GOOD | {"spearman": 0.05}), candidates_table(lightgbm=GOOD).assign(backtest_window="selection")]
+        [
+            candidates_table(lightgbm=GOOD | {"spearman": 0.05}),
+            candidates_table(lightgbm=GOOD).assign(backtest_window="selection"),
+        ]
     )
     assert not ev.quality_gate(table).passed
 

@@ -62,9 +62,14 @@ def test_segmint_names_map_to_themselves_and_unknown_names_stay_unmapped():
 def test_the_ga4_preset_maps_recommended_ecommerce_events():
     vocabulary = map_event_vocabulary(
         keys(
-            ("view_item", "", "", 10), ("add_to_cart", "", "", 4), ("begin_checkout", "", "", 2),
-            ("add_shipping_info", "", "", 2), ("purchase", "", "", 1), ("view_item_list", "", "", 6),
-            ("session_start", "", "", 8), ("view_promotion", "", "", 3),
+            ("view_item", "", "", 10),
+            ("add_to_cart", "", "", 4),
+            ("begin_checkout", "", "", 2),
+            ("add_shipping_info", "", "", 2),
+            ("purchase", "", "", 1),
+            ("view_item_list", "", "", 6),
+            ("session_start", "", "", 8),
+            ("view_promotion", "", "", 3),
         ),
         EventMapping(),
         source_format="ga4",
@@ -80,8 +85,14 @@ def test_the_ga4_preset_maps_recommended_ecommerce_events():
 
 def test_the_segment_preset_maps_spec_v2_names_case_insensitively():
     vocabulary = map_event_vocabulary(
-        keys(("Product Viewed", "", "", 5), ("Product Added", "", "", 2), ("Order Completed", "", "", 1),
-             ("Checkout Started", "", "", 1), ("Coupon Applied", "", "", 1), ("Products Searched", "", "", 1)),
+        keys(
+            ("Product Viewed", "", "", 5),
+            ("Product Added", "", "", 2),
+            ("Order Completed", "", "", 1),
+            ("Checkout Started", "", "", 1),
+            ("Coupon Applied", "", "", 1),
+            ("Products Searched", "", "", 1),
+        ),
         EventMapping(preset="segment"),
     )
     assert mapped(vocabulary, "Product Viewed") == ("product_view", "product", True)
@@ -94,7 +105,8 @@ def test_the_segment_preset_maps_spec_v2_names_case_insensitively():
 def test_the_shopify_preset_maps_web_pixel_events():
     vocabulary = map_event_vocabulary(
         keys(("product_viewed", "", "", 1), ("checkout_completed", "", "", 1), ("collection_viewed", "", "", 1)),
-        EventMapping(), source_format="shopify",
+        EventMapping(),
+        source_format="shopify",
     )
     assert mapped(vocabulary, "product_viewed")[0] == "product_view"
     assert mapped(vocabulary, "checkout_completed")[0] == "purchase"
@@ -104,8 +116,15 @@ def test_the_shopify_preset_maps_web_pixel_events():
 def test_user_rules_map_a_third_party_tools_own_names():
     mapping = parse_event_mapping(FOREIGN_RULES)
     vocabulary = map_event_vocabulary(
-        keys(("catalog", "", "", 40), ("product1", "", "", 30), ("product", "", "", 5), ("Cart", "", "", 10),
-             ("delivery_choice", "", "", 5), ("payment_done", "", "", 5), ("heartbeat", "", "", 5)),
+        keys(
+            ("catalog", "", "", 40),
+            ("product1", "", "", 30),
+            ("product", "", "", 5),
+            ("Cart", "", "", 10),
+            ("delivery_choice", "", "", 5),
+            ("payment_done", "", "", 5),
+            ("heartbeat", "", "", 5),
+        ),
         mapping,
     )
     assert mapped(vocabulary, "catalog") == ("page_view", "category", True)
@@ -143,8 +162,12 @@ def test_regexes_on_the_url_path_and_the_page_type_set_the_page_type():
         }
     )
     vocabulary = map_event_vocabulary(
-        keys(("page_view", "", "/avis/chair-2", 3), ("page_view", "", "/products/chair-2", 3),
-             ("page_view", "Promotions", "", 2), ("page_view", "", "/unknown", 2)),
+        keys(
+            ("page_view", "", "/avis/chair-2", 3),
+            ("page_view", "", "/products/chair-2", 3),
+            ("page_view", "Promotions", "", 2),
+            ("page_view", "", "/unknown", 2),
+        ),
         mapping,
     )
     assert mapped(vocabulary, "page_view", path="/avis/chair-2")[1] == "reviews"
@@ -173,10 +196,14 @@ def test_more_than_a_fifth_unmapped_warns_and_exactly_a_fifth_does_not():
         ({"rules": []}, "`version: None` is not supported"),
         ({"version": 2}, "`version: 2` is not supported"),
         ({"version": 1, "preset": "snowplow"}, "unknown preset 'snowplow'"),
-        ({"version": 1, "rules": [{"when": {"event": "x"}, "then": {"event_type": "buy"}}]},
-         "rule 1: event_type 'buy' is not segmint vocabulary"),
-        ({"version": 1, "rules": [{"when": {"page_url": "("}, "then": {"page_type": "sale"}}]},
-         "rule 1: `page_url` '(' is not a valid regex"),
+        (
+            {"version": 1, "rules": [{"when": {"event": "x"}, "then": {"event_type": "buy"}}]},
+            "rule 1: event_type 'buy' is not segmint vocabulary",
+        ),
+        (
+            {"version": 1, "rules": [{"when": {"page_url": "("}, "then": {"page_type": "sale"}}]},
+            "rule 1: `page_url` '(' is not a valid regex",
+        ),
         ({"version": 1, "rules": [{"when": {"url": "x"}, "then": {"page_type": "sale"}}]}, "rule 1: `when` needs"),
         ({"version": 1, "rules": [{"event": "x", "event_type": "purchase"}]}, "rule 1: expected `when:`"),
         ({"version": 1, "mappings": []}, "unknown key(s) mappings"),

@@ -30,8 +30,9 @@ def _scores(segments: list[str]) -> pd.DataFrame:
 
 
 def _features(tenure: list[int], recency: list[int]) -> pd.DataFrame:
-    return pd.DataFrame({"customer_id": [f"c{i}" for i in range(len(tenure))], "tenure_days": tenure,
-                         "recency_days": recency})
+    return pd.DataFrame(
+        {"customer_id": [f"c{i}" for i in range(len(tenure))], "tenure_days": tenure, "recency_days": recency}
+    )
 
 
 # Clean tables, and one defect planted per mart expectation: (suite, label, table, column named, text shown).
@@ -41,8 +42,13 @@ CLEAN = {
 }
 DEFECTS = [
     # A customer whose last order (10 days ago) is before their first (3 days ago): recency > tenure.
-    ("customer_features", "last order before the first", _features([30, 3], [0, 10]), "tenure_days, recency_days",
-     "(3, 10)"),
+    (
+        "customer_features",
+        "last order before the first",
+        _features([30, 3], [0, 10]),
+        "tenure_days, recency_days",
+        "(3, 10)",
+    ),
     # No customer at all (every order after the as-of date, say): an empty feature table.
     ("customer_features", "no customers", _features([], []), None, "observed 0 (min_value=1)"),
     # A segment name the RFM rule table does not have (a typo, or a rule renamed in one place only).
@@ -72,8 +78,14 @@ def test_a_segment_added_to_the_rule_table_passes_the_scores_suite(monkeypatch):
     rules = (big_spenders, *rfm.SEGMENT_RULES)
     monkeypatch.setattr(rfm, "SEGMENT_RULES", rules)
     monkeypatch.setattr(rfm, "SEGMENT_NAMES", tuple(dict.fromkeys(rule.segment for rule in rules)))
-    features = pd.DataFrame({"customer_id": [f"c{i}" for i in range(20)], "recency_days": np.arange(20) * 10,
-                             "order_count": np.arange(20) % 4 + 1, "total_revenue": np.arange(20) * 7.0})
+    features = pd.DataFrame(
+        {
+            "customer_id": [f"c{i}" for i in range(20)],
+            "recency_days": np.arange(20) * 10,
+            "order_count": np.arange(20) % 4 + 1,
+            "total_revenue": np.arange(20) * 7.0,
+        }
+    )
     segments = rfm.score_rfm(features)["rfm_segment"].tolist()
     assert "Big Spenders" in segments
     assert validate(_scores(segments), customer_scores_suite()).passed
@@ -96,8 +108,12 @@ def test_every_mart_suite_has_a_clean_table_and_a_planted_defect_for_each_expect
     for suite_name in MART_SUITES:
         suite = SUITES[suite_name]()
         assert validate(CLEAN[suite_name], suite).passed, suite_name
-        failing = {failure.expectation for name, _, table, _, _ in DEFECTS if name == suite_name
-                   for failure in validate(table, suite).errors}
+        failing = {
+            failure.expectation
+            for name, _, table, _, _ in DEFECTS
+            if name == suite_name
+            for failure in validate(table, suite).errors
+        }
         assert failing == {expectation.expectation_type for expectation in suite.expectations}, suite_name
 
 

@@ -64,7 +64,11 @@ def test_the_rfm_reason_names_the_first_rule_that_matched_and_the_customers_scor
     assert row["segment"] == "Champions"
     assert "matched rule 1 of" in row["explanation"] and "9 orders" in row["explanation"]
     evidence = json.loads(row["evidence"])
-    assert evidence["rule_priority"] == 1 and evidence["scores"] == {"recency_score": 5, "frequency_score": 5, "monetary_score": 5}
+    assert evidence["rule_priority"] == 1 and evidence["scores"] == {
+        "recency_score": 5,
+        "frequency_score": 5,
+        "monetary_score": 5,
+    }
 
 
 def test_the_matched_rule_is_always_the_one_assign_segments_applied():
@@ -98,7 +102,9 @@ def test_the_value_reason_gives_the_drivers_with_direction_and_the_customers_val
 
 def test_a_population_model_says_what_its_prediction_rests_on():
     table = explain_customers(scores(clv_model="pareto_nbd", top_drivers=None), BEHAVIORAL, PROFILES, FEATURES)
-    assert "rests on repeat orders, recency and tenure (Pareto/NBD)" in by(table, "c1", "predicted_value")["explanation"]
+    assert (
+        "rests on repeat orders, recency and tenure (Pareto/NBD)" in by(table, "c1", "predicted_value")["explanation"]
+    )
 
 
 def test_no_contact_field_reaches_an_explanation(table):

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from ml.fairness import (
+    AuditedAttribute,
     FairnessConfig,
     FairnessConfigError,
-    AuditedAttribute,
     audit,
     flagged_summary,
     load_fairness_config,
@@ -27,12 +27,14 @@ def customers(us: int = 600, ca: int = 400, tiny: int = 5) -> pd.DataFrame:
     country = ["US"] * us + ["CA"] * ca + ["FR"] * tiny
     n = len(country)
     rng = np.random.default_rng(7)
-    return pd.DataFrame({
-        "customer_id": [f"c{i:05d}" for i in range(n)],
-        "country": country,
-        "predicted_clv": rng.gamma(2.0, 50.0, n),
-        "purchase_propensity": rng.uniform(0, 1, n),
-    })
+    return pd.DataFrame(
+        {
+            "customer_id": [f"c{i:05d}" for i in range(n)],
+            "country": country,
+            "predicted_clv": rng.gamma(2.0, 50.0, n),
+            "purchase_propensity": rng.uniform(0, 1, n),
+        }
+    )
 
 
 def rows(table: pd.DataFrame, subject: str) -> pd.DataFrame:
@@ -95,7 +97,9 @@ def test_models_are_audited_on_their_top_share_and_their_mean_score():
 def test_missing_attributes_are_named_and_missing_values_form_an_unknown_group():
     base = customers()
     base.loc[:9, "country"] = None
-    config = FairnessConfig(version="1", attributes=(*CONFIG.attributes, AuditedAttribute("gender", "gender", "protected")))
+    config = FairnessConfig(
+        version="1", attributes=(*CONFIG.attributes, AuditedAttribute("gender", "gender", "protected"))
+    )
     table, missing = audit(base, {"all": base["customer_id"]}, {}, config)
     assert missing == ["gender"]
     assert "unknown" in set(table["group_value"])
@@ -113,13 +117,16 @@ def test_the_shipped_config_audits_country_and_warns_by_default():
     assert config.min_ratio == 0.8 and config.blocking is False
 
 
-@pytest.mark.parametrize("document, fragment", [
-    ({"attributes": [{"name": "country", "kind": "proxy"}]}, "missing `version`"),
-    ({"version": 1, "attributes": []}, "non-empty list"),
-    ({"version": 1, "attributes": [{"name": "country", "kind": "sensitive"}]}, "attributes[0].kind"),
-    ({"version": 1, "min_ratio": 2, "attributes": [{"name": "country", "kind": "proxy"}]}, "min_ratio"),
-    ({"version": 1, "blocking": "yes", "attributes": [{"name": "country", "kind": "proxy"}]}, "blocking"),
-])
+@pytest.mark.parametrize(
+    "document, fragment",
+    [
+        ({"attributes": [{"name": "country", "kind": "proxy"}]}, "missing `version`"),
+        ({"version": 1, "attributes": []}, "non-empty list"),
+        ({"version": 1, "attributes": [{"name": "country", "kind": "sensitive"}]}, "attributes[0].kind"),
+        ({"version": 1, "min_ratio": 2, "attributes": [{"name": "country", "kind": "proxy"}]}, "min_ratio"),
+        ({"version": 1, "blocking": "yes", "attributes": [{"name": "country", "kind": "proxy"}]}, "blocking"),
+    ],
+)
 def test_a_malformed_fairness_file_fails_with_one_line_naming_the_field(document, fragment):
     with pytest.raises(FairnessConfigError) as error:
         parse_fairness_config(document)

@@ -258,7 +258,9 @@ def test_conflicting_duplicate_orders_are_all_quarantined(conn, tmp_path):
     write(
         tmp_path,
         "orders.csv",
-        ORDERS_HEADER + GOOD_ORDER + "o2,c1,2024-03-01,5,EUR,,,web,completed\no2,c1,2024-03-01,6,EUR,,,web,completed\n"
+        ORDERS_HEADER
+        + GOOD_ORDER
+        + "o2,c1,2024-03-01,5,EUR,,,web,completed\no2,c1,2024-03-01,6,EUR,,,web,completed\n"
         + "o3,c1,2024-03-01,7,EUR,,,web,completed\n",
     )
     ingest(conn, tmp_path)
@@ -290,8 +292,17 @@ def test_events_need_a_customer_id_or_an_anonymous_id(conn, tmp_path):
     assert accepted_ids(conn, "events", "event_id") == ["e1", "e2"]
     assert reasons_by_row(conn, "events.csv") == {3: "missing_customer_id_and_anonymous_id", 4: "missing_event_type"}
     events = next(file for file in report.files if file.table_name == "events")
-    assert events.missing_columns == ("page_type", "product_id", "device", "utm_source", "utm_campaign", "page_url",
-        "category", "utm_medium", "utm_content", "value",
+    assert events.missing_columns == (
+        "page_type",
+        "product_id",
+        "device",
+        "utm_source",
+        "utm_campaign",
+        "page_url",
+        "category",
+        "utm_medium",
+        "utm_content",
+        "value",
     )
 
 
@@ -354,7 +365,9 @@ def test_mixed_currencies_without_rates_keep_the_commonest_and_quarantine_the_re
         1: "mixed_currency: currency='EUR' is not the reporting currency USD (add fx_rates.csv to convert it)"
     }
     assert [row[0] for row in conn.execute("SELECT currency FROM raw.orders ORDER BY source_row").fetchall()] == [
-        "USD", "USD", None
+        "USD",
+        "USD",
+        None,
     ]
 
 
@@ -365,7 +378,7 @@ def test_formula_injection_strings_survive_ingestion_byte_exact(conn, tmp_path):
         f'o{i},c{i},2024-03-01,1,EUR,,"{value.replace(chr(34), chr(34) * 2)}",web,completed\n'
         for i, value in enumerate(formulas)
     )
-    write(tmp_path, "orders.csv", ORDERS_HEADER + rows + 'o9,c9,2024-03-01,oops,EUR,,"=cmd|\' /C calc\'!A0",web,x\n')
+    write(tmp_path, "orders.csv", ORDERS_HEADER + rows + "o9,c9,2024-03-01,oops,EUR,,\"=cmd|' /C calc'!A0\",web,x\n")
     ingest(conn, tmp_path)
     stored = [row[0] for row in conn.execute("SELECT discount_code FROM raw.orders ORDER BY source_row").fetchall()]
     assert [value.encode("utf-8") for value in stored] == [value.encode("utf-8") for value in formulas]
@@ -381,7 +394,8 @@ def test_customer_ids_are_kept_as_text_with_only_surrounding_spaces_stripped(con
     )
     ingest(conn, tmp_path)
     assert [row[0] for row in conn.execute("SELECT customer_id FROM raw.orders ORDER BY source_row").fetchall()] == [
-        "0042", "A 7"
+        "0042",
+        "A 7",
     ]
 
 
@@ -431,7 +445,11 @@ def test_missing_optional_files_still_give_every_table_and_column(conn, tmp_path
     report = ingest(conn, tmp_path)
     assert report.missing_files == ("customers", "events", "fx_rates")
     assert orders_report(report).missing_columns == (
-        "currency", "discount_amount", "discount_code", "channel", "status"
+        "currency",
+        "discount_amount",
+        "discount_code",
+        "channel",
+        "status",
     )
     columns = {
         table: [row[0] for row in conn.execute(f"DESCRIBE raw.{table}").fetchall()]
@@ -445,8 +463,18 @@ def test_missing_optional_files_still_give_every_table_and_column(conn, tmp_path
 
 @pytest.mark.parametrize(
     ("raw_consent", "consent"),
-    [("true", True), ("YES", True), ("1", True), ("y", True), ("False", False), ("no", False), ("0", False),
-     ("N", False), ("maybe", None), ("", None)],
+    [
+        ("true", True),
+        ("YES", True),
+        ("1", True),
+        ("y", True),
+        ("False", False),
+        ("no", False),
+        ("0", False),
+        ("N", False),
+        ("maybe", None),
+        ("", None),
+    ],
 )
 def test_marketing_consent_words_are_read_and_anything_else_is_unknown(conn, tmp_path, raw_consent, consent):
     write(tmp_path, "orders.csv", ORDERS_HEADER + GOOD_ORDER)
@@ -508,13 +536,18 @@ MESSY_EVENTS = """('e1', 'a1', '2024-03-01 10:00:00.123', 'page_view'), ('e1', '
 def write_messy_parquet(conn, landing: Path, types: dict[str, str]) -> None:
     """Write the messy records as Parquet files, each column cast to its type in `types` (default VARCHAR)."""
     tables = {
-        "orders": (MESSY_ORDERS, ("order_id", "customer_id", "ordered_at", "order_total", "currency", "discount_amount")),
+        "orders": (
+            MESSY_ORDERS,
+            ("order_id", "customer_id", "ordered_at", "order_total", "currency", "discount_amount"),
+        ),
         "customers": (MESSY_CUSTOMERS, ("customer_id", "signed_up_at", "marketing_consent")),
         "events": (MESSY_EVENTS, ("event_id", "anonymous_id", "occurred_at", "event_type")),
     }
     for name, (values, columns) in tables.items():
         typed = ", ".join(f"try_cast({column} AS {types.get(column, 'VARCHAR')}) AS {column}" for column in columns)
-        conn.execute(f"COPY (SELECT {typed} FROM (VALUES {values}) t({', '.join(columns)})) TO '{landing / name}.parquet'")
+        conn.execute(
+            f"COPY (SELECT {typed} FROM (VALUES {values}) t({', '.join(columns)})) TO '{landing / name}.parquet'"
+        )
 
 
 def write_csv_twins(conn, parquet_landing: Path, csv_landing: Path) -> None:
@@ -539,13 +572,29 @@ def raw_tables_without_file_names(conn) -> dict[str, list[tuple]]:
 @pytest.mark.parametrize(
     "types",
     [
-        {"ordered_at": "TIMESTAMPTZ", "order_total": "DOUBLE", "discount_amount": "DECIMAL(12,2)",
-         "customer_id": "INTEGER", "signed_up_at": "TIMESTAMP", "marketing_consent": "BOOLEAN",
-         "occurred_at": "TIMESTAMP_MS"},
-        {"ordered_at": "DATE", "order_total": "BIGINT", "discount_amount": "FLOAT",
-         "signed_up_at": "TIMESTAMP_NS", "occurred_at": "TIMESTAMPTZ"},
-        {"ordered_at": "TIMESTAMP", "order_total": "DECIMAL(18,8)", "discount_amount": "UBIGINT",
-         "signed_up_at": "DATE", "occurred_at": "TIMESTAMP"},
+        {
+            "ordered_at": "TIMESTAMPTZ",
+            "order_total": "DOUBLE",
+            "discount_amount": "DECIMAL(12,2)",
+            "customer_id": "INTEGER",
+            "signed_up_at": "TIMESTAMP",
+            "marketing_consent": "BOOLEAN",
+            "occurred_at": "TIMESTAMP_MS",
+        },
+        {
+            "ordered_at": "DATE",
+            "order_total": "BIGINT",
+            "discount_amount": "FLOAT",
+            "signed_up_at": "TIMESTAMP_NS",
+            "occurred_at": "TIMESTAMPTZ",
+        },
+        {
+            "ordered_at": "TIMESTAMP",
+            "order_total": "DECIMAL(18,8)",
+            "discount_amount": "UBIGINT",
+            "signed_up_at": "DATE",
+            "occurred_at": "TIMESTAMP",
+        },
         {},  # every column text
     ],
     ids=["tz-double-decimal-bool", "date-bigint-float-ns", "naive-decimal8-ubigint", "text"],
@@ -617,14 +666,19 @@ def test_a_parquet_file_with_a_damaged_data_page_raises_one_line_and_keeps_the_p
 
 def test_quarantine_raw_record_is_the_json_of_the_raw_text_values(conn, tmp_path):
     write(
-        tmp_path, "orders.csv",
-        "Order_ID,customer_id,ordered_at,order_total,note\n o1 ,c1,2024-02-30,10,\no2,c1,2024-02-28,10,\n"
+        tmp_path,
+        "orders.csv",
+        "Order_ID,customer_id,ordered_at,order_total,note\n o1 ,c1,2024-02-30,10,\no2,c1,2024-02-28,10,\n",
     )
     write(tmp_path, "customers.csv", "customer_id\nc1\n")  # keeps the run alive with an explicit as_of
     ingest(conn, tmp_path, as_of=date(2024, 3, 1))
     raw_record = conn.execute("SELECT raw_record FROM raw.quarantine").fetchall()[0][0]
     assert json.loads(raw_record) == {
-        "Order_ID": " o1 ", "customer_id": "c1", "ordered_at": "2024-02-30", "order_total": "10", "note": None
+        "Order_ID": " o1 ",
+        "customer_id": "c1",
+        "ordered_at": "2024-02-30",
+        "order_total": "10",
+        "note": None,
     }
 
 
@@ -632,7 +686,9 @@ def test_quarantine_summary_counts_rows_per_file_and_reason(conn, tmp_path):
     write(
         tmp_path,
         "orders.csv",
-        ORDERS_HEADER + GOOD_ORDER + "o2,c1,x,1,EUR,,,web,c\no3,c1,y,1,EUR,,,web,c\no4,,2024-03-01,1,EUR,,,web,c\n"
+        ORDERS_HEADER
+        + GOOD_ORDER
+        + "o2,c1,x,1,EUR,,,web,c\no3,c1,y,1,EUR,,,web,c\no4,,2024-03-01,1,EUR,,,web,c\n"
         + "o5,c1,2024-03-01,1,EUR,,,web,c\no6,c1,2024-03-01,1,EUR,,,web,c\n",
     )
     ingest(conn, tmp_path)

@@ -141,7 +141,8 @@ def test_a_month_first_file_is_read_month_first(conn, tmp_path):
     write(tmp_path, "orders.csv", HEADER + "o1,c1,12/31/2025,1\no2,c1,01/02/2025,1\n")
     report = ingest(conn, tmp_path)
     assert rows(conn, "SELECT ordered_at FROM raw.orders ORDER BY source_row") == [
-        (datetime(2025, 12, 31),), (datetime(2025, 1, 2),)
+        (datetime(2025, 12, 31),),
+        (datetime(2025, 1, 2),),
     ]
     assert "ordered_at: numeric dates read as MDY (detected)" in report_of(report, "orders").notes
 
@@ -158,7 +159,8 @@ def test_ambiguous_numeric_dates_are_refused_with_the_reason_and_the_error_names
     )
     ingest(conn, tmp_path, date_format="MDY")
     assert rows(conn, "SELECT ordered_at FROM raw.orders ORDER BY source_row") == [
-        (datetime(2025, 1, 2),), (datetime(2025, 3, 4),)
+        (datetime(2025, 1, 2),),
+        (datetime(2025, 3, 4),),
     ]
 
 
@@ -231,8 +233,18 @@ def test_events_without_event_id_get_deterministic_surrogate_ids_and_exact_dupli
     assert reasons(conn, "events.csv") == {2: "duplicate_identical: same values first seen at row 1"}
     assert (events.rows_in, events.rows_accepted, events.rows_quarantined, events.ids_generated) == (4, 3, 1, 3)
     assert events.reasons == {"duplicate_identical": 1}
-    assert events.missing_columns == ("anonymous_id", "page_type", "product_id", "device", "utm_source", "utm_campaign", "page_url",
-        "category", "utm_medium", "utm_content", "value",
+    assert events.missing_columns == (
+        "anonymous_id",
+        "page_type",
+        "product_id",
+        "device",
+        "utm_source",
+        "utm_campaign",
+        "page_url",
+        "category",
+        "utm_medium",
+        "utm_content",
+        "value",
     )
     assert any(note.startswith("no event_id column: ids generated") for note in events.notes)
     log = "SELECT rows_in, rows_accepted, ids_generated FROM raw.ingest_log WHERE table_name = 'events'"
@@ -279,7 +291,9 @@ def test_line_item_orders_are_merged_into_one_order_and_counts_reconcile(conn, t
     report = ingest(conn, tmp_path)
     orders = report_of(report, "orders")
     assert rows(conn, "SELECT order_id, order_total, source_row FROM raw.orders ORDER BY source_row") == [
-        ("1001", 60.0, 1), ("1002", 15.0, 5), ("1004", 5.0, 8)
+        ("1001", 60.0, 1),
+        ("1002", 15.0, 5),
+        ("1004", 5.0, 8),
     ]
     assert reasons(conn) == {
         4: "duplicate_identical: order_id='1001' first seen at row 3",
@@ -304,7 +318,9 @@ def test_line_totals_without_an_order_total_are_summed_and_a_bad_line_quarantine
     )
     report = ingest(conn, tmp_path)
     assert rows(conn, "SELECT order_id, order_total FROM raw.orders ORDER BY source_row") == [
-        ("2001", 15.5), ("2003", 16.0), ("2004", 1.0)
+        ("2001", 15.5),
+        ("2003", 16.0),
+        ("2004", 1.0),
     ]
     assert reasons(conn) == {
         3: "duplicate_identical: order_id='2001' first seen at row 2",
@@ -349,15 +365,21 @@ def test_mixed_currencies_are_converted_with_the_rate_at_or_before_the_order_dat
     )
     report = ingest(conn, tmp_path, reporting_currency="EUR")
     assert rows(conn, "SELECT order_id, order_total, currency, fx_rate FROM raw.orders ORDER BY source_row") == [
-        ("o1", 100.0, "EUR", 1.0), ("o2", 100.0, "USD", 0.9), ("o3", 100.0, "USD", 0.8), ("o5", 50.0, "EUR", 1.0),
-        ("o6", 50.0, "EUR", 1.0), ("o7", 50.0, "EUR", 1.0),
+        ("o1", 100.0, "EUR", 1.0),
+        ("o2", 100.0, "USD", 0.9),
+        ("o3", 100.0, "USD", 0.8),
+        ("o5", 50.0, "EUR", 1.0),
+        ("o6", 50.0, "EUR", 1.0),
+        ("o7", 50.0, "EUR", 1.0),
     ]
     # GBP's first rate is after the order: no guess.
     assert reasons(conn) == {
         4: "missing_fx_rate: currency='GBP' has no rate to EUR in fx_rates.csv on or before 2024-03-02"
     }
     assert rows(conn, "SELECT date, currency, rate FROM raw.fx_rates ORDER BY source_row") == [
-        (date(2024, 3, 1), "USD", 0.9), (date(2024, 3, 10), "USD", 0.8), (date(2024, 3, 3), "GBP", 1.15)
+        (date(2024, 3, 1), "USD", 0.9),
+        (date(2024, 3, 10), "USD", 0.8),
+        (date(2024, 3, 3), "GBP", 1.15),
     ]
     assert report_of(report, "fx_rates").rows_accepted == 3
 
@@ -365,7 +387,8 @@ def test_mixed_currencies_are_converted_with_the_rate_at_or_before_the_order_dat
 def test_bad_fx_rates_are_quarantined_with_their_reason(conn, tmp_path):
     write(tmp_path, "orders.csv", MIXED.replace("GBP", "EUR"))
     write(
-        tmp_path, "fx_rates.csv",
+        tmp_path,
+        "fx_rates.csv",
         "date,currency,rate\n2024-03-01,USD,0.9\n2024-03-01,USD,0.95\n2024-02-01,USD,0\n2024-02-02,USD,x\n",
     )
     ingest(conn, tmp_path, reporting_currency="EUR")
@@ -402,7 +425,8 @@ def test_a_mostly_quarantined_orders_file_stops_naming_the_top_reasons_with_coun
 
 def test_rows_after_as_of_and_exact_duplicates_do_not_make_a_file_mostly_quarantined(conn, tmp_path):
     write(
-        tmp_path, "orders.csv",
+        tmp_path,
+        "orders.csv",
         "order_id,customer_id,ordered_at,order_total\no1,c1,2024-03-01,1\no1,c1,2024-03-01,1\no1,c1,2024-03-01,1\n"
         "o2,c1,2024-05-01,1\no3,c1,2024-05-02,1\n",
     )

@@ -62,10 +62,17 @@ def test_ga4_events_keep_their_names_and_read_nested_params_items_device_and_tra
         "SELECT event_type, occurred_at::VARCHAR, anonymous_id, page_url, device, utm_source, utm_campaign "
         "FROM raw.events WHERE origin_row = 1",
     )
-    assert first == [(
-        "page_view", "2025-12-01 10:00:00", "1001.1764", "https://shop.example/collections/shoes", "mobile",
-        "newsletter", "winter_sale",
-    )]
+    assert first == [
+        (
+            "page_view",
+            "2025-12-01 10:00:00",
+            "1001.1764",
+            "https://shop.example/collections/shoes",
+            "mobile",
+            "newsletter",
+            "winter_sale",
+        )
+    ]
     # items[0].item_id is the product; without collected_traffic_source the first-touch traffic_source is used.
     assert rows(conn, "SELECT product_id, utm_source FROM raw.events WHERE origin_row = 2") == [
         ("SKU-RUNNER", "(direct)")
@@ -172,9 +179,7 @@ def test_segment_identify_stitches_the_anonymous_history_and_merges_traits(conn,
     ]
     # A RudderStack call (same spec; no `timestamp`, so `originalTimestamp`) stitches the same way.
     rudder = "SELECT customer_id, occurred_at::VARCHAR, event_type FROM raw.events WHERE event_id = 'm-13'"
-    assert rows(conn, rudder) == [
-        ("U1", "2025-12-01 09:03:00", "Product Added")
-    ]
+    assert rows(conn, rudder) == [("U1", "2025-12-01 09:03:00", "Product Added")]
     # Two identify calls fold into one customer: latest e-mail, the first call's name and address.
     assert rows(
         conn, "SELECT customer_id, email, first_name, last_name, postal_code, country, origin_row FROM raw.customers"
@@ -197,11 +202,15 @@ def test_segment_order_completed_refunded_and_cancelled_reconcile_revenue(conn, 
 def test_segment_unsupported_calls_and_broken_lines_are_quarantined_and_counts_reconcile(conn, tmp_path):
     ingest(conn, copy_fixture("segment", tmp_path))
     assert dict(rows(conn, "SELECT source_row, split_part(reason, ':', 1) FROM raw.quarantine")) == {
-        9: "unsupported_call_type", 10: "malformed_json", 12: "invalid_timestamp"
+        9: "unsupported_call_type",
+        10: "malformed_json",
+        12: "invalid_timestamp",
     }
     assert rows(conn, "SELECT table_name, rows_in, rows_accepted, rows_quarantined FROM raw.ingest_log") == [
         # Two identify calls fold into one customer row: counts are of the rows the calls became.
-        ("customers", 1, 1, 0), ("events", 11, 8, 3), ("orders", 4, 4, 0)
+        ("customers", 1, 1, 0),
+        ("events", 11, 8, 3),
+        ("orders", 4, 4, 0),
     ]
 
 
@@ -231,8 +240,7 @@ def test_shopify_line_items_aggregate_to_orders_with_refund_rows_and_cancellatio
     report = ingest(conn, landing)
     assert report.source_format == "shopify"
     orders = (
-        "SELECT order_id, customer_id, ordered_at::VARCHAR, order_total, discount_code, channel, status "
-        "FROM raw.orders"
+        "SELECT order_id, customer_id, ordered_at::VARCHAR, order_total, discount_code, channel, status FROM raw.orders"
     )
     assert rows(conn, orders + " ORDER BY origin_row, order_id") == [
         ("#1001", "7001", "2025-11-01 09:00:00", 60.0, "WELCOME", "web", "completed"),
@@ -253,7 +261,8 @@ def test_shopify_customers_and_bad_line_rows(conn, tmp_path):
         ("7002", "bob@example.com", "Bob", "02101", "US", False),
     ]
     assert dict(rows(conn, "SELECT source_row, split_part(reason, ':', 1) FROM raw.quarantine")) == {
-        6: "missing_name", 7: "invalid_number"
+        6: "missing_name",
+        7: "invalid_number",
     }
     assert rows(conn, LOG_SQL) == [
         ("customers_export.csv", "customers", 2, 2, 0),

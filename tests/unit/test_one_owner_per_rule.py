@@ -27,8 +27,9 @@ def _columns(model: str) -> dict[str, list]:
 
 
 def _has_unit_range(tests: list) -> bool:
-    ranges = [test["value_between"].get("arguments") for test in tests if isinstance(test, dict)
-              and "value_between" in test]
+    ranges = [
+        test["value_between"].get("arguments") for test in tests if isinstance(test, dict) and "value_between" in test
+    ]
     return UNIT_RANGE in ranges
 
 
@@ -41,8 +42,10 @@ def test_every_python_feature_column_list_is_documented_in_the_feature_mart():
 @pytest.mark.parametrize(
     ("reader", "names"),
     [
-        ("archetype signatures (ml/archetypes.py)",
-         {name for a in (*archetypes.BEHAVIOUR_ARCHETYPES, *archetypes.PURCHASE_ARCHETYPES) for name in a.signature}),
+        (
+            "archetype signatures (ml/archetypes.py)",
+            {name for a in (*archetypes.BEHAVIOUR_ARCHETYPES, *archetypes.PURCHASE_ARCHETYPES) for name in a.signature},
+        ),
         ("cluster-name phrases (ml/archetypes.py)", set(archetypes.FEATURE_PHRASES)),
         ("segment-card attributes (reporting/cards.py)", set(ATTRIBUTE_COLUMNS)),
     ],

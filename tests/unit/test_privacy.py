@@ -47,6 +47,7 @@ def conn():
 
 # --- salt and hashes -------------------------------------------------------------------------------------------
 
+
 def test_the_salt_is_created_once_owner_only_and_reused(tmp_path):
     first = load_salt(tmp_path, env={})
     path = tmp_path / "privacy" / "salt"
@@ -69,6 +70,7 @@ def test_a_subject_hash_depends_on_the_salt_and_ignores_surrounding_spaces():
 
 # --- receipt chain -------------------------------------------------------------------------------------------
 
+
 def _three_receipts(conn, head: Path) -> None:
     for n in range(3):
         append_receipt(conn, f"hash{n}", None, datetime(2026, 11, 26, 3, n, 1, 987), "cli", {"n": n}, head)
@@ -81,12 +83,15 @@ def test_a_chain_of_receipts_verifies(conn, tmp_path):
     assert verify_chain(conn, head).receipts == 3
 
 
-@pytest.mark.parametrize("tamper, problem", [
-    (f"update {RECEIPTS} set removed_json = '{{\"n\": 9}}' where seq = 2", "receipt 2 was altered"),
-    (f"delete from {RECEIPTS} where seq = 2", "receipt 2 is missing"),
-    (f"delete from {RECEIPTS} where seq = 3", "head file says 3"),
-    (f"update {RECEIPTS} set previous_hash = row_hash where seq = 3", "receipt 3 does not link to receipt 2"),
-])
+@pytest.mark.parametrize(
+    "tamper, problem",
+    [
+        (f"update {RECEIPTS} set removed_json = '{{\"n\": 9}}' where seq = 2", "receipt 2 was altered"),
+        (f"delete from {RECEIPTS} where seq = 2", "receipt 2 is missing"),
+        (f"delete from {RECEIPTS} where seq = 3", "head file says 3"),
+        (f"update {RECEIPTS} set previous_hash = row_hash where seq = 3", "receipt 3 does not link to receipt 2"),
+    ],
+)
 def test_editing_or_removing_a_receipt_breaks_the_chain(conn, tmp_path, tamper, problem):
     head = tmp_path / HEAD_FILE
     _three_receipts(conn, head)
@@ -104,19 +109,25 @@ def test_a_chain_without_its_head_file_does_not_verify(conn, tmp_path):
 
 # --- deletion_requests.csv -------------------------------------------------------------------------------------
 
+
 def test_deletion_requests_are_read_with_their_dates(tmp_path):
     path = tmp_path / "deletion_requests.csv"
     path.write_text("customer_id,requested_at\n0000042,2026-11-20T10:00:00Z\n 0000043 ,\n")
     requests = read_deletion_requests(path)
     assert [(r.customer_id, r.requested_at) for r in requests] == [
-        ("0000042", datetime(2026, 11, 20, 10)), ("0000043", None)]
+        ("0000042", datetime(2026, 11, 20, 10)),
+        ("0000043", None),
+    ]
 
 
-@pytest.mark.parametrize("content, message", [
-    ("id,requested_at\n1,2026-01-01\n", "required column 'customer_id' is missing"),
-    ("customer_id,requested_at\n,2026-01-01\n", "line 2: customer_id is empty"),
-    ("customer_id,requested_at\n1,yesterday\n", "line 2: requested_at 'yesterday' is not a date"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("id,requested_at\n1,2026-01-01\n", "required column 'customer_id' is missing"),
+        ("customer_id,requested_at\n,2026-01-01\n", "line 2: customer_id is empty"),
+        ("customer_id,requested_at\n1,yesterday\n", "line 2: requested_at 'yesterday' is not a date"),
+    ],
+)
 def test_a_malformed_deletion_requests_file_is_one_clear_line(tmp_path, content, message):
     path = tmp_path / "deletion_requests.csv"
     path.write_text(content)
@@ -126,23 +137,30 @@ def test_a_malformed_deletion_requests_file_is_one_clear_line(tmp_path, content,
 
 # --- erasure --------------------------------------------------------------------------------------------------
 
+
 def _small_warehouse(conn) -> None:
     conn.execute("create schema raw; create schema marts; create schema sync; create schema audiences")
     conn.execute("create table raw.customers (customer_id varchar, email varchar, phone varchar, country varchar)")
-    conn.execute(f"insert into raw.customers values ('{PERSON}', '{EMAIL}', '{PHONE}', 'US'), "
-                 f"('{OTHER}', 'other@example.com', null, 'US')")
+    conn.execute(
+        f"insert into raw.customers values ('{PERSON}', '{EMAIL}', '{PHONE}', 'US'), "
+        f"('{OTHER}', 'other@example.com', null, 'US')"
+    )
     conn.execute("create table raw.events (customer_id varchar, anonymous_id varchar)")
     conn.execute(f"insert into raw.events values ('{PERSON}', 'anon-42'), (null, 'anon-42'), ('{OTHER}', 'anon-43')")
     conn.execute("create table raw.quarantine (source_file varchar, raw_record varchar)")
-    conn.execute("insert into raw.quarantine values "
-                 f"('orders.csv', '{json.dumps({'customer_id': PERSON, 'order_total': 'x'})}'), "
-                 f"('orders.csv', '{json.dumps({'customer_id': PERSON + '1', 'order_total': PERSON})}')")
+    conn.execute(
+        "insert into raw.quarantine values "
+        f"('orders.csv', '{json.dumps({'customer_id': PERSON, 'order_total': 'x'})}'), "
+        f"('orders.csv', '{json.dumps({'customer_id': PERSON + '1', 'order_total': PERSON})}')"
+    )
     conn.execute("create table marts.prospect_features (prospect_id varchar, n integer)")
     conn.execute("insert into marts.prospect_features values ('anon-42', 1), ('anon-43', 2)")
     conn.execute(f"create table audiences.champions as select '{PERSON}' as customer_id, '{EMAIL}' as email")
     ledger.ensure_schema(conn)
-    conn.execute(f"insert into sync.destination_members values ('meta', 'champions', '{PERSON}', '{{}}', 'f', null, "
-                 "null, 'confirmed', 'run', null, null, now())")
+    conn.execute(
+        f"insert into sync.destination_members values ('meta', 'champions', '{PERSON}', '{{}}', 'f', null, "
+        "null, 'confirmed', 'run', null, null, now())"
+    )
 
 
 def test_erasure_removes_the_person_everywhere_but_the_ledger_and_writes_a_hashed_receipt(conn, tmp_path):
@@ -156,12 +174,18 @@ def test_erasure_removes_the_person_everywhere_but_the_ledger_and_writes_a_hashe
     (data / "realtime" / "events.jsonl").write_text(f'{{"id": "{PERSON}"}}\n{{"id": "{OTHER}"}}\n')
     (landing / "customers.csv").write_text(f"customer_id\n{PERSON}\n")
 
-    receipt = erase_subject(conn, ErasureRequest(PERSON, datetime(2026, 11, 20), "cli"), SALT, data, [landing],
-                            data / "privacy" / HEAD_FILE)
+    receipt = erase_subject(
+        conn, ErasureRequest(PERSON, datetime(2026, 11, 20), "cli"), SALT, data, [landing], data / "privacy" / HEAD_FILE
+    )
 
     removed = json.loads(receipt["removed_json"])
-    assert removed["warehouse_rows"] == {"raw.customers": 1, "raw.events": 2, "raw.quarantine": 1,
-                                         "marts.prospect_features": 1, "audiences.champions": 1}
+    assert removed["warehouse_rows"] == {
+        "raw.customers": 1,
+        "raw.events": 2,
+        "raw.quarantine": 1,
+        "marts.prospect_features": 1,
+        "audiences.champions": 1,
+    }
     assert removed["files_deleted"] == ["exports/champions.csv"]
     assert removed["log_lines_removed_from"] == ["realtime/events.jsonl"]
     assert (data / "realtime" / "events.jsonl").read_text() == f'{{"id": "{OTHER}"}}\n'
@@ -180,8 +204,9 @@ def test_compaction_leaves_no_bytes_of_deleted_rows_in_the_warehouse_file(tmp_pa
     path = tmp_path / "warehouse.duckdb"
     secret = "erase-me-" + "q" * 40
     with duckdb.connect(str(path)) as conn:
-        conn.execute("create table t as select i, case when i = 7 then ? else 'x' || i end as v from range(2000) r(i)",
-                     [secret])
+        conn.execute(
+            "create table t as select i, case when i = 7 then ? else 'x' || i end as v from range(2000) r(i)", [secret]
+        )
         conn.execute("checkpoint")
         conn.execute("delete from t where i = 7")
         conn.execute("checkpoint")
@@ -192,6 +217,7 @@ def test_compaction_leaves_no_bytes_of_deleted_rows_in_the_warehouse_file(tmp_pa
 
 
 # --- suppression at ingest ---------------------------------------------------------------------------------------
+
 
 def test_suppressed_people_reach_no_raw_table_nor_the_quarantine_and_counts_reconcile(conn, tmp_path):
     (tmp_path / "orders.csv").write_text(
@@ -206,30 +232,39 @@ def test_suppressed_people_reach_no_raw_table_nor_the_quarantine_and_counts_reco
         "event_id,customer_id,anonymous_id,occurred_at,event_type\n"
         f"e1,{PERSON},anon-42,2026-01-01,page_view\ne2,,anon-42,2026-01-01,page_view\ne3,,anon-43,2026-01-01,page_view\n"
     )
-    suppression = Suppression(frozenset({subject_hash(SALT, PERSON), subject_hash(SALT, "anon-42")}),
-                              partial(subject_hash, SALT))
+    suppression = Suppression(
+        frozenset({subject_hash(SALT, PERSON), subject_hash(SALT, "anon-42")}), partial(subject_hash, SALT)
+    )
     report = ingest_landing(conn, tmp_path, date(2026, 1, 31), 90, False, suppression=suppression)
 
     by_table = {f.table_name: f for f in report.files}
-    assert (by_table["orders"].rows_in, by_table["orders"].rows_accepted, by_table["orders"].rows_quarantined,
-            by_table["orders"].rows_suppressed) == (4, 1, 1, 2)
+    assert (
+        by_table["orders"].rows_in,
+        by_table["orders"].rows_accepted,
+        by_table["orders"].rows_quarantined,
+        by_table["orders"].rows_suppressed,
+    ) == (4, 1, 1, 2)
     assert by_table["customers"].rows_suppressed == 1 and by_table["events"].rows_suppressed == 2
     for table in ("orders", "customers", "events", "quarantine"):
         text = conn.execute(f"select * from raw.{table}").df().to_csv()
         assert PERSON not in text.replace(PERSON + "1", "") and "anon-42" not in text and EMAIL not in text
     assert conn.execute("select source_row from raw.quarantine").fetchall() == [(4,)]  # original line numbers
-    log = conn.execute("select rows_in, rows_accepted + rows_quarantined + rows_suppressed from raw.ingest_log").fetchall()
+    log = conn.execute(
+        "select rows_in, rows_accepted + rows_quarantined + rows_suppressed from raw.ingest_log"
+    ).fetchall()
     assert all(rows_in == total for rows_in, total in log)
 
 
 def test_an_empty_suppression_list_changes_nothing(conn, tmp_path):
     (tmp_path / "orders.csv").write_text(f"order_id,customer_id,ordered_at,order_total\no1,{PERSON},2026-01-02,10\n")
-    report = ingest_landing(conn, tmp_path, None, 90, False,
-                            suppression=Suppression(frozenset(), partial(subject_hash, SALT)))
+    report = ingest_landing(
+        conn, tmp_path, None, 90, False, suppression=Suppression(frozenset(), partial(subject_hash, SALT))
+    )
     assert report.files[0].rows_suppressed == 0 and report.files[0].rows_accepted == 1
 
 
 # --- consent and the sync edge ------------------------------------------------------------------------------------
+
 
 class FakeAdPlatform:
     """An ad destination that records what it was sent (keys only)."""
@@ -261,8 +296,14 @@ AUDIENCE = Audience("vip", "test", "true", (DestinationConfig("fake_ads", "meta"
 
 
 def _members(consents: dict[str, bool]) -> pd.DataFrame:
-    return pd.DataFrame({"customer_id": list(consents), "marketing_consent": list(consents.values()),
-                         "is_control": False, "value": None})
+    return pd.DataFrame(
+        {
+            "customer_id": list(consents),
+            "marketing_consent": list(consents.values()),
+            "is_control": False,
+            "value": None,
+        }
+    )
 
 
 def _customers(conn, consents: dict[str, bool]) -> None:
@@ -274,14 +315,16 @@ def _customers(conn, consents: dict[str, bool]) -> None:
 def test_a_withdrawn_consent_removes_the_person_from_an_ad_destination_at_the_next_sync(conn):
     platform = FakeAdPlatform()
     _customers(conn, {PERSON: True, OTHER: True})
-    sync_audience(conn, AUDIENCE, platform, "run-1", None, members=_members({PERSON: True, OTHER: True}),
-                  enforce_guard=False)
+    sync_audience(
+        conn, AUDIENCE, platform, "run-1", None, members=_members({PERSON: True, OTHER: True}), enforce_guard=False
+    )
     assert sorted(platform.added) == [PERSON, OTHER] and members_without_consent(conn, "fake_ads", "vip") == 0
 
     _customers(conn, {PERSON: False, OTHER: True})  # withdrawn in the shop; the destination still holds them
     assert members_without_consent(conn, "fake_ads", "vip") == 1  # the blocking check's failing path
-    sync_audience(conn, AUDIENCE, platform, "run-2", None, members=_members({PERSON: False, OTHER: True}),
-                  enforce_guard=False)
+    sync_audience(
+        conn, AUDIENCE, platform, "run-2", None, members=_members({PERSON: False, OTHER: True}), enforce_guard=False
+    )
     assert platform.removed == [PERSON]
     assert members_without_consent(conn, "fake_ads", "vip") == 0
 
@@ -301,8 +344,9 @@ def test_a_dry_run_sync_writes_the_removal_owed_to_an_erased_person_without_thei
     ledger.ensure_schema(conn)
     ledger.add_erasure_removals(conn, "webhook", "vip", [destination.build_record(member)])
 
-    sync_audience(conn, audience, destination, "run-2", None, dry_run=True, members=_members({OTHER: True}),
-                  enforce_guard=False)
+    sync_audience(
+        conn, audience, destination, "run-2", None, dry_run=True, members=_members({OTHER: True}), enforce_guard=False
+    )
 
     files = {p.name: p.read_text() for p in (tmp_path / "vip" / "webhook").iterdir()}
     removal = [text for text in files.values() if '"remove"' in text]
@@ -314,13 +358,23 @@ def test_a_dry_run_sync_writes_the_removal_owed_to_an_erased_person_without_thei
 
 # --- no identifiers in Dagster metadata ---------------------------------------------------------------------------
 
+
 def test_gx_sample_rows_mask_identifiers_and_keep_the_row_locator():
     from expectations.suites import raw_orders_suite
     from expectations.validate import MASKED, validate
 
-    orders = pd.DataFrame({"order_id": ["o1", "o2"], "customer_id": [PERSON, OTHER], "ordered_at": pd.Timestamp("2026-01-01"),
-                           "order_total": [1e9, 5.0], "fx_rate": 1.0, "discount_amount": 0.0,
-                           "source_file": "orders.csv", "source_row": [1, 2]})
+    orders = pd.DataFrame(
+        {
+            "order_id": ["o1", "o2"],
+            "customer_id": [PERSON, OTHER],
+            "ordered_at": pd.Timestamp("2026-01-01"),
+            "order_total": [1e9, 5.0],
+            "fx_rate": 1.0,
+            "discount_amount": 0.0,
+            "source_file": "orders.csv",
+            "source_row": [1, 2],
+        }
+    )
     summary = validate(orders, raw_orders_suite())
     (sample,) = [row for failed in summary.failed for row in failed.sample_rows]
     assert sample["customer_id"] == MASKED and sample["source_row"] == "1" and sample["order_total"] == "1000000000.0"
@@ -336,7 +390,8 @@ def test_suppression_on_a_translated_export_is_counted_against_its_source_file(c
     assert conn.execute("select customer_id from raw.customers").fetchall() == [("7001",)]
     assert conn.execute(
         "select rows_in, rows_accepted, rows_quarantined, rows_suppressed from raw.ingest_log "
-        "where source_file = 'customers_export.csv'").fetchall() == [(2, 1, 0, 1)]
+        "where source_file = 'customers_export.csv'"
+    ).fetchall() == [(2, 1, 0, 1)]
 
 
 def test_a_changed_salt_stops_with_one_line_instead_of_letting_erased_people_back(conn):

@@ -58,32 +58,54 @@ def test_the_shipped_denylist_is_versioned_and_covers_every_article_9_category(d
     assert all(category.column_names and category.values for category in denylist.categories)
 
 
-@pytest.mark.parametrize("column, category", [
-    ("religion", "religion_or_beliefs"),
-    ("health_condition", "health"),
-    ("Health Condition", "health"),
-    ("ethnicity", "racial_or_ethnic_origin"),
-    ("sexual_orientation", "sexual_orientation_or_life"),
-    ("political_party_affiliation", "political_opinions"),
-    ("trade_union_member", "trade_union_membership"),
-    ("dna_test_result", "genetic"),
-    ("fingerprint_hash", "biometric"),
-])
+@pytest.mark.parametrize(
+    "column, category",
+    [
+        ("religion", "religion_or_beliefs"),
+        ("health_condition", "health"),
+        ("Health Condition", "health"),
+        ("ethnicity", "racial_or_ethnic_origin"),
+        ("sexual_orientation", "sexual_orientation_or_life"),
+        ("political_party_affiliation", "political_opinions"),
+        ("trade_union_member", "trade_union_membership"),
+        ("dna_test_result", "genetic"),
+        ("fingerprint_hash", "biometric"),
+    ],
+)
 def test_special_category_column_names_are_recognised(denylist, column, category):
     assert denylist.category_of_name(column) == category
 
 
-@pytest.mark.parametrize("column", [
-    "customer_id", "email", "first_name", "country", "trace_id", "order_total", "discount_code", "brand_share",
-    "predicted_clv", "recency_score", "acquisition_channel", "marketing_consent", "favourite_colour", "union_station",
-])
+@pytest.mark.parametrize(
+    "column",
+    [
+        "customer_id",
+        "email",
+        "first_name",
+        "country",
+        "trace_id",
+        "order_total",
+        "discount_code",
+        "brand_share",
+        "predicted_clv",
+        "recency_score",
+        "acquisition_channel",
+        "marketing_consent",
+        "favourite_colour",
+        "union_station",
+    ],
+)
 def test_ordinary_column_names_are_not_special_categories(denylist, column):
     # Regression guard: a false positive here would drop a contract column or refuse an ordinary rule.
     assert denylist.category_of_name(column) is None
 
 
 def test_no_model_feature_or_documented_mart_column_names_a_special_category(denylist):
-    features = [*feature_columns.BEHAVIOUR_SHARES, *feature_columns.GENERIC_BEHAVIOUR, feature_columns.MAPPED_EVENT_SHARE]
+    features = [
+        *feature_columns.BEHAVIOUR_SHARES,
+        *feature_columns.GENERIC_BEHAVIOUR,
+        feature_columns.MAPPED_EVENT_SHARE,
+    ]
     documented = []
     for path in (REPO / "dbt_project" / "models").rglob("*.yml"):
         document = yaml.safe_load(path.read_text()) or {}
@@ -146,13 +168,16 @@ def test_custom_entries_extend_the_shipped_denylist():
     assert "tattoos" in {category.name for category in denylist.categories}
 
 
-@pytest.mark.parametrize("document, fragment", [
-    ({"version": 1}, "needs a `categories` mapping"),
-    ({"categories": {}}, "missing `version`"),
-    ({"version": 1, "categories": {"health": {"column_names": ["(unclosed"]}}}, "categories.health.column_names"),
-    ({"version": 1, "categories": {"health": {"values": ["(?=lookahead)"]}}}, "not a valid RE2 regex"),
-    ({"version": 1, "categories": {"health": {"colour": []}}}, "unknown field"),
-])
+@pytest.mark.parametrize(
+    "document, fragment",
+    [
+        ({"version": 1}, "needs a `categories` mapping"),
+        ({"categories": {}}, "missing `version`"),
+        ({"version": 1, "categories": {"health": {"column_names": ["(unclosed"]}}}, "categories.health.column_names"),
+        ({"version": 1, "categories": {"health": {"values": ["(?=lookahead)"]}}}, "not a valid RE2 regex"),
+        ({"version": 1, "categories": {"health": {"colour": []}}}, "unknown field"),
+    ],
+)
 def test_a_malformed_denylist_fails_with_one_line_naming_the_field(document, fragment):
     with pytest.raises(SpecialCategoryError) as error:
         parse_denylist(document)
@@ -167,7 +192,9 @@ def test_a_missing_denylist_stops_instead_of_letting_everything_in(tmp_path):
 @pytest.mark.parametrize("rule", ["religion = 'catholic'", "health_condition is not null and recency_score >= 4"])
 def test_an_audience_rule_naming_a_special_category_fails_with_one_line(tmp_path, rule):
     path = tmp_path / "audiences.yaml"
-    path.write_text(yaml.safe_dump({"audiences": [{"name": "pious", "rule": rule, "destinations": [{"type": "meta"}]}]}))
+    path.write_text(
+        yaml.safe_dump({"audiences": [{"name": "pious", "rule": rule, "destinations": [{"type": "meta"}]}]})
+    )
     with pytest.raises(AudienceConfigError) as error:
         load_audiences(path)
     message = str(error.value)
