@@ -286,7 +286,7 @@ MIX_CONCENTRATION = 60.0
 def archetype_event_mix() -> np.ndarray:
     """Mean browse-event mix per archetype: array (n_archetypes, N_BROWSE_KINDS), rows sum to 1."""
     mix = np.full((len(ARCHETYPES), N_BROWSE_KINDS), 0.0)
-    for archetype, signature in _SIGNATURE_MIX.items():
+    for archetype in _SIGNATURE_MIX:
         for kind, weight in _COMMON_MIX.items():
             mix[archetype, kind] += weight
         for other, other_signature in _SIGNATURE_MIX.items():

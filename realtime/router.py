@@ -192,7 +192,7 @@ def create_router(instances: Sequence[str]) -> Starlette:
         except UpstreamError as failure:
             return _json({"error": f"{failure}; its events were not acknowledged, retry the request"}, 502)
         results: list[Any] = [None] * len(events)
-        for url, indices, status, content, content_type in answers:
+        for _url, indices, status, content, content_type in answers:
             if status != 200:
                 return relay(status, content, content_type)
             for index, result in zip(indices, orjson.loads(content)["results"], strict=True):

@@ -57,7 +57,7 @@ class ShopPii:
             emails=frozenset(e for e in emails if "@" in e),
             phones=frozenset(p for p in phones if len(p) >= MIN_PHONE_DIGITS),
             names=frozenset(n for n in firsts + lasts if n),
-            full_names=frozenset((f, l) for f, l in zip(firsts, lasts, strict=True) if f and l),
+            full_names=frozenset((first, last) for first, last in zip(firsts, lasts, strict=True) if first and last),
         )
 
     def in_text(self, text: str) -> list[str]:
@@ -67,7 +67,7 @@ class ShopPii:
         phones = {_digits(match) for match in PHONE_LIKE.findall(lowered)}
         found += [f"phone {p}" for p in sorted(p for p in phones if p in self.phones or p[-10:] in self.phones)]
         words = WORD.findall(lowered)
-        found += [f"name {f} {l}" for f, l in sorted(set(zip(words, words[1:])) & self.full_names)]
+        found += [f"name {first} {last}" for first, last in sorted(set(zip(words, words[1:])) & self.full_names)]
         return found
 
     def in_cells(self, values: set[str]) -> list[str]:

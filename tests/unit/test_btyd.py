@@ -173,7 +173,12 @@ def test_pareto_nbd_likelihood_equals_the_integral_over_the_dropout_time():
     for params in (btyd.ParetoNBDParams(0.55, 10.6, 0.61, 11.7), btyd.ParetoNBDParams(0.5, 30.0, 0.7, 2.0)):
         r, alpha, s, beta = params.r, params.alpha, params.s, params.beta
         for x, t_x, T in ((2, 30.43, 38.86), (0, 0.0, 38.86), (10, 5.0, 40.0), (3, 39.0, 39.0)):
-            integral = quad(lambda y: (alpha + y) ** -(r + x) * (beta + y) ** -(s + 1), t_x, T, epsrel=1e-12)[0]
+            integral = quad(
+                lambda y, r=r, alpha=alpha, s=s, beta=beta, x=x: (alpha + y) ** -(r + x) * (beta + y) ** -(s + 1),
+                t_x,
+                T,
+                epsrel=1e-12,
+            )[0]
             constant = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
             by_quadrature = constant + np.log((alpha + T) ** -(r + x) * (beta + T) ** -s + s * integral)
             assert btyd.pareto_nbd_log_likelihood(params, [x], [t_x], [T])[0] == pytest.approx(by_quadrature, rel=1e-9)
