@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import requests
 
-from ml.lookalike import fit_lookalike
+from bench.realtime import synthetic_lookalike
 from realtime.bundle import bundles_dir, lookalike_json, write_bundle
 from realtime.rules import DEFAULT_RULES_PATH
 
@@ -42,33 +42,7 @@ def customers_frame() -> pd.DataFrame:
 
 def lookalike_model():
     """A real fitted lookalike (ml.lookalike) on a small synthetic frame: visual-heavy browsers become high value."""
-    rng = np.random.default_rng(0)
-    n = 400
-    visual = rng.uniform(0, 1, n)
-    early = pd.DataFrame(
-        {
-            "customer_id": [f"C{i}" for i in range(n)],
-            "product_views_per_active_day": rng.uniform(0, 8, n),
-            "research_share": rng.uniform(0, 1, n),
-            "sale_share": rng.uniform(0, 1, n),
-            "discount_event_share": rng.uniform(0, 0.2, n),
-            "shipping_abandon_rate": rng.uniform(0, 1, n),
-            "brand_share": rng.uniform(0, 1, n),
-            "visual_share": visual,
-            "urgency_share": rng.uniform(0, 0.3, n),
-            "event_count": rng.integers(1, 200, n),
-            "active_days": rng.integers(1, 30, n),
-        }
-    )
-    high = visual + rng.normal(0, 0.2, n) > 0.6
-    rfm = pd.DataFrame(
-        {
-            "customer_id": early["customer_id"],
-            "rfm_segment": np.where(high, "Champions", "Hibernating"),
-            "monetary_score": np.where(high, 4, 2),
-        }
-    )
-    return fit_lookalike(early, rfm)
+    return synthetic_lookalike()
 
 
 def build_bundle(
