@@ -164,7 +164,7 @@ def owed_removals(
 def warehouse_compaction(settings: SegmintSettings) -> dg.MaterializeResult:
     """After the syncs that followed an erasure: the warehouse file rewritten, so no deleted identifier survives in it.
 
-    The syncs delete the ledger rows and owed removals that carried an erased person's identifiers, and DuckDB
+    The owed removals and syncs delete the ledger rows that carried an erased person's identifiers, and DuckDB
     leaves deleted rows' bytes in its file until it is rewritten. Nothing to do in a run without a new erasure.
     """
     s = settings.load()

@@ -83,9 +83,10 @@ def owe_removals(
 ) -> dict[str, str]:
     """Arrange the person's removal at every destination where they are a member; `audience/destination` -> how.
 
-    A live destination's ledger row stays until its next sync removes the person (the normal diff: they are no
-    longer in the audience). A destination running as a dry-run has no ledger: the removal it would send is
-    recorded in sync.erasure_removals from the audience table, and its next sync writes it to the request files.
+    A live destination's ledger row stays until the next run's privacy/owed_removals removes the person (it
+    does not wait for the CLV gate). A destination running as a dry-run has no ledger: the removal it would send is
+    recorded in sync.erasure_removals from the audience table, and privacy/owed_removals writes it to the request
+    files.
     """
     ledger.ensure_schema(conn)
     arranged: dict[str, str] = {}
@@ -103,7 +104,7 @@ def owe_removals(
                 [config.name, audience.name, customer_id],
             ).fetchone()[0]
             if held:
-                arranged[f"{audience.name}/{config.name}"] = "ledger: removed by the next sync"
+                arranged[f"{audience.name}/{config.name}"] = "ledger: removed by the next run (privacy/owed_removals)"
                 continue
             destination, dry_run = build_destination(config, audience, env, settings.exports_dir / "dry_run")
             if not dry_run or member.empty or bool(member["is_control"].iloc[0]):
@@ -116,7 +117,9 @@ def owe_removals(
                 for r in records
             ]
             if ledger.add_erasure_removals(conn, config.name, audience.name, records):
-                arranged[f"{audience.name}/{config.name}"] = "dry-run: removal written by the next sync"
+                arranged[f"{audience.name}/{config.name}"] = (
+                    "dry-run: removal written by the next run (privacy/owed_removals)"
+                )
     return arranged
 
 
