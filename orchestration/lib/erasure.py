@@ -17,7 +17,7 @@ import duckdb
 import pandas as pd
 
 from activation import ledger
-from activation.audiences import load_audiences
+from activation.audiences import CONTACTS_RELATION, load_audiences, with_contacts
 from activation.destinations.factory import build_destination
 from activation.destinations.registry import env_var_names
 from activation.sync import consenting
@@ -90,6 +90,7 @@ def owe_removals(
     """
     ledger.ensure_schema(conn)
     arranged: dict[str, str] = {}
+    contacts = _table_exists(conn, *CONTACTS_RELATION.split("."))
     for audience in load_audiences(AUDIENCES_FILE):
         table_exists = _table_exists(conn, "audiences", audience.name)
         member = (
@@ -97,6 +98,10 @@ def owe_removals(
             if table_exists
             else pd.DataFrame()
         )
+        if contacts and not member.empty:
+            # Audience tables are pseudonymous: the e-mail and phone an ad platform matches on come from the sync
+            # edge (read now, before the person's raw rows are deleted), as in the sync that added them.
+            member = with_contacts(conn, member)
         for config in audience.destinations:
             held = conn.execute(
                 f"select count(*) from {ledger.SCHEMA}.destination_members where destination = ? and audience = ? "
