@@ -130,6 +130,9 @@ class HttpClient:
         self.session = session or requests.Session()
         self.requests_sent = 0
         self._dry_run_seq = 0
+        # Put before the sequence number in dry-run file names: another pass in the same run (the removal-only
+        # privacy/owed_removals) must not overwrite the files of the sync that follows it.
+        self.file_prefix = ""
         # Values replaced in dry-run files (erased persons' identifiers in the removals owed to them).
         self.masked: dict[str, str] = {}
 
@@ -149,7 +152,7 @@ class HttpClient:
         folder.mkdir(parents=True, exist_ok=True)
         slug = re.sub(r"[^A-Za-z0-9]+", "_", url.split("://", 1)[-1].split("/", 1)[-1])[:60].strip("_")
         record = {"method": method, "url": url, "params": params, "headers": redact_headers(headers), "body": body}
-        path = folder / f"{self._dry_run_seq:04d}_{method}_{slug}.json"
+        path = folder / f"{self.file_prefix}{self._dry_run_seq:04d}_{method}_{slug}.json"
         text = json.dumps(record, indent=2, default=str)  # key order as sent
         for value, marker in self.masked.items():
             text = text.replace(json.dumps(value)[1:-1], marker)

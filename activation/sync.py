@@ -224,6 +224,64 @@ def sync_audience(
     return report
 
 
+OWED_REMOVALS_FILE_PREFIX = "owed_removal_"
+
+
+def send_owed_removals(
+    conn: duckdb.DuckDBPyConnection,
+    audience: Audience,
+    destination: Destination,
+    run_id: str,
+    erased: set[str],
+    without_consent: set[str],
+    dry_run: bool = False,
+) -> SyncReport | None:
+    """Remove from one destination only what privacy owes it, with nothing added: None when nothing is owed.
+
+    Owed: the ledger members who were erased (`erased`) or lack marketing consent (`without_consent`, for an ad
+    or e-mail destination), and the removals recorded in sync.erasure_removals while it ran as a dry-run. The same
+    batches, ledger states and dry-run files as `sync_audience`, whose next diff then finds nothing left to remove;
+    it does not wait for the CLV activation gate (a removal needs no model). Erased persons' plain identifiers are
+    masked in dry-run files; a live destination never received the dry-run removals, so they are only settled.
+    """
+    ledger.ensure_schema(conn)
+    held = ledger.load_ledger(conn, destination.name, audience.name)
+    keys = sorted(set(held["member_key"]) & (set(erased) | set(without_consent)))
+    owed = [r for r in ledger.erasure_removals(conn, destination.name, audience.name) if r.member_key not in keys]
+    if not keys and not owed:
+        return None
+    removes = ledger.records_from_ledger(held, keys)
+    if dry_run:
+        removes += owed
+        masked = set(erased) | {r.member_key for r in owed}
+        _mask_in_dry_run_files(destination, [r for r in removes if r.member_key in masked])
+        client = getattr(destination, "http", None)
+        if client is not None:
+            client.file_prefix = OWED_REMOVALS_FILE_PREFIX
+    report = SyncReport(audience=audience.name, destination=destination.name, run_id=run_id, dry_run=dry_run)
+    if removes:
+        started = time.monotonic()
+        previous = ledger.previous_audience_size(conn, destination.name, audience.name)
+        # What the destination is meant to hold afterwards, so the next sync's size guard compares with it.
+        ledger.start_run(
+            conn, run_id, audience.name, destination.name, None, audience.rule, dry_run, previous, len(held) - len(keys)
+        )
+        try:
+            destination.begin(0, len(removes))
+            for batch in chunked(removes, destination.max_batch):
+                _send_batch(conn, audience, destination, run_id, None, "remove", batch, dry_run, report)
+            report.readback = _reconcile(conn, destination, audience.name, destination.readback())
+        except DestinationError as error:
+            report.duration_s = time.monotonic() - started
+            ledger.finish_run(conn, run_id, audience.name, destination.name, "failed", vars(report), error.message)
+            raise
+        report.duration_s = time.monotonic() - started
+        status = "dry_run" if dry_run else ("partial" if report.failed else "succeeded")
+        ledger.finish_run(conn, run_id, audience.name, destination.name, status, vars(report), "owed removals only")
+    ledger.settle_erasure_removals(conn, destination.name, audience.name, [r.member_key for r in owed])
+    return report
+
+
 def _mask_in_dry_run_files(destination: Destination, records: list[SyncRecord]) -> None:
     """Mask erased persons' plain identifiers (ids, e-mails, phones) in the destination's dry-run request files."""
     client = getattr(destination, "http", None)

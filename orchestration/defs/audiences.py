@@ -49,6 +49,7 @@ from orchestration.lib.keys import (
     CUSTOMER_CONTACTS,
     CUSTOMER_SCORES,
     FAIRNESS_AUDIT,
+    OWED_REMOVALS,
     RAW_ORDERS,
     SYNC_LEDGER_TABLES,
     sync_ledger,
@@ -227,6 +228,8 @@ def _sync_asset(audience: Audience, destination_name: str) -> dg.AssetsDefinitio
             CLV_PREDICTIONS,
             CLV_ACTIVATION_GATE,
             FAIRNESS_AUDIT,
+            # After the removal-only pass (orchestration/defs/privacy.py), so a removal is never sent twice.
+            OWED_REMOVALS,
             *LEDGER.values(),
         ],
         group_name=groups.AUDIENCES,

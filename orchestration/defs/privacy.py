@@ -11,17 +11,19 @@ import dagster as dg
 from activation.audiences import Audience
 from activation.destinations.base import CONSENT_REQUIRED_KINDS
 from activation.destinations.factory import build_destination
-from activation.ledger import ensure_schema
+from activation.http import DestinationError
+from activation.ledger import ensure_schema, load_ledger
+from activation.sync import send_owed_removals
 from orchestration.defs.audiences import AUDIENCES
 from orchestration.defs.landing import landing_files
-from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
+from orchestration.defs.resources import DUCKDB_TAG, ActivationCredentials, SegmintSettings, Warehouse
 from orchestration.lib import groups, keys
 from orchestration.lib.erasure import apply_erasures, landing_requests
 from orchestration.lib.keys import ERASURE_RECEIPTS
-from privacy.consent import members_without_consent
+from privacy.consent import member_keys_without_consent, members_without_consent
 from privacy.erasure import compact_warehouse, suppressed_hashes, take_compaction_due
 from privacy.receipts import HEAD_FILE, RECEIPTS, ensure_receipts, verify_chain
-from privacy.subjects import PrivacyError, privacy_dir
+from privacy.subjects import PrivacyError, load_salt, privacy_dir, subject_hash
 
 
 @dg.multi_asset(
@@ -83,8 +85,78 @@ def erasure_receipts(settings: SegmintSettings, warehouse: Warehouse):
 
 
 @dg.asset(
+    key=keys.OWED_REMOVALS,
+    # Not downstream of ml/clv_activation_gate: a closed gate holds back the syncs, never a removal privacy owes.
+    deps=[
+        ERASURE_RECEIPTS,
+        keys.ERASURE_SUPPRESSION,
+        keys.RAW_CUSTOMERS,
+        *(keys.sync_ledger(t) for t in keys.SYNC_LEDGER_TABLES),
+    ],
+    group_name=groups.AUDIENCES,
+    kinds={"python", "duckdb"},
+    op_tags=DUCKDB_TAG,
+)
+def owed_removals(
+    context: dg.AssetExecutionContext,
+    settings: SegmintSettings,
+    warehouse: Warehouse,
+    credentials: ActivationCredentials,
+) -> dg.MaterializeResult:
+    """Every destination and audience: the removals owed to erased persons and withdrawn consents, sent now.
+
+    Through the sync path (activation.sync.send_owed_removals: ledger states, batches, dry-run files named
+    `owed_removal_*`), so the ledger stays true and the sync/* assets after it find nothing left to remove. An
+    erased member is one whose customer id is on the suppression list; consent is read from raw.customers as the
+    blocking consent check does. Nothing is sent when nothing is owed. Metadata: counts only.
+    """
+    s = settings.load()
+    env = credentials.values()
+    salt = load_salt(s.data_dir)
+    rows = []
+    with warehouse.connect() as conn:
+        ensure_schema(conn)
+        suppressed = suppressed_hashes(conn)
+        for audience in AUDIENCES:
+            for config in audience.destinations:
+                destination, dry_run = build_destination(config, audience, env, s.exports_dir / "dry_run")
+                held = load_ledger(conn, config.name, audience.name)["member_key"]
+                erased = {k for k in held if subject_hash(salt, k) in suppressed}
+                lacking = (
+                    set(member_keys_without_consent(conn, config.name, audience.name))
+                    if destination.kind in CONSENT_REQUIRED_KINDS
+                    else set()
+                )
+                try:
+                    report = send_owed_removals(
+                        conn, audience, destination, f"{context.run_id}-owed-removals", erased, lacking, dry_run
+                    )
+                except DestinationError as error:
+                    raise dg.Failure(description=f"{audience.name} -> {config.name}: {error}") from None
+                if report is not None:
+                    rows.append(
+                        {
+                            "destination": f"{audience.name}/{config.name}",
+                            "mode": "dry-run" if dry_run else "live",
+                            "erased": len(erased),
+                            "without_consent": len(lacking - erased),
+                            "removed": report.removed,
+                            "failed": report.failed,
+                        }
+                    )
+    return dg.MaterializeResult(
+        metadata={
+            "destinations_with_removals": dg.MetadataValue.int(len(rows)),
+            "removed": dg.MetadataValue.int(sum(r["removed"] for r in rows)),
+            "failed": dg.MetadataValue.int(sum(r["failed"] for r in rows)),
+            "by_destination": dg.MetadataValue.json(rows),
+        }
+    )
+
+
+@dg.asset(
     key=keys.WAREHOUSE_COMPACTION,
-    deps=[keys.sync(a.name, d.name) for a in AUDIENCES for d in a.destinations],
+    deps=[keys.OWED_REMOVALS, *(keys.sync(a.name, d.name) for a in AUDIENCES for d in a.destinations)],
     group_name=groups.AUDIENCES,
     kinds={"python", "duckdb"},
     op_tags=DUCKDB_TAG,
@@ -92,7 +164,7 @@ def erasure_receipts(settings: SegmintSettings, warehouse: Warehouse):
 def warehouse_compaction(settings: SegmintSettings) -> dg.MaterializeResult:
     """After the syncs that followed an erasure: the warehouse file rewritten, so no deleted identifier survives in it.
 
-    The syncs delete the ledger rows and owed removals that carried an erased person's identifiers, and DuckDB
+    The owed removals and syncs delete the ledger rows that carried an erased person's identifiers, and DuckDB
     leaves deleted rows' bytes in its file until it is rewritten. Nothing to do in a run without a new erasure.
     """
     s = settings.load()

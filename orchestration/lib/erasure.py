@@ -17,7 +17,7 @@ import duckdb
 import pandas as pd
 
 from activation import ledger
-from activation.audiences import load_audiences
+from activation.audiences import CONTACTS_RELATION, load_audiences, with_contacts
 from activation.destinations.factory import build_destination
 from activation.destinations.registry import env_var_names
 from activation.sync import consenting
@@ -83,12 +83,14 @@ def owe_removals(
 ) -> dict[str, str]:
     """Arrange the person's removal at every destination where they are a member; `audience/destination` -> how.
 
-    A live destination's ledger row stays until its next sync removes the person (the normal diff: they are no
-    longer in the audience). A destination running as a dry-run has no ledger: the removal it would send is
-    recorded in sync.erasure_removals from the audience table, and its next sync writes it to the request files.
+    A live destination's ledger row stays until the next run's privacy/owed_removals removes the person (it
+    does not wait for the CLV gate). A destination running as a dry-run has no ledger: the removal it would send is
+    recorded in sync.erasure_removals from the audience table, and privacy/owed_removals writes it to the request
+    files.
     """
     ledger.ensure_schema(conn)
     arranged: dict[str, str] = {}
+    contacts = _table_exists(conn, *CONTACTS_RELATION.split("."))
     for audience in load_audiences(AUDIENCES_FILE):
         table_exists = _table_exists(conn, "audiences", audience.name)
         member = (
@@ -96,6 +98,10 @@ def owe_removals(
             if table_exists
             else pd.DataFrame()
         )
+        if contacts and not member.empty:
+            # Audience tables are pseudonymous: the e-mail and phone an ad platform matches on come from the sync
+            # edge (read now, before the person's raw rows are deleted), as in the sync that added them.
+            member = with_contacts(conn, member)
         for config in audience.destinations:
             held = conn.execute(
                 f"select count(*) from {ledger.SCHEMA}.destination_members where destination = ? and audience = ? "
@@ -103,7 +109,7 @@ def owe_removals(
                 [config.name, audience.name, customer_id],
             ).fetchone()[0]
             if held:
-                arranged[f"{audience.name}/{config.name}"] = "ledger: removed by the next sync"
+                arranged[f"{audience.name}/{config.name}"] = "ledger: removed by the next run (privacy/owed_removals)"
                 continue
             destination, dry_run = build_destination(config, audience, env, settings.exports_dir / "dry_run")
             if not dry_run or member.empty or bool(member["is_control"].iloc[0]):
@@ -116,7 +122,9 @@ def owe_removals(
                 for r in records
             ]
             if ledger.add_erasure_removals(conn, config.name, audience.name, records):
-                arranged[f"{audience.name}/{config.name}"] = "dry-run: removal written by the next sync"
+                arranged[f"{audience.name}/{config.name}"] = (
+                    "dry-run: removal written by the next run (privacy/owed_removals)"
+                )
     return arranged
 
 

@@ -104,6 +104,8 @@ ERASURE_RECEIPTS = _key("privacy/erasure_receipts")
 ERASURE_SUPPRESSION = _key("privacy/suppression")
 SALT_FINGERPRINT = _key("privacy/salt_fingerprint")
 WAREHOUSE_COMPACTION = _key("privacy/warehouse_compaction")
+# The removals owed to erased persons and withdrawn consents, sent without waiting for the CLV activation gate.
+OWED_REMOVALS = _key("privacy/owed_removals")
 CUSTOMER_EXPLANATIONS = _key("ml/customer_explanations")
 CUSTOMER_EXPLANATIONS_MART = _key("marts/customer_explanations")
 

@@ -29,18 +29,25 @@ def installation(tmp_path, monkeypatch):
     for name in ("SEGMINT_LANDING_DIR", "SEGMINT_PRIVACY_SALT", "SEGMINT_META_ACCESS_TOKEN", "SEGMINT_WEBHOOK_URL"):
         monkeypatch.delenv(name, raising=False)
     with duckdb.connect(str(data / "warehouse.duckdb")) as conn:
-        conn.execute("create schema raw; create schema marts; create schema audiences")
-        conn.execute("create table raw.customers (customer_id varchar, email varchar, phone varchar, country varchar)")
+        conn.execute("create schema raw; create schema marts; create schema audiences; create schema edge")
         conn.execute(
-            f"insert into raw.customers values ('{PERSON}', '{EMAIL}', null, 'US'), ('0000008', 'b@example.com', null, 'US')"
+            "create table raw.customers (customer_id varchar, email varchar, phone varchar, country varchar, "
+            "first_name varchar, last_name varchar, postal_code varchar)"
+        )
+        conn.execute(
+            f"insert into raw.customers values ('{PERSON}', '{EMAIL}', null, 'US', 'Grace', 'Hopper', null), "
+            "('0000008', 'b@example.com', null, 'US', 'B', 'C', null)"
+        )
+        # As the graph builds them: the sync edge is a view over raw.customers, the audience table pseudonymous.
+        conn.execute(
+            "create view edge.customer_contacts as "
+            "select customer_id, email, phone, first_name, last_name, postal_code from raw.customers"
         )
         conn.execute("create table raw.events (customer_id varchar, anonymous_id varchar)")
         conn.execute(f"create table marts.customer_scores as select '{PERSON}' as customer_id, 1.0 as predicted_clv")
         conn.execute(
             f"create table audiences.champions as select '{PERSON}' as customer_id, false as is_control, "
-            f"true as marketing_consent, '{EMAIL}' as email, null::varchar as phone, 'Grace' as first_name, "
-            "'Hopper' as last_name, null::varchar as postal_code, 'US' as country, 1.0 as predicted_clv, "
-            "null::double as value"
+            "true as marketing_consent, 'US' as country, 1.0 as predicted_clv, null::double as value"
         )
     (data / "exports").mkdir()
     (data / "exports" / "champions_meta_customer_list.csv").write_text(f"email\n{EMAIL}\n")

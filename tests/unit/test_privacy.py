@@ -19,7 +19,7 @@ from activation.destinations.base import BatchResult
 from activation.destinations.factory import build_destination
 from activation.http import ERASED_MARKER
 from activation.ledger import SyncRecord
-from activation.sync import sync_audience
+from activation.sync import OWED_REMOVALS_FILE_PREFIX, send_owed_removals, sync_audience
 from landing import ingest_landing
 from landing.ingest import Suppression
 from privacy.consent import members_without_consent
@@ -401,3 +401,52 @@ def test_a_changed_salt_stops_with_one_line_instead_of_letting_erased_people_bac
     verify_salt(conn, SALT)  # the same salt: fine, every time
     with pytest.raises(PrivacyError, match="the privacy salt changed since the suppression list was written"):
         verify_salt(conn, "t" * 64)
+
+
+# --- removals owed without waiting for the CLV gate (privacy/owed_removals) -------------------------------------
+
+THIRD = "0000044"
+
+
+def test_owed_removals_take_out_erased_and_non_consenting_members_only_and_the_next_sync_sends_nothing_twice(conn):
+    platform = FakeAdPlatform()
+    everyone = _members({PERSON: True, OTHER: True, THIRD: True})
+    sync_audience(conn, AUDIENCE, platform, "run-1", None, members=everyone, enforce_guard=False)
+
+    report = send_owed_removals(conn, AUDIENCE, platform, "run-2", erased={PERSON}, without_consent={THIRD})
+
+    assert report is not None and report.removed == 2 and sorted(platform.removed) == [PERSON, THIRD]
+    assert list(ledger.load_ledger(conn, "fake_ads", "vip")["member_key"]) == [OTHER]  # the ledger stays true
+    status, planned = conn.execute("select status, planned_size from sync.runs where run_id = 'run-2'").fetchone()
+    assert status == "succeeded" and planned == 1  # the next size guard compares with what is left
+    # The gate opens: the normal sync (PERSON gone from the audience, THIRD without consent) removes nobody again.
+    again = sync_audience(
+        conn, AUDIENCE, platform, "run-3", None, members=_members({OTHER: True, THIRD: False}), enforce_guard=False
+    )
+    assert again.removed == 0 and again.added == 0 and sorted(platform.removed) == [PERSON, THIRD]
+
+
+def test_nothing_owed_sends_nothing_and_records_no_run(conn):
+    platform = FakeAdPlatform()
+    sync_audience(conn, AUDIENCE, platform, "run-1", None, members=_members({OTHER: True}), enforce_guard=False)
+    assert send_owed_removals(conn, AUDIENCE, platform, "run-2", erased={PERSON}, without_consent=set()) is None
+    assert platform.removed == []
+    assert conn.execute("select count(*) from sync.runs where run_id = 'run-2'").fetchone()[0] == 0
+
+
+def test_a_dry_run_destination_gets_the_owed_erasure_removal_in_its_own_masked_request_file(conn, tmp_path):
+    audience = Audience("vip", "test", "true", (DestinationConfig("webhook", "webhook"),), control_share=0.0)
+    destination, dry_run = build_destination(audience.destinations[0], audience, {}, tmp_path)
+    member = {"customer_id": PERSON, "email": EMAIL, "marketing_consent": True}
+    ledger.ensure_schema(conn)
+    ledger.add_erasure_removals(conn, "webhook", "vip", [destination.build_record(member)])
+
+    report = send_owed_removals(conn, audience, destination, "run-2", {PERSON}, set(), dry_run=dry_run)
+
+    files = {p.name: p.read_text() for p in (tmp_path / "vip" / "webhook").iterdir()}
+    assert report is not None and report.removed == 1
+    assert files and all(name.startswith(OWED_REMOVALS_FILE_PREFIX) for name in files)  # never overwritten by the sync
+    assert any('"remove"' in text and ERASED_MARKER in text for text in files.values())
+    assert not any(PERSON in text or EMAIL.lower() in text.lower() for text in files.values())
+    assert ledger.erasure_removals(conn, "webhook", "vip") == []  # settled once written
+    assert send_owed_removals(conn, audience, destination, "run-3", {PERSON}, set(), dry_run=True) is None
