@@ -17,7 +17,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from activation.audiences import is_value_based, load_audiences
+from activation.audiences import is_value_based, load_audiences, with_contacts
 from activation.exports import export_audience_csvs
 from ml.evaluation import quality_gate
 from orchestration.lib.settings import CONFIG_DIR, load_settings
@@ -118,7 +118,10 @@ def test_each_shops_exports_are_its_own_audiences_and_nothing_else(shops, tmp_pa
         for audience in AUDIENCES:
             if is_value_based(audience) and not gates[shop.name]:
                 continue  # held back by its own gate (another shop's file must not show up instead)
-            members = _query(shop.warehouse, f"select * from audiences.{audience.name} order by customer_id")
+            # As the export asset does: the pseudonymous members joined with their contacts at the sync edge.
+            with duckdb.connect(str(shop.warehouse), read_only=True) as conn:
+                stored = conn.execute(f"select * from audiences.{audience.name} order by customer_id").df()
+                members = with_contacts(conn, stored)
             paths = export_audience_csvs(
                 members, audience.name, tmp_path / shop.name, value_based=audience.value_column is not None
             )
