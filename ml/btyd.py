@@ -20,6 +20,7 @@ see BENCHMARK below.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,6 +43,11 @@ LOG_PARAM_BOUNDS = (-12.0, 12.0)
 # Below this many repeat buyers a Gamma-Gamma fit is noise; callers then use the observed mean spend.
 MIN_REPEAT_BUYERS_FOR_SPEND_MODEL = 10
 BTYD_MODELS = ("bgnbd", "pareto_nbd")
+# Iteration budget of every fit: L-BFGS-B iterations and likelihood evaluations, then (only when L-BFGS-B reports
+# no convergence) Nelder-Mead iterations. On the weighted distinct summaries a BG/NBD fit converges in tens of
+# iterations, so the budget only bounds pathological data; hitting it is reported, never silent.
+FIT_BUDGET = {"lbfgsb_iterations": 2000, "lbfgsb_evaluations": 15000, "nelder_mead_iterations": 4000}
+LBFGSB_TOLERANCE = {"ftol": 1e-13, "gtol": 1e-9}
 
 
 class BTYDFitError(ValueError):
@@ -111,16 +117,26 @@ def _distinct_rows(columns: list[np.ndarray], weights: np.ndarray) -> tuple[list
     return [unique[:, i] for i in range(unique.shape[1])], summed
 
 
-def _maximise(objective, start: np.ndarray, jac: bool, n_params: int) -> np.ndarray:
-    """L-BFGS-B on log-parameters; a Nelder-Mead restart only when it reports no convergence (flat likelihoods)."""
+def _maximise(objective, start: np.ndarray, jac: bool, n_params: int, notes: list[str] | None = None) -> np.ndarray:
+    """L-BFGS-B on log-parameters; a Nelder-Mead restart only when it reports no convergence (flat likelihoods).
+
+    Both stop at their budget (FIT_BUDGET); a fit that used one up keeps its best point so far and says so in
+    `notes` (FittedBTYD.notes, then the ml/btyd_models metadata) instead of running on."""
     bounds = [LOG_PARAM_BOUNDS] * n_params
-    options = {"maxiter": 2000, "ftol": 1e-13, "gtol": 1e-9}
-    result = minimize(objective, start, method="L-BFGS-B", jac=jac, bounds=bounds, options=options)
+    options = {"maxiter": FIT_BUDGET["lbfgsb_iterations"], "maxfun": FIT_BUDGET["lbfgsb_evaluations"]}
+    result = minimize(objective, start, method="L-BFGS-B", jac=jac, bounds=bounds, options=options | LBFGSB_TOLERANCE)
+    if result.status == 1 and notes is not None:  # 1: iteration or evaluation limit reached
+        notes.append(f"L-BFGS-B stopped at its budget ({result.nit} iterations, {result.nfev} likelihood evaluations)")
     if not result.success or not np.all(np.isfinite(result.x)):
         value = (lambda z: objective(z)[0]) if jac else objective
         fallback = minimize(
-            value, result.x, method="Nelder-Mead", options={"xatol": 1e-7, "fatol": 1e-12, "maxiter": 4000}
+            value,
+            result.x,
+            method="Nelder-Mead",
+            options={"xatol": 1e-7, "fatol": 1e-12, "maxiter": FIT_BUDGET["nelder_mead_iterations"]},
         )
+        if fallback.status in (1, 2) and notes is not None:  # 1: evaluations, 2: iterations exhausted
+            notes.append(f"Nelder-Mead restart stopped at its budget ({fallback.nit} iterations)")
         if np.isfinite(fallback.fun) and fallback.fun <= (result.fun if np.isfinite(result.fun) else np.inf):
             result = fallback
     if not np.isfinite(result.fun) or result.fun >= 1e300:
@@ -165,7 +181,7 @@ def bgnbd_log_likelihood_gradient(params: BGNBDParams, frequency, recency, T) ->
     return np.column_stack([d_r, d_alpha, d_a, d_b])
 
 
-def fit_bgnbd(frequency, recency, T, weights=None) -> BGNBDParams:
+def fit_bgnbd(frequency, recency, T, weights=None, notes: list[str] | None = None) -> BGNBDParams:
     """Maximum-likelihood BG/NBD fit on repeat frequency, recency (t_x) and age (T), all in one time unit.
 
     Fitted on the distinct (x, t_x, T) triples with their counts (times `weights`, if given) as weights.
@@ -189,7 +205,7 @@ def fit_bgnbd(frequency, recency, T, weights=None) -> BGNBDParams:
             return 1e300, np.zeros(4)
         return float(value), gradient
 
-    return BGNBDParams(*(float(v) for v in np.exp(_maximise(objective, start, jac=True, n_params=4))))
+    return BGNBDParams(*(float(v) for v in np.exp(_maximise(objective, start, jac=True, n_params=4, notes=notes))))
 
 
 def _bgnbd_p_alive(params: BGNBDParams, x, t_x, age) -> np.ndarray:
@@ -249,7 +265,7 @@ def pareto_nbd_log_likelihood(params: ParetoNBDParams, frequency, recency, T) ->
     return log_constant + np.logaddexp(log_alive, log_dropout)
 
 
-def fit_pareto_nbd(frequency, recency, T, weights=None) -> ParetoNBDParams:
+def fit_pareto_nbd(frequency, recency, T, weights=None, notes: list[str] | None = None) -> ParetoNBDParams:
     """Maximum-likelihood Pareto/NBD fit on (x, t_x, T) in one time unit, on distinct triples with counts as weights."""
     x, t_x, age = _as_float_array(frequency), _as_float_array(recency), _as_float_array(T)
     _check_summary(x, t_x, age)
@@ -266,7 +282,7 @@ def fit_pareto_nbd(frequency, recency, T, weights=None) -> ParetoNBDParams:
             value = -np.dot(w, pareto_nbd_log_likelihood(ParetoNBDParams(*np.exp(log_params)), x, t_x, age))
         return float(value / total_weight) if np.isfinite(value) else 1e300
 
-    return ParetoNBDParams(*(float(v) for v in np.exp(_maximise(objective, start, jac=False, n_params=4))))
+    return ParetoNBDParams(*(float(v) for v in np.exp(_maximise(objective, start, jac=False, n_params=4, notes=notes))))
 
 
 def _pareto_nbd_p_alive(params: ParetoNBDParams, x, t_x, age) -> np.ndarray:
@@ -386,7 +402,7 @@ def gamma_gamma_log_likelihood_gradient(params: GammaGammaParams, frequency, mon
     return np.column_stack([d_p, d_q, d_v])
 
 
-def fit_gamma_gamma(frequency, monetary, weights=None) -> GammaGammaParams:
+def fit_gamma_gamma(frequency, monetary, weights=None, notes: list[str] | None = None) -> GammaGammaParams:
     """Maximum-likelihood Gamma-Gamma fit on customers with >= 1 repeat transaction and positive mean spend.
 
     Fitted on the distinct (x, mean spend) pairs with their counts (times `weights`, if given) as weights.
@@ -409,7 +425,7 @@ def fit_gamma_gamma(frequency, monetary, weights=None) -> GammaGammaParams:
             return 1e300, np.zeros(3)
         return float(value), gradient
 
-    return GammaGammaParams(*(float(v) for v in np.exp(_maximise(objective, start, jac=True, n_params=3))))
+    return GammaGammaParams(*(float(v) for v in np.exp(_maximise(objective, start, jac=True, n_params=3, notes=notes))))
 
 
 def population_mean_spend(params: GammaGammaParams) -> float:
@@ -464,6 +480,8 @@ class FittedBTYD:
     spend_params: GammaGammaParams | None
     fallback_spend: float
     notes: list[str] = field(default_factory=list)
+    fit_seconds: float = 0.0  # wall time of the purchase and spend fits (fit_btyd_models), for metadata and bench
+    budget_hit: bool = False  # a fit stopped at FIT_BUDGET (the note says which)
 
     def forecast(self, features: pd.DataFrame, horizon_days: float) -> pd.DataFrame:
         """Per-customer predictions over the next horizon_days, index = features.index.
@@ -510,15 +528,17 @@ def fit_btyd(features: pd.DataFrame, model: str = "bgnbd") -> FittedBTYD:
         raise ValueError(f"unknown BTYD model {model!r}; expected one of {BTYD_MODELS}")
     frequency, recency, age = btyd_summary(features)
     fit = fit_bgnbd if model == "bgnbd" else fit_pareto_nbd
-    purchase_params = fit(frequency, recency, age)
+    purchase_notes: list[str] = []
+    purchase_params = fit(frequency, recency, age, notes=purchase_notes)
 
-    notes: list[str] = []
+    notes: list[str] = [f"{model}: {note}" for note in purchase_notes]
+    spend_notes: list[str] = []
     monetary = repeat_mean_spend(features).to_numpy()
     has_spend = np.isfinite(monetary)
     spend_params = None
     if has_spend.sum() >= MIN_REPEAT_BUYERS_FOR_SPEND_MODEL:
         try:
-            spend_params = fit_gamma_gamma(frequency[has_spend], monetary[has_spend])
+            spend_params = fit_gamma_gamma(frequency[has_spend], monetary[has_spend], notes=spend_notes)
         except BTYDFitError as error:
             notes.append(f"Gamma-Gamma not fitted ({error}): observed mean spend used")
         if spend_params is not None and not np.isfinite(population_mean_spend(spend_params)):
@@ -529,6 +549,7 @@ def fit_btyd(features: pd.DataFrame, model: str = "bgnbd") -> FittedBTYD:
             f"{int(has_spend.sum())} repeat buyers with spend (< {MIN_REPEAT_BUYERS_FOR_SPEND_MODEL}):"
             " observed mean spend used instead of Gamma-Gamma"
         )
+    notes += [f"Gamma-Gamma: {note}" for note in spend_notes]
     fallback_spend = float(np.nanmean(monetary)) if has_spend.any() else float(features["avg_order_value"].mean())
     return FittedBTYD(
         model=model,
@@ -536,6 +557,7 @@ def fit_btyd(features: pd.DataFrame, model: str = "bgnbd") -> FittedBTYD:
         spend_params=spend_params,
         fallback_spend=fallback_spend if np.isfinite(fallback_spend) else 0.0,
         notes=notes,
+        budget_hit=bool(purchase_notes or spend_notes),
     )
 
 
@@ -548,8 +570,10 @@ def fit_btyd_models(features: pd.DataFrame) -> dict[str, FittedBTYD | str]:
         if features.empty:
             fits[model] = "no customers"
             continue
+        started = time.perf_counter()
         try:
             fits[model] = fit_btyd(features, model)
+            fits[model].fit_seconds = time.perf_counter() - started
         except (BTYDFitError, ValueError) as error:
             fits[model] = str(error)
     return fits

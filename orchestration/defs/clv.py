@@ -11,10 +11,13 @@ model-driven leaves for an ad platform or CRM. `make run` reports that case as a
 
 import hashlib
 import pickle
+import time
 
 import dagster as dg
+import duckdb
 import pandas as pd
 
+from ml.cadence import derived_key, kept_message
 from ml.champion import EVALUATION as EVALUATION_WINDOW
 from ml.champion import champion_backtest, fit_champion, predict_champion
 from ml.charts import decile_chart_png, feature_importance_png
@@ -24,7 +27,14 @@ from ml.evaluation import (
     DEFAULT_RANKING_FLOOR_SPEARMAN,
     quality_gate,
 )
-from orchestration.defs.btyd import read_btyd_fits
+from orchestration.defs.btyd import (
+    BTYD_FITS_TABLE,
+    CHAIN_CODE_VERSIONS,
+    PinnedFit,
+    pinned_btyd_fit,
+    read_btyd_fits,
+    run_context,
+)
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
 from orchestration.lib import groups
 from orchestration.lib.keys import (
@@ -38,10 +48,11 @@ from orchestration.lib.keys import (
     CUSTOMER_FEATURES_SELECTION,
     CUSTOMER_FEATURES_TRAIN,
     INT_CUTOFFS,
+    RAW_RUN_CONTEXT,
     STG_ORDERS,
 )
 from orchestration.lib.metadata import markdown_table, png_image
-from orchestration.lib.warehouse_io import read_table, write_table
+from orchestration.lib.warehouse_io import read_table, table_exists, write_table
 
 # Python writes schema `ml`; dbt publishes it as the view marts.clv_model_evaluation (the contract name, issue 13).
 EVALUATION_TABLE = "ml.clv_model_evaluation"
@@ -79,25 +90,81 @@ class ClvConfig(dg.Config):
     seed: int = 0
     holdout_share: float = 0.3  # share of E's customers forecast in short-history mode
     max_train_rows: int = 200_000
+    force_refit: bool = False  # refit on this run whatever the cadence says (also SEGMINT_FORCE_REFIT=1)
+
+
+def stored_fit(conn: duckdb.DuckDBPyConnection, table: str) -> PinnedFit | None:
+    """The key a model step stored beside its output (None when there is none, or it predates keyed fits)."""
+    if not table_exists(conn, table):
+        return None
+    columns = {row[0] for row in conn.execute(f"describe {table}").fetchall()}
+    if not {"fit_key", "fitted_as_of", "refit_reason"} <= columns:
+        return None
+    row = conn.execute(f"select fit_key, fitted_as_of, refit_reason from {table} limit 1").fetchone()
+    return PinnedFit(*row) if row else None
+
+
+def follow_upstream(stored: PinnedFit | None, key: str, upstream: PinnedFit | None, force: bool) -> tuple[bool, str]:
+    """(refit?, why) for a step after ml/btyd_models: refit exactly when its key (upstream fit + own settings) moved.
+
+    The cadence rule itself is ml.cadence.decide_refit, applied once by ml/btyd_models; this is the mechanical
+    follow-up, the same one Dagster applies to data versions."""
+    if force:
+        return True, "forced (SEGMINT_FORCE_REFIT or force_refit in the run config)"
+    if stored is None:
+        return True, "no pinned fit yet"
+    if stored.key != key:
+        why = f"ml/btyd_models refitted ({upstream.reason})" if upstream else "its inputs or settings changed"
+        return True, f"{why}; key {stored.key} -> {key}"
+    return False, ""
+
+
+def _chain_key(conn: duckdb.DuckDBPyConnection, step: str, **settings) -> tuple[str, PinnedFit | None]:
+    """This step's key: the pinned BTYD fit's key with the step's code version and settings."""
+    upstream = pinned_btyd_fit(conn)
+    if upstream is None:
+        raise ValueError(f"{BTYD_FITS_TABLE} holds no keyed fit: materialize ml/btyd_models first")
+    return derived_key(upstream.key, code_version=CHAIN_CODE_VERSIONS[step], **settings), upstream
+
+
+def _kept(artefact: str, stored: PinnedFit, upstream: PinnedFit, as_of) -> str:
+    age = (as_of - stored.fitted_as_of).days if as_of and stored.fitted_as_of else None
+    fingerprint = upstream.snapshot.fingerprint if upstream.snapshot else upstream.key
+    return kept_message(artefact, stored.fitted_as_of, age, fingerprint, f"BTYD fit {upstream.key} unchanged")
 
 
 @dg.asset(
     key=CLV_MODEL_EVALUATION,
-    deps=[CUSTOMER_FEATURES_TRAIN, CUSTOMER_FEATURES_SELECTION, STG_ORDERS, INT_CUTOFFS, BTYD_FITS],
+    deps=[CUSTOMER_FEATURES_TRAIN, CUSTOMER_FEATURES_SELECTION, STG_ORDERS, INT_CUTOFFS, BTYD_FITS, RAW_RUN_CONTEXT],
     group_name=groups.CLV,
     kinds={"python", "lightgbm", "duckdb"},
     op_tags=DUCKDB_TAG,
-    code_version="clv-champion-v1",
+    code_version=CHAIN_CODE_VERSIONS["clv_model_evaluation"],
 )
 def clv_model_evaluation(warehouse: Warehouse, settings: SegmintSettings, config: ClvConfig) -> dg.MaterializeResult:
-    """Two rows per CLV candidate (selection and evaluation halves): back-test metrics, calibration, champion."""
-    horizon = settings.load().horizon_days
+    """Two rows per CLV candidate (selection and evaluation halves): back-test metrics, calibration, champion.
+
+    Refitted only when ml/btyd_models refitted (the cadence of ml/cadence.py), its own settings changed, or forced;
+    otherwise the pinned evaluation stays, and so does the activation gate that reads it."""
+    s = settings.load()
+    horizon = s.horizon_days
     with warehouse.connect() as conn:
+        as_of, _ = run_context(conn, s)
+        key, upstream = _chain_key(
+            conn, "clv_model_evaluation", seed=config.seed, holdout_share=config.holdout_share,
+            max_train_rows=config.max_train_rows, horizon=horizon,
+        )  # fmt: skip
+        stored = stored_fit(conn, EVALUATION_TABLE)
+        refit, why = follow_upstream(stored, key, upstream, s.force_refit or config.force_refit)
+        if not refit:
+            table = read_table(conn, EVALUATION_TABLE)
+            return _kept_evaluation(table, _kept("evaluation " + key, stored, upstream, as_of), key)
         train = read_table(conn, "marts.customer_features_train", order_by="customer_id")
         selection = read_table(conn, "marts.customer_features_selection", order_by="customer_id")
         daily = conn.execute(DAILY_REVENUE_SQL).df()
         train_fits, selection_fits = read_btyd_fits(conn, "train"), read_btyd_fits(conn, "selection")
     daily_revenue = pd.Series(daily["revenue"].to_numpy(float), index=pd.to_datetime(daily["ordered_on"]))
+    started = time.perf_counter()
     result = champion_backtest(
         train,
         horizon,
@@ -109,7 +176,13 @@ def clv_model_evaluation(warehouse: Warehouse, settings: SegmintSettings, config
         evaluation_fits=train_fits,
         selection_fits=selection_fits,
     )
-    table = result.evaluation.assign(horizon_days=horizon, n_fit=result.n_fit)
+    table = result.evaluation.assign(
+        horizon_days=horizon,
+        n_fit=result.n_fit,
+        fit_key=key,
+        fitted_as_of=pd.Series([as_of] * len(result.evaluation), dtype="object", index=result.evaluation.index),
+        refit_reason=why,
+    )
     with warehouse.connect() as conn:
         write_table(conn, EVALUATION_TABLE, table)
     reported = table[table["backtest_window"] == EVALUATION_WINDOW]
@@ -120,7 +193,11 @@ def clv_model_evaluation(warehouse: Warehouse, settings: SegmintSettings, config
         if pd.notna(row[metric])
     }
     return dg.MaterializeResult(
+        data_version=dg.DataVersion(key),
         metadata={
+            "cadence": dg.MetadataValue.text(f"refit: {why}"),
+            "fit_key": dg.MetadataValue.text(key),
+            "fit_seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 3)),
             "dagster/row_count": dg.MetadataValue.int(len(table)),
             "champion": dg.MetadataValue.text(result.champion),
             "why_champion": dg.MetadataValue.text(result.reason),
@@ -138,7 +215,23 @@ def clv_model_evaluation(warehouse: Warehouse, settings: SegmintSettings, config
             "n_evaluation_customers": dg.MetadataValue.int(result.n_evaluation),
             "notes": dg.MetadataValue.text(" ".join(result.notes) or "none"),
             **per_metric,
-        }
+        },
+    )
+
+
+def _kept_evaluation(table: pd.DataFrame, message: str, key: str) -> dg.MaterializeResult:
+    """Metadata of a kept evaluation: what the pinned back-test said (the decile chart is in its refit run)."""
+    reported = table[table["backtest_window"] == EVALUATION_WINDOW]
+    champion = reported.loc[reported["is_champion"].astype(bool), "model"]
+    return dg.MaterializeResult(
+        data_version=dg.DataVersion(key),
+        metadata={
+            "cadence": dg.MetadataValue.text(message),
+            "fit_key": dg.MetadataValue.text(key),
+            "dagster/row_count": dg.MetadataValue.int(len(table)),
+            "champion": dg.MetadataValue.text(str(champion.iloc[0]) if len(champion) else "none"),
+            "evaluation": markdown_table(table[SHOWN_COLUMNS]),
+        },
     )
 
 
@@ -198,22 +291,49 @@ def check_clv_model_beats_baselines(warehouse: Warehouse) -> dg.AssetCheckResult
 
 @dg.asset(
     key=CLV_MODEL,
-    deps=[CUSTOMER_FEATURES_TRAIN, CLV_MODEL_EVALUATION, BTYD_FITS],
+    deps=[CUSTOMER_FEATURES_TRAIN, CLV_MODEL_EVALUATION, BTYD_FITS, RAW_RUN_CONTEXT],
     group_name=groups.CLV,
     kinds={"python", "lightgbm", "duckdb"},
     op_tags=DUCKDB_TAG,
-    code_version="clv-model-v2",
+    code_version=CHAIN_CODE_VERSIONS["clv_model"],
 )
 def clv_model(warehouse: Warehouse, settings: SegmintSettings, config: ClvConfig) -> dg.MaterializeResult:
-    """One row: the champion refitted on every training customer, with its calibration and intervals (pickled)."""
+    """One row: the champion refitted on every training customer, with its calibration and intervals (pickled).
+
+    Refitted with its evaluation (same cadence, ml/cadence.py); otherwise the pinned model row stays and daily runs
+    score with it. Its data version is the model's content hash either way."""
     s = settings.load()
     with warehouse.connect() as conn:
+        as_of, _ = run_context(conn, s)
+        evaluation_fit = stored_fit(conn, EVALUATION_TABLE)
+        if evaluation_fit is None:
+            raise ValueError(f"{EVALUATION_TABLE} holds no keyed evaluation: materialize ml/clv_model_evaluation first")
+        key, upstream = _chain_key(
+            conn, "clv_model", evaluation=evaluation_fit.key, seed=config.seed, max_train_rows=config.max_train_rows,
+            horizon=s.horizon_days,
+        )  # fmt: skip
+        stored = stored_fit(conn, MODEL_TABLE)
+        refit, why = follow_upstream(stored, key, upstream, s.force_refit or config.force_refit)
+        if not refit:
+            version = conn.execute(f"select model_version from {MODEL_TABLE}").fetchone()[0]
+            message = _kept(f"model {version}", stored, upstream, as_of)
+            return dg.MaterializeResult(
+                metadata={
+                    "cadence": dg.MetadataValue.text(message),
+                    "fit_key": dg.MetadataValue.text(key),
+                    "model_version": dg.MetadataValue.text(version),
+                    "fitted_as_of": dg.MetadataValue.text(str(stored.fitted_as_of)),
+                },
+                data_version=dg.DataVersion(version),
+            )
         train = read_table(conn, "marts.customer_features_train", order_by="customer_id")
         evaluation = read_table(conn, EVALUATION_TABLE)
         train_fits = read_btyd_fits(conn, "train")
+    started = time.perf_counter()
     model = fit_champion(
         train, s.horizon_days, evaluation, seed=config.seed, max_train_rows=config.max_train_rows, train_fits=train_fits
     )
+    fit_seconds = time.perf_counter() - started
     blob = pickle.dumps(model)
     version = hashlib.sha256(blob).hexdigest()[:12]
     # A copy named by its content for people who want the file; nothing reads it back.
@@ -230,12 +350,18 @@ def clv_model(warehouse: Warehouse, settings: SegmintSettings, config: ClvConfig
                 "horizon_days": s.horizon_days,
                 "n_train_rows": len(train),
                 "model_blob": blob,
+                "fit_key": key,
+                "fitted_as_of": as_of,
+                "refit_reason": why,
             }
         ]
     )
     with warehouse.connect() as conn:
         write_table(conn, MODEL_TABLE, row)
     metadata = {
+        "cadence": dg.MetadataValue.text(f"refit: {why}"),
+        "fit_key": dg.MetadataValue.text(key),
+        "fit_seconds": dg.MetadataValue.float(round(fit_seconds, 3)),
         "model_version": dg.MetadataValue.text(version),
         "clv_model": dg.MetadataValue.text(model.name),
         "mode": dg.MetadataValue.text(model.mode),
@@ -273,6 +399,7 @@ def clv_predictions(warehouse: Warehouse) -> dg.MaterializeResult:
     """One row per customer: predicted CLV over the horizon with p10/p90, propensity, top drivers, model name."""
     with warehouse.connect() as conn:
         stored = conn.execute(f"select model_version, model_blob from {MODEL_TABLE}").fetchall()
+        pinned = stored_fit(conn, MODEL_TABLE)
         features = read_table(conn, "marts.customer_features", order_by="customer_id")
         scoring_fits = read_btyd_fits(conn, "scoring")
     if len(stored) != 1:
@@ -286,6 +413,7 @@ def clv_predictions(warehouse: Warehouse) -> dg.MaterializeResult:
         metadata={
             "dagster/row_count": dg.MetadataValue.int(len(predictions)),
             "model_version": dg.MetadataValue.text(version),
+            "model_fitted_as_of": dg.MetadataValue.text(str(pinned.fitted_as_of) if pinned else "unknown"),
             "clv_model": dg.MetadataValue.text(model.name),
             "total_predicted_clv": dg.MetadataValue.float(float(predictions["predicted_clv"].sum())),
             "total_predicted_clv_p10": dg.MetadataValue.float(float(predictions["predicted_clv_p10"].sum())),

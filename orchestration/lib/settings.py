@@ -29,6 +29,8 @@ DATA_DIR_SUFFIX = "_data"  # <stem>_data/ beside a warehouse with any other name
 DEFAULT_HORIZON_DAYS = 365
 DEFAULT_DEMO_CUSTOMERS = 5000
 DEFAULT_DEMO_SEED = 42
+DEFAULT_MODEL_REFIT_DAYS = 7  # weekly; 0 refits on every run (ml/cadence.py owns the rule)
+TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 DATE_FORMAT_WORDS = ("DMY", "MDY")
 CSV_DELIMITER_WORDS = {",": ",", ";": ";", "|": "|", "tab": "\t", "\\t": "\t"}
 DEFAULT_EVENT_MAPPING = CONFIG_DIR / "event_mapping.yaml"
@@ -55,6 +57,8 @@ class Settings:
     csv_delimiter: str | None = None  # None: detected per file
     source_format: str | None = None  # None: detected from the landing files (landing/formats/)
     event_mapping: Path | None = None  # None: built-in presets only (the default file is absent)
+    model_refit_days: int = DEFAULT_MODEL_REFIT_DAYS  # refit the CLV chain at least this often (ml/cadence.py)
+    force_refit: bool = False  # refit the CLV chain on this run whatever the cadence says
 
     @property
     def is_demo(self) -> bool:
@@ -103,6 +107,13 @@ def _int_setting(env: dict[str, str], name: str, default: int, minimum: int) -> 
     if value < minimum:
         raise SettingsError(f"{name}={value} must be at least {minimum}")
     return value
+
+
+def _bool_setting(env: dict[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw not in TRUE_WORDS + FALSE_WORDS:
+        raise SettingsError(f"{name}={raw!r} must be 1/true/yes or 0/false/no")
+    return raw in TRUE_WORDS
 
 
 def _date_setting(env: dict[str, str], name: str) -> date | None:
@@ -191,6 +202,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         csv_delimiter=_delimiter_setting(env),
         source_format=_source_format_setting(env),
         event_mapping=_event_mapping_setting(env),
+        model_refit_days=_int_setting(env, "SEGMINT_MODEL_REFIT_DAYS", DEFAULT_MODEL_REFIT_DAYS, minimum=0),
+        force_refit=_bool_setting(env, "SEGMINT_FORCE_REFIT"),
     )
 
 
