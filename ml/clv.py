@@ -382,13 +382,136 @@ def _top_drivers(contributions: np.ndarray, feature_names: list[str], top_k: int
     ]
 
 
+# Trees with more splits than this are explained by LightGBM row by row (2^splits patterns would not pay off).
+MAX_PATTERN_SPLITS = 12
+
+
+def _internal_nodes(node: dict) -> list[dict]:
+    """The split nodes of one tree of LightGBM's dump_model(), depth first."""
+    if "split_index" not in node:
+        return []
+    return [node, *_internal_nodes(node["left_child"]), *_internal_nodes(node["right_child"])]
+
+
+def _count(node: dict) -> float:
+    """Training rows through a node: the cover TreeSHAP weighs the two sides of a split by."""
+    return float(node.get("internal_count", node.get("leaf_count", 0)))
+
+
+def _goes_left(node: dict, values: np.ndarray, missing: np.ndarray) -> np.ndarray:
+    """LightGBM's decision at one split for every row (tree.h NumericalDecision / CategoricalDecision).
+
+    values: one feature column (categories as codes, NaN when missing); missing: its NaN mask. NaN <= t is False."""
+    if node["decision_type"] == "==":  # categorical: listed categories left; NaN and negative codes right
+        categories = np.array([int(c) for c in str(node["threshold"]).split("||")], dtype=float)
+        return np.isin(values, categories)
+    below = values <= node["threshold"]
+    kind, default_left = node["missing_type"], bool(node["default_left"])
+    if kind == "NaN":  # NaN takes the default side
+        return below | missing if default_left else below
+    if kind == "Zero":  # NaN counts as 0, and 0 takes the default side
+        zero = missing | (np.abs(values) <= 1e-35)
+        return (below & ~zero) | zero if default_left else below & ~zero
+    return below | missing if 0.0 <= node["threshold"] else below  # "None": NaN is compared as 0
+
+
+def _pattern_shap(root: dict, nodes: list[dict], patterns: np.ndarray, n_columns: int) -> np.ndarray:
+    """Exact Shapley values of one tree for each decision pattern (bit k = goes left at nodes[k]): (patterns, n_columns).
+
+    v(S) = the tree's output when the row's side is followed at splits on features in S and both sides are averaged
+    by training cover elsewhere: the value function LightGBM's path-dependent TreeSHAP computes the Shapley values
+    of. Enumerated over the subsets of the tree's (at most a handful of) features. Last column: v(empty set)."""
+    bit = {id(node): k for k, node in enumerate(nodes)}
+    left = ((patterns[:, None] >> np.arange(len(nodes))) & 1).astype(bool)
+    features = sorted({node["split_feature"] for node in nodes})
+
+    def value(node: dict, subset: frozenset):
+        if "split_index" not in node:
+            return node["leaf_value"]
+        low, high = value(node["left_child"], subset), value(node["right_child"], subset)
+        if node["split_feature"] in subset:
+            return np.where(left[:, bit[id(node)]], low, high)
+        n_low, n_high = _count(node["left_child"]), _count(node["right_child"])
+        return (n_low * low + n_high * high) / (n_low + n_high)
+
+    m = len(features)
+    values = [
+        np.broadcast_to(value(root, frozenset(f for j, f in enumerate(features) if mask >> j & 1)), len(patterns))
+        for mask in range(1 << m)
+    ]
+    table = np.zeros((len(patterns), n_columns))
+    for j, feature in enumerate(features):
+        for mask in range(1 << m):
+            if not mask >> j & 1:
+                size = bin(mask).count("1")
+                weight = math.factorial(size) * math.factorial(m - size - 1) / math.factorial(m)
+                table[:, feature] += weight * (values[mask | 1 << j] - values[mask])
+    table[:, -1] = values[0]
+    return table
+
+
+@dataclass
+class _PatternTree:
+    nodes: list[dict]  # split nodes; bit k of a row's pattern = goes left at nodes[k]
+    columns: list[int]  # the features it splits on, and the expected-value column
+    table: np.ndarray  # (2^splits, features + 1): Shapley values per pattern
+
+
+def pattern_trees(booster: lgb.Booster, num_iteration: int | None = None) -> list[_PatternTree] | None:
+    """Every tree of the model solved for every decision pattern (None when a tree has too many splits)."""
+    n_columns = booster.num_feature() + 1
+    trees = []
+    for tree in booster.dump_model()["tree_info"][: num_iteration or None]:
+        nodes = _internal_nodes(tree["tree_structure"])
+        if len(nodes) > MAX_PATTERN_SPLITS:
+            return None
+        table = _pattern_shap(tree["tree_structure"], nodes, np.arange(1 << len(nodes)), n_columns)
+        trees.append(_PatternTree(nodes, sorted({node["split_feature"] for node in nodes}) + [n_columns - 1], table))
+    return trees
+
+
+def tree_shap_by_pattern(trees: list[_PatternTree], matrix: pd.DataFrame) -> np.ndarray:
+    """LightGBM's exact (path-dependent) TreeSHAP contributions from per-pattern solutions (pattern_trees).
+
+    A tree's contributions to a row depend on the row only through its decisions at that tree's splits (TreeSHAP
+    follows the row's side of every split whose feature is in the coalition, on or off the row's path). A 7-leaf
+    tree has 6 splits, so at most 64 patterns: each tree is solved once per pattern (_pattern_shap) and every row
+    gets its pattern's values, summed over trees. Equal to LightGBM's predict(pred_contrib=True) up to float
+    rounding (~1e-14; tests/unit/test_clv.py), at a few vector comparisons per split instead of a walk per row.
+    Returns that array: (rows, features + 1), the last column being the expected value.
+    """
+    codes = matrix.copy()
+    for column in codes.columns:
+        if isinstance(codes[column].dtype, pd.CategoricalDtype):  # LightGBM encodes a category by its code
+            codes[column] = codes[column].cat.codes.replace(-1, np.nan).astype(float)
+    values = np.asfortranarray(codes.to_numpy(dtype=float))  # column slices are contiguous
+    missing = np.isnan(values)
+    contributions = np.zeros((matrix.shape[1] + 1, len(matrix)))  # transposed: one contiguous row per column
+    for tree in trees:
+        pattern = np.zeros(len(matrix), dtype=np.int64)
+        for k, node in enumerate(tree.nodes):
+            f = node["split_feature"]
+            pattern |= _goes_left(node, values[:, f], missing[:, f]).astype(np.int64) << k
+        for column in tree.columns:
+            contributions[column] += tree.table[:, column][pattern]
+    return contributions.T
+
+
 def _explain(models: ClvModels, matrix: pd.DataFrame, top_k: int) -> list[str]:
-    """top_drivers for every row, EXPLAIN_CHUNK_ROWS at a time so the contribution matrix stays small."""
+    """top_drivers for every row, EXPLAIN_CHUNK_ROWS at a time so the contribution matrix stays small.
+
+    Exact TreeSHAP by decision pattern (tree_shap_by_pattern); LightGBM's own per-row TreeSHAP for trees too large
+    for it."""
+    booster = models.value_model
+    trees = pattern_trees(booster, booster.best_iteration or None)
     drivers: list[str] = []
     for start in range(0, len(matrix), EXPLAIN_CHUNK_ROWS):
         chunk = matrix.iloc[start : start + EXPLAIN_CHUNK_ROWS]
-        contributions = _best_predict(models.value_model, chunk, pred_contrib=True)
-        drivers += _top_drivers(np.asarray(contributions), list(matrix.columns), top_k)
+        if trees is None:
+            contributions = np.asarray(_best_predict(booster, chunk, pred_contrib=True))
+        else:
+            contributions = tree_shap_by_pattern(trees, chunk)
+        drivers += _top_drivers(contributions, list(matrix.columns), top_k)
     return drivers
 
 

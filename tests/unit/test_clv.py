@@ -299,6 +299,29 @@ def test_explaining_in_chunks_gives_the_same_drivers_as_in_one_go(models, scorin
     pd.testing.assert_frame_equal(clv.predict(models, scoring_features), whole)
 
 
+def test_treeshap_by_decision_pattern_equals_lightgbms_per_row_treeshap(models, scoring_features):
+    matrix = clv.model_matrix(scoring_features.reset_index(drop=True), models.categories)
+    # Missing values and unseen categories take LightGBM's missing-value and categorical paths.
+    matrix.loc[::7, "recency_days"] = np.nan
+    matrix.loc[::11, "avg_order_value"] = 0.0
+    matrix.loc[::13, "country"] = np.nan
+    booster = models.value_model
+    lightgbm = np.asarray(booster.predict(matrix, num_iteration=booster.best_iteration or None, pred_contrib=True))
+    trees = clv.pattern_trees(booster, booster.best_iteration or None)
+    by_pattern = clv.tree_shap_by_pattern(trees, matrix)
+    assert by_pattern.shape == lightgbm.shape
+    np.testing.assert_allclose(by_pattern, lightgbm, rtol=0, atol=1e-9)
+    names = list(matrix.columns)
+    assert clv._top_drivers(by_pattern, names, 3) == clv._top_drivers(lightgbm, names, 3)
+
+
+def test_a_model_with_larger_trees_is_explained_by_lightgbm_row_by_row(models, scoring_features, monkeypatch):
+    by_pattern = clv.predict(models, scoring_features)
+    monkeypatch.setattr(clv, "MAX_PATTERN_SPLITS", 2)
+    assert clv.pattern_trees(models.value_model) is None
+    pd.testing.assert_frame_equal(clv.predict(models, scoring_features), by_pattern)
+
+
 def test_large_shops_learn_faster_so_their_explanations_need_fewer_trees():
     slow, fast = clv.LEARNING_RATE_BOUNDS
     assert clv.learning_rate(clv.LEARNING_RATE_ROWS[0]) == pytest.approx(slow) == clv.learning_rate(500)
