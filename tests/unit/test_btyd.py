@@ -422,3 +422,15 @@ def test_prediction_table_has_one_row_per_customer_and_dates_from_the_as_of():
     empty = btyd.btyd_prediction_table(train, None, 90)
     assert len(empty) == len(train) and empty["p_alive"].isna().all()
     assert (empty["btyd_model"] == "none: no repeat buyers").all()
+
+
+def test_a_fit_that_uses_up_its_iteration_budget_stops_and_says_so(monkeypatch):
+    features = simulated_train(800, seed=3)
+    fitted = btyd.fit_btyd_models(features)
+    assert all(not f.budget_hit and f.fit_seconds > 0 for f in fitted.values())
+    monkeypatch.setitem(btyd.FIT_BUDGET, "lbfgsb_iterations", 2)
+    monkeypatch.setitem(btyd.FIT_BUDGET, "nelder_mead_iterations", 3)
+    starved = btyd.fit_btyd(features, "bgnbd")
+    assert starved.budget_hit
+    assert any(note.startswith("bgnbd: L-BFGS-B stopped at its budget") for note in starved.notes)
+    assert any("Nelder-Mead restart stopped at its budget (3 iterations)" in note for note in starved.notes)

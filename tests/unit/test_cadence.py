@@ -94,3 +94,16 @@ def test_snapshots_round_trip_and_keys_follow_their_inputs():
     assert largest_move({"a": 0.0}, {"a": 0.0}) == ("a", 0.0)
     message = kept_message("model abc", FITTED, 3, original.fingerprint, "largest move x")
     assert message.startswith("kept model abc (fitted 2026-11-20, 3 days ago; training data unchanged: ")
+
+
+def test_the_cadence_settings_are_read_from_the_environment_with_one_line_errors():
+    from orchestration.lib.settings import SettingsError, load_settings
+
+    defaults = load_settings({})
+    assert defaults.model_refit_days == 7 and defaults.force_refit is False
+    chosen = load_settings({"SEGMINT_MODEL_REFIT_DAYS": "0", "SEGMINT_FORCE_REFIT": "yes"})
+    assert chosen.model_refit_days == 0 and chosen.force_refit is True
+    with pytest.raises(SettingsError, match="SEGMINT_MODEL_REFIT_DAYS=-1 must be at least 0"):
+        load_settings({"SEGMINT_MODEL_REFIT_DAYS": "-1"})
+    with pytest.raises(SettingsError, match="SEGMINT_FORCE_REFIT='maybe' must be"):
+        load_settings({"SEGMINT_FORCE_REFIT": "maybe"})
