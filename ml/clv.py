@@ -49,7 +49,8 @@ sum(actual)/sum(predicted) over the training rows (clipped to [0.5, 2]) brings t
 on the training rows only, so the back-test hold-out stays unseen.
 
 Scale: top_drivers is LightGBM's exact TreeSHAP of the value model for every customer, whose cost is linear in the
-number of trees. At one learning rate of 0.03 the demo shop at SEGMINT_DEMO_CUSTOMERS=400000 (216 k training rows,
+number of trees. It is computed once per decision pattern of each tree (tree_shap_by_pattern), not per customer;
+the paragraph below predates that and measured LightGBM's per-row TreeSHAP. At one learning rate of 0.03 the demo shop at SEGMINT_DEMO_CUSTOMERS=400000 (216 k training rows,
 200 k sampled, horizon 365) needed 679 value and 998 buy trees (the cap is 1000). The rate now grows with the
 fitting rows (learning_rate: 0.03 up to 10 k rows, 0.15 from 160 k) and the round cap shrinks in proportion (rate x
 rounds <= 30): 200 value and 168 buy trees on that shop. Measured there on a loaded 2-core machine: fit_clv_models
@@ -520,7 +521,7 @@ def predict(models: ClvModels, features: pd.DataFrame, top_k_drivers: int = 3, e
 
     top_drivers: JSON list of the features that move this customer's prediction most, with their LightGBM
     contribution on the value model's log scale. Empty list for the fallback.
-    explain=False skips the contributions (TreeSHAP costs ~10x a plain prediction; the back-test needs none).
+    explain=False skips the contributions (the back-test needs none).
     """
     result = pd.DataFrame({"customer_id": features["customer_id"].to_numpy()})
     if models.fallback_reason is not None:
