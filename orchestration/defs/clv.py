@@ -176,7 +176,8 @@ def clv_model_evaluation(warehouse: Warehouse, settings: SegmintSettings, config
         evaluation_fits=train_fits,
         selection_fits=selection_fits,
     )
-    table = result.evaluation.assign(
+    budget = budget_notes({"selection": selection_fits, "train": train_fits})
+    table = _with_budget_notes(result.evaluation, budget).assign(
         horizon_days=horizon,
         n_fit=result.n_fit,
         fit_key=key,
@@ -213,10 +214,33 @@ def clv_model_evaluation(warehouse: Warehouse, settings: SegmintSettings, config
             "n_fit_customers": dg.MetadataValue.int(result.n_fit),
             "n_selection_customers": dg.MetadataValue.int(result.n_selection),
             "n_evaluation_customers": dg.MetadataValue.int(result.n_evaluation),
-            "notes": dg.MetadataValue.text(" ".join(result.notes) or "none"),
+            "notes": dg.MetadataValue.text(
+                " ".join(result.notes + [n for ns in budget.values() for n in ns]) or "none"
+            ),
             **per_metric,
         },
     )
+
+
+def budget_notes(fits_by_cutoff: dict[str, dict]) -> dict[str, list[str]]:
+    """Per BTYD model, the notes of its fits that stopped at their iteration budget (ml.btyd.FIT_BUDGET)."""
+    notes: dict[str, list[str]] = {}
+    for cutoff, fits in fits_by_cutoff.items():
+        for model, fitted in fits.items():
+            if getattr(fitted, "budget_hit", False):
+                notes.setdefault(model, []).extend(f"at the {cutoff} cut-off: {note}" for note in fitted.notes)
+    return notes
+
+
+def _with_budget_notes(evaluation: pd.DataFrame, budget: dict[str, list[str]]) -> pd.DataFrame:
+    """The evaluation rows of a BTYD candidate whose fit hit its budget say so in their note."""
+    if not budget or "note" not in evaluation:
+        return evaluation
+    notes = [
+        "; ".join(filter(None, [note if isinstance(note, str) else "", *budget.get(model, [])])) or note
+        for model, note in zip(evaluation["model"], evaluation["note"], strict=True)
+    ]
+    return evaluation.assign(note=notes)
 
 
 def _kept_evaluation(table: pd.DataFrame, message: str, key: str) -> dg.MaterializeResult:
