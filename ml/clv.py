@@ -64,6 +64,7 @@ decile MAPE 0.121 [0.112, 0.132] -> 0.133 [0.125, 0.139]. Shops below 10 k fitti
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import math
@@ -377,10 +378,18 @@ def _top_drivers(contributions: np.ndarray, feature_names: list[str], top_k: int
     order = np.argsort(-np.abs(feature_contributions), axis=1, kind="stable")[:, :top_k]
     values = np.take_along_axis(feature_contributions, order, axis=1)
     prefixes = [f'{{"feature": {json.dumps(name)}, "contribution": ' for name in feature_names]
-    return [
-        "[" + ", ".join(f"{prefixes[j]}{round(value, 4)!r}}}" for j, value in zip(top, row)) + "]"
-        for top, row in zip(order.tolist(), values.tolist())
-    ]
+    # Millions of short-lived, acyclic strings: the cyclic garbage collector would rescan every live object
+    # many times while they are built (measured: 2.1-2.8 s -> 1.1 s per 100 k rows), so it pauses meanwhile.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return [
+            "[" + ", ".join(f"{prefixes[j]}{round(value, 4)!r}}}" for j, value in zip(top, row)) + "]"
+            for top, row in zip(order.tolist(), values.tolist())
+        ]
+    finally:
+        if collecting:
+            gc.enable()
 
 
 # Trees with more splits than this are explained by LightGBM row by row (2^splits patterns would not pay off).
