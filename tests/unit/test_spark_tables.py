@@ -71,3 +71,30 @@ def test_step_relations_names_the_sources_a_step_reads_and_the_models_it_builds(
     assert "marts.customer_scores" in models
     assert {"ml.rfm_segments", "ml.behavioral_segments", "ml.clv_predictions", "ml.btyd_predictions"} <= set(sources)
     assert not any(s.startswith("raw.") for s in sources)
+
+
+def test_the_duckdb_path_never_loads_spark():
+    """The Spark engine is an optional extra, and on Spark too no JVM runs in the Dagster process: loading the code
+    location imports no Spark adapter and starts no JVM, and segmint's own code never imports pyspark.
+
+    (Great Expectations imports the pyspark *package* when it is installed, about 1-2 s, and starts nothing.)
+    """
+    import ast
+    import sys
+
+    import orchestration.definitions  # noqa: F401
+    from orchestration.lib.settings import PROJECT_ROOT
+
+    assert not [name for name in sys.modules if name.startswith("dbt.adapters.spark")]
+    if "pyspark" in sys.modules:
+        from pyspark import SparkContext
+
+        assert SparkContext._active_spark_context is None
+    ours = []
+    for package in ("orchestration", "landing", "ml", "activation", "reporting", "privacy", "expectations", "realtime"):
+        for path in (PROJECT_ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                ours += [f"{path.name}: {n}" for n in names if n.split(".")[0] in ("pyspark", "py4j")]
+    assert not ours
