@@ -6,6 +6,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SPARK_STAMP := $(VENV)/.installed-spark
+# SEGMINT_ENGINE=spark needs the optional extra (.[spark]); the DuckDB default stays light without it.
+ENGINE_INSTALL := $(if $(filter spark,$(SEGMINT_ENGINE)),install-spark,install)
 
 export DO_NOT_TRACK := 1
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
@@ -16,7 +19,7 @@ export SEGMINT_WAREHOUSE ?= $(abspath $(or $(SEGMINT_DATA_DIR),data))/warehouse.
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= 1
 PORT ?= 3000
 
-.PHONY: help install manifest home browser run backfill forget lint test test-fast dev serve report exports docs bench bench-clv bench-realtime clean
+.PHONY: help install install-spark manifest home browser run backfill forget lint test test-fast dev serve report exports docs bench bench-clv bench-realtime clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -29,7 +32,13 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)  ## Create .venv and install the pinned dependencies (only when missing or changed)
 
-manifest: install  ## Parse the dbt project (Dagster reads dbt_project/target/manifest.json)
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,spark]'
+	@touch $@
+
+install-spark: $(SPARK_STAMP)  ## Add the optional Spark engine (.[spark], about 45 s; Java 17 on PATH) for SEGMINT_ENGINE=spark
+
+manifest: $(ENGINE_INSTALL)  ## Parse the dbt project (Dagster reads dbt_project/target/manifest.json)
 	cd dbt_project && ../$(BIN)/dbt parse --profiles-dir . --quiet
 
 home:
@@ -53,7 +62,7 @@ lint: install  ## ruff: lint and formatting check (part of `make test`; `ruff fo
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: manifest browser lint  ## Lint, then run the whole test suite (what CI runs)
+test: install-spark manifest browser lint  ## Lint, then run the whole test suite (what CI runs)
 	$(BIN)/python -m pytest -q
 
 test-fast: manifest  ## Tests without the slow ones

@@ -62,7 +62,7 @@
         count(distinct occurred_on) as active_days,
         min(first_event_at) as first_event_at,
         max(last_event_at) as last_event_at,
-        datediff('day', max(occurred_on), max(cutoff_date)) as days_since_last_event,
+        {{ days_between('max(occurred_on)', 'max(cutoff_date)') }} as days_since_last_event,
         coalesce(sum(event_count) filter (where occurred_on > cutoff_date - 30), 0) as event_count_last_30d,
         sum(product_view_count) / count(distinct occurred_on) as product_views_per_active_day,
         sum(research_event_count) / sum(event_count) as research_share,
@@ -80,7 +80,8 @@
         {%- if generic %},
         sum(session_count) as session_count,
         sum(session_count) / count(distinct occurred_on) as sessions_per_active_day,
-        sum(session_seconds) / 60.0 / sum(session_count) as avg_session_minutes,
+        -- Doubles, not decimal literals: Spark keeps 60.0 a DECIMAL and rounds the quotient to its scale.
+        sum(session_seconds) / cast(60 as double) / sum(session_count) as avg_session_minutes,
         sum(event_count) / sum(session_count) as events_per_session,
         sum(mobile_event_count) / sum(event_count) as mobile_share,
         sum(tablet_event_count) / sum(event_count) as tablet_share,

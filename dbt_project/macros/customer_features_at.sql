@@ -66,8 +66,8 @@ purchase_summary as (
         count(*) filter (where ordered_on > cutoff_date - 90) as order_count_last_90d,
         coalesce(sum(order_amount) filter (where ordered_on > cutoff_date - 365), 0) as revenue_last_365d,
         count(*) filter (where ordered_on > cutoff_date - 365) as order_count_last_365d,
-        avg(case when has_discount then 1.0 else 0.0 end) as discounted_order_share,
-        avg(datediff('day', previous_ordered_on, ordered_on)) as mean_days_between_orders
+        avg(cast(has_discount as double)) as discounted_order_share,  -- a double on both engines (1.0 is DECIMAL on Spark)
+        avg({{ days_between('previous_ordered_on', 'ordered_on') }}) as mean_days_between_orders
     from purchases
     group by customer_id
 ),
@@ -95,9 +95,9 @@ features as (
         purchase_summary.last_order_at,
         purchase_summary.order_count,
         purchase_summary.repeat_order_count,
-        datediff('day', purchase_summary.last_order_on, purchase_summary.cutoff_date) as recency_days,
-        datediff('day', purchase_summary.first_order_on, purchase_summary.cutoff_date) as tenure_days,
-        datediff('day', purchase_summary.first_order_on, purchase_summary.last_order_on) as btyd_recency_days,
+        {{ days_between('purchase_summary.last_order_on', 'purchase_summary.cutoff_date') }} as recency_days,
+        {{ days_between('purchase_summary.first_order_on', 'purchase_summary.cutoff_date') }} as tenure_days,
+        {{ days_between('purchase_summary.first_order_on', 'purchase_summary.last_order_on') }} as btyd_recency_days,
         purchase_summary.gross_revenue - coalesce(refunds.refund_amount, 0) as total_revenue,
         purchase_summary.gross_revenue,
         purchase_summary.gross_revenue / purchase_summary.order_count as avg_order_value,

@@ -35,7 +35,7 @@ labelled as (
         coalesce(labels.future_order_count, 0) as future_order_count,
         coalesce(labels.future_order_count, 0) > 0 as has_future_order,
         -- Back-test label of expected_days_to_next_order: null when no order came in the horizon.
-        datediff('day', features.cutoff_date, labels.next_order_on) as days_to_next_order
+        {{ days_between('features.cutoff_date', 'labels.next_order_on') }} as days_to_next_order
     from features
     left join labels using (customer_id)
 )

@@ -27,7 +27,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 from orchestration.defs.resources import DUCKDB_TAG, Warehouse
 from orchestration.lib import groups
 from orchestration.lib.partitions import daily_partitions, dbt_window_vars
-from orchestration.lib.settings import DBT_PROJECT_DIR
+from orchestration.lib.settings import DBT_PROJECT_DIR, load_settings
 
 DBT_MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
 # The folder of the marts built after the ML assets, under dbt_project/models/. Selected by its place in the fqn
@@ -132,15 +132,48 @@ def _is_table(conn: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
     return bool(found) and found[0][0] == "BASE TABLE"
 
 
+def step_relations(manifest: Mapping[str, Any], asset_keys: set[dg.AssetKey]) -> tuple[list[str], list[str]]:
+    """(sources read, models built) as `schema.table`, for the dbt models whose asset keys are `asset_keys`."""
+    translator = SegmintDbtTranslator()
+    sources, models = set(), set()
+    for node in manifest.get("nodes", {}).values():
+        if node.get("resource_type") != "model" or translator.get_asset_key(node) not in asset_keys:
+            continue
+        models.add(f"{node['schema']}.{node['alias']}")
+        for parent in node.get("depends_on", {}).get("nodes", []):
+            source = manifest.get("sources", {}).get(parent)
+            if source is not None:
+                sources.add(f"{source['schema']}.{source['identifier']}")
+    return sorted(sources), sorted(models)
+
+
 def _run_dbt(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse, args: list[str]
 ) -> Iterator[Any]:
     # dbt's profile reads the absolute warehouse path from the environment (profiles.yml).
     os.environ["SEGMINT_WAREHOUSE"] = warehouse.resolved_path()
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    spark = warehouse.resolved_engine() == "spark"
+    if spark:
+        # SEGMINT_ENGINE=spark: the Python-owned tables this step reads go to the Spark warehouse first, then dbt
+        # builds on the `spark` target (its own process and JVM: never two at once, the Derby metastore admits one;
+        # every dbt step carries the writer tag, limit 1), then the tables it built become readable in DuckDB.
+        settings = load_settings()
+        os.environ["SEGMINT_SPARK_WAREHOUSE"] = str(settings.spark_warehouse_dir)
+        os.environ["SEGMINT_SPARK_MASTER"] = settings.spark_master
+        manifest = json.loads(DBT_MANIFEST.read_text(encoding="utf-8"))
+        sources, models = step_relations(manifest, set(context.selected_asset_keys))
+        with warehouse.connect() as conn:
+            published = warehouse.publish_to_engine(conn, sources)
+        context.log.info(f"Spark: published {', '.join(published) or 'nothing'} to {settings.spark_warehouse_dir}")
+        args = [*args, "--target", "spark"]
     # A disposable target folder per run: dagster-dbt otherwise leaves one folder per run behind.
     with tempfile.TemporaryDirectory(prefix="segmint-dbt-") as target:
         events = list(dbt.cli(args, context=context, target_path=Path(target)).stream())
+    if spark:
+        with warehouse.connect() as conn:
+            attached = warehouse.attach_engine_tables(conn, models)
+        context.log.info(f"Spark: {', '.join(attached) or 'nothing'} readable by the Python steps")
     # Row counts from our own short connection once dbt has exited. (dagster-dbt's fetch_row_counts opens a
     # second in-process DuckDB connection with another configuration, which then blocks every later step.)
     with warehouse.connect() as conn:

@@ -1,15 +1,17 @@
-"""Resources: the warehouse (one DuckDB file, one writer at a time), dbt, and the run settings."""
+"""Resources: the warehouse (one DuckDB file, one writer at a time; or Spark, SEGMINT_ENGINE), dbt, and the run settings."""
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import dagster as dg
 import duckdb
 from dagster_dbt import DbtCliResource
 
 from activation.destinations.registry import env_var_names
+from orchestration.lib import spark_tables
 from orchestration.lib.settings import DBT_PROJECT_DIR, Settings, load_settings
 
 # Every asset that opens the DuckDB file carries this tag; the executor runs at most one of them at a time,
@@ -50,12 +52,39 @@ class SegmintSettings(dg.ConfigurableResource):
 
 
 class Warehouse(dg.ConfigurableResource):
-    """The DuckDB warehouse file; `path` empty means SEGMINT_WAREHOUSE or data/warehouse.duckdb."""
+    """The warehouse: `engine` (empty: SEGMINT_ENGINE, default duckdb) decides where the SQL runs.
+
+    DuckDB: one file (`path` empty means SEGMINT_WAREHOUSE or data/warehouse.duckdb); dbt and the Python steps
+    share it. Spark: dbt builds the models as Parquet tables in the Spark warehouse (SEGMINT_SPARK_WAREHOUSE) and
+    the DuckDB file is the Python steps' local side: `connect()` still gives them a DuckDB connection, in which
+    the Spark tables a dbt step built are views over their Parquet files (`attach_engine_tables`), and the tables
+    they write reach Spark before the dbt step that reads them (`publish_to_engine`); see
+    orchestration/lib/spark_tables.py for why no JVM runs in the Python steps.
+    """
 
     path: str | None = None
+    engine: str | None = None
 
     def resolved_path(self) -> str:
         return self.path or str(load_settings().warehouse)
+
+    def resolved_engine(self) -> str:
+        return self.engine or load_settings().engine
+
+    def spark_warehouse_dir(self) -> Path:
+        return load_settings().spark_warehouse_dir
+
+    def publish_to_engine(self, conn: duckdb.DuckDBPyConnection, tables: Iterable[str]) -> list[str]:
+        """Spark: write these tables (those that exist) as Parquet tables into the Spark warehouse. DuckDB: nothing."""
+        if self.resolved_engine() != "spark":
+            return []
+        return spark_tables.export_tables(conn, tables, self.spark_warehouse_dir())
+
+    def attach_engine_tables(self, conn: duckdb.DuckDBPyConnection, tables: Iterable[str]) -> list[str]:
+        """Spark: make these Spark tables readable in `conn` (views over their Parquet files). DuckDB: nothing."""
+        if self.resolved_engine() != "spark":
+            return []
+        return spark_tables.attach_spark_tables(conn, tables, self.spark_warehouse_dir())
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -35,6 +35,12 @@ DATE_FORMAT_WORDS = ("DMY", "MDY")
 CSV_DELIMITER_WORDS = {",": ",", ";": ";", "|": "|", "tab": "\t", "\\t": "\t"}
 DEFAULT_EVENT_MAPPING = CONFIG_DIR / "event_mapping.yaml"
 SPECIAL_CATEGORIES_FILE = CONFIG_DIR / "special_categories.yaml"  # GDPR art. 9 denylist (landing/special_categories.py)
+# SEGMINT_ENGINE: where the SQL runs and the tables live. `duckdb` (one file, the default) or `spark` (Parquet
+# tables under SEGMINT_SPARK_WAREHOUSE with a Hive metastore; README "Past one machine").
+ENGINES = ("duckdb", "spark")
+DEFAULT_ENGINE = "duckdb"
+DEFAULT_SPARK_MASTER = "local[2]"
+SPARK_WAREHOUSE_DIR = "spark-warehouse"  # <data dir>/spark-warehouse unless SEGMINT_SPARK_WAREHOUSE says otherwise
 
 
 class SettingsError(ValueError):
@@ -59,6 +65,14 @@ class Settings:
     event_mapping: Path | None = None  # None: built-in presets only (the default file is absent)
     model_refit_days: int = DEFAULT_MODEL_REFIT_DAYS  # refit the CLV chain at least this often (ml/cadence.py)
     force_refit: bool = False  # refit the CLV chain on this run whatever the cadence says
+    engine: str = DEFAULT_ENGINE  # duckdb | spark
+    spark_master: str = DEFAULT_SPARK_MASTER  # local[N], spark://host:7077, yarn, ... (Spark engine only)
+    spark_warehouse: Path | None = None  # None: <data_dir>/spark-warehouse (Spark engine only)
+
+    @property
+    def spark_warehouse_dir(self) -> Path:
+        """Where the Spark engine keeps its Parquet tables (`<schema>.db/<table>/`) and its Derby metastore."""
+        return self.spark_warehouse or self.data_dir / SPARK_WAREHOUSE_DIR
 
     @property
     def is_demo(self) -> bool:
@@ -204,7 +218,22 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         event_mapping=_event_mapping_setting(env),
         model_refit_days=_int_setting(env, "SEGMINT_MODEL_REFIT_DAYS", DEFAULT_MODEL_REFIT_DAYS, minimum=0),
         force_refit=_bool_setting(env, "SEGMINT_FORCE_REFIT"),
+        engine=_engine_setting(env),
+        spark_master=env.get("SEGMINT_SPARK_MASTER", "").strip() or DEFAULT_SPARK_MASTER,
+        spark_warehouse=_optional_path(env, "SEGMINT_SPARK_WAREHOUSE"),
     )
+
+
+def _engine_setting(env: dict[str, str]) -> str:
+    raw = env.get("SEGMINT_ENGINE", "").strip().lower()
+    if raw and raw not in ENGINES:
+        raise SettingsError(f"SEGMINT_ENGINE={raw!r} is not one of {', '.join(ENGINES)}")
+    return raw or DEFAULT_ENGINE
+
+
+def _optional_path(env: dict[str, str], name: str) -> Path | None:
+    raw = env.get(name, "").strip()
+    return Path(raw).expanduser().resolve() if raw else None
 
 
 def _event_mapping_setting(env: dict[str, str]) -> Path | None:

@@ -7,8 +7,8 @@ with run_context as (
 final as (
     select
         as_of as scoring_cutoff,
-        cast(as_of - horizon_days * interval 1 day as date) as training_cutoff,
-        cast(as_of - 2 * horizon_days * interval 1 day as date) as selection_cutoff,
+        {{ days_before('as_of', 'horizon_days') }} as training_cutoff,
+        {{ days_before('as_of', '2 * horizon_days') }} as selection_cutoff,
         horizon_days
     from run_context
 )

@@ -25,7 +25,7 @@ ranked as (
 
 -- What the name means in segmint's vocabulary (its most frequent mapping), for reading the clusters.
 vocabulary as (
-    select source_event_type, arg_max(event_type, event_count) as mapped_event_type
+    select source_event_type, max_by(event_type, event_count) as mapped_event_type
     from {{ source('raw', 'event_vocabulary') }}
     group by source_event_type
 ),
@@ -33,7 +33,7 @@ vocabulary as (
 final as (
     select
         ranked.type_rank,
-        'event_type_share_' || ranked.type_rank as feature_column,
+        'event_type_share_' || cast(ranked.type_rank as string) as feature_column,
         ranked.source_event_type,
         vocabulary.mapped_event_type,
         ranked.event_count,

@@ -1,12 +1,7 @@
 -- One row per accepted order (line items already merged by the ingest). Refunds are rows with a negative total
 -- or a refund status; cancelled/void orders never count as revenue. Amounts are in the reporting currency
 -- (raw.run_context.reporting_currency): raw.orders keeps the amount and currency as given, and fx_rate converts them. Daily partitions by order date (see macros/partition_window.sql).
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    tags=['daily'],
-    pre_hook="{{ delete_partition_window('ordered_on') }}"
-) }}
+{{ config(tags=['daily'], **daily_partition_config('ordered_on')) }}
 
 with source as (
     select * from {{ source('raw', 'orders') }}

@@ -1,12 +1,7 @@
 -- One row per visitor (customer_id, visitor_id) and UTC day: the counts the behaviour features are sums of.
 -- Daily partitions by event date (macros/partition_window.sql): a daily run aggregates one day of events,
 -- not the whole history, and the feature marts read this table instead of every event.
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    tags=['daily'],
-    pre_hook="{{ delete_partition_window('occurred_on') }}"
-) }}
+{{ config(tags=['daily'], **daily_partition_config('occurred_on')) }}
 
 with events as (
     {{ stage_events(partition_window_filter('cast(events.occurred_at as date)')) }}
@@ -17,11 +12,10 @@ with events as (
 sequenced as (
     select
         *,
-        datediff(
-            'second',
-            lag(occurred_at) over (partition by visitor_id, occurred_on order by occurred_at, event_id),
-            occurred_at
-        ) as seconds_since_previous
+        {{ seconds_between(
+            'lag(occurred_at) over (partition by visitor_id, occurred_on order by occurred_at, event_id)',
+            'occurred_at'
+        ) }} as seconds_since_previous
     from events
 )
 

@@ -1,12 +1,7 @@
 -- One row per visitor (customer_id, visitor_id), UTC day and source event type (the shop's own name): the counts
 -- the top event-type shares of customer_features are sums of (any vocabulary, mapped or not).
 -- Daily partitions by event date, like stg_visitor_event_days (macros/partition_window.sql).
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    tags=['daily'],
-    pre_hook="{{ delete_partition_window('occurred_on') }}"
-) }}
+{{ config(tags=['daily'], **daily_partition_config('occurred_on')) }}
 
 with events as (
     {{ stage_events(partition_window_filter('cast(occurred_at as date)'), with_vocabulary=false) }}
