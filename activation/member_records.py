@@ -136,14 +136,18 @@ def _as_text(values: pd.Series) -> pd.Series | list[str | None]:
     return [None if v is None or v != v else (v if isinstance(v, str) else str(v)) for v in python_values(values)]
 
 
-def contact_forms(conn: duckdb.DuckDBPyConnection, members: pd.DataFrame) -> pd.DataFrame:
+def contact_forms(conn: duckdb.DuckDBPyConnection | None, members: pd.DataFrame) -> pd.DataFrame:
     """`members` (with their contact fields) plus the normalized (`n_*`, `t_*`) and hashed (`h_*`) columns.
 
     Idempotent: a frame that already has them is returned unchanged, so one audience's forms serve all its
-    destinations. Missing contact columns count as empty.
+    destinations. Missing contact columns count as empty. `conn`: any DuckDB connection (only frames are read;
+    None: an in-memory one).
     """
     if all(column in members.columns for column in FORM_COLUMNS):
         return members
+    if conn is None:
+        with duckdb.connect(":memory:") as memory:
+            return contact_forms(memory, members)
     source = pd.DataFrame({"row_id": pd.Series(range(len(members)), dtype="int64")})
     for column in SOURCE_COLUMNS:
         values = _as_text(members[column]) if column in members.columns else [None] * len(members)

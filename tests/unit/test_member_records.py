@@ -10,7 +10,7 @@ import pytest
 
 from activation import identifiers as ids
 from activation import member_records as mr
-from activation.audiences import select_members, with_contacts
+from activation.audiences import control_fraction, control_fractions, select_members, with_contacts
 from activation.destinations.base import text_or_none
 from activation.sync import consenting, planned_size
 from tests.unit.test_sync_golden_requests import DESTINATIONS, build_golden_warehouse, golden_audience
@@ -96,3 +96,9 @@ def test_column_wise_records_equal_the_per_member_records(name):
     for got, want in zip(frame.itertuples(), reference, strict=True):
         assert (got.identifiers, got.value) == (dict(want.identifiers), want.value), want.member_key
         assert type(got.value) is type(want.value)
+
+
+def test_control_group_in_duckdb_equals_the_per_customer_hash():
+    ids_ = pd.Series([f"C{i:06d}" for i in range(20000)] + ["é1", "x|y", "", "12"])
+    fractions = control_fractions(duckdb.connect(":memory:"), ids_, "champions")
+    assert fractions.tolist() == [control_fraction(cid, "champions") for cid in ids_]
