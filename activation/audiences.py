@@ -294,7 +294,7 @@ def control_fractions(conn: duckdb.DuckDBPyConnection, customer_ids: pd.Series, 
     try:
         # The first 16 hex digits are the digest's first 8 bytes, big-endian; 2**64 buckets as in control_fraction.
         return conn.execute(
-            f"select cast(('0x' || left(sha256(customer_id || '|' || ?), 16)) as ubigint)::double "
+            f"select cast(('0x' || left(sha256(customer_id::varchar || '|' || ?), 16)) as ubigint)::double "
             f"/ {float(CONTROL_HASH_BUCKETS)!r} as fraction from {name}",
             [audience_name],
         ).df()["fraction"].to_numpy(dtype="float64")

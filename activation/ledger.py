@@ -16,6 +16,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import UTC, datetime
 from typing import Any
 
@@ -92,9 +93,13 @@ class SyncRecord:
     external_id: str | None = None
     origin_run_id: str | None = None  # run that first sent this change; stable across resumed runs
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
-        """SHA-256 of the canonical JSON of the identifiers (changes when what we send for the member changes)."""
+        """SHA-256 of the canonical JSON of the identifiers (changes when what we send for the member changes).
+
+        Cached per record (the identifiers are not changed after construction); member_records.to_record seeds it
+        with the fingerprint the plan already computed.
+        """
         return fingerprint_of(self.identifiers)
 
 
@@ -170,7 +175,10 @@ def diff_in_warehouse(
     try:
         actions = conn.execute(
             f"""
-            with held as (
+            with current as (
+                select member_key::varchar as member_key, fingerprint::varchar as fingerprint, value::double as value
+                from {name}
+            ), held as (
                 select member_key, fingerprint, value, state from {SCHEMA}.destination_members
                 where destination = ? and audience = ?
             )
@@ -180,7 +188,7 @@ def diff_in_warehouse(
                      when h.fingerprint <> c.fingerprint then 'replace'
                      when h.state = ? and h.value is not distinct from c.value then 'unchanged'
                      else 'add' end as action
-            from {name} as c full outer join held as h on c.member_key = h.member_key
+            from current as c full outer join held as h on c.member_key = h.member_key
             """,
             [destination, audience, CONFIRMED],
         ).df()
@@ -204,7 +212,7 @@ def _ledger_rows_for(conn: duckdb.DuckDBPyConnection, destination: str, audience
     try:
         return conn.execute(
             f"select {', '.join(LEDGER_COLUMNS)} from {SCHEMA}.destination_members "
-            f"where destination = ? and audience = ? and (state = ? or member_key in (select member_key from {name})) "
+            f"where destination = ? and audience = ? and (state = ? or member_key in (select member_key::varchar from {name})) "
             "order by member_key",
             [destination, audience, PENDING_ADD],
         ).df()

@@ -57,7 +57,9 @@ def _normalize_sql(relation: str) -> str:
     codes = ", ".join(f"('{country}', '{code}')" for country, code in ids.COUNTRY_CALLING_CODES.items())
     google = ", ".join(f"'{domain}'" for domain in sorted(ids.GOOGLE_MAIL_DOMAINS))
     return f"""
-        with cleaned as (
+        with typed as (  -- a column that is all None (no contact known) reaches DuckDB untyped
+            select row_id, {", ".join(f"{c}::varchar as {c}" for c in SOURCE_COLUMNS)} from {relation}
+        ), cleaned as (
             select row_id,
                 lower(regexp_replace({_clean("email")}, '[{_WS}]', '', 'g')) as e,
                 {_clean("phone")} as p,
@@ -67,7 +69,7 @@ def _normalize_sql(relation: str) -> str:
                 {_clean("first_name")} as t_first,
                 {_clean("last_name")} as t_last,
                 case when upper({_clean("country")}) = 'UK' then 'GB' else upper({_clean("country")}) end as c
-            from {relation}
+            from typed
         ), emails as (
             select *,
                 case when e <> '' and length(e) - length(replace(e, '@', '')) = 1
@@ -156,7 +158,9 @@ def contact_forms(conn: duckdb.DuckDBPyConnection | None, members: pd.DataFrame)
     conn.register(name, source)
     try:
         forms = conn.execute(_normalize_sql(name) + " order by row_id").df()
-        ascii_only = " and ".join(f"coalesce(strlen({c}) = length({c}), true)" for c in SOURCE_COLUMNS)
+        ascii_only = " and ".join(
+            f"coalesce(strlen({c}::varchar) = length({c}::varchar), true)" for c in SOURCE_COLUMNS
+        )
         others = conn.execute(f"select * from {name} where not ({ascii_only}) order by row_id").df()
     finally:
         conn.unregister(name)
@@ -190,7 +194,8 @@ def _sha256_columns(conn: duckdb.DuckDBPyConnection, normalized: pd.DataFrame) -
     name = "_segmint_normalized"
     conn.register(name, normalized)
     try:
-        select = ", ".join(f"coalesce(sha256(nullif({c}, '')), '') as {c}" for c in normalized.columns)
+        # ::varchar: a column that is all None (an empty audience) reaches DuckDB untyped
+        select = ", ".join(f"coalesce(sha256(nullif({c}::varchar, '')), '') as {c}" for c in normalized.columns)
         return conn.execute(f"select {select} from {name}").df()
     finally:
         conn.unregister(name)
@@ -205,6 +210,8 @@ def member_values(values: pd.Series | None, size: int) -> list[float | None]:
 
 def python_values(values: pd.Series) -> list[Any]:
     """A column's values as the Python objects to_dict('records') gives (None for a nullable dtype's NA)."""
+    if values.dtype == object and all(v is None or type(v) in (str, float, bool, int, dict, list) for v in values):
+        return values.tolist()  # already plain Python objects (the contact forms): nothing to convert
     return values.to_frame(name="v").to_dict("list")["v"]
 
 
@@ -298,5 +305,8 @@ def member_keys(forms: pd.DataFrame) -> list[str]:
 
 
 def to_record(row: Any) -> SyncRecord:
-    """A SyncRecord from one row of a records frame (itertuples)."""
-    return SyncRecord(row.member_key, row.identifiers, row.value)
+    """A SyncRecord from one row of a records frame (itertuples), its fingerprint the one already computed."""
+    record = SyncRecord(row.member_key, row.identifiers, row.value)
+    if isinstance(row.fingerprint, str):
+        record.__dict__["fingerprint"] = row.fingerprint  # functools.cached_property's slot: no second hash
+    return record

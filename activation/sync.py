@@ -317,7 +317,10 @@ def _pending_add_origins(held: pd.DataFrame) -> dict[str, tuple[str, str]]:
 def _with_origin(record: SyncRecord, pending: dict[str, tuple[str, str]], run_id: str) -> SyncRecord:
     """The record tagged with the run that first sent this exact change (a pending row's run when resuming)."""
     fingerprint, origin = pending.get(record.member_key, ("", run_id))
-    return replace(record, origin_run_id=origin if fingerprint == record.fingerprint else run_id)
+    tagged = replace(record, origin_run_id=origin if fingerprint and fingerprint == record.fingerprint else run_id)
+    if "fingerprint" in record.__dict__:  # keep the cached fingerprint (same identifiers)
+        tagged.__dict__["fingerprint"] = record.__dict__["fingerprint"]
+    return tagged
 
 
 def _send_batch(

@@ -102,3 +102,16 @@ def test_control_group_in_duckdb_equals_the_per_customer_hash():
     ids_ = pd.Series([f"C{i:06d}" for i in range(20000)] + ["é1", "x|y", "", "12"])
     fractions = control_fractions(duckdb.connect(":memory:"), ids_, "champions")
     assert fractions.tolist() == [control_fraction(cid, "champions") for cid in ids_]
+
+
+def test_an_empty_audience_and_unknown_contacts_give_empty_records():
+    conn = duckdb.connect(":memory:")
+    empty = pd.DataFrame({"customer_id": pd.Series([], dtype=object), "is_control": pd.Series([], dtype=bool)})
+    unknown = pd.DataFrame({"customer_id": ["a", "b"], "email": [None, None], "phone": [None, None]}, dtype=object)
+    for members in (empty, unknown):
+        forms = mr.contact_forms(conn, members)
+        assert len(forms) == len(members)
+        assert all(value is None for value in forms["n_email"]) and all(value == "" for value in forms["h_email"])
+    assert control_fractions(conn, empty["customer_id"], "x").tolist() == []
+    webhook = DESTINATIONS["webhook"][1]
+    assert len(mr.records_frame(conn, webhook(type("S", (), {"url": "http://h", "path": "/p", "secret": "s"})), empty)) == 0
