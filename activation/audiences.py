@@ -293,11 +293,15 @@ def control_fractions(conn: duckdb.DuckDBPyConnection, customer_ids: pd.Series, 
     conn.register(name, pd.DataFrame({"customer_id": customer_ids.astype(str).to_numpy(dtype=object)}))
     try:
         # The first 16 hex digits are the digest's first 8 bytes, big-endian; 2**64 buckets as in control_fraction.
-        return conn.execute(
-            f"select cast(('0x' || left(sha256(customer_id::varchar || '|' || ?), 16)) as ubigint)::double "
-            f"/ {float(CONTROL_HASH_BUCKETS)!r} as fraction from {name}",
-            [audience_name],
-        ).df()["fraction"].to_numpy(dtype="float64")
+        return (
+            conn.execute(
+                f"select cast(('0x' || left(sha256(customer_id::varchar || '|' || ?), 16)) as ubigint)::double "
+                f"/ {float(CONTROL_HASH_BUCKETS)!r} as fraction from {name}",
+                [audience_name],
+            )
+            .df()["fraction"]
+            .to_numpy(dtype="float64")
+        )
     finally:
         conn.unregister(name)
 

@@ -117,7 +117,9 @@ def google_rows_from_forms(forms: pd.DataFrame) -> list[list[Any]]:
         has_address = bool(first and last and country and postal)
         if not (email or phone or has_address):
             continue
-        rows.append([email, phone, h_first if has_address else "", h_last if has_address else "", country or "", postal or ""])
+        rows.append(
+            [email, phone, h_first if has_address else "", h_last if has_address else "", country or "", postal or ""]
+        )
     return rows
 
 

@@ -273,7 +273,10 @@ def meta_identities(forms: pd.DataFrame) -> list[dict[str, str] | None]:
         if email or phone
         else None
         for email, phone, first, last, zip_code, country in zip(
-            *(column(forms, c) for c in ("h_email", "h_phone_meta", "h_first", "h_last", "h_zip_meta", "h_country_meta")),
+            *(
+                column(forms, c)
+                for c in ("h_email", "h_phone_meta", "h_first", "h_last", "h_zip_meta", "h_country_meta")
+            ),
             strict=True,
         )
     ]

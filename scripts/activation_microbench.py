@@ -56,7 +56,9 @@ def main() -> None:
             started = time.perf_counter()
             export_audience_csvs(members, audience.name, out, value_based=audience.value_column is not None)
             totals["export"] += (export := time.perf_counter() - started)
-            print(f"{audience.name}: {len(members)} members; select {select:.2f}s, guard {guard:.2f}s, export {export:.2f}s")
+            print(
+                f"{audience.name}: {len(members)} members; select {select:.2f}s, guard {guard:.2f}s, export {export:.2f}s"
+            )
             for config in audience.destinations:
                 destination, dry_run = build_destination(config, audience, {}, out)
                 started = time.perf_counter()

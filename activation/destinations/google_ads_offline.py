@@ -23,7 +23,6 @@ from typing import Any
 import pandas as pd
 
 from activation import member_records as mr
-
 from activation.destinations.base import BatchResult
 from activation.destinations.google_data_manager import google_account_id, google_user_identifiers
 from activation.destinations.registry import BuildRequest, register

@@ -124,7 +124,9 @@ class SignedWebhook:
             }
             for position, (key, email) in enumerate(zip(keys, forms["n_email"], strict=True))
         ]
-        return mr.record_frame(keys, identities, mr.member_values(forms.get("value"), len(forms)), fingerprints=fingerprints)
+        return mr.record_frame(
+            keys, identities, mr.member_values(forms.get("value"), len(forms)), fingerprints=fingerprints
+        )
 
     def begin(self, planned_adds: int, planned_removes: int) -> None:
         """Nothing to open."""

@@ -37,8 +37,7 @@ from activation.audiences import (
 from activation.destinations.factory import build_destination
 from activation.exports import export_audience_csvs
 from activation.http import DestinationError
-from activation.ledger import SCHEMA, ensure_schema
-from activation.ledger import previous_audience_size
+from activation.ledger import SCHEMA, ensure_schema, previous_audience_size
 from activation.member_records import contact_forms
 from activation.sync import SyncGuardError, guard_change, lift_by_audience, planned_size, sync_audience
 from landing.realtime_log import read_transitions, transition_log_files

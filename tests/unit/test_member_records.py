@@ -39,7 +39,9 @@ def _fuzz_text(rng: random.Random) -> str | None:
     templates = [
         lambda: "".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 12))),
         lambda: rng.choice(["", " ", "00", "+", "0", "\t"]) + str(rng.randint(0, 10**12)) + rng.choice(["", " ", "x"]),
-        lambda: f" {rng.choice(['Ab.c', 'a+b', '.', 'x'])}@{rng.choice(['gmail.com', 'GoogleMail.com', 'ex.org', ''])} ",
+        lambda: (
+            f" {rng.choice(['Ab.c', 'a+b', '.', 'x'])}@{rng.choice(['gmail.com', 'GoogleMail.com', 'ex.org', ''])} "
+        ),
         lambda: rng.choice(["us", " US", "uk", "Gb", "de", "XX", "u s", "1A", "ca"]),
         lambda: f"{rng.randint(0, 99999):05d}-{rng.randint(0, 9999):04d}" + rng.choice(["", " ", "\x1c"]),
     ]
@@ -114,4 +116,7 @@ def test_an_empty_audience_and_unknown_contacts_give_empty_records():
         assert all(value is None for value in forms["n_email"]) and all(value == "" for value in forms["h_email"])
     assert control_fractions(conn, empty["customer_id"], "x").tolist() == []
     webhook = DESTINATIONS["webhook"][1]
-    assert len(mr.records_frame(conn, webhook(type("S", (), {"url": "http://h", "path": "/p", "secret": "s"})), empty)) == 0
+    assert (
+        len(mr.records_frame(conn, webhook(type("S", (), {"url": "http://h", "path": "/p", "secret": "s"})), empty))
+        == 0
+    )

@@ -115,21 +115,25 @@ SEGMENTS = ["champions", "loyal", "at_risk", "nouveaux_clients", "hibernating"]
 VALUES = [123.456789, 0.005, 1e-07, 2.675, 1.005, 10.0, 0.0, -3.2, 99999.995, 7.125, float("nan")]
 
 
+def _pick(values: list, i: int, step: int = 1):
+    """The value for customer i (periods co-prime with the list lengths), {i} filled in."""
+    value = values[(i * step) % len(values)]
+    return value.format(i=i) if isinstance(value, str) else value
+
+
 def golden_customers(n: int = N_CUSTOMERS) -> pd.DataFrame:
     """The fixed shop: every field cycles through awkward values at co-prime periods, so combinations vary."""
     rows = []
     for i in range(n):
-        pick = lambda values, step=1: values[(i * step) % len(values)]  # noqa: E731
-        fmt = lambda value: value.format(i=i) if isinstance(value, str) else value  # noqa: E731
         rows.append(
             {
                 "customer_id": f"g{i:04d}",
-                "email": fmt(pick(EMAILS)),
-                "phone": fmt(pick(PHONES, 3)),
-                "first_name": fmt(pick(FIRST_NAMES, 5)),
-                "last_name": fmt(pick(LAST_NAMES, 2)),
-                "postal_code": fmt(pick(POSTAL_CODES, 3)),
-                "country_raw": pick(COUNTRIES, 7),
+                "email": _pick(EMAILS, i),
+                "phone": _pick(PHONES, i, 3),
+                "first_name": _pick(FIRST_NAMES, i, 5),
+                "last_name": _pick(LAST_NAMES, i, 2),
+                "postal_code": _pick(POSTAL_CODES, i, 3),
+                "country_raw": _pick(COUNTRIES, i, 7),
                 "marketing_consent": None if i % 13 == 12 else (i % 5 != 3),
             }
         )
