@@ -20,7 +20,7 @@ import duckdb
 from activation.audiences import load_audiences, select_members, with_contacts
 from activation.destinations.factory import build_destination
 from activation.exports import export_audience_csvs
-from activation.ledger import previous_audience_size
+from activation.ledger import ensure_schema, previous_audience_size
 from activation.sync import guard_change, plan_sync, sync_audience
 
 try:  # after issue 18: the guard counts; the contact forms are computed once per audience
@@ -33,6 +33,7 @@ except ImportError:  # before: the guard planned every destination
 def main() -> None:
     totals: dict[str, float] = defaultdict(float)
     conn = duckdb.connect(os.environ["SEGMINT_WAREHOUSE"], read_only=False)
+    ensure_schema(conn)
     with tempfile.TemporaryDirectory() as out:
         for audience in load_audiences("config/audiences.yaml"):
             if audience.realtime_segment is not None:
