@@ -5,7 +5,7 @@ export files, and per destination the sync plan and a full dry-run sync (request
 runs record nothing in the ledger, so each run redoes the same work). Runs on the code of the current directory, so
 the same command measures a checkout before issue 18 (where the guard is a plan per destination) and after.
 
-    SEGMINT_WAREHOUSE=/path/warehouse.duckdb .venv/bin/python scripts/activation_microbench.py
+    SEGMINT_WAREHOUSE=/path/warehouse.duckdb PYTHONPATH=. .venv/bin/python scripts/activation_microbench.py
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ whole graph already built (issue 18's measurement of the activation steps, befor
 
 Usage (the environment of the run that built the warehouse):
     SEGMINT_LANDING_DIR=... SEGMINT_DATA_DIR=... SEGMINT_WAREHOUSE=... DAGSTER_HOME=... \
-        .venv/bin/python scripts/activation_timings.py
+        PYTHONPATH=. .venv/bin/python scripts/activation_timings.py
 Prints one line per step (seconds, from the run's event log) and the totals per kind. With no destination
 credentials every sync is a dry-run, which records nothing in the ledger: repeated runs measure the same work.
 """
