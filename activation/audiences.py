@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -286,6 +287,25 @@ def is_control(customer_id: str, audience_name: str, control_share: float) -> bo
     return control_fraction(customer_id, audience_name) < control_share
 
 
+def control_fractions(conn: duckdb.DuckDBPyConnection, customer_ids: pd.Series, audience_name: str) -> np.ndarray:
+    """control_fraction of every customer at once, in DuckDB (same SHA-256, same 64-bit prefix, same float)."""
+    name = "_segmint_control_ids"
+    conn.register(name, pd.DataFrame({"customer_id": customer_ids.astype(str).to_numpy(dtype=object)}))
+    try:
+        # The first 16 hex digits are the digest's first 8 bytes, big-endian; 2**64 buckets as in control_fraction.
+        return (
+            conn.execute(
+                f"select cast(('0x' || left(sha256(customer_id::varchar || '|' || ?), 16)) as ubigint)::double "
+                f"/ {float(CONTROL_HASH_BUCKETS)!r} as fraction from {name}",
+                [audience_name],
+            )
+            .df()["fraction"]
+            .to_numpy(dtype="float64")
+        )
+    finally:
+        conn.unregister(name)
+
+
 def _member_query(conn: duckdb.DuckDBPyConnection, rule: str) -> str:
     score_columns = [row[0] for row in conn.execute("describe marts.customer_scores").fetchall()]
     overlapping = [column for column in score_columns if column in PII_COLUMNS]
@@ -324,7 +344,7 @@ def select_members(
     if audience.value_column is not None and audience.value_column not in members.columns:
         raise AudienceRuleError(f"audience '{audience.name}': value_column '{audience.value_column}' is not a column")
     members["customer_id"] = members["customer_id"].astype(str)
-    members["is_control"] = [is_control(cid, audience.name, audience.control_share) for cid in members["customer_id"]]
+    members["is_control"] = control_fractions(conn, members["customer_id"], audience.name) < audience.control_share
     members["value"] = members[audience.value_column] if audience.value_column else None
     return members.reset_index(drop=True)
 

@@ -18,9 +18,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
 
 from activation import identifiers as ids
+from activation import member_records as mr
 from activation.destinations.meta import meta_identifiers
 
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
@@ -91,18 +93,56 @@ def google_rows(members: Iterable[Mapping[str, Any]]) -> list[list[Any]]:
     return rows
 
 
+def meta_rows_from_forms(forms: pd.DataFrame, with_value: bool) -> list[list[Any]]:
+    """`meta_rows` of every member at once, from the audience's contact forms (member_records.contact_forms)."""
+    values = mr.column(forms, "value")
+    rows = []
+    for keys, value in zip(mr.meta_identities(forms), values, strict=True):
+        if keys is None:
+            continue
+        row: list[Any] = [keys["EMAIL"], keys["PHONE"], keys["FN"], keys["LN"], keys["ZIP"], keys["COUNTRY"]]
+        if with_value:
+            row.append("" if value is None or value != value else round(max(0.0, float(value)), 2))
+        rows.append(row)
+    return rows
+
+
+def google_rows_from_forms(forms: pd.DataFrame) -> list[list[Any]]:
+    """`google_rows` of every member at once, from the audience's contact forms (member_records.contact_forms)."""
+    rows = []
+    columns = ("h_email_google", "h_phone_e164", "n_first", "n_last", "h_first", "h_last", "n_country", "n_postal")
+    for email, phone, first, last, h_first, h_last, country, postal in zip(
+        *(mr.column(forms, c) for c in columns), strict=True
+    ):
+        has_address = bool(first and last and country and postal)
+        if not (email or phone or has_address):
+            continue
+        rows.append(
+            [email, phone, h_first if has_address else "", h_last if has_address else "", country or "", postal or ""]
+        )
+    return rows
+
+
 def export_audience_csvs(
-    members: pd.DataFrame, audience_name: str, out_dir: str | Path, value_based: bool = False
+    members: pd.DataFrame,
+    audience_name: str,
+    out_dir: str | Path,
+    value_based: bool = False,
+    conn: duckdb.DuckDBPyConnection | None = None,
 ) -> dict[str, Path]:
-    """Meta and Google upload files for the treated, consenting members of one audience; returns their paths."""
+    """Meta and Google upload files for the treated, consenting members of one audience; returns their paths.
+
+    Rows are built column-wise from the members' contact forms (member_records), computed on `conn` (None: an
+    in-memory DuckDB); same bytes as meta_rows/google_rows over the same members.
+    """
     treated = members[~members["is_control"].astype(bool)]
-    allowed = treated[treated["marketing_consent"].fillna(False).astype(bool)].to_dict("records")
+    allowed = mr.contact_forms(conn, treated[treated["marketing_consent"].fillna(False).astype(bool)])
     out_dir = Path(out_dir)
     meta_header = META_CSV_HEADER + ([META_VALUE_HEADER] if value_based else [])
     paths = {
         "meta": out_dir / f"{audience_name}_meta_customer_list.csv",
         "google": out_dir / f"{audience_name}_google_customer_match.csv",
     }
-    write_csv(paths["meta"], meta_header, meta_rows(allowed, value_based))
-    write_csv(paths["google"], GOOGLE_CSV_HEADER, google_rows(allowed))
+    write_csv(paths["meta"], meta_header, meta_rows_from_forms(allowed, value_based))
+    write_csv(paths["google"], GOOGLE_CSV_HEADER, google_rows_from_forms(allowed))
     return paths

@@ -17,6 +17,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 import duckdb
@@ -92,9 +93,13 @@ class SyncRecord:
     external_id: str | None = None
     origin_run_id: str | None = None  # run that first sent this change; stable across resumed runs
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
-        """SHA-256 of the canonical JSON of the identifiers (changes when what we send for the member changes)."""
+        """SHA-256 of the canonical JSON of the identifiers (changes when what we send for the member changes).
+
+        Cached per record (the identifiers are not changed after construction); member_records.to_record seeds it
+        with the fingerprint the plan already computed.
+        """
         return fingerprint_of(self.identifiers)
 
 
@@ -146,6 +151,83 @@ def plan_diff(current: pd.DataFrame, ledger: pd.DataFrame) -> Diff:
             diff.add.append(key)  # value changed, or a pending row from an interrupted run
     diff.remove.sort()
     return diff
+
+
+def diff_in_warehouse(
+    conn: duckdb.DuckDBPyConnection, destination: str, audience: str, current: pd.DataFrame
+) -> tuple[Diff, pd.DataFrame]:
+    """`plan_diff` of current members against the ledger, computed in DuckDB; call ensure_schema first.
+
+    `current`: member_key (unique), fingerprint, value. Returns the diff and the ledger rows a sync needs besides:
+    those to remove (their exact identifiers) and those left pending_add by an interrupted run.
+    Values compare at cent precision: the ledger stores rounded_value, and current values are rounded the same
+    (Python) way before the comparison.
+    """
+    frame = pd.DataFrame(
+        {
+            "member_key": current["member_key"].astype(object).to_numpy(),
+            "fingerprint": current["fingerprint"].astype(object).to_numpy(),
+            "value": pd.Series([rounded_value(v) for v in current["value"].tolist()], dtype="float64"),
+        }
+    )
+    name = "_segmint_current"
+    conn.register(name, frame)
+    try:
+        actions = conn.execute(
+            f"""
+            with current as (
+                select member_key::varchar as member_key, fingerprint::varchar as fingerprint, value::double as value
+                from {name}
+            ), held as (
+                select member_key, fingerprint, value, state from {SCHEMA}.destination_members
+                where destination = ? and audience = ?
+            )
+            select coalesce(c.member_key, h.member_key) as member_key,
+                case when c.member_key is null then 'remove'
+                     when h.member_key is null then 'add'
+                     when h.fingerprint <> c.fingerprint then 'replace'
+                     when h.state = ? and h.value is not distinct from c.value then 'unchanged'
+                     else 'add' end as action
+            from current as c full outer join held as h on c.member_key = h.member_key
+            """,
+            [destination, audience, CONFIRMED],
+        ).df()
+    finally:
+        conn.unregister(name)
+    by_action = {action: sorted(group["member_key"].tolist()) for action, group in actions.groupby("action")}
+    replace = by_action.get("replace", [])
+    diff = Diff(
+        add=sorted(by_action.get("add", []) + replace),
+        remove=sorted(by_action.get("remove", []) + replace),
+        unchanged=by_action.get("unchanged", []),
+        replace=replace,
+    )
+    return diff, _ledger_rows_for(conn, destination, audience, diff.remove)
+
+
+def _ledger_rows_for(conn: duckdb.DuckDBPyConnection, destination: str, audience: str, keys: list[str]) -> pd.DataFrame:
+    """Ledger rows of these member keys plus every pending_add row (load_ledger's columns and order)."""
+    name = "_segmint_keys"
+    conn.register(name, pd.DataFrame({"member_key": pd.Series(keys, dtype=object)}))
+    try:
+        return conn.execute(
+            f"select {', '.join(LEDGER_COLUMNS)} from {SCHEMA}.destination_members "
+            f"where destination = ? and audience = ? and (state = ? or member_key in (select member_key::varchar from {name})) "
+            "order by member_key",
+            [destination, audience, PENDING_ADD],
+        ).df()
+    finally:
+        conn.unregister(name)
+
+
+def confirmed_external_ids(conn: duckdb.DuckDBPyConnection, destination: str, audience: str) -> set[str]:
+    """Record ids the destination assigned to the members it is known to hold (confirmed rows)."""
+    rows = conn.execute(
+        f"select external_id from {SCHEMA}.destination_members where destination = ? and audience = ? "
+        "and state = ? and external_id is not null",
+        [destination, audience, CONFIRMED],
+    ).fetchall()
+    return {str(row[0]) for row in rows}
 
 
 def load_ledger(conn: duckdb.DuckDBPyConnection, destination: str, audience: str) -> pd.DataFrame:

@@ -1,10 +1,12 @@
 """Diff-based, consent-aware, resumable sync of one audience to one destination, the change guard, and lift.
 
 Flow of `sync_audience`: select members (rule in DuckDB) -> drop the control group -> consent filter (ad and
-email destinations get marketing_consent = true only; CRM and webhook get everyone) -> build each member's
-destination record (normalized, hashed where the platform requires) -> diff against the ledger -> removes, then
-adds, in batches of at most `destination.max_batch`; each batch is written `pending_*` before sending and marked
-confirmed only after the API confirmed it -> read back what the destination reports.
+email destinations get marketing_consent = true only; CRM and webhook get everyone) -> build the destination's
+records (normalized, hashed where the platform requires), column-wise for all members at once
+(activation/member_records.py: the audience's contact forms are computed once in DuckDB and shared by its
+destinations) -> diff against the ledger, in DuckDB -> removes, then adds, in batches of at most
+`destination.max_batch`; each batch is written `pending_*` before sending and marked confirmed only after the API
+confirmed it -> read back what the destination reports. Only the records that are sent become SyncRecord objects.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pandas as pd
 from scipy import stats
 
 from activation import ledger
+from activation import member_records as mr
 from activation.audiences import Audience, select_members
 from activation.destinations.base import CONSENT_REQUIRED_KINDS, Destination, chunked
 from activation.http import ERASED_MARKER, DestinationError
@@ -33,9 +36,13 @@ class SyncGuardError(RuntimeError):
 
 @dataclass
 class SyncPlan:
-    """What a sync would do: the records to hold, the diff against the ledger and the size change."""
+    """What a sync would do: the records to hold, the diff against the ledger and the size change.
 
-    records: dict[str, SyncRecord]
+    `records`: one row per member the destination would hold (member_records.RECORD_COLUMNS), indexed by
+    member_key; `ledger_rows`: the ledger rows to remove and those pending_add (ledger.diff_in_warehouse).
+    """
+
+    records: pd.DataFrame
     ledger_rows: pd.DataFrame
     diff: ledger.Diff
     previous_size: int
@@ -89,40 +96,45 @@ def consenting(members: pd.DataFrame, destination_kind: str) -> pd.Series:
     return members["marketing_consent"].fillna(False).astype(bool)
 
 
+def _allowed(members: pd.DataFrame, destination: Destination) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(treated, allowed): members outside the control group, and those of them this destination may receive."""
+    treated = members[~members["is_control"].astype(bool)]
+    return treated, treated[consenting(treated, destination.kind)]
+
+
+def planned_size(conn: duckdb.DuckDBPyConnection, destination: Destination, members: pd.DataFrame) -> int:
+    """How many members the destination would hold after a sync: counted, without fingerprints or a diff.
+
+    `members`: the audience's members with contact fields, ideally with member_records.contact_forms already
+    added (then shared by every destination of the audience). This is what the size guard needs.
+    """
+    _, allowed = _allowed(members, destination)
+    records = mr.records_frame(conn, destination, allowed, fingerprints=False)
+    return int(records["member_key"].nunique())
+
+
 def plan_sync(
     conn: duckdb.DuckDBPyConnection, audience: Audience, destination: Destination, members: pd.DataFrame | None = None
 ) -> SyncPlan:
-    """The diff a sync would send, without sending anything (also what the blocking guard check needs)."""
+    """The diff a sync would send, without sending anything.
+
+    Records are built column-wise (member_records.records_frame) and diffed against the ledger in DuckDB.
+    """
     ledger.ensure_schema(conn)
     members = select_members(conn, audience) if members is None else members
-    treated = members[~members["is_control"].astype(bool)]
-    allowed = treated[consenting(treated, destination.kind)]
-    records: dict[str, SyncRecord] = {}
-    unmatchable = 0
-    for member in allowed.to_dict("records"):
-        record = destination.build_record(member)
-        if record is None:
-            unmatchable += 1
-        else:
-            records[record.member_key] = record
-    current = pd.DataFrame(
-        {
-            "member_key": list(records),
-            "fingerprint": [r.fingerprint for r in records.values()],
-            "value": [r.value for r in records.values()],
-        }
-    )
-    held = ledger.load_ledger(conn, destination.name, audience.name)
+    treated, allowed = _allowed(members, destination)
+    records = mr.records_frame(conn, destination, allowed)
+    diff, held = ledger.diff_in_warehouse(conn, destination.name, audience.name, records)
     return SyncPlan(
-        records=records,
+        records=records.set_index("member_key", drop=False),
         ledger_rows=held,
-        diff=ledger.plan_diff(current, held),
+        diff=diff,
         previous_size=ledger.previous_audience_size(conn, destination.name, audience.name),
         new_size=len(records),
         members=len(members),
         control=int(members["is_control"].sum()),
         skipped_no_consent=len(treated) - len(allowed),
-        skipped_unmatchable=unmatchable,
+        skipped_unmatchable=len(allowed) - len(records),
     )
 
 
@@ -131,13 +143,12 @@ def _reconcile(
 ) -> dict[str, Any]:
     """Compare what the destination reports (list size, member record ids) with the ledger's confirmed rows."""
     member_ids = readback.pop("member_record_ids", None)
-    held = ledger.load_ledger(conn, destination.name, audience)
     if member_ids is None:
         if "list_size" in readback:
-            readback["ledger_size"] = int((held["state"] == ledger.CONFIRMED).sum())
+            readback["ledger_size"] = ledger.confirmed_size(conn, destination.name, audience)
             readback["agrees_with_ledger"] = readback["list_size"] == readback["ledger_size"]
         return readback
-    confirmed_ids = set(held.loc[held["state"] == ledger.CONFIRMED, "external_id"].dropna().astype(str))
+    confirmed_ids = ledger.confirmed_external_ids(conn, destination.name, audience)
     listed = set(member_ids)
     readback["ledger_size"] = len(confirmed_ids)
     readback["in_destination_not_in_ledger"] = len(listed - confirmed_ids)
@@ -197,16 +208,17 @@ def sync_audience(
     # Removals owed for erased persons (captured while this destination ran as a dry-run): a dry-run writes them,
     # with the plain identifiers masked, so the request files never keep them; a live destination never received
     # them (its ledger has no row), so there is nothing to remove there and they are only settled.
+    removing = set(plan.diff.remove)
     owed = [
         r
         for r in ledger.erasure_removals(conn, destination.name, audience.name)
-        if r.member_key not in set(plan.diff.remove) and r.member_key not in plan.records
+        if r.member_key not in removing and r.member_key not in plan.records.index
     ]
     if dry_run and owed:
         removes += owed
         _mask_in_dry_run_files(destination, owed)
     pending = _pending_add_origins(plan.ledger_rows)
-    adds = [_with_origin(plan.records[key], pending, run_id) for key in plan.diff.add]
+    adds = [_with_origin(mr.to_record(row), pending, run_id) for row in plan.records.loc[plan.diff.add].itertuples()]
     try:
         destination.begin(len(adds), len(removes))
         for action, records in (("remove", removes), ("add", adds)):
@@ -305,7 +317,10 @@ def _pending_add_origins(held: pd.DataFrame) -> dict[str, tuple[str, str]]:
 def _with_origin(record: SyncRecord, pending: dict[str, tuple[str, str]], run_id: str) -> SyncRecord:
     """The record tagged with the run that first sent this exact change (a pending row's run when resuming)."""
     fingerprint, origin = pending.get(record.member_key, ("", run_id))
-    return replace(record, origin_run_id=origin if fingerprint == record.fingerprint else run_id)
+    tagged = replace(record, origin_run_id=origin if fingerprint and fingerprint == record.fingerprint else run_id)
+    if "fingerprint" in record.__dict__:  # keep the cached fingerprint (same identifiers)
+        tagged.__dict__["fingerprint"] = record.__dict__["fingerprint"]
+    return tagged
 
 
 def _send_batch(

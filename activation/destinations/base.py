@@ -31,6 +31,9 @@ class Destination(Protocol):
     requires it), or None when the member cannot be identified there (e.g. no email). `send_adds` /
     `send_removes` send one batch of at most `max_batch` records and return what the API confirmed.
     `begin` is called once per sync with the planned totals (e.g. Meta's session), `readback` after it.
+    Optional, for speed: `build_records(forms, fingerprints=True)` builds the same records for all members at once
+    from activation.member_records.contact_forms (every built-in destination has it; the sync falls back to
+    `build_record` per member without it).
     """
 
     name: str

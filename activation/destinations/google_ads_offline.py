@@ -20,6 +20,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from activation import member_records as mr
 from activation.destinations.base import BatchResult
 from activation.destinations.google_data_manager import google_account_id, google_user_identifiers
 from activation.destinations.registry import BuildRequest, register
@@ -84,6 +87,11 @@ class GoogleAdsOfflineJobAudience:
         """Same identifiers as the Data Manager destination (same documented normal forms)."""
         identifiers = google_user_identifiers(member)
         return None if identifiers is None else SyncRecord(str(member["customer_id"]), {"userIdentifiers": identifiers})
+
+    def build_records(self, forms: pd.DataFrame, fingerprints: bool = True) -> pd.DataFrame:
+        """build_record for every member at once, from the audience's contact forms (member_records)."""
+        identities = [None if i is None else {"userIdentifiers": i} for i in mr.google_identities(forms)]
+        return mr.record_frame(mr.member_keys(forms), identities, fingerprints=fingerprints)
 
     def begin(self, planned_adds: int, planned_removes: int) -> None:
         """Nothing to open: each batch runs in its own job."""

@@ -19,7 +19,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from activation import identifiers as ids
+from activation import member_records as mr
 from activation.destinations.base import BatchResult
 from activation.destinations.registry import BuildRequest, register
 from activation.http import DestinationError, HttpClient, RetryPolicy
@@ -116,6 +119,11 @@ class GoogleDataManagerAudience:
         if identifiers is None:
             return None
         return SyncRecord(str(member["customer_id"]), {"userIdentifiers": identifiers})
+
+    def build_records(self, forms: pd.DataFrame, fingerprints: bool = True) -> pd.DataFrame:
+        """build_record for every member at once, from the audience's contact forms (member_records)."""
+        identities = [None if i is None else {"userIdentifiers": i} for i in mr.google_identities(forms)]
+        return mr.record_frame(mr.member_keys(forms), identities, fingerprints=fingerprints)
 
     def begin(self, planned_adds: int, planned_removes: int) -> None:
         """Nothing to open (every request stands alone); a live sync refuses account ids that are not numeric."""

@@ -17,7 +17,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from activation import identifiers as ids
+from activation import member_records as mr
 from activation.destinations.base import BatchResult, chunked, text_or_none
 from activation.destinations.registry import BuildRequest, register
 from activation.http import HttpClient, RetryPolicy
@@ -72,6 +75,14 @@ class HubSpotList:
             "lastname": text_or_none(member.get("last_name")),
         }
         return SyncRecord(str(member["customer_id"]), identifiers)
+
+    def build_records(self, forms: pd.DataFrame, fingerprints: bool = True) -> pd.DataFrame:
+        """build_record for every member at once, from the audience's contact forms (member_records)."""
+        identities = [
+            None if email is None else {"email": email, "firstname": first, "lastname": last}
+            for email, first, last in zip(forms["n_email"], forms["t_first"], forms["t_last"], strict=True)
+        ]
+        return mr.record_frame(mr.member_keys(forms), identities, fingerprints=fingerprints)
 
     def begin(self, planned_adds: int, planned_removes: int) -> None:
         """Nothing to open."""

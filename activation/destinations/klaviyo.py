@@ -21,7 +21,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from activation import identifiers as ids
+from activation import member_records as mr
 from activation.destinations.base import BatchResult, chunked, text_or_none
 from activation.destinations.registry import BuildRequest, register
 from activation.http import DestinationError, HttpClient, RetryPolicy
@@ -94,6 +97,15 @@ class KlaviyoList:
                 "last_name": text_or_none(member.get("last_name")),
             },
         )
+
+    def build_records(self, forms: pd.DataFrame, fingerprints: bool = True) -> pd.DataFrame:
+        """build_record for every member at once, from the audience's contact forms (member_records)."""
+        keys = mr.member_keys(forms)
+        identities = [
+            None if email is None else {"email": email, "external_id": key, "first_name": first, "last_name": last}
+            for key, email, first, last in zip(keys, forms["n_email"], forms["t_first"], forms["t_last"], strict=True)
+        ]
+        return mr.record_frame(keys, identities, fingerprints=fingerprints)
 
     def begin(self, planned_adds: int, planned_removes: int) -> None:
         """Nothing to open."""

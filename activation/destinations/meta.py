@@ -20,7 +20,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from activation import identifiers as ids
+from activation import member_records as mr
 from activation.destinations.base import BatchResult, member_value
 from activation.destinations.registry import BuildRequest, register
 from activation.http import HttpClient, RetryPolicy
@@ -89,6 +92,13 @@ class MetaCustomAudience:
         if self.value_based:
             value = max(0.0, value or 0.0)  # Meta documents LOOKALIKE_VALUE as a non-negative number
         return SyncRecord(str(member["customer_id"]), keys, value)
+
+    def build_records(self, forms: pd.DataFrame, fingerprints: bool = True) -> pd.DataFrame:
+        """build_record for every member at once, from the audience's contact forms (member_records)."""
+        values = None
+        if self.value_based:
+            values = [max(0.0, v or 0.0) for v in mr.member_values(forms.get("value"), len(forms))]
+        return mr.record_frame(mr.member_keys(forms), mr.meta_identities(forms), values, fingerprints=fingerprints)
 
     def begin(self, planned_adds: int, planned_removes: int) -> None:
         """Open one upload session for the adds and one for the removes of this sync."""

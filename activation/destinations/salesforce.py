@@ -27,7 +27,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from activation import identifiers as ids
+from activation import member_records as mr
 from activation.destinations.base import BatchResult, text_or_none
 from activation.destinations.registry import BuildRequest, register
 from activation.http import DestinationError, HttpClient, RetryPolicy
@@ -53,6 +56,14 @@ _HASH_CHARS = 8
 def is_custom_field_name(api_name: str) -> bool:
     """True when `api_name` is a valid custom field API name (Field Name rules, then `__c`)."""
     return len(api_name) <= CUSTOM_FIELD_NAME_MAX + 3 and CUSTOM_FIELD_NAME.fullmatch(api_name) is not None
+
+
+def _score_text(value: Any, column: str) -> str | None:
+    """A score as the Contact field's text: floats at 4 decimals, reason codes cut to REASON_CODES_MAX_CHARS."""
+    if isinstance(value, float) and value == value:
+        value = round(value, 4)
+    text = text_or_none(value)
+    return text[:REASON_CODES_MAX_CHARS] if text and column == "top_drivers" else text
 
 
 def membership_field_name(audience: str) -> str:
@@ -150,12 +161,25 @@ class SalesforceContacts:
             "LastName": text_or_none(member.get("last_name")),
         }
         for column, field_name in SCORE_FIELDS.items():
-            value = member.get(column)
-            if isinstance(value, float) and value == value:
-                value = round(value, 4)
-            text = text_or_none(value)
-            row[field_name] = text[:REASON_CODES_MAX_CHARS] if text and column == "top_drivers" else text
+            row[field_name] = _score_text(member.get(column), column)
         return SyncRecord(str(member["customer_id"]), row)
+
+    def build_records(self, forms: pd.DataFrame, fingerprints: bool = True) -> pd.DataFrame:
+        """build_record for every member at once, from the audience's contact forms (member_records)."""
+        keys = mr.member_keys(forms)
+        scores = {
+            field_name: [_score_text(value, column) for value in mr.column(forms, column)]
+            for column, field_name in SCORE_FIELDS.items()
+        }
+        rows = []
+        for position, (key, email, first, last) in enumerate(
+            zip(keys, forms["n_email"], forms["t_first"], forms["t_last"], strict=True)
+        ):
+            row: dict[str, Any] = {self.external_id_field: key, "Email": email, "FirstName": first, "LastName": last}
+            for field_name, texts in scores.items():
+                row[field_name] = texts[position]
+            rows.append(row)
+        return mr.record_frame(keys, rows, fingerprints=fingerprints)
 
     def begin(self, planned_adds: int, planned_removes: int) -> None:
         """Nothing to open (each batch is its own ingest job); refuses field names Salesforce would refuse."""

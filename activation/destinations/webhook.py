@@ -21,7 +21,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from activation import identifiers as ids
+from activation import member_records as mr
 from activation.destinations.base import BatchResult, member_value, text_or_none
 from activation.destinations.registry import BuildRequest, register
 from activation.http import HttpClient, RetryPolicy
@@ -103,6 +106,27 @@ class SignedWebhook:
             },
         }
         return SyncRecord(str(member["customer_id"]), identifiers, member_value(member))
+
+    def build_records(self, forms: pd.DataFrame, fingerprints: bool = True) -> pd.DataFrame:
+        """build_record for every member at once, from the audience's contact forms (member_records)."""
+        keys = mr.member_keys(forms)
+        fields = {
+            field: [text_or_none(v) if "segment" in field else _number(v) for v in mr.column(forms, field)]
+            for field in WEBHOOK_FIELDS
+        }
+        consents = [None if c is None or c != c else bool(c) for c in mr.column(forms, "marketing_consent")]
+        identities = [
+            {
+                "customer_id": key,
+                "email": email,
+                "marketing_consent": consents[position],
+                **{field: values[position] for field, values in fields.items()},
+            }
+            for position, (key, email) in enumerate(zip(keys, forms["n_email"], strict=True))
+        ]
+        return mr.record_frame(
+            keys, identities, mr.member_values(forms.get("value"), len(forms)), fingerprints=fingerprints
+        )
 
     def begin(self, planned_adds: int, planned_removes: int) -> None:
         """Nothing to open."""

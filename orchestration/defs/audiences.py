@@ -37,8 +37,9 @@ from activation.audiences import (
 from activation.destinations.factory import build_destination
 from activation.exports import export_audience_csvs
 from activation.http import DestinationError
-from activation.ledger import SCHEMA, ensure_schema
-from activation.sync import SyncGuardError, guard_change, lift_by_audience, plan_sync, sync_audience
+from activation.ledger import SCHEMA, ensure_schema, previous_audience_size
+from activation.member_records import contact_forms
+from activation.sync import SyncGuardError, guard_change, lift_by_audience, planned_size, sync_audience
 from landing.realtime_log import read_transitions, transition_log_files
 from orchestration.defs.resources import DUCKDB_TAG, ActivationCredentials, SegmintSettings, Warehouse
 from orchestration.lib import groups, keys
@@ -88,8 +89,9 @@ def _members_table(audience: Audience) -> str:
 
 
 def _members_with_contacts(conn: duckdb.DuckDBPyConnection, audience: Audience) -> pd.DataFrame:
-    """The audience's members with their contact fields, for a destination (the sync edge) only."""
-    return with_contacts(conn, read_table(conn, _members_table(audience), order_by="customer_id"))
+    """The audience's members with their contact fields and their normal forms and hashes (member_records), for a
+    destination (the sync edge) only: computed once here, shared by every destination of the step."""
+    return contact_forms(conn, with_contacts(conn, read_table(conn, _members_table(audience), order_by="customer_id")))
 
 
 def _audience_asset(audience: Audience) -> dg.AssetsDefinition:
@@ -159,16 +161,18 @@ def _guard_check(audience: Audience) -> dg.AssetChecksDefinition:
         rows = []
         with warehouse.connect() as conn:
             ensure_schema(conn)
+            # Counts, not plans: the contact forms once for the audience, then each destination's record count.
             members = _members_with_contacts(conn, audience)
             for config in audience.destinations:
                 destination, dry_run = build_destination(config, audience, env, settings.load().exports_dir / "dry_run")
-                plan = plan_sync(conn, audience, destination, members)
-                ok, message = guard_change(plan.previous_size, plan.new_size, audience.max_change_share)
+                previous = previous_audience_size(conn, destination.name, audience.name)
+                new_size = planned_size(conn, destination, members)
+                ok, message = guard_change(previous, new_size, audience.max_change_share)
                 rows.append(
                     {
                         "destination": config.name,
-                        "previous_size": plan.previous_size,
-                        "new_size": plan.new_size,
+                        "previous_size": previous,
+                        "new_size": new_size,
                         "ok": ok,
                         "message": message,
                     }
@@ -208,6 +212,7 @@ def _export_asset(audience: Audience) -> dg.AssetsDefinition:
             members = _members_with_contacts(conn, audience)
         out_dir = settings.load().exports_dir
         out_dir.mkdir(parents=True, exist_ok=True)
+        # The contact forms are already on `members` (computed while the warehouse was open).
         paths = export_audience_csvs(members, audience.name, out_dir, value_based=audience.value_column is not None)
         return dg.MaterializeResult(
             metadata={name: dg.MetadataValue.path(str(path)) for name, path in paths.items()}

@@ -54,3 +54,40 @@ def test_guard_blocks_a_shrink_beyond_the_allowed_share_and_passes_within_it():
 
 def test_guard_lets_the_first_sync_through():
     assert guard_change(0, 5000, 0.5) == (True, "first sync: 5000 members")
+
+
+def test_the_diff_in_duckdb_equals_plan_diff_on_random_ledgers():
+    """ledger.diff_in_warehouse (SQL, what syncs use) against the reference plan_diff, state for state."""
+    import random
+
+    import duckdb
+
+    from activation import ledger
+
+    rng = random.Random(18)
+    for trial in range(30):
+        conn = duckdb.connect(":memory:")
+        ledger.ensure_schema(conn)
+        keys = [f"k{i:03d}" for i in range(rng.randint(0, 60))]
+        held_rows = []
+        for key in rng.sample(keys, rng.randint(0, len(keys))):
+            value = rng.choice([None, 1.0, 2.25, 99.99])
+            state = rng.choice([ledger.CONFIRMED, ledger.CONFIRMED, ledger.PENDING_ADD, ledger.PENDING_REMOVE])
+            held_rows.append((key, f"f{rng.randint(0, 2)}", value, state))
+        for key, fingerprint, value, state in held_rows:
+            conn.execute(
+                "insert into sync.destination_members values ('d', 'a', ?, '{}', ?, ?, null, ?, 'r0', null, null, now())",
+                [key, fingerprint, value, state],
+            )
+        current = frame(
+            [
+                (key, f"f{rng.randint(0, 2)}", rng.choice([None, 1.0, 2.25, 2.254, 99.99, 99.994, float("nan")]))
+                for key in rng.sample(keys, rng.randint(0, len(keys)))
+            ],
+            ("member_key", "fingerprint", "value"),
+        )
+        expected = plan_diff(current, ledger.load_ledger(conn, "d", "a"))
+        got, rows = ledger.diff_in_warehouse(conn, "d", "a", current)
+        assert vars(got) == vars(expected), trial
+        needed = set(got.remove) | {k for k, _, _, s in held_rows if s == ledger.PENDING_ADD}
+        assert set(rows["member_key"]) == needed
