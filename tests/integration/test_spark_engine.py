@@ -16,7 +16,8 @@ import pytest
 
 from tests.conftest import make_run
 
-pytestmark = pytest.mark.slow
+# Not in `make test`: two whole-graph runs, one paying a JVM start per dbt step, would push CI past its budget.
+pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
 SHOP = {"SEGMINT_DEMO_CUSTOMERS": "2000", "SEGMINT_DEMO_SEED": "7"}
 COLUMNS = "customer_id, rfm_segment, behavioral_segment, cluster_id, predicted_clv"
