@@ -35,12 +35,16 @@ def _drivers_text(rng: np.random.Generator, i: int) -> str | None:
     if kind == 2:
         return "[]"
     if kind == 3:  # junk entries are skipped, a driver without a contribution counts 0
-        return json.dumps([{"feature": "order_count"}, "noise", {"no_feature": 1}, {"feature": "recency_days", "contribution": -0.0}])
+        return json.dumps(
+            [{"feature": "order_count"}, "noise", {"no_feature": 1}, {"feature": "recency_days", "contribution": -0.0}]
+        )
     features = [*NUMERIC_FEATURES, "acquisition_channel", "is_subscriber", "feature_not_in_marts"]
     chosen = rng.choice(len(features), size=int(rng.integers(1, 6)), replace=False)
     contributions = rng.normal(0, 3, size=len(chosen)) * rng.choice([1e-6, 0.01, 1, 1000], size=len(chosen))
     contributions[rng.random(len(chosen)) < 0.1] = 0.005  # rounds to a tie at +0.01/-0.00 boundaries
-    return json.dumps([{"feature": features[j], "contribution": round(float(c), 4)} for j, c in zip(chosen, contributions)])
+    return json.dumps(
+        [{"feature": features[j], "contribution": round(float(c), 4)} for j, c in zip(chosen, contributions)]
+    )
 
 
 def varied_inputs(n: int, seed: int = 7) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -113,7 +117,11 @@ def assert_identical(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
     assert list(actual.columns) == EXPLANATION_COLUMNS == list(expected.columns)
     assert len(actual) == len(expected)
     for column in EXPLANATION_COLUMNS:
-        mismatch = [i for i, (a, e) in enumerate(zip(actual[column], expected[column], strict=True)) if a != e or type(a) is not type(e)]
+        mismatch = [
+            i
+            for i, (a, e) in enumerate(zip(actual[column], expected[column], strict=True))
+            if a != e or type(a) is not type(e)
+        ]
         assert not mismatch, (column, actual[column].iloc[mismatch[0]], expected[column].iloc[mismatch[0]])
 
 
