@@ -13,6 +13,7 @@ Pure pandas; evidence is a JSON text so analysts can read it in SQL (`json_extra
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Callable
@@ -110,10 +111,10 @@ def _each(values: pd.Series | np.ndarray, make: Callable[[Any], str]) -> np.ndar
         return out
     if array.dtype.kind in "biuf":
         keys = array.view(f"i{array.dtype.itemsize}") if array.dtype.kind == "f" else array
-        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-        made = np.empty(len(first), dtype=object)
-        made[:] = [make(value) for value in array[first].tolist()]
-        return made[inverse.reshape(-1)]
+        codes, distinct = pd.factorize(keys)  # hashing, no sort
+        made = np.empty(len(distinct), dtype=object)
+        made[:] = [make(value) for value in distinct.view(array.dtype).tolist()]
+        return made[codes]
     cache: dict[Any, str] = {}
     for position, value in enumerate(array.tolist()):
         try:
@@ -127,41 +128,56 @@ def _each(values: pd.Series | np.ndarray, make: Callable[[Any], str]) -> np.ndar
     return out
 
 
-def _own_values(features: pd.DataFrame, customer_ids: pd.Series) -> Callable[[str], np.ndarray | None]:
-    """feature -> the customers' own values (in customer_ids order), or None when features has no such column.
+def _json_scalar(value: Any) -> str:
+    """json.dumps(value) for the scalars _json_number returns (the encoder's own rules, without its per-call setup)."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if type(value) is float:
+        if value != value:
+            return "NaN"
+        if value in (math.inf, -math.inf):
+            return "Infinity" if value > 0 else "-Infinity"
+        return float.__repr__(value)
+    return json.dumps(value)
 
-    A customer without a feature row, or with a NULL value, gets None (a row loop's missing key).
+
+OwnFormatter = Callable[[str, np.ndarray, Callable[[Any], str]], np.ndarray]
+
+
+def _own_values(features: pd.DataFrame, customer_ids: pd.Series) -> OwnFormatter:
+    """(feature, positions, make) -> make(the customer's own value) for the customers at positions of customer_ids.
+
+    A customer without a feature row, a NULL value or a feature the table lacks gets make(None), as a row loop's
+    missing key does.
     """
-    values = features.drop(columns=["customer_id"])
     rows = pd.Index(features["customer_id"]).get_indexer(customer_ids)
     found = rows >= 0
+    safe_rows = np.where(found, rows, 0)
 
-    def own(feature: str) -> np.ndarray | None:
-        if feature not in values.columns:
-            return None
-        column = values[feature]
-        picked = np.empty(len(rows), dtype=object)
-        picked[:] = None
-        if column.dtype.kind in "biuf":
-            taken = column.to_numpy()[rows[found]]
-            present = ~pd.isna(taken)
-            chosen = np.flatnonzero(found)[present]
-            picked[chosen] = taken[present].tolist()  # Python scalars, as DataFrame.to_dict gives them
-        else:
-            taken = column.to_numpy(dtype=object)[rows[found]]
-            present = ~pd.isna(taken)
-            picked[np.flatnonzero(found)[present]] = taken[present]
-        return picked
+    def format_own(feature: str, positions: np.ndarray, make: Callable[[Any], str]) -> np.ndarray:
+        out = np.full(len(positions), make(None), dtype=object)
+        if feature == "customer_id" or feature not in features.columns or not len(features):
+            return out
+        column = features[feature].to_numpy()
+        values = column[safe_rows[positions]]
+        present = found[positions] & ~pd.isna(values)
+        out[present] = _each(values[present], make)
+        return out
 
-    return own
+    return format_own
 
 
 def _concat(*parts: np.ndarray | str) -> np.ndarray:
-    """Element-wise string concatenation of object arrays and constants."""
-    result = parts[0] if isinstance(parts[0], np.ndarray) else np.asarray(parts[0], dtype=object)
-    for part in parts[1:]:
-        result = result + part
-    return result
+    """Element-wise string concatenation of equally long object arrays and constants."""
+    count = next(len(part) for part in parts if isinstance(part, np.ndarray))
+    columns = [part.tolist() if isinstance(part, np.ndarray) else itertools.repeat(part, count) for part in parts]
+    joined = np.empty(count, dtype=object)
+    joined[:] = list(map("".join, zip(*columns)))
+    return joined
 
 
 def _join(parts: np.ndarray, owners: np.ndarray, count: int, separator: str) -> np.ndarray:
@@ -201,7 +217,7 @@ def _rfm_rows(base: pd.DataFrame, priorities: np.ndarray) -> tuple[np.ndarray, n
         c: _each(base[c], lambda v: json.dumps(int(v))) for c in ("recency_score", "frequency_score", "monetary_score")
     }
     value = {
-        c: _each(base[c], lambda v: json.dumps(_json_number(v)))
+        c: _each(base[c], lambda v: _json_scalar(_json_number(v)))
         for c in ("recency_days", "order_count", "total_revenue")
     }
     evidence = _concat(
@@ -214,7 +230,7 @@ def _rfm_rows(base: pd.DataFrame, priorities: np.ndarray) -> tuple[np.ndarray, n
 
 
 def _behavioral_rows(
-    base: pd.DataFrame, highlights: dict[int, list[dict[str, Any]]], own: Callable[[str], np.ndarray | None]
+    base: pd.DataFrame, highlights: dict[int, list[dict[str, Any]]], own: OwnFormatter
 ) -> tuple[np.ndarray, np.ndarray]:
     """(explanation, evidence) of the behavioral rows, built per cluster: its attributes and the customers' values."""
     segment = _each(base["behavioral_segment"], lambda v: f"{v}")
@@ -241,19 +257,17 @@ def _behavioral_rows(
         texts: list[np.ndarray | str] = [segment[members], f" (cluster {cluster_id}): its customers stand out by "]
         records: list[np.ndarray | str] = [json.dumps({"cluster_id": cluster_id, "attributes": []})[:-2]]
         for position, attribute in enumerate(attributes):
-            values = own(attribute["feature"])
-            values = values[members] if values is not None else np.full(len(members), None, dtype=object)
             direction = "higher" if attribute["z_score"] > 0 else "lower"
             texts += [
                 "; " if position else "",
                 f"{_label(attribute['feature'])} {_number(attribute['cluster_mean'])} vs "
                 f"{_number(attribute['base_mean'])} in the base ({direction}, z {attribute['z_score']:+.1f}",
-                _each(values, lambda v: f"; this customer {_number(v)}" if v is not None else ""),
+                own(attribute["feature"], members, lambda v: f"; this customer {_number(v)}" if v is not None else ""),
                 ")",
             ]
             records += [
                 (", " if position else "") + json.dumps(attribute)[:-1] + ', "customer_value": ',
-                _each(values, lambda v: json.dumps(_json_number(v))),
+                own(attribute["feature"], members, lambda v: _json_scalar(_json_number(v))),
                 "}",
             ]
         sentence[members] = _concat(*texts, ".")
@@ -283,7 +297,7 @@ def _parsed_drivers(top_drivers: pd.Series) -> list[list[Any]]:
 
 
 def _value_rows(
-    base: pd.DataFrame, parsed: list[list[Any]], own: Callable[[str], np.ndarray | None], horizon_days: int | None
+    base: pd.DataFrame, parsed: list[list[Any]], own: OwnFormatter, horizon_days: int | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(segment, explanation, evidence) of the predicted_value rows: prediction, model and the top drivers."""
     count = len(base)
@@ -302,13 +316,9 @@ def _value_rows(
     own_json = np.full(len(owners), "null", dtype=object)
     names, name_codes = np.unique(features, return_inverse=True) if len(features) else ([], np.zeros(0, "int64"))
     for code, name in enumerate(names):
-        values = own(name) if name != "customer_id" else None
-        if values is None:
-            continue
         at = np.flatnonzero(name_codes == code)
-        picked = values[owners[at]]
-        own_text[at] = _each(picked, lambda v: f" = {_number(v)}" if v is not None else "")
-        own_json[at] = _each(picked, lambda v: json.dumps(_json_number(v)))
+        own_text[at] = own(name, owners[at], lambda v: f" = {_number(v)}" if v is not None else "")
+        own_json[at] = own(name, owners[at], lambda v: _json_scalar(_json_number(v)))
     feature_json = _each(features, json.dumps)
     feature_label = _each(features, _label)
     driver_text = _concat(
@@ -316,7 +326,7 @@ def _value_rows(
         _each(contributions, lambda v: f"{v:+.2f}"), ")",
     ) if len(owners) else np.zeros(0, dtype=object)  # fmt: skip
     driver_json = _concat(
-        '{"feature": ', feature_json, ', "contribution": ', _each(contributions, lambda v: json.dumps(round(v, 4))),
+        '{"feature": ', feature_json, ', "contribution": ', _each(contributions, lambda v: _json_scalar(round(v, 4))),
         ', "customer_value": ', own_json, "}",
     ) if len(owners) else np.zeros(0, dtype=object)  # fmt: skip
     has_drivers = np.bincount(owners, minlength=count) > 0
@@ -338,8 +348,8 @@ def _value_rows(
     ).astype(object)
     evidence = _concat(
         '{"model": ', _each(model, json.dumps), ', "predicted_clv": ',
-        _each(base["predicted_clv"], lambda v: json.dumps(_json_number(v))), ', "purchase_propensity": ',
-        _each(base["purchase_propensity"], lambda v: json.dumps(_json_number(v))), ', "drivers": [', joined_json, "]}",
+        _each(base["predicted_clv"], lambda v: _json_scalar(_json_number(v))), ', "purchase_propensity": ',
+        _each(base["purchase_propensity"], lambda v: _json_scalar(_json_number(v))), ', "drivers": [', joined_json, "]}",
     )  # fmt: skip
     return segment, sentence, evidence
 

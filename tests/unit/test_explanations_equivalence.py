@@ -116,6 +116,7 @@ def varied_inputs(n: int, seed: int = 7) -> tuple[pd.DataFrame, pd.DataFrame, pd
 def assert_identical(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
     assert list(actual.columns) == EXPLANATION_COLUMNS == list(expected.columns)
     assert len(actual) == len(expected)
+    assert list(actual.dtypes) == list(expected.dtypes)
     for column in EXPLANATION_COLUMNS:
         mismatch = [
             i
