@@ -115,6 +115,11 @@ def _each(values: pd.Series | np.ndarray, make: Callable[[Any], str]) -> np.ndar
         made = np.empty(len(distinct), dtype=object)
         made[:] = [make(value) for value in distinct.view(array.dtype).tolist()]
         return made[codes]
+    if pd.api.types.infer_dtype(array, skipna=False) == "string":  # only str: equal values have equal text
+        codes, distinct = pd.factorize(array)
+        made = np.empty(len(distinct), dtype=object)
+        made[:] = [make(value) for value in distinct.tolist()]
+        return made[codes]
     cache: dict[Any, str] = {}
     for position, value in enumerate(array.tolist()):
         try:
@@ -314,7 +319,7 @@ def _value_rows(
     contributions = np.asarray(contributions_list, dtype="float64")
     own_text = np.full(len(owners), "", dtype=object)
     own_json = np.full(len(owners), "null", dtype=object)
-    names, name_codes = np.unique(features, return_inverse=True) if len(features) else ([], np.zeros(0, "int64"))
+    name_codes, names = pd.factorize(features)
     for code, name in enumerate(names):
         at = np.flatnonzero(name_codes == code)
         own_text[at] = own(name, owners[at], lambda v: f" = {_number(v)}" if v is not None else "")
