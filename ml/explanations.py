@@ -9,6 +9,15 @@ Three rows per scored customer (`segment_kind`):
   customer's prediction (customer_scores.top_drivers: TreeSHAP contributions in the model's raw units, signed);
   a population model (BTYD, past-spend rate) has no per-customer drivers, and the sentence says what it uses.
 Pure pandas; evidence is a JSON text so analysts can read it in SQL (`json_extract`) and a profile API can serve it.
+
+Built column by column, not customer by customer: each number is formatted and each JSON scalar encoded once per
+distinct value of its column (then gathered), each cluster's and rule's constant text is made once, the drivers of
+all customers are parsed in one json.loads, and the pieces are joined per column. The output is byte-identical to the
+per-customer loop it replaced (kept as tests/unit/explanations_reference.py; tests/unit/test_explanations_equivalence.py
+compares them on varied input). Measured on a 100 k-customer warehouse (2 cores, load ~3): 13.8-15.2 s -> 4.7 s
+for explain_customers, 15.8-17.7 s -> 6.8-7.0 s for the asset body with its reads and write; synthetic input:
+`python -m tests.unit.test_explanations_equivalence 100000 [reference]`. The JSON scalars are written with
+json.dumps's own rules (float repr, null/true/false, NaN/Infinity) without its per-call setup (_json_scalar).
 """
 
 from __future__ import annotations
