@@ -16,7 +16,8 @@ all customers are parsed in one json.loads, and the pieces are joined per column
 per-customer loop it replaced (kept as tests/unit/explanations_reference.py; tests/unit/test_explanations_equivalence.py
 compares them on varied input). Measured on a 100 k-customer warehouse (2 cores, load ~3): 13.8-15.2 s -> 4.7 s
 for explain_customers, 15.8-17.7 s -> 6.8-7.0 s for the asset body with its reads and write; synthetic input:
-`python -m tests.unit.test_explanations_equivalence 100000 [reference]`. The JSON scalars are written with
+`python -m tests.unit.test_explanations_equivalence 100000`
+(or `--warehouse <copy.duckdb>`), which times both and checks they are identical. The JSON scalars are written with
 json.dumps's own rules (float repr, null/true/false, NaN/Infinity) without its per-call setup (_json_scalar).
 """
 

@@ -5,7 +5,8 @@ labels or the features, NULL scores and feature values, empty/NULL/non-dict driv
 integer-valued and sub-1 numbers, negative zero, booleans and categorical features, several currencies' magnitudes.
 
 `varied_inputs(n)` is also the synthetic input of the 100 k timing (bench note in the module docstring of
-ml/explanations.py): `python -m tests.unit.test_explanations_equivalence 100000`.
+ml/explanations.py): `python -m tests.unit.test_explanations_equivalence 100000`, or
+`... --warehouse <copy.duckdb>` for the asset's own reads of a warehouse; both time old and new and compare them.
 """
 
 from __future__ import annotations
@@ -164,10 +165,36 @@ def test_identical_on_a_single_customer_and_on_none():
     assert list(empty.columns) == EXPLANATION_COLUMNS and empty.empty
 
 
-if __name__ == "__main__":  # timing: python -m tests.unit.test_explanations_equivalence 100000 [reference]
-    size = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
-    implementation = reference.explain_customers if "reference" in sys.argv[2:] else explain_customers
-    inputs = varied_inputs(size)
-    started = time.perf_counter()
-    rows = implementation(*inputs, 365)
-    print(f"{implementation.__module__}: {size} customers, {len(rows)} rows in {time.perf_counter() - started:.2f} s")
+def _warehouse_inputs(path: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, int]:
+    """The asset's own reads, from a warehouse file (open read-only: use a copy, not a warehouse a run is writing)."""
+    import duckdb
+
+    from orchestration.defs.explanations import EXPLAINED_CUSTOMERS_SQL
+    from orchestration.lib.warehouse_io import read_table
+
+    with duckdb.connect(path, read_only=True) as conn:
+        return (
+            conn.execute(EXPLAINED_CUSTOMERS_SQL).df(),
+            read_table(conn, "ml.behavioral_segments", ["customer_id", "cluster_id"], order_by="customer_id"),
+            read_table(conn, "ml.cluster_profiles", order_by="cluster_id, feature"),
+            read_table(conn, "marts.customer_features", order_by="customer_id"),
+            conn.execute("select horizon_days from raw.run_context").fetchone()[0],
+        )
+
+
+if __name__ == "__main__":
+    # Timing, paired on the same input: python -m tests.unit.test_explanations_equivalence 100000
+    # or on a (copied) warehouse, also checking identity: ... --warehouse /tmp/copy.duckdb
+    if "--warehouse" in sys.argv:
+        *inputs, horizon = _warehouse_inputs(sys.argv[sys.argv.index("--warehouse") + 1])
+        label = f"{len(inputs[0])} customers of the warehouse"
+    else:
+        size = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+        inputs, horizon, label = list(varied_inputs(size)), 365, f"{size} synthetic customers"
+    tables = []
+    for implementation in (reference.explain_customers, explain_customers):
+        started = time.perf_counter()
+        tables.append(implementation(*inputs, horizon))
+        print(f"{implementation.__module__}: {label}, {len(tables[-1])} rows in {time.perf_counter() - started:.2f} s")
+    assert_identical(tables[1], tables[0])
+    print("byte-identical")
