@@ -224,8 +224,9 @@ def _clean_categorical(values: pd.Series) -> pd.Categorical:
     """lower(trim(coalesce(x, ''))) as a categorical, computed on the distinct values."""
     categorical = pd.Categorical(values) if not isinstance(values.dtype, pd.CategoricalDtype) else values.array
     cleaned = pd.Series(categorical.categories.astype(str)).str.strip().str.lower()
+    # The last entry is '' for NULL: code -1 indexes it.
     codes, uniques = pd.factorize(pd.concat([cleaned, pd.Series([""])], ignore_index=True))
-    mapped = np.where(categorical.codes >= 0, codes[:-1][np.maximum(categorical.codes, 0)], codes[-1])
+    mapped = codes[categorical.codes]
     return pd.Categorical.from_codes(mapped, categories=pd.Index(uniques, dtype=object))
 
 
