@@ -15,7 +15,6 @@ checks; `dbt build` stops the line on error-level tests.
 
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from orchestration.lib.partitions import (
     dbt_window_vars,
     staged_days,
 )
-from orchestration.lib.settings import DBT_PROJECT_DIR
+from orchestration.lib.settings import DBT_PROJECT_DIR, data_dir_for
 
 DBT_MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
 # The folder of the marts built after the ML assets, under dbt_project/models/. Selected by its place in the fqn
@@ -137,6 +136,11 @@ def _is_table(conn: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
     return bool(found) and found[0][0] == "BASE TABLE"
 
 
+def dbt_target_path(warehouse_path: str, step: str) -> Path:
+    """dbt's target folder for one step of the graph on one warehouse: `<data dir>/dbt_target/<step>`."""
+    return data_dir_for(Path(warehouse_path)) / "dbt_target" / step
+
+
 def _run_dbt(
     context: dg.AssetExecutionContext,
     dbt: DbtCliResource,
@@ -147,9 +151,12 @@ def _run_dbt(
     # dbt's profile reads the absolute warehouse path from the environment (profiles.yml).
     os.environ["SEGMINT_WAREHOUSE"] = warehouse.resolved_path()
     os.environ.setdefault("DO_NOT_TRACK", "1")
-    # A disposable target folder per run: dagster-dbt otherwise leaves one folder per run behind.
-    with tempfile.TemporaryDirectory(prefix="segmint-dbt-") as target:
-        events = list(dbt.cli(args, context=context, target_path=Path(target)).stream())
+    # One target folder per warehouse and step, reused by every run (dagster-dbt otherwise leaves a folder per run
+    # behind): dbt keeps its partial-parse state there, so a run whose profile and vars match the step's last run
+    # re-parses only changed files (measured: 3.0 s of CPU per dbt start instead of 5.3 s for a full parse).
+    target = dbt_target_path(warehouse.resolved_path(), context.op_def.name)
+    target.mkdir(parents=True, exist_ok=True)
+    events = list(dbt.cli(args, context=context, target_path=target).stream())
     # Row counts from our own short connection once dbt has exited. (dagster-dbt's fetch_row_counts opens a
     # second in-process DuckDB connection with another configuration, which then blocks every later step.)
     with warehouse.connect() as conn:
