@@ -51,6 +51,7 @@ class SizeResult:
     daily_end_to_end_seconds: float | None = None
     daily_step_seconds: dict[str, float] = field(default_factory=dict)
     pandas_baseline: str = OLD_PANDAS_BASELINE
+    pandas_cpu_seconds: float | None = None  # the baseline process's own CPU time (user + system)
 
     @property
     def feature_seconds(self) -> float:
@@ -208,6 +209,7 @@ def results_table(results: Sequence[SizeResult]) -> str:
         daily = f"{r.daily_end_to_end_seconds:.1f}" if r.daily_end_to_end_seconds is not None else "n/a"
         daily_features = f"{r.daily_feature_seconds:.1f}" if r.daily_step_seconds else "n/a"
         pandas = f"{r.pandas_seconds:.1f}" + ("" if r.pandas_baseline == HONEST_PANDAS_BASELINE else " (14 cols)")
+        pandas += f" (cpu {r.pandas_cpu_seconds:.1f})" if r.pandas_cpu_seconds is not None else ""
         daily_top = _top_steps_cell(r.daily_step_seconds, DAILY_TOP_STEP_COUNT) or "n/a"
         rows.append(
             f"| {r.customers:,}{status} | {r.orders:,} | {r.events:,} | {r.generation_seconds:.1f} "

@@ -207,6 +207,7 @@ def bench_size(size: int, work: Path, log=print) -> SizeResult:
         daily_end_to_end_seconds=daily_seconds,
         daily_step_seconds=daily_timings.step_seconds if daily_timings else {},
         pandas_baseline=HONEST_PANDAS_BASELINE,
+        pandas_cpu_seconds=pandas.get("cpu_seconds"),
     )
     log(
         f"[{size:,}] feature build {result.feature_seconds:.1f}s, pandas {result.pandas_seconds:.1f}s "
