@@ -176,16 +176,19 @@ def stage_events(events: pd.DataFrame, as_of: date) -> StagedEvents:
     source_event = _clean_categorical(events["event_type"])
     source_page = _clean_categorical(events["page_type"])
     # The vocabulary of the distinct (event, page) pairs, as raw.event_vocabulary maps them (no page_url here).
-    pair_codes, pairs = pd.factorize(pd.MultiIndex.from_arrays([source_event.astype(str), source_page.astype(str)]))
-    keys = pd.DataFrame({"source_event_type": pairs.get_level_values(0), "source_page_type": pairs.get_level_values(1)})
+    pages = len(source_page.categories)
+    pair_codes, pairs = pd.factorize(source_event.codes.astype("int64") * pages + source_page.codes)
+    event_names, page_names = np.asarray(source_event.categories), np.asarray(source_page.categories)
+    keys = pd.DataFrame(
+        {"source_event_type": event_names[pairs // pages], "source_page_type": page_names[pairs % pages]}
+    )
     keys["source_page_path"], keys["event_count"] = "", np.bincount(pair_codes, minlength=len(keys))
     vocabulary = map_event_vocabulary(keys, load_event_mapping(EVENT_MAPPING), "segmint")
-    event_type = vocabulary["event_type"].fillna("").to_numpy(dtype=object)[pair_codes]
-    page_type = vocabulary["page_type"].fillna("").to_numpy(dtype=object)[pair_codes]
-    device = _clean_categorical(events["device"]).astype(object)
-    hour = (ns // (3600 * NS_PER_SECOND)) % 24
-    in_ = lambda values, names: np.isin(values, names)  # noqa: E731
-    flags = {
+    # Flags are computed once per distinct (event, page) pair or device, then looked up per event by its code.
+    event_type = vocabulary["event_type"].fillna("").to_numpy(dtype=object)
+    page_type = vocabulary["page_type"].fillna("").to_numpy(dtype=object)
+    in_ = lambda values, names: pd.Series(values).isin(names).to_numpy()  # noqa: E731
+    pair_flags = {
         "product_view": (event_type == "product_view") | (page_type == "product"),
         "research": in_(event_type, RESEARCH_EVENTS) | in_(page_type, RESEARCH_PAGES),
         "sale": page_type == "sale",
@@ -196,10 +199,19 @@ def stage_events(events: pd.DataFrame, as_of: date) -> StagedEvents:
         "cart_add": event_type == "add_to_cart",
         "shipping": event_type == "shipping_info_viewed",
         "purchase": event_type == "purchase",
-        "mapped": vocabulary["is_mapped"].to_numpy(dtype=bool)[pair_codes],
-        "mobile": in_(device, MOBILE_DEVICES),
-        "tablet": device == "tablet",
-        "desktop": in_(device, DESKTOP_DEVICES),
+        "mapped": vocabulary["is_mapped"].to_numpy(dtype=bool),
+    }
+    device = _clean_categorical(events["device"])
+    device_names = np.asarray(device.categories, dtype=object)
+    device_flags = {
+        "mobile": in_(device_names, MOBILE_DEVICES),
+        "tablet": device_names == "tablet",
+        "desktop": in_(device_names, DESKTOP_DEVICES),
+    }
+    hour = (ns // (3600 * NS_PER_SECOND)) % 24
+    flags = {name: flag[pair_codes] for name, flag in pair_flags.items()}
+    flags |= {name: flag[device.codes] for name, flag in device_flags.items()}
+    flags |= {
         "night": hour < 6,
         "morning": (hour >= 6) & (hour < 12),
         "afternoon": (hour >= 12) & (hour < 18),
@@ -391,9 +403,10 @@ def customer_features_at(
     mask = (events.day <= cutoff_day) & (events.customer >= 0)
     type_codes = pd.Categorical(events.source_type[mask], categories=top_types).codes
     counted = type_codes >= 0
-    counts = pd.crosstab(events.customer[mask][counted], type_codes[counted])
-    counts.index = events.customer_ids[counts.index.to_numpy()]
-    counts = counts.reindex(index=f.index, columns=range(len(top_types)), fill_value=0).fillna(0)
+    ranks = max(len(top_types), 1)
+    cells = events.customer[mask][counted].astype("int64") * ranks + type_codes[counted]
+    per_customer = np.bincount(cells, minlength=len(events.customer_ids) * ranks).reshape(-1, ranks)
+    counts = pd.DataFrame(per_customer, index=events.customer_ids).reindex(f.index, fill_value=0)
     for rank in range(1, TOP_EVENT_TYPE_COUNT + 1):
         column = counts[rank - 1] if rank - 1 < len(top_types) else 0
         f[f"event_type_share_{rank}"] = (column / f["event_count"].where(f["event_count"] > 0)).fillna(0.0)
@@ -441,8 +454,8 @@ def prepurchase_behaviour(orders: pd.DataFrame, events: StagedEvents, scoring: d
 def prospect_features(orders: pd.DataFrame, events: StagedEvents, days: pd.DataFrame, scoring: date) -> pd.DataFrame:
     """prospect_features: visitors with events and no order (of any status) at or before as-of."""
     scoring_day = _day(scoring)
-    buyers = set(orders.loc[orders["day"] <= scoring_day, "customer_id"])
-    is_buyer = np.isin(events.customer_ids, list(buyers))
+    buyers = orders.loc[orders["day"] <= scoring_day, "customer_id"].unique()
+    is_buyer = pd.Index(events.customer_ids).isin(buyers)
     scoped = days[days["day"] <= scoring_day]
     scoped = scoped[(scoped["customer"] < 0) | ~is_buyer[np.maximum(scoped["customer"].to_numpy(), 0)]]
     web = behaviour(scoped[scoped["visitor"] >= 0], "visitor", scoring_day)
