@@ -5,15 +5,17 @@
   a competent notebook builds them: only the needed columns read (ids and labels as categoricals), vectorised
   group-bys over integer codes, no dbt, no tests, nothing written. It applies the same rules as the dbt models
   (macros/customer_features_at.sql, behaviour_features.sql, future_labels.sql, the staging models) and the event
-  vocabulary of config/event_mapping.yaml; tests/integration/test_pandas_baseline.py checks that it reproduces
-  the warehouse's marts column by column. The landing ingest's per-row quarantine is not repeated (the benchmark
+  vocabulary of config/event_mapping.yaml; `check` (below) and tests/integration/test_pandas_baseline.py verify
+  that it reproduces the warehouse's marts column by column. The landing ingest's per-row quarantine is not repeated (the benchmark
   shop has no invalid rows); the as-of date is the last order date and rows after it are set aside, as the
   ingest does.
 * `floor_scan`: the physical floor, one DuckDB scan-and-aggregate (orders: count, sum, min, max; events: count
   per event type, grouped by customer). Nothing that computes customer features can be much faster than this.
 
 `python -m bench.baselines {pandas,floor} LANDING_DIR` times one of them in a fresh process (so its memory is
-measured alone) and prints one JSON line: seconds, rows, peak RSS.
+measured alone) and prints one JSON line: seconds, CPU seconds, rows, peak RSS. `python -m bench.baselines check
+LANDING_DIR WAREHOUSE` compares the pandas marts with a warehouse built from the same files (e.g. a `make bench`
+run kept with `--keep`).
 """
 
 from __future__ import annotations
@@ -401,7 +403,8 @@ def customer_features_at(
         f[f"{name}_share"] = web[f"{name}_share"].fillna(0.0)
     # Shares of the shop's top event types (ranks at as-of), among the customer's events up to the cut-off.
     mask = (events.day <= cutoff_day) & (events.customer >= 0)
-    type_codes = pd.Categorical(events.source_type[mask], categories=top_types).codes
+    rank_of_type = pd.Index(top_types).get_indexer(events.source_type.categories)  # -1: not a top type
+    type_codes = rank_of_type[events.source_type.codes[mask]]
     counted = type_codes >= 0
     ranks = max(len(top_types), 1)
     cells = events.customer[mask][counted].astype("int64") * ranks + type_codes[counted]
@@ -499,6 +502,47 @@ def pandas_feature_marts(landing_dir: Path, horizon_days: int = DEFAULT_HORIZON_
     }
 
 
+MART_KEYS = {"prospect_features": "prospect_id"}  # every other mart: customer_id
+
+
+def mismatches(expected: pd.DataFrame, actual: pd.DataFrame, key: str) -> list[str]:
+    """What differs between a warehouse mart and the pandas one: [] when the same rows (by `key`), the same columns
+    in the same order and every value equal (NULLs in the same places, floats to 1e-9 relative)."""
+    expected = expected.sort_values(key).reset_index(drop=True)
+    actual = actual.sort_values(key).reset_index(drop=True)
+    if list(actual.columns) != list(expected.columns):
+        return [f"columns: {list(actual.columns)} != {list(expected.columns)}"]
+    if actual[key].tolist() != expected[key].tolist():
+        return [f"rows: {len(actual)} keys != {len(expected)} keys"]
+    wrong = []
+    for column in expected.columns:
+        want, got = expected[column], actual[column]
+        present = want.notna()
+        if want.isna().tolist() != got.isna().tolist():
+            wrong.append(f"{column} (NULLs)")
+        elif pd.api.types.is_float_dtype(want) or pd.api.types.is_float_dtype(got):
+            if not np.allclose(got[present].astype(float), want[present].astype(float), rtol=1e-9, atol=1e-9):
+                wrong.append(column)
+        elif pd.api.types.is_datetime64_any_dtype(want):
+            if not (pd.to_datetime(got[present]) == pd.to_datetime(want[present])).all():
+                wrong.append(column)
+        elif got[present].tolist() != want[present].tolist():
+            wrong.append(column)
+    return wrong
+
+
+def check_against_warehouse(landing_dir: Path, warehouse: Path) -> dict[str, list[str]]:
+    """Each mart's mismatches between the pandas baseline and a warehouse built from the same landing files."""
+    marts = pandas_feature_marts(landing_dir)
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        return {
+            name: mismatches(
+                conn.execute(f"select * from marts.{name}").df(), frame, MART_KEYS.get(name, "customer_id")
+            )
+            for name, frame in marts.items()
+        }
+
+
 def floor_sql(landing_dir: Path) -> str:
     """One scan-and-aggregate over the raw files, grouped by customer, materialised as a table."""
     orders, events = landing_dir / "orders.parquet", landing_dir / "events.parquet"
@@ -532,9 +576,16 @@ def floor_scan(landing_dir: Path) -> int:
 def main(argv: Sequence[str] | None = None) -> None:
     """Times one baseline and prints {"baseline", "seconds", "cpu_seconds", "rows", "peak_rss_bytes"} as JSON."""
     parser = argparse.ArgumentParser(prog="python -m bench.baselines")
-    parser.add_argument("baseline", choices=("pandas", "floor"))
+    parser.add_argument("baseline", choices=("pandas", "floor", "check"))
     parser.add_argument("landing_dir", type=Path)
+    parser.add_argument("warehouse", type=Path, nargs="?", help="check: a warehouse built from LANDING_DIR")
     args = parser.parse_args(argv)
+    if args.baseline == "check":  # not timed: does pandas reproduce the warehouse's marts, column by column?
+        if args.warehouse is None:
+            parser.error("check needs the warehouse built from LANDING_DIR")
+        for name, wrong in check_against_warehouse(args.landing_dir, args.warehouse).items():
+            print(f"{name}: {'every column equal' if not wrong else 'MISMATCH ' + ', '.join(wrong)}")
+        return
     started = time.perf_counter()
     if args.baseline == "pandas":
         rows = sum(len(table) for table in pandas_feature_marts(args.landing_dir).values())
