@@ -47,6 +47,7 @@ TOP_EVENT_TYPE_COUNT = 8  # dbt var top_event_type_count
 SESSION_GAP_SECONDS = 1800
 NS_PER_SECOND = 1_000_000_000
 NS_PER_DAY = 86_400 * NS_PER_SECOND
+DAY_KEY_SPAN = 1 << 20  # days per visitor in the (visitor, day) group key: ~2,870 years
 # macros/behaviour_features.sql, event_day_counts: what each per-day count counts.
 RESEARCH_EVENTS, RESEARCH_PAGES = ("review_read", "compare_used"), ("reviews", "comparison")
 VISUAL_EVENTS, VISUAL_PAGES = ("gallery_view", "video_play"), ("gallery",)
@@ -173,8 +174,8 @@ def stage_events(events: pd.DataFrame, as_of: date) -> StagedEvents:
     """Per-event flags of macros/behaviour_features.sql over the mapped vocabulary (config/event_mapping.yaml)."""
     ns = events["occurred_at"].to_numpy(dtype="datetime64[ns]").astype("int64")
     keep = ns // NS_PER_DAY <= _day(as_of)
-    events = events[keep].reset_index(drop=True)
-    ns = ns[keep]
+    if not keep.all():  # rows after the as-of date are set aside, as the ingest does
+        events, ns = events[keep].reset_index(drop=True), ns[keep]
     source_event = _clean_categorical(events["event_type"])
     source_page = _clean_categorical(events["page_type"])
     # The vocabulary of the distinct (event, page) pairs, as raw.event_vocabulary maps them (no page_url here).
@@ -250,34 +251,39 @@ def visitor_days(events: StagedEvents, mask: np.ndarray | None = None, generic: 
     `generic` adds sessions (a gap over 30 minutes within the visitor's day starts one; gaps in whole seconds, as
     DuckDB's datediff('second')) and the device and time-of-day counts.
     """
-    index = np.arange(len(events.visitor)) if mask is None else np.flatnonzero(mask)
-    frame = {"visitor": events.visitor[index], "customer": events.customer[index], "day": events.day[index]}
-    frame |= {"occurred_ns": events.occurred_ns[index], "event_count": np.ones(len(index), dtype="int64")}
+    index = None if mask is None else np.flatnonzero(mask)
+    take = (lambda values: values) if index is None else (lambda values: values[index])  # noqa: E731
+    # One int64 key per visitor and day (visitor + 1, so no visitor is -1): one group-by key, no copies of the ids.
+    visitor, day = take(events.visitor).astype("int64"), take(events.day)
+    first_day = int(day.min()) if len(day) else 0
+    frame = {"key": (visitor + 1) * DAY_KEY_SPAN + (day - first_day), "customer": take(events.customer)}
+    frame["occurred_ns"] = take(events.occurred_ns)
     for name in (*DAY_COUNTS, "shipping", "purchase", *(GENERIC_COUNTS if generic else ())):
-        frame[name] = events.flags[name][index]
+        frame[name] = take(events.flags[name])
     if generic:
-        order = np.lexsort((frame["occurred_ns"], frame["visitor"]))
-        visitor, day, seconds = (
-            frame["visitor"][order],
-            frame["day"][order],
-            frame["occurred_ns"][order] // NS_PER_SECOND,
-        )
+        order = np.lexsort((frame["occurred_ns"], visitor))
+        visitor, day, seconds = visitor[order], day[order], frame["occurred_ns"][order] // NS_PER_SECOND
         same_day = np.r_[False, (visitor[1:] == visitor[:-1]) & (day[1:] == day[:-1])]
         gap = np.where(same_day, seconds - np.r_[seconds[:1], seconds[:-1]], -1)
+        del visitor, day, seconds
         starts, inside = np.empty(len(order), bool), np.zeros(len(order), "int64")
         starts[order] = ~same_day | (gap > SESSION_GAP_SECONDS)
         inside[order] = np.where(same_day & (gap <= SESSION_GAP_SECONDS), gap, 0)
         frame["session"], frame["session_seconds"] = starts, inside
-    frame = pd.DataFrame(frame)
-    grouped = frame.groupby(["visitor", "day"], sort=False)
-    sums = [c for c in frame.columns if c not in ("visitor", "customer", "day", "occurred_ns", "shipping", "purchase")]
+        del order, same_day, gap
+    frame = pd.DataFrame(frame, copy=False)
+    grouped = frame.groupby("key", sort=False)
+    sums = [c for c in frame.columns if c not in ("key", "customer", "occurred_ns", "shipping", "purchase")]
     days = grouped[sums].sum()
+    days["event_count"] = grouped.size()
     days["customer"] = grouped["customer"].first()
     days["saw_shipping"] = grouped["shipping"].any()
     days["purchased"] = grouped["purchase"].any()
     days["first_event_ns"] = grouped["occurred_ns"].min()
     days["last_event_ns"] = grouped["occurred_ns"].max()
-    return days.reset_index()
+    keys = days.index.to_numpy()
+    days["visitor"], days["day"] = keys // DAY_KEY_SPAN - 1, keys % DAY_KEY_SPAN + first_day
+    return days.reset_index(drop=True)
 
 
 def behaviour(days: pd.DataFrame, key: str, cutoff_day: pd.Series | int, generic: bool = False) -> pd.DataFrame:
