@@ -6,15 +6,24 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 GIB = 1024**3
-# The feature build is two dbt steps: the daily-partitioned staging (orders, visitor-days) and the feature marts.
+# The feature build: one dbt step (staging and feature marts) since issue 18; results recorded before it had two,
+# the daily-partitioned staging `dbt_daily_models` and the marts `dbt_feature_models`, and count both.
 FEATURE_STEPS = ("dbt_daily_models", "dbt_feature_models")
 TOP_STEP_COUNT = 5
-# Issue 9's targets for 1 million customers on the 2-core, 24 GiB machine.
+DAILY_TOP_STEP_COUNT = 3
+# Issue 18's targets on the 2-core machine: at 1 million customers, and at 100 k.
 TARGET_CUSTOMERS = 1_000_000
-TARGET_END_TO_END_SECONDS = 600.0
-TARGET_PEAK_RSS_BYTES = 6 * GIB
-TARGET_MAX_FLOOR_RATIO = 3.0  # feature build / raw scan: at most
-TARGET_MIN_PANDAS_RATIO = 5.0  # pandas / feature build: at least
+TARGET_END_TO_END_SECONDS = 300.0
+TARGET_DAILY_SECONDS = 90.0
+TARGET_PEAK_RSS_BYTES = 3 * GIB
+TARGET_MAX_FLOOR_RATIO = 5.0  # feature build / raw scan: at most
+TARGET_MIN_PANDAS_RATIO = 1.5  # pandas / feature build: at least
+SMALL_TARGET_CUSTOMERS = 100_000
+SMALL_TARGET_DAILY_SHARE = 0.20  # daily refresh / full run: at most
+SMALL_TARGET_MIN_PANDAS_RATIO = 1.0  # the feature build faster than pandas
+# What the pandas baseline computed when a result was recorded (results before issue 18: 14 columns of one mart).
+OLD_PANDAS_BASELINE = "14 columns of customer_features"
+HONEST_PANDAS_BASELINE = "every column of the 5 feature marts"
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,8 @@ class SizeResult:
     # The daily refresh after it: the same job over the last DAILY_WINDOW_DAYS days' partitions (None: not run).
     daily_end_to_end_seconds: float | None = None
     daily_step_seconds: dict[str, float] = field(default_factory=dict)
+    pandas_baseline: str = OLD_PANDAS_BASELINE
+    pandas_cpu_seconds: float | None = None  # the baseline process's own CPU time (user + system)
 
     @property
     def feature_seconds(self) -> float:
@@ -54,13 +65,20 @@ class SizeResult:
 
     @property
     def pandas_ratio(self) -> float:
-        """How many times slower the notebook build is than segmint's (target: >= 5)."""
+        """How many times slower the notebook build is than segmint's (target: >= 1.5 at 1 M, > 1 at 100 k)."""
         return self.pandas_seconds / self.feature_seconds
 
     @property
     def floor_ratio(self) -> float:
-        """How many times slower segmint's feature build is than one raw scan (target: <= 3)."""
+        """How many times slower segmint's feature build is than one raw scan (target: <= 5 at 1 M)."""
         return self.feature_seconds / self.floor_seconds
+
+    @property
+    def daily_share(self) -> float:
+        """The daily refresh as a share of the full run (target: <= 20 % at 100 k); NaN when not run."""
+        if self.daily_end_to_end_seconds is None:
+            return float("nan")
+        return self.daily_end_to_end_seconds / self.end_to_end_seconds
 
 
 def _feature_seconds(step_seconds: Mapping[str, float]) -> float:
@@ -96,33 +114,59 @@ def _times(value: float) -> str:
 
 
 def verdicts(result: SizeResult) -> list[Verdict]:
-    """The issue's four targets judged on one result (meant for the 1-million size)."""
-    seconds, peak = result.end_to_end_seconds, result.peak_tree_rss_bytes
+    """Issue 18's targets at 1 million customers, judged on one result."""
+    seconds, peak, daily = result.end_to_end_seconds, result.peak_tree_rss_bytes, result.daily_end_to_end_seconds
+    daily_value = float("nan") if daily is None else daily
     floor, pandas = result.floor_ratio, result.pandas_ratio
     return [
         Verdict(
-            "end to end <= 10 min",
-            f"{seconds / 60:.1f} min",
+            f"full run <= {TARGET_END_TO_END_SECONDS:.0f} s",
+            f"{seconds:.0f} s",
             result.succeeded and seconds <= TARGET_END_TO_END_SECONDS,
             _margin(seconds, TARGET_END_TO_END_SECONDS, "s", lower_is_better=True),
         ),
         Verdict(
-            "peak RSS < 6 GiB",
-            f"{peak / GIB:.2f} GiB",
-            peak < TARGET_PEAK_RSS_BYTES,
-            _margin(peak / GIB, TARGET_PEAK_RSS_BYTES / GIB, " GiB", lower_is_better=True),
+            f"daily refresh (3 days of late data) <= {TARGET_DAILY_SECONDS:.0f} s",
+            "not run" if daily is None else f"{daily:.0f} s",
+            daily is not None and daily <= TARGET_DAILY_SECONDS,
+            _margin(daily_value, TARGET_DAILY_SECONDS, "s", lower_is_better=True),
         ),
         Verdict(
-            "feature build <= 3x raw scan",
+            f"feature build >= {TARGET_MIN_PANDAS_RATIO}x faster than honest pandas",
+            _times(pandas) + ("" if result.pandas_baseline == HONEST_PANDAS_BASELINE else " (old 14-column baseline)"),
+            pandas >= TARGET_MIN_PANDAS_RATIO and result.pandas_baseline == HONEST_PANDAS_BASELINE,
+            _margin(pandas, TARGET_MIN_PANDAS_RATIO, "x", lower_is_better=False),
+        ),
+        Verdict(
+            f"feature build <= {TARGET_MAX_FLOOR_RATIO:.0f}x the raw-scan floor",
             _times(floor),
             floor <= TARGET_MAX_FLOOR_RATIO,
             _margin(floor, TARGET_MAX_FLOOR_RATIO, "x", lower_is_better=True),
         ),
         Verdict(
-            ">= 5x faster than pandas",
-            _times(pandas),
-            pandas >= TARGET_MIN_PANDAS_RATIO,
-            _margin(pandas, TARGET_MIN_PANDAS_RATIO, "x", lower_is_better=False),
+            f"peak RSS <= {TARGET_PEAK_RSS_BYTES / GIB:.0f} GiB",
+            f"{peak / GIB:.2f} GiB",
+            peak <= TARGET_PEAK_RSS_BYTES,
+            _margin(peak / GIB, TARGET_PEAK_RSS_BYTES / GIB, " GiB", lower_is_better=True),
+        ),
+    ]
+
+
+def small_verdicts(result: SizeResult) -> list[Verdict]:
+    """Issue 18's targets at 100 k customers: the daily refresh a fifth of the full run, features beat pandas."""
+    share, pandas = result.daily_share, result.pandas_ratio
+    return [
+        Verdict(
+            f"daily refresh <= {SMALL_TARGET_DAILY_SHARE:.0%} of the full run",
+            "not run" if share != share else f"{share:.0%}",
+            result.succeeded and share <= SMALL_TARGET_DAILY_SHARE,
+            _margin(share * 100, SMALL_TARGET_DAILY_SHARE * 100, " points", lower_is_better=True),
+        ),
+        Verdict(
+            "feature build faster than honest pandas",
+            _times(pandas) + ("" if result.pandas_baseline == HONEST_PANDAS_BASELINE else " (old 14-column baseline)"),
+            pandas > SMALL_TARGET_MIN_PANDAS_RATIO and result.pandas_baseline == HONEST_PANDAS_BASELINE,
+            _margin(pandas, SMALL_TARGET_MIN_PANDAS_RATIO, "x", lower_is_better=False),
         ),
     ]
 
@@ -144,8 +188,8 @@ def _gib(value: int) -> str:
     return f"{value / GIB:.2f}"
 
 
-def _top_steps_cell(step_seconds: Mapping[str, float]) -> str:
-    ranked = sorted(step_seconds.items(), key=lambda item: (-item[1], item[0]))[:TOP_STEP_COUNT]
+def _top_steps_cell(step_seconds: Mapping[str, float], count: int = TOP_STEP_COUNT) -> str:
+    ranked = sorted(step_seconds.items(), key=lambda item: (-item[1], item[0]))[:count]
     return "<br>".join(f"{name} {seconds:.1f}s" for name, seconds in ranked)
 
 
@@ -154,8 +198,8 @@ def results_table(results: Sequence[SizeResult]) -> str:
     header = (
         "| customers | orders | events | generate (s) | end to end (s) | dagster run (s) | peak RSS tree (GiB) "
         "| largest process (GiB) | feature build (s) | pandas (s) | floor scan (s) | pandas ratio | floor ratio "
-        "| daily refresh (s) | daily feature build (s) | load avg (1/5/15) | top 5 steps |\n"
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
+        "| daily refresh (s) | daily feature build (s) | load avg (1/5/15) | top 5 steps | daily refresh: top 3 steps |\n"
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|"
     )
     rows = []
     for r in sorted(results, key=lambda r: r.customers):
@@ -164,20 +208,32 @@ def results_table(results: Sequence[SizeResult]) -> str:
         load = "/".join(f"{x:.1f}" for x in r.load_average)
         daily = f"{r.daily_end_to_end_seconds:.1f}" if r.daily_end_to_end_seconds is not None else "n/a"
         daily_features = f"{r.daily_feature_seconds:.1f}" if r.daily_step_seconds else "n/a"
+        pandas = f"{r.pandas_seconds:.1f}" + ("" if r.pandas_baseline == HONEST_PANDAS_BASELINE else " (14 cols)")
+        pandas += f" (cpu {r.pandas_cpu_seconds:.1f})" if r.pandas_cpu_seconds is not None else ""
+        daily_top = _top_steps_cell(r.daily_step_seconds, DAILY_TOP_STEP_COUNT) or "n/a"
         rows.append(
             f"| {r.customers:,}{status} | {r.orders:,} | {r.events:,} | {r.generation_seconds:.1f} "
             f"| {r.end_to_end_seconds:.1f} | {run} | {_gib(r.peak_tree_rss_bytes)} | {_gib(r.max_single_rss_bytes)} "
-            f"| {r.feature_seconds:.1f} | {r.pandas_seconds:.1f} | {r.floor_seconds:.2f} | {_times(r.pandas_ratio)} "
-            f"| {_times(r.floor_ratio)} | {daily} | {daily_features} | {load} | {_top_steps_cell(r.step_seconds)} |"
+            f"| {r.feature_seconds:.1f} | {pandas} | {r.floor_seconds:.2f} | {_times(r.pandas_ratio)} "
+            f"| {_times(r.floor_ratio)} | {daily} | {daily_features} | {load} | {_top_steps_cell(r.step_seconds)} "
+            f"| {daily_top} |"
         )
     return "\n".join([header, *rows])
 
 
-def verdict_table(result: SizeResult) -> str:
-    """The targets as a Markdown table for one result."""
-    lines = ["| target | measured | met | margin |", "|---|---|---|---|"]
-    for v in verdicts(result):
-        lines.append(f"| {v.target} | {v.measured} | {'met' if v.met else 'MISSED'} | {v.margin} |")
+def verdict_table(results: Sequence[SizeResult]) -> str:
+    """Issue 18's targets as one Markdown table: the 1 M targets and the 100 k ones, each on its size's result."""
+    lines = ["| size | target | measured | met | margin |", "|---|---|---|---|---|"]
+    by_size = {r.customers: r for r in results}
+    for size, judge in ((TARGET_CUSTOMERS, verdicts), (SMALL_TARGET_CUSTOMERS, small_verdicts)):
+        result = by_size.get(size)
+        if result is None:
+            lines.append(
+                f"| {size:,} | every target of this size | not run yet | n/a | run `python -m bench.run --sizes {size}` |"
+            )
+            continue
+        for v in judge(result):
+            lines.append(f"| {size:,} | {v.target} | {v.measured} | {'met' if v.met else 'MISSED'} | {v.margin} |")
     return "\n".join(lines)
 
 
@@ -199,15 +255,6 @@ def render_benchmarks(results: Sequence[SizeResult], machine: Mapping[str, str],
     """BENCHMARKS.md: machine, command, the table for every size, targets on the 1-million size, then the notes."""
     commands = " / ".join(sorted({f"`{r.pipeline_command}`" for r in results}))
     machine_lines = "\n".join(f"- {key}: {value}" for key, value in machine.items())
-    target_result = next((r for r in results if r.customers == TARGET_CUSTOMERS), None)
-    if target_result is None:
-        largest = max(results, key=lambda r: r.customers)
-        targets = (
-            f"_The 1-million size has not been run yet; judged on the largest size run "
-            f"({largest.customers:,} customers) for orientation only._\n\n{verdict_table(largest)}"
-        )
-    else:
-        targets = verdict_table(target_result)
     return f"""# Benchmarks
 
 Produced by `{command}` (`bench/run.py`); regenerate with `make bench`. Numbers are wall-clock seconds on a shared
@@ -224,28 +271,32 @@ machine: the load average column says how busy it was (other jobs were running; 
   Python and Dagster start-up included. **dagster run** is the run's own start -> end events.
 - **peak RSS tree**: the sum of VmRSS over the process and all its children (dbt runs as a subprocess), sampled every
   0.2 s from `/proc`. **largest process** is the kernel's `ru_maxrss` for the tree: a floor for the peak.
-- **feature build**: the two dbt steps of a run over every day: `dbt_daily_models` (the daily-partitioned staging:
-  `stg_orders` and `stg_visitor_event_days` for the whole history, plus Dagster's record of every partition) and
-  `dbt_feature_models` (the four feature marts), dbt start-up and dbt tests included. Per-model SQL time is in the
-  second table. The targets are judged on this figure.
-- **daily refresh**: right after, the same job over the last 3 days' partitions, as the daily schedule runs it
+- **feature build**: the dbt step `dbt_feature_models` of the full run: one dbt invocation that stages orders and
+  events (`stg_orders`, `stg_visitor_event_days`, `stg_visitor_event_type_days`: every day) and builds the feature
+  marts, dbt start-up, dbt tests and row counts included. Results recorded before issue 18 add the separate
+  daily-partitioned staging step `dbt_daily_models` (two dbt start-ups and one Dagster record per day and asset).
+  Per-model SQL time is in the second table. The targets are judged on this figure.
+- **daily refresh**: right after, the same job re-staging the last 3 days, as the daily schedule runs it
   (`python -m orchestration.cli segmint_refresh --from <as-of - 2> --to <as-of>`, same files). **daily feature
-  build** is its two dbt steps: 3 days of orders and events staged, the marts rebuilt from the staged history.
-- **pandas**: the notebook way, `bench/baselines.py`: read the Parquet files (only the needed columns), vectorised
-  group-bys for order_count, gross and net revenue, AOV, recency, tenure, event_count, active days and six event
-  shares. It reproduces those columns of `marts.customer_features` exactly (checked at 10 k). Fresh process.
+  build** is its dbt feature step: 3 days of orders and events staged, the marts rebuilt from the staged history.
+- **pandas**: the notebook way, `bench/baselines.py`: read the Parquet files (only the needed columns, ids as
+  categoricals), vectorised group-bys over integer codes, and compute every column of the five feature marts the
+  feature build produces (`customer_features`, `_train`, `_selection`, `customer_prepurchase_behaviour`,
+  `prospect_features`: sessions, labels and top event types included), in memory, without tests or writes.
+  `tests/integration/test_pandas_baseline.py` checks it reproduces every column of the warehouse's marts. Fresh
+  process. Results recorded before issue 18 timed a notebook of 14 columns of one mart: marked "(14 cols)".
 - **floor scan**: one DuckDB query over the raw Parquet files, grouped by customer: count, sum, min, max of orders
-  and a count per event type (14) over events. **pandas ratio** = pandas / feature build (target >= 5);
-  **floor ratio** = feature build / floor scan (target <= 3).
+  and a count per event type (14) over events. **pandas ratio** = pandas / feature build (target >= 1.5 at 1 M);
+  **floor ratio** = feature build / floor scan (target <= 5 at 1 M).
 
 ## Results
 {results_table(results)}
 
-### dbt's own time per model, both dbt steps (seconds, "Execution Duration" reported by dagster-dbt)
+### dbt's own time per model, the feature and score steps (seconds, "Execution Duration" reported by dagster-dbt)
 {model_table(results)}
 
-## Targets (issue 9: 1 million customers on this machine)
-{targets}
+## Targets (issue 18, on this 2-core machine)
+{verdict_table(results)}
 
 {notes.strip()}
 """

@@ -8,15 +8,14 @@ thing that failed, every score, segment and the report were built and only the s
 were held back, so the exit status is 0 and one line says why: `segmint: WARNING audiences not synced: <reason>`.
 The run itself stays failed in the Dagster instance, so ops see the failed check in the UI and the alert sensors.
 
-The daily staging models are partitioned (orchestration/lib/partitions.py). A run covers every day by default
-(`make run`); `--from/--to` runs the same job over a window of days, like the daily schedule or a backfill.
+The order and event staging is incremental (orchestration/lib/partitions.py). A run re-stages every day by default
+(`make run`); `--from/--to` re-stages only that window of days, like the daily schedule or a backfill.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 from collections.abc import Iterable
@@ -26,7 +25,7 @@ from datetime import UTC, date, datetime
 import dagster as dg
 
 from orchestration.lib.keys import ACTIVATION_GATE_CHECK
-from orchestration.lib.partitions import PartitionWindow, full_history
+from orchestration.lib.partitions import EVERY_DAY, FEATURE_STEP, StagingWindow
 from orchestration.lib.settings import SettingsError
 
 BLOCKED_CHECK_ERROR = "DagsterAssetCheckFailedError"
@@ -98,23 +97,24 @@ def concise_console_logger(init_context: dg.InitLoggerContext) -> logging.Logger
     return logger
 
 
-def run_job(job_name: str, window: PartitionWindow | None = None) -> int:
-    """Execute `job_name` in process over `window` (default: every day), recorded in $DAGSTER_HOME; exit status."""
+def run_job(job_name: str, window: StagingWindow | None = None) -> int:
+    """Execute `job_name` in process, re-staging `window` (default: every day), recorded in $DAGSTER_HOME; exit
+    status. A window for a job without the staging step is refused (ValueError: one line)."""
     from orchestration.definitions import defs
 
     job = defs.resolve_job_def(job_name).with_logger_defs({"concise": concise_console_logger})
+    run_config: dict = {"loggers": {"concise": {}}}
     tags: dict[str, str] = {}
-    if job.partitions_def is not None:
-        window = (window or full_history(job.partitions_def)).clipped_to(job.partitions_def)
-        tags = window.run_tags
-        print(f"segmint: {job_name} over the days {window.first}..{window.last}", flush=True)
-    # One "planned" event per asset rather than per day in a run over many days (also set by the Makefile).
-    os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
+    if job.has_node_named(FEATURE_STEP):
+        if window is not None:
+            run_config |= window.run_config
+            tags = window.run_tags
+        print(f"segmint: {job_name} re-staging {window or EVERY_DAY}", flush=True)
+    elif window is not None:
+        raise ValueError(f"{job_name} does not stage orders or events: --from/--to apply to segmint_refresh")
     started = time.monotonic()
     with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(
-            instance=instance, raise_on_error=False, run_config={"loggers": {"concise": {}}}, tags=tags
-        )
+        result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config, tags=tags)
     minutes = (time.monotonic() - started) / 60
     return report_outcome(job_name, result.success, run_outcome(result.all_events), minutes, result.run_id)
 
@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--to needs --from")
     try:
         if args.first is not None:
-            window = PartitionWindow(args.first, args.last or date.today())
+            window = StagingWindow(args.first, args.last or date.today())
         return run_job(args.job, window)
     except (ValueError, SettingsError) as error:  # a wrong window or setting: one line, no traceback
         parser.error(str(error))

@@ -17,7 +17,7 @@ from orchestration.defs.automation import with_automation_spec
 def _location() -> dg.Definitions:
     # A function, not module-level names: Dagster refuses a module with two Definitions objects at its top level.
     folder = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
-    # A module that imports another's asset (jobs.py selects dbt_daily_models) exposes the same object twice; the
+    # A module that imports another's asset (jobs.py imports dbt_models) exposes the same object twice; the
     # loader keeps both references, so drop repeats before the specs are mapped into new objects.
     assets = list({id(asset): asset for asset in folder.assets or []}.values())
     return dg.Definitions(

@@ -1,22 +1,21 @@
-"""dbt models as assets, in steps: daily staging, feature marts, the scores around the ML assets, and views after them.
+"""dbt models as assets, in steps: staging and feature marts, the scores around the ML assets, and views after them.
 
-`dbt_daily_models` (tag `daily`) stages orders and events in daily partitions: a run over a window of days
-passes it to dbt as vars and rebuilds exactly those days (orchestration/lib/partitions.py). A backfill of any
-range is one run (single-run backfill policy), so dbt starts once, not once per day.
-`dbt_feature_models` builds the customer snapshots (customer_features, ...); the ML assets write schema `ml`;
-then `dbt_score_models` (the folder models/marts/scores/) joins them into marts.customer_scores. Separate
-definitions keep the run order explicit, and the folder tree says which step a model belongs to: a mart that reads
-an ML output goes in models/marts/scores/ (`check_layout` refuses it anywhere else). The feature step also builds
-the sync edge (edge.customer_contacts). Python assets that run after the scores publish their tables under
-`marts` through views: `dbt_after_scores_models` (models/marts/after_scores/: segment cards, membership history)
-and `dbt_after_syncs_models` (models/marts/after_syncs/: audience lift), kept apart so that syncs held back by the
-CLV gate never hold back the cards. dbt tests become asset checks; `dbt build` stops the line on error-level tests.
+`dbt_feature_models` is one dbt invocation (one dbt start-up) for everything before the ML assets: the order and
+event staging (tag `daily`, incremental: a run re-stages the days of its window, or every day without one;
+orchestration/lib/partitions.py), the staging views, cut-offs, the customer snapshots (customer_features, ...) and
+the sync edge (edge.customer_contacts). The ML assets write schema `ml`; then `dbt_score_models` (the folder
+models/marts/scores/) joins them into marts.customer_scores. Separate definitions keep the run order explicit,
+and the folder tree says which step a model belongs to: a mart that reads an ML output goes in
+models/marts/scores/ (`check_layout` refuses it anywhere else). Python assets that run after the scores publish
+their tables under `marts` through views: `dbt_after_scores_models` (models/marts/after_scores/: segment cards,
+membership history) and `dbt_after_syncs_models` (models/marts/after_syncs/: audience lift), built by one
+factory and kept apart so that syncs held back by the CLV gate never hold back the cards. dbt tests become asset
+checks; `dbt build` stops the line on error-level tests.
 """
 
 import json
 import os
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +25,14 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from orchestration.defs.resources import DUCKDB_TAG, Warehouse
 from orchestration.lib import groups
-from orchestration.lib.partitions import daily_partitions, dbt_window_vars
-from orchestration.lib.settings import DBT_PROJECT_DIR, load_settings
+from orchestration.lib.partitions import (
+    FEATURE_STEP,
+    STAGED_DAYS_METADATA,
+    StagingWindowConfig,
+    dbt_window_vars,
+    staged_days,
+)
+from orchestration.lib.settings import DBT_PROJECT_DIR, data_dir_for, load_settings
 
 DBT_MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
 # The folder of the marts built after the ML assets, under dbt_project/models/. Selected by its place in the fqn
@@ -41,10 +46,9 @@ AFTER_SYNCS_FOLDER = ("marts", "after_syncs")
 AFTER_SYNCS_SELECTOR = "fqn:segmint." + ".".join(AFTER_SYNCS_FOLDER)
 # Every folder built after the ML assets: a model there may read an ML output.
 AFTER_ML_FOLDERS = (SCORES_FOLDER, AFTER_SCORES_FOLDER, AFTER_SYNCS_FOLDER)
-DAILY_SELECTOR = "tag:daily"
+DAILY_TAG = "daily"  # dbt tag of the incremental order and event staging (orchestration/lib/partitions.py)
 # dbt sources that Python assets write after the features: a model reading one must be built after the ML assets.
 PYTHON_OUTPUT_SOURCES = ("ml", "activation")
-DAILY_PARTITIONS = daily_partitions()
 
 
 def _in_folder(dbt_resource_props: Mapping[str, Any], folder: tuple[str, ...]) -> bool:
@@ -147,8 +151,17 @@ def step_relations(manifest: Mapping[str, Any], asset_keys: set[dg.AssetKey]) ->
     return sorted(sources), sorted(models)
 
 
+def dbt_target_path(warehouse_path: str, step: str) -> Path:
+    """dbt's target folder for one step of the graph on one warehouse: `<data dir>/dbt_target/<step>`."""
+    return data_dir_for(Path(warehouse_path)) / "dbt_target" / step
+
+
 def _run_dbt(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse, args: list[str]
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: Warehouse,
+    args: list[str],
+    extra_metadata: Callable[[dg.AssetKey], Mapping[str, Any]] = lambda key: {},
 ) -> Iterator[Any]:
     # dbt's profile reads the absolute warehouse path from the environment (profiles.yml).
     os.environ["SEGMINT_WAREHOUSE"] = warehouse.resolved_path()
@@ -167,9 +180,12 @@ def _run_dbt(
             published = warehouse.publish_to_engine(conn, sources)
         context.log.info(f"Spark: published {', '.join(published) or 'nothing'} to {settings.spark_warehouse_dir}")
         args = [*args, "--target", "spark"]
-    # A disposable target folder per run: dagster-dbt otherwise leaves one folder per run behind.
-    with tempfile.TemporaryDirectory(prefix="segmint-dbt-") as target:
-        events = list(dbt.cli(args, context=context, target_path=Path(target)).stream())
+    # One target folder per warehouse and step, reused by every run (dagster-dbt otherwise leaves a folder per run
+    # behind): dbt keeps its partial-parse state there, so a run whose profile and vars match the step's last run
+    # re-parses only changed files (measured: 3.0 s of CPU per dbt start instead of 5.3 s for a full parse).
+    target = dbt_target_path(warehouse.resolved_path(), context.op_def.name)
+    target.mkdir(parents=True, exist_ok=True)
+    events = list(dbt.cli(args, context=context, target_path=target).stream())
     if spark:
         with warehouse.connect() as conn:
             attached = warehouse.attach_engine_tables(conn, models)
@@ -179,46 +195,54 @@ def _run_dbt(
     with warehouse.connect() as conn:
         for event in events:
             key = context.asset_key_for_output(event.output_name) if isinstance(event, dg.Output) else None
+            if key is None:
+                yield event
+                continue
+            metadata = {**event.metadata, **extra_metadata(key)}
             # Only tables: counting a view would re-scan the raw table.
-            if key is not None and _is_table(conn, *key.path[-2:]):
+            if _is_table(conn, *key.path[-2:]):
                 relation = ".".join(key.path[-2:])
                 try:
-                    rows = conn.execute(f"select count(*) from {relation}").fetchone()[0]
+                    metadata["dagster/row_count"] = dg.MetadataValue.int(
+                        conn.execute(f"select count(*) from {relation}").fetchone()[0]
+                    )
                 except duckdb.Error:
-                    yield event
-                    continue
-                yield event.with_metadata({**event.metadata, "dagster/row_count": dg.MetadataValue.int(rows)})
-            else:
-                yield event
+                    pass
+            yield event.with_metadata(metadata)
 
 
 @dbt_assets(
     manifest=DBT_MANIFEST,
-    select=DAILY_SELECTOR,
+    exclude=f"{SCORES_SELECTOR} {AFTER_SCORES_SELECTOR} {AFTER_SYNCS_SELECTOR}",
     dagster_dbt_translator=SegmintDbtTranslator(),
-    name="dbt_daily_models",
-    op_tags=DUCKDB_TAG,
-    partitions_def=DAILY_PARTITIONS,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-)
-def dbt_daily_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
-    """stg_orders and stg_visitor_event_days for the run's days (all of them, rebuilt, when it covers every day)."""
-    window = dbt_window_vars(context, DAILY_PARTITIONS)
-    context.log.info(f"dbt partition window: {window or 'every day (full rebuild)'}")
-    yield from _run_dbt(context, dbt, warehouse, ["build", "--vars", json.dumps(window)])
-
-
-@dbt_assets(
-    manifest=DBT_MANIFEST,
-    exclude=f"{SCORES_SELECTOR} {AFTER_SCORES_SELECTOR} {AFTER_SYNCS_SELECTOR} {DAILY_SELECTOR}",
-    dagster_dbt_translator=SegmintDbtTranslator(),
-    name="dbt_feature_models",
+    name=FEATURE_STEP,
     op_tags=DUCKDB_TAG,
 )
-def dbt_feature_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
-    """Customer and event staging views, cut-offs, the feature marts (customer_features, _train, prospect_features)
-    and the sync edge (edge.customer_contacts)."""
-    yield from _run_dbt(context, dbt, warehouse, ["build"])
+def dbt_feature_models(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse, config: StagingWindowConfig
+):
+    """The order and event staging (incremental: the run's window of days, or every day), the customer and event
+    staging views, cut-offs, the feature marts (customer_features, _train, _selection, prospect_features,
+    customer_prepurchase_behaviour) and the sync edge (edge.customer_contacts): one dbt invocation."""
+    try:
+        window = config.window()
+    except ValueError as error:
+        raise dg.Failure(description=f"staging window: {error}") from None
+    context.log.info(f"re-staging {staged_days(window)} of orders and events")
+    staged = {STAGED_DAYS_METADATA: dg.MetadataValue.text(staged_days(window))}
+    yield from _run_dbt(
+        context,
+        dbt,
+        warehouse,
+        ["build", "--vars", json.dumps(dbt_window_vars(window))],
+        extra_metadata=lambda key: staged if key in DAILY_STAGING_KEYS else {},
+    )
+
+
+# The incremental staging models inside the feature step (dbt tag `daily`): what a window of days re-stages.
+DAILY_STAGING_KEYS = frozenset(
+    key for key, spec in dbt_feature_models.specs_by_key.items() if DAILY_TAG in (spec.tags or {})
+)
 
 
 @dbt_assets(
@@ -238,28 +262,27 @@ def dbt_score_models(
     yield from _run_dbt(context, dbt, warehouse, ["build", "--vars", dbt_vars])
 
 
-@dbt_assets(
-    manifest=DBT_MANIFEST,
-    select=AFTER_SCORES_SELECTOR,
-    dagster_dbt_translator=SegmintDbtTranslator(),
-    name="dbt_after_scores_models",
-    op_tags=DUCKDB_TAG,
-)
-def dbt_after_scores_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
-    """marts.segment_cards and marts.segment_membership_history: views of the Python outputs made from the scores."""
-    yield from _run_dbt(context, dbt, warehouse, ["build"])
+def view_step(name: str, selector: str) -> dg.AssetsDefinition:
+    """A dbt step that builds one after-ML folder of views (`selector`), after the Python assets that write the
+    tables they read; one factory, so the after-scores and after-syncs steps cannot drift apart."""
+
+    @dbt_assets(
+        manifest=DBT_MANIFEST,
+        select=selector,
+        dagster_dbt_translator=SegmintDbtTranslator(),
+        name=name,
+        op_tags=DUCKDB_TAG,
+    )
+    def _views(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
+        yield from _run_dbt(context, dbt, warehouse, ["build"])
+
+    return _views
 
 
-@dbt_assets(
-    manifest=DBT_MANIFEST,
-    select=AFTER_SYNCS_SELECTOR,
-    dagster_dbt_translator=SegmintDbtTranslator(),
-    name="dbt_after_syncs_models",
-    op_tags=DUCKDB_TAG,
-)
-def dbt_after_syncs_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
-    """marts.audience_lift: a view of activation.audience_lift, built once the syncs have run."""
-    yield from _run_dbt(context, dbt, warehouse, ["build"])
+# marts.segment_cards and marts.segment_membership_history: views of the Python outputs made from the scores.
+dbt_after_scores_models = view_step("dbt_after_scores_models", AFTER_SCORES_SELECTOR)
+# marts.audience_lift: a view of activation.audience_lift, built once the syncs have run.
+dbt_after_syncs_models = view_step("dbt_after_syncs_models", AFTER_SYNCS_SELECTOR)
 
 
 # A model in the wrong folder fails the code location with one line, not with a cycle between dbt and ML steps.

@@ -6,13 +6,13 @@ time (measured: 5-20 s per step on 2 cores, against about 1 s in-process). The m
 single-writer guarantee with a tag concurrency limit of 1; use it once the warehouse moves to a server (or
 swap in the Celery/Kubernetes executor and drop the limit).
 
-The refresh jobs carry the daily partitions of the order and event staging: every run names a window of days
-(orchestration/lib/partitions.py); the unpartitioned assets in it are rebuilt whole, whatever the window.
+A run of the refresh jobs re-stages the days of its staging window (the feature step's run config; none = every
+day; orchestration/lib/partitions.py); everything after the staging is rebuilt whole, whatever the window.
 """
 
 import dagster as dg
 
-from orchestration.defs.dbt_models import dbt_daily_models
+from orchestration.defs.dbt_models import DAILY_STAGING_KEYS
 from orchestration.defs.resources import DUCKDB_TAG
 from orchestration.lib.keys import CLV_ACTIVATION_GATE, SEGMENT_CARDS, SEGMENT_CARDS_VIEW
 
@@ -42,10 +42,11 @@ refresh_job_multiprocess = dg.define_asset_job(
 
 daily_staging_job = dg.define_asset_job(
     name="daily_staging",
-    selection=dg.AssetSelection.assets(dbt_daily_models),
+    selection=dg.AssetSelection.assets(*sorted(DAILY_STAGING_KEYS, key=lambda key: key.path)),
     description=(
-        "Re-stage orders and events for a range of days from the current raw tables (a backfill). The customer "
-        "marts pick the days up on the next segmint_refresh."
+        "Re-stage orders and events for a window of days (launchpad: ops.dbt_feature_models.config.stage_from / "
+        "stage_to; empty = every day) from the current raw tables. The customer marts pick the days up on the next "
+        "segmint_refresh; `make backfill FROM=... TO=...` does both in one run."
     ),
     executor_def=dg.in_process_executor,
 )

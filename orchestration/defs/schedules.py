@@ -1,7 +1,8 @@
 """The daily refresh schedule: the whole graph (segmint_refresh) once a day, staging only the last days.
 
-Each tick's run covers the daily partitions of the last LATE_ARRIVAL_DAYS days (today included), so orders and
-events that arrive a day or two late are still staged, while the history is not re-staged every day. The raw
+Each tick's run re-stages the last LATE_ARRIVAL_DAYS days (today included; its staging window, run config of the
+feature step: orchestration/lib/partitions.py), so orders and events that arrive a day or two late are still
+staged, while the history is not re-staged every day. The raw
 tables, customer marts, models and audiences are rebuilt as snapshots, as in every run. A landing file that
 changes older days is picked up by the landing-file sensor, whose runs cover every day (sensors.py).
 
@@ -14,7 +15,6 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from orchestration.defs.dbt_models import DAILY_PARTITIONS
 from orchestration.defs.jobs import refresh_job
 from orchestration.lib.partitions import trailing_days
 
@@ -38,9 +38,10 @@ def daily_refresh_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunReque
     if scheduled_for is None:  # evaluated by hand (UI "test schedule"): today
         scheduled_for = datetime.now(UTC)
     day = scheduled_for.date()
-    window = trailing_days(day, LATE_ARRIVAL_DAYS).clipped_to(DAILY_PARTITIONS)
+    window = trailing_days(day, LATE_ARRIVAL_DAYS)
     return dg.RunRequest(
         run_key=f"daily-{day.isoformat()}",
+        run_config=window.run_config,
         tags={TRIGGER_TAG: "schedule", "segmint/scheduled_for": day.isoformat(), **window.run_tags},
     )
 

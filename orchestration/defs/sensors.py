@@ -21,7 +21,6 @@ from landing.formats.detect import is_json_lines
 from landing.realtime_log import transition_log_files
 from orchestration.defs.audiences import AUDIENCES
 from orchestration.defs.automation import FRESH_MARTS
-from orchestration.defs.dbt_models import DAILY_PARTITIONS
 from orchestration.defs.jobs import refresh_job
 from orchestration.defs.schedules import TRIGGER_TAG
 from orchestration.lib import keys
@@ -33,7 +32,7 @@ from orchestration.lib.alerts import (
     send_alert,
     stale_asset_payload,
 )
-from orchestration.lib.partitions import full_history
+from orchestration.lib.partitions import EVERY_DAY, STAGED_DAYS_TAG
 from orchestration.lib.settings import SettingsError, load_settings
 
 LANDING_SUFFIXES = (".csv", ".parquet")  # the files the landing step reads (see landing/), with JSON lines
@@ -132,11 +131,12 @@ def landing_files_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult
     context.log.info(f"landing files changed: {', '.join(changed)}")
     request = dg.RunRequest(
         run_key=landing_run_key(current),
-        # A changed file may change any day, so the run stages every day (the schedule's runs stage the last few).
+        # A changed file may change any day, so the run (no staging window) stages every day; the schedule's runs
+        # stage the last few.
         tags={
             TRIGGER_TAG: "landing_files",
             "segmint/changed_files": ",".join(changed)[:200],
-            **full_history(DAILY_PARTITIONS).run_tags,
+            STAGED_DAYS_TAG: EVERY_DAY,
         },
     )
     return dg.SensorResult(run_requests=[request], cursor=cursor)

@@ -1,54 +1,40 @@
-"""Daily partitions of the order and event staging, and the partition windows runs are launched with.
+"""The window of days a run re-stages: how the order and event staging is incremental without Dagster partitions.
 
-The raw tables are whole files (quarantine and reconciliation are per file), so a day cannot be half-loaded
-into raw. The dbt models that stage orders and events (`tag:daily`) are the partitioned layer: a run over a
-window of days deletes and rebuilds exactly those days (dbt vars `min_date`/`max_date`), which is what a
-backfill or the daily schedule does. The customer marts, models and audiences stay snapshots per run.
+The raw tables are whole files (quarantine and reconciliation are per file), so a day cannot be half-loaded into
+raw. The dbt models that stage orders and events (`tag:daily`: stg_orders, stg_visitor_event_days,
+stg_visitor_event_type_days) are the incremental layer: a run over a window of days deletes and rebuilds exactly
+those days (dbt vars `min_date`/`max_date`, dbt_project/macros/partition_window.sql), which is what the daily
+schedule (the last 3 days, late data included) and a backfill (`make backfill FROM=... TO=...`) do. A run
+without a window (`make run`, the landing-file sensor) rebuilds the whole staging. Everything after the staging
+(customer marts, models, audiences) is a snapshot per run either way.
 
-A run over *every* partition passes no window at all, so it rebuilds the whole staging, including rows
-dated before SEGMINT_HISTORY_START (they exist in every full run but cannot be backfilled one day at a time).
+Why a run setting rather than Dagster daily partitions (which this module used to define): Dagster records one
+materialization per partition and asset, and has no event for a range of partitions (dagster-io/dagster#31694,
+#30641), so a run over every day since 2025 wrote ~2,000 event-log records: ~33 s of a 49 s staging step at
+1 M customers, more every day. The staging assets are therefore unpartitioned: every run records one
+materialization per asset, and its metadata (`segmint/staged_days`) says which days that run re-staged. The window
+is the run config of the feature step (`ops: {dbt_feature_models: {config: {stage_from, stage_to}}}`), so the
+launchpad shows it with its description, and the run carries the tag `segmint/staged_days` for the runs list.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from pydantic import Field
 
-from orchestration.lib.settings import SettingsError
-
-HISTORY_START_ENV = "SEGMINT_HISTORY_START"
-# Covers the demo shop's training and scoring windows (as-of 2026-06-30 minus the 365-day horizon). A run over
-# every day records one materialization per day and asset (~30 ms each with the local SQLite instance, measured),
-# so the default is not decades back; a shop that wants day-level backfills further back sets its first order date.
-DEFAULT_HISTORY_START = date(2025, 1, 1)
-PARTITION_DATE_FORMAT = "%Y-%m-%d"
-
-
-def history_start(env: dict[str, str] | None = None) -> date:
-    """The first daily partition (SEGMINT_HISTORY_START, default 2025-01-01), read when the code location loads."""
-    raw = (os.environ if env is None else env).get(HISTORY_START_ENV, "").strip()
-    if not raw:
-        return DEFAULT_HISTORY_START
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise SettingsError(f"{HISTORY_START_ENV}={raw!r} is not a date (expected YYYY-MM-DD)") from None
-
-
-def daily_partitions(env: dict[str, str] | None = None) -> dg.DailyPartitionsDefinition:
-    """One partition per UTC day from the history start to today (today included: orders keep landing)."""
-    return dg.DailyPartitionsDefinition(
-        start_date=history_start(env).strftime(PARTITION_DATE_FORMAT), timezone="UTC", end_offset=1
-    )
+# The dbt step that stages orders and events and builds the feature marts (orchestration/defs/dbt_models.py).
+FEATURE_STEP = "dbt_feature_models"
+STAGED_DAYS_TAG = "segmint/staged_days"
+STAGED_DAYS_METADATA = "segmint/staged_days"
+EVERY_DAY = "every day"
 
 
 @dataclass(frozen=True)
-class PartitionWindow:
-    """Days first..last (inclusive) of the daily partitions a run covers."""
+class StagingWindow:
+    """Days first..last (inclusive) that a run re-stages."""
 
     first: date
     last: date
@@ -57,42 +43,60 @@ class PartitionWindow:
         if self.last < self.first:
             raise ValueError(f"the window ends ({self.last}) before it starts ({self.first})")
 
+    def __str__(self) -> str:
+        return f"{self.first.isoformat()}..{self.last.isoformat()}"
+
     @property
-    def run_tags(self) -> dict[str, str]:
-        """The tags Dagster reads to give a run this partition range (one run, like a single-run backfill)."""
+    def dbt_vars(self) -> dict[str, str]:
+        """dbt vars of the daily staging: {min_date, max_date}, max exclusive."""
+        return {"min_date": self.first.isoformat(), "max_date": (self.last + timedelta(days=1)).isoformat()}
+
+    @property
+    def run_config(self) -> dict:
+        """The run config that makes a run of a job with the feature step re-stage exactly these days."""
         return {
-            ASSET_PARTITION_RANGE_START_TAG: self.first.isoformat(),
-            ASSET_PARTITION_RANGE_END_TAG: self.last.isoformat(),
+            "ops": {FEATURE_STEP: {"config": {"stage_from": self.first.isoformat(), "stage_to": self.last.isoformat()}}}
         }
 
-    def clipped_to(self, partitions: dg.DailyPartitionsDefinition) -> PartitionWindow:
-        """The same window limited to the days that exist as partitions (a window before the start is an error)."""
-        keys = partitions.get_partition_keys()
-        first, last = date.fromisoformat(keys[0]), date.fromisoformat(keys[-1])
-        if self.last < first:
-            raise SettingsError(
-                f"the window {self.first}..{self.last} ends before the first partition {first} "
-                f"(set {HISTORY_START_ENV} to an earlier date)"
-            )
-        return PartitionWindow(max(self.first, first), min(self.last, last))
+    @property
+    def run_tags(self) -> dict[str, str]:
+        """A tag naming the window, for the runs list (the config is what the step reads)."""
+        return {STAGED_DAYS_TAG: str(self)}
 
 
-def full_history(partitions: dg.DailyPartitionsDefinition) -> PartitionWindow:
-    """Every partition: the window of `make run`, of a changed landing file and of a first load."""
-    keys = partitions.get_partition_keys()
-    return PartitionWindow(date.fromisoformat(keys[0]), date.fromisoformat(keys[-1]))
-
-
-def trailing_days(last: date, days: int) -> PartitionWindow:
+def trailing_days(last: date, days: int) -> StagingWindow:
     """The `days` days ending on `last`: the daily schedule's window (late orders and events included)."""
-    return PartitionWindow(last - timedelta(days=days - 1), last)
+    return StagingWindow(last - timedelta(days=days - 1), last)
 
 
-def dbt_window_vars(context: dg.AssetExecutionContext, partitions: dg.DailyPartitionsDefinition) -> dict[str, str]:
-    """dbt vars for the run's partitions: {min_date, max_date} (max exclusive), or {} when it covers every one."""
-    keys, every_key = context.partition_keys, partitions.get_partition_keys()
-    # "Every partition" also when the day turned after the run was launched (a new, empty partition appeared).
-    if keys[0] == every_key[0] and keys[-1] in every_key[-2:]:
-        return {}
-    window = context.partition_time_window
-    return {"min_date": window.start.date().isoformat(), "max_date": window.end.date().isoformat()}
+class StagingWindowConfig(dg.Config):
+    """The days this run re-stages in the order and event staging; both empty (the default): every day."""
+
+    stage_from: str = Field(
+        default="", description="First day to re-stage (YYYY-MM-DD); empty with stage_to empty: every day."
+    )
+    stage_to: str = Field(default="", description="Last day to re-stage (YYYY-MM-DD, inclusive); empty: stage_from.")
+
+    def window(self) -> StagingWindow | None:
+        """The window, None for every day; a malformed or reversed one raises ValueError with one line."""
+        first, last = self.stage_from.strip(), self.stage_to.strip()
+        if not first and not last:
+            return None
+        if not first:
+            raise ValueError(f"stage_to={last!r} needs stage_from (the first day to re-stage)")
+        try:
+            start = date.fromisoformat(first)
+            end = date.fromisoformat(last) if last else start
+        except ValueError:
+            raise ValueError(f"stage_from={first!r}/stage_to={last!r}: expected dates as YYYY-MM-DD") from None
+        return StagingWindow(start, end)
+
+
+def dbt_window_vars(window: StagingWindow | None) -> dict[str, str]:
+    """dbt vars for a run: the window's {min_date, max_date}, or {} to rebuild every day."""
+    return {} if window is None else window.dbt_vars
+
+
+def staged_days(window: StagingWindow | None) -> str:
+    """What a run re-staged, in words: `every day` or `first..last`."""
+    return EVERY_DAY if window is None else str(window)

@@ -1,8 +1,8 @@
-"""Daily partitions end to end: a full run stages every row, a backfill rebuilds exactly its days.
+"""The incremental staging end to end: a full run stages every row, a backfill rebuilds exactly its days.
 
-One small demo shop (history start 2026-01-01, so its first two and a half years are older than the
-partitions), then the real CLI and `make backfill` over chosen days, checked against the raw tables and
-against the Dagster instance's record of which partitions each run materialized.
+One small demo shop, then the real CLI and `make backfill` over chosen days, checked against the raw tables and
+against the Dagster instance's record of what each run staged (one materialization per asset and run, whose
+metadata names the days).
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ import duckdb
 import pytest
 from dagster._core.instance.ref import InstanceRef
 
+from orchestration.lib.partitions import STAGED_DAYS_METADATA
 from tests.conftest import PROJECT_ROOT, VENV_BIN, make_run, segmint_env
 
 pytestmark = pytest.mark.slow
 
-SHOP = {"SEGMINT_DEMO_CUSTOMERS": "400", "SEGMINT_HISTORY_START": "2026-01-01"}
+SHOP = {"SEGMINT_DEMO_CUSTOMERS": "400"}
 DAILY_TABLES = ("staging.stg_orders", "staging.stg_visitor_event_days")
 DAY_COLUMN = {"staging.stg_orders": "ordered_on", "staging.stg_visitor_event_days": "occurred_on"}
 
@@ -48,16 +49,16 @@ def _columns(warehouse: Path, table: str) -> list[str]:
     return [row[0] for row in _query(warehouse, f"describe {table}")]
 
 
-def _partitions_of_last_run(root: Path, asset: str) -> set[str]:
-    """The partitions the instance recorded as materialized for `asset` by the most recent run."""
+def _staged_days_of_last_run(root: Path, asset: str) -> list[str]:
+    """What the most recent run recorded for `asset`: the `segmint/staged_days` of each of its materializations."""
     with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(root / "dagster_home"))) as instance:
         run = instance.get_runs(limit=1)[0]
         records = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
-        return {
-            record.event_log_entry.dagster_event.partition
+        return [
+            record.asset_materialization.metadata[STAGED_DAYS_METADATA].value
             for record in records
             if record.event_log_entry.dagster_event.asset_key == dg.AssetKey(asset.split("."))
-        }
+        ]
 
 
 @pytest.fixture(scope="module")
@@ -84,14 +85,13 @@ def two_busy_days(warehouse: Path) -> tuple[date, date]:
     return rows[0][0], rows[1][0]
 
 
-def test_a_full_run_stages_every_raw_row_including_the_days_before_the_partitions(warehouse):
-    raw_orders, staged_orders, older = _query(
-        warehouse,
-        "select (select count(*) from raw.orders), (select count(*) from staging.stg_orders), "
-        "(select count(*) from staging.stg_orders where ordered_on < date '2026-01-01')",
+def test_a_full_run_stages_every_raw_row_and_records_one_materialization_per_asset(shop, warehouse):
+    raw_orders, staged_orders = _query(
+        warehouse, "select (select count(*) from raw.orders), (select count(*) from staging.stg_orders)"
     )[0]
     assert staged_orders == raw_orders
-    assert older > 0  # rows older than the first partition are staged by full runs, not dropped
+    for table in DAILY_TABLES:  # one record for the whole history, not one per day
+        assert _staged_days_of_last_run(shop, table) == ["every day"]
     raw_events, staged_events = _query(
         warehouse,
         "select (select count(*) from raw.events), (select sum(event_count) from staging.stg_visitor_event_days)",
@@ -124,7 +124,7 @@ def test_a_backfill_rebuilds_exactly_its_days_and_the_instance_records_them(shop
         timeout=600,
     )
     assert result.returncode == 0, _tail(result)
-    assert f"over the days {backfilled}..{backfilled}" in result.stdout
+    assert f"re-staging {backfilled}..{backfilled}" in result.stdout
 
     for table in DAILY_TABLES:
         day = DAY_COLUMN[table]
@@ -132,7 +132,7 @@ def test_a_backfill_rebuilds_exactly_its_days_and_the_instance_records_them(shop
         position = _columns(warehouse, table).index(day)
         expected = [row for row in before[table] if row[position] != left_alone]
         assert after == expected, f"{table}: the backfill changed more or less than {backfilled}"
-        assert _partitions_of_last_run(shop, table) == {backfilled.isoformat()}
+        assert _staged_days_of_last_run(shop, table) == [f"{backfilled}..{backfilled}"]
         assert _query(warehouse, f"select count(*) from {table} where {day} = ?", [left_alone])[0][0] == 0
 
 

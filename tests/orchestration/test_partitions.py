@@ -1,114 +1,85 @@
-"""The daily partitions of the order and event staging: settings, run windows and the dbt vars they become."""
+"""The staging window of a run: which days the order and event staging re-stages, and the dbt vars they become."""
 
 from __future__ import annotations
 
 from datetime import date
-from types import SimpleNamespace
 
 import dagster as dg
 import pytest
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from orchestration.cli import main as cli_main
 from orchestration.definitions import defs
-from orchestration.defs.dbt_models import DAILY_PARTITIONS
+from orchestration.defs.dbt_models import DAILY_STAGING_KEYS, dbt_feature_models
 from orchestration.lib.partitions import (
-    DEFAULT_HISTORY_START,
-    PartitionWindow,
-    daily_partitions,
+    FEATURE_STEP,
+    StagingWindow,
+    StagingWindowConfig,
     dbt_window_vars,
-    full_history,
-    history_start,
+    staged_days,
     trailing_days,
 )
-from orchestration.lib.settings import SettingsError
 
 DAILY_MODELS = {
     ("staging", "stg_orders"), ("staging", "stg_visitor_event_days"), ("staging", "stg_visitor_event_type_days"),
 }  # fmt: skip
 
 
-def test_the_history_start_is_a_setting_with_a_documented_default():
-    assert history_start({}) == DEFAULT_HISTORY_START
-    assert history_start({"SEGMINT_HISTORY_START": "2019-03-01"}) == date(2019, 3, 1)
-    with pytest.raises(SettingsError, match="SEGMINT_HISTORY_START='March 2019' is not a date"):
-        history_start({"SEGMINT_HISTORY_START": "March 2019"})
-
-
-def test_partitions_are_utc_days_from_the_history_start_to_today():
-    partitions = daily_partitions({"SEGMINT_HISTORY_START": "2026-01-01"})
-    keys = partitions.get_partition_keys()
-    assert keys[0] == "2026-01-01"
-    assert keys[-1] == date.today().isoformat()  # today is a partition: orders keep landing during the day
-    assert partitions.timezone == "UTC"
-
-
-def test_a_window_becomes_the_run_tags_of_one_range_run():
-    window = PartitionWindow(date(2026, 3, 1), date(2026, 3, 3))
-    assert window.run_tags == {
-        ASSET_PARTITION_RANGE_START_TAG: "2026-03-01",
-        ASSET_PARTITION_RANGE_END_TAG: "2026-03-03",
+def test_a_window_becomes_the_feature_steps_run_config_and_a_tag_naming_it():
+    window = StagingWindow(date(2026, 3, 1), date(2026, 3, 3))
+    assert window.run_config == {
+        "ops": {FEATURE_STEP: {"config": {"stage_from": "2026-03-01", "stage_to": "2026-03-03"}}}
     }
+    assert window.run_tags == {"segmint/staged_days": "2026-03-01..2026-03-03"}
     assert trailing_days(date(2026, 3, 3), 3) == window
-
-
-def test_a_window_is_clipped_to_the_partitions_and_a_reversed_or_too_early_one_is_refused():
-    partitions = daily_partitions({"SEGMINT_HISTORY_START": "2026-01-01"})
-    assert PartitionWindow(date(2025, 12, 1), date(2026, 1, 5)).clipped_to(partitions) == PartitionWindow(
-        date(2026, 1, 1), date(2026, 1, 5)
-    )
-    assert full_history(partitions).first == date(2026, 1, 1)
     with pytest.raises(ValueError, match="ends .* before it starts"):
-        PartitionWindow(date(2026, 1, 5), date(2026, 1, 1))
-    with pytest.raises(SettingsError, match="set SEGMINT_HISTORY_START to an earlier date"):
-        PartitionWindow(date(2025, 1, 1), date(2025, 2, 1)).clipped_to(partitions)
+        StagingWindow(date(2026, 1, 5), date(2026, 1, 1))
 
 
-def _context(partitions: dg.DailyPartitionsDefinition, first: str, last: str) -> SimpleNamespace:
-    """What dbt_window_vars reads from an asset context in a range run."""
-    keys = partitions.get_partition_keys()
-    chosen = keys[keys.index(first) : keys.index(last) + 1]
-    window = partitions.time_window_for_partition_key(first)._replace(
-        end=partitions.time_window_for_partition_key(last).end
-    )
-    return SimpleNamespace(partition_keys=chosen, partition_time_window=window)
-
-
-def test_a_window_of_days_becomes_dbt_vars_with_an_exclusive_end():
-    partitions = daily_partitions({"SEGMINT_HISTORY_START": "2026-01-01"})
-    assert dbt_window_vars(_context(partitions, "2026-03-01", "2026-03-03"), partitions) == {
+def test_a_window_of_days_becomes_dbt_vars_with_an_exclusive_end_and_no_window_rebuilds_every_day():
+    assert dbt_window_vars(StagingWindow(date(2026, 3, 1), date(2026, 3, 3))) == {
         "min_date": "2026-03-01",
         "max_date": "2026-03-04",
     }
+    assert dbt_window_vars(None) == {}
+    assert staged_days(None) == "every day"
 
 
-def test_a_run_over_every_day_passes_no_window_so_dbt_rebuilds_the_whole_history():
-    partitions = daily_partitions({"SEGMINT_HISTORY_START": "2026-01-01"})
-    keys = partitions.get_partition_keys()
-    assert dbt_window_vars(_context(partitions, keys[0], keys[-1]), partitions) == {}
-    # Launched before midnight, run after it: the new day's partition is not in the run, still "every day".
-    assert dbt_window_vars(_context(partitions, keys[0], keys[-2]), partitions) == {}
+def test_the_config_reads_a_window_or_every_day_and_refuses_a_bad_one_in_one_line():
+    assert StagingWindowConfig().window() is None
+    assert StagingWindowConfig(stage_from="2026-03-01").window() == StagingWindow(date(2026, 3, 1), date(2026, 3, 1))
+    assert StagingWindowConfig(stage_from="2026-03-01", stage_to="2026-03-03").window() == StagingWindow(
+        date(2026, 3, 1), date(2026, 3, 3)
+    )
+    with pytest.raises(ValueError, match="stage_to='2026-03-03' needs stage_from"):
+        StagingWindowConfig(stage_to="2026-03-03").window()
+    with pytest.raises(ValueError, match="expected dates as YYYY-MM-DD"):
+        StagingWindowConfig(stage_from="March").window()
+    with pytest.raises(ValueError, match="before it starts"):
+        StagingWindowConfig(stage_from="2026-03-03", stage_to="2026-03-01").window()
 
 
-def test_only_the_order_and_event_staging_is_partitioned_and_backfills_run_once():
+def test_no_asset_is_partitioned_and_the_staging_is_built_by_the_one_feature_step():
     graph = defs.resolve_asset_graph()
-    partitioned = {tuple(node.key.path) for node in graph.asset_nodes if node.is_partitioned}
-    assert partitioned == DAILY_MODELS
-    for path in DAILY_MODELS:
-        node = graph.get(dg.AssetKey(list(path)))
-        assert node.partitions_def == DAILY_PARTITIONS
-        assert node.backfill_policy == dg.BackfillPolicy.single_run()
+    assert not [node.key for node in graph.asset_nodes if node.is_partitioned]
+    assert {tuple(key.path) for key in DAILY_STAGING_KEYS} == DAILY_MODELS
+    # Staging and feature marts: one dbt invocation.
+    assert DAILY_STAGING_KEYS < dbt_feature_models.keys
+    assert dg.AssetKey(["marts", "customer_features"]) in dbt_feature_models.keys
 
 
-def test_the_refresh_jobs_and_the_backfill_job_carry_the_daily_partitions():
-    for name in ("segmint_refresh", "segmint_refresh_multiprocess", "daily_staging"):
-        assert defs.resolve_job_def(name).partitions_def == DAILY_PARTITIONS
+def test_the_backfill_job_stages_only_the_incremental_models():
     staged = {tuple(key.path) for key in defs.resolve_job_def("daily_staging").asset_layer.executable_asset_keys}
     assert staged == DAILY_MODELS
+    for name in ("segmint_refresh", "segmint_refresh_multiprocess", "daily_staging"):
+        assert defs.resolve_job_def(name).has_node_named(FEATURE_STEP)
 
 
-def test_the_cli_refuses_a_reversed_window_in_one_line(capsys):
+def test_the_cli_refuses_a_reversed_window_or_a_window_for_a_job_that_stages_nothing(capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli_main(["segmint_refresh", "--from", "2026-03-05", "--to", "2026-03-01"])
     assert exit_info.value.code == 2
     assert "ends (2026-03-01) before it starts (2026-03-05)" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["audience_exports", "--from", "2026-03-01"])
+    assert exit_info.value.code == 2
+    assert "audience_exports does not stage orders or events" in capsys.readouterr().err

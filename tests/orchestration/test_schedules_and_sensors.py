@@ -14,9 +14,7 @@ from types import SimpleNamespace
 
 import dagster as dg
 import pytest
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from orchestration.defs.dbt_models import DAILY_PARTITIONS
 from orchestration.defs.schedules import daily_refresh_schedule
 from orchestration.defs.sensors import (
     RunCursor,
@@ -38,6 +36,7 @@ from orchestration.lib.alerts import (
     send_alert,
 )
 from orchestration.lib.keys import CUSTOMER_SCORES
+from orchestration.lib.partitions import STAGED_DAYS_TAG
 
 SECRET_PATH = "/services/T0SECRET/B0SECRET/xyzTOKEN123"  # webhook URLs carry their token in the path
 UI_URL = "http://dagster.example.internal:3000"
@@ -100,9 +99,11 @@ def test_the_daily_schedule_launches_one_refresh_per_day():
     # Same day, same run key: a re-evaluated tick never starts a second run; the next day does.
     assert tick(2).run_key == tick(2).run_key != tick(3).run_key
     assert tick(2).tags["segmint/trigger"] == "schedule"
-    # Each tick stages the last three days (today's partition included), not the whole history.
-    assert tick(2).tags[ASSET_PARTITION_RANGE_START_TAG] == "2026-02-28"
-    assert tick(2).tags[ASSET_PARTITION_RANGE_END_TAG] == "2026-03-02"
+    # Each tick re-stages the last three days (today included), not the whole history: the feature step's config.
+    assert tick(2).run_config == {
+        "ops": {"dbt_feature_models": {"config": {"stage_from": "2026-02-28", "stage_to": "2026-03-02"}}}
+    }
+    assert tick(2).tags[STAGED_DAYS_TAG] == "2026-02-28..2026-03-02"
 
 
 # ---- landing-file sensor ----------------------------------------------------------------------------------------
@@ -148,12 +149,9 @@ def test_new_landing_files_start_one_refresh_and_are_remembered_in_the_cursor(la
     first = _tick()
     [request] = first.run_requests
     assert request.tags["segmint/changed_files"] == "events.parquet,orders.csv"
-    # A changed file may change any day: its run stages every daily partition.
-    every_day = DAILY_PARTITIONS.get_partition_keys()
-    assert (request.tags[ASSET_PARTITION_RANGE_START_TAG], request.tags[ASSET_PARTITION_RANGE_END_TAG]) == (
-        every_day[0],
-        every_day[-1],
-    )
+    # A changed file may change any day: its run has no staging window, so it re-stages every day.
+    assert not request.run_config
+    assert request.tags[STAGED_DAYS_TAG] == "every day"
     remembered = decode_landing_cursor(first.cursor)
     assert set(remembered) == {"orders.csv", "events.parquet"}
     assert remembered["orders.csv"] == (
