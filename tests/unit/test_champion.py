@@ -94,8 +94,12 @@ def test_the_blend_is_the_mean_of_the_stacked_forecast_and_the_btyd_mean(evaluat
     blend = dataclasses.replace(stacked, name=champion.BLEND)
     stacked_scores = champion.score_candidate(stacked, rows, columns, forecasts)
     blend_scores = champion.score_candidate(blend, rows, columns, forecasts)
-    expected = 0.5 * (stacked_scores.predicted + champion.structural_forecast(forecasts))
-    np.testing.assert_allclose(blend_scores.predicted, expected)
+    structural = champion.structural_forecast(forecasts)
+    scale = stacked_scores.predicted.sum() / structural.sum()
+    np.testing.assert_allclose(blend_scores.predicted, 0.5 * (stacked_scores.predicted + structural * scale))
+    # The BTYD half brings its ranking, the trees their level: the blend's total is the trees' total.
+    assert blend_scores.predicted.sum() == pytest.approx(stacked_scores.predicted.sum())
+    assert not np.allclose(blend_scores.predicted, stacked_scores.predicted)
     np.testing.assert_allclose(blend_scores.propensity, stacked_scores.propensity)  # the classifier's score
     # Without a BTYD forecast there is nothing to blend: no score, with the reason (the candidate's rows stay NaN).
     missing = champion.score_candidate(blend, rows, columns, {})
@@ -234,6 +238,17 @@ def test_each_candidate_wins_where_the_written_rule_says_it_should(winner):
     metrics = {name: ORDINARY for name in champion.CANDIDATES} | PLANTED_WINNERS[winner]
     chosen, reason = champion.select_champion(selection_rows_for(**metrics))
     assert chosen == winner and reason.startswith(winner)
+
+
+def test_decile_mapes_within_one_standard_error_are_a_tie_that_the_better_ranking_wins():
+    rows = selection_rows_for(lightgbm=(0.54, 0.20, 1.0), lightgbm_btyd_blend=(0.55, 0.23, 1.0), bgnbd=(0.53, 0.40, 1.0))
+    rows["decile_mape_se"] = [0.05, 0.05, 0.05]
+    chosen, reason = champion.select_champion(rows)
+    assert chosen == champion.BLEND and "within one standard error (0.050)" in reason
+    # The same difference with a smaller standard error decides: the lowest decile MAPE wins.
+    rows["decile_mape_se"] = [0.01, 0.01, 0.01]
+    chosen, reason = champion.select_champion(rows)
+    assert chosen == champion.LIGHTGBM and reason.startswith("lightgbm: lowest decile MAPE 0.200")
 
 
 def test_a_tie_goes_to_the_earlier_candidate():
