@@ -14,7 +14,7 @@ Candidates (CANDIDATES; every one predicts spend over the horizon, in the orders
   decides per shop. The level is the trees', not the average of both: BTYD's level is extrapolated without labels
   and drifts differently from the labelled one, so an unscaled average carried half of BTYD's drift into
   production (CDNOW 1997-09-30, holiday quarter ahead: BTYD totals 0.79 of the truth, the trees 1.04, the unscaled
-  blend 0.89; measured after the rule below was revised, see there). Fixed weights (1/2, 1/2): no weight is
+  blend 0.89). Fixed weights (1/2, 1/2): no weight is
   learned, so nothing is fitted on the selection half beyond the calibration every candidate gets. It shares the
   stacked candidate's fitted trees; without a BTYD forecast it cannot be scored (NaN rows, like a BTYD candidate).
 - `bgnbd`, `pareto_nbd`: BG/NBD or Pareto/NBD x Gamma-Gamma (ml/btyd.py), fitted on the scored cut-off's rows.
@@ -54,17 +54,13 @@ Selection rule (fixed before looking at results), on the selection half's calibr
 1. candidates whose Spearman and decile MAPE could be measured;
 2. if any of them passes the gate there (Spearman >= floor, sum ratio inside the band), only those;
 3. of these, the ones whose Spearman is within SPEARMAN_TOLERANCE of the best;
-4. the lowest decile MAPE, and every candidate whose decile MAPE is within one bootstrap standard error of it
-   (`decile_mape_se` of the lowest, ml/evaluation.decile_mape_standard_error, same resamples for every candidate);
-5. of these, the highest Spearman wins; a tie goes to the earlier candidate in CANDIDATES.
+4. the lowest decile MAPE wins; a tie goes to the earlier candidate in CANDIDATES.
 With no measurable candidate the champion is `past_spend_rate` (the forecast that needs nothing fitted).
-History: until 2026-11-26 step 4 alone decided (lowest decile MAPE). Revised because decile MAPE differences of a
-few hundredths on a selection half are noise: on CDNOW, changing only LightGBM's minimum leaf size moved the
-candidates' selection-half MAPEs by 0.05-0.10 and reordered them, while their rankings barely moved; so the old rule
-chose between near-equal candidates by chance, and on three of four CDNOW cuts it chose a candidate that ranked
-below the best-ranking one there and in the future. Like the one-standard-error rule of model selection (CART,
-glmnet's lambda.1se), differences smaller than their standard error do not decide. The revision was made after
-seeing the CDNOW results, so CDNOW no longer tests it blind: the figures in the README say so.
+Tried and not kept (2026-11-26, after the CDNOW results had been seen): treating decile MAPEs within one bootstrap
+standard error of the lowest as a tie won by the best Spearman (the one-standard-error rule of CART / glmnet).
+It chose the blend at three CDNOW cuts: Spearman above both BTYD peers at all four, but sum ratios 0.94-1.06
+instead of 0.95-1.04 and decile MAPE 0.345 instead of 0.205 at 1998-03-31. Between near-equal rankers the issue
+asks for calibration first (money decisions multiply the value), which is what step 4 does.
 
 Calibration (Calibration): isotonic regression of mean actual on mean prediction over the 10 prediction deciles
 of the selection half, applied by linear interpolation between the decile means (proportionally beyond them).
@@ -111,7 +107,6 @@ from ml.evaluation import (
     MIN_HOLDOUT_FOR_CALIBRATION_BAND,
     calibration_ratio,
     decile_mape,
-    decile_mape_standard_error,
     decile_table,
     evaluate,
     interval_coverage,
@@ -157,7 +152,6 @@ EXTRA_COLUMNS = (
     "calibration",
     "raw_calibration_ratio",
     "raw_decile_mape",
-    "decile_mape_se",
     "interval_coverage",
     "mode",
     "seasonality",
@@ -480,25 +474,15 @@ def select_champion(
     pool = passing if not passing.empty else measured
     best = float(pool["spearman"].max())
     close = pool[pool["spearman"] >= best - tolerance]
-    mapes = close["decile_mape"].astype(float)
-    lowest = str(mapes.idxmin())
-    standard_error = float(close.loc[lowest].get("decile_mape_se", math.nan))
-    noise = standard_error if math.isfinite(standard_error) else 0.0
-    tied = close[mapes <= mapes[lowest] + noise]
-    # idxmax keeps the first of equal Spearmans, and `tied` is in CANDIDATES order.
-    champion = str(tied["spearman"].astype(float).idxmax())
-    others = ", ".join(f"{name} {close.loc[name, 'decile_mape']:.3f}" for name in close.index if name != lowest)
-    among = f"among the candidates within {tolerance} of the best Spearman ({best:.3f})" + (
-        " that pass the gate" if not passing.empty else "; none passes the gate on the selection rows"
+    champion = str(close["decile_mape"].astype(float).idxmin())
+    row = close.loc[champion]
+    others = ", ".join(f"{name} {close.loc[name, 'decile_mape']:.3f}" for name in close.index if name != champion)
+    reason = (
+        f"{champion}: lowest decile MAPE ({row['decile_mape']:.3f}"
+        + (f"; vs {others}" if others else "")
+        + f") among the candidates within {tolerance} of the best Spearman ({best:.3f})"
+        + (" that pass the gate" if not passing.empty else "; none passes the gate on the selection rows")
     )
-    mape_part = f"lowest decile MAPE {mapes[lowest]:.3f} ({lowest}" + (f"; vs {others}" if others else "") + ")"
-    if len(tied) == 1:
-        reason = f"{champion}: {mape_part} {among}"
-    else:
-        reason = (
-            f"{champion}: best Spearman ({close.loc[champion, 'spearman']:.3f}) of {', '.join(tied.index)}, whose "
-            f"decile MAPEs are within one standard error ({noise:.3f}) of the {mape_part}, {among}"
-        )
     return champion, reason
 
 
@@ -614,13 +598,10 @@ def history_mode(selection_rows: pd.DataFrame | None, horizon_days: float) -> tu
 def _metrics_row(name: str, window: str, value, buy, raw, calibrated, propensity, low, high) -> dict:
     row = evaluate(name, value, calibrated, buy, propensity)
     raw_row = evaluate(name, value, raw, buy, None)
-    # The rule reads the standard error on the selection half only; elsewhere it would cost time and decide nothing.
-    standard_error = decile_mape_standard_error(value, calibrated) if window == SELECTION else math.nan
     return row | {
         "backtest_window": window,
         "raw_calibration_ratio": raw_row["calibration_ratio"],
         "raw_decile_mape": raw_row["decile_mape"],
-        "decile_mape_se": standard_error,
         "interval_coverage": interval_coverage(value, low, high),
     }
 

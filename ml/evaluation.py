@@ -120,36 +120,6 @@ def decile_mape(y_true, y_pred) -> float:
     return float(errors.mean())
 
 
-DECILE_MAPE_RESAMPLES = 100
-
-
-def decile_mape_standard_error(y_true, y_pred, resamples: int = DECILE_MAPE_RESAMPLES, seed: int = 0) -> float:
-    """Bootstrap standard error of decile_mape: customers drawn with replacement `resamples` times.
-
-    The decile of a drawn customer is that of the middle of its copies in the original prediction order, so one
-    sort serves every resample (O(n) each). A fixed seed gives every candidate scored on the same rows the same
-    resamples. NaN where decile_mape is undefined or with fewer than 10 customers.
-    """
-    pair = _clean_pair(y_true, y_pred)
-    if pair is None or len(pair[0]) < N_DECILES:
-        return math.nan
-    y_true, y_pred = pair
-    order = np.argsort(prediction_rank(y_pred), kind="stable")
-    actual, predicted, n = y_true[order], y_pred[order], len(order)
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(resamples):
-        copies = np.bincount(rng.integers(0, n, n), minlength=n).astype(float)
-        middle = np.cumsum(copies) - copies / 2.0
-        decile = np.minimum((middle * N_DECILES / n).astype(int), N_DECILES - 1)
-        sum_actual = np.bincount(decile, weights=copies * actual, minlength=N_DECILES)
-        sum_predicted = np.bincount(decile, weights=copies * predicted, minlength=N_DECILES)
-        measurable = sum_actual > 0
-        if measurable.any():
-            values.append(float(np.mean(np.abs(sum_predicted - sum_actual)[measurable] / sum_actual[measurable])))
-    return float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
-
-
 def calibration_ratio(y_true, y_pred) -> float:
     """sum(predicted) / sum(actual): 1 = totals right, 2 = twice the real revenue predicted."""
     pair = _clean_pair(y_true, y_pred)
