@@ -7,16 +7,16 @@ Candidates (CANDIDATES; every one predicts spend over the horizon, in the orders
   is fitted on the rows it describes, at every cut-off. These features carry the population's decay, which a tree
   cannot extrapolate from tenure alone (a single cohort: tenure at scoring time is beyond the training range).
 - `lightgbm_btyd_blend`: the equal-weight mean of the stacked candidate's raw forecast and the BTYD models' mean
-  forecast (structural_forecast) rescaled to the trees' total over the customers scored (blend()), in money, then
-  calibrated like every candidate. Why: the tree and the BTYD models err differently (the tree on customers older
-  than any it was trained on, BTYD on behaviour its two-parameter story cannot express), and an average of two
-  rankings with different errors usually ranks better than either (forecast combination); the selection rule
-  decides per shop. The level is the trees', not the average of both: BTYD's level is extrapolated without labels
-  and drifts differently from the labelled one, so an unscaled average carried half of BTYD's drift into
-  production (CDNOW 1997-09-30, holiday quarter ahead: BTYD totals 0.79 of the truth, the trees 1.04, the unscaled
-  blend 0.89). Fixed weights (1/2, 1/2): no weight is
+  forecast (structural_forecast) for the same customer, in money, then calibrated like every candidate. Why: the
+  tree and the BTYD models err differently (the tree on customers older than any it was trained on, BTYD on
+  behaviour its two-parameter story cannot express), and an average of two forecasts with different errors usually
+  ranks and totals better than either (forecast combination); the selection rule decides per shop. Fixed weights (1/2, 1/2): no weight is
   learned, so nothing is fitted on the selection half beyond the calibration every candidate gets. It shares the
   stacked candidate's fitted trees; without a BTYD forecast it cannot be scored (NaN rows, like a BTYD candidate).
+  Tried and not kept (2026-11-26): the BTYD half rescaled to the trees' total, so that the blend keeps the trees'
+  level. On CDNOW it ships better totals (1997-09-30: 0.94 instead of 0.89) but is chosen at no cut; on the
+  generated shops it was chosen at horizon 90 and over-forecast the next quarter (sum ratios 1.25 and 1.14, where
+  the unscaled rule's champion, Pareto/NBD, gave 0.95): on a growing shop the trees' level is the one that drifts.
 - `bgnbd`, `pareto_nbd`: BG/NBD or Pareto/NBD x Gamma-Gamma (ml/btyd.py), fitted on the scored cut-off's rows.
 - `past_spend_rate`: total_revenue / max(tenure_days, 1) x horizon.
 
@@ -56,11 +56,11 @@ Selection rule (fixed before looking at results), on the selection half's calibr
 3. of these, the ones whose Spearman is within SPEARMAN_TOLERANCE of the best;
 4. the lowest decile MAPE wins; a tie goes to the earlier candidate in CANDIDATES.
 With no measurable candidate the champion is `past_spend_rate` (the forecast that needs nothing fitted).
-Tried and not kept (2026-11-26, after the CDNOW results had been seen): treating decile MAPEs within one bootstrap
-standard error of the lowest as a tie won by the best Spearman (the one-standard-error rule of CART / glmnet).
-It chose the blend at three CDNOW cuts: Spearman above both BTYD peers at all four, but sum ratios 0.94-1.06
-instead of 0.95-1.04 and decile MAPE 0.345 instead of 0.205 at 1998-03-31. Between near-equal rankers the issue
-asks for calibration first (money decisions multiply the value), which is what step 4 does.
+Tried and not kept (2026-11-26, after the CDNOW results had been seen): decile MAPEs within one bootstrap standard
+error of the lowest count as a tie won by the best Spearman (the one-standard-error rule of CART / glmnet). On CDNOW
+it chose the blend at three cuts: Spearman above both BTYD peers at all four, but decile MAPE 0.345 instead of
+0.205 at 1998-03-31 and sum ratios further from 1. Between near-equal rankers the issue asks for calibration first
+(money decisions multiply the value), which step 4 gives.
 
 Calibration (Calibration): isotonic regression of mean actual on mean prediction over the 10 prediction deciles
 of the selection half, applied by linear interpolation between the decile means (proportionally beyond them).
@@ -396,19 +396,6 @@ def fit_candidate(
     return FittedCandidate(name, horizon_days)
 
 
-def blend(trees: np.ndarray, structural: np.ndarray) -> np.ndarray:
-    """The mean of the trees' forecast and the BTYD mean forecast rescaled to the trees' total over these rows.
-
-    The BTYD half brings its ranking and shape, the trees keep their level, which is learned from labels (BTYD's own
-    level is extrapolated without them and drifts differently: module docstring). The factor is taken over the
-    customers scored together (every customer in production, a half in the back-test): score in one pass, or sum
-    both forecasts over all customers first when scoring in chunks."""
-    structural = np.clip(np.asarray(structural, dtype=float), 0.0, None)
-    trees_total, btyd_total = float(np.sum(trees)), float(np.sum(structural))
-    scale = trees_total / btyd_total if trees_total > 0 and btyd_total > 0 else 1.0
-    return 0.5 * (np.asarray(trees, dtype=float) + structural * scale)
-
-
 @dataclass
 class CandidateScores:
     """Raw predictions of one candidate for a set of rows, or why there are none."""
@@ -438,7 +425,7 @@ def score_candidate(
         drivers = scores["top_drivers"].tolist() if explain else None
         predicted = scores["predicted_clv"].to_numpy(float)
         if structural is not None:
-            predicted = blend(predicted, structural)
+            predicted = 0.5 * (predicted + np.clip(structural, 0.0, None))
         return CandidateScores(predicted, scores["purchase_propensity"].to_numpy(float), drivers)
     if name in BTYD_CANDIDATES:
         if name not in forecasts:
