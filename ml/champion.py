@@ -13,6 +13,10 @@ Candidates (CANDIDATES; every one predicts spend over the horizon, in the orders
   ranks and totals better than either (forecast combination); the selection rule decides per shop. Fixed weights (1/2, 1/2): no weight is
   learned, so nothing is fitted on the selection half beyond the calibration every candidate gets. It shares the
   stacked candidate's fitted trees; without a BTYD forecast it cannot be scored (NaN rows, like a BTYD candidate).
+  Tried and not kept (2026-11-26): the BTYD half rescaled to the trees' total, so that the blend keeps the trees'
+  level. On CDNOW it ships better totals (1997-09-30: 0.94 instead of 0.89) but is chosen at no cut; on the
+  generated shops it was chosen at horizon 90 and over-forecast the next quarter (sum ratios 1.25 and 1.14, where
+  the unscaled rule's champion, Pareto/NBD, gave 0.95): on a growing shop the trees' level is the one that drifts.
 - `bgnbd`, `pareto_nbd`: BG/NBD or Pareto/NBD x Gamma-Gamma (ml/btyd.py), fitted on the scored cut-off's rows.
 - `past_spend_rate`: total_revenue / max(tenure_days, 1) x horizon.
 
@@ -52,6 +56,11 @@ Selection rule (fixed before looking at results), on the selection half's calibr
 3. of these, the ones whose Spearman is within SPEARMAN_TOLERANCE of the best;
 4. the lowest decile MAPE wins; a tie goes to the earlier candidate in CANDIDATES.
 With no measurable candidate the champion is `past_spend_rate` (the forecast that needs nothing fitted).
+Tried and not kept (2026-11-26, after the CDNOW results had been seen): decile MAPEs within one bootstrap standard
+error of the lowest count as a tie won by the best Spearman (the one-standard-error rule of CART / glmnet). On CDNOW
+it chose the blend at three cuts: Spearman above both BTYD peers at all four, but decile MAPE 0.345 instead of
+0.205 at 1998-03-31 and sum ratios further from 1. Between near-equal rankers the issue asks for calibration first
+(money decisions multiply the value), which step 4 gives.
 
 Calibration (Calibration): isotonic regression of mean actual on mean prediction over the 10 prediction deciles
 of the selection half, applied by linear interpolation between the decile means (proportionally beyond them).
