@@ -72,7 +72,9 @@ MEASURES_SQL = """
         round(coalesce(sum(gross_revenue), 0), 2) as gross_revenue, count_if(repeat_order_count > 0) as repeat_buyers{labels}
     from {table}
 """
-LABEL_MEASURES = ", count_if(has_future_order) as future_buyers, round(coalesce(sum(future_revenue), 0), 2) as future_revenue"
+LABEL_MEASURES = (
+    ", count_if(has_future_order) as future_buyers, round(coalesce(sum(future_revenue), 0), 2) as future_revenue"
+)
 COLUMNS_SQL = """
     select table_name, column_name, data_type from information_schema.columns
     where table_schema = 'marts' and table_name in ('customer_features_selection', 'customer_features_train',

@@ -28,7 +28,9 @@ def test_a_btyd_fit_that_hit_its_budget_is_noted_on_its_evaluation_rows():
     from ml.btyd import BGNBDParams, FittedBTYD
     from orchestration.defs.clv import _with_budget_notes, budget_notes
 
-    starved = FittedBTYD("bgnbd", BGNBDParams(1, 1, 1, 1), None, 0.0, ["bgnbd: L-BFGS-B stopped at its budget"], 0.1, True)
+    starved = FittedBTYD(
+        "bgnbd", BGNBDParams(1, 1, 1, 1), None, 0.0, ["bgnbd: L-BFGS-B stopped at its budget"], 0.1, True
+    )
     fine = FittedBTYD("pareto_nbd", BGNBDParams(1, 1, 1, 1), None, 0.0, [], 0.1, False)
     notes = budget_notes({"train": {"bgnbd": starved, "pareto_nbd": fine}, "selection": {"bgnbd": "no customers"}})
     assert notes == {"bgnbd": ["at the train cut-off: bgnbd: L-BFGS-B stopped at its budget"]}
