@@ -442,6 +442,10 @@ def _trivial_server(port: int, ready) -> None:
     """A loopback HTTP server that answers every request with a fixed 200 (the generator's own ceiling)."""
     import uvloop
 
+    # A forked child inherits the parent's Python signal handlers (a test process may have installed one for
+    # SIGTERM); the default action lets terminate() end this server.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
     answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
 
     class Echo(asyncio.Protocol):
@@ -482,6 +486,9 @@ def generator_self_test(rate: int, duration: float, workers: int, seed: int) -> 
     finally:
         server.terminate()
         server.join(10)
+        if server.is_alive():  # never leave it behind: multiprocessing would join it at interpreter exit, forever
+            server.kill()
+            server.join(10)
 
 
 # ---- the report -------------------------------------------------------------------------------------------------
