@@ -15,8 +15,6 @@ export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 # dbt's profile reads the warehouse path; without one it is <SEGMINT_DATA_DIR or data>/warehouse.duckdb, as in
 # orchestration/lib/settings.py (which also derives the data folder from the warehouse when only this is set).
 export SEGMINT_WAREHOUSE ?= $(abspath $(or $(SEGMINT_DATA_DIR),data))/warehouse.duckdb
-# A run over many daily partitions records one "planned" event per asset, not one per day (Dagster's switch).
-export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= 1
 PORT ?= 3000
 
 .PHONY: help install install-spark manifest home browser run backfill forget lint test test-spark test-fast dev serve report exports docs bench bench-clv bench-realtime clean

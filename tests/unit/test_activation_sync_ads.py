@@ -10,6 +10,7 @@ from activation.destinations.google_data_manager import GoogleDataManagerAudienc
 from activation.destinations.meta import MetaCustomAudience
 from activation.http import DestinationError
 from activation.sync import sync_audience
+from tests.servers.clients import client_factory
 from tests.servers.google_ads import FakeGoogleAds
 from tests.servers.google_data_manager import FakeDataManager
 from tests.servers.harness import FAST_POLICY, new_warehouse, test_audience
@@ -28,9 +29,7 @@ SPECS = [
         "meta",
         "ad",
         FakeMeta,
-        lambda s, audience, **kw: MetaCustomAudience(
-            "meta-token", s.audience_id, base_url=s.url, max_batch=BATCH, policy=FAST_POLICY, **kw
-        ),
+        client_factory("meta", max_batch=BATCH),
         lambda s: set(s.members),
         _meta_identity,
         lambda c: present(c["email"]) or present(c["phone"]),
@@ -39,9 +38,7 @@ SPECS = [
         "google_data_manager",
         "ad",
         FakeDataManager,
-        lambda s, audience, **kw: GoogleDataManagerAudience(
-            "google-token", s.account_id, s.audience_id, base_url=s.url, max_batch=BATCH, policy=FAST_POLICY, **kw
-        ),
+        client_factory("google_data_manager", max_batch=BATCH),
         lambda s: set(s.members),
         lambda row: json.dumps(json.loads(row["identifiers_json"])["userIdentifiers"], sort_keys=True),
         lambda c: True,
@@ -50,16 +47,7 @@ SPECS = [
         "google_ads_offline",
         "ad",
         FakeGoogleAds,
-        lambda s, audience, **kw: GoogleAdsOfflineJobAudience(
-            s.token,
-            s.developer_token,
-            s.customer_id,
-            s.user_list.rsplit("/", 1)[1],
-            base_url=s.url,
-            max_batch=BATCH,
-            policy=FAST_POLICY,
-            **kw,
-        ),
+        client_factory("google_ads_offline", max_batch=BATCH),
         lambda s: set(s.members),
         lambda row: json.dumps(
             [_ads_identifier(i) for i in json.loads(row["identifiers_json"])["userIdentifiers"]], sort_keys=True

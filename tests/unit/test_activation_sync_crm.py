@@ -7,9 +7,9 @@ import pytest
 from activation.destinations.hubspot import HubSpotList
 from activation.destinations.klaviyo import KlaviyoList, any_filter
 from activation.destinations.salesforce import SalesforceContacts, membership_field_name
-from activation.destinations.webhook import SignedWebhook
 from activation.http import DestinationError
 from activation.sync import sync_audience
+from tests.servers.clients import client_factory
 from tests.servers.harness import FAST_POLICY, ledger_keys, new_warehouse, test_audience
 from tests.servers.hubspot import FakeHubSpot
 from tests.servers.klaviyo import FakeKlaviyo
@@ -23,9 +23,7 @@ SPECS = [
         "hubspot",
         "crm",
         FakeHubSpot,
-        lambda s, audience, **kw: HubSpotList(
-            "hubspot-token", s.list_id, base_url=s.url, max_batch=BATCH, policy=FAST_POLICY, **kw
-        ),
+        client_factory("hubspot", max_batch=BATCH),
         lambda s: set(s.list_members),
         lambda row: row["external_id"],
         lambda c: present(c["email"]),
@@ -35,9 +33,7 @@ SPECS = [
         "webhook",
         "webhook",
         FakeWebhook,
-        lambda s, audience, **kw: SignedWebhook(
-            s.url + s.path, s.secret, audience, max_batch=BATCH, policy=FAST_POLICY, **kw
-        ),
+        client_factory("webhook", max_batch=BATCH),
         lambda s: set(s.members),
         lambda row: row["member_key"],
         lambda c: True,
@@ -46,9 +42,7 @@ SPECS = [
         "klaviyo",
         "email",
         FakeKlaviyo,
-        lambda s, audience, **kw: KlaviyoList(
-            s.api_key, s.list_id, base_url=s.url, max_batch=BATCH, policy=FAST_POLICY, **kw
-        ),
+        client_factory("klaviyo", max_batch=BATCH),
         lambda s: {email for email, pid in s.profiles.items() if pid in s.list_members},
         lambda row: json.loads(row["identifiers_json"])["email"],
         lambda c: present(c["email"]),
@@ -57,9 +51,7 @@ SPECS = [
         "salesforce",
         "crm",
         FakeSalesforce,
-        lambda s, audience, **kw: SalesforceContacts(
-            s.token, s.url, audience, max_batch=BATCH, policy=FAST_POLICY, **kw
-        ),
+        client_factory("salesforce", max_batch=BATCH),
         lambda s: s.members("Segmint_In_everyone__c"),
         lambda row: row["member_key"],
         lambda c: True,

@@ -25,19 +25,12 @@ import pandas as pd
 import pytest
 
 from activation.audiences import Audience, DestinationConfig, select_members, with_contacts
-from activation.destinations.google_ads_offline import GoogleAdsOfflineJobAudience
-from activation.destinations.google_data_manager import GoogleDataManagerAudience
-from activation.destinations.hubspot import HubSpotList
-from activation.destinations.klaviyo import KlaviyoList
-from activation.destinations.meta import MetaCustomAudience
-from activation.destinations.salesforce import SalesforceContacts
-from activation.destinations.webhook import SignedWebhook
 from activation.exports import export_audience_csvs
 from activation.ledger import LEDGER_COLUMNS
 from activation.sync import sync_audience
+from tests.servers.clients import client
 from tests.servers.google_ads import FakeGoogleAds
 from tests.servers.google_data_manager import FakeDataManager
-from tests.servers.harness import FAST_POLICY
 from tests.servers.hubspot import FakeHubSpot
 from tests.servers.klaviyo import FakeKlaviyo
 from tests.servers.meta import FakeMeta
@@ -202,58 +195,18 @@ def change_the_shop(conn: duckdb.DuckDBPyConnection) -> None:
 
 # name -> (fake server factory, destination factory(server), value-based audience?)
 DESTINATIONS: dict[str, tuple[Any, Any, bool]] = {
-    "meta": (
-        FakeMeta,
-        lambda s: MetaCustomAudience("meta-token", s.audience_id, base_url=s.url, max_batch=BATCH, policy=FAST_POLICY),
-        False,
-    ),
-    "meta_value_based": (
-        FakeMeta,
-        lambda s: MetaCustomAudience(
-            "meta-token", s.audience_id, base_url=s.url, value_based=True, max_batch=BATCH, policy=FAST_POLICY
-        ),
-        True,
-    ),
+    "meta": (FakeMeta, lambda s: client("meta", s, "golden", max_batch=BATCH), False),
+    "meta_value_based": (FakeMeta, lambda s: client("meta", s, "golden", value_based=True, max_batch=BATCH), True),
     "google_data_manager": (
         FakeDataManager,
-        lambda s: GoogleDataManagerAudience(
-            "google-token", s.account_id, s.audience_id, base_url=s.url, max_batch=BATCH, policy=FAST_POLICY
-        ),
+        lambda s: client("google_data_manager", s, "golden", max_batch=BATCH),
         False,
     ),
-    "google_ads_offline": (
-        FakeGoogleAds,
-        lambda s: GoogleAdsOfflineJobAudience(
-            s.token,
-            s.developer_token,
-            s.customer_id,
-            s.user_list.rsplit("/", 1)[1],
-            base_url=s.url,
-            max_batch=BATCH,
-            policy=FAST_POLICY,
-        ),
-        False,
-    ),
-    "hubspot": (
-        FakeHubSpot,
-        lambda s: HubSpotList("hubspot-token", s.list_id, base_url=s.url, max_batch=BATCH, policy=FAST_POLICY),
-        False,
-    ),
-    "klaviyo": (
-        FakeKlaviyo,
-        lambda s: KlaviyoList(s.api_key, s.list_id, base_url=s.url, max_batch=BATCH, policy=FAST_POLICY),
-        False,
-    ),
-    "salesforce": (
-        FakeSalesforce,
-        lambda s: SalesforceContacts(s.token, s.url, "golden", max_batch=BATCH, policy=FAST_POLICY),
-        True,
-    ),
-    "webhook": (
-        FakeWebhook,
-        lambda s: SignedWebhook(s.url + s.path, s.secret, "golden", max_batch=BATCH, policy=FAST_POLICY),
-        True,
-    ),
+    "google_ads_offline": (FakeGoogleAds, lambda s: client("google_ads_offline", s, "golden", max_batch=BATCH), False),
+    "hubspot": (FakeHubSpot, lambda s: client("hubspot", s, "golden", max_batch=BATCH), False),
+    "klaviyo": (FakeKlaviyo, lambda s: client("klaviyo", s, "golden", max_batch=BATCH), False),
+    "salesforce": (FakeSalesforce, lambda s: client("salesforce", s, "golden", max_batch=BATCH), True),
+    "webhook": (FakeWebhook, lambda s: client("webhook", s, "golden", max_batch=BATCH), True),
 }
 
 
