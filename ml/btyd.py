@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import digamma, gammaln, hyp2f1
+from threadpoolctl import threadpool_limits
 
 BENCHMARK = """
 1,000,000 simulated customers (CDNOW BG/NBD parameters in days, 540-day window; 388,952 repeat buyers,
@@ -49,6 +50,11 @@ BTYD_MODELS = ("bgnbd", "pareto_nbd")
 # iterations, so the budget only bounds pathological data; hitting it is reported, never silent.
 FIT_BUDGET = {"lbfgsb_iterations": 2000, "lbfgsb_evaluations": 15000, "nelder_mead_iterations": 4000}
 LBFGSB_TOLERANCE = {"ftol": 1e-13, "gtol": 1e-9}
+# Fits run BLAS single-threaded (as ml/clustering.py does): the weighted sums are BLAS dot products, and on a busy
+# 2-core machine OpenBLAS threads busy-waiting between them made the fits 2.7x slower (15.4 s vs 5.7 s for
+# both models on the 1 M bench shop's selection cut-off, load 9). One thread also makes the summation order, hence
+# the estimates of the flat Pareto/NBD likelihood, independent of the number of cores.
+NATIVE_THREADS = 1
 
 
 class BTYDFitError(ValueError):
@@ -217,6 +223,11 @@ def _maximise(objective, start: np.ndarray, jac: bool, n_params: int, notes: lis
 
     Both stop at their budget (FIT_BUDGET); a fit that used one up keeps its best point so far and says so in
     `notes` (FittedBTYD.notes, then the ml/btyd_models metadata) instead of running on."""
+    with threadpool_limits(limits=NATIVE_THREADS):
+        return _maximise_unthreaded(objective, start, jac, n_params, notes)
+
+
+def _maximise_unthreaded(objective, start: np.ndarray, jac: bool, n_params: int, notes: list[str] | None) -> np.ndarray:
     bounds = [LOG_PARAM_BOUNDS] * n_params
     options = {"maxiter": FIT_BUDGET["lbfgsb_iterations"], "maxfun": FIT_BUDGET["lbfgsb_evaluations"]}
     result = minimize(objective, start, method="L-BFGS-B", jac=jac, bounds=bounds, options=options | LBFGSB_TOLERANCE)
@@ -612,7 +623,7 @@ class FittedBTYD:
     spend_params: GammaGammaParams | None
     fallback_spend: float
     notes: list[str] = field(default_factory=list)
-    fit_seconds: float = 0.0  # wall time of the purchase and spend fits (fit_btyd_models), for metadata and bench
+    fit_seconds: float = 0.0  # wall time of the purchase fit and its (shared) spend fit, for metadata and bench
     budget_hit: bool = False  # a fit stopped at FIT_BUDGET (the note says which)
 
     def forecast(self, features: pd.DataFrame, horizon_days: float) -> pd.DataFrame:
@@ -649,6 +660,43 @@ class FittedBTYD:
         )
 
 
+@dataclass(frozen=True)
+class _SpendFit:
+    """The Gamma-Gamma part of a fit: the same for every purchase model on the same rows, so fitted once."""
+
+    params: GammaGammaParams | None
+    notes: list[str]  # the fallback that applied, if any
+    budget_notes: list[str]  # the spend fit stopped at FIT_BUDGET
+    fallback_spend: float
+    seconds: float
+
+
+def _fit_spend(features: pd.DataFrame, frequency: np.ndarray) -> _SpendFit:
+    started = time.perf_counter()
+    notes: list[str] = []
+    budget_notes: list[str] = []
+    monetary = repeat_mean_spend(features).to_numpy()
+    has_spend = np.isfinite(monetary)
+    params = None
+    if has_spend.sum() >= MIN_REPEAT_BUYERS_FOR_SPEND_MODEL:
+        try:
+            params = fit_gamma_gamma(frequency[has_spend], monetary[has_spend], notes=budget_notes)
+        except BTYDFitError as error:
+            notes.append(f"Gamma-Gamma not fitted ({error}): observed mean spend used")
+        if params is not None and not np.isfinite(population_mean_spend(params)):
+            notes.append(f"Gamma-Gamma q = {params.q:.3g} <= 1 (infinite mean spend): observed mean spend used")
+            params = None
+    else:
+        notes.append(
+            f"{int(has_spend.sum())} repeat buyers with spend (< {MIN_REPEAT_BUYERS_FOR_SPEND_MODEL}):"
+            " observed mean spend used instead of Gamma-Gamma"
+        )
+    fallback = float(np.nanmean(monetary)) if has_spend.any() else float(features["avg_order_value"].mean())
+    return _SpendFit(
+        params, notes, budget_notes, fallback if np.isfinite(fallback) else 0.0, time.perf_counter() - started
+    )
+
+
 def fit_btyd(features: pd.DataFrame, model: str = "bgnbd") -> FittedBTYD:
     """Fit a BTYD purchase model ("bgnbd" or "pareto_nbd") and Gamma-Gamma spend on customer_features rows (days).
 
@@ -657,56 +705,47 @@ def fit_btyd(features: pd.DataFrame, model: str = "bgnbd") -> FittedBTYD:
     an infinite population mean (q <= 1), the plain observed mean spend replaces it (noted).
     Raises BTYDFitError when there is no repeat buyer at all (the purchase model is not identified).
     """
+    return _fit_btyd(features, model, None)[0]
+
+
+def _fit_btyd(features: pd.DataFrame, model: str, spend: _SpendFit | None) -> tuple[FittedBTYD, _SpendFit]:
+    """fit_btyd and its spend part; `spend`, when given, is reused (fitted on the same rows for another model)."""
     if model not in BTYD_MODELS:
         raise ValueError(f"unknown BTYD model {model!r}; expected one of {BTYD_MODELS}")
+    started = time.perf_counter()
     frequency, recency, age = btyd_summary(features)
     fit = fit_bgnbd if model == "bgnbd" else fit_pareto_nbd
     purchase_notes: list[str] = []
     purchase_params = fit(frequency, recency, age, notes=purchase_notes)
-
-    notes: list[str] = [f"{model}: {note}" for note in purchase_notes]
-    spend_notes: list[str] = []
-    monetary = repeat_mean_spend(features).to_numpy()
-    has_spend = np.isfinite(monetary)
-    spend_params = None
-    if has_spend.sum() >= MIN_REPEAT_BUYERS_FOR_SPEND_MODEL:
-        try:
-            spend_params = fit_gamma_gamma(frequency[has_spend], monetary[has_spend], notes=spend_notes)
-        except BTYDFitError as error:
-            notes.append(f"Gamma-Gamma not fitted ({error}): observed mean spend used")
-        if spend_params is not None and not np.isfinite(population_mean_spend(spend_params)):
-            notes.append(f"Gamma-Gamma q = {spend_params.q:.3g} <= 1 (infinite mean spend): observed mean spend used")
-            spend_params = None
-    else:
-        notes.append(
-            f"{int(has_spend.sum())} repeat buyers with spend (< {MIN_REPEAT_BUYERS_FOR_SPEND_MODEL}):"
-            " observed mean spend used instead of Gamma-Gamma"
-        )
-    notes += [f"Gamma-Gamma: {note}" for note in spend_notes]
-    fallback_spend = float(np.nanmean(monetary)) if has_spend.any() else float(features["avg_order_value"].mean())
-    return FittedBTYD(
+    purchase_seconds = time.perf_counter() - started
+    spend = _fit_spend(features, frequency) if spend is None else spend
+    fitted = FittedBTYD(
         model=model,
         purchase_params=purchase_params,
-        spend_params=spend_params,
-        fallback_spend=fallback_spend if np.isfinite(fallback_spend) else 0.0,
-        notes=notes,
-        budget_hit=bool(purchase_notes or spend_notes),
+        spend_params=spend.params,
+        fallback_spend=spend.fallback_spend,
+        notes=[f"{model}: {note}" for note in purchase_notes]
+        + spend.notes
+        + [f"Gamma-Gamma: {note}" for note in spend.budget_notes],
+        fit_seconds=purchase_seconds + spend.seconds,
+        budget_hit=bool(purchase_notes or spend.budget_notes),
     )
+    return fitted, spend
 
 
 def fit_btyd_models(features: pd.DataFrame) -> dict[str, FittedBTYD | str]:
     """Every BTYD_MODELS model fitted once on these rows: the FittedBTYD, or the one-line reason it could not be.
 
-    The one place the graph fits BTYD at a cut-off (ml/btyd_models); every consumer reads these fits."""
+    The one place the graph fits BTYD at a cut-off (ml/btyd_models); every consumer reads these fits. Gamma-Gamma
+    does not depend on the purchase model: it is fitted once and shared, and each model's fit_seconds counts it."""
     fits: dict[str, FittedBTYD | str] = {}
+    spend = None
     for model in BTYD_MODELS:
         if features.empty:
             fits[model] = "no customers"
             continue
-        started = time.perf_counter()
         try:
-            fits[model] = fit_btyd(features, model)
-            fits[model].fit_seconds = time.perf_counter() - started
+            fits[model], spend = _fit_btyd(features, model, spend)
         except (BTYDFitError, ValueError) as error:
             fits[model] = str(error)
     return fits

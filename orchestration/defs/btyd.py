@@ -60,7 +60,7 @@ class RefitConfig(dg.Config):
 
 
 # The code versions of the model chain's steps: a change to any refits the chain (ml/cadence.py, rule 4).
-BTYD_MODELS_CODE_VERSION = "btyd-models-v2"
+BTYD_MODELS_CODE_VERSION = "btyd-models-v3"  # v3: single-threaded fits (ml.btyd.NATIVE_THREADS)
 CHAIN_CODE_VERSIONS = {
     "btyd_models": BTYD_MODELS_CODE_VERSION,
     "clv_model_evaluation": "clv-champion-v2",
