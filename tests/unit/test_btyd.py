@@ -591,3 +591,19 @@ def test_the_gamma_gamma_fit_is_shared_by_both_models_and_equals_a_separate_fit(
     assert fits["bgnbd"].spend_params == fits["pareto_nbd"].spend_params == separate.spend_params
     assert fits["pareto_nbd"].notes == separate.notes and fits["pareto_nbd"].fallback_spend == separate.fallback_spend
     assert all(fit.fit_seconds > 0 for fit in fits.values())
+
+
+def test_the_feature_columns_are_all_that_fits_forecasts_and_the_backtest_read():
+    train = simulated_train(1500, seed=21).assign(unused_feature=1.0)
+    narrow = train[[c for c in btyd.FEATURE_COLUMNS + btyd.BACKTEST_LABEL_COLUMNS if c in train.columns]]
+    assert "unused_feature" not in narrow.columns
+    wide_fits, narrow_fits = btyd.fit_btyd_models(train), btyd.fit_btyd_models(narrow)
+    for model in btyd.BTYD_MODELS:
+        assert wide_fits[model].purchase_params == narrow_fits[model].purchase_params
+        assert wide_fits[model].spend_params == narrow_fits[model].spend_params
+        pd.testing.assert_frame_equal(wide_fits[model].forecast(train, 90), narrow_fits[model].forecast(narrow, 90))
+    pd.testing.assert_frame_equal(
+        btyd.btyd_prediction_table(train, wide_fits["bgnbd"], 90),
+        btyd.btyd_prediction_table(narrow, narrow_fits["bgnbd"], 90),
+    )
+    pd.testing.assert_frame_equal(btyd.backtest_btyd(train, 90)[0], btyd.backtest_btyd(narrow, 90)[0])
