@@ -14,6 +14,11 @@ Speed: every fit runs on the distinct (frequency, recency, T) triples (distinct 
 Gamma-Gamma) with their counts as weights, so its cost follows the number of distinct histories, not customers.
 BG/NBD and Gamma-Gamma use analytic gradients (L-BFGS-B with jac); Pareto/NBD's gradient is by finite differences
 (its likelihood goes through 2F1, whose parameter derivatives have no closed form) on the same weighted triples.
+Within a likelihood evaluation and in every prediction, each special function (gammaln, digamma, hyp2f1) is
+computed once per distinct x, (x, t_x) or (x, T), the only arguments it takes, and gathered back (_Histories): at
+1 M customers about 34,000 pairs instead of 547,000 triples or a million customers, with bit-for-bit the values a
+per-customer computation gives. Fits run BLAS single-threaded (NATIVE_THREADS) and fit Gamma-Gamma once per
+cut-off for both purchase models (fit_btyd_models).
 Measured with `python -m bench.btyd_fit` (simulated from the CDNOW fit, in days, one core of a shared 2-core box):
 see BENCHMARK below.
 """
@@ -22,19 +27,28 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import digamma, gammaln, hyp2f1
+from threadpoolctl import threadpool_limits
 
 BENCHMARK = """
 1,000,000 simulated customers (CDNOW BG/NBD parameters in days, 540-day window; 388,952 repeat buyers,
-262,447 distinct (x, t_x, T) triples), `python -m bench.btyd_fit --old`, one run on a loaded 2-core machine:
-  BG/NBD, before (per customer, L-BFGS-B without gradient + 4000-step Nelder-Mead)   33.9 s
-  BG/NBD, after (weighted distinct triples, analytic gradient)                        4.1 s (same estimates to 1e-7)
-  Pareto/NBD (weighted distinct triples, finite-difference gradient)                 14.0 s
-  Gamma-Gamma on 388,952 repeat buyers (weighted distinct pairs, analytic gradient)   1.4 s
+262,447 distinct (x, t_x, T) triples, 22,681 distinct (x, t_x) and (x, T) pairs), `python -m bench.btyd_fit
+--before`, one run on the shared 2-core machine at load 8-10, now vs ced45e4 (before the per-distinct-value
+computation and single-threaded fits):
+  BG/NBD fit (weighted distinct triples, analytic gradient)        1.9 s   (12.2 s before; estimates equal to 1e-12)
+  Pareto/NBD fit (weighted distinct triples, finite differences)   6.6 s   (39.0 s before; see the note below)
+  Gamma-Gamma fit on 388,952 repeat buyers (analytic gradient)     0.5 s   (3.7 s before)
+  BG/NBD forecast of every customer                                0.36 s  (0.59 s before)
+  Pareto/NBD forecast of every customer                            0.66 s  (2.18 s before; bit-for-bit equal)
+On the 1 M bench shop (`python -m bench.btyd_step` on a copy of its warehouse, load 6-8): ml/btyd_models 24.7 s
+and 0.85 GiB peak (259.2 s, 2.99 GiB before), ml/btyd_predictions 8.8 s and 1.04 GiB (32.2 s, 2.84 GiB).
+Pareto/NBD's likelihood is flat along (s, beta): the summation order of the weighted sum alone (BLAS threads or
+not) moves its estimates by up to 0.2 % at 1 M (log-likelihood equal to 1e-11), predictions by up to 2e-4.
 The 22 minutes issue #13 quotes for the old BG/NBD fit were measured on demo-shop data, not this simulation.
 """
 
@@ -43,11 +57,33 @@ LOG_PARAM_BOUNDS = (-12.0, 12.0)
 # Below this many repeat buyers a Gamma-Gamma fit is noise; callers then use the observed mean spend.
 MIN_REPEAT_BUYERS_FOR_SPEND_MODEL = 10
 BTYD_MODELS = ("bgnbd", "pareto_nbd")
+# The customer_features columns fit_btyd, FittedBTYD.forecast and btyd_prediction_table read, for readers that load
+# only these (a tenth of the ~65 feature columns, and of the memory at 1 M customers). Both spend-per-repeat inputs
+# are listed (per order: order_count, first_order_value; per order day: first_order_day_revenue): a reader keeps
+# those its table has. BACKTEST_LABEL_COLUMNS: what backtest_btyd reads on top, from customer_features_train.
+FEATURE_COLUMNS = (
+    "customer_id",
+    "cutoff_date",
+    "repeat_order_count",
+    "btyd_recency_days",
+    "tenure_days",
+    "order_count",
+    "gross_revenue",
+    "first_order_value",
+    "first_order_day_revenue",
+    "avg_order_value",
+)
+BACKTEST_LABEL_COLUMNS = ("has_future_order", "future_order_count", "days_to_next_order")
 # Iteration budget of every fit: L-BFGS-B iterations and likelihood evaluations, then (only when L-BFGS-B reports
 # no convergence) Nelder-Mead iterations. On the weighted distinct summaries a BG/NBD fit converges in tens of
 # iterations, so the budget only bounds pathological data; hitting it is reported, never silent.
 FIT_BUDGET = {"lbfgsb_iterations": 2000, "lbfgsb_evaluations": 15000, "nelder_mead_iterations": 4000}
 LBFGSB_TOLERANCE = {"ftol": 1e-13, "gtol": 1e-9}
+# Fits run BLAS single-threaded (as ml/clustering.py does): the weighted sums are BLAS dot products, and on a busy
+# 2-core machine OpenBLAS threads busy-waiting between them made the fits 2.7x slower (15.4 s vs 5.7 s for
+# both models on the 1 M bench shop's selection cut-off, load 9). One thread also makes the summation order, hence
+# the estimates of the flat Pareto/NBD likelihood, independent of the number of cores.
+NATIVE_THREADS = 1
 
 
 class BTYDFitError(ValueError):
@@ -99,6 +135,10 @@ def _check_summary(frequency: np.ndarray, recency: np.ndarray, T: np.ndarray) ->
         raise ValueError("need frequency >= 0 and 0 <= recency <= T")
 
 
+def _summary_arrays(frequency, recency, T) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return _as_float_array(frequency), _as_float_array(recency), _as_float_array(T)
+
+
 def _weights(weights, size: int) -> np.ndarray:
     if weights is None:
         return np.ones(size)
@@ -108,13 +148,103 @@ def _weights(weights, size: int) -> np.ndarray:
     return w
 
 
+# Dense integer keys (days) up to this many slots are grouped by a lookup table; beyond it, by sorting.
+DENSE_KEY_SLOTS = 1 << 22
+
+
+def _integer_codes(column: np.ndarray) -> np.ndarray | None:
+    """The column as int64 when every value is a whole number in [0, 2^31) (days, counts); None otherwise."""
+    if column.size and not (np.all(column >= 0) and np.all(column < 2**31) and np.all(column == np.floor(column))):
+        return None
+    return column.astype(np.int64)
+
+
+def _group_rows(columns: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Distinct rows of equally long columns, in lexicographic order (as np.unique(axis=0)), and each row's index.
+
+    np.unique(axis=0) sorts rows as structured records (3.8 s for a million triples); whole-number columns (days,
+    counts) are combined into one integer key instead (a lookup table when the key range is small), and other
+    columns fall back to np.lexsort. Equal rows are those equal in every column (NaN is never equal to anything)."""
+    n = columns[0].size
+    codes = [_integer_codes(c) for c in columns]
+    if n and all(c is not None for c in codes):
+        sizes = [int(c.max()) + 1 for c in codes]
+        if np.prod([float(s) for s in sizes]) < 2**62:
+            key = codes[0]
+            for code, size in zip(codes[1:], sizes[1:], strict=True):
+                key = key * size + code
+            slots = int(np.prod([float(s) for s in sizes]))
+            if slots <= max(DENSE_KEY_SLOTS, 4 * n):
+                present = np.zeros(slots, dtype=bool)
+                present[key] = True
+                distinct_keys = np.flatnonzero(present)
+                slot_index = np.cumsum(present) - 1
+                inverse = slot_index[key]
+            else:
+                distinct_keys, inverse = np.unique(key, return_inverse=True)
+            distinct, rest = [], distinct_keys
+            for size in reversed(sizes):  # decode the key back into its columns, exactly (whole numbers < 2^53)
+                rest, value = np.divmod(rest, size)
+                distinct.append(value.astype(float))
+            return distinct[::-1], inverse.ravel()
+    order = np.lexsort(columns[::-1])
+    ordered = [c[order] for c in columns]
+    starts = np.zeros(n, dtype=bool)
+    starts[:1] = True
+    for column in ordered:
+        starts[1:] |= column[1:] != column[:-1]
+    inverse = np.empty(n, dtype=np.intp)
+    inverse[order] = np.cumsum(starts) - 1
+    return [c[starts] for c in ordered], inverse
+
+
 def _distinct_rows(columns: list[np.ndarray], weights: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     """Collapse identical rows into one with the summed weight: the likelihood is a weighted sum over them."""
     keep = weights > 0
-    stacked = np.column_stack([c[keep] for c in columns])
-    unique, inverse = np.unique(stacked, axis=0, return_inverse=True)
-    summed = np.bincount(inverse.ravel(), weights=weights[keep], minlength=len(unique))
-    return [unique[:, i] for i in range(unique.shape[1])], summed
+    unique, inverse = _group_rows([c[keep] for c in columns])
+    summed = np.bincount(inverse, weights=weights[keep], minlength=len(unique[0]))
+    return unique, summed
+
+
+class _Histories:
+    """Customer histories (x, t_x, T) with the distinct x, (x, t_x) and (x, T) values their likelihood terms use.
+
+    Every special function of the BTYD likelihoods and predictions (gammaln, digamma, hyp2f1) depends on x alone,
+    on (x, t_x) or on (x, T), never on the whole triple. Computed once per distinct value and gathered back with
+    the `*_of` indices, it costs a few tens of thousands of evaluations at a million customers (about 34,000 pairs
+    for 547,000 distinct triples) instead of millions, and every row gets bit for bit the value a per-row
+    computation gives (the same function of the same numbers). Groupings are built on first use.
+    """
+
+    def __init__(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray):
+        self.x, self.t_x, self.T = x, t_x, T
+
+    @cached_property
+    def _x_groups(self) -> tuple[np.ndarray, np.ndarray]:
+        (xs,), x_of = _group_rows([self.x])
+        return xs, x_of
+
+    @property
+    def xs(self) -> np.ndarray:
+        """Distinct x."""
+        return self._x_groups[0]
+
+    @property
+    def x_of(self) -> np.ndarray:
+        """Each row's index in xs."""
+        return self._x_groups[1]
+
+    @cached_property
+    def recency_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(x, t_x) of the distinct (x, t_x) pairs, and each row's index in them."""
+        (xs, t_x), of = _group_rows([self.x, self.t_x])
+        return xs, t_x, of
+
+    @cached_property
+    def age_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(x, T) of the distinct (x, T) pairs, and each row's index in them."""
+        (xs, age), of = _group_rows([self.x, self.T])
+        return xs, age, of
 
 
 def _maximise(objective, start: np.ndarray, jac: bool, n_params: int, notes: list[str] | None = None) -> np.ndarray:
@@ -122,6 +252,11 @@ def _maximise(objective, start: np.ndarray, jac: bool, n_params: int, notes: lis
 
     Both stop at their budget (FIT_BUDGET); a fit that used one up keeps its best point so far and says so in
     `notes` (FittedBTYD.notes, then the ml/btyd_models metadata) instead of running on."""
+    with threadpool_limits(limits=NATIVE_THREADS):
+        return _maximise_unthreaded(objective, start, jac, n_params, notes)
+
+
+def _maximise_unthreaded(objective, start: np.ndarray, jac: bool, n_params: int, notes: list[str] | None) -> np.ndarray:
     bounds = [LOG_PARAM_BOUNDS] * n_params
     options = {"maxiter": FIT_BUDGET["lbfgsb_iterations"], "maxfun": FIT_BUDGET["lbfgsb_evaluations"]}
     result = minimize(objective, start, method="L-BFGS-B", jac=jac, bounds=bounds, options=options | LBFGSB_TOLERANCE)
@@ -147,38 +282,54 @@ def _maximise(objective, start: np.ndarray, jac: bool, n_params: int, notes: lis
 # ---------------------------------------------------------------------------------------------------------- BG/NBD
 
 
-def _bgnbd_terms(params: BGNBDParams, x: np.ndarray, t_x: np.ndarray, T: np.ndarray):
+def _bgnbd_terms(params: BGNBDParams, h: _Histories):
+    """(a1 + a2) per distinct x, a3 per distinct (x, T), a4 per distinct (x, t_x): the BG/NBD log-likelihood is
+    (a1 + a2)[x_of] + logaddexp(a3[age_of], a4[recency_of]) (FHL 2005, eq. 6, in logs)."""
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
-    has_repeat = x > 0
-    a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
-    a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
-    a3 = -(r + x) * np.log(alpha + T)
+    xs, (T_x, Ts, _), (tx_x, txs, _) = h.xs, h.age_pairs, h.recency_pairs
+    a1 = gammaln(r + xs) - gammaln(r) + r * np.log(alpha)
+    a2 = gammaln(a + b) + gammaln(b + xs) - gammaln(b) - gammaln(a + b + xs)
+    a3 = -(r + T_x) * np.log(alpha + Ts)
     # The second term exists only for repeat buyers (the customer may have died right after the last purchase).
-    b_x = np.where(has_repeat, b + x - 1, 1.0)
-    a4 = np.where(has_repeat, np.log(a) - np.log(b_x) - (r + x) * np.log(alpha + t_x), -np.inf)
-    return a1, a2, a3, a4, b_x, has_repeat
+    has_repeat = tx_x > 0
+    b_x = np.where(has_repeat, b + tx_x - 1, 1.0)
+    a4 = np.where(has_repeat, np.log(a) - np.log(b_x) - (r + tx_x) * np.log(alpha + txs), -np.inf)
+    return a1 + a2, a3, a4
+
+
+def _bgnbd_log_likelihood(params: BGNBDParams, h: _Histories) -> np.ndarray:
+    a12, a3, a4 = _bgnbd_terms(params, h)
+    return a12[h.x_of] + np.logaddexp(a3[h.age_pairs[2]], a4[h.recency_pairs[2]])
 
 
 def bgnbd_log_likelihood(params: BGNBDParams, frequency, recency, T) -> np.ndarray:
     """Per-customer BG/NBD log-likelihood (FHL 2005, eq. 6), written in logs to avoid overflow."""
-    x, t_x, age = _as_float_array(frequency), _as_float_array(recency), _as_float_array(T)
-    a1, a2, a3, a4, _, _ = _bgnbd_terms(params, x, t_x, age)
-    return a1 + a2 + np.logaddexp(a3, a4)
+    return _bgnbd_log_likelihood(params, _Histories(*_summary_arrays(frequency, recency, T)))
+
+
+def _bgnbd_log_likelihood_gradient(params: BGNBDParams, h: _Histories) -> np.ndarray:
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    xs, x_of, x = h.xs, h.x_of, h.x
+    (_, Ts, age_of), (_, txs, recency_of) = h.age_pairs, h.recency_pairs
+    _, a3, a4 = _bgnbd_terms(params, h)
+    a3, a4 = a3[age_of], a4[recency_of]
+    total = np.logaddexp(a3, a4)
+    w3, w4 = np.exp(a3 - total), np.exp(a4 - total)  # shares of the two likelihood terms, w3 + w4 = 1
+    has_repeat = x > 0
+    b_x = np.where(has_repeat, b + x - 1, 1.0)
+    r_x = (r + xs)[x_of]
+    d_r = (digamma(r + xs) - digamma(r) + np.log(alpha))[x_of] - w3 * np.log(alpha + Ts)[age_of]
+    d_r = d_r - w4 * np.log(alpha + txs)[recency_of]
+    d_alpha = r / alpha - w3 * r_x / (alpha + Ts)[age_of] - w4 * r_x / (alpha + txs)[recency_of]
+    d_a = (digamma(a + b) - digamma(a + b + xs))[x_of] + np.where(has_repeat, w4 / a, 0.0)
+    d_b = (digamma(a + b) + digamma(b + xs) - digamma(b) - digamma(a + b + xs))[x_of]
+    d_b = d_b - np.where(has_repeat, w4 / b_x, 0.0)
+    return np.column_stack([d_r, d_alpha, d_a, d_b])
 
 
 def bgnbd_log_likelihood_gradient(params: BGNBDParams, frequency, recency, T) -> np.ndarray:
     """Per-customer gradient of the BG/NBD log-likelihood w.r.t. (r, alpha, a, b): shape (n, 4)."""
-    r, alpha, a, b = params.r, params.alpha, params.a, params.b
-    x, t_x, age = _as_float_array(frequency), _as_float_array(recency), _as_float_array(T)
-    _, _, a3, a4, b_x, has_repeat = _bgnbd_terms(params, x, t_x, age)
-    total = np.logaddexp(a3, a4)
-    w3, w4 = np.exp(a3 - total), np.exp(a4 - total)  # shares of the two likelihood terms, w3 + w4 = 1
-    log_alpha_tx = np.log(alpha + t_x)
-    d_r = digamma(r + x) - digamma(r) + np.log(alpha) - w3 * np.log(alpha + age) - w4 * log_alpha_tx
-    d_alpha = r / alpha - w3 * (r + x) / (alpha + age) - w4 * (r + x) / (alpha + t_x)
-    d_a = digamma(a + b) - digamma(a + b + x) + np.where(has_repeat, w4 / a, 0.0)
-    d_b = digamma(a + b) + digamma(b + x) - digamma(b) - digamma(a + b + x) - np.where(has_repeat, w4 / b_x, 0.0)
-    return np.column_stack([d_r, d_alpha, d_a, d_b])
+    return _bgnbd_log_likelihood_gradient(params, _Histories(*_summary_arrays(frequency, recency, T)))
 
 
 def fit_bgnbd(frequency, recency, T, weights=None, notes: list[str] | None = None) -> BGNBDParams:
@@ -192,6 +343,7 @@ def fit_bgnbd(frequency, recency, T, weights=None, notes: list[str] | None = Non
     if not np.any((x > 0) & (w > 0)):
         raise BTYDFitError("no repeat buyers: BG/NBD is not identified")
     (x, t_x, age), w = _distinct_rows([x, t_x, age], w)
+    histories = _Histories(x, t_x, age)
     total_weight = w.sum()
     # Start alpha near the typical age so the optimiser begins in the right order of magnitude for any time unit.
     start = np.log([1.0, max(float(np.average(age, weights=w)), 1e-3), 1.0, 1.0])
@@ -199,8 +351,8 @@ def fit_bgnbd(frequency, recency, T, weights=None, notes: list[str] | None = Non
     def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
         params = BGNBDParams(*np.exp(log_params))
         with np.errstate(all="ignore"):
-            value = -np.dot(w, bgnbd_log_likelihood(params, x, t_x, age)) / total_weight
-            gradient = -(w @ bgnbd_log_likelihood_gradient(params, x, t_x, age)) / total_weight * np.exp(log_params)
+            value = -np.dot(w, _bgnbd_log_likelihood(params, histories)) / total_weight
+            gradient = -(w @ _bgnbd_log_likelihood_gradient(params, histories)) / total_weight * np.exp(log_params)
         if not (np.isfinite(value) and np.all(np.isfinite(gradient))):
             return 1e300, np.zeros(4)
         return float(value), gradient
@@ -208,8 +360,9 @@ def fit_bgnbd(frequency, recency, T, weights=None, notes: list[str] | None = Non
     return BGNBDParams(*(float(v) for v in np.exp(_maximise(objective, start, jac=True, n_params=4, notes=notes))))
 
 
-def _bgnbd_p_alive(params: BGNBDParams, x, t_x, age) -> np.ndarray:
+def _bgnbd_p_alive(params: BGNBDParams, h: _Histories) -> np.ndarray:
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    x, t_x, age = h.x, h.t_x, h.T
     has_repeat = x > 0
     b_x = np.where(has_repeat, b + x - 1, 1.0)
     log_odds = np.log(a) - np.log(b_x) + (r + x) * (np.log(alpha + age) - np.log(alpha + t_x))
@@ -217,52 +370,62 @@ def _bgnbd_p_alive(params: BGNBDParams, x, t_x, age) -> np.ndarray:
     return np.where(has_repeat, 1.0 / (1.0 + np.exp(np.minimum(log_odds, 700.0))), 1.0)
 
 
-def _bgnbd_expected_purchases(params: BGNBDParams, t: float, x, t_x, age) -> np.ndarray:
-    """FHL 2005, eq. 10."""
+def _bgnbd_expected_purchases(params: BGNBDParams, t: float, h: _Histories) -> np.ndarray:
+    """FHL 2005, eq. 10; the 2F1 part (the numerator) depends on (x, T) only and is computed per distinct pair."""
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
-    z = t / (alpha + age + t)
-    hyper = hyp2f1(r + x, b + x, a + b + x - 1, z)
-    numerator = (a + b + x - 1) / (a - 1) * (1 - ((alpha + age) / (alpha + age + t)) ** (r + x) * hyper)
+    T_x, Ts, age_of = h.age_pairs
+    z = t / (alpha + Ts + t)
+    hyper = hyp2f1(r + T_x, b + T_x, a + b + T_x - 1, z)
+    numerator = (a + b + T_x - 1) / (a - 1) * (1 - ((alpha + Ts) / (alpha + Ts + t)) ** (r + T_x) * hyper)
+    x, t_x, age = h.x, h.t_x, h.T
     denominator = 1 + np.where(
         x > 0, a / np.where(x > 0, b + x - 1, 1.0) * ((alpha + age) / (alpha + t_x)) ** (r + x), 0.0
     )
-    return numerator / denominator
+    return numerator[age_of] / denominator
 
 
 # ------------------------------------------------------------------------------------------------------ Pareto/NBD
 
 
-def _pareto_nbd_log_terms(params: ParetoNBDParams, x: np.ndarray, t_x: np.ndarray, T: np.ndarray):
+def _pareto_nbd_log_terms(params: ParetoNBDParams, h: _Histories):
     """log of the two terms of the likelihood bracket: alive at T, and dropped out in (t_x, T] (FH 2005 note 009).
 
     L = Gamma(r+x) alpha^r beta^s / Gamma(r) * [ 1/((alpha+T)^(r+x) (beta+T)^s) + s/(r+s+x) * A0 ], with A0 a
     difference of two 2F1 terms; the argument of 2F1 is taken on the side (alpha >= beta or alpha < beta) that keeps
-    it in [0, 1). Returns (log_constant, log_alive_term, log_dropout_term).
+    it in [0, 1). Returns (log_constant, log_alive_term, log_dropout_term) per row. Each 2F1 term depends on (x, t_x)
+    or on (x, T) only: it is computed once per distinct pair (h) and gathered back.
     """
     r, alpha, s, beta = params.r, params.alpha, params.s, params.beta
-    k = r + s + x
-    if alpha >= beta:
-        big, b_param = alpha, s + 1
-    else:
-        big, b_param = beta, r + x
     gap = abs(alpha - beta)
-    z_tx, z_T = gap / (big + t_x), gap / (big + T)
-    log_f_tx = np.log(hyp2f1(k, b_param, k + 1, z_tx)) - k * np.log(big + t_x)
-    log_f_T = np.log(hyp2f1(k, b_param, k + 1, z_T)) - k * np.log(big + T)
+    big = alpha if alpha >= beta else beta
+
+    def log_f(x: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """log[2F1(k, b', k + 1; gap / (big + t)) / (big + t)^k], k = r + s + x."""
+        k = r + s + x
+        b_param = s + 1 if alpha >= beta else r + x
+        return np.log(hyp2f1(k, b_param, k + 1, gap / (big + t))) - k * np.log(big + t)
+
+    (tx_x, txs, recency_of), (T_x, Ts, age_of) = h.recency_pairs, h.age_pairs
+    log_f_tx = log_f(tx_x, txs)[recency_of]
+    log_f_T = log_f(T_x, Ts)[age_of]
     # A0 = exp(log_f_tx) - exp(log_f_T) > 0 (the dropout time lies in (t_x, T]); in logs to avoid underflow.
     with np.errstate(divide="ignore"):
         log_a0 = log_f_tx + np.log(-np.expm1(np.minimum(log_f_T - log_f_tx, 0.0)))
-    log_constant = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
-    log_alive = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
-    log_dropout = np.log(s) - np.log(k) + log_a0
+    xs, x_of = h.xs, h.x_of
+    log_constant = (gammaln(r + xs) - gammaln(r) + r * np.log(alpha) + s * np.log(beta))[x_of]
+    log_alive = (-(r + T_x) * np.log(alpha + Ts) - s * np.log(beta + Ts))[age_of]
+    log_dropout = (np.log(s) - np.log(r + s + xs))[x_of] + log_a0
     return log_constant, log_alive, log_dropout
+
+
+def _pareto_nbd_log_likelihood(params: ParetoNBDParams, h: _Histories) -> np.ndarray:
+    log_constant, log_alive, log_dropout = _pareto_nbd_log_terms(params, h)
+    return log_constant + np.logaddexp(log_alive, log_dropout)
 
 
 def pareto_nbd_log_likelihood(params: ParetoNBDParams, frequency, recency, T) -> np.ndarray:
     """Per-customer Pareto/NBD log-likelihood (FH 2005 note 009, eq. 22), in logs."""
-    x, t_x, age = _as_float_array(frequency), _as_float_array(recency), _as_float_array(T)
-    log_constant, log_alive, log_dropout = _pareto_nbd_log_terms(params, x, t_x, age)
-    return log_constant + np.logaddexp(log_alive, log_dropout)
+    return _pareto_nbd_log_likelihood(params, _Histories(*_summary_arrays(frequency, recency, T)))
 
 
 def fit_pareto_nbd(frequency, recency, T, weights=None, notes: list[str] | None = None) -> ParetoNBDParams:
@@ -273,33 +436,36 @@ def fit_pareto_nbd(frequency, recency, T, weights=None, notes: list[str] | None 
     if not np.any((x > 0) & (w > 0)):
         raise BTYDFitError("no repeat buyers: Pareto/NBD is not identified")
     (x, t_x, age), w = _distinct_rows([x, t_x, age], w)
+    histories = _Histories(x, t_x, age)
     total_weight = w.sum()
     typical_age = max(float(np.average(age, weights=w)), 1e-3)
     start = np.log([1.0, typical_age, 1.0, typical_age])
 
     def objective(log_params: np.ndarray) -> float:
         with np.errstate(all="ignore"):
-            value = -np.dot(w, pareto_nbd_log_likelihood(ParetoNBDParams(*np.exp(log_params)), x, t_x, age))
+            value = -np.dot(w, _pareto_nbd_log_likelihood(ParetoNBDParams(*np.exp(log_params)), histories))
         return float(value / total_weight) if np.isfinite(value) else 1e300
 
     return ParetoNBDParams(*(float(v) for v in np.exp(_maximise(objective, start, jac=False, n_params=4, notes=notes))))
 
 
-def _pareto_nbd_p_alive(params: ParetoNBDParams, x, t_x, age) -> np.ndarray:
-    _, log_alive, log_dropout = _pareto_nbd_log_terms(params, x, t_x, age)
+def _pareto_nbd_p_alive(params: ParetoNBDParams, h: _Histories) -> np.ndarray:
+    _, log_alive, log_dropout = _pareto_nbd_log_terms(params, h)
     return np.exp(log_alive - np.logaddexp(log_alive, log_dropout))
 
 
-def _pareto_nbd_expected_purchases(params: ParetoNBDParams, t: float, x, t_x, age) -> np.ndarray:
+def _pareto_nbd_expected_purchases(params: ParetoNBDParams, t: float, h: _Histories) -> np.ndarray:
     """E[Y(t) | x, t_x, T] = (r+x)(beta+T) / ((alpha+T)(s-1)) * [1 - ((beta+T)/(beta+T+t))^(s-1)] * P(alive)."""
     r, alpha, s, beta = params.r, params.alpha, params.s, params.beta
-    log_ratio = np.log(beta + age) - np.log(beta + age + t)
+    T_x, Ts, age_of = h.age_pairs
+    log_ratio = np.log(beta + Ts) - np.log(beta + Ts + t)
     # [1 - ratio^(s-1)] / (s-1) -> -log(ratio) as s -> 1; expm1 keeps it accurate near there.
     if abs(s - 1) < 1e-8:
         horizon_factor = -log_ratio
     else:
         horizon_factor = -np.expm1((s - 1) * log_ratio) / (s - 1)
-    return (r + x) * (beta + age) / (alpha + age) * horizon_factor * _pareto_nbd_p_alive(params, x, t_x, age)
+    per_pair = (r + T_x) * (beta + Ts) / (alpha + Ts) * horizon_factor
+    return per_pair[age_of] * _pareto_nbd_p_alive(params, h)
 
 
 # -------------------------------------------------------------------------------------------- shared predictions
@@ -316,12 +482,15 @@ def p_alive(params: PurchaseParams, frequency, recency, T) -> np.ndarray:
     prediction that one-time buyers will come back. Do not present 1 - P(alive) from BG/NBD as churn risk for
     one-time buyers; Pareto/NBD (dropout at any time) has no such property.
     """
-    x, t_x, age = _as_float_array(frequency), _as_float_array(recency), _as_float_array(T)
+    return _p_alive(params, _Histories(*_summary_arrays(frequency, recency, T)))
+
+
+def _p_alive(params: PurchaseParams, h: _Histories) -> np.ndarray:
     with np.errstate(all="ignore"):
         if isinstance(params, BGNBDParams):
-            alive = _bgnbd_p_alive(params, x, t_x, age)
+            alive = _bgnbd_p_alive(params, h)
         elif isinstance(params, ParetoNBDParams):
-            alive = _pareto_nbd_p_alive(params, x, t_x, age)
+            alive = _pareto_nbd_p_alive(params, h)
         else:
             raise TypeError(f"p_alive needs BG/NBD or Pareto/NBD parameters, got {type(params).__name__}")
     return np.clip(np.nan_to_num(alive, nan=0.0), 0.0, 1.0)
@@ -329,14 +498,17 @@ def p_alive(params: PurchaseParams, frequency, recency, T) -> np.ndarray:
 
 def expected_purchases(params: PurchaseParams, t: float, frequency, recency, T) -> np.ndarray:
     """Expected number of purchases in the next t periods given each customer's history (x, t_x, T)."""
-    x, t_x, age = _as_float_array(frequency), _as_float_array(recency), _as_float_array(T)
+    return _expected_purchases(params, t, _Histories(*_summary_arrays(frequency, recency, T)))
+
+
+def _expected_purchases(params: PurchaseParams, t: float, h: _Histories) -> np.ndarray:
     if t <= 0:
-        return np.zeros_like(x)
+        return np.zeros_like(h.x)
     with np.errstate(all="ignore"):
         if isinstance(params, BGNBDParams):
-            expected = _bgnbd_expected_purchases(params, t, x, t_x, age)
+            expected = _bgnbd_expected_purchases(params, t, h)
         elif isinstance(params, ParetoNBDParams):
-            expected = _pareto_nbd_expected_purchases(params, t, x, t_x, age)
+            expected = _pareto_nbd_expected_purchases(params, t, h)
         else:
             raise TypeError(f"expected_purchases needs BG/NBD or Pareto/NBD parameters, got {type(params).__name__}")
     # hyp2f1 can lose precision near z -> 1 for extreme parameters; an expectation is never negative.
@@ -480,7 +652,7 @@ class FittedBTYD:
     spend_params: GammaGammaParams | None
     fallback_spend: float
     notes: list[str] = field(default_factory=list)
-    fit_seconds: float = 0.0  # wall time of the purchase and spend fits (fit_btyd_models), for metadata and bench
+    fit_seconds: float = 0.0  # wall time of the purchase fit and its (shared) spend fit, for metadata and bench
     budget_hit: bool = False  # a fit stopped at FIT_BUDGET (the note says which)
 
     def forecast(self, features: pd.DataFrame, horizon_days: float) -> pd.DataFrame:
@@ -492,7 +664,8 @@ class FittedBTYD:
         next order given that it falls within the horizon: expected_days_to_next_purchase(..., within=horizon_days)).
         """
         frequency, recency, age = btyd_summary(features)
-        purchases = expected_purchases(self.purchase_params, horizon_days, frequency, recency, age)
+        histories = _Histories(frequency, recency, age)  # groupings shared by P(alive) and expected purchases
+        purchases = _expected_purchases(self.purchase_params, horizon_days, histories)
         if self.spend_params is not None:
             monetary = repeat_mean_spend(features).to_numpy()
             has_spend = np.isfinite(monetary)
@@ -506,7 +679,7 @@ class FittedBTYD:
         days = expected_days_to_next_purchase(self.purchase_params, frequency, recency, age, within=horizon_days)
         return pd.DataFrame(
             {
-                "p_alive": p_alive(self.purchase_params, frequency, recency, age),
+                "p_alive": _p_alive(self.purchase_params, histories),
                 "expected_orders": purchases,
                 "expected_avg_order_value": spend,
                 "predicted_clv": purchases * spend,
@@ -514,6 +687,43 @@ class FittedBTYD:
             },
             index=features.index,
         )
+
+
+@dataclass(frozen=True)
+class _SpendFit:
+    """The Gamma-Gamma part of a fit: the same for every purchase model on the same rows, so fitted once."""
+
+    params: GammaGammaParams | None
+    notes: list[str]  # the fallback that applied, if any
+    budget_notes: list[str]  # the spend fit stopped at FIT_BUDGET
+    fallback_spend: float
+    seconds: float
+
+
+def _fit_spend(features: pd.DataFrame, frequency: np.ndarray) -> _SpendFit:
+    started = time.perf_counter()
+    notes: list[str] = []
+    budget_notes: list[str] = []
+    monetary = repeat_mean_spend(features).to_numpy()
+    has_spend = np.isfinite(monetary)
+    params = None
+    if has_spend.sum() >= MIN_REPEAT_BUYERS_FOR_SPEND_MODEL:
+        try:
+            params = fit_gamma_gamma(frequency[has_spend], monetary[has_spend], notes=budget_notes)
+        except BTYDFitError as error:
+            notes.append(f"Gamma-Gamma not fitted ({error}): observed mean spend used")
+        if params is not None and not np.isfinite(population_mean_spend(params)):
+            notes.append(f"Gamma-Gamma q = {params.q:.3g} <= 1 (infinite mean spend): observed mean spend used")
+            params = None
+    else:
+        notes.append(
+            f"{int(has_spend.sum())} repeat buyers with spend (< {MIN_REPEAT_BUYERS_FOR_SPEND_MODEL}):"
+            " observed mean spend used instead of Gamma-Gamma"
+        )
+    fallback = float(np.nanmean(monetary)) if has_spend.any() else float(features["avg_order_value"].mean())
+    return _SpendFit(
+        params, notes, budget_notes, fallback if np.isfinite(fallback) else 0.0, time.perf_counter() - started
+    )
 
 
 def fit_btyd(features: pd.DataFrame, model: str = "bgnbd") -> FittedBTYD:
@@ -524,56 +734,47 @@ def fit_btyd(features: pd.DataFrame, model: str = "bgnbd") -> FittedBTYD:
     an infinite population mean (q <= 1), the plain observed mean spend replaces it (noted).
     Raises BTYDFitError when there is no repeat buyer at all (the purchase model is not identified).
     """
+    return _fit_btyd(features, model, None)[0]
+
+
+def _fit_btyd(features: pd.DataFrame, model: str, spend: _SpendFit | None) -> tuple[FittedBTYD, _SpendFit]:
+    """fit_btyd and its spend part; `spend`, when given, is reused (fitted on the same rows for another model)."""
     if model not in BTYD_MODELS:
         raise ValueError(f"unknown BTYD model {model!r}; expected one of {BTYD_MODELS}")
+    started = time.perf_counter()
     frequency, recency, age = btyd_summary(features)
     fit = fit_bgnbd if model == "bgnbd" else fit_pareto_nbd
     purchase_notes: list[str] = []
     purchase_params = fit(frequency, recency, age, notes=purchase_notes)
-
-    notes: list[str] = [f"{model}: {note}" for note in purchase_notes]
-    spend_notes: list[str] = []
-    monetary = repeat_mean_spend(features).to_numpy()
-    has_spend = np.isfinite(monetary)
-    spend_params = None
-    if has_spend.sum() >= MIN_REPEAT_BUYERS_FOR_SPEND_MODEL:
-        try:
-            spend_params = fit_gamma_gamma(frequency[has_spend], monetary[has_spend], notes=spend_notes)
-        except BTYDFitError as error:
-            notes.append(f"Gamma-Gamma not fitted ({error}): observed mean spend used")
-        if spend_params is not None and not np.isfinite(population_mean_spend(spend_params)):
-            notes.append(f"Gamma-Gamma q = {spend_params.q:.3g} <= 1 (infinite mean spend): observed mean spend used")
-            spend_params = None
-    else:
-        notes.append(
-            f"{int(has_spend.sum())} repeat buyers with spend (< {MIN_REPEAT_BUYERS_FOR_SPEND_MODEL}):"
-            " observed mean spend used instead of Gamma-Gamma"
-        )
-    notes += [f"Gamma-Gamma: {note}" for note in spend_notes]
-    fallback_spend = float(np.nanmean(monetary)) if has_spend.any() else float(features["avg_order_value"].mean())
-    return FittedBTYD(
+    purchase_seconds = time.perf_counter() - started
+    spend = _fit_spend(features, frequency) if spend is None else spend
+    fitted = FittedBTYD(
         model=model,
         purchase_params=purchase_params,
-        spend_params=spend_params,
-        fallback_spend=fallback_spend if np.isfinite(fallback_spend) else 0.0,
-        notes=notes,
-        budget_hit=bool(purchase_notes or spend_notes),
+        spend_params=spend.params,
+        fallback_spend=spend.fallback_spend,
+        notes=[f"{model}: {note}" for note in purchase_notes]
+        + spend.notes
+        + [f"Gamma-Gamma: {note}" for note in spend.budget_notes],
+        fit_seconds=purchase_seconds + spend.seconds,
+        budget_hit=bool(purchase_notes or spend.budget_notes),
     )
+    return fitted, spend
 
 
 def fit_btyd_models(features: pd.DataFrame) -> dict[str, FittedBTYD | str]:
     """Every BTYD_MODELS model fitted once on these rows: the FittedBTYD, or the one-line reason it could not be.
 
-    The one place the graph fits BTYD at a cut-off (ml/btyd_models); every consumer reads these fits."""
+    The one place the graph fits BTYD at a cut-off (ml/btyd_models); every consumer reads these fits. Gamma-Gamma
+    does not depend on the purchase model: it is fitted once and shared, and each model's fit_seconds counts it."""
     fits: dict[str, FittedBTYD | str] = {}
+    spend = None
     for model in BTYD_MODELS:
         if features.empty:
             fits[model] = "no customers"
             continue
-        started = time.perf_counter()
         try:
-            fits[model] = fit_btyd(features, model)
-            fits[model].fit_seconds = time.perf_counter() - started
+            fits[model], spend = _fit_btyd(features, model, spend)
         except (BTYDFitError, ValueError) as error:
             fits[model] = str(error)
     return fits

@@ -13,8 +13,10 @@ import pandas as pd
 import scipy
 
 from ml.btyd import (
+    BACKTEST_LABEL_COLUMNS,
     BTYD_MODELS,
     CHURN_AUC_TIE,
+    FEATURE_COLUMNS,
     FIT_BUDGET,
     FittedBTYD,
     backtest_btyd,
@@ -45,6 +47,21 @@ CUTOFF_TABLES = {
 }
 
 
+def read_btyd_columns(conn: duckdb.DuckDBPyConnection, table: str, extra: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The rows of a feature table with only the columns ml.btyd reads (FEATURE_COLUMNS + extra, those it has),
+    ordered by customer_id: BTYD needs a tenth of the feature columns, and the 1 M shop's three tables in full
+    made ml/btyd_models peak at 3.0 GiB."""
+    schema, name = table.split(".")
+    present = {
+        row[0]
+        for row in conn.execute(
+            "select column_name from information_schema.columns where table_schema = ? and table_name = ?",
+            [schema, name],
+        ).fetchall()
+    }
+    return read_table(conn, table, [c for c in FEATURE_COLUMNS + extra if c in present], order_by="customer_id")
+
+
 def read_btyd_fits(conn: duckdb.DuckDBPyConnection, cutoff: str) -> dict[str, FittedBTYD | str]:
     """The fits ml/btyd_models stored for one cut-off: model -> FittedBTYD, or the reason it could not be fitted."""
     rows = conn.execute(
@@ -60,7 +77,7 @@ class RefitConfig(dg.Config):
 
 
 # The code versions of the model chain's steps: a change to any refits the chain (ml/cadence.py, rule 4).
-BTYD_MODELS_CODE_VERSION = "btyd-models-v2"
+BTYD_MODELS_CODE_VERSION = "btyd-models-v3"  # v3: single-threaded fits (ml.btyd.NATIVE_THREADS)
 CHAIN_CODE_VERSIONS = {
     "btyd_models": BTYD_MODELS_CODE_VERSION,
     "clv_model_evaluation": "clv-champion-v2",
@@ -203,9 +220,10 @@ def btyd_models(warehouse: Warehouse, settings: SegmintSettings, config: RefitCo
                 },
                 data_version=dg.DataVersion(pinned.key),
             )
-        frames = {cutoff: read_table(conn, table, order_by="customer_id") for cutoff, table in CUTOFF_TABLES.items()}
     rows = []
-    for cutoff, frame in frames.items():
+    for cutoff, table in CUTOFF_TABLES.items():  # one table in memory at a time
+        with warehouse.connect() as conn:
+            frame = read_btyd_columns(conn, table)
         for model, fitted in fit_btyd_models(frame).items():
             ok = isinstance(fitted, FittedBTYD)
             rows.append(
@@ -257,8 +275,8 @@ def btyd_predictions(warehouse: Warehouse, settings: SegmintSettings) -> dg.Mate
     """
     horizon = settings.load().horizon_days
     with warehouse.connect() as conn:
-        train = read_table(conn, "marts.customer_features_train", order_by="customer_id")
-        features = read_table(conn, "marts.customer_features", order_by="customer_id")
+        train = read_btyd_columns(conn, "marts.customer_features_train", BACKTEST_LABEL_COLUMNS)
+        features = read_btyd_columns(conn, "marts.customer_features")
         train_fits, scoring_fits = read_btyd_fits(conn, "train"), read_btyd_fits(conn, "scoring")
         evaluation, chosen = backtest_btyd(train, horizon, train_fits)
         notes = []

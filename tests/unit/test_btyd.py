@@ -434,3 +434,176 @@ def test_a_fit_that_uses_up_its_iteration_budget_stops_and_says_so(monkeypatch):
     assert starved.budget_hit
     assert any(note.startswith("bgnbd: L-BFGS-B stopped at its budget") for note in starved.notes)
     assert any("Nelder-Mead restart stopped at its budget (3 iterations)" in note for note in starved.notes)
+
+
+# ------------------------------------------------------- speed (distinct values, shared spend fit), numbers unchanged
+
+# fit_btyd on CDNOW (days) and its 273-day forecast of customers 0, 1, 17, 1000 and 2356, from ml/btyd.py as of
+# ced45e4, before the per-distinct-value computation and the single-threaded fits: pinned to 1e-6 relative.
+PINNED_CDNOW = {
+    "bgnbd": (
+        (0.24259290657566995, 30.89472148991488, 0.7928861266042385, 2.4257534807053664),
+        {
+            "p_alive": [0.7266091597263892, 0.2122274189074908, 0.3109153277638908, 1.0, 1.0],
+            "expected_orders": [
+                1.2259104702971728,
+                0.2032506551924458,
+                0.2977642775975653,
+                0.2189398103294454,
+                0.258977493294891,
+            ],
+            "predicted_clv": [
+                30.229255875474916,
+                3.843770731503569,
+                5.262893590279537,
+                7.700332468115107,
+                9.108497888661537,
+            ],
+            "expected_days_to_next_order": [
+                72.41132431860906,
+                89.46064496800584,
+                89.46064496800584,
+                106.96196724847343,
+                102.89400098174417,
+            ],
+        },
+    ),
+    "pareto_nbd": (
+        (0.5532751758969944, 74.04324038361399, 0.6062140874253994, 81.67566001653852),
+        {
+            "p_alive": [
+                0.869118720650612,
+                0.16787220063617436,
+                0.2512524752110177,
+                0.32945037192141957,
+                0.38373909794072114,
+            ],
+            "expected_orders": [
+                1.4551129089541126,
+                0.17098072379129356,
+                0.2559049676071063,
+                0.13157105392602325,
+                0.17534846714296265,
+            ],
+            "predicted_clv": [
+                35.88107085978116,
+                3.2334985643121144,
+                4.523042940565093,
+                4.627485777420636,
+                6.167181257458023,
+            ],
+            "expected_days_to_next_order": [
+                73.04490586416857,
+                88.29090995448871,
+                88.29090995448871,
+                103.5386403719271,
+                99.60783188802425,
+            ],
+        },
+    ),
+}
+PINNED_GAMMA_GAMMA = (6.248802407726323, 3.7445886337064667, 15.44774911089417)
+PINNED_ROWS = [0, 1, 17, 1000, 2356]
+
+
+@pytest.mark.parametrize("model", btyd.BTYD_MODELS)
+def test_estimates_and_predictions_are_unchanged_by_the_speed_work(cdnow, model):
+    params, forecast_values = PINNED_CDNOW[model]
+    features = cdnow_as_features(cdnow)
+    fitted = btyd.fit_btyd_models(features)[model]
+    np.testing.assert_allclose(list(vars(fitted.purchase_params).values()), params, rtol=1e-6)
+    np.testing.assert_allclose(list(vars(fitted.spend_params).values()), PINNED_GAMMA_GAMMA, rtol=1e-6)
+    forecast = fitted.forecast(features, 273).iloc[PINNED_ROWS]
+    for column, values in forecast_values.items():
+        np.testing.assert_allclose(forecast[column].to_numpy(), values, rtol=1e-6, err_msg=column)
+
+
+class _PerRowHistories(btyd._Histories):
+    """Every row its own group: the per-customer computation the distinct-value one must reproduce bit for bit."""
+
+    @property
+    def xs(self):
+        return self.x
+
+    @property
+    def x_of(self):
+        return np.arange(self.x.size)
+
+    @property
+    def recency_pairs(self):
+        return self.x, self.t_x, np.arange(self.x.size)
+
+    @property
+    def age_pairs(self):
+        return self.x, self.T, np.arange(self.x.size)
+
+
+def _simulated_histories(n: int = 20_000, seed: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Whole days (the grouping's integer path) for most rows, fractional weeks for the rest (the lexsort path)."""
+    rng = np.random.default_rng(seed)
+    x = rng.poisson(rng.gamma(0.5, 2.0, n)).astype(float)
+    T = rng.integers(1, 700, n).astype(float)
+    t_x = np.where(x > 0, np.floor(T * rng.random(n)), 0.0)
+    weekly = rng.random(n) < 0.2
+    return x, np.where(weekly, t_x / 7, t_x), np.where(weekly, T / 7, T)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        btyd.BGNBDParams(0.7, 55.0, 0.6, 6.0),
+        btyd.ParetoNBDParams(1.1, 91.0, 1.2, 820.0),
+        btyd.ParetoNBDParams(0.5, 30.0, 0.8, 9.0),
+    ],
+    ids=["bgnbd", "pareto_nbd_beta_above_alpha", "pareto_nbd_alpha_above_beta"],
+)
+def test_distinct_value_computation_equals_the_per_customer_one_bit_for_bit(params):
+    x, t_x, T = _simulated_histories()
+    grouped, per_row = btyd._Histories(x, t_x, T), _PerRowHistories(x, t_x, T)
+    assert len(grouped.age_pairs[0]) < x.size / 3  # the grouping does collapse rows
+    for h in (grouped, per_row):
+        h.result = {"p_alive": btyd._p_alive(params, h), "expected": btyd._expected_purchases(params, 90.0, h)}
+        if isinstance(params, btyd.BGNBDParams):
+            h.result["ll"] = btyd._bgnbd_log_likelihood(params, h)
+            h.result["gradient"] = btyd._bgnbd_log_likelihood_gradient(params, h)
+        else:
+            h.result["ll"] = btyd._pareto_nbd_log_likelihood(params, h)
+    for name, values in per_row.result.items():
+        assert np.array_equal(grouped.result[name], values), name
+        assert np.isfinite(values).all(), name
+
+
+def test_grouping_rows_matches_numpy_unique_on_whole_and_fractional_values():
+    x, t_x, T = _simulated_histories()
+    for columns in ([x, t_x, T], [x, T], [x], [x, t_x + 0.5], [x * 1e9, T]):
+        distinct, inverse = btyd._group_rows(columns)
+        unique, unique_inverse = np.unique(np.column_stack(columns), axis=0, return_inverse=True)
+        np.testing.assert_array_equal(np.column_stack(distinct), unique)
+        np.testing.assert_array_equal(inverse, unique_inverse.ravel())
+    empty, inverse = btyd._group_rows([np.zeros(0), np.zeros(0)])
+    assert [c.size for c in empty] == [0, 0] and inverse.size == 0
+
+
+def test_the_gamma_gamma_fit_is_shared_by_both_models_and_equals_a_separate_fit(cdnow):
+    features = cdnow_as_features(cdnow)
+    fits = btyd.fit_btyd_models(features)
+    separate = btyd.fit_btyd(features, "pareto_nbd")
+    assert fits["bgnbd"].spend_params == fits["pareto_nbd"].spend_params == separate.spend_params
+    assert fits["pareto_nbd"].notes == separate.notes and fits["pareto_nbd"].fallback_spend == separate.fallback_spend
+    assert all(fit.fit_seconds > 0 for fit in fits.values())
+
+
+def test_the_feature_columns_are_all_that_fits_forecasts_and_the_backtest_read():
+    train = simulated_train(1500, seed=21).assign(unused_feature=1.0)
+    narrow = train[[c for c in btyd.FEATURE_COLUMNS + btyd.BACKTEST_LABEL_COLUMNS if c in train.columns]]
+    assert "unused_feature" not in narrow.columns
+    wide_fits, narrow_fits = btyd.fit_btyd_models(train), btyd.fit_btyd_models(narrow)
+    for model in btyd.BTYD_MODELS:
+        assert wide_fits[model].purchase_params == narrow_fits[model].purchase_params
+        assert wide_fits[model].spend_params == narrow_fits[model].spend_params
+        pd.testing.assert_frame_equal(wide_fits[model].forecast(train, 90), narrow_fits[model].forecast(narrow, 90))
+    pd.testing.assert_frame_equal(
+        btyd.btyd_prediction_table(train, wide_fits["bgnbd"], 90),
+        btyd.btyd_prediction_table(narrow, narrow_fits["bgnbd"], 90),
+    )
+    pd.testing.assert_frame_equal(btyd.backtest_btyd(train, 90)[0], btyd.backtest_btyd(narrow, 90)[0])
