@@ -364,6 +364,10 @@ def customer_features_at(
     f["avg_order_value"] = gross / f["order_count"]
     f["max_order_value"] = by_customer["order_amount"].max()
     f["first_order_value"] = first["order_amount"]
+    on_first_day = purchases["day"].eq(purchases["customer_id"].map(first_day))
+    f["first_order_day_revenue"] = (
+        purchases["order_amount"].where(on_first_day, 0).groupby(purchases["customer_id"]).sum()
+    )
     f["revenue_last_90d"] = recent(90, "order_amount")
     f["order_count_last_90d"] = (purchases["day"] > cutoff_day - 90).groupby(purchases["customer_id"]).sum()
     f["revenue_last_365d"] = recent(365, "order_amount")

@@ -44,7 +44,7 @@ def features_at(log: pd.DataFrame, cutoff: pd.Timestamp, horizon_days: int) -> p
     by_customer = past.groupby("customer_id")
     first_on = by_customer["ordered_on"].min()
     last_on = by_customer["ordered_on"].max()
-    first_value = (
+    first_day_revenue = (
         past[past["ordered_on"] == past["customer_id"].map(first_on)].groupby("customer_id")["dollar_value"].sum()
     )
     features = pd.DataFrame(
@@ -54,7 +54,7 @@ def features_at(log: pd.DataFrame, cutoff: pd.Timestamp, horizon_days: int) -> p
             "btyd_recency_days": (last_on - first_on).dt.days,
             "tenure_days": (cutoff - first_on).dt.days,
             "gross_revenue": by_customer["dollar_value"].sum(),
-            "first_order_value": first_value,
+            "first_order_day_revenue": first_day_revenue,
         }
     )
     features["avg_order_value"] = features["gross_revenue"] / features["order_count"]

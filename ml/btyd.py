@@ -615,16 +615,17 @@ def expected_average_spend(params: GammaGammaParams, frequency, monetary) -> np.
 
 
 def repeat_mean_spend(features: pd.DataFrame) -> pd.Series:
-    """Mean spend per repeat order (gross revenue minus the first order, over the other orders); NaN without repeats.
+    """Gamma-Gamma's input: mean spend per repeat transaction as the purchase models count them; NaN without repeats.
 
-    The features have no per-order history, so this is the closest the contract allows to the Gamma-Gamma input.
+    BG/NBD and Pareto/NBD count repeat order DAYS (repeat_order_count = distinct order days - 1), so a transaction
+    is an order day (as lifetimes' summary_data_from_transaction_data and Fader-Hardie note 025 aggregate it):
+    (gross_revenue - first_order_day_revenue) / repeat_order_count. A customer whose orders all fall on the first
+    day is a non-repeater (NaN), and the first day's extra orders are not repeat spend.
     """
-    other_orders = (features["order_count"].astype(float) - 1).clip(lower=0)
-    repeat_spend = (features["gross_revenue"].astype(float) - features["first_order_value"].astype(float)).clip(lower=0)
-    mean_spend = repeat_spend / other_orders.where(other_orders > 0)
-    has_repeat = features["repeat_order_count"].astype(float) > 0
-    # Same-day multi-order customers have repeat_order_count 0 but order_count > 1: they count as non-repeaters.
-    return mean_spend.where(has_repeat & (mean_spend > 0))
+    repeat_days = features["repeat_order_count"].astype(float)
+    repeat_spend = features["gross_revenue"].astype(float) - features["first_order_day_revenue"].astype(float)
+    mean_spend = repeat_spend / repeat_days.where(repeat_days > 0)
+    return mean_spend.where(mean_spend > 0)
 
 
 # ------------------------------------------------------------------------------------------ customer_features API

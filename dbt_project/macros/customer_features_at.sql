@@ -38,7 +38,8 @@ purchases as (
     select
         *,
         row_number() over (partition by customer_id order by ordered_at, order_id) as purchase_number,
-        lag(ordered_on) over (partition by customer_id order by ordered_at, order_id) as previous_ordered_on
+        lag(ordered_on) over (partition by customer_id order by ordered_at, order_id) as previous_ordered_on,
+        first_value(ordered_on) over (partition by customer_id order by ordered_at, order_id) as first_ordered_on
     from scoped_orders
     where not is_refund
 ),
@@ -56,6 +57,7 @@ purchase_summary as (
         sum(order_amount) as gross_revenue,
         max(order_amount) as max_order_value,
         max(order_amount) filter (where purchase_number = 1) as first_order_value,
+        sum(order_amount) filter (where ordered_on = first_ordered_on) as first_order_day_revenue,  -- Gamma-Gamma's first transaction
         max(case
             when purchase_number = 1 and discount_code is not null then upper(discount_code)
             when purchase_number = 1 and has_discount then 'UNNAMED_DISCOUNT'
@@ -103,6 +105,7 @@ features as (
         purchase_summary.gross_revenue / purchase_summary.order_count as avg_order_value,
         purchase_summary.max_order_value,
         purchase_summary.first_order_value,
+        purchase_summary.first_order_day_revenue,
         purchase_summary.revenue_last_90d,
         purchase_summary.order_count_last_90d,
         purchase_summary.revenue_last_365d,

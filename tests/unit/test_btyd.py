@@ -36,6 +36,7 @@ def cdnow_as_features(cdnow: pd.DataFrame) -> pd.DataFrame:
             "btyd_recency_days": cdnow["t_x"] * DAYS_PER_WEEK,
             "tenure_days": cdnow["T"] * DAYS_PER_WEEK,
             "first_order_value": first_order_value,
+            "first_order_day_revenue": first_order_value,
             "gross_revenue": cdnow["zbar"] * cdnow["x"] + first_order_value,
             "total_revenue": cdnow["zbar"] * cdnow["x"] + first_order_value,
             "avg_order_value": (cdnow["zbar"] * cdnow["x"] + first_order_value) / (cdnow["x"] + 1),
@@ -70,6 +71,46 @@ def test_gamma_gamma_ignores_customers_without_repeat_spend(cdnow):
     with_zeros = btyd.fit_gamma_gamma(cdnow["x"], cdnow["zbar"])
     repeaters = cdnow[cdnow["x"] > 0]
     assert with_zeros == btyd.fit_gamma_gamma(repeaters["x"], repeaters["zbar"])
+
+
+def test_repeat_mean_spend_is_per_repeat_order_day_as_the_purchase_models_count():
+    features = pd.DataFrame(
+        {
+            # two orders (10 + 30) on the first day, one of 50 later: one repeat day worth 50 (per order: 40).
+            # same-day only (20 + 25): no repeat day, a non-repeater whatever its order count.
+            # one order of 10, then two (20 + 30) on one later day: one repeat transaction worth 50.
+            # a one-time buyer.
+            "order_count": [3, 2, 3, 1],
+            "repeat_order_count": [1, 0, 1, 0],
+            "gross_revenue": [90.0, 45.0, 60.0, 15.0],
+            "first_order_value": [10.0, 20.0, 10.0, 15.0],
+            "first_order_day_revenue": [40.0, 45.0, 10.0, 15.0],
+        },
+        index=["two_first_day_then_one", "same_day_only", "two_on_a_later_day", "one_time"],
+    )
+    spend = btyd.repeat_mean_spend(features)
+    assert spend.index.equals(features.index)
+    assert spend["two_first_day_then_one"] == pytest.approx(50.0)
+    assert spend["two_on_a_later_day"] == pytest.approx(50.0)
+    assert spend[["same_day_only", "one_time"]].isna().all()
+
+
+def test_fit_btyd_reproduces_the_published_gamma_gamma_when_first_days_hold_extra_orders(cdnow):
+    # Every CDNOW customer also bought 5 more on the first day: an extra order, but not a repeat transaction,
+    # so the spend model still sees zbar per repeat day and must land on FH 2013's p = 6.25, q = 3.74, v = 15.44.
+    features = cdnow_as_features(cdnow)
+    features = features.assign(
+        order_count=features["order_count"] + 1,
+        first_order_day_revenue=features["first_order_day_revenue"] + 5.0,
+        gross_revenue=features["gross_revenue"] + 5.0,
+    )
+    assert btyd.repeat_mean_spend(features).to_numpy() == pytest.approx(
+        cdnow["zbar"].where(cdnow["x"] > 0).to_numpy(), nan_ok=True
+    )
+    spend = btyd.fit_btyd(features, "bgnbd").spend_params
+    assert spend.p == pytest.approx(6.25, abs=0.01)
+    assert spend.q == pytest.approx(3.74, abs=0.01)
+    assert spend.v == pytest.approx(15.44, abs=0.02)
 
 
 def test_expected_spend_shrinks_a_customer_mean_towards_the_population_mean():
@@ -364,6 +405,7 @@ def simulated_train(customers: int = 3000, seed: int = 5) -> pd.DataFrame:
             "btyd_recency_days": t_x,
             "tenure_days": age,
             "first_order_value": 30.0,
+            "first_order_day_revenue": 30.0,
             "gross_revenue": 30.0 + spend * x,
             "total_revenue": 30.0 + spend * x,
             "avg_order_value": (30.0 + spend * x) / (x + 1),

@@ -121,6 +121,11 @@ def features_at(shop: dict[str, pd.DataFrame], cutoff_day: int, horizon_days: in
             "gross_revenue": by_customer["amount"].sum(),
             "max_order_value": by_customer["amount"].max(),
             "first_order_value": positive.sort_values("day", kind="stable").groupby("customer_id")["amount"].first(),
+            "first_order_day_revenue": positive[
+                positive["day"] == positive["customer_id"].map(by_customer["day"].min())
+            ]
+            .groupby("customer_id")["amount"]
+            .sum(),
             "discounted_order_share": by_customer["discounted"].mean(),
             "revenue_last_90d": positive[positive["day"] > cutoff_day - 90].groupby("customer_id")["amount"].sum(),
             "order_count_last_90d": positive[positive["day"] > cutoff_day - 90].groupby("customer_id").size(),
