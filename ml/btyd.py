@@ -58,18 +58,15 @@ LOG_PARAM_BOUNDS = (-12.0, 12.0)
 MIN_REPEAT_BUYERS_FOR_SPEND_MODEL = 10
 BTYD_MODELS = ("bgnbd", "pareto_nbd")
 # The customer_features columns fit_btyd, FittedBTYD.forecast and btyd_prediction_table read, for readers that load
-# only these (a tenth of the ~65 feature columns, and of the memory at 1 M customers). Both spend-per-repeat inputs
-# are listed (per order: order_count, first_order_value; per order day: first_order_day_revenue): a reader keeps
-# those its table has. BACKTEST_LABEL_COLUMNS: what backtest_btyd reads on top, from customer_features_train.
+# only these (a tenth of the ~65 feature columns, and of the memory at 1 M customers). BACKTEST_LABEL_COLUMNS: what
+# backtest_btyd reads on top, from customer_features_train.
 FEATURE_COLUMNS = (
     "customer_id",
     "cutoff_date",
     "repeat_order_count",
     "btyd_recency_days",
     "tenure_days",
-    "order_count",
     "gross_revenue",
-    "first_order_value",
     "first_order_day_revenue",
     "avg_order_value",
 )

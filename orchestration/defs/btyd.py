@@ -48,18 +48,10 @@ CUTOFF_TABLES = {
 
 
 def read_btyd_columns(conn: duckdb.DuckDBPyConnection, table: str, extra: tuple[str, ...] = ()) -> pd.DataFrame:
-    """The rows of a feature table with only the columns ml.btyd reads (FEATURE_COLUMNS + extra, those it has),
-    ordered by customer_id: BTYD needs a tenth of the feature columns, and the 1 M shop's three tables in full
-    made ml/btyd_models peak at 3.0 GiB."""
-    schema, name = table.split(".")
-    present = {
-        row[0]
-        for row in conn.execute(
-            "select column_name from information_schema.columns where table_schema = ? and table_name = ?",
-            [schema, name],
-        ).fetchall()
-    }
-    return read_table(conn, table, [c for c in FEATURE_COLUMNS + extra if c in present], order_by="customer_id")
+    """The rows of a feature table with only the columns ml.btyd reads (FEATURE_COLUMNS + extra), ordered by
+    customer_id: BTYD needs a tenth of the feature columns, and the 1 M shop's three tables in full made
+    ml/btyd_models peak at 3.0 GiB."""
+    return read_table(conn, table, list(FEATURE_COLUMNS + extra), order_by="customer_id")
 
 
 def read_btyd_fits(conn: duckdb.DuckDBPyConnection, cutoff: str) -> dict[str, FittedBTYD | str]:
