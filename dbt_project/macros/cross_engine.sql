@@ -102,3 +102,20 @@
     {%- endif -%}
     select 1
 {%- endmacro %}
+
+{#-
+    The value of `value` on the first row in the order of `order_columns` (ties broken by the later columns),
+    as an aggregate: the first purchase's amount, offer and channel without a window over the orders.
+    A NULL value on that row is returned as NULL (arg_min_null), as a row_number() = 1 filter would.
+-#}
+{% macro first_by(value, order_columns) -%}
+    {{ return(adapter.dispatch('first_by')(value, order_columns)) }}
+{%- endmacro %}
+
+{% macro default__first_by(value, order_columns) -%}
+    min_by({{ value }}, struct({{ order_columns | join(', ') }}))
+{%- endmacro %}
+
+{% macro duckdb__first_by(value, order_columns) -%}
+    arg_min_null({{ value }}, row({{ order_columns | join(', ') }}))
+{%- endmacro %}
