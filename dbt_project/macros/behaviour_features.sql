@@ -7,8 +7,8 @@
 {#-
     `generic=true` adds the vocabulary-free counts (sessions, device and time-of-day mix). The session counts come
     from `sessions`: 'gaps' reads the column `seconds_since_previous` (gap to the visitor's previous event that
-    day); 'times' instead emits `event_times`, the day's event timestamps as a list, which `session_columns` turns
-    into the same two counts (visitor_event_days picks one per engine).
+    day, a window); 'times' (DuckDB) puts the day's sorted event times there instead, which
+    duckdb__visitor_event_days turns into the same counts (visitor_event_days picks one per engine).
 -#}
 {% macro event_day_counts(events, group_columns, generic=false, sessions='gaps') %}
     select
@@ -33,7 +33,9 @@
         -- A session starts with the day's first event or after 30 minutes (1800 s) without one; its length is
         -- the sum of the gaps inside it, so summing in-session gaps gives the total session time.
         {%- if sessions == 'times' %}
-        list(occurred_at) as event_times,
+        -- The day's sorted event times, in the session columns' place: visitor_event_days turns them into the counts.
+        list_sort(list(occurred_at)) as session_count,
+        null as session_seconds,
         {%- else %}
         count(*) filter (where seconds_since_previous is null or seconds_since_previous > 1800) as session_count,
         coalesce(sum(seconds_since_previous) filter (where seconds_since_previous <= 1800), 0) as session_seconds,
@@ -78,9 +80,10 @@
 
 {#-
     DuckDB: the same counts without the window. At 1 M customers the window (hash-partition 36 M events by visitor
-    and day, sort each by time and event id) was ~95 % of the model's CPU; a visitor-day holds ~6 events, so the
-    group-by collects their times as a list and the gaps are taken between neighbours of the sorted list. Ties
-    in time give a 0-second gap in any order, so the event id tie-break of the window changes nothing.
+    and day, sort each partition by time and event id) was most of the model's time; a visitor-day holds ~6 events,
+    so the group-by collects their times as a list and the gaps are taken between neighbours of the sorted list
+    (event_day_counts with sessions='times'). Ties in time give a 0-second gap in any order, so the event-id
+    tie-break of the window changes nothing.
 -#}
 {% macro duckdb__visitor_event_days(events) %}
 , day_counts as (
@@ -88,42 +91,23 @@
 ),
 
 day_gaps as (
-    select
-        *,
-        list_transform(
-            range(1, len(event_times)), lambda i: {{ seconds_between('event_times[i]', 'event_times[i + 1]') }}
-        ) as gaps
-    from (select * replace (list_sort(event_times) as event_times) from day_counts)
+    select *, {{ sorted_time_gaps('session_count') }} as gaps
+    from day_counts
 )
 
-select
-    customer_id,
-    visitor_id,
-    occurred_on,
-    {%- for column in event_day_count_columns() %}
-    {{ column }},
-    {%- endfor %}
-    -- The window's rule: an event opens a session when it has no previous event that day (NULL gap) or comes
-    -- after more than 1800 s; the first event always does, hence 1 +.
+-- In place (same columns, same order as the window form): the first event has no gap, hence 1 +; a NULL gap
+-- opens a session, as a NULL lag does.
+select * exclude (gaps) replace (
     1 + len(list_filter(gaps, lambda gap: gap is null or gap > 1800)) as session_count,
-    coalesce(list_sum(list_filter(gaps, lambda gap: gap <= 1800)), 0) as session_seconds,
-    mobile_event_count,
-    tablet_event_count,
-    desktop_event_count,
-    night_event_count,
-    morning_event_count,
-    afternoon_event_count,
-    evening_event_count
+    coalesce(list_sum(list_filter(gaps, lambda gap: gap <= 1800)), 0) as session_seconds
+)
 from day_gaps
 {% endmacro %}
 
-{#- The vocabulary counts of event_day_counts, in order (the generic ones follow them). -#}
-{% macro event_day_count_columns() -%}
-    {{ return([
-        'event_count', 'first_event_at', 'last_event_at', 'product_view_count', 'research_event_count',
-        'sale_event_count', 'discount_event_count', 'brand_event_count', 'visual_event_count', 'urgency_event_count',
-        'cart_add_count', 'saw_shipping', 'purchased', 'mapped_event_count',
-    ]) }}
+{#- The gaps in seconds between neighbours of a sorted list of timestamps (DuckDB lambdas), one fewer than its
+    length; NULL where a timestamp is NULL. -#}
+{% macro sorted_time_gaps(times) -%}
+    list_transform(range(1, len({{ times }})), lambda i: {{ seconds_between(times ~ '[i]', times ~ '[i + 1]') }})
 {%- endmacro %}
 
 {#-
