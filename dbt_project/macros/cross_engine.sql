@@ -126,3 +126,16 @@
 {% macro duckdb__first_by(value, order_columns) -%}
     arg_min_null({{ value }}, row({{ order_columns | join(', ') }}))
 {%- endmacro %}
+
+{#- A struct with named fields (`fields`: name -> SQL expression, in order); read a field as `<struct>.<name>`. -#}
+{% macro struct_of(fields) -%}
+    {{ return(adapter.dispatch('struct_of')(fields)) }}
+{%- endmacro %}
+
+{% macro default__struct_of(fields) -%}
+    named_struct({% for name, expression in fields.items() %}'{{ name }}', {{ expression }}{{ ", " if not loop.last }}{% endfor %})
+{%- endmacro %}
+
+{% macro duckdb__struct_of(fields) -%}
+    struct_pack({% for name, expression in fields.items() %}{{ name }} := {{ expression }}{{ ", " if not loop.last }}{% endfor %})
+{%- endmacro %}

@@ -55,13 +55,13 @@ purchase_summary as (
         count(distinct ordered_on) - 1 as repeat_order_count,
         sum(order_amount) as gross_revenue,
         max(order_amount) as max_order_value,
-        {{ first_by('order_amount', ['ordered_at', 'order_id']) }} as first_order_value,
-        {{ first_by(
-            "case when discount_code is not null then upper(discount_code) when has_discount then 'UNNAMED_DISCOUNT'"
-            ~ " else 'none' end",
-            ['ordered_at', 'order_id'],
-        ) }} as entry_offer,
-        {{ first_by('channel', ['ordered_at', 'order_id']) }} as first_order_channel,
+        -- The first purchase's amount, offer and channel in one aggregate (one ordering key compared, not three).
+        {{ first_by(struct_of({
+            'order_value': 'order_amount',
+            'entry_offer': "case when discount_code is not null then upper(discount_code)"
+                ~ " when has_discount then 'UNNAMED_DISCOUNT' else 'none' end",
+            'channel': 'channel',
+        }), ['ordered_at', 'order_id']) }} as first_purchase,
         coalesce(sum(order_amount) filter (where ordered_on > cutoff_date - 90), 0) as revenue_last_90d,
         count(*) filter (where ordered_on > cutoff_date - 90) as order_count_last_90d,
         coalesce(sum(order_amount) filter (where ordered_on > cutoff_date - 365), 0) as revenue_last_365d,
@@ -102,7 +102,7 @@ features as (
         purchase_summary.gross_revenue,
         purchase_summary.gross_revenue / purchase_summary.order_count as avg_order_value,
         purchase_summary.max_order_value,
-        purchase_summary.first_order_value,
+        purchase_summary.first_purchase.order_value as first_order_value,
         purchase_summary.revenue_last_90d,
         purchase_summary.order_count_last_90d,
         purchase_summary.revenue_last_365d,
@@ -111,9 +111,9 @@ features as (
         coalesce(refunds.refund_amount, 0) as refund_amount,
         purchase_summary.discounted_order_share,
         purchase_summary.mean_days_between_orders,
-        purchase_summary.entry_offer,
-        purchase_summary.first_order_channel,
-        coalesce(customers.acquisition_channel, purchase_summary.first_order_channel, 'unknown') as acquisition_channel,
+        purchase_summary.first_purchase.entry_offer,
+        purchase_summary.first_purchase.channel as first_order_channel,
+        coalesce(customers.acquisition_channel, purchase_summary.first_purchase.channel, 'unknown') as acquisition_channel,
         coalesce(customers.country, 'unknown') as country,
         customers.marketing_consent,
         coalesce(customers.has_email, false) as has_email,
