@@ -5,10 +5,12 @@
     order's timestamp) aggregates its own events with the same macro.
 -#}
 {#-
-    `generic=true` adds the vocabulary-free counts (sessions, device and time-of-day mix); it needs the column
-    `seconds_since_previous` (gap to the visitor's previous event that day), which stg_visitor_event_days adds.
+    `generic=true` adds the vocabulary-free counts (sessions, device and time-of-day mix). The session counts come
+    from `sessions`: 'gaps' reads the column `seconds_since_previous` (gap to the visitor's previous event that
+    day, a window); 'times' (DuckDB) puts the day's sorted event times there instead, which
+    duckdb__visitor_event_days turns into the same counts (visitor_event_days picks one per engine).
 -#}
-{% macro event_day_counts(events, group_columns, generic=false) %}
+{% macro event_day_counts(events, group_columns, generic=false, sessions='gaps') %}
     select
         {{ group_columns | join(', ') }},
         occurred_on,
@@ -30,8 +32,14 @@
         {%- if generic %},
         -- A session starts with the day's first event or after 30 minutes (1800 s) without one; its length is
         -- the sum of the gaps inside it, so summing in-session gaps gives the total session time.
+        {%- if sessions == 'times' %}
+        -- The day's sorted event times, in the session columns' place: visitor_event_days turns them into the counts.
+        list_sort(list(occurred_at)) as session_count,
+        null as session_seconds,
+        {%- else %}
         count(*) filter (where seconds_since_previous is null or seconds_since_previous > 1800) as session_count,
         coalesce(sum(seconds_since_previous) filter (where seconds_since_previous <= 1800), 0) as session_seconds,
+        {%- endif %}
         count(*) filter (where device in ('mobile', 'phone', 'smartphone')) as mobile_event_count,
         count(*) filter (where device = 'tablet') as tablet_event_count,
         count(*) filter (where device in ('desktop', 'computer', 'pc', 'laptop')) as desktop_event_count,
@@ -46,6 +54,63 @@
 {% endmacro %}
 
 {#-
+    One row per visitor (customer_id, visitor_id) and day from `events` (stage_events rows): the table
+    stg_visitor_event_days stores. Sessions end after 30 minutes without an event; gaps are measured within the
+    visitor's day, so a session that crosses midnight UTC counts as two (rare, and it keeps every day independent).
+    Ends a WITH list that `events` began (emits `, <ctes>` then the final select).
+-#}
+{% macro visitor_event_days(events) -%}
+    {{ return(adapter.dispatch('visitor_event_days')(events)) }}
+{%- endmacro %}
+
+{#- Spark and the reference form: each event's gap to the visitor's previous event that day (a window), then sums. -#}
+{% macro default__visitor_event_days(events) %}
+, sequenced as (
+    select
+        *,
+        {{ seconds_between(
+            'lag(occurred_at) over (partition by visitor_id, occurred_on order by occurred_at, event_id)',
+            'occurred_at'
+        ) }} as seconds_since_previous
+    from {{ events }}
+)
+
+{{ event_day_counts('sequenced', ['customer_id', 'visitor_id'], generic=true) }}
+{% endmacro %}
+
+{#-
+    DuckDB: the same counts without the window. At 1 M customers the window (hash-partition 36 M events by visitor
+    and day, sort each partition by time and event id) was most of the model's time; a visitor-day holds ~6 events,
+    so the group-by collects their times as a list and the gaps are taken between neighbours of the sorted list
+    (event_day_counts with sessions='times'). Ties in time give a 0-second gap in any order, so the event-id
+    tie-break of the window changes nothing.
+-#}
+{% macro duckdb__visitor_event_days(events) %}
+, day_counts as (
+    {{ event_day_counts(events, ['customer_id', 'visitor_id'], generic=true, sessions='times') }}
+),
+
+day_gaps as (
+    select *, {{ sorted_time_gaps('session_count') }} as gaps
+    from day_counts
+)
+
+-- In place (same columns, same order as the window form): the first event has no gap, hence 1 +; a NULL gap
+-- opens a session, as a NULL lag does.
+select * exclude (gaps) replace (
+    1 + len(list_filter(gaps, lambda gap: gap is null or gap > 1800)) as session_count,
+    coalesce(list_sum(list_filter(gaps, lambda gap: gap <= 1800)), 0) as session_seconds
+)
+from day_gaps
+{% endmacro %}
+
+{#- The gaps in seconds between neighbours of a sorted list of timestamps (DuckDB lambdas), one fewer than its
+    length; NULL where a timestamp is NULL. -#}
+{% macro sorted_time_gaps(times) -%}
+    list_transform(range(1, len({{ times }})), lambda i: {{ seconds_between(times ~ '[i]', times ~ '[i + 1]') }})
+{%- endmacro %}
+
+{#-
     Per-visitor web behaviour from visitor-day counts (event_day_counts) that carry a `cutoff_date` column.
     Returns a parenthesised subquery, one row per `key`. Shares are fractions of the visitor's events,
     so heavy and light browsers are comparable. Unknown event/page types simply count as "other".
@@ -54,17 +119,24 @@
     `generic=true` adds the vocabulary-free features (generic_behaviour_columns), from event days that carry the
     generic counts (stg_visitor_event_days).
 -#}
-{% macro behaviour_features(event_days, key, generic=false) %}
+{#-
+    `one_row_per_day=true` when `event_days` has at most one row per key and day (the customer marts: a customer's
+    visitor_id is the customer_id, and stg_visitor_event_days has one row per visitor and day): active days are
+    then a count of rows, not a COUNT(DISTINCT), which DuckDB plans as a second aggregation joined back (at 1 M
+    about a third of customer_features' CPU).
+-#}
+{% macro behaviour_features(event_days, key, generic=false, one_row_per_day=false) %}
+{%- set active_days = 'count(*)' if one_row_per_day else 'count(distinct occurred_on)' %}
 (
     select
         {{ key }},
         sum(event_count) as event_count,
-        count(distinct occurred_on) as active_days,
+        {{ active_days }} as active_days,
         min(first_event_at) as first_event_at,
         max(last_event_at) as last_event_at,
         {{ days_between('max(occurred_on)', 'max(cutoff_date)') }} as days_since_last_event,
         coalesce(sum(event_count) filter (where occurred_on > cutoff_date - 30), 0) as event_count_last_30d,
-        sum(product_view_count) / count(distinct occurred_on) as product_views_per_active_day,
+        sum(product_view_count) / {{ active_days }} as product_views_per_active_day,
         sum(research_event_count) / sum(event_count) as research_share,
         sum(sale_event_count) / sum(event_count) as sale_share,
         sum(discount_event_count) / sum(event_count) as discount_event_share,
@@ -79,7 +151,7 @@
         sum(mapped_event_count) / sum(event_count) as mapped_event_share
         {%- if generic %},
         sum(session_count) as session_count,
-        sum(session_count) / count(distinct occurred_on) as sessions_per_active_day,
+        sum(session_count) / {{ active_days }} as sessions_per_active_day,
         -- Doubles, not decimal literals: Spark keeps 60.0 a DECIMAL and rounds the quotient to its scale.
         sum(session_seconds) / cast(60 as double) / sum(session_count) as avg_session_minutes,
         sum(event_count) / sum(session_count) as events_per_session,
@@ -143,14 +215,20 @@
 {% macro top_event_type_counts(type_days) %}
 (
     select
-        type_days.customer_id,
+        customer_id,
         {%- for rank in range(1, var('top_event_type_count') + 1) %}
-        coalesce(sum(type_days.event_count) filter (where top.type_rank = {{ rank }}), 0)
+        coalesce(sum(event_count) filter (where type_rank = {{ rank }}), 0)
             as top_event_type_{{ rank }}_count{{ "," if not loop.last }}
         {%- endfor %}
-    from {{ type_days }} as type_days
-    inner join {{ ref('top_event_types') }} as top using (source_event_type)
-    group by type_days.customer_id
+    -- Summed per customer and rank first: the N filtered sums then run over a few rows per customer instead of
+    -- every visitor-day-type row.
+    from (
+        select type_days.customer_id, top.type_rank, sum(type_days.event_count) as event_count
+        from {{ type_days }} as type_days
+        inner join {{ ref('top_event_types') }} as top using (source_event_type)
+        group by type_days.customer_id, top.type_rank
+    ) as rank_counts
+    group by customer_id
 )
 {% endmacro %}
 

@@ -34,12 +34,12 @@ customers as (
     select * from {{ ref('stg_customers') }}
 ),
 
+-- No ordered window over the orders (at 1 M it sorted 5 M orders per customer for two values): the first
+-- purchase's columns are first_by (ordered_at, order_id), and the mean gap between consecutive order days
+-- telescopes to (last day - first day) / (orders - 1).
 purchases as (
-    select
-        *,
-        row_number() over (partition by customer_id order by ordered_at, order_id) as purchase_number,
-        lag(ordered_on) over (partition by customer_id order by ordered_at, order_id) as previous_ordered_on,
-        first_value(ordered_on) over (partition by customer_id order by ordered_at, order_id) as first_ordered_on
+    -- The first order day for Gamma-Gamma's first transaction (an unordered window: no sort).
+    select *, min(ordered_on) over (partition by customer_id) as first_ordered_on
     from scoped_orders
     where not is_refund
 ),
@@ -56,20 +56,20 @@ purchase_summary as (
         count(distinct ordered_on) - 1 as repeat_order_count,
         sum(order_amount) as gross_revenue,
         max(order_amount) as max_order_value,
-        max(order_amount) filter (where purchase_number = 1) as first_order_value,
+        -- The first purchase's amount, offer and channel in one aggregate (one ordering key compared, not three).
+        {{ first_by(struct_of({
+            'order_value': 'order_amount',
+            'entry_offer': "case when discount_code is not null then upper(discount_code)"
+                ~ " when has_discount then 'UNNAMED_DISCOUNT' else 'none' end",
+            'channel': 'channel',
+        }), ['ordered_at', 'order_id']) }} as first_purchase,
         sum(order_amount) filter (where ordered_on = first_ordered_on) as first_order_day_revenue,  -- Gamma-Gamma's first transaction
-        max(case
-            when purchase_number = 1 and discount_code is not null then upper(discount_code)
-            when purchase_number = 1 and has_discount then 'UNNAMED_DISCOUNT'
-            when purchase_number = 1 then 'none'
-        end) as entry_offer,
-        max(channel) filter (where purchase_number = 1) as first_order_channel,
         coalesce(sum(order_amount) filter (where ordered_on > cutoff_date - 90), 0) as revenue_last_90d,
         count(*) filter (where ordered_on > cutoff_date - 90) as order_count_last_90d,
         coalesce(sum(order_amount) filter (where ordered_on > cutoff_date - 365), 0) as revenue_last_365d,
         count(*) filter (where ordered_on > cutoff_date - 365) as order_count_last_365d,
         avg(cast(has_discount as double)) as discounted_order_share,  -- a double on both engines (1.0 is DECIMAL on Spark)
-        avg({{ days_between('previous_ordered_on', 'ordered_on') }}) as mean_days_between_orders
+        {{ days_between('min(ordered_on)', 'max(ordered_on)') }} / nullif(count(*) - 1, 0) as mean_days_between_orders
     from purchases
     group by customer_id
 ),
@@ -82,7 +82,7 @@ refunds as (
 ),
 
 behaviour as (
-    select * from {{ behaviour_features('scoped_event_days', 'customer_id', generic=true) }}
+    select * from {{ behaviour_features('scoped_event_days', 'customer_id', generic=true, one_row_per_day=true) }}
 ),
 
 event_type_counts as (
@@ -104,7 +104,7 @@ features as (
         purchase_summary.gross_revenue,
         purchase_summary.gross_revenue / purchase_summary.order_count as avg_order_value,
         purchase_summary.max_order_value,
-        purchase_summary.first_order_value,
+        purchase_summary.first_purchase.order_value as first_order_value,
         purchase_summary.first_order_day_revenue,
         purchase_summary.revenue_last_90d,
         purchase_summary.order_count_last_90d,
@@ -114,9 +114,9 @@ features as (
         coalesce(refunds.refund_amount, 0) as refund_amount,
         purchase_summary.discounted_order_share,
         purchase_summary.mean_days_between_orders,
-        purchase_summary.entry_offer,
-        purchase_summary.first_order_channel,
-        coalesce(customers.acquisition_channel, purchase_summary.first_order_channel, 'unknown') as acquisition_channel,
+        purchase_summary.first_purchase.entry_offer,
+        purchase_summary.first_purchase.channel as first_order_channel,
+        coalesce(customers.acquisition_channel, purchase_summary.first_purchase.channel, 'unknown') as acquisition_channel,
         coalesce(customers.country, 'unknown') as country,
         customers.marketing_consent,
         coalesce(customers.has_email, false) as has_email,

@@ -25,7 +25,7 @@ early_event_days as (
 ),
 
 behaviour as (
-    select * from {{ behaviour_features('early_event_days', 'customer_id') }}
+    select * from {{ behaviour_features('early_event_days', 'customer_id', one_row_per_day=true) }}
 ),
 
 final as (
