@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime
 
 import dagster as dg
 
+from orchestration.lib import event_log
 from orchestration.lib.keys import ACTIVATION_GATE_CHECK
 from orchestration.lib.partitions import EVERY_DAY, FEATURE_STEP, StagingWindow
 from orchestration.lib.settings import SettingsError
@@ -113,6 +114,7 @@ def run_job(job_name: str, window: StagingWindow | None = None) -> int:
     elif window is not None:
         raise ValueError(f"{job_name} does not stage orders or events: --from/--to apply to segmint_refresh")
     started = time.monotonic()
+    event_log.install()  # the run history's fsync policy (SEGMINT_EVENT_LOG_SYNC, orchestration/lib/event_log.py)
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config, tags=tags)
     minutes = (time.monotonic() - started) / 60

@@ -2,6 +2,7 @@
 
 import json
 from functools import partial
+from pathlib import Path
 
 import dagster as dg
 
@@ -12,6 +13,7 @@ from landing.ingest import Suppression
 from landing.special_categories import SpecialCategoryError, load_denylist
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
 from orchestration.lib import groups, keys
+from orchestration.lib.ingest_fingerprint import file_digest, ingest_fingerprint
 from orchestration.lib.metadata import markdown_table
 from orchestration.lib.settings import SPECIAL_CATEGORIES_FILE
 from privacy.erasure import suppressed_hashes
@@ -27,6 +29,9 @@ RAW_TABLES = {
     "run_context": "One row: the run's as-of date, CLV horizon, reporting currency and source format, read by every model.",
 }
 DEMO_MARKER = "demo_params.json"
+INGEST_FINGERPRINT = "ingest_fingerprint"
+KEPT = "kept"
+KEPT_UNCHANGED = "kept: inputs unchanged (same landing and log files, settings, suppression list and code)"
 
 
 @dg.asset(group_name=groups.LANDING, kinds={"python", "csv"})
@@ -69,7 +74,11 @@ def landing_files(context: dg.AssetExecutionContext, settings: SegmintSettings) 
     op_tags=DUCKDB_TAG,
 )
 def raw_tables(context: dg.AssetExecutionContext, settings: SegmintSettings, warehouse: Warehouse):
-    """Reads every landing file into raw.*; rejected rows go to raw.quarantine with their reason."""
+    """Reads every landing file into raw.*; rejected rows go to raw.quarantine with their reason.
+
+    Kept instead when nothing it reads changed since the run that wrote the warehouse's raw tables (the landing
+    and real-time log files' bytes, settings, suppression list, code: orchestration/lib/ingest_fingerprint.py):
+    the same metadata again, marked "kept: inputs unchanged". SEGMINT_FORCE_INGEST=1 always re-reads."""
     s = settings.load()
     landing_dir = s.landing_dir or s.demo_landing_dir
     try:
@@ -82,29 +91,50 @@ def raw_tables(context: dg.AssetExecutionContext, settings: SegmintSettings, war
                 special_categories=denylist,
             )
             salt = load_salt(s.data_dir)
-            suppression = Suppression(suppressed_hashes(conn), partial(subject_hash, salt))
-            report = ingest_landing(
-                conn,
-                landing_dir,
-                s.as_of,
-                s.horizon_days,
-                s.is_demo,
-                options,
-                s.source_format,
-                s.landing_work_dir,
-                s.realtime_log_dir,
-                suppression,
-            )
-            counts = {t: conn.execute(f"select count(*) from raw.{t}").fetchone()[0] for t in RAW_TABLES}
-            ingest_log = conn.execute("select * from raw.ingest_log order by source_file").df()
-            quarantine_by_reason = conn.execute(
-                "select source_file, split_part(reason, ':', 1) as reason, count(*) as rows "
-                "from raw.quarantine group by all order by rows desc"
-            ).df()
+            hashes = suppressed_hashes(conn)
+            fingerprint = raw_fingerprint(s, landing_dir, options, hashes, salt)
+            kept = None if s.force_ingest else kept_raw_metadata(context.instance, conn, fingerprint)
+            if kept is None:
+                report, counts, ingest_log, quarantine_by_reason = _ingest(s, landing_dir, options, hashes, salt, conn)
     except (LandingError, SpecialCategoryError) as error:
         # A user's file that cannot be read at all: one clear line, no traceback to dig through.
         raise dg.Failure(description=str(error), allow_retries=False) from None
+    if kept is not None:
+        context.log.info(f"raw tables kept: inputs unchanged (ingest fingerprint {fingerprint})")
+        for table, metadata in kept.items():
+            yield dg.MaterializeResult(
+                asset_key=keys.raw(table), metadata=metadata, data_version=dg.DataVersion(fingerprint)
+            )
+        return
+    yield from _materializations(report, counts, ingest_log, quarantine_by_reason, denylist, fingerprint)
 
+
+def _ingest(s, landing_dir: Path, options: LandingOptions, hashes, salt: str, conn):
+    """Re-read the landing files into raw.*; the report and what the metadata shows of the new tables."""
+    suppression = Suppression(hashes, partial(subject_hash, salt))
+    report = ingest_landing(
+        conn,
+        landing_dir,
+        s.as_of,
+        s.horizon_days,
+        s.is_demo,
+        options,
+        s.source_format,
+        s.landing_work_dir,
+        s.realtime_log_dir,
+        suppression,
+    )
+    counts = {t: conn.execute(f"select count(*) from raw.{t}").fetchone()[0] for t in RAW_TABLES}
+    ingest_log = conn.execute("select * from raw.ingest_log order by source_file").df()
+    quarantine_by_reason = conn.execute(
+        "select source_file, split_part(reason, ':', 1) as reason, count(*) as rows "
+        "from raw.quarantine group by all order by rows desc"
+    ).df()
+    return report, counts, ingest_log, quarantine_by_reason
+
+
+def _materializations(report, counts, ingest_log, quarantine_by_reason, denylist, fingerprint: str):
+    """One materialization per raw table with what the ingest did to it."""
     by_table = {f.table_name: f for f in report.files}
     for table in RAW_TABLES:
         metadata: dict[str, dg.MetadataValue] = {
@@ -112,6 +142,8 @@ def raw_tables(context: dg.AssetExecutionContext, settings: SegmintSettings, war
             "as_of": dg.MetadataValue.text(report.as_of.isoformat()),
             "reporting_currency": dg.MetadataValue.text(report.reporting_currency or "(none named)"),
             "source_format": dg.MetadataValue.text(report.source_format),
+            INGEST_FINGERPRINT: dg.MetadataValue.text(fingerprint),
+            KEPT: dg.MetadataValue.text("no: ingested"),
         }
         file_report = by_table.get(table)
         if file_report is not None:
@@ -163,4 +195,50 @@ def raw_tables(context: dg.AssetExecutionContext, settings: SegmintSettings, war
             metadata["special_category_records_scrubbed"] = dg.MetadataValue.int(
                 report.special_category_records_scrubbed
             )
-        yield dg.MaterializeResult(asset_key=keys.raw(table), metadata=metadata)
+        yield dg.MaterializeResult(
+            asset_key=keys.raw(table), metadata=metadata, data_version=dg.DataVersion(fingerprint)
+        )
+
+
+def raw_fingerprint(s, landing_dir: Path, options: LandingOptions, hashes, salt: str) -> str:
+    """The ingest fingerprint of this run's inputs (orchestration/lib/ingest_fingerprint.py)."""
+    landing = [p for p in landing_dir.rglob("*") if p.is_file()] if landing_dir.is_dir() else []
+    log_dir = s.realtime_log_dir
+    realtime = [p for p in log_dir.rglob("*") if p.is_file()] if log_dir.is_dir() else []
+    inputs = {
+        "landing_dir": str(landing_dir.resolve()),
+        "warehouse": str(s.warehouse),
+        "as_of": s.as_of,
+        "horizon_days": s.horizon_days,
+        "is_demo": s.is_demo,
+        "source_format": s.source_format,
+        "reporting_currency": options.reporting_currency,
+        "date_format": options.date_format,
+        "csv_delimiter": options.csv_delimiter,
+        "special_categories": options.special_categories.version,
+        "special_categories_file": file_digest(SPECIAL_CATEGORIES_FILE) if SPECIAL_CATEGORIES_FILE.is_file() else None,
+    }
+    return ingest_fingerprint(landing, realtime, inputs, hashes, salt)
+
+
+def kept_raw_metadata(instance: dg.DagsterInstance, conn, fingerprint: str) -> dict[str, dict] | None:
+    """The last materialization's metadata of every raw table, marked kept, when that run had the same
+    fingerprint and the warehouse still holds the row counts it recorded; None: ingest again."""
+    kept = {}
+    for table in RAW_TABLES:
+        event = instance.get_latest_materialization_event(keys.raw(table))
+        materialization = event.asset_materialization if event is not None else None
+        if materialization is None:
+            return None
+        metadata = dict(materialization.metadata)
+        recorded = metadata.get(INGEST_FINGERPRINT)
+        rows = metadata.get("dagster/row_count")
+        if recorded is None or recorded.value != fingerprint or rows is None:
+            return None
+        exists = conn.execute(
+            "select count(*) from information_schema.tables where table_schema = 'raw' and table_name = ?", [table]
+        ).fetchone()[0]
+        if not exists or conn.execute(f"select count(*) from raw.{table}").fetchone()[0] != rows.value:
+            return None
+        kept[table] = metadata | {KEPT: dg.MetadataValue.text(KEPT_UNCHANGED)}
+    return kept

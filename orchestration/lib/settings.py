@@ -65,6 +65,7 @@ class Settings:
     event_mapping: Path | None = None  # None: built-in presets only (the default file is absent)
     model_refit_days: int = DEFAULT_MODEL_REFIT_DAYS  # refit the CLV chain at least this often (ml/cadence.py)
     force_refit: bool = False  # refit the CLV chain on this run whatever the cadence says
+    force_ingest: bool = False  # re-read the landing files even when nothing raw_tables reads changed
     engine: str = DEFAULT_ENGINE  # duckdb | spark
     spark_master: str = DEFAULT_SPARK_MASTER  # local[N], spark://host:7077, yarn, ... (Spark engine only)
     spark_warehouse: Path | None = None  # None: <data_dir>/spark-warehouse (Spark engine only)
@@ -218,6 +219,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         event_mapping=_event_mapping_setting(env),
         model_refit_days=_int_setting(env, "SEGMINT_MODEL_REFIT_DAYS", DEFAULT_MODEL_REFIT_DAYS, minimum=0),
         force_refit=_bool_setting(env, "SEGMINT_FORCE_REFIT"),
+        force_ingest=_bool_setting(env, "SEGMINT_FORCE_INGEST"),
         engine=_engine_setting(env),
         spark_master=env.get("SEGMINT_SPARK_MASTER", "").strip() or DEFAULT_SPARK_MASTER,
         spark_warehouse=_optional_path(env, "SEGMINT_SPARK_WAREHOUSE"),
