@@ -74,6 +74,18 @@ def _assert_foreign_events_are_clustered_on_their_own_names(warehouse, output: s
     assert any(" events" in name for name in clustered), names
 
 
+def _wait_until_the_group_is_gone(pgid: int, timeout: float = 60.0) -> None:
+    """make is reaped first; its killed children (the Python run holding DuckDB's file lock) die a moment later."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"processes of the killed run (group {pgid}) still alive after {timeout} s")
+
+
 def test_two_runs_are_identical_and_a_killed_run_leaves_the_last_good_tables_readable(tmp_path):
     # The shop's events use a third-party tool's names (the issue's `catalog`, `product1`, `cart`, ...).
     demo = tmp_path / "shop" / "demo"
@@ -107,6 +119,7 @@ def test_two_runs_are_identical_and_a_killed_run_leaves_the_last_good_tables_rea
     time.sleep(2)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=60)
+    _wait_until_the_group_is_gone(process.pid)
 
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         assert conn.execute("select count(*) from marts.customer_scores").fetchone()[0] == len(
