@@ -116,6 +116,7 @@ class SparkEngine(dg.ConfigurableResource):
     """
 
     _server: spark_connect.ConnectServer | None = PrivateAttr(default=None)
+    _sessions: list = PrivateAttr(default_factory=list)
 
     def remote(self) -> str:
         """The Connect URL (`sc://...`) the run's Spark steps use; starts the local server on first use."""
@@ -129,7 +130,20 @@ class SparkEngine(dg.ConfigurableResource):
             os.environ[spark_connect.SPARK_REMOTE_ENV] = self._server.url
         return self._server.url
 
+    def session(self):
+        """A Spark Connect session (pyspark) on `remote()` for a Python step that runs work in Spark."""
+        from orchestration.lib import spark_compute
+
+        session = spark_compute.spark_session(self.remote())
+        self._sessions.append(session)
+        return session
+
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        # Sessions first, while their server is up: pyspark's exit hook would otherwise retry a dead server for
+        # about ten minutes (its Connect retry policy) before the process could exit.
+        for session in self._sessions:
+            session.stop()
+        self._sessions.clear()
         if self._server is not None:
             if os.environ.get(spark_connect.SPARK_REMOTE_ENV) == self._server.url:
                 del os.environ[spark_connect.SPARK_REMOTE_ENV]
