@@ -99,7 +99,9 @@ def server_command(home: Path, conf: Mapping[str, str], port: int) -> list[str]:
 def _die_with_parent() -> None:
     # The JVM holds the Derby lock and the port: if the Dagster process dies without its teardown (kill -9), the
     # kernel ends the server too instead of leaving it to block the next run. spark-class execs java in place,
-    # so the signal setting reaches the JVM. Linux only; elsewhere the pid file lets the next run clean up.
+    # so the signal setting reaches the JVM. (The kernel sends it when the *thread* that started the server ends:
+    # Dagster's in-process executor runs every step in the run's main thread.) Linux only; elsewhere the pid file
+    # lets the next run clean up.
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     except OSError:
