@@ -361,8 +361,30 @@ def to_structural_level(predicted: np.ndarray, structural: np.ndarray | None) ->
     predicted = np.asarray(predicted, dtype=float)
     if structural is None or len(predicted) == 0:
         return predicted
-    total, target = float(predicted.sum()), float(np.nansum(structural))
-    return predicted * (target / total) if total > 0 and target > 0 else predicted
+    return predicted * structural_level_factor(float(predicted.sum()), float(np.nansum(structural)))
+
+
+def structural_level_factor(total: float, target: float) -> float:
+    """The one factor to_structural_level scales by: target / total, or 1 when either is 0. Scoring in chunks
+    (SEGMINT_ENGINE=spark) sums both totals over the chunks first (structural_totals), then scores with it."""
+    return target / total if total > 0 and target > 0 else 1.0
+
+
+def structural_totals(
+    model: ChampionModel, features: pd.DataFrame, fits: BtydFits | None = None
+) -> tuple[float, float]:
+    """(total calibrated prediction, total structural forecast) of these customers, both 0 when the model does not
+    take the structural level: summed over every chunk of a table, they give the whole table's level factor."""
+    if not model.structural_level or features.empty:
+        return 0.0, 0.0
+    features = features.reset_index(drop=True)
+    columns, forecasts, _ = btyd_outputs(features, model.horizon_days, fits)
+    scores = score_candidate(model.fitted, features, columns, forecasts, explain=False)
+    if scores.predicted is None:
+        raise btyd.BTYDFitError(scores.error)
+    structural = structural_forecast(forecasts)
+    calibrated = np.asarray(model.calibration.apply(scores.predicted), dtype=float)
+    return float(calibrated.sum()), float(np.nansum(structural)) if structural is not None else 0.0
 
 
 @dataclass
@@ -813,11 +835,17 @@ def fit_champion(
 
 
 def predict_champion(
-    model: ChampionModel, features: pd.DataFrame, explain: bool = True, fits: BtydFits | None = None
+    model: ChampionModel,
+    features: pd.DataFrame,
+    explain: bool = True,
+    fits: BtydFits | None = None,
+    level_factor: float | None = None,
 ) -> pd.DataFrame:
     """One row per customer: predicted_clv (calibrated), p10/p90, purchase_propensity, top_drivers, clv_model.
 
-    fits = btyd.fit_btyd_models(features) when the caller has them (fitted here when needed and None)."""
+    fits = btyd.fit_btyd_models(features) when the caller has them (fitted here when needed and None).
+    level_factor: the structural level's factor of the whole table when `features` is one chunk of it
+    (structural_level_factor of the summed structural_totals); None computes it from `features`."""
     features = features.reset_index(drop=True)
     needs_btyd = model.name in (STACKED, BLEND, *BTYD_CANDIDATES) or model.structural_level
     columns, forecasts, _ = btyd_outputs(features, model.horizon_days, fits) if needs_btyd else (None, {}, [])
@@ -826,7 +854,9 @@ def predict_champion(
     if scores.predicted is None:
         raise btyd.BTYDFitError(scores.error)
     calibrated = model.calibration.apply(scores.predicted)
-    if model.structural_level:
+    if model.structural_level and level_factor is not None:
+        calibrated = np.asarray(calibrated, dtype=float) * level_factor
+    elif model.structural_level:
         calibrated = to_structural_level(calibrated, structural_forecast(forecasts))
     low, high = model.intervals.apply(calibrated)
     # The season ahead scales the whole forecast distribution (mean and quantiles alike).

@@ -12,14 +12,16 @@ model-driven leaves for an ad platform or CRM. `make run` reports that case as a
 import hashlib
 import pickle
 import time
+from functools import partial
 
 import dagster as dg
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from ml.cadence import derived_key, kept_message
 from ml.champion import EVALUATION as EVALUATION_WINDOW
-from ml.champion import champion_backtest, fit_champion, predict_champion
+from ml.champion import champion_backtest, fit_champion, predict_champion, structural_level_factor
 from ml.charts import decile_chart_png, feature_importance_png
 from ml.clv import feature_importance
 from ml.evaluation import (
@@ -35,8 +37,8 @@ from orchestration.defs.btyd import (
     read_btyd_fits,
     run_context,
 )
-from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
-from orchestration.lib import groups
+from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, SparkEngine, Warehouse
+from orchestration.lib import groups, spark_compute
 from orchestration.lib.keys import (
     ACTIVATION_GATE_CHECK,
     BTYD_FITS,
@@ -67,6 +69,8 @@ DAILY_REVENUE_SQL = """
 # The production model lives in the warehouse it was trained for (one row, the pickled blob and its version), so
 # two warehouses sharing a data folder never read each other's model; clv_predictions reads exactly that row.
 MODEL_TABLE = "ml.clv_model"
+FEATURES = "marts.customer_features"
+PREDICTIONS_TABLE = "ml.clv_predictions"
 SHOWN_COLUMNS = [
     "model",
     "backtest_window",
@@ -419,29 +423,73 @@ def load_model(blob: bytes, version: str):
     op_tags=DUCKDB_TAG,
     code_version="clv-predict-v2",
 )
-def clv_predictions(warehouse: Warehouse) -> dg.MaterializeResult:
+def clv_predictions(warehouse: Warehouse, spark: SparkEngine) -> dg.MaterializeResult:
     """One row per customer: predicted CLV over the horizon with p10/p90, propensity, top drivers, model name."""
+    on_spark = warehouse.resolved_engine() == "spark"
     with warehouse.connect() as conn:
         stored = conn.execute(f"select model_version, model_blob from {MODEL_TABLE}").fetchall()
         pinned = stored_fit(conn, MODEL_TABLE)
-        features = read_table(conn, "marts.customer_features", order_by="customer_id")
+        if on_spark:  # the customers stay in Spark: a few rows here only fix the output's column types
+            features = conn.execute(f"select * from {FEATURES} order by customer_id limit 100").df()
+        else:
+            features = read_table(conn, FEATURES, order_by="customer_id")
         scoring_fits = read_btyd_fits(conn, "scoring")
     if len(stored) != 1:
         raise ValueError(f"{MODEL_TABLE} must hold exactly one model, found {len(stored)}: materialize ml/clv_model")
     version, blob = stored[0]
     model = load_model(bytes(blob), version)
-    predictions = predict_champion(model, features, fits=scoring_fits).assign(model_version=version)
-    with warehouse.connect() as conn:
-        write_table(conn, "ml.clv_predictions", predictions)
+    if on_spark:
+        summary = _predict_on_spark(warehouse, spark, model, scoring_fits, version, sample=features)
+    else:
+        predictions = predict_champion(model, features, fits=scoring_fits).assign(model_version=version)
+        with warehouse.connect() as conn:
+            write_table(conn, PREDICTIONS_TABLE, predictions)
+        summary = {
+            "rows": len(predictions),
+            "clv": float(predictions["predicted_clv"].sum()),
+            "p10": float(predictions["predicted_clv_p10"].sum()),
+            "p90": float(predictions["predicted_clv_p90"].sum()),
+            "propensity": float(predictions["purchase_propensity"].mean()),
+        }
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": dg.MetadataValue.int(len(predictions)),
+            "dagster/row_count": dg.MetadataValue.int(summary["rows"]),
             "model_version": dg.MetadataValue.text(version),
             "model_fitted_as_of": dg.MetadataValue.text(str(pinned.fitted_as_of) if pinned else "unknown"),
             "clv_model": dg.MetadataValue.text(model.name),
-            "total_predicted_clv": dg.MetadataValue.float(float(predictions["predicted_clv"].sum())),
-            "total_predicted_clv_p10": dg.MetadataValue.float(float(predictions["predicted_clv_p10"].sum())),
-            "total_predicted_clv_p90": dg.MetadataValue.float(float(predictions["predicted_clv_p90"].sum())),
-            "mean_purchase_propensity": dg.MetadataValue.float(float(predictions["purchase_propensity"].mean())),
+            "total_predicted_clv": dg.MetadataValue.float(summary["clv"]),
+            "total_predicted_clv_p10": dg.MetadataValue.float(summary["p10"]),
+            "total_predicted_clv_p90": dg.MetadataValue.float(summary["p90"]),
+            "mean_purchase_propensity": dg.MetadataValue.float(summary["propensity"]),
         }
     )
+
+
+def _predict_on_spark(
+    warehouse: Warehouse, spark: SparkEngine, model, fits, version: str, sample: pd.DataFrame
+) -> dict:
+    """SEGMINT_ENGINE=spark: score marts.customer_features in Spark, chunk by chunk (orchestration/lib/spark_compute.py),
+    into the Parquet table ml.clv_predictions; the Python steps after it read that table through DuckDB."""
+    session = spark.session()
+    level_factor = None
+    if model.structural_level:
+        # The structural level scales the whole table by one factor: sum both totals over the chunks first.
+        totals = spark_compute.map_table(
+            session,
+            FEATURES,
+            partial(spark_compute.clv_level_totals, model=model, fits=fits),
+            spark_compute.TOTALS_SCHEMA,
+        )
+        row = totals.agg({"total": "sum", "target": "sum"}).collect()[0]
+        level_factor = structural_level_factor(float(row["sum(total)"] or 0.0), float(row["sum(target)"] or 0.0))
+    score = partial(spark_compute.clv_predict_chunk, model=model, fits=fits, level_factor=level_factor, version=version)
+    schema = pa.Schema.from_pandas(score(sample), preserve_index=False)
+    scored = spark_compute.map_table(session, FEATURES, score, schema)
+    spark_compute.write_parquet_table(scored, PREDICTIONS_TABLE, warehouse.spark_warehouse_dir())
+    with warehouse.connect() as conn:
+        warehouse.attach_engine_tables(conn, [PREDICTIONS_TABLE])
+        rows, clv, p10, p90, propensity = conn.execute(
+            "select count(*), sum(predicted_clv), sum(predicted_clv_p10), sum(predicted_clv_p90), "
+            f"avg(purchase_propensity) from {PREDICTIONS_TABLE}"
+        ).fetchone()
+    return {"rows": rows, "clv": clv or 0.0, "p10": p10 or 0.0, "p90": p90 or 0.0, "propensity": propensity or 0.0}

@@ -23,7 +23,7 @@ import dagster as dg
 import duckdb
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
-from orchestration.defs.resources import DUCKDB_TAG, Warehouse
+from orchestration.defs.resources import DUCKDB_TAG, SparkEngine, Warehouse
 from orchestration.lib import groups
 from orchestration.lib.partitions import (
     FEATURE_STEP,
@@ -160,6 +160,7 @@ def _run_dbt(
     context: dg.AssetExecutionContext,
     dbt: DbtCliResource,
     warehouse: Warehouse,
+    spark_engine: SparkEngine,
     args: list[str],
     extra_metadata: Callable[[dg.AssetKey], Mapping[str, Any]] = lambda key: {},
 ) -> Iterator[Any]:
@@ -169,8 +170,8 @@ def _run_dbt(
     spark = warehouse.resolved_engine() == "spark"
     if spark:
         # SEGMINT_ENGINE=spark: the Python-owned tables this step reads go to the Spark warehouse first, then dbt
-        # builds on the `spark` target (its own process and JVM: never two at once, the Derby metastore admits one;
-        # every dbt step carries the writer tag, limit 1), then the tables it built become readable in DuckDB.
+        # builds on the `spark` target through the run's one Spark Connect server (SPARK_REMOTE: no JVM per step;
+        # orchestration/lib/spark_connect.py), then the tables it built become readable in DuckDB.
         settings = load_settings()
         os.environ["SEGMINT_SPARK_WAREHOUSE"] = str(settings.spark_warehouse_dir)
         os.environ["SEGMINT_SPARK_MASTER"] = settings.spark_master
@@ -179,6 +180,7 @@ def _run_dbt(
         with warehouse.connect() as conn:
             published = warehouse.publish_to_engine(conn, sources)
         context.log.info(f"Spark: published {', '.join(published) or 'nothing'} to {settings.spark_warehouse_dir}")
+        context.log.info(f"Spark: dbt connects to {spark_engine.remote()}")
         args = [*args, "--target", "spark"]
     # One target folder per warehouse and step, reused by every run (dagster-dbt otherwise leaves a folder per run
     # behind): dbt keeps its partial-parse state there, so a run whose profile and vars match the step's last run
@@ -219,7 +221,11 @@ def _run_dbt(
     op_tags=DUCKDB_TAG,
 )
 def dbt_feature_models(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse, config: StagingWindowConfig
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: Warehouse,
+    spark: SparkEngine,
+    config: StagingWindowConfig,
 ):
     """The order and event staging (incremental: the run's window of days, or every day), the customer and event
     staging views, cut-offs, the feature marts (customer_features, _train, _selection, prospect_features,
@@ -234,6 +240,7 @@ def dbt_feature_models(
         context,
         dbt,
         warehouse,
+        spark,
         ["build", "--vars", json.dumps(dbt_window_vars(window))],
         extra_metadata=lambda key: staged if key in DAILY_STAGING_KEYS else {},
     )
@@ -253,13 +260,17 @@ DAILY_STAGING_KEYS = frozenset(
     op_tags=DUCKDB_TAG,
 )
 def dbt_score_models(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse, config: DbtScoresConfig
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: Warehouse,
+    spark: SparkEngine,
+    config: DbtScoresConfig,
 ):
     """customer_scores and the decision marts that join the ML outputs back to the features."""
     dbt_vars = json.dumps(
         {"margin": config.margin, "target_roas": config.target_roas, "max_cpa_basis": config.max_cpa_basis}
     )
-    yield from _run_dbt(context, dbt, warehouse, ["build", "--vars", dbt_vars])
+    yield from _run_dbt(context, dbt, warehouse, spark, ["build", "--vars", dbt_vars])
 
 
 def view_step(name: str, selector: str) -> dg.AssetsDefinition:
@@ -273,8 +284,8 @@ def view_step(name: str, selector: str) -> dg.AssetsDefinition:
         name=name,
         op_tags=DUCKDB_TAG,
     )
-    def _views(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
-        yield from _run_dbt(context, dbt, warehouse, ["build"])
+    def _views(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse, spark: SparkEngine):
+        yield from _run_dbt(context, dbt, warehouse, spark, ["build"])
 
     return _views
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 from dagster_dbt import DbtCliResource
+from pydantic import PrivateAttr
 
 from activation.destinations.registry import env_var_names
-from orchestration.lib import spark_tables
+from orchestration.lib import spark_connect, spark_tables
 from orchestration.lib.settings import DBT_PROJECT_DIR, Settings, load_settings
 
 # Every asset that opens the DuckDB file carries this tag; the executor runs at most one of them at a time,
@@ -103,6 +104,54 @@ class Warehouse(dg.ConfigurableResource):
             conn.close()
 
 
+class SparkEngine(dg.ConfigurableResource):
+    """SEGMINT_ENGINE=spark: the Spark every dbt step of the run talks to, as a Spark Connect URL (`remote()`), and
+    the Connect sessions of the Python steps that run work in Spark (`session()`: CLV scoring).
+
+    `SPARK_REMOTE` set (a cluster's Connect endpoint, Databricks Connect): used as is. Otherwise the first step that
+    asks starts one local Connect server over the Spark warehouse (SEGMINT_SPARK_MASTER, Derby metastore,
+    orchestration/lib/spark_connect.py) and the end of the run stops it: one JVM and one metastore start per run
+    instead of one per dbt step. Nothing starts on DuckDB or in a run without a Spark step. Under the in-process
+    executor (`segmint_refresh`) the run shares one server; under the multiprocess executor each step process
+    that asks starts its own, one at a time (the writer tag), which is still correct.
+    """
+
+    _server: spark_connect.ConnectServer | None = PrivateAttr(default=None)
+    _sessions: list = PrivateAttr(default_factory=list)
+
+    def remote(self) -> str:
+        """The Connect URL (`sc://...`) the run's Spark steps use; starts the local server on first use."""
+        given = os.environ.get(spark_connect.SPARK_REMOTE_ENV)
+        if self._server is None and given:
+            return given
+        if self._server is None:
+            settings = load_settings()
+            self._server = spark_connect.start_server(settings.spark_warehouse_dir, settings.spark_master)
+            # dbt (a child process) and pyspark in this process find the server through pyspark's own variable.
+            os.environ[spark_connect.SPARK_REMOTE_ENV] = self._server.url
+        return self._server.url
+
+    def session(self):
+        """A Spark Connect session (pyspark) on `remote()` for a Python step that runs work in Spark."""
+        from orchestration.lib import spark_compute
+
+        session = spark_compute.spark_session(self.remote())
+        self._sessions.append(session)
+        return session
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        # Sessions first, while their server is up: pyspark's exit hook would otherwise retry a dead server for
+        # about ten minutes (its Connect retry policy) before the process could exit.
+        for session in self._sessions:
+            session.stop()
+        self._sessions.clear()
+        if self._server is not None:
+            if os.environ.get(spark_connect.SPARK_REMOTE_ENV) == self._server.url:
+                del os.environ[spark_connect.SPARK_REMOTE_ENV]
+            self._server.stop()
+            self._server = None
+
+
 class ActivationCredentials(dg.ConfigurableResource):
     """Destination tokens and base URLs, read from SEGMINT_* environment variables at run time, never logged.
 
@@ -126,6 +175,7 @@ def resources() -> dict[str, object]:
         "warehouse": Warehouse(),
         "settings": SegmintSettings(),
         "dbt": dbt_resource(),
+        "spark": SparkEngine(),
         "credentials": ActivationCredentials(),
     }
 

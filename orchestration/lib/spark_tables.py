@@ -60,17 +60,29 @@ def export_table(conn: duckdb.DuckDBPyConnection, table: str, warehouse_dir: Pat
 
 
 def export_tables(conn: duckdb.DuckDBPyConnection, tables: Iterable[str], warehouse_dir: Path) -> list[str]:
-    """Export every existing table of `tables` (those not written yet are skipped: dbt reports them by name)."""
+    """Export every existing table of `tables` (those not written yet are skipped: dbt reports them by name).
+
+    A view over the table's own Parquet folder (a table a step wrote in Spark, attached by attach_spark_table) is
+    in Spark already: skipped, not copied onto itself."""
     exported = []
     for table in tables:
         schema, name = table.split(".")
         found = conn.execute(
             "select count(*) from information_schema.tables where table_schema = ? and table_name = ?", [schema, name]
         ).fetchone()[0]
-        if found:
+        if found and not is_attached(conn, table, warehouse_dir):
             export_table(conn, table, warehouse_dir)
             exported.append(table)
     return exported
+
+
+def is_attached(conn: duckdb.DuckDBPyConnection, table: str, warehouse_dir: Path) -> bool:
+    """True when `schema.table` in DuckDB is attach_spark_table's view over its own Parquet folder in Spark."""
+    schema, name = table.split(".")
+    found = conn.execute(
+        "select sql from duckdb_views() where schema_name = ? and view_name = ?", [schema, name]
+    ).fetchall()
+    return bool(found) and str(table_dir(warehouse_dir, table) / PARQUET_GLOB) in found[0][0]
 
 
 def attach_spark_table(conn: duckdb.DuckDBPyConnection, table: str, warehouse_dir: Path) -> bool:

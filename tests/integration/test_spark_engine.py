@@ -1,9 +1,13 @@
 """SEGMINT_ENGINE=spark: the whole graph on Apache Spark (local mode) gives the DuckDB graph's answers.
 
-Both engines run `make run` on the same seeded 2,000-customer demo shop; the Spark run's output contract is the
-Parquet table `<SEGMINT_SPARK_WAREHOUSE>/marts.db/customer_scores/`, read here straight from its files. Required
-(issue 19): the same customers, the same RFM segments, behavioural segments for at least 99 % of them, and
-predicted CLV within 1 % (median relative difference). Skipped without pyspark (`.[spark]`) or Java.
+The DuckDB side is the shared operated deployment (tests/integration/conftest.py: `make run` on the seeded
+1,500-customer demo shop, built once per session for the webserver and browser tests too); the Spark side runs
+`make run` with SEGMINT_ENGINE=spark on the same shop. Its output contract is the Parquet table
+`<SEGMINT_SPARK_WAREHOUSE>/marts.db/customer_scores/`, read here straight from its files. Required (issue 19): the
+same customers, the same RFM segments, behavioural segments for at least 99 % of them, and predicted CLV within
+1 % (median relative difference). On Spark the dbt steps share one Spark Connect server and the CLV scores are
+computed by Spark in chunks (mapInArrow), so this also checks that path against the DuckDB one. Skipped without
+pyspark (`.[spark]`, which `make test` installs) or Java.
 """
 
 from __future__ import annotations
@@ -15,11 +19,11 @@ import pandas as pd
 import pytest
 
 from tests.conftest import make_run
+from tests.integration.conftest import DEMO_CUSTOMERS, OperatedDeployment
 
-# Not in `make test`: two whole-graph runs, one paying a JVM start per dbt step, would push CI past its budget.
+# Part of `make test` (CI): one Spark whole-graph run, about 4-5 min on 2 cores (`make test-spark` runs it alone).
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
-SHOP = {"SEGMINT_DEMO_CUSTOMERS": "2000", "SEGMINT_DEMO_SEED": "7"}
 COLUMNS = "customer_id, rfm_segment, behavioral_segment, cluster_id, predicted_clv"
 
 
@@ -28,22 +32,27 @@ def _output(result) -> str:
 
 
 @pytest.fixture(scope="module")
-def both_engines(tmp_path_factory) -> tuple[pd.DataFrame, pd.DataFrame]:
+def both_engines(operated: OperatedDeployment, tmp_path_factory) -> tuple[pd.DataFrame, pd.DataFrame]:
     pytest.importorskip("pyspark", reason="the Spark engine is the optional extra .[spark]")
     if shutil.which("java") is None:
         pytest.skip("Spark needs Java on PATH")
-    duck_root, spark_root = tmp_path_factory.mktemp("duckdb_engine"), tmp_path_factory.mktemp("spark_engine")
-    duck = make_run(duck_root, **SHOP)
-    assert duck.returncode == 0, _output(duck)
+    spark_root = tmp_path_factory.mktemp("spark_engine")
     spark_warehouse = spark_root / "lake"
-    spark = make_run(spark_root, SEGMINT_ENGINE="spark", SEGMINT_SPARK_WAREHOUSE=str(spark_warehouse), **SHOP)
+    spark = make_run(
+        spark_root,
+        SEGMINT_ENGINE="spark",
+        SEGMINT_SPARK_WAREHOUSE=str(spark_warehouse),
+        SEGMINT_DEMO_CUSTOMERS=DEMO_CUSTOMERS,
+    )
     assert spark.returncode == 0, _output(spark)
 
-    with duckdb.connect(str(duck_root / "data" / "warehouse.duckdb"), read_only=True) as conn:
+    with duckdb.connect(str(operated.warehouse), read_only=True) as conn:
         on_duckdb = conn.execute(f"select {COLUMNS} from marts.customer_scores").df()
     contract = spark_warehouse / "marts.db" / "customer_scores"
     assert any(contract.glob("*.parquet")), f"no Parquet files in {contract}"
     on_spark = duckdb.sql(f"select {COLUMNS} from read_parquet('{contract}/*.parquet')").df()
+    # The run's one Connect server is gone with the run (nothing left holding the metastore or a port).
+    assert not (spark_warehouse / "spark-connect.pid").exists()
     return on_duckdb.set_index("customer_id").sort_index(), on_spark.set_index("customer_id").sort_index()
 
 

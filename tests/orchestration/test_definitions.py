@@ -188,7 +188,7 @@ def test_every_module_in_the_defs_folder_joins_the_location_without_being_listed
     modules = [importlib.import_module(name) for name in names]
     assert {k for a in dg.load_assets_from_modules(modules) for k in a.keys} == graph.get_all_asset_keys()
     assert {k for c in dg.load_asset_checks_from_modules(modules) for k in c.check_keys} <= graph.asset_check_keys
-    assert set(defs.resources) == {"warehouse", "settings", "dbt", "credentials"}
+    assert set(defs.resources) == {"warehouse", "settings", "dbt", "credentials", "spark"}
 
 
 def test_the_location_module_holds_exactly_one_definitions_object():
