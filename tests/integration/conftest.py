@@ -24,7 +24,7 @@ import requests
 
 from tests.conftest import PROJECT_ROOT, VENV_BIN, make_run, segmint_env
 
-DEMO_CUSTOMERS = "1500"
+DEMO_CUSTOMERS = "2000"  # the issue-19 comparison shop size (test_spark_engine compares both engines on it)
 IMPOSSIBLE_ORDER_TOTAL = "99999999.0"  # above the raw_orders suite's 1e7 bound: an error-level expectation fails
 WEBSERVER_START_TIMEOUT_SECONDS = 120
 

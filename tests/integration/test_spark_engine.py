@@ -1,8 +1,8 @@
 """SEGMINT_ENGINE=spark: the whole graph on Apache Spark (local mode) gives the DuckDB graph's answers.
 
 The DuckDB side is the shared operated deployment (tests/integration/conftest.py: `make run` on the seeded
-1,500-customer demo shop, built once per session for the webserver and browser tests too); the Spark side runs
-`make run` with SEGMINT_ENGINE=spark on the same shop. Its output contract is the Parquet table
+2,000-customer demo shop, the size issue 19 names, built once per session for the webserver and browser tests
+too); the Spark side runs `make run` with SEGMINT_ENGINE=spark on the same shop. Its output contract is the Parquet table
 `<SEGMINT_SPARK_WAREHOUSE>/marts.db/customer_scores/`, read here straight from its files. Required (issue 19): the
 same customers, the same RFM segments, behavioural segments for at least 99 % of them, and predicted CLV within
 1 % (median relative difference). On Spark the dbt steps share one Spark Connect server and the CLV scores are
