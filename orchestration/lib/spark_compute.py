@@ -18,8 +18,6 @@ Databricks cluster library).
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,7 +25,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import pyarrow as pa
 
-from orchestration.lib.spark_tables import table_dir
+from orchestration.lib.spark_tables import swapped_in, table_dir
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -81,19 +79,9 @@ def map_table(
 def write_parquet_table(frame: DataFrame, table: str, warehouse_dir: Path) -> Path:
     """Write `frame` as the Parquet table `table` (`<schema>.db/<table>/`), swapped in whole like export_table:
     a reader sees the old files or the new ones. dbt registers the folder as its source table (on-run-start)."""
-    target = table_dir(warehouse_dir, table)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
-    try:
+    with swapped_in(table_dir(warehouse_dir, table)) as staging:
         frame.write.mode("overwrite").parquet(str(staging))
-        retired = target.with_name(f".{target.name}.{uuid.uuid4().hex}.old")
-        if target.exists():
-            target.rename(retired)
-        staging.rename(target)
-        shutil.rmtree(retired, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+    return table_dir(warehouse_dir, table)
 
 
 # CLV scoring in chunks (orchestration/defs/clv.py, clv_predictions). Module-level, so a worker unpickles them by

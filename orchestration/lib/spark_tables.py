@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -36,19 +37,14 @@ def table_dir(warehouse_dir: Path, table: str) -> Path:
     return warehouse_dir / f"{schema}.db" / name
 
 
-def export_table(conn: duckdb.DuckDBPyConnection, table: str, warehouse_dir: Path) -> Path:
-    """Write DuckDB's `schema.table` as the Parquet table of the same name in the Spark warehouse.
-
-    Written into a sibling folder first and swapped in, so a reader sees the old files or the new ones. Naive
-    TIMESTAMP columns stay naive (Parquet isAdjustedToUTC=false; Spark reads them as TIMESTAMP_NTZ).
-    """
-    target = table_dir(warehouse_dir, table)
+@contextmanager
+def swapped_in(target: Path) -> Iterator[Path]:
+    """A sibling folder to write a table's new files into; when the block succeeds it replaces `target` whole, so a
+    reader sees the old files or the new ones (never a mix), and a failed write leaves the old table as it was."""
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
-    staging.mkdir()
     try:
-        path = str(staging / "part-00000.parquet").replace("'", "''")
-        conn.execute(f"copy (select * from {table}) to '{path}' (format parquet, compression snappy)")
+        yield staging
         retired = target.with_name(f".{target.name}.{uuid.uuid4().hex}.old")
         if target.exists():
             target.rename(retired)
@@ -56,7 +52,19 @@ def export_table(conn: duckdb.DuckDBPyConnection, table: str, warehouse_dir: Pat
         shutil.rmtree(retired, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return target
+
+
+def export_table(conn: duckdb.DuckDBPyConnection, table: str, warehouse_dir: Path) -> Path:
+    """Write DuckDB's `schema.table` as the Parquet table of the same name in the Spark warehouse.
+
+    Written into a sibling folder first and swapped in, so a reader sees the old files or the new ones. Naive
+    TIMESTAMP columns stay naive (Parquet isAdjustedToUTC=false; Spark reads them as TIMESTAMP_NTZ).
+    """
+    with swapped_in(table_dir(warehouse_dir, table)) as staging:
+        staging.mkdir()
+        path = str(staging / "part-00000.parquet").replace("'", "''")
+        conn.execute(f"copy (select * from {table}) to '{path}' (format parquet, compression snappy)")
+    return table_dir(warehouse_dir, table)
 
 
 def export_tables(conn: duckdb.DuckDBPyConnection, tables: Iterable[str], warehouse_dir: Path) -> list[str]:
