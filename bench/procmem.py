@@ -2,6 +2,10 @@
 
 The sampled sum over the tree is the honest figure for a pipeline that starts subprocesses (dbt under Dagster):
 `ru_maxrss` only reports the largest single process, so it is kept as a floor, not as the answer.
+
+Each sample also splits the tree by process kind (`process_kind`, from the command line): the Dagster process, dbt
+processes, the Spark Connect JVM and Spark's Python workers. The peak of each kind is the largest sum of that kind's
+processes in one sample; the kinds peak at different moments, so their peaks add up to more than the tree's peak.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PROC_ROOT = Path("/proc")
@@ -47,6 +51,39 @@ def descendants(root_pid: int, parent_of: Mapping[int, int]) -> set[int]:
     return found
 
 
+# Process kinds, in the order the report lists them.
+KIND_DAGSTER = "dagster"  # the run's own process (`python -m orchestration.cli`, in-process executor) and any Python
+KIND_DBT = "dbt"  # the `dbt build` subprocesses dagster-dbt starts
+KIND_SPARK_JVM = "spark_jvm"  # the Spark Connect server (spark-submit's java) and its launcher scripts
+KIND_SPARK_PYTHON = "spark_python_workers"  # pyspark.daemon and the workers it forks (mapInArrow, UDFs)
+KIND_OTHER = "other"
+PROCESS_KINDS = (KIND_DAGSTER, KIND_DBT, KIND_SPARK_JVM, KIND_SPARK_PYTHON, KIND_OTHER)
+DBT_EXECUTABLES = {"dbt", "dbtf"}
+SPARK_SCRIPTS = {"spark-submit", "spark-class", "load-spark-env.sh", "find-spark-home"}
+
+
+def parse_cmdline(raw: bytes) -> list[str]:
+    """argv from /proc/<pid>/cmdline (NUL-separated, NUL-terminated); empty for a zombie or a kernel thread."""
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def process_kind(argv: Sequence[str]) -> str:
+    """Which part of a run a process is, from its command line (see PROCESS_KINDS)."""
+    if not argv:
+        return KIND_OTHER
+    names = [Path(arg).name for arg in argv[:3]]
+    if any(arg.startswith("pyspark.") for arg in argv[1:4]):  # `python -m pyspark.daemon` (its forks keep the argv)
+        return KIND_SPARK_PYTHON
+    if names[0] == "java" or any(name in SPARK_SCRIPTS for name in names):
+        return KIND_SPARK_JVM
+    # `dbt` is a console script: `python .../bin/dbt build ...` once the kernel has read its shebang.
+    if names[0] in DBT_EXECUTABLES or (names[0].startswith("python") and names[1:2] and names[1] in DBT_EXECUTABLES):
+        return KIND_DBT
+    if names[0].startswith("python"):
+        return KIND_DAGSTER
+    return KIND_OTHER
+
+
 def _read(path: Path) -> str | None:
     # Processes come and go between listing /proc and reading it: a vanished one simply does not count.
     try:
@@ -75,6 +112,32 @@ def tree_rss_bytes(root_pid: int, proc_root: Path = PROC_ROOT) -> int:
     return total_kib * KIB
 
 
+def _read_bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+
+
+def tree_rss_by_kind(root_pid: int, proc_root: Path = PROC_ROOT) -> dict[str, int]:
+    """Sum of VmRSS per process kind over a process and all its descendants, in bytes (kinds without one: absent)."""
+    by_kind: dict[str, int] = {}
+    for pid in descendants(root_pid, parent_pids(proc_root)):
+        text = _read(proc_root / str(pid) / "status")
+        rss_kib = (parse_vmrss_kib(text) or 0) if text is not None else 0
+        raw = _read_bytes(proc_root / str(pid) / "cmdline")
+        if not rss_kib or raw is None:
+            continue
+        kind = process_kind(parse_cmdline(raw))
+        by_kind[kind] = by_kind.get(kind, 0) + rss_kib * KIB
+    return by_kind
+
+
+def merge_peaks(peaks: Mapping[str, int], sample: Mapping[str, int]) -> dict[str, int]:
+    """Per-kind peaks so far, updated with one sample."""
+    return {kind: max(peaks.get(kind, 0), sample.get(kind, 0)) for kind in {*peaks, *sample}}
+
+
 @dataclass(frozen=True)
 class MeasuredProcess:
     """One finished command: wall seconds, exit code, sampled peak tree RSS and the kernel's largest-process RSS."""
@@ -83,6 +146,7 @@ class MeasuredProcess:
     returncode: int
     peak_tree_rss_bytes: int
     max_single_rss_bytes: int  # ru_maxrss of the reaped tree: the largest single process, a floor for the peak
+    peak_rss_by_kind: dict[str, int] = field(default_factory=dict)  # process kind -> its largest one-sample sum
 
 
 def run_measured(
@@ -93,16 +157,18 @@ def run_measured(
     interval_seconds: float = SAMPLE_INTERVAL_SECONDS,
 ) -> MeasuredProcess:
     """Runs a command with stdout and stderr to a log file, sampling the RSS of its process tree until it exits."""
-    peak = 0
+    peak, peak_by_kind = 0, {}
     done = threading.Event()
     with log_path.open("wb") as log:
         started = time.perf_counter()
         process = subprocess.Popen(list(command), env=dict(env), cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
 
         def sample() -> None:
-            nonlocal peak
+            nonlocal peak, peak_by_kind
             while not done.is_set():
-                peak = max(peak, tree_rss_bytes(process.pid))
+                by_kind = tree_rss_by_kind(process.pid)
+                peak = max(peak, sum(by_kind.values()))
+                peak_by_kind = merge_peaks(peak_by_kind, by_kind)
                 done.wait(interval_seconds)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -118,4 +184,5 @@ def run_measured(
         returncode=process.returncode,
         peak_tree_rss_bytes=peak,
         max_single_rss_bytes=usage.ru_maxrss * KIB,
+        peak_rss_by_kind={kind: peak_by_kind[kind] for kind in PROCESS_KINDS if kind in peak_by_kind},
     )

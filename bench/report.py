@@ -52,6 +52,8 @@ class SizeResult:
     daily_step_seconds: dict[str, float] = field(default_factory=dict)
     pandas_baseline: str = OLD_PANDAS_BASELINE
     pandas_cpu_seconds: float | None = None  # the baseline process's own CPU time (user + system)
+    # Peak RSS per process kind (bench/procmem.py); empty in results recorded before issue 19.
+    peak_rss_by_kind: dict[str, int] = field(default_factory=dict)
 
     @property
     def feature_seconds(self) -> float:
@@ -81,6 +83,35 @@ class SizeResult:
         return self.daily_end_to_end_seconds / self.end_to_end_seconds
 
 
+@dataclass(frozen=True)
+class SparkResult:
+    """One size run with SEGMINT_ENGINE=spark (issue 19): the same generated shop and end-to-end measurement as a
+    `SizeResult`, plus peak RSS per process kind (bench/procmem.py). No daily refresh and no pandas or floor
+    baselines: those compare DuckDB feature builds and are engine-independent (the DuckDB row of the size has them)."""
+
+    customers: int
+    orders: int
+    events: int
+    generation_seconds: float
+    end_to_end_seconds: float
+    run_seconds: float | None
+    peak_tree_rss_bytes: int
+    max_single_rss_bytes: int
+    peak_rss_by_kind: dict[str, int]  # bench.procmem.PROCESS_KINDS -> bytes
+    step_seconds: dict[str, float]
+    succeeded: bool
+    load_average: tuple[float, float, float]
+    spark_master: str
+    spark_driver_memory: str  # SPARK_DRIVER_MEMORY given to the Connect server's JVM
+    pipeline_command: str
+    engine: str = "spark"
+
+    @property
+    def feature_seconds(self) -> float:
+        """The dbt feature step (Spark Connect server start included: the run's first Spark step starts it)."""
+        return _feature_seconds(self.step_seconds)
+
+
 def _feature_seconds(step_seconds: Mapping[str, float]) -> float:
     # Older results have one dbt step for staging and features; a missing step counts as not measured.
     present = [step_seconds[step] for step in FEATURE_STEPS if step in step_seconds]
@@ -102,9 +133,11 @@ def to_json(result: SizeResult) -> dict:
     return asdict(result)
 
 
-def from_json(data: Mapping) -> SizeResult:
-    """A result back from `to_json`'s output."""
-    return SizeResult(**{**data, "load_average": tuple(data["load_average"])})
+def from_json(data: Mapping) -> SizeResult | SparkResult:
+    """A result back from `to_json`'s output (a Spark row says `"engine": "spark"`; DuckDB rows have no engine key,
+    as before issue 19)."""
+    kind = SparkResult if data.get("engine") == "spark" else SizeResult
+    return kind(**{**data, "load_average": tuple(data["load_average"])})
 
 
 def _times(value: float) -> str:
@@ -251,7 +284,57 @@ def model_table(results: Sequence[SizeResult]) -> str:
     return "\n".join(lines)
 
 
-def render_benchmarks(results: Sequence[SizeResult], machine: Mapping[str, str], command: str, notes: str) -> str:
+# Column headings of bench.procmem's process kinds (imported names would tie this pure module to /proc reading).
+KIND_HEADINGS = {
+    "dagster": "Dagster process",
+    "dbt": "dbt processes",
+    "spark_jvm": "Spark Connect JVM",
+    "spark_python_workers": "Spark Python workers",
+}
+
+
+def spark_table(spark_results: Sequence[SparkResult], duckdb_results: Sequence[SizeResult]) -> str:
+    """The Spark rows: engine, size, end to end beside DuckDB's on the same size, peak RSS per process kind, top steps."""
+    if not spark_results:
+        return "_No Spark run recorded yet: `python -m bench.run --engine spark --sizes 100000 1000000`._"
+    duckdb_by_size = {r.customers: r for r in duckdb_results}
+    kinds = " | ".join(f"peak {heading} (GiB)" for heading in KIND_HEADINGS.values())
+    header = (
+        f"| engine | customers | orders | events | end to end (s) | DuckDB end to end (s) | Spark / DuckDB "
+        f"| dagster run (s) | feature build (s) | peak RSS tree (GiB) | {kinds} | master, driver memory "
+        f"| load avg (1/5/15) | top 5 steps |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(KIND_HEADINGS) + "---|---|---|"
+    )
+    rows = []
+    for r in sorted(spark_results, key=lambda r: r.customers):
+        status = "" if r.succeeded else " (FAILED)"
+        duckdb_row = duckdb_by_size.get(r.customers)
+        same_shop = duckdb_row is not None and (duckdb_row.orders, duckdb_row.events) == (r.orders, r.events)
+        if duckdb_row is None:
+            duckdb_cell, ratio = "not run", "n/a"
+        else:
+            duckdb_cell = f"{duckdb_row.end_to_end_seconds:.1f}" + ("" if same_shop else " (other shop)")
+            ratio = _times(r.end_to_end_seconds / duckdb_row.end_to_end_seconds)
+        run = f"{r.run_seconds:.1f}" if r.run_seconds is not None else "n/a"
+        kind_cells = " | ".join(
+            _gib(r.peak_rss_by_kind[kind]) if kind in r.peak_rss_by_kind else "0" for kind in KIND_HEADINGS
+        )
+        load = "/".join(f"{x:.1f}" for x in r.load_average)
+        rows.append(
+            f"| {r.engine} | {r.customers:,}{status} | {r.orders:,} | {r.events:,} | {r.end_to_end_seconds:.1f} "
+            f"| {duckdb_cell} | {ratio} | {run} | {r.feature_seconds:.1f} | {_gib(r.peak_tree_rss_bytes)} "
+            f"| {kind_cells} | {r.spark_master}, {r.spark_driver_memory} | {load} | {_top_steps_cell(r.step_seconds)} |"
+        )
+    return "\n".join([header, *rows])
+
+
+def render_benchmarks(
+    results: Sequence[SizeResult],
+    machine: Mapping[str, str],
+    command: str,
+    notes: str,
+    spark_results: Sequence[SparkResult] = (),
+) -> str:
     """BENCHMARKS.md: machine, command, the table for every size, targets on the 1-million size, then the notes."""
     commands = " / ".join(sorted({f"`{r.pipeline_command}`" for r in results}))
     machine_lines = "\n".join(f"- {key}: {value}" for key, value in machine.items())
@@ -294,6 +377,18 @@ machine: the load average column says how busy it was (other jobs were running; 
 
 ### dbt's own time per model, the feature and score steps (seconds, "Execution Duration" reported by dagster-dbt)
 {model_table(results)}
+
+## Spark engine (issue 19: `SEGMINT_ENGINE=spark`, `python -m bench.run --engine spark`)
+The same generated shop (same seed and profile: the orders and events columns match the DuckDB row) and the same
+end-to-end measurement with `SEGMINT_ENGINE=spark`: one local Spark Connect server for the run (`local[2]` by
+default), every dbt step on it, CLV scoring in Spark. Spark in local mode on these 2 cores is expected to be slower
+than DuckDB (a JVM, a Hive metastore, Parquet tables written per model, the raw tables copied across): the point is
+that the same run scales out on a cluster, not that it wins here. Not run for Spark rows: the daily refresh and the
+pandas and floor baselines (they judge the DuckDB feature build). Peak per process kind: the largest sum of that
+kind's processes in one 0.2 s sample (`bench/procmem.py`, kind from the command line); the kinds peak at different
+moments, so they add up to more than the tree's peak.
+
+{spark_table(spark_results, results)}
 
 ## Targets (issue 18, on this 2-core machine)
 {verdict_table(results)}

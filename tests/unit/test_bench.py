@@ -14,20 +14,32 @@ import pytest
 from bench.baselines import floor_scan, pandas_feature_marts
 from bench.cdnow import CdnowFormatError, parse_lines, write_landing
 from bench.clv import done_when, future_spend
-from bench.procmem import descendants, parse_parent_pid, parse_vmrss_kib, run_measured, tree_rss_bytes
+from bench.procmem import (
+    descendants,
+    merge_peaks,
+    parse_cmdline,
+    parse_parent_pid,
+    parse_vmrss_kib,
+    process_kind,
+    run_measured,
+    tree_rss_by_kind,
+    tree_rss_bytes,
+)
 from bench.report import (
     GIB,
     HONEST_PANDAS_BASELINE,
     OLD_PANDAS_BASELINE,
     SizeResult,
+    SparkResult,
     from_json,
     render_benchmarks,
     results_table,
     small_verdicts,
+    spark_table,
     to_json,
     verdicts,
 )
-from bench.run import merge_results, pipeline_env
+from bench.run import merge_results, pipeline_env, spark_env
 from bench.steps import StepEvent, run_seconds, step_seconds, top_steps
 from landing.ingest import ingest_landing
 
@@ -56,6 +68,27 @@ def _result(customers: int = 1_000_000, **changes) -> SizeResult:
     return SizeResult(**(values | changes))
 
 
+def _spark(customers: int = 100_000, **changes) -> SparkResult:
+    values = dict(
+        customers=customers,
+        orders=5 * customers,
+        events=30 * customers,
+        generation_seconds=6.0,
+        end_to_end_seconds=600.0,
+        run_seconds=590.0,
+        peak_tree_rss_bytes=5 * GIB,
+        max_single_rss_bytes=3 * GIB,
+        peak_rss_by_kind={"dagster": GIB, "dbt": GIB // 4, "spark_jvm": 3 * GIB, "spark_python_workers": GIB // 2},
+        step_seconds={"dbt_feature_models": 360.0, "ml__clv_predictions": 17.0},
+        succeeded=True,
+        load_average=(2.0, 2.0, 2.0),
+        spark_master="local[2]",
+        spark_driver_memory="3g",
+        pipeline_command="SEGMINT_ENGINE=spark python -m orchestration.cli segmint_refresh",
+    )
+    return SparkResult(**(values | changes))
+
+
 # --- /proc parsing and the process tree -------------------------------------------------------------------------
 def test_vmrss_is_read_in_kib_and_missing_for_a_zombie():
     assert parse_vmrss_kib("Name:\tpython\nVmPeak:\t 900 kB\nVmRSS:\t  123456 kB\n") == 123456
@@ -72,15 +105,91 @@ def test_descendants_are_the_whole_subtree_and_nothing_beside_it():
     assert 20 not in descendants(10, parent_of)
 
 
-def _fake_proc(root: Path, processes: dict[int, tuple[int, int | None]]) -> Path:
+def _fake_proc(
+    root: Path, processes: dict[int, tuple[int, int | None]], argv: dict[int, list[str]] | None = None
+) -> Path:
     for pid, (parent, rss_kib) in processes.items():
         folder = root / str(pid)
         folder.mkdir(parents=True)
         (folder / "stat").write_text(f"{pid} (python) S {parent} 1 1 0")
         rss_line = f"VmRSS:\t{rss_kib} kB\n" if rss_kib is not None else ""
         (folder / "status").write_text(f"Name:\tpython\n{rss_line}")
+        command = (argv or {}).get(pid, ["python3", "-c", "pass"])
+        (folder / "cmdline").write_bytes(b"".join(part.encode() + b"\0" for part in command))
     (root / "self").mkdir()  # non-numeric entries of /proc are ignored
     return root
+
+
+VENV_PYTHON = "/work/segmint/.venv/bin/python"
+SPARK_RUN_ARGV = {
+    100: [VENV_PYTHON, "-m", "orchestration.cli", "segmint_refresh"],
+    101: [VENV_PYTHON, "/work/segmint/.venv/bin/dbt", "build", "--select", "tag:features"],
+    102: [VENV_PYTHON, "/work/segmint/.venv/bin/dbt", "build", "--select", "tag:scores"],
+    103: ["/usr/lib/jvm/java-17-openjdk-amd64/bin/java", "-cp", "/x/jars/*", "-Xmx3g",
+          "org.apache.spark.deploy.SparkSubmit", "--class", "org.apache.spark.sql.connect.service.SparkConnectServer"],
+    104: [VENV_PYTHON, "-m", "pyspark.daemon"],
+    105: [VENV_PYTHON, "-m", "pyspark.daemon"],  # a worker forked by the daemon keeps its command line
+    106: ["/bin/sh", "-c", "true"],
+    200: ["/usr/lib/jvm/java-17-openjdk-amd64/bin/java", "-jar", "someone-elses.jar"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("argv", "kind"),
+    [
+        (SPARK_RUN_ARGV[100], "dagster"),
+        (SPARK_RUN_ARGV[101], "dbt"),
+        (["dbt", "parse"], "dbt"),
+        (SPARK_RUN_ARGV[103], "spark_jvm"),
+        (["bash", "/x/pyspark/bin/spark-submit", "--class", "Server"], "spark_jvm"),
+        (["bash", "/x/pyspark/bin/spark-class", "org.apache.spark.deploy.SparkSubmit"], "spark_jvm"),
+        (SPARK_RUN_ARGV[104], "spark_python_workers"),
+        (["python3", "-m", "pyspark.worker"], "spark_python_workers"),
+        (["/bin/sh", "-c", "true"], "other"),
+        ([], "other"),
+    ],
+)
+def test_a_process_kind_is_read_from_its_command_line(argv, kind):
+    assert process_kind(argv) == kind
+
+
+def test_the_command_line_is_split_on_nul_bytes_and_a_zombie_has_none():
+    assert parse_cmdline(b"python\0-m\0pyspark.daemon\0") == ["python", "-m", "pyspark.daemon"]
+    assert parse_cmdline(b"") == []
+
+
+def test_tree_rss_is_split_by_kind_within_the_tree_only(tmp_path):
+    processes = {1: (0, 1), 100: (1, 1000), 101: (100, 200), 102: (100, 300), 103: (100, 4000), 104: (103, 500),
+                 105: (104, 600), 106: (101, 7), 200: (1, 90_000)}  # fmt: skip
+    proc = _fake_proc(tmp_path, processes, SPARK_RUN_ARGV)
+    assert tree_rss_by_kind(100, proc) == {
+        "dagster": 1000 * 1024,
+        "dbt": 500 * 1024,
+        "spark_jvm": 4000 * 1024,
+        "spark_python_workers": 1100 * 1024,
+        "other": 7 * 1024,
+    }  # 200's JVM is not part of the run
+    assert sum(tree_rss_by_kind(100, proc).values()) == tree_rss_bytes(100, proc)
+
+
+def test_each_kind_keeps_its_own_peak_across_samples():
+    peaks = merge_peaks({}, {"dagster": 5, "spark_jvm": 10})
+    peaks = merge_peaks(peaks, {"dagster": 3, "spark_jvm": 30, "dbt": 2})
+    assert peaks == {"dagster": 5, "spark_jvm": 30, "dbt": 2}
+
+
+def test_memory_of_a_real_dbt_child_is_counted_as_dbt_not_as_its_parent(tmp_path):
+    # A console script named `dbt` (as dagster-dbt starts it) holding ~120 MiB under a small Python parent.
+    script = tmp_path / "bin" / "dbt"
+    script.parent.mkdir()
+    script.write_text(f"#!{sys.executable}\nimport time\nblock = bytearray(120 * 1024 * 1024)\ntime.sleep(1.0)\n")
+    script.chmod(0o755)
+    parent = f"import subprocess; subprocess.run([{str(script)!r}, 'build'], check=True)"
+    measured = run_measured([sys.executable, "-c", parent], {}, tmp_path, tmp_path / "log.txt", interval_seconds=0.05)
+    assert measured.returncode == 0, (tmp_path / "log.txt").read_text()
+    assert measured.peak_rss_by_kind["dbt"] >= 120 * MIB
+    assert measured.peak_rss_by_kind["dagster"] < 120 * MIB
+    assert measured.peak_tree_rss_bytes >= measured.peak_rss_by_kind["dbt"]
 
 
 def test_tree_rss_sums_the_process_and_its_children_but_not_its_siblings(tmp_path):
@@ -225,6 +334,41 @@ def test_the_report_has_a_row_per_size_and_says_when_the_million_is_missing():
     assert text.rstrip().endswith("## Notes")
     full = render_benchmarks([_result()], {"cores": "2"}, "python -m bench.run", "")
     assert "| 1,000,000 | full run <= 300 s | 250 s | met |" in full and "| 1,000,000 |" in full
+
+
+def test_spark_results_survive_json_and_stay_apart_from_duckdb_rows_of_the_same_size():
+    spark = _spark(100_000)
+    assert from_json(to_json(spark)) == spark
+    assert from_json(to_json(_result(100_000))) == _result(100_000)  # no engine key: a DuckDB row, as before
+    merged = merge_results([_result(100_000), _spark(100_000)], [_spark(100_000, end_to_end_seconds=1.0)])
+    assert [(type(r).__name__, r.end_to_end_seconds) for r in merged] == [("SizeResult", 250.0), ("SparkResult", 1.0)]
+
+
+def test_the_spark_table_sets_each_row_beside_duckdb_on_the_same_shop_with_memory_per_kind():
+    duckdb_rows = [_result(100_000, end_to_end_seconds=150.0)]
+    table = spark_table([_spark(100_000), _spark(1_000_000, succeeded=False)], duckdb_rows)
+    row_100k, row_1m = table.splitlines()[2:]
+    assert row_100k.startswith("| spark | 100,000 | 500,000 | 3,000,000 | 600.0 | 150.0 | 4.00x |")
+    assert "| 1.00 | 0.25 | 3.00 | 0.50 |" in row_100k and "local[2], 3g" in row_100k
+    assert "| 1,000,000 (FAILED) |" in row_1m and "| not run | n/a |" in row_1m
+    other_shop = spark_table([_spark(100_000)], [_result(100_000, orders=1)])
+    assert "(other shop)" in other_shop
+    assert "No Spark run recorded yet" in spark_table([], duckdb_rows)
+
+
+def test_the_report_renders_the_spark_rows_in_their_own_section():
+    text = render_benchmarks([_result(100_000)], {"cores": "2"}, "python -m bench.run", "", [_spark(100_000)])
+    spark_section = text.split("## Spark engine")[1].split("## Targets")[0]
+    assert "| spark | 100,000 |" in spark_section and "slower" in spark_section
+    assert "| spark |" not in text.split("## Spark engine")[0]
+
+
+def test_a_spark_run_has_its_own_spark_warehouse_and_master_and_starts_its_own_server():
+    base = pipeline_env({"PATH": "/bin", "SPARK_REMOTE": "sc://elsewhere:15002"}, Path("/l"), Path("/d"), Path("/h"))
+    env = spark_env(base, Path("/d"), "local[2]", "3g")
+    assert env["SEGMINT_ENGINE"] == "spark" and env["SEGMINT_SPARK_MASTER"] == "local[2]"
+    assert env["SEGMINT_SPARK_WAREHOUSE"] == "/d/spark-warehouse" and env["SPARK_DRIVER_MEMORY"] == "3g"
+    assert "SPARK_REMOTE" not in env and env["SEGMINT_LANDING_DIR"] == "/l"
 
 
 def test_the_pipeline_sees_only_the_benchmark_settings():
