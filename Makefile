@@ -81,8 +81,14 @@ report: manifest home  ## Rebuild the segment report (data/reports/segment_repor
 exports: manifest home  ## Rebuild every audience and its upload files (data/exports/)
 	$(BIN)/python -m orchestration.cli audience_exports
 
-bench: manifest  ## Scale benchmark: 10k, 100k and 1M customers end to end -> BENCHMARKS.md (about 30 min)
-	$(BIN)/python -m bench.run --sizes 10000 100000 1000000
+# make bench: DuckDB rows at every size, then the Spark rows (issue 19) on the same generated shops. One engine alone:
+# `make bench BENCH_ENGINES=duckdb` (no Spark install) or `make bench BENCH_ENGINES=spark BENCH_SPARK_SIZES=100000`.
+BENCH_ENGINES ?= duckdb spark
+BENCH_SIZES ?= 10000 100000 1000000
+BENCH_SPARK_SIZES ?= 100000 1000000
+bench: $(if $(filter spark,$(BENCH_ENGINES)),install-spark) manifest  ## Scale benchmark: DuckDB at 10k, 100k and 1M customers, then Spark local[2] at 100k and 1M, end to end -> BENCHMARKS.md (DuckDB about 30 min; the Spark rows an hour or more)
+	$(if $(filter duckdb,$(BENCH_ENGINES)),$(BIN)/python -m bench.run --sizes $(BENCH_SIZES))
+	$(if $(filter spark,$(BENCH_ENGINES)),$(BIN)/python -m bench.run --engine spark --sizes $(BENCH_SPARK_SIZES))
 
 bench-clv: manifest  ## CLV vs BTYD peers: real CDNOW orders (4 cuts, pip-downloaded) and generated shops -> bench/results/clv_cdnow.md, clv.md
 	$(BIN)/python -m bench.clv

@@ -290,6 +290,7 @@ KIND_HEADINGS = {
     "dbt": "dbt processes",
     "spark_jvm": "Spark Connect JVM",
     "spark_python_workers": "Spark Python workers",
+    "other": "other",  # Dagster's compute-log `tail`s, shells
 }
 
 
@@ -353,7 +354,11 @@ machine: the load average column says how busy it was (other jobs were running; 
   with `SEGMINT_LANDING_DIR` on the generated files, a fresh `DAGSTER_HOME` and a fresh warehouse; launch to exit,
   Python and Dagster start-up included. **dagster run** is the run's own start -> end events.
 - **peak RSS tree**: the sum of VmRSS over the process and all its children (dbt runs as a subprocess), sampled every
-  0.2 s from `/proc`. **largest process** is the kernel's `ru_maxrss` for the tree: a floor for the peak.
+  0.2 s from `/proc`. **largest process** is the kernel's `ru_maxrss` for the tree: a floor for the peak. Each sample
+  is also split by process kind, read from the command line (`bench/procmem.py`): the Dagster process (and
+  Dagster's Python helpers), dbt processes, the Spark Connect JVM (and its launcher scripts), Spark's Python workers
+  (`pyspark.daemon` and its forks), other (Dagster's compute-log `tail`s); recorded in `bench/results.json` for
+  every row since issue 19, shown in the Spark table.
 - **feature build**: the dbt step `dbt_feature_models` of the full run: one dbt invocation that stages orders and
   events (`stg_orders`, `stg_visitor_event_days`, `stg_visitor_event_type_days`: every day) and builds the feature
   marts, dbt start-up, dbt tests and row counts included. Results recorded before issue 18 add the separate

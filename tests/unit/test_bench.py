@@ -349,7 +349,7 @@ def test_the_spark_table_sets_each_row_beside_duckdb_on_the_same_shop_with_memor
     table = spark_table([_spark(100_000), _spark(1_000_000, succeeded=False)], duckdb_rows)
     row_100k, row_1m = table.splitlines()[2:]
     assert row_100k.startswith("| spark | 100,000 | 500,000 | 3,000,000 | 600.0 | 150.0 | 4.00x |")
-    assert "| 1.00 | 0.25 | 3.00 | 0.50 |" in row_100k and "local[2], 3g" in row_100k
+    assert "| 1.00 | 0.25 | 3.00 | 0.50 | 0 |" in row_100k and "local[2], 3g" in row_100k
     assert "| 1,000,000 (FAILED) |" in row_1m and "| not run | n/a |" in row_1m
     other_shop = spark_table([_spark(100_000)], [_result(100_000, orders=1)])
     assert "(other shop)" in other_shop
@@ -483,3 +483,10 @@ def test_done_when_compares_segmint_with_the_best_btyd_peer_on_each_criterion():
     }
     off = done_when(rows.assign(calibration_ratio=[1.2, 1.0, 1.0, 1.0]))
     assert off[-1][1] is False and off[-1][2] == "1.200"
+
+
+def test_the_spark_table_has_a_column_for_every_process_kind_the_sampler_records():
+    from bench.procmem import PROCESS_KINDS
+    from bench.report import KIND_HEADINGS
+
+    assert tuple(KIND_HEADINGS) == PROCESS_KINDS
