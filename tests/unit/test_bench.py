@@ -15,6 +15,7 @@ from bench.baselines import floor_scan, pandas_feature_marts
 from bench.cdnow import CdnowFormatError, parse_lines, write_landing
 from bench.clv import done_when, future_spend
 from bench.procmem import (
+    PROCESS_KINDS,
     descendants,
     merge_peaks,
     parse_cmdline,
@@ -28,6 +29,7 @@ from bench.procmem import (
 from bench.report import (
     GIB,
     HONEST_PANDAS_BASELINE,
+    KIND_HEADINGS,
     OLD_PANDAS_BASELINE,
     SizeResult,
     SparkResult,
@@ -486,7 +488,4 @@ def test_done_when_compares_segmint_with_the_best_btyd_peer_on_each_criterion():
 
 
 def test_the_spark_table_has_a_column_for_every_process_kind_the_sampler_records():
-    from bench.procmem import PROCESS_KINDS
-    from bench.report import KIND_HEADINGS
-
     assert tuple(KIND_HEADINGS) == PROCESS_KINDS
