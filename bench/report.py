@@ -365,7 +365,9 @@ machine: the load average column says how busy it was (other jobs were running; 
   daily-partitioned staging step `dbt_daily_models` (two dbt start-ups and one Dagster record per day and asset).
   Per-model SQL time is in the second table. The targets are judged on this figure.
 - **daily refresh**: right after, the same job re-staging the last 3 days, as the daily schedule runs it
-  (`python -m orchestration.cli segmint_refresh --from <as-of - 2> --to <as-of>`, same files). **daily feature
+  (`python -m orchestration.cli segmint_refresh --from <as-of - 2> --to <as-of>`, same files). Since issue 18's ingest
+  fingerprint it runs with `SEGMINT_FORCE_INGEST=1`, so the raw tables are re-read as on a real day with a new export
+  (without it `raw_tables` would keep them: same files). **daily feature
   build** is its dbt feature step: 3 days of orders and events staged, the marts rebuilt from the staged history.
 - **pandas**: the notebook way, `bench/baselines.py`: read the Parquet files (only the needed columns, ids as
   categoricals), vectorised group-bys over integer codes, and compute every column of the five feature marts the
