@@ -12,7 +12,7 @@ import pytest
 
 from orchestration.defs.btyd import btyd_models
 from orchestration.defs.clv import clv_model, clv_model_evaluation, clv_predictions
-from orchestration.defs.resources import SegmintSettings, Warehouse
+from orchestration.defs.resources import SegmintSettings, SparkEngine, Warehouse
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +26,8 @@ CHAIN = {
 def _run_chain(warehouse) -> dict[str, dg.AssetMaterialization]:
     result = dg.materialize(
         [btyd_models, clv_model_evaluation, clv_model, clv_predictions],
-        resources={"warehouse": Warehouse(path=str(warehouse)), "settings": SegmintSettings()},
+        # SparkEngine: clv_predictions asks for it (it scores in Spark when SEGMINT_ENGINE=spark; idle on DuckDB).
+        resources={"warehouse": Warehouse(path=str(warehouse)), "settings": SegmintSettings(), "spark": SparkEngine()},
     )
     assert result.success
     return {node: result.asset_materializations_for_node(node)[0] for node in [*CHAIN, "ml__clv_predictions"]}
