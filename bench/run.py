@@ -202,6 +202,24 @@ def generate_shop(size: int, work: Path, log=print):
     return landing, data, home, generated, orders, events
 
 
+def measured_run(size: int, orders: int, events: int, generated, pipeline, timings, load_average) -> dict:
+    """The fields of a bench row every engine has: the shop, its generation, the measured run and its steps."""
+    return dict(
+        customers=size,
+        orders=orders,
+        events=events,
+        generation_seconds=generated.seconds,
+        end_to_end_seconds=pipeline.seconds,
+        run_seconds=timings.run_seconds,
+        peak_tree_rss_bytes=pipeline.peak_tree_rss_bytes,
+        max_single_rss_bytes=pipeline.max_single_rss_bytes,
+        peak_rss_by_kind=pipeline.peak_rss_by_kind,
+        step_seconds=timings.step_seconds,
+        succeeded=pipeline.returncode == 0 and timings.status == "SUCCESS",
+        load_average=load_average,
+    )
+
+
 def bench_spark_size(
     size: int,
     work: Path,
@@ -222,18 +240,7 @@ def bench_spark_size(
         f"{pipeline.peak_tree_rss_bytes / 1024**3:.2f} GiB (GiB per kind: {by_kind})"
     )
     return SparkResult(
-        customers=size,
-        orders=orders,
-        events=events,
-        generation_seconds=generated.seconds,
-        end_to_end_seconds=pipeline.seconds,
-        run_seconds=timings.run_seconds,
-        peak_tree_rss_bytes=pipeline.peak_tree_rss_bytes,
-        max_single_rss_bytes=pipeline.max_single_rss_bytes,
-        peak_rss_by_kind=pipeline.peak_rss_by_kind,
-        step_seconds=timings.step_seconds,
-        succeeded=pipeline.returncode == 0 and timings.status == "SUCCESS",
-        load_average=load_average,
+        **measured_run(size, orders, events, generated, pipeline, timings, load_average),
         spark_master=master,
         spark_driver_memory=driver_memory,
         pipeline_command="SEGMINT_ENGINE=spark " + " ".join(["python", *pipeline_command()[1:]]),
@@ -265,21 +272,10 @@ def bench_size(size: int, work: Path, log=print) -> SizeResult:
         log(f"[{size:,}] daily refresh {daily_timings.status} in {daily.seconds:.1f}s")
     pandas, floor = run_baseline("pandas", landing), run_baseline("floor", landing)
     result = SizeResult(
-        customers=size,
-        orders=orders,
-        events=events,
-        generation_seconds=generated.seconds,
-        end_to_end_seconds=pipeline.seconds,
-        run_seconds=timings.run_seconds,
-        peak_tree_rss_bytes=pipeline.peak_tree_rss_bytes,
-        max_single_rss_bytes=pipeline.max_single_rss_bytes,
-        peak_rss_by_kind=pipeline.peak_rss_by_kind,
-        step_seconds=timings.step_seconds,
+        **measured_run(size, orders, events, generated, pipeline, timings, load_average),
         pandas_seconds=pandas["seconds"],
         pandas_peak_rss_bytes=pandas["peak_rss_bytes"],
         floor_seconds=floor["seconds"],
-        succeeded=pipeline.returncode == 0 and timings.status == "SUCCESS",
-        load_average=load_average,
         model_seconds=timings.model_seconds,
         pipeline_command=" ".join(["python", *pipeline_command()[1:]]),
         daily_end_to_end_seconds=daily_seconds,

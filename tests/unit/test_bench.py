@@ -48,22 +48,28 @@ from landing.ingest import ingest_landing
 MIB = 1024**2
 
 
-def _result(customers: int = 1_000_000, **changes) -> SizeResult:
-    values = dict(
+def _run(customers: int, generation: float, end_to_end: float, run: float, peak_tree_gib: int) -> dict:
+    """The fields every engine's row has: a shop of `customers`, ~5 orders and ~30 events each, a successful run."""
+    return dict(
         customers=customers,
         orders=5 * customers,
         events=30 * customers,
-        generation_seconds=60.0,
-        end_to_end_seconds=250.0,
-        run_seconds=230.0,
-        peak_tree_rss_bytes=2 * GIB,
+        generation_seconds=generation,
+        end_to_end_seconds=end_to_end,
+        run_seconds=run,
+        peak_tree_rss_bytes=peak_tree_gib * GIB,
         max_single_rss_bytes=3 * GIB,
+        succeeded=True,
+        load_average=(2.0, 2.0, 2.0),
+    )
+
+
+def _result(customers: int = 1_000_000, **changes) -> SizeResult:
+    values = _run(customers, generation=60.0, end_to_end=250.0, run=230.0, peak_tree_gib=2) | dict(
         step_seconds={"dbt_feature_models": 60.0, "raw_tables": 40.0, "ml__clv_predictions": 90.0},
         pandas_seconds=400.0,
         pandas_peak_rss_bytes=5 * GIB,
         floor_seconds=25.0,
-        succeeded=True,
-        load_average=(2.0, 2.0, 2.0),
         daily_end_to_end_seconds=40.0,
         pandas_baseline=HONEST_PANDAS_BASELINE,
     )
@@ -71,19 +77,9 @@ def _result(customers: int = 1_000_000, **changes) -> SizeResult:
 
 
 def _spark(customers: int = 100_000, **changes) -> SparkResult:
-    values = dict(
-        customers=customers,
-        orders=5 * customers,
-        events=30 * customers,
-        generation_seconds=6.0,
-        end_to_end_seconds=600.0,
-        run_seconds=590.0,
-        peak_tree_rss_bytes=5 * GIB,
-        max_single_rss_bytes=3 * GIB,
+    values = _run(customers, generation=6.0, end_to_end=600.0, run=590.0, peak_tree_gib=5) | dict(
         peak_rss_by_kind={"dagster": GIB, "dbt": GIB // 4, "spark_jvm": 3 * GIB, "spark_python_workers": GIB // 2},
         step_seconds={"dbt_feature_models": 360.0, "ml__clv_predictions": 17.0},
-        succeeded=True,
-        load_average=(2.0, 2.0, 2.0),
         spark_master="local[2]",
         spark_driver_memory="3g",
         pipeline_command="SEGMINT_ENGINE=spark python -m orchestration.cli segmint_refresh",
