@@ -31,8 +31,9 @@ def file_digest(path: Path) -> str:
 
 
 def files_digest(paths: Iterable[Path]) -> dict[str, str]:
-    """{file name: sha256 of its bytes}, for the regular files given (missing ones are left out)."""
-    return {path.name: file_digest(path) for path in sorted(paths) if path.is_file()}
+    """{file path: sha256 of its bytes}, for the regular files given (missing ones are left out). Keyed by the whole
+    path: the real-time log keeps one folder per service instance with the same file names in each."""
+    return {str(path): file_digest(path) for path in sorted(paths) if path.is_file()}
 
 
 def code_digest(root: Path = PROJECT_ROOT, parts: Iterable[str] = INGEST_CODE) -> str:

@@ -79,3 +79,15 @@ def test_fingerprint_follows_bytes_settings_suppression_and_code(tmp_path):
     assert ingest_fingerprint(**base, code="c2") != first
     data.write_text(ORDERS + "3,8,2025-01-09,20.00,USD\n")
     assert ingest_fingerprint(**base, code="c1") != first
+
+
+def test_fingerprint_tells_apart_instances_whose_log_files_share_a_name(tmp_path):
+    """The real-time log keeps one folder per service instance, with the same file names in each."""
+    logs = [tmp_path / instance / "events.jsonl" for instance in ("a", "b")]
+    for log in logs:
+        log.parent.mkdir()
+        log.write_text('{"event_id": "1"}\n')
+    base = dict(landing_files=[], realtime_log_files=logs, settings={}, suppression=[], salt="s", code="c1")
+    first = ingest_fingerprint(**base)
+    logs[0].write_text('{"event_id": "2"}\n')
+    assert ingest_fingerprint(**base) != first
