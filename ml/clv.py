@@ -17,7 +17,11 @@ on the evaluation half after calibration learned on the selection half; mean and
 Champions: lightgbm 6, lightgbm_btyd 5, bgnbd 1. Reproduce: for H in (90, 180) and seed in 1..6, shop =
 simulate_shop(5000, 1100, seed), `champion_backtest(features_at(shop, 1099 - H, H), H, features_at(shop, 1099 - 2 * H,
 H))` (helpers from tests/unit/test_clv.py), rows with backtest_window == "evaluation".
-Seed bagging (BAG_MEMBERS, BAG_RATE_SCALE; 2026-11-26): each model may be the average of K boosters with different
+Re-measured 2026-11-26 with today's code (bench/results/clv_bagging.md, rows K=1 seed 0): the table predates the
+blend candidate and Gamma-Gamma per order day. lightgbm unchanged (0.524, 0.366); lightgbm_btyd 0.526, decile MAPE
+0.343 [0.19, 0.48]; lightgbm_btyd_blend 0.519, 0.399; champion 0.521, 0.409 [0.21, 0.92], sum ratio 1.04; champions
+lightgbm_btyd_blend 6, lightgbm 3, lightgbm_btyd 3. LightGBM seeds 1 and 2 give champion decile MAPEs 0.50 and 0.52.
+Seed bagging (tried 2026-11-26, not kept): each model as the average of K boosters with different
 seeds (each already bags 0.8 of the rows and features per iteration), to lower the trees' variance. Protocol and
 decision rule, written down before any run and before looking at CDNOW: variants (K, rate scale m) in (3, 1), (5, 1)
 and the cost-neutral (3, 3), (5, 5) against today's (1, 1) at LightGBM seed 0, on the 12 shops above (same call,
@@ -33,7 +37,7 @@ Result (bench/results/clv_bagging.md): nothing qualifies, so it is not shipped. 
 (seed noise 0.0002 and 0.0008; AUC within 0.0005). One shop's Spearman moves 0.0017 on average (max 0.0034) with the
 seed, and the cost-neutral bags do not narrow that (0.0015-0.0023). Decile MAPE is the seed-sensitive metric (per-shop
 range 0.17-0.28 over seeds 0-2, bagged or not). The code (average_boosters: K members merged into one Booster on the
-raw scale) was removed with no user path running it; it is in git history (see the results file), with its tests.
+raw scale) was removed with no user path running it; it is at commit 6293d9b, with its tests and bench/clv_bagging.py.
 The table below is the older cross-sectional back-test of this module alone, measured with its former `backtest`
 (a hash hold-out of the training cut-off; removed once ml/champion.py's back-test replaced it, see git history).
 
@@ -85,7 +89,6 @@ import gc
 import hashlib
 import json
 import math
-import re
 from dataclasses import dataclass, field
 
 import lightgbm as lgb
@@ -152,13 +155,6 @@ EARLY_STOPPING_ROUNDS = 50
 # Used instead of early stopping when the validation part has fewer rows than MIN_VALIDATION_ROWS.
 FIXED_BOOST_ROUNDS = 200
 MIN_VALIDATION_ROWS = 20
-# Boosters averaged per model (seed bagging on top of the 0.8 row / feature bagging of every booster); see the
-# module docstring for how it was measured and decided. Member k is trained with seed + BAG_SEED_STRIDE * k.
-BAG_MEMBERS = 1
-BAG_SEED_STRIDE = 7919
-# Learning rate of each member = learning_rate(rows) x this: K members at K x the rate grow about as many trees in
-# total as one booster does, so fitting, scoring and TreeSHAP cost stay close to the unbagged model's.
-BAG_RATE_SCALE = 1.0
 # The learning rate grows with the fitting rows, geometrically from LEARNING_RATE_BOUNDS[0] at
 # LEARNING_RATE_ROWS[0] to [1] at [1]: small shops need the shrinkage, while at 200 k rows 0.03 ran into the
 # MAX_BOOST_ROUNDS cap and every tree costs again in the TreeSHAP of top_drivers (see the module docstring).
@@ -266,11 +262,11 @@ def learning_rate(n_rows: int) -> float:
     return low * (high / low) ** position
 
 
-def _lgb_params(objective: str, seed: int, n_rows: int, rate_scale: float = 1.0) -> dict:
+def _lgb_params(objective: str, seed: int, n_rows: int) -> dict:
     """Shared LightGBM parameters: deterministic single-threaded training, leaves and rate sized to the data."""
     return {
         "objective": objective,
-        "learning_rate": learning_rate(n_rows) * rate_scale,
+        "learning_rate": learning_rate(n_rows),
         "num_leaves": NUM_LEAVES,
         "min_data_in_leaf": max(MIN_DATA_IN_LEAF, n_rows // MIN_LEAF_DIVISOR),
         "feature_fraction": 0.8,
@@ -292,7 +288,7 @@ def max_boost_rounds(rate: float) -> int:
     return round(MAX_BOOST_ROUNDS * LEARNING_RATE_BOUNDS[0] / rate)
 
 
-def _train_member(
+def _train_booster(
     params: dict, x_fit: pd.DataFrame, y_fit: np.ndarray, x_valid: pd.DataFrame, y_valid: np.ndarray
 ) -> lgb.Booster:
     """Boost with early stopping on the validation part (fixed rounds when it is too small to judge)."""
@@ -307,65 +303,6 @@ def _train_member(
         valid_sets=[valid_set],
         callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
     )
-
-
-def member_seed(seed: int, member: int) -> int:
-    """LightGBM seed of bag member `member` (member 0 keeps `seed`, so one member is the unbagged model)."""
-    return seed + BAG_SEED_STRIDE * member
-
-
-# Tree lines whose numbers are outputs on the raw (log / logit) scale: scaled by 1/K when members are averaged.
-_RAW_SCALE_KEYS = ("leaf_value=", "internal_value=")
-
-
-def average_boosters(members: list[lgb.Booster]) -> lgb.Booster:
-    """One Booster whose raw score is the mean of the members' raw scores, each at its best iteration.
-
-    The trees of every member, with leaf (and internal) values divided by K, in one LightGBM model text: a plain
-    lgb.Booster, so pickling, predict(pred_contrib=True), feature_importance and the decision-pattern TreeSHAP of
-    top_drivers need no special case (Shapley values add over trees, so the explanation is the members' mean).
-    Averaged on the raw scale (log link for tweedie, logit for the classifier): the tweedie value is then the
-    members' geometric mean, which ranks like the arithmetic one; fit_clv_models' calibration factor sets the level.
-    One member is returned as it is.
-    """
-    if len(members) == 1:
-        return members[0]
-    scale = 1.0 / len(members)
-    texts = [member.model_to_string(num_iteration=member.best_iteration or None) for member in members]
-    header = texts[0][: texts[0].index("\nTree=0\n")]
-    # tree_sizes lists byte offsets of member 0's trees only; LightGBM parses the trees in order without it.
-    header = "\n".join(line for line in header.split("\n") if not line.startswith("tree_sizes="))
-    trees = []
-    for text in texts:
-        body = text[text.index("\nTree=0\n") + 1 : text.index("\nend of trees")]
-        for block in re.split(r"\n(?=Tree=\d+\n)", body):
-            lines = block.rstrip("\n").split("\n")[1:]  # drop "Tree=i": renumbered below
-            for i, line in enumerate(lines):
-                if line.startswith(_RAW_SCALE_KEYS):
-                    key, values = line.split("=", 1)
-                    lines[i] = key + "=" + " ".join(repr(float(v) * scale) for v in values.split())
-            trees.append(lines)
-    parts = [header, ""] + [f"Tree={k}\n" + "\n".join(lines) + "\n" for k, lines in enumerate(trees)]
-    tail = texts[0][texts[0].index("\nend of trees") + 1 :]
-    # The saved feature_importances block would be member 0's: dropped (feature_importance() counts the trees).
-    tail = re.sub(r"feature_importances:\n(?:.+\n)*\n", "", tail)
-    return lgb.Booster(model_str="\n".join(parts) + "\n" + tail)
-
-
-def _train_booster(
-    params: dict,
-    x_fit: pd.DataFrame,
-    y_fit: np.ndarray,
-    x_valid: pd.DataFrame,
-    y_valid: np.ndarray,
-    bag_members: int = 1,
-) -> lgb.Booster:
-    """bag_members boosters (seeds member_seed(seed, k); each early-stopped on its own), averaged into one."""
-    members = [
-        _train_member(params | {"seed": member_seed(params["seed"], k)}, x_fit, y_fit, x_valid, y_valid)
-        for k in range(bag_members)
-    ]
-    return average_boosters(members)
 
 
 def _best_predict(booster: lgb.Booster, matrix: pd.DataFrame, **kwargs) -> np.ndarray:
@@ -406,8 +343,6 @@ def fit_clv_models(
     seed: int = 0,
     max_train_rows: int = 200_000,
     extra_features: tuple[str, ...] = (),
-    bag_members: int | None = None,
-    bag_rate_scale: float | None = None,
 ) -> ClvModels:
     """Fit the value model (tweedie) and the purchase classifier on customer_features_train.
 
@@ -416,15 +351,9 @@ def fit_clv_models(
     Larger tables are down-sampled to max_train_rows customers by a stable hash of customer_id.
     VALIDATION_SHARE of the rows (by hash) drive early stopping; the value prediction is then scaled by
     sum(actual) / sum(predicted) over all training rows, clipped to CALIBRATION_FACTOR_BOUNDS.
-    Each of the two models is the average of bag_members boosters (default BAG_MEMBERS; average_boosters), each
-    boosted at bag_rate_scale (default BAG_RATE_SCALE) x the usual learning rate.
     With fewer than MIN_CUSTOMERS_FOR_MODEL rows or MIN_BUYERS_FOR_MODEL buyers the result is the
     calibrated past-spend-rate fallback (fallback_reason says why).
     """
-    bag_members = BAG_MEMBERS if bag_members is None else bag_members
-    rate_scale = BAG_RATE_SCALE if bag_rate_scale is None else bag_rate_scale
-    if bag_members < 1:
-        raise ValueError(f"bag_members must be at least 1, got {bag_members}")
     train = _sample_rows(train.reset_index(drop=True), max_train_rows)
     categories = learn_categories(train)
     value, buy = _labels(train) if len(train) else (np.zeros(0), np.zeros(0, dtype=bool))
@@ -437,13 +366,10 @@ def fit_clv_models(
     is_valid = _unit_hash(train["customer_id"], "validation") < VALIDATION_SHARE
     fit, valid = ~is_valid, is_valid
     notes = []
-    buy_params = _lgb_params("binary", seed, fit.sum(), rate_scale)
-    buy_model = _train_booster(buy_params, matrix[fit], buy[fit], matrix[valid], buy[valid], bag_members)
+    buy_model = _train_booster(_lgb_params("binary", seed, fit.sum()), matrix[fit], buy[fit], matrix[valid], buy[valid])
 
-    params = _lgb_params(VALUE_OBJECTIVE, seed, fit.sum(), rate_scale) | {
-        "tweedie_variance_power": TWEEDIE_VARIANCE_POWER
-    }
-    value_model = _train_booster(params, matrix[fit], value[fit], matrix[valid], value[valid], bag_members)
+    params = _lgb_params(VALUE_OBJECTIVE, seed, fit.sum()) | {"tweedie_variance_power": TWEEDIE_VARIANCE_POWER}
+    value_model = _train_booster(params, matrix[fit], value[fit], matrix[valid], value[valid])
     models = ClvModels(VALUE_OBJECTIVE, categories, value_model=value_model, buy_model=buy_model)
     models.n_train_rows = len(train)
     models.extra_features = tuple(extra_features)

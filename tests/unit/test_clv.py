@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -351,71 +350,6 @@ def test_recently_active_frequent_buyers_are_worth_more_than_lapsed_one_timers(m
 def test_fitting_twice_with_the_same_seed_gives_identical_predictions(train, models, scoring_features):
     again = clv.fit_clv_models(train, seed=0)
     pd.testing.assert_frame_equal(clv.predict(models, scoring_features), clv.predict(again, scoring_features))
-
-
-def test_one_bag_member_is_the_unbagged_model_of_before_bagging_existed(train, scoring_features):
-    # Figures of the model before seed bagging was added (commit 441e2ab's fit_clv_models(train, seed=0)).
-    models = clv.fit_clv_models(train, seed=0, bag_members=1, bag_rate_scale=1.0)
-    scores = clv.predict(models, scoring_features, explain=False)
-    assert (models.value_model.best_iteration, models.buy_model.best_iteration) == (67, 201)
-    assert scores["predicted_clv"].sum() == pytest.approx(135407.81961919917, rel=1e-12)
-    assert scores["purchase_propensity"].sum() == pytest.approx(760.3052243647909, rel=1e-12)
-    booster = models.value_model
-    assert clv.average_boosters([booster]) is booster
-
-
-@pytest.fixture(scope="module")
-def small_train() -> pd.DataFrame:
-    return training_table(1500, 90, seed=5)
-
-
-@pytest.fixture(scope="module")
-def bagged(small_train) -> clv.ClvModels:
-    return clv.fit_clv_models(small_train, seed=0, bag_members=3, bag_rate_scale=1.0)
-
-
-def test_a_bagged_model_predicts_the_mean_raw_score_of_its_members(small_train, bagged, scoring_features):
-    # Member k of a bag is the single model fitted with member_seed(seed, k): the bag's raw (log / logit) score is
-    # their mean, each member at its own early-stopping iteration.
-    members = [clv.fit_clv_models(small_train, seed=clv.member_seed(0, k), bag_members=1) for k in range(3)]
-    matrix = clv.model_matrix(scoring_features, bagged.categories)
-    for part in ("value_model", "buy_model"):
-        expected = np.mean(
-            [
-                getattr(m, part).predict(matrix, raw_score=True, num_iteration=getattr(m, part).best_iteration)
-                for m in members
-            ],
-            axis=0,
-        )
-        np.testing.assert_allclose(getattr(bagged, part).predict(matrix, raw_score=True), expected, atol=1e-12)
-    assert bagged.value_model.num_trees() == sum(m.value_model.best_iteration for m in members)
-    assert len({m.value_model.best_iteration for m in members} | {m.buy_model.best_iteration for m in members}) > 1
-
-
-def test_a_bagged_model_is_deterministic_for_a_seed_and_differs_for_another(small_train, bagged, scoring_features):
-    again = clv.fit_clv_models(small_train, seed=0, bag_members=3, bag_rate_scale=1.0)
-    pd.testing.assert_frame_equal(clv.predict(bagged, scoring_features), clv.predict(again, scoring_features))
-    other = clv.fit_clv_models(small_train, seed=1, bag_members=3, bag_rate_scale=1.0)
-    assert not np.allclose(
-        clv.predict(bagged, scoring_features, explain=False)["predicted_clv"],
-        clv.predict(other, scoring_features, explain=False)["predicted_clv"],
-    )
-
-
-def test_a_bagged_model_is_one_booster_explained_pickled_and_ranked_like_any(bagged, scoring_features):
-    matrix = clv.model_matrix(scoring_features, bagged.categories)
-    booster = pickle.loads(pickle.dumps(bagged.value_model))
-    np.testing.assert_array_equal(booster.predict(matrix), bagged.value_model.predict(matrix))
-    lightgbm = np.asarray(booster.predict(matrix, pred_contrib=True))
-    np.testing.assert_allclose(lightgbm.sum(axis=1), booster.predict(matrix, raw_score=True), rtol=1e-9)
-    by_pattern = clv.tree_shap_by_pattern(clv.pattern_trees(booster), matrix)
-    np.testing.assert_allclose(by_pattern, lightgbm, rtol=1e-9, atol=1e-12)
-    assert clv.feature_importance(bagged).sum() == pytest.approx(1.0)
-
-
-def test_bag_members_below_one_are_refused(small_train):
-    with pytest.raises(ValueError, match="bag_members must be at least 1"):
-        clv.fit_clv_models(small_train, bag_members=0)
 
 
 def test_unseen_categories_and_missing_values_at_scoring_time_are_tolerated(models, scoring_features):
