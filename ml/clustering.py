@@ -22,6 +22,11 @@ How it works, and why:
 - Stability. n_bootstrap resamples (with replacement) of the fit sample; KMeans is re-fitted on each and its
   labels compared with the reference model's labels on the same rows by adjusted Rand index (ARI).
 - Everyone is assigned with the reference model's `predict`, so a 1 M-customer base costs one fit on 50 k rows.
+  Fit and assignment are separate (`fit_clusters` -> `FittedClusters`, `assign_clusters`): the assignment is a pure
+  per-row function of the fitted model (gap fill, log, scaler and KMeans all fixed at fit time), so any chunk of the
+  customers gets the labels the whole table would get. On SEGMINT_ENGINE=spark the fit runs on a bounded sample and
+  Spark assigns every customer chunk by chunk (orchestration/lib/spark_segments.py); the profiles then come from
+  per-chunk partial sums (`profile_partials` -> `profiles_from_partials`).
 - Native code runs single-threaded (NATIVE_THREADS): predictable on a shared machine, see the constant.
 """
 
@@ -80,6 +85,16 @@ NATIVE_THREADS = 1
 DEFAULT_K_RANGE = range(3, 9)
 MIN_BOOTSTRAP = 20
 
+# Every column of the feature table the clustering reads (any mode): a reader may select only these.
+INPUT_COLUMNS: tuple[str, ...] = tuple(
+    dict.fromkeys(
+        [
+            "customer_id", "has_web_events", "event_count", MAPPED_EVENT_SHARE, "tenure_days",
+            *BEHAVIOUR_COLUMNS, *GENERIC_COLUMNS, *PURCHASE_COLUMNS,
+        ]
+    )
+)  # fmt: skip
+
 K_SCORE_COLUMNS = ["k", "silhouette", "davies_bouldin", "inertia", "stability_ari_mean", "is_candidate", "is_chosen"]
 PROFILE_COLUMNS = ["cluster_id", "n_customers", "feature", "mean", "base_mean", "z_score"]
 
@@ -118,6 +133,24 @@ class ClusteringResult:
         }
 
 
+@dataclass(frozen=True)
+class FittedClusters:
+    """Everything the assignment of a customer needs, fixed at fit time, plus how the fit chose k.
+
+    Picklable and small (the KMeans centres and the scaler's two vectors): Spark ships it to every task."""
+
+    mode: str
+    feature_columns: list[str]
+    fill_values: dict[str, float]  # per column: the value a missing one gets (median gap, else 0)
+    scaler: StandardScaler | None  # None: nothing to scale (everyone clustered is in cluster 0)
+    model: KMeans | None  # None: too few distinct customers, everyone clustered is in cluster 0
+    k: int
+    k_scores: pd.DataFrame
+    notes: list[str]
+    fit_sample_size: int
+    mapped_event_coverage: float = float("nan")
+
+
 def cluster_customers(
     features: pd.DataFrame,
     seed: int = 0,
@@ -126,35 +159,91 @@ def cluster_customers(
 ) -> ClusteringResult:
     """Cluster customers on mapped or generic behaviour (purchase behaviour as a fallback); k from silhouette +
     stability. The result records the mode and the mapped-event coverage."""
-    result = _cluster_customers(features, seed, k_range, n_bootstrap)
+    fitted = fit_clusters(features, seed, k_range, n_bootstrap)
+    labels = assign_clusters(features, fitted)
+    cluster_ids = labels["cluster_id"].to_numpy()
+    clustered = cluster_ids != NO_WEB_ACTIVITY_CLUSTER
+    raw = prepare_raw_features(features.loc[clustered], fitted.feature_columns, fitted.fill_values)
+    profiles = cluster_profiles(raw, cluster_ids[clustered])
+    return clustering_result(fitted, labels, profiles, n_clustered=int(clustered.sum()))
+
+
+def fit_clusters(
+    features: pd.DataFrame,
+    seed: int = 0,
+    k_range: range = DEFAULT_K_RANGE,
+    n_bootstrap: int = MIN_BOOTSTRAP,
+) -> FittedClusters:
+    """Mode, columns, gap fill, scaler and KMeans (k chosen from silhouette + stability), fitted on `features`."""
+    fitted = _fit_clusters(features, seed, k_range, n_bootstrap)
     coverage = mapped_event_coverage(features.loc[_has_web_events(features)])
-    return replace(result, mapped_event_coverage=coverage)
+    return replace(fitted, mapped_event_coverage=coverage)
 
 
 @threadpool_limits.wrap(limits=NATIVE_THREADS)
-def _cluster_customers(features: pd.DataFrame, seed: int, k_range: range, n_bootstrap: int) -> ClusteringResult:
+def assign_clusters(features: pd.DataFrame, fitted: FittedClusters) -> pd.DataFrame:
+    """customer_id, cluster_id for every row of `features` (any chunk of the customers): the fitted model's cluster,
+    NO_WEB_ACTIVITY_CLUSTER for customers without web events in the event modes. Row by row, so chunks of a table
+    get exactly the labels of the whole table."""
+    cluster_ids = np.full(len(features), NO_WEB_ACTIVITY_CLUSTER, dtype="int64")
+    clustered = _clustered_mask(features, fitted.mode)
+    if clustered.any():
+        if fitted.model is None or fitted.scaler is None:
+            cluster_ids[clustered] = 0
+        else:
+            raw = prepare_raw_features(features.loc[clustered], fitted.feature_columns, fitted.fill_values)
+            cluster_ids[clustered] = fitted.model.predict(fitted.scaler.transform(_log_scaled(raw)))
+    return pd.DataFrame({"customer_id": features["customer_id"].to_numpy(), "cluster_id": cluster_ids})
+
+
+def clustering_result(
+    fitted: FittedClusters, labels: pd.DataFrame, profiles: pd.DataFrame, n_clustered: int
+) -> ClusteringResult:
+    """The ClusteringResult of a fit, its labels and its profiles (both engines build theirs here)."""
+    k_scores = fitted.k_scores
+    chosen = k_scores[k_scores["is_chosen"]] if not k_scores.empty else k_scores
+    metrics = chosen.iloc[0] if len(chosen) else None
+    return ClusteringResult(
+        labels=labels,
+        k=fitted.k,
+        mode=fitted.mode,
+        feature_columns=fitted.feature_columns,
+        silhouette=float(metrics["silhouette"]) if metrics is not None else np.nan,
+        davies_bouldin=float(metrics["davies_bouldin"]) if metrics is not None else np.nan,
+        stability_ari_mean=float(metrics["stability_ari_mean"]) if metrics is not None else np.nan,
+        k_scores=k_scores.reset_index(drop=True),
+        profiles=profiles,
+        notes=list(fitted.notes),
+        n_clustered=n_clustered,
+        fit_sample_size=fitted.fit_sample_size,
+        mapped_event_coverage=fitted.mapped_event_coverage,
+    )
+
+
+@threadpool_limits.wrap(limits=NATIVE_THREADS)
+def _fit_clusters(features: pd.DataFrame, seed: int, k_range: range, n_bootstrap: int) -> FittedClusters:
     notes: list[str] = []
     mode, clustered_mask = choose_mode(features, notes)
     candidate_columns = list(MODE_COLUMNS[mode])
     clustered = features.loc[clustered_mask]
-    raw = prepare_raw_features(clustered, candidate_columns)
+    fill_values = raw_fill_values(clustered, candidate_columns)
+    raw = prepare_raw_features(clustered, candidate_columns, fill_values)
     feature_columns = [column for column in candidate_columns if raw[column].std(ddof=0) > 0]
     dropped = sorted(set(candidate_columns) - set(feature_columns))
     if dropped:
         notes.append(f"Dropped columns with no variation: {', '.join(dropped)}.")
+    fill_values = {column: fill_values[column] for column in feature_columns}
 
-    cluster_ids = np.full(len(features), NO_WEB_ACTIVITY_CLUSTER, dtype="int64")
-    matrix = _scaled_matrix(raw[feature_columns])
+    transformed = _log_scaled(raw[feature_columns])
+    scaler = StandardScaler().fit(transformed) if len(transformed) and feature_columns else None
+    matrix = scaler.transform(transformed) if scaler is not None else np.zeros((len(raw), len(feature_columns)))
     n_distinct = len(np.unique(matrix, axis=0)) if len(matrix) else 0
     usable_k = [k for k in k_range if 2 <= k < n_distinct]
     if not usable_k or not feature_columns:
         notes.append(
             f"Too few distinct customers ({n_distinct}) for k in {list(k_range)}: everyone clustered is in cluster 0."
         )
-        cluster_ids[clustered_mask] = 0
-        return _result(
-            features, cluster_ids, clustered_mask, raw, feature_columns, 1, mode, notes, _empty_k_scores(), 0
-        )
+        return FittedClusters(mode, feature_columns, fill_values, None, None, 1, _empty_k_scores(), notes, 0)
 
     rng = np.random.default_rng(seed)
     fit_rows = _sample_rows(len(matrix), FIT_SAMPLE_SIZE, rng)
@@ -165,11 +254,16 @@ def _cluster_customers(features: pd.DataFrame, seed: int, k_range: range, n_boot
     chosen_k = _choose_k(k_scores, models, fit_matrix, seed, n_bootstrap)
     k_scores["is_chosen"] = k_scores["k"] == chosen_k
     notes.append(_k_choice_note(k_scores, chosen_k))
-
-    cluster_ids[clustered_mask] = models[chosen_k].predict(matrix)
-    return _result(
-        features, cluster_ids, clustered_mask, raw, feature_columns, chosen_k, mode, notes, k_scores, len(fit_rows)
+    return FittedClusters(
+        mode, feature_columns, fill_values, scaler, models[chosen_k], chosen_k, k_scores, notes, len(fit_rows)
     )
+
+
+def _clustered_mask(features: pd.DataFrame, mode: str) -> np.ndarray:
+    """Who is clustered: everyone in purchase mode, customers with web events in the event modes (choose_mode)."""
+    if mode == PURCHASE_MODE:
+        return np.ones(len(features), dtype=bool)
+    return _has_web_events(features)
 
 
 def choose_mode(features: pd.DataFrame, notes: list[str]) -> tuple[str, np.ndarray]:
@@ -234,18 +328,36 @@ def _informative_columns(features: pd.DataFrame, columns: list[str], counted: li
     return int((raw[counted].std(ddof=0) > 0).sum())
 
 
-def prepare_raw_features(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """Feature values in their own units with gaps filled: the values profiles describe (before log and scaling)."""
+def raw_fill_values(frame: pd.DataFrame, columns: list[str]) -> dict[str, float]:
+    """The value a missing feature gets: the median gap for mean_days_between_orders (after the tenure fill), else 0."""
+    fills = {}
+    for column in columns:
+        fill_value = _gap_filled(frame, column).median() if column == "mean_days_between_orders" else 0.0
+        fills[column] = 0.0 if pd.isna(fill_value) else float(fill_value)
+    return fills
+
+
+def prepare_raw_features(
+    frame: pd.DataFrame, columns: list[str], fill_values: dict[str, float] | None = None
+) -> pd.DataFrame:
+    """Feature values in their own units with gaps filled: the values profiles describe (before log and scaling).
+
+    `fill_values` (raw_fill_values of the fitted customers) keeps a chunk's fill equal to the whole table's; by
+    default they are computed from `frame` itself."""
+    fills = fill_values if fill_values is not None else raw_fill_values(frame, columns)
     raw = pd.DataFrame(index=frame.index)
     for column in columns:
-        values = pd.to_numeric(frame[column], errors="coerce").astype(float)
-        if column == "mean_days_between_orders" and "tenure_days" in frame.columns:
-            # One-order customers have no gap (NULL): their gap is at least their tenure (censored), not 0,
-            # which would make them look like the most frequent buyers.
-            values = values.fillna(pd.to_numeric(frame["tenure_days"], errors="coerce").astype(float))
-        fill_value = values.median() if column == "mean_days_between_orders" else 0.0
-        raw[column] = values.fillna(0.0 if pd.isna(fill_value) else fill_value)
+        raw[column] = _gap_filled(frame, column).fillna(fills[column])
     return raw
+
+
+def _gap_filled(frame: pd.DataFrame, column: str) -> pd.Series:
+    values = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    if column == "mean_days_between_orders" and "tenure_days" in frame.columns:
+        # One-order customers have no gap (NULL): their gap is at least their tenure (censored), not 0,
+        # which would make them look like the most frequent buyers.
+        values = values.fillna(pd.to_numeric(frame["tenure_days"], errors="coerce").astype(float))
+    return values
 
 
 def _has_web_events(features: pd.DataFrame) -> np.ndarray:
@@ -256,14 +368,13 @@ def _has_web_events(features: pd.DataFrame) -> np.ndarray:
     return np.zeros(len(features), dtype=bool)
 
 
-def _scaled_matrix(raw: pd.DataFrame) -> np.ndarray:
-    if raw.empty or raw.shape[1] == 0:
-        return np.zeros((len(raw), raw.shape[1]))
+def _log_scaled(raw: pd.DataFrame) -> np.ndarray:
+    """Heavy-tailed columns through log1p (the step before standardising)."""
     transformed = raw.copy()
     for column in transformed.columns:
         if column in LOG_SCALED_COLUMNS:
             transformed[column] = np.log1p(transformed[column].clip(lower=0))
-    return StandardScaler().fit_transform(transformed.to_numpy())
+    return transformed.to_numpy()
 
 
 def _sample_rows(count: int, limit: int, rng: np.random.Generator) -> np.ndarray:
@@ -332,11 +443,59 @@ def cluster_profiles(raw: pd.DataFrame, cluster_ids: np.ndarray) -> pd.DataFrame
     """Long table, one row per cluster x feature: mean in raw units, base mean and z-score vs the clustered base."""
     if raw.empty or raw.shape[1] == 0:
         return pd.DataFrame(columns=PROFILE_COLUMNS)
-    base_mean = raw.mean()
-    base_std = raw.std(ddof=0).replace(0.0, np.nan)
     grouped = raw.groupby(cluster_ids)
-    means = grouped.mean()
+    return _profile_table(grouped.mean(), grouped.size(), raw.mean(), raw.std(ddof=0))
+
+
+PARTIAL_COLUMNS = ["cluster_id", "feature", "n", "total", "m2"]
+
+
+def profile_partials(raw: pd.DataFrame, cluster_ids: np.ndarray) -> pd.DataFrame:
+    """One chunk's contribution to the profiles: per cluster x feature the count, the sum and the sum of squared
+    deviations from the chunk's cluster mean (m2). `profiles_from_partials` merges any number of them."""
+    if raw.empty or raw.shape[1] == 0:
+        return pd.DataFrame({column: pd.Series(dtype=dtype) for column, dtype in _PARTIAL_DTYPES.items()})
+    grouped = raw.groupby(cluster_ids)
     sizes = grouped.size()
+    partial = grouped.sum().stack().rename("total").to_frame()
+    partial["m2"] = (grouped.var(ddof=0).fillna(0.0).mul(sizes, axis=0)).stack()
+    partial = partial.reset_index(names=["cluster_id", "feature"])
+    partial["n"] = partial["cluster_id"].map(sizes)
+    return partial[PARTIAL_COLUMNS].astype(_PARTIAL_DTYPES).reset_index(drop=True)
+
+
+_PARTIAL_DTYPES = {"cluster_id": "int64", "feature": "object", "n": "int64", "total": "float64", "m2": "float64"}
+
+
+def profiles_from_partials(partials: pd.DataFrame) -> pd.DataFrame:
+    """cluster_profiles of the whole table from its chunks' profile_partials (Chan et al.'s pairwise merge of
+    count, mean and m2, so the spread is exact without a second pass and without the whole table in one place)."""
+    if partials.empty:
+        return pd.DataFrame(columns=PROFILE_COLUMNS)
+    features = list(dict.fromkeys(partials["feature"]))  # the fitted column order, as cluster_profiles keeps it
+    clusters = _merge_moments(partials, ["cluster_id", "feature"])
+    base = _merge_moments(clusters.reset_index(), ["feature"])
+    means = (clusters["total"] / clusters["n"]).unstack("feature")[features]
+    sizes = clusters["n"].groupby(level="cluster_id").first()
+    base_mean = base["total"] / base["n"]
+    base_std = np.sqrt(base["m2"] / base["n"])
+    return _profile_table(means, sizes, base_mean, base_std)
+
+
+def _merge_moments(partials: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Merge (n, total, m2) rows sharing `keys`: m2 = sum of m2 + sum of n * (part mean - merged mean)^2."""
+    frame = partials.assign(part_mean=partials["total"] / partials["n"])
+    merged = frame.groupby(keys)[["n", "total"]].sum()
+    merged_mean = (merged["total"] / merged["n"]).rename("merged_mean")
+    frame = frame.join(merged_mean, on=keys)
+    frame["spread"] = frame["m2"] + frame["n"] * (frame["part_mean"] - frame["merged_mean"]) ** 2
+    merged["m2"] = frame.groupby(keys)["spread"].sum()
+    return merged
+
+
+def _profile_table(means: pd.DataFrame, sizes: pd.Series, base_mean: pd.Series, base_std: pd.Series) -> pd.DataFrame:
+    """PROFILE_COLUMNS from per-cluster means (cluster x feature), sizes and the clustered base's mean and spread."""
+    base_std = base_std.replace(0.0, np.nan)
     z_scores = (means - base_mean) / base_std
     profile = means.stack().rename("mean").to_frame()
     profile["z_score"] = z_scores.stack()
@@ -350,39 +509,6 @@ def cluster_profiles(raw: pd.DataFrame, cluster_ids: np.ndarray) -> pd.DataFrame
 def profile_matrix(profiles: pd.DataFrame, value: str = "z_score") -> pd.DataFrame:
     """Wide view of profiles: one row per cluster_id, one column per feature (z-scores by default)."""
     return profiles.pivot(index="cluster_id", columns="feature", values=value)
-
-
-def _result(
-    features: pd.DataFrame,
-    cluster_ids: np.ndarray,
-    clustered_mask: np.ndarray,
-    raw: pd.DataFrame,
-    feature_columns: list[str],
-    k: int,
-    mode: str,
-    notes: list[str],
-    k_scores: pd.DataFrame,
-    fit_sample_size: int,
-) -> ClusteringResult:
-    clustered_ids = cluster_ids[clustered_mask]
-    chosen = k_scores[k_scores["is_chosen"]] if not k_scores.empty else k_scores
-    matrix_metrics = chosen.iloc[0] if len(chosen) else None
-    return ClusteringResult(
-        labels=pd.DataFrame(
-            {"customer_id": features["customer_id"].to_numpy(), "cluster_id": cluster_ids.astype("int64")}
-        ),
-        k=k,
-        mode=mode,
-        feature_columns=feature_columns,
-        silhouette=float(matrix_metrics["silhouette"]) if matrix_metrics is not None else np.nan,
-        davies_bouldin=float(matrix_metrics["davies_bouldin"]) if matrix_metrics is not None else np.nan,
-        stability_ari_mean=float(matrix_metrics["stability_ari_mean"]) if matrix_metrics is not None else np.nan,
-        k_scores=k_scores.reset_index(drop=True),
-        profiles=cluster_profiles(raw[feature_columns], clustered_ids),
-        notes=notes,
-        n_clustered=int(clustered_mask.sum()),
-        fit_sample_size=fit_sample_size,
-    )
 
 
 def _k_choice_note(k_scores: pd.DataFrame, chosen_k: int) -> str:

@@ -1,13 +1,14 @@
 """Segment assets: RFM, behavioural clusters and lookalike prospects, written to schema `ml`."""
 
 import dagster as dg
+import pandas as pd
 
 from ml.archetypes import label_segments, name_clusters
-from ml.clustering import cluster_customers
+from ml.clustering import NO_WEB_ACTIVITY_CLUSTER, ClusteringResult, cluster_customers, clustering_result
 from ml.lookalike import fit_lookalike, score_prospects
 from ml.rfm import score_rfm, segment_rule_table
-from orchestration.defs.resources import DUCKDB_TAG, Warehouse
-from orchestration.lib import groups
+from orchestration.defs.resources import DUCKDB_TAG, SparkEngine, Warehouse
+from orchestration.lib import groups, spark_segments
 from orchestration.lib.keys import (
     BEHAVIORAL_SEGMENTS,
     CLUSTER_PROFILES,
@@ -88,8 +89,14 @@ def rfm_segments(warehouse: Warehouse) -> dg.MaterializeResult:
     name="ml__behavioral_segments",
     op_tags=DUCKDB_TAG,
 )
-def behavioral_segments(warehouse: Warehouse, config: ClusteringConfig):
-    """Behavioural clusters of the customers and their profiles: one fit, two tables."""
+def behavioral_segments(warehouse: Warehouse, spark: SparkEngine, config: ClusteringConfig):
+    """Behavioural clusters of the customers and their profiles: one fit, two tables.
+
+    SEGMINT_ENGINE=spark: fitted on a bounded sample and every customer assigned in Spark in chunks, with the same
+    fit and the same assignment function as here (`_segments_on_spark`, orchestration/lib/spark_segments.py)."""
+    if warehouse.resolved_engine() == "spark":
+        yield from _segments_on_spark(warehouse, spark, config)
+        return
     with warehouse.connect() as conn:
         features = read_table(conn, "marts.customer_features", order_by="customer_id")
         result = cluster_customers(
@@ -109,11 +116,16 @@ def behavioral_segments(warehouse: Warehouse, config: ClusteringConfig):
     sizes = (
         segments["behavioral_segment"].value_counts().rename_axis("behavioral_segment").reset_index(name="customers")
     )
+    yield from _segment_results(result, len(segments), sizes, top_event_types)
+
+
+def _segment_results(result: ClusteringResult, rows: int, sizes: pd.DataFrame, top_event_types: pd.DataFrame):
+    """The two materializations of ml__behavioral_segments (both engines)."""
     numbers = {key: dg.MetadataValue.text(str(value)) for key, value in result.metadata().items()}
     yield dg.MaterializeResult(
         asset_key=BEHAVIORAL_SEGMENTS,
         metadata={
-            "dagster/row_count": dg.MetadataValue.int(len(segments)),
+            "dagster/row_count": dg.MetadataValue.int(rows),
             **numbers,
             "segment_sizes": markdown_table(sizes),
             "k_scores": markdown_table(result.k_scores),
@@ -127,6 +139,41 @@ def behavioral_segments(warehouse: Warehouse, config: ClusteringConfig):
             "mode": dg.MetadataValue.text(result.mode),
         },
     )
+
+
+def _segments_on_spark(warehouse: Warehouse, spark: SparkEngine, config: ClusteringConfig):
+    """SEGMINT_ENGINE=spark: ml.behavioral_segments written by Spark, ml.cluster_profiles from the chunks' partial
+    sums (orchestration/lib/spark_segments.py); row count and sizes are read back from the Parquet table."""
+    with warehouse.connect() as conn:
+        top_event_types = read_table(
+            conn, "marts.top_event_types", ["feature_column", "source_event_type", "event_share"], order_by="type_rank"
+        )
+    labels = dict(zip(top_event_types["feature_column"], top_event_types["source_event_type"], strict=True))
+    done = spark_segments.cluster_on_spark(
+        spark.session(),
+        warehouse.spark_warehouse_dir(),
+        lambda profiles, mode: name_clusters(profiles, mode, labels),
+        seed=config.seed,
+        k_range=range(config.min_clusters, config.max_clusters + 1),
+        n_bootstrap=config.bootstrap_resamples,
+    )
+    with warehouse.connect() as conn:
+        write_table(conn, "ml.cluster_profiles", done.profiles)
+        warehouse.attach_engine_tables(conn, [spark_segments.SEGMENTS_TABLE])
+        sizes = conn.execute(
+            "select behavioral_segment, count(*) as customers from ml.behavioral_segments "
+            "group by behavioral_segment order by customers desc, behavioral_segment"
+        ).df()
+        rows, clustered = conn.execute(
+            f"select count(*), count(*) filter (where cluster_id <> {NO_WEB_ACTIVITY_CLUSTER}) "
+            "from ml.behavioral_segments"
+        ).fetchone()
+    if rows != done.n_customers:  # counts reconcile: one segment row per customer
+        raise ValueError(f"ml.behavioral_segments: {rows:,} rows for {done.n_customers:,} customers")
+    # The labels stay in Spark: the result carries the fit, the profiles and the counts.
+    no_labels = pd.DataFrame({"customer_id": pd.Series(dtype="object"), "cluster_id": pd.Series(dtype="int64")})
+    result = clustering_result(done.fitted, no_labels, done.profiles, n_clustered=int(clustered))
+    yield from _segment_results(result, rows, sizes, top_event_types)
 
 
 @dg.asset(

@@ -68,12 +68,17 @@ def map_table(
     fn: Callable[[pd.DataFrame], pd.DataFrame],
     schema: pa.Schema,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    columns: list[str] | None = None,
 ) -> DataFrame:
-    """`fn` over every chunk of the Spark table `table` (at most `chunk_rows` rows each), as a Spark DataFrame."""
+    """`fn` over every chunk of the Spark table `table` (at most `chunk_rows` rows each), as a Spark DataFrame;
+    `columns`: only these columns reach `fn` (Parquet reads only them, and a chunk holds only them)."""
     from pyspark.sql.pandas.types import from_arrow_schema
 
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(chunk_rows))
-    return spark.table(table).mapInArrow(chunk_function(fn, schema), from_arrow_schema(schema))
+    frame = spark.table(table)
+    if columns is not None:
+        frame = frame.select(*columns)
+    return frame.mapInArrow(chunk_function(fn, schema), from_arrow_schema(schema))
 
 
 def write_parquet_table(frame: DataFrame, table: str, warehouse_dir: Path) -> Path:

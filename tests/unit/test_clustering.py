@@ -221,3 +221,71 @@ def test_varying_mapped_shares_with_too_little_mapped_coverage_still_use_the_gen
 def test_well_mapped_events_keep_the_behaviour_mode(four_groups):
     features = four_groups.assign(mapped_event_share=0.95, event_count=10)
     assert cluster_customers(features, seed=0, k_range=range(4, 5)).mode == "behaviour"
+
+
+@pytest.fixture(scope="module")
+def mixed_base() -> pd.DataFrame:
+    # A third without events (cluster -1) and one-order customers without a gap (median fill): both must behave
+    # in a chunk exactly as in the whole table.
+    return blob_features(1500, 5, seed=11, with_events=0.7)
+
+
+@pytest.fixture(scope="module")
+def mixed_fit(mixed_base) -> clustering.FittedClusters:
+    return clustering.fit_clusters(mixed_base, seed=0, k_range=range(3, 6))
+
+
+def _chunks(frame: pd.DataFrame, size: int) -> list[pd.DataFrame]:
+    return [frame.iloc[start : start + size] for start in range(0, len(frame), size)]
+
+
+def test_assigning_in_chunks_gives_the_labels_of_the_whole_table(mixed_base, mixed_fit):
+    whole = clustering.assign_clusters(mixed_base, mixed_fit)
+    assert (whole["cluster_id"] == NO_WEB_ACTIVITY_CLUSTER).sum() == (~mixed_base["has_web_events"]).sum()
+    for size in (1, 97, 500):
+        chunked = pd.concat([clustering.assign_clusters(c, mixed_fit) for c in _chunks(mixed_base, size)])
+        pd.testing.assert_frame_equal(chunked.reset_index(drop=True), whole)
+
+
+def test_a_chunk_fills_gaps_with_the_fitted_median_not_its_own():
+    # Purchase mode clusters on the gap; without tenure_days a missing gap gets the fitted base's median, which a
+    # chunk of one-order customers alone could not compute (its own median would be missing, filled with 0).
+    base = blob_features(600, 5, seed=5, with_events=0.0).drop(columns="tenure_days")
+    fitted = clustering.fit_clusters(base, seed=0, k_range=range(3, 5), n_bootstrap=2)
+    assert fitted.mode == clustering.PURCHASE_MODE
+    median = base["mean_days_between_orders"].median()
+    assert fitted.fill_values["mean_days_between_orders"] == pytest.approx(median)
+    one_order = base[base["mean_days_between_orders"].isna()].head(40)
+    raw = prepare_raw_features(one_order, ["mean_days_between_orders"], fitted.fill_values)
+    assert (raw["mean_days_between_orders"] == median).all()
+    whole = clustering.assign_clusters(base, fitted).set_index("customer_id")["cluster_id"]
+    chunk = clustering.assign_clusters(one_order, fitted).set_index("customer_id")["cluster_id"]
+    pd.testing.assert_series_equal(chunk, whole.loc[chunk.index])
+
+
+def test_cluster_customers_is_the_fit_then_the_assignment(mixed_base, mixed_fit):
+    result = cluster_customers(mixed_base, seed=0, k_range=range(3, 6))
+    pd.testing.assert_frame_equal(result.labels, clustering.assign_clusters(mixed_base, mixed_fit))
+    assert result.k == mixed_fit.k and result.feature_columns == mixed_fit.feature_columns
+
+
+def test_profiles_from_chunk_partial_sums_equal_the_whole_table_profiles(mixed_base, mixed_fit):
+    result = cluster_customers(mixed_base, seed=0, k_range=range(3, 6))
+    partials = []
+    for chunk in _chunks(mixed_base, 200):
+        ids = clustering.assign_clusters(chunk, mixed_fit)["cluster_id"].to_numpy()
+        clustered = ids != NO_WEB_ACTIVITY_CLUSTER
+        raw = prepare_raw_features(chunk.loc[clustered], mixed_fit.feature_columns, mixed_fit.fill_values)
+        partials.append(clustering.profile_partials(raw, ids[clustered]))
+    merged = clustering.profiles_from_partials(pd.concat(partials, ignore_index=True))
+    pd.testing.assert_frame_equal(merged, result.profiles, check_exact=False, rtol=1e-9, atol=1e-12)
+    assert clustering.profiles_from_partials(clustering.profile_partials(pd.DataFrame(), np.array([]))).empty
+
+
+def test_the_clustering_reads_only_its_input_columns(mixed_base):
+    extra = mixed_base.assign(unrelated=1.0, group_label="x")
+    narrow = extra[[column for column in clustering.INPUT_COLUMNS if column in extra.columns]]
+    a = clustering.fit_clusters(extra, seed=0, k_range=range(3, 5), n_bootstrap=2)
+    b = clustering.fit_clusters(narrow, seed=0, k_range=range(3, 5), n_bootstrap=2)
+    pd.testing.assert_frame_equal(a.k_scores, b.k_scores)
+    np.testing.assert_array_equal(a.model.cluster_centers_, b.model.cluster_centers_)
