@@ -106,7 +106,7 @@ class Warehouse(dg.ConfigurableResource):
 
 class SparkEngine(dg.ConfigurableResource):
     """SEGMINT_ENGINE=spark: the Spark every dbt step of the run talks to, as a Spark Connect URL (`remote()`), and
-    the Connect sessions of the Python steps that run work in Spark (`session()`: CLV scoring).
+    the Connect sessions of the Python steps that run work in Spark (`session()`: CLV scoring, behavioural segments).
 
     `SPARK_REMOTE` set (a cluster's Connect endpoint, Databricks Connect): used as is. Otherwise the first step that
     asks starts one local Connect server over the Spark warehouse (SEGMINT_SPARK_MASTER, Derby metastore,
