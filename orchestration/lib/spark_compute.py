@@ -2,9 +2,10 @@
 
 A step that scores every customer (CLV scoring, behavioural-segment assignment: spark_segments.py) does not pull
 the table into its own process: Spark reads the table, hands each task's rows to a Python worker in chunks of
-`chunk_rows`, the worker runs the same pure function as the DuckDB path on each chunk, and Spark writes the result as the Parquet table of the step's output. The model
-travels inside the function (pickled once into the plan and shipped to every task: Spark Connect's way of
-broadcasting, there is no SparkContext.broadcast through Connect); no process holds more than one chunk.
+`chunk_rows`, the worker runs the same pure function as the DuckDB path on each chunk, and Spark writes the result
+as the Parquet table of the step's output. The model travels inside the function (pickled once into the plan and
+shipped to every task: Spark Connect's way of broadcasting, there is no SparkContext.broadcast through Connect); no
+process holds more than one chunk.
 
 Why `mapInArrow` rather than `mapInPandas`: each chunk becomes a DataFrame through DuckDB's own Arrow-to-pandas
 conversion, the one `read_table` uses on the DuckDB path, so dates, decimals and nulls reach the model as the same
