@@ -111,10 +111,11 @@ def main() -> None:
         )
     duckdb_out, spark_out = args.workdir / "duckdb_segments.parquet", args.workdir / "lake" / "ml.db"
     if duckdb_out.exists() and (spark_out / "behavioral_segments").exists():
-        same, total = duckdb.connect().execute(
-            f"select count(*) filter (where d.behavioral_segment = s.behavioral_segment), count(*) "
+        query = (
+            "select count(*) filter (where d.behavioral_segment = s.behavioral_segment), count(*) "
             f"from '{duckdb_out}' d join read_parquet('{spark_out}/behavioral_segments/*.parquet') s using (customer_id)"
-        ).fetchone()
+        )
+        same, total = duckdb.connect().execute(query).fetchone()
         print(json.dumps({"same_segment_share": round(same / total, 4), "customers": total}))
 
 

@@ -6,8 +6,8 @@ too); the Spark side runs `make run` with SEGMINT_ENGINE=spark on the same shop.
 `<SEGMINT_SPARK_WAREHOUSE>/marts.db/customer_scores/`, read here straight from its files. Required (issue 19): the
 same customers, the same RFM segments, behavioural segments for at least 99 % of them, and predicted CLV within
 1 % (median relative difference). On Spark the dbt steps share one Spark Connect server and the CLV scores are
-computed by Spark in chunks (mapInArrow), so this also checks that path against the DuckDB one. Skipped without
-pyspark (`.[spark]`, which `make test` installs) or Java.
+computed and the behavioural segments assigned by Spark in chunks (mapInArrow), so this also checks those paths
+against the DuckDB ones. Skipped without pyspark (`.[spark]`, which `make test` installs) or Java.
 """
 
 from __future__ import annotations
