@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import duckdb
 import pandas as pd
 import pyarrow as pa
 
@@ -80,6 +81,26 @@ def map_table(
     if columns is not None:
         frame = frame.select(*columns)
     return frame.mapInArrow(chunk_function(fn, schema), from_arrow_schema(schema))
+
+
+def sample_table(
+    spark: SparkSession, table: str, columns: list[str], limit: int, seed: int, order_by: str
+) -> tuple[pd.DataFrame, int]:
+    """At most `limit` rows of `table` (these `columns`) pulled into this process as Arrow, with the table's row count.
+
+    The whole table when it fits; else a fixed pseudo-random sample: the `limit` rows with the smallest hash of
+    `order_by` and `seed`, the same rows whatever the partitioning. Ordered by `order_by` and converted to pandas by
+    DuckDB, like the DuckDB path's `read_table(..., order_by=...)`, so a fit on it sees the same dtypes and order."""
+    from pyspark.sql import functions as F
+
+    frame = spark.table(table)
+    frame = frame.select(*[column for column in columns if column in frame.columns])
+    total = frame.count()
+    if total > limit:
+        frame = frame.orderBy(F.xxhash64(F.col(order_by), F.lit(seed))).limit(limit)
+    arrow = frame.toArrow()
+    with duckdb.connect() as conn:
+        return conn.from_arrow(arrow).order(order_by).df(), total
 
 
 def write_parquet_table(frame: DataFrame, table: str, warehouse_dir: Path) -> Path:

@@ -29,7 +29,6 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import duckdb
 import pandas as pd
 import pyarrow as pa
 
@@ -47,7 +46,7 @@ from ml.clustering import (
 from orchestration.lib import spark_compute
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from orchestration.lib.spark_compute import SparkSession  # pyspark is imported in spark_compute only
 
 FEATURES = "marts.customer_features"
 SEGMENTS_TABLE = "ml.behavioral_segments"
@@ -78,22 +77,6 @@ class SparkClustering:
     sample_rows: int  # rows the fit saw
 
 
-def fit_sample(session: SparkSession, seed: int, limit: int = FIT_SAMPLE_ROWS) -> tuple[pd.DataFrame, int]:
-    """At most `limit` customers of the feature table (the columns the clustering reads), pulled as Arrow and
-    ordered by customer_id like the DuckDB path's read; with the table's row count."""
-    from pyspark.sql import functions as F
-
-    table = session.table(FEATURES)
-    table = table.select(*[column for column in INPUT_COLUMNS if column in table.columns])
-    total = table.count()
-    if total > limit:
-        table = table.orderBy(F.xxhash64(F.col("customer_id"), F.lit(seed))).limit(limit)
-    arrow = table.toArrow()
-    # DuckDB's Arrow-to-pandas conversion, as spark_compute.chunk_function's: the same dtypes as read_table.
-    with duckdb.connect() as conn:
-        return conn.from_arrow(arrow).order("customer_id").df(), total
-
-
 def chunk_profile_partials(chunk: pd.DataFrame, fitted: FittedClusters) -> pd.DataFrame:
     """One chunk assigned and reduced to its per-cluster partial sums (ml.clustering.profile_partials rows)."""
     cluster_ids = assign_clusters(chunk, fitted)["cluster_id"].to_numpy()
@@ -119,7 +102,9 @@ def cluster_on_spark(
 
     `name_clusters(profiles, mode) -> {cluster_id: name}` names the clusters (the caller binds the shop's event
     labels), so the names come from the whole table's profiles, exactly as on DuckDB."""
-    sample, total = fit_sample(session, seed)
+    sample, total = spark_compute.sample_table(
+        session, FEATURES, list(INPUT_COLUMNS), FIT_SAMPLE_ROWS, seed, order_by="customer_id"
+    )
     fitted = fit_clusters(sample, seed=seed, k_range=k_range, n_bootstrap=n_bootstrap)
     if len(sample) < total:
         note = (
