@@ -24,7 +24,9 @@ def _spec(key: dg.AssetKey, description: str, deps: list[dg.AssetKey] | None = N
 
 @dg.multi_asset(
     specs=[
-        _spec(EXPLANATION_RFM_RULES, "Per RFM score combination: the rule it matches and the rule's explanation texts."),
+        _spec(
+            EXPLANATION_RFM_RULES, "Per RFM score combination: the rule it matches and the rule's explanation texts."
+        ),
         _spec(
             EXPLANATION_CLUSTERS,
             "Per behavioural cluster: the explanation's text and its most distinguishing attributes (feature, text, "
@@ -44,7 +46,9 @@ def explanation_texts(warehouse: Warehouse):
         write_table(conn, "ml.explanation_rfm_rules", rules)
         write_table(conn, "ml.explanation_clusters", clusters)
         write_table(conn, "ml.explanation_models", models)
-    yield dg.MaterializeResult(asset_key=EXPLANATION_RFM_RULES, metadata={"dagster/row_count": dg.MetadataValue.int(len(rules))})
+    yield dg.MaterializeResult(
+        asset_key=EXPLANATION_RFM_RULES, metadata={"dagster/row_count": dg.MetadataValue.int(len(rules))}
+    )
     yield dg.MaterializeResult(
         asset_key=EXPLANATION_CLUSTERS,
         metadata={
@@ -52,4 +56,6 @@ def explanation_texts(warehouse: Warehouse):
             "clusters": markdown_table(clusters[["cluster_id", "lead", "attribute_1_text"]].astype(object)),
         },
     )
-    yield dg.MaterializeResult(asset_key=EXPLANATION_MODELS, metadata={"dagster/row_count": dg.MetadataValue.int(len(models))})
+    yield dg.MaterializeResult(
+        asset_key=EXPLANATION_MODELS, metadata={"dagster/row_count": dg.MetadataValue.int(len(models))}
+    )

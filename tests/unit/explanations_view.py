@@ -64,7 +64,11 @@ def write_inputs(
     for column in FEATURE_TYPES:
         if column not in table.columns:
             table[column] = None
-    table = table[["customer_id", *FEATURE_TYPES]].astype(object).where(table[["customer_id", *FEATURE_TYPES]].notna(), None)
+    table = (
+        table[["customer_id", *FEATURE_TYPES]]
+        .astype(object)
+        .where(table[["customer_id", *FEATURE_TYPES]].notna(), None)
+    )
     _frame(conn, "marts.customer_features", table, FEATURE_TYPES)
     _frame(conn, "ml.rfm_segments", scores[["customer_id", "recency_score", "frequency_score", "monetary_score",
                                             "rfm_segment"]], {s: "integer" for s in ("recency_score", "frequency_score", "monetary_score")})  # fmt: skip

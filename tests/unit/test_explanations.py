@@ -132,7 +132,10 @@ def test_the_rule_texts_cover_every_score_combination_with_the_rule_assign_segme
 
 def test_the_cluster_texts_have_one_row_per_cluster_with_attributes_and_the_fallbacks():
     clusters = cluster_texts(PROFILES).set_index("cluster_id", drop=False)
-    assert set(clusters["cluster_id"].dropna()) == {0, NO_WEB_ACTIVITY_CLUSTER} and clusters["cluster_id"].isna().sum() == 1
+    assert (
+        set(clusters["cluster_id"].dropna()) == {0, NO_WEB_ACTIVITY_CLUSTER}
+        and clusters["cluster_id"].isna().sum() == 1
+    )
     zero = clusters.loc[0]
     assert [zero[f"attribute_{i}_feature"] for i in (1, 2, 3)] == ["visual_share", "sale_share", "research_share"]
     assert json.loads(zero["attribute_1_evidence"] + "null}")["z_score"] == 2.1

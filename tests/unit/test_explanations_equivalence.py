@@ -140,7 +140,12 @@ def assert_same_meaning(view: pd.DataFrame, expected: pd.DataFrame) -> None:
     assert len(view) == len(expected)
     for column in ("customer_id", "segment_kind", "segment", "explanation"):
         mismatch = [i for i, (a, e) in enumerate(zip(view[column], expected[column], strict=True)) if a != e]
-        assert not mismatch, (column, len(mismatch), view.iloc[mismatch[0]].to_dict(), expected[column].iloc[mismatch[0]])
+        assert not mismatch, (
+            column,
+            len(mismatch),
+            view.iloc[mismatch[0]].to_dict(),
+            expected[column].iloc[mismatch[0]],
+        )
     for row, (actual, wanted) in enumerate(zip(view["evidence"], expected["evidence"], strict=True)):
         assert_same_json(json.loads(actual), json.loads(wanted), f"row {row} {expected['segment_kind'].iloc[row]}")
 
@@ -180,7 +185,7 @@ def test_the_same_on_a_single_customer_and_none_on_none():
 
 def test_non_ascii_text_is_kept_in_the_sentence_and_the_json():
     scores, behavioral, profiles, features = varied_inputs(50, 6)
-    features = features.assign(acquisition_channel="Éßé \"quoted\" 東京")
+    features = features.assign(acquisition_channel='Éßé "quoted" 東京')
     scores = scores.assign(
         clv_model="lightgbm",
         top_drivers=json.dumps([{"feature": "acquisition_channel", "contribution": 0.25}]),
@@ -202,13 +207,17 @@ def _time_reads(size: int) -> None:
     with duckdb.connect(str(WAREHOUSE)) as conn:
         conn.execute(f"create or replace view marts.customer_explanations as {sql}")
         started = time.perf_counter()
-        rows = conn.execute("select count(*), sum(length(explanation) + length(evidence)) from marts.customer_explanations").fetchone()
+        rows = conn.execute(
+            "select count(*), sum(length(explanation) + length(evidence)) from marts.customer_explanations"
+        ).fetchone()
         every = time.perf_counter() - started
         customer = scores["customer_id"].iloc[size // 2]
         started = time.perf_counter()
         one = conn.execute("select * from marts.customer_explanations where customer_id = ?", [customer]).fetchall()
         single = time.perf_counter() - started
-    print(f"{size} synthetic customers: all {rows[0]} rows in {every:.2f} s, one customer's {len(one)} rows in {single:.3f} s")
+    print(
+        f"{size} synthetic customers: all {rows[0]} rows in {every:.2f} s, one customer's {len(one)} rows in {single:.3f} s"
+    )
 
 
 if __name__ == "__main__":
