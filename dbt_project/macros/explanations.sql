@@ -84,30 +84,30 @@
     )
 {%- endmacro %}
 
-{#- `separator`-joined texts made by `body` (an expression of `driver`) for every element of `list`; '' when empty. -#}
-{% macro explain_join_each(list, body, separator) -%}
-    {{ return(adapter.dispatch('explain_join_each')(list, body, separator)) }}
+{#- Select-list items giving one row per element of `list` (none for NULL/empty): `position` (from 1) and `driver`. -#}
+{% macro explain_explode(list) -%}
+    {{ return(adapter.dispatch('explain_explode')(list)) }}
 {%- endmacro %}
 
-{% macro default__explain_join_each(list, body, separator) -%}
-    coalesce(array_to_string(list_transform({{ list }}, lambda driver: {{ body }}), '{{ separator }}'), '')
+{% macro default__explain_explode(list) -%}
+    unnest({{ list }}) as driver, generate_subscripts({{ list }}, 1) as position
 {%- endmacro %}
 
-{% macro spark__explain_join_each(list, body, separator) -%}
-    coalesce(array_join(transform({{ list }}, driver -> {{ body }}), '{{ separator }}'), '')
+{% macro spark__explain_explode(list) -%}
+    posexplode({{ list }}) as (position, driver)
 {%- endmacro %}
 
-{#- Elements of a list, 0 for NULL. -#}
-{% macro explain_list_size(list) -%}
-    {{ return(adapter.dispatch('explain_list_size')(list)) }}
+{#- Aggregate: the `text`s of a group joined by `separator` in the order of `position`. -#}
+{% macro explain_ordered_join(text, position, separator) -%}
+    {{ return(adapter.dispatch('explain_ordered_join')(text, position, separator)) }}
 {%- endmacro %}
 
-{% macro default__explain_list_size(list) -%}
-    coalesce(len({{ list }}), 0)
+{% macro default__explain_ordered_join(text, position, separator) -%}
+    string_agg({{ text }}, '{{ separator }}' order by {{ position }})
 {%- endmacro %}
 
-{% macro spark__explain_list_size(list) -%}
-    coalesce(size({{ list }}), 0)
+{% macro spark__explain_ordered_join(text, position, separator) -%}
+    array_join(transform(array_sort(collect_list(named_struct('position', {{ position }}, 'text', {{ text }}))), item -> item.text), '{{ separator }}')
 {%- endmacro %}
 
 {#- The columns of `relation` as the view finds them when it is built (none while dbt only parses). -#}
@@ -129,29 +129,37 @@
 {%- endmacro %}
 
 {#-
-    The customer's own value of the feature named by `feature` (an expression), from the columns `columns` of the
-    features row `alias`: as text (`as_json` false: Python `_number` of it; True/False for a flag) or as a JSON
-    scalar (number rounded to 4 decimals, string, true/false). NULL when the value is NULL or NaN, the feature is not
-    a column of customer_features, or it is customer_id: the caller writes the sentence without it or JSON null.
+    The customer's own value of the feature named by `feature` (an expression), looked up among `columns` (those
+    of customer_features, row `alias`) as three select-list items `<name>_number` (a numeric feature, as double),
+    `<name>_flag` (a boolean) and `<name>_text` (any other, as text): at most one is not NULL. customer_id is no
+    feature. Three short CASEs instead of one per output format keep the view's SQL small.
 -#}
-{% macro explain_feature_value(feature, alias, columns, as_json) -%}
-    case
-        when {{ feature }} is null then null
+{% macro explain_feature_lookup(feature, alias, columns, name) -%}
+    {%- set kinds = {'number': [], 'boolean': [], 'text': []} %}
     {%- for column in columns if column.name | lower != 'customer_id' %}
-        {%- set value = alias ~ '.' ~ adapter.quote(column.name) %}
         {%- set kind = explain_column_kind(column) | trim %}
-        when {{ feature }} = '{{ column.name }}' then
-        {%- if kind == 'number' %}
-            case when not isnan(cast({{ value }} as double)) then
-                {{ explain_json_number(value) if as_json else explain_number(value) }} end
-        {%- elif kind == 'boolean' %}
-            case when {{ value }} then '{{ "true" if as_json else "True" }}'
-                 when not {{ value }} then '{{ "false" if as_json else "False" }}' end
-        {%- elif kind == 'string' %}
-            {{ "case when " ~ value ~ " is not null then " ~ explain_json_text(value) ~ " end" if as_json else value }}
-        {%- else %}
-            {{ "case when " ~ value ~ " is not null then " ~ explain_json_text("cast(" ~ value ~ " as string)") ~ " end" if as_json else "cast(" ~ value ~ " as string)" }}
-        {%- endif %}
-    {%- endfor %}
+        {%- do kinds['text' if kind in ('string', 'other') else kind].append(column) %}
+    {%- endfor -%}
+    case {{ feature }} when '' then null
+        {%- for column in kinds['number'] %} when '{{ column.name }}' then cast({{ alias }}.{{ adapter.quote(column.name) }} as double){% endfor %}
+        else cast(null as double) end as {{ name }}_number,
+    case {{ feature }} when '' then null
+        {%- for column in kinds['boolean'] %} when '{{ column.name }}' then {{ alias }}.{{ adapter.quote(column.name) }}{% endfor %}
+        else cast(null as boolean) end as {{ name }}_flag,
+    case {{ feature }} when '' then null
+        {%- for column in kinds['text'] %} when '{{ column.name }}' then cast({{ alias }}.{{ adapter.quote(column.name) }} as string){% endfor %}
+        else cast(null as string) end as {{ name }}_text
+{%- endmacro %}
+
+{#- The looked-up value (explain_feature_lookup's `name`) as the sentence writes it (Python `_number`; True/False
+    for a flag), or as a JSON scalar (`as_json`: number rounded to 4 decimals, true/false, string); NULL when the
+    customer has none (NULL or NaN), so the caller leaves it out or writes null. -#}
+{% macro explain_feature_value(name, as_json) -%}
+    case
+        when {{ name }}_number is not null and not isnan({{ name }}_number) then
+            {{ explain_json_number(name ~ '_number') if as_json else explain_number(name ~ '_number') }}
+        when {{ name }}_flag then '{{ "true" if as_json else "True" }}'
+        when not {{ name }}_flag then '{{ "false" if as_json else "False" }}'
+        when {{ name }}_text is not null then {{ explain_json_text(name ~ '_text') if as_json else name ~ '_text' }}
     end
 {%- endmacro %}

@@ -1,7 +1,9 @@
 -- One row per customer and segment kind: why the customer is in the segment (README "Explanations", "Privacy").
 -- A view: each sentence and its JSON evidence are assembled when read, from the tables the scores already build
--- and three small tables of texts the Python asset ml/explanation_texts writes once per run (ml/explanations.py
+-- and three small tables of texts the Python asset ml__explanation_texts writes once per run (ml/explanations.py
 -- has why: writing 3 text rows per customer each run cost ~84 s at 1 M customers, for rows mostly never read).
+-- Every relation is read where it is used (no CTE read twice): DuckDB would materialize such a CTE whole, and a
+-- read of one customer would no longer be a filtered read.
 {{ config(materialized='view') }}
 {%- set feature_columns = explain_columns(ref('customer_features')) %}
 {%- set slots = [] %}
@@ -12,44 +14,7 @@
     {%- endif %}
 {%- endfor %}
 {%- set slots = slots | sort %}
-with features as (
-    select * from {{ ref('customer_features') }}
-),
-
-rfm as (
-    select * from {{ source('ml', 'rfm_segments') }}
-),
-
-behaviour as (
-    select * from {{ source('ml', 'behavioral_segments') }}
-),
-
-predictions as (
-    select customer_id, predicted_clv, purchase_propensity, clv_model,
-        {{ explain_parse_drivers('top_drivers') }} as drivers
-    from {{ source('ml', 'clv_predictions') }}
-),
-
-rules as (
-    select * from {{ source('ml', 'explanation_rfm_rules') }}
-),
-
-clusters as (
-    select * from {{ source('ml', 'explanation_clusters') }}
-),
-
-models as (
-    select * from {{ source('ml', 'explanation_models') }}
-),
-
-horizon as (
-    select
-        case when horizon_days is null or horizon_days = 0 then ''
-            else ' over the next ' || cast(horizon_days as string) || ' days' end as text
-    from {{ source('raw', 'run_context') }}
-),
-
-rfm_reasons as (
+with rfm_reasons as (
     select
         features.customer_id,
         'rfm' as segment_kind,
@@ -70,41 +35,89 @@ rfm_reasons as (
             || ', "order_count": ' || {{ explain_json_number('features.order_count') }}
             || ', "total_revenue": ' || {{ explain_json_number('features.total_revenue') }}
             || '}}' as evidence
-    from features
-    left join rfm on features.customer_id = rfm.customer_id
-    left join rules
+    from {{ ref('customer_features') }} as features
+    left join {{ source('ml', 'rfm_segments') }} as rfm on features.customer_id = rfm.customer_id
+    left join {{ source('ml', 'explanation_rfm_rules') }} as rules
         on rfm.recency_score = rules.recency_score
         and rfm.frequency_score = rules.frequency_score
         and rfm.monetary_score = rules.monetary_score
 ),
 
-behavioral_reasons as (
+-- The customer's cluster, its texts (or those of a cluster without a profile) and the customer's own value of each
+-- of the cluster's attributes.
+behavioral_values as (
     select
         features.customer_id,
+        behaviour.behavioral_segment,
+        behaviour.cluster_id,
+        coalesce(clusters.lead, no_profile.lead) as lead,
+        coalesce(clusters.tail, no_profile.tail) as tail
+        {%- for slot in slots %},
+        clusters.attribute_{{ slot }}_text,
+        clusters.attribute_{{ slot }}_evidence,
+        {{ explain_feature_lookup('clusters.attribute_' ~ slot ~ '_feature', 'features', feature_columns, 'value_' ~ slot) }}
+        {%- endfor %}
+    from {{ ref('customer_features') }} as features
+    left join {{ source('ml', 'behavioral_segments') }} as behaviour on features.customer_id = behaviour.customer_id
+    left join {{ source('ml', 'explanation_clusters') }} as clusters on behaviour.cluster_id = clusters.cluster_id
+    left join (
+        select lead, tail from {{ source('ml', 'explanation_clusters') }} where cluster_id is null
+    ) as no_profile on true
+),
+
+behavioral_reasons as (
+    select
+        customer_id,
         'behavioral' as segment_kind,
-        behaviour.behavioral_segment as segment,
-        behaviour.behavioral_segment || coalesce(clusters.lead, no_profile.lead)
+        behavioral_segment as segment,
+        coalesce(behavioral_segment, 'None') || lead
             || concat_ws('; ', cast(null as string)
-            {%- for slot in slots %}
-                {%- set feature = 'clusters.attribute_' ~ slot ~ '_feature' %},
-                clusters.attribute_{{ slot }}_text
-                    || coalesce('; this customer ' || {{ explain_feature_value(feature, 'features', feature_columns, false) }}, '')
-                    || ')'
+            {%- for slot in slots %},
+                attribute_{{ slot }}_text
+                    || coalesce('; this customer ' || {{ explain_feature_value('value_' ~ slot, false) }}, '') || ')'
             {%- endfor %}
-            ) || coalesce(clusters.tail, no_profile.tail) as explanation,
-        '{"cluster_id": ' || coalesce(cast(behaviour.cluster_id as string), 'null') || ', "attributes": ['
+            ) || tail as explanation,
+        '{"cluster_id": ' || coalesce(cast(cluster_id as string), 'null') || ', "attributes": ['
             || concat_ws(', ', cast(null as string)
-            {%- for slot in slots %}
-                {%- set feature = 'clusters.attribute_' ~ slot ~ '_feature' %},
-                clusters.attribute_{{ slot }}_evidence
-                    || coalesce({{ explain_feature_value(feature, 'features', feature_columns, true) }}, 'null')
-                    || '}'
+            {%- for slot in slots %},
+                attribute_{{ slot }}_evidence || coalesce({{ explain_feature_value('value_' ~ slot, true) }}, 'null') || '}'
             {%- endfor %}
             ) || ']}' as evidence
-    from features
-    left join behaviour on features.customer_id = behaviour.customer_id
-    left join clusters on behaviour.cluster_id = clusters.cluster_id
-    left join (select lead, tail from clusters where cluster_id is null) as no_profile on true
+    from behavioral_values
+),
+
+-- One row per driver of a prediction (top_drivers, in its order) with the customer's own value of the feature.
+drivers as (
+    select customer_id, {{ explain_explode(explain_parse_drivers('top_drivers')) }}
+    from {{ source('ml', 'clv_predictions') }}
+),
+
+driver_values as (
+    select
+        drivers.customer_id,
+        drivers.position,
+        drivers.driver.feature as feature,
+        coalesce(drivers.driver.contribution, 0) as contribution,
+        {{ explain_feature_lookup('drivers.driver.feature', 'features', feature_columns, 'value') }}
+    from drivers
+    inner join {{ ref('customer_features') }} as features on drivers.customer_id = features.customer_id
+),
+
+driver_lists as (
+    select
+        customer_id,
+        {{ explain_ordered_join(
+            "replace(feature, '_', ' ') || coalesce(' = ' || " ~ explain_feature_value('value', false) ~ ", '')
+                || case when contribution > 0 then ' raised it (' else ' lowered it (' end
+                || " ~ explain_format_signed('contribution', 2) ~ " || ')'",
+            'position', '; ') }} as text,
+        {{ explain_ordered_join(
+            "'{\"feature\": ' || " ~ explain_json_text('feature')
+                ~ " || ', \"contribution\": ' || " ~ explain_json_number('contribution')
+                ~ " || ', \"customer_value\": ' || coalesce(" ~ explain_feature_value('value', true) ~ ", 'null') || '}'",
+            'position', ', ') }} as evidence
+    from driver_values
+    group by customer_id
 ),
 
 value_reasons as (
@@ -115,41 +128,31 @@ value_reasons as (
         'Predicted CLV ' || {{ explain_number('predictions.predicted_clv') }} || horizon.text
             || ' (purchase propensity ' || {{ explain_number('predictions.purchase_propensity') }}
             || '), model ' || coalesce(predictions.clv_model, 'None')
-            || case when {{ explain_list_size('predictions.drivers') }} > 0
-                then '; top drivers: ' || {{ explain_join_each(
-                    'predictions.drivers',
-                    "replace(driver.feature, '_', ' ')
-                        || coalesce(' = ' || " ~ explain_feature_value('driver.feature', 'features', feature_columns, false) ~ ", '')
-                        || case when coalesce(driver.contribution, 0) > 0 then ' raised it (' else ' lowered it (' end
-                        || " ~ explain_format_signed('coalesce(driver.contribution, 0)', 2) ~ " || ')'",
-                    '; ') }} || '.'
+            || case when driver_lists.text is not null then '; top drivers: ' || driver_lists.text || '.'
                 else '; a population model without per-customer drivers: it rests on '
                     || coalesce(models.rests_on, other_model.rests_on) || '.'
             end as explanation,
         '{"model": ' || {{ explain_json_text('predictions.clv_model') }}
             || ', "predicted_clv": ' || {{ explain_json_number('predictions.predicted_clv') }}
             || ', "purchase_propensity": ' || {{ explain_json_number('predictions.purchase_propensity') }}
-            || ', "drivers": [' || {{ explain_join_each(
-                'predictions.drivers',
-                "'{\"feature\": ' || " ~ explain_json_text('driver.feature')
-                    ~ " || ', \"contribution\": ' || " ~ explain_json_number('coalesce(driver.contribution, 0)')
-                    ~ " || ', \"customer_value\": ' || coalesce("
-                    ~ explain_feature_value('driver.feature', 'features', feature_columns, true) ~ ", 'null') || '}'",
-                ', ') }}
-            || ']}' as evidence
-    from features
-    left join predictions on features.customer_id = predictions.customer_id
-    left join models on predictions.clv_model = models.clv_model
-    left join (select rests_on from models where clv_model is null) as other_model on true
-    cross join horizon
-),
-
-final as (
-    select customer_id, segment_kind, segment, explanation, evidence from rfm_reasons
-    union all
-    select customer_id, segment_kind, segment, explanation, evidence from behavioral_reasons
-    union all
-    select customer_id, segment_kind, segment, explanation, evidence from value_reasons
+            || ', "drivers": [' || coalesce(driver_lists.evidence, '') || ']}' as evidence
+    from {{ ref('customer_features') }} as features
+    left join {{ source('ml', 'clv_predictions') }} as predictions on features.customer_id = predictions.customer_id
+    left join driver_lists on features.customer_id = driver_lists.customer_id
+    left join {{ source('ml', 'explanation_models') }} as models on predictions.clv_model = models.clv_model
+    left join (
+        select rests_on from {{ source('ml', 'explanation_models') }} where clv_model is null
+    ) as other_model on true
+    cross join (
+        select
+            case when horizon_days is null or horizon_days = 0 then ''
+                else ' over the next ' || cast(horizon_days as string) || ' days' end as text
+        from {{ source('raw', 'run_context') }}
+    ) as horizon
 )
 
-select * from final
+select customer_id, segment_kind, segment, explanation, evidence from rfm_reasons
+union all
+select customer_id, segment_kind, segment, explanation, evidence from behavioral_reasons
+union all
+select customer_id, segment_kind, segment, explanation, evidence from value_reasons
