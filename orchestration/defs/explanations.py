@@ -46,6 +46,9 @@ def explanation_texts(warehouse: Warehouse):
         write_table(conn, "ml.explanation_rfm_rules", rules)
         write_table(conn, "ml.explanation_clusters", clusters)
         write_table(conn, "ml.explanation_models", models)
+        # Retired: the table every customer's rows were written to before the view; an upgraded warehouse would
+        # otherwise keep its 3 stale text rows per customer.
+        conn.execute("drop table if exists ml.customer_explanations")
     yield dg.MaterializeResult(
         asset_key=EXPLANATION_RFM_RULES, metadata={"dagster/row_count": dg.MetadataValue.int(len(rules))}
     )

@@ -1,5 +1,6 @@
-"""The view marts.customer_explanations run on given inputs: dbt compiles it (once per feature-table layout) against
-a small DuckDB warehouse holding the tables it reads, and the compiled SQL is run there.
+"""The view marts.customer_explanations run on given inputs: dbt compiles it (once per session: every test writes the
+same feature-table layout, FEATURE_TYPES) against a small DuckDB warehouse holding the tables it reads, and the
+compiled SQL is run there.
 
 `explain_in_sql(scores, behavioral, profiles, features, horizon_days)` takes the inputs the per-customer reference
 (tests/unit/explanations_reference.py) takes and returns the view's rows in its order (customer_id, then rfm,
