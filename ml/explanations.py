@@ -23,7 +23,8 @@ already depends on and three SMALL tables this module builds once per run (O(rul
   looked up by the view); a row with a NULL cluster_id is the text of a cluster without a profile;
 - `model_texts()` -> ml.explanation_models: what a population model's prediction rests on (a NULL clv_model row is
   the text of any other model).
-Reading one customer's rows is a filtered query; reading all of them is one parallel query. Measured on copies of
+(On Spark the model is a table computed once per run: the Derby metastore keeps at most 32,700 characters of a
+view's SQL.) Reading one customer's rows is a filtered query; reading all of them is one parallel query. Measured on copies of
 the kept bench warehouses (`python -m bench.explanation_reads <copy.duckdb>`, 2 cores at load ~10): the run's
 cost went from 31.1 s (asset) + 5.1 s (dbt copy) to 0.38 s + 0.03 s at 100 k customers, and from 72 s + 11.9 s
 (BENCHMARKS.md, load ~2.5) to 2.5 s + 0.05 s at 1 M; reading one customer's rows takes 0.20 s (100 k) / 0.49 s
