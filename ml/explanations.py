@@ -24,17 +24,17 @@ already depends on and three SMALL tables this module builds once per run (O(rul
 - `model_texts()` -> ml.explanation_models: what a population model's prediction rests on (a NULL clv_model row is
   the text of any other model).
 (On Spark the model is a table computed once per run: the Derby metastore keeps at most 32,700 characters of a
-view's SQL.) Reading one customer's rows is a filtered query; reading all of them is one parallel query. Measured on copies of the kept bench warehouses (`python -m bench.explanation_reads <copy.duckdb>` for the view,
-the old asset body of commit 441e2ab for before; 2 cores shared, load in brackets): a run's cost went from 31.1 s
-(asset) + 5.1 s (dbt copy) to 0.38 s + 0.03 s at 100 k customers (load ~10), and from 135.7 s + 24.3 s to
-0.25 s + 0.01 s at 1 M (load ~7-9; BENCHMARKS.md had 72 s + 11.9 s at load ~2.5). Reading one customer's rows
-takes 0.20 s (100 k) / 0.34 s (1 M); reading every row 6.9 s (300 k rows) / 51 s (3 M rows; the predicted_value
-rows are most of it: their drivers are exploded, joined to the features for the customer's values and re-joined
-in order). The meaning of every
-sentence is the per-customer Python loop's (kept as tests/unit/explanations_reference.py; the tests compare the
-view with it field by field of the JSON on varied input); bytes can differ where SQL formats differently
-(README "Explanations": JSON strings keep non-ASCII characters unescaped, a rounded number can differ in its last
-digit, Spark writes large doubles as 1.0E7).
+view's SQL.) Reading one customer's rows is a filtered query; reading all of them is one parallel query. Measured on
+copies of the kept bench warehouses (`python -m bench.explanation_reads <copy.duckdb>` for the view, the old asset
+body of commit 441e2ab for before; 2 cores shared, load in brackets): a run's cost went from 31.1 s (asset) + 5.1 s
+(dbt copy) to 0.38 s + 0.03 s at 100 k customers (load ~10), and from 135.7 s + 24.3 s to 0.25 s + 0.01 s at 1 M
+(load ~7-9; BENCHMARKS.md had 72 s + 11.9 s at load ~2.5). Reading one customer's rows takes 0.20 s (100 k) / 0.34 s
+(1 M); reading every row 6.9 s (300 k rows) / 51 s (3 M rows; the predicted_value rows are most of it: their drivers
+are exploded, joined to the features for the customer's values and re-joined in order). The meaning of every
+sentence is the per-customer Python loop's (kept as tests/unit/explanations_reference.py; the tests compare the view
+with it field by field of the JSON on varied input); bytes can differ where SQL formats differently (README
+"Explanations": JSON strings keep non-ASCII characters unescaped, a rounded number can differ in its last digit,
+Spark writes large doubles as 1.0E7).
 """
 
 from __future__ import annotations
