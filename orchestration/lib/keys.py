@@ -106,7 +106,10 @@ SALT_FINGERPRINT = _key("privacy/salt_fingerprint")
 WAREHOUSE_COMPACTION = _key("privacy/warehouse_compaction")
 # The removals owed to erased persons and withdrawn consents, sent without waiting for the CLV activation gate.
 OWED_REMOVALS = _key("privacy/owed_removals")
-CUSTOMER_EXPLANATIONS = _key("ml/customer_explanations")
+# The small tables of texts the view marts/customer_explanations assembles its sentences from (ml/explanations.py).
+EXPLANATION_RFM_RULES = _key("ml/explanation_rfm_rules")
+EXPLANATION_CLUSTERS = _key("ml/explanation_clusters")
+EXPLANATION_MODELS = _key("ml/explanation_models")
 CUSTOMER_EXPLANATIONS_MART = _key("marts/customer_explanations")
 
 # What the real-time segment service loads (realtime/).

@@ -41,7 +41,7 @@ EXPECTED_ASSETS = [
     "sync/destination_members", "sync/runs", "sync/batches", "sync/control_group", "sync/members_provenance",
     # dbt views of Python outputs under their contract names
     "marts/clv_model_evaluation", "marts/segment_membership_history", "marts/segment_cards", "marts/audience_lift",
-    "ml/customer_explanations", "marts/customer_explanations", "ml/fairness_audit", "realtime/serving_bundle",
+    "ml/explanation_rfm_rules", "ml/explanation_clusters", "ml/explanation_models", "marts/customer_explanations", "ml/fairness_audit", "realtime/serving_bundle",
 ]  # fmt: skip
 # The lineage an analyst follows from an order file to a segment (edges: parent -> child).
 SEGMENT_LINEAGE = [

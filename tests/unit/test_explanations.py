@@ -1,4 +1,5 @@
-"""Per-customer explanations: the RFM rule that matched, the cluster's distinguishing attributes, the drivers."""
+"""Per-customer explanations (the view marts.customer_explanations, run by tests/unit/explanations_view.py): the RFM
+rule that matched, the cluster's distinguishing attributes, the drivers."""
 
 from __future__ import annotations
 
@@ -9,8 +10,16 @@ import pandas as pd
 import pytest
 
 from ml.clustering import NO_WEB_ACTIVITY_CLUSTER
-from ml.explanations import EXPLANATION_COLUMNS, explain_customers, matched_rfm_rule, rule_priorities
+from ml.explanations import (
+    EXPLANATION_COLUMNS,
+    cluster_texts,
+    matched_rfm_rule,
+    model_texts,
+    rfm_rule_texts,
+    rule_priorities,
+)
 from ml.rfm import SEGMENT_RULES, assign_segments
+from tests.unit.explanations_view import explain_in_sql as explain_customers
 
 
 def scores(**overrides) -> pd.DataFrame:
@@ -109,3 +118,31 @@ def test_a_population_model_says_what_its_prediction_rests_on():
 
 def test_no_contact_field_reaches_an_explanation(table):
     assert not {"email", "phone", "first_name", "last_name"} & set(table.columns)
+
+
+def test_the_rule_texts_cover_every_score_combination_with_the_rule_assign_segments_applies():
+    rules = rfm_rule_texts()
+    assert len(rules) == 125 and not rules.duplicated(["recency_score", "frequency_score", "monetary_score"]).any()
+    expected = rule_priorities(*(rules[c].to_numpy() for c in ("recency_score", "frequency_score", "monetary_score")))
+    assert list(rules["rule_priority"]) == list(expected)
+    champions = rules[(rules["recency_score"] == 5) & (rules["frequency_score"] == 5) & (rules["monetary_score"] == 5)]
+    assert champions["rule_text"].iloc[0].startswith(f"1 of {len(SEGMENT_RULES)} (recency ")
+    assert json.loads(champions["rule_evidence"].iloc[0] + "}")["rule_priority"] == 1
+
+
+def test_the_cluster_texts_have_one_row_per_cluster_with_attributes_and_the_fallbacks():
+    clusters = cluster_texts(PROFILES).set_index("cluster_id", drop=False)
+    assert (
+        set(clusters["cluster_id"].dropna()) == {0, NO_WEB_ACTIVITY_CLUSTER}
+        and clusters["cluster_id"].isna().sum() == 1
+    )
+    zero = clusters.loc[0]
+    assert [zero[f"attribute_{i}_feature"] for i in (1, 2, 3)] == ["visual_share", "sale_share", "research_share"]
+    assert json.loads(zero["attribute_1_evidence"] + "null}")["z_score"] == 2.1
+    assert cluster_texts(PROFILES.iloc[:0])["attribute_1_feature"].isna().all()  # no profile: the fallbacks only
+
+
+def test_every_population_model_and_any_other_has_what_its_prediction_rests_on():
+    models = model_texts()
+    assert models["rests_on"].notna().all() and models["clv_model"].isna().sum() == 1
+    assert {"bgnbd", "pareto_nbd", "past_spend_rate"} <= set(models["clv_model"].dropna())
