@@ -17,6 +17,7 @@ from bench.cdnow import CdnowFormatError, parse_lines, write_landing
 from bench.clv import done_when, future_spend
 from bench.procmem import (
     PROCESS_KINDS,
+    MeasuredProcess,
     StepPeak,
     descendants,
     merge_peaks,
@@ -46,8 +47,8 @@ from bench.report import (
     to_json,
     verdicts,
 )
-from bench.run import merge_results, pipeline_env, spark_env
-from bench.steps import StepEvent, run_seconds, step_seconds, step_windows, top_steps
+from bench.run import measured_run, merge_results, pipeline_env, spark_env
+from bench.steps import RunTimings, StepEvent, run_seconds, step_seconds, step_windows, top_steps
 from landing.ingest import ingest_landing
 
 MIB = 1024**2
@@ -225,6 +226,28 @@ def test_a_step_peak_is_its_largest_sample_and_its_growth_counts_from_the_sample
     assert peaks == {"ingest": StepPeak(peak_bytes=300, start_bytes=100), "fit": StepPeak(900, 250)}
     assert peaks["fit"].rise_bytes == 650
     assert StepPeak(peak_bytes=200, start_bytes=500).rise_bytes == 0  # a step that freed memory added none
+
+
+def test_a_bench_row_carries_each_steps_peak_its_growth_and_the_steps_at_the_peak():
+    pipeline = MeasuredProcess(
+        seconds=10.0,
+        returncode=0,
+        peak_tree_rss_bytes=9 * GIB,
+        max_single_rss_bytes=5 * GIB,
+        samples=((100.0, GIB), (101.0, 2 * GIB), (102.0, 9 * GIB), (103.0, 3 * GIB)),
+    )
+    timings = RunTimings(
+        run_id="r",
+        status="SUCCESS",
+        run_seconds=4.0,
+        step_seconds={"ingest": 1.5, "explain": 2.0},
+        step_windows={"ingest": (100.5, 101.5), "explain": (101.6, 103.6)},
+    )
+    row = measured_run(1_000, 5_000, 30_000, pipeline, pipeline, timings, (1.0, 1.0, 1.0))
+    assert row["step_peak_rss_bytes"] == {"ingest": 2 * GIB, "explain": 9 * GIB}
+    assert row["step_rss_rise_bytes"] == {"ingest": GIB, "explain": 7 * GIB}
+    assert row["steps_at_peak"] == ["explain"]
+    assert SizeResult(**row | dict(pandas_seconds=1.0, pandas_peak_rss_bytes=1, floor_seconds=1.0)).succeeded
 
 
 def test_the_steps_at_the_peak_are_every_step_running_when_it_was_sampled():
