@@ -58,6 +58,24 @@ LOG_SCALED_COLUMNS = frozenset(
     }
 )  # fmt: skip
 
+# Every customer_features column cluster_customers can look at: a caller reads these (those the table has) rather
+# than the whole mart, whose other ~30 columns only cost memory (1 M customers: issue 18). Keep it in step with the
+# columns read below: modes, the web-events test, the mapped-event coverage, the censored order gap.
+INPUT_COLUMNS: tuple[str, ...] = tuple(
+    dict.fromkeys(
+        (
+            "customer_id",
+            "has_web_events",
+            "event_count",
+            MAPPED_EVENT_SHARE,
+            "tenure_days",
+            *BEHAVIOUR_COLUMNS,
+            *GENERIC_COLUMNS,
+            *PURCHASE_COLUMNS,
+        )
+    )
+)
+
 BEHAVIOUR_MODE = "behaviour"
 GENERIC_MODE = "generic"
 PURCHASE_MODE = "purchase"

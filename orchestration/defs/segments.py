@@ -3,6 +3,7 @@
 import dagster as dg
 
 from ml.archetypes import label_segments, name_clusters
+from ml.clustering import INPUT_COLUMNS as CLUSTERING_INPUT_COLUMNS
 from ml.clustering import cluster_customers
 from ml.lookalike import fit_lookalike, score_prospects
 from ml.rfm import score_rfm, segment_rule_table
@@ -91,7 +92,10 @@ def rfm_segments(warehouse: Warehouse) -> dg.MaterializeResult:
 def behavioral_segments(warehouse: Warehouse, config: ClusteringConfig):
     """Behavioural clusters of the customers and their profiles: one fit, two tables."""
     with warehouse.connect() as conn:
-        features = read_table(conn, "marts.customer_features", order_by="customer_id")
+        # Only the columns clustering reads (the mart has ~30 more): the same result at a fraction of the memory.
+        present = {row[0] for row in conn.execute("describe marts.customer_features").fetchall()}
+        columns = [column for column in CLUSTERING_INPUT_COLUMNS if column in present]
+        features = read_table(conn, "marts.customer_features", columns, order_by="customer_id")
         result = cluster_customers(
             features,
             seed=config.seed,

@@ -221,3 +221,16 @@ def test_varying_mapped_shares_with_too_little_mapped_coverage_still_use_the_gen
 def test_well_mapped_events_keep_the_behaviour_mode(four_groups):
     features = four_groups.assign(mapped_event_share=0.95, event_count=10)
     assert cluster_customers(features, seed=0, k_range=range(4, 5)).mode == "behaviour"
+
+
+@pytest.mark.parametrize("frame", ["four_groups", "foreign"])
+def test_the_input_columns_alone_give_the_same_clusters_as_the_whole_mart(frame, request):
+    # ml/behavioral_segments reads only clustering.INPUT_COLUMNS (issue 18's memory): nothing else may matter.
+    whole = request.getfixturevalue(frame) if frame == "four_groups" else foreign_vocabulary_features(600, seed=1)
+    whole = whole.assign(total_revenue=1.0, country="DE", first_order_at=pd.Timestamp("2024-01-01"))
+    narrow = whole[[column for column in clustering.INPUT_COLUMNS if column in whole.columns]]
+    assert len(narrow.columns) < len(whole.columns)
+    full, reduced = cluster_customers(whole, seed=0), cluster_customers(narrow, seed=0)
+    pd.testing.assert_frame_equal(reduced.labels, full.labels)
+    pd.testing.assert_frame_equal(reduced.profiles, full.profiles)
+    assert str(reduced.metadata()) == str(full.metadata())  # str: NaN coverage equals itself
