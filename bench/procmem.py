@@ -6,6 +6,12 @@ The sampled sum over the tree is the honest figure for a pipeline that starts su
 Each sample also splits the tree by process kind (`process_kind`, from the command line): the Dagster process, dbt
 processes, the Spark Connect JVM and Spark's Python workers. The peak of each kind is the largest sum of that kind's
 processes in one sample; the kinds peak at different moments, so their peaks add up to more than the tree's peak.
+
+Every sample also keeps its wall-clock time and the tree's sum, so that the peak can be laid over the run's steps
+afterwards (`step_peaks`, `steps_running_at`): a step's peak is the largest tree sum sampled between its start and end
+events. That works the same under the in-process executor (one Dagster process, steps one after another: memory a
+step leaves behind shows up in the next steps' figures too, so `StepPeak.rise_bytes` gives the growth within the
+step) and under the multiprocess one (a process per step, two at a time: both steps of an overlap see the sum).
 """
 
 from __future__ import annotations
@@ -147,6 +153,46 @@ class MeasuredProcess:
     peak_tree_rss_bytes: int
     max_single_rss_bytes: int  # ru_maxrss of the reaped tree: the largest single process, a floor for the peak
     peak_rss_by_kind: dict[str, int] = field(default_factory=dict)  # process kind -> its largest one-sample sum
+    # (unix seconds, tree RSS bytes) of every sample, in time order: for laying the memory over the run's steps.
+    samples: tuple[tuple[float, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class StepPeak:
+    """The tree's memory while one step ran: its largest sample, the sample at its start, and the difference."""
+
+    peak_bytes: int
+    start_bytes: int
+
+    @property
+    def rise_bytes(self) -> int:
+        """How much the tree grew within the step (under the in-process executor: what the step itself added)."""
+        return max(self.peak_bytes - self.start_bytes, 0)
+
+
+def step_peaks(samples: Sequence[tuple[float, int]], windows: Mapping[str, tuple[float, float]]) -> dict[str, StepPeak]:
+    """Per step (start and end unix seconds), the largest tree sample taken while it ran and the last sample at or
+    before its start (its first sample when none is). A step too short to be sampled has no entry."""
+    peaks = {}
+    for step, (start, end) in windows.items():
+        inside = [rss for at, rss in samples if start <= at <= end]
+        if not inside:
+            continue
+        before = [rss for at, rss in samples if at <= start]
+        peaks[step] = StepPeak(peak_bytes=max(inside), start_bytes=before[-1] if before else inside[0])
+    return peaks
+
+
+def steps_running_at(moment: float, windows: Mapping[str, tuple[float, float]]) -> list[str]:
+    """The steps whose start-end window holds a moment (two under the multiprocess executor's overlaps), by name."""
+    return sorted(step for step, (start, end) in windows.items() if start <= moment <= end)
+
+
+def peak_moment(samples: Sequence[tuple[float, int]]) -> float | None:
+    """When the tree's largest sample was taken (the first of equal ones); None without samples."""
+    if not samples:
+        return None
+    return max(samples, key=lambda sample: (sample[1], -sample[0]))[0]
 
 
 def run_measured(
@@ -158,6 +204,7 @@ def run_measured(
 ) -> MeasuredProcess:
     """Runs a command with stdout and stderr to a log file, sampling the RSS of its process tree until it exits."""
     peak, peak_by_kind = 0, {}
+    samples: list[tuple[float, int]] = []
     done = threading.Event()
     with log_path.open("wb") as log:
         started = time.perf_counter()
@@ -166,8 +213,11 @@ def run_measured(
         def sample() -> None:
             nonlocal peak, peak_by_kind
             while not done.is_set():
+                at = time.time()  # wall clock, the same clock as Dagster's event timestamps
                 by_kind = tree_rss_by_kind(process.pid)
-                peak = max(peak, sum(by_kind.values()))
+                total = sum(by_kind.values())
+                samples.append((at, total))
+                peak = max(peak, total)
                 peak_by_kind = merge_peaks(peak_by_kind, by_kind)
                 done.wait(interval_seconds)
 
@@ -185,4 +235,5 @@ def run_measured(
         peak_tree_rss_bytes=peak,
         max_single_rss_bytes=usage.ru_maxrss * KIB,
         peak_rss_by_kind={kind: peak_by_kind[kind] for kind in PROCESS_KINDS if kind in peak_by_kind},
+        samples=tuple(samples),
     )

@@ -54,6 +54,11 @@ class SizeResult:
     pandas_cpu_seconds: float | None = None  # the baseline process's own CPU time (user + system)
     # Peak RSS per process kind (bench/procmem.py); empty in results recorded before issue 19.
     peak_rss_by_kind: dict[str, int] = field(default_factory=dict)
+    # Per step: the largest tree RSS sampled while it ran, and how much the tree grew within it (bench.procmem
+    # .step_peaks); the steps running when the tree peaked. Empty in results recorded before the per-step split.
+    step_peak_rss_bytes: dict[str, int] = field(default_factory=dict)
+    step_rss_rise_bytes: dict[str, int] = field(default_factory=dict)
+    steps_at_peak: list[str] = field(default_factory=list)
 
     @property
     def feature_seconds(self) -> float:
@@ -105,6 +110,11 @@ class SparkResult:
     spark_driver_memory: str  # SPARK_DRIVER_MEMORY given to the Connect server's JVM
     pipeline_command: str
     engine: str = "spark"
+    # Per step: the largest tree RSS sampled while it ran, and how much the tree grew within it (bench.procmem
+    # .step_peaks); the steps running when the tree peaked. Empty in results recorded before the per-step split.
+    step_peak_rss_bytes: dict[str, int] = field(default_factory=dict)
+    step_rss_rise_bytes: dict[str, int] = field(default_factory=dict)
+    steps_at_peak: list[str] = field(default_factory=list)
 
     @property
     def feature_seconds(self) -> float:
@@ -226,13 +236,25 @@ def _top_steps_cell(step_seconds: Mapping[str, float], count: int = TOP_STEP_COU
     return "<br>".join(f"{name} {seconds:.1f}s" for name, seconds in ranked)
 
 
+def _memory_steps_cell(result: SizeResult | SparkResult, count: int = TOP_STEP_COUNT) -> str:
+    """The steps with the largest peaks (GiB, the growth within the step in parentheses), then those at the peak."""
+    if not result.step_peak_rss_bytes:
+        return "n/a"
+    ranked = sorted(result.step_peak_rss_bytes.items(), key=lambda item: (-item[1], item[0]))[:count]
+    lines = [f"{name} {_gib(peak)} (+{_gib(result.step_rss_rise_bytes.get(name, 0))})" for name, peak in ranked]
+    if result.steps_at_peak:
+        lines.append("at the peak: " + ", ".join(result.steps_at_peak))
+    return "<br>".join(lines)
+
+
 def results_table(results: Sequence[SizeResult]) -> str:
     """The Markdown table of all sizes, smallest first."""
     header = (
         "| customers | orders | events | generate (s) | end to end (s) | dagster run (s) | peak RSS tree (GiB) "
         "| largest process (GiB) | feature build (s) | pandas (s) | floor scan (s) | pandas ratio | floor ratio "
-        "| daily refresh (s) | daily feature build (s) | load avg (1/5/15) | top 5 steps | daily refresh: top 3 steps |\n"
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|"
+        "| daily refresh (s) | daily feature build (s) | load avg (1/5/15) | top 5 steps | daily refresh: top 3 steps "
+        "| top 5 steps by peak RSS tree (GiB, growth in the step) |\n"
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|---|"
     )
     rows = []
     for r in sorted(results, key=lambda r: r.customers):
@@ -249,7 +271,7 @@ def results_table(results: Sequence[SizeResult]) -> str:
             f"| {r.end_to_end_seconds:.1f} | {run} | {_gib(r.peak_tree_rss_bytes)} | {_gib(r.max_single_rss_bytes)} "
             f"| {r.feature_seconds:.1f} | {pandas} | {r.floor_seconds:.2f} | {_times(r.pandas_ratio)} "
             f"| {_times(r.floor_ratio)} | {daily} | {daily_features} | {load} | {_top_steps_cell(r.step_seconds)} "
-            f"| {daily_top} |"
+            f"| {daily_top} | {_memory_steps_cell(r)} |"
         )
     return "\n".join([header, *rows])
 
@@ -358,7 +380,10 @@ machine: the load average column says how busy it was (other jobs were running; 
   is also split by process kind, read from the command line (`bench/procmem.py`): the Dagster process (and
   Dagster's Python helpers), dbt processes, the Spark Connect JVM (and its launcher scripts), Spark's Python workers
   (`pyspark.daemon` and its forks), other (Dagster's compute-log `tail`s); recorded in `bench/results.json` for
-  every row since issue 19, shown in the Spark table.
+  every row since issue 19, shown in the Spark table. **top 5 steps by peak RSS**: the samples laid over the run's
+  step start and end events: a step's peak is the largest tree sum sampled while it ran, the growth is that peak less
+  the sample at its start (`make run` executes in one process, so memory a step keeps is still counted in the steps
+  after it: the growth says which step took it); **at the peak** names the step(s) running when the tree peaked.
 - **feature build**: the dbt step `dbt_feature_models` of the full run: one dbt invocation that stages orders and
   events (`stg_orders`, `stg_visitor_event_days`, `stg_visitor_event_type_days`: every day) and builds the feature
   marts, dbt start-up, dbt tests and row counts included. Results recorded before issue 18 add the separate

@@ -28,7 +28,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 
-from bench.procmem import run_measured
+from bench.procmem import peak_moment, run_measured, step_peaks, steps_running_at
 from bench.report import HONEST_PANDAS_BASELINE, SizeResult, SparkResult, from_json, render_benchmarks, to_json
 from bench.steps import read_run_timings
 
@@ -203,7 +203,10 @@ def generate_shop(size: int, work: Path, log=print):
 
 
 def measured_run(size: int, orders: int, events: int, generated, pipeline, timings, load_average) -> dict:
-    """The fields of a bench row every engine has: the shop, its generation, the measured run and its steps."""
+    """The fields of a bench row every engine has: the shop, its generation, the measured run and its steps (time and
+    memory: the run's samples laid over its steps' start and end events)."""
+    peaks = step_peaks(pipeline.samples, timings.step_windows)
+    moment = peak_moment(pipeline.samples)
     return dict(
         customers=size,
         orders=orders,
@@ -217,6 +220,9 @@ def measured_run(size: int, orders: int, events: int, generated, pipeline, timin
         step_seconds=timings.step_seconds,
         succeeded=pipeline.returncode == 0 and timings.status == "SUCCESS",
         load_average=load_average,
+        step_peak_rss_bytes={step: peak.peak_bytes for step, peak in peaks.items()},
+        step_rss_rise_bytes={step: peak.rise_bytes for step, peak in peaks.items()},
+        steps_at_peak=[] if moment is None else steps_running_at(moment, timings.step_windows),
     )
 
 

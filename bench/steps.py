@@ -36,20 +36,27 @@ class RunTimings:
     run_seconds: float | None
     step_seconds: dict[str, float]
     model_seconds: dict[str, float] = field(default_factory=dict)
+    # step -> (start, end) unix seconds: to lay the sampled memory over the steps (bench.procmem.step_peaks)
+    step_windows: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
-def step_seconds(events: Iterable[StepEvent]) -> dict[str, float]:
-    """Seconds from each step's start to its success or failure; steps that never ended are left out."""
+def step_windows(events: Iterable[StepEvent]) -> dict[str, tuple[float, float]]:
+    """Each step's start and end (success or failure) timestamps; steps that never ended are left out."""
     started: dict[str, float] = {}
-    durations: dict[str, float] = {}
+    windows: dict[str, tuple[float, float]] = {}
     for event in sorted(events, key=lambda e: e.timestamp):
         if event.step_key is None:
             continue
         if event.event_type == STEP_START:
             started[event.step_key] = event.timestamp
         elif event.event_type in STEP_ENDS and event.step_key in started:
-            durations[event.step_key] = event.timestamp - started[event.step_key]
-    return durations
+            windows[event.step_key] = (started[event.step_key], event.timestamp)
+    return windows
+
+
+def step_seconds(events: Iterable[StepEvent]) -> dict[str, float]:
+    """Seconds from each step's start to its success or failure; steps that never ended are left out."""
+    return {step: end - start for step, (start, end) in step_windows(events).items()}
 
 
 def run_seconds(events: Iterable[StepEvent]) -> float | None:
@@ -101,6 +108,7 @@ def read_run_timings(dagster_home: Path) -> RunTimings:
             run_seconds=run_seconds(events),
             step_seconds=step_seconds(events),
             model_seconds=models,
+            step_windows=step_windows(events),
         )
     finally:
         instance.dispose()

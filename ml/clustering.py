@@ -63,6 +63,24 @@ LOG_SCALED_COLUMNS = frozenset(
     }
 )  # fmt: skip
 
+# Every customer_features column cluster_customers can look at: a caller reads these (those the table has) rather
+# than the whole mart, whose other ~30 columns only cost memory (1 M customers: issue 18). Keep it in step with the
+# columns read below: modes, the web-events test, the mapped-event coverage, the censored order gap.
+INPUT_COLUMNS: tuple[str, ...] = tuple(
+    dict.fromkeys(
+        (
+            "customer_id",
+            "has_web_events",
+            "event_count",
+            MAPPED_EVENT_SHARE,
+            "tenure_days",
+            *BEHAVIOUR_COLUMNS,
+            *GENERIC_COLUMNS,
+            *PURCHASE_COLUMNS,
+        )
+    )
+)
+
 BEHAVIOUR_MODE = "behaviour"
 GENERIC_MODE = "generic"
 PURCHASE_MODE = "purchase"
@@ -84,16 +102,6 @@ KMEANS_N_INIT = 4
 NATIVE_THREADS = 1
 DEFAULT_K_RANGE = range(3, 9)
 MIN_BOOTSTRAP = 20
-
-# Every column of the feature table the clustering reads (any mode): a reader may select only these.
-INPUT_COLUMNS: tuple[str, ...] = tuple(
-    dict.fromkeys(
-        [
-            "customer_id", "has_web_events", "event_count", MAPPED_EVENT_SHARE, "tenure_days",
-            *BEHAVIOUR_COLUMNS, *GENERIC_COLUMNS, *PURCHASE_COLUMNS,
-        ]
-    )
-)  # fmt: skip
 
 K_SCORE_COLUMNS = ["k", "silhouette", "davies_bouldin", "inertia", "stability_ari_mean", "is_candidate", "is_chosen"]
 PROFILE_COLUMNS = ["cluster_id", "n_customers", "feature", "mean", "base_mean", "z_score"]

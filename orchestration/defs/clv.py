@@ -21,7 +21,13 @@ import pyarrow as pa
 
 from ml.cadence import derived_key, kept_message
 from ml.champion import EVALUATION as EVALUATION_WINDOW
-from ml.champion import champion_backtest, fit_champion, predict_champion, structural_level_factor
+from ml.champion import (
+    champion_backtest,
+    fit_champion,
+    predict_champion,
+    structural_level_factor,
+    structural_totals,
+)
 from ml.charts import decile_chart_png, feature_importance_png
 from ml.clv import feature_importance
 from ml.evaluation import (
@@ -429,28 +435,17 @@ def clv_predictions(warehouse: Warehouse, spark: SparkEngine) -> dg.MaterializeR
     with warehouse.connect() as conn:
         stored = conn.execute(f"select model_version, model_blob from {MODEL_TABLE}").fetchall()
         pinned = stored_fit(conn, MODEL_TABLE)
-        if on_spark:  # the customers stay in Spark: a few rows here only fix the output's column types
-            features = conn.execute(f"select * from {FEATURES} order by customer_id limit 100").df()
-        else:
-            features = read_table(conn, FEATURES, order_by="customer_id")
+        # The customers stay in the warehouse (Spark, or DuckDB chunk by chunk): a few rows fix the column types.
+        sample = conn.execute(f"select * from {FEATURES} order by customer_id limit 100").df()
         scoring_fits = read_btyd_fits(conn, "scoring")
     if len(stored) != 1:
         raise ValueError(f"{MODEL_TABLE} must hold exactly one model, found {len(stored)}: materialize ml/clv_model")
     version, blob = stored[0]
     model = load_model(bytes(blob), version)
     if on_spark:
-        summary = _predict_on_spark(warehouse, spark, model, scoring_fits, version, sample=features)
+        summary = _predict_on_spark(warehouse, spark, model, scoring_fits, version, sample=sample)
     else:
-        predictions = predict_champion(model, features, fits=scoring_fits).assign(model_version=version)
-        with warehouse.connect() as conn:
-            write_table(conn, PREDICTIONS_TABLE, predictions)
-        summary = {
-            "rows": len(predictions),
-            "clv": float(predictions["predicted_clv"].sum()),
-            "p10": float(predictions["predicted_clv_p10"].sum()),
-            "p90": float(predictions["predicted_clv_p90"].sum()),
-            "propensity": float(predictions["purchase_propensity"].mean()),
-        }
+        summary = _predict_in_chunks(warehouse, model, scoring_fits, version, sample)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": dg.MetadataValue.int(summary["rows"]),
@@ -463,6 +458,69 @@ def clv_predictions(warehouse: Warehouse, spark: SparkEngine) -> dg.MaterializeR
             "mean_purchase_propensity": dg.MetadataValue.float(summary["propensity"]),
         }
     )
+
+
+# Customers scored at once on DuckDB: the whole customer table as one pandas frame (1 M x ~60 columns) and its model
+# matrix, BTYD outputs and explanations cost ~2 GiB at 1 M (issue 18's memory budget); a chunk of 100 k costs a tenth.
+PREDICT_CHUNK_CUSTOMERS = 100_000
+
+
+def customer_chunks(conn: duckdb.DuckDBPyConnection, table: str, chunk_rows: int) -> list[tuple[str, str | None]]:
+    """[first, next first) customer_id ranges of at most `chunk_rows` rows each, in customer_id order (the last one
+    open-ended: None). Scoring range by range gives every customer exactly once and in the same order as one pass."""
+    firsts = [
+        row[0]
+        for row in conn.execute(
+            f"select customer_id from (select customer_id, row_number() over (order by customer_id) - 1 as position "
+            f"from {table}) where position % ? = 0 order by customer_id",
+            [chunk_rows],
+        ).fetchall()
+    ]
+    return list(zip(firsts, [*firsts[1:], None][: len(firsts)], strict=True))
+
+
+def _predict_in_chunks(
+    warehouse: Warehouse, model, fits, version: str, sample: pd.DataFrame, chunk_rows: int = PREDICT_CHUNK_CUSTOMERS
+) -> dict:
+    """SEGMINT_ENGINE=duckdb: predict_champion over marts.customer_features one customer_id range at a time, written
+    into ml.clv_predictions in one transaction (readers see the old table or the new one). Each row's prediction
+    depends on that row only, except the structural level's one factor: summed over the chunks first, as on Spark."""
+    with warehouse.connect() as conn:
+        ranges = customer_chunks(conn, FEATURES, chunk_rows)
+
+        def chunk(first: str, stop: str | None) -> pd.DataFrame:
+            upper, bounds = ("", [first]) if stop is None else (" and customer_id < ?", [first, stop])
+            return conn.execute(
+                f"select * from {FEATURES} where customer_id >= ?{upper} order by customer_id", bounds
+            ).df()
+
+        level_factor = None
+        if model.structural_level:
+            totals = [structural_totals(model, chunk(first, stop), fits=fits) for first, stop in ranges]
+            level_factor = structural_level_factor(sum(t[0] for t in totals), sum(t[1] for t in totals))
+        conn.execute("begin transaction")
+        for index, (first, stop) in enumerate(ranges):
+            predictions = predict_champion(model, chunk(first, stop), fits=fits, level_factor=level_factor)
+            predictions = predictions.assign(model_version=version)
+            if index == 0:  # the first chunk replaces the table (its column types are the scored frame's)
+                write_table(conn, PREDICTIONS_TABLE, predictions)
+            else:
+                conn.register("_segmint_predictions", predictions)
+                conn.execute(f"insert into {PREDICTIONS_TABLE} by name select * from _segmint_predictions")
+                conn.unregister("_segmint_predictions")
+            del predictions  # before the next chunk is read: one chunk's frames at a time
+        if not ranges:  # no customer: the table is still replaced, empty
+            write_table(
+                conn,
+                PREDICTIONS_TABLE,
+                predict_champion(model, sample, fits=fits).assign(model_version=version).head(0),
+            )
+        conn.execute("commit")
+        rows, clv, p10, p90, propensity = conn.execute(
+            "select count(*), sum(predicted_clv), sum(predicted_clv_p10), sum(predicted_clv_p90), "
+            f"avg(purchase_propensity) from {PREDICTIONS_TABLE}"
+        ).fetchone()
+    return {"rows": rows, "clv": clv or 0.0, "p10": p10 or 0.0, "p90": p90 or 0.0, "propensity": propensity or 0.0}
 
 
 def _predict_on_spark(

@@ -4,6 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from ml.archetypes import label_segments, name_clusters
+from ml.clustering import INPUT_COLUMNS as CLUSTERING_INPUT_COLUMNS
 from ml.clustering import NO_WEB_ACTIVITY_CLUSTER, ClusteringResult, cluster_customers, clustering_result
 from ml.lookalike import fit_lookalike, score_prospects
 from ml.rfm import score_rfm, segment_rule_table
@@ -98,7 +99,10 @@ def behavioral_segments(warehouse: Warehouse, spark: SparkEngine, config: Cluste
         yield from _segments_on_spark(warehouse, spark, config)
         return
     with warehouse.connect() as conn:
-        features = read_table(conn, "marts.customer_features", order_by="customer_id")
+        # Only the columns clustering reads (the mart has ~30 more): the same result at a fraction of the memory.
+        present = {row[0] for row in conn.execute("describe marts.customer_features").fetchall()}
+        columns = [column for column in CLUSTERING_INPUT_COLUMNS if column in present]
+        features = read_table(conn, "marts.customer_features", columns, order_by="customer_id")
         result = cluster_customers(
             features,
             seed=config.seed,

@@ -4,6 +4,7 @@ CDNOW benchmark's conversion and future evaluation (nothing is downloaded here).
 from __future__ import annotations
 
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -16,13 +17,18 @@ from bench.cdnow import CdnowFormatError, parse_lines, write_landing
 from bench.clv import done_when, future_spend
 from bench.procmem import (
     PROCESS_KINDS,
+    MeasuredProcess,
+    StepPeak,
     descendants,
     merge_peaks,
     parse_cmdline,
     parse_parent_pid,
     parse_vmrss_kib,
+    peak_moment,
     process_kind,
     run_measured,
+    step_peaks,
+    steps_running_at,
     tree_rss_by_kind,
     tree_rss_bytes,
 )
@@ -41,8 +47,8 @@ from bench.report import (
     to_json,
     verdicts,
 )
-from bench.run import merge_results, pipeline_env, spark_env
-from bench.steps import StepEvent, run_seconds, step_seconds, top_steps
+from bench.run import measured_run, merge_results, pipeline_env, spark_env
+from bench.steps import RunTimings, StepEvent, run_seconds, step_seconds, step_windows, top_steps
 from landing.ingest import ingest_landing
 
 MIB = 1024**2
@@ -205,6 +211,52 @@ def test_the_sampled_peak_includes_memory_held_by_a_child_process(tmp_path):
     assert measured.max_single_rss_bytes >= 150 * MIB
 
 
+def test_every_sample_keeps_its_wall_clock_time_in_order(tmp_path):
+    before = time.time()
+    measured = run_measured([sys.executable, "-c", "import time; time.sleep(0.5)"], {}, tmp_path, tmp_path / "l")
+    times = [at for at, _ in measured.samples]
+    assert len(times) >= 2 and times == sorted(times) and before <= times[0] <= time.time()
+    assert max(rss for _, rss in measured.samples) == measured.peak_tree_rss_bytes
+
+
+def test_a_step_peak_is_its_largest_sample_and_its_growth_counts_from_the_sample_before_it_started():
+    samples = [(0.0, 100), (1.0, 300), (2.0, 250), (3.0, 900), (4.0, 400), (5.0, 400)]
+    windows = {"ingest": (0.5, 2.5), "fit": (2.6, 4.5), "blink": (5.2, 5.3)}
+    peaks = step_peaks(samples, windows)
+    assert peaks == {"ingest": StepPeak(peak_bytes=300, start_bytes=100), "fit": StepPeak(900, 250)}
+    assert peaks["fit"].rise_bytes == 650
+    assert StepPeak(peak_bytes=200, start_bytes=500).rise_bytes == 0  # a step that freed memory added none
+
+
+def test_a_bench_row_carries_each_steps_peak_its_growth_and_the_steps_at_the_peak():
+    pipeline = MeasuredProcess(
+        seconds=10.0,
+        returncode=0,
+        peak_tree_rss_bytes=9 * GIB,
+        max_single_rss_bytes=5 * GIB,
+        samples=((100.0, GIB), (101.0, 2 * GIB), (102.0, 9 * GIB), (103.0, 3 * GIB)),
+    )
+    timings = RunTimings(
+        run_id="r",
+        status="SUCCESS",
+        run_seconds=4.0,
+        step_seconds={"ingest": 1.5, "explain": 2.0},
+        step_windows={"ingest": (100.5, 101.5), "explain": (101.6, 103.6)},
+    )
+    row = measured_run(1_000, 5_000, 30_000, pipeline, pipeline, timings, (1.0, 1.0, 1.0))
+    assert row["step_peak_rss_bytes"] == {"ingest": 2 * GIB, "explain": 9 * GIB}
+    assert row["step_rss_rise_bytes"] == {"ingest": GIB, "explain": 7 * GIB}
+    assert row["steps_at_peak"] == ["explain"]
+    assert SizeResult(**row | dict(pandas_seconds=1.0, pandas_peak_rss_bytes=1, floor_seconds=1.0)).succeeded
+
+
+def test_the_steps_at_the_peak_are_every_step_running_when_it_was_sampled():
+    samples = [(0.0, 100), (1.0, 900), (2.0, 900), (3.0, 50)]
+    assert peak_moment(samples) == 1.0 and peak_moment([]) is None
+    windows = {"dbt": (0.5, 1.5), "fit": (0.9, 3.0), "later": (2.0, 3.0)}
+    assert steps_running_at(1.0, windows) == ["dbt", "fit"]
+
+
 def test_a_failing_command_reports_its_exit_code_and_keeps_its_output(tmp_path):
     log = tmp_path / "log.txt"
     measured = run_measured([sys.executable, "-c", "print('boom'); raise SystemExit(3)"], {}, tmp_path, log)
@@ -224,6 +276,7 @@ def test_step_time_runs_from_start_to_success_or_failure_and_unfinished_steps_ar
         StepEvent(None, "PIPELINE_FAILURE", 132.0),
     ]
     assert step_seconds(events) == {"raw_tables": 10.5, "dbt_feature_models": 18.0}
+    assert step_windows(events) == {"raw_tables": (101.0, 111.5), "dbt_feature_models": (112.0, 130.0)}
     assert run_seconds(events) == 32.0
 
 
@@ -317,6 +370,25 @@ def test_a_failed_run_never_meets_the_time_target_however_fast_it_died():
 def test_results_survive_a_round_trip_through_json():
     result = _result(model_seconds={"marts/customer_features": 12.5})
     assert from_json(to_json(result)) == result
+    with_memory = _result(
+        step_peak_rss_bytes={"raw_tables": 3 * GIB},
+        step_rss_rise_bytes={"raw_tables": GIB},
+        steps_at_peak=["raw_tables"],
+    )
+    assert from_json(to_json(with_memory)) == with_memory
+
+
+def test_the_table_names_the_steps_with_the_largest_peaks_their_growth_and_those_at_the_peak():
+    result = _result(
+        step_peak_rss_bytes={"raw_tables": 3 * GIB, "ml__clv_model": 5 * GIB, "tiny": GIB},
+        step_rss_rise_bytes={"raw_tables": 2 * GIB, "ml__clv_model": GIB // 2},
+        steps_at_peak=["ml__clv_model"],
+    )
+    row = results_table([result]).splitlines()[-1]
+    assert row.endswith(
+        "| ml__clv_model 5.00 (+0.50)<br>raw_tables 3.00 (+2.00)<br>tiny 1.00 (+0.00)<br>at the peak: ml__clv_model |"
+    )
+    assert results_table([_result()]).splitlines()[-1].endswith("| n/a |")  # recorded before the per-step split
 
 
 def test_a_new_measurement_replaces_the_old_one_of_the_same_size():

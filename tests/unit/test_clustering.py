@@ -289,3 +289,16 @@ def test_the_clustering_reads_only_its_input_columns(mixed_base):
     b = clustering.fit_clusters(narrow, seed=0, k_range=range(3, 5), n_bootstrap=2)
     pd.testing.assert_frame_equal(a.k_scores, b.k_scores)
     np.testing.assert_array_equal(a.model.cluster_centers_, b.model.cluster_centers_)
+
+
+@pytest.mark.parametrize("frame", ["four_groups", "foreign"])
+def test_the_input_columns_alone_give_the_same_clusters_as_the_whole_mart(frame, request):
+    # ml/behavioral_segments reads only clustering.INPUT_COLUMNS (issue 18's memory): nothing else may matter.
+    whole = request.getfixturevalue(frame) if frame == "four_groups" else foreign_vocabulary_features(600, seed=1)
+    whole = whole.assign(total_revenue=1.0, country="DE", first_order_at=pd.Timestamp("2024-01-01"))
+    narrow = whole[[column for column in clustering.INPUT_COLUMNS if column in whole.columns]]
+    assert len(narrow.columns) < len(whole.columns)
+    full, reduced = cluster_customers(whole, seed=0), cluster_customers(narrow, seed=0)
+    pd.testing.assert_frame_equal(reduced.labels, full.labels)
+    pd.testing.assert_frame_equal(reduced.profiles, full.profiles)
+    assert str(reduced.metadata()) == str(full.metadata())  # str: NaN coverage equals itself

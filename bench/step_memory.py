@@ -1,0 +1,86 @@
+"""`python -m bench.step_memory <step> [<step> ...]`: some steps of segmint_refresh alone, with their peak RSS.
+
+Runs the named steps (op names as the run's event log spells them, e.g. `ml__clv_predictions`, `dbt_score_models`)
+in process on the warehouse of SEGMINT_WAREHOUSE (a copy of a whole run's warehouse: `make bench --keep` leaves one),
+the same way `bench.feature_step` runs the feature step, in a child process whose tree RSS is sampled every 0.2 s
+(`bench.procmem`). Prints one JSON line per step: seconds, peak tree RSS, and the growth within the step (the child
+starts at Dagster's import size, ~0.3 GiB). SEGMINT_FORCE_REFIT=1 refits the model chain instead of keeping the
+pinned fits, as a full run after a change does. Finding and shrinking issue 18's memory peak step by step costs
+seconds this way instead of a whole-graph run per try.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.procmem import run_measured, step_peaks
+from bench.run import DAGSTER_YAML
+from bench.steps import read_run_timings
+
+GIB = 1024**3
+
+
+def run_steps(steps: Sequence[str]) -> None:
+    """The child: materialize every asset of the named ops in one in-process run of segmint_refresh."""
+    import dagster as dg
+
+    from orchestration.definitions import defs
+
+    known = {asset.op.name: asset for asset in defs.assets if getattr(asset, "op", None)}
+    missing = [step for step in steps if step not in known]
+    if missing:
+        sys.exit(f"unknown step(s): {', '.join(missing)}; known: {', '.join(sorted(known))}")
+    keys = [key for step in steps for key in known[step].keys]
+    with dg.DagsterInstance.get() as instance:
+        result = defs.resolve_job_def("segmint_refresh").execute_in_process(
+            instance=instance, asset_selection=keys, raise_on_error=False
+        )
+    sys.exit(0 if result.success else 1)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.step_memory", description=__doc__.splitlines()[0])
+    parser.add_argument("steps", nargs="+", help="op names, run in the graph's order")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        run_steps(args.steps)
+        return
+    if not os.environ.get("SEGMINT_WAREHOUSE"):
+        sys.exit("set SEGMINT_WAREHOUSE to a copy of a whole run's warehouse (it is written)")
+    home = Path(os.environ.get("DAGSTER_HOME") or tempfile.mkdtemp(prefix="segmint-step-memory-"))
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        shutil.copy(DAGSTER_YAML, home / "dagster.yaml")  # telemetry off, like every run of the bench
+    env = dict(os.environ) | {"DAGSTER_HOME": str(home), "DO_NOT_TRACK": "1"}
+    log = home / "step_memory.log"
+    measured = run_measured([sys.executable, "-m", "bench.step_memory", "--child", *args.steps], env, Path.cwd(), log)
+    timings = read_run_timings(home)
+    peaks = step_peaks(measured.samples, timings.step_windows)
+    for step in args.steps:
+        peak = peaks.get(step)
+        print(
+            json.dumps(
+                {
+                    "step": step,
+                    "status": timings.status,
+                    "seconds": round(timings.step_seconds.get(step, float("nan")), 1),
+                    "peak_tree_rss_gib": round(peak.peak_bytes / GIB, 3) if peak else None,
+                    "growth_gib": round(peak.rise_bytes / GIB, 3) if peak else None,
+                    "load_average": [round(x, 1) for x in os.getloadavg()],
+                }
+            )
+        )
+    if measured.returncode != 0:
+        sys.exit(f"the run failed; see {log}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""ml/clv_predictions on DuckDB scores marts.customer_features a customer range at a time (issue 18's memory budget):
+the table it writes must be the one a single pass over the whole table gives."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml import btyd, champion
+from orchestration.defs.clv import FEATURES, PREDICTIONS_TABLE, _predict_in_chunks, customer_chunks
+from orchestration.defs.resources import Warehouse
+from orchestration.lib.warehouse_io import write_table
+from tests.unit.test_clv import features_at, simulate_shop
+
+HORIZON, N_DAYS = 180, 900
+
+
+@pytest.fixture(scope="module")
+def scored_shop(tmp_path_factory):
+    """A warehouse with a small shop's customer_features, its champion model and the scoring cut-off's BTYD fits."""
+    shop = simulate_shop(800, N_DAYS, seed=5)
+    training = features_at(shop, N_DAYS - 1 - HORIZON, HORIZON)
+    result = champion.champion_backtest(training, HORIZON, features_at(shop, N_DAYS - 1 - 2 * HORIZON, HORIZON))
+    model = champion.fit_champion(training, HORIZON, result.evaluation)
+    features = features_at(shop, N_DAYS - 1)
+    features["customer_id"] = features["customer_id"].astype(str)
+    path = tmp_path_factory.mktemp("chunks") / "warehouse.duckdb"
+    with duckdb.connect(str(path)) as conn:
+        write_table(conn, FEATURES, features)
+    return Warehouse(path=str(path), engine="duckdb"), model, btyd.fit_btyd_models(features)
+
+
+def _one_pass(warehouse: Warehouse, model, fits) -> pd.DataFrame:
+    with duckdb.connect(warehouse.path) as conn:
+        features = conn.execute(f"select * from {FEATURES} order by customer_id").df()
+    return champion.predict_champion(model, features, fits=fits).assign(model_version="v1")
+
+
+def _written(warehouse: Warehouse) -> pd.DataFrame:
+    with duckdb.connect(warehouse.path) as conn:
+        return conn.execute(f"select * from {PREDICTIONS_TABLE}").df()
+
+
+def test_customer_ranges_cover_every_customer_once_in_order():
+    with duckdb.connect() as conn:
+        conn.execute("create schema marts")
+        conn.execute("create table marts.c as select 'c' || lpad(i::varchar, 3, '0') as customer_id from range(7) t(i)")
+        assert customer_chunks(conn, "marts.c", 3) == [("c000", "c003"), ("c003", "c006"), ("c006", None)]
+        assert customer_chunks(conn, "marts.c", 7) == [("c000", None)]
+        conn.execute("delete from marts.c")
+        assert customer_chunks(conn, "marts.c", 3) == []
+
+
+def test_chunked_scores_are_the_single_pass_scores_row_for_row(scored_shop):
+    warehouse, model, fits = scored_shop
+    sample = _one_pass(warehouse, model, fits).head(0)
+    summary = _predict_in_chunks(warehouse, model, fits, "v1", sample, chunk_rows=90)
+    written, expected = _written(warehouse), _one_pass(warehouse, model, fits)
+    pd.testing.assert_frame_equal(written, expected, check_exact=True)  # same rows, order, values and types
+    assert summary["rows"] == len(expected) > 90 * 3
+    assert summary["clv"] == pytest.approx(expected["predicted_clv"].sum(), rel=1e-12)
+
+
+def test_the_structural_level_factor_of_the_chunks_is_the_whole_tables(scored_shop):
+    warehouse, model, fits = scored_shop
+    model = dataclasses.replace(model, structural_level=True)
+    sample = _one_pass(warehouse, model, fits).head(0)
+    _predict_in_chunks(warehouse, model, fits, "v1", sample, chunk_rows=90)
+    written, expected = _written(warehouse), _one_pass(warehouse, model, fits)
+    # One factor for the whole table, its two totals summed chunk by chunk: equal up to the sums' float rounding.
+    np.testing.assert_allclose(written["predicted_clv"], expected["predicted_clv"], rtol=1e-12)
+    assert written["customer_id"].tolist() == expected["customer_id"].tolist()
