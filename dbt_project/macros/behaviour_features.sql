@@ -243,3 +243,12 @@ from day_gaps
         visual_share,
         urgency_share
 {%- endmacro %}
+
+{#- The column names of staging.stg_visitor_event_days as built (['*'] while dbt parses, before any table exists). -#}
+{% macro staged_visitor_day_columns() %}
+    {%- if not execute -%}
+        {{ return(['*']) }}
+    {%- endif -%}
+    {%- set columns = adapter.get_columns_in_relation(ref('stg_visitor_event_days')) -%}
+    {{ return(columns | map(attribute='name') | map('lower') | list) }}
+{% endmacro %}

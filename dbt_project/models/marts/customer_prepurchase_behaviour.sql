@@ -1,11 +1,5 @@
 -- One row per customer with web events strictly before their first order: the early behaviour that the
 -- lookalike model learns from, comparable with what a prospect shows today.
-{#- The visitor-day counts behaviour_features reads (event_day_counts' names), selected by name from both sources. -#}
-{%- set day_columns = [
-    'customer_id', 'cutoff_date', 'occurred_on', 'event_count', 'first_event_at', 'last_event_at',
-    'product_view_count', 'research_event_count', 'sale_event_count', 'discount_event_count', 'brand_event_count',
-    'visual_event_count', 'urgency_event_count', 'cart_add_count', 'saw_shipping', 'purchased', 'mapped_event_count',
-] %}
 with cutoffs as (
     select * from {{ ref('int_cutoffs') }}
 ),
@@ -19,18 +13,11 @@ first_orders as (
 ),
 
 -- "Before the first order" is finer than a day only on the first order's own day: the whole days before it are
--- the staged visitor-days (a customer's visitor_id is the customer_id, so one row per customer and day), and only
--- that one day is counted from its events. At 1 M customers this reads ~1 M event rows instead of aggregating
--- every event before every first order (BENCHMARKS.md, issue 18).
-days_before as (
-    select event_days.*, first_orders.first_order_on as cutoff_date
-    from {{ ref('stg_visitor_event_days') }} as event_days
-    inner join first_orders using (customer_id)
-    where event_days.occurred_on < first_orders.first_order_on
-),
-
+-- the staged visitor-days (a customer's visitor_id is the customer_id: one row per customer and day), and only that
+-- day's events before the order are counted here, by the macro that stages the visitor-days (the same columns).
+-- At 1 M customers this aggregates ~1 M events instead of every event before every first order (BENCHMARKS.md).
 first_order_day_events as (
-    select events.*, first_orders.first_order_on as cutoff_date
+    select events.*
     from {{ ref('stg_events') }} as events
     inner join first_orders
         on events.customer_id = first_orders.customer_id and events.occurred_on = first_orders.first_order_on
@@ -38,13 +25,26 @@ first_order_day_events as (
 ),
 
 first_order_day as (
-    {{ event_day_counts('first_order_day_events', ['customer_id', 'cutoff_date']) }}
+    with early_events as (select * from first_order_day_events)
+    {{ visitor_event_days('early_events') }}
+),
+
+{#- By name on both sides of the union: a column added by a window run (on_schema_change) sits at the table's end. -#}
+{%- set day_columns = staged_visitor_day_columns() %}
+early_visitor_days as (
+    select {% for column in day_columns %}event_days.{{ column }}{{ ", " if not loop.last }}{% endfor %}
+    from {{ ref('stg_visitor_event_days') }} as event_days
+    inner join first_orders using (customer_id)
+    where event_days.occurred_on < first_orders.first_order_on
+    union all
+    select {{ day_columns | join(', ') }}
+    from first_order_day
 ),
 
 early_event_days as (
-    select {{ day_columns | join(', ') }} from days_before
-    union all
-    select {{ day_columns | join(', ') }} from first_order_day
+    select early_visitor_days.*, first_orders.first_order_on as cutoff_date
+    from early_visitor_days
+    inner join first_orders using (customer_id)
 ),
 
 behaviour as (
