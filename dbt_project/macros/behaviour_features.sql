@@ -243,3 +243,13 @@ from day_gaps
         visual_share,
         urgency_share
 {%- endmacro %}
+
+{#- The column names of staging.stg_visitor_event_days as built; ['*'] (every column, in the macro's order) while dbt
+    parses or when the table is not built yet (`dbt compile` / `docs generate` on a fresh warehouse). -#}
+{% macro staged_visitor_day_columns() %}
+    {%- if not execute -%}
+        {{ return(['*']) }}
+    {%- endif -%}
+    {%- set columns = adapter.get_columns_in_relation(ref('stg_visitor_event_days')) | map(attribute='name') | map('lower') | list -%}
+    {{ return(columns or ['*']) }}
+{% endmacro %}
