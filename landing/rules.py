@@ -410,14 +410,21 @@ def duplicate_keys_sql(spec: TableSpec, parsed_table: str, compared: tuple[str, 
     """SELECT of keys that occur more than once among valid records: first row, copies, conflicting?
 
     Copies conflict when their `compared` columns (default: every contract column) differ.
+    Grouping every record by its key text is the costly part (36 M distinct event ids at 1 M customers), so the
+    records are first grouped by a 64-bit hash of their key, and only keys whose hash occurs more than once (the
+    duplicates, plus the rare hash collision, which the exact grouping then drops) are grouped by their values:
+    the same rows as grouping every key, for about half the CPU.
     """
     keys = _key_select(spec)
+    key_hash = f"hash({', '.join(keys)})"
     row_hash = f"hash({', '.join(compared or spec.column_names)})"
     return f"""
 SELECT {", ".join(f"{key} AS k{i}" for i, key in enumerate(keys))}, min(source_row) AS first_row,
        count(*) AS copies, min({row_hash}) <> max({row_hash}) AS conflicting
 FROM {parsed_table}
-WHERE {ROW_REASON} IS NULL
+WHERE {ROW_REASON} IS NULL AND {key_hash} IN (
+  SELECT {key_hash} AS key_hash FROM {parsed_table} WHERE {ROW_REASON} IS NULL GROUP BY key_hash HAVING count(*) > 1
+)
 GROUP BY ALL
 HAVING count(*) > 1"""
 

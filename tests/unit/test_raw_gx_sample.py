@@ -1,0 +1,45 @@
+"""The raw GX checks' sample (orchestration/defs/quality_checks.read_for_validation).
+
+Above MAX_VALIDATION_ROWS the reservoir is drawn over row ids and the rows fetched afterwards: it must give the very
+frame that sampling whole rows gives (same rows, same order, same dtypes), so the checks judge exactly what they did.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from orchestration.defs import quality_checks
+from orchestration.defs.quality_checks import read_for_validation
+
+
+@pytest.fixture
+def conn(tmp_path) -> duckdb.DuckDBPyConnection:
+    connection = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    connection.execute("CREATE SCHEMA raw")
+    # Several row groups (122,880 rows each) and deleted rows, so row ids have gaps as after the ingest's DELETE.
+    connection.execute(
+        """CREATE TABLE raw.events AS SELECT 'e' || i AS event_id, TIMESTAMP '2025-01-01' + INTERVAL (i) SECOND
+               AS occurred_at, CASE WHEN i % 3 = 0 THEN 'page_view' END AS event_type, i * 0.5 AS value,
+               'events.parquet' AS source_file, i AS source_row
+           FROM range(1, 300001) AS t(i)"""
+    )
+    connection.execute("DELETE FROM raw.events WHERE source_row % 17 = 0")
+    yield connection
+    connection.close()
+
+
+def test_sample_is_the_whole_row_reservoir(conn, monkeypatch):
+    monkeypatch.setattr(quality_checks, "MAX_VALIDATION_ROWS", 5000)
+    df, total = read_for_validation(conn, "raw.events")
+    whole_rows = conn.execute("select * from raw.events using sample reservoir(5000 rows) repeatable (42)").df()
+    assert total == 300000 - 300000 // 17
+    assert len(df) == 5000
+    assert df.equals(whole_rows)
+
+
+def test_small_table_is_read_whole(conn, monkeypatch):
+    monkeypatch.setattr(quality_checks, "MAX_VALIDATION_ROWS", 10**6)
+    df, total = read_for_validation(conn, "raw.events")
+    assert total == len(df) == 300000 - 300000 // 17
+    assert df["source_row"].tolist() == conn.execute("select source_row from raw.events").df()["source_row"].tolist()
