@@ -17,7 +17,7 @@ from orchestration.lib import groups, keys
 from orchestration.lib.keys import CUSTOMER_FEATURES, CUSTOMER_SCORES, FAIRNESS_AUDIT
 from orchestration.lib.metadata import markdown_table
 from orchestration.lib.settings import CONFIG_DIR
-from orchestration.lib.warehouse_io import read_table, write_table
+from orchestration.lib.warehouse_io import present_columns, read_table, write_table
 
 FAIRNESS_FILE = CONFIG_DIR / "fairness.yaml"
 # subject name in the audit -> score column of marts.customer_scores
@@ -27,8 +27,7 @@ FAIRNESS_TABLE = "ml.fairness_audit"
 
 def _customers(conn: duckdb.DuckDBPyConnection, attribute_columns: list[str]) -> pd.DataFrame:
     """One row per scored customer: model scores, and the audited attributes that customer_features has."""
-    present = {row[0] for row in conn.execute("describe marts.customer_features").fetchall()}
-    attributes = [column for column in attribute_columns if column in present]
+    attributes = present_columns(conn, "marts.customer_features", attribute_columns)
     selected = "".join(f", features.{column}" for column in attributes)
     return conn.execute(
         f"select scores.customer_id, {', '.join(f'scores.{c}' for c in AUDITED_MODELS.values())}{selected} "

@@ -20,7 +20,7 @@ from orchestration.lib.keys import (
 )
 from orchestration.lib.metadata import markdown_table
 from orchestration.lib.settings import CONFIG_DIR
-from orchestration.lib.warehouse_io import read_table, write_table
+from orchestration.lib.warehouse_io import present_columns, read_table, write_table
 from reporting.cards import ATTRIBUTE_COLUMNS, build_segment_cards, count_actionable, load_playbook
 from reporting.report import build_charts, render_report
 
@@ -60,8 +60,7 @@ def segment_cards(
         scores = read_table(conn, "marts.customer_scores", order_by="customer_id")
         # Only what the cards read from the features (their attribute columns), not the whole ~60-column mart:
         # at 1 M customers the whole frame was most of this step's memory (issue 18).
-        present = {row[0] for row in conn.execute("describe marts.customer_features").fetchall()}
-        columns = ["customer_id", *(column for column in ATTRIBUTE_COLUMNS if column in present)]
+        columns = present_columns(conn, "marts.customer_features", ["customer_id", *ATTRIBUTE_COLUMNS])
         features = read_table(conn, "marts.customer_features", columns, order_by="customer_id")
         profiles = read_table(conn, "ml.cluster_profiles")
         cluster_names = dict(

@@ -19,6 +19,13 @@ def read_table(
     return conn.execute(f"select {cols} from {table}{order}").df()
 
 
+def present_columns(conn: duckdb.DuckDBPyConnection, table: str, wanted) -> list[str]:
+    """The `wanted` columns that `table` has, in the order wanted: a narrow read of a mart whose optional columns
+    (a shop without web events, without consent fields) may be missing."""
+    present = {row[0] for row in conn.execute(f"describe {table}").fetchall()}
+    return [column for column in wanted if column in present]
+
+
 def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
     schema, name = table.split(".")
     query = "select count(*) from information_schema.tables where table_schema = ? and table_name = ?"
