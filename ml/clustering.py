@@ -27,6 +27,9 @@ How it works, and why:
   customers gets the labels the whole table would get. On SEGMINT_ENGINE=spark the fit runs on a bounded sample and
   Spark assigns every customer chunk by chunk (orchestration/lib/spark_segments.py); the profiles then come from
   per-chunk partial sums (`profile_partials` -> `profiles_from_partials`).
+- Cadence. The fit (mode, columns, fills, scaler, KMeans and the choice of k) is the costly part; a caller may pin it
+  and refit it on the model cadence (orchestration/defs/segments.py, ml/cadence.py), applying the pinned fit to
+  each day's customers with `apply_clusters` (assignment and profiles only).
 - Native code runs single-threaded (NATIVE_THREADS): predictable on a shared machine, see the constant.
 """
 
@@ -167,7 +170,13 @@ def cluster_customers(
 ) -> ClusteringResult:
     """Cluster customers on mapped or generic behaviour (purchase behaviour as a fallback); k from silhouette +
     stability. The result records the mode and the mapped-event coverage."""
-    fitted = fit_clusters(features, seed, k_range, n_bootstrap)
+    return apply_clusters(features, fit_clusters(features, seed, k_range, n_bootstrap))
+
+
+def apply_clusters(features: pd.DataFrame, fitted: FittedClusters) -> ClusteringResult:
+    """The ClusteringResult of a fit (made today, or pinned on the model cadence) applied to today's customers:
+    every customer assigned (assign_clusters) and the profiles of today's clusters. cluster_customers is exactly
+    fit_clusters then apply_clusters, so a refit day gives the same result as before the split."""
     labels = assign_clusters(features, fitted)
     cluster_ids = labels["cluster_id"].to_numpy()
     clustered = cluster_ids != NO_WEB_ACTIVITY_CLUSTER

@@ -1,27 +1,45 @@
 """Segment assets: RFM, behavioural clusters and lookalike prospects, written to schema `ml`."""
 
+import hashlib
+import pickle
+from dataclasses import dataclass
+from datetime import date
+
 import dagster as dg
+import duckdb
 import pandas as pd
+import sklearn
 
 from ml.archetypes import label_segments, name_clusters
+from ml.cadence import TrainingSnapshot, decide_refit, kept_message
 from ml.clustering import INPUT_COLUMNS as CLUSTERING_INPUT_COLUMNS
-from ml.clustering import NO_WEB_ACTIVITY_CLUSTER, ClusteringResult, cluster_customers, clustering_result
+from ml.clustering import (
+    NO_WEB_ACTIVITY_CLUSTER,
+    ClusteringResult,
+    FittedClusters,
+    apply_clusters,
+    clustering_result,
+    fit_clusters,
+)
 from ml.lookalike import fit_lookalike, score_prospects
 from ml.rfm import score_rfm, segment_rule_table
-from orchestration.defs.resources import DUCKDB_TAG, SparkEngine, Warehouse
+from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, SparkEngine, Warehouse
 from orchestration.lib import groups, spark_segments
 from orchestration.lib.keys import (
     BEHAVIORAL_SEGMENTS,
+    CLUSTER_MODEL,
     CLUSTER_PROFILES,
     CUSTOMER_FEATURES,
     PREPURCHASE_BEHAVIOUR,
     PROSPECT_FEATURES,
     PROSPECT_SCORES,
+    RAW_RUN_CONTEXT,
     RFM_SEGMENTS,
     TOP_EVENT_TYPES,
 )
 from orchestration.lib.metadata import markdown_table
-from orchestration.lib.warehouse_io import present_columns, read_table, write_table
+from orchestration.lib.settings import Settings
+from orchestration.lib.warehouse_io import present_columns, read_table, table_exists, write_table
 
 FEATURES_CHECK = dg.AssetCheckKey(CUSTOMER_FEATURES, "gx_customer_features")
 
@@ -33,6 +51,88 @@ class ClusteringConfig(dg.Config):
     max_clusters: int = 8
     bootstrap_resamples: int = 20
     seed: int = 0
+    # Refit the clustering on this run whatever the cadence says (as SEGMINT_FORCE_REFIT=1 does for every model).
+    force_refit: bool = False
+
+
+# v2: the fit is pinned in ml.cluster_model and refitted on the model cadence; a new version refits (rule 4).
+CLUSTERS_CODE_VERSION = "clusters-v2"
+CLUSTER_MODEL_TABLE = "ml.cluster_model"
+# Training-window measures of the clustering (ml/cadence.py rule 6): SQL aggregates, nothing is loaded. Counts,
+# not column means: a share whose mean is near 0 would "move" 100 % on noise; the weekly refit catches drift.
+CLUSTER_MEASURES = {
+    "customers": "count(*)",
+    "customers_with_web_events": "count_if(has_web_events)",
+    "events": "coalesce(sum(event_count), 0)",
+    "orders": "coalesce(sum(order_count), 0)",
+}
+CLUSTER_MEASURE_COLUMNS = {"customers_with_web_events": "has_web_events", "events": "event_count", "orders": "order_count"}
+
+
+@dataclass(frozen=True)
+class PinnedClusters:
+    """The clustering fit ml/cluster_model holds: its key, when and why it was fitted, on what, and the fit."""
+
+    key: str
+    fitted_as_of: date | None
+    reason: str
+    snapshot: TrainingSnapshot
+    fitted: FittedClusters
+
+
+def clustering_snapshot(
+    conn: duckdb.DuckDBPyConnection, settings: Settings, config: ClusteringConfig
+) -> TrainingSnapshot:
+    """What a clustering fit is made on, as ml/cadence.py compares it: customer/web/event/order counts of
+    marts.customer_features, and the settings that shape the fit (input columns and their types, the shop's top
+    event types behind the generic share columns, the k range, resamples and seed, the code and scikit-learn
+    versions)."""
+    as_of = (
+        conn.execute("select as_of from raw.run_context").fetchone()[0]
+        if table_exists(conn, "raw.run_context")
+        else settings.as_of
+    )
+    present = set(present_columns(conn, "marts.customer_features", list(CLUSTER_MEASURE_COLUMNS.values())))
+    selected = [
+        f"{sql} as {name}"
+        for name, sql in CLUSTER_MEASURES.items()
+        if CLUSTER_MEASURE_COLUMNS.get(name) in present | {None}
+    ]
+    row = conn.execute(f"select {', '.join(selected)} from marts.customer_features").df().iloc[0]
+    inputs = conn.execute(
+        "select column_name, data_type from information_schema.columns where table_schema = 'marts' "
+        "and table_name = 'customer_features' order by ordinal_position"
+    ).fetchall()
+    inputs = [column for column in inputs if column[0] in CLUSTERING_INPUT_COLUMNS]
+    top_types = (
+        conn.execute("select feature_column, source_event_type from marts.top_event_types order by all").fetchall()
+        if table_exists(conn, "marts.top_event_types")
+        else []
+    )
+    fit_config = (
+        f"k={config.min_clusters}-{config.max_clusters},bootstrap={config.bootstrap_resamples},seed={config.seed}"
+    )
+    return TrainingSnapshot(
+        as_of,
+        {f"scoring.{name}": float(value) for name, value in row.items()},
+        {
+            "feature_columns": hashlib.sha256(repr((inputs, top_types)).encode()).hexdigest()[:12],
+            "code_versions": f"behavioral_segments={CLUSTERS_CODE_VERSION},{fit_config}",
+            "library_versions": f"scikit-learn={sklearn.__version__}",
+        },
+    )
+
+
+def pinned_clusters(conn: duckdb.DuckDBPyConnection) -> PinnedClusters | None:
+    """The clustering fit stored in ml.cluster_model (None on the first run)."""
+    if not table_exists(conn, CLUSTER_MODEL_TABLE):
+        return None
+    row = conn.execute(
+        f"select model_version, fitted_as_of, refit_reason, snapshot, model_blob from {CLUSTER_MODEL_TABLE} limit 1"
+    ).fetchone()
+    if row is None:
+        return None
+    return PinnedClusters(row[0], row[1], row[2], TrainingSnapshot.from_json(row[3]), pickle.loads(bytes(row[4])))
 
 
 @dg.asset(
@@ -72,7 +172,7 @@ def rfm_segments(warehouse: Warehouse) -> dg.MaterializeResult:
             description="One row per customer: behavioural cluster (k chosen from the data) and its archetype or descriptive name.",
             group_name=groups.SEGMENTS,
             kinds={"python", "scikitlearn", "duckdb"},
-            code_version="clusters-v1",
+            code_version=CLUSTERS_CODE_VERSION,
         ),
         dg.AssetSpec(
             CLUSTER_PROFILES,
@@ -83,31 +183,75 @@ def rfm_segments(warehouse: Warehouse) -> dg.MaterializeResult:
             ),
             group_name=groups.SEGMENTS,
             kinds={"python", "scikitlearn", "duckdb"},
-            code_version="clusters-v1",
+            code_version=CLUSTERS_CODE_VERSION,
+        ),
+        dg.AssetSpec(
+            CLUSTER_MODEL,
+            deps=[CUSTOMER_FEATURES, TOP_EVENT_TYPES, RAW_RUN_CONTEXT],
+            description=(
+                "One row: the pinned clustering fit (mode, columns, scaler, KMeans, chosen k; pickled) with its "
+                "model_version, fitted_as_of, refit_reason and training snapshot; refitted on the model cadence "
+                "(ml/cadence.py), its data version is the fit key."
+            ),
+            group_name=groups.SEGMENTS,
+            kinds={"python", "scikitlearn", "duckdb"},
+            code_version=CLUSTERS_CODE_VERSION,
+            # The Spark engine fits on every run and stores no pinned fit (orchestration/lib/spark_segments.py).
+            skippable=True,
         ),
     ],
     # The op keeps the name it had as a single asset, so launchpad configs (ops: ml__behavioral_segments) still apply.
     name="ml__behavioral_segments",
     op_tags=DUCKDB_TAG,
 )
-def behavioral_segments(warehouse: Warehouse, spark: SparkEngine, config: ClusteringConfig):
-    """Behavioural clusters of the customers and their profiles: one fit, two tables.
+def behavioral_segments(
+    warehouse: Warehouse, spark: SparkEngine, settings: SegmintSettings, config: ClusteringConfig
+):
+    """Behavioural clusters of the customers and their profiles; the clustering fit is pinned on the model cadence.
+
+    The fit (mode, scaler, KMeans, the choice of k: most of this step at 1 M customers) is refitted only when
+    ml.cadence.decide_refit says so (forced, first run, backfill, settings/code/scikit-learn changed, the fit is
+    SEGMINT_MODEL_REFIT_DAYS old, or the customer/web/event/order counts moved > 5 %), the same rule as the CLV
+    chain; every other day the pinned fit from ml.cluster_model assigns every customer (a pure function of the fit,
+    ml.clustering.assign_clusters) and today's profiles are computed. An unchanged day therefore gives identical
+    segments, and a refit day gives exactly what a fit on that day always gave. The `cadence` metadata says which.
 
     SEGMINT_ENGINE=spark: fitted on a bounded sample and every customer assigned in Spark in chunks, with the same
-    fit and the same assignment function as here (`_segments_on_spark`, orchestration/lib/spark_segments.py)."""
+    fit and the same assignment function as here (`_segments_on_spark`, orchestration/lib/spark_segments.py); that
+    engine refits on every run."""
     if warehouse.resolved_engine() == "spark":
         yield from _segments_on_spark(warehouse, spark, config)
         return
+    s = settings.load()
     with warehouse.connect() as conn:
+        current = clustering_snapshot(conn, s, config)
+        pinned = pinned_clusters(conn)
+        decision = decide_refit(
+            pinned.snapshot if pinned else None,
+            current,
+            refit_days=s.model_refit_days,
+            force=s.force_refit or config.force_refit,
+        )
         # Only the columns clustering reads (the mart has ~30 more): the same result at a fraction of the memory.
         columns = present_columns(conn, "marts.customer_features", CLUSTERING_INPUT_COLUMNS)
         features = read_table(conn, "marts.customer_features", columns, order_by="customer_id")
-        result = cluster_customers(
-            features,
-            seed=config.seed,
-            k_range=range(config.min_clusters, config.max_clusters + 1),
-            n_bootstrap=config.bootstrap_resamples,
-        )
+        if decision.refit:
+            fitted = fit_clusters(
+                features,
+                seed=config.seed,
+                k_range=range(config.min_clusters, config.max_clusters + 1),
+                n_bootstrap=config.bootstrap_resamples,
+            )
+            pin = PinnedClusters(current.key, current.as_of, decision.reason, current, fitted)
+            write_table(conn, CLUSTER_MODEL_TABLE, _cluster_model_row(pin))
+            cadence = f"refit: {decision.reason}"
+        else:
+            pin = pinned
+            cadence = kept_message(
+                f"clustering fit {pin.key}", pin.fitted_as_of, decision.age_days, pin.snapshot.fingerprint,
+                decision.reason,
+            )  # fmt: skip
+        result = apply_clusters(features, pin.fitted)
         # The shop's own event name behind each event_type_share_<rank> column: generic clusters are named by it.
         top_event_types = read_table(
             conn, "marts.top_event_types", ["feature_column", "source_event_type", "event_share"], order_by="type_rank"
@@ -119,16 +263,48 @@ def behavioral_segments(warehouse: Warehouse, spark: SparkEngine, config: Cluste
     sizes = (
         segments["behavioral_segment"].value_counts().rename_axis("behavioral_segment").reset_index(name="customers")
     )
-    yield from _segment_results(result, len(segments), sizes, top_event_types)
+    cadence_metadata = {
+        "cadence": dg.MetadataValue.text(cadence),
+        "model_version": dg.MetadataValue.text(pin.key),
+        "fitted_as_of": dg.MetadataValue.text(str(pin.fitted_as_of)),
+    }
+    yield from _segment_results(result, len(segments), sizes, top_event_types, cadence_metadata)
+    yield dg.MaterializeResult(
+        asset_key=CLUSTER_MODEL,
+        metadata={**cadence_metadata, "training_fingerprint": dg.MetadataValue.text(pin.snapshot.fingerprint)},
+        data_version=dg.DataVersion(pin.key),
+    )
 
 
-def _segment_results(result: ClusteringResult, rows: int, sizes: pd.DataFrame, top_event_types: pd.DataFrame):
-    """The two materializations of ml__behavioral_segments (both engines)."""
+def _cluster_model_row(pin: PinnedClusters) -> pd.DataFrame:
+    """ml.cluster_model: one row, the pinned fit and what it was fitted on."""
+    return pd.DataFrame(
+        {
+            "model_version": [pin.key],
+            "fitted_as_of": pd.Series([pin.fitted_as_of], dtype="object"),
+            "refit_reason": [pin.reason],
+            "mode": [pin.fitted.mode],
+            "k": [pin.fitted.k],
+            "snapshot": [pin.snapshot.to_json()],
+            "model_blob": [pickle.dumps(pin.fitted)],
+        }
+    )
+
+
+def _segment_results(
+    result: ClusteringResult,
+    rows: int,
+    sizes: pd.DataFrame,
+    top_event_types: pd.DataFrame,
+    cadence: dict[str, dg.MetadataValue] | None = None,
+):
+    """The segments and profiles materializations of ml__behavioral_segments (both engines)."""
     numbers = {key: dg.MetadataValue.text(str(value)) for key, value in result.metadata().items()}
     yield dg.MaterializeResult(
         asset_key=BEHAVIORAL_SEGMENTS,
         metadata={
             "dagster/row_count": dg.MetadataValue.int(rows),
+            **(cadence or {}),
             **numbers,
             "segment_sizes": markdown_table(sizes),
             "k_scores": markdown_table(result.k_scores),

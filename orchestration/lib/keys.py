@@ -49,6 +49,7 @@ TOP_EVENT_TYPES = _key("marts/top_event_types")
 RFM_SEGMENTS = _key("ml/rfm_segments")
 BEHAVIORAL_SEGMENTS = _key("ml/behavioral_segments")
 CLUSTER_PROFILES = _key("ml/cluster_profiles")  # the second output of ml/behavioral_segments
+CLUSTER_MODEL = _key("ml/cluster_model")  # the third: the pinned clustering fit, refitted on the model cadence
 PROSPECT_SCORES = _key("ml/prospect_scores")
 CLV_MODEL_EVALUATION = _key("ml/clv_model_evaluation")
 CLV_MODEL = _key("ml/clv_model")
