@@ -222,9 +222,12 @@ def audit(
     available = [a for a in config.attributes if a.column in customers.columns]
     missing = [a.name for a in config.attributes if a.column not in customers.columns]
     ids = customers["customer_id"].astype(str)
+    # Membership on object arrays (a hash table): pandas' Arrow-string isin builds one Python scalar per member,
+    # seconds per audience at 1 M customers (issue 18). Same strings, same answer.
+    object_ids = ids.astype(object)
     subjects: list[tuple[str, str, pd.Series, pd.Series | None]] = []
     for name, members in sorted(audiences.items()):
-        subjects.append(("audience", name, ids.isin(set(members.astype(str))), None))
+        subjects.append(("audience", name, object_ids.isin(members.astype(str).astype(object)), None))
     for name, column in models.items():
         scores = customers[column].astype(float)
         subjects.append(("model", name, top_share_selection(ids, scores, config.model_top_share), scores))

@@ -43,3 +43,20 @@ def test_small_table_is_read_whole(conn, monkeypatch):
     df, total = read_for_validation(conn, "raw.events")
     assert total == len(df) == 300000 - 300000 // 17
     assert df["source_row"].tolist() == conn.execute("select source_row from raw.events").df()["source_row"].tolist()
+
+
+def test_a_suite_reads_only_its_columns_and_the_row_locators_of_the_same_sample(conn, monkeypatch):
+    from expectations.suites import raw_events_suite
+    from orchestration.defs.quality_checks import suite_columns
+
+    monkeypatch.setattr(quality_checks, "MAX_VALIDATION_ROWS", 5000)
+    columns = suite_columns(raw_events_suite())
+    assert columns == ["occurred_at", "event_type", "event_id"]
+    df, total = read_for_validation(conn, "raw.events", columns)
+    whole_rows = conn.execute("select * from raw.events using sample reservoir(5000 rows) repeatable (42)").df()
+    assert list(df.columns) == [*columns, "source_file", "source_row"]  # `value` is not read
+    assert df.equals(whole_rows[list(df.columns)])
+    # Small tables too: only those columns, every row.
+    monkeypatch.setattr(quality_checks, "MAX_VALIDATION_ROWS", 10**6)
+    small, _ = read_for_validation(conn, "raw.events", ["event_type", "not_a_column"])
+    assert list(small.columns) == ["event_type", "source_file", "source_row"] and len(small) == total
