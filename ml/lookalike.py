@@ -39,6 +39,11 @@ LOOKALIKE_FEATURES: tuple[str, ...] = (
     "event_count",
     "active_days",
 )
+# What fit_lookalike and score_prospects read: callers read these columns (those the tables have), not the whole
+# tables, whose other columns only cost time at 1 M customers (issue 18).
+RFM_INPUT_COLUMNS: tuple[str, ...] = ("customer_id", "rfm_segment", "monetary_score")
+BEHAVIOUR_INPUT_COLUMNS: tuple[str, ...] = ("customer_id", *LOOKALIKE_FEATURES)
+PROSPECT_INPUT_COLUMNS: tuple[str, ...] = ("prospect_id", *LOOKALIKE_FEATURES)
 # Counts are heavy-tailed: log1p so a few very active visitors do not dominate the coefficients.
 LOG_SCALED_FEATURES = frozenset({"product_views_per_active_day", "event_count", "active_days"})
 HIGH_VALUE_MONETARY_SCORE = 5

@@ -16,6 +16,7 @@ import dagster as dg
 
 from ml.lookalike import fit_lookalike
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
+from orchestration.defs.segments import read_lookalike_training
 from orchestration.lib import groups
 from orchestration.lib.keys import CUSTOMER_SCORES, PREPURCHASE_BEHAVIOUR, PROSPECT_SCORES, RFM_SEGMENTS, SERVING_BUNDLE
 from orchestration.lib.settings import CONFIG_DIR
@@ -50,8 +51,7 @@ def serving_bundle(warehouse: Warehouse, settings: SegmintSettings) -> dg.Materi
     rules = load_rules(rules_file)  # a rules file the service cannot read fails here, not in the service
     with warehouse.connect() as conn:
         scores = read_table(conn, "marts.customer_scores", SCORE_COLUMNS, order_by="customer_id")
-        early = read_table(conn, "marts.customer_prepurchase_behaviour", order_by="customer_id")
-        rfm = read_table(conn, "ml.rfm_segments", order_by="customer_id")
+        early, rfm = read_lookalike_training(conn)
     model = fit_lookalike(early, rfm)
     as_of = str(scores["as_of_date"].max())[:10] if len(scores) else None
     manifest = write_bundle(

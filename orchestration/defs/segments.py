@@ -21,7 +21,13 @@ from ml.clustering import (
     clustering_result,
     fit_clusters,
 )
-from ml.lookalike import fit_lookalike, score_prospects
+from ml.lookalike import (
+    BEHAVIOUR_INPUT_COLUMNS,
+    PROSPECT_INPUT_COLUMNS,
+    RFM_INPUT_COLUMNS,
+    fit_lookalike,
+    score_prospects,
+)
 from ml.rfm import score_rfm, segment_rule_table
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, SparkEngine, Warehouse
 from orchestration.lib import groups, spark_segments
@@ -355,6 +361,17 @@ def _segments_on_spark(warehouse: Warehouse, spark: SparkEngine, config: Cluster
     yield from _segment_results(result, rows, sizes, top_event_types)
 
 
+def read_lookalike_training(conn: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(pre-purchase behaviour, RFM segments): the columns fit_lookalike reads, in customer order. ml/prospect_scores
+    and realtime/serving_bundle both fit the lookalike from exactly this, so they fit the same model."""
+    early_columns = present_columns(conn, "marts.customer_prepurchase_behaviour", BEHAVIOUR_INPUT_COLUMNS)
+    early = read_table(conn, "marts.customer_prepurchase_behaviour", early_columns, order_by="customer_id")
+    rfm = read_table(
+        conn, "ml.rfm_segments", present_columns(conn, "ml.rfm_segments", RFM_INPUT_COLUMNS), order_by="customer_id"
+    )
+    return early, rfm
+
+
 @dg.asset(
     key=PROSPECT_SCORES,
     deps=[PROSPECT_FEATURES, PREPURCHASE_BEHAVIOUR, RFM_SEGMENTS],
@@ -366,10 +383,10 @@ def _segments_on_spark(warehouse: Warehouse, spark: SparkEngine, config: Cluster
 def prospect_scores(warehouse: Warehouse) -> dg.MaterializeResult:
     """One row per prospect (events, no order): probability of becoming a high-value customer (lookalike score)."""
     with warehouse.connect() as conn:
-        early = read_table(conn, "marts.customer_prepurchase_behaviour", order_by="customer_id")
-        rfm = read_table(conn, "ml.rfm_segments", order_by="customer_id")
-        prospects = read_table(conn, "marts.prospect_features", order_by="prospect_id")
-        model = fit_lookalike(early, rfm)
+        early = read_lookalike_training(conn)
+        columns = present_columns(conn, "marts.prospect_features", PROSPECT_INPUT_COLUMNS)
+        prospects = read_table(conn, "marts.prospect_features", columns, order_by="prospect_id")
+        model = fit_lookalike(*early)
         scores = score_prospects(model, prospects)
         write_table(conn, "ml.prospect_scores", scores)
     return dg.MaterializeResult(

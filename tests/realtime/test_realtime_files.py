@@ -100,6 +100,19 @@ def test_serving_customers_takes_the_playbook_strategy_of_the_rfm_segment():
     assert "email" not in frame.columns
 
 
+def test_serving_customers_gives_the_default_to_missing_and_unknown_segments_and_none_to_an_empty_strategy():
+    playbook = {"segments": {"Champions": {"strategy": "reward"}, "Lost": {"channel": "email"}},
+                "default": {"strategy": "nurture"}}  # fmt: skip
+    scores = pd.DataFrame(
+        {"customer_id": ["a", "b", "c", "d", "e"], "rfm_segment": ["Champions", None, "New", "Lost", "Champions"]}
+    )
+    frame = serving_customers(scores, playbook)
+    # "Lost" has a playbook entry without a strategy: its customers get no action (missing), as the rule reads it.
+    actions = frame["recommended_action"]
+    assert actions.isna().tolist() == [False, False, False, True, False]
+    assert actions.dropna().tolist() == ["reward", "nurture", "nurture", "reward"]
+
+
 def test_current_moves_only_to_complete_bundles_and_old_ones_are_pruned(tmp_path):
     versions = []
     for second in range(KEEP_BUNDLES + 2):
