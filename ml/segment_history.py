@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import duckdb
 import pandas as pd
 
 HISTORY_COLUMNS = ["customer_id", "segment_kind", "segment", "valid_from", "valid_to"]
@@ -42,65 +43,75 @@ def empty_history() -> pd.DataFrame:
     )
 
 
-def _undo_date(history: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Remove what a previous run on the same as-of date changed, so the re-run is idempotent."""
-    kept = history[history["valid_from"] != as_of].copy()
-    reopened = kept["valid_to"] == as_of
-    kept.loc[reopened, "valid_to"] = pd.NaT
-    return kept
+# The rule, once, in SQL: DuckDB runs it inside the warehouse (the asset: no table goes through pandas, issue 18)
+# and on in-memory frames (advance_history). {history}: the previous batch rows (HISTORY_COLUMNS); {current}:
+# customer_id, segment_kind, segment observed on $as_of (a TIMESTAMP). A re-run of the same date first undoes what
+# that date changed (rows opened on it go, rows closed on it reopen), so it is idempotent. Open rows whose segment
+# changed, or whose customer is no longer scored, close on the as-of date; new customers and changed segments
+# open a row from it. A NULL segment counts as a segment of its own (`is distinct from`).
+ADVANCE_SQL = """
+with undone as (
+    select customer_id::varchar as customer_id, segment_kind::varchar as segment_kind, segment::varchar as segment,
+        valid_from::timestamp as valid_from,
+        case when valid_to = $as_of then null else valid_to end::timestamp as valid_to
+    from {history}
+    where valid_from is distinct from $as_of
+),
+observed as (
+    select customer_id::varchar as customer_id, segment_kind::varchar as segment_kind, segment::varchar as segment
+    from {current}
+),
+open_rows as (select * from undone where valid_to is null),
+closing as (
+    select distinct o.customer_id, o.segment_kind
+    from open_rows as o left join observed as c using (customer_id, segment_kind)
+    where c.customer_id is null or c.segment is distinct from o.segment
+),
+kept as (
+    select u.customer_id, u.segment_kind, u.segment, u.valid_from,
+        case when u.valid_to is null and k.customer_id is not null then $as_of else u.valid_to end as valid_to
+    from undone as u left join closing as k using (customer_id, segment_kind)
+),
+opening as (
+    select c.customer_id, c.segment_kind, c.segment, $as_of as valid_from, null::timestamp as valid_to
+    from observed as c left join open_rows as o using (customer_id, segment_kind)
+    where o.customer_id is null or o.segment is distinct from c.segment
+)
+select * from kept
+union all
+select * from opening
+order by customer_id, segment_kind, valid_from
+"""
+LATEST_SQL = "select max(greatest(valid_from, coalesce(valid_to, valid_from)))::timestamp from {history}"
+
+
+def advance_history_sql(conn: duckdb.DuckDBPyConnection, history: str, current: str, as_of: date) -> str:
+    """The query of the history after observing `current` on `as_of` (relations named `history` and `current` in
+    `conn`); raises HistoryOrderError when `as_of` is before the latest date already in the history."""
+    latest = conn.execute(LATEST_SQL.format(history=history)).fetchone()[0]
+    if latest is not None and pd.Timestamp(as_of) < pd.Timestamp(latest):
+        raise HistoryOrderError(
+            f"as-of {as_of} is before the latest membership date {pd.Timestamp(latest).date()}: history only moves forward"
+        )
+    return ADVANCE_SQL.format(history=history, current=current)
 
 
 def advance_history(history: pd.DataFrame, current: pd.DataFrame, as_of: date) -> pd.DataFrame:
-    """History after observing `current` (customer_id, segment_kind, segment) on `as_of`."""
-    as_of_ts = pd.Timestamp(as_of)
-    history = history[HISTORY_COLUMNS].copy() if len(history) else empty_history()
-    if len(history):
-        latest = max(
-            history["valid_from"].max(),
-            history["valid_to"].max() if history["valid_to"].notna().any() else history["valid_from"].max(),
-        )
-        if as_of_ts < latest:
-            raise HistoryOrderError(
-                f"as-of {as_of} is before the latest membership date {latest.date()}: history only moves forward"
-            )
-        history = _undo_date(history, as_of_ts)
+    """History after observing `current` (customer_id, segment_kind, segment) on `as_of` (ADVANCE_SQL on frames)."""
+    history = history[HISTORY_COLUMNS] if len(history) else empty_history()
+    with duckdb.connect() as conn:
+        conn.register("history_frame", history)
+        conn.register("current_frame", current[["customer_id", "segment_kind", "segment"]])
+        query = advance_history_sql(conn, "history_frame", "current_frame", as_of)
+        result = conn.execute(query, {"as_of": pd.Timestamp(as_of).to_pydatetime()}).df()
+    return _typed(result)
 
-    current = current[["customer_id", "segment_kind", "segment"]].astype("string")
-    history = history.reset_index(drop=True)
-    # Each open row carries its position through the merge, so closing it is one vectorised assignment (a Python
-    # set lookup per history row cost seconds at 1 M customers: issue 18).
-    open_rows = history[history["valid_to"].isna()].reset_index(names="_row")
-    merged = open_rows.merge(
-        current, on=["customer_id", "segment_kind"], how="outer", suffixes=("_open", ""), indicator=True
-    )
 
-    # Open rows whose segment changed, or whose customer is no longer scored, close on the as-of date.
-    closing = merged[
-        (merged["_merge"] == "left_only")
-        | ((merged["_merge"] == "both") & (merged["segment_open"] != merged["segment"]))
-    ]
-    history.loc[closing["_row"].to_numpy(dtype="int64"), "valid_to"] = as_of_ts
-
-    # Customers that are new, or whose segment changed, open a row from the as-of date.
-    opening = merged[
-        (merged["_merge"] == "right_only")
-        | ((merged["_merge"] == "both") & (merged["segment_open"] != merged["segment"]))
-    ]
-    new_rows = pd.DataFrame(
-        {
-            "customer_id": opening["customer_id"].astype("string"),
-            "segment_kind": opening["segment_kind"].astype("string"),
-            "segment": opening["segment"].astype("string"),
-            "valid_from": as_of_ts,
-            "valid_to": pd.NaT,
-        }
-    )
-    result = pd.concat([history, new_rows], ignore_index=True)
-    result["valid_from"] = pd.to_datetime(result["valid_from"])
-    result["valid_to"] = pd.to_datetime(result["valid_to"])
-    return result.sort_values(["customer_id", "segment_kind", "valid_from"], kind="stable").reset_index(drop=True)[
-        HISTORY_COLUMNS
-    ]
+def _typed(history: pd.DataFrame) -> pd.DataFrame:
+    typed = pd.DataFrame({column: history[column].astype("string") for column in HISTORY_COLUMNS[:3]})
+    typed["valid_from"] = pd.to_datetime(history["valid_from"]).astype("datetime64[us]")
+    typed["valid_to"] = pd.to_datetime(history["valid_to"]).astype("datetime64[us]")
+    return typed.reset_index(drop=True)
 
 
 def transitions(history: pd.DataFrame) -> pd.DataFrame:

@@ -13,18 +13,16 @@ import pandas as pd
 from landing.realtime_log import read_transitions, transition_log_files
 from ml.segment_history import (
     BATCH,
+    HISTORY_COLUMNS,
     HistoryOrderError,
-    advance_history,
-    empty_history,
+    advance_history_sql,
     realtime_history,
-    transitions,
-    with_realtime,
 )
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
 from orchestration.lib import groups
 from orchestration.lib.keys import CUSTOMER_SCORES, SEGMENT_MEMBERSHIP_HISTORY
 from orchestration.lib.metadata import markdown_table
-from orchestration.lib.warehouse_io import is_base_table, read_table, table_exists, write_table
+from orchestration.lib.warehouse_io import is_base_table, present_columns, table_exists
 
 SEGMENT_KINDS = ("rfm_segment", "behavioral_segment")
 HISTORY_TABLE = "ml.segment_membership_history"
@@ -32,14 +30,32 @@ HISTORY_TABLE = "ml.segment_membership_history"
 LEGACY_HISTORY_TABLE = "marts.segment_membership_history"
 
 
-def _previous_history(conn) -> pd.DataFrame:
-    if table_exists(conn, HISTORY_TABLE):
-        return read_table(conn, HISTORY_TABLE)
-    # A warehouse from before the move keeps its history: the old table is read once, then dbt replaces it by the
-    # view of ml.segment_membership_history.
-    if is_base_table(conn, LEGACY_HISTORY_TABLE):
-        return read_table(conn, LEGACY_HISTORY_TABLE)
-    return empty_history()
+def _previous_history(conn) -> str:
+    """The query of the batch rows carried over from the last run (real-time rows are rebuilt from the log)."""
+    for table in (HISTORY_TABLE, LEGACY_HISTORY_TABLE):
+        # A warehouse from before the move keeps its history: the old table is read once, then dbt replaces it by
+        # the view of ml.segment_membership_history.
+        if (table == HISTORY_TABLE and table_exists(conn, table)) or is_base_table(conn, table):
+            has_source = "source" in present_columns(conn, table, ["source"])
+            batch_only = f" where coalesce(source, '{BATCH}') = '{BATCH}'" if has_source else ""
+            return f"(select {', '.join(HISTORY_COLUMNS)} from {table}{batch_only})"
+    return (
+        "(select null::varchar as customer_id, null::varchar as segment_kind, null::varchar as segment, "
+        "null::timestamp as valid_from, null::timestamp as valid_to where false)"
+    )
+
+
+# The segment changes on the as-of date, per kind and pair of segments.
+TRANSITIONS_SQL = """
+select closed.segment_kind, closed.segment as from_segment, opened.segment as to_segment, count(*) as customers
+from _membership_batch as closed
+join _membership_batch as opened
+    on closed.customer_id = opened.customer_id and closed.segment_kind = opened.segment_kind
+    and closed.valid_to = opened.valid_from
+where closed.valid_to = $as_of
+group by all
+order by customers desc, segment_kind, from_segment, to_segment
+"""
 
 
 @dg.asset(
@@ -55,39 +71,57 @@ def segment_membership_history(
     """One row per customer (visitor, for real-time segments), segment kind, segment and stretch of membership.
 
     Columns: customer_id, segment_kind, segment, valid_from, valid_to (NULL = current), source ('batch' or
-    'realtime').
+    'realtime'). The batch history advances inside DuckDB (ml.segment_history.ADVANCE_SQL): at 1 M customers the
+    history never passes through pandas.
     """
     log_dir = settings.load().realtime_log_dir
     log_files = transition_log_files(log_dir)
     with warehouse.connect() as conn:
-        scores = read_table(
-            conn, "marts.customer_scores", ["customer_id", "as_of_date", *SEGMENT_KINDS], order_by="customer_id"
-        )
-        history = _previous_history(conn)
-        if "source" in history.columns:
-            # Real-time rows are rebuilt from the log below; only the batch rows carry over from run to run.
-            history = history[history["source"].fillna(BATCH) == BATCH]
-        log = read_transitions(conn, log_files, log_dir)
-        as_of = pd.Timestamp(scores["as_of_date"].iloc[0]).date() if len(scores) else None
-        current = scores.melt(
-            id_vars="customer_id", value_vars=list(SEGMENT_KINDS), var_name="segment_kind", value_name="segment"
-        )
+        as_of_value = conn.execute("select max(as_of_date) from marts.customer_scores").fetchone()[0]
+        as_of = pd.Timestamp(as_of_value).date() if as_of_value is not None else None
+        previous = _previous_history(conn)
+        current = "(" + " union all ".join(
+            f"select customer_id, '{kind}' as segment_kind, {kind} as segment from marts.customer_scores"
+            for kind in SEGMENT_KINDS
+        ) + ")"  # fmt: skip
+        as_of_ts = pd.Timestamp(as_of).to_pydatetime() if as_of else None
         try:
-            updated = advance_history(history, current, as_of)
+            if as_of is None:  # nothing scored: the history stays as it is
+                raise HistoryOrderError("no scored customers")
+            query = advance_history_sql(conn, previous, current, as_of)
+            conn.execute(f"create or replace temp table _membership_batch as {query}", {"as_of": as_of_ts})
         except HistoryOrderError as error:
             # A backfill of an older date: keep history as it is and say why, instead of failing the run.
-            context.log.warning(str(error))
-            updated = history
+            if as_of is not None:
+                context.log.warning(str(error))
+            conn.execute(f"create or replace temp table _membership_batch as select * from {previous}")
+        log = read_transitions(conn, log_files, log_dir)
         live = realtime_history(log.transitions, as_of)
-        write_table(conn, HISTORY_TABLE, with_realtime(updated, live))
-    moves = transitions(updated)
-    latest = moves[moves["changed_on"] == pd.Timestamp(as_of)] if as_of else moves.iloc[0:0]
-    summary = latest.groupby(["segment_kind", "from_segment", "to_segment"]).size().rename("customers").reset_index()
+        conn.register("_membership_live", live)
+        try:
+            conn.execute("create schema if not exists ml")
+            # Batch rows first (customer, kind, valid_from), then the real-time ones (visitor, segment, valid_from).
+            conn.execute(
+                f"""create or replace table {HISTORY_TABLE} as
+                select {", ".join(HISTORY_COLUMNS)}, '{BATCH}' as source from _membership_batch
+                union all
+                select customer_id::varchar, segment_kind::varchar, segment::varchar, valid_from::timestamp,
+                    valid_to::timestamp, source::varchar from _membership_live"""
+            )
+        finally:
+            conn.unregister("_membership_live")
+        batch_rows = conn.execute("select count(*) from _membership_batch").fetchone()[0]
+        summary = (
+            conn.execute(TRANSITIONS_SQL, {"as_of": as_of_ts}).df()
+            if as_of
+            else pd.DataFrame(columns=["segment_kind", "from_segment", "to_segment", "customers"])
+        )
+        conn.execute("drop table if exists _membership_batch")
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": dg.MetadataValue.int(len(updated) + len(live)),
+            "dagster/row_count": dg.MetadataValue.int(batch_rows + len(live)),
             "as_of": dg.MetadataValue.text(str(as_of)),
-            "transitions_on_as_of": dg.MetadataValue.int(len(latest)),
+            "transitions_on_as_of": dg.MetadataValue.int(int(summary["customers"].sum()) if len(summary) else 0),
             "realtime_rows": dg.MetadataValue.int(len(live)),
             "realtime_transition_lines": dg.MetadataValue.int(log.lines_read),
             "realtime_transitions_after_as_of": dg.MetadataValue.int(
@@ -100,6 +134,6 @@ def segment_membership_history(
             # Lines that are not transitions (a torn last line after a crash, ...): counted, never silently dropped.
             "realtime_lines_set_aside": dg.MetadataValue.json(log.set_aside),
             "realtime_set_aside_examples": dg.MetadataValue.json(list(log.examples)),
-            "top_transitions": markdown_table(summary.sort_values("customers", ascending=False)),
+            "top_transitions": markdown_table(summary),
         }
     )
