@@ -18,6 +18,8 @@ from orchestration.defs.resources import SegmintSettings, SparkEngine, Warehouse
 from orchestration.defs.segments import CLUSTER_MODEL_TABLE, behavioral_segments
 from tests.unit.test_clustering import blob_features
 
+BOOTSTRAP = 3
+
 
 def _warehouse(path, features: pd.DataFrame, as_of: date) -> None:
     with duckdb.connect(str(path)) as conn:
@@ -39,6 +41,8 @@ def _run(path, monkeypatch, **env) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
         monkeypatch.setenv(name, value)
     result = dg.materialize(
         [behavioral_segments],
+        # Few resamples keep the test quick; the cadence does not depend on them.
+        run_config={"ops": {"ml__behavioral_segments": {"config": {"bootstrap_resamples": BOOTSTRAP}}}},
         resources={
             "warehouse": Warehouse(path=str(path)),
             "spark": SparkEngine(),
@@ -81,7 +85,9 @@ def test_a_refit_day_gives_exactly_what_the_unpinned_clustering_gives(tmp_path, 
     features = blob_features(1200, 5, seed=3)
     _warehouse(path, features, date(2025, 3, 1))
     segments, profiles, _ = _run(path, monkeypatch)
-    result = cluster_customers(features.drop(columns=["group"]).sort_values("customer_id"), seed=0)
+    result = cluster_customers(
+        features.drop(columns=["group"]).sort_values("customer_id"), seed=0, n_bootstrap=BOOTSTRAP
+    )
     expected = label_segments(result.labels, name_clusters(result.profiles, result.mode, {}))
     assert segments["cluster_id"].tolist() == expected["cluster_id"].tolist()
     assert segments["behavioral_segment"].tolist() == expected["behavioral_segment"].tolist()
