@@ -63,8 +63,8 @@ class Settings:
     csv_delimiter: str | None = None  # None: detected per file
     source_format: str | None = None  # None: detected from the landing files (landing/formats/)
     event_mapping: Path | None = None  # None: built-in presets only (the default file is absent)
-    model_refit_days: int = DEFAULT_MODEL_REFIT_DAYS  # refit the CLV chain and the clustering fit at least this often (ml/cadence.py)
-    force_refit: bool = False  # refit the CLV chain and the clustering fit on this run whatever the cadence says
+    model_refit_days: int = DEFAULT_MODEL_REFIT_DAYS  # CLV chain and clustering refit at least this often
+    force_refit: bool = False  # refit the CLV chain and clustering now, whatever the cadence
     force_ingest: bool = False  # re-read the landing files even when nothing raw_tables reads changed
     engine: str = DEFAULT_ENGINE  # duckdb | spark
     spark_master: str = DEFAULT_SPARK_MASTER  # local[N], spark://host:7077, yarn, ... (Spark engine only)
