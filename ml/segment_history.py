@@ -91,7 +91,8 @@ def advance_history_sql(conn: duckdb.DuckDBPyConnection, history: str, current: 
     latest = conn.execute(LATEST_SQL.format(history=history)).fetchone()[0]
     if latest is not None and pd.Timestamp(as_of) < pd.Timestamp(latest):
         raise HistoryOrderError(
-            f"as-of {as_of} is before the latest membership date {pd.Timestamp(latest).date()}: history only moves forward"
+            f"as-of {as_of} is before the latest membership date {pd.Timestamp(latest).date()}: "
+            "history only moves forward"
         )
     return ADVANCE_SQL.format(history=history, current=current)
 

@@ -46,7 +46,8 @@ def suite_columns(suite) -> list[str]:
     columns: list[str] = []
     for expectation in suite.expectations:
         kwargs = expectation.configuration.kwargs
-        names = [kwargs.get(name) for name in ("column", "column_A", "column_B")] + list(kwargs.get("column_list") or [])
+        names = [kwargs.get(name) for name in ("column", "column_A", "column_B")]
+        names += list(kwargs.get("column_list") or [])
         columns += [name for name in names if name]
     return list(dict.fromkeys(columns))
 

@@ -72,7 +72,11 @@ CLUSTER_MEASURES = {
     "events": "coalesce(sum(event_count), 0)",
     "orders": "coalesce(sum(order_count), 0)",
 }
-CLUSTER_MEASURE_COLUMNS = {"customers_with_web_events": "has_web_events", "events": "event_count", "orders": "order_count"}
+CLUSTER_MEASURE_COLUMNS = {
+    "customers_with_web_events": "has_web_events",
+    "events": "event_count",
+    "orders": "order_count",
+}
 
 
 @dataclass(frozen=True)

@@ -49,9 +49,8 @@ def _run(path, monkeypatch, **env) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
             "settings": SegmintSettings(landing_dir=str(path.parent)),
         },
     )
-    metadata = {
-        "/".join(m.asset_key.path): m.metadata for m in result.asset_materializations_for_node("ml__behavioral_segments")
-    }
+    materializations = result.asset_materializations_for_node("ml__behavioral_segments")
+    metadata = {"/".join(m.asset_key.path): m.metadata for m in materializations}
     with duckdb.connect(str(path), read_only=True) as conn:
         segments = conn.execute("select * from ml.behavioral_segments order by customer_id").df()
         profiles = conn.execute("select * from ml.cluster_profiles order by cluster_id, feature").df()
