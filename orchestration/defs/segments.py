@@ -87,7 +87,11 @@ class PinnedClusters:
     fitted_as_of: date | None
     reason: str
     snapshot: TrainingSnapshot
-    fitted: FittedClusters
+    blob: bytes  # the pickled FittedClusters, unpickled only when kept (a new scikit-learn refits before reading it)
+
+    @property
+    def fitted(self) -> FittedClusters:
+        return pickle.loads(self.blob)
 
 
 def clustering_snapshot(
@@ -142,7 +146,7 @@ def pinned_clusters(conn: duckdb.DuckDBPyConnection) -> PinnedClusters | None:
     ).fetchone()
     if row is None:
         return None
-    return PinnedClusters(row[0], row[1], row[2], TrainingSnapshot.from_json(row[3]), pickle.loads(bytes(row[4])))
+    return PinnedClusters(row[0], row[1], row[2], TrainingSnapshot.from_json(row[3]), bytes(row[4]))
 
 
 @dg.asset(
@@ -252,16 +256,16 @@ def behavioral_segments(
                 k_range=range(config.min_clusters, config.max_clusters + 1),
                 n_bootstrap=config.bootstrap_resamples,
             )
-            pin = PinnedClusters(current.key, current.as_of, decision.reason, current, fitted)
-            write_table(conn, CLUSTER_MODEL_TABLE, _cluster_model_row(pin))
+            pin = PinnedClusters(current.key, current.as_of, decision.reason, current, pickle.dumps(fitted))
+            write_table(conn, CLUSTER_MODEL_TABLE, _cluster_model_row(pin, fitted))
             cadence = f"refit: {decision.reason}"
         else:
-            pin = pinned
+            pin, fitted = pinned, pinned.fitted
             cadence = kept_message(
                 f"clustering fit {pin.key}", pin.fitted_as_of, decision.age_days, pin.snapshot.fingerprint,
                 decision.reason,
             )  # fmt: skip
-        result = apply_clusters(features, pin.fitted)
+        result = apply_clusters(features, fitted)
         # The shop's own event name behind each event_type_share_<rank> column: generic clusters are named by it.
         top_event_types = read_table(
             conn, "marts.top_event_types", ["feature_column", "source_event_type", "event_share"], order_by="type_rank"
@@ -286,17 +290,17 @@ def behavioral_segments(
     )
 
 
-def _cluster_model_row(pin: PinnedClusters) -> pd.DataFrame:
+def _cluster_model_row(pin: PinnedClusters, fitted: FittedClusters) -> pd.DataFrame:
     """ml.cluster_model: one row, the pinned fit and what it was fitted on."""
     return pd.DataFrame(
         {
             "model_version": [pin.key],
             "fitted_as_of": pd.Series([pin.fitted_as_of], dtype="object"),
             "refit_reason": [pin.reason],
-            "mode": [pin.fitted.mode],
-            "k": [pin.fitted.k],
+            "mode": [fitted.mode],
+            "k": [fitted.k],
             "snapshot": [pin.snapshot.to_json()],
-            "model_blob": [pickle.dumps(pin.fitted)],
+            "model_blob": [pin.blob],
         }
     )
 
