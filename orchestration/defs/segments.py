@@ -218,9 +218,7 @@ def rfm_segments(warehouse: Warehouse) -> dg.MaterializeResult:
     name="ml__behavioral_segments",
     op_tags=DUCKDB_TAG,
 )
-def behavioral_segments(
-    warehouse: Warehouse, spark: SparkEngine, settings: SegmintSettings, config: ClusteringConfig
-):
+def behavioral_segments(warehouse: Warehouse, spark: SparkEngine, settings: SegmintSettings, config: ClusteringConfig):
     """Behavioural clusters of the customers and their profiles; the clustering fit is pinned on the model cadence.
 
     The fit (mode, scaler, KMeans, the choice of k: most of this step at 1 M customers) is refitted only when
