@@ -1,5 +1,7 @@
 """Audience definitions (config/audiences.yaml), member selection in DuckDB and the deterministic control group.
 
+(SEGMINT_ENGINE=spark runs the same member query and rule in Spark SQL: orchestration/lib/spark_audiences.py.)
+
 An audience is a SQL boolean expression over one row per customer: every column of `marts.customer_scores`
 plus the contact fields of the sync edge `edge.customer_contacts` (email, phone, first_name, last_name,
 postal_code, country, marketing_consent; the contact fields win where both have a column). The edge view is the
