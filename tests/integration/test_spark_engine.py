@@ -152,4 +152,4 @@ def test_same_audience_members_selected_in_spark_sql(both_engines):
         assert list(got["customer_id"]) == list(expected["customer_id"]), name
         assert list(got["is_control"]) == list(expected["is_control"]), name
         # value: the value column (lookalike_seed's predicted CLV), as close as the predicted CLV itself
-        pd.testing.assert_series_equal(got["value"], expected["value"], check_exact=False, rtol=1e-6, obj=name)
+        pd.testing.assert_series_equal(got["value"], expected["value"], check_exact=False, rtol=1e-4, obj=name)
