@@ -118,8 +118,12 @@ def _audience_asset(audience: Audience) -> dg.AssetsDefinition:
                     "transition_lines_read": dg.MetadataValue.int(log.lines_read),
                     "transition_lines_set_aside": dg.MetadataValue.json(log.set_aside),
                 }
-            # SEGMINT_ENGINE=spark: the rule runs in Spark SQL over the Spark marts; only the members come back.
+            # SEGMINT_ENGINE=spark: the rule runs in Spark SQL over the Spark marts; only the members come back. A
+            # real-time audience's event-triggered run (the sensor's) starts no Spark for it: without a running
+            # Spark it reads the same Parquet tables through DuckDB's views (same members, a second, no JVM start).
             engine = warehouse.resolved_engine()
+            if engine == "spark" and audience.realtime_segment is not None and not spark.running():
+                engine = "duckdb views"
             if engine == "spark":
                 members = spark_audiences.select_members_on_spark(spark.session(), conn, audience, live)
             else:
