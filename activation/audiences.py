@@ -1,5 +1,7 @@
 """Audience definitions (config/audiences.yaml), member selection in DuckDB and the deterministic control group.
 
+(SEGMINT_ENGINE=spark runs the same member query and rule in Spark SQL: orchestration/lib/spark_audiences.py.)
+
 An audience is a SQL boolean expression over one row per customer: every column of `marts.customer_scores`
 plus the contact fields of the sync edge `edge.customer_contacts` (email, phone, first_name, last_name,
 postal_code, country, marketing_consent; the contact fields win where both have a column). The edge view is the
@@ -306,19 +308,36 @@ def control_fractions(conn: duckdb.DuckDBPyConnection, customer_ids: pd.Series, 
         conn.unregister(name)
 
 
-def _member_query(conn: duckdb.DuckDBPyConnection, rule: str) -> str:
-    score_columns = [row[0] for row in conn.execute("describe marts.customer_scores").fetchall()]
-    overlapping = [column for column in score_columns if column in PII_COLUMNS]
-    exclude = f" exclude ({', '.join(overlapping)})" if overlapping else ""
+REALTIME_MEMBERS_RELATION = "_realtime_members"  # the live members of a real-time audience, registered per query
+
+
+def member_rule(audience: Audience) -> str:
+    """The audience's rule as the member query's filter; a real-time audience also keeps only the customers of
+    REALTIME_MEMBERS_RELATION (registered by the caller)."""
+    if audience.realtime_segment is None:
+        return audience.rule
+    return f"({audience.rule}) and customer_id in (select customer_id from {REALTIME_MEMBERS_RELATION})"
+
+
+def member_query(score_columns: Collection[str], rule: str) -> str:
+    """The member query in DuckDB SQL: every customer_scores column (the contact fields win where both have one)
+    plus the sync edge's contact fields, filtered by `rule`. Columns are listed, not `* exclude`, so the same text
+    translates to Spark SQL (orchestration/lib/spark_audiences.py): one query, one rule, two engines."""
+    scores = ", ".join(f"scores.{column}" for column in score_columns if column not in PII_COLUMNS)
     pii = ", ".join(f"contacts.{column}" for column in PII_COLUMNS)
     return f"""
         with candidates as (
-            select scores.*{exclude}, {pii}
+            select {scores}, {pii}
             from marts.customer_scores as scores
             left join {CONTACTS_RELATION} as contacts using (customer_id)
         )
         select * from candidates where ({rule}) order by customer_id
     """
+
+
+def realtime_member_ids(realtime_members: Collection[str] | None) -> pd.DataFrame:
+    """REALTIME_MEMBERS_RELATION's rows: the live members (None: nobody yet)."""
+    return pd.DataFrame({"customer_id": sorted(realtime_members or [])}, dtype="string")
 
 
 def select_members(
@@ -328,19 +347,21 @@ def select_members(
 
     A real-time audience keeps only `realtime_members` (current_realtime_members; None: nobody).
     """
-    rule = audience.rule
     if audience.realtime_segment is not None:
-        conn.register(
-            "_realtime_members", pd.DataFrame({"customer_id": sorted(realtime_members or [])}, dtype="string")
-        )
-        rule = f"({rule}) and customer_id in (select customer_id from _realtime_members)"
+        conn.register(REALTIME_MEMBERS_RELATION, realtime_member_ids(realtime_members))
     try:
-        members = conn.execute(_member_query(conn, rule)).df()
+        score_columns = [row[0] for row in conn.execute("describe marts.customer_scores").fetchall()]
+        members = conn.execute(member_query(score_columns, member_rule(audience))).df()
     except duckdb.Error as error:
         raise AudienceRuleError(f"audience '{audience.name}': rule `{audience.rule}` failed: {error}") from error
     finally:
         if audience.realtime_segment is not None:
-            conn.unregister("_realtime_members")
+            conn.unregister(REALTIME_MEMBERS_RELATION)
+    return finish_members(conn, audience, members)
+
+
+def finish_members(conn: duckdb.DuckDBPyConnection, audience: Audience, members: pd.DataFrame) -> pd.DataFrame:
+    """The selected rows (member_query's, from either engine) with `is_control` and `value`."""
     if audience.value_column is not None and audience.value_column not in members.columns:
         raise AudienceRuleError(f"audience '{audience.name}': value_column '{audience.value_column}' is not a column")
     members["customer_id"] = members["customer_id"].astype(str)

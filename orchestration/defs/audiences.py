@@ -41,8 +41,8 @@ from activation.ledger import SCHEMA, ensure_schema, previous_audience_size
 from activation.member_records import contact_forms
 from activation.sync import SyncGuardError, guard_change, lift_by_audience, planned_size, sync_audience
 from landing.realtime_log import read_transitions, transition_log_files
-from orchestration.defs.resources import DUCKDB_TAG, ActivationCredentials, SegmintSettings, Warehouse
-from orchestration.lib import groups, keys
+from orchestration.defs.resources import DUCKDB_TAG, ActivationCredentials, SegmintSettings, SparkEngine, Warehouse
+from orchestration.lib import groups, keys, spark_audiences
 from orchestration.lib.keys import (
     AUDIENCE_LIFT,
     CLV_ACTIVATION_GATE,
@@ -104,7 +104,7 @@ def _audience_asset(audience: Audience) -> dg.AssetsDefinition:
         description=f"{audience.description} One row per member; is_control marks the held-out control group.",
         metadata={"rule": audience.rule, "control_share": audience.control_share},
     )
-    def _members(warehouse: Warehouse, settings: SegmintSettings) -> dg.MaterializeResult:
+    def _members(warehouse: Warehouse, settings: SegmintSettings, spark: SparkEngine) -> dg.MaterializeResult:
         realtime: dict[str, dg.MetadataValue] = {}
         with warehouse.connect() as conn:
             live = None
@@ -118,7 +118,16 @@ def _audience_asset(audience: Audience) -> dg.AssetsDefinition:
                     "transition_lines_read": dg.MetadataValue.int(log.lines_read),
                     "transition_lines_set_aside": dg.MetadataValue.json(log.set_aside),
                 }
-            members = select_members(conn, audience, live)
+            # SEGMINT_ENGINE=spark: the rule runs in Spark SQL over the Spark marts; only the members come back. A
+            # real-time audience's event-triggered run (the sensor's) starts no Spark for it: without a running
+            # Spark it reads the same Parquet tables through DuckDB's views (same members, a second, no JVM start).
+            engine = warehouse.resolved_engine()
+            if engine == "spark" and audience.realtime_segment is not None and not spark.running():
+                engine = "duckdb views"
+            if engine == "spark":
+                members = spark_audiences.select_members_on_spark(spark.session(), conn, audience, live)
+            else:
+                members = select_members(conn, audience, live)
             kept = [c for c in MEMBER_COLUMNS if c in members.columns]
             write_table(conn, _members_table(audience), members[kept])
         consenting = members["marketing_consent"].fillna(False).astype(bool)
@@ -132,6 +141,7 @@ def _audience_asset(audience: Audience) -> dg.AssetsDefinition:
                     float(members["predicted_clv"].mean()) if len(members) else 0.0
                 ),
                 "rule": dg.MetadataValue.text(audience.rule),
+                "selected_in": dg.MetadataValue.text(engine),
                 **realtime,
             }
         )

@@ -131,6 +131,11 @@ class SparkEngine(dg.ConfigurableResource):
             os.environ[spark_connect.SPARK_REMOTE_ENV] = self._server.url
         return self._server.url
 
+    def running(self) -> bool:
+        """Whether this run already has a Spark to talk to (its server started, or SPARK_REMOTE given): a step that
+        must not wait for a JVM to start (an event-triggered sync) uses Spark only then."""
+        return self._server is not None or bool(os.environ.get(spark_connect.SPARK_REMOTE_ENV))
+
     def session(self):
         """A Spark Connect session (pyspark) on `remote()` for a Python step that runs work in Spark."""
         from orchestration.lib import spark_compute

@@ -42,6 +42,13 @@ def spark_session(remote: str) -> SparkSession:
     return SparkSession.builder.remote(remote).getOrCreate()
 
 
+def spark_error() -> type[Exception]:
+    """pyspark's base exception: what a Spark query refused by Spark (analysis, parse, execution) raises."""
+    from pyspark.errors import PySparkException
+
+    return PySparkException
+
+
 def chunk_function(
     fn: Callable[[pd.DataFrame], pd.DataFrame], schema: pa.Schema
 ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:

@@ -2,43 +2,77 @@
 
 The DuckDB side is the shared operated deployment (tests/integration/conftest.py: `make run` on the seeded
 2,000-customer demo shop, the size issue 19 names, built once per session for the webserver and browser tests
-too); the Spark side runs `make run` with SEGMINT_ENGINE=spark on the same shop. Its output contract is the Parquet table
+too); the Spark side runs what `SEGMINT_ENGINE=spark make run` runs on the same shop, minus make's install step
+(`_run_like_make_run`: a test must not re-install the package, which repoints a shared virtualenv at the checkout
+running it; the manifest is the session's `dbt parse`, tests/conftest.py). Its output contract is the Parquet table
 `<SEGMINT_SPARK_WAREHOUSE>/marts.db/customer_scores/`, read here straight from its files. Required (issue 19): the
 same customers, the same RFM segments, behavioural segments for at least 99 % of them, and predicted CLV within
-1 % (median relative difference). On Spark the dbt steps share one Spark Connect server and the CLV scores are
-computed and the behavioural segments assigned by Spark in chunks (mapInArrow), so this also checks those paths
-against the DuckDB ones. Skipped without pyspark (`.[spark]`, which `make test` installs) or Java.
+1 % (median relative difference); and every audience with the same members and control group, selected in Spark
+SQL on Spark (orchestration/lib/spark_audiences.py). On Spark the dbt steps share one Spark Connect server and the
+CLV scores are computed and the behavioural segments assigned by Spark in chunks (mapInArrow), so this also checks
+those paths against the DuckDB ones. Skipped without pyspark (`.[spark]`, which `make test` installs) or Java.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
 
-from tests.conftest import make_run
+from activation.audiences import load_audiences
+from orchestration.lib import keys
+from orchestration.lib.settings import CONFIG_DIR
+from tests.conftest import PROJECT_ROOT, segmint_env
 from tests.integration.conftest import DEMO_CUSTOMERS, OperatedDeployment
 
-# Part of `make test` (CI): one Spark whole-graph run, about 4-5 min on 2 cores (`make test-spark` runs it alone).
+# Part of `make test` (CI): one Spark whole-graph run, 7-20 min on 2 cores depending on load (`make test-spark` runs it alone).
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
 COLUMNS = "customer_id, rfm_segment, behavioral_segment, cluster_id, predicted_clv"
+AUDIENCES = load_audiences(CONFIG_DIR / "audiences.yaml")
+RUN_COMMAND = ["-m", "orchestration.cli", "segmint_refresh"]  # after $(BIN)/python in the Makefile's `run` recipe
 
 
 def _output(result) -> str:
     return result.stdout[-4000:] + "\n" + result.stderr[-4000:]
 
 
+def _run_like_make_run(root: Path, **overrides: str) -> subprocess.CompletedProcess:
+    """`make run`'s recipe without its install prerequisite: the run's DAGSTER_HOME with dagster.yaml (`home`),
+    then the CLI (`run`), in the environment make exports (segmint_env: warehouse, DAGSTER_HOME, no telemetry)."""
+    env = segmint_env(root, **overrides)
+    home = Path(env["DAGSTER_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    return subprocess.run(
+        [sys.executable, *RUN_COMMAND], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=2400
+    )
+
+
+def test_the_run_is_what_make_run_runs():
+    """The command above stays the Makefile's, so `SEGMINT_ENGINE=spark make run` (the issue's contract) runs what
+    this test checks."""
+    makefile = (PROJECT_ROOT / "Makefile").read_text()
+    recipe = re.search(r"^run:.*\n\t(.+)$", makefile, flags=re.MULTILINE).group(1)
+    assert recipe == "$(BIN)/python " + " ".join(RUN_COMMAND)
+    assert re.search(r'^home:.*\n\t.*cp dagster.yaml "\$\(DAGSTER_HOME\)/dagster.yaml"', makefile, flags=re.MULTILINE)
+
+
 @pytest.fixture(scope="module")
-def both_engines(operated: OperatedDeployment, tmp_path_factory) -> tuple[pd.DataFrame, pd.DataFrame]:
+def both_engines(operated: OperatedDeployment, tmp_path_factory) -> dict:
     pytest.importorskip("pyspark", reason="the Spark engine is the optional extra .[spark]")
     if shutil.which("java") is None:
         pytest.skip("Spark needs Java on PATH")
     spark_root = tmp_path_factory.mktemp("spark_engine")
     spark_warehouse = spark_root / "lake"
-    spark = make_run(
+    spark = _run_like_make_run(
         spark_root,
         SEGMINT_ENGINE="spark",
         SEGMINT_SPARK_WAREHOUSE=str(spark_warehouse),
@@ -53,31 +87,69 @@ def both_engines(operated: OperatedDeployment, tmp_path_factory) -> tuple[pd.Dat
     on_spark = duckdb.sql(f"select {COLUMNS} from read_parquet('{contract}/*.parquet')").df()
     # The run's one Connect server is gone with the run (nothing left holding the metastore or a port).
     assert not (spark_warehouse / "spark-connect.pid").exists()
-    return on_duckdb.set_index("customer_id").sort_index(), on_spark.set_index("customer_id").sort_index()
+    # The audiences (pseudonymous member tables) of both runs, and where the Spark run selected them.
+    members = {}
+    for warehouse in (operated.warehouse, spark_root / "data" / "warehouse.duckdb"):
+        with duckdb.connect(str(warehouse), read_only=True) as conn:
+            members[warehouse] = {
+                audience.name: conn.execute(
+                    f"select customer_id, is_control, value from audiences.{audience.name} order by customer_id"
+                ).df()
+                for audience in AUDIENCES
+            }
+    with dg.DagsterInstance.from_config(str(spark_root / "dagster_home")) as instance:
+        selected_in = {
+            audience.name: instance.get_latest_materialization_event(keys.audience(audience.name))
+            .asset_materialization.metadata["selected_in"]
+            .value
+            for audience in AUDIENCES
+        }
+    return {
+        "scores": (on_duckdb.set_index("customer_id").sort_index(), on_spark.set_index("customer_id").sort_index()),
+        "members": (members[operated.warehouse], members[spark_root / "data" / "warehouse.duckdb"]),
+        "selected_in": selected_in,
+    }
 
 
-def test_same_customers(both_engines):
-    on_duckdb, on_spark = both_engines
+@pytest.fixture(scope="module")
+def scores(both_engines) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return both_engines["scores"]
+
+
+def test_same_customers(scores):
+    on_duckdb, on_spark = scores
     assert len(on_duckdb) > 1000
     assert on_spark.index.is_unique
     assert list(on_spark.index) == list(on_duckdb.index)
 
 
-def test_same_rfm_segments(both_engines):
-    on_duckdb, on_spark = both_engines
+def test_same_rfm_segments(scores):
+    on_duckdb, on_spark = scores
     differ = on_duckdb["rfm_segment"] != on_spark["rfm_segment"]
     assert not differ.any(), on_duckdb[differ].head()
 
 
-def test_behavioural_segments_agree_for_99_percent(both_engines):
-    on_duckdb, on_spark = both_engines
+def test_behavioural_segments_agree_for_99_percent(scores):
+    on_duckdb, on_spark = scores
     agree = (on_duckdb["behavioral_segment"] == on_spark["behavioral_segment"]).mean()
     assert agree >= 0.99, f"behavioural segments agree for {agree:.1%} of customers"
 
 
-def test_predicted_clv_within_one_percent(both_engines):
-    on_duckdb, on_spark = both_engines
+def test_predicted_clv_within_one_percent(scores):
+    on_duckdb, on_spark = scores
     relative = (on_spark["predicted_clv"] - on_duckdb["predicted_clv"]).abs() / on_duckdb["predicted_clv"].abs().clip(
         lower=1e-9
     )
     assert relative.median() <= 0.01, f"median relative CLV difference {relative.median():.2%}"
+
+
+def test_same_audience_members_selected_in_spark_sql(both_engines):
+    on_duckdb, on_spark = both_engines["members"]
+    assert set(both_engines["selected_in"].values()) == {"spark"}
+    assert len(on_duckdb["champions"]) > 50 and len(on_duckdb["lookalike_seed"]) > 50
+    for name, expected in on_duckdb.items():
+        got = on_spark[name]
+        assert list(got["customer_id"]) == list(expected["customer_id"]), name
+        assert list(got["is_control"]) == list(expected["is_control"]), name
+        # value: the value column (lookalike_seed's predicted CLV), as close as the predicted CLV itself
+        pd.testing.assert_series_equal(got["value"], expected["value"], check_exact=False, rtol=1e-4, obj=name)
