@@ -26,7 +26,6 @@ import resource
 import time
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
-from pathlib import Path
 
 from orchestration.lib.partitions import FEATURE_STEP, StagingWindow
 
@@ -96,9 +95,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error("--from/--to re-stage days: only the feature step takes them")
     import dagster as dg
 
-    from orchestration.defs.dbt_models import dbt_target_path
     from orchestration.definitions import defs
+    from orchestration.defs.dbt_models import dbt_target_path
+    from orchestration.lib import event_log
     from orchestration.lib.settings import load_settings
+
+    event_log.install()  # the run history's fsync policy, as `make run` records it (orchestration/cli.py)
 
     window = StagingWindow(args.first, args.last or args.first) if args.first else None
     keys = [
@@ -119,7 +121,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     recorded = sum(1 for e in events if e.event_type_value == "ASSET_MATERIALIZATION")
     checks = sum(1 for e in events if e.event_type_value == "ASSET_CHECK_EVALUATION")
     log = dbt_target_path(str(load_settings().warehouse), args.step) / "dbt.log"
-    phases = dbt_log_phases(log.read_text(encoding="utf-8").splitlines()) if log.exists() else {}
+    # dbt rotates its log at 10 MB: the last invocation may begin in dbt.log.1.
+    lines = [
+        line
+        for path in (log.with_name("dbt.log.1"), log)
+        if path.exists()
+        for line in path.read_text("utf-8").splitlines()
+    ]
+    phases = dbt_log_phases(lines)
     print(
         json.dumps(
             {

@@ -186,7 +186,8 @@ def row_counts(conn: duckdb.DuckDBPyConnection, relations: Iterable[tuple[str, s
     if not tables:
         return {}
     counts = " union all ".join(
-        f"select {i} as i, count(*) as n from {_quoted(schema)}.{_quoted(name)}" for i, (schema, name) in enumerate(tables)
+        f"select {i} as i, count(*) as n from {_quoted(schema)}.{_quoted(name)}"
+        for i, (schema, name) in enumerate(tables)
     )
     return {tuple(tables[i]): n for i, n in conn.execute(counts).fetchall()}
 
@@ -338,7 +339,9 @@ def score_build_args(config: DbtScoresConfig) -> list[str]:
     dbt_project.yml's vars (a unit test pins them): with the defaults every dbt step runs with the same (no) vars
     and keeps its partial-parse state (dbt re-parses the whole project when the vars change)."""
     changed = {
-        name: value for name, value in config.model_dump().items() if value != DbtScoresConfig.model_fields[name].default
+        name: value
+        for name, value in config.model_dump().items()
+        if value != DbtScoresConfig.model_fields[name].default
     }
     return ["build", "--vars", json.dumps(changed)] if changed else ["build"]
 

@@ -86,7 +86,9 @@ def test_the_only_incremental_models_are_the_daily_staging_which_full_refresh_re
         if node["resource_type"] == "model" and node["config"]["materialized"] == "incremental"
     }
     daily = {
-        node["name"] for node in manifest["nodes"].values() if node["resource_type"] == "model" and "daily" in node["tags"]
+        node["name"]
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model" and "daily" in node["tags"]
     }
     assert incremental == daily == {"stg_orders", "stg_visitor_event_days", "stg_visitor_event_type_days"}
     assert all(
