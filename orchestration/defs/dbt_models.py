@@ -13,10 +13,12 @@ factory and kept apart so that syncs held back by the CLV gate never hold back t
 checks; `dbt build` stops the line on error-level tests.
 """
 
+import hashlib
 import json
 import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
@@ -346,9 +348,60 @@ def score_build_args(config: DbtScoresConfig) -> list[str]:
     return ["build", "--vars", json.dumps(changed)] if changed else ["build"]
 
 
+VIEWS_STATE_FILE = "segmint_views.sha256"  # in the step's dbt target folder: the views it last built
+KEPT_METADATA = "segmint/kept"
+
+
+def views_fingerprint(
+    conn: duckdb.DuckDBPyConnection, manifest: Mapping[str, Any], asset_keys: set[dg.AssetKey]
+) -> str | None:
+    """What the views of `asset_keys` are made of: each model's SQL file checksum, config, schema, alias and
+    parents, the column names and types of every relation they read (a view over a table whose columns changed
+    must be re-created), the database name (views name it) and dbt's version. None when one of them is not a view
+    or does not exist in the warehouse (then dbt must build it)."""
+    translator = SegmintDbtTranslator()
+    nodes = sorted(
+        (node for node in manifest.get("nodes", {}).values() if node.get("resource_type") == "model"),
+        key=lambda node: node["unique_id"],
+    )
+    parts: list[Any] = [package_version("dbt-core"), package_version("dbt-duckdb")]
+    parts.append(conn.execute("select current_database()").fetchone()[0])
+    for node in nodes:
+        if translator.get_asset_key(node) not in asset_keys:
+            continue
+        if node["config"].get("materialized") != "view":
+            return None
+        exists = conn.execute(
+            "select count(*) from information_schema.tables"
+            " where table_type = 'VIEW' and table_schema = ? and table_name = ?",
+            [node["schema"], node["alias"]],
+        ).fetchone()[0]
+        if not exists:
+            return None
+        parents = node.get("depends_on", {}).get("nodes", [])
+        parts.append([node["unique_id"], node["checksum"], node["config"], node["schema"], node["alias"], parents])
+        for parent in parents:
+            relation = {**manifest.get("nodes", {}), **manifest.get("sources", {})}.get(parent, {})
+            schema, name = relation.get("schema"), relation.get("identifier") or relation.get("alias")
+            parts.append(
+                conn.execute(
+                    "select column_name, data_type from information_schema.columns"
+                    " where table_schema = ? and table_name = ? order by ordinal_position",
+                    [schema, name],
+                ).fetchall()
+            )
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def view_step(name: str, selector: str) -> dg.AssetsDefinition:
     """A dbt step that builds one after-ML folder of views (`selector`), after the Python assets that write the
-    tables they read; one factory, so the after-scores and after-syncs steps cannot drift apart."""
+    tables they read; one factory, so the after-scores and after-syncs steps cannot drift apart.
+
+    A view only stores its query, so re-creating it with the same definition over tables with the same columns
+    changes nothing, yet cost a whole dbt start (~3-4 s per step and run). On DuckDB the step keeps the views when
+    their fingerprint (views_fingerprint) equals the one recorded when dbt last built them (metadata
+    `segmint/kept`), and runs dbt otherwise: a changed model, config, column list, dbt version or a missing view.
+    Never when the step has dbt tests to run (none today) or on Spark."""
 
     @dbt_assets(
         manifest=DBT_MANIFEST,
@@ -358,7 +411,25 @@ def view_step(name: str, selector: str) -> dg.AssetsDefinition:
         op_tags=DUCKDB_TAG,
     )
     def _views(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse, spark: SparkEngine):
+        state = dbt_target_path(warehouse.resolved_path(), context.op_def.name) / VIEWS_STATE_FILE
+        keys = set(context.selected_asset_keys)
+        can_keep = warehouse.resolved_engine() != "spark" and not context.selected_asset_check_keys
+        manifest = json.loads(DBT_MANIFEST.read_text(encoding="utf-8")) if can_keep else {}
+        if can_keep and state.exists():
+            with warehouse.connect() as conn:
+                current = views_fingerprint(conn, manifest, keys)
+            if current is not None and current == state.read_text(encoding="utf-8").strip():
+                kept = {KEPT_METADATA: dg.MetadataValue.text("views unchanged: definition and input columns")}
+                for output_name in sorted(context.selected_output_names):
+                    yield dg.Output(None, output_name=output_name, metadata=kept)
+                return
+        state.unlink(missing_ok=True)
         yield from _run_dbt(context, dbt, warehouse, spark, ["build"])
+        if can_keep:
+            with warehouse.connect() as conn:
+                built = views_fingerprint(conn, manifest, keys)
+            if built is not None:
+                state.write_text(built, encoding="utf-8")
 
     return _views
 

@@ -11,6 +11,7 @@ from datetime import date
 from functools import cached_property
 from importlib.metadata import version as package_version
 
+import dagster as dg
 import duckdb
 import pytest
 from dagster_dbt import DbtCliResource
@@ -22,6 +23,7 @@ from orchestration.defs.dbt_models import (
     row_counts,
     score_build_args,
     seed_partial_parse,
+    views_fingerprint,
 )
 from orchestration.defs.resources import dbt_resource
 from orchestration.lib.dbt_cli import SegmintDbtCliResource
@@ -126,3 +128,40 @@ def test_row_counts_count_every_table_in_one_go_and_skip_views(tmp_path):
 def test_row_counts_of_nothing_countable_are_empty(tmp_path, relations):
     with duckdb.connect(str(tmp_path / "w.duckdb")) as conn:
         assert row_counts(conn, relations) == {}
+
+
+def _view_manifest() -> dict:
+    view = {
+        "unique_id": "model.segmint.audience_lift",
+        "resource_type": "model",
+        "name": "audience_lift",
+        "fqn": ["segmint", "marts", "after_syncs", "audience_lift"],
+        "config": {"materialized": "view", "schema": "marts"},
+        "schema": "marts",
+        "alias": "audience_lift",
+        "checksum": {"name": "sha256", "checksum": "abc"},
+        "depends_on": {"nodes": ["source.segmint.activation.audience_lift"]},
+    }
+    source = {"schema": "activation", "identifier": "audience_lift", "resource_type": "source"}
+    return {"nodes": {view["unique_id"]: view}, "sources": {"source.segmint.activation.audience_lift": source}}
+
+
+def test_the_views_fingerprint_moves_with_the_model_and_the_columns_it_reads_and_needs_the_view(tmp_path):
+    manifest = _view_manifest()
+    keys = {dg.AssetKey(["marts", "audience_lift"])}
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as conn:
+        conn.execute("create schema activation; create schema marts")
+        conn.execute("create table activation.audience_lift as select 'a' as audience, 1.5 as lift")
+        assert views_fingerprint(conn, manifest, keys) is None  # no view yet: dbt must build it
+        conn.execute("create view marts.audience_lift as select * from activation.audience_lift")
+        first = views_fingerprint(conn, manifest, keys)
+        assert first is not None and views_fingerprint(conn, manifest, keys) == first
+        conn.execute("create or replace table activation.audience_lift as select 'b' as audience, 2.5 as lift")
+        assert views_fingerprint(conn, manifest, keys) == first  # new rows, same columns: the view is unchanged
+        conn.execute("create or replace table activation.audience_lift as select 'b' as audience, 2 as lift, 3 as n")
+        changed_columns = views_fingerprint(conn, manifest, keys)
+        assert changed_columns not in (None, first)
+        manifest["nodes"]["model.segmint.audience_lift"]["checksum"]["checksum"] = "def"  # the SQL file changed
+        assert views_fingerprint(conn, manifest, keys) not in (None, changed_columns)
+        manifest["nodes"]["model.segmint.audience_lift"]["config"]["materialized"] = "table"
+        assert views_fingerprint(conn, manifest, keys) is None
