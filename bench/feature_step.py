@@ -128,7 +128,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         if path.exists()
         for line in path.read_text("utf-8").splitlines()
     ]
-    phases = dbt_log_phases(lines)
+    # The step may not start dbt at all (a view step keeping its views): then there is nothing of this run to split.
+    ran = log.exists() and log.stat().st_mtime >= time.time() - wall
+    phases = dbt_log_phases(lines) if ran else {}
     print(
         json.dumps(
             {
