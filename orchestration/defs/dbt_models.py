@@ -11,6 +11,10 @@ their tables under `marts` through views: `dbt_after_scores_models` (models/mart
 membership history) and `dbt_after_syncs_models` (models/marts/after_syncs/: audience lift), built by one
 factory and kept apart so that syncs held back by the CLV gate never hold back the cards. dbt tests become asset
 checks; `dbt build` stops the line on error-level tests.
+
+Fixed costs (README "Fixed costs of the dbt steps"): no step passes `--vars` by default (the staging window goes in
+dbt's environment), so each keeps its partial-parse state; a new step folder starts from a sibling's; the view steps
+keep unchanged views without starting dbt; row counts are one query per step.
 """
 
 import hashlib
