@@ -262,7 +262,11 @@ def _run_dbt(
         if isinstance(event, dg.Output)
     }
     with warehouse.connect() as conn:
-        counts = row_counts(conn, (tuple(key.path[-2:]) for key in keys.values()))
+        try:
+            counts = row_counts(conn, (tuple(key.path[-2:]) for key in keys.values()))
+        except duckdb.Error as error:  # metadata only: the step's tables are built and tested already
+            context.log.warning(f"row counts not recorded: {error}")
+            counts = {}
     for event in events:
         if not isinstance(event, dg.Output):
             yield event
