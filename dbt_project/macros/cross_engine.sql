@@ -58,16 +58,17 @@
 {%- endmacro %}
 
 {#-
-    A run over every day (no window vars: `make run`, a changed landing file) rebuilds the table like a `table`
-    model (full_refresh: a new table, then swapped in) instead of deleting every row, writing the rows to a
-    temporary table and copying them over: at 1 M customers that was three passes over 25 M rows for
-    stg_visitor_event_type_days. A window run stays incremental (its days deleted, then appended).
+    A run over every day (no window: `make run`, a changed landing file) is a `dbt build --full-refresh`
+    (orchestration/defs/dbt_models.py): the table is rebuilt like a `table` model (a new table, then swapped in)
+    instead of deleting every row, writing the rows to a temporary table and copying them over: at 1 M customers
+    that was three passes over 25 M rows for stg_visitor_event_type_days. A window run stays incremental (its days
+    deleted, then appended). Not a `full_refresh` config here: a config is fixed when dbt parses, and the window
+    must not cost a parse (macros/partition_window.sql).
 -#}
 {% macro default__daily_partition_config(day_column) -%}
     {{ return({
         'materialized': 'incremental',
         'incremental_strategy': 'append',
-        'full_refresh': true if var('min_date', none) is none else none,
         'pre_hook': "{{ delete_partition_window('" ~ day_column ~ "') }}",
     }) }}
 {%- endmacro %}

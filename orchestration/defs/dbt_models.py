@@ -11,11 +11,18 @@ their tables under `marts` through views: `dbt_after_scores_models` (models/mart
 membership history) and `dbt_after_syncs_models` (models/marts/after_syncs/: audience lift), built by one
 factory and kept apart so that syncs held back by the CLV gate never hold back the cards. dbt tests become asset
 checks; `dbt build` stops the line on error-level tests.
+
+Fixed costs (README "Fixed costs of the dbt steps"): no step passes `--vars` by default (the staging window goes in
+dbt's environment), so each keeps its partial-parse state; a new step folder starts from a sibling's; the view steps
+keep unchanged views without starting dbt; row counts are one query per step.
 """
 
+import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping
+import shutil
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +35,9 @@ from orchestration.lib import groups
 from orchestration.lib.partitions import (
     FEATURE_STEP,
     STAGED_DAYS_METADATA,
+    StagingWindow,
     StagingWindowConfig,
-    dbt_window_vars,
+    dbt_window_env,
     staged_days,
 )
 from orchestration.lib.settings import DBT_PROJECT_DIR, data_dir_for, load_settings
@@ -129,13 +137,6 @@ class DbtScoresConfig(dg.Config):
     max_cpa_basis: str = "mean"  # predicted CLV max_cpa bids on: "mean" (predicted_clv) or "p10" (conservative)
 
 
-def _is_table(conn: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
-    found = conn.execute(
-        "select table_type from information_schema.tables where table_schema = ? and table_name = ?", [schema, name]
-    ).fetchall()
-    return bool(found) and found[0][0] == "BASE TABLE"
-
-
 def step_relations(manifest: Mapping[str, Any], asset_keys: set[dg.AssetKey]) -> tuple[list[str], list[str]]:
     """(sources read, models built) as `schema.table`, for the dbt models whose asset keys are `asset_keys`."""
     translator = SegmintDbtTranslator()
@@ -156,6 +157,51 @@ def dbt_target_path(warehouse_path: str, step: str) -> Path:
     return data_dir_for(Path(warehouse_path)) / "dbt_target" / step
 
 
+PARTIAL_PARSE_FILE = "partial_parse.msgpack"
+
+
+def seed_partial_parse(target: Path) -> Path | None:
+    """Give a step's target folder that has no parse state yet the newest one of its sibling steps (same warehouse).
+
+    On a new data folder every dbt step used to parse the whole project (~2.5 s of CPU each); the steps share the
+    project, profile, target and (empty) vars, so dbt accepts a sibling's state and re-parses only what differs.
+    dbt checks that state itself (vars, profile, files) and parses in full when anything does not match, so a
+    stale copy costs a parse, never a wrong manifest. Returns the copied file, or None."""
+    if (target / PARTIAL_PARSE_FILE).exists():
+        return None
+    siblings = [path for path in target.parent.glob(f"*/{PARTIAL_PARSE_FILE}") if path.parent != target]
+    if not siblings:
+        return None
+    newest = max(siblings, key=lambda path: path.stat().st_mtime)
+    shutil.copy2(newest, target / PARTIAL_PARSE_FILE)
+    return newest
+
+
+def row_counts(conn: duckdb.DuckDBPyConnection, relations: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Rows of each (schema, name) that is a table, in two queries whatever their number (views are skipped:
+    counting one would re-run it over the raw tables)."""
+    wanted = sorted(set(relations))
+    if not wanted:
+        return {}
+    placeholders = ", ".join("(?, ?)" for _ in wanted)
+    tables = conn.execute(
+        "select table_schema, table_name from information_schema.tables"
+        f" where table_type = 'BASE TABLE' and (table_schema, table_name) in ({placeholders})",
+        [part for relation in wanted for part in relation],
+    ).fetchall()
+    if not tables:
+        return {}
+    counts = " union all ".join(
+        f"select {i} as i, count(*) as n from {_quoted(schema)}.{_quoted(name)}"
+        for i, (schema, name) in enumerate(tables)
+    )
+    return {tuple(tables[i]): n for i, n in conn.execute(counts).fetchall()}
+
+
+def _quoted(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
 def _run_dbt(
     context: dg.AssetExecutionContext,
     dbt: DbtCliResource,
@@ -163,6 +209,7 @@ def _run_dbt(
     spark_engine: SparkEngine,
     args: list[str],
     extra_metadata: Callable[[dg.AssetKey], Mapping[str, Any]] = lambda key: {},
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[Any]:
     # dbt's profile reads the absolute warehouse path from the environment (profiles.yml).
     os.environ["SEGMINT_WAREHOUSE"] = warehouse.resolved_path()
@@ -187,30 +234,49 @@ def _run_dbt(
     # re-parses only changed files (measured: 3.0 s of CPU per dbt start instead of 5.3 s for a full parse).
     target = dbt_target_path(warehouse.resolved_path(), context.op_def.name)
     target.mkdir(parents=True, exist_ok=True)
-    events = list(dbt.cli(args, context=context, target_path=target).stream())
+    seeded = seed_partial_parse(target)
+    if seeded is not None:
+        context.log.info(f"dbt parse state seeded from {seeded.parent.name}")
+    # The step's own environment for the dbt process only (dagster-dbt copies os.environ when it starts dbt).
+    saved = {name: os.environ.get(name) for name in (env or {})}
+    os.environ.update(env or {})
+    try:
+        invocation = dbt.cli(args, context=context, target_path=target)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    events = list(invocation.stream())
     if spark:
         with warehouse.connect() as conn:
             attached = warehouse.attach_engine_tables(conn, models)
         context.log.info(f"Spark: {', '.join(attached) or 'nothing'} readable by the Python steps")
-    # Row counts from our own short connection once dbt has exited. (dagster-dbt's fetch_row_counts opens a
-    # second in-process DuckDB connection with another configuration, which then blocks every later step.)
+    # Row counts from our own short connection once dbt has exited, all in one query. (dagster-dbt's
+    # fetch_row_counts opens a second in-process DuckDB connection with another configuration, which then blocks
+    # every later step.)
+    keys = {
+        event.output_name: context.asset_key_for_output(event.output_name)
+        for event in events
+        if isinstance(event, dg.Output)
+    }
     with warehouse.connect() as conn:
-        for event in events:
-            key = context.asset_key_for_output(event.output_name) if isinstance(event, dg.Output) else None
-            if key is None:
-                yield event
-                continue
-            metadata = {**event.metadata, **extra_metadata(key)}
-            # Only tables: counting a view would re-scan the raw table.
-            if _is_table(conn, *key.path[-2:]):
-                relation = ".".join(key.path[-2:])
-                try:
-                    metadata["dagster/row_count"] = dg.MetadataValue.int(
-                        conn.execute(f"select count(*) from {relation}").fetchone()[0]
-                    )
-                except duckdb.Error:
-                    pass
-            yield event.with_metadata(metadata)
+        try:
+            counts = row_counts(conn, (tuple(key.path[-2:]) for key in keys.values()))
+        except duckdb.Error as error:  # metadata only: the step's tables are built and tested already
+            context.log.warning(f"row counts not recorded: {error}")
+            counts = {}
+    for event in events:
+        if not isinstance(event, dg.Output):
+            yield event
+            continue
+        key = keys[event.output_name]
+        metadata = {**event.metadata, **extra_metadata(key)}
+        count = counts.get(tuple(key.path[-2:]))
+        if count is not None:
+            metadata["dagster/row_count"] = dg.MetadataValue.int(count)
+        yield event.with_metadata(metadata)
 
 
 @dbt_assets(
@@ -241,9 +307,17 @@ def dbt_feature_models(
         dbt,
         warehouse,
         spark,
-        ["build", "--vars", json.dumps(dbt_window_vars(window))],
+        feature_build_args(window),
         extra_metadata=lambda key: staged if key in DAILY_STAGING_KEYS else {},
+        env=dbt_window_env(window),
     )
+
+
+def feature_build_args(window: StagingWindow | None) -> list[str]:
+    """The feature step's dbt command. No `--vars`: the window travels in the environment (dbt_window_env), so
+    the step's parse state survives a new window. Every day: `--full-refresh` rebuilds the incremental staging
+    as new tables (the only incremental models are the daily staging, and the step selects them all)."""
+    return ["build"] if window is not None else ["build", "--full-refresh"]
 
 
 # The incremental staging models inside the feature step (dbt tag `daily`): what a window of days re-stages.
@@ -267,15 +341,75 @@ def dbt_score_models(
     config: DbtScoresConfig,
 ):
     """customer_scores and the decision marts that join the ML outputs back to the features."""
-    dbt_vars = json.dumps(
-        {"margin": config.margin, "target_roas": config.target_roas, "max_cpa_basis": config.max_cpa_basis}
+    yield from _run_dbt(context, dbt, warehouse, spark, score_build_args(config))
+
+
+def score_build_args(config: DbtScoresConfig) -> list[str]:
+    """The score step's dbt command: `--vars` only for launchpad values that differ from the defaults, which are
+    dbt_project.yml's vars (a unit test pins them): with the defaults every dbt step runs with the same (no) vars
+    and keeps its partial-parse state (dbt re-parses the whole project when the vars change)."""
+    changed = {
+        name: value
+        for name, value in config.model_dump().items()
+        if value != DbtScoresConfig.model_fields[name].default
+    }
+    return ["build", "--vars", json.dumps(changed)] if changed else ["build"]
+
+
+VIEWS_STATE_FILE = "segmint_views.sha256"  # in the step's dbt target folder: the views it last built
+KEPT_METADATA = "segmint/kept"
+
+
+def views_fingerprint(
+    conn: duckdb.DuckDBPyConnection, manifest: Mapping[str, Any], asset_keys: set[dg.AssetKey]
+) -> str | None:
+    """What the views of `asset_keys` are made of: each model's SQL file checksum, config, schema, alias and
+    parents, the column names and types of every relation they read (a view over a table whose columns changed
+    must be re-created), the database name (views name it) and dbt's version. None when one of them is not a view
+    or does not exist in the warehouse (then dbt must build it)."""
+    translator = SegmintDbtTranslator()
+    nodes = sorted(
+        (node for node in manifest.get("nodes", {}).values() if node.get("resource_type") == "model"),
+        key=lambda node: node["unique_id"],
     )
-    yield from _run_dbt(context, dbt, warehouse, spark, ["build", "--vars", dbt_vars])
+    parts: list[Any] = [package_version("dbt-core"), package_version("dbt-duckdb")]
+    parts.append(conn.execute("select current_database()").fetchone()[0])
+    for node in nodes:
+        if translator.get_asset_key(node) not in asset_keys:
+            continue
+        if node["config"].get("materialized") != "view":
+            return None
+        exists = conn.execute(
+            "select count(*) from information_schema.tables"
+            " where table_type = 'VIEW' and table_schema = ? and table_name = ?",
+            [node["schema"], node["alias"]],
+        ).fetchone()[0]
+        if not exists:
+            return None
+        parents = node.get("depends_on", {}).get("nodes", [])
+        parts.append([node["unique_id"], node["checksum"], node["config"], node["schema"], node["alias"], parents])
+        for parent in parents:
+            relation = {**manifest.get("nodes", {}), **manifest.get("sources", {})}.get(parent, {})
+            schema, name = relation.get("schema"), relation.get("identifier") or relation.get("alias")
+            parts.append(
+                conn.execute(
+                    "select column_name, data_type from information_schema.columns"
+                    " where table_schema = ? and table_name = ? order by ordinal_position",
+                    [schema, name],
+                ).fetchall()
+            )
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def view_step(name: str, selector: str) -> dg.AssetsDefinition:
     """A dbt step that builds one after-ML folder of views (`selector`), after the Python assets that write the
-    tables they read; one factory, so the after-scores and after-syncs steps cannot drift apart."""
+    tables they read; one factory, so the after-scores and after-syncs steps cannot drift apart.
+
+    A view only stores its query, so re-creating it with the same definition over tables with the same columns
+    changes nothing, yet cost a whole dbt start (~3-4 s per step and run). On DuckDB the step keeps the views when
+    their fingerprint (views_fingerprint) equals the one recorded when dbt last built them (metadata
+    `segmint/kept`), and runs dbt otherwise: a changed model, config, column list, dbt version or a missing view.
+    Never when the step has dbt tests to run (none today) or on Spark."""
 
     @dbt_assets(
         manifest=DBT_MANIFEST,
@@ -285,7 +419,25 @@ def view_step(name: str, selector: str) -> dg.AssetsDefinition:
         op_tags=DUCKDB_TAG,
     )
     def _views(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse, spark: SparkEngine):
+        state = dbt_target_path(warehouse.resolved_path(), context.op_def.name) / VIEWS_STATE_FILE
+        keys = set(context.selected_asset_keys)
+        can_keep = warehouse.resolved_engine() != "spark" and not context.selected_asset_check_keys
+        manifest = json.loads(DBT_MANIFEST.read_text(encoding="utf-8")) if can_keep else {}
+        if can_keep and state.exists():
+            with warehouse.connect() as conn:
+                current = views_fingerprint(conn, manifest, keys)
+            if current is not None and current == state.read_text(encoding="utf-8").strip():
+                kept = {KEPT_METADATA: dg.MetadataValue.text("views unchanged: definition and input columns")}
+                for output_name in sorted(context.selected_output_names):
+                    yield dg.Output(None, output_name=output_name, metadata=kept)
+                return
+        state.unlink(missing_ok=True)
         yield from _run_dbt(context, dbt, warehouse, spark, ["build"])
+        if can_keep:
+            with warehouse.connect() as conn:
+                built = views_fingerprint(conn, manifest, keys)
+            if built is not None:
+                state.write_text(built, encoding="utf-8")
 
     return _views
 

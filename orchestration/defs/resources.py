@@ -13,6 +13,7 @@ from pydantic import PrivateAttr
 
 from activation.destinations.registry import env_var_names
 from orchestration.lib import spark_connect, spark_tables
+from orchestration.lib.dbt_cli import SegmintDbtCliResource
 from orchestration.lib.settings import DBT_PROJECT_DIR, Settings, load_settings
 
 # Every asset that opens the DuckDB file carries this tag; the executor runs at most one of them at a time,
@@ -168,9 +169,10 @@ class ActivationCredentials(dg.ConfigurableResource):
 
 
 def dbt_resource() -> DbtCliResource:
-    # The dbt installed next to this Python, so `make run` works without activating the virtualenv.
+    # The dbt installed next to this Python, so `make run` works without activating the virtualenv. Without
+    # dagster-dbt's `dbt --version` subprocess and in-process adapter (orchestration/lib/dbt_cli.py).
     dbt_executable = os.path.join(os.path.dirname(sys.executable), "dbt")
-    return DbtCliResource(
+    return SegmintDbtCliResource(
         project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=dbt_executable
     )
 

@@ -3,7 +3,7 @@
 The raw tables are whole files (quarantine and reconciliation are per file), so a day cannot be half-loaded into
 raw. The dbt models that stage orders and events (`tag:daily`: stg_orders, stg_visitor_event_days,
 stg_visitor_event_type_days) are the incremental layer: a run over a window of days deletes and rebuilds exactly
-those days (dbt vars `min_date`/`max_date`, dbt_project/macros/partition_window.sql), which is what the daily
+those days (`min_date`/`max_date`, dbt_project/macros/partition_window.sql), which is what the daily
 schedule (the last 3 days, late data included) and a backfill (`make backfill FROM=... TO=...`) do. A run
 without a window (`make run`, the landing-file sensor) rebuilds the whole staging. Everything after the staging
 (customer marts, models, audiences) is a snapshot per run either way.
@@ -92,9 +92,22 @@ class StagingWindowConfig(dg.Config):
         return StagingWindow(start, end)
 
 
+# The window reaches dbt in its process environment (read by macros/partition_window.sql), not as `--vars`: dbt
+# re-parses the whole project when its vars differ from the previous run's, and the daily window moves every day.
+STAGE_MIN_DATE_ENV = "SEGMINT_STAGE_MIN_DATE"
+STAGE_MAX_DATE_ENV = "SEGMINT_STAGE_MAX_DATE"
+
+
 def dbt_window_vars(window: StagingWindow | None) -> dict[str, str]:
     """dbt vars for a run: the window's {min_date, max_date}, or {} to rebuild every day."""
     return {} if window is None else window.dbt_vars
+
+
+def dbt_window_env(window: StagingWindow | None) -> dict[str, str]:
+    """The dbt process's environment for a run's window: {SEGMINT_STAGE_MIN_DATE, SEGMINT_STAGE_MAX_DATE} (the
+    same dates as `dbt_window_vars`, max exclusive), both empty to rebuild every day."""
+    dbt_vars = dbt_window_vars(window)
+    return {STAGE_MIN_DATE_ENV: dbt_vars.get("min_date", ""), STAGE_MAX_DATE_ENV: dbt_vars.get("max_date", "")}
 
 
 def staged_days(window: StagingWindow | None) -> str:

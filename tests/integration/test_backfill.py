@@ -16,7 +16,8 @@ import duckdb
 import pytest
 from dagster._core.instance.ref import InstanceRef
 
-from orchestration.lib.partitions import STAGED_DAYS_METADATA
+from bench.feature_step import dbt_log_phases
+from orchestration.lib.partitions import FEATURE_STEP, STAGED_DAYS_METADATA
 from tests.conftest import PROJECT_ROOT, VENV_BIN, make_run, segmint_env
 
 pytestmark = pytest.mark.slow
@@ -125,6 +126,9 @@ def test_a_backfill_rebuilds_exactly_its_days_and_the_instance_records_them(shop
     )
     assert result.returncode == 0, _tail(result)
     assert f"re-staging {backfilled}..{backfilled}" in result.stdout
+    # The window reached dbt in its environment, not as --vars: dbt kept the parse state of the full run before.
+    log = shop / "data" / "dbt_target" / FEATURE_STEP / "dbt.log"
+    assert dbt_log_phases(log.read_text(encoding="utf-8").splitlines())["parse_kind"] == "partial"
 
     for table in DAILY_TABLES:
         day = DAY_COLUMN[table]
