@@ -320,30 +320,14 @@ def max_boost_rounds(rate: float) -> int:
     return round(MAX_BOOST_ROUNDS * LEARNING_RATE_BOUNDS[0] / rate)
 
 
-@dataclass
-class _TrainingSets:
-    """The fitting and validation rows as LightGBM Datasets, binned once for both boosters of a model.
-
-    A Dataset's bins depend on the feature values and the dataset parameters, not on the label (LightGBM raises if a
-    dataset parameter changes between the two trainings), so the purchase classifier and the value model share them
-    and only swap labels: the same trees as two Datasets built from the same rows, without binning twice."""
-
-    fit: lgb.Dataset
-    valid: lgb.Dataset | None
-
-
-def _training_sets(x_fit: pd.DataFrame, x_valid: pd.DataFrame) -> _TrainingSets:
-    fit_set = lgb.Dataset(x_fit, categorical_feature=list(CATEGORICAL_FEATURES), free_raw_data=False)
-    valid = lgb.Dataset(x_valid, reference=fit_set) if len(x_valid) >= MIN_VALIDATION_ROWS else None
-    return _TrainingSets(fit_set, valid)
-
-
-def _train_booster(params: dict, sets: _TrainingSets, y_fit: np.ndarray, y_valid: np.ndarray) -> lgb.Booster:
+def _train_booster(
+    params: dict, x_fit: pd.DataFrame, y_fit: np.ndarray, x_valid: pd.DataFrame, y_valid: np.ndarray
+) -> lgb.Booster:
     """Boost with early stopping on the validation part (fixed rounds when it is too small to judge)."""
-    fit_set = sets.fit.set_label(y_fit)
-    if sets.valid is None:
+    fit_set = lgb.Dataset(x_fit, label=y_fit, categorical_feature=list(CATEGORICAL_FEATURES), free_raw_data=False)
+    if len(y_valid) < MIN_VALIDATION_ROWS:
         return lgb.train(params, fit_set, num_boost_round=FIXED_BOOST_ROUNDS)
-    valid_set = sets.valid.set_label(y_valid)
+    valid_set = lgb.Dataset(x_valid, label=y_valid, reference=fit_set)
     return lgb.train(
         params,
         fit_set,
@@ -356,9 +340,15 @@ def _train_booster(params: dict, sets: _TrainingSets, y_fit: np.ndarray, y_valid
 def _best_predict(booster: lgb.Booster, matrix: pd.DataFrame | np.ndarray, **kwargs) -> np.ndarray:
     """Predictions at the early-stopping iteration; LightGBM refuses an empty frame, so that is handled here.
 
-    matrix: a model_matrix, or its model_array (the same numbers LightGBM would make of the frame, converted once)."""
+    matrix: a model_matrix, or its model_array (the same numbers LightGBM would make of the frame, converted once).
+    Plain predictions of small trees are read off their decision patterns (_pattern_predict: LightGBM's numbers, at
+    a few vector operations per split); anything else is LightGBM's own predict."""
     if len(matrix) == 0:
         return np.zeros(0)
+    if not kwargs:
+        predicted = _pattern_predict(booster, matrix)
+        if predicted is not None:
+            return predicted
     # Prediction uses every core (rows are independent, so the result does not depend on the thread count),
     # while training stays single-threaded for reproducibility.
     return booster.predict(matrix, num_iteration=booster.best_iteration or None, num_threads=0, **kwargs)
@@ -416,11 +406,10 @@ def fit_clv_models(
     is_valid = _unit_hash(train["customer_id"], "validation") < VALIDATION_SHARE
     fit, valid = ~is_valid, is_valid
     notes = []
-    sets = _training_sets(matrix[fit], matrix[valid])
-    buy_model = _train_booster(_lgb_params("binary", seed, fit.sum()), sets, buy[fit], buy[valid])
+    buy_model = _train_booster(_lgb_params("binary", seed, fit.sum()), matrix[fit], buy[fit], matrix[valid], buy[valid])
 
     params = _lgb_params(VALUE_OBJECTIVE, seed, fit.sum()) | {"tweedie_variance_power": TWEEDIE_VARIANCE_POWER}
-    value_model = _train_booster(params, sets, value[fit], value[valid])
+    value_model = _train_booster(params, matrix[fit], value[fit], matrix[valid], value[valid])
     models = ClvModels(VALUE_OBJECTIVE, categories, value_model=value_model, buy_model=buy_model)
     models.n_train_rows = len(train)
     models.extra_features = tuple(extra_features)
@@ -580,7 +569,9 @@ def tree_shap_by_pattern(trees: list[_PatternTree], matrix: pd.DataFrame | np.nd
     return _by_pattern(trees, matrix)[0]
 
 
-def _by_pattern(trees: list[_PatternTree], matrix: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _by_pattern(
+    trees: list[_PatternTree], matrix: pd.DataFrame | np.ndarray, contributions: bool = True
+) -> tuple[np.ndarray | None, np.ndarray]:
     """(tree_shap_by_pattern's contributions, the model's raw score) from one pass over every row's patterns.
 
     The raw score (log scale for tweedie) is the sum of the trees' outputs, added tree after tree from 0.0 in the
@@ -588,17 +579,18 @@ def _by_pattern(trees: list[_PatternTree], matrix: pd.DataFrame | np.ndarray) ->
     bit for bit against Booster.predict(raw_score=True))."""
     values = np.asfortranarray(model_array(matrix))  # column slices are contiguous
     missing = np.isnan(values)
-    contributions = np.zeros((values.shape[1] + 1, len(values)))  # transposed: one contiguous row per column
+    shap = np.zeros((values.shape[1] + 1, len(values)) if contributions else (0, 0))  # transposed: rows = columns
     raw = np.zeros(len(values))
     for tree in trees:
-        pattern = np.zeros(len(values), dtype=np.int64)
+        pattern = np.zeros(len(values), dtype=np.uint16)  # MAX_PATTERN_SPLITS <= 16 bits
         for k, node in enumerate(tree.nodes):
             f = node["split_feature"]
-            pattern |= _goes_left(node, values[:, f], missing[:, f]).astype(np.int64) << k
-        for column in tree.columns:
-            contributions[column] += tree.table[:, column][pattern]
+            pattern |= _goes_left(node, values[:, f], missing[:, f]).astype(np.uint16) << k
+        if contributions:
+            for column in tree.columns:
+                shap[column] += tree.table[:, column][pattern]
         raw += tree.output[pattern]
-    return contributions.T, raw
+    return (shap.T if contributions else None), raw
 
 
 # pattern_trees of the boosters predict() explained last: a table scored in chunks (ml/clv_predictions) reads the
@@ -608,12 +600,46 @@ _PATTERN_TREES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _booster_pattern_trees(booster: lgb.Booster) -> list[_PatternTree] | None:
+    return _booster_patterns(booster)[0]
+
+
+def _booster_patterns(booster: lgb.Booster) -> tuple[list[_PatternTree] | None, str]:
+    """pattern_trees of the booster at its best iteration (cached) and its objective line (dump_model's)."""
     key = (booster.best_iteration or None, MAX_PATTERN_SPLITS)
     cached = _PATTERN_TREES.get(booster)
     if cached is None or cached[0] != key:
-        cached = (key, pattern_trees(booster, key[0]))
+        cached = (key, pattern_trees(booster, key[0]), str(booster.dump_model(num_iteration=1).get("objective", "")))
         _PATTERN_TREES[booster] = cached
-    return cached[1]
+    return cached[1], cached[2]
+
+
+def _output(objective: str, raw: np.ndarray) -> np.ndarray | None:
+    """LightGBM's prediction from its raw score for the objectives this module trains (ObjectiveFunction::
+    ConvertOutput, with the C library's exp as LightGBM's std::exp rather than numpy's, which may differ in the last
+    bit); None for any other objective."""
+    name, *options = objective.split()
+    if name == "tweedie":  # log link
+        return np.fromiter(map(math.exp, raw.tolist()), dtype=float, count=len(raw))
+    if name == "binary":  # 1 / (1 + exp(-sigmoid * raw))
+        settings = dict(option.split(":", 1) for option in options if ":" in option)
+        sigmoid = float(settings.get("sigmoid", "nan"))
+        if not math.isfinite(sigmoid):
+            return None
+        return np.fromiter((1.0 / (1.0 + math.exp(-sigmoid * r)) for r in raw.tolist()), dtype=float, count=len(raw))
+    return None
+
+
+def _pattern_predict(booster: lgb.Booster, matrix: pd.DataFrame | np.ndarray) -> np.ndarray | None:
+    """booster.predict(matrix) at the best iteration, from the trees' decision patterns: the same raw score
+    (_by_pattern) and output transform; None when the trees are too large for patterns or the objective unknown."""
+    trees, objective = _booster_patterns(booster)
+    if trees is None:
+        return None
+    raw = np.concatenate(
+        [_by_pattern(trees, matrix[start : start + EXPLAIN_CHUNK_ROWS], contributions=False)[1]
+         for start in range(0, len(matrix), EXPLAIN_CHUNK_ROWS)]
+    )  # fmt: skip
+    return _output(objective, raw)
 
 
 def _explain(
@@ -639,12 +665,6 @@ def _explain(
     return drivers, (np.concatenate(raw) if raw else np.zeros(0)) if trees is not None else None
 
 
-def _tweedie_mean(raw: np.ndarray) -> np.ndarray:
-    """LightGBM's tweedie output from its raw score: exp (RegressionTweedieLoss::ConvertOutput, std::exp), taken with
-    the C library's exp as LightGBM does rather than numpy's own (which may differ in the last bit)."""
-    return np.fromiter(map(math.exp, raw.tolist()), dtype=float, count=len(raw))
-
-
 def predict(models: ClvModels, features: pd.DataFrame, top_k_drivers: int = 3, explain: bool = True) -> pd.DataFrame:
     """One row per customer: predicted_clv (currency over the training horizon), purchase_propensity, top_drivers.
 
@@ -664,7 +684,8 @@ def predict(models: ClvModels, features: pd.DataFrame, top_k_drivers: int = 3, e
     drivers, raw = _explain(models, matrix, top_k_drivers, names) if explain else (None, None)
     # The explanation walked every row through the value model's trees already: its value is read off the same
     # patterns (equal to LightGBM's predict) instead of a second walk by LightGBM.
-    value = _tweedie_mean(raw) if raw is not None and models.objective == "tweedie" else _raw_value(models, matrix)
+    value = _output(_booster_patterns(models.value_model)[1], raw) if raw is not None else None
+    value = _raw_value(models, matrix) if value is None else value
     result["predicted_clv"] = np.clip(value * models.calibration_factor, 0.0, None)
     result["purchase_propensity"] = np.clip(_best_predict(models.buy_model, matrix), 0.0, 1.0)
     result["top_drivers"] = drivers

@@ -344,6 +344,12 @@ def test_values_read_off_the_explanations_patterns_equal_lightgbms_predictions_b
     scored = clv.predict(models, features)
     lightgbm = np.clip(booster.predict(matrix, num_iteration=iteration) * models.calibration_factor, 0.0, None)
     assert np.array_equal(scored["predicted_clv"].to_numpy(), lightgbm)
+    # Every plain prediction is read off the patterns, the purchase classifier's (sigmoid output) too.
+    buyer = models.buy_model
+    assert clv._pattern_predict(buyer, matrix) is not None
+    assert np.array_equal(
+        clv._best_predict(buyer, matrix), buyer.predict(matrix, num_iteration=buyer.best_iteration or None)
+    )
     assert np.array_equal(
         scored["predicted_clv"].to_numpy(), clv.predict(models, features, explain=False)["predicted_clv"]
     )
@@ -375,20 +381,6 @@ def test_the_stable_hash_is_the_per_customer_blake2b_formula():
     ]
     assert clv._unit_hash(ids, "salt").tolist() == expected
     assert clv._unit_hash(pd.Series([], dtype=str), "salt").shape == (0,)
-
-
-def test_both_boosters_sharing_one_binned_dataset_are_the_trees_of_separate_datasets(train):
-    models = clv.fit_clv_models(train, seed=0)
-    rows = clv._sample_rows(train.reset_index(drop=True), 200_000)
-    matrix = clv.model_matrix(rows, models.categories)
-    value, buy = clv._labels(rows)
-    fit = clv._unit_hash(rows["customer_id"], "validation") >= clv.VALIDATION_SHARE
-    for label, booster, params in (
-        (buy, models.buy_model, clv._lgb_params("binary", 0, fit.sum())),
-        (value, models.value_model, clv._lgb_params("tweedie", 0, fit.sum()) | {"tweedie_variance_power": 1.5}),
-    ):
-        alone = clv._train_booster(params, clv._training_sets(matrix[fit], matrix[~fit]), label[fit], label[~fit])
-        assert alone.model_to_string() == booster.model_to_string()
 
 
 def test_large_shops_learn_faster_so_their_explanations_need_fewer_trees():
