@@ -81,6 +81,17 @@ rounds <= 30): 200 value and 168 buy trees on that shop. Measured there on a loa
 0.386, 0.290). On 100 k sampled training rows (rate 0.08 in the back-test), seeds 0-2: Spearman 0.444 in both,
 decile MAPE 0.121 [0.112, 0.132] -> 0.133 [0.125, 0.139]. Shops below 10 k fitting rows, the table above and
 `make bench-clv` keep 0.03 and 1000 rounds, so their models are unchanged.
+
+Prediction (issue 18, identical outputs): a 7-leaf tree has 6 splits, so a row's path through it is one of 64
+decision patterns. Every plain prediction (_best_predict) is read off those patterns (_pattern_predict): each split
+is a vector comparison over the rows, the tree's leaf value per pattern is gathered, and the trees' outputs are
+summed in LightGBM's order from 0.0, then LightGBM's output transform is applied with the C library's exp: the same
+floats as Booster.predict, checked bit for bit in tests/unit/test_clv.py and on the 1 M bench shop, at a third of
+its CPU (LightGBM walks each row through each tree one at a time). With explanations, the value model's patterns
+are computed once for both the value and its TreeSHAP. The model matrix is converted to LightGBM's float array once
+per chunk (model_array) and shared by both boosters and the explanation; pattern_trees are solved once per model,
+not once per scored chunk. Trees with more than MAX_PATTERN_SPLITS splits, other objectives and pred_contrib go to
+LightGBM. Figures: BENCHMARKS.md, "the LightGBM steps at 1 M".
 """
 
 from __future__ import annotations
