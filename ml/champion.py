@@ -704,9 +704,9 @@ def champion_backtest(
         else:
             fitted = fit_candidate(name, fit_rows, fit_btyd, horizon_days, seed=seed, max_train_rows=max_train_rows)
         fitted_by_name[name] = fitted
-        stacked = scores_by_name.get(STACKED)
-        if name == BLEND and structural_forecast(forecasts) is not None and stacked is not None:
-            scores = blended(stacked, structural_forecast(forecasts))  # and predict with them once
+        stacked, structural_mean = scores_by_name.get(STACKED), structural_forecast(forecasts)
+        if name == BLEND and stacked is not None and stacked.predicted is not None and structural_mean is not None:
+            scores = blended(stacked, structural_mean)  # the same trees: predict with them once too
         else:
             scores = score_candidate(fitted, forecast_rows, forecast_btyd, forecasts) if len(forecast_rows) else None
         scores_by_name[name] = scores
