@@ -126,6 +126,14 @@ BTYD_FEATURES = tuple(f"btyd_{model}_{output}" for model in BTYD_CANDIDATES for 
     "btyd_expected_avg_order_value",
 )
 
+# The columns of a feature table the champion reads (back-test, fit, predictions): the model's features, the labels,
+# what ml.btyd's forecasts read and the cut-off date. Readers load only these (the marts have ~65 columns).
+INPUT_COLUMNS = tuple(
+    dict.fromkeys(
+        ("customer_id", "cutoff_date", *clv.FEATURE_COLUMNS, *btyd.FEATURE_COLUMNS, clv.VALUE_LABEL, clv.BUY_LABEL)
+    )
+)
+
 FORWARD = "forward"
 SHORT_HISTORY = "short history"
 SELECTION, EVALUATION = "selection", "evaluation"
@@ -445,10 +453,10 @@ def score_candidate(
         rows = features if name == LIGHTGBM else pd.concat([features, btyd_columns.reset_index(drop=True)], axis=1)
         scores = clv.predict(fitted.models, rows, explain=explain)
         drivers = scores["top_drivers"].tolist() if explain else None
-        predicted = scores["predicted_clv"].to_numpy(float)
-        if structural is not None:
-            predicted = 0.5 * (predicted + np.clip(structural, 0.0, None))
-        return CandidateScores(predicted, scores["purchase_propensity"].to_numpy(float), drivers)
+        trees = CandidateScores(
+            scores["predicted_clv"].to_numpy(float), scores["purchase_propensity"].to_numpy(float), drivers
+        )
+        return blended(trees, structural) if name == BLEND else trees
     if name in BTYD_CANDIDATES:
         if name not in forecasts:
             return CandidateScores(None, None, error=f"{name} could not be fitted at this cut-off")
@@ -457,6 +465,12 @@ def score_candidate(
         return CandidateScores(forecast["predicted_clv"].to_numpy(float), forecast["expected_orders"].to_numpy(float))
     naive = clv.past_spend_rate(features, fitted.horizon_days) if len(features) else np.zeros(0)
     return CandidateScores(naive, naive)
+
+
+def blended(stacked: CandidateScores, structural: np.ndarray) -> CandidateScores:
+    """The blend candidate's scores from the stacked candidate's (the same trees) and the BTYD mean forecast."""
+    predicted = 0.5 * (stacked.predicted + np.clip(structural, 0.0, None))
+    return CandidateScores(predicted, stacked.propensity, stacked.top_drivers)
 
 
 # ---------------------------------------------------------------------------------------------------- selection
@@ -606,11 +620,11 @@ def history_mode(selection_rows: pd.DataFrame | None, horizon_days: float) -> tu
 
 def _metrics_row(name: str, window: str, value, buy, raw, calibrated, propensity, low, high) -> dict:
     row = evaluate(name, value, calibrated, buy, propensity)
-    raw_row = evaluate(name, value, raw, buy, None)
     return row | {
         "backtest_window": window,
-        "raw_calibration_ratio": raw_row["calibration_ratio"],
-        "raw_decile_mape": raw_row["decile_mape"],
+        # The two metrics of evaluate() the raw forecast is reported with (its other metrics were never read).
+        "raw_calibration_ratio": calibration_ratio(value, raw),
+        "raw_decile_mape": decile_mape(value, raw),
         "interval_coverage": interval_coverage(value, low, high),
     }
 
@@ -683,13 +697,19 @@ def champion_backtest(
     notes.append(f"seasonality {season.reason}")
     rows, tables = [], {}
     fitted_by_name: dict[str, FittedCandidate] = {}
+    scores_by_name: dict[str, CandidateScores | None] = {}
     for name in candidates:
         if name == BLEND and STACKED in fitted_by_name:  # the same trees: fit them once
             fitted = dataclasses.replace(fitted_by_name[STACKED], name=BLEND)
         else:
             fitted = fit_candidate(name, fit_rows, fit_btyd, horizon_days, seed=seed, max_train_rows=max_train_rows)
         fitted_by_name[name] = fitted
-        scores = score_candidate(fitted, forecast_rows, forecast_btyd, forecasts) if len(forecast_rows) else None
+        stacked, structural_mean = scores_by_name.get(STACKED), structural_forecast(forecasts)
+        if name == BLEND and stacked is not None and stacked.predicted is not None and structural_mean is not None:
+            scores = blended(stacked, structural_mean)  # the same trees: predict with them once too
+        else:
+            scores = score_candidate(fitted, forecast_rows, forecast_btyd, forecasts) if len(forecast_rows) else None
+        scores_by_name[name] = scores
         fallback = fitted.models.fallback_reason if fitted.models is not None else None
         note = f"fallback: {fallback}" if fallback else ""
         if scores is None or scores.predicted is None:

@@ -81,6 +81,17 @@ rounds <= 30): 200 value and 168 buy trees on that shop. Measured there on a loa
 0.386, 0.290). On 100 k sampled training rows (rate 0.08 in the back-test), seeds 0-2: Spearman 0.444 in both,
 decile MAPE 0.121 [0.112, 0.132] -> 0.133 [0.125, 0.139]. Shops below 10 k fitting rows, the table above and
 `make bench-clv` keep 0.03 and 1000 rounds, so their models are unchanged.
+
+Prediction (issue 18, identical outputs): a 7-leaf tree has 6 splits, so a row's path through it is one of 64
+decision patterns. Every plain prediction (_best_predict) is read off those patterns (_pattern_predict): each split
+is a vector comparison over the rows, the tree's leaf value per pattern is gathered, and the trees' outputs are
+summed in LightGBM's order from 0.0, then LightGBM's output transform is applied with the C library's exp: the same
+floats as Booster.predict, checked bit for bit in tests/unit/test_clv.py and on the 1 M bench shop, at a third of
+its CPU (LightGBM walks each row through each tree one at a time). With explanations, the value model's patterns
+are computed once for both the value and its TreeSHAP. The model matrix is converted to LightGBM's float array once
+per chunk (model_array) and shared by both boosters and the explanation; pattern_trees are solved once per model,
+not once per scored chunk. Trees with more than MAX_PATTERN_SPLITS splits, other objectives and pred_contrib go to
+LightGBM. Figures: BENCHMARKS.md, "the LightGBM steps at 1 M".
 """
 
 from __future__ import annotations
@@ -89,6 +100,7 @@ import gc
 import hashlib
 import json
 import math
+import weakref
 from dataclasses import dataclass, field
 
 import lightgbm as lgb
@@ -193,11 +205,15 @@ class ClvModels:
 
 
 def _unit_hash(customer_ids: pd.Series, salt: str) -> np.ndarray:
-    """A stable number in [0, 1) per customer_id (blake2b, so identical across runs, machines and versions)."""
+    """A stable number in [0, 1) per customer_id (blake2b, so identical across runs, machines and versions).
+
+    The 8-byte big-endian digests are read as one uint64 array: uint64 -> float64 rounds to nearest like Python's
+    int / 2**64 does (a power of two), so the values are those of the per-id formula, 3x faster at 1 M ids."""
     values = customer_ids.astype(str).to_numpy()
-    return np.array(
-        [int.from_bytes(hashlib.blake2b(f"{salt}:{v}".encode(), digest_size=8).digest(), "big") / 2**64 for v in values]
-    )
+    prefix = f"{salt}:"
+    blake2b = hashlib.blake2b
+    digests = b"".join([blake2b((prefix + v).encode(), digest_size=8).digest() for v in values])
+    return np.frombuffer(digests, dtype=">u8").astype(np.float64) / 2**64
 
 
 def _labels(train: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -230,29 +246,56 @@ def learn_categories(train: pd.DataFrame) -> dict[str, list[str]]:
     return vocabulary
 
 
+def _as_float(values: pd.Series) -> np.ndarray:
+    """A column as float64, non-numbers as NaN: to_numeric on the objects, or directly for numeric dtypes (the same
+    values; converting 1 M rows to objects first cost ~0.3 s per column)."""
+    dtype = values.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
+        return values.to_numpy(dtype=float)
+    if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):  # nullable Int64/Float64/boolean
+        return values.to_numpy(dtype=float, na_value=np.nan)
+    return pd.to_numeric(values.astype("object"), errors="coerce").astype(float).to_numpy()
+
+
+def _vocabulary_codes(values: pd.Series | None, vocabulary: list[str], n_rows: int) -> np.ndarray:
+    """Codes into `vocabulary` of one categorical feature: missing -> MISSING_CATEGORY, unseen -> OTHER_CATEGORY."""
+    if values is None:
+        return np.full(n_rows, vocabulary.index(MISSING_CATEGORY), dtype=np.int64)
+    codes = pd.Categorical(values.astype("string").fillna(MISSING_CATEGORY), categories=vocabulary).codes
+    return np.where(codes < 0, vocabulary.index(OTHER_CATEGORY), codes)
+
+
 def model_matrix(
     features: pd.DataFrame, categories: dict[str, list[str]], extra_features: tuple[str, ...] = ()
 ) -> pd.DataFrame:
     """MODEL_FEATURES (+ extra_features) as float / fixed-vocabulary category columns; missing ones become NaN."""
-    matrix = pd.DataFrame(index=features.index)
+    columns: dict[str, object] = {}
     for column in NUMERIC_FEATURES + tuple(extra_features):
-        if column in features:
-            matrix[column] = pd.to_numeric(features[column].astype("object"), errors="coerce").astype(float)
-        else:
-            matrix[column] = np.nan
-    tenure = matrix["tenure_days"].clip(lower=1.0)
-    matrix["spend_per_tenure_day"] = matrix["total_revenue"].clip(lower=0.0) / tenure
-    matrix["orders_per_tenure_day"] = matrix["order_count"] / tenure
+        columns[column] = _as_float(features[column]) if column in features else np.full(len(features), np.nan)
+    tenure = np.clip(columns["tenure_days"], 1.0, None)
+    columns["spend_per_tenure_day"] = np.clip(columns["total_revenue"], 0.0, None) / tenure
+    columns["orders_per_tenure_day"] = columns["order_count"] / tenure
     for column in CATEGORICAL_FEATURES:
         vocabulary = categories[column]
-        raw = features[column].astype("string").fillna(MISSING_CATEGORY) if column in features else None
-        values = (
-            pd.Series(MISSING_CATEGORY, index=features.index, dtype="string")
-            if raw is None
-            else raw.where(raw.isin(vocabulary), OTHER_CATEGORY)
-        )
-        matrix[column] = pd.Categorical(values.astype(object), categories=vocabulary)
-    return matrix[list(MODEL_FEATURES) + list(extra_features)]
+        codes = _vocabulary_codes(features[column] if column in features else None, vocabulary, len(features))
+        columns[column] = pd.Categorical.from_codes(codes, categories=vocabulary)
+    order = list(MODEL_FEATURES) + list(extra_features)
+    return pd.DataFrame({column: columns[column] for column in order}, index=features.index)
+
+
+def model_array(matrix: pd.DataFrame | np.ndarray) -> np.ndarray:
+    """The float64 array LightGBM makes of a model_matrix (lightgbm.basic._data_from_pandas: category codes, -1 as
+    NaN), C-ordered: built once per rows and shared by both boosters' predictions and the explanations, instead of
+    LightGBM converting the frame again for every predict."""
+    if isinstance(matrix, np.ndarray):
+        return matrix
+    columns = [
+        np.where(values.cat.codes < 0, np.nan, values.cat.codes).astype(float)
+        if isinstance(values.dtype, pd.CategoricalDtype)
+        else values.to_numpy(dtype=float)
+        for _, values in matrix.items()
+    ]
+    return np.ascontiguousarray(np.column_stack(columns) if columns else np.zeros((len(matrix), 0)))
 
 
 def learning_rate(n_rows: int) -> float:
@@ -305,10 +348,18 @@ def _train_booster(
     )
 
 
-def _best_predict(booster: lgb.Booster, matrix: pd.DataFrame, **kwargs) -> np.ndarray:
-    """Predictions at the early-stopping iteration; LightGBM refuses an empty frame, so that is handled here."""
-    if matrix.empty:
+def _best_predict(booster: lgb.Booster, matrix: pd.DataFrame | np.ndarray, **kwargs) -> np.ndarray:
+    """Predictions at the early-stopping iteration; LightGBM refuses an empty frame, so that is handled here.
+
+    matrix: a model_matrix, or its model_array (the same numbers LightGBM would make of the frame, converted once).
+    Plain predictions of small trees are read off their decision patterns (_pattern_predict: LightGBM's numbers, at
+    a few vector operations per split); anything else is LightGBM's own predict."""
+    if len(matrix) == 0:
         return np.zeros(0)
+    if not kwargs:
+        predicted = _pattern_predict(booster, matrix)
+        if predicted is not None:
+            return predicted
     # Prediction uses every core (rows are independent, so the result does not depend on the thread count),
     # while training stays single-threaded for reproducibility.
     return booster.predict(matrix, num_iteration=booster.best_iteration or None, num_threads=0, **kwargs)
@@ -376,7 +427,7 @@ def fit_clv_models(
 
     # Tweedie with a log link is not sum-preserving (only the canonical Poisson link is), so totals drift low;
     # one factor over all training rows restores them (measured: 0.77 -> 0.92 of hold-out totals on average).
-    predicted = _raw_value(models, matrix)
+    predicted = _raw_value(models, model_array(matrix))
     if value.sum() > 0 and predicted.sum() > 0:
         factor = float(value.sum() / predicted.sum())
         models.calibration_factor = float(np.clip(factor, *CALIBRATION_FACTOR_BOUNDS))
@@ -385,7 +436,7 @@ def fit_clv_models(
     return models
 
 
-def _raw_value(models: ClvModels, matrix: pd.DataFrame) -> np.ndarray:
+def _raw_value(models: ClvModels, matrix: pd.DataFrame | np.ndarray) -> np.ndarray:
     """Uncalibrated predicted value of the fitted model (not the fallback)."""
     return _best_predict(models.value_model, matrix)
 
@@ -486,6 +537,17 @@ class _PatternTree:
     nodes: list[dict]  # split nodes; bit k of a row's pattern = goes left at nodes[k]
     columns: list[int]  # the features it splits on, and the expected-value column
     table: np.ndarray  # (2^splits, features + 1): Shapley values per pattern
+    output: np.ndarray  # (2^splits,): the tree's output (its leaf value) per pattern
+
+
+def _pattern_output(node: dict, bit: dict[int, int], patterns: np.ndarray) -> np.ndarray:
+    """The leaf value each decision pattern reaches (bit bit[id(node)] of a pattern = goes left at that node)."""
+    if "split_index" not in node:
+        return np.full(len(patterns), float(node["leaf_value"]))
+    left = (patterns >> bit[id(node)]) & 1 == 1
+    return np.where(
+        left, _pattern_output(node["left_child"], bit, patterns), _pattern_output(node["right_child"], bit, patterns)
+    )
 
 
 def pattern_trees(booster: lgb.Booster, num_iteration: int | None = None) -> list[_PatternTree] | None:
@@ -496,12 +558,15 @@ def pattern_trees(booster: lgb.Booster, num_iteration: int | None = None) -> lis
         nodes = _internal_nodes(tree["tree_structure"])
         if len(nodes) > MAX_PATTERN_SPLITS:
             return None
-        table = _pattern_shap(tree["tree_structure"], nodes, np.arange(1 << len(nodes)), n_columns)
-        trees.append(_PatternTree(nodes, sorted({node["split_feature"] for node in nodes}) + [n_columns - 1], table))
+        patterns = np.arange(1 << len(nodes))
+        table = _pattern_shap(tree["tree_structure"], nodes, patterns, n_columns)
+        output = _pattern_output(tree["tree_structure"], {id(node): k for k, node in enumerate(nodes)}, patterns)
+        columns = sorted({node["split_feature"] for node in nodes}) + [n_columns - 1]
+        trees.append(_PatternTree(nodes, columns, table, output))
     return trees
 
 
-def tree_shap_by_pattern(trees: list[_PatternTree], matrix: pd.DataFrame) -> np.ndarray:
+def tree_shap_by_pattern(trees: list[_PatternTree], matrix: pd.DataFrame | np.ndarray) -> np.ndarray:
     """LightGBM's exact (path-dependent) TreeSHAP contributions from per-pattern solutions (pattern_trees).
 
     A tree's contributions to a row depend on the row only through its decisions at that tree's splits (TreeSHAP
@@ -509,41 +574,106 @@ def tree_shap_by_pattern(trees: list[_PatternTree], matrix: pd.DataFrame) -> np.
     tree has 6 splits, so at most 64 patterns: each tree is solved once per pattern (_pattern_shap) and every row
     gets its pattern's values, summed over trees. Equal to LightGBM's predict(pred_contrib=True) up to float
     rounding (~1e-14; tests/unit/test_clv.py), at a few vector comparisons per split instead of a walk per row.
+    matrix: a model_matrix or its model_array (LightGBM encodes a category by its code).
     Returns that array: (rows, features + 1), the last column being the expected value.
     """
-    codes = matrix.copy()
-    for column in codes.columns:
-        if isinstance(codes[column].dtype, pd.CategoricalDtype):  # LightGBM encodes a category by its code
-            codes[column] = codes[column].cat.codes.replace(-1, np.nan).astype(float)
-    values = np.asfortranarray(codes.to_numpy(dtype=float))  # column slices are contiguous
+    return _by_pattern(trees, matrix)[0]
+
+
+def _by_pattern(
+    trees: list[_PatternTree], matrix: pd.DataFrame | np.ndarray, contributions: bool = True
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """(tree_shap_by_pattern's contributions, the model's raw score) from one pass over every row's patterns.
+
+    The raw score (log scale for tweedie) is the sum of the trees' outputs, added tree after tree from 0.0 in the
+    model's order: the additions LightGBM's PredictRaw makes, so the same float (tests/unit/test_clv.py checks it
+    bit for bit against Booster.predict(raw_score=True))."""
+    values = np.asfortranarray(model_array(matrix))  # column slices are contiguous
     missing = np.isnan(values)
-    contributions = np.zeros((matrix.shape[1] + 1, len(matrix)))  # transposed: one contiguous row per column
+    shap = np.zeros((values.shape[1] + 1, len(values)) if contributions else (0, 0))  # transposed: rows = columns
+    raw = np.zeros(len(values))
     for tree in trees:
-        pattern = np.zeros(len(matrix), dtype=np.int64)
+        pattern = np.zeros(len(values), dtype=np.uint16)  # MAX_PATTERN_SPLITS <= 16 bits
         for k, node in enumerate(tree.nodes):
             f = node["split_feature"]
-            pattern |= _goes_left(node, values[:, f], missing[:, f]).astype(np.int64) << k
-        for column in tree.columns:
-            contributions[column] += tree.table[:, column][pattern]
-    return contributions.T
+            pattern |= _goes_left(node, values[:, f], missing[:, f]).astype(np.uint16) << k
+        if contributions:
+            for column in tree.columns:
+                shap[column] += tree.table[:, column][pattern]
+        raw += tree.output[pattern]
+    return (shap.T if contributions else None), raw
 
 
-def _explain(models: ClvModels, matrix: pd.DataFrame, top_k: int) -> list[str]:
-    """top_drivers for every row, EXPLAIN_CHUNK_ROWS at a time so the contribution matrix stays small.
+# pattern_trees of the boosters predict() explained last: a table scored in chunks (ml/clv_predictions) reads the
+# model's dump and solves its trees once, not once per chunk. Keyed by the booster object (weakly: a model that is
+# gone takes its entry with it) and the iteration.
+_PATTERN_TREES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _booster_pattern_trees(booster: lgb.Booster) -> list[_PatternTree] | None:
+    return _booster_patterns(booster)[0]
+
+
+def _booster_patterns(booster: lgb.Booster) -> tuple[list[_PatternTree] | None, str]:
+    """pattern_trees of the booster at its best iteration (cached) and its objective line (dump_model's)."""
+    key = (booster.best_iteration or None, MAX_PATTERN_SPLITS)
+    cached = _PATTERN_TREES.get(booster)
+    if cached is None or cached[0] != key:
+        cached = (key, pattern_trees(booster, key[0]), str(booster.dump_model(num_iteration=1).get("objective", "")))
+        _PATTERN_TREES[booster] = cached
+    return cached[1], cached[2]
+
+
+def _output(objective: str, raw: np.ndarray) -> np.ndarray | None:
+    """LightGBM's prediction from its raw score for the objectives this module trains (ObjectiveFunction::
+    ConvertOutput, with the C library's exp as LightGBM's std::exp rather than numpy's, which may differ in the last
+    bit); None for any other objective."""
+    name, *options = objective.split()
+    if name == "tweedie":  # log link
+        return np.fromiter(map(math.exp, raw.tolist()), dtype=float, count=len(raw))
+    if name == "binary":  # 1 / (1 + exp(-sigmoid * raw))
+        settings = dict(option.split(":", 1) for option in options if ":" in option)
+        sigmoid = float(settings.get("sigmoid", "nan"))
+        if not math.isfinite(sigmoid):
+            return None
+        return np.fromiter((1.0 / (1.0 + math.exp(-sigmoid * r)) for r in raw.tolist()), dtype=float, count=len(raw))
+    return None
+
+
+def _pattern_predict(booster: lgb.Booster, matrix: pd.DataFrame | np.ndarray) -> np.ndarray | None:
+    """booster.predict(matrix) at the best iteration, from the trees' decision patterns: the same raw score
+    (_by_pattern) and output transform; None when the trees are too large for patterns or the objective unknown."""
+    trees, objective = _booster_patterns(booster)
+    if trees is None:
+        return None
+    raw = np.concatenate(
+        [_by_pattern(trees, matrix[start : start + EXPLAIN_CHUNK_ROWS], contributions=False)[1]
+         for start in range(0, len(matrix), EXPLAIN_CHUNK_ROWS)]
+    )  # fmt: skip
+    return _output(objective, raw)
+
+
+def _explain(
+    models: ClvModels, matrix: pd.DataFrame | np.ndarray, top_k: int, feature_names: list[str]
+) -> tuple[list[str], np.ndarray | None]:
+    """top_drivers for every row, EXPLAIN_CHUNK_ROWS at a time so the contribution matrix stays small, and the value
+    model's raw score of every row when the patterns gave it (None when LightGBM explained row by row).
 
     Exact TreeSHAP by decision pattern (tree_shap_by_pattern); LightGBM's own per-row TreeSHAP for trees too large
     for it."""
     booster = models.value_model
-    trees = pattern_trees(booster, booster.best_iteration or None)
+    trees = _booster_pattern_trees(booster)
     drivers: list[str] = []
+    raw = []
     for start in range(0, len(matrix), EXPLAIN_CHUNK_ROWS):
-        chunk = matrix.iloc[start : start + EXPLAIN_CHUNK_ROWS]
+        chunk = matrix[start : start + EXPLAIN_CHUNK_ROWS]
         if trees is None:
             contributions = np.asarray(_best_predict(booster, chunk, pred_contrib=True))
         else:
-            contributions = tree_shap_by_pattern(trees, chunk)
-        drivers += _top_drivers(contributions, list(matrix.columns), top_k)
-    return drivers
+            contributions, chunk_raw = _by_pattern(trees, chunk)
+            raw.append(chunk_raw)
+        drivers += _top_drivers(contributions, feature_names, top_k)
+    return drivers, (np.concatenate(raw) if raw else np.zeros(0)) if trees is not None else None
 
 
 def predict(models: ClvModels, features: pd.DataFrame, top_k_drivers: int = 3, explain: bool = True) -> pd.DataFrame:
@@ -560,9 +690,16 @@ def predict(models: ClvModels, features: pd.DataFrame, top_k_drivers: int = 3, e
         result["top_drivers"] = "[]"
         return result
     matrix = model_matrix(features.reset_index(drop=True), models.categories, models.extra_features)
-    result["predicted_clv"] = np.clip(_raw_value(models, matrix) * models.calibration_factor, 0.0, None)
+    names = list(matrix.columns)
+    matrix = model_array(matrix)  # converted once for both boosters and the explanations
+    drivers, raw = _explain(models, matrix, top_k_drivers, names) if explain else (None, None)
+    # The explanation walked every row through the value model's trees already: its value is read off the same
+    # patterns (equal to LightGBM's predict) instead of a second walk by LightGBM.
+    value = _output(_booster_patterns(models.value_model)[1], raw) if raw is not None else None
+    value = _raw_value(models, matrix) if value is None else value
+    result["predicted_clv"] = np.clip(value * models.calibration_factor, 0.0, None)
     result["purchase_propensity"] = np.clip(_best_predict(models.buy_model, matrix), 0.0, 1.0)
-    result["top_drivers"] = _explain(models, matrix, top_k_drivers) if explain else None
+    result["top_drivers"] = drivers
     return result
 
 

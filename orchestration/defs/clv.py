@@ -22,6 +22,7 @@ import pyarrow as pa
 from ml.cadence import derived_key, kept_message
 from ml.champion import EVALUATION as EVALUATION_WINDOW
 from ml.champion import (
+    INPUT_COLUMNS,
     champion_backtest,
     fit_champion,
     predict_champion,
@@ -60,7 +61,7 @@ from orchestration.lib.keys import (
     STG_ORDERS,
 )
 from orchestration.lib.metadata import markdown_table, png_image
-from orchestration.lib.warehouse_io import read_table, table_exists, write_table
+from orchestration.lib.warehouse_io import present_columns, read_table, table_exists, write_table
 
 # Python writes schema `ml`; dbt publishes it as the view marts.clv_model_evaluation (the contract name, issue 13).
 EVALUATION_TABLE = "ml.clv_model_evaluation"
@@ -101,6 +102,13 @@ class ClvConfig(dg.Config):
     holdout_share: float = 0.3  # share of E's customers forecast in short-history mode
     max_train_rows: int = 200_000
     force_refit: bool = False  # refit on this run whatever the cadence says (also SEGMINT_FORCE_REFIT=1)
+
+
+def read_champion_inputs(conn: duckdb.DuckDBPyConnection, table: str, where: str = "", params=()) -> pd.DataFrame:
+    """The rows of a feature table with only the columns the champion reads (ml.champion.INPUT_COLUMNS, those the
+    table has), ordered by customer_id: 42-44 of the marts' 65-69 columns to read and convert."""
+    columns = ", ".join(present_columns(conn, table, INPUT_COLUMNS))
+    return conn.execute(f"select {columns} from {table}{where} order by customer_id", list(params)).df()
 
 
 def stored_fit(conn: duckdb.DuckDBPyConnection, table: str) -> PinnedFit | None:
@@ -169,8 +177,8 @@ def clv_model_evaluation(warehouse: Warehouse, settings: SegmintSettings, config
         if not refit:
             table = read_table(conn, EVALUATION_TABLE)
             return _kept_evaluation(table, _kept("evaluation " + key, stored, upstream, as_of), key)
-        train = read_table(conn, "marts.customer_features_train", order_by="customer_id")
-        selection = read_table(conn, "marts.customer_features_selection", order_by="customer_id")
+        train = read_champion_inputs(conn, "marts.customer_features_train")
+        selection = read_champion_inputs(conn, "marts.customer_features_selection")
         daily = conn.execute(DAILY_REVENUE_SQL).df()
         train_fits, selection_fits = read_btyd_fits(conn, "train"), read_btyd_fits(conn, "selection")
     daily_revenue = pd.Series(daily["revenue"].to_numpy(float), index=pd.to_datetime(daily["ordered_on"]))
@@ -360,7 +368,7 @@ def clv_model(warehouse: Warehouse, settings: SegmintSettings, config: ClvConfig
                 },
                 data_version=dg.DataVersion(version),
             )
-        train = read_table(conn, "marts.customer_features_train", order_by="customer_id")
+        train = read_champion_inputs(conn, "marts.customer_features_train")
         evaluation = read_table(conn, EVALUATION_TABLE)
         train_fits = read_btyd_fits(conn, "train")
     started = time.perf_counter()
@@ -490,9 +498,7 @@ def _predict_in_chunks(
 
         def chunk(first: str, stop: str | None) -> pd.DataFrame:
             upper, bounds = ("", [first]) if stop is None else (" and customer_id < ?", [first, stop])
-            return conn.execute(
-                f"select * from {FEATURES} where customer_id >= ?{upper} order by customer_id", bounds
-            ).df()
+            return read_champion_inputs(conn, FEATURES, f" where customer_id >= ?{upper}", bounds)
 
         level_factor = None
         if model.structural_level:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -325,6 +326,61 @@ def test_a_model_with_larger_trees_is_explained_by_lightgbm_row_by_row(models, s
     monkeypatch.setattr(clv, "MAX_PATTERN_SPLITS", 2)
     assert clv.pattern_trees(models.value_model) is None
     pd.testing.assert_frame_equal(clv.predict(models, scoring_features), by_pattern)
+
+
+def test_values_read_off_the_explanations_patterns_equal_lightgbms_predictions_bit_for_bit(models, scoring_features):
+    # Regression guard for the daily scoring speed-up: the value model's trees are walked once, for the explanation,
+    # and the prediction is read off the same patterns; it must be LightGBM's own number, missing values and unseen
+    # categories included.
+    features = scoring_features.reset_index(drop=True).copy()
+    features.loc[::7, "recency_days"] = np.nan
+    features.loc[::13, "country"] = "atlantis"
+    features.loc[::17, "acquisition_channel"] = None
+    matrix = clv.model_matrix(features, models.categories)
+    booster = models.value_model
+    iteration = booster.best_iteration or None
+    _, raw = clv._by_pattern(clv.pattern_trees(booster, iteration), matrix)
+    assert np.array_equal(raw, booster.predict(matrix, num_iteration=iteration, raw_score=True))
+    scored = clv.predict(models, features)
+    lightgbm = np.clip(booster.predict(matrix, num_iteration=iteration) * models.calibration_factor, 0.0, None)
+    assert np.array_equal(scored["predicted_clv"].to_numpy(), lightgbm)
+    # Every plain prediction is read off the patterns, the purchase classifier's (sigmoid output) too.
+    buyer = models.buy_model
+    assert clv._pattern_predict(buyer, matrix) is not None
+    assert np.array_equal(
+        clv._best_predict(buyer, matrix), buyer.predict(matrix, num_iteration=buyer.best_iteration or None)
+    )
+    assert np.array_equal(
+        scored["predicted_clv"].to_numpy(), clv.predict(models, features, explain=False)["predicted_clv"]
+    )
+
+
+def test_the_model_matrix_is_the_same_whatever_type_the_warehouse_gave_a_column(models, scoring_features):
+    features = scoring_features.reset_index(drop=True)
+    plain = clv.model_matrix(features, models.categories)
+    retyped = features.assign(
+        order_count=features["order_count"].astype("Int64").mask(features.index % 5 == 0),
+        recency_days=features["recency_days"].astype(object),
+        has_email=features["has_email"].astype("boolean"),
+        country=features["country"].astype(object),
+    )
+    expected = plain.assign(order_count=plain["order_count"].mask(features.index % 5 == 0))
+    expected["orders_per_tenure_day"] = expected["order_count"] / expected["tenure_days"].clip(lower=1.0)
+    pd.testing.assert_frame_equal(clv.model_matrix(retyped, models.categories), expected)
+    # What LightGBM makes of the frame: category codes as floats, every column float64.
+    array = clv.model_array(plain)
+    assert array.dtype == np.float64 and array.flags["C_CONTIGUOUS"]
+    assert np.array_equal(array[:, list(plain.columns).index("country")], plain["country"].cat.codes.to_numpy(float))
+
+
+def test_the_stable_hash_is_the_per_customer_blake2b_formula():
+    ids = pd.Series(["c000001", "c000002", "", "é-42", 7])
+    expected = [
+        int.from_bytes(hashlib.blake2b(f"salt:{v}".encode(), digest_size=8).digest(), "big") / 2**64
+        for v in ids.astype(str)
+    ]
+    assert clv._unit_hash(ids, "salt").tolist() == expected
+    assert clv._unit_hash(pd.Series([], dtype=str), "salt").shape == (0,)
 
 
 def test_large_shops_learn_faster_so_their_explanations_need_fewer_trees():
