@@ -5,6 +5,9 @@ destinations use (activation/identifiers.py documents each platform's rules) and
 audience in DuckDB: `n_*` columns hold normalized values (None when unusable), `h_*` their SHA-256 hex ('' when
 unusable, as Meta's multi-key rows want). Each destination's `build_records` then assembles its records from these
 columns; `records_frame` falls back to the per-member `build_record` for a destination without one.
+`audience_forms` reads an audience table, its contact fields at the sync edge and their forms in one DuckDB query
+(what the Dagster steps use); `audience_record_counts` counts each destination's records for the size guard in
+that query too (each destination's `MATCHABLE_SQL`), without building any.
 
 Exactness: the SQL reproduces the Python reference functions for ASCII text (Python's whitespace, among ASCII, is
 \\t \\n \\v \\f \\r \\x1c-\\x1f and space: RE2's `\\s` is not used). A row with any non-ASCII contact field (unicode

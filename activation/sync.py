@@ -4,7 +4,8 @@ Flow of `sync_audience`: select members (rule in DuckDB) -> drop the control gro
 email destinations get marketing_consent = true only; CRM and webhook get everyone) -> build the destination's
 records (normalized, hashed where the platform requires), column-wise for all members at once
 (activation/member_records.py: the audience's contact forms are computed once in DuckDB and shared by its
-destinations) -> diff against the ledger, in DuckDB -> removes, then adds, in batches of at most
+destinations) -> diff against the ledger, in DuckDB, on member keys first: only the members the ledger holds get
+a fingerprint to compare (a new member is an add whatever its identifiers) -> removes, then adds, in batches of at most
 `destination.max_batch`; each batch is written `pending_*` before sending and marked confirmed only after the API
 confirmed it -> read back what the destination reports. Only the records that are sent become SyncRecord objects.
 """

@@ -7,8 +7,7 @@ machine. CPU seconds are the child's own (DuckDB's threads included): on a share
 than the wall clock. `--code DIR` runs the steps on another checkout's code (e.g. /work/main, before a change):
 `--code A --code B` alternates A and B step by step, so both see the same machine state (paired figures).
 With no destination credentials every sync is a dry-run, which records nothing in the ledger: repeated runs
-redo the same work; `--ledger` first records the destination as holding today's members (a live day after
-a quiet day: the diff finds nothing to send). Prints one JSON line per step and code.
+redo the same work (a full send, as `make bench`'s daily refresh does). Prints one JSON line per step and code.
 
     SEGMINT_WAREHOUSE=/tmp/w.duckdb SEGMINT_DATA_DIR=/tmp/d python -m bench.activation_steps \\
         --code /work/main --code . sync__champions__google_data_manager exports__champions
