@@ -197,7 +197,7 @@ def _audience_forms_sql(conn: duckdb.DuckDBPyConnection, table: str, contacts: s
     kept = ", ".join(f"members.{c}" for c in columns if c not in _CONTACT_ONLY)
     contact_columns = ", ".join(f"contacts.{c}" for c in _CONTACT_ONLY)
     return f"""
-        with joined as (
+        with joined as materialized (
             select row_number() over (order by members.customer_id) - 1 as row_id, {kept}, {contact_columns}
             from {table} as members left join {contacts} as contacts using (customer_id)
         ), forms as ({_forms_sql("joined")})
