@@ -48,7 +48,10 @@ def write_csv(path: str | Path, header: list[str], rows: Iterable[Iterable[Any]]
         writer = csv.writer(handle, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
         writer.writerow([escape_cell(h) for h in header])
         for row in rows:
-            writer.writerow([escape_cell(cell) for cell in row])
+            # A plain string that starts with no formula trigger (hashes, codes, most text) is its own cell.
+            writer.writerow(
+                [c if type(c) is str and not c.startswith(FORMULA_TRIGGERS) else escape_cell(c) for c in row]
+            )
             count += 1
     return count
 
@@ -96,11 +99,12 @@ def google_rows(members: Iterable[Mapping[str, Any]]) -> list[list[Any]]:
 def meta_rows_from_forms(forms: pd.DataFrame, with_value: bool) -> list[list[Any]]:
     """`meta_rows` of every member at once, from the audience's contact forms (member_records.contact_forms)."""
     values = mr.column(forms, "value")
+    columns = ("h_email", "h_phone_meta", "h_first", "h_last", "h_zip_meta", "h_country_meta")  # META_CSV_HEADER
     rows = []
-    for keys, value in zip(mr.meta_identities(forms), values, strict=True):
-        if keys is None:
+    for *keys, value in zip(*(mr.column(forms, c) for c in columns), values, strict=True):
+        if not (keys[0] or keys[1]):  # meta_identities: no e-mail and no phone, nothing to match on
             continue
-        row: list[Any] = [keys["EMAIL"], keys["PHONE"], keys["FN"], keys["LN"], keys["ZIP"], keys["COUNTRY"]]
+        row: list[Any] = keys
         if with_value:
             row.append("" if value is None or value != value else round(max(0.0, float(value)), 2))
         rows.append(row)

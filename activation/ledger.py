@@ -220,6 +220,15 @@ def _ledger_rows_for(conn: duckdb.DuckDBPyConnection, destination: str, audience
         conn.unregister(name)
 
 
+def held_member_keys(conn: duckdb.DuckDBPyConnection, destination: str, audience: str) -> set[str]:
+    """Keys of the members the ledger has a row for (any state) for one destination and audience."""
+    rows = conn.execute(
+        f"select member_key from {SCHEMA}.destination_members where destination = ? and audience = ?",
+        [destination, audience],
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
 def confirmed_external_ids(conn: duckdb.DuckDBPyConnection, destination: str, audience: str) -> set[str]:
     """Record ids the destination assigned to the members it is known to hold (confirmed rows)."""
     rows = conn.execute(

@@ -5,6 +5,9 @@ destinations use (activation/identifiers.py documents each platform's rules) and
 audience in DuckDB: `n_*` columns hold normalized values (None when unusable), `h_*` their SHA-256 hex ('' when
 unusable, as Meta's multi-key rows want). Each destination's `build_records` then assembles its records from these
 columns; `records_frame` falls back to the per-member `build_record` for a destination without one.
+`audience_forms` reads an audience table, its contact fields at the sync edge and their forms in one DuckDB query
+(what the Dagster steps use); `audience_record_counts` counts each destination's records for the size guard in
+that query too (each destination's `MATCHABLE_SQL`), without building any.
 
 Exactness: the SQL reproduces the Python reference functions for ASCII text (Python's whitespace, among ASCII, is
 \\t \\n \\v \\f \\r \\x1c-\\x1f and space: RE2's `\\s` is not used). A row with any non-ASCII contact field (unicode
@@ -19,10 +22,11 @@ from collections.abc import Callable
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from activation import identifiers as ids
-from activation.destinations.base import text_or_none
+from activation.destinations.base import CONSENT_REQUIRED_KINDS, text_or_none
 from activation.ledger import SyncRecord, fingerprint_of
 
 SOURCE_COLUMNS = ("email", "phone", "first_name", "last_name", "postal_code", "country")
@@ -30,6 +34,8 @@ SOURCE_COLUMNS = ("email", "phone", "first_name", "last_name", "postal_code", "c
 _WS = r"\t\n\x0b\x0c\r\x1c-\x1f "
 # ASCII characters of Unicode categories P* and S* (what identifiers.normalize_name removes).
 _PUNCT_SYMBOLS = r"!-/:-@\[-`{-~"
+# True when every contact field is ASCII (or missing): only then do the SQL normal forms equal the reference ones.
+_ASCII_ONLY = " and ".join(f"coalesce(strlen({c}) = length({c}), true)" for c in SOURCE_COLUMNS)
 NORMALIZED = (
     "n_email", "n_email_google", "n_country", "n_phone_e164", "n_phone_meta", "n_first", "n_last", "n_zip_meta",
     "n_postal", "t_first", "t_last",
@@ -60,7 +66,7 @@ def _normalize_sql(relation: str) -> str:
         with typed as (  -- a column that is all None (no contact known) reaches DuckDB untyped
             select row_id, {", ".join(f"{c}::varchar as {c}" for c in SOURCE_COLUMNS)} from {relation}
         ), cleaned as (
-            select row_id,
+            select row_id, {_ASCII_ONLY} as ascii_only,
                 lower(regexp_replace({_clean("email")}, '[{_WS}]', '', 'g')) as e,
                 {_clean("phone")} as p,
                 lower({_clean("first_name")}) as f,
@@ -94,7 +100,7 @@ def _normalize_sql(relation: str) -> str:
                 split_part(n_email, '@', 2) as domain
             from phones
         ), forms as (
-            select row_id, n_email, n_country, t_first, t_last,
+            select row_id, ascii_only, n_email, n_country, t_first, t_last,
                 case when domain not in ({google}) then n_email
                      when replace(split_part(local_part, '+', 1), '.', '') = '' then null
                      else replace(split_part(local_part, '+', 1), '.', '') || '@' || domain end as n_email_google,
@@ -157,29 +163,145 @@ def contact_forms(conn: duckdb.DuckDBPyConnection | None, members: pd.DataFrame)
     name = "_segmint_contact_sources"
     conn.register(name, source)
     try:
-        forms = conn.execute(_normalize_sql(name) + " order by row_id").df()
-        ascii_only = " and ".join(
-            f"coalesce(strlen({c}::varchar) = length({c}::varchar), true)" for c in SOURCE_COLUMNS
-        )
-        others = conn.execute(f"select * from {name} where not ({ascii_only}) order by row_id").df()
+        forms = conn.execute(f"{_forms_sql(name)} order by row_id").df()
     finally:
         conn.unregister(name)
-    forms = _with_none(forms)
-    if len(others):  # non-ASCII text: the reference functions themselves (unicode case, NFC, digits, spaces)
-        others = _with_none(others)
-        slow = pd.DataFrame([_python_forms(row) for row in others.to_dict("records")], dtype=object)
-        positions = others["row_id"].astype("int64").to_numpy()
-        for column in NORMALIZED:
-            forms.loc[positions, column] = slow[column].to_numpy()
-    forms["n_country_lower"] = [c.lower() if c else None for c in forms["n_country"]]
-    hashed = _sha256_columns(conn, forms[list(dict.fromkeys(HASHED.values()))])
     out = members.drop(columns=[c for c in FORM_COLUMNS if c in members.columns]).reset_index(drop=True)
+    return _with_forms(out, forms, source)
+
+
+def audience_forms(
+    conn: duckdb.DuckDBPyConnection, table: str, contacts: str, where: str | None = None
+) -> pd.DataFrame:
+    """The members of an audience table (ordered by customer_id) with their contact fields and contact forms.
+
+    Same frame as contact_forms(with_contacts(members)) over the same table, in one DuckDB query: the contact
+    fields are joined at the sync edge (`contacts`, one row per customer) and normalized and hashed where they
+    are read, so no pandas frame of contact text is handed back to DuckDB. `where`: an optional filter over the
+    members' and the forms' columns (e.g. `not ascii_only`).
+    """
+    joined = conn.execute(
+        f"{_audience_forms_sql(conn, table, contacts)} {'where ' + where if where else ''} order by row_id"
+    ).df()
+    form_names = [c for c in joined.columns if c in _FORM_OUTPUT]
+    forms = joined[form_names]
+    members = joined.drop(columns=[*form_names, "row_id"])
+    if "customer_id" in members.columns:
+        members["customer_id"] = members["customer_id"].astype(str)
+    return _with_forms(members, forms.reset_index(drop=True), members)
+
+
+def _audience_forms_sql(conn: duckdb.DuckDBPyConnection, table: str, contacts: str) -> str:
+    """SELECT of an audience table's rows with their contact fields (from `contacts`), forms and row_id."""
+    columns = [row[0] for row in conn.execute(f"describe {table}").fetchall()]
+    kept = ", ".join(f"members.{c}" for c in columns if c not in _CONTACT_ONLY)
+    contact_columns = ", ".join(f"contacts.{c}" for c in _CONTACT_ONLY)
+    return f"""
+        with joined as materialized (
+            select row_number() over (order by members.customer_id) - 1 as row_id, {kept}, {contact_columns}
+            from {table} as members left join {contacts} as contacts using (customer_id)
+        ), forms as ({_forms_sql("joined")})
+        select joined.*, forms.* exclude (row_id) from joined join forms using (row_id)
+    """
+
+
+def audience_record_counts(
+    conn: duckdb.DuckDBPyConnection, table: str, contacts: str, destinations: list[Any]
+) -> dict[str, int]:
+    """How many records each destination would hold for an audience table: counted in DuckDB, nothing built.
+
+    Counts the treated members the destination may receive (consent for ad and e-mail kinds) and can identify
+    (its `MATCHABLE_SQL` over the contact forms, which equals "build_records gives a record"). Rows with non-ASCII
+    contact text, whose forms the reference functions compute, and destinations without `MATCHABLE_SQL` are
+    counted on built records (records_frame) instead. Returns destination name -> count.
+    """
+    counted = [d for d in destinations if getattr(d, "MATCHABLE_SQL", None)]
+    built = [d for d in destinations if not getattr(d, "MATCHABLE_SQL", None)]
+    counts = {d.name: 0 for d in destinations}
+    treated = "not coalesce(is_control, false)"
+    consent = "coalesce(marketing_consent, false)"
+    selects = [
+        f"count(distinct customer_id) filter (where ascii_only and {treated}"
+        f"{' and ' + consent if d.kind in CONSENT_REQUIRED_KINDS else ''} and ({d.MATCHABLE_SQL})) as _count_{i}"
+        for i, d in enumerate(counted)
+    ]
+    if counted:
+        # One pass over the sync edge: the counts of the ASCII rows, and the few other rows themselves.
+        columns = [row[0] for row in conn.execute(f"describe {table}").fetchall()]
+        kept = ", ".join(f"members.{c}" for c in columns if c not in _CONTACT_ONLY)
+        contact_columns = ", ".join(f"contacts.{c}" for c in _CONTACT_ONLY)
+        result = conn.execute(
+            f"""
+            with joined as materialized (
+                select row_number() over (order by members.customer_id) - 1 as row_id, {kept}, {contact_columns}
+                from {table} as members left join {contacts} as contacts using (customer_id)
+            ), counts as (
+                select {", ".join(selects)}
+                from ({_normalize_sql("joined")}) as forms join joined using (row_id)
+            ), others as (
+                select * from joined where not ({_ASCII_ONLY})
+            )
+            select counts.*, others.* from counts left join others on true order by others.row_id
+            """
+        ).df()
+        counts.update({d.name: int(result[f"_count_{i}"].iloc[0]) for i, d in enumerate(counted)})
+        others = result[result["row_id"].notna()].drop(
+            columns=["row_id", *(f"_count_{i}" for i in range(len(counted)))]
+        )
+        _add_built_counts(conn, counts, counted, others)
+    if built:
+        _add_built_counts(conn, counts, built, audience_forms(conn, table, contacts))
+    return counts
+
+
+def _add_built_counts(
+    conn: duckdb.DuckDBPyConnection, counts: dict[str, int], destinations: list[Any], members: pd.DataFrame
+) -> None:
+    """Add to `counts` the records each destination builds for these members (treated, consenting if it must)."""
+    members = contact_forms(conn, members[~members["is_control"].astype(bool)].reset_index(drop=True))
+    for destination in destinations:
+        allowed = members
+        if destination.kind in CONSENT_REQUIRED_KINDS:
+            allowed = members[members["marketing_consent"].fillna(False).astype(bool)]
+        records = records_frame(conn, destination, allowed, fingerprints=False)
+        counts[destination.name] += int(records["member_key"].nunique())
+
+
+# Contact fields that only the sync edge has (the audience table carries country and consent itself).
+_CONTACT_ONLY = ("email", "phone", "first_name", "last_name", "postal_code")
+_FORM_OUTPUT = frozenset({*FORM_COLUMNS, "n_country_lower", "ascii_only"})
+
+
+def _forms_sql(relation: str) -> str:
+    """Normal forms, their SHA-256 hex ('' when unusable) and the ascii_only flag of every row of `relation`."""
+    hashes = ", ".join(f"coalesce(sha256(nullif({n}, '')), '') as {h}" for h, n in HASHED.items())
+    return f"select *, {hashes} from (select *, lower(n_country) as n_country_lower from ({_normalize_sql(relation)}))"
+
+
+def _with_forms(out: pd.DataFrame, forms: pd.DataFrame, source: pd.DataFrame) -> pd.DataFrame:
+    """`out` plus the form columns of `forms` (row-aligned), rows with non-ASCII text redone by the reference
+    functions (unicode case, NFC, digits, spaces); values as Python objects with None where missing."""
+    objects = {c: _objects(forms[c]) for c in (*NORMALIZED, *HASHED)}
+    others = np.flatnonzero(~forms["ascii_only"].to_numpy(dtype=bool))
+    if len(others):
+        rows = _with_none(source.iloc[others][list(c for c in SOURCE_COLUMNS if c in source.columns)])
+        for position, row in zip(others, rows.to_dict("records"), strict=True):
+            slow = _python_forms({c: row.get(c) for c in SOURCE_COLUMNS})
+            slow["n_country_lower"] = slow["n_country"].lower() if slow["n_country"] else None
+            for column in NORMALIZED:
+                objects[column][position] = slow[column]
+            for column, normalized in HASHED.items():
+                objects[column][position] = ids.hashed_or_empty(slow[normalized])
     # object dtype: pandas would otherwise infer a string dtype and turn None into NaN (a truthy float)
-    for column in NORMALIZED:
-        out[column] = pd.Series(forms[column].to_numpy(), index=out.index, dtype=object)
-    for column, normalized in HASHED.items():
-        out[column] = pd.Series(hashed[normalized].to_numpy(), index=out.index, dtype=object)
+    for column, values in objects.items():
+        out[column] = pd.Series(values, index=out.index, dtype=object)
     return out
+
+
+def _objects(values: pd.Series) -> np.ndarray:
+    """A column's values as an object array of Python values, None (not NaN) where missing."""
+    array = values.to_numpy(dtype=object, na_value=None)
+    return array.copy() if not array.flags.writeable else array
 
 
 def _with_none(frame: pd.DataFrame) -> pd.DataFrame:
@@ -187,18 +309,6 @@ def _with_none(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(
         {c: pd.Series([None if v is None or v != v else v for v in frame[c].tolist()], dtype=object) for c in frame}
     )
-
-
-def _sha256_columns(conn: duckdb.DuckDBPyConnection, normalized: pd.DataFrame) -> pd.DataFrame:
-    """SHA-256 hex of each non-empty value (UTF-8 bytes, as identifiers.sha256_hex), '' otherwise, in DuckDB."""
-    name = "_segmint_normalized"
-    conn.register(name, normalized)
-    try:
-        # ::varchar: a column that is all None (an empty audience) reaches DuckDB untyped
-        select = ", ".join(f"coalesce(sha256(nullif({c}::varchar, '')), '') as {c}" for c in normalized.columns)
-        return conn.execute(f"select {select} from {name}").df()
-    finally:
-        conn.unregister(name)
 
 
 def member_values(values: pd.Series | None, size: int) -> list[float | None]:
@@ -266,6 +376,10 @@ def records_frame(
     )
 
 
+# "meta_identities gives an identity", over the contact forms in SQL (the size guard counts with it).
+META_MATCHABLE_SQL = "coalesce(n_email, '') <> '' or coalesce(n_phone_meta, '') <> ''"  # h_* <> '', unhashed
+
+
 def meta_identities(forms: pd.DataFrame) -> list[dict[str, str] | None]:
     """meta.meta_identifiers of every member, from the hashed columns (None without email and phone)."""
     return [
@@ -280,6 +394,17 @@ def meta_identities(forms: pd.DataFrame) -> list[dict[str, str] | None]:
             strict=True,
         )
     ]
+
+
+# "google_identities gives identifiers", over the contact forms in SQL (the size guard counts with it).
+GOOGLE_MATCHABLE_SQL = (
+    "coalesce(n_email_google, '') <> '' or coalesce(n_phone_e164, '') <> '' or (coalesce(n_first, '') <> '' "
+    "and coalesce(n_last, '') <> '' "
+    "and coalesce(n_country, '') <> '' and coalesce(n_postal, '') <> '')"
+)
+# A record for every member with a normalized e-mail (Klaviyo, HubSpot), or for every member (Salesforce, webhook).
+EMAIL_MATCHABLE_SQL = "n_email is not null"
+EVERYONE_MATCHABLE_SQL = "true"
 
 
 def google_identities(forms: pd.DataFrame) -> list[list[dict[str, Any]] | None]:

@@ -4,7 +4,8 @@ Flow of `sync_audience`: select members (rule in DuckDB) -> drop the control gro
 email destinations get marketing_consent = true only; CRM and webhook get everyone) -> build the destination's
 records (normalized, hashed where the platform requires), column-wise for all members at once
 (activation/member_records.py: the audience's contact forms are computed once in DuckDB and shared by its
-destinations) -> diff against the ledger, in DuckDB -> removes, then adds, in batches of at most
+destinations) -> diff against the ledger, in DuckDB, on member keys first: only the members the ledger holds get
+a fingerprint to compare (a new member is an add whatever its identifiers) -> removes, then adds, in batches of at most
 `destination.max_batch`; each batch is written `pending_*` before sending and marked confirmed only after the API
 confirmed it -> read back what the destination reports. Only the records that are sent become SyncRecord objects.
 """
@@ -123,7 +124,15 @@ def plan_sync(
     ledger.ensure_schema(conn)
     members = select_members(conn, audience) if members is None else members
     treated, allowed = _allowed(members, destination)
-    records = mr.records_frame(conn, destination, allowed)
+    # Keys first: only a member the ledger holds needs its fingerprint for the diff (identity unchanged or
+    # replaced); a new member is an add whatever it is. A sent record's fingerprint is computed when it is read.
+    records = mr.records_frame(conn, destination, allowed, fingerprints=False)
+    held_keys = ledger.held_member_keys(conn, destination.name, audience.name)
+    if held_keys:
+        compared = records["member_key"].isin(held_keys).to_numpy()
+        records.loc[compared, "fingerprint"] = [
+            ledger.fingerprint_of(identity) for identity in records.loc[compared, "identifiers"]
+        ]
     diff, held = ledger.diff_in_warehouse(conn, destination.name, audience.name, records)
     return SyncPlan(
         records=records.set_index("member_key", drop=False),
@@ -218,7 +227,7 @@ def sync_audience(
         removes += owed
         _mask_in_dry_run_files(destination, owed)
     pending = _pending_add_origins(plan.ledger_rows)
-    adds = [_with_origin(mr.to_record(row), pending, run_id) for row in plan.records.loc[plan.diff.add].itertuples()]
+    adds = _records_to_add(plan.records.loc[plan.diff.add], pending, run_id)
     try:
         destination.begin(len(adds), len(removes))
         for action, records in (("remove", removes), ("add", adds)):
@@ -312,6 +321,22 @@ def _pending_add_origins(held: pd.DataFrame) -> dict[str, tuple[str, str]]:
     """member_key -> (fingerprint, run_id) of rows left pending_add by an interrupted run."""
     pending = held[held["state"] == ledger.PENDING_ADD]
     return {row.member_key: (row.fingerprint, row.run_id) for row in pending.itertuples(index=False)}
+
+
+def _records_to_add(records: pd.DataFrame, pending: dict[str, tuple[str, str]], run_id: str) -> list[SyncRecord]:
+    """The SyncRecords of the rows to add, each tagged with its origin run (`_with_origin`, without a copy per
+    record: a resumed run's pending rows are few, every other record's origin is this run)."""
+    out = []
+    for key, identifiers, value, fingerprint in zip(
+        records["member_key"], records["identifiers"], records["value"], records["fingerprint"], strict=True
+    ):
+        record = SyncRecord(key, identifiers, value, origin_run_id=run_id)
+        if isinstance(fingerprint, str):
+            record.__dict__["fingerprint"] = fingerprint  # functools.cached_property's slot: no second hash
+        if key in pending:
+            record = _with_origin(record, pending, run_id)
+        out.append(record)
+    return out
 
 
 def _with_origin(record: SyncRecord, pending: dict[str, tuple[str, str]], run_id: str) -> SyncRecord:

@@ -33,7 +33,8 @@ class Destination(Protocol):
     `begin` is called once per sync with the planned totals (e.g. Meta's session), `readback` after it.
     Optional, for speed: `build_records(forms, fingerprints=True)` builds the same records for all members at once
     from activation.member_records.contact_forms (every built-in destination has it; the sync falls back to
-    `build_record` per member without it).
+    `build_record` per member without it), and `MATCHABLE_SQL`, a SQL condition over the contact forms that holds
+    exactly when a member gets a record, so the size guard counts in DuckDB (member_records.audience_record_counts).
     """
 
     name: str

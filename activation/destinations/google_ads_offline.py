@@ -54,6 +54,7 @@ class GoogleAdsOfflineJobAudience:
     """Members of one Customer Match user list through OfflineUserDataJobService (legacy accounts)."""
 
     kind = "ad"
+    MATCHABLE_SQL = mr.GOOGLE_MATCHABLE_SQL  # build_records gives a record (the size guard counts with it)
 
     def __init__(
         self,

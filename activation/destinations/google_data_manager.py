@@ -77,6 +77,7 @@ class GoogleDataManagerAudience:
     """Members of one Customer Match user list, sent through the Data Manager API."""
 
     kind = "ad"
+    MATCHABLE_SQL = mr.GOOGLE_MATCHABLE_SQL  # build_records gives a record (the size guard counts with it)
 
     def __init__(
         self,

@@ -37,6 +37,7 @@ class HubSpotList:
     """Contacts in one HubSpot MANUAL list, kept in step with an audience."""
 
     kind = "crm"
+    MATCHABLE_SQL = mr.EMAIL_MATCHABLE_SQL  # build_records gives a record (the size guard counts with it)
 
     def __init__(
         self,

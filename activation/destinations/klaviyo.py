@@ -51,6 +51,7 @@ class KlaviyoList:
     """Profiles in one Klaviyo list, kept in step with an audience."""
 
     kind = "email"
+    MATCHABLE_SQL = mr.EMAIL_MATCHABLE_SQL  # build_records gives a record (the size guard counts with it)
 
     def __init__(
         self,

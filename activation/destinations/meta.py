@@ -56,6 +56,7 @@ class MetaCustomAudience:
     """Members of one Meta customer-list custom audience (value-based when `value_based`)."""
 
     kind = "ad"
+    MATCHABLE_SQL = mr.META_MATCHABLE_SQL  # build_records gives a record (the size guard counts with it)
 
     def __init__(
         self,

@@ -97,6 +97,7 @@ class SalesforceContacts:
     """Contact fields for one audience: scores, segments, reason codes and a membership checkbox."""
 
     kind = "crm"
+    MATCHABLE_SQL = mr.EVERYONE_MATCHABLE_SQL  # build_records gives a record (the size guard counts with it)
 
     def __init__(
         self,

@@ -69,6 +69,7 @@ class SignedWebhook:
     """Audience changes POSTed as signed JSON batches to one URL."""
 
     kind = "webhook"
+    MATCHABLE_SQL = mr.EVERYONE_MATCHABLE_SQL  # build_records gives a record (the size guard counts with it)
 
     def __init__(
         self,

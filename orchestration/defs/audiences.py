@@ -26,20 +26,20 @@ import duckdb
 import pandas as pd
 
 from activation.audiences import (
+    CONTACTS_RELATION,
     GUARD_OFF,
     Audience,
     current_realtime_members,
     is_value_based,
     load_audiences,
     select_members,
-    with_contacts,
 )
 from activation.destinations.factory import build_destination
 from activation.exports import export_audience_csvs
 from activation.http import DestinationError
 from activation.ledger import SCHEMA, ensure_schema, previous_audience_size
-from activation.member_records import contact_forms
-from activation.sync import SyncGuardError, guard_change, lift_by_audience, planned_size, sync_audience
+from activation.member_records import audience_forms, audience_record_counts
+from activation.sync import SyncGuardError, guard_change, lift_by_audience, sync_audience
 from landing.realtime_log import read_transitions, transition_log_files
 from orchestration.defs.resources import DUCKDB_TAG, ActivationCredentials, SegmintSettings, SparkEngine, Warehouse
 from orchestration.lib import groups, keys, spark_audiences
@@ -91,7 +91,7 @@ def _members_table(audience: Audience) -> str:
 def _members_with_contacts(conn: duckdb.DuckDBPyConnection, audience: Audience) -> pd.DataFrame:
     """The audience's members with their contact fields and their normal forms and hashes (member_records), for a
     destination (the sync edge) only: computed once here, shared by every destination of the step."""
-    return contact_forms(conn, with_contacts(conn, read_table(conn, _members_table(audience), order_by="customer_id")))
+    return audience_forms(conn, _members_table(audience), CONTACTS_RELATION)
 
 
 def _audience_asset(audience: Audience) -> dg.AssetsDefinition:
@@ -171,12 +171,15 @@ def _guard_check(audience: Audience) -> dg.AssetChecksDefinition:
         rows = []
         with warehouse.connect() as conn:
             ensure_schema(conn)
-            # Counts, not plans: the contact forms once for the audience, then each destination's record count.
-            members = _members_with_contacts(conn, audience)
-            for config in audience.destinations:
-                destination, dry_run = build_destination(config, audience, env, settings.load().exports_dir / "dry_run")
+            # Counts, not plans: every destination's record count in one DuckDB query, no record is built.
+            destinations = [
+                build_destination(config, audience, env, settings.load().exports_dir / "dry_run")[0]
+                for config in audience.destinations
+            ]
+            sizes = audience_record_counts(conn, _members_table(audience), CONTACTS_RELATION, destinations)
+            for config, destination in zip(audience.destinations, destinations, strict=True):
                 previous = previous_audience_size(conn, destination.name, audience.name)
-                new_size = planned_size(conn, destination, members)
+                new_size = sizes[destination.name]
                 ok, message = guard_change(previous, new_size, audience.max_change_share)
                 rows.append(
                     {

@@ -1,11 +1,13 @@
 """The shared HTTP helper: retries, Retry-After, 4xx messages, dry-run files without secrets."""
 
 import json
-from datetime import UTC
+import random
+from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 
-from activation.http import DestinationError, HttpClient, retry_after_seconds
+from activation.http import DestinationError, HttpClient, indented_json, retry_after_seconds
 from tests.servers.base import FakeApi, Reply, json_body
 from tests.servers.harness import FAST_POLICY, SleepRecorder
 
@@ -89,3 +91,48 @@ def test_retry_after_accepts_seconds_and_http_dates():
     assert retry_after_seconds("30") == 30.0
     assert retry_after_seconds("Sun, 22 Nov 2026 12:00:10 GMT", now) == 10.0
     assert retry_after_seconds("soon") is None
+
+
+def _awkward_value(rng: random.Random, depth: int = 0):
+    """A random JSON-ish value with everything json.dumps and orjson might write differently."""
+    scalars = [
+        lambda: rng.choice(
+            [
+                "",
+                "plain",
+                "zoë",
+                "李",
+                "Smile😀",
+                "tab\tnew\nline",
+                'quote"back\\slash',
+                "\x00\x1f\x7f",
+                "\u2028\ufeff",
+                "é\u0301",
+                "=cmd",
+                "0.00001",
+            ]
+        ),  # fmt: skip
+        lambda: rng.choice([0.0, -0.0, 1e-05, 1e-07, 0.0001, 0.00012, 2.675, 1e16, 1.5e300, 123456.789, -3.2]),
+        lambda: rng.uniform(-1, 1) * 10 ** rng.randint(-9, 18),
+        lambda: rng.choice([float("nan"), float("inf"), float("-inf")]),
+        lambda: rng.choice([0, -1, 2**63 - 1, 2**64 + 5, True, False, None]),
+        lambda: rng.choice([datetime(2026, 11, 26, 17, 0), (1, "a"), Decimal("1.10")]),
+    ]
+    if depth < 3 and rng.random() < 0.5:
+        if rng.random() < 0.5:
+            return [_awkward_value(rng, depth + 1) for _ in range(rng.randint(0, 4))]
+        keys = ["a", "é", 'k"q', 1, None, 2.5] if rng.random() < 0.1 else ["a", "b", "é", "userIdentifiers", "x\ny"]
+        return {rng.choice(keys): _awkward_value(rng, depth + 1) for _ in range(rng.randint(0, 4))}
+    return rng.choice(scalars)()
+
+
+def test_dry_run_files_are_written_exactly_as_json_dumps_indent_2_would():
+    # indented_json takes orjson's C encoder where it is exact and json.dumps where it is not: same bytes.
+    rng = random.Random(18)
+    for _ in range(3000):
+        value = {"method": "POST", "url": "https://x", "params": None, "body": _awkward_value(rng)}
+        assert indented_json(value) == json.dumps(value, indent=2, default=str), value
+    bulk = {
+        "body": {"members": [{"email": f"{i:064x}", "value": round(i * 1.37, 2), "ok": i % 2 == 0} for i in range(500)]}
+    }
+    assert indented_json(bulk) == json.dumps(bulk, indent=2, default=str)

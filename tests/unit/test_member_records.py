@@ -120,3 +120,61 @@ def test_an_empty_audience_and_unknown_contacts_give_empty_records():
         len(mr.records_frame(conn, webhook(type("S", (), {"url": "http://h", "path": "/p", "secret": "s"})), empty))
         == 0
     )
+
+
+@pytest.mark.parametrize("value_column", [None, "predicted_clv"])
+def test_forms_read_from_the_audience_table_equal_those_of_the_frame_path(value_column):
+    # The assets read an audience table and its contact fields in one query (audience_forms); the frame path
+    # (with_contacts + contact_forms) is the one the golden recordings pin: both must give the same frame.
+    conn = build_golden_warehouse(duckdb.connect(":memory:"))
+    stored = select_members(conn, golden_audience(value_column))[["customer_id", "is_control", "value", "country",
+                                                                   "marketing_consent", "predicted_clv"]]  # fmt: skip
+    conn.execute("create schema audiences")
+    conn.register("_stored", stored)
+    conn.execute("create table audiences.golden as select * from _stored")
+    table_read = conn.execute("select * from audiences.golden order by customer_id").df()
+    expected = mr.contact_forms(conn, with_contacts(conn, table_read))
+    got = mr.audience_forms(conn, "audiences.golden", "edge.customer_contacts")
+    assert sorted(got.columns) == sorted(expected.columns)
+    assert len(got) == len(expected) > 100
+    for column in expected.columns:
+        assert got[column].tolist() == expected[column].tolist() or (
+            got[column].isna().tolist() == expected[column].isna().tolist()
+            and got[column].dropna().tolist() == expected[column].dropna().tolist()
+        ), column
+        assert got[column].dtype == expected[column].dtype, column
+    assert any(not str(v).isascii() for v in got["first_name"].dropna())  # the reference-function rows are covered
+
+
+def test_the_guard_counts_in_sql_what_the_records_would_number_for_every_destination():
+    # audience_record_counts counts with each destination's MATCHABLE_SQL (ASCII rows) and built records (the
+    # others); it must agree with planned_size, which builds every record, including for a destination without
+    # MATCHABLE_SQL (a third-party one) and with consent and control filters applied.
+    conn = build_golden_warehouse(duckdb.connect(":memory:"))
+    audience = golden_audience("predicted_clv")
+    stored = select_members(conn, audience)[["customer_id", "is_control", "value", "country", "marketing_consent",
+                                             "predicted_clv", "rfm_segment", "behavioral_segment"]]  # fmt: skip
+    conn.execute("create schema audiences")
+    conn.register("_stored", stored)
+    conn.execute("create table audiences.golden as select * from _stored")
+    forms = mr.audience_forms(conn, "audiences.golden", "edge.customer_contacts")
+
+    class Server:
+        url = "http://127.0.0.1:9"
+        audience_id = account_id = list_id = customer_id = "1234567890"
+        token = developer_token = api_key = secret = "t"
+        path = "/hook"
+        user_list = "customers/1/userLists/2"
+
+    destinations = []
+    for name, (_, make_destination, _) in sorted(DESTINATIONS.items()):
+        destination = make_destination(Server())
+        destination.name = name
+        destinations.append(destination)
+    plain = DESTINATIONS["meta"][1](Server())
+    plain.name, plain.MATCHABLE_SQL = "meta_without_sql", None  # counted on built records
+    destinations.append(plain)
+    counts = mr.audience_record_counts(conn, "audiences.golden", "edge.customer_contacts", destinations)
+    expected = {d.name: planned_size(conn, d, forms) for d in destinations}
+    assert counts == expected
+    assert len(set(expected.values())) >= 3  # consent, e-mail and identifier rules give different sizes
