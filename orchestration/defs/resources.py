@@ -20,13 +20,20 @@ from orchestration.lib.settings import DBT_PROJECT_DIR, Settings, load_settings
 DUCKDB_TAG = {"segmint/duckdb": "writer"}
 
 
+DUCKDB_MEMORY_LIMIT_ENV = "SEGMINT_DUCKDB_MEMORY_LIMIT"
 DEFAULT_DUCKDB_MEMORY_LIMIT = "3GB"
+
+
+def duckdb_memory_limit() -> str:
+    """DuckDB's memory budget for every warehouse connection, the Python steps' and dbt's alike (profiles.yml reads
+    the same variable, with this default: tests/unit/test_memory_budget.py keeps the two equal)."""
+    return os.environ.get(DUCKDB_MEMORY_LIMIT_ENV, "").strip() or DEFAULT_DUCKDB_MEMORY_LIMIT
 
 
 def duckdb_config(warehouse_path: str) -> dict[str, str]:
     """Connection settings shared by Python steps and dbt (profiles.yml reads the same variable)."""
     return {
-        "memory_limit": os.environ.get("SEGMINT_DUCKDB_MEMORY_LIMIT") or DEFAULT_DUCKDB_MEMORY_LIMIT,
+        "memory_limit": duckdb_memory_limit(),
         "temp_directory": warehouse_path + ".tmp",
     }
 
