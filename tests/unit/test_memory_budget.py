@@ -9,6 +9,7 @@ from pathlib import Path
 
 import duckdb
 
+from bench.model_budget import SCRATCH, scratch_statement
 from orchestration.defs.jobs import refresh_job
 from orchestration.defs.resources import (
     DEFAULT_DUCKDB_MEMORY_LIMIT,
@@ -87,3 +88,19 @@ def test_resident_bytes_reads_vmrss(tmp_path):
     status.write_text("Name:\tpython\nVmPeak:\t  999 kB\nVmRSS:\t  2048 kB\n")
     assert resident_bytes(status) == 2048 * 1024
     assert resident_bytes(tmp_path / "missing") is None
+
+
+def test_the_model_budget_bench_re_aims_dbts_statement_at_a_scratch_table(tmp_path):
+    compiled = '\n  create  table\n    "warehouse"."marts"."features__dbt_tmp"\n  as (\n    select 1 as x\n  );\n'
+    statement = scratch_statement(compiled, "features")
+    assert statement.strip().startswith(f"create table {SCRATCH}") and "__dbt_tmp" not in statement
+    conn = duckdb.connect(str(tmp_path / "w.duckdb"))
+    conn.execute(statement)
+    assert conn.execute(f"select x from {SCRATCH}").fetchall() == [(1,)]
+    conn.close()
+    try:
+        scratch_statement(compiled, "other")
+    except ValueError as error:
+        assert "other__dbt_tmp" in str(error)
+    else:
+        raise AssertionError("a statement for another model must be refused")
