@@ -155,6 +155,7 @@ class MeasuredProcess:
     peak_rss_by_kind: dict[str, int] = field(default_factory=dict)  # process kind -> its largest one-sample sum
     # (unix seconds, tree RSS bytes) of every sample, in time order: for laying the memory over the run's steps.
     samples: tuple[tuple[float, int], ...] = ()
+    cpu_seconds: float = 0.0  # user + system CPU of the reaped tree (the command and the children it waited for)
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,18 @@ def step_peaks(samples: Sequence[tuple[float, int]], windows: Mapping[str, tuple
         before = [rss for at, rss in samples if at <= start]
         peaks[step] = StepPeak(peak_bytes=max(inside), start_bytes=before[-1] if before else inside[0])
     return peaks
+
+
+def held_after(samples: Sequence[tuple[float, int]], windows: Mapping[str, tuple[float, float]]) -> dict[str, int]:
+    """Per step, the first tree sample at or after its end: what it leaves resident for the steps after it (under
+    the in-process executor the run's one process keeps whatever a step did not give back). A step that ended after
+    the last sample has no entry."""
+    held = {}
+    for step, (_, end) in windows.items():
+        after = [rss for at, rss in samples if at >= end]
+        if after:
+            held[step] = after[0]
+    return held
 
 
 def steps_running_at(moment: float, windows: Mapping[str, tuple[float, float]]) -> list[str]:
@@ -236,4 +249,5 @@ def run_measured(
         max_single_rss_bytes=usage.ru_maxrss * KIB,
         peak_rss_by_kind={kind: peak_by_kind[kind] for kind in PROCESS_KINDS if kind in peak_by_kind},
         samples=tuple(samples),
+        cpu_seconds=usage.ru_utime + usage.ru_stime,
     )

@@ -54,6 +54,10 @@ ATTRIBUTE_COLUMNS: dict[str, tuple[str, str]] = {
 }
 
 
+# What the cards read of `marts.customer_scores` besides customer_id and the segment column (`_card_base`).
+SCORE_COLUMNS = ("predicted_clv", "total_revenue")
+
+
 @dataclass(frozen=True)
 class DefiningAttribute:
     """One attribute where the segment differs from the whole base, with the numbers and a readable sentence."""

@@ -99,6 +99,9 @@ def clv_by_segment_chart(kind: str, cards: Sequence[SegmentCard]) -> Chart:
     )
 
 
+RFM_GRID_COLUMNS = ("recency_score", "frequency_score")  # what rfm_grid_chart reads of its frame
+
+
 def rfm_grid_chart(rfm: pd.DataFrame) -> Chart:
     """Heatmap of customer counts by recency score (rows) and frequency score (columns)."""
     grid = pd.crosstab(rfm["recency_score"], rfm["frequency_score"]).reindex(

@@ -15,6 +15,7 @@ import dagster as dg
 from orchestration.defs.dbt_models import DAILY_STAGING_KEYS
 from orchestration.defs.resources import DUCKDB_TAG
 from orchestration.lib.keys import CLV_ACTIVATION_GATE, SEGMENT_CARDS, SEGMENT_CARDS_VIEW
+from orchestration.lib.memory import release_memory_hooks
 
 REFRESH_SELECTION = dg.AssetSelection.all()
 
@@ -31,6 +32,8 @@ refresh_job = dg.define_asset_job(
     selection=REFRESH_SELECTION,
     description="Materialize the whole graph: landing -> features -> checks -> segments and models -> scores -> audiences.",
     executor_def=dg.in_process_executor,
+    # One process runs every step: each step's freed memory goes back to the OS before the next (issue 18).
+    hooks=release_memory_hooks,
 )
 
 refresh_job_multiprocess = dg.define_asset_job(

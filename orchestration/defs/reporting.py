@@ -21,24 +21,14 @@ from orchestration.lib.keys import (
 from orchestration.lib.metadata import markdown_table
 from orchestration.lib.settings import CONFIG_DIR
 from orchestration.lib.warehouse_io import present_columns, read_table, write_table
-from reporting.cards import ATTRIBUTE_COLUMNS, build_segment_cards, count_actionable, load_playbook
-from reporting.report import build_charts, render_report
+from reporting.cards import ATTRIBUTE_COLUMNS, SCORE_COLUMNS, build_segment_cards, count_actionable, load_playbook
+from reporting.report import RFM_GRID_COLUMNS, build_charts, render_report
 
 PLAYBOOK = CONFIG_DIR / "playbook.yaml"
 CARDS_TABLE = "ml.segment_cards"
 REPORT_FILE = "segment_report.html"
 MIN_ACTIONABLE_SEGMENTS = 3
 SEGMENT_KINDS = {"RFM segments": "rfm_segment", "Behavioural segments": "behavioral_segment"}
-# The marts.customer_scores columns the cards (reporting/cards.py _card_base) and the charts (RFM grid) read.
-CARD_SCORE_COLUMNS = [
-    "customer_id",
-    "as_of_date",
-    *SEGMENT_KINDS.values(),
-    "predicted_clv",
-    "total_revenue",
-    "recency_score",
-    "frequency_score",
-]
 
 
 def _cards_frame(cards_by_kind: dict) -> pd.DataFrame:
@@ -67,10 +57,15 @@ def segment_cards(
     s = settings.load()
     playbook = load_playbook(PLAYBOOK)
     with warehouse.connect() as conn:
-        # Only what the cards and charts read from the scores (segments, CLV, revenue, the RFM grid's scores, the
-        # as-of date), not its ~40 columns: reading the whole mart was half of this step at 1 M customers (issue 18).
-        score_columns = present_columns(conn, "marts.customer_scores", CARD_SCORE_COLUMNS)
-        scores = read_table(conn, "marts.customer_scores", score_columns, order_by="customer_id")
+        # The scores' columns the cards, the RFM chart and the report's facts read: not the whole ~35-column mart
+        # (issue 18: at 1 M customers the whole frame held ~1 GiB through this step).
+        wanted = ["customer_id", *SEGMENT_KINDS.values(), *SCORE_COLUMNS, *RFM_GRID_COLUMNS, "as_of_date"]
+        scores = read_table(
+            conn,
+            "marts.customer_scores",
+            present_columns(conn, "marts.customer_scores", wanted),
+            order_by="customer_id",
+        )
         # Only what the cards read from the features (their attribute columns), not the whole ~60-column mart:
         # at 1 M customers the whole frame was most of this step's memory (issue 18).
         columns = present_columns(conn, "marts.customer_features", ["customer_id", *ATTRIBUTE_COLUMNS])

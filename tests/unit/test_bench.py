@@ -20,6 +20,7 @@ from bench.procmem import (
     MeasuredProcess,
     StepPeak,
     descendants,
+    held_after,
     merge_peaks,
     parse_cmdline,
     parse_parent_pid,
@@ -211,6 +212,14 @@ def test_the_sampled_peak_includes_memory_held_by_a_child_process(tmp_path):
     assert measured.max_single_rss_bytes >= 150 * MIB
 
 
+def test_the_cpu_seconds_count_the_children_the_command_waited_for(tmp_path):
+    burn = "import time; end = time.process_time() + 0.4\nwhile time.process_time() < end: pass"
+    parent = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {burn!r}], check=True)"
+    measured = run_measured([sys.executable, "-c", parent], {}, tmp_path, tmp_path / "log.txt")
+    assert measured.returncode == 0
+    assert 0.4 <= measured.cpu_seconds < measured.seconds + 1.0
+
+
 def test_every_sample_keeps_its_wall_clock_time_in_order(tmp_path):
     before = time.time()
     measured = run_measured([sys.executable, "-c", "import time; time.sleep(0.5)"], {}, tmp_path, tmp_path / "l")
@@ -226,6 +235,12 @@ def test_a_step_peak_is_its_largest_sample_and_its_growth_counts_from_the_sample
     assert peaks == {"ingest": StepPeak(peak_bytes=300, start_bytes=100), "fit": StepPeak(900, 250)}
     assert peaks["fit"].rise_bytes == 650
     assert StepPeak(peak_bytes=200, start_bytes=500).rise_bytes == 0  # a step that freed memory added none
+
+
+def test_what_a_step_leaves_behind_is_the_first_sample_after_it_ended():
+    samples = [(0.0, 100), (1.0, 300), (2.0, 250), (3.0, 900), (4.0, 400), (5.0, 400)]
+    windows = {"ingest": (0.5, 2.5), "fit": (2.6, 4.0), "late": (5.5, 6.0)}
+    assert held_after(samples, windows) == {"ingest": 900, "fit": 400}
 
 
 def test_a_bench_row_carries_each_steps_peak_its_growth_and_the_steps_at_the_peak():
