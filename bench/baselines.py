@@ -485,10 +485,13 @@ def prospect_features(orders: pd.DataFrame, events: StagedEvents, days: pd.DataF
     return out
 
 
-def pandas_feature_marts(landing_dir: Path, horizon_days: int = DEFAULT_HORIZON_DAYS) -> dict[str, pd.DataFrame]:
-    """Every feature mart of the feature build, from the landing files: name (as in `marts`) -> table."""
+def pandas_feature_marts(
+    landing_dir: Path, horizon_days: int = DEFAULT_HORIZON_DAYS, as_of: date | None = None
+) -> dict[str, pd.DataFrame]:
+    """Every feature mart of the feature build, from the landing files: name (as in `marts`) -> table. `as_of`
+    as SEGMINT_AS_OF; by default the last order date, as raw.run_context derives it."""
     orders = read_landing(landing_dir / "orders.parquet", ORDER_COLUMNS)
-    as_of = pd.Timestamp(orders["ordered_at"].max()).date()  # the last order date, as raw.run_context
+    as_of = as_of or pd.Timestamp(orders["ordered_at"].max()).date()
     cutoffs = Cutoffs.from_as_of(as_of, horizon_days)
     orders = stage_orders(orders, as_of)
     customers_path = landing_dir / "customers.parquet"
@@ -542,9 +545,11 @@ def mismatches(expected: pd.DataFrame, actual: pd.DataFrame, key: str) -> list[s
 
 
 def check_against_warehouse(landing_dir: Path, warehouse: Path) -> dict[str, list[str]]:
-    """Each mart's mismatches between the pandas baseline and a warehouse built from the same landing files."""
-    marts = pandas_feature_marts(landing_dir)
+    """Each mart's mismatches between the pandas baseline and a warehouse built from the same landing files (at the
+    warehouse's as-of date)."""
     with duckdb.connect(str(warehouse), read_only=True) as conn:
+        as_of, horizon_days = conn.execute("select as_of, horizon_days from raw.run_context").fetchone()
+        marts = pandas_feature_marts(landing_dir, int(horizon_days), as_of)
         return {
             name: mismatches(
                 conn.execute(f"select * from marts.{name}").df(), frame, MART_KEYS.get(name, "customer_id")
@@ -589,6 +594,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("baseline", choices=("pandas", "floor", "check"))
     parser.add_argument("landing_dir", type=Path)
     parser.add_argument("warehouse", type=Path, nargs="?", help="check: a warehouse built from LANDING_DIR")
+    parser.add_argument(
+        "--as-of", type=date.fromisoformat, default=None, help="pandas: SEGMINT_AS_OF (default: the last order date)"
+    )
     args = parser.parse_args(argv)
     if args.baseline == "check":  # not timed: does pandas reproduce the warehouse's marts, column by column?
         if args.warehouse is None:
@@ -598,7 +606,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     started = time.perf_counter()
     if args.baseline == "pandas":
-        rows = sum(len(table) for table in pandas_feature_marts(args.landing_dir).values())
+        rows = sum(len(table) for table in pandas_feature_marts(args.landing_dir, as_of=args.as_of).values())
     else:
         rows = floor_scan(args.landing_dir)
     seconds = time.perf_counter() - started

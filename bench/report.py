@@ -389,11 +389,14 @@ machine: the load average column says how busy it was (other jobs were running; 
   marts, dbt start-up, dbt tests and row counts included. Results recorded before issue 18 add the separate
   daily-partitioned staging step `dbt_daily_models` (two dbt start-ups and one Dagster record per day and asset).
   Per-model SQL time is in the second table. The targets are judged on this figure.
-- **daily refresh**: right after, the same job re-staging the last 3 days, as the daily schedule runs it
-  (`python -m orchestration.cli segmint_refresh --from <as-of - 2> --to <as-of>`, same files). Since issue 18's ingest
-  fingerprint it runs with `SEGMINT_FORCE_INGEST=1`, so the raw tables are re-read as on a real day with a new export
-  (without it `raw_tables` would keep them: same files). **daily feature
-  build** is its dbt feature step: 3 days of orders and events staged, the marts rebuilt from the staged history.
+- **daily refresh**: the next day. The full run is made as of the day before the generated export's last order date
+  (`SEGMINT_AS_OF`; that day's rows are quarantined as `after_as_of`); right after, the same job runs as the daily
+  schedule does, one day later (`SEGMINT_AS_OF=<last order date> python -m orchestration.cli segmint_refresh --from
+  <as-of - 2> --to <as-of>`, same files): one more day of orders and events arrives, the raw tables are re-read (the
+  as-of is part of the ingest fingerprint), every customer's features and scores move with the date, the model stays
+  pinned unless its cadence says otherwise. Rows recorded before 2026-11-26 21:00 UTC ran it at the same as-of with
+  `SEGMINT_FORCE_INGEST=1`. **daily feature build** is its dbt feature step: 3 days of orders and events staged, the
+  marts rebuilt from the staged history.
 - **pandas**: the notebook way, `bench/baselines.py`: read the Parquet files (only the needed columns, ids as
   categoricals), vectorised group-bys over integer codes, and compute every column of the five feature marts the
   feature build produces (`customer_features`, `_train`, `_selection`, `customer_prepurchase_behaviour`,
