@@ -32,6 +32,8 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from orchestration.defs.resources import DUCKDB_TAG, SparkEngine, Warehouse
 from orchestration.lib import groups
+from orchestration.lib.cadence import REFIT_DECISION_TABLE, read_refit_decision
+from orchestration.lib.keys import MODEL_REFIT_DECISION
 from orchestration.lib.partitions import (
     FEATURE_STEP,
     STAGED_DAYS_METADATA,
@@ -54,6 +56,10 @@ AFTER_SYNCS_FOLDER = ("marts", "after_syncs")
 AFTER_SYNCS_SELECTOR = "fqn:segmint." + ".".join(AFTER_SYNCS_FOLDER)
 # Every folder built after the ML assets: a model there may read an ML output.
 AFTER_ML_FOLDERS = (SCORES_FOLDER, AFTER_SCORES_FOLDER, AFTER_SYNCS_FOLDER)
+# The back-test marts: built by their own step (dbt_backtest_models) only when the model chain refits
+# (ml/model_refit_decision), so between refits they hold exactly what the pinned fits were made on.
+BACKTEST_MODELS = ("customer_features_selection", "customer_features_train")
+BACKTEST_SELECTOR = " ".join(f"fqn:segmint.marts.{name}" for name in BACKTEST_MODELS)
 DAILY_TAG = "daily"  # dbt tag of the incremental order and event staging (orchestration/lib/partitions.py)
 # dbt sources that Python assets write after the features: a model reading one must be built after the ML assets.
 PYTHON_OUTPUT_SOURCES = ("ml", "activation")
@@ -75,7 +81,14 @@ def is_after_ml_model(dbt_resource_props: Mapping[str, Any]) -> bool:
 
 
 class SegmintDbtTranslator(DagsterDbtTranslator):
-    """Groups by layer (staging, features, scores) so the UI's lineage reads like the data flow."""
+    """Groups by layer (staging, features, scores) so the UI's lineage reads like the data flow; the back-test marts
+    also depend on the model chain's refit decision, which says whether they are rebuilt."""
+
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: Any) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        if unique_id in {f"model.segmint.{name}" for name in BACKTEST_MODELS}:
+            spec = spec.merge_attributes(deps=[MODEL_REFIT_DECISION])
+        return spec
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         # A view of a Python asset's table names its writer's group in `meta.dagster.group`.
@@ -210,6 +223,7 @@ def _run_dbt(
     args: list[str],
     extra_metadata: Callable[[dg.AssetKey], Mapping[str, Any]] = lambda key: {},
     env: Mapping[str, str] | None = None,
+    data_version: dg.DataVersion | None = None,
 ) -> Iterator[Any]:
     # dbt's profile reads the absolute warehouse path from the environment (profiles.yml).
     os.environ["SEGMINT_WAREHOUSE"] = warehouse.resolved_path()
@@ -276,12 +290,15 @@ def _run_dbt(
         count = counts.get(tuple(key.path[-2:]))
         if count is not None:
             metadata["dagster/row_count"] = dg.MetadataValue.int(count)
-        yield event.with_metadata(metadata)
+        if data_version is None:
+            yield event.with_metadata(metadata)
+        else:
+            yield dg.Output(event.value, event.output_name, metadata, data_version, tags=event.tags)
 
 
 @dbt_assets(
     manifest=DBT_MANIFEST,
-    exclude=f"{SCORES_SELECTOR} {AFTER_SCORES_SELECTOR} {AFTER_SYNCS_SELECTOR}",
+    exclude=f"{SCORES_SELECTOR} {AFTER_SCORES_SELECTOR} {AFTER_SYNCS_SELECTOR} {BACKTEST_SELECTOR}",
     dagster_dbt_translator=SegmintDbtTranslator(),
     name=FEATURE_STEP,
     op_tags=DUCKDB_TAG,
@@ -294,8 +311,9 @@ def dbt_feature_models(
     config: StagingWindowConfig,
 ):
     """The order and event staging (incremental: the run's window of days, or every day), the customer and event
-    staging views, cut-offs, the feature marts (customer_features, _train, _selection, prospect_features,
-    customer_prepurchase_behaviour) and the sync edge (edge.customer_contacts): one dbt invocation."""
+    staging views, cut-offs, the feature marts (customer_features, prospect_features,
+    customer_prepurchase_behaviour, top_event_types) and the sync edge (edge.customer_contacts): one dbt
+    invocation. The back-test marts are dbt_backtest_models'."""
     try:
         window = config.window()
     except ValueError as error:
@@ -318,6 +336,48 @@ def feature_build_args(window: StagingWindow | None) -> list[str]:
     the step's parse state survives a new window. Every day: `--full-refresh` rebuilds the incremental staging
     as new tables (the only incremental models are the daily staging, and the step selects them all)."""
     return ["build"] if window is not None else ["build", "--full-refresh"]
+
+
+@dbt_assets(
+    manifest=DBT_MANIFEST,
+    select=BACKTEST_SELECTOR,
+    dagster_dbt_translator=SegmintDbtTranslator(),
+    name="dbt_backtest_models",
+    op_tags=DUCKDB_TAG,
+)
+def dbt_backtest_models(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse, spark: SparkEngine
+):
+    """The back-test marts customer_features_train and customer_features_selection, built only when the model
+    chain refits (ml/model_refit_decision, decided from the staging without them): a daily run that keeps the
+    pinned fit starts no dbt and keeps them as the pinned fit saw them (metadata `segmint/kept`, and their data
+    version stays the pinned fit key). Their dbt tests ran when they were built; a kept day re-runs none."""
+    with warehouse.connect() as conn:
+        decision = read_refit_decision(conn)
+        as_of = conn.execute("select as_of from raw.run_context").fetchone()[0]
+    if decision is None or decision.as_of != as_of:
+        found = "none" if decision is None else f"one for as-of {decision.as_of}"
+        raise dg.Failure(
+            description=f"{REFIT_DECISION_TABLE} holds {found}, the features are as of {as_of}: "
+            "materialize ml/model_refit_decision first"
+        )
+    version = dg.DataVersion(decision.fit_key)
+    if decision.refit:
+        built = {"cadence": dg.MetadataValue.text(f"built for a refit: {decision.reason}")}
+        yield from _run_dbt(
+            context, dbt, warehouse, spark, ["build"], extra_metadata=lambda key: built, data_version=version
+        )
+        return
+    kept = {
+        KEPT_METADATA: dg.MetadataValue.text(
+            f"kept as built for the pinned fit {decision.fit_key} (as of {decision.pinned_as_of}): the chain keeps "
+            f"it ({decision.reason})"
+        ),
+    }
+    # Upstream first (selection before train is the manifest's order; neither reads the other).
+    for key in sorted(context.selected_asset_keys, key=lambda key: key.path):
+        output_name = context.assets_def.get_output_name_for_asset_key(key)
+        yield dg.Output(None, output_name=output_name, metadata=kept, data_version=version)
 
 
 # The incremental staging models inside the feature step (dbt tag `daily`): what a window of days re-stages.

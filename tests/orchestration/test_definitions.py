@@ -35,7 +35,7 @@ EXPECTED_ASSETS = [
     "ml/rfm_segments", "ml/behavioral_segments", "ml/prospect_scores",
     "ml/cluster_profiles", "ml/cluster_model",
     "ml/clv_model_evaluation", "ml/clv_model", "ml/clv_predictions", "ml/clv_activation_gate", "ml/btyd_predictions",
-    "ml/btyd_models",
+    "ml/btyd_models", "ml/model_refit_decision",
     "marts/customer_scores", "ml/segment_membership_history", "ml/segment_cards",
     "edge/customer_contacts", "activation/audience_lift",
     "sync/destination_members", "sync/runs", "sync/batches", "sync/control_group", "sync/members_provenance",
