@@ -37,6 +37,7 @@ from datetime import date
 DEFAULT_REFIT_DAYS = 7
 # Largest relative move of a training-window measure that still counts as "the same training data".
 MATERIAL_CHANGE = 0.05
+FORCED = "forced (SEGMINT_FORCE_REFIT or force_refit in the run config)"
 SETTINGS_THAT_REFIT = ("horizon_days", "feature_columns", "backtest_definition", "code_versions", "library_versions")
 
 
@@ -106,7 +107,7 @@ def decide_refit(
     """Refit or keep the pinned fit: the rule of the module docstring, first matching reason wins."""
     age = (current.as_of - pinned.as_of).days if pinned and pinned.as_of and current.as_of else None
     if force:
-        return RefitDecision(True, "forced (SEGMINT_FORCE_REFIT or force_refit in the run config)", age)
+        return RefitDecision(True, FORCED, age)
     if pinned is None:
         return RefitDecision(True, "no pinned fit yet", None)
     if age is None:

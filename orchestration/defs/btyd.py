@@ -5,7 +5,6 @@ import hashlib
 import json
 import pickle
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -26,11 +25,18 @@ from ml.btyd import (
     btyd_prediction_table,
     fit_btyd_models,
 )
-from ml.cadence import RefitDecision, TrainingSnapshot, decide_refit
+from ml.cadence import RefitDecision, TrainingSnapshot
 from orchestration.defs.dbt_models import BACKTEST_MODELS, DBT_MANIFEST
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
 from orchestration.lib import groups
-from orchestration.lib.cadence import REFIT_DECISION_TABLE, ChainDecision, cadence_metadata, read_refit_decision
+from orchestration.lib.cadence import (
+    REFIT_DECISION_TABLE,
+    ChainDecision,
+    PinnedFit,
+    cadence_metadata,
+    decide_on_cadence,
+    read_refit_decision,
+)
 from orchestration.lib.keys import (
     BTYD_FITS,
     BTYD_PREDICTIONS,
@@ -215,16 +221,6 @@ def training_snapshot(
     )
 
 
-@dataclass(frozen=True)
-class PinnedFit:
-    """What a model step stored beside its output: the key it was fitted for, when, and why."""
-
-    key: str
-    fitted_as_of: date | None
-    reason: str
-    snapshot: TrainingSnapshot | None = None
-
-
 def pinned_btyd_fit(conn: duckdb.DuckDBPyConnection) -> PinnedFit | None:
     """The fit ml/btyd_models holds (None when there is none, or it predates keyed fits)."""
     if not table_exists(conn, BTYD_FITS_TABLE):
@@ -285,12 +281,11 @@ def stale_backtest_marts(conn: duckdb.DuckDBPyConnection, pinned: PinnedFit) -> 
 def chain_decision(
     conn: duckdb.DuckDBPyConnection, settings: Settings, force: bool, manifest: Mapping[str, Any] | None = None
 ) -> ChainDecision:
-    """The model chain's one refit decision for this run (ml.cadence.decide_refit, then the marts' own check)."""
+    """The model chain's one refit decision for this run (ml.cadence.decide_refit with the run's settings, `force`
+    = the launchpad switch, then the back-test marts' own check)."""
     current = training_snapshot(conn, settings, manifest)
     pinned = pinned_btyd_fit(conn)
-    decision = decide_refit(
-        pinned.snapshot if pinned else None, current, refit_days=settings.model_refit_days, force=force
-    )
+    decision = decide_on_cadence(pinned.snapshot if pinned else None, current, settings, force)
     if not decision.refit and (stale := stale_backtest_marts(conn, pinned)):
         decision = RefitDecision(True, stale, decision.age_days)
     return ChainDecision(
@@ -324,7 +319,7 @@ def model_refit_decision(warehouse: Warehouse, settings: SegmintSettings, config
     compares with the last materialization."""
     s = settings.load()
     with warehouse.connect() as conn:
-        decision = chain_decision(conn, s, force=s.force_refit or config.force_refit)
+        decision = chain_decision(conn, s, force=config.force_refit)
         write_table(conn, REFIT_DECISION_TABLE, decision.to_frame())
     metadata = cadence_metadata(
         RefitDecision(decision.refit, decision.reason, decision.age_days),

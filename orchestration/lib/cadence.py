@@ -1,4 +1,6 @@
-"""The model chain's refit decision as the steps after it read it, and the one shape of a step's `cadence` metadata.
+"""The model cadence's call shapes, one owner each: a pinned fit, the decision of a step that applies the cadence rule
+(decide_on_cadence), the follow-up of a step keyed on an upstream fit (follow_upstream), the `cadence` metadata
+line and keys every such step shows (cadence_line, cadence_metadata), and the model chain's stored decision.
 
 ml/model_refit_decision applies ml.cadence.decide_refit once per run for the CLV chain and stores the outcome in
 ml.model_refit_decision (one row). dbt_backtest_models builds the back-test marts only when it says "refit", and
@@ -14,10 +16,50 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
-from ml.cadence import RefitDecision, TrainingSnapshot, kept_message
+from ml.cadence import FORCED, RefitDecision, TrainingSnapshot, decide_refit, kept_message
+from orchestration.lib.settings import Settings
 from orchestration.lib.warehouse_io import table_exists
 
 REFIT_DECISION_TABLE = "ml.model_refit_decision"
+
+
+@dataclass(frozen=True)
+class PinnedFit:
+    """What a model step stored beside its output: the key it was fitted for, when, and why."""
+
+    key: str
+    fitted_as_of: date | None
+    reason: str
+    snapshot: TrainingSnapshot | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """The training data it was fitted on (its key when no snapshot was stored)."""
+        return self.snapshot.fingerprint if self.snapshot else self.key
+
+
+def decide_on_cadence(
+    pinned: TrainingSnapshot | None, current: TrainingSnapshot, settings: Settings, force: bool = False
+) -> RefitDecision:
+    """ml.cadence.decide_refit with the run's settings: SEGMINT_MODEL_REFIT_DAYS, and SEGMINT_FORCE_REFIT or the
+    step's own `force_refit` launchpad switch."""
+    return decide_refit(pinned, current, refit_days=settings.model_refit_days, force=settings.force_refit or force)
+
+
+def follow_upstream(
+    stored: PinnedFit | None, key: str, upstream: PinnedFit, as_of: date | None, settings: Settings, force: bool
+) -> RefitDecision:
+    """A step keyed on an upstream fit (ml/clv_model_evaluation, ml/clv_model): refit exactly when its key (upstream
+    fit + own settings) moved, or forced. The cadence rule itself is applied once, by ml/model_refit_decision; this
+    is the mechanical follow-up, the same one Dagster applies to data versions."""
+    age = (as_of - stored.fitted_as_of).days if stored and as_of and stored.fitted_as_of else None
+    if settings.force_refit or force:
+        return RefitDecision(True, FORCED, age)
+    if stored is None:
+        return RefitDecision(True, "no pinned fit yet", None)
+    if stored.key != key:
+        return RefitDecision(True, f"ml/btyd_models refitted ({upstream.reason}); key {stored.key} -> {key}", age)
+    return RefitDecision(False, f"BTYD fit {upstream.key} unchanged", age)
 
 
 @dataclass(frozen=True)
