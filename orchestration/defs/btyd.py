@@ -96,43 +96,65 @@ CUTOFF_WINDOWS = {
     "train": ("training_cutoff", "scoring_cutoff"),
     "scoring": ("scoring_cutoff", None),
 }
-# The training-window measures ml/cadence.py compares, per cut-off, computed from the staging with exactly the
-# definitions of the feature marts (macros customer_features_at and future_labels: a customer row per customer with
-# an accepted, not refunded order at or before the cut-off; labels from accepted orders in (cut-off, label end],
-# refunds counted 0), so the decision needs no back-test mart. Money is summed per customer first, as the marts
-# do. tests/integration/test_model_cadence.py proves them equal to the same aggregates over the marts.
+# The training-window measures ml/cadence.py compares, for every cut-off, computed from the staging with exactly
+# the definitions of the feature marts (macros customer_features_at and future_labels): a customer counts at a
+# cut-off when they have an accepted (not cancelled), not refunded order at or before it; repeat buyers bought on
+# more than one day (repeat_order_count = distinct order days - 1 > 0, i.e. first day < last day); labels come from
+# accepted orders in (cut-off, label end], refunds counted 0, for the customers known at the cut-off. One scan of
+# the orders and one group by customer for all three cut-offs, money summed per customer first as the marts do;
+# no back-test mart is read. tests/integration/test_model_cadence.py proves them equal to the marts' aggregates.
 MEASURES_SQL = """
     with cutoffs as (
-        select {cutoff} as cutoff_date{label_end} from intermediate.int_cutoffs
+        select * from intermediate.int_cutoffs
     ),
 
-    customers as (
-        select orders.customer_id, count(*) as order_count,
-            count(distinct orders.ordered_on) - 1 as repeat_order_count, sum(orders.order_amount) as gross_revenue
-        from staging.stg_orders as orders, cutoffs
-        where orders.ordered_on <= cutoffs.cutoff_date and not orders.is_cancelled and not orders.is_refund
-        group by orders.customer_id
-    ){labels_cte}
-
-    select count(*) as customers, coalesce(sum(order_count), 0) as orders,
-        round(coalesce(sum(gross_revenue), 0), 2) as gross_revenue,
-        count_if(repeat_order_count > 0) as repeat_buyers{label_measures}
-    from customers{labels_join}
-"""
-LABELS_CTE = """,
-
-    labels as (
+    per_customer as (
         select orders.customer_id,
-            sum(case when orders.is_refund then 0 else orders.order_amount end) as future_revenue,
-            count(*) filter (where not orders.is_refund) as future_order_count
+            {per_customer}
         from staging.stg_orders as orders, cutoffs
-        where orders.ordered_on > cutoffs.cutoff_date and orders.ordered_on <= cutoffs.label_end
-            and not orders.is_cancelled
+        where not orders.is_cancelled
         group by orders.customer_id
-    )"""
-LABEL_MEASURES = """,
-        count_if(coalesce(labels.future_order_count, 0) > 0) as future_buyers,
-        round(coalesce(sum(coalesce(labels.future_revenue, 0)), 0), 2) as future_revenue"""
+    )
+
+    select
+        {measures}
+    from per_customer
+"""
+
+
+def measures_sql() -> str:
+    """The SQL of the training-window measures: one row, a column `<cut-off>.<measure>` per measure."""
+    per_customer, measures = [], []
+    for cutoff, (column, label_end) in CUTOFF_WINDOWS.items():
+        bought = f"not orders.is_refund and orders.ordered_on <= cutoffs.{column}"
+        per_customer += [
+            f"count(*) filter (where {bought}) as {cutoff}_orders",
+            f"min(orders.ordered_on) filter (where {bought}) as {cutoff}_first_day",
+            f"max(orders.ordered_on) filter (where {bought}) as {cutoff}_last_day",
+            f"sum(orders.order_amount) filter (where {bought}) as {cutoff}_gross_revenue",
+        ]
+        known = f"{cutoff}_orders > 0"
+        measures += [
+            f'count_if({known}) as "{cutoff}.customers"',
+            f'coalesce(sum({cutoff}_orders), 0) as "{cutoff}.orders"',
+            f'round(coalesce(sum({cutoff}_gross_revenue), 0), 2) as "{cutoff}.gross_revenue"',
+            f'count_if({cutoff}_first_day < {cutoff}_last_day) as "{cutoff}.repeat_buyers"',
+        ]
+        if label_end is None:
+            continue
+        window = f"orders.ordered_on > cutoffs.{column} and orders.ordered_on <= cutoffs.{label_end}"
+        per_customer += [
+            f"count(*) filter (where {window} and not orders.is_refund) as {cutoff}_future_orders",
+            "sum(case when orders.is_refund then 0 else orders.order_amount end)"
+            f" filter (where {window}) as {cutoff}_future_revenue",
+        ]
+        measures += [
+            f'count_if({known} and {cutoff}_future_orders > 0) as "{cutoff}.future_buyers"',
+            f'round(coalesce(sum({cutoff}_future_revenue) filter (where {known}), 0), 2) as "{cutoff}.future_revenue"',
+        ]
+    return MEASURES_SQL.format(per_customer=",\n            ".join(per_customer), measures=",\n        ".join(measures))
+
+
 # The scoring table's columns (the back-test marts are built from the same macro; their own definition is
 # fingerprinted from the dbt manifest, backtest_definition): known before any back-test mart is built.
 COLUMNS_SQL = """
@@ -140,20 +162,6 @@ COLUMNS_SQL = """
     where table_schema = 'marts' and table_name = 'customer_features'
     order by ordinal_position
 """
-
-
-def measures_sql(cutoff: str) -> str:
-    """The SQL of the training-window measures at one cut-off of CUTOFF_WINDOWS."""
-    column, label_end = CUTOFF_WINDOWS[cutoff]
-    if label_end is None:
-        return MEASURES_SQL.format(cutoff=column, label_end="", labels_cte="", label_measures="", labels_join="")
-    return MEASURES_SQL.format(
-        cutoff=column,
-        label_end=f", {label_end} as label_end",
-        labels_cte=LABELS_CTE,
-        label_measures=LABEL_MEASURES,
-        labels_join=" left join labels using (customer_id)",
-    )
 
 
 def run_context(conn: duckdb.DuckDBPyConnection, settings: Settings) -> tuple[date | None, int]:
@@ -202,10 +210,8 @@ def training_snapshot(
     """The current training data as ml/cadence.py compares it: a few aggregates per cut-off over the staging (no
     table is loaded, no back-test mart is read) and the settings that shape the fit."""
     as_of, horizon = run_context(conn, settings)
-    measures = {}
-    for cutoff in CUTOFF_WINDOWS:
-        frame = conn.execute(measures_sql(cutoff)).df()
-        measures |= {f"{cutoff}.{name}": float(value) for name, value in frame.iloc[0].items()}
+    frame = conn.execute(measures_sql()).df()
+    measures = {name: float(value) for name, value in frame.iloc[0].items()}
     columns = conn.execute(COLUMNS_SQL).fetchall()
     manifest = manifest if manifest is not None else json.loads(DBT_MANIFEST.read_text(encoding="utf-8"))
     return TrainingSnapshot(

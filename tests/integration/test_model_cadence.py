@@ -64,14 +64,13 @@ def _scores(warehouse) -> pd.DataFrame:
 
 def _measures(warehouse) -> tuple[dict[str, float], dict[str, float]]:
     """(from the staging, from the marts) for every measure and cut-off."""
-    staging, marts = {}, {}
+    marts = {}
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         for cutoff, table in MART_TABLES.items():
             labels = MART_LABEL_MEASURES if CUTOFF_WINDOWS[cutoff][1] else ""
             frame = conn.execute(MART_MEASURES_SQL.format(table=table, labels=labels)).df()
             marts |= {f"{cutoff}.{name}": float(value) for name, value in frame.iloc[0].items()}
-            frame = conn.execute(measures_sql(cutoff)).df()
-            staging |= {f"{cutoff}.{name}": float(value) for name, value in frame.iloc[0].items()}
+        staging = {name: float(value) for name, value in conn.execute(measures_sql()).df().iloc[0].items()}
     return staging, marts
 
 
