@@ -3,7 +3,9 @@
 `dbt_feature_models` is one dbt invocation (one dbt start-up) for everything before the ML assets: the order and
 event staging (tag `daily`, incremental: a run re-stages the days of its window, or every day without one;
 orchestration/lib/partitions.py), the staging views, cut-offs, the customer snapshots (customer_features, ...) and
-the sync edge (edge.customer_contacts). The ML assets write schema `ml`; then `dbt_score_models` (the folder
+the sync edge (edge.customer_contacts). The back-test marts (customer_features_train, _selection) have their own
+step, `dbt_backtest_models`, which builds them only when the model chain refits (ml/model_refit_decision) and
+otherwise keeps them as the pinned fit saw them. The ML assets write schema `ml`; then `dbt_score_models` (the folder
 models/marts/scores/) joins them into marts.customer_scores. Separate definitions keep the run order explicit,
 and the folder tree says which step a model belongs to: a mart that reads an ML output goes in
 models/marts/scores/ (`check_layout` refuses it anywhere else). Python assets that run after the scores publish
