@@ -30,6 +30,7 @@ from typing import Any
 
 import dagster as dg
 import duckdb
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from orchestration.defs.resources import DUCKDB_TAG, SparkEngine, Warehouse
@@ -353,7 +354,8 @@ def dbt_backtest_models(
     """The back-test marts customer_features_train and customer_features_selection, built only when the model
     chain refits (ml/model_refit_decision, decided from the staging without them): a daily run that keeps the
     pinned fit starts no dbt and keeps them as the pinned fit saw them (metadata `segmint/kept`, and their data
-    version stays the pinned fit key). Their dbt tests ran when they were built; a kept day re-runs none."""
+    version stays the pinned fit key). Their dbt tests ran when they were built: a kept day carries each one's last
+    passing result over (carried_check_results), or runs `dbt test` when one is missing or failed."""
     with warehouse.connect() as conn:
         decision = read_refit_decision(conn)
         as_of = conn.execute("select as_of from raw.run_context").fetchone()[0]
@@ -380,6 +382,43 @@ def dbt_backtest_models(
     for key in sorted(context.selected_asset_keys, key=lambda key: key.path):
         output_name = context.assets_def.get_output_name_for_asset_key(key)
         yield dg.Output(None, output_name=output_name, metadata=kept, data_version=version)
+    carried = carried_check_results(context.instance, sorted(context.selected_asset_check_keys))
+    if carried is None:
+        # No passing result on record for an unchanged table (a new run history, or a failed test): test it again.
+        yield from _run_dbt(context, dbt, warehouse, spark, ["test"])
+    else:
+        yield from carried
+
+
+def carried_check_results(
+    instance: dg.DagsterInstance, check_keys: list[dg.AssetCheckKey]
+) -> list[dg.AssetCheckResult] | None:
+    """The dbt tests of tables kept unchanged: each one's last completed result, when every one passed, else None.
+
+    The tests' blocking checks gate the model chain; a kept table has exactly the content they last passed on (a
+    failed test stops the refit, so the next run rebuilds), and re-running them would start dbt on a day that needs
+    none. A result that is missing (a new run history) or failed means the tests run again."""
+    results = []
+    for key in check_keys:
+        history = instance.event_log_storage.get_asset_check_execution_history(
+            key, limit=1, status={AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
+        )
+        evaluation = history[0].event.asset_check_evaluation if history and history[0].event else None
+        if evaluation is None or not evaluation.passed:
+            return None
+        results.append(
+            dg.AssetCheckResult(
+                asset_key=key.asset_key,
+                check_name=key.name,
+                passed=True,
+                metadata={
+                    KEPT_METADATA: dg.MetadataValue.text(
+                        f"not re-run: the table is unchanged since this test passed in run {history[0].run_id}"
+                    )
+                },
+            )
+        )
+    return results
 
 
 # The incremental staging models inside the feature step (dbt tag `daily`): what a window of days re-stages.

@@ -5,6 +5,7 @@ equal the same aggregates over the back-test marts."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import dagster as dg
@@ -41,7 +42,8 @@ MART_LABEL_MEASURES = (
 )
 
 
-def _run_chain(warehouse) -> dict[str, list[dg.AssetMaterialization]]:
+def _run_chain(warehouse, instance: dg.DagsterInstance) -> tuple[dict[str, list[dg.AssetMaterialization]], list]:
+    """The chain's materializations per step, and the back-test marts' dbt test results."""
     result = dg.materialize(
         [model_refit_decision, dbt_backtest_models, btyd_models, clv_model_evaluation, clv_model, clv_predictions],
         # SparkEngine: clv_predictions asks for it (it scores in Spark when SEGMINT_ENGINE=spark; idle on DuckDB).
@@ -51,10 +53,16 @@ def _run_chain(warehouse) -> dict[str, list[dg.AssetMaterialization]]:
             "spark": SparkEngine(),
             "dbt": dbt_resource(),
         },
+        instance=instance,
     )
     assert result.success
     nodes = [*CHAIN, "ml__clv_predictions", "ml__model_refit_decision", "dbt_backtest_models"]
-    return {node: result.asset_materializations_for_node(node) for node in nodes}
+    checks = [
+        event.event_specific_data
+        for event in result.events_for_node("dbt_backtest_models")
+        if event.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
+    return {node: result.asset_materializations_for_node(node) for node in nodes}, checks
 
 
 def _scores(warehouse) -> pd.DataFrame:
@@ -102,8 +110,18 @@ def test_an_unchanged_day_keeps_the_pinned_model_and_a_changed_training_window_r
     assert len(pinned_fit) == 1
 
     # The same day again (what the daily schedule does when no new order arrived): every step keeps its fit, and
-    # no dbt runs for the back-test marts, which keep the pinned fit's key as their data version.
-    kept = _run_chain(warehouse)
+    # dbt builds no back-test mart: they keep the pinned fit's key as their data version. This run history has no
+    # result of their tests yet, so dbt tests them (no build); the next kept day carries those results over.
+    results = dbt_target_path(str(warehouse), "dbt_backtest_models") / "run_results.json"
+    instance = dg.DagsterInstance.ephemeral()
+    kept, checks = _run_chain(warehouse, instance)
+    assert checks and all(check.passed for check in checks)
+    ran = {r["unique_id"].split(".")[0] for r in json.loads(results.read_text())["results"]}
+    assert "test" in ran and "model" not in ran, ran
+    tested_at = results.stat().st_mtime
+    kept, checks = _run_chain(warehouse, instance)
+    assert checks and all(check.passed and KEPT_METADATA in check.metadata for check in checks)
+    assert results.stat().st_mtime == tested_at  # no dbt at all
     for node in CHAIN:
         assert kept[node][0].metadata["cadence"].value.startswith("kept "), kept[node][0].metadata["cadence"].value
     assert kept["ml__model_refit_decision"][0].metadata["cadence"].value.startswith("kept ")
@@ -112,7 +130,6 @@ def test_an_unchanged_day_keeps_the_pinned_model_and_a_changed_training_window_r
     for materialization in kept["dbt_backtest_models"]:
         assert KEPT_METADATA in materialization.metadata
         assert materialization.tags["dagster/data_version"] == pinned_fit[0][0]
-    assert not (dbt_target_path(str(warehouse), "dbt_backtest_models") / "run_results.json").exists()
     pd.testing.assert_frame_equal(_backtest_marts(warehouse), marts_before)
     assert kept["ml__btyd_models"][0].tags["dagster/data_version"] == pinned_fit[0][0]
     assert kept["ml__clv_model"][0].tags["dagster/data_version"] == pinned_model
@@ -123,7 +140,8 @@ def test_an_unchanged_day_keeps_the_pinned_model_and_a_changed_training_window_r
     # staging, dbt rebuilds the back-test marts, and the chain refits on them.
     with duckdb.connect(str(warehouse)) as conn:
         conn.execute("delete from staging.stg_orders where hash(customer_id) % 10 = 0")
-    refit = _run_chain(warehouse)
+    refit, checks = _run_chain(warehouse, instance)
+    assert checks and all(check.passed and KEPT_METADATA not in check.metadata for check in checks)
     reason = refit["ml__btyd_models"][0].metadata["cadence"].value
     assert reason.startswith("refit: training data moved more than 5%"), reason
     assert refit["ml__model_refit_decision"][0].metadata["cadence"].value == reason
@@ -131,7 +149,8 @@ def test_an_unchanged_day_keeps_the_pinned_model_and_a_changed_training_window_r
         assert KEPT_METADATA not in materialization.metadata
         assert materialization.metadata["cadence"].value == "built for a refit: " + reason.removeprefix("refit: ")
         assert materialization.tags["dagster/data_version"] == refit["ml__btyd_models"][0].tags["dagster/data_version"]
-    assert (dbt_target_path(str(warehouse), "dbt_backtest_models") / "run_results.json").exists()
+    built = {r["unique_id"] for r in json.loads(results.read_text())["results"] if r["unique_id"].startswith("model.")}
+    assert built == {"model.segmint.customer_features_train", "model.segmint.customer_features_selection"}
     for node in ("ml__clv_model_evaluation", "ml__clv_model"):
         assert refit[node][0].metadata["cadence"].value.startswith("refit: ml/btyd_models refitted")
     assert refit["ml__btyd_models"][0].tags["dagster/data_version"] != pinned_fit[0][0]
