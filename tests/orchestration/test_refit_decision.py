@@ -7,11 +7,12 @@ import copy
 import json
 from datetime import date, timedelta
 
+import dagster as dg
 import duckdb
 
 from ml.cadence import FORCED, RefitDecision, TrainingSnapshot
 from orchestration.defs.btyd import backtest_definition, stale_backtest_marts
-from orchestration.defs.dbt_models import DBT_MANIFEST
+from orchestration.defs.dbt_models import DBT_MANIFEST, carried_check_results
 from orchestration.lib.cadence import (
     ChainDecision,
     PinnedFit,
@@ -114,3 +115,12 @@ def test_the_back_test_definition_follows_the_marts_and_their_macros():
     other = copy.deepcopy(manifest)  # a model the back-test marts do not depend on
     other["nodes"]["model.segmint.prospect_features"]["checksum"]["checksum"] = "0" * 64
     assert backtest_definition(other) == original
+
+
+def test_kept_marts_carry_test_results_only_when_every_one_passed_on_record():
+    check = dg.AssetCheckKey(
+        dg.AssetKey(["marts", "customer_features_train"]), "unique_customer_features_train_customer_id"
+    )
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert carried_check_results(instance, []) == []
+        assert carried_check_results(instance, [check]) is None  # nothing on record: dbt tests them again
