@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import shutil
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -296,7 +297,21 @@ def _run_dbt(
         if data_version is None:
             yield event.with_metadata(metadata)
         else:
-            yield dg.Output(event.value, event.output_name, metadata, data_version, tags=event.tags)
+            yield versioned_output(event.value, event.output_name, metadata, data_version, event.tags)
+
+
+def versioned_output(
+    value: Any,
+    output_name: str,
+    metadata: Mapping[str, Any],
+    data_version: dg.DataVersion,
+    tags: Mapping[str, str] | None = None,
+) -> dg.Output:
+    """An Output with its data version set by the step (Dagster marks the parameter beta and warns on every use;
+    MaterializeResult's, which the Python steps use, is the same mechanism without the warning)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.Output(value, output_name, metadata, data_version, tags=tags)
 
 
 @dbt_assets(
@@ -381,7 +396,7 @@ def dbt_backtest_models(
     # Upstream first (selection before train is the manifest's order; neither reads the other).
     for key in sorted(context.selected_asset_keys, key=lambda key: key.path):
         output_name = context.assets_def.get_output_name_for_asset_key(key)
-        yield dg.Output(None, output_name=output_name, metadata=kept, data_version=version)
+        yield versioned_output(None, output_name, kept, version)
     carried = carried_check_results(context.instance, sorted(context.selected_asset_check_keys))
     if carried is None:
         # No passing result on record for an unchanged table (a new run history, or a failed test): test it again.
