@@ -308,7 +308,10 @@ def chain_decision(
 @dg.asset(
     key=MODEL_REFIT_DECISION,
     deps=[STG_ORDERS, INT_CUTOFFS, CUSTOMER_FEATURES, RAW_RUN_CONTEXT],
-    group_name=groups.CLV,
+    # With the feature marts, not the models: it gates the back-test marts' build, so like them it runs in whole runs
+    # only (orchestration/defs/automation.py), never alone after an input changed, which would ask ml/btyd_models
+    # for a refit whose marts nobody built.
+    group_name=groups.FEATURES,
     kinds={"python", "duckdb"},
     op_tags=DUCKDB_TAG,
     code_version="model-refit-decision-v1",
@@ -399,6 +402,13 @@ def btyd_models(warehouse: Warehouse, settings: SegmintSettings) -> dg.Materiali
                     **_fit_metadata(table),
                 },
                 data_version=dg.DataVersion(pinned.key),
+            )
+        # A refit fits on the back-test marts dbt_backtest_models built for this decision, never on older ones
+        # (a run that selected the decision and this step but not the marts, e.g. an automation).
+        unbuilt = stale_backtest_marts(conn, PinnedFit(decision.fit_key, decision.as_of, "", decision.snapshot))
+        if unbuilt:
+            raise dg.Failure(
+                description=f"ml/model_refit_decision says refit, but {unbuilt}: materialize dbt_backtest_models first"
             )
     rows = []
     for cutoff, table in CUTOFF_TABLES.items():  # one table in memory at a time
