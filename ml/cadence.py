@@ -6,8 +6,9 @@ Daily runs score every customer with the pinned model; the model chain (ml/btyd_
 2. nothing is pinned yet (first run, or a table written before fits were keyed);
 3. the as-of date is before the pinned fit's: that fit has seen labels after today's cut-off (a backfill), so it
    cannot score this day without leaking the future;
-4. a setting changed: the CLV horizon, the feature columns (name and type of every column of the three feature
-   tables), a model step's code version, the LightGBM/SciPy versions (SETTINGS_THAT_REFIT);
+4. a setting changed: the CLV horizon, the feature columns (name and type of every column of the scoring feature
+   table), the definition of the back-test marts (their dbt models and macros), a model step's code version, the
+   LightGBM/SciPy versions (SETTINGS_THAT_REFIT);
 5. the pinned fit is SEGMINT_MODEL_REFIT_DAYS days old or older (default 7, weekly; 0 refits on every run);
 6. the training data moved materially: one of the training-window measures (customers, orders, gross revenue,
    repeat buyers, and for the labelled windows future buyers and future revenue, at each of the three cut-offs)
@@ -19,7 +20,8 @@ label window, late data by less; both stay well inside 5 %, and the weekly refit
 Revenue measures are in the reporting currency (the feature marts convert every order to it), never summed across
 currencies.
 
-ml/btyd_models applies this rule (it is the first fitting step of the chain); the steps after it follow the
+ml/model_refit_decision applies this rule once per run, before the back-test marts, which dbt builds only on a
+refit (orchestration/lib/cadence.py); ml/btyd_models follows that decision, and the steps after it follow the
 mechanical Dagster rule "refit when an input's version or my own settings changed" (derived_key): each stores
 the key of what it was fitted on beside its output, and returns it as its Dagster data version, so an unchanged
 key means an unchanged output and the UI shows downstream steps up to date.
@@ -35,7 +37,8 @@ from datetime import date
 DEFAULT_REFIT_DAYS = 7
 # Largest relative move of a training-window measure that still counts as "the same training data".
 MATERIAL_CHANGE = 0.05
-SETTINGS_THAT_REFIT = ("horizon_days", "feature_columns", "code_versions", "library_versions")
+FORCED = "forced (SEGMINT_FORCE_REFIT or force_refit in the run config)"
+SETTINGS_THAT_REFIT = ("horizon_days", "feature_columns", "backtest_definition", "code_versions", "library_versions")
 
 
 def _digest(payload) -> str:
@@ -104,7 +107,7 @@ def decide_refit(
     """Refit or keep the pinned fit: the rule of the module docstring, first matching reason wins."""
     age = (current.as_of - pinned.as_of).days if pinned and pinned.as_of and current.as_of else None
     if force:
-        return RefitDecision(True, "forced (SEGMINT_FORCE_REFIT or force_refit in the run config)", age)
+        return RefitDecision(True, FORCED, age)
     if pinned is None:
         return RefitDecision(True, "no pinned fit yet", None)
     if age is None:

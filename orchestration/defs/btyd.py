@@ -2,9 +2,11 @@
 order, order value) per customer."""
 
 import hashlib
+import json
 import pickle
-from dataclasses import dataclass
-from datetime import date
+from collections.abc import Mapping
+from datetime import date, timedelta
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -23,16 +25,28 @@ from ml.btyd import (
     btyd_prediction_table,
     fit_btyd_models,
 )
-from ml.cadence import TrainingSnapshot, decide_refit, kept_message
+from ml.cadence import RefitDecision, TrainingSnapshot
+from orchestration.defs.dbt_models import BACKTEST_MODELS, DBT_MANIFEST
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
 from orchestration.lib import groups
+from orchestration.lib.cadence import (
+    REFIT_DECISION_TABLE,
+    ChainDecision,
+    PinnedFit,
+    cadence_metadata,
+    decide_on_cadence,
+    read_refit_decision,
+)
 from orchestration.lib.keys import (
     BTYD_FITS,
     BTYD_PREDICTIONS,
     CUSTOMER_FEATURES,
     CUSTOMER_FEATURES_SELECTION,
     CUSTOMER_FEATURES_TRAIN,
+    INT_CUTOFFS,
+    MODEL_REFIT_DECISION,
     RAW_RUN_CONTEXT,
+    STG_ORDERS,
 )
 from orchestration.lib.metadata import markdown_table
 from orchestration.lib.settings import Settings
@@ -63,7 +77,8 @@ def read_btyd_fits(conn: duckdb.DuckDBPyConnection, cutoff: str) -> dict[str, Fi
 
 
 class RefitConfig(dg.Config):
-    """Launchpad switch: refit the model chain on this run whatever the cadence says (or SEGMINT_FORCE_REFIT=1)."""
+    """Launchpad switch of ml/model_refit_decision: refit the model chain (and rebuild its back-test marts) on this
+    run whatever the cadence says (or SEGMINT_FORCE_REFIT=1)."""
 
     force_refit: bool = False
 
@@ -75,20 +90,77 @@ CHAIN_CODE_VERSIONS = {
     "clv_model_evaluation": "clv-champion-v2",
     "clv_model": "clv-model-v3",
 }
-# Per cut-off table: the training-window measures ml/cadence.py compares (labelled windows also count labels).
+# Per cut-off: its column of intermediate.int_cutoffs, and the end of its label window (None: not labelled).
+CUTOFF_WINDOWS = {
+    "selection": ("selection_cutoff", "training_cutoff"),
+    "train": ("training_cutoff", "scoring_cutoff"),
+    "scoring": ("scoring_cutoff", None),
+}
+# The training-window measures ml/cadence.py compares, for every cut-off, computed from the staging with exactly
+# the definitions of the feature marts (macros customer_features_at and future_labels): a customer counts at a
+# cut-off when they have an accepted (not cancelled), not refunded order at or before it; repeat buyers bought on
+# more than one day (repeat_order_count = distinct order days - 1 > 0, i.e. first day < last day); labels come from
+# accepted orders in (cut-off, label end], refunds counted 0, for the customers known at the cut-off. One scan of
+# the orders and one group by customer for all three cut-offs, money summed per customer first as the marts do;
+# no back-test mart is read. tests/integration/test_model_cadence.py proves them equal to the marts' aggregates.
 MEASURES_SQL = """
-    select count(*) as customers, coalesce(sum(order_count), 0) as orders,
-        round(coalesce(sum(gross_revenue), 0), 2) as gross_revenue, count_if(repeat_order_count > 0) as repeat_buyers{labels}
-    from {table}
+    with cutoffs as (
+        select * from intermediate.int_cutoffs
+    ),
+
+    per_customer as (
+        select orders.customer_id,
+            {per_customer}
+        from staging.stg_orders as orders, cutoffs
+        where not orders.is_cancelled
+        group by orders.customer_id
+    )
+
+    select
+        {measures}
+    from per_customer
 """
-LABEL_MEASURES = (
-    ", count_if(has_future_order) as future_buyers, round(coalesce(sum(future_revenue), 0), 2) as future_revenue"
-)
+
+
+def measures_sql() -> str:
+    """The SQL of the training-window measures: one row, a column `<cut-off>.<measure>` per measure."""
+    per_customer, measures = [], []
+    for cutoff, (column, label_end) in CUTOFF_WINDOWS.items():
+        bought = f"not orders.is_refund and orders.ordered_on <= cutoffs.{column}"
+        per_customer += [
+            f"count(*) filter (where {bought}) as {cutoff}_orders",
+            f"min(orders.ordered_on) filter (where {bought}) as {cutoff}_first_day",
+            f"max(orders.ordered_on) filter (where {bought}) as {cutoff}_last_day",
+            f"sum(orders.order_amount) filter (where {bought}) as {cutoff}_gross_revenue",
+        ]
+        known = f"{cutoff}_orders > 0"
+        measures += [
+            f'count_if({known}) as "{cutoff}.customers"',
+            f'coalesce(sum({cutoff}_orders), 0) as "{cutoff}.orders"',
+            f'round(coalesce(sum({cutoff}_gross_revenue), 0), 2) as "{cutoff}.gross_revenue"',
+            f'count_if({cutoff}_first_day < {cutoff}_last_day) as "{cutoff}.repeat_buyers"',
+        ]
+        if label_end is None:
+            continue
+        window = f"orders.ordered_on > cutoffs.{column} and orders.ordered_on <= cutoffs.{label_end}"
+        per_customer += [
+            f"count(*) filter (where {window} and not orders.is_refund) as {cutoff}_future_orders",
+            "sum(case when orders.is_refund then 0 else orders.order_amount end)"
+            f" filter (where {window}) as {cutoff}_future_revenue",
+        ]
+        measures += [
+            f'count_if({known} and {cutoff}_future_orders > 0) as "{cutoff}.future_buyers"',
+            f'round(coalesce(sum({cutoff}_future_revenue) filter (where {known}), 0), 2) as "{cutoff}.future_revenue"',
+        ]
+    return MEASURES_SQL.format(per_customer=",\n            ".join(per_customer), measures=",\n        ".join(measures))
+
+
+# The scoring table's columns (the back-test marts are built from the same macro; their own definition is
+# fingerprinted from the dbt manifest, backtest_definition): known before any back-test mart is built.
 COLUMNS_SQL = """
-    select table_name, column_name, data_type from information_schema.columns
-    where table_schema = 'marts' and table_name in ('customer_features_selection', 'customer_features_train',
-        'customer_features')
-    order by table_name, ordinal_position
+    select column_name, data_type from information_schema.columns
+    where table_schema = 'marts' and table_name = 'customer_features'
+    order by ordinal_position
 """
 
 
@@ -100,35 +172,59 @@ def run_context(conn: duckdb.DuckDBPyConnection, settings: Settings) -> tuple[da
     return settings.as_of, settings.horizon_days
 
 
-def training_snapshot(conn: duckdb.DuckDBPyConnection, settings: Settings) -> TrainingSnapshot:
-    """The current training data as ml/cadence.py compares it: a few aggregates per cut-off, no table is loaded."""
+def backtest_definition(manifest: Mapping[str, Any]) -> str:
+    """Fingerprint of what the back-test marts are made of: their dbt models (file checksum, config, parents) and
+    every macro they call, with its adapter implementations. A change refits the chain (ml/cadence.py rule 4),
+    since the marts are rebuilt only on a refit."""
+    macros = manifest.get("macros", {})
+    seen: set[str] = set()
+    todo = [
+        macro
+        for name in BACKTEST_MODELS
+        for macro in manifest["nodes"][f"model.segmint.{name}"]["depends_on"].get("macros", [])
+    ]
+    while todo:
+        unique_id = todo.pop()
+        if unique_id in seen or unique_id not in macros:
+            continue
+        seen.add(unique_id)
+        todo.extend(macros[unique_id].get("depends_on", {}).get("macros", []))
+        # adapter.dispatch: `days_between` runs `duckdb__days_between` (or `spark__...`), which no depends_on names
+        short = unique_id.rsplit(".", 1)[-1]
+        todo.extend(key for key in macros if key.rsplit(".", 1)[-1].endswith(f"__{short}"))
+    parts = [
+        [
+            manifest["nodes"][f"model.segmint.{name}"]["checksum"],
+            manifest["nodes"][f"model.segmint.{name}"]["config"],
+            manifest["nodes"][f"model.segmint.{name}"]["depends_on"].get("nodes", []),
+        ]
+        for name in BACKTEST_MODELS
+    ]
+    parts.append(sorted((unique_id, macros[unique_id].get("macro_sql", "")) for unique_id in seen))
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def training_snapshot(
+    conn: duckdb.DuckDBPyConnection, settings: Settings, manifest: Mapping[str, Any] | None = None
+) -> TrainingSnapshot:
+    """The current training data as ml/cadence.py compares it: a few aggregates per cut-off over the staging (no
+    table is loaded, no back-test mart is read) and the settings that shape the fit."""
     as_of, horizon = run_context(conn, settings)
-    measures = {}
-    for cutoff, table in CUTOFF_TABLES.items():
-        labels = LABEL_MEASURES if cutoff != "scoring" else ""
-        frame = conn.execute(MEASURES_SQL.format(table=table, labels=labels)).df()
-        measures |= {f"{cutoff}.{name}": float(value) for name, value in frame.iloc[0].items()}
+    frame = conn.execute(measures_sql()).df()
+    measures = {name: float(value) for name, value in frame.iloc[0].items()}
     columns = conn.execute(COLUMNS_SQL).fetchall()
+    manifest = manifest if manifest is not None else json.loads(DBT_MANIFEST.read_text(encoding="utf-8"))
     return TrainingSnapshot(
         as_of,
         measures,
         {
             "horizon_days": str(horizon),
             "feature_columns": hashlib.sha256(repr(columns).encode()).hexdigest()[:12],
+            "backtest_definition": backtest_definition(manifest),
             "code_versions": ",".join(f"{k}={v}" for k, v in sorted(CHAIN_CODE_VERSIONS.items())),
             "library_versions": f"lightgbm={lightgbm.__version__},scipy={scipy.__version__}",
         },
     )
-
-
-@dataclass(frozen=True)
-class PinnedFit:
-    """What a model step stored beside its output: the key it was fitted for, when, and why."""
-
-    key: str
-    fitted_as_of: date | None
-    reason: str
-    snapshot: TrainingSnapshot | None = None
 
 
 def pinned_btyd_fit(conn: duckdb.DuckDBPyConnection) -> PinnedFit | None:
@@ -167,50 +263,152 @@ def _fit_metadata(table: pd.DataFrame) -> dict[str, dg.MetadataValue]:
     return metadata
 
 
+def stale_backtest_marts(conn: duckdb.DuckDBPyConnection, pinned: PinnedFit) -> str | None:
+    """Why the back-test marts cannot serve the pinned fit (missing, or built for another as-of date), else None.
+
+    Between refits the marts must hold what the pinned fits were made on: their cutoff_date is the pinned as-of
+    minus one (train) or two (selection) horizons. A failed build, a restored table or a warehouse from before the
+    marts followed the cadence shows here, and the chain refits instead of mixing two days."""
+    snapshot = pinned.snapshot
+    horizon = int(snapshot.settings.get("horizon_days", 0)) if snapshot else 0
+    for name, horizons in (("customer_features_train", 1), ("customer_features_selection", 2)):
+        table = f"marts.{name}"
+        if not table_exists(conn, table):
+            return f"back-test mart {table} is missing"
+        built = conn.execute(f"select max(cutoff_date) from {table}").fetchone()[0]
+        if built is None or pinned.fitted_as_of is None or not horizon:
+            continue  # an empty mart (a young shop) has no rows to disagree with
+        expected = pinned.fitted_as_of - timedelta(days=horizons * horizon)
+        if built != expected:
+            return f"back-test mart {table} has cut-off {built}, the pinned fit's is {expected}"
+    return None
+
+
+def chain_decision(
+    conn: duckdb.DuckDBPyConnection, settings: Settings, force: bool, manifest: Mapping[str, Any] | None = None
+) -> ChainDecision:
+    """The model chain's one refit decision for this run (ml.cadence.decide_refit with the run's settings, `force`
+    = the launchpad switch, then the back-test marts' own check)."""
+    current = training_snapshot(conn, settings, manifest)
+    pinned = pinned_btyd_fit(conn)
+    decision = decide_on_cadence(pinned.snapshot if pinned else None, current, settings, force)
+    if not decision.refit and (stale := stale_backtest_marts(conn, pinned)):
+        decision = RefitDecision(True, stale, decision.age_days)
+    return ChainDecision(
+        refit=decision.refit,
+        reason=decision.reason,
+        fit_key=current.key if decision.refit else pinned.key,
+        snapshot=current,
+        age_days=decision.age_days,
+        pinned_as_of=pinned.fitted_as_of if pinned else None,
+        pinned_fingerprint=pinned.snapshot.fingerprint if pinned and pinned.snapshot else None,
+    )
+
+
+@dg.asset(
+    key=MODEL_REFIT_DECISION,
+    deps=[STG_ORDERS, INT_CUTOFFS, CUSTOMER_FEATURES, RAW_RUN_CONTEXT],
+    # With the feature marts, not the models: it gates the back-test marts' build, so like them it runs in whole runs
+    # only (orchestration/defs/automation.py), never alone after an input changed, which would ask ml/btyd_models
+    # for a refit whose marts nobody built.
+    group_name=groups.FEATURES,
+    kinds={"python", "duckdb"},
+    op_tags=DUCKDB_TAG,
+    code_version="model-refit-decision-v1",
+)
+def model_refit_decision(warehouse: Warehouse, settings: SegmintSettings, config: RefitConfig) -> dg.MaterializeResult:
+    """Refit the CLV model chain on this run, or keep the pinned fit: decided once, before any back-test mart.
+
+    ml.cadence.decide_refit on the training-window measures (SQL aggregates over the staging at the cut-offs of
+    intermediate.int_cutoffs, the marts' own definitions) and the settings; a refit also when the back-test marts
+    are not the pinned fit's (stale_backtest_marts). dbt_backtest_models builds customer_features_train and
+    _selection only on "refit", and ml/btyd_models follows. Its data version is the key the chain holds after the
+    run, so a kept day changes no version downstream. It reads ml.btyd_models, the pinned fit of the previous run,
+    which a declared dependency cannot express (btyd_models comes after it): Dagster's own data-version rule also
+    compares with the last materialization."""
+    s = settings.load()
+    with warehouse.connect() as conn:
+        decision = chain_decision(conn, s, force=config.force_refit)
+        write_table(conn, REFIT_DECISION_TABLE, decision.to_frame())
+    metadata = cadence_metadata(
+        RefitDecision(decision.refit, decision.reason, decision.age_days),
+        f"BTYD fits {decision.fit_key}",
+        decision.fit_key,
+        decision.as_of if decision.refit else decision.pinned_as_of,
+        decision.pinned_fingerprint,
+    )
+    measures = decision.snapshot.measures
+    return dg.MaterializeResult(
+        metadata={
+            **metadata,
+            "training_fingerprint": dg.MetadataValue.text(decision.snapshot.fingerprint),
+            "training_measures": dg.MetadataValue.json(measures),
+        },
+        data_version=dg.DataVersion(decision.fit_key),
+    )
+
+
 @dg.asset(
     key=BTYD_FITS,
-    deps=[CUSTOMER_FEATURES_SELECTION, CUSTOMER_FEATURES_TRAIN, CUSTOMER_FEATURES, RAW_RUN_CONTEXT],
+    deps=[
+        MODEL_REFIT_DECISION,
+        CUSTOMER_FEATURES_SELECTION,
+        CUSTOMER_FEATURES_TRAIN,
+        CUSTOMER_FEATURES,
+        RAW_RUN_CONTEXT,
+    ],
     group_name=groups.CLV,
     kinds={"python", "scipy", "duckdb"},
     op_tags=DUCKDB_TAG,
     code_version=BTYD_MODELS_CODE_VERSION,
 )
-def btyd_models(warehouse: Warehouse, settings: SegmintSettings, config: RefitConfig) -> dg.MaterializeResult:
+def btyd_models(warehouse: Warehouse, settings: SegmintSettings) -> dg.MaterializeResult:
     """BG/NBD and Pareto/NBD (x Gamma-Gamma) fitted at each cut-off (selection, train, scoring), pickled, on a cadence.
 
     BTYD needs no labels, so one fit per cut-off serves every reader: the BTYD back-test and peer predictions, and
     the CLV champion's back-test, production model and predictions (ml.btyd.fit_btyd_models).
-    This step decides for the whole model chain whether to refit (ml.cadence.decide_refit: forced, settings or
-    code changed, SEGMINT_MODEL_REFIT_DAYS old, or training data moved materially); otherwise it keeps the pinned
-    fits, and the steps after it keep theirs because its data version (the fit key) is unchanged."""
+    It follows ml/model_refit_decision, the chain's one decision (forced, settings or code changed,
+    SEGMINT_MODEL_REFIT_DAYS old, or training data moved materially): it refits on the back-test marts that
+    dbt_backtest_models has just built, or keeps the pinned fits, and the steps after it keep theirs because its
+    data version (the fit key) is unchanged."""
     s = settings.load()
     with warehouse.connect() as conn:
-        current = training_snapshot(conn, s)
-        pinned = pinned_btyd_fit(conn)
-        decision = decide_refit(
-            pinned.snapshot if pinned else None,
-            current,
-            refit_days=s.model_refit_days,
-            force=s.force_refit or config.force_refit,
-        )
-        if not decision.refit:
-            table = conn.execute(f"select * from {BTYD_FITS_TABLE} order by cutoff, model").df()
-            message = kept_message(
-                f"BTYD fits {pinned.key}",
-                pinned.fitted_as_of,
-                decision.age_days,
-                pinned.snapshot.fingerprint,
-                decision.reason,
+        decision = read_refit_decision(conn)
+        as_of, _ = run_context(conn, s)
+        if decision is None or decision.as_of != as_of:
+            found = "none" if decision is None else f"one for as-of {decision.as_of}"
+            raise dg.Failure(
+                description=f"{REFIT_DECISION_TABLE} holds {found}, the features are as of {as_of}: "
+                "materialize ml/model_refit_decision (and the back-test marts) first"
             )
+        if not decision.refit:
+            pinned = pinned_btyd_fit(conn)
+            if pinned is None or pinned.key != decision.fit_key:
+                raise dg.Failure(
+                    description=f"ml/model_refit_decision kept fit {decision.fit_key}, but {BTYD_FITS_TABLE} holds "
+                    f"{pinned.key if pinned else 'none'}: materialize ml/model_refit_decision again"
+                )
+            table = conn.execute(f"select * from {BTYD_FITS_TABLE} order by cutoff, model").df()
             return dg.MaterializeResult(
                 metadata={
-                    "cadence": dg.MetadataValue.text(message),
-                    "fit_key": dg.MetadataValue.text(pinned.key),
-                    "fitted_as_of": dg.MetadataValue.text(str(pinned.fitted_as_of)),
+                    **cadence_metadata(
+                        RefitDecision(False, decision.reason, decision.age_days),
+                        f"BTYD fits {pinned.key}",
+                        pinned.key,
+                        pinned.fitted_as_of,
+                        pinned.snapshot.fingerprint,
+                    ),
                     "dagster/row_count": dg.MetadataValue.int(len(table)),
                     **_fit_metadata(table),
                 },
                 data_version=dg.DataVersion(pinned.key),
+            )
+        # A refit fits on the back-test marts dbt_backtest_models built for this decision, never on older ones
+        # (a run that selected the decision and this step but not the marts, e.g. an automation).
+        unbuilt = stale_backtest_marts(conn, PinnedFit(decision.fit_key, decision.as_of, "", decision.snapshot))
+        if unbuilt:
+            raise dg.Failure(
+                description=f"ml/model_refit_decision says refit, but {unbuilt}: materialize dbt_backtest_models first"
             )
     rows = []
     for cutoff, table in CUTOFF_TABLES.items():  # one table in memory at a time
@@ -228,7 +426,7 @@ def btyd_models(warehouse: Warehouse, settings: SegmintSettings, config: RefitCo
                     "fit_seconds": fitted.fit_seconds if ok else 0.0,
                 }
             )
-    key = current.key
+    key, current = decision.fit_key, decision.snapshot
     table = pd.DataFrame(rows).assign(
         fit_key=key,
         fitted_as_of=pd.Series([current.as_of] * len(rows), dtype="object"),
@@ -239,9 +437,9 @@ def btyd_models(warehouse: Warehouse, settings: SegmintSettings, config: RefitCo
         write_table(conn, BTYD_FITS_TABLE, table)
     return dg.MaterializeResult(
         metadata={
-            "cadence": dg.MetadataValue.text(f"refit: {decision.reason}"),
-            "fit_key": dg.MetadataValue.text(key),
-            "fitted_as_of": dg.MetadataValue.text(str(current.as_of)),
+            **cadence_metadata(
+                RefitDecision(True, decision.reason, decision.age_days), "", key, current.as_of, current.fingerprint
+            ),
             "training_fingerprint": dg.MetadataValue.text(current.fingerprint),
             "dagster/row_count": dg.MetadataValue.int(len(rows)),
             **_fit_metadata(table),

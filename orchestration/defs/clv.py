@@ -19,7 +19,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from ml.cadence import derived_key, kept_message
+from ml.cadence import derived_key
 from ml.champion import EVALUATION as EVALUATION_WINDOW
 from ml.champion import (
     INPUT_COLUMNS,
@@ -39,13 +39,13 @@ from ml.evaluation import (
 from orchestration.defs.btyd import (
     BTYD_FITS_TABLE,
     CHAIN_CODE_VERSIONS,
-    PinnedFit,
     pinned_btyd_fit,
     read_btyd_fits,
     run_context,
 )
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, SparkEngine, Warehouse
 from orchestration.lib import groups, spark_compute
+from orchestration.lib.cadence import PinnedFit, cadence_line, follow_upstream
 from orchestration.lib.keys import (
     ACTIVATION_GATE_CHECK,
     BTYD_FITS,
@@ -122,33 +122,12 @@ def stored_fit(conn: duckdb.DuckDBPyConnection, table: str) -> PinnedFit | None:
     return PinnedFit(*row) if row else None
 
 
-def follow_upstream(stored: PinnedFit | None, key: str, upstream: PinnedFit | None, force: bool) -> tuple[bool, str]:
-    """(refit?, why) for a step after ml/btyd_models: refit exactly when its key (upstream fit + own settings) moved.
-
-    The cadence rule itself is ml.cadence.decide_refit, applied once by ml/btyd_models; this is the mechanical
-    follow-up, the same one Dagster applies to data versions."""
-    if force:
-        return True, "forced (SEGMINT_FORCE_REFIT or force_refit in the run config)"
-    if stored is None:
-        return True, "no pinned fit yet"
-    if stored.key != key:
-        why = f"ml/btyd_models refitted ({upstream.reason})" if upstream else "its inputs or settings changed"
-        return True, f"{why}; key {stored.key} -> {key}"
-    return False, ""
-
-
 def _chain_key(conn: duckdb.DuckDBPyConnection, step: str, **settings) -> tuple[str, PinnedFit | None]:
     """This step's key: the pinned BTYD fit's key with the step's code version and settings."""
     upstream = pinned_btyd_fit(conn)
     if upstream is None:
         raise ValueError(f"{BTYD_FITS_TABLE} holds no keyed fit: materialize ml/btyd_models first")
     return derived_key(upstream.key, code_version=CHAIN_CODE_VERSIONS[step], **settings), upstream
-
-
-def _kept(artefact: str, stored: PinnedFit, upstream: PinnedFit, as_of) -> str:
-    age = (as_of - stored.fitted_as_of).days if as_of and stored.fitted_as_of else None
-    fingerprint = upstream.snapshot.fingerprint if upstream.snapshot else upstream.key
-    return kept_message(artefact, stored.fitted_as_of, age, fingerprint, f"BTYD fit {upstream.key} unchanged")
 
 
 @dg.asset(
@@ -173,10 +152,12 @@ def clv_model_evaluation(warehouse: Warehouse, settings: SegmintSettings, config
             max_train_rows=config.max_train_rows, horizon=horizon,
         )  # fmt: skip
         stored = stored_fit(conn, EVALUATION_TABLE)
-        refit, why = follow_upstream(stored, key, upstream, s.force_refit or config.force_refit)
-        if not refit:
+        decision = follow_upstream(stored, key, upstream, as_of, s, config.force_refit)
+        why = decision.reason
+        if not decision.refit:
             table = read_table(conn, EVALUATION_TABLE)
-            return _kept_evaluation(table, _kept("evaluation " + key, stored, upstream, as_of), key)
+            message = cadence_line(decision, "evaluation " + key, stored.fitted_as_of, upstream.fingerprint)
+            return _kept_evaluation(table, message, key)
         train = read_champion_inputs(conn, "marts.customer_features_train")
         selection = read_champion_inputs(conn, "marts.customer_features_selection")
         daily = conn.execute(DAILY_REVENUE_SQL).df()
@@ -214,7 +195,7 @@ def clv_model_evaluation(warehouse: Warehouse, settings: SegmintSettings, config
     return dg.MaterializeResult(
         data_version=dg.DataVersion(key),
         metadata={
-            "cadence": dg.MetadataValue.text(f"refit: {why}"),
+            "cadence": dg.MetadataValue.text(cadence_line(decision, "", None, None)),
             "fit_key": dg.MetadataValue.text(key),
             "fit_seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 3)),
             "dagster/row_count": dg.MetadataValue.int(len(table)),
@@ -355,10 +336,11 @@ def clv_model(warehouse: Warehouse, settings: SegmintSettings, config: ClvConfig
             horizon=s.horizon_days,
         )  # fmt: skip
         stored = stored_fit(conn, MODEL_TABLE)
-        refit, why = follow_upstream(stored, key, upstream, s.force_refit or config.force_refit)
-        if not refit:
+        decision = follow_upstream(stored, key, upstream, as_of, s, config.force_refit)
+        why = decision.reason
+        if not decision.refit:
             version = conn.execute(f"select model_version from {MODEL_TABLE}").fetchone()[0]
-            message = _kept(f"model {version}", stored, upstream, as_of)
+            message = cadence_line(decision, f"model {version}", stored.fitted_as_of, upstream.fingerprint)
             return dg.MaterializeResult(
                 metadata={
                     "cadence": dg.MetadataValue.text(message),
@@ -401,7 +383,7 @@ def clv_model(warehouse: Warehouse, settings: SegmintSettings, config: ClvConfig
     with warehouse.connect() as conn:
         write_table(conn, MODEL_TABLE, row)
     metadata = {
-        "cadence": dg.MetadataValue.text(f"refit: {why}"),
+        "cadence": dg.MetadataValue.text(cadence_line(decision, "", None, None)),
         "fit_key": dg.MetadataValue.text(key),
         "fit_seconds": dg.MetadataValue.float(round(fit_seconds, 3)),
         "model_version": dg.MetadataValue.text(version),

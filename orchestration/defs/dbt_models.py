@@ -3,7 +3,9 @@
 `dbt_feature_models` is one dbt invocation (one dbt start-up) for everything before the ML assets: the order and
 event staging (tag `daily`, incremental: a run re-stages the days of its window, or every day without one;
 orchestration/lib/partitions.py), the staging views, cut-offs, the customer snapshots (customer_features, ...) and
-the sync edge (edge.customer_contacts). The ML assets write schema `ml`; then `dbt_score_models` (the folder
+the sync edge (edge.customer_contacts). The back-test marts (customer_features_train, _selection) have their own
+step, `dbt_backtest_models`, which builds them only when the model chain refits (ml/model_refit_decision) and
+otherwise keeps them as the pinned fit saw them. The ML assets write schema `ml`; then `dbt_score_models` (the folder
 models/marts/scores/) joins them into marts.customer_scores. Separate definitions keep the run order explicit,
 and the folder tree says which step a model belongs to: a mart that reads an ML output goes in
 models/marts/scores/ (`check_layout` refuses it anywhere else). Python assets that run after the scores publish
@@ -21,6 +23,7 @@ import hashlib
 import json
 import os
 import shutil
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -28,10 +31,13 @@ from typing import Any
 
 import dagster as dg
 import duckdb
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from orchestration.defs.resources import DUCKDB_TAG, SparkEngine, Warehouse
 from orchestration.lib import groups
+from orchestration.lib.cadence import REFIT_DECISION_TABLE, read_refit_decision
+from orchestration.lib.keys import MODEL_REFIT_DECISION
 from orchestration.lib.partitions import (
     FEATURE_STEP,
     STAGED_DAYS_METADATA,
@@ -54,6 +60,10 @@ AFTER_SYNCS_FOLDER = ("marts", "after_syncs")
 AFTER_SYNCS_SELECTOR = "fqn:segmint." + ".".join(AFTER_SYNCS_FOLDER)
 # Every folder built after the ML assets: a model there may read an ML output.
 AFTER_ML_FOLDERS = (SCORES_FOLDER, AFTER_SCORES_FOLDER, AFTER_SYNCS_FOLDER)
+# The back-test marts: built by their own step (dbt_backtest_models) only when the model chain refits
+# (ml/model_refit_decision), so between refits they hold exactly what the pinned fits were made on.
+BACKTEST_MODELS = ("customer_features_selection", "customer_features_train")
+BACKTEST_SELECTOR = " ".join(f"fqn:segmint.marts.{name}" for name in BACKTEST_MODELS)
 DAILY_TAG = "daily"  # dbt tag of the incremental order and event staging (orchestration/lib/partitions.py)
 # dbt sources that Python assets write after the features: a model reading one must be built after the ML assets.
 PYTHON_OUTPUT_SOURCES = ("ml", "activation")
@@ -75,7 +85,14 @@ def is_after_ml_model(dbt_resource_props: Mapping[str, Any]) -> bool:
 
 
 class SegmintDbtTranslator(DagsterDbtTranslator):
-    """Groups by layer (staging, features, scores) so the UI's lineage reads like the data flow."""
+    """Groups by layer (staging, features, scores) so the UI's lineage reads like the data flow; the back-test marts
+    also depend on the model chain's refit decision, which says whether they are rebuilt."""
+
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: Any) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        if unique_id in {f"model.segmint.{name}" for name in BACKTEST_MODELS}:
+            spec = spec.merge_attributes(deps=[MODEL_REFIT_DECISION])
+        return spec
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         # A view of a Python asset's table names its writer's group in `meta.dagster.group`.
@@ -210,6 +227,7 @@ def _run_dbt(
     args: list[str],
     extra_metadata: Callable[[dg.AssetKey], Mapping[str, Any]] = lambda key: {},
     env: Mapping[str, str] | None = None,
+    data_version: dg.DataVersion | None = None,
 ) -> Iterator[Any]:
     # dbt's profile reads the absolute warehouse path from the environment (profiles.yml).
     os.environ["SEGMINT_WAREHOUSE"] = warehouse.resolved_path()
@@ -276,12 +294,29 @@ def _run_dbt(
         count = counts.get(tuple(key.path[-2:]))
         if count is not None:
             metadata["dagster/row_count"] = dg.MetadataValue.int(count)
-        yield event.with_metadata(metadata)
+        if data_version is None:
+            yield event.with_metadata(metadata)
+        else:
+            yield versioned_output(event.value, event.output_name, metadata, data_version, event.tags)
+
+
+def versioned_output(
+    value: Any,
+    output_name: str,
+    metadata: Mapping[str, Any],
+    data_version: dg.DataVersion,
+    tags: Mapping[str, str] | None = None,
+) -> dg.Output:
+    """An Output with its data version set by the step (Dagster marks the parameter beta and warns on every use;
+    MaterializeResult's, which the Python steps use, is the same mechanism without the warning)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.Output(value, output_name, metadata, data_version, tags=tags)
 
 
 @dbt_assets(
     manifest=DBT_MANIFEST,
-    exclude=f"{SCORES_SELECTOR} {AFTER_SCORES_SELECTOR} {AFTER_SYNCS_SELECTOR}",
+    exclude=f"{SCORES_SELECTOR} {AFTER_SCORES_SELECTOR} {AFTER_SYNCS_SELECTOR} {BACKTEST_SELECTOR}",
     dagster_dbt_translator=SegmintDbtTranslator(),
     name=FEATURE_STEP,
     op_tags=DUCKDB_TAG,
@@ -294,8 +329,9 @@ def dbt_feature_models(
     config: StagingWindowConfig,
 ):
     """The order and event staging (incremental: the run's window of days, or every day), the customer and event
-    staging views, cut-offs, the feature marts (customer_features, _train, _selection, prospect_features,
-    customer_prepurchase_behaviour) and the sync edge (edge.customer_contacts): one dbt invocation."""
+    staging views, cut-offs, the feature marts (customer_features, prospect_features,
+    customer_prepurchase_behaviour, top_event_types) and the sync edge (edge.customer_contacts): one dbt
+    invocation. The back-test marts are dbt_backtest_models'."""
     try:
         window = config.window()
     except ValueError as error:
@@ -318,6 +354,86 @@ def feature_build_args(window: StagingWindow | None) -> list[str]:
     the step's parse state survives a new window. Every day: `--full-refresh` rebuilds the incremental staging
     as new tables (the only incremental models are the daily staging, and the step selects them all)."""
     return ["build"] if window is not None else ["build", "--full-refresh"]
+
+
+@dbt_assets(
+    manifest=DBT_MANIFEST,
+    select=BACKTEST_SELECTOR,
+    dagster_dbt_translator=SegmintDbtTranslator(),
+    name="dbt_backtest_models",
+    op_tags=DUCKDB_TAG,
+)
+def dbt_backtest_models(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse, spark: SparkEngine
+):
+    """The back-test marts customer_features_train and customer_features_selection, built only when the model
+    chain refits (ml/model_refit_decision, decided from the staging without them): a daily run that keeps the
+    pinned fit starts no dbt and keeps them as the pinned fit saw them (metadata `segmint/kept`, and their data
+    version stays the pinned fit key). Their dbt tests ran when they were built: a kept day carries each one's last
+    passing result over (carried_check_results), or runs `dbt test` when one is missing or failed."""
+    with warehouse.connect() as conn:
+        decision = read_refit_decision(conn)
+        as_of = conn.execute("select as_of from raw.run_context").fetchone()[0]
+    if decision is None or decision.as_of != as_of:
+        found = "none" if decision is None else f"one for as-of {decision.as_of}"
+        raise dg.Failure(
+            description=f"{REFIT_DECISION_TABLE} holds {found}, the features are as of {as_of}: "
+            "materialize ml/model_refit_decision first"
+        )
+    version = dg.DataVersion(decision.fit_key)
+    if decision.refit:
+        built = {"cadence": dg.MetadataValue.text(f"built for a refit: {decision.reason}")}
+        yield from _run_dbt(
+            context, dbt, warehouse, spark, ["build"], extra_metadata=lambda key: built, data_version=version
+        )
+        return
+    kept = {
+        KEPT_METADATA: dg.MetadataValue.text(
+            f"kept as built for the pinned fit {decision.fit_key} (as of {decision.pinned_as_of}): the chain keeps "
+            f"it ({decision.reason})"
+        ),
+    }
+    # Upstream first (selection before train is the manifest's order; neither reads the other).
+    for key in sorted(context.selected_asset_keys, key=lambda key: key.path):
+        output_name = context.assets_def.get_output_name_for_asset_key(key)
+        yield versioned_output(None, output_name, kept, version)
+    carried = carried_check_results(context.instance, sorted(context.selected_asset_check_keys))
+    if carried is None:
+        # No passing result on record for an unchanged table (a new run history, or a failed test): test it again.
+        yield from _run_dbt(context, dbt, warehouse, spark, ["test"])
+    else:
+        yield from carried
+
+
+def carried_check_results(
+    instance: dg.DagsterInstance, check_keys: list[dg.AssetCheckKey]
+) -> list[dg.AssetCheckResult] | None:
+    """The dbt tests of tables kept unchanged: each one's last completed result, when every one passed, else None.
+
+    The tests' blocking checks gate the model chain; a kept table has exactly the content they last passed on (a
+    failed test stops the refit, so the next run rebuilds), and re-running them would start dbt on a day that needs
+    none. A result that is missing (a new run history) or failed means the tests run again."""
+    results = []
+    for key in check_keys:
+        history = instance.event_log_storage.get_asset_check_execution_history(
+            key, limit=1, status={AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
+        )
+        evaluation = history[0].event.asset_check_evaluation if history and history[0].event else None
+        if evaluation is None or not evaluation.passed:
+            return None
+        results.append(
+            dg.AssetCheckResult(
+                asset_key=key.asset_key,
+                check_name=key.name,
+                passed=True,
+                metadata={
+                    KEPT_METADATA: dg.MetadataValue.text(
+                        f"not re-run: the table is unchanged since this test passed in run {history[0].run_id}"
+                    )
+                },
+            )
+        )
+    return results
 
 
 # The incremental staging models inside the feature step (dbt tag `daily`): what a window of days re-stages.

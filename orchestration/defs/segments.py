@@ -11,7 +11,7 @@ import pandas as pd
 import sklearn
 
 from ml.archetypes import label_segments, name_clusters
-from ml.cadence import TrainingSnapshot, decide_refit, kept_message
+from ml.cadence import TrainingSnapshot
 from ml.clustering import INPUT_COLUMNS as CLUSTERING_INPUT_COLUMNS
 from ml.clustering import (
     NO_WEB_ACTIVITY_CLUSTER,
@@ -31,6 +31,7 @@ from ml.lookalike import (
 from ml.rfm import score_rfm, segment_rule_table
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, SparkEngine, Warehouse
 from orchestration.lib import groups, spark_segments
+from orchestration.lib.cadence import cadence_line, decide_on_cadence
 from orchestration.lib.keys import (
     BEHAVIORAL_SEGMENTS,
     CLUSTER_MODEL,
@@ -238,12 +239,7 @@ def behavioral_segments(warehouse: Warehouse, spark: SparkEngine, settings: Segm
     with warehouse.connect() as conn:
         current = clustering_snapshot(conn, s, config)
         pinned = pinned_clusters(conn)
-        decision = decide_refit(
-            pinned.snapshot if pinned else None,
-            current,
-            refit_days=s.model_refit_days,
-            force=s.force_refit or config.force_refit,
-        )
+        decision = decide_on_cadence(pinned.snapshot if pinned else None, current, s, config.force_refit)
         # Only the columns clustering reads (the mart has ~30 more): the same result at a fraction of the memory.
         columns = present_columns(conn, "marts.customer_features", CLUSTERING_INPUT_COLUMNS)
         features = read_table(conn, "marts.customer_features", columns, order_by="customer_id")
@@ -256,13 +252,9 @@ def behavioral_segments(warehouse: Warehouse, spark: SparkEngine, settings: Segm
             )
             pin = PinnedClusters(current.key, current.as_of, decision.reason, current, pickle.dumps(fitted))
             write_table(conn, CLUSTER_MODEL_TABLE, _cluster_model_row(pin, fitted))
-            cadence = f"refit: {decision.reason}"
         else:
             pin, fitted = pinned, pinned.fitted
-            cadence = kept_message(
-                f"clustering fit {pin.key}", pin.fitted_as_of, decision.age_days, pin.snapshot.fingerprint,
-                decision.reason,
-            )  # fmt: skip
+        cadence = cadence_line(decision, f"clustering fit {pin.key}", pin.fitted_as_of, pin.snapshot.fingerprint)
         result = apply_clusters(features, fitted)
         # The shop's own event name behind each event_type_share_<rank> column: generic clusters are named by it.
         top_event_types = read_table(

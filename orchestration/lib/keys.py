@@ -56,6 +56,8 @@ CLV_MODEL = _key("ml/clv_model")
 CLV_ACTIVATION_GATE = _key("ml/clv_activation_gate")
 CLV_PREDICTIONS = _key("ml/clv_predictions")
 BTYD_FITS = _key("ml/btyd_models")
+# The model chain's refit decision, before the back-test marts (orchestration/defs/btyd.py).
+MODEL_REFIT_DECISION = _key("ml/model_refit_decision")
 BTYD_PREDICTIONS = _key("ml/btyd_predictions")
 
 # Scores and what people read (dbt joins the model outputs; Python writes history and cards into `ml`).

@@ -10,8 +10,11 @@ import pandas as pd
 
 from ml import champion
 from ml.btyd import BTYD_MODELS, FittedBTYD
+from ml.cadence import TrainingSnapshot
 from orchestration.defs.btyd import btyd_models, btyd_predictions, read_btyd_fits
 from orchestration.defs.resources import SegmintSettings, Warehouse
+from orchestration.lib.cadence import REFIT_DECISION_TABLE, ChainDecision
+from orchestration.lib.warehouse_io import write_table
 from tests.unit.test_btyd import simulated_train
 
 
@@ -25,6 +28,9 @@ def _materialize(tmp_path, monkeypatch, train: pd.DataFrame, features: pd.DataFr
         conn.execute("create table marts.customer_features_train as select * from train_frame")
         conn.execute("create table marts.customer_features as select * from features_frame")
         conn.execute("create table marts.customer_features_selection as select * from train_frame limit 0")
+        # The chain's decision (ml/model_refit_decision, from the staging this test has not built): refit.
+        as_of = SegmintSettings(landing_dir=str(tmp_path)).load().as_of
+        write_table(conn, REFIT_DECISION_TABLE, ChainDecision(True, "test", "k1", TrainingSnapshot(as_of)).to_frame())
     result = dg.materialize(
         [btyd_models, btyd_predictions],
         resources={"warehouse": Warehouse(path=str(warehouse)), "settings": SegmintSettings(landing_dir=str(tmp_path))},
