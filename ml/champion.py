@@ -432,7 +432,7 @@ class CandidateScores:
 
     predicted: np.ndarray | None
     propensity: np.ndarray | None
-    top_drivers: list[str] | None = None
+    top_drivers: pd.api.extensions.ExtensionArray | list[str] | None = None  # clv.predict's Arrow strings
     error: str | None = None
 
 
@@ -452,7 +452,7 @@ def score_candidate(
             return CandidateScores(None, None, error=f"{name}: no BTYD model could be fitted at this cut-off")
         rows = features if name == LIGHTGBM else pd.concat([features, btyd_columns.reset_index(drop=True)], axis=1)
         scores = clv.predict(fitted.models, rows, explain=explain)
-        drivers = scores["top_drivers"].tolist() if explain else None
+        drivers = scores["top_drivers"].array if explain else None  # kept as Arrow strings: no Python objects
         trees = CandidateScores(
             scores["predicted_clv"].to_numpy(float), scores["purchase_propensity"].to_numpy(float), drivers
         )

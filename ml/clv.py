@@ -96,7 +96,6 @@ LightGBM. Figures: BENCHMARKS.md, "the LightGBM steps at 1 M".
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import math
@@ -106,6 +105,8 @@ from dataclasses import dataclass, field
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ml.feature_columns import BEHAVIOUR_SHARES
 
@@ -441,27 +442,65 @@ def _raw_value(models: ClvModels, matrix: pd.DataFrame | np.ndarray) -> np.ndarr
     return _best_predict(models.value_model, matrix)
 
 
-def _top_drivers(contributions: np.ndarray, feature_names: list[str], top_k: int) -> list[str]:
-    """JSON list per row of the top_k features by |contribution|: [{"feature", "contribution"}, ...].
+def _rounded_texts(values: np.ndarray) -> pa.Array:
+    """repr(round(v, 4)) of every value (Python's text: shortest repr of the correctly rounded float), as Arrow strings.
 
-    Formatted directly: the text json.dumps would write per row, in about half the time.
-    """
+    Vectorized: away from a half-way point, round(v, 4) is rint(v * 1e4) / 1e4 (the integer is exact and the
+    division correctly rounded, so it is the float nearest the 4-decimal number, as Python's round gives), and the
+    rounded values repeat a lot (4 decimals of a log-scale contribution), so each distinct float is formatted once.
+    Values near a half-way point, huge or not finite go through Python's round itself (one owner of the semantics)."""
+    values = np.asarray(values, dtype=float)
+    with np.errstate(invalid="ignore", over="ignore"):
+        scaled = values * 1e4
+        rounded = np.rint(scaled) / 1e4
+        exact = np.isfinite(scaled) & (np.abs(scaled) < 2.0**52) & (np.abs(np.abs(scaled - np.floor(scaled)) - 0.5) > 1e-6)
+    if not exact.all():
+        rounded[~exact] = [round(v, 4) for v in values[~exact].tolist()]
+    # Distinct by bit pattern: -0.0 and 0.0 print differently, and NaN (from Python's round) is one pattern each.
+    distinct, inverse = np.unique(rounded.view(np.int64), return_inverse=True)
+    texts = pa.array([repr(v) for v in distinct.view(np.float64).tolist()], type=pa.string())
+    return texts.take(pa.array(inverse.reshape(-1), type=pa.int64()))
+
+
+def _top_k_columns(contributions: np.ndarray, top_k: int) -> np.ndarray:
+    """Per row, the columns of the top_k largest |contribution|, largest first, ties by lower column: the first top_k
+    of a stable argsort of -|contribution|, by top_k argmax passes (argmax takes the first of equal maxima) instead
+    of sorting every row's ~45 columns. NaN (which argmax would pick, argsort puts last) takes the sort."""
+    magnitude = np.abs(contributions)
+    k = min(top_k, contributions.shape[1])
+    if np.isnan(magnitude).any() or k > 8:
+        return np.argsort(-magnitude, axis=1, kind="stable")[:, :k]
+    order = np.empty((len(magnitude), k), dtype=np.intp)
+    rows = np.arange(len(magnitude))
+    for rank in range(k):
+        order[:, rank] = column = magnitude.argmax(axis=1)
+        magnitude[rows, column] = -1.0  # below every |value|: never chosen again
+    return order
+
+
+def _top_drivers(contributions: np.ndarray, feature_names: list[str], top_k: int) -> pa.Array:
+    """JSON text per row of the top_k features by |contribution|: [{"feature", "contribution"}, ...], as Arrow strings.
+
+    The text json.dumps would write per row (tests/unit/test_clv.py compares them), assembled column-wise by Arrow:
+    per rank, the feature's constant prefix, the rounded value's repr (_rounded_texts) and the closing brace."""
     feature_contributions = contributions[:, :-1]  # last column is the bias (expected value)
-    order = np.argsort(-np.abs(feature_contributions), axis=1, kind="stable")[:, :top_k]
+    order = _top_k_columns(feature_contributions, top_k)
     values = np.take_along_axis(feature_contributions, order, axis=1)
-    prefixes = [f'{{"feature": {json.dumps(name)}, "contribution": ' for name in feature_names]
-    # Millions of short-lived, acyclic strings: the cyclic garbage collector would rescan every live object
-    # many times while they are built (measured: 2.1-2.8 s -> 1.1 s per 100 k rows), so it pauses meanwhile.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        return [
-            "[" + ", ".join(f"{prefixes[j]}{round(value, 4)!r}}}" for j, value in zip(top, row)) + "]"
-            for top, row in zip(order.tolist(), values.tolist())
-        ]
-    finally:
-        if collecting:
-            gc.enable()
+    rows, ranks = order.shape
+    if rows == 0:
+        return pa.array([], type=pa.string())
+    if ranks == 0:
+        return pa.array(["[]"] * rows, type=pa.string())
+    prefixes = pa.array([f'{{"feature": {json.dumps(name)}, "contribution": ' for name in feature_names])
+    numbers = _rounded_texts(values.reshape(-1))  # row-major: row i's ranks at i * ranks + r
+    pieces: list = [pa.scalar("[")]
+    for rank in range(ranks):
+        if rank:
+            pieces.append(pa.scalar("}, "))
+        pieces.append(prefixes.take(pa.array(order[:, rank], type=pa.int64())))
+        pieces.append(numbers.take(pa.array(np.arange(rank, rows * ranks, ranks), type=pa.int64())))
+    pieces.append(pa.scalar("}]"))
+    return pc.binary_join_element_wise(*pieces, "")
 
 
 # Trees with more splits than this are explained by LightGBM row by row (2^splits patterns would not pay off).
@@ -538,6 +577,10 @@ class _PatternTree:
     columns: list[int]  # the features it splits on, and the expected-value column
     table: np.ndarray  # (2^splits, features + 1): Shapley values per pattern
     output: np.ndarray  # (2^splits,): the tree's output (its leaf value) per pattern
+    by_column: np.ndarray = field(init=False)  # table's columns of `columns`, each contiguous: rows gather from it
+
+    def __post_init__(self) -> None:
+        self.by_column = np.ascontiguousarray(self.table[:, self.columns].T)
 
 
 def _pattern_output(node: dict, bit: dict[int, int], patterns: np.ndarray) -> np.ndarray:
@@ -592,15 +635,17 @@ def _by_pattern(
     missing = np.isnan(values)
     shap = np.zeros((values.shape[1] + 1, len(values)) if contributions else (0, 0))  # transposed: rows = columns
     raw = np.zeros(len(values))
+    gathered = np.empty(len(values))
     for tree in trees:
         pattern = np.zeros(len(values), dtype=np.uint16)  # MAX_PATTERN_SPLITS <= 16 bits
         for k, node in enumerate(tree.nodes):
             f = node["split_feature"]
             pattern |= _goes_left(node, values[:, f], missing[:, f]).astype(np.uint16) << k
+        index = pattern.astype(np.intp)  # once per tree, not once per gather; gathers and adds reuse their buffers
         if contributions:
-            for column in tree.columns:
-                shap[column] += tree.table[:, column][pattern]
-        raw += tree.output[pattern]
+            for column, table in zip(tree.columns, tree.by_column):
+                np.add(shap[column], np.take(table, index, out=gathered), out=shap[column])
+        np.add(raw, np.take(tree.output, index, out=gathered), out=raw)
     return (shap.T if contributions else None), raw
 
 
@@ -655,15 +700,15 @@ def _pattern_predict(booster: lgb.Booster, matrix: pd.DataFrame | np.ndarray) ->
 
 def _explain(
     models: ClvModels, matrix: pd.DataFrame | np.ndarray, top_k: int, feature_names: list[str]
-) -> tuple[list[str], np.ndarray | None]:
-    """top_drivers for every row, EXPLAIN_CHUNK_ROWS at a time so the contribution matrix stays small, and the value
+) -> tuple[pd.Series, np.ndarray | None]:
+    """top_drivers for every row (a "str" Series of Arrow strings, index 0..n-1), EXPLAIN_CHUNK_ROWS at a time so the contribution matrix stays small, and the value
     model's raw score of every row when the patterns gave it (None when LightGBM explained row by row).
 
     Exact TreeSHAP by decision pattern (tree_shap_by_pattern); LightGBM's own per-row TreeSHAP for trees too large
     for it."""
     booster = models.value_model
     trees = _booster_pattern_trees(booster)
-    drivers: list[str] = []
+    drivers: list[pa.Array] = []
     raw = []
     for start in range(0, len(matrix), EXPLAIN_CHUNK_ROWS):
         chunk = matrix[start : start + EXPLAIN_CHUNK_ROWS]
@@ -672,8 +717,9 @@ def _explain(
         else:
             contributions, chunk_raw = _by_pattern(trees, chunk)
             raw.append(chunk_raw)
-        drivers += _top_drivers(contributions, feature_names, top_k)
-    return drivers, (np.concatenate(raw) if raw else np.zeros(0)) if trees is not None else None
+        drivers.append(_top_drivers(contributions, feature_names, top_k))
+    texts = pd.Series(pa.chunked_array(drivers, type=pa.string()), dtype="str")
+    return texts, (np.concatenate(raw) if raw else np.zeros(0)) if trees is not None else None
 
 
 def predict(models: ClvModels, features: pd.DataFrame, top_k_drivers: int = 3, explain: bool = True) -> pd.DataFrame:
@@ -699,7 +745,7 @@ def predict(models: ClvModels, features: pd.DataFrame, top_k_drivers: int = 3, e
     value = _raw_value(models, matrix) if value is None else value
     result["predicted_clv"] = np.clip(value * models.calibration_factor, 0.0, None)
     result["purchase_propensity"] = np.clip(_best_predict(models.buy_model, matrix), 0.0, 1.0)
-    result["top_drivers"] = drivers
+    result["top_drivers"] = drivers.array if drivers is not None else None  # the Arrow strings, not copied
     return result
 
 

@@ -296,7 +296,36 @@ def test_top_drivers_are_the_text_json_dumps_would_write():
         json.dumps([{"feature": names[j], "contribution": round(float(row[j]), 4)} for j in top])
         for row, top in [(contributions[0], [0, 1, 2]), (contributions[1], [1, 2, 0])]
     ]
-    assert clv._top_drivers(contributions, names, top_k=3) == expected
+    assert clv._top_drivers(contributions, names, top_k=3).to_pylist() == expected
+
+
+def _json_dumps_drivers(contributions: np.ndarray, names: list[str], top_k: int) -> list[str]:
+    """The per-row definition: a stable sort by -|contribution|, Python's round and json.dumps (whose NaN and
+    Infinity the formatter has always written as Python does: nan, inf; TreeSHAP of finite leaves gives neither)."""
+    texts = []
+    for row in contributions[:, :-1]:
+        top = np.argsort(-np.abs(row), kind="stable")[:top_k]
+        text = json.dumps([{"feature": names[j], "contribution": round(float(row[j]), 4)} for j in top])
+        texts.append(text.replace("-Infinity", "-inf").replace("Infinity", "inf").replace("NaN", "nan"))
+    return texts
+
+
+@pytest.mark.parametrize("with_nan", [False, True])
+def test_vectorized_top_drivers_equal_json_dumps_on_hard_values(with_nan):
+    rng = np.random.default_rng(7)
+    names = [f"f{j}" for j in range(9)] + ['n\u00e4me "quoted"']
+    values = rng.normal(scale=0.3, size=(4000, 11))
+    values[rng.random(values.shape) < 0.4] = 0.0  # exact ties at zero, as unused features give
+    values[:300, 2] = -values[:300, 5]  # ties in |contribution|: the lower column first
+    values[300:600, 0] = np.round(rng.normal(size=300), 4) + 0.00005  # half-way points of round(., 4)
+    values[600:610, 1] = [0.0, -0.0, np.inf, -np.inf, 0.00005, -0.00005, 1.00015, 2.5e-5, -2.5e-5, 7.0]
+    values[610:700] = rng.normal(scale=1e13, size=(90, 11))  # beyond rint's exact range
+    values[700:800] = -0.0
+    if with_nan:
+        values[800:805, 3] = np.nan
+    for top_k in (0, 1, 3, 10, 12):
+        texts = clv._top_drivers(values, names, top_k).to_pylist()
+        assert texts == _json_dumps_drivers(values, names, top_k)
 
 
 def test_explaining_in_chunks_gives_the_same_drivers_as_in_one_go(models, scoring_features, monkeypatch):
