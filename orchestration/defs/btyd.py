@@ -36,7 +36,7 @@ from orchestration.lib.keys import (
 )
 from orchestration.lib.metadata import markdown_table
 from orchestration.lib.settings import Settings
-from orchestration.lib.warehouse_io import read_table, table_exists, write_table
+from orchestration.lib.warehouse_io import money_sum, read_table, table_exists, write_table
 
 BTYD_FITS_TABLE = "ml.btyd_models"
 # The cut-offs BTYD is fitted at, and the table each one's rows come from.
@@ -76,13 +76,14 @@ CHAIN_CODE_VERSIONS = {
     "clv_model": "clv-model-v3",
 }
 # Per cut-off table: the training-window measures ml/cadence.py compares (labelled windows also count labels).
-MEASURES_SQL = """
+MEASURES_SQL = f"""
     select count(*) as customers, coalesce(sum(order_count), 0) as orders,
-        round(coalesce(sum(gross_revenue), 0), 2) as gross_revenue, count_if(repeat_order_count > 0) as repeat_buyers{labels}
-    from {table}
+        round(coalesce({money_sum("gross_revenue")}, 0), 2) as gross_revenue, count_if(repeat_order_count > 0) as repeat_buyers{{labels}}
+    from {{table}}
 """
 LABEL_MEASURES = (
-    ", count_if(has_future_order) as future_buyers, round(coalesce(sum(future_revenue), 0), 2) as future_revenue"
+    ", count_if(has_future_order) as future_buyers,"
+    f" round(coalesce({money_sum('future_revenue')}, 0), 2) as future_revenue"
 )
 COLUMNS_SQL = """
     select table_name, column_name, data_type from information_schema.columns

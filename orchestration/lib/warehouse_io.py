@@ -5,6 +5,16 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
+# Money is summed as this exact type, then read back as a DOUBLE (dbt_project/macros/money.sql, money_sum): a DOUBLE
+# sum depends on the order DuckDB's threads add the rows in, so the same orders could give totals differing in the
+# last bits, and every fit downstream with them.
+MONEY_DECIMAL = "decimal(38, 6)"
+
+
+def money_sum(amount: str) -> str:
+    """SQL for the exact, row-order-independent sum of the money expression `amount`, as a DOUBLE."""
+    return f"cast(sum(cast({amount} as {MONEY_DECIMAL})) as double)"
+
 
 def read_table(
     conn: duckdb.DuckDBPyConnection, table: str, columns: list[str] | None = None, order_by: str | None = None
