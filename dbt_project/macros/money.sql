@@ -8,5 +8,10 @@
     `where`: an aggregate FILTER condition (summed rows only), or none.
 -#}
 {% macro money_sum(amount, where=none) -%}
-    cast(sum(cast({{ amount }} as decimal(38, 6))){% if where %} filter (where {{ where }}){% endif %} as double)
+    {{ exact_sum(amount, where, 'decimal(38, 6)') }}
+{%- endmacro %}
+
+{#- The same for any DOUBLE `value` rounded to the scale of `exact_type` (a probability wants more than 6 places). -#}
+{% macro exact_sum(value, where=none, exact_type='decimal(38, 6)') -%}
+    cast(sum(cast({{ value }} as {{ exact_type }})){% if where %} filter (where {{ where }}){% endif %} as double)
 {%- endmacro %}
