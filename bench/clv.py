@@ -199,7 +199,7 @@ def read_run(warehouse: Path) -> tuple[pd.DataFrame, pd.DataFrame, date]:
 
 
 def bench_cdnow(tmp: Path, cuts: list[Cut], master: Path | None) -> str:
-    lines = master.read_text(encoding="ascii").splitlines() if master else cdnow.download_master(tmp / "wheel")
+    lines = cdnow.read_master(master) if master else cdnow.download_master(tmp / "wheel")
     landing = tmp / "cdnow_landing"
     n_orders = cdnow.write_landing(lines, landing)
     orders = pd.read_csv(landing / "orders.csv", dtype={"customer_id": str, "order_id": str})
@@ -294,7 +294,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cuts", nargs="+", metavar="AS_OF:HORIZON", help="CDNOW cuts instead of the default four, e.g. 1997-09-30:90"
     )
-    parser.add_argument("--cdnow-file", type=Path, help="a local CDNOW_master.txt instead of downloading the wheel")
+    parser.add_argument(
+        "--cdnow-file",
+        type=Path,
+        help="a local CDNOW_master.txt, or the lifetimes wheel holding it, instead of downloading the wheel",
+    )
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument(
         "--work-dir",

@@ -15,9 +15,9 @@ sums as (
     select
         {{ dimension }},
         count(*) as customer_count,
-        {{ money_sum('predicted_clv') }} as total_predicted_clv,
+        {{ money_sum('predicted_clv', exact_type='decimal(38, 4)') }} as total_predicted_clv,
         {{ exact_sum('purchase_propensity', exact_type='decimal(38, 12)') }} as total_purchase_propensity,
-        {{ money_sum('total_revenue') }} as total_past_revenue
+        {{ money_sum('total_revenue', exact_type='decimal(38, 4)') }} as total_past_revenue
     from scores
     group by {{ dimension }}
 ),
@@ -26,7 +26,8 @@ spread as (
     select
         sums.{{ dimension }},
         {{ money_sum('(scores.predicted_clv - sums.total_predicted_clv / sums.customer_count)'
-            ~ ' * (scores.predicted_clv - sums.total_predicted_clv / sums.customer_count)') }} as squared_deviations
+            ~ ' * (scores.predicted_clv - sums.total_predicted_clv / sums.customer_count)', exact_type='decimal(38, 4)') }}
+            as squared_deviations
     from scores
     inner join sums on scores.{{ dimension }} is not distinct from sums.{{ dimension }}
     group by sums.{{ dimension }}

@@ -36,7 +36,7 @@ from orchestration.lib.keys import (
 )
 from orchestration.lib.metadata import markdown_table
 from orchestration.lib.settings import Settings
-from orchestration.lib.warehouse_io import money_sum, read_table, table_exists, write_table
+from orchestration.lib.warehouse_io import MONEY_TOTAL_DECIMAL, money_sum, read_table, table_exists, write_table
 
 BTYD_FITS_TABLE = "ml.btyd_models"
 # The cut-offs BTYD is fitted at, and the table each one's rows come from.
@@ -78,12 +78,12 @@ CHAIN_CODE_VERSIONS = {
 # Per cut-off table: the training-window measures ml/cadence.py compares (labelled windows also count labels).
 MEASURES_SQL = f"""
     select count(*) as customers, coalesce(sum(order_count), 0) as orders,
-        round(coalesce({money_sum("gross_revenue")}, 0), 2) as gross_revenue, count_if(repeat_order_count > 0) as repeat_buyers{{labels}}
+        round(coalesce({money_sum("gross_revenue", MONEY_TOTAL_DECIMAL)}, 0), 2) as gross_revenue, count_if(repeat_order_count > 0) as repeat_buyers{{labels}}
     from {{table}}
 """
 LABEL_MEASURES = (
     ", count_if(has_future_order) as future_buyers,"
-    f" round(coalesce({money_sum('future_revenue')}, 0), 2) as future_revenue"
+    f" round(coalesce({money_sum('future_revenue', MONEY_TOTAL_DECIMAL)}, 0), 2) as future_revenue"
 )
 COLUMNS_SQL = """
     select table_name, column_name, data_type from information_schema.columns

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
+import zipfile
 from datetime import datetime
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 
 from bench import compare_runs
 from bench.baselines import floor_scan, pandas_feature_marts
-from bench.cdnow import CdnowFormatError, parse_lines, write_landing
+from bench.cdnow import WHEEL_MEMBER, CdnowFormatError, parse_lines, read_master, write_landing
 from bench.clv import done_when, future_spend
 from bench.procmem import (
     PROCESS_KINDS,
@@ -601,3 +602,13 @@ def test_two_identical_runs_compare_identical(tmp_path, capsys):
     a, b = _run_folder(tmp_path / "a", 0.6), _run_folder(tmp_path / "b", 0.6)
     assert compare_runs.main([str(a), str(b), "--ignore", "ml.clv_model.fitted_at"]) == 0
     assert capsys.readouterr().out.strip() == "cdnow_1997-05-31: identical"
+
+
+def test_the_cdnow_log_reads_the_same_from_the_wheel_and_from_the_text_file(tmp_path):
+    lines = ["CustomerID Date Quantity Amount", "00001 19970101 1 11.77"]
+    text = tmp_path / "CDNOW_master.txt"
+    text.write_text("\n".join(lines) + "\n", encoding="ascii")
+    wheel = tmp_path / "Lifetimes-0.11.3-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr(WHEEL_MEMBER, "\n".join(lines) + "\n")
+    assert read_master(wheel) == read_master(text) == lines

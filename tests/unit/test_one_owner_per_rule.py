@@ -83,5 +83,5 @@ def test_clustering_needs_the_mapped_share_the_unmapped_warning_stops_at():
 def test_money_is_summed_as_one_exact_type_in_dbt_and_in_python():
     # dbt's money_sum and the SQL Python runs (orchestration/lib/warehouse_io.py) sum money the same exact way.
     macro = (DBT / "macros" / "money.sql").read_text()
-    assert f"cast({{{{ amount }}}} as {MONEY_DECIMAL})" in macro
+    assert f"{{% macro money_sum(amount, where=none, exact_type='{MONEY_DECIMAL}') -%}}" in macro
     assert money_sum("x") == f"cast(sum(cast(x as {MONEY_DECIMAL})) as double)"
