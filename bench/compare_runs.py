@@ -1,7 +1,7 @@
 """Are two runs of the same cut bit-identical? `python -m bench.compare_runs A B [--schemas marts ml]`.
 
 A and B are warehouse files, or folders holding them (two `python -m bench.clv --work-dir` folders: each
-`cdnow_<as_of>/data/warehouse.duckdb` of A is compared with the same one in B). Per table of the schemas given, the
+`cdnow_<as_of>/data/warehouse.duckdb` of A is compared with the same one in B). Per table or view of the schemas given, the
 rows of A not in B and of B not in A (EXCEPT ALL both ways: doubles compare by value, so a last-bit difference
 counts) and, when they differ, the columns whose values differ as multisets. Exit status 1 when anything differs.
 
@@ -49,11 +49,13 @@ def compare(a: Path, b: Path, schemas: list[str], ignore: set[str]) -> list[str]
         conn.execute(f"attach '{b}' as b (read_only)")
         tables = {}
         for side in ("a", "b"):
+            # Views too (marts.customer_explanations, ...): they compute when read, so they can differ by themselves.
             rows = conn.execute(
-                "select schema_name, table_name from duckdb_tables() where database_name = ? and schema_name in "
-                f"({', '.join('?' * len(schemas))})",
-                [side, *schemas],
+                "select schema_name, table_name from duckdb_tables() where database_name = $1 "
+                "union all select schema_name, view_name from duckdb_views() where database_name = $1 and not internal",
+                [side],
             ).fetchall()
+            rows = [(schema, table) for schema, table in rows if schema in schemas]
             tables[side] = {f"{schema}.{table}" for schema, table in rows}
         for table in sorted(tables["a"] ^ tables["b"]):
             problems.append(f"{table}: only in {'A' if table in tables['a'] else 'B'}")

@@ -577,7 +577,7 @@ def test_the_spark_table_has_a_column_for_every_process_kind_the_sampler_records
 
 
 def _run_folder(root: Path, revenue: float) -> Path:
-    """A bench.clv --work-dir with one cut whose warehouse holds one mart and one ml table."""
+    """A bench.clv --work-dir with one cut whose warehouse holds a mart, a view on it and an ml table."""
     path = root / "cdnow_1997-05-31" / "data" / "warehouse.duckdb"
     path.parent.mkdir(parents=True)
     with duckdb.connect(str(path)) as conn:
@@ -586,6 +586,9 @@ def _run_folder(root: Path, revenue: float) -> Path:
             f"create table marts.customer_features as select 'a' as customer_id, {revenue!r}::double as gross_revenue, 3 as order_count"
         )
         conn.execute("create table ml.clv_model as select 'v1' as model_version, now() as fitted_at")
+        conn.execute(
+            "create view marts.revenue_view as select gross_revenue * 2 as doubled from marts.customer_features"
+        )
     return root
 
 
@@ -595,6 +598,7 @@ def test_two_runs_that_differ_in_the_last_bit_of_one_column_are_reported_with_th
     out = capsys.readouterr().out
     assert "cdnow_1997-05-31: DIFFERENT" in out
     assert "marts.customer_features: 1 rows only in A, 1 only in B; columns: gross_revenue" in out
+    assert "marts.revenue_view: 1 rows only in A, 1 only in B; columns: doubled" in out  # views are compared too
     assert "ml.clv_model" not in out  # only the ignored wall-clock column differs
 
 
