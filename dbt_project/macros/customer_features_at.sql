@@ -54,7 +54,7 @@ purchase_summary as (
         max(ordered_on) as last_order_on,
         count(*) as order_count,
         count(distinct ordered_on) - 1 as repeat_order_count,
-        sum(order_amount) as gross_revenue,
+        {{ money_sum('order_amount') }} as gross_revenue,
         max(order_amount) as max_order_value,
         -- The first purchase's amount, offer and channel in one aggregate (one ordering key compared, not three).
         {{ first_by(struct_of({
@@ -63,10 +63,10 @@ purchase_summary as (
                 ~ " when has_discount then 'UNNAMED_DISCOUNT' else 'none' end",
             'channel': 'channel',
         }), ['ordered_at', 'order_id']) }} as first_purchase,
-        sum(order_amount) filter (where ordered_on = first_ordered_on) as first_order_day_revenue,  -- Gamma-Gamma's first transaction
-        coalesce(sum(order_amount) filter (where ordered_on > cutoff_date - 90), 0) as revenue_last_90d,
+        {{ money_sum('order_amount', where='ordered_on = first_ordered_on') }} as first_order_day_revenue,  -- Gamma-Gamma's first transaction
+        coalesce({{ money_sum('order_amount', where='ordered_on > cutoff_date - 90') }}, 0) as revenue_last_90d,
         count(*) filter (where ordered_on > cutoff_date - 90) as order_count_last_90d,
-        coalesce(sum(order_amount) filter (where ordered_on > cutoff_date - 365), 0) as revenue_last_365d,
+        coalesce({{ money_sum('order_amount', where='ordered_on > cutoff_date - 365') }}, 0) as revenue_last_365d,
         count(*) filter (where ordered_on > cutoff_date - 365) as order_count_last_365d,
         avg(cast(has_discount as double)) as discounted_order_share,  -- a double on both engines (1.0 is DECIMAL on Spark)
         {{ days_between('min(ordered_on)', 'max(ordered_on)') }} / nullif(count(*) - 1, 0) as mean_days_between_orders
@@ -75,7 +75,7 @@ purchase_summary as (
 ),
 
 refunds as (
-    select customer_id, count(*) as refund_count, sum(order_amount) as refund_amount
+    select customer_id, count(*) as refund_count, {{ money_sum('order_amount') }} as refund_amount
     from scoped_orders
     where is_refund
     group by customer_id

@@ -21,7 +21,7 @@ labels as (
     select
         customer_id,
         -- Refund rows count as 0, not negative: the label is spend, and tweedie needs it non-negative.
-        sum(case when is_refund then 0 else order_amount end) as future_revenue,
+        {{ money_sum('case when is_refund then 0 else order_amount end') }} as future_revenue,
         count(*) filter (where not is_refund) as future_order_count,
         min(ordered_on) filter (where not is_refund) as next_order_on
     from future_orders

@@ -50,7 +50,7 @@ from orchestration.lib.keys import (
 )
 from orchestration.lib.metadata import markdown_table
 from orchestration.lib.settings import Settings
-from orchestration.lib.warehouse_io import read_table, table_exists, write_table
+from orchestration.lib.warehouse_io import MONEY_TOTAL_DECIMAL, money_sum, read_table, table_exists, write_table
 
 BTYD_FITS_TABLE = "ml.btyd_models"
 # The cut-offs BTYD is fitted at, and the table each one's rows come from.
@@ -131,13 +131,14 @@ def measures_sql() -> str:
             f"count(*) filter (where {bought}) as {cutoff}_orders",
             f"min(orders.ordered_on) filter (where {bought}) as {cutoff}_first_day",
             f"max(orders.ordered_on) filter (where {bought}) as {cutoff}_last_day",
-            f"sum(orders.order_amount) filter (where {bought}) as {cutoff}_gross_revenue",
+            f"{money_sum('orders.order_amount', where=bought)} as {cutoff}_gross_revenue",
         ]
         known = f"{cutoff}_orders > 0"
         measures += [
             f'count_if({known}) as "{cutoff}.customers"',
             f'coalesce(sum({cutoff}_orders), 0) as "{cutoff}.orders"',
-            f'round(coalesce(sum({cutoff}_gross_revenue), 0), 2) as "{cutoff}.gross_revenue"',
+            f"round(coalesce({money_sum(f'{cutoff}_gross_revenue', MONEY_TOTAL_DECIMAL)}, 0), 2)"
+            f' as "{cutoff}.gross_revenue"',
             f'count_if({cutoff}_first_day < {cutoff}_last_day) as "{cutoff}.repeat_buyers"',
         ]
         if label_end is None:
@@ -145,12 +146,13 @@ def measures_sql() -> str:
         window = f"orders.ordered_on > cutoffs.{column} and orders.ordered_on <= cutoffs.{label_end}"
         per_customer += [
             f"count(*) filter (where {window} and not orders.is_refund) as {cutoff}_future_orders",
-            "sum(case when orders.is_refund then 0 else orders.order_amount end)"
-            f" filter (where {window}) as {cutoff}_future_revenue",
+            f"{money_sum('case when orders.is_refund then 0 else orders.order_amount end', where=window)}"
+            f" as {cutoff}_future_revenue",
         ]
         measures += [
             f'count_if({known} and {cutoff}_future_orders > 0) as "{cutoff}.future_buyers"',
-            f'round(coalesce(sum({cutoff}_future_revenue) filter (where {known}), 0), 2) as "{cutoff}.future_revenue"',
+            f"round(coalesce({money_sum(f'{cutoff}_future_revenue', MONEY_TOTAL_DECIMAL, where=known)}, 0), 2)"
+            f' as "{cutoff}.future_revenue"',
         ]
     return MEASURES_SQL.format(per_customer=",\n            ".join(per_customer), measures=",\n        ".join(measures))
 

@@ -61,13 +61,13 @@ from orchestration.lib.keys import (
     STG_ORDERS,
 )
 from orchestration.lib.metadata import markdown_table, png_image
-from orchestration.lib.warehouse_io import present_columns, read_table, table_exists, write_table
+from orchestration.lib.warehouse_io import money_sum, present_columns, read_table, table_exists, write_table
 
 # Python writes schema `ml`; dbt publishes it as the view marts.clv_model_evaluation (the contract name, issue 13).
 EVALUATION_TABLE = "ml.clv_model_evaluation"
 # The shop's revenue per order date up to the as-of date: what the seasonality decision measures (ml/champion.py).
-DAILY_REVENUE_SQL = """
-    select orders.ordered_on, sum(case when orders.is_refund then 0 else orders.order_amount end) as revenue
+DAILY_REVENUE_SQL = f"""
+    select orders.ordered_on, {money_sum("case when orders.is_refund then 0 else orders.order_amount end")} as revenue
     from staging.stg_orders as orders, intermediate.int_cutoffs as cutoffs
     where not orders.is_cancelled and orders.ordered_on <= cutoffs.scoring_cutoff
     group by orders.ordered_on

@@ -5,6 +5,20 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
+# An order's amount is summed as this exact type, then read back as a DOUBLE (dbt_project/macros/money.sql,
+# money_sum, says why and how wide): a DOUBLE sum depends on the order DuckDB's threads add the rows in, so the
+# same orders could give totals differing in the last bits, and every fit downstream with them.
+MONEY_DECIMAL = "decimal(18, 4)"
+# Wider money values (customer totals).
+MONEY_TOTAL_DECIMAL = "decimal(38, 4)"
+
+
+def money_sum(amount: str, exact_type: str = MONEY_DECIMAL, where: str | None = None) -> str:
+    """SQL for the exact, row-order-independent sum of the money expression `amount`, as a DOUBLE; `where` is an
+    aggregate FILTER condition (the dbt macro money_sum's twin)."""
+    condition = f" filter (where {where})" if where else ""
+    return f"cast(sum(cast({amount} as {exact_type})){condition} as double)"
+
 
 def read_table(
     conn: duckdb.DuckDBPyConnection, table: str, columns: list[str] | None = None, order_by: str | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
+import zipfile
 from datetime import datetime
 from pathlib import Path
 
@@ -12,8 +13,9 @@ import duckdb
 import pandas as pd
 import pytest
 
+from bench import compare_runs
 from bench.baselines import floor_scan, pandas_feature_marts
-from bench.cdnow import CdnowFormatError, parse_lines, write_landing
+from bench.cdnow import WHEEL_MEMBER, CdnowFormatError, parse_lines, read_master, write_landing
 from bench.clv import done_when, future_spend
 from bench.procmem import (
     PROCESS_KINDS,
@@ -572,3 +574,45 @@ def test_done_when_compares_segmint_with_the_best_btyd_peer_on_each_criterion():
 
 def test_the_spark_table_has_a_column_for_every_process_kind_the_sampler_records():
     assert tuple(KIND_HEADINGS) == PROCESS_KINDS
+
+
+def _run_folder(root: Path, revenue: float) -> Path:
+    """A bench.clv --work-dir with one cut whose warehouse holds a mart, a view on it and an ml table."""
+    path = root / "cdnow_1997-05-31" / "data" / "warehouse.duckdb"
+    path.parent.mkdir(parents=True)
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("create schema marts; create schema ml")
+        conn.execute(
+            f"create table marts.customer_features as select 'a' as customer_id, {revenue!r}::double as gross_revenue, 3 as order_count"
+        )
+        conn.execute("create table ml.clv_model as select 'v1' as model_version, now() as fitted_at")
+        conn.execute(
+            "create view marts.revenue_view as select gross_revenue * 2 as doubled from marts.customer_features"
+        )
+    return root
+
+
+def test_two_runs_that_differ_in_the_last_bit_of_one_column_are_reported_with_that_column(tmp_path, capsys):
+    a, b = _run_folder(tmp_path / "a", 0.1 + 0.2 + 0.3), _run_folder(tmp_path / "b", 0.6)
+    assert compare_runs.main([str(a), str(b), "--ignore", "ml.clv_model.fitted_at"]) == 1
+    out = capsys.readouterr().out
+    assert "cdnow_1997-05-31: DIFFERENT" in out
+    assert "marts.customer_features: 1 rows only in A, 1 only in B; columns: gross_revenue" in out
+    assert "marts.revenue_view: 1 rows only in A, 1 only in B; columns: doubled" in out  # views are compared too
+    assert "ml.clv_model" not in out  # only the ignored wall-clock column differs
+
+
+def test_two_identical_runs_compare_identical(tmp_path, capsys):
+    a, b = _run_folder(tmp_path / "a", 0.6), _run_folder(tmp_path / "b", 0.6)
+    assert compare_runs.main([str(a), str(b), "--ignore", "ml.clv_model.fitted_at"]) == 0
+    assert capsys.readouterr().out.strip() == "cdnow_1997-05-31: identical"
+
+
+def test_the_cdnow_log_reads_the_same_from_the_wheel_and_from_the_text_file(tmp_path):
+    lines = ["CustomerID Date Quantity Amount", "00001 19970101 1 11.77"]
+    text = tmp_path / "CDNOW_master.txt"
+    text.write_text("\n".join(lines) + "\n", encoding="ascii")
+    wheel = tmp_path / "Lifetimes-0.11.3-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr(WHEEL_MEMBER, "\n".join(lines) + "\n")
+    assert read_master(wheel) == read_master(text) == lines

@@ -12,6 +12,7 @@ import yaml
 from landing.event_mapping import UNMAPPED_WARN_SHARE
 from ml import archetypes, clustering, feature_columns
 from orchestration.defs.dbt_models import DbtScoresConfig
+from orchestration.lib.warehouse_io import MONEY_DECIMAL, money_sum
 from reporting.cards import ATTRIBUTE_COLUMNS
 
 DBT = Path(__file__).resolve().parents[2] / "dbt_project"
@@ -77,3 +78,10 @@ def test_the_launchpad_defaults_of_the_score_marts_are_dbts_vars():
 
 def test_clustering_needs_the_mapped_share_the_unmapped_warning_stops_at():
     assert clustering.MIN_MAPPED_COVERAGE == pytest.approx(1 - UNMAPPED_WARN_SHARE)
+
+
+def test_money_is_summed_as_one_exact_type_in_dbt_and_in_python():
+    # dbt's money_sum and the SQL Python runs (orchestration/lib/warehouse_io.py) sum money the same exact way.
+    macro = (DBT / "macros" / "money.sql").read_text()
+    assert f"{{% macro money_sum(amount, where=none, exact_type='{MONEY_DECIMAL}') -%}}" in macro
+    assert money_sum("x") == f"cast(sum(cast(x as {MONEY_DECIMAL})) as double)"
