@@ -10,7 +10,7 @@ from pathlib import Path
 
 import duckdb
 
-from bench.model_budget import SCRATCH, scratch_statement
+from bench.model_budget import SCRATCH, scratch_statement, setting_hooks
 from orchestration.defs.jobs import refresh_job
 from orchestration.defs.resources import (
     DEFAULT_DUCKDB_MEMORY_LIMIT,
@@ -123,3 +123,10 @@ def test_every_model_built_from_the_customer_feature_ctes_keeps_its_written_join
     for pre, post in hooked.values():
         assert pre == ["set disabled_optimizers = 'build_side_probe_side'"]
         assert post == ["reset disabled_optimizers"]
+
+
+def test_the_model_budget_bench_runs_a_models_set_hooks_as_dbt_does():
+    manifest = json.loads((DBT_PROJECT_DIR / "target" / "manifest.json").read_text(encoding="utf-8"))
+    assert setting_hooks(manifest, "customer_features") == ["set disabled_optimizers = 'build_side_probe_side'"]
+    # Templated hooks (the daily staging's partition delete) need dbt to render them: not run.
+    assert setting_hooks(manifest, "stg_orders") == []
