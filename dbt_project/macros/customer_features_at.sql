@@ -5,6 +5,8 @@
     are built by the very same SQL and the model cannot see the future.
 -#}
 {% macro customer_features_at(cutoff_column) %}
+{#- Every model built from these CTEs keeps its written join plan (cross_engine.sql, spine_join_config). -#}
+{{ config(**spine_join_config()) }}
 cutoff as (
     select {{ cutoff_column }} as cutoff_date from {{ ref('int_cutoffs') }}
 ),

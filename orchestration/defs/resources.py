@@ -22,13 +22,13 @@ DUCKDB_TAG = {"segmint/duckdb": "writer"}
 
 
 DUCKDB_MEMORY_LIMIT_ENV = "SEGMINT_DUCKDB_MEMORY_LIMIT"
-# 3GB, not the 1.75GB that would keep a 1 M-customer run's whole tree under issue 18's 3 GiB: part of
-# marts.customer_features' work cannot spill (DuckDB, two threads: "Out of Memory Error: failed to pin block"). At
-# 1 M customers it failed at 1.5GB when built alone, and at 1.75GB in make bench's daily refresh (2026-11-26 19:00,
-# after a full run at 1.75GB had passed with a 2.72 GiB peak): a default so close to the edge would stop real shops
-# a little larger than the benchmark. 1.75GB cost nothing measurable (ingest 99.7 vs 101.3 CPU s, customer_features
-# 23.8 vs 22.1 CPU s at 1 M), so a memory-tight machine may set it for shops up to ~1 M customers.
-DEFAULT_DUCKDB_MEMORY_LIMIT = "3GB"
+# 1.5GB: what keeps a 1 M-customer run's whole tree (the run's process plus dbt's DuckDB, which fills its budget in
+# the feature build) under issue 18's 3 GiB with margin. 3GB until marts.customer_features could spill: DuckDB built
+# the accumulated join result of its per-customer pieces as one hash table after another ("Out of Memory Error:
+# failed to pin block" below ~1.75GB, once at 1.75GB in make bench's daily); with the written join plan kept
+# (dbt_project/macros/cross_engine.sql, spine_join_config) it builds at 0.75GB, the staging (full refresh) at 1.25GB.
+# A shop much larger than 1 M customers on a machine with the memory to spare may raise it.
+DEFAULT_DUCKDB_MEMORY_LIMIT = "1.5GB"
 
 
 def duckdb_memory_limit() -> str:
@@ -105,7 +105,7 @@ class Warehouse(dg.ConfigurableResource):
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A short-lived connection: never hold it across a dbt call (dbt needs the write lock).
 
-        DuckDB's default memory limit is 80 % of RAM; a budget (SEGMINT_DUCKDB_MEMORY_LIMIT, default 3GB) makes
+        DuckDB's default memory limit is 80 % of RAM; a budget (SEGMINT_DUCKDB_MEMORY_LIMIT, default 1.5GB) makes
         large ingests spill to a temp folder beside the warehouse instead (measured at 1 M customers: 17 GiB
         peak without it, 3.2 GiB with it).
         """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import duckdb
 
-from bench.model_budget import SCRATCH, scratch_statement
+from bench.model_budget import SCRATCH, scratch_statement, setting_hooks
 from orchestration.defs.jobs import refresh_job
 from orchestration.defs.resources import (
     DEFAULT_DUCKDB_MEMORY_LIMIT,
@@ -104,3 +105,28 @@ def test_the_model_budget_bench_re_aims_dbts_statement_at_a_scratch_table(tmp_pa
         assert "other__dbt_tmp" in str(error)
     else:
         raise AssertionError("a statement for another model must be refused")
+
+
+def test_every_model_built_from_the_customer_feature_ctes_keeps_its_written_join_plan():
+    # At 1 M customers DuckDB's build/probe-side optimizer made the accumulated join result every next join's hash
+    # table (it misjudges the cut-off-scoped pieces as tiny), which could not spill under a 1.5GB budget.
+    manifest = json.loads((DBT_PROJECT_DIR / "target" / "manifest.json").read_text(encoding="utf-8"))
+    hooked = {
+        node["name"]: (
+            [hook["sql"] for hook in node["config"]["pre-hook"]],
+            [hook["sql"] for hook in node["config"]["post-hook"]],
+        )
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model" and "customer_features_at(" in node["raw_code"]
+    }
+    assert set(hooked) == {"customer_features", "customer_features_train", "customer_features_selection"}
+    for pre, post in hooked.values():
+        assert pre == ["set disabled_optimizers = 'build_side_probe_side'"]
+        assert post == ["reset disabled_optimizers"]
+
+
+def test_the_model_budget_bench_runs_a_models_set_hooks_as_dbt_does():
+    manifest = json.loads((DBT_PROJECT_DIR / "target" / "manifest.json").read_text(encoding="utf-8"))
+    assert setting_hooks(manifest, "customer_features") == ["set disabled_optimizers = 'build_side_probe_side'"]
+    # Templated hooks (the daily staging's partition delete) need dbt to render them: not run.
+    assert setting_hooks(manifest, "stg_orders") == []
