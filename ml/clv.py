@@ -460,7 +460,9 @@ def _rounded_texts(values: np.ndarray) -> pa.Array:
     with np.errstate(invalid="ignore", over="ignore"):
         scaled = values * 1e4
         rounded = np.rint(scaled) / 1e4
-        exact = np.isfinite(scaled) & (np.abs(scaled) < 2.0**52) & (np.abs(np.abs(scaled - np.floor(scaled)) - 0.5) > 1e-6)
+        exact = (
+            np.isfinite(scaled) & (np.abs(scaled) < 2.0**52) & (np.abs(np.abs(scaled - np.floor(scaled)) - 0.5) > 1e-6)
+        )
     if not exact.all():
         rounded[~exact] = [round(v, 4) for v in values[~exact].tolist()]
     # Distinct by bit pattern: -0.0 and 0.0 print differently, and NaN (from Python's round) is one pattern each.
