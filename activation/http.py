@@ -176,6 +176,19 @@ class HttpClient:
         """True when requests are written to files instead of sent."""
         return self.dry_run_dir is not None
 
+    def clear_dry_run_files(self, prefix: str = "") -> int:
+        """Deletes the dry-run files an earlier pass with this file prefix left (returns how many): every pass numbers
+        its files from 0001, so a smaller or empty pass would otherwise leave the previous run's higher-numbered
+        requests beside its own, showing requests that would not be sent."""
+        folder = None if self.dry_run_dir is None else self.dry_run_dir / self.destination
+        if folder is None or not folder.is_dir():
+            return 0
+        own = re.compile(re.escape(prefix) + r"\d{4}_.*\.json")
+        stale = [path for path in folder.iterdir() if own.fullmatch(path.name)]
+        for path in stale:
+            path.unlink()
+        return len(stale)
+
     def url(self, path: str) -> str:
         """Absolute URL for a path (absolute URLs pass through)."""
         return path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"

@@ -184,6 +184,8 @@ def sync_audience(
     everything confirmed before it stays confirmed, the rest stays pending and is re-sent by the next run.
     """
     started = time.monotonic()
+    if dry_run:  # the folder shows this run's requests only, also when it sends none
+        clear_dry_run_files(destination)
     members = select_members(conn, audience) if members is None else members
     plan = plan_sync(conn, audience, destination, members)
     report = SyncReport(
@@ -248,6 +250,13 @@ def sync_audience(
 OWED_REMOVALS_FILE_PREFIX = "owed_removal_"
 
 
+def clear_dry_run_files(destination: Destination, prefix: str = "") -> None:
+    """A dry-run pass starts from an empty set of its own files (HttpClient.clear_dry_run_files)."""
+    client = getattr(destination, "http", None)
+    if client is not None and client.dry_run:
+        client.clear_dry_run_files(prefix)
+
+
 def send_owed_removals(
     conn: duckdb.DuckDBPyConnection,
     audience: Audience,
@@ -266,6 +275,8 @@ def send_owed_removals(
     masked in dry-run files; a live destination never received the dry-run removals, so they are only settled.
     """
     ledger.ensure_schema(conn)
+    if dry_run:
+        clear_dry_run_files(destination, OWED_REMOVALS_FILE_PREFIX)
     held = ledger.load_ledger(conn, destination.name, audience.name)
     keys = sorted(set(held["member_key"]) & (set(erased) | set(without_consent)))
     owed = [r for r in ledger.erasure_removals(conn, destination.name, audience.name) if r.member_key not in keys]

@@ -84,6 +84,23 @@ def test_dry_run_writes_the_request_to_a_file_with_the_token_redacted_and_sends_
     assert "s3cret" not in files[0].read_text()
 
 
+def test_a_smaller_dry_run_pass_leaves_none_of_the_previous_passes_files_but_keeps_other_prefixes(api, tmp_path):
+    first = client(api, dry_run_dir=tmp_path)
+    for n in range(3):
+        first.request("POST", "/echo", json_body={"n": n})
+    owed = client(api, dry_run_dir=tmp_path)
+    owed.file_prefix = "owed_removal_"
+    owed.request("POST", "/echo", json_body={"owed": True})
+    assert len(list((tmp_path / "echo").glob("*.json"))) == 4
+
+    second = client(api, dry_run_dir=tmp_path)
+    assert second.clear_dry_run_files() == 3  # the previous pass's 0001-0003, not the owed removal's file
+    second.request("POST", "/echo", json_body={"n": "today"})
+    names = sorted(path.name for path in (tmp_path / "echo").glob("*.json"))
+    assert [name.split("_")[0] for name in names] == ["0001", "owed"]
+    assert json.loads((tmp_path / "echo" / names[0]).read_text())["body"] == {"n": "today"}
+
+
 def test_retry_after_accepts_seconds_and_http_dates():
     from datetime import datetime
 
