@@ -100,8 +100,9 @@
     }) }}
 {%- endmacro %}
 
+{#- Not {}: dbt rejects an empty inline config() ("Invalid inline model config"). -#}
 {% macro spark__spine_join_config() -%}
-    {{ return({}) }}
+    {{ return({'pre_hook': [], 'post_hook': []}) }}
 {%- endmacro %}
 
 {#-
