@@ -18,7 +18,7 @@ import pytest
 
 from landing import LandingOptions, ingest_landing
 from landing import append as append_module
-from landing.ingest import LandingReport
+from landing.ingest import LandingReport, Suppression
 from orchestration.lib.ingest_fingerprint import files_digest
 
 DAY_A, DAY_B, DAY_C = date(2024, 3, 3), date(2024, 3, 6), date(2024, 3, 9)
@@ -112,15 +112,17 @@ def same_report(left: LandingReport, right: LandingReport) -> bool:
     return replace(left, **strip) == replace(right, **strip)
 
 
-def assert_append_equals_full(tmp_path: Path, files: dict[str, str], days: tuple[date, ...] = (DAY_A, DAY_B)):
+def assert_append_equals_full(
+    tmp_path: Path, files: dict[str, str], days: tuple[date | None, ...] = (DAY_A, DAY_B), **kwargs
+):
     landing = write_shop(tmp_path / "landing", files)
     appended = duckdb.connect()
     for day in days[:-1]:
-        assert ingest(appended, landing, day).ingest_mode == "full" or day != days[0]
-    report = ingest(appended, landing, days[-1])
+        assert ingest(appended, landing, day, **kwargs).ingest_mode == "full" or day != days[0]
+    report = ingest(appended, landing, days[-1], **kwargs)
     assert report.ingest_mode == "append", report.ingest_mode_reason
     full = duckdb.connect()
-    expected = ingest(full, landing, days[-1], allow_append=False)
+    expected = ingest(full, landing, days[-1], allow_append=False, **kwargs)
     assert expected.ingest_mode == "full"
     assert tables(appended) == tables(full)
     assert same_report(report, expected)
@@ -159,6 +161,22 @@ def test_append_equals_full_ingest_with_summed_line_totals_and_incomplete_orders
 def test_two_appends_in_a_row_equal_a_full_ingest(tmp_path):
     files = {"orders.csv": ORDERS, "fx_rates.csv": FX_RATES, "events.csv": EVENTS, "customers.csv": CUSTOMERS}
     assert_append_equals_full(tmp_path, files, (DAY_A, DAY_B, DAY_C))
+
+
+def test_an_append_to_the_default_as_of_date_equals_a_full_ingest_without_one(tmp_path):
+    # No as-of given: the last valid order date, which the full ingest at day A recorded (it is as-of independent).
+    report, _, _ = assert_append_equals_full(tmp_path, {"orders.csv": ORDERS, "events.csv": EVENTS}, (DAY_A, None))
+    assert report.as_of == date(2024, 3, 10)
+
+
+def test_an_append_with_the_same_suppression_list_equals_a_full_ingest(tmp_path):
+    # Rows of erased persons are dropped unread by both; the held records never contain them.
+    suppression = Suppression(frozenset({"h-c1", "h-c6"}), lambda value: f"h-{value}")
+    report, _, conn = assert_append_equals_full(
+        tmp_path, {"orders.csv": ORDERS, "events.csv": EVENTS}, suppression=suppression
+    )
+    assert {f.table_name: f.rows_suppressed for f in report.files} == {"orders": 5, "events": 6}
+    assert conn.execute("SELECT count(*) FROM raw.ingest_held WHERE orders__customer_id = 'c6'").fetchall() == [(0,)]
 
 
 def test_an_append_to_the_same_as_of_date_moves_nothing(tmp_path):
