@@ -244,3 +244,21 @@ def test_a_failed_append_leaves_the_previous_tables(tmp_path, monkeypatch):
     assert tables(conn) == before
     monkeypatch.undo()
     assert ingest(conn, landing, DAY_B).ingest_mode == "append"
+
+
+def test_append_equals_full_ingest_on_typed_parquet_files(tmp_path):
+    # Parquet exports carry typed columns (timestamps, doubles), read on the typed fast path (landing/rules.py).
+    csv = write_shop(tmp_path / "csv", {"orders.csv": LINE_ORDERS.replace(",x,", ",6,"), "events.csv": EVENTS})
+    parquet = tmp_path / "parquet"
+    parquet.mkdir()
+    with duckdb.connect() as conn:
+        for name in ("orders", "events"):
+            conn.execute(f"COPY (SELECT * FROM read_csv('{csv / name}.csv')) TO '{parquet / name}.parquet'")
+        assert "TIMESTAMP" in str(conn.execute(f"DESCRIBE SELECT * FROM '{parquet}/events.parquet'").fetchall())
+    appended, full = duckdb.connect(), duckdb.connect()
+    ingest(appended, parquet, DAY_A)
+    report = ingest(appended, parquet, DAY_B)
+    assert report.ingest_mode == "append", report.ingest_mode_reason
+    expected = ingest(full, parquet, DAY_B, allow_append=False)
+    assert tables(appended) == tables(full)
+    assert same_report(report, expected)
