@@ -922,7 +922,9 @@ def _try_append(
     if previous.source_format != formats.SEGMINT or previous.realtime_log is not None:
         return "a translated source format or a real-time log: appends cover segmint's contract files only"
     new_as_of = as_of if as_of is not None else default_as_of
-    if new_as_of is None or new_as_of < previous_as_of:
+    if new_as_of is None:
+        return "no as-of date given and the last ingest found no valid order to derive one"
+    if new_as_of < previous_as_of:
         return f"the as-of date moved backwards ({previous_as_of} -> {new_as_of})"
     if not _tables_match(conn, previous):
         return "the raw tables do not hold the rows the last ingest recorded"
