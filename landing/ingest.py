@@ -61,7 +61,6 @@ from landing.rules import (
     REASON,
     ROW_REASON,
     ValueDialect,
-    after_as_of_sql,
     delete_rejected_sql,
     dialect_probe_sql,
     duplicate_keys_sql,
@@ -559,7 +558,7 @@ def _write_file(conn: duckdb.DuckDBPyConnection, parsed: _ParsedFile, as_of: dat
             f"WHERE j.{REASON} IS NOT NULL AND j.{REASON} <> '{MERGED_LINE}' ORDER BY j.source_row"
         )
     if hold:
-        conn.execute(append.hold_records_sql(spec, stage, _stage(append.HELD), after_as_of_sql(spec, as_of)))
+        conn.execute(append.hold_records_sql(spec, stage, _stage(append.HELD), as_of))
     merged = 0
     if spec.merges_line_items and not parsed.ids_generated:
         # Only these have merged lines (mark_duplicates_sql); a scan of 36 M events to count none costs ~1 s.
