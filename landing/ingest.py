@@ -797,7 +797,9 @@ def ingest_landing(
             effective_as_of = as_of if as_of is not None else _default_as_of(conn, parsed_by_name[ORDERS.name])
             conn.execute(f"CREATE OR REPLACE TABLE {_stage(QUARANTINE)} ({QUARANTINE_COLUMNS_SQL})")
             conn.execute(f"CREATE OR REPLACE TABLE {_stage(append.HELD)} ({append.held_columns_sql()})")
-            reports = tuple(_write_file(conn, parsed, effective_as_of) for parsed in parsed_files)
+            # Held records serve only an append, which needs recorded input digests.
+            hold = inputs is not None
+            reports = tuple(_write_file(conn, parsed, effective_as_of, hold) for parsed in parsed_files)
             _check_orders_mostly_usable(conn, reports[0])
             log_report = _write_file(conn, log_parsed, effective_as_of, hold=False) if log_parsed is not None else None
             for spec in LANDING_TABLES:

@@ -264,3 +264,15 @@ def test_append_equals_full_ingest_on_typed_parquet_files(tmp_path):
     expected = ingest(full, parquet, DAY_B, allow_append=False)
     assert tables(appended) == tables(full)
     assert same_report(report, expected)
+
+
+def test_an_ingest_without_input_digests_holds_nothing_and_the_next_one_reads_every_file(tmp_path):
+    landing = write_shop(tmp_path / "landing", {"orders.csv": ORDERS})
+    conn = duckdb.connect()
+    ingest(conn, landing, DAY_A, append_inputs=None)
+    assert conn.execute("SELECT count(*) FROM raw.ingest_held").fetchall() == [(0,)]
+    assert conn.execute("SELECT inputs FROM raw.ingest_state").fetchall() == [(None,)]
+    report = ingest(conn, landing, DAY_B)
+    assert (report.ingest_mode, report.ingest_mode_reason) == ("full", "the previous ingest recorded no input digests")
+    # o6 and o11 (an order and its merged line), after day B
+    assert conn.execute("SELECT count(*) FROM raw.ingest_held").fetchall() == [(3,)]
