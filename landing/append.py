@@ -61,7 +61,7 @@ def held_columns_sql() -> str:
 
 def _after_sql(spec: TableSpec, column: str, as_of: date) -> str:
     """`CAST(column AS DATE) > as_of` as a comparison with a constant of the column's type, which DuckDB pushes
-    into the scan (only matching rows' other columns are read: 3.5 -> <1 CPU s over 36 M staged events)."""
+    into the scan (2.8 CPU s instead of 3.5 to hold the records of 36 M staged events at 1 M, under load)."""
     sql_type = dict(table_columns(spec))[spec.as_of_column]
     return f"{column} >= CAST(DATE {sql_string((as_of + timedelta(days=1)).isoformat())} AS {sql_type})"
 
