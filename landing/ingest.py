@@ -11,22 +11,26 @@ the database file is the costliest step of a large ingest, so every record is wr
 Before parsing, one scan of the file's text timestamp and amount columns detects its date order and decimal
 mark (ValueDialect); after parsing, orders in another currency than the reporting one are converted with
 fx_rates.csv or quarantined, then duplicates are marked (line items of one order merged, exact copies counted).
+
+When the inputs are those of the last ingest into the warehouse and only the as-of date moved forward, the
+records it held back as after its as-of date that are now due are appended instead (landing/append.py).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
-from landing import formats, realtime_log
+from landing import append, formats, realtime_log
 from landing.contract import (
     AFTER_AS_OF,
     DATE_ORDERS,
@@ -91,7 +95,13 @@ from landing.special_categories import (
 QUARANTINE = "quarantine"
 INGEST_LOG = "ingest_log"
 RUN_CONTEXT = "run_context"
-OUTPUT_TABLES = tuple(spec.name for spec in LANDING_TABLES) + (QUARANTINE, INGEST_LOG, RUN_CONTEXT)
+OUTPUT_TABLES = tuple(spec.name for spec in LANDING_TABLES) + (
+    QUARANTINE,
+    INGEST_LOG,
+    RUN_CONTEXT,
+    append.HELD,
+    append.STATE,
+)
 STAGE_PREFIX = "_stage_"
 WORK_PREFIX = "_landing_"
 NO_CURRENCY = "(none)"
@@ -182,6 +192,9 @@ class LandingReport:
     realtime_log: FileReport | None = None
     # Quarantined source records (a translator's rejects) whose special-category fields were removed.
     special_category_records_scrubbed: int = 0
+    # `full`: every file read; `append`: the held records now due moved in (landing/append.py); and why.
+    ingest_mode: str = append.FULL
+    ingest_mode_reason: str = ""
 
 
 def _stage(name: str) -> str:
@@ -530,8 +543,11 @@ def _default_as_of(conn: duckdb.DuckDBPyConnection, orders: _ParsedFile) -> date
     return last
 
 
-def _write_file(conn: duckdb.DuckDBPyConnection, parsed: _ParsedFile, as_of: date) -> FileReport:
-    """Move one file's rejected records from its staging table to staging quarantine, leaving the accepted rows."""
+def _write_file(conn: duckdb.DuckDBPyConnection, parsed: _ParsedFile, as_of: date, hold: bool = True) -> FileReport:
+    """Move one file's rejected records from its staging table to staging quarantine, leaving the accepted rows.
+
+    With `hold`, the records set aside only for their date are also kept, parsed, in the staged raw.ingest_held
+    (the next day's append ingest moves them in: landing/append.py)."""
     spec, source, stage = parsed.spec, parsed.source, parsed.stage
     judged = judged_records_sql(spec, stage, as_of)
     raw_json = raw_record_json_sql(source.header, source.types, "s")
@@ -541,6 +557,8 @@ def _write_file(conn: duckdb.DuckDBPyConnection, parsed: _ParsedFile, as_of: dat
             f"j.{REASON} FROM ({judged}) AS j JOIN {source.relation} AS s ON s.{RECORD_INDEX} = j.source_row - 1 "
             f"WHERE j.{REASON} IS NOT NULL AND j.{REASON} <> '{MERGED_LINE}' ORDER BY j.source_row"
         )
+    if hold:
+        conn.execute(append.hold_records_sql(spec, stage, _stage(append.HELD), as_of))
     merged = 0
     if spec.merges_line_items and not parsed.ids_generated:
         # Only these have merged lines (mark_duplicates_sql); a scan of 36 M events to count none costs ~1 s.
@@ -692,6 +710,8 @@ def ingest_landing(
     work_dir: Path | None = None,
     realtime_log_dir: Path | None = None,
     suppression: Suppression | None = None,
+    append_inputs: Mapping[str, object] | None = None,
+    allow_append: bool = True,
 ) -> LandingReport:
     """(Re)write raw.orders/customers/events/fx_rates/quarantine/ingest_log/run_context from the landing dir.
 
@@ -701,6 +721,13 @@ def ingest_landing(
     files under `work_dir` (landing/formats/). The `events-*.jsonl` files of `realtime_log_dir` (the real-time
     service's durable log) are a second source of events (landing/realtime_log.py). Rows of persons on the
     `suppression` list are dropped unread.
+
+    `append_inputs`: digests of what the ingest reads besides its arguments (landing and log file contents, the
+    suppression list, the code; orchestration/lib/ingest_fingerprint.py). Given, and equal to those the last
+    ingest into this warehouse recorded, with an as-of date not before its own, the ingest appends the held
+    records now due instead of reading every file (landing/append.py), unless `allow_append` is False; the
+    report's `ingest_mode` and `ingest_mode_reason` say which ran and why. None: a full ingest, and the next
+    one is full too.
     """
     options = options or LandingOptions()
     if options.special_categories is None:
@@ -710,9 +737,35 @@ def ingest_landing(
     landing_dir = Path(landing_dir).resolve()
     if not landing_dir.is_dir():
         raise LandingError(f"{landing_dir}: landing directory does not exist")
+    log_files = realtime_log.event_log_files(realtime_log_dir)
+    inputs = None
+    if append_inputs is not None:
+        # The arguments that shape the tables join the caller's digests: any change to them reads every file.
+        inputs = {
+            **append_inputs,
+            "arguments": {
+                "landing_dir": str(landing_dir),
+                "horizon_days": horizon_days,
+                "is_demo": is_demo,
+                "source_format": source_format,
+                "reporting_currency": options.reporting_currency,
+                "date_format": options.date_format,
+                "csv_delimiter": options.csv_delimiter,
+                "special_categories": options.special_categories.version if options.special_categories else None,
+                "realtime_log_files": sorted(str(path) for path in log_files),
+            },
+        }
+    if inputs is None:
+        mode_reason = "no input digests given (an append needs them)"
+    elif not allow_append:
+        mode_reason = "forced (SEGMINT_FORCE_INGEST=1)"
+    else:
+        appended = _try_append(conn, as_of, inputs, log_files)
+        if isinstance(appended, LandingReport):
+            return appended
+        mode_reason = appended
     translation = formats.translate_landing(conn, landing_dir, source_format, work_dir)
     contract_dir = translation.contract_dir if translation is not None else landing_dir
-    log_files = realtime_log.event_log_files(realtime_log_dir)
     log_work = _log_work_dir(work_dir) if log_files else None
     paths = {spec.name: find_landing_file(contract_dir, spec) for spec in LANDING_TABLES}
     if paths[ORDERS.name] is None:
@@ -740,11 +793,15 @@ def ingest_landing(
             log_parsed = _parse_event_log(
                 conn, log_files, realtime_log_dir, log_work, parsed_by_name.get(EVENTS.name), suppression
             )
+            default_as_of = conn.execute(last_valid_date_sql(ORDERS, _stage(ORDERS.name))).fetchall()[0][0]
             effective_as_of = as_of if as_of is not None else _default_as_of(conn, parsed_by_name[ORDERS.name])
             conn.execute(f"CREATE OR REPLACE TABLE {_stage(QUARANTINE)} ({QUARANTINE_COLUMNS_SQL})")
-            reports = tuple(_write_file(conn, parsed, effective_as_of) for parsed in parsed_files)
+            conn.execute(f"CREATE OR REPLACE TABLE {_stage(append.HELD)} ({append.held_columns_sql()})")
+            # Held records serve only an append, which needs recorded input digests.
+            hold = inputs is not None
+            reports = tuple(_write_file(conn, parsed, effective_as_of, hold) for parsed in parsed_files)
             _check_orders_mostly_usable(conn, reports[0])
-            log_report = _write_file(conn, log_parsed, effective_as_of) if log_parsed is not None else None
+            log_report = _write_file(conn, log_parsed, effective_as_of, hold=False) if log_parsed is not None else None
             for spec in LANDING_TABLES:
                 if paths[spec.name] is None:
                     _stage_empty_table(conn, spec)
@@ -764,6 +821,19 @@ def ingest_landing(
                 scrubbed = _scrub_translator_rejects(conn, options)
             if log_report is not None:
                 log_report = _stage_event_log(conn, log_report)
+            report = LandingReport(
+                as_of=effective_as_of,
+                files=reports,
+                missing_files=tuple(spec.name for spec in LANDING_TABLES if paths[spec.name] is None),
+                reporting_currency=reporting[0],
+                source_format=formats.source_format_of(translation),
+                realtime_log=log_report,
+                special_category_records_scrubbed=scrubbed,
+                ingest_mode=append.FULL,
+                ingest_mode_reason=mode_reason,
+            )
+            ids_generated = [parsed.file_name for parsed in parsed_files if parsed.ids_generated]
+            _stage_state(conn, inputs, effective_as_of, default_as_of, report, ids_generated)
             _swap_in_staged_tables(conn)
     except BaseException:
         _drop_stage_tables(conn)
@@ -773,16 +843,192 @@ def ingest_landing(
         formats.cleanup(translation)
         if log_work is not None and work_dir is None:
             shutil.rmtree(log_work, ignore_errors=True)
-    missing = tuple(spec.name for spec in LANDING_TABLES if paths[spec.name] is None)
-    return LandingReport(
-        as_of=effective_as_of,
-        files=reports,
-        missing_files=missing,
-        reporting_currency=reporting[0],
-        source_format=formats.source_format_of(translation),
-        realtime_log=log_report,
-        special_category_records_scrubbed=scrubbed,
+    return report
+
+
+def _stage_state(
+    conn: duckdb.DuckDBPyConnection,
+    inputs: Mapping[str, object] | None,
+    as_of: date,
+    default_as_of: date | None,
+    report: LandingReport,
+    ids_generated: list[str],
+) -> None:
+    """Stage raw.ingest_state: what this ingest read (NULL inputs: no append may follow it) and its report."""
+    conn.execute(f"CREATE OR REPLACE TABLE {_stage(append.STATE)} ({append.STATE_COLUMNS_SQL})")
+    state = {"report": asdict(report), "ids_generated": ids_generated}
+    conn.execute(
+        f"INSERT INTO {_stage(append.STATE)} VALUES (?, ?, ?, ?, ?)",
+        [
+            append.STATE_VERSION,
+            append.inputs_json(inputs) if inputs is not None else None,
+            as_of,
+            default_as_of,
+            json.dumps(state, sort_keys=True, default=str),
+        ],
     )
+
+
+def _file_report_from_dict(values: dict) -> FileReport:
+    return FileReport(
+        **values
+        | {
+            "missing_columns": tuple(values["missing_columns"]),
+            "notes": tuple(values["notes"]),
+            "dropped_columns": tuple(DroppedColumn(**column) for column in values["dropped_columns"]),
+        }
+    )
+
+
+def _report_from_dict(values: dict) -> LandingReport:
+    log = values["realtime_log"]
+    return LandingReport(
+        **values
+        | {
+            "as_of": date.fromisoformat(values["as_of"]),
+            "files": tuple(_file_report_from_dict(f) for f in values["files"]),
+            "missing_files": tuple(values["missing_files"]),
+            "realtime_log": _file_report_from_dict(log) if log is not None else None,
+        }
+    )
+
+
+def _table_exists(conn: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(
+        conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+            [RAW_SCHEMA, name],
+        ).fetchall()[0][0]
+    )
+
+
+def _try_append(
+    conn: duckdb.DuckDBPyConnection, as_of: date | None, inputs: Mapping[str, object], log_files: list[Path]
+) -> LandingReport | str:
+    """The report of an append ingest (landing/append.py), or why the full ingest must run instead."""
+    if not all(_table_exists(conn, name) for name in OUTPUT_TABLES):
+        return "no previous ingest state in the warehouse"
+    rows = conn.execute(f"SELECT version, inputs, as_of, default_as_of, report FROM {RAW_SCHEMA}.{append.STATE}")
+    state = rows.fetchall()
+    if len(state) != 1 or state[0][0] != append.STATE_VERSION or state[0][1] is None:
+        return "the previous ingest recorded no input digests"
+    _, previous_inputs, previous_as_of, default_as_of, saved = state[0]
+    changes = append.changed_inputs(json.loads(previous_inputs), json.loads(append.inputs_json(inputs)))
+    if changes:
+        return f"inputs changed since the ingest at {previous_as_of}: {'; '.join(changes)}"
+    if log_files:
+        return "the real-time log is read: appends cover the shop's landing files only"
+    saved = json.loads(saved)
+    previous = _report_from_dict(saved["report"])
+    if previous.source_format != formats.SEGMINT or previous.realtime_log is not None:
+        return "a translated source format or a real-time log: appends cover segmint's contract files only"
+    new_as_of = as_of if as_of is not None else default_as_of
+    if new_as_of is None:
+        return "no as-of date given and the last ingest found no valid order to derive one"
+    if new_as_of < previous_as_of:
+        return f"the as-of date moved backwards ({previous_as_of} -> {new_as_of})"
+    if not _tables_match(conn, previous):
+        return "the raw tables do not hold the rows the last ingest recorded"
+    with _ingest_session(conn):
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            files = tuple(
+                _append_file(conn, report, new_as_of, report.source_file in saved["ids_generated"])
+                for report in previous.files
+            )
+            conn.execute(
+                append.reason_as_of_sql(f"{RAW_SCHEMA}.{QUARANTINE}", [f.source_file for f in files], new_as_of)
+            )
+            conn.execute(f"UPDATE {RAW_SCHEMA}.{RUN_CONTEXT} SET as_of = ?", [new_as_of])
+            moved = sum(f.rows_accepted - p.rows_accepted for f, p in zip(files, previous.files, strict=True))
+            report = replace(
+                previous,
+                as_of=new_as_of,
+                files=files,
+                ingest_mode=append.APPEND,
+                ingest_mode_reason=(
+                    f"inputs unchanged since the ingest at {previous_as_of}; {moved} held records at or before "
+                    f"{new_as_of} appended"
+                ),
+            )
+            state = {"report": asdict(report), "ids_generated": saved["ids_generated"]}
+            conn.execute(
+                f"UPDATE {RAW_SCHEMA}.{append.STATE} SET as_of = ?, report = ?",
+                [new_as_of, json.dumps(state, sort_keys=True, default=str)],
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return report
+
+
+def _tables_match(conn: duckdb.DuckDBPyConnection, report: LandingReport) -> bool:
+    """Whether raw.* holds the rows the report counts (a warehouse changed behind the ingest's back does not)."""
+    expected = {spec.name: 0 for spec in LANDING_TABLES}
+    for f in report.files:
+        expected[f.table_name] += f.rows_accepted - f.rows_merged
+    expected[QUARANTINE] = sum(f.rows_quarantined for f in report.files)
+    expected[append.HELD] = sum(f.rows_after_as_of for f in report.files)
+    counts = " UNION ALL ".join(f"SELECT {sql_string(name)}, count(*) FROM {RAW_SCHEMA}.{name}" for name in expected)
+    return dict(conn.execute(counts).fetchall()) == expected
+
+
+def _append_file(conn: duckdb.DuckDBPyConnection, previous: FileReport, as_of: date, ids_generated: bool) -> FileReport:
+    """Move one file's held records now due into its raw table and out of the quarantine; its new report."""
+    spec, held, name = append.spec_of(previous.table_name), f"{RAW_SCHEMA}.{append.HELD}", previous.source_file
+    due = f"{append.due_sql(spec, as_of)} AND source_file = {sql_string(name)}"
+    moved, merged = conn.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE {ROW_REASON} = '{MERGED_LINE}') FROM {held} WHERE {due}"
+    ).fetchall()[0]
+    currencies = dict(previous.currencies)
+    if spec is ORDERS and "currency" not in previous.missing_columns:
+        currency = append.held_column(spec, "currency")
+        for code, count in conn.execute(
+            f"SELECT coalesce({currency}, '{NO_CURRENCY}'), count(*) FROM {held} WHERE {due} AND {ROW_REASON} IS NULL "
+            "GROUP BY ALL"
+        ).fetchall():
+            currencies[code] = currencies.get(code, 0) + count
+    conn.execute(append.move_due_records_sql(spec, held, as_of, name))
+    deleted = conn.execute(
+        f"DELETE FROM {RAW_SCHEMA}.{QUARANTINE} WHERE source_file = ? AND starts_with(reason, '{AFTER_AS_OF}: ') "
+        f"AND source_row IN (SELECT source_row FROM {held} WHERE {due})",
+        [name],
+    ).fetchall()[0][0]
+    if deleted != moved:
+        # An internal invariant: every held record has its after_as_of quarantine row.
+        raise RuntimeError(f"{name}: {moved} held records due but {deleted} after_as_of quarantine rows")
+    conn.execute(f"DELETE FROM {held} WHERE {due}")
+    reasons = dict(previous.reasons)
+    reasons[AFTER_AS_OF] = reasons.get(AFTER_AS_OF, 0) - moved
+    if not reasons[AFTER_AS_OF]:
+        del reasons[AFTER_AS_OF]
+    report = replace(
+        previous,
+        rows_accepted=previous.rows_accepted + moved,
+        rows_quarantined=previous.rows_quarantined - moved,
+        rows_after_as_of=previous.rows_after_as_of - moved,
+        reasons=dict(sorted(reasons.items())),
+        currencies=dict(sorted(currencies.items())),
+        rows_merged=previous.rows_merged + merged,
+        ids_generated=previous.ids_generated + (moved - merged if ids_generated else 0),
+    )
+    if report.rows_accepted + report.rows_quarantined + report.rows_suppressed != report.rows_in:
+        raise RuntimeError(f"{name}: counts no longer reconcile after the append")
+    conn.execute(
+        f"UPDATE {RAW_SCHEMA}.{INGEST_LOG} SET rows_accepted = ?, rows_quarantined = ?, rows_after_as_of = ?, "
+        "rows_merged = ?, ids_generated = ? WHERE source_file = ? AND table_name = ?",
+        [
+            report.rows_accepted,
+            report.rows_quarantined,
+            report.rows_after_as_of,
+            report.rows_merged,
+            report.ids_generated,
+            name,
+            spec.name,
+        ],
+    )
+    return report
 
 
 def _log_work_dir(work_dir: Path | None) -> Path:

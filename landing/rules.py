@@ -492,7 +492,8 @@ FROM (
 WHERE p.{ROW_REASON} IS NULL AND {_key_join(spec)}"""
 
 
-def _after_as_of_sql(spec: TableSpec, as_of: date) -> str:
+def after_as_of_sql(spec: TableSpec, as_of: date) -> str:
+    """SQL true for a record whose date is after the as-of date (NULL dates never are)."""
     return f"CAST({spec.as_of_column} AS DATE) > DATE {sql_string(as_of.isoformat())}"
 
 
@@ -507,14 +508,14 @@ def judged_records_sql(spec: TableSpec, parsed_table: str, as_of: date) -> str:
     return f"""
 SELECT source_row,
   CASE WHEN {ROW_REASON} IS NOT NULL AND {ROW_REASON} <> '{MERGED_LINE}' THEN {ROW_REASON}
-       WHEN {_after_as_of_sql(spec, as_of)} THEN {after}
+       WHEN {after_as_of_sql(spec, as_of)} THEN {after}
        ELSE {ROW_REASON} END AS {REASON}
 FROM {parsed_table}"""
 
 
 def delete_rejected_sql(spec: TableSpec, parsed_table: str, as_of: date) -> str:
     """DELETE of every record not kept in the raw table (quarantined or merged), leaving the rest in record order."""
-    return f"DELETE FROM {parsed_table} WHERE {ROW_REASON} IS NOT NULL OR {_after_as_of_sql(spec, as_of)}"
+    return f"DELETE FROM {parsed_table} WHERE {ROW_REASON} IS NOT NULL OR {after_as_of_sql(spec, as_of)}"
 
 
 def last_valid_date_sql(spec: TableSpec, parsed_table: str) -> str:

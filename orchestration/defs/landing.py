@@ -13,7 +13,7 @@ from landing.ingest import Suppression
 from landing.special_categories import SpecialCategoryError, load_denylist
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
 from orchestration.lib import groups, keys
-from orchestration.lib.ingest_fingerprint import file_digest, ingest_fingerprint
+from orchestration.lib.ingest_fingerprint import append_inputs, file_digest, ingest_inputs, inputs_fingerprint
 from orchestration.lib.metadata import markdown_table
 from orchestration.lib.settings import SPECIAL_CATEGORIES_FILE
 from privacy.erasure import suppressed_hashes
@@ -27,6 +27,8 @@ RAW_TABLES = {
     "quarantine": "One row per rejected input row: source file, row number, raw values and the reason.",
     "ingest_log": "One row per landing file per run: rows in, accepted, quarantined (they reconcile).",
     "run_context": "One row: the run's as-of date, CLV horizon, reporting currency and source format, read by every model.",
+    "ingest_held": "Records set aside only as after the as-of date, parsed and judged: the next day's append ingest.",
+    "ingest_state": "One row: what the last ingest read (input digests), its as-of date and report (append ingest).",
 }
 DEMO_MARKER = "demo_params.json"
 INGEST_FINGERPRINT = "ingest_fingerprint"
@@ -78,7 +80,9 @@ def raw_tables(context: dg.AssetExecutionContext, settings: SegmintSettings, war
 
     Kept instead when nothing it reads changed since the run that wrote the warehouse's raw tables (the landing
     and real-time log files' bytes, settings, suppression list, code: orchestration/lib/ingest_fingerprint.py):
-    the same metadata again, marked "kept: inputs unchanged". SEGMINT_FORCE_INGEST=1 always re-reads."""
+    the same metadata again, marked "kept: inputs unchanged". When only the as-of date moved forward, the records
+    now due are appended instead of every file re-read (landing/append.py; `ingest_mode` in the metadata says
+    which ran and why). SEGMINT_FORCE_INGEST=1 always re-reads every file."""
     s = settings.load()
     landing_dir = s.landing_dir or s.demo_landing_dir
     try:
@@ -92,10 +96,13 @@ def raw_tables(context: dg.AssetExecutionContext, settings: SegmintSettings, war
             )
             salt = load_salt(s.data_dir)
             hashes = suppressed_hashes(conn)
-            fingerprint = raw_fingerprint(s, landing_dir, options, hashes, salt)
+            inputs = raw_inputs(s, landing_dir, options, hashes, salt)
+            fingerprint = inputs_fingerprint(inputs)
             kept = None if s.force_ingest else kept_raw_metadata(context.instance, conn, fingerprint)
             if kept is None:
-                report, counts, ingest_log, quarantine_by_reason = _ingest(s, landing_dir, options, hashes, salt, conn)
+                report, counts, ingest_log, quarantine_by_reason = _ingest(
+                    s, landing_dir, options, hashes, salt, conn, append_inputs(inputs)
+                )
     except (LandingError, SpecialCategoryError) as error:
         # A user's file that cannot be read at all: one clear line, no traceback to dig through.
         raise dg.Failure(description=str(error), allow_retries=False) from None
@@ -106,11 +113,13 @@ def raw_tables(context: dg.AssetExecutionContext, settings: SegmintSettings, war
                 asset_key=keys.raw(table), metadata=metadata, data_version=dg.DataVersion(fingerprint)
             )
         return
+    context.log.info(f"raw tables: {report.ingest_mode} ingest ({report.ingest_mode_reason})")
     yield from _materializations(report, counts, ingest_log, quarantine_by_reason, denylist, fingerprint)
 
 
-def _ingest(s, landing_dir: Path, options: LandingOptions, hashes, salt: str, conn):
-    """Re-read the landing files into raw.*; the report and what the metadata shows of the new tables."""
+def _ingest(s, landing_dir: Path, options: LandingOptions, hashes, salt: str, conn, digests: dict):
+    """Ingest the landing files into raw.* (appending when only the as-of date moved forward); the report and
+    what the metadata shows of the new tables."""
     suppression = Suppression(hashes, partial(subject_hash, salt))
     report = ingest_landing(
         conn,
@@ -123,6 +132,8 @@ def _ingest(s, landing_dir: Path, options: LandingOptions, hashes, salt: str, co
         s.landing_work_dir,
         s.realtime_log_dir,
         suppression,
+        append_inputs=digests,
+        allow_append=not s.force_ingest,
     )
     counts = {t: conn.execute(f"select count(*) from raw.{t}").fetchone()[0] for t in RAW_TABLES}
     ingest_log = conn.execute("select * from raw.ingest_log order by source_file").df()
@@ -144,6 +155,9 @@ def _materializations(report, counts, ingest_log, quarantine_by_reason, denylist
             "source_format": dg.MetadataValue.text(report.source_format),
             INGEST_FINGERPRINT: dg.MetadataValue.text(fingerprint),
             KEPT: dg.MetadataValue.text("no: ingested"),
+            # append: the held records now due moved in; full: every file read (landing/append.py), and why.
+            "ingest_mode": dg.MetadataValue.text(report.ingest_mode),
+            "ingest_mode_reason": dg.MetadataValue.text(report.ingest_mode_reason),
         }
         file_report = by_table.get(table)
         if file_report is not None:
@@ -200,8 +214,8 @@ def _materializations(report, counts, ingest_log, quarantine_by_reason, denylist
         )
 
 
-def raw_fingerprint(s, landing_dir: Path, options: LandingOptions, hashes, salt: str) -> str:
-    """The ingest fingerprint of this run's inputs (orchestration/lib/ingest_fingerprint.py)."""
+def raw_inputs(s, landing_dir: Path, options: LandingOptions, hashes, salt: str) -> dict:
+    """This run's ingest inputs, files as digests (orchestration/lib/ingest_fingerprint.py)."""
     landing = [p for p in landing_dir.rglob("*") if p.is_file()] if landing_dir.is_dir() else []
     log_dir = s.realtime_log_dir
     realtime = [p for p in log_dir.rglob("*") if p.is_file()] if log_dir.is_dir() else []
@@ -218,7 +232,7 @@ def raw_fingerprint(s, landing_dir: Path, options: LandingOptions, hashes, salt:
         "special_categories": options.special_categories.version,
         "special_categories_file": file_digest(SPECIAL_CATEGORIES_FILE) if SPECIAL_CATEGORIES_FILE.is_file() else None,
     }
-    return ingest_fingerprint(landing, realtime, inputs, hashes, salt)
+    return ingest_inputs(landing, realtime, inputs, hashes, salt)
 
 
 def kept_raw_metadata(instance: dg.DagsterInstance, conn, fingerprint: str) -> dict[str, dict] | None:

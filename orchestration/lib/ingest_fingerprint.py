@@ -8,8 +8,10 @@ as the raw tables' Dagster data version and, when the next run computes the same
 still holds the rows it recorded, keeps the tables instead of re-reading every file ("kept: inputs unchanged" in
 its metadata).
 
-This only helps a run whose inputs did not change: a real day brings a new export (new bytes), so the daily
-refresh ingests again. SEGMINT_FORCE_INGEST=1 re-ingests whatever the fingerprint says.
+This only helps a run whose inputs did not change. When only the as-of date moved forward (the next day over
+the same files), `append_inputs` (the same record without the as-of date) lets the ingest append the records
+now due instead of reading every file (landing/append.py). A day that brings a new export (new bytes) ingests
+again in full. SEGMINT_FORCE_INGEST=1 re-ingests in full whatever the fingerprint says.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # The code that decides what raw.* holds: a change to any of these files re-ingests.
 INGEST_CODE = ("landing", "privacy/erasure.py", "privacy/subjects.py", "orchestration/defs/landing.py")
 FINGERPRINT_VERSION = "ingest-fingerprint-v1"
+# Settings an append ingest may see change: the as-of date (forward only; landing/append.py) and where the
+# warehouse file lies (the held records and the ingest state travel inside it).
+APPEND_MOVABLE_SETTINGS = ("as_of", "warehouse")
 
 
 def file_digest(path: Path) -> str:
@@ -47,6 +52,31 @@ def code_digest(root: Path = PROJECT_ROOT, parts: Iterable[str] = INGEST_CODE) -
     return digest.hexdigest()
 
 
+def ingest_inputs(
+    landing_files: Iterable[Path],
+    realtime_log_files: Iterable[Path],
+    settings: dict[str, object],
+    suppression: Iterable[str],
+    salt: str,
+    code: str | None = None,
+) -> dict[str, object]:
+    """Every input of the ingest, files and code as sha256 digests (JSON-ready)."""
+    return {
+        "version": FINGERPRINT_VERSION,
+        "landing": files_digest(landing_files),
+        "realtime_log": files_digest(realtime_log_files),
+        "settings": settings,
+        "suppression": sorted(suppression),
+        "salt": hashlib.sha256(salt.encode()).hexdigest(),
+        "code": code if code is not None else code_digest(),
+    }
+
+
+def inputs_fingerprint(inputs: dict[str, object]) -> str:
+    """One hex digest of an ingest_inputs record; equal digests mean equal raw tables."""
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def ingest_fingerprint(
     landing_files: Iterable[Path],
     realtime_log_files: Iterable[Path],
@@ -56,13 +86,10 @@ def ingest_fingerprint(
     code: str | None = None,
 ) -> str:
     """One hex digest of every input of the ingest; equal digests mean equal raw tables."""
-    payload = {
-        "version": FINGERPRINT_VERSION,
-        "landing": files_digest(landing_files),
-        "realtime_log": files_digest(realtime_log_files),
-        "settings": settings,
-        "suppression": sorted(suppression),
-        "salt": hashlib.sha256(salt.encode()).hexdigest(),
-        "code": code if code is not None else code_digest(),
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return inputs_fingerprint(ingest_inputs(landing_files, realtime_log_files, settings, suppression, salt, code))
+
+
+def append_inputs(inputs: dict[str, object]) -> dict[str, object]:
+    """The inputs an append ingest must find unchanged: all but APPEND_MOVABLE_SETTINGS (ingest_landing)."""
+    settings = {k: v for k, v in dict(inputs["settings"]).items() if k not in APPEND_MOVABLE_SETTINGS}
+    return inputs | {"settings": settings}

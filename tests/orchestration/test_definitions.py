@@ -28,6 +28,7 @@ def key(path: str) -> dg.AssetKey:
 
 EXPECTED_ASSETS = [
     "landing_files", "raw/orders", "raw/customers", "raw/events", "raw/fx_rates", "raw/quarantine", "raw/ingest_log", "raw/run_context",
+    "raw/ingest_held", "raw/ingest_state",
     "raw/event_vocabulary", "staging/stg_orders", "staging/stg_customers", "staging/stg_events",
     "staging/stg_visitor_event_days", "staging/stg_visitor_event_type_days",
     "marts/customer_features", "marts/customer_features_train", "marts/customer_features_selection", "marts/prospect_features",

@@ -54,7 +54,10 @@ def test_unchanged_inputs_keep_the_tables_and_changed_ones_ingest(tmp_path, monk
         assert changed.metadata["dagster/row_count"].value == 3
         assert changed.tags["dagster/data_version"] != first.tags["dagster/data_version"]
 
-        assert _run(instance, landing, warehouse, as_of="2025-01-06").metadata["dagster/row_count"].value == 1
+        backwards = _run(instance, landing, warehouse, as_of="2025-01-06")
+        assert backwards.metadata["dagster/row_count"].value == 1
+        assert backwards.metadata["ingest_mode"].value == "full"
+        assert backwards.metadata["ingest_mode_reason"].value.startswith("the as-of date moved backwards")
 
         # The tables changed behind Dagster's back (a restored warehouse): the recorded counts differ, ingest again.
         assert _run(instance, landing, warehouse, as_of="2025-01-06").metadata[KEPT].value == KEPT_UNCHANGED
@@ -63,7 +66,16 @@ def test_unchanged_inputs_keep_the_tables_and_changed_ones_ingest(tmp_path, monk
         assert _run(instance, landing, warehouse, as_of="2025-01-06").metadata["dagster/row_count"].value == 1
 
         monkeypatch.setenv("SEGMINT_FORCE_INGEST", "1")
-        assert _run(instance, landing, warehouse, as_of="2025-01-06").metadata[KEPT].value == "no: ingested"
+        forced = _run(instance, landing, warehouse, as_of="2025-01-06")
+        assert forced.metadata[KEPT].value == "no: ingested"
+        assert forced.metadata["ingest_mode_reason"].value == "forced (SEGMINT_FORCE_INGEST=1)"
+
+        # The next day over the same files: the held records now due are appended (landing/append.py).
+        monkeypatch.delenv("SEGMINT_FORCE_INGEST")
+        next_day = _run(instance, landing, warehouse, as_of="2025-01-08")
+        assert next_day.metadata["ingest_mode"].value == "append"
+        assert next_day.metadata["dagster/row_count"].value == 2
+        assert next_day.metadata["rows_after_as_of"].value == 1
 
 
 def test_fingerprint_follows_bytes_settings_suppression_and_code(tmp_path):
