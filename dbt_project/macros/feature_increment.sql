@@ -23,8 +23,12 @@
     DuckDB's: REPLACE, comments). Each decision is logged as `feature build <model>: <path> (<why>)`.
 -#}
 
-{#- The basis a table was built on: the full-build SQL and the shop's top event types (their ranks name columns). -#}
-{% macro feature_basis(full_sql) -%}
+{#- The basis a table was built on: the full-build SQL and (with_top_types: customer_features) the shop's top event
+    types, whose ranks name columns. -#}
+{% macro feature_basis(full_sql, with_top_types=true) -%}
+    {%- if not with_top_types -%}
+        {{ return(local_md5(full_sql)) }}
+    {%- endif -%}
     {%- set types = run_query(
         "select coalesce(string_agg(type_rank || '=' || source_event_type, ',' order by type_rank), '') from "
         ~ ref('top_event_types')
@@ -33,10 +37,10 @@
 {%- endmacro %}
 
 {#- The table comment recorded after a build: `segmint-feature-basis:<basis>:<as-of>` (a post-hook). -#}
-{% macro record_feature_basis(full_sql) -%}
+{% macro record_feature_basis(full_sql, with_top_types=true) -%}
     {%- if execute and target.type == 'duckdb' -%}
         {%- set cutoff = run_query('select scoring_cutoff from ' ~ ref('int_cutoffs')).columns[0].values()[0] -%}
-        comment on table {{ this }} is 'segmint-feature-basis:{{ feature_basis(full_sql) }}:{{ cutoff }}'
+        comment on table {{ this }} is 'segmint-feature-basis:{{ feature_basis(full_sql, with_top_types) }}:{{ cutoff }}'
     {%- else -%}
         select 1
     {%- endif -%}
@@ -46,7 +50,7 @@
     None for a full build, else {'since': date, 'previous_cutoff': date, 'cutoff': date, 'shift': days}: the days
     from `since` on were (re-)staged or newly in scope since the previous build. Logs the path and why.
 -#}
-{% macro feature_increment(full_sql) -%}
+{% macro feature_increment(full_sql, with_top_types=true) -%}
     {%- if not execute -%}
         {{ return(none) }}
     {%- endif -%}
@@ -76,7 +80,7 @@
     {%- set cutoff = run_query('select scoring_cutoff from ' ~ ref('int_cutoffs')).columns[0].values()[0] -%}
     {%- if parts | length != 3 or parts[0] != 'segmint-feature-basis' -%}
         {%- set why.text = 'the previous table records no basis' -%}
-    {%- elif parts[1] != feature_basis(full_sql) -%}
+    {%- elif parts[1] != feature_basis(full_sql, with_top_types) -%}
         {%- set why.text = 'the previous table was built by other SQL or another ranking of the top event types' -%}
     {%- else -%}
         {%- set previous_cutoff = modules.datetime.date.fromisoformat(parts[2]) -%}
