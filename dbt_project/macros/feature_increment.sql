@@ -26,6 +26,8 @@
 {#- The basis a table was built on: the full-build SQL and (with_top_types: customer_features) the shop's top event
     types, whose ranks name columns. -#}
 {% macro feature_basis(full_sql, with_top_types=true) -%}
+    {#- Without the database name: DuckDB names it after the file, and a copied warehouse is the same build. -#}
+    {%- set full_sql = full_sql | replace('"' ~ this.database ~ '".', '') -%}
     {%- if not with_top_types -%}
         {{ return(local_md5(full_sql)) }}
     {%- endif -%}
@@ -61,7 +63,7 @@
         {%- set why.text = 'the Spark target always builds in full' -%}
     {%- elif flags.FULL_REFRESH -%}
         {%- set why.text = '--full-refresh' -%}
-    {%- elif env_var('SEGMINT_FEATURE_INCREMENT', '') != '1' -%}
+    {%- elif this.identifier not in env_var('SEGMINT_FEATURE_INCREMENT', '').split(',') -%}
         {%- set why.text = env_var('SEGMINT_FEATURE_INCREMENT_WHY', 'the step did not ask for an increment') -%}
     {%- elif window is none -%}
         {%- set why.text = 'no staging window: every day was re-staged' -%}
