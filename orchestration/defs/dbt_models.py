@@ -354,7 +354,7 @@ def dbt_feature_models(
         if model is None:
             return {}
         if not paths:  # dbt has exited: its log says which path each mart took and why (feature_increment.sql)
-            paths.update(feature_build_paths(_last_invocation_lines(target / "dbt.log")))
+            paths.update(feature_build_paths(last_invocation_lines(target / "dbt.log")))
         return {FEATURE_BUILD_METADATA: dg.MetadataValue.text(paths.get(model, "not logged"))}
 
     yield from _run_dbt(
@@ -435,7 +435,7 @@ def feature_build_paths(lines: Iterable[str]) -> dict[str, str]:
     return paths
 
 
-def _last_invocation_lines(log: Path) -> list[str]:
+def last_invocation_lines(log: Path) -> list[str]:
     """The lines of the last dbt invocation in a JSON dbt.log (which dbt rotates at 10 MB into dbt.log.1)."""
     lines: list[str] = []
     for path in (log.with_name("dbt.log.1"), log):

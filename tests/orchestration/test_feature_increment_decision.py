@@ -12,10 +12,10 @@ from orchestration.defs.dbt_models import (
     FEATURE_INCREMENT_ENV,
     INCREMENTAL_MART_KEYS,
     INCREMENTAL_MARTS,
-    _last_invocation_lines,
     feature_build_paths,
     feature_increment_env,
     incremental_marts,
+    last_invocation_lines,
 )
 from orchestration.lib.partitions import StagingWindow
 
@@ -79,7 +79,7 @@ def test_the_path_each_mart_took_is_read_from_the_last_invocation(tmp_path):
             ]
         )
     )
-    paths = feature_build_paths(_last_invocation_lines(log))
+    paths = feature_build_paths(last_invocation_lines(log))
     assert paths == {
         "customer_features": "incremental (as-of a -> b)",
         "customer_prepurchase_behaviour": "full (no previous table)",
