@@ -5,7 +5,8 @@ named by `--step` (`dbt_score_models`, `dbt_after_scores_models`, `dbt_after_syn
 warehouse of SEGMINT_WAREHOUSE (raw tables and ML outputs already there, e.g. a `make bench` run kept with `--keep`),
 records the run in $DAGSTER_HOME like any run, and prints one JSON line: wall seconds, the step's own seconds (its
 start to end events), CPU seconds of this process and of dbt (its children), the number of materializations and
-check results recorded, the load average, and dbt's own time split from the step's dbt.log (`dbt_phases`). On a
+check results recorded, the load average, dbt's own time split from the step's dbt.log (`dbt_phases`), and which
+path each customer mart took (`feature_build`: incremental or full, and why). On a
 shared machine the CPU seconds compare runs better than the wall clock. `--from/--to` re-stage a window, as the
 daily schedule does.
 
@@ -96,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     import dagster as dg
 
     from orchestration.definitions import defs
-    from orchestration.defs.dbt_models import dbt_target_path
+    from orchestration.defs.dbt_models import dbt_target_path, feature_build_paths, last_invocation_lines
     from orchestration.lib import event_log
     from orchestration.lib.settings import load_settings
 
@@ -143,6 +144,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "materializations": recorded,
                 "check_results": checks,
                 "dbt_phases": phases,
+                # Which path each customer mart took (dbt_project/macros/feature_increment.sql), and why.
+                "feature_build": feature_build_paths(last_invocation_lines(log)) if ran else {},
                 "load_average": [round(x, 1) for x in os.getloadavg()],
             }
         )

@@ -4,7 +4,10 @@
     at or before the cut-off, so the training table (as_of - horizon) and the scoring table (as_of)
     are built by the very same SQL and the model cannot see the future.
 -#}
-{% macro customer_features_at(cutoff_column) %}
+{#- `scope`: the name of a CTE (defined before these) of customer_id's: only those customers are computed (the
+    incremental build, feature_increment.sql). Per customer the values are the same as in a full build. -#}
+{% macro customer_features_at(cutoff_column, scope=none) %}
+{%- set in_scope = (' and {}.customer_id in (select customer_id from ' ~ scope ~ ')') if scope else '' %}
 {#- Every model built from these CTEs keeps its written join plan (cross_engine.sql, spine_join_config). -#}
 {{ config(**spine_join_config()) }}
 cutoff as (
@@ -15,21 +18,21 @@ scoped_orders as (
     select orders.*, cutoff.cutoff_date
     from {{ ref('stg_orders') }} as orders
     cross join cutoff
-    where orders.ordered_on <= cutoff.cutoff_date and not orders.is_cancelled
+    where orders.ordered_on <= cutoff.cutoff_date and not orders.is_cancelled{{ in_scope.format('orders') }}
 ),
 
 scoped_event_days as (
     select event_days.*, cutoff.cutoff_date
     from {{ ref('stg_visitor_event_days') }} as event_days
     cross join cutoff
-    where event_days.occurred_on <= cutoff.cutoff_date and event_days.customer_id is not null
+    where event_days.occurred_on <= cutoff.cutoff_date and event_days.customer_id is not null{{ in_scope.format('event_days') }}
 ),
 
 scoped_event_type_days as (
     select type_days.*
     from {{ ref('stg_visitor_event_type_days') }} as type_days
     cross join cutoff
-    where type_days.occurred_on <= cutoff.cutoff_date and type_days.customer_id is not null
+    where type_days.occurred_on <= cutoff.cutoff_date and type_days.customer_id is not null{{ in_scope.format('type_days') }}
 ),
 
 customers as (
@@ -77,10 +80,7 @@ purchase_summary as (
 ),
 
 refunds as (
-    select customer_id, count(*) as refund_count, {{ money_sum('order_amount') }} as refund_amount
-    from scoped_orders
-    where is_refund
-    group by customer_id
+    {{ refund_totals('scoped_orders') }}
 ),
 
 behaviour as (
@@ -133,3 +133,18 @@ features as (
     left join event_type_counts using (customer_id)
 )
 {% endmacro %}
+
+{#- Per customer: refund rows and their exact total, from orders already scoped to the cut-off (no cancelled ones). -#}
+{% macro refund_totals(scoped_orders) %}
+    select customer_id, count(*) as refund_count, {{ money_sum('order_amount') }} as refund_amount
+    from {{ scoped_orders }}
+    where is_refund
+    group by customer_id
+{% endmacro %}
+
+{#- customer_features' full build (its table comment records a hash of this SQL: feature_increment.sql). -#}
+{% macro customer_features_full_sql() -%}
+with {{ customer_features_at('scoring_cutoff') }}
+
+select * from features
+{%- endmacro %}

@@ -338,15 +338,111 @@ def dbt_feature_models(
         raise dg.Failure(description=f"staging window: {error}") from None
     context.log.info(f"re-staging {staged_days(window)} of orders and events")
     staged = {STAGED_DAYS_METADATA: dg.MetadataValue.text(staged_days(window))}
+    incremental, why = incremental_marts(
+        window,
+        load_settings().force_ingest,
+        last_materializations(context.instance, [*DAILY_STAGING_KEYS, *INCREMENTAL_MART_KEYS.values()]),
+    )
+    context.log.info(f"feature marts: {why}")
+    target = dbt_target_path(warehouse.resolved_path(), context.op_def.name)
+    paths: dict[str, str] = {}
+
+    def metadata(key: dg.AssetKey) -> Mapping[str, Any]:
+        if key in DAILY_STAGING_KEYS:
+            return staged
+        model = next((name for name, mart in INCREMENTAL_MART_KEYS.items() if mart == key), None)
+        if model is None:
+            return {}
+        if not paths:  # dbt has exited: its log says which path each mart took and why (feature_increment.sql)
+            paths.update(feature_build_paths(last_invocation_lines(target / "dbt.log")))
+        return {FEATURE_BUILD_METADATA: dg.MetadataValue.text(paths.get(model, "not logged"))}
+
     yield from _run_dbt(
         context,
         dbt,
         warehouse,
         spark,
         feature_build_args(window),
-        extra_metadata=lambda key: staged if key in DAILY_STAGING_KEYS else {},
-        env=dbt_window_env(window),
+        extra_metadata=metadata,
+        env={**dbt_window_env(window), **feature_increment_env(incremental, why)},
     )
+
+
+# The customer marts a daily run may bring forward instead of rebuilding (dbt_project/macros/feature_increment.sql).
+INCREMENTAL_MARTS = ("customer_features", "customer_prepurchase_behaviour")
+FEATURE_BUILD_METADATA = "segmint/feature_build"
+FEATURE_INCREMENT_ENV = "SEGMINT_FEATURE_INCREMENT"
+FEATURE_INCREMENT_WHY_ENV = "SEGMINT_FEATURE_INCREMENT_WHY"
+
+
+def incremental_marts(
+    window: StagingWindow | None, force_ingest: bool, last_storage_ids: Mapping[dg.AssetKey, int | None]
+) -> tuple[list[str], str]:
+    """The customer marts this run may bring forward from their last build (the SQL makes the remaining checks:
+    previous table, basis, as-of), and why, in one line.
+
+    A mart may be brought forward only when the staging outside this run's window is what its last build read:
+    no run since re-staged days without building it (a failed or partial run would leave it behind: the increment
+    would miss the days that run re-staged). Told by the Dagster record: the mart's last materialization is newer
+    than every daily staging model's."""
+    if window is None:
+        return [], "full build: every day is re-staged"
+    if force_ingest:
+        return [], "full build: SEGMINT_FORCE_INGEST"
+    staging = [last_storage_ids.get(key) for key in DAILY_STAGING_KEYS]
+    if any(storage_id is None for storage_id in staging):
+        return [], "full build: a staging model has no materialization on record"
+    newest_staging = max(staging, default=0)
+    behind = [name for name, key in INCREMENTAL_MART_KEYS.items() if (last_storage_ids.get(key) or 0) < newest_staging]
+    allowed = [name for name in INCREMENTAL_MARTS if name not in behind]
+    if behind:
+        return allowed, f"{', '.join(behind)} in full: the staging was re-staged after its last build"
+    return allowed, f"incremental if exact: {', '.join(allowed)} from their last build"
+
+
+def feature_increment_env(incremental: Iterable[str], why: str) -> dict[str, str]:
+    """The dbt process's environment for feature_increment.sql: the marts it may bring forward (comma-separated),
+    and why the others build in full."""
+    return {FEATURE_INCREMENT_ENV: ",".join(incremental), FEATURE_INCREMENT_WHY_ENV: why}
+
+
+def last_materializations(instance: dg.DagsterInstance, keys: Iterable[dg.AssetKey]) -> dict[dg.AssetKey, int | None]:
+    """Each asset's last materialization's storage id (its place in the run history), None when it has none."""
+    keys = list(keys)
+    records = {record.asset_entry.asset_key: record for record in instance.get_asset_records(keys)}
+    found = {}
+    for key in keys:
+        entry = records[key].asset_entry if key in records else None
+        last = entry.last_materialization_record if entry is not None else None
+        found[key] = last.storage_id if last is not None else None
+    return found
+
+
+FEATURE_BUILD_PREFIX = "feature build "
+
+
+def feature_build_paths(lines: Iterable[str]) -> dict[str, str]:
+    """{mart: "incremental (...)" | "full (...)"} from the lines of one dbt invocation's JSON log."""
+    paths = {}
+    for line in lines:
+        try:
+            message = json.loads(line)["info"]["msg"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        if isinstance(message, str) and message.startswith(FEATURE_BUILD_PREFIX):
+            model, _, path = message[len(FEATURE_BUILD_PREFIX) :].partition(": ")
+            paths[model] = path
+    return paths
+
+
+def last_invocation_lines(log: Path) -> list[str]:
+    """The lines of the last dbt invocation in a JSON dbt.log (which dbt rotates at 10 MB into dbt.log.1)."""
+    lines: list[str] = []
+    for path in (log.with_name("dbt.log.1"), log):
+        if path.exists():
+            lines.extend(path.read_text("utf-8").splitlines())
+    starts = [i for i, line in enumerate(lines) if '"MainReportVersion"' in line]
+    return lines[starts[-1] :] if starts else lines
 
 
 def feature_build_args(window: StagingWindow | None) -> list[str]:
@@ -440,6 +536,9 @@ def carried_check_results(
 DAILY_STAGING_KEYS = frozenset(
     key for key, spec in dbt_feature_models.specs_by_key.items() if DAILY_TAG in (spec.tags or {})
 )
+INCREMENTAL_MART_KEYS = {
+    key.path[-1]: key for key in dbt_feature_models.specs_by_key if key.path[-1] in INCREMENTAL_MARTS
+}
 
 
 @dbt_assets(

@@ -1,65 +1,27 @@
 -- One row per customer with web events strictly before their first order: the early behaviour that the
--- lookalike model learns from, comparable with what a prospect shows today.
-with cutoffs as (
-    select * from {{ ref('int_cutoffs') }}
+-- lookalike model learns from, comparable with what a prospect shows today (macros/prepurchase_behaviour.sql).
+-- On a daily run only the customers whose first order is on a re-staged or new day are computed and the others
+-- carried over (macros/feature_increment.sql: why that is exact, and when it falls back to the full build).
+-- depends_on: {{ ref('int_cutoffs') }} (the as-of the table comment records: macros/feature_increment.sql)
+{{ config(post_hook=["{{ record_feature_basis(customer_prepurchase_sql(), with_top_types=false) }}"]) }}
+{%- set full_sql = customer_prepurchase_sql() %}
+{%- set step = feature_increment(full_sql, with_top_types=false) %}
+{%- if step is none %}
+{{ full_sql }}
+{%- else %}
+with recomputed as (
+    {{ customer_prepurchase_sql(since=date_literal(step.since)) }}
 ),
 
-first_orders as (
-    select orders.customer_id, min(orders.ordered_at) as first_order_at, min(orders.ordered_on) as first_order_on
-    from {{ ref('stg_orders') }} as orders
-    cross join cutoffs
-    where not orders.is_refund and not orders.is_cancelled and orders.ordered_on <= cutoffs.scoring_cutoff
-    group by orders.customer_id
-),
-
--- "Before the first order" is finer than a day only on the first order's own day: the whole days before it are
--- the staged visitor-days (a customer's visitor_id is the customer_id: one row per customer and day), and only that
--- day's events before the order are counted here, by the macro that stages the visitor-days (the same columns).
--- At 1 M customers this aggregates ~1 M events instead of every event before every first order (BENCHMARKS.md).
-first_order_day_events as (
-    select events.*
-    from {{ ref('stg_events') }} as events
-    inner join first_orders
-        on events.customer_id = first_orders.customer_id and events.occurred_on = first_orders.first_order_on
-    where events.occurred_at < first_orders.first_order_at
-),
-
-first_order_day as (
-    with early_events as (select * from first_order_day_events)
-    {{ visitor_event_days('early_events') }}
-),
-
-{#- By name on both sides of the union: a column added by a window run (on_schema_change) sits at the table's end. -#}
-{%- set day_columns = staged_visitor_day_columns() %}
-early_visitor_days as (
-    select {% for column in day_columns %}event_days.{{ column }}{{ ", " if not loop.last }}{% endfor %}
-    from {{ ref('stg_visitor_event_days') }} as event_days
-    inner join first_orders using (customer_id)
-    where event_days.occurred_on < first_orders.first_order_on
-    union all
-    select {{ day_columns | join(', ') }}
-    from first_order_day
-),
-
-early_event_days as (
-    select early_visitor_days.*, first_orders.first_order_on as cutoff_date
-    from early_visitor_days
-    inner join first_orders using (customer_id)
-),
-
-behaviour as (
-    select * from {{ behaviour_features('early_event_days', 'customer_id', one_row_per_day=true) }}
-),
-
-final as (
-    select
-        customer_id,
-        event_count,
-        active_days,
-        days_since_last_event,
-        {{ behaviour_shares() }},
-        cart_add_count_last_90d
-    from behaviour
+-- A customer whose first order is before `since` keeps the previous row: it reads only staged days before that order.
+carried as (
+    select previous.*
+    from {{ this }} as previous
+    inner join {{ ref('customer_features') }} as features using (customer_id)
+    where features.first_order_at < cast({{ date_literal(step.since) }} as timestamp)
 )
 
-select * from final
+select * from recomputed
+union all
+select * from carried
+{%- endif %}
