@@ -496,3 +496,14 @@ def test_charts_are_png_images(holdout):
     assert charts.decile_chart_png(tables).startswith(b"\x89PNG")
     assert charts.feature_importance_png(clv.feature_importance(holdout["models"])).startswith(b"\x89PNG")
     assert charts.decile_chart_png({}).startswith(b"\x89PNG")
+
+
+def test_explaining_without_the_bias_column_changes_only_that_column(models, scoring_features):
+    # top_drivers never reads the expected-value column, so _explain skips its additions: the feature columns and
+    # the raw score must be the same floats.
+    matrix = clv.model_matrix(scoring_features.reset_index(drop=True), models.categories)
+    trees = clv.pattern_trees(models.value_model, models.value_model.best_iteration or None)
+    full, raw = clv._by_pattern(trees, matrix)
+    no_bias, raw_no_bias = clv._by_pattern(trees, matrix, bias=False)
+    assert np.array_equal(no_bias[:, :-1], full[:, :-1]) and np.array_equal(raw_no_bias, raw)
+    assert not no_bias[:, -1].any() and full[:, -1].any()
