@@ -269,6 +269,19 @@ def _vocabulary_codes(values: pd.Series | None, vocabulary: list[str], n_rows: i
     """Codes into `vocabulary` of one categorical feature: missing -> MISSING_CATEGORY, unseen -> OTHER_CATEGORY."""
     if values is None:
         return np.full(n_rows, vocabulary.index(MISSING_CATEGORY), dtype=np.int64)
+    if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
+        # Arrow strings (what DuckDB reads): looked up in Arrow, no Python string per row (~0.6 s per 1 M rows).
+        # The same codes as below: a null is the missing category, a value outside the vocabulary the other one.
+        strings = pa.chunked_array(values.array._pa_array) if hasattr(values.array, "_pa_array") else None
+        if strings is not None:
+            found = pc.index_in(strings, value_set=pa.array(vocabulary, type=strings.type))
+            fallback = np.where(
+                pc.is_null(strings).to_numpy(zero_copy_only=False),
+                vocabulary.index(MISSING_CATEGORY),
+                vocabulary.index(OTHER_CATEGORY),
+            )
+            codes = found.to_numpy(zero_copy_only=False)  # float with NaN where not found
+            return np.where(np.isnan(codes), fallback, np.nan_to_num(codes)).astype(np.int64)
     codes = pd.Categorical(values.astype("string").fillna(MISSING_CATEGORY), categories=vocabulary).codes
     return np.where(codes < 0, vocabulary.index(OTHER_CATEGORY), codes)
 
