@@ -117,10 +117,19 @@ def load_fairness_config(path: str | Path) -> FairnessConfig:
 
 def top_share_selection(customer_ids: pd.Series, scores: pd.Series, share: float) -> pd.Series:
     """Boolean: the customer is in the top `share` by score (highest first, ties by customer_id; NaN last)."""
-    frame = pd.DataFrame({"customer_id": customer_ids.astype(str).to_numpy(), "score": scores.to_numpy()})
-    order = frame.sort_values(["score", "customer_id"], ascending=[False, True], na_position="last").index
-    selected = np.zeros(len(frame), dtype=bool)
-    selected[order[: int(round(share * len(frame)))]] = True
+    ids = customer_ids.astype(str)
+    values = scores.to_numpy(dtype=float)
+    if ids.is_monotonic_increasing:
+        # Rows already in customer_id order (the audit reads them so): a stable sort on the score alone breaks ties
+        # by customer_id, at a fraction of pandas' two-key sort of 1 M strings (issue 18). lexsort's last key is the
+        # primary one: NaN last, then the highest score first; -0.0 and 0.0 tie, as in sort_values.
+        missing = np.isnan(values)
+        order = np.lexsort((np.where(missing, 0.0, -values), missing))
+    else:
+        frame = pd.DataFrame({"customer_id": ids.to_numpy(), "score": values})
+        order = frame.sort_values(["score", "customer_id"], ascending=[False, True], na_position="last").index
+    selected = np.zeros(len(values), dtype=bool)
+    selected[order[: int(round(share * len(values)))]] = True
     return pd.Series(selected, index=scores.index)
 
 

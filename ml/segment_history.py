@@ -88,7 +88,8 @@ LATEST_SQL = "select max(greatest(valid_from, coalesce(valid_to, valid_from)))::
 def advance_history_sql(conn: duckdb.DuckDBPyConnection, history: str, current: str, as_of: date) -> str:
     """The query of the history after observing `current` on `as_of` (relations named `history` and `current` in
     `conn`); raises HistoryOrderError when `as_of` is before the latest date already in the history."""
-    latest = conn.execute(LATEST_SQL.format(history=history)).fetchone()[0]
+    # fetchall, not fetchone: the result is finished, so the caller may register a frame on `conn` next
+    latest = conn.execute(LATEST_SQL.format(history=history)).fetchall()[0][0]
     if latest is not None and pd.Timestamp(as_of) < pd.Timestamp(latest):
         raise HistoryOrderError(
             f"as-of {as_of} is before the latest membership date {pd.Timestamp(latest).date()}: "

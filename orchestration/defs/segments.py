@@ -25,6 +25,7 @@ from ml.lookalike import (
     BEHAVIOUR_INPUT_COLUMNS,
     PROSPECT_INPUT_COLUMNS,
     RFM_INPUT_COLUMNS,
+    LookalikeModel,
     fit_lookalike,
     score_prospects,
 )
@@ -37,6 +38,7 @@ from orchestration.lib.keys import (
     CLUSTER_MODEL,
     CLUSTER_PROFILES,
     CUSTOMER_FEATURES,
+    LOOKALIKE_MODEL,
     PREPURCHASE_BEHAVIOUR,
     PROSPECT_FEATURES,
     PROSPECT_SCORES,
@@ -360,8 +362,7 @@ def _segments_on_spark(warehouse: Warehouse, spark: SparkEngine, config: Cluster
 
 
 def read_lookalike_training(conn: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(pre-purchase behaviour, RFM segments): the columns fit_lookalike reads, in customer order. ml/prospect_scores
-    and realtime/serving_bundle both fit the lookalike from exactly this, so they fit the same model."""
+    """(pre-purchase behaviour, RFM segments): the columns fit_lookalike reads, in customer order."""
     early_columns = present_columns(conn, "marts.customer_prepurchase_behaviour", BEHAVIOUR_INPUT_COLUMNS)
     early = read_table(conn, "marts.customer_prepurchase_behaviour", early_columns, order_by="customer_id")
     rfm = read_table(
@@ -370,26 +371,90 @@ def read_lookalike_training(conn: duckdb.DuckDBPyConnection) -> tuple[pd.DataFra
     return early, rfm
 
 
-@dg.asset(
-    key=PROSPECT_SCORES,
-    deps=[PROSPECT_FEATURES, PREPURCHASE_BEHAVIOUR, RFM_SEGMENTS],
-    group_name=groups.SEGMENTS,
-    kinds={"python", "lightgbm", "duckdb"},
+# The fitted lookalike, one row: ml/prospect_scores fits it and scores the prospects with it; realtime/serving_bundle
+# packs this very model (it used to refit it from the same inputs: the same model, fitted and read twice per run).
+LOOKALIKE_MODEL_TABLE = "ml.lookalike_model"
+
+
+def lookalike_model_row(model: LookalikeModel) -> pd.DataFrame:
+    """The ml.lookalike_model row: the pickled model, its version (sha256 of the pickle) and what the UI shows."""
+    blob = pickle.dumps(model)
+    return pd.DataFrame(
+        {
+            "model_version": [hashlib.sha256(blob).hexdigest()[:12]],
+            "method": [model.method],
+            "holdout_auc": [float(model.holdout_auc)],
+            "n_train": [model.n_train],
+            "n_positive": [model.n_positive],
+            "model_blob": [blob],
+        }
+    )
+
+
+def read_lookalike_model(conn: duckdb.DuckDBPyConnection) -> tuple[LookalikeModel, str]:
+    """(the model ml/prospect_scores stored, its version); a clear error when it is missing or does not match."""
+    if not table_exists(conn, LOOKALIKE_MODEL_TABLE):
+        raise ValueError(f"{LOOKALIKE_MODEL_TABLE} does not exist: materialize ml/prospect_scores first")
+    rows = conn.execute(f"select model_version, model_blob from {LOOKALIKE_MODEL_TABLE}").fetchall()
+    if len(rows) != 1:
+        raise ValueError(f"{LOOKALIKE_MODEL_TABLE} must hold exactly one model, found {len(rows)}")
+    version, blob = rows[0][0], bytes(rows[0][1])
+    if hashlib.sha256(blob).hexdigest()[:12] != version:
+        raise ValueError(f"{LOOKALIKE_MODEL_TABLE}: the stored model does not match its version {version}")
+    return pickle.loads(blob), version
+
+
+LOOKALIKE_CODE_VERSION = "lookalike-v1"
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            PROSPECT_SCORES,
+            deps=[PROSPECT_FEATURES, PREPURCHASE_BEHAVIOUR, RFM_SEGMENTS],
+            description="One row per prospect (events, no order): the lookalike score.",
+            group_name=groups.SEGMENTS,
+            kinds={"python", "scikitlearn", "duckdb"},
+            code_version=LOOKALIKE_CODE_VERSION,
+        ),
+        dg.AssetSpec(
+            LOOKALIKE_MODEL,
+            deps=[PREPURCHASE_BEHAVIOUR, RFM_SEGMENTS],
+            description=(
+                "One row: the lookalike model that scored ml.prospect_scores (pickled, with its model_version, "
+                "method and holdout AUC); the serving bundle packs this model."
+            ),
+            group_name=groups.SEGMENTS,
+            kinds={"python", "scikitlearn", "duckdb"},
+            code_version=LOOKALIKE_CODE_VERSION,
+        ),
+    ],
+    # The op keeps the name it had as a single asset (ml__prospect_scores).
+    name="ml__prospect_scores",
     op_tags=DUCKDB_TAG,
-    code_version="lookalike-v1",
 )
-def prospect_scores(warehouse: Warehouse) -> dg.MaterializeResult:
-    """One row per prospect (events, no order): probability of becoming a high-value customer (lookalike score)."""
+def prospect_scores(warehouse: Warehouse):
+    """One row per prospect (events, no order): probability of becoming a high-value customer (lookalike score);
+    and the fitted lookalike itself (ml.lookalike_model), fitted here once per run."""
     with warehouse.connect() as conn:
         early = read_lookalike_training(conn)
         columns = present_columns(conn, "marts.prospect_features", PROSPECT_INPUT_COLUMNS)
         prospects = read_table(conn, "marts.prospect_features", columns, order_by="prospect_id")
         model = fit_lookalike(*early)
         scores = score_prospects(model, prospects)
+        row = lookalike_model_row(model)
+        conn.execute("begin transaction")  # the scores and the model that gave them, together
         write_table(conn, "ml.prospect_scores", scores)
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": dg.MetadataValue.int(len(scores)),
-            **{key: dg.MetadataValue.text(str(value)) for key, value in model.metadata().items()},
-        }
+        write_table(conn, LOOKALIKE_MODEL_TABLE, row)
+        conn.execute("commit")
+    details = {key: dg.MetadataValue.text(str(value)) for key, value in model.metadata().items()}
+    version = str(row["model_version"].iloc[0])
+    yield dg.MaterializeResult(
+        asset_key=PROSPECT_SCORES,
+        metadata={"dagster/row_count": dg.MetadataValue.int(len(scores)), "model_version": version, **details},
+    )
+    yield dg.MaterializeResult(
+        asset_key=LOOKALIKE_MODEL,
+        metadata={"dagster/row_count": dg.MetadataValue.int(1), "model_version": version, **details},
+        data_version=dg.DataVersion(version),
     )

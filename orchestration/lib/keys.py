@@ -51,6 +51,8 @@ BEHAVIORAL_SEGMENTS = _key("ml/behavioral_segments")
 CLUSTER_PROFILES = _key("ml/cluster_profiles")  # the second output of ml/behavioral_segments
 CLUSTER_MODEL = _key("ml/cluster_model")  # the third: the pinned clustering fit, refitted on the model cadence
 PROSPECT_SCORES = _key("ml/prospect_scores")
+# The second output of ml/prospect_scores: the fitted lookalike, which realtime/serving_bundle reads (fitted once).
+LOOKALIKE_MODEL = _key("ml/lookalike_model")
 CLV_MODEL_EVALUATION = _key("ml/clv_model_evaluation")
 CLV_MODEL = _key("ml/clv_model")
 CLV_ACTIVATION_GATE = _key("ml/clv_activation_gate")

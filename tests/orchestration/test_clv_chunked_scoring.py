@@ -11,7 +11,13 @@ import pandas as pd
 import pytest
 
 from ml import btyd, champion
-from orchestration.defs.clv import FEATURES, PREDICTIONS_TABLE, _predict_in_chunks, customer_chunks
+from orchestration.defs.clv import (
+    FEATURES,
+    PREDICTIONS_TABLE,
+    _predict_in_chunks,
+    champion_input_chunks,
+    read_champion_inputs,
+)
 from orchestration.defs.resources import Warehouse
 from orchestration.lib.warehouse_io import write_table
 from tests.unit.test_clv import features_at, simulate_shop
@@ -45,20 +51,21 @@ def _written(warehouse: Warehouse) -> pd.DataFrame:
         return conn.execute(f"select * from {PREDICTIONS_TABLE}").df()
 
 
-def test_customer_ranges_cover_every_customer_once_in_order():
-    with duckdb.connect() as conn:
-        conn.execute("create schema marts")
-        conn.execute("create table marts.c as select 'c' || lpad(i::varchar, 3, '0') as customer_id from range(7) t(i)")
-        assert customer_chunks(conn, "marts.c", 3) == [("c000", "c003"), ("c003", "c006"), ("c006", None)]
-        assert customer_chunks(conn, "marts.c", 7) == [("c000", None)]
-        conn.execute("delete from marts.c")
-        assert customer_chunks(conn, "marts.c", 3) == []
+def test_the_chunks_are_one_sorted_read_cut_into_exact_sizes(scored_shop):
+    warehouse, _, _ = scored_shop
+    with duckdb.connect(warehouse.path) as conn:
+        whole = read_champion_inputs(conn, FEATURES)
+        for size in (90, 2048, 2500, len(whole), len(whole) + 1):
+            chunks = list(champion_input_chunks(conn, FEATURES, size))
+            assert [len(c) for c in chunks[:-1]] == [size] * (len(chunks) - 1) and 0 < len(chunks[-1]) <= size
+            pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True), whole, check_exact=True)
+        conn.execute("create table marts.empty as select * from marts.customer_features where false")
+        assert list(champion_input_chunks(conn, "marts.empty", 90)) == []
 
 
 def test_chunked_scores_are_the_single_pass_scores_row_for_row(scored_shop):
     warehouse, model, fits = scored_shop
-    sample = _one_pass(warehouse, model, fits).head(0)
-    summary = _predict_in_chunks(warehouse, model, fits, "v1", sample, chunk_rows=90)
+    summary = _predict_in_chunks(warehouse, model, fits, "v1", chunk_rows=90)
     written, expected = _written(warehouse), _one_pass(warehouse, model, fits)
     pd.testing.assert_frame_equal(written, expected, check_exact=True)  # same rows, order, values and types
     assert summary["rows"] == len(expected) > 90 * 3
@@ -68,8 +75,7 @@ def test_chunked_scores_are_the_single_pass_scores_row_for_row(scored_shop):
 def test_the_structural_level_factor_of_the_chunks_is_the_whole_tables(scored_shop):
     warehouse, model, fits = scored_shop
     model = dataclasses.replace(model, structural_level=True)
-    sample = _one_pass(warehouse, model, fits).head(0)
-    _predict_in_chunks(warehouse, model, fits, "v1", sample, chunk_rows=90)
+    _predict_in_chunks(warehouse, model, fits, "v1", chunk_rows=90)
     written, expected = _written(warehouse), _one_pass(warehouse, model, fits)
     # One factor for the whole table, its two totals summed chunk by chunk: equal up to the sums' float rounding.
     np.testing.assert_allclose(written["predicted_clv"], expected["predicted_clv"], rtol=1e-12)

@@ -33,7 +33,7 @@ EXPECTED_ASSETS = [
     "staging/stg_visitor_event_days", "staging/stg_visitor_event_type_days",
     "marts/customer_features", "marts/customer_features_train", "marts/customer_features_selection", "marts/prospect_features",
     "marts/top_event_types",
-    "ml/rfm_segments", "ml/behavioral_segments", "ml/prospect_scores",
+    "ml/rfm_segments", "ml/behavioral_segments", "ml/prospect_scores", "ml/lookalike_model",
     "ml/cluster_profiles", "ml/cluster_model",
     "ml/clv_model_evaluation", "ml/clv_model", "ml/clv_predictions", "ml/clv_activation_gate", "ml/btyd_predictions",
     "ml/btyd_models", "ml/model_refit_decision",

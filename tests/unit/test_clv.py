@@ -496,3 +496,27 @@ def test_charts_are_png_images(holdout):
     assert charts.decile_chart_png(tables).startswith(b"\x89PNG")
     assert charts.feature_importance_png(clv.feature_importance(holdout["models"])).startswith(b"\x89PNG")
     assert charts.decile_chart_png({}).startswith(b"\x89PNG")
+
+
+def test_explaining_without_the_bias_column_changes_only_that_column(models, scoring_features):
+    # top_drivers never reads the expected-value column, so _explain skips its additions: the feature columns and
+    # the raw score must be the same floats.
+    matrix = clv.model_matrix(scoring_features.reset_index(drop=True), models.categories)
+    trees = clv.pattern_trees(models.value_model, models.value_model.best_iteration or None)
+    full, raw = clv._by_pattern(trees, matrix)
+    no_bias, raw_no_bias = clv._by_pattern(trees, matrix, bias=False)
+    assert np.array_equal(no_bias[:, :-1], full[:, :-1]) and np.array_equal(raw_no_bias, raw)
+    assert not no_bias[:, -1].any() and full[:, -1].any()
+
+
+def test_arrow_string_categories_get_the_codes_of_the_pandas_lookup():
+    # The Arrow lookup (DuckDB's strings) must give exactly the Categorical codes: nulls -> missing, unseen ->
+    # other, the empty string and the reserved names as themselves.
+    vocabulary = ["", "DE", "FR", clv.OTHER_CATEGORY, clv.MISSING_CATEGORY]
+    values = np.array(["DE", "FR", "", "US", clv.MISSING_CATEGORY, clv.OTHER_CATEGORY, None] * 50, dtype=object)
+    arrow = pd.Series(values, dtype="str")
+    assert isinstance(arrow.array, pd.arrays.ArrowStringArray)
+    fast = clv._vocabulary_codes(arrow, vocabulary, len(arrow))
+    slow = clv._vocabulary_codes(pd.Series(values, dtype=object), vocabulary, len(arrow))
+    assert fast.tolist() == slow.tolist()
+    assert fast[:7].tolist() == [1, 2, 0, 3, 4, 3, 4]

@@ -131,3 +131,21 @@ def test_a_malformed_fairness_file_fails_with_one_line_naming_the_field(document
     with pytest.raises(FairnessConfigError) as error:
         parse_fairness_config(document)
     assert fragment in str(error.value) and "fairness.yaml" in str(error.value)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_top_share_selection_of_ordered_ids_is_the_two_key_sorts(seed):
+    # The fast path (ids already in order: a stable sort on the score) must pick exactly what sorting on
+    # (score desc, customer_id) picks, with ties, NaN, -0.0/0.0 and infinities among the scores.
+    rng = np.random.default_rng(seed)
+    n = 5000
+    ids = pd.Series(np.sort(rng.choice(100_000, n, replace=False)).astype(str), dtype="str").sort_values(
+        ignore_index=True
+    )
+    scores = pd.Series(rng.choice([0.0, -0.0, 1.0, 2.5, np.nan, np.inf, -np.inf, *rng.random(20)], n))
+    shuffled = rng.permutation(n)
+    for share in (0.0, 0.1, 0.37, 1.0):
+        fast = top_share_selection(ids, scores, share)
+        slow = top_share_selection(ids.iloc[shuffled], scores.iloc[shuffled], share)  # not ordered: the sort
+        assert ids.is_monotonic_increasing and not ids.iloc[shuffled].is_monotonic_increasing
+        assert fast.to_numpy().tolist() == slow.sort_index().to_numpy().tolist()
