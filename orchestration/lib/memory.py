@@ -60,15 +60,35 @@ def release_freed_memory() -> int:
     return max(before - after, 0) if before is not None and after is not None else 0
 
 
-@dg.success_hook(name="release_freed_memory")
+def _close_large_warehouse_cache(context: dg.HookContext, always: bool = False) -> None:
+    """Close the run's kept DuckDB handle (orchestration/defs/resources.py, Warehouse) when its buffers hold more than
+    KEPT_CACHE_BYTES, or `always` (after a failure): its memory then goes back like a step's own connection's did."""
+    from orchestration.defs.resources import KEPT_CACHE_BYTES  # the resources module imports Dagster's defs
+
+    warehouse = getattr(context.resources, "warehouse", None)
+    if warehouse is None or not hasattr(warehouse, "release"):
+        return
+    try:
+        cached = warehouse.cached_bytes()
+    except Exception as error:  # a handle DuckDB invalidated: close it, the next step opens the file again
+        context.log.debug(f"closing the kept warehouse handle: {error}")
+        always = True
+        cached = 0
+    if (always or cached > KEPT_CACHE_BYTES) and warehouse.release():
+        context.log.debug(f"closed the kept warehouse handle after {context.op.name} ({cached / 2**20:.0f} MiB cached)")
+
+
+@dg.success_hook(name="release_freed_memory", required_resource_keys={"warehouse"})
 def release_memory_on_success(context: dg.HookContext) -> None:
+    _close_large_warehouse_cache(context)
     released = release_freed_memory()
     if released:
         context.log.debug(f"gave back {released / 2**20:.0f} MiB of freed memory after {context.op.name}")
 
 
-@dg.failure_hook(name="release_freed_memory_after_failure")
+@dg.failure_hook(name="release_freed_memory_after_failure", required_resource_keys={"warehouse"})
 def release_memory_on_failure(context: dg.HookContext) -> None:
+    _close_large_warehouse_cache(context, always=True)
     release_freed_memory()
 
 
