@@ -1,8 +1,10 @@
 """Giving memory a finished step freed back to the operating system (issue 18: the whole run under 3 GiB).
 
 `make run` executes every step in one process (in-process executor), so whatever a step's frames and DuckDB
-database left in the C heap is still resident while the next step (or dbt, a child process with its own DuckDB
-budget) runs. Python frees a step's pandas frames and numpy arrays as soon as the step returns, but glibc keeps
+database left in the C heap is still resident while the next step (or dbt, which runs in this process too on
+DuckDB, orchestration/lib/dbt_cli.py) runs. The run's steps share one DuckDB handle (orchestration/defs/resources.py,
+Warehouse): after a step whose queries left more than KEPT_CACHE_BYTES in DuckDB's buffers, or after a failed step,
+the hook closes it first, so its memory goes back as a step's own connection's did. Python frees a step's pandas frames and numpy arrays as soon as the step returns, but glibc keeps
 the freed pages of its heaps and arenas unless asked: `malloc_trim(0)` hands every free page back. It costs about a
 millisecond, so the run calls it after every step (`release_memory_hook`, on the refresh jobs). No `gc.collect()`:
 the frames are freed by reference counting, and a full collection of a process that imported Dagster, dbt and
