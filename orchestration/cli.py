@@ -116,6 +116,7 @@ def run_job(job_name: str, window: StagingWindow | None = None) -> int:
     started = time.monotonic()
     event_log.install()  # the run history's fsync policy (SEGMINT_EVENT_LOG_SYNC, orchestration/lib/event_log.py)
     with dg.DagsterInstance.get() as instance:
+        event_log.keep_engines(instance)  # the run history's SQLite engines made once, not per event
         result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config, tags=tags)
     minutes = (time.monotonic() - started) / 60
     return report_outcome(job_name, result.success, run_outcome(result.all_events), minutes, result.run_id)

@@ -258,6 +258,8 @@ def _run_dbt(
     # The step's own environment for the dbt process only (dagster-dbt copies os.environ when it starts dbt).
     saved = {name: os.environ.get(name) for name in (env or {})}
     os.environ.update(env or {})
+    # dbt opens the file itself (DuckDB: one writer): the run's kept handle is closed first (resources.py).
+    warehouse.release()
     try:
         invocation = dbt.cli(args, context=context, target_path=target)
     finally:

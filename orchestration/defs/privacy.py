@@ -67,6 +67,7 @@ def erasure_receipts(settings: SegmintSettings, warehouse: Warehouse):
     except PrivacyError as error:  # a malformed requests file or a changed salt: one line, and nothing ingested
         raise dg.Failure(description=str(error), allow_retries=False) from None
     if outcome.receipts:
+        warehouse.release()  # the compaction opens the file alone and swaps it (the run's handle reopens it)
         compact_warehouse(s.warehouse)  # no deleted row may survive in the file's free blocks
     yield dg.MaterializeResult(
         asset_key=ERASURE_RECEIPTS,
@@ -161,7 +162,7 @@ def owed_removals(
     kinds={"python", "duckdb"},
     op_tags=DUCKDB_TAG,
 )
-def warehouse_compaction(settings: SegmintSettings) -> dg.MaterializeResult:
+def warehouse_compaction(settings: SegmintSettings, warehouse: Warehouse) -> dg.MaterializeResult:
     """After the syncs that followed an erasure: the warehouse file rewritten, so no deleted identifier survives in it.
 
     The owed removals and syncs delete the ledger rows that carried an erased person's identifiers, and DuckDB
@@ -170,6 +171,7 @@ def warehouse_compaction(settings: SegmintSettings) -> dg.MaterializeResult:
     s = settings.load()
     compacted = take_compaction_due(s.data_dir)
     if compacted:
+        warehouse.release()  # the compaction opens the file alone and swaps it (the run's handle reopens it)
         compact_warehouse(s.warehouse)
     return dg.MaterializeResult(
         metadata={

@@ -18,12 +18,22 @@ needs the history durable stores it in Postgres (dagster-postgres), where none o
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
+from dagster._core.storage.sql import create_engine
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import NullPool
 
 from orchestration.lib.settings import SettingsError
 
@@ -45,8 +55,14 @@ def _is_under(connection: sqlite3.Connection, home: str) -> bool:
     """Whether the connection's main database file lives under $DAGSTER_HOME (only Dagster's own files)."""
     for _, name, path in connection.execute("PRAGMA database_list").fetchall():
         if name == "main":
-            return bool(path) and Path(path).resolve().is_relative_to(home)
+            return bool(path) and _path_is_under(path, home)
     return False
+
+
+@functools.lru_cache(maxsize=256)
+def _path_is_under(path: str, home: str) -> bool:
+    # Resolved once per file: every event opens a new connection to one of a run's few files.
+    return Path(path).resolve().is_relative_to(home)
 
 
 def _set_sync(dbapi_connection, _record) -> None:
@@ -66,3 +82,93 @@ def install(home: str | os.PathLike | None = None, level: str | None = None) -> 
     if not event.contains(Engine, "connect", _set_sync):
         event.listen(Engine, "connect", _set_sync)
     return level
+
+
+# --- The run history's SQLite engines, made once (issue 18: the fixed cost of a step) -------------------------------
+#
+# Dagster's SQLite storages build a new SQLAlchemy engine for every read and write of the run history (sharded event
+# log: `_connect(shard)`; run storage: `connect()`) and throw it away: each time SQLAlchemy creates the engine,
+# initializes its dialect on the first connection and compiles every statement anew (its compiled cache lives on the
+# engine). A run of the refresh records ~800 events with one to three writes each, and reads the asset records for
+# every step's data versions: ~2.5 ms per engine here against ~0.5 ms for a new connection of a kept engine. The
+# classes below keep one engine per database file (an LRU of EVENT_LOG_ENGINES shards: a webserver reads many runs)
+# and change nothing else: still NullPool (a fresh SQLite connection per use, closed after it, as before, so the
+# daemon, the webserver and a run share the files exactly as they did), the same lock, the same schema set-up.
+# `make run` gives them to the instance it records the run in (`keep_engines`): the same objects, files and layout.
+# (Not through dagster.yaml's `storage: custom:`: its base_dir cannot name the folder the file is read from, so
+# `DagsterInstance.from_config(<home>)`, which bench/steps.py uses, would read another home's history.)
+
+EVENT_LOG_ENGINES = 32
+
+
+class SegmintSqliteEventLogStorage(SqliteEventLogStorage):
+    """Dagster's sharded SQLite event log with one engine per shard, kept (see above)."""
+
+    def __init__(self, base_dir: str, inst_data=None):
+        self._engines: OrderedDict[str, Engine] = OrderedDict()
+        super().__init__(base_dir, inst_data=inst_data)
+
+    def _engine(self, shard: str) -> Engine:
+        engine = self._engines.get(shard)
+        if engine is None:
+            engine = create_engine(
+                self.conn_string_for_shard(shard),
+                poolclass=NullPool,
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+            )
+            self._engines[shard] = engine
+            while len(self._engines) > EVENT_LOG_ENGINES:
+                self._engines.popitem(last=False)[1].dispose()
+        else:
+            self._engines.move_to_end(shard)
+        return engine
+
+    @contextmanager
+    def _connect(self, shard: str) -> Iterator:
+        # Dagster's _connect, with the engine kept instead of created and disposed for every use.
+        with self._db_lock:
+            engine = self._engine(shard)
+            if shard not in self._initialized_dbs:
+                self._initdb(engine)
+                self._initialized_dbs.add(shard)
+            with engine.connect() as conn:
+                with conn.begin():
+                    yield conn
+
+    def dispose(self) -> None:
+        super().dispose()
+        while self._engines:
+            self._engines.popitem()[1].dispose()
+
+
+class SegmintSqliteRunStorage(SqliteRunStorage):
+    """Dagster's SQLite run storage with its one engine kept (see above)."""
+
+    _engine_lock = threading.Lock()
+
+    @contextmanager
+    def connect(self) -> Iterator:
+        engine = self.__dict__.get("_kept_engine")
+        if engine is None:
+            with self._engine_lock:
+                engine = self.__dict__.setdefault("_kept_engine", create_engine(self._conn_string, poolclass=NullPool))
+        with engine.connect() as conn:
+            with conn.begin():
+                yield conn
+
+
+def keep_engines(instance) -> list[str]:
+    """Make `instance`'s SQLite run and event storages keep their engines (the classes above), when they are Dagster's
+    default SQLite ones; the storages' names it changed. `make run` (orchestration/cli.py) calls it on the instance it
+    records the run in; the webserver and daemon keep Dagster's classes. Postgres or a custom storage: nothing."""
+    changed = []
+    event_storage = instance.event_log_storage
+    if type(event_storage) is SqliteEventLogStorage:
+        event_storage._engines = OrderedDict()
+        event_storage.__class__ = SegmintSqliteEventLogStorage
+        changed.append("event_log")
+    run_storage = instance.run_storage
+    if type(run_storage) is SqliteRunStorage:
+        run_storage.__class__ = SegmintSqliteRunStorage
+        changed.append("runs")
+    return changed

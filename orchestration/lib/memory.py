@@ -1,8 +1,10 @@
 """Giving memory a finished step freed back to the operating system (issue 18: the whole run under 3 GiB).
 
 `make run` executes every step in one process (in-process executor), so whatever a step's frames and DuckDB
-database left in the C heap is still resident while the next step (or dbt, a child process with its own DuckDB
-budget) runs. Python frees a step's pandas frames and numpy arrays as soon as the step returns, but glibc keeps
+database left in the C heap is still resident while the next step (or dbt, which runs in this process too on
+DuckDB, orchestration/lib/dbt_cli.py) runs. The run's steps share one DuckDB handle (orchestration/defs/resources.py,
+Warehouse): after a step whose queries left more than KEPT_CACHE_BYTES in DuckDB's buffers, or after a failed step,
+the hook closes it first, so its memory goes back as a step's own connection's did. Python frees a step's pandas frames and numpy arrays as soon as the step returns, but glibc keeps
 the freed pages of its heaps and arenas unless asked: `malloc_trim(0)` hands every free page back. It costs about a
 millisecond, so the run calls it after every step (`release_memory_hook`, on the refresh jobs). No `gc.collect()`:
 the frames are freed by reference counting, and a full collection of a process that imported Dagster, dbt and
@@ -60,15 +62,35 @@ def release_freed_memory() -> int:
     return max(before - after, 0) if before is not None and after is not None else 0
 
 
-@dg.success_hook(name="release_freed_memory")
+def _close_large_warehouse_cache(context: dg.HookContext, always: bool = False) -> None:
+    """Close the run's kept DuckDB handle (orchestration/defs/resources.py, Warehouse) when its buffers hold more than
+    KEPT_CACHE_BYTES, or `always` (after a failure): its memory then goes back like a step's own connection's did."""
+    from orchestration.defs.resources import KEPT_CACHE_BYTES  # the resources module imports Dagster's defs
+
+    warehouse = getattr(context.resources, "warehouse", None)
+    if warehouse is None or not hasattr(warehouse, "release"):
+        return
+    try:
+        cached = warehouse.cached_bytes()
+    except Exception as error:  # a handle DuckDB invalidated: close it, the next step opens the file again
+        context.log.debug(f"closing the kept warehouse handle: {error}")
+        always = True
+        cached = 0
+    if (always or cached > KEPT_CACHE_BYTES) and warehouse.release():
+        context.log.debug(f"closed the kept warehouse handle after {context.op.name} ({cached / 2**20:.0f} MiB cached)")
+
+
+@dg.success_hook(name="release_freed_memory", required_resource_keys={"warehouse"})
 def release_memory_on_success(context: dg.HookContext) -> None:
+    _close_large_warehouse_cache(context)
     released = release_freed_memory()
     if released:
         context.log.debug(f"gave back {released / 2**20:.0f} MiB of freed memory after {context.op.name}")
 
 
-@dg.failure_hook(name="release_freed_memory_after_failure")
+@dg.failure_hook(name="release_freed_memory_after_failure", required_resource_keys={"warehouse"})
 def release_memory_on_failure(context: dg.HookContext) -> None:
+    _close_large_warehouse_cache(context, always=True)
     release_freed_memory()
 
 
