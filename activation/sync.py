@@ -114,6 +114,7 @@ def planned_size(conn: duckdb.DuckDBPyConnection, destination: Destination, memb
     return int(records["member_key"].nunique())
 
 
+@mr.with_paused_gc
 def plan_sync(
     conn: duckdb.DuckDBPyConnection, audience: Audience, destination: Destination, members: pd.DataFrame | None = None
 ) -> SyncPlan:
@@ -166,6 +167,7 @@ def _reconcile(
     return readback
 
 
+@mr.with_paused_gc
 def sync_audience(
     conn: duckdb.DuckDBPyConnection,
     audience: Audience,
@@ -257,6 +259,7 @@ def clear_dry_run_files(destination: Destination, prefix: str = "") -> None:
         client.clear_dry_run_files(prefix)
 
 
+@mr.with_paused_gc
 def send_owed_removals(
     conn: duckdb.DuckDBPyConnection,
     audience: Audience,

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 DEFAULT_STEPS = (
-    "edge__customer_match_forms",
+    "edge_forms__customer_match_forms",
     "audiences__champions",
     "audiences__lookalike_seed",
     "audiences__champions_check_size_change_within_guard",
