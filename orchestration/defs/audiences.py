@@ -93,14 +93,24 @@ def _members_table(audience: Audience) -> str:
 
 
 def _members_with_forms(
-    conn: duckdb.DuckDBPyConnection, audience: Audience, contact_fields: bool = False
+    conn: duckdb.DuckDBPyConnection, audience: Audience, contact_fields: bool = False, where: str | None = None
 ) -> pd.DataFrame:
     """The audience's members with their contact forms (normal forms and hashes, read from
     edge_forms.customer_match_forms), for a destination (the sync edge) only; `contact_fields`: with the plain contact
-    fields too (a destination without column-wise builders builds each record from them)."""
+    fields too (a destination without column-wise builders builds each record from them); `where`: only the members
+    it holds for (columns of the audience table as `members.<column>`)."""
     return audience_forms(
-        conn, _members_table(audience), CONTACTS_RELATION, forms_table=MATCH_FORMS_TABLE, contact_fields=contact_fields
+        conn,
+        _members_table(audience),
+        CONTACTS_RELATION,
+        where=where,
+        forms_table=MATCH_FORMS_TABLE,
+        contact_fields=contact_fields,
     )
+
+
+# The members upload files hold: treated (not in the control group) and consenting (activation.exports).
+EXPORTED_MEMBERS = "not members.is_control and coalesce(members.marketing_consent, false)"
 
 
 @dg.asset(
@@ -256,7 +266,8 @@ def _export_asset(audience: Audience) -> dg.AssetsDefinition:
     )
     def _export(warehouse: Warehouse, settings: SegmintSettings) -> dg.MaterializeResult:
         with warehouse.connect() as conn:
-            members = _members_with_forms(conn, audience)
+            # Only the rows the files hold are read (export_audience_csvs applies the same filter to any frame).
+            members = _members_with_forms(conn, audience, where=EXPORTED_MEMBERS)
         out_dir = settings.load().exports_dir
         out_dir.mkdir(parents=True, exist_ok=True)
         # The contact forms are already on `members` (computed while the warehouse was open).
