@@ -204,6 +204,10 @@ def contact_forms(conn: duckdb.DuckDBPyConnection | None, members: pd.DataFrame)
     return _with_forms(out, forms, source)
 
 
+class StaleMatchFormsError(RuntimeError):
+    """The stored match forms were made by other rules than this code's (refresh them first)."""
+
+
 @with_paused_gc
 def audience_forms(
     conn: duckdb.DuckDBPyConnection,
@@ -336,7 +340,18 @@ def _stored_audience_forms(
     where: str | None,
     contact_fields: bool,
 ) -> pd.DataFrame:
-    """audience_forms with the forms read from `forms_table` (one row per customer; see refresh_match_forms)."""
+    """audience_forms with the forms read from `forms_table` (one row per customer; see refresh_match_forms).
+
+    Raises StaleMatchFormsError when rows of it were made by other rules (code upgraded, forms not refreshed).
+    """
+    stale = conn.execute(f"select count(*) from {forms_table} where forms_version <> ?", [forms_version()]).fetchone()[
+        0
+    ]
+    if stale:
+        raise StaleMatchFormsError(
+            f"{forms_table}: {stale} rows were made by other normalization rules than this code's; "
+            "materialize edge_forms/customer_match_forms (it runs in every segmint_refresh) before syncing"
+        )
     columns = [row[0] for row in conn.execute(f"describe {table}").fetchall()]
     kept = [f"members.{c}" for c in columns if c not in _CONTACT_ONLY]
     plain = [f"contacts.{c}" for c in _CONTACT_ONLY] if contact_fields else []
@@ -362,14 +377,24 @@ def _stored_audience_forms(
 # rules treat like `edge`; erasure deletes a person's row from it like from every table with a customer_id.
 MATCH_FORMS_TABLE = "edge_forms.customer_match_forms"
 # What a customer's forms are computed from; a row whose hash differs from the contact row's is computed again.
-_CONTACT_HASH = f"md5(to_json([{', '.join(SOURCE_COLUMNS)}]))"
+# DuckDB's 64-bit hash (half the cost of an md5 of the fields as JSON at 1 M rows): a collision would only keep one
+# changed row's old forms, with odds of 2^-64 per changed row; its values may change with DuckDB's version, which is
+# therefore part of forms_version (an upgrade recomputes every row once).
+_CONTACT_HASH = f"hash({', '.join(SOURCE_COLUMNS)})"
 
 
 @functools.cache
 def forms_version() -> str:
     """A fingerprint of the rules that make the forms (SQL, reference functions, calling codes): a stored row made
     by other rules (an upgrade of this module) is computed again."""
-    rules = [_forms_sql("r"), inspect.getsource(ids), inspect.getsource(_python_forms), inspect.getsource(text_or_none)]
+    rules = [
+        _forms_sql("r"),
+        _CONTACT_HASH,
+        duckdb.__version__,
+        inspect.getsource(ids),
+        inspect.getsource(_python_forms),
+        inspect.getsource(text_or_none),
+    ]
     return ids.sha256_hex("\n".join(rules))[:16]
 
 
@@ -377,7 +402,7 @@ def forms_version() -> str:
 def refresh_match_forms(
     conn: duckdb.DuckDBPyConnection, contacts: str, table: str = MATCH_FORMS_TABLE
 ) -> dict[str, int]:
-    """Bring `table` (one row per customer of `contacts`: customer_id, contact_hash, forms_version and every
+    """Bring `table` (one row per customer of `contacts`: customer_id, contact_hash (_CONTACT_HASH), forms_version and every
     FORM_COLUMNS form) in step with the contact rows, computing forms only for customers whose contact fields
     changed since the last refresh (or who are new, or whose row was made by other rules); rows of customers no
     longer in `contacts` are deleted.
@@ -388,7 +413,7 @@ def refresh_match_forms(
     conn.execute(f"create schema if not exists {table.split('.')[0]}")
     form_columns = ", ".join(f"{c} varchar" for c in FORM_COLUMNS)
     conn.execute(
-        f"create table if not exists {table} (customer_id varchar not null, contact_hash varchar not null, "
+        f"create table if not exists {table} (customer_id varchar not null, contact_hash ubigint not null, "
         f"forms_version varchar not null, {form_columns})"
     )
     state, changed = "_segmint_contact_state", "_segmint_changed_contacts"

@@ -41,7 +41,13 @@ from activation.destinations.factory import build_destination
 from activation.exports import export_audience_csvs
 from activation.http import DestinationError
 from activation.ledger import SCHEMA, ensure_schema, previous_audience_size
-from activation.member_records import MATCH_FORMS_TABLE, audience_forms, audience_record_counts, refresh_match_forms
+from activation.member_records import (
+    MATCH_FORMS_TABLE,
+    StaleMatchFormsError,
+    audience_forms,
+    audience_record_counts,
+    refresh_match_forms,
+)
 from activation.sync import SyncGuardError, guard_change, lift_by_audience, sync_audience
 from landing.realtime_log import read_transitions, transition_log_files
 from orchestration.defs.resources import DUCKDB_TAG, ActivationCredentials, SegmintSettings, SparkEngine, Warehouse
@@ -99,14 +105,17 @@ def _members_with_forms(
     edge_forms.customer_match_forms), for a destination (the sync edge) only; `contact_fields`: with the plain contact
     fields too (a destination without column-wise builders builds each record from them); `where`: only the members
     it holds for (columns of the audience table as `members.<column>`)."""
-    return audience_forms(
-        conn,
-        _members_table(audience),
-        CONTACTS_RELATION,
-        where=where,
-        forms_table=MATCH_FORMS_TABLE,
-        contact_fields=contact_fields,
-    )
+    try:
+        return audience_forms(
+            conn,
+            _members_table(audience),
+            CONTACTS_RELATION,
+            where=where,
+            forms_table=MATCH_FORMS_TABLE,
+            contact_fields=contact_fields,
+        )
+    except StaleMatchFormsError as error:
+        raise dg.Failure(description=f"{audience.name}: {error}") from None
 
 
 # The members upload files hold: treated (not in the control group) and consenting (activation.exports).

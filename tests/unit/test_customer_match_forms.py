@@ -125,6 +125,15 @@ def test_forms_made_by_other_rules_are_computed_again():
     assert conn.execute(f"select count(*) from {FORMS}").fetchone()[0] == first["customers"]
 
 
+def test_a_sync_refuses_forms_made_by_other_rules_in_one_line():
+    conn = golden()
+    mr.refresh_match_forms(conn, CONTACTS)
+    conn.execute(f"update {FORMS} set forms_version = 'older rules' where customer_id in "
+                 f"(select customer_id from {FORMS} limit 3)")  # fmt: skip
+    with pytest.raises(mr.StaleMatchFormsError, match="3 rows were made by other normalization rules"):
+        mr.audience_forms(conn, "audiences.golden", CONTACTS, forms_table=FORMS)
+
+
 def test_an_erased_customer_has_no_stored_forms_left(tmp_path):
     conn = golden()
     mr.refresh_match_forms(conn, CONTACTS)
