@@ -410,12 +410,19 @@ def refresh_match_forms(
     ASCII rows are computed in DuckDB, the others by the reference functions (contact_forms). Returns counts:
     customers (= kept + computed), kept, computed, deleted (stale or gone rows).
     """
-    conn.execute(f"create schema if not exists {table.split('.')[0]}")
-    form_columns = ", ".join(f"{c} varchar" for c in FORM_COLUMNS)
-    conn.execute(
-        f"create table if not exists {table} (customer_id varchar not null, contact_hash ubigint not null, "
-        f"forms_version varchar not null, {form_columns})"
-    )
+    schema, name = table.split(".")
+    conn.execute(f"create schema if not exists {schema}")
+    layout = [("customer_id", "VARCHAR"), ("contact_hash", "UBIGINT"), ("forms_version", "VARCHAR")]
+    layout += [(c, "VARCHAR") for c in FORM_COLUMNS]
+    found = conn.execute(
+        "select column_name, data_type from information_schema.columns where table_schema = ? and table_name = ? "
+        "order by ordinal_position",
+        [schema, name],
+    ).fetchall()
+    if found and [tuple(row) for row in found] != layout:  # made by an older layout of this code: derived, rebuilt
+        conn.execute(f"drop table {table}")
+    columns = ", ".join(f"{c} {t}" + (" not null" if i < 3 else "") for i, (c, t) in enumerate(layout))
+    conn.execute(f"create table if not exists {table} ({columns})")
     state, changed = "_segmint_contact_state", "_segmint_changed_contacts"
     typed = ", ".join(f"{c}::varchar as {c}" for c in SOURCE_COLUMNS)
     try:

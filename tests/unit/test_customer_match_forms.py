@@ -125,6 +125,15 @@ def test_forms_made_by_other_rules_are_computed_again():
     assert conn.execute(f"select count(*) from {FORMS}").fetchone()[0] == first["customers"]
 
 
+def test_a_table_of_an_older_layout_is_rebuilt():
+    conn = golden()
+    conn.execute("create schema edge_forms")
+    conn.execute(f"create table {FORMS} (customer_id varchar, contact_hash varchar, forms_version varchar)")
+    conn.execute(f"insert into {FORMS} values ('g0000', 'an md5', 'old')")
+    counts = mr.refresh_match_forms(conn, CONTACTS)
+    assert counts["computed"] == counts["customers"] == conn.execute(f"select count(*) from {FORMS}").fetchone()[0]
+
+
 def test_a_sync_refuses_forms_made_by_other_rules_in_one_line():
     conn = golden()
     mr.refresh_match_forms(conn, CONTACTS)
