@@ -18,7 +18,11 @@ every record, fingerprint and request is byte-identical to the per-member implem
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import functools
+import gc
+import inspect
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import duckdb
@@ -52,6 +56,36 @@ HASHED = {  # hashed column -> normalized column it hashes
 }
 FORM_COLUMNS = (*NORMALIZED, *HASHED)
 RECORD_COLUMNS = ["member_key", "identifiers", "value", "fingerprint"]
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Python's cyclic garbage collector paused while a step builds many small acyclic objects (records, rows,
+    request bodies), resumed afterwards (re-entrant).
+
+    Each full collection walks every object of the process, the run's imports included, and building 10^5 records
+    triggered enough of them to take about half of a 1 M-customer sync or export step (py-spy: gc_collect_main under
+    build_records, indented_json, the CSV rows). Reference counting still frees everything these objects hold; a
+    cycle made meanwhile is collected once the collector resumes.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def with_paused_gc(function: Callable[..., Any]) -> Callable[..., Any]:
+    """`function` run under paused_gc()."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with paused_gc():
+            return function(*args, **kwargs)
+
+    return wrapper
 
 
 def _clean(column: str) -> str:
@@ -170,8 +204,18 @@ def contact_forms(conn: duckdb.DuckDBPyConnection | None, members: pd.DataFrame)
     return _with_forms(out, forms, source)
 
 
+class StaleMatchFormsError(RuntimeError):
+    """The stored match forms were made by other rules than this code's (refresh them first)."""
+
+
+@with_paused_gc
 def audience_forms(
-    conn: duckdb.DuckDBPyConnection, table: str, contacts: str, where: str | None = None
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    contacts: str,
+    where: str | None = None,
+    forms_table: str | None = None,
+    contact_fields: bool = True,
 ) -> pd.DataFrame:
     """The members of an audience table (ordered by customer_id) with their contact fields and contact forms.
 
@@ -179,7 +223,14 @@ def audience_forms(
     fields are joined at the sync edge (`contacts`, one row per customer) and normalized and hashed where they
     are read, so no pandas frame of contact text is handed back to DuckDB. `where`: an optional filter over the
     members' and the forms' columns (e.g. `not ascii_only`).
+
+    `forms_table` (the Dagster steps: MATCH_FORMS_TABLE, kept by refresh_match_forms): the forms are read from
+    it, computed once per run for the customers whose contact row changed, instead of here; `contact_fields=False`
+    then leaves the plain contact fields out (the built-in destinations and the exports build from the forms
+    alone; only a destination without `build_records` needs them).
     """
+    if forms_table is not None:
+        return _stored_audience_forms(conn, table, contacts, forms_table, where, contact_fields)
     joined = conn.execute(
         f"{_audience_forms_sql(conn, table, contacts)} {'where ' + where if where else ''} order by row_id"
     ).df()
@@ -205,8 +256,9 @@ def _audience_forms_sql(conn: duckdb.DuckDBPyConnection, table: str, contacts: s
     """
 
 
+@with_paused_gc
 def audience_record_counts(
-    conn: duckdb.DuckDBPyConnection, table: str, contacts: str, destinations: list[Any]
+    conn: duckdb.DuckDBPyConnection, table: str, contacts: str, destinations: list[Any], forms_table: str | None = None
 ) -> dict[str, int]:
     """How many records each destination would hold for an audience table: counted in DuckDB, nothing built.
 
@@ -214,6 +266,8 @@ def audience_record_counts(
     (its `MATCHABLE_SQL` over the contact forms, which equals "build_records gives a record"). Rows with non-ASCII
     contact text, whose forms the reference functions compute, and destinations without `MATCHABLE_SQL` are
     counted on built records (records_frame) instead. Returns destination name -> count.
+    `forms_table`: read the forms from it (refresh_match_forms; every row's forms are exact there, so every row is
+    counted in SQL) instead of computing them.
     """
     counted = [d for d in destinations if getattr(d, "MATCHABLE_SQL", None)]
     built = [d for d in destinations if not getattr(d, "MATCHABLE_SQL", None)]
@@ -225,7 +279,13 @@ def audience_record_counts(
         f"{' and ' + consent if d.kind in CONSENT_REQUIRED_KINDS else ''} and ({d.MATCHABLE_SQL})) as _count_{i}"
         for i, d in enumerate(counted)
     ]
-    if counted:
+    if counted and forms_table is not None:
+        result = conn.execute(
+            f"select {', '.join(_on_members(s) for s in selects)} from {table} as members "
+            f"left join {forms_table} as forms on forms.customer_id = members.customer_id"
+        ).fetchone()
+        counts.update({d.name: int(result[i]) for i, d in enumerate(counted)})
+    elif counted:
         # One pass over the sync edge: the counts of the ASCII rows, and the few other rows themselves.
         columns = [row[0] for row in conn.execute(f"describe {table}").fetchall()]
         kept = ", ".join(f"members.{c}" for c in columns if c not in _CONTACT_ONLY)
@@ -250,8 +310,13 @@ def audience_record_counts(
         )
         _add_built_counts(conn, counts, counted, others)
     if built:
-        _add_built_counts(conn, counts, built, audience_forms(conn, table, contacts))
+        _add_built_counts(conn, counts, built, audience_forms(conn, table, contacts, forms_table=forms_table))
     return counts
+
+
+def _on_members(select: str) -> str:
+    """A count of audience_record_counts over members joined to the stored forms (whose rows are all exact)."""
+    return select.replace("ascii_only and ", "").replace("distinct customer_id", "distinct members.customer_id")
 
 
 def _add_built_counts(
@@ -265,6 +330,140 @@ def _add_built_counts(
             allowed = members[members["marketing_consent"].fillna(False).astype(bool)]
         records = records_frame(conn, destination, allowed, fingerprints=False)
         counts[destination.name] += int(records["member_key"].nunique())
+
+
+def _stored_audience_forms(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    contacts: str,
+    forms_table: str,
+    where: str | None,
+    contact_fields: bool,
+) -> pd.DataFrame:
+    """audience_forms with the forms read from `forms_table` (one row per customer; see refresh_match_forms).
+
+    Raises StaleMatchFormsError when rows of it were made by other rules (code upgraded, forms not refreshed).
+    """
+    stale = conn.execute(f"select count(*) from {forms_table} where forms_version <> ?", [forms_version()]).fetchone()[
+        0
+    ]
+    if stale:
+        raise StaleMatchFormsError(
+            f"{forms_table}: {stale} rows were made by other normalization rules than this code's; "
+            "materialize edge_forms/customer_match_forms (it runs in every segmint_refresh) before syncing"
+        )
+    columns = [row[0] for row in conn.execute(f"describe {table}").fetchall()]
+    kept = [f"members.{c}" for c in columns if c not in _CONTACT_ONLY]
+    plain = [f"contacts.{c}" for c in _CONTACT_ONLY] if contact_fields else []
+    # A member without a contact row has no forms row: unusable hashes are '' as contact_forms gives them.
+    forms = [f"forms.{c}" for c in NORMALIZED] + [f"coalesce(forms.{c}, '') as {c}" for c in HASHED]
+    join_contacts = f"left join {contacts} as contacts on contacts.customer_id = members.customer_id"
+    joined = conn.execute(
+        f"select {', '.join([*kept, *plain, *forms])} from {table} as members "
+        f"left join {forms_table} as forms on forms.customer_id = members.customer_id "
+        f"{join_contacts if contact_fields else ''} {'where ' + where if where else ''} order by members.customer_id"
+    ).df()
+    if "customer_id" in joined.columns:
+        joined["customer_id"] = joined["customer_id"].astype(str)
+    # object dtype: pandas would otherwise infer a string dtype and turn None into NaN (a truthy float)
+    for column in FORM_COLUMNS:
+        joined[column] = pd.Series(_objects(joined[column]), index=joined.index, dtype=object)
+    return joined
+
+
+# The per-customer contact forms, kept between runs (an asset: orchestration/defs/audiences.py). Personal data like
+# the contact fields it is made from (plain normalized e-mail and names for the CRMs, SHA-256 hashes for the ad
+# platforms), so it is part of the sync edge: schema `edge_forms` (Python's, as `edge` is dbt's), which the PII
+# rules treat like `edge`; erasure deletes a person's row from it like from every table with a customer_id.
+MATCH_FORMS_TABLE = "edge_forms.customer_match_forms"
+# What a customer's forms are computed from; a row whose hash differs from the contact row's is computed again.
+# DuckDB's 64-bit hash (half the cost of an md5 of the fields as JSON at 1 M rows): a collision would only keep one
+# changed row's old forms, with odds of 2^-64 per changed row; its values may change with DuckDB's version, which is
+# therefore part of forms_version (an upgrade recomputes every row once).
+_CONTACT_HASH = f"hash({', '.join(SOURCE_COLUMNS)})"
+
+
+@functools.cache
+def forms_version() -> str:
+    """A fingerprint of the rules that make the forms (SQL, reference functions, calling codes): a stored row made
+    by other rules (an upgrade of this module) is computed again."""
+    rules = [
+        _forms_sql("r"),
+        _CONTACT_HASH,
+        duckdb.__version__,
+        inspect.getsource(ids),
+        inspect.getsource(_python_forms),
+        inspect.getsource(text_or_none),
+    ]
+    return ids.sha256_hex("\n".join(rules))[:16]
+
+
+@with_paused_gc
+def refresh_match_forms(
+    conn: duckdb.DuckDBPyConnection, contacts: str, table: str = MATCH_FORMS_TABLE
+) -> dict[str, int]:
+    """Bring `table` (one row per customer of `contacts`: customer_id, contact_hash (_CONTACT_HASH), forms_version and every
+    FORM_COLUMNS form) in step with the contact rows, computing forms only for customers whose contact fields
+    changed since the last refresh (or who are new, or whose row was made by other rules); rows of customers no
+    longer in `contacts` are deleted.
+
+    ASCII rows are computed in DuckDB, the others by the reference functions (contact_forms). Returns counts:
+    customers (= kept + computed), kept, computed, deleted (stale or gone rows).
+    """
+    schema, name = table.split(".")
+    conn.execute(f"create schema if not exists {schema}")
+    layout = [("customer_id", "VARCHAR"), ("contact_hash", "UBIGINT"), ("forms_version", "VARCHAR")]
+    layout += [(c, "VARCHAR") for c in FORM_COLUMNS]
+    found = conn.execute(
+        "select column_name, data_type from information_schema.columns where table_schema = ? and table_name = ? "
+        "order by ordinal_position",
+        [schema, name],
+    ).fetchall()
+    if found and [tuple(row) for row in found] != layout:  # made by an older layout of this code: derived, rebuilt
+        conn.execute(f"drop table {table}")
+    columns = ", ".join(f"{c} {t}" + (" not null" if i < 3 else "") for i, (c, t) in enumerate(layout))
+    conn.execute(f"create table if not exists {table} ({columns})")
+    state, changed = "_segmint_contact_state", "_segmint_changed_contacts"
+    typed = ", ".join(f"{c}::varchar as {c}" for c in SOURCE_COLUMNS)
+    try:
+        conn.execute(
+            f"create or replace temp table {state} as select customer_id, {typed}, {_CONTACT_HASH} as contact_hash "
+            f"from (select customer_id::varchar as customer_id, {typed} from {contacts})"
+        )
+        deleted = conn.execute(
+            f"delete from {table} as stored where forms_version <> ? or not exists (select 1 from {state} as state "
+            "where state.customer_id = stored.customer_id and state.contact_hash = stored.contact_hash)",
+            [forms_version()],
+        ).fetchone()[0]
+        conn.execute(
+            f"create or replace temp table {changed} as select row_number() over () - 1 as row_id, state.* "
+            f"from {state} as state anti join {table} as stored on stored.customer_id = state.customer_id"
+        )
+        names = ", ".join(f"forms.{c}" for c in FORM_COLUMNS)
+        conn.execute(
+            f"insert into {table} select changed.customer_id, changed.contact_hash, ?, {names} "
+            f"from {changed} as changed join ({_forms_sql(changed)}) as forms using (row_id) where forms.ascii_only",
+            [forms_version()],
+        )
+        others = conn.execute(f"select * from {changed} where not ({_ASCII_ONLY}) order by row_id").df()
+        if len(others):  # unicode case folding, NFC, unicode digits and spaces: the reference functions
+            forms = contact_forms(conn, others)
+            frame = forms[["customer_id", "contact_hash", *FORM_COLUMNS]].assign(forms_version=forms_version())
+            conn.register("_segmint_other_forms", frame)
+            try:
+                conn.execute(
+                    f"insert into {table} select customer_id, contact_hash, forms_version, "
+                    f"{', '.join(FORM_COLUMNS)} from _segmint_other_forms"
+                )
+            finally:
+                conn.unregister("_segmint_other_forms")
+        customers, computed = conn.execute(
+            f"select (select count(*) from {state}), (select count(*) from {changed})"
+        ).fetchone()
+    finally:
+        conn.execute(f"drop table if exists {state}")
+        conn.execute(f"drop table if exists {changed}")
+    return {"customers": customers, "kept": customers - computed, "computed": computed, "deleted": int(deleted)}
 
 
 # Contact fields that only the sync edge has (the audience table carries country and consent itself).

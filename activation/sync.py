@@ -114,6 +114,7 @@ def planned_size(conn: duckdb.DuckDBPyConnection, destination: Destination, memb
     return int(records["member_key"].nunique())
 
 
+@mr.with_paused_gc
 def plan_sync(
     conn: duckdb.DuckDBPyConnection, audience: Audience, destination: Destination, members: pd.DataFrame | None = None
 ) -> SyncPlan:
@@ -166,6 +167,7 @@ def _reconcile(
     return readback
 
 
+@mr.with_paused_gc
 def sync_audience(
     conn: duckdb.DuckDBPyConnection,
     audience: Audience,
@@ -184,8 +186,28 @@ def sync_audience(
     everything confirmed before it stays confirmed, the rest stays pending and is re-sent by the next run.
     """
     started = time.monotonic()
-    if dry_run:  # the folder shows this run's requests only, also when it sends none
-        clear_dry_run_files(destination)
+    if dry_run:  # the folder shows this run's requests only, also when it sends none or fails
+        start_dry_run_pass(destination)
+        try:
+            return _sync_audience(
+                conn, audience, destination, run_id, model_version, dry_run, members, enforce_guard, started
+            )
+        finally:
+            finish_dry_run_pass(destination)
+    return _sync_audience(conn, audience, destination, run_id, model_version, dry_run, members, enforce_guard, started)
+
+
+def _sync_audience(
+    conn: duckdb.DuckDBPyConnection,
+    audience: Audience,
+    destination: Destination,
+    run_id: str,
+    model_version: str | None,
+    dry_run: bool,
+    members: pd.DataFrame | None,
+    enforce_guard: bool,
+    started: float,
+) -> SyncReport:
     members = select_members(conn, audience) if members is None else members
     plan = plan_sync(conn, audience, destination, members)
     report = SyncReport(
@@ -257,6 +279,21 @@ def clear_dry_run_files(destination: Destination, prefix: str = "") -> None:
         client.clear_dry_run_files(prefix)
 
 
+def start_dry_run_pass(destination: Destination, prefix: str = "") -> None:
+    """A dry-run pass ends with only its own files (HttpClient.start_dry_run_pass); call finish_dry_run_pass after."""
+    client = getattr(destination, "http", None)
+    if client is not None and client.dry_run:
+        client.start_dry_run_pass(prefix)
+
+
+def finish_dry_run_pass(destination: Destination) -> None:
+    """Delete what an earlier pass wrote and this one did not (HttpClient.finish_dry_run_pass)."""
+    client = getattr(destination, "http", None)
+    if client is not None and client.dry_run:
+        client.finish_dry_run_pass()
+
+
+@mr.with_paused_gc
 def send_owed_removals(
     conn: duckdb.DuckDBPyConnection,
     audience: Audience,

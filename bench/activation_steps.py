@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 DEFAULT_STEPS = (
+    "edge_forms__customer_match_forms",
     "audiences__champions",
     "audiences__lookalike_seed",
     "audiences__champions_check_size_change_within_guard",
@@ -57,7 +58,8 @@ def run_step(step: str) -> dict[str, object]:
         "credentials": ActivationCredentials(),
         "spark": SparkEngine(),
     }
-    for definition in [*module.audience_assets, *module.audience_checks, module.audience_lift]:
+    forms = [module.customer_match_forms] if hasattr(module, "customer_match_forms") else []  # this branch on
+    for definition in [*forms, *module.audience_assets, *module.audience_checks, module.audience_lift]:
         if definition.op.name != step:
             continue
         wanted = {key: value for key, value in resources.items() if key in definition.required_resource_keys}

@@ -15,8 +15,11 @@ segment service's transitions log when it is built; the sensor `segmint_realtime
 (orchestration/defs/sensors.py) rebuilds and syncs it when that segment changes.
 
 Reads declared: audiences read marts.customer_scores and, for contact data, only the sync edge
-edge.customer_contacts (a dbt view; dbt_project/models/edge/), as do the exports and syncs that add the contact
-fields (activation.audiences.with_contacts) and the guard checks. The sync ledger (schema `sync`) is declared by the
+edge.customer_contacts (a dbt view; dbt_project/models/edge/). The exports, guard checks and syncs match people on
+the contact fields' normal forms and hashes, which the asset edge_forms/customer_match_forms keeps per customer in
+edge_forms.customer_match_forms (activation.member_records.refresh_match_forms): computed once per run, and only for the
+customers whose contact row changed since the last run, instead of once per audience, destination and step. A
+destination without column-wise builders (a third-party one) still reads the plain contact fields from the edge. The sync ledger (schema `sync`) is declared by the
 `sync_ledger_tables` assets, which create its tables; every sync asset depends on them and appends to them.
 activation/audience_lift is written here and published by dbt as the view marts.audience_lift.
 """
@@ -38,7 +41,13 @@ from activation.destinations.factory import build_destination
 from activation.exports import export_audience_csvs
 from activation.http import DestinationError
 from activation.ledger import SCHEMA, ensure_schema, previous_audience_size
-from activation.member_records import audience_forms, audience_record_counts
+from activation.member_records import (
+    MATCH_FORMS_TABLE,
+    StaleMatchFormsError,
+    audience_forms,
+    audience_record_counts,
+    refresh_match_forms,
+)
 from activation.sync import SyncGuardError, guard_change, lift_by_audience, sync_audience
 from landing.realtime_log import read_transitions, transition_log_files
 from orchestration.defs.resources import DUCKDB_TAG, ActivationCredentials, SegmintSettings, SparkEngine, Warehouse
@@ -48,6 +57,7 @@ from orchestration.lib.keys import (
     CLV_ACTIVATION_GATE,
     CLV_PREDICTIONS,
     CUSTOMER_CONTACTS,
+    CUSTOMER_MATCH_FORMS,
     CUSTOMER_SCORES,
     FAIRNESS_AUDIT,
     OWED_REMOVALS,
@@ -88,10 +98,51 @@ def _members_table(audience: Audience) -> str:
     return f"audiences.{audience.name}"
 
 
-def _members_with_contacts(conn: duckdb.DuckDBPyConnection, audience: Audience) -> pd.DataFrame:
-    """The audience's members with their contact fields and their normal forms and hashes (member_records), for a
-    destination (the sync edge) only: computed once here, shared by every destination of the step."""
-    return audience_forms(conn, _members_table(audience), CONTACTS_RELATION)
+def _members_with_forms(
+    conn: duckdb.DuckDBPyConnection, audience: Audience, contact_fields: bool = False, where: str | None = None
+) -> pd.DataFrame:
+    """The audience's members with their contact forms (normal forms and hashes, read from
+    edge_forms.customer_match_forms), for a destination (the sync edge) only; `contact_fields`: with the plain contact
+    fields too (a destination without column-wise builders builds each record from them); `where`: only the members
+    it holds for (columns of the audience table as `members.<column>`)."""
+    try:
+        return audience_forms(
+            conn,
+            _members_table(audience),
+            CONTACTS_RELATION,
+            where=where,
+            forms_table=MATCH_FORMS_TABLE,
+            contact_fields=contact_fields,
+        )
+    except StaleMatchFormsError as error:
+        raise dg.Failure(description=f"{audience.name}: {error}") from None
+
+
+# The members upload files hold: treated (not in the control group) and consenting (activation.exports).
+EXPORTED_MEMBERS = "not members.is_control and coalesce(members.marketing_consent, false)"
+
+
+@dg.asset(
+    key=CUSTOMER_MATCH_FORMS,
+    deps=[CUSTOMER_CONTACTS],
+    group_name=groups.AUDIENCES,
+    kinds={"python", "duckdb"},
+    op_tags=DUCKDB_TAG,
+)
+def customer_match_forms(warehouse: Warehouse) -> dg.MaterializeResult:
+    """One row per customer of edge.customer_contacts: the normal forms and SHA-256 hashes of the contact fields that
+    destinations match on (personal data, erased with the person), computed again only when the contact row changed."""
+    with warehouse.connect() as conn:
+        counts = refresh_match_forms(conn, CONTACTS_RELATION, MATCH_FORMS_TABLE)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(counts["customers"]),
+            # customers = kept + computed: rows whose contact fields (and rules) did not change are not recomputed.
+            "kept": dg.MetadataValue.int(counts["kept"]),
+            "computed": dg.MetadataValue.int(counts["computed"]),
+            "deleted_stale_or_gone": dg.MetadataValue.int(counts["deleted"]),
+        }
+    )
 
 
 def _audience_asset(audience: Audience) -> dg.AssetsDefinition:
@@ -161,7 +212,7 @@ def _guard_check(audience: Audience) -> dg.AssetChecksDefinition:
         ),
         blocking=True,
         # The members' contact fields come from the sync edge, the destinations' last state from the ledger.
-        additional_deps=[CUSTOMER_CONTACTS, LEDGER["destination_members"], LEDGER["runs"]],
+        additional_deps=[CUSTOMER_CONTACTS, CUSTOMER_MATCH_FORMS, LEDGER["destination_members"], LEDGER["runs"]],
         op_tags=DUCKDB_TAG,
     )
     def _check(
@@ -176,7 +227,9 @@ def _guard_check(audience: Audience) -> dg.AssetChecksDefinition:
                 build_destination(config, audience, env, settings.load().exports_dir / "dry_run")[0]
                 for config in audience.destinations
             ]
-            sizes = audience_record_counts(conn, _members_table(audience), CONTACTS_RELATION, destinations)
+            sizes = audience_record_counts(
+                conn, _members_table(audience), CONTACTS_RELATION, destinations, forms_table=MATCH_FORMS_TABLE
+            )
             for config, destination in zip(audience.destinations, destinations, strict=True):
                 previous = previous_audience_size(conn, destination.name, audience.name)
                 new_size = sizes[destination.name]
@@ -211,7 +264,7 @@ def _export_asset(audience: Audience) -> dg.AssetsDefinition:
         # The bias audit (orchestration/defs/fairness.py): exports and syncs wait for it, so its check can block them.
         deps=[
             keys.audience(audience.name),
-            CUSTOMER_CONTACTS,
+            CUSTOMER_MATCH_FORMS,
             FAIRNESS_AUDIT,
             *([CLV_ACTIVATION_GATE] if is_value_based(audience) else []),
         ],
@@ -222,7 +275,8 @@ def _export_asset(audience: Audience) -> dg.AssetsDefinition:
     )
     def _export(warehouse: Warehouse, settings: SegmintSettings) -> dg.MaterializeResult:
         with warehouse.connect() as conn:
-            members = _members_with_contacts(conn, audience)
+            # Only the rows the files hold are read (export_audience_csvs applies the same filter to any frame).
+            members = _members_with_forms(conn, audience, where=EXPORTED_MEMBERS)
         out_dir = settings.load().exports_dir
         out_dir.mkdir(parents=True, exist_ok=True)
         # The contact forms are already on `members` (computed while the warehouse was open).
@@ -243,6 +297,7 @@ def _sync_asset(audience: Audience, destination_name: str) -> dg.AssetsDefinitio
         deps=[
             keys.audience(audience.name),
             CUSTOMER_CONTACTS,
+            CUSTOMER_MATCH_FORMS,
             CLV_PREDICTIONS,
             CLV_ACTIVATION_GATE,
             FAIRNESS_AUDIT,
@@ -267,7 +322,7 @@ def _sync_asset(audience: Audience, destination_name: str) -> dg.AssetsDefinitio
         dry_run_dir = settings.load().exports_dir / "dry_run"
         destination, dry_run = build_destination(config, audience, credentials.values(), dry_run_dir)
         with warehouse.connect() as conn:
-            members = _members_with_contacts(conn, audience)
+            members = _members_with_forms(conn, audience, contact_fields=not hasattr(destination, "build_records"))
             model_version = conn.execute("select any_value(model_version) from ml.clv_predictions").fetchone()[0]
             try:
                 report = sync_audience(

@@ -14,7 +14,7 @@ import dagster as dg
 
 from orchestration.defs.dbt_models import DAILY_STAGING_KEYS
 from orchestration.defs.resources import DUCKDB_TAG
-from orchestration.lib.keys import CLV_ACTIVATION_GATE, SEGMENT_CARDS, SEGMENT_CARDS_VIEW
+from orchestration.lib.keys import CLV_ACTIVATION_GATE, CUSTOMER_MATCH_FORMS, SEGMENT_CARDS, SEGMENT_CARDS_VIEW
 from orchestration.lib.memory import release_memory_hooks
 
 REFRESH_SELECTION = dg.AssetSelection.all()
@@ -56,9 +56,11 @@ daily_staging_job = dg.define_asset_job(
 
 export_job = dg.define_asset_job(
     name="audience_exports",
-    # The activation gate comes along so value-based exports wait for the model check here too.
+    # The activation gate comes along so value-based exports wait for the model check here too, and the stored
+    # match forms so the files match people on their current contact fields.
     selection=(
-        dg.AssetSelection.key_prefixes(["audiences"], ["exports"]) | dg.AssetSelection.assets(CLV_ACTIVATION_GATE)
+        dg.AssetSelection.key_prefixes(["audiences"], ["exports"])
+        | dg.AssetSelection.assets(CLV_ACTIVATION_GATE, CUSTOMER_MATCH_FORMS)
     ),
     description=(
         "Rebuild every audience and write its upload files (data/exports/*.csv) from the current scores; "

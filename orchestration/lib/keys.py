@@ -69,6 +69,9 @@ SEGMENT_CARDS = _key("ml/segment_cards")
 
 # The sync edge (dbt view): the only relation outside `raw` with contact PII; audiences read contacts from it.
 CUSTOMER_CONTACTS = _key("edge/customer_contacts")
+# Its normal forms and SHA-256 hashes per customer (Python, activation.member_records.refresh_match_forms): what the
+# exports, guards and syncs match people on, computed again only for customers whose contact row changed.
+CUSTOMER_MATCH_FORMS = _key("edge_forms/customer_match_forms")
 
 # What the syncs produce (Python, schemas `sync` and `activation`).
 AUDIENCE_LIFT = _key("activation/audience_lift")

@@ -24,6 +24,8 @@ SCHEMA_OWNERS: Mapping[str, str] = {
     "intermediate": DBT,
     "marts": DBT,  # including views of Python outputs under their contract names (models/marts/python_outputs/)
     "edge": DBT,  # the sync edge: the only relation outside raw with contact PII (edge.customer_contacts)
+    # The sync edge's stored match forms (PII like edge: activation.member_records.refresh_match_forms).
+    "edge_forms": PYTHON,
     "ml": PYTHON,  # models, scores, segments, evaluation, cards, membership history
     "audiences": PYTHON,  # one table per audience (config/audiences.yaml)
     "sync": PYTHON,  # the sync ledger (activation/ledger.py)

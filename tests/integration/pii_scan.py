@@ -8,7 +8,7 @@ What counts as found (all case-insensitive):
 - phone: a phone of customers.csv, compared on its digits (10 or more), anywhere;
 - name: a table cell equal to a first or last name, or "first last" of one customer as two adjacent words
   anywhere in a text or a file (a first name alone in prose, "Will", "May", would be noise, not a leak).
-Where is not scanned (the edges, by design): schemas `raw` and `edge`; the landing files (`demo/`, `landing_work/`)
+Where is not scanned (the edges, by design): schemas `raw`, `edge` and `edge_forms`; the landing files (`demo/`, `landing_work/`)
 and the upload files and dry-run requests for destinations (`exports/`).
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import duckdb
 
-EDGE_SCHEMAS = ("raw", "edge")
+EDGE_SCHEMAS = ("raw", "edge", "edge_forms")  # edge_forms: the stored match forms of the sync edge
 # Folders under the data dir that are the edges: the landing zone (input) and what goes to destinations.
 EDGE_FOLDERS = ("demo", "landing_work", "exports")
 EMAIL = re.compile(r"[a-z0-9._%+'-]+@[a-z0-9.-]+\.[a-z]{2,}")

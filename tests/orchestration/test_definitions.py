@@ -38,7 +38,7 @@ EXPECTED_ASSETS = [
     "ml/clv_model_evaluation", "ml/clv_model", "ml/clv_predictions", "ml/clv_activation_gate", "ml/btyd_predictions",
     "ml/btyd_models", "ml/model_refit_decision",
     "marts/customer_scores", "ml/segment_membership_history", "ml/segment_cards",
-    "edge/customer_contacts", "activation/audience_lift",
+    "edge/customer_contacts", "edge_forms/customer_match_forms", "activation/audience_lift",
     "sync/destination_members", "sync/runs", "sync/batches", "sync/control_group", "sync/members_provenance",
     # dbt views of Python outputs under their contract names
     "marts/clv_model_evaluation", "marts/segment_membership_history", "marts/segment_cards", "marts/audience_lift",

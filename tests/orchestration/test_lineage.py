@@ -66,6 +66,16 @@ def test_every_audience_reads_contacts_from_the_sync_edge_and_never_from_raw(gra
     assert graph.get(key("edge/customer_contacts")).parent_keys == {key("staging/stg_customers"), key("raw/customers")}
 
 
+def test_exports_guards_and_syncs_declare_the_stored_match_forms_they_read(graph):
+    forms = key("edge_forms/customer_match_forms")
+    # exports/<audience> and sync/<audience>/<destination> (sync/<table> are the ledger's tables)
+    readers = [k for k in graph.get_all_asset_keys() if k.path[0] == "exports" or len(k.path) == 3]
+    assert readers
+    for reader in readers:
+        assert forms in graph.get(reader).parent_keys, reader
+    assert graph.get(forms).parent_keys == {key("edge/customer_contacts")}
+
+
 def test_cluster_profiles_are_an_asset_the_report_declares_it_reads(graph):
     assert key("ml/cluster_profiles") in graph.materializable_asset_keys
     assert key("ml/cluster_profiles") in graph.get(key("ml/segment_cards")).parent_keys

@@ -101,6 +101,27 @@ def test_a_smaller_dry_run_pass_leaves_none_of_the_previous_passes_files_but_kee
     assert json.loads((tmp_path / "echo" / names[0]).read_text())["body"] == {"n": "today"}
 
 
+def test_a_dry_run_pass_rewrites_the_files_it_shares_with_the_previous_pass_and_deletes_the_rest(api, tmp_path):
+    first = client(api, dry_run_dir=tmp_path)
+    for n in range(3):
+        first.request("POST", "/echo", json_body={"n": n})
+    owed = client(api, dry_run_dir=tmp_path)
+    owed.file_prefix = "owed_removal_"
+    owed.request("POST", "/echo", json_body={"owed": True})
+    kept = sorted((tmp_path / "echo").glob("0001_*.json"))[0]
+    inode = kept.stat().st_ino
+
+    second = client(api, dry_run_dir=tmp_path)
+    second.start_dry_run_pass()
+    second.request("POST", "/echo", json_body={"n": "today"})
+    second.request("DELETE", "/echo", json_body={"n": "removed"})  # same number, another name: a new file
+    assert second.finish_dry_run_pass() == 2  # yesterday's DELETE-less 0002 and its 0003
+    names = sorted(path.name for path in (tmp_path / "echo").glob("*.json"))
+    assert [name.split("_")[0] for name in names] == ["0001", "0002", "owed"]
+    assert names[1].startswith("0002_DELETE")
+    assert kept.stat().st_ino == inode and json.loads(kept.read_text())["body"] == {"n": "today"}  # overwritten
+
+
 def test_retry_after_accepts_seconds_and_http_dates():
     from datetime import datetime
 
