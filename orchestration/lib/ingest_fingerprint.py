@@ -77,18 +77,6 @@ def inputs_fingerprint(inputs: dict[str, object]) -> str:
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def ingest_fingerprint(
-    landing_files: Iterable[Path],
-    realtime_log_files: Iterable[Path],
-    settings: dict[str, object],
-    suppression: Iterable[str],
-    salt: str,
-    code: str | None = None,
-) -> str:
-    """One hex digest of every input of the ingest; equal digests mean equal raw tables."""
-    return inputs_fingerprint(ingest_inputs(landing_files, realtime_log_files, settings, suppression, salt, code))
-
-
 def append_inputs(inputs: dict[str, object]) -> dict[str, object]:
     """The inputs an append ingest must find unchanged: all but APPEND_MOVABLE_SETTINGS (ingest_landing)."""
     settings = {k: v for k, v in dict(inputs["settings"]).items() if k not in APPEND_MOVABLE_SETTINGS}

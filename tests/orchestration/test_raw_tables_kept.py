@@ -9,7 +9,7 @@ import pytest
 
 from orchestration.defs.landing import KEPT, KEPT_UNCHANGED, landing_files, raw_tables
 from orchestration.defs.resources import SegmintSettings, Warehouse
-from orchestration.lib.ingest_fingerprint import ingest_fingerprint
+from orchestration.lib.ingest_fingerprint import ingest_inputs, inputs_fingerprint
 from orchestration.lib.keys import raw
 
 ORDERS = "order_id,customer_id,ordered_at,order_total,currency\n1,0042,2025-01-05,10.50,USD\n2,7,2025-01-07,5,USD\n"
@@ -82,15 +82,15 @@ def test_fingerprint_follows_bytes_settings_suppression_and_code(tmp_path):
     data = tmp_path / "orders.csv"
     data.write_text(ORDERS)
     base = dict(landing_files=[data], realtime_log_files=[], settings={"as_of": "2025-03-01"}, suppression=[], salt="s")
-    first = ingest_fingerprint(**base, code="c1")
+    first = inputs_fingerprint(ingest_inputs(**base, code="c1"))
     data.touch()  # a new date, the same bytes
-    assert ingest_fingerprint(**base, code="c1") == first
-    assert ingest_fingerprint(**(base | {"settings": {"as_of": "2025-03-02"}}), code="c1") != first
-    assert ingest_fingerprint(**(base | {"suppression": ["abc"]}), code="c1") != first
-    assert ingest_fingerprint(**(base | {"salt": "t"}), code="c1") != first
-    assert ingest_fingerprint(**base, code="c2") != first
+    assert inputs_fingerprint(ingest_inputs(**base, code="c1")) == first
+    assert inputs_fingerprint(ingest_inputs(**(base | {"settings": {"as_of": "2025-03-02"}}), code="c1")) != first
+    assert inputs_fingerprint(ingest_inputs(**(base | {"suppression": ["abc"]}), code="c1")) != first
+    assert inputs_fingerprint(ingest_inputs(**(base | {"salt": "t"}), code="c1")) != first
+    assert inputs_fingerprint(ingest_inputs(**base, code="c2")) != first
     data.write_text(ORDERS + "3,8,2025-01-09,20.00,USD\n")
-    assert ingest_fingerprint(**base, code="c1") != first
+    assert inputs_fingerprint(ingest_inputs(**base, code="c1")) != first
 
 
 def test_fingerprint_tells_apart_instances_whose_log_files_share_a_name(tmp_path):
@@ -100,6 +100,6 @@ def test_fingerprint_tells_apart_instances_whose_log_files_share_a_name(tmp_path
         log.parent.mkdir()
         log.write_text('{"event_id": "1"}\n')
     base = dict(landing_files=[], realtime_log_files=logs, settings={}, suppression=[], salt="s", code="c1")
-    first = ingest_fingerprint(**base)
+    first = inputs_fingerprint(ingest_inputs(**base))
     logs[0].write_text('{"event_id": "2"}\n')
-    assert ingest_fingerprint(**base) != first
+    assert inputs_fingerprint(ingest_inputs(**base)) != first
