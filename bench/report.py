@@ -377,8 +377,9 @@ machine: the load average column says how busy it was (other jobs were running; 
 - **end to end**: the job `segmint_refresh` run exactly as `make run` runs it ({commands}),
   with `SEGMINT_LANDING_DIR` on the generated files, a fresh `DAGSTER_HOME` and a fresh warehouse; launch to exit,
   Python and Dagster start-up included. **dagster run** is the run's own start -> end events.
-- **peak RSS tree**: the sum of VmRSS over the process and all its children (dbt runs as a subprocess), sampled every
-  0.2 s from `/proc`. **largest process** is the kernel's `ru_maxrss` for the tree: a floor for the peak. Each sample
+- **peak RSS tree**: the sum of VmRSS over the process and all its children (on DuckDB dbt runs inside the run's
+  process since 2026-11-27, `SEGMINT_DBT_IN_PROCESS`; as a subprocess before, and on Spark), sampled every 0.2 s from
+  `/proc`. **largest process** is the kernel's `ru_maxrss` for the tree: a floor for the peak. Each sample
   is also split by process kind, read from the command line (`bench/procmem.py`): the Dagster process (and
   Dagster's Python helpers), dbt processes, the Spark Connect JVM (and its launcher scripts), Spark's Python workers
   (`pyspark.daemon` and its forks), other (Dagster's compute-log `tail`s); recorded in `bench/results.json` for
@@ -396,11 +397,12 @@ machine: the load average column says how busy it was (other jobs were running; 
 - **daily refresh**: the next day. The full run is made as of the day before the generated export's last order date
   (`SEGMINT_AS_OF`; that day's rows are quarantined as `after_as_of`); right after, the same job runs as the daily
   schedule does, one day later (`SEGMINT_AS_OF=<last order date> python -m orchestration.cli segmint_refresh --from
-  <as-of - 2> --to <as-of>`, same files): one more day of orders and events arrives, the raw tables are re-read (the
-  as-of is part of the ingest fingerprint), every customer's features and scores move with the date, the model stays
+  <as-of - 2> --to <as-of>`, same files): one more day of orders and events arrives, the ingest appends the records now due
+  (landing/README "append ingest"; rows recorded before 2026-11-27 re-read every file), every customer's features and scores move with the date, the model stays
   pinned unless its cadence says otherwise. Rows recorded before 2026-11-26 21:00 UTC ran it at the same as-of with
   `SEGMINT_FORCE_INGEST=1`. **daily feature build** is its dbt feature step: 3 days of orders and events staged, the
-  marts rebuilt from the staged history.
+  customer marts brought forward from their last build (README "Customer marts on a real next day"; rows recorded
+  before 2026-11-27 rebuilt them from the whole staged history).
 - **pandas**: the notebook way, `bench/baselines.py`: read the Parquet files (only the needed columns, ids as
   categoricals), vectorised group-bys over integer codes, and compute every column of the five feature marts the
   feature build produces (`customer_features`, `_train`, `_selection`, `customer_prepurchase_behaviour`,
