@@ -109,6 +109,12 @@ NO_CURRENCY = "(none)"
 BENIGN_REASONS = (AFTER_AS_OF, DUPLICATE_IDENTICAL)
 TOP_REASONS_SHOWN = 3
 
+# Why an ingest cannot append: the previous one stored no input digests.
+NO_DIGESTS = (
+    "the previous ingest recorded no input digests (none were given, or it dropped special-category columns, whose "
+    "names no table keeps)"
+)
+
 
 @dataclass(frozen=True)
 class LandingOptions:
@@ -833,7 +839,15 @@ def ingest_landing(
                 ingest_mode_reason=mode_reason,
             )
             ids_generated = [parsed.file_name for parsed in parsed_files if parsed.ids_generated]
-            _stage_state(conn, inputs, effective_as_of, default_as_of, report, ids_generated)
+            # The report names the special-category columns it dropped, and no table may hold their names (GDPR
+            # art. 9): such an ingest records no digests, so the next one is full again and says so.
+            dropped = any(file.dropped_columns for file in (*reports, *([log_report] if log_report else [])))
+            state_report = replace(
+                report,
+                files=tuple(_without_dropped_names(file) for file in reports),
+                realtime_log=_without_dropped_names(log_report) if log_report is not None else None,
+            )
+            _stage_state(conn, None if dropped else inputs, effective_as_of, default_as_of, state_report, ids_generated)
             _swap_in_staged_tables(conn)
     except BaseException:
         _drop_stage_tables(conn)
@@ -844,6 +858,12 @@ def ingest_landing(
         if log_work is not None and work_dir is None:
             shutil.rmtree(log_work, ignore_errors=True)
     return report
+
+
+def _without_dropped_names(file: FileReport) -> FileReport:
+    """The report of a file without the special-category column names it dropped (nor the notes naming them)."""
+    named = {column.note() for column in file.dropped_columns}
+    return replace(file, dropped_columns=(), notes=tuple(note for note in file.notes if note not in named))
 
 
 def _stage_state(
@@ -911,7 +931,7 @@ def _try_append(
     rows = conn.execute(f"SELECT version, inputs, as_of, default_as_of, report FROM {RAW_SCHEMA}.{append.STATE}")
     state = rows.fetchall()
     if len(state) != 1 or state[0][0] != append.STATE_VERSION or state[0][1] is None:
-        return "the previous ingest recorded no input digests"
+        return NO_DIGESTS
     _, previous_inputs, previous_as_of, default_as_of, saved = state[0]
     changes = append.changed_inputs(json.loads(previous_inputs), json.loads(append.inputs_json(inputs)))
     if changes:

@@ -190,8 +190,9 @@ def decode_offsets(cursor: str | None) -> LogOffsets:
 
 
 def realtime_sync_selection(audiences: list[Audience]) -> list[dg.AssetKey]:
-    """The member table and every sync of each audience: what an event-triggered run materializes."""
-    selected = []
+    """The member table and every sync of each audience, and the contact forms they read (brought up to date: a
+    refresh computes only changed contacts): what an event-triggered run materializes."""
+    selected = [keys.CUSTOMER_MATCH_FORMS] if audiences else []
     for audience in audiences:
         selected.append(keys.audience(audience.name))
         selected += [keys.sync(audience.name, d.name) for d in audience.destinations]

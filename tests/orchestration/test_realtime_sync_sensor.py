@@ -114,6 +114,7 @@ def test_cart_abandoners_reach_klaviyo_within_a_minute_and_leave_it_when_they_ex
     assert len(first.run_requests) == 1
     request = first.run_requests[0]
     assert {key.to_user_string() for key in request.asset_selection} == {
+        "edge_forms/customer_match_forms",
         "audiences/cart_abandoners",
         "sync/cart_abandoners/klaviyo",
     }

@@ -19,7 +19,7 @@ import pytest
 
 from landing import LandingOptions, ingest_landing
 from landing import append as append_module
-from landing.ingest import LandingReport, Suppression
+from landing.ingest import NO_DIGESTS, LandingReport, Suppression
 
 DAY_A, DAY_B, DAY_C = date(2024, 3, 3), date(2024, 3, 6), date(2024, 3, 9)
 OPTIONS = LandingOptions(reporting_currency="EUR")
@@ -273,6 +273,6 @@ def test_an_ingest_without_input_digests_holds_nothing_and_the_next_one_reads_ev
     assert conn.execute("SELECT count(*) FROM raw.ingest_held").fetchall() == [(0,)]
     assert conn.execute("SELECT inputs FROM raw.ingest_state").fetchall() == [(None,)]
     report = ingest(conn, landing, DAY_B)
-    assert (report.ingest_mode, report.ingest_mode_reason) == ("full", "the previous ingest recorded no input digests")
+    assert (report.ingest_mode, report.ingest_mode_reason) == ("full", NO_DIGESTS)
     # o6 and o11 (an order and its merged line), after day B
     assert conn.execute("SELECT count(*) FROM raw.ingest_held").fetchall() == [(3,)]

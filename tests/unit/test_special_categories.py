@@ -6,6 +6,7 @@ data-protection officer would see: the column in no table, the drop in the repor
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -14,6 +15,7 @@ import yaml
 
 from activation.audiences import AudienceConfigError, load_audiences, parse_audiences
 from landing import ingest_landing
+from landing.ingest import NO_DIGESTS
 from landing.special_categories import (
     DEFAULT_DENYLIST_PATH,
     SpecialCategoryError,
@@ -137,6 +139,18 @@ def test_a_customers_file_with_religion_and_health_columns_keeps_them_out_of_eve
     }
     assert any("'religion' dropped at ingest" in note for note in customers.notes)
     assert customers.rows_in == customers.rows_accepted + customers.rows_quarantined == 3
+
+
+def test_an_ingest_that_dropped_special_category_columns_stores_no_state_to_append_from(tmp_path):
+    # The append ingest's state would name the dropped columns; it is not kept, so the next ingest reads every file.
+    (tmp_path / "orders.csv").write_text(ORDERS)
+    (tmp_path / "customers.csv").write_text("customer_id,religion\nc1,Catholic\n")
+    conn = duckdb.connect()
+    digests = {"landing": {"customers.csv": "a", "orders.csv": "b"}, "code": "test"}
+    first = ingest_landing(conn, tmp_path, date(2025, 1, 2), 365, False, append_inputs=digests)
+    assert first.files[1].dropped_columns and "religion" not in every_text_in_the_warehouse(conn)
+    second = ingest_landing(conn, tmp_path, date(2025, 1, 3), 365, False, append_inputs=digests)
+    assert (second.ingest_mode, second.ingest_mode_reason) == ("full", NO_DIGESTS)
 
 
 def test_a_contract_column_is_judged_by_its_name_not_its_values(tmp_path):
