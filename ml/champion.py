@@ -19,6 +19,18 @@ Candidates (CANDIDATES; every one predicts spend over the horizon, in the orders
   the unscaled rule's champion, Pareto/NBD, gave 0.95): on a growing shop the trees' level is the one that drifts.
 - `bgnbd`, `pareto_nbd`: BG/NBD or Pareto/NBD x Gamma-Gamma (ml/btyd.py), fitted on the scored cut-off's rows.
 - `past_spend_rate`: total_revenue / max(tenure_days, 1) x horizon.
+Tried and not kept (2026-11-27, pre-registered with its ship rule before any run: bench/results/clv_hurdle.md):
+`lightgbm_hurdle` (TRIED_CANDIDATES: fitted only when a caller names it, never by the assets), the two-part model
+of zero-inflated spend (hurdle; Google's ZILN, Wang et al. 2019): P(buy) of the stacked candidate's purchase
+classifier x exp(mu + sigma^2 / 2), mu a LightGBM regression of log spend on the buyers with the stacked features,
+sigma^2 one global residual variance on the validation buyers (global, so the ranking is P(buy) x exp(mu) and no
+variance estimate's noise reorders customers). CDNOW fast harness (181:90 274:90 364:90 365:180 455:90): chosen
+at 181:90 and 274:90, done-when criteria 10 -> 15 of 20 (2 -> 3, 0 -> 4; none fell), Spearman 0.328 -> 0.332 and
+0.352 -> 0.367, sum ratio 0.970 and 0.809 -> 0.977. Generated shops (simulate_shop 5,000, seeds 1-6 x h 90, 180;
+production step): chosen on 3 of 12, mean decile MAPE 0.574 -> 0.481 (one shop's 2.0 -> 0.33), but mean |sum ratio
+- 1| 0.076 -> 0.116 (seeds 2 and 4 at h 90: 1.06 -> 1.30 and 1.27), which the rule forbade. Cause: its raw level
+moved most between the back-test's fit and production's refit (sum ratio 0.84 -> 1.04-1.08, the tweedie models'
+0.90-0.95 -> 1.03-1.07), so the isotonic lift the selection half chose for it over-shot in production.
 
 Windows (decided before any result was looked at). Three cut-offs, h = horizon: S = as_of - 2h
 (`customer_features_selection`, labels in (S, E]), E = as_of - h (`customer_features_train`, labels in (E, as_of]),

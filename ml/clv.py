@@ -50,7 +50,8 @@ buy nothing in the horizon) and heavy-tailed; both tweedie and the hurdle (P(buy
 spend model) handle that, and they rank equally well, but the hurdle's decile calibration is worse because its
 spend model is fitted on the few buyers only (noisy in the low deciles). Poisson (tweedie power 1.0) keeps totals
 exact but ranks poorly on money-scale labels. Only tweedie is implemented: the hurdle and Poisson rows record
-that decision (their code was removed; no user path ran it). Back-test on the simulator of tests/unit/test_clv.py
+that decision (their code was removed; no user path ran it). A lognormal hurdle was measured again as a champion
+candidate in 2026-11 (fit_buyer_spend_model; ml/champion.py, `lightgbm_hurdle`, not kept). Back-test on the simulator of tests/unit/test_clv.py
 (4,000-5,000 customers, hold-out 30 %, horizons 90 and 180 days, 6 seeds each = 12 shops; mean and [min, max]):
 
 | model (value objective)                  | Spearman | decile MAPE        | sum(pred)/sum(actual) |
