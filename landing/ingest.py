@@ -72,6 +72,7 @@ from landing.rules import (
     quoted_value_sql,
     raw_record_json_sql,
     sum_line_totals_sql,
+    valid_date_range_sql,
 )
 from landing.sources import (
     RECORD_INDEX,
@@ -638,6 +639,22 @@ def _check_orders_mostly_usable(conn: duckdb.DuckDBPyConnection, report: FileRep
         )
 
 
+def _check_some_order_by_as_of(
+    conn: duckdb.DuckDBPyConnection, report: FileReport, as_of: date, first_order_date: date | None
+) -> None:
+    """Stop when no order is left on or before the as-of date (one given before the shop's first order): there
+    would be no customer to score, and every step after the ingest would fail on empty tables instead."""
+    if report.rows_accepted > 0:
+        return
+    top = _top_reasons(conn, _stage(QUARANTINE), "reason", "source_file = ?", [report.source_file])
+    first = f", the first valid one on {first_order_date}" if first_order_date is not None else ""
+    raise LandingError(
+        f"{report.source_file}: no order on or before the as-of date {as_of} ({report.rows_in} rows, "
+        f"{report.rows_after_as_of} after it{first}), so there is no customer to score; set SEGMINT_AS_OF to a "
+        f"later date" + (f"; other reasons: {top}" if top else "")
+    )
+
+
 def _stage_empty_table(conn: duckdb.DuckDBPyConnection, spec: TableSpec) -> None:
     conn.execute(f"CREATE OR REPLACE TABLE {_stage(spec.name)} ({_typed_columns_sql(spec)}, {LINEAGE_COLUMNS_SQL})")
 
@@ -799,7 +816,9 @@ def ingest_landing(
             log_parsed = _parse_event_log(
                 conn, log_files, realtime_log_dir, log_work, parsed_by_name.get(EVENTS.name), suppression
             )
-            default_as_of = conn.execute(last_valid_date_sql(ORDERS, _stage(ORDERS.name))).fetchall()[0][0]
+            default_as_of, first_order_date = conn.execute(
+                valid_date_range_sql(ORDERS, _stage(ORDERS.name))
+            ).fetchall()[0]
             effective_as_of = as_of if as_of is not None else _default_as_of(conn, parsed_by_name[ORDERS.name])
             conn.execute(f"CREATE OR REPLACE TABLE {_stage(QUARANTINE)} ({QUARANTINE_COLUMNS_SQL})")
             conn.execute(f"CREATE OR REPLACE TABLE {_stage(append.HELD)} ({append.held_columns_sql()})")
@@ -807,6 +826,7 @@ def ingest_landing(
             hold = inputs is not None
             reports = tuple(_write_file(conn, parsed, effective_as_of, hold) for parsed in parsed_files)
             _check_orders_mostly_usable(conn, reports[0])
+            _check_some_order_by_as_of(conn, reports[0], effective_as_of, first_order_date)
             log_report = _write_file(conn, log_parsed, effective_as_of, hold=False) if log_parsed is not None else None
             for spec in LANDING_TABLES:
                 if paths[spec.name] is None:

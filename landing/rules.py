@@ -523,6 +523,12 @@ def last_valid_date_sql(spec: TableSpec, parsed_table: str) -> str:
     return f"SELECT CAST(max({spec.as_of_column}) AS DATE) FROM {parsed_table} WHERE {ROW_REASON} IS NULL"
 
 
+def valid_date_range_sql(spec: TableSpec, parsed_table: str) -> str:
+    """SELECT of the last and the first date among records passing every rule except as-of (NULLs when none)."""
+    column = spec.as_of_column
+    return f"SELECT CAST(max({column}) AS DATE), CAST(min({column}) AS DATE) FROM {parsed_table} WHERE {ROW_REASON} IS NULL"
+
+
 def raw_record_json_sql(header: tuple[str, ...], types: tuple[str, ...], alias: str) -> str:
     """SQL for the JSON object of a source record's raw text values, keyed by the header names as given.
 
