@@ -527,15 +527,24 @@ WHERE p.source_row = m.source_row"""
 
 
 def _top_reasons(conn: duckdb.DuckDBPyConnection, table: str, reason: str, where: str, params: list) -> str:
-    """`code xN (e.g. row R: <reason>)` for the most frequent unusable reason codes, most frequent first."""
+    """`code xN (e.g. row R: <reason>)` for the most frequent unusable reason codes, most frequent first.
+
+    A translated row (GA4, Segment, Shopify) is named by its source record (`events.jsonl line 7`), not by its
+    row in the work file the user never wrote."""
     benign = ", ".join(sql_string(code) for code in (*BENIGN_REASONS, MERGED_LINE))
+    if table == _stage(QUARANTINE):
+        origin_file = "json_extract_string(raw_record, '$.origin_file')"
+        origin_row = "json_extract_string(raw_record, '$.origin_row')"
+    else:
+        origin_file, origin_row = "origin_file", "CAST(origin_row AS VARCHAR)"
+    where_from = f"coalesce({origin_file} || ' line ' || {origin_row}, 'row ' || source_row)"
     rows = conn.execute(
-        f"SELECT split_part({reason}, ':', 1) AS code, count(*) AS n, arg_min({reason}, source_row), min(source_row) "
-        f"FROM {table} WHERE {where} AND {reason} IS NOT NULL GROUP BY code HAVING code NOT IN ({benign}) "
-        f"ORDER BY n DESC, code LIMIT {TOP_REASONS_SHOWN}",
+        f"SELECT split_part({reason}, ':', 1) AS code, count(*) AS n, arg_min({reason}, source_row), "
+        f"arg_min({where_from}, source_row) FROM {table} WHERE {where} AND {reason} IS NOT NULL GROUP BY code "
+        f"HAVING code NOT IN ({benign}) ORDER BY n DESC, code LIMIT {TOP_REASONS_SHOWN}",
         params,
     ).fetchall()
-    return "; ".join(f"{code} x{count} (e.g. row {row}: {text})" for code, count, text, row in rows)
+    return "; ".join(f"{code} x{count} (e.g. {row}: {text})" for code, count, text, row in rows)
 
 
 def _default_as_of(conn: duckdb.DuckDBPyConnection, orders: _ParsedFile) -> date:

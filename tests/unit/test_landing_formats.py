@@ -350,3 +350,18 @@ def test_a_failed_translation_leaves_no_temporary_folder(conn, tmp_path, monkeyp
     with pytest.raises(LandingError):
         ingest(conn, landing)
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_a_mostly_unusable_translated_order_book_names_the_source_line_not_the_work_file_row(conn, tmp_path):
+    # Found by the robustness sweep: the example was "row 2" of orders.parquet, a work file the user never wrote.
+    landing = tmp_path / "segment"
+    landing.mkdir()
+    calls = [
+        '{"type":"page","anonymousId":"a1","messageId":"m0","timestamp":"2025-12-01T08:00:00Z"}',
+        '{"type":"track","event":"Order Completed","userId":"U1","messageId":"m1","timestamp":"2025-12-01T09:00:00Z",'
+        '"properties":{"order_id":"O1","total":"19,99 EUR"}}',
+    ]
+    (landing / "export.ndjson").write_text("\n".join(calls) + "\n")
+    with pytest.raises(LandingError) as error:
+        ingest(conn, landing)
+    assert "(e.g. export.ndjson line 2: invalid_number: order_total='19,99 EUR')" in str(error.value)
