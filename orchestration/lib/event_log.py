@@ -123,18 +123,21 @@ class SegmintSqliteEventLogStorage(SqliteEventLogStorage):
 
     def __init__(self, base_dir: str, inst_data=None):
         self._engines: OrderedDict[str, Engine] = OrderedDict()
+        self._engines_lock = threading.Lock()
         super().__init__(base_dir, inst_data=inst_data)
 
     def _engine(self, shard: str) -> Engine:
-        engine = self._engines.get(shard)
-        if engine is None:
-            engine = _kept_engine(self.conn_string_for_shard(shard), timeout=SQLITE_BUSY_TIMEOUT_SECONDS)
-            self._engines[shard] = engine
-            while len(self._engines) > EVENT_LOG_ENGINES:
-                self._engines.popitem(last=False)[1].dispose()
-        else:
-            self._engines.move_to_end(shard)
-        return engine
+        # Its own lock, not _db_lock: the schema checks ask for the index engine inside a write that holds that one.
+        with self._engines_lock:
+            engine = self._engines.get(shard)
+            if engine is None:
+                engine = _kept_engine(self.conn_string_for_shard(shard), timeout=SQLITE_BUSY_TIMEOUT_SECONDS)
+                self._engines[shard] = engine
+                while len(self._engines) > EVENT_LOG_ENGINES:
+                    self._engines.popitem(last=False)[1].dispose()
+            else:
+                self._engines.move_to_end(shard)
+            return engine
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator:
@@ -148,7 +151,7 @@ class SegmintSqliteEventLogStorage(SqliteEventLogStorage):
                 with conn.begin():
                     yield conn
 
-    # Schema checks, remembered once true (see above); `_known` is made by keep_engines for an existing storage.
+    # Schema checks, remembered once true (see above).
     def has_table(self, table_name: str) -> bool:
         known = self.__dict__.setdefault("_known", set())
         if ("table", table_name) in known:
@@ -183,8 +186,9 @@ class SegmintSqliteEventLogStorage(SqliteEventLogStorage):
 
     def dispose(self) -> None:
         super().dispose()
-        while self._engines:
-            self._engines.popitem()[1].dispose()
+        with self._engines_lock:
+            while self._engines:
+                self._engines.popitem()[1].dispose()
 
 
 class SegmintSqliteRunStorage(SqliteRunStorage):
@@ -217,6 +221,7 @@ def keep_engines(instance) -> list[str]:
     event_storage = instance.event_log_storage
     if type(event_storage) is SqliteEventLogStorage:
         event_storage._engines = OrderedDict()
+        event_storage._engines_lock = threading.Lock()
         event_storage.__class__ = SegmintSqliteEventLogStorage
         changed.append("event_log")
     run_storage = instance.run_storage
