@@ -279,7 +279,9 @@ def _run_in(home: Path, warehouse: str, keep: bool) -> tuple[list[tuple], int]:
             event_log.keep_engines(instance)
         sa_event.listen(Engine, "connect", count)
         try:
-            result = dg.materialize(_assets(warehouse), instance=instance, resources={"warehouse": Warehouse(path=warehouse)})
+            result = dg.materialize(
+                _assets(warehouse), instance=instance, resources={"warehouse": Warehouse(path=warehouse)}
+            )
         finally:
             sa_event.remove(Engine, "connect", count)
         assert result.success
