@@ -165,3 +165,27 @@ def test_the_views_fingerprint_moves_with_the_model_and_the_columns_it_reads_and
         assert views_fingerprint(conn, manifest, keys) not in (None, changed_columns)
         manifest["nodes"]["model.segmint.audience_lift"]["config"]["materialized"] = "table"
         assert views_fingerprint(conn, manifest, keys) is None
+
+
+def _flag_sources() -> list[str]:
+    # Built from this module, as an adapter builds its flags from its own: the source is the declaring module.
+    from dbt_common.behavior_flags import Behavior
+
+    flags = [{"name": f"segmint_probe_{i}", "default": False, "description": "a probe"} for i in range(2)]
+    return [flag._behavior_change_event.flag_source for flag in Behavior(flags, {})._flags]
+
+
+def test_in_process_behaviour_flags_name_the_module_dbt_common_names_without_reading_the_stack(monkeypatch):
+    from dbt_common.behavior_flags import BehaviorFlagRendered
+
+    from orchestration.lib import dbt_cli
+
+    # The hook the resource replaces for the call: an upgrade that renames it must fail here (the cost comes back).
+    assert isinstance(inspect.getattr_static(BehaviorFlagRendered, "_default_source"), staticmethod)
+    original = BehaviorFlagRendered.__dict__["_default_source"]
+    expected = _flag_sources()
+    assert expected == [__name__] * 2
+    monkeypatch.setattr(inspect, "stack", lambda *a, **k: pytest.fail("read the whole stack"))
+    with dbt_cli._dbt_in_this_process():
+        assert _flag_sources() == expected
+    assert BehaviorFlagRendered.__dict__["_default_source"] is original

@@ -61,10 +61,16 @@ def _dbt_tests(model: str) -> dict[str, set[str]]:
     [path] = MARTS.rglob(f"{model}.yml")
     document = yaml.safe_load(path.read_text())
     [spec] = [m for m in document["models"] if m["name"] == model]
-    return {
+    tests = {
         column["name"]: {test if isinstance(test, str) else next(iter(test)) for test in column.get("data_tests", [])}
         for column in spec["columns"]
     }
+    # A model-level columns_between test is value_between of each column it names (tests/generic/columns_between.sql).
+    for test in spec.get("data_tests", []):
+        if isinstance(test, dict) and "columns_between" in test:
+            for name in test["columns_between"]["arguments"]["columns"]:
+                tests.setdefault(name, set()).add("value_between")
+    return tests
 
 
 def test_the_scores_suite_accepts_exactly_the_segments_of_the_rfm_rule_table():

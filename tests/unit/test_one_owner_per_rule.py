@@ -20,11 +20,18 @@ UNIT_RANGE = {"min_value": 0, "max_value": 1}
 
 
 def _columns(model: str) -> dict[str, list]:
-    """Column -> its dbt data tests, from the model's .yml (anywhere under models/marts)."""
+    """Column -> its dbt data tests, from the model's .yml (anywhere under models/marts). A model-level
+    `columns_between` test (one test for many columns) counts as `value_between` of each column it names."""
     [path] = (DBT / "models" / "marts").rglob(f"{model}.yml")
     document = yaml.safe_load(path.read_text())
     [spec] = [m for m in document["models"] if m["name"] == model]
-    return {column["name"]: column.get("data_tests", []) for column in spec["columns"]}
+    columns = {column["name"]: list(column.get("data_tests", [])) for column in spec["columns"]}
+    for test in spec.get("data_tests", []):
+        if isinstance(test, dict) and "columns_between" in test:
+            arguments = dict(test["columns_between"]["arguments"])
+            for name in arguments.pop("columns"):
+                columns[name].append({"value_between": {"arguments": arguments}})
+    return columns
 
 
 def _has_unit_range(tests: list) -> bool:
