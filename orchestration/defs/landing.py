@@ -159,6 +159,10 @@ def _materializations(report, counts, ingest_log, quarantine_by_reason, denylist
             "ingest_mode": dg.MetadataValue.text(report.ingest_mode),
             "ingest_mode_reason": dg.MetadataValue.text(report.ingest_mode_reason),
         }
+        if report.ingest_mode == "append" and table in report.rows_appended:
+            # The rows this append added (the raw GX checks validate exactly these), after the ingest at this date.
+            metadata["rows_appended"] = dg.MetadataValue.int(report.rows_appended[table])
+            metadata["appended_after"] = dg.MetadataValue.text(report.appended_after.isoformat())
         file_report = by_table.get(table)
         if file_report is not None:
             metadata |= {
