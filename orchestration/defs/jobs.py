@@ -52,6 +52,7 @@ daily_staging_job = dg.define_asset_job(
         "segmint_refresh; `make backfill FROM=... TO=...` does both in one run."
     ),
     executor_def=in_process_executor,
+    hooks=release_memory_hooks,
 )
 
 export_job = dg.define_asset_job(
@@ -67,6 +68,7 @@ export_job = dg.define_asset_job(
         "value-based exports only when the CLV activation gate passes."
     ),
     executor_def=in_process_executor,
+    hooks=release_memory_hooks,
 )
 
 report_job = dg.define_asset_job(
@@ -75,4 +77,5 @@ report_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(SEGMENT_CARDS, SEGMENT_CARDS_VIEW),
     description="Rebuild the segment cards and data/reports/segment_report.html from the current scores.",
     executor_def=in_process_executor,
+    hooks=release_memory_hooks,
 )

@@ -8,8 +8,9 @@ the hook closes it first, so its memory goes back as a step's own connection's d
 the freed pages of its heaps and arenas unless asked: `malloc_trim(0)` hands every free page back. It costs about a
 millisecond, so the run calls it after every step (`release_memory_hook`, on the refresh jobs).
 
-The cyclic garbage collector, one policy for the whole run (`in_process_executor`, the executor of every job and of
-the location): the objects alive when the run starts (the imports and definitions of Dagster, dbt, scikit-learn,
+The cyclic garbage collector, one policy for the whole run (`collector_paused`; applied by `in_process_executor`, the
+executor of every job and of the location, and by `make run`, whose `execute_in_process` runs Dagster's own
+in-process executor, so there the release-memory hooks of every job collect between steps): the objects alive when the run starts (the imports and definitions of Dagster, dbt, scikit-learn,
 about 0.55 M objects) are frozen, so no collection walks them again; the collector does not run inside a step;
 after each step one full collection frees the cycles that step left (it walks only what the run made since it
 started); at the run's end the collector is back as it was. Inside a step, a full collection walked every object
@@ -91,9 +92,16 @@ def _close_large_warehouse_cache(context: dg.HookContext, always: bool = False) 
         context.log.debug(f"closed the kept warehouse handle after {context.op.name} ({cached / 2**20:.0f} MiB cached)")
 
 
+def _collect_after_step(context: dg.HookContext) -> None:
+    if _collect_in_hooks:
+        freed, seconds = collect_garbage()
+        context.log.debug(f"collector after {context.op.name}: {freed} objects freed in {seconds:.3f} CPU s")
+
+
 @dg.success_hook(name="release_freed_memory", required_resource_keys={"warehouse"})
 def release_memory_on_success(context: dg.HookContext) -> None:
     _close_large_warehouse_cache(context)
+    _collect_after_step(context)
     released = release_freed_memory()
     if released:
         context.log.debug(f"gave back {released / 2**20:.0f} MiB of freed memory after {context.op.name}")
@@ -102,6 +110,7 @@ def release_memory_on_success(context: dg.HookContext) -> None:
 @dg.failure_hook(name="release_freed_memory_after_failure", required_resource_keys={"warehouse"})
 def release_memory_on_failure(context: dg.HookContext) -> None:
     _close_large_warehouse_cache(context, always=True)
+    _collect_after_step(context)
     release_freed_memory()
 
 
@@ -109,25 +118,34 @@ def release_memory_on_failure(context: dg.HookContext) -> None:
 release_memory_hooks = {release_memory_on_success, release_memory_on_failure}
 
 
+# Set while a run that Dagster executes with its own in-process executor (`execute_in_process`: `make run`, the
+# CLI) is under the policy: there the job's hooks collect after each step, as the executor below does elsewhere.
+_collect_in_hooks = False
+
+
 @contextmanager
-def collector_paused_between_steps() -> Iterator[Callable[[], tuple[int, float]]]:
-    """The run's collector policy (module docstring): freeze what is alive, pause the collector, and give the run a
-    function that collects once between steps (objects freed, CPU seconds); restore both at the end."""
-    was_enabled = gc.isenabled()
+def collector_paused(collect_in_hooks: bool = False) -> Iterator[None]:
+    """The run's collector policy (module docstring): freeze what is alive and pause the collector until the end,
+    then restore both. `collect_in_hooks`: the release-memory hooks collect after each step (`collect_garbage`)."""
+    global _collect_in_hooks
+    was_enabled, was_collecting = gc.isenabled(), _collect_in_hooks
     gc.freeze()
     gc.disable()
-
-    def collect() -> tuple[int, float]:
-        started = time.process_time()
-        freed = gc.collect()
-        return freed, time.process_time() - started
-
+    _collect_in_hooks = collect_in_hooks
     try:
-        yield collect
+        yield
     finally:
+        _collect_in_hooks = was_collecting
         gc.unfreeze()
         if was_enabled:
             gc.enable()
+
+
+def collect_garbage() -> tuple[int, float]:
+    """One full collection (of what is not frozen): objects freed and the CPU seconds it took."""
+    started = time.process_time()
+    freed = gc.collect()
+    return freed, time.process_time() - started
 
 
 class CollectorPolicyExecutor(dg.Executor):
@@ -145,13 +163,13 @@ class CollectorPolicyExecutor(dg.Executor):
         return self._inner.step_dependency_config
 
     def execute(self, plan_context, execution_plan) -> Iterator[dg.DagsterEvent]:
-        with collector_paused_between_steps() as collect:
+        with collector_paused():
             for event in self._inner.execute(plan_context, execution_plan):
                 yield event
                 # Before the step's hooks run (they follow its success or failure event): the memory the
                 # collection frees is then handed back to the operating system by release_freed_memory.
                 if event.is_step_success or event.is_step_failure or event.is_step_up_for_retry:
-                    freed, seconds = collect()
+                    freed, seconds = collect_garbage()
                     plan_context.log.debug(
                         f"collector after {event.step_key}: {freed} objects freed in {seconds:.3f} CPU s"
                     )

@@ -9,7 +9,8 @@ import weakref
 import dagster as dg
 
 from orchestration.defs import jobs
-from orchestration.lib.memory import in_process_executor
+from orchestration.defs.resources import Warehouse
+from orchestration.lib.memory import collector_paused, in_process_executor, release_memory_hooks
 
 seen: dict[str, object] = {}
 
@@ -67,9 +68,34 @@ def test_a_failed_step_restores_the_collector_too():
     assert gc.isenabled() and gc.get_freeze_count() == frozen_before
 
 
+def test_make_run_applies_the_policy_around_execute_in_process_and_the_hooks_collect_between_steps(tmp_path):
+    # execute_in_process (orchestration/cli.py) runs Dagster's own executor: the policy wraps it, the hooks collect.
+    job = dg.define_asset_job("h", hooks=release_memory_hooks)
+    defs = dg.Definitions(
+        assets=[makes_a_cycle, next_step],
+        jobs=[job],
+        resources={"warehouse": Warehouse(path=str(tmp_path / "w.duckdb"))},
+    )
+    seen.clear()
+    with collector_paused(collect_in_hooks=True):
+        assert defs.resolve_job_def("h").execute_in_process().success
+    assert seen["enabled_in_step"] is False
+    assert seen["cycle_alive_in_next_step"] is False
+    assert gc.isenabled()
+    # Without the policy the hooks leave the collector alone.
+    seen.clear()
+    gc.disable()
+    try:
+        assert defs.resolve_job_def("h").execute_in_process().success
+        assert seen["cycle_alive_in_next_step"] is True
+    finally:
+        gc.enable()
+
+
 def test_every_in_process_job_and_the_location_run_under_the_policy():
     from orchestration.definitions import defs
 
     assert defs.executor is in_process_executor
     for job in (jobs.refresh_job, jobs.daily_staging_job, jobs.export_job, jobs.report_job):
         assert job.executor_def is in_process_executor, job.name
+        assert job.hooks == release_memory_hooks, job.name
