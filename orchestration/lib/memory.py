@@ -8,16 +8,17 @@ the hook closes it first, so its memory goes back as a step's own connection's d
 the freed pages of its heaps and arenas unless asked: `malloc_trim(0)` hands every free page back. It costs about a
 millisecond, so the run calls it after every step (`release_memory_hook`, on the refresh jobs).
 
-The cyclic garbage collector, one policy for the whole run (`collector_paused`; applied by `in_process_executor`, the
-executor of every job and of the location, and by `make run`, whose `execute_in_process` runs Dagster's own
-in-process executor, so there the release-memory hooks of every job collect between steps): the objects alive when the run starts (the imports and definitions of Dagster, dbt, scikit-learn,
-about 0.55 M objects) are frozen, so no collection walks them again; the collector does not run inside a step;
-after each step one collection frees the cycles that step left (`collect_garbage`: it walks what the step made,
-and the run's older survivors only when they grew by a quarter); at the run's end the collector is back as it was. Inside a step, a full collection walked every object
-of the process, the imports included, each time the young objects outgrew a quarter of the old ones: building
-10^6 records took 4.8 CPU s with the collector on, 0.7 s paused (0.55 M imported objects, this machine); py-spy put
-about half of a 1 M-customer sync or export step in gc_collect_main. Reference counting still frees every acyclic
-object at once; a cycle made in a step waits until the step ends.
+The cyclic garbage collector, one policy for the whole run (`collector_paused`; applied by `in_process_executor`,
+the executor of every job and of the location, and by `make run`, whose `execute_in_process` runs Dagster's own
+in-process executor, so there the release-memory hooks of every job collect between steps): the objects alive when
+the run starts (the imports and definitions of Dagster, dbt, scikit-learn, about 0.55 M objects) are frozen, so no
+collection walks them again; the collector does not run inside a step; after each step one collection frees the
+cycles that step left (`collect_garbage`: it walks what the step made, and the run's older survivors only when they
+grew by a quarter); at the run's end the collector is back as it was. Inside a step, a full collection walked every
+object of the process, the imports included, each time the young objects outgrew a quarter of the old ones:
+building 10^6 records took 4.8 CPU s with the collector on, 0.7 s paused (0.55 M imported objects, this machine);
+py-spy put about half of a 1 M-customer sync or export step in gc_collect_main. Reference counting still frees
+every acyclic object at once; a cycle made in a step waits until the step ends.
 """
 
 from __future__ import annotations
