@@ -127,7 +127,6 @@ def google_rows_from_forms(forms: pd.DataFrame) -> list[list[Any]]:
     return rows
 
 
-@mr.with_paused_gc
 def export_audience_csvs(
     members: pd.DataFrame,
     audience_name: str,

@@ -18,11 +18,9 @@ every record, fingerprint and request is byte-identical to the per-member implem
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import gc
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import duckdb
@@ -56,36 +54,6 @@ HASHED = {  # hashed column -> normalized column it hashes
 }
 FORM_COLUMNS = (*NORMALIZED, *HASHED)
 RECORD_COLUMNS = ["member_key", "identifiers", "value", "fingerprint"]
-
-
-@contextlib.contextmanager
-def paused_gc() -> Iterator[None]:
-    """Python's cyclic garbage collector paused while a step builds many small acyclic objects (records, rows,
-    request bodies), resumed afterwards (re-entrant).
-
-    Each full collection walks every object of the process, the run's imports included, and building 10^5 records
-    triggered enough of them to take about half of a 1 M-customer sync or export step (py-spy: gc_collect_main under
-    build_records, indented_json, the CSV rows). Reference counting still frees everything these objects hold; a
-    cycle made meanwhile is collected once the collector resumes.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def with_paused_gc(function: Callable[..., Any]) -> Callable[..., Any]:
-    """`function` run under paused_gc()."""
-
-    @functools.wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with paused_gc():
-            return function(*args, **kwargs)
-
-    return wrapper
 
 
 def _clean(column: str) -> str:
@@ -208,7 +176,6 @@ class StaleMatchFormsError(RuntimeError):
     """The stored match forms were made by other rules than this code's (refresh them first)."""
 
 
-@with_paused_gc
 def audience_forms(
     conn: duckdb.DuckDBPyConnection,
     table: str,
@@ -256,7 +223,6 @@ def _audience_forms_sql(conn: duckdb.DuckDBPyConnection, table: str, contacts: s
     """
 
 
-@with_paused_gc
 def audience_record_counts(
     conn: duckdb.DuckDBPyConnection, table: str, contacts: str, destinations: list[Any], forms_table: str | None = None
 ) -> dict[str, int]:
@@ -398,7 +364,6 @@ def forms_version() -> str:
     return ids.sha256_hex("\n".join(rules))[:16]
 
 
-@with_paused_gc
 def refresh_match_forms(
     conn: duckdb.DuckDBPyConnection, contacts: str, table: str = MATCH_FORMS_TABLE
 ) -> dict[str, int]:

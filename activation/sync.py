@@ -114,7 +114,6 @@ def planned_size(conn: duckdb.DuckDBPyConnection, destination: Destination, memb
     return int(records["member_key"].nunique())
 
 
-@mr.with_paused_gc
 def plan_sync(
     conn: duckdb.DuckDBPyConnection, audience: Audience, destination: Destination, members: pd.DataFrame | None = None
 ) -> SyncPlan:
@@ -167,7 +166,6 @@ def _reconcile(
     return readback
 
 
-@mr.with_paused_gc
 def sync_audience(
     conn: duckdb.DuckDBPyConnection,
     audience: Audience,
@@ -293,7 +291,6 @@ def finish_dry_run_pass(destination: Destination) -> None:
         client.finish_dry_run_pass()
 
 
-@mr.with_paused_gc
 def send_owed_removals(
     conn: duckdb.DuckDBPyConnection,
     audience: Audience,

@@ -40,6 +40,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     import dagster as dg
 
     from orchestration.definitions import defs
+    from orchestration.lib.memory import collector_paused
 
     by_op = {asset.op.name: list(asset.keys) for asset in defs.assets if getattr(asset, "op", None)}
     checks = {
@@ -67,7 +68,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     job = defs.resolve_job_def("segmint_refresh").get_subset(
         asset_selection=set(asset_keys), asset_check_selection=set(check_keys)
     )
-    with dg.DagsterInstance.get() as instance:
+    # As `make run` runs it (orchestration/cli.py): under the run's garbage-collector policy.
+    with dg.DagsterInstance.get() as instance, collector_paused(collect_in_hooks=True):
         result = job.execute_in_process(instance=instance, raise_on_error=False)
     done.set()
     sampler.join()

@@ -36,13 +36,15 @@ def run_steps(steps: Sequence[str]) -> None:
     import dagster as dg
 
     from orchestration.definitions import defs
+    from orchestration.lib.memory import collector_paused
 
     known = {asset.op.name: asset for asset in defs.assets if getattr(asset, "op", None)}
     missing = [step for step in steps if step not in known]
     if missing:
         sys.exit(f"unknown step(s): {', '.join(missing)}; known: {', '.join(sorted(known))}")
     keys = [key for step in steps for key in known[step].keys]
-    with dg.DagsterInstance.get() as instance:
+    # As `make run` runs it (orchestration/cli.py): under the run's garbage-collector policy.
+    with dg.DagsterInstance.get() as instance, collector_paused(collect_in_hooks=True):
         result = defs.resolve_job_def("segmint_refresh").execute_in_process(
             instance=instance, asset_selection=keys, raise_on_error=False
         )

@@ -85,8 +85,41 @@ def _context() -> gx.data_context.AbstractDataContext:
     return context
 
 
-def validate(df: pd.DataFrame, suite: gx.ExpectationSuite) -> ValidationSummary:
-    """Validate `df` with `suite` in an ephemeral context (nothing is written to disk)."""
+# How far an expectation's verdict reaches, for validating only the rows an append added (a batch):
+# ROW: each row on its own (a row's verdict does not depend on the others; `mostly` is then judged on the batch);
+# KEY: a key's rows together (uniqueness): the batch plus the earlier rows sharing a key with it;
+# TABLE_ROWS: the table's row count, judged on the whole table's count.
+# Any other expectation (a column's mean, its distinct values...) needs the whole table: batch_scope() is None.
+ROW, KEY, TABLE_ROWS = "row", "key", "table_rows"
+_KEY_TYPES = frozenset({"expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"})
+_TABLE_ROWS_TYPES = frozenset({"expect_table_row_count_to_be_between", "expect_table_row_count_to_equal"})
+_ROW_TYPES = frozenset({"expect_multicolumn_sum_to_equal", "expect_select_column_values_to_be_unique_within_record"})
+_ROW_PREFIXES = ("expect_column_values_to_", "expect_column_pair_values_")
+
+
+def batch_scope(expectation) -> str | None:
+    """ROW, KEY or TABLE_ROWS (see above), or None for an expectation that only the whole table can answer."""
+    kind = expectation.configuration.type
+    if kind in _KEY_TYPES:
+        return KEY
+    if kind in _TABLE_ROWS_TYPES:
+        return TABLE_ROWS
+    if kind in _ROW_TYPES or kind.startswith(_ROW_PREFIXES):
+        return ROW
+    return None
+
+
+def key_columns(suite: gx.ExpectationSuite) -> list[tuple[str, ...]]:
+    """The keys the suite's KEY expectations judge (one column, or a compound key's columns)."""
+    keys = []
+    for expectation in suite.expectations:
+        if batch_scope(expectation) == KEY:
+            kwargs = expectation.configuration.kwargs
+            keys.append(tuple(kwargs.get("column_list") or [kwargs["column"]]))
+    return list(dict.fromkeys(keys))
+
+
+def _results(df: pd.DataFrame, suite: gx.ExpectationSuite) -> list:
     context = _context()
     suite = context.suites.add(suite)
     batch_definition = (
@@ -94,12 +127,32 @@ def validate(df: pd.DataFrame, suite: gx.ExpectationSuite) -> ValidationSummary:
         .add_dataframe_asset(name=suite.name)
         .add_batch_definition_whole_dataframe("whole_table")
     )
-    df = df.reset_index(drop=True)
     result = batch_definition.get_batch(batch_parameters={"dataframe": df}).validate(
         suite, result_format={"result_format": "COMPLETE"}
     )
+    return list(result.results)
+
+
+def validate(df: pd.DataFrame, suite: gx.ExpectationSuite, table_rows: int | None = None) -> ValidationSummary:
+    """Validate `df` with `suite` in an ephemeral context (nothing is written to disk).
+
+    `table_rows`: `df` holds only some of the table's rows (those an append added, orchestration/defs/
+    quality_checks.py), and the table has this many: the row-count expectations are judged by GX on that count
+    (a frame of `table_rows` rows and no columns), every other one on `df`."""
+    df = df.reset_index(drop=True)
+    if table_rows is None:
+        results = _results(df, suite)
+    else:
+        counted = [e for e in suite.expectations if batch_scope(e) == TABLE_ROWS]
+        rest = [e for e in suite.expectations if batch_scope(e) != TABLE_ROWS]
+        by_part = [
+            iter(_results(frame, gx.ExpectationSuite(name=suite.name, expectations=part)) if part else [])
+            for frame, part in ((pd.DataFrame(index=pd.RangeIndex(table_rows)), counted), (df, rest))
+        ]
+        # Back in the suite's order, so the description reads as when the whole table is validated.
+        results = [next(by_part[batch_scope(e) != TABLE_ROWS]) for e in suite.expectations]
     failed = []
-    for item in result.results:
+    for item in results:
         if item.success:
             continue
         config = item.expectation_config
@@ -130,4 +183,4 @@ def validate(df: pd.DataFrame, suite: gx.ExpectationSuite) -> ValidationSummary:
                 observed=observed,
             )
         )
-    return ValidationSummary(suite=suite.name, row_count=len(df), evaluated=len(result.results), failed=failed)
+    return ValidationSummary(suite=suite.name, row_count=len(df), evaluated=len(results), failed=failed)

@@ -66,6 +66,13 @@ def _after_sql(spec: TableSpec, column: str, as_of: date) -> str:
     return f"{column} >= CAST(DATE {sql_string((as_of + timedelta(days=1)).isoformat())} AS {sql_type})"
 
 
+def appended_rows_sql(table_name: str, after: date, alias: str = "") -> str:
+    """Predicate on a raw table: its rows that appends after an ingest at as-of `after` added (those dated after it;
+    a full ingest at `after` accepted none such, and every later append only moves in records dated after it)."""
+    spec = spec_of(table_name)
+    return _after_sql(spec, f"{alias}.{spec.as_of_column}" if alias else spec.as_of_column, after)
+
+
 def hold_records_sql(spec: TableSpec, stage: str, held: str, as_of: date) -> str:
     """INSERT of a staged file's records that passed every rule but the as-of date into the held table."""
     names = [name for name, _ in table_columns(spec)]

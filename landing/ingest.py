@@ -202,6 +202,11 @@ class LandingReport:
     # `full`: every file read; `append`: the held records now due moved in (landing/append.py); and why.
     ingest_mode: str = append.FULL
     ingest_mode_reason: str = ""
+    # An append: the as-of date of the ingest it continued from, and the rows it added to each raw table (rows of
+    # their own: merged line items excluded). The raw GX checks validate exactly those rows
+    # (orchestration/defs/quality_checks.py). None / empty for a full ingest.
+    appended_after: date | None = None
+    rows_appended: Mapping[str, int] = field(default_factory=dict)
 
 
 def _stage(name: str) -> str:
@@ -935,6 +940,7 @@ def _report_from_dict(values: dict) -> LandingReport:
         **values
         | {
             "as_of": date.fromisoformat(values["as_of"]),
+            "appended_after": date.fromisoformat(after) if (after := values.get("appended_after")) else None,
             "files": tuple(_file_report_from_dict(f) for f in values["files"]),
             "missing_files": tuple(values["missing_files"]),
             "realtime_log": _file_report_from_dict(log) if log is not None else None,
@@ -990,6 +996,9 @@ def _try_append(
             )
             conn.execute(f"UPDATE {RAW_SCHEMA}.{RUN_CONTEXT} SET as_of = ?", [new_as_of])
             moved = sum(f.rows_accepted - p.rows_accepted for f, p in zip(files, previous.files, strict=True))
+            rows_appended = {spec.name: 0 for spec in LANDING_TABLES}
+            for f, p in zip(files, previous.files, strict=True):
+                rows_appended[f.table_name] += (f.rows_accepted - f.rows_merged) - (p.rows_accepted - p.rows_merged)
             report = replace(
                 previous,
                 as_of=new_as_of,
@@ -999,6 +1008,8 @@ def _try_append(
                     f"inputs unchanged since the ingest at {previous_as_of}; {moved} held records at or before "
                     f"{new_as_of} appended"
                 ),
+                appended_after=previous_as_of,
+                rows_appended=rows_appended,
             )
             state = {"report": asdict(report), "ids_generated": saved["ids_generated"]}
             conn.execute(

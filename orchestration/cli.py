@@ -26,6 +26,7 @@ import dagster as dg
 
 from orchestration.lib import event_log
 from orchestration.lib.keys import ACTIVATION_GATE_CHECK
+from orchestration.lib.memory import collector_paused
 from orchestration.lib.partitions import EVERY_DAY, FEATURE_STEP, StagingWindow
 from orchestration.lib.settings import SettingsError
 
@@ -117,7 +118,10 @@ def run_job(job_name: str, window: StagingWindow | None = None) -> int:
     event_log.install()  # the run history's fsync policy (SEGMINT_EVENT_LOG_SYNC, orchestration/lib/event_log.py)
     with dg.DagsterInstance.get() as instance:
         event_log.keep_engines(instance)  # the run history's SQLite engines made once, not per event
-        result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config, tags=tags)
+        # execute_in_process runs Dagster's own in-process executor, not the job's: the run's collector policy is
+        # applied here, and the job's hooks collect between steps (orchestration/lib/memory.py).
+        with collector_paused(collect_in_hooks=True):
+            result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config, tags=tags)
     minutes = (time.monotonic() - started) / 60
     return report_outcome(job_name, result.success, run_outcome(result.all_events), minutes, result.run_id)
 

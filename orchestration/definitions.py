@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 
 from orchestration.defs.automation import with_automation_spec
+from orchestration.lib.memory import in_process_executor
 
 
 def _location() -> dg.Definitions:
@@ -27,7 +28,8 @@ def _location() -> dg.Definitions:
         schedules=folder.schedules,
         sensors=folder.sensors,
         resources=folder.resources,
-        executor=dg.in_process_executor,
+        # One process (DuckDB has one writer), under the run's garbage-collector policy (orchestration/lib/memory.py).
+        executor=in_process_executor,
         metadata=folder.metadata,
         component_tree=folder.component_tree,
     )

@@ -15,7 +15,7 @@ import dagster as dg
 from orchestration.defs.dbt_models import DAILY_STAGING_KEYS
 from orchestration.defs.resources import DUCKDB_TAG
 from orchestration.lib.keys import CLV_ACTIVATION_GATE, CUSTOMER_MATCH_FORMS, SEGMENT_CARDS, SEGMENT_CARDS_VIEW
-from orchestration.lib.memory import release_memory_hooks
+from orchestration.lib.memory import in_process_executor, release_memory_hooks
 
 REFRESH_SELECTION = dg.AssetSelection.all()
 
@@ -31,7 +31,7 @@ refresh_job = dg.define_asset_job(
     name="segmint_refresh",
     selection=REFRESH_SELECTION,
     description="Materialize the whole graph: landing -> features -> checks -> segments and models -> scores -> audiences.",
-    executor_def=dg.in_process_executor,
+    executor_def=in_process_executor,
     # One process runs every step: each step's freed memory goes back to the OS before the next (issue 18).
     hooks=release_memory_hooks,
 )
@@ -51,7 +51,8 @@ daily_staging_job = dg.define_asset_job(
         "stage_to; empty = every day) from the current raw tables. The customer marts pick the days up on the next "
         "segmint_refresh; `make backfill FROM=... TO=...` does both in one run."
     ),
-    executor_def=dg.in_process_executor,
+    executor_def=in_process_executor,
+    hooks=release_memory_hooks,
 )
 
 export_job = dg.define_asset_job(
@@ -66,7 +67,8 @@ export_job = dg.define_asset_job(
         "Rebuild every audience and write its upload files (data/exports/*.csv) from the current scores; "
         "value-based exports only when the CLV activation gate passes."
     ),
-    executor_def=dg.in_process_executor,
+    executor_def=in_process_executor,
+    hooks=release_memory_hooks,
 )
 
 report_job = dg.define_asset_job(
@@ -74,5 +76,6 @@ report_job = dg.define_asset_job(
     # The cards (Python, ml.segment_cards, which writes the HTML too) and their dbt view marts.segment_cards.
     selection=dg.AssetSelection.assets(SEGMENT_CARDS, SEGMENT_CARDS_VIEW),
     description="Rebuild the segment cards and data/reports/segment_report.html from the current scores.",
-    executor_def=dg.in_process_executor,
+    executor_def=in_process_executor,
+    hooks=release_memory_hooks,
 )

@@ -33,6 +33,7 @@ RAW_TABLES = {
 DEMO_MARKER = "demo_params.json"
 INGEST_FINGERPRINT = "ingest_fingerprint"
 KEPT = "kept"
+INGESTED = "no: ingested"
 KEPT_UNCHANGED = "kept: inputs unchanged (same landing and log files, settings, suppression list and code)"
 
 
@@ -154,11 +155,15 @@ def _materializations(report, counts, ingest_log, quarantine_by_reason, denylist
             "reporting_currency": dg.MetadataValue.text(report.reporting_currency or "(none named)"),
             "source_format": dg.MetadataValue.text(report.source_format),
             INGEST_FINGERPRINT: dg.MetadataValue.text(fingerprint),
-            KEPT: dg.MetadataValue.text("no: ingested"),
+            KEPT: dg.MetadataValue.text(INGESTED),
             # append: the held records now due moved in; full: every file read (landing/append.py), and why.
             "ingest_mode": dg.MetadataValue.text(report.ingest_mode),
             "ingest_mode_reason": dg.MetadataValue.text(report.ingest_mode_reason),
         }
+        if report.ingest_mode == "append" and table in report.rows_appended:
+            # The rows this append added (the raw GX checks validate exactly these), after the ingest at this date.
+            metadata["rows_appended"] = dg.MetadataValue.int(report.rows_appended[table])
+            metadata["appended_after"] = dg.MetadataValue.text(report.appended_after.isoformat())
         file_report = by_table.get(table)
         if file_report is not None:
             metadata |= {

@@ -2,21 +2,46 @@
 
 All are blocking: an error-level failure stops every downstream asset in the run (models, audiences, syncs).
 dbt's own tests arrive as separate checks on the dbt assets.
+
+The raw checks validate a batch, as GX's own model has it: on a day the append ingest brought raw.* forward
+(landing/append.py), the rows it added, all of them (a seeded sample only above MAX_VALIDATION_ROWS), when this
+check's previous evaluation judged the table as it was before the append without an error-level failure
+(`raw_validation_scope` lists every condition); otherwise the whole table as before. No guarantee is dropped:
+- a row-wise expectation (not null, between, regex, in set, column pairs) judges each row alone, so the earlier
+  rows keep the verdict they had; `mostly` is then judged on the day's rows (a bad day fails even when the whole
+  table would still be within the tolerance: stricter, and it is what the tolerance is for);
+- row counts are judged by GX on the whole table's count (a day without new orders still passes `at least one
+  row`);
+- uniqueness (a column or a compound key) is judged on the appended rows together with the earlier rows sharing
+  a key with one of them (one semi-join in SQL): a key repeated across old and new rows fails as on the whole
+  table (earlier rows were validated unique among themselves);
+- a suite with any other table-wide expectation (a mean, distinct values) validates the whole table.
+The marts are rebuilt whole each run and validated whole.
 """
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from functools import partial
 
 import dagster as dg
 import duckdb
 import pandas as pd
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from expectations.suites import SUITES
-from expectations.validate import validate
+from expectations.validate import batch_scope, key_columns, validate
+from landing import append
 from landing.special_categories import load_denylist, special_category_columns
+from orchestration.defs.landing import INGESTED, KEPT
 from orchestration.defs.resources import DUCKDB_TAG, Warehouse
 from orchestration.lib.keys import (
     CUSTOMER_FEATURES,
     CUSTOMER_SCORES,
     RAW_CUSTOMERS,
     RAW_EVENTS,
+    RAW_INGEST_STATE,
     RAW_ORDERS,
     RAW_QUARANTINE,
 )
@@ -52,68 +77,241 @@ def suite_columns(suite) -> list[str]:
     return list(dict.fromkeys(columns))
 
 
+def _reservoir_sql(table: str, selected: str, where: str | None) -> str:
+    # The reservoir is drawn over row ids alone, then those rows are fetched in the reservoir's order: the same
+    # rows in the same order as sampling whole rows (the draw depends only on the row stream and the seed), but
+    # the reservoir no longer copies every column of every row it passes (36 M events: 15 s -> 3 s of CPU).
+    rows = (
+        f"select rowid as r from {table}"
+        if where is None
+        else f"select r from (select rowid as r from {table} as t where {where})"
+    )
+    return (
+        f"with drawn as (select r as drawn_rowid, row_number() over () as draw_order from "
+        f"({rows} using sample reservoir({MAX_VALIDATION_ROWS} rows) repeatable (42))) "
+        f"select {selected} from {table} as t join drawn on t.rowid = drawn.drawn_rowid "
+        "order by drawn.draw_order"
+    )
+
+
+def _selected_columns(conn: duckdb.DuckDBPyConnection, table: str, columns: list[str] | None) -> str:
+    if columns is None:
+        return "t.*"
+    schema, name = table.split(".")
+    present = {
+        row[0]
+        for row in conn.execute(
+            "select column_name from information_schema.columns where table_schema = ? and table_name = ?",
+            [schema, name],
+        ).fetchall()
+    }
+    wanted = [column for column in dict.fromkeys([*columns, *ROW_LOCATOR_COLUMNS]) if column in present]
+    # A column the suite names but the table lacks stays out: GX then fails that expectation, as on the whole
+    # table. Nothing left to read (a row-count-only suite on a table without locators): read everything.
+    return ", ".join(f't."{column}"' for column in wanted) if wanted else "t.*"
+
+
 def read_for_validation(
-    conn: duckdb.DuckDBPyConnection, table: str, columns: list[str] | None = None
+    conn: duckdb.DuckDBPyConnection, table: str, columns: list[str] | None = None, where: str | None = None
 ) -> tuple[pd.DataFrame, int]:
-    """The table (or a seeded sample of MAX_VALIDATION_ROWS when larger) and its full row count.
+    """The table's rows (only those matching `where` when given), or a seeded sample of MAX_VALIDATION_ROWS of
+    them when more; and the whole table's row count.
 
     `columns`: read only these (those the table has) and the row locators, not the whole table: a suite judges
     only its own columns, and at 1 M customers / 36 M events reading and hashing (GX fingerprints every batch) the
     other columns was most of each check (issue 18). The sample is drawn over row ids, so it is the same rows in
     the same order whichever columns are read."""
     total = conn.execute(f"select count(*) from {table}").fetchone()[0]
-    wanted: list[str] = []
-    if columns is not None:
-        schema, name = table.split(".")
-        present = {
-            row[0]
-            for row in conn.execute(
-                "select column_name from information_schema.columns where table_schema = ? and table_name = ?",
-                [schema, name],
-            ).fetchall()
-        }
-        wanted = [column for column in dict.fromkeys([*columns, *ROW_LOCATOR_COLUMNS]) if column in present]
-        # A column the suite names but the table lacks stays out: GX then fails that expectation, as on the whole
-        # table. Nothing left to read (a row-count-only suite on a table without locators): read everything.
-    selected = ", ".join(f't."{column}"' for column in wanted) if wanted else "t.*"
-    if total <= MAX_VALIDATION_ROWS:
-        return conn.execute(f"select {selected} from {table} as t").df(), total
-    # The reservoir is drawn over row ids alone, then those rows are fetched in the reservoir's order: the same
-    # rows in the same order as sampling whole rows (the draw depends only on the row stream and the seed), but
-    # the reservoir no longer copies every column of every row it passes (36 M events: 15 s -> 3 s of CPU).
-    sample = (
-        f"with drawn as (select rowid as drawn_rowid, row_number() over () as draw_order from "
-        f"(select rowid from {table} using sample reservoir({MAX_VALIDATION_ROWS} rows) repeatable (42))) "
-        f"select {selected} from {table} as t join drawn on t.rowid = drawn.drawn_rowid "
-        "order by drawn.draw_order"
+    selected = _selected_columns(conn, table, columns)
+    rows = total if where is None else conn.execute(f"select count(*) from {table} as t where {where}").fetchone()[0]
+    if rows <= MAX_VALIDATION_ROWS:
+        condition = "" if where is None else f" where {where}"
+        return conn.execute(f"select {selected} from {table} as t{condition}").df(), total
+    return conn.execute(_reservoir_sql(table, selected, where)).df(), total
+
+
+def read_rows_sharing_a_key(
+    conn: duckdb.DuckDBPyConnection, table: str, columns: list[str], after: date, keys: list[tuple[str, ...]]
+) -> pd.DataFrame:
+    """The earlier rows (not appended after the ingest at `after`) that share a key (of `keys`) with an appended
+    row: validated beside the appended rows, uniqueness is judged against the whole table (the earlier rows were
+    validated unique among themselves)."""
+    name = table.split(".", 1)[1]
+    shares = " or ".join(
+        f"exists (select 1 from {table} as d where {append.appended_rows_sql(name, after, 'd')} and "
+        + " and ".join(f'd."{column}" = t."{column}"' for column in key)
+        + ")"
+        for key in keys
     )
-    return conn.execute(sample).df(), total
+    return conn.execute(
+        f"select {_selected_columns(conn, table, columns)} from {table} as t "
+        f"where not coalesce({append.appended_rows_sql(name, after, 't')}, false) and ({shares})"
+    ).df()
+
+
+@dataclass(frozen=True)
+class ValidationScope:
+    """Which rows a raw check validates: those this run's append ingest added (dated after `appended_after`), or
+    the whole table (`appended_after` None); and why."""
+
+    reason: str
+    appended_after: date | None = None
+    rows_appended: int | None = None
+
+    def where(self, table: str) -> str | None:
+        """The predicate on `table as t` selecting the validated rows (None: every row)."""
+        if self.appended_after is None:
+            return None
+        return append.appended_rows_sql(table.split(".", 1)[1], self.appended_after, "t")
+
+
+def _latest_completed_evaluation(context: dg.AssetCheckExecutionContext, check_key: dg.AssetCheckKey):
+    """This check's last evaluation in an earlier run (None: never evaluated)."""
+    finished = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
+    for record in context.instance.event_log_storage.get_asset_check_execution_history(
+        check_key, limit=5, status=finished
+    ):
+        if record.run_id != context.run.run_id and record.event is not None and record.event.dagster_event:
+            return record.event.dagster_event.asset_check_evaluation_data
+    return None
+
+
+def raw_validation_scope(
+    context: dg.AssetCheckExecutionContext,
+    conn: duckdb.DuckDBPyConnection,
+    suite,
+    table: str,
+    check_key: dg.AssetCheckKey,
+) -> ValidationScope:
+    """The appended rows when every condition for judging only them holds, else the whole table, and why.
+
+    The rows this run's append ingest added are exactly those dated after the as-of date it continued from
+    (landing/append.py, appended_rows_sql); the rest of the table is unchanged since the previous materialization.
+    So they alone are validated when: the ingest state (raw.ingest_state, written in the same transaction as the
+    rows) says the last ingest was an append and how many rows it added; this run materialized the table by that
+    ingest; the previous materialization is the one at the date the append continued from; this check's last
+    evaluation judged that previous materialization without an error-level failure (warnings were reported on
+    the rows they came with); the count of rows dated after that date equals the ingest's count; and every
+    expectation of the suite can be judged on a batch (expectations/validate.py, batch_scope)."""
+    whole = ValidationScope
+    unbatched = [e.configuration.type for e in suite.expectations if batch_scope(e) is None]
+    if unbatched:
+        return whole(f"the suite has expectations only the whole table answers ({', '.join(unbatched)})")
+    state = conn.execute(f"select report from raw.{append.STATE}").fetchall() if _has_state(conn) else []
+    if len(state) != 1:
+        return whole("no ingest state in the warehouse")
+    report = json.loads(state[0][0])["report"]
+    if report.get("ingest_mode") != append.APPEND or not report.get("appended_after"):
+        return whole(f"the last ingest read every file ({report.get('ingest_mode_reason') or 'full ingest'})")
+    name = table.split(".", 1)[1]
+    after, as_of, appended = report["appended_after"], report["as_of"], report["rows_appended"].get(name)
+    records = context.instance.fetch_materializations(check_key.asset_key, limit=2).records
+    current = records[0] if records else None
+    if current is None or current.run_id != context.run.run_id:
+        return whole("the table was not materialized by this run")
+    metadata = current.asset_materialization.metadata
+    if _text(metadata, KEPT) != INGESTED:
+        return whole(f"the raw tables were {_text(metadata, KEPT)}")
+    if _text(metadata, "ingest_mode") != append.APPEND or _text(metadata, "as_of") != as_of:
+        return whole(f"this run's materialization is not the append ingest to {as_of} ({_text(metadata, 'kept')})")
+    if len(records) < 2 or _text(records[1].asset_materialization.metadata, "as_of") != after:
+        return whole(f"the previous materialization is not the ingest at {after} that the append continued from")
+    last = _latest_completed_evaluation(context, check_key)
+    if last is None or last.target_materialization_data is None:
+        return whole("this check has not validated the table before")
+    if last.target_materialization_data.storage_id != records[1].storage_id:
+        return whole(f"this check did not validate the table as of {after} (the ingest the append continued from)")
+    if not last.passed and last.severity != dg.AssetCheckSeverity.WARN:
+        return whole(f"this check's last validation (as of {after}) failed at error level")
+    scope = ValidationScope(f"appended by this run's ingest ({after} -> {as_of})", date.fromisoformat(after), appended)
+    dated_after = conn.execute(f"select count(*) from {table} as t where {scope.where(table)}").fetchone()[0]
+    if appended is None or dated_after != appended:
+        return whole(f"{dated_after} rows are dated after {after} but the ingest appended {appended}")
+    return scope
+
+
+def _has_state(conn: duckdb.DuckDBPyConnection) -> bool:
+    return bool(
+        conn.execute(
+            "select count(*) from information_schema.tables where table_schema = 'raw' and table_name = ?",
+            [append.STATE],
+        ).fetchone()[0]
+    )
+
+
+def _text(metadata: dict, key: str) -> str | None:
+    value = metadata.get(key)
+    return None if value is None else str(value.value)
+
+
+def run_gx_check(
+    warehouse: Warehouse, table: str, suite_name: str, choose_scope: Callable | None = None
+) -> dg.AssetCheckResult:
+    """A GX suite on `table` (the rows `choose_scope(conn, suite)` picks, else every row or a sample) as a result."""
+    suite = SUITES[suite_name]()
+    columns = suite_columns(suite)
+    earlier = pd.DataFrame()
+    with warehouse.connect() as conn:
+        scope = choose_scope(conn, suite) if choose_scope else ValidationScope("a mart is rebuilt whole")
+        df, total = read_for_validation(conn, table, columns, scope.where(table))
+        if scope.appended_after is not None and (keys := key_columns(suite)):
+            earlier = read_rows_sharing_a_key(conn, table, columns, scope.appended_after, keys)
+    if scope.appended_after is None:
+        summary = validate(df, suite)
+        sampled = len(df) < total
+        validated = (
+            f"a seeded sample of {len(df)} rows (of {total} in the table)" if sampled else f"every row ({total})"
+        )
+    else:
+        summary = validate(pd.concat([df, earlier], ignore_index=True) if len(earlier) else df, suite, total)
+        validated = f"rows appended by this run: {scope.rows_appended} (of {total} in the table)"
+        if len(df) < scope.rows_appended:
+            validated += f", a seeded sample of {len(df)} of them"
+    metadata = validation_metadata(summary) | {
+        "table_rows": dg.MetadataValue.int(total),
+        "validated": dg.MetadataValue.text(validated),
+        "validated_because": dg.MetadataValue.text(scope.reason),
+    }
+    if scope.appended_after is not None and key_columns(suite):
+        # Earlier rows sharing a key with an appended row: validated with them, so uniqueness spans the table.
+        metadata["earlier_rows_sharing_a_key"] = dg.MetadataValue.int(len(earlier))
+    # Only error-level failures block; warnings fail the check without stopping the line.
+    severity = dg.AssetCheckSeverity.WARN if summary.passed else dg.AssetCheckSeverity.ERROR
+    return dg.AssetCheckResult(
+        passed=not summary.failed,
+        severity=severity,
+        description="; ".join(f.describe() for f in summary.failed) or "all expectations met",
+        metadata=metadata,
+    )
 
 
 def _gx_check(table: str, asset_key: dg.AssetKey, suite_name: str) -> dg.AssetChecksDefinition:
+    name = f"gx_{suite_name}"
+    description = f"Great Expectations suite `{suite_name}` on {table}; error-level failures block downstream."
+    if not table.startswith("raw."):
+
+        @dg.asset_check(asset=asset_key, name=name, description=description, blocking=True, op_tags=DUCKDB_TAG)
+        def _mart_check(warehouse: Warehouse) -> dg.AssetCheckResult:
+            return run_gx_check(warehouse, table, suite_name)
+
+        return _mart_check
+
     @dg.asset_check(
         asset=asset_key,
-        name=f"gx_{suite_name}",
-        description=f"Great Expectations suite `{suite_name}` on {table}; error-level failures block downstream.",
+        name=name,
+        description=description,
         blocking=True,
         op_tags=DUCKDB_TAG,
+        # Which rows the append ingest added: the ingest's state, written in the same transaction as the rows.
+        additional_deps=[RAW_INGEST_STATE],
     )
-    def _check(warehouse: Warehouse) -> dg.AssetCheckResult:
-        suite = SUITES[suite_name]()
-        with warehouse.connect() as conn:
-            df, total = read_for_validation(conn, table, suite_columns(suite))
-        summary = validate(df, suite)
-        metadata = validation_metadata(summary) | {"table_rows": dg.MetadataValue.int(total)}
-        # Only error-level failures block; warnings fail the check without stopping the line.
-        severity = dg.AssetCheckSeverity.WARN if summary.passed else dg.AssetCheckSeverity.ERROR
-        return dg.AssetCheckResult(
-            passed=not summary.failed,
-            severity=severity,
-            description="; ".join(f.describe() for f in summary.failed) or "all expectations met",
-            metadata=metadata,
+    def _raw_check(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+        check_key = dg.AssetCheckKey(asset_key, name)
+        return run_gx_check(
+            warehouse, table, suite_name, partial(raw_validation_scope, context, table=table, check_key=check_key)
         )
 
-    return _check
+    return _raw_check
 
 
 gx_checks = [_gx_check(table, key, suite) for table, (key, suite) in GX_CHECKED_TABLES.items()]

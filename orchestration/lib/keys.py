@@ -28,6 +28,7 @@ RAW_CUSTOMERS = raw("customers")
 RAW_EVENTS = raw("events")
 RAW_QUARANTINE = raw("quarantine")
 RAW_RUN_CONTEXT = raw("run_context")
+RAW_INGEST_STATE = raw("ingest_state")
 
 # The event vocabulary (Python, in `raw`: dbt owns `staging`, see orchestration/lib/lineage.py SCHEMA_OWNERS).
 EVENT_VOCABULARY = raw("event_vocabulary")

@@ -84,6 +84,8 @@ o3,c2,2024-03-05,x,b
 o4,c2,2024-03-08,1,a
 o4,c2,2024-03-08,2,b
 """
+# The landing tables and the date column the as-of date applies to.
+RAW = {"orders": "ordered_at", "customers": "signed_up_at", "events": "occurred_at", "fx_rates": "date"}
 
 
 def write_shop(landing: Path, files: dict[str, str]) -> Path:
@@ -110,7 +112,7 @@ def tables(conn: duckdb.DuckDBPyConnection) -> dict[str, list[tuple]]:
 
 
 def same_report(left: LandingReport, right: LandingReport) -> bool:
-    strip = {"ingest_mode": "", "ingest_mode_reason": ""}
+    strip = {"ingest_mode": "", "ingest_mode_reason": "", "appended_after": None, "rows_appended": {}}
     return replace(left, **strip) == replace(right, **strip)
 
 
@@ -120,9 +122,20 @@ def assert_append_equals_full(
     landing = write_shop(tmp_path / "landing", files)
     appended = duckdb.connect()
     for day in days[:-1]:
-        assert ingest(appended, landing, day, **kwargs).ingest_mode == "full" or day != days[0]
+        before = ingest(appended, landing, day, **kwargs)
+        assert before.ingest_mode == "full" or day != days[0]
+    counts_before = {name: appended.execute(f"SELECT count(*) FROM raw.{name}").fetchall()[0][0] for name in RAW}
     report = ingest(appended, landing, days[-1], **kwargs)
     assert report.ingest_mode == "append", report.ingest_mode_reason
+    # The report names the rows it added to each table, and they are the table's rows dated after the date it
+    # continued from (what the raw GX checks validate, orchestration/defs/quality_checks.py).
+    assert report.appended_after == before.as_of
+    for name, column in RAW.items():
+        added = appended.execute(f"SELECT count(*) FROM raw.{name}").fetchall()[0][0] - counts_before[name]
+        after = appended.execute(
+            f"SELECT count(*) FROM raw.{name} WHERE CAST({column} AS DATE) > ?", [before.as_of]
+        ).fetchall()[0][0]
+        assert report.rows_appended[name] == added == after, name
     full = duckdb.connect()
     expected = ingest(full, landing, days[-1], allow_append=False, **kwargs)
     assert expected.ingest_mode == "full"

@@ -1,0 +1,101 @@
+"""The run's garbage-collector policy (orchestration/lib/memory.py): no collection inside a step, one after each,
+the collector restored when the run ends; every in-process job and the location use it."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import dagster as dg
+
+from orchestration.defs import jobs
+from orchestration.defs.resources import Warehouse
+from orchestration.lib.memory import collector_paused, in_process_executor, release_memory_hooks
+
+seen: dict[str, object] = {}
+
+
+class Node:
+    def __init__(self):
+        self.other = self
+
+
+@dg.asset
+def makes_a_cycle() -> None:
+    seen["enabled_in_step"] = gc.isenabled()
+    seen["frozen_in_step"] = gc.get_freeze_count()
+    cycle = Node()  # garbage once the step returns, freed only by a collection
+    seen["cycle"] = weakref.ref(cycle)
+
+
+@dg.asset(deps=[makes_a_cycle])
+def next_step() -> None:
+    seen["cycle_alive_in_next_step"] = seen["cycle"]() is not None
+
+
+@dg.asset
+def fails() -> None:
+    raise ValueError("planted")
+
+
+def cycle_job() -> dg.JobDefinition:
+    # execute_in_process always runs Dagster's own in-process executor: the job runs through execute_job instead.
+    job = dg.define_asset_job("j", executor_def=in_process_executor)
+    return dg.Definitions(assets=[makes_a_cycle, next_step], jobs=[job]).resolve_job_def("j")
+
+
+def failing_job() -> dg.JobDefinition:
+    job = dg.define_asset_job("f", executor_def=in_process_executor)
+    return dg.Definitions(assets=[fails], jobs=[job]).resolve_job_def("f")
+
+
+def test_the_collector_is_paused_in_steps_runs_between_them_and_is_restored_after_the_run():
+    assert gc.isenabled()
+    frozen_before = gc.get_freeze_count()
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert dg.execute_job(dg.reconstructable(cycle_job), instance).success
+    assert seen["enabled_in_step"] is False
+    assert seen["frozen_in_step"] > 10_000  # Dagster's and the test session's objects
+    # The cycle is referenced by nothing but itself when the step ends; the collection between steps frees it.
+    assert seen["cycle_alive_in_next_step"] is False
+    assert gc.isenabled() and gc.get_freeze_count() == frozen_before
+
+
+def test_a_failed_step_restores_the_collector_too():
+    frozen_before = gc.get_freeze_count()
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert not dg.execute_job(dg.reconstructable(failing_job), instance).success
+    assert gc.isenabled() and gc.get_freeze_count() == frozen_before
+
+
+def test_make_run_applies_the_policy_around_execute_in_process_and_the_hooks_collect_between_steps(tmp_path):
+    # execute_in_process (orchestration/cli.py) runs Dagster's own executor: the policy wraps it, the hooks collect.
+    job = dg.define_asset_job("h", hooks=release_memory_hooks)
+    defs = dg.Definitions(
+        assets=[makes_a_cycle, next_step],
+        jobs=[job],
+        resources={"warehouse": Warehouse(path=str(tmp_path / "w.duckdb"))},
+    )
+    seen.clear()
+    with collector_paused(collect_in_hooks=True):
+        assert defs.resolve_job_def("h").execute_in_process().success
+    assert seen["enabled_in_step"] is False
+    assert seen["cycle_alive_in_next_step"] is False
+    assert gc.isenabled()
+    # Without the policy the hooks leave the collector alone.
+    seen.clear()
+    gc.disable()
+    try:
+        assert defs.resolve_job_def("h").execute_in_process().success
+        assert seen["cycle_alive_in_next_step"] is True
+    finally:
+        gc.enable()
+
+
+def test_every_in_process_job_and_the_location_run_under_the_policy():
+    from orchestration.definitions import defs
+
+    assert defs.executor is in_process_executor
+    for job in (jobs.refresh_job, jobs.daily_staging_job, jobs.export_job, jobs.report_job):
+        assert job.executor_def is in_process_executor, job.name
+        assert job.hooks == release_memory_hooks, job.name
