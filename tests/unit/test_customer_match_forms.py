@@ -15,7 +15,7 @@ from activation import member_records as mr
 from activation.audiences import select_members
 from privacy.erasure import ErasureRequest, erase_subject
 from privacy.receipts import HEAD_FILE
-from tests.unit.test_sync_golden_requests import DESTINATIONS, build_golden_warehouse, golden_audience
+from tests.unit.test_sync_golden_requests import build_golden_warehouse, golden_audience
 
 FORMS = mr.MATCH_FORMS_TABLE
 CONTACTS = "edge.customer_contacts"
@@ -59,25 +59,13 @@ def test_forms_read_from_the_stored_table_equal_the_forms_computed_where_they_ar
         assert lean[column].tolist() == got[column].tolist(), column
 
 
-def test_every_destination_builds_the_same_records_and_the_guard_counts_the_same_from_the_stored_forms():
+def test_every_destination_builds_the_same_records_and_the_guard_counts_the_same_from_the_stored_forms(
+    every_destination,
+):
     conn = golden()
     mr.refresh_match_forms(conn, CONTACTS)
 
-    class Server:
-        url = "http://127.0.0.1:9"
-        audience_id = account_id = list_id = customer_id = "1234567890"
-        token = developer_token = api_key = secret = "t"
-        path = "/hook"
-        user_list = "customers/1/userLists/2"
-
-    destinations = []
-    for name, (_, make_destination, _) in sorted(DESTINATIONS.items()):
-        destination = make_destination(Server())
-        destination.name = name
-        destinations.append(destination)
-    plain = DESTINATIONS["meta"][1](Server())
-    plain.name, plain.MATCHABLE_SQL = "meta_without_sql", None  # counted on built records
-    destinations.append(plain)
+    destinations = every_destination  # conftest: every kind, plus Meta counted on built records
     computed = mr.audience_forms(conn, "audiences.golden", CONTACTS)
     stored = mr.audience_forms(conn, "audiences.golden", CONTACTS, forms_table=FORMS, contact_fields=False)
     for destination in destinations:

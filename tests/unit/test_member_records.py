@@ -74,19 +74,11 @@ def test_contact_forms_are_computed_once_and_reused():
 
 
 @pytest.mark.parametrize("name", sorted(DESTINATIONS))
-def test_column_wise_records_equal_the_per_member_records(name):
+def test_column_wise_records_equal_the_per_member_records(name, unstarted_server):
     make_server, make_destination, value_based = DESTINATIONS[name]
     conn = build_golden_warehouse(duckdb.connect(":memory:"))
     members = with_contacts(conn, select_members(conn, golden_audience("predicted_clv" if value_based else None)))
-
-    class Server:  # the destinations only need these attributes to be built; nothing is sent
-        url = "http://127.0.0.1:9"
-        audience_id = account_id = list_id = customer_id = "1234567890"
-        token = developer_token = api_key = secret = "t"
-        path = "/hook"
-        user_list = "customers/1/userLists/2"
-
-    destination = make_destination(Server())
+    destination = make_destination(unstarted_server)
     allowed = members[consenting(members, destination.kind)]
     assert planned_size(conn, destination, allowed.assign(is_control=False)) == len(
         [m for m in allowed.to_dict("records") if destination.build_record(m) is not None]
@@ -146,7 +138,7 @@ def test_forms_read_from_the_audience_table_equal_those_of_the_frame_path(value_
     assert any(not str(v).isascii() for v in got["first_name"].dropna())  # the reference-function rows are covered
 
 
-def test_the_guard_counts_in_sql_what_the_records_would_number_for_every_destination():
+def test_the_guard_counts_in_sql_what_the_records_would_number_for_every_destination(every_destination):
     # audience_record_counts counts with each destination's MATCHABLE_SQL (ASCII rows) and built records (the
     # others); it must agree with planned_size, which builds every record, including for a destination without
     # MATCHABLE_SQL (a third-party one) and with consent and control filters applied.
@@ -159,21 +151,7 @@ def test_the_guard_counts_in_sql_what_the_records_would_number_for_every_destina
     conn.execute("create table audiences.golden as select * from _stored")
     forms = mr.audience_forms(conn, "audiences.golden", "edge.customer_contacts")
 
-    class Server:
-        url = "http://127.0.0.1:9"
-        audience_id = account_id = list_id = customer_id = "1234567890"
-        token = developer_token = api_key = secret = "t"
-        path = "/hook"
-        user_list = "customers/1/userLists/2"
-
-    destinations = []
-    for name, (_, make_destination, _) in sorted(DESTINATIONS.items()):
-        destination = make_destination(Server())
-        destination.name = name
-        destinations.append(destination)
-    plain = DESTINATIONS["meta"][1](Server())
-    plain.name, plain.MATCHABLE_SQL = "meta_without_sql", None  # counted on built records
-    destinations.append(plain)
+    destinations = every_destination  # conftest: every kind, plus Meta counted on built records
     counts = mr.audience_record_counts(conn, "audiences.golden", "edge.customer_contacts", destinations)
     expected = {d.name: planned_size(conn, d, forms) for d in destinations}
     assert counts == expected
