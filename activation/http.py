@@ -185,20 +185,12 @@ class HttpClient:
         own = re.compile(re.escape(prefix) + r"\d{4}_.*\.json")
         return [path for path in folder.iterdir() if own.fullmatch(path.name)]
 
-    def clear_dry_run_files(self, prefix: str = "") -> int:
-        """Deletes the dry-run files an earlier pass with this file prefix left (returns how many): every pass numbers
-        its files from 0001, so a smaller or empty pass would otherwise leave the previous run's higher-numbered
-        requests beside its own, showing requests that would not be sent."""
-        stale = self._own_files(prefix)
-        for path in stale:
-            path.unlink()
-        return len(stale)
-
     def start_dry_run_pass(self, prefix: str = "") -> None:
         """Begin a pass that leaves only its own files with this prefix once finish_dry_run_pass() is called: the
         earlier pass's files are overwritten where this pass writes the same name and deleted at the end otherwise
-        (what clear_dry_run_files gives, without deleting and re-creating every file of a daily re-send: deleting
-        ~1,700 request files took 6 s of a 1 M HubSpot sync's wall time here, overwriting them 0.4 s)."""
+        (every pass numbers its files from 0001, so a smaller or empty pass would otherwise leave the previous run's
+        higher-numbered requests beside its own). Overwriting, not deleting and re-creating every file of a daily
+        re-send: deleting ~1,700 request files took 6 s of a 1 M HubSpot sync's wall time here, overwriting 0.4 s."""
         self._stale = set(self._own_files(prefix))
 
     def finish_dry_run_pass(self) -> int:

@@ -270,13 +270,6 @@ def _sync_audience(
 OWED_REMOVALS_FILE_PREFIX = "owed_removal_"
 
 
-def clear_dry_run_files(destination: Destination, prefix: str = "") -> None:
-    """A dry-run pass starts from an empty set of its own files (HttpClient.clear_dry_run_files)."""
-    client = getattr(destination, "http", None)
-    if client is not None and client.dry_run:
-        client.clear_dry_run_files(prefix)
-
-
 def start_dry_run_pass(destination: Destination, prefix: str = "") -> None:
     """A dry-run pass ends with only its own files (HttpClient.start_dry_run_pass); call finish_dry_run_pass after."""
     client = getattr(destination, "http", None)
@@ -309,8 +302,24 @@ def send_owed_removals(
     masked in dry-run files; a live destination never received the dry-run removals, so they are only settled.
     """
     ledger.ensure_schema(conn)
-    if dry_run:
-        clear_dry_run_files(destination, OWED_REMOVALS_FILE_PREFIX)
+    if not dry_run:
+        return _send_owed_removals(conn, audience, destination, run_id, erased, without_consent, dry_run)
+    start_dry_run_pass(destination, OWED_REMOVALS_FILE_PREFIX)  # the folder shows this pass's removals only
+    try:
+        return _send_owed_removals(conn, audience, destination, run_id, erased, without_consent, dry_run)
+    finally:
+        finish_dry_run_pass(destination)
+
+
+def _send_owed_removals(
+    conn: duckdb.DuckDBPyConnection,
+    audience: Audience,
+    destination: Destination,
+    run_id: str,
+    erased: set[str],
+    without_consent: set[str],
+    dry_run: bool,
+) -> SyncReport | None:
     held = ledger.load_ledger(conn, destination.name, audience.name)
     keys = sorted(set(held["member_key"]) & (set(erased) | set(without_consent)))
     owed = [r for r in ledger.erasure_removals(conn, destination.name, audience.name) if r.member_key not in keys]

@@ -94,11 +94,19 @@ def test_a_smaller_dry_run_pass_leaves_none_of_the_previous_passes_files_but_kee
     assert len(list((tmp_path / "echo").glob("*.json"))) == 4
 
     second = client(api, dry_run_dir=tmp_path)
-    assert second.clear_dry_run_files() == 3  # the previous pass's 0001-0003, not the owed removal's file
+    second.start_dry_run_pass()
     second.request("POST", "/echo", json_body={"n": "today"})
+    assert second.finish_dry_run_pass() == 2  # the previous pass's 0002-0003, not the owed removal's file
     names = sorted(path.name for path in (tmp_path / "echo").glob("*.json"))
     assert [name.split("_")[0] for name in names] == ["0001", "owed"]
     assert json.loads((tmp_path / "echo" / names[0]).read_text())["body"] == {"n": "today"}
+
+    # An owed-removals pass that owes nothing (the privacy pass: start, nothing written, finish) leaves none of its
+    # earlier files and keeps the sync's.
+    empty = client(api, dry_run_dir=tmp_path)
+    empty.start_dry_run_pass("owed_removal_")
+    assert empty.finish_dry_run_pass() == 1
+    assert [path.name.split("_")[0] for path in (tmp_path / "echo").glob("*.json")] == ["0001"]
 
 
 def test_a_dry_run_pass_rewrites_the_files_it_shares_with_the_previous_pass_and_deletes_the_rest(api, tmp_path):
