@@ -21,7 +21,7 @@ from orchestration.lib.keys import (
 from orchestration.lib.metadata import markdown_table
 from orchestration.lib.settings import CONFIG_DIR
 from orchestration.lib.warehouse_io import present_columns, read_table, write_table
-from reporting.cards import ATTRIBUTE_COLUMNS, SCORE_COLUMNS, build_segment_cards, count_actionable, load_playbook
+from reporting.cards import ATTRIBUTE_COLUMNS, SCORE_COLUMNS, build_cards_by_kind, count_actionable, load_playbook
 from reporting.report import RFM_GRID_COLUMNS, build_charts, render_report
 
 PLAYBOOK = CONFIG_DIR / "playbook.yaml"
@@ -74,9 +74,7 @@ def segment_cards(
         cluster_names = dict(
             conn.execute("select distinct cluster_id, behavioral_segment from ml.behavioral_segments").fetchall()
         )
-        cards_by_kind = {
-            kind: build_segment_cards(scores, features, column, playbook) for kind, column in SEGMENT_KINDS.items()
-        }
+        cards_by_kind = build_cards_by_kind(scores, features, SEGMENT_KINDS, playbook)
         table = _cards_frame(cards_by_kind)
         write_table(conn, CARDS_TABLE, table)
     charts = build_charts(cards_by_kind, rfm=scores, profiles=profiles, cluster_names=cluster_names)
