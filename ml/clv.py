@@ -91,7 +91,11 @@ its CPU (LightGBM walks each row through each tree one at a time). With explanat
 are computed once for both the value and its TreeSHAP. The model matrix is converted to LightGBM's float array once
 per chunk (model_array) and shared by both boosters and the explanation; pattern_trees are solved once per model,
 not once per scored chunk. Trees with more than MAX_PATTERN_SPLITS splits, other objectives and pred_contrib go to
-LightGBM. Figures: BENCHMARKS.md, "the LightGBM steps at 1 M".
+LightGBM. Figures: BENCHMARKS.md, "the LightGBM steps at 1 M". Since (same bits, tests/unit/test_clv.py): the
+gathers from a tree's per-pattern tables, most of the explanation's CPU, skip numpy's per-index bounds check
+(mode="wrap": a pattern never exceeds its table) and take all of a tree's columns in one call; solving a tree reuses
+each subtree's value across the coalitions that agree on its features; and the rows of a predict are cut in blocks
+scored on min(2, cores) threads (numpy's array operations release the GIL; a row's numbers depend on that row only).
 
 top_drivers text (issue 18, same bytes): the per-row Python formatting of the JSON was ~25 % of scoring 1 M
 customers. The top-k columns are now picked by k argmax passes (the first of equal maxima, as the stable sort did),
