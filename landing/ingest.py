@@ -72,6 +72,7 @@ from landing.rules import (
     quoted_value_sql,
     raw_record_json_sql,
     sum_line_totals_sql,
+    valid_date_range_sql,
 )
 from landing.sources import (
     RECORD_INDEX,
@@ -526,15 +527,24 @@ WHERE p.source_row = m.source_row"""
 
 
 def _top_reasons(conn: duckdb.DuckDBPyConnection, table: str, reason: str, where: str, params: list) -> str:
-    """`code xN (e.g. row R: <reason>)` for the most frequent unusable reason codes, most frequent first."""
+    """`code xN (e.g. row R: <reason>)` for the most frequent unusable reason codes, most frequent first.
+
+    A translated row (GA4, Segment, Shopify) is named by its source record (`events.jsonl line 7`), not by its
+    row in the work file the user never wrote."""
     benign = ", ".join(sql_string(code) for code in (*BENIGN_REASONS, MERGED_LINE))
+    if table == _stage(QUARANTINE):
+        origin_file = "json_extract_string(raw_record, '$.origin_file')"
+        origin_row = "json_extract_string(raw_record, '$.origin_row')"
+    else:
+        origin_file, origin_row = "origin_file", "CAST(origin_row AS VARCHAR)"
+    where_from = f"coalesce({origin_file} || ' line ' || {origin_row}, 'row ' || source_row)"
     rows = conn.execute(
-        f"SELECT split_part({reason}, ':', 1) AS code, count(*) AS n, arg_min({reason}, source_row), min(source_row) "
-        f"FROM {table} WHERE {where} AND {reason} IS NOT NULL GROUP BY code HAVING code NOT IN ({benign}) "
-        f"ORDER BY n DESC, code LIMIT {TOP_REASONS_SHOWN}",
+        f"SELECT split_part({reason}, ':', 1) AS code, count(*) AS n, arg_min({reason}, source_row), "
+        f"arg_min({where_from}, source_row) FROM {table} WHERE {where} AND {reason} IS NOT NULL GROUP BY code "
+        f"HAVING code NOT IN ({benign}) ORDER BY n DESC, code LIMIT {TOP_REASONS_SHOWN}",
         params,
     ).fetchall()
-    return "; ".join(f"{code} x{count} (e.g. row {row}: {text})" for code, count, text, row in rows)
+    return "; ".join(f"{code} x{count} (e.g. {row}: {text})" for code, count, text, row in rows)
 
 
 def _default_as_of(conn: duckdb.DuckDBPyConnection, orders: _ParsedFile) -> date:
@@ -636,6 +646,22 @@ def _check_orders_mostly_usable(conn: duckdb.DuckDBPyConnection, report: FileRep
             f"{report.source_file}: {unusable} of {report.rows_in} rows quarantined, more than half, so the file "
             f"is probably not read as intended; top reasons: {top}"
         )
+
+
+def _check_some_order_by_as_of(
+    conn: duckdb.DuckDBPyConnection, report: FileReport, as_of: date, first_order_date: date | None
+) -> None:
+    """Stop when no order is left on or before the as-of date (one given before the shop's first order): there
+    would be no customer to score, and every step after the ingest would fail on empty tables instead."""
+    if report.rows_accepted > 0:
+        return
+    top = _top_reasons(conn, _stage(QUARANTINE), "reason", "source_file = ?", [report.source_file])
+    first = f", the first valid one on {first_order_date}" if first_order_date is not None else ""
+    raise LandingError(
+        f"{report.source_file}: no order on or before the as-of date {as_of} ({report.rows_in} rows, "
+        f"{report.rows_after_as_of} after it{first}), so there is no customer to score; set SEGMINT_AS_OF to a "
+        f"later date" + (f"; other reasons: {top}" if top else "")
+    )
 
 
 def _stage_empty_table(conn: duckdb.DuckDBPyConnection, spec: TableSpec) -> None:
@@ -799,7 +825,9 @@ def ingest_landing(
             log_parsed = _parse_event_log(
                 conn, log_files, realtime_log_dir, log_work, parsed_by_name.get(EVENTS.name), suppression
             )
-            default_as_of = conn.execute(last_valid_date_sql(ORDERS, _stage(ORDERS.name))).fetchall()[0][0]
+            default_as_of, first_order_date = conn.execute(
+                valid_date_range_sql(ORDERS, _stage(ORDERS.name))
+            ).fetchall()[0]
             effective_as_of = as_of if as_of is not None else _default_as_of(conn, parsed_by_name[ORDERS.name])
             conn.execute(f"CREATE OR REPLACE TABLE {_stage(QUARANTINE)} ({QUARANTINE_COLUMNS_SQL})")
             conn.execute(f"CREATE OR REPLACE TABLE {_stage(append.HELD)} ({append.held_columns_sql()})")
@@ -807,6 +835,7 @@ def ingest_landing(
             hold = inputs is not None
             reports = tuple(_write_file(conn, parsed, effective_as_of, hold) for parsed in parsed_files)
             _check_orders_mostly_usable(conn, reports[0])
+            _check_some_order_by_as_of(conn, reports[0], effective_as_of, first_order_date)
             log_report = _write_file(conn, log_parsed, effective_as_of, hold=False) if log_parsed is not None else None
             for spec in LANDING_TABLES:
                 if paths[spec.name] is None:

@@ -170,12 +170,19 @@ def _numeric_date_sql(raw: str, order: str) -> str:
     return f"timezone('UTC', try_cast({iso} AS TIMESTAMPTZ))"
 
 
+def _iso_timestamptz_sql(raw: str) -> str:
+    # `2025-06-01 10:00:00 +0100` (Ruby's and Shopify's format: a space before the offset) fails DuckDB's cast;
+    # only a value whose cast failed is retried without that space (coalesce evaluates it for those rows only).
+    spaced = f"regexp_replace({raw}, ' ([+-][0-9]{{2}}(:?[0-9]{{2}})?)$', '\\1')"
+    return f"coalesce(try_cast({raw} AS TIMESTAMPTZ), try_cast({spaced} AS TIMESTAMPTZ))"
+
+
 def parsed_timestamp_sql(raw: str, order: str | None = None) -> str:
     """The UTC timestamp of cleaned text `raw`: a strptime pattern `order` first, ISO 8601, epoch, numeric dates."""
     # TIMESTAMPTZ applies an offset or zone name; a naive value takes the session zone (UTC here). A failing cast
     # is costly (~1 us a value), so a value that looks like ISO (`YYYY-` first) is cast at once, and any other
     # tries the epoch and numeric-date readings before the ISO cast.
-    iso = f"timezone('UTC', try_cast({raw} AS TIMESTAMPTZ))"
+    iso = f"timezone('UTC', {_iso_timestamptz_sql(raw)})"
     epoch = f"CASE WHEN regexp_full_match({raw}, '{EPOCH_PATTERN}') THEN {_epoch_sql(raw)} END"
     other = _numeric_date_sql(raw, order) if order in (DAY_FIRST, MONTH_FIRST) else iso
     value = f"CASE WHEN substr({raw}, 5, 1) = '-' THEN {iso} ELSE coalesce({epoch}, {other}) END"
@@ -521,6 +528,12 @@ def delete_rejected_sql(spec: TableSpec, parsed_table: str, as_of: date) -> str:
 def last_valid_date_sql(spec: TableSpec, parsed_table: str) -> str:
     """SELECT of the last date among records (duplicates marked) that pass every rule except as-of (NULL when none)."""
     return f"SELECT CAST(max({spec.as_of_column}) AS DATE) FROM {parsed_table} WHERE {ROW_REASON} IS NULL"
+
+
+def valid_date_range_sql(spec: TableSpec, parsed_table: str) -> str:
+    """SELECT of the last and the first date among records passing every rule except as-of (NULLs when none)."""
+    column = spec.as_of_column
+    return f"SELECT CAST(max({column}) AS DATE), CAST(min({column}) AS DATE) FROM {parsed_table} WHERE {ROW_REASON} IS NULL"
 
 
 def raw_record_json_sql(header: tuple[str, ...], types: tuple[str, ...], alias: str) -> str:

@@ -106,12 +106,31 @@ FEATURE_PHRASES: dict[str, tuple[str, str]] = {
 
 
 def name_clusters(
-    profiles: pd.DataFrame, mode: str | None = None, feature_labels: dict[str, str] | None = None
+    profiles: pd.DataFrame,
+    mode: str | None = None,
+    feature_labels: dict[str, str] | None = None,
+    n_clusters: int = 0,
 ) -> dict[int, str]:
     """Unique name per cluster_id from its profile z-scores; mode is inferred from the features when None.
 
     `feature_labels`: the shop's event name per event_type_share_<rank> column (generic mode names use them).
+    `n_clusters`: the fit's k; clusters 0..k-1 without a profile get the fallback name (unprofiled_cluster_names).
     """
+    names = _profiled_cluster_names(profiles, mode, feature_labels)
+    return names | unprofiled_cluster_names(names, n_clusters, mode)
+
+
+def unprofiled_cluster_names(names: dict[int, str], n_clusters: int, mode: str | None) -> dict[int, str]:
+    """The fallback name for clusters 0..n_clusters-1 that `names` lacks.
+
+    A fit on customers none of whose features vary (one customer; every customer with one order of the same
+    amount) keeps no feature columns, so its one cluster has no profile to name it from: it is the average."""
+    return {cluster_id: _fallback_name(mode) for cluster_id in range(n_clusters) if cluster_id not in names}
+
+
+def _profiled_cluster_names(
+    profiles: pd.DataFrame, mode: str | None, feature_labels: dict[str, str] | None
+) -> dict[int, str]:
     if profiles.empty:
         return {}
     z_scores = profile_matrix(profiles).sort_index()
@@ -217,10 +236,15 @@ def archetype_descriptions() -> dict[str, str]:
     }
 
 
+def _fallback_name(mode: str | None) -> str:
+    """The name of a cluster with nothing notable (None: no features, so purchase mode)."""
+    return "Average buyers" if mode in (None, PURCHASE_MODE) else "Average browsers"
+
+
 def _unique_descriptive_name(
     z_scores: pd.Series, cluster_id: int, taken: set[str], mode: str, feature_labels: dict[str, str]
 ) -> str:
-    fallback = "Average buyers" if mode == PURCHASE_MODE else "Average browsers"
+    fallback = _fallback_name(mode)
     prefer = frozenset(EVENT_TYPE_SHARES) if mode == GENERIC_MODE else frozenset()
     for n_features in range(DESCRIPTIVE_FEATURES, max(DESCRIPTIVE_FEATURES, len(z_scores)) + 1):
         name = describe_cluster(z_scores, n_features, feature_labels, prefer) or fallback

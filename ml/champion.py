@@ -19,6 +19,18 @@ Candidates (CANDIDATES; every one predicts spend over the horizon, in the orders
   the unscaled rule's champion, Pareto/NBD, gave 0.95): on a growing shop the trees' level is the one that drifts.
 - `bgnbd`, `pareto_nbd`: BG/NBD or Pareto/NBD x Gamma-Gamma (ml/btyd.py), fitted on the scored cut-off's rows.
 - `past_spend_rate`: total_revenue / max(tenure_days, 1) x horizon.
+Tried and not kept (2026-11-27, pre-registered with its ship rule before any run: bench/results/clv_hurdle.md):
+`lightgbm_hurdle` (TRIED_CANDIDATES: fitted only when a caller names it, never by the assets), the two-part model
+of zero-inflated spend (hurdle; Google's ZILN, Wang et al. 2019): P(buy) of the stacked candidate's purchase
+classifier x exp(mu + sigma^2 / 2), mu a LightGBM regression of log spend on the buyers with the stacked features,
+sigma^2 one global residual variance on the validation buyers (global, so the ranking is P(buy) x exp(mu) and no
+variance estimate's noise reorders customers). CDNOW fast harness (181:90 274:90 364:90 365:180 455:90): chosen
+at 181:90 and 274:90, done-when criteria 10 -> 15 of 20 (2 -> 3, 0 -> 4; none fell), Spearman 0.328 -> 0.332 and
+0.352 -> 0.367, sum ratio 0.970 and 0.809 -> 0.977. Generated shops (simulate_shop 5,000, seeds 1-6 x h 90, 180;
+production step): chosen on 3 of 12, mean decile MAPE 0.574 -> 0.481 (one shop's 2.0 -> 0.33), but mean |sum ratio
+- 1| 0.076 -> 0.116 (seeds 2 and 4 at h 90: 1.06 -> 1.30 and 1.27), which the rule forbade. Cause: its raw level
+moved most between the back-test's fit and production's refit (sum ratio 0.84 -> 1.04-1.08, the tweedie models'
+0.90-0.95 -> 1.03-1.07), so the isotonic lift the selection half chose for it over-shot in production.
 
 Windows (decided before any result was looked at). Three cut-offs, h = horizon: S = as_of - 2h
 (`customer_features_selection`, labels in (S, E]), E = as_of - h (`customer_features_train`, labels in (E, as_of]),
@@ -118,7 +130,14 @@ BLEND = "lightgbm_btyd_blend"
 BGNBD = "bgnbd"
 PARETO_NBD = "pareto_nbd"
 PAST_SPEND = "past_spend_rate"
+HURDLE = "lightgbm_hurdle"
 CANDIDATES = (LIGHTGBM, STACKED, BLEND, BGNBD, PARETO_NBD, PAST_SPEND)
+# Candidates that were measured and not kept (module docstring): fitted only when a caller names them
+# (champion_backtest's `candidates`, bench.champion_cdnow --candidates), never by the assets.
+TRIED_CANDIDATES = (HURDLE,)
+KNOWN_CANDIDATES = CANDIDATES + TRIED_CANDIDATES
+# Candidates whose trees read the BTYD outputs of their rows.
+STACKED_CANDIDATES = (STACKED, BLEND, HURDLE)
 BTYD_CANDIDATES = (BGNBD, PARETO_NBD)
 # Stacked features: what each BTYD model says about a customer at the cut-off of the row.
 BTYD_OUTPUTS = ("p_alive", "expected_orders", "predicted_clv")
@@ -403,6 +422,8 @@ class FittedCandidate:
     horizon_days: float
     models: clv.ClvModels | None = None
     notes: list[str] = field(default_factory=list)
+    # The hurdle candidate's spend part (its P(buy) is models.buy_model); None for every other candidate.
+    spend: clv.BuyerSpendModel | None = None
 
 
 def fit_candidate(
@@ -414,16 +435,32 @@ def fit_candidate(
     max_train_rows: int = 200_000,
 ) -> FittedCandidate:
     """Fit one candidate on labelled rows (btyd_columns = btyd_outputs of the same rows, needed by the stacked one)."""
-    if name not in CANDIDATES:
-        raise ValueError(f"unknown CLV candidate {name!r}; expected one of {CANDIDATES}")
+    if name not in KNOWN_CANDIDATES:
+        raise ValueError(f"unknown CLV candidate {name!r}; expected one of {KNOWN_CANDIDATES}")
     if name == LIGHTGBM:
         models = clv.fit_clv_models(train, seed=seed, max_train_rows=max_train_rows)
         return FittedCandidate(name, horizon_days, models, list(models.notes))
-    if name in (STACKED, BLEND):
+    if name in STACKED_CANDIDATES:
         rows = pd.concat([train.reset_index(drop=True), btyd_columns.reset_index(drop=True)], axis=1)
         models = clv.fit_clv_models(rows, seed=seed, max_train_rows=max_train_rows, extra_features=BTYD_FEATURES)
-        return FittedCandidate(name, horizon_days, models, list(models.notes))
+        stacked = FittedCandidate(name, horizon_days, models, list(models.notes))
+        return with_buyer_spend(stacked, rows, seed, max_train_rows) if name == HURDLE else stacked
     return FittedCandidate(name, horizon_days)
+
+
+def with_buyer_spend(
+    stacked: FittedCandidate, rows: pd.DataFrame, seed: int = 0, max_train_rows: int = 200_000
+) -> FittedCandidate:
+    """The hurdle candidate from the stacked candidate's fitted models (its purchase classifier is P(buy)) and a
+    buyer-spend model fitted on the same rows (features + btyd_*); the stacked fallback when that has one."""
+    models = stacked.models
+    spend = (
+        clv.fit_buyer_spend_model(rows, models.categories, seed, max_train_rows, BTYD_FEATURES)
+        if models is not None and models.fallback_reason is None
+        else None
+    )
+    notes = list(stacked.notes) + (spend.notes if spend is not None else [])
+    return dataclasses.replace(stacked, name=HURDLE, spend=spend, notes=notes)
 
 
 @dataclass
@@ -446,6 +483,10 @@ def score_candidate(
     """Raw (uncalibrated) predicted value and a purchase score per row of features (btyd_* from the same cut-off)."""
     features = features.reset_index(drop=True)
     name = fitted.name
+    if name == HURDLE:
+        rows = pd.concat([features, btyd_columns.reset_index(drop=True)], axis=1)
+        propensity = clv.predict(fitted.models, rows, explain=False)["purchase_propensity"].to_numpy(float)
+        return hurdle_scores(fitted, rows, propensity)
     if name in (LIGHTGBM, STACKED, BLEND):
         structural = structural_forecast(forecasts) if name == BLEND else None
         if name == BLEND and structural is None:
@@ -465,6 +506,16 @@ def score_candidate(
         return CandidateScores(forecast["predicted_clv"].to_numpy(float), forecast["expected_orders"].to_numpy(float))
     naive = clv.past_spend_rate(features, fitted.horizon_days) if len(features) else np.zeros(0)
     return CandidateScores(naive, naive)
+
+
+def hurdle_scores(fitted: FittedCandidate, rows: pd.DataFrame, propensity: np.ndarray) -> CandidateScores:
+    """P(buy) x E[spend | buy] per row (rows: features + btyd_*; propensity: the stacked purchase classifier's).
+
+    No top_drivers: a product of a logit-scale and a log-scale model has no single additive explanation."""
+    if fitted.spend is None:  # too few buyers for any model: the stacked candidate's fallback forecast
+        scores = clv.predict(fitted.models, rows, explain=False)
+        return CandidateScores(scores["predicted_clv"].to_numpy(float), propensity)
+    return CandidateScores(propensity * clv.expected_buyer_spend(fitted.spend, rows), propensity)
 
 
 def blended(stacked: CandidateScores, structural: np.ndarray) -> CandidateScores:
@@ -701,12 +752,18 @@ def champion_backtest(
     for name in candidates:
         if name == BLEND and STACKED in fitted_by_name:  # the same trees: fit them once
             fitted = dataclasses.replace(fitted_by_name[STACKED], name=BLEND)
+        elif name == HURDLE and STACKED in fitted_by_name:  # the same purchase classifier
+            rows_with_btyd = pd.concat([fit_rows, fit_btyd.reset_index(drop=True)], axis=1)
+            fitted = with_buyer_spend(fitted_by_name[STACKED], rows_with_btyd, seed, max_train_rows)
         else:
             fitted = fit_candidate(name, fit_rows, fit_btyd, horizon_days, seed=seed, max_train_rows=max_train_rows)
         fitted_by_name[name] = fitted
         stacked, structural_mean = scores_by_name.get(STACKED), structural_forecast(forecasts)
         if name == BLEND and stacked is not None and stacked.predicted is not None and structural_mean is not None:
             scores = blended(stacked, structural_mean)  # the same trees: predict with them once too
+        elif name == HURDLE and stacked is not None and stacked.propensity is not None and len(forecast_rows):
+            rows_with_btyd = pd.concat([forecast_rows, forecast_btyd], axis=1)
+            scores = hurdle_scores(fitted, rows_with_btyd, stacked.propensity)
         else:
             scores = score_candidate(fitted, forecast_rows, forecast_btyd, forecasts) if len(forecast_rows) else None
         scores_by_name[name] = scores
@@ -829,7 +886,7 @@ def fit_champion(
     intervals = (
         IntervalModel.from_json(row["interval_map"]) if isinstance(row["interval_map"], str) else IntervalModel()
     )
-    train_btyd = btyd_outputs(train, horizon_days, train_fits)[0] if name in (STACKED, BLEND) else None
+    train_btyd = btyd_outputs(train, horizon_days, train_fits)[0] if name in STACKED_CANDIDATES else None
     fitted = fit_candidate(name, train, train_btyd, horizon_days, seed=seed, max_train_rows=max_train_rows)
     _, buy = clv._labels(train) if len(train) else (None, np.zeros(0, bool))
     base_rate = float(buy.mean()) if len(buy) else 0.0
@@ -867,7 +924,7 @@ def predict_champion(
     level_factor: the structural level's factor of the whole table when `features` is one chunk of it
     (structural_level_factor of the summed structural_totals); None computes it from `features`."""
     features = features.reset_index(drop=True)
-    needs_btyd = model.name in (STACKED, BLEND, *BTYD_CANDIDATES) or model.structural_level
+    needs_btyd = model.name in (*STACKED_CANDIDATES, *BTYD_CANDIDATES) or model.structural_level
     columns, forecasts, _ = btyd_outputs(features, model.horizon_days, fits) if needs_btyd else (None, {}, [])
     scores = score_candidate(model.fitted, features, columns, forecasts, explain=explain)
     result = pd.DataFrame({"customer_id": features["customer_id"].to_numpy()})

@@ -50,7 +50,8 @@ buy nothing in the horizon) and heavy-tailed; both tweedie and the hurdle (P(buy
 spend model) handle that, and they rank equally well, but the hurdle's decile calibration is worse because its
 spend model is fitted on the few buyers only (noisy in the low deciles). Poisson (tweedie power 1.0) keeps totals
 exact but ranks poorly on money-scale labels. Only tweedie is implemented: the hurdle and Poisson rows record
-that decision (their code was removed; no user path ran it). Back-test on the simulator of tests/unit/test_clv.py
+that decision (their code was removed; no user path ran it). A lognormal hurdle was measured again as a champion
+candidate in 2026-11 (fit_buyer_spend_model; ml/champion.py, `lightgbm_hurdle`, not kept). Back-test on the simulator of tests/unit/test_clv.py
 (4,000-5,000 customers, hold-out 30 %, horizons 90 and 180 days, 6 seeds each = 12 shops; mean and [min, max]):
 
 | model (value objective)                  | Spearman | decile MAPE        | sum(pred)/sum(actual) |
@@ -461,6 +462,61 @@ def fit_clv_models(
         notes.append(f"calibration factor {models.calibration_factor:.3f} (sum actual / sum predicted on train)")
     models.notes = notes
     return models
+
+
+@dataclass
+class BuyerSpendModel:
+    """The spend part of the hurdle candidate (ml/champion.py, lightgbm_hurdle): log(future_revenue) of the buyers
+    as a LightGBM regression, and one global residual variance for the lognormal mean exp(mu + sigma2 / 2)."""
+
+    booster: lgb.Booster
+    sigma2: float
+    categories: dict[str, list[str]]
+    extra_features: tuple[str, ...] = ()
+    n_buyers: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def fit_buyer_spend_model(
+    train: pd.DataFrame,
+    categories: dict[str, list[str]],
+    seed: int = 0,
+    max_train_rows: int = 200_000,
+    extra_features: tuple[str, ...] = (),
+) -> BuyerSpendModel | None:
+    """log(spend) of the customers who spent in the horizon, with fit_clv_models's sample, vocabulary, parameters and
+    validation split; None below MIN_BUYERS_FOR_MODEL buyers (the caller keeps fit_clv_models's fallback).
+
+    sigma2 is the mean squared residual on the validation buyers (in-sample residuals of boosted trees understate
+    the spread), or on the fitting buyers when fewer than MIN_VALIDATION_ROWS are held out. It is one global value:
+    exp(sigma2 / 2) then scales every forecast alike, so no noise of a variance estimate reorders customers."""
+    train = _sample_rows(train.reset_index(drop=True), max_train_rows)
+    value, _ = _labels(train) if len(train) else (np.zeros(0), np.zeros(0, dtype=bool))
+    is_buyer = value > 0
+    if int(is_buyer.sum()) < MIN_BUYERS_FOR_MODEL:
+        return None
+    buyers = train[is_buyer].reset_index(drop=True)
+    log_spend = np.log(value[is_buyer])
+    matrix = model_matrix(buyers, categories, extra_features)
+    valid = _unit_hash(buyers["customer_id"], "validation") < VALIDATION_SHARE
+    fit = ~valid
+    booster = _train_booster(
+        _lgb_params("regression", seed, int(fit.sum())), matrix[fit], log_spend[fit], matrix[valid], log_spend[valid]
+    )
+    measured = valid if int(valid.sum()) >= MIN_VALIDATION_ROWS else fit
+    residual = log_spend[measured] - _best_predict(booster, model_array(matrix[measured]))
+    sigma2 = float(np.mean(residual**2))
+    where = "validation" if measured is valid else "fitting"
+    note = f"buyer spend: {len(buyers)} buyers, log-spend residual variance {sigma2:.3f} ({where} buyers)"
+    return BuyerSpendModel(booster, sigma2, categories, tuple(extra_features), len(buyers), [note])
+
+
+def expected_buyer_spend(model: BuyerSpendModel, features: pd.DataFrame) -> np.ndarray:
+    """E[spend | buy] per row: the lognormal mean exp(mu + sigma2 / 2)."""
+    if len(features) == 0:
+        return np.zeros(0)
+    matrix = model_array(model_matrix(features.reset_index(drop=True), model.categories, model.extra_features))
+    return np.exp(_best_predict(model.booster, matrix) + model.sigma2 / 2.0)
 
 
 def _raw_value(models: ClvModels, matrix: pd.DataFrame | np.ndarray) -> np.ndarray:

@@ -173,7 +173,7 @@ def build_segment_cards(
     base_stds = base[attribute_columns].std(ddof=0).replace(0.0, np.nan)
     total_revenue = base["_revenue"].sum() if base["_revenue"].notna().any() else np.nan
     thresholds = playbook.get("actionability", {}) or {}
-    min_customers = int(thresholds.get("min_customers", DEFAULT_MIN_CUSTOMERS))
+    min_customers = min_customers_per_segment(playbook)
     min_share = float(thresholds.get("min_share_of_customers", DEFAULT_MIN_SHARE))
 
     cards = []
@@ -256,6 +256,12 @@ def _card_base(scores: pd.DataFrame, features: pd.DataFrame, segment_columns: li
     for column in attribute_columns:
         base[column] = pd.to_numeric(base[column], errors="coerce").astype(float)
     return base
+
+
+def min_customers_per_segment(playbook: dict[str, Any]) -> int:
+    """The playbook's `actionability.min_customers`: a smaller segment is never actionable."""
+    thresholds = playbook.get("actionability", {}) or {}
+    return int(thresholds.get("min_customers", DEFAULT_MIN_CUSTOMERS))
 
 
 def _playbook_entry(playbook: dict[str, Any], name: str) -> tuple[dict[str, str], str]:

@@ -16,7 +16,9 @@ Mapping (the source's own event names are kept; config/event_mapping.yaml maps t
 - without an orders file in the folder: `purchase` -> an order (transaction_id, purchase_revenue, currency
   param, coupon param); `refund` -> a refund row `<transaction_id>-R` (then -R2, -R3 ...) with -refund_value.
   A purchase repeating an earlier transaction_id (GA4 re-sends purchases on page reloads) is not a second
-  order: it is quarantined for orders as `duplicate_transaction` (the event itself stays an event).
+  order: it is quarantined for orders as `duplicate_transaction` (the event itself stays an event). GA4 writes
+  `(not set)` for a purchase sent without a transaction_id: that is no id (`missing_order_id`), never one order
+  shared by every such purchase.
 Stitching: a pseudo id whose events carry exactly one user_id belongs to that customer, so all its events
 (before and after the login) are that customer's. A pseudo id seen with several user_ids (a shared device)
 is not guessed: only events that carry a user_id get it. Orders without any known user take the pseudo id as
@@ -68,6 +70,11 @@ GA4_STRUCTURE = json.dumps(
 PURCHASE, REFUND = "purchase", "refund"
 
 
+def _set(value: str) -> str:
+    # `(not set)` is GA4's placeholder for a value the tag did not send: no value.
+    return f"nullif(nullif(trim({value}), ''), '(not set)')"
+
+
 def _param(key: str) -> str:
     """The value of event param `key` as text, whichever typed value field holds it."""
     value = f"list_extract(list_filter(r.event_params, lambda p: p.key = '{key}'), 1).value"
@@ -115,7 +122,7 @@ SELECT origin_file, origin_row,
        r.device.category AS device,
        coalesce(r.collected_traffic_source.manual_source, r.traffic_source.source) AS utm_source,
        coalesce(r.collected_traffic_source.manual_campaign_name, r.traffic_source.name) AS utm_campaign,
-       coalesce(r.ecommerce.transaction_id, {_param("transaction_id")}) AS transaction_id,
+       coalesce({_set("r.ecommerce.transaction_id")}, {_set(_param("transaction_id"))}) AS transaction_id,
        coalesce(r.ecommerce.purchase_revenue, {_param("value")}) AS purchase_revenue,
        coalesce(r.ecommerce.refund_value, {_param("value")}) AS refund_value,
        {_param("currency")} AS currency,

@@ -21,7 +21,14 @@ from orchestration.lib.keys import (
 from orchestration.lib.metadata import markdown_table
 from orchestration.lib.settings import CONFIG_DIR
 from orchestration.lib.warehouse_io import present_columns, read_table, write_table
-from reporting.cards import ATTRIBUTE_COLUMNS, SCORE_COLUMNS, build_cards_by_kind, count_actionable, load_playbook
+from reporting.cards import (
+    ATTRIBUTE_COLUMNS,
+    SCORE_COLUMNS,
+    build_cards_by_kind,
+    count_actionable,
+    load_playbook,
+    min_customers_per_segment,
+)
 from reporting.report import RFM_GRID_COLUMNS, build_charts, render_report
 
 PLAYBOOK = CONFIG_DIR / "playbook.yaml"
@@ -117,6 +124,17 @@ def segment_cards(
     )
 
 
+def too_small_for_actionable_segments(customers: int, playbook: dict) -> str:
+    """Why `customers` can never give MIN_ACTIONABLE_SEGMENTS actionable segments of one kind ('' when they can)."""
+    min_customers = min_customers_per_segment(playbook)
+    if customers >= MIN_ACTIONABLE_SEGMENTS * min_customers:
+        return ""
+    return (
+        f"the shop has {customers} customers, fewer than {MIN_ACTIONABLE_SEGMENTS} segments x {min_customers} "
+        "(playbook actionability.min_customers)"
+    )
+
+
 @dg.asset_check(
     asset=SEGMENT_CARDS,
     description=f"At least {MIN_ACTIONABLE_SEGMENTS} segments of one kind are actionable (large enough and with a strategy).",
@@ -131,11 +149,15 @@ def check_enough_actionable_segments(warehouse: Warehouse) -> dg.AssetCheckResul
     not_actionable = cards.loc[~cards["is_actionable"].astype(bool)]
     # On failure the line names what to fix: the segments held back and why (too small, no playbook strategy).
     why_not = "; ".join(f"{row.name}: {row.actionability_reason}" for row in not_actionable.head(3).itertuples())
+    customers = int(cards.groupby("segment_kind")["size"].sum().max()) if len(cards) else 0
+    too_small = too_small_for_actionable_segments(customers, load_playbook(PLAYBOOK))
     return dg.AssetCheckResult(
         passed=passed,
-        severity=dg.AssetCheckSeverity.ERROR,
+        # A shop too small to ever have enough actionable segments is told so, not failed every day.
+        severity=dg.AssetCheckSeverity.WARN if too_small else dg.AssetCheckSeverity.ERROR,
         description=f"{best} actionable segments (need {MIN_ACTIONABLE_SEGMENTS})"
-        + ("" if passed or not why_not else f"; not actionable: {why_not}"),
+        + ("" if passed or not why_not else f"; not actionable: {why_not}")
+        + (f"; a warning only: {too_small}" if too_small and not passed else ""),
         metadata={
             "actionable_by_kind": dg.MetadataValue.json(per_kind),
             "threshold": dg.MetadataValue.int(MIN_ACTIONABLE_SEGMENTS),

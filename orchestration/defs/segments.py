@@ -263,7 +263,7 @@ def behavioral_segments(warehouse: Warehouse, spark: SparkEngine, settings: Segm
             conn, "marts.top_event_types", ["feature_column", "source_event_type", "event_share"], order_by="type_rank"
         )
         labels = dict(zip(top_event_types["feature_column"], top_event_types["source_event_type"], strict=True))
-        segments = label_segments(result.labels, name_clusters(result.profiles, result.mode, labels))
+        segments = label_segments(result.labels, name_clusters(result.profiles, result.mode, labels, result.k))
         write_table(conn, "ml.behavioral_segments", segments)
         write_table(conn, "ml.cluster_profiles", result.profiles)
     sizes = (

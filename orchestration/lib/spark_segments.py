@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import pyarrow as pa
 
-from ml.archetypes import label_segments
+from ml.archetypes import label_segments, unprofiled_cluster_names
 from ml.clustering import (
     INPUT_COLUMNS,
     NO_WEB_ACTIVITY_CLUSTER,
@@ -118,6 +118,7 @@ def cluster_on_spark(
     ).toPandas()
     profiles = profiles_from_partials(partials)
     names = name_clusters(profiles, fitted.mode)
+    names = names | unprofiled_cluster_names(names, fitted.k, fitted.mode)
     segments = spark_compute.map_table(
         session, FEATURES, partial(chunk_segments, fitted=fitted, names=names), SEGMENTS_SCHEMA, columns=columns
     )

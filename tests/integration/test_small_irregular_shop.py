@@ -93,3 +93,22 @@ def test_a_small_irregular_shop_gets_every_score_and_its_syncs_are_blocked_with_
         & materialized
     )
     assert not (tmp_path / "data" / "exports" / "dry_run").exists()
+
+
+def test_a_shop_of_one_customer_gets_a_score_and_make_run_exits_0(tmp_path):
+    # Found by the robustness sweep: no feature of one customer varies, so the clustering had no profile to name
+    # its one cluster from ("clusters without a name: [0]"), and 3 actionable segments of 50 customers were
+    # required of a shop that cannot have them; both failed the run (exit 1).
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "orders.csv").write_text("order_id,customer_id,ordered_at,order_total\nO1,C1,2025-06-01,50.00\n")
+    result = make_run(tmp_path, SEGMINT_LANDING_DIR=str(landing))
+    output = result.stdout[-4000:] + "\n" + result.stderr[-4000:]
+    assert result.returncode == 0, output
+    assert "a warning only: the shop has 1 customers" in result.stdout + result.stderr, output
+    with duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"), read_only=True) as conn:
+        scores = conn.execute(
+            "select customer_id, behavioral_segment, rfm_segment from marts.customer_scores"
+        ).fetchall()
+    assert [(customer, segment) for customer, segment, _ in scores] == [("C1", "Average buyers")]
+    assert scores[0][2] is not None

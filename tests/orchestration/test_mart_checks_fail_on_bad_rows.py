@@ -82,3 +82,22 @@ def test_too_few_actionable_segments_fail_the_report_check_naming_the_segments_h
     assert not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
     assert result.description.startswith(f"2 actionable segments (need {MIN_ACTIONABLE_SEGMENTS})")
     assert "RFM 2: fewer than 50 customers" in result.description and "\n" not in result.description
+
+
+def test_a_shop_too_small_for_three_actionable_segments_gets_a_warning_not_a_failed_run(tmp_path):
+    # Found on a 20-customer shop: three segments of 50 customers are impossible, so the ERROR failed every run.
+    cards = pd.DataFrame(
+        {
+            "segment_kind": ["RFM segments"] * 2 + ["Behavioural segments"],
+            "name": ["Champions", "Hibernating", "Average buyers"],
+            "size": [12, 8, 20],
+            "is_actionable": [False, False, False],
+            "actionability_reason": ["fewer than 50 customers"] * 3,
+        }
+    )
+    result = check_enough_actionable_segments(warehouse=_warehouse(tmp_path, CARDS_TABLE, cards))
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.WARN
+    assert result.description.endswith(
+        f"a warning only: the shop has 20 customers, fewer than {MIN_ACTIONABLE_SEGMENTS} segments x 50 "
+        "(playbook actionability.min_customers)"
+    )

@@ -240,3 +240,89 @@ def test_the_run_history_keeps_one_engine_per_file_and_reads_an_existing_history
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert len(instance.get_runs()) == 2
         assert instance.get_latest_materialization_event(dg.AssetKey("second")).run_id == result.run_id
+
+
+def _history(instance: dg.DagsterInstance, run_id: str) -> list[tuple]:
+    """What a user reads back from a run's record: each event's type and step, the asset, metadata keys and tags
+    (data versions) of materializations, and each check's outcome."""
+    rows = []
+    for record in instance.get_records_for_run(run_id).records:
+        event = record.event_log_entry.dagster_event
+        if event is None:
+            rows.append(("log", record.event_log_entry.step_key, record.event_log_entry.user_message))
+            continue
+        row = [event.event_type_value, event.step_key, event.asset_key]
+        if event.is_step_materialization:
+            materialization = event.step_materialization_data.materialization
+            tags = {k: v for k, v in (materialization.tags or {}).items() if "data_version" in k or "code_version" in k}
+            row += [sorted(materialization.metadata), sorted(tags)]
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            row += [event.event_specific_data.passed]
+        rows.append(tuple(row))
+    return rows
+
+
+def _run_in(home: Path, warehouse: str, keep: bool) -> tuple[list[tuple], int]:
+    """Materialize the two assets in a fresh history at `home`; (the run's history, SQLite connections opened)."""
+    from sqlalchemy import event as sa_event
+    from sqlalchemy.engine import Engine
+
+    home.mkdir()
+    (home / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
+    opened = []
+
+    def count(dbapi_connection, _record):
+        opened.append(dbapi_connection)
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        if keep:
+            event_log.keep_engines(instance)
+        sa_event.listen(Engine, "connect", count)
+        try:
+            result = dg.materialize(
+                _assets(warehouse), instance=instance, resources={"warehouse": Warehouse(path=warehouse)}
+            )
+        finally:
+            sa_event.remove(Engine, "connect", count)
+        assert result.success
+        return _history(instance, result.run_id), len(opened)
+
+
+def test_kept_connections_record_the_same_history_with_a_few_connections(tmp_path):
+    kept, kept_opened = _run_in(tmp_path / "kept", str(tmp_path / "a.duckdb"), keep=True)
+    dagster_default, default_opened = _run_in(tmp_path / "default", str(tmp_path / "b.duckdb"), keep=False)
+    assert kept == dagster_default  # the same events, materializations (metadata keys, data versions) and order
+    assert any(row[0] == "ASSET_MATERIALIZATION" and row[3] == ["n"] for row in kept)
+    # Dagster's storage opens a connection for every read and write (dozens for two steps); kept: one per file
+    # touched (the run's shard, the asset index, runs.db), and one more where a use overlapped another (a new
+    # file's schema set-up, a schema check inside a write).
+    assert default_opened > 20 and kept_opened <= 2 * 3
+    # Disposed with the instance: the connections are closed and the WAL checkpointed into the files.
+    wal = [path for path in (tmp_path / "kept").rglob("*-wal") if path.stat().st_size > 0]
+    assert wal == []
+
+
+def test_kept_connections_hold_no_lock_between_uses(tmp_path):
+    import sqlite3
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
+    path = str(tmp_path / "w.duckdb")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        event_log.keep_engines(instance)
+        result = dg.materialize(_assets(path), instance=instance, resources={"warehouse": Warehouse(path=path)})
+        assert result.success
+        # The run's connections are still open; another process (the daemon, the webserver) writes at once.
+        for database in home.rglob("*.db"):
+            other = sqlite3.connect(database, timeout=0)
+            try:
+                other.execute("begin immediate")
+                other.execute("commit")
+            finally:
+                other.close()
+        # A table once seen is remembered: no new engine, no schema query for the next check event.
+        storage = instance.event_log_storage
+        assert storage.has_table("asset_check_executions") and ("table", "asset_check_executions") in storage._known
+        assert not storage.has_table("no_such_table") and ("table", "no_such_table") not in storage._known
+        assert instance.get_latest_materialization_event(dg.AssetKey("second")).run_id == result.run_id

@@ -197,3 +197,33 @@ def test_an_archetype_needs_an_event_based_signature_feature_not_orders_alone():
     )
     names = name_clusters(profiles, mode="behaviour")
     assert "Discount Seekers" not in names.values()
+
+
+def identical_buyers(n_customers: int) -> pd.DataFrame:
+    """Orders-only customer_features of a shop whose customers all bought once, the same amount, the same day."""
+    return pd.DataFrame(
+        {
+            "customer_id": [f"c{i}" for i in range(n_customers)],
+            "recency_days": 0,
+            "tenure_days": 0,
+            "order_count": 1,
+            "avg_order_value": 50.0,
+            "discounted_order_share": 0.0,
+            "mean_days_between_orders": np.nan,
+        }
+    )
+
+
+@pytest.mark.parametrize("n_customers", [1, 20])
+def test_a_shop_whose_features_do_not_vary_gets_one_named_segment(n_customers):
+    # Found on a one-customer shop: no feature varies, so no profile, and labelling raised "clusters without a name".
+    result = cluster_customers(identical_buyers(n_customers), seed=0)
+    assert result.profiles.empty and set(result.labels["cluster_id"]) == {0}
+    segments = label_segments(result.labels, name_clusters(result.profiles, result.mode, {}, result.k))
+    assert len(segments) == n_customers
+    assert set(segments["behavioral_segment"]) == {"Average buyers"}
+
+
+def test_profiled_clusters_keep_their_names_when_k_is_given(planted_result):
+    names = name_clusters(planted_result.profiles)
+    assert name_clusters(planted_result.profiles, n_clusters=planted_result.k) == names

@@ -145,6 +145,19 @@ def test_no_valid_order_at_all_raises_because_as_of_cannot_be_derived(conn, tmp_
         ingest(conn, tmp_path)
 
 
+def test_an_as_of_before_the_first_order_raises_one_line_and_keeps_the_previous_tables(conn, tmp_path):
+    # Found by the robustness sweep: the ingest accepted no order, then the raw GX check failed the run (exit 1).
+    write(tmp_path, "orders.csv", ORDERS_HEADER + GOOD_ORDER + "o2,c2,2024-03-05,5,EUR,,,web,completed\n")
+    ingest(conn, tmp_path)
+    with pytest.raises(LandingError) as error:
+        ingest(conn, tmp_path, as_of=date(2024, 1, 31))
+    assert str(error.value) == (
+        "orders.csv: no order on or before the as-of date 2024-01-31 (2 rows, 2 after it, the first valid one on "
+        "2024-03-01), so there is no customer to score; set SEGMINT_AS_OF to a later date"
+    )
+    assert accepted_ids(conn) == ["o1", "o2"]
+
+
 # --- record-level rules -> quarantine -------------------------------------------------------------
 
 

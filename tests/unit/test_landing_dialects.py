@@ -196,6 +196,9 @@ def test_a_strptime_date_format_setting_is_applied(conn, tmp_path):
         ("2024-03-01T04:30:00-05:30", datetime(2024, 3, 1, 10, 0)),
         ("2024-03-01T10:00:00.000Z", datetime(2024, 3, 1, 10, 0)),
         ("2024-03-01 11:00:00 Europe/Paris", datetime(2024, 3, 1, 10, 0)),
+        # A space before the offset (Ruby's Time#to_s, Shopify's `Created at`): was invalid_timestamp.
+        ("2024-03-01 12:00:00 +0200", datetime(2024, 3, 1, 10, 0)),
+        ("2024-03-01 05:00:00 -05:00", datetime(2024, 3, 1, 10, 0)),
     ],
 )
 def test_epoch_numbers_and_iso_8601_with_offsets_are_timestamps(conn, tmp_path, value, expected):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import json
 import shutil
 from pathlib import Path
 
@@ -350,3 +351,48 @@ def test_a_failed_translation_leaves_no_temporary_folder(conn, tmp_path, monkeyp
     with pytest.raises(LandingError):
         ingest(conn, landing)
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_a_mostly_unusable_translated_order_book_names_the_source_line_not_the_work_file_row(conn, tmp_path):
+    # Found by the robustness sweep: the example was "row 2" of orders.parquet, a work file the user never wrote.
+    landing = tmp_path / "segment"
+    landing.mkdir()
+    calls = [
+        '{"type":"page","anonymousId":"a1","messageId":"m0","timestamp":"2025-12-01T08:00:00Z"}',
+        '{"type":"track","event":"Order Completed","userId":"U1","messageId":"m1","timestamp":"2025-12-01T09:00:00Z",'
+        '"properties":{"order_id":"O1","total":"19,99 EUR"}}',
+    ]
+    (landing / "export.ndjson").write_text("\n".join(calls) + "\n")
+    with pytest.raises(LandingError) as error:
+        ingest(conn, landing)
+    assert "(e.g. export.ndjson line 2: invalid_number: order_total='19,99 EUR')" in str(error.value)
+
+
+def test_ga4_purchases_with_transaction_id_not_set_are_missing_ids_not_one_shared_order(conn, tmp_path):
+    # Found by the robustness sweep: two buyers' `(not set)` purchases became one order of the first buyer and a
+    # `duplicate_transaction` row ("re-sent").
+    landing = tmp_path / "ga4"
+    landing.mkdir()
+    lines = [
+        json.dumps(
+            {
+                "event_date": "20251201",
+                "event_timestamp": str(1764583200000000 + i * 1000000),
+                "event_name": "purchase",
+                "user_pseudo_id": f"p{i}",
+                "ecommerce": {"transaction_id": transaction_id, "purchase_revenue": 10 + i},
+            }
+        )
+        for i, transaction_id in enumerate(["T1", "T2", "(not set)", "(not set)"])
+    ]
+    (landing / GA4_FILE).write_text("\n".join(lines) + "\n")
+    ingest(conn, landing)
+    assert rows(conn, "SELECT order_id, customer_id, order_total FROM raw.orders") == [
+        ("T1", "p0", 10.0),
+        ("T2", "p1", 11.0),
+    ]
+    assert rows(conn, "SELECT source_row, reason FROM raw.quarantine ORDER BY source_row") == [
+        (3, "missing_order_id"),
+        (4, "missing_order_id"),
+    ]
+    assert_ingest_log_reconciles(conn)
