@@ -92,7 +92,11 @@ its CPU (LightGBM walks each row through each tree one at a time). With explanat
 are computed once for both the value and its TreeSHAP. The model matrix is converted to LightGBM's float array once
 per chunk (model_array) and shared by both boosters and the explanation; pattern_trees are solved once per model,
 not once per scored chunk. Trees with more than MAX_PATTERN_SPLITS splits, other objectives and pred_contrib go to
-LightGBM. Figures: BENCHMARKS.md, "the LightGBM steps at 1 M".
+LightGBM. Figures: BENCHMARKS.md, "the LightGBM steps at 1 M". Since (same bits, tests/unit/test_clv.py): the
+gathers from a tree's per-pattern tables, most of the explanation's CPU, skip numpy's per-index bounds check
+(mode="wrap": a pattern never exceeds its table) and take all of a tree's columns in one call; solving a tree reuses
+each subtree's value across the coalitions that agree on its features; and the rows of a predict are cut in blocks
+scored on min(2, cores) threads (numpy's array operations release the GIL; a row's numbers depend on that row only).
 
 top_drivers text (issue 18, same bytes): the per-row Python formatting of the JSON was ~25 % of scoring 1 M
 customers. The top-k columns are now picked by k argmax passes (the first of equal maxima, as the stable sort did),
@@ -107,7 +111,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import lightgbm as lgb
@@ -623,15 +629,26 @@ def _pattern_shap(root: dict, nodes: list[dict], patterns: np.ndarray, n_columns
     bit = {id(node): k for k, node in enumerate(nodes)}
     left = ((patterns[:, None] >> np.arange(len(nodes))) & 1).astype(bool)
     features = sorted({node["split_feature"] for node in nodes})
+    below = {id(node): frozenset(n["split_feature"] for n in _internal_nodes(node)) for node in nodes}
+    # A subtree's value depends on the coalition only through the features split on inside it: each (subtree, its
+    # part of the coalition) is computed once, by the same operations, so the same floats (issue 18: the recursion
+    # per coalition was most of solving a model's trees, a fixed ~1 CPU s of every scoring run).
+    solved: dict[tuple[int, frozenset], object] = {}
 
     def value(node: dict, subset: frozenset):
         if "split_index" not in node:
             return node["leaf_value"]
+        key = (id(node), subset & below[id(node)])
+        if key in solved:
+            return solved[key]
         low, high = value(node["left_child"], subset), value(node["right_child"], subset)
         if node["split_feature"] in subset:
-            return np.where(left[:, bit[id(node)]], low, high)
-        n_low, n_high = _count(node["left_child"]), _count(node["right_child"])
-        return (n_low * low + n_high * high) / (n_low + n_high)
+            result = np.where(left[:, bit[id(node)]], low, high)
+        else:
+            n_low, n_high = _count(node["left_child"]), _count(node["right_child"])
+            result = (n_low * low + n_high * high) / (n_low + n_high)
+        solved[key] = result
+        return result
 
     m = len(features)
     values = [
@@ -717,6 +734,8 @@ def _by_pattern(
     shap = np.zeros((values.shape[1] + 1, len(values)) if contributions else (0, 0))  # transposed: rows = columns
     raw = np.zeros(len(values))
     gathered = np.empty(len(values))
+    # One tree's gathered contributions, a row per column it touches: taken at once (one pass over the index).
+    stacked = np.empty((max((len(tree.columns) for tree in trees), default=0) if contributions else 0, len(values)))
     bias_column = values.shape[1]
     for tree in trees:
         pattern = np.zeros(len(values), dtype=np.uint16)  # MAX_PATTERN_SPLITS <= 16 bits
@@ -724,11 +743,16 @@ def _by_pattern(
             f = node["split_feature"]
             pattern |= _goes_left(node, values[:, f], missing[:, f]).astype(np.uint16) << k
         index = pattern.astype(np.intp)  # once per tree, not once per gather; gathers and adds reuse their buffers
+        # mode="wrap": a pattern is always below its table's 2^splits rows, so nothing wraps, and numpy skips the
+        # per-element bounds check of mode="raise" (the gathers were ~80 % of scoring at 1 M; issue 18).
         if contributions:
-            for column, table in zip(tree.columns, tree.by_column):
-                if bias or column != bias_column:
-                    np.add(shap[column], np.take(table, index, out=gathered), out=shap[column])
-        np.add(raw, np.take(tree.output, index, out=gathered), out=raw)
+            columns, tables = tree.columns, tree.by_column
+            if not bias and columns[-1] == bias_column:  # the expected-value column comes last (pattern_trees)
+                columns, tables = columns[:-1], tables[:-1]
+            block = np.take(tables, index, axis=1, out=stacked[: len(columns)], mode="wrap")
+            for column, contribution in zip(columns, block):
+                np.add(shap[column], contribution, out=shap[column])
+        np.add(raw, np.take(tree.output, index, out=gathered, mode="wrap"), out=raw)
     return (shap.T if contributions else None), raw
 
 
@@ -768,16 +792,35 @@ def _output(objective: str, raw: np.ndarray) -> np.ndarray | None:
     return None
 
 
+# Threads scoring the blocks of rows of one predict (issue 18): the work per block is numpy comparisons, gathers and
+# additions over whole arrays, which release the GIL, so two blocks use two cores; every row's numbers depend on
+# that row only, so how the rows are cut and which thread scores them cannot change a value.
+SCORING_THREADS = max(1, min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
+# Below this many rows a block is not split for the threads (their start-up would cost more than they save).
+MIN_THREADED_BLOCK_ROWS = 10_000
+
+
+def _map_row_blocks(score, matrix: pd.DataFrame | np.ndarray, threads: int | None = None) -> list:
+    """[score(block) for each block of rows], in row order: blocks of at most EXPLAIN_CHUNK_ROWS (so the contribution
+    matrices stay small), at least `threads` of them when the rows allow, scored on `threads` threads."""
+    threads = SCORING_THREADS if threads is None else threads
+    n = len(matrix)
+    blocks = max(-(-n // EXPLAIN_CHUNK_ROWS), min(threads, n // MIN_THREADED_BLOCK_ROWS), 1)
+    size = -(-n // blocks) if n else 0
+    pieces = [matrix[start : start + size] for start in range(0, n, size)] if n else [matrix[:0]]
+    if threads <= 1 or len(pieces) == 1:
+        return [score(piece) for piece in pieces]
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(score, pieces))
+
+
 def _pattern_predict(booster: lgb.Booster, matrix: pd.DataFrame | np.ndarray) -> np.ndarray | None:
     """booster.predict(matrix) at the best iteration, from the trees' decision patterns: the same raw score
     (_by_pattern) and output transform; None when the trees are too large for patterns or the objective unknown."""
     trees, objective = _booster_patterns(booster)
     if trees is None:
         return None
-    raw = np.concatenate(
-        [_by_pattern(trees, matrix[start : start + EXPLAIN_CHUNK_ROWS], contributions=False)[1]
-         for start in range(0, len(matrix), EXPLAIN_CHUNK_ROWS)]
-    )  # fmt: skip
+    raw = np.concatenate(_map_row_blocks(lambda block: _by_pattern(trees, block, contributions=False)[1], matrix))
     return _output(objective, raw)
 
 
@@ -791,18 +834,20 @@ def _explain(
     for it."""
     booster = models.value_model
     trees = _booster_pattern_trees(booster)
-    drivers: list[pa.Array] = []
-    raw = []
-    for start in range(0, len(matrix), EXPLAIN_CHUNK_ROWS):
-        chunk = matrix[start : start + EXPLAIN_CHUNK_ROWS]
+
+    def explain_block(block) -> tuple[pa.Array, np.ndarray | None]:
         if trees is None:
-            contributions = np.asarray(_best_predict(booster, chunk, pred_contrib=True))
+            contributions, raw = np.asarray(_best_predict(booster, block, pred_contrib=True)), None
         else:
-            contributions, chunk_raw = _by_pattern(trees, chunk, bias=False)  # _top_drivers drops the bias column
-            raw.append(chunk_raw)
-        drivers.append(_top_drivers(contributions, feature_names, top_k))
-    texts = pd.Series(pa.chunked_array(drivers, type=pa.string()), dtype="str")
-    return texts, (np.concatenate(raw) if raw else np.zeros(0)) if trees is not None else None
+            contributions, raw = _by_pattern(trees, block, bias=False)  # _top_drivers drops the bias column
+        return _top_drivers(contributions, feature_names, top_k), raw
+
+    # LightGBM's own TreeSHAP uses every core already: its blocks go one after the other.
+    explained = _map_row_blocks(explain_block, matrix, threads=1 if trees is None else SCORING_THREADS)
+    texts = pd.Series(pa.chunked_array([drivers for drivers, _ in explained], type=pa.string()), dtype="str")
+    if trees is None:
+        return texts, None
+    return texts, np.concatenate([raw for _, raw in explained]) if explained else np.zeros(0)
 
 
 def predict(models: ClvModels, features: pd.DataFrame, top_k_drivers: int = 3, explain: bool = True) -> pd.DataFrame:

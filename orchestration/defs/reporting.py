@@ -24,7 +24,7 @@ from orchestration.lib.warehouse_io import present_columns, read_table, write_ta
 from reporting.cards import (
     ATTRIBUTE_COLUMNS,
     SCORE_COLUMNS,
-    build_segment_cards,
+    build_cards_by_kind,
     count_actionable,
     load_playbook,
     min_customers_per_segment,
@@ -81,9 +81,7 @@ def segment_cards(
         cluster_names = dict(
             conn.execute("select distinct cluster_id, behavioral_segment from ml.behavioral_segments").fetchall()
         )
-        cards_by_kind = {
-            kind: build_segment_cards(scores, features, column, playbook) for kind, column in SEGMENT_KINDS.items()
-        }
+        cards_by_kind = build_cards_by_kind(scores, features, SEGMENT_KINDS, playbook)
         table = _cards_frame(cards_by_kind)
         write_table(conn, CARDS_TABLE, table)
     charts = build_charts(cards_by_kind, rfm=scores, profiles=profiles, cluster_names=cluster_names)

@@ -18,6 +18,7 @@ from realtime.bundle import (
     LookalikeScorer,
     bundles_dir,
     current_version,
+    customers_table,
     load_bundle,
     lookalike_json,
     serving_customers,
@@ -164,3 +165,17 @@ def test_policy_interval_answers_after_the_write_and_fsyncs_soon_after(tmp_path,
         time.sleep(0.01)
     assert len(synced) == 2, "both files fsynced within the interval"
     writer.close()
+
+
+def test_customers_file_of_arrow_strings_is_the_one_of_python_strings():
+    # Issue 18: DuckDB's Arrow-backed text columns go to the file through Arrow, not a Python object per row; the
+    # table (values, nulls, dictionaries, order) must be the one the object path gives, sorted or not.
+    objects = customers_frame().astype({"customer_id": object, "rfm_segment": object, "behavioral_segment": object})
+    arrow = objects.astype({"customer_id": "str", "rfm_segment": "str", "behavioral_segment": "str"})
+    assert isinstance(arrow["rfm_segment"].dtype, pd.StringDtype) and arrow["rfm_segment"].dtype.storage == "pyarrow"
+    for frame_order in (slice(None), slice(None, None, -1)):
+        expected = customers_table(objects.iloc[frame_order])
+        got = customers_table(arrow.iloc[frame_order])
+        assert got.equals(expected) and got.schema.equals(expected.schema)
+        assert got.column("rfm_segment").null_count == 1
+        assert got.column("customer_id").to_pylist() == sorted(objects["customer_id"])

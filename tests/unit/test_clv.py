@@ -520,3 +520,71 @@ def test_arrow_string_categories_get_the_codes_of_the_pandas_lookup():
     slow = clv._vocabulary_codes(pd.Series(values, dtype=object), vocabulary, len(arrow))
     assert fast.tolist() == slow.tolist()
     assert fast[:7].tolist() == [1, 2, 0, 3, 4, 3, 4]
+
+
+def _pattern_shap_without_reuse(root: dict, nodes: list[dict], patterns: np.ndarray, n_columns: int) -> np.ndarray:
+    """clv._pattern_shap as it was before subtrees' values were reused across coalitions (commit bc3dc0d)."""
+    import math
+
+    bit = {id(node): k for k, node in enumerate(nodes)}
+    left = ((patterns[:, None] >> np.arange(len(nodes))) & 1).astype(bool)
+    features = sorted({node["split_feature"] for node in nodes})
+
+    def value(node: dict, subset: frozenset):
+        if "split_index" not in node:
+            return node["leaf_value"]
+        low, high = value(node["left_child"], subset), value(node["right_child"], subset)
+        if node["split_feature"] in subset:
+            return np.where(left[:, bit[id(node)]], low, high)
+        n_low, n_high = clv._count(node["left_child"]), clv._count(node["right_child"])
+        return (n_low * low + n_high * high) / (n_low + n_high)
+
+    m = len(features)
+    values = [
+        np.broadcast_to(value(root, frozenset(f for j, f in enumerate(features) if mask >> j & 1)), len(patterns))
+        for mask in range(1 << m)
+    ]
+    table = np.zeros((len(patterns), n_columns))
+    for j, feature in enumerate(features):
+        for mask in range(1 << m):
+            if not mask >> j & 1:
+                size = bin(mask).count("1")
+                weight = math.factorial(size) * math.factorial(m - size - 1) / math.factorial(m)
+                table[:, feature] += weight * (values[mask | 1 << j] - values[mask])
+    table[:, -1] = values[0]
+    return table
+
+
+def test_solving_the_trees_with_reused_subtree_values_gives_the_same_bits(models):
+    # Issue 18: each subtree's value is computed once per part of the coalition it splits on; the tables (hence
+    # every contribution and prediction) must be the bits the plain recursion gave.
+    for booster in (models.value_model, models.buy_model):
+        n_columns = booster.num_feature() + 1
+        dumped = booster.dump_model()["tree_info"][: booster.best_iteration or None]
+        trees = clv.pattern_trees(booster, booster.best_iteration or None)
+        assert len(trees) == len(dumped) > 0
+        for tree, info in zip(trees, dumped, strict=True):
+            root = info["tree_structure"]
+            patterns = np.arange(1 << len(tree.nodes))
+            expected = _pattern_shap_without_reuse(root, clv._internal_nodes(root), patterns, n_columns)
+            assert tree.table.tobytes() == expected.tobytes()
+
+
+def test_scoring_blocks_on_threads_gives_the_same_bits_as_one_block(models, scoring_features, monkeypatch):
+    # Issue 18: the rows are cut into blocks scored on two threads; values must not depend on the cut or the thread.
+    features = scoring_features.reset_index(drop=True).copy()
+    features.loc[::7, "recency_days"] = np.nan
+    features.loc[::13, "country"] = "atlantis"
+    monkeypatch.setattr(clv, "SCORING_THREADS", 1)
+    monkeypatch.setattr(clv, "EXPLAIN_CHUNK_ROWS", 10**9)
+    whole = clv.predict(models, features)
+    monkeypatch.setattr(clv, "SCORING_THREADS", 2)
+    monkeypatch.setattr(clv, "EXPLAIN_CHUNK_ROWS", 257)
+    monkeypatch.setattr(clv, "MIN_THREADED_BLOCK_ROWS", 100)
+    assert len(clv._map_row_blocks(len, np.zeros((len(features), 1)))) > 2
+    blocked = clv.predict(models, features)
+    pd.testing.assert_frame_equal(blocked, whole, check_exact=True)
+    for column in ("predicted_clv", "purchase_propensity"):
+        assert blocked[column].to_numpy().tobytes() == whole[column].to_numpy().tobytes()
+    assert blocked["top_drivers"].tolist() == whole["top_drivers"].tolist()
+    assert clv._map_row_blocks(len, np.zeros((0, 3))) == [0]

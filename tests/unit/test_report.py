@@ -9,6 +9,7 @@ from ml.archetypes import BEHAVIOUR_ARCHETYPES, NO_WEB_ACTIVITY, PURCHASE_ARCHET
 from ml.rfm import SEGMENT_NAMES
 from reporting.cards import (
     STRATEGY_FROM_DEFAULT,
+    build_cards_by_kind,
     build_segment_cards,
     count_actionable,
     load_playbook,
@@ -196,3 +197,20 @@ def test_the_report_template_ships_with_the_package():
     package_data = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     assert (root / "reporting" / "templates" / REPORT_TEMPLATE).is_file()
     assert any(fnmatch.fnmatch(f"templates/{REPORT_TEMPLATE}", pattern) for pattern in package_data["reporting"])
+
+
+def test_cards_of_every_kind_from_one_base_are_the_cards_built_kind_by_kind(shop, playbook):
+    # Issue 18: the asset joins scores and features once for both kinds; every number must be the one a card built
+    # on its own base gets (missing segments, missing features and unmatched customers included).
+    scores, features = shop
+    scores = scores.copy()
+    scores.loc[::9, "behavioral_segment"] = None
+    scores.loc[::11, "predicted_clv"] = np.nan
+    features = features.drop(index=range(0, 600, 13)).sample(frac=1.0, random_state=1)  # unmatched, shuffled
+    kinds = {"RFM segments": "rfm_segment", "Behavioural segments": "behavioral_segment"}
+    together = build_cards_by_kind(scores, features, kinds, playbook)
+    assert list(together) == list(kinds)
+    for kind, column in kinds.items():
+        alone = build_segment_cards(scores, features, column, playbook)
+        assert repr(together[kind]) == repr(alone)  # repr: NaN fields compare equal, floats to the last digit
+        assert len(alone) >= 2
