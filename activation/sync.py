@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -184,15 +186,10 @@ def sync_audience(
     everything confirmed before it stays confirmed, the rest stays pending and is re-sent by the next run.
     """
     started = time.monotonic()
-    if dry_run:  # the folder shows this run's requests only, also when it sends none or fails
-        start_dry_run_pass(destination)
-        try:
-            return _sync_audience(
-                conn, audience, destination, run_id, model_version, dry_run, members, enforce_guard, started
-            )
-        finally:
-            finish_dry_run_pass(destination)
-    return _sync_audience(conn, audience, destination, run_id, model_version, dry_run, members, enforce_guard, started)
+    with dry_run_pass(destination, dry_run):  # the folder shows this run's requests only, also on none or failure
+        return _sync_audience(
+            conn, audience, destination, run_id, model_version, dry_run, members, enforce_guard, started
+        )
 
 
 def _sync_audience(
@@ -270,17 +267,19 @@ def _sync_audience(
 OWED_REMOVALS_FILE_PREFIX = "owed_removal_"
 
 
-def start_dry_run_pass(destination: Destination, prefix: str = "") -> None:
-    """A dry-run pass ends with only its own files (HttpClient.start_dry_run_pass); call finish_dry_run_pass after."""
+@contextmanager
+def dry_run_pass(destination: Destination, dry_run: bool, prefix: str = "") -> Iterator[None]:
+    """Inside: a dry run's pass, which ends with only its own files with this prefix in the destination's folder
+    (HttpClient.start_dry_run_pass / finish_dry_run_pass: overwrite, then delete what it did not rewrite), also
+    when it writes none or fails. Nothing for a live destination."""
     client = getattr(destination, "http", None)
-    if client is not None and client.dry_run:
-        client.start_dry_run_pass(prefix)
-
-
-def finish_dry_run_pass(destination: Destination) -> None:
-    """Delete what an earlier pass wrote and this one did not (HttpClient.finish_dry_run_pass)."""
-    client = getattr(destination, "http", None)
-    if client is not None and client.dry_run:
+    if not dry_run or client is None or not client.dry_run:
+        yield
+        return
+    client.start_dry_run_pass(prefix)
+    try:
+        yield
+    finally:
         client.finish_dry_run_pass()
 
 
@@ -302,13 +301,8 @@ def send_owed_removals(
     masked in dry-run files; a live destination never received the dry-run removals, so they are only settled.
     """
     ledger.ensure_schema(conn)
-    if not dry_run:
+    with dry_run_pass(destination, dry_run, OWED_REMOVALS_FILE_PREFIX):
         return _send_owed_removals(conn, audience, destination, run_id, erased, without_consent, dry_run)
-    start_dry_run_pass(destination, OWED_REMOVALS_FILE_PREFIX)  # the folder shows this pass's removals only
-    try:
-        return _send_owed_removals(conn, audience, destination, run_id, erased, without_consent, dry_run)
-    finally:
-        finish_dry_run_pass(destination)
 
 
 def _send_owed_removals(
