@@ -302,53 +302,49 @@ def send_owed_removals(
     """
     ledger.ensure_schema(conn)
     with dry_run_pass(destination, dry_run, OWED_REMOVALS_FILE_PREFIX):
-        return _send_owed_removals(conn, audience, destination, run_id, erased, without_consent, dry_run)
-
-
-def _send_owed_removals(
-    conn: duckdb.DuckDBPyConnection,
-    audience: Audience,
-    destination: Destination,
-    run_id: str,
-    erased: set[str],
-    without_consent: set[str],
-    dry_run: bool,
-) -> SyncReport | None:
-    held = ledger.load_ledger(conn, destination.name, audience.name)
-    keys = sorted(set(held["member_key"]) & (set(erased) | set(without_consent)))
-    owed = [r for r in ledger.erasure_removals(conn, destination.name, audience.name) if r.member_key not in keys]
-    if not keys and not owed:
-        return None
-    removes = ledger.records_from_ledger(held, keys)
-    if dry_run:
-        removes += owed
-        masked = set(erased) | {r.member_key for r in owed}
-        _mask_in_dry_run_files(destination, [r for r in removes if r.member_key in masked])
-        client = getattr(destination, "http", None)
-        if client is not None:
-            client.file_prefix = OWED_REMOVALS_FILE_PREFIX
-    report = SyncReport(audience=audience.name, destination=destination.name, run_id=run_id, dry_run=dry_run)
-    if removes:
-        started = time.monotonic()
-        previous = ledger.previous_audience_size(conn, destination.name, audience.name)
-        # What the destination is meant to hold afterwards, so the next sync's size guard compares with it.
-        ledger.start_run(
-            conn, run_id, audience.name, destination.name, None, audience.rule, dry_run, previous, len(held) - len(keys)
-        )
-        try:
-            destination.begin(0, len(removes))
-            for batch in chunked(removes, destination.max_batch):
-                _send_batch(conn, audience, destination, run_id, None, "remove", batch, dry_run, report)
-            report.readback = _reconcile(conn, destination, audience.name, destination.readback())
-        except DestinationError as error:
+        held = ledger.load_ledger(conn, destination.name, audience.name)
+        keys = sorted(set(held["member_key"]) & (set(erased) | set(without_consent)))
+        owed = [r for r in ledger.erasure_removals(conn, destination.name, audience.name) if r.member_key not in keys]
+        if not keys and not owed:
+            return None
+        removes = ledger.records_from_ledger(held, keys)
+        if dry_run:
+            removes += owed
+            masked = set(erased) | {r.member_key for r in owed}
+            _mask_in_dry_run_files(destination, [r for r in removes if r.member_key in masked])
+            client = getattr(destination, "http", None)
+            if client is not None:
+                client.file_prefix = OWED_REMOVALS_FILE_PREFIX
+        report = SyncReport(audience=audience.name, destination=destination.name, run_id=run_id, dry_run=dry_run)
+        if removes:
+            started = time.monotonic()
+            previous = ledger.previous_audience_size(conn, destination.name, audience.name)
+            # What the destination is meant to hold afterwards, so the next sync's size guard compares with it.
+            ledger.start_run(
+                conn,
+                run_id,
+                audience.name,
+                destination.name,
+                None,
+                audience.rule,
+                dry_run,
+                previous,
+                len(held) - len(keys),
+            )
+            try:
+                destination.begin(0, len(removes))
+                for batch in chunked(removes, destination.max_batch):
+                    _send_batch(conn, audience, destination, run_id, None, "remove", batch, dry_run, report)
+                report.readback = _reconcile(conn, destination, audience.name, destination.readback())
+            except DestinationError as error:
+                report.duration_s = time.monotonic() - started
+                ledger.finish_run(conn, run_id, audience.name, destination.name, "failed", vars(report), error.message)
+                raise
             report.duration_s = time.monotonic() - started
-            ledger.finish_run(conn, run_id, audience.name, destination.name, "failed", vars(report), error.message)
-            raise
-        report.duration_s = time.monotonic() - started
-        status = "dry_run" if dry_run else ("partial" if report.failed else "succeeded")
-        ledger.finish_run(conn, run_id, audience.name, destination.name, status, vars(report), "owed removals only")
-    ledger.settle_erasure_removals(conn, destination.name, audience.name, [r.member_key for r in owed])
-    return report
+            status = "dry_run" if dry_run else ("partial" if report.failed else "succeeded")
+            ledger.finish_run(conn, run_id, audience.name, destination.name, status, vars(report), "owed removals only")
+        ledger.settle_erasure_removals(conn, destination.name, audience.name, [r.member_key for r in owed])
+        return report
 
 
 def _mask_in_dry_run_files(destination: Destination, records: list[SyncRecord]) -> None:
