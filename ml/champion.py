@@ -131,13 +131,16 @@ BGNBD = "bgnbd"
 PARETO_NBD = "pareto_nbd"
 PAST_SPEND = "past_spend_rate"
 HURDLE = "lightgbm_hurdle"
+LEVELED_HURDLE = "lightgbm_hurdle_leveled"
 CANDIDATES = (LIGHTGBM, STACKED, BLEND, BGNBD, PARETO_NBD, PAST_SPEND)
 # Candidates that were measured and not kept (module docstring): fitted only when a caller names them
 # (champion_backtest's `candidates`, bench.champion_cdnow --candidates), never by the assets.
-TRIED_CANDIDATES = (HURDLE,)
+TRIED_CANDIDATES = (HURDLE, LEVELED_HURDLE)
 KNOWN_CANDIDATES = CANDIDATES + TRIED_CANDIDATES
 # Candidates whose trees read the BTYD outputs of their rows.
-STACKED_CANDIDATES = (STACKED, BLEND, HURDLE)
+STACKED_CANDIDATES = (STACKED, BLEND, HURDLE, LEVELED_HURDLE)
+# Candidates made of the stacked purchase classifier x a buyer-spend model (with_buyer_spend).
+HURDLE_CANDIDATES = (HURDLE, LEVELED_HURDLE)
 BTYD_CANDIDATES = (BGNBD, PARETO_NBD)
 # Stacked features: what each BTYD model says about a customer at the cut-off of the row.
 BTYD_OUTPUTS = ("p_alive", "expected_orders", "predicted_clv")
@@ -444,15 +447,16 @@ def fit_candidate(
         rows = pd.concat([train.reset_index(drop=True), btyd_columns.reset_index(drop=True)], axis=1)
         models = clv.fit_clv_models(rows, seed=seed, max_train_rows=max_train_rows, extra_features=BTYD_FEATURES)
         stacked = FittedCandidate(name, horizon_days, models, list(models.notes))
-        return with_buyer_spend(stacked, rows, seed, max_train_rows) if name == HURDLE else stacked
+        return with_buyer_spend(stacked, rows, seed, max_train_rows, name) if name in HURDLE_CANDIDATES else stacked
     return FittedCandidate(name, horizon_days)
 
 
 def with_buyer_spend(
-    stacked: FittedCandidate, rows: pd.DataFrame, seed: int = 0, max_train_rows: int = 200_000
+    stacked: FittedCandidate, rows: pd.DataFrame, seed: int = 0, max_train_rows: int = 200_000, name: str = HURDLE
 ) -> FittedCandidate:
-    """The hurdle candidate from the stacked candidate's fitted models (its purchase classifier is P(buy)) and a
-    buyer-spend model fitted on the same rows (features + btyd_*); the stacked fallback when that has one."""
+    """A hurdle candidate (`name`, one of HURDLE_CANDIDATES) from the stacked candidate's fitted models (its purchase
+    classifier is P(buy)) and a buyer-spend model fitted on the same rows (features + btyd_*); the stacked fallback
+    when that has one."""
     models = stacked.models
     spend = (
         clv.fit_buyer_spend_model(rows, models.categories, seed, max_train_rows, BTYD_FEATURES)
@@ -460,7 +464,7 @@ def with_buyer_spend(
         else None
     )
     notes = list(stacked.notes) + (spend.notes if spend is not None else [])
-    return dataclasses.replace(stacked, name=HURDLE, spend=spend, notes=notes)
+    return dataclasses.replace(stacked, name=name, spend=spend, notes=notes)
 
 
 @dataclass
@@ -483,10 +487,11 @@ def score_candidate(
     """Raw (uncalibrated) predicted value and a purchase score per row of features (btyd_* from the same cut-off)."""
     features = features.reset_index(drop=True)
     name = fitted.name
-    if name == HURDLE:
+    if name in HURDLE_CANDIDATES:
         rows = pd.concat([features, btyd_columns.reset_index(drop=True)], axis=1)
-        propensity = clv.predict(fitted.models, rows, explain=False)["purchase_propensity"].to_numpy(float)
-        return hurdle_scores(fitted, rows, propensity)
+        stacked = clv.predict(fitted.models, rows, explain=False)  # the same fitted models as lightgbm_btyd
+        hurdle = hurdle_scores(fitted, rows, stacked["purchase_propensity"].to_numpy(float))
+        return at_stacked_level(hurdle, stacked["predicted_clv"].to_numpy(float)) if name == LEVELED_HURDLE else hurdle
     if name in (LIGHTGBM, STACKED, BLEND):
         structural = structural_forecast(forecasts) if name == BLEND else None
         if name == BLEND and structural is None:
@@ -516,6 +521,16 @@ def hurdle_scores(fitted: FittedCandidate, rows: pd.DataFrame, propensity: np.nd
         scores = clv.predict(fitted.models, rows, explain=False)
         return CandidateScores(scores["predicted_clv"].to_numpy(float), propensity)
     return CandidateScores(propensity * clv.expected_buyer_spend(fitted.spend, rows), propensity)
+
+
+def at_stacked_level(hurdle: CandidateScores, stacked_predicted: np.ndarray) -> CandidateScores:
+    """The leveled hurdle candidate's scores: the hurdle's forecast x one factor k = sum(stacked) / sum(hurdle) over
+    these rows (k = 1 when either sum is 0), so its ranking is the hurdle's and its total lightgbm_btyd's raw total.
+    k reads no label; it is computed over whatever rows are scored together (back-test: all forecast customers of
+    the cut-off, both halves; production: the scored table)."""
+    predicted = np.asarray(hurdle.predicted, dtype=float)
+    k = structural_level_factor(float(predicted.sum()), float(np.sum(stacked_predicted)))
+    return dataclasses.replace(hurdle, predicted=predicted * k)
 
 
 def blended(stacked: CandidateScores, structural: np.ndarray) -> CandidateScores:
@@ -750,20 +765,26 @@ def champion_backtest(
     fitted_by_name: dict[str, FittedCandidate] = {}
     scores_by_name: dict[str, CandidateScores | None] = {}
     for name in candidates:
+        fitted_hurdle = next((fitted_by_name[n] for n in HURDLE_CANDIDATES if n in fitted_by_name), None)
         if name == BLEND and STACKED in fitted_by_name:  # the same trees: fit them once
             fitted = dataclasses.replace(fitted_by_name[STACKED], name=BLEND)
-        elif name == HURDLE and STACKED in fitted_by_name:  # the same purchase classifier
+        elif name in HURDLE_CANDIDATES and fitted_hurdle is not None:  # the same two models: fit them once
+            fitted = dataclasses.replace(fitted_hurdle, name=name)
+        elif name in HURDLE_CANDIDATES and STACKED in fitted_by_name:  # the same purchase classifier
             rows_with_btyd = pd.concat([fit_rows, fit_btyd.reset_index(drop=True)], axis=1)
-            fitted = with_buyer_spend(fitted_by_name[STACKED], rows_with_btyd, seed, max_train_rows)
+            fitted = with_buyer_spend(fitted_by_name[STACKED], rows_with_btyd, seed, max_train_rows, name)
         else:
             fitted = fit_candidate(name, fit_rows, fit_btyd, horizon_days, seed=seed, max_train_rows=max_train_rows)
         fitted_by_name[name] = fitted
         stacked, structural_mean = scores_by_name.get(STACKED), structural_forecast(forecasts)
         if name == BLEND and stacked is not None and stacked.predicted is not None and structural_mean is not None:
             scores = blended(stacked, structural_mean)  # the same trees: predict with them once too
-        elif name == HURDLE and stacked is not None and stacked.propensity is not None and len(forecast_rows):
+        elif (
+            name in HURDLE_CANDIDATES and stacked is not None and stacked.propensity is not None and len(forecast_rows)
+        ):
             rows_with_btyd = pd.concat([forecast_rows, forecast_btyd], axis=1)
-            scores = hurdle_scores(fitted, rows_with_btyd, stacked.propensity)
+            hurdle = scores_by_name.get(HURDLE) or hurdle_scores(fitted, rows_with_btyd, stacked.propensity)
+            scores = at_stacked_level(hurdle, stacked.predicted) if name == LEVELED_HURDLE else hurdle
         else:
             scores = score_candidate(fitted, forecast_rows, forecast_btyd, forecasts) if len(forecast_rows) else None
         scores_by_name[name] = scores

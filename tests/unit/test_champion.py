@@ -104,7 +104,7 @@ def test_the_blend_is_the_mean_of_the_stacked_forecast_and_the_btyd_mean(evaluat
 
 @pytest.fixture(scope="module")
 def hurdle_result(evaluation_rows, selection_rows):
-    candidates = (champion.STACKED, champion.HURDLE, champion.PAST_SPEND)
+    candidates = (champion.STACKED, champion.HURDLE, champion.LEVELED_HURDLE, champion.PAST_SPEND)
     return champion.champion_backtest(evaluation_rows, HORIZON, selection_rows, candidates=candidates)
 
 
@@ -155,16 +155,59 @@ def test_the_lognormal_correction_recovers_the_buyers_mean_spend():
     assert median.sum() / rows["future_revenue"].sum() < 0.7
 
 
+def test_the_leveled_hurdle_ranks_as_the_hurdle_at_the_stacked_candidates_raw_total(evaluation_rows):
+    rows = evaluation_rows.head(2000)
+    columns, forecasts, _ = champion.btyd_outputs(rows, HORIZON)
+    fitted = champion.fit_candidate(champion.LEVELED_HURDLE, rows, columns, HORIZON)
+    assert fitted.spend is not None
+    leveled = champion.score_candidate(fitted, rows, columns, forecasts)
+    hurdle = champion.score_candidate(dataclasses.replace(fitted, name=champion.HURDLE), rows, columns, forecasts)
+    stacked = champion.score_candidate(dataclasses.replace(fitted, name=champion.STACKED), rows, columns, forecasts)
+    # One factor: the hurdle's ranking exactly, and lightgbm_btyd's raw total.
+    k = leveled.predicted.sum() / hurdle.predicted.sum()
+    np.testing.assert_allclose(leveled.predicted, hurdle.predicted * k)
+    assert (np.argsort(leveled.predicted, kind="stable") == np.argsort(hurdle.predicted, kind="stable")).all()
+    assert leveled.predicted.sum() == pytest.approx(stacked.predicted.sum())
+    assert k != pytest.approx(1.0)  # the two levels differ on this shop, so the factor did something
+    np.testing.assert_allclose(leveled.propensity, hurdle.propensity)
+
+
+def test_the_leveling_factor_is_one_when_either_total_is_zero():
+    hurdle = champion.CandidateScores(np.array([1.0, 3.0]), np.array([0.2, 0.4]))
+    assert champion.at_stacked_level(hurdle, np.array([2.0, 6.0])).predicted.tolist() == [2.0, 6.0]
+    assert champion.at_stacked_level(hurdle, np.zeros(2)).predicted.tolist() == [1.0, 3.0]
+    zero = champion.CandidateScores(np.zeros(2), np.zeros(2))
+    assert champion.at_stacked_level(zero, np.array([2.0, 6.0])).predicted.tolist() == [0.0, 0.0]
+    assert champion.at_stacked_level(hurdle, np.array([2.0, 6.0])).propensity is hurdle.propensity
+
+
+def test_the_leveled_hurdle_is_measured_only_when_named_with_the_hurdles_ranking(result, hurdle_result):
+    assert champion.LEVELED_HURDLE not in result.evaluation["model"].tolist()
+    table = hurdle_result.evaluation.set_index(["model", "backtest_window"])
+    for window in (champion.SELECTION, champion.EVALUATION):
+        leveled, hurdle = table.loc[(champion.LEVELED_HURDLE, window)], table.loc[(champion.HURDLE, window)]
+        assert leveled["spearman"] == pytest.approx(hurdle["spearman"], abs=1e-6)
+        assert leveled["propensity_auc"] == pytest.approx(hurdle["propensity_auc"])
+    # One factor k over both halves together: the raw sum ratios of the two halves are the hurdle's x the same k.
+    raw = table["raw_calibration_ratio"]
+    k = raw.loc[champion.LEVELED_HURDLE] / raw.loc[champion.HURDLE]
+    assert k[champion.SELECTION] == pytest.approx(k[champion.EVALUATION]) and k.iloc[0] != pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("name", champion.HURDLE_CANDIDATES)
 @pytest.mark.parametrize("buyers", [0, 1])
-def test_the_hurdle_with_no_or_one_buyer_falls_back_and_predicts_without_nan(evaluation_rows, buyers):
+def test_the_hurdle_with_no_or_one_buyer_falls_back_and_predicts_without_nan(evaluation_rows, buyers, name):
     rows = evaluation_rows.head(300).assign(future_revenue=0.0, has_future_order=False)
     rows.loc[rows.index[:buyers], ["future_revenue", "has_future_order"]] = (50.0, True)
     columns, forecasts, _ = champion.btyd_outputs(rows, HORIZON)
-    fitted = champion.fit_candidate(champion.HURDLE, rows, columns, HORIZON)
+    fitted = champion.fit_candidate(name, rows, columns, HORIZON)
     assert fitted.spend is None and fitted.models.fallback_reason is not None
     assert champion.clv.fit_buyer_spend_model(rows, fitted.models.categories) is None
     scores = champion.score_candidate(fitted, rows, columns, forecasts)
     assert np.isfinite(scores.predicted).all() and np.isfinite(scores.propensity).all()
+    # The fallback is the stacked candidate's own forecast, so the leveling factor is 1.
+    stacked = champion.score_candidate(dataclasses.replace(fitted, name=champion.STACKED), rows, columns, forecasts)
+    np.testing.assert_allclose(scores.predicted, stacked.predicted)
 
 
 def test_the_hurdle_can_be_the_production_model(hurdle_result, evaluation_rows, scoring_rows):
