@@ -31,6 +31,15 @@ production step): chosen on 3 of 12, mean decile MAPE 0.574 -> 0.481 (one shop's
 - 1| 0.076 -> 0.116 (seeds 2 and 4 at h 90: 1.06 -> 1.30 and 1.27), which the rule forbade. Cause: its raw level
 moved most between the back-test's fit and production's refit (sum ratio 0.84 -> 1.04-1.08, the tweedie models'
 0.90-0.95 -> 1.03-1.07), so the isotonic lift the selection half chose for it over-shot in production.
+Tried and not kept (2026-11-27, pre-registered: bench/results/clv_hurdle_level.md): `lightgbm_hurdle_leveled`
+(TRIED_CANDIDATES, at_stacked_level), the hurdle's forecast x one label-free factor k = sum(lightgbm_btyd raw) /
+sum(hurdle raw) over the customers scored together: the hurdle's ranking at the stacked candidate's raw total. CDNOW
+as the hurdle (chosen at 181:90 and 274:90, criteria 10 -> 15 of 20; 274:90 sum ratio 0.809 -> 1.025); generated
+shops chosen on the same 3 of 12, mean decile MAPE 0.574 -> 0.483, mean |sum ratio - 1| 0.076 -> 0.092 (seeds 2
+and 4 at h 90: 1.06 -> 1.18 and 1.17), which the rule forbade. Its raw level did follow the tweedie's (0.89-0.93 ->
+1.05-1.06), but its calibration is still chosen by the decile shape of the hurdle's ranking (isotonic, "none" far
+worse), and an isotonic map of decile means is unchanged by one factor: the shipped forecast is the hurdle's x
+(k in production / k in the back-test), so only the difference of the two drifts is removed.
 
 Windows (decided before any result was looked at). Three cut-offs, h = horizon: S = as_of - 2h
 (`customer_features_selection`, labels in (S, E]), E = as_of - h (`customer_features_train`, labels in (E, as_of]),
@@ -527,7 +536,8 @@ def at_stacked_level(hurdle: CandidateScores, stacked_predicted: np.ndarray) -> 
     """The leveled hurdle candidate's scores: the hurdle's forecast x one factor k = sum(stacked) / sum(hurdle) over
     these rows (k = 1 when either sum is 0), so its ranking is the hurdle's and its total lightgbm_btyd's raw total.
     k reads no label; it is computed over whatever rows are scored together (back-test: all forecast customers of
-    the cut-off, both halves; production: the scored table)."""
+    the cut-off, both halves; production: the scored table; chunked scoring would need the table's totals first,
+    as structural_totals does, before this candidate could be shipped)."""
     predicted = np.asarray(hurdle.predicted, dtype=float)
     k = structural_level_factor(float(predicted.sum()), float(np.sum(stacked_predicted)))
     return dataclasses.replace(hurdle, predicted=predicted * k)
