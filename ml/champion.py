@@ -141,15 +141,18 @@ PARETO_NBD = "pareto_nbd"
 PAST_SPEND = "past_spend_rate"
 HURDLE = "lightgbm_hurdle"
 LEVELED_HURDLE = "lightgbm_hurdle_leveled"
+PLAIN_HURDLE = "lightgbm_hurdle_plain"
 CANDIDATES = (LIGHTGBM, STACKED, BLEND, BGNBD, PARETO_NBD, PAST_SPEND)
 # Candidates that were measured and not kept (module docstring): fitted only when a caller names them
 # (champion_backtest's `candidates`, bench.champion_cdnow --candidates), never by the assets.
-TRIED_CANDIDATES = (HURDLE, LEVELED_HURDLE)
+TRIED_CANDIDATES = (HURDLE, LEVELED_HURDLE, PLAIN_HURDLE)
 KNOWN_CANDIDATES = CANDIDATES + TRIED_CANDIDATES
 # Candidates whose trees read the BTYD outputs of their rows.
-STACKED_CANDIDATES = (STACKED, BLEND, HURDLE, LEVELED_HURDLE)
+STACKED_CANDIDATES = (STACKED, BLEND, HURDLE, LEVELED_HURDLE, PLAIN_HURDLE)
 # Candidates made of the stacked purchase classifier x a buyer-spend model (with_buyer_spend).
-HURDLE_CANDIDATES = (HURDLE, LEVELED_HURDLE)
+HURDLE_CANDIDATES = (HURDLE, LEVELED_HURDLE, PLAIN_HURDLE)
+# Hurdle candidates whose raw total is the stacked candidate's (at_stacked_level).
+LEVELED_HURDLES = (LEVELED_HURDLE, PLAIN_HURDLE)
 BTYD_CANDIDATES = (BGNBD, PARETO_NBD)
 # Stacked features: what each BTYD model says about a customer at the cut-off of the row.
 BTYD_OUTPUTS = ("p_alive", "expected_orders", "predicted_clv")
@@ -177,6 +180,8 @@ SELECTION_SHARE = 0.5  # of the forecast customers, by hash: the selection half
 # Spearman's sampling error on a few thousand customers is ~0.02: closer than that is a tie on ranking.
 SPEARMAN_TOLERANCE = 0.02
 CALIBRATION_METHODS = ("none", "factor", "isotonic")  # simplest first: a tie goes to the simpler one
+# Candidates whose calibration is chosen among fewer methods (calibration_methods).
+RESTRICTED_CALIBRATION_METHODS = {PLAIN_HURDLE: ("none", "factor")}
 MIN_CALIBRATION_ROWS = 200
 MIN_CALIBRATION_BUYERS = 20
 FACTOR_BOUNDS = (0.5, 2.0)
@@ -264,13 +269,19 @@ def _fit_calibration(method: str, predicted: np.ndarray, actual: np.ndarray) -> 
     return Calibration("isotonic", tuple(float(v) for v in x), tuple(float(v) for v in fitted))
 
 
-def learn_calibration(predicted, actual, fold=None) -> Calibration:
+def calibration_methods(name: str) -> tuple[str, ...]:
+    """The calibration methods a candidate's calibration is chosen among (CALIBRATION_METHODS unless restricted)."""
+    return RESTRICTED_CALIBRATION_METHODS.get(name, CALIBRATION_METHODS)
+
+
+def learn_calibration(predicted, actual, fold=None, methods: tuple[str, ...] = CALIBRATION_METHODS) -> Calibration:
     """The calibration, chosen by 2-fold cross-fitting on these rows when `fold` (a boolean split) is given.
 
-    Candidates: none, one factor sum(actual)/sum(predicted) (clipped to FACTOR_BOUNDS), and isotonic regression on
-    the decile means. Each is fitted on one fold and scored by decile MAPE on the other, both ways; the lowest mean
-    wins (ties: the simpler one). Without `fold`, or below MIN_CALIBRATION_ROWS rows or MIN_CALIBRATION_BUYERS
-    buyers (too few for deciles), only the factor is considered.
+    Candidates (`methods`, simplest first; a subset of CALIBRATION_METHODS): none, one factor
+    sum(actual)/sum(predicted) (clipped to FACTOR_BOUNDS), and isotonic regression on the decile means. Each is
+    fitted on one fold and scored by decile MAPE on the other, both ways; the lowest mean wins (ties: the simpler
+    one). Without `fold`, or below MIN_CALIBRATION_ROWS rows or MIN_CALIBRATION_BUYERS buyers (too few for
+    deciles), only the factor is considered.
     """
     predicted, actual = np.clip(np.asarray(predicted, float), 0, None), np.clip(np.asarray(actual, float), 0, None)
     if actual.sum() <= 0 or predicted.sum() <= 0:
@@ -282,15 +293,15 @@ def learn_calibration(predicted, actual, fold=None) -> Calibration:
         return Calibration(f"factor {chosen.factor:.3f} ({why})", factor=chosen.factor)
     fold = np.asarray(fold, dtype=bool)
     scores = {}
-    for method in CALIBRATION_METHODS:
+    for method in methods:
         errors = []
         for learn in (fold, ~fold):
             fitted = _fit_calibration(method, predicted[learn], actual[learn])
             errors.append(decile_mape(actual[~learn], fitted.apply(predicted[~learn])))
         scores[method] = float(np.nanmean(errors)) if np.isfinite(errors).any() else math.inf
-    best = min(CALIBRATION_METHODS, key=lambda m: (scores[m], CALIBRATION_METHODS.index(m)))
+    best = min(methods, key=lambda m: (scores[m], methods.index(m)))
     chosen = _fit_calibration(best, predicted, actual)
-    measured = ", ".join(f"{m} {scores[m]:.3f}" for m in CALIBRATION_METHODS)
+    measured = ", ".join(f"{m} {scores[m]:.3f}" for m in methods)
     label = f"factor {chosen.factor:.3f}" if best == "factor" else best
     return Calibration(f"{label} (2-fold decile MAPE: {measured})", chosen.x, chosen.y, chosen.factor)
 
@@ -500,7 +511,7 @@ def score_candidate(
         rows = pd.concat([features, btyd_columns.reset_index(drop=True)], axis=1)
         stacked = clv.predict(fitted.models, rows, explain=False)  # the same fitted models as lightgbm_btyd
         hurdle = hurdle_scores(fitted, rows, stacked["purchase_propensity"].to_numpy(float))
-        return at_stacked_level(hurdle, stacked["predicted_clv"].to_numpy(float)) if name == LEVELED_HURDLE else hurdle
+        return at_stacked_level(hurdle, stacked["predicted_clv"].to_numpy(float)) if name in LEVELED_HURDLES else hurdle
     if name in (LIGHTGBM, STACKED, BLEND):
         structural = structural_forecast(forecasts) if name == BLEND else None
         if name == BLEND and structural is None:
@@ -533,11 +544,11 @@ def hurdle_scores(fitted: FittedCandidate, rows: pd.DataFrame, propensity: np.nd
 
 
 def at_stacked_level(hurdle: CandidateScores, stacked_predicted: np.ndarray) -> CandidateScores:
-    """The leveled hurdle candidate's scores: the hurdle's forecast x one factor k = sum(stacked) / sum(hurdle) over
-    these rows (k = 1 when either sum is 0), so its ranking is the hurdle's and its total lightgbm_btyd's raw total.
-    k reads no label; it is computed over whatever rows are scored together (back-test: all forecast customers of
-    the cut-off, both halves; production: the scored table; chunked scoring would need the table's totals first,
-    as structural_totals does, before this candidate could be shipped)."""
+    """The leveled hurdle candidates' scores (LEVELED_HURDLES): the hurdle's forecast x one factor
+    k = sum(stacked) / sum(hurdle) over these rows (k = 1 when either sum is 0), so the ranking is the hurdle's and
+    the total lightgbm_btyd's raw total. k reads no label; it is computed over whatever rows are scored together
+    (back-test: all forecast customers of the cut-off, both halves; production: the scored table; chunked scoring
+    would need the table's totals first, as structural_totals does, before such a candidate could be shipped)."""
     predicted = np.asarray(hurdle.predicted, dtype=float)
     k = structural_level_factor(float(predicted.sum()), float(np.sum(stacked_predicted)))
     return dataclasses.replace(hurdle, predicted=predicted * k)
@@ -794,7 +805,7 @@ def champion_backtest(
         ):
             rows_with_btyd = pd.concat([forecast_rows, forecast_btyd], axis=1)
             hurdle = scores_by_name.get(HURDLE) or hurdle_scores(fitted, rows_with_btyd, stacked.propensity)
-            scores = at_stacked_level(hurdle, stacked.predicted) if name == LEVELED_HURDLE else hurdle
+            scores = at_stacked_level(hurdle, stacked.predicted) if name in LEVELED_HURDLES else hurdle
         else:
             scores = score_candidate(fitted, forecast_rows, forecast_btyd, forecasts) if len(forecast_rows) else None
         scores_by_name[name] = scores
@@ -817,7 +828,12 @@ def champion_backtest(
         learn = halves[SELECTION]
         # Season out of the calibration (module docstring): learned against actual / step(E), put back below.
         step = season.backtest_step
-        calibration = learn_calibration(scores.predicted[learn], value[learn] / step, fold=calibration_fold[learn])
+        calibration = learn_calibration(
+            scores.predicted[learn],
+            value[learn] / step,
+            fold=calibration_fold[learn],
+            methods=calibration_methods(name),
+        )
         calibrated = calibration.apply(scores.predicted)
         label = calibration.method
         if structural is not None:

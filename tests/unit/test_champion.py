@@ -104,7 +104,13 @@ def test_the_blend_is_the_mean_of_the_stacked_forecast_and_the_btyd_mean(evaluat
 
 @pytest.fixture(scope="module")
 def hurdle_result(evaluation_rows, selection_rows):
-    candidates = (champion.STACKED, champion.HURDLE, champion.LEVELED_HURDLE, champion.PAST_SPEND)
+    candidates = (
+        champion.STACKED,
+        champion.HURDLE,
+        champion.LEVELED_HURDLE,
+        champion.PLAIN_HURDLE,
+        champion.PAST_SPEND,
+    )
     return champion.champion_backtest(evaluation_rows, HORIZON, selection_rows, candidates=candidates)
 
 
@@ -170,6 +176,10 @@ def test_the_leveled_hurdle_ranks_as_the_hurdle_at_the_stacked_candidates_raw_to
     assert leveled.predicted.sum() == pytest.approx(stacked.predicted.sum())
     assert k != pytest.approx(1.0)  # the two levels differ on this shop, so the factor did something
     np.testing.assert_allclose(leveled.propensity, hurdle.propensity)
+    # The plain hurdle scores as the leveled one; only its calibration options differ.
+    plain = champion.score_candidate(dataclasses.replace(fitted, name=champion.PLAIN_HURDLE), rows, columns, forecasts)
+    np.testing.assert_allclose(plain.predicted, leveled.predicted)
+    np.testing.assert_allclose(plain.propensity, leveled.propensity)
 
 
 def test_the_leveling_factor_is_one_when_either_total_is_zero():
@@ -194,6 +204,39 @@ def test_the_leveled_hurdle_is_measured_only_when_named_with_the_hurdles_ranking
     assert k[champion.SELECTION] == pytest.approx(k[champion.EVALUATION]) and k.iloc[0] != pytest.approx(1.0)
 
 
+def test_the_plain_hurdle_is_the_leveled_hurdle_calibrated_without_isotonic(result, hurdle_result):
+    assert champion.PLAIN_HURDLE not in result.evaluation["model"].tolist()  # measured only when named
+    table = hurdle_result.evaluation.set_index(["model", "backtest_window"])
+    for window in (champion.SELECTION, champion.EVALUATION):
+        plain, leveled = table.loc[(champion.PLAIN_HURDLE, window)], table.loc[(champion.LEVELED_HURDLE, window)]
+        assert plain["raw_calibration_ratio"] == pytest.approx(leveled["raw_calibration_ratio"])
+        assert plain["raw_decile_mape"] == pytest.approx(leveled["raw_decile_mape"])
+        assert plain["spearman"] == pytest.approx(leveled["spearman"], abs=1e-6)
+        # Chosen among none and factor only: the shipped map is one factor, never an isotonic curve.
+        calibration = champion.Calibration.from_json(plain["calibration_map"])
+        assert calibration.method.split(" ")[0] in ("none", "factor") and calibration.x == ()
+        assert "isotonic" not in plain["calibration"]
+
+
+def test_a_candidate_restricted_to_none_and_factor_never_gets_an_isotonic_map():
+    assert champion.calibration_methods(champion.PLAIN_HURDLE) == ("none", "factor")
+    for name in champion.CANDIDATES + (champion.HURDLE, champion.LEVELED_HURDLE):
+        assert champion.calibration_methods(name) == champion.CALIBRATION_METHODS
+    mean, actual = zero_inflated(20000, seed=2)
+    bent, fold = mean**0.5, np.arange(20000) % 2 == 0  # the prediction isotonic wins on (the test below)
+    restricted = champion.learn_calibration(bent, actual, fold=fold, methods=("none", "factor"))
+    assert restricted.method.startswith("factor") and restricted.x == () and "isotonic" not in restricted.method
+    assert restricted.factor == pytest.approx(np.clip(actual.sum() / bent.sum(), *champion.FACTOR_BOUNDS))
+    # The small-data path is unchanged: one clipped factor.
+    small = champion.learn_calibration([1.0, 2.0, 3.0], [10.0, 20.0, 30.0], fold=np.array([True, False, True]))
+    assert (
+        champion.learn_calibration(
+            [1.0, 2.0, 3.0], [10.0, 20.0, 30.0], fold=np.array([True, False, True]), methods=("none", "factor")
+        )
+        == small
+    )
+
+
 @pytest.mark.parametrize("name", champion.HURDLE_CANDIDATES)
 @pytest.mark.parametrize("buyers", [0, 1])
 def test_the_hurdle_with_no_or_one_buyer_falls_back_and_predicts_without_nan(evaluation_rows, buyers, name):
@@ -210,10 +253,13 @@ def test_the_hurdle_with_no_or_one_buyer_falls_back_and_predicts_without_nan(eva
     np.testing.assert_allclose(scores.predicted, stacked.predicted)
 
 
-def test_the_hurdle_can_be_the_production_model(hurdle_result, evaluation_rows, scoring_rows):
-    table = hurdle_result.evaluation.assign(is_champion=hurdle_result.evaluation["model"] == champion.HURDLE)
+@pytest.mark.parametrize("name", [champion.HURDLE, champion.PLAIN_HURDLE])
+def test_the_hurdle_can_be_the_production_model(hurdle_result, evaluation_rows, scoring_rows, name):
+    table = hurdle_result.evaluation.assign(is_champion=hurdle_result.evaluation["model"] == name)
     model = champion.fit_champion(evaluation_rows, HORIZON, table)
-    assert model.name == champion.HURDLE and model.fitted.spend is not None
+    assert model.name == name and model.fitted.spend is not None
+    if name == champion.PLAIN_HURDLE:  # production ships the map the selection half chose: one factor at most
+        assert model.calibration.x == () and model.calibration.method.split(" ")[0] in ("none", "factor")
     scores = champion.predict_champion(model, scoring_rows.head(500))
     assert scores.drop(columns="top_drivers").notna().all().all() and (scores["top_drivers"] == "[]").all()
     assert (scores["predicted_clv_p10"] <= scores["predicted_clv"]).all()
