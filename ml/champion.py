@@ -40,6 +40,13 @@ and 4 at h 90: 1.06 -> 1.18 and 1.17), which the rule forbade. Its raw level did
 1.05-1.06), but its calibration is still chosen by the decile shape of the hurdle's ranking (isotonic, "none" far
 worse), and an isotonic map of decile means is unchanged by one factor: the shipped forecast is the hurdle's x
 (k in production / k in the back-test), so only the difference of the two drifts is removed.
+Tried and not kept (2026-11-27, pre-registered: bench/results/clv_hurdle_plain.md): `lightgbm_hurdle_plain`
+(TRIED_CANDIDATES, RESTRICTED_CALIBRATION_METHODS), the leveled hurdle whose calibration is chosen among "none" and
+"factor" only, so no isotonic map learned one horizon earlier carries that horizon's level. Chosen at one CDNOW cut
+(365:180, short history; criteria 3 -> 3) and on none of the 12 generated shops: criteria 10 -> 10 of 20, no cut rose,
+which the rule required. Without the isotonic map the hurdle ranking's decile shape is off (selection-half decile MAPE
+0.23-0.26 at 274:90 and 455:90 against the champions' 0.11 and 0.06; 0.38-9.4 on the shops against 0.07-0.41). Its
+level was the tweedie's as intended: forced champion on all 12 shops, mean |sum ratio - 1| 0.082, decile MAPE 1.66.
 
 Windows (decided before any result was looked at). Three cut-offs, h = horizon: S = as_of - 2h
 (`customer_features_selection`, labels in (S, E]), E = as_of - h (`customer_features_train`, labels in (E, as_of]),
