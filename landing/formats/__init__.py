@@ -22,6 +22,8 @@ from landing.formats import ga4, segment, shopify
 from landing.formats.common import (
     CONTRACT_REJECTS_TABLE,
     GENERATED_IDS_TABLE,
+    ORIGIN_FILE,
+    ORIGIN_ROW,
     REJECTS_TABLE,
     Translation,
     create_rejects_table,
@@ -133,6 +135,15 @@ CREATE OR REPLACE TEMP TABLE {CONTRACT_REJECTS_TABLE} AS
 SELECT split_part(source_file, '.', 1) AS table_name, json_extract_string(raw_record, '$.origin_file') AS origin_file,
        split_part(reason, ':', 1) AS code
 FROM {quarantine} WHERE source_file IN ({work_files})""")
+    for name in translation.work_files:
+        # "first seen at row N" names a row of the work file, which the user never wrote: name its source line.
+        conn.execute(f"""
+UPDATE {quarantine} AS q
+SET reason = regexp_replace(q.reason, 'first seen at row [0-9]+$', 'first seen at ' || w.origin_file || ' line ' || w.origin_row)
+FROM (SELECT file_row_number + 1 AS work_row, {ORIGIN_FILE} AS origin_file, {ORIGIN_ROW} AS origin_row
+      FROM read_parquet({sql_string(str(translation.contract_dir / name))}, file_row_number=true)) AS w
+WHERE q.source_file = {sql_string(name)} AND q.reason LIKE 'duplicate_identical:%'
+  AND w.work_row = try_cast(regexp_extract(q.reason, 'first seen at row ([0-9]+)$', 1) AS BIGINT)""")
     conn.execute(f"""
 UPDATE {quarantine} SET source_file = json_extract_string(raw_record, '$.origin_file'),
        source_row = CAST(json_extract_string(raw_record, '$.origin_row') AS BIGINT)

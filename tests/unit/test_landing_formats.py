@@ -414,6 +414,10 @@ def test_ga4_purchases_without_a_transaction_id_keep_their_revenue_as_one_order_
         (5, "duplicate_identical"),  # the copy's order
         (5, "duplicate_identical"),  # the copy's event
     ]
+    # The copy names the source line it repeats, not a row of the translated work file.
+    assert rows(conn, "SELECT reason FROM raw.quarantine WHERE reason LIKE '%order_id=%'") == [
+        (f"duplicate_identical: order_id='{order_ids[1]}' first seen at {GA4_FILE} line 2",)
+    ]
     # Counted and said: three accepted orders carry an id segmint generated.
     assert rows(conn, "SELECT table_name, rows_in, rows_accepted, ids_generated FROM raw.ingest_log") == [
         ("events", 5, 4, 0),
