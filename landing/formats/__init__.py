@@ -21,9 +21,13 @@ from landing.contract import SUPPRESSED_TABLE_SQL
 from landing.formats import ga4, segment, shopify
 from landing.formats.common import (
     CONTRACT_REJECTS_TABLE,
+    GENERATED_IDS_TABLE,
+    ORIGIN_FILE,
+    ORIGIN_ROW,
     REJECTS_TABLE,
     Translation,
     create_rejects_table,
+    generated_ids_note,
     reconcile_sql,
 )
 from landing.formats.detect import (
@@ -43,6 +47,7 @@ __all__ = [
     "Translation",
     "cleanup",
     "detect_format",
+    "generated_ids_note",
     "source_format_of",
     "stage_translation",
     "translate_landing",
@@ -117,8 +122,12 @@ def cleanup(translation: Translation | None) -> None:
         shutil.rmtree(translation.contract_dir, ignore_errors=True)
 
 
-def stage_translation(conn: duckdb.DuckDBPyConnection, translation: Translation, stage: Callable[[str], str]) -> None:
-    """Trace staged quarantine and ingest_log rows of translated files back to the source records (see module doc)."""
+def stage_translation(
+    conn: duckdb.DuckDBPyConnection, translation: Translation, stage: Callable[[str], str]
+) -> dict[str, int]:
+    """Trace staged quarantine and ingest_log rows of translated files back to the source records (see module doc).
+
+    Returns the accepted rows per contract table whose key the translator generated (common.order_id_sql)."""
     quarantine, ingest_log = stage("quarantine"), stage("ingest_log")
     work_files = ", ".join(sql_string(name) for name in translation.work_files)
     conn.execute(f"""
@@ -126,6 +135,15 @@ CREATE OR REPLACE TEMP TABLE {CONTRACT_REJECTS_TABLE} AS
 SELECT split_part(source_file, '.', 1) AS table_name, json_extract_string(raw_record, '$.origin_file') AS origin_file,
        split_part(reason, ':', 1) AS code
 FROM {quarantine} WHERE source_file IN ({work_files})""")
+    for name in translation.work_files:
+        # "first seen at row N" names a row of the work file, which the user never wrote: name its source line.
+        conn.execute(f"""
+UPDATE {quarantine} AS q
+SET reason = regexp_replace(q.reason, 'first seen at row [0-9]+$', 'first seen at ' || w.origin_file || ' line ' || w.origin_row)
+FROM (SELECT file_row_number + 1 AS work_row, {ORIGIN_FILE} AS origin_file, {ORIGIN_ROW} AS origin_row
+      FROM read_parquet({sql_string(str(translation.contract_dir / name))}, file_row_number=true)) AS w
+WHERE q.source_file = {sql_string(name)} AND q.reason LIKE 'duplicate_identical:%'
+  AND w.work_row = try_cast(regexp_extract(q.reason, 'first seen at row ([0-9]+)$', 1) AS BIGINT)""")
     conn.execute(f"""
 UPDATE {quarantine} SET source_file = json_extract_string(raw_record, '$.origin_file'),
        source_row = CAST(json_extract_string(raw_record, '$.origin_row') AS BIGINT)
@@ -145,11 +163,15 @@ WHERE source_file IN ({work_files})""")
     if rows:
         conn.executemany(
             f"INSERT INTO {ingest_log} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            # translators fold line items and write their own ids: nothing merged or generated downstream
-            [[*row[:6], 0, 0, row[7]] for row in rows],
+            # translators fold line items and write their own ids: nothing merged downstream; the ids they generated
+            [[*row[:6], 0, row[8], row[7]] for row in rows],
         )
-    for table in (CONTRACT_REJECTS_TABLE, REJECTS_TABLE):
+    for table in (CONTRACT_REJECTS_TABLE, REJECTS_TABLE, GENERATED_IDS_TABLE):
         conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
+    generated: dict[str, int] = {}
+    for row in rows:
+        generated[row[1]] = generated.get(row[1], 0) + row[8]
+    return generated
 
 
 def source_format_of(translation: Translation | None) -> str:

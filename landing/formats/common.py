@@ -6,6 +6,12 @@ then reads that folder and applies every record rule. A source record the transl
 contract row at all goes to `_fmt_rejects` with its reason and text, under the table it would have fed.
 `reconcile_sql` then counts, per source file and contract table, the rows it became: accepted (in the staged
 raw table), quarantined by the contract rules, or rejected by the translator.
+
+A purchase event without an order id (GA4 `transaction_id`, Segment `order_id`: both optional in their specs) is
+still an order: it keeps its revenue under a surrogate id made of the event's own identity (`order_id_sql`), one
+order per event. The translator lists those rows in `_fmt_generated_ids`, and `reconcile_sql` counts the accepted
+ones as `ids_generated` (raw.ingest_log, the raw/orders metadata and a WARN check): without the source's id, a
+purchase the source re-sent (a reloaded thank-you page) cannot be told from a second purchase.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from landing.sources import LandingError, sql_string
 LINES_TABLE = "_fmt_lines"  # a view over the work tables below; drop_lines() frees them
 LINES_WORK_TABLES = ("_fmt_file", "_fmt_rows", "_fmt_offsets")
 REJECTS_TABLE = "_fmt_rejects"
+# Translated rows whose key the translator generated (an order event without its order id), per contract table.
+GENERATED_IDS_TABLE = "_fmt_generated_ids"
 CONTRACT_REJECTS_TABLE = "_fmt_contract_rejects"
 # Columns a translator adds to every contract file so that every raw row can be traced to its source record.
 ORIGIN_FILE, ORIGIN_ROW = "origin_file", "origin_row"
@@ -47,6 +55,36 @@ def create_rejects_table(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute(
         f"CREATE OR REPLACE TEMP TABLE {REJECTS_TABLE} (origin_file VARCHAR, origin_row BIGINT, table_name VARCHAR, "
         "reason VARCHAR, raw_record VARCHAR)"
+    )
+    conn.execute(
+        f"CREATE OR REPLACE TEMP TABLE {GENERATED_IDS_TABLE} (table_name VARCHAR, origin_file VARCHAR, origin_row BIGINT)"
+    )
+
+
+def order_id_sql(order_id: str, source_format: str, event_identity: tuple[str, ...]) -> str:
+    """The order id of an order event: the source's own, else `<format>:<event identity parts, ':'-separated>`.
+
+    The one rule for "a purchase (or refund) event with no order id" (module docstring): the surrogate is made of
+    the fields that identify the event itself, so distinct events are distinct orders and never merge, and an exact
+    copy of one event (the same identity) is the same order, kept once (`duplicate_identical`).
+    """
+    parts = ", ".join(f"coalesce(CAST({part} AS VARCHAR), '')" for part in event_identity)
+    return f"coalesce({order_id}, {sql_string(source_format + ':')} || concat_ws(':', {parts}))"
+
+
+def generated_ids_note(table: str, count: int) -> str:
+    """The FileReport note of a translated table with `count` accepted rows under surrogate ids (order_id_sql)."""
+    return (
+        f"{count} rows of {table} come from events without the source's order id, kept under surrogate ids "
+        "(<format>:<event identity>): a purchase the source re-sent cannot be told from a second purchase"
+    )
+
+
+def record_generated_ids_sql(table: str, order_id: str, relation: str) -> str:
+    """INSERT the lineage of `relation`'s rows whose `order_id` the source did not give (order_id_sql made one)."""
+    return (
+        f"INSERT INTO {GENERATED_IDS_TABLE} SELECT {sql_string(table)}, {ORIGIN_FILE}, {ORIGIN_ROW} "
+        f"FROM {relation} WHERE {order_id} IS NULL"
     )
 
 
@@ -142,6 +180,7 @@ def reconcile_sql(work_files: dict[str, str], stage_tables: dict[str, str]) -> s
     the translator wrote is either in the staged table (accepted) or in CONTRACT_REJECTS_TABLE (the contract
     ingest quarantined it); `unexplained` counts written rows in neither (the caller treats any as an
     internal error). Records the translator rejected itself are quarantined and counted in rows_in.
+    `ids_generated` counts accepted rows whose key the translator generated (GENERATED_IDS_TABLE).
     """
     parts = []
     for table, file_name in work_files.items():
@@ -159,12 +198,18 @@ def reconcile_sql(work_files: dict[str, str], stage_tables: dict[str, str]) -> s
             f"WHERE table_name = {sql_string(table)} GROUP BY 1)"
         )
         suppressed = f"(SELECT origin_file, sum(n) AS n FROM {SUPPRESSED_TABLE} WHERE table_name = {sql_string(table)} GROUP BY 1)"
+        generated = (
+            f"(SELECT t.{ORIGIN_FILE} AS origin_file, count(*) AS n FROM {stage_tables[table]} AS t "
+            f"SEMI JOIN {GENERATED_IDS_TABLE} AS g ON g.table_name = {sql_string(table)} "
+            f"AND g.origin_file = t.{ORIGIN_FILE} AND g.origin_row = t.{ORIGIN_ROW} GROUP BY 1)"
+        )
         parts.append(f"""
 SELECT origin_file AS source_file, {sql_string(table)} AS table_name,
        coalesce(w.n, 0) + coalesce(f.n, 0) AS rows_in, coalesce(a.n, 0) AS rows_accepted,
        coalesce(r.n, 0) + coalesce(f.n, 0) AS rows_quarantined, coalesce(r.after, 0) AS rows_after_as_of,
        coalesce(w.n, 0) - coalesce(a.n, 0) - coalesce(r.n, 0) - coalesce(s.n, 0) AS unexplained,
-       coalesce(s.n, 0) AS rows_suppressed
+       coalesce(s.n, 0) AS rows_suppressed, coalesce(g.n, 0) AS ids_generated
 FROM {written} AS w FULL JOIN {accepted} AS a USING (origin_file) FULL JOIN {rejected} AS r USING (origin_file)
-     FULL JOIN {refused} AS f USING (origin_file) FULL JOIN {suppressed} AS s USING (origin_file)""")
+     FULL JOIN {refused} AS f USING (origin_file) FULL JOIN {suppressed} AS s USING (origin_file)
+     LEFT JOIN {generated} AS g USING (origin_file)""")
     return " UNION ALL ".join(parts) + " ORDER BY source_file, table_name"

@@ -16,9 +16,14 @@ Mapping (the source's own event names are kept; config/event_mapping.yaml maps t
 - without an orders file in the folder: `purchase` -> an order (transaction_id, purchase_revenue, currency
   param, coupon param); `refund` -> a refund row `<transaction_id>-R` (then -R2, -R3 ...) with -refund_value.
   A purchase repeating an earlier transaction_id (GA4 re-sends purchases on page reloads) is not a second
-  order: it is quarantined for orders as `duplicate_transaction` (the event itself stays an event). GA4 writes
-  `(not set)` for a purchase sent without a transaction_id: that is no id (`missing_order_id`), never one order
-  shared by every such purchase.
+  order: it is quarantined for orders as `duplicate_transaction` (the event itself stays an event).
+  A purchase (or refund) without a transaction_id (only recommended by Google; `(not set)` is GA4's placeholder
+  for none) keeps its revenue under the surrogate order id `ga4:<user_pseudo_id>:<event_timestamp>:<8 hex digits
+  of the event id>` (common.order_id_sql): the event id hashes the event's identity (pseudo id, timestamp, name,
+  stream_id, batch_event_index, batch_page_id, batch_ordering_id, params), so each purchase event is its own
+  order, never merged with another, and an exact copy of the event is the same order. event_bundle_sequence_id
+  is left out on purpose: a bundle uploaded twice holds the same events. A reload's re-sent purchase is a new
+  event, so it cannot be de-duplicated: such orders are counted (ids_generated) and warned about.
 Stitching: a pseudo id whose events carry exactly one user_id belongs to that customer, so all its events
 (before and after the login) are that customer's. A pseudo id seen with several user_ids (a shared device)
 is not guessed: only events that carry a user_id get it. Orders without any known user take the pseudo id as
@@ -40,7 +45,9 @@ from landing.formats.common import (
     drop_lines,
     json_reason_sql,
     load_json_lines,
+    order_id_sql,
     raw_record_sql,
+    record_generated_ids_sql,
     write_contract_file,
 )
 from landing.sources import LandingError
@@ -114,6 +121,7 @@ CREATE OR REPLACE TEMP TABLE _fmt_ga4_events AS
 SELECT origin_file, origin_row,
        'ga4-' || md5({identity}) AS event_id,
        nullif(r.user_id, '') AS user_id, nullif(r.user_pseudo_id, '') AS user_pseudo_id,
+       r.event_timestamp AS event_timestamp,
        {_timestamp_text("r.event_timestamp")} AS occurred_at,
        try_cast(r.event_timestamp AS BIGINT) AS micros,
        r.event_name AS event_type,
@@ -174,12 +182,16 @@ SELECT origin_file, origin_row, 'orders',
 FROM _fmt_ga4_orders AS e WHERE {duplicate}""")
     if conn.execute(f"SELECT count(*) FROM _fmt_ga4_orders WHERE event_type = '{PURCHASE}'").fetchall()[0][0] == 0:
         raise LandingError("GA4 export: no purchase events and no orders.csv, so there are no orders to model")
+    conn.execute(record_generated_ids_sql("orders", "transaction_id", "_fmt_ga4_orders"))
+    own_id = (
+        f"CASE WHEN e.event_type = '{PURCHASE}' THEN e.transaction_id "
+        "ELSE e.transaction_id || '-R' || CASE WHEN e.nth > 1 THEN CAST(e.nth AS VARCHAR) ELSE '' END END"
+    )
+    event_identity = ("e.user_pseudo_id", "e.event_timestamp", "left(substr(e.event_id, 5), 8)")
     write_contract_file(
         conn,
         f"""
-SELECT CASE WHEN e.event_type = '{PURCHASE}' THEN e.transaction_id
-            ELSE e.transaction_id || '-R' || CASE WHEN e.nth > 1 THEN CAST(e.nth AS VARCHAR) ELSE '' END
-       END AS order_id,
+SELECT {order_id_sql(own_id, "ga4", event_identity)} AS order_id,
        coalesce(e.user_id, i.customer_id, e.user_pseudo_id) AS customer_id,
        e.occurred_at AS ordered_at,
        CASE WHEN e.event_type = '{PURCHASE}' THEN e.purchase_revenue

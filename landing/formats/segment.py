@@ -14,6 +14,10 @@ Mapping (the source's own event names are kept; config/event_mapping.yaml maps t
 - `Order Completed` -> an order (order_id, total else revenue, currency, discount, coupon), status `cancelled`
   when an `Order Cancelled` call names the same order_id; `Order Refunded` -> a refund row `<order_id>-R`
   (then -R2 ...) with -total (else -revenue), status `cancelled` when the order was cancelled (it never counts).
+  An order call without `order_id` (optional in the spec) keeps its revenue under the surrogate order id
+  `segment:<event_id>` (common.order_id_sql; the event id is the messageId, unique per call): each call is its
+  own order, a call delivered twice (same messageId) is one. A purchase the site sent twice under two messageIds
+  cannot be de-duplicated: such orders are counted (ids_generated) and warned about.
   With an orders file in the folder these are only events.
 - identify -> customers: one row per resolved customer; each trait (email, phone, firstName/first_name,
   lastName/last_name, address.postalCode, address.country, createdAt) is its latest non-empty value over the
@@ -39,7 +43,9 @@ from landing.formats.common import (
     drop_lines,
     json_reason_sql,
     load_json_lines,
+    order_id_sql,
     raw_record_sql,
+    record_generated_ids_sql,
     write_contract_file,
 )
 
@@ -118,7 +124,7 @@ SELECT origin_file, origin_row, r.type AS call_type,
        coalesce(r.properties.product_id, r.properties.products[1].product_id) AS product_id,
        r.context.device.type AS device,
        r.context.campaign.source AS utm_source, r.context.campaign.name AS utm_campaign,
-       r.properties.order_id AS order_id, coalesce(r.properties.total, r.properties.revenue) AS total,
+       nullif(trim(r.properties.order_id), '') AS order_id, coalesce(r.properties.total, r.properties.revenue) AS total,
        r.properties.currency AS currency, r.properties.coupon AS coupon, r.properties.discount AS discount,
        r.traits AS traits
 FROM _fmt_seg WHERE reason IS NULL""")
@@ -204,11 +210,15 @@ FROM _fmt_seg_resolved AS o WHERE o.event_type IN ('{ORDER_COMPLETED}', '{ORDER_
         "CASE WHEN try_cast(total AS DOUBLE) IS NULL THEN total "
         "ELSE CAST(-abs(try_cast(total AS DOUBLE)) AS VARCHAR) END"
     )
+    conn.execute(record_generated_ids_sql("orders", "order_id", "_fmt_seg_orders"))
+    own_id = (
+        f"CASE WHEN event_type = '{ORDER_COMPLETED}' THEN order_id "
+        "ELSE order_id || '-R' || CASE WHEN nth > 1 THEN CAST(nth AS VARCHAR) ELSE '' END END"
+    )
     write_contract_file(
         conn,
         f"""
-SELECT CASE WHEN event_type = '{ORDER_COMPLETED}' THEN order_id
-            ELSE order_id || '-R' || CASE WHEN nth > 1 THEN CAST(nth AS VARCHAR) ELSE '' END END AS order_id,
+SELECT {order_id_sql(own_id, "segment", ("event_id",))} AS order_id,
        buyer AS customer_id, occurred_at AS ordered_at,
        CASE WHEN event_type = '{ORDER_COMPLETED}' THEN total ELSE {refund_total} END AS order_total,
        currency, discount AS discount_amount, coupon AS discount_code, NULL::VARCHAR AS channel,

@@ -8,10 +8,13 @@ and the `Lineitem ...` columns repeat on every row. customers_export.csv has one
 `Accepts Marketing`), `Default Address Zip`/`Zip`, `Default Address Country Code`/`Country Code`, `Phone`).
 
 Mapping:
+- customer identity (`customer_key_sql`, the one owner of the rule for both files): `Customer ID`, else the
+  lower-cased email, else the phone (digits and `+` only). Older customer exports have no `Customer ID` column
+  and guest buyers have no customer record, so the fallbacks are what joins them.
 - line rows -> one order per `Name` (its first non-empty value of each order-level column); the order's
-  lineage is its first line row. customer_id = the `Customer ID` of the customers_export.csv row with the same
-  email (case-insensitive), else with the same `Phone` (digits and `+` only), else the lower-cased email,
-  else the phone (the orders export has no customer id column), so customers and orders join either way.
+  lineage is its first line row. customer_id = the identity of the customers_export.csv row with the same
+  email (case-insensitive), else with the same phone, else the order's own identity (its email, else its
+  `Phone`: the orders export has no customer id column), so a customer record and their orders always join.
   ordered_at = `Created at` (`2025-12-01 10:15:30 +0100` is read with its offset). channel = `Source`.
   status = `cancelled` when `Cancelled at` is set, `voided` when the financial status is voided, else
   `completed`: cancelled and voided orders never count as revenue.
@@ -78,6 +81,16 @@ def _phone_key(value: str) -> str:
     return f"regexp_replace({value}, '[^0-9+]', '', 'g')"
 
 
+def customer_key_sql(customer_id: str, email: str, phone: str) -> str:
+    """A Shopify customer's identity: `Customer ID`, else the lower-cased email, else the phone's digits and `+`.
+
+    The one rule for both exports: a customers_export row takes it from its own columns, an order from the
+    customer row it matches (or from its own email and phone, with customer_id NULL: guests), so a customer
+    without a Customer ID (older exports) and their orders get the same customer_id.
+    """
+    return f"coalesce({customer_id}, lower({email}), nullif({_phone_key(phone)}, ''))"
+
+
 def translate(conn: duckdb.DuckDBPyConnection, landing_dir: Path, work_dir: Path) -> tuple[str, ...]:
     """Write orders.parquet (and customers.parquet when customers_export.csv exists); fill the ledger."""
     written = []
@@ -90,18 +103,19 @@ def translate(conn: duckdb.DuckDBPyConnection, landing_dir: Path, work_dir: Path
             f"CREATE OR REPLACE TEMP TABLE _fmt_shop_customers AS SELECT record_index + 1 AS origin_row, "
             f"{_columns(source.header, CUSTOMER_COLUMNS)} FROM {source.relation}"
         )
+        identity = customer_key_sql("customer_id", "email", "phone")
         conn.execute(
-            "INSERT INTO _fmt_shop_emails SELECT lower(email), min(coalesce(customer_id, lower(email))) "
+            f"INSERT INTO _fmt_shop_emails SELECT lower(email), min({identity}) "
             "FROM _fmt_shop_customers WHERE email IS NOT NULL GROUP BY lower(email)"
         )
         conn.execute(
-            f"INSERT INTO _fmt_shop_phones SELECT {_phone_key('phone')}, min(customer_id) FROM _fmt_shop_customers "
-            f"WHERE customer_id IS NOT NULL AND {_phone_key('phone')} <> '' GROUP BY ALL"
+            f"INSERT INTO _fmt_shop_phones SELECT {_phone_key('phone')}, min({identity}) FROM _fmt_shop_customers "
+            f"WHERE {_phone_key('phone')} <> '' GROUP BY ALL"
         )
         write_contract_file(
             conn,
             f"""
-SELECT coalesce(customer_id, lower(email)) AS customer_id, email, phone, first_name, last_name, postal_code, country,
+SELECT {identity} AS customer_id, email, phone, first_name, last_name, postal_code, country,
        NULL::VARCHAR AS signed_up_at, NULL::VARCHAR AS acquisition_channel, marketing_consent,
        {sql_string(CUSTOMERS_EXPORT)} AS {ORIGIN_FILE}, origin_row AS {ORIGIN_ROW}
 FROM _fmt_shop_customers ORDER BY origin_row""",
@@ -144,7 +158,7 @@ FROM _fmt_shop_lines WHERE name IS NULL""")
     )
     refund = "refunded_amount IS NOT NULL AND coalesce(try_cast(refunded_amount AS DOUBLE), 1) <> 0"
     common = (
-        f"coalesce(e.customer_id, p.customer_id, lower(o.email), nullif({_phone_key('o.phone')}, '')) AS customer_id, "
+        f"coalesce(e.customer_id, p.customer_id, {customer_key_sql('NULL', 'o.email', 'o.phone')}) AS customer_id, "
         f"{_offset_timestamp('o.created_at')} AS ordered_at"
     )
     buyers = (

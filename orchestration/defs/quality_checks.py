@@ -1,7 +1,8 @@
 """Data-quality gates: GX suites on the raw and mart tables, and the ingest reconciliation.
 
 All are blocking: an error-level failure stops every downstream asset in the run (models, audiences, syncs).
-dbt's own tests arrive as separate checks on the dbt assets.
+dbt's own tests arrive as separate checks on the dbt assets. One warning never blocks: orders kept under ids
+segmint generated (a purchase event without the source's order id, landing/formats/common.py).
 
 The raw checks validate a batch, as GX's own model has it: on a day the append ingest brought raw.* forward
 (landing/append.py), the rows it added, all of them (a seeded sample only above MAX_VALIDATION_ROWS), when this
@@ -380,6 +381,47 @@ def check_ingest_counts_reconcile(warehouse: Warehouse) -> dg.AssetCheckResult:
             "rows_in": dg.MetadataValue.int(int(table["rows_in"].sum())),
             "rows_accepted": dg.MetadataValue.int(int(table["rows_accepted"].sum())),
             "rows_quarantined": dg.MetadataValue.int(int(table["rows_quarantined"].sum())),
+        },
+    )
+
+
+def orders_under_generated_ids(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Per source file: accepted orders whose order id segmint generated (raw.ingest_log.ids_generated)."""
+    return conn.execute(
+        "select source_file, ids_generated as orders from raw.ingest_log "
+        "where table_name = 'orders' and ids_generated > 0 order by source_file"
+    ).df()
+
+
+@dg.asset_check(
+    asset=RAW_ORDERS,
+    description=(
+        "Warns (never blocks) when purchase events without the source's order id (GA4 transaction_id, Segment "
+        "order_id) were kept as orders under surrogate ids: a purchase the source re-sent (a page reload) cannot "
+        "be de-duplicated without that id, so revenue may count it twice (landing/README.md, Source formats)."
+    ),
+    blocking=False,
+    op_tags=DUCKDB_TAG,
+)
+def check_orders_carry_source_ids(warehouse: Warehouse) -> dg.AssetCheckResult:
+    with warehouse.connect() as conn:
+        table = orders_under_generated_ids(conn)
+        orders = conn.execute("select count(*) from raw.orders").fetchone()[0]
+    generated = int(table["orders"].sum())
+    share = f" ({generated / orders:.1%} of {orders})" if orders else ""
+    return dg.AssetCheckResult(
+        passed=generated == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            f"{generated} orders{share} have no order id in the source and were kept under surrogate ids; "
+            "re-sent purchases among them cannot be de-duplicated"
+            if generated
+            else "every order carries the source's own order id"
+        ),
+        metadata={
+            "orders_under_generated_ids": dg.MetadataValue.int(generated),
+            "orders": dg.MetadataValue.int(orders),
+            "files": markdown_table(table),
         },
     )
 

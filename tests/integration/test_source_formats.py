@@ -1,12 +1,16 @@
 """`make run` on a shop's own exports (landing/formats/): the demo shop rewritten as a source format, end to end.
 
 One whole-graph run (~2-5 min on 2 cores) for the cheapest format, Shopify (no events to stage); GA4 and Segment
-run the same way with SEGMINT_TEST_ALL_SOURCE_FORMATS=1 (see landing/README.md, "Source formats").
+run the same way with SEGMINT_TEST_ALL_SOURCE_FORMATS=1 (see landing/README.md, "Source formats"). Each export is
+made harder the way real ones are: Shopify's customers export is the older one without `Customer ID`, with some
+customers known by phone only; some GA4 / Segment purchases carry no transaction_id / order_id.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
+import json
 import os
 from pathlib import Path
 
@@ -35,6 +39,59 @@ def shopify_revenue(landing: Path) -> float:
     )
 
 
+# Every STRIP_EVERY-th customer (Shopify) or purchase (GA4, Segment) loses its id, as in real exports.
+STRIP_EVERY = 7
+
+
+def as_older_shopify_export(landing: Path) -> int:
+    """Drop `Customer ID` from customers_export.csv (older exports have none) and make every STRIP_EVERY-th
+    customer with a phone known by phone only, in both files (a customer who signed up by SMS); their count."""
+    with (landing / "customers_export.csv").open(newline="") as handle:
+        customers = list(csv.DictReader(handle))
+    phone_only = {row["Email"] for i, row in enumerate(customers) if i % STRIP_EVERY == 0 and row["Phone"]}
+    for row in customers:
+        del row["Customer ID"]
+        if row["Email"] in phone_only:
+            row["Email"] = ""
+    rewrite_csv(landing / "customers_export.csv", customers)
+    with (landing / "orders_export.csv").open(newline="") as handle:
+        lines = list(csv.DictReader(handle))
+    for row in lines:
+        if row["Email"] in phone_only:
+            row["Email"] = ""
+    rewrite_csv(landing / "orders_export.csv", lines)
+    return len(phone_only)
+
+
+def rewrite_csv(path: Path, rows: list[dict[str, str]]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def strip_order_ids(landing: Path, source_format: str) -> int:
+    """Remove the order id from every STRIP_EVERY-th purchase (GA4 transaction_id, Segment order_id); their count."""
+    stripped = 0
+    for path in sorted(landing.glob("*.jsonl*")):
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt") as handle:
+            records = [json.loads(line) for line in handle if line.strip()]
+        for record in records:
+            if source_format == "ga4" and record.get("event_name") == "purchase":
+                holder, key = record["ecommerce"], "transaction_id"
+            elif source_format == "segment" and record.get("event") == "Order Completed":
+                holder, key = record["properties"], "order_id"
+            else:
+                continue
+            stripped += 1
+            if stripped % STRIP_EVERY == 0:
+                del holder[key]
+        with opener(path, "wt") as handle:
+            handle.writelines(json.dumps(record) + "\n" for record in records)
+    return stripped // STRIP_EVERY
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "source_format", ["shopify", pytest.param("ga4", marks=slower), pytest.param("segment", marks=slower)]
@@ -43,6 +100,12 @@ def test_make_run_on_a_source_format_exits_0_and_revenue_reconciles(tmp_path, so
     generate_shop(tmp_path / "contract", tmp_path / "truth", n_customers=DEMO_CUSTOMERS, seed=42)
     landing = tmp_path / source_format
     write_source_format(tmp_path / "contract", landing, source_format)
+    if source_format == "shopify":
+        phone_only = as_older_shopify_export(landing)
+        assert phone_only > 0
+    else:
+        without_ids = strip_order_ids(landing, source_format)
+        assert without_ids > 0
     result = make_run(tmp_path, SEGMINT_LANDING_DIR=str(landing))
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     with duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"), read_only=True) as conn:
@@ -53,6 +116,17 @@ def test_make_run_on_a_source_format_exits_0_and_revenue_reconciles(tmp_path, so
             "SELECT sum(order_total) FROM raw.orders WHERE coalesce(status, '') NOT IN ('cancelled', 'voided')"
         ).fetchall()[0][0]
         customers = conn.execute("SELECT count(*) FROM marts.customer_features").fetchall()[0][0]
+        generated = conn.execute(
+            "SELECT coalesce(sum(ids_generated), 0) FROM raw.ingest_log WHERE table_name = 'orders'"
+        ).fetchall()[0][0]
+        # Customers and their orders join whatever identified them (Customer ID, email, phone).
+        orphan_orders = conn.execute(
+            "SELECT count(*) FROM raw.orders WHERE customer_id NOT IN (SELECT customer_id FROM raw.customers)"
+        ).fetchall()[0][0]
+        quarantined_customers = conn.execute(
+            "SELECT count(*) FROM raw.quarantine WHERE reason LIKE 'missing_customer_id%' "
+            "AND source_file = 'customers_export.csv'"
+        ).fetchall()[0][0]
         contract_revenue = duckdb.sql(
             f"SELECT sum(order_total) FROM read_csv('{tmp_path / 'contract' / 'orders.csv'}') "
             "WHERE CAST(ordered_at AS DATE) <= (SELECT max(CAST(ordered_at AS DATE)) FROM "
@@ -61,6 +135,12 @@ def test_make_run_on_a_source_format_exits_0_and_revenue_reconciles(tmp_path, so
     assert customers > 0.9 * DEMO_CUSTOMERS
     if source_format == "shopify":
         assert revenue == pytest.approx(shopify_revenue(landing))
+        # Only a customer with neither email nor phone (nor Customer ID, in this export) has no identity.
+        with (landing / "customers_export.csv").open(newline="") as handle:
+            unidentifiable = sum(1 for row in csv.DictReader(handle) if not (row["Email"] or row["Phone"]))
+        assert (orphan_orders, quarantined_customers, generated) == (0, unidentifiable, 0)
     else:
+        # Purchases without an order id keep their revenue (below), each one order, and are counted.
+        assert generated == without_ids
         # GA4 purchases and Segment Order Completed calls carry every demo order and refund.
         assert revenue == pytest.approx(contract_revenue)

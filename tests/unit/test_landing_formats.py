@@ -12,6 +12,7 @@ import json
 import shutil
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pytest
 
@@ -368,31 +369,174 @@ def test_a_mostly_unusable_translated_order_book_names_the_source_line_not_the_w
     assert "(e.g. export.ndjson line 2: invalid_number: order_total='19,99 EUR')" in str(error.value)
 
 
-def test_ga4_purchases_with_transaction_id_not_set_are_missing_ids_not_one_shared_order(conn, tmp_path):
-    # Found by the robustness sweep: two buyers' `(not set)` purchases became one order of the first buyer and a
-    # `duplicate_transaction` row ("re-sent").
+def ga4_purchase(i: int, transaction_id: str | None, pseudo_id: str | None = None, **extra) -> str:
+    """One GA4 purchase record as BigQuery's JSON export writes it (no transaction_id when None)."""
+    ecommerce = {"purchase_revenue": 10 + i} | (
+        {"transaction_id": transaction_id} if transaction_id is not None else {}
+    )
+    record = {
+        "event_date": "20251201",
+        "event_timestamp": str(1764583200000000 + i * 1000000),
+        "event_name": "purchase",
+        "user_pseudo_id": pseudo_id or f"p{i}",
+        "ecommerce": ecommerce,
+    }
+    return json.dumps(record | extra)
+
+
+def test_ga4_purchases_without_a_transaction_id_keep_their_revenue_as_one_order_per_event(conn, tmp_path):
+    # Regression: every such purchase was quarantined as missing_order_id, so a property that never sends
+    # transaction_id stopped the run ("no order passed validation"). Before that, all `(not set)` purchases
+    # became one order of the first buyer.
     landing = tmp_path / "ga4"
     landing.mkdir()
     lines = [
-        json.dumps(
-            {
-                "event_date": "20251201",
-                "event_timestamp": str(1764583200000000 + i * 1000000),
-                "event_name": "purchase",
-                "user_pseudo_id": f"p{i}",
-                "ecommerce": {"transaction_id": transaction_id, "purchase_revenue": 10 + i},
-            }
-        )
-        for i, transaction_id in enumerate(["T1", "T2", "(not set)", "(not set)"])
+        ga4_purchase(0, "T1"),
+        ga4_purchase(1, "(not set)"),  # GA4's placeholder when the tag sent none
+        ga4_purchase(2, None, pseudo_id="p1"),  # the same visitor buys again: a second order, never merged
+        ga4_purchase(3, ""),
     ]
+    lines.append(lines[1])  # an exact copy of line 2 (the same event twice in the export): one order
     (landing / GA4_FILE).write_text("\n".join(lines) + "\n")
+    report = ingest(conn, landing)
+    orders = rows(conn, "SELECT order_id, customer_id, order_total, origin_row FROM raw.orders ORDER BY origin_row")
+    assert [(customer, total, line) for _, customer, total, line in orders] == [
+        ("p0", 10.0, 1),
+        ("p1", 11.0, 2),
+        ("p1", 12.0, 3),
+        ("p3", 13.0, 4),
+    ]
+    order_ids = [order_id for order_id, *_ in orders]
+    assert order_ids[0] == "T1"
+    assert order_ids[1].startswith("ga4:p1:1764583201000000:") and order_ids[2].startswith("ga4:p1:1764583202000000:")
+    assert len(set(order_ids)) == 4
+    assert rows(conn, "SELECT source_row, split_part(reason, ':', 1) FROM raw.quarantine ORDER BY reason") == [
+        (5, "duplicate_identical"),  # the copy's order
+        (5, "duplicate_identical"),  # the copy's event
+    ]
+    # The copy names the source line it repeats, not a row of the translated work file.
+    assert rows(conn, "SELECT reason FROM raw.quarantine WHERE reason LIKE '%order_id=%'") == [
+        (f"duplicate_identical: order_id='{order_ids[1]}' first seen at {GA4_FILE} line 2",)
+    ]
+    # Counted and said: three accepted orders carry an id segmint generated.
+    assert rows(conn, "SELECT table_name, rows_in, rows_accepted, ids_generated FROM raw.ingest_log") == [
+        ("events", 5, 4, 0),
+        ("orders", 5, 4, 3),
+    ]
+    [orders_report] = [f for f in report.files if f.table_name == "orders"]
+    assert orders_report.ids_generated == 3
+    assert any("without the source's order id" in note for note in orders_report.notes)
+    assert_ingest_log_reconciles(conn)
+
+
+def test_ga4_surrogate_order_ids_are_the_same_for_json_and_parquet_exports(conn, tmp_path):
+    json_dir, parquet_dir = tmp_path / "json", tmp_path / "parquet"
+    json_dir.mkdir()
+    parquet_dir.mkdir()
+    batch = {"stream_id": "42", "batch_event_index": "3", "batch_page_id": "1", "batch_ordering_id": "2"}
+    (json_dir / GA4_FILE).write_text("\n".join([ga4_purchase(0, None, **batch), ga4_purchase(1, "T1")]) + "\n")
+    ingest(conn, json_dir)
+    expected = rows(conn, "SELECT order_id FROM raw.orders ORDER BY origin_row")
+    conn.execute(
+        f"COPY (SELECT * REPLACE (CAST(event_timestamp AS BIGINT) AS event_timestamp) "
+        f"FROM read_json('{json_dir / GA4_FILE}')) TO '{parquet_dir / 'events_20251201.parquet'}'"
+    )
+    ingest(conn, parquet_dir)
+    assert rows(conn, "SELECT order_id FROM raw.orders ORDER BY origin_row") == expected
+
+
+def test_a_ga4_refund_without_a_transaction_id_still_lowers_revenue(conn, tmp_path):
+    landing = tmp_path / "ga4"
+    landing.mkdir()
+    refund = json.loads(ga4_purchase(1, None, pseudo_id="p0"))
+    refund["event_name"] = "refund"
+    refund["ecommerce"] = {"refund_value": 4}
+    (landing / GA4_FILE).write_text("\n".join([ga4_purchase(0, None), json.dumps(refund)]) + "\n")
     ingest(conn, landing)
-    assert rows(conn, "SELECT order_id, customer_id, order_total FROM raw.orders") == [
-        ("T1", "p0", 10.0),
-        ("T2", "p1", 11.0),
+    assert rows(conn, "SELECT order_total, status FROM raw.orders ORDER BY origin_row") == [
+        (10.0, "completed"),
+        (-4.0, "refunded"),
     ]
-    assert rows(conn, "SELECT source_row, reason FROM raw.quarantine ORDER BY source_row") == [
-        (3, "missing_order_id"),
-        (4, "missing_order_id"),
+    assert rows(conn, "SELECT sum(ids_generated) FROM raw.ingest_log WHERE table_name = 'orders'") == [(2,)]
+
+
+def test_segment_order_completed_without_order_id_is_an_order_per_message(conn, tmp_path):
+    landing = tmp_path / "segment"
+    landing.mkdir()
+    calls = [
+        {"event": "Order Completed", "messageId": "m1", "properties": {"order_id": "O1", "total": 20}},
+        {"event": "Order Completed", "messageId": "m2", "properties": {"total": 30}},
+        {"event": "Order Completed", "messageId": "m3", "properties": {"order_id": "", "revenue": 5}},
     ]
+    lines = [
+        json.dumps({"type": "track", "userId": "U1", "timestamp": f"2025-12-01T09:0{i}:00Z"} | call)
+        for i, call in enumerate(calls)
+    ]
+    lines.append(lines[1])  # Segment delivered m2 twice (a retry): the same message, one order
+    (landing / "export.ndjson").write_text("\n".join(lines) + "\n")
+    ingest(conn, landing)
+    assert rows(conn, "SELECT order_id, order_total FROM raw.orders ORDER BY origin_row") == [
+        ("O1", 20.0),
+        ("segment:m2", 30.0),
+        ("segment:m3", 5.0),
+    ]
+    assert rows(conn, "SELECT source_row, split_part(reason, ':', 1) FROM raw.quarantine ORDER BY reason") == [
+        (4, "duplicate_identical"),
+        (4, "duplicate_identical"),
+    ]
+    assert rows(conn, "SELECT ids_generated FROM raw.ingest_log WHERE table_name = 'orders'") == [(2,)]
+    assert_ingest_log_reconciles(conn)
+
+
+def test_the_surrogate_order_id_rule_keeps_a_source_id_and_joins_the_event_identity_otherwise():
+    from landing.formats.common import order_id_sql
+
+    def value(order_id: str, identity: tuple[str, ...]) -> str:
+        return duckdb.sql(f"SELECT {order_id_sql(order_id, 'ga4', identity)}").fetchall()[0][0]
+
+    assert value("'T1'", ("'p1'", "1764583200000000")) == "T1"
+    assert value("NULL", ("'p1'", "1764583200000000", "'c83b7245'")) == "ga4:p1:1764583200000000:c83b7245"
+    # A missing part keeps its place: ids never shift into one another.
+    assert value("NULL", ("NULL", "'1'")) == "ga4::1"
+
+
+def test_the_orders_warning_check_counts_orders_under_generated_ids_and_never_blocks(conn, tmp_path):
+    from orchestration.defs.quality_checks import check_orders_carry_source_ids
+    from orchestration.defs.resources import Warehouse
+
+    landing = tmp_path / "ga4"
+    landing.mkdir()
+    (landing / GA4_FILE).write_text("\n".join([ga4_purchase(0, "T1"), ga4_purchase(1, None)]) + "\n")
+    warehouse = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse)) as file_conn:
+        ingest(file_conn, landing)
+    result = check_orders_carry_source_ids(warehouse=Warehouse(path=str(warehouse)))
+    assert (result.passed, result.severity) == (False, dg.AssetCheckSeverity.WARN)
+    assert result.metadata["orders_under_generated_ids"].value == 1
+    assert result.description.startswith("1 orders (50.0% of 2) have no order id in the source")
+
+
+# --- Shopify customers without Customer ID ---------------------------------------------------------
+
+
+def test_shopify_customers_without_customer_id_join_their_orders_by_email_or_phone(conn, tmp_path):
+    # Regression: a phone-only customer of an older customers export (no Customer ID column) was quarantined as
+    # missing_customer_id while their orders were kept under the phone: customers and orders no longer joined.
+    ingest(conn, copy_fixture("shopify_legacy", tmp_path))
+    customers = dict(rows(conn, "SELECT first_name, customer_id FROM raw.customers"))
+    assert customers == {"Alice": "alice@example.com", "Pat": "+35315550100"}
+    orders = dict(rows(conn, "SELECT order_id, customer_id FROM raw.orders"))
+    assert orders == {
+        "#2001": "alice@example.com",
+        "#2002": "+35315550100",  # the same phone written another way
+        "#2003": "+35315550100",
+        "#2004": "guest@example.com",  # guests: the order's own email, else its phone
+        "#2005": "+33612345678",
+    }
+    # The one customer row with neither email nor phone has no identity at all.
+    assert rows(conn, "SELECT source_file, source_row, split_part(reason, ':', 1) FROM raw.quarantine") == [
+        ("customers_export.csv", 3, "missing_customer_id")
+    ]
+    joined = "SELECT count(*) FROM raw.orders JOIN raw.customers USING (customer_id)"
+    assert rows(conn, joined) == [(3,)]
     assert_ingest_log_reconciles(conn)
