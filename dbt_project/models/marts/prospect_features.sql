@@ -3,6 +3,9 @@
 -- On a daily run only the visitors whose rows can have changed are recomputed and the others carried over
 -- (macros/feature_increment.sql: why that is exact, and when it falls back to the full build).
 -- depends_on: {{ ref('customer_features') }} (who is a buyer now, read by the increment)
+-- The written join plan (cross_engine.sql, spine_join_config): with DuckDB's build-side swap the increment costs
+-- about what the full build does (1 M: 4.9 against 5.0 CPU s; without it 2.4 against 4.2).
+{{ config(**spine_join_config()) }}
 {{ config(post_hook=["{{ record_feature_basis(prospect_features_sql(), with_top_types=false) }}"]) }}
 {%- set full_sql = prospect_features_sql() %}
 {%- set step = feature_increment(full_sql, with_top_types=false) %}
