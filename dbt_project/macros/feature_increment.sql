@@ -1,7 +1,8 @@
 {#-
-    The customer marts on a real next day (issue 18): bring customer_features and customer_prepurchase_behaviour from
-    the as-of of their last build to today's by recomputing only the customers whose rows can have changed, and
-    carrying every other customer's row over (its as-of-relative columns shifted by the days the as-of moved).
+    The feature marts on a real next day (issue 18): bring customer_features, customer_prepurchase_behaviour and
+    prospect_features from the as-of of their last build to today's by recomputing only the customers (visitors)
+    whose rows can have changed, and carrying every other row over (its as-of-relative columns shifted by the days
+    the as-of moved). Each mart's model says which rows can change and why; the argument below is customer_features'.
     Exact: the carried rows are the values a full build would compute (tests/integration/test_feature_increment.py
     compares every column of every customer with a full build at the same as-of).
 

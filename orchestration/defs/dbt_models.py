@@ -370,8 +370,8 @@ def dbt_feature_models(
     )
 
 
-# The customer marts a daily run may bring forward instead of rebuilding (dbt_project/macros/feature_increment.sql).
-INCREMENTAL_MARTS = ("customer_features", "customer_prepurchase_behaviour")
+# The feature marts a daily run may bring forward instead of rebuilding (dbt_project/macros/feature_increment.sql).
+INCREMENTAL_MARTS = ("customer_features", "customer_prepurchase_behaviour", "prospect_features")
 FEATURE_BUILD_METADATA = "segmint/feature_build"
 FEATURE_INCREMENT_ENV = "SEGMINT_FEATURE_INCREMENT"
 FEATURE_INCREMENT_WHY_ENV = "SEGMINT_FEATURE_INCREMENT_WHY"

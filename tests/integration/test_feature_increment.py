@@ -1,12 +1,16 @@
-"""The customer marts brought forward a day (dbt_project/macros/feature_increment.sql) equal a full build, bit for bit.
+"""The feature marts brought forward a day (dbt_project/macros/feature_increment.sql) equal a full build, bit for bit.
 
 A hand-made shop is built in full as of D0, then its next day's files arrive (as of D0 + 1) and the daily window
 (the last 3 days) is re-staged: once with the increment, once with a full build, from the same warehouse copy.
-Every column of every customer of customer_features and customer_prepurchase_behaviour must be identical, and the
-increment must really have run (dbt logs which path each mart took). The shop holds each case the increment must
-get right: an order leaving the 90-day window, an event leaving the 30-day window, a new customer (with events
-before the first order), a refund, a late event in a re-staged day, an order cancelled in a re-staged day, a
-customer-table change for a customer carried over, and customers untouched (shifted only).
+Every column of every row of customer_features, customer_prepurchase_behaviour and prospect_features must be
+identical, and the increment must really have run (dbt logs which path each mart took). The shop holds each case the
+increment must get right: an order leaving the 90-day window, an event leaving the 30-day window, a new customer
+(with events before the first order), a refund, a late event in a re-staged day, an order cancelled in a re-staged
+day, a customer-table change for a customer carried over, and customers untouched (shifted only); for the prospects:
+an anonymous visitor untouched, one whose event leaves the 30-day window, one whose event of a re-staged day is gone,
+a registered prospect, a prospect who becomes a buyer, a buyer who becomes a prospect again (her only order, on a
+re-staged day, is gone from the next export; she is in no customer table), and a customer whose only order was
+cancelled (a buyer for the prospects, absent from customer_features).
 """
 
 from __future__ import annotations
@@ -45,16 +49,22 @@ f1,frank,2026-01-15 08:00:00,25,,,
 g1,gina,2026-01-01 08:00:00,15,,,web
 h1,hank,2026-01-20 08:00:00,40,,,web
 h2,hank,2026-03-10 08:00:00,55,,,web
+j1,judy,2026-03-09 10:00:00,35,,,web
+k1,kim,2026-02-01 10:00:00,20,cancelled,,web
 """
-# The next day's export: hank's AS_OF order cancelled, carol refunded, erin's first order.
+# The next day's export: judy's order (a re-staged day) gone, hank's AS_OF order cancelled, carol refunded, erin's
+# first order (she was a prospect).
 ORDERS_DAY2 = (
-    ORDERS_DAY1.replace("h2,hank,2026-03-10 08:00:00,55,,,web", "h2,hank,2026-03-10 08:00:00,55,cancelled,,web")
+    ORDERS_DAY1.replace("j1,judy,2026-03-09 10:00:00,35,,,web\n", "").replace(
+        "h2,hank,2026-03-10 08:00:00,55,,,web", "h2,hank,2026-03-10 08:00:00,55,cancelled,,web"
+    )
     + "c2,carol,2026-03-11 09:00:00,-60,refunded,,web\ne1,erin,2026-03-11 15:00:00,99.99,,SPRING,app\n"
 )
 CUSTOMERS_DAY1 = """customer_id,country,acquisition_channel,marketing_consent,email
 alice,de,search,true,alice@example.com
 bob,fr,,false,
 carol,de,social,true,carol@example.com
+dave,de,,false,
 """
 CUSTOMERS_DAY2 = CUSTOMERS_DAY1.replace("alice,de,", "alice,nl,") + "erin,se,ads,true,erin@example.com\n"
 EVENTS_HEADER = "event_id,customer_id,anonymous_id,occurred_at,event_type,device\n"
@@ -66,11 +76,19 @@ e5,hank,,2026-03-10 07:50:00,product1,tablet
 e6,,anon1,2026-03-10 11:00:00,catalog,mobile
 e7,erin,,2026-03-08 21:00:00,catalog,mobile
 e8,erin,,2026-03-10 22:00:00,product1,mobile
+e12,,anon2,2026-02-01 10:00:00,catalog,desktop
+e13,,anon3,2026-02-09 10:00:00,catalog,mobile
+e14,,anon4,2026-02-01 11:00:00,catalog,mobile
+e15,,anon4,2026-03-10 11:00:00,product1,mobile
+e16,dave,,2026-02-20 10:00:00,product1,desktop
+e17,judy,,2026-03-01 10:00:00,product1,mobile
+e18,kim,,2026-02-10 10:00:00,catalog,mobile
 """
 # frank's event of 03-09 arrives late (a re-staged day); erin browses on her first order's day, before and after it.
 # The ranking of the top event types stays as it was (a new ranking renames share columns: a full build).
+# anon4's event of 03-10 (a re-staged day) is gone from the next export.
 EVENTS_DAY2 = (
-    EVENTS_DAY1
+    EVENTS_DAY1.replace("e15,,anon4,2026-03-10 11:00:00,product1,mobile\n", "")
     + """e9,frank,,2026-03-09 13:00:00,product1,desktop
 e10,erin,,2026-03-11 14:30:00,add_to_cart,mobile
 e11,erin,,2026-03-11 16:00:00,catalog,mobile
@@ -83,7 +101,11 @@ RULES = {
         {"when": {"event_regex": r"^product\d*$"}, "then": {"event_type": "product_view"}},
     ],
 }
-MARTS = {"customer_features": "customer_id", "customer_prepurchase_behaviour": "customer_id"}
+MARTS = {
+    "customer_features": "customer_id",
+    "customer_prepurchase_behaviour": "customer_id",
+    "prospect_features": "prospect_id",
+}
 
 
 def _ingest(root: Path, warehouse: Path, as_of: str, orders: str, customers: str, events: str) -> None:
@@ -148,7 +170,7 @@ def _rows(warehouse: Path, mart: str) -> tuple[list[tuple], list[tuple]]:
     return columns, rows
 
 
-def test_the_increment_ran_for_both_marts(next_day):
+def test_the_increment_ran_for_every_mart(next_day):
     _, _, paths = next_day
     for mart in MARTS:
         assert paths[mart].startswith("incremental"), paths
@@ -179,6 +201,12 @@ def test_the_shop_holds_the_cases_the_increment_must_get_right(next_day):
         early = dict(
             conn.execute("select customer_id, event_count from marts.customer_prepurchase_behaviour").fetchall()
         )
+        prospects = {
+            row[0]: row[1:]
+            for row in conn.execute(
+                "select prospect_id, event_count, event_count_last_30d, days_since_last_event from marts.prospect_features"
+            ).fetchall()
+        }
     assert features["alice"][0] == "NL"  # the customer table re-joined for a carried customer
     assert features["bob"][1] == 0  # his 2025-12-11 order left the 90-day window
     assert features["carol"][2] == 1  # the refund of the new day
@@ -187,3 +215,8 @@ def test_the_shop_holds_the_cases_the_increment_must_get_right(next_day):
     assert features["frank"][5] == 1  # the late event of a re-staged day
     assert early["erin"] == 3  # a new customer: 03-08, 03-10 and the first order day's event before the order
     assert {row[6] for row in features.values()} == {NEXT_DAY}
+    # erin became a buyer, judy a prospect again (her only order is gone), kim is a buyer (a cancelled order).
+    assert sorted(prospects) == ["anon1", "anon2", "anon3", "anon4", "dave", "judy"]
+    assert prospects["anon2"] == (1, 0, 38)  # carried: days since its event shifted by a day
+    assert prospects["anon3"][1] == 0  # its 02-09 event left the 30-day window
+    assert prospects["anon4"] == (1, 0, 38)  # its 03-10 event is gone: 02-01 is its last

@@ -30,19 +30,19 @@ def _record(staging: int | None, **marts: int | None) -> dict:
 
 def test_the_marts_built_after_the_staging_last_changed_may_be_brought_forward():
     allowed, why = incremental_marts(
-        WINDOW, False, _record(10, customer_features=12, customer_prepurchase_behaviour=13)
+        WINDOW, False, _record(10, customer_features=12, customer_prepurchase_behaviour=13, prospect_features=14)
     )
     assert allowed == list(INCREMENTAL_MARTS)
     assert why.startswith("incremental if exact")
 
 
 def test_a_mart_left_behind_by_a_partial_run_builds_in_full():
-    # A run re-staged (storage id 20) and built customer_features (21) but failed before the prepurchase mart.
+    # A run re-staged (storage id 20) and built customer_features (21) but failed before the other marts.
     allowed, why = incremental_marts(
-        WINDOW, False, _record(20, customer_features=21, customer_prepurchase_behaviour=13)
+        WINDOW, False, _record(20, customer_features=21, customer_prepurchase_behaviour=13, prospect_features=12)
     )
     assert allowed == ["customer_features"]
-    assert "customer_prepurchase_behaviour in full" in why
+    assert "customer_prepurchase_behaviour, prospect_features in full" in why
 
 
 def test_every_day_force_ingest_and_an_empty_record_build_in_full():
