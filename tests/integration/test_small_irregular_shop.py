@@ -127,6 +127,6 @@ def test_a_shop_whose_every_order_is_a_refund_or_cancellation_stops_with_one_lin
     output = result.stdout[-4000:] + "\n" + result.stderr[-4000:]
     assert result.returncode != 0, output
     reason = (
-        "no completed order up to 2025-07-01: all 3 orders are refunds or cancellations (2 refunds, 1 cancellations)"
+        "no completed order up to 2025-07-01: all 3 orders are refunds or cancellations (refunds: 2, cancellations: 1)"
     )
     assert f"gx_customer_features FAILED (error): {reason}" in output, output

@@ -129,7 +129,7 @@ def test_a_shop_whose_every_order_is_a_refund_or_cancellation_fails_the_features
     result = _gx_check("customer_features")(warehouse=warehouse)
     assert not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
     assert result.description == (
-        "no completed order up to 2025-07-01: all 3 orders are refunds or cancellations (1 refunds, 2 cancellations)"
+        "no completed order up to 2025-07-01: all 3 orders are refunds or cancellations (refunds: 1, cancellations: 2)"
     )
     assert "observed 0" in result.metadata["expectations_failed"].value
 
