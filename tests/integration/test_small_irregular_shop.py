@@ -108,10 +108,13 @@ def test_a_shop_of_one_customer_gets_a_score_and_make_run_exits_0(tmp_path):
     assert "a warning only: the shop has 1 customers" in result.stdout + result.stderr, output
     with duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"), read_only=True) as conn:
         scores = conn.execute(
-            "select customer_id, behavioral_segment, rfm_segment from marts.customer_scores"
+            "select customer_id, behavioral_segment, rfm_segment, predicted_clv from marts.customer_scores"
         ).fetchall()
-    assert [(customer, segment) for customer, segment, _ in scores] == [("C1", "Average buyers")]
+    assert [(customer, segment) for customer, segment, _, _ in scores] == [("C1", "Average buyers")]
     assert scores[0][2] is not None
+    # Regression: the past-spend rate divided 50 by a tenure of one day, 18,250 over the 365-day horizon; a customer
+    # younger than one horizon is expected to repeat their spend to date once.
+    assert scores[0][3] == pytest.approx(50.0)
 
 
 def test_a_shop_whose_every_order_is_a_refund_or_cancellation_stops_with_one_line_saying_so(tmp_path):
