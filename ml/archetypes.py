@@ -140,7 +140,11 @@ def _profiled_cluster_names(
         names: dict[int, str] = {}  # no mapped features: no archetype is supported
     else:
         archetypes = PURCHASE_ARCHETYPES if mode == PURCHASE_MODE else BEHAVIOUR_ARCHETYPES
-        names = assign_archetypes(archetype_match_scores(z_scores, archetypes, require_events=mode != PURCHASE_MODE))
+        purchase = mode == PURCHASE_MODE
+        scores = archetype_match_scores(
+            z_scores, archetypes, require_events=not purchase, require_every_feature=purchase
+        )
+        names = assign_archetypes(scores)
     taken = set(names.values())
     for cluster_id in z_scores.index:
         if cluster_id not in names:
@@ -160,17 +164,26 @@ def _infer_mode(features: set[str]) -> str:
 
 
 def archetype_match_scores(
-    z_scores: pd.DataFrame, archetypes: tuple[Archetype, ...], require_events: bool = False
+    z_scores: pd.DataFrame,
+    archetypes: tuple[Archetype, ...],
+    require_events: bool = False,
+    require_every_feature: bool = False,
 ) -> pd.DataFrame:
     """One row per cluster, one column per archetype name: mean signed z-score of its signature features.
 
     `require_events`: an archetype needs at least one event-based (not order-based) signature feature in the
     profile, so a behaviour name is never given on order columns alone.
+    `require_every_feature`: an archetype needs all its signature features in the profile (purchase mode: every
+    order column is profiled unless the shop's customers do not differ on it, and then a claim such as "many
+    orders" holds for no cluster; a shop where everyone ordered once had its most recent buyers named "Loyal
+    regulars" on recency alone).
     """
     scores = {}
     for archetype in archetypes:
         present = [feature for feature in archetype.signature if feature in z_scores.columns]
         if require_events and not [feature for feature in present if feature not in PURCHASE_COLUMNS]:
+            present = []
+        if require_every_feature and len(present) < len(archetype.signature):
             present = []
         if not present:
             scores[archetype.name] = pd.Series(-np.inf, index=z_scores.index)

@@ -18,7 +18,9 @@ Candidates (CANDIDATES; every one predicts spend over the horizon, in the orders
   generated shops it was chosen at horizon 90 and over-forecast the next quarter (sum ratios 1.25 and 1.14, where
   the unscaled rule's champion, Pareto/NBD, gave 0.95): on a growing shop the trees' level is the one that drifts.
 - `bgnbd`, `pareto_nbd`: BG/NBD or Pareto/NBD x Gamma-Gamma (ml/btyd.py), fitted on the scored cut-off's rows.
-- `past_spend_rate`: total_revenue / max(tenure_days, 1) x horizon.
+- `past_spend_rate`: total_revenue / max(tenure_days, horizon) x horizon: a customer younger than one horizon is
+  expected to repeat their spend to date once (tenure was floored at 1 day until 2026-11-27: 50 spent on the first
+  day forecast 18,250 over 365 days on a young shop).
 Tried and not kept (2026-11-27, pre-registered with its ship rule before any run: bench/results/clv_hurdle.md):
 `lightgbm_hurdle` (TRIED_CANDIDATES: fitted only when a caller names it, never by the assets), the two-part model
 of zero-inflated spend (hurdle; Google's ZILN, Wang et al. 2019): P(buy) of the stacked candidate's purchase
@@ -468,11 +470,13 @@ def fit_candidate(
     if name not in KNOWN_CANDIDATES:
         raise ValueError(f"unknown CLV candidate {name!r}; expected one of {KNOWN_CANDIDATES}")
     if name == LIGHTGBM:
-        models = clv.fit_clv_models(train, seed=seed, max_train_rows=max_train_rows)
+        models = clv.fit_clv_models(train, seed=seed, max_train_rows=max_train_rows, horizon_days=horizon_days)
         return FittedCandidate(name, horizon_days, models, list(models.notes))
     if name in STACKED_CANDIDATES:
         rows = pd.concat([train.reset_index(drop=True), btyd_columns.reset_index(drop=True)], axis=1)
-        models = clv.fit_clv_models(rows, seed=seed, max_train_rows=max_train_rows, extra_features=BTYD_FEATURES)
+        models = clv.fit_clv_models(
+            rows, seed=seed, max_train_rows=max_train_rows, extra_features=BTYD_FEATURES, horizon_days=horizon_days
+        )
         stacked = FittedCandidate(name, horizon_days, models, list(models.notes))
         return with_buyer_spend(stacked, rows, seed, max_train_rows, name) if name in HURDLE_CANDIDATES else stacked
     return FittedCandidate(name, horizon_days)

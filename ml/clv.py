@@ -213,6 +213,9 @@ class ClvModels:
     fallback_reason: str | None = None
     fallback_spend_rate_factor: float = 0.0
     fallback_buy_rate: float = 0.0
+    # The labels' horizon: the fallback's past_spend_rate floors tenure at it (1.0 in models pickled before it was
+    # kept, which is the floor they were fitted with).
+    horizon_days: float = 1.0
     n_train_rows: int = 0
     notes: list[str] = field(default_factory=list)
     # Numeric columns beyond MODEL_FEATURES the caller adds to the rows (the stacked candidate's BTYD outputs).
@@ -242,9 +245,13 @@ def _labels(train: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 def past_spend_rate(features: pd.DataFrame, horizon_days: float) -> np.ndarray:
-    """Naive forecast: total_revenue / max(tenure_days, 1) x horizon_days (>= 0)."""
+    """Naive forecast: total_revenue / max(tenure_days, horizon_days) x horizon_days (>= 0).
+
+    Tenure is floored at the horizon: a customer younger than one horizon is expected to repeat their spend to date
+    once. Dividing by a tenure of a few days instead extrapolates a first order over the whole horizon (50 spent on
+    the first day was 18,250 over 365 days), the kind of number a young shop's report then showed."""
     revenue = pd.to_numeric(features["total_revenue"], errors="coerce").fillna(0.0).clip(lower=0.0)
-    tenure = pd.to_numeric(features["tenure_days"], errors="coerce").fillna(0.0).clip(lower=1.0)
+    tenure = pd.to_numeric(features["tenure_days"], errors="coerce").fillna(0.0).clip(lower=max(horizon_days, 1.0))
     return (revenue / tenure * horizon_days).to_numpy(dtype=float)
 
 
@@ -393,10 +400,10 @@ def _best_predict(booster: lgb.Booster, matrix: pd.DataFrame | np.ndarray, **kwa
     return booster.predict(matrix, num_iteration=booster.best_iteration or None, num_threads=0, **kwargs)
 
 
-def _fallback(train: pd.DataFrame, categories: dict, reason: str) -> ClvModels:
+def _fallback(train: pd.DataFrame, categories: dict, reason: str, horizon_days: float) -> ClvModels:
     """Past-spend-rate model scaled so its total matches the training labels; constant propensity = base rate."""
     value, buy = _labels(train) if len(train) else (np.zeros(0), np.zeros(0, dtype=bool))
-    rate = past_spend_rate(train, 1.0) if len(train) else np.zeros(0)
+    rate = past_spend_rate(train, horizon_days) if len(train) else np.zeros(0)
     factor = float(value.sum() / rate.sum()) if rate.sum() > 0 else 0.0
     return ClvModels(
         objective=FALLBACK_PAST_SPEND,
@@ -404,6 +411,7 @@ def _fallback(train: pd.DataFrame, categories: dict, reason: str) -> ClvModels:
         fallback_reason=reason,
         fallback_spend_rate_factor=factor,
         fallback_buy_rate=float(buy.mean()) if len(buy) else 0.0,
+        horizon_days=horizon_days,
         n_train_rows=len(train),
         notes=[f"fallback to calibrated past-spend rate: {reason}"],
     )
@@ -422,10 +430,13 @@ def fit_clv_models(
     seed: int = 0,
     max_train_rows: int = 200_000,
     extra_features: tuple[str, ...] = (),
+    horizon_days: float = 1.0,
 ) -> ClvModels:
     """Fit the value model (tweedie) and the purchase classifier on customer_features_train.
 
     extra_features: numeric columns of `train` used on top of MODEL_FEATURES (predict needs them too).
+    horizon_days: the labels' horizon; only the fallback reads it (past_spend_rate's tenure floor). The default,
+    one day, is no floor beyond past_spend_rate's own.
 
     Larger tables are down-sampled to max_train_rows customers by a stable hash of customer_id.
     VALIDATION_SHARE of the rows (by hash) drive early stopping; the value prediction is then scaled by
@@ -437,9 +448,10 @@ def fit_clv_models(
     categories = learn_categories(train)
     value, buy = _labels(train) if len(train) else (np.zeros(0), np.zeros(0, dtype=bool))
     if len(train) < MIN_CUSTOMERS_FOR_MODEL:
-        return _fallback(train, categories, f"{len(train)} customers < {MIN_CUSTOMERS_FOR_MODEL}")
+        return _fallback(train, categories, f"{len(train)} customers < {MIN_CUSTOMERS_FOR_MODEL}", horizon_days)
     if int((value > 0).sum()) < MIN_BUYERS_FOR_MODEL:
-        return _fallback(train, categories, f"{int((value > 0).sum())} future buyers < {MIN_BUYERS_FOR_MODEL}")
+        reason = f"{int((value > 0).sum())} future buyers < {MIN_BUYERS_FOR_MODEL}"
+        return _fallback(train, categories, reason, horizon_days)
 
     matrix = model_matrix(train, categories, extra_features)
     is_valid = _unit_hash(train["customer_id"], "validation") < VALIDATION_SHARE
@@ -859,7 +871,7 @@ def predict(models: ClvModels, features: pd.DataFrame, top_k_drivers: int = 3, e
     """
     result = pd.DataFrame({"customer_id": features["customer_id"].to_numpy()})
     if models.fallback_reason is not None:
-        result["predicted_clv"] = past_spend_rate(features, 1.0) * models.fallback_spend_rate_factor
+        result["predicted_clv"] = past_spend_rate(features, models.horizon_days) * models.fallback_spend_rate_factor
         result["purchase_propensity"] = models.fallback_buy_rate
         result["top_drivers"] = "[]"
         return result

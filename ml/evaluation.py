@@ -262,6 +262,12 @@ def quality_gate(
         return GateResult(passed=True, reasons=[], actual=actual, thresholds=thresholds)
     if not failures:
         reason = "no CLV candidate was evaluated"
+    elif (pd.to_numeric(rows.get("n_customers", pd.Series(dtype=float)), errors="coerce").fillna(0) == 0).all():
+        # A young or tiny shop: one reason, not "not measurable" repeated for every candidate.
+        reason = (
+            "no CLV candidate could be measured: the back-test had no customer to evaluate on "
+            "(a forecast is measured on customers who ordered before the as-of date minus one CLV horizon)"
+        )
     else:
         reason = "no CLV candidate passes the gate: " + "; ".join(
             f"{name} {', '.join(reasons)}" for name, reasons in failures.items()

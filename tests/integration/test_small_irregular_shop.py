@@ -108,7 +108,28 @@ def test_a_shop_of_one_customer_gets_a_score_and_make_run_exits_0(tmp_path):
     assert "a warning only: the shop has 1 customers" in result.stdout + result.stderr, output
     with duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"), read_only=True) as conn:
         scores = conn.execute(
-            "select customer_id, behavioral_segment, rfm_segment from marts.customer_scores"
+            "select customer_id, behavioral_segment, rfm_segment, predicted_clv from marts.customer_scores"
         ).fetchall()
-    assert [(customer, segment) for customer, segment, _ in scores] == [("C1", "Average buyers")]
+    assert [(customer, segment) for customer, segment, _, _ in scores] == [("C1", "Average buyers")]
     assert scores[0][2] is not None
+    # Regression: the past-spend rate divided 50 by a tenure of one day, 18,250 over the 365-day horizon; a customer
+    # younger than one horizon is expected to repeat their spend to date once.
+    assert scores[0][3] == pytest.approx(50.0)
+
+
+def test_a_shop_whose_every_order_is_a_refund_or_cancellation_stops_with_one_line_saying_so(tmp_path):
+    # Regression: the run stopped in gx_customer_features with "expect_table_row_count_to_be_between: observed 0
+    # (min_value=1)", which no shop owner can act on.
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "orders.csv").write_text(
+        "order_id,customer_id,ordered_at,order_total,status\n"
+        "O1,C1,2025-06-01,-50.00,\nO2,C2,2025-06-02,40.00,cancelled\nO3,C3,2025-06-03,30.00,refunded\n"
+    )
+    result = make_run(tmp_path, SEGMINT_LANDING_DIR=str(landing), SEGMINT_AS_OF="2025-07-01")
+    output = result.stdout[-4000:] + "\n" + result.stderr[-4000:]
+    assert result.returncode != 0, output
+    reason = (
+        "no completed order up to 2025-07-01: all 3 orders are refunds or cancellations (refunds: 2, cancellations: 1)"
+    )
+    assert f"gx_customer_features FAILED (error): {reason}" in output, output

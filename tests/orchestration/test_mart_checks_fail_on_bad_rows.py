@@ -101,3 +101,40 @@ def test_a_shop_too_small_for_three_actionable_segments_gets_a_warning_not_a_fai
         f"a warning only: the shop has 20 customers, fewer than {MIN_ACTIONABLE_SEGMENTS} segments x 50 "
         "(playbook actionability.min_customers)"
     )
+
+
+def _shop_without_customers(tmp_path, is_refund: list[bool], is_cancelled: list[bool]) -> Warehouse:
+    """An empty customer_features next to the staged orders (their flags as stg_orders sets them) and the cut-off."""
+    warehouse = _warehouse(tmp_path, MART_TABLES["customer_features"], CLEAN["customer_features"].head(0))
+    orders = pd.DataFrame(
+        {
+            "order_id": [f"O{i}" for i in range(len(is_refund))],
+            "ordered_on": pd.to_datetime(["2025-06-01"] * len(is_refund)).date,
+            "is_refund": is_refund,
+            "is_cancelled": is_cancelled,
+        }
+    )
+    with duckdb.connect(warehouse.path) as conn:
+        conn.execute("create schema staging; create schema intermediate")
+        write_table(conn, "staging.stg_orders", orders)
+        write_table(
+            conn, "intermediate.int_cutoffs", pd.DataFrame({"scoring_cutoff": pd.to_datetime(["2025-07-01"]).date})
+        )
+    return warehouse
+
+
+def test_a_shop_whose_every_order_is_a_refund_or_cancellation_fails_the_features_check_saying_so(tmp_path):
+    # Regression: the line was GX's "expect_table_row_count_to_be_between: observed 0 (min_value=1)".
+    warehouse = _shop_without_customers(tmp_path, is_refund=[True, False, True], is_cancelled=[False, True, True])
+    result = _gx_check("customer_features")(warehouse=warehouse)
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
+    assert result.description == (
+        "no completed order up to 2025-07-01: all 3 orders are refunds or cancellations (refunds: 1, cancellations: 2)"
+    )
+    assert "observed 0" in result.metadata["expectations_failed"].value
+
+
+def test_an_empty_features_table_the_staged_orders_do_not_explain_keeps_the_gx_line(tmp_path):
+    warehouse = _shop_without_customers(tmp_path, is_refund=[True, False], is_cancelled=[False, False])
+    result = _gx_check("customer_features")(warehouse=warehouse)
+    assert not result.passed and "observed 0" in result.description

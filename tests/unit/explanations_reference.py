@@ -24,7 +24,7 @@ MIN_ABS_Z = 0.2
 POPULATION_MODEL_INPUTS = {
     "bgnbd": "repeat orders, recency and tenure (BG/NBD) with average order value (Gamma-Gamma)",
     "pareto_nbd": "repeat orders, recency and tenure (Pareto/NBD) with average order value (Gamma-Gamma)",
-    "past_spend_rate": "revenue to date divided by tenure",
+    "past_spend_rate": "revenue to date divided by tenure (at least one horizon)",
 }
 
 

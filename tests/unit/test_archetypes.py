@@ -11,7 +11,7 @@ from ml.archetypes import (
     label_segments,
     name_clusters,
 )
-from ml.clustering import NO_WEB_ACTIVITY_CLUSTER, cluster_customers
+from ml.clustering import NO_WEB_ACTIVITY_CLUSTER, PURCHASE_MODE, cluster_customers
 
 SEED_ARCHETYPES = [archetype.name for archetype in BEHAVIOUR_ARCHETYPES]
 NO_EVENTS = "none"
@@ -155,6 +155,20 @@ def test_purchase_mode_profiles_get_purchase_names():
         }
     )
     assert name_clusters(profiles) == {0: "Frequent high spenders", 1: "Lapsed buyers", 2: "Deal-driven buyers"}
+
+
+def test_a_purchase_archetype_is_not_given_on_part_of_its_signature():
+    # Regression: five customers with one order each (order_count does not vary, so it is not profiled); the most
+    # recent buyers were named "Loyal regulars" ("many orders, the last one recent") on recency alone.
+    profiles = _profiles(
+        {
+            0: {"avg_order_value": -1.41, "recency_days": 1.41, "mean_days_between_orders": 1.41},
+            1: {"avg_order_value": 1.06, "recency_days": -1.06, "mean_days_between_orders": -1.06},
+        }
+    )
+    names = name_clusters(profiles, PURCHASE_MODE)
+    assert not {"Loyal regulars", "Recent first-timers", "Big-basket one-timers"} & set(names.values()), names
+    assert names[0] == "Lapsed buyers"
 
 
 def test_descriptive_name_uses_the_largest_differences_first():

@@ -467,6 +467,23 @@ def test_holdout_split_is_stable_and_close_to_the_requested_share(train):
     assert (clv.holdout_mask(train["customer_id"].iloc[::-1], 0.3)[::-1] == mask).all()
 
 
+def test_the_past_spend_rate_of_a_customer_younger_than_the_horizon_repeats_their_spend_once():
+    # Regression: tenure was floored at one day, so 50 spent on the first day forecast 18,250 over 365 days on a
+    # young shop, and its report and customer_scores showed it.
+    customers = pd.DataFrame({"total_revenue": [50.0, 50.0, 50.0, 730.0, -20.0], "tenure_days": [0, 1, 364, 730, 10]})
+    np.testing.assert_allclose(clv.past_spend_rate(customers, 365), [50.0, 50.0, 50.0, 365.0, 0.0])
+
+
+def test_the_fallback_ranks_young_customers_by_the_past_spend_rate_of_its_horizon(train):
+    tiny = train.head(30).assign(tenure_days=np.arange(30) * 10)
+    models = clv.fit_clv_models(tiny, horizon_days=90.0)
+    scores = clv.predict(models, tiny)
+    np.testing.assert_allclose(
+        scores["predicted_clv"], clv.past_spend_rate(tiny, 90.0) * models.fallback_spend_rate_factor
+    )
+    assert scores["predicted_clv"].sum() == pytest.approx(tiny["future_revenue"].clip(lower=0).sum())
+
+
 def test_a_tiny_shop_falls_back_to_the_calibrated_past_spend_rate(train):
     tiny = train.head(30)
     models = clv.fit_clv_models(tiny)

@@ -137,6 +137,18 @@ def test_gate_fails_with_one_line_naming_every_candidate_when_none_passes():
     )
 
 
+def test_gate_on_a_shop_too_young_to_measure_says_so_in_one_reason():
+    # Regression: a two-customer shop's line repeated "Spearman not measurable, calibration not measurable" for
+    # each of the six candidates.
+    nothing = {"spearman": math.nan, "calibration_ratio": math.nan, "decile_mape": math.nan, "n_customers": 0}
+    gate = ev.quality_gate(candidates_table(lightgbm=nothing, past_spend_rate=nothing))
+    assert not gate.passed
+    assert gate.reasons == [
+        "no CLV candidate could be measured: the back-test had no customer to evaluate on (a forecast is measured on "
+        "customers who ordered before the as-of date minus one CLV horizon)"
+    ]
+
+
 def test_gate_reads_only_the_evaluation_window():
     table = pd.concat(
         [
