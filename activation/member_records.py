@@ -491,6 +491,9 @@ def python_values(values: pd.Series) -> list[Any]:
     """A column's values as the Python objects to_dict('records') gives (None for a nullable dtype's NA)."""
     if values.dtype == object and all(v is None or type(v) in (str, float, bool, int, dict, list) for v in values):
         return values.tolist()  # already plain Python objects (the contact forms): nothing to convert
+    if isinstance(values.dtype, pd.StringDtype):  # text (customer ids): what to_dict gives, without a call per value
+        missing = None if values.dtype.na_value is pd.NA else values.dtype.na_value
+        return values.to_numpy(dtype=object, na_value=missing).tolist()
     return values.to_frame(name="v").to_dict("list")["v"]
 
 
@@ -514,7 +517,8 @@ def record_frame(
     kept_identifiers = [identifiers[i] for i in kept]
     return pd.DataFrame(
         {
-            "member_key": [keys[i] for i in kept],
+            # object, not pandas' Arrow-backed text: the sync reads every key back one by one
+            "member_key": pd.Series([keys[i] for i in kept], dtype=object),
             "identifiers": pd.Series(kept_identifiers, dtype=object),
             "value": pd.Series([values[i] for i in kept], dtype=object),
             "fingerprint": [fingerprint_of(identity) for identity in kept_identifiers] if fingerprints else None,
