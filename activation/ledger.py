@@ -188,6 +188,13 @@ def diff_in_warehouse(
     Values compare at cent precision: the ledger stores rounded_value, and current values are rounded the same
     (Python) way before the comparison.
     """
+    held_any = conn.execute(
+        f"select exists (select 1 from {SCHEMA}.destination_members where destination = ? and audience = ?)",
+        [destination, audience],
+    ).fetchall()[0][0]
+    if not held_any:  # a first sync, and every dry-run: each current member is an add, nothing else is owed
+        diff = Diff(add=sorted(current["member_key"].tolist()), remove=[], unchanged=[], replace=[])
+        return diff, _ledger_rows_for(conn, destination, audience, [])
     frame = pd.DataFrame(
         {
             "member_key": current["member_key"].astype(object).to_numpy(),
