@@ -183,6 +183,7 @@ def audience_forms(
     where: str | None = None,
     forms_table: str | None = None,
     contact_fields: bool = True,
+    form_columns: tuple[str, ...] = FORM_COLUMNS,
 ) -> pd.DataFrame:
     """The members of an audience table (ordered by customer_id) with their contact fields and contact forms.
 
@@ -197,7 +198,7 @@ def audience_forms(
     alone; only a destination without `build_records` needs them).
     """
     if forms_table is not None:
-        return _stored_audience_forms(conn, table, contacts, forms_table, where, contact_fields)
+        return _stored_audience_forms(conn, table, contacts, forms_table, where, contact_fields, form_columns)
     joined = conn.execute(
         f"{_audience_forms_sql(conn, table, contacts)} {'where ' + where if where else ''} order by row_id"
     ).df()
@@ -305,8 +306,10 @@ def _stored_audience_forms(
     forms_table: str,
     where: str | None,
     contact_fields: bool,
+    form_columns: tuple[str, ...] = FORM_COLUMNS,
 ) -> pd.DataFrame:
-    """audience_forms with the forms read from `forms_table` (one row per customer; see refresh_match_forms).
+    """audience_forms with the forms read from `forms_table` (one row per customer; see refresh_match_forms);
+    `form_columns`: only these forms (a destination's FORMS_READ), in FORM_COLUMNS order.
 
     Raises StaleMatchFormsError when rows of it were made by other rules (code upgraded, forms not refreshed).
     """
@@ -322,18 +325,24 @@ def _stored_audience_forms(
     kept = [f"members.{c}" for c in columns if c not in _CONTACT_ONLY]
     plain = [f"contacts.{c}" for c in _CONTACT_ONLY] if contact_fields else []
     # A member without a contact row has no forms row: unusable hashes are '' as contact_forms gives them.
-    forms = [f"forms.{c}" for c in NORMALIZED] + [f"coalesce(forms.{c}, '') as {c}" for c in HASHED]
+    forms = [f"forms.{c}" for c in NORMALIZED if c in form_columns]
+    forms += [f"coalesce(forms.{c}, '') as {c}" for c in HASHED if c in form_columns]
     join_contacts = f"left join {contacts} as contacts on contacts.customer_id = members.customer_id"
-    joined = conn.execute(
+    rows = conn.sql(
         f"select {', '.join([*kept, *plain, *forms])} from {table} as members "
         f"left join {forms_table} as forms on forms.customer_id = members.customer_id "
         f"{join_contacts if contact_fields else ''} {'where ' + where if where else ''} order by members.customer_id"
-    ).df()
+    ).to_arrow_table()
+    # The forms straight from Arrow to Python strings (None where missing): DuckDB's .df() made them Python strings,
+    # pandas then inferred its Arrow string dtype and _objects made Python strings again, twice the work. The other
+    # columns go through DuckDB's .df() as before (same dtypes).
+    others = [name for name in rows.column_names if name not in FORM_COLUMNS]
+    joined = conn.from_arrow(rows.select(others)).df()
     if "customer_id" in joined.columns:
         joined["customer_id"] = joined["customer_id"].astype(str)
     # object dtype: pandas would otherwise infer a string dtype and turn None into NaN (a truthy float)
-    for column in FORM_COLUMNS:
-        joined[column] = pd.Series(_objects(joined[column]), index=joined.index, dtype=object)
+    for column in (c for c in FORM_COLUMNS if c in form_columns):
+        joined[column] = pd.Series(rows.column(column).to_numpy(zero_copy_only=False), index=joined.index, dtype=object)
     return joined
 
 
@@ -486,6 +495,9 @@ def python_values(values: pd.Series) -> list[Any]:
     """A column's values as the Python objects to_dict('records') gives (None for a nullable dtype's NA)."""
     if values.dtype == object and all(v is None or type(v) in (str, float, bool, int, dict, list) for v in values):
         return values.tolist()  # already plain Python objects (the contact forms): nothing to convert
+    if isinstance(values.dtype, pd.StringDtype):  # text (customer ids): what to_dict gives, without a call per value
+        missing = None if values.dtype.na_value is pd.NA else values.dtype.na_value
+        return values.to_numpy(dtype=object, na_value=missing).tolist()
     return values.to_frame(name="v").to_dict("list")["v"]
 
 
@@ -509,7 +521,8 @@ def record_frame(
     kept_identifiers = [identifiers[i] for i in kept]
     return pd.DataFrame(
         {
-            "member_key": [keys[i] for i in kept],
+            # object, not pandas' Arrow-backed text: the sync reads every key back one by one
+            "member_key": pd.Series([keys[i] for i in kept], dtype=object),
             "identifiers": pd.Series(kept_identifiers, dtype=object),
             "value": pd.Series([values[i] for i in kept], dtype=object),
             "fingerprint": [fingerprint_of(identity) for identity in kept_identifiers] if fingerprints else None,
@@ -528,7 +541,9 @@ def records_frame(
     """
     build: Callable[..., pd.DataFrame] | None = getattr(destination, "build_records", None)
     if build is not None:
-        frame = build(contact_forms(conn, members), fingerprints=fingerprints)
+        read = getattr(destination, "FORMS_READ", FORM_COLUMNS)  # members read with only these forms have them
+        forms = members if all(c in members.columns for c in read) else contact_forms(conn, members)
+        frame = build(forms, fingerprints=fingerprints)
         if frame["member_key"].duplicated().any():
             frame = frame.drop_duplicates("member_key", keep="last").reset_index(drop=True)
         return frame
@@ -539,6 +554,15 @@ def records_frame(
         [r.value for r in records if r is not None],
     )
 
+
+# The contact forms each kind of builder reads (a destination's FORMS_READ): a sync step reads only these from the
+# stored forms (each form column is 180 k Python strings per step at 1 M customers). A column left out of a
+# declaration would read as missing: tests/unit/test_customer_match_forms.py builds every destination's records
+# from its declared forms alone and from all of them.
+META_FORMS = ("h_email", "h_phone_meta", "h_first", "h_last", "h_zip_meta", "h_country_meta")
+GOOGLE_FORMS = ("h_email_google", "h_phone_e164", "n_first", "n_last", "h_first", "h_last", "n_country", "n_postal")
+EMAIL_AND_NAMES_FORMS = ("n_email", "t_first", "t_last")
+EMAIL_FORMS = ("n_email",)
 
 # "meta_identities gives an identity", over the contact forms in SQL (the size guard counts with it).
 META_MATCHABLE_SQL = "coalesce(n_email, '') <> '' or coalesce(n_phone_meta, '') <> ''"  # h_* <> '', unhashed

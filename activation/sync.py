@@ -99,10 +99,11 @@ def consenting(members: pd.DataFrame, destination_kind: str) -> pd.Series:
     return members["marketing_consent"].fillna(False).astype(bool)
 
 
-def _allowed(members: pd.DataFrame, destination: Destination) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(treated, allowed): members outside the control group, and those of them this destination may receive."""
-    treated = members[~members["is_control"].astype(bool)]
-    return treated, treated[consenting(treated, destination.kind)]
+def _allowed(members: pd.DataFrame, destination: Destination) -> tuple[int, pd.DataFrame]:
+    """(treated, allowed): how many members are outside the control group, and those of them this destination may
+    receive (one selection of the members' rows, not two: the frame carries every contact form)."""
+    treated = ~members["is_control"].astype(bool)
+    return int(treated.sum()), members[treated & consenting(members, destination.kind)]
 
 
 def planned_size(conn: duckdb.DuckDBPyConnection, destination: Destination, members: pd.DataFrame) -> int:
@@ -144,7 +145,7 @@ def plan_sync(
         new_size=len(records),
         members=len(members),
         control=int(members["is_control"].sum()),
-        skipped_no_consent=len(treated) - len(allowed),
+        skipped_no_consent=treated - len(allowed),
         skipped_unmatchable=len(allowed) - len(records),
     )
 

@@ -34,7 +34,9 @@ class Destination(Protocol):
     Optional, for speed: `build_records(forms, fingerprints=True)` builds the same records for all members at once
     from activation.member_records.contact_forms (every built-in destination has it; the sync falls back to
     `build_record` per member without it), and `MATCHABLE_SQL`, a SQL condition over the contact forms that holds
-    exactly when a member gets a record, so the size guard counts in DuckDB (member_records.audience_record_counts).
+    exactly when a member gets a record, so the size guard counts in DuckDB (member_records.audience_record_counts),
+    and `FORMS_READ`, the contact-form columns `build_records` reads (a sync step then reads only those; without it,
+    all of member_records.FORM_COLUMNS).
     """
 
     name: str

@@ -55,6 +55,7 @@ class GoogleAdsOfflineJobAudience:
 
     kind = "ad"
     MATCHABLE_SQL = mr.GOOGLE_MATCHABLE_SQL  # build_records gives a record (the size guard counts with it)
+    FORMS_READ = mr.GOOGLE_FORMS  # the contact forms build_records reads
 
     def __init__(
         self,

@@ -52,6 +52,7 @@ class KlaviyoList:
 
     kind = "email"
     MATCHABLE_SQL = mr.EMAIL_MATCHABLE_SQL  # build_records gives a record (the size guard counts with it)
+    FORMS_READ = mr.EMAIL_AND_NAMES_FORMS  # the contact forms build_records reads
 
     def __init__(
         self,

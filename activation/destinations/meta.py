@@ -57,6 +57,7 @@ class MetaCustomAudience:
 
     kind = "ad"
     MATCHABLE_SQL = mr.META_MATCHABLE_SQL  # build_records gives a record (the size guard counts with it)
+    FORMS_READ = mr.META_FORMS  # the contact forms build_records reads
 
     def __init__(
         self,

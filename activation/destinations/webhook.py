@@ -70,6 +70,7 @@ class SignedWebhook:
 
     kind = "webhook"
     MATCHABLE_SQL = mr.EVERYONE_MATCHABLE_SQL  # build_records gives a record (the size guard counts with it)
+    FORMS_READ = mr.EMAIL_FORMS  # the contact forms build_records reads
 
     def __init__(
         self,

@@ -42,6 +42,7 @@ from activation.exports import export_audience_csvs
 from activation.http import DestinationError
 from activation.ledger import SCHEMA, ensure_schema, previous_audience_size
 from activation.member_records import (
+    FORM_COLUMNS,
     MATCH_FORMS_TABLE,
     StaleMatchFormsError,
     audience_forms,
@@ -99,12 +100,17 @@ def _members_table(audience: Audience) -> str:
 
 
 def _members_with_forms(
-    conn: duckdb.DuckDBPyConnection, audience: Audience, contact_fields: bool = False, where: str | None = None
+    conn: duckdb.DuckDBPyConnection,
+    audience: Audience,
+    contact_fields: bool = False,
+    where: str | None = None,
+    form_columns: tuple[str, ...] = FORM_COLUMNS,
 ) -> pd.DataFrame:
     """The audience's members with their contact forms (normal forms and hashes, read from
     edge_forms.customer_match_forms), for a destination (the sync edge) only; `contact_fields`: with the plain contact
     fields too (a destination without column-wise builders builds each record from them); `where`: only the members
-    it holds for (columns of the audience table as `members.<column>`)."""
+    it holds for (columns of the audience table as `members.<column>`); `form_columns`: only these forms (a sync
+    reads those its destination's records are built from, its FORMS_READ)."""
     try:
         return audience_forms(
             conn,
@@ -113,6 +119,7 @@ def _members_with_forms(
             where=where,
             forms_table=MATCH_FORMS_TABLE,
             contact_fields=contact_fields,
+            form_columns=form_columns,
         )
     except StaleMatchFormsError as error:
         raise dg.Failure(description=f"{audience.name}: {error}") from None
@@ -322,7 +329,12 @@ def _sync_asset(audience: Audience, destination_name: str) -> dg.AssetsDefinitio
         dry_run_dir = settings.load().exports_dir / "dry_run"
         destination, dry_run = build_destination(config, audience, credentials.values(), dry_run_dir)
         with warehouse.connect() as conn:
-            members = _members_with_forms(conn, audience, contact_fields=not hasattr(destination, "build_records"))
+            members = _members_with_forms(
+                conn,
+                audience,
+                contact_fields=not hasattr(destination, "build_records"),
+                form_columns=getattr(destination, "FORMS_READ", FORM_COLUMNS),
+            )
             model_version = conn.execute("select any_value(model_version) from ml.clv_predictions").fetchone()[0]
             try:
                 report = sync_audience(

@@ -67,3 +67,16 @@ def test_export_skips_members_without_consent_and_the_control_group(tmp_path):
     )
     paths = export_audience_csvs(members, "t", tmp_path)
     assert len(read_rows(paths["meta"])) == 2 and len(read_rows(paths["google"])) == 2
+
+
+def test_write_csv_writes_what_csv_writer_writes_for_every_kind_of_cell(tmp_path):
+    # Rows csv.writer would not quote are joined directly; the others still go through csv.writer.
+    cells = ["plain", "", "a,b", 'say "hi"', "two\nlines", "cr\rhere", " padded ", "=SUM(A1)", "é", None, 2.5, 0]
+    rows = [[cells[(i * 7 + j * 3) % len(cells)] for j in range(i % 4 + 1)] for i in range(200)] + [[""], []]
+    count = write_csv(tmp_path / "fast.csv", ["h1", "h,2"], rows)
+    with (tmp_path / "reference.csv").open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+        writer.writerow(["h1", "h,2"])
+        writer.writerows([[escape_cell(cell) for cell in row] for row in rows])
+    assert count == len(rows)
+    assert (tmp_path / "fast.csv").read_bytes() == (tmp_path / "reference.csv").read_bytes()

@@ -182,3 +182,24 @@ def test_dry_run_files_are_written_exactly_as_json_dumps_indent_2_would():
         "body": {"members": [{"email": f"{i:064x}", "value": round(i * 1.37, 2), "ok": i % 2 == 0} for i in range(500)]}
     }
     assert indented_json(bulk) == json.dumps(bulk, indent=2, default=str)
+
+
+def test_a_small_float_is_found_beside_a_string_holding_e_minus():
+    # Only the lines holding "e-" or "0.0000" are searched for Python's exponent form; each such line is.
+    value = {"type": "profile-bulk-import-job", "values": [1e-05, 0.5], "name": "0.00001", "tiny": 2e-07}
+    assert indented_json(value) == json.dumps(value, indent=2, default=str)
+
+
+def test_a_dry_run_file_with_the_same_bytes_is_left_untouched_and_a_shorter_one_truncated(api, tmp_path):
+    client = HttpClient("echo", api.url, dry_run_dir=tmp_path)
+    client.request("POST", "/echo", json_body={"members": ["a" * 100]})
+    (written,) = (tmp_path / "echo").iterdir()
+    before = written.stat()
+    again = HttpClient("echo", api.url, dry_run_dir=tmp_path)
+    again.start_dry_run_pass()
+    again.request("POST", "/echo", json_body={"members": ["a" * 100]})
+    assert again.finish_dry_run_pass() == 0
+    assert written.stat().st_mtime_ns == before.st_mtime_ns  # same request: not rewritten
+    shorter = HttpClient("echo", api.url, dry_run_dir=tmp_path)
+    shorter.request("POST", "/echo", json_body={"members": ["b"]})
+    assert json.loads(written.read_text(encoding="utf-8"))["body"] == {"members": ["b"]}

@@ -1,9 +1,14 @@
 """Ledger diffing and the change guard."""
 
+import hashlib
+import json
+import random
+
 import pandas as pd
 
-from activation.ledger import plan_diff
+from activation.ledger import canonical_json, fingerprint_of, plan_diff
 from activation.sync import guard_change
+from tests.unit.test_activation_http import _awkward_value
 
 
 def frame(rows, columns=("member_key", "fingerprint", "value", "state")):
@@ -91,3 +96,21 @@ def test_the_diff_in_duckdb_equals_plan_diff_on_random_ledgers():
         assert vars(got) == vars(expected), trial
         needed = set(got.remove) | {k for k, _, _, s in held_rows if s == ledger.PENDING_ADD}
         assert set(rows["member_key"]) == needed
+
+
+def test_canonical_json_is_json_dumps_sorted_and_compact_byte_for_byte():
+    # orjson writes the flat dicts of plain values it agrees on; every other value goes to json.dumps.
+    rng = random.Random(7)
+    for _ in range(5000):
+        value = _awkward_value(rng)
+        identifiers = value if isinstance(value, dict) else {"member": value, "email": "a@b.c"}
+        try:
+            expected = json.dumps(identifiers, sort_keys=True, separators=(",", ":"), default=str).encode("utf-8")
+        except TypeError:  # keys json.dumps cannot sort
+            continue
+        assert canonical_json(identifiers) == expected, identifiers
+    webhook = {"customer_id": "C1", "email": "a@b.c", "marketing_consent": True, "predicted_clv": 1234.5678}
+    assert (
+        fingerprint_of(webhook)
+        == hashlib.sha256(json.dumps(webhook, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    )

@@ -70,10 +70,17 @@ def test_every_destination_builds_the_same_records_and_the_guard_counts_the_same
     stored = mr.audience_forms(conn, "audiences.golden", CONTACTS, forms_table=FORMS, contact_fields=False)
     for destination in destinations:
         want = mr.records_frame(conn, destination, computed)
-        got = mr.records_frame(conn, destination, stored)
-        assert got["member_key"].tolist() == want["member_key"].tolist(), destination.name
-        assert got["identifiers"].tolist() == want["identifiers"].tolist(), destination.name
-        assert got["fingerprint"].tolist() == want["fingerprint"].tolist(), destination.name
+        # What a sync step reads: only the forms its destination declares (FORMS_READ), none of the others.
+        read = getattr(destination, "FORMS_READ", mr.FORM_COLUMNS)
+        lean = mr.audience_forms(
+            conn, "audiences.golden", CONTACTS, forms_table=FORMS, contact_fields=False, form_columns=read
+        )
+        assert not (set(mr.FORM_COLUMNS) - set(read)) & set(lean.columns)
+        for got in (mr.records_frame(conn, destination, stored), mr.records_frame(conn, destination, lean)):
+            assert got["member_key"].tolist() == want["member_key"].tolist(), destination.name
+            assert got["identifiers"].tolist() == want["identifiers"].tolist(), destination.name
+            assert got["fingerprint"].tolist() == want["fingerprint"].tolist(), destination.name
+            assert got["value"].tolist() == want["value"].tolist(), destination.name
     assert mr.audience_record_counts(
         conn, "audiences.golden", CONTACTS, destinations, forms_table=FORMS
     ) == mr.audience_record_counts(conn, "audiences.golden", CONTACTS, destinations)
