@@ -28,7 +28,7 @@ def test_loading_the_definitions_imports_neither_great_expectations_nor_pyspark(
     assert done.stdout.strip() == "[]"
 
 
-def test_great_expectations_validates_without_importing_pyspark():
+def test_great_expectations_validates_without_importing_pyspark_or_altair():
     done = run_python(
         "import sys\n"
         "import pandas as pd\n"
@@ -37,10 +37,22 @@ def test_great_expectations_validates_without_importing_pyspark():
         "bad = pd.DataFrame({'order_id': ['o1', None], 'customer_id': ['c1', 'c2'], 'ordered_at': pd.to_datetime("
         "['2026-01-01', '2026-01-02']), 'order_total': [10.0, 5.0], 'fx_rate': [1.0, 1.0]})\n"
         "summary = validate(bad, raw_orders_suite())\n"
-        "print(summary.passed, [f.column for f in summary.errors], 'pyspark' in sys.modules)"
+        "print(summary.passed, [f.column for f in summary.errors], 'pyspark' in sys.modules, 'altair' in sys.modules)"
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split("\n")[0] == "False ['order_id'] False"
+    assert done.stdout.split("\n")[0] == "False ['order_id'] False False"
+
+
+def test_the_one_great_expectations_renderer_that_draws_charts_gets_the_real_altair_when_it_draws():
+    done = run_python(
+        "from expectations.gx import gx\n"
+        "from great_expectations.expectations.core import expect_column_kl_divergence_to_be_less_than as kl\n"
+        "chart = kl.alt.Chart\n"
+        "import altair\n"
+        "print(chart is altair.Chart)"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True"
 
 
 def test_great_expectations_gets_pyspark_when_something_imported_it_before():
