@@ -18,9 +18,7 @@ mart expectation.
 
 from __future__ import annotations
 
-import great_expectations as gx
-import great_expectations.expectations as gxe
-
+from expectations.gx import gx, gxe
 from ml import rfm
 
 ERROR = {"severity": "error"}

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import great_expectations as gx
 import pandas as pd
+
+if TYPE_CHECKING:
+    import great_expectations as gx
 
 SAMPLE_ROWS = 5
 # Never copied into sample rows: Dagster keeps check metadata for good, and an erased person must not stay in it.
@@ -79,6 +82,8 @@ class ValidationSummary:
 
 
 def _context() -> gx.data_context.AbstractDataContext:
+    from expectations.gx import gx  # on first use: expectations/gx.py
+
     context = gx.get_context(mode="ephemeral")
     # Progress bars would flood the run logs with carriage-return lines.
     context.variables.progress_bars = gx.data_context.types.base.ProgressBarsConfig(globally=False)
@@ -139,6 +144,8 @@ def validate(df: pd.DataFrame, suite: gx.ExpectationSuite, table_rows: int | Non
     `table_rows`: `df` holds only some of the table's rows (those an append added, orchestration/defs/
     quality_checks.py), and the table has this many: the row-count expectations are judged by GX on that count
     (a frame of `table_rows` rows and no columns), every other one on `df`."""
+    from expectations.gx import gx  # on first use: expectations/gx.py
+
     df = df.reset_index(drop=True)
     if table_rows is None:
         results = _results(df, suite)

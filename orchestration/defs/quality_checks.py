@@ -31,7 +31,6 @@ import duckdb
 import pandas as pd
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-from expectations.suites import SUITES
 from expectations.validate import batch_scope, key_columns, validate
 from landing import append
 from landing.special_categories import load_denylist, special_category_columns
@@ -286,6 +285,8 @@ def run_gx_check(
     warehouse: Warehouse, table: str, suite_name: str, choose_scope: Callable | None = None
 ) -> dg.AssetCheckResult:
     """A GX suite on `table` (the rows `choose_scope(conn, suite)` picks, else every row or a sample) as a result."""
+    from expectations.suites import SUITES  # imports GX (~3 CPU s): when a check runs, not with the definitions
+
     suite = SUITES[suite_name]()
     columns = suite_columns(suite)
     earlier = pd.DataFrame()
