@@ -149,17 +149,18 @@ PAST_SPEND = "past_spend_rate"
 HURDLE = "lightgbm_hurdle"
 LEVELED_HURDLE = "lightgbm_hurdle_leveled"
 PLAIN_HURDLE = "lightgbm_hurdle_plain"
+SHAPE_HURDLE = "lightgbm_hurdle_shape"
 CANDIDATES = (LIGHTGBM, STACKED, BLEND, BGNBD, PARETO_NBD, PAST_SPEND)
 # Candidates that were measured and not kept (module docstring): fitted only when a caller names them
 # (champion_backtest's `candidates`, bench.champion_cdnow --candidates), never by the assets.
-TRIED_CANDIDATES = (HURDLE, LEVELED_HURDLE, PLAIN_HURDLE)
+TRIED_CANDIDATES = (HURDLE, LEVELED_HURDLE, PLAIN_HURDLE, SHAPE_HURDLE)
 KNOWN_CANDIDATES = CANDIDATES + TRIED_CANDIDATES
 # Candidates whose trees read the BTYD outputs of their rows.
-STACKED_CANDIDATES = (STACKED, BLEND, HURDLE, LEVELED_HURDLE, PLAIN_HURDLE)
+STACKED_CANDIDATES = (STACKED, BLEND, HURDLE, LEVELED_HURDLE, PLAIN_HURDLE, SHAPE_HURDLE)
 # Candidates made of the stacked purchase classifier x a buyer-spend model (with_buyer_spend).
-HURDLE_CANDIDATES = (HURDLE, LEVELED_HURDLE, PLAIN_HURDLE)
+HURDLE_CANDIDATES = (HURDLE, LEVELED_HURDLE, PLAIN_HURDLE, SHAPE_HURDLE)
 # Hurdle candidates whose raw total is the stacked candidate's (at_stacked_level).
-LEVELED_HURDLES = (LEVELED_HURDLE, PLAIN_HURDLE)
+LEVELED_HURDLES = (LEVELED_HURDLE, PLAIN_HURDLE, SHAPE_HURDLE)
 BTYD_CANDIDATES = (BGNBD, PARETO_NBD)
 # Stacked features: what each BTYD model says about a customer at the cut-off of the row.
 BTYD_OUTPUTS = ("p_alive", "expected_orders", "predicted_clv")
@@ -189,6 +190,8 @@ SPEARMAN_TOLERANCE = 0.02
 CALIBRATION_METHODS = ("none", "factor", "isotonic")  # simplest first: a tie goes to the simpler one
 # Candidates whose calibration is chosen among fewer methods (calibration_methods).
 RESTRICTED_CALIBRATION_METHODS = {PLAIN_HURDLE: ("none", "factor")}
+# Candidates whose isotonic map keeps the uncalibrated total (Calibration.keeps_total): it gives the shape only.
+SHAPE_ONLY_CALIBRATION = (SHAPE_HURDLE,)
 MIN_CALIBRATION_ROWS = 200
 MIN_CALIBRATION_BUYERS = 20
 FACTOR_BOUNDS = (0.5, 2.0)
@@ -241,26 +244,40 @@ class Calibration:
     x: tuple[float, ...] = ()
     y: tuple[float, ...] = ()
     factor: float = 1.0
+    # Shape only (SHAPE_ONLY_CALIBRATION): the isotonic output is rescaled to the uncalibrated total of the rows
+    # mapped together, so the map learned one horizon earlier brings its shape across deciles but not its level.
+    keeps_total: bool = False
 
     def apply(self, predicted) -> np.ndarray:
         predicted = np.clip(np.asarray(predicted, dtype=float), 0.0, None)
         if self.x:
             mapped = _monotone_map(np.array(self.x), np.array(self.y), predicted)
             # Flat isotonic steps would tie customers the model ranks apart; a negligible slope keeps its order.
-            return np.clip(mapped, 0.0, None) + 1e-9 * predicted
+            mapped = np.clip(mapped, 0.0, None) + 1e-9 * predicted
+            if self.keeps_total:
+                return mapped * structural_level_factor(float(mapped.sum()), float(predicted.sum()))
+            return mapped
         return predicted * self.factor
 
     def to_json(self) -> str:
-        return json.dumps({"method": self.method, "x": list(self.x), "y": list(self.y), "factor": self.factor})
+        return json.dumps(
+            {
+                "method": self.method,
+                "x": list(self.x),
+                "y": list(self.y),
+                "factor": self.factor,
+                "keeps_total": self.keeps_total,
+            }
+        )
 
     @classmethod
     def from_json(cls, text: str) -> Calibration:
         raw = json.loads(text)
-        return cls(raw["method"], tuple(raw["x"]), tuple(raw["y"]), raw["factor"])
+        return cls(raw["method"], tuple(raw["x"]), tuple(raw["y"]), raw["factor"], raw.get("keeps_total", False))
 
 
-def _fit_calibration(method: str, predicted: np.ndarray, actual: np.ndarray) -> Calibration:
-    """One calibration of the named kind (CALIBRATION_METHODS) fitted on these rows."""
+def _fit_calibration(method: str, predicted: np.ndarray, actual: np.ndarray, keep_total: bool = False) -> Calibration:
+    """One calibration of the named kind (CALIBRATION_METHODS) fitted on these rows (`keep_total`: isotonic only)."""
     if method == "none" or actual.sum() <= 0 or predicted.sum() <= 0:
         return Calibration("none")
     if method == "factor":
@@ -273,7 +290,7 @@ def _fit_calibration(method: str, predicted: np.ndarray, actual: np.ndarray) -> 
         table["n_customers"].to_numpy(float),
     )
     fitted = IsotonicRegression(y_min=0.0, increasing=True).fit(x, y, sample_weight=w).predict(x)
-    return Calibration("isotonic", tuple(float(v) for v in x), tuple(float(v) for v in fitted))
+    return Calibration("isotonic", tuple(float(v) for v in x), tuple(float(v) for v in fitted), keeps_total=keep_total)
 
 
 def calibration_methods(name: str) -> tuple[str, ...]:
@@ -281,14 +298,22 @@ def calibration_methods(name: str) -> tuple[str, ...]:
     return RESTRICTED_CALIBRATION_METHODS.get(name, CALIBRATION_METHODS)
 
 
-def learn_calibration(predicted, actual, fold=None, methods: tuple[str, ...] = CALIBRATION_METHODS) -> Calibration:
+def shape_only_calibration(name: str) -> bool:
+    """Whether the candidate's isotonic map keeps the uncalibrated total (SHAPE_ONLY_CALIBRATION)."""
+    return name in SHAPE_ONLY_CALIBRATION
+
+
+def learn_calibration(
+    predicted, actual, fold=None, methods: tuple[str, ...] = CALIBRATION_METHODS, keep_total: bool = False
+) -> Calibration:
     """The calibration, chosen by 2-fold cross-fitting on these rows when `fold` (a boolean split) is given.
 
     Candidates (`methods`, simplest first; a subset of CALIBRATION_METHODS): none, one factor
     sum(actual)/sum(predicted) (clipped to FACTOR_BOUNDS), and isotonic regression on the decile means. Each is
     fitted on one fold and scored by decile MAPE on the other, both ways; the lowest mean wins (ties: the simpler
     one). Without `fold`, or below MIN_CALIBRATION_ROWS rows or MIN_CALIBRATION_BUYERS buyers (too few for
-    deciles), only the factor is considered.
+    deciles), only the factor is considered. `keep_total`: an isotonic map keeps the uncalibrated total of the rows
+    it maps (Calibration.keeps_total), in the cross-fit's scoring too, so the choice sees what would be shipped.
     """
     predicted, actual = np.clip(np.asarray(predicted, float), 0, None), np.clip(np.asarray(actual, float), 0, None)
     if actual.sum() <= 0 or predicted.sum() <= 0:
@@ -303,14 +328,17 @@ def learn_calibration(predicted, actual, fold=None, methods: tuple[str, ...] = C
     for method in methods:
         errors = []
         for learn in (fold, ~fold):
-            fitted = _fit_calibration(method, predicted[learn], actual[learn])
+            fitted = _fit_calibration(method, predicted[learn], actual[learn], keep_total)
             errors.append(decile_mape(actual[~learn], fitted.apply(predicted[~learn])))
         scores[method] = float(np.nanmean(errors)) if np.isfinite(errors).any() else math.inf
     best = min(methods, key=lambda m: (scores[m], methods.index(m)))
-    chosen = _fit_calibration(best, predicted, actual)
+    chosen = _fit_calibration(best, predicted, actual, keep_total)
     measured = ", ".join(f"{m} {scores[m]:.3f}" for m in methods)
     label = f"factor {chosen.factor:.3f}" if best == "factor" else best
-    return Calibration(f"{label} (2-fold decile MAPE: {measured})", chosen.x, chosen.y, chosen.factor)
+    label = f"{label} shape" if chosen.keeps_total else label
+    return Calibration(
+        f"{label} (2-fold decile MAPE: {measured})", chosen.x, chosen.y, chosen.factor, chosen.keeps_total
+    )
 
 
 @dataclass(frozen=True)
@@ -840,6 +868,7 @@ def champion_backtest(
             value[learn] / step,
             fold=calibration_fold[learn],
             methods=calibration_methods(name),
+            keep_total=shape_only_calibration(name),
         )
         calibrated = calibration.apply(scores.predicted)
         label = calibration.method
