@@ -47,6 +47,14 @@ Tried and not kept (2026-11-27, pre-registered: bench/results/clv_hurdle_plain.m
 which the rule required. Without the isotonic map the hurdle ranking's decile shape is off (selection-half decile MAPE
 0.23-0.26 at 274:90 and 455:90 against the champions' 0.11 and 0.06; 0.38-9.4 on the shops against 0.07-0.41). Its
 level was the tweedie's as intended: forced champion on all 12 shops, mean |sum ratio - 1| 0.082, decile MAPE 1.66.
+Passed its pre-registered rule (2026-11-27, bench/results/clv_hurdle_shape.md), not yet in CANDIDATES:
+`lightgbm_hurdle_shape` (TRIED_CANDIDATES, SHAPE_ONLY_CALIBRATION), the leveled hurdle whose isotonic map, when chosen,
+is rescaled to the uncalibrated total of the rows it maps (Calibration.keeps_total; in the 2-fold choice too): the
+map learned one horizon earlier brings the shape across deciles, the level stays the leveled raw one. CDNOW chosen at
+274:90 (0 -> 4 criteria, sum ratio 0.809 -> 0.953), 10 -> 12 of 20; generated shops chosen on 2 of 12, mean |sum
+ratio - 1| 0.076 -> 0.073, decile MAPE 0.574 -> 0.450 (through seed 6 h 180's degenerate 2.0; seed 4 h 90 0.39 ->
+0.47 at the same total). It joins CANDIDATES once chunked scoring uses the whole table's k and shape factor (both
+are per scored call today; production scores 100,000 customers per chunk).
 
 Windows (decided before any result was looked at). Three cut-offs, h = horizon: S = as_of - 2h
 (`customer_features_selection`, labels in (S, E]), E = as_of - h (`customer_features_train`, labels in (E, as_of]),
