@@ -29,6 +29,8 @@ from ml.champion import (
     predict_champion,
     structural_level_factor,
     structural_totals,
+    table_factors,
+    table_totals,
 )
 from ml.charts import decile_chart_png, feature_importance_png
 from ml.clv import feature_importance
@@ -484,20 +486,28 @@ def _predict_in_chunks(
 ) -> dict:
     """SEGMINT_ENGINE=duckdb: predict_champion over marts.customer_features `chunk_rows` customers at a time (in
     customer_id order), written into ml.clv_predictions in one transaction (readers see the old table or the new
-    one). Each row's prediction depends on that row only, except the structural level's one factor: summed over the
-    chunks first, as on Spark."""
+    one). Each row's prediction depends on that row only, except the whole table's factors (a leveled hurdle's
+    table_factors, then the structural level's): their totals are summed over the chunks first, as on Spark."""
     with warehouse.connect() as conn:
+
+        def chunk_totals(table):
+            totals = [
+                table_totals(model, chunk, fits, table) for chunk in champion_input_chunks(conn, FEATURES, chunk_rows)
+            ]
+            return sum(t[0] for t in totals), sum(t[1] for t in totals)
+
+        table = table_factors(model, chunk_totals)
         level_factor = None
         if model.structural_level:
             totals = [
-                structural_totals(model, chunk, fits=fits)
+                structural_totals(model, chunk, fits=fits, table=table)
                 for chunk in champion_input_chunks(conn, FEATURES, chunk_rows)
             ]
             level_factor = structural_level_factor(sum(t[0] for t in totals), sum(t[1] for t in totals))
         conn.execute("begin transaction")
         written = 0
         for chunk in champion_input_chunks(conn, FEATURES, chunk_rows):
-            predictions = predict_champion(model, chunk, fits=fits, level_factor=level_factor)
+            predictions = predict_champion(model, chunk, fits=fits, level_factor=level_factor, table=table)
             predictions = predictions.assign(model_version=version)
             if not written:  # the first chunk replaces the table (its column types are the scored frame's)
                 write_table(conn, PREDICTIONS_TABLE, predictions)
@@ -526,18 +536,24 @@ def _predict_on_spark(
     """SEGMINT_ENGINE=spark: score marts.customer_features in Spark, chunk by chunk (orchestration/lib/spark_compute.py),
     into the Parquet table ml.clv_predictions; the Python steps after it read that table through DuckDB."""
     session = spark.session()
+
+    def summed(totals_of_chunk) -> tuple[float, float]:
+        totals = spark_compute.map_table(session, FEATURES, totals_of_chunk, spark_compute.TOTALS_SCHEMA)
+        row = totals.agg({"total": "sum", "target": "sum"}).collect()[0]
+        return float(row["sum(total)"] or 0.0), float(row["sum(target)"] or 0.0)
+
+    # A leveled hurdle's factors, then the structural level: each scales the whole table, so each sums its two
+    # totals over the chunks first.
+    table = table_factors(
+        model, lambda table: summed(partial(spark_compute.clv_table_totals, model=model, fits=fits, table=table))
+    )
     level_factor = None
     if model.structural_level:
-        # The structural level scales the whole table by one factor: sum both totals over the chunks first.
-        totals = spark_compute.map_table(
-            session,
-            FEATURES,
-            partial(spark_compute.clv_level_totals, model=model, fits=fits),
-            spark_compute.TOTALS_SCHEMA,
-        )
-        row = totals.agg({"total": "sum", "target": "sum"}).collect()[0]
-        level_factor = structural_level_factor(float(row["sum(total)"] or 0.0), float(row["sum(target)"] or 0.0))
-    score = partial(spark_compute.clv_predict_chunk, model=model, fits=fits, level_factor=level_factor, version=version)
+        totals = partial(spark_compute.clv_level_totals, model=model, fits=fits, table=table)
+        level_factor = structural_level_factor(*summed(totals))
+    score = partial(
+        spark_compute.clv_predict_chunk, model=model, fits=fits, level_factor=level_factor, version=version, table=table
+    )
     schema = pa.Schema.from_pandas(score(sample), preserve_index=False)
     scored = spark_compute.map_table(session, FEATURES, score, schema)
     spark_compute.write_parquet_table(scored, PREDICTIONS_TABLE, warehouse.spark_warehouse_dir())

@@ -123,16 +123,28 @@ def write_parquet_table(frame: DataFrame, table: str, warehouse_dir: Path) -> Pa
 TOTALS_SCHEMA = pa.schema([("total", pa.float64()), ("target", pa.float64())])
 
 
-def clv_level_totals(chunk: pd.DataFrame, model, fits) -> pd.DataFrame:
-    """One row: this chunk's structural_totals (summed over the chunks: the whole table's level factor)."""
-    from ml.champion import structural_totals
+def clv_table_totals(chunk: pd.DataFrame, model, fits, table) -> pd.DataFrame:
+    """One row: this chunk's table_totals (summed over the chunks: the next of a leveled hurdle's table factors)."""
+    from ml.champion import table_totals
 
-    total, target = structural_totals(model, chunk, fits=fits)
+    total, target = table_totals(model, chunk, fits, table)
     return pd.DataFrame({"total": [total], "target": [target]})
 
 
-def clv_predict_chunk(chunk: pd.DataFrame, model, fits, level_factor: float | None, version: str) -> pd.DataFrame:
-    """predict_champion on one chunk, with the whole table's structural level factor, as ml.clv_predictions rows."""
+def clv_level_totals(chunk: pd.DataFrame, model, fits, table=None) -> pd.DataFrame:
+    """One row: this chunk's structural_totals (summed over the chunks: the whole table's level factor)."""
+    from ml.champion import structural_totals
+
+    total, target = structural_totals(model, chunk, fits=fits, table=table)
+    return pd.DataFrame({"total": [total], "target": [target]})
+
+
+def clv_predict_chunk(
+    chunk: pd.DataFrame, model, fits, level_factor: float | None, version: str, table=None
+) -> pd.DataFrame:
+    """predict_champion on one chunk, with the whole table's factors, as ml.clv_predictions rows."""
     from ml.champion import predict_champion
 
-    return predict_champion(model, chunk, fits=fits, level_factor=level_factor).assign(model_version=version)
+    return predict_champion(model, chunk, fits=fits, level_factor=level_factor, table=table).assign(
+        model_version=version
+    )

@@ -109,6 +109,7 @@ def hurdle_result(evaluation_rows, selection_rows):
         champion.HURDLE,
         champion.LEVELED_HURDLE,
         champion.PLAIN_HURDLE,
+        champion.SHAPE_HURDLE,
         champion.PAST_SPEND,
     )
     return champion.champion_backtest(evaluation_rows, HORIZON, selection_rows, candidates=candidates)
@@ -237,6 +238,60 @@ def test_a_candidate_restricted_to_none_and_factor_never_gets_an_isotonic_map():
     )
 
 
+def test_the_shape_hurdle_is_the_leveled_hurdle_whose_isotonic_map_keeps_the_raw_total(result, hurdle_result):
+    assert champion.SHAPE_HURDLE in result.evaluation["model"].tolist()  # a candidate: the assets fit it
+    assert champion.shape_only_calibration(champion.SHAPE_HURDLE)
+    assert [name for name in champion.KNOWN_CANDIDATES if champion.shape_only_calibration(name)] == [
+        champion.SHAPE_HURDLE
+    ]
+    table = hurdle_result.evaluation.set_index(["model", "backtest_window"])
+    for window in (champion.SELECTION, champion.EVALUATION):
+        shape, leveled = table.loc[(champion.SHAPE_HURDLE, window)], table.loc[(champion.LEVELED_HURDLE, window)]
+        assert shape["raw_calibration_ratio"] == pytest.approx(leveled["raw_calibration_ratio"])
+        assert shape["spearman"] == pytest.approx(leveled["spearman"], abs=1e-6)
+        calibration = champion.Calibration.from_json(shape["calibration_map"])
+        # An isotonic map ships as shape only; none / factor are the usual maps.
+        assert calibration.keeps_total == bool(calibration.x)
+        assert ("isotonic shape" in shape["calibration"]) == bool(calibration.x)
+
+
+def test_a_shape_only_isotonic_map_keeps_the_order_and_the_uncalibrated_total():
+    mean, actual = zero_inflated(20000, seed=2)
+    fold = np.arange(20000) % 2 == 0
+    bent = 0.8 * actual.sum() * mean**0.5 / (mean**0.5).sum()  # the wrong shape, 20 % under the actual total
+    usual = champion.learn_calibration(bent, actual, fold=fold)
+    shape = champion.learn_calibration(bent, actual, fold=fold, keep_total=True)
+    assert shape.method.startswith("isotonic shape") and shape.keeps_total and not usual.keeps_total
+    assert (shape.x, shape.y) == (usual.x, usual.y)  # the same map, rescaled when applied
+    fresh = 0.8 * zero_inflated(20000, seed=3)[0] ** 0.5
+    for rows in (bent, fresh, fresh[:300]):
+        calibrated = shape.apply(rows)
+        assert calibrated.sum() == pytest.approx(rows.sum())  # the level is the raw one, over the rows mapped
+        assert (np.diff(calibrated[np.argsort(rows, kind="stable")]) >= 0).all()  # the order is kept
+        # The shape is the isotonic map's: one factor away from it.
+        np.testing.assert_allclose(calibrated / calibrated.sum(), usual.apply(rows) / usual.apply(rows).sum())
+    assert calibration_ratio(actual, usual.apply(bent)) == pytest.approx(1.0, abs=0.05)  # the usual map lifts
+    assert calibration_ratio(actual, shape.apply(bent)) == pytest.approx(bent.sum() / actual.sum())
+    assert champion.Calibration.from_json(shape.to_json()) == shape
+    # Saved before the field existed: the usual map.
+    assert not champion.Calibration.from_json('{"method": "isotonic", "x": [1], "y": [2], "factor": 1.0}').keeps_total
+    # none and factor are unchanged by keep_total.
+    for method in ("none", "factor"):
+        restricted = champion.learn_calibration(bent, actual, fold=fold, methods=(method,), keep_total=True)
+        assert restricted == champion.learn_calibration(bent, actual, fold=fold, methods=(method,))
+
+
+def test_the_shape_only_rescaling_factor_is_one_when_either_total_is_zero():
+    shape = champion.Calibration("isotonic", x=(0.0, 1.0), y=(5.0, 10.0), keeps_total=True)
+    # Raw total 0: nothing to rescale to, the isotonic output is kept (factor 1).
+    assert shape.apply(np.zeros(3)).tolist() == [5.0, 5.0, 5.0]
+    assert shape.apply(np.array([])).tolist() == []
+    # Isotonic total 0 (a map to 0 of zero predictions): factor 1, zeros stay zeros.
+    zero = champion.Calibration("isotonic", x=(0.0, 1.0), y=(0.0, 0.0), keeps_total=True)
+    assert zero.apply(np.zeros(2)).tolist() == [0.0, 0.0]
+    assert champion.structural_level_factor(0.0, 3.0) == champion.structural_level_factor(3.0, 0.0) == 1.0
+
+
 @pytest.mark.parametrize("name", champion.HURDLE_CANDIDATES)
 @pytest.mark.parametrize("buyers", [0, 1])
 def test_the_hurdle_with_no_or_one_buyer_falls_back_and_predicts_without_nan(evaluation_rows, buyers, name):
@@ -253,7 +308,7 @@ def test_the_hurdle_with_no_or_one_buyer_falls_back_and_predicts_without_nan(eva
     np.testing.assert_allclose(scores.predicted, stacked.predicted)
 
 
-@pytest.mark.parametrize("name", [champion.HURDLE, champion.PLAIN_HURDLE])
+@pytest.mark.parametrize("name", [champion.HURDLE, champion.PLAIN_HURDLE, champion.SHAPE_HURDLE])
 def test_the_hurdle_can_be_the_production_model(hurdle_result, evaluation_rows, scoring_rows, name):
     table = hurdle_result.evaluation.assign(is_champion=hurdle_result.evaluation["model"] == name)
     model = champion.fit_champion(evaluation_rows, HORIZON, table)
@@ -261,6 +316,13 @@ def test_the_hurdle_can_be_the_production_model(hurdle_result, evaluation_rows, 
     if name == champion.PLAIN_HURDLE:  # production ships the map the selection half chose: one factor at most
         assert model.calibration.x == () and model.calibration.method.split(" ")[0] in ("none", "factor")
     scores = champion.predict_champion(model, scoring_rows.head(500))
+    if name == champion.SHAPE_HURDLE:  # the selection half chose isotonic for it on this shop (forward mode)
+        assert model.calibration.keeps_total and model.calibration.x and not model.structural_level
+        # Production ships the leveled raw total (x the season): the isotonic map brings its shape only.
+        rows = scoring_rows.head(500).reset_index(drop=True)
+        columns, forecasts, _ = champion.btyd_outputs(rows, HORIZON)
+        raw = champion.score_candidate(model.fitted, rows, columns, forecasts).predicted
+        assert scores["predicted_clv"].sum() == pytest.approx(raw.sum() * model.seasonal_factor)
     assert scores.drop(columns="top_drivers").notna().all().all() and (scores["top_drivers"] == "[]").all()
     assert (scores["predicted_clv_p10"] <= scores["predicted_clv"]).all()
     assert (scores["predicted_clv"] <= scores["predicted_clv_p90"]).all()
@@ -387,6 +449,12 @@ PLANTED_WINNERS = {
     champion.BGNBD: {champion.LIGHTGBM: (0.55, 0.40, 1.0), champion.BGNBD: (0.54, 0.20, 1.02)},
     # the trees fail the calibration band: Pareto/NBD is the best that passes.
     champion.PARETO_NBD: {champion.LIGHTGBM: (0.62, 0.10, 1.6), champion.PARETO_NBD: (0.50, 0.30, 0.95)},
+    # the shape hurdle ranks with the trees and has the lowest decile MAPE.
+    champion.SHAPE_HURDLE: {
+        champion.LIGHTGBM: (0.60, 0.40, 1.0),
+        champion.STACKED: (0.59, 0.30, 1.0),
+        champion.SHAPE_HURDLE: (0.60, 0.20, 1.0),
+    },
     # a shop where only the naive forecast ranks above the floor.
     champion.PAST_SPEND: {name: (0.10, 0.20, 1.0) for name in champion.CANDIDATES}
     | {champion.PAST_SPEND: (0.30, 0.50, 1.1)},
