@@ -23,8 +23,13 @@ Candidates (CANDIDATES; every one predicts spend over the horizon, in the orders
   `lightgbm_btyd`'s raw total (at_stacked_level's k), calibrated as every candidate except that an isotonic map, when
   chosen, is rescaled to the uncalibrated total of the rows it maps (Calibration.keeps_total, in the 2-fold choice
   too): the map learned one horizon earlier brings the shape across deciles, not that horizon's level. Both factors
-  are table-wide; scored in chunks, their totals are summed over the chunks first (table_factors). No per-customer
-  drivers (top_drivers is empty, as for the BTYD candidates).
+  are table-wide; scored in chunks, every chunk is scored once and its raw scores kept (score_chunk), the factors
+  come from their sums (table_factors) and are applied to the kept scores (finish_chunk). Per-customer drivers
+  (since 2026-11-27): the forecast's log is log P(buy) + mu + const (the table-wide factors are constants there,
+  the isotonic map is monotone), so top_drivers ranks, per feature, the buyer-spend regression's TreeSHAP (exact on
+  mu) plus the purchase classifier's TreeSHAP (logit units) scaled by the customer's secant slope of log P over the
+  logit, which makes the scaled contributions add up to log P - log P(bias) exactly; the approximation is only that
+  a feature's share of the log-P move is its share of the logit move (clv.hurdle_log_contributions).
 - `past_spend_rate`: total_revenue / max(tenure_days, 1) x horizon.
 Tried and not kept (2026-11-27, pre-registered with its ship rule before any run: bench/results/clv_hurdle.md):
 `lightgbm_hurdle` (TRIED_CANDIDATES: fitted only when a caller names it, never by the assets), the two-part model
@@ -676,15 +681,19 @@ def hurdle_and_stacked(
     """A hurdle candidate's scores before any leveling, and lightgbm_btyd's raw forecast of the same rows (the same
     fitted trees: at_stacked_level's target)."""
     rows = pd.concat([features.reset_index(drop=True), btyd_columns.reset_index(drop=True)], axis=1)
-    stacked = clv.predict(fitted.models, rows, explain=False)
+    # Without its buyer-spend model the hurdle forecasts as lightgbm_btyd: then its drivers are those trees'.
+    stacked = clv.predict(fitted.models, rows, explain=explain and fitted.spend is None)
     hurdle = hurdle_scores(fitted, rows, stacked["purchase_propensity"].to_numpy(float))
+    if explain and fitted.spend is not None:
+        hurdle.top_drivers = clv.hurdle_drivers(fitted.models, fitted.spend, rows)
+    elif explain:
+        hurdle.top_drivers = stacked["top_drivers"].array if stacked["top_drivers"].notna().all() else None
     return hurdle, stacked["predicted_clv"].to_numpy(float)
 
 
 def hurdle_scores(fitted: FittedCandidate, rows: pd.DataFrame, propensity: np.ndarray) -> CandidateScores:
     """P(buy) x E[spend | buy] per row (rows: features + btyd_*; propensity: the stacked purchase classifier's).
-
-    No top_drivers: a product of a logit-scale and a log-scale model has no single additive explanation."""
+    top_drivers: hurdle_and_stacked (clv.hurdle_drivers)."""
     if fitted.spend is None:  # too few buyers for any model: the stacked candidate's fallback forecast
         scores = clv.predict(fitted.models, rows, explain=False)
         return CandidateScores(scores["predicted_clv"].to_numpy(float), propensity)
