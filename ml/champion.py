@@ -521,7 +521,7 @@ def score_chunk(
     return ChunkScores(features["customer_id"].to_numpy(), scores, stacked, structural)
 
 
-def _leveled(model: ChampionModel, chunk: ChunkScores, k: float | None) -> np.ndarray:
+def _leveled(chunk: ChunkScores, k: float | None) -> np.ndarray:
     """The raw forecast: a leveled hurdle's at k (None: over this chunk), others' as scored."""
     if chunk.stacked is None:
         return chunk.scores.predicted
@@ -530,7 +530,7 @@ def _leveled(model: ChampionModel, chunk: ChunkScores, k: float | None) -> np.nd
 
 def _calibrated(model: ChampionModel, chunk: ChunkScores, table: TableFactors) -> np.ndarray:
     """Calibrated at the table's k and shape factor, before the structural level."""
-    return np.asarray(model.calibration.apply(_leveled(model, chunk, table.leveling), table.shape), dtype=float)
+    return np.asarray(model.calibration.apply(_leveled(chunk, table.leveling), table.shape), dtype=float)
 
 
 def chunk_totals(model: ChampionModel, chunk: ChunkScores, table: TableFactors) -> tuple[float, float]:
@@ -540,7 +540,7 @@ def chunk_totals(model: ChampionModel, chunk: ChunkScores, table: TableFactors) 
     if chunk.stacked is not None and table.leveling is None:
         return float(np.sum(chunk.scores.predicted)), float(np.sum(chunk.stacked))
     if _needs_shape(model) and table.shape is None:
-        raw = _leveled(model, chunk, table.leveling)
+        raw = _leveled(chunk, table.leveling)
         return float(model.calibration.apply(raw, shape_factor=1.0).sum()), float(np.clip(raw, 0.0, None).sum())
     if len(chunk.customer_id) == 0:
         return 0.0, 0.0
@@ -549,6 +549,7 @@ def chunk_totals(model: ChampionModel, chunk: ChunkScores, table: TableFactors) 
 
 
 def _needs_shape(model: ChampionModel) -> bool:
+    """Whether the model's shape-only isotonic map needs the table's rescaling (TableFactors.shape)."""
     return model.name in LEVELED_HURDLES and model.calibration.keeps_total and bool(model.calibration.x)
 
 

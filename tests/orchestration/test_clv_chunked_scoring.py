@@ -19,6 +19,7 @@ from orchestration.defs.clv import (
     read_champion_inputs,
 )
 from orchestration.defs.resources import Warehouse
+from orchestration.lib import spark_compute
 from orchestration.lib.warehouse_io import write_table
 from tests.unit.test_clv import features_at, simulate_shop
 
@@ -109,18 +110,18 @@ def test_a_leveled_hurdles_table_factors_are_the_whole_tables_in_chunks(
     # k and the shape rescaling, their totals summed chunk by chunk: equal up to the sums' float rounding.
     np.testing.assert_allclose(written["predicted_clv"], expected["predicted_clv"], rtol=1e-12)
     assert written["customer_id"].tolist() == expected["customer_id"].tolist()
-    # The kept scores give exactly the table that re-scoring every chunk for every factor gives (Spark's passes).
+    # The kept scores give exactly the table that re-scoring every chunk for every factor gives (Spark's passes:
+    # its per-chunk functions, summed here in chunk order).
     with duckdb.connect(warehouse.path) as conn:
         chunks = list(champion_input_chunks(conn, FEATURES, 90))
 
     def rescored(table):
-        totals = [champion.chunk_totals(model, champion.score_chunk(model, c, fits=fits), table) for c in chunks]
-        return sum(t[0] for t in totals), sum(t[1] for t in totals)
+        totals = pd.concat([spark_compute.clv_table_totals(c, model, fits, table) for c in chunks])
+        return sum(totals["total"].tolist()), sum(totals["target"].tolist())
 
     table = champion.table_factors(model, rescored)
     passes = pd.concat(
-        [champion.predict_champion(model, c, fits=fits, table=table).assign(model_version="v1") for c in chunks],
-        ignore_index=True,
+        [spark_compute.clv_predict_chunk(c, model, fits, "v1", table=table) for c in chunks], ignore_index=True
     )
     pd.testing.assert_frame_equal(written, passes, check_exact=True)
     # One chunk: the kept path's factors are the single pass's, bit for bit.
