@@ -23,8 +23,13 @@ Candidates (CANDIDATES; every one predicts spend over the horizon, in the orders
   `lightgbm_btyd`'s raw total (at_stacked_level's k), calibrated as every candidate except that an isotonic map, when
   chosen, is rescaled to the uncalibrated total of the rows it maps (Calibration.keeps_total, in the 2-fold choice
   too): the map learned one horizon earlier brings the shape across deciles, not that horizon's level. Both factors
-  are table-wide; scored in chunks, their totals are summed over the chunks first (table_factors). No per-customer
-  drivers (top_drivers is empty, as for the BTYD candidates).
+  are table-wide; scored in chunks, every chunk is scored once and its raw scores kept (score_chunk), the factors
+  come from their sums (table_factors) and are applied to the kept scores (finish_chunk). Per-customer drivers
+  (since 2026-11-27): the forecast's log is log P(buy) + mu + const (the table-wide factors are constants there,
+  the isotonic map is monotone), so top_drivers ranks, per feature, the buyer-spend regression's TreeSHAP (exact on
+  mu) plus the purchase classifier's TreeSHAP (logit units) scaled by the customer's secant slope of log P over the
+  logit, which makes the scaled contributions add up to log P - log P(bias) exactly; the approximation is only that
+  a feature's share of the log-P move is its share of the logit move (clv.hurdle_log_contributions).
 - `past_spend_rate`: total_revenue / max(tenure_days, horizon) x horizon: a customer younger than one horizon is
   expected to repeat their spend to date once (tenure was floored at 1 day until 2026-11-27: 50 spent on the first
   day forecast 18,250 over 365 days on a young shop).
@@ -473,65 +478,109 @@ def to_structural_level(predicted: np.ndarray, structural: np.ndarray | None) ->
 
 def structural_level_factor(total: float, target: float) -> float:
     """The one factor to_structural_level scales by: target / total, or 1 when either is 0. Scoring in chunks
-    (SEGMINT_ENGINE=spark) sums both totals over the chunks first (structural_totals), then scores with it."""
+    sums both totals over the chunks first (table_factors), then scores with it."""
     return target / total if total > 0 and target > 0 else 1.0
-
-
-def structural_totals(
-    model: ChampionModel, features: pd.DataFrame, fits: BtydFits | None = None, table: TableFactors | None = None
-) -> tuple[float, float]:
-    """(total calibrated prediction, total structural forecast) of these customers, both 0 when the model does not
-    take the structural level: summed over every chunk of a table, they give the whole table's level factor."""
-    if not model.structural_level or features.empty:
-        return 0.0, 0.0
-    features = features.reset_index(drop=True)
-    columns, forecasts, _ = btyd_outputs(features, model.horizon_days, fits)
-    table = table or TableFactors()
-    scores = score_candidate(model.fitted, features, columns, forecasts, explain=False, leveling=table.leveling)
-    if scores.predicted is None:
-        raise btyd.BTYDFitError(scores.error)
-    structural = structural_forecast(forecasts)
-    calibrated = np.asarray(model.calibration.apply(scores.predicted, table.shape), dtype=float)
-    return float(calibrated.sum()), float(np.nansum(structural)) if structural is not None else 0.0
 
 
 @dataclass(frozen=True)
 class TableFactors:
-    """A leveled hurdle's two label-free table-wide factors when a table is scored in chunks: at_stacked_level's k
-    (leveling) and the shape-only calibration's rescaling (shape). None: computed over the rows scored together."""
+    """The whole table's label-free factors when a table is scored in chunks (table_factors): a leveled hurdle's
+    at_stacked_level k (leveling) and shape-only calibration rescaling (shape), then the structural level's factor
+    (level). None: computed over the rows scored together (one pass over the table: the same numbers)."""
 
     leveling: float | None = None
     shape: float | None = None
+    level: float | None = None
 
 
-def table_totals(
-    model: ChampionModel, features: pd.DataFrame, fits: BtydFits | None, table: TableFactors
-) -> tuple[float, float]:
-    """These customers' (total, target) for the next factor table_factors needs: (hurdle raw, stacked raw) while
-    table.leveling is None, then (isotonic output, its input) at the table's k. Summed over the chunks of a table."""
+@dataclass
+class ChunkScores:
+    """One chunk's model outputs before the whole table's factors (score_chunk: the one model pass). Kept per chunk,
+    the factors come from their sums and finish_chunk applies them (cheap, vectorized): no second model pass."""
+
+    customer_id: np.ndarray
+    scores: CandidateScores  # leveled hurdles: the hurdle's forecast before k
+    stacked: np.ndarray | None = None  # leveled hurdles: lightgbm_btyd's raw forecast (k's target)
+    structural: np.ndarray | None = None  # the BTYD mean forecast, when the model takes the structural level
+
+
+def score_chunk(
+    model: ChampionModel, features: pd.DataFrame, explain: bool = True, fits: BtydFits | None = None
+) -> ChunkScores:
+    """The champion's raw scores of these customers (fits: btyd.fit_btyd_models of the scored cut-off, fitted here
+    when needed and None)."""
     features = features.reset_index(drop=True)
-    if features.empty:
+    needs_btyd = model.name in (*STACKED_CANDIDATES, *BTYD_CANDIDATES) or model.structural_level
+    columns, forecasts, _ = btyd_outputs(features, model.horizon_days, fits) if needs_btyd else (None, {}, [])
+    stacked = None
+    if model.name in LEVELED_HURDLES:
+        scores, stacked = hurdle_and_stacked(model.fitted, features, columns, explain=explain)
+    else:
+        scores = score_candidate(model.fitted, features, columns, forecasts, explain=explain)
+    if scores.predicted is None:
+        raise btyd.BTYDFitError(scores.error)
+    structural = structural_forecast(forecasts) if model.structural_level else None
+    return ChunkScores(features["customer_id"].to_numpy(), scores, stacked, structural)
+
+
+def _leveled(chunk: ChunkScores, k: float | None) -> np.ndarray:
+    """The raw forecast: a leveled hurdle's at k (None: over this chunk), others' as scored."""
+    if chunk.stacked is None:
+        return chunk.scores.predicted
+    return at_stacked_level(chunk.scores, chunk.stacked, k=k).predicted
+
+
+def _calibrated(model: ChampionModel, chunk: ChunkScores, table: TableFactors) -> np.ndarray:
+    """Calibrated at the table's k and shape factor, before the structural level."""
+    return np.asarray(model.calibration.apply(_leveled(chunk, table.leveling), table.shape), dtype=float)
+
+
+def chunk_totals(model: ChampionModel, chunk: ChunkScores, table: TableFactors) -> tuple[float, float]:
+    """This chunk's (total, target) for the next factor table_factors needs, given those already known in `table`:
+    (hurdle raw, stacked raw) for k; then (isotonic output, its input) at k for the shape; then (calibrated,
+    structural) for the structural level. Summed over the chunks of a table."""
+    if chunk.stacked is not None and table.leveling is None:
+        return float(np.sum(chunk.scores.predicted)), float(np.sum(chunk.stacked))
+    if _needs_shape(model) and table.shape is None:
+        raw = _leveled(chunk, table.leveling)
+        return float(model.calibration.apply(raw, shape_factor=1.0).sum()), float(np.clip(raw, 0.0, None).sum())
+    if len(chunk.customer_id) == 0:
         return 0.0, 0.0
-    columns, forecasts, _ = btyd_outputs(features, model.horizon_days, fits)
-    if table.leveling is None:
-        totals = [
-            score_candidate(dataclasses.replace(model.fitted, name=name), features, columns, forecasts).predicted
-            for name in (HURDLE, STACKED)
-        ]
-        return float(np.sum(totals[0])), float(np.sum(totals[1]))
-    raw = score_candidate(model.fitted, features, columns, forecasts, leveling=table.leveling).predicted
-    return float(model.calibration.apply(raw, shape_factor=1.0).sum()), float(np.clip(raw, 0.0, None).sum())
+    structural = float(np.nansum(chunk.structural)) if chunk.structural is not None else 0.0
+    return float(_calibrated(model, chunk, table).sum()), structural
 
 
-def table_factors(model: ChampionModel, chunk_totals) -> TableFactors:
-    """The whole table's TableFactors for a model scored in chunks; chunk_totals(table) sums table_totals over the
-    chunks (one pass per factor: k first, as the shape's totals are taken at k). Nothing for other candidates."""
-    if model.name not in LEVELED_HURDLES:
-        return TableFactors()
-    table = TableFactors(leveling=structural_level_factor(*chunk_totals(TableFactors())))
-    if not (model.calibration.keeps_total and model.calibration.x):
-        return table
-    return dataclasses.replace(table, shape=structural_level_factor(*chunk_totals(table)))
+def _needs_shape(model: ChampionModel) -> bool:
+    """Whether the model's shape-only isotonic map needs the table's rescaling (TableFactors.shape)."""
+    return model.name in LEVELED_HURDLES and model.calibration.keeps_total and bool(model.calibration.x)
+
+
+def table_factors(model: ChampionModel, summed_totals) -> TableFactors:
+    """The whole table's TableFactors; summed_totals(table) sums chunk_totals(model, chunk, table) over its chunks
+    (k first, then the shape at k, then the structural level at both). Nothing to sum for other models."""
+    table = TableFactors()
+    if model.name in LEVELED_HURDLES:
+        table = TableFactors(leveling=structural_level_factor(*summed_totals(table)))
+        if _needs_shape(model):
+            table = dataclasses.replace(table, shape=structural_level_factor(*summed_totals(table)))
+    if model.structural_level:
+        table = dataclasses.replace(table, level=structural_level_factor(*summed_totals(table)))
+    return table
+
+
+def kept_table_factors(model: ChampionModel, chunks: list[ChunkScores]) -> TableFactors:
+    """table_factors from the kept ChunkScores of every chunk (no model pass: sums of kept arrays)."""
+
+    def summed(table: TableFactors) -> tuple[float, float]:
+        totals = [chunk_totals(model, chunk, table) for chunk in chunks]
+        return sum(t[0] for t in totals), sum(t[1] for t in totals)
+
+    return table_factors(model, summed)
+
+
+def needs_table_factors(model: ChampionModel) -> bool:
+    """Whether a table scored in chunks needs its whole-table factors (kept_table_factors) before any row is final."""
+    return model.name in LEVELED_HURDLES or model.structural_level
 
 
 @dataclass
@@ -602,19 +651,14 @@ def score_candidate(
     btyd_columns: pd.DataFrame,
     forecasts: dict[str, pd.DataFrame],
     explain: bool = False,
-    leveling: float | None = None,
 ) -> CandidateScores:
-    """Raw (uncalibrated) predicted value and a purchase score per row of features (btyd_* from the same cut-off).
-    leveling: a leveled hurdle's k over the whole table when `features` is one chunk of it (TableFactors)."""
+    """Raw (uncalibrated) predicted value and a purchase score per row of features (btyd_* from the same cut-off);
+    a leveled hurdle's k is taken over these rows (a table scored in chunks: score_chunk, table_factors)."""
     features = features.reset_index(drop=True)
     name = fitted.name
     if name in HURDLE_CANDIDATES:
-        rows = pd.concat([features, btyd_columns.reset_index(drop=True)], axis=1)
-        stacked = clv.predict(fitted.models, rows, explain=False)  # the same fitted models as lightgbm_btyd
-        hurdle = hurdle_scores(fitted, rows, stacked["purchase_propensity"].to_numpy(float))
-        if name not in LEVELED_HURDLES:
-            return hurdle
-        return at_stacked_level(hurdle, stacked["predicted_clv"].to_numpy(float), k=leveling)
+        hurdle, stacked = hurdle_and_stacked(fitted, features, btyd_columns, explain=explain)
+        return at_stacked_level(hurdle, stacked) if name in LEVELED_HURDLES else hurdle
     if name in (LIGHTGBM, STACKED, BLEND):
         structural = structural_forecast(forecasts) if name == BLEND else None
         if name == BLEND and structural is None:
@@ -636,10 +680,25 @@ def score_candidate(
     return CandidateScores(naive, naive)
 
 
+def hurdle_and_stacked(
+    fitted: FittedCandidate, features: pd.DataFrame, btyd_columns: pd.DataFrame, explain: bool = False
+) -> tuple[CandidateScores, np.ndarray]:
+    """A hurdle candidate's scores before any leveling, and lightgbm_btyd's raw forecast of the same rows (the same
+    fitted trees: at_stacked_level's target)."""
+    rows = pd.concat([features.reset_index(drop=True), btyd_columns.reset_index(drop=True)], axis=1)
+    # Without its buyer-spend model the hurdle forecasts as lightgbm_btyd: then its drivers are those trees'.
+    stacked = clv.predict(fitted.models, rows, explain=explain and fitted.spend is None)
+    hurdle = hurdle_scores(fitted, rows, stacked["purchase_propensity"].to_numpy(float))
+    if explain and fitted.spend is not None:
+        hurdle.top_drivers = clv.hurdle_drivers(fitted.models, fitted.spend, rows)
+    elif explain:
+        hurdle.top_drivers = stacked["top_drivers"].array if stacked["top_drivers"].notna().all() else None
+    return hurdle, stacked["predicted_clv"].to_numpy(float)
+
+
 def hurdle_scores(fitted: FittedCandidate, rows: pd.DataFrame, propensity: np.ndarray) -> CandidateScores:
     """P(buy) x E[spend | buy] per row (rows: features + btyd_*; propensity: the stacked purchase classifier's).
-
-    No top_drivers: a product of a logit-scale and a log-scale model has no single additive explanation."""
+    top_drivers: hurdle_and_stacked (clv.hurdle_drivers)."""
     if fitted.spend is None:  # too few buyers for any model: the stacked candidate's fallback forecast
         scores = clv.predict(fitted.models, rows, explain=False)
         return CandidateScores(scores["predicted_clv"].to_numpy(float), propensity)
@@ -1068,28 +1127,26 @@ def predict_champion(
     features: pd.DataFrame,
     explain: bool = True,
     fits: BtydFits | None = None,
-    level_factor: float | None = None,
     table: TableFactors | None = None,
 ) -> pd.DataFrame:
     """One row per customer: predicted_clv (calibrated), p10/p90, purchase_propensity, top_drivers, clv_model.
 
     fits = btyd.fit_btyd_models(features) when the caller has them (fitted here when needed and None).
-    level_factor: the structural level's factor of the whole table when `features` is one chunk of it
-    (structural_level_factor of the summed structural_totals); None computes it from `features`. table: the
-    whole table's leveled-hurdle factors (table_factors) when `features` is one chunk of it."""
-    features = features.reset_index(drop=True)
-    needs_btyd = model.name in (*STACKED_CANDIDATES, *BTYD_CANDIDATES) or model.structural_level
-    columns, forecasts, _ = btyd_outputs(features, model.horizon_days, fits) if needs_btyd else (None, {}, [])
-    table = table or TableFactors()
-    scores = score_candidate(model.fitted, features, columns, forecasts, explain=explain, leveling=table.leveling)
-    result = pd.DataFrame({"customer_id": features["customer_id"].to_numpy()})
-    if scores.predicted is None:
-        raise btyd.BTYDFitError(scores.error)
-    calibrated = model.calibration.apply(scores.predicted, table.shape)
-    if model.structural_level and level_factor is not None:
-        calibrated = np.asarray(calibrated, dtype=float) * level_factor
+    table: the whole table's factors (table_factors) when `features` is one chunk of it; None computes them over
+    `features`. Chunked scoring that keeps each chunk's scores calls score_chunk and finish_chunk itself."""
+    return finish_chunk(model, score_chunk(model, features, explain=explain, fits=fits), table or TableFactors())
+
+
+def finish_chunk(model: ChampionModel, chunk: ChunkScores, table: TableFactors) -> pd.DataFrame:
+    """predict_champion's rows from one chunk's kept scores and the whole table's factors (None fields: computed
+    over this chunk). Vectorized arithmetic only: no model is evaluated here."""
+    scores = chunk.scores
+    result = pd.DataFrame({"customer_id": chunk.customer_id})
+    calibrated = _calibrated(model, chunk, table)
+    if model.structural_level and table.level is not None:
+        calibrated = calibrated * table.level
     elif model.structural_level:
-        calibrated = to_structural_level(calibrated, structural_forecast(forecasts))
+        calibrated = to_structural_level(calibrated, chunk.structural)
     low, high = model.intervals.apply(calibrated)
     # The season ahead scales the whole forecast distribution (mean and quantiles alike).
     predicted, low, high = (values * model.seasonal_factor for values in (calibrated, low, high))
@@ -1101,7 +1158,7 @@ def predict_champion(
         # Expected orders are not a probability: 1 - exp(-E[orders]) is P(>= 1 order) for a Poisson count.
         propensity = 1.0 - np.exp(-np.clip(propensity, 0.0, None))
     elif model.name == PAST_SPEND:
-        propensity = np.full(len(features), model.base_buy_rate)
+        propensity = np.full(len(chunk.customer_id), model.base_buy_rate)
     result["purchase_propensity"] = np.clip(propensity, 0.0, 1.0)
     result["top_drivers"] = scores.top_drivers if scores.top_drivers is not None else "[]"
     result["clv_model"] = model.name

@@ -67,7 +67,10 @@ def test_the_chunk_function_travels_to_a_worker_by_pickle():
     # connection, a lock or the Dagster context. cloudpickle is what pyspark uses.
     cloudpickle = pytest.importorskip("pyspark.cloudpickle")
     run = spark_compute.chunk_function(
-        partial(spark_compute.clv_predict_chunk, model=None, fits={}, level_factor=1.0, version="v"), SCHEMA
+        partial(
+            spark_compute.clv_predict_chunk, model=None, fits={}, version="v", table=champion.TableFactors(level=1.0)
+        ),
+        SCHEMA,
     )
     assert callable(pickle.loads(cloudpickle.dumps(run)))
 
