@@ -1,4 +1,4 @@
-"""The CLV champion: five candidates, a leak-free choice between them, calibration and prediction intervals.
+"""The CLV champion: seven candidates, a leak-free choice between them, calibration and prediction intervals.
 
 Candidates (CANDIDATES; every one predicts spend over the horizon, in the orders' currency):
 - `lightgbm`: LightGBM tweedie on customer_features (ml/clv.py), with its purchase classifier as propensity.
@@ -18,6 +18,18 @@ Candidates (CANDIDATES; every one predicts spend over the horizon, in the orders
   generated shops it was chosen at horizon 90 and over-forecast the next quarter (sum ratios 1.25 and 1.14, where
   the unscaled rule's champion, Pareto/NBD, gave 0.95): on a growing shop the trees' level is the one that drifts.
 - `bgnbd`, `pareto_nbd`: BG/NBD or Pareto/NBD x Gamma-Gamma (ml/btyd.py), fitted on the scored cut-off's rows.
+- `lightgbm_hurdle_shape` (since 2026-11-27, pre-registered: bench/results/clv_hurdle_shape.md): the hurdle's
+  ranking (P(buy) of the stacked purchase classifier x the lognormal mean of a buyer-spend regression, below) at
+  `lightgbm_btyd`'s raw total (at_stacked_level's k), calibrated as every candidate except that an isotonic map, when
+  chosen, is rescaled to the uncalibrated total of the rows it maps (Calibration.keeps_total, in the 2-fold choice
+  too): the map learned one horizon earlier brings the shape across deciles, not that horizon's level. Both factors
+  are table-wide; scored in chunks, every chunk is scored once and its raw scores kept (score_chunk), the factors
+  come from their sums (table_factors) and are applied to the kept scores (finish_chunk). Per-customer drivers
+  (since 2026-11-27): the forecast's log is log P(buy) + mu + const (the table-wide factors are constants there,
+  the isotonic map is monotone), so top_drivers ranks, per feature, the buyer-spend regression's TreeSHAP (exact on
+  mu) plus the purchase classifier's TreeSHAP (logit units) scaled by the customer's secant slope of log P over the
+  logit, which makes the scaled contributions add up to log P - log P(bias) exactly; the approximation is only that
+  a feature's share of the log-P move is its share of the logit move (clv.hurdle_log_contributions).
 - `past_spend_rate`: total_revenue / max(tenure_days, horizon) x horizon: a customer younger than one horizon is
   expected to repeat their spend to date once (tenure was floored at 1 day until 2026-11-27: 50 spent on the first
   day forecast 18,250 over 365 days on a young shop).
@@ -49,6 +61,14 @@ Tried and not kept (2026-11-27, pre-registered: bench/results/clv_hurdle_plain.m
 which the rule required. Without the isotonic map the hurdle ranking's decile shape is off (selection-half decile MAPE
 0.23-0.26 at 274:90 and 455:90 against the champions' 0.11 and 0.06; 0.38-9.4 on the shops against 0.07-0.41). Its
 level was the tweedie's as intended: forced champion on all 12 shops, mean |sum ratio - 1| 0.082, decile MAPE 1.66.
+Kept (2026-11-27, pre-registered: bench/results/clv_hurdle_shape.md): `lightgbm_hurdle_shape` (CANDIDATES,
+SHAPE_ONLY_CALIBRATION), the leveled hurdle whose isotonic map, when chosen,
+is rescaled to the uncalibrated total of the rows it maps (Calibration.keeps_total; in the 2-fold choice too): the
+map learned one horizon earlier brings the shape across deciles, the level stays the leveled raw one. CDNOW chosen at
+274:90 (0 -> 4 criteria, sum ratio 0.809 -> 0.953), 10 -> 12 of 20; generated shops chosen on 2 of 12, mean |sum
+ratio - 1| 0.076 -> 0.073, decile MAPE 0.574 -> 0.450 (through seed 6 h 180's degenerate 2.0; seed 4 h 90 0.39 ->
+0.47 at the same total). It joined CANDIDATES once chunked scoring used the whole table's k and shape factor
+(table_factors: production scores 100,000 customers per chunk).
 
 Windows (decided before any result was looked at). Three cut-offs, h = horizon: S = as_of - 2h
 (`customer_features_selection`, labels in (S, E]), E = as_of - h (`customer_features_train`, labels in (E, as_of]),
@@ -151,17 +171,19 @@ PAST_SPEND = "past_spend_rate"
 HURDLE = "lightgbm_hurdle"
 LEVELED_HURDLE = "lightgbm_hurdle_leveled"
 PLAIN_HURDLE = "lightgbm_hurdle_plain"
-CANDIDATES = (LIGHTGBM, STACKED, BLEND, BGNBD, PARETO_NBD, PAST_SPEND)
+SHAPE_HURDLE = "lightgbm_hurdle_shape"
+# Order matters only for ties (select_champion); the shape hurdle joined last, as it was measured.
+CANDIDATES = (LIGHTGBM, STACKED, BLEND, BGNBD, PARETO_NBD, PAST_SPEND, SHAPE_HURDLE)
 # Candidates that were measured and not kept (module docstring): fitted only when a caller names them
 # (champion_backtest's `candidates`, bench.champion_cdnow --candidates), never by the assets.
 TRIED_CANDIDATES = (HURDLE, LEVELED_HURDLE, PLAIN_HURDLE)
 KNOWN_CANDIDATES = CANDIDATES + TRIED_CANDIDATES
 # Candidates whose trees read the BTYD outputs of their rows.
-STACKED_CANDIDATES = (STACKED, BLEND, HURDLE, LEVELED_HURDLE, PLAIN_HURDLE)
+STACKED_CANDIDATES = (STACKED, BLEND, HURDLE, LEVELED_HURDLE, PLAIN_HURDLE, SHAPE_HURDLE)
 # Candidates made of the stacked purchase classifier x a buyer-spend model (with_buyer_spend).
-HURDLE_CANDIDATES = (HURDLE, LEVELED_HURDLE, PLAIN_HURDLE)
+HURDLE_CANDIDATES = (HURDLE, LEVELED_HURDLE, PLAIN_HURDLE, SHAPE_HURDLE)
 # Hurdle candidates whose raw total is the stacked candidate's (at_stacked_level).
-LEVELED_HURDLES = (LEVELED_HURDLE, PLAIN_HURDLE)
+LEVELED_HURDLES = (LEVELED_HURDLE, PLAIN_HURDLE, SHAPE_HURDLE)
 BTYD_CANDIDATES = (BGNBD, PARETO_NBD)
 # Stacked features: what each BTYD model says about a customer at the cut-off of the row.
 BTYD_OUTPUTS = ("p_alive", "expected_orders", "predicted_clv")
@@ -191,6 +213,8 @@ SPEARMAN_TOLERANCE = 0.02
 CALIBRATION_METHODS = ("none", "factor", "isotonic")  # simplest first: a tie goes to the simpler one
 # Candidates whose calibration is chosen among fewer methods (calibration_methods).
 RESTRICTED_CALIBRATION_METHODS = {PLAIN_HURDLE: ("none", "factor")}
+# Candidates whose isotonic map keeps the uncalibrated total (Calibration.keeps_total): it gives the shape only.
+SHAPE_ONLY_CALIBRATION = (SHAPE_HURDLE,)
 MIN_CALIBRATION_ROWS = 200
 MIN_CALIBRATION_BUYERS = 20
 FACTOR_BOUNDS = (0.5, 2.0)
@@ -243,26 +267,44 @@ class Calibration:
     x: tuple[float, ...] = ()
     y: tuple[float, ...] = ()
     factor: float = 1.0
+    # Shape only (SHAPE_ONLY_CALIBRATION): the isotonic output is rescaled to the uncalibrated total of the rows
+    # mapped together, so the map learned one horizon earlier brings its shape across deciles but not its level.
+    keeps_total: bool = False
 
-    def apply(self, predicted) -> np.ndarray:
+    def apply(self, predicted, shape_factor: float | None = None) -> np.ndarray:
+        """The calibrated prediction; shape_factor: the whole table's keeps_total rescaling when `predicted` is one
+        chunk of it (TableFactors.shape; None computes it over `predicted`)."""
         predicted = np.clip(np.asarray(predicted, dtype=float), 0.0, None)
         if self.x:
             mapped = _monotone_map(np.array(self.x), np.array(self.y), predicted)
             # Flat isotonic steps would tie customers the model ranks apart; a negligible slope keeps its order.
-            return np.clip(mapped, 0.0, None) + 1e-9 * predicted
+            mapped = np.clip(mapped, 0.0, None) + 1e-9 * predicted
+            if self.keeps_total:
+                if shape_factor is None:
+                    shape_factor = structural_level_factor(float(mapped.sum()), float(predicted.sum()))
+                return mapped * shape_factor
+            return mapped
         return predicted * self.factor
 
     def to_json(self) -> str:
-        return json.dumps({"method": self.method, "x": list(self.x), "y": list(self.y), "factor": self.factor})
+        return json.dumps(
+            {
+                "method": self.method,
+                "x": list(self.x),
+                "y": list(self.y),
+                "factor": self.factor,
+                "keeps_total": self.keeps_total,
+            }
+        )
 
     @classmethod
     def from_json(cls, text: str) -> Calibration:
         raw = json.loads(text)
-        return cls(raw["method"], tuple(raw["x"]), tuple(raw["y"]), raw["factor"])
+        return cls(raw["method"], tuple(raw["x"]), tuple(raw["y"]), raw["factor"], raw.get("keeps_total", False))
 
 
-def _fit_calibration(method: str, predicted: np.ndarray, actual: np.ndarray) -> Calibration:
-    """One calibration of the named kind (CALIBRATION_METHODS) fitted on these rows."""
+def _fit_calibration(method: str, predicted: np.ndarray, actual: np.ndarray, keep_total: bool = False) -> Calibration:
+    """One calibration of the named kind (CALIBRATION_METHODS) fitted on these rows (`keep_total`: isotonic only)."""
     if method == "none" or actual.sum() <= 0 or predicted.sum() <= 0:
         return Calibration("none")
     if method == "factor":
@@ -275,7 +317,7 @@ def _fit_calibration(method: str, predicted: np.ndarray, actual: np.ndarray) -> 
         table["n_customers"].to_numpy(float),
     )
     fitted = IsotonicRegression(y_min=0.0, increasing=True).fit(x, y, sample_weight=w).predict(x)
-    return Calibration("isotonic", tuple(float(v) for v in x), tuple(float(v) for v in fitted))
+    return Calibration("isotonic", tuple(float(v) for v in x), tuple(float(v) for v in fitted), keeps_total=keep_total)
 
 
 def calibration_methods(name: str) -> tuple[str, ...]:
@@ -283,14 +325,22 @@ def calibration_methods(name: str) -> tuple[str, ...]:
     return RESTRICTED_CALIBRATION_METHODS.get(name, CALIBRATION_METHODS)
 
 
-def learn_calibration(predicted, actual, fold=None, methods: tuple[str, ...] = CALIBRATION_METHODS) -> Calibration:
+def shape_only_calibration(name: str) -> bool:
+    """Whether the candidate's isotonic map keeps the uncalibrated total (SHAPE_ONLY_CALIBRATION)."""
+    return name in SHAPE_ONLY_CALIBRATION
+
+
+def learn_calibration(
+    predicted, actual, fold=None, methods: tuple[str, ...] = CALIBRATION_METHODS, keep_total: bool = False
+) -> Calibration:
     """The calibration, chosen by 2-fold cross-fitting on these rows when `fold` (a boolean split) is given.
 
     Candidates (`methods`, simplest first; a subset of CALIBRATION_METHODS): none, one factor
     sum(actual)/sum(predicted) (clipped to FACTOR_BOUNDS), and isotonic regression on the decile means. Each is
     fitted on one fold and scored by decile MAPE on the other, both ways; the lowest mean wins (ties: the simpler
     one). Without `fold`, or below MIN_CALIBRATION_ROWS rows or MIN_CALIBRATION_BUYERS buyers (too few for
-    deciles), only the factor is considered.
+    deciles), only the factor is considered. `keep_total`: an isotonic map keeps the uncalibrated total of the rows
+    it maps (Calibration.keeps_total), in the cross-fit's scoring too, so the choice sees what would be shipped.
     """
     predicted, actual = np.clip(np.asarray(predicted, float), 0, None), np.clip(np.asarray(actual, float), 0, None)
     if actual.sum() <= 0 or predicted.sum() <= 0:
@@ -305,14 +355,17 @@ def learn_calibration(predicted, actual, fold=None, methods: tuple[str, ...] = C
     for method in methods:
         errors = []
         for learn in (fold, ~fold):
-            fitted = _fit_calibration(method, predicted[learn], actual[learn])
+            fitted = _fit_calibration(method, predicted[learn], actual[learn], keep_total)
             errors.append(decile_mape(actual[~learn], fitted.apply(predicted[~learn])))
         scores[method] = float(np.nanmean(errors)) if np.isfinite(errors).any() else math.inf
     best = min(methods, key=lambda m: (scores[m], methods.index(m)))
-    chosen = _fit_calibration(best, predicted, actual)
+    chosen = _fit_calibration(best, predicted, actual, keep_total)
     measured = ", ".join(f"{m} {scores[m]:.3f}" for m in methods)
     label = f"factor {chosen.factor:.3f}" if best == "factor" else best
-    return Calibration(f"{label} (2-fold decile MAPE: {measured})", chosen.x, chosen.y, chosen.factor)
+    label = f"{label} shape" if chosen.keeps_total else label
+    return Calibration(
+        f"{label} (2-fold decile MAPE: {measured})", chosen.x, chosen.y, chosen.factor, chosen.keeps_total
+    )
 
 
 @dataclass(frozen=True)
@@ -425,25 +478,109 @@ def to_structural_level(predicted: np.ndarray, structural: np.ndarray | None) ->
 
 def structural_level_factor(total: float, target: float) -> float:
     """The one factor to_structural_level scales by: target / total, or 1 when either is 0. Scoring in chunks
-    (SEGMINT_ENGINE=spark) sums both totals over the chunks first (structural_totals), then scores with it."""
+    sums both totals over the chunks first (table_factors), then scores with it."""
     return target / total if total > 0 and target > 0 else 1.0
 
 
-def structural_totals(
-    model: ChampionModel, features: pd.DataFrame, fits: BtydFits | None = None
-) -> tuple[float, float]:
-    """(total calibrated prediction, total structural forecast) of these customers, both 0 when the model does not
-    take the structural level: summed over every chunk of a table, they give the whole table's level factor."""
-    if not model.structural_level or features.empty:
-        return 0.0, 0.0
+@dataclass(frozen=True)
+class TableFactors:
+    """The whole table's label-free factors when a table is scored in chunks (table_factors): a leveled hurdle's
+    at_stacked_level k (leveling) and shape-only calibration rescaling (shape), then the structural level's factor
+    (level). None: computed over the rows scored together (one pass over the table: the same numbers)."""
+
+    leveling: float | None = None
+    shape: float | None = None
+    level: float | None = None
+
+
+@dataclass
+class ChunkScores:
+    """One chunk's model outputs before the whole table's factors (score_chunk: the one model pass). Kept per chunk,
+    the factors come from their sums and finish_chunk applies them (cheap, vectorized): no second model pass."""
+
+    customer_id: np.ndarray
+    scores: CandidateScores  # leveled hurdles: the hurdle's forecast before k
+    stacked: np.ndarray | None = None  # leveled hurdles: lightgbm_btyd's raw forecast (k's target)
+    structural: np.ndarray | None = None  # the BTYD mean forecast, when the model takes the structural level
+
+
+def score_chunk(
+    model: ChampionModel, features: pd.DataFrame, explain: bool = True, fits: BtydFits | None = None
+) -> ChunkScores:
+    """The champion's raw scores of these customers (fits: btyd.fit_btyd_models of the scored cut-off, fitted here
+    when needed and None)."""
     features = features.reset_index(drop=True)
-    columns, forecasts, _ = btyd_outputs(features, model.horizon_days, fits)
-    scores = score_candidate(model.fitted, features, columns, forecasts, explain=False)
+    needs_btyd = model.name in (*STACKED_CANDIDATES, *BTYD_CANDIDATES) or model.structural_level
+    columns, forecasts, _ = btyd_outputs(features, model.horizon_days, fits) if needs_btyd else (None, {}, [])
+    stacked = None
+    if model.name in LEVELED_HURDLES:
+        scores, stacked = hurdle_and_stacked(model.fitted, features, columns, explain=explain)
+    else:
+        scores = score_candidate(model.fitted, features, columns, forecasts, explain=explain)
     if scores.predicted is None:
         raise btyd.BTYDFitError(scores.error)
-    structural = structural_forecast(forecasts)
-    calibrated = np.asarray(model.calibration.apply(scores.predicted), dtype=float)
-    return float(calibrated.sum()), float(np.nansum(structural)) if structural is not None else 0.0
+    structural = structural_forecast(forecasts) if model.structural_level else None
+    return ChunkScores(features["customer_id"].to_numpy(), scores, stacked, structural)
+
+
+def _leveled(chunk: ChunkScores, k: float | None) -> np.ndarray:
+    """The raw forecast: a leveled hurdle's at k (None: over this chunk), others' as scored."""
+    if chunk.stacked is None:
+        return chunk.scores.predicted
+    return at_stacked_level(chunk.scores, chunk.stacked, k=k).predicted
+
+
+def _calibrated(model: ChampionModel, chunk: ChunkScores, table: TableFactors) -> np.ndarray:
+    """Calibrated at the table's k and shape factor, before the structural level."""
+    return np.asarray(model.calibration.apply(_leveled(chunk, table.leveling), table.shape), dtype=float)
+
+
+def chunk_totals(model: ChampionModel, chunk: ChunkScores, table: TableFactors) -> tuple[float, float]:
+    """This chunk's (total, target) for the next factor table_factors needs, given those already known in `table`:
+    (hurdle raw, stacked raw) for k; then (isotonic output, its input) at k for the shape; then (calibrated,
+    structural) for the structural level. Summed over the chunks of a table."""
+    if chunk.stacked is not None and table.leveling is None:
+        return float(np.sum(chunk.scores.predicted)), float(np.sum(chunk.stacked))
+    if _needs_shape(model) and table.shape is None:
+        raw = _leveled(chunk, table.leveling)
+        return float(model.calibration.apply(raw, shape_factor=1.0).sum()), float(np.clip(raw, 0.0, None).sum())
+    if len(chunk.customer_id) == 0:
+        return 0.0, 0.0
+    structural = float(np.nansum(chunk.structural)) if chunk.structural is not None else 0.0
+    return float(_calibrated(model, chunk, table).sum()), structural
+
+
+def _needs_shape(model: ChampionModel) -> bool:
+    """Whether the model's shape-only isotonic map needs the table's rescaling (TableFactors.shape)."""
+    return model.name in LEVELED_HURDLES and model.calibration.keeps_total and bool(model.calibration.x)
+
+
+def table_factors(model: ChampionModel, summed_totals) -> TableFactors:
+    """The whole table's TableFactors; summed_totals(table) sums chunk_totals(model, chunk, table) over its chunks
+    (k first, then the shape at k, then the structural level at both). Nothing to sum for other models."""
+    table = TableFactors()
+    if model.name in LEVELED_HURDLES:
+        table = TableFactors(leveling=structural_level_factor(*summed_totals(table)))
+        if _needs_shape(model):
+            table = dataclasses.replace(table, shape=structural_level_factor(*summed_totals(table)))
+    if model.structural_level:
+        table = dataclasses.replace(table, level=structural_level_factor(*summed_totals(table)))
+    return table
+
+
+def kept_table_factors(model: ChampionModel, chunks: list[ChunkScores]) -> TableFactors:
+    """table_factors from the kept ChunkScores of every chunk (no model pass: sums of kept arrays)."""
+
+    def summed(table: TableFactors) -> tuple[float, float]:
+        totals = [chunk_totals(model, chunk, table) for chunk in chunks]
+        return sum(t[0] for t in totals), sum(t[1] for t in totals)
+
+    return table_factors(model, summed)
+
+
+def needs_table_factors(model: ChampionModel) -> bool:
+    """Whether a table scored in chunks needs its whole-table factors (kept_table_factors) before any row is final."""
+    return model.name in LEVELED_HURDLES or model.structural_level
 
 
 @dataclass
@@ -515,14 +652,13 @@ def score_candidate(
     forecasts: dict[str, pd.DataFrame],
     explain: bool = False,
 ) -> CandidateScores:
-    """Raw (uncalibrated) predicted value and a purchase score per row of features (btyd_* from the same cut-off)."""
+    """Raw (uncalibrated) predicted value and a purchase score per row of features (btyd_* from the same cut-off);
+    a leveled hurdle's k is taken over these rows (a table scored in chunks: score_chunk, table_factors)."""
     features = features.reset_index(drop=True)
     name = fitted.name
     if name in HURDLE_CANDIDATES:
-        rows = pd.concat([features, btyd_columns.reset_index(drop=True)], axis=1)
-        stacked = clv.predict(fitted.models, rows, explain=False)  # the same fitted models as lightgbm_btyd
-        hurdle = hurdle_scores(fitted, rows, stacked["purchase_propensity"].to_numpy(float))
-        return at_stacked_level(hurdle, stacked["predicted_clv"].to_numpy(float)) if name in LEVELED_HURDLES else hurdle
+        hurdle, stacked = hurdle_and_stacked(fitted, features, btyd_columns, explain=explain)
+        return at_stacked_level(hurdle, stacked) if name in LEVELED_HURDLES else hurdle
     if name in (LIGHTGBM, STACKED, BLEND):
         structural = structural_forecast(forecasts) if name == BLEND else None
         if name == BLEND and structural is None:
@@ -544,24 +680,40 @@ def score_candidate(
     return CandidateScores(naive, naive)
 
 
+def hurdle_and_stacked(
+    fitted: FittedCandidate, features: pd.DataFrame, btyd_columns: pd.DataFrame, explain: bool = False
+) -> tuple[CandidateScores, np.ndarray]:
+    """A hurdle candidate's scores before any leveling, and lightgbm_btyd's raw forecast of the same rows (the same
+    fitted trees: at_stacked_level's target)."""
+    rows = pd.concat([features.reset_index(drop=True), btyd_columns.reset_index(drop=True)], axis=1)
+    # Without its buyer-spend model the hurdle forecasts as lightgbm_btyd: then its drivers are those trees'.
+    stacked = clv.predict(fitted.models, rows, explain=explain and fitted.spend is None)
+    hurdle = hurdle_scores(fitted, rows, stacked["purchase_propensity"].to_numpy(float))
+    if explain and fitted.spend is not None:
+        hurdle.top_drivers = clv.hurdle_drivers(fitted.models, fitted.spend, rows)
+    elif explain:
+        hurdle.top_drivers = stacked["top_drivers"].array if stacked["top_drivers"].notna().all() else None
+    return hurdle, stacked["predicted_clv"].to_numpy(float)
+
+
 def hurdle_scores(fitted: FittedCandidate, rows: pd.DataFrame, propensity: np.ndarray) -> CandidateScores:
     """P(buy) x E[spend | buy] per row (rows: features + btyd_*; propensity: the stacked purchase classifier's).
-
-    No top_drivers: a product of a logit-scale and a log-scale model has no single additive explanation."""
+    top_drivers: hurdle_and_stacked (clv.hurdle_drivers)."""
     if fitted.spend is None:  # too few buyers for any model: the stacked candidate's fallback forecast
         scores = clv.predict(fitted.models, rows, explain=False)
         return CandidateScores(scores["predicted_clv"].to_numpy(float), propensity)
     return CandidateScores(propensity * clv.expected_buyer_spend(fitted.spend, rows), propensity)
 
 
-def at_stacked_level(hurdle: CandidateScores, stacked_predicted: np.ndarray) -> CandidateScores:
+def at_stacked_level(hurdle: CandidateScores, stacked_predicted: np.ndarray, k: float | None = None) -> CandidateScores:
     """The leveled hurdle candidates' scores (LEVELED_HURDLES): the hurdle's forecast x one factor
     k = sum(stacked) / sum(hurdle) over these rows (k = 1 when either sum is 0), so the ranking is the hurdle's and
     the total lightgbm_btyd's raw total. k reads no label; it is computed over whatever rows are scored together
-    (back-test: all forecast customers of the cut-off, both halves; production: the scored table; chunked scoring
-    would need the table's totals first, as structural_totals does, before such a candidate could be shipped)."""
+    (back-test: all forecast customers of the cut-off, both halves; production: the scored table, whose k a table
+    scored in chunks sums over the chunks first: `k`, from table_factors)."""
     predicted = np.asarray(hurdle.predicted, dtype=float)
-    k = structural_level_factor(float(predicted.sum()), float(np.sum(stacked_predicted)))
+    if k is None:
+        k = structural_level_factor(float(predicted.sum()), float(np.sum(stacked_predicted)))
     return dataclasses.replace(hurdle, predicted=predicted * k)
 
 
@@ -844,6 +996,7 @@ def champion_backtest(
             value[learn] / step,
             fold=calibration_fold[learn],
             methods=calibration_methods(name),
+            keep_total=shape_only_calibration(name),
         )
         calibrated = calibration.apply(scores.predicted)
         label = calibration.method
@@ -974,25 +1127,26 @@ def predict_champion(
     features: pd.DataFrame,
     explain: bool = True,
     fits: BtydFits | None = None,
-    level_factor: float | None = None,
+    table: TableFactors | None = None,
 ) -> pd.DataFrame:
     """One row per customer: predicted_clv (calibrated), p10/p90, purchase_propensity, top_drivers, clv_model.
 
     fits = btyd.fit_btyd_models(features) when the caller has them (fitted here when needed and None).
-    level_factor: the structural level's factor of the whole table when `features` is one chunk of it
-    (structural_level_factor of the summed structural_totals); None computes it from `features`."""
-    features = features.reset_index(drop=True)
-    needs_btyd = model.name in (*STACKED_CANDIDATES, *BTYD_CANDIDATES) or model.structural_level
-    columns, forecasts, _ = btyd_outputs(features, model.horizon_days, fits) if needs_btyd else (None, {}, [])
-    scores = score_candidate(model.fitted, features, columns, forecasts, explain=explain)
-    result = pd.DataFrame({"customer_id": features["customer_id"].to_numpy()})
-    if scores.predicted is None:
-        raise btyd.BTYDFitError(scores.error)
-    calibrated = model.calibration.apply(scores.predicted)
-    if model.structural_level and level_factor is not None:
-        calibrated = np.asarray(calibrated, dtype=float) * level_factor
+    table: the whole table's factors (table_factors) when `features` is one chunk of it; None computes them over
+    `features`. Chunked scoring that keeps each chunk's scores calls score_chunk and finish_chunk itself."""
+    return finish_chunk(model, score_chunk(model, features, explain=explain, fits=fits), table or TableFactors())
+
+
+def finish_chunk(model: ChampionModel, chunk: ChunkScores, table: TableFactors) -> pd.DataFrame:
+    """predict_champion's rows from one chunk's kept scores and the whole table's factors (None fields: computed
+    over this chunk). Vectorized arithmetic only: no model is evaluated here."""
+    scores = chunk.scores
+    result = pd.DataFrame({"customer_id": chunk.customer_id})
+    calibrated = _calibrated(model, chunk, table)
+    if model.structural_level and table.level is not None:
+        calibrated = calibrated * table.level
     elif model.structural_level:
-        calibrated = to_structural_level(calibrated, structural_forecast(forecasts))
+        calibrated = to_structural_level(calibrated, chunk.structural)
     low, high = model.intervals.apply(calibrated)
     # The season ahead scales the whole forecast distribution (mean and quantiles alike).
     predicted, low, high = (values * model.seasonal_factor for values in (calibrated, low, high))
@@ -1004,7 +1158,7 @@ def predict_champion(
         # Expected orders are not a probability: 1 - exp(-E[orders]) is P(>= 1 order) for a Poisson count.
         propensity = 1.0 - np.exp(-np.clip(propensity, 0.0, None))
     elif model.name == PAST_SPEND:
-        propensity = np.full(len(features), model.base_buy_rate)
+        propensity = np.full(len(chunk.customer_id), model.base_buy_rate)
     result["purchase_propensity"] = np.clip(propensity, 0.0, 1.0)
     result["top_drivers"] = scores.top_drivers if scores.top_drivers is not None else "[]"
     result["clv_model"] = model.name

@@ -793,6 +793,8 @@ def _output(objective: str, raw: np.ndarray) -> np.ndarray | None:
     ConvertOutput, with the C library's exp as LightGBM's std::exp rather than numpy's, which may differ in the last
     bit); None for any other objective."""
     name, *options = objective.split()
+    if name == "regression" and "sqrt" not in options:  # L2 regression (the buyer-spend model): the raw score
+        return raw
     if name == "tweedie":  # log link
         return np.fromiter(map(math.exp, raw.tolist()), dtype=float, count=len(raw))
     if name == "binary":  # 1 / (1 + exp(-sigmoid * raw))
@@ -860,6 +862,68 @@ def _explain(
     if trees is None:
         return texts, None
     return texts, np.concatenate([raw for _, raw in explained]) if explained else np.zeros(0)
+
+
+def contributions(booster: lgb.Booster, matrix: pd.DataFrame | np.ndarray) -> np.ndarray:
+    """Exact TreeSHAP of the booster's raw score per row (columns: the model's features, then the bias), by decision
+    pattern when the trees allow (tree_shap_by_pattern), else LightGBM's pred_contrib."""
+    trees = _booster_pattern_trees(booster)
+    if trees is None:
+        return np.asarray(_best_predict(booster, matrix, pred_contrib=True))
+    return np.concatenate(_map_row_blocks(lambda block: _by_pattern(trees, block)[0], matrix))
+
+
+def _binary_sigmoid(booster: lgb.Booster) -> float:
+    """The binary objective's sigmoid parameter (P = 1 / (1 + exp(-sigmoid x raw))); LightGBM's default 1."""
+    _, objective = _booster_patterns(booster)
+    settings = dict(option.split(":", 1) for option in objective.split()[1:] if ":" in option)
+    return float(settings.get("sigmoid", 1.0))
+
+
+def hurdle_log_contributions(
+    models: ClvModels, spend: BuyerSpendModel, features: pd.DataFrame
+) -> tuple[np.ndarray, list[str]]:
+    """Per row, each feature's contribution to log(P(buy) x E[spend | buy]) (the hurdle forecast's log; its
+    table-wide factors are constants there), and the feature names; the last column is the bias (the log forecast
+    of the models' expected raw scores).
+
+    log forecast = log P(buy) + mu + sigma2 / 2. The buyer-spend model's TreeSHAP is exact on the mu scale. The
+    purchase classifier's TreeSHAP is in logit units (z = its bias z0 + the features' contributions); each is scaled
+    by the customer's secant slope of log P over the logit, (log P(z) - log P(z0)) / (z - z0) (positive: log P rises
+    with z; its limit at z = z0 is d log P / d z = sigmoid x (1 - P)), so the scaled contributions sum exactly to
+    log P - log P(z0) and keep their signs and their order within the classifier. The one approximation: a feature's
+    share of the log-P move is its share of the logit move (log P is not linear in z). Summed per feature with the
+    spend model's, the features' contributions add up to log forecast - the bias column, exactly (float rounding)."""
+    rows = features.reset_index(drop=True)
+    buy_matrix = model_matrix(rows, models.categories, models.extra_features)
+    spend_matrix = model_matrix(rows, spend.categories, spend.extra_features)
+    buy = contributions(models.buy_model, model_array(buy_matrix))
+    on_mu = contributions(spend.booster, model_array(spend_matrix))
+    sigmoid = _binary_sigmoid(models.buy_model)
+    z0 = buy[:, -1]
+    z = buy.sum(axis=1)  # TreeSHAP is additive: the features' contributions + the bias = the raw score
+    log_p, log_p0 = -np.logaddexp(0.0, -sigmoid * z), -np.logaddexp(0.0, -sigmoid * z0)
+    moved = np.abs(z - z0) > 1e-9
+    slope = sigmoid * (1.0 - np.exp(log_p))  # the limit where the customer's logit is the bias
+    slope[moved] = (log_p[moved] - log_p0[moved]) / (z[moved] - z0[moved])
+    names = list(dict.fromkeys([*buy_matrix.columns, *spend_matrix.columns]))
+    where = {name: i for i, name in enumerate(names)}
+    combined = np.zeros((len(rows), len(names) + 1))
+    combined[:, [where[name] for name in buy_matrix.columns]] += buy[:, :-1] * slope[:, None]
+    combined[:, [where[name] for name in spend_matrix.columns]] += on_mu[:, :-1]
+    combined[:, -1] = log_p0 + on_mu[:, -1] + spend.sigma2 / 2.0
+    return combined, names
+
+
+def hurdle_drivers(
+    models: ClvModels, spend: BuyerSpendModel, features: pd.DataFrame, top_k_drivers: int = 3
+) -> pd.api.extensions.ExtensionArray:
+    """top_drivers of the hurdle forecast P(buy) x E[spend | buy] (hurdle_log_contributions, on the log scale as
+    predict's top_drivers), as Arrow strings."""
+    if len(features) == 0:
+        return pd.Series(pa.array([], type=pa.string()), dtype="str").array
+    contribution, names = hurdle_log_contributions(models, spend, features)
+    return pd.Series(_top_drivers(contribution, names, top_k_drivers), dtype="str").array
 
 
 def predict(models: ClvModels, features: pd.DataFrame, top_k_drivers: int = 3, explain: bool = True) -> pd.DataFrame:

@@ -6,7 +6,8 @@ The view marts.customer_explanations has three rows per customer of marts.custom
 - `behavioral`: the customer's cluster and its most distinguishing attributes against the whole base (ml.cluster_profiles:
   standardized mean difference, largest |z| first, at least MIN_ABS_Z), each with the customer's own value;
 - `predicted_value`: predicted CLV and purchase propensity, the champion model, and the top drivers of this
-  customer's prediction (ml.clv_predictions.top_drivers: TreeSHAP contributions in the model's raw units, signed);
+  customer's prediction (ml.clv_predictions.top_drivers: TreeSHAP contributions in the model's raw units, signed;
+  for the hurdle, a log-scale attribution of P(buy) x E[spend | buy]: ml.clv.hurdle_log_contributions);
   a population model (BTYD, past-spend rate) has no per-customer drivers, and the sentence says what it uses.
 `explanation` is plain text; `evidence` is the same as JSON text (`json_extract` in DuckDB).
 

@@ -25,10 +25,13 @@ from ml.champion import EVALUATION as EVALUATION_WINDOW
 from ml.champion import (
     INPUT_COLUMNS,
     champion_backtest,
+    finish_chunk,
     fit_champion,
+    kept_table_factors,
+    needs_table_factors,
     predict_champion,
-    structural_level_factor,
-    structural_totals,
+    score_chunk,
+    table_factors,
 )
 from ml.charts import decile_chart_png, feature_importance_png
 from ml.clv import feature_importance
@@ -484,20 +487,21 @@ def _predict_in_chunks(
 ) -> dict:
     """SEGMINT_ENGINE=duckdb: predict_champion over marts.customer_features `chunk_rows` customers at a time (in
     customer_id order), written into ml.clv_predictions in one transaction (readers see the old table or the new
-    one). Each row's prediction depends on that row only, except the structural level's one factor: summed over the
-    chunks first, as on Spark."""
+    one). Each row's prediction depends on that row only, except the whole table's factors (a leveled hurdle's k and
+    shape factor, the structural level's): for such a model every chunk is scored once and its scores kept
+    (score_chunk: a few arrays per chunk), the factors come from their sums and are applied to the kept scores."""
     with warehouse.connect() as conn:
-        level_factor = None
-        if model.structural_level:
-            totals = [
-                structural_totals(model, chunk, fits=fits)
-                for chunk in champion_input_chunks(conn, FEATURES, chunk_rows)
-            ]
-            level_factor = structural_level_factor(sum(t[0] for t in totals), sum(t[1] for t in totals))
+        if needs_table_factors(model):
+            kept = [score_chunk(model, chunk, fits=fits) for chunk in champion_input_chunks(conn, FEATURES, chunk_rows)]
+            table = kept_table_factors(model, kept)
+            scored = (finish_chunk(model, chunk, table) for chunk in kept)
+        else:
+            scored = (
+                predict_champion(model, chunk, fits=fits) for chunk in champion_input_chunks(conn, FEATURES, chunk_rows)
+            )
         conn.execute("begin transaction")
         written = 0
-        for chunk in champion_input_chunks(conn, FEATURES, chunk_rows):
-            predictions = predict_champion(model, chunk, fits=fits, level_factor=level_factor)
+        for predictions in scored:
             predictions = predictions.assign(model_version=version)
             if not written:  # the first chunk replaces the table (its column types are the scored frame's)
                 write_table(conn, PREDICTIONS_TABLE, predictions)
@@ -506,7 +510,7 @@ def _predict_in_chunks(
                 conn.execute(f"insert into {PREDICTIONS_TABLE} by name select * from _segmint_predictions")
                 conn.unregister("_segmint_predictions")
             written += len(predictions)
-            del predictions, chunk  # before the next chunk is read: one chunk's frames at a time
+            del predictions  # before the next chunk is scored: one chunk's frames at a time
         if not written:  # no customer: the table is still replaced, empty (typed by the mart's columns)
             empty = read_champion_inputs(conn, FEATURES, " where false")
             write_table(
@@ -526,18 +530,17 @@ def _predict_on_spark(
     """SEGMINT_ENGINE=spark: score marts.customer_features in Spark, chunk by chunk (orchestration/lib/spark_compute.py),
     into the Parquet table ml.clv_predictions; the Python steps after it read that table through DuckDB."""
     session = spark.session()
-    level_factor = None
-    if model.structural_level:
-        # The structural level scales the whole table by one factor: sum both totals over the chunks first.
-        totals = spark_compute.map_table(
-            session,
-            FEATURES,
-            partial(spark_compute.clv_level_totals, model=model, fits=fits),
-            spark_compute.TOTALS_SCHEMA,
-        )
+
+    def summed(table) -> tuple[float, float]:
+        totals_of_chunk = partial(spark_compute.clv_table_totals, model=model, fits=fits, table=table)
+        totals = spark_compute.map_table(session, FEATURES, totals_of_chunk, spark_compute.TOTALS_SCHEMA)
         row = totals.agg({"total": "sum", "target": "sum"}).collect()[0]
-        level_factor = structural_level_factor(float(row["sum(total)"] or 0.0), float(row["sum(target)"] or 0.0))
-    score = partial(spark_compute.clv_predict_chunk, model=model, fits=fits, level_factor=level_factor, version=version)
+        return float(row["sum(total)"] or 0.0), float(row["sum(target)"] or 0.0)
+
+    # The whole table's factors (a leveled hurdle's k and shape, the structural level): each scales the whole
+    # table, so each sums its two totals over the chunks first (one Spark pass per factor; none for other models).
+    table = table_factors(model, summed) if needs_table_factors(model) else None
+    score = partial(spark_compute.clv_predict_chunk, model=model, fits=fits, version=version, table=table)
     schema = pa.Schema.from_pandas(score(sample), preserve_index=False)
     scored = spark_compute.map_table(session, FEATURES, score, schema)
     spark_compute.write_parquet_table(scored, PREDICTIONS_TABLE, warehouse.spark_warehouse_dir())

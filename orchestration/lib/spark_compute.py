@@ -123,16 +123,17 @@ def write_parquet_table(frame: DataFrame, table: str, warehouse_dir: Path) -> Pa
 TOTALS_SCHEMA = pa.schema([("total", pa.float64()), ("target", pa.float64())])
 
 
-def clv_level_totals(chunk: pd.DataFrame, model, fits) -> pd.DataFrame:
-    """One row: this chunk's structural_totals (summed over the chunks: the whole table's level factor)."""
-    from ml.champion import structural_totals
+def clv_table_totals(chunk: pd.DataFrame, model, fits, table) -> pd.DataFrame:
+    """One row: this chunk's chunk_totals (summed over the chunks: the next of the whole table's factors). Each
+    factor re-scores the chunk here: Spark keeps no chunk's scores between passes (DuckDB scoring does)."""
+    from ml.champion import chunk_totals, score_chunk
 
-    total, target = structural_totals(model, chunk, fits=fits)
+    total, target = chunk_totals(model, score_chunk(model, chunk, explain=False, fits=fits), table)
     return pd.DataFrame({"total": [total], "target": [target]})
 
 
-def clv_predict_chunk(chunk: pd.DataFrame, model, fits, level_factor: float | None, version: str) -> pd.DataFrame:
-    """predict_champion on one chunk, with the whole table's structural level factor, as ml.clv_predictions rows."""
+def clv_predict_chunk(chunk: pd.DataFrame, model, fits, version: str, table=None) -> pd.DataFrame:
+    """predict_champion on one chunk, with the whole table's factors, as ml.clv_predictions rows."""
     from ml.champion import predict_champion
 
-    return predict_champion(model, chunk, fits=fits, level_factor=level_factor).assign(model_version=version)
+    return predict_champion(model, chunk, fits=fits, table=table).assign(model_version=version)

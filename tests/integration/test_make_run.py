@@ -69,6 +69,7 @@ def _assert_champion_and_intervals(warehouse: Path) -> None:
         "bgnbd",
         "pareto_nbd",
         "past_spend_rate",
+        "lightgbm_hurdle_shape",
     }
     assert set(evaluation["backtest_window"]) == {"selection", "evaluation"}
     champions = set(evaluation.loc[evaluation["is_champion"], "model"])

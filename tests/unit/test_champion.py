@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
@@ -109,6 +111,7 @@ def hurdle_result(evaluation_rows, selection_rows):
         champion.HURDLE,
         champion.LEVELED_HURDLE,
         champion.PLAIN_HURDLE,
+        champion.SHAPE_HURDLE,
         champion.PAST_SPEND,
     )
     return champion.champion_backtest(evaluation_rows, HORIZON, selection_rows, candidates=candidates)
@@ -237,6 +240,60 @@ def test_a_candidate_restricted_to_none_and_factor_never_gets_an_isotonic_map():
     )
 
 
+def test_the_shape_hurdle_is_the_leveled_hurdle_whose_isotonic_map_keeps_the_raw_total(result, hurdle_result):
+    assert champion.SHAPE_HURDLE in result.evaluation["model"].tolist()  # a candidate: the assets fit it
+    assert champion.shape_only_calibration(champion.SHAPE_HURDLE)
+    assert [name for name in champion.KNOWN_CANDIDATES if champion.shape_only_calibration(name)] == [
+        champion.SHAPE_HURDLE
+    ]
+    table = hurdle_result.evaluation.set_index(["model", "backtest_window"])
+    for window in (champion.SELECTION, champion.EVALUATION):
+        shape, leveled = table.loc[(champion.SHAPE_HURDLE, window)], table.loc[(champion.LEVELED_HURDLE, window)]
+        assert shape["raw_calibration_ratio"] == pytest.approx(leveled["raw_calibration_ratio"])
+        assert shape["spearman"] == pytest.approx(leveled["spearman"], abs=1e-6)
+        calibration = champion.Calibration.from_json(shape["calibration_map"])
+        # An isotonic map ships as shape only; none / factor are the usual maps.
+        assert calibration.keeps_total == bool(calibration.x)
+        assert ("isotonic shape" in shape["calibration"]) == bool(calibration.x)
+
+
+def test_a_shape_only_isotonic_map_keeps_the_order_and_the_uncalibrated_total():
+    mean, actual = zero_inflated(20000, seed=2)
+    fold = np.arange(20000) % 2 == 0
+    bent = 0.8 * actual.sum() * mean**0.5 / (mean**0.5).sum()  # the wrong shape, 20 % under the actual total
+    usual = champion.learn_calibration(bent, actual, fold=fold)
+    shape = champion.learn_calibration(bent, actual, fold=fold, keep_total=True)
+    assert shape.method.startswith("isotonic shape") and shape.keeps_total and not usual.keeps_total
+    assert (shape.x, shape.y) == (usual.x, usual.y)  # the same map, rescaled when applied
+    fresh = 0.8 * zero_inflated(20000, seed=3)[0] ** 0.5
+    for rows in (bent, fresh, fresh[:300]):
+        calibrated = shape.apply(rows)
+        assert calibrated.sum() == pytest.approx(rows.sum())  # the level is the raw one, over the rows mapped
+        assert (np.diff(calibrated[np.argsort(rows, kind="stable")]) >= 0).all()  # the order is kept
+        # The shape is the isotonic map's: one factor away from it.
+        np.testing.assert_allclose(calibrated / calibrated.sum(), usual.apply(rows) / usual.apply(rows).sum())
+    assert calibration_ratio(actual, usual.apply(bent)) == pytest.approx(1.0, abs=0.05)  # the usual map lifts
+    assert calibration_ratio(actual, shape.apply(bent)) == pytest.approx(bent.sum() / actual.sum())
+    assert champion.Calibration.from_json(shape.to_json()) == shape
+    # Saved before the field existed: the usual map.
+    assert not champion.Calibration.from_json('{"method": "isotonic", "x": [1], "y": [2], "factor": 1.0}').keeps_total
+    # none and factor are unchanged by keep_total.
+    for method in ("none", "factor"):
+        restricted = champion.learn_calibration(bent, actual, fold=fold, methods=(method,), keep_total=True)
+        assert restricted == champion.learn_calibration(bent, actual, fold=fold, methods=(method,))
+
+
+def test_the_shape_only_rescaling_factor_is_one_when_either_total_is_zero():
+    shape = champion.Calibration("isotonic", x=(0.0, 1.0), y=(5.0, 10.0), keeps_total=True)
+    # Raw total 0: nothing to rescale to, the isotonic output is kept (factor 1).
+    assert shape.apply(np.zeros(3)).tolist() == [5.0, 5.0, 5.0]
+    assert shape.apply(np.array([])).tolist() == []
+    # Isotonic total 0 (a map to 0 of zero predictions): factor 1, zeros stay zeros.
+    zero = champion.Calibration("isotonic", x=(0.0, 1.0), y=(0.0, 0.0), keeps_total=True)
+    assert zero.apply(np.zeros(2)).tolist() == [0.0, 0.0]
+    assert champion.structural_level_factor(0.0, 3.0) == champion.structural_level_factor(3.0, 0.0) == 1.0
+
+
 @pytest.mark.parametrize("name", champion.HURDLE_CANDIDATES)
 @pytest.mark.parametrize("buyers", [0, 1])
 def test_the_hurdle_with_no_or_one_buyer_falls_back_and_predicts_without_nan(evaluation_rows, buyers, name):
@@ -253,7 +310,7 @@ def test_the_hurdle_with_no_or_one_buyer_falls_back_and_predicts_without_nan(eva
     np.testing.assert_allclose(scores.predicted, stacked.predicted)
 
 
-@pytest.mark.parametrize("name", [champion.HURDLE, champion.PLAIN_HURDLE])
+@pytest.mark.parametrize("name", [champion.HURDLE, champion.PLAIN_HURDLE, champion.SHAPE_HURDLE])
 def test_the_hurdle_can_be_the_production_model(hurdle_result, evaluation_rows, scoring_rows, name):
     table = hurdle_result.evaluation.assign(is_champion=hurdle_result.evaluation["model"] == name)
     model = champion.fit_champion(evaluation_rows, HORIZON, table)
@@ -261,9 +318,70 @@ def test_the_hurdle_can_be_the_production_model(hurdle_result, evaluation_rows, 
     if name == champion.PLAIN_HURDLE:  # production ships the map the selection half chose: one factor at most
         assert model.calibration.x == () and model.calibration.method.split(" ")[0] in ("none", "factor")
     scores = champion.predict_champion(model, scoring_rows.head(500))
-    assert scores.drop(columns="top_drivers").notna().all().all() and (scores["top_drivers"] == "[]").all()
+    if name == champion.SHAPE_HURDLE:  # the selection half chose isotonic for it on this shop (forward mode)
+        assert model.calibration.keeps_total and model.calibration.x and not model.structural_level
+        # Production ships the leveled raw total (x the season): the isotonic map brings its shape only.
+        rows = scoring_rows.head(500).reset_index(drop=True)
+        columns, forecasts, _ = champion.btyd_outputs(rows, HORIZON)
+        raw = champion.score_candidate(model.fitted, rows, columns, forecasts).predicted
+        assert scores["predicted_clv"].sum() == pytest.approx(raw.sum() * model.seasonal_factor)
+    assert scores.notna().all().all()
+    # Per-customer drivers for every customer (clv.hurdle_drivers: the hurdle forecast's log-scale attribution).
+    drivers = [json.loads(text) for text in scores["top_drivers"]]
+    assert all(len(row) == 3 and all(math.isfinite(d["contribution"]) for d in row) for row in drivers)
     assert (scores["predicted_clv_p10"] <= scores["predicted_clv"]).all()
     assert (scores["predicted_clv"] <= scores["predicted_clv_p90"]).all()
+
+
+@pytest.fixture(scope="module")
+def planted_hurdle(scoring_rows):
+    """A toy hurdle on real feature rows with planted labels: buying follows order_count, a buyer's log spend
+    follows total_revenue (nothing else moves either)."""
+    rows = scoring_rows.reset_index(drop=True)
+    categories = champion.clv.learn_categories(rows)
+    matrix = champion.clv.model_matrix(rows, categories)
+    rng = np.random.default_rng(0)
+    orders = rows["order_count"].to_numpy(float)
+    buys = (orders + rng.normal(0.0, 0.5, len(rows)) > np.median(orders)).astype(float)
+    log_spend = 0.5 * np.log1p(rows["total_revenue"].clip(lower=0).to_numpy(float)) + rng.normal(0, 0.05, len(rows))
+    train = lambda objective, label: lgb.train(  # noqa: E731
+        champion.clv._lgb_params(objective, 0, len(rows)), lgb.Dataset(matrix, label), num_boost_round=60
+    )
+    models = champion.clv.ClvModels("tweedie", categories, buy_model=train("binary", buys))
+    spend = champion.clv.BuyerSpendModel(train("regression", log_spend), 0.3, categories)
+    return rows, models, spend, matrix
+
+
+def test_the_hurdle_attribution_sums_to_the_log_forecasts_difference_from_the_mean(planted_hurdle):
+    rows, models, spend, matrix = planted_hurdle
+    contributions, names = champion.clv.hurdle_log_contributions(models, spend, rows)
+    assert names == list(matrix.columns) and contributions.shape == (len(rows), len(names) + 1)
+    p = models.buy_model.predict(matrix)
+    log_forecast = np.log(p) + spend.booster.predict(matrix) + spend.sigma2 / 2.0
+    attributed = contributions.sum(axis=1)  # the features' contributions + the bias (the mean row's log forecast)
+    # The spend part is TreeSHAP on mu, the purchase part the secant-scaled logit contributions: they add up to the
+    # log forecast (float rounding), whatever the customer's P(buy).
+    np.testing.assert_allclose(attributed, log_forecast, rtol=0, atol=1e-9)
+    assert log_forecast.std() > 0.3  # a spread to explain
+
+
+def test_the_hurdle_drivers_point_the_planted_way(planted_hurdle):
+    rows, models, spend, _ = planted_hurdle
+    contributions, names = champion.clv.hurdle_log_contributions(models, spend, rows)
+    orders, revenue = contributions[:, names.index("order_count")], contributions[:, names.index("total_revenue")]
+    many, few = (
+        rows["order_count"] >= rows["order_count"].quantile(0.9),
+        rows["order_count"] <= rows["order_count"].quantile(0.1),
+    )
+    assert np.median(orders[many.to_numpy()]) > 0 > np.median(orders[few.to_numpy()])
+    big, small = rows["total_revenue"].rank(pct=True) >= 0.9, rows["total_revenue"].rank(pct=True) <= 0.1
+    assert np.median(revenue[big.to_numpy()]) > 0 > np.median(revenue[small.to_numpy()])
+    drivers = [json.loads(text) for text in champion.clv.hurdle_drivers(models, spend, rows)]
+    assert len(drivers) == len(rows) and all(len(row) == 3 for row in drivers)
+    # Ranked by |contribution| as every candidate's drivers; the planted features lead.
+    assert all(abs(row[0]["contribution"]) >= abs(row[1]["contribution"]) for row in drivers)
+    leaders = pd.Series([row[0]["feature"] for row in drivers]).value_counts()
+    assert set(leaders.index[:2]) <= {"order_count", "total_revenue", "spend_per_tenure_day", "orders_per_tenure_day"}
 
 
 def test_the_short_history_level_is_btyds_with_its_ratio_one_horizon_earlier_noted():
@@ -387,6 +505,12 @@ PLANTED_WINNERS = {
     champion.BGNBD: {champion.LIGHTGBM: (0.55, 0.40, 1.0), champion.BGNBD: (0.54, 0.20, 1.02)},
     # the trees fail the calibration band: Pareto/NBD is the best that passes.
     champion.PARETO_NBD: {champion.LIGHTGBM: (0.62, 0.10, 1.6), champion.PARETO_NBD: (0.50, 0.30, 0.95)},
+    # the shape hurdle ranks with the trees and has the lowest decile MAPE.
+    champion.SHAPE_HURDLE: {
+        champion.LIGHTGBM: (0.60, 0.40, 1.0),
+        champion.STACKED: (0.59, 0.30, 1.0),
+        champion.SHAPE_HURDLE: (0.60, 0.20, 1.0),
+    },
     # a shop where only the naive forecast ranks above the floor.
     champion.PAST_SPEND: {name: (0.10, 0.20, 1.0) for name in champion.CANDIDATES}
     | {champion.PAST_SPEND: (0.30, 0.50, 1.1)},

@@ -357,7 +357,9 @@ def test_a_model_with_larger_trees_is_explained_by_lightgbm_row_by_row(models, s
     pd.testing.assert_frame_equal(clv.predict(models, scoring_features), by_pattern)
 
 
-def test_values_read_off_the_explanations_patterns_equal_lightgbms_predictions_bit_for_bit(models, scoring_features):
+def test_values_read_off_the_explanations_patterns_equal_lightgbms_predictions_bit_for_bit(
+    models, scoring_features, train
+):
     # Regression guard for the daily scoring speed-up: the value model's trees are walked once, for the explanation,
     # and the prediction is read off the same patterns; it must be LightGBM's own number, missing values and unseen
     # categories included.
@@ -381,6 +383,13 @@ def test_values_read_off_the_explanations_patterns_equal_lightgbms_predictions_b
     )
     assert np.array_equal(
         scored["predicted_clv"].to_numpy(), clv.predict(models, features, explain=False)["predicted_clv"]
+    )
+    # The buyer-spend regression (the hurdle's log spend) too: its output is the raw score.
+    spend = clv.fit_buyer_spend_model(train, models.categories, seed=0)
+    assert clv._pattern_predict(spend.booster, matrix) is not None
+    assert np.array_equal(
+        clv._best_predict(spend.booster, matrix),
+        spend.booster.predict(matrix, num_iteration=spend.booster.best_iteration or None),
     )
 
 

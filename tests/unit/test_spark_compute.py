@@ -67,7 +67,10 @@ def test_the_chunk_function_travels_to_a_worker_by_pickle():
     # connection, a lock or the Dagster context. cloudpickle is what pyspark uses.
     cloudpickle = pytest.importorskip("pyspark.cloudpickle")
     run = spark_compute.chunk_function(
-        partial(spark_compute.clv_predict_chunk, model=None, fits={}, level_factor=1.0, version="v"), SCHEMA
+        partial(
+            spark_compute.clv_predict_chunk, model=None, fits={}, version="v", table=champion.TableFactors(level=1.0)
+        ),
+        SCHEMA,
     )
     assert callable(pickle.loads(cloudpickle.dumps(run)))
 
@@ -81,3 +84,11 @@ def test_the_structural_level_of_chunks_is_the_level_of_the_whole_table():
     np.testing.assert_allclose(np.concatenate([predicted[:2] * factor, predicted[2:] * factor]), whole)
     assert champion.structural_level_factor(0.0, 5.0) == 1.0
     assert champion.structural_level_factor(5.0, 0.0) == 1.0
+
+
+def test_the_table_totals_function_travels_with_its_table_factors():
+    # A leveled hurdle's table factors are summed over the chunks in Spark too (clv_table_totals, one pass each).
+    cloudpickle = pytest.importorskip("pyspark.cloudpickle")
+    table = champion.TableFactors(leveling=1.2)
+    run = partial(spark_compute.clv_table_totals, model=None, fits={}, table=table)
+    assert pickle.loads(cloudpickle.dumps(run)).keywords["table"] == table
