@@ -395,7 +395,9 @@ def incremental_marts(
     if any(storage_id is None for storage_id in staging):
         return [], "full build: a staging model has no materialization on record"
     newest_staging = max(staging, default=0)
-    behind = [name for name, key in INCREMENTAL_MART_KEYS.items() if (last_storage_ids.get(key) or 0) < newest_staging]
+    behind = [
+        name for name in INCREMENTAL_MARTS if (last_storage_ids.get(INCREMENTAL_MART_KEYS[name]) or 0) < newest_staging
+    ]
     allowed = [name for name in INCREMENTAL_MARTS if name not in behind]
     if behind:
         return allowed, f"{', '.join(behind)} in full: the staging was re-staged after its last build"
