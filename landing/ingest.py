@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date
@@ -121,7 +121,7 @@ NO_DIGESTS = (
 class LandingOptions:
     """User settings of the ingest (SEGMINT_CURRENCY, SEGMINT_DATE_FORMAT, SEGMINT_CSV_DELIMITER).
 
-    `reporting_currency`: the currency amounts are summed in (None: the currency of most order rows).
+    `reporting_currency`: the currency amounts are summed in (None: chosen by choose_reporting_currency).
     `date_format`: DMY or MDY for `dd/mm/yyyy`-like dates, or a strptime pattern (None: detected per file).
     `csv_delimiter`: forces the CSV delimiter (None: detected per file).
     """
@@ -368,14 +368,15 @@ def _parse_file(
     spec: TableSpec,
     path: Path,
     options: LandingOptions,
-    before_duplicates: Callable[[], None] | None = None,
+    before_duplicates: Callable[[], tuple[str, ...]] | None = None,
     table: str | None = None,
     not_compared: tuple[str, ...] = (),
     suppression: Suppression | None = None,
 ) -> _ParsedFile:
     """Load one landing file and parse every record into its staging table (types, record-level reasons, duplicates).
 
-    `before_duplicates` runs after the record rules and before duplicates are marked (the currency rules).
+    `before_duplicates` runs after the record rules and before duplicates are marked (the currency rules); the
+    notes it returns join the file's report.
     `table` names the staging table (default: the spec's); `not_compared` columns do not tell duplicates apart.
     """
     table = table or spec.name
@@ -419,7 +420,7 @@ def _parse_file(
     if sums_lines:
         conn.execute(incomplete_records_sql(spec, stage))
     if before_duplicates is not None:
-        before_duplicates()
+        notes += before_duplicates()
     compared = tuple(
         name for name in spec.column_names if not (sums_lines and name == total) and name not in not_compared
     )
@@ -487,15 +488,59 @@ def _drop_special_categories(
         return screen_source(conn, source, file_name, contract, denylist)
 
 
-def _reporting_currency(conn: duckdb.DuckDBPyConnection, options: LandingOptions) -> str | None:
-    """SEGMINT_CURRENCY, else the currency of most valid order rows (ties: alphabetical); None when none is named."""
+def choose_reporting_currency(
+    setting: str | None, order_rows: Mapping[str, int], rated: Collection[str], fx_file: str | None
+) -> tuple[str | None, str | None]:
+    """The reporting currency and a note saying how it was chosen when that is worth saying (None: nothing to say).
+
+    `setting`: SEGMINT_CURRENCY; `order_rows`: valid order rows per (non-empty) currency; `rated`: the currencies
+    the valid rows of `fx_file` give rates for. SEGMINT_CURRENCY wins. Else, with several order currencies and
+    rates, the one order currency without rates is the rates' evident target (rates are quoted *to* it). Else the
+    currency of most order rows (ties: alphabetical), with a note when rates exist but their target is ambiguous
+    (every order currency has rates, or several have none): converting with them could silently be wrong money.
+    A shop with one order currency converts nothing, so its rates' target does not matter.
+    """
+    if setting:
+        return setting.upper(), None
+    if not order_rows:
+        return None, None
+    commonest = min(order_rows, key=lambda code: (-order_rows[code], code))
+    if not rated or len(order_rows) == 1:
+        return commonest, None
+    unrated = sorted(code for code in order_rows if code not in rated)
+    if len(unrated) == 1:
+        return unrated[0], (
+            f"reporting currency {unrated[0]}: the one order currency {fx_file} gives no rate for (the rates' "
+            "evident target)"
+        )
+    why = (
+        f"it gives rates for every order currency ({', '.join(sorted(order_rows))})"
+        if not unrated
+        else f"several order currencies have no rate in it ({', '.join(unrated)})"
+    )
+    return commonest, (
+        f"warning: the target currency of {fx_file} is ambiguous ({why}); reporting currency {commonest} is the "
+        "currency of most orders (ties: alphabetical). Set SEGMINT_CURRENCY to the currency its rates are quoted "
+        "against"
+    )
+
+
+def _reporting_currency(
+    conn: duckdb.DuckDBPyConnection, options: LandingOptions, fx_file: str | None
+) -> tuple[str | None, str | None]:
+    """choose_reporting_currency over the staged valid orders and rates (fx_file: the rates file, None if absent)."""
     if options.reporting_currency:
-        return options.reporting_currency.upper()
-    rows = conn.execute(
-        f"SELECT currency FROM {_stage(ORDERS.name)} WHERE {ROW_REASON} IS NULL AND currency IS NOT NULL "
-        "GROUP BY currency ORDER BY count(*) DESC, currency LIMIT 1"
+        return choose_reporting_currency(options.reporting_currency, {}, (), fx_file)
+    order_rows = conn.execute(
+        f"SELECT currency, count(*) FROM {_stage(ORDERS.name)} WHERE {ROW_REASON} IS NULL AND currency IS NOT NULL "
+        "GROUP BY currency"
     ).fetchall()
-    return rows[0][0] if rows else None
+    rated = []
+    if fx_file is not None:
+        rated = conn.execute(
+            f"SELECT DISTINCT currency FROM {_stage(FX_RATES.name)} WHERE {ROW_REASON} IS NULL"
+        ).fetchall()
+    return choose_reporting_currency(None, dict(order_rows), {code for (code,) in rated}, fx_file)
 
 
 def _convert_currencies(conn: duckdb.DuckDBPyConnection, reporting: str | None, fx_file: str | None) -> None:
@@ -811,9 +856,11 @@ def ingest_landing(
     fx_path = paths[FX_RATES.name]
     reporting: list[str | None] = [options.reporting_currency]
 
-    def convert_orders() -> None:
-        reporting[0] = _reporting_currency(conn, options)
-        _convert_currencies(conn, reporting[0], fx_path.name if fx_path is not None else None)
+    def convert_orders() -> tuple[str, ...]:
+        fx_file = fx_path.name if fx_path is not None else None
+        reporting[0], note = _reporting_currency(conn, options, fx_file)
+        _convert_currencies(conn, reporting[0], fx_file)
+        return (note,) if note else ()
 
     # The rates are parsed first: the orders need them before their duplicates are judged.
     parse_order = sorted(LANDING_TABLES, key=lambda spec: spec is not FX_RATES)

@@ -58,7 +58,7 @@ class Settings:
     horizon_days: int
     demo_customers: int
     demo_seed: int
-    currency: str | None = None  # reporting currency (ISO 4217); None: the currency of most order rows
+    currency: str | None = None  # reporting currency (ISO 4217); None: landing.ingest.choose_reporting_currency
     date_format: str | None = None  # DMY, MDY or a strptime pattern; None: detected per file
     csv_delimiter: str | None = None  # None: detected per file
     source_format: str | None = None  # None: detected from the landing files (landing/formats/)

@@ -12,6 +12,7 @@ import duckdb
 import pytest
 
 from landing import LandingError, LandingOptions, LandingReport, ingest_landing
+from landing.ingest import choose_reporting_currency
 from landing.sources import detect_delimiter
 from orchestration.lib.settings import SettingsError, load_settings
 
@@ -405,6 +406,115 @@ def test_bad_fx_rates_are_quarantined_with_their_reason(conn, tmp_path):
         "missing_fx_rate: currency='USD' has no rate to EUR in fx_rates.csv on or before 2024-03-05",
         "missing_fx_rate: currency='USD' has no rate to EUR in fx_rates.csv on or before 2024-03-20",
     }
+
+
+# --- which currency the rates are quoted against ----------------------------------------------------------
+
+# The case found in a real shop: as many CHF as EUR orders, SEGMINT_CURRENCY unset, rates quoted against EUR.
+EUR_AND_CHF = (
+    "order_id,customer_id,ordered_at,order_total,currency\n"
+    "o1,c1,2024-03-01,100,EUR\n"
+    "o2,c1,2024-03-02,100,CHF\n"
+    "o3,c2,2024-03-03,100,EUR\n"
+    "o4,c2,2024-03-04,100,CHF\n"
+)
+CHF_TO_EUR = "date,currency,rate\n2024-03-01,CHF,1.05\n2024-03-01,USD,0.92\n"
+
+
+def assert_counts_reconcile(report: LandingReport) -> None:
+    for file in report.files:
+        assert file.rows_in == file.rows_accepted + file.rows_quarantined + file.rows_suppressed, file.source_file
+
+
+def test_without_segmint_currency_the_one_order_currency_without_rates_is_the_reporting_currency(conn, tmp_path):
+    write(tmp_path, "orders.csv", EUR_AND_CHF)
+    write(tmp_path, "fx_rates.csv", CHF_TO_EUR)
+    report = ingest(conn, tmp_path)
+    assert report.reporting_currency == "EUR"  # not CHF, the alphabetical tie-break
+    assert rows(conn, "SELECT reporting_currency FROM raw.run_context") == [("EUR",)]
+    assert rows(conn, "SELECT order_id, currency, fx_rate FROM raw.orders ORDER BY source_row") == [
+        ("o1", "EUR", 1.0),
+        ("o2", "CHF", 1.05),
+        ("o3", "EUR", 1.0),
+        ("o4", "CHF", 1.05),
+    ]
+    assert reasons(conn) == {}
+    assert (
+        "reporting currency EUR: the one order currency fx_rates.csv gives no rate for (the rates' evident target)"
+        in report_of(report, "orders").notes
+    )
+    assert_counts_reconcile(report)
+
+
+@pytest.mark.parametrize(
+    "fx_rates",
+    [None, "date,currency,rate\n", "date,currency,rate\n2024-03-01,CHF,0\n"],
+    ids=["no file", "no rows", "no valid rows"],
+)
+def test_a_tie_without_valid_rates_stays_alphabetical(conn, tmp_path, fx_rates):
+    write(tmp_path, "orders.csv", EUR_AND_CHF)
+    if fx_rates is not None:
+        write(tmp_path, "fx_rates.csv", fx_rates)
+    report = ingest(conn, tmp_path)
+    assert report.reporting_currency == "CHF"
+    assert set(report_of(report, "orders").reasons) == {"missing_fx_rate" if fx_rates else "mixed_currency"}
+    assert not any("fx_rates" in note for note in report_of(report, "orders").notes)
+    assert_counts_reconcile(report)
+
+
+@pytest.mark.parametrize(
+    ("fx_rates", "why"),
+    [
+        (
+            "date,currency,rate\n2024-03-01,CHF,1.05\n2024-03-01,EUR,1.08\n",
+            "it gives rates for every order currency (CHF, EUR)",
+        ),
+        ("date,currency,rate\n2024-03-01,USD,0.92\n", "several order currencies have no rate in it (CHF, EUR)"),
+    ],
+    ids=["every currency rated", "several unrated"],
+)
+def test_rates_with_an_ambiguous_target_keep_the_commonest_currency_and_warn(conn, tmp_path, fx_rates, why):
+    write(tmp_path, "orders.csv", EUR_AND_CHF)
+    write(tmp_path, "fx_rates.csv", fx_rates)
+    report = ingest(conn, tmp_path)  # a warning, not a stop
+    assert report.reporting_currency == "CHF"
+    assert (
+        f"warning: the target currency of fx_rates.csv is ambiguous ({why}); reporting currency CHF is the "
+        "currency of most orders (ties: alphabetical). Set SEGMINT_CURRENCY to the currency its rates are quoted "
+        "against"
+    ) in report_of(report, "orders").notes
+    assert_counts_reconcile(report)
+
+
+def test_segmint_currency_wins_over_the_rates_evident_target(conn, tmp_path):
+    write(tmp_path, "orders.csv", EUR_AND_CHF)
+    write(tmp_path, "fx_rates.csv", CHF_TO_EUR)
+    report = ingest(conn, tmp_path, reporting_currency="chf")
+    assert report.reporting_currency == "CHF"
+    assert set(reasons(conn).values()) == {
+        "missing_fx_rate: currency='EUR' has no rate to CHF in fx_rates.csv on or before 2024-03-01",
+        "missing_fx_rate: currency='EUR' has no rate to CHF in fx_rates.csv on or before 2024-03-03",
+    }
+    assert not any("fx_rates" in note for note in report_of(report, "orders").notes)
+    assert_counts_reconcile(report)
+
+
+@pytest.mark.parametrize(
+    ("setting", "order_rows", "rated", "expected", "noted"),
+    [
+        ("usd", {"EUR": 3}, {"EUR"}, "USD", False),  # SEGMINT_CURRENCY wins
+        (None, {}, {"EUR"}, None, False),  # no order names a currency
+        (None, {"EUR": 1, "CHF": 1}, set(), "CHF", False),  # no rates: most rows, ties alphabetical
+        (None, {"EUR": 1, "CHF": 3}, set(), "CHF", False),
+        (None, {"EUR": 5}, {"EUR", "USD"}, "EUR", False),  # one order currency: nothing is converted
+        (None, {"EUR": 1, "CHF": 3, "GBP": 2}, {"CHF", "GBP"}, "EUR", True),  # the evident target, though rarest
+        (None, {"EUR": 1, "CHF": 3}, {"EUR", "CHF"}, "CHF", True),  # ambiguous: every currency rated
+        (None, {"EUR": 1, "CHF": 3, "GBP": 2}, {"GBP"}, "CHF", True),  # ambiguous: several unrated
+    ],
+)
+def test_choose_reporting_currency(setting, order_rows, rated, expected, noted):
+    currency, note = choose_reporting_currency(setting, order_rows, rated, "fx_rates.csv")
+    assert (currency, note is not None) == (expected, noted)
 
 
 # --- the one-line error when most rows are quarantined --------------------------------------------------------
