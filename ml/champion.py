@@ -32,7 +32,10 @@ Candidates (CANDIDATES; every one predicts spend over the horizon, in the orders
   a feature's share of the log-P move is its share of the logit move (clv.hurdle_log_contributions).
 - `past_spend_rate`: total_revenue / max(tenure_days, horizon) x horizon: a customer younger than one horizon is
   expected to repeat their spend to date once (tenure was floored at 1 day until 2026-11-27: 50 spent on the first
-  day forecast 18,250 over 365 days on a young shop).
+  day forecast 18,250 over 365 days on a young shop). Its purchase_propensity is the same model's P(>= 1 order):
+  1 - exp(-order_count / max(tenure_days, horizon) x horizon) (clv.past_order_propensity; the value is that expected
+  count x spend per order). Until 2026-11-27 it was the training cut's share of buyers, which on a shop where no
+  customer is older than one horizon (no label, so this is the champion) was 0 next to a positive value.
 Tried and not kept (2026-11-27, pre-registered with its ship rule before any run: bench/results/clv_hurdle.md):
 `lightgbm_hurdle` (TRIED_CANDIDATES: fitted only when a caller names it, never by the assets), the two-part model
 of zero-inflated spend (hurdle; Google's ZILN, Wang et al. 2019): P(buy) of the stacked candidate's purchase
@@ -676,8 +679,12 @@ def score_candidate(
         forecast = forecasts[name].reset_index(drop=True)
         # P(at least one order) is not part of the interface; expected orders rank buyers the same way for a score.
         return CandidateScores(forecast["predicted_clv"].to_numpy(float), forecast["expected_orders"].to_numpy(float))
-    naive = clv.past_spend_rate(features, fitted.horizon_days) if len(features) else np.zeros(0)
-    return CandidateScores(naive, naive)
+    if not len(features):
+        return CandidateScores(np.zeros(0), np.zeros(0))
+    # The propensity of the same naive model (clv.past_order_propensity): what ships is what the back-test measures.
+    return CandidateScores(
+        clv.past_spend_rate(features, fitted.horizon_days), clv.past_order_propensity(features, fitted.horizon_days)
+    )
 
 
 def hurdle_and_stacked(
@@ -1065,7 +1072,6 @@ class ChampionModel:
     calibration: Calibration
     intervals: IntervalModel
     mode: str
-    base_buy_rate: float = 0.0
     seasonal_factor: float = 1.0
     seasonality: str = "not applied"
     notes: list[str] = field(default_factory=list)
@@ -1099,13 +1105,13 @@ def fit_champion(
     )
     train_btyd = btyd_outputs(train, horizon_days, train_fits)[0] if name in STACKED_CANDIDATES else None
     fitted = fit_candidate(name, train, train_btyd, horizon_days, seed=seed, max_train_rows=max_train_rows)
-    _, buy = clv._labels(train) if len(train) else (None, np.zeros(0, bool))
-    base_rate = float(buy.mean()) if len(buy) else 0.0
     factor = float(row["seasonal_factor"]) if "seasonal_factor" in row and pd.notna(row["seasonal_factor"]) else 1.0
     seasonality = str(row["seasonality"]) if "seasonality" in row and pd.notna(row["seasonality"]) else "not applied"
     structural_level = str(row["mode"]) in STRUCTURAL_LEVEL_MODES and STRUCTURAL_LEVEL_LABEL in str(row["calibration"])
-    notes = fitted.notes + (
-        ["level: the BTYD models' total at the scored cut-off (short history)"] if structural_level else []
+    notes = (
+        fitted.notes
+        + (["level: the BTYD models' total at the scored cut-off (short history)"] if structural_level else [])
+        + [f"purchase_propensity: {propensity_source(name, fitted)}"]
     )
     return ChampionModel(
         name,
@@ -1114,12 +1120,24 @@ def fit_champion(
         calibration,
         intervals,
         str(row["mode"]),
-        base_rate,
         factor,
         seasonality,
         notes,
         structural_level=structural_level,
     )
+
+
+def propensity_source(name: str, fitted: FittedCandidate | None = None) -> str:
+    """What purchase_propensity is for a champion, in one phrase (clv_model metadata and notes): always the
+    P(at least one order in the horizon) of the model that gives the value, so the two never contradict."""
+    models = fitted.models if fitted is not None else None
+    if models is not None and models.fallback_reason is not None:
+        return f"the training cut's share of buyers, for every customer (fallback: {models.fallback_reason})"
+    if name in BTYD_CANDIDATES:
+        return f"1 - exp(-expected orders) of {name} (a Poisson count's P(>= 1 order))"
+    if name == PAST_SPEND:
+        return "1 - exp(-past orders per day x horizon), the order rate past_spend_rate's value is made of"
+    return f"the purchase classifier of {name} (LightGBM)"
 
 
 def predict_champion(
@@ -1157,8 +1175,6 @@ def finish_chunk(model: ChampionModel, chunk: ChunkScores, table: TableFactors) 
     if model.name in BTYD_CANDIDATES:
         # Expected orders are not a probability: 1 - exp(-E[orders]) is P(>= 1 order) for a Poisson count.
         propensity = 1.0 - np.exp(-np.clip(propensity, 0.0, None))
-    elif model.name == PAST_SPEND:
-        propensity = np.full(len(chunk.customer_id), model.base_buy_rate)
     result["purchase_propensity"] = np.clip(propensity, 0.0, 1.0)
     result["top_drivers"] = scores.top_drivers if scores.top_drivers is not None else "[]"
     result["clv_model"] = model.name
