@@ -8,6 +8,10 @@ thing that failed, every score, segment and the report were built and only the s
 were held back, so the exit status is 0 and one line says why: `segmint: WARNING audiences not synced: <reason>`.
 The run itself stays failed in the Dagster instance, so ops see the failed check in the UI and the alert sensors.
 
+Warnings the steps logged (context.log.warning: the landing's notes, such as the reporting currency against the
+rates, generated ids or a mostly-quarantined optional file) are printed once each before the closing lines,
+`segmint: WARNING <step>: <message>`, whatever the outcome (run_warnings reads them from the recorded run).
+
 The order and event staging is incremental (orchestration/lib/partitions.py). A run re-stages every day by default
 (`make run`); `--from/--to` re-stages only that window of days, like the daily schedule or a backfill.
 """
@@ -126,8 +130,20 @@ def run_job(job_name: str, window: StagingWindow | None = None) -> int:
         # applied here, and the job's hooks collect between steps (orchestration/lib/memory.py).
         with collector_paused(collect_in_hooks=True):
             result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config, tags=tags)
+        warnings = run_warnings(instance.all_logs(result.run_id))
     minutes = (time.monotonic() - started) / 60
-    return report_outcome(job_name, result.success, run_outcome(result.all_events), minutes, result.run_id)
+    return report_outcome(job_name, result.success, run_outcome(result.all_events), minutes, result.run_id, warnings)
+
+
+def run_warnings(entries: Iterable[dg.EventLogEntry]) -> list[str]:
+    """The warnings the run's steps logged (context.log.warning: the landing's notes, ...), "<step>: <message>",
+    each once, in the order they were logged: the console shows no log line during the run, so the summary does."""
+    lines = (
+        f"{entry.step_key}: {' '.join(entry.user_message.split())}"
+        for entry in entries
+        if entry.dagster_event is None and entry.level >= logging.WARNING and entry.step_key and entry.user_message
+    )
+    return list(dict.fromkeys(lines))
 
 
 @dataclass(frozen=True)
@@ -167,8 +183,13 @@ def run_outcome(events: Iterable[dg.DagsterEvent]) -> RunOutcome:
     return RunOutcome(failed_steps, failed_checks)
 
 
-def report_outcome(job_name: str, success: bool, outcome: RunOutcome, minutes: float, run_id: str) -> int:
-    """Print the run's last lines and return the exit status: 0 succeeded or only the activation gate held, else 1."""
+def report_outcome(
+    job_name: str, success: bool, outcome: RunOutcome, minutes: float, run_id: str, warnings: Iterable[str] = ()
+) -> int:
+    """Print the run's last lines and return the exit status: 0 succeeded or only the activation gate held, else 1.
+    `warnings` (run_warnings) come first, one line each: they hold whatever the outcome."""
+    for warning in dict.fromkeys(warnings):
+        print(f"segmint: WARNING {warning}", file=sys.stderr, flush=True)
     if success:
         print(f"segmint: {job_name} succeeded in {minutes:.1f} min (run {run_id}). `make dev` shows it in the UI.")
         return 0
