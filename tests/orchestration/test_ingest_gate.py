@@ -189,7 +189,8 @@ def test_a_customers_file_with_religion_and_health_columns_runs_and_the_metadata
 
 def test_the_landings_notes_are_run_log_warnings_and_the_cli_summary_prints_each_once(tmp_path, monkeypatch, capsys):
     # No USD order, rates for CHF only: the rates look quoted against EUR. Said in the metadata, the run's log
-    # (a warning of the raw tables' step) and `make run`'s closing lines, also when the next run keeps the tables.
+    # (a warning of the raw tables' step, which `make run`'s console logger keeps) and `make run`'s closing lines,
+    # also when the next run keeps the tables.
     orders = ORDERS_HEADER + "1,a,2025-01-05,10,EUR\n2,a,2025-01-06,10,CHF\n3,b,2025-01-07,10,CHF\n"
     landing = tmp_path / "landing"
     landing.mkdir()
@@ -201,16 +202,23 @@ def test_the_landings_notes_are_run_log_warnings_and_the_cli_summary_prints_each
         "warehouse": Warehouse(path=str(tmp_path / "warehouse.duckdb")),
         "settings": SegmintSettings(landing_dir=str(landing), as_of="2025-03-01"),
     }
+    defs = dg.Definitions(assets=[landing_files, raw_tables], resources=resources)
+    job = dg.define_asset_job("ingest", executor_def=dg.in_process_executor).resolve(
+        asset_graph=defs.resolve_asset_graph()
+    )
     expected = (
         "raw_tables: orders.csv: SEGMINT_CURRENCY=USD, but fx_rates.csv looks quoted against EUR (the one order "
         "currency it gives no rate for, and no order is in USD): its 1 order rows are quarantined as missing_fx_rate"
     )
     with dg.DagsterInstance.ephemeral() as instance:
         for kept in (False, True):
-            result = dg.materialize([landing_files, raw_tables], resources=resources, instance=instance)
+            warnings: list[str] = []
+            logged = job.with_logger_defs({"concise": cli.concise_console_logger(warnings)})
+            result = logged.execute_in_process(
+                instance=instance, resources=resources, run_config={"loggers": {"concise": {}}}
+            )
             metadata = result.asset_materializations_for_node("raw_tables")[0].metadata
             assert any("looks quoted against EUR" in note for note in metadata["notes"].value)
-            warnings = cli.run_warnings(instance.all_logs(result.run_id))
             assert len(warnings) == 1 and warnings[0].startswith(expected)
             assert warnings[0].endswith(" (kept ingest)") is kept
     capsys.readouterr()
