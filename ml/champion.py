@@ -95,9 +95,10 @@ and as_of (scoring).
   same customers, fitted at the same cut-off (structural_forecast), which needs no labels and extrapolates decay
   by construction (P(alive) falls with time since the last order). In short history the structural level replaces
   the calibrated one when the BTYD models were fitted on at least STRUCTURAL_LEVEL_MIN_CUSTOMERS customers (since
-  2026-11-27: on a few dozen their total is noise) (to_structural_level: one factor per forecast, so every candidate's ranking is untouched; in
-  the back-test per half, in production over the scored customers). The notes also give the BTYD total's sum ratio
-  one horizon earlier (BTYD fitted at E never sees E's labels, so that is a true forward forecast), for the record.
+  2026-11-27: on a few dozen their total is noise) (to_structural_level: one factor per forecast, so every
+  candidate's ranking is untouched; in the back-test per half, in production over the scored customers). The notes
+  also give the BTYD total's sum ratio one horizon earlier (BTYD fitted at E never sees E's labels, so that is a
+  true forward forecast), for the record.
   Tried and not kept (rule written before the results, structural_level_decision's history): use the structural
   level only when that ratio was inside the gate's calibration band. CDNOW at 1997-05-31 (h 90) was unchanged
   (ratio 1.065, inside), and on the young simulated shop of
@@ -357,8 +358,9 @@ def learn_calibration(
     fitted on one fold and scored by decile MAPE on the other, both ways; the lowest mean wins (ties: the simpler
     one). Without `fold`, or below MIN_CALIBRATION_ROWS rows or MIN_CALIBRATION_BUYERS buyers (too few for
     deciles), only the factor is considered. No spend at all in MIN_ZERO_SPEND_ROWS rows or more is the "zero"
-    calibration (factor 0: nobody is expected to buy), in fewer rows "none" (nothing to learn from). `keep_total`: an isotonic map keeps the uncalibrated total of the rows
-    it maps (Calibration.keeps_total), in the cross-fit's scoring too, so the choice sees what would be shipped.
+    calibration (factor 0: nobody is expected to buy), in fewer rows "none" (nothing to learn from). `keep_total`:
+    an isotonic map keeps the uncalibrated total of the rows it maps (Calibration.keeps_total), in the cross-fit's
+    scoring too, so the choice sees what would be shipped.
     """
     predicted, actual = np.clip(np.asarray(predicted, float), 0, None), np.clip(np.asarray(actual, float), 0, None)
     if actual.sum() <= 0 and len(actual) >= MIN_ZERO_SPEND_ROWS and predicted.sum() > 0:
