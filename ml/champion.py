@@ -349,7 +349,12 @@ def shape_only_calibration(name: str) -> bool:
 
 
 def learn_calibration(
-    predicted, actual, fold=None, methods: tuple[str, ...] = CALIBRATION_METHODS, keep_total: bool = False
+    predicted,
+    actual,
+    fold=None,
+    methods: tuple[str, ...] = CALIBRATION_METHODS,
+    keep_total: bool = False,
+    other_spendless_rows: int = 0,
 ) -> Calibration:
     """The calibration, chosen by 2-fold cross-fitting on these rows when `fold` (a boolean split) is given.
 
@@ -358,13 +363,16 @@ def learn_calibration(
     fitted on one fold and scored by decile MAPE on the other, both ways; the lowest mean wins (ties: the simpler
     one). Without `fold`, or below MIN_CALIBRATION_ROWS rows or MIN_CALIBRATION_BUYERS buyers (too few for
     deciles), only the factor is considered. No spend at all in MIN_ZERO_SPEND_ROWS rows or more is the "zero"
-    calibration (factor 0: nobody is expected to buy), in fewer rows "none" (nothing to learn from). `keep_total`:
+    calibration (factor 0: nobody is expected to buy), in fewer rows "none" (nothing to learn from);
+    `other_spendless_rows`: labelled rows outside these that spent nothing either (the back-test's fit rows when
+    none of them spent, else 0), counted toward MIN_ZERO_SPEND_ROWS. `keep_total`:
     an isotonic map keeps the uncalibrated total of the rows it maps (Calibration.keeps_total), in the cross-fit's
     scoring too, so the choice sees what would be shipped.
     """
     predicted, actual = np.clip(np.asarray(predicted, float), 0, None), np.clip(np.asarray(actual, float), 0, None)
-    if actual.sum() <= 0 and len(actual) >= MIN_ZERO_SPEND_ROWS and predicted.sum() > 0:
-        return Calibration(f"zero (none of {len(actual)} back-test customers spent in the horizon)", factor=0.0)
+    spendless = len(actual) + other_spendless_rows
+    if actual.sum() <= 0 and spendless >= MIN_ZERO_SPEND_ROWS and predicted.sum() > 0:
+        return Calibration(f"zero (none of {spendless} back-test customers spent in the horizon)", factor=0.0)
     if actual.sum() <= 0 or predicted.sum() <= 0:
         return Calibration("none (no spend to calibrate on)")
     small = len(actual) < MIN_CALIBRATION_ROWS or int((actual > 0).sum()) < MIN_CALIBRATION_BUYERS
@@ -962,6 +970,10 @@ def champion_backtest(
         clv._unit_hash(forecast_rows["customer_id"], "calibration-fold") < 0.5 if len(forecast_rows) else is_selection
     )
 
+    # The fit rows' labels are evidence too when none of them spent: with the selection half they can reach
+    # MIN_ZERO_SPEND_ROWS where the selection half alone cannot (a short-history hold-out of a few dozen).
+    fit_spend = clv._labels(fit_rows)[0].sum() if len(fit_rows) else 0.0
+    spendless_fit_rows = len(fit_rows) if fit_spend <= 0 else 0
     structural = structural_forecast(forecasts)
     use_structural, level_note = structural_level_decision(
         mode,
@@ -1034,6 +1046,7 @@ def champion_backtest(
             fold=calibration_fold[learn],
             methods=calibration_methods(name),
             keep_total=shape_only_calibration(name),
+            other_spendless_rows=spendless_fit_rows,
         )
         calibrated = calibration.apply(scores.predicted)
         label = calibration.method

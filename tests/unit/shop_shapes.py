@@ -8,6 +8,7 @@ Used by tests/unit/test_champion_shop_shapes.py and bench/champion_shapes.py (th
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -161,6 +162,14 @@ SHAPES: dict[str, Callable[[], Shape]] = {
     "40 % zero-total orders": many_zero_total_orders,
     "10 % customers with negative net revenue": negative_net_revenue,
 }
+
+
+def at_horizon(shape: Shape, horizon: int) -> Shape:
+    """The shape scored with another horizon, one horizon before its last order day so the next horizon's spend is
+    known (its own as-of day when that leaves under a month of history: the young shop)."""
+    last = int(shape.shop["orders"]["day"].max())
+    as_of = last - horizon if last - horizon > 30 else shape.as_of
+    return dataclasses.replace(shape, as_of=as_of, horizon=horizon)
 
 
 @dataclass

@@ -22,10 +22,12 @@ def test_every_shape_gets_a_champion_with_a_reason_and_sensible_scores_for_every
     assert shop_shapes.problems(step) == []
 
 
-def test_a_shop_where_nobody_ever_came_back_is_forecast_to_spend_nothing():
+@pytest.mark.parametrize("horizon", [90, 365])
+def test_a_shop_where_nobody_ever_came_back_is_forecast_to_spend_nothing(horizon):
     # Regression: every customer ordered once, and none of the back-test's customers spent in the horizon; the
-    # default champion (past_spend_rate, nothing measurable) forecast 40,986 for the next horizon, 0.29 propensity.
-    step = shop_shapes.production_step(shop_shapes.one_time_buyers())
+    # default champion (past_spend_rate, nothing measurable) forecast 40,986 for the next 90 days (63,509 for the
+    # next 365, where the selection half alone held 33 customers: the spendless fit rows count too).
+    step = shop_shapes.production_step(shop_shapes.at_horizon(shop_shapes.one_time_buyers(), horizon))
     assert step.model.calibration.method.startswith("zero (none of")
     assert "its forecast is 0 for everyone" in step.backtest.reason
     scores = step.scores
@@ -40,6 +42,8 @@ def test_no_spend_in_enough_rows_calibrates_to_zero_and_in_a_few_rows_to_nothing
     assert many.method.startswith("zero") and (many.apply([1.0, 7.0]) == 0).all()
     few = champion.learn_calibration(np.full(10, 5.0), np.zeros(10))
     assert few.method.startswith("none") and (few.apply([1.0, 7.0]) == [1.0, 7.0]).all()
+    seen = champion.learn_calibration(np.full(10, 5.0), np.zeros(10), other_spendless_rows=90)
+    assert seen.method.startswith("zero (none of 100 ")
 
 
 def test_btyd_fitted_on_a_few_dozen_customers_does_not_set_the_level():
