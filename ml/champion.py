@@ -123,7 +123,9 @@ it chose the blend at three cuts: Spearman above both BTYD peers at all four, bu
 Calibration (Calibration): isotonic regression of mean actual on mean prediction over the 10 prediction deciles
 of the selection half, applied by linear interpolation between the decile means (proportionally beyond them).
 Below MIN_CALIBRATION_ROWS rows or MIN_CALIBRATION_BUYERS buyers it is one factor sum(actual)/sum(predicted),
-clipped to FACTOR_BOUNDS. Production applies the champion's map as learned on the selection half, so the
+clipped to FACTOR_BOUNDS. On a shop where no customer ever ordered twice, no spend at all in MIN_ZERO_SPEND_ROWS
+labelled rows or more is the "zero" calibration (since 2026-11-27, tests/unit/shop_shapes.py: such a shop was
+forecast its past spend repeated). Production applies the champion's map as learned on the selection half, so the
 evaluation half measures the exact map that ships.
 
 Intervals (IntervalModel): the 10th and 90th percentiles of actual spend per decile of calibrated prediction on
@@ -226,9 +228,9 @@ RESTRICTED_CALIBRATION_METHODS = {PLAIN_HURDLE: ("none", "factor")}
 # Candidates whose isotonic map keeps the uncalibrated total (Calibration.keeps_total): it gives the shape only.
 SHAPE_ONLY_CALIBRATION = (SHAPE_HURDLE,)
 MIN_CALIBRATION_ROWS = 200
-# This many calibration rows without any spend calibrate to 0 (the "zero" calibration): 0 buyers of 100 puts the
-# buy rate under 3 % (95 %, rule of three), where a forecast of past spend repeated is far above it (a shop where
-# every customer ordered once got 41,000 forecast for the next horizon, with nobody ever back; shop_shapes.py).
+# On a shop nobody ever came back to, this many labelled rows without any spend calibrate to 0 (the "zero"
+# calibration): 0 buyers of 100 puts the buy rate under 3 % (95 %, rule of three), where a forecast of past spend
+# repeated is far above it (a shop where every customer ordered once got 41,000 forecast for the next horizon).
 MIN_ZERO_SPEND_ROWS = 100
 MIN_CALIBRATION_BUYERS = 20
 FACTOR_BOUNDS = (0.5, 2.0)
@@ -354,7 +356,7 @@ def learn_calibration(
     fold=None,
     methods: tuple[str, ...] = CALIBRATION_METHODS,
     keep_total: bool = False,
-    other_spendless_rows: int = 0,
+    nobody_returned_rows: int | None = None,
 ) -> Calibration:
     """The calibration, chosen by 2-fold cross-fitting on these rows when `fold` (a boolean split) is given.
 
@@ -362,16 +364,17 @@ def learn_calibration(
     sum(actual)/sum(predicted) (clipped to FACTOR_BOUNDS), and isotonic regression on the decile means. Each is
     fitted on one fold and scored by decile MAPE on the other, both ways; the lowest mean wins (ties: the simpler
     one). Without `fold`, or below MIN_CALIBRATION_ROWS rows or MIN_CALIBRATION_BUYERS buyers (too few for
-    deciles), only the factor is considered. No spend at all in MIN_ZERO_SPEND_ROWS rows or more is the "zero"
-    calibration (factor 0: nobody is expected to buy), in fewer rows "none" (nothing to learn from);
-    `other_spendless_rows`: labelled rows outside these that spent nothing either (the back-test's fit rows when
-    none of them spent, else 0), counted toward MIN_ZERO_SPEND_ROWS. `keep_total`:
+    deciles), only the factor is considered. No spend at all is "none" (nothing to learn from), or, on a shop
+    nobody ever came back to (`nobody_returned_rows` given: the labelled rows outside these that spent nothing
+    either, 0 if some did), the "zero" calibration (factor 0) when these rows and those number MIN_ZERO_SPEND_ROWS
+    or more. `keep_total`:
     an isotonic map keeps the uncalibrated total of the rows it maps (Calibration.keeps_total), in the cross-fit's
     scoring too, so the choice sees what would be shipped.
     """
     predicted, actual = np.clip(np.asarray(predicted, float), 0, None), np.clip(np.asarray(actual, float), 0, None)
-    spendless = len(actual) + other_spendless_rows
-    if actual.sum() <= 0 and spendless >= MIN_ZERO_SPEND_ROWS and predicted.sum() > 0:
+    spendless = len(actual) + (nobody_returned_rows or 0)
+    zero = nobody_returned_rows is not None and actual.sum() <= 0 and predicted.sum() > 0
+    if zero and spendless >= MIN_ZERO_SPEND_ROWS:
         return Calibration(f"zero (none of {spendless} back-test customers spent in the horizon)", factor=0.0)
     if actual.sum() <= 0 or predicted.sum() <= 0:
         return Calibration("none (no spend to calibrate on)")
@@ -970,10 +973,16 @@ def champion_backtest(
         clv._unit_hash(forecast_rows["customer_id"], "calibration-fold") < 0.5 if len(forecast_rows) else is_selection
     )
 
-    # The fit rows' labels are evidence too when none of them spent: with the selection half they can reach
-    # MIN_ZERO_SPEND_ROWS where the selection half alone cannot (a short-history hold-out of a few dozen).
+    # The zero calibration is for shops nobody ever came back to: no repeat order in any history the back-test saw
+    # (a seasonal shop's empty window before its season is not that). The fit rows' labels count as evidence too
+    # when none of them spent: with the selection half they reach MIN_ZERO_SPEND_ROWS where it alone cannot.
+    ever_repeated = any(
+        (pd.to_numeric(rows["repeat_order_count"], errors="coerce") > 0).any()
+        for rows in (evaluation_rows, fit_rows)
+        if "repeat_order_count" in rows
+    )
     fit_spend = clv._labels(fit_rows)[0].sum() if len(fit_rows) else 0.0
-    spendless_fit_rows = len(fit_rows) if fit_spend <= 0 else 0
+    spendless_fit_rows = None if ever_repeated else (len(fit_rows) if fit_spend <= 0 else 0)
     structural = structural_forecast(forecasts)
     use_structural, level_note = structural_level_decision(
         mode,
@@ -1046,7 +1055,7 @@ def champion_backtest(
             fold=calibration_fold[learn],
             methods=calibration_methods(name),
             keep_total=shape_only_calibration(name),
-            other_spendless_rows=spendless_fit_rows,
+            nobody_returned_rows=spendless_fit_rows,
         )
         calibrated = calibration.apply(scores.predicted)
         label = calibration.method

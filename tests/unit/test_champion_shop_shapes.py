@@ -35,15 +35,16 @@ def test_a_shop_where_nobody_ever_came_back_is_forecast_to_spend_nothing(horizon
     assert (scores["purchase_propensity"] == 0).all()
 
 
-def test_no_spend_in_enough_rows_calibrates_to_zero_and_in_a_few_rows_to_nothing():
-    many = champion.learn_calibration(
-        np.full(champion.MIN_ZERO_SPEND_ROWS, 5.0), np.zeros(champion.MIN_ZERO_SPEND_ROWS)
-    )
+def test_no_spend_calibrates_to_zero_only_where_nobody_ever_came_back_and_enough_rows_say_so():
+    n = champion.MIN_ZERO_SPEND_ROWS
+    many = champion.learn_calibration(np.full(n, 5.0), np.zeros(n), nobody_returned_rows=0)
     assert many.method.startswith("zero") and (many.apply([1.0, 7.0]) == 0).all()
-    few = champion.learn_calibration(np.full(10, 5.0), np.zeros(10))
+    few = champion.learn_calibration(np.full(10, 5.0), np.zeros(10), nobody_returned_rows=0)
     assert few.method.startswith("none") and (few.apply([1.0, 7.0]) == [1.0, 7.0]).all()
-    seen = champion.learn_calibration(np.full(10, 5.0), np.zeros(10), other_spendless_rows=90)
+    seen = champion.learn_calibration(np.full(10, 5.0), np.zeros(10), nobody_returned_rows=90)
     assert seen.method.startswith("zero (none of 100 ")
+    # Customers who came back before (a seasonal shop's empty window): nothing is learned, nothing zeroed.
+    assert champion.learn_calibration(np.full(n, 5.0), np.zeros(n)).method.startswith("none")
 
 
 def test_btyd_fitted_on_a_few_dozen_customers_does_not_set_the_level():
