@@ -95,13 +95,18 @@ class _ConciseHandler(logging.Handler):
     def __init__(self, warnings: list[str]) -> None:
         super().__init__()
         self.warnings = warnings
+        self.started: set[str] = set()
 
     def emit(self, record: logging.LogRecord) -> None:
         meta = getattr(record, "dagster_meta", None) or {}
         event = meta.get("dagster_event")
-        if event is None and record.levelno >= logging.WARNING and meta.get("step_key"):
-            # A step's own warning (context.log.warning): kept for the summary, not printed mid-run.
-            self.warnings.append(warning_line(meta["step_key"], str(meta.get("orig_message") or record.getMessage())))
+        step = meta.get("step_key")
+        if event is not None and event.event_type_value == "STEP_START":
+            self.started.add(step)
+        # A started step's own warning (context.log.warning): kept for the summary, not printed mid-run. Dagster's
+        # "Dependencies for step ... Not executing." comes from steps that never start: the FAILED lines say why.
+        if event is None and record.levelno >= logging.WARNING and step in self.started:
+            self.warnings.append(warning_line(step, str(meta.get("orig_message") or record.getMessage())))
         line = describe(event) if event is not None else None
         if line:
             print(f"{time.strftime('%H:%M:%S')}  {line}", flush=True)
