@@ -494,14 +494,16 @@ def choose_reporting_currency(
     """The reporting currency and a note saying how it was chosen when that is worth saying (None: nothing to say).
 
     `setting`: SEGMINT_CURRENCY; `order_rows`: valid order rows per (non-empty) currency; `rated`: the currencies
-    the valid rows of `fx_file` give rates for. SEGMINT_CURRENCY wins. Else, with several order currencies and
-    rates, the one order currency without rates is the rates' evident target (rates are quoted *to* it). Else the
-    currency of most order rows (ties: alphabetical), with a note when rates exist but their target is ambiguous
-    (every order currency has rates, or several have none): converting with them could silently be wrong money.
-    A shop with one order currency converts nothing, so its rates' target does not matter.
+    the valid rows of `fx_file` give a rate other than 1 for (a currency quoted at 1 throughout is the rates' base
+    written out, not a rated one). SEGMINT_CURRENCY wins, checked against the rates (setting_against_rates). Else,
+    with several order currencies and rates, the one order currency without rates is the rates' evident target
+    (rates are quoted *to* it). Else the currency of most order rows (ties: alphabetical), with a note when rates
+    exist but their target is ambiguous (every order currency has rates, or several have none): converting with
+    them could silently be wrong money. A shop with one order currency converts nothing, so its rates' target does
+    not matter.
     """
     if setting:
-        return setting.upper(), None
+        return setting.upper(), setting_against_rates(setting.upper(), order_rows, rated, fx_file)
     if not order_rows:
         return None, None
     commonest = min(order_rows, key=lambda code: (-order_rows[code], code))
@@ -525,12 +527,55 @@ def choose_reporting_currency(
     )
 
 
+def setting_against_rates(
+    currency: str, order_rows: Mapping[str, int], rated: Collection[str], fx_file: str | None
+) -> str | None:
+    """SEGMINT_CURRENCY (`currency`) checked against the rates file (arguments: choose_reporting_currency's).
+
+    - The file gives `currency` itself a rate other than 1 while orders in other currencies exist: its rates are
+      certainly quoted against another currency, so converting with them would put that currency's money under
+      `currency`'s name (and quarantine its own orders): the run stops (LandingError) naming both fixes.
+    - Order currencies other than `currency` that the file gives no rate for: every order in them is quarantined as
+      `missing_fx_rate`; a warning says so with the count. When no order is in `currency` and exactly one order
+      currency has no rate, the file looks quoted against that one (the unset rule's evident target) and the
+      warning says which setting would match; it is not a stop, because the rates may be to `currency` with that
+      currency's rates missing, and then the quarantine is right.
+    Without a rates file nothing is converted (other currencies are `mixed_currency`, whose reason says so).
+    """
+    if fx_file is None:
+        return None
+    others = sorted(code for code in order_rows if code != currency)
+    unrated = [code for code in others if code not in rated]
+    evident = f", evidently {unrated[0]} (the one order currency it gives no rate for)" if len(unrated) == 1 else ""
+    if currency in rated and others:
+        fix = f"set SEGMINT_CURRENCY={unrated[0]}" if len(unrated) == 1 else "set SEGMINT_CURRENCY to that currency"
+        raise LandingError(
+            f"{fx_file}: SEGMINT_CURRENCY={currency} contradicts the rates: they give {currency} itself a rate "
+            f"other than 1, so they are quoted against another currency{evident}; orders in {', '.join(others)} "
+            f"would be converted with them and reported as {currency}, or quarantined; {fix}, or give rates in "
+            f"units of {currency}"
+        )
+    if not unrated:
+        return None
+    quarantined = sum(order_rows[code] for code in unrated)
+    if currency not in order_rows and len(unrated) == 1 and rated:
+        return (
+            f"warning: SEGMINT_CURRENCY={currency}, but {fx_file} looks quoted against {unrated[0]} (the one "
+            f"order currency it gives no rate for, and no order is in {currency}): its {quarantined} order rows "
+            f"are quarantined as missing_fx_rate and the others converted with these rates as if they were to "
+            f"{currency}. If they are to {unrated[0]}, set SEGMINT_CURRENCY={unrated[0]}; if they are to "
+            f"{currency}, add {unrated[0]}'s rates"
+        )
+    return (
+        f"warning: {fx_file} gives no rate to SEGMINT_CURRENCY={currency} for {', '.join(unrated)}: their "
+        f"{quarantined} order rows are quarantined as missing_fx_rate"
+    )
+
+
 def _reporting_currency(
     conn: duckdb.DuckDBPyConnection, options: LandingOptions, fx_file: str | None
 ) -> tuple[str | None, str | None]:
     """choose_reporting_currency over the staged valid orders and rates (fx_file: the rates file, None if absent)."""
-    if options.reporting_currency:
-        return choose_reporting_currency(options.reporting_currency, {}, (), fx_file)
     order_rows = conn.execute(
         f"SELECT currency, count(*) FROM {_stage(ORDERS.name)} WHERE {ROW_REASON} IS NULL AND currency IS NOT NULL "
         "GROUP BY currency"
@@ -538,9 +583,9 @@ def _reporting_currency(
     rated = []
     if fx_file is not None:
         rated = conn.execute(
-            f"SELECT DISTINCT currency FROM {_stage(FX_RATES.name)} WHERE {ROW_REASON} IS NULL"
+            f"SELECT DISTINCT currency FROM {_stage(FX_RATES.name)} WHERE {ROW_REASON} IS NULL AND rate <> 1"
         ).fetchall()
-    return choose_reporting_currency(None, dict(order_rows), {code for (code,) in rated}, fx_file)
+    return choose_reporting_currency(options.reporting_currency, dict(order_rows), {code for (code,) in rated}, fx_file)
 
 
 def _convert_currencies(conn: duckdb.DuckDBPyConnection, reporting: str | None, fx_file: str | None) -> None:
@@ -692,9 +737,11 @@ def _check_orders_mostly_usable(conn: duckdb.DuckDBPyConnection, report: FileRep
     unusable = report.rows_quarantined - sum(report.reasons.get(code, 0) for code in BENIGN_REASONS)
     if unusable > MOSTLY_QUARANTINED_SHARE * report.rows_in:
         top = _top_reasons(conn, _stage(QUARANTINE), "reason", "source_file = ?", [report.source_file])
+        # A warning of the ingest (e.g. the rates against SEGMINT_CURRENCY) often says why: it joins the line.
+        warnings = "".join(f"; {note}" for note in report.notes if note.startswith("warning:"))
         raise LandingError(
             f"{report.source_file}: {unusable} of {report.rows_in} rows quarantined, more than half, so the file "
-            f"is probably not read as intended; top reasons: {top}"
+            f"is probably not read as intended; top reasons: {top}{warnings}"
         )
 
 

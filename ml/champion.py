@@ -32,7 +32,13 @@ Candidates (CANDIDATES; every one predicts spend over the horizon, in the orders
   a feature's share of the log-P move is its share of the logit move (clv.hurdle_log_contributions).
 - `past_spend_rate`: total_revenue / max(tenure_days, horizon) x horizon: a customer younger than one horizon is
   expected to repeat their spend to date once (tenure was floored at 1 day until 2026-11-27: 50 spent on the first
-  day forecast 18,250 over 365 days on a young shop).
+  day forecast 18,250 over 365 days on a young shop). Its purchase score is the same model's expected orders,
+  order_count / max(tenure_days, horizon) x horizon (clv.past_expected_orders; the value is that count x spend per
+  order). Until 2026-11-27 its propensity was the training cut's share of buyers, which on a shop where no customer
+  is older than one horizon (no label, so this is the champion) was 0 next to a positive value.
+Propensity of the COUNT_CANDIDATES (BTYD and the past-spend rate, since 2026-11-27): P(>= 1 order) of a Poisson count
+of their expected orders scaled as the value was scaled on its way to production (calibration, BTYD level, season;
+count_propensity), so a value brought down by a factor does not sit next to the unscaled propensity.
 Tried and not kept (2026-11-27, pre-registered with its ship rule before any run: bench/results/clv_hurdle.md):
 `lightgbm_hurdle` (TRIED_CANDIDATES: fitted only when a caller names it, never by the assets), the two-part model
 of zero-inflated spend (hurdle; Google's ZILN, Wang et al. 2019): P(buy) of the stacked candidate's purchase
@@ -88,9 +94,11 @@ and as_of (scoring).
   1.41 x the real total). The other level available is structural: the mean of the BTYD models' totals for the
   same customers, fitted at the same cut-off (structural_forecast), which needs no labels and extrapolates decay
   by construction (P(alive) falls with time since the last order). In short history the structural level replaces
-  the calibrated one (to_structural_level: one factor per forecast, so every candidate's ranking is untouched; in
-  the back-test per half, in production over the scored customers). The notes also give the BTYD total's sum ratio
-  one horizon earlier (BTYD fitted at E never sees E's labels, so that is a true forward forecast), for the record.
+  the calibrated one when the BTYD models were fitted on at least STRUCTURAL_LEVEL_MIN_CUSTOMERS customers (since
+  2026-11-27: on a few dozen their total is noise) (to_structural_level: one factor per forecast, so every
+  candidate's ranking is untouched; in the back-test per half, in production over the scored customers). The notes
+  also give the BTYD total's sum ratio one horizon earlier (BTYD fitted at E never sees E's labels, so that is a
+  true forward forecast), for the record.
   Tried and not kept (rule written before the results, structural_level_decision's history): use the structural
   level only when that ratio was inside the gate's calibration band. CDNOW at 1997-05-31 (h 90) was unchanged
   (ratio 1.065, inside), and on the young simulated shop of
@@ -115,7 +123,9 @@ it chose the blend at three cuts: Spearman above both BTYD peers at all four, bu
 Calibration (Calibration): isotonic regression of mean actual on mean prediction over the 10 prediction deciles
 of the selection half, applied by linear interpolation between the decile means (proportionally beyond them).
 Below MIN_CALIBRATION_ROWS rows or MIN_CALIBRATION_BUYERS buyers it is one factor sum(actual)/sum(predicted),
-clipped to FACTOR_BOUNDS. Production applies the champion's map as learned on the selection half, so the
+clipped to FACTOR_BOUNDS. On a shop where no customer ever ordered twice, no spend at all in MIN_ZERO_SPEND_ROWS
+labelled rows or more is the "zero" calibration (since 2026-11-27, tests/unit/shop_shapes.py: such a shop was
+forecast its past spend repeated). Production applies the champion's map as learned on the selection half, so the
 evaluation half measures the exact map that ships.
 
 Intervals (IntervalModel): the 10th and 90th percentiles of actual spend per decile of calibrated prediction on
@@ -185,6 +195,8 @@ HURDLE_CANDIDATES = (HURDLE, LEVELED_HURDLE, PLAIN_HURDLE, SHAPE_HURDLE)
 # Hurdle candidates whose raw total is the stacked candidate's (at_stacked_level).
 LEVELED_HURDLES = (LEVELED_HURDLE, PLAIN_HURDLE, SHAPE_HURDLE)
 BTYD_CANDIDATES = (BGNBD, PARETO_NBD)
+# Candidates whose purchase score is expected orders and whose value is those orders x spend per order.
+COUNT_CANDIDATES = (*BTYD_CANDIDATES, PAST_SPEND)
 # Stacked features: what each BTYD model says about a customer at the cut-off of the row.
 BTYD_OUTPUTS = ("p_alive", "expected_orders", "predicted_clv")
 BTYD_FEATURES = tuple(f"btyd_{model}_{output}" for model in BTYD_CANDIDATES for output in BTYD_OUTPUTS) + (
@@ -216,10 +228,18 @@ RESTRICTED_CALIBRATION_METHODS = {PLAIN_HURDLE: ("none", "factor")}
 # Candidates whose isotonic map keeps the uncalibrated total (Calibration.keeps_total): it gives the shape only.
 SHAPE_ONLY_CALIBRATION = (SHAPE_HURDLE,)
 MIN_CALIBRATION_ROWS = 200
+# On a shop nobody ever came back to, this many labelled rows without any spend calibrate to 0 (the "zero"
+# calibration): 0 buyers of 100 puts the buy rate under 3 % (95 %, rule of three), where a forecast of past spend
+# repeated is far above it (a shop where every customer ordered once got 41,000 forecast for the next horizon).
+MIN_ZERO_SPEND_ROWS = 100
 MIN_CALIBRATION_BUYERS = 20
 FACTOR_BOUNDS = (0.5, 2.0)
 # Modes whose forecast total is taken from the BTYD models fitted at the scored cut-off (see the docstring).
 STRUCTURAL_LEVEL_MODES = ("short history",)
+# ... and only when the BTYD models were fitted on at least this many customers (the back-test's forecast cut-off):
+# four parameters fitted on a few dozen customers set a level 57 x below the next horizon's spend on a 30-customer
+# shop (7.65 against 434, tests/unit/shop_shapes.py), where the uncalibrated past-spend rate was 2.7 x above it.
+STRUCTURAL_LEVEL_MIN_CUSTOMERS = MIN_SELECTION_CUSTOMERS
 STRUCTURAL_LEVEL_LABEL = "level: BTYD total"
 INTERVAL_QUANTILES = (0.1, 0.9)
 # Columns of marts.clv_model_evaluation beyond EVALUATION_COLUMNS (which stay first, unchanged).
@@ -331,7 +351,12 @@ def shape_only_calibration(name: str) -> bool:
 
 
 def learn_calibration(
-    predicted, actual, fold=None, methods: tuple[str, ...] = CALIBRATION_METHODS, keep_total: bool = False
+    predicted,
+    actual,
+    fold=None,
+    methods: tuple[str, ...] = CALIBRATION_METHODS,
+    keep_total: bool = False,
+    nobody_returned_rows: int | None = None,
 ) -> Calibration:
     """The calibration, chosen by 2-fold cross-fitting on these rows when `fold` (a boolean split) is given.
 
@@ -339,10 +364,18 @@ def learn_calibration(
     sum(actual)/sum(predicted) (clipped to FACTOR_BOUNDS), and isotonic regression on the decile means. Each is
     fitted on one fold and scored by decile MAPE on the other, both ways; the lowest mean wins (ties: the simpler
     one). Without `fold`, or below MIN_CALIBRATION_ROWS rows or MIN_CALIBRATION_BUYERS buyers (too few for
-    deciles), only the factor is considered. `keep_total`: an isotonic map keeps the uncalibrated total of the rows
-    it maps (Calibration.keeps_total), in the cross-fit's scoring too, so the choice sees what would be shipped.
+    deciles), only the factor is considered. No spend at all is "none" (nothing to learn from), or, on a shop
+    nobody ever came back to (`nobody_returned_rows` given: the labelled rows outside these that spent nothing
+    either, 0 if some did), the "zero" calibration (factor 0) when these rows and those number MIN_ZERO_SPEND_ROWS
+    or more. `keep_total`:
+    an isotonic map keeps the uncalibrated total of the rows it maps (Calibration.keeps_total), in the cross-fit's
+    scoring too, so the choice sees what would be shipped.
     """
     predicted, actual = np.clip(np.asarray(predicted, float), 0, None), np.clip(np.asarray(actual, float), 0, None)
+    spendless = len(actual) + (nobody_returned_rows or 0)
+    zero = nobody_returned_rows is not None and actual.sum() <= 0 and predicted.sum() > 0
+    if zero and spendless >= MIN_ZERO_SPEND_ROWS:
+        return Calibration(f"zero (none of {spendless} back-test customers spent in the horizon)", factor=0.0)
     if actual.sum() <= 0 or predicted.sum() <= 0:
         return Calibration("none (no spend to calibrate on)")
     small = len(actual) < MIN_CALIBRATION_ROWS or int((actual > 0).sum()) < MIN_CALIBRATION_BUYERS
@@ -456,14 +489,22 @@ def structural_forecast(forecasts: dict[str, pd.DataFrame]) -> np.ndarray | None
     return np.mean(fitted, axis=0) if fitted else None
 
 
-def structural_level_decision(mode: str, structural: np.ndarray | None, actual: np.ndarray) -> tuple[bool, str]:
-    """Whether the BTYD models' total sets the level (short history, when a BTYD model could be fitted), and a note
-    with that total's sum ratio on the selection half one horizon earlier (structural and actual: the selection
-    half's BTYD mean forecast, fitted at the forecast cut-off without labels, and its real spend)."""
+def structural_level_decision(
+    mode: str, structural: np.ndarray | None, actual: np.ndarray, n_fitted: int | None = None
+) -> tuple[bool, str]:
+    """Whether the BTYD models' total sets the level (short history, when a BTYD model could be fitted on at least
+    STRUCTURAL_LEVEL_MIN_CUSTOMERS customers: n_fitted, None = enough), and a note with that total's sum ratio on
+    the selection half one horizon earlier (structural and actual: the selection half's BTYD mean forecast, fitted
+    at the forecast cut-off without labels, and its real spend)."""
     if mode not in STRUCTURAL_LEVEL_MODES:
         return False, "level: calibrated (the back-test measured one horizon of drift)"
     if structural is None:
         return False, "level: calibrated (no BTYD model could be fitted)"
+    if n_fitted is not None and n_fitted < STRUCTURAL_LEVEL_MIN_CUSTOMERS:
+        return False, (
+            f"level: calibrated (BTYD fitted on {n_fitted} customers, under {STRUCTURAL_LEVEL_MIN_CUSTOMERS}: "
+            "its total is not trusted)"
+        )
     ratio = calibration_ratio(actual, structural)
     return True, f"{STRUCTURAL_LEVEL_LABEL} (short history; its sum ratio one horizon earlier: {ratio:.3f})"
 
@@ -676,8 +717,12 @@ def score_candidate(
         forecast = forecasts[name].reset_index(drop=True)
         # P(at least one order) is not part of the interface; expected orders rank buyers the same way for a score.
         return CandidateScores(forecast["predicted_clv"].to_numpy(float), forecast["expected_orders"].to_numpy(float))
-    naive = clv.past_spend_rate(features, fitted.horizon_days) if len(features) else np.zeros(0)
-    return CandidateScores(naive, naive)
+    if not len(features):
+        return CandidateScores(np.zeros(0), np.zeros(0))
+    # Like the BTYD candidates': expected orders as the purchase score (P(>= 1 order) in finish_chunk).
+    return CandidateScores(
+        clv.past_spend_rate(features, fitted.horizon_days), clv.past_expected_orders(features, fitted.horizon_days)
+    )
 
 
 def hurdle_and_stacked(
@@ -928,9 +973,22 @@ def champion_backtest(
         clv._unit_hash(forecast_rows["customer_id"], "calibration-fold") < 0.5 if len(forecast_rows) else is_selection
     )
 
+    # The zero calibration is for shops nobody ever came back to: no repeat order in any history the back-test saw
+    # (a seasonal shop's empty window before its season is not that). The fit rows' labels count as evidence too
+    # when none of them spent: with the selection half they reach MIN_ZERO_SPEND_ROWS where it alone cannot.
+    ever_repeated = any(
+        (pd.to_numeric(rows["repeat_order_count"], errors="coerce") > 0).any()
+        for rows in (evaluation_rows, fit_rows)
+        if "repeat_order_count" in rows
+    )
+    fit_spend = clv._labels(fit_rows)[0].sum() if len(fit_rows) else 0.0
+    spendless_fit_rows = None if ever_repeated else (len(fit_rows) if fit_spend <= 0 else 0)
     structural = structural_forecast(forecasts)
     use_structural, level_note = structural_level_decision(
-        mode, structural[halves[SELECTION]] if structural is not None else None, value[halves[SELECTION]]
+        mode,
+        structural[halves[SELECTION]] if structural is not None else None,
+        value[halves[SELECTION]],
+        n_fitted=len(evaluation_rows),
     )
     notes.append(level_note)
     structural = structural if use_structural else None
@@ -997,6 +1055,7 @@ def champion_backtest(
             fold=calibration_fold[learn],
             methods=calibration_methods(name),
             keep_total=shape_only_calibration(name),
+            nobody_returned_rows=spendless_fit_rows,
         )
         calibrated = calibration.apply(scores.predicted)
         label = calibration.method
@@ -1034,6 +1093,9 @@ def champion_backtest(
 
     table = pd.DataFrame(rows)
     champion, reason = select_champion(table[table["backtest_window"] == SELECTION])
+    chosen_calibration = table.loc[table["model"] == champion, "calibration"].dropna().astype(str)
+    if len(chosen_calibration) and chosen_calibration.iloc[0].startswith("zero"):
+        reason += f"; its forecast is 0 for everyone, calibration {chosen_calibration.iloc[0]}"
     table["is_champion"] = table["model"] == champion
     table["mode"] = mode
     table["seasonality"], table["seasonal_factor"] = season.reason, season.factor
@@ -1065,7 +1127,6 @@ class ChampionModel:
     calibration: Calibration
     intervals: IntervalModel
     mode: str
-    base_buy_rate: float = 0.0
     seasonal_factor: float = 1.0
     seasonality: str = "not applied"
     notes: list[str] = field(default_factory=list)
@@ -1099,13 +1160,13 @@ def fit_champion(
     )
     train_btyd = btyd_outputs(train, horizon_days, train_fits)[0] if name in STACKED_CANDIDATES else None
     fitted = fit_candidate(name, train, train_btyd, horizon_days, seed=seed, max_train_rows=max_train_rows)
-    _, buy = clv._labels(train) if len(train) else (None, np.zeros(0, bool))
-    base_rate = float(buy.mean()) if len(buy) else 0.0
     factor = float(row["seasonal_factor"]) if "seasonal_factor" in row and pd.notna(row["seasonal_factor"]) else 1.0
     seasonality = str(row["seasonality"]) if "seasonality" in row and pd.notna(row["seasonality"]) else "not applied"
     structural_level = str(row["mode"]) in STRUCTURAL_LEVEL_MODES and STRUCTURAL_LEVEL_LABEL in str(row["calibration"])
-    notes = fitted.notes + (
-        ["level: the BTYD models' total at the scored cut-off (short history)"] if structural_level else []
+    notes = (
+        fitted.notes
+        + (["level: the BTYD models' total at the scored cut-off (short history)"] if structural_level else [])
+        + [f"purchase_propensity: {propensity_source(name, fitted)}"]
     )
     return ChampionModel(
         name,
@@ -1114,12 +1175,35 @@ def fit_champion(
         calibration,
         intervals,
         str(row["mode"]),
-        base_rate,
         factor,
         seasonality,
         notes,
         structural_level=structural_level,
     )
+
+
+def count_propensity(expected_orders, raw_value, shipped_value) -> np.ndarray:
+    """P(>= 1 order) of a Poisson count for the COUNT_CANDIDATES, whose value is expected orders x spend per order:
+    the orders are scaled as the value was on its way to being shipped (calibration, the BTYD level, the season), so
+    value and propensity tell one story (a level of 0.007 x used to leave the propensity at 0.47 next to a value
+    of 0.31). A customer whose raw value is 0 (net spend per order <= 0) keeps the unscaled count."""
+    raw = np.asarray(raw_value, dtype=float)
+    scale = np.divide(np.asarray(shipped_value, dtype=float), raw, out=np.ones_like(raw), where=raw > 0)
+    # -expm1(-x), not 1 - exp(-x): a tiny count keeps a tiny positive probability instead of rounding to 0.
+    return -np.expm1(-np.clip(np.asarray(expected_orders, dtype=float) * scale, 0.0, None))
+
+
+def propensity_source(name: str, fitted: FittedCandidate | None = None) -> str:
+    """What purchase_propensity is for a champion, in one phrase (clv_model metadata and notes): always the
+    P(at least one order in the horizon) of the model that gives the value, so the two never contradict."""
+    models = fitted.models if fitted is not None else None
+    if models is not None and models.fallback_reason is not None:
+        return f"the training cut's share of buyers, for every customer (fallback: {models.fallback_reason})"
+    if name in BTYD_CANDIDATES:
+        return f"1 - exp(-expected orders) of {name}, the orders scaled as its value was"
+    if name == PAST_SPEND:
+        return "1 - exp(-past orders per day x horizon), the orders scaled as past_spend_rate's value was"
+    return f"the purchase classifier of {name} (LightGBM)"
 
 
 def predict_champion(
@@ -1154,11 +1238,8 @@ def finish_chunk(model: ChampionModel, chunk: ChunkScores, table: TableFactors) 
     result["predicted_clv_p10"] = np.minimum(low, predicted)
     result["predicted_clv_p90"] = np.maximum(high, predicted)
     propensity = scores.propensity
-    if model.name in BTYD_CANDIDATES:
-        # Expected orders are not a probability: 1 - exp(-E[orders]) is P(>= 1 order) for a Poisson count.
-        propensity = 1.0 - np.exp(-np.clip(propensity, 0.0, None))
-    elif model.name == PAST_SPEND:
-        propensity = np.full(len(chunk.customer_id), model.base_buy_rate)
+    if model.name in COUNT_CANDIDATES:
+        propensity = count_propensity(propensity, scores.predicted, predicted)
     result["purchase_propensity"] = np.clip(propensity, 0.0, 1.0)
     result["top_drivers"] = scores.top_drivers if scores.top_drivers is not None else "[]"
     result["clv_model"] = model.name

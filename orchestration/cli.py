@@ -8,6 +8,10 @@ thing that failed, every score, segment and the report were built and only the s
 were held back, so the exit status is 0 and one line says why: `segmint: WARNING audiences not synced: <reason>`.
 The run itself stays failed in the Dagster instance, so ops see the failed check in the UI and the alert sensors.
 
+Warnings the steps logged (context.log.warning: the landing's notes, such as the reporting currency against the
+rates, generated ids or a mostly-quarantined optional file) are printed once each before the closing lines,
+`segmint: WARNING <step>: <message>`, whatever the outcome (collected by the console logger as they are logged).
+
 The order and event staging is incremental (orchestration/lib/partitions.py). A run re-stages every day by default
 (`make run`); `--from/--to` re-stages only that window of days, like the daily schedule or a backfill.
 """
@@ -88,19 +92,42 @@ def describe(event: dg.DagsterEvent) -> str | None:
 
 
 class _ConciseHandler(logging.Handler):
+    def __init__(self, warnings: list[str]) -> None:
+        super().__init__()
+        self.warnings = warnings
+        self.started: set[str] = set()
+
     def emit(self, record: logging.LogRecord) -> None:
         meta = getattr(record, "dagster_meta", None) or {}
         event = meta.get("dagster_event")
+        step = meta.get("step_key")
+        if event is not None and event.event_type_value == "STEP_START":
+            self.started.add(step)
+        # A started step's own warning (context.log.warning): kept for the summary, not printed mid-run. Dagster's
+        # "Dependencies for step ... Not executing." comes from steps that never start: the FAILED lines say why.
+        if event is None and record.levelno >= logging.WARNING and step in self.started:
+            self.warnings.append(warning_line(step, str(meta.get("orig_message") or record.getMessage())))
         line = describe(event) if event is not None else None
         if line:
             print(f"{time.strftime('%H:%M:%S')}  {line}", flush=True)
 
 
-@dg.logger(description="One readable console line per step and check; everything else stays in the Dagster UI.")
-def concise_console_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
-    logger = logging.Logger("segmint", level=logging.DEBUG)
-    logger.addHandler(_ConciseHandler())
-    return logger
+def warning_line(step_key: str, message: str) -> str:
+    """How the summary names a step's warning: "<step>: <message on one line>"."""
+    return f"{step_key}: {' '.join(message.split())}"
+
+
+def concise_console_logger(warnings: list[str]) -> dg.LoggerDefinition:
+    """One readable console line per step and check; the steps' warnings are appended to `warnings` (the run's
+    summary prints them, report_outcome); everything else stays in the Dagster UI."""
+
+    @dg.logger(description="One readable console line per step and check; everything else stays in the Dagster UI.")
+    def concise(init_context: dg.InitLoggerContext) -> logging.Logger:
+        logger = logging.Logger("segmint", level=logging.DEBUG)
+        logger.addHandler(_ConciseHandler(warnings))
+        return logger
+
+    return concise
 
 
 def run_job(job_name: str, window: StagingWindow | None = None) -> int:
@@ -108,7 +135,8 @@ def run_job(job_name: str, window: StagingWindow | None = None) -> int:
     status. A window for a job without the staging step is refused (ValueError: one line)."""
     from orchestration.definitions import defs
 
-    job = defs.resolve_job_def(job_name).with_logger_defs({"concise": concise_console_logger})
+    warnings: list[str] = []  # the steps' warnings, collected as they are logged (no read of the run history)
+    job = defs.resolve_job_def(job_name).with_logger_defs({"concise": concise_console_logger(warnings)})
     run_config: dict = {"loggers": {"concise": {}}}
     tags: dict[str, str] = {}
     if job.has_node_named(FEATURE_STEP):
@@ -127,7 +155,7 @@ def run_job(job_name: str, window: StagingWindow | None = None) -> int:
         with collector_paused(collect_in_hooks=True):
             result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config, tags=tags)
     minutes = (time.monotonic() - started) / 60
-    return report_outcome(job_name, result.success, run_outcome(result.all_events), minutes, result.run_id)
+    return report_outcome(job_name, result.success, run_outcome(result.all_events), minutes, result.run_id, warnings)
 
 
 @dataclass(frozen=True)
@@ -167,8 +195,13 @@ def run_outcome(events: Iterable[dg.DagsterEvent]) -> RunOutcome:
     return RunOutcome(failed_steps, failed_checks)
 
 
-def report_outcome(job_name: str, success: bool, outcome: RunOutcome, minutes: float, run_id: str) -> int:
-    """Print the run's last lines and return the exit status: 0 succeeded or only the activation gate held, else 1."""
+def report_outcome(
+    job_name: str, success: bool, outcome: RunOutcome, minutes: float, run_id: str, warnings: Iterable[str] = ()
+) -> int:
+    """Print the run's last lines and return the exit status: 0 succeeded or only the activation gate held, else 1.
+    `warnings` (the steps' warnings, warning_line) come first, each once: they hold whatever the outcome."""
+    for warning in dict.fromkeys(warnings):
+        print(f"segmint: WARNING {warning}", file=sys.stderr, flush=True)
     if success:
         print(f"segmint: {job_name} succeeded in {minutes:.1f} min (run {run_id}). `make dev` shows it in the UI.")
         return 0

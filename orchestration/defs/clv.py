@@ -30,6 +30,7 @@ from ml.champion import (
     kept_table_factors,
     needs_table_factors,
     predict_champion,
+    propensity_source,
     score_chunk,
     table_factors,
 )
@@ -394,6 +395,7 @@ def clv_model(warehouse: Warehouse, settings: SegmintSettings, config: ClvConfig
         "clv_model": dg.MetadataValue.text(model.name),
         "mode": dg.MetadataValue.text(model.mode),
         "calibration": dg.MetadataValue.text(model.calibration.method),
+        "purchase_propensity": dg.MetadataValue.text(propensity_source(model.name, model.fitted)),
         "seasonality": dg.MetadataValue.text(model.seasonality),
         "n_train_rows": dg.MetadataValue.int(len(train)),
         "notes": dg.MetadataValue.text(" ".join(model.notes) or "none"),
@@ -446,6 +448,7 @@ def clv_predictions(warehouse: Warehouse, spark: SparkEngine) -> dg.MaterializeR
             "model_version": dg.MetadataValue.text(version),
             "model_fitted_as_of": dg.MetadataValue.text(str(pinned.fitted_as_of) if pinned else "unknown"),
             "clv_model": dg.MetadataValue.text(model.name),
+            "purchase_propensity": dg.MetadataValue.text(propensity_source(model.name, model.fitted)),
             "total_predicted_clv": dg.MetadataValue.float(summary["clv"]),
             "total_predicted_clv_p10": dg.MetadataValue.float(summary["p10"]),
             "total_predicted_clv_p90": dg.MetadataValue.float(summary["p90"]),

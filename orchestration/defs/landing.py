@@ -1,6 +1,7 @@
 """Landing zone -> typed raw tables in DuckDB, with quarantine; demo shop generated when no folder is given."""
 
 import json
+from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
 
@@ -109,13 +110,37 @@ def raw_tables(context: dg.AssetExecutionContext, settings: SegmintSettings, war
         raise dg.Failure(description=str(error), allow_retries=False) from None
     if kept is not None:
         context.log.info(f"raw tables kept: inputs unchanged (ingest fingerprint {fingerprint})")
+        # The kept tables still carry what their ingest noted: said again in this run's log.
+        for line in landing_warnings(kept_notes(kept)):
+            context.log.warning(f"{line} (kept ingest)")
         for table, metadata in kept.items():
             yield dg.MaterializeResult(
                 asset_key=keys.raw(table), metadata=metadata, data_version=dg.DataVersion(fingerprint)
             )
         return
     context.log.info(f"raw tables: {report.ingest_mode} ingest ({report.ingest_mode_reason})")
+    for line in landing_warnings((file.source_file, file.notes) for file in report.files):
+        context.log.warning(line)
     yield from _materializations(report, counts, ingest_log, quarantine_by_reason, denylist, fingerprint)
+
+
+def landing_warnings(notes_by_file: Iterable[tuple[str, Iterable[str]]]) -> list[str]:
+    """One line per note of a landing file ("<file>: <note>", each once): what the ingest chose or could not do
+    (the reporting currency and the rates, generated ids, a mostly-quarantined optional file, a dialect guess).
+    They are in the raw tables' metadata too; as warnings they reach the run's log and `make run`'s summary."""
+    lines = (
+        f"{file}: {note.removeprefix('warning: ')}" for file, notes in notes_by_file for note in notes if note.strip()
+    )
+    return list(dict.fromkeys(lines))
+
+
+def kept_notes(kept: dict[str, dict]) -> list[tuple[str, list[str]]]:
+    """(source file, notes) of each table in kept_raw_metadata's metadata that came from a landing file."""
+    return [
+        (str(metadata["source_file"].value), list(metadata["notes"].value or []))
+        for metadata in kept.values()
+        if "source_file" in metadata and "notes" in metadata
+    ]
 
 
 def _ingest(s, landing_dir: Path, options: LandingOptions, hashes, salt: str, conn, digests: dict):

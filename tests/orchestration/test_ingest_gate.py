@@ -7,6 +7,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from orchestration import cli
 from orchestration.defs.landing import landing_files, raw_tables
 from orchestration.defs.quality_checks import check_ingest_counts_reconcile, gx_checks
 from orchestration.defs.resources import SegmintSettings, Warehouse
@@ -184,3 +185,43 @@ def test_a_customers_file_with_religion_and_health_columns_runs_and_the_metadata
         )
     assert not {"religion", "health_condition"} & columns
     assert "Catholic" not in text and "Muslim" not in text and "asthma" not in text
+
+
+def test_the_landings_notes_are_run_log_warnings_and_the_cli_summary_prints_each_once(tmp_path, monkeypatch, capsys):
+    # No USD order, rates for CHF only: the rates look quoted against EUR. Said in the metadata, the run's log
+    # (a warning of the raw tables' step, which `make run`'s console logger keeps) and `make run`'s closing lines,
+    # also when the next run keeps the tables.
+    orders = ORDERS_HEADER + "1,a,2025-01-05,10,EUR\n2,a,2025-01-06,10,CHF\n3,b,2025-01-07,10,CHF\n"
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "orders.csv").write_text(orders)
+    (landing / "fx_rates.csv").write_text("date,currency,rate\n2025-01-01,CHF,1.05\n")
+    monkeypatch.setenv("SEGMINT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SEGMINT_CURRENCY", "USD")
+    resources = {
+        "warehouse": Warehouse(path=str(tmp_path / "warehouse.duckdb")),
+        "settings": SegmintSettings(landing_dir=str(landing), as_of="2025-03-01"),
+    }
+    defs = dg.Definitions(assets=[landing_files, raw_tables], resources=resources)
+    job = dg.define_asset_job("ingest", executor_def=dg.in_process_executor).resolve(
+        asset_graph=defs.resolve_asset_graph()
+    )
+    expected = (
+        "raw_tables: orders.csv: SEGMINT_CURRENCY=USD, but fx_rates.csv looks quoted against EUR (the one order "
+        "currency it gives no rate for, and no order is in USD): its 1 order rows are quarantined as missing_fx_rate"
+    )
+    with dg.DagsterInstance.ephemeral() as instance:
+        for kept in (False, True):
+            warnings: list[str] = []
+            logged = job.with_logger_defs({"concise": cli.concise_console_logger(warnings)})
+            result = logged.execute_in_process(
+                instance=instance, resources=resources, run_config={"loggers": {"concise": {}}}
+            )
+            metadata = result.asset_materializations_for_node("raw_tables")[0].metadata
+            assert any("looks quoted against EUR" in note for note in metadata["notes"].value)
+            assert len(warnings) == 1 and warnings[0].startswith(expected)
+            assert warnings[0].endswith(" (kept ingest)") is kept
+    capsys.readouterr()
+    cli.report_outcome("segmint_refresh", True, cli.RunOutcome([], []), 0.1, "r", warnings + warnings)
+    printed = capsys.readouterr().err.splitlines()
+    assert printed == [f"segmint: WARNING {warnings[0]}"]

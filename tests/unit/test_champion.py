@@ -476,6 +476,29 @@ def test_every_candidate_can_be_the_production_model(result, evaluation_rows, sc
     assert np.isfinite(scores["predicted_clv"]).all() and (scores["clv_model"] == name).all()
 
 
+def test_on_a_shop_younger_than_one_horizon_the_propensity_agrees_with_the_value(scoring_rows):
+    # Regression: no customer at as-of minus one horizon means no label, so the champion is the past-spend rate;
+    # its propensity was the empty training cut's buy rate, 0, next to a positive predicted_clv for everyone.
+    nobody = scoring_rows.head(0)
+    backtest = champion.champion_backtest(nobody, HORIZON, nobody)
+    model = champion.fit_champion(nobody, HORIZON, backtest.evaluation)
+    assert model.name == champion.PAST_SPEND
+    assert any(note.startswith("purchase_propensity: 1 - exp(-past orders") for note in model.notes)
+    scores = champion.predict_champion(model, scoring_rows, explain=False)
+    spends = scores["predicted_clv"] > 0
+    assert spends.any() and (scores.loc[spends, "purchase_propensity"] > 0).all()
+    # The same Poisson model: orders expected = value / spend per order, P(>= 1 order) = 1 - exp(-orders expected).
+    rows = scoring_rows.set_index("customer_id").loc[scores["customer_id"]]
+    spend_per_order = (rows["total_revenue"] / rows["order_count"]).to_numpy()
+    expected_orders = scores["predicted_clv"].to_numpy() / spend_per_order
+    positive = spend_per_order > 0
+    assert np.allclose(
+        scores["purchase_propensity"].to_numpy()[positive], 1 - np.exp(-expected_orders[positive]), atol=1e-9
+    )
+    # A more frequent buyer is more likely to buy: the propensity ranks (a constant base rate did not).
+    assert scores["purchase_propensity"].nunique() > 1
+
+
 # ------------------------------------------------------------------------------------------ the selection rule
 
 

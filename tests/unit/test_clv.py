@@ -110,7 +110,8 @@ def simulate_shop(n_customers: int, n_days: int, seed: int) -> dict[str, pd.Data
 def features_at(shop: dict[str, pd.DataFrame], cutoff_day: int, horizon_days: int | None = None) -> pd.DataFrame:
     """The customer_features contract computed at a cutoff day, plus labels over (cutoff, cutoff + horizon] if asked."""
     orders = shop["orders"][shop["orders"]["day"] <= cutoff_day]
-    positive = orders[orders["amount"] > 0]
+    # A purchase is any order that is not a refund, zero totals included (stg_orders: a refund has order_total < 0).
+    positive = orders[orders["amount"] >= 0]
     refunds = orders[orders["amount"] < 0]
     by_customer = positive.groupby("customer_id")
     frame = pd.DataFrame(
@@ -198,11 +199,15 @@ def features_at(shop: dict[str, pd.DataFrame], cutoff_day: int, horizon_days: in
         future = shop["orders"][
             (shop["orders"]["day"] > cutoff_day) & (shop["orders"]["day"] <= cutoff_day + horizon_days)
         ]
-        future_positive = future[future["amount"] > 0]
+        future_positive = future[future["amount"] >= 0]
+        # reindex: assigning a Series to a frame with no rows (a cut-off before any order) would adopt its index.
         frame["future_revenue"] = (
-            future.assign(amount=future["amount"].clip(lower=0)).groupby("customer_id")["amount"].sum()
+            future.assign(amount=future["amount"].clip(lower=0))
+            .groupby("customer_id")["amount"]
+            .sum()
+            .reindex(frame.index)
         )
-        frame["future_order_count"] = future_positive.groupby("customer_id").size()
+        frame["future_order_count"] = future_positive.groupby("customer_id").size().reindex(frame.index)
         frame["future_revenue"] = frame["future_revenue"].fillna(0.0)
         frame["future_order_count"] = frame["future_order_count"].fillna(0).astype(int)
         frame["has_future_order"] = frame["future_order_count"] > 0

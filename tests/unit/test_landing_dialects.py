@@ -486,23 +486,84 @@ def test_rates_with_an_ambiguous_target_keep_the_commonest_currency_and_warn(con
     assert_counts_reconcile(report)
 
 
-def test_segmint_currency_wins_over_the_rates_evident_target(conn, tmp_path):
+def test_segmint_currency_wins_over_the_rates_evident_target_when_the_rates_are_to_it(conn, tmp_path):
     write(tmp_path, "orders.csv", EUR_AND_CHF)
     write(tmp_path, "fx_rates.csv", CHF_TO_EUR)
-    report = ingest(conn, tmp_path, reporting_currency="chf")
-    assert report.reporting_currency == "CHF"
-    assert set(reasons(conn).values()) == {
-        "missing_fx_rate: currency='EUR' has no rate to CHF in fx_rates.csv on or before 2024-03-01",
-        "missing_fx_rate: currency='EUR' has no rate to CHF in fx_rates.csv on or before 2024-03-03",
-    }
+    report = ingest(conn, tmp_path, reporting_currency="eur")
+    assert report.reporting_currency == "EUR" and reasons(conn) == {}
     assert not any("fx_rates" in note for note in report_of(report, "orders").notes)
+
+
+def test_segmint_currency_the_rates_quote_stops_the_run_naming_both_fixes(conn, tmp_path):
+    # Regression: the rates give CHF 1.05 (they are to EUR) while SEGMINT_CURRENCY=CHF; every EUR order was
+    # quarantined as missing_fx_rate and the run went on without a word about the contradiction.
+    write(tmp_path, "orders.csv", EUR_AND_CHF)
+    write(tmp_path, "fx_rates.csv", CHF_TO_EUR)
+    with pytest.raises(LandingError) as error:
+        ingest(conn, tmp_path, reporting_currency="chf")
+    assert str(error.value) == (
+        "fx_rates.csv: SEGMINT_CURRENCY=CHF contradicts the rates: they give CHF itself a rate other than 1, so "
+        "they are quoted against another currency, evidently EUR (the one order currency it gives no rate for); "
+        "orders in EUR would be converted with them and reported as CHF, or quarantined; set SEGMINT_CURRENCY=EUR, "
+        "or give rates in units of CHF"
+    )
+
+
+def test_a_reporting_currency_quoted_at_one_is_the_rates_base_not_a_contradiction(conn, tmp_path):
+    write(tmp_path, "orders.csv", EUR_AND_CHF)
+    write(tmp_path, "fx_rates.csv", CHF_TO_EUR + "2024-03-01,EUR,1\n")
+    assert ingest(conn, tmp_path, reporting_currency="EUR").reporting_currency == "EUR"
+    # Unset, EUR at 1 is the rates' base written out: the evident target, not an ambiguous "every currency rated".
+    report = ingest(conn, tmp_path)
+    assert report.reporting_currency == "EUR" and reasons(conn) == {}
+    assert any(
+        note.startswith("reporting currency EUR: the one order currency") for note in report_of(report, "orders").notes
+    )
+
+
+def test_rates_that_look_quoted_against_an_order_currency_other_than_the_setting_warn(conn, tmp_path):
+    # SEGMINT_CURRENCY=USD, no USD order, rates for CHF only: they look quoted against EUR, whose orders have none.
+    write(tmp_path, "orders.csv", EUR_AND_CHF)
+    write(tmp_path, "fx_rates.csv", "date,currency,rate\n2024-03-01,CHF,1.05\n")
+    report = ingest(conn, tmp_path, reporting_currency="USD")
+    assert report.reporting_currency == "USD"
+    assert report_of(report, "orders").reasons == {"missing_fx_rate": 2}
+    assert (
+        "warning: SEGMINT_CURRENCY=USD, but fx_rates.csv looks quoted against EUR (the one order currency it gives "
+        "no rate for, and no order is in USD): its 2 order rows are quarantined as missing_fx_rate and the others "
+        "converted with these rates as if they were to USD. If they are to EUR, set SEGMINT_CURRENCY=EUR; if they "
+        "are to USD, add EUR's rates"
+    ) in report_of(report, "orders").notes
     assert_counts_reconcile(report)
+
+
+def test_an_order_currency_without_any_rate_to_the_setting_is_named_with_its_count(conn, tmp_path):
+    write(tmp_path, "orders.csv", MIXED)
+    write(tmp_path, "fx_rates.csv", "date,currency,rate\n2024-03-01,USD,0.90\n")
+    report = ingest(conn, tmp_path, reporting_currency="EUR")
+    assert (
+        "warning: fx_rates.csv gives no rate to SEGMINT_CURRENCY=EUR for GBP: their 1 order rows are quarantined "
+        "as missing_fx_rate"
+    ) in report_of(report, "orders").notes
+
+
+def test_when_most_orders_are_quarantined_for_it_the_stop_line_carries_the_rates_warning(conn, tmp_path):
+    write(tmp_path, "orders.csv", EUR_AND_CHF + "o5,c3,2024-03-05,100,EUR\n")
+    write(tmp_path, "fx_rates.csv", "date,currency,rate\n2024-03-01,CHF,1.05\n")
+    with pytest.raises(LandingError) as error:
+        ingest(conn, tmp_path, reporting_currency="USD")
+    message = str(error.value)
+    assert message.startswith("orders.csv: 3 of 5 rows quarantined, more than half")
+    assert "; warning: SEGMINT_CURRENCY=USD, but fx_rates.csv looks quoted against EUR" in message
 
 
 @pytest.mark.parametrize(
     ("setting", "order_rows", "rated", "expected", "noted"),
     [
-        ("usd", {"EUR": 3}, {"EUR"}, "USD", False),  # SEGMINT_CURRENCY wins
+        ("usd", {"USD": 3}, {"EUR"}, "USD", False),  # SEGMINT_CURRENCY wins
+        ("usd", {"EUR": 3}, {"EUR"}, "USD", False),  # ... and its rates convert every order
+        ("usd", {"EUR": 3, "GBP": 1}, {"EUR"}, "USD", True),  # ... GBP has none (a warning), or the rates are to GBP
+        ("usd", {"USD": 3, "GBP": 1}, {"EUR"}, "USD", True),  # GBP has no rate to USD (a warning)
         (None, {}, {"EUR"}, None, False),  # no order names a currency
         (None, {"EUR": 1, "CHF": 1}, set(), "CHF", False),  # no rates: most rows, ties alphabetical
         (None, {"EUR": 1, "CHF": 3}, set(), "CHF", False),

@@ -1,0 +1,87 @@
+"""The production CLV step on odd shop shapes (tests/unit/shop_shapes.py): every customer scored with finite,
+non-negative predictions inside their interval, a propensity that agrees with the value, and a reason; plus the
+regressions the sweep found (bench/champion_shapes.py prints the table)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ml import champion, clv
+from tests.unit import shop_shapes
+from tests.unit.test_clv import features_at
+
+
+@pytest.fixture(scope="module", params=list(shop_shapes.SHAPES), ids=list(shop_shapes.SHAPES))
+def step(request) -> shop_shapes.StepResult:
+    return shop_shapes.production_step(shop_shapes.SHAPES[request.param]())
+
+
+def test_every_shape_gets_a_champion_with_a_reason_and_sensible_scores_for_every_customer(step):
+    assert step.backtest.champion in champion.CANDIDATES and step.backtest.reason
+    assert shop_shapes.problems(step) == []
+
+
+@pytest.mark.parametrize("horizon", [90, 365])
+def test_a_shop_where_nobody_ever_came_back_is_forecast_to_spend_nothing(horizon):
+    # Regression: every customer ordered once, and none of the back-test's customers spent in the horizon; the
+    # default champion (past_spend_rate, nothing measurable) forecast 40,986 for the next 90 days (63,509 for the
+    # next 365, where the selection half alone held 33 customers: the spendless fit rows count too).
+    step = shop_shapes.production_step(shop_shapes.at_horizon(shop_shapes.one_time_buyers(), horizon))
+    assert step.model.calibration.method.startswith("zero (none of")
+    assert "its forecast is 0 for everyone" in step.backtest.reason
+    scores = step.scores
+    assert (scores["predicted_clv"] == 0).all() and (scores["predicted_clv_p90"] == 0).all()
+    assert (scores["purchase_propensity"] == 0).all()
+
+
+def test_no_spend_calibrates_to_zero_only_where_nobody_ever_came_back_and_enough_rows_say_so():
+    n = champion.MIN_ZERO_SPEND_ROWS
+    many = champion.learn_calibration(np.full(n, 5.0), np.zeros(n), nobody_returned_rows=0)
+    assert many.method.startswith("zero") and (many.apply([1.0, 7.0]) == 0).all()
+    few = champion.learn_calibration(np.full(10, 5.0), np.zeros(10), nobody_returned_rows=0)
+    assert few.method.startswith("none") and (few.apply([1.0, 7.0]) == [1.0, 7.0]).all()
+    seen = champion.learn_calibration(np.full(10, 5.0), np.zeros(10), nobody_returned_rows=90)
+    assert seen.method.startswith("zero (none of 100 ")
+    # Customers who came back before (a seasonal shop's empty window): nothing is learned, nothing zeroed.
+    assert champion.learn_calibration(np.full(n, 5.0), np.zeros(n)).method.startswith("none")
+
+
+def test_btyd_fitted_on_a_few_dozen_customers_does_not_set_the_level():
+    # Regression: on 30 customers (25 at as-of) the short-history level was the BTYD models' total, 7.65 for a
+    # next horizon of 434 (57 x too low); the uncalibrated past-spend rate gives 1,164.
+    shape = shop_shapes.thirty_customers()
+    step = shop_shapes.production_step(shape)
+    assert not step.model.structural_level
+    assert any("under 200: its total is not trusted" in note for note in step.backtest.notes)
+    actual = features_at(shape.shop, shape.as_of, shape.horizon)
+    ratio = step.scores["predicted_clv"].sum() / actual["future_revenue"].sum()
+    assert 0.2 < ratio < 5
+    used, why = champion.structural_level_decision(champion.SHORT_HISTORY, np.ones(5), np.ones(5), n_fitted=199)
+    assert not used and "199 customers" in why
+    assert champion.structural_level_decision(champion.SHORT_HISTORY, np.ones(5), np.ones(5), n_fitted=200)[0]
+
+
+def test_a_count_models_propensity_is_scaled_as_its_value_was():
+    # Regression: a value brought down 0.0066 x by the BTYD level sat next to the unscaled propensity (mean 0.47
+    # next to a mean value of 0.31). The count is scaled per customer as the value was; P(>= 1) of a Poisson count.
+    orders, raw = np.array([1.0, 2.0, 0.5, 1.0]), np.array([100.0, 50.0, 10.0, 0.0])
+    shipped = raw * 0.25
+    propensity = champion.count_propensity(orders, raw, shipped)
+    assert propensity[:3] == pytest.approx(1 - np.exp(-orders[:3] * 0.25))
+    assert propensity[3] == pytest.approx(1 - np.exp(-1.0))  # no raw value to scale by: the count as it is
+    # A tiny count keeps a tiny positive probability (1 - exp(-x) rounded it to 0 next to a positive value).
+    assert champion.count_propensity(np.array([1e-18]), np.array([1.0]), np.array([1.0]))[0] > 0
+
+
+def test_a_calibrated_past_spend_champion_ships_the_propensity_of_its_calibrated_orders():
+    shape = shop_shapes.shorter_than_one_horizon()
+    rows = features_at(shape.shop, shape.as_of)
+    fitted = champion.FittedCandidate(champion.PAST_SPEND, 90)
+    model = champion.ChampionModel(
+        champion.PAST_SPEND, 90, fitted, champion.Calibration("factor", factor=0.5), champion.IntervalModel(), "x"
+    )
+    scores = champion.predict_champion(model, rows, explain=False)
+    expected = 1 - np.exp(-0.5 * clv.past_expected_orders(rows, 90))
+    positive = clv.past_spend_rate(rows, 90) > 0
+    assert scores["purchase_propensity"].to_numpy()[positive] == pytest.approx(expected[positive])
