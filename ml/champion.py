@@ -155,6 +155,7 @@ from ml.evaluation import (
     DEFAULT_RANKING_FLOOR_SPEARMAN,
     EVALUATION_COLUMNS,
     MIN_HOLDOUT_FOR_CALIBRATION_BAND,
+    NO_BACKTEST_MODE,
     calibration_ratio,
     decile_mape,
     decile_table,
@@ -185,6 +186,9 @@ HURDLE_CANDIDATES = (HURDLE, LEVELED_HURDLE, PLAIN_HURDLE, SHAPE_HURDLE)
 # Hurdle candidates whose raw total is the stacked candidate's (at_stacked_level).
 LEVELED_HURDLES = (LEVELED_HURDLE, PLAIN_HURDLE, SHAPE_HURDLE)
 BTYD_CANDIDATES = (BGNBD, PARETO_NBD)
+# No back-test: the champion is the first of these fitted at the as-of cut-off (BG/NBD x Gamma-Gamma, the field's
+# classic default with the more robust likelihood), else the past-spend rate.
+LABEL_FREE_CHAMPIONS = (BGNBD, PARETO_NBD)
 # Stacked features: what each BTYD model says about a customer at the cut-off of the row.
 BTYD_OUTPUTS = ("p_alive", "expected_orders", "predicted_clv")
 BTYD_FEATURES = tuple(f"btyd_{model}_{output}" for model in BTYD_CANDIDATES for output in BTYD_OUTPUTS) + (
@@ -201,11 +205,14 @@ INPUT_COLUMNS = tuple(
 
 FORWARD = "forward"
 SHORT_HISTORY = "short history"
+# The training cut-off fails the bar too (window_shortfall): only a label-free model can ship (label_free_champion).
+NO_BACKTEST = NO_BACKTEST_MODE
 SELECTION, EVALUATION = "selection", "evaluation"
-# Below these S sizes a fit at S says little about the shop: select within E instead (short history).
+# Below these sizes a fit at a cut-off says little about the shop: at S select within E instead (short history),
+# at E no label-trained candidate can ship (no back-test).
 MIN_SELECTION_CUSTOMERS = 200
 MIN_SELECTION_BUYERS = 20
-# Customers at S must have some history of their own (a shop seen for 2 days at S teaches nothing about tenure).
+# Customers at a cut-off must have some history of their own (a shop seen for 2 days teaches nothing about tenure).
 MIN_SELECTION_HISTORY_HORIZONS = 0.5
 SELECTION_SHARE = 0.5  # of the forecast customers, by hash: the selection half
 # Spearman's sampling error on a few thousand customers is ~0.02: closer than that is a tie on ranking.
@@ -848,24 +855,69 @@ def selection_mask(customer_ids: pd.Series) -> np.ndarray:
     return clv._unit_hash(customer_ids, "champion-selection") < SELECTION_SHARE
 
 
-def history_mode(selection_rows: pd.DataFrame | None, horizon_days: float) -> tuple[str, str]:
-    """FORWARD when the selection cut-off has enough history, customers and buyers, else SHORT_HISTORY; and why."""
-    if selection_rows is None or selection_rows.empty:
-        return SHORT_HISTORY, "short history: no customer before the selection cut-off (as-of minus two horizons)"
-    history = float(pd.to_numeric(selection_rows["tenure_days"], errors="coerce").max())
+SELECTION_CUTOFF = "selection cut-off (as-of minus two horizons)"
+TRAINING_CUTOFF = "training cut-off (as-of minus one horizon)"
+
+
+def window_shortfall(rows: pd.DataFrame | None, horizon_days: float, cutoff: str) -> str | None:
+    """Why one cut-off's rows are too little to fit a label-trained candidate on, or None when they clear the bar:
+    MIN_SELECTION_HISTORY_HORIZONS x horizon days of history (its oldest customer), MIN_SELECTION_CUSTOMERS customers
+    and MIN_SELECTION_BUYERS buyers. The one bar for both cut-offs: S (history_mode) and E (champion_backtest)."""
+    if rows is None or rows.empty:
+        return f"no customer before the {cutoff}"
+    history = float(pd.to_numeric(rows["tenure_days"], errors="coerce").max())
     if not history >= MIN_SELECTION_HISTORY_HORIZONS * horizon_days:
-        return SHORT_HISTORY, (
-            f"short history: {history:.0f} days of orders at the selection cut-off (as-of minus two horizons), "
-            f"need {MIN_SELECTION_HISTORY_HORIZONS} x {horizon_days:.0f}"
+        return (
+            f"{history:.0f} days of orders at the {cutoff}, need {MIN_SELECTION_HISTORY_HORIZONS} x {horizon_days:.0f}"
         )
-    value, _ = clv._labels(selection_rows)
+    value, _ = clv._labels(rows)
     buyers = int((value > 0).sum())
-    if len(selection_rows) < MIN_SELECTION_CUSTOMERS or buyers < MIN_SELECTION_BUYERS:
-        return SHORT_HISTORY, (
-            f"short history: {len(selection_rows)} customers and {buyers} buyers at the selection cut-off "
+    if len(rows) < MIN_SELECTION_CUSTOMERS or buyers < MIN_SELECTION_BUYERS:
+        return (
+            f"{len(rows)} customers and {buyers} buyers at the {cutoff} "
             f"(need {MIN_SELECTION_CUSTOMERS} and {MIN_SELECTION_BUYERS})"
         )
+    return None
+
+
+def history_mode(selection_rows: pd.DataFrame | None, horizon_days: float) -> tuple[str, str]:
+    """FORWARD when the selection cut-off has enough history, customers and buyers, else SHORT_HISTORY; and why."""
+    shortfall = window_shortfall(selection_rows, horizon_days, SELECTION_CUTOFF)
+    if shortfall is not None:
+        return SHORT_HISTORY, f"short history: {shortfall}"
     return FORWARD, f"forward: fitted on {len(selection_rows)} customers at as-of minus two horizons"
+
+
+def label_free_champion(scoring_fits: BtydFits | None, shortfall: str) -> tuple[str, str]:
+    """No back-test (the training cut-off fails window_shortfall): the first of LABEL_FREE_CHAMPIONS fitted at the
+    as-of cut-off (scoring_fits; None: not known here, BG/NBD is named), else the past-spend rate; and why."""
+    fitted = [
+        n for n in LABEL_FREE_CHAMPIONS if scoring_fits is None or isinstance(scoring_fits.get(n), btyd.FittedBTYD)
+    ]
+    champion = fitted[0] if fitted else PAST_SPEND
+    how = (
+        "needs no labels: fitted on all the shop's history at the as-of date, shipped uncalibrated"
+        if fitted
+        else "no BTYD model could be fitted at the as-of date: the past-spend rate needs nothing fitted"
+    )
+    return champion, (
+        f"{champion}: no back-test ({shortfall}), so no label-trained candidate is eligible and nothing measured "
+        f"there can choose or calibrate the shipped model; {champion} {how}"
+    )
+
+
+def without_measured_maps(table: pd.DataFrame, champion: str) -> pd.DataFrame:
+    """The back-test table with the label-free champion's rows (added when it was not a candidate) saying that no
+    calibration or interval map was measured: fit_champion then ships the forecast as the model gives it."""
+    if not (table["model"] == champion).any():
+        missing = [{"model": champion, "n_customers": 0, "backtest_window": w} for w in (SELECTION, EVALUATION)]
+        table = pd.concat([table, pd.DataFrame(missing)], ignore_index=True)
+    rows = table["model"] == champion
+    unmeasured = Calibration(f"none ({NO_BACKTEST}: not measured)")  # the identity, named so the model row says why
+    table.loc[rows, "calibration"] = unmeasured.method
+    table.loc[rows, "calibration_map"] = unmeasured.to_json()
+    table.loc[rows, "interval_map"] = IntervalModel().to_json()
+    return table
 
 
 def _metrics_row(name: str, window: str, value, buy, raw, calibrated, propensity, low, high) -> dict:
@@ -890,16 +942,22 @@ def champion_backtest(
     daily_revenue: pd.Series | None = None,
     evaluation_fits: BtydFits | None = None,
     selection_fits: BtydFits | None = None,
+    scoring_fits: BtydFits | None = None,
 ) -> ChampionBacktest:
     """Fit every candidate, calibrate it, measure it on both halves and choose the champion (see module docstring).
 
     evaluation_rows = customer_features_train (E), selection_rows = customer_features_selection (S, may be empty),
     daily_revenue = the shop's revenue per order date up to as_of (index: dates), for the seasonality decision.
     evaluation_fits / selection_fits = btyd.fit_btyd_models of E's / S's rows (fitted here when None).
+    scoring_fits = those of the as-of rows: which label-free champion can ship when E fails the bar (no back-test;
+    None: BG/NBD is named). The candidates are then still measured, for the record only.
     """
     evaluation_rows = evaluation_rows.reset_index(drop=True)
     mode, mode_note = history_mode(selection_rows, horizon_days)
-    notes = [mode_note]
+    fit_shortfall = window_shortfall(evaluation_rows, horizon_days, TRAINING_CUTOFF)
+    notes = (
+        [mode_note] if fit_shortfall is None else [f"{NO_BACKTEST}: {fit_shortfall}", f"for the record, {mode_note}"]
+    )
     e_btyd, e_forecasts, e_notes = btyd_outputs(evaluation_rows, horizon_days, evaluation_fits)
     notes += [f"at the evaluation cut-off: {n}" for n in e_notes]
     if mode == FORWARD:
@@ -939,11 +997,12 @@ def champion_backtest(
         if "cutoff_date" in evaluation_rows and len(evaluation_rows)
         else None
     )
-    season = (
-        decide_seasonality(daily_revenue, as_of, int(horizon_days), mode)
-        if as_of is not None
-        else SeasonalityDecision(1.0, 1.0, "not applied: no cut-off date to measure it at")
-    )
+    if fit_shortfall is not None:  # nothing measured at E can carry a season into production either
+        season = SeasonalityDecision(1.0, 1.0, f"not applied: {NO_BACKTEST}")
+    elif as_of is not None:
+        season = decide_seasonality(daily_revenue, as_of, int(horizon_days), mode)
+    else:
+        season = SeasonalityDecision(1.0, 1.0, "not applied: no cut-off date to measure it at")
     notes.append(f"seasonality {season.reason}")
     rows, tables = [], {}
     fitted_by_name: dict[str, FittedCandidate] = {}
@@ -1033,7 +1092,11 @@ def champion_backtest(
         tables[name] = decile_table(value[halves[EVALUATION]], calibrated[halves[EVALUATION]])
 
     table = pd.DataFrame(rows)
-    champion, reason = select_champion(table[table["backtest_window"] == SELECTION])
+    if fit_shortfall is None:
+        champion, reason = select_champion(table[table["backtest_window"] == SELECTION])
+    else:
+        champion, reason = label_free_champion(scoring_fits, fit_shortfall)
+        table, mode = without_measured_maps(table, champion), NO_BACKTEST
     table["is_champion"] = table["model"] == champion
     table["mode"] = mode
     table["seasonality"], table["seasonal_factor"] = season.reason, season.factor

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml import champion
+from ml import btyd, champion
 from ml.evaluation import calibration_ratio, interval_coverage, quality_gate
 from tests.unit.test_clv import features_at, simulate_shop
 
@@ -474,6 +474,76 @@ def test_every_candidate_can_be_the_production_model(result, evaluation_rows, sc
         pytest.skip(f"{name} could not be fitted here")
     scores = champion.predict_champion(champion.fit_champion(evaluation_rows, HORIZON, table), scoring_rows.head(300))
     assert np.isfinite(scores["predicted_clv"]).all() and (scores["clv_model"] == name).all()
+
+
+# ------------------------------------------------------------------------------------------ no back-test
+
+
+def panel_window(shop: dict[str, pd.DataFrame], start_day: int) -> dict[str, pd.DataFrame]:
+    """The shop seen from start_day on, days counted from there (a panel that starts recording an existing shop, as
+    The Complete Journey does): at day 1 every customer has at most one day of history."""
+    return {
+        name: table[table["day"] >= start_day].assign(day=table["day"] - start_day) if "day" in table else table
+        for name, table in shop.items()
+    }
+
+
+@pytest.fixture(scope="module")
+def one_day_window(shop):
+    """A horizon ahead of a training cut-off one day into the log (CJ 2017-06-30 h=180): E, S (empty) and as-of rows."""
+    panel = panel_window(shop, 700)
+    as_of = 1 + HORIZON
+    rows_e, rows_s = features_at(panel, 1, HORIZON), features_at(panel, as_of - 2 * HORIZON, HORIZON)
+    return rows_e, rows_s, features_at(panel, as_of, HORIZON)
+
+
+@pytest.fixture(scope="module")
+def no_backtest(one_day_window):
+    rows_e, rows_s, now = one_day_window
+    return champion.champion_backtest(rows_e, HORIZON, rows_s, scoring_fits=btyd.fit_btyd_models(now))
+
+
+def test_a_training_cut_off_with_one_day_of_history_ships_bgnbd_uncalibrated_and_says_so(one_day_window, no_backtest):
+    rows_e, _, now = one_day_window
+    assert champion.window_shortfall(rows_e, HORIZON, champion.TRAINING_CUTOFF).startswith("1 days of orders")
+    assert no_backtest.mode == champion.NO_BACKTEST and no_backtest.champion == champion.BGNBD
+    assert "no label-trained candidate is eligible" in no_backtest.reason
+    assert (no_backtest.evaluation["mode"] == champion.NO_BACKTEST).all()
+    model = champion.fit_champion(rows_e, HORIZON, no_backtest.evaluation)
+    assert model.calibration.method.startswith("none (no back-test") and not model.structural_level
+    assert model.seasonal_factor == 1.0
+    scores = champion.predict_champion(model, now, explain=False)
+    # The shipped forecast is BG/NBD x Gamma-Gamma fitted on all history at the as-of date, as it gives it.
+    forecast = btyd.fit_btyd(now, "bgnbd").forecast(now, HORIZON)
+    assert np.allclose(scores["predicted_clv"], forecast["predicted_clv"])
+    assert scores["purchase_propensity"].nunique() > 1  # a real propensity, not the base rate
+    gate = quality_gate(no_backtest.evaluation)
+    assert not gate.passed and len(gate.reasons) == 1
+    assert gate.reasons[0].startswith("calibration could not be measured: no back-test") and "bgnbd" in gate.reasons[0]
+
+
+def test_a_normal_shop_keeps_its_back_test_and_the_rule_it_was_chosen_by(result, evaluation_rows):
+    assert champion.window_shortfall(evaluation_rows, HORIZON, champion.TRAINING_CUTOFF) is None
+    assert result.mode == champion.FORWARD and "no back-test" not in result.reason
+    assert quality_gate(result.evaluation).passed
+
+
+def test_without_a_btyd_fit_at_the_as_of_date_the_label_free_champion_falls_back_in_order():
+    fitted = btyd.FittedBTYD.__new__(btyd.FittedBTYD)
+    assert champion.label_free_champion({"bgnbd": "no repeat buyer", "pareto_nbd": fitted}, "x")[0] == "pareto_nbd"
+    name, reason = champion.label_free_champion({"bgnbd": "no repeat buyer", "pareto_nbd": "no repeat buyer"}, "x")
+    assert name == champion.PAST_SPEND and "nothing fitted" in reason
+    assert champion.label_free_champion(None, "x")[0] == champion.BGNBD
+
+
+def test_a_label_free_champion_that_was_not_a_candidate_gets_rows_without_maps(one_day_window):
+    rows_e, rows_s, _ = one_day_window
+    backtest = champion.champion_backtest(
+        rows_e, HORIZON, rows_s, candidates=(champion.LIGHTGBM,), scoring_fits={"bgnbd": "no repeat buyer"}
+    )
+    assert backtest.champion == champion.PAST_SPEND
+    model = champion.fit_champion(rows_e, HORIZON, backtest.evaluation)
+    assert model.name == champion.PAST_SPEND and model.calibration.method.startswith("none (no back-test")
 
 
 # ------------------------------------------------------------------------------------------ the selection rule
