@@ -100,6 +100,16 @@ and as_of (scoring).
   evidence on the selection half can prefer it; the structural level is the only one that extrapolates decay.
   In forward mode the back-test measured one real horizon of drift, so the learned calibration keeps the level.
 
+- No back-test (since 2026-11-27, pre-registered after seeing The Complete Journey's 2017-06-30 h=180 cut, where
+  production trained on the log's first day: bench/results/clv_degenerate_window.md): production fits at E, so E
+  must clear the bar S has (window_shortfall, one function for both: MIN_SELECTION_HISTORY_HORIZONS x horizon of
+  history, MIN_SELECTION_CUSTOMERS customers, MIN_SELECTION_BUYERS buyers). When it does not, `mode = 'no back-test'`:
+  no label-trained candidate is eligible and nothing measured at E may choose or calibrate the shipped model. The
+  champion is label_free_champion's: BG/NBD x Gamma-Gamma fitted on all history at as_of (LABEL_FREE_CHAMPIONS: the
+  classic default, needs no labels, decays by construction), Pareto/NBD when BG/NBD cannot be fitted there, else
+  past_spend_rate; uncalibrated, no season, no interval map (without_measured_maps). The candidates are still
+  measured as short history, for the record only. The gate (ml.evaluation.quality_gate) blocks activation in one line.
+
 Selection rule (fixed before looking at results), on the selection half's calibrated metrics:
 1. candidates whose Spearman and decile MAPE could be measured;
 2. if any of them passes the gate there (Spearman >= floor, sum ratio inside the band), only those;
