@@ -652,6 +652,7 @@ class FittedBTYD:
     notes: list[str] = field(default_factory=list)
     fit_seconds: float = 0.0  # wall time of the purchase fit and its (shared) spend fit, for metadata and bench
     budget_hit: bool = False  # a fit stopped at FIT_BUDGET (the note says which)
+    n_customers: int | None = None  # rows fitted on (None: pickled before it was recorded)
 
     def forecast(self, features: pd.DataFrame, horizon_days: float) -> pd.DataFrame:
         """Per-customer predictions over the next horizon_days, index = features.index.
@@ -756,6 +757,7 @@ def _fit_btyd(features: pd.DataFrame, model: str, spend: _SpendFit | None) -> tu
         + [f"Gamma-Gamma: {note}" for note in spend.budget_notes],
         fit_seconds=purchase_seconds + spend.seconds,
         budget_hit=bool(purchase_notes or spend.budget_notes),
+        n_customers=len(features),
     )
     return fitted, spend
 

@@ -108,6 +108,16 @@ and as_of (scoring).
   evidence on the selection half can prefer it; the structural level is the only one that extrapolates decay.
   In forward mode the back-test measured one real horizon of drift, so the learned calibration keeps the level.
 
+- No back-test (since 2026-11-27, pre-registered after seeing The Complete Journey's 2017-06-30 h=180 cut, where
+  production trained on the log's first day: bench/results/clv_degenerate_window.md): production fits at E, so E
+  must clear the bar S has (window_shortfall, one function for both: MIN_SELECTION_HISTORY_HORIZONS x horizon of
+  history, MIN_SELECTION_CUSTOMERS customers, MIN_SELECTION_BUYERS buyers). When it does not, `mode = 'no back-test'`:
+  no label-trained candidate is eligible and nothing measured at E may choose or calibrate the shipped model. The
+  champion is label_free_champion's: BG/NBD x Gamma-Gamma fitted on all history at as_of (LABEL_FREE_CHAMPIONS: the
+  classic default, needs no labels, decays by construction), Pareto/NBD when BG/NBD cannot be fitted there, else
+  past_spend_rate; uncalibrated, no season, no interval map (without_measured_maps). The candidates are still
+  measured as short history, for the record only. The gate (ml.evaluation.quality_gate) blocks activation in one line.
+
 Selection rule (fixed before looking at results), on the selection half's calibrated metrics:
 1. candidates whose Spearman and decile MAPE could be measured;
 2. if any of them passes the gate there (Spearman >= floor, sum ratio inside the band), only those;
@@ -165,6 +175,7 @@ from ml.evaluation import (
     DEFAULT_RANKING_FLOOR_SPEARMAN,
     EVALUATION_COLUMNS,
     MIN_HOLDOUT_FOR_CALIBRATION_BAND,
+    NO_BACKTEST_MODE,
     calibration_ratio,
     decile_mape,
     decile_table,
@@ -197,6 +208,9 @@ LEVELED_HURDLES = (LEVELED_HURDLE, PLAIN_HURDLE, SHAPE_HURDLE)
 BTYD_CANDIDATES = (BGNBD, PARETO_NBD)
 # Candidates whose purchase score is expected orders and whose value is those orders x spend per order.
 COUNT_CANDIDATES = (*BTYD_CANDIDATES, PAST_SPEND)
+# No back-test: the champion is the first of these fitted at the as-of cut-off (BG/NBD x Gamma-Gamma, the field's
+# classic default with the more robust likelihood), else the past-spend rate.
+LABEL_FREE_CHAMPIONS = (BGNBD, PARETO_NBD)
 # Stacked features: what each BTYD model says about a customer at the cut-off of the row.
 BTYD_OUTPUTS = ("p_alive", "expected_orders", "predicted_clv")
 BTYD_FEATURES = tuple(f"btyd_{model}_{output}" for model in BTYD_CANDIDATES for output in BTYD_OUTPUTS) + (
@@ -213,11 +227,14 @@ INPUT_COLUMNS = tuple(
 
 FORWARD = "forward"
 SHORT_HISTORY = "short history"
+# The training cut-off fails the bar too (window_shortfall): only a label-free model can ship (label_free_champion).
+NO_BACKTEST = NO_BACKTEST_MODE
 SELECTION, EVALUATION = "selection", "evaluation"
-# Below these S sizes a fit at S says little about the shop: select within E instead (short history).
+# Below these sizes a fit at a cut-off says little about the shop: at S select within E instead (short history),
+# at E no label-trained candidate can ship (no back-test).
 MIN_SELECTION_CUSTOMERS = 200
 MIN_SELECTION_BUYERS = 20
-# Customers at S must have some history of their own (a shop seen for 2 days at S teaches nothing about tenure).
+# Customers at a cut-off must have some history of their own (a shop seen for 2 days teaches nothing about tenure).
 MIN_SELECTION_HISTORY_HORIZONS = 0.5
 SELECTION_SHARE = 0.5  # of the forecast customers, by hash: the selection half
 # Spearman's sampling error on a few thousand customers is ~0.02: closer than that is a tie on ranking.
@@ -893,24 +910,88 @@ def selection_mask(customer_ids: pd.Series) -> np.ndarray:
     return clv._unit_hash(customer_ids, "champion-selection") < SELECTION_SHARE
 
 
-def history_mode(selection_rows: pd.DataFrame | None, horizon_days: float) -> tuple[str, str]:
-    """FORWARD when the selection cut-off has enough history, customers and buyers, else SHORT_HISTORY; and why."""
-    if selection_rows is None or selection_rows.empty:
-        return SHORT_HISTORY, "short history: no customer before the selection cut-off (as-of minus two horizons)"
-    history = float(pd.to_numeric(selection_rows["tenure_days"], errors="coerce").max())
+SELECTION_CUTOFF = "selection cut-off (as-of minus two horizons)"
+TRAINING_CUTOFF = "training cut-off (as-of minus one horizon)"
+
+
+def window_shortfall(rows: pd.DataFrame | None, horizon_days: float, cutoff: str) -> str | None:
+    """Why one cut-off's rows are too little to fit a label-trained candidate on, or None when they clear the bar:
+    MIN_SELECTION_HISTORY_HORIZONS x horizon days of history (its oldest customer), MIN_SELECTION_CUSTOMERS customers
+    and, at S only, MIN_SELECTION_BUYERS buyers. One bar for both cut-offs: S (history_mode) and E
+    (champion_backtest)."""
+    if rows is None or rows.empty:
+        return f"no customer before the {cutoff}"
+    history = float(pd.to_numeric(rows["tenure_days"], errors="coerce").max())
     if not history >= MIN_SELECTION_HISTORY_HORIZONS * horizon_days:
-        return SHORT_HISTORY, (
-            f"short history: {history:.0f} days of orders at the selection cut-off (as-of minus two horizons), "
-            f"need {MIN_SELECTION_HISTORY_HORIZONS} x {horizon_days:.0f}"
+        return (
+            f"{history:.0f} days of orders at the {cutoff}, need {MIN_SELECTION_HISTORY_HORIZONS} x {horizon_days:.0f}"
         )
-    value, _ = clv._labels(selection_rows)
+    if cutoff == TRAINING_CUTOFF:
+        # At E few buyers is a measurement, not a degenerate window: the labels say few customers came back (a shop
+        # where nobody returns is calibrated to zero on exactly those rows, learn_calibration).
+        if len(rows) < MIN_SELECTION_CUSTOMERS:
+            return f"{len(rows)} customers at the {cutoff} (need {MIN_SELECTION_CUSTOMERS})"
+        return None
+    value, _ = clv._labels(rows)
     buyers = int((value > 0).sum())
-    if len(selection_rows) < MIN_SELECTION_CUSTOMERS or buyers < MIN_SELECTION_BUYERS:
-        return SHORT_HISTORY, (
-            f"short history: {len(selection_rows)} customers and {buyers} buyers at the selection cut-off "
+    if len(rows) < MIN_SELECTION_CUSTOMERS or buyers < MIN_SELECTION_BUYERS:
+        return (
+            f"{len(rows)} customers and {buyers} buyers at the {cutoff} "
             f"(need {MIN_SELECTION_CUSTOMERS} and {MIN_SELECTION_BUYERS})"
         )
+    return None
+
+
+def history_mode(selection_rows: pd.DataFrame | None, horizon_days: float) -> tuple[str, str]:
+    """FORWARD when the selection cut-off has enough history, customers and buyers, else SHORT_HISTORY; and why."""
+    shortfall = window_shortfall(selection_rows, horizon_days, SELECTION_CUTOFF)
+    if shortfall is not None:
+        return SHORT_HISTORY, f"short history: {shortfall}"
     return FORWARD, f"forward: fitted on {len(selection_rows)} customers at as-of minus two horizons"
+
+
+def _trusted_fit(fit) -> bool:
+    """A BTYD fit a label-free champion may ship: fitted, on STRUCTURAL_LEVEL_MIN_CUSTOMERS customers or more (a fit
+    on a few dozen gave a total 57 x too low on a 30-customer shop, as for the structural level)."""
+    if not isinstance(fit, btyd.FittedBTYD):
+        return False
+    return fit.n_customers is None or fit.n_customers >= STRUCTURAL_LEVEL_MIN_CUSTOMERS
+
+
+def label_free_champion(scoring_fits: BtydFits | None, shortfall: str) -> tuple[str, str]:
+    """No back-test (the training cut-off fails window_shortfall): the first of LABEL_FREE_CHAMPIONS fitted at the
+    as-of cut-off (scoring_fits; None: not known here, BG/NBD is named), else the past-spend rate; and why."""
+    fitted = [n for n in LABEL_FREE_CHAMPIONS if scoring_fits is None or _trusted_fit(scoring_fits.get(n))]
+    champion = fitted[0] if fitted else PAST_SPEND
+    how = (
+        "needs no labels: fitted on all the shop's history at the as-of date, shipped uncalibrated"
+        if fitted
+        else (
+            f"no BTYD model was fitted at the as-of date on {STRUCTURAL_LEVEL_MIN_CUSTOMERS} customers or more: "
+            "the past-spend rate needs nothing fitted"
+        )
+    )
+    return champion, (
+        f"{champion}: no back-test ({shortfall}), so no label-trained candidate is eligible and nothing measured "
+        f"there can choose or calibrate the shipped model; {champion} {how}"
+    )
+
+
+def without_measured_maps(table: pd.DataFrame, champion: str) -> pd.DataFrame:
+    """The back-test table with the label-free champion's rows (added when it was not a candidate) saying that no
+    calibration or interval map was measured: fit_champion then ships the forecast as the model gives it."""
+    if not (table["model"] == champion).any():
+        missing = [{"model": champion, "n_customers": 0, "backtest_window": w} for w in (SELECTION, EVALUATION)]
+        table = pd.concat([table, pd.DataFrame(missing)], ignore_index=True)
+    rows = table["model"] == champion
+    # A zero calibration stays: it maps no forecast, it records that none of the labelled customers of a shop where
+    # nobody ever ordered twice spent again (learn_calibration), which a short training window measures as well.
+    if not table.loc[rows, "calibration"].astype(str).str.startswith("zero").any():
+        unmeasured = Calibration(f"none ({NO_BACKTEST}: not measured)")  # the identity, named so the row says why
+        table.loc[rows, "calibration"] = unmeasured.method
+        table.loc[rows, "calibration_map"] = unmeasured.to_json()
+    table.loc[rows, "interval_map"] = IntervalModel().to_json()
+    return table
 
 
 def _metrics_row(name: str, window: str, value, buy, raw, calibrated, propensity, low, high) -> dict:
@@ -935,16 +1016,22 @@ def champion_backtest(
     daily_revenue: pd.Series | None = None,
     evaluation_fits: BtydFits | None = None,
     selection_fits: BtydFits | None = None,
+    scoring_fits: BtydFits | None = None,
 ) -> ChampionBacktest:
     """Fit every candidate, calibrate it, measure it on both halves and choose the champion (see module docstring).
 
     evaluation_rows = customer_features_train (E), selection_rows = customer_features_selection (S, may be empty),
     daily_revenue = the shop's revenue per order date up to as_of (index: dates), for the seasonality decision.
     evaluation_fits / selection_fits = btyd.fit_btyd_models of E's / S's rows (fitted here when None).
+    scoring_fits = those of the as-of rows: which label-free champion can ship when E fails the bar (no back-test;
+    None: BG/NBD is named). The candidates are then still measured, for the record only.
     """
     evaluation_rows = evaluation_rows.reset_index(drop=True)
     mode, mode_note = history_mode(selection_rows, horizon_days)
-    notes = [mode_note]
+    fit_shortfall = window_shortfall(evaluation_rows, horizon_days, TRAINING_CUTOFF)
+    notes = (
+        [mode_note] if fit_shortfall is None else [f"{NO_BACKTEST}: {fit_shortfall}", f"for the record, {mode_note}"]
+    )
     e_btyd, e_forecasts, e_notes = btyd_outputs(evaluation_rows, horizon_days, evaluation_fits)
     notes += [f"at the evaluation cut-off: {n}" for n in e_notes]
     if mode == FORWARD:
@@ -997,11 +1084,12 @@ def champion_backtest(
         if "cutoff_date" in evaluation_rows and len(evaluation_rows)
         else None
     )
-    season = (
-        decide_seasonality(daily_revenue, as_of, int(horizon_days), mode)
-        if as_of is not None
-        else SeasonalityDecision(1.0, 1.0, "not applied: no cut-off date to measure it at")
-    )
+    if fit_shortfall is not None:  # nothing measured at E can carry a season into production either
+        season = SeasonalityDecision(1.0, 1.0, f"not applied: {NO_BACKTEST}")
+    elif as_of is not None:
+        season = decide_seasonality(daily_revenue, as_of, int(horizon_days), mode)
+    else:
+        season = SeasonalityDecision(1.0, 1.0, "not applied: no cut-off date to measure it at")
     notes.append(f"seasonality {season.reason}")
     rows, tables = [], {}
     fitted_by_name: dict[str, FittedCandidate] = {}
@@ -1092,7 +1180,11 @@ def champion_backtest(
         tables[name] = decile_table(value[halves[EVALUATION]], calibrated[halves[EVALUATION]])
 
     table = pd.DataFrame(rows)
-    champion, reason = select_champion(table[table["backtest_window"] == SELECTION])
+    if fit_shortfall is None:
+        champion, reason = select_champion(table[table["backtest_window"] == SELECTION])
+    else:
+        champion, reason = label_free_champion(scoring_fits, fit_shortfall)
+        table, mode = without_measured_maps(table, champion), NO_BACKTEST
     chosen_calibration = table.loc[table["model"] == champion, "calibration"].dropna().astype(str)
     if len(chosen_calibration) and chosen_calibration.iloc[0].startswith("zero"):
         reason += f"; its forecast is 0 for everyone, calibration {chosen_calibration.iloc[0]}"

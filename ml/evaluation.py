@@ -38,6 +38,9 @@ DEFAULT_CALIBRATION_BAND = (0.7, 1.3)
 # Below this many held-out customers the sum ratio's sampling noise alone exceeds the band (a handful of big
 # spenders decide it), so the absolute band is reported but only the comparisons with the baseline are enforced.
 MIN_HOLDOUT_FOR_CALIBRATION_BAND = 500
+# The champion's mode (ml.champion) when the training cut-off is too young or too small to train on labels: a
+# label-free model ships unmeasured, and the gate blocks activation (quality_gate).
+NO_BACKTEST_MODE = "no back-test"
 
 
 def _clean_pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray] | None:
@@ -233,7 +236,8 @@ def quality_gate(
 
     Rows are those of marts.clv_model_evaluation with backtest_window = 'evaluation' (every row of a table without that
     column). The band is enforced only from min_holdout_for_band customers: below that a handful of big spenders
-    decide the sum ratio. A metric that could not be measured (NaN) fails that candidate.
+    decide the sum ratio. A metric that could not be measured (NaN) fails that candidate. In mode NO_BACKTEST_MODE
+    nothing measured the shipped model: the gate blocks with one line saying so, whatever the record rows show.
     """
     rows = evaluation
     if "backtest_window" in evaluation:
@@ -258,6 +262,13 @@ def quality_gate(
         "calibration_ratio_max": calibration_band[1],
         "calibration_band_enforced_from_holdout_customers": min_holdout_for_band,
     }
+    if "mode" in rows and (rows["mode"] == NO_BACKTEST_MODE).any():
+        reason = (
+            "calibration could not be measured: no back-test (the training cut-off, as-of minus one horizon, is too "
+            f"young or too small to train on labels); the label-free champion {champion} scores every customer, "
+            "activation waits until the shop has that history"
+        )
+        return GateResult(passed=False, reasons=[reason], actual=actual, thresholds=thresholds)
     if passing:
         return GateResult(passed=True, reasons=[], actual=actual, thresholds=thresholds)
     if not failures:

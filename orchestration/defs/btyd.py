@@ -87,7 +87,7 @@ class RefitConfig(dg.Config):
 BTYD_MODELS_CODE_VERSION = "btyd-models-v3"  # v3: single-threaded fits (ml.btyd.NATIVE_THREADS)
 CHAIN_CODE_VERSIONS = {
     "btyd_models": BTYD_MODELS_CODE_VERSION,
-    "clv_model_evaluation": "clv-champion-v2",
+    "clv_model_evaluation": "clv-champion-v3",  # v3: no back-test when the training cut-off is degenerate
     "clv_model": "clv-model-v3",
 }
 # Per cut-off: its column of intermediate.int_cutoffs, and the end of its label window (None: not labelled).

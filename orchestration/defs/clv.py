@@ -167,6 +167,7 @@ def clv_model_evaluation(warehouse: Warehouse, settings: SegmintSettings, config
         selection = read_champion_inputs(conn, "marts.customer_features_selection")
         daily = conn.execute(DAILY_REVENUE_SQL).df()
         train_fits, selection_fits = read_btyd_fits(conn, "train"), read_btyd_fits(conn, "selection")
+        scoring_fits = read_btyd_fits(conn, "scoring")  # which label-free champion can ship without a back-test
     daily_revenue = pd.Series(daily["revenue"].to_numpy(float), index=pd.to_datetime(daily["ordered_on"]))
     started = time.perf_counter()
     result = champion_backtest(
@@ -179,6 +180,7 @@ def clv_model_evaluation(warehouse: Warehouse, settings: SegmintSettings, config
         daily_revenue=daily_revenue,
         evaluation_fits=train_fits,
         selection_fits=selection_fits,
+        scoring_fits=scoring_fits,
     )
     budget = budget_notes({"selection": selection_fits, "train": train_fits})
     table = _with_budget_notes(result.evaluation, budget).assign(

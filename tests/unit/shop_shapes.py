@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ml import champion
+from ml import btyd, champion
 from tests.unit.test_clv import CHANNELS, SHOP_START, features_at, simulate_shop
 
 # Generated shops run 1,100 days; scored one 90-day horizon before their end, so the next horizon's spend is known.
@@ -191,7 +191,11 @@ def production_step(shape: Shape) -> StepResult:
     paid = orders[orders["day"] <= as_of].assign(amount=lambda o: o["amount"].clip(lower=0))
     daily = paid.groupby("day")["amount"].sum()
     daily.index = SHOP_START + pd.to_timedelta(daily.index, unit="D")
-    backtest = champion.champion_backtest(evaluation_rows, h, selection_rows, daily_revenue=daily)
+    # The as-of BTYD fits, as ml/clv_model_evaluation passes them: the label-free champion when E fails the bar.
+    scoring_fits = btyd.fit_btyd_models(scoring_rows)
+    backtest = champion.champion_backtest(
+        evaluation_rows, h, selection_rows, daily_revenue=daily, scoring_fits=scoring_fits
+    )
     model = champion.fit_champion(evaluation_rows, h, backtest.evaluation)
     scores = champion.predict_champion(model, scoring_rows)
     return StepResult(backtest, model, scores, scoring_rows)

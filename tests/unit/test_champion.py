@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml import champion
+from ml import btyd, champion, clv
 from ml.evaluation import calibration_ratio, interval_coverage, quality_gate
 from tests.unit.test_clv import features_at, simulate_shop
 
@@ -479,8 +479,10 @@ def test_every_candidate_can_be_the_production_model(result, evaluation_rows, sc
 def test_on_a_shop_younger_than_one_horizon_the_propensity_agrees_with_the_value(scoring_rows):
     # Regression: no customer at as-of minus one horizon means no label, so the champion is the past-spend rate;
     # its propensity was the empty training cut's buy rate, 0, next to a positive predicted_clv for everyone.
+    # (No BTYD model fitted at the as-of date either, so the label-free champion is the past-spend rate.)
     nobody = scoring_rows.head(0)
-    backtest = champion.champion_backtest(nobody, HORIZON, nobody)
+    unfitted = {name: "no repeat buyer" for name in champion.LABEL_FREE_CHAMPIONS}
+    backtest = champion.champion_backtest(nobody, HORIZON, nobody, scoring_fits=unfitted)
     model = champion.fit_champion(nobody, HORIZON, backtest.evaluation)
     assert model.name == champion.PAST_SPEND
     assert any(note.startswith("purchase_propensity: 1 - exp(-past orders") for note in model.notes)
@@ -497,6 +499,76 @@ def test_on_a_shop_younger_than_one_horizon_the_propensity_agrees_with_the_value
     )
     # A more frequent buyer is more likely to buy: the propensity ranks (a constant base rate did not).
     assert scores["purchase_propensity"].nunique() > 1
+
+
+# ------------------------------------------------------------------------------------------ no back-test
+
+
+def panel_window(shop: dict[str, pd.DataFrame], start_day: int) -> dict[str, pd.DataFrame]:
+    """The shop seen from start_day on, days counted from there (a panel that starts recording an existing shop, as
+    The Complete Journey does): at day 1 every customer has at most one day of history."""
+    return {
+        name: table[table["day"] >= start_day].assign(day=table["day"] - start_day) if "day" in table else table
+        for name, table in shop.items()
+    }
+
+
+@pytest.fixture(scope="module")
+def one_day_window(shop):
+    """A horizon ahead of a training cut-off one day into the log (CJ 2017-06-30 h=180): E, S (empty) and as-of rows."""
+    panel = panel_window(shop, 700)
+    as_of = 1 + HORIZON
+    rows_e, rows_s = features_at(panel, 1, HORIZON), features_at(panel, as_of - 2 * HORIZON, HORIZON)
+    return rows_e, rows_s, features_at(panel, as_of, HORIZON)
+
+
+@pytest.fixture(scope="module")
+def no_backtest(one_day_window):
+    rows_e, rows_s, now = one_day_window
+    return champion.champion_backtest(rows_e, HORIZON, rows_s, scoring_fits=btyd.fit_btyd_models(now))
+
+
+def test_a_training_cut_off_with_one_day_of_history_ships_bgnbd_uncalibrated_and_says_so(one_day_window, no_backtest):
+    rows_e, _, now = one_day_window
+    assert champion.window_shortfall(rows_e, HORIZON, champion.TRAINING_CUTOFF).startswith("1 days of orders")
+    assert no_backtest.mode == champion.NO_BACKTEST and no_backtest.champion == champion.BGNBD
+    assert "no label-trained candidate is eligible" in no_backtest.reason
+    assert (no_backtest.evaluation["mode"] == champion.NO_BACKTEST).all()
+    model = champion.fit_champion(rows_e, HORIZON, no_backtest.evaluation)
+    assert model.calibration.method.startswith("none (no back-test") and not model.structural_level
+    assert model.seasonal_factor == 1.0
+    scores = champion.predict_champion(model, now, explain=False)
+    # The shipped forecast is BG/NBD x Gamma-Gamma fitted on all history at the as-of date, as it gives it.
+    forecast = btyd.fit_btyd(now, "bgnbd").forecast(now, HORIZON)
+    assert np.allclose(scores["predicted_clv"], forecast["predicted_clv"])
+    assert scores["purchase_propensity"].nunique() > 1  # a real propensity, not the base rate
+    gate = quality_gate(no_backtest.evaluation)
+    assert not gate.passed and len(gate.reasons) == 1
+    assert gate.reasons[0].startswith("calibration could not be measured: no back-test") and "bgnbd" in gate.reasons[0]
+
+
+def test_a_normal_shop_keeps_its_back_test_and_the_rule_it_was_chosen_by(result, evaluation_rows):
+    assert champion.window_shortfall(evaluation_rows, HORIZON, champion.TRAINING_CUTOFF) is None
+    assert result.mode == champion.FORWARD and "no back-test" not in result.reason
+    assert quality_gate(result.evaluation).passed
+
+
+def test_without_a_btyd_fit_at_the_as_of_date_the_label_free_champion_falls_back_in_order():
+    fitted = btyd.FittedBTYD.__new__(btyd.FittedBTYD)
+    assert champion.label_free_champion({"bgnbd": "no repeat buyer", "pareto_nbd": fitted}, "x")[0] == "pareto_nbd"
+    name, reason = champion.label_free_champion({"bgnbd": "no repeat buyer", "pareto_nbd": "no repeat buyer"}, "x")
+    assert name == champion.PAST_SPEND and "nothing fitted" in reason
+    assert champion.label_free_champion(None, "x")[0] == champion.BGNBD
+
+
+def test_a_label_free_champion_that_was_not_a_candidate_gets_rows_without_maps(one_day_window):
+    rows_e, rows_s, _ = one_day_window
+    backtest = champion.champion_backtest(
+        rows_e, HORIZON, rows_s, candidates=(champion.LIGHTGBM,), scoring_fits={"bgnbd": "no repeat buyer"}
+    )
+    assert backtest.champion == champion.PAST_SPEND
+    model = champion.fit_champion(rows_e, HORIZON, backtest.evaluation)
+    assert model.name == champion.PAST_SPEND and model.calibration.method.startswith("none (no back-test")
 
 
 # ------------------------------------------------------------------------------------------ the selection rule
@@ -720,3 +792,22 @@ def test_a_sub_year_horizon_does_not_carry_the_back_tests_seasonal_step_into_pro
         / champion.predict_champion(without, scoring_rows, explain=False)["predicted_clv"].sum()
     )
     assert ratio == pytest.approx(1 / 1.5 / 1.5, rel=0.01)
+
+
+def test_a_label_free_champion_needs_a_btyd_fit_on_enough_customers():
+    # After the merge with the shop-shape sweep: a BG/NBD fitted at as-of on a few dozen customers gave a total 57 x
+    # too low (the structural level's floor); the label-free champion trusts a fit only on as many customers.
+    few = btyd.FittedBTYD.__new__(btyd.FittedBTYD)
+    few.n_customers = champion.STRUCTURAL_LEVEL_MIN_CUSTOMERS - 1
+    enough = btyd.FittedBTYD.__new__(btyd.FittedBTYD)
+    enough.n_customers = champion.STRUCTURAL_LEVEL_MIN_CUSTOMERS
+    assert champion.label_free_champion({"bgnbd": few, "pareto_nbd": few}, "x")[0] == champion.PAST_SPEND
+    assert champion.label_free_champion({"bgnbd": few, "pareto_nbd": enough}, "x")[0] == champion.PARETO_NBD
+
+
+def test_few_buyers_at_the_training_cut_off_is_a_measurement_not_a_degenerate_window(evaluation_rows):
+    # E clears the bar on history and customers alone (a shop where nobody comes back has no buyers there, and its
+    # zero calibration is learned on exactly those rows); S also needs buyers to rank candidates on.
+    spendless = evaluation_rows.assign(**{clv.VALUE_LABEL: 0.0, clv.BUY_LABEL: 0})
+    assert champion.window_shortfall(spendless, HORIZON, champion.TRAINING_CUTOFF) is None
+    assert "0 buyers" in champion.window_shortfall(spendless, HORIZON, champion.SELECTION_CUTOFF)
