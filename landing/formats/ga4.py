@@ -137,6 +137,7 @@ SELECT origin_file, origin_row,
        {_param("coupon")} AS coupon
 FROM _fmt_ga4 WHERE reason IS NULL""")
     conn.execute("DROP TABLE temp._fmt_ga4")
+    _drop_superseded_intraday_events(conn)
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_ga4_ids AS
 SELECT user_pseudo_id,
@@ -161,6 +162,44 @@ ORDER BY e.origin_file, e.origin_row""",
     for table in ("_fmt_ga4_events", "_fmt_ga4_ids"):
         conn.execute(f"DROP TABLE temp.{table}")
     return tuple(written)
+
+
+def _drop_superseded_intraday_events(conn: duckdb.DuckDBPyConnection) -> None:
+    """Quarantine the events of an events_intraday_* file that a daily events_* file also holds.
+
+    BigQuery's streaming export (events_intraday_YYYYMMDD) is provisional: Google completes the day in
+    events_YYYYMMDD and then deletes the intraday table, and the daily copy of an event may carry fields the
+    intraday one had not yet (traffic_source of new users). A folder holding both would otherwise see one event
+    with two sets of values (`duplicate_conflicting`: every copy quarantined, the event lost) or a purchase twice.
+    The daily table is the final word: its copy is kept, the intraday copy is `superseded_by_daily_table`
+    (quarantined under events, so it makes no order either). Intraday events the daily tables lack are kept.
+    """
+    conn.execute(f"""
+CREATE OR REPLACE TEMP TABLE _fmt_ga4_superseded AS
+SELECT i.origin_file, i.origin_row, i.event_id, i.event_type, i.event_timestamp, i.user_pseudo_id,
+       d.origin_file AS daily_file, d.origin_row AS daily_row
+FROM _fmt_ga4_events AS i
+JOIN (SELECT event_id, arg_min(origin_file, (origin_file, origin_row)) AS origin_file,
+             min(origin_row) AS origin_row
+      FROM _fmt_ga4_events WHERE NOT {_is_intraday("origin_file")} GROUP BY event_id) AS d USING (event_id)
+WHERE {_is_intraday("i.origin_file")}""")
+    conn.execute(f"""
+INSERT INTO {REJECTS_TABLE}
+SELECT origin_file, origin_row, 'events',
+       'superseded_by_daily_table: the final copy of this event is ' || daily_file || ' line ' || daily_row,
+       json_object('event_id', event_id, 'event_name', event_type, 'event_timestamp', event_timestamp,
+                   'user_pseudo_id', user_pseudo_id)::VARCHAR
+FROM _fmt_ga4_superseded""")
+    conn.execute(
+        "DELETE FROM _fmt_ga4_events AS e USING _fmt_ga4_superseded AS s "
+        "WHERE e.origin_file = s.origin_file AND e.origin_row = s.origin_row"
+    )
+    conn.execute("DROP TABLE temp._fmt_ga4_superseded")
+
+
+def _is_intraday(file_name: str) -> str:
+    # BigQuery's streaming export table, as named by Google (events_intraday_YYYYMMDD).
+    return f"starts_with(lower({file_name}), 'events_intraday_')"
 
 
 def _write_orders(conn: duckdb.DuckDBPyConnection, work_dir: Path) -> None:

@@ -540,3 +540,44 @@ def test_shopify_customers_without_customer_id_join_their_orders_by_email_or_pho
     joined = "SELECT count(*) FROM raw.orders JOIN raw.customers USING (customer_id)"
     assert rows(conn, joined) == [(3,)]
     assert_ingest_log_reconciles(conn)
+
+
+# --- Real exports, round 2 (branch exports2) -------------------------------------------------------
+
+
+def test_ga4_intraday_events_the_daily_table_also_holds_are_superseded_not_conflicting(conn, tmp_path):
+    # Regression: a folder with events_20251201 and the streaming export events_intraday_20251201 (Google deletes
+    # the intraday table only once the daily one is complete) quarantined every overlapping event as
+    # duplicate_conflicting, both copies, because the intraday copy lacks the new users' traffic_source: the
+    # visitors' behaviour and their purchase events were lost, and the intraday purchase was a duplicate_transaction.
+    landing = tmp_path / "ga4"
+    landing.mkdir()
+    daily = [
+        json.loads(ga4_purchase(0, "T1", traffic_source={"source": "google", "name": "(organic)"})),
+        json.loads(ga4_purchase(1, None, event_name="view_item", traffic_source={"source": "google"})),
+    ]
+    intraday = [record | {"traffic_source": None} for record in daily]
+    intraday.append(json.loads(ga4_purchase(2, "T2")))  # streamed after the daily table was cut: kept
+    (landing / GA4_FILE).write_text("".join(json.dumps(r) + "\n" for r in daily))
+    (landing / "events_intraday_20251201.jsonl").write_text("".join(json.dumps(r) + "\n" for r in intraday))
+    ingest(conn, landing)
+    assert rows(conn, "SELECT origin_file, origin_row, event_type, utm_source FROM raw.events ORDER BY 1, 2") == [
+        (GA4_FILE, 1, "purchase", "google"),
+        (GA4_FILE, 2, "view_item", "google"),
+        ("events_intraday_20251201.jsonl", 3, "purchase", None),
+    ]
+    assert rows(conn, "SELECT order_id, order_total FROM raw.orders ORDER BY order_id") == [("T1", 10.0), ("T2", 12.0)]
+    assert rows(conn, "SELECT source_file, source_row, reason FROM raw.quarantine ORDER BY source_row") == [
+        (
+            "events_intraday_20251201.jsonl",
+            line,
+            f"superseded_by_daily_table: the final copy of this event is {GA4_FILE} line {line}",
+        )
+        for line in (1, 2)
+    ]
+    assert rows(conn, LOG_SQL + " ORDER BY 1, 2") == [
+        (GA4_FILE, "events", 2, 2, 0),
+        (GA4_FILE, "orders", 1, 1, 0),
+        ("events_intraday_20251201.jsonl", "events", 3, 1, 2),
+        ("events_intraday_20251201.jsonl", "orders", 1, 1, 0),
+    ]
