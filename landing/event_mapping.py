@@ -170,6 +170,7 @@ PRESETS: dict[str, Preset] = {
         "segment",
         {
             "page": _targets("page_view"),
+            "screen": _targets("page_view"),  # a mobile app's page call
             "page viewed": _targets("page_view"),
             "loaded a page": _targets("page_view"),
             "products searched": _targets("search", "search"),

@@ -8,7 +8,8 @@ Field names follow the Segment Spec (common fields: `type`, `anonymousId`, `user
 
 Mapping (the source's own event names are kept; config/event_mapping.yaml maps them):
 - track / page / screen -> events: event_id = messageId (else `seg-<md5 of the line>`), event_type = the track
-  `event` name, or `page` / `screen` for those calls; occurred_at = timestamp (else originalTimestamp, then
+  `event` name, or `page` / `screen` for those calls; page_type = a page/screen call's `name` (else
+  properties.name), the shop's own page type, which config/event_mapping.yaml maps; occurred_at = timestamp (else originalTimestamp, then
   receivedAt); page_url = context.page.url, else properties.url; product_id = properties.product_id, else
   products[0].product_id; device = context.device.type; utm_source/utm_campaign = context.campaign.source/name.
 - `Order Completed` -> an order (order_id, total else revenue, currency, discount, coupon), status `cancelled`
@@ -23,7 +24,8 @@ Mapping (the source's own event names are kept; config/event_mapping.yaml maps t
   lastName/last_name, address.postalCode, address.country, createdAt) is its latest non-empty value over the
   customer's identify calls; the row's lineage is the latest identify call, into which the others fold.
 - group and alias calls carry no event, order or customer: quarantined as `unsupported_call_type`.
-Stitching: an anonymousId seen with exactly one userId (on identify or on any call carrying both) belongs to
+Stitching: an anonymousId seen with exactly one userId (on identify or on any call carrying both, or linked to
+one by an alias call's previousId -> userId) belongs to
 that customer, so its whole anonymous history is that customer's; seen with several userIds, only calls that
 carry a userId get one. Orders with no known user take the anonymousId as customer id (a guest buyer).
 """
@@ -57,11 +59,13 @@ SEGMENT_STRUCTURE = json.dumps(
         "name": _TEXT,
         "userId": _TEXT,
         "anonymousId": _TEXT,
+        "previousId": _TEXT,
         "messageId": _TEXT,
         "timestamp": _TEXT,
         "originalTimestamp": _TEXT,
         "receivedAt": _TEXT,
         "properties": {
+            "name": _TEXT,
             "url": _TEXT,
             "order_id": _TEXT,
             "total": _TEXT,
@@ -93,6 +97,7 @@ SEGMENT_STRUCTURE = json.dumps(
 EVENT_CALLS = ("track", "page", "screen")
 KEPT_CALLS = (*EVENT_CALLS, "identify")
 ORDER_COMPLETED, ORDER_REFUNDED, ORDER_CANCELLED = "Order Completed", "Order Refunded", "Order Cancelled"
+ALIAS = "alias"
 
 
 def translate(conn: duckdb.DuckDBPyConnection, files: list[Path], work_dir: Path, with_orders: bool) -> tuple[str, ...]:
@@ -110,8 +115,15 @@ FROM (SELECT *, {json_reason_sql("line")} AS reason FROM {LINES_TABLE})""")
     drop_lines(conn)
     conn.execute(f"""
 UPDATE _fmt_seg SET reason = CASE WHEN r.type IS NULL THEN 'missing_type: a Segment call needs a type'
-    ELSE 'unsupported_call_type: type=''' || left(r.type, 40) || ''' carries no event, order or customer' END
+    ELSE 'unsupported_call_type: type=''' || left(r.type, 40) || ''' carries no event, order or customer'
+         || CASE WHEN r.type = '{ALIAS}' THEN ' (its previousId -> userId link is used for stitching)' ELSE '' END END
 WHERE reason IS NULL AND (r.type IS NULL OR r.type NOT IN {KEPT_CALLS})""")
+    # An alias call says previousId (the anonymous id before sign-up) is now userId: a stitching link like an
+    # identify call carrying both ids, so the anonymous history reaches the customer.
+    conn.execute(f"""
+CREATE OR REPLACE TEMP TABLE _fmt_seg_links AS
+SELECT nullif(r.previousId, '') AS anonymous_id, nullif(r.userId, '') AS user_id
+FROM _fmt_seg WHERE r.type = '{ALIAS}' AND nullif(r.previousId, '') IS NOT NULL AND nullif(r.userId, '') IS NOT NULL""")
     conn.execute("""
 CREATE OR REPLACE TEMP TABLE _fmt_seg_calls AS
 SELECT origin_file, origin_row, r.type AS call_type,
@@ -120,6 +132,9 @@ SELECT origin_file, origin_row, r.type AS call_type,
        coalesce(r.timestamp, r.originalTimestamp, r.receivedAt) AS occurred_at,
        try_cast(coalesce(r.timestamp, r.originalTimestamp, r.receivedAt) AS TIMESTAMPTZ) AS at_utc,
        CASE WHEN r.type = 'track' THEN r.event ELSE r.type END AS event_type,
+       -- a page/screen call's name ("Product", "Checkout") is the shop's page type (config/event_mapping.yaml)
+       CASE WHEN r.type IN ('page', 'screen') THEN nullif(trim(coalesce(r.name, r.properties.name)), '') END
+           AS page_type,
        coalesce(r.context.page.url, r.properties.url) AS page_url,
        coalesce(r.properties.product_id, r.properties.products[1].product_id) AS product_id,
        r.context.device.type AS device,
@@ -138,7 +153,9 @@ SELECT anonymous_id,
        CASE WHEN count(DISTINCT user_id) = 1 THEN min(user_id)
             WHEN count(DISTINCT user_id) = 0 AND bool_or(event_type = '{ORDER_COMPLETED}') THEN anonymous_id
        END AS customer_id
-FROM _fmt_seg_calls WHERE anonymous_id IS NOT NULL GROUP BY anonymous_id""")
+FROM (SELECT anonymous_id, user_id, event_type FROM _fmt_seg_calls
+      UNION ALL SELECT anonymous_id, user_id, NULL FROM _fmt_seg_links)
+WHERE anonymous_id IS NOT NULL GROUP BY anonymous_id""")
     conn.execute("""
 CREATE OR REPLACE TEMP TABLE _fmt_seg_resolved AS
 SELECT c.*, coalesce(c.user_id, i.customer_id) AS customer_id
@@ -146,7 +163,7 @@ FROM _fmt_seg_calls AS c LEFT JOIN _fmt_seg_ids AS i USING (anonymous_id)""")
     write_contract_file(
         conn,
         f"""
-SELECT event_id, customer_id, anonymous_id, occurred_at, event_type, NULL::VARCHAR AS page_type, product_id,
+SELECT event_id, customer_id, anonymous_id, occurred_at, event_type, page_type, product_id,
        device, utm_source, utm_campaign, page_url, origin_file AS {ORIGIN_FILE}, origin_row AS {ORIGIN_ROW}
 FROM _fmt_seg_resolved WHERE call_type IN {EVENT_CALLS} ORDER BY origin_file, origin_row""",
         work_dir / "events.parquet",
@@ -156,7 +173,7 @@ FROM _fmt_seg_resolved WHERE call_type IN {EVENT_CALLS} ORDER BY origin_file, or
     if with_orders:
         _write_orders(conn, work_dir)
         written.append("orders.parquet")
-    for table in ("_fmt_seg_calls", "_fmt_seg_ids", "_fmt_seg_resolved"):
+    for table in ("_fmt_seg_calls", "_fmt_seg_links", "_fmt_seg_ids", "_fmt_seg_resolved"):
         conn.execute(f"DROP TABLE temp.{table}")
     return tuple(written)
 

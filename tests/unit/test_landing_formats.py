@@ -581,3 +581,66 @@ def test_ga4_intraday_events_the_daily_table_also_holds_are_superseded_not_confl
         ("events_intraday_20251201.jsonl", "events", 3, 1, 2),
         ("events_intraday_20251201.jsonl", "orders", 1, 1, 0),
     ]
+
+
+def segment_call(call_type: str, message_id: str, minute: int, **fields) -> str:
+    """One Segment call as its warehouse/S3 exports write it (analytics.js shape, UTC ISO timestamp)."""
+    timestamp = f"2025-12-01T09:{minute:02d}:00.000Z"
+    record = {"type": call_type, "messageId": message_id, "timestamp": timestamp, "receivedAt": timestamp}
+    return json.dumps(record | fields)
+
+
+def test_segment_alias_links_the_anonymous_history_to_the_user(conn, tmp_path):
+    # Regression: an alias call (previousId -> userId, how Mixpanel-style setups and server-side sign-ups link
+    # a visitor) was only quarantined, so the browsing before the sign-up never reached the buyer.
+    landing = tmp_path / "segment"
+    landing.mkdir()
+    calls = [
+        segment_call(
+            "page", "m1", 0, anonymousId="anon-9", context={"page": {"url": "https://s.example/products/hat"}}
+        ),
+        segment_call("track", "m2", 1, anonymousId="anon-9", event="Product Viewed", properties={"product_id": "H"}),
+        segment_call("alias", "m3", 2, previousId="anon-9", userId="U3"),
+        segment_call(
+            "track", "m4", 3, userId="U3", event="Order Completed", properties={"order_id": "O3", "total": 12}
+        ),
+    ]
+    (landing / "calls.jsonl").write_text("\n".join(calls) + "\n")
+    ingest(conn, landing)
+    assert rows(conn, "SELECT event_id, customer_id FROM raw.events ORDER BY event_id") == [
+        ("m1", "U3"),
+        ("m2", "U3"),
+        ("m4", "U3"),
+    ]
+    # The alias call is still no event, order or customer: counted as quarantined, with what it was used for.
+    assert rows(conn, "SELECT source_row, reason FROM raw.quarantine") == [
+        (
+            3,
+            "unsupported_call_type: type='alias' carries no event, order or customer "
+            "(its previousId -> userId link is used for stitching)",
+        )
+    ]
+    assert_ingest_log_reconciles(conn)
+
+
+def test_segment_page_and_screen_names_are_the_page_type(conn, tmp_path):
+    # Regression: a page/screen call's `name` was dropped, so a shop whose product URLs are not /products/...
+    # (or an app, whose screens have no URL) showed no product page views at all.
+    landing = tmp_path / "segment"
+    landing.mkdir()
+    calls = [
+        segment_call("page", "m1", 0, userId="U1", name="Product", context={"page": {"url": "https://s.example/p/7"}}),
+        segment_call("screen", "m2", 1, userId="U1", name="Product Detail", properties={"product_id": "7"}),
+        segment_call("page", "m3", 2, userId="U1", properties={"name": "Home"}),
+        segment_call("track", "m4", 3, userId="U1", event="Product Viewed", name="ignored"),
+        segment_call("track", "m5", 4, userId="U1", event="Order Completed", properties={"order_id": "O1", "total": 5}),
+    ]
+    (landing / "calls.jsonl").write_text("\n".join(calls) + "\n")
+    ingest(conn, landing)
+    assert rows(conn, "SELECT event_id, event_type, page_type FROM raw.events ORDER BY event_id") == [
+        ("m1", "page", "Product"),
+        ("m2", "screen", "Product Detail"),
+        ("m3", "page", "Home"),
+        ("m4", "Product Viewed", None),
+        ("m5", "Order Completed", None),
+    ]
