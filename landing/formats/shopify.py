@@ -76,6 +76,12 @@ def _offset_timestamp(value: str) -> str:
     return f"regexp_replace({value}, ' ?([+-][0-9]{{2}})([0-9]{{2}})$', '\\1:\\2')"
 
 
+def _unquoted(value: str) -> str:
+    # Shopify writes zip codes (and some phone numbers) as `'02115` / `'+4915112345678` so that spreadsheets keep
+    # the leading zero and the plus: the apostrophe is not part of the value (it would break the contact hashes).
+    return f"regexp_replace({value}, '^''', '')"
+
+
 def _phone_key(value: str) -> str:
     # `+1 (278) 555-0479` and `+12785550479` are one phone number.
     return f"regexp_replace({value}, '[^0-9+]', '', 'g')"
@@ -115,7 +121,8 @@ def translate(conn: duckdb.DuckDBPyConnection, landing_dir: Path, work_dir: Path
         write_contract_file(
             conn,
             f"""
-SELECT {identity} AS customer_id, email, phone, first_name, last_name, postal_code, country,
+SELECT {identity} AS customer_id, email, {_unquoted("phone")} AS phone, first_name, last_name,
+       {_unquoted("postal_code")} AS postal_code, country,
        NULL::VARCHAR AS signed_up_at, NULL::VARCHAR AS acquisition_channel, marketing_consent,
        {sql_string(CUSTOMERS_EXPORT)} AS {ORIGIN_FILE}, origin_row AS {ORIGIN_ROW}
 FROM _fmt_shop_customers ORDER BY origin_row""",

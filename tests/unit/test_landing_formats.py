@@ -644,3 +644,25 @@ def test_segment_page_and_screen_names_are_the_page_type(conn, tmp_path):
         ("m4", "Product Viewed", None),
         ("m5", "Order Completed", None),
     ]
+
+
+def test_shopify_zip_codes_and_phones_lose_the_apostrophe_shopify_writes_for_spreadsheets(conn, tmp_path):
+    # Regression: Shopify writes `'02115` and `'+4915112345678` (so spreadsheets keep the zero and the plus);
+    # the apostrophe was kept in raw.customers, so the postal code and phone hashed for the ad platforms were wrong.
+    landing = tmp_path / "shop"
+    landing.mkdir()
+    (landing / "customers_export.csv").write_text(
+        "First Name,Last Name,Email,Accepts Email Marketing,Default Address Country Code,Default Address Zip,"
+        "Phone,Total Spent,Total Orders,Tax Exempt\n"
+        "Ada,L,a@x.com,yes,DE,'01067,'+4915112345678,70.00,2,no\n"
+        "Bob,M,b@x.com,no,US,'02115,,0.00,0,no\n"
+    )
+    (landing / "orders_export.csv").write_text(
+        "Name,Email,Financial Status,Currency,Total,Created at,Lineitem quantity,Lineitem name,Billing Zip\n"
+        "#1001,a@x.com,paid,EUR,55.00,2025-11-01 10:00:00 +0100,1,Runner,'01067\n"
+    )
+    ingest(conn, landing)
+    assert rows(conn, "SELECT customer_id, phone, postal_code FROM raw.customers ORDER BY 1") == [
+        ("a@x.com", "+4915112345678", "01067"),
+        ("b@x.com", None, "02115"),
+    ]
