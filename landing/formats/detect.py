@@ -14,6 +14,7 @@ from landing.sources import LandingError, sql_string
 SEGMINT, GA4, SEGMENT, SHOPIFY = "segmint", "ga4", "segment", "shopify"
 SOURCE_FORMATS = (SEGMINT, GA4, SEGMENT, SHOPIFY)
 JSON_LINE_SUFFIXES = (".json", ".jsonl", ".ndjson")
+NOT_JSON_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet")
 # BigQuery names the daily GA4 export tables events_YYYYMMDD (events_intraday_YYYYMMDD while streaming).
 GA4_FILE_NAME = re.compile(r"^events_(intraday_)?\d{8}(_\d+)?\.(json|jsonl|ndjson|parquet)(\.gz)?$", re.IGNORECASE)
 GA4_KEYS = ("event_name", "event_timestamp")
@@ -26,13 +27,20 @@ CONTRACT_FILES = tuple(f"{table}.{ext}" for table in ("orders", "customers", "ev
 PROBE_BYTES = 1 << 20
 LOOKED_FOR = (
     "orders.csv or orders.parquet (segmint), events_YYYYMMDD.json/.jsonl/.ndjson[.gz]/.parquet (ga4), "
-    "*.json/.jsonl/.ndjson[.gz] lines of Segment/RudderStack calls (segment), orders_export.csv (shopify)"
+    "*.json/.jsonl/.ndjson[.gz] or Segment S3 *.gz lines of Segment/RudderStack calls (segment), orders_export.csv (shopify)"
 )
 
 
 def is_json_lines(path: Path) -> bool:
-    name = path.name.lower().removesuffix(".gz")
-    return path.is_file() and name.endswith(JSON_LINE_SUFFIXES)
+    """A `.json`/`.jsonl`/`.ndjson` file (optionally `.gz`), or a bare `.gz` that is no CSV or Parquet file.
+
+    Segment's S3 destination writes its logs as gzipped JSON lines named `<received timestamp>.<id>.gz`,
+    with no `.json` in the name; the first record then tells what the file holds.
+    """
+    name = path.name.lower()
+    inner = name.removesuffix(".gz")
+    bare_gzip = name.endswith(".gz") and not inner.endswith(NOT_JSON_SUFFIXES)
+    return path.is_file() and (inner.endswith(JSON_LINE_SUFFIXES) or bare_gzip)
 
 
 def _first_record(path: Path) -> dict | None:

@@ -666,3 +666,23 @@ def test_shopify_zip_codes_and_phones_lose_the_apostrophe_shopify_writes_for_spr
         ("a@x.com", "+4915112345678", "01067"),
         ("b@x.com", None, "02115"),
     ]
+
+
+def test_segment_s3_logs_named_without_json_are_detected_and_read(conn, tmp_path):
+    # Regression: Segment's S3 destination writes gzipped JSON lines named `<timestamp>.<id>.gz`; a folder of
+    # them stopped with "no known landing format found".
+    landing = tmp_path / "segment-logs"
+    landing.mkdir()
+    calls = [
+        segment_call("track", "m1", 0, userId="U1", event="Product Viewed", properties={"product_id": "7"}),
+        segment_call("track", "m2", 1, userId="U1", event="Order Completed", properties={"order_id": "O1", "total": 5}),
+    ]
+    (landing / "1764547200000.9f3a1c2e.gz").write_bytes(gzip.compress(("\n".join(calls) + "\n").encode()))
+    (landing / "notes.csv.gz").write_bytes(gzip.compress(b"a,b\n1,2\n"))  # not JSON lines: never read as calls
+    assert detect_format(landing) == "segment"
+    ingest(conn, landing)
+    assert rows(conn, "SELECT origin_file, origin_row, event_id FROM raw.events ORDER BY 2") == [
+        ("1764547200000.9f3a1c2e.gz", 1, "m1"),
+        ("1764547200000.9f3a1c2e.gz", 2, "m2"),
+    ]
+    assert rows(conn, "SELECT order_id, order_total FROM raw.orders") == [("O1", 5.0)]
