@@ -96,7 +96,9 @@ SEGMENT_STRUCTURE = json.dumps(
 )
 EVENT_CALLS = ("track", "page", "screen")
 KEPT_CALLS = (*EVENT_CALLS, "identify")
-ORDER_COMPLETED, ORDER_REFUNDED, ORDER_CANCELLED = "Order Completed", "Order Refunded", "Order Cancelled"
+# Compared with the track call's name lower-cased and trimmed, as config/event_mapping.yaml compares names
+# ("order completed" and "Order Completed " are the spec's Order Completed).
+ORDER_COMPLETED, ORDER_REFUNDED, ORDER_CANCELLED = "order completed", "order refunded", "order cancelled"
 ALIAS = "alias"
 
 
@@ -132,6 +134,7 @@ SELECT origin_file, origin_row, r.type AS call_type,
        coalesce(r.timestamp, r.originalTimestamp, r.receivedAt) AS occurred_at,
        try_cast(coalesce(r.timestamp, r.originalTimestamp, r.receivedAt) AS TIMESTAMPTZ) AS at_utc,
        CASE WHEN r.type = 'track' THEN r.event ELSE r.type END AS event_type,
+       CASE WHEN r.type = 'track' THEN lower(trim(r.event)) END AS track_name,
        -- a page/screen call's name ("Product", "Checkout") is the shop's page type (config/event_mapping.yaml)
        CASE WHEN r.type IN ('page', 'screen') THEN nullif(trim(coalesce(r.name, r.properties.name)), '') END
            AS page_type,
@@ -151,9 +154,9 @@ FROM _fmt_seg WHERE reason IS NOT NULL""")
 CREATE OR REPLACE TEMP TABLE _fmt_seg_ids AS
 SELECT anonymous_id,
        CASE WHEN count(DISTINCT user_id) = 1 THEN min(user_id)
-            WHEN count(DISTINCT user_id) = 0 AND bool_or(event_type = '{ORDER_COMPLETED}') THEN anonymous_id
+            WHEN count(DISTINCT user_id) = 0 AND bool_or(track_name = '{ORDER_COMPLETED}') THEN anonymous_id
        END AS customer_id
-FROM (SELECT anonymous_id, user_id, event_type FROM _fmt_seg_calls
+FROM (SELECT anonymous_id, user_id, track_name FROM _fmt_seg_calls
       UNION ALL SELECT anonymous_id, user_id, NULL FROM _fmt_seg_links)
 WHERE anonymous_id IS NOT NULL GROUP BY anonymous_id""")
     conn.execute("""
@@ -219,17 +222,17 @@ def _write_orders(conn: duckdb.DuckDBPyConnection, work_dir: Path) -> None:
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_seg_orders AS
 SELECT o.*, coalesce(o.customer_id, o.anonymous_id) AS buyer,
-       o.order_id IN (SELECT order_id FROM _fmt_seg_resolved WHERE event_type = '{ORDER_CANCELLED}'
+       o.order_id IN (SELECT order_id FROM _fmt_seg_resolved WHERE track_name = '{ORDER_CANCELLED}'
                       AND order_id IS NOT NULL) AS is_cancelled,
-       row_number() OVER (PARTITION BY o.event_type, o.order_id ORDER BY o.at_utc, o.origin_file, o.origin_row) AS nth
-FROM _fmt_seg_resolved AS o WHERE o.event_type IN ('{ORDER_COMPLETED}', '{ORDER_REFUNDED}')""")
+       row_number() OVER (PARTITION BY o.track_name, o.order_id ORDER BY o.at_utc, o.origin_file, o.origin_row) AS nth
+FROM _fmt_seg_resolved AS o WHERE o.track_name IN ('{ORDER_COMPLETED}', '{ORDER_REFUNDED}')""")
     refund_total = (
         "CASE WHEN try_cast(total AS DOUBLE) IS NULL THEN total "
         "ELSE CAST(-abs(try_cast(total AS DOUBLE)) AS VARCHAR) END"
     )
     conn.execute(record_generated_ids_sql("orders", "order_id", "_fmt_seg_orders"))
     own_id = (
-        f"CASE WHEN event_type = '{ORDER_COMPLETED}' THEN order_id "
+        f"CASE WHEN track_name = '{ORDER_COMPLETED}' THEN order_id "
         "ELSE order_id || '-R' || CASE WHEN nth > 1 THEN CAST(nth AS VARCHAR) ELSE '' END END"
     )
     write_contract_file(
@@ -237,9 +240,9 @@ FROM _fmt_seg_resolved AS o WHERE o.event_type IN ('{ORDER_COMPLETED}', '{ORDER_
         f"""
 SELECT {order_id_sql(own_id, "segment", ("event_id",))} AS order_id,
        buyer AS customer_id, occurred_at AS ordered_at,
-       CASE WHEN event_type = '{ORDER_COMPLETED}' THEN total ELSE {refund_total} END AS order_total,
+       CASE WHEN track_name = '{ORDER_COMPLETED}' THEN total ELSE {refund_total} END AS order_total,
        currency, discount AS discount_amount, coupon AS discount_code, NULL::VARCHAR AS channel,
-       CASE WHEN is_cancelled THEN 'cancelled' WHEN event_type = '{ORDER_COMPLETED}' THEN 'completed'
+       CASE WHEN is_cancelled THEN 'cancelled' WHEN track_name = '{ORDER_COMPLETED}' THEN 'completed'
             ELSE 'refunded' END AS status,
        origin_file AS {ORIGIN_FILE}, origin_row AS {ORIGIN_ROW}
 FROM _fmt_seg_orders ORDER BY origin_file, origin_row""",

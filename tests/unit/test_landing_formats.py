@@ -686,3 +686,27 @@ def test_segment_s3_logs_named_without_json_are_detected_and_read(conn, tmp_path
         ("1764547200000.9f3a1c2e.gz", 2, "m2"),
     ]
     assert rows(conn, "SELECT order_id, order_total FROM raw.orders") == [("O1", 5.0)]
+
+
+def test_segment_order_calls_match_their_names_case_insensitively_like_the_event_mapping(conn, tmp_path):
+    # Regression: "order completed" (as some server-side libraries send it) mapped to purchase behaviour
+    # (event_mapping.yaml compares names case-insensitively) but made no order, so the buyer had no revenue.
+    landing = tmp_path / "segment"
+    landing.mkdir()
+    calls = [
+        segment_call(
+            "track", "m1", 0, userId="U1", event="order completed", properties={"order_id": "O1", "total": 40}
+        ),
+        segment_call("track", "m2", 1, userId="U1", event="Order Refunded", properties={"order_id": "O1", "total": 10}),
+        segment_call("track", "m3", 2, userId="U1", event="order refunded", properties={"order_id": "O1", "total": 5}),
+        segment_call("track", "m4", 3, userId="U2", event="ORDER COMPLETED", properties={"order_id": "O2", "total": 9}),
+        segment_call("track", "m5", 4, userId="U2", event="Order Cancelled ", properties={"order_id": "O2"}),
+    ]
+    (landing / "calls.jsonl").write_text("\n".join(calls) + "\n")
+    ingest(conn, landing)
+    assert rows(conn, "SELECT order_id, order_total, status FROM raw.orders ORDER BY origin_row") == [
+        ("O1", 40.0, "completed"),
+        ("O1-R", -10.0, "refunded"),
+        ("O1-R2", -5.0, "refunded"),
+        ("O2", 9.0, "cancelled"),
+    ]
