@@ -206,11 +206,14 @@ def _write_orders(conn: duckdb.DuckDBPyConnection, work_dir: Path) -> None:
     """purchase events -> orders, refund events -> refund rows; repeated transaction ids are quarantined."""
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_ga4_orders AS
-SELECT *,
-       row_number() OVER (PARTITION BY event_type, transaction_id ORDER BY micros, origin_file, origin_row) AS nth,
-       first_value(origin_file || ' line ' || origin_row) OVER (
-           PARTITION BY event_type, transaction_id ORDER BY micros, origin_file, origin_row) AS first_seen
-FROM _fmt_ga4_events WHERE event_type IN ('{PURCHASE}', '{REFUND}')""")
+SELECT * EXCLUDE (first_copy),
+       -- the n-th distinct event (event id) of this kind for this transaction: an event exported twice is one
+       -- event (its copies are duplicate_identical), so a refund copied twice is one refund, never -R and -R2
+       dense_rank() OVER (PARTITION BY event_type, transaction_id ORDER BY micros, first_copy) AS nth,
+       first_value(first_copy.origin_file || ' line ' || first_copy.origin_row) OVER (
+           PARTITION BY event_type, transaction_id ORDER BY micros, first_copy) AS first_seen
+FROM (SELECT *, min({{'origin_file': origin_file, 'origin_row': origin_row}}) OVER (PARTITION BY event_id) AS first_copy
+      FROM _fmt_ga4_events WHERE event_type IN ('{PURCHASE}', '{REFUND}'))""")
     duplicate = "e.event_type = 'purchase' AND e.transaction_id IS NOT NULL AND e.nth > 1"
     conn.execute(f"""
 INSERT INTO {REJECTS_TABLE}

@@ -14,7 +14,9 @@ Mapping (the source's own event names are kept; config/event_mapping.yaml maps t
   products[0].product_id; device = context.device.type; utm_source/utm_campaign = context.campaign.source/name.
 - `Order Completed` -> an order (order_id, total else revenue, currency, discount, coupon), status `cancelled`
   when an `Order Cancelled` call names the same order_id; `Order Refunded` -> a refund row `<order_id>-R`
-  (then -R2 ...) with -total (else -revenue), status `cancelled` when the order was cancelled (it never counts).
+  (then -R2 ... for later distinct calls) with -total (else -revenue), status `cancelled` when the order was
+  cancelled (it never counts). An Order Completed repeating an earlier call's order_id is a re-send: quarantined
+  for orders as `duplicate_transaction` (the first call is the order), as GA4's re-sent purchases.
   An order call without `order_id` (optional in the spec) keeps its revenue under the surrogate order id
   `segment:<event_id>` (common.order_id_sql; the event id is the messageId, unique per call): each call is its
   own order, a call delivered twice (same messageId) is one. A purchase the site sent twice under two messageIds
@@ -219,13 +221,28 @@ ORDER BY {ORIGIN_FILE}, {ORIGIN_ROW}""",
 
 def _write_orders(conn: duckdb.DuckDBPyConnection, work_dir: Path) -> None:
     """Order Completed -> orders, Order Refunded -> refund rows; an Order Cancelled order never counts."""
+    # A call is one call however often it was delivered (its messageId): numbering counts distinct calls, so a
+    # refund delivered twice is one refund row (kept once as duplicate_identical), never -R and -R2.
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_seg_orders AS
 SELECT o.*, coalesce(o.customer_id, o.anonymous_id) AS buyer,
        o.order_id IN (SELECT order_id FROM _fmt_seg_resolved WHERE track_name = '{ORDER_CANCELLED}'
                       AND order_id IS NOT NULL) AS is_cancelled,
-       row_number() OVER (PARTITION BY o.track_name, o.order_id ORDER BY o.at_utc, o.origin_file, o.origin_row) AS nth
-FROM _fmt_seg_resolved AS o WHERE o.track_name IN ('{ORDER_COMPLETED}', '{ORDER_REFUNDED}')""")
+       dense_rank() OVER (PARTITION BY o.track_name, o.order_id ORDER BY o.at_utc, o.first_seen) AS nth,
+       first_value(o.first_seen.origin_file || ' line ' || o.first_seen.origin_row) OVER (
+           PARTITION BY o.track_name, o.order_id ORDER BY o.at_utc, o.first_seen) AS first_call
+FROM (SELECT *, min({{'origin_file': origin_file, 'origin_row': origin_row}}) OVER (PARTITION BY event_id) AS first_seen
+      FROM _fmt_seg_resolved WHERE track_name IN ('{ORDER_COMPLETED}', '{ORDER_REFUNDED}')) AS o""")
+    # An Order Completed repeating an earlier call's order_id is the same order sent again (a reloaded thank-you
+    # page), as GA4's re-sent purchases: the first call is the order, the others are duplicate_transaction.
+    resent = f"track_name = '{ORDER_COMPLETED}' AND order_id IS NOT NULL AND nth > 1"
+    conn.execute(f"""
+INSERT INTO {REJECTS_TABLE}
+SELECT origin_file, origin_row, 'orders',
+       'duplicate_transaction: order_id=''' || order_id || ''' was first seen at ' || first_call,
+       json_object('order_id', order_id, 'event', event_type, 'total', total, 'messageId', event_id)::VARCHAR
+FROM _fmt_seg_orders WHERE {resent}""")
+    conn.execute(f"DELETE FROM _fmt_seg_orders WHERE {resent}")
     refund_total = (
         "CASE WHEN try_cast(total AS DOUBLE) IS NULL THEN total "
         "ELSE CAST(-abs(try_cast(total AS DOUBLE)) AS VARCHAR) END"

@@ -710,3 +710,56 @@ def test_segment_order_calls_match_their_names_case_insensitively_like_the_event
         ("O1-R2", -5.0, "refunded"),
         ("O2", 9.0, "cancelled"),
     ]
+
+
+def test_segment_a_resent_order_completed_is_one_order_and_a_twice_delivered_refund_one_refund(conn, tmp_path):
+    # Regression: a reloaded thank-you page sends Order Completed again (same order_id, new messageId and time):
+    # both copies were duplicate_conflicting, so the order and its revenue were lost. And a refund call delivered
+    # twice (Segment delivers at least once: same messageId) became two refund rows, -R and -R2.
+    landing = tmp_path / "segment"
+    landing.mkdir()
+    order = {"order_id": "O1", "total": 25, "currency": "EUR"}
+    refund = segment_call(
+        "track", "m3", 5, userId="U1", event="Order Refunded", properties={"order_id": "O1", "total": 10}
+    )
+    calls = [
+        segment_call("track", "m1", 0, userId="U1", event="Order Completed", properties=order),
+        segment_call("track", "m2", 1, userId="U1", event="Order Completed", properties=order),
+        refund,
+        refund,
+    ]
+    (landing / "calls.jsonl").write_text("\n".join(calls) + "\n")
+    ingest(conn, landing)
+    assert rows(conn, "SELECT order_id, order_total, status FROM raw.orders ORDER BY origin_row") == [
+        ("O1", 25.0, "completed"),
+        ("O1-R", -10.0, "refunded"),
+    ]
+    assert rows(
+        conn, "SELECT source_row, reason FROM raw.quarantine WHERE reason NOT LIKE '%event_id=%' ORDER BY 1"
+    ) == [
+        (2, "duplicate_transaction: order_id='O1' was first seen at calls.jsonl line 1"),
+        (4, "duplicate_identical: order_id='O1-R' first seen at calls.jsonl line 3"),
+    ]
+    assert_ingest_log_reconciles(conn)
+
+
+def test_ga4_an_event_exported_twice_is_one_refund_not_two(conn, tmp_path):
+    # Regression: a refund event present twice in the export (BigQuery's GA4 tables do hold duplicate rows) became
+    # T1-R and T1-R2: the refund was subtracted twice.
+    landing = tmp_path / "ga4"
+    landing.mkdir()
+    refund = json.loads(
+        ga4_purchase(5, "T1", event_name="refund", ecommerce={"transaction_id": "T1", "refund_value": 4})
+    )
+    later = json.loads(
+        ga4_purchase(9, "T1", event_name="refund", ecommerce={"transaction_id": "T1", "refund_value": 3})
+    )
+    records = [json.loads(ga4_purchase(0, "T1", pseudo_id="p5")), refund, refund, later]
+    (landing / GA4_FILE).write_text("".join(json.dumps(r | {"user_pseudo_id": "p5"}) + "\n" for r in records))
+    ingest(conn, landing)
+    assert rows(conn, "SELECT order_id, order_total FROM raw.orders ORDER BY origin_row") == [
+        ("T1", 10.0),
+        ("T1-R", -4.0),
+        ("T1-R2", -3.0),
+    ]
+    assert_ingest_log_reconciles(conn)
