@@ -125,6 +125,7 @@ PRESETS: dict[str, Preset] = {
         "ga4",
         {
             "page_view": _targets("page_view"),
+            "screen_view": _targets("page_view"),  # an app's page view (automatically collected)
             "view_item": _targets("product_view", "product"),
             "view_item_list": _targets("page_view", "category"),
             "select_item": _targets(OTHER),

@@ -11,6 +11,7 @@ both spellings are read.
 Mapping (the source's own event names are kept; config/event_mapping.yaml maps them):
 - every event -> events: event_id `ga4-<md5 of the event's identity fields>`, anonymous_id = user_pseudo_id,
   customer_id = the stitched customer (below), event_type = event_name, page_url = param page_location,
+  page_type = param firebase_screen, else firebase_screen_class (an app's screen; web events have none),
   product_id = items[0].item_id, device = device.category, utm_source/utm_campaign =
   collected_traffic_source.manual_source/manual_campaign_name, else traffic_source.source/name.
 - without an orders file in the folder: `purchase` -> an order (transaction_id, purchase_revenue, currency
@@ -126,6 +127,8 @@ SELECT origin_file, origin_row,
        try_cast(r.event_timestamp AS BIGINT) AS micros,
        r.event_name AS event_type,
        {_param("page_location")} AS page_url,
+       -- an app's screen name (automatically collected on screen_view) is the shop's own page type
+       coalesce({_set(_param("firebase_screen"))}, {_set(_param("firebase_screen_class"))}) AS page_type,
        r.items[1].item_id AS product_id,
        r.device.category AS device,
        coalesce(r.collected_traffic_source.manual_source, r.traffic_source.source) AS utm_source,
@@ -150,7 +153,7 @@ FROM _fmt_ga4_events WHERE user_pseudo_id IS NOT NULL GROUP BY user_pseudo_id"""
         conn,
         f"""
 SELECT e.event_id, coalesce(e.user_id, i.customer_id) AS customer_id, e.user_pseudo_id AS anonymous_id,
-       e.occurred_at, e.event_type, NULL::VARCHAR AS page_type, e.product_id, e.device, e.utm_source, e.utm_campaign,
+       e.occurred_at, e.event_type, e.page_type, e.product_id, e.device, e.utm_source, e.utm_campaign,
        e.page_url, e.origin_file AS {ORIGIN_FILE}, e.origin_row AS {ORIGIN_ROW}
 FROM _fmt_ga4_events AS e LEFT JOIN _fmt_ga4_ids AS i USING (user_pseudo_id)
 ORDER BY e.origin_file, e.origin_row""",

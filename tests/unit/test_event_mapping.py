@@ -237,3 +237,9 @@ def test_the_segment_preset_reads_a_screen_call_as_a_page_view_and_a_page_name_a
     assert mapped(vocabulary, "screen", "Product Detail")[0] == "page_view"
     assert mapped(vocabulary, "page", "Product", "/p/7")[:2] == ("page_view", "product")
     assert mapped(vocabulary, "page", "Home", "/")[:2] == ("page_view", "home")
+
+
+def test_the_ga4_preset_reads_an_app_screen_view_as_a_page_view():
+    # Regression: screen_view (a GA4 app's page view) was unmapped, so an app's browsing fed no behaviour feature.
+    vocabulary = map_event_vocabulary(keys(("screen_view", "Product", "", 4)), EventMapping(preset="ga4"))
+    assert mapped(vocabulary, "screen_view", "Product")[:2] == ("page_view", "product")

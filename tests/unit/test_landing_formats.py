@@ -763,3 +763,26 @@ def test_ga4_an_event_exported_twice_is_one_refund_not_two(conn, tmp_path):
         ("T1-R2", -3.0),
     ]
     assert_ingest_log_reconciles(conn)
+
+
+def test_ga4_app_screen_names_are_the_page_type(conn, tmp_path):
+    # Regression: an app stream's events carry no page_location, only the screen (firebase_screen /
+    # firebase_screen_class): its browsing had no page at all, so no rule could map it.
+    landing = tmp_path / "ga4"
+    landing.mkdir()
+    screen = {"key": "firebase_screen", "value": {"string_value": "Product"}}
+    screen_class = {"key": "firebase_screen_class", "value": {"string_value": "ProductDetailActivity"}}
+    records = [
+        json.loads(ga4_purchase(0, None, event_name="screen_view", event_params=[screen, screen_class])),
+        json.loads(ga4_purchase(1, None, event_name="screen_view", event_params=[screen_class])),
+        json.loads(
+            ga4_purchase(2, "T1", event_params=[{"key": "firebase_screen", "value": {"string_value": "(not set)"}}])
+        ),
+    ]
+    (landing / GA4_FILE).write_text("".join(json.dumps(r | {"platform": "ANDROID"}) + "\n" for r in records))
+    ingest(conn, landing)
+    assert rows(conn, "SELECT event_type, page_type FROM raw.events ORDER BY origin_row") == [
+        ("screen_view", "Product"),
+        ("screen_view", "ProductDetailActivity"),
+        ("purchase", None),
+    ]
