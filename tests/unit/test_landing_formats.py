@@ -786,3 +786,34 @@ def test_ga4_app_screen_names_are_the_page_type(conn, tmp_path):
         ("screen_view", "ProductDetailActivity"),
         ("purchase", None),
     ]
+
+
+def test_shopify_emailed_exports_in_numbered_parts_are_read_as_one_export(conn, tmp_path):
+    # Regression: Shopify e-mails large exports as orders_export_1.csv (customers_export_1.csv); a folder of them
+    # stopped with "no known landing format found". Parts are read in order, each line keeps its own file.
+    landing = tmp_path / "shop"
+    landing.mkdir()
+    header = "Name,Email,Financial Status,Currency,Total,Refunded Amount,Created at,Lineitem name\n"
+    (landing / "orders_export_1.csv").write_text(
+        header + "#1001,a@x.com,paid,EUR,55.00,,2025-11-01 10:00:00 +0100,Runner\n"
+        "#1001,a@x.com,,,,,2025-11-01 10:00:00 +0100,Socks\n"
+    )
+    (landing / "orders_export_2.csv").write_text(
+        header + ",,,,,,2025-11-02 10:00:00 +0100,Mystery\n"  # planted: a line without its order Name
+        "#1002,b@x.com,partially_refunded,EUR,40.00,15.00,2025-11-03 12:00:00 -0500,Cap\n"
+    )
+    (landing / "customers_export_1.csv").write_text("Customer ID,Email,First Name\n7001,a@x.com,Ada\n")
+    assert detect_format(landing) == "shopify"
+    ingest(conn, landing)
+    assert rows(
+        conn, "SELECT order_id, customer_id, order_total, origin_file, origin_row FROM raw.orders ORDER BY 1"
+    ) == [
+        ("#1001", "7001", 55.0, "orders_export_1.csv", 1),
+        ("#1002", "b@x.com", 40.0, "orders_export_2.csv", 2),
+        ("#1002-R", "b@x.com", -15.0, "orders_export_2.csv", 2),
+    ]
+    assert rows(conn, "SELECT source_file, source_row, split_part(reason, ':', 1) FROM raw.quarantine") == [
+        ("orders_export_2.csv", 1, "missing_name")
+    ]
+    assert rows(conn, "SELECT origin_file FROM raw.customers") == [("customers_export_1.csv",)]
+    assert_ingest_log_reconciles(conn)
