@@ -16,7 +16,8 @@ Mapping:
   email (case-insensitive), else with the same phone, else the order's own identity (its email, else its
   `Phone`: the orders export has no customer id column), so a customer record and their orders always join.
   ordered_at = `Created at` (`2025-12-01 10:15:30 +0100` is read with its offset). channel = `Source`.
-  status = `cancelled` when `Cancelled at` is set, `voided` when the financial status is voided, else
+  status = `cancelled` when `Cancelled at` is set, `voided` when the financial status is voided or expired
+  (an authorization never captured), else
   `completed`: cancelled and voided orders never count as revenue.
 - `Refunded Amount` > 0 on an order that is not cancelled or voided -> a refund row `<Name>-R` with the negative amount,
   status `refunded`, dated at the order's `Created at` (the export has no refund date), sharing the order's
@@ -37,6 +38,9 @@ from landing.sources import LandingError, load_csv, sql_string
 
 ORDERS_EXPORT, CUSTOMERS_EXPORT = "orders_export.csv", "customers_export.csv"
 REQUIRED_ORDER_COLUMNS = ("Name", "Created at", "Total")
+# Financial statuses of an order whose payment was never captured: a voided authorization, or one that expired
+# (Shopify's `expired`): no money changed hands, so the order never counts as revenue (status `voided`).
+NEVER_CAPTURED = ("voided", "void", "expired")
 ORDER_LEVEL = {
     "email": ("Email",),
     "created_at": ("Created at",),
@@ -175,7 +179,7 @@ SELECT origin_file, origin_row, 'orders',
 FROM _fmt_shop_lines WHERE name IS NULL""")
     status = (
         "CASE WHEN cancelled_at IS NOT NULL THEN 'cancelled' "
-        "WHEN lower(financial_status) IN ('voided', 'void') THEN 'voided' ELSE 'completed' END"
+        f"WHEN lower(financial_status) IN {NEVER_CAPTURED} THEN 'voided' ELSE 'completed' END"
     )
     refund = "refunded_amount IS NOT NULL AND coalesce(try_cast(refunded_amount AS DOUBLE), 1) <> 0"
     common = (
@@ -200,7 +204,7 @@ SELECT * FROM (
               ELSE CAST(-abs(try_cast(o.refunded_amount AS DOUBLE)) AS VARCHAR) END,
          o.currency, NULL, NULL, o.source, 'refunded', o.origin_file, o.origin_row, 1, o.first_line
   FROM _fmt_shop_orders AS o {buyers}
-  WHERE {refund} AND o.cancelled_at IS NULL AND lower(coalesce(o.financial_status, '')) NOT IN ('voided', 'void')
+  WHERE {refund} AND o.cancelled_at IS NULL AND lower(coalesce(o.financial_status, '')) NOT IN {NEVER_CAPTURED}
 ) ORDER BY first_line, part""".replace("SELECT * FROM (", "SELECT * EXCLUDE (part, first_line) FROM ("),
         work_dir / "orders.parquet",
     )

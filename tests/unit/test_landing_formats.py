@@ -817,3 +817,21 @@ def test_shopify_emailed_exports_in_numbered_parts_are_read_as_one_export(conn, 
     ]
     assert rows(conn, "SELECT origin_file FROM raw.customers") == [("customers_export_1.csv",)]
     assert_ingest_log_reconciles(conn)
+
+
+def test_a_shopify_order_whose_payment_authorization_expired_never_counts_as_revenue(conn, tmp_path):
+    # Regression: financial status `expired` (an authorization never captured) counted as a completed sale.
+    landing = tmp_path / "shop"
+    landing.mkdir()
+    (landing / "orders_export.csv").write_text(
+        "Name,Email,Financial Status,Currency,Total,Refunded Amount,Created at\n"
+        "#1001,a@x.com,paid,EUR,55.00,,2025-11-01 10:00:00 +0100\n"
+        "#1002,a@x.com,expired,EUR,40.00,,2025-11-02 10:00:00 +0100\n"
+        "#1003,a@x.com,voided,EUR,30.00,30.00,2025-11-03 10:00:00 +0100\n"
+    )
+    ingest(conn, landing)
+    assert rows(conn, "SELECT order_id, status FROM raw.orders ORDER BY 1") == [
+        ("#1001", "completed"),
+        ("#1002", "voided"),
+        ("#1003", "voided"),
+    ]
