@@ -129,7 +129,7 @@ SELECT origin_file, origin_row,
        {_param("page_location")} AS page_url,
        -- an app's screen name (automatically collected on screen_view) is the shop's own page type
        coalesce({_set(_param("firebase_screen"))}, {_set(_param("firebase_screen_class"))}) AS page_type,
-       r.items[1].item_id AS product_id,
+       {_set("r.items[1].item_id")} AS product_id,
        r.device.category AS device,
        coalesce(r.collected_traffic_source.manual_source, r.traffic_source.source) AS utm_source,
        coalesce(r.collected_traffic_source.manual_campaign_name, r.traffic_source.name) AS utm_campaign,

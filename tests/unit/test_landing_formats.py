@@ -835,3 +835,20 @@ def test_a_shopify_order_whose_payment_authorization_expired_never_counts_as_rev
         ("#1002", "voided"),
         ("#1003", "voided"),
     ]
+
+
+def test_a_ga4_item_id_of_not_set_is_no_product(conn, tmp_path):
+    # Regression: `(not set)`, GA4's placeholder for an item sent without item_id, was kept as a product id that
+    # every such event shared (one product for the whole shop in raw.events and stg_events).
+    landing = tmp_path / "ga4"
+    landing.mkdir()
+    records = [
+        json.loads(ga4_purchase(0, None, event_name="view_item", items=[{"item_id": "(not set)"}])),
+        json.loads(ga4_purchase(1, "T1", items=[{"item_id": "SKU-1"}])),
+    ]
+    (landing / GA4_FILE).write_text("".join(json.dumps(r) + "\n" for r in records))
+    ingest(conn, landing)
+    assert rows(conn, "SELECT event_type, product_id FROM raw.events ORDER BY origin_row") == [
+        ("view_item", None),
+        ("purchase", "SKU-1"),
+    ]
