@@ -51,7 +51,7 @@ from landing.formats.common import (
     record_generated_ids_sql,
     write_contract_file,
 )
-from landing.sources import LandingError
+from landing.sources import LandingError, sql_string
 
 _TEXT = "VARCHAR"
 _VALUE = {"string_value": _TEXT, "int_value": _TEXT, "float_value": _TEXT, "double_value": _TEXT}
@@ -76,6 +76,8 @@ GA4_STRUCTURE = json.dumps(
     }
 )
 PURCHASE, REFUND = "purchase", "refund"
+# BigQuery's streaming export table, as Google names it (events_intraday_YYYYMMDD); the daily one is events_YYYYMMDD.
+INTRADAY_PREFIX = "events_intraday_"
 
 
 def _set(value: str) -> str:
@@ -140,7 +142,7 @@ SELECT origin_file, origin_row,
        {_param("coupon")} AS coupon
 FROM _fmt_ga4 WHERE reason IS NULL""")
     conn.execute("DROP TABLE temp._fmt_ga4")
-    _drop_superseded_intraday_events(conn)
+    _drop_superseded_intraday_events(conn, files)
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_ga4_ids AS
 SELECT user_pseudo_id,
@@ -167,7 +169,7 @@ ORDER BY e.origin_file, e.origin_row""",
     return tuple(written)
 
 
-def _drop_superseded_intraday_events(conn: duckdb.DuckDBPyConnection) -> None:
+def _drop_superseded_intraday_events(conn: duckdb.DuckDBPyConnection, files: list[Path]) -> None:
     """Quarantine the events of an events_intraday_* file that a daily events_* file also holds.
 
     BigQuery's streaming export (events_intraday_YYYYMMDD) is provisional: Google completes the day in
@@ -177,32 +179,33 @@ def _drop_superseded_intraday_events(conn: duckdb.DuckDBPyConnection) -> None:
     The daily table is the final word: its copy is kept, the intraday copy is `superseded_by_daily_table`
     (quarantined under events, so it makes no order either). Intraday events the daily tables lack are kept.
     """
+    intraday = [path.name for path in files if path.name.lower().startswith(INTRADAY_PREFIX)]
+    if not intraday or len(intraday) == len(files):
+        return  # nothing to supersede (and no scan of the events for it)
+    names = ", ".join(sql_string(name) for name in intraday)
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_ga4_superseded AS
-SELECT i.origin_file, i.origin_row, i.event_id, i.event_type, i.event_timestamp, i.user_pseudo_id,
-       d.origin_file AS daily_file, d.origin_row AS daily_row
-FROM _fmt_ga4_events AS i
-JOIN (SELECT event_id, arg_min(origin_file, (origin_file, origin_row)) AS origin_file,
-             min(origin_row) AS origin_row
-      FROM _fmt_ga4_events WHERE NOT {_is_intraday("origin_file")} GROUP BY event_id) AS d USING (event_id)
-WHERE {_is_intraday("i.origin_file")}""")
+WITH streamed AS (SELECT * FROM _fmt_ga4_events WHERE origin_file IN ({names})),
+     final AS (SELECT event_id, min(row(origin_file, origin_row)) AS first_copy FROM _fmt_ga4_events
+               WHERE origin_file NOT IN ({names}) AND event_id IN (SELECT event_id FROM streamed) GROUP BY event_id)
+SELECT s.origin_file, s.origin_row, s.event_id, s.event_type, s.occurred_at, s.user_pseudo_id,
+       f.first_copy[1] AS daily_file, f.first_copy[2] AS daily_row
+FROM streamed AS s JOIN final AS f USING (event_id)""")
     conn.execute(f"""
 INSERT INTO {REJECTS_TABLE}
 SELECT origin_file, origin_row, 'events',
        'superseded_by_daily_table: the final copy of this event is ' || daily_file || ' line ' || daily_row,
-       json_object('event_id', event_id, 'event_name', event_type, 'event_timestamp', event_timestamp,
-                   'user_pseudo_id', user_pseudo_id)::VARCHAR
+       -- the event as translated (contract columns and origin, like a contract reject): nothing beyond what the
+       -- daily copy keeps in raw.events, so it needs no special-category scrub of a source record
+       json_object('event_id', event_id, 'event_type', event_type, 'occurred_at', occurred_at,
+                   'anonymous_id', user_pseudo_id, '{ORIGIN_FILE}', origin_file, '{ORIGIN_ROW}', origin_row)::VARCHAR
 FROM _fmt_ga4_superseded""")
-    conn.execute(
-        "DELETE FROM _fmt_ga4_events AS e USING _fmt_ga4_superseded AS s "
-        "WHERE e.origin_file = s.origin_file AND e.origin_row = s.origin_row"
-    )
+    conn.execute("""
+CREATE OR REPLACE TEMP TABLE _fmt_ga4_events AS
+SELECT * FROM _fmt_ga4_events AS e
+ANTI JOIN _fmt_ga4_superseded AS s ON e.origin_file = s.origin_file AND e.origin_row = s.origin_row
+ORDER BY e.origin_file, e.origin_row""")
     conn.execute("DROP TABLE temp._fmt_ga4_superseded")
-
-
-def _is_intraday(file_name: str) -> str:
-    # BigQuery's streaming export table, as named by Google (events_intraday_YYYYMMDD).
-    return f"starts_with(lower({file_name}), 'events_intraday_')"
 
 
 def _write_orders(conn: duckdb.DuckDBPyConnection, work_dir: Path) -> None:
