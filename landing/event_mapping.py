@@ -125,6 +125,7 @@ PRESETS: dict[str, Preset] = {
         "ga4",
         {
             "page_view": _targets("page_view"),
+            "screen_view": _targets("page_view"),  # an app's page view (automatically collected)
             "view_item": _targets("product_view", "product"),
             "view_item_list": _targets("page_view", "category"),
             "select_item": _targets(OTHER),
@@ -170,6 +171,7 @@ PRESETS: dict[str, Preset] = {
         "segment",
         {
             "page": _targets("page_view"),
+            "screen": _targets("page_view"),  # a mobile app's page call
             "page viewed": _targets("page_view"),
             "loaded a page": _targets("page_view"),
             "products searched": _targets("search", "search"),

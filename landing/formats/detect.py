@@ -14,6 +14,7 @@ from landing.sources import LandingError, sql_string
 SEGMINT, GA4, SEGMENT, SHOPIFY = "segmint", "ga4", "segment", "shopify"
 SOURCE_FORMATS = (SEGMINT, GA4, SEGMENT, SHOPIFY)
 JSON_LINE_SUFFIXES = (".json", ".jsonl", ".ndjson")
+NOT_JSON_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet")
 # BigQuery names the daily GA4 export tables events_YYYYMMDD (events_intraday_YYYYMMDD while streaming).
 GA4_FILE_NAME = re.compile(r"^events_(intraday_)?\d{8}(_\d+)?\.(json|jsonl|ndjson|parquet)(\.gz)?$", re.IGNORECASE)
 GA4_KEYS = ("event_name", "event_timestamp")
@@ -26,13 +27,20 @@ CONTRACT_FILES = tuple(f"{table}.{ext}" for table in ("orders", "customers", "ev
 PROBE_BYTES = 1 << 20
 LOOKED_FOR = (
     "orders.csv or orders.parquet (segmint), events_YYYYMMDD.json/.jsonl/.ndjson[.gz]/.parquet (ga4), "
-    "*.json/.jsonl/.ndjson[.gz] lines of Segment/RudderStack calls (segment), orders_export.csv (shopify)"
+    "*.json/.jsonl/.ndjson[.gz] or Segment S3 *.gz lines of Segment/RudderStack calls (segment), orders_export.csv or orders_export_1.csv, ... (shopify)"
 )
 
 
 def is_json_lines(path: Path) -> bool:
-    name = path.name.lower().removesuffix(".gz")
-    return path.is_file() and name.endswith(JSON_LINE_SUFFIXES)
+    """A `.json`/`.jsonl`/`.ndjson` file (optionally `.gz`), or a bare `.gz` that is no CSV or Parquet file.
+
+    Segment's S3 destination writes its logs as gzipped JSON lines named `<received timestamp>.<id>.gz`,
+    with no `.json` in the name; the first record then tells what the file holds.
+    """
+    name = path.name.lower()
+    inner = name.removesuffix(".gz")
+    bare_gzip = name.endswith(".gz") and not inner.endswith(NOT_JSON_SUFFIXES)
+    return path.is_file() and (inner.endswith(JSON_LINE_SUFFIXES) or bare_gzip)
 
 
 def _first_record(path: Path) -> dict | None:
@@ -82,6 +90,15 @@ def segment_files(landing_dir: Path) -> list[Path]:
     return [p for p in sorted(landing_dir.iterdir()) if is_json_lines(p) and not _looks_like_ga4(p)]
 
 
+def shopify_export_parts(landing_dir: Path, file_name: str) -> list[Path]:
+    """The files of one Shopify export: `orders_export.csv`, or the numbered parts Shopify's e-mailed exports are
+    named by (`orders_export_1.csv`, `orders_export_2.csv`, ...), in that order. Each has its own header."""
+    stem = file_name.removesuffix(".csv")
+    pattern = re.compile(rf"^{re.escape(stem)}(?:_(\d+))?\.csv$", re.IGNORECASE)
+    found = [(m, p) for p in landing_dir.iterdir() if p.is_file() and (m := pattern.match(p.name))]
+    return [p for m, p in sorted(found, key=lambda item: (int(item[0].group(1) or 0), item[1].name))]
+
+
 def detect_format(landing_dir: Path, override: str | None = None) -> str:
     """The source format of the landing folder; `override` (SEGMINT_SOURCE_FORMAT) wins. No match -> LandingError."""
     if override:
@@ -89,7 +106,7 @@ def detect_format(landing_dir: Path, override: str | None = None) -> str:
             raise LandingError(f"SEGMINT_SOURCE_FORMAT={override!r} is not one of {', '.join(SOURCE_FORMATS)}")
         return override
     present = {path.name for path in landing_dir.iterdir() if path.is_file()}
-    if SHOPIFY_FILES[0] in present:
+    if shopify_export_parts(landing_dir, SHOPIFY_FILES[0]):
         return SHOPIFY
     if ga4_files(landing_dir):
         return GA4

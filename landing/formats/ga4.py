@@ -11,6 +11,7 @@ both spellings are read.
 Mapping (the source's own event names are kept; config/event_mapping.yaml maps them):
 - every event -> events: event_id `ga4-<md5 of the event's identity fields>`, anonymous_id = user_pseudo_id,
   customer_id = the stitched customer (below), event_type = event_name, page_url = param page_location,
+  page_type = param firebase_screen, else firebase_screen_class (an app's screen; web events have none),
   product_id = items[0].item_id, device = device.category, utm_source/utm_campaign =
   collected_traffic_source.manual_source/manual_campaign_name, else traffic_source.source/name.
 - without an orders file in the folder: `purchase` -> an order (transaction_id, purchase_revenue, currency
@@ -50,7 +51,7 @@ from landing.formats.common import (
     record_generated_ids_sql,
     write_contract_file,
 )
-from landing.sources import LandingError
+from landing.sources import LandingError, sql_string
 
 _TEXT = "VARCHAR"
 _VALUE = {"string_value": _TEXT, "int_value": _TEXT, "float_value": _TEXT, "double_value": _TEXT}
@@ -75,6 +76,8 @@ GA4_STRUCTURE = json.dumps(
     }
 )
 PURCHASE, REFUND = "purchase", "refund"
+# BigQuery's streaming export table, as Google names it (events_intraday_YYYYMMDD); the daily one is events_YYYYMMDD.
+INTRADAY_PREFIX = "events_intraday_"
 
 
 def _set(value: str) -> str:
@@ -126,7 +129,9 @@ SELECT origin_file, origin_row,
        try_cast(r.event_timestamp AS BIGINT) AS micros,
        r.event_name AS event_type,
        {_param("page_location")} AS page_url,
-       r.items[1].item_id AS product_id,
+       -- an app's screen name (automatically collected on screen_view) is the shop's own page type
+       coalesce({_set(_param("firebase_screen"))}, {_set(_param("firebase_screen_class"))}) AS page_type,
+       {_set("r.items[1].item_id")} AS product_id,
        r.device.category AS device,
        coalesce(r.collected_traffic_source.manual_source, r.traffic_source.source) AS utm_source,
        coalesce(r.collected_traffic_source.manual_campaign_name, r.traffic_source.name) AS utm_campaign,
@@ -137,6 +142,7 @@ SELECT origin_file, origin_row,
        {_param("coupon")} AS coupon
 FROM _fmt_ga4 WHERE reason IS NULL""")
     conn.execute("DROP TABLE temp._fmt_ga4")
+    _drop_superseded_intraday_events(conn, files)
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_ga4_ids AS
 SELECT user_pseudo_id,
@@ -149,7 +155,7 @@ FROM _fmt_ga4_events WHERE user_pseudo_id IS NOT NULL GROUP BY user_pseudo_id"""
         conn,
         f"""
 SELECT e.event_id, coalesce(e.user_id, i.customer_id) AS customer_id, e.user_pseudo_id AS anonymous_id,
-       e.occurred_at, e.event_type, NULL::VARCHAR AS page_type, e.product_id, e.device, e.utm_source, e.utm_campaign,
+       e.occurred_at, e.event_type, e.page_type, e.product_id, e.device, e.utm_source, e.utm_campaign,
        e.page_url, e.origin_file AS {ORIGIN_FILE}, e.origin_row AS {ORIGIN_ROW}
 FROM _fmt_ga4_events AS e LEFT JOIN _fmt_ga4_ids AS i USING (user_pseudo_id)
 ORDER BY e.origin_file, e.origin_row""",
@@ -163,15 +169,57 @@ ORDER BY e.origin_file, e.origin_row""",
     return tuple(written)
 
 
+def _drop_superseded_intraday_events(conn: duckdb.DuckDBPyConnection, files: list[Path]) -> None:
+    """Quarantine the events of an events_intraday_* file that a daily events_* file also holds.
+
+    BigQuery's streaming export (events_intraday_YYYYMMDD) is provisional: Google completes the day in
+    events_YYYYMMDD and then deletes the intraday table, and the daily copy of an event may carry fields the
+    intraday one had not yet (traffic_source of new users). A folder holding both would otherwise see one event
+    with two sets of values (`duplicate_conflicting`: every copy quarantined, the event lost) or a purchase twice.
+    The daily table is the final word: its copy is kept, the intraday copy is `superseded_by_daily_table`
+    (quarantined under events, so it makes no order either). Intraday events the daily tables lack are kept.
+    """
+    intraday = [path.name for path in files if path.name.lower().startswith(INTRADAY_PREFIX)]
+    if not intraday or len(intraday) == len(files):
+        return  # nothing to supersede (and no scan of the events for it)
+    names = ", ".join(sql_string(name) for name in intraday)
+    conn.execute(f"""
+CREATE OR REPLACE TEMP TABLE _fmt_ga4_superseded AS
+WITH streamed AS (SELECT * FROM _fmt_ga4_events WHERE origin_file IN ({names})),
+     final AS (SELECT event_id, min(row(origin_file, origin_row)) AS first_copy FROM _fmt_ga4_events
+               WHERE origin_file NOT IN ({names}) AND event_id IN (SELECT event_id FROM streamed) GROUP BY event_id)
+SELECT s.origin_file, s.origin_row, s.event_id, s.event_type, s.occurred_at, s.user_pseudo_id,
+       f.first_copy[1] AS daily_file, f.first_copy[2] AS daily_row
+FROM streamed AS s JOIN final AS f USING (event_id)""")
+    conn.execute(f"""
+INSERT INTO {REJECTS_TABLE}
+SELECT origin_file, origin_row, 'events',
+       'superseded_by_daily_table: the final copy of this event is ' || daily_file || ' line ' || daily_row,
+       -- the event as translated (contract columns and origin, like a contract reject): nothing beyond what the
+       -- daily copy keeps in raw.events, so it needs no special-category scrub of a source record
+       json_object('event_id', event_id, 'event_type', event_type, 'occurred_at', occurred_at,
+                   'anonymous_id', user_pseudo_id, '{ORIGIN_FILE}', origin_file, '{ORIGIN_ROW}', origin_row)::VARCHAR
+FROM _fmt_ga4_superseded""")
+    conn.execute("""
+CREATE OR REPLACE TEMP TABLE _fmt_ga4_events AS
+SELECT * FROM _fmt_ga4_events AS e
+ANTI JOIN _fmt_ga4_superseded AS s ON e.origin_file = s.origin_file AND e.origin_row = s.origin_row
+ORDER BY e.origin_file, e.origin_row""")
+    conn.execute("DROP TABLE temp._fmt_ga4_superseded")
+
+
 def _write_orders(conn: duckdb.DuckDBPyConnection, work_dir: Path) -> None:
     """purchase events -> orders, refund events -> refund rows; repeated transaction ids are quarantined."""
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_ga4_orders AS
-SELECT *,
-       row_number() OVER (PARTITION BY event_type, transaction_id ORDER BY micros, origin_file, origin_row) AS nth,
-       first_value(origin_file || ' line ' || origin_row) OVER (
-           PARTITION BY event_type, transaction_id ORDER BY micros, origin_file, origin_row) AS first_seen
-FROM _fmt_ga4_events WHERE event_type IN ('{PURCHASE}', '{REFUND}')""")
+SELECT * EXCLUDE (first_copy),
+       -- the n-th distinct event (event id) of this kind for this transaction: an event exported twice is one
+       -- event (its copies are duplicate_identical), so a refund copied twice is one refund, never -R and -R2
+       dense_rank() OVER (PARTITION BY event_type, transaction_id ORDER BY micros, first_copy) AS nth,
+       first_value(first_copy.origin_file || ' line ' || first_copy.origin_row) OVER (
+           PARTITION BY event_type, transaction_id ORDER BY micros, first_copy) AS first_seen
+FROM (SELECT *, min({{'origin_file': origin_file, 'origin_row': origin_row}}) OVER (PARTITION BY event_id) AS first_copy
+      FROM _fmt_ga4_events WHERE event_type IN ('{PURCHASE}', '{REFUND}'))""")
     duplicate = "e.event_type = 'purchase' AND e.transaction_id IS NOT NULL AND e.nth > 1"
     conn.execute(f"""
 INSERT INTO {REJECTS_TABLE}

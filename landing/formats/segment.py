@@ -8,12 +8,15 @@ Field names follow the Segment Spec (common fields: `type`, `anonymousId`, `user
 
 Mapping (the source's own event names are kept; config/event_mapping.yaml maps them):
 - track / page / screen -> events: event_id = messageId (else `seg-<md5 of the line>`), event_type = the track
-  `event` name, or `page` / `screen` for those calls; occurred_at = timestamp (else originalTimestamp, then
+  `event` name, or `page` / `screen` for those calls; page_type = a page/screen call's `name` (else
+  properties.name), the shop's own page type, which config/event_mapping.yaml maps; occurred_at = timestamp (else originalTimestamp, then
   receivedAt); page_url = context.page.url, else properties.url; product_id = properties.product_id, else
   products[0].product_id; device = context.device.type; utm_source/utm_campaign = context.campaign.source/name.
 - `Order Completed` -> an order (order_id, total else revenue, currency, discount, coupon), status `cancelled`
   when an `Order Cancelled` call names the same order_id; `Order Refunded` -> a refund row `<order_id>-R`
-  (then -R2 ...) with -total (else -revenue), status `cancelled` when the order was cancelled (it never counts).
+  (then -R2 ... for later distinct calls) with -total (else -revenue), status `cancelled` when the order was
+  cancelled (it never counts). An Order Completed repeating an earlier call's order_id is a re-send: quarantined
+  for orders as `duplicate_transaction` (the first call is the order), as GA4's re-sent purchases.
   An order call without `order_id` (optional in the spec) keeps its revenue under the surrogate order id
   `segment:<event_id>` (common.order_id_sql; the event id is the messageId, unique per call): each call is its
   own order, a call delivered twice (same messageId) is one. A purchase the site sent twice under two messageIds
@@ -23,7 +26,8 @@ Mapping (the source's own event names are kept; config/event_mapping.yaml maps t
   lastName/last_name, address.postalCode, address.country, createdAt) is its latest non-empty value over the
   customer's identify calls; the row's lineage is the latest identify call, into which the others fold.
 - group and alias calls carry no event, order or customer: quarantined as `unsupported_call_type`.
-Stitching: an anonymousId seen with exactly one userId (on identify or on any call carrying both) belongs to
+Stitching: an anonymousId seen with exactly one userId (on identify or on any call carrying both, or linked to
+one by an alias call's previousId -> userId) belongs to
 that customer, so its whole anonymous history is that customer's; seen with several userIds, only calls that
 carry a userId get one. Orders with no known user take the anonymousId as customer id (a guest buyer).
 """
@@ -57,11 +61,13 @@ SEGMENT_STRUCTURE = json.dumps(
         "name": _TEXT,
         "userId": _TEXT,
         "anonymousId": _TEXT,
+        "previousId": _TEXT,
         "messageId": _TEXT,
         "timestamp": _TEXT,
         "originalTimestamp": _TEXT,
         "receivedAt": _TEXT,
         "properties": {
+            "name": _TEXT,
             "url": _TEXT,
             "order_id": _TEXT,
             "total": _TEXT,
@@ -92,7 +98,10 @@ SEGMENT_STRUCTURE = json.dumps(
 )
 EVENT_CALLS = ("track", "page", "screen")
 KEPT_CALLS = (*EVENT_CALLS, "identify")
-ORDER_COMPLETED, ORDER_REFUNDED, ORDER_CANCELLED = "Order Completed", "Order Refunded", "Order Cancelled"
+# Compared with the track call's name lower-cased and trimmed, as config/event_mapping.yaml compares names
+# ("order completed" and "Order Completed " are the spec's Order Completed).
+ORDER_COMPLETED, ORDER_REFUNDED, ORDER_CANCELLED = "order completed", "order refunded", "order cancelled"
+ALIAS = "alias"
 
 
 def translate(conn: duckdb.DuckDBPyConnection, files: list[Path], work_dir: Path, with_orders: bool) -> tuple[str, ...]:
@@ -110,8 +119,15 @@ FROM (SELECT *, {json_reason_sql("line")} AS reason FROM {LINES_TABLE})""")
     drop_lines(conn)
     conn.execute(f"""
 UPDATE _fmt_seg SET reason = CASE WHEN r.type IS NULL THEN 'missing_type: a Segment call needs a type'
-    ELSE 'unsupported_call_type: type=''' || left(r.type, 40) || ''' carries no event, order or customer' END
+    ELSE 'unsupported_call_type: type=''' || left(r.type, 40) || ''' carries no event, order or customer'
+         || CASE WHEN r.type = '{ALIAS}' THEN ' (its previousId -> userId link is used for stitching)' ELSE '' END END
 WHERE reason IS NULL AND (r.type IS NULL OR r.type NOT IN {KEPT_CALLS})""")
+    # An alias call says previousId (the anonymous id before sign-up) is now userId: a stitching link like an
+    # identify call carrying both ids, so the anonymous history reaches the customer.
+    conn.execute(f"""
+CREATE OR REPLACE TEMP TABLE _fmt_seg_links AS
+SELECT nullif(r.previousId, '') AS anonymous_id, nullif(r.userId, '') AS user_id
+FROM _fmt_seg WHERE r.type = '{ALIAS}' AND nullif(r.previousId, '') IS NOT NULL AND nullif(r.userId, '') IS NOT NULL""")
     conn.execute("""
 CREATE OR REPLACE TEMP TABLE _fmt_seg_calls AS
 SELECT origin_file, origin_row, r.type AS call_type,
@@ -120,6 +136,10 @@ SELECT origin_file, origin_row, r.type AS call_type,
        coalesce(r.timestamp, r.originalTimestamp, r.receivedAt) AS occurred_at,
        try_cast(coalesce(r.timestamp, r.originalTimestamp, r.receivedAt) AS TIMESTAMPTZ) AS at_utc,
        CASE WHEN r.type = 'track' THEN r.event ELSE r.type END AS event_type,
+       CASE WHEN r.type = 'track' THEN lower(trim(r.event)) END AS track_name,
+       -- a page/screen call's name ("Product", "Checkout") is the shop's page type (config/event_mapping.yaml)
+       CASE WHEN r.type IN ('page', 'screen') THEN nullif(trim(coalesce(r.name, r.properties.name)), '') END
+           AS page_type,
        coalesce(r.context.page.url, r.properties.url) AS page_url,
        coalesce(r.properties.product_id, r.properties.products[1].product_id) AS product_id,
        r.context.device.type AS device,
@@ -136,9 +156,11 @@ FROM _fmt_seg WHERE reason IS NOT NULL""")
 CREATE OR REPLACE TEMP TABLE _fmt_seg_ids AS
 SELECT anonymous_id,
        CASE WHEN count(DISTINCT user_id) = 1 THEN min(user_id)
-            WHEN count(DISTINCT user_id) = 0 AND bool_or(event_type = '{ORDER_COMPLETED}') THEN anonymous_id
+            WHEN count(DISTINCT user_id) = 0 AND bool_or(track_name = '{ORDER_COMPLETED}') THEN anonymous_id
        END AS customer_id
-FROM _fmt_seg_calls WHERE anonymous_id IS NOT NULL GROUP BY anonymous_id""")
+FROM (SELECT anonymous_id, user_id, track_name FROM _fmt_seg_calls
+      UNION ALL SELECT anonymous_id, user_id, NULL FROM _fmt_seg_links)
+WHERE anonymous_id IS NOT NULL GROUP BY anonymous_id""")
     conn.execute("""
 CREATE OR REPLACE TEMP TABLE _fmt_seg_resolved AS
 SELECT c.*, coalesce(c.user_id, i.customer_id) AS customer_id
@@ -146,7 +168,7 @@ FROM _fmt_seg_calls AS c LEFT JOIN _fmt_seg_ids AS i USING (anonymous_id)""")
     write_contract_file(
         conn,
         f"""
-SELECT event_id, customer_id, anonymous_id, occurred_at, event_type, NULL::VARCHAR AS page_type, product_id,
+SELECT event_id, customer_id, anonymous_id, occurred_at, event_type, page_type, product_id,
        device, utm_source, utm_campaign, page_url, origin_file AS {ORIGIN_FILE}, origin_row AS {ORIGIN_ROW}
 FROM _fmt_seg_resolved WHERE call_type IN {EVENT_CALLS} ORDER BY origin_file, origin_row""",
         work_dir / "events.parquet",
@@ -156,7 +178,7 @@ FROM _fmt_seg_resolved WHERE call_type IN {EVENT_CALLS} ORDER BY origin_file, or
     if with_orders:
         _write_orders(conn, work_dir)
         written.append("orders.parquet")
-    for table in ("_fmt_seg_calls", "_fmt_seg_ids", "_fmt_seg_resolved"):
+    for table in ("_fmt_seg_calls", "_fmt_seg_links", "_fmt_seg_ids", "_fmt_seg_resolved"):
         conn.execute(f"DROP TABLE temp.{table}")
     return tuple(written)
 
@@ -199,20 +221,35 @@ ORDER BY {ORIGIN_FILE}, {ORIGIN_ROW}""",
 
 def _write_orders(conn: duckdb.DuckDBPyConnection, work_dir: Path) -> None:
     """Order Completed -> orders, Order Refunded -> refund rows; an Order Cancelled order never counts."""
+    # A call is one call however often it was delivered (its messageId): numbering counts distinct calls, so a
+    # refund delivered twice is one refund row (kept once as duplicate_identical), never -R and -R2.
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_seg_orders AS
 SELECT o.*, coalesce(o.customer_id, o.anonymous_id) AS buyer,
-       o.order_id IN (SELECT order_id FROM _fmt_seg_resolved WHERE event_type = '{ORDER_CANCELLED}'
+       o.order_id IN (SELECT order_id FROM _fmt_seg_resolved WHERE track_name = '{ORDER_CANCELLED}'
                       AND order_id IS NOT NULL) AS is_cancelled,
-       row_number() OVER (PARTITION BY o.event_type, o.order_id ORDER BY o.at_utc, o.origin_file, o.origin_row) AS nth
-FROM _fmt_seg_resolved AS o WHERE o.event_type IN ('{ORDER_COMPLETED}', '{ORDER_REFUNDED}')""")
+       dense_rank() OVER (PARTITION BY o.track_name, o.order_id ORDER BY o.at_utc, o.first_seen) AS nth,
+       first_value(o.first_seen.origin_file || ' line ' || o.first_seen.origin_row) OVER (
+           PARTITION BY o.track_name, o.order_id ORDER BY o.at_utc, o.first_seen) AS first_call
+FROM (SELECT *, min({{'origin_file': origin_file, 'origin_row': origin_row}}) OVER (PARTITION BY event_id) AS first_seen
+      FROM _fmt_seg_resolved WHERE track_name IN ('{ORDER_COMPLETED}', '{ORDER_REFUNDED}')) AS o""")
+    # An Order Completed repeating an earlier call's order_id is the same order sent again (a reloaded thank-you
+    # page), as GA4's re-sent purchases: the first call is the order, the others are duplicate_transaction.
+    resent = f"track_name = '{ORDER_COMPLETED}' AND order_id IS NOT NULL AND nth > 1"
+    conn.execute(f"""
+INSERT INTO {REJECTS_TABLE}
+SELECT origin_file, origin_row, 'orders',
+       'duplicate_transaction: order_id=''' || order_id || ''' was first seen at ' || first_call,
+       json_object('order_id', order_id, 'event', event_type, 'total', total, 'messageId', event_id)::VARCHAR
+FROM _fmt_seg_orders WHERE {resent}""")
+    conn.execute(f"DELETE FROM _fmt_seg_orders WHERE {resent}")
     refund_total = (
         "CASE WHEN try_cast(total AS DOUBLE) IS NULL THEN total "
         "ELSE CAST(-abs(try_cast(total AS DOUBLE)) AS VARCHAR) END"
     )
     conn.execute(record_generated_ids_sql("orders", "order_id", "_fmt_seg_orders"))
     own_id = (
-        f"CASE WHEN event_type = '{ORDER_COMPLETED}' THEN order_id "
+        f"CASE WHEN track_name = '{ORDER_COMPLETED}' THEN order_id "
         "ELSE order_id || '-R' || CASE WHEN nth > 1 THEN CAST(nth AS VARCHAR) ELSE '' END END"
     )
     write_contract_file(
@@ -220,9 +257,9 @@ FROM _fmt_seg_resolved AS o WHERE o.event_type IN ('{ORDER_COMPLETED}', '{ORDER_
         f"""
 SELECT {order_id_sql(own_id, "segment", ("event_id",))} AS order_id,
        buyer AS customer_id, occurred_at AS ordered_at,
-       CASE WHEN event_type = '{ORDER_COMPLETED}' THEN total ELSE {refund_total} END AS order_total,
+       CASE WHEN track_name = '{ORDER_COMPLETED}' THEN total ELSE {refund_total} END AS order_total,
        currency, discount AS discount_amount, coupon AS discount_code, NULL::VARCHAR AS channel,
-       CASE WHEN is_cancelled THEN 'cancelled' WHEN event_type = '{ORDER_COMPLETED}' THEN 'completed'
+       CASE WHEN is_cancelled THEN 'cancelled' WHEN track_name = '{ORDER_COMPLETED}' THEN 'completed'
             ELSE 'refunded' END AS status,
        origin_file AS {ORIGIN_FILE}, origin_row AS {ORIGIN_ROW}
 FROM _fmt_seg_orders ORDER BY origin_file, origin_row""",

@@ -16,7 +16,8 @@ Mapping:
   email (case-insensitive), else with the same phone, else the order's own identity (its email, else its
   `Phone`: the orders export has no customer id column), so a customer record and their orders always join.
   ordered_at = `Created at` (`2025-12-01 10:15:30 +0100` is read with its offset). channel = `Source`.
-  status = `cancelled` when `Cancelled at` is set, `voided` when the financial status is voided, else
+  status = `cancelled` when `Cancelled at` is set, `voided` when the financial status is voided or expired
+  (an authorization never captured), else
   `completed`: cancelled and voided orders never count as revenue.
 - `Refunded Amount` > 0 on an order that is not cancelled or voided -> a refund row `<Name>-R` with the negative amount,
   status `refunded`, dated at the order's `Created at` (the export has no refund date), sharing the order's
@@ -26,15 +27,20 @@ Mapping:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 
 from landing.formats.common import ORIGIN_FILE, ORIGIN_ROW, REJECTS_TABLE, write_contract_file
+from landing.formats.detect import shopify_export_parts
 from landing.sources import LandingError, load_csv, sql_string
 
 ORDERS_EXPORT, CUSTOMERS_EXPORT = "orders_export.csv", "customers_export.csv"
 REQUIRED_ORDER_COLUMNS = ("Name", "Created at", "Total")
+# Financial statuses of an order whose payment was never captured: a voided authorization, or one that expired
+# (Shopify's `expired`): no money changed hands, so the order never counts as revenue (status `voided`).
+NEVER_CAPTURED = ("voided", "void", "expired")
 ORDER_LEVEL = {
     "email": ("Email",),
     "created_at": ("Created at",),
@@ -76,6 +82,12 @@ def _offset_timestamp(value: str) -> str:
     return f"regexp_replace({value}, ' ?([+-][0-9]{{2}})([0-9]{{2}})$', '\\1:\\2')"
 
 
+def _unquoted(value: str) -> str:
+    # Shopify writes zip codes (and some phone numbers) as `'02115` / `'+4915112345678` so that spreadsheets keep
+    # the leading zero and the plus: the apostrophe is not part of the value (it would break the contact hashes).
+    return f"regexp_replace({value}, '^''', '')"
+
+
 def _phone_key(value: str) -> str:
     # `+1 (278) 555-0479` and `+12785550479` are one phone number.
     return f"regexp_replace({value}, '[^0-9+]', '', 'g')"
@@ -91,18 +103,40 @@ def customer_key_sql(customer_id: str, email: str, phone: str) -> str:
     return f"coalesce({customer_id}, lower({email}), nullif({_phone_key(phone)}, ''))"
 
 
+def _load_parts(
+    conn: duckdb.DuckDBPyConnection, paths: list[Path], table: str, select: Callable[[tuple[str, ...], str], str]
+) -> None:
+    """Every part's rows into temp `table` (file_index, origin_file, origin_row, select(header, name) columns)."""
+    for index, path in enumerate(paths):
+        source = load_csv(conn, path, "_fmt_shop_src")
+        rows = (
+            f"SELECT {index} AS file_index, {sql_string(path.name)} AS origin_file, record_index + 1 AS origin_row, "
+            f"{select(source.header, path.name)} FROM {source.relation}"
+        )
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {rows}" if index == 0 else f"INSERT INTO {table} {rows}")
+    conn.execute("DROP TABLE IF EXISTS temp._fmt_shop_src")
+
+
+def _order_lines(header: tuple[str, ...], file_name: str) -> str:
+    """SELECT list of an orders export part: Name, the order-level columns and the line as JSON (quarantine)."""
+    lowered = {name.lower() for name in header}
+    for required in REQUIRED_ORDER_COLUMNS:
+        if required.lower() not in lowered:
+            raise LandingError(f"{file_name}: required column '{required}' is missing (found: {', '.join(header)})")
+    record = ", ".join(f"{sql_string(h)}, c{i}" for i, h in enumerate(header))
+    return (
+        f"{_columns(header, {'name': ('Name',)} | ORDER_LEVEL)}, CAST(json_object({record}) AS VARCHAR) AS raw_record"
+    )
+
+
 def translate(conn: duckdb.DuckDBPyConnection, landing_dir: Path, work_dir: Path) -> tuple[str, ...]:
-    """Write orders.parquet (and customers.parquet when customers_export.csv exists); fill the ledger."""
+    """Write orders.parquet (and customers.parquet when a customers export exists); fill the ledger."""
     written = []
-    customers_path = landing_dir / CUSTOMERS_EXPORT
     conn.execute("CREATE OR REPLACE TEMP TABLE _fmt_shop_emails (email_key VARCHAR, customer_id VARCHAR)")
     conn.execute("CREATE OR REPLACE TEMP TABLE _fmt_shop_phones (phone_key VARCHAR, customer_id VARCHAR)")
-    if customers_path.is_file():
-        source = load_csv(conn, customers_path, "_fmt_shop_src")
-        conn.execute(
-            f"CREATE OR REPLACE TEMP TABLE _fmt_shop_customers AS SELECT record_index + 1 AS origin_row, "
-            f"{_columns(source.header, CUSTOMER_COLUMNS)} FROM {source.relation}"
-        )
+    customer_parts = shopify_export_parts(landing_dir, CUSTOMERS_EXPORT)
+    if customer_parts:
+        _load_parts(conn, customer_parts, "_fmt_shop_customers", lambda header, _: _columns(header, CUSTOMER_COLUMNS))
         identity = customer_key_sql("customer_id", "email", "phone")
         conn.execute(
             f"INSERT INTO _fmt_shop_emails SELECT lower(email), min({identity}) "
@@ -115,46 +149,37 @@ def translate(conn: duckdb.DuckDBPyConnection, landing_dir: Path, work_dir: Path
         write_contract_file(
             conn,
             f"""
-SELECT {identity} AS customer_id, email, phone, first_name, last_name, postal_code, country,
+SELECT {identity} AS customer_id, email, {_unquoted("phone")} AS phone, first_name, last_name,
+       {_unquoted("postal_code")} AS postal_code, country,
        NULL::VARCHAR AS signed_up_at, NULL::VARCHAR AS acquisition_channel, marketing_consent,
-       {sql_string(CUSTOMERS_EXPORT)} AS {ORIGIN_FILE}, origin_row AS {ORIGIN_ROW}
-FROM _fmt_shop_customers ORDER BY origin_row""",
+       origin_file AS {ORIGIN_FILE}, origin_row AS {ORIGIN_ROW}
+FROM _fmt_shop_customers ORDER BY file_index, origin_row""",
             work_dir / "customers.parquet",
         )
         written.append("customers.parquet")
         conn.execute("DROP TABLE temp._fmt_shop_customers")
-    orders_path = landing_dir / ORDERS_EXPORT
-    if not orders_path.is_file():
+    order_parts = shopify_export_parts(landing_dir, ORDERS_EXPORT)
+    if not order_parts:
         raise LandingError(f"{ORDERS_EXPORT}: file is missing from {landing_dir} (Shopify: Orders > Export)")
-    source = load_csv(conn, orders_path, "_fmt_shop_src")
-    lowered = {name.lower() for name in source.header}
-    for required in REQUIRED_ORDER_COLUMNS:
-        if required.lower() not in lowered:
-            raise LandingError(
-                f"{ORDERS_EXPORT}: required column '{required}' is missing (found: {', '.join(source.header)})"
-            )
-    conn.execute(
-        f"CREATE OR REPLACE TEMP TABLE _fmt_shop_lines AS SELECT record_index + 1 AS origin_row, "
-        f"{_columns(source.header, {'name': ('Name',)} | ORDER_LEVEL)}, "
-        f"CAST(json_object({', '.join(f'{sql_string(h)}, c{i}' for i, h in enumerate(source.header))}) AS VARCHAR) "
-        f"AS raw_record FROM {source.relation}"
-    )
-    conn.execute("DROP TABLE IF EXISTS temp._fmt_shop_src")
+    _load_parts(conn, order_parts, "_fmt_shop_lines", _order_lines)
+    # An order's lineage is its first line row (parts in order, then rows); its values the first non-empty ones.
+    position = "row(file_index, origin_row)"
     first = ", ".join(
-        f"arg_min({column}, origin_row) FILTER (WHERE {column} IS NOT NULL) AS {column}" for column in ORDER_LEVEL
+        f"arg_min({column}, {position}) FILTER (WHERE {column} IS NOT NULL) AS {column}" for column in ORDER_LEVEL
     )
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_shop_orders AS
-SELECT name, min(origin_row) AS origin_row, {first}
+SELECT name, min({position}) AS first_line, arg_min(origin_file, {position}) AS origin_file,
+       arg_min(origin_row, {position}) AS origin_row, {first}
 FROM _fmt_shop_lines WHERE name IS NOT NULL GROUP BY name""")
     conn.execute(f"""
 INSERT INTO {REJECTS_TABLE}
-SELECT {sql_string(ORDERS_EXPORT)}, origin_row, 'orders',
+SELECT origin_file, origin_row, 'orders',
        'missing_name: a line row without the order Name belongs to no order', raw_record
 FROM _fmt_shop_lines WHERE name IS NULL""")
     status = (
         "CASE WHEN cancelled_at IS NOT NULL THEN 'cancelled' "
-        "WHEN lower(financial_status) IN ('voided', 'void') THEN 'voided' ELSE 'completed' END"
+        f"WHEN lower(financial_status) IN {NEVER_CAPTURED} THEN 'voided' ELSE 'completed' END"
     )
     refund = "refunded_amount IS NOT NULL AND coalesce(try_cast(refunded_amount AS DOUBLE), 1) <> 0"
     common = (
@@ -170,17 +195,17 @@ FROM _fmt_shop_lines WHERE name IS NULL""")
         f"""
 SELECT * FROM (
   SELECT o.name AS order_id, {common}, o.total AS order_total, o.currency, o.discount_amount, o.discount_code,
-         o.source AS channel, {status} AS status, {sql_string(ORDERS_EXPORT)} AS {ORIGIN_FILE},
-         o.origin_row AS {ORIGIN_ROW}, 0 AS part
+         o.source AS channel, {status} AS status, o.origin_file AS {ORIGIN_FILE},
+         o.origin_row AS {ORIGIN_ROW}, 0 AS part, o.first_line
   FROM _fmt_shop_orders AS o {buyers}
   UNION ALL
   SELECT o.name || '-R', {common},
          CASE WHEN try_cast(o.refunded_amount AS DOUBLE) IS NULL THEN o.refunded_amount
               ELSE CAST(-abs(try_cast(o.refunded_amount AS DOUBLE)) AS VARCHAR) END,
-         o.currency, NULL, NULL, o.source, 'refunded', {sql_string(ORDERS_EXPORT)}, o.origin_row, 1
+         o.currency, NULL, NULL, o.source, 'refunded', o.origin_file, o.origin_row, 1, o.first_line
   FROM _fmt_shop_orders AS o {buyers}
-  WHERE {refund} AND o.cancelled_at IS NULL AND lower(coalesce(o.financial_status, '')) NOT IN ('voided', 'void')
-) ORDER BY {ORIGIN_ROW}, part""".replace("SELECT * FROM (", "SELECT * EXCLUDE (part) FROM ("),
+  WHERE {refund} AND o.cancelled_at IS NULL AND lower(coalesce(o.financial_status, '')) NOT IN {NEVER_CAPTURED}
+) ORDER BY first_line, part""".replace("SELECT * FROM (", "SELECT * EXCLUDE (part, first_line) FROM ("),
         work_dir / "orders.parquet",
     )
     written.append("orders.parquet")

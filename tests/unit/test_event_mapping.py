@@ -226,3 +226,20 @@ def test_the_shipped_mapping_file_loads_and_the_readme_example_maps_the_issue_na
 def test_the_page_path_key_is_spelled_the_same_in_python_and_in_dbt():
     macro = (PROJECT_ROOT / "dbt_project" / "macros" / "stage_events.sql").read_text()
     assert PAGE_PATH_PATTERN in macro
+
+
+def test_the_segment_preset_reads_a_screen_call_as_a_page_view_and_a_page_name_as_its_type():
+    # Regression: mobile `screen` calls were unmapped, so an app's browsing fed no behaviour feature.
+    vocabulary = map_event_vocabulary(
+        keys(("screen", "Product Detail", "", 3), ("page", "Product", "/p/7", 2), ("page", "Home", "/", 1)),
+        EventMapping(preset="segment"),
+    )
+    assert mapped(vocabulary, "screen", "Product Detail")[0] == "page_view"
+    assert mapped(vocabulary, "page", "Product", "/p/7")[:2] == ("page_view", "product")
+    assert mapped(vocabulary, "page", "Home", "/")[:2] == ("page_view", "home")
+
+
+def test_the_ga4_preset_reads_an_app_screen_view_as_a_page_view():
+    # Regression: screen_view (a GA4 app's page view) was unmapped, so an app's browsing fed no behaviour feature.
+    vocabulary = map_event_vocabulary(keys(("screen_view", "Product", "", 4)), EventMapping(preset="ga4"))
+    assert mapped(vocabulary, "screen_view", "Product")[:2] == ("page_view", "product")

@@ -540,3 +540,315 @@ def test_shopify_customers_without_customer_id_join_their_orders_by_email_or_pho
     joined = "SELECT count(*) FROM raw.orders JOIN raw.customers USING (customer_id)"
     assert rows(conn, joined) == [(3,)]
     assert_ingest_log_reconciles(conn)
+
+
+# --- Real exports, round 2 (branch exports2) -------------------------------------------------------
+
+
+def test_ga4_intraday_events_the_daily_table_also_holds_are_superseded_not_conflicting(conn, tmp_path):
+    # Regression: a folder with events_20251201 and the streaming export events_intraday_20251201 (Google deletes
+    # the intraday table only once the daily one is complete) quarantined every overlapping event as
+    # duplicate_conflicting, both copies, because the intraday copy lacks the new users' traffic_source: the
+    # visitors' behaviour and their purchase events were lost, and the intraday purchase was a duplicate_transaction.
+    landing = tmp_path / "ga4"
+    landing.mkdir()
+    daily = [
+        json.loads(ga4_purchase(0, "T1", traffic_source={"source": "google", "name": "(organic)"})),
+        json.loads(ga4_purchase(1, None, event_name="view_item", traffic_source={"source": "google"})),
+    ]
+    intraday = [record | {"traffic_source": None} for record in daily]
+    intraday.append(json.loads(ga4_purchase(2, "T2")))  # streamed after the daily table was cut: kept
+    (landing / GA4_FILE).write_text("".join(json.dumps(r) + "\n" for r in daily))
+    (landing / "events_intraday_20251201.jsonl").write_text("".join(json.dumps(r) + "\n" for r in intraday))
+    ingest(conn, landing)
+    assert rows(conn, "SELECT origin_file, origin_row, event_type, utm_source FROM raw.events ORDER BY 1, 2") == [
+        (GA4_FILE, 1, "purchase", "google"),
+        (GA4_FILE, 2, "view_item", "google"),
+        ("events_intraday_20251201.jsonl", 3, "purchase", None),
+    ]
+    assert rows(conn, "SELECT order_id, order_total FROM raw.orders ORDER BY order_id") == [("T1", 10.0), ("T2", 12.0)]
+    assert rows(conn, "SELECT source_file, source_row, reason FROM raw.quarantine ORDER BY source_row") == [
+        (
+            "events_intraday_20251201.jsonl",
+            line,
+            f"superseded_by_daily_table: the final copy of this event is {GA4_FILE} line {line}",
+        )
+        for line in (1, 2)
+    ]
+    assert rows(conn, LOG_SQL + " ORDER BY 1, 2") == [
+        (GA4_FILE, "events", 2, 2, 0),
+        (GA4_FILE, "orders", 1, 1, 0),
+        ("events_intraday_20251201.jsonl", "events", 3, 1, 2),
+        ("events_intraday_20251201.jsonl", "orders", 1, 1, 0),
+    ]
+
+
+def segment_call(call_type: str, message_id: str, minute: int, **fields) -> str:
+    """One Segment call as its warehouse/S3 exports write it (analytics.js shape, UTC ISO timestamp)."""
+    timestamp = f"2025-12-01T09:{minute:02d}:00.000Z"
+    record = {"type": call_type, "messageId": message_id, "timestamp": timestamp, "receivedAt": timestamp}
+    return json.dumps(record | fields)
+
+
+def test_segment_alias_links_the_anonymous_history_to_the_user(conn, tmp_path):
+    # Regression: an alias call (previousId -> userId, how Mixpanel-style setups and server-side sign-ups link
+    # a visitor) was only quarantined, so the browsing before the sign-up never reached the buyer.
+    landing = tmp_path / "segment"
+    landing.mkdir()
+    calls = [
+        segment_call(
+            "page", "m1", 0, anonymousId="anon-9", context={"page": {"url": "https://s.example/products/hat"}}
+        ),
+        segment_call("track", "m2", 1, anonymousId="anon-9", event="Product Viewed", properties={"product_id": "H"}),
+        segment_call("alias", "m3", 2, previousId="anon-9", userId="U3"),
+        segment_call(
+            "track", "m4", 3, userId="U3", event="Order Completed", properties={"order_id": "O3", "total": 12}
+        ),
+    ]
+    (landing / "calls.jsonl").write_text("\n".join(calls) + "\n")
+    ingest(conn, landing)
+    assert rows(conn, "SELECT event_id, customer_id FROM raw.events ORDER BY event_id") == [
+        ("m1", "U3"),
+        ("m2", "U3"),
+        ("m4", "U3"),
+    ]
+    # The alias call is still no event, order or customer: counted as quarantined, with what it was used for.
+    assert rows(conn, "SELECT source_row, reason FROM raw.quarantine") == [
+        (
+            3,
+            "unsupported_call_type: type='alias' carries no event, order or customer "
+            "(its previousId -> userId link is used for stitching)",
+        )
+    ]
+    assert_ingest_log_reconciles(conn)
+
+
+def test_segment_page_and_screen_names_are_the_page_type(conn, tmp_path):
+    # Regression: a page/screen call's `name` was dropped, so a shop whose product URLs are not /products/...
+    # (or an app, whose screens have no URL) showed no product page views at all.
+    landing = tmp_path / "segment"
+    landing.mkdir()
+    calls = [
+        segment_call("page", "m1", 0, userId="U1", name="Product", context={"page": {"url": "https://s.example/p/7"}}),
+        segment_call("screen", "m2", 1, userId="U1", name="Product Detail", properties={"product_id": "7"}),
+        segment_call("page", "m3", 2, userId="U1", properties={"name": "Home"}),
+        segment_call("track", "m4", 3, userId="U1", event="Product Viewed", name="ignored"),
+        segment_call("track", "m5", 4, userId="U1", event="Order Completed", properties={"order_id": "O1", "total": 5}),
+    ]
+    (landing / "calls.jsonl").write_text("\n".join(calls) + "\n")
+    ingest(conn, landing)
+    assert rows(conn, "SELECT event_id, event_type, page_type FROM raw.events ORDER BY event_id") == [
+        ("m1", "page", "Product"),
+        ("m2", "screen", "Product Detail"),
+        ("m3", "page", "Home"),
+        ("m4", "Product Viewed", None),
+        ("m5", "Order Completed", None),
+    ]
+
+
+def test_shopify_zip_codes_and_phones_lose_the_apostrophe_shopify_writes_for_spreadsheets(conn, tmp_path):
+    # Regression: Shopify writes `'02115` and `'+4915112345678` (so spreadsheets keep the zero and the plus);
+    # the apostrophe was kept in raw.customers, so the postal code and phone hashed for the ad platforms were wrong.
+    landing = tmp_path / "shop"
+    landing.mkdir()
+    (landing / "customers_export.csv").write_text(
+        "First Name,Last Name,Email,Accepts Email Marketing,Default Address Country Code,Default Address Zip,"
+        "Phone,Total Spent,Total Orders,Tax Exempt\n"
+        "Ada,L,a@x.com,yes,DE,'01067,'+4915112345678,70.00,2,no\n"
+        "Bob,M,b@x.com,no,US,'02115,,0.00,0,no\n"
+    )
+    (landing / "orders_export.csv").write_text(
+        "Name,Email,Financial Status,Currency,Total,Created at,Lineitem quantity,Lineitem name,Billing Zip\n"
+        "#1001,a@x.com,paid,EUR,55.00,2025-11-01 10:00:00 +0100,1,Runner,'01067\n"
+    )
+    ingest(conn, landing)
+    assert rows(conn, "SELECT customer_id, phone, postal_code FROM raw.customers ORDER BY 1") == [
+        ("a@x.com", "+4915112345678", "01067"),
+        ("b@x.com", None, "02115"),
+    ]
+
+
+def test_segment_s3_logs_named_without_json_are_detected_and_read(conn, tmp_path):
+    # Regression: Segment's S3 destination writes gzipped JSON lines named `<timestamp>.<id>.gz`; a folder of
+    # them stopped with "no known landing format found".
+    landing = tmp_path / "segment-logs"
+    landing.mkdir()
+    calls = [
+        segment_call("track", "m1", 0, userId="U1", event="Product Viewed", properties={"product_id": "7"}),
+        segment_call("track", "m2", 1, userId="U1", event="Order Completed", properties={"order_id": "O1", "total": 5}),
+    ]
+    (landing / "1764547200000.9f3a1c2e.gz").write_bytes(gzip.compress(("\n".join(calls) + "\n").encode()))
+    (landing / "notes.csv.gz").write_bytes(gzip.compress(b"a,b\n1,2\n"))  # not JSON lines: never read as calls
+    assert detect_format(landing) == "segment"
+    ingest(conn, landing)
+    assert rows(conn, "SELECT origin_file, origin_row, event_id FROM raw.events ORDER BY 2") == [
+        ("1764547200000.9f3a1c2e.gz", 1, "m1"),
+        ("1764547200000.9f3a1c2e.gz", 2, "m2"),
+    ]
+    assert rows(conn, "SELECT order_id, order_total FROM raw.orders") == [("O1", 5.0)]
+
+
+def test_segment_order_calls_match_their_names_case_insensitively_like_the_event_mapping(conn, tmp_path):
+    # Regression: "order completed" (as some server-side libraries send it) mapped to purchase behaviour
+    # (event_mapping.yaml compares names case-insensitively) but made no order, so the buyer had no revenue.
+    landing = tmp_path / "segment"
+    landing.mkdir()
+    calls = [
+        segment_call(
+            "track", "m1", 0, userId="U1", event="order completed", properties={"order_id": "O1", "total": 40}
+        ),
+        segment_call("track", "m2", 1, userId="U1", event="Order Refunded", properties={"order_id": "O1", "total": 10}),
+        segment_call("track", "m3", 2, userId="U1", event="order refunded", properties={"order_id": "O1", "total": 5}),
+        segment_call("track", "m4", 3, userId="U2", event="ORDER COMPLETED", properties={"order_id": "O2", "total": 9}),
+        segment_call("track", "m5", 4, userId="U2", event="Order Cancelled ", properties={"order_id": "O2"}),
+    ]
+    (landing / "calls.jsonl").write_text("\n".join(calls) + "\n")
+    ingest(conn, landing)
+    assert rows(conn, "SELECT order_id, order_total, status FROM raw.orders ORDER BY origin_row") == [
+        ("O1", 40.0, "completed"),
+        ("O1-R", -10.0, "refunded"),
+        ("O1-R2", -5.0, "refunded"),
+        ("O2", 9.0, "cancelled"),
+    ]
+
+
+def test_segment_a_resent_order_completed_is_one_order_and_a_twice_delivered_refund_one_refund(conn, tmp_path):
+    # Regression: a reloaded thank-you page sends Order Completed again (same order_id, new messageId and time):
+    # both copies were duplicate_conflicting, so the order and its revenue were lost. And a refund call delivered
+    # twice (Segment delivers at least once: same messageId) became two refund rows, -R and -R2.
+    landing = tmp_path / "segment"
+    landing.mkdir()
+    order = {"order_id": "O1", "total": 25, "currency": "EUR"}
+    refund = segment_call(
+        "track", "m3", 5, userId="U1", event="Order Refunded", properties={"order_id": "O1", "total": 10}
+    )
+    calls = [
+        segment_call("track", "m1", 0, userId="U1", event="Order Completed", properties=order),
+        segment_call("track", "m2", 1, userId="U1", event="Order Completed", properties=order),
+        refund,
+        refund,
+    ]
+    (landing / "calls.jsonl").write_text("\n".join(calls) + "\n")
+    ingest(conn, landing)
+    assert rows(conn, "SELECT order_id, order_total, status FROM raw.orders ORDER BY origin_row") == [
+        ("O1", 25.0, "completed"),
+        ("O1-R", -10.0, "refunded"),
+    ]
+    assert rows(
+        conn, "SELECT source_row, reason FROM raw.quarantine WHERE reason NOT LIKE '%event_id=%' ORDER BY 1"
+    ) == [
+        (2, "duplicate_transaction: order_id='O1' was first seen at calls.jsonl line 1"),
+        (4, "duplicate_identical: order_id='O1-R' first seen at calls.jsonl line 3"),
+    ]
+    assert_ingest_log_reconciles(conn)
+
+
+def test_ga4_an_event_exported_twice_is_one_refund_not_two(conn, tmp_path):
+    # Regression: a refund event present twice in the export (BigQuery's GA4 tables do hold duplicate rows) became
+    # T1-R and T1-R2: the refund was subtracted twice.
+    landing = tmp_path / "ga4"
+    landing.mkdir()
+    refund = json.loads(
+        ga4_purchase(5, "T1", event_name="refund", ecommerce={"transaction_id": "T1", "refund_value": 4})
+    )
+    later = json.loads(
+        ga4_purchase(9, "T1", event_name="refund", ecommerce={"transaction_id": "T1", "refund_value": 3})
+    )
+    records = [json.loads(ga4_purchase(0, "T1", pseudo_id="p5")), refund, refund, later]
+    (landing / GA4_FILE).write_text("".join(json.dumps(r | {"user_pseudo_id": "p5"}) + "\n" for r in records))
+    ingest(conn, landing)
+    assert rows(conn, "SELECT order_id, order_total FROM raw.orders ORDER BY origin_row") == [
+        ("T1", 10.0),
+        ("T1-R", -4.0),
+        ("T1-R2", -3.0),
+    ]
+    assert_ingest_log_reconciles(conn)
+
+
+def test_ga4_app_screen_names_are_the_page_type(conn, tmp_path):
+    # Regression: an app stream's events carry no page_location, only the screen (firebase_screen /
+    # firebase_screen_class): its browsing had no page at all, so no rule could map it.
+    landing = tmp_path / "ga4"
+    landing.mkdir()
+    screen = {"key": "firebase_screen", "value": {"string_value": "Product"}}
+    screen_class = {"key": "firebase_screen_class", "value": {"string_value": "ProductDetailActivity"}}
+    records = [
+        json.loads(ga4_purchase(0, None, event_name="screen_view", event_params=[screen, screen_class])),
+        json.loads(ga4_purchase(1, None, event_name="screen_view", event_params=[screen_class])),
+        json.loads(
+            ga4_purchase(2, "T1", event_params=[{"key": "firebase_screen", "value": {"string_value": "(not set)"}}])
+        ),
+    ]
+    (landing / GA4_FILE).write_text("".join(json.dumps(r | {"platform": "ANDROID"}) + "\n" for r in records))
+    ingest(conn, landing)
+    assert rows(conn, "SELECT event_type, page_type FROM raw.events ORDER BY origin_row") == [
+        ("screen_view", "Product"),
+        ("screen_view", "ProductDetailActivity"),
+        ("purchase", None),
+    ]
+
+
+def test_shopify_emailed_exports_in_numbered_parts_are_read_as_one_export(conn, tmp_path):
+    # Regression: Shopify e-mails large exports as orders_export_1.csv (customers_export_1.csv); a folder of them
+    # stopped with "no known landing format found". Parts are read in order, each line keeps its own file.
+    landing = tmp_path / "shop"
+    landing.mkdir()
+    header = "Name,Email,Financial Status,Currency,Total,Refunded Amount,Created at,Lineitem name\n"
+    (landing / "orders_export_1.csv").write_text(
+        header + "#1001,a@x.com,paid,EUR,55.00,,2025-11-01 10:00:00 +0100,Runner\n"
+        "#1001,a@x.com,,,,,2025-11-01 10:00:00 +0100,Socks\n"
+    )
+    (landing / "orders_export_2.csv").write_text(
+        header + ",,,,,,2025-11-02 10:00:00 +0100,Mystery\n"  # planted: a line without its order Name
+        "#1002,b@x.com,partially_refunded,EUR,40.00,15.00,2025-11-03 12:00:00 -0500,Cap\n"
+    )
+    (landing / "customers_export_1.csv").write_text("Customer ID,Email,First Name\n7001,a@x.com,Ada\n")
+    assert detect_format(landing) == "shopify"
+    ingest(conn, landing)
+    assert rows(
+        conn, "SELECT order_id, customer_id, order_total, origin_file, origin_row FROM raw.orders ORDER BY 1"
+    ) == [
+        ("#1001", "7001", 55.0, "orders_export_1.csv", 1),
+        ("#1002", "b@x.com", 40.0, "orders_export_2.csv", 2),
+        ("#1002-R", "b@x.com", -15.0, "orders_export_2.csv", 2),
+    ]
+    assert rows(conn, "SELECT source_file, source_row, split_part(reason, ':', 1) FROM raw.quarantine") == [
+        ("orders_export_2.csv", 1, "missing_name")
+    ]
+    assert rows(conn, "SELECT origin_file FROM raw.customers") == [("customers_export_1.csv",)]
+    assert_ingest_log_reconciles(conn)
+
+
+def test_a_shopify_order_whose_payment_authorization_expired_never_counts_as_revenue(conn, tmp_path):
+    # Regression: financial status `expired` (an authorization never captured) counted as a completed sale.
+    landing = tmp_path / "shop"
+    landing.mkdir()
+    (landing / "orders_export.csv").write_text(
+        "Name,Email,Financial Status,Currency,Total,Refunded Amount,Created at\n"
+        "#1001,a@x.com,paid,EUR,55.00,,2025-11-01 10:00:00 +0100\n"
+        "#1002,a@x.com,expired,EUR,40.00,,2025-11-02 10:00:00 +0100\n"
+        "#1003,a@x.com,voided,EUR,30.00,30.00,2025-11-03 10:00:00 +0100\n"
+    )
+    ingest(conn, landing)
+    assert rows(conn, "SELECT order_id, status FROM raw.orders ORDER BY 1") == [
+        ("#1001", "completed"),
+        ("#1002", "voided"),
+        ("#1003", "voided"),
+    ]
+
+
+def test_a_ga4_item_id_of_not_set_is_no_product(conn, tmp_path):
+    # Regression: `(not set)`, GA4's placeholder for an item sent without item_id, was kept as a product id that
+    # every such event shared (one product for the whole shop in raw.events and stg_events).
+    landing = tmp_path / "ga4"
+    landing.mkdir()
+    records = [
+        json.loads(ga4_purchase(0, None, event_name="view_item", items=[{"item_id": "(not set)"}])),
+        json.loads(ga4_purchase(1, "T1", items=[{"item_id": "SKU-1"}])),
+    ]
+    (landing / GA4_FILE).write_text("".join(json.dumps(r) + "\n" for r in records))
+    ingest(conn, landing)
+    assert rows(conn, "SELECT event_type, product_id FROM raw.events ORDER BY origin_row") == [
+        ("view_item", None),
+        ("purchase", "SKU-1"),
+    ]
