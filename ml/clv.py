@@ -751,7 +751,6 @@ def _by_pattern(
     contributions: bool = True,
     bias: bool = True,
     digest: np.ndarray | None = None,
-    patterns: np.ndarray | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray]:
     """(tree_shap_by_pattern's contributions, the model's raw score) from one pass over every row's patterns.
 
@@ -760,7 +759,6 @@ def _by_pattern(
 
     digest: a uint64 per row (DRIVERS_DIGEST_SEED + top_k), folded in place with each tree's pattern: equal digests
     mean (but for a 64-bit collision) equal patterns in every tree, hence the same contributions (KnownDrivers).
-    patterns: a (trees, rows) uint16 array, filled with each row's pattern per tree (_shap_from_patterns reads it).
 
     The raw score (log scale for tweedie) is the sum of the trees' outputs, added tree after tree from 0.0 in the
     model's order: the additions LightGBM's PredictRaw makes, so the same float (tests/unit/test_clv.py checks it
@@ -773,9 +771,8 @@ def _by_pattern(
     # One tree's gathered contributions, a row per column it touches: taken at once (one pass over the index).
     stacked = np.empty((max((len(tree.columns) for tree in trees), default=0) if contributions else 0, len(values)))
     bias_column = values.shape[1]
-    for number, tree in enumerate(trees):
-        pattern = np.empty(len(values), dtype=np.uint16) if patterns is None else patterns[number]
-        pattern[:] = 0  # MAX_PATTERN_SPLITS <= 16 bits
+    for tree in trees:
+        pattern = np.zeros(len(values), dtype=np.uint16)  # MAX_PATTERN_SPLITS <= 16 bits
         for k, node in enumerate(tree.nodes):
             f = node["split_feature"]
             pattern |= _goes_left(node, values[:, f], missing[:, f]).astype(np.uint16) << k
@@ -794,22 +791,6 @@ def _by_pattern(
                 np.add(shap[column], contribution, out=shap[column])
         np.add(raw, np.take(tree.output, index, out=gathered, mode="wrap"), out=raw)
     return (shap.T if contributions else None), raw
-
-
-def _shap_from_patterns(trees: list[_PatternTree], patterns: np.ndarray, features: int) -> np.ndarray:
-    """_by_pattern(trees, rows, bias=False)'s contributions from the rows' patterns (_by_pattern's `patterns`): the
-    same gathers and additions in the same order, so the same floats, without comparing the rows again."""
-    rows = patterns.shape[1]
-    shap = np.zeros((features + 1, rows))  # transposed, as in _by_pattern
-    stacked = np.empty((max((len(tree.columns) for tree in trees), default=0), rows))
-    for tree, pattern in zip(trees, patterns, strict=True):
-        columns, tables = tree.columns, tree.by_column
-        if columns[-1] == features:  # the expected-value column: top_drivers never reads it
-            columns, tables = columns[:-1], tables[:-1]
-        block = np.take(tables, pattern.astype(np.intp), axis=1, out=stacked[: len(columns)], mode="wrap")
-        for column, contribution in zip(columns, block):
-            np.add(shap[column], contribution, out=shap[column])
-    return shap.T
 
 
 # pattern_trees of the boosters predict() explained last: a table scored in chunks (ml/clv_predictions) reads the
@@ -906,6 +887,15 @@ class KnownDrivers:
     def unknown(cls, rows: int) -> KnownDrivers:
         return cls(np.zeros(rows, dtype=np.uint64), pa.nulls(rows, type=pa.string()))
 
+    @classmethod
+    def from_columns(cls, digest: pd.Series, texts: pd.Series) -> KnownDrivers:
+        """From a left join on the previous predictions (missing rows: NA digest, NA text)."""
+        known = digest.notna().to_numpy() & texts.notna().to_numpy()
+        values = np.zeros(len(digest), dtype=np.uint64)
+        values[known] = digest[known].to_numpy(dtype=np.uint64)
+        strings = pa.array(texts, type=pa.string(), from_pandas=True)
+        return cls(values, pc.if_else(pa.array(known), strings, pa.scalar(None, pa.string())))
+
     def reusable(self, digest: np.ndarray) -> np.ndarray:
         """Rows whose known text belongs to exactly these patterns."""
         return self.texts.is_valid().to_numpy(zero_copy_only=False) & (self.digest == digest)
@@ -943,27 +933,18 @@ def _explain(
         contributions, raw = _by_pattern(trees, block, bias=False, digest=digest)  # _top_drivers drops the bias
         return _top_drivers(contributions, feature_names, top_k), raw, digest
 
+    def digest_block(block) -> tuple[np.ndarray, np.ndarray]:
+        digest = new_digest(len(block))
+        return _by_pattern(trees, block, contributions=False, digest=digest)[1], digest
+
     if with_digest and known.texts.null_count < len(known.texts):
-        # One pass for every row's raw score, digest and patterns; TreeSHAP from the kept patterns only for the rows
-        # whose patterns moved, the others keep the known text.
-        valid = known.texts.is_valid().to_numpy(zero_copy_only=False)
-
-        def reuse_block(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, pa.Array]:
-            start, stop = (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, 0)
-            block = matrix[start:stop]
-            digest = new_digest(len(block))
-            patterns = np.empty((len(trees), len(block)), dtype=np.uint16)
-            raw = _by_pattern(trees, block, contributions=False, digest=digest, patterns=patterns)[1]
-            fresh = ~(valid[start:stop] & (known.digest[start:stop] == digest))
-            contributions = _shap_from_patterns(trees, patterns[:, fresh], block.shape[1])
-            return raw, digest, fresh, _top_drivers(contributions, feature_names, top_k)
-
-        raw, digest, fresh, new = zip(*_map_row_blocks(reuse_block, np.arange(len(matrix))), strict=True)
-        fresh = np.concatenate(fresh)
-        texts = pa.chunked_array(new, type=pa.string()).combine_chunks()
+        # One pass for every row's raw score and digest, then TreeSHAP for the rows whose patterns moved only.
+        raw, digest = (np.concatenate(parts) for parts in zip(*_map_row_blocks(digest_block, matrix), strict=True))
+        fresh = ~known.reusable(digest)
+        explained = _map_row_blocks(explain_block, matrix[fresh]) if fresh.any() else []
+        new = pa.chunked_array([drivers for drivers, _, _ in explained], type=pa.string()).combine_chunks()
         base = known.texts if known.texts.type == pa.string() else known.texts.cast(pa.string())
-        texts = pc.replace_with_mask(base, pa.array(fresh), texts)
-        return pd.Series(texts, dtype="str"), np.concatenate(raw), np.concatenate(digest)
+        return pd.Series(pc.replace_with_mask(base, pa.array(fresh), new), dtype="str"), raw, digest
 
     # LightGBM's own TreeSHAP uses every core already: its blocks go one after the other.
     explained = _map_row_blocks(explain_block, matrix, threads=1 if trees is None else SCORING_THREADS)

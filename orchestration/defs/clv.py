@@ -9,7 +9,6 @@ carries the blocking check, and only the audience syncs and the value-based expo
 model-driven leaves for an ad platform or CRM. `make run` reports that case as a one-line warning (cli.py).
 """
 
-import contextlib
 import hashlib
 import pickle
 import time
@@ -21,7 +20,6 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ml.cadence import derived_key
 from ml.champion import EVALUATION as EVALUATION_WINDOW
@@ -469,14 +467,40 @@ PREDICT_CHUNK_CUSTOMERS = 100_000
 DUCKDB_VECTOR_ROWS = 2048
 
 
-def champion_input_chunks(conn: duckdb.DuckDBPyConnection, table: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
+# The columns a chunk of champion_input_chunks(known_version=...) carries besides the champion's inputs: the drivers
+# the previous scoring by the same model wrote for the customer (clv.KnownDrivers), NULL when there are none.
+KNOWN_DIGEST, KNOWN_DRIVERS = "_known_drivers_digest", "_known_top_drivers"
+
+
+def champion_input_chunks(
+    conn: duckdb.DuckDBPyConnection, table: str, chunk_rows: int, known_version: str | None = None
+) -> Iterator[pd.DataFrame]:
     """read_champion_inputs(conn, table) cut into frames of exactly `chunk_rows` rows (the last one shorter), in
     customer_id order: ONE sorted scan streamed vector by vector on a cursor of its own (so `conn` may write
-    meanwhile), instead of a query per customer_id range, each filtering and sorting again (~1 CPU s at 1 M)."""
-    columns = ", ".join(present_columns(conn, table, INPUT_COLUMNS))
+    meanwhile), instead of a query per customer_id range, each filtering and sorting again (~1 CPU s at 1 M).
+
+    known_version: also the KNOWN_DIGEST and KNOWN_DRIVERS of each customer from the current ml.clv_predictions
+    when that model version wrote them (the cursor reads the table as it was when the scan started, so `conn` may
+    replace it meanwhile)."""
+    columns = ", ".join(f"features.{column}" for column in present_columns(conn, table, INPUT_COLUMNS))
+    if known_version is not None and _has_drivers_digest(conn):
+        query = (
+            f"select {columns}, known.drivers_digest as {KNOWN_DIGEST}, known.top_drivers as {KNOWN_DRIVERS} "
+            f"from {table} as features left join (select customer_id, drivers_digest, top_drivers "
+            f"from {PREDICTIONS_TABLE} where model_version = ?) as known using (customer_id) order by customer_id"
+        )
+        params = [known_version]
+    elif known_version is not None:  # no previous drivers: every customer is explained (and gets a digest)
+        query = (
+            f"select {columns}, null::ubigint as {KNOWN_DIGEST}, null::varchar as {KNOWN_DRIVERS} "
+            f"from {table} as features order by customer_id"
+        )
+        params = []
+    else:
+        query, params = f"select {columns} from {table} as features order by customer_id", []
     reader = conn.cursor()
     try:
-        reader.execute(f"select {columns} from {table} order by customer_id")
+        reader.execute(query, params)
         vectors = max(1, -(-chunk_rows // DUCKDB_VECTOR_ROWS))
         pending: pd.DataFrame | None = None
         while len(piece := reader.fetch_df_chunk(vectors)):
@@ -490,51 +514,17 @@ def champion_input_chunks(conn: duckdb.DuckDBPyConnection, table: str, chunk_row
         reader.close()
 
 
-class KnownDriverStream:
-    """The drivers the current ml.clv_predictions holds for the customers of `table` when `version` wrote them
-    (clv.KnownDrivers), in customer_id order like champion_input_chunks, handed out `take(n)` rows at a time.
-
-    Read as Arrow on a cursor of its own (1 M texts through pandas' Python strings cost about what taking them over
-    saves); the cursor reads the table as it was when the scan started, so `conn` may replace it meanwhile. Without
-    a previous table written with digests, every row is unknown (and explained)."""
-
-    def __init__(self, conn: duckdb.DuckDBPyConnection, table: str, version: str):
-        self._reader, self._batches, self._pending = None, None, pa.table({"digest": [], "texts": []})
-        if _has_drivers_digest(conn):
-            self._reader = conn.cursor()
-            self._reader.execute(
-                f"select known.drivers_digest as digest, known.top_drivers as texts from {table} as features "
-                f"left join (select customer_id, drivers_digest, top_drivers from {PREDICTIONS_TABLE} "
-                "where model_version = ?) as known using (customer_id) order by features.customer_id",
-                [version],
-            )
-            self._batches = self._reader.to_arrow_reader(batch_size=PREDICT_CHUNK_CUSTOMERS)
-
-    def take(self, rows: int) -> KnownDrivers:
-        if self._batches is None:
-            return KnownDrivers.unknown(rows)
-        while self._pending.num_rows < rows:
-            batch = self._batches.read_next_batch()  # StopIteration past the end: the streams must agree
-            self._pending = (
-                pa.concat_tables([self._pending, pa.Table.from_batches([batch])])
-                if self._pending.num_rows
-                else pa.Table.from_batches([batch])
-            )
-        taken, self._pending = self._pending.slice(0, rows), self._pending.slice(rows)
-        digest = taken.column("digest")
-        texts = taken.column("texts").combine_chunks()
-        known = pc.and_(digest.is_valid(), texts.is_valid())
-        values = pc.if_else(known, digest, pa.scalar(0, pa.uint64())).to_numpy()
-        return KnownDrivers(values.astype(np.uint64, copy=False), pc.if_else(known, texts, pa.scalar(None, texts.type)))
-
-    def close(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
-
-
 def _has_drivers_digest(conn: duckdb.DuckDBPyConnection) -> bool:
     """ml.clv_predictions exists and has drivers_digest (a table written before issue 18's digest has none)."""
     return table_exists(conn, PREDICTIONS_TABLE) and bool(present_columns(conn, PREDICTIONS_TABLE, ["drivers_digest"]))
+
+
+def split_known(chunk: pd.DataFrame) -> tuple[pd.DataFrame, KnownDrivers | None]:
+    """A chunk of champion_input_chunks without the known drivers' columns, and those drivers (None: not read)."""
+    if KNOWN_DIGEST not in chunk.columns:
+        return chunk, None
+    known = KnownDrivers.from_columns(chunk[KNOWN_DIGEST], chunk[KNOWN_DRIVERS])
+    return chunk.drop(columns=[KNOWN_DIGEST, KNOWN_DRIVERS]), known
 
 
 def with_digest_column(predictions: pd.DataFrame, version: str) -> pd.DataFrame:
@@ -568,10 +558,8 @@ def _predict_in_chunks(
         counted(known, scores.scores.drivers_digest)
         return scores
 
-    with warehouse.connect() as conn, contextlib.ExitStack() as stack:
-        known = KnownDriverStream(conn, FEATURES, version)
-        stack.callback(known.close)
-        chunks = ((chunk, known.take(len(chunk))) for chunk in champion_input_chunks(conn, FEATURES, chunk_rows))
+    with warehouse.connect() as conn:
+        chunks = (split_known(chunk) for chunk in champion_input_chunks(conn, FEATURES, chunk_rows, version))
         if needs_table_factors(model):
             kept = [scored_chunk(chunk, known) for chunk, known in chunks]
             table = kept_table_factors(model, kept)
