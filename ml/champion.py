@@ -505,22 +505,18 @@ class ChunkScores:
 
 
 def score_chunk(
-    model: ChampionModel,
-    features: pd.DataFrame,
-    explain: bool = True,
-    fits: BtydFits | None = None,
-    known: clv.KnownDrivers | None = None,
+    model: ChampionModel, features: pd.DataFrame, explain: bool = True, fits: BtydFits | None = None
 ) -> ChunkScores:
     """The champion's raw scores of these customers (fits: btyd.fit_btyd_models of the scored cut-off, fitted here
-    when needed and None; known: the drivers this model wrote for these rows before, see clv.predict)."""
+    when needed and None)."""
     features = features.reset_index(drop=True)
     needs_btyd = model.name in (*STACKED_CANDIDATES, *BTYD_CANDIDATES) or model.structural_level
     columns, forecasts, _ = btyd_outputs(features, model.horizon_days, fits) if needs_btyd else (None, {}, [])
     stacked = None
     if model.name in LEVELED_HURDLES:
-        scores, stacked = hurdle_and_stacked(model.fitted, features, columns, explain=explain, known=known)
+        scores, stacked = hurdle_and_stacked(model.fitted, features, columns, explain=explain)
     else:
-        scores = score_candidate(model.fitted, features, columns, forecasts, explain=explain, known=known)
+        scores = score_candidate(model.fitted, features, columns, forecasts, explain=explain)
     if scores.predicted is None:
         raise btyd.BTYDFitError(scores.error)
     structural = structural_forecast(forecasts) if model.structural_level else None
@@ -647,7 +643,6 @@ class CandidateScores:
     propensity: np.ndarray | None
     top_drivers: pd.api.extensions.ExtensionArray | list[str] | None = None  # clv.predict's Arrow strings
     error: str | None = None
-    drivers_digest: np.ndarray | None = None  # clv.predict's, when it was given the known drivers
 
 
 def score_candidate(
@@ -656,27 +651,23 @@ def score_candidate(
     btyd_columns: pd.DataFrame,
     forecasts: dict[str, pd.DataFrame],
     explain: bool = False,
-    known: clv.KnownDrivers | None = None,
 ) -> CandidateScores:
     """Raw (uncalibrated) predicted value and a purchase score per row of features (btyd_* from the same cut-off);
     a leveled hurdle's k is taken over these rows (a table scored in chunks: score_chunk, table_factors)."""
     features = features.reset_index(drop=True)
     name = fitted.name
     if name in HURDLE_CANDIDATES:
-        hurdle, stacked = hurdle_and_stacked(fitted, features, btyd_columns, explain=explain, known=known)
+        hurdle, stacked = hurdle_and_stacked(fitted, features, btyd_columns, explain=explain)
         return at_stacked_level(hurdle, stacked) if name in LEVELED_HURDLES else hurdle
     if name in (LIGHTGBM, STACKED, BLEND):
         structural = structural_forecast(forecasts) if name == BLEND else None
         if name == BLEND and structural is None:
             return CandidateScores(None, None, error=f"{name}: no BTYD model could be fitted at this cut-off")
         rows = features if name == LIGHTGBM else pd.concat([features, btyd_columns.reset_index(drop=True)], axis=1)
-        scores = clv.predict(fitted.models, rows, explain=explain, known=known)
+        scores = clv.predict(fitted.models, rows, explain=explain)
         drivers = scores["top_drivers"].array if explain else None  # kept as Arrow strings: no Python objects
         trees = CandidateScores(
-            scores["predicted_clv"].to_numpy(float),
-            scores["purchase_propensity"].to_numpy(float),
-            drivers,
-            drivers_digest=_digest_of(scores),
+            scores["predicted_clv"].to_numpy(float), scores["purchase_propensity"].to_numpy(float), drivers
         )
         return blended(trees, structural) if name == BLEND else trees
     if name in BTYD_CANDIDATES:
@@ -689,29 +680,19 @@ def score_candidate(
     return CandidateScores(naive, naive)
 
 
-def _digest_of(scores: pd.DataFrame) -> np.ndarray | None:
-    return scores["drivers_digest"].to_numpy() if "drivers_digest" in scores else None
-
-
 def hurdle_and_stacked(
-    fitted: FittedCandidate,
-    features: pd.DataFrame,
-    btyd_columns: pd.DataFrame,
-    explain: bool = False,
-    known: clv.KnownDrivers | None = None,
+    fitted: FittedCandidate, features: pd.DataFrame, btyd_columns: pd.DataFrame, explain: bool = False
 ) -> tuple[CandidateScores, np.ndarray]:
     """A hurdle candidate's scores before any leveling, and lightgbm_btyd's raw forecast of the same rows (the same
     fitted trees: at_stacked_level's target)."""
     rows = pd.concat([features.reset_index(drop=True), btyd_columns.reset_index(drop=True)], axis=1)
     # Without its buyer-spend model the hurdle forecasts as lightgbm_btyd: then its drivers are those trees'.
-    own_trees = fitted.spend is None  # hurdle_drivers (the spend model's too) keep no digest: explained every time
-    stacked = clv.predict(fitted.models, rows, explain=explain and own_trees, known=known if own_trees else None)
+    stacked = clv.predict(fitted.models, rows, explain=explain and fitted.spend is None)
     hurdle = hurdle_scores(fitted, rows, stacked["purchase_propensity"].to_numpy(float))
     if explain and fitted.spend is not None:
         hurdle.top_drivers = clv.hurdle_drivers(fitted.models, fitted.spend, rows)
     elif explain:
         hurdle.top_drivers = stacked["top_drivers"].array if stacked["top_drivers"].notna().all() else None
-        hurdle.drivers_digest = _digest_of(stacked) if hurdle.top_drivers is not None else None
     return hurdle, stacked["predicted_clv"].to_numpy(float)
 
 
@@ -739,7 +720,7 @@ def at_stacked_level(hurdle: CandidateScores, stacked_predicted: np.ndarray, k: 
 def blended(stacked: CandidateScores, structural: np.ndarray) -> CandidateScores:
     """The blend candidate's scores from the stacked candidate's (the same trees) and the BTYD mean forecast."""
     predicted = 0.5 * (stacked.predicted + np.clip(structural, 0.0, None))
-    return CandidateScores(predicted, stacked.propensity, stacked.top_drivers, drivers_digest=stacked.drivers_digest)
+    return CandidateScores(predicted, stacked.propensity, stacked.top_drivers)
 
 
 # ---------------------------------------------------------------------------------------------------- selection
@@ -1147,15 +1128,13 @@ def predict_champion(
     explain: bool = True,
     fits: BtydFits | None = None,
     table: TableFactors | None = None,
-    known: clv.KnownDrivers | None = None,
 ) -> pd.DataFrame:
     """One row per customer: predicted_clv (calibrated), p10/p90, purchase_propensity, top_drivers, clv_model.
 
     fits = btyd.fit_btyd_models(features) when the caller has them (fitted here when needed and None).
     table: the whole table's factors (table_factors) when `features` is one chunk of it; None computes them over
     `features`. Chunked scoring that keeps each chunk's scores calls score_chunk and finish_chunk itself."""
-    chunk = score_chunk(model, features, explain=explain, fits=fits, known=known)
-    return finish_chunk(model, chunk, table or TableFactors())
+    return finish_chunk(model, score_chunk(model, features, explain=explain, fits=fits), table or TableFactors())
 
 
 def finish_chunk(model: ChampionModel, chunk: ChunkScores, table: TableFactors) -> pd.DataFrame:
@@ -1183,6 +1162,4 @@ def finish_chunk(model: ChampionModel, chunk: ChunkScores, table: TableFactors) 
     result["purchase_propensity"] = np.clip(propensity, 0.0, 1.0)
     result["top_drivers"] = scores.top_drivers if scores.top_drivers is not None else "[]"
     result["clv_model"] = model.name
-    if scores.drivers_digest is not None:  # asked for (known drivers given) and the drivers have one
-        result["drivers_digest"] = scores.drivers_digest
     return result

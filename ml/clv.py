@@ -104,21 +104,6 @@ each distinct rounded contribution is formatted once with Python's repr (4 decim
 repeat a lot), and the rows are assembled column-wise by Arrow (_top_drivers), then passed to the table as Arrow
 strings without Python objects. tests/unit/test_clv.py compares it with json.dumps on ties, half-way points, -0.0,
 huge and non-finite values.
-
-top_drivers on a real next day (issue 18, decision): every customer keeps exact drivers, and a customer whose
-decision pattern did not move in any tree of the value model takes over the drivers the previous scoring by the same
-model wrote (KnownDrivers): the contributions are a function of the patterns alone (_pattern_shap), so those bytes
-are the ones explaining again would write. Recency and tenure move every day, but on the 1 M bench shop about 4 in 5
-customers cross no split of any of the 200 trees from one day to the next. The patterns are folded into a 64-bit
-digest per customer (drivers_digest in ml.clv_predictions) in the pass that computes the value anyway; only the
-rest are explained. Not chosen: explaining only the customers a reader reads (audience members, the report) changes
-the contract of marts.customer_scores and customer_explanations for analysts, who read any customer, and the one
-in-graph reader, the Salesforce reason codes, gets no drivers today (the audience tables carry no top_drivers); a
-cheaper exact TreeSHAP for everyone (adding trees' tables before the rows) changes the order of the additions, so
-not the same bytes. A refit (new model_version), the first run, a hurdle champion's drivers (the spend and purchase
-models' too) and Spark explain every customer, as before. A digest collision (two different pattern vectors, same
-64 bits) would keep a stale text: for an odd multiplier a change in one tree never collides, and beyond that the
-chance is of the order of 2^-64 per changed customer and day.
 """
 
 from __future__ import annotations
@@ -746,19 +731,12 @@ def tree_shap_by_pattern(trees: list[_PatternTree], matrix: pd.DataFrame | np.nd
 
 
 def _by_pattern(
-    trees: list[_PatternTree],
-    matrix: pd.DataFrame | np.ndarray,
-    contributions: bool = True,
-    bias: bool = True,
-    digest: np.ndarray | None = None,
+    trees: list[_PatternTree], matrix: pd.DataFrame | np.ndarray, contributions: bool = True, bias: bool = True
 ) -> tuple[np.ndarray | None, np.ndarray]:
     """(tree_shap_by_pattern's contributions, the model's raw score) from one pass over every row's patterns.
 
     bias=False leaves the last column (the expected value) at 0: top_drivers never reads it, and adding it was a
     seventh of the additions (every tree has one).
-
-    digest: a uint64 per row (DRIVERS_DIGEST_SEED + top_k), folded in place with each tree's pattern: equal digests
-    mean (but for a 64-bit collision) equal patterns in every tree, hence the same contributions (KnownDrivers).
 
     The raw score (log scale for tweedie) is the sum of the trees' outputs, added tree after tree from 0.0 in the
     model's order: the additions LightGBM's PredictRaw makes, so the same float (tests/unit/test_clv.py checks it
@@ -776,9 +754,6 @@ def _by_pattern(
         for k, node in enumerate(tree.nodes):
             f = node["split_feature"]
             pattern |= _goes_left(node, values[:, f], missing[:, f]).astype(np.uint16) << k
-        if digest is not None:  # wraps modulo 2^64 (numpy array arithmetic does not warn)
-            np.multiply(digest, DRIVERS_DIGEST_MULTIPLIER, out=digest)
-            np.add(digest, pattern, out=digest, casting="unsafe")
         index = pattern.astype(np.intp)  # once per tree, not once per gather; gathers and adds reuse their buffers
         # mode="wrap": a pattern is always below its table's 2^splits rows, so nothing wraps, and numpy skips the
         # per-element bounds check of mode="raise" (the gathers were ~80 % of scoring at 1 M; issue 18).
@@ -863,97 +838,30 @@ def _pattern_predict(booster: lgb.Booster, matrix: pd.DataFrame | np.ndarray) ->
     return _output(objective, raw)
 
 
-# Drivers' digest (KnownDrivers): a polynomial hash modulo 2^64 of a row's pattern in every tree of the value model,
-# in the trees' order. The seed names the format of the drivers' text: change it when _top_drivers' text or the digest
-# changes, so drivers written by older code are never taken for today's.
-DRIVERS_DIGEST_SEED = 0x5E6D1D7A_00000001
-DRIVERS_DIGEST_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # odd: a pattern change in one tree always changes it
-
-
-@dataclass(frozen=True)
-class KnownDrivers:
-    """The drivers a previous scoring by the SAME model wrote, aligned with the rows scored now: its digests (uint64)
-    and top_drivers texts (Arrow strings; null: nothing known, the row is explained).
-
-    A row's TreeSHAP contributions depend on the row only through its decision pattern in each tree (_pattern_shap):
-    when today's patterns are yesterday's (the digest is equal), so are the contributions and the text, byte for
-    byte, and the text is taken over instead of explained again. Recency and tenure move every day, but most rows
-    cross no split of any tree that day (about 4 in 5 at 1 M customers; README "top_drivers on a real next day")."""
-
-    digest: np.ndarray
-    texts: pa.Array
-
-    @classmethod
-    def unknown(cls, rows: int) -> KnownDrivers:
-        return cls(np.zeros(rows, dtype=np.uint64), pa.nulls(rows, type=pa.string()))
-
-    @classmethod
-    def from_columns(cls, digest: pd.Series, texts: pd.Series) -> KnownDrivers:
-        """From a left join on the previous predictions (missing rows: NA digest, NA text)."""
-        known = digest.notna().to_numpy() & texts.notna().to_numpy()
-        values = np.zeros(len(digest), dtype=np.uint64)
-        values[known] = digest[known].to_numpy(dtype=np.uint64)
-        strings = pa.array(texts, type=pa.string(), from_pandas=True)
-        return cls(values, pc.if_else(pa.array(known), strings, pa.scalar(None, pa.string())))
-
-    def reusable(self, digest: np.ndarray) -> np.ndarray:
-        """Rows whose known text belongs to exactly these patterns."""
-        return self.texts.is_valid().to_numpy(zero_copy_only=False) & (self.digest == digest)
-
-
 def _explain(
-    models: ClvModels,
-    matrix: pd.DataFrame | np.ndarray,
-    top_k: int,
-    feature_names: list[str],
-    known: KnownDrivers | None = None,
-) -> tuple[pd.Series, np.ndarray | None, np.ndarray | None]:
-    """top_drivers for every row (a "str" Series of Arrow strings, index 0..n-1), EXPLAIN_CHUNK_ROWS at a time so the
-    contribution matrix stays small, the value model's raw score of every row when the patterns gave it (None when
-    LightGBM explained row by row), and with `known` each row's drivers digest (None without patterns).
+    models: ClvModels, matrix: pd.DataFrame | np.ndarray, top_k: int, feature_names: list[str]
+) -> tuple[pd.Series, np.ndarray | None]:
+    """top_drivers for every row (a "str" Series of Arrow strings, index 0..n-1), EXPLAIN_CHUNK_ROWS at a time so the contribution matrix stays small, and the value
+    model's raw score of every row when the patterns gave it (None when LightGBM explained row by row).
 
     Exact TreeSHAP by decision pattern (tree_shap_by_pattern); LightGBM's own per-row TreeSHAP for trees too large
-    for it. `known`: rows whose digest matches keep the known text; only the others are explained."""
+    for it."""
     booster = models.value_model
     trees = _booster_pattern_trees(booster)
 
-    with_digest = known is not None and trees is not None
-
-    def new_digest(rows: int) -> np.ndarray:
-        return np.full(rows, DRIVERS_DIGEST_SEED + top_k, dtype=np.uint64)
-
-    def explain_block(block) -> tuple[pa.Array, np.ndarray | None, np.ndarray | None]:
+    def explain_block(block) -> tuple[pa.Array, np.ndarray | None]:
         if trees is None:
-            return (
-                _top_drivers(np.asarray(_best_predict(booster, block, pred_contrib=True)), feature_names, top_k),
-                None,
-                None,
-            )
-        digest = new_digest(len(block)) if with_digest else None
-        contributions, raw = _by_pattern(trees, block, bias=False, digest=digest)  # _top_drivers drops the bias
-        return _top_drivers(contributions, feature_names, top_k), raw, digest
-
-    def digest_block(block) -> tuple[np.ndarray, np.ndarray]:
-        digest = new_digest(len(block))
-        return _by_pattern(trees, block, contributions=False, digest=digest)[1], digest
-
-    if with_digest and known.texts.null_count < len(known.texts):
-        # One pass for every row's raw score and digest, then TreeSHAP for the rows whose patterns moved only.
-        raw, digest = (np.concatenate(parts) for parts in zip(*_map_row_blocks(digest_block, matrix), strict=True))
-        fresh = ~known.reusable(digest)
-        explained = _map_row_blocks(explain_block, matrix[fresh]) if fresh.any() else []
-        new = pa.chunked_array([drivers for drivers, _, _ in explained], type=pa.string()).combine_chunks()
-        base = known.texts if known.texts.type == pa.string() else known.texts.cast(pa.string())
-        return pd.Series(pc.replace_with_mask(base, pa.array(fresh), new), dtype="str"), raw, digest
+            contributions, raw = np.asarray(_best_predict(booster, block, pred_contrib=True)), None
+        else:
+            contributions, raw = _by_pattern(trees, block, bias=False)  # _top_drivers drops the bias column
+        return _top_drivers(contributions, feature_names, top_k), raw
 
     # LightGBM's own TreeSHAP uses every core already: its blocks go one after the other.
     explained = _map_row_blocks(explain_block, matrix, threads=1 if trees is None else SCORING_THREADS)
-    texts = pd.Series(pa.chunked_array([drivers for drivers, _, _ in explained], type=pa.string()), dtype="str")
+    texts = pd.Series(pa.chunked_array([drivers for drivers, _ in explained], type=pa.string()), dtype="str")
     if trees is None:
-        return texts, None, None
-    raw = np.concatenate([raw for _, raw, _ in explained]) if explained else np.zeros(0)
-    digest = (np.concatenate([d for _, _, d in explained]) if explained else new_digest(0)) if with_digest else None
-    return texts, raw, digest
+        return texts, None
+    return texts, np.concatenate([raw for _, raw in explained]) if explained else np.zeros(0)
 
 
 def contributions(booster: lgb.Booster, matrix: pd.DataFrame | np.ndarray) -> np.ndarray:
@@ -1018,21 +926,12 @@ def hurdle_drivers(
     return pd.Series(_top_drivers(contribution, names, top_k_drivers), dtype="str").array
 
 
-def predict(
-    models: ClvModels,
-    features: pd.DataFrame,
-    top_k_drivers: int = 3,
-    explain: bool = True,
-    known: KnownDrivers | None = None,
-) -> pd.DataFrame:
+def predict(models: ClvModels, features: pd.DataFrame, top_k_drivers: int = 3, explain: bool = True) -> pd.DataFrame:
     """One row per customer: predicted_clv (currency over the training horizon), purchase_propensity, top_drivers.
 
     top_drivers: JSON list of the features that move this customer's prediction most, with their LightGBM
     contribution on the value model's log scale. Empty list for the fallback.
     explain=False skips the contributions (the back-test needs none).
-    known: the drivers this model wrote for these rows before (KnownDrivers, aligned with `features`): rows whose
-    patterns did not change keep them, and a `drivers_digest` column (uint64) is added for the next scoring (not
-    for the fallback, or trees too large for patterns).
     """
     result = pd.DataFrame({"customer_id": features["customer_id"].to_numpy()})
     if models.fallback_reason is not None:
@@ -1043,7 +942,7 @@ def predict(
     matrix = model_matrix(features.reset_index(drop=True), models.categories, models.extra_features)
     names = list(matrix.columns)
     matrix = model_array(matrix)  # converted once for both boosters and the explanations
-    drivers, raw, digest = _explain(models, matrix, top_k_drivers, names, known) if explain else (None, None, None)
+    drivers, raw = _explain(models, matrix, top_k_drivers, names) if explain else (None, None)
     # The explanation walked every row through the value model's trees already: its value is read off the same
     # patterns (equal to LightGBM's predict) instead of a second walk by LightGBM.
     value = _output(_booster_patterns(models.value_model)[1], raw) if raw is not None else None
@@ -1051,8 +950,6 @@ def predict(
     result["predicted_clv"] = np.clip(value * models.calibration_factor, 0.0, None)
     result["purchase_propensity"] = np.clip(_best_predict(models.buy_model, matrix), 0.0, 1.0)
     result["top_drivers"] = drivers.array if drivers is not None else None  # the Arrow strings, not copied
-    if digest is not None:
-        result["drivers_digest"] = digest
     return result
 
 

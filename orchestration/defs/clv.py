@@ -17,7 +17,6 @@ from functools import partial
 
 import dagster as dg
 import duckdb
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -25,8 +24,6 @@ from ml.cadence import derived_key
 from ml.champion import EVALUATION as EVALUATION_WINDOW
 from ml.champion import (
     INPUT_COLUMNS,
-    ChunkScores,
-    TableFactors,
     champion_backtest,
     finish_chunk,
     fit_champion,
@@ -37,7 +34,7 @@ from ml.champion import (
     table_factors,
 )
 from ml.charts import decile_chart_png, feature_importance_png
-from ml.clv import KnownDrivers, feature_importance
+from ml.clv import feature_importance
 from ml.evaluation import (
     DEFAULT_CALIBRATION_BAND,
     DEFAULT_RANKING_FLOOR_SPEARMAN,
@@ -424,7 +421,7 @@ def load_model(blob: bytes, version: str):
     group_name=groups.CLV,
     kinds={"python", "lightgbm", "duckdb"},
     op_tags=DUCKDB_TAG,
-    code_version="clv-predict-v3",
+    code_version="clv-predict-v2",
 )
 def clv_predictions(warehouse: Warehouse, spark: SparkEngine) -> dg.MaterializeResult:
     """One row per customer: predicted CLV over the horizon with p10/p90, propensity, top drivers, model name."""
@@ -453,9 +450,6 @@ def clv_predictions(warehouse: Warehouse, spark: SparkEngine) -> dg.MaterializeR
             "total_predicted_clv_p10": dg.MetadataValue.float(summary["p10"]),
             "total_predicted_clv_p90": dg.MetadataValue.float(summary["p90"]),
             "mean_purchase_propensity": dg.MetadataValue.float(summary["propensity"]),
-            # Customers whose decision patterns did not move since the last scoring by this model: their top_drivers
-            # were taken over, the others explained (ml.clv.KnownDrivers).
-            "drivers_taken_over": dg.MetadataValue.int(summary.get("drivers_taken_over", 0)),
         }
     )
 
@@ -467,40 +461,14 @@ PREDICT_CHUNK_CUSTOMERS = 100_000
 DUCKDB_VECTOR_ROWS = 2048
 
 
-# The columns a chunk of champion_input_chunks(known_version=...) carries besides the champion's inputs: the drivers
-# the previous scoring by the same model wrote for the customer (clv.KnownDrivers), NULL when there are none.
-KNOWN_DIGEST, KNOWN_DRIVERS = "_known_drivers_digest", "_known_top_drivers"
-
-
-def champion_input_chunks(
-    conn: duckdb.DuckDBPyConnection, table: str, chunk_rows: int, known_version: str | None = None
-) -> Iterator[pd.DataFrame]:
+def champion_input_chunks(conn: duckdb.DuckDBPyConnection, table: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
     """read_champion_inputs(conn, table) cut into frames of exactly `chunk_rows` rows (the last one shorter), in
     customer_id order: ONE sorted scan streamed vector by vector on a cursor of its own (so `conn` may write
-    meanwhile), instead of a query per customer_id range, each filtering and sorting again (~1 CPU s at 1 M).
-
-    known_version: also the KNOWN_DIGEST and KNOWN_DRIVERS of each customer from the current ml.clv_predictions
-    when that model version wrote them (the cursor reads the table as it was when the scan started, so `conn` may
-    replace it meanwhile)."""
-    columns = ", ".join(f"features.{column}" for column in present_columns(conn, table, INPUT_COLUMNS))
-    if known_version is not None and _has_drivers_digest(conn):
-        query = (
-            f"select {columns}, known.drivers_digest as {KNOWN_DIGEST}, known.top_drivers as {KNOWN_DRIVERS} "
-            f"from {table} as features left join (select customer_id, drivers_digest, top_drivers "
-            f"from {PREDICTIONS_TABLE} where model_version = ?) as known using (customer_id) order by customer_id"
-        )
-        params = [known_version]
-    elif known_version is not None:  # no previous drivers: every customer is explained (and gets a digest)
-        query = (
-            f"select {columns}, null::ubigint as {KNOWN_DIGEST}, null::varchar as {KNOWN_DRIVERS} "
-            f"from {table} as features order by customer_id"
-        )
-        params = []
-    else:
-        query, params = f"select {columns} from {table} as features order by customer_id", []
+    meanwhile), instead of a query per customer_id range, each filtering and sorting again (~1 CPU s at 1 M)."""
+    columns = ", ".join(present_columns(conn, table, INPUT_COLUMNS))
     reader = conn.cursor()
     try:
-        reader.execute(query, params)
+        reader.execute(f"select {columns} from {table} order by customer_id")
         vectors = max(1, -(-chunk_rows // DUCKDB_VECTOR_ROWS))
         pending: pd.DataFrame | None = None
         while len(piece := reader.fetch_df_chunk(vectors)):
@@ -514,27 +482,6 @@ def champion_input_chunks(
         reader.close()
 
 
-def _has_drivers_digest(conn: duckdb.DuckDBPyConnection) -> bool:
-    """ml.clv_predictions exists and has drivers_digest (a table written before issue 18's digest has none)."""
-    return table_exists(conn, PREDICTIONS_TABLE) and bool(present_columns(conn, PREDICTIONS_TABLE, ["drivers_digest"]))
-
-
-def split_known(chunk: pd.DataFrame) -> tuple[pd.DataFrame, KnownDrivers | None]:
-    """A chunk of champion_input_chunks without the known drivers' columns, and those drivers (None: not read)."""
-    if KNOWN_DIGEST not in chunk.columns:
-        return chunk, None
-    known = KnownDrivers.from_columns(chunk[KNOWN_DIGEST], chunk[KNOWN_DRIVERS])
-    return chunk.drop(columns=[KNOWN_DIGEST, KNOWN_DRIVERS]), known
-
-
-def with_digest_column(predictions: pd.DataFrame, version: str) -> pd.DataFrame:
-    """ml.clv_predictions' row: the predictions, model_version, then drivers_digest (NULL when the drivers have none:
-    a model without per-customer drivers, a hurdle's drivers, trees too large for patterns)."""
-    digest = predictions.pop("drivers_digest") if "drivers_digest" in predictions else None
-    digest = pd.array([None] * len(predictions), dtype="UInt64") if digest is None else digest
-    return predictions.assign(model_version=version, drivers_digest=digest)
-
-
 def _predict_in_chunks(
     warehouse: Warehouse, model, fits, version: str, chunk_rows: int = PREDICT_CHUNK_CUSTOMERS
 ) -> dict:
@@ -542,34 +489,20 @@ def _predict_in_chunks(
     customer_id order), written into ml.clv_predictions in one transaction (readers see the old table or the new
     one). Each row's prediction depends on that row only, except the whole table's factors (a leveled hurdle's k and
     shape factor, the structural level's): for such a model every chunk is scored once and its scores kept
-    (score_chunk: a few arrays per chunk), the factors come from their sums and are applied to the kept scores.
-
-    top_drivers: a customer whose decision patterns in the value model's trees are those of the previous scoring
-    by the same model keeps the drivers it wrote (the same bytes: clv.KnownDrivers); only the others are explained."""
-    taken_over = 0
-
-    def counted(known: KnownDrivers | None, digest) -> None:
-        nonlocal taken_over
-        if known is not None and digest is not None:
-            taken_over += int(known.reusable(np.asarray(digest)).sum())
-
-    def scored_chunk(chunk: pd.DataFrame, known: KnownDrivers | None) -> ChunkScores:
-        scores = score_chunk(model, chunk, fits=fits, known=known)
-        counted(known, scores.scores.drivers_digest)
-        return scores
-
+    (score_chunk: a few arrays per chunk), the factors come from their sums and are applied to the kept scores."""
     with warehouse.connect() as conn:
-        chunks = (split_known(chunk) for chunk in champion_input_chunks(conn, FEATURES, chunk_rows, version))
         if needs_table_factors(model):
-            kept = [scored_chunk(chunk, known) for chunk, known in chunks]
+            kept = [score_chunk(model, chunk, fits=fits) for chunk in champion_input_chunks(conn, FEATURES, chunk_rows)]
             table = kept_table_factors(model, kept)
             scored = (finish_chunk(model, chunk, table) for chunk in kept)
         else:
-            scored = (finish_chunk(model, scored_chunk(chunk, known), TableFactors()) for chunk, known in chunks)
+            scored = (
+                predict_champion(model, chunk, fits=fits) for chunk in champion_input_chunks(conn, FEATURES, chunk_rows)
+            )
         conn.execute("begin transaction")
         written = 0
         for predictions in scored:
-            predictions = with_digest_column(predictions, version)
+            predictions = predictions.assign(model_version=version)
             if not written:  # the first chunk replaces the table (its column types are the scored frame's)
                 write_table(conn, PREDICTIONS_TABLE, predictions)
             else:
@@ -580,20 +513,15 @@ def _predict_in_chunks(
             del predictions  # before the next chunk is scored: one chunk's frames at a time
         if not written:  # no customer: the table is still replaced, empty (typed by the mart's columns)
             empty = read_champion_inputs(conn, FEATURES, " where false")
-            write_table(conn, PREDICTIONS_TABLE, with_digest_column(predict_champion(model, empty, fits=fits), version))
+            write_table(
+                conn, PREDICTIONS_TABLE, predict_champion(model, empty, fits=fits).assign(model_version=version).head(0)
+            )
         conn.execute("commit")
         rows, clv, p10, p90, propensity = conn.execute(
             "select count(*), sum(predicted_clv), sum(predicted_clv_p10), sum(predicted_clv_p90), "
             f"avg(purchase_propensity) from {PREDICTIONS_TABLE}"
         ).fetchone()
-    return {
-        "rows": rows,
-        "clv": clv or 0.0,
-        "p10": p10 or 0.0,
-        "p90": p90 or 0.0,
-        "propensity": propensity or 0.0,
-        "drivers_taken_over": taken_over,
-    }
+    return {"rows": rows, "clv": clv or 0.0, "p10": p10 or 0.0, "p90": p90 or 0.0, "propensity": propensity or 0.0}
 
 
 def _predict_on_spark(

@@ -47,10 +47,9 @@ def _one_pass(warehouse: Warehouse, model, fits) -> pd.DataFrame:
     return champion.predict_champion(model, features, fits=fits).assign(model_version="v1")
 
 
-def _written(warehouse: Warehouse, digest: bool = False) -> pd.DataFrame:
-    """The table written; without drivers_digest (the DuckDB path's bookkeeping for the next scoring) unless asked."""
+def _written(warehouse: Warehouse) -> pd.DataFrame:
     with duckdb.connect(warehouse.path) as conn:
-        return conn.execute(f"select * {'' if digest else 'exclude (drivers_digest)'} from {PREDICTIONS_TABLE}").df()
+        return conn.execute(f"select * from {PREDICTIONS_TABLE}").df()
 
 
 def test_the_chunks_are_one_sorted_read_cut_into_exact_sizes(scored_shop):
@@ -132,61 +131,3 @@ def test_a_leveled_hurdles_table_factors_are_the_whole_tables_in_chunks(
     per_chunk = pd.concat([champion.predict_champion(model, c, fits=fits) for c in chunks], ignore_index=True)
     if not structural_level:
         assert not np.allclose(per_chunk["predicted_clv"], expected["predicted_clv"], rtol=1e-6)
-
-
-def _next_day(features: pd.DataFrame) -> pd.DataFrame:
-    """The same customers a day later: recency and tenure move for everyone (what a real next day does)."""
-    moved = features.copy()
-    for column in ("recency_days", "tenure_days", "days_since_last_event", "btyd_recency_days"):
-        moved[column] = moved[column] + 1
-    return moved
-
-
-@pytest.fixture(scope="module")
-def lightgbm_model():
-    """LightGBM as champion of the same shop (its trees explain every customer)."""
-    shop = simulate_shop(800, N_DAYS, seed=5)
-    training = features_at(shop, N_DAYS - 1 - HORIZON, HORIZON)
-    result = champion.champion_backtest(
-        training, HORIZON, features_at(shop, N_DAYS - 1 - 2 * HORIZON, HORIZON), candidates=(champion.LIGHTGBM,)
-    )
-    evaluation = result.evaluation.assign(is_champion=result.evaluation["model"] == champion.LIGHTGBM)
-    return champion.fit_champion(training, HORIZON, evaluation)
-
-
-def test_a_next_day_keeps_the_drivers_of_unchanged_patterns_and_explains_the_rest(
-    tmp_path, scored_shop, lightgbm_model
-):
-    # Issue 18: top_drivers of a customer whose patterns in every value tree did not move are taken over from the
-    # previous scoring by the same model; the table must be exactly what explaining everyone gives.
-    shared, _, fits = scored_shop
-    model = lightgbm_model
-    assert model.name == champion.LIGHTGBM
-    warehouse = Warehouse(path=str(tmp_path / "warehouse.duckdb"), engine="duckdb")
-    with duckdb.connect(shared.path) as source, duckdb.connect(warehouse.path) as conn:
-        today = source.execute(f"select * from {FEATURES} order by customer_id").df()
-        write_table(conn, FEATURES, today)
-    _predict_in_chunks(warehouse, model, fits, "v1", chunk_rows=90)
-    first = _written(warehouse, digest=True)
-    assert first["drivers_digest"].notna().all()
-    pd.testing.assert_frame_equal(first.drop(columns="drivers_digest"), _one_pass(warehouse, model, fits))
-
-    with duckdb.connect(warehouse.path) as conn:
-        write_table(conn, FEATURES, _next_day(today))
-        # A planted text shows which drivers are taken over: exactly those of the customers whose patterns stayed.
-        conn.execute(f"update {PREDICTIONS_TABLE} set top_drivers = 'kept'")
-    _predict_in_chunks(warehouse, model, fits, "v1", chunk_rows=90)
-    second = _written(warehouse, digest=True)
-    expected = _one_pass(warehouse, model, fits)
-    unchanged = (second["drivers_digest"] == first["drivers_digest"]).to_numpy()
-    assert 0 < unchanged.sum() < len(second)  # both paths are exercised
-    planted = (second["top_drivers"] == "kept").to_numpy()
-    assert (planted == unchanged).all()
-    first_texts = first["top_drivers"].to_numpy()
-    assert (expected["top_drivers"].to_numpy()[unchanged] == first_texts[unchanged]).all()  # what was taken over
-    pd.testing.assert_frame_equal(second.drop(columns="drivers_digest")[~planted], expected[~planted], check_exact=True)
-
-    # Another model version never takes them over: everyone is explained again.
-    _predict_in_chunks(warehouse, model, fits, "v2", chunk_rows=90)
-    third = _written(warehouse)
-    pd.testing.assert_frame_equal(third, expected.assign(model_version="v2"), check_exact=True)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pytest
 import yaml
 
@@ -615,49 +614,3 @@ def test_scoring_blocks_on_threads_gives_the_same_bits_as_one_block(models, scor
         assert blocked[column].to_numpy().tobytes() == whole[column].to_numpy().tobytes()
     assert blocked["top_drivers"].tolist() == whole["top_drivers"].tolist()
     assert clv._map_row_blocks(len, np.zeros((0, 3))) == [0]
-
-
-def _pattern_vectors(models: clv.ClvModels, features: pd.DataFrame) -> np.ndarray:
-    """Every row's decision pattern in every value tree (rows x trees): what the drivers depend on."""
-    trees = clv._booster_pattern_trees(models.value_model)
-    values = clv.model_array(clv.model_matrix(features.reset_index(drop=True), models.categories))
-    missing = np.isnan(values)
-    columns = []
-    for tree in trees:
-        pattern = np.zeros(len(values), dtype=np.int64)
-        for k, node in enumerate(tree.nodes):
-            f = node["split_feature"]
-            pattern |= clv._goes_left(node, values[:, f], missing[:, f]).astype(np.int64) << k
-        columns.append(pattern)
-    return np.column_stack(columns)
-
-
-def test_known_drivers_are_taken_over_exactly_where_the_patterns_did_not_move(models, scoring_features):
-    # Issue 18: a next day's drivers are the previous scoring's where every value tree's pattern is unchanged, and
-    # the table is byte for byte what explaining every row gives.
-    today = scoring_features.reset_index(drop=True)
-    first = clv.predict(models, today, known=clv.KnownDrivers.unknown(len(today)))
-    plain = clv.predict(models, today)
-    pd.testing.assert_frame_equal(first.drop(columns="drivers_digest"), plain, check_exact=True)
-    assert first["drivers_digest"].dtype == np.uint64
-
-    tomorrow = today.copy()
-    for column in ("recency_days", "tenure_days", "days_since_last_event", "btyd_recency_days"):
-        tomorrow[column] = tomorrow[column] + 1
-    planted = pa.array(["kept"] * len(today), type=pa.string())  # shows which texts are taken over
-    known = clv.KnownDrivers(first["drivers_digest"].to_numpy(), planted)
-    second = clv.predict(models, tomorrow, known=known)
-    explained = clv.predict(models, tomorrow)
-
-    same_patterns = (_pattern_vectors(models, today) == _pattern_vectors(models, tomorrow)).all(axis=1)
-    assert 0 < same_patterns.sum() < len(today)
-    assert ((second["drivers_digest"] == first["drivers_digest"]).to_numpy() == same_patterns).all()
-    assert ((second["top_drivers"] == "kept").to_numpy() == same_patterns).all()
-    moved = ~same_patterns
-    assert second["top_drivers"][moved].tolist() == explained["top_drivers"][moved].tolist()
-    assert first["top_drivers"][same_patterns].tolist() == explained["top_drivers"][same_patterns].tolist()
-    for column in ("predicted_clv", "purchase_propensity"):
-        assert second[column].to_numpy().tobytes() == explained[column].to_numpy().tobytes()
-    # Nothing known (a null text): explained, whatever the digest says.
-    unknown = clv.KnownDrivers(first["drivers_digest"].to_numpy(), pa.nulls(len(today), type=pa.string()))
-    assert clv.predict(models, tomorrow, known=unknown)["top_drivers"].tolist() == explained["top_drivers"].tolist()
