@@ -137,7 +137,8 @@ def out_of_reach_reason(cards: pd.DataFrame, min_customers: int, history_days: i
     - fewer than MIN_ACTIONABLE_SEGMENTS x min_customers (a 1- or 20-customer shop): impossible whatever the split; or
     - fewer than YOUNG_SHOP_HEADROOM times that in a young shop (orders over less than one CLV horizon): its segments
       slice one cohort of new customers unevenly, so three at the bar would have to be most of its customers (issue
-      13: 152 customers over 60 days split into behavioural segments of 83, 46 and 23, RFM ones of at most 24).
+      13: 152 customers over 60 days split into behavioural segments of 83, 46 and 23, RFM ones of at most 24; of
+      247, only 43 had had time to order twice, the repeat buyers' cluster of 41 was below the bar).
     """
     with_strategy = cards.loc[cards["strategy_source"] == STRATEGY_FROM_PLAYBOOK]
     customers = int(with_strategy.groupby("segment_kind")["size"].sum().max()) if len(with_strategy) else 0
