@@ -10,8 +10,12 @@ import pandas as pd
 import pytest
 
 from orchestration.defs.quality_checks import GX_CHECKED_TABLES, gx_checks
-from orchestration.defs.reporting import MIN_ACTIONABLE_SEGMENTS, check_enough_actionable_segments
-from orchestration.defs.resources import Warehouse
+from orchestration.defs.reporting import (
+    MIN_ACTIONABLE_SEGMENTS,
+    check_enough_actionable_segments,
+    out_of_reach_reason,
+)
+from orchestration.defs.resources import SegmintSettings, Warehouse
 from orchestration.lib.warehouse_io import write_table
 from tests.unit.test_expectation_suites import CLEAN, DEFECTS
 
@@ -25,6 +29,23 @@ def _warehouse(tmp_path, table: str, frame: pd.DataFrame) -> Warehouse:
     with duckdb.connect(str(path)) as conn:
         write_table(conn, table, frame)
     return Warehouse(path=str(path))
+
+
+def _cards_warehouse(tmp_path, cards: pd.DataFrame, history_days: int) -> Warehouse:
+    """The cards next to a customer_features whose oldest customer's tenure is `history_days`."""
+    warehouse = _warehouse(tmp_path, CARDS_TABLE, cards)
+    with duckdb.connect(warehouse.path) as conn:
+        write_table(
+            conn, "marts.customer_features", pd.DataFrame({"customer_id": ["c1"], "tenure_days": [history_days]})
+        )
+    return warehouse
+
+
+def _check_cards(tmp_path, cards: pd.DataFrame, history_days: int = 1000, horizon_days: int = 365):
+    settings = SegmintSettings(horizon_days=horizon_days)
+    return check_enough_actionable_segments(
+        warehouse=_cards_warehouse(tmp_path, cards, history_days), settings=settings
+    )
 
 
 def _gx_check(suite: str) -> dg.AssetChecksDefinition:
@@ -65,20 +86,20 @@ def _cards(actionable_rfm: int) -> pd.DataFrame:
                     "size": 400 if ok else 12,
                     "is_actionable": ok,
                     "actionability_reason": "" if ok else "fewer than 50 customers",
+                    "strategy_source": "playbook",
                 }
             )
     return pd.DataFrame(rows)
 
 
 def test_three_actionable_segments_of_one_kind_pass_the_report_check(tmp_path):
-    warehouse = _warehouse(tmp_path, CARDS_TABLE, _cards(MIN_ACTIONABLE_SEGMENTS))
-    result = check_enough_actionable_segments(warehouse=warehouse)
+    result = _check_cards(tmp_path, _cards(MIN_ACTIONABLE_SEGMENTS))
     assert result.passed, result.description
 
 
 def test_too_few_actionable_segments_fail_the_report_check_naming_the_segments_held_back(tmp_path):
     # Planted: the third RFM segment shrank to 12 customers, so no kind has three actionable segments.
-    result = check_enough_actionable_segments(warehouse=_warehouse(tmp_path, CARDS_TABLE, _cards(2)))
+    result = _check_cards(tmp_path, _cards(2))
     assert not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
     assert result.description.startswith(f"2 actionable segments (need {MIN_ACTIONABLE_SEGMENTS})")
     assert "RFM 2: fewer than 50 customers" in result.description and "\n" not in result.description
@@ -93,14 +114,72 @@ def test_a_shop_too_small_for_three_actionable_segments_gets_a_warning_not_a_fai
             "size": [12, 8, 20],
             "is_actionable": [False, False, False],
             "actionability_reason": ["fewer than 50 customers"] * 3,
+            "strategy_source": ["playbook", "playbook", "default"],
         }
     )
-    result = check_enough_actionable_segments(warehouse=_warehouse(tmp_path, CARDS_TABLE, cards))
+    result = _check_cards(tmp_path, cards)
     assert not result.passed and result.severity == dg.AssetCheckSeverity.WARN
     assert result.description.endswith(
-        f"a warning only: the shop has 20 customers, fewer than {MIN_ACTIONABLE_SEGMENTS} segments x 50 "
-        "(playbook actionability.min_customers)"
+        f"a warning only: the shop has 20 customers in segments with a playbook strategy, fewer than "
+        f"{MIN_ACTIONABLE_SEGMENTS} segments x 50 (playbook actionability.min_customers)"
     )
+
+
+def _young_shop_cards(behavioural_sizes: list[int]) -> pd.DataFrame:
+    """Issue 13's young shop (60 days of orders): nine small RFM segments and three behavioural ones, all with a
+    strategy; only behavioural segments of 50 or more are actionable."""
+    rfm_sizes = [24, 24, 23, 22, 18, 13, 12, 12, 4]
+    rows = [("RFM segments", f"RFM {i}", size) for i, size in enumerate(rfm_sizes)]
+    rows += [("Behavioural segments", f"Beh {i}", size) for i, size in enumerate(behavioural_sizes)]
+    return pd.DataFrame(
+        {
+            "segment_kind": [kind for kind, _, _ in rows],
+            "name": [name for _, name, _ in rows],
+            "size": [size for _, _, size in rows],
+            "is_actionable": [kind.startswith("Beh") and size >= 50 for kind, _, size in rows],
+            "actionability_reason": ["" if size >= 50 else "fewer than 50 customers" for _, _, size in rows],
+            "strategy_source": "playbook",
+        }
+    )
+
+
+def test_a_young_shop_above_the_customer_bar_with_too_few_actionable_segments_gets_a_warning(tmp_path):
+    # Issue 13: 152 customers over 60 days, above 3 x 50 but split 83/46/23: `make run` exited 1 on this ERROR.
+    result = _check_cards(tmp_path, _young_shop_cards([83, 46, 23]), history_days=53, horizon_days=365)
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.WARN
+    assert result.description.endswith(
+        "a warning only: a young shop (53 days of orders, less than one CLV horizon of 365) with 152 customers in "
+        f"segments with a playbook strategy, fewer than 2 x {MIN_ACTIONABLE_SEGMENTS} segments x 50"
+    )
+
+
+def test_the_same_cards_fail_at_error_once_the_shop_is_older_than_one_horizon(tmp_path):
+    # 152 customers could give three segments of 50: past its first horizon the shop that does not is a regression.
+    result = _check_cards(tmp_path, _young_shop_cards([83, 46, 23]), history_days=400, horizon_days=365)
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
+    assert "a warning only" not in result.description
+
+
+def test_a_young_shop_with_customers_enough_for_twice_the_bar_still_fails_at_error(tmp_path):
+    result = _check_cards(tmp_path, _young_shop_cards([250, 40, 10]), history_days=53, horizon_days=365)
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
+
+
+@pytest.mark.parametrize(
+    ("sizes", "sources", "history_days", "expected"),
+    [
+        # Customers in segments without a strategy can never be actionable: 160 customers, 40 with a strategy.
+        ([120, 40], ["default", "playbook"], 1000, "the shop has 40 customers in segments with a playbook strategy"),
+        ([150], ["playbook"], 1000, ""),  # the bar itself: three segments of 50 are possible
+        ([299], ["playbook"], 89, "a young shop (89 days of orders, less than one CLV horizon of 90)"),
+        ([300], ["playbook"], 89, ""),  # twice the bar: a young shop that could
+        ([299], ["playbook"], 90, ""),  # one horizon of history: no longer young
+    ],
+)
+def test_out_of_reach_reason_on_planted_cards(sizes, sources, history_days, expected):
+    cards = pd.DataFrame({"segment_kind": "Behavioural segments", "size": sizes, "strategy_source": sources})
+    reason = out_of_reach_reason(cards, min_customers=50, history_days=history_days, horizon_days=90)
+    assert reason.startswith(expected) and bool(reason) == bool(expected)
 
 
 def _shop_without_customers(tmp_path, is_refund: list[bool], is_cancelled: list[bool]) -> Warehouse:
