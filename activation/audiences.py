@@ -43,6 +43,8 @@ PII_COLUMNS = ("email", "phone", "first_name", "last_name", "postal_code", "coun
 CONTACT_COLUMNS = ("email", "phone", "first_name", "last_name", "postal_code")
 # The sync edge (a dbt view): one row per customer, the contact fields of the customers.csv row stg_customers chose.
 CONTACTS_RELATION = "edge.customer_contacts"
+# What audiences select from: one row per customer with every score, segment and model output (a dbt mart).
+SCORES_RELATION = "marts.customer_scores"
 # Secrets belong in environment variables read by the orchestrator, never in this versioned file.
 SECRET_KEY_PATTERN = re.compile(r"(token|secret|password|api_?key|credential)", re.IGNORECASE)
 AUDIENCE_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
@@ -328,7 +330,7 @@ def member_query(score_columns: Collection[str], rule: str) -> str:
     return f"""
         with candidates as (
             select {scores}, {pii}
-            from marts.customer_scores as scores
+            from {SCORES_RELATION} as scores
             left join {CONTACTS_RELATION} as contacts using (customer_id)
         )
         select * from candidates where ({rule}) order by customer_id
@@ -350,7 +352,7 @@ def select_members(
     if audience.realtime_segment is not None:
         conn.register(REALTIME_MEMBERS_RELATION, realtime_member_ids(realtime_members))
     try:
-        score_columns = [row[0] for row in conn.execute("describe marts.customer_scores").fetchall()]
+        score_columns = [row[0] for row in conn.execute(f"describe {SCORES_RELATION}").fetchall()]
         members = conn.execute(member_query(score_columns, member_rule(audience))).df()
     except duckdb.Error as error:
         raise AudienceRuleError(f"audience '{audience.name}': rule `{audience.rule}` failed: {error}") from error

@@ -184,6 +184,8 @@ def audience_forms(
     forms_table: str | None = None,
     contact_fields: bool = True,
     form_columns: tuple[str, ...] = FORM_COLUMNS,
+    scores: str | None = None,
+    score_columns: tuple[str, ...] = (),
 ) -> pd.DataFrame:
     """The members of an audience table (ordered by customer_id) with their contact fields and contact forms.
 
@@ -196,11 +198,19 @@ def audience_forms(
     it, computed once per run for the customers whose contact row changed, instead of here; `contact_fields=False`
     then leaves the plain contact fields out (the built-in destinations and the exports build from the forms
     alone; only a destination without `build_records` needs them).
+
+    `score_columns` (a destination's SCORES_READ): those of them the audience table does not carry are joined from
+    the `scores` relation (marts.customer_scores) for these members only, e.g. Salesforce's top_drivers: a long
+    text no other destination reads, not stored in every audience table.
     """
+    joined_scores = (scores, score_columns)
     if forms_table is not None:
-        return _stored_audience_forms(conn, table, contacts, forms_table, where, contact_fields, form_columns)
+        return _stored_audience_forms(
+            conn, table, contacts, forms_table, where, contact_fields, form_columns, joined_scores
+        )
     joined = conn.execute(
-        f"{_audience_forms_sql(conn, table, contacts)} {'where ' + where if where else ''} order by row_id"
+        f"{_audience_forms_sql(conn, table, contacts, joined_scores)} {'where ' + where if where else ''} "
+        "order by row_id"
     ).df()
     form_names = [c for c in joined.columns if c in _FORM_OUTPUT]
     forms = joined[form_names]
@@ -210,15 +220,32 @@ def audience_forms(
     return _with_forms(members, forms.reset_index(drop=True), members)
 
 
-def _audience_forms_sql(conn: duckdb.DuckDBPyConnection, table: str, contacts: str) -> str:
-    """SELECT of an audience table's rows with their contact fields (from `contacts`), forms and row_id."""
+def _scores_sql(members_columns: list[str], joined_scores: tuple[str | None, tuple[str, ...]]) -> tuple[list[str], str]:
+    """(select list, join clause) adding to `members` the score columns it lacks, from the scores relation
+    (joined_scores: relation, columns wanted); nothing when it has them all."""
+    scores, wanted = joined_scores
+    missing = [c for c in wanted if c not in members_columns]
+    if scores is None or not missing:
+        return [], ""
+    return [f"scores.{c}" for c in missing], f"left join {scores} as scores on scores.customer_id = members.customer_id"
+
+
+def _audience_forms_sql(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    contacts: str,
+    joined_scores: tuple[str | None, tuple[str, ...]] = (None, ()),
+) -> str:
+    """SELECT of an audience table's rows with their contact fields (from `contacts`), the score columns it lacks
+    (_scores_sql), forms and row_id."""
     columns = [row[0] for row in conn.execute(f"describe {table}").fetchall()]
-    kept = ", ".join(f"members.{c}" for c in columns if c not in _CONTACT_ONLY)
+    score_select, score_join = _scores_sql(columns, joined_scores)
+    kept = ", ".join([*(f"members.{c}" for c in columns if c not in _CONTACT_ONLY), *score_select])
     contact_columns = ", ".join(f"contacts.{c}" for c in _CONTACT_ONLY)
     return f"""
         with joined as materialized (
             select row_number() over (order by members.customer_id) - 1 as row_id, {kept}, {contact_columns}
-            from {table} as members left join {contacts} as contacts using (customer_id)
+            from {table} as members left join {contacts} as contacts using (customer_id) {score_join}
         ), forms as ({_forms_sql("joined")})
         select joined.*, forms.* exclude (row_id) from joined join forms using (row_id)
     """
@@ -307,9 +334,11 @@ def _stored_audience_forms(
     where: str | None,
     contact_fields: bool,
     form_columns: tuple[str, ...] = FORM_COLUMNS,
+    joined_scores: tuple[str | None, tuple[str, ...]] = (None, ()),
 ) -> pd.DataFrame:
     """audience_forms with the forms read from `forms_table` (one row per customer; see refresh_match_forms);
-    `form_columns`: only these forms (a destination's FORMS_READ), in FORM_COLUMNS order.
+    `form_columns`: only these forms (a destination's FORMS_READ), in FORM_COLUMNS order; `joined_scores`: score
+    columns joined for the members (_scores_sql).
 
     Raises StaleMatchFormsError when rows of it were made by other rules (code upgraded, forms not refreshed).
     """
@@ -322,7 +351,8 @@ def _stored_audience_forms(
             "materialize edge_forms/customer_match_forms (it runs in every segmint_refresh) before syncing"
         )
     columns = [row[0] for row in conn.execute(f"describe {table}").fetchall()]
-    kept = [f"members.{c}" for c in columns if c not in _CONTACT_ONLY]
+    score_select, score_join = _scores_sql(columns, joined_scores)
+    kept = [*(f"members.{c}" for c in columns if c not in _CONTACT_ONLY), *score_select]
     plain = [f"contacts.{c}" for c in _CONTACT_ONLY] if contact_fields else []
     # A member without a contact row has no forms row: unusable hashes are '' as contact_forms gives them.
     forms = [f"forms.{c}" for c in NORMALIZED if c in form_columns]
@@ -331,7 +361,8 @@ def _stored_audience_forms(
     rows = conn.sql(
         f"select {', '.join([*kept, *plain, *forms])} from {table} as members "
         f"left join {forms_table} as forms on forms.customer_id = members.customer_id "
-        f"{join_contacts if contact_fields else ''} {'where ' + where if where else ''} order by members.customer_id"
+        f"{join_contacts if contact_fields else ''} {score_join} {'where ' + where if where else ''} "
+        "order by members.customer_id"
     ).to_arrow_table()
     # The forms straight from Arrow to Python strings (None where missing): DuckDB's .df() made them Python strings,
     # pandas then inferred its Arrow string dtype and _objects made Python strings again, twice the work. The other

@@ -36,7 +36,9 @@ class Destination(Protocol):
     `build_record` per member without it), and `MATCHABLE_SQL`, a SQL condition over the contact forms that holds
     exactly when a member gets a record, so the size guard counts in DuckDB (member_records.audience_record_counts),
     and `FORMS_READ`, the contact-form columns `build_records` reads (a sync step then reads only those; without it,
-    all of member_records.FORM_COLUMNS).
+    all of member_records.FORM_COLUMNS). `SCORES_READ`: the marts.customer_scores columns its records carry; a sync
+    step joins those the audience table does not hold (Salesforce's top_drivers). Without it a record sees only the
+    audience table's columns, so it is needed to send any other score.
     """
 
     name: str

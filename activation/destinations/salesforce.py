@@ -99,6 +99,9 @@ class SalesforceContacts:
     kind = "crm"
     MATCHABLE_SQL = mr.EVERYONE_MATCHABLE_SQL  # build_records gives a record (the size guard counts with it)
     FORMS_READ = mr.EMAIL_AND_NAMES_FORMS  # the contact forms build_records reads
+    # The marts.customer_scores columns build_records reads: a sync joins those the audience table does not carry
+    # (top_drivers, the reason codes) for its members (member_records.audience_forms).
+    SCORES_READ = tuple(SCORE_FIELDS)
 
     def __init__(
         self,

@@ -31,7 +31,9 @@ import pandas as pd
 from activation.audiences import (
     CONTACTS_RELATION,
     GUARD_OFF,
+    SCORES_RELATION,
     Audience,
+    DestinationConfig,
     current_realtime_members,
     is_value_based,
     load_audiences,
@@ -105,12 +107,14 @@ def _members_with_forms(
     contact_fields: bool = False,
     where: str | None = None,
     form_columns: tuple[str, ...] = FORM_COLUMNS,
+    score_columns: tuple[str, ...] = (),
 ) -> pd.DataFrame:
     """The audience's members with their contact forms (normal forms and hashes, read from
     edge_forms.customer_match_forms), for a destination (the sync edge) only; `contact_fields`: with the plain contact
     fields too (a destination without column-wise builders builds each record from them); `where`: only the members
     it holds for (columns of the audience table as `members.<column>`); `form_columns`: only these forms (a sync
-    reads those its destination's records are built from, its FORMS_READ)."""
+    reads those its destination's records are built from, its FORMS_READ); `score_columns`: with these columns of
+    marts.customer_scores, joined for the members where the audience table lacks them (its SCORES_READ)."""
     try:
         return audience_forms(
             conn,
@@ -120,6 +124,8 @@ def _members_with_forms(
             forms_table=MATCH_FORMS_TABLE,
             contact_fields=contact_fields,
             form_columns=form_columns,
+            scores=SCORES_RELATION,
+            score_columns=score_columns,
         )
     except StaleMatchFormsError as error:
         raise dg.Failure(description=f"{audience.name}: {error}") from None
@@ -296,8 +302,17 @@ def _export_asset(audience: Audience) -> dg.AssetsDefinition:
     return _export
 
 
+def _scores_joined(audience: Audience, config: DestinationConfig) -> tuple[str, ...]:
+    """The marts.customer_scores columns a destination reads that the audience table does not carry (its
+    SCORES_READ less MEMBER_COLUMNS): the sync reads them from marts.customer_scores. Asked of the destination built
+    as in a dry-run (no credentials; building sends and writes nothing)."""
+    destination, _ = build_destination(config, audience, {}, ".")
+    return tuple(c for c in getattr(destination, "SCORES_READ", ()) if c not in MEMBER_COLUMNS)
+
+
 def _sync_asset(audience: Audience, destination_name: str) -> dg.AssetsDefinition:
     config = next(d for d in audience.destinations if d.name == destination_name)
+    scores_joined = _scores_joined(audience, config)
 
     @dg.asset(
         key=keys.sync(audience.name, destination_name),
@@ -308,6 +323,8 @@ def _sync_asset(audience: Audience, destination_name: str) -> dg.AssetsDefinitio
             CLV_PREDICTIONS,
             CLV_ACTIVATION_GATE,
             FAIRNESS_AUDIT,
+            # Score columns its records carry that the audience table does not (Salesforce's reason codes).
+            *([CUSTOMER_SCORES] if scores_joined else []),
             # After the removal-only pass (orchestration/defs/privacy.py), so a removal is never sent twice.
             OWED_REMOVALS,
             *LEDGER.values(),
@@ -334,6 +351,7 @@ def _sync_asset(audience: Audience, destination_name: str) -> dg.AssetsDefinitio
                 audience,
                 contact_fields=not hasattr(destination, "build_records"),
                 form_columns=getattr(destination, "FORMS_READ", FORM_COLUMNS),
+                score_columns=scores_joined,
             )
             model_version = conn.execute("select any_value(model_version) from ml.clv_predictions").fetchone()[0]
             try:

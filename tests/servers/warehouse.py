@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 import pandas as pd
 
@@ -43,6 +45,18 @@ def customers_frame(n: int = 60) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+LONG_DRIVERS_CUSTOMER = 2  # c0002's drivers are longer than Salesforce's reason-code field takes
+
+
+def top_drivers(i: int) -> str | None:
+    """Customer i's explanation as ml/clv_predictions writes it (JSON list of drivers); every 9th has none."""
+    if i % 9 == 8:
+        return None
+    count = 40 if i == LONG_DRIVERS_CUSTOMER else 1 + i % 3
+    drivers = [{"feature": f"recency_days_{k}", "contribution": round(0.1 * (i % 7) - 0.25, 3)} for k in range(count)]
+    return json.dumps(drivers)
+
+
 def scores_frame(customers: pd.DataFrame) -> pd.DataFrame:
     """One score row per customer; every customer qualifies for a rule `predicted_clv >= 0`."""
     n = len(customers)
@@ -59,6 +73,7 @@ def scores_frame(customers: pd.DataFrame) -> pd.DataFrame:
             "recency_days": [i * 3 for i in range(n)],
             "order_count": [1 + i % 4 for i in range(n)],
             "total_revenue": [50.0 + i for i in range(n)],
+            "top_drivers": [top_drivers(i) for i in range(n)],
             "marketing_consent": [True] * n,  # deliberately wrong: edge.customer_contacts must win
             "has_email": customers["email"].notna(),
         }

@@ -6,7 +6,7 @@ import pytest
 
 from activation.destinations.hubspot import HubSpotList
 from activation.destinations.klaviyo import KlaviyoList, any_filter
-from activation.destinations.salesforce import SalesforceContacts, membership_field_name
+from activation.destinations.salesforce import REASON_CODES_MAX_CHARS, SalesforceContacts, membership_field_name
 from activation.http import DestinationError
 from activation.sync import sync_audience
 from tests.servers.clients import client_factory
@@ -16,6 +16,7 @@ from tests.servers.klaviyo import FakeKlaviyo
 from tests.servers.salesforce import FakeSalesforce
 from tests.servers.sync_contract import *  # noqa: F401,F403 (the contract tests run for every spec below)
 from tests.servers.sync_contract import BATCH, Spec, present
+from tests.servers.warehouse import top_drivers
 from tests.servers.webhook import FakeWebhook
 
 SPECS = [
@@ -77,6 +78,8 @@ def test_salesforce_rows_it_rejects_stay_pending_and_are_reported_with_its_error
     row = server.contacts["c0002"]
     assert row["Segmint_In_everyone__c"] == "true" and row["Segmint_RFM_Segment__c"] == "loyal"
     assert float(row["Segmint_Predicted_CLV__c"]) == 25.0
+    # c0002's drivers are longer than the field: cut to REASON_CODES_MAX_CHARS.
+    assert row["Segmint_Reason_Codes__c"] == top_drivers(2)[:REASON_CODES_MAX_CHARS] and len(top_drivers(2)) > 1_000
     status = conn.execute("select status, failed from sync.runs").fetchone()
     assert status == ("partial", 1)
     server.reject_emails = set()

@@ -172,3 +172,34 @@ def test_a_shop_without_customers_gets_an_empty_forms_table():
     conn.execute("create view edge.customer_contacts as select * from _none")
     assert mr.refresh_match_forms(conn, CONTACTS) == {"customers": 0, "kept": 0, "computed": 0, "deleted": 0}
     assert conn.execute(f"select count(*) from {FORMS}").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("forms_table", [None, FORMS])
+def test_score_columns_a_destination_reads_beyond_the_audience_table_are_joined_for_its_members(
+    every_destination, forms_table
+):
+    """Salesforce's reason codes (top_drivers) are not in the audience table: read with its SCORES_READ joined from
+    marts.customer_scores, its records equal those built from the selected members, who carry every score column."""
+    conn = golden()
+    mr.refresh_match_forms(conn, CONTACTS)
+    selected = select_members(conn, golden_audience())
+    readers = [d for d in every_destination if getattr(d, "SCORES_READ", ())]
+    assert [d.name for d in readers] == ["salesforce"]
+    for destination in readers:
+        members = mr.audience_forms(
+            conn,
+            "audiences.golden",
+            CONTACTS,
+            forms_table=forms_table,
+            contact_fields=forms_table is None,
+            form_columns=destination.FORMS_READ,
+            scores="marts.customer_scores",
+            score_columns=destination.SCORES_READ,
+        )
+        assert "top_drivers" in members.columns
+        got, want = mr.records_frame(conn, destination, members), mr.records_frame(conn, destination, selected)
+        assert got["member_key"].tolist() == want["member_key"].tolist()
+        assert got["identifiers"].tolist() == want["identifiers"].tolist()
+        assert got["fingerprint"].tolist() == want["fingerprint"].tolist()
+        reasons = [identity["Segmint_Reason_Codes__c"] for identity in got["identifiers"]]
+        assert all(reasons) and reasons == [text[:1_000] for text in selected["top_drivers"]]
