@@ -9,8 +9,9 @@ the freed pages of its heaps and arenas unless asked: `malloc_trim(0)` hands eve
 millisecond, so the run calls it after every step (`release_memory_hook`, on the refresh jobs).
 
 The cyclic garbage collector, one policy for the whole run (`collector_paused`; applied by `in_process_executor`,
-the executor of every job and of the location, and by `make run`, whose `execute_in_process` runs Dagster's own
-in-process executor, so there the release-memory hooks of every job collect between steps): the objects alive when
+the executor of every job and of the location, and by `make run` from before it loads the definitions, whose
+`execute_in_process` runs Dagster's own in-process executor, so there the release-memory hooks of every job collect
+between steps): the objects alive when
 the run starts (the imports and definitions of Dagster, dbt, scikit-learn, about 0.55 M objects) are frozen, so no
 collection walks them again; the collector does not run inside a step; after each step one collection frees the
 cycles that step left (`collect_garbage`: it walks what the step made, and the run's older survivors only when they

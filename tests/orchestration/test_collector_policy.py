@@ -99,3 +99,21 @@ def test_every_in_process_job_and_the_location_run_under_the_policy():
     for job in (jobs.refresh_job, jobs.daily_staging_job, jobs.export_job, jobs.report_job):
         assert job.executor_def is in_process_executor, job.name
         assert job.hooks == release_memory_hooks, job.name
+
+
+def test_the_cli_loads_the_definitions_under_the_run_policy_and_restores_the_collector(monkeypatch):
+    # The definitions' load (inside _run_job) makes most of the process's long-lived objects: no collection walks
+    # them while they are made (orchestration/cli.py, run_job).
+    from orchestration import cli
+
+    seen.clear()
+
+    def run(job_name, window):
+        seen["enabled_while_loading"] = gc.isenabled()
+        return 0
+
+    monkeypatch.setattr(cli, "_run_job", run)
+    frozen_before = gc.get_freeze_count()
+    assert cli.run_job("segmint_refresh") == 0
+    assert seen["enabled_while_loading"] is False
+    assert gc.isenabled() and gc.get_freeze_count() == frozen_before
