@@ -10,7 +10,8 @@ the database file is the costliest step of a large ingest, so every record is wr
 
 Before parsing, one scan of the file's text timestamp and amount columns detects its date order and decimal
 mark (ValueDialect); after parsing, orders in another currency than the reporting one are converted with
-fx_rates.csv or quarantined (as is an order with no currency when others name another one), then duplicates are marked (line items of one order merged, exact copies counted).
+fx_rates.csv or quarantined (as is an order with no currency when others name another one), then duplicates are
+marked (line items of one order merged, exact copies counted).
 
 When the inputs are those of the last ingest into the warehouse and only the as-of date moved forward, the
 records it held back as after its as-of date that are now due are appended instead (landing/append.py).
