@@ -10,7 +10,8 @@ the database file is the costliest step of a large ingest, so every record is wr
 
 Before parsing, one scan of the file's text timestamp and amount columns detects its date order and decimal
 mark (ValueDialect); after parsing, orders in another currency than the reporting one are converted with
-fx_rates.csv or quarantined, then duplicates are marked (line items of one order merged, exact copies counted).
+fx_rates.csv or quarantined (as is an order with no currency when others name another one), then duplicates are
+marked (line items of one order merged, exact copies counted).
 
 When the inputs are those of the last ingest into the warehouse and only the as-of date moved forward, the
 records it held back as after its as-of date that are now due are appended instead (landing/append.py).
@@ -106,6 +107,10 @@ OUTPUT_TABLES = tuple(spec.name for spec in LANDING_TABLES) + (
 STAGE_PREFIX = "_stage_"
 WORK_PREFIX = "_landing_"
 NO_CURRENCY = "(none)"
+# An order with no currency in a file whose orders name another currency than the reporting one.
+AMBIGUOUS_CURRENCY = "ambiguous_currency"
+# How a run whose orders name no currency (and SEGMINT_CURRENCY unset) shows its reporting currency to a user.
+CURRENCY_NOT_GIVEN = "not given (set SEGMINT_CURRENCY)"
 # Reason codes that do not make a file "mostly quarantined": rows set aside on purpose, or kept once.
 BENIGN_REASONS = (AFTER_AS_OF, DUPLICATE_IDENTICAL)
 TOP_REASONS_SHOWN = 3
@@ -500,12 +505,17 @@ def choose_reporting_currency(
     (rates are quoted *to* it). Else the currency of most order rows (ties: alphabetical), with a note when rates
     exist but their target is ambiguous (every order currency has rates, or several have none): converting with
     them could silently be wrong money. A shop with one order currency converts nothing, so its rates' target does
-    not matter.
+    not matter. No order currency and no setting: None (raw.run_context.reporting_currency NULL, shown to users
+    as CURRENCY_NOT_GIVEN by currency_label), with a note saying so.
     """
     if setting:
         return setting.upper(), setting_against_rates(setting.upper(), order_rows, rated, fx_file)
     if not order_rows:
-        return None, None
+        # Amounts are still summed (they can only be in one currency), but no one can say which.
+        return None, (
+            "no order names a currency and SEGMINT_CURRENCY is not set: amounts are kept as given and the "
+            f"reporting currency shows as '{CURRENCY_NOT_GIVEN}'; set SEGMINT_CURRENCY to name it"
+        )
     commonest = min(order_rows, key=lambda code: (-order_rows[code], code))
     if not rated or len(order_rows) == 1:
         return commonest, None
@@ -572,20 +582,58 @@ def setting_against_rates(
     )
 
 
-def _reporting_currency(
+def currency_label(reporting_currency: str | None) -> str:
+    """The reporting currency as a user reads it (metadata, report): its code, never None or NaN."""
+    return reporting_currency or CURRENCY_NOT_GIVEN
+
+
+def blank_currency_reason(reporting: str | None, order_currencies: Collection[str]) -> str | None:
+    """The quarantine reason of an order with no currency, or None when it is taken to be in `reporting`.
+
+    `order_currencies`: the currencies valid orders of the file name. A blank is the reporting currency only when
+    no order names another one (a one-currency shop, a file without currencies): then it can be nothing else. When
+    orders name another currency (EUR and USD; or only USD with SEGMINT_CURRENCY=EUR) it could be any of them, and
+    taking it as the reporting one would silently mix money: `ambiguous_currency`. SEGMINT_CURRENCY does not
+    settle it: it names the currency amounts are reported in, not the order's.
+    """
+    if reporting is None or not set(order_currencies) - {reporting}:
+        return None
+    named = ", ".join(sorted(order_currencies))
+    return (
+        f"{AMBIGUOUS_CURRENCY}: currency='' while other orders are in {named} (reporting currency {reporting}): "
+        "which one is unknown"
+    )
+
+
+def _convert_orders(
     conn: duckdb.DuckDBPyConnection, options: LandingOptions, fx_file: str | None
 ) -> tuple[str | None, str | None]:
-    """choose_reporting_currency over the staged valid orders and rates (fx_file: the rates file, None if absent)."""
-    order_rows = conn.execute(
-        f"SELECT currency, count(*) FROM {_stage(ORDERS.name)} WHERE {ROW_REASON} IS NULL AND currency IS NOT NULL "
-        "GROUP BY currency"
-    ).fetchall()
+    """The currency rules over the staged valid orders and rates (fx_file: the rates file, None if absent):
+    the reporting currency (choose_reporting_currency), blank currencies (blank_currency_reason), conversion.
+
+    Returns (reporting currency, note or None)."""
+    stage = _stage(ORDERS.name)
+    order_rows = dict(
+        conn.execute(
+            f"SELECT currency, count(*) FROM {stage} WHERE {ROW_REASON} IS NULL AND currency IS NOT NULL "
+            "GROUP BY currency"
+        ).fetchall()
+    )
     rated = []
     if fx_file is not None:
         rated = conn.execute(
             f"SELECT DISTINCT currency FROM {_stage(FX_RATES.name)} WHERE {ROW_REASON} IS NULL AND rate <> 1"
         ).fetchall()
-    return choose_reporting_currency(options.reporting_currency, dict(order_rows), {code for (code,) in rated}, fx_file)
+    reporting, note = choose_reporting_currency(
+        options.reporting_currency, order_rows, {code for (code,) in rated}, fx_file
+    )
+    blank_reason = blank_currency_reason(reporting, order_rows)
+    if blank_reason is not None:
+        conn.execute(
+            f"UPDATE {stage} SET {ROW_REASON} = ? WHERE {ROW_REASON} IS NULL AND currency IS NULL", [blank_reason]
+        )
+    _convert_currencies(conn, reporting, fx_file)
+    return reporting, note
 
 
 def _convert_currencies(conn: duckdb.DuckDBPyConnection, reporting: str | None, fx_file: str | None) -> None:
@@ -593,7 +641,7 @@ def _convert_currencies(conn: duckdb.DuckDBPyConnection, reporting: str | None, 
 
     The rate is the one of fx_rates.csv at or before the order's date (`missing_fx_rate` when there is none);
     without fx_rates.csv such orders are `mixed_currency`: amounts are never summed across currencies. An order
-    with no currency is taken to be in the reporting currency.
+    with no currency is left alone (in the reporting currency, or already `ambiguous_currency`).
     """
     if reporting is None:
         return
@@ -905,8 +953,7 @@ def ingest_landing(
 
     def convert_orders() -> tuple[str, ...]:
         fx_file = fx_path.name if fx_path is not None else None
-        reporting[0], note = _reporting_currency(conn, options, fx_file)
-        _convert_currencies(conn, reporting[0], fx_file)
+        reporting[0], note = _convert_orders(conn, options, fx_file)
         return (note,) if note else ()
 
     # The rates are parsed first: the orders need them before their duplicates are judged.

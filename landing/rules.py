@@ -5,7 +5,7 @@ a reason is chosen (the first broken rule wins):
   1. `missing_<column>`: a required value is empty (events: `missing_customer_and_anonymous_id`).
   2. `ambiguous_date`, `invalid_timestamp`, `implausible_timestamp`, `invalid_number`, `non_finite_number`,
      `absurd_amount`, `non_positive_number` (fx rates).
-  3. (orders, landing/ingest.py) `incomplete_order`, `mixed_currency`, `missing_fx_rate`.
+  3. (orders, landing/ingest.py) `incomplete_order`, `ambiguous_currency`, `mixed_currency`, `missing_fx_rate`.
   4. `duplicate_conflicting` (same key, different values: every copy) / `duplicate_identical` (later copies).
   5. `after_as_of`: the row's date is after the as-of date.
 Timestamps: ISO 8601 dates or date-times; an offset or zone name is converted to UTC, a naive value is

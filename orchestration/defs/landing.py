@@ -10,7 +10,7 @@ import dagster as dg
 from demo_shop import generate_shop
 from landing import LandingError, LandingOptions, ingest_landing
 from landing.formats.detect import is_json_lines
-from landing.ingest import Suppression
+from landing.ingest import Suppression, currency_label
 from landing.special_categories import SpecialCategoryError, load_denylist
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
 from orchestration.lib import groups, keys
@@ -177,7 +177,7 @@ def _materializations(report, counts, ingest_log, quarantine_by_reason, denylist
         metadata: dict[str, dg.MetadataValue] = {
             "dagster/row_count": dg.MetadataValue.int(counts[table]),
             "as_of": dg.MetadataValue.text(report.as_of.isoformat()),
-            "reporting_currency": dg.MetadataValue.text(report.reporting_currency or "(none named)"),
+            "reporting_currency": dg.MetadataValue.text(currency_label(report.reporting_currency)),
             "source_format": dg.MetadataValue.text(report.source_format),
             INGEST_FINGERPRINT: dg.MetadataValue.text(fingerprint),
             KEPT: dg.MetadataValue.text(INGESTED),

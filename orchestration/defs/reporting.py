@@ -8,6 +8,7 @@ from dataclasses import asdict
 import dagster as dg
 import pandas as pd
 
+from landing.ingest import currency_label
 from ml.archetypes import archetype_descriptions
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
 from orchestration.lib import groups
@@ -20,7 +21,7 @@ from orchestration.lib.keys import (
 )
 from orchestration.lib.metadata import markdown_table
 from orchestration.lib.settings import CONFIG_DIR
-from orchestration.lib.warehouse_io import present_columns, read_table, write_table
+from orchestration.lib.warehouse_io import present_columns, read_table, table_exists, write_table
 from reporting.cards import (
     ATTRIBUTE_COLUMNS,
     SCORE_COLUMNS,
@@ -85,6 +86,7 @@ def segment_cards(
         cluster_names = dict(
             conn.execute("select distinct cluster_id, behavioral_segment from ml.behavioral_segments").fetchall()
         )
+        currency = report_currency(conn)
         cards_by_kind = build_cards_by_kind(scores, features, SEGMENT_KINDS, playbook)
         table = _cards_frame(cards_by_kind)
         write_table(conn, CARDS_TABLE, table)
@@ -99,6 +101,7 @@ def segment_cards(
             "Customers": f"{len(scores):,}",
             "Playbook version": str(playbook.get("version")),
             "Predicted CLV horizon": f"{s.horizon_days} days",
+            "Currency": currency,
         },
         notes=[f"{name}: {text}" for name, text in archetype_descriptions().items()],
     )
@@ -126,6 +129,17 @@ def segment_cards(
             "cards": markdown_table(summary, max_rows=40),
         }
     )
+
+
+def report_currency(conn) -> str:
+    """The currency every amount of the report is in, as a user reads it: raw.run_context.reporting_currency, or
+    that none was given (no order named one and SEGMINT_CURRENCY is unset) instead of None."""
+    code = (
+        conn.execute("select reporting_currency from raw.run_context").fetchone()[0]
+        if table_exists(conn, "raw.run_context")
+        else None
+    )
+    return currency_label(code)
 
 
 def out_of_reach_reason(cards: pd.DataFrame, min_customers: int, history_days: int, horizon_days: int) -> str:

@@ -10,6 +10,7 @@ import pytest
 from orchestration import cli
 from orchestration.defs.landing import landing_files, raw_tables
 from orchestration.defs.quality_checks import check_ingest_counts_reconcile, gx_checks
+from orchestration.defs.reporting import report_currency
 from orchestration.defs.resources import SegmintSettings, Warehouse
 
 ORDERS_HEADER = "order_id,customer_id,ordered_at,order_total,currency\n"
@@ -111,6 +112,22 @@ def test_mixed_currencies_without_rates_are_never_summed_the_other_currency_is_q
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         assert conn.execute("select currency from raw.orders").fetchall() == [("EUR",)]
         assert conn.execute("select split_part(reason, ':', 1) from raw.quarantine").fetchall() == [("mixed_currency",)]
+
+
+def test_a_shop_whose_orders_name_no_currency_says_so_in_metadata_and_report_instead_of_none(tmp_path, monkeypatch):
+    orders = "order_id,customer_id,ordered_at,order_total\n1,a,2025-01-01,10\n2,b,2025-01-02,10\n"
+    result, warehouse = _materialize(tmp_path, monkeypatch, {"orders.csv": orders})
+    assert result.success
+    metadata = next(
+        m.materialization.metadata
+        for m in result.get_asset_materialization_events()
+        if m.materialization.asset_key.path[-1] == "orders"
+    )
+    assert metadata["reporting_currency"].value == "not given (set SEGMINT_CURRENCY)"
+    assert any("SEGMINT_CURRENCY is not set" in note for note in metadata["notes"].value)
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        assert conn.execute("select reporting_currency from raw.run_context").fetchall() == [(None,)]
+        assert report_currency(conn) == "not given (set SEGMINT_CURRENCY)"  # the report's "Currency" fact
 
 
 def test_a_shopify_export_goes_through_the_asset_with_its_format_and_source_files(tmp_path, monkeypatch):

@@ -369,18 +369,19 @@ def test_mixed_currencies_without_rates_keep_the_commonest_and_quarantine_the_re
         + GOOD_ORDER
         + "o2,c1,2024-03-01,5,usd,,,web,completed\n"
         + "o3,c1,2024-03-01,5,USD,,,web,completed\n"
-        + "o4,c1,2024-03-01,5,,,,web,completed\n",  # no currency: taken as the reporting currency
+        + "o4,c1,2024-03-01,5,,,,web,completed\n",  # no currency in a EUR and USD file: either, so quarantined
     )
     report = ingest(conn, tmp_path)
     assert report.reporting_currency == "USD"  # the currency of most order rows
-    assert orders_report(report).currencies == {"(none)": 1, "USD": 2}
+    assert orders_report(report).currencies == {"USD": 2}
     assert reasons_by_row(conn) == {
-        1: "mixed_currency: currency='EUR' is not the reporting currency USD (add fx_rates.csv to convert it)"
+        1: "mixed_currency: currency='EUR' is not the reporting currency USD (add fx_rates.csv to convert it)",
+        4: "ambiguous_currency: currency='' while other orders are in EUR, USD (reporting currency USD): which one "
+        "is unknown",
     }
     assert [row[0] for row in conn.execute("SELECT currency FROM raw.orders ORDER BY source_row").fetchall()] == [
         "USD",
         "USD",
-        None,
     ]
 
 

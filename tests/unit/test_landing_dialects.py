@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from landing import LandingError, LandingOptions, LandingReport, ingest_landing
-from landing.ingest import choose_reporting_currency
+from landing.ingest import CURRENCY_NOT_GIVEN, blank_currency_reason, choose_reporting_currency, currency_label
 from landing.sources import detect_delimiter
 from orchestration.lib.settings import SettingsError, load_settings
 
@@ -408,6 +408,106 @@ def test_bad_fx_rates_are_quarantined_with_their_reason(conn, tmp_path):
     }
 
 
+# --- orders with no currency -------------------------------------------------------------------------------
+
+# Three orders name EUR or USD; o3 and o4 name none, so each could be in either.
+BLANK_IN_MIXED = (
+    "order_id,customer_id,ordered_at,order_total,currency\n"
+    "o1,c1,2024-03-01,100,EUR\n"
+    "o2,c1,2024-03-02,100,EUR\n"
+    "o3,c2,2024-03-03,100,\n"
+    "o4,c2,2024-03-04,100,\n"
+    "o5,c3,2024-03-05,100,USD\n"
+    "o6,c3,2024-03-06,100,EUR\n"
+)
+AMBIGUOUS_EUR_USD = (
+    "ambiguous_currency: currency='' while other orders are in EUR, USD (reporting currency EUR): which one is unknown"
+)
+
+
+@pytest.mark.parametrize("with_rates", [False, True])
+@pytest.mark.parametrize("setting", [None, "EUR"])
+def test_an_order_without_currency_in_a_multi_currency_file_is_quarantined_never_taken_as_the_reporting_one(
+    conn, tmp_path, with_rates, setting
+):
+    # SEGMINT_CURRENCY names the currency amounts are reported in, not the blank order's: still ambiguous.
+    write(tmp_path, "orders.csv", BLANK_IN_MIXED)
+    if with_rates:
+        write(tmp_path, "fx_rates.csv", "date,currency,rate\n2024-01-01,USD,0.9\n")
+    report = ingest(conn, tmp_path, reporting_currency=setting)
+    assert report.reporting_currency == "EUR"
+    assert reasons(conn)[3] == reasons(conn)[4] == AMBIGUOUS_EUR_USD
+    orders = report_of(report, "orders")
+    assert orders.rows_in == orders.rows_accepted + orders.rows_quarantined == 6
+    assert orders.reasons == (
+        {"ambiguous_currency": 2} if with_rates else {"ambiguous_currency": 2, "mixed_currency": 1}
+    )
+    assert rows(conn, "SELECT count(*) FROM raw.orders WHERE currency IS NULL") == [(0,)]
+
+
+def test_an_order_without_currency_in_a_one_currency_file_is_in_that_currency(conn, tmp_path):
+    write(tmp_path, "orders.csv", BLANK_IN_MIXED.replace("USD", "EUR"))
+    report = ingest(conn, tmp_path)
+    assert report.reporting_currency == "EUR" and reasons(conn) == {}
+    assert report_of(report, "orders").currencies == {"(none)": 2, "EUR": 4}
+
+
+def test_an_order_without_currency_is_ambiguous_when_the_one_order_currency_is_not_the_set_one(conn, tmp_path):
+    # Every named order is USD but SEGMINT_CURRENCY=EUR: a blank is more likely USD than EUR; no guess either way.
+    write(tmp_path, "orders.csv", BLANK_IN_MIXED.replace("EUR", "USD"))
+    write(tmp_path, "fx_rates.csv", "date,currency,rate\n2024-01-01,USD,0.9\n")
+    report = ingest(conn, tmp_path, reporting_currency="EUR")
+    assert set(reasons(conn)) == {3, 4}
+    assert reasons(conn)[3].startswith("ambiguous_currency: currency='' while other orders are in USD (reporting")
+    assert report_of(report, "orders").currencies == {"USD": 4}
+
+
+def test_mostly_blank_currencies_in_a_multi_currency_file_stop_the_run(conn, tmp_path):
+    orders = "order_id,customer_id,ordered_at,order_total,currency\no1,c1,2024-03-01,1,EUR\no2,c1,2024-03-02,1,GBP\n"
+    write(tmp_path, "orders.csv", orders + "".join(f"b{i},c2,2024-03-0{i},1,\n" for i in range(3, 6)))
+    with pytest.raises(LandingError) as error:
+        ingest(conn, tmp_path, reporting_currency="EUR")
+    assert str(error.value).startswith(
+        "orders.csv: 4 of 5 rows quarantined, more than half, so the file is probably not read as intended; "
+        "top reasons: ambiguous_currency x3 (e.g. row 3: ambiguous_currency: currency='' while other orders are "
+        "in EUR, GBP (reporting currency EUR)"
+    )
+
+
+@pytest.mark.parametrize("header", ["order_id,customer_id,ordered_at,order_total,currency\n", HEADER])
+def test_a_shop_whose_orders_name_no_currency_keeps_it_null_and_says_so(conn, tmp_path, header):
+    # A GA4/Segment export without currency, or an empty currency column: the amounts are summed (they can only
+    # be in one currency), the reporting currency is NULL and a note asks for SEGMINT_CURRENCY.
+    body = "o1,c1,2024-03-01,100\no2,c2,2024-03-02,50\n"
+    write(tmp_path, "orders.csv", header + (body.replace("\n", ",\n") if "currency" in header else body))
+    report = ingest(conn, tmp_path)
+    assert report.reporting_currency is None and reasons(conn) == {}
+    assert rows(conn, "SELECT reporting_currency FROM raw.run_context") == [(None,)]
+    assert rows(conn, "SELECT count(*), sum(fx_rate) FROM raw.orders") == [(2, 2.0)]
+    assert any(note.startswith("no order names a currency and SEGMINT_CURRENCY is not set") for note in
+               report_of(report, "orders").notes)  # fmt: skip
+    assert currency_label(report.reporting_currency) == CURRENCY_NOT_GIVEN == "not given (set SEGMINT_CURRENCY)"
+    # Set, it names the currency and nothing is said.
+    report = ingest(conn, tmp_path, reporting_currency="eur")
+    assert report.reporting_currency == "EUR" == currency_label("EUR")
+    assert not any("currency" in note for note in report_of(report, "orders").notes)
+    assert rows(conn, "SELECT reporting_currency FROM raw.run_context") == [("EUR",)]
+
+
+@pytest.mark.parametrize(
+    ("reporting", "order_currencies", "ambiguous"),
+    [
+        (None, {}, False),  # no currency anywhere: every order is in the one (unnamed) currency
+        ("EUR", {}, False),  # SEGMINT_CURRENCY names the file's one currency
+        ("EUR", {"EUR"}, False),  # a one-currency shop
+        ("EUR", {"EUR", "USD"}, True),  # several: a blank could be any
+        ("EUR", {"USD"}, True),  # the one named currency is not the reporting one
+    ],
+)
+def test_blank_currency_reason(reporting, order_currencies, ambiguous):
+    assert (blank_currency_reason(reporting, order_currencies) is not None) == ambiguous
+
+
 # --- which currency the rates are quoted against ----------------------------------------------------------
 
 # The case found in a real shop: as many CHF as EUR orders, SEGMINT_CURRENCY unset, rates quoted against EUR.
@@ -564,7 +664,7 @@ def test_when_most_orders_are_quarantined_for_it_the_stop_line_carries_the_rates
         ("usd", {"EUR": 3}, {"EUR"}, "USD", False),  # ... and its rates convert every order
         ("usd", {"EUR": 3, "GBP": 1}, {"EUR"}, "USD", True),  # ... GBP has none (a warning), or the rates are to GBP
         ("usd", {"USD": 3, "GBP": 1}, {"EUR"}, "USD", True),  # GBP has no rate to USD (a warning)
-        (None, {}, {"EUR"}, None, False),  # no order names a currency
+        (None, {}, {"EUR"}, None, True),  # no order names a currency: a note says it is not given
         (None, {"EUR": 1, "CHF": 1}, set(), "CHF", False),  # no rates: most rows, ties alphabetical
         (None, {"EUR": 1, "CHF": 3}, set(), "CHF", False),
         (None, {"EUR": 5}, {"EUR", "USD"}, "EUR", False),  # one order currency: nothing is converted
