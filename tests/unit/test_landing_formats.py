@@ -908,6 +908,10 @@ def test_a_ga4_export_where_most_buyers_denied_consent_runs_and_quarantines_them
     ]
     assert rows(conn, LOG_SQL + " ORDER BY 2") == [(GA4_FILE, "events", 12, 4, 8), (GA4_FILE, "orders", 10, 3, 7)]
     assert_ingest_log_reconciles(conn)
+    # and the run's blocking check agrees (raw tables and quarantine against raw.ingest_log)
+    from orchestration.defs.quality_checks import reconcile_ingest
+
+    assert reconcile_ingest(conn)["reconciles"].all()
     notes = {file.table_name: file.notes for file in report.files}
     assert notes["orders"] == (
         "warning: 7 of 10 purchase and refund events (70.0 %) were sent with analytics storage denied (GA4 consent "
