@@ -987,6 +987,11 @@ def ingest_landing(
             # Held records serve only an append, which needs recorded input digests.
             hold = inputs is not None
             reports = tuple(_write_file(conn, parsed, effective_as_of, hold) for parsed in parsed_files)
+            if translation is not None:
+                # Before the stop check, so that its line carries a translator's warning (e.g. consent-denied orders).
+                reports = tuple(
+                    replace(r, notes=(*r.notes, *translation.notes.get(r.source_file, ()))) for r in reports
+                )
             _check_orders_mostly_usable(conn, reports[0])
             _check_some_order_by_as_of(conn, reports[0], effective_as_of, first_order_date)
             log_report = _write_file(conn, log_parsed, effective_as_of, hold=False) if log_parsed is not None else None

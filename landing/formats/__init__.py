@@ -88,21 +88,22 @@ def translate_landing(
         contract_dir.mkdir(parents=True)
     create_rejects_table(conn)
     try:
-        written, passthrough = _translate(conn, fmt, landing_dir, contract_dir)
+        written, passthrough, notes = _translate(conn, fmt, landing_dir, contract_dir)
         passthrough += _passthrough(landing_dir, contract_dir, CONTRACT_FX_RATES)
     except BaseException:
         if work_dir is None:
             shutil.rmtree(contract_dir, ignore_errors=True)
         raise
-    return Translation(fmt, contract_dir, written, passthrough, work_dir is None)
+    return Translation(fmt, contract_dir, written, passthrough, work_dir is None, notes)
 
 
 def _translate(
     conn: duckdb.DuckDBPyConnection, fmt: str, landing_dir: Path, contract_dir: Path
-) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Write the contract files of one format; (translated file names, contract files linked as they are)."""
+) -> tuple[tuple[str, ...], tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """Write the contract files of one format; (translated file names, contract files linked as they are, notes
+    of the translated files)."""
     if fmt == SHOPIFY:
-        return shopify.translate(conn, landing_dir, contract_dir), ()
+        return shopify.translate(conn, landing_dir, contract_dir), (), {}
     files = ga4_files(landing_dir) if fmt == GA4 else segment_files(landing_dir)
     if not files:
         raise LandingError(f"{landing_dir}: SEGMINT_SOURCE_FORMAT={fmt} but no {fmt} export files were found")
@@ -112,8 +113,9 @@ def _translate(
     if fmt == GA4:
         # GA4 has no customer records: a segmint customers file next to it is used as it is.
         passthrough += _passthrough(landing_dir, contract_dir, CONTRACT_CUSTOMERS)
-        return ga4.translate(conn, files, contract_dir, with_orders), passthrough
-    return segment.translate(conn, files, contract_dir, with_orders), passthrough
+        written, notes = ga4.translate(conn, files, contract_dir, with_orders)
+        return written, passthrough, notes
+    return segment.translate(conn, files, contract_dir, with_orders), passthrough, {}
 
 
 def cleanup(translation: Translation | None) -> None:

@@ -16,7 +16,8 @@ purchase the source re-sent (a reloaded thank-you page) cannot be told from a se
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -48,6 +49,8 @@ class Translation:
     passthrough_files: tuple[str, ...] = ()
     # True when contract_dir is a temporary folder to remove after the ingest.
     temporary: bool = False
+    # Notes of a translated file for its FileReport (e.g. GA4's consent-denied events), keyed by work file name.
+    notes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def create_rejects_table(conn: duckdb.DuckDBPyConnection) -> None:

@@ -25,6 +25,15 @@ Mapping (the source's own event names are kept; config/event_mapping.yaml maps t
   order, never merged with another, and an exact copy of the event is the same order. event_bundle_sequence_id
   is left out on purpose: a bundle uploaded twice holds the same events. A reload's re-sent purchase is a new
   event, so it cannot be de-duplicated: such orders are counted (ids_generated) and warned about.
+Consent mode: with analytics storage denied (advanced consent mode), GA4 still sends "cookieless pings", exported
+with no user_pseudo_id, no user_id and privacy_info.analytics_storage = 'No'. Such an event is read correctly but
+belongs to nobody: this translator quarantines it as `consent_denied` (for events, and for orders when it is a
+purchase or refund), so it never reaches the contract files and does not count toward the contract ingest's
+"mostly unusable" stop. The rule (CONSENT_DENIED_SQL): both ids empty and privacy_info.analytics_storage not
+'Yes'; without privacy_info (an export that omits it), both ids empty alone decide, since GA4 writes a pseudo id
+on every event it may store. An event whose privacy_info says 'Yes' and has no ids is no consent case: it keeps the
+contract's generic reasons (missing_customer_id...), which do count toward the stop. A note gives the count and
+share (for orders also the revenue lost to CLV); an export whose every purchase was consent-denied stops.
 Stitching: a pseudo id whose events carry exactly one user_id belongs to that customer, so all its events
 (before and after the login) are that customer's. A pseudo id seen with several user_ids (a shared device)
 is not guessed: only events that carry a user_id get it. Orders without any known user take the pseudo id as
@@ -73,9 +82,14 @@ GA4_STRUCTURE = json.dumps(
         "batch_event_index": _TEXT,
         "batch_page_id": _TEXT,
         "batch_ordering_id": _TEXT,
+        "privacy_info": {"analytics_storage": _TEXT},
     }
 )
 PURCHASE, REFUND = "purchase", "refund"
+CONSENT_DENIED = "consent_denied"
+# A cookieless ping of GA4 consent mode (module docstring), over the columns of _fmt_ga4_events: no user to
+# attribute it to, and analytics storage not granted ('No', or no privacy_info at all).
+CONSENT_DENIED_SQL = "user_id IS NULL AND user_pseudo_id IS NULL AND lower(analytics_storage) IS DISTINCT FROM 'yes'"
 # BigQuery's streaming export table, as Google names it (events_intraday_YYYYMMDD); the daily one is events_YYYYMMDD.
 INTRADAY_PREFIX = "events_intraday_"
 
@@ -100,8 +114,12 @@ def _timestamp_text(micros: str) -> str:
     )
 
 
-def translate(conn: duckdb.DuckDBPyConnection, files: list[Path], work_dir: Path, with_orders: bool) -> tuple[str, ...]:
-    """Write events.parquet (and orders.parquet when `with_orders`) from GA4 export files; fill the ledger."""
+def translate(
+    conn: duckdb.DuckDBPyConnection, files: list[Path], work_dir: Path, with_orders: bool
+) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """Write events.parquet (and orders.parquet when `with_orders`) from GA4 export files; fill the ledger.
+
+    Returns the files written and the notes of each (the consent-denied events set aside)."""
     load_json_lines(conn, files)
     conn.execute(
         f"CREATE OR REPLACE TEMP TABLE _fmt_ga4 AS SELECT origin_file, origin_row, reason, "
@@ -139,10 +157,12 @@ SELECT origin_file, origin_row,
        coalesce(r.ecommerce.purchase_revenue, {_param("value")}) AS purchase_revenue,
        coalesce(r.ecommerce.refund_value, {_param("value")}) AS refund_value,
        {_param("currency")} AS currency,
-       {_param("coupon")} AS coupon
+       {_param("coupon")} AS coupon,
+       nullif(trim(r.privacy_info.analytics_storage), '') AS analytics_storage
 FROM _fmt_ga4 WHERE reason IS NULL""")
     conn.execute("DROP TABLE temp._fmt_ga4")
     _drop_superseded_intraday_events(conn, files)
+    notes = _quarantine_consent_denied(conn, with_orders)
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_ga4_ids AS
 SELECT user_pseudo_id,
@@ -166,7 +186,7 @@ ORDER BY e.origin_file, e.origin_row""",
         written.append("orders.parquet")
     for table in ("_fmt_ga4_events", "_fmt_ga4_ids"):
         conn.execute(f"DROP TABLE temp.{table}")
-    return tuple(written)
+    return tuple(written), notes
 
 
 def _drop_superseded_intraday_events(conn: duckdb.DuckDBPyConnection, files: list[Path]) -> None:
@@ -206,6 +226,74 @@ SELECT * FROM _fmt_ga4_events AS e
 ANTI JOIN _fmt_ga4_superseded AS s ON e.origin_file = s.origin_file AND e.origin_row = s.origin_row
 ORDER BY e.origin_file, e.origin_row""")
     conn.execute("DROP TABLE temp._fmt_ga4_superseded")
+
+
+def _quarantine_consent_denied(conn: duckdb.DuckDBPyConnection, with_orders: bool) -> dict[str, tuple[str, ...]]:
+    """Quarantine consent-denied events (CONSENT_DENIED_SQL) as `consent_denied`; the notes per work file.
+
+    The translator sets them aside, as it does a re-sent purchase, because the record is not wrong: it is read
+    correctly and has no user. So they never reach the contract files and do not count toward the "mostly
+    unusable" stop, which is meant for files read wrongly. A purchase or refund among them is quarantined for
+    orders too (each contract table reconciles on its own), and the revenue lost to CLV is said.
+    """
+    order_event = f"event_type IN ('{PURCHASE}', '{REFUND}')"
+    denied_events, events, denied_orders, orders, denied_purchases, purchases = conn.execute(f"""
+SELECT count(*) FILTER (WHERE {CONSENT_DENIED_SQL}), count(*),
+       count(*) FILTER (WHERE {CONSENT_DENIED_SQL} AND {order_event}), count(*) FILTER (WHERE {order_event}),
+       count(*) FILTER (WHERE {CONSENT_DENIED_SQL} AND event_type = '{PURCHASE}'),
+       count(*) FILTER (WHERE event_type = '{PURCHASE}')
+FROM _fmt_ga4_events""").fetchall()[0]
+    if denied_events == 0:
+        return {}
+    reason = (
+        f"'{CONSENT_DENIED}: ' || CASE WHEN analytics_storage IS NULL THEN 'no privacy_info' "
+        "ELSE 'analytics_storage=''' || analytics_storage || '''' END || ' and no user_pseudo_id or user_id: "
+        "analytics storage denied (GA4 consent mode), the event has no user to attribute it to'"
+    )
+    # The event as translated, without free text such as page_url: its visitor refused storage, keep the least.
+    record = (
+        "'event_id', event_id, 'event_type', event_type, 'occurred_at', occurred_at, 'analytics_storage', "
+        f"analytics_storage, '{ORIGIN_FILE}', origin_file, '{ORIGIN_ROW}', origin_row"
+    )
+    amounts = "'transaction_id', transaction_id, 'purchase_revenue', purchase_revenue, 'refund_value', refund_value"
+    tables = [("events", "true", record)]
+    if with_orders:
+        tables.append(("orders", order_event, f"{record}, {amounts}, 'currency', currency"))
+    for table, which, fields in tables:
+        conn.execute(f"""
+INSERT INTO {REJECTS_TABLE}
+SELECT origin_file, origin_row, '{table}', {reason}, json_object({fields})::VARCHAR
+FROM _fmt_ga4_events WHERE {CONSENT_DENIED_SQL} AND {which} ORDER BY origin_file, origin_row""")
+    revenue = conn.execute(f"""
+SELECT upper(trim(currency)), sum(try_cast(purchase_revenue AS DOUBLE)) AS amount
+FROM _fmt_ga4_events WHERE {CONSENT_DENIED_SQL} AND event_type = '{PURCHASE}'
+GROUP BY 1 HAVING amount IS NOT NULL ORDER BY amount DESC, 1 NULLS FIRST""").fetchall()
+    conn.execute(f"DELETE FROM _fmt_ga4_events WHERE {CONSENT_DENIED_SQL}")
+    if with_orders and denied_purchases == purchases > 0:
+        raise LandingError(
+            f"GA4 export: all {purchases} purchase events were sent with analytics storage denied (GA4 consent "
+            "mode: no user_pseudo_id or user_id), so no order belongs to a customer and there is nothing to model; "
+            "an orders.csv from the shop's own order book next to the export would give the orders"
+        )
+    share = _consent_denied_share(denied_events, events, "events")
+    notes = {"events.parquet": (f"{share}: they count in no customer's behaviour features",)}
+    if with_orders and denied_orders:
+        money = ", ".join(f"{amount:,.2f}" + (f" {currency}" if currency else "") for currency, amount in revenue)
+        lost = f"{denied_purchases} purchases, revenue {money}" if money else f"{denied_purchases} purchases"
+        notes["orders.parquet"] = (
+            f"warning: {_consent_denied_share(denied_orders, orders, 'purchase and refund events')} ({lost}): no "
+            "customer can be given them, so that revenue is missing from CLV, RFM and the segments; an orders.csv "
+            "from the shop's own order book next to the export would keep it",
+        )
+    return notes
+
+
+def _consent_denied_share(denied: int, total: int, what: str) -> str:
+    """'N of M <what> (P %) ... consent_denied': how the consent notes open."""
+    return (
+        f"{denied} of {total} {what} ({100 * denied / total:.1f} %) were sent with analytics storage denied "
+        f"(GA4 consent mode, no user_pseudo_id or user_id) and are quarantined as {CONSENT_DENIED}"
+    )
 
 
 def _write_orders(conn: duckdb.DuckDBPyConnection, work_dir: Path) -> None:
