@@ -75,6 +75,20 @@ def order_id_sql(order_id: str, source_format: str, event_identity: tuple[str, .
     return f"coalesce({order_id}, {sql_string(source_format + ':')} || concat_ws(':', {parts}))"
 
 
+def refund_currency_sql(currency: str, is_purchase: str, order_id: str) -> str:
+    """The currency of an order or refund row: its own, else (a refund event that names none) the one currency of
+    its order's purchase. The one rule for both event exports: in a multi-currency shop a refund without a currency
+    is ambiguous_currency (landing/README.md "Money"), so it would be lost while its purchase counts in full; the
+    purchase it refunds says which currency it is in. No copy when the order id is missing or its purchases name
+    several currencies (those stay ambiguous)."""
+    purchase = f"CASE WHEN {is_purchase} THEN {currency} END"
+    window = f"OVER (PARTITION BY {order_id})"
+    return (
+        f"coalesce({currency}, CASE WHEN NOT ({is_purchase}) AND {order_id} IS NOT NULL "
+        f"AND min({purchase}) {window} = max({purchase}) {window} THEN min({purchase}) {window} END)"
+    )
+
+
 def generated_ids_note(table: str, count: int) -> str:
     """The FileReport note of a translated table with `count` accepted rows under surrogate ids (order_id_sql)."""
     return (

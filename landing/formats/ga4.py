@@ -58,6 +58,7 @@ from landing.formats.common import (
     order_id_sql,
     raw_record_sql,
     record_generated_ids_sql,
+    refund_currency_sql,
     write_contract_file,
 )
 from landing.sources import LandingError, sql_string
@@ -333,7 +334,8 @@ SELECT {order_id_sql(own_id, "ga4", event_identity)} AS order_id,
        CASE WHEN e.event_type = '{PURCHASE}' THEN e.purchase_revenue
             WHEN try_cast(e.refund_value AS DOUBLE) IS NULL THEN e.refund_value  -- quarantined with its text
             ELSE CAST(-abs(try_cast(e.refund_value AS DOUBLE)) AS VARCHAR) END AS order_total,
-       e.currency, NULL::VARCHAR AS discount_amount, e.coupon AS discount_code, NULL::VARCHAR AS channel,
+       {refund_currency_sql("e.currency", f"e.event_type = '{PURCHASE}'", "e.transaction_id")} AS currency,
+       NULL::VARCHAR AS discount_amount, e.coupon AS discount_code, NULL::VARCHAR AS channel,
        CASE WHEN e.event_type = '{PURCHASE}' THEN 'completed' ELSE 'refunded' END AS status,
        e.origin_file AS {ORIGIN_FILE}, e.origin_row AS {ORIGIN_ROW}
 FROM _fmt_ga4_orders AS e LEFT JOIN _fmt_ga4_ids AS i USING (user_pseudo_id)

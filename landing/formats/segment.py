@@ -50,6 +50,7 @@ from landing.formats.common import (
     order_id_sql,
     raw_record_sql,
     record_generated_ids_sql,
+    refund_currency_sql,
     write_contract_file,
 )
 
@@ -258,7 +259,8 @@ FROM _fmt_seg_orders WHERE {resent}""")
 SELECT {order_id_sql(own_id, "segment", ("event_id",))} AS order_id,
        buyer AS customer_id, occurred_at AS ordered_at,
        CASE WHEN track_name = '{ORDER_COMPLETED}' THEN total ELSE {refund_total} END AS order_total,
-       currency, discount AS discount_amount, coupon AS discount_code, NULL::VARCHAR AS channel,
+       {refund_currency_sql("currency", f"track_name = '{ORDER_COMPLETED}'", "order_id")} AS currency,
+       discount AS discount_amount, coupon AS discount_code, NULL::VARCHAR AS channel,
        CASE WHEN is_cancelled THEN 'cancelled' WHEN track_name = '{ORDER_COMPLETED}' THEN 'completed'
             ELSE 'refunded' END AS status,
        origin_file AS {ORIGIN_FILE}, origin_row AS {ORIGIN_ROW}

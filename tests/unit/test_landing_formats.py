@@ -962,3 +962,52 @@ def test_a_ga4_export_whose_every_purchase_denied_consent_stops_with_a_line_that
         LandingError, match=r"^GA4 export: all 1 purchase events were sent with analytics storage denied"
     ):
         ingest(conn, landing)
+
+
+def test_a_refund_without_a_currency_takes_its_purchases_in_a_multi_currency_export(conn, tmp_path):
+    # Regression: since a blank currency is ambiguous_currency in a file of several currencies, a refund event that
+    # names none (Segment's Order Refunded often carries only order_id and total) was quarantined while its purchase
+    # counted in full. Its purchase says which currency it is in; a refund of an unknown order stays ambiguous.
+    landing = tmp_path / "segment"
+    landing.mkdir()
+    calls = [
+        segment_call(
+            "track",
+            "m1",
+            0,
+            userId="U1",
+            event="Order Completed",
+            properties={"order_id": "O1", "total": 100, "currency": "EUR"},
+        ),
+        segment_call(
+            "track",
+            "m2",
+            1,
+            userId="U1",
+            event="Order Completed",
+            properties={"order_id": "O2", "total": 30, "currency": "EUR"},
+        ),
+        segment_call(
+            "track",
+            "m3",
+            2,
+            userId="U2",
+            event="Order Completed",
+            properties={"order_id": "O3", "total": 50, "currency": "USD"},
+        ),
+        segment_call("track", "m4", 3, userId="U2", event="Order Refunded", properties={"order_id": "O3", "total": 20}),
+        segment_call("track", "m5", 4, userId="U1", event="Order Refunded", properties={"order_id": "O9", "total": 5}),
+    ]
+    (landing / "calls.jsonl").write_text("\n".join(calls) + "\n")
+    (landing / "fx_rates.csv").write_text("date,currency,rate\n2025-01-01,USD,0.5\n")
+    ingest(conn, landing)
+    orders = "SELECT order_id, order_total, currency, fx_rate FROM raw.orders ORDER BY origin_row"
+    assert rows(conn, orders) == [
+        ("O1", 100.0, "EUR", 1.0),
+        ("O2", 30.0, "EUR", 1.0),
+        ("O3", 50.0, "USD", 0.5),
+        ("O3-R", -20.0, "USD", 0.5),  # its purchase's currency, converted as it is
+    ]
+    [(reason,)] = rows(conn, "SELECT reason FROM raw.quarantine WHERE reason NOT LIKE '%event_id=%'")
+    assert reason.startswith("ambiguous_currency")  # O9's purchase is not in the export
+    assert_ingest_log_reconciles(conn)
