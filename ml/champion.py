@@ -40,7 +40,7 @@ Propensity of the COUNT_CANDIDATES (BTYD and the past-spend rate, since 2026-11-
 of their expected orders scaled by the one factor the value's level was moved by on its way to production
 (calibration level, BTYD level, season; count_propensity, count_scale), so a value brought down by a factor does not
 sit next to the unscaled propensity, and the propensity ranks customers as the back-test measured (one factor for
-everyone: a per-customer factor reordered them until 2026-11-28).
+everyone: a per-customer factor reordered them until 2026-11-27).
 Tried and not kept (2026-11-27, pre-registered with its ship rule before any run: bench/results/clv_hurdle.md):
 `lightgbm_hurdle` (TRIED_CANDIDATES: fitted only when a caller names it, never by the assets), the two-part model
 of zero-inflated spend (hurdle; Google's ZILN, Wang et al. 2019): P(buy) of the stacked candidate's purchase
@@ -1286,7 +1286,7 @@ def count_propensity(expected_orders, scale: float) -> np.ndarray:
     the orders x `scale`, the one factor the value's level was moved by on its way to being shipped (count_scale),
     so value and propensity tell one story (a level of 0.007 x used to leave the propensity at 0.47 next to a value
     of 0.31). One factor for every customer, so the propensity ranks buyers exactly as the expected orders the
-    back-test measured (propensity_auc) do: until 2026-11-28 each customer's orders were scaled by their own
+    back-test measured (propensity_auc) do: until 2026-11-27 each customer's orders were scaled by their own
     calibrated / raw value, which under an isotonic map varies with the value and so ranked customers by calibrated
     value per spend per order instead (The Complete Journey 2017-05-31 h=90: AUC 0.868 of the orders shipped as
     0.817, under both BTYD peers' 0.853)."""
