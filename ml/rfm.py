@@ -29,7 +29,9 @@ A shop younger than one CLV horizon (its orders span fewer days than `horizon_da
 orchestration/defs/reporting.py) has not seen its customers' cycle yet: the gaps it observed are cut short by its
 history, so the horizon stands in for the cycle and nobody is named lapsing or about to sleep before one horizon of
 history. A shop with fewer than MIN_REPEAT_CUSTOMERS_FOR_CYCLE repeat customers has no median worth the name and
-uses the horizon too. On the demo and bench shops (median gap 54 days at 100 k: floors of 54 and 108 days, below the
+uses the horizon too. (The young shop's own median gap would name customers lapsing too early: gaps longer than
+its history cannot be seen yet. The cost: the day a shop turns one horizon old, customers beyond two measured cycles
+take their quintile names at once.) On the demo and bench shops (median gap 54 days at 100 k: floors of 54 and 108 days, below the
 recency quintile boundaries of 83 and 199 days) no customer's name changes.
 """
 
