@@ -156,6 +156,13 @@ candidate: forward mode, a horizon under a year, a year plus two horizons of his
 the step the shop really took at E, rev(E, as_of] / rev(S, E], closer (in log) to step(E) than to 1 (no season):
 the seasonal pattern of the year before repeated. Otherwise nothing is taken out or put back, and `seasonality`
 says which condition failed. The decision and step(as_of) are in every row of marts.clv_model_evaluation.
+A closed season (closed_season, since 2026-11-27, pre-registered: bench/results/clv_seasonal_shop.md) comes first,
+in forward and short-history mode alike: the same calendar window a year earlier lies inside the history and had no
+revenue, while the shop sold on CLOSED_SEASON_MIN_SELLING_DAYS days or more in the h days before it and in the last
+h days. No ratio can say "closed" (0 / x was read as no factor, x / 0 is none), and the mode does not matter: the
+year-earlier window alone says the shop sells nothing. The step is 0 in production (forecast, interval and
+propensity 0), 1 in the back-test (measured as before). A Christmas shop scored on its season's last day was
+forecast 36,590 for a quarter that held 0 (short history: no buyer between the selection and training cut-offs).
 """
 
 from __future__ import annotations
