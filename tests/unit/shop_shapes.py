@@ -162,6 +162,15 @@ def strong_season(seed: int = 1) -> Shape:
     return Shape(shop_from_orders(orders, seed), 729, 90)
 
 
+def small_strong_season(seed: int = 1) -> Shape:
+    """Like strong_season with 95 % of spend in November-December and 600 customers: off-season buyers are too few
+    for a forward back-test (short history), though the revenue covers a year plus two horizons."""
+    rng = np.random.default_rng(seed)
+    n_days = 820
+    orders = _seasonal_orders(rng, 600, n_days, calendar_days(n_days, (11, 12)), 0.95 * 304 / (0.05 * 61))
+    return Shape(shop_from_orders(orders, seed), 729, 90)
+
+
 def summer_shop(seed: int = 1) -> Shape:
     """Every order in June-August of two years (a summer shop), scored on the last day of the second summer."""
     rng = np.random.default_rng(seed)
@@ -215,6 +224,7 @@ SHAPES: dict[str, Callable[[], Shape]] = {
     "seasonal: all orders in Nov-Dec of two years": seasonal,
     "seasonal: all orders in Jun-Aug of two years": summer_shop,
     "strong season: 60 % of spend in Nov-Dec": strong_season,
+    "strong season, small shop: 95 % of spend in Nov-Dec": small_strong_season,
     "40 % zero-total orders": many_zero_total_orders,
     "10 % customers with negative net revenue": negative_net_revenue,
 }
