@@ -928,8 +928,8 @@ def decide_seasonality(daily_revenue: pd.Series | None, as_of, horizon_days: int
     factor = seasonal_factor(daily_revenue, as_of, horizon_days)
     if factor is None:
         return no(_why_no_factor(daily_revenue, as_of, horizon_days))
-    if mode != FORWARD:
-        return no(f"factor {factor:.3f} cannot be tested without the selection cut-off (short history)")
+    if mode not in (FORWARD, SHORT_HISTORY):
+        return no(f"factor {factor:.3f}, but nothing measured at the training cut-off may carry it ({mode})")
     as_of, horizon = pd.Timestamp(as_of), pd.Timedelta(days=horizon_days)
     earlier = seasonal_factor(daily_revenue, as_of - horizon, horizon_days)
     before = _window_revenue(daily_revenue, as_of - 2 * horizon, as_of - horizon)
@@ -938,7 +938,11 @@ def decide_seasonality(daily_revenue: pd.Series | None, as_of, horizon_days: int
         return no(f"factor {factor:.3f} cannot be tested (needs a year plus two horizons of history)")
     figures = f"the shop's step one horizon earlier was {taken:.3f}; a year before that, {earlier:.3f}"
     if abs(math.log(taken / earlier)) < abs(math.log(taken)):
-        return SeasonalityDecision(factor, earlier, f"applied: factor {factor:.3f} ({figures}: the season repeated)")
+        # Short history fits and calibrates on one window's labels, (E, as_of]: no step between them to take out.
+        step, where = (earlier, "") if mode == FORWARD else (1.0, "; short history: nothing to take out")
+        return SeasonalityDecision(
+            factor, step, f"applied: factor {factor:.3f} ({figures}: the season repeated{where})"
+        )
     return no(f"factor {factor:.3f} ({figures}: closer to no season)")
 
 

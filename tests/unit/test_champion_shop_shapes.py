@@ -55,6 +55,18 @@ def test_a_strong_season_that_still_sells_off_season_keeps_its_measured_step():
     assert step.scores["predicted_clv"].sum() > 0
 
 
+def test_a_strong_season_in_short_history_takes_its_step():
+    # Regression: 95 % of spend in November-December, 600 customers: too few off-season buyers for a forward
+    # back-test, and the season (a year plus two horizons of revenue, repeated) was refused for that mode alone:
+    # 78,936 forecast for a next quarter of 1,149. With the step (x 0.033): 2,576.
+    shape = shop_shapes.small_strong_season()
+    step = shop_shapes.production_step(shape)
+    assert step.backtest.mode == champion.SHORT_HISTORY
+    assert step.model.seasonality.startswith("applied: factor") and "short history" in step.model.seasonality
+    actual = features_at(shape.shop, shape.as_of, shape.horizon)["future_revenue"].sum()
+    assert 0.3 < step.scores["predicted_clv"].sum() / actual < 3
+
+
 def test_no_spend_calibrates_to_zero_only_where_nobody_ever_came_back_and_enough_rows_say_so():
     n = champion.MIN_ZERO_SPEND_ROWS
     many = champion.learn_calibration(np.full(n, 5.0), np.zeros(n), nobody_returned_rows=0)
