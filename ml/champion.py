@@ -152,9 +152,13 @@ would carry step(E) into production. So when seasonality applies, the season is 
 every candidate's calibration and intervals are learned against actual / step(E), its back-test forecast is the
 calibrated forecast x step(E) (measured as it would have shipped), and production's is the calibrated forecast x
 step(as_of). Whether it applies is a label-free test on the shop's revenue (decide_seasonality), the same for every
-candidate: forward mode, a horizon under a year, a year plus two horizons of history (both steps measurable), and
+candidate: a horizon under a year, a year plus two horizons of history (both steps measurable), and
 the step the shop really took at E, rev(E, as_of] / rev(S, E], closer (in log) to step(E) than to 1 (no season):
-the seasonal pattern of the year before repeated. Otherwise nothing is taken out or put back, and `seasonality`
+the seasonal pattern of the year before repeated. The test reads revenue only, so it runs in short history too
+(since 2026-11-27, pre-registered: bench/results/clv_seasonal_shop.md; it was refused for the mode alone and a small
+shop with 95 % of its spend in November-December was forecast 78,936 for a quarter of 1,149): there the candidates
+are fitted and calibrated on one window's labels, (E, as_of], so nothing is taken out (back-test step 1) and
+production takes step(as_of), on whatever level short history ships (structural_level_decision's). Otherwise nothing is taken out or put back, and `seasonality`
 says which condition failed. The decision and step(as_of) are in every row of marts.clv_model_evaluation.
 A closed season (closed_season, since 2026-11-27, pre-registered: bench/results/clv_seasonal_shop.md) comes first,
 in forward and short-history mode alike: the same calendar window a year earlier lies inside the history and had no
