@@ -96,14 +96,30 @@ def test_btyd_fitted_on_a_few_dozen_customers_does_not_set_the_level():
 
 def test_a_count_models_propensity_is_scaled_as_its_value_was():
     # Regression: a value brought down 0.0066 x by the BTYD level sat next to the unscaled propensity (mean 0.47
-    # next to a mean value of 0.31). The count is scaled per customer as the value was; P(>= 1) of a Poisson count.
-    orders, raw = np.array([1.0, 2.0, 0.5, 1.0]), np.array([100.0, 50.0, 10.0, 0.0])
-    shipped = raw * 0.25
-    propensity = champion.count_propensity(orders, raw, shipped)
-    assert propensity[:3] == pytest.approx(1 - np.exp(-orders[:3] * 0.25))
-    assert propensity[3] == pytest.approx(1 - np.exp(-1.0))  # no raw value to scale by: the count as it is
+    # next to a mean value of 0.31). The count is scaled by the value's factor; P(>= 1) of a Poisson count.
+    orders = np.array([1.0, 2.0, 0.5, 1.0])
+    assert champion.count_propensity(orders, 0.25) == pytest.approx(1 - np.exp(-orders * 0.25))
     # A tiny count keeps a tiny positive probability (1 - exp(-x) rounded it to 0 next to a positive value).
-    assert champion.count_propensity(np.array([1e-18]), np.array([1.0]), np.array([1.0]))[0] > 0
+    assert champion.count_propensity(np.array([1e-18]), 1.0)[0] > 0
+
+
+def test_an_isotonic_count_champion_ships_the_ranking_its_orders_were_measured_with():
+    # Regression (The Complete Journey 2017-05-31 h=90): each customer's orders were scaled by their own calibrated
+    # / raw value, which an isotonic map moves with the value: a big spender per order fell behind a frequent buyer
+    # of small baskets (AUC 0.868 of the orders shipped as 0.817). One factor keeps the orders' ranking.
+    calibration = champion.Calibration("isotonic", x=(10.0, 100.0), y=(5.0, 150.0))
+    model = champion.ChampionModel(
+        champion.PAST_SPEND, 90, champion.FittedCandidate(champion.PAST_SPEND, 90), calibration,
+        champion.IntervalModel(), "x",
+    )  # fmt: skip
+    orders, raw = np.array([1.2, 1.0]), np.array([12.0, 100.0])  # the more frequent buyer of small baskets first
+    chunk = champion.ChunkScores(np.array(["a", "b"]), champion.CandidateScores(raw, orders))
+    shipped = champion.finish_chunk(model, chunk, champion.TableFactors())
+    propensity = shipped["purchase_propensity"].to_numpy()
+    assert propensity[0] > propensity[1]  # per customer, b's 1.0 x 1.5 overtook a's 1.2 x 0.68
+    assert champion.calibration_level(calibration) == pytest.approx(155 / 110)
+    assert propensity == pytest.approx(1 - np.exp(-orders * 155 / 110))
+    assert champion.calibration_level(champion.Calibration("zero", factor=0.0)) == 0.0
 
 
 def test_a_calibrated_past_spend_champion_ships_the_propensity_of_its_calibrated_orders():
