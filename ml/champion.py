@@ -161,7 +161,8 @@ the seasonal pattern of the year before repeated. The test reads revenue only, s
 shop with 95 % of its spend in November-December was forecast 78,936 for a quarter of 1,149): there the candidates
 are fitted and calibrated on one window's labels, (E, as_of], so nothing is taken out (back-test step 1) and
 production takes step(as_of), on whatever level short history ships (structural_level_decision's). Otherwise
-nothing is taken out or put back, and `seasonality` says which condition failed. The decision and step(as_of) are in every row of marts.clv_model_evaluation.
+nothing is taken out or put back, and `seasonality` says which condition failed. The decision and step(as_of) are in
+every row of marts.clv_model_evaluation.
 A closed season (closed_season, since 2026-11-27, pre-registered: bench/results/clv_seasonal_shop.md) comes first,
 in forward and short-history mode alike: the same calendar window a year earlier lies inside the history and had no
 revenue, while the shop sold on CLOSED_SEASON_MIN_SELLING_DAYS days or more in the h days before it and in the last
