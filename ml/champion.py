@@ -154,10 +154,22 @@ would carry step(E) into production. So when seasonality applies, the season is 
 every candidate's calibration and intervals are learned against actual / step(E), its back-test forecast is the
 calibrated forecast x step(E) (measured as it would have shipped), and production's is the calibrated forecast x
 step(as_of). Whether it applies is a label-free test on the shop's revenue (decide_seasonality), the same for every
-candidate: forward mode, a horizon under a year, a year plus two horizons of history (both steps measurable), and
+candidate: a horizon under a year, a year plus two horizons of history (both steps measurable), and
 the step the shop really took at E, rev(E, as_of] / rev(S, E], closer (in log) to step(E) than to 1 (no season):
-the seasonal pattern of the year before repeated. Otherwise nothing is taken out or put back, and `seasonality`
-says which condition failed. The decision and step(as_of) are in every row of marts.clv_model_evaluation.
+the seasonal pattern of the year before repeated. The test reads revenue only, so it runs in short history too
+(since 2026-11-27, pre-registered: bench/results/clv_seasonal_shop.md; it was refused for the mode alone and a small
+shop with 95 % of its spend in November-December was forecast 78,936 for a quarter of 1,149): there the candidates
+are fitted and calibrated on one window's labels, (E, as_of], so nothing is taken out (back-test step 1) and
+production takes step(as_of), on whatever level short history ships (structural_level_decision's). Otherwise
+nothing is taken out or put back, and `seasonality` says which condition failed. The decision and step(as_of) are in
+every row of marts.clv_model_evaluation.
+A closed season (closed_season, since 2026-11-27, pre-registered: bench/results/clv_seasonal_shop.md) comes first,
+in forward and short-history mode alike: the same calendar window a year earlier lies inside the history and had no
+revenue, while the shop sold on CLOSED_SEASON_MIN_SELLING_DAYS days or more in the h days before it and in the last
+h days. No ratio can say "closed" (0 / x was read as no factor, x / 0 is none), and the mode does not matter: the
+year-earlier window alone says the shop sells nothing. The step is 0 in production (forecast, interval and
+propensity 0), 1 in the back-test (measured as before). A Christmas shop scored on its season's last day was
+forecast 36,590 for a quarter that held 0 (short history: no buyer between the selection and training cut-offs).
 """
 
 from __future__ import annotations
@@ -854,6 +866,41 @@ def seasonal_factor(daily_revenue: pd.Series | None, cutoff, horizon_days: int) 
     return ahead / before if ahead > 0 and before > 0 else None
 
 
+# A closed season (closed_season): the shop sold on at least this many days in the h days before the year-earlier
+# window and in the last h days. Had the window sold at its predecessor's rate, 10 selling days in h make 0 in the
+# window a chance of about (1 - 10/h)^h <= e^-10: a sparse shop with a few orders a quarter is not called closed.
+CLOSED_SEASON_MIN_SELLING_DAYS = 10
+
+
+def _selling_days(daily_revenue: pd.Series, after: pd.Timestamp, through: pd.Timestamp) -> int:
+    dates = pd.to_datetime(daily_revenue.index)
+    return int((daily_revenue[(dates > after) & (dates <= through)] > 0).sum())
+
+
+def closed_season(daily_revenue: pd.Series | None, as_of, horizon_days: int) -> str | None:
+    """Why the horizon ahead is a closed season, or None: the same calendar window a year earlier lies inside the
+    history and had no revenue, while the shop sold on CLOSED_SEASON_MIN_SELLING_DAYS days or more in the h days
+    before that window (open, then closed) and in the last h days (open now, as it was then). The window before may
+    be partly outside the history: it only has to show the shop open (bench/results/clv_seasonal_shop.md)."""
+    if daily_revenue is None or daily_revenue.empty or horizon_days >= SEASON_DAYS:
+        return None
+    as_of, horizon = pd.Timestamp(as_of), pd.Timedelta(days=horizon_days)
+    year_ago = as_of - pd.Timedelta(days=SEASON_DAYS)
+    selling = daily_revenue[daily_revenue > 0]
+    if selling.empty or pd.to_datetime(selling.index).min() > year_ago:
+        return None
+    if _window_revenue(daily_revenue, year_ago, year_ago + horizon) > 0:
+        return None
+    before = _selling_days(daily_revenue, year_ago - horizon, year_ago)
+    now = _selling_days(daily_revenue, as_of - horizon, as_of)
+    if min(before, now) < CLOSED_SEASON_MIN_SELLING_DAYS:
+        return None
+    return (
+        f"no revenue in the same {horizon_days} days a year earlier, after {before} selling days in the "
+        f"{horizon_days} days before them; {now} selling days in the last {horizon_days}"
+    )
+
+
 @dataclass(frozen=True)
 class SeasonalityDecision:
     """What decide_seasonality found: production's step (1.0 = none), the back-test's step (1.0 = none) and why."""
@@ -867,6 +914,14 @@ class SeasonalityDecision:
         return self.reason.startswith("applied")
 
 
+def _why_no_factor(daily_revenue: pd.Series, as_of, horizon_days: int) -> str:
+    """Why seasonal_factor is None for a horizon under a year: too little history, or a window without revenue."""
+    year_ago, horizon = pd.Timestamp(as_of) - pd.Timedelta(days=SEASON_DAYS), pd.Timedelta(days=horizon_days)
+    if daily_revenue.empty or pd.to_datetime(daily_revenue.index).min() > year_ago - horizon:
+        return "history shorter than a year plus the horizon"
+    return "no revenue in the same window a year earlier or in the one before it (and not a closed season)"
+
+
 def decide_seasonality(daily_revenue: pd.Series | None, as_of, horizon_days: int, mode: str) -> SeasonalityDecision:
     """Whether the season is taken out of the calibration and put back in production (module docstring), and why."""
 
@@ -877,11 +932,16 @@ def decide_seasonality(daily_revenue: pd.Series | None, as_of, horizon_days: int
         return no("the horizon spans a whole year")
     if daily_revenue is None:
         return no("no daily revenue to measure it on")
+    closed = closed_season(daily_revenue, as_of, horizon_days)
+    if closed is not None:
+        # Whatever the mode: the year-earlier window alone says the shop sells nothing. Nothing is taken out of the
+        # calibration (the back-test is measured as before); production ships 0.
+        return SeasonalityDecision(0.0, 1.0, f"applied: closed season ({closed}): the forecast is 0")
     factor = seasonal_factor(daily_revenue, as_of, horizon_days)
     if factor is None:
-        return no("history shorter than a year plus the horizon")
-    if mode != FORWARD:
-        return no(f"factor {factor:.3f} cannot be tested without the selection cut-off (short history)")
+        return no(_why_no_factor(daily_revenue, as_of, horizon_days))
+    if mode not in (FORWARD, SHORT_HISTORY):
+        return no(f"factor {factor:.3f}, but nothing measured at the training cut-off may carry it ({mode})")
     as_of, horizon = pd.Timestamp(as_of), pd.Timedelta(days=horizon_days)
     earlier = seasonal_factor(daily_revenue, as_of - horizon, horizon_days)
     before = _window_revenue(daily_revenue, as_of - 2 * horizon, as_of - horizon)
@@ -890,7 +950,11 @@ def decide_seasonality(daily_revenue: pd.Series | None, as_of, horizon_days: int
         return no(f"factor {factor:.3f} cannot be tested (needs a year plus two horizons of history)")
     figures = f"the shop's step one horizon earlier was {taken:.3f}; a year before that, {earlier:.3f}"
     if abs(math.log(taken / earlier)) < abs(math.log(taken)):
-        return SeasonalityDecision(factor, earlier, f"applied: factor {factor:.3f} ({figures}: the season repeated)")
+        # Short history fits and calibrates on one window's labels, (E, as_of]: no step between them to take out.
+        step, where = (earlier, "") if mode == FORWARD else (1.0, "; short history: nothing to take out")
+        return SeasonalityDecision(
+            factor, step, f"applied: factor {factor:.3f} ({figures}: the season repeated{where})"
+        )
     return no(f"factor {factor:.3f} ({figures}: closer to no season)")
 
 
@@ -1195,6 +1259,8 @@ def champion_backtest(
     chosen_calibration = table.loc[table["model"] == champion, "calibration"].dropna().astype(str)
     if len(chosen_calibration) and chosen_calibration.iloc[0].startswith("zero"):
         reason += f"; its forecast is 0 for everyone, calibration {chosen_calibration.iloc[0]}"
+    elif season.factor == 0:
+        reason += "; its forecast is 0 for everyone: a closed season (seasonality)"
     table["is_champion"] = table["model"] == champion
     table["mode"] = mode
     table["seasonality"], table["seasonal_factor"] = season.reason, season.factor
@@ -1357,6 +1423,8 @@ def finish_chunk(model: ChampionModel, chunk: ChunkScores, table: TableFactors) 
     propensity = scores.propensity
     if model.name in COUNT_CANDIDATES:
         propensity = count_propensity(propensity, count_scale(model, level))
+    if model.seasonal_factor == 0:  # a closed season (closed_season): nobody buys, whatever the classifier says
+        propensity = np.zeros(len(result))
     result["purchase_propensity"] = np.clip(propensity, 0.0, 1.0)
     result["top_drivers"] = scores.top_drivers if scores.top_drivers is not None else "[]"
     result["clv_model"] = model.name

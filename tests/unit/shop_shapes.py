@@ -123,6 +123,69 @@ def seasonal(seed: int = 1) -> Shape:
     return Shape(shop_from_orders(orders, seed), 729, 90)
 
 
+def _seasonal_orders(rng, n: int, n_days: int, in_season: np.ndarray, season_weight: float) -> pd.DataFrame:
+    """Customers arriving over n_days and buying while alive at a daily rate times season_weight on in_season days
+    (a boolean per day), 1 elsewhere: a year-round shop whose spend peaks in its season."""
+    weight = np.where(in_season, season_weight, 1.0)
+    first = rng.choice(n_days, size=n, p=weight / weight.sum())
+    rate = rng.gamma(0.9, 1 / 70, size=n) / weight.mean()
+    death = first + rng.exponential(rng.gamma(1.2, 300, size=n))
+    cumulative = np.concatenate([[0.0], np.cumsum(weight)])
+    rows = []
+    for i in range(n):
+        stop = int(min(np.ceil(death[i]), n_days))
+        span = weight[first[i] + 1 : stop]
+        count = rng.poisson(rate[i] * (cumulative[stop] - cumulative[first[i] + 1])) if len(span) else 0
+        days = (
+            [first[i], *(first[i] + 1 + rng.choice(len(span), size=count, p=span / span.sum()))]
+            if count
+            else [first[i]]
+        )
+        mean_spend = float(np.exp(rng.normal(np.log(55), 0.55)))
+        rows += [(f"c{i:05d}", int(d), round(float(rng.gamma(3.0, mean_spend / 3.0)), 2)) for d in days]
+    return pd.DataFrame(rows, columns=["customer_id", "day", "amount"])
+
+
+def calendar_days(n_days: int, months: tuple[int, ...]) -> np.ndarray:
+    """True on the days (counted from test_clv.SHOP_START) that fall in these calendar months."""
+    return (SHOP_START + pd.to_timedelta(np.arange(n_days), unit="D")).month.isin(months)
+
+
+def strong_season(seed: int = 1) -> Shape:
+    """A year-round shop with 60 % of its spend in November-December (3 years to the end of March), scored on the
+    last day of the second December: the next quarter is its quietest."""
+    rng = np.random.default_rng(seed)
+    n_days = 820  # to 2023-03-31: the next 90 days after the scoring day are known
+    season = calendar_days(n_days, (11, 12))
+    # 61 of 365 days at weight w hold 60 % of the spend: 61 w / (61 w + 304) = 0.6.
+    orders = _seasonal_orders(rng, 3000, n_days, season, 0.6 * 304 / (0.4 * 61))
+    return Shape(shop_from_orders(orders, seed), 729, 90)
+
+
+def small_strong_season(seed: int = 1) -> Shape:
+    """Like strong_season with 95 % of spend in November-December and 600 customers: off-season buyers are too few
+    for a forward back-test (short history), though the revenue covers a year plus two horizons."""
+    rng = np.random.default_rng(seed)
+    n_days = 820
+    orders = _seasonal_orders(rng, 600, n_days, calendar_days(n_days, (11, 12)), 0.95 * 304 / (0.05 * 61))
+    return Shape(shop_from_orders(orders, seed), 729, 90)
+
+
+def summer_shop(seed: int = 1) -> Shape:
+    """Every order in June-August of two years (a summer shop), scored on the last day of the second summer."""
+    rng = np.random.default_rng(seed)
+    n = 1500
+    ids = np.array([f"c{i:05d}" for i in range(n)])
+    first_year = rng.uniform(size=n) < 0.6
+    rows = []
+    for year_start, buyers in ((151, first_year), (516, ~first_year | (rng.uniform(size=n) < 0.4))):
+        for customer in ids[buyers]:
+            for _ in range(1 + rng.poisson(0.8)):
+                rows.append((customer, year_start + int(rng.integers(0, 92)), round(rng.gamma(2.0, 40.0), 2)))
+    orders = pd.DataFrame(rows, columns=["customer_id", "day", "amount"])
+    return Shape(shop_from_orders(orders, seed), 607, 90)
+
+
 def many_zero_total_orders(seed: int = 1) -> Shape:
     """A generated shop where 40 % of orders have a total of 0 (free samples, fully discounted orders)."""
     shop = simulate_shop(2000, 1100, seed)
@@ -159,6 +222,9 @@ SHAPES: dict[str, Callable[[], Shape]] = {
     "history shorter than one horizon": shorter_than_one_horizon,
     "30 customers": thirty_customers,
     "seasonal: all orders in Nov-Dec of two years": seasonal,
+    "seasonal: all orders in Jun-Aug of two years": summer_shop,
+    "strong season: 60 % of spend in Nov-Dec": strong_season,
+    "strong season, small shop: 95 % of spend in Nov-Dec": small_strong_season,
     "40 % zero-total orders": many_zero_total_orders,
     "10 % customers with negative net revenue": negative_net_revenue,
 }

@@ -737,6 +737,11 @@ def test_seasonality_applies_when_the_shops_step_repeated_the_year_before():
     assert decision.applied and decision.reason.startswith("applied")
     assert decision.backtest_step == pytest.approx(1.5, rel=0.02)
     assert decision.factor == pytest.approx(1 / 1.5, rel=0.02)
+    # The test reads revenue only, so short history runs it too; its candidates fit and calibrate on one window's
+    # labels, so nothing is taken out of the calibration (a 95 % Christmas shop of 600 customers was refused for
+    # the mode alone and forecast 78,936 for a next quarter of 1,149).
+    short = champion.decide_seasonality(revenue, "2024-03-01", 122, champion.SHORT_HISTORY)
+    assert short.applied and short.factor == decision.factor and short.backtest_step == 1.0
 
 
 def test_a_one_off_lift_the_shop_did_not_repeat_is_not_a_season():
@@ -746,6 +751,7 @@ def test_a_one_off_lift_the_shop_did_not_repeat_is_not_a_season():
     decision = champion.decide_seasonality(once, "2024-03-01", 122, champion.FORWARD)
     assert not decision.applied and decision.factor == decision.backtest_step == 1.0
     assert "closer to no season" in decision.reason
+    assert not champion.decide_seasonality(once, "2024-03-01", 122, champion.SHORT_HISTORY).applied
 
 
 def test_seasonality_says_why_it_is_not_applied():
@@ -753,11 +759,48 @@ def test_seasonality_says_why_it_is_not_applied():
     assert "whole year" in champion.decide_seasonality(revenue, "2023-11-01", 365, champion.FORWARD).reason
     short = champion.decide_seasonality(seasonal_revenue(1.2), "2022-01-20", 122, champion.FORWARD)
     assert "a year plus the horizon" in short.reason
-    untested = champion.decide_seasonality(revenue, "2023-11-01", 122, champion.SHORT_HISTORY)
-    assert untested.factor == 1.0 and "short history" in untested.reason
+    blocked = champion.decide_seasonality(revenue, "2023-11-01", 122, champion.NO_BACKTEST)
+    assert blocked.factor == 1.0 and champion.NO_BACKTEST in blocked.reason
     assert (
         "two horizons" in champion.decide_seasonality(seasonal_revenue(1.5), "2022-06-01", 122, champion.FORWARD).reason
     )
+
+
+def christmas_revenue(first_day: str = "2021-11-01", last_day: str = "2022-12-31", every: int = 1) -> pd.Series:
+    """Revenue 100 on every `every`-th day of November-December (2021 and 2022: a Christmas shop), 0 otherwise."""
+    days = pd.date_range(first_day, last_day, freq="D")
+    revenue = np.zeros(len(days))
+    revenue[np.flatnonzero(days.month >= 11)[::every]] = 100.0
+    return pd.Series(revenue, index=days)
+
+
+@pytest.mark.parametrize("mode", [champion.FORWARD, champion.SHORT_HISTORY])
+def test_a_season_closed_a_year_earlier_is_forecast_at_zero_in_either_mode(mode):
+    # Regression: the Christmas shop of the shape sweep, scored on 2022-12-31 for 90 days, was forecast 36,590 for a
+    # quarter that held 0: its factor 0 / x was "undefined" and the decision said "history shorter than a year".
+    revenue = christmas_revenue()
+    assert champion.closed_season(revenue, "2022-12-31", 90) is not None
+    decision = champion.decide_seasonality(revenue, "2022-12-31", 90, mode)
+    assert decision.applied and decision.factor == 0.0 and decision.backtest_step == 1.0
+    assert "closed season" in decision.reason and "61 selling days" in decision.reason
+
+
+def test_a_shop_open_all_year_or_too_young_or_too_sparse_is_not_called_closed():
+    # Every day sold: the existing step decides, as before.
+    assert champion.closed_season(seasonal_revenue(3.5), "2024-03-01", 122) is None
+    assert champion.decide_seasonality(seasonal_revenue(3.5), "2024-03-01", 122, champion.FORWARD).factor > 0
+    # The window a year earlier lies before the shop's first sale: nothing is known about it.
+    young = christmas_revenue("2022-05-01")
+    assert champion.closed_season(young.where(young.index.month >= 11, 5.0), "2022-12-31", 90) is None
+    # Seven selling days in the 90 before the window: a quiet quarter of a sparse shop is not a closed season.
+    sparse = christmas_revenue("2021-09-01", every=10)
+    assert champion.closed_season(sparse, "2022-12-31", 90) is None
+    decision = champion.decide_seasonality(sparse, "2022-12-31", 90, champion.FORWARD)
+    assert not decision.applied and decision.factor == 1.0
+    assert "no revenue in the same window a year earlier" in decision.reason  # not "history shorter"
+    # Not open now (no sale in the last 90 days): nothing repeats.
+    assert champion.closed_season(christmas_revenue(last_day="2022-10-31"), "2023-01-30", 90) is None
+    assert champion.closed_season(christmas_revenue(), "2022-12-31", 365) is None  # a year holds every season
 
 
 def test_a_sub_year_horizon_does_not_carry_the_back_tests_seasonal_step_into_production(

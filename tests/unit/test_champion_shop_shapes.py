@@ -35,6 +35,38 @@ def test_a_shop_where_nobody_ever_came_back_is_forecast_to_spend_nothing(horizon
     assert (scores["purchase_propensity"] == 0).all()
 
 
+@pytest.mark.parametrize("make", [shop_shapes.seasonal, shop_shapes.summer_shop], ids=["christmas", "summer"])
+def test_a_seasonal_shop_scored_at_the_end_of_its_season_is_forecast_to_spend_nothing(make):
+    # Regression: the Christmas shop scored on 2022-12-31 for the next 90 days (which held 0) was forecast 36,590,
+    # the summer shop on 2022-08-31 45,303: short history, and the year-earlier window's 0 revenue read as "no
+    # factor". The same window a year earlier was closed: factor 0 in production, nobody buys.
+    step = shop_shapes.production_step(make())
+    assert step.model.seasonal_factor == 0.0 and "closed season" in step.model.seasonality
+    assert "closed season" in step.backtest.reason
+    for column in ("predicted_clv", "predicted_clv_p10", "predicted_clv_p90", "purchase_propensity"):
+        assert (step.scores[column] == 0).all(), column
+
+
+def test_a_strong_season_that_still_sells_off_season_keeps_its_measured_step():
+    # 60 % of spend in November-December, customers all year: its year-earlier January-March sold, so it is not a
+    # closed season; the existing rule's step applies (forward mode, the season repeated).
+    step = shop_shapes.production_step(shop_shapes.strong_season())
+    assert step.model.seasonality.startswith("applied: factor") and 0 < step.model.seasonal_factor < 1
+    assert step.scores["predicted_clv"].sum() > 0
+
+
+def test_a_strong_season_in_short_history_takes_its_step():
+    # Regression: 95 % of spend in November-December, 600 customers: too few off-season buyers for a forward
+    # back-test, and the season (a year plus two horizons of revenue, repeated) was refused for that mode alone:
+    # 78,936 forecast for a next quarter of 1,149. With the step (x 0.033): 2,576.
+    shape = shop_shapes.small_strong_season()
+    step = shop_shapes.production_step(shape)
+    assert step.backtest.mode == champion.SHORT_HISTORY
+    assert step.model.seasonality.startswith("applied: factor") and "short history" in step.model.seasonality
+    actual = features_at(shape.shop, shape.as_of, shape.horizon)["future_revenue"].sum()
+    assert 0.3 < step.scores["predicted_clv"].sum() / actual < 3
+
+
 def test_no_spend_calibrates_to_zero_only_where_nobody_ever_came_back_and_enough_rows_say_so():
     n = champion.MIN_ZERO_SPEND_ROWS
     many = champion.learn_calibration(np.full(n, 5.0), np.zeros(n), nobody_returned_rows=0)
