@@ -75,18 +75,34 @@ def order_id_sql(order_id: str, source_format: str, event_identity: tuple[str, .
     return f"coalesce({order_id}, {sql_string(source_format + ':')} || concat_ws(':', {parts}))"
 
 
+def _its_purchase_sql(value: str, is_purchase: str, order_id: str) -> str:
+    """On a refund row: the one value of `value` over its order's purchase rows (same order id) in the export;
+    NULL when the order id is missing, no purchase is there, or its purchases disagree (never guessed)."""
+    purchase = f"CASE WHEN {is_purchase} THEN {value} END"
+    window = f"OVER (PARTITION BY {order_id})"
+    return (
+        f"CASE WHEN NOT ({is_purchase}) AND {order_id} IS NOT NULL "
+        f"AND min({purchase}) {window} = max({purchase}) {window} THEN min({purchase}) {window} END"
+    )
+
+
 def refund_currency_sql(currency: str, is_purchase: str, order_id: str) -> str:
     """The currency of an order or refund row: its own, else (a refund event that names none) the one currency of
     its order's purchase. The one rule for both event exports: in a multi-currency shop a refund without a currency
     is ambiguous_currency (landing/README.md "Money"), so it would be lost while its purchase counts in full; the
     purchase it refunds says which currency it is in. No copy when the order id is missing or its purchases name
     several currencies (those stay ambiguous)."""
-    purchase = f"CASE WHEN {is_purchase} THEN {currency} END"
-    window = f"OVER (PARTITION BY {order_id})"
-    return (
-        f"coalesce({currency}, CASE WHEN NOT ({is_purchase}) AND {order_id} IS NOT NULL "
-        f"AND min({purchase}) {window} = max({purchase}) {window} THEN min({purchase}) {window} END)"
-    )
+    return f"coalesce({currency}, {_its_purchase_sql(currency, is_purchase, order_id)})"
+
+
+def refund_buyer_sql(buyer: str, is_purchase: str, order_id: str, own: str | None = None) -> str:
+    """The customer of an order or refund row: a refund belongs to the buyer of the purchase it refunds (the one
+    buyer of its order's purchases in the export), else to whoever sent it. The one rule for both event exports:
+    refunds are often sent server-side (GA4 Measurement Protocol, a Segment server library) under another client
+    id, or none at all (a GA4 consent-denied session), and would otherwise be a phantom customer with only
+    negative revenue, or lost, while the purchase counts in full for its buyer. `own` (default `buyer`) is the
+    row's customer when its purchase is not in the export."""
+    return f"coalesce({_its_purchase_sql(buyer, is_purchase, order_id)}, {own or buyer})"
 
 
 def generated_ids_note(table: str, count: int) -> str:

@@ -58,6 +58,7 @@ from landing.formats.common import (
     order_id_sql,
     raw_record_sql,
     record_generated_ids_sql,
+    refund_buyer_sql,
     refund_currency_sql,
     write_contract_file,
 )
@@ -90,7 +91,12 @@ PURCHASE, REFUND = "purchase", "refund"
 CONSENT_DENIED = "consent_denied"
 # A cookieless ping of GA4 consent mode (module docstring), over the columns of _fmt_ga4_events: no user to
 # attribute it to, and analytics storage not granted ('No', or no privacy_info at all).
-CONSENT_DENIED_SQL = "user_id IS NULL AND user_pseudo_id IS NULL AND lower(analytics_storage) IS DISTINCT FROM 'yes'"
+# A refund of a purchase that has a user is no cookieless ping even without ids: its transaction_id names its buyer
+# (refunds_known_purchase, refund_buyer_sql).
+CONSENT_DENIED_SQL = (
+    "user_id IS NULL AND user_pseudo_id IS NULL AND lower(analytics_storage) IS DISTINCT FROM 'yes' "
+    "AND NOT refunds_known_purchase"
+)
 # BigQuery's streaming export table, as Google names it (events_intraday_YYYYMMDD); the daily one is events_YYYYMMDD.
 INTRADAY_PREFIX = "events_intraday_"
 
@@ -104,6 +110,14 @@ def _param(key: str) -> str:
     """The value of event param `key` as text, whichever typed value field holds it."""
     value = f"list_extract(list_filter(r.event_params, lambda p: p.key = '{key}'), 1).value"
     return f"coalesce({value}.string_value, {value}.int_value, {value}.double_value, {value}.float_value)"
+
+
+def _refund_buyer(own: str) -> str:
+    """A row's customer over `e` (events with `i`, the stitched ids): a refund's is its purchase's buyer
+    (common.refund_buyer_sql), anything else's `own`."""
+    purchase = f"e.event_type = '{PURCHASE}'"
+    transaction = f"CASE WHEN e.event_type IN ('{PURCHASE}', '{REFUND}') THEN e.transaction_id END"
+    return refund_buyer_sql("coalesce(e.user_id, i.customer_id, e.user_pseudo_id)", purchase, transaction, own)
 
 
 def _timestamp_text(micros: str) -> str:
@@ -163,6 +177,14 @@ SELECT origin_file, origin_row,
 FROM _fmt_ga4 WHERE reason IS NULL""")
     conn.execute("DROP TABLE temp._fmt_ga4")
     _drop_superseded_intraday_events(conn, files)
+    # A refund whose transaction_id names a purchase sent with a user id or pseudo id belongs to that buyer, even
+    # when the refund itself has no ids (sent from a consent-denied session, or server-side without a client id).
+    conn.execute(f"""
+CREATE OR REPLACE TEMP TABLE _fmt_ga4_events AS
+SELECT *, coalesce(event_type = '{REFUND}' AND transaction_id IN (
+    SELECT transaction_id FROM _fmt_ga4_events WHERE event_type = '{PURCHASE}' AND transaction_id IS NOT NULL
+      AND (user_id IS NOT NULL OR user_pseudo_id IS NOT NULL)), false) AS refunds_known_purchase
+FROM _fmt_ga4_events ORDER BY origin_file, origin_row""")
     notes = _quarantine_consent_denied(conn, with_orders)
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_ga4_ids AS
@@ -175,7 +197,8 @@ FROM _fmt_ga4_events WHERE user_pseudo_id IS NOT NULL GROUP BY user_pseudo_id"""
     write_contract_file(
         conn,
         f"""
-SELECT e.event_id, coalesce(e.user_id, i.customer_id) AS customer_id, e.user_pseudo_id AS anonymous_id,
+SELECT e.event_id, {_refund_buyer("coalesce(e.user_id, i.customer_id)")} AS customer_id,
+       e.user_pseudo_id AS anonymous_id,
        e.occurred_at, e.event_type, e.page_type, e.product_id, e.device, e.utm_source, e.utm_campaign,
        e.page_url, e.origin_file AS {ORIGIN_FILE}, e.origin_row AS {ORIGIN_ROW}
 FROM _fmt_ga4_events AS e LEFT JOIN _fmt_ga4_ids AS i USING (user_pseudo_id)
@@ -329,7 +352,7 @@ FROM _fmt_ga4_orders AS e WHERE {duplicate}""")
         conn,
         f"""
 SELECT {order_id_sql(own_id, "ga4", event_identity)} AS order_id,
-       coalesce(e.user_id, i.customer_id, e.user_pseudo_id) AS customer_id,
+       {_refund_buyer("coalesce(e.user_id, i.customer_id, e.user_pseudo_id)")} AS customer_id,
        e.occurred_at AS ordered_at,
        CASE WHEN e.event_type = '{PURCHASE}' THEN e.purchase_revenue
             WHEN try_cast(e.refund_value AS DOUBLE) IS NULL THEN e.refund_value  -- quarantined with its text

@@ -50,6 +50,7 @@ from landing.formats.common import (
     order_id_sql,
     raw_record_sql,
     record_generated_ids_sql,
+    refund_buyer_sql,
     refund_currency_sql,
     write_contract_file,
 )
@@ -257,7 +258,8 @@ FROM _fmt_seg_orders WHERE {resent}""")
         conn,
         f"""
 SELECT {order_id_sql(own_id, "segment", ("event_id",))} AS order_id,
-       buyer AS customer_id, occurred_at AS ordered_at,
+       {refund_buyer_sql("buyer", f"track_name = '{ORDER_COMPLETED}'", "order_id")} AS customer_id,
+       occurred_at AS ordered_at,
        CASE WHEN track_name = '{ORDER_COMPLETED}' THEN total ELSE {refund_total} END AS order_total,
        {refund_currency_sql("currency", f"track_name = '{ORDER_COMPLETED}'", "order_id")} AS currency,
        discount AS discount_amount, coupon AS discount_code, NULL::VARCHAR AS channel,

@@ -1011,3 +1011,61 @@ def test_a_refund_without_a_currency_takes_its_purchases_in_a_multi_currency_exp
     [(reason,)] = rows(conn, "SELECT reason FROM raw.quarantine WHERE reason NOT LIKE '%event_id=%'")
     assert reason.startswith("ambiguous_currency")  # O9's purchase is not in the export
     assert_ingest_log_reconciles(conn)
+
+
+# --- refunds belong to their purchase's buyer (branch exports3) -------------------------------------------------
+
+
+def test_a_ga4_refund_without_ids_or_from_another_client_id_belongs_to_its_purchases_buyer(conn, tmp_path):
+    # Regression: a refund event sent with no user_pseudo_id (a consent-denied session, or the Measurement Protocol
+    # without a client id) was quarantined as consent_denied, so its purchase counted in full; one sent server-side
+    # under its own client id made a phantom customer with only negative revenue. Both name their transaction_id.
+    landing = tmp_path / "ga4"
+    landing.mkdir()
+    eur = {"event_params": [{"key": "currency", "value": {"string_value": "EUR"}}]}
+    records = [json.loads(ga4_purchase(i, f"T{i}", **eur)) for i in (1, 2)]
+    no_ids = cookieless_ping(5, None, event_name="refund", ecommerce={"transaction_id": "T1", "refund_value": 4})
+    server = json.loads(ga4_purchase(6, None, pseudo_id="server.1", event_name="refund"))
+    server["ecommerce"] = {"transaction_id": "T2", "refund_value": 3}
+    # a refund with no ids whose purchase is not in the export has nobody: it stays consent_denied
+    unknown = cookieless_ping(7, None, event_name="refund", ecommerce={"transaction_id": "T9", "refund_value": 1})
+    records += [no_ids, server, unknown]
+    (landing / GA4_FILE).write_text("".join(json.dumps(r) + "\n" for r in records))
+    ingest(conn, landing)
+    orders = "SELECT order_id, customer_id, order_total, currency FROM raw.orders ORDER BY origin_row"
+    assert rows(conn, orders) == [
+        ("T1", "p1", 11.0, "EUR"),
+        ("T2", "p2", 12.0, "EUR"),
+        ("T1-R", "p1", -4.0, "EUR"),
+        ("T2-R", "p2", -3.0, "EUR"),
+    ]
+    # the refund events are the buyer's behaviour too; the server's client id stays its anonymous id
+    refunds = "SELECT customer_id, anonymous_id FROM raw.events WHERE event_type = 'refund' ORDER BY origin_row"
+    assert rows(conn, refunds) == [("p1", None), ("p2", "server.1")]
+    assert rows(conn, "SELECT source_row, split_part(reason, ':', 1) FROM raw.quarantine ORDER BY 1") == [
+        (5, "consent_denied"),
+        (5, "consent_denied"),
+    ]
+    assert_ingest_log_reconciles(conn)
+
+
+def test_a_segment_refund_sent_server_side_under_another_id_belongs_to_the_buyer(conn, tmp_path):
+    # Regression: an Order Refunded call from a server library (its own anonymousId, no userId) was a phantom
+    # guest customer with -20 while the buyer kept the full 100.
+    landing = tmp_path / "segment"
+    landing.mkdir()
+    calls = [
+        segment_call(
+            "track", "m1", 0, anonymousId="a1", event="Order Completed", properties={"order_id": "O1", "total": 100}
+        ),
+        segment_call(
+            "track", "m2", 1, anonymousId="srv-9", event="Order Refunded", properties={"order_id": "O1", "total": 20}
+        ),
+    ]
+    (landing / "calls.jsonl").write_text("\n".join(calls) + "\n")
+    ingest(conn, landing)
+    assert rows(conn, "SELECT order_id, customer_id, order_total FROM raw.orders ORDER BY origin_row") == [
+        ("O1", "a1", 100.0),
+        ("O1-R", "a1", -20.0),
+    ]
+    assert_ingest_log_reconciles(conn)
