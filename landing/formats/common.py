@@ -31,6 +31,8 @@ REJECTS_TABLE = "_fmt_rejects"
 # Translated rows whose key the translator generated (an order event without its order id), per contract table.
 GENERATED_IDS_TABLE = "_fmt_generated_ids"
 CONTRACT_REJECTS_TABLE = "_fmt_contract_rejects"
+# The key of each contract table (the one a translator may have to generate, record_generated_ids_sql).
+CONTRACT_KEYS = {"orders": "order_id", "customers": "customer_id", "events": "event_id"}
 # Columns a translator adds to every contract file so that every raw row can be traced to its source record.
 ORIGIN_FILE, ORIGIN_ROW = "origin_file", "origin_row"
 # Longest source record kept in a quarantine row's raw_record (a GA4 event is a few kB; a broken line can be MBs).
@@ -60,7 +62,8 @@ def create_rejects_table(conn: duckdb.DuckDBPyConnection) -> None:
         "reason VARCHAR, raw_record VARCHAR)"
     )
     conn.execute(
-        f"CREATE OR REPLACE TEMP TABLE {GENERATED_IDS_TABLE} (table_name VARCHAR, origin_file VARCHAR, origin_row BIGINT)"
+        f"CREATE OR REPLACE TEMP TABLE {GENERATED_IDS_TABLE} (table_name VARCHAR, origin_file VARCHAR, origin_row BIGINT, "
+        "generated_id VARCHAR)"
     )
 
 
@@ -113,10 +116,11 @@ def generated_ids_note(table: str, count: int) -> str:
     )
 
 
-def record_generated_ids_sql(table: str, order_id: str, relation: str) -> str:
-    """INSERT the lineage of `relation`'s rows whose `order_id` the source did not give (order_id_sql made one)."""
+def record_generated_ids_sql(table: str, order_id: str, relation: str, generated_id: str) -> str:
+    """INSERT the lineage and surrogate key (`generated_id`, order_id_sql's) of `relation`'s rows whose `order_id`
+    the source did not give. The key tells the row apart from others of the same source line (a Segment batch)."""
     return (
-        f"INSERT INTO {GENERATED_IDS_TABLE} SELECT {sql_string(table)}, {ORIGIN_FILE}, {ORIGIN_ROW} "
+        f"INSERT INTO {GENERATED_IDS_TABLE} SELECT {sql_string(table)}, {ORIGIN_FILE}, {ORIGIN_ROW}, {generated_id} "
         f"FROM {relation} WHERE {order_id} IS NULL"
     )
 
@@ -234,7 +238,8 @@ def reconcile_sql(work_files: dict[str, str], stage_tables: dict[str, str]) -> s
         generated = (
             f"(SELECT t.{ORIGIN_FILE} AS origin_file, count(*) AS n FROM {stage_tables[table]} AS t "
             f"SEMI JOIN {GENERATED_IDS_TABLE} AS g ON g.table_name = {sql_string(table)} "
-            f"AND g.origin_file = t.{ORIGIN_FILE} AND g.origin_row = t.{ORIGIN_ROW} GROUP BY 1)"
+            f"AND g.origin_file = t.{ORIGIN_FILE} AND g.origin_row = t.{ORIGIN_ROW} "
+            f"AND g.generated_id = t.{CONTRACT_KEYS[table]} GROUP BY 1)"
         )
         parts.append(f"""
 SELECT origin_file AS source_file, {sql_string(table)} AS table_name,

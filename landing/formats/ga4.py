@@ -342,12 +342,13 @@ SELECT origin_file, origin_row, 'orders',
 FROM _fmt_ga4_orders AS e WHERE {duplicate}""")
     if conn.execute(f"SELECT count(*) FROM _fmt_ga4_orders WHERE event_type = '{PURCHASE}'").fetchall()[0][0] == 0:
         raise LandingError("GA4 export: no purchase events and no orders.csv, so there are no orders to model")
-    conn.execute(record_generated_ids_sql("orders", "transaction_id", "_fmt_ga4_orders"))
+    event_identity = ("e.user_pseudo_id", "e.event_timestamp", "left(substr(e.event_id, 5), 8)")
+    generated = order_id_sql("NULL", "ga4", event_identity)
+    conn.execute(record_generated_ids_sql("orders", "e.transaction_id", "_fmt_ga4_orders AS e", generated))
     own_id = (
         f"CASE WHEN e.event_type = '{PURCHASE}' THEN e.transaction_id "
         "ELSE e.transaction_id || '-R' || CASE WHEN e.nth > 1 THEN CAST(e.nth AS VARCHAR) ELSE '' END END"
     )
-    event_identity = ("e.user_pseudo_id", "e.event_timestamp", "left(substr(e.event_id, 5), 8)")
     write_contract_file(
         conn,
         f"""

@@ -1069,3 +1069,57 @@ def test_a_segment_refund_sent_server_side_under_another_id_belongs_to_the_buyer
         ("O1-R", "a1", -20.0),
     ]
     assert_ingest_log_reconciles(conn)
+
+
+def test_segment_http_api_batches_are_unpacked_with_their_context_and_counted_per_call(conn, tmp_path):
+    # Regression: a capture of what a shop's Segment libraries POST to /v1/batch (one body per line) was not even
+    # detected as Segment, and within a Segment folder a batch line had no `type`: every call in it was lost.
+    # Segment's HTTP API docs: the batch's context and integrations apply to all its calls.
+    landing = tmp_path / "segment"
+    landing.mkdir()
+    library = {"library": {"name": "analytics-python", "version": "2.3.2"}, "campaign": {"source": "newsletter"}}
+    batch = {
+        "batch": [
+            json.loads(segment_call("identify", "m1", 0, userId="U1", anonymousId="a1", traits={"email": "ada@x.org"})),
+            json.loads(
+                segment_call("page", "m2", 1, anonymousId="a1", context={"page": {"url": "https://s.example/"}})
+            ),
+            # no timestamp of its own: the batch's sentAt
+            {
+                "type": "track",
+                "event": "Order Completed",
+                "userId": "U1",
+                "messageId": "m3",
+                "properties": {"order_id": "O1", "total": 50},
+            },
+            json.loads(segment_call("track", "m4", 3, userId="U1", event="Order Completed", properties={"total": 7})),
+            42,  # defect: not a call
+        ],
+        "context": library,
+        "sentAt": "2025-12-01T09:05:00.000Z",
+    }
+    arrays = [json.loads(segment_call("page", "m5", 6, anonymousId="a7"))]  # a JSON array of calls
+    lines = [json.dumps(batch), json.dumps({"batch": [], "sentAt": "2025-12-01T09:06:00Z"}), json.dumps(arrays)]
+    (landing / "capture.jsonl").write_text("\n".join(lines) + "\n")
+    assert detect_format(landing) == "segment"
+    ingest(conn, landing)
+    events = "SELECT event_id, customer_id, occurred_at::VARCHAR, page_url, utm_source, origin_row FROM raw.events"
+    assert rows(conn, events + " ORDER BY event_id") == [
+        ("m2", "U1", "2025-12-01 09:01:00", "https://s.example/", "newsletter", 1),  # both contexts, merged
+        ("m3", "U1", "2025-12-01 09:05:00", None, "newsletter", 1),
+        ("m4", "U1", "2025-12-01 09:03:00", None, "newsletter", 1),
+        ("m5", None, "2025-12-01 09:06:00", None, None, 3),
+    ]
+    assert rows(conn, "SELECT customer_id, email FROM raw.customers") == [("U1", "ada@x.org")]
+    assert rows(conn, "SELECT order_id, order_total FROM raw.orders ORDER BY order_total") == [
+        ("segment:m4", 7.0),
+        ("O1", 50.0),
+    ]
+    assert rows(conn, "SELECT source_row, reason FROM raw.quarantine ORDER BY 1") == [
+        (1, "not_a_json_object: batch item 5 is a ubigint"),
+        (2, "empty_batch: a batch with no calls"),
+    ]
+    # every call is one record; one order of the line has a generated id, the other its own (counted apart)
+    log = "SELECT table_name, rows_in, rows_accepted, rows_quarantined, ids_generated FROM raw.ingest_log ORDER BY 1"
+    assert rows(conn, log) == [("customers", 1, 1, 0, 0), ("events", 6, 4, 2, 0), ("orders", 2, 2, 0, 1)]
+    assert_ingest_log_reconciles(conn)
