@@ -110,7 +110,7 @@ ALIAS = "alias"
 def translate(conn: duckdb.DuckDBPyConnection, files: list[Path], work_dir: Path, with_orders: bool) -> tuple[str, ...]:
     """Write events/customers (and orders when `with_orders`) Parquet files from Segment calls; fill the ledger."""
     load_json_lines(conn, files)
-    _unpack_batches(conn)
+    batched = _unpack_batches(conn)
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_seg AS
 SELECT origin_file, origin_row, origin_item, md5(line) AS line_hash,
@@ -120,7 +120,8 @@ SELECT origin_file, origin_row, origin_item, md5(line) AS line_hash,
            OR coalesce(json_extract_string(CASE WHEN reason IS NULL THEN line END, '$.type'), '') NOT IN {KEPT_CALLS}
            THEN {raw_record_sql("line")} END AS raw_record
 FROM _fmt_seg_lines""")
-    conn.execute("DROP TABLE temp._fmt_seg_lines")
+    conn.execute(f"DROP {'TABLE' if batched else 'VIEW'} temp._fmt_seg_lines")
+    drop_lines(conn)
     conn.execute(f"""
 UPDATE _fmt_seg SET reason = CASE WHEN r.type IS NULL THEN 'missing_type: a Segment call needs a type'
     ELSE 'unsupported_call_type: type=''' || left(r.type, 40) || ''' carries no event, order or customer'
@@ -187,9 +188,10 @@ FROM _fmt_seg_resolved WHERE call_type IN {EVENT_CALLS} ORDER BY origin_file, or
     return tuple(written)
 
 
-def _unpack_batches(conn: duckdb.DuckDBPyConnection) -> None:
+def _unpack_batches(conn: duckdb.DuckDBPyConnection) -> bool:
     """The JSON lines as one row per call in temp `_fmt_seg_lines(origin_file, origin_row, origin_item, line,
-    reason)`: a plain call is item 0 of its line; a batch is unpacked into its calls, numbered from 1.
+    reason)`: a plain call is item 0 of its line; a batch is unpacked into its calls, numbered from 1. True when
+    some line may be a batch (`_fmt_seg_lines` is then a table, else a view over the lines).
 
     A batch is the body of Segment's HTTP Tracking API `/v1/batch` (`{"batch": [calls], "context": ...,
     "integrations": ..., "sentAt": ...}`), as a shop's own endpoint or proxy captures what its libraries send;
@@ -199,6 +201,13 @@ def _unpack_batches(conn: duckdb.DuckDBPyConnection) -> None:
     same way. An empty batch is quarantined (`empty_batch`), an item that is no object is `not_a_json_object`.
     """
     maybe_batch = "(strpos(line, '\"batch\"') > 0 OR starts_with(ltrim(line), '['))"
+    if not conn.execute(f"SELECT bool_or({maybe_batch}) FROM {LINES_TABLE}").fetchall()[0][0]:
+        # no line can be a batch (the usual export): the lines as they are, no copy
+        conn.execute(
+            "CREATE OR REPLACE TEMP VIEW _fmt_seg_lines AS SELECT origin_file, origin_row, 0 AS origin_item, line, "
+            f"{json_reason_sql('line')} AS reason FROM {LINES_TABLE}"
+        )
+        return False
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_seg_lines AS
 WITH lines AS (
@@ -227,7 +236,7 @@ SELECT origin_file, origin_row, item,
        CASE WHEN json_type(call) <> 'OBJECT' THEN 'not_a_json_object: batch item ' || item || ' is a '
             || lower(json_type(call)) END
 FROM items""")
-    drop_lines(conn)
+    return True
 
 
 def _write_customers(conn: duckdb.DuckDBPyConnection, work_dir: Path) -> None:
