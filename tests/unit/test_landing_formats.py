@@ -1123,3 +1123,57 @@ def test_segment_http_api_batches_are_unpacked_with_their_context_and_counted_pe
     log = "SELECT table_name, rows_in, rows_accepted, rows_quarantined, ids_generated FROM raw.ingest_log ORDER BY 1"
     assert rows(conn, log) == [("customers", 1, 1, 0, 0), ("events", 6, 4, 2, 0), ("orders", 2, 2, 0, 1)]
     assert_ingest_log_reconciles(conn)
+
+
+# --- Shopify: walk-in POS sales (branch exports3) ---------------------------------------------------------------
+
+SHOPIFY_HEADER = (
+    "Name,Email,Financial Status,Paid at,Currency,Total,Discount Code,Discount Amount,Created at,Lineitem quantity,"
+    "Lineitem name,Cancelled at,Refunded Amount,Source,Phone"
+)
+
+
+def test_a_shopify_till_selling_mostly_to_walk_ins_runs_and_sets_their_orders_aside(conn, tmp_path):
+    # Regression: a POS sale to a walk-in has no Email, Phone or customer; the contract quarantined it as
+    # missing_customer_id, which counts toward the "mostly unusable" stop, so a shop whose till sells mostly to
+    # anonymous walk-ins could not run at all (4 of 5 orders: stop).
+    landing = tmp_path / "shopify"
+    landing.mkdir()
+    lines = [
+        SHOPIFY_HEADER,
+        "#1001,ann@example.com,paid,,EUR,20.00,,,2025-11-01 10:00:00 +0100,1,Cap,,,web,",
+        "#1002,,paid,,EUR,5.00,,,2025-11-02 10:00:00 +0100,1,Coffee,,,pos,",
+        "#1002,,,,,,,,2025-11-02 10:00:00 +0100,1,Cookie,,,,",  # a second line item of the same sale
+        "#1003,,partially_refunded,,EUR,8.00,,,2025-11-03 10:00:00 +0100,1,Tea,,3.00,pos,",
+        "#1004,,paid,,EUR,4.00,,,2025-11-04 10:00:00 +0100,1,Coffee,,,pos,+1 (278) 555-0479",  # a phone: a customer
+    ]
+    (landing / "orders_export.csv").write_text("\n".join(lines) + "\n")
+    report = ingest(conn, landing)
+    assert rows(conn, "SELECT order_id, customer_id FROM raw.orders ORDER BY order_id") == [
+        ("#1001", "ann@example.com"),
+        ("#1004", "+12785550479"),
+    ]
+    quarantine = "SELECT source_row, split_part(reason, ':', 1), raw_record::JSON->>'order_id' FROM raw.quarantine"
+    assert rows(conn, quarantine + " ORDER BY 1, 3") == [
+        (2, "anonymous_order", "#1002"),
+        (4, "anonymous_order", "#1003"),
+        (4, "anonymous_order", "#1003-R"),  # its refund row goes with it
+    ]
+    assert rows(conn, LOG_SQL) == [("orders_export.csv", "orders", 5, 2, 3)]
+    [orders] = [file for file in report.files if file.table_name == "orders"]
+    assert orders.notes == (
+        "warning: 2 of 4 orders (50.0 %) name no customer (no Email, Phone or matching customer: walk-in POS sales, "
+        "draft orders) and are quarantined as anonymous_order (net revenue 10.00 EUR): that revenue is missing from "
+        "CLV, RFM and the segments",
+    )
+    assert_ingest_log_reconciles(conn)
+
+
+def test_a_shopify_export_where_no_order_names_a_customer_stops_and_says_why(conn, tmp_path):
+    landing = tmp_path / "shopify"
+    landing.mkdir()
+    header = "Name,Financial Status,Currency,Total,Created at,Lineitem name"  # exported without Email and Phone
+    lines = [header, "#1001,paid,EUR,20.00,2025-11-01 10:00:00 +0100,Cap"]
+    (landing / "orders_export.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(LandingError, match=r"^orders_export.csv: none of the 1 orders names a customer"):
+        ingest(conn, landing)
