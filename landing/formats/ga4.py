@@ -78,7 +78,14 @@ GA4_STRUCTURE = json.dumps(
         "device": {"category": _TEXT},
         "traffic_source": {"name": _TEXT, "medium": _TEXT, "source": _TEXT},
         "collected_traffic_source": {"manual_source": _TEXT, "manual_campaign_name": _TEXT},
-        "ecommerce": {"transaction_id": _TEXT, "purchase_revenue": _TEXT, "refund_value": _TEXT},
+        "event_value_in_usd": _TEXT,
+        "ecommerce": {
+            "transaction_id": _TEXT,
+            "purchase_revenue": _TEXT,
+            "refund_value": _TEXT,
+            "purchase_revenue_in_usd": _TEXT,
+            "refund_value_in_usd": _TEXT,
+        },
         "items": [{"item_id": _TEXT}],
         "stream_id": _TEXT,
         "batch_event_index": _TEXT,
@@ -152,6 +159,10 @@ def translate(
         "concat_ws('|', r.user_pseudo_id, r.event_timestamp, r.event_name, r.stream_id, r.batch_event_index, "
         "r.batch_page_id, r.batch_ordering_id, to_json(r.event_params))"
     )
+    # The export's own USD conversions (Google's schema: ecommerce.*_in_usd, event_value_in_usd), read only when
+    # the event gives its amount in no other field: a query that kept only them still gives the revenue.
+    usd_purchase = "coalesce(r.ecommerce.purchase_revenue_in_usd, r.event_value_in_usd)"
+    usd_refund = "coalesce(r.ecommerce.refund_value_in_usd, r.event_value_in_usd)"
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_ga4_events AS
 SELECT origin_file, origin_row,
@@ -169,9 +180,14 @@ SELECT origin_file, origin_row,
        coalesce(r.collected_traffic_source.manual_source, r.traffic_source.source) AS utm_source,
        coalesce(r.collected_traffic_source.manual_campaign_name, r.traffic_source.name) AS utm_campaign,
        coalesce({_set("r.ecommerce.transaction_id")}, {_set(_param("transaction_id"))}) AS transaction_id,
-       coalesce(r.ecommerce.purchase_revenue, {_param("value")}) AS purchase_revenue,
-       coalesce(r.ecommerce.refund_value, {_param("value")}) AS refund_value,
-       {_param("currency")} AS currency,
+       coalesce(r.ecommerce.purchase_revenue, {_param("value")}, {usd_purchase}) AS purchase_revenue,
+       coalesce(r.ecommerce.refund_value, {_param("value")}, {usd_refund}) AS refund_value,
+       -- an amount only given converted to US dollars (the *_in_usd fields) is in USD, whatever the currency param
+       CASE WHEN r.event_name = '{PURCHASE}' AND coalesce(r.ecommerce.purchase_revenue, {_param("value")}) IS NULL
+                 AND {usd_purchase} IS NOT NULL THEN 'USD'
+            WHEN r.event_name = '{REFUND}' AND coalesce(r.ecommerce.refund_value, {_param("value")}) IS NULL
+                 AND {usd_refund} IS NOT NULL THEN 'USD'
+            ELSE {_param("currency")} END AS currency,
        {_param("coupon")} AS coupon,
        nullif(trim(r.privacy_info.analytics_storage), '') AS analytics_storage
 FROM _fmt_ga4 WHERE reason IS NULL""")

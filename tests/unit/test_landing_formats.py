@@ -16,7 +16,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from landing import LandingError, ingest_landing
+from landing import LandingError, LandingOptions, ingest_landing
 from landing.formats import detect_format
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "formats"
@@ -1177,3 +1177,37 @@ def test_a_shopify_export_where_no_order_names_a_customer_stops_and_says_why(con
     (landing / "orders_export.csv").write_text("\n".join(lines) + "\n")
     with pytest.raises(LandingError, match=r"^orders_export.csv: none of the 1 orders names a customer"):
         ingest(conn, landing)
+
+
+def test_ga4_revenue_in_any_typed_value_field_and_in_the_exports_usd_conversion_only(conn, tmp_path):
+    # The `value` param arrives as int_value, double_value or string_value (Google's schema: one typed field per
+    # param); an export queried down to ecommerce.purchase_revenue_in_usd (or event_value_in_usd) lost its
+    # purchases as missing_order_total. Such an amount is in USD whatever the event's currency param says.
+    landing = tmp_path / "ga4"
+    landing.mkdir()
+
+    def purchase(i: int, value: dict | None, currency: str = "EUR", **ecommerce) -> dict:
+        params = [{"key": "currency", "value": {"string_value": currency}}]
+        params += [{"key": "value", "value": value}] if value else []
+        record = json.loads(ga4_purchase(i, f"T{i}")) | {"event_params": params}
+        record["ecommerce"] = {"transaction_id": f"T{i}"} | ecommerce
+        return record
+
+    records = [
+        purchase(1, {"int_value": "42"}),  # BigQuery's JSON writes INT64 as a string
+        purchase(2, {"double_value": 19.99}),
+        purchase(3, {"string_value": "7.5"}),
+        purchase(4, None, purchase_revenue_in_usd=30.0),
+        purchase(5, None) | {"event_value_in_usd": 12.5},
+    ]
+    (landing / GA4_FILE).write_text("".join(json.dumps(r) + "\n" for r in records))
+    (landing / "fx_rates.csv").write_text("date,currency,rate\n2025-01-01,USD,0.5\n")
+    ingest(conn, landing, options=LandingOptions(reporting_currency="EUR"))
+    assert rows(conn, "SELECT order_id, order_total, currency, fx_rate FROM raw.orders ORDER BY order_id") == [
+        ("T1", 42.0, "EUR", 1.0),
+        ("T2", 19.99, "EUR", 1.0),
+        ("T3", 7.5, "EUR", 1.0),
+        ("T4", 30.0, "USD", 0.5),
+        ("T5", 12.5, "USD", 0.5),
+    ]
+    assert rows(conn, "SELECT count(*) FROM raw.quarantine") == [(0,)]
