@@ -14,8 +14,9 @@ Mapping (the source's own event names are kept; config/event_mapping.yaml maps t
   products[0].product_id; device = context.device.type; utm_source/utm_campaign = context.campaign.source/name.
 - `Order Completed` -> an order (order_id, total else revenue, currency, discount, coupon), status `cancelled`
   when an `Order Cancelled` call names the same order_id; `Order Refunded` -> a refund row `<order_id>-R`
-  (then -R2 ... for later distinct calls) with -total (else -revenue), status `cancelled` when the order was
-  cancelled (it never counts). An Order Completed repeating an earlier call's order_id is a re-send: quarantined
+  (then -R2 ... for later distinct calls) with -total (else -revenue), the buyer of the order's Order Completed call
+  when it is in the export (common.refund_buyer_sql), status `cancelled` when the order was cancelled (it never
+  counts). An Order Completed repeating an earlier call's order_id is a re-send: quarantined
   for orders as `duplicate_transaction` (the first call is the order), as GA4's re-sent purchases.
   An order call without `order_id` (optional in the spec) keeps its revenue under the surrogate order id
   `segment:<event_id>` (common.order_id_sql; the event id is the messageId, unique per call): each call is its
@@ -26,6 +27,8 @@ Mapping (the source's own event names are kept; config/event_mapping.yaml maps t
   lastName/last_name, address.postalCode, address.country, createdAt) is its latest non-empty value over the
   customer's identify calls; the row's lineage is the latest identify call, into which the others fold.
 - group and alias calls carry no event, order or customer: quarantined as `unsupported_call_type`.
+Batches: a line holding an HTTP Tracking API /v1/batch body ({"batch": [calls], "context", "sentAt"}) or a JSON
+array of calls is unpacked into its calls, the batch's context merged into each (_unpack_batches).
 Stitching: an anonymousId seen with exactly one userId (on identify or on any call carrying both, or linked to
 one by an alias call's previousId -> userId) belongs to
 that customer, so its whole anonymous history is that customer's; seen with several userIds, only calls that

@@ -23,6 +23,8 @@ Mapping:
   status `refunded`, dated at the order's `Created at` (the export has no refund date), sharing the order's
   lineage. So revenue = sum(Total) - sum(Refunded Amount) over non-cancelled orders, as in Shopify.
 - a line row without a Name is quarantined as `missing_name` (it cannot be given to any order).
+- an order with no email, phone or matching customer (a walk-in POS sale) is set aside as `anonymous_order`, with
+  a warning, so it does not count toward the "mostly unusable" stop (_set_aside_anonymous_orders).
 """
 
 from __future__ import annotations
