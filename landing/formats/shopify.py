@@ -213,7 +213,7 @@ SELECT * FROM (
   FROM _fmt_shop_orders AS o {buyers}
   WHERE {refund} AND o.cancelled_at IS NULL AND lower(coalesce(o.financial_status, '')) NOT IN {NEVER_CAPTURED}
 ) ORDER BY first_line, part""")
-    notes = _set_aside_anonymous_orders(conn)
+    notes = _set_aside_anonymous_orders(conn) + _unread_lookalikes(landing_dir, order_parts + customer_parts)
     write_contract_file(
         conn,
         "SELECT * EXCLUDE (part, first_line) FROM _fmt_shop_out ORDER BY first_line, part",
@@ -224,6 +224,27 @@ SELECT * FROM (
     for table in ("_fmt_shop_lines", "_fmt_shop_orders", "_fmt_shop_emails", "_fmt_shop_phones"):
         conn.execute(f"DROP TABLE temp.{table}")
     return tuple(written), {"orders.parquet": notes} if notes else {}
+
+
+def _unread_lookalikes(landing_dir: Path, parts: list[Path]) -> tuple[str, ...]:
+    """A note naming the CSV files that look like a Shopify export but are no part of one (`orders_export (1).csv`,
+    a browser's renamed re-download): not read, since they may repeat the export or be another day's, and said so
+    rather than ignored silently."""
+    read = {path.name for path in parts}
+    unread = sorted(
+        path.name
+        for path in landing_dir.iterdir()
+        if path.is_file()
+        and path.name not in read
+        and path.name.lower().endswith(".csv")
+        and path.name.lower().startswith(tuple(name.removesuffix(".csv") for name in (ORDERS_EXPORT, CUSTOMERS_EXPORT)))
+    )
+    if not unread:
+        return ()
+    return (
+        f"warning: not read: {', '.join(unread)} (not {ORDERS_EXPORT} / {CUSTOMERS_EXPORT} or a numbered part "
+        "_1, _2, ...; rename it if it is a part of this export, remove it if it is a copy)",
+    )
 
 
 def _set_aside_anonymous_orders(conn: duckdb.DuckDBPyConnection) -> tuple[str, ...]:

@@ -1211,3 +1211,26 @@ def test_ga4_revenue_in_any_typed_value_field_and_in_the_exports_usd_conversion_
         ("T5", 12.5, "USD", 0.5),
     ]
     assert rows(conn, "SELECT count(*) FROM raw.quarantine") == [(0,)]
+
+
+def test_shopify_parts_are_read_once_and_a_renamed_copy_is_named_not_read(conn, tmp_path):
+    # An order in two files is one order (its lines merge); a browser's renamed re-download is no part: it was
+    # ignored without a word, now the orders' notes name it.
+    landing = tmp_path / "shopify"
+    landing.mkdir()
+    first = "#1001,ann@example.com,paid,,EUR,20.00,,,2025-11-01 10:00:00 +0100,1,Cap,,,web,"
+    (landing / "orders_export_1.csv").write_text(f"{SHOPIFY_HEADER}\n{first}\n")
+    second = "#1002,bob@example.com,paid,,EUR,9.00,,,2025-11-02 10:00:00 +0100,1,Hat,,,web,"
+    (landing / "orders_export_2.csv").write_text(f"{SHOPIFY_HEADER}\n{first}\n{second}\n")
+    (landing / "orders_export (1).csv").write_text(f"{SHOPIFY_HEADER}\n{second.replace('#1002', '#1003')}\n")
+    report = ingest(conn, landing)
+    assert rows(conn, "SELECT order_id, order_total, origin_file FROM raw.orders ORDER BY 1") == [
+        ("#1001", 20.0, "orders_export_1.csv"),
+        ("#1002", 9.0, "orders_export_2.csv"),
+    ]
+    [orders] = [file for file in report.files if file.table_name == "orders"]
+    assert orders.notes == (
+        "warning: not read: orders_export (1).csv (not orders_export.csv / customers_export.csv or a numbered part "
+        "_1, _2, ...; rename it if it is a part of this export, remove it if it is a copy)",
+    )
+    assert_ingest_log_reconciles(conn)
