@@ -199,12 +199,12 @@ FROM _fmt_ga4 WHERE reason IS NULL""")
     _drop_superseded_intraday_events(conn, files)
     # A refund whose transaction_id names a purchase sent with a user id or pseudo id belongs to that buyer, even
     # when the refund itself has no ids (sent from a consent-denied session, or server-side without a client id).
+    conn.execute("ALTER TABLE _fmt_ga4_events ADD COLUMN refunds_known_purchase BOOLEAN DEFAULT false")
     conn.execute(f"""
-CREATE OR REPLACE TEMP TABLE _fmt_ga4_events AS
-SELECT *, coalesce(event_type = '{REFUND}' AND transaction_id IN (
+UPDATE _fmt_ga4_events SET refunds_known_purchase = true
+WHERE event_type = '{REFUND}' AND transaction_id IN (
     SELECT transaction_id FROM _fmt_ga4_events WHERE event_type = '{PURCHASE}' AND transaction_id IS NOT NULL
-      AND (user_id IS NOT NULL OR user_pseudo_id IS NOT NULL)), false) AS refunds_known_purchase
-FROM _fmt_ga4_events ORDER BY origin_file, origin_row""")
+      AND (user_id IS NOT NULL OR user_pseudo_id IS NOT NULL))""")
     notes = _quarantine_consent_denied(conn, with_orders)
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_ga4_ids AS
@@ -217,11 +217,17 @@ FROM _fmt_ga4_events WHERE user_pseudo_id IS NOT NULL GROUP BY user_pseudo_id"""
     write_contract_file(
         conn,
         f"""
-SELECT e.event_id, {_refund_buyer("coalesce(e.user_id, i.customer_id)")} AS customer_id,
+WITH refunds AS (  -- the refund rule's window over purchases and refunds only, not every event
+    SELECT e.origin_file, e.origin_row, {_refund_buyer("coalesce(e.user_id, i.customer_id)")} AS customer_id
+    FROM _fmt_ga4_events AS e LEFT JOIN _fmt_ga4_ids AS i USING (user_pseudo_id)
+    WHERE e.event_type IN ('{PURCHASE}', '{REFUND}'))
+SELECT e.event_id, CASE WHEN e.event_type = '{REFUND}' THEN r.customer_id ELSE coalesce(e.user_id, i.customer_id) END
+           AS customer_id,
        e.user_pseudo_id AS anonymous_id,
        e.occurred_at, e.event_type, e.page_type, e.product_id, e.device, e.utm_source, e.utm_campaign,
        e.page_url, e.origin_file AS {ORIGIN_FILE}, e.origin_row AS {ORIGIN_ROW}
 FROM _fmt_ga4_events AS e LEFT JOIN _fmt_ga4_ids AS i USING (user_pseudo_id)
+LEFT JOIN refunds AS r ON e.event_type = '{REFUND}' AND r.origin_file = e.origin_file AND r.origin_row = e.origin_row
 ORDER BY e.origin_file, e.origin_row""",
         work_dir / "events.parquet",
     )
