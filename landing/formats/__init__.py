@@ -103,7 +103,8 @@ def _translate(
     """Write the contract files of one format; (translated file names, contract files linked as they are, notes
     of the translated files)."""
     if fmt == SHOPIFY:
-        return shopify.translate(conn, landing_dir, contract_dir), (), {}
+        written, notes = shopify.translate(conn, landing_dir, contract_dir)
+        return written, (), notes
     files = ga4_files(landing_dir) if fmt == GA4 else segment_files(landing_dir)
     if not files:
         raise LandingError(f"{landing_dir}: SEGMINT_SOURCE_FORMAT={fmt} but no {fmt} export files were found")

@@ -31,6 +31,8 @@ REJECTS_TABLE = "_fmt_rejects"
 # Translated rows whose key the translator generated (an order event without its order id), per contract table.
 GENERATED_IDS_TABLE = "_fmt_generated_ids"
 CONTRACT_REJECTS_TABLE = "_fmt_contract_rejects"
+# The key of each contract table (the one a translator may have to generate, record_generated_ids_sql).
+CONTRACT_KEYS = {"orders": "order_id", "customers": "customer_id", "events": "event_id"}
 # Columns a translator adds to every contract file so that every raw row can be traced to its source record.
 ORIGIN_FILE, ORIGIN_ROW = "origin_file", "origin_row"
 # Longest source record kept in a quarantine row's raw_record (a GA4 event is a few kB; a broken line can be MBs).
@@ -60,7 +62,8 @@ def create_rejects_table(conn: duckdb.DuckDBPyConnection) -> None:
         "reason VARCHAR, raw_record VARCHAR)"
     )
     conn.execute(
-        f"CREATE OR REPLACE TEMP TABLE {GENERATED_IDS_TABLE} (table_name VARCHAR, origin_file VARCHAR, origin_row BIGINT)"
+        f"CREATE OR REPLACE TEMP TABLE {GENERATED_IDS_TABLE} (table_name VARCHAR, origin_file VARCHAR, origin_row BIGINT, "
+        "generated_id VARCHAR)"
     )
 
 
@@ -75,18 +78,34 @@ def order_id_sql(order_id: str, source_format: str, event_identity: tuple[str, .
     return f"coalesce({order_id}, {sql_string(source_format + ':')} || concat_ws(':', {parts}))"
 
 
+def _its_purchase_sql(value: str, is_purchase: str, order_id: str) -> str:
+    """On a refund row: the one value of `value` over its order's purchase rows (same order id) in the export;
+    NULL when the order id is missing, no purchase is there, or its purchases disagree (never guessed)."""
+    purchase = f"CASE WHEN {is_purchase} THEN {value} END"
+    window = f"OVER (PARTITION BY {order_id})"
+    return (
+        f"CASE WHEN NOT ({is_purchase}) AND {order_id} IS NOT NULL "
+        f"AND min({purchase}) {window} = max({purchase}) {window} THEN min({purchase}) {window} END"
+    )
+
+
 def refund_currency_sql(currency: str, is_purchase: str, order_id: str) -> str:
     """The currency of an order or refund row: its own, else (a refund event that names none) the one currency of
     its order's purchase. The one rule for both event exports: in a multi-currency shop a refund without a currency
     is ambiguous_currency (landing/README.md "Money"), so it would be lost while its purchase counts in full; the
     purchase it refunds says which currency it is in. No copy when the order id is missing or its purchases name
     several currencies (those stay ambiguous)."""
-    purchase = f"CASE WHEN {is_purchase} THEN {currency} END"
-    window = f"OVER (PARTITION BY {order_id})"
-    return (
-        f"coalesce({currency}, CASE WHEN NOT ({is_purchase}) AND {order_id} IS NOT NULL "
-        f"AND min({purchase}) {window} = max({purchase}) {window} THEN min({purchase}) {window} END)"
-    )
+    return f"coalesce({currency}, {_its_purchase_sql(currency, is_purchase, order_id)})"
+
+
+def refund_buyer_sql(buyer: str, is_purchase: str, order_id: str, own: str | None = None) -> str:
+    """The customer of an order or refund row: a refund belongs to the buyer of the purchase it refunds (the one
+    buyer of its order's purchases in the export), else to whoever sent it. The one rule for both event exports:
+    refunds are often sent server-side (GA4 Measurement Protocol, a Segment server library) under another client
+    id, or none at all (a GA4 consent-denied session), and would otherwise be a phantom customer with only
+    negative revenue, or lost, while the purchase counts in full for its buyer. `own` (default `buyer`) is the
+    row's customer when its purchase is not in the export."""
+    return f"coalesce({_its_purchase_sql(buyer, is_purchase, order_id)}, {own or buyer})"
 
 
 def generated_ids_note(table: str, count: int) -> str:
@@ -97,10 +116,11 @@ def generated_ids_note(table: str, count: int) -> str:
     )
 
 
-def record_generated_ids_sql(table: str, order_id: str, relation: str) -> str:
-    """INSERT the lineage of `relation`'s rows whose `order_id` the source did not give (order_id_sql made one)."""
+def record_generated_ids_sql(table: str, order_id: str, relation: str, generated_id: str) -> str:
+    """INSERT the lineage and surrogate key (`generated_id`, order_id_sql's) of `relation`'s rows whose `order_id`
+    the source did not give. The key tells the row apart from others of the same source line (a Segment batch)."""
     return (
-        f"INSERT INTO {GENERATED_IDS_TABLE} SELECT {sql_string(table)}, {ORIGIN_FILE}, {ORIGIN_ROW} "
+        f"INSERT INTO {GENERATED_IDS_TABLE} SELECT {sql_string(table)}, {ORIGIN_FILE}, {ORIGIN_ROW}, {generated_id} "
         f"FROM {relation} WHERE {order_id} IS NULL"
     )
 
@@ -218,7 +238,8 @@ def reconcile_sql(work_files: dict[str, str], stage_tables: dict[str, str]) -> s
         generated = (
             f"(SELECT t.{ORIGIN_FILE} AS origin_file, count(*) AS n FROM {stage_tables[table]} AS t "
             f"SEMI JOIN {GENERATED_IDS_TABLE} AS g ON g.table_name = {sql_string(table)} "
-            f"AND g.origin_file = t.{ORIGIN_FILE} AND g.origin_row = t.{ORIGIN_ROW} GROUP BY 1)"
+            f"AND g.origin_file = t.{ORIGIN_FILE} AND g.origin_row = t.{ORIGIN_ROW} "
+            f"AND g.generated_id = t.{CONTRACT_KEYS[table]} GROUP BY 1)"
         )
         parts.append(f"""
 SELECT origin_file AS source_file, {sql_string(table)} AS table_name,

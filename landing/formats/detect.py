@@ -43,15 +43,15 @@ def is_json_lines(path: Path) -> bool:
     return path.is_file() and (inner.endswith(JSON_LINE_SUFFIXES) or bare_gzip)
 
 
-def _first_record(path: Path) -> dict | None:
-    """The first non-blank line of a JSON-lines file as a dict; None when it is not a JSON object."""
+def _first_record(path: Path) -> dict | list | None:
+    """The first non-blank line of a JSON-lines file as a dict (or list); None when it is neither."""
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
         with opener(path, "rb") as handle:
             for raw_line in handle:
                 if raw_line.strip():
                     record = json.loads(raw_line[:PROBE_BYTES])
-                    return record if isinstance(record, dict) else None
+                    return record if isinstance(record, dict | list) else None
     except (OSError, ValueError, EOFError):
         return None
     return None
@@ -71,12 +71,18 @@ def _looks_like_ga4(path: Path) -> bool:
     if path.suffix == ".parquet":
         return path.name != "events.parquet" and set(GA4_KEYS) <= _parquet_columns(path)
     record = _first_record(path) if is_json_lines(path) else None
-    return record is not None and all(key in record for key in GA4_KEYS)
+    return isinstance(record, dict) and all(key in record for key in GA4_KEYS)
 
 
 def _looks_like_segment(path: Path) -> bool:
+    """The first record is a Segment call, or a batch of them (`{"batch": [calls], ...}` as the HTTP Tracking
+    API's /v1/batch receives it, or a JSON array of calls): segment.py unpacks batches."""
     record = _first_record(path) if is_json_lines(path) else None
-    return record is not None and record.get("type") in SEGMENT_CALL_TYPES
+    if isinstance(record, dict) and "type" not in record and isinstance(record.get("batch"), list):
+        record = record["batch"]
+    if isinstance(record, list):
+        record = record[0] if record else None
+    return isinstance(record, dict) and record.get("type") in SEGMENT_CALL_TYPES
 
 
 def ga4_files(landing_dir: Path) -> list[Path]:

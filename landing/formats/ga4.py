@@ -16,6 +16,10 @@ Mapping (the source's own event names are kept; config/event_mapping.yaml maps t
   collected_traffic_source.manual_source/manual_campaign_name, else traffic_source.source/name.
 - without an orders file in the folder: `purchase` -> an order (transaction_id, purchase_revenue, currency
   param, coupon param); `refund` -> a refund row `<transaction_id>-R` (then -R2, -R3 ...) with -refund_value.
+  A refund belongs to the buyer of the purchase it refunds when that purchase is in the export
+  (common.refund_buyer_sql), even with no ids of its own (then it is no consent-denied ping) or another client id
+  (a server-side refund). Amounts given only as the export's USD conversion (ecommerce.*_in_usd,
+  event_value_in_usd) are read last, in USD.
   A purchase repeating an earlier transaction_id (GA4 re-sends purchases on page reloads) is not a second
   order: it is quarantined for orders as `duplicate_transaction` (the event itself stays an event).
   A purchase (or refund) without a transaction_id (only recommended by Google; `(not set)` is GA4's placeholder
@@ -58,6 +62,7 @@ from landing.formats.common import (
     order_id_sql,
     raw_record_sql,
     record_generated_ids_sql,
+    refund_buyer_sql,
     refund_currency_sql,
     write_contract_file,
 )
@@ -77,7 +82,14 @@ GA4_STRUCTURE = json.dumps(
         "device": {"category": _TEXT},
         "traffic_source": {"name": _TEXT, "medium": _TEXT, "source": _TEXT},
         "collected_traffic_source": {"manual_source": _TEXT, "manual_campaign_name": _TEXT},
-        "ecommerce": {"transaction_id": _TEXT, "purchase_revenue": _TEXT, "refund_value": _TEXT},
+        "event_value_in_usd": _TEXT,
+        "ecommerce": {
+            "transaction_id": _TEXT,
+            "purchase_revenue": _TEXT,
+            "refund_value": _TEXT,
+            "purchase_revenue_in_usd": _TEXT,
+            "refund_value_in_usd": _TEXT,
+        },
         "items": [{"item_id": _TEXT}],
         "stream_id": _TEXT,
         "batch_event_index": _TEXT,
@@ -90,7 +102,12 @@ PURCHASE, REFUND = "purchase", "refund"
 CONSENT_DENIED = "consent_denied"
 # A cookieless ping of GA4 consent mode (module docstring), over the columns of _fmt_ga4_events: no user to
 # attribute it to, and analytics storage not granted ('No', or no privacy_info at all).
-CONSENT_DENIED_SQL = "user_id IS NULL AND user_pseudo_id IS NULL AND lower(analytics_storage) IS DISTINCT FROM 'yes'"
+# A refund of a purchase that has a user is no cookieless ping even without ids: its transaction_id names its buyer
+# (refunds_known_purchase, refund_buyer_sql).
+CONSENT_DENIED_SQL = (
+    "user_id IS NULL AND user_pseudo_id IS NULL AND lower(analytics_storage) IS DISTINCT FROM 'yes' "
+    "AND NOT refunds_known_purchase"
+)
 # BigQuery's streaming export table, as Google names it (events_intraday_YYYYMMDD); the daily one is events_YYYYMMDD.
 INTRADAY_PREFIX = "events_intraday_"
 
@@ -104,6 +121,14 @@ def _param(key: str) -> str:
     """The value of event param `key` as text, whichever typed value field holds it."""
     value = f"list_extract(list_filter(r.event_params, lambda p: p.key = '{key}'), 1).value"
     return f"coalesce({value}.string_value, {value}.int_value, {value}.double_value, {value}.float_value)"
+
+
+def _refund_buyer(own: str) -> str:
+    """A row's customer over `e` (events with `i`, the stitched ids): a refund's is its purchase's buyer
+    (common.refund_buyer_sql), anything else's `own`."""
+    purchase = f"e.event_type = '{PURCHASE}'"
+    transaction = f"CASE WHEN e.event_type IN ('{PURCHASE}', '{REFUND}') THEN e.transaction_id END"
+    return refund_buyer_sql("coalesce(e.user_id, i.customer_id, e.user_pseudo_id)", purchase, transaction, own)
 
 
 def _timestamp_text(micros: str) -> str:
@@ -138,6 +163,10 @@ def translate(
         "concat_ws('|', r.user_pseudo_id, r.event_timestamp, r.event_name, r.stream_id, r.batch_event_index, "
         "r.batch_page_id, r.batch_ordering_id, to_json(r.event_params))"
     )
+    # The export's own USD conversions (Google's schema: ecommerce.*_in_usd, event_value_in_usd), read only when
+    # the event gives its amount in no other field: a query that kept only them still gives the revenue.
+    usd_purchase = "coalesce(r.ecommerce.purchase_revenue_in_usd, r.event_value_in_usd)"
+    usd_refund = "coalesce(r.ecommerce.refund_value_in_usd, r.event_value_in_usd)"
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_ga4_events AS
 SELECT origin_file, origin_row,
@@ -155,14 +184,27 @@ SELECT origin_file, origin_row,
        coalesce(r.collected_traffic_source.manual_source, r.traffic_source.source) AS utm_source,
        coalesce(r.collected_traffic_source.manual_campaign_name, r.traffic_source.name) AS utm_campaign,
        coalesce({_set("r.ecommerce.transaction_id")}, {_set(_param("transaction_id"))}) AS transaction_id,
-       coalesce(r.ecommerce.purchase_revenue, {_param("value")}) AS purchase_revenue,
-       coalesce(r.ecommerce.refund_value, {_param("value")}) AS refund_value,
-       {_param("currency")} AS currency,
+       coalesce(r.ecommerce.purchase_revenue, {_param("value")}, {usd_purchase}) AS purchase_revenue,
+       coalesce(r.ecommerce.refund_value, {_param("value")}, {usd_refund}) AS refund_value,
+       -- an amount only given converted to US dollars (the *_in_usd fields) is in USD, whatever the currency param
+       CASE WHEN r.event_name = '{PURCHASE}' AND coalesce(r.ecommerce.purchase_revenue, {_param("value")}) IS NULL
+                 AND {usd_purchase} IS NOT NULL THEN 'USD'
+            WHEN r.event_name = '{REFUND}' AND coalesce(r.ecommerce.refund_value, {_param("value")}) IS NULL
+                 AND {usd_refund} IS NOT NULL THEN 'USD'
+            ELSE {_param("currency")} END AS currency,
        {_param("coupon")} AS coupon,
        nullif(trim(r.privacy_info.analytics_storage), '') AS analytics_storage
 FROM _fmt_ga4 WHERE reason IS NULL""")
     conn.execute("DROP TABLE temp._fmt_ga4")
     _drop_superseded_intraday_events(conn, files)
+    # A refund whose transaction_id names a purchase sent with a user id or pseudo id belongs to that buyer, even
+    # when the refund itself has no ids (sent from a consent-denied session, or server-side without a client id).
+    conn.execute("ALTER TABLE _fmt_ga4_events ADD COLUMN refunds_known_purchase BOOLEAN DEFAULT false")
+    conn.execute(f"""
+UPDATE _fmt_ga4_events SET refunds_known_purchase = true
+WHERE event_type = '{REFUND}' AND transaction_id IN (
+    SELECT transaction_id FROM _fmt_ga4_events WHERE event_type = '{PURCHASE}' AND transaction_id IS NOT NULL
+      AND (user_id IS NOT NULL OR user_pseudo_id IS NOT NULL))""")
     notes = _quarantine_consent_denied(conn, with_orders)
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_ga4_ids AS
@@ -175,10 +217,17 @@ FROM _fmt_ga4_events WHERE user_pseudo_id IS NOT NULL GROUP BY user_pseudo_id"""
     write_contract_file(
         conn,
         f"""
-SELECT e.event_id, coalesce(e.user_id, i.customer_id) AS customer_id, e.user_pseudo_id AS anonymous_id,
+WITH refunds AS (  -- the refund rule's window over purchases and refunds only, not every event
+    SELECT e.origin_file, e.origin_row, {_refund_buyer("coalesce(e.user_id, i.customer_id)")} AS customer_id
+    FROM _fmt_ga4_events AS e LEFT JOIN _fmt_ga4_ids AS i USING (user_pseudo_id)
+    WHERE e.event_type IN ('{PURCHASE}', '{REFUND}'))
+SELECT e.event_id, CASE WHEN e.event_type = '{REFUND}' THEN r.customer_id ELSE coalesce(e.user_id, i.customer_id) END
+           AS customer_id,
+       e.user_pseudo_id AS anonymous_id,
        e.occurred_at, e.event_type, e.page_type, e.product_id, e.device, e.utm_source, e.utm_campaign,
        e.page_url, e.origin_file AS {ORIGIN_FILE}, e.origin_row AS {ORIGIN_ROW}
 FROM _fmt_ga4_events AS e LEFT JOIN _fmt_ga4_ids AS i USING (user_pseudo_id)
+LEFT JOIN refunds AS r ON e.event_type = '{REFUND}' AND r.origin_file = e.origin_file AND r.origin_row = e.origin_row
 ORDER BY e.origin_file, e.origin_row""",
         work_dir / "events.parquet",
     )
@@ -319,17 +368,18 @@ SELECT origin_file, origin_row, 'orders',
 FROM _fmt_ga4_orders AS e WHERE {duplicate}""")
     if conn.execute(f"SELECT count(*) FROM _fmt_ga4_orders WHERE event_type = '{PURCHASE}'").fetchall()[0][0] == 0:
         raise LandingError("GA4 export: no purchase events and no orders.csv, so there are no orders to model")
-    conn.execute(record_generated_ids_sql("orders", "transaction_id", "_fmt_ga4_orders"))
+    event_identity = ("e.user_pseudo_id", "e.event_timestamp", "left(substr(e.event_id, 5), 8)")
+    generated = order_id_sql("NULL", "ga4", event_identity)
+    conn.execute(record_generated_ids_sql("orders", "e.transaction_id", "_fmt_ga4_orders AS e", generated))
     own_id = (
         f"CASE WHEN e.event_type = '{PURCHASE}' THEN e.transaction_id "
         "ELSE e.transaction_id || '-R' || CASE WHEN e.nth > 1 THEN CAST(e.nth AS VARCHAR) ELSE '' END END"
     )
-    event_identity = ("e.user_pseudo_id", "e.event_timestamp", "left(substr(e.event_id, 5), 8)")
     write_contract_file(
         conn,
         f"""
 SELECT {order_id_sql(own_id, "ga4", event_identity)} AS order_id,
-       coalesce(e.user_id, i.customer_id, e.user_pseudo_id) AS customer_id,
+       {_refund_buyer("coalesce(e.user_id, i.customer_id, e.user_pseudo_id)")} AS customer_id,
        e.occurred_at AS ordered_at,
        CASE WHEN e.event_type = '{PURCHASE}' THEN e.purchase_revenue
             WHEN try_cast(e.refund_value AS DOUBLE) IS NULL THEN e.refund_value  -- quarantined with its text

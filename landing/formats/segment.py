@@ -14,8 +14,9 @@ Mapping (the source's own event names are kept; config/event_mapping.yaml maps t
   products[0].product_id; device = context.device.type; utm_source/utm_campaign = context.campaign.source/name.
 - `Order Completed` -> an order (order_id, total else revenue, currency, discount, coupon), status `cancelled`
   when an `Order Cancelled` call names the same order_id; `Order Refunded` -> a refund row `<order_id>-R`
-  (then -R2 ... for later distinct calls) with -total (else -revenue), status `cancelled` when the order was
-  cancelled (it never counts). An Order Completed repeating an earlier call's order_id is a re-send: quarantined
+  (then -R2 ... for later distinct calls) with -total (else -revenue), the buyer of the order's Order Completed call
+  when it is in the export (common.refund_buyer_sql), status `cancelled` when the order was cancelled (it never
+  counts). An Order Completed repeating an earlier call's order_id is a re-send: quarantined
   for orders as `duplicate_transaction` (the first call is the order), as GA4's re-sent purchases.
   An order call without `order_id` (optional in the spec) keeps its revenue under the surrogate order id
   `segment:<event_id>` (common.order_id_sql; the event id is the messageId, unique per call): each call is its
@@ -26,6 +27,8 @@ Mapping (the source's own event names are kept; config/event_mapping.yaml maps t
   lastName/last_name, address.postalCode, address.country, createdAt) is its latest non-empty value over the
   customer's identify calls; the row's lineage is the latest identify call, into which the others fold.
 - group and alias calls carry no event, order or customer: quarantined as `unsupported_call_type`.
+Batches: a line holding an HTTP Tracking API /v1/batch body ({"batch": [calls], "context", "sentAt"}) or a JSON
+array of calls is unpacked into its calls, the batch's context merged into each (_unpack_batches).
 Stitching: an anonymousId seen with exactly one userId (on identify or on any call carrying both, or linked to
 one by an alias call's previousId -> userId) belongs to
 that customer, so its whole anonymous history is that customer's; seen with several userIds, only calls that
@@ -50,6 +53,7 @@ from landing.formats.common import (
     order_id_sql,
     raw_record_sql,
     record_generated_ids_sql,
+    refund_buyer_sql,
     refund_currency_sql,
     write_contract_file,
 )
@@ -67,6 +71,7 @@ SEGMENT_STRUCTURE = json.dumps(
         "timestamp": _TEXT,
         "originalTimestamp": _TEXT,
         "receivedAt": _TEXT,
+        "sentAt": _TEXT,
         "properties": {
             "name": _TEXT,
             "url": _TEXT,
@@ -108,15 +113,17 @@ ALIAS = "alias"
 def translate(conn: duckdb.DuckDBPyConnection, files: list[Path], work_dir: Path, with_orders: bool) -> tuple[str, ...]:
     """Write events/customers (and orders when `with_orders`) Parquet files from Segment calls; fill the ledger."""
     load_json_lines(conn, files)
+    batched = _unpack_batches(conn)
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_seg AS
-SELECT origin_file, origin_row, md5(line) AS line_hash,
+SELECT origin_file, origin_row, origin_item, md5(line) AS line_hash,
        CASE WHEN reason IS NULL THEN json_transform(line, '{SEGMENT_STRUCTURE}') END AS r,
        -- the line is kept for quarantine when it is broken or not a supported call (the type read only from JSON)
        reason, CASE WHEN reason IS NOT NULL
            OR coalesce(json_extract_string(CASE WHEN reason IS NULL THEN line END, '$.type'), '') NOT IN {KEPT_CALLS}
            THEN {raw_record_sql("line")} END AS raw_record
-FROM (SELECT *, {json_reason_sql("line")} AS reason FROM {LINES_TABLE})""")
+FROM _fmt_seg_lines""")
+    conn.execute(f"DROP {'TABLE' if batched else 'VIEW'} temp._fmt_seg_lines")
     drop_lines(conn)
     conn.execute(f"""
 UPDATE _fmt_seg SET reason = CASE WHEN r.type IS NULL THEN 'missing_type: a Segment call needs a type'
@@ -131,11 +138,11 @@ SELECT nullif(r.previousId, '') AS anonymous_id, nullif(r.userId, '') AS user_id
 FROM _fmt_seg WHERE r.type = '{ALIAS}' AND nullif(r.previousId, '') IS NOT NULL AND nullif(r.userId, '') IS NOT NULL""")
     conn.execute("""
 CREATE OR REPLACE TEMP TABLE _fmt_seg_calls AS
-SELECT origin_file, origin_row, r.type AS call_type,
+SELECT origin_file, origin_row, origin_item, r.type AS call_type,
        coalesce(r.messageId, 'seg-' || line_hash) AS event_id,
        nullif(r.userId, '') AS user_id, nullif(r.anonymousId, '') AS anonymous_id,
-       coalesce(r.timestamp, r.originalTimestamp, r.receivedAt) AS occurred_at,
-       try_cast(coalesce(r.timestamp, r.originalTimestamp, r.receivedAt) AS TIMESTAMPTZ) AS at_utc,
+       coalesce(r.timestamp, r.originalTimestamp, r.receivedAt, r.sentAt) AS occurred_at,
+       try_cast(coalesce(r.timestamp, r.originalTimestamp, r.receivedAt, r.sentAt) AS TIMESTAMPTZ) AS at_utc,
        CASE WHEN r.type = 'track' THEN r.event ELSE r.type END AS event_type,
        CASE WHEN r.type = 'track' THEN lower(trim(r.event)) END AS track_name,
        -- a page/screen call's name ("Product", "Checkout") is the shop's page type (config/event_mapping.yaml)
@@ -171,7 +178,7 @@ FROM _fmt_seg_calls AS c LEFT JOIN _fmt_seg_ids AS i USING (anonymous_id)""")
         f"""
 SELECT event_id, customer_id, anonymous_id, occurred_at, event_type, page_type, product_id,
        device, utm_source, utm_campaign, page_url, origin_file AS {ORIGIN_FILE}, origin_row AS {ORIGIN_ROW}
-FROM _fmt_seg_resolved WHERE call_type IN {EVENT_CALLS} ORDER BY origin_file, origin_row""",
+FROM _fmt_seg_resolved WHERE call_type IN {EVENT_CALLS} ORDER BY origin_file, origin_row, origin_item""",
         work_dir / "events.parquet",
     )
     _write_customers(conn, work_dir)
@@ -184,13 +191,65 @@ FROM _fmt_seg_resolved WHERE call_type IN {EVENT_CALLS} ORDER BY origin_file, or
     return tuple(written)
 
 
+def _unpack_batches(conn: duckdb.DuckDBPyConnection) -> bool:
+    """The JSON lines as one row per call in temp `_fmt_seg_lines(origin_file, origin_row, origin_item, line,
+    reason)`: a plain call is item 0 of its line; a batch is unpacked into its calls, numbered from 1. True when
+    some line may be a batch (`_fmt_seg_lines` is then a table, else a view over the lines).
+
+    A batch is the body of Segment's HTTP Tracking API `/v1/batch` (`{"batch": [calls], "context": ...,
+    "integrations": ..., "sentAt": ...}`), as a shop's own endpoint or proxy captures what its libraries send;
+    Segment's docs: the batch's context and integrations apply to every call in it, so they are merged into each
+    call (the call's own values win, nested objects merge), and `sentAt` is the call's time only when it has no
+    timestamp of its own. A line that is a JSON array of calls (a captured batched webhook body) is unpacked the
+    same way. An empty batch is quarantined (`empty_batch`), an item that is no object is `not_a_json_object`.
+    """
+    maybe_batch = "(strpos(line, '\"batch\"') > 0 OR starts_with(ltrim(line), '['))"
+    if not conn.execute(f"SELECT bool_or({maybe_batch}) FROM {LINES_TABLE}").fetchall()[0][0]:
+        # no line can be a batch (the usual export): the lines as they are, no copy
+        conn.execute(
+            "CREATE OR REPLACE TEMP VIEW _fmt_seg_lines AS SELECT origin_file, origin_row, 0 AS origin_item, line, "
+            f"{json_reason_sql('line')} AS reason FROM {LINES_TABLE}"
+        )
+        return False
+    conn.execute(f"""
+CREATE OR REPLACE TEMP TABLE _fmt_seg_lines AS
+WITH lines AS (
+    SELECT origin_file, origin_row, line, {json_reason_sql("line")} AS reason,
+           CASE WHEN {maybe_batch} AND json_valid(line) THEN
+               CASE WHEN json_type(line) = 'ARRAY' THEN json_extract(line, '$[*]')
+                    WHEN json_type(line) = 'OBJECT' AND json_type(line, '$.batch') = 'ARRAY'
+                         AND json_extract(line, '$.type') IS NULL THEN json_extract(line, '$.batch[*]') END
+           END AS calls
+    FROM {LINES_TABLE}),
+batches AS (
+    SELECT origin_file, origin_row, line, calls,
+           json_object('context', json_extract(line, '$.context'), 'integrations', json_extract(line, '$.integrations'),
+                       'sentAt', json_extract(line, '$.sentAt')) AS envelope
+    FROM lines WHERE calls IS NOT NULL),
+items AS (
+    SELECT origin_file, origin_row, envelope, unnest(calls) AS call, generate_subscripts(calls, 1) AS item
+    FROM batches)
+SELECT origin_file, origin_row, 0 AS origin_item, line, reason FROM lines WHERE calls IS NULL
+UNION ALL
+SELECT origin_file, origin_row, 0, {raw_record_sql("line")}, 'empty_batch: a batch with no calls'
+FROM batches WHERE len(calls) = 0
+UNION ALL
+SELECT origin_file, origin_row, item,
+       CASE WHEN json_type(call) = 'OBJECT' THEN json_merge_patch(envelope, call) ELSE call END::VARCHAR,
+       CASE WHEN json_type(call) <> 'OBJECT' THEN 'not_a_json_object: batch item ' || item || ' is a '
+            || lower(json_type(call)) END
+FROM items""")
+    return True
+
+
 def _write_customers(conn: duckdb.DuckDBPyConnection, work_dir: Path) -> None:
     """identify calls -> one customer per resolved id, from its latest identify call (earlier ones fold into it)."""
     conn.execute("""
 CREATE OR REPLACE TEMP TABLE _fmt_seg_identify AS
 SELECT *, first_value(origin_file) OVER latest AS target_file, first_value(origin_row) OVER latest AS target_row
 FROM (SELECT *, coalesce(customer_id, anonymous_id) AS resolved FROM _fmt_seg_resolved WHERE call_type = 'identify')
-WINDOW latest AS (PARTITION BY resolved ORDER BY at_utc DESC NULLS LAST, origin_file DESC, origin_row DESC)""")
+WINDOW latest AS (PARTITION BY resolved ORDER BY at_utc DESC NULLS LAST, origin_file DESC, origin_row DESC,
+                  origin_item DESC)""")
     # An identify call folds into its customer's row; a call with no id at all becomes its own row (quarantined
     # by the contract ingest as missing_customer_id), so it is never lost.
     traits = {
@@ -211,9 +270,9 @@ WINDOW latest AS (PARTITION BY resolved ORDER BY at_utc DESC NULLS LAST, origin_
         f"""
 SELECT resolved AS customer_id, {latest}, NULL::VARCHAR AS acquisition_channel,
        NULL::VARCHAR AS marketing_consent, min(target_file) AS {ORIGIN_FILE}, min(target_row) AS {ORIGIN_ROW}
-FROM (SELECT *, row_number() OVER (ORDER BY at_utc NULLS FIRST, origin_file, origin_row) AS at_order
+FROM (SELECT *, row_number() OVER (ORDER BY at_utc NULLS FIRST, origin_file, origin_row, origin_item) AS at_order
       FROM _fmt_seg_identify)
-GROUP BY resolved, CASE WHEN resolved IS NULL THEN origin_row END
+GROUP BY resolved, CASE WHEN resolved IS NULL THEN (origin_row, origin_item) END
 ORDER BY {ORIGIN_FILE}, {ORIGIN_ROW}""",
         work_dir / "customers.parquet",
     )
@@ -232,7 +291,8 @@ SELECT o.*, coalesce(o.customer_id, o.anonymous_id) AS buyer,
        dense_rank() OVER (PARTITION BY o.track_name, o.order_id ORDER BY o.at_utc, o.first_seen) AS nth,
        first_value(o.first_seen.origin_file || ' line ' || o.first_seen.origin_row) OVER (
            PARTITION BY o.track_name, o.order_id ORDER BY o.at_utc, o.first_seen) AS first_call
-FROM (SELECT *, min({{'origin_file': origin_file, 'origin_row': origin_row}}) OVER (PARTITION BY event_id) AS first_seen
+FROM (SELECT *, min({{'origin_file': origin_file, 'origin_row': origin_row, 'origin_item': origin_item}})
+             OVER (PARTITION BY event_id) AS first_seen
       FROM _fmt_seg_resolved WHERE track_name IN ('{ORDER_COMPLETED}', '{ORDER_REFUNDED}')) AS o""")
     # An Order Completed repeating an earlier call's order_id is the same order sent again (a reloaded thank-you
     # page), as GA4's re-sent purchases: the first call is the order, the others are duplicate_transaction.
@@ -248,7 +308,11 @@ FROM _fmt_seg_orders WHERE {resent}""")
         "CASE WHEN try_cast(total AS DOUBLE) IS NULL THEN total "
         "ELSE CAST(-abs(try_cast(total AS DOUBLE)) AS VARCHAR) END"
     )
-    conn.execute(record_generated_ids_sql("orders", "order_id", "_fmt_seg_orders"))
+    conn.execute(
+        record_generated_ids_sql(
+            "orders", "order_id", "_fmt_seg_orders", order_id_sql("NULL", "segment", ("event_id",))
+        )
+    )
     own_id = (
         f"CASE WHEN track_name = '{ORDER_COMPLETED}' THEN order_id "
         "ELSE order_id || '-R' || CASE WHEN nth > 1 THEN CAST(nth AS VARCHAR) ELSE '' END END"
@@ -257,14 +321,15 @@ FROM _fmt_seg_orders WHERE {resent}""")
         conn,
         f"""
 SELECT {order_id_sql(own_id, "segment", ("event_id",))} AS order_id,
-       buyer AS customer_id, occurred_at AS ordered_at,
+       {refund_buyer_sql("buyer", f"track_name = '{ORDER_COMPLETED}'", "order_id")} AS customer_id,
+       occurred_at AS ordered_at,
        CASE WHEN track_name = '{ORDER_COMPLETED}' THEN total ELSE {refund_total} END AS order_total,
        {refund_currency_sql("currency", f"track_name = '{ORDER_COMPLETED}'", "order_id")} AS currency,
        discount AS discount_amount, coupon AS discount_code, NULL::VARCHAR AS channel,
        CASE WHEN is_cancelled THEN 'cancelled' WHEN track_name = '{ORDER_COMPLETED}' THEN 'completed'
             ELSE 'refunded' END AS status,
        origin_file AS {ORIGIN_FILE}, origin_row AS {ORIGIN_ROW}
-FROM _fmt_seg_orders ORDER BY origin_file, origin_row""",
+FROM _fmt_seg_orders ORDER BY origin_file, origin_row, origin_item""",
         work_dir / "orders.parquet",
     )
     conn.execute("DROP TABLE temp._fmt_seg_orders")

@@ -23,6 +23,8 @@ Mapping:
   status `refunded`, dated at the order's `Created at` (the export has no refund date), sharing the order's
   lineage. So revenue = sum(Total) - sum(Refunded Amount) over non-cancelled orders, as in Shopify.
 - a line row without a Name is quarantined as `missing_name` (it cannot be given to any order).
+- an order with no email, phone or matching customer (a walk-in POS sale) is set aside as `anonymous_order`, with
+  a warning, so it does not count toward the "mostly unusable" stop (_set_aside_anonymous_orders).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from landing.sources import LandingError, load_csv, sql_string
 
 ORDERS_EXPORT, CUSTOMERS_EXPORT = "orders_export.csv", "customers_export.csv"
 REQUIRED_ORDER_COLUMNS = ("Name", "Created at", "Total")
+# An order no customer can be given (a walk-in POS sale): set aside by the translator (_set_aside_anonymous_orders).
+ANONYMOUS_ORDER = "anonymous_order"
 # Financial statuses of an order whose payment was never captured: a voided authorization, or one that expired
 # (Shopify's `expired`): no money changed hands, so the order never counts as revenue (status `voided`).
 NEVER_CAPTURED = ("voided", "void", "expired")
@@ -129,8 +133,12 @@ def _order_lines(header: tuple[str, ...], file_name: str) -> str:
     )
 
 
-def translate(conn: duckdb.DuckDBPyConnection, landing_dir: Path, work_dir: Path) -> tuple[str, ...]:
-    """Write orders.parquet (and customers.parquet when a customers export exists); fill the ledger."""
+def translate(
+    conn: duckdb.DuckDBPyConnection, landing_dir: Path, work_dir: Path
+) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """Write orders.parquet (and customers.parquet when a customers export exists); fill the ledger.
+
+    Returns the files written and the notes of each (the anonymous orders set aside)."""
     written = []
     conn.execute("CREATE OR REPLACE TEMP TABLE _fmt_shop_emails (email_key VARCHAR, customer_id VARCHAR)")
     conn.execute("CREATE OR REPLACE TEMP TABLE _fmt_shop_phones (phone_key VARCHAR, customer_id VARCHAR)")
@@ -190,9 +198,8 @@ FROM _fmt_shop_lines WHERE name IS NULL""")
         "LEFT JOIN _fmt_shop_emails AS e ON e.email_key = lower(o.email) "
         f"LEFT JOIN _fmt_shop_phones AS p ON p.phone_key = {_phone_key('o.phone')}"
     )
-    write_contract_file(
-        conn,
-        f"""
+    conn.execute(f"""
+CREATE OR REPLACE TEMP TABLE _fmt_shop_out AS
 SELECT * FROM (
   SELECT o.name AS order_id, {common}, o.total AS order_total, o.currency, o.discount_amount, o.discount_code,
          o.source AS channel, {status} AS status, o.origin_file AS {ORIGIN_FILE},
@@ -205,10 +212,79 @@ SELECT * FROM (
          o.currency, NULL, NULL, o.source, 'refunded', o.origin_file, o.origin_row, 1, o.first_line
   FROM _fmt_shop_orders AS o {buyers}
   WHERE {refund} AND o.cancelled_at IS NULL AND lower(coalesce(o.financial_status, '')) NOT IN {NEVER_CAPTURED}
-) ORDER BY first_line, part""".replace("SELECT * FROM (", "SELECT * EXCLUDE (part, first_line) FROM ("),
+) ORDER BY first_line, part""")
+    notes = _set_aside_anonymous_orders(conn) + _unread_lookalikes(landing_dir, order_parts + customer_parts)
+    write_contract_file(
+        conn,
+        "SELECT * EXCLUDE (part, first_line) FROM _fmt_shop_out ORDER BY first_line, part",
         work_dir / "orders.parquet",
     )
+    conn.execute("DROP TABLE temp._fmt_shop_out")
     written.append("orders.parquet")
     for table in ("_fmt_shop_lines", "_fmt_shop_orders", "_fmt_shop_emails", "_fmt_shop_phones"):
         conn.execute(f"DROP TABLE temp.{table}")
-    return tuple(written)
+    return tuple(written), {"orders.parquet": notes} if notes else {}
+
+
+def _unread_lookalikes(landing_dir: Path, parts: list[Path]) -> tuple[str, ...]:
+    """A note naming the CSV files that look like a Shopify export but are no part of one (`orders_export (1).csv`,
+    a browser's renamed re-download): not read, since they may repeat the export or be another day's, and said so
+    rather than ignored silently."""
+    read = {path.name for path in parts}
+    unread = sorted(
+        path.name
+        for path in landing_dir.iterdir()
+        if path.is_file()
+        and path.name not in read
+        and path.name.lower().endswith(".csv")
+        and path.name.lower().startswith(tuple(name.removesuffix(".csv") for name in (ORDERS_EXPORT, CUSTOMERS_EXPORT)))
+    )
+    if not unread:
+        return ()
+    return (
+        f"warning: not read: {', '.join(unread)} (not {ORDERS_EXPORT} / {CUSTOMERS_EXPORT} or a numbered part "
+        "_1, _2, ...; rename it if it is a part of this export, remove it if it is a copy)",
+    )
+
+
+def _set_aside_anonymous_orders(conn: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
+    """Quarantine the orders of `_fmt_shop_out` that name no customer as `anonymous_order`; the orders' notes.
+
+    A Shopify order with no email, no phone and no matching customer record is a walk-in POS sale (or a draft order
+    without a customer): read correctly, but nobody's, as a GA4 consent-denied purchase. Passed on, the contract
+    would quarantine it as missing_customer_id, which counts toward the "mostly unusable" stop, so a shop whose
+    till sells mostly to anonymous walk-ins could not run at all. Set aside here (with its refund row), it does not
+    count toward that stop; a warning says how many and what revenue CLV misses. Every order anonymous (an export
+    without Email and Phone columns, say) leaves nothing to model: the run stops and says why.
+    """
+    anonymous, orders = conn.execute(
+        "SELECT count(*) FILTER (WHERE customer_id IS NULL), count(*) FROM _fmt_shop_out WHERE part = 0"
+    ).fetchall()[0]
+    if anonymous == 0:
+        return ()
+    if anonymous == orders:
+        raise LandingError(
+            f"{ORDERS_EXPORT}: none of the {orders} orders names a customer (no Email, Phone or matching "
+            f"{CUSTOMERS_EXPORT} row), so there is no customer to model; export the orders with their Email column"
+        )
+    conn.execute(f"""
+INSERT INTO {REJECTS_TABLE}
+SELECT {ORIGIN_FILE}, {ORIGIN_ROW}, 'orders',
+       '{ANONYMOUS_ORDER}: no Email, Phone or matching customer (a walk-in POS sale or a draft order without a '
+       || 'customer): the order belongs to nobody',
+       json_object('order_id', order_id, 'order_total', order_total, 'currency', currency, 'status', status,
+                   'channel', channel, 'ordered_at', ordered_at, '{ORIGIN_FILE}', {ORIGIN_FILE},
+                   '{ORIGIN_ROW}', {ORIGIN_ROW})::VARCHAR
+FROM _fmt_shop_out WHERE customer_id IS NULL ORDER BY first_line, part""")
+    revenue = conn.execute("""
+SELECT upper(currency), sum(try_cast(order_total AS DOUBLE)) AS amount FROM _fmt_shop_out
+WHERE customer_id IS NULL AND status IN ('completed', 'refunded') GROUP BY 1 HAVING amount IS NOT NULL
+ORDER BY amount DESC, 1 NULLS FIRST""").fetchall()
+    conn.execute("DELETE FROM _fmt_shop_out WHERE customer_id IS NULL")
+    money = ", ".join(f"{amount:,.2f}" + (f" {currency}" if currency else "") for currency, amount in revenue)
+    return (
+        f"warning: {anonymous} of {orders} orders ({100 * anonymous / orders:.1f} %) name no customer (no Email, "
+        f"Phone or matching customer: walk-in POS sales, draft orders) and are quarantined as {ANONYMOUS_ORDER}"
+        + (f" (net revenue {money})" if money else "")
+        + ": that revenue is missing from CLV, RFM and the segments",
+    )

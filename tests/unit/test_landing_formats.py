@@ -16,7 +16,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from landing import LandingError, ingest_landing
+from landing import LandingError, LandingOptions, ingest_landing
 from landing.formats import detect_format
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "formats"
@@ -1010,4 +1010,227 @@ def test_a_refund_without_a_currency_takes_its_purchases_in_a_multi_currency_exp
     ]
     [(reason,)] = rows(conn, "SELECT reason FROM raw.quarantine WHERE reason NOT LIKE '%event_id=%'")
     assert reason.startswith("ambiguous_currency")  # O9's purchase is not in the export
+    assert_ingest_log_reconciles(conn)
+
+
+# --- refunds belong to their purchase's buyer (branch exports3) -------------------------------------------------
+
+
+def test_a_ga4_refund_without_ids_or_from_another_client_id_belongs_to_its_purchases_buyer(conn, tmp_path):
+    # Regression: a refund event sent with no user_pseudo_id (a consent-denied session, or the Measurement Protocol
+    # without a client id) was quarantined as consent_denied, so its purchase counted in full; one sent server-side
+    # under its own client id made a phantom customer with only negative revenue. Both name their transaction_id.
+    landing = tmp_path / "ga4"
+    landing.mkdir()
+    eur = {"event_params": [{"key": "currency", "value": {"string_value": "EUR"}}]}
+    records = [json.loads(ga4_purchase(i, f"T{i}", **eur)) for i in (1, 2)]
+    no_ids = cookieless_ping(5, None, event_name="refund", ecommerce={"transaction_id": "T1", "refund_value": 4})
+    server = json.loads(ga4_purchase(6, None, pseudo_id="server.1", event_name="refund"))
+    server["ecommerce"] = {"transaction_id": "T2", "refund_value": 3}
+    # a refund with no ids whose purchase is not in the export has nobody: it stays consent_denied
+    unknown = cookieless_ping(7, None, event_name="refund", ecommerce={"transaction_id": "T9", "refund_value": 1})
+    records += [no_ids, server, unknown]
+    (landing / GA4_FILE).write_text("".join(json.dumps(r) + "\n" for r in records))
+    ingest(conn, landing)
+    orders = "SELECT order_id, customer_id, order_total, currency FROM raw.orders ORDER BY origin_row"
+    assert rows(conn, orders) == [
+        ("T1", "p1", 11.0, "EUR"),
+        ("T2", "p2", 12.0, "EUR"),
+        ("T1-R", "p1", -4.0, "EUR"),
+        ("T2-R", "p2", -3.0, "EUR"),
+    ]
+    # the refund events are the buyer's behaviour too; the server's client id stays its anonymous id
+    refunds = "SELECT customer_id, anonymous_id FROM raw.events WHERE event_type = 'refund' ORDER BY origin_row"
+    assert rows(conn, refunds) == [("p1", None), ("p2", "server.1")]
+    assert rows(conn, "SELECT source_row, split_part(reason, ':', 1) FROM raw.quarantine ORDER BY 1") == [
+        (5, "consent_denied"),
+        (5, "consent_denied"),
+    ]
+    assert_ingest_log_reconciles(conn)
+
+
+def test_a_segment_refund_sent_server_side_under_another_id_belongs_to_the_buyer(conn, tmp_path):
+    # Regression: an Order Refunded call from a server library (its own anonymousId, no userId) was a phantom
+    # guest customer with -20 while the buyer kept the full 100.
+    landing = tmp_path / "segment"
+    landing.mkdir()
+    calls = [
+        segment_call(
+            "track", "m1", 0, anonymousId="a1", event="Order Completed", properties={"order_id": "O1", "total": 100}
+        ),
+        segment_call(
+            "track", "m2", 1, anonymousId="srv-9", event="Order Refunded", properties={"order_id": "O1", "total": 20}
+        ),
+    ]
+    (landing / "calls.jsonl").write_text("\n".join(calls) + "\n")
+    ingest(conn, landing)
+    assert rows(conn, "SELECT order_id, customer_id, order_total FROM raw.orders ORDER BY origin_row") == [
+        ("O1", "a1", 100.0),
+        ("O1-R", "a1", -20.0),
+    ]
+    assert_ingest_log_reconciles(conn)
+
+
+def test_segment_http_api_batches_are_unpacked_with_their_context_and_counted_per_call(conn, tmp_path):
+    # Regression: a capture of what a shop's Segment libraries POST to /v1/batch (one body per line) was not even
+    # detected as Segment, and within a Segment folder a batch line had no `type`: every call in it was lost.
+    # Segment's HTTP API docs: the batch's context and integrations apply to all its calls.
+    landing = tmp_path / "segment"
+    landing.mkdir()
+    library = {"library": {"name": "analytics-python", "version": "2.3.2"}, "campaign": {"source": "newsletter"}}
+    batch = {
+        "batch": [
+            json.loads(segment_call("identify", "m1", 0, userId="U1", anonymousId="a1", traits={"email": "ada@x.org"})),
+            json.loads(
+                segment_call("page", "m2", 1, anonymousId="a1", context={"page": {"url": "https://s.example/"}})
+            ),
+            # no timestamp of its own: the batch's sentAt
+            {
+                "type": "track",
+                "event": "Order Completed",
+                "userId": "U1",
+                "messageId": "m3",
+                "properties": {"order_id": "O1", "total": 50},
+            },
+            json.loads(segment_call("track", "m4", 3, userId="U1", event="Order Completed", properties={"total": 7})),
+            42,  # defect: not a call
+        ],
+        "context": library,
+        "sentAt": "2025-12-01T09:05:00.000Z",
+    }
+    arrays = [json.loads(segment_call("page", "m5", 6, anonymousId="a7"))]  # a JSON array of calls
+    lines = [json.dumps(batch), json.dumps({"batch": [], "sentAt": "2025-12-01T09:06:00Z"}), json.dumps(arrays)]
+    (landing / "capture.jsonl").write_text("\n".join(lines) + "\n")
+    assert detect_format(landing) == "segment"
+    ingest(conn, landing)
+    events = "SELECT event_id, customer_id, occurred_at::VARCHAR, page_url, utm_source, origin_row FROM raw.events"
+    assert rows(conn, events + " ORDER BY event_id") == [
+        ("m2", "U1", "2025-12-01 09:01:00", "https://s.example/", "newsletter", 1),  # both contexts, merged
+        ("m3", "U1", "2025-12-01 09:05:00", None, "newsletter", 1),
+        ("m4", "U1", "2025-12-01 09:03:00", None, "newsletter", 1),
+        ("m5", None, "2025-12-01 09:06:00", None, None, 3),
+    ]
+    assert rows(conn, "SELECT customer_id, email FROM raw.customers") == [("U1", "ada@x.org")]
+    assert rows(conn, "SELECT order_id, order_total FROM raw.orders ORDER BY order_total") == [
+        ("segment:m4", 7.0),
+        ("O1", 50.0),
+    ]
+    assert rows(conn, "SELECT source_row, reason FROM raw.quarantine ORDER BY 1") == [
+        (1, "not_a_json_object: batch item 5 is a ubigint"),
+        (2, "empty_batch: a batch with no calls"),
+    ]
+    # every call is one record; one order of the line has a generated id, the other its own (counted apart)
+    log = "SELECT table_name, rows_in, rows_accepted, rows_quarantined, ids_generated FROM raw.ingest_log ORDER BY 1"
+    assert rows(conn, log) == [("customers", 1, 1, 0, 0), ("events", 6, 4, 2, 0), ("orders", 2, 2, 0, 1)]
+    assert_ingest_log_reconciles(conn)
+
+
+# --- Shopify: walk-in POS sales (branch exports3) ---------------------------------------------------------------
+
+SHOPIFY_HEADER = (
+    "Name,Email,Financial Status,Paid at,Currency,Total,Discount Code,Discount Amount,Created at,Lineitem quantity,"
+    "Lineitem name,Cancelled at,Refunded Amount,Source,Phone"
+)
+
+
+def test_a_shopify_till_selling_mostly_to_walk_ins_runs_and_sets_their_orders_aside(conn, tmp_path):
+    # Regression: a POS sale to a walk-in has no Email, Phone or customer; the contract quarantined it as
+    # missing_customer_id, which counts toward the "mostly unusable" stop, so a shop whose till sells mostly to
+    # anonymous walk-ins could not run at all (4 of 5 orders: stop).
+    landing = tmp_path / "shopify"
+    landing.mkdir()
+    lines = [
+        SHOPIFY_HEADER,
+        "#1001,ann@example.com,paid,,EUR,20.00,,,2025-11-01 10:00:00 +0100,1,Cap,,,web,",
+        "#1002,,paid,,EUR,5.00,,,2025-11-02 10:00:00 +0100,1,Coffee,,,pos,",
+        "#1002,,,,,,,,2025-11-02 10:00:00 +0100,1,Cookie,,,,",  # a second line item of the same sale
+        "#1003,,partially_refunded,,EUR,8.00,,,2025-11-03 10:00:00 +0100,1,Tea,,3.00,pos,",
+        "#1004,,paid,,EUR,4.00,,,2025-11-04 10:00:00 +0100,1,Coffee,,,pos,+1 (278) 555-0479",  # a phone: a customer
+    ]
+    (landing / "orders_export.csv").write_text("\n".join(lines) + "\n")
+    report = ingest(conn, landing)
+    assert rows(conn, "SELECT order_id, customer_id FROM raw.orders ORDER BY order_id") == [
+        ("#1001", "ann@example.com"),
+        ("#1004", "+12785550479"),
+    ]
+    quarantine = "SELECT source_row, split_part(reason, ':', 1), raw_record::JSON->>'order_id' FROM raw.quarantine"
+    assert rows(conn, quarantine + " ORDER BY 1, 3") == [
+        (2, "anonymous_order", "#1002"),
+        (4, "anonymous_order", "#1003"),
+        (4, "anonymous_order", "#1003-R"),  # its refund row goes with it
+    ]
+    assert rows(conn, LOG_SQL) == [("orders_export.csv", "orders", 5, 2, 3)]
+    [orders] = [file for file in report.files if file.table_name == "orders"]
+    assert orders.notes == (
+        "warning: 2 of 4 orders (50.0 %) name no customer (no Email, Phone or matching customer: walk-in POS sales, "
+        "draft orders) and are quarantined as anonymous_order (net revenue 10.00 EUR): that revenue is missing from "
+        "CLV, RFM and the segments",
+    )
+    assert_ingest_log_reconciles(conn)
+
+
+def test_a_shopify_export_where_no_order_names_a_customer_stops_and_says_why(conn, tmp_path):
+    landing = tmp_path / "shopify"
+    landing.mkdir()
+    header = "Name,Financial Status,Currency,Total,Created at,Lineitem name"  # exported without Email and Phone
+    lines = [header, "#1001,paid,EUR,20.00,2025-11-01 10:00:00 +0100,Cap"]
+    (landing / "orders_export.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(LandingError, match=r"^orders_export.csv: none of the 1 orders names a customer"):
+        ingest(conn, landing)
+
+
+def test_ga4_revenue_in_any_typed_value_field_and_in_the_exports_usd_conversion_only(conn, tmp_path):
+    # The `value` param arrives as int_value, double_value or string_value (Google's schema: one typed field per
+    # param); an export queried down to ecommerce.purchase_revenue_in_usd (or event_value_in_usd) lost its
+    # purchases as missing_order_total. Such an amount is in USD whatever the event's currency param says.
+    landing = tmp_path / "ga4"
+    landing.mkdir()
+
+    def purchase(i: int, value: dict | None, currency: str = "EUR", **ecommerce) -> dict:
+        params = [{"key": "currency", "value": {"string_value": currency}}]
+        params += [{"key": "value", "value": value}] if value else []
+        record = json.loads(ga4_purchase(i, f"T{i}")) | {"event_params": params}
+        record["ecommerce"] = {"transaction_id": f"T{i}"} | ecommerce
+        return record
+
+    records = [
+        purchase(1, {"int_value": "42"}),  # BigQuery's JSON writes INT64 as a string
+        purchase(2, {"double_value": 19.99}),
+        purchase(3, {"string_value": "7.5"}),
+        purchase(4, None, purchase_revenue_in_usd=30.0),
+        purchase(5, None) | {"event_value_in_usd": 12.5},
+    ]
+    (landing / GA4_FILE).write_text("".join(json.dumps(r) + "\n" for r in records))
+    (landing / "fx_rates.csv").write_text("date,currency,rate\n2025-01-01,USD,0.5\n")
+    ingest(conn, landing, options=LandingOptions(reporting_currency="EUR"))
+    assert rows(conn, "SELECT order_id, order_total, currency, fx_rate FROM raw.orders ORDER BY order_id") == [
+        ("T1", 42.0, "EUR", 1.0),
+        ("T2", 19.99, "EUR", 1.0),
+        ("T3", 7.5, "EUR", 1.0),
+        ("T4", 30.0, "USD", 0.5),
+        ("T5", 12.5, "USD", 0.5),
+    ]
+    assert rows(conn, "SELECT count(*) FROM raw.quarantine") == [(0,)]
+
+
+def test_shopify_parts_are_read_once_and_a_renamed_copy_is_named_not_read(conn, tmp_path):
+    # An order in two files is one order (its lines merge); a browser's renamed re-download is no part: it was
+    # ignored without a word, now the orders' notes name it.
+    landing = tmp_path / "shopify"
+    landing.mkdir()
+    first = "#1001,ann@example.com,paid,,EUR,20.00,,,2025-11-01 10:00:00 +0100,1,Cap,,,web,"
+    (landing / "orders_export_1.csv").write_text(f"{SHOPIFY_HEADER}\n{first}\n")
+    second = "#1002,bob@example.com,paid,,EUR,9.00,,,2025-11-02 10:00:00 +0100,1,Hat,,,web,"
+    (landing / "orders_export_2.csv").write_text(f"{SHOPIFY_HEADER}\n{first}\n{second}\n")
+    (landing / "orders_export (1).csv").write_text(f"{SHOPIFY_HEADER}\n{second.replace('#1002', '#1003')}\n")
+    report = ingest(conn, landing)
+    assert rows(conn, "SELECT order_id, order_total, origin_file FROM raw.orders ORDER BY 1") == [
+        ("#1001", 20.0, "orders_export_1.csv"),
+        ("#1002", 9.0, "orders_export_2.csv"),
+    ]
+    [orders] = [file for file in report.files if file.table_name == "orders"]
+    assert orders.notes == (
+        "warning: not read: orders_export (1).csv (not orders_export.csv / customers_export.csv or a numbered part "
+        "_1, _2, ...; rename it if it is a part of this export, remove it if it is a copy)",
+    )
     assert_ingest_log_reconciles(conn)
