@@ -619,6 +619,8 @@ def score_chunk(
         fits = btyd.fit_btyd_models(features) if fits is None else fits
         fitted = fits.get(model.name)
         if isinstance(fitted, btyd.FittedBTYD):
+            # Seeded by the chunk's rows: the same chunking gives the same p10 / p90; another one moves them only
+            # by Monte Carlo noise (PREDICTIVE_DRAWS).
             interval = fitted.spend_quantiles(features, model.horizon_days, INTERVAL_QUANTILES)
     return ChunkScores(features["customer_id"].to_numpy(), scores, stacked, structural, interval)
 
