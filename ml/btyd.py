@@ -636,6 +636,12 @@ def btyd_summary(features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.nda
     return frequency, recency, age
 
 
+# Draws per customer of simulate_spend: the p10 / p90 of 200 draws are within about +-0.03 in probability of the true
+# quantiles (binomial standard error sqrt(0.1 x 0.9 / 200) = 0.021).
+PREDICTIVE_DRAWS = 200
+PREDICTIVE_BATCH_ROWS = 10_000
+
+
 @dataclass
 class FittedBTYD:
     """A fitted purchase model (BG/NBD or Pareto/NBD) with its spend model, ready to score customer_features rows.
@@ -653,6 +659,21 @@ class FittedBTYD:
     fit_seconds: float = 0.0  # wall time of the purchase fit and its (shared) spend fit, for metadata and bench
     budget_hit: bool = False  # a fit stopped at FIT_BUDGET (the note says which)
     n_customers: int | None = None  # rows fitted on (None: pickled before it was recorded)
+
+    def spend_quantiles(
+        self, features: pd.DataFrame, horizon_days: float, quantiles, draws: int = PREDICTIVE_DRAWS, seed: int = 0
+    ) -> np.ndarray:
+        """Quantiles of each customer's spend over the next horizon_days under the fitted models' own predictive
+        distribution (rows = customers, columns = quantiles): simulate_spend's draws, `draws` per customer, drawn
+        PREDICTIVE_BATCH_ROWS customers at a time (a few n x draws arrays at once: 100,000 customers would hold GBs)."""
+        levels = np.asarray(quantiles, dtype=float)
+        out = np.zeros((len(features), len(levels)))
+        for start in range(0, len(features), PREDICTIVE_BATCH_ROWS):
+            batch = features.iloc[start : start + PREDICTIVE_BATCH_ROWS]
+            out[start : start + len(batch)] = np.quantile(
+                simulate_spend(self, batch, horizon_days, draws, seed), levels, axis=1
+            ).T
+        return out
 
     def forecast(self, features: pd.DataFrame, horizon_days: float) -> pd.DataFrame:
         """Per-customer predictions over the next horizon_days, index = features.index.
@@ -686,6 +707,51 @@ class FittedBTYD:
             },
             index=features.index,
         )
+
+
+def simulate_spend(
+    fitted: FittedBTYD, features: pd.DataFrame, horizon_days: float, draws: int, seed: int
+) -> np.ndarray:
+    """Draws of each customer's spend over the next horizon_days from the posterior predictive distribution of the
+    fitted purchase and spend models (rows = customers, `draws` columns; the mean is forecast()'s predicted_clv up to
+    Monte Carlo noise).
+
+    Given the history (x repeat order days, recency t_x, age T): alive at T with P(alive); if alive, the purchase rate
+    lambda ~ Gamma(r + x, alpha + T) (both models). BG/NBD: dropout p ~ Beta(a, b + x), and the orders in the horizon
+    are min(N, G), N ~ Poisson(lambda h) the purchase opportunities, G ~ Geometric(p) >= 1 the order after which the
+    customer drops out. Pareto/NBD: dropout rate mu ~ Gamma(s, beta + T), remaining lifetime tau ~ Exp(mu), orders
+    ~ Poisson(lambda min(tau, h)). Spend of X orders (Gamma-Gamma): nu ~ Gamma(p x + q, v + x zbar), spend ~
+    Gamma(p X, nu); without a spend model, X x the fallback spend per order. The generator is seeded by `seed` and
+    the rows' own count and histories, so the same rows give the same draws."""
+    frequency, recency, age = btyd_summary(features)
+    n = len(frequency)
+    if n == 0:
+        return np.zeros((0, draws))
+    histories = _Histories(frequency, recency, age)
+    alive_probability = _p_alive(fitted.purchase_params, histories)
+    stamp = int(np.round(frequency.sum() + 7 * recency.sum() + 13 * age.sum())) % (2**32)
+    rng = np.random.default_rng([seed, n, stamp])
+    shape = (n, draws)
+    alive = rng.random(shape) < alive_probability[:, None]
+    params = fitted.purchase_params
+    x, T = frequency[:, None], age[:, None]
+    rate = rng.gamma(params.r + x, 1.0 / (params.alpha + T), size=shape)
+    if isinstance(params, BGNBDParams):
+        dropout = np.clip(rng.beta(params.a, params.b + x, size=shape), 1e-12, 1.0)
+        orders = np.minimum(rng.poisson(rate * horizon_days), rng.geometric(dropout))
+    else:
+        lifetime = rng.exponential(1.0 / rng.gamma(params.s, 1.0 / (params.beta + T), size=shape))
+        orders = rng.poisson(rate * np.minimum(lifetime, horizon_days))
+    orders = np.where(alive, orders, 0).astype(float)
+    if fitted.spend_params is None:
+        return orders * fitted.fallback_spend
+    gg = fitted.spend_params
+    monetary = repeat_mean_spend(features).to_numpy(dtype=float)
+    zbar = np.where(np.isfinite(monetary) & (frequency > 0), monetary, 0.0)[:, None]
+    x_spend = np.where(np.isfinite(monetary), frequency, 0.0)[:, None]  # no repeat spend: the population's nu
+    nu = rng.gamma(gg.p * x_spend + gg.q, 1.0 / (gg.v + x_spend * zbar), size=shape)
+    spend = rng.gamma(np.maximum(gg.p * orders, 1e-300), 1.0 / nu)
+    return np.where(orders > 0, spend, 0.0)
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,18 @@ and as_of (scoring).
   classic default, needs no labels, decays by construction), Pareto/NBD when BG/NBD cannot be fitted there, else
   past_spend_rate; uncalibrated, no season, no interval map (without_measured_maps). The candidates are still
   measured as short history, for the record only. The gate (ml.evaluation.quality_gate) blocks activation in one line.
+  Its p10 / p90 (since 2026-11-27; ChampionModel.predictive_intervals): with no measured interval map, a BTYD
+  champion's own predictive distribution of spend over the horizon (btyd.simulate_spend: alive, rate, dropout and
+  Gamma-Gamma spend drawn from their posteriors given the customer's history, PREDICTIVE_DRAWS draws, fixed seed),
+  not the empty map's p10 = 0, p90 = the forecast. Measured where the next horizon is known (bench/
+  btyd_interval_coverage.py, bench/results/clv_short_backtest.md): on The Complete Journey's four cuts [p10, p90]
+  covered 0.55-0.59 of customers with the empty map and 0.72-0.81 with the predictive quantiles (nominal 0.8;
+  2017-06-30 h=180: 0.567 -> 0.724, P(spend <= p90) 0.874); on CDNOW (77-86 % spend nothing) P(spend <= p90)
+  0.83-0.89 -> 0.90-0.94. A past_spend_rate champion keeps the empty map (no distribution of its own).
+  Tried and not kept (2026-11-27, pre-registered, results in bench/results/clv_short_backtest.md): back-testing at
+  a shorter h' (h/2, h/3, h/4) where the asked horizon's training cut-off fails the bar, the forecast carried to h by
+  BG/NBD's E[X(h)]/E[X(h')] per customer. At CJ 2017-06-30 h=180 it beat the BTYD peer's Spearman (0.824 vs 0.810)
+  but not its decile MAPE (0.116 vs 0.086), which the ship rule required; its code stays on branch shortbacktest.
 
 Selection rule (fixed before looking at results), on the selection half's calibrated metrics:
 1. candidates whose Spearman and decile MAPE could be measured;
@@ -273,6 +285,10 @@ STRUCTURAL_LEVEL_MODES = ("short history",)
 STRUCTURAL_LEVEL_MIN_CUSTOMERS = MIN_SELECTION_CUSTOMERS
 STRUCTURAL_LEVEL_LABEL = "level: BTYD total"
 INTERVAL_QUANTILES = (0.1, 0.9)
+PREDICTIVE_INTERVALS_NOTE = (
+    "intervals: p10 / p90 of {name} x Gamma-Gamma's own predictive distribution (btyd.simulate_spend, "
+    f"{btyd.PREDICTIVE_DRAWS} draws per customer), not measured (no back-test)"
+)
 # Columns of marts.clv_model_evaluation beyond EVALUATION_COLUMNS (which stay first, unchanged).
 EXTRA_COLUMNS = (
     "backtest_window",
@@ -579,6 +595,7 @@ class ChunkScores:
     scores: CandidateScores  # leveled hurdles: the hurdle's forecast before k
     stacked: np.ndarray | None = None  # leveled hurdles: lightgbm_btyd's raw forecast (k's target)
     structural: np.ndarray | None = None  # the BTYD mean forecast, when the model takes the structural level
+    interval: np.ndarray | None = None  # (p10, p90) per customer from the BTYD champion's predictive distribution
 
 
 def score_chunk(
@@ -597,7 +614,15 @@ def score_chunk(
     if scores.predicted is None:
         raise btyd.BTYDFitError(scores.error)
     structural = structural_forecast(forecasts) if model.structural_level else None
-    return ChunkScores(features["customer_id"].to_numpy(), scores, stacked, structural)
+    interval = None
+    if model.predictive_intervals:
+        fits = btyd.fit_btyd_models(features) if fits is None else fits
+        fitted = fits.get(model.name)
+        if isinstance(fitted, btyd.FittedBTYD):
+            # Seeded by the chunk's rows: the same chunking gives the same p10 / p90; another one moves them only
+            # by Monte Carlo noise (PREDICTIVE_DRAWS).
+            interval = fitted.spend_quantiles(features, model.horizon_days, INTERVAL_QUANTILES)
+    return ChunkScores(features["customer_id"].to_numpy(), scores, stacked, structural, interval)
 
 
 def _leveled(chunk: ChunkScores, k: float | None) -> np.ndarray:
@@ -1297,6 +1322,9 @@ class ChampionModel:
     notes: list[str] = field(default_factory=list)
     # Short history: the forecast total is the BTYD models' total at the scored cut-off (see the module docstring).
     structural_level: bool = False
+    # No back-test with a BTYD champion: p10 / p90 from its own predictive distribution (btyd.simulate_spend),
+    # since no interval map could be measured.
+    predictive_intervals: bool = False
 
 
 def fit_champion(
@@ -1328,9 +1356,11 @@ def fit_champion(
     factor = float(row["seasonal_factor"]) if "seasonal_factor" in row and pd.notna(row["seasonal_factor"]) else 1.0
     seasonality = str(row["seasonality"]) if "seasonality" in row and pd.notna(row["seasonality"]) else "not applied"
     structural_level = str(row["mode"]) in STRUCTURAL_LEVEL_MODES and STRUCTURAL_LEVEL_LABEL in str(row["calibration"])
+    predictive_intervals = str(row["mode"]) == NO_BACKTEST and name in BTYD_CANDIDATES
     notes = (
         fitted.notes
         + (["level: the BTYD models' total at the scored cut-off (short history)"] if structural_level else [])
+        + ([PREDICTIVE_INTERVALS_NOTE.format(name=name)] if predictive_intervals else [])
         + [f"purchase_propensity: {propensity_source(name, fitted)}"]
     )
     return ChampionModel(
@@ -1344,6 +1374,7 @@ def fit_champion(
         seasonality,
         notes,
         structural_level=structural_level,
+        predictive_intervals=predictive_intervals,
     )
 
 
@@ -1415,6 +1446,8 @@ def finish_chunk(model: ChampionModel, chunk: ChunkScores, table: TableFactors) 
         level = table.level if table.level is not None else structural_level_of(calibrated, chunk.structural)
         calibrated = calibrated * level
     low, high = model.intervals.apply(calibrated)
+    if chunk.interval is not None:  # no back-test: the BTYD champion's own predictive p10 / p90
+        low, high = chunk.interval[:, 0], chunk.interval[:, 1]
     # The season ahead scales the whole forecast distribution (mean and quantiles alike).
     predicted, low, high = (values * model.seasonal_factor for values in (calibrated, low, high))
     result["predicted_clv"] = predicted

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from ml import btyd
+from tests.unit.test_clv import features_at, simulate_shop
 
 CDNOW = Path(__file__).parents[1] / "fixtures" / "cdnow_customers_summary.csv"
 DAYS_PER_WEEK = 7
@@ -649,3 +650,17 @@ def test_the_feature_columns_are_all_that_fits_forecasts_and_the_backtest_read()
         btyd.btyd_prediction_table(narrow, narrow_fits["bgnbd"], 90),
     )
     pd.testing.assert_frame_equal(btyd.backtest_btyd(train, 90)[0], btyd.backtest_btyd(narrow, 90)[0])
+
+
+@pytest.mark.parametrize("model", btyd.BTYD_MODELS)
+def test_the_simulated_predictive_spend_averages_to_the_closed_form_forecast(model):
+    rows = features_at(simulate_shop(1500, 700, seed=5), 500, 180)
+    fitted = btyd.fit_btyd(rows, model)
+    draws = btyd.simulate_spend(fitted, rows, 180, 1000, seed=0)
+    forecast = fitted.forecast(rows, 180)["predicted_clv"].to_numpy()
+    # The same posterior (alive, rate, dropout, spend per order) the closed forms integrate, drawn instead.
+    assert draws.mean(axis=1).sum() == pytest.approx(forecast.sum(), rel=0.03)
+    assert np.corrcoef(draws.mean(axis=1), forecast)[0, 1] > 0.99
+    assert (draws >= 0).all() and np.array_equal(draws, btyd.simulate_spend(fitted, rows, 180, 1000, seed=0))
+    low, high = fitted.spend_quantiles(rows, 180, (0.1, 0.9)).T
+    assert (low <= high).all() and (high > 0).any()

@@ -542,6 +542,12 @@ def test_a_training_cut_off_with_one_day_of_history_ships_bgnbd_uncalibrated_and
     forecast = btyd.fit_btyd(now, "bgnbd").forecast(now, HORIZON)
     assert np.allclose(scores["predicted_clv"], forecast["predicted_clv"])
     assert scores["purchase_propensity"].nunique() > 1  # a real propensity, not the base rate
+    # Its p10 / p90 are BG/NBD x Gamma-Gamma's own predictive quantiles, not the empty map's 0 and the forecast.
+    assert model.predictive_intervals and any(note.startswith("intervals: p10 / p90 of bgnbd") for note in model.notes)
+    low, high = btyd.fit_btyd(now, "bgnbd").spend_quantiles(now, HORIZON, (0.1, 0.9)).T
+    assert np.allclose(scores["predicted_clv_p10"], np.minimum(low, scores["predicted_clv"]))
+    assert np.allclose(scores["predicted_clv_p90"], np.maximum(high, scores["predicted_clv"]))
+    assert (scores["predicted_clv_p90"] > scores["predicted_clv"] + 1e-6).any()
     gate = quality_gate(no_backtest.evaluation)
     assert not gate.passed and len(gate.reasons) == 1
     assert gate.reasons[0].startswith("calibration could not be measured: no back-test") and "bgnbd" in gate.reasons[0]
