@@ -7,6 +7,8 @@ marts.clv_model_evaluation). Only `ml/clv_activation_gate`
 carries the blocking check, and only the audience syncs and the value-based exports depend on it
 (orchestration/defs/audiences.py), so a shop whose model fails the gate still gets every score while nothing
 model-driven leaves for an ad platform or CRM. `make run` reports that case as a one-line warning (cli.py).
+So does a closed season that zeroes every customer's forecast (clv_predictions: a log warning, metadata and a WARN
+check), since a gap in a year-old export looks the same (bench/results/clv_seasonal_shop.md).
 """
 
 import hashlib
