@@ -441,7 +441,7 @@ def export_coverage(spans: pd.DataFrame, after, through) -> str:
     first, last = pd.to_datetime(spans["first_day"]).dt.date, pd.to_datetime(spans["last_day"]).dt.date
     spanning = spans.loc[(first <= after) & (last > through), "source_file"].astype(str).tolist()
     if spanning:
-        return f"{', '.join(spanning)} holds orders on both sides of it and none inside"
+        return f"{', '.join(spanning)} holds orders before and after it: the empty stretch is inside that export"
     ending = spans[last <= through].assign(day=last).sort_values("day").tail(1)
     starting = spans[first > after].assign(day=first).sort_values("day").head(1)
     sides = [f"{row.source_file} ends {row.day}" for row in ending.itertuples()] + [

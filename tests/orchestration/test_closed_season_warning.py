@@ -81,7 +81,7 @@ def test_a_window_inside_one_export_file_names_that_file():
         {"source_file": ["orders.csv"], "first_day": [date(2021, 11, 1)], "last_day": [date(2022, 12, 30)]}
     )
     assert export_coverage(one_file, "2021-12-31", "2022-03-31") == (
-        "orders.csv holds orders on both sides of it and none inside"
+        "orders.csv holds orders before and after it: the empty stretch is inside that export"
     )
 
 
@@ -157,7 +157,9 @@ def test_clv_predictions_logs_the_closed_season_and_flags_it_with_a_warn_check(c
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
     (line,) = [w for w in warnings if "the CLV forecast is 0 for every customer" in w]
     # The shop's one file holds Nov-Dec 2021 and Nov-Dec 2022: it spans the empty window, so no file is missing.
-    assert "landing: orders_export.csv holds orders on both sides of it and none inside" in line
+    assert (
+        "landing: orders_export.csv holds orders before and after it: the empty stretch is inside that export" in line
+    )
     assert check.description == line and metadata["closed_season"].value == line
     assert metadata["total_predicted_clv"].value == 0
 
