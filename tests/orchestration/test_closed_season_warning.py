@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from ml import btyd
+from orchestration.cli import concise_console_logger
 from orchestration.defs.btyd import BTYD_FITS_TABLE
 from orchestration.defs.clv import (
     CLOSED_SEASON_CHECK,
@@ -135,17 +136,17 @@ def _warehouse(path, step: shop_shapes.StepResult, model, orders: pd.DataFrame) 
 
 
 def _materialize(warehouse: Warehouse):
-    instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize(
-        [clv_predictions], resources={"warehouse": warehouse, "spark": SparkEngine()}, instance=instance
+    """Run ml/clv_predictions with `make run`'s console logger: the warnings it collects are the run's summary."""
+    warnings: list[str] = []
+    defs = dg.Definitions(
+        assets=[clv_predictions],
+        resources={"warehouse": warehouse, "spark": SparkEngine()},
+        jobs=[dg.define_asset_job("predict", selection=[CLV_PREDICTIONS])],
     )
+    job = defs.resolve_job_def("predict").with_logger_defs({"concise": concise_console_logger(warnings)})
+    result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), run_config={"loggers": {"concise": {}}})
     (check,) = result.get_asset_check_evaluations()
-    (materialization,) = result.asset_materializations_for_node(result.job_def.nodes[0].name)
-    warnings = [
-        entry.user_message
-        for entry in instance.all_logs(result.run_id)
-        if entry.level >= 30 and entry.dagster_event is None
-    ]
+    (materialization,) = result.asset_materializations_for_node("ml__clv_predictions")
     return check, materialization.metadata, warnings
 
 
@@ -155,7 +156,9 @@ def test_clv_predictions_logs_the_closed_season_and_flags_it_with_a_warn_check(c
     check, metadata, warnings = _materialize(warehouse)
     assert check.asset_check_key == dg.AssetCheckKey(CLV_PREDICTIONS, CLOSED_SEASON_CHECK)
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
-    (line,) = [w for w in warnings if "the CLV forecast is 0 for every customer" in w]
+    (summary,) = warnings  # `make run` prints it as "segmint: WARNING <step>: <line>"
+    line = summary.removeprefix("ml__clv_predictions: ")
+    assert line.startswith("the CLV forecast is 0 for every customer")
     # The shop's one file holds Nov-Dec 2021 and Nov-Dec 2022: it spans the empty window, so no file is missing.
     assert (
         "landing: orders_export.csv holds orders before and after it: the empty stretch is inside that export" in line
@@ -170,6 +173,6 @@ def test_clv_predictions_of_an_open_shop_passes_the_check_and_logs_nothing(chris
     orders = shop_shapes.seasonal().shop["orders"]
     check, metadata, warnings = _materialize(_warehouse(tmp_path / "warehouse.duckdb", christmas, model, orders))
     assert check.passed and check.severity == dg.AssetCheckSeverity.WARN
-    assert not [w for w in warnings if "CLV forecast is 0" in w]
+    assert warnings == []
     assert metadata["closed_season"].value == "no"
     assert metadata["total_predicted_clv"].value > 0
