@@ -902,6 +902,12 @@ def _selling_days(daily_revenue: pd.Series, after: pd.Timestamp, through: pd.Tim
     return int((daily_revenue[(dates > after) & (dates <= through)] > 0).sum())
 
 
+def year_earlier_window(as_of, horizon_days: int) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The same calendar window a year before the horizon ahead, (as_of - 365, as_of - 365 + h]: (after, through]."""
+    year_ago = pd.Timestamp(as_of) - pd.Timedelta(days=SEASON_DAYS)
+    return year_ago, year_ago + pd.Timedelta(days=horizon_days)
+
+
 def closed_season(daily_revenue: pd.Series | None, as_of, horizon_days: int) -> str | None:
     """Why the horizon ahead is a closed season, or None: the same calendar window a year earlier lies inside the
     history and had no revenue, while the shop sold on CLOSED_SEASON_MIN_SELLING_DAYS days or more in the h days
@@ -910,7 +916,7 @@ def closed_season(daily_revenue: pd.Series | None, as_of, horizon_days: int) -> 
     if daily_revenue is None or daily_revenue.empty or horizon_days >= SEASON_DAYS:
         return None
     as_of, horizon = pd.Timestamp(as_of), pd.Timedelta(days=horizon_days)
-    year_ago = as_of - pd.Timedelta(days=SEASON_DAYS)
+    year_ago, _ = year_earlier_window(as_of, horizon_days)
     selling = daily_revenue[daily_revenue > 0]
     if selling.empty or pd.to_datetime(selling.index).min() > year_ago:
         return None
@@ -920,10 +926,17 @@ def closed_season(daily_revenue: pd.Series | None, as_of, horizon_days: int) -> 
     now = _selling_days(daily_revenue, as_of - horizon, as_of)
     if min(before, now) < CLOSED_SEASON_MIN_SELLING_DAYS:
         return None
+    # The dates, not only the counts: ops check them against the exports when it was a data gap (a missing file).
     return (
-        f"no revenue in the same {horizon_days} days a year earlier, after {before} selling days in the "
-        f"{horizon_days} days before them; {now} selling days in the last {horizon_days}"
+        f"no revenue in {_days(year_ago, year_ago + horizon)}, the same {horizon_days} days a year before "
+        f"{_days(as_of, as_of + horizon)}, after {before} selling days in the {horizon_days} days before them; "
+        f"{now} selling days in the last {horizon_days}"
     )
+
+
+def _days(after: pd.Timestamp, through: pd.Timestamp) -> str:
+    """The window (after, through] as its first and last day."""
+    return f"{(after + pd.Timedelta(days=1)).date()} to {through.date()}"
 
 
 @dataclass(frozen=True)

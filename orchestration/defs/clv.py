@@ -7,6 +7,8 @@ marts.clv_model_evaluation). Only `ml/clv_activation_gate`
 carries the blocking check, and only the audience syncs and the value-based exports depend on it
 (orchestration/defs/audiences.py), so a shop whose model fails the gate still gets every score while nothing
 model-driven leaves for an ad platform or CRM. `make run` reports that case as a one-line warning (cli.py).
+So does a closed season that zeroes every customer's forecast (clv_predictions: a log warning, metadata and a WARN
+check), since a gap in a year-old export looks the same (bench/results/clv_seasonal_shop.md).
 """
 
 import hashlib
@@ -33,6 +35,7 @@ from ml.champion import (
     propensity_source,
     score_chunk,
     table_factors,
+    year_earlier_window,
 )
 from ml.charts import decile_chart_png, feature_importance_png
 from ml.clv import feature_importance
@@ -419,6 +422,57 @@ def load_model(blob: bytes, version: str):
     return pickle.loads(blob)
 
 
+# WARN, never blocks: a closed season may be real (a seasonal shop after its season), and the scores are right then.
+CLOSED_SEASON_CHECK = "check_forecast_is_not_zeroed_by_a_closed_season"
+# What ops do when the year-earlier window was a data gap rather than a closed shop (landing/README.md, settings).
+DATA_GAP_ADVICE = (
+    "if the shop did sell then (an export that misses those days: a platform migration, a lost file), add those "
+    "orders to the landing folder (SEGMINT_LANDING_DIR) and run again with SEGMINT_FORCE_REFIT=1"
+)
+
+
+def export_coverage(spans: pd.DataFrame, after, through) -> str:
+    """What the landing files say about the window (after, through]: the file(s) whose orders run from before it to
+    after it (so the export itself holds the empty stretch), or, when none does, the nearest file ending before it and
+    starting after it (a missing file between them is likely). `spans`: source_file, first_day, last_day (dates)."""
+    after, through = pd.Timestamp(after).date(), pd.Timestamp(through).date()
+    if spans.empty:
+        return "the landing holds no order file"
+    first, last = pd.to_datetime(spans["first_day"]).dt.date, pd.to_datetime(spans["last_day"]).dt.date
+    spanning = spans.loc[(first <= after) & (last > through), "source_file"].astype(str).tolist()
+    if spanning:
+        return f"{', '.join(spanning)} holds orders before and after it: the empty stretch is inside that export"
+    ending = spans[last <= through].assign(day=last).sort_values("day").tail(1)
+    starting = spans[first > after].assign(day=first).sort_values("day").head(1)
+    sides = [f"{row.source_file} ends {row.day}" for row in ending.itertuples()] + [
+        f"{row.source_file} starts {row.day}" for row in starting.itertuples()
+    ]
+    return f"no landing file holds orders on both sides of it ({'; '.join(sides)}): a missing file is likely"
+
+
+def closed_season_warning(model, coverage: str | None) -> str | None:
+    """One line when the model forecasts 0 for everyone because of a closed season (ml.champion.closed_season):
+    why (its window, the year-earlier window without orders, the days sold before it), what the landing files say,
+    and what to do if it was a data gap. None otherwise."""
+    if model.seasonal_factor != 0:
+        return None
+    found = f"; landing: {coverage}" if coverage else ""
+    return (
+        f"the CLV forecast is 0 for every customer (value, p10/p90, propensity): seasonality {model.seasonality}"
+        f"{found}; {DATA_GAP_ADVICE}"
+    )
+
+
+def order_file_spans(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Per landing file of raw.orders: its first and last order day (origin_file, else the segmint file's name)."""
+    if not table_exists(conn, "raw.orders"):
+        return pd.DataFrame(columns=["source_file", "first_day", "last_day"])
+    return conn.execute(
+        "select coalesce(origin_file, source_file) as source_file, min(ordered_at)::date as first_day, "
+        "max(ordered_at)::date as last_day from raw.orders group by all order by first_day"
+    ).df()
+
+
 @dg.asset(
     key=CLV_PREDICTIONS,
     deps=[CUSTOMER_FEATURES, CLV_MODEL, BTYD_FITS],
@@ -426,8 +480,22 @@ def load_model(blob: bytes, version: str):
     kinds={"python", "lightgbm", "duckdb"},
     op_tags=DUCKDB_TAG,
     code_version="clv-predict-v2",
+    check_specs=[
+        dg.AssetCheckSpec(
+            CLOSED_SEASON_CHECK,
+            asset=CLV_PREDICTIONS,
+            blocking=False,
+            description=(
+                "Warns (never blocks) when the forecast is 0 for every customer because the same window a year "
+                "earlier had no orders while the shop sold before it and sells now (a closed season, "
+                "ml.champion.closed_season): right for a seasonal shop, wrong when the export misses those days."
+            ),
+        )
+    ],
 )
-def clv_predictions(warehouse: Warehouse, spark: SparkEngine) -> dg.MaterializeResult:
+def clv_predictions(
+    context: dg.AssetExecutionContext, warehouse: Warehouse, spark: SparkEngine
+) -> dg.MaterializeResult:
     """One row per customer: predicted CLV over the horizon with p10/p90, propensity, top drivers, model name."""
     on_spark = warehouse.resolved_engine() == "spark"
     with warehouse.connect() as conn:
@@ -440,6 +508,14 @@ def clv_predictions(warehouse: Warehouse, spark: SparkEngine) -> dg.MaterializeR
         raise ValueError(f"{MODEL_TABLE} must hold exactly one model, found {len(stored)}: materialize ml/clv_model")
     version, blob = stored[0]
     model = load_model(bytes(blob), version)
+    coverage = None
+    if model.seasonal_factor == 0 and pinned is not None:  # only then: the landing's files around the empty window
+        with warehouse.connect() as conn:
+            spans = order_file_spans(conn)
+        coverage = export_coverage(spans, *year_earlier_window(pinned.fitted_as_of, int(model.horizon_days)))
+    warning = closed_season_warning(model, coverage)
+    if warning is not None:
+        context.log.warning(warning)
     if on_spark:
         summary = _predict_on_spark(warehouse, spark, model, scoring_fits, version, sample=sample)
     else:
@@ -455,7 +531,17 @@ def clv_predictions(warehouse: Warehouse, spark: SparkEngine) -> dg.MaterializeR
             "total_predicted_clv_p10": dg.MetadataValue.float(summary["p10"]),
             "total_predicted_clv_p90": dg.MetadataValue.float(summary["p90"]),
             "mean_purchase_propensity": dg.MetadataValue.float(summary["propensity"]),
-        }
+            "closed_season": dg.MetadataValue.text(warning or "no"),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=CLOSED_SEASON_CHECK,
+                passed=warning is None,
+                severity=dg.AssetCheckSeverity.WARN,
+                description=warning or f"seasonality {model.seasonality}",
+                metadata={"seasonal_factor": dg.MetadataValue.float(float(model.seasonal_factor))},
+            )
+        ],
     )
 
 
