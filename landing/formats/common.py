@@ -159,8 +159,9 @@ asked AS (
                                         WHEN NOT _same THEN NULL
                                         WHEN {item_count} > 0 THEN {items_total} ELSE _paid END END AS _asked,
            CASE WHEN {refund} THEN CASE WHEN {total} IS NOT NULL THEN 'given'
-                                        WHEN _same THEN CASE WHEN {item_count} > 0 THEN 'items' ELSE 'purchase' END
-                                   END END AS refund_basis
+                                        WHEN NOT _same THEN NULL
+                                        WHEN {item_count} = 0 THEN 'purchase'
+                                        WHEN {items_total} IS NOT NULL THEN 'items' END END AS refund_basis
     FROM same),
 capped AS (
     SELECT *, CASE WHEN _same AND _asked IS NOT NULL THEN greatest(_paid - coalesce(
