@@ -18,7 +18,9 @@ Mapping (the source's own event names are kept; config/event_mapping.yaml maps t
   param, coupon param); `refund` -> a refund row `<transaction_id>-R` (then -R2, -R3 ...) with -refund_value.
   A refund belongs to the buyer of the purchase it refunds when that purchase is in the export
   (common.refund_buyer_sql), even with no ids of its own (then it is no consent-denied ping) or another client id
-  (a server-side refund). Amounts given only as the export's USD conversion (ecommerce.*_in_usd,
+  (a server-side refund). A refund giving no amount takes its purchase's total (no items: a full refund) or its
+  items' price x quantity, and refunds of one purchase are capped at its total (common.refund_totals_sql).
+  Amounts given only as the export's USD conversion (ecommerce.*_in_usd,
   event_value_in_usd) are read last, in USD.
   A purchase repeating an earlier transaction_id (GA4 re-sends purchases on page reloads) is not a second
   order: it is quarantined for orders as `duplicate_transaction` (the event itself stays an event).

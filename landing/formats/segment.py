@@ -15,7 +15,9 @@ Mapping (the source's own event names are kept; config/event_mapping.yaml maps t
 - `Order Completed` -> an order (order_id, total else revenue, currency, discount, coupon), status `cancelled`
   when an `Order Cancelled` call names the same order_id; `Order Refunded` -> a refund row `<order_id>-R`
   (then -R2 ... for later distinct calls) with -total (else -revenue), the buyer of the order's Order Completed call
-  when it is in the export (common.refund_buyer_sql), status `cancelled` when the order was cancelled (it never
+  when it is in the export (common.refund_buyer_sql); with no total or revenue, the order's total (no products:
+  a full refund) or the products' price x quantity, capped with the order's other refunds at its total
+  (common.refund_totals_sql); status `cancelled` when the order was cancelled (it never
   counts). An Order Completed repeating an earlier call's order_id is a re-send: quarantined
   for orders as `duplicate_transaction` (the first call is the order), as GA4's re-sent purchases.
   An order call without `order_id` (optional in the spec) keeps its revenue under the surrogate order id
