@@ -108,6 +108,92 @@ def refund_buyer_sql(buyer: str, is_purchase: str, order_id: str, own: str | Non
     return f"coalesce({_its_purchase_sql(buyer, is_purchase, order_id)}, {own or buyer})"
 
 
+ALREADY_REFUNDED = "already_refunded"
+
+
+def refund_totals_sql(
+    relation: str,
+    *,
+    total: str,
+    is_purchase: str,
+    order_id: str,
+    currency: str,
+    item_count: str,
+    items_total: str,
+    nth: str,
+    first_copy: str,
+) -> str:
+    """SELECT * of `relation` (a translator's purchase and refund rows) plus, on refund rows, `refund_total` (the
+    refunded amount, positive, as text; the given text when it is not a number), `refund_basis` ('given',
+    'purchase', 'items'), `refund_capped` and `refund_reject` (an `already_refunded` reason, else NULL).
+
+    The one rule for both event exports (landing/README.md "Refunds that give no total"). A refund that gives no
+    total and names a purchase in the export (one total and currency over its order's purchase rows) refunds:
+    - with no items (`item_count` 0): the purchase's whole total, a full refund (Google's and Segment's
+      convention: a full refund names only the transaction);
+    - with items: `items_total`, the sum of price x quantity of the refunded items (NULL when an item has no price:
+      never guessed), which leaves out tax and shipping, as the senders' convention does.
+    Without a purchase in the export, or when the refund names another currency than its purchase, nothing is
+    derived (it stays missing_order_total): amounts are never moved across currencies.
+    Refunds of one purchase, in its currency, never take more than its total: taken in order (`nth`, the n-th
+    distinct refund event; `first_copy` tells an event's first copy, so an exact copy counts once), each is capped
+    at what earlier ones left; one that finds nothing left is `already_refunded` (a full refund sent twice, say).
+    """
+    paid = _its_purchase_sql(f"try_cast({total} AS DOUBLE)", is_purchase, order_id)
+    paid_in = _its_purchase_sql(f"upper(trim({currency}))", is_purchase, order_id)
+    refund = f"NOT ({is_purchase})"
+    earlier = (
+        f"PARTITION BY {is_purchase}, {order_id}, _same ORDER BY {nth} "
+        "RANGE BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING"
+    )
+    return f"""
+WITH known AS (
+    SELECT *, {paid} AS _paid, {paid_in} AS _paid_in FROM {relation}),
+same AS (  -- the refund's money is its purchase's: no currency of its own, or the same one
+    SELECT *, coalesce({refund} AND _paid IS NOT NULL
+                       AND ({currency} IS NULL OR upper(trim({currency})) = _paid_in), false) AS _same
+    FROM known),
+asked AS (
+    SELECT *,
+           CASE WHEN {refund} THEN CASE WHEN {total} IS NOT NULL THEN abs(try_cast({total} AS DOUBLE))
+                                        WHEN NOT _same THEN NULL
+                                        WHEN {item_count} > 0 THEN {items_total} ELSE _paid END END AS _asked,
+           CASE WHEN {refund} THEN CASE WHEN {total} IS NOT NULL THEN 'given'
+                                        WHEN NOT _same THEN NULL
+                                        WHEN {item_count} = 0 THEN 'purchase'
+                                        WHEN {items_total} IS NOT NULL THEN 'items' END END AS refund_basis
+    FROM same),
+capped AS (
+    SELECT *, CASE WHEN _same AND _asked IS NOT NULL THEN greatest(_paid - coalesce(
+                  sum(CASE WHEN {first_copy} THEN _asked END) OVER ({earlier}), 0), 0) END AS _left
+    FROM asked)
+SELECT * EXCLUDE (_paid, _paid_in, _same, _asked, _left),
+       CASE WHEN _asked IS NULL THEN CASE WHEN {refund} THEN {total} END
+            ELSE CAST(round(least(_asked, coalesce(_left, _asked)), 6) AS VARCHAR) END AS refund_total,
+       coalesce(_left < _asked, false) AS refund_capped,
+       CASE WHEN _left = 0 AND _asked > 0 THEN '{ALREADY_REFUNDED}: ' || {order_id} || ' is refunded in full (its '
+            || 'purchase total ' || CAST(_paid AS VARCHAR) || ') by earlier refunds' END AS refund_reject
+FROM capped"""
+
+
+def refund_totals_note(conn: duckdb.DuckDBPyConnection, relation: str, first_copy: str) -> tuple[str, ...]:
+    """The orders' warning line about refunds whose amount segmint derived or capped (refund_totals_sql's
+    columns over `relation`); none when every refund gave its total and none was capped."""
+    full, items, capped, rejected = conn.execute(f"""
+SELECT count(*) FILTER (WHERE refund_basis = 'purchase' AND refund_reject IS NULL),
+       count(*) FILTER (WHERE refund_basis = 'items' AND refund_reject IS NULL),
+       count(*) FILTER (WHERE refund_capped AND refund_reject IS NULL), count(*) FILTER (WHERE refund_reject IS NOT NULL)
+FROM {relation} WHERE {first_copy}""").fetchall()[0]
+    if not (full or items or capped or rejected):
+        return ()
+    return (
+        f"warning: {full + items} refunds gave no total: {full} without items took their purchase's whole total "
+        f"(full refunds), {items} with items the sum of the items' price x quantity (no tax or shipping); "
+        f"{capped} refunds were capped at what earlier refunds left of their purchase's total and {rejected} "
+        f"found it refunded in full ({ALREADY_REFUNDED})",
+    )
+
+
 def generated_ids_note(table: str, count: int) -> str:
     """The FileReport note of a translated table with `count` accepted rows under surrogate ids (order_id_sql)."""
     return (

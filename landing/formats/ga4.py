@@ -18,7 +18,9 @@ Mapping (the source's own event names are kept; config/event_mapping.yaml maps t
   param, coupon param); `refund` -> a refund row `<transaction_id>-R` (then -R2, -R3 ...) with -refund_value.
   A refund belongs to the buyer of the purchase it refunds when that purchase is in the export
   (common.refund_buyer_sql), even with no ids of its own (then it is no consent-denied ping) or another client id
-  (a server-side refund). Amounts given only as the export's USD conversion (ecommerce.*_in_usd,
+  (a server-side refund). A refund giving no amount takes its purchase's total (no items: a full refund) or its
+  items' price x quantity, and refunds of one purchase are capped at its total (common.refund_totals_sql).
+  Amounts given only as the export's USD conversion (ecommerce.*_in_usd,
   event_value_in_usd) are read last, in USD.
   A purchase repeating an earlier transaction_id (GA4 re-sends purchases on page reloads) is not a second
   order: it is quarantined for orders as `duplicate_transaction` (the event itself stays an event).
@@ -64,6 +66,8 @@ from landing.formats.common import (
     record_generated_ids_sql,
     refund_buyer_sql,
     refund_currency_sql,
+    refund_totals_note,
+    refund_totals_sql,
     write_contract_file,
 )
 from landing.sources import LandingError, sql_string
@@ -90,7 +94,7 @@ GA4_STRUCTURE = json.dumps(
             "purchase_revenue_in_usd": _TEXT,
             "refund_value_in_usd": _TEXT,
         },
-        "items": [{"item_id": _TEXT}],
+        "items": [{"item_id": _TEXT, "price": _TEXT, "quantity": _TEXT}],
         "stream_id": _TEXT,
         "batch_event_index": _TEXT,
         "batch_page_id": _TEXT,
@@ -193,6 +197,13 @@ SELECT origin_file, origin_row,
                  AND {usd_refund} IS NOT NULL THEN 'USD'
             ELSE {_param("currency")} END AS currency,
        {_param("coupon")} AS coupon,
+       -- a refund's items (a partial refund's): their count and sum of price x quantity (quantity 1 when not set,
+       -- as Google's item reference says; NULL when an item has no price), read for refunds only
+       CASE WHEN r.event_name = '{REFUND}' THEN coalesce(len(r.items), 0) END AS refund_item_count,
+       CASE WHEN r.event_name = '{REFUND}' AND len(list_filter(r.items, lambda i: try_cast(i.price AS DOUBLE) IS NULL)) = 0
+            THEN list_sum(list_transform(r.items, lambda i: try_cast(i.price AS DOUBLE)
+                                                          * coalesce(try_cast(i.quantity AS DOUBLE), 1))) END
+           AS refund_items_total,
        nullif(trim(r.privacy_info.analytics_storage), '') AS analytics_storage
 FROM _fmt_ga4 WHERE reason IS NULL""")
     conn.execute("DROP TABLE temp._fmt_ga4")
@@ -232,8 +243,10 @@ ORDER BY e.origin_file, e.origin_row""",
         work_dir / "events.parquet",
     )
     if with_orders:
-        _write_orders(conn, work_dir)
+        refund_note = _write_orders(conn, work_dir)
         written.append("orders.parquet")
+        if refund_note:
+            notes["orders.parquet"] = notes.get("orders.parquet", ()) + refund_note
     for table in ("_fmt_ga4_events", "_fmt_ga4_ids"):
         conn.execute(f"DROP TABLE temp.{table}")
     return tuple(written), notes
@@ -346,11 +359,13 @@ def _consent_denied_share(denied: int, total: int, what: str) -> str:
     )
 
 
-def _write_orders(conn: duckdb.DuckDBPyConnection, work_dir: Path) -> None:
-    """purchase events -> orders, refund events -> refund rows; repeated transaction ids are quarantined."""
+def _write_orders(conn: duckdb.DuckDBPyConnection, work_dir: Path) -> tuple[str, ...]:
+    """purchase events -> orders, refund events -> refund rows; repeated transaction ids are quarantined.
+
+    Returns the orders' note on refunds whose amount was derived or capped (common.refund_totals_sql)."""
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_ga4_orders AS
-SELECT * EXCLUDE (first_copy),
+SELECT * EXCLUDE (first_copy), first_copy = {{'origin_file': origin_file, 'origin_row': origin_row}} AS is_first_copy,
        -- the n-th distinct event (event id) of this kind for this transaction: an event exported twice is one
        -- event (its copies are duplicate_identical), so a refund copied twice is one refund, never -R and -R2
        dense_rank() OVER (PARTITION BY event_type, transaction_id ORDER BY micros, first_copy) AS nth,
@@ -358,6 +373,26 @@ SELECT * EXCLUDE (first_copy),
            PARTITION BY event_type, transaction_id ORDER BY micros, first_copy) AS first_seen
 FROM (SELECT *, min({{'origin_file': origin_file, 'origin_row': origin_row}}) OVER (PARTITION BY event_id) AS first_copy
       FROM _fmt_ga4_events WHERE event_type IN ('{PURCHASE}', '{REFUND}'))""")
+    # A refund without a total takes its purchase's, or its items' (common.refund_totals_sql), capped with the others.
+    totals = refund_totals_sql(
+        "_fmt_ga4_orders",
+        total=f"CASE WHEN event_type = '{PURCHASE}' THEN purchase_revenue ELSE refund_value END",
+        is_purchase=f"event_type = '{PURCHASE}'",
+        order_id="transaction_id",
+        currency="currency",
+        item_count="refund_item_count",
+        items_total="refund_items_total",
+        nth="nth",
+        first_copy="is_first_copy",
+    )
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE _fmt_ga4_orders AS {totals}")
+    conn.execute(f"""
+INSERT INTO {REJECTS_TABLE}
+SELECT origin_file, origin_row, 'orders', refund_reject,
+       json_object('transaction_id', transaction_id, 'event_name', event_type, 'refund_value', refund_value,
+                   'currency', currency)::VARCHAR
+FROM _fmt_ga4_orders WHERE refund_reject IS NOT NULL ORDER BY origin_file, origin_row""")
+    note = refund_totals_note(conn, "_fmt_ga4_orders", "is_first_copy")
     duplicate = "e.event_type = 'purchase' AND e.transaction_id IS NOT NULL AND e.nth > 1"
     conn.execute(f"""
 INSERT INTO {REJECTS_TABLE}
@@ -382,15 +417,16 @@ SELECT {order_id_sql(own_id, "ga4", event_identity)} AS order_id,
        {_refund_buyer("coalesce(e.user_id, i.customer_id, e.user_pseudo_id)")} AS customer_id,
        e.occurred_at AS ordered_at,
        CASE WHEN e.event_type = '{PURCHASE}' THEN e.purchase_revenue
-            WHEN try_cast(e.refund_value AS DOUBLE) IS NULL THEN e.refund_value  -- quarantined with its text
-            ELSE CAST(-abs(try_cast(e.refund_value AS DOUBLE)) AS VARCHAR) END AS order_total,
+            WHEN try_cast(e.refund_total AS DOUBLE) IS NULL THEN e.refund_total  -- quarantined with its text
+            ELSE CAST(-try_cast(e.refund_total AS DOUBLE) AS VARCHAR) END AS order_total,
        {refund_currency_sql("e.currency", f"e.event_type = '{PURCHASE}'", "e.transaction_id")} AS currency,
        NULL::VARCHAR AS discount_amount, e.coupon AS discount_code, NULL::VARCHAR AS channel,
        CASE WHEN e.event_type = '{PURCHASE}' THEN 'completed' ELSE 'refunded' END AS status,
        e.origin_file AS {ORIGIN_FILE}, e.origin_row AS {ORIGIN_ROW}
 FROM _fmt_ga4_orders AS e LEFT JOIN _fmt_ga4_ids AS i USING (user_pseudo_id)
-WHERE NOT (e.event_type = '{PURCHASE}' AND e.transaction_id IS NOT NULL AND e.nth > 1)
+WHERE NOT (e.event_type = '{PURCHASE}' AND e.transaction_id IS NOT NULL AND e.nth > 1) AND e.refund_reject IS NULL
 ORDER BY e.origin_file, e.origin_row""",
         work_dir / "orders.parquet",
     )
     conn.execute("DROP TABLE temp._fmt_ga4_orders")
+    return note

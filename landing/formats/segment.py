@@ -15,7 +15,9 @@ Mapping (the source's own event names are kept; config/event_mapping.yaml maps t
 - `Order Completed` -> an order (order_id, total else revenue, currency, discount, coupon), status `cancelled`
   when an `Order Cancelled` call names the same order_id; `Order Refunded` -> a refund row `<order_id>-R`
   (then -R2 ... for later distinct calls) with -total (else -revenue), the buyer of the order's Order Completed call
-  when it is in the export (common.refund_buyer_sql), status `cancelled` when the order was cancelled (it never
+  when it is in the export (common.refund_buyer_sql); with no total or revenue, the order's total (no products:
+  a full refund) or the products' price x quantity, capped with the order's other refunds at its total
+  (common.refund_totals_sql); status `cancelled` when the order was cancelled (it never
   counts). An Order Completed repeating an earlier call's order_id is a re-send: quarantined
   for orders as `duplicate_transaction` (the first call is the order), as GA4's re-sent purchases.
   An order call without `order_id` (optional in the spec) keeps its revenue under the surrogate order id
@@ -55,6 +57,8 @@ from landing.formats.common import (
     record_generated_ids_sql,
     refund_buyer_sql,
     refund_currency_sql,
+    refund_totals_note,
+    refund_totals_sql,
     write_contract_file,
 )
 
@@ -82,7 +86,7 @@ SEGMENT_STRUCTURE = json.dumps(
             "coupon": _TEXT,
             "discount": _TEXT,
             "product_id": _TEXT,
-            "products": [{"product_id": _TEXT}],
+            "products": [{"product_id": _TEXT, "price": _TEXT, "quantity": _TEXT}],
         },
         "context": {
             "page": {"url": _TEXT},
@@ -110,8 +114,12 @@ ORDER_COMPLETED, ORDER_REFUNDED, ORDER_CANCELLED = "order completed", "order ref
 ALIAS = "alias"
 
 
-def translate(conn: duckdb.DuckDBPyConnection, files: list[Path], work_dir: Path, with_orders: bool) -> tuple[str, ...]:
-    """Write events/customers (and orders when `with_orders`) Parquet files from Segment calls; fill the ledger."""
+def translate(
+    conn: duckdb.DuckDBPyConnection, files: list[Path], work_dir: Path, with_orders: bool
+) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """Write events/customers (and orders when `with_orders`) Parquet files from Segment calls; fill the ledger.
+
+    Returns the files written and the notes of each (refunds whose amount was derived or capped)."""
     load_json_lines(conn, files)
     batched = _unpack_batches(conn)
     conn.execute(f"""
@@ -136,7 +144,7 @@ WHERE reason IS NULL AND (r.type IS NULL OR r.type NOT IN {KEPT_CALLS})""")
 CREATE OR REPLACE TEMP TABLE _fmt_seg_links AS
 SELECT nullif(r.previousId, '') AS anonymous_id, nullif(r.userId, '') AS user_id
 FROM _fmt_seg WHERE r.type = '{ALIAS}' AND nullif(r.previousId, '') IS NOT NULL AND nullif(r.userId, '') IS NOT NULL""")
-    conn.execute("""
+    conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_seg_calls AS
 SELECT origin_file, origin_row, origin_item, r.type AS call_type,
        coalesce(r.messageId, 'seg-' || line_hash) AS event_id,
@@ -154,7 +162,16 @@ SELECT origin_file, origin_row, origin_item, r.type AS call_type,
        r.context.campaign.source AS utm_source, r.context.campaign.name AS utm_campaign,
        nullif(trim(r.properties.order_id), '') AS order_id, coalesce(r.properties.total, r.properties.revenue) AS total,
        r.properties.currency AS currency, r.properties.coupon AS coupon, r.properties.discount AS discount,
-       r.traits AS traits
+       r.traits AS traits,
+       -- an Order Refunded call's products (a partial refund's): their count and sum of price x quantity (quantity
+       -- 1 when not given; NULL when a product has no price), read for that call only
+       CASE WHEN lower(trim(r.event)) = '{ORDER_REFUNDED}' THEN coalesce(len(r.properties.products), 0) END
+           AS refund_item_count,
+       CASE WHEN lower(trim(r.event)) = '{ORDER_REFUNDED}'
+                 AND len(list_filter(r.properties.products, lambda p: try_cast(p.price AS DOUBLE) IS NULL)) = 0
+            THEN list_sum(list_transform(r.properties.products, lambda p: try_cast(p.price AS DOUBLE)
+                                                                   * coalesce(try_cast(p.quantity AS DOUBLE), 1)))
+       END AS refund_items_total
 FROM _fmt_seg WHERE reason IS NULL""")
     conn.execute(f"""
 INSERT INTO {REJECTS_TABLE} SELECT origin_file, origin_row, 'events', reason, raw_record
@@ -183,12 +200,15 @@ FROM _fmt_seg_resolved WHERE call_type IN {EVENT_CALLS} ORDER BY origin_file, or
     )
     _write_customers(conn, work_dir)
     written = ["events.parquet", "customers.parquet"]
+    notes: dict[str, tuple[str, ...]] = {}
     if with_orders:
-        _write_orders(conn, work_dir)
+        refund_note = _write_orders(conn, work_dir)
         written.append("orders.parquet")
+        if refund_note:
+            notes["orders.parquet"] = refund_note
     for table in ("_fmt_seg_calls", "_fmt_seg_links", "_fmt_seg_ids", "_fmt_seg_resolved"):
         conn.execute(f"DROP TABLE temp.{table}")
-    return tuple(written)
+    return tuple(written), notes
 
 
 def _unpack_batches(conn: duckdb.DuckDBPyConnection) -> bool:
@@ -279,13 +299,17 @@ ORDER BY {ORIGIN_FILE}, {ORIGIN_ROW}""",
     conn.execute("DROP TABLE temp._fmt_seg_identify")
 
 
-def _write_orders(conn: duckdb.DuckDBPyConnection, work_dir: Path) -> None:
-    """Order Completed -> orders, Order Refunded -> refund rows; an Order Cancelled order never counts."""
+def _write_orders(conn: duckdb.DuckDBPyConnection, work_dir: Path) -> tuple[str, ...]:
+    """Order Completed -> orders, Order Refunded -> refund rows; an Order Cancelled order never counts.
+
+    Returns the orders' note on refunds whose amount was derived or capped (common.refund_totals_sql)."""
     # A call is one call however often it was delivered (its messageId): numbering counts distinct calls, so a
     # refund delivered twice is one refund row (kept once as duplicate_identical), never -R and -R2.
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_seg_orders AS
 SELECT o.*, coalesce(o.customer_id, o.anonymous_id) AS buyer,
+       o.first_seen = {{'origin_file': o.origin_file, 'origin_row': o.origin_row, 'origin_item': o.origin_item}}
+           AS is_first_copy,
        o.order_id IN (SELECT order_id FROM _fmt_seg_resolved WHERE track_name = '{ORDER_CANCELLED}'
                       AND order_id IS NOT NULL) AS is_cancelled,
        dense_rank() OVER (PARTITION BY o.track_name, o.order_id ORDER BY o.at_utc, o.first_seen) AS nth,
@@ -304,9 +328,29 @@ SELECT origin_file, origin_row, 'orders',
        json_object('order_id', order_id, 'event', event_type, 'total', total, 'messageId', event_id)::VARCHAR
 FROM _fmt_seg_orders WHERE {resent}""")
     conn.execute(f"DELETE FROM _fmt_seg_orders WHERE {resent}")
+    # A refund without a total takes its order's, or its products' (common.refund_totals_sql), capped with the others.
+    totals = refund_totals_sql(
+        "_fmt_seg_orders",
+        total="total",
+        is_purchase=f"track_name = '{ORDER_COMPLETED}'",
+        order_id="order_id",
+        currency="currency",
+        item_count="refund_item_count",
+        items_total="refund_items_total",
+        nth="nth",
+        first_copy="is_first_copy",
+    )
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE _fmt_seg_orders AS {totals}")
+    conn.execute(f"""
+INSERT INTO {REJECTS_TABLE}
+SELECT origin_file, origin_row, 'orders', refund_reject,
+       json_object('order_id', order_id, 'event', event_type, 'total', total, 'messageId', event_id)::VARCHAR
+FROM _fmt_seg_orders WHERE refund_reject IS NOT NULL ORDER BY origin_file, origin_row, origin_item""")
+    conn.execute("DELETE FROM _fmt_seg_orders WHERE refund_reject IS NOT NULL")
+    note = refund_totals_note(conn, "_fmt_seg_orders", "is_first_copy")
     refund_total = (
-        "CASE WHEN try_cast(total AS DOUBLE) IS NULL THEN total "
-        "ELSE CAST(-abs(try_cast(total AS DOUBLE)) AS VARCHAR) END"
+        "CASE WHEN try_cast(refund_total AS DOUBLE) IS NULL THEN refund_total "
+        "ELSE CAST(-try_cast(refund_total AS DOUBLE) AS VARCHAR) END"
     )
     conn.execute(
         record_generated_ids_sql(
@@ -333,3 +377,4 @@ FROM _fmt_seg_orders ORDER BY origin_file, origin_row, origin_item""",
         work_dir / "orders.parquet",
     )
     conn.execute("DROP TABLE temp._fmt_seg_orders")
+    return note

@@ -1234,3 +1234,152 @@ def test_shopify_parts_are_read_once_and_a_renamed_copy_is_named_not_read(conn, 
         "_1, _2, ...; rename it if it is a part of this export, remove it if it is a copy)",
     )
     assert_ingest_log_reconciles(conn)
+
+
+# --- refunds that give no total (branch refundtotals) -----------------------------------------------------------
+
+
+def ga4_refund(i: int, transaction_id: str, items: list[dict] | None = None, **ecommerce) -> dict:
+    """A GA4 refund as BigQuery exports what a server sent through the Measurement Protocol (its own client id):
+    no `value` param, so no ecommerce.refund_value; `items` [] when the sender gave none (BigQuery's export)."""
+    record = json.loads(ga4_purchase(i, transaction_id, pseudo_id="server.1", event_name="refund"))
+    record["ecommerce"] = {"transaction_id": transaction_id} | ecommerce
+    return record | {"items": items or []}
+
+
+def test_a_ga4_refund_without_a_value_takes_its_purchases_total_or_its_items(conn, tmp_path):
+    # Regression: a refund without value / ecommerce.refund_value was missing_order_total while its purchase counted
+    # in full. Senders omit items for a full refund and list the refunded items for a partial one.
+    landing = tmp_path / "ga4"
+    landing.mkdir()
+    eur = {"event_params": [{"key": "currency", "value": {"string_value": "EUR"}}]}
+    items = [
+        {"item_id": "SKU-A", "price": 19.95, "quantity": "2"},
+        {"item_id": "SKU-B", "price": 20.0, "quantity": "1"},
+    ]
+    purchases = [json.loads(ga4_purchase(i, f"T{i}", **eur)) | {"items": items} for i in (1, 2, 4)]
+    purchases[0]["ecommerce"]["purchase_revenue"] = 59.9
+    purchases[1]["ecommerce"]["purchase_revenue"] = 100
+    records = [
+        *purchases,  # lines 1-3
+        ga4_refund(5, "T1"),  # line 4: a full refund: T1's whole 59.90
+        ga4_refund(6, "T1"),  # line 5: the same full refund sent again later: nothing left to refund
+        ga4_refund(7, "T2", [{"item_id": "SKU-C", "price": 30, "quantity": "1"}]),  # line 6: partial, 30
+        ga4_refund(8, "T2", refund_value=80),  # line 7: given, but only 70 of T2's 100 are left
+        ga4_refund(9, "T3"),  # line 8: T3's purchase is not in the export: nothing to take
+        ga4_refund(10, "T4", [{"item_id": "SKU-A", "quantity": "1"}]),  # line 9: an item without a price
+    ]
+    (landing / GA4_FILE).write_text("".join(json.dumps(r) + "\n" for r in records))
+    report = ingest(conn, landing)
+    orders = "SELECT order_id, customer_id, order_total, currency FROM raw.orders WHERE order_total < 0 ORDER BY 1"
+    assert rows(conn, orders) == [
+        ("T1-R", "p1", -59.9, "EUR"),
+        ("T2-R", "p2", -30.0, "EUR"),
+        ("T2-R2", "p2", -70.0, "EUR"),
+    ]
+    quarantine = "SELECT source_row, reason FROM raw.quarantine WHERE source_file = ? ORDER BY 1"
+    assert [(line, reason.split(":")[0]) for line, reason in conn.execute(quarantine, [GA4_FILE]).fetchall()] == [
+        (5, "already_refunded"),
+        (8, "missing_order_total"),
+        (9, "missing_order_total"),
+    ]
+    assert conn.execute(quarantine, [GA4_FILE]).fetchall()[0][1] == (
+        "already_refunded: T1 is refunded in full (its purchase total 59.9) by earlier refunds"
+    )
+    revenue = rows(conn, "SELECT sum(order_total) FROM raw.orders")[0][0]
+    assert revenue == pytest.approx(14.0)  # T1 and T2 are refunded in full; T4 keeps its purchase
+    assert rows(conn, LOG_SQL + " WHERE table_name = 'orders'") == [(GA4_FILE, "orders", 9, 6, 3)]
+    assert_ingest_log_reconciles(conn)
+    notes = {file.table_name: file.notes for file in report.files}
+    assert notes["orders"] == (
+        "warning: 2 refunds gave no total: 1 without items took their purchase's whole total (full refunds), 1 with "
+        "items the sum of the items' price x quantity (no tax or shipping); 1 refunds were capped at what earlier "
+        "refunds left of their purchase's total and 1 found it refunded in full (already_refunded)",
+    )
+
+
+def test_a_segment_order_refunded_without_a_total_takes_its_orders_total_or_its_products(conn, tmp_path):
+    # Regression: Segment's spec documents only order_id for Order Refunded, and its Google Analytics destination
+    # docs send a full refund as order_id alone and a partial one with products and quantities: both were
+    # missing_order_total while the order counted in full.
+    landing = tmp_path / "segment"
+    landing.mkdir()
+    products = [{"product_id": "P1", "price": 40, "quantity": 2}, {"product_id": "P2", "price": 12.5, "quantity": 2}]
+
+    def completed(message_id, minute, order_id, total, currency):
+        properties = {"order_id": order_id, "total": total, "currency": currency, "products": products}
+        return segment_call("track", message_id, minute, userId="U1", event="Order Completed", properties=properties)
+
+    def refunded(message_id, minute, **properties):
+        return segment_call(
+            "track", message_id, minute, anonymousId="srv", event="Order Refunded", properties=properties
+        )
+
+    calls = [
+        completed("m1", 0, "O1", 105, "EUR"),  # line 1
+        completed("m2", 1, "O2", 105, "EUR"),  # line 2
+        completed("m3", 2, "O3", 40, "USD"),  # line 3
+        refunded("m4", 3, order_id="O1"),  # line 4: full: -105 (the order's total, shipping included)
+        refunded("m5", 4, order_id="O2", products=[{"product_id": "P2", "price": 12.5, "quantity": 2}]),  # -25
+        refunded("m6", 5, order_id="O2", products=[{"product_id": "P2", "price": 12.5}]),  # line 6: quantity 1
+        refunded("m7", 6, order_id="O3", currency="EUR"),  # line 7: names another currency than its order's
+        refunded("m8", 7, order_id="O9"),  # line 8: its order is not in the export
+        refunded("m9", 8, order_id="O1"),  # line 9: O1's full refund sent again
+    ]
+    (landing / "calls.jsonl").write_text("\n".join(calls) + "\n")
+    (landing / "fx_rates.csv").write_text("date,currency,rate\n2025-01-01,USD,0.5\n")
+    report = ingest(conn, landing)
+    assert rows(conn, "SELECT order_id, customer_id, order_total, currency FROM raw.orders ORDER BY origin_row") == [
+        ("O1", "U1", 105.0, "EUR"),
+        ("O2", "U1", 105.0, "EUR"),
+        ("O3", "U1", 40.0, "USD"),
+        ("O1-R", "U1", -105.0, "EUR"),
+        ("O2-R", "U1", -25.0, "EUR"),
+        ("O2-R2", "U1", -12.5, "EUR"),
+    ]
+    assert rows(conn, "SELECT source_row, split_part(reason, ':', 1) FROM raw.quarantine ORDER BY 1") == [
+        (7, "missing_order_total"),
+        (8, "missing_order_total"),
+        (9, "already_refunded"),
+    ]
+    assert rows(conn, LOG_SQL + " WHERE table_name = 'orders'") == [("calls.jsonl", "orders", 9, 6, 3)]
+    assert_ingest_log_reconciles(conn)
+    notes = {file.table_name: file.notes for file in report.files}
+    assert notes["orders"][-1].startswith("warning: 3 refunds gave no total: 1 without items took their purchase's")
+
+
+def test_a_full_refund_delivered_twice_is_one_refund_and_a_given_total_in_another_currency_is_not_capped(
+    conn, tmp_path
+):
+    # An exact copy of a call (Segment delivers at least once: same messageId) is the same refund, counted once by
+    # the cap: duplicate_identical, not already_refunded. Amounts are never compared across currencies.
+    landing = tmp_path / "segment"
+    landing.mkdir()
+    order = {"order_id": "O1", "total": 40, "currency": "USD"}
+    full = segment_call("track", "m2", 1, userId="U1", event="Order Refunded", properties={"order_id": "O1"})
+    calls = [
+        segment_call("track", "m1", 0, userId="U1", event="Order Completed", properties=order),
+        full,
+        full,
+        segment_call(
+            "track",
+            "m3",
+            2,
+            userId="U1",
+            event="Order Refunded",
+            properties={"order_id": "O1", "total": 5, "currency": "EUR"},
+        ),
+    ]
+    (landing / "calls.jsonl").write_text("\n".join(calls) + "\n")
+    (landing / "fx_rates.csv").write_text("date,currency,rate\n2025-01-01,USD,0.5\n")
+    ingest(conn, landing, options=LandingOptions(reporting_currency="EUR"))
+    assert rows(conn, "SELECT order_id, order_total, currency FROM raw.orders ORDER BY origin_row") == [
+        ("O1", 40.0, "USD"),
+        ("O1-R", -40.0, "USD"),
+        ("O1-R2", -5.0, "EUR"),  # given in EUR: not capped by what is left of the USD order
+    ]
+    assert rows(conn, "SELECT source_row, split_part(reason, ':', 1) FROM raw.quarantine ORDER BY 1") == [
+        (3, "duplicate_identical"),
+        (3, "duplicate_identical"),
+    ]
+    assert_ingest_log_reconciles(conn)
