@@ -10,7 +10,8 @@ import dagster as dg
 
 from orchestration.defs import jobs
 from orchestration.defs.resources import Warehouse
-from orchestration.lib.memory import collector_paused, in_process_executor, release_memory_hooks
+from orchestration.lib import memory
+from orchestration.lib.memory import collect_garbage, collector_paused, in_process_executor, release_memory_hooks
 
 seen: dict[str, object] = {}
 
@@ -117,3 +118,27 @@ def test_the_cli_loads_the_definitions_under_the_run_policy_and_restores_the_col
     assert cli.run_job("segmint_refresh") == 0
     assert seen["enabled_while_loading"] is False
     assert gc.isenabled() and gc.get_freeze_count() == frozen_before
+
+
+class Survivor:
+    """Kept alive across 'steps': one tracked object each."""
+
+
+def test_the_collection_between_steps_counts_the_old_generation_and_collects_it_whole_when_it_grew_a_quarter():
+    kept: list[list[Survivor]] = []
+    full_collections = []
+    with collector_paused():
+        gc.collect()  # the test session's stray garbage is not the steps'
+        for made in (20_000, 20_000, 5_000, 10_000):
+            kept.append([Survivor() for _ in range(made)])
+            before = gc.get_stats()[2]["collections"]
+            collect_garbage()
+            full_collections.append(gc.get_stats()[2]["collections"] - before)
+            # Counted from gc.get_count() between full collections: the generation's real size here.
+            assert abs(memory._old_objects - len(gc.get_objects(generation=2))) < 100
+        # 0 -> 20 k (full), -> 40 k (by 100 %: full), -> 45 k (by 12 %), -> 55 k (by 37 % since the last full: full)
+        assert full_collections == [1, 1, 0, 1]
+        kept.clear()
+        collect_garbage()
+        # Deaths of older objects can go uncounted: the count runs high, so the full collection comes early, not late.
+        assert memory._old_objects >= len(gc.get_objects(generation=2))
