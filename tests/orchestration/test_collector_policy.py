@@ -11,7 +11,13 @@ import dagster as dg
 from orchestration.defs import jobs
 from orchestration.defs.resources import Warehouse
 from orchestration.lib import memory
-from orchestration.lib.memory import collect_garbage, collector_paused, in_process_executor, release_memory_hooks
+from orchestration.lib.memory import (
+    collect_garbage,
+    collector_paused,
+    freeze_loaded,
+    in_process_executor,
+    release_memory_hooks,
+)
 
 seen: dict[str, object] = {}
 
@@ -146,3 +152,13 @@ def test_the_collection_between_steps_counts_the_old_generation_and_collects_it_
         collect_garbage()
         # Deaths of older objects can go uncounted: the count runs high, so the full collection comes early, not late.
         assert memory._old_objects >= len(gc.get_objects(generation=2))
+
+
+def test_what_a_run_loaded_under_the_policy_is_frozen_and_thawed_with_the_rest():
+    frozen_before = gc.get_freeze_count()
+    with collector_paused():
+        loaded = [Survivor() for _ in range(10_000)]  # the definitions `make run` loads once the policy is on
+        freeze_loaded()
+        assert memory._frozen == gc.get_freeze_count() >= frozen_before + len(loaded)
+        assert len(gc.get_objects(generation=0)) < 100  # nothing left for the collection after the first step
+    assert gc.isenabled() and gc.get_freeze_count() == frozen_before
