@@ -34,7 +34,7 @@ import dagster as dg
 
 from orchestration.lib import event_log
 from orchestration.lib.keys import ACTIVATION_GATE_CHECK
-from orchestration.lib.memory import collector_paused
+from orchestration.lib.memory import collector_paused, freeze_loaded
 from orchestration.lib.partitions import EVERY_DAY, FEATURE_STEP, StagingWindow
 from orchestration.lib.settings import SettingsError
 
@@ -135,7 +135,8 @@ def run_job(job_name: str, window: StagingWindow | None = None) -> int:
     status. A window for a job without the staging step is refused (ValueError: one line)."""
     # The run's collector policy from before the definitions load, not only around the run: loading them makes
     # ~0.6 M long-lived objects, and the collector walked that growing heap again and again (the load: 3.76 -> 3.07
-    # CPU s, bench/notes.md). The ~10 k objects of garbage the load leaves are frozen with the rest.
+    # CPU s, bench/notes.md). Once loaded they are frozen too (_run_job), with the ~10 k objects of garbage the
+    # load leaves.
     with collector_paused(collect_in_hooks=True):
         return _run_job(job_name, window)
 
@@ -154,6 +155,7 @@ def _run_job(job_name: str, window: StagingWindow | None) -> int:
         print(f"segmint: {job_name} re-staging {window or EVERY_DAY}", flush=True)
     elif window is not None:
         raise ValueError(f"{job_name} does not stage orders or events: --from/--to apply to segmint_refresh")
+    freeze_loaded()  # the definitions just loaded: no collection between steps walks them
     started = time.monotonic()
     event_log.install()  # the run history's fsync policy (SEGMINT_EVENT_LOG_SYNC, orchestration/lib/event_log.py)
     with dg.DagsterInstance.get() as instance:

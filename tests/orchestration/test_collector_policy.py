@@ -10,7 +10,14 @@ import dagster as dg
 
 from orchestration.defs import jobs
 from orchestration.defs.resources import Warehouse
-from orchestration.lib.memory import collector_paused, in_process_executor, release_memory_hooks
+from orchestration.lib import memory
+from orchestration.lib.memory import (
+    collect_garbage,
+    collector_paused,
+    freeze_loaded,
+    in_process_executor,
+    release_memory_hooks,
+)
 
 seen: dict[str, object] = {}
 
@@ -116,4 +123,42 @@ def test_the_cli_loads_the_definitions_under_the_run_policy_and_restores_the_col
     frozen_before = gc.get_freeze_count()
     assert cli.run_job("segmint_refresh") == 0
     assert seen["enabled_while_loading"] is False
+    assert gc.isenabled() and gc.get_freeze_count() == frozen_before
+
+
+class Survivor:
+    """Kept alive across 'steps': one tracked object each."""
+
+
+def test_the_collection_between_steps_counts_the_old_generation_and_collects_it_whole_when_it_grew_a_quarter(
+    monkeypatch,
+):
+    kept: list[list[Survivor]] = []
+    full_collections = []
+    with collector_paused():
+        gc.collect()  # the test session's stray garbage is not the steps'
+        monkeypatch.setattr(memory, "_frozen", 40_000)  # the objects alive when the run started, whatever pytest holds
+        for made in (20_000, 20_000, 5_000, 10_000, 20_000):
+            kept.append([Survivor() for _ in range(made)])
+            before = gc.get_stats()[2]["collections"]
+            collect_garbage()
+            full_collections.append(gc.get_stats()[2]["collections"] - before)
+            # Counted from gc.get_count() between full collections: the generation's real size here.
+            assert abs(memory._old_objects - len(gc.get_objects(generation=2))) < 100
+        # A full collection once the survivors grew by a quarter of frozen + old since the last one:
+        # +20 k of 40 k (full), +20 k of 60 k (full), +5 k and +15 k of 80 k, +35 k of 80 k (full).
+        assert full_collections == [1, 1, 0, 0, 1]
+        kept.clear()
+        collect_garbage()
+        # Deaths of older objects can go uncounted: the count runs high, so the full collection comes early, not late.
+        assert memory._old_objects >= len(gc.get_objects(generation=2))
+
+
+def test_what_a_run_loaded_under_the_policy_is_frozen_and_thawed_with_the_rest():
+    frozen_before = gc.get_freeze_count()
+    with collector_paused():
+        loaded = [Survivor() for _ in range(10_000)]  # the definitions `make run` loads once the policy is on
+        freeze_loaded()
+        assert memory._frozen == gc.get_freeze_count() >= frozen_before + len(loaded)
+        assert len(gc.get_objects(generation=0)) < 100  # nothing left for the collection after the first step
     assert gc.isenabled() and gc.get_freeze_count() == frozen_before
