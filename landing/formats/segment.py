@@ -42,6 +42,7 @@ from pathlib import Path
 
 import duckdb
 
+from landing.formats import segment_warehouse
 from landing.formats.common import (
     LINES_TABLE,
     ORIGIN_FILE,
@@ -110,9 +111,20 @@ ORDER_COMPLETED, ORDER_REFUNDED, ORDER_CANCELLED = "order completed", "order ref
 ALIAS = "alias"
 
 
-def translate(conn: duckdb.DuckDBPyConnection, files: list[Path], work_dir: Path, with_orders: bool) -> tuple[str, ...]:
-    """Write events/customers (and orders when `with_orders`) Parquet files from Segment calls; fill the ledger."""
+def translate(
+    conn: duckdb.DuckDBPyConnection,
+    files: list[Path],
+    work_dir: Path,
+    with_orders: bool,
+    warehouse_tables: list[Path] | None = None,
+) -> tuple[str, ...]:
+    """Write events/customers (and orders when `with_orders`) Parquet files from Segment calls; fill the ledger.
+
+    `files` hold JSON lines; `warehouse_tables` are Segment warehouse tables, whose rows are rebuilt into calls
+    (segment_warehouse.py) and read with the lines."""
     load_json_lines(conn, files)
+    if warehouse_tables:
+        segment_warehouse.load_calls(conn, warehouse_tables)
     batched = _unpack_batches(conn)
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_seg AS
