@@ -118,7 +118,8 @@ def _translate(
         passthrough += _passthrough(landing_dir, contract_dir, CONTRACT_CUSTOMERS)
         written, notes = ga4.translate(conn, files, contract_dir, with_orders)
         return written, passthrough, notes
-    return segment.translate(conn, files, contract_dir, with_orders, tables), passthrough, {}
+    written, notes = segment.translate(conn, files, contract_dir, with_orders, tables)
+    return written, passthrough, notes
 
 
 def cleanup(translation: Translation | None) -> None:

@@ -117,14 +117,13 @@ def translate(
     work_dir: Path,
     with_orders: bool,
     warehouse_tables: list[Path] | None = None,
-) -> tuple[str, ...]:
+) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
     """Write events/customers (and orders when `with_orders`) Parquet files from Segment calls; fill the ledger.
 
     `files` hold JSON lines; `warehouse_tables` are Segment warehouse tables, whose rows are rebuilt into calls
-    (segment_warehouse.py) and read with the lines."""
+    (segment_warehouse.py) and read with the lines. Returns the files written and the notes of each."""
     load_json_lines(conn, files)
-    if warehouse_tables:
-        segment_warehouse.load_calls(conn, warehouse_tables)
+    copies_notes = segment_warehouse.load_calls(conn, warehouse_tables) if warehouse_tables else ()
     batched = _unpack_batches(conn)
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_seg AS
@@ -200,7 +199,7 @@ FROM _fmt_seg_resolved WHERE call_type IN {EVENT_CALLS} ORDER BY origin_file, or
         written.append("orders.parquet")
     for table in ("_fmt_seg_calls", "_fmt_seg_links", "_fmt_seg_ids", "_fmt_seg_resolved"):
         conn.execute(f"DROP TABLE temp.{table}")
-    return tuple(written)
+    return tuple(written), ({"events.parquet": copies_notes} if copies_notes else {})
 
 
 def _unpack_batches(conn: duckdb.DuckDBPyConnection) -> bool:
