@@ -6,6 +6,9 @@ same contract files give byte-identical exports.
 
     python -m demo_shop.source_formats --format ga4 --out DIR [--customers 400] [--seed 42]
 
+`segment_warehouse` writes the Segment calls as Segment Warehouses tables exported one CSV file per table
+(`tracks`, `pages`, `identifies` and one per event, `order_completed.csv`, ...; landing/formats/segment_warehouse.py).
+
 Choices that make the export look like the real thing: a customer's `user_id`/`userId` appears only from their
 first order on (they log in at checkout), so the pre-login history must be stitched through the anonymous id;
 purchases come from the orders (demo `purchase` events are dropped, GA4 and Segment send one per order);
@@ -24,7 +27,7 @@ import duckdb
 
 from demo_shop.generator import generate_shop
 
-FORMATS = ("ga4", "segment", "shopify")
+FORMATS = ("ga4", "segment", "segment_warehouse", "shopify")
 SITE = "https://demo.segmint.shop"
 # The demo vocabulary in each tool's own names (a name missing here is sent as a custom event, unchanged).
 GA4_NAMES = {
@@ -143,6 +146,39 @@ FROM customers AS c JOIN first_login AS f USING (customer_id) LEFT JOIN pseudo A
     )
 
 
+def _write_segment_warehouse(conn: duckdb.DuckDBPyConnection, out_dir: Path) -> None:
+    """The Segment calls as Segment Warehouses store them (docs "Warehouse Schemas"): a track call in `tracks` and
+    in its event's table (named by its snake_case slug, with its properties as columns), page calls in `pages`,
+    identify calls in `identifies` (traits as columns, `address` flattened); context flattened to `context_*`."""
+    with tempfile.TemporaryDirectory() as work:
+        _write_segment(conn, Path(work))
+        conn.execute(f"CREATE TEMP TABLE calls AS SELECT * FROM read_json('{Path(work) / 'tracks.jsonl'}')")
+    common = (
+        "messageId AS id, anonymousId AS anonymous_id, userId AS user_id, timestamp, timestamp AS sent_at, "
+        "timestamp AS received_at, timestamp AS uuid_ts"
+    )
+    context = (
+        "context.page.url AS context_page_url, context.campaign.source AS context_campaign_source, "
+        "context.campaign.name AS context_campaign_name, context.device.type AS context_device_type"
+    )
+    slug = "lower(regexp_replace(trim(event), '[^A-Za-z0-9]+', '_', 'g'))"
+    tables = {
+        "tracks": f"SELECT {common}, {slug} AS event, event AS event_text, {context} FROM calls WHERE type = 'track'",
+        "pages": f"SELECT {common}, {context}, properties.* FROM calls WHERE type = 'page'",
+        "identifies": f"SELECT {common}, traits.email, traits.phone, traits.firstName AS first_name, "
+        "traits.lastName AS last_name, traits.createdAt AS created_at, traits.address.postalCode AS "
+        "address_postal_code, traits.address.country AS address_country FROM calls WHERE type = 'identify'",
+    }
+    events = conn.execute(f"SELECT DISTINCT {slug} FROM calls WHERE type = 'track' ORDER BY 1").fetchall()
+    for (event,) in events:
+        tables[event] = (
+            f"SELECT {common}, {slug} AS event, event AS event_text, {context}, properties.* FROM calls "
+            f"WHERE type = 'track' AND {slug} = '{event}'"
+        )
+    for table, select in tables.items():
+        conn.execute(f"COPY ({select}) TO '{out_dir / (table + '.csv')}' (FORMAT csv, HEADER)")
+
+
 def _write_shopify(conn: duckdb.DuckDBPyConnection, out_dir: Path) -> None:
     conn.execute("""
 CREATE OR REPLACE TEMP TABLE shop_customers AS
@@ -185,7 +221,12 @@ COPY (SELECT '#' || (1000 + o.n) AS "Name", o.email AS "Email",
       WHERE l.line <= o.lines ORDER BY o.n, l.line) TO '{out_dir / "orders_export.csv"}' (HEADER, DELIMITER ',')""")
 
 
-WRITERS = {"ga4": _write_ga4, "segment": _write_segment, "shopify": _write_shopify}
+WRITERS = {
+    "ga4": _write_ga4,
+    "segment": _write_segment,
+    "segment_warehouse": _write_segment_warehouse,
+    "shopify": _write_shopify,
+}
 
 
 def write_source_format(contract_dir: Path, out_dir: Path, source_format: str) -> None:

@@ -39,6 +39,7 @@ from landing.formats.detect import (
     detect_format,
     ga4_files,
     segment_files,
+    segment_warehouse_tables,
 )
 from landing.sources import LandingError, sql_string
 
@@ -106,7 +107,8 @@ def _translate(
         written, notes = shopify.translate(conn, landing_dir, contract_dir)
         return written, (), notes
     files = ga4_files(landing_dir) if fmt == GA4 else segment_files(landing_dir)
-    if not files:
+    tables = [] if fmt == GA4 else segment_warehouse_tables(landing_dir)
+    if not files and not tables:
         raise LandingError(f"{landing_dir}: SEGMINT_SOURCE_FORMAT={fmt} but no {fmt} export files were found")
     # An orders file next to the events is the shop's own order book: it wins over orders derived from events.
     passthrough = _passthrough(landing_dir, contract_dir, CONTRACT_ORDERS)
@@ -116,7 +118,7 @@ def _translate(
         passthrough += _passthrough(landing_dir, contract_dir, CONTRACT_CUSTOMERS)
         written, notes = ga4.translate(conn, files, contract_dir, with_orders)
         return written, passthrough, notes
-    written, notes = segment.translate(conn, files, contract_dir, with_orders)
+    written, notes = segment.translate(conn, files, contract_dir, with_orders, tables)
     return written, passthrough, notes
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import duckdb
 
-from landing.sources import LandingError, sql_string
+from landing.sources import LandingError, read_csv_header, sql_string
 
 SEGMINT, GA4, SEGMENT, SHOPIFY = "segmint", "ga4", "segment", "shopify"
 SOURCE_FORMATS = (SEGMINT, GA4, SEGMENT, SHOPIFY)
@@ -20,6 +20,21 @@ GA4_FILE_NAME = re.compile(r"^events_(intraday_)?\d{8}(_\d+)?\.(json|jsonl|ndjso
 GA4_KEYS = ("event_name", "event_timestamp")
 # The Segment Spec's call types (RudderStack uses the same names).
 SEGMENT_CALL_TYPES = ("track", "page", "screen", "identify", "group", "alias")
+# Segment Warehouses (docs "Warehouse Schemas"): one table per call type, plus one per track event named by the
+# event's snake_case slug (`order_completed`), exported as one CSV or Parquet file per table.
+SEGMENT_CALL_TABLES = {
+    "tracks": "track",
+    "pages": "page",
+    "screens": "screen",
+    "identifies": "identify",
+    "aliases": "alias",
+    "groups": "group",
+}
+# Columns every Segment warehouse table has: `id` (the messageId) and `received_at` (the sort key); an event table
+# also has `event` (the slug) and `event_text` (the name as sent).
+SEGMENT_TABLE_COLUMNS = ("id", "received_at")
+SEGMENT_EVENT_TABLE_COLUMNS = ("event", "event_text")
+WAREHOUSE_TABLE_SUFFIXES = (".csv", ".parquet")
 SHOPIFY_FILES = ("orders_export.csv", "customers_export.csv")
 CONTRACT_ORDERS = ("orders.csv", "orders.parquet")
 # Any segmint contract file means the folder is segmint's format (the ingest then names a missing orders file).
@@ -27,7 +42,9 @@ CONTRACT_FILES = tuple(f"{table}.{ext}" for table in ("orders", "customers", "ev
 PROBE_BYTES = 1 << 20
 LOOKED_FOR = (
     "orders.csv or orders.parquet (segmint), events_YYYYMMDD.json/.jsonl/.ndjson[.gz]/.parquet (ga4), "
-    "*.json/.jsonl/.ndjson[.gz] or Segment S3 *.gz lines of Segment/RudderStack calls (segment), orders_export.csv or orders_export_1.csv, ... (shopify)"
+    "*.json/.jsonl/.ndjson[.gz] or Segment S3 *.gz lines of Segment/RudderStack calls (segment), "
+    "Segment warehouse tables tracks/pages/identifies/<event>.csv|parquet with id and received_at (segment), "
+    "orders_export.csv or orders_export_1.csv, ... (shopify)"
 )
 
 
@@ -85,6 +102,28 @@ def _looks_like_segment(path: Path) -> bool:
     return isinstance(record, dict) and record.get("type") in SEGMENT_CALL_TYPES
 
 
+def table_columns(path: Path) -> set[str]:
+    """The lower-cased column names of a CSV or Parquet file (Snowflake exports upper-case them)."""
+    names = _parquet_columns(path) if path.suffix == ".parquet" else set(read_csv_header(path))
+    return {name.lower() for name in names}
+
+
+def segment_warehouse_tables(landing_dir: Path) -> list[Path]:
+    """The Segment warehouse tables of the folder: a `.csv`/`.parquet` file with Segment's `id` and `received_at`
+    columns, named like a call table (`tracks`, `pages`, `identifies`, ...) or holding an event table's `event` and
+    `event_text`. segmint's own contract files and derived tables (`users`, `accounts`: upserted copies of the
+    identify and group calls) are not among them."""
+    found = []
+    for path in sorted(landing_dir.iterdir()):
+        if not path.is_file() or path.suffix not in WAREHOUSE_TABLE_SUFFIXES or path.name in CONTRACT_FILES:
+            continue
+        columns = table_columns(path)
+        is_call_table = path.stem.lower() in SEGMENT_CALL_TABLES
+        if set(SEGMENT_TABLE_COLUMNS) <= columns and (is_call_table or set(SEGMENT_EVENT_TABLE_COLUMNS) <= columns):
+            found.append(path)
+    return found
+
+
 def ga4_files(landing_dir: Path) -> list[Path]:
     """The GA4 export files: named events_YYYYMMDD.*, or JSON lines / Parquet whose records carry event_name."""
     candidates = (p for p in sorted(landing_dir.iterdir()) if is_json_lines(p) or p.suffix == ".parquet")
@@ -116,7 +155,7 @@ def detect_format(landing_dir: Path, override: str | None = None) -> str:
         return SHOPIFY
     if ga4_files(landing_dir):
         return GA4
-    if any(_looks_like_segment(path) for path in segment_files(landing_dir)):
+    if any(_looks_like_segment(path) for path in segment_files(landing_dir)) or segment_warehouse_tables(landing_dir):
         return SEGMENT
     if present & set(CONTRACT_FILES):
         return SEGMINT

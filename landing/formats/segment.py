@@ -44,6 +44,7 @@ from pathlib import Path
 
 import duckdb
 
+from landing.formats import segment_warehouse
 from landing.formats.common import (
     LINES_TABLE,
     ORIGIN_FILE,
@@ -115,12 +116,18 @@ ALIAS = "alias"
 
 
 def translate(
-    conn: duckdb.DuckDBPyConnection, files: list[Path], work_dir: Path, with_orders: bool
+    conn: duckdb.DuckDBPyConnection,
+    files: list[Path],
+    work_dir: Path,
+    with_orders: bool,
+    warehouse_tables: list[Path] | None = None,
 ) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
     """Write events/customers (and orders when `with_orders`) Parquet files from Segment calls; fill the ledger.
 
-    Returns the files written and the notes of each (refunds whose amount was derived or capped)."""
+    `files` hold JSON lines; `warehouse_tables` are Segment warehouse tables, whose rows are rebuilt into calls
+    (segment_warehouse.py) and read with the lines. Returns the files written and the notes of each."""
     load_json_lines(conn, files)
+    copies_notes = segment_warehouse.load_calls(conn, warehouse_tables) if warehouse_tables else ()
     batched = _unpack_batches(conn)
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_seg AS
@@ -208,6 +215,8 @@ FROM _fmt_seg_resolved WHERE call_type IN {EVENT_CALLS} ORDER BY origin_file, or
             notes["orders.parquet"] = refund_note
     for table in ("_fmt_seg_calls", "_fmt_seg_links", "_fmt_seg_ids", "_fmt_seg_resolved"):
         conn.execute(f"DROP TABLE temp.{table}")
+    if copies_notes:
+        notes["events.parquet"] = copies_notes
     return tuple(written), notes
 
 

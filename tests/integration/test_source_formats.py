@@ -73,6 +73,15 @@ def rewrite_csv(path: Path, rows: list[dict[str, str]]) -> None:
 def strip_order_ids(landing: Path, source_format: str) -> int:
     """Remove the order id from every STRIP_EVERY-th purchase (GA4 transaction_id, Segment order_id); their count."""
     stripped = 0
+    if source_format == "segment_warehouse":  # the Order Completed table: its order_id column
+        with (landing / "order_completed.csv").open(newline="") as handle:
+            orders = list(csv.DictReader(handle))
+        for row in orders:
+            stripped += 1
+            if stripped % STRIP_EVERY == 0:
+                row["order_id"] = ""
+        rewrite_csv(landing / "order_completed.csv", orders)
+        return stripped // STRIP_EVERY
     for path in sorted(landing.glob("*.jsonl*")):
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rt") as handle:
@@ -94,7 +103,13 @@ def strip_order_ids(landing: Path, source_format: str) -> int:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "source_format", ["shopify", pytest.param("ga4", marks=slower), pytest.param("segment", marks=slower)]
+    "source_format",
+    [
+        "shopify",
+        pytest.param("ga4", marks=slower),
+        pytest.param("segment", marks=slower),
+        pytest.param("segment_warehouse", marks=slower),
+    ],
 )
 def test_make_run_on_a_source_format_exits_0_and_revenue_reconciles(tmp_path, source_format):
     generate_shop(tmp_path / "contract", tmp_path / "truth", n_customers=DEMO_CUSTOMERS, seed=42)
@@ -109,7 +124,9 @@ def test_make_run_on_a_source_format_exits_0_and_revenue_reconciles(tmp_path, so
     result = make_run(tmp_path, SEGMINT_LANDING_DIR=str(landing))
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     with duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"), read_only=True) as conn:
-        assert conn.execute("SELECT source_format FROM raw.run_context").fetchall() == [(source_format,)]
+        # Segment's warehouse tables are Segment calls: the same format (and event-mapping preset).
+        expected_format = "segment" if source_format == "segment_warehouse" else source_format
+        assert conn.execute("SELECT source_format FROM raw.run_context").fetchall() == [(expected_format,)]
         log = conn.execute("SELECT sum(rows_in), sum(rows_accepted + rows_quarantined) FROM raw.ingest_log").fetchall()
         assert log[0][0] == log[0][1]
         revenue = conn.execute(

@@ -1383,3 +1383,176 @@ def test_a_full_refund_delivered_twice_is_one_refund_and_a_given_total_in_anothe
         (3, "duplicate_identical"),
     ]
     assert_ingest_log_reconciles(conn)
+
+
+# --- Segment warehouse exports (one table per call type and per event) ----------------------------
+
+SEGMENT_WAREHOUSE_COMMON = "id,anonymous_id,user_id,timestamp,original_timestamp,sent_at,received_at,uuid_ts"
+SEGMENT_WAREHOUSE_TABLES = {
+    # Segment writes every track call to `tracks` (common columns) and to its event's table (with its properties).
+    "tracks.csv": [
+        f"{SEGMENT_WAREHOUSE_COMMON},event,event_text,context_page_url,context_campaign_source,context_device_type",
+        "t-1,anon-1,,2025-12-01 09:01:00.000000 UTC,2025-12-01 09:01:01.000000 UTC,2025-12-01 09:01:02.000000 UTC,"
+        "2025-12-01 09:01:03.000000 UTC,2025-12-01 09:01:04.000000 UTC,product_viewed,Product Viewed,"
+        "https://shop.example/products/runner,newsletter,mobile",
+        "t-2,anon-1,U1,2025-12-01 09:05:00.000000 UTC,,,2025-12-01 09:05:03.000000 UTC,,order_completed,"
+        "Order Completed,https://shop.example/checkout,,mobile",
+        "t-3,,U1,2025-12-03 10:00:00.000000 UTC,,,2025-12-03 10:00:03.000000 UTC,,order_refunded,Order Refunded,,,",
+        # Its event table was not exported: read from tracks (no properties).
+        "t-4,anon-1,U1,2025-12-02 08:00:00.000000 UTC,,,2025-12-02 08:00:03.000000 UTC,,signed_up,Signed Up,,,",
+    ],
+    "product_viewed.csv": [
+        f"{SEGMENT_WAREHOUSE_COMMON},event,event_text,context_page_url,context_campaign_source,context_device_type,"
+        "product_id,price",
+        "t-1,anon-1,,2025-12-01 09:01:00.000000 UTC,2025-12-01 09:01:01.000000 UTC,2025-12-01 09:01:02.000000 UTC,"
+        "2025-12-01 09:01:03.000000 UTC,2025-12-01 09:01:04.000000 UTC,product_viewed,Product Viewed,"
+        "https://shop.example/products/runner,newsletter,mobile,SKU-RUNNER,59.9",
+    ],
+    "order_completed.csv": [
+        f"{SEGMENT_WAREHOUSE_COMMON},event,event_text,context_page_url,order_id,total,currency,coupon,discount,products",
+        "t-2,anon-1,U1,2025-12-01 09:05:00.000000 UTC,,,2025-12-01 09:05:03.000000 UTC,,order_completed,"
+        'Order Completed,https://shop.example/checkout,O1,100.0,EUR,WINTER5,5,"[{""product_id"":""SKU-RUNNER""}]"',
+    ],
+    "order_refunded.csv": [
+        f"{SEGMENT_WAREHOUSE_COMMON},event,event_text,order_id,total,currency",
+        "t-3,,U1,2025-12-03 10:00:00.000000 UTC,,,2025-12-03 10:00:03.000000 UTC,,order_refunded,Order Refunded,O1,20,EUR",
+    ],
+    "pages.csv": [
+        f"{SEGMENT_WAREHOUSE_COMMON},name,url,path,context_page_url,context_campaign_source,context_campaign_name",
+        "p-1,anon-1,,2025-12-01 09:00:00.000000 UTC,,,2025-12-01 09:00:03.000000 UTC,,Home,https://shop.example/,/,"
+        "https://shop.example/,newsletter,winter_sale",
+    ],
+    "identifies.csv": [
+        f"{SEGMENT_WAREHOUSE_COMMON},email,first_name,last_name,address_postal_code,address_country",
+        "i-1,anon-1,U1,2025-12-01 09:02:00.000000 UTC,,,2025-12-01 09:02:03.000000 UTC,,ada@example.com,Ada,Lovelace,"
+        "75001,FR",
+    ],
+    "aliases.csv": [
+        f"{SEGMENT_WAREHOUSE_COMMON},previous_id",
+        "a-1,,U2,2025-12-04 09:00:00.000000 UTC,,,2025-12-04 09:00:03.000000 UTC,,anon-9",
+    ],
+    "pages_2.csv": [  # a second page table would be a stray file: not named like a Segment table, no event columns
+        f"{SEGMENT_WAREHOUSE_COMMON},name,url",
+    ],
+    # The upserted latest state of identifies: derived, not read.
+    "users.csv": ["id,email,received_at,uuid_ts", "U1,ada@example.com,2025-12-01 09:02:03.000000 UTC,"],
+}
+
+
+def write_segment_warehouse(landing: Path, as_parquet: bool = False) -> Path:
+    """The fixture tables as CSV files, or as Parquet with typed columns (timestamps, numbers) as BigQuery writes."""
+    landing.mkdir(parents=True)
+    for name, lines in SEGMENT_WAREHOUSE_TABLES.items():
+        (landing / name).write_text("\n".join(lines) + "\n")
+        if as_parquet:
+            path = landing / name
+            duckdb.sql(
+                f"COPY (SELECT * FROM read_csv('{path}', header=true)) TO '{path.with_suffix('.parquet')}' "
+                "(FORMAT parquet)"
+            )
+            path.unlink()
+    return landing
+
+
+@pytest.mark.parametrize("as_parquet", [False, True], ids=["csv", "parquet"])
+def test_segment_warehouse_tables_are_rebuilt_into_calls_and_read_by_the_segment_rules(conn, tmp_path, as_parquet):
+    landing = write_segment_warehouse(tmp_path / "warehouse", as_parquet)
+    assert detect_format(landing) == "segment"
+    report = ingest(conn, landing)
+    assert report.source_format == "segment"
+    ext = "parquet" if as_parquet else "csv"
+    # Every track call once: the event table's row (with properties); tracks only for Signed Up (no event table).
+    assert rows(
+        conn,
+        "SELECT event_id, customer_id, event_type, page_type, page_url, product_id, device, utm_source, origin_file "
+        "FROM raw.events ORDER BY event_id",
+    ) == [
+        ("p-1", "U1", "page", "Home", "https://shop.example/", None, None, "newsletter", f"pages.{ext}"),
+        (
+            "t-1",
+            "U1",
+            "Product Viewed",
+            None,
+            "https://shop.example/products/runner",
+            "SKU-RUNNER",
+            "mobile",
+            "newsletter",
+            f"product_viewed.{ext}",
+        ),
+        (
+            "t-2",
+            "U1",
+            "Order Completed",
+            None,
+            "https://shop.example/checkout",
+            "SKU-RUNNER",
+            None,
+            None,
+            f"order_completed.{ext}",
+        ),
+        ("t-3", "U1", "Order Refunded", None, None, None, None, None, f"order_refunded.{ext}"),
+        ("t-4", "U1", "Signed Up", None, None, None, None, None, f"tracks.{ext}"),
+    ]
+    assert rows(conn, "SELECT occurred_at::VARCHAR FROM raw.events WHERE event_id = 't-1'") == [
+        ("2025-12-01 09:01:00",)
+    ]
+    assert rows(
+        conn,
+        "SELECT order_id, customer_id, order_total, currency, discount_amount, discount_code, status, origin_file "
+        "FROM raw.orders ORDER BY order_id",
+    ) == [
+        ("O1", "U1", 100.0, "EUR", 5.0, "WINTER5", "completed", f"order_completed.{ext}"),
+        ("O1-R", "U1", -20.0, "EUR", None, None, "refunded", f"order_refunded.{ext}"),
+    ]
+    assert rows(
+        conn, "SELECT customer_id, email, first_name, last_name, postal_code, country, origin_file FROM raw.customers"
+    ) == [("U1", "ada@example.com", "Ada", "Lovelace", "75001", "FR", f"identifies.{ext}")]
+    # The tracks copies of event-table rows are not read (the events' notes count them); the alias is quarantined.
+    assert rows(conn, "SELECT source_file, source_row, reason FROM raw.quarantine") == [
+        (
+            f"aliases.{ext}",
+            1,
+            "unsupported_call_type: type='alias' carries no event, order or customer "
+            "(its previousId -> userId link is used for stitching)",
+        )
+    ]
+    [events_report] = [f for f in report.files if f.table_name == "events"]
+    assert any(note.startswith(f"tracks.{ext}: 3 rows not read: the same track calls") for note in events_report.notes)
+    assert_ingest_log_reconciles(conn)
+    assert rows(conn, LOG_SQL + f" WHERE source_file = 'tracks.{ext}'") == [(f"tracks.{ext}", "events", 1, 1, 0)]
+    assert not rows(conn, "SELECT * FROM raw.ingest_log WHERE source_file LIKE 'users%' OR source_file LIKE 'pages_2%'")
+
+
+def test_segment_warehouse_tables_exported_from_snowflake_with_upper_case_columns_are_read(conn, tmp_path):
+    landing = tmp_path / "snowflake"
+    landing.mkdir()
+    header, *lines = SEGMENT_WAREHOUSE_TABLES["order_completed.csv"]
+    (landing / "ORDER_COMPLETED.csv").write_text("\n".join([header.upper(), *lines]) + "\n")
+    ingest(conn, landing)
+    assert rows(conn, "SELECT order_id, customer_id, order_total FROM raw.orders") == [("O1", "U1", 100.0)]
+    assert_ingest_log_reconciles(conn)
+
+
+def test_a_demo_segment_export_in_the_warehouse_layout_gives_the_same_raw_tables_as_its_json_calls(tmp_path):
+    from demo_shop import generate_shop
+    from demo_shop.source_formats import write_source_format
+
+    generate_shop(tmp_path / "contract", tmp_path / "truth", n_customers=60, seed=7)
+    tables = {
+        "orders": "SELECT order_id, customer_id, ordered_at, order_total, currency, discount_code, status FROM raw.orders",
+        "customers": "SELECT customer_id, email, phone, first_name, last_name, postal_code, country FROM raw.customers",
+        "events": "SELECT event_id, customer_id, anonymous_id, occurred_at, event_type, page_type, product_id, device, "
+        "page_url FROM raw.events",
+    }
+    found = {}
+    for layout in ("segment", "segment_warehouse"):
+        write_source_format(tmp_path / "contract", tmp_path / layout, layout)
+        with duckdb.connect() as connection:
+            ingest(connection, tmp_path / layout)
+            assert_ingest_log_reconciles(connection)
+            found[layout] = {table: sorted(rows(connection, sql)) for table, sql in tables.items()}
+            found[layout]["quarantine"] = rows(
+                connection, "SELECT split_part(reason, ':', 1), count(*) FROM raw.quarantine GROUP BY 1 ORDER BY 1"
+            )
+    assert found["segment_warehouse"] == found["segment"]
+    assert len(found["segment"]["orders"]) > 60
