@@ -11,6 +11,28 @@ Scoring rules (why they are what they are):
 - Frequency uses fixed bins on `order_count` (1 -> 1, 2 -> 2, 3 -> 3, 4-5 -> 4, 6+ -> 5). In most shops
   60-80 % of customers have exactly one order, so frequency quintiles would split identical one-order
   customers into scores 1-4 by their `customer_id`: arbitrary and misleading.
+
+Naming rule (issue 13, why names have a recency floor and scores do not): the scores are relative by design, but a
+name is a promise a marketer acts on ("Lost" gets a win-back strategy and the win-back audience). On a shop 60
+days old the bottom recency quintile is a customer whose only order was 30-60 days ago, and quintiles alone named
+them "Lost". So a name may only say "lapsing" when the time since the last order means lapsing *for this shop*,
+measured in its repurchase cycle (`repurchase_cycle`: the median of the repeat customers' mean days between
+orders):
+- within one cycle of the last order a customer is named as if their recency score were at least 4 (not yet due:
+  New Customers, Promising, Potential Loyalists, Loyal Customers or Champions, never a mid or lapsed name);
+- within two cycles, at least 3 (may be "About to Sleep" / "Need Attention", never "At Risk", "Can't Lose Them",
+  "Hibernating" or "Lost");
+- beyond two cycles the quintile names it, as before. The floors only ever raise the score a name is read from,
+  and both are monotone in recency, so a more recent customer never gets a more lapsed name than an older one.
+`named_recency_score` is that score (= `recency_score` where no floor applied); `recency_score` stays the quintile.
+A shop younger than one CLV horizon (its orders span fewer days than `horizon_days`, the young shop of
+orchestration/defs/reporting.py) has not seen its customers' cycle yet: the gaps it observed are cut short by its
+history, so the horizon stands in for the cycle and nobody is named lapsing or about to sleep before one horizon of
+history. A shop with fewer than MIN_REPEAT_CUSTOMERS_FOR_CYCLE repeat customers has no median worth the name and
+uses the horizon too. (The young shop's own median gap would name customers lapsing too early: gaps longer than
+its history cannot be seen yet. The cost: the day a shop turns one horizon old, customers beyond two measured cycles
+take their quintile names at once.) On the demo and bench shops (median gap 54 days at 100 k: floors of 54 and 108 days, below the
+recency quintile boundaries of 83 and 199 days) no customer's name changes.
 """
 
 from __future__ import annotations
@@ -20,8 +42,22 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-RFM_OUTPUT_COLUMNS = ["customer_id", "recency_score", "frequency_score", "monetary_score", "rfm_segment"]
+RFM_OUTPUT_COLUMNS = [
+    "customer_id",
+    "recency_score",
+    "frequency_score",
+    "monetary_score",
+    "rfm_segment",
+    "named_recency_score",
+    "repurchase_cycle_days",
+]
 SCORE_LEVELS = 5
+
+# (repurchase cycles since the last order, lowest recency score a name may be read from within them), tightest
+# first: within one cycle a customer is not yet due (score 4+), within two not yet lapsing (score 3+).
+RECENCY_NAME_FLOORS: tuple[tuple[float, int], ...] = ((1.0, 4), (2.0, 3))
+# Below this many repeat customers the median gap is a handful of anecdotes; the CLV horizon stands in for it.
+MIN_REPEAT_CUSTOMERS_FOR_CYCLE = 30
 
 # Upper bound (inclusive) of order_count for frequency scores 1..4; anything above is 5.
 FREQUENCY_SCORE_UPPER_BOUNDS = (1, 2, 3, 5)
@@ -66,8 +102,51 @@ SEGMENT_RULES: tuple[SegmentRule, ...] = (
 SEGMENT_NAMES: tuple[str, ...] = tuple(dict.fromkeys(rule.segment for rule in SEGMENT_RULES))
 
 
-def score_rfm(features: pd.DataFrame) -> pd.DataFrame:
-    """One row per customer (input order kept): recency/frequency/monetary scores 1-5 and the named segment."""
+@dataclass(frozen=True)
+class RepurchaseCycle:
+    """The shop's repurchase cycle in days, the yardstick of the recency floors, and where it comes from."""
+
+    days: float
+    source: str
+
+
+def repurchase_cycle(features: pd.DataFrame, history_days: int, horizon_days: int) -> RepurchaseCycle:
+    """The median of the repeat customers' `mean_days_between_orders`; the CLV horizon for a shop younger than one
+    horizon (`history_days` < `horizon_days`: its gaps are cut short by its history) or with fewer than
+    MIN_REPEAT_CUSTOMERS_FOR_CYCLE repeat customers."""
+    if history_days < horizon_days:
+        return RepurchaseCycle(
+            float(horizon_days),
+            f"the CLV horizon of {horizon_days} days: a young shop ({history_days} days of orders) has not seen its "
+            "customers' cycle yet",
+        )
+    repeat = features.loc[features["order_count"].fillna(0) >= 2, "mean_days_between_orders"].dropna()
+    if len(repeat) < MIN_REPEAT_CUSTOMERS_FOR_CYCLE:
+        return RepurchaseCycle(
+            float(horizon_days),
+            f"the CLV horizon of {horizon_days} days: {len(repeat)} repeat customers (fewer than "
+            f"{MIN_REPEAT_CUSTOMERS_FOR_CYCLE}) give no median gap",
+        )
+    median = float(repeat.median())
+    return RepurchaseCycle(median, f"the median gap between orders of {len(repeat)} repeat customers")
+
+
+def named_recency_score(recency_score: np.ndarray, recency_days: np.ndarray, cycle_days: float) -> np.ndarray:
+    """The recency score a segment name is read from: `recency_score` raised by RECENCY_NAME_FLOORS for customers
+    whose last order is within one (two) repurchase cycles; a missing recency gets no floor."""
+    named = np.asarray(recency_score, dtype="int64").copy()
+    days = np.asarray(recency_days, dtype=float)
+    for cycles, lowest_score in RECENCY_NAME_FLOORS:
+        within = days <= cycles * cycle_days  # NaN compares False: no floor
+        named[within] = np.maximum(named[within], lowest_score)
+    return named
+
+
+def score_rfm(features: pd.DataFrame, cycle: RepurchaseCycle | None = None) -> pd.DataFrame:
+    """One row per customer (input order kept): recency/frequency/monetary scores 1-5 and the named segment.
+
+    With a `cycle` the name is read from `named_recency_score` (the recency floors, module docstring); without
+    one, from the quintile itself (named_recency_score = recency_score, repurchase_cycle_days NaN)."""
     if features.empty:
         return _empty_rfm_frame()
     features = features.reset_index(drop=True)  # positional identity, so a duplicated index cannot duplicate rows
@@ -87,8 +166,18 @@ def score_rfm(features: pd.DataFrame) -> pd.DataFrame:
         },
         index=ordered.index,
     )
+    scores["named_recency_score"] = (
+        scores["recency_score"].to_numpy()
+        if cycle is None
+        else named_recency_score(
+            scores["recency_score"].to_numpy(), ordered["recency_days"].astype(float).to_numpy(), cycle.days
+        )
+    )
+    scores["repurchase_cycle_days"] = np.nan if cycle is None else cycle.days
     scores["rfm_segment"] = assign_segments(
-        scores["recency_score"].to_numpy(), scores["frequency_score"].to_numpy(), scores["monetary_score"].to_numpy()
+        scores["named_recency_score"].to_numpy(),
+        scores["frequency_score"].to_numpy(),
+        scores["monetary_score"].to_numpy(),
     )
     return scores.loc[features.index, RFM_OUTPUT_COLUMNS].reset_index(drop=True)
 
@@ -150,5 +239,7 @@ def _empty_rfm_frame() -> pd.DataFrame:
             "frequency_score": pd.Series(dtype="int64"),
             "monetary_score": pd.Series(dtype="int64"),
             "rfm_segment": pd.Series(dtype="object"),
+            "named_recency_score": pd.Series(dtype="int64"),
+            "repurchase_cycle_days": pd.Series(dtype="float64"),
         }
     )

@@ -29,7 +29,7 @@ from ml.lookalike import (
     fit_lookalike,
     score_prospects,
 )
-from ml.rfm import score_rfm, segment_rule_table
+from ml.rfm import repurchase_cycle, score_rfm, segment_rule_table
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, SparkEngine, Warehouse
 from orchestration.lib import groups, spark_segments
 from orchestration.lib.cadence import cadence_line, decide_on_cadence
@@ -158,24 +158,32 @@ def pinned_clusters(conn: duckdb.DuckDBPyConnection) -> PinnedClusters | None:
     group_name=groups.SEGMENTS,
     kinds={"python", "duckdb"},
     op_tags=DUCKDB_TAG,
-    code_version="rfm-v1",
+    code_version="rfm-v2",  # v2: names read from named_recency_score (the shop's repurchase-cycle floors)
 )
-def rfm_segments(warehouse: Warehouse) -> dg.MaterializeResult:
+def rfm_segments(warehouse: Warehouse, settings: SegmintSettings) -> dg.MaterializeResult:
     """One row per customer: recency, frequency and monetary scores (1-5) and the named RFM segment."""
+    horizon_days = settings.load().horizon_days
     with warehouse.connect() as conn:
         features = read_table(
             conn,
             "marts.customer_features",
-            ["customer_id", "recency_days", "order_count", "total_revenue"],
+            ["customer_id", "recency_days", "order_count", "total_revenue", "tenure_days", "mean_days_between_orders"],
             order_by="customer_id",
         )
-        scores = score_rfm(features)
+        history_days = int(features["tenure_days"].max()) if len(features) else 0
+        cycle = repurchase_cycle(features, history_days, horizon_days)
+        scores = score_rfm(features, cycle)
         write_table(conn, "ml.rfm_segments", scores)
     sizes = scores["rfm_segment"].value_counts().rename_axis("rfm_segment").reset_index(name="customers")
+    floored = int((scores["named_recency_score"] != scores["recency_score"]).sum())
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": dg.MetadataValue.int(len(scores)),
             "segment_sizes": markdown_table(sizes),
+            "repurchase_cycle_days": dg.MetadataValue.float(round(cycle.days, 1)),
+            "repurchase_cycle": dg.MetadataValue.text(cycle.source),
+            # Customers whose name was read from a raised recency score (not named lapsing within the cycle floors).
+            "named_above_recency_quintile": dg.MetadataValue.int(floored),
             "rules": markdown_table(segment_rule_table(), max_rows=30),
         }
     )
