@@ -12,27 +12,28 @@ Scoring rules (why they are what they are):
   60-80 % of customers have exactly one order, so frequency quintiles would split identical one-order
   customers into scores 1-4 by their `customer_id`: arbitrary and misleading.
 
-Naming rule (issue 13, why names have a recency floor and scores do not): the scores are relative by design, but a
-name is a promise a marketer acts on ("Lost" gets a win-back strategy and the win-back audience). On a shop 60
-days old the bottom recency quintile is a customer whose only order was 30-60 days ago, and quintiles alone named
-them "Lost". So a name may only say "lapsing" when the time since the last order means lapsing *for this shop*,
-measured in its repurchase cycle (`repurchase_cycle`: the median of the repeat customers' mean days between
-orders):
-- within one cycle of the last order a customer is named as if their recency score were at least 4 (not yet due:
-  New Customers, Promising, Potential Loyalists, Loyal Customers or Champions, never a mid or lapsed name);
-- within two cycles, at least 3 (may be "About to Sleep" / "Need Attention", never "At Risk", "Can't Lose Them",
-  "Hibernating" or "Lost");
-- beyond two cycles the quintile names it, as before. The floors only ever raise the score a name is read from,
-  and both are monotone in recency, so a more recent customer never gets a more lapsed name than an older one.
-`named_recency_score` is that score (= `recency_score` where no floor applied); `recency_score` stays the quintile.
-A shop younger than one CLV horizon (its orders span fewer days than `horizon_days`, the young shop of
-orchestration/defs/reporting.py) has not seen its customers' cycle yet: the gaps it observed are cut short by its
-history, so the horizon stands in for the cycle and nobody is named lapsing or about to sleep before one horizon of
-history. A shop with fewer than MIN_REPEAT_CUSTOMERS_FOR_CYCLE repeat customers has no median worth the name and
-uses the horizon too. (The young shop's own median gap would name customers lapsing too early: gaps longer than
-its history cannot be seen yet. The cost: the day a shop turns one horizon old, customers beyond two measured cycles
-take their quintile names at once.) On the demo and bench shops (median gap 54 days at 100 k: floors of 54 and 108 days, below the
-recency quintile boundaries of 83 and 199 days) no customer's name changes.
+Naming rule (issue 13, why a young shop's names have a recency floor and scores do not): the scores are relative
+by design, but a name is a promise a marketer acts on ("Lost" gets a win-back strategy and the win-back audience).
+On a shop 60 days old the bottom recency quintile is a customer whose only order was 30-60 days ago, and quintiles
+alone named them "Lost". A shop younger than one CLV horizon (its orders span fewer days than `horizon_days`, the
+young shop of orchestration/defs/reporting.py) has not seen its customers' repurchase cycle yet, so the horizon
+stands in for it (`repurchase_cycle`): its names are read from the quintile raised by RECENCY_NAME_FLOORS, so a
+customer within one cycle of their last order is named as if their recency score were at least 4 (not yet due: New
+Customers, Promising, Potential Loyalists, Loyal Customers or Champions, never a mid or lapsed name). Every customer
+of a young shop ordered within its history, less than one horizon: nobody is named lapsing or due. (Its own median
+gap would name customers lapsing too early: gaps longer than its history cannot be seen yet.) The floor only ever
+raises the score a name is read from, and is monotone in recency, so a more recent customer never gets a more
+lapsed name than an older one.
+A shop at least one horizon old is named by its recency quintiles, as before issue 13 (`repurchase_cycle` is None):
+it has seen at least one horizon of its customers' orders. The first take floored it too, by the median of its
+repeat customers' mean gaps (and by two cycles, at least 3), and renamed no customer of the demo and bench shops,
+but broke the small irregular shop (300 customers buying at random over two years, median gap 113 days): 90
+customers 80-224 days since their last order were named from a raised score, "Can't Lose Them" fell from 73 to 29
+(to "Loyal Customers" 81 -> 117 and Champions 90 -> 106), though those beyond one cycle have missed an order; two
+actionable RFM segments were left and `make run` failed. The cost of the switch: the day a shop turns one horizon
+old, its customers take their quintile names at once (one burst of transitions in marts.segment_membership_history).
+`named_recency_score` is the score the name is read from (= `recency_score` where no floor applied);
+`recency_score` stays the quintile.
 """
 
 from __future__ import annotations
@@ -54,10 +55,9 @@ RFM_OUTPUT_COLUMNS = [
 SCORE_LEVELS = 5
 
 # (repurchase cycles since the last order, lowest recency score a name may be read from within them), tightest
-# first: within one cycle a customer is not yet due (score 4+), within two not yet lapsing (score 3+).
-RECENCY_NAME_FLOORS: tuple[tuple[float, int], ...] = ((1.0, 4), (2.0, 3))
-# Below this many repeat customers the median gap is a handful of anecdotes; the CLV horizon stands in for it.
-MIN_REPEAT_CUSTOMERS_FOR_CYCLE = 30
+# first: within one cycle a customer is not yet due (score 4+). A young shop's cycle is its horizon, longer than its
+# history, so a second floor (say "not lapsing within two cycles") could never bite: there is none.
+RECENCY_NAME_FLOORS: tuple[tuple[float, int], ...] = ((1.0, 4),)
 
 # Upper bound (inclusive) of order_count for frequency scores 1..4; anything above is 5.
 FREQUENCY_SCORE_UPPER_BOUNDS = (1, 2, 3, 5)
@@ -104,36 +104,27 @@ SEGMENT_NAMES: tuple[str, ...] = tuple(dict.fromkeys(rule.segment for rule in SE
 
 @dataclass(frozen=True)
 class RepurchaseCycle:
-    """The shop's repurchase cycle in days, the yardstick of the recency floors, and where it comes from."""
+    """The repurchase cycle in days a young shop's names assume (the yardstick of the recency floors), and why."""
 
     days: float
     source: str
 
 
-def repurchase_cycle(features: pd.DataFrame, history_days: int, horizon_days: int) -> RepurchaseCycle:
-    """The median of the repeat customers' `mean_days_between_orders`; the CLV horizon for a shop younger than one
-    horizon (`history_days` < `horizon_days`: its gaps are cut short by its history) or with fewer than
-    MIN_REPEAT_CUSTOMERS_FOR_CYCLE repeat customers."""
-    if history_days < horizon_days:
-        return RepurchaseCycle(
-            float(horizon_days),
-            f"the CLV horizon of {horizon_days} days: a young shop ({history_days} days of orders) has not seen its "
-            "customers' cycle yet",
-        )
-    repeat = features.loc[features["order_count"].fillna(0) >= 2, "mean_days_between_orders"].dropna()
-    if len(repeat) < MIN_REPEAT_CUSTOMERS_FOR_CYCLE:
-        return RepurchaseCycle(
-            float(horizon_days),
-            f"the CLV horizon of {horizon_days} days: {len(repeat)} repeat customers (fewer than "
-            f"{MIN_REPEAT_CUSTOMERS_FOR_CYCLE}) give no median gap",
-        )
-    median = float(repeat.median())
-    return RepurchaseCycle(median, f"the median gap between orders of {len(repeat)} repeat customers")
+def repurchase_cycle(history_days: int, horizon_days: int) -> RepurchaseCycle | None:
+    """The cycle a young shop's names assume: its CLV horizon when its orders span fewer days than one horizon
+    (`history_days` < `horizon_days`); None for an older shop, which is named by its recency quintiles."""
+    if history_days >= horizon_days:
+        return None
+    return RepurchaseCycle(
+        float(horizon_days),
+        f"the CLV horizon of {horizon_days} days: a young shop ({history_days} days of orders) has not seen its "
+        "customers' cycle yet",
+    )
 
 
 def named_recency_score(recency_score: np.ndarray, recency_days: np.ndarray, cycle_days: float) -> np.ndarray:
     """The recency score a segment name is read from: `recency_score` raised by RECENCY_NAME_FLOORS for customers
-    whose last order is within one (two) repurchase cycles; a missing recency gets no floor."""
+    whose last order is within that many repurchase cycles; a missing recency gets no floor."""
     named = np.asarray(recency_score, dtype="int64").copy()
     days = np.asarray(recency_days, dtype=float)
     for cycles, lowest_score in RECENCY_NAME_FLOORS:

@@ -1,5 +1,5 @@
-"""ml/rfm_segments against a tmp DuckDB: the asset measures the shop's repurchase cycle (the CLV horizon for a young
-shop) and names from it, and says which in its metadata (issue 13)."""
+"""ml/rfm_segments against a tmp DuckDB: a young shop's names read the recency floor of its CLV horizon, an older
+shop's are its quintiles', and the metadata says which (issue 13)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ def _features(path, history_days: int, customers: int = 200, seed: int = 5) -> N
         "customer_id": [f"c{i:04d}" for i in range(customers)], "recency_days": recency, "order_count": orders,
         "total_revenue": rng.gamma(2.0, 40.0, size=customers).round(2),
         "tenure_days": np.minimum(recency + rng.integers(0, history_days, size=customers), history_days),
-        "mean_days_between_orders": np.where(orders >= 2, rng.integers(5, 20, size=customers), np.nan),
     })  # fmt: skip
     with duckdb.connect(str(path)) as conn:
         conn.execute("create schema if not exists marts")
@@ -52,12 +51,14 @@ def test_a_60_day_shop_names_nobody_lapsed_and_its_metadata_says_the_horizon_sto
     assert metadata["named_above_recency_quintile"].value > 0
 
 
-def test_a_three_year_shop_is_named_by_its_quintiles_beyond_two_measured_cycles(tmp_path, monkeypatch):
+def test_a_three_year_shop_is_named_by_its_quintiles_and_its_metadata_says_so(tmp_path, monkeypatch):
     monkeypatch.setenv("SEGMINT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("SEGMINT_CLV_HORIZON_DAYS", "365")
     path = tmp_path / "warehouse.duckdb"
     _features(path, history_days=1095)
     table, metadata = _materialize(path, tmp_path)
-    assert "repeat customers" in metadata["repurchase_cycle"].value and metadata["repurchase_cycle_days"].value < 20
+    assert "recency quintiles" in metadata["repurchase_cycle"].value and "repurchase_cycle_days" not in metadata
     assert metadata["named_above_recency_quintile"].value == 0
+    assert (table["named_recency_score"] == table["recency_score"]).all()
+    assert table["repurchase_cycle_days"].isna().all()
     assert table["rfm_segment"].isin(LAPSED_NAMES).sum() > 0
