@@ -1,8 +1,9 @@
 """Why each customer is in each of their segments: the texts behind marts.customer_explanations.
 
 The view marts.customer_explanations has three rows per customer of marts.customer_features (`segment_kind`):
-- `rfm`: the rule of ml.rfm.SEGMENT_RULES that matched (the first one, as assign_segments applies them), its score
-  ranges and meaning, and the customer's three scores with the values they come from;
+- `rfm`: the rule of ml.rfm.SEGMENT_RULES that matched (the first one, as assign_segments applies them, on the
+  named recency score: the quintile, raised by a young shop's repurchase-cycle floor, and the sentence says so when it
+  was), its score ranges and meaning, and the customer's three scores with the values they come from;
 - `behavioral`: the customer's cluster and its most distinguishing attributes against the whole base (ml.cluster_profiles:
   standardized mean difference, largest |z| first, at least MIN_ABS_Z), each with the customer's own value;
 - `predicted_value`: predicted CLV and purchase propensity, the champion model, and the top drivers of this

@@ -11,6 +11,29 @@ Scoring rules (why they are what they are):
 - Frequency uses fixed bins on `order_count` (1 -> 1, 2 -> 2, 3 -> 3, 4-5 -> 4, 6+ -> 5). In most shops
   60-80 % of customers have exactly one order, so frequency quintiles would split identical one-order
   customers into scores 1-4 by their `customer_id`: arbitrary and misleading.
+
+Naming rule (issue 13, why a young shop's names have a recency floor and scores do not): the scores are relative
+by design, but a name is a promise a marketer acts on ("Lost" gets a win-back strategy and the win-back audience).
+On a shop 60 days old the bottom recency quintile is a customer whose only order was 30-60 days ago, and quintiles
+alone named them "Lost". A shop younger than one CLV horizon (its orders span fewer days than `horizon_days`, the
+young shop of orchestration/defs/reporting.py) has not seen its customers' repurchase cycle yet, so the horizon
+stands in for it (`repurchase_cycle`): its names are read from the quintile raised by RECENCY_NAME_FLOORS, so a
+customer within one cycle of their last order is named as if their recency score were at least 4 (not yet due: New
+Customers, Promising, Potential Loyalists, Loyal Customers or Champions, never a mid or lapsed name). Every customer
+of a young shop ordered within its history, less than one horizon: nobody is named lapsing or due. (Its own median
+gap would name customers lapsing too early: gaps longer than its history cannot be seen yet.) The floor only ever
+raises the score a name is read from, and is monotone in recency, so a more recent customer never gets a more
+lapsed name than an older one.
+A shop at least one horizon old is named by its recency quintiles, as before issue 13 (`repurchase_cycle` is None):
+it has seen at least one horizon of its customers' orders. The first take floored it too, by the median of its
+repeat customers' mean gaps (and by two cycles, at least 3), and renamed no customer of the demo and bench shops,
+but broke the small irregular shop (300 customers buying at random over two years, median gap 113 days): 90
+customers 80-224 days since their last order were named from a raised score, "Can't Lose Them" fell from 73 to 29
+(to "Loyal Customers" 81 -> 117 and Champions 90 -> 106), though those beyond one cycle have missed an order; two
+actionable RFM segments were left and `make run` failed. The cost of the switch: the day a shop turns one horizon
+old, its customers take their quintile names at once (one burst of transitions in marts.segment_membership_history).
+`named_recency_score` is the score the name is read from (= `recency_score` where no floor applied);
+`recency_score` stays the quintile.
 """
 
 from __future__ import annotations
@@ -20,8 +43,21 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-RFM_OUTPUT_COLUMNS = ["customer_id", "recency_score", "frequency_score", "monetary_score", "rfm_segment"]
+RFM_OUTPUT_COLUMNS = [
+    "customer_id",
+    "recency_score",
+    "frequency_score",
+    "monetary_score",
+    "rfm_segment",
+    "named_recency_score",
+    "repurchase_cycle_days",
+]
 SCORE_LEVELS = 5
+
+# (repurchase cycles since the last order, lowest recency score a name may be read from within them), tightest
+# first: within one cycle a customer is not yet due (score 4+). A young shop's cycle is its horizon, longer than its
+# history, so a second floor (say "not lapsing within two cycles") could never bite: there is none.
+RECENCY_NAME_FLOORS: tuple[tuple[float, int], ...] = ((1.0, 4),)
 
 # Upper bound (inclusive) of order_count for frequency scores 1..4; anything above is 5.
 FREQUENCY_SCORE_UPPER_BOUNDS = (1, 2, 3, 5)
@@ -66,8 +102,42 @@ SEGMENT_RULES: tuple[SegmentRule, ...] = (
 SEGMENT_NAMES: tuple[str, ...] = tuple(dict.fromkeys(rule.segment for rule in SEGMENT_RULES))
 
 
-def score_rfm(features: pd.DataFrame) -> pd.DataFrame:
-    """One row per customer (input order kept): recency/frequency/monetary scores 1-5 and the named segment."""
+@dataclass(frozen=True)
+class RepurchaseCycle:
+    """The repurchase cycle in days a young shop's names assume (the yardstick of the recency floors), and why."""
+
+    days: float
+    source: str
+
+
+def repurchase_cycle(history_days: int, horizon_days: int) -> RepurchaseCycle | None:
+    """The cycle a young shop's names assume: its CLV horizon when its orders span fewer days than one horizon
+    (`history_days` < `horizon_days`); None for an older shop, which is named by its recency quintiles."""
+    if history_days >= horizon_days:
+        return None
+    return RepurchaseCycle(
+        float(horizon_days),
+        f"the CLV horizon of {horizon_days} days: a young shop ({history_days} days of orders) has not seen its "
+        "customers' cycle yet",
+    )
+
+
+def named_recency_score(recency_score: np.ndarray, recency_days: np.ndarray, cycle_days: float) -> np.ndarray:
+    """The recency score a segment name is read from: `recency_score` raised by RECENCY_NAME_FLOORS for customers
+    whose last order is within that many repurchase cycles; a missing recency gets no floor."""
+    named = np.asarray(recency_score, dtype="int64").copy()
+    days = np.asarray(recency_days, dtype=float)
+    for cycles, lowest_score in RECENCY_NAME_FLOORS:
+        within = days <= cycles * cycle_days  # NaN compares False: no floor
+        named[within] = np.maximum(named[within], lowest_score)
+    return named
+
+
+def score_rfm(features: pd.DataFrame, cycle: RepurchaseCycle | None = None) -> pd.DataFrame:
+    """One row per customer (input order kept): recency/frequency/monetary scores 1-5 and the named segment.
+
+    With a `cycle` the name is read from `named_recency_score` (the recency floors, module docstring); without
+    one, from the quintile itself (named_recency_score = recency_score, repurchase_cycle_days NaN)."""
     if features.empty:
         return _empty_rfm_frame()
     features = features.reset_index(drop=True)  # positional identity, so a duplicated index cannot duplicate rows
@@ -87,8 +157,18 @@ def score_rfm(features: pd.DataFrame) -> pd.DataFrame:
         },
         index=ordered.index,
     )
+    scores["named_recency_score"] = (
+        scores["recency_score"].to_numpy()
+        if cycle is None
+        else named_recency_score(
+            scores["recency_score"].to_numpy(), ordered["recency_days"].astype(float).to_numpy(), cycle.days
+        )
+    )
+    scores["repurchase_cycle_days"] = np.nan if cycle is None else cycle.days
     scores["rfm_segment"] = assign_segments(
-        scores["recency_score"].to_numpy(), scores["frequency_score"].to_numpy(), scores["monetary_score"].to_numpy()
+        scores["named_recency_score"].to_numpy(),
+        scores["frequency_score"].to_numpy(),
+        scores["monetary_score"].to_numpy(),
     )
     return scores.loc[features.index, RFM_OUTPUT_COLUMNS].reset_index(drop=True)
 
@@ -150,5 +230,7 @@ def _empty_rfm_frame() -> pd.DataFrame:
             "frequency_score": pd.Series(dtype="int64"),
             "monetary_score": pd.Series(dtype="int64"),
             "rfm_segment": pd.Series(dtype="object"),
+            "named_recency_score": pd.Series(dtype="int64"),
+            "repurchase_cycle_days": pd.Series(dtype="float64"),
         }
     )

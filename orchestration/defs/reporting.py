@@ -40,7 +40,8 @@ MIN_ACTIONABLE_SEGMENTS = 3
 # A young shop's best kind needs this many times MIN_ACTIONABLE_SEGMENTS x min_customers customers before too few
 # actionable segments is a failure (out_of_reach_reason).
 YOUNG_SHOP_HEADROOM = 2
-SEGMENT_KINDS = {"RFM segments": "rfm_segment", "Behavioural segments": "behavioral_segment"}
+RFM_KIND = "RFM segments"
+SEGMENT_KINDS = {RFM_KIND: "rfm_segment", "Behavioural segments": "behavioral_segment"}
 
 
 def _cards_frame(cards_by_kind: dict) -> pd.DataFrame:
@@ -142,7 +143,9 @@ def report_currency(conn) -> str:
     return currency_label(code)
 
 
-def out_of_reach_reason(cards: pd.DataFrame, min_customers: int, history_days: int, horizon_days: int) -> str:
+def out_of_reach_reason(
+    cards: pd.DataFrame, min_customers: int, history_days: int, horizon_days: int, repeat_buyers: int | None = None
+) -> str:
     """Why this shop's data cannot be expected to give MIN_ACTIONABLE_SEGMENTS actionable segments of one kind ('' when
     it can: then too few is a regression and fails at ERROR).
 
@@ -152,7 +155,12 @@ def out_of_reach_reason(cards: pd.DataFrame, min_customers: int, history_days: i
     - fewer than YOUNG_SHOP_HEADROOM times that in a young shop (orders over less than one CLV horizon): its segments
       slice one cohort of new customers unevenly, so three at the bar would have to be most of its customers (issue
       13: 152 customers over 60 days split into behavioural segments of 83, 46 and 23, RFM ones of at most 24; of
-      247, only 43 had had time to order twice, the repeat buyers' cluster of 41 was below the bar).
+      247, only 43 had had time to order twice, the repeat buyers' cluster of 41 was below the bar); or
+    - in a young shop with fewer than min_customers `repeat_buyers`, for the RFM kind: ml/rfm.py names nobody lapsing
+      or due before one horizon of history, so its one-order customers are only "New Customers" or "Promising" and a
+      third RFM segment needs min_customers repeat buyers; the other kinds are then judged by the rules above (a
+      60-day orders-only shop of 430 customers, 35 of them repeat buyers: RFM segments of 317 and 78, behavioural
+      113 and 77; `make run` exited 1 once its RFM names stopped calling 30-day customers "Lost").
     """
     with_strategy = cards.loc[cards["strategy_source"] == STRATEGY_FROM_PLAYBOOK]
     customers = int(with_strategy.groupby("segment_kind")["size"].sum().max()) if len(with_strategy) else 0
@@ -163,11 +171,23 @@ def out_of_reach_reason(cards: pd.DataFrame, min_customers: int, history_days: i
             f"the shop has {in_segments}, fewer than {MIN_ACTIONABLE_SEGMENTS} segments x {min_customers} "
             "(playbook actionability.min_customers)"
         )
+    young = f"a young shop ({history_days} days of orders, less than one CLV horizon of {horizon_days})"
     if history_days < horizon_days and customers < YOUNG_SHOP_HEADROOM * bar:
         return (
-            f"a young shop ({history_days} days of orders, less than one CLV horizon of {horizon_days}) with "
-            f"{in_segments}, fewer than {YOUNG_SHOP_HEADROOM} x {MIN_ACTIONABLE_SEGMENTS} segments x {min_customers}"
+            f"{young} with {in_segments}, fewer than {YOUNG_SHOP_HEADROOM} x {MIN_ACTIONABLE_SEGMENTS} segments x "
+            f"{min_customers}"
         )
+    if history_days < horizon_days and repeat_buyers is not None and repeat_buyers < min_customers:
+        other_kinds = with_strategy.loc[with_strategy["segment_kind"] != RFM_KIND]
+        others = int(other_kinds.groupby("segment_kind")["size"].sum().max()) if len(other_kinds) else 0
+        if others < YOUNG_SHOP_HEADROOM * bar:
+            return (
+                f"{young}: its RFM names split one-order customers into New Customers and Promising only (nobody is "
+                f"named lapsing before one horizon) and its {repeat_buyers} repeat buyers are fewer than "
+                f"{min_customers} for a third; the other kinds have at most {others} customers in segments with a "
+                f"playbook strategy, fewer than {YOUNG_SHOP_HEADROOM} x {MIN_ACTIONABLE_SEGMENTS} segments x "
+                f"{min_customers}"
+            )
     return ""
 
 
@@ -182,7 +202,9 @@ def check_enough_actionable_segments(warehouse: Warehouse, settings: SegmintSett
     WARN that says why when it cannot (out_of_reach_reason: too few customers, or a young shop's)."""
     with warehouse.connect() as conn:
         cards = read_table(conn, CARDS_TABLE)
-        [(history_days,)] = conn.execute("select coalesce(max(tenure_days), 0) from marts.customer_features").fetchall()
+        [(history_days, repeat_buyers)] = conn.execute(
+            "select coalesce(max(tenure_days), 0), count_if(order_count >= 2) from marts.customer_features"
+        ).fetchall()
     per_kind = cards.groupby("segment_kind")["is_actionable"].sum().astype(int).to_dict()
     best = max(per_kind.values(), default=0)
     passed = best >= MIN_ACTIONABLE_SEGMENTS
@@ -190,7 +212,11 @@ def check_enough_actionable_segments(warehouse: Warehouse, settings: SegmintSett
     # On failure the line names what to fix: the segments held back and why (too small, no playbook strategy).
     why_not = "; ".join(f"{row.name}: {row.actionability_reason}" for row in not_actionable.head(3).itertuples())
     out_of_reach = out_of_reach_reason(
-        cards, min_customers_per_segment(load_playbook(PLAYBOOK)), int(history_days), settings.load().horizon_days
+        cards,
+        min_customers_per_segment(load_playbook(PLAYBOOK)),
+        int(history_days),
+        settings.load().horizon_days,
+        int(repeat_buyers),
     )
     return dg.AssetCheckResult(
         passed=passed,

@@ -29,7 +29,7 @@ from ml.lookalike import (
     fit_lookalike,
     score_prospects,
 )
-from ml.rfm import score_rfm, segment_rule_table
+from ml.rfm import repurchase_cycle, score_rfm, segment_rule_table
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, SparkEngine, Warehouse
 from orchestration.lib import groups, spark_segments
 from orchestration.lib.cadence import cadence_line, decide_on_cadence
@@ -158,24 +158,44 @@ def pinned_clusters(conn: duckdb.DuckDBPyConnection) -> PinnedClusters | None:
     group_name=groups.SEGMENTS,
     kinds={"python", "duckdb"},
     op_tags=DUCKDB_TAG,
-    code_version="rfm-v1",
+    code_version="rfm-v3",  # v3: only a young shop's names read the recency floor (named_recency_score)
 )
-def rfm_segments(warehouse: Warehouse) -> dg.MaterializeResult:
+def rfm_segments(warehouse: Warehouse, settings: SegmintSettings) -> dg.MaterializeResult:
     """One row per customer: recency, frequency and monetary scores (1-5) and the named RFM segment."""
+    horizon_days = settings.load().horizon_days
     with warehouse.connect() as conn:
         features = read_table(
             conn,
             "marts.customer_features",
-            ["customer_id", "recency_days", "order_count", "total_revenue"],
+            ["customer_id", "recency_days", "order_count", "total_revenue", "tenure_days"],
             order_by="customer_id",
         )
-        scores = score_rfm(features)
+        history_days = int(features["tenure_days"].max()) if len(features) else 0
+        cycle = repurchase_cycle(history_days, horizon_days)
+        scores = score_rfm(features, cycle)
         write_table(conn, "ml.rfm_segments", scores)
     sizes = scores["rfm_segment"].value_counts().rename_axis("rfm_segment").reset_index(name="customers")
+    floored = int((scores["named_recency_score"] != scores["recency_score"]).sum())
+    cycle_metadata = (
+        {
+            "repurchase_cycle_days": dg.MetadataValue.float(cycle.days),
+            "repurchase_cycle": dg.MetadataValue.text(cycle.source),
+        }
+        if cycle
+        else {
+            "repurchase_cycle": dg.MetadataValue.text(
+                f"none: {history_days} days of orders, at least one CLV horizon of {horizon_days}: named by the "
+                "recency quintiles"
+            )
+        }
+    )
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": dg.MetadataValue.int(len(scores)),
             "segment_sizes": markdown_table(sizes),
+            **cycle_metadata,
+            # Customers whose name was read from a raised recency score (a young shop's, not named lapsing).
+            "named_above_recency_quintile": dg.MetadataValue.int(floored),
             "rules": markdown_table(segment_rule_table(), max_rows=30),
         }
     )

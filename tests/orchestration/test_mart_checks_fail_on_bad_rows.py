@@ -31,20 +31,28 @@ def _warehouse(tmp_path, table: str, frame: pd.DataFrame) -> Warehouse:
     return Warehouse(path=str(path))
 
 
-def _cards_warehouse(tmp_path, cards: pd.DataFrame, history_days: int) -> Warehouse:
-    """The cards next to a customer_features whose oldest customer's tenure is `history_days`."""
+def _cards_warehouse(tmp_path, cards: pd.DataFrame, history_days: int, repeat_buyers: int = 100) -> Warehouse:
+    """The cards next to a customer_features whose oldest customer's tenure is `history_days`, with `repeat_buyers`
+    customers of two orders."""
     warehouse = _warehouse(tmp_path, CARDS_TABLE, cards)
+    features = pd.DataFrame(
+        {
+            "customer_id": [f"c{i}" for i in range(repeat_buyers + 1)],
+            "tenure_days": history_days,
+            "order_count": [1] + [2] * repeat_buyers,
+        }
+    )
     with duckdb.connect(warehouse.path) as conn:
-        write_table(
-            conn, "marts.customer_features", pd.DataFrame({"customer_id": ["c1"], "tenure_days": [history_days]})
-        )
+        write_table(conn, "marts.customer_features", features)
     return warehouse
 
 
-def _check_cards(tmp_path, cards: pd.DataFrame, history_days: int = 1000, horizon_days: int = 365):
+def _check_cards(
+    tmp_path, cards: pd.DataFrame, history_days: int = 1000, horizon_days: int = 365, repeat_buyers: int = 100
+):
     settings = SegmintSettings(horizon_days=horizon_days)
     return check_enough_actionable_segments(
-        warehouse=_cards_warehouse(tmp_path, cards, history_days), settings=settings
+        warehouse=_cards_warehouse(tmp_path, cards, history_days, repeat_buyers), settings=settings
     )
 
 
@@ -158,6 +166,40 @@ def test_the_same_cards_fail_at_error_once_the_shop_is_older_than_one_horizon(tm
     result = _check_cards(tmp_path, _young_shop_cards([83, 46, 23]), history_days=400, horizon_days=365)
     assert not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
     assert "a warning only" not in result.description
+
+
+def _young_orders_only_cards() -> pd.DataFrame:
+    """A 60-day orders-only shop of 430 customers, 35 of them repeat buyers, after ml/rfm.py stopped naming its 30-day
+    customers lapsing: RFM segments of 317 and 78 (+ 33 and 2 repeat buyers), behavioural 113 and 77 (+ 35)."""
+    rows = [("RFM segments", "Promising", 317), ("RFM segments", "New Customers", 78)]
+    rows += [("RFM segments", "Potential Loyalists", 33), ("RFM segments", "Loyal Customers", 2)]
+    rows += [("Behavioural segments", "Deal-driven buyers", 113), ("Behavioural segments", "Recent first-timers", 77)]
+    rows += [("Behavioural segments", "Frequent high spenders", 35)]
+    return pd.DataFrame(
+        {
+            "segment_kind": [kind for kind, _, _ in rows],
+            "name": [name for _, name, _ in rows],
+            "size": [size for _, _, size in rows],
+            "is_actionable": [size >= 50 for _, _, size in rows],
+            "actionability_reason": ["" if size >= 50 else "fewer than 50 customers" for _, _, size in rows],
+            "strategy_source": "playbook",
+        }
+    )
+
+
+def test_a_young_shop_whose_rfm_names_cannot_split_its_first_time_buyers_further_gets_a_warning(tmp_path):
+    # Regression (issue 13): 430 customers in RFM strategy segments, above twice the bar, but a young shop's one-order
+    # customers are only New Customers or Promising and 35 repeat buyers cannot make a third: `make run` exited 1.
+    result = _check_cards(tmp_path, _young_orders_only_cards(), history_days=60, horizon_days=365, repeat_buyers=35)
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.WARN
+    assert "and its 35 repeat buyers are fewer than 50 for a third; the other kinds have at most 225" in (
+        result.description
+    )
+
+
+def test_the_same_young_shop_with_enough_repeat_buyers_for_a_third_rfm_segment_fails_at_error(tmp_path):
+    result = _check_cards(tmp_path, _young_orders_only_cards(), history_days=60, horizon_days=365, repeat_buyers=50)
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
 
 
 def test_a_young_shop_with_customers_enough_for_twice_the_bar_still_fails_at_error(tmp_path):

@@ -63,12 +63,22 @@ def rule_priorities(recency: np.ndarray, frequency: np.ndarray, monetary: np.nda
     return priority
 
 
+def _named_clause(row: Any) -> str:
+    """Why the name reads a higher recency score than the quintile (ml/rfm.py's repurchase-cycle floors), or ''."""
+    if row.named_recency_score <= row.recency_score:
+        return ""
+    return (
+        f", named as recency score {row.named_recency_score} (the last order is too recent to name lapsing in a shop "
+        f"whose repurchase cycle is {_number(row.repurchase_cycle_days)} days)"
+    )
+
+
 def _rfm_row(row: Any, priority: int) -> dict[str, Any]:
     rule = SEGMENT_RULES[priority - 1]
     sentence = (
         f"{row.rfm_segment}: recency score {row.recency_score} (last order {_number(row.recency_days)} days before "
         f"the as-of date), frequency score {row.frequency_score} ({_number(row.order_count)} order{'' if row.order_count == 1 else 's'}), monetary "
-        f"score {row.monetary_score} ({_number(row.total_revenue)} net revenue). It matched rule {priority} of "
+        f"score {row.monetary_score} ({_number(row.total_revenue)} net revenue){_named_clause(row)}. It matched rule {priority} of "
         f"{len(SEGMENT_RULES)} (recency {_range(rule.recency)}, frequency {_range(rule.frequency)}, monetary "
         f"{_range(rule.monetary)}; the first matching rule wins): {rule.meaning}."
     )
@@ -77,9 +87,10 @@ def _rfm_row(row: Any, priority: int) -> dict[str, Any]:
         "rule": {"recency_score": _range(rule.recency), "frequency_score": _range(rule.frequency),
                  "monetary_score": _range(rule.monetary), "meaning": rule.meaning},
         "scores": {"recency_score": int(row.recency_score), "frequency_score": int(row.frequency_score),
-                   "monetary_score": int(row.monetary_score)},
+                   "monetary_score": int(row.monetary_score), "named_recency_score": int(row.named_recency_score)},
         "values": {"recency_days": _json_number(row.recency_days), "order_count": _json_number(row.order_count),
-                   "total_revenue": _json_number(row.total_revenue)},
+                   "total_revenue": _json_number(row.total_revenue),
+                   "repurchase_cycle_days": _json_number(row.repurchase_cycle_days)},
     }  # fmt: skip
     return {"segment_kind": "rfm", "segment": row.rfm_segment, "explanation": sentence, "evidence": evidence}
 
@@ -221,13 +232,18 @@ def explain_customers(
         behavioral[["customer_id", "cluster_id"]], on="customer_id", how="left", validate="one_to_one"
     )
     base = base.sort_values("customer_id", kind="stable")
+    if "named_recency_score" not in base.columns:  # scores named from the quintiles alone (no repurchase cycle)
+        base = base.assign(named_recency_score=base["recency_score"], repurchase_cycle_days=np.nan)
     highlights = cluster_highlights(profiles)
     named = {a["feature"] for attributes in highlights.values() for a in attributes}
     named |= {d["feature"] for text in base["top_drivers"] for d in _drivers(text)}
     feature_columns = [column for column in sorted(named) if column in features.columns]
     own_values = features.set_index("customer_id")[feature_columns].to_dict("index") if feature_columns else {}
     priorities = rule_priorities(
-        *(base[column].to_numpy(dtype="int64") for column in ("recency_score", "frequency_score", "monetary_score"))
+        *(
+            base[column].to_numpy(dtype="int64")
+            for column in ("named_recency_score", "frequency_score", "monetary_score")
+        )
     )
     rows = []
     for row, priority in zip(base.itertuples(index=False), priorities, strict=True):

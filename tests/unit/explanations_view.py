@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from ml.explanations import EXPLANATION_COLUMNS, cluster_texts, model_texts, rfm_rule_texts
@@ -71,8 +72,12 @@ def write_inputs(
         .where(table[["customer_id", *FEATURE_TYPES]].notna(), None)
     )
     _frame(conn, "marts.customer_features", table, FEATURE_TYPES)
+    if "named_recency_score" not in scores.columns:  # scores named from the quintiles alone (no repurchase cycle)
+        scores = scores.assign(named_recency_score=scores["recency_score"], repurchase_cycle_days=np.nan)
     _frame(conn, "ml.rfm_segments", scores[["customer_id", "recency_score", "frequency_score", "monetary_score",
-                                            "rfm_segment"]], {s: "integer" for s in ("recency_score", "frequency_score", "monetary_score")})  # fmt: skip
+                                            "rfm_segment", "named_recency_score", "repurchase_cycle_days"]],
+           {s: "integer" for s in ("recency_score", "frequency_score", "monetary_score", "named_recency_score")}
+           | {"repurchase_cycle_days": "double"})  # fmt: skip
     # A scored customer missing from `behavioral` was not clustered: its segment without a cluster_id.
     clustered = scores[["customer_id", "behavioral_segment"]].merge(
         behavioral[["customer_id", "cluster_id"]], on="customer_id", how="left"
@@ -130,6 +135,7 @@ def explain_in_sql(
 REFERENCE_INPUT_SQL = """
     select
         features.customer_id, rfm.recency_score, rfm.frequency_score, rfm.monetary_score, rfm.rfm_segment,
+        rfm.named_recency_score, rfm.repurchase_cycle_days,
         behaviour.behavioral_segment, features.recency_days, features.order_count, features.total_revenue,
         predictions.predicted_clv, predictions.purchase_propensity, predictions.clv_model, predictions.top_drivers
     from marts.customer_features as features

@@ -77,7 +77,25 @@ def test_the_rfm_reason_names_the_first_rule_that_matched_and_the_customers_scor
         "recency_score": 5,
         "frequency_score": 5,
         "monetary_score": 5,
+        "named_recency_score": 5,
     }
+
+
+def test_a_name_read_from_a_raised_recency_score_says_so_and_matches_that_scores_rule():
+    # A young shop's customer (ml/rfm.py floors): quintile 1, but within one repurchase cycle, so named as 4.
+    young = scores(
+        recency_score=[5, 1, 3], named_recency_score=[5, 4, 3], repurchase_cycle_days=[365.0] * 3,
+        rfm_segment=["Champions", "Promising", "About to Sleep"], recency_days=[3.0, 30.0, 200.0],
+    )  # fmt: skip
+    row = by(explain_customers(young, BEHAVIORAL, PROFILES, FEATURES, horizon_days=365), "c1", "rfm")
+    assert row["explanation"].startswith(
+        "Promising: recency score 1 (last order 30 days before the as-of date), frequency score 1 (1 order), monetary "
+        "score 2 (20 net revenue), named as recency score 4 (the last order is too recent to name lapsing in a shop "
+        "whose repurchase cycle is 365 days). It matched rule 5 of"
+    )
+    evidence = json.loads(row["evidence"])
+    assert evidence["rule"]["meaning"] == "one fairly recent order"
+    assert evidence["scores"]["named_recency_score"] == 4 and evidence["values"]["repurchase_cycle_days"] == 365
 
 
 def test_the_matched_rule_is_always_the_one_assign_segments_applied():

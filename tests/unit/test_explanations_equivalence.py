@@ -82,11 +82,16 @@ def varied_inputs(n: int, seed: int = 7) -> tuple[pd.DataFrame, pd.DataFrame, pd
     clv_model = models[rng.choice(len(models), size=n, p=[0.7, 0.1, 0.1, 0.05, 0.05])].astype(object)
     clv_model[::47] = None  # no prediction for this customer
     segments = [rule.segment for rule in SEGMENT_RULES]
+    # Names read a recency score raised by the repurchase-cycle floors (ml/rfm.py) for about a third of customers.
+    named_recency_score = np.where(rng.random(n) < 0.3, np.maximum(recency_score, rng.integers(3, 5, size=n)),
+                                   recency_score)  # fmt: skip
+    repurchase_cycle_days = rng.choice([54.0, 96.916667, 365.0, np.nan])
     scores = pd.DataFrame({
         "customer_id": ids,
         "recency_score": recency_score.astype("int32"), "frequency_score": frequency_score.astype("int32"),
         "monetary_score": monetary_score.astype("int32"),
         "rfm_segment": [segments[i % len(segments)] for i in range(n)],
+        "named_recency_score": named_recency_score.astype("int32"), "repurchase_cycle_days": repurchase_cycle_days,
         "behavioral_segment": [["Visual Browsers", "Deal Seekers", "Researchers", "No Web Activity"][i % 4] for i in range(n)],
         "recency_days": recency_days, "order_count": order_count, "total_revenue": total_revenue,
         "predicted_clv": predicted_clv, "purchase_propensity": propensity, "clv_model": clv_model,

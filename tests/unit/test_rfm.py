@@ -11,9 +11,14 @@ from ml.rfm import (
     SEGMENT_RULES,
     assign_segments,
     frequency_bin,
+    named_recency_score,
+    repurchase_cycle,
     score_rfm,
     segment_rule_table,
 )
+
+LAPSED_NAMES = {"At Risk", "Can't Lose Them", "Hibernating", "Lost"}
+DUE_NAMES = {"About to Sleep", "Need Attention"}
 
 
 def _features(recency_days, order_count, total_revenue, customer_ids=None) -> pd.DataFrame:
@@ -140,3 +145,78 @@ def test_missing_input_column_is_an_error(missing):
     features = _features([1, 2], [1, 1], [1.0, 2.0]).drop(columns=missing)
     with pytest.raises(KeyError):
         score_rfm(features)
+
+
+def _young_shop(customers: int = 200, days: int = 60, seed: int = 13) -> pd.DataFrame:
+    """Issue 13's young shop: orders over `days` days, mostly one order each, a few repeaters with short gaps."""
+    rng = np.random.default_rng(seed)
+    orders = rng.choice([1, 1, 1, 1, 1, 1, 2, 3], size=customers)
+    recency = rng.integers(0, days, size=customers)
+    features = _features(recency, orders, rng.gamma(2.0, 40.0, size=customers).round(2))
+    return features.assign(
+        tenure_days=recency + rng.integers(0, days - recency),
+        mean_days_between_orders=np.where(orders >= 2, rng.integers(3, 25, size=customers), np.nan),
+    )
+
+
+def test_a_young_shops_customer_whose_only_order_was_30_days_ago_is_not_lost():
+    features = _young_shop()
+    history = int(features["tenure_days"].max())
+    cycle = repurchase_cycle(history_days=history, horizon_days=365)
+    assert cycle.days == 365 and "young shop" in cycle.source
+    scored = score_rfm(features, cycle)
+    quintile_only = score_rfm(features)
+    # Regression (issue 13): quintiles alone named a third of this 60-day shop lapsing ("Lost" after 30-60 days).
+    assert quintile_only["rfm_segment"].isin(LAPSED_NAMES).sum() > 40
+    assert not scored["rfm_segment"].isin(LAPSED_NAMES | DUE_NAMES).any()
+    one_order = scored[features["order_count"] == 1]
+    assert set(one_order["rfm_segment"]) <= {"New Customers", "Promising"}
+    thirty_days_ago = scored[(features["recency_days"] >= 30) & (features["order_count"] == 1)]
+    assert len(thirty_days_ago) and thirty_days_ago["rfm_segment"].eq("Promising").all()
+
+
+def test_the_scores_stay_relative_and_only_the_name_reads_the_floor():
+    features = _young_shop()
+    cycle = repurchase_cycle(history_days=60, horizon_days=365)
+    scored, quintile_only = score_rfm(features, cycle), score_rfm(features)
+    for column in ("recency_score", "frequency_score", "monetary_score"):
+        assert scored[column].tolist() == quintile_only[column].tolist()
+    assert (scored["named_recency_score"] >= scored["recency_score"]).all()
+    assert (scored["repurchase_cycle_days"] == 365).all()
+
+
+def test_a_shop_one_horizon_old_is_named_by_its_quintiles():
+    rng = np.random.default_rng(7)
+    count = 5000
+    orders = rng.choice([1, 1, 1, 2, 3, 5, 8], size=count)
+    features = _features(rng.integers(0, 1095, size=count), orders, rng.gamma(2.0, 50.0, size=count))
+    assert repurchase_cycle(history_days=365, horizon_days=365) is None
+    assert repurchase_cycle(history_days=1095, horizon_days=365) is None
+    scored = score_rfm(features, repurchase_cycle(history_days=1095, horizon_days=365))
+    assert scored["rfm_segment"].tolist() == score_rfm(features)["rfm_segment"].tolist()
+    assert (scored["named_recency_score"] == scored["recency_score"]).all()
+
+
+def test_a_mature_irregular_shops_overdue_repeat_buyers_keep_their_lapsing_name():
+    # Regression (issue 13, first take): floors from a measured median gap (113 days) renamed 44 of the small irregular
+    # shop's 73 "Can't Lose Them" (149-224 days since their last order) and left it two actionable RFM segments.
+    days = [10, 30, 50, 80, 100, 120, 150, 180, 220, 300]
+    features = _features(days, [5] * 10, [900.0 - 10 * day for day in days]).assign(tenure_days=729)
+    named = score_rfm(features, repurchase_cycle(history_days=729, horizon_days=365))
+    assert named["rfm_segment"].tolist() == score_rfm(features)["rfm_segment"].tolist()
+    overdue = named[features["recency_days"].between(149, 224)]
+    assert len(overdue) == 3 and overdue["rfm_segment"].isin(LAPSED_NAMES).all()
+
+
+def test_within_one_cycle_a_name_reads_at_least_recency_4():
+    scores = np.array([1, 1, 2, 5, 3])
+    days = np.array([10.0, 50.0, 100.0, 5.0, np.nan])
+    assert named_recency_score(scores, days, cycle_days=40.0).tolist() == [4, 1, 2, 5, 3]
+
+
+def test_a_more_recent_customer_never_gets_a_more_lapsed_name_score_than_an_older_one():
+    rng = np.random.default_rng(3)
+    days = np.sort(rng.choice(400, size=300, replace=False)).astype(float)  # distinct: no tie broken by customer_id
+    scores = score_rfm(_features(days, [1] * 300, [10.0] * 300))["recency_score"].to_numpy()
+    named = named_recency_score(scores, days, cycle_days=70.0)
+    assert (np.diff(named) <= 0).all()  # sorted by recency_days ascending: the named score never rises

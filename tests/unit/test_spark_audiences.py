@@ -64,7 +64,7 @@ def test_a_rule_sqlglot_cannot_read_is_a_one_line_error():
 RULES = {"shipped_" + audience.name: audience.rule for audience in SHIPPED if audience.realtime_segment is None} | {
     "discrete_quantile": "monetary_score >= (select quantile_disc(monetary_score, 0.7) from marts.customer_scores)",
     "median": "predicted_clv > (select median(predicted_clv) from marts.customer_scores)",
-    "text_and_nulls": "email ilike '%@example.com' and coalesce(rfm_segment, 'none') <> 'lost'",
+    "text_and_nulls": "email ilike '%@example.com' and coalesce(rfm_segment, 'none') <> 'Lost'",
     "dates": "last_order_at >= date '2025-03-01' - interval 30 day",
     "consent": "marketing_consent and country in ('DE', 'FR')",
 }
@@ -85,7 +85,7 @@ def engines(tmp_path_factory):
              'c' || lpad(i::varchar, 4, '0') as customer_id,
              if(i % 17 = 0, null, round((i * 37 % 101) * 1.25, 2))::double as predicted_clv,
              1 + i % 5 as recency_score, 1 + i // 5 % 5 as frequency_score, 1 + i // 25 % 5 as monetary_score,
-             [null, 'champions', 'lost', 'at_risk'][1 + i % 4] as rfm_segment,
+             [null, 'Champions', 'Lost', 'Can''t Lose Them'][1 + i % 4] as rfm_segment,  -- a quote in a name
              timestamp '2025-01-01 10:00:00' + to_days(i % 90) as last_order_at,
              'ignored' as email
            from range(400) t(i)"""

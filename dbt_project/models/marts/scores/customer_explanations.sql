@@ -27,20 +27,28 @@ with rfm_reasons as (
             || ' (' || {{ explain_number('features.order_count') }} || ' order'
             || case when features.order_count = 1 then '' else 's' end
             || '), monetary score ' || cast(rfm.monetary_score as string)
-            || ' (' || {{ explain_number('features.total_revenue') }} || ' net revenue). It matched rule '
-            || rules.rule_text as explanation,
+            || ' (' || {{ explain_number('features.total_revenue') }} || ' net revenue)'
+            -- The name reads the recency score raised by a young shop's repurchase-cycle floor (ml/rfm.py): say so.
+            || case when rfm.named_recency_score > rfm.recency_score
+                then ', named as recency score ' || cast(rfm.named_recency_score as string)
+                    || ' (the last order is too recent to name lapsing in a shop whose repurchase cycle is '
+                    || {{ explain_number('rfm.repurchase_cycle_days') }} || ' days)'
+                else '' end
+            || '. It matched rule ' || rules.rule_text as explanation,
         rules.rule_evidence
             || ', "scores": {"recency_score": ' || cast(rfm.recency_score as string)
             || ', "frequency_score": ' || cast(rfm.frequency_score as string)
             || ', "monetary_score": ' || cast(rfm.monetary_score as string)
+            || ', "named_recency_score": ' || cast(rfm.named_recency_score as string)
             || '}, "values": {"recency_days": ' || {{ explain_json_number('features.recency_days') }}
             || ', "order_count": ' || {{ explain_json_number('features.order_count') }}
             || ', "total_revenue": ' || {{ explain_json_number('features.total_revenue') }}
+            || ', "repurchase_cycle_days": ' || {{ explain_json_number('rfm.repurchase_cycle_days') }}
             || '}}' as evidence
     from {{ ref('customer_features') }} as features
     left join {{ source('ml', 'rfm_segments') }} as rfm on features.customer_id = rfm.customer_id
     left join {{ source('ml', 'explanation_rfm_rules') }} as rules
-        on rfm.recency_score = rules.recency_score
+        on rfm.named_recency_score = rules.recency_score
         and rfm.frequency_score = rules.frequency_score
         and rfm.monetary_score = rules.monetary_score
 ),
