@@ -1466,7 +1466,12 @@ def fit_champion(
     factor = float(row["seasonal_factor"]) if "seasonal_factor" in row and pd.notna(row["seasonal_factor"]) else 1.0
     seasonality = str(row["seasonality"]) if "seasonality" in row and pd.notna(row["seasonality"]) else "not applied"
     season_total = float(row["season_total"]) if "season_total" in row and pd.notna(row["season_total"]) else None
-    structural_level = str(row["mode"]) in STRUCTURAL_LEVEL_MODES and STRUCTURAL_LEVEL_LABEL in str(row["calibration"])
+    # A season ahead's total replaces the structural level (season_ahead).
+    structural_level = (
+        season_total is None
+        and str(row["mode"]) in STRUCTURAL_LEVEL_MODES
+        and STRUCTURAL_LEVEL_LABEL in str(row["calibration"])
+    )
     predictive_intervals = str(row["mode"]) == NO_BACKTEST and name in BTYD_CANDIDATES
     notes = (
         fitted.notes
