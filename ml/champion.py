@@ -182,6 +182,14 @@ h days. No ratio can say "closed" (0 / x was read as no factor, x / 0 is none), 
 year-earlier window alone says the shop sells nothing. The step is 0 in production (forecast, interval and
 propensity 0), 1 in the back-test (measured as before). A Christmas shop scored on its season's last day was
 forecast 36,590 for a quarter that held 0 (short history: no buyer between the selection and training cut-offs).
+A season ahead (season_ahead, since 2026-11-27, pre-registered: bench/results/clv_seasonal_shop.md) comes last, where
+no step applies: at least half of the year-earlier window inside the history, its revenue SEASON_AHEAD_MIN_RATIO x
+the last h days' or more on CLOSED_SEASON_MIN_SELLING_DAYS days or more. No step can be formed there (the window
+before the year-earlier season sold nothing or lies before the history) and every candidate forecasts from an empty
+quarter's level. The forecast total is the year-earlier window's repeat revenue (repeat_revenue_by_day: the spend of
+customers already acquired) x the year's growth of repeat revenue (1 under two years), one factor over the scored
+table (TableFactors.level, in place of the structural level): a Christmas shop scored on 2022-10-02 was forecast
+739 for a season of 42,898, now 35,019. The back-test is measured as before.
 """
 
 from __future__ import annotations
