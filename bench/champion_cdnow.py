@@ -103,10 +103,18 @@ def run_cut(
         features_at(shop, as_of - 2 * horizon, horizon),
     )
     scoring_rows = features_at(shop, as_of, horizon)
-    daily = orders[orders["day"] <= as_of].groupby("day")["amount"].sum()
+    paid = orders[orders["day"] <= as_of]
+    daily = paid.groupby("day")["amount"].sum()
     daily.index = SHOP_START + pd.to_timedelta(daily.index, unit="D")  # the calendar of features_at
+    repeat = champion.repeat_revenue_by_day(paid["customer_id"], paid["day"], paid["amount"])
+    repeat.index = SHOP_START + pd.to_timedelta(repeat.index, unit="D")
     result = champion.champion_backtest(
-        evaluation_rows, horizon, selection_rows, daily_revenue=daily, candidates=candidates
+        evaluation_rows,
+        horizon,
+        selection_rows,
+        daily_revenue=daily,
+        candidates=candidates,
+        daily_repeat_revenue=repeat,
     )
     model = champion.fit_champion(evaluation_rows, horizon, result.evaluation)
     scores = champion.predict_champion(model, scoring_rows, explain=False)

@@ -182,6 +182,14 @@ h days. No ratio can say "closed" (0 / x was read as no factor, x / 0 is none), 
 year-earlier window alone says the shop sells nothing. The step is 0 in production (forecast, interval and
 propensity 0), 1 in the back-test (measured as before). A Christmas shop scored on its season's last day was
 forecast 36,590 for a quarter that held 0 (short history: no buyer between the selection and training cut-offs).
+A season ahead (season_ahead, since 2026-11-27, pre-registered: bench/results/clv_seasonal_shop.md) comes last, where
+no step applies: at least half of the year-earlier window inside the history, its revenue SEASON_AHEAD_MIN_RATIO x
+the last h days' or more on CLOSED_SEASON_MIN_SELLING_DAYS days or more. No step can be formed there (the window
+before the year-earlier season sold nothing or lies before the history) and every candidate forecasts from an empty
+quarter's level. The forecast total is the year-earlier window's repeat revenue (repeat_revenue_by_day: the spend of
+customers already acquired) x the year's growth of repeat revenue (1 under two years), one factor over the scored
+table (TableFactors.level, in place of the structural level): a Christmas shop scored on 2022-10-02 was forecast
+739 for a season of 42,898, now 35,019. The back-test is measured as before.
 """
 
 from __future__ import annotations
@@ -300,6 +308,7 @@ EXTRA_COLUMNS = (
     "mode",
     "seasonality",
     "seasonal_factor",
+    "season_total",
     "note",
     "calibration_map",
     "interval_map",
@@ -578,8 +587,8 @@ def structural_level_factor(total: float, target: float) -> float:
 @dataclass(frozen=True)
 class TableFactors:
     """The whole table's label-free factors when a table is scored in chunks (table_factors): a leveled hurdle's
-    at_stacked_level k (leveling) and shape-only calibration rescaling (shape), then the structural level's factor
-    (level). None: computed over the rows scored together (one pass over the table: the same numbers)."""
+    at_stacked_level k (leveling) and shape-only calibration rescaling (shape), then the structural level's or the
+    season ahead's factor (level). None: computed over the rows scored together (one pass over the table: the same numbers)."""
 
     leveling: float | None = None
     shape: float | None = None
@@ -665,7 +674,9 @@ def table_factors(model: ChampionModel, summed_totals) -> TableFactors:
         table = TableFactors(leveling=structural_level_factor(*summed_totals(table)))
         if _needs_shape(model):
             table = dataclasses.replace(table, shape=structural_level_factor(*summed_totals(table)))
-    if model.structural_level:
+    if model.season_total is not None:  # the season ahead's total replaces the structural level's
+        table = dataclasses.replace(table, level=structural_level_factor(summed_totals(table)[0], model.season_total))
+    elif model.structural_level:
         table = dataclasses.replace(table, level=structural_level_factor(*summed_totals(table)))
     return table
 
@@ -682,7 +693,7 @@ def kept_table_factors(model: ChampionModel, chunks: list[ChunkScores]) -> Table
 
 def needs_table_factors(model: ChampionModel) -> bool:
     """Whether a table scored in chunks needs its whole-table factors (kept_table_factors) before any row is final."""
-    return model.name in LEVELED_HURDLES or model.structural_level
+    return model.name in LEVELED_HURDLES or model.structural_level or model.season_total is not None
 
 
 @dataclass
@@ -939,6 +950,67 @@ def _days(after: pd.Timestamp, through: pd.Timestamp) -> str:
     return f"{(after + pd.Timedelta(days=1)).date()} to {through.date()}"
 
 
+# A season ahead (season_ahead): the year-earlier window sold at least this many times the last h days. An order of
+# magnitude: CDNOW's acquisition quarter against its fourth is 3.6 x and a 60 % Christmas shop a quarter before its
+# season 4.7 x, shops whose candidates' level is usable (bench/results/clv_seasonal_shop.md).
+SEASON_AHEAD_MIN_RATIO = 10.0
+# A year's growth of repeat revenue beyond these bounds is not assumed to repeat.
+SEASON_AHEAD_GROWTH_BOUNDS = (0.5, 2.0)
+
+
+def repeat_revenue_by_day(customer_id, ordered_on, amount) -> pd.Series:
+    """Revenue per order date of repeat orders (placed on a day after the customer's first order day): the spend of
+    customers already acquired, season_ahead's base. Pass the orders as for daily revenue (refunds at 0)."""
+    orders = pd.DataFrame({"customer_id": customer_id, "ordered_on": ordered_on, "amount": amount})
+    first = orders.groupby("customer_id")["ordered_on"].transform("min")
+    return orders[orders["ordered_on"] > first].groupby("ordered_on")["amount"].sum().astype(float)
+
+
+def season_ahead(
+    daily_revenue: pd.Series | None, daily_repeat_revenue: pd.Series | None, as_of, horizon_days: int
+) -> tuple[float, str] | None:
+    """The forecast total of a season ahead and why, or None (pre-registered: bench/results/clv_seasonal_shop.md):
+    at least half of the year-earlier window W lies inside the history, W sold SEASON_AHEAD_MIN_RATIO x the last h
+    days or more on CLOSED_SEASON_MIN_SELLING_DAYS days or more, and W's repeat orders had revenue. The total is W's
+    repeat revenue (the spend of customers already acquired; W's first orders were acquisitions, which a CLV
+    forecast never holds) x the year's growth of repeat revenue (1 under two years of history)."""
+    if daily_revenue is None or daily_repeat_revenue is None or horizon_days >= SEASON_DAYS:
+        return None
+    selling = daily_revenue[daily_revenue > 0]
+    if selling.empty:
+        return None
+    as_of, horizon = pd.Timestamp(as_of), pd.Timedelta(days=horizon_days)
+    year_ago, through = year_earlier_window(as_of, horizon_days)
+    first = pd.to_datetime(selling.index).min()
+    if first > year_ago + horizon / 2:  # under half of W inside the history: too little of the season is known
+        return None
+    season, now = (
+        _window_revenue(daily_revenue, year_ago, through),
+        _window_revenue(daily_revenue, as_of - horizon, as_of),
+    )
+    days = _selling_days(daily_revenue, year_ago, through)
+    if season < SEASON_AHEAD_MIN_RATIO * now or days < CLOSED_SEASON_MIN_SELLING_DAYS:
+        return None
+    base = _window_revenue(daily_repeat_revenue, year_ago, through)
+    if base <= 0:
+        return None
+    year = pd.Timedelta(days=SEASON_DAYS)
+    last, before = (
+        _window_revenue(daily_repeat_revenue, as_of - year, as_of),
+        _window_revenue(daily_repeat_revenue, as_of - 2 * year, as_of - year),
+    )
+    if first <= as_of - 2 * year and last > 0 and before > 0:
+        growth = float(np.clip(last / before, *SEASON_AHEAD_GROWTH_BOUNDS))
+        grew = f"growth {growth:.3f} (repeat revenue of the last year over the year before, clipped to 0.5-2)"
+    else:
+        growth, grew = 1.0, "growth 1: not measurable, under two years of history"
+    partial = " (the history starts inside it: a lower bound)" if first > year_ago else ""
+    against = f"{season / now:.1f} x the last {horizon_days} days" if now > 0 else f"the last {horizon_days} days 0"
+    figures = f"{_days(year_ago, through)} sold {season:,.0f} on {days} days{partial}, {against}"
+    total = base * growth
+    return total, f"{figures}; its repeat orders {base:,.0f}, {grew}: the forecast total is {total:,.0f}"
+
+
 @dataclass(frozen=True)
 class SeasonalityDecision:
     """What decide_seasonality found: production's step (1.0 = none), the back-test's step (1.0 = none) and why."""
@@ -946,6 +1018,8 @@ class SeasonalityDecision:
     factor: float
     backtest_step: float
     reason: str
+    # A season ahead (season_ahead): production's forecast total, one factor over the scored table (factor stays 1).
+    season_total: float | None = None
 
     @property
     def applied(self) -> bool:
@@ -960,8 +1034,29 @@ def _why_no_factor(daily_revenue: pd.Series, as_of, horizon_days: int) -> str:
     return "no revenue in the same window a year earlier or in the one before it (and not a closed season)"
 
 
-def decide_seasonality(daily_revenue: pd.Series | None, as_of, horizon_days: int, mode: str) -> SeasonalityDecision:
-    """Whether the season is taken out of the calibration and put back in production (module docstring), and why."""
+def decide_seasonality(
+    daily_revenue: pd.Series | None,
+    as_of,
+    horizon_days: int,
+    mode: str,
+    daily_repeat_revenue: pd.Series | None = None,
+) -> SeasonalityDecision:
+    """Whether the season is taken out of the calibration and put back in production (module docstring), and why.
+    daily_repeat_revenue: the revenue per order date of repeat orders (repeat_revenue_by_day), for a season ahead
+    (season_ahead), which runs only where the step (closed season included) is not applied."""
+    decision = _step_decision(daily_revenue, as_of, horizon_days, mode)
+    if decision.applied or mode not in (FORWARD, SHORT_HISTORY):
+        return decision
+    ahead = season_ahead(daily_revenue, daily_repeat_revenue, as_of, horizon_days)
+    if ahead is None:
+        return decision
+    total, figures = ahead
+    # No step: the back-test is measured as before, production's total is the season's (one factor over the table).
+    return SeasonalityDecision(1.0, 1.0, f"applied: season ahead ({figures})", season_total=total)
+
+
+def _step_decision(daily_revenue: pd.Series | None, as_of, horizon_days: int, mode: str) -> SeasonalityDecision:
+    """The closed season, then the seasonal step with its test (module docstring)."""
 
     def no(reason: str) -> SeasonalityDecision:
         return SeasonalityDecision(1.0, 1.0, f"not applied: {reason}")
@@ -1126,11 +1221,13 @@ def champion_backtest(
     evaluation_fits: BtydFits | None = None,
     selection_fits: BtydFits | None = None,
     scoring_fits: BtydFits | None = None,
+    daily_repeat_revenue: pd.Series | None = None,
 ) -> ChampionBacktest:
     """Fit every candidate, calibrate it, measure it on both halves and choose the champion (see module docstring).
 
     evaluation_rows = customer_features_train (E), selection_rows = customer_features_selection (S, may be empty),
     daily_revenue = the shop's revenue per order date up to as_of (index: dates), for the seasonality decision.
+    daily_repeat_revenue = that of repeat orders (repeat_revenue_by_day), for a season ahead (None: not tested).
     evaluation_fits / selection_fits = btyd.fit_btyd_models of E's / S's rows (fitted here when None).
     scoring_fits = those of the as-of rows: which label-free champion can ship when E fails the bar (no back-test;
     None: BG/NBD is named). The candidates are then still measured, for the record only.
@@ -1196,7 +1293,7 @@ def champion_backtest(
     if fit_shortfall is not None:  # nothing measured at E can carry a season into production either
         season = SeasonalityDecision(1.0, 1.0, f"not applied: {NO_BACKTEST}")
     elif as_of is not None:
-        season = decide_seasonality(daily_revenue, as_of, int(horizon_days), mode)
+        season = decide_seasonality(daily_revenue, as_of, int(horizon_days), mode, daily_repeat_revenue)
     else:
         season = SeasonalityDecision(1.0, 1.0, "not applied: no cut-off date to measure it at")
     notes.append(f"seasonality {season.reason}")
@@ -1263,7 +1360,9 @@ def champion_backtest(
         intervals = learn_intervals(calibrated[learn], value[learn] / step)
         low, high = intervals.apply(calibrated)
         calibrated, low, high = calibrated * step, low * step, high * step
-        if season.applied:
+        if season.season_total is not None:
+            label += f"; season ahead: total {season.season_total:,.0f} in production"
+        elif season.applied:
             label += f"; season: x {step:.3f} here, x {season.factor:.3f} in production"
         for window, mask in halves.items():
             row = _metrics_row(
@@ -1299,9 +1398,12 @@ def champion_backtest(
         reason += f"; its forecast is 0 for everyone, calibration {chosen_calibration.iloc[0]}"
     elif season.factor == 0:
         reason += "; its forecast is 0 for everyone: a closed season (seasonality)"
+    elif season.season_total is not None:
+        reason += f"; its forecast total is {season.season_total:,.0f}: a season ahead (seasonality)"
     table["is_champion"] = table["model"] == champion
     table["mode"] = mode
     table["seasonality"], table["seasonal_factor"] = season.reason, season.factor
+    table["season_total"] = season.season_total if season.season_total is not None else math.nan
     table = table.reindex(columns=list(EVALUATION_COLUMNS) + list(EXTRA_COLUMNS))
     return ChampionBacktest(
         evaluation=table,
@@ -1338,6 +1440,9 @@ class ChampionModel:
     # No back-test with a BTYD champion: p10 / p90 from its own predictive distribution (btyd.simulate_spend),
     # since no interval map could be measured.
     predictive_intervals: bool = False
+    # A season ahead (season_ahead): the scored table's forecast total, one factor over it (it replaces the structural
+    # level); None: no season ahead.
+    season_total: float | None = None
 
 
 def fit_champion(
@@ -1368,12 +1473,19 @@ def fit_champion(
     fitted = fit_candidate(name, train, train_btyd, horizon_days, seed=seed, max_train_rows=max_train_rows)
     factor = float(row["seasonal_factor"]) if "seasonal_factor" in row and pd.notna(row["seasonal_factor"]) else 1.0
     seasonality = str(row["seasonality"]) if "seasonality" in row and pd.notna(row["seasonality"]) else "not applied"
-    structural_level = str(row["mode"]) in STRUCTURAL_LEVEL_MODES and STRUCTURAL_LEVEL_LABEL in str(row["calibration"])
+    season_total = float(row["season_total"]) if "season_total" in row and pd.notna(row["season_total"]) else None
+    # A season ahead's total replaces the structural level (season_ahead).
+    structural_level = (
+        season_total is None
+        and str(row["mode"]) in STRUCTURAL_LEVEL_MODES
+        and STRUCTURAL_LEVEL_LABEL in str(row["calibration"])
+    )
     predictive_intervals = str(row["mode"]) == NO_BACKTEST and name in BTYD_CANDIDATES
     notes = (
         fitted.notes
         + (["level: the BTYD models' total at the scored cut-off (short history)"] if structural_level else [])
         + ([PREDICTIVE_INTERVALS_NOTE.format(name=name)] if predictive_intervals else [])
+        + ([f"level: the season ahead's total, {season_total:,.0f} (seasonality)"] if season_total is not None else [])
         + [f"purchase_propensity: {propensity_source(name, fitted)}"]
     )
     return ChampionModel(
@@ -1388,6 +1500,7 @@ def fit_champion(
         notes,
         structural_level=structural_level,
         predictive_intervals=predictive_intervals,
+        season_total=season_total,
     )
 
 
@@ -1455,7 +1568,12 @@ def finish_chunk(model: ChampionModel, chunk: ChunkScores, table: TableFactors) 
     result = pd.DataFrame({"customer_id": chunk.customer_id})
     calibrated = _calibrated(model, chunk, table)
     level = 1.0
-    if model.structural_level:
+    if model.season_total is not None:  # a season ahead: the table's total is the season's (season_ahead)
+        level = (
+            table.level if table.level is not None else structural_level_factor(calibrated.sum(), model.season_total)
+        )
+        calibrated = calibrated * level
+    elif model.structural_level:
         level = table.level if table.level is not None else structural_level_of(calibrated, chunk.structural)
         calibrated = calibrated * level
     low, high = model.intervals.apply(calibrated)

@@ -73,10 +73,21 @@ from orchestration.lib.warehouse_io import money_sum, present_columns, read_tabl
 
 # Python writes schema `ml`; dbt publishes it as the view marts.clv_model_evaluation (the contract name, issue 13).
 EVALUATION_TABLE = "ml.clv_model_evaluation"
-# The shop's revenue per order date up to the as-of date: what the seasonality decision measures (ml/champion.py).
+# The shop's revenue per order date up to the as-of date: what the seasonality decision measures (ml/champion.py);
+# repeat_revenue: that of orders placed after the customer's first order day (a season ahead's base, season_ahead).
+_PAID = "case when orders.is_refund then 0 else orders.order_amount end"
+_REPEAT = money_sum(_PAID, where="orders.ordered_on > first_orders.first_ordered_on")
 DAILY_REVENUE_SQL = f"""
-    select orders.ordered_on, {money_sum("case when orders.is_refund then 0 else orders.order_amount end")} as revenue
-    from staging.stg_orders as orders, intermediate.int_cutoffs as cutoffs
+    with first_orders as (
+        select customer_id, min(ordered_on) as first_ordered_on
+        from staging.stg_orders
+        where not is_cancelled and not is_refund
+        group by customer_id
+    )
+    select orders.ordered_on, {money_sum(_PAID)} as revenue, coalesce({_REPEAT}, 0) as repeat_revenue
+    from staging.stg_orders as orders
+    cross join intermediate.int_cutoffs as cutoffs
+    left join first_orders on orders.customer_id = first_orders.customer_id
     where not orders.is_cancelled and orders.ordered_on <= cutoffs.scoring_cutoff
     group by orders.ordered_on
     order by orders.ordered_on
@@ -172,6 +183,7 @@ def clv_model_evaluation(warehouse: Warehouse, settings: SegmintSettings, config
         train_fits, selection_fits = read_btyd_fits(conn, "train"), read_btyd_fits(conn, "selection")
         scoring_fits = read_btyd_fits(conn, "scoring")  # which label-free champion can ship without a back-test
     daily_revenue = pd.Series(daily["revenue"].to_numpy(float), index=pd.to_datetime(daily["ordered_on"]))
+    daily_repeat_revenue = pd.Series(daily["repeat_revenue"].to_numpy(float), index=daily_revenue.index)
     started = time.perf_counter()
     result = champion_backtest(
         train,
@@ -181,6 +193,7 @@ def clv_model_evaluation(warehouse: Warehouse, settings: SegmintSettings, config
         holdout_share=config.holdout_share,
         max_train_rows=config.max_train_rows,
         daily_revenue=daily_revenue,
+        daily_repeat_revenue=daily_repeat_revenue,
         evaluation_fits=train_fits,
         selection_fits=selection_fits,
         scoring_fits=scoring_fits,

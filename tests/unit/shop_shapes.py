@@ -257,10 +257,12 @@ def production_step(shape: Shape) -> StepResult:
     paid = orders[orders["day"] <= as_of].assign(amount=lambda o: o["amount"].clip(lower=0))
     daily = paid.groupby("day")["amount"].sum()
     daily.index = SHOP_START + pd.to_timedelta(daily.index, unit="D")
+    repeat = champion.repeat_revenue_by_day(paid["customer_id"], paid["day"], paid["amount"])
+    repeat.index = SHOP_START + pd.to_timedelta(repeat.index, unit="D")
     # The as-of BTYD fits, as ml/clv_model_evaluation passes them: the label-free champion when E fails the bar.
     scoring_fits = btyd.fit_btyd_models(scoring_rows)
     backtest = champion.champion_backtest(
-        evaluation_rows, h, selection_rows, daily_revenue=daily, scoring_fits=scoring_fits
+        evaluation_rows, h, selection_rows, daily_revenue=daily, scoring_fits=scoring_fits, daily_repeat_revenue=repeat
     )
     model = champion.fit_champion(evaluation_rows, h, backtest.evaluation)
     scores = champion.predict_champion(model, scoring_rows)

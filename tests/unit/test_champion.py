@@ -809,6 +809,64 @@ def test_a_shop_open_all_year_or_too_young_or_too_sparse_is_not_called_closed():
     assert champion.closed_season(christmas_revenue(), "2022-12-31", 365) is None  # a year holds every season
 
 
+def a_third_repeats(revenue: pd.Series) -> pd.Series:
+    """Repeat orders' revenue: a third of every day's (the rest first orders, acquisitions)."""
+    return revenue / 3
+
+
+@pytest.mark.parametrize("mode", [champion.FORWARD, champion.SHORT_HISTORY])
+def test_a_season_ahead_is_forecast_at_the_year_earlier_windows_repeat_revenue(mode):
+    # Regression (pre-registered, bench/results/clv_seasonal_shop.md): the Christmas shop scored on 2022-10-02 for
+    # 90 days was forecast 739 for a season of 42,898: the window before the year-earlier season lies before the
+    # shop's first order (no step), and the candidates' level is that of an empty quarter.
+    revenue = christmas_revenue(last_day="2022-10-02")
+    decision = champion.decide_seasonality(revenue, "2022-10-02", 90, mode, a_third_repeats(revenue))
+    assert decision.applied and decision.factor == 1.0 and decision.backtest_step == 1.0
+    assert decision.season_total == pytest.approx(61 * 100 / 3)  # W's repeat orders, growth 1
+    assert "season ahead" in decision.reason and "growth 1: not measurable" in decision.reason
+    assert "history starts inside it" in decision.reason
+    # Without repeat revenue (a caller that does not pass it) nothing changes.
+    assert not champion.decide_seasonality(revenue, "2022-10-02", 90, mode).applied
+
+
+def test_a_season_ahead_grows_with_the_shops_repeat_revenue_when_two_years_measure_it():
+    revenue = christmas_revenue("2021-09-01", last_day="2023-10-02")
+    revenue.iloc[0] = 100.0  # a first sale before both years: the history covers them
+    repeats = a_third_repeats(revenue) * np.where(pd.to_datetime(revenue.index).year == 2022, 2.0, 1.0)
+    decision = champion.decide_seasonality(revenue, "2023-10-02", 90, champion.FORWARD, repeats)
+    assert decision.applied and "growth 2.000" in decision.reason
+    assert decision.season_total == pytest.approx(61 * 200 / 3 * 2.0)
+
+
+def test_no_season_ahead_for_a_flat_sparse_closed_or_barely_covered_shop():
+    def ahead(revenue, as_of, horizon=90):
+        return champion.decide_seasonality(revenue, as_of, horizon, champion.FORWARD, a_third_repeats(revenue))
+
+    # A shop that sells every day (the season x 2): the year-earlier window is not 10 x the last one.
+    flat = seasonal_revenue(2)
+    assert ahead(flat, "2022-10-02").season_total is None
+    # Six selling days in the year-earlier window: a few stray orders are not a season.
+    sparse = christmas_revenue(last_day="2022-10-02", every=10)
+    assert ahead(sparse, "2022-10-02").season_total is None
+    # A closed season: the closed rule decides (factor 0), not this one.
+    closed = ahead(christmas_revenue(), "2022-12-31")
+    assert closed.factor == 0.0 and closed.season_total is None
+    # Under half of the year-earlier window inside the history (first order 2021-12-01, the window opens 2021-10-03).
+    young = christmas_revenue("2021-12-01", last_day="2022-10-02")
+    assert ahead(young, "2022-10-02").season_total is None
+    assert "shorter than a year" in ahead(young, "2022-10-02").reason  # the existing refusal, as before
+    # A horizon of a year holds every season; no back-test stays refused upstream.
+    assert ahead(christmas_revenue(last_day="2022-10-02"), "2022-10-02", 365).season_total is None
+    revenue = christmas_revenue(last_day="2022-10-02")
+    blocked = champion.decide_seasonality(revenue, "2022-10-02", 90, champion.NO_BACKTEST, a_third_repeats(revenue))
+    assert blocked.season_total is None
+
+
+def test_repeat_revenue_by_day_leaves_out_each_customers_first_order_day():
+    repeats = champion.repeat_revenue_by_day(["a", "a", "a", "b", "b"], [1, 1, 3, 2, 5], [10.0, 5.0, 7.0, 3.0, 4.0])
+    assert repeats.to_dict() == {3: 7.0, 5: 4.0}
+
+
 def test_a_sub_year_horizon_does_not_carry_the_back_tests_seasonal_step_into_production(
     evaluation_rows, selection_rows, scoring_rows
 ):

@@ -4,6 +4,8 @@ regressions the sweep found (bench/champion_shapes.py prints the table)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -65,6 +67,34 @@ def test_a_strong_season_in_short_history_takes_its_step():
     assert step.model.seasonality.startswith("applied: factor") and "short history" in step.model.seasonality
     actual = features_at(shape.shop, shape.as_of, shape.horizon)["future_revenue"].sum()
     assert 0.3 < step.scores["predicted_clv"].sum() / actual < 3
+
+
+@pytest.mark.parametrize(
+    "make, as_of, before",
+    [(shop_shapes.seasonal, 639, 739), (shop_shapes.summer_shop, 500, 1263)],
+    ids=["xmas", "summer"],
+)
+def test_a_seasonal_shop_scored_before_its_season_forecasts_the_season(make, as_of, before):
+    # Regression (pre-registered, bench/results/clv_seasonal_shop.md): the Christmas shop on 2022-10-02 was forecast
+    # 739 for a season of 42,898, the summer shop on 2022-05-16 1,263 for 42,953 (short history, no step).
+    shape = dataclasses.replace(make(), as_of=as_of, horizon=90)
+    step = shop_shapes.production_step(shape)
+    assert step.model.seasonality.startswith("applied: season ahead") and step.model.season_total > 0
+    assert shop_shapes.problems(step) == []
+    predicted = step.scores["predicted_clv"].sum()
+    assert predicted == pytest.approx(step.model.season_total)
+    actual = features_at(shape.shop, shape.as_of, shape.horizon)["future_revenue"].sum()
+    assert abs(np.log(predicted / actual)) * 5 <= abs(np.log(before / actual))
+    # Scored in chunks (ml/clv_predictions at scale): the whole table's factor, the same total.
+    model, rows = step.model, step.scoring_rows
+    assert champion.needs_table_factors(model)
+    chunks = [
+        champion.score_chunk(model, part, explain=False)
+        for part in (rows.iloc[:300], rows.iloc[300:600], rows.iloc[600:])
+    ]
+    table = champion.kept_table_factors(model, chunks)
+    chunked = sum(champion.finish_chunk(model, chunk, table)["predicted_clv"].sum() for chunk in chunks)
+    assert chunked == pytest.approx(model.season_total)
 
 
 def test_no_spend_calibrates_to_zero_only_where_nobody_ever_came_back_and_enough_rows_say_so():
