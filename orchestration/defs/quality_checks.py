@@ -78,21 +78,30 @@ def suite_columns(suite) -> list[str]:
     return list(dict.fromkeys(columns))
 
 
-def _reservoir_sql(table: str, selected: str, where: str | None) -> str:
+def _reservoir_sql(table: str, selected: str, where: str | None, by_rowid: bool) -> str:
+    condition = "" if where is None else f" where {where}"
+    if not by_rowid:
+        # A view has no row ids (on SEGMINT_ENGINE=spark the marts are DuckDB views over Spark's Parquet files): the
+        # reservoir then passes only the selected columns, still seeded, so a re-run draws the same rows.
+        return f"select * from (select {selected} from {table} as t{condition}) using sample reservoir({MAX_VALIDATION_ROWS} rows) repeatable (42)"
     # The reservoir is drawn over row ids alone, then those rows are fetched in the reservoir's order: the same
     # rows in the same order as sampling whole rows (the draw depends only on the row stream and the seed), but
     # the reservoir no longer copies every column of every row it passes (36 M events: 15 s -> 3 s of CPU).
-    rows = (
-        f"select rowid as r from {table}"
-        if where is None
-        else f"select r from (select rowid as r from {table} as t where {where})"
-    )
+    rows = f"select r from (select rowid as r from {table} as t{condition})"
     return (
         f"with drawn as (select r as drawn_rowid, row_number() over () as draw_order from "
         f"({rows} using sample reservoir({MAX_VALIDATION_ROWS} rows) repeatable (42))) "
         f"select {selected} from {table} as t join drawn on t.rowid = drawn.drawn_rowid "
         "order by drawn.draw_order"
     )
+
+
+def _is_view(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
+    schema, name = table.split(".")
+    [(views,)] = conn.execute(
+        "select count(*) from duckdb_views() where schema_name = ? and view_name = ?", [schema, name]
+    ).fetchall()
+    return views > 0
 
 
 def _selected_columns(conn: duckdb.DuckDBPyConnection, table: str, columns: list[str] | None) -> str:
@@ -120,15 +129,15 @@ def read_for_validation(
 
     `columns`: read only these (those the table has) and the row locators, not the whole table: a suite judges
     only its own columns, and at 1 M customers / 36 M events reading and hashing (GX fingerprints every batch) the
-    other columns was most of each check (issue 18). The sample is drawn over row ids, so it is the same rows in
-    the same order whichever columns are read."""
+    other columns was most of each check (issue 18). From a table the sample is drawn over row ids, so it is the
+    same rows in the same order whichever columns are read; a view (no row ids) samples its selected columns."""
     total = conn.execute(f"select count(*) from {table}").fetchone()[0]
     selected = _selected_columns(conn, table, columns)
     rows = total if where is None else conn.execute(f"select count(*) from {table} as t where {where}").fetchone()[0]
     if rows <= MAX_VALIDATION_ROWS:
         condition = "" if where is None else f" where {where}"
         return conn.execute(f"select {selected} from {table} as t{condition}").df(), total
-    return conn.execute(_reservoir_sql(table, selected, where)).df(), total
+    return conn.execute(_reservoir_sql(table, selected, where, by_rowid=not _is_view(conn, table))).df(), total
 
 
 def read_rows_sharing_a_key(
