@@ -954,6 +954,9 @@ def _days(after: pd.Timestamp, through: pd.Timestamp) -> str:
 # magnitude: CDNOW's acquisition quarter against its fourth is 3.6 x and a 60 % Christmas shop a quarter before its
 # season 4.7 x, shops whose candidates' level is usable (bench/results/clv_seasonal_shop.md).
 SEASON_AHEAD_MIN_RATIO = 10.0
+# ... and at least this many times each of the h days on either side of it: a peak, not a plateau (a season's tail
+# may spill into a neighbour: the summer shop's August after a mid-May window sold a quarter of it).
+SEASON_AHEAD_PEAK_RATIO = 2.0
 # A year's growth of repeat revenue beyond these bounds is not assumed to repeat.
 SEASON_AHEAD_GROWTH_BOUNDS = (0.5, 2.0)
 
@@ -990,6 +993,15 @@ def season_ahead(
     )
     days = _selling_days(daily_revenue, year_ago, through)
     if season < SEASON_AHEAD_MIN_RATIO * now or days < CLOSED_SEASON_MIN_SELLING_DAYS:
+        return None
+    # W must be a peak of its own year, not a plateau the shop has since fallen from: the h days on either side of
+    # it (before it, only the part inside the history) each sold under half of W. A shop that sold the same every day
+    # until it collapsed would otherwise be forecast at its old level (a safety added after the pre-registration).
+    neighbours = (
+        _window_revenue(daily_revenue, year_ago - horizon, year_ago),
+        _window_revenue(daily_revenue, through, through + horizon),
+    )
+    if max(neighbours) * SEASON_AHEAD_PEAK_RATIO > season:
         return None
     base = _window_revenue(daily_repeat_revenue, year_ago, through)
     if base <= 0:

@@ -855,6 +855,12 @@ def test_no_season_ahead_for_a_flat_sparse_closed_or_barely_covered_shop():
     young = christmas_revenue("2021-12-01", last_day="2022-10-02")
     assert ahead(young, "2022-10-02").season_total is None
     assert "shorter than a year" in ahead(young, "2022-10-02").reason  # the existing refusal, as before
+    # A shop that sold the same every day until it collapsed six months ago: the year-earlier window sold 20 x the
+    # last 90 days, but it was a plateau, not a season (its neighbours sold as much): not forecast at its old level.
+    for first in ("2021-01-01", "2020-01-01"):
+        days = pd.date_range(first, "2022-10-02", freq="D")
+        collapsed = pd.Series(np.where(days < pd.Timestamp("2022-04-01"), 100.0, 5.0), index=days)
+        assert ahead(collapsed, "2022-10-02").season_total is None
     # A horizon of a year holds every season; no back-test stays refused upstream.
     assert ahead(christmas_revenue(last_day="2022-10-02"), "2022-10-02", 365).season_total is None
     revenue = christmas_revenue(last_day="2022-10-02")
