@@ -1346,6 +1346,8 @@ def test_a_segment_order_refunded_without_a_total_takes_its_orders_total_or_its_
     assert_ingest_log_reconciles(conn)
     notes = {file.table_name: file.notes for file in report.files}
     assert notes["orders"][-1].startswith("warning: 3 refunds gave no total: 1 without items took their purchase's")
+    # Regression: Segment's note was read after its already_refunded rows were deleted, so it said "0 found it".
+    assert notes["orders"][-1].endswith("and 1 found it refunded in full (already_refunded)")
 
 
 def test_a_full_refund_delivered_twice_is_one_refund_and_a_given_total_in_another_currency_is_not_capped(
