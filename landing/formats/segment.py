@@ -61,6 +61,7 @@ from landing.formats.common import (
     refund_currency_sql,
     write_contract_file,
 )
+from landing.formats.detect import WarehouseFile
 
 _TEXT = "VARCHAR"
 SEGMENT_STRUCTURE = json.dumps(
@@ -119,7 +120,7 @@ def translate(
     files: list[Path],
     work_dir: Path,
     with_orders: bool,
-    warehouse_tables: list[Path] | None = None,
+    warehouse_tables: list[WarehouseFile] | None = None,
 ) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
     """Write events/customers (and orders when `with_orders`) Parquet files from Segment calls; fill the ledger.
 
