@@ -47,6 +47,9 @@ WAREHOUSE_PART = (
 WAREHOUSE_FILE = re.compile(rf"^(?P<table>.*?)(?:{WAREHOUSE_PART})?(?P<ext>\.csv\.gz|\.csv|(?:\.snappy)?\.parquet)$")
 # Redshift writes no extension unless UNLOAD names one (EXTENSION), `.gz` when it compresses: CSV text.
 REDSHIFT_PART_FILE = re.compile(r"^(?P<table>.*?)[_-]?\d{4}_part_\d{2}(?P<ext>\.gz)?$")
+# A call table's name is fixed, so a call table with any number (`tracks_2`, `pages-1`: parts split by hand or by
+# another tool) is a part of it; a `tracks_2` read as an event table would count every track call twice.
+NUMBERED_CALL_TABLE = re.compile(rf"^(?P<table>{'|'.join(SEGMENT_CALL_TABLES)})[_-]\d+$")
 SHOPIFY_FILES = ("orders_export.csv", "customers_export.csv")
 CONTRACT_ORDERS = ("orders.csv", "orders.parquet")
 # Any segmint contract file means the folder is segmint's format (the ingest then names a missing orders file).
@@ -138,7 +141,11 @@ def warehouse_table_of(file_name: str) -> str | None:
     such as `0000_part_00.parquet`); None when the name is no CSV or Parquet file."""
     name = file_name.lower()
     match = WAREHOUSE_FILE.match(name) or REDSHIFT_PART_FILE.match(name)
-    return match.group("table").rstrip("_-") if match else None
+    if not match:
+        return None
+    table = match.group("table").rstrip("_-")
+    numbered = NUMBERED_CALL_TABLE.match(table)
+    return numbered.group("table") if numbered else table
 
 
 def segment_warehouse_tables(landing_dir: Path) -> list[WarehouseFile]:

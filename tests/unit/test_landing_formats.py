@@ -1433,7 +1433,7 @@ SEGMENT_WAREHOUSE_TABLES = {
         f"{SEGMENT_WAREHOUSE_COMMON},previous_id",
         "a-1,,U2,2025-12-04 09:00:00.000000 UTC,,,2025-12-04 09:00:03.000000 UTC,,anon-9",
     ],
-    "pages_2.csv": [  # a second page table would be a stray file: not named like a Segment table, no event columns
+    "pages_2.csv": [  # a part of pages (a call table's name with a number), header only: no rows
         f"{SEGMENT_WAREHOUSE_COMMON},name,url",
     ],
     # The upserted latest state of identifies: derived, not read.
@@ -1541,6 +1541,8 @@ PART_NAMES = {
     "snowflake": lambda table, i: f"{table.upper()}_0_0_{i}.csv.gz",  # COPY INTO @stage/TRACKS_ (gzip by default)
     "redshift": lambda table, i: f"{table}_{i:04d}_part_00" + (".gz" if i else ""),  # UNLOAD CSV HEADER [GZIP]
     "parquet_folder": lambda table, i: f"{table}/part-{i:05d}-8f1e.snappy.parquet",  # Spark / Hive-style folder
+    # Split by hand: a call table's name with a number is its part; an event table's is read as its own table.
+    "numbered": lambda table, i: f"{table}_{i + 1}.csv",
 }
 
 
@@ -1639,7 +1641,9 @@ def test_a_part_whose_columns_differ_from_its_other_parts_is_read_by_its_own_hea
     assert_ingest_log_reconciles(conn)
 
 
-def test_a_demo_segment_export_in_the_warehouse_layout_gives_the_same_raw_tables_as_its_json_calls(tmp_path):
+def test_a_demo_segment_export_as_warehouse_tables_whole_or_in_parts_gives_the_same_raw_tables_as_its_json_calls(
+    tmp_path,
+):
     from demo_shop import generate_shop
     from demo_shop.source_formats import write_source_format
 
@@ -1651,8 +1655,13 @@ def test_a_demo_segment_export_in_the_warehouse_layout_gives_the_same_raw_tables
         "page_url FROM raw.events",
     }
     found = {}
-    for layout in ("segment", "segment_warehouse"):
-        write_source_format(tmp_path / "contract", tmp_path / layout, layout)
+    write_source_format(tmp_path / "contract", tmp_path / "segment_warehouse", "segment_warehouse")
+    # The same tables as warehouse unloads split them: gzip'd CSV parts, and Parquet parts in table folders.
+    for parts in ("bigquery", "parquet_folder"):
+        split_into_parts(tmp_path / "segment_warehouse", tmp_path / parts, parts, parts=3)
+    for layout in ("segment", "segment_warehouse", "bigquery", "parquet_folder"):
+        if layout == "segment":
+            write_source_format(tmp_path / "contract", tmp_path / layout, layout)
         with duckdb.connect() as connection:
             ingest(connection, tmp_path / layout)
             assert_ingest_log_reconciles(connection)
@@ -1661,4 +1670,6 @@ def test_a_demo_segment_export_in_the_warehouse_layout_gives_the_same_raw_tables
                 connection, "SELECT split_part(reason, ':', 1), count(*) FROM raw.quarantine GROUP BY 1 ORDER BY 1"
             )
     assert found["segment_warehouse"] == found["segment"]
+    assert found["bigquery"] == found["segment"]
+    assert found["parquet_folder"] == found["segment"]
     assert len(found["segment"]["orders"]) > 60
