@@ -124,8 +124,9 @@ def translate(
 ) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
     """Write events/customers (and orders when `with_orders`) Parquet files from Segment calls; fill the ledger.
 
-    `files` hold JSON lines; `warehouse_tables` are Segment warehouse tables, whose rows are rebuilt into calls
-    (segment_warehouse.py) and read with the lines. Returns the files written and the notes of each."""
+    `files` hold JSON lines; `warehouse_tables` are the files (whole or parts) of Segment warehouse tables, whose
+    rows are rebuilt into calls (segment_warehouse.py) and read with the lines. Returns the files written and the
+    notes of each."""
     load_json_lines(conn, files)
     copies_notes = segment_warehouse.load_calls(conn, warehouse_tables) if warehouse_tables else ()
     batched = _unpack_batches(conn)

@@ -1,4 +1,4 @@
-"""Segment Warehouses exports (one CSV or Parquet file per warehouse table) -> Segment calls for segment.py.
+"""Segment Warehouses exports (a CSV, gzip'd CSV or Parquet file per warehouse table, or its parts) -> Segment calls.
 
 Segment's warehouse destinations (Redshift, Postgres, BigQuery, Snowflake; docs "Warehouse Schemas") store each call
 type in its own table, `tracks`, `pages`, `screens`, `identifies`, `aliases`, `groups`, and every track call also
@@ -24,6 +24,11 @@ to their event tables; `raw.ingest_log.rows_in` of `tracks` counts the rows read
 categories in Python: 10,622 rows and +3.3 CPU s on a 400-customer demo export, growing with the track calls.) A `tracks`
 row whose event table was not exported, or whose id its event table lacks, is read from `tracks` (without
 properties: an Order Completed there has no order id or total).
+
+A table unloaded in parts (Redshift `order_completed_0000_part_00`, BigQuery `tracks-000000000000.csv.gz`, Snowflake
+`TRACKS_0_0_0.csv.gz`, a folder per table; detect.segment_warehouse_tables names the rules) is read part by part,
+each by its own header, with the part's path under the landing folder as its lineage, so every part reconciles on
+its own; all event-table parts come before the `tracks` parts, so the copies are left out across parts too.
 """
 
 from __future__ import annotations
