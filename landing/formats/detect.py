@@ -148,12 +148,23 @@ def warehouse_table_of(file_name: str) -> str | None:
     return numbered.group("table") if numbered else table
 
 
+def _is_folder_part(file_name: str, folder: str) -> bool:
+    """A data file of a table's folder: named by a part number alone (`000000000000.csv`, `0000_part_00`), by the
+    unloader's default prefix (Snowflake's `data_0_0_0.csv.gz`, Spark's `part-00000-<uuid>.snappy.parquet`) or by
+    the folder's table. A file named as another table (a backup folder holding `order_completed.csv`) is not one,
+    nor are `_SUCCESS`, `.crc` and other names starting with `_` or `.`."""
+    table = warehouse_table_of(file_name)
+    if table is None or file_name.startswith(("_", ".")):
+        return False
+    return table in ("", "data", folder.lower()) or table.startswith("part")
+
+
 def segment_warehouse_tables(landing_dir: Path) -> list[WarehouseFile]:
     """The files of the folder's Segment warehouse tables, each table's files together in name order.
 
     A table is a file named as the table, or its parts: files named as the table plus a part number
-    (WAREHOUSE_PART), or the data files of a sub-folder named as the table (`order_completed/part-00000.parquet`;
-    names starting with `_` or `.`, such as Spark's `_SUCCESS` and `.crc` files, are not data). It is Segment's
+    (WAREHOUSE_PART), or the data files of a sub-folder named as the table (`order_completed/part-00000.parquet`,
+    _is_folder_part). It is Segment's
     when its files have Segment's `id` and `received_at` columns and it is named like a call table (`tracks`,
     `pages`, `identifies`, ...) or has an event table's `event` and `event_text`. Every part of such a table must
     have them (an empty part has no columns and no rows): a part without them is read wrongly or is another
@@ -163,11 +174,7 @@ def segment_warehouse_tables(landing_dir: Path) -> list[WarehouseFile]:
     for path in sorted(landing_dir.iterdir()):
         if path.is_dir():
             for part in sorted(path.iterdir()):
-                if (
-                    part.is_file()
-                    and not part.name.startswith(("_", "."))
-                    and warehouse_table_of(part.name) is not None
-                ):
+                if part.is_file() and _is_folder_part(part.name, path.name):
                     parts.setdefault(path.name.lower(), []).append(part)
         elif path.is_file() and path.name not in CONTRACT_FILES and (table := warehouse_table_of(path.name)):
             parts.setdefault(table, []).append(path)

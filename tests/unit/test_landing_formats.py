@@ -1566,6 +1566,8 @@ def split_into_parts(landing: Path, out: Path, layout: str, parts: int = 2) -> P
                 duckdb.sql(f"COPY ({part.sql_query()}) TO '{target}' (FORMAT csv, HEADER, COMPRESSION {compression})")
     if layout == "parquet_folder":
         (out / "tracks" / "_SUCCESS").write_text("")  # Spark's marker file: not data
+        (out / "backup").mkdir()  # a folder of files named as tables is no table's folder: not read
+        shutil.copy(landing / "order_completed.csv", out / "backup" / "order_completed.csv")
     return out
 
 
