@@ -163,13 +163,13 @@ def segment_warehouse_tables(landing_dir: Path) -> list[WarehouseFile]:
     """The files of the folder's Segment warehouse tables, each table's files together in name order.
 
     A table is a file named as the table, or its parts: files named as the table plus a part number
-    (WAREHOUSE_PART), or the data files of a sub-folder named as the table (`order_completed/part-00000.parquet`,
-    _is_folder_part). It is Segment's
-    when its files have Segment's `id` and `received_at` columns and it is named like a call table (`tracks`,
-    `pages`, `identifies`, ...) or has an event table's `event` and `event_text`. Every part of such a table must
-    have them (an empty part has no columns and no rows): a part without them is read wrongly or is another
-    table, and stops the ingest rather than being dropped. segmint's own contract files and tables of no Segment
-    call (`users`, `accounts`: upserted copies of the identify and group calls) are not among them."""
+    (WAREHOUSE_PART, NUMBERED_CALL_TABLE), or the data files of a sub-folder named as the table
+    (`order_completed/part-00000.parquet`, _is_folder_part). It is Segment's when its files have Segment's `id`
+    and `received_at` columns and it is named like a call table (`tracks`, `pages`, `identifies`, ...) or has an
+    event table's `event` and `event_text`. Every part of such a table must have them (an empty part has no columns
+    and no rows): a part without them is read wrongly or is another table, and stops the ingest rather than being
+    dropped. segmint's own contract files and tables of no Segment call (`users`, `accounts`: upserted copies of the
+    identify and group calls) are not among them."""
     parts: dict[str, list[Path]] = {}
     for path in sorted(landing_dir.iterdir()):
         if path.is_dir():
