@@ -9,6 +9,7 @@ typed value without casting it to text and back (landing/rules.py).
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import re
 from collections.abc import Iterator
@@ -83,9 +84,13 @@ def source_column(position: int) -> str:
 
 
 def _read_probe(path: Path) -> tuple[str, bool]:
-    """The first bytes of a file as text, and whether that is the whole file."""
-    with path.open("rb") as handle:
-        probe = handle.read(HEADER_PROBE_BYTES)
+    """The first bytes of a file as text, and whether that is the whole file; a `.gz` file is read decompressed
+    (DuckDB's read_csv decompresses it by the same suffix)."""
+    try:
+        with gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb") as handle:
+            probe = handle.read(HEADER_PROBE_BYTES)
+    except (gzip.BadGzipFile, EOFError) as error:
+        raise LandingError(f"{path.name}: cannot be read as gzip ({error})") from None
     return _decode_probe(probe).lstrip(UTF8_BOM), len(probe) < HEADER_PROBE_BYTES
 
 

@@ -194,6 +194,47 @@ FROM {relation} WHERE {first_copy}""").fetchall()[0]
     )
 
 
+def apply_refund_totals(
+    conn: duckdb.DuckDBPyConnection,
+    relation: str,
+    *,
+    raw_record: str,
+    record_order: str,
+    total: str,
+    is_purchase: str,
+    order_id: str,
+    currency: str,
+    item_count: str,
+    items_total: str,
+    nth: str,
+    first_copy: str,
+) -> tuple[str, ...]:
+    """Run refund_totals_sql over the temp table `relation` (rewritten in place), move its `already_refunded`
+    refunds to the rejects list under `orders` (`raw_record`: a row's quarantine text, `record_order`: the
+    order they are listed in) and return refund_totals_note's warning. The one call site of the refund rule
+    for both event exports; `relation` then holds only the rows that become orders and refunds."""
+    totals = refund_totals_sql(
+        relation,
+        total=total,
+        is_purchase=is_purchase,
+        order_id=order_id,
+        currency=currency,
+        item_count=item_count,
+        items_total=items_total,
+        nth=nth,
+        first_copy=first_copy,
+    )
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE {relation} AS {totals}")
+    conn.execute(f"""
+INSERT INTO {REJECTS_TABLE}
+SELECT origin_file, origin_row, 'orders', refund_reject, {raw_record}
+FROM {relation} WHERE refund_reject IS NOT NULL ORDER BY {record_order}""")
+    # the note counts the rejected refunds too, so it is read before they leave the table
+    note = refund_totals_note(conn, relation, first_copy)
+    conn.execute(f"DELETE FROM {relation} WHERE refund_reject IS NOT NULL")
+    return note
+
+
 def generated_ids_note(table: str, count: int) -> str:
     """The FileReport note of a translated table with `count` accepted rows under surrogate ids (order_id_sql)."""
     return (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -34,7 +35,21 @@ SEGMENT_CALL_TABLES = {
 # also has `event` (the slug) and `event_text` (the name as sent).
 SEGMENT_TABLE_COLUMNS = ("id", "received_at")
 SEGMENT_EVENT_TABLE_COLUMNS = ("event", "event_text")
-WAREHOUSE_TABLE_SUFFIXES = (".csv", ".parquet")
+# A warehouse table is exported as one file or as parts (landing/README.md "Segment Warehouses tables"): its name,
+# then the part number the unloading tool writes, then `.csv`, `.csv.gz` or `.parquet` (Snowflake: `.snappy.parquet`).
+# The part numbers, as the tools' docs name the files (matched lower-cased, a digit run never split):
+WAREHOUSE_PART = (
+    r"[_-]?\d{4}_part_\d{2}"  # Redshift UNLOAD, one file per slice: order_completed_0000_part_00
+    r"|[_-]?(?<!\d)\d{12}"  # BigQuery export to a wildcard URI (`tracks-*.csv.gz`): tracks-000000000000
+    r"|_\d+_\d+_\d+"  # Snowflake COPY INTO <location> (prefix `tracks_`): tracks_0_0_0
+    r"|[_-]?(?<!\d)\d{3}"  # Redshift UNLOAD PARALLEL OFF: tracks_000 (then _001 past 6.2 GB)
+)
+WAREHOUSE_FILE = re.compile(rf"^(?P<table>.*?)(?:{WAREHOUSE_PART})?(?P<ext>\.csv\.gz|\.csv|(?:\.snappy)?\.parquet)$")
+# Redshift writes no extension unless UNLOAD names one (EXTENSION), `.gz` when it compresses: CSV text.
+REDSHIFT_PART_FILE = re.compile(r"^(?P<table>.*?)[_-]?\d{4}_part_\d{2}(?P<ext>\.gz)?$")
+# A call table's name is fixed, so a call table with any number (`tracks_2`, `pages-1`: parts split by hand or by
+# another tool) is a part of it; a `tracks_2` read as an event table would count every track call twice.
+NUMBERED_CALL_TABLE = re.compile(rf"^(?P<table>{'|'.join(SEGMENT_CALL_TABLES)})[_-]\d+$")
 SHOPIFY_FILES = ("orders_export.csv", "customers_export.csv")
 CONTRACT_ORDERS = ("orders.csv", "orders.parquet")
 # Any segmint contract file means the folder is segmint's format (the ingest then names a missing orders file).
@@ -43,7 +58,8 @@ PROBE_BYTES = 1 << 20
 LOOKED_FOR = (
     "orders.csv or orders.parquet (segmint), events_YYYYMMDD.json/.jsonl/.ndjson[.gz]/.parquet (ga4), "
     "*.json/.jsonl/.ndjson[.gz] or Segment S3 *.gz lines of Segment/RudderStack calls (segment), "
-    "Segment warehouse tables tracks/pages/identifies/<event>.csv|parquet with id and received_at (segment), "
+    "Segment warehouse tables tracks/pages/identifies/<event>.csv|csv.gz|parquet or their parts, with id and "
+    "received_at (segment), "
     "orders_export.csv or orders_export_1.csv, ... (shopify)"
 )
 
@@ -56,7 +72,7 @@ def is_json_lines(path: Path) -> bool:
     """
     name = path.name.lower()
     inner = name.removesuffix(".gz")
-    bare_gzip = name.endswith(".gz") and not inner.endswith(NOT_JSON_SUFFIXES)
+    bare_gzip = name.endswith(".gz") and not inner.endswith(NOT_JSON_SUFFIXES) and not REDSHIFT_PART_FILE.match(name)
     return path.is_file() and (inner.endswith(JSON_LINE_SUFFIXES) or bare_gzip)
 
 
@@ -103,24 +119,82 @@ def _looks_like_segment(path: Path) -> bool:
 
 
 def table_columns(path: Path) -> set[str]:
-    """The lower-cased column names of a CSV or Parquet file (Snowflake exports upper-case them)."""
+    """The lower-cased column names of a CSV (optionally gzip'd) or Parquet file (Snowflake exports upper-case
+    them); none for an empty file."""
+    if path.stat().st_size == 0:
+        return set()
     names = _parquet_columns(path) if path.suffix == ".parquet" else set(read_csv_header(path))
     return {name.lower() for name in names}
 
 
-def segment_warehouse_tables(landing_dir: Path) -> list[Path]:
-    """The Segment warehouse tables of the folder: a `.csv`/`.parquet` file with Segment's `id` and `received_at`
-    columns, named like a call table (`tracks`, `pages`, `identifies`, ...) or holding an event table's `event` and
-    `event_text`. segmint's own contract files and derived tables (`users`, `accounts`: upserted copies of the
+@dataclass(frozen=True)
+class WarehouseFile:
+    """One file of a Segment warehouse table: the whole table, or one of its parts."""
+
+    table: str  # the warehouse table, lower-cased: tracks, pages, order_completed
+    path: Path
+    name: str  # its path under the landing folder, as lineage names it: order_completed/part-00000.parquet
+
+
+def warehouse_table_of(file_name: str) -> str | None:
+    """The warehouse table a file holds by its name (`tracks-000000000000.csv.gz` -> tracks; `` for a bare part
+    such as `0000_part_00.parquet`); None when the name is no CSV or Parquet file."""
+    name = file_name.lower()
+    match = WAREHOUSE_FILE.match(name) or REDSHIFT_PART_FILE.match(name)
+    if not match:
+        return None
+    table = match.group("table").rstrip("_-")
+    numbered = NUMBERED_CALL_TABLE.match(table)
+    return numbered.group("table") if numbered else table
+
+
+def _is_folder_part(file_name: str, folder: str) -> bool:
+    """A data file of a table's folder: named by a part number alone (`000000000000.csv`, `0000_part_00`), by the
+    unloader's default prefix (Snowflake's `data_0_0_0.csv.gz`, Spark's `part-00000-<uuid>.snappy.parquet`) or by
+    the folder's table. A file named as another table (a backup folder holding `order_completed.csv`) is not one,
+    nor are `_SUCCESS`, `.crc` and other names starting with `_` or `.`."""
+    table = warehouse_table_of(file_name)
+    if table is None or file_name.startswith(("_", ".")):
+        return False
+    return table in ("", "data", folder.lower()) or table.startswith("part")
+
+
+def segment_warehouse_tables(landing_dir: Path) -> list[WarehouseFile]:
+    """The files of the folder's Segment warehouse tables, each table's files together in name order.
+
+    A table is a file named as the table, or its parts: files named as the table plus a part number
+    (WAREHOUSE_PART, NUMBERED_CALL_TABLE), or the data files of a sub-folder named as the table
+    (`order_completed/part-00000.parquet`, _is_folder_part). It is Segment's when its files have Segment's `id`
+    and `received_at` columns and it is named like a call table (`tracks`, `pages`, `identifies`, ...) or has an
+    event table's `event` and `event_text`. Every part of such a table must have them (an empty part has no columns
+    and no rows): a part without them is read wrongly or is another table, and stops the ingest rather than being
+    dropped. segmint's own contract files and tables of no Segment call (`users`, `accounts`: upserted copies of the
     identify and group calls) are not among them."""
-    found = []
+    parts: dict[str, list[Path]] = {}
     for path in sorted(landing_dir.iterdir()):
-        if not path.is_file() or path.suffix not in WAREHOUSE_TABLE_SUFFIXES or path.name in CONTRACT_FILES:
+        if path.is_dir():
+            for part in sorted(path.iterdir()):
+                if part.is_file() and _is_folder_part(part.name, path.name):
+                    parts.setdefault(path.name.lower(), []).append(part)
+        elif path.is_file() and path.name not in CONTRACT_FILES and (table := warehouse_table_of(path.name)):
+            parts.setdefault(table, []).append(path)
+    found = []
+    for table, paths in parts.items():
+        wanted = set(SEGMENT_TABLE_COLUMNS)
+        if table not in SEGMENT_CALL_TABLES:
+            wanted |= set(SEGMENT_EVENT_TABLE_COLUMNS)
+        columns = {path: table_columns(path) for path in paths}
+        if not any(wanted <= names for names in columns.values()):
             continue
-        columns = table_columns(path)
-        is_call_table = path.stem.lower() in SEGMENT_CALL_TABLES
-        if set(SEGMENT_TABLE_COLUMNS) <= columns and (is_call_table or set(SEGMENT_EVENT_TABLE_COLUMNS) <= columns):
-            found.append(path)
+        for path, names in columns.items():
+            if names and not wanted <= names:
+                raise LandingError(
+                    f"{path.relative_to(landing_dir)}: a part of the Segment warehouse table {table} without its "
+                    f"{', '.join(sorted(wanted - names))} column(s), which its other parts have: another table, or "
+                    "exported without a header line (BigQuery print_header, Snowflake HEADER = TRUE, Redshift "
+                    "HEADER); export the table again or move the file out of the landing folder"
+                )
+        found += [WarehouseFile(table, path, path.relative_to(landing_dir).as_posix()) for path in paths]
     return found
 
 

@@ -58,6 +58,7 @@ from landing.formats.common import (
     ORIGIN_FILE,
     ORIGIN_ROW,
     REJECTS_TABLE,
+    apply_refund_totals,
     drop_lines,
     json_reason_sql,
     load_json_lines,
@@ -66,8 +67,6 @@ from landing.formats.common import (
     record_generated_ids_sql,
     refund_buyer_sql,
     refund_currency_sql,
-    refund_totals_note,
-    refund_totals_sql,
     write_contract_file,
 )
 from landing.sources import LandingError, sql_string
@@ -374,8 +373,12 @@ SELECT * EXCLUDE (first_copy), first_copy = {{'origin_file': origin_file, 'origi
 FROM (SELECT *, min({{'origin_file': origin_file, 'origin_row': origin_row}}) OVER (PARTITION BY event_id) AS first_copy
       FROM _fmt_ga4_events WHERE event_type IN ('{PURCHASE}', '{REFUND}'))""")
     # A refund without a total takes its purchase's, or its items' (common.refund_totals_sql), capped with the others.
-    totals = refund_totals_sql(
+    note = apply_refund_totals(
+        conn,
         "_fmt_ga4_orders",
+        raw_record="json_object('transaction_id', transaction_id, 'event_name', event_type, 'refund_value', "
+        "refund_value, 'currency', currency)::VARCHAR",
+        record_order="origin_file, origin_row",
         total=f"CASE WHEN event_type = '{PURCHASE}' THEN purchase_revenue ELSE refund_value END",
         is_purchase=f"event_type = '{PURCHASE}'",
         order_id="transaction_id",
@@ -385,14 +388,6 @@ FROM (SELECT *, min({{'origin_file': origin_file, 'origin_row': origin_row}}) OV
         nth="nth",
         first_copy="is_first_copy",
     )
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE _fmt_ga4_orders AS {totals}")
-    conn.execute(f"""
-INSERT INTO {REJECTS_TABLE}
-SELECT origin_file, origin_row, 'orders', refund_reject,
-       json_object('transaction_id', transaction_id, 'event_name', event_type, 'refund_value', refund_value,
-                   'currency', currency)::VARCHAR
-FROM _fmt_ga4_orders WHERE refund_reject IS NOT NULL ORDER BY origin_file, origin_row""")
-    note = refund_totals_note(conn, "_fmt_ga4_orders", "is_first_copy")
     duplicate = "e.event_type = 'purchase' AND e.transaction_id IS NOT NULL AND e.nth > 1"
     conn.execute(f"""
 INSERT INTO {REJECTS_TABLE}
@@ -424,7 +419,7 @@ SELECT {order_id_sql(own_id, "ga4", event_identity)} AS order_id,
        CASE WHEN e.event_type = '{PURCHASE}' THEN 'completed' ELSE 'refunded' END AS status,
        e.origin_file AS {ORIGIN_FILE}, e.origin_row AS {ORIGIN_ROW}
 FROM _fmt_ga4_orders AS e LEFT JOIN _fmt_ga4_ids AS i USING (user_pseudo_id)
-WHERE NOT (e.event_type = '{PURCHASE}' AND e.transaction_id IS NOT NULL AND e.nth > 1) AND e.refund_reject IS NULL
+WHERE NOT (e.event_type = '{PURCHASE}' AND e.transaction_id IS NOT NULL AND e.nth > 1)
 ORDER BY e.origin_file, e.origin_row""",
         work_dir / "orders.parquet",
     )

@@ -50,6 +50,7 @@ from landing.formats.common import (
     ORIGIN_FILE,
     ORIGIN_ROW,
     REJECTS_TABLE,
+    apply_refund_totals,
     drop_lines,
     json_reason_sql,
     load_json_lines,
@@ -58,10 +59,9 @@ from landing.formats.common import (
     record_generated_ids_sql,
     refund_buyer_sql,
     refund_currency_sql,
-    refund_totals_note,
-    refund_totals_sql,
     write_contract_file,
 )
+from landing.formats.detect import WarehouseFile
 
 _TEXT = "VARCHAR"
 SEGMENT_STRUCTURE = json.dumps(
@@ -120,12 +120,13 @@ def translate(
     files: list[Path],
     work_dir: Path,
     with_orders: bool,
-    warehouse_tables: list[Path] | None = None,
+    warehouse_tables: list[WarehouseFile] | None = None,
 ) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
     """Write events/customers (and orders when `with_orders`) Parquet files from Segment calls; fill the ledger.
 
-    `files` hold JSON lines; `warehouse_tables` are Segment warehouse tables, whose rows are rebuilt into calls
-    (segment_warehouse.py) and read with the lines. Returns the files written and the notes of each."""
+    `files` hold JSON lines; `warehouse_tables` are the files (whole or parts) of Segment warehouse tables, whose
+    rows are rebuilt into calls (segment_warehouse.py) and read with the lines. Returns the files written and the
+    notes of each."""
     load_json_lines(conn, files)
     copies_notes = segment_warehouse.load_calls(conn, warehouse_tables) if warehouse_tables else ()
     batched = _unpack_batches(conn)
@@ -338,8 +339,11 @@ SELECT origin_file, origin_row, 'orders',
 FROM _fmt_seg_orders WHERE {resent}""")
     conn.execute(f"DELETE FROM _fmt_seg_orders WHERE {resent}")
     # A refund without a total takes its order's, or its products' (common.refund_totals_sql), capped with the others.
-    totals = refund_totals_sql(
+    note = apply_refund_totals(
+        conn,
         "_fmt_seg_orders",
+        raw_record="json_object('order_id', order_id, 'event', event_type, 'total', total, 'messageId', event_id)::VARCHAR",
+        record_order="origin_file, origin_row, origin_item",
         total="total",
         is_purchase=f"track_name = '{ORDER_COMPLETED}'",
         order_id="order_id",
@@ -349,14 +353,6 @@ FROM _fmt_seg_orders WHERE {resent}""")
         nth="nth",
         first_copy="is_first_copy",
     )
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE _fmt_seg_orders AS {totals}")
-    conn.execute(f"""
-INSERT INTO {REJECTS_TABLE}
-SELECT origin_file, origin_row, 'orders', refund_reject,
-       json_object('order_id', order_id, 'event', event_type, 'total', total, 'messageId', event_id)::VARCHAR
-FROM _fmt_seg_orders WHERE refund_reject IS NOT NULL ORDER BY origin_file, origin_row, origin_item""")
-    conn.execute("DELETE FROM _fmt_seg_orders WHERE refund_reject IS NOT NULL")
-    note = refund_totals_note(conn, "_fmt_seg_orders", "is_first_copy")
     refund_total = (
         "CASE WHEN try_cast(refund_total AS DOUBLE) IS NULL THEN refund_total "
         "ELSE CAST(-try_cast(refund_total AS DOUBLE) AS VARCHAR) END"

@@ -1,4 +1,4 @@
-"""Segment Warehouses exports (one CSV or Parquet file per warehouse table) -> Segment calls for segment.py.
+"""Segment Warehouses exports (a CSV, gzip'd CSV or Parquet file per warehouse table, or its parts) -> Segment calls.
 
 Segment's warehouse destinations (Redshift, Postgres, BigQuery, Snowflake; docs "Warehouse Schemas") store each call
 type in its own table, `tracks`, `pages`, `screens`, `identifies`, `aliases`, `groups`, and every track call also
@@ -24,15 +24,18 @@ to their event tables; `raw.ingest_log.rows_in` of `tracks` counts the rows read
 categories in Python: 10,622 rows and +3.3 CPU s on a 400-customer demo export, growing with the track calls.) A `tracks`
 row whose event table was not exported, or whose id its event table lacks, is read from `tracks` (without
 properties: an Order Completed there has no order id or total).
+
+A table unloaded in parts (Redshift `order_completed_0000_part_00`, BigQuery `tracks-000000000000.csv.gz`, Snowflake
+`TRACKS_0_0_0.csv.gz`, a folder per table; detect.segment_warehouse_tables names the rules) is read part by part,
+each by its own header, with the part's path under the landing folder as its lineage, so every part reconciles on
+its own; all event-table parts come before the `tracks` parts, so the copies are left out across parts too.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import duckdb
 
-from landing.formats.detect import SEGMENT_CALL_TABLES
+from landing.formats.detect import SEGMENT_CALL_TABLES, WarehouseFile
 from landing.sources import RECORD_INDEX, load_source, parquet_read_errors, source_column, sql_string
 
 TRACKS = "tracks"
@@ -65,32 +68,36 @@ ADDRESS_COLUMNS = {"postal_code": "address_postal_code", "country": "address_cou
 IDS_TABLE = "_fmt_wh_ids"  # the messageIds of the event tables' calls
 
 
-def load_calls(conn: duckdb.DuckDBPyConnection, tables: list[Path]) -> tuple[str, ...]:
+def load_calls(conn: duckdb.DuckDBPyConnection, tables: list[WarehouseFile]) -> tuple[str, ...]:
     """Append the tables' rows as Segment calls to `_fmt_rows` (common.load_json_lines' work table, whose view
-    segment.py reads), one per row with origin = file and record number, but for the `tracks` copies of
-    event-table rows (module docstring). Returns the notes saying how many copies were left out."""
+    segment.py reads), one per row with origin = file (a part's path under the landing folder) and record number,
+    but for the `tracks` copies of event-table rows (module docstring). Returns the notes saying how many copies
+    were left out."""
     conn.execute(f"CREATE OR REPLACE TEMP TABLE {IDS_TABLE} (message_id VARCHAR)")
     notes = []
-    # tracks last: the ids of the event tables' calls are then known, and its copies are never rebuilt
-    for path in sorted(tables, key=lambda table: table.stem.lower() == TRACKS):
-        source = load_source(conn, path, "_fmt_wh_src")
+    # tracks last: the ids of every event table's calls, in all its parts, are then known, and its copies are
+    # never rebuilt
+    for file in sorted(tables, key=lambda table: table.table == TRACKS):
+        source = load_source(conn, file.path, "_fmt_wh_src")
         columns = {name.lower(): source_column(i) for i, name in enumerate(source.header)}
+        if not columns:  # an empty part (0 bytes, or a gzip of nothing): no rows
+            continue
         message_id = _text(columns, "id")
-        is_tracks = path.stem.lower() == TRACKS
+        is_tracks = file.table == TRACKS
         is_copy = f"{message_id} IN (SELECT message_id FROM {IDS_TABLE})"
-        with parquet_read_errors(path.name):  # a Parquet file is read where it lies
+        with parquet_read_errors(file.name):  # a Parquet file is read where it lies
             if is_tracks:
                 copies = conn.execute(f"SELECT count(*) FROM {source.relation} WHERE {is_copy}").fetchall()[0][0]
                 if copies:
                     notes.append(
-                        f"{path.name}: {copies} rows not read: the same track calls (same id) are read from their "
+                        f"{file.name}: {copies} rows not read: the same track calls (same id) are read from their "
                         "event tables, which hold their properties (each call counted once; not in rows_in)"
                     )
             else:
                 conn.execute(f"INSERT INTO {IDS_TABLE} SELECT {message_id} FROM {source.relation}")
             conn.execute(f"""
 INSERT INTO _fmt_rows
-SELECT {sql_string(path.name)}, {RECORD_INDEX} + 1, CAST({_call_sql(path.stem.lower(), columns)} AS VARCHAR)
+SELECT {sql_string(file.name)}, {RECORD_INDEX} + 1, CAST({_call_sql(file.table, columns)} AS VARCHAR)
 FROM {source.relation}
 WHERE {f"NOT coalesce({is_copy}, false)" if is_tracks else "true"}""")
     conn.execute("DROP TABLE IF EXISTS temp._fmt_wh_src")

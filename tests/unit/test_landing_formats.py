@@ -1346,6 +1346,8 @@ def test_a_segment_order_refunded_without_a_total_takes_its_orders_total_or_its_
     assert_ingest_log_reconciles(conn)
     notes = {file.table_name: file.notes for file in report.files}
     assert notes["orders"][-1].startswith("warning: 3 refunds gave no total: 1 without items took their purchase's")
+    # Regression: Segment's note was read after its already_refunded rows were deleted, so it said "0 found it".
+    assert notes["orders"][-1].endswith("and 1 found it refunded in full (already_refunded)")
 
 
 def test_a_full_refund_delivered_twice_is_one_refund_and_a_given_total_in_another_currency_is_not_capped(
@@ -1431,7 +1433,7 @@ SEGMENT_WAREHOUSE_TABLES = {
         f"{SEGMENT_WAREHOUSE_COMMON},previous_id",
         "a-1,,U2,2025-12-04 09:00:00.000000 UTC,,,2025-12-04 09:00:03.000000 UTC,,anon-9",
     ],
-    "pages_2.csv": [  # a second page table would be a stray file: not named like a Segment table, no event columns
+    "pages_2.csv": [  # a part of pages (a call table's name with a number), header only: no rows
         f"{SEGMENT_WAREHOUSE_COMMON},name,url",
     ],
     # The upserted latest state of identifies: derived, not read.
@@ -1533,7 +1535,117 @@ def test_segment_warehouse_tables_exported_from_snowflake_with_upper_case_column
     assert_ingest_log_reconciles(conn)
 
 
-def test_a_demo_segment_export_in_the_warehouse_layout_gives_the_same_raw_tables_as_its_json_calls(tmp_path):
+# How warehouse unloads name the parts of a table (landing/README.md "Segment Warehouses tables").
+PART_NAMES = {
+    "bigquery": lambda table, i: f"{table}-{i:012d}.csv.gz",  # export to gs://.../tracks-*.csv.gz, GZIP
+    "snowflake": lambda table, i: f"{table.upper()}_0_0_{i}.csv.gz",  # COPY INTO @stage/TRACKS_ (gzip by default)
+    "redshift": lambda table, i: f"{table}_{i:04d}_part_00" + (".gz" if i else ""),  # UNLOAD CSV HEADER [GZIP]
+    "parquet_folder": lambda table, i: f"{table}/part-{i:05d}-8f1e.snappy.parquet",  # Spark / Hive-style folder
+    # Split by hand: a call table's name with a number is its part; an event table's is read as its own table.
+    "numbered": lambda table, i: f"{table}_{i + 1}.csv",
+}
+
+
+def split_into_parts(landing: Path, out: Path, layout: str, parts: int = 2) -> Path:
+    """Rewrite every `<table>.csv` of `landing` into `out` as `parts` parts named as `layout`'s tool names them,
+    rows dealt round-robin (a one-row table gets header-only parts; Parquet parts keep the types DuckDB infers)."""
+    out.mkdir(parents=True)
+    for path in sorted(landing.glob("*.csv")):
+        relation = duckdb.sql(
+            f"SELECT * FROM read_csv('{path}', header=true, all_varchar={layout != 'parquet_folder'})"
+        )
+        relation = relation.select("*, row_number() OVER () AS _n")
+        for i in range(parts):
+            target = out / PART_NAMES[layout](path.stem, i)
+            target.parent.mkdir(exist_ok=True)
+            part = relation.filter(f"_n % {parts} = {(i + 1) % parts}").select("* EXCLUDE (_n)")
+            if layout == "parquet_folder":
+                part.write_parquet(str(target))
+            else:
+                compression = "gzip" if target.name.endswith(".gz") else "none"
+                duckdb.sql(f"COPY ({part.sql_query()}) TO '{target}' (FORMAT csv, HEADER, COMPRESSION {compression})")
+    if layout == "parquet_folder":
+        (out / "tracks" / "_SUCCESS").write_text("")  # Spark's marker file: not data
+        (out / "backup").mkdir()  # a folder of files named as tables is no table's folder: not read
+        shutil.copy(landing / "order_completed.csv", out / "backup" / "order_completed.csv")
+    return out
+
+
+@pytest.mark.parametrize("layout", list(PART_NAMES))
+def test_segment_warehouse_tables_split_into_parts_read_as_the_same_tables_with_each_part_as_lineage(
+    conn, tmp_path, layout
+):
+    whole = write_segment_warehouse(tmp_path / "whole")
+    landing = split_into_parts(whole, tmp_path / layout, layout)
+    assert detect_format(landing) == "segment"
+    report = ingest(conn, landing)
+    tables = {
+        "events": "SELECT * EXCLUDE (origin_file, origin_row) FROM raw.events ORDER BY event_id",
+        "orders": "SELECT * EXCLUDE (origin_file, origin_row) FROM raw.orders ORDER BY order_id",
+        "customers": "SELECT * EXCLUDE (origin_file, origin_row) FROM raw.customers ORDER BY customer_id",
+        "quarantine": "SELECT reason FROM raw.quarantine ORDER BY reason",
+    }
+    from_parts = {table: rows(conn, sql) for table, sql in tables.items()}
+    with duckdb.connect() as whole_conn:
+        ingest(whole_conn, whole)
+        assert from_parts == {table: rows(whole_conn, sql) for table, sql in tables.items()}
+    assert len(from_parts["events"]) == 5 and len(from_parts["orders"]) == 2
+    # Lineage names the part (and its folder); every part's rows reconcile on their own.
+    order_file = PART_NAMES[layout]("order_completed", 0)
+    assert rows(conn, "SELECT origin_file FROM raw.orders WHERE order_id = 'O1'") == [(order_file,)]
+    assert_ingest_log_reconciles(conn)
+    tracks = [PART_NAMES[layout]("tracks", i) for i in range(2)]
+    assert rows(conn, LOG_SQL + " WHERE table_name = 'events' AND source_file ILIKE '%tracks%' ORDER BY 1") == [
+        (tracks[1], "events", 1, 1, 0)  # t-4 (its event table was not exported); t-2 is read from order_completed
+    ]
+    # The tracks dedupe holds across parts: each tracks part's copies of event-table rows are not read.
+    [events_report] = [f for f in report.files if f.table_name == "events"]
+    copies = sorted(note.split(": ")[0:2] for note in events_report.notes if "rows not read" in note)
+    assert copies == [[tracks[0], "2 rows not read"], [tracks[1], "1 rows not read"]]
+
+
+def test_a_part_without_the_segment_columns_its_other_parts_have_stops_the_ingest(conn, tmp_path):
+    # A part exported without a header (Snowflake's HEADER = FALSE default, Redshift without HEADER) reads its
+    # first row as column names: never dropped in silence, nor read as another table.
+    landing = tmp_path / "warehouse"
+    landing.mkdir()
+    header, row = SEGMENT_WAREHOUSE_TABLES["pages.csv"]
+    (landing / "pages_0_0_0.csv").write_text(f"{header}\n{row}\n")
+    (landing / "pages_0_0_1.csv").write_text(row.replace("p-1", "p-2") + "\n")
+    (landing / "order_completed.csv").write_text("\n".join(SEGMENT_WAREHOUSE_TABLES["order_completed.csv"]) + "\n")
+    with pytest.raises(LandingError, match=r"pages_0_0_1.csv: a part of the Segment warehouse table pages without"):
+        ingest(conn, landing)
+    # A 0-byte part is an empty part (no columns, no rows), not a different schema.
+    (landing / "pages_0_0_1.csv").write_bytes(b"")
+    ingest(conn, landing)
+    assert rows(conn, "SELECT event_id, origin_file FROM raw.events ORDER BY 1") == [
+        ("p-1", "pages_0_0_0.csv"),
+        ("t-2", "order_completed.csv"),
+    ]
+    assert_ingest_log_reconciles(conn)
+
+
+def test_a_part_whose_columns_differ_from_its_other_parts_is_read_by_its_own_header(conn, tmp_path):
+    # Segment adds a column when a property first arrives, so parts of one table may differ in columns and order.
+    landing = tmp_path / "warehouse"
+    landing.mkdir()
+    header, row = SEGMENT_WAREHOUSE_TABLES["order_completed.csv"]
+    values = dict(zip(header.split(","), next(csv.reader([row])), strict=True)) | {"id": "t-9", "order_id": "O2"}
+    reordered = [name for name in reversed(values) if name != "products"]  # columns reversed, no products
+    (landing / "order_completed_0000_part_00").write_text(f"{header}\n{row}\n")
+    with gzip.open(landing / "order_completed_0001_part_00.gz", "wt") as handle:
+        handle.write(",".join(reordered) + "\n" + ",".join(values[name] for name in reordered) + "\n")
+    ingest(conn, landing)
+    assert rows(conn, "SELECT order_id, order_total, origin_file FROM raw.orders ORDER BY 1") == [
+        ("O1", 100.0, "order_completed_0000_part_00"),
+        ("O2", 100.0, "order_completed_0001_part_00.gz"),
+    ]
+    assert_ingest_log_reconciles(conn)
+
+
+def test_a_demo_segment_export_as_warehouse_tables_whole_or_in_parts_gives_the_same_raw_tables_as_its_json_calls(
+    tmp_path,
+):
     from demo_shop import generate_shop
     from demo_shop.source_formats import write_source_format
 
@@ -1545,8 +1657,13 @@ def test_a_demo_segment_export_in_the_warehouse_layout_gives_the_same_raw_tables
         "page_url FROM raw.events",
     }
     found = {}
-    for layout in ("segment", "segment_warehouse"):
-        write_source_format(tmp_path / "contract", tmp_path / layout, layout)
+    write_source_format(tmp_path / "contract", tmp_path / "segment_warehouse", "segment_warehouse")
+    # The same tables as warehouse unloads split them: gzip'd CSV parts, and Parquet parts in table folders.
+    for parts in ("bigquery", "parquet_folder"):
+        split_into_parts(tmp_path / "segment_warehouse", tmp_path / parts, parts, parts=3)
+    for layout in ("segment", "segment_warehouse", "bigquery", "parquet_folder"):
+        if layout == "segment":
+            write_source_format(tmp_path / "contract", tmp_path / layout, layout)
         with duckdb.connect() as connection:
             ingest(connection, tmp_path / layout)
             assert_ingest_log_reconciles(connection)
@@ -1555,4 +1672,6 @@ def test_a_demo_segment_export_in_the_warehouse_layout_gives_the_same_raw_tables
                 connection, "SELECT split_part(reason, ':', 1), count(*) FROM raw.quarantine GROUP BY 1 ORDER BY 1"
             )
     assert found["segment_warehouse"] == found["segment"]
+    assert found["bigquery"] == found["segment"]
+    assert found["parquet_folder"] == found["segment"]
     assert len(found["segment"]["orders"]) > 60
