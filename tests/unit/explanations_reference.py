@@ -69,7 +69,7 @@ def _named_clause(row: Any) -> str:
         return ""
     return (
         f", named as recency score {row.named_recency_score} (the last order is too recent to name lapsing in a shop "
-        f"whose repurchase cycle is {_number(row.repurchase_cycle_days)} days)"
+        f"younger than its CLV horizon of {_number(row.repurchase_cycle_days)} days)"
     )
 
 

@@ -91,7 +91,7 @@ def test_a_name_read_from_a_raised_recency_score_says_so_and_matches_that_scores
     assert row["explanation"].startswith(
         "Promising: recency score 1 (last order 30 days before the as-of date), frequency score 1 (1 order), monetary "
         "score 2 (20 net revenue), named as recency score 4 (the last order is too recent to name lapsing in a shop "
-        "whose repurchase cycle is 365 days). It matched rule 5 of"
+        "younger than its CLV horizon of 365 days). It matched rule 5 of"
     )
     evidence = json.loads(row["evidence"])
     assert evidence["rule"]["meaning"] == "one fairly recent order"

@@ -28,10 +28,10 @@ with rfm_reasons as (
             || case when features.order_count = 1 then '' else 's' end
             || '), monetary score ' || cast(rfm.monetary_score as string)
             || ' (' || {{ explain_number('features.total_revenue') }} || ' net revenue)'
-            -- The name reads the recency score raised by a young shop's repurchase-cycle floor (ml/rfm.py): say so.
+            -- The name reads the recency score raised by a young shop's floor (its CLV horizon as the cycle, ml/rfm.py): say so.
             || case when rfm.named_recency_score > rfm.recency_score
                 then ', named as recency score ' || cast(rfm.named_recency_score as string)
-                    || ' (the last order is too recent to name lapsing in a shop whose repurchase cycle is '
+                    || ' (the last order is too recent to name lapsing in a shop younger than its CLV horizon of '
                     || {{ explain_number('rfm.repurchase_cycle_days') }} || ' days)'
                 else '' end
             || '. It matched rule ' || rules.rule_text as explanation,
