@@ -10,7 +10,8 @@ same customers, the same RFM segments, behavioural segments for at least 99 % of
 1 % (median relative difference); and every audience with the same members and control group, selected in Spark
 SQL on Spark (orchestration/lib/spark_audiences.py). On Spark the dbt steps share one Spark Connect server and the
 CLV scores are computed and the behavioural segments assigned by Spark in chunks (mapInArrow), so this also checks
-those paths against the DuckDB ones. Skipped without pyspark (`.[spark]`, which `make test` installs) or Java.
+those paths against the DuckDB ones. The run lowers the size thresholds of the large-data branches
+(tests/integration/lowered_thresholds.py), so this small shop takes the branches a 1 M-customer run takes. Skipped without pyspark (`.[spark]`, which `make test` installs) or Java.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from activation.audiences import load_audiences
 from orchestration.lib import keys
 from orchestration.lib.settings import CONFIG_DIR
 from tests.conftest import PROJECT_ROOT, segmint_env
+from tests.integration import lowered_thresholds
 from tests.integration.conftest import DEMO_CUSTOMERS, OperatedDeployment
 
 # Part of `make test` (CI): one Spark whole-graph run, 7-20 min on 2 cores depending on load (`make test-spark` runs it alone).
@@ -38,6 +40,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.spark]
 COLUMNS = "customer_id, rfm_segment, behavioral_segment, cluster_id, predicted_clv"
 AUDIENCES = load_audiences(CONFIG_DIR / "audiences.yaml")
 RUN_COMMAND = ["-m", "orchestration.cli", "segmint_refresh"]  # after $(BIN)/python in the Makefile's `run` recipe
+LOWERED_THRESHOLDS = "tests.integration.lowered_thresholds"  # runs RUN_COMMAND with the large-data branches on
+# GX checks on a mart (a DuckDB view over Spark's Parquet) and on a raw table (a DuckDB table): both sample.
+LARGE_DATA_GX_CHECKS = [
+    (keys.CUSTOMER_FEATURES, "gx_customer_features"),
+    (keys.CUSTOMER_SCORES, "gx_customer_scores"),
+    (keys.RAW_EVENTS, "gx_raw_events"),
+]
 
 
 def _output(result) -> str:
@@ -46,13 +55,23 @@ def _output(result) -> str:
 
 def _run_like_make_run(root: Path, **overrides: str) -> subprocess.CompletedProcess:
     """`make run`'s recipe without its install prerequisite: the run's DAGSTER_HOME with dagster.yaml (`home`),
-    then the CLI (`run`), in the environment make exports (segmint_env: warehouse, DAGSTER_HOME, no telemetry)."""
+    then the CLI (`run`), in the environment make exports (segmint_env: warehouse, DAGSTER_HOME, no telemetry).
+
+    The CLI runs with the size thresholds of the large-data branches lowered (tests/integration/lowered_thresholds.py:
+    GX samples, the segments' fit sample, many mapInArrow chunks), so this 2,000-customer run takes the branches a
+    1 M-customer run takes. Regression: the 1 M Spark bench stopped in gx_customer_features on the GX sample branch,
+    which no test had run on Spark."""
     env = segmint_env(root, **overrides)
     home = Path(env["DAGSTER_HOME"])
     home.mkdir(parents=True, exist_ok=True)
     shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
     return subprocess.run(
-        [sys.executable, *RUN_COMMAND], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=2400
+        [sys.executable, "-m", LOWERED_THRESHOLDS, *RUN_COMMAND],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=2400,
     )
 
 
@@ -104,11 +123,37 @@ def both_engines(operated: OperatedDeployment, tmp_path_factory) -> dict:
             .value
             for audience in AUDIENCES
         }
+        # What the large-data branches said they did (lowered_thresholds): the GX checks' `validated` lines and the
+        # segments' notes.
+        validated = {
+            check: instance.event_log_storage.get_asset_check_execution_history(dg.AssetCheckKey(key, check), limit=1)[
+                0
+            ]
+            .event.dagster_event.asset_check_evaluation_data.metadata["validated"]
+            .value
+            for key, check in LARGE_DATA_GX_CHECKS
+        }
+        segment_notes = str(
+            instance.get_latest_materialization_event(keys.BEHAVIORAL_SEGMENTS)
+            .asset_materialization.metadata["notes"]
+            .value
+        )
     return {
         "scores": (on_duckdb.set_index("customer_id").sort_index(), on_spark.set_index("customer_id").sort_index()),
         "members": (members[operated.warehouse], members[spark_root / "data" / "warehouse.duckdb"]),
         "selected_in": selected_in,
+        "validated": validated,
+        "segment_notes": segment_notes,
     }
+
+
+def test_the_large_data_branches_ran(both_engines):
+    """Regression: the 1 M Spark bench stopped in gx_customer_features (`rowid` not found on a view) on the GX sample
+    branch, which no test had run on Spark. The lowered thresholds must really take those branches here."""
+    for check, validated in both_engines["validated"].items():
+        assert validated.startswith(f"a seeded sample of {lowered_thresholds.GX_SAMPLE_ROWS} rows"), (check, validated)
+    sampled = f"fitted on a sample of {lowered_thresholds.FIT_SAMPLE_ROWS:,} of 2,000 customers"
+    assert sampled in both_engines["segment_notes"], both_engines["segment_notes"]
 
 
 @pytest.fixture(scope="module")
