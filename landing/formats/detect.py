@@ -10,7 +10,7 @@ from pathlib import Path
 
 import duckdb
 
-from landing.sources import LandingError, read_csv_header, sql_string
+from landing.sources import FILE_COLUMNS_ONLY, LandingError, read_csv_header, sql_string
 
 SEGMINT, GA4, SEGMENT, SHOPIFY = "segmint", "ga4", "segment", "shopify"
 SOURCE_FORMATS = (SEGMINT, GA4, SEGMENT, SHOPIFY)
@@ -36,7 +36,8 @@ SEGMENT_CALL_TABLES = {
 SEGMENT_TABLE_COLUMNS = ("id", "received_at")
 SEGMENT_EVENT_TABLE_COLUMNS = ("event", "event_text")
 # A warehouse table is exported as one file or as parts (landing/README.md "Segment Warehouses tables"): its name,
-# then the part number the unloading tool writes, then `.csv`, `.csv.gz` or `.parquet` (Snowflake: `.snappy.parquet`).
+# then the part number the unloading tool writes, then `.csv` (optionally `.gz`, `.zst`, `.zstd`) or `.parquet`
+# (Snowflake `.snappy.parquet`; Spark names the Parquet codec the same way: `.gz.parquet`, `.zstd.parquet`, ...).
 # The part numbers, as the tools' docs name the files (matched lower-cased, a digit run never split):
 WAREHOUSE_PART = (
     r"[_-]?\d{4}_part_\d{2}"  # Redshift UNLOAD, one file per slice: order_completed_0000_part_00
@@ -44,9 +45,16 @@ WAREHOUSE_PART = (
     r"|_\d+_\d+_\d+"  # Snowflake COPY INTO <location> (prefix `tracks_`): tracks_0_0_0
     r"|[_-]?(?<!\d)\d{3}"  # Redshift UNLOAD PARALLEL OFF: tracks_000 (then _001 past 6.2 GB)
 )
-WAREHOUSE_FILE = re.compile(rf"^(?P<table>.*?)(?:{WAREHOUSE_PART})?(?P<ext>\.csv\.gz|\.csv|(?:\.snappy)?\.parquet)$")
-# Redshift writes no extension unless UNLOAD names one (EXTENSION), `.gz` when it compresses: CSV text.
-REDSHIFT_PART_FILE = re.compile(r"^(?P<table>.*?)[_-]?\d{4}_part_\d{2}(?P<ext>\.gz)?$")
+PARQUET_CODECS = r"snappy|gz|zstd|lz4|lz4hadoop|lz4raw|br"  # parquet-mr's codec extensions, all read by DuckDB
+WAREHOUSE_FILE = re.compile(
+    rf"^(?P<table>.*?)(?:{WAREHOUSE_PART})?(?P<ext>\.csv(?:\.gz|\.zst|\.zstd)?|(?:\.(?:{PARQUET_CODECS}))?\.parquet)$"
+)
+# Redshift writes no extension unless UNLOAD names one (EXTENSION), `.gz` with GZIP, `.zst` with ZSTD: CSV text.
+REDSHIFT_PART_FILE = re.compile(r"^(?P<table>.*?)[_-]?\d{4}_part_\d{2}(?P<ext>\.gz|\.zst)?$")
+# A Hive-style partition folder inside a table's folder (`date=2025-12-01/`, nested `day=.../hr=.../`), as Spark,
+# Databricks, Athena and Hive write a partitioned table. Names starting with `_` or `.` are never data (Spark's
+# `_temporary/` of an unfinished write, Delta's `_delta_log/`).
+HIVE_PARTITION_FOLDER = re.compile(r"^(?P<key>[^_.=][^=]*)=(?P<value>.*)$")
 # A call table's name is fixed, so a call table with any number (`tracks_2`, `pages-1`: parts split by hand or by
 # another tool) is a part of it; a `tracks_2` read as an event table would count every track call twice.
 NUMBERED_CALL_TABLE = re.compile(rf"^(?P<table>{'|'.join(SEGMENT_CALL_TABLES)})[_-]\d+$")
@@ -58,7 +66,7 @@ PROBE_BYTES = 1 << 20
 LOOKED_FOR = (
     "orders.csv or orders.parquet (segmint), events_YYYYMMDD.json/.jsonl/.ndjson[.gz]/.parquet (ga4), "
     "*.json/.jsonl/.ndjson[.gz] or Segment S3 *.gz lines of Segment/RudderStack calls (segment), "
-    "Segment warehouse tables tracks/pages/identifies/<event>.csv|csv.gz|parquet or their parts, with id and "
+    "Segment warehouse tables tracks/pages/identifies/<event>.csv|csv.gz|csv.zst|parquet or their parts, with id and "
     "received_at (segment), "
     "orders_export.csv or orders_export_1.csv, ... (shopify)"
 )
@@ -92,7 +100,9 @@ def _first_record(path: Path) -> dict | list | None:
 
 def _parquet_columns(path: Path) -> set[str]:
     try:
-        rows = duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet({sql_string(str(path))})").fetchall()
+        rows = duckdb.sql(
+            f"DESCRIBE SELECT * FROM read_parquet({sql_string(str(path))}, {FILE_COLUMNS_ONLY})"
+        ).fetchall()
     except duckdb.Error:
         return set()
     return {str(row[0]) for row in rows}
@@ -159,23 +169,43 @@ def _is_folder_part(file_name: str, folder: str) -> bool:
     return table in ("", "data", folder.lower()) or table.startswith("part")
 
 
+def _table_folder_files(folder: Path, table: str) -> list[Path]:
+    """The data files of a table's folder (_is_folder_part) and of its Hive-style partition folders, at any depth,
+    in path order. Other sub-folders are not the table's (a `backup/` folder, Spark's `_temporary/`)."""
+    files = []
+    for path in sorted(folder.iterdir()):
+        if path.is_dir() and HIVE_PARTITION_FOLDER.match(path.name):
+            files += _table_folder_files(path, table)
+        elif path.is_file() and _is_folder_part(path.name, table):
+            files.append(path)
+    return files
+
+
+def partition_keys(path: Path, landing_dir: Path) -> set[str]:
+    """The lower-cased keys of the Hive-style partition folders a file lies in (`tracks/date=2025-12-01/x` -> date)."""
+    folders = path.relative_to(landing_dir).parts[:-1]
+    return {match.group("key").lower() for name in folders if (match := HIVE_PARTITION_FOLDER.match(name))}
+
+
 def segment_warehouse_tables(landing_dir: Path) -> list[WarehouseFile]:
-    """The files of the folder's Segment warehouse tables, each table's files together in name order.
+    """The files of the folder's Segment warehouse tables, each table's files together in path order.
 
     A table is a file named as the table, or its parts: files named as the table plus a part number
-    (WAREHOUSE_PART, NUMBERED_CALL_TABLE), or the data files of a sub-folder named as the table
-    (`order_completed/part-00000.parquet`, _is_folder_part). It is Segment's when its files have Segment's `id`
-    and `received_at` columns and it is named like a call table (`tracks`, `pages`, `identifies`, ...) or has an
-    event table's `event` and `event_text`. Every part of such a table must have them (an empty part has no columns
-    and no rows): a part without them is read wrongly or is another table, and stops the ingest rather than being
-    dropped. segmint's own contract files and tables of no Segment call (`users`, `accounts`: upserted copies of the
-    identify and group calls) are not among them."""
+    (WAREHOUSE_PART, NUMBERED_CALL_TABLE), or the data files of a sub-folder named as the table and of its Hive-style
+    partition folders (`order_completed/part-00000.parquet`, `tracks/date=2025-12-01/part-00000.parquet`;
+    _table_folder_files). It is Segment's when its files have Segment's `id` and `received_at` columns and it is named
+    like a call table (`tracks`, `pages`, `identifies`, ...) or has an event table's `event` and `event_text`. Every
+    part of such a table must have them (an empty part has no columns and no rows): a part without them is read
+    wrongly or is another table, and stops the ingest rather than being dropped. The partition folders' values are not
+    read: Segment's columns are in the files; a file that has one of them only as a partition folder (Spark's
+    `partitionBy("event")` takes the column out of the files) stops the ingest too. segmint's own contract files and
+    tables of no Segment call (`users`, `accounts`: upserted copies of the identify and group calls) are not among
+    them."""
     parts: dict[str, list[Path]] = {}
     for path in sorted(landing_dir.iterdir()):
         if path.is_dir():
-            for part in sorted(path.iterdir()):
-                if part.is_file() and _is_folder_part(part.name, path.name):
-                    parts.setdefault(path.name.lower(), []).append(part)
+            for part in _table_folder_files(path, path.name):
+                parts.setdefault(path.name.lower(), []).append(part)
         elif path.is_file() and path.name not in CONTRACT_FILES and (table := warehouse_table_of(path.name)):
             parts.setdefault(table, []).append(path)
     found = []
@@ -184,16 +214,26 @@ def segment_warehouse_tables(landing_dir: Path) -> list[WarehouseFile]:
         if table not in SEGMENT_CALL_TABLES:
             wanted |= set(SEGMENT_EVENT_TABLE_COLUMNS)
         columns = {path: table_columns(path) for path in paths}
-        if not any(wanted <= names for names in columns.values()):
+        keys = {path: partition_keys(path, landing_dir) for path in paths}
+        if not any(wanted <= names | keys[path] for path, names in columns.items()):
             continue
         for path, names in columns.items():
-            if names and not wanted <= names:
+            missing = wanted - names
+            if not names or not missing:
+                continue
+            name = path.relative_to(landing_dir)
+            if missing & keys[path]:
                 raise LandingError(
-                    f"{path.relative_to(landing_dir)}: a part of the Segment warehouse table {table} without its "
-                    f"{', '.join(sorted(wanted - names))} column(s), which its other parts have: another table, or "
-                    "exported without a header line (BigQuery print_header, Snowflake HEADER = TRUE, Redshift "
-                    "HEADER); export the table again or move the file out of the landing folder"
+                    f"{name}: the Segment column(s) {', '.join(sorted(missing & keys[path]))} of the warehouse table "
+                    f"{table} are only in its partition folders' names, not in the file, and segmint reads the "
+                    "files' columns; export the table partitioned by another column (a date) or not partitioned"
                 )
+            raise LandingError(
+                f"{name}: a part of the Segment warehouse table {table} without its {', '.join(sorted(missing))} "
+                "column(s), which its other parts have: another table, or exported without a header line (BigQuery "
+                "print_header, Snowflake HEADER = TRUE, Redshift HEADER); export the table again or move the file "
+                "out of the landing folder"
+            )
         found += [WarehouseFile(table, path, path.relative_to(landing_dir).as_posix()) for path in paths]
     return found
 
