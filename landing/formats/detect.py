@@ -7,6 +7,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 import duckdb
 
@@ -55,6 +56,10 @@ REDSHIFT_PART_FILE = re.compile(r"^(?P<table>.*?)[_-]?\d{4}_part_\d{2}(?P<ext>\.
 # Databricks, Athena and Hive write a partitioned table. Names starting with `_` or `.` are never data (Spark's
 # `_temporary/` of an unfinished write, Delta's `_delta_log/`).
 HIVE_PARTITION_FOLDER = re.compile(r"^(?P<key>[^_.=][^=]*)=(?P<value>.*)$")
+# Segment Data Lakes (docs "Data Lakes": `data/<source id>/segment_type=<event type>/day=<YYYY-MM-DD>/hr=<HH>/`,
+# Parquet): not read (landing/README.md says why), and named rather than skipped.
+DATA_LAKES_FOLDER = re.compile(r"^segment_type=", re.IGNORECASE)
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 # A call table's name is fixed, so a call table with any number (`tracks_2`, `pages-1`: parts split by hand or by
 # another tool) is a part of it; a `tracks_2` read as an event table would count every track call twice.
 NUMBERED_CALL_TABLE = re.compile(rf"^(?P<table>{'|'.join(SEGMENT_CALL_TABLES)})[_-]\d+$")
@@ -144,6 +149,9 @@ class WarehouseFile:
     table: str  # the warehouse table, lower-cased: tracks, pages, order_completed
     path: Path
     name: str  # its path under the landing folder, as lineage names it: order_completed/part-00000.parquet
+    # The Hive-style partition folders it lies in, (lower-cased key, value; None for Hive's null partition), outermost
+    # first: tracks/day=2025-12-01/hr=09/ -> (("day", "2025-12-01"), ("hr", "09"))
+    partitions: tuple[tuple[str, str | None], ...] = ()
 
 
 def warehouse_table_of(file_name: str) -> str | None:
@@ -181,10 +189,27 @@ def _table_folder_files(folder: Path, table: str) -> list[Path]:
     return files
 
 
-def partition_keys(path: Path, landing_dir: Path) -> set[str]:
-    """The lower-cased keys of the Hive-style partition folders a file lies in (`tracks/date=2025-12-01/x` -> date)."""
-    folders = path.relative_to(landing_dir).parts[:-1]
-    return {match.group("key").lower() for name in folders if (match := HIVE_PARTITION_FOLDER.match(name))}
+def _refuse_data_lakes(folder: Path, landing_dir: Path) -> None:
+    """Stop on a Segment Data Lakes folder (`segment_type=<event type>/`, or a source's folder holding them): its
+    tables would otherwise be skipped in silence (they have no `event_text`), or read as one table of mixed calls."""
+    for path in (folder, *(child for child in folder.iterdir() if child.is_dir())):
+        if DATA_LAKES_FOLDER.match(path.name):
+            raise LandingError(
+                f"{path.relative_to(landing_dir)}: a Segment Data Lakes folder, which segmint does not read (its "
+                "file names and columns are not documented well enough to read it safely); export the source's "
+                "warehouse tables or its S3 destination's JSON calls into the landing folder instead"
+            )
+
+
+def partition_values(path: Path, landing_dir: Path) -> tuple[tuple[str, str | None], ...]:
+    """The Hive-style partition folders a file lies in under the landing folder, as WarehouseFile.partitions. Hive and
+    Spark escape special characters in a value as `%XX` and write a null value as `__HIVE_DEFAULT_PARTITION__`."""
+    values = []
+    for name in path.relative_to(landing_dir).parts[:-1]:
+        if match := HIVE_PARTITION_FOLDER.match(name):
+            value = match.group("value")
+            values.append((unquote(match.group("key")).lower(), None if value == HIVE_NULL else unquote(value)))
+    return tuple(values)
 
 
 def segment_warehouse_tables(landing_dir: Path) -> list[WarehouseFile]:
@@ -196,14 +221,14 @@ def segment_warehouse_tables(landing_dir: Path) -> list[WarehouseFile]:
     _table_folder_files). It is Segment's when its files have Segment's `id` and `received_at` columns and it is named
     like a call table (`tracks`, `pages`, `identifies`, ...) or has an event table's `event` and `event_text`. Every
     part of such a table must have them (an empty part has no columns and no rows): a part without them is read
-    wrongly or is another table, and stops the ingest rather than being dropped. The partition folders' values are not
-    read: Segment's columns are in the files; a file that has one of them only as a partition folder (Spark's
-    `partitionBy("event")` takes the column out of the files) stops the ingest too. segmint's own contract files and
-    tables of no Segment call (`users`, `accounts`: upserted copies of the identify and group calls) are not among
-    them."""
+    wrongly or is another table, and stops the ingest rather than being dropped. A partition folder's key and value
+    are a column of its files' rows that the files lack (Hive's and Spark's meaning: `partitionBy("event")` takes the
+    column out of the files); a file's own column of that name wins. segmint's own contract files and tables of no
+    Segment call (`users`, `accounts`: upserted copies of the identify and group calls) are not among them."""
     parts: dict[str, list[Path]] = {}
     for path in sorted(landing_dir.iterdir()):
         if path.is_dir():
+            _refuse_data_lakes(path, landing_dir)
             for part in _table_folder_files(path, path.name):
                 parts.setdefault(path.name.lower(), []).append(part)
         elif path.is_file() and path.name not in CONTRACT_FILES and (table := warehouse_table_of(path.name)):
@@ -213,28 +238,26 @@ def segment_warehouse_tables(landing_dir: Path) -> list[WarehouseFile]:
         wanted = set(SEGMENT_TABLE_COLUMNS)
         if table not in SEGMENT_CALL_TABLES:
             wanted |= set(SEGMENT_EVENT_TABLE_COLUMNS)
-        columns = {path: table_columns(path) for path in paths}
-        keys = {path: partition_keys(path, landing_dir) for path in paths}
-        if not any(wanted <= names | keys[path] for path, names in columns.items()):
+        partitions = {path: partition_values(path, landing_dir) for path in paths}
+        # A partitioned table's rows are its files' columns plus its partition folders' (Spark's partitionBy takes
+        # the partition columns out of the files)
+        columns = {
+            path: names | {key for key, _ in partitions[path]} if (names := table_columns(path)) else names
+            for path in paths
+        }
+        if not any(wanted <= names for names in columns.values()):
             continue
         for path, names in columns.items():
-            missing = wanted - names
-            if not names or not missing:
-                continue
-            name = path.relative_to(landing_dir)
-            if missing & keys[path]:
+            if names and not wanted <= names:
                 raise LandingError(
-                    f"{name}: the Segment column(s) {', '.join(sorted(missing & keys[path]))} of the warehouse table "
-                    f"{table} are only in its partition folders' names, not in the file, and segmint reads the "
-                    "files' columns; export the table partitioned by another column (a date) or not partitioned"
+                    f"{path.relative_to(landing_dir)}: a part of the Segment warehouse table {table} without its "
+                    f"{', '.join(sorted(wanted - names))} column(s), which its other parts have: another table, or "
+                    "exported without a header line (BigQuery print_header, Snowflake HEADER = TRUE, Redshift "
+                    "HEADER); export the table again or move the file out of the landing folder"
                 )
-            raise LandingError(
-                f"{name}: a part of the Segment warehouse table {table} without its {', '.join(sorted(missing))} "
-                "column(s), which its other parts have: another table, or exported without a header line (BigQuery "
-                "print_header, Snowflake HEADER = TRUE, Redshift HEADER); export the table again or move the file "
-                "out of the landing folder"
-            )
-        found += [WarehouseFile(table, path, path.relative_to(landing_dir).as_posix()) for path in paths]
+        found += [
+            WarehouseFile(table, path, path.relative_to(landing_dir).as_posix(), partitions[path]) for path in paths
+        ]
     return found
 
 

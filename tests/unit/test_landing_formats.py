@@ -1659,22 +1659,68 @@ def test_a_partition_folders_file_without_the_segment_columns_its_other_parts_ha
         ingest(conn, landing)
 
 
-def test_an_event_table_partitioned_by_a_segment_column_missing_from_its_files_stops_the_ingest(conn, tmp_path):
-    # Spark's partitionBy("event") writes the column only in the folder names: such a table is never dropped in
-    # silence as "no Segment table".
+def test_a_table_partitioned_by_its_own_columns_reads_them_from_the_folder_names(conn, tmp_path):
+    # Spark's partitionBy("event", "currency") writes those columns only in the folder names (`%XX`-escaped, nulls
+    # as __HIVE_DEFAULT_PARTITION__): they are the rows' values, never a table dropped for lacking `event`.
     landing = tmp_path / "lake"
-    folder = landing / "order_completed" / "event=order_completed"
-    folder.mkdir(parents=True)
-    (landing / "order_completed.csv").write_text("\n".join(SEGMENT_WAREHOUSE_TABLES["order_completed.csv"]) + "\n")
-    duckdb.sql(
-        f"COPY (SELECT * EXCLUDE (event) FROM read_csv('{landing / 'order_completed.csv'}')) "
-        f"TO '{folder / 'part-00000-8f1e-c000.snappy.parquet'}' (FORMAT parquet)"
+    header, row = SEGMENT_WAREHOUSE_TABLES["order_completed.csv"]
+    second = row.replace("t-2", "t-5").replace(",O1,", ",O2,")
+    whole = tmp_path / "order_completed.csv"
+    whole.write_text(f"{header}\n{row}\n{second}\n")
+    for id_, currency in (("t-2", "EUR"), ("t-5", "__HIVE_DEFAULT_PARTITION__")):
+        folder = landing / "order_completed" / "event=order_completed" / f"currency={currency}"
+        folder.mkdir(parents=True)
+        duckdb.sql(
+            f"COPY (SELECT * EXCLUDE (event, currency) FROM read_csv('{whole}') WHERE id = '{id_}') "
+            f"TO '{folder / 'part-00000-8f1e-c000.snappy.parquet'}' (FORMAT parquet)"
+        )
+    (landing / "order_completed" / "event=order_completed" / "received_day=2025-12-01%3A09").mkdir()  # empty
+    ingest(conn, landing)
+    assert rows(conn, "SELECT order_id, order_total, currency, origin_file FROM raw.orders ORDER BY 1") == [
+        ("O1", 100.0, "EUR", "order_completed/event=order_completed/currency=EUR/part-00000-8f1e-c000.snappy.parquet"),
+        (
+            "O2",
+            100.0,
+            None,  # Hive's null partition: no currency (then the file's one currency, landing/README.md "Money")
+            "order_completed/event=order_completed/currency=__HIVE_DEFAULT_PARTITION__/part-00000-8f1e-c000.snappy.parquet",
+        ),
+    ]
+    assert rows(conn, "SELECT DISTINCT event_type FROM raw.events") == [("Order Completed",)]
+    assert_ingest_log_reconciles(conn)
+
+
+def test_partition_folder_values_are_unescaped_and_read_as_text():
+    from landing.formats.detect import partition_values
+
+    path = Path("/l/tracks/received_at=2025-12-01 09%3A05%3A00/hr=09/k=__HIVE_DEFAULT_PARTITION__/part-0.parquet")
+    assert partition_values(path, Path("/l")) == (
+        ("received_at", "2025-12-01 09:05:00"),
+        ("hr", "09"),
+        ("k", None),
     )
-    (landing / "order_completed.csv").unlink()
-    with pytest.raises(
-        LandingError, match=r"the Segment column\(s\) event of the warehouse table order_completed are only"
-    ):
+
+
+def test_a_segment_data_lakes_folder_is_named_not_skipped_in_silence(conn, tmp_path):
+    # Segment Data Lakes' documented layout: <source id>/segment_type=<event type>/day=<YYYY-MM-DD>/hr=<HH>/.
+    landing = write_segment_warehouse(tmp_path / "warehouse")
+    folder = landing / "ios_prod" / "segment_type=order_completed" / "day=2025-12-01" / "hr=09"
+    folder.mkdir(parents=True)
+    shutil.copy(landing / "order_completed.csv", folder / "part-00000-8f1e-c000.csv")
+    with pytest.raises(LandingError, match=r"^ios_prod/segment_type=order_completed: a Segment Data Lakes folder"):
         ingest(conn, landing)
+
+
+def test_a_landing_folder_whose_path_has_key_value_folders_reads_each_file_by_its_own_columns(conn, tmp_path):
+    # Regression: DuckDB adds a column per `key=value` folder of a file's path (Hive partitioning, auto-detected),
+    # so a Parquet part under `shop=acme/` had a `shop` column, and a property of every call rebuilt from it.
+    from landing.formats.detect import table_columns
+
+    landing = tmp_path / "shop=acme" / "currency=USD"
+    landing.parent.mkdir()
+    write_segment_warehouse(tmp_path / "plain", as_parquet=True).rename(landing)
+    assert "currency" not in table_columns(landing / "tracks.parquet")
+    ingest(conn, landing)
+    assert rows(conn, "SELECT order_id, currency FROM raw.orders ORDER BY 1") == [("O1", "EUR"), ("O1-R", "EUR")]
 
 
 def test_a_zstd_part_that_is_no_zstd_stops_with_one_line(conn, tmp_path):
