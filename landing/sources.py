@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import duckdb
 
@@ -39,6 +40,12 @@ RECORD_INDEX = "record_index"
 TEXT_TYPE = "VARCHAR"
 # DuckDB's virtual column numbering the rows of a Parquet file (hidden when the file has a column of that name).
 PARQUET_ROW_NUMBER = "file_row_number"
+# Compressed CSV, by suffix (Redshift UNLOAD GZIP/ZSTD writes `.gz`/`.zst`, Snowflake `.csv.gz`/`.csv.zst`): DuckDB's
+# read_csv decompresses both with its own bundled codecs (no extension to download).
+CSV_COMPRESSIONS = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
+# DuckDB adds a column for every `key=value` folder in a file's path (Hive partitioning, auto-detected), the landing
+# folder's own path included: a file is read as its own columns alone, wherever it lies (landing/README.md).
+FILE_COLUMNS_ONLY = "hive_partitioning=false"
 
 
 class LandingError(Exception):
@@ -83,14 +90,32 @@ def source_column(position: int) -> str:
     return f"c{position}"
 
 
+def csv_compression(path: Path) -> str:
+    """How a CSV file is compressed, by its suffix: `gzip`, `zstd` or `none` (read_csv's `compression` values)."""
+    return CSV_COMPRESSIONS.get(path.suffix.lower(), "none")
+
+
+def _open_decompressed(path: Path, compression: str) -> BinaryIO:
+    if compression == "gzip":
+        return gzip.open(path, "rb")
+    if compression == "zstd":
+        import pyarrow  # only for zstd files: the stdlib has no zstd before Python 3.14
+
+        return pyarrow.input_stream(str(path), compression="zstd")
+    return path.open("rb")
+
+
 def _read_probe(path: Path) -> tuple[str, bool]:
-    """The first bytes of a file as text, and whether that is the whole file; a `.gz` file is read decompressed
-    (DuckDB's read_csv decompresses it by the same suffix)."""
+    """The first bytes of a file as text, and whether that is the whole file; a compressed file (csv_compression)
+    is read decompressed, as DuckDB's read_csv reads it."""
+    compression = csv_compression(path)
     try:
-        with gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb") as handle:
+        with _open_decompressed(path, compression) as handle:
             probe = handle.read(HEADER_PROBE_BYTES)
-    except (gzip.BadGzipFile, EOFError) as error:
-        raise LandingError(f"{path.name}: cannot be read as gzip ({error})") from None
+    except (OSError, EOFError) as error:  # gzip.BadGzipFile and pyarrow's zstd errors are OSErrors
+        if compression == "none":
+            raise
+        raise LandingError(f"{path.name}: cannot be read as {compression} ({error})") from None
     return _decode_probe(probe).lstrip(UTF8_BOM), len(probe) < HEADER_PROBE_BYTES
 
 
@@ -149,7 +174,7 @@ def _read_csv_sql(path: Path, column_count: int, encoding: str, delimiter: str) 
     return (
         f"SELECT * FROM read_csv({sql_string(str(path))}, columns={{{columns}}}, header=true, "
         f"auto_detect=false, delim={sql_string(delimiter)}, quote='\"', escape='\"', "
-        f"encoding={sql_string(encoding)})"
+        f"encoding={sql_string(encoding)}, compression={sql_string(csv_compression(path))}, {FILE_COLUMNS_ONLY})"
     )
 
 
@@ -222,7 +247,7 @@ def load_csv(conn: duckdb.DuckDBPyConnection, path: Path, table: str, delimiter:
 
 def load_parquet(conn: duckdb.DuckDBPyConnection, path: Path, table: str) -> LoadedSource:
     """Describe a Parquet file and read it in place, keeping its column types (no text copy of the file)."""
-    scan = f"read_parquet({sql_string(str(path))})"
+    scan = f"read_parquet({sql_string(str(path))}, {FILE_COLUMNS_ONLY})"
     with parquet_read_errors(path.name):
         described = conn.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()
         names = [str(row[0]) for row in described]

@@ -23,7 +23,7 @@ from pathlib import Path
 import duckdb
 
 from landing.contract import SUPPRESSED_TABLE
-from landing.sources import LandingError, sql_string
+from landing.sources import FILE_COLUMNS_ONLY, LandingError, sql_string
 
 LINES_TABLE = "_fmt_lines"  # a view over the work tables below; drop_lines() frees them
 LINES_WORK_TABLES = ("_fmt_file", "_fmt_rows", "_fmt_offsets")
@@ -284,7 +284,7 @@ INSERT INTO _fmt_file SELECT filename, line FROM read_csv([{listed}], columns={{
                 [path],
                 f"""
 INSERT INTO _fmt_rows SELECT {sql_string(path.name)}, file_row_number + 1, to_json(t)
-FROM read_parquet({sql_string(str(path))}, file_row_number=true) AS t""",
+FROM read_parquet({sql_string(str(path))}, file_row_number=true, {FILE_COLUMNS_ONLY}) AS t""",
             )
     conn.execute(
         "CREATE OR REPLACE TEMP TABLE _fmt_offsets AS SELECT filename, min(rowid) AS first FROM _fmt_file GROUP BY 1"

@@ -7,10 +7,11 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 import duckdb
 
-from landing.sources import LandingError, read_csv_header, sql_string
+from landing.sources import FILE_COLUMNS_ONLY, LandingError, read_csv_header, sql_string
 
 SEGMINT, GA4, SEGMENT, SHOPIFY = "segmint", "ga4", "segment", "shopify"
 SOURCE_FORMATS = (SEGMINT, GA4, SEGMENT, SHOPIFY)
@@ -36,7 +37,8 @@ SEGMENT_CALL_TABLES = {
 SEGMENT_TABLE_COLUMNS = ("id", "received_at")
 SEGMENT_EVENT_TABLE_COLUMNS = ("event", "event_text")
 # A warehouse table is exported as one file or as parts (landing/README.md "Segment Warehouses tables"): its name,
-# then the part number the unloading tool writes, then `.csv`, `.csv.gz` or `.parquet` (Snowflake: `.snappy.parquet`).
+# then the part number the unloading tool writes, then `.csv` (optionally `.gz`, `.zst`, `.zstd`) or `.parquet`
+# (Snowflake `.snappy.parquet`; Spark names the Parquet codec the same way: `.gz.parquet`, `.zstd.parquet`, ...).
 # The part numbers, as the tools' docs name the files (matched lower-cased, a digit run never split):
 WAREHOUSE_PART = (
     r"[_-]?\d{4}_part_\d{2}"  # Redshift UNLOAD, one file per slice: order_completed_0000_part_00
@@ -44,9 +46,20 @@ WAREHOUSE_PART = (
     r"|_\d+_\d+_\d+"  # Snowflake COPY INTO <location> (prefix `tracks_`): tracks_0_0_0
     r"|[_-]?(?<!\d)\d{3}"  # Redshift UNLOAD PARALLEL OFF: tracks_000 (then _001 past 6.2 GB)
 )
-WAREHOUSE_FILE = re.compile(rf"^(?P<table>.*?)(?:{WAREHOUSE_PART})?(?P<ext>\.csv\.gz|\.csv|(?:\.snappy)?\.parquet)$")
-# Redshift writes no extension unless UNLOAD names one (EXTENSION), `.gz` when it compresses: CSV text.
-REDSHIFT_PART_FILE = re.compile(r"^(?P<table>.*?)[_-]?\d{4}_part_\d{2}(?P<ext>\.gz)?$")
+PARQUET_CODECS = r"snappy|gz|zstd|lz4|lz4hadoop|lz4raw|br"  # parquet-mr's codec extensions, all read by DuckDB
+WAREHOUSE_FILE = re.compile(
+    rf"^(?P<table>.*?)(?:{WAREHOUSE_PART})?(?P<ext>\.csv(?:\.gz|\.zst|\.zstd)?|(?:\.(?:{PARQUET_CODECS}))?\.parquet)$"
+)
+# Redshift writes no extension unless UNLOAD names one (EXTENSION), `.gz` with GZIP, `.zst` with ZSTD: CSV text.
+REDSHIFT_PART_FILE = re.compile(r"^(?P<table>.*?)[_-]?\d{4}_part_\d{2}(?P<ext>\.gz|\.zst)?$")
+# A Hive-style partition folder inside a table's folder (`date=2025-12-01/`, nested `day=.../hr=.../`), as Spark,
+# Databricks, Athena and Hive write a partitioned table. Names starting with `_` or `.` are never data (Spark's
+# `_temporary/` of an unfinished write, Delta's `_delta_log/`).
+HIVE_PARTITION_FOLDER = re.compile(r"^(?P<key>[^_.=][^=]*)=(?P<value>.*)$")
+# Segment Data Lakes (docs "Data Lakes": `data/<source id>/segment_type=<event type>/day=<YYYY-MM-DD>/hr=<HH>/`,
+# Parquet): not read (landing/README.md says why), and named rather than skipped.
+DATA_LAKES_FOLDER = re.compile(r"^segment_type=", re.IGNORECASE)
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 # A call table's name is fixed, so a call table with any number (`tracks_2`, `pages-1`: parts split by hand or by
 # another tool) is a part of it; a `tracks_2` read as an event table would count every track call twice.
 NUMBERED_CALL_TABLE = re.compile(rf"^(?P<table>{'|'.join(SEGMENT_CALL_TABLES)})[_-]\d+$")
@@ -58,7 +71,7 @@ PROBE_BYTES = 1 << 20
 LOOKED_FOR = (
     "orders.csv or orders.parquet (segmint), events_YYYYMMDD.json/.jsonl/.ndjson[.gz]/.parquet (ga4), "
     "*.json/.jsonl/.ndjson[.gz] or Segment S3 *.gz lines of Segment/RudderStack calls (segment), "
-    "Segment warehouse tables tracks/pages/identifies/<event>.csv|csv.gz|parquet or their parts, with id and "
+    "Segment warehouse tables tracks/pages/identifies/<event>.csv|csv.gz|csv.zst|parquet or their parts, with id and "
     "received_at (segment), "
     "orders_export.csv or orders_export_1.csv, ... (shopify)"
 )
@@ -92,7 +105,9 @@ def _first_record(path: Path) -> dict | list | None:
 
 def _parquet_columns(path: Path) -> set[str]:
     try:
-        rows = duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet({sql_string(str(path))})").fetchall()
+        rows = duckdb.sql(
+            f"DESCRIBE SELECT * FROM read_parquet({sql_string(str(path))}, {FILE_COLUMNS_ONLY})"
+        ).fetchall()
     except duckdb.Error:
         return set()
     return {str(row[0]) for row in rows}
@@ -134,6 +149,9 @@ class WarehouseFile:
     table: str  # the warehouse table, lower-cased: tracks, pages, order_completed
     path: Path
     name: str  # its path under the landing folder, as lineage names it: order_completed/part-00000.parquet
+    # The Hive-style partition folders it lies in, (lower-cased key, value; None for Hive's null partition), outermost
+    # first: tracks/day=2025-12-01/hr=09/ -> (("day", "2025-12-01"), ("hr", "09"))
+    partitions: tuple[tuple[str, str | None], ...] = ()
 
 
 def warehouse_table_of(file_name: str) -> str | None:
@@ -159,23 +177,60 @@ def _is_folder_part(file_name: str, folder: str) -> bool:
     return table in ("", "data", folder.lower()) or table.startswith("part")
 
 
+def _table_folder_files(folder: Path, table: str) -> list[Path]:
+    """The data files of a table's folder (_is_folder_part) and of its Hive-style partition folders, at any depth,
+    in path order. Other sub-folders are not the table's (a `backup/` folder, Spark's `_temporary/`)."""
+    files = []
+    for path in sorted(folder.iterdir()):
+        if path.is_dir() and HIVE_PARTITION_FOLDER.match(path.name):
+            files += _table_folder_files(path, table)
+        elif path.is_file() and _is_folder_part(path.name, table):
+            files.append(path)
+    return files
+
+
+def _refuse_data_lakes(folder: Path, landing_dir: Path) -> None:
+    """Stop on a Segment Data Lakes folder (`segment_type=<event type>/`, or a source's folder holding them): its
+    tables would otherwise be skipped in silence (they have no `event_text`), or read as one table of mixed calls."""
+    for path in (folder, *(child for child in folder.iterdir() if child.is_dir())):
+        if DATA_LAKES_FOLDER.match(path.name):
+            raise LandingError(
+                f"{path.relative_to(landing_dir)}: a Segment Data Lakes folder, which segmint does not read (its "
+                "file names and columns are not documented well enough to read it safely); export the source's "
+                "warehouse tables or its S3 destination's JSON calls into the landing folder instead"
+            )
+
+
+def partition_values(path: Path, landing_dir: Path) -> tuple[tuple[str, str | None], ...]:
+    """The Hive-style partition folders a file lies in under the landing folder, as WarehouseFile.partitions. Hive and
+    Spark escape special characters in a value as `%XX` and write a null value as `__HIVE_DEFAULT_PARTITION__`."""
+    values = []
+    for name in path.relative_to(landing_dir).parts[:-1]:
+        if match := HIVE_PARTITION_FOLDER.match(name):
+            value = match.group("value")
+            values.append((unquote(match.group("key")).lower(), None if value == HIVE_NULL else unquote(value)))
+    return tuple(values)
+
+
 def segment_warehouse_tables(landing_dir: Path) -> list[WarehouseFile]:
-    """The files of the folder's Segment warehouse tables, each table's files together in name order.
+    """The files of the folder's Segment warehouse tables, each table's files together in path order.
 
     A table is a file named as the table, or its parts: files named as the table plus a part number
-    (WAREHOUSE_PART, NUMBERED_CALL_TABLE), or the data files of a sub-folder named as the table
-    (`order_completed/part-00000.parquet`, _is_folder_part). It is Segment's when its files have Segment's `id`
-    and `received_at` columns and it is named like a call table (`tracks`, `pages`, `identifies`, ...) or has an
-    event table's `event` and `event_text`. Every part of such a table must have them (an empty part has no columns
-    and no rows): a part without them is read wrongly or is another table, and stops the ingest rather than being
-    dropped. segmint's own contract files and tables of no Segment call (`users`, `accounts`: upserted copies of the
-    identify and group calls) are not among them."""
+    (WAREHOUSE_PART, NUMBERED_CALL_TABLE), or the data files of a sub-folder named as the table and of its Hive-style
+    partition folders (`order_completed/part-00000.parquet`, `tracks/date=2025-12-01/part-00000.parquet`;
+    _table_folder_files). It is Segment's when its files have Segment's `id` and `received_at` columns and it is named
+    like a call table (`tracks`, `pages`, `identifies`, ...) or has an event table's `event` and `event_text`. Every
+    part of such a table must have them (an empty part has no columns and no rows): a part without them is read
+    wrongly or is another table, and stops the ingest rather than being dropped. A partition folder's key and value
+    are a column of its files' rows that the files lack (Hive's and Spark's meaning: `partitionBy("event")` takes the
+    column out of the files); a file's own column of that name wins. segmint's own contract files and tables of no
+    Segment call (`users`, `accounts`: upserted copies of the identify and group calls) are not among them."""
     parts: dict[str, list[Path]] = {}
     for path in sorted(landing_dir.iterdir()):
         if path.is_dir():
-            for part in sorted(path.iterdir()):
-                if part.is_file() and _is_folder_part(part.name, path.name):
-                    parts.setdefault(path.name.lower(), []).append(part)
+            _refuse_data_lakes(path, landing_dir)
+            for part in _table_folder_files(path, path.name):
+                parts.setdefault(path.name.lower(), []).append(part)
         elif path.is_file() and path.name not in CONTRACT_FILES and (table := warehouse_table_of(path.name)):
             parts.setdefault(table, []).append(path)
     found = []
@@ -183,7 +238,13 @@ def segment_warehouse_tables(landing_dir: Path) -> list[WarehouseFile]:
         wanted = set(SEGMENT_TABLE_COLUMNS)
         if table not in SEGMENT_CALL_TABLES:
             wanted |= set(SEGMENT_EVENT_TABLE_COLUMNS)
-        columns = {path: table_columns(path) for path in paths}
+        partitions = {path: partition_values(path, landing_dir) for path in paths}
+        # A partitioned table's rows are its files' columns plus its partition folders' (Spark's partitionBy takes
+        # the partition columns out of the files)
+        columns = {
+            path: names | {key for key, _ in partitions[path]} if (names := table_columns(path)) else names
+            for path in paths
+        }
         if not any(wanted <= names for names in columns.values()):
             continue
         for path, names in columns.items():
@@ -194,7 +255,9 @@ def segment_warehouse_tables(landing_dir: Path) -> list[WarehouseFile]:
                     "exported without a header line (BigQuery print_header, Snowflake HEADER = TRUE, Redshift "
                     "HEADER); export the table again or move the file out of the landing folder"
                 )
-        found += [WarehouseFile(table, path, path.relative_to(landing_dir).as_posix()) for path in paths]
+        found += [
+            WarehouseFile(table, path, path.relative_to(landing_dir).as_posix(), partitions[path]) for path in paths
+        ]
     return found
 
 

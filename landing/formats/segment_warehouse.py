@@ -28,8 +28,9 @@ properties: an Order Completed there has no order id or total).
 A table unloaded in parts (Redshift `order_completed_0000_part_00`, BigQuery `tracks-000000000000.csv.gz`, Snowflake
 `TRACKS_0_0_0.csv.gz`, a folder per table; detect.segment_warehouse_tables names the rules) is read part by part,
 each by its own header, with the part's path under the landing folder as its lineage, so every part reconciles on
-its own; all event-table parts come before the `tracks` parts, so the copies are left out across parts too.
-"""
+its own; all event-table parts come before the `tracks` parts, so the copies are left out across parts too. A file
+of a Hive-style partition folder (`tracks/day=2025-12-01/hr=09/part-00000.parquet`) is a part too, the folders'
+`key=value` standing for columns its rows lack (Spark's partitionBy writes them only in the path)."""
 
 from __future__ import annotations
 
@@ -82,6 +83,8 @@ def load_calls(conn: duckdb.DuckDBPyConnection, tables: list[WarehouseFile]) -> 
         columns = {name.lower(): source_column(i) for i, name in enumerate(source.header)}
         if not columns:  # an empty part (0 bytes, or a gzip of nothing): no rows
             continue
+        for key, value in file.partitions:  # a partition folder is a column its files lack (detect.py)
+            columns.setdefault(key, "NULL::VARCHAR" if value is None else sql_string(value))
         message_id = _text(columns, "id")
         is_tracks = file.table == TRACKS
         is_copy = f"{message_id} IN (SELECT message_id FROM {IDS_TABLE})"

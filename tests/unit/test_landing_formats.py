@@ -1541,6 +1541,11 @@ PART_NAMES = {
     "snowflake": lambda table, i: f"{table.upper()}_0_0_{i}.csv.gz",  # COPY INTO @stage/TRACKS_ (gzip by default)
     "redshift": lambda table, i: f"{table}_{i:04d}_part_00" + (".gz" if i else ""),  # UNLOAD CSV HEADER [GZIP]
     "parquet_folder": lambda table, i: f"{table}/part-{i:05d}-8f1e.snappy.parquet",  # Spark / Hive-style folder
+    # Spark / Databricks / Athena partitioned table: Hive-style `key=value/` folders, nested, zstd Parquet.
+    "hive_partitions": lambda table, i: f"{table}/day=2025-12-0{i + 1}/hr={i:02d}/part-{i:05d}-8f1e-c000.zstd.parquet",
+    "redshift_zstd": lambda table, i: f"{table}_{i:04d}_part_00.zst",  # UNLOAD CSV HEADER ZSTD
+    # Spark `partitionBy("date")` of zstd CSV (the `.zstd` spelling is read as `.zst`).
+    "spark_csv_zstd": lambda table, i: f"{table}/date=2025-12-0{i + 1}/part-{i:05d}-8f1e-c000.csv.zstd",
     # Split by hand: a call table's name with a number is its part; an event table's is read as its own table.
     "numbered": lambda table, i: f"{table}_{i + 1}.csv",
 }
@@ -1550,25 +1555,42 @@ def split_into_parts(landing: Path, out: Path, layout: str, parts: int = 2) -> P
     """Rewrite every `<table>.csv` of `landing` into `out` as `parts` parts named as `layout`'s tool names them,
     rows dealt round-robin (a one-row table gets header-only parts; Parquet parts keep the types DuckDB infers)."""
     out.mkdir(parents=True)
+    as_parquet = PART_NAMES[layout]("t", 0).endswith(".parquet")
     for path in sorted(landing.glob("*.csv")):
-        relation = duckdb.sql(
-            f"SELECT * FROM read_csv('{path}', header=true, all_varchar={layout != 'parquet_folder'})"
-        )
+        relation = duckdb.sql(f"SELECT * FROM read_csv('{path}', header=true, all_varchar={not as_parquet})")
         relation = relation.select("*, row_number() OVER () AS _n")
         for i in range(parts):
             target = out / PART_NAMES[layout](path.stem, i)
-            target.parent.mkdir(exist_ok=True)
+            target.parent.mkdir(parents=True, exist_ok=True)
             part = relation.filter(f"_n % {parts} = {(i + 1) % parts}").select("* EXCLUDE (_n)")
-            if layout == "parquet_folder":
-                part.write_parquet(str(target))
+            if as_parquet:
+                part.write_parquet(str(target), compression="zstd" if ".zstd." in target.name else "snappy")
             else:
-                compression = "gzip" if target.name.endswith(".gz") else "none"
+                compression = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}.get(target.suffix, "none")
                 duckdb.sql(f"COPY ({part.sql_query()}) TO '{target}' (FORMAT csv, HEADER, COMPRESSION {compression})")
+    if layout == "hive_partitions":
+        write_lake_markers(out / "tracks", out / PART_NAMES[layout]("tracks", 0))
     if layout == "parquet_folder":
         (out / "tracks" / "_SUCCESS").write_text("")  # Spark's marker file: not data
         (out / "backup").mkdir()  # a folder of files named as tables is no table's folder: not read
         shutil.copy(landing / "order_completed.csv", out / "backup" / "order_completed.csv")
     return out
+
+
+def write_lake_markers(table_folder: Path, data_file: Path) -> None:
+    """What Spark and Databricks write next to a partitioned table's data: none of it is data. The copies of a real
+    part under `_temporary/` and `old/` would count its rows twice if read."""
+    partition = data_file.parent
+    (table_folder / "_SUCCESS").write_text("")  # Spark's job-done marker
+    (partition / f"_started_{4217}").write_text("")  # Databricks' transactional-commit markers
+    (partition / f"_committed_{4217}").write_text('{"added":["' + data_file.name + '"],"removed":[]}')
+    (partition / f".{data_file.name}.crc").write_bytes(b"crc\x00\x01")  # Hadoop's checksum file
+    (partition / f"{data_file.name}.crc").write_bytes(b"crc\x00\x01")  # the same without its leading dot
+    for unfinished in (table_folder / "_temporary" / "0", table_folder / "old"):  # an unfinished write; no partition
+        unfinished.mkdir(parents=True)
+        shutil.copy(data_file, unfinished / data_file.name)
+    (table_folder / "_delta_log").mkdir()
+    (table_folder / "_delta_log" / "00000000000000000000.json").write_text("{}")
 
 
 @pytest.mark.parametrize("layout", list(PART_NAMES))
@@ -1625,6 +1647,92 @@ def test_a_part_without_the_segment_columns_its_other_parts_have_stops_the_inges
     assert_ingest_log_reconciles(conn)
 
 
+def test_a_partition_folders_file_without_the_segment_columns_its_other_parts_have_stops_the_ingest(conn, tmp_path):
+    landing = tmp_path / "lake"
+    header, row = SEGMENT_WAREHOUSE_TABLES["pages.csv"]
+    for day, text in (("2025-12-01", f"{header}\n{row}\n"), ("2025-12-02", row.replace("p-1", "p-2") + "\n")):
+        (landing / "pages" / f"date={day}").mkdir(parents=True)
+        (landing / "pages" / f"date={day}" / "part-00000-8f1e-c000.csv").write_text(text)  # the second: no header
+    with pytest.raises(
+        LandingError, match=r"^pages/date=2025-12-02/part-00000-8f1e-c000.csv: a part of the Segment warehouse table "
+    ):
+        ingest(conn, landing)
+
+
+def test_a_table_partitioned_by_its_own_columns_reads_them_from_the_folder_names(conn, tmp_path):
+    # Spark's partitionBy("event", "currency") writes those columns only in the folder names (`%XX`-escaped, nulls
+    # as __HIVE_DEFAULT_PARTITION__): they are the rows' values, never a table dropped for lacking `event`.
+    landing = tmp_path / "lake"
+    header, row = SEGMENT_WAREHOUSE_TABLES["order_completed.csv"]
+    second = row.replace("t-2", "t-5").replace(",O1,", ",O2,")
+    whole = tmp_path / "order_completed.csv"
+    whole.write_text(f"{header}\n{row}\n{second}\n")
+    for id_, currency in (("t-2", "EUR"), ("t-5", "__HIVE_DEFAULT_PARTITION__")):
+        folder = landing / "order_completed" / "event=order_completed" / f"currency={currency}"
+        folder.mkdir(parents=True)
+        duckdb.sql(
+            f"COPY (SELECT * EXCLUDE (event, currency) FROM read_csv('{whole}') WHERE id = '{id_}') "
+            f"TO '{folder / 'part-00000-8f1e-c000.snappy.parquet'}' (FORMAT parquet)"
+        )
+    (landing / "order_completed" / "event=order_completed" / "received_day=2025-12-01%3A09").mkdir()  # empty
+    ingest(conn, landing)
+    assert rows(conn, "SELECT order_id, order_total, currency, origin_file FROM raw.orders ORDER BY 1") == [
+        ("O1", 100.0, "EUR", "order_completed/event=order_completed/currency=EUR/part-00000-8f1e-c000.snappy.parquet"),
+        (
+            "O2",
+            100.0,
+            None,  # Hive's null partition: no currency (then the file's one currency, landing/README.md "Money")
+            "order_completed/event=order_completed/currency=__HIVE_DEFAULT_PARTITION__/part-00000-8f1e-c000.snappy.parquet",
+        ),
+    ]
+    assert rows(conn, "SELECT DISTINCT event_type FROM raw.events") == [("Order Completed",)]
+    assert_ingest_log_reconciles(conn)
+
+
+def test_partition_folder_values_are_unescaped_and_read_as_text():
+    from landing.formats.detect import partition_values
+
+    path = Path("/l/tracks/received_at=2025-12-01 09%3A05%3A00/hr=09/k=__HIVE_DEFAULT_PARTITION__/part-0.parquet")
+    assert partition_values(path, Path("/l")) == (
+        ("received_at", "2025-12-01 09:05:00"),
+        ("hr", "09"),
+        ("k", None),
+    )
+
+
+def test_a_segment_data_lakes_folder_is_named_not_skipped_in_silence(conn, tmp_path):
+    # Segment Data Lakes' documented layout: <source id>/segment_type=<event type>/day=<YYYY-MM-DD>/hr=<HH>/.
+    landing = write_segment_warehouse(tmp_path / "warehouse")
+    folder = landing / "ios_prod" / "segment_type=order_completed" / "day=2025-12-01" / "hr=09"
+    folder.mkdir(parents=True)
+    shutil.copy(landing / "order_completed.csv", folder / "part-00000-8f1e-c000.csv")
+    with pytest.raises(LandingError, match=r"^ios_prod/segment_type=order_completed: a Segment Data Lakes folder"):
+        ingest(conn, landing)
+
+
+def test_a_landing_folder_whose_path_has_key_value_folders_reads_each_file_by_its_own_columns(conn, tmp_path):
+    # Regression: DuckDB adds a column per `key=value` folder of a file's path (Hive partitioning, auto-detected),
+    # so a Parquet part under `shop=acme/` had a `shop` column, and a property of every call rebuilt from it.
+    from landing.formats.detect import table_columns
+
+    landing = tmp_path / "shop=acme" / "currency=USD"
+    landing.parent.mkdir()
+    write_segment_warehouse(tmp_path / "plain", as_parquet=True).rename(landing)
+    assert "currency" not in table_columns(landing / "tracks.parquet")
+    ingest(conn, landing)
+    assert rows(conn, "SELECT order_id, currency FROM raw.orders ORDER BY 1") == [("O1", "EUR"), ("O1-R", "EUR")]
+
+
+def test_a_zstd_part_that_is_no_zstd_stops_with_one_line(conn, tmp_path):
+    landing = tmp_path / "warehouse"
+    landing.mkdir()
+    (landing / "order_completed.csv").write_text("\n".join(SEGMENT_WAREHOUSE_TABLES["order_completed.csv"]) + "\n")
+    (landing / "order_completed_0000_part_00.zst").write_bytes(b"id,received_at\nnot zstd at all\n")
+    with pytest.raises(LandingError, match=r"^order_completed_0000_part_00.zst: cannot be read as zstd \(") as error:
+        ingest(conn, landing)
+    assert "\n" not in str(error.value)
+
+
 def test_a_part_whose_columns_differ_from_its_other_parts_is_read_by_its_own_header(conn, tmp_path):
     # Segment adds a column when a property first arrives, so parts of one table may differ in columns and order.
     landing = tmp_path / "warehouse"
@@ -1658,10 +1766,12 @@ def test_a_demo_segment_export_as_warehouse_tables_whole_or_in_parts_gives_the_s
     }
     found = {}
     write_source_format(tmp_path / "contract", tmp_path / "segment_warehouse", "segment_warehouse")
-    # The same tables as warehouse unloads split them: gzip'd CSV parts, and Parquet parts in table folders.
-    for parts in ("bigquery", "parquet_folder"):
+    # The same tables as warehouse unloads split them: gzip'd CSV parts, Parquet parts in table folders, and a
+    # partitioned lake (Parquet in nested `day=/hr=` folders with Spark's and Databricks' marker files; zstd CSV).
+    layouts = ("bigquery", "parquet_folder", "hive_partitions", "spark_csv_zstd")
+    for parts in layouts:
         split_into_parts(tmp_path / "segment_warehouse", tmp_path / parts, parts, parts=3)
-    for layout in ("segment", "segment_warehouse", "bigquery", "parquet_folder"):
+    for layout in ("segment", "segment_warehouse", *layouts):
         if layout == "segment":
             write_source_format(tmp_path / "contract", tmp_path / layout, layout)
         with duckdb.connect() as connection:
@@ -1672,6 +1782,6 @@ def test_a_demo_segment_export_as_warehouse_tables_whole_or_in_parts_gives_the_s
                 connection, "SELECT split_part(reason, ':', 1), count(*) FROM raw.quarantine GROUP BY 1 ORDER BY 1"
             )
     assert found["segment_warehouse"] == found["segment"]
-    assert found["bigquery"] == found["segment"]
-    assert found["parquet_folder"] == found["segment"]
+    for layout in layouts:
+        assert found[layout] == found["segment"], layout
     assert len(found["segment"]["orders"]) > 60
