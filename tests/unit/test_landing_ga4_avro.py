@@ -290,3 +290,11 @@ def test_avro_values_json_cannot_hold_are_written_as_bigquerys_json_extract_writ
         "nan": "NaN",
         "inf": ["-Infinity"],
     }
+
+
+def test_the_landing_sensor_sees_avro_exports_and_their_parts(tmp_path):
+    from orchestration.defs.sensors import scan_landing
+
+    for name in ("events_20251201-000000000000.avro", "events_20251201-000000000001.avro", "notes.txt"):
+        (tmp_path / name).write_text("x")
+    assert sorted(scan_landing(tmp_path)) == ["events_20251201-000000000000.avro", "events_20251201-000000000001.avro"]
