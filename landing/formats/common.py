@@ -257,13 +257,14 @@ def load_json_lines(conn: duckdb.DuckDBPyConnection, paths: list[Path]) -> int:
 
     `.json`, `.jsonl`, `.ndjson` (optionally `.gz`) are newline-delimited JSON, one record per line, as BigQuery,
     Segment and RudderStack write them; `origin_row` is the physical line number (1-based). A `.parquet` file's
-    rows become their JSON text (`to_json`), so one code path translates both; `origin_row` is then the row number.
+    rows become their JSON text (`to_json`), and an `.avro` file's records theirs (landing/formats/avro.py), so one
+    code path translates all three; `origin_row` is then the row or record number.
     Blank lines carry no record and are not counted.
     """
     conn.execute(f"DROP VIEW IF EXISTS temp.{LINES_TABLE}")
     conn.execute("CREATE OR REPLACE TEMP TABLE _fmt_file (filename VARCHAR, line VARCHAR)")
     conn.execute("CREATE OR REPLACE TEMP TABLE _fmt_rows (origin_file VARCHAR, origin_row BIGINT, line VARCHAR)")
-    text_files = [path for path in paths if path.suffix != ".parquet"]
+    text_files = [path for path in paths if path.suffix != ".parquet" and not path.name.lower().endswith(".avro")]
     if text_files:
         # One scan over every file (per-file statements cost more than the parsing on a folder of daily files).
         # One VARCHAR column per physical line: NUL never occurs in JSON text, so no line is ever split; quoting
@@ -286,6 +287,8 @@ INSERT INTO _fmt_file SELECT filename, line FROM read_csv([{listed}], columns={{
 INSERT INTO _fmt_rows SELECT {sql_string(path.name)}, file_row_number + 1, to_json(t)
 FROM read_parquet({sql_string(str(path))}, file_row_number=true, {FILE_COLUMNS_ONLY}) AS t""",
             )
+        elif path.name.lower().endswith(".avro"):
+            _load_avro_records(conn, path)
     conn.execute(
         "CREATE OR REPLACE TEMP TABLE _fmt_offsets AS SELECT filename, min(rowid) AS first FROM _fmt_file GROUP BY 1"
     )
@@ -298,6 +301,24 @@ FROM _fmt_file AS f JOIN _fmt_offsets AS o USING (filename)
 WHERE f.line IS NOT NULL AND (ascii(f.line) > 32 OR trim(f.line) <> '')
 UNION ALL SELECT * FROM _fmt_rows""")
     return conn.execute(f"SELECT count(*) FROM {LINES_TABLE}").fetchall()[0][0]
+
+
+def _load_avro_records(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """An Avro file's records as JSON text into `_fmt_rows`, numbered from 1 (landing/formats/avro.py)."""
+    # Imported here: fastavro (and pyarrow's start-up) are needed only when a landing folder holds Avro files.
+    import pyarrow as pa
+
+    from landing.formats.avro import avro_json_batches
+
+    first = 1
+    for lines in avro_json_batches(path):
+        batch = pa.table({"origin_row": pa.array(range(first, first + len(lines)), pa.int64()), "line": lines})
+        conn.register("_fmt_avro_batch", batch)
+        try:
+            conn.execute(f"INSERT INTO _fmt_rows SELECT {sql_string(path.name)}, origin_row, line FROM _fmt_avro_batch")
+        finally:
+            conn.unregister("_fmt_avro_batch")
+        first += len(lines)
 
 
 def drop_lines(conn: duckdb.DuckDBPyConnection) -> None:

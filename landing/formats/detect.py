@@ -16,9 +16,13 @@ from landing.sources import FILE_COLUMNS_ONLY, LandingError, read_csv_header, sq
 SEGMINT, GA4, SEGMENT, SHOPIFY = "segmint", "ga4", "segment", "shopify"
 SOURCE_FORMATS = (SEGMINT, GA4, SEGMENT, SHOPIFY)
 JSON_LINE_SUFFIXES = (".json", ".jsonl", ".ndjson")
-NOT_JSON_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet")
+NOT_JSON_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".avro")
 # BigQuery names the daily GA4 export tables events_YYYYMMDD (events_intraday_YYYYMMDD while streaming).
-GA4_FILE_NAME = re.compile(r"^events_(intraday_)?\d{8}(_\d+)?\.(json|jsonl|ndjson|parquet)(\.gz)?$", re.IGNORECASE)
+# An extract too big for one file goes to a wildcard URI, `events_20251201-*.avro`: BigQuery numbers the parts
+# with 12 digits (events_20251201-000000000000.avro, ...-000000000001.avro, ...).
+GA4_FILE_NAME = re.compile(
+    r"^events_(intraday_)?\d{8}(_\d+)?(-\d{12})?(\.(json|jsonl|ndjson|parquet)(\.gz)?|\.avro)$", re.IGNORECASE
+)
 GA4_KEYS = ("event_name", "event_timestamp")
 # The Segment Spec's call types (RudderStack uses the same names).
 SEGMENT_CALL_TYPES = ("track", "page", "screen", "identify", "group", "alias")
@@ -69,7 +73,7 @@ CONTRACT_ORDERS = ("orders.csv", "orders.parquet")
 CONTRACT_FILES = tuple(f"{table}.{ext}" for table in ("orders", "customers", "events") for ext in ("csv", "parquet"))
 PROBE_BYTES = 1 << 20
 LOOKED_FOR = (
-    "orders.csv or orders.parquet (segmint), events_YYYYMMDD.json/.jsonl/.ndjson[.gz]/.parquet (ga4), "
+    "orders.csv or orders.parquet (segmint), events_YYYYMMDD[-<part>].json/.jsonl/.ndjson[.gz]/.parquet/.avro (ga4), "
     "*.json/.jsonl/.ndjson[.gz] or Segment S3 *.gz lines of Segment/RudderStack calls (segment), "
     "Segment warehouse tables tracks/pages/identifies/<event>.csv|csv.gz|csv.zst|parquet or their parts, with id and "
     "received_at (segment), "
@@ -118,6 +122,10 @@ def _looks_like_ga4(path: Path) -> bool:
         return True
     if path.suffix == ".parquet":
         return path.name != "events.parquet" and set(GA4_KEYS) <= _parquet_columns(path)
+    if _is_avro(path):
+        from landing.formats.avro import avro_field_names  # fastavro only for folders holding Avro files
+
+        return set(GA4_KEYS) <= avro_field_names(path)
     record = _first_record(path) if is_json_lines(path) else None
     return isinstance(record, dict) and all(key in record for key in GA4_KEYS)
 
@@ -261,9 +269,14 @@ def segment_warehouse_tables(landing_dir: Path) -> list[WarehouseFile]:
     return found
 
 
+def _is_avro(path: Path) -> bool:
+    return path.is_file() and path.name.lower().endswith(".avro")
+
+
 def ga4_files(landing_dir: Path) -> list[Path]:
-    """The GA4 export files: named events_YYYYMMDD.*, or JSON lines / Parquet whose records carry event_name."""
-    candidates = (p for p in sorted(landing_dir.iterdir()) if is_json_lines(p) or p.suffix == ".parquet")
+    """The GA4 export files: named events_YYYYMMDD.* (or its wildcard parts), or JSON lines / Parquet / Avro whose
+    records carry event_name and event_timestamp."""
+    candidates = (p for p in sorted(landing_dir.iterdir()) if is_json_lines(p) or p.suffix == ".parquet" or _is_avro(p))
     return [path for path in candidates if _looks_like_ga4(path)]
 
 

@@ -1,4 +1,4 @@
-"""GA4 BigQuery export (events_YYYYMMDD as newline-delimited JSON or Parquet) -> segmint contract files.
+"""GA4 BigQuery export (events_YYYYMMDD as newline-delimited JSON, Parquet or Avro) -> segmint contract files.
 
 Field names follow Google's "[GA4] BigQuery Export schema": one record per event with `event_date`,
 `event_timestamp` (microseconds since the epoch, UTC), `event_name`, `user_id`, `user_pseudo_id`, repeated

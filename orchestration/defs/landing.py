@@ -53,7 +53,7 @@ def landing_files(context: dg.AssetExecutionContext, settings: SegmintSettings) 
             marker.write_text(json.dumps(params))
             context.log.info(f"Generated the demo shop: {summary}")
     landing_dir = s.landing_dir or s.demo_landing_dir
-    files = sorted(p for p in landing_dir.iterdir() if p.suffix in {".csv", ".parquet"} or is_json_lines(p))
+    files = sorted(p for p in landing_dir.iterdir() if p.suffix in {".csv", ".parquet", ".avro"} or is_json_lines(p))
     return dg.MaterializeResult(
         metadata={
             "landing_dir": dg.MetadataValue.path(str(landing_dir)),

@@ -35,7 +35,7 @@ from orchestration.lib.alerts import (
 from orchestration.lib.partitions import EVERY_DAY, STAGED_DAYS_TAG
 from orchestration.lib.settings import SettingsError, load_settings
 
-LANDING_SUFFIXES = (".csv", ".parquet")  # the files the landing step reads (see landing/), with JSON lines
+LANDING_SUFFIXES = (".csv", ".parquet", ".avro")  # the files the landing step reads (see landing/), with JSON lines
 # A file younger than this may still be being copied in: wait for it rather than ingest half a file.
 SETTLE_SECONDS = 30
 LANDING_SENSOR_INTERVAL_SECONDS = 60
@@ -51,7 +51,7 @@ FileState = dict[str, tuple[int, int]]  # file name -> (mtime in ns, size in byt
 
 
 def scan_landing(landing_dir: Path) -> FileState:
-    """Name -> (mtime_ns, size) of every landing file (csv/parquet/JSON lines) directly in the folder."""
+    """Name -> (mtime_ns, size) of every landing file (csv/parquet/avro/JSON lines) directly in the folder."""
     state: FileState = {}
     for path in sorted(landing_dir.iterdir()):
         # JSON lines (.json/.jsonl/.ndjson, .gz) are GA4 and Segment exports (landing/formats/).
