@@ -47,7 +47,7 @@ from orchestration.lib.keys import (
 )
 from orchestration.lib.metadata import markdown_table, validation_metadata
 from orchestration.lib.settings import SPECIAL_CATEGORIES_FILE
-from orchestration.lib.warehouse_io import table_exists
+from orchestration.lib.warehouse_io import is_base_table, table_exists
 
 # GX runs on pandas; above this many rows it validates a reproducible sample (dbt tests still cover every row).
 MAX_VALIDATION_ROWS = 500_000
@@ -96,14 +96,6 @@ def _reservoir_sql(table: str, selected: str, where: str | None, by_rowid: bool)
     )
 
 
-def _is_view(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
-    schema, name = table.split(".")
-    [(views,)] = conn.execute(
-        "select count(*) from duckdb_views() where schema_name = ? and view_name = ?", [schema, name]
-    ).fetchall()
-    return views > 0
-
-
 def _selected_columns(conn: duckdb.DuckDBPyConnection, table: str, columns: list[str] | None) -> str:
     if columns is None:
         return "t.*"
@@ -137,7 +129,7 @@ def read_for_validation(
     if rows <= MAX_VALIDATION_ROWS:
         condition = "" if where is None else f" where {where}"
         return conn.execute(f"select {selected} from {table} as t{condition}").df(), total
-    return conn.execute(_reservoir_sql(table, selected, where, by_rowid=not _is_view(conn, table))).df(), total
+    return conn.execute(_reservoir_sql(table, selected, where, by_rowid=is_base_table(conn, table))).df(), total
 
 
 def read_rows_sharing_a_key(
