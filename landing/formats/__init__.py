@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 
 from landing.contract import SUPPRESSED_TABLE_SQL
-from landing.formats import ga4, segment, shopify
+from landing.formats import ga4, segment, shopify, shopify_api
 from landing.formats.common import (
     CONTRACT_REJECTS_TABLE,
     GENERATED_IDS_TABLE,
@@ -40,6 +40,7 @@ from landing.formats.detect import (
     ga4_files,
     segment_files,
     segment_warehouse_tables,
+    shopify_export_parts,
 )
 from landing.sources import LandingError, sql_string
 
@@ -104,7 +105,7 @@ def _translate(
     """Write the contract files of one format; (translated file names, contract files linked as they are, notes
     of the translated files)."""
     if fmt == SHOPIFY:
-        written, notes = shopify.translate(conn, landing_dir, contract_dir)
+        written, notes = _translate_shopify(conn, landing_dir, contract_dir)
         return written, (), notes
     files = ga4_files(landing_dir) if fmt == GA4 else segment_files(landing_dir)
     tables = [] if fmt == GA4 else segment_warehouse_tables(landing_dir)
@@ -120,6 +121,22 @@ def _translate(
         return written, passthrough, notes
     written, notes = segment.translate(conn, files, contract_dir, with_orders, tables)
     return written, passthrough, notes
+
+
+def _translate_shopify(
+    conn: duckdb.DuckDBPyConnection, landing_dir: Path, contract_dir: Path
+) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """The admin CSV export when the folder holds one, else the Admin API pulls (shopify_api.py); both: stop."""
+    api_files = shopify_api.shopify_api_files(landing_dir)
+    if api_files and not shopify_export_parts(landing_dir, shopify.ORDERS_EXPORT):
+        return shopify_api.translate(conn, api_files, contract_dir)
+    if api_files:
+        raise LandingError(
+            f"{landing_dir}: both a Shopify admin export ({shopify.ORDERS_EXPORT}) and Admin API files "
+            f"({', '.join(path.name for path in api_files[:3])}{', ...' if len(api_files) > 3 else ''}): "
+            "they would count the same orders twice; keep one of them in the landing folder"
+        )
+    return shopify.translate(conn, landing_dir, contract_dir)
 
 
 def cleanup(translation: Translation | None) -> None:

@@ -77,7 +77,8 @@ LOOKED_FOR = (
     "*.json/.jsonl/.ndjson[.gz] or Segment S3 *.gz lines of Segment/RudderStack calls (segment), "
     "Segment warehouse tables tracks/pages/identifies/<event>.csv|csv.gz|csv.zst|parquet or their parts, with id and "
     "received_at (segment), "
-    "orders_export.csv or orders_export_1.csv, ... (shopify)"
+    "orders_export.csv or orders_export_1.csv, ... (shopify), "
+    "Shopify Admin API orders/customers as REST pages, GraphQL bulk JSONL or Airbyte records (shopify)"
 )
 
 
@@ -302,6 +303,10 @@ def detect_format(landing_dir: Path, override: str | None = None) -> str:
         return override
     present = {path.name for path in landing_dir.iterdir() if path.is_file()}
     if shopify_export_parts(landing_dir, SHOPIFY_FILES[0]):
+        return SHOPIFY
+    from landing.formats.shopify_api import shopify_api_files  # imported here: it imports this module
+
+    if shopify_api_files(landing_dir):
         return SHOPIFY
     if ga4_files(landing_dir):
         return GA4
