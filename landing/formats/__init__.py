@@ -129,7 +129,7 @@ def _translate_shopify(
     """The admin CSV export when the folder holds one, else the Admin API pulls (shopify_api.py); both: stop."""
     api_files = shopify_api.shopify_api_files(landing_dir)
     if api_files and not shopify_export_parts(landing_dir, shopify.ORDERS_EXPORT):
-        return shopify_api.translate(conn, api_files, contract_dir)
+        return shopify_api.translate(conn, landing_dir, contract_dir)
     if api_files:
         raise LandingError(
             f"{landing_dir}: both a Shopify admin export ({shopify.ORDERS_EXPORT}) and Admin API files "

@@ -238,16 +238,18 @@ WHERE v.n > 1 AND s.origin_file = v.origin_file AND s.origin_row = v.origin_row"
     )
 
 
-ORDER_KEY = "coalesce(data->>'id', data->>'name')"
-CUSTOMER_KEY = "data->>'id'"
+# One order or customer however it was pulled: REST's `450789469` and GraphQL's `gid://shopify/Order/450789469`.
+RECORD_NUMBER = _numeric_id("data->>'id'")
+ORDER_KEY, CUSTOMER_KEY = f"coalesce({RECORD_NUMBER}, data->>'name')", RECORD_NUMBER
 
 
 def translate(
-    conn: duckdb.DuckDBPyConnection, files: list[Path], work_dir: Path
+    conn: duckdb.DuckDBPyConnection, landing_dir: Path, work_dir: Path
 ) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
     """Write orders.parquet (and customers.parquet when customers were pulled); fill the reject list.
 
     Returns the files written and the orders' notes."""
+    files = shopify_api_files(landing_dir)
     _load_records(conn, files)
     # the known records first: a child line is folded into its parent, or is an orphan
     conn.execute("""
@@ -282,9 +284,9 @@ UPDATE _fmt_sapi SET kind = 'orphan' WHERE kind = 'child' AND parent NOT IN (
             f"{', '.join(path.name for path in files)}: no Shopify order in these Admin API files (REST "
             "orders.json pages, GraphQL bulk Order lines or Airbyte `orders` records); pull the orders too"
         )
-    _orders(conn)
+    notes = _orders(conn)
     conn.execute("DROP TABLE temp._fmt_sapi")
-    notes = write_orders(conn, work_dir, SOURCE)
+    notes = write_orders(conn, work_dir, SOURCE) + notes + _unread_json(landing_dir, files)
     if folded:
         notes += (
             f"{folded} nested lines of the bulk export (line items and other objects under an order or customer, "
@@ -314,8 +316,21 @@ SELECT file_index, origin_file, origin_row, {_numeric_id("data->>'id'")} AS cust
 FROM _fmt_sapi WHERE kind = 'customer'""")
 
 
-def _orders(conn: duckdb.DuckDBPyConnection) -> None:
-    """The order records as shopify.write_orders reads them (`_fmt_shop_orders`), amounts in the shop currency."""
+def _unread_json(landing_dir: Path, files: list[Path]) -> tuple[str, ...]:
+    """A note naming the folder's other JSON files: not Shopify records, or not valid JSON (a truncated download of
+    a pretty-printed page), so they are not read, and said so rather than skipped in silence."""
+    unread = sorted(path.name for path in landing_dir.iterdir() if is_json_lines(path) and path not in files)
+    if not unread:
+        return ()
+    return (
+        f"warning: not read: {', '.join(unread)} (their first record is no Shopify order, customer or REST page, or "
+        "the file is not valid JSON, such as a page cut short while downloading)",
+    )
+
+
+def _orders(conn: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
+    """The order records as shopify.write_orders reads them (`_fmt_shop_orders`), amounts in the shop currency;
+    a warning when refunds could not be put in the shop's money."""
     currency = _first_of(
         "$.total_price_set.shop_money.currency_code",
         "$.totalPriceSet.shopMoney.currencyCode",
@@ -371,5 +386,15 @@ SELECT coalesce({_first_of("$.name")}, {_numeric_id("data->>'id'")}) AS name,
        {_first_of("$.cancelled_at", "$.cancelledAt")} AS cancelled_at,
        {_first_of("$.source_name", "$.sourceName")} AS source
 FROM _fmt_sapi_orders AS o LEFT JOIN _fmt_sapi_refunds AS r USING (origin_file, origin_row)""")
+    unknown = conn.execute(
+        "SELECT count(*) FROM _fmt_sapi_refunds WHERE NOT in_shop_currency AND (origin_file, origin_row) IN "
+        "(SELECT (origin_file, origin_row) FROM _fmt_shop_orders WHERE refunded_amount IS NULL)"
+    ).fetchall()[0][0]
     for table in ("_fmt_sapi_orders", "_fmt_sapi_refunds"):
         conn.execute(f"DROP TABLE temp.{table}")
+    if not unknown:
+        return ()
+    return (
+        f"warning: {unknown} orders were refunded in another currency than the shop's and give no "
+        "current_total_price, so their refunds are not subtracted (pull the orders with current_total_price)",
+    )

@@ -273,6 +273,10 @@ def test_airbyte_records_old_and_new_envelopes_keep_the_newest_copy_of_an_order_
     with gzip.open(landing / "2025_11_21_1764547200000_0.jsonl.gz", "wt") as handle:
         handle.write(airbyte(later, 1) + airbyte(rest_order(2), 2, as_text=True))
     (landing / "_airbyte_raw_orders.jsonl").write_text(airbyte(first, 3, v2=False))
+    # the same order pulled by a bulk operation before it changed: its GraphQL id names the same order
+    (landing / "bulk.jsonl").write_text(
+        json.dumps(bulk_order(1, id=gid("Order", 450789001), updatedAt="2025-11-01T09:00:00Z")) + "\n"
+    )
     (landing / "_airbyte_raw_customers.jsonl").write_text(
         airbyte({"id": 207119001, "email": "buyer1@example.com", "orders_count": 2, "first_name": "Al"}, 4, v2=False)
     )
@@ -283,13 +287,10 @@ def test_airbyte_records_old_and_new_envelopes_keep_the_newest_copy_of_an_order_
         ("#1001-R", "207119001", -10.0, "refunded"),
         ("#1002", "207119002", 50.0, "completed"),
     ]
-    assert rows(conn, "SELECT source_file, source_row, reason FROM raw.quarantine") == [
-        (
-            "_airbyte_raw_orders.jsonl",
-            1,
-            "superseded_version: an older copy of order 450789001 (the newer one is "
-            "2025_11_21_1764547200000_0.jsonl.gz line 1)",
-        ),
+    newer = "superseded_version: an older copy of order 450789001 (the newer one is 2025_11_21_1764547200000_0.jsonl.gz line 1)"
+    assert rows(conn, "SELECT source_file, source_row, reason FROM raw.quarantine ORDER BY 1") == [
+        ("_airbyte_raw_orders.jsonl", 1, newer),
+        ("bulk.jsonl", 1, newer),
     ]
     assert rows(conn, "SELECT customer_id, first_name FROM raw.customers") == [("207119001", "Al")]
     assert_reconciles(conn)
@@ -310,13 +311,21 @@ def test_a_multi_currency_shop_books_the_shop_money_and_a_presentment_refund_by_
         refunds=[refund("27.00", currency="USD")],
         current_total_price="75.00",
     )
-    (landing / "orders.json").write_text(json.dumps({"orders": [usd_buyer, rest_order(2, total="20.00")]}))
-    ingest(conn, landing)
+    # without the current total the refund's shop money is unknown: not subtracted, and said so
+    unknown = rest_order(3, refunds=[refund("5.00", currency="USD")])
+    (landing / "orders.json").write_text(json.dumps({"orders": [usd_buyer, rest_order(2, total="20.00"), unknown]}))
+    # a page cut short while downloading is not read, and named
+    (landing / "orders_page_2.json").write_text(json.dumps({"orders": [rest_order(4)]}, indent=2)[:-40])
+    report = ingest(conn, landing)
     assert rows(conn, "SELECT order_id, order_total, currency FROM raw.orders ORDER BY 1") == [
         ("#1001", 100.0, "EUR"),
         ("#1001-R", -25.0, "EUR"),
         ("#1002", 20.0, "EUR"),
+        ("#1003", 50.0, "EUR"),
     ]
+    notes = {f.source_file: f.notes for f in report.files}["orders.parquet"]
+    assert any(note.startswith("warning: 1 orders were refunded in another currency") for note in notes)
+    assert any(note.startswith("warning: not read: orders_page_2.json") for note in notes)
 
 
 def test_an_admin_export_next_to_api_files_stops_and_api_files_without_orders_stop(conn, tmp_path):
