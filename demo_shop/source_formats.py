@@ -27,6 +27,7 @@ import argparse
 import csv
 import gzip
 import json
+import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -256,12 +257,19 @@ def _admin_export(conn: duckdb.DuckDBPyConnection) -> tuple[list[dict], list[dic
 
 def _rest_orders(orders: list[dict], customers: list[dict]) -> tuple[list[dict], list[dict]]:
     """The admin export's orders and customers as REST Admin API `Order` and `Customer` resources."""
-    by_email = {row["Email"].strip().lower(): row for row in customers if row["Email"].strip()}
-    by_phone = {row["Phone"]: row for row in customers if row["Phone"]}
+    # The buyer the admin export's orders are joined to (shopify.py: the lowest Customer ID with the order's email,
+    # else phone): two demo customers may share an email, and the API names one customer per order.
+    by_email: dict[str, dict] = {}
+    by_phone: dict[str, dict] = {}
+    for row in sorted(customers, key=lambda row: row["Customer ID"]):
+        if row["Email"].strip():
+            by_email.setdefault(row["Email"].strip().lower(), row)
+        if row["Phone"]:
+            by_phone.setdefault(re.sub(r"[^0-9+]", "", row["Phone"]), row)
     rest_orders = []
     for n, order in enumerate(orders, start=1):
         email, phone, currency = order["Email"].strip() or None, order["Phone"] or None, order["Currency"]
-        buyer = by_email.get((email or "").lower()) or by_phone.get(phone or "")
+        buyer = by_email.get((email or "").lower()) or by_phone.get(re.sub(r"[^0-9+]", "", phone or ""))
         money = {"amount": order["Total"], "currency_code": currency}
         created = _iso(order["Created at"])
         refunds = []

@@ -51,7 +51,7 @@ from landing.formats.common import (
 )
 from landing.formats.detect import is_json_lines
 from landing.formats.shopify import create_buyer_lookups, write_customers, write_orders
-from landing.sources import LandingError
+from landing.sources import LandingError, sql_string
 
 # Keys that tell a REST order or customer from other JSON (a REST resource always has `id`).
 REST_ORDER_KEYS = ("financial_status", "total_price", "total_price_set", "line_items", "order_number")
@@ -88,6 +88,15 @@ def _document(path: Path) -> dict | list | None:
     except (OSError, EOFError, ValueError):
         return None
     return document if isinstance(document, dict | list) else None
+
+
+def _first_line_parses(path: Path) -> bool:
+    try:
+        with _open(path) as handle:
+            json.loads(next((raw for raw in handle if raw.strip()), b""))
+    except (OSError, EOFError, ValueError):
+        return False
+    return True
 
 
 def _first_record(path: Path) -> object:
@@ -127,44 +136,40 @@ def _text(expression: str) -> str:
     return f"nullif(trim({expression}), '')"
 
 
-def _first_of(*paths: str) -> str:
-    """The first present, non-empty value of `data` at the JSON paths (`$.a.b`), as text."""
-    return f"coalesce({', '.join(_text(f'json_extract_string(data, {path!r})') for path in paths)})"
-
-
 def _numeric_id(expression: str) -> str:
     # `gid://shopify/Customer/6001` and `6001` are one customer: the admin CSV's Customer ID is the number.
     return f"nullif(regexp_extract({expression}, '([0-9]+)$', 1), '')"
 
 
-def _has_any(keys: tuple[str, ...]) -> str:
-    return " OR ".join(f"json_exists(data, '$.{key}')" for key in keys)
-
-
 def _load_records(conn: duckdb.DuckDBPyConnection, files: list[Path]) -> None:
     """Every record of the files into temp `_fmt_sapi` (file_index, origin_file, origin_row, page, raw, bad, data,
-    kind, gid_type, parent, version_at): pages unpacked, Airbyte's envelope opened, each record classified."""
-    documents = {path.name: document for path in files if (document := _document(path)) is not None}
-    load_json_lines(conn, [path for path in files if path.name not in documents])
-    for name, document in documents.items():
-        conn.execute("INSERT INTO _fmt_rows VALUES (?, 1, ?)", [name, json.dumps(document, separators=(",", ":"))])
-    order = ", ".join(f"({index}, '{path.name.replace(chr(39), chr(39) * 2)}')" for index, path in enumerate(files))
+    kind, target, source_id, record_number, gid_type, parent, is_test, version_at): pages unpacked, Airbyte's envelope
+    opened, each record classified. Each value is read with one parse per record (list-of-paths extraction)."""
+    # a file whose first line is no whole record is one pretty-printed document (detection parsed it)
+    documents = [path for path in files if not _first_line_parses(path)]
+    load_json_lines(conn, [path for path in files if path not in documents])
+    if documents:
+        listed = ", ".join(sql_string(str(path)) for path in documents)
+        conn.execute(f"""
+INSERT INTO _fmt_rows SELECT parse_filename(filename), 1, json::VARCHAR
+FROM read_json_objects([{listed}], format='unstructured', filename=true, maximum_object_size={MAX_DOCUMENT_BYTES})""")
+    order = ", ".join(f"({index}, {sql_string(path.name)})" for index, path in enumerate(files))
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_sapi_lines AS
 WITH parsed AS (
     SELECT f.file_index, l.origin_file, l.origin_row, l.line, {json_reason_sql("l.line")} AS bad
-    FROM _fmt_lines AS l JOIN (VALUES {order}) AS f(file_index, origin_file) USING (origin_file))
-SELECT *, CASE WHEN bad IS NULL THEN line::JSON END AS j,
-       CASE WHEN bad IS NOT NULL THEN NULL WHEN json_type(line, '$.orders') = 'ARRAY' THEN 'orders'
-            WHEN json_type(line, '$.customers') = 'ARRAY' THEN 'customers' END AS page
-FROM parsed""")
+    FROM _fmt_lines AS l JOIN (VALUES {order}) AS f(file_index, origin_file) USING (origin_file)),
+paged AS (
+    SELECT *, CASE WHEN bad IS NULL THEN json_type(line, ['$.orders', '$.customers']) END AS _pages FROM parsed)
+SELECT * EXCLUDE (_pages), CASE WHEN bad IS NULL THEN line::JSON END AS j,
+       CASE WHEN _pages[1] = 'ARRAY' THEN 'orders' WHEN _pages[2] = 'ARRAY' THEN 'customers' END AS page
+FROM paged""")
     drop_lines(conn)
     page_records = (
         "CASE page WHEN 'orders' THEN json_extract(j, '$.orders[*]') ELSE json_extract(j, '$.customers[*]') END"
     )
-    envelope = f"""CASE WHEN json_type(rec, '$.{AIRBYTE_DATA}') = 'VARCHAR' AND json_valid(rec->>'{AIRBYTE_DATA}')
-                   THEN (rec->>'{AIRBYTE_DATA}')::JSON
-                   WHEN json_exists(rec, '$.{AIRBYTE_DATA}') THEN rec->'{AIRBYTE_DATA}' ELSE rec END"""
+    rest_order = f"list_has_any(_keys, {list(REST_ORDER_KEYS)})"
+    rest_customer = f"list_has_any(_keys, {list(REST_CUSTOMER_KEYS)})"
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_sapi AS
 WITH pages AS (
@@ -178,26 +183,37 @@ records AS (
     FROM pages
     UNION ALL
     SELECT file_index, origin_file, origin_row, NULL, line, bad, j FROM _fmt_sapi_lines WHERE page IS NULL),
-opened AS (
-    SELECT * EXCLUDE (rec), {envelope} AS data,
-           coalesce(rec->>'_airbyte_extracted_at', rec->>'_airbyte_emitted_at') AS extracted_at
+enveloped AS (
+    SELECT *, json_extract(rec, ['$.{AIRBYTE_DATA}', '$._airbyte_extracted_at', '$._airbyte_emitted_at']) AS _env
     FROM records),
+opened AS (  -- Airbyte's record is an object, or (some destinations) its JSON text
+    SELECT * EXCLUDE (rec, _env),
+           CASE WHEN _env[1] IS NULL THEN rec
+                WHEN json_type(_env[1]) = 'VARCHAR' AND json_valid(_env[1]->>'$') THEN (_env[1]->>'$')::JSON
+                ELSE _env[1] END AS data,
+           coalesce(_env[2], _env[3])->>'$' AS extracted_at
+    FROM enveloped),
+fields AS (
+    SELECT *, json_extract_string(data, ['$.id', '$.__parentId', '$.updated_at', '$.updatedAt', '$.test']) AS _f,
+           json_keys(data) AS _keys
+    FROM opened),
 typed AS (
-    SELECT *, regexp_extract(data->>'id', '^{GID_PREFIX}([A-Za-z]+)/', 1) AS gid_type,
-           data->>'__parentId' AS parent
-    FROM opened)
-SELECT file_index, origin_file, origin_row, page, {raw_record_sql("raw")} AS raw, bad, data, gid_type, parent,
+    SELECT *, _f[1] AS source_id, regexp_extract(_f[1], '^{GID_PREFIX}([A-Za-z]+)/', 1) AS gid_type,
+           _f[2] AS parent
+    FROM fields)
+SELECT file_index, origin_file, origin_row, page, {raw_record_sql("raw")} AS raw, bad, data, source_id,
+       -- one order or customer however it was pulled: REST's 450789469, GraphQL's gid://shopify/Order/450789469
+       {_numeric_id("source_id")} AS record_number, gid_type, parent, lower(_f[5]) = 'true' AS is_test,
        CASE WHEN bad IS NOT NULL THEN 'bad'
             WHEN json_type(data) <> 'OBJECT' THEN 'not_an_object'
             WHEN page = 'orders' OR gid_type = 'Order' THEN 'order'
             WHEN page = 'customers' OR gid_type = 'Customer' THEN 'customer'
             WHEN parent IS NOT NULL THEN 'child'
-            WHEN gid_type = '' AND json_exists(data, '$.id') AND ({_has_any(REST_ORDER_KEYS)}) THEN 'order'
-            WHEN gid_type = '' AND json_exists(data, '$.id') AND ({_has_any(REST_CUSTOMER_KEYS)}) THEN 'customer'
+            WHEN gid_type = '' AND source_id IS NOT NULL AND {rest_order} THEN 'order'
+            WHEN gid_type = '' AND source_id IS NOT NULL AND {rest_customer} THEN 'customer'
             ELSE 'unsupported' END AS kind,
        -- which copy of a record pulled twice is the newer one (an incremental sync appends each update)
-       coalesce(try_cast({_first_of("$.updated_at", "$.updatedAt")} AS TIMESTAMPTZ),
-                try_cast(extracted_at AS TIMESTAMPTZ),
+       coalesce(try_cast(coalesce(_f[3], _f[4]) AS TIMESTAMPTZ), try_cast(extracted_at AS TIMESTAMPTZ),
                 make_timestamptz(try_cast(extracted_at AS BIGINT) * 1000)) AS version_at
 FROM typed""")
     # the contract table a rejected record is counted under
@@ -238,9 +254,7 @@ WHERE v.n > 1 AND s.origin_file = v.origin_file AND s.origin_row = v.origin_row"
     )
 
 
-# One order or customer however it was pulled: REST's `450789469` and GraphQL's `gid://shopify/Order/450789469`.
-RECORD_NUMBER = _numeric_id("data->>'id'")
-ORDER_KEY, CUSTOMER_KEY = f"coalesce({RECORD_NUMBER}, data->>'name')", RECORD_NUMBER
+ORDER_KEY, CUSTOMER_KEY = "coalesce(record_number, data->>'name')", "record_number"
 
 
 def translate(
@@ -254,7 +268,7 @@ def translate(
     # the known records first: a child line is folded into its parent, or is an orphan
     conn.execute("""
 UPDATE _fmt_sapi SET kind = 'orphan' WHERE kind = 'child' AND parent NOT IN (
-    SELECT data->>'id' FROM _fmt_sapi WHERE kind IN ('order', 'customer') AND data->>'id' IS NOT NULL)""")
+    SELECT source_id FROM _fmt_sapi WHERE kind IN ('order', 'customer') AND source_id IS NOT NULL)""")
     _reject(conn, "kind = 'bad'", "bad")
     _reject(conn, "kind = 'not_an_object'", "'not_a_json_object: a ' || lower(json_type(data))")
     _reject(
@@ -266,7 +280,7 @@ UPDATE _fmt_sapi SET kind = 'orphan' WHERE kind = 'child' AND parent NOT IN (
     _reject(conn, "kind = 'orphan'", "'orphan_child: its __parentId ' || parent || ' is in no file'")
     _reject(
         conn,
-        f"kind = 'order' AND lower({_first_of('$.test')}) = 'true'",
+        "kind = 'order' AND is_test",
         "'test_order: a test order (test: true) is never money'",
     )
     _set_aside_superseded(conn, "order", ORDER_KEY)
@@ -296,26 +310,6 @@ UPDATE _fmt_sapi SET kind = 'orphan' WHERE kind = 'child' AND parent NOT IN (
     return tuple(written), {"orders.parquet": notes} if notes else {}
 
 
-def _customers(conn: duckdb.DuckDBPyConnection) -> None:
-    """The customer records as shopify.write_customers reads them (`_fmt_shop_customers`)."""
-    consent_state = _first_of("$.email_marketing_consent.state", "$.emailMarketingConsent.marketingState")
-    conn.execute(f"""
-CREATE OR REPLACE TEMP TABLE _fmt_shop_customers AS
-SELECT file_index, origin_file, origin_row, {_numeric_id("data->>'id'")} AS customer_id,
-       {_first_of("$.email", "$.defaultEmailAddress.emailAddress")} AS email,
-       {_first_of("$.phone", "$.defaultPhoneNumber.phoneNumber", "$.default_address.phone", "$.defaultAddress.phone")}
-           AS phone,
-       {_first_of("$.first_name", "$.firstName")} AS first_name, {_first_of("$.last_name", "$.lastName")} AS last_name,
-       {_first_of("$.default_address.zip", "$.defaultAddress.zip")} AS postal_code,
-       {_first_of("$.default_address.country_code", "$.defaultAddress.countryCodeV2", "$.defaultAddress.countryCode")}
-           AS country,
-       -- the consent state (SUBSCRIBED, NOT_SUBSCRIBED, UNSUBSCRIBED, PENDING, ...) when given, else the older flag
-       CASE WHEN {consent_state} IS NOT NULL THEN CAST(lower({consent_state}) = 'subscribed' AS VARCHAR)
-            ELSE {_first_of("$.accepts_marketing", "$.acceptsMarketing")} END AS marketing_consent,
-       {_first_of("$.created_at", "$.createdAt")} AS signed_up_at
-FROM _fmt_sapi WHERE kind = 'customer'""")
-
-
 def _unread_json(landing_dir: Path, files: list[Path]) -> tuple[str, ...]:
     """A note naming the folder's other JSON files: not Shopify records, or not valid JSON (a truncated download of
     a pretty-printed page), so they are not read, and said so rather than skipped in silence."""
@@ -328,23 +322,89 @@ def _unread_json(landing_dir: Path, files: list[Path]) -> tuple[str, ...]:
     )
 
 
+class _Fields:
+    """Text values of a record's `data` at JSON paths, all read by one json_extract_string over the list of paths
+    (one parse of the record; a call per field parsed it once per field)."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+
+    def first_of(self, *paths: str) -> str:
+        """The first present, non-empty value at the paths (`$.a.b`), as text."""
+        self.paths += [path for path in paths if path not in self.paths]
+        return f"coalesce({', '.join(_text(f'_v[{self.paths.index(path) + 1}]') for path in paths)})"
+
+    def values(self) -> str:
+        return f"json_extract_string(data, [{', '.join(repr(path) for path in self.paths)}]) AS _v"
+
+
+def _customers(conn: duckdb.DuckDBPyConnection) -> None:
+    """The customer records as shopify.write_customers reads them (`_fmt_shop_customers`)."""
+    field = _Fields()
+    consent_state = field.first_of("$.email_marketing_consent.state", "$.emailMarketingConsent.marketingState")
+    columns = {
+        "customer_id": _numeric_id(field.first_of("$.id")),
+        "email": field.first_of("$.email", "$.defaultEmailAddress.emailAddress"),
+        "phone": field.first_of(
+            "$.phone", "$.defaultPhoneNumber.phoneNumber", "$.default_address.phone", "$.defaultAddress.phone"
+        ),
+        "first_name": field.first_of("$.first_name", "$.firstName"),
+        "last_name": field.first_of("$.last_name", "$.lastName"),
+        "postal_code": field.first_of("$.default_address.zip", "$.defaultAddress.zip"),
+        "country": field.first_of(
+            "$.default_address.country_code", "$.defaultAddress.countryCodeV2", "$.defaultAddress.countryCode"
+        ),
+        # the consent state (SUBSCRIBED, NOT_SUBSCRIBED, UNSUBSCRIBED, PENDING, ...) when given, else the older flag
+        "marketing_consent": f"CASE WHEN {consent_state} IS NOT NULL THEN CAST(lower({consent_state}) = 'subscribed' "
+        f"AS VARCHAR) ELSE {field.first_of('$.accepts_marketing', '$.acceptsMarketing')} END",
+        "signed_up_at": field.first_of("$.created_at", "$.createdAt"),
+    }
+    selected = ", ".join(f"{value} AS {alias}" for alias, value in columns.items())
+    conn.execute(f"""
+CREATE OR REPLACE TEMP TABLE _fmt_shop_customers AS
+SELECT file_index, origin_file, origin_row, {selected}
+FROM (SELECT *, {field.values()} FROM _fmt_sapi WHERE kind = 'customer')""")
+
+
 def _orders(conn: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
     """The order records as shopify.write_orders reads them (`_fmt_shop_orders`), amounts in the shop currency;
     a warning when refunds could not be put in the shop's money."""
-    currency = _first_of(
-        "$.total_price_set.shop_money.currency_code",
-        "$.totalPriceSet.shopMoney.currencyCode",
-        "$.currency",
-        "$.currencyCode",
-    )
-    total = _first_of(
-        "$.total_price_set.shop_money.amount", "$.totalPriceSet.shopMoney.amount", "$.total_price", "$.totalPrice"
-    )
-    current = _first_of("$.current_total_price_set.shop_money.amount", "$.current_total_price")
+    field = _Fields()
+    parent_customer = f"CASE WHEN {field.first_of('$.__parentId')} LIKE '{GID_PREFIX}Customer/%' THEN {field.first_of('$.__parentId')} END"
+    columns = {
+        "name": f"coalesce({field.first_of('$.name')}, {_numeric_id(field.first_of('$.id'))})",
+        "customer_key": _numeric_id(f"coalesce({field.first_of('$.customer.id')}, {parent_customer})"),
+        "email": field.first_of("$.email", "$.contact_email", "$.customer.email"),
+        "phone": field.first_of("$.phone", "$.customer.phone"),
+        "created_at": field.first_of("$.created_at", "$.createdAt"),
+        "total": field.first_of(
+            "$.total_price_set.shop_money.amount", "$.totalPriceSet.shopMoney.amount", "$.total_price", "$.totalPrice"
+        ),
+        "currency": field.first_of(
+            "$.total_price_set.shop_money.currency_code",
+            "$.totalPriceSet.shopMoney.currencyCode",
+            "$.currency",
+            "$.currencyCode",
+        ),
+        "current_total": field.first_of("$.current_total_price_set.shop_money.amount", "$.current_total_price"),
+        "financial_status": field.first_of("$.financial_status", "$.displayFinancialStatus"),
+        "discount_code": field.first_of("$.discount_codes[0].code", "$.discountCode", "$.discountCodes[0]"),
+        "discount_amount": field.first_of(
+            "$.total_discounts_set.shop_money.amount", "$.totalDiscountsSet.shopMoney.amount", "$.total_discounts"
+        ),
+        "refunded_total": field.first_of("$.totalRefundedSet.shopMoney.amount"),
+        "refunded_at": field.first_of(
+            "$.refunds[#-1].processed_at", "$.refunds[#-1].created_at", "$.refunds[#-1].createdAt"
+        ),
+        "cancelled_at": field.first_of("$.cancelled_at", "$.cancelledAt"),
+        "source": field.first_of("$.source_name", "$.sourceName"),
+        "has_refunds": "json_exists(data, '$.refunds[0].transactions[0]')",
+    }
+    selected = ", ".join(f"{value} AS {alias}" for alias, value in columns.items())
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_sapi_orders AS
-SELECT file_index, origin_file, origin_row, data, {currency} AS currency, {total} AS total, {current} AS current_total
-FROM _fmt_sapi WHERE kind = 'order'""")
+SELECT file_index, origin_file, origin_row, data, {selected}
+FROM (SELECT *, {field.values()} FROM _fmt_sapi WHERE kind = 'order')""")
     # REST: the successful refund transactions, summed when each is in the shop currency (a presentment-currency
     # refund is not the shop's money: then the drop of the current total says what was refunded).
     conn.execute("""
@@ -352,39 +412,18 @@ CREATE OR REPLACE TEMP TABLE _fmt_sapi_refunds AS
 SELECT origin_file, origin_row, sum(try_cast(t->>'amount' AS DOUBLE)) AS amount,
        bool_and(coalesce(upper(t->>'currency'), upper(currency)) = upper(currency)) AS in_shop_currency
 FROM (SELECT origin_file, origin_row, currency, unnest(json_extract(data, '$.refunds[*].transactions[*]')) AS t
-      FROM _fmt_sapi_orders)
+      FROM _fmt_sapi_orders WHERE has_refunds)
 WHERE lower(t->>'kind') = 'refund' AND lower(coalesce(t->>'status', 'success')) = 'success'
 GROUP BY ALL""")
-    last_refund = "data->'refunds'->-1"
-    conn.execute(f"""
+    conn.execute("""
 CREATE OR REPLACE TEMP TABLE _fmt_shop_orders AS
-SELECT coalesce({_first_of("$.name")}, {_numeric_id("data->>'id'")}) AS name,
-       {
-        _numeric_id(
-            f"coalesce(data->'customer'->>'id', CASE WHEN data->>'__parentId' LIKE '{GID_PREFIX}Customer/%' "
-            "THEN data->>'__parentId' END)"
-        )
-    } AS customer_key,
-       row(o.file_index, o.origin_row) AS first_line, o.origin_file, o.origin_row,
-       {_first_of("$.email", "$.contact_email", "$.customer.email")} AS email,
-       {_first_of("$.phone", "$.customer.phone")} AS phone,
-       {_first_of("$.created_at", "$.createdAt")} AS created_at, o.total, o.currency,
-       {_first_of("$.financial_status", "$.displayFinancialStatus")} AS financial_status,
-       {_first_of("$.discount_codes[0].code", "$.discountCode", "$.discountCodes[0]")} AS discount_code,
-       {
-        _first_of(
-            "$.total_discounts_set.shop_money.amount", "$.totalDiscountsSet.shopMoney.amount", "$.total_discounts"
-        )
-    } AS discount_amount,
-       coalesce({_first_of("$.totalRefundedSet.shopMoney.amount")},
-                CASE WHEN r.in_shop_currency THEN CAST(r.amount AS VARCHAR) END,
+SELECT o.name, o.customer_key, row(o.file_index, o.origin_row) AS first_line, o.origin_file, o.origin_row, o.email,
+       o.phone, o.created_at, o.total, o.currency, o.financial_status, o.discount_code, o.discount_amount,
+       coalesce(o.refunded_total, CASE WHEN r.in_shop_currency THEN CAST(r.amount AS VARCHAR) END,
                 CASE WHEN r.amount IS NOT NULL
                      THEN CAST(try_cast(o.total AS DOUBLE) - try_cast(o.current_total AS DOUBLE) AS VARCHAR) END)
            AS refunded_amount,
-       coalesce({_text(f"{last_refund}->>'processed_at'")}, {_text(f"{last_refund}->>'created_at'")},
-                {_text(f"{last_refund}->>'createdAt'")}) AS refunded_at,
-       {_first_of("$.cancelled_at", "$.cancelledAt")} AS cancelled_at,
-       {_first_of("$.source_name", "$.sourceName")} AS source
+       o.refunded_at, o.cancelled_at, o.source
 FROM _fmt_sapi_orders AS o LEFT JOIN _fmt_sapi_refunds AS r USING (origin_file, origin_row)""")
     unknown = conn.execute(
         "SELECT count(*) FROM _fmt_sapi_refunds WHERE NOT in_shop_currency AND (origin_file, origin_row) IN "
