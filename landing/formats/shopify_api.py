@@ -28,10 +28,10 @@ transactions of `refunds[]` when they are in the shop currency, else `total_pric
 money sets first); dated at the last refund's `processed_at`/`created_at` (the admin CSV has no refund date).
 Set aside, each with a quarantine row and its reason (counted in raw.ingest_log, never dropped in silence):
 `test_order` (`test: true`: the bogus gateway, never money), `superseded_version` (an older copy of an order or
-customer pulled again: an incremental sync appends each update; the newest `updated_at`, then the last in file
-order, wins), `orphan_child` (a bulk child line whose parent is in no file), `unsupported_record` (anything
-else), and malformed lines. Bulk child lines of a known order or customer (line items, ...) fold into it and are
-counted in the orders' notes.
+customer pulled again: an incremental sync appends each update; the newest `updated_at`, then Airbyte's
+extraction time, then the last in file order, wins), `orphan_child` (a bulk child line whose parent is in no
+file), `unsupported_record` (anything else), and malformed lines. Bulk child lines of a known order or customer
+(line items, ...) fold into it and are counted in the orders' notes.
 """
 
 from __future__ import annotations
@@ -238,7 +238,7 @@ def _set_aside_superseded(conn: duckdb.DuckDBPyConnection, kind: str, key: str) 
 CREATE OR REPLACE TEMP TABLE _fmt_sapi_versions AS
 SELECT origin_file, origin_row, {key} AS record_key,
        row_number() OVER (PARTITION BY {key} ORDER BY version_at DESC NULLS LAST, file_index DESC, origin_row DESC) AS n,
-       first_value(origin_file || ' line ' || origin_row) OVER (
+       first_value(origin_file || ' record ' || origin_row) OVER (
            PARTITION BY {key} ORDER BY version_at DESC NULLS LAST, file_index DESC, origin_row DESC) AS newest
 FROM _fmt_sapi WHERE kind = '{kind}' AND {key} IS NOT NULL""")
     conn.execute("""

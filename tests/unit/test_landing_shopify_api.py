@@ -287,7 +287,7 @@ def test_airbyte_records_old_and_new_envelopes_keep_the_newest_copy_of_an_order_
         ("#1001-R", "207119001", -10.0, "refunded"),
         ("#1002", "207119002", 50.0, "completed"),
     ]
-    newer = "superseded_version: an older copy of order 450789001 (the newer one is 2025_11_21_1764547200000_0.jsonl.gz line 1)"
+    newer = "superseded_version: an older copy of order 450789001 (the newer one is 2025_11_21_1764547200000_0.jsonl.gz record 1)"
     assert rows(conn, "SELECT source_file, source_row, reason FROM raw.quarantine ORDER BY 1") == [
         ("_airbyte_raw_orders.jsonl", 1, newer),
         ("bulk.jsonl", 1, newer),
