@@ -146,7 +146,8 @@ def test_pages_as_json_lines_and_one_order_per_line_number_records_across_the_fi
     (landing / "orders.ndjson").write_text(
         json.dumps(rest_order(4)) + "\n" + "{not json\n" + "\n" + json.dumps(rest_order(5, total="abc")) + "\n"
     )
-    ingest(conn, landing)
+    # SEGMINT_SOURCE_FORMAT=shopify names these files too (no new setting value)
+    assert ingest(conn, landing, source_format="shopify").source_format == "shopify"
     assert rows(conn, "SELECT order_id, origin_file, origin_row FROM raw.orders ORDER BY 2, 3") == [
         ("#1004", "orders.ndjson", 1),
         ("#1001", "pages.jsonl", 1),
