@@ -273,7 +273,9 @@ def test_airbyte_records_old_and_new_envelopes_keep_the_newest_copy_of_an_order_
     # an incremental sync appends the order again when it changes; the older copy is in the later file here
     with gzip.open(landing / "2025_11_21_1764547200000_0.jsonl.gz", "wt") as handle:
         handle.write(airbyte(later, 1) + airbyte(rest_order(2), 2, as_text=True))
-    (landing / "_airbyte_raw_orders.jsonl").write_text(airbyte(first, 3, v2=False))
+    # the S3 destination's "root level flattening": the record's fields next to Airbyte's, no _airbyte_data
+    flattened = {"_airbyte_ab_id": "id-5", "_airbyte_emitted_at": 1764547200005, **rest_order(3)}
+    (landing / "_airbyte_raw_orders.jsonl").write_text(airbyte(first, 3, v2=False) + json.dumps(flattened) + "\n")
     # the same order pulled by a bulk operation before it changed: its GraphQL id names the same order
     (landing / "bulk.jsonl").write_text(
         json.dumps(bulk_order(1, id=gid("Order", 450789001), updatedAt="2025-11-01T09:00:00Z")) + "\n"
@@ -287,6 +289,7 @@ def test_airbyte_records_old_and_new_envelopes_keep_the_newest_copy_of_an_order_
         ("#1001", "207119001", 50.0, "completed"),
         ("#1001-R", "207119001", -10.0, "refunded"),
         ("#1002", "207119002", 50.0, "completed"),
+        ("#1003", "207119003", 50.0, "completed"),
     ]
     newer = "superseded_version: an older copy of order 450789001 (the newer one is 2025_11_21_1764547200000_0.jsonl.gz record 1)"
     assert rows(conn, "SELECT source_file, source_row, reason FROM raw.quarantine ORDER BY 1") == [
