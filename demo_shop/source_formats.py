@@ -244,6 +244,10 @@ SELECT shopify_id AS id, email, phone, first_name, last_name, NULL AS created_at
        CASE WHEN marketing_consent = 'true' THEN true ELSE false END AS accepts_marketing, 'enabled' AS state,
        false AS _fivetran_deleted, {synced} AS _fivetran_synced
 FROM shop_customers ORDER BY shopify_id""",
+        "customer_address": """
+SELECT 6500000000 + shopify_id - 6000000000 AS id, shopify_id AS customer_id, postal_code AS zip,
+       country AS country_code, true AS is_default, {synced} AS _fivetran_synced
+FROM shop_customers WHERE postal_code IS NOT NULL OR country IS NOT NULL ORDER BY shopify_id""",
         "order": f"""
 SELECT 5000000000 + o.n AS id, '#' || (1000 + o.n) AS name, 1000 + o.n AS order_number, o.email, o.phone,
        o.shopify_id AS customer_id, {created} AS created_at, {created} AS processed_at,

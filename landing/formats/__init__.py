@@ -39,10 +39,10 @@ from landing.formats.detect import (
     SOURCE_FORMATS,
     detect_format,
     ga4_files,
-    has_shopify_tables,
     segment_files,
     segment_warehouse_tables,
     shopify_export_parts,
+    shopify_table_files,
 )
 from landing.sources import LandingError, sql_string
 
@@ -107,8 +107,9 @@ def _translate(
     """Write the contract files of one format; (translated file names, contract files linked as they are, notes
     of the translated files)."""
     if fmt == SHOPIFY:
-        # The admin CSV export when there is one, else the Fivetran tables (both are SEGMINT_SOURCE_FORMAT=shopify)
-        as_tables = not shopify_export_parts(landing_dir, SHOPIFY_FILES[0]) and has_shopify_tables(landing_dir)
+        # The admin CSV export when there is one, else the tables (both are SEGMINT_SOURCE_FORMAT=shopify; a table
+        # needs Fivetran's `_fivetran_synced` to be detected, not to be read when the format is set)
+        as_tables = not shopify_export_parts(landing_dir, SHOPIFY_FILES[0]) and bool(shopify_table_files(landing_dir))
         written, notes = (shopify_tables if as_tables else shopify).translate(conn, landing_dir, contract_dir)
         return written, (), notes
     files = ga4_files(landing_dir) if fmt == GA4 else segment_files(landing_dir)

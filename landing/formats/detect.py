@@ -73,7 +73,8 @@ SHOPIFY_FILES = ("orders_export.csv", "customers_export.csv")
 # it, `order` is a reserved word and may come quoted: `"order".csv`). Such a table carries Fivetran's
 # `_fivetran_synced` column.
 SHOPIFY_TABLES = ("order", "order_line", "customer", "refund", "order_line_refund", "order_adjustment", "transaction")
-SHOPIFY_TABLES_OPTIONAL = ("order_discount_code",)  # read when present (an order's discount code)
+# Read when present: an order's discount code, a customer's default address.
+SHOPIFY_TABLES_OPTIONAL = ("order_discount_code", "customer_address")
 FIVETRAN_SYNCED = "_fivetran_synced"
 CONTRACT_ORDERS = ("orders.csv", "orders.parquet")
 # Any segmint contract file means the folder is segmint's format (the ingest then names a missing orders file).

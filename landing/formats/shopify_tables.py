@@ -48,7 +48,8 @@ from landing.formats.shopify import customer_key_sql, order_status_sql, set_asid
 from landing.sources import RECORD_INDEX, LandingError, load_source, parquet_read_errors, source_column, sql_string
 
 ORDER, CUSTOMER, REFUND = "order", "customer", "refund"
-LINE_REFUND, ADJUSTMENT, DISCOUNT_CODE = "order_line_refund", "order_adjustment", "order_discount_code"
+LINE_REFUND, ADJUSTMENT = "order_line_refund", "order_adjustment"
+DISCOUNT_CODE, ADDRESS = "order_discount_code", "customer_address"
 NOT_READ = ("order_line", "transaction")
 # Columns a table's every part must have (a money column: the plain one or one of its `_set` forms).
 REQUIRED = {
@@ -58,6 +59,7 @@ REQUIRED = {
     LINE_REFUND: ("refund_id", "subtotal"),
     ADJUSTMENT: ("refund_id", "amount"),
     DISCOUNT_CODE: ("order_id", "code"),
+    ADDRESS: ("customer_id",),
 }
 TRUE_TEXT = ("true", "t", "1", "yes", "y")
 DECIMAL = "DECIMAL(38, 6)"  # money summed exactly (a refund's line refunds and adjustments)
@@ -114,6 +116,7 @@ def _customer_values(c: dict[str, str]) -> dict[str, str]:
         "created_at": _text(c, "created_at"),
         "marketing_consent": f"CASE WHEN {consent} IS NULL THEN {_text(c, 'accepts_marketing')} "
         f"ELSE CAST(lower({consent}) = 'subscribed' AS VARCHAR) END",
+        "default_address_id": _text(c, "default_address_id"),
         "deleted": _text(c, "_fivetran_deleted"),
     }
 
@@ -143,6 +146,14 @@ VALUES = {
         "order_id": _text(c, "order_id"),
         "code": _text(c, "code"),
         "position": f"try_cast({_text(c, 'index')} AS BIGINT)",
+        "deleted": _text(c, "_fivetran_deleted"),
+    },
+    ADDRESS: lambda c: {
+        "id": _text(c, "id"),
+        "customer_id": _text(c, "customer_id"),
+        "zip": _text(c, "zip"),
+        "country_code": f"coalesce({_text(c, 'country_code')}, {_text(c, 'country')})",
+        "is_default": f"coalesce({_text(c, 'is_default')}, {_text(c, 'default')})",
         "deleted": _text(c, "_fivetran_deleted"),
     },
 }
@@ -242,13 +253,25 @@ def translate(
             f"INSERT INTO _fmt_shop_phones SELECT {phone_key}, min({identity}) FROM {customers} "
             f"WHERE {phone_key} <> '' GROUP BY ALL"
         )
+        addresses = "(SELECT NULL::VARCHAR AS customer_id, NULL::VARCHAR AS zip, NULL::VARCHAR AS country_code)"
+        if ADDRESS in tables:
+            # A customer's default address: flagged is_default, else the customer's default_address_id, else the
+            # first one listed (a deleted address is never one).
+            listed = _load_table(conn, ADDRESS, tables[ADDRESS], landing_dir)
+            rank = f"row(NOT {_is_true('a.is_default')}, a.id IS DISTINCT FROM c.default_address_id, a.file_index, a.origin_row)"
+            addresses = (
+                f"(SELECT a.customer_id, arg_min(a.zip, {rank}) AS zip, arg_min(a.country_code, {rank}) AS country_code "
+                f"FROM {listed} AS a LEFT JOIN {customers} AS c ON c.id = a.customer_id "
+                f"WHERE NOT {_is_true('a.deleted')} GROUP BY a.customer_id)"
+            )
         write_contract_file(
             conn,
             f"""
-SELECT {identity} AS customer_id, email, phone, first_name, last_name, NULL::VARCHAR AS postal_code,
-       NULL::VARCHAR AS country, created_at AS signed_up_at, NULL::VARCHAR AS acquisition_channel, marketing_consent,
-       origin_file AS {ORIGIN_FILE}, origin_row AS {ORIGIN_ROW}
-FROM {customers} ORDER BY file_index, origin_row""",
+SELECT {customer_key_sql("c.id", "c.email", "c.phone")} AS customer_id, c.email, c.phone, c.first_name, c.last_name,
+       a.zip AS postal_code, a.country_code AS country, c.created_at AS signed_up_at,
+       NULL::VARCHAR AS acquisition_channel, c.marketing_consent, c.origin_file AS {ORIGIN_FILE},
+       c.origin_row AS {ORIGIN_ROW}
+FROM {customers} AS c LEFT JOIN {addresses} AS a ON a.customer_id = c.id ORDER BY c.file_index, c.origin_row""",
             work_dir / "customers.parquet",
         )
         written.append("customers.parquet")
