@@ -8,6 +8,8 @@ same contract files give byte-identical exports.
 
 `segment_warehouse` writes the Segment calls as Segment Warehouses tables exported one CSV file per table
 (`tracks`, `pages`, `identifies` and one per event, `order_completed.csv`, ...; landing/formats/segment_warehouse.py).
+`shopify_tables` writes the Shopify export's shop as Fivetran syncs it into a warehouse, one CSV per table (`order`,
+`customer`, `customer_address`, `refund`, `order_line_refund`, ...; landing/formats/shopify_tables.py).
 
 Choices that make the export look like the real thing: a customer's `user_id`/`userId` appears only from their
 first order on (they log in at checkout), so the pre-login history must be stitched through the anonymous id;
