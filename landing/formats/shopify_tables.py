@@ -127,7 +127,8 @@ VALUES = {
     REFUND: lambda c: {
         "id": _text(c, "id"),
         "order_id": _text(c, "order_id"),
-        "created_at": _text(c, "created_at"),
+        # created_at, as dbt_shopify dates a refund; processed_at only when a table lacks it
+        "created_at": f"coalesce({_text(c, 'created_at')}, {_text(c, 'processed_at')})",
         "deleted": _text(c, "_fivetran_deleted"),
     },
     LINE_REFUND: lambda c: {
@@ -163,7 +164,7 @@ def _is_true(value: str) -> str:
     return f"coalesce(lower({value}) IN {TRUE_TEXT}, false)"
 
 
-def _load_table(conn: duckdb.DuckDBPyConnection, table: str, files: list[WarehouseFile], landing_dir: Path) -> str:
+def _load_table(conn: duckdb.DuckDBPyConnection, table: str, files: list[WarehouseFile]) -> str:
     """Every part's rows into temp `_fmt_ft_<table>` (file_index, origin_file, origin_row, the table's VALUES, and
     raw_record: the row as JSON text for the quarantine); its name. A part without a required column stops."""
     work = f"_fmt_ft_{table}"
@@ -241,7 +242,7 @@ def translate(
     conn.execute("CREATE OR REPLACE TEMP TABLE _fmt_shop_emails (email_key VARCHAR, customer_id VARCHAR)")
     conn.execute("CREATE OR REPLACE TEMP TABLE _fmt_shop_phones (phone_key VARCHAR, customer_id VARCHAR)")
     if CUSTOMER in tables:
-        customers = _load_table(conn, CUSTOMER, tables[CUSTOMER], landing_dir)
+        customers = _load_table(conn, CUSTOMER, tables[CUSTOMER])
         _reject(conn, customers, "customers", DELETED, _is_true("deleted"))
         identity = customer_key_sql("id", "email", "phone")
         phone_key = "regexp_replace(phone, '[^0-9+]', '', 'g')"
@@ -257,7 +258,7 @@ def translate(
         if ADDRESS in tables:
             # A customer's default address: flagged is_default, else the customer's default_address_id, else the
             # first one listed (a deleted address is never one).
-            listed = _load_table(conn, ADDRESS, tables[ADDRESS], landing_dir)
+            listed = _load_table(conn, ADDRESS, tables[ADDRESS])
             rank = f"row(NOT {_is_true('a.is_default')}, a.id IS DISTINCT FROM c.default_address_id, a.file_index, a.origin_row)"
             addresses = (
                 f"(SELECT a.customer_id, arg_min(a.zip, {rank}) AS zip, arg_min(a.country_code, {rank}) AS country_code "
@@ -275,15 +276,15 @@ FROM {customers} AS c LEFT JOIN {addresses} AS a ON a.customer_id = c.id ORDER B
             work_dir / "customers.parquet",
         )
         written.append("customers.parquet")
-    orders = _load_table(conn, ORDER, tables[ORDER], landing_dir)
+    orders = _load_table(conn, ORDER, tables[ORDER])
     conn.execute(f"ALTER TABLE {orders} ADD COLUMN reject VARCHAR")
     conn.execute(f"""
 UPDATE {orders} SET reject = CASE
     WHEN {_is_true("deleted")} THEN {DELETED}
     WHEN {_is_true("test")} THEN 'test_order: test is true (placed with a test gateway: no money changed hands)' END""")
-    refunds = _refunds(conn, tables, landing_dir, orders)
+    refunds = _refunds(conn, tables, orders)
     _reject(conn, orders, "orders", "reject", "reject IS NOT NULL")
-    codes = _load_table(conn, DISCOUNT_CODE, tables[DISCOUNT_CODE], landing_dir) if DISCOUNT_CODE in tables else None
+    codes = _load_table(conn, DISCOUNT_CODE, tables[DISCOUNT_CODE]) if DISCOUNT_CODE in tables else None
     notes = _write_orders(conn, orders, refunds, codes, work_dir)
     written.append("orders.parquet")
     unread = sorted(file.name for table in NOT_READ for file in tables.get(table, []))
@@ -302,16 +303,14 @@ UPDATE {orders} SET reject = CASE
     return tuple(written), {"orders.parquet": notes} if notes else {}
 
 
-def _refunds(
-    conn: duckdb.DuckDBPyConnection, tables: dict[str, list[WarehouseFile]], landing_dir: Path, orders: str
-) -> str | None:
+def _refunds(conn: duckdb.DuckDBPyConnection, tables: dict[str, list[WarehouseFile]], orders: str) -> str | None:
     """Load the refunds with their amounts (line refunds and adjustments folded in), reject those that cannot
     count (module docstring); the temp table of the refunds that become refund rows, None without a refund table."""
     if REFUND not in tables:
         return None
-    refunds = _load_table(conn, REFUND, tables[REFUND], landing_dir)
-    lines = _load_table(conn, LINE_REFUND, tables[LINE_REFUND], landing_dir)
-    adjustments = _load_table(conn, ADJUSTMENT, tables[ADJUSTMENT], landing_dir) if ADJUSTMENT in tables else None
+    refunds = _load_table(conn, REFUND, tables[REFUND])
+    lines = _load_table(conn, LINE_REFUND, tables[LINE_REFUND])
+    adjustments = _load_table(conn, ADJUSTMENT, tables[ADJUSTMENT]) if ADJUSTMENT in tables else None
     for work in (lines, adjustments):
         if work is None:
             continue
@@ -386,7 +385,9 @@ LEFT JOIN {codes} AS d ON d.order_id = o.id""")
   SELECT coalesce(o.name, o.id) || '-R' || CASE WHEN {nth} > 1 THEN CAST({nth} AS VARCHAR) ELSE '' END,
          o.buyer, {offset.format("r.created_at")}, CAST(-r.amount AS VARCHAR), o.currency, NULL, NULL, o.source_name,
          'refunded', r.origin_file, r.origin_row, 1, o.position, row(r.created_at, r.file_index, r.origin_row)
-  FROM {refunds} AS r JOIN _fmt_ft_buyers AS o ON o.id = r.order_id"""
+  FROM {refunds} AS r
+  JOIN (SELECT * FROM _fmt_ft_buyers QUALIFY row_number() OVER (PARTITION BY id ORDER BY position) = 1) AS o
+    ON o.id = r.order_id"""
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_shop_out AS
 SELECT * FROM (

@@ -303,3 +303,29 @@ def test_the_demo_shops_admin_export_as_fivetran_tables_gives_the_same_orders_an
     # orders (anonymous_order). Fivetran's order.customer_id keeps them.
     assert {row[0] for row in orders - admin_orders} == admin_anonymous
     assert anonymous == set()
+
+
+def test_a_spark_partitioned_order_folder_and_gzipped_csv_parts(conn, tmp_path):
+    # Spark's partitionBy("currency") takes the column out of the files into the folder names; a Redshift-style
+    # gzip'd CSV part of the customer table sits next to it.
+    landing = tmp_path / "lake"
+    for currency, (order_id, total) in {"EUR": (1, 10.0), "CHF": (2, 20.0)}.items():
+        folder = landing / "order" / f"currency={currency}"
+        folder.mkdir(parents=True)
+        duckdb.sql(
+            f"COPY (SELECT {order_id} AS id, '#{order_id}' AS name, 701 AS customer_id, "
+            f"TIMESTAMP '2025-11-0{order_id} 09:00:00' AS created_at, {total} AS total_price, "
+            f"TIMESTAMP '2025-12-01 00:00:00' AS _fivetran_synced) TO '{folder / 'part-00000.snappy.parquet'}' "
+            "(FORMAT parquet)"
+        )
+    (landing / "order" / "_SUCCESS").write_text("")
+    duckdb.sql(
+        f"COPY (SELECT 701 AS id, 'ann@example.com' AS email, '{SYNCED}' AS _fivetran_synced) "
+        f"TO '{landing / 'customer_0000_part_00.gz'}' (FORMAT csv, HEADER, COMPRESSION gzip)"
+    )
+    assert detect_format(landing) == "shopify"
+    ingest(conn, landing, options=LandingOptions(reporting_currency="EUR"))
+    assert rows(conn, "SELECT order_id, customer_id, currency FROM raw.orders ORDER BY 1") == [("#1", "701", "EUR")]
+    assert rows(conn, QUARANTINE_SQL) == [("order/currency=CHF/part-00000.snappy.parquet", 1, "mixed_currency")]
+    assert rows(conn, "SELECT customer_id, origin_file FROM raw.customers") == [("701", "customer_0000_part_00.gz")]
+    assert_reconciles(conn)
