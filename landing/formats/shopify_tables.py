@@ -322,7 +322,8 @@ def _refunds(conn: duckdb.DuckDBPyConnection, tables: dict[str, list[WarehouseFi
             "'unknown_refund: refund_id ' || coalesce(refund_id, '(empty)') || ' is not in the refund table'",
             f"refund_id IS NULL OR refund_id NOT IN (SELECT id FROM {refunds} WHERE id IS NOT NULL)",
         )
-    # Money refunded = line refunds (subtotal + tax) - adjustments (amount + tax; a shipping refund is negative).
+    # Money refunded = line refunds (subtotal + tax) - adjustments (amount + tax), dbt_shopify's signs: a shipping
+    # refund's adjustment is negative (more refunded), a refund for less than calculated positive (less).
     money = [f"SELECT refund_id, {amount} AS amount, 1 AS sign FROM {lines}" for amount in ("subtotal", "total_tax")]
     if adjustments is not None:
         money += [f"SELECT refund_id, {amount}, -1 FROM {adjustments}" for amount in ("amount", "tax_amount")]
