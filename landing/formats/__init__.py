@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 
 from landing.contract import SUPPRESSED_TABLE_SQL
-from landing.formats import ga4, segment, shopify
+from landing.formats import ga4, segment, shopify, shopify_tables
 from landing.formats.common import (
     CONTRACT_REJECTS_TABLE,
     GENERATED_IDS_TABLE,
@@ -35,11 +35,14 @@ from landing.formats.detect import (
     GA4,
     SEGMINT,
     SHOPIFY,
+    SHOPIFY_FILES,
     SOURCE_FORMATS,
     detect_format,
     ga4_files,
     segment_files,
     segment_warehouse_tables,
+    shopify_export_parts,
+    shopify_table_files,
 )
 from landing.sources import LandingError, sql_string
 
@@ -104,7 +107,10 @@ def _translate(
     """Write the contract files of one format; (translated file names, contract files linked as they are, notes
     of the translated files)."""
     if fmt == SHOPIFY:
-        written, notes = shopify.translate(conn, landing_dir, contract_dir)
+        # The admin CSV export when there is one, else the tables (both are SEGMINT_SOURCE_FORMAT=shopify; a table
+        # needs Fivetran's `_fivetran_synced` to be detected, not to be read when the format is set)
+        as_tables = not shopify_export_parts(landing_dir, SHOPIFY_FILES[0]) and bool(shopify_table_files(landing_dir))
+        written, notes = (shopify_tables if as_tables else shopify).translate(conn, landing_dir, contract_dir)
         return written, (), notes
     files = ga4_files(landing_dir) if fmt == GA4 else segment_files(landing_dir)
     tables = [] if fmt == GA4 else segment_warehouse_tables(landing_dir)

@@ -24,7 +24,7 @@ Mapping:
   lineage. So revenue = sum(Total) - sum(Refunded Amount) over non-cancelled orders, as in Shopify.
 - a line row without a Name is quarantined as `missing_name` (it cannot be given to any order).
 - an order with no email, phone or matching customer (a walk-in POS sale) is set aside as `anonymous_order`, with
-  a warning, so it does not count toward the "mostly unusable" stop (_set_aside_anonymous_orders).
+  a warning, so it does not count toward the "mostly unusable" stop (set_aside_anonymous_orders).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from landing.sources import LandingError, load_csv, sql_string
 
 ORDERS_EXPORT, CUSTOMERS_EXPORT = "orders_export.csv", "customers_export.csv"
 REQUIRED_ORDER_COLUMNS = ("Name", "Created at", "Total")
-# An order no customer can be given (a walk-in POS sale): set aside by the translator (_set_aside_anonymous_orders).
+# An order no customer can be given (a walk-in POS sale): set aside by the translator (set_aside_anonymous_orders).
 ANONYMOUS_ORDER = "anonymous_order"
 # Financial statuses of an order whose payment was never captured: a voided authorization, or one that expired
 # (Shopify's `expired`): no money changed hands, so the order never counts as revenue (status `voided`).
@@ -105,6 +105,16 @@ def customer_key_sql(customer_id: str, email: str, phone: str) -> str:
     without a Customer ID (older exports) and their orders get the same customer_id.
     """
     return f"coalesce({customer_id}, lower({email}), nullif({_phone_key(phone)}, ''))"
+
+
+def order_status_sql(cancelled_at: str, financial_status: str) -> str:
+    """An order's contract status: `cancelled` when it was cancelled, `voided` when its payment was never captured
+    (NEVER_CAPTURED), else `completed`. The one rule for every Shopify reader; only a completed order's refunds
+    count (a cancelled or voided order never counts as revenue, so neither do its refunds)."""
+    return (
+        f"CASE WHEN {cancelled_at} IS NOT NULL THEN 'cancelled' "
+        f"WHEN lower({financial_status}) IN {NEVER_CAPTURED} THEN 'voided' ELSE 'completed' END"
+    )
 
 
 def _load_parts(
@@ -185,10 +195,7 @@ INSERT INTO {REJECTS_TABLE}
 SELECT origin_file, origin_row, 'orders',
        'missing_name: a line row without the order Name belongs to no order', raw_record
 FROM _fmt_shop_lines WHERE name IS NULL""")
-    status = (
-        "CASE WHEN cancelled_at IS NOT NULL THEN 'cancelled' "
-        f"WHEN lower(financial_status) IN {NEVER_CAPTURED} THEN 'voided' ELSE 'completed' END"
-    )
+    status = order_status_sql("cancelled_at", "financial_status")
     refund = "refunded_amount IS NOT NULL AND coalesce(try_cast(refunded_amount AS DOUBLE), 1) <> 0"
     common = (
         f"coalesce(e.customer_id, p.customer_id, {customer_key_sql('NULL', 'o.email', 'o.phone')}) AS customer_id, "
@@ -211,9 +218,9 @@ SELECT * FROM (
               ELSE CAST(-abs(try_cast(o.refunded_amount AS DOUBLE)) AS VARCHAR) END,
          o.currency, NULL, NULL, o.source, 'refunded', o.origin_file, o.origin_row, 1, o.first_line
   FROM _fmt_shop_orders AS o {buyers}
-  WHERE {refund} AND o.cancelled_at IS NULL AND lower(coalesce(o.financial_status, '')) NOT IN {NEVER_CAPTURED}
+  WHERE {refund} AND {order_status_sql("o.cancelled_at", "o.financial_status")} = 'completed'
 ) ORDER BY first_line, part""")
-    notes = _set_aside_anonymous_orders(conn) + _unread_lookalikes(landing_dir, order_parts + customer_parts)
+    notes = set_aside_anonymous_orders(conn) + _unread_lookalikes(landing_dir, order_parts + customer_parts)
     write_contract_file(
         conn,
         "SELECT * EXCLUDE (part, first_line) FROM _fmt_shop_out ORDER BY first_line, part",
@@ -247,7 +254,9 @@ def _unread_lookalikes(landing_dir: Path, parts: list[Path]) -> tuple[str, ...]:
     )
 
 
-def _set_aside_anonymous_orders(conn: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
+def set_aside_anonymous_orders(
+    conn: duckdb.DuckDBPyConnection, orders_file: str = ORDERS_EXPORT, customers_file: str = CUSTOMERS_EXPORT
+) -> tuple[str, ...]:
     """Quarantine the orders of `_fmt_shop_out` that name no customer as `anonymous_order`; the orders' notes.
 
     A Shopify order with no email, no phone and no matching customer record is a walk-in POS sale (or a draft order
@@ -264,8 +273,8 @@ def _set_aside_anonymous_orders(conn: duckdb.DuckDBPyConnection) -> tuple[str, .
         return ()
     if anonymous == orders:
         raise LandingError(
-            f"{ORDERS_EXPORT}: none of the {orders} orders names a customer (no Email, Phone or matching "
-            f"{CUSTOMERS_EXPORT} row), so there is no customer to model; export the orders with their Email column"
+            f"{orders_file}: none of the {orders} orders names a customer (no Email, Phone or matching "
+            f"{customers_file} row), so there is no customer to model; export the orders with their Email column"
         )
     conn.execute(f"""
 INSERT INTO {REJECTS_TABLE}
