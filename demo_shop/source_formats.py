@@ -13,6 +13,8 @@ same orders and customers as `shopify`, so each reads into the same raw tables.
 
 `segment_warehouse` writes the Segment calls as Segment Warehouses tables exported one CSV file per table
 (`tracks`, `pages`, `identifies` and one per event, `order_completed.csv`, ...; landing/formats/segment_warehouse.py).
+`shopify_tables` writes the Shopify export's shop as Fivetran syncs it into a warehouse, one CSV per table (`order`,
+`customer`, `customer_address`, `refund`, `order_line_refund`, ...; landing/formats/shopify_tables.py).
 
 Choices that make the export look like the real thing: a customer's `user_id`/`userId` appears only from their
 first order on (they log in at checkout), so the pre-login history must be stitched through the anonymous id;
@@ -36,7 +38,16 @@ import duckdb
 
 from demo_shop.generator import generate_shop
 
-FORMATS = ("ga4", "segment", "segment_warehouse", "shopify", "shopify_rest", "shopify_bulk", "shopify_airbyte")
+FORMATS = (
+    "ga4",
+    "segment",
+    "segment_warehouse",
+    "shopify",
+    "shopify_tables",
+    "shopify_rest",
+    "shopify_bulk",
+    "shopify_airbyte",
+)
 SITE = "https://demo.segmint.shop"
 # The demo vocabulary in each tool's own names (a name missing here is sent as a custom event, unchanged).
 GA4_NAMES = {
@@ -188,25 +199,30 @@ def _write_segment_warehouse(conn: duckdb.DuckDBPyConnection, out_dir: Path) -> 
         conn.execute(f"COPY ({select}) TO '{out_dir / (table + '.csv')}' (FORMAT csv, HEADER)")
 
 
-def _write_shopify(conn: duckdb.DuckDBPyConnection, out_dir: Path) -> None:
+def _stage_shopify(conn: duckdb.DuckDBPyConnection) -> None:
+    """The shop's customers with Shopify customer ids and its orders numbered, refunds folded in (both writers)."""
     conn.execute("""
 CREATE OR REPLACE TEMP TABLE shop_customers AS
 SELECT 6000000000 + row_number() OVER (ORDER BY customer_id) AS shopify_id, * FROM customers""")
-    conn.execute(f"""
-COPY (SELECT shopify_id AS "Customer ID", first_name AS "First Name", last_name AS "Last Name", email AS "Email",
-             CASE WHEN marketing_consent = 'true' THEN 'yes' ELSE 'no' END AS "Accepts Email Marketing",
-             country AS "Default Address Country Code", postal_code AS "Default Address Zip", phone AS "Phone",
-             'no' AS "Accepts SMS Marketing"
-      FROM shop_customers ORDER BY shopify_id) TO '{out_dir / "customers_export.csv"}' (HEADER, DELIMITER ',')""")
     conn.execute("""
 CREATE OR REPLACE TEMP TABLE shop_orders AS
-SELECT p.*, coalesce(-r.refunded, 0) AS refunded, c.email, c.phone,
+SELECT p.*, coalesce(-r.refunded, 0) AS refunded, c.email, c.phone, c.shopify_id,
        row_number() OVER (ORDER BY p.ordered_at, p.order_id) AS n,
        1 + hash(p.order_id) % 3 AS lines
 FROM (SELECT * FROM orders WHERE order_id NOT LIKE '%-R') AS p
 LEFT JOIN (SELECT regexp_replace(order_id, '-R$', '') AS order_id, sum(CAST(order_total AS DOUBLE)) AS refunded
            FROM orders WHERE order_id LIKE '%-R' GROUP BY 1) AS r USING (order_id)
 LEFT JOIN shop_customers AS c USING (customer_id)""")
+
+
+def _write_shopify(conn: duckdb.DuckDBPyConnection, out_dir: Path) -> None:
+    _stage_shopify(conn)
+    conn.execute(f"""
+COPY (SELECT shopify_id AS "Customer ID", first_name AS "First Name", last_name AS "Last Name", email AS "Email",
+             CASE WHEN marketing_consent = 'true' THEN 'yes' ELSE 'no' END AS "Accepts Email Marketing",
+             country AS "Default Address Country Code", postal_code AS "Default Address Zip", phone AS "Phone",
+             'no' AS "Accepts SMS Marketing"
+      FROM shop_customers ORDER BY shopify_id) TO '{out_dir / "customers_export.csv"}' (HEADER, DELIMITER ',')""")
     created = "strftime(CAST(o.ordered_at AS TIMESTAMP), '%Y-%m-%d %H:%M:%S') || ' +0000'"
     first = "l.line = 1"
     conn.execute(f"""
@@ -427,6 +443,69 @@ def _write_shopify_airbyte(conn: duckdb.DuckDBPyConnection, out_dir: Path) -> No
                 handle.write(json.dumps(envelope) + "\n")
 
 
+def _write_shopify_tables(conn: duckdb.DuckDBPyConnection, out_dir: Path) -> None:
+    """The same shop as _write_shopify, as Fivetran syncs Shopify into a warehouse (landing/formats/shopify_tables.py):
+    one CSV per table, lower-case columns, `_fivetran_synced`/`_fivetran_deleted`, UTC timestamps, the shop's money
+    in the plain columns and shop/presentment money in the `_set` JSON. The admin export has no refund date, no
+    customer creation date and a single refunded amount per order, so neither has this: a refund is dated at its
+    order, customers have no created_at, and each refunded order has one refund with one line refund."""
+    _stage_shopify(conn)
+    synced = "'2026-01-01 00:00:00+00'"
+    created = "strftime(CAST(o.ordered_at AS TIMESTAMP), '%Y-%m-%d %H:%M:%S') || '+00'"
+    money = "json_object('shop_money', json_object('amount', {0}, 'currency_code', o.currency), 'presentment_money', "
+    money += "json_object('amount', {0}, 'currency_code', o.currency))"
+    tables = {
+        "customer": """
+SELECT shopify_id AS id, email, phone, first_name, last_name, NULL AS created_at,
+       CASE WHEN marketing_consent = 'true' THEN 'SUBSCRIBED' ELSE 'NOT_SUBSCRIBED' END AS email_marketing_consent_state,
+       CASE WHEN marketing_consent = 'true' THEN true ELSE false END AS accepts_marketing, 'enabled' AS state,
+       false AS _fivetran_deleted, {synced} AS _fivetran_synced
+FROM shop_customers ORDER BY shopify_id""",
+        "customer_address": """
+SELECT 6500000000 + shopify_id - 6000000000 AS id, shopify_id AS customer_id, postal_code AS zip,
+       country AS country_code, true AS is_default, {synced} AS _fivetran_synced
+FROM shop_customers WHERE postal_code IS NOT NULL OR country IS NOT NULL ORDER BY shopify_id""",
+        "order": f"""
+SELECT 5000000000 + o.n AS id, '#' || (1000 + o.n) AS name, 1000 + o.n AS order_number, o.email, o.phone,
+       o.shopify_id AS customer_id, {created} AS created_at, {created} AS processed_at,
+       CASE WHEN o.n % {CANCEL_EVERY} = 0
+            THEN strftime(CAST(o.ordered_at AS TIMESTAMP) + INTERVAL 1 HOUR, '%Y-%m-%d %H:%M:%S') || '+00' END
+           AS cancelled_at,
+       CASE WHEN o.n % {CANCEL_EVERY} = 0 THEN 'voided' WHEN o.refunded > 0 THEN 'partially_refunded' ELSE 'paid' END
+           AS financial_status,
+       o.currency, o.currency AS presentment_currency, o.order_total AS total_price,
+       {money.format("o.order_total")} AS total_price_set, o.discount_amount AS total_discounts,
+       o.channel AS source_name, false AS test, false AS _fivetran_deleted, {{synced}} AS _fivetran_synced
+FROM shop_orders AS o ORDER BY o.n""",
+        "order_line": """
+SELECT 7000000000 + 3 * o.n + l.line AS id, 5000000000 + o.n AS order_id, l.line AS index, 'Item ' || l.line AS name,
+       1 AS quantity, round(CAST(o.order_total AS DOUBLE) / o.lines, 2) AS price, {synced} AS _fivetran_synced
+FROM shop_orders AS o, (SELECT unnest(range(1, 4)) AS line) AS l WHERE l.line <= o.lines ORDER BY o.n, l.line""",
+        "order_discount_code": """
+SELECT 5000000000 + o.n AS order_id, 0 AS index, o.discount_code AS code, o.discount_amount AS amount,
+       'fixed_amount' AS type, {synced} AS _fivetran_synced
+FROM shop_orders AS o WHERE o.discount_code IS NOT NULL ORDER BY o.n""",
+        "refund": f"""
+SELECT 8000000000 + o.n AS id, 5000000000 + o.n AS order_id, {created} AS created_at, {created} AS processed_at,
+       false AS restock, {{synced}} AS _fivetran_synced
+FROM shop_orders AS o WHERE o.refunded > 0 ORDER BY o.n""",
+        "order_line_refund": f"""
+SELECT 9000000000 + o.n AS id, 8000000000 + o.n AS refund_id, 7000000000 + 3 * o.n + 1 AS order_line_id, 1 AS quantity,
+       round(o.refunded, 2) AS subtotal, {money.format("round(o.refunded, 2)")} AS subtotal_set, 0 AS total_tax,
+       'no_restock' AS restock_type, {{synced}} AS _fivetran_synced
+FROM shop_orders AS o WHERE o.refunded > 0 ORDER BY o.n""",
+        "order_adjustment": """
+SELECT NULL::BIGINT AS id, NULL::BIGINT AS order_id, NULL::BIGINT AS refund_id, NULL::DOUBLE AS amount,
+       NULL::DOUBLE AS tax_amount, NULL AS kind, NULL AS reason, {synced} AS _fivetran_synced WHERE false""",
+        "transaction": f"""
+SELECT 4000000000 + o.n AS id, 5000000000 + o.n AS order_id, 'sale' AS kind, 'success' AS status,
+       o.order_total AS amount, o.currency, {created} AS created_at, false AS test, {{synced}} AS _fivetran_synced
+FROM shop_orders AS o ORDER BY o.n""",
+    }
+    for table, select in tables.items():
+        conn.execute(f"COPY ({select.format(synced=synced)}) TO '{out_dir / (table + '.csv')}' (FORMAT csv, HEADER)")
+
+
 WRITERS = {
     "ga4": _write_ga4,
     "segment": _write_segment,
@@ -435,6 +514,7 @@ WRITERS = {
     "shopify_rest": _write_shopify_rest,
     "shopify_bulk": _write_shopify_bulk,
     "shopify_airbyte": _write_shopify_airbyte,
+    "shopify_tables": _write_shopify_tables,
 }
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 
 from landing.contract import SUPPRESSED_TABLE_SQL
-from landing.formats import ga4, segment, shopify, shopify_api
+from landing.formats import ga4, segment, shopify, shopify_api, shopify_tables
 from landing.formats.common import (
     CONTRACT_REJECTS_TABLE,
     GENERATED_IDS_TABLE,
@@ -35,12 +35,15 @@ from landing.formats.detect import (
     GA4,
     SEGMINT,
     SHOPIFY,
+    SHOPIFY_FILES,
     SOURCE_FORMATS,
     detect_format,
     ga4_files,
+    has_shopify_tables,
     segment_files,
     segment_warehouse_tables,
     shopify_export_parts,
+    shopify_table_files,
 )
 from landing.sources import LandingError, sql_string
 
@@ -126,17 +129,23 @@ def _translate(
 def _translate_shopify(
     conn: duckdb.DuckDBPyConnection, landing_dir: Path, contract_dir: Path
 ) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
-    """The admin CSV export when the folder holds one, else the Admin API pulls (shopify_api.py); both: stop."""
+    """The admin CSV export when there is one, else Fivetran's tables, else the Admin API pulls (shopify.py,
+    shopify_tables.py, shopify_api.py; all SEGMINT_SOURCE_FORMAT=shopify). API files next to an export or tables
+    stop the run: the same orders would count twice."""
     api_files = shopify_api.shopify_api_files(landing_dir)
-    if api_files and not shopify_export_parts(landing_dir, shopify.ORDERS_EXPORT):
-        return shopify_api.translate(conn, landing_dir, contract_dir)
-    if api_files:
+    exported = bool(shopify_export_parts(landing_dir, SHOPIFY_FILES[0]))
+    # a table needs Fivetran's `_fivetran_synced` to be detected, not to be read when the format is set
+    as_tables = not exported and bool(shopify_table_files(landing_dir))
+    if api_files and (exported or has_shopify_tables(landing_dir)):
+        other = f"admin export ({SHOPIFY_FILES[0]})" if exported else "Fivetran tables export"
         raise LandingError(
-            f"{landing_dir}: both a Shopify admin export ({shopify.ORDERS_EXPORT}) and Admin API files "
+            f"{landing_dir}: both a Shopify {other} and Admin API files "
             f"({', '.join(path.name for path in api_files[:3])}{', ...' if len(api_files) > 3 else ''}): "
             "they would count the same orders twice; keep one of them in the landing folder"
         )
-    return shopify.translate(conn, landing_dir, contract_dir)
+    if api_files:
+        return shopify_api.translate(conn, landing_dir, contract_dir)
+    return (shopify_tables if as_tables else shopify).translate(conn, landing_dir, contract_dir)
 
 
 def cleanup(translation: Translation | None) -> None:

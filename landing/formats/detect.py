@@ -68,6 +68,14 @@ HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 # another tool) is a part of it; a `tracks_2` read as an event table would count every track call twice.
 NUMBERED_CALL_TABLE = re.compile(rf"^(?P<table>{'|'.join(SEGMENT_CALL_TABLES)})[_-]\d+$")
 SHOPIFY_FILES = ("orders_export.csv", "customers_export.csv")
+# Shopify as an ELT connector syncs it (Fivetran's Shopify tables; landing/formats/shopify_tables.py), exported one
+# file, parts or a folder of parts per table like a warehouse table above, named as the table (Snowflake upper-cases
+# it, `order` is a reserved word and may come quoted: `"order".csv`). Such a table carries Fivetran's
+# `_fivetran_synced` column.
+SHOPIFY_TABLES = ("order", "order_line", "customer", "refund", "order_line_refund", "order_adjustment", "transaction")
+# Read when present: an order's discount code, a customer's default address.
+SHOPIFY_TABLES_OPTIONAL = ("order_discount_code", "customer_address")
+FIVETRAN_SYNCED = "_fivetran_synced"
 CONTRACT_ORDERS = ("orders.csv", "orders.parquet")
 # Any segmint contract file means the folder is segmint's format (the ingest then names a missing orders file).
 CONTRACT_FILES = tuple(f"{table}.{ext}" for table in ("orders", "customers", "events") for ext in ("csv", "parquet"))
@@ -78,6 +86,7 @@ LOOKED_FOR = (
     "Segment warehouse tables tracks/pages/identifies/<event>.csv|csv.gz|csv.zst|parquet or their parts, with id and "
     "received_at (segment), "
     "orders_export.csv or orders_export_1.csv, ... (shopify), "
+    "Fivetran's Shopify tables order/customer/refund/... .csv|parquet or their parts, with _fivetran_synced (shopify), "
     "Shopify Admin API orders/customers as REST pages, GraphQL bulk JSONL or Airbyte records (shopify)"
 )
 
@@ -295,6 +304,34 @@ def shopify_export_parts(landing_dir: Path, file_name: str) -> list[Path]:
     return [p for m, p in sorted(found, key=lambda item: (int(item[0].group(1) or 0), item[1].name))]
 
 
+def shopify_table_files(landing_dir: Path) -> dict[str, list[WarehouseFile]]:
+    """The files of the folder's Shopify tables (SHOPIFY_TABLES and SHOPIFY_TABLES_OPTIONAL), by table: a file named
+    as the table, its numbered parts or a folder of parts (Hive partition folders included), found as
+    segment_warehouse_tables finds a warehouse table's files; the name is matched lower-cased and unquoted."""
+    found: dict[str, list[WarehouseFile]] = {}
+    for path in sorted(landing_dir.iterdir()):
+        if path.is_dir():
+            table, files = path.name.lower().strip('"`'), _table_folder_files(path, path.name)
+        elif path.is_file() and (name := warehouse_table_of(path.name)) is not None:
+            table, files = name.strip('"`'), [path]
+        else:
+            continue
+        if table in SHOPIFY_TABLES + SHOPIFY_TABLES_OPTIONAL:
+            found.setdefault(table, []).extend(
+                WarehouseFile(
+                    table, file, file.relative_to(landing_dir).as_posix(), partition_values(file, landing_dir)
+                )
+                for file in files
+            )
+    return found
+
+
+def has_shopify_tables(landing_dir: Path) -> bool:
+    """A Shopify table of the folder (shopify_table_files) has Fivetran's `_fivetran_synced` column."""
+    tables = shopify_table_files(landing_dir)
+    return any(FIVETRAN_SYNCED in table_columns(file.path) for files in tables.values() for file in files)
+
+
 def detect_format(landing_dir: Path, override: str | None = None) -> str:
     """The source format of the landing folder; `override` (SEGMINT_SOURCE_FORMAT) wins. No match -> LandingError."""
     if override:
@@ -302,7 +339,7 @@ def detect_format(landing_dir: Path, override: str | None = None) -> str:
             raise LandingError(f"SEGMINT_SOURCE_FORMAT={override!r} is not one of {', '.join(SOURCE_FORMATS)}")
         return override
     present = {path.name for path in landing_dir.iterdir() if path.is_file()}
-    if shopify_export_parts(landing_dir, SHOPIFY_FILES[0]):
+    if shopify_export_parts(landing_dir, SHOPIFY_FILES[0]) or has_shopify_tables(landing_dir):
         return SHOPIFY
     from landing.formats.shopify_api import shopify_api_files  # imported here: it imports this module
 

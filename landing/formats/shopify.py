@@ -24,7 +24,7 @@ Mapping:
   lineage. So revenue = sum(Total) - sum(Refunded Amount) over non-cancelled orders, as in Shopify.
 - a line row without a Name is quarantined as `missing_name` (it cannot be given to any order).
 - an order with no email, phone or matching customer (a walk-in POS sale) is set aside as `anonymous_order`, with
-  a warning, so it does not count toward the "mostly unusable" stop (_set_aside_anonymous_orders).
+  a warning, so it does not count toward the "mostly unusable" stop (set_aside_anonymous_orders).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from landing.sources import LandingError, load_csv, sql_string
 
 ORDERS_EXPORT, CUSTOMERS_EXPORT = "orders_export.csv", "customers_export.csv"
 REQUIRED_ORDER_COLUMNS = ("Name", "Created at", "Total")
-# An order no customer can be given (a walk-in POS sale): set aside by the translator (_set_aside_anonymous_orders).
+# An order no customer can be given (a walk-in POS sale): set aside by the translator (set_aside_anonymous_orders).
 ANONYMOUS_ORDER = "anonymous_order"
 # Financial statuses of an order whose payment was never captured: a voided authorization, or one that expired
 # (Shopify's `expired`): no money changed hands, so the order never counts as revenue (status `voided`).
@@ -107,6 +107,16 @@ def customer_key_sql(customer_id: str, email: str, phone: str) -> str:
     return f"coalesce({customer_id}, lower({email}), nullif({_phone_key(phone)}, ''))"
 
 
+def order_status_sql(cancelled_at: str, financial_status: str) -> str:
+    """An order's contract status: `cancelled` when it was cancelled, `voided` when its payment was never captured
+    (NEVER_CAPTURED), else `completed`. The one rule for every Shopify reader; only a completed order's refunds
+    count (a cancelled or voided order never counts as revenue, so neither do its refunds)."""
+    return (
+        f"CASE WHEN {cancelled_at} IS NOT NULL THEN 'cancelled' "
+        f"WHEN lower({financial_status}) IN {NEVER_CAPTURED} THEN 'voided' ELSE 'completed' END"
+    )
+
+
 def _load_parts(
     conn: duckdb.DuckDBPyConnection, paths: list[Path], table: str, select: Callable[[tuple[str, ...], str], str]
 ) -> None:
@@ -171,7 +181,7 @@ SELECT origin_file, origin_row, 'orders',
        'missing_name: a line row without the order Name belongs to no order', raw_record
 FROM _fmt_shop_lines WHERE name IS NULL""")
     conn.execute("DROP TABLE temp._fmt_shop_lines")
-    notes = write_orders(conn, work_dir, ORDERS_EXPORT) + _unread_lookalikes(landing_dir, order_parts + customer_parts)
+    notes = write_orders(conn, work_dir) + _unread_lookalikes(landing_dir, order_parts + customer_parts)
     written.append("orders.parquet")
     return tuple(written), {"orders.parquet": notes} if notes else {}
 
@@ -208,16 +218,18 @@ FROM _fmt_shop_customers ORDER BY file_index, origin_row""",
     conn.execute("DROP TABLE temp._fmt_shop_customers")
 
 
-def write_orders(conn: duckdb.DuckDBPyConnection, work_dir: Path, source: str) -> tuple[str, ...]:
+def write_orders(
+    conn: duckdb.DuckDBPyConnection,
+    work_dir: Path,
+    orders_file: str = ORDERS_EXPORT,
+    customers_file: str = CUSTOMERS_EXPORT,
+) -> tuple[str, ...]:
     """orders.parquet from temp `_fmt_shop_orders`, one row per order: name, customer_key (the shop's customer id
     when the source gives it, else NULL), email, phone, the ORDER_LEVEL columns as text, refunded_at (when the
     refund was made; NULL: the order's date), origin_file, origin_row and first_line (the sort key). The one owner
-    of the order status, refund row and walk-in rules for every Shopify reader (module docstring); `source` names
-    the files in the stop line. Returns the orders' notes; drops the tables it read."""
-    status = (
-        "CASE WHEN cancelled_at IS NOT NULL THEN 'cancelled' "
-        f"WHEN lower(financial_status) IN {NEVER_CAPTURED} THEN 'voided' ELSE 'completed' END"
-    )
+    of the order status, refund row and walk-in rules for every Shopify reader (module docstring); `orders_file` and
+    `customers_file` name the files in the stop line. Returns the orders' notes; drops the tables it read."""
+    status = order_status_sql("cancelled_at", "financial_status")
     refund = "refunded_amount IS NOT NULL AND coalesce(try_cast(refunded_amount AS DOUBLE), 1) <> 0"
     buyer = f"coalesce(o.customer_key, e.customer_id, p.customer_id, {customer_key_sql('NULL', 'o.email', 'o.phone')})"
     buyers = (
@@ -238,9 +250,9 @@ SELECT * FROM (
               ELSE CAST(-abs(try_cast(o.refunded_amount AS DOUBLE)) AS VARCHAR) END,
          o.currency, NULL, NULL, o.source, 'refunded', o.origin_file, o.origin_row, 1, o.first_line
   FROM _fmt_shop_orders AS o {buyers}
-  WHERE {refund} AND o.cancelled_at IS NULL AND lower(coalesce(o.financial_status, '')) NOT IN {NEVER_CAPTURED}
+  WHERE {refund} AND {order_status_sql("o.cancelled_at", "o.financial_status")} = 'completed'
 ) ORDER BY first_line, part""")
-    notes = _set_aside_anonymous_orders(conn, source)
+    notes = set_aside_anonymous_orders(conn, orders_file, customers_file)
     write_contract_file(
         conn,
         "SELECT * EXCLUDE (part, first_line) FROM _fmt_shop_out ORDER BY first_line, part",
@@ -272,7 +284,9 @@ def _unread_lookalikes(landing_dir: Path, parts: list[Path]) -> tuple[str, ...]:
     )
 
 
-def _set_aside_anonymous_orders(conn: duckdb.DuckDBPyConnection, source: str) -> tuple[str, ...]:
+def set_aside_anonymous_orders(
+    conn: duckdb.DuckDBPyConnection, orders_file: str = ORDERS_EXPORT, customers_file: str = CUSTOMERS_EXPORT
+) -> tuple[str, ...]:
     """Quarantine the orders of `_fmt_shop_out` that name no customer as `anonymous_order`; the orders' notes.
 
     A Shopify order with no email, no phone and no matching customer record is a walk-in POS sale (or a draft order
@@ -289,8 +303,8 @@ def _set_aside_anonymous_orders(conn: duckdb.DuckDBPyConnection, source: str) ->
         return ()
     if anonymous == orders:
         raise LandingError(
-            f"{source}: none of the {orders} orders names a customer (no Email, Phone or matching "
-            f"{CUSTOMERS_EXPORT} row), so there is no customer to model; export the orders with their Email column"
+            f"{orders_file}: none of the {orders} orders names a customer (no Email, Phone or matching "
+            f"{customers_file} row), so there is no customer to model; export the orders with their Email column"
         )
     conn.execute(f"""
 INSERT INTO {REJECTS_TABLE}

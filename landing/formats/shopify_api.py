@@ -60,7 +60,8 @@ GID_PREFIX = "gid://shopify/"
 AIRBYTE_DATA = "_airbyte_data"
 # A REST page saved pretty-printed is read whole; larger files are JSON lines (a page holds at most 250 orders).
 MAX_DOCUMENT_BYTES = 256 << 20
-SOURCE = "Shopify API files"
+# How the stop line names the files when no order names a customer (shopify.set_aside_anonymous_orders).
+ORDERS_SOURCE, CUSTOMERS_SOURCE = "Shopify Admin API files", "Admin API customer"
 
 
 def _open(path: Path):
@@ -300,7 +301,7 @@ UPDATE _fmt_sapi SET kind = 'orphan' WHERE kind = 'child' AND parent NOT IN (
         )
     notes = _orders(conn)
     conn.execute("DROP TABLE temp._fmt_sapi")
-    notes = write_orders(conn, work_dir, SOURCE) + notes + _unread_json(landing_dir, files)
+    notes = write_orders(conn, work_dir, ORDERS_SOURCE, CUSTOMERS_SOURCE) + notes + _unread_json(landing_dir, files)
     if folded:
         notes += (
             f"{folded} nested lines of the bulk export (line items and other objects under an order or customer, "

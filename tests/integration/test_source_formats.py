@@ -39,6 +39,17 @@ def shopify_revenue(landing: Path) -> float:
     )
 
 
+def shopify_tables_revenue(landing: Path) -> float:
+    """sum(total_price) over non-cancelled orders minus their refunds' line refunds, read from the Fivetran tables."""
+    return duckdb.sql(f"""
+SELECT sum(total_price) - (SELECT coalesce(sum(l.subtotal + l.total_tax), 0)
+                           FROM read_csv('{landing / "order_line_refund.csv"}') AS l
+                           JOIN read_csv('{landing / "refund.csv"}') AS r ON r.id = l.refund_id
+                           JOIN read_csv('{landing / "order.csv"}') AS o ON o.id = r.order_id
+                           WHERE o.cancelled_at IS NULL)
+FROM read_csv('{landing / "order.csv"}') WHERE cancelled_at IS NULL""").fetchall()[0][0]
+
+
 # Every STRIP_EVERY-th customer (Shopify) or purchase (GA4, Segment) loses its id, as in real exports.
 STRIP_EVERY = 7
 
@@ -109,6 +120,7 @@ def strip_order_ids(landing: Path, source_format: str) -> int:
         pytest.param("ga4", marks=slower),
         pytest.param("segment", marks=slower),
         pytest.param("segment_warehouse", marks=slower),
+        pytest.param("shopify_tables", marks=slower),
     ],
 )
 def test_make_run_on_a_source_format_exits_0_and_revenue_reconciles(tmp_path, source_format):
@@ -118,14 +130,17 @@ def test_make_run_on_a_source_format_exits_0_and_revenue_reconciles(tmp_path, so
     if source_format == "shopify":
         phone_only = as_older_shopify_export(landing)
         assert phone_only > 0
-    else:
+    elif source_format != "shopify_tables":  # Fivetran's tables name every order and customer by Shopify's ids
         without_ids = strip_order_ids(landing, source_format)
         assert without_ids > 0
     result = make_run(tmp_path, SEGMINT_LANDING_DIR=str(landing))
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     with duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"), read_only=True) as conn:
         # Segment's warehouse tables are Segment calls: the same format (and event-mapping preset).
-        expected_format = "segment" if source_format == "segment_warehouse" else source_format
+        # Fivetran's Shopify tables are Shopify: the same format.
+        expected_format = {"segment_warehouse": "segment", "shopify_tables": "shopify"}.get(
+            source_format, source_format
+        )
         assert conn.execute("SELECT source_format FROM raw.run_context").fetchall() == [(expected_format,)]
         log = conn.execute("SELECT sum(rows_in), sum(rows_accepted + rows_quarantined) FROM raw.ingest_log").fetchall()
         assert log[0][0] == log[0][1]
@@ -150,7 +165,10 @@ def test_make_run_on_a_source_format_exits_0_and_revenue_reconciles(tmp_path, so
             f"read_csv('{tmp_path / 'contract' / 'orders.csv'}'))"
         ).fetchall()[0][0]
     assert customers > 0.9 * DEMO_CUSTOMERS
-    if source_format == "shopify":
+    if source_format == "shopify_tables":
+        assert revenue == pytest.approx(shopify_tables_revenue(landing))
+        assert (orphan_orders, generated) == (0, 0)
+    elif source_format == "shopify":
         assert revenue == pytest.approx(shopify_revenue(landing))
         # Only a customer with neither email nor phone (nor Customer ID, in this export) has no identity.
         with (landing / "customers_export.csv").open(newline="") as handle:

@@ -340,6 +340,10 @@ def test_an_admin_export_next_to_api_files_stops_and_api_files_without_orders_st
     with pytest.raises(LandingError, match="both a Shopify admin export"):
         ingest(conn, landing)
     (landing / "orders_export.csv").unlink()
+    (landing / "order.csv").write_text("id,name,_fivetran_synced\n1,#1,2025-11-01 00:00:00\n")  # Fivetran's table
+    with pytest.raises(LandingError, match="both a Shopify Fivetran tables export"):
+        ingest(conn, landing)
+    (landing / "order.csv").unlink()
     (landing / "orders.json").write_text(json.dumps({"customers": [{"id": 1, "email": "a@example.com"}]}))
     assert detect_format(landing, "shopify") == "shopify"
     with pytest.raises(LandingError, match="no Shopify order in these Admin API files"):
