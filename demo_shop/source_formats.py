@@ -6,6 +6,11 @@ same contract files give byte-identical exports.
 
     python -m demo_shop.source_formats --format ga4 --out DIR [--customers 400] [--seed 42]
 
+`shopify_rest`, `shopify_bulk` and `shopify_airbyte` write the Shopify admin export re-expressed as the Admin API
+gives it (landing/formats/shopify_api.py): REST `orders.json`/`customers.json` pages (pretty-printed, 250 a page),
+GraphQL bulk operation JSONL (line items as `__parentId` lines), and Airbyte S3 records (gzip'd JSON lines); the
+same orders and customers as `shopify`, so each reads into the same raw tables.
+
 `segment_warehouse` writes the Segment calls as Segment Warehouses tables exported one CSV file per table
 (`tracks`, `pages`, `identifies` and one per event, `order_completed.csv`, ...; landing/formats/segment_warehouse.py).
 `shopify_tables` writes the Shopify export's shop as Fivetran syncs it into a warehouse, one CSV per table (`order`,
@@ -21,6 +26,10 @@ split into 1-3 line rows, refunds fold into the order's `Refunded Amount`, and e
 from __future__ import annotations
 
 import argparse
+import csv
+import gzip
+import json
+import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,7 +38,16 @@ import duckdb
 
 from demo_shop.generator import generate_shop
 
-FORMATS = ("ga4", "segment", "segment_warehouse", "shopify", "shopify_tables")
+FORMATS = (
+    "ga4",
+    "segment",
+    "segment_warehouse",
+    "shopify",
+    "shopify_tables",
+    "shopify_rest",
+    "shopify_bulk",
+    "shopify_airbyte",
+)
 SITE = "https://demo.segmint.shop"
 # The demo vocabulary in each tool's own names (a name missing here is sent as a custom event, unchanged).
 GA4_NAMES = {
@@ -228,6 +246,203 @@ COPY (SELECT '#' || (1000 + o.n) AS "Name", o.email AS "Email",
       WHERE l.line <= o.lines ORDER BY o.n, l.line) TO '{out_dir / "orders_export.csv"}' (HEADER, DELIMITER ',')""")
 
 
+REST_PAGE_SIZE = 250  # the REST Admin API's largest page (`limit=250`)
+SHOPIFY_ORDER_ID_BASE = 5_000_000_000
+
+
+def _iso(created: str) -> str | None:
+    """`2025-12-01 10:15:30 +0100` (the admin export) -> `2025-12-01T10:15:30+01:00` (the API's ISO 8601)."""
+    if not created:
+        return None
+    day, time, offset = created.split(" ")
+    return f"{day}T{time}{offset[:3]}:{offset[3:]}"
+
+
+def _admin_export(conn: duckdb.DuckDBPyConnection) -> tuple[list[dict], list[dict]]:
+    """The demo's Shopify admin export (the `shopify` format) as (orders with their line rows, customer rows)."""
+    with tempfile.TemporaryDirectory() as work:
+        _write_shopify(conn, Path(work))
+        with (Path(work) / "customers_export.csv").open(newline="") as handle:
+            customers = list(csv.DictReader(handle))
+        with (Path(work) / "orders_export.csv").open(newline="") as handle:
+            orders: dict[str, dict] = {}
+            for row in csv.DictReader(handle):
+                orders.setdefault(row["Name"], {**row, "lines": []})["lines"].append(row)
+    return list(orders.values()), customers
+
+
+def _rest_orders(orders: list[dict], customers: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The admin export's orders and customers as REST Admin API `Order` and `Customer` resources."""
+    # The buyer the admin export's orders are joined to (shopify.py: the lowest Customer ID with the order's email,
+    # else phone): two demo customers may share an email, and the API names one customer per order.
+    by_email: dict[str, dict] = {}
+    by_phone: dict[str, dict] = {}
+    for row in sorted(customers, key=lambda row: row["Customer ID"]):
+        if row["Email"].strip():
+            by_email.setdefault(row["Email"].strip().lower(), row)
+        if row["Phone"]:
+            by_phone.setdefault(re.sub(r"[^0-9+]", "", row["Phone"]), row)
+    rest_orders = []
+    for n, order in enumerate(orders, start=1):
+        email, phone, currency = order["Email"].strip() or None, order["Phone"] or None, order["Currency"]
+        buyer = by_email.get((email or "").lower()) or by_phone.get(re.sub(r"[^0-9+]", "", phone or ""))
+        money = {"amount": order["Total"], "currency_code": currency}
+        created = _iso(order["Created at"])
+        refunds = []
+        if order["Refunded Amount"]:
+            # the admin export gives no refund date: the order's own, so both read the same
+            transaction = {
+                "kind": "refund",
+                "status": "success",
+                "amount": order["Refunded Amount"],
+                "currency": currency,
+            }
+            refunds.append(
+                {"id": 9_000_000 + n, "created_at": created, "processed_at": created, "transactions": [transaction]}
+            )
+        rest_orders.append(
+            {
+                "id": SHOPIFY_ORDER_ID_BASE + n,
+                "name": order["Name"],
+                "email": email,
+                "phone": phone,
+                "created_at": created,
+                "updated_at": created,
+                "cancelled_at": _iso(order["Cancelled at"]),
+                "financial_status": order["Financial Status"],
+                "currency": currency,
+                "presentment_currency": currency,
+                "total_price": order["Total"],
+                "total_price_set": {"shop_money": money, "presentment_money": money},
+                "total_discounts": order["Discount Amount"] or None,
+                "discount_codes": [{"code": order["Discount Code"], "type": "fixed_amount"}]
+                if order["Discount Code"]
+                else [],
+                "source_name": order["Source"],
+                "test": False,
+                "customer": {"id": int(buyer["Customer ID"]), "email": buyer["Email"]} if buyer else None,
+                "line_items": [
+                    {
+                        "title": line["Lineitem name"],
+                        "quantity": int(line["Lineitem quantity"]),
+                        "price": line["Lineitem price"],
+                    }
+                    for line in order["lines"]
+                ],
+                "refunds": refunds,
+            }
+        )
+    rest_customers = [
+        {
+            "id": int(row["Customer ID"]),
+            "email": row["Email"] or None,
+            "phone": row["Phone"] or None,
+            "first_name": row["First Name"],
+            "last_name": row["Last Name"],
+            "email_marketing_consent": {
+                "state": "subscribed" if row["Accepts Email Marketing"] == "yes" else "not_subscribed"
+            },
+            "default_address": {"zip": row["Default Address Zip"], "country_code": row["Default Address Country Code"]},
+        }
+        for row in customers
+    ]
+    return rest_orders, rest_customers
+
+
+def _write_shopify_rest(conn: duckdb.DuckDBPyConnection, out_dir: Path) -> None:
+    """REST pages as a script saves them: `orders_page_001.json`, ... (pretty-printed) and `customers_page_001.json`."""
+    orders, customers = _rest_orders(*_admin_export(conn))
+    for resource, records in (("orders", orders), ("customers", customers)):
+        for page, start in enumerate(range(0, len(records), REST_PAGE_SIZE), start=1):
+            text = json.dumps({resource: records[start : start + REST_PAGE_SIZE]}, indent=2)
+            (out_dir / f"{resource}_page_{page:03d}.json").write_text(text + "\n")
+
+
+def _gid(kind: str, number: int | str) -> str:
+    return f"gid://shopify/{kind}/{number}"
+
+
+def _write_shopify_bulk(conn: duckdb.DuckDBPyConnection, out_dir: Path) -> None:
+    """GraphQL bulk operation results: `bulk_orders.jsonl` (an Order line, then its LineItem lines with
+    `__parentId`) and `bulk_customers.jsonl`, amounts as MoneyBags."""
+    orders, customers = _rest_orders(*_admin_export(conn))
+    lines = []
+    for order in orders:
+        currency = order["currency"]
+
+        def bag(amount: str | None, currency: str = currency) -> dict:
+            money = {"amount": amount, "currencyCode": currency}
+            return {"shopMoney": money, "presentmentMoney": money}
+
+        refunded = sum(float(t["amount"]) for r in order["refunds"] for t in r["transactions"])
+        gid = _gid("Order", order["id"])
+        lines.append(
+            {
+                "id": gid,
+                "name": order["name"],
+                "email": order["email"],
+                "phone": order["phone"],
+                "createdAt": order["created_at"],
+                "updatedAt": order["updated_at"],
+                "cancelledAt": order["cancelled_at"],
+                "displayFinancialStatus": order["financial_status"].upper() if order["financial_status"] else None,
+                "currencyCode": currency,
+                "totalPriceSet": bag(order["total_price"]),
+                "totalDiscountsSet": bag(order["total_discounts"]),
+                "totalRefundedSet": bag(f"{refunded:.2f}"),
+                "refunds": [{"createdAt": r["created_at"]} for r in order["refunds"]],
+                "discountCode": order["discount_codes"][0]["code"] if order["discount_codes"] else None,
+                "sourceName": order["source_name"],
+                "test": False,
+                "customer": {"id": _gid("Customer", order["customer"]["id"])} if order["customer"] else None,
+            }
+        )
+        for i, item in enumerate(order["line_items"], start=1):
+            lines.append(
+                {
+                    "id": _gid("LineItem", order["id"] * 10 + i),
+                    "title": item["title"],
+                    "quantity": item["quantity"],
+                    "__parentId": gid,
+                }
+            )
+    customer_lines = [
+        {
+            "id": _gid("Customer", row["id"]),
+            "email": row["email"],
+            "phone": row["phone"],
+            "firstName": row["first_name"],
+            "lastName": row["last_name"],
+            "emailMarketingConsent": {"marketingState": row["email_marketing_consent"]["state"].upper()},
+            "defaultAddress": {
+                "zip": row["default_address"]["zip"],
+                "countryCodeV2": row["default_address"]["country_code"],
+            },
+        }
+        for row in customers
+    ]
+    for name, records in (("bulk_orders.jsonl", lines), ("bulk_customers.jsonl", customer_lines)):
+        (out_dir / name).write_text("".join(json.dumps(record) + "\n" for record in records))
+
+
+def _write_shopify_airbyte(conn: duckdb.DuckDBPyConnection, out_dir: Path) -> None:
+    """Airbyte's Shopify source through its S3 destination (JSON lines, gzip): a record per line in the
+    destinations-v2 envelope, named as the destination names a stream's part (`<date>_<epoch ms>_<part>`)."""
+    orders, customers = _rest_orders(*_admin_export(conn))
+    extracted = 1_764_547_200_000  # 2025-12-01 00:00 UTC in epoch milliseconds, as Airbyte writes it
+    for stream, records in (("orders", orders), ("customers", customers)):
+        with gzip.open(out_dir / f"{stream}_2025_12_01_{extracted}_0.jsonl.gz", "wt") as handle:
+            for n, record in enumerate(records):
+                envelope = {
+                    "_airbyte_raw_id": f"00000000-0000-4000-8000-{n:012d}",
+                    "_airbyte_extracted_at": extracted,
+                    "_airbyte_generation_id": 0,
+                    "_airbyte_meta": {"sync_id": 1, "changes": []},
+                    "_airbyte_data": record,
+                }
+                handle.write(json.dumps(envelope) + "\n")
+
+
 def _write_shopify_tables(conn: duckdb.DuckDBPyConnection, out_dir: Path) -> None:
     """The same shop as _write_shopify, as Fivetran syncs Shopify into a warehouse (landing/formats/shopify_tables.py):
     one CSV per table, lower-case columns, `_fivetran_synced`/`_fivetran_deleted`, UTC timestamps, the shop's money
@@ -296,6 +511,9 @@ WRITERS = {
     "segment": _write_segment,
     "segment_warehouse": _write_segment_warehouse,
     "shopify": _write_shopify,
+    "shopify_rest": _write_shopify_rest,
+    "shopify_bulk": _write_shopify_bulk,
+    "shopify_airbyte": _write_shopify_airbyte,
     "shopify_tables": _write_shopify_tables,
 }
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 
 from landing.contract import SUPPRESSED_TABLE_SQL
-from landing.formats import ga4, segment, shopify, shopify_tables
+from landing.formats import ga4, segment, shopify, shopify_api, shopify_tables
 from landing.formats.common import (
     CONTRACT_REJECTS_TABLE,
     GENERATED_IDS_TABLE,
@@ -39,6 +39,7 @@ from landing.formats.detect import (
     SOURCE_FORMATS,
     detect_format,
     ga4_files,
+    has_shopify_tables,
     segment_files,
     segment_warehouse_tables,
     shopify_export_parts,
@@ -107,10 +108,7 @@ def _translate(
     """Write the contract files of one format; (translated file names, contract files linked as they are, notes
     of the translated files)."""
     if fmt == SHOPIFY:
-        # The admin CSV export when there is one, else the tables (both are SEGMINT_SOURCE_FORMAT=shopify; a table
-        # needs Fivetran's `_fivetran_synced` to be detected, not to be read when the format is set)
-        as_tables = not shopify_export_parts(landing_dir, SHOPIFY_FILES[0]) and bool(shopify_table_files(landing_dir))
-        written, notes = (shopify_tables if as_tables else shopify).translate(conn, landing_dir, contract_dir)
+        written, notes = _translate_shopify(conn, landing_dir, contract_dir)
         return written, (), notes
     files = ga4_files(landing_dir) if fmt == GA4 else segment_files(landing_dir)
     tables = [] if fmt == GA4 else segment_warehouse_tables(landing_dir)
@@ -126,6 +124,28 @@ def _translate(
         return written, passthrough, notes
     written, notes = segment.translate(conn, files, contract_dir, with_orders, tables)
     return written, passthrough, notes
+
+
+def _translate_shopify(
+    conn: duckdb.DuckDBPyConnection, landing_dir: Path, contract_dir: Path
+) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """The admin CSV export when there is one, else Fivetran's tables, else the Admin API pulls (shopify.py,
+    shopify_tables.py, shopify_api.py; all SEGMINT_SOURCE_FORMAT=shopify). API files next to an export or tables
+    stop the run: the same orders would count twice."""
+    api_files = shopify_api.shopify_api_files(landing_dir)
+    exported = bool(shopify_export_parts(landing_dir, SHOPIFY_FILES[0]))
+    # a table needs Fivetran's `_fivetran_synced` to be detected, not to be read when the format is set
+    as_tables = not exported and bool(shopify_table_files(landing_dir))
+    if api_files and (exported or has_shopify_tables(landing_dir)):
+        other = f"admin export ({SHOPIFY_FILES[0]})" if exported else "Fivetran tables export"
+        raise LandingError(
+            f"{landing_dir}: both a Shopify {other} and Admin API files "
+            f"({', '.join(path.name for path in api_files[:3])}{', ...' if len(api_files) > 3 else ''}): "
+            "they would count the same orders twice; keep one of them in the landing folder"
+        )
+    if api_files:
+        return shopify_api.translate(conn, landing_dir, contract_dir)
+    return (shopify_tables if as_tables else shopify).translate(conn, landing_dir, contract_dir)
 
 
 def cleanup(translation: Translation | None) -> None:

@@ -86,7 +86,8 @@ LOOKED_FOR = (
     "Segment warehouse tables tracks/pages/identifies/<event>.csv|csv.gz|csv.zst|parquet or their parts, with id and "
     "received_at (segment), "
     "orders_export.csv or orders_export_1.csv, ... (shopify), "
-    "Fivetran's Shopify tables order/customer/refund/... .csv|parquet or their parts, with _fivetran_synced (shopify)"
+    "Fivetran's Shopify tables order/customer/refund/... .csv|parquet or their parts, with _fivetran_synced (shopify), "
+    "Shopify Admin API orders/customers as REST pages, GraphQL bulk JSONL or Airbyte records (shopify)"
 )
 
 
@@ -339,6 +340,10 @@ def detect_format(landing_dir: Path, override: str | None = None) -> str:
         return override
     present = {path.name for path in landing_dir.iterdir() if path.is_file()}
     if shopify_export_parts(landing_dir, SHOPIFY_FILES[0]) or has_shopify_tables(landing_dir):
+        return SHOPIFY
+    from landing.formats.shopify_api import shopify_api_files  # imported here: it imports this module
+
+    if shopify_api_files(landing_dir):
         return SHOPIFY
     if ga4_files(landing_dir):
         return GA4

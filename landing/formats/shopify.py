@@ -150,32 +150,17 @@ def translate(
 
     Returns the files written and the notes of each (the anonymous orders set aside)."""
     written = []
-    conn.execute("CREATE OR REPLACE TEMP TABLE _fmt_shop_emails (email_key VARCHAR, customer_id VARCHAR)")
-    conn.execute("CREATE OR REPLACE TEMP TABLE _fmt_shop_phones (phone_key VARCHAR, customer_id VARCHAR)")
+    create_buyer_lookups(conn)
     customer_parts = shopify_export_parts(landing_dir, CUSTOMERS_EXPORT)
     if customer_parts:
-        _load_parts(conn, customer_parts, "_fmt_shop_customers", lambda header, _: _columns(header, CUSTOMER_COLUMNS))
-        identity = customer_key_sql("customer_id", "email", "phone")
-        conn.execute(
-            f"INSERT INTO _fmt_shop_emails SELECT lower(email), min({identity}) "
-            "FROM _fmt_shop_customers WHERE email IS NOT NULL GROUP BY lower(email)"
-        )
-        conn.execute(
-            f"INSERT INTO _fmt_shop_phones SELECT {_phone_key('phone')}, min({identity}) FROM _fmt_shop_customers "
-            f"WHERE {_phone_key('phone')} <> '' GROUP BY ALL"
-        )
-        write_contract_file(
+        _load_parts(
             conn,
-            f"""
-SELECT {identity} AS customer_id, email, {_unquoted("phone")} AS phone, first_name, last_name,
-       {_unquoted("postal_code")} AS postal_code, country,
-       NULL::VARCHAR AS signed_up_at, NULL::VARCHAR AS acquisition_channel, marketing_consent,
-       origin_file AS {ORIGIN_FILE}, origin_row AS {ORIGIN_ROW}
-FROM _fmt_shop_customers ORDER BY file_index, origin_row""",
-            work_dir / "customers.parquet",
+            customer_parts,
+            "_fmt_shop_customers",
+            lambda header, _: _columns(header, CUSTOMER_COLUMNS) + ", NULL::VARCHAR AS signed_up_at",
         )
+        write_customers(conn, work_dir)
         written.append("customers.parquet")
-        conn.execute("DROP TABLE temp._fmt_shop_customers")
     order_parts = shopify_export_parts(landing_dir, ORDERS_EXPORT)
     if not order_parts:
         raise LandingError(f"{ORDERS_EXPORT}: file is missing from {landing_dir} (Shopify: Orders > Export)")
@@ -187,20 +172,66 @@ FROM _fmt_shop_customers ORDER BY file_index, origin_row""",
     )
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_shop_orders AS
-SELECT name, min({position}) AS first_line, arg_min(origin_file, {position}) AS origin_file,
-       arg_min(origin_row, {position}) AS origin_row, {first}
+SELECT name, NULL::VARCHAR AS customer_key, min({position}) AS first_line, arg_min(origin_file, {position}) AS origin_file,
+       arg_min(origin_row, {position}) AS origin_row, {first}, NULL::VARCHAR AS refunded_at
 FROM _fmt_shop_lines WHERE name IS NOT NULL GROUP BY name""")
     conn.execute(f"""
 INSERT INTO {REJECTS_TABLE}
 SELECT origin_file, origin_row, 'orders',
        'missing_name: a line row without the order Name belongs to no order', raw_record
 FROM _fmt_shop_lines WHERE name IS NULL""")
+    conn.execute("DROP TABLE temp._fmt_shop_lines")
+    notes = write_orders(conn, work_dir) + _unread_lookalikes(landing_dir, order_parts + customer_parts)
+    written.append("orders.parquet")
+    return tuple(written), {"orders.parquet": notes} if notes else {}
+
+
+def create_buyer_lookups(conn: duckdb.DuckDBPyConnection) -> None:
+    """The empty email -> customer id and phone -> customer id lookups (write_customers fills them)."""
+    conn.execute("CREATE OR REPLACE TEMP TABLE _fmt_shop_emails (email_key VARCHAR, customer_id VARCHAR)")
+    conn.execute("CREATE OR REPLACE TEMP TABLE _fmt_shop_phones (phone_key VARCHAR, customer_id VARCHAR)")
+
+
+def write_customers(conn: duckdb.DuckDBPyConnection, work_dir: Path) -> None:
+    """customers.parquet from temp `_fmt_shop_customers` (file_index, origin_file, origin_row and the text columns
+    of CUSTOMER_COLUMNS plus signed_up_at), and the email and phone lookups that give orders their customer
+    (create_buyer_lookups). The one owner of the customer rules for every Shopify reader; drops the table."""
+    identity = customer_key_sql("customer_id", "email", "phone")
+    conn.execute(
+        f"INSERT INTO _fmt_shop_emails SELECT lower(email), min({identity}) "
+        "FROM _fmt_shop_customers WHERE email IS NOT NULL GROUP BY lower(email)"
+    )
+    conn.execute(
+        f"INSERT INTO _fmt_shop_phones SELECT {_phone_key('phone')}, min({identity}) FROM _fmt_shop_customers "
+        f"WHERE {_phone_key('phone')} <> '' GROUP BY ALL"
+    )
+    write_contract_file(
+        conn,
+        f"""
+SELECT {identity} AS customer_id, email, {_unquoted("phone")} AS phone, first_name, last_name,
+       {_unquoted("postal_code")} AS postal_code, country,
+       signed_up_at, NULL::VARCHAR AS acquisition_channel, marketing_consent,
+       origin_file AS {ORIGIN_FILE}, origin_row AS {ORIGIN_ROW}
+FROM _fmt_shop_customers ORDER BY file_index, origin_row""",
+        work_dir / "customers.parquet",
+    )
+    conn.execute("DROP TABLE temp._fmt_shop_customers")
+
+
+def write_orders(
+    conn: duckdb.DuckDBPyConnection,
+    work_dir: Path,
+    orders_file: str = ORDERS_EXPORT,
+    customers_file: str = CUSTOMERS_EXPORT,
+) -> tuple[str, ...]:
+    """orders.parquet from temp `_fmt_shop_orders`, one row per order: name, customer_key (the shop's customer id
+    when the source gives it, else NULL), email, phone, the ORDER_LEVEL columns as text, refunded_at (when the
+    refund was made; NULL: the order's date), origin_file, origin_row and first_line (the sort key). The one owner
+    of the order status, refund row and walk-in rules for every Shopify reader (module docstring); `orders_file` and
+    `customers_file` name the files in the stop line. Returns the orders' notes; drops the tables it read."""
     status = order_status_sql("cancelled_at", "financial_status")
     refund = "refunded_amount IS NOT NULL AND coalesce(try_cast(refunded_amount AS DOUBLE), 1) <> 0"
-    common = (
-        f"coalesce(e.customer_id, p.customer_id, {customer_key_sql('NULL', 'o.email', 'o.phone')}) AS customer_id, "
-        f"{_offset_timestamp('o.created_at')} AS ordered_at"
-    )
+    buyer = f"coalesce(o.customer_key, e.customer_id, p.customer_id, {customer_key_sql('NULL', 'o.email', 'o.phone')})"
     buyers = (
         "LEFT JOIN _fmt_shop_emails AS e ON e.email_key = lower(o.email) "
         f"LEFT JOIN _fmt_shop_phones AS p ON p.phone_key = {_phone_key('o.phone')}"
@@ -208,29 +239,28 @@ FROM _fmt_shop_lines WHERE name IS NULL""")
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_shop_out AS
 SELECT * FROM (
-  SELECT o.name AS order_id, {common}, o.total AS order_total, o.currency, o.discount_amount, o.discount_code,
+  SELECT o.name AS order_id, {buyer} AS customer_id, {_offset_timestamp("o.created_at")} AS ordered_at,
+         o.total AS order_total, o.currency, o.discount_amount, o.discount_code,
          o.source AS channel, {status} AS status, o.origin_file AS {ORIGIN_FILE},
          o.origin_row AS {ORIGIN_ROW}, 0 AS part, o.first_line
   FROM _fmt_shop_orders AS o {buyers}
   UNION ALL
-  SELECT o.name || '-R', {common},
+  SELECT o.name || '-R', {buyer}, {_offset_timestamp("coalesce(o.refunded_at, o.created_at)")},
          CASE WHEN try_cast(o.refunded_amount AS DOUBLE) IS NULL THEN o.refunded_amount
               ELSE CAST(-abs(try_cast(o.refunded_amount AS DOUBLE)) AS VARCHAR) END,
          o.currency, NULL, NULL, o.source, 'refunded', o.origin_file, o.origin_row, 1, o.first_line
   FROM _fmt_shop_orders AS o {buyers}
   WHERE {refund} AND {order_status_sql("o.cancelled_at", "o.financial_status")} = 'completed'
 ) ORDER BY first_line, part""")
-    notes = set_aside_anonymous_orders(conn) + _unread_lookalikes(landing_dir, order_parts + customer_parts)
+    notes = set_aside_anonymous_orders(conn, orders_file, customers_file)
     write_contract_file(
         conn,
         "SELECT * EXCLUDE (part, first_line) FROM _fmt_shop_out ORDER BY first_line, part",
         work_dir / "orders.parquet",
     )
-    conn.execute("DROP TABLE temp._fmt_shop_out")
-    written.append("orders.parquet")
-    for table in ("_fmt_shop_lines", "_fmt_shop_orders", "_fmt_shop_emails", "_fmt_shop_phones"):
+    for table in ("_fmt_shop_out", "_fmt_shop_orders", "_fmt_shop_emails", "_fmt_shop_phones"):
         conn.execute(f"DROP TABLE temp.{table}")
-    return tuple(written), {"orders.parquet": notes} if notes else {}
+    return notes
 
 
 def _unread_lookalikes(landing_dir: Path, parts: list[Path]) -> tuple[str, ...]:

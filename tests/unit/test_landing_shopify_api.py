@@ -1,0 +1,384 @@
+"""Shopify orders and customers pulled from the Admin API (landing/formats/shopify_api.py): REST pages, GraphQL
+bulk JSONL and Airbyte records, read by the admin CSV's rules (shopify.py)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from landing import LandingError, ingest_landing
+from landing.formats import detect_format
+
+ORDERS_SQL = (
+    "SELECT order_id, customer_id, ordered_at::VARCHAR, order_total, currency, discount_amount, discount_code, channel, "
+    "status FROM raw.orders"
+)
+QUARANTINE_SQL = "SELECT source_file, source_row, split_part(reason, ':', 1) FROM raw.quarantine ORDER BY 1, 2"
+LOG_SQL = "SELECT source_file, table_name, rows_in, rows_accepted, rows_quarantined FROM raw.ingest_log ORDER BY 1, 2"
+
+
+@pytest.fixture
+def conn() -> duckdb.DuckDBPyConnection:
+    connection = duckdb.connect()
+    yield connection
+    connection.close()
+
+
+def ingest(conn, landing: Path, **kwargs):
+    return ingest_landing(conn, landing, as_of=None, horizon_days=365, is_demo=False, **kwargs)
+
+
+def rows(conn, sql: str) -> list[tuple]:
+    return conn.execute(sql).fetchall()
+
+
+def assert_reconciles(conn) -> None:
+    for source_file, table, rows_in, accepted, quarantined in rows(conn, LOG_SQL):
+        assert rows_in == accepted + quarantined, (source_file, table)
+
+
+def rest_order(n: int, **fields) -> dict:
+    """A REST Admin API Order as GET /admin/api/2025-10/orders.json returns it (the fields segmint reads)."""
+    money = {"amount": fields.pop("total", "50.00"), "currency_code": "EUR"}
+    return {
+        "id": 450789000 + n,
+        "name": f"#{1000 + n}",
+        "email": f"buyer{n}@example.com",
+        "phone": None,
+        "created_at": f"2025-11-0{n}T10:00:00+01:00",
+        "updated_at": f"2025-11-0{n}T10:00:00+01:00",
+        "cancelled_at": None,
+        "financial_status": "paid",
+        "currency": "EUR",
+        "presentment_currency": "EUR",
+        "total_price": money["amount"],
+        "total_price_set": {"shop_money": money, "presentment_money": money},
+        "total_discounts": "0.00",
+        "discount_codes": [],
+        "source_name": "web",
+        "test": False,
+        "customer": {"id": 207119000 + n, "email": f"buyer{n}@example.com"},
+        "line_items": [{"id": 1, "title": "Runner", "quantity": 1, "price": money["amount"]}],
+        "refunds": [],
+        **fields,
+    }
+
+
+def refund(amount: str, currency: str = "EUR", when: str = "2025-11-20T09:00:00+01:00") -> dict:
+    transaction = {"kind": "refund", "status": "success", "amount": amount, "currency": currency}
+    return {"id": 509562969, "created_at": when, "processed_at": when, "transactions": [transaction]}
+
+
+def test_rest_pages_read_orders_refunds_cancellations_test_orders_and_customers(conn, tmp_path):
+    landing = tmp_path / "rest"
+    landing.mkdir()
+    page_1 = [
+        rest_order(1, discount_codes=[{"code": "WELCOME", "amount": "5.00"}], total_discounts="5.00"),
+        rest_order(2, total="40.00", financial_status="partially_refunded", refunds=[refund("15.00")]),
+    ]
+    page_2 = [
+        rest_order(3, cancelled_at="2025-11-03T11:00:00+01:00", financial_status="voided"),
+        rest_order(4, financial_status="expired"),
+        rest_order(5, test=True),
+        rest_order(6, customer=None, email=None, phone=None, source_name="pos"),  # a walk-in
+        rest_order(7, customer=None, email="Guest@Example.com"),  # a guest
+    ]
+    # pretty-printed as a script saves a response, and one page on a line
+    (landing / "orders_page_1.json").write_text(json.dumps({"orders": page_1}, indent=2))
+    (landing / "orders_page_2.json").write_text(json.dumps({"orders": page_2}))
+    customers = [
+        {
+            "id": 207119001,
+            "email": "buyer1@example.com",
+            "phone": "+4915112345678",
+            "first_name": "Alice",
+            "last_name": "Doe",
+            "created_at": "2025-10-01T08:00:00+02:00",
+            "email_marketing_consent": {"state": "subscribed"},
+            "default_address": {"zip": "10115", "country_code": "DE"},
+        },
+        {"id": 207119002, "email": "buyer2@example.com", "accepts_marketing": False, "orders_count": 1},
+    ]
+    (landing / "customers.json").write_text(json.dumps({"customers": customers}, indent=2))
+    assert detect_format(landing) == "shopify"
+    report = ingest(conn, landing)
+    assert report.source_format == "shopify"
+    assert rows(conn, ORDERS_SQL + " ORDER BY origin_file, origin_row, order_id") == [
+        ("#1001", "207119001", "2025-11-01 09:00:00", 50.0, "EUR", 5.0, "WELCOME", "web", "completed"),
+        ("#1002", "207119002", "2025-11-02 09:00:00", 40.0, "EUR", 0.0, None, "web", "completed"),
+        # the refund is dated when it was made, in the shop's money
+        ("#1002-R", "207119002", "2025-11-20 08:00:00", -15.0, "EUR", None, None, "web", "refunded"),
+        ("#1003", "207119003", "2025-11-03 09:00:00", 50.0, "EUR", 0.0, None, "web", "cancelled"),
+        ("#1004", "207119004", "2025-11-04 09:00:00", 50.0, "EUR", 0.0, None, "web", "voided"),
+        ("#1007", "guest@example.com", "2025-11-07 09:00:00", 50.0, "EUR", 0.0, None, "web", "completed"),
+    ]
+    # a page's records are numbered by their place in the page
+    assert rows(conn, QUARANTINE_SQL) == [
+        ("orders_page_2.json", 3, "test_order"),
+        ("orders_page_2.json", 4, "anonymous_order"),
+    ]
+    assert rows(
+        conn,
+        "SELECT customer_id, email, phone, first_name, postal_code, country, marketing_consent, "
+        "signed_up_at::VARCHAR FROM raw.customers ORDER BY 1",
+    ) == [
+        ("207119001", "buyer1@example.com", "+4915112345678", "Alice", "10115", "DE", True, "2025-10-01 06:00:00"),
+        ("207119002", "buyer2@example.com", None, None, None, None, False, None),
+    ]
+    assert rows(conn, LOG_SQL) == [
+        ("customers.json", "customers", 2, 2, 0),
+        ("orders_page_1.json", "orders", 3, 3, 0),
+        ("orders_page_2.json", "orders", 5, 3, 2),
+    ]
+    notes = {f.source_file: f.notes for f in report.files}
+    assert any("anonymous_order" in note for note in notes["orders.parquet"])
+
+
+def test_pages_as_json_lines_and_one_order_per_line_number_records_across_the_file(conn, tmp_path):
+    landing = tmp_path / "lines"
+    landing.mkdir()
+    pages = [{"orders": [rest_order(1), rest_order(2)]}, {"orders": [rest_order(3)]}, {"orders": []}]
+    (landing / "pages.jsonl").write_text("".join(json.dumps(page) + "\n" for page in pages))
+    (landing / "orders.ndjson").write_text(
+        json.dumps(rest_order(4)) + "\n" + "{not json\n" + "\n" + json.dumps(rest_order(5, total="abc")) + "\n"
+    )
+    # SEGMINT_SOURCE_FORMAT=shopify names these files too (no new setting value)
+    assert ingest(conn, landing, source_format="shopify").source_format == "shopify"
+    assert rows(conn, "SELECT order_id, origin_file, origin_row FROM raw.orders ORDER BY 2, 3") == [
+        ("#1004", "orders.ndjson", 1),
+        ("#1001", "pages.jsonl", 1),
+        ("#1002", "pages.jsonl", 2),
+        ("#1003", "pages.jsonl", 3),
+    ]
+    assert rows(conn, QUARANTINE_SQL) == [
+        ("orders.ndjson", 2, "malformed_json"),
+        ("orders.ndjson", 4, "invalid_number"),
+    ]
+    assert_reconciles(conn)
+
+
+def gid(kind: str, number: int) -> str:
+    return f"gid://shopify/{kind}/{number}"
+
+
+def bulk_order(n: int, **fields) -> dict:
+    """An Order line of a GraphQL bulk operation's JSONL (MoneyBag amounts, GraphQL ids)."""
+
+    def bag(shop: str, presentment: str | None = None) -> dict:
+        return {
+            "shopMoney": {"amount": shop, "currencyCode": "EUR"},
+            "presentmentMoney": {"amount": presentment or shop, "currencyCode": "EUR" if not presentment else "USD"},
+        }
+
+    return {
+        "id": gid("Order", 100 + n),
+        "name": f"#{1000 + n}",
+        "email": f"buyer{n}@example.com",
+        "createdAt": f"2025-11-0{n}T09:00:00Z",
+        "cancelledAt": None,
+        "displayFinancialStatus": "PAID",
+        "currencyCode": "EUR",
+        "presentmentCurrencyCode": "USD",
+        "totalPriceSet": bag(fields.pop("total", "50.00"), fields.pop("presentment", None)),
+        "totalDiscountsSet": bag("0.00"),
+        "totalRefundedSet": bag(fields.pop("refunded", "0.00")),
+        "refunds": [],
+        "sourceName": "web",
+        "test": False,
+        "customer": {"id": gid("Customer", 200 + n)},
+        **fields,
+    }
+
+
+def test_bulk_jsonl_folds_child_lines_reads_money_bags_and_quarantines_orphans_and_other_objects(conn, tmp_path):
+    landing = tmp_path / "bulk"
+    landing.mkdir()
+    lines = [
+        bulk_order(1, presentment="54.30"),  # a shop in EUR selling in USD: the books are in EUR
+        {"id": gid("LineItem", 1), "title": "Runner", "quantity": 1, "__parentId": gid("Order", 101)},
+        {"id": gid("LineItem", 2), "title": "Socks", "quantity": 2, "__parentId": gid("Order", 101)},
+        bulk_order(
+            2,
+            refunded="20.00",
+            displayFinancialStatus="PARTIALLY_REFUNDED",
+            refunds=[{"createdAt": "2025-11-12T10:00:00Z"}],
+        ),
+        {"id": gid("LineItem", 3), "title": "Cap", "quantity": 1, "__parentId": gid("Order", 102)},
+        {"id": gid("LineItem", 4), "title": "Lost", "quantity": 1, "__parentId": gid("Order", 999)},
+        {"id": gid("Product", 5), "title": "A product"},
+        bulk_order(3, displayFinancialStatus="VOIDED", cancelledAt="2025-11-03T10:00:00Z"),
+    ]
+    (landing / "bulk-orders.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines) + "[1, 2]\n")
+    # a customers query with their orders as a nested connection: the orders name their customer by __parentId
+    customers = [
+        {
+            "id": gid("Customer", 204),
+            "email": "d@example.com",
+            "firstName": "Dana",
+            "emailMarketingConsent": {"marketingState": "NOT_SUBSCRIBED"},
+            "defaultAddress": {"countryCodeV2": "FR"},
+        },
+        {**bulk_order(4, customer=None, email=None), "__parentId": gid("Customer", 204)},
+    ]
+    (landing / "bulk-customers.jsonl.gz").write_bytes(
+        gzip.compress("".join(json.dumps(line) + "\n" for line in customers).encode())
+    )
+    report = ingest(conn, landing)
+    assert rows(conn, ORDERS_SQL + " ORDER BY order_id") == [
+        ("#1001", "201", "2025-11-01 09:00:00", 50.0, "EUR", 0.0, None, "web", "completed"),
+        ("#1002", "202", "2025-11-02 09:00:00", 50.0, "EUR", 0.0, None, "web", "completed"),
+        ("#1002-R", "202", "2025-11-12 10:00:00", -20.0, "EUR", None, None, "web", "refunded"),
+        ("#1003", "203", "2025-11-03 09:00:00", 50.0, "EUR", 0.0, None, "web", "cancelled"),
+        ("#1004", "204", "2025-11-04 09:00:00", 50.0, "EUR", 0.0, None, "web", "completed"),
+    ]
+    assert rows(conn, "SELECT customer_id, email, first_name, country, marketing_consent FROM raw.customers") == [
+        ("204", "d@example.com", "Dana", "FR", False)
+    ]
+    assert rows(conn, QUARANTINE_SQL) == [
+        ("bulk-orders.jsonl", 6, "orphan_child"),
+        ("bulk-orders.jsonl", 7, "unsupported_record"),
+        ("bulk-orders.jsonl", 9, "not_a_json_object"),
+    ]
+    assert_reconciles(conn)
+    notes = {f.source_file: f.notes for f in report.files}["orders.parquet"]
+    assert any(note.startswith("3 nested lines") for note in notes)
+
+
+def airbyte(record: dict, n: int, v2: bool = True, as_text: bool = False) -> str:
+    data = json.dumps(record) if as_text else record
+    if v2:
+        envelope = {
+            "_airbyte_raw_id": f"id-{n}",
+            "_airbyte_extracted_at": 1764547200000 + n,
+            "_airbyte_meta": {"sync_id": 1, "changes": []},
+            "_airbyte_generation_id": 0,
+            "_airbyte_data": data,
+        }
+    else:
+        envelope = {"_airbyte_ab_id": f"id-{n}", "_airbyte_emitted_at": 1764547200000 + n, "_airbyte_data": data}
+    return json.dumps(envelope) + "\n"
+
+
+def test_airbyte_records_old_and_new_envelopes_keep_the_newest_copy_of_an_order_synced_twice(conn, tmp_path):
+    landing = tmp_path / "airbyte"
+    landing.mkdir()
+    first = rest_order(1, financial_status="paid", updated_at="2025-11-01T10:00:00+01:00")
+    later = rest_order(
+        1, financial_status="partially_refunded", refunds=[refund("10.00")], updated_at="2025-11-20T09:00:00+01:00"
+    )
+    # an incremental sync appends the order again when it changes; the older copy is in the later file here
+    with gzip.open(landing / "2025_11_21_1764547200000_0.jsonl.gz", "wt") as handle:
+        handle.write(airbyte(later, 1) + airbyte(rest_order(2), 2, as_text=True))
+    # the S3 destination's "root level flattening": the record's fields next to Airbyte's, no _airbyte_data
+    flattened = {"_airbyte_ab_id": "id-5", "_airbyte_emitted_at": 1764547200005, **rest_order(3)}
+    (landing / "_airbyte_raw_orders.jsonl").write_text(airbyte(first, 3, v2=False) + json.dumps(flattened) + "\n")
+    # the same order pulled by a bulk operation before it changed: its GraphQL id names the same order
+    (landing / "bulk.jsonl").write_text(
+        json.dumps(bulk_order(1, id=gid("Order", 450789001), updatedAt="2025-11-01T09:00:00Z")) + "\n"
+    )
+    (landing / "_airbyte_raw_customers.jsonl").write_text(
+        airbyte({"id": 207119001, "email": "buyer1@example.com", "orders_count": 2, "first_name": "Al"}, 4, v2=False)
+    )
+    assert detect_format(landing) == "shopify"
+    ingest(conn, landing)
+    assert rows(conn, "SELECT order_id, customer_id, order_total, status FROM raw.orders ORDER BY 1") == [
+        ("#1001", "207119001", 50.0, "completed"),
+        ("#1001-R", "207119001", -10.0, "refunded"),
+        ("#1002", "207119002", 50.0, "completed"),
+        ("#1003", "207119003", 50.0, "completed"),
+    ]
+    newer = "superseded_version: an older copy of order 450789001 (the newer one is 2025_11_21_1764547200000_0.jsonl.gz record 1)"
+    assert rows(conn, "SELECT source_file, source_row, reason FROM raw.quarantine ORDER BY 1") == [
+        ("_airbyte_raw_orders.jsonl", 1, newer),
+        ("bulk.jsonl", 1, newer),
+    ]
+    assert rows(conn, "SELECT customer_id, first_name FROM raw.customers") == [("207119001", "Al")]
+    assert_reconciles(conn)
+
+
+def test_a_multi_currency_shop_books_the_shop_money_and_a_presentment_refund_by_the_current_total(conn, tmp_path):
+    landing = tmp_path / "multi"
+    landing.mkdir()
+    usd_buyer = rest_order(
+        1,
+        total="100.00",
+        presentment_currency="USD",
+        total_price_set={
+            "shop_money": {"amount": "100.00", "currency_code": "EUR"},
+            "presentment_money": {"amount": "108.00", "currency_code": "USD"},
+        },
+        # the refund was paid in the buyer's currency: the current total says what it took from the shop's books
+        refunds=[refund("27.00", currency="USD")],
+        current_total_price="75.00",
+    )
+    # without the current total the refund's shop money is unknown: not subtracted, and said so
+    unknown = rest_order(3, refunds=[refund("5.00", currency="USD")])
+    (landing / "orders.json").write_text(json.dumps({"orders": [usd_buyer, rest_order(2, total="20.00"), unknown]}))
+    # a page cut short while downloading is not read, and named
+    (landing / "orders_page_2.json").write_text(json.dumps({"orders": [rest_order(4)]}, indent=2)[:-40])
+    report = ingest(conn, landing)
+    assert rows(conn, "SELECT order_id, order_total, currency FROM raw.orders ORDER BY 1") == [
+        ("#1001", 100.0, "EUR"),
+        ("#1001-R", -25.0, "EUR"),
+        ("#1002", 20.0, "EUR"),
+        ("#1003", 50.0, "EUR"),
+    ]
+    notes = {f.source_file: f.notes for f in report.files}["orders.parquet"]
+    assert any(note.startswith("warning: 1 orders were refunded in another currency") for note in notes)
+    assert any(note.startswith("warning: not read: orders_page_2.json") for note in notes)
+
+
+def test_an_admin_export_next_to_api_files_stops_and_api_files_without_orders_stop(conn, tmp_path):
+    landing = tmp_path / "both"
+    landing.mkdir()
+    (landing / "orders.json").write_text(json.dumps({"orders": [rest_order(1)]}))
+    (landing / "orders_export.csv").write_text("Name,Email,Created at,Total\n#1,a@example.com,2025-11-01,1\n")
+    with pytest.raises(LandingError, match="both a Shopify admin export"):
+        ingest(conn, landing)
+    (landing / "orders_export.csv").unlink()
+    (landing / "order.csv").write_text("id,name,_fivetran_synced\n1,#1,2025-11-01 00:00:00\n")  # Fivetran's table
+    with pytest.raises(LandingError, match="both a Shopify Fivetran tables export"):
+        ingest(conn, landing)
+    (landing / "order.csv").unlink()
+    (landing / "orders.json").write_text(json.dumps({"customers": [{"id": 1, "email": "a@example.com"}]}))
+    assert detect_format(landing, "shopify") == "shopify"
+    with pytest.raises(LandingError, match="no Shopify order in these Admin API files"):
+        ingest(conn, landing)
+
+
+def test_other_json_exports_are_not_taken_for_shopify(tmp_path):
+    landing = tmp_path / "segment"
+    landing.mkdir()
+    (landing / "calls.jsonl").write_text(
+        json.dumps({"type": "track", "event": "Order Completed", "userId": "u"}) + "\n"
+    )
+    assert detect_format(landing) == "segment"
+
+
+def test_the_demo_shops_admin_export_as_rest_pages_bulk_jsonl_and_airbyte_gives_the_same_raw_tables(tmp_path):
+    from demo_shop import generate_shop
+    from demo_shop.source_formats import write_source_format
+
+    generate_shop(tmp_path / "contract", tmp_path / "truth", n_customers=120, seed=7)
+    tables = {
+        "orders": "SELECT order_id, customer_id, ordered_at, order_total, currency, discount_amount, discount_code, "
+        "channel, status FROM raw.orders",
+        "customers": "SELECT customer_id, email, phone, first_name, last_name, postal_code, country, marketing_consent, "
+        "signed_up_at FROM raw.customers",
+        "quarantine": "SELECT split_part(reason, ':', 1), count(*) FROM raw.quarantine GROUP BY 1",
+    }
+    found = {}
+    for layout in ("shopify", "shopify_rest", "shopify_bulk", "shopify_airbyte"):
+        write_source_format(tmp_path / "contract", tmp_path / layout, layout)
+        with duckdb.connect() as connection:
+            assert ingest(connection, tmp_path / layout).source_format == "shopify"
+            assert_reconciles(connection)
+            found[layout] = {table: sorted(rows(connection, sql)) for table, sql in tables.items()}
+    statuses = {row[-1] for row in found["shopify"]["orders"]}
+    assert {"completed", "refunded", "cancelled"} <= statuses
+    for layout in ("shopify_rest", "shopify_bulk", "shopify_airbyte"):
+        assert found[layout] == found["shopify"], layout
