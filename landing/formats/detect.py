@@ -207,6 +207,22 @@ def _table_folder_files(folder: Path, table: str) -> list[Path]:
     return files
 
 
+def landing_data_files(landing_dir: Path) -> list[Path]:
+    """Every file of the landing folder a format may read, in path order: the folder's own CSV/Parquet/Avro and JSON
+    lines files (compressed or not, named parts too) and the data files of its table folders (_table_folder_files:
+    parts, Hive partition folders). What the landing sensor watches and `landing_files` lists; markers (`_SUCCESS`,
+    `.crc`, `_temporary/`) and other files (a README) are not data."""
+    files = []
+    for path in sorted(landing_dir.iterdir()):
+        if path.name.startswith(("_", ".")):
+            continue
+        if path.is_dir():
+            files += _table_folder_files(path, path.name)
+        elif path.suffix.lower() == ".avro" or warehouse_table_of(path.name) is not None or is_json_lines(path):
+            files.append(path)
+    return files
+
+
 def _refuse_data_lakes(folder: Path, landing_dir: Path) -> None:
     """Stop on a Segment Data Lakes folder (`segment_type=<event type>/`, or a source's folder holding them): its
     tables would otherwise be skipped in silence (they have no `event_text`), or read as one table of mixed calls."""

@@ -9,7 +9,7 @@ import dagster as dg
 
 from demo_shop import generate_shop
 from landing import LandingError, LandingOptions, ingest_landing
-from landing.formats.detect import is_json_lines
+from landing.formats.detect import landing_data_files
 from landing.ingest import Suppression, currency_label
 from landing.special_categories import SpecialCategoryError, load_denylist
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
@@ -53,12 +53,12 @@ def landing_files(context: dg.AssetExecutionContext, settings: SegmintSettings) 
             marker.write_text(json.dumps(params))
             context.log.info(f"Generated the demo shop: {summary}")
     landing_dir = s.landing_dir or s.demo_landing_dir
-    files = sorted(p for p in landing_dir.iterdir() if p.suffix in {".csv", ".parquet", ".avro"} or is_json_lines(p))
+    files = landing_data_files(landing_dir)
     return dg.MaterializeResult(
         metadata={
             "landing_dir": dg.MetadataValue.path(str(landing_dir)),
             "is_demo": dg.MetadataValue.bool(s.is_demo),
-            "files": dg.MetadataValue.json({p.name: p.stat().st_size for p in files}),
+            "files": dg.MetadataValue.json({p.relative_to(landing_dir).as_posix(): p.stat().st_size for p in files}),
         }
     )
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import dagster as dg
 
 from activation.audiences import Audience, matches_realtime_segment
-from landing.formats.detect import is_json_lines
+from landing.formats.detect import landing_data_files
 from landing.realtime_log import transition_log_files
 from orchestration.defs.audiences import AUDIENCES
 from orchestration.defs.automation import FRESH_MARTS
@@ -35,7 +35,6 @@ from orchestration.lib.alerts import (
 from orchestration.lib.partitions import EVERY_DAY, STAGED_DAYS_TAG
 from orchestration.lib.settings import SettingsError, load_settings
 
-LANDING_SUFFIXES = (".csv", ".parquet", ".avro")  # the files the landing step reads (see landing/), with JSON lines
 # A file younger than this may still be being copied in: wait for it rather than ingest half a file.
 SETTLE_SECONDS = 30
 LANDING_SENSOR_INTERVAL_SECONDS = 60
@@ -44,20 +43,19 @@ MAX_RUNS_PER_TICK = 50  # runs looked at per tick by the failed-check sensor; th
 SEEN_RUNS_KEPT = 200  # run ids remembered in the cursor so a run whose record is touched again is not re-alerted
 FINISHED_STATUSES = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 
-FileState = dict[str, tuple[int, int]]  # file name -> (mtime in ns, size in bytes)
+FileState = dict[str, tuple[int, int]]  # path inside the landing folder -> (mtime in ns, size in bytes)
 
 
 # ---- landing zone: pure helpers --------------------------------------------------------------------------------
 
 
 def scan_landing(landing_dir: Path) -> FileState:
-    """Name -> (mtime_ns, size) of every landing file (csv/parquet/avro/JSON lines) directly in the folder."""
+    """Path inside the folder -> (mtime_ns, size) of every landing file a format may read (landing_data_files: the
+    folder's own files and its table folders' parts)."""
     state: FileState = {}
-    for path in sorted(landing_dir.iterdir()):
-        # JSON lines (.json/.jsonl/.ndjson, .gz) are GA4 and Segment exports (landing/formats/).
-        if path.is_file() and (path.suffix.lower() in LANDING_SUFFIXES or is_json_lines(path)):
-            stat = path.stat()
-            state[path.name] = (stat.st_mtime_ns, stat.st_size)
+    for path in landing_data_files(landing_dir):
+        stat = path.stat()
+        state[path.relative_to(landing_dir).as_posix()] = (stat.st_mtime_ns, stat.st_size)
     return state
 
 

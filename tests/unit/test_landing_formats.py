@@ -1785,3 +1785,32 @@ def test_a_demo_segment_export_as_warehouse_tables_whole_or_in_parts_gives_the_s
     for layout in layouts:
         assert found[layout] == found["segment"], layout
     assert len(found["segment"]["orders"]) > 60
+
+
+def test_the_landing_sensor_sees_table_folders_and_compressed_parts_but_not_markers(tmp_path):
+    # Defect: the sensor listed only the folder's own .csv/.parquet/.avro and JSON lines, so a new part of a table
+    # exported as a folder, a .csv.gz/.csv.zst part or a Redshift part (no extension) started no run.
+    from orchestration.defs.sensors import scan_landing
+
+    files = (
+        "order_completed_0000_part_00",
+        "tracks-000000000000.csv.gz",
+        "TRACKS_0_0_0.csv.zst",
+        "order/part-00000-1a2b.snappy.parquet",
+        "order/_SUCCESS",
+        "order/.part-00000-1a2b.snappy.parquet.crc",
+        "refund/created_on=2025-12-01/part-00000-3c4d.snappy.parquet",
+        "_temporary/part-00001.parquet",
+        ".DS_Store",
+        "README.txt",
+    )
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    assert sorted(scan_landing(tmp_path)) == [
+        "TRACKS_0_0_0.csv.zst",
+        "order/part-00000-1a2b.snappy.parquet",
+        "order_completed_0000_part_00",
+        "refund/created_on=2025-12-01/part-00000-3c4d.snappy.parquet",
+        "tracks-000000000000.csv.gz",
+    ]
