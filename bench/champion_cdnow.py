@@ -38,13 +38,19 @@ def cdnow_shop(path: str) -> dict[str, pd.DataFrame]:
             "discounted": False,
         }
     )
-    return shop_of(orders[orders["amount"] > 0])
+    return shop_of(purchases(orders))
+
+
+def purchases(orders: pd.DataFrame) -> pd.DataFrame:
+    """The orders the graph counts as purchases: every one but a refund (stg_orders: order_total < 0; these logs have
+    none), $0 orders included. Until 2026-11-27 $0 orders were dropped here, which left 68 of CDNOW's customers out
+    and changed the champion at two of its four README cuts against the graph (bench/results/clv_sweep.md)."""
+    return orders[orders["amount"] >= 0]
 
 
 def landing_shop(orders: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """A shop from landing-contract orders (order_id, customer_id, ordered_at, order_total[, discount_amount]): days
-    are UTC dates counted from the first order's, as the landing stores timestamps; positive orders only, as
-    cdnow_shop (features_at counts refunds apart and these logs have none)."""
+    are UTC dates counted from the first order's, as the landing stores timestamps; purchases only, as cdnow_shop."""
     at = pd.to_datetime(orders["ordered_at"], utc=True, format="ISO8601").dt.tz_convert(None).dt.normalize()
     discount = orders["discount_amount"].astype(float) if "discount_amount" in orders else 0.0
     shop = pd.DataFrame(
@@ -55,7 +61,7 @@ def landing_shop(orders: pd.DataFrame) -> dict[str, pd.DataFrame]:
             "discounted": discount > 0,
         }
     )
-    return shop_of(shop[shop["amount"] > 0])
+    return shop_of(purchases(shop))
 
 
 def completejourney_shop(path: str) -> dict[str, pd.DataFrame]:

@@ -16,6 +16,7 @@ import pytest
 from bench import compare_runs
 from bench.baselines import floor_scan, pandas_feature_marts
 from bench.cdnow import WHEEL_MEMBER, CdnowFormatError, parse_lines, read_master, write_landing
+from bench.champion_cdnow import cdnow_shop
 from bench.clv import done_when, future_spend
 from bench.procmem import (
     PROCESS_KINDS,
@@ -540,6 +541,16 @@ def test_the_cdnow_landing_file_reads_through_the_real_landing_contract(tmp_path
         quarantined = conn.execute("select split_part(reason, ':', 1) from raw.quarantine").fetchall()
     assert accepted == [("00001", 11.77), ("00002", 12.0), ("00002", 77.0)]
     assert quarantined == [("after_as_of",)]
+
+
+def test_the_fast_harness_keeps_a_zero_value_cdnow_line_as_a_purchase_as_the_graph_does(tmp_path):
+    # stg_orders counts a $0 order as a purchase (only a refund is not), so the graph scores customer 00003; the
+    # fast harness dropped $0 lines and with them 68 of CDNOW's customers and 80 of its orders until 2026-11-27.
+    (tmp_path / "CDNOW_master.txt").write_text("\n".join(CDNOW_LINES) + "\n")
+    orders = cdnow_shop(str(tmp_path / "CDNOW_master.txt"))["orders"]
+    assert orders["customer_id"].tolist() == ["00001", "00002", "00002", "00003"]
+    assert orders["amount"].tolist() == [11.77, 12.0, 77.0, 0.0]
+    assert orders["day"].tolist() == [0, 11, 11, 88]
 
 
 def test_future_spend_counts_only_the_horizon_after_as_of_clips_refunds_and_keeps_the_customer_order():

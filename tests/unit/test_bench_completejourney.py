@@ -112,12 +112,14 @@ def test_the_transactions_read_the_same_from_the_wheel_and_from_the_parquet(tmp_
     assert len(from_wheel) == 6
 
 
-def test_the_fast_harness_counts_utc_days_from_the_first_order_and_drops_zero_value_orders():
+def test_the_fast_harness_counts_utc_days_from_the_first_order_and_keeps_zero_value_orders():
     shop = landing_shop(pd.read_csv(io.StringIO(landing_orders(lines()).to_csv(index=False)), dtype=str))
     orders = shop["orders"]
-    # UTC days: cj-901 on January 1st (day 0), cj-900 at 03:30 UTC on January 2nd (day 1), cj-960 on July 1st.
-    assert orders["day"].tolist() == [0, 1, 2, 181]
-    assert orders["discounted"].tolist() == [True, True, True, False]
+    # UTC days: cj-901 on January 1st (day 0), cj-900 at 03:30 UTC on January 2nd (day 1), cj-951 ($0) on the 4th
+    # (day 3), cj-960 on July 1st. The $0 basket is a purchase, as stg_orders counts it (only a refund is not).
+    assert orders["day"].tolist() == [0, 1, 2, 3, 181]
+    assert orders["amount"].tolist() == [10.0, 1.79, 3.0, 0.0, 2.5]
+    assert orders["discounted"].tolist() == [True, True, True, False, False]
     assert sorted(shop["customers"]["customer_id"]) == ["12", "7"]
 
 
