@@ -18,6 +18,7 @@ from bench.baselines import floor_scan, pandas_feature_marts
 from bench.cdnow import WHEEL_MEMBER, CdnowFormatError, parse_lines, read_master, write_landing
 from bench.champion_cdnow import cdnow_shop
 from bench.clv import done_when, future_spend
+from bench.clv_sweep import README_CUTS, grid_cuts
 from bench.procmem import (
     PROCESS_KINDS,
     MeasuredProcess,
@@ -551,6 +552,16 @@ def test_the_fast_harness_keeps_a_zero_value_cdnow_line_as_a_purchase_as_the_gra
     assert orders["customer_id"].tolist() == ["00001", "00002", "00002", "00003"]
     assert orders["amount"].tolist() == [11.77, 12.0, 77.0, 0.0]
     assert orders["day"].tolist() == [0, 11, 11, 88]
+
+
+def test_the_sweep_grid_is_the_pre_registered_one():
+    # bench/results/clv_sweep.md: month ends, the horizon inside the data, days from the log's first day.
+    cdnow, journey = grid_cuts("cdnow"), grid_cuts("completejourney")
+    assert (len(cdnow), len(journey)) == (33, 24)
+    assert cdnow[:3] == [(119, 30), (119, 90), (119, 180)] and cdnow[-1] == (454, 90)  # 1998-03-31 + 90 <= 06-30
+    assert (395, 180) not in cdnow and journey[-1] == (333, 30) and (303, 90) not in journey
+    assert README_CUTS["cdnow"] <= set(cdnow)  # 1997-05-31, 1997-09-30, 1997-12-31 h=180, 1998-03-31
+    assert README_CUTS["completejourney"] - set(journey) == {(180, 180)}  # h=180 is outside CJ's grid
 
 
 def test_future_spend_counts_only_the_horizon_after_as_of_clips_refunds_and_keeps_the_customer_order():
