@@ -50,8 +50,11 @@ def purchases(orders: pd.DataFrame) -> pd.DataFrame:
 
 def landing_shop(orders: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """A shop from landing-contract orders (order_id, customer_id, ordered_at, order_total[, discount_amount]): days
-    are UTC dates counted from the first order's, as the landing stores timestamps; purchases only, as cdnow_shop."""
-    at = pd.to_datetime(orders["ordered_at"], utc=True, format="ISO8601").dt.tz_convert(None).dt.normalize()
+    are UTC dates counted from the first order's, as the landing stores timestamps; purchases only, as cdnow_shop.
+    Each customer's entry offer is the feature mart's (customer_features_at): the first purchase, by time then order
+    id, discounted (these logs have no discount codes) is UNNAMED_DISCOUNT, else none."""
+    instant = pd.to_datetime(orders["ordered_at"], utc=True, format="ISO8601").dt.tz_convert(None)
+    at = instant.dt.normalize()
     discount = orders["discount_amount"].astype(float) if "discount_amount" in orders else 0.0
     shop = pd.DataFrame(
         {
@@ -61,7 +64,10 @@ def landing_shop(orders: pd.DataFrame) -> dict[str, pd.DataFrame]:
             "discounted": discount > 0,
         }
     )
-    return shop_of(purchases(shop))
+    paid = purchases(shop)
+    first = paid.assign(instant=instant, order_id=orders["order_id"].astype(str)).sort_values(["instant", "order_id"])
+    discounted_first = first.groupby("customer_id", sort=False)["discounted"].first()
+    return shop_of(paid, discounted_first.map({True: "UNNAMED_DISCOUNT", False: "none"}))
 
 
 def completejourney_shop(path: str) -> dict[str, pd.DataFrame]:
@@ -71,14 +77,15 @@ def completejourney_shop(path: str) -> dict[str, pd.DataFrame]:
 SHOPS = {"cdnow": cdnow_shop, "completejourney": completejourney_shop}
 
 
-def shop_of(orders: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """The shop tables features_at reads, for a log that has orders only (no sessions, no customer attributes)."""
+def shop_of(orders: pd.DataFrame, entry_offer: pd.Series | None = None) -> dict[str, pd.DataFrame]:
+    """The shop tables features_at reads, for a log that has orders only (no sessions, no customer attributes);
+    entry_offer by customer_id ("none" where not given)."""
     ids = orders["customer_id"].unique()
     customers = pd.DataFrame(
         {
             "customer_id": ids,
             "acquisition_channel": "unknown",
-            "entry_offer": "none",
+            "entry_offer": "none" if entry_offer is None else entry_offer.reindex(ids).fillna("none").to_numpy(),
             "first_order_channel": "web",
             "country": "US",
             "marketing_consent": True,

@@ -123,6 +123,27 @@ def test_the_fast_harness_counts_utc_days_from_the_first_order_and_keeps_zero_va
     assert sorted(shop["customers"]["customer_id"]) == ["12", "7"]
 
 
+def test_the_fast_harness_names_the_entry_offer_of_the_first_purchase_as_the_feature_mart_does():
+    # customer_features_at: the first purchase (by time, then order id) discounted without a code is UNNAMED_DISCOUNT.
+    # The harness said "none" for everyone until 2026-11-27, so its trees saw a feature the graph's did not.
+    orders = pd.DataFrame(
+        {
+            "order_id": ["b-2", "a-1", "b-1", "a-2"],
+            "customer_id": ["b", "a", "b", "a"],
+            "ordered_at": [
+                "2017-01-03T10:00:00Z",
+                "2017-01-01T09:00:00Z",
+                "2017-01-02T10:00:00Z",
+                "2017-01-05T09:00:00Z",
+            ],
+            "order_total": ["5.00", "10.00", "7.00", "0.00"],
+            "discount_amount": ["1.00", "0.50", "0.00", "0.00"],
+        }
+    )
+    customers = landing_shop(orders)["customers"].set_index("customer_id")["entry_offer"]
+    assert customers.to_dict() == {"a": "UNNAMED_DISCOUNT", "b": "none"}
+
+
 def test_future_spend_takes_utc_days_of_offset_timestamps():
     orders = landing_orders(lines())
     # cj-900 is January 1st in New York but January 2nd in UTC, as the landing stores it: inside (Jan 1, Jan 2].
