@@ -107,19 +107,54 @@ def shop_of(orders: pd.DataFrame, entry_offer: pd.Series | None = None) -> dict[
     return {"orders": orders, "sessions": sessions, "customers": customers}
 
 
+# The graph sums money exactly (dbt macro money_sum: each amount rounded to 4 decimals, summed as a DECIMAL) and
+# stores DOUBLE. Summed as integer counts of 1/10,000 (exact in doubles below 2**53) and divided once, the harness's
+# money columns are bit-identical to the graph's; plain double sums differed in the last bits of ~10 % of customers,
+# which flipped near-tied LightGBM candidates (CJ 2017-08-31 h=90: bench/results/clv_sweep.md).
+MONEY_UNITS = 10_000
+MONEY_COLUMNS = (
+    "gross_revenue",
+    "total_revenue",
+    "revenue_last_90d",
+    "revenue_last_365d",
+    "first_order_day_revenue",
+    "max_order_value",
+    "first_order_value",
+    "refund_amount",
+    "future_revenue",
+)
+
+
+def in_money_units(amount: pd.Series) -> pd.Series:
+    return (amount * MONEY_UNITS).round()
+
+
+def exact_features(shop: dict[str, pd.DataFrame], cutoff_day: int, horizon_days: int | None = None) -> pd.DataFrame:
+    """features_at with the graph's exact money sums (MONEY_UNITS); the average order value is that sum / count."""
+    orders = shop["orders"]
+    frame = features_at(
+        dict(shop, orders=orders.assign(amount=in_money_units(orders["amount"]))), cutoff_day, horizon_days
+    )
+    money = [c for c in MONEY_COLUMNS if c in frame]
+    frame[money] = frame[money] / MONEY_UNITS
+    frame["avg_order_value"] = frame["gross_revenue"] / frame["order_count"]
+    return frame
+
+
 def run_cut(
     shop: dict[str, pd.DataFrame], as_of: int, horizon: int, candidates: tuple[str, ...] = champion.CANDIDATES
 ) -> tuple[champion.ChampionBacktest, pd.DataFrame]:
     orders = shop["orders"]
     evaluation_rows, selection_rows = (
-        features_at(shop, as_of - horizon, horizon),
-        features_at(shop, as_of - 2 * horizon, horizon),
+        exact_features(shop, as_of - horizon, horizon),
+        exact_features(shop, as_of - 2 * horizon, horizon),
     )
-    scoring_rows = features_at(shop, as_of, horizon)
+    scoring_rows = exact_features(shop, as_of, horizon)
     paid = orders[orders["day"] <= as_of]
-    daily = paid.groupby("day")["amount"].sum()
+    units = in_money_units(paid["amount"])
+    daily = units.groupby(paid["day"]).sum() / MONEY_UNITS
     daily.index = SHOP_START + pd.to_timedelta(daily.index, unit="D")  # the calendar of features_at
-    repeat = champion.repeat_revenue_by_day(paid["customer_id"], paid["day"], paid["amount"])
+    repeat = champion.repeat_revenue_by_day(paid["customer_id"], paid["day"], units) / MONEY_UNITS
     repeat.index = SHOP_START + pd.to_timedelta(repeat.index, unit="D")
     result = champion.champion_backtest(
         evaluation_rows,

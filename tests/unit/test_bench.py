@@ -16,7 +16,7 @@ import pytest
 from bench import compare_runs
 from bench.baselines import floor_scan, pandas_feature_marts
 from bench.cdnow import WHEEL_MEMBER, CdnowFormatError, parse_lines, read_master, write_landing
-from bench.champion_cdnow import cdnow_shop
+from bench.champion_cdnow import cdnow_shop, exact_features, shop_of
 from bench.clv import done_when, future_spend
 from bench.clv_sweep import README_CUTS, grid_cuts
 from bench.procmem import (
@@ -552,6 +552,15 @@ def test_the_fast_harness_keeps_a_zero_value_cdnow_line_as_a_purchase_as_the_gra
     assert orders["customer_id"].tolist() == ["00001", "00002", "00002", "00003"]
     assert orders["amount"].tolist() == [11.77, 12.0, 77.0, 0.0]
     assert orders["day"].tolist() == [0, 11, 11, 88]
+
+
+def test_the_fast_harness_sums_money_exactly_as_the_graph_does():
+    # money_sum sums DECIMALs: 0.1 + 0.2 is 0.3, where doubles give 0.30000000000000004 (and the trees' bins moved).
+    orders = pd.DataFrame({"customer_id": ["a", "a", "a"], "day": [0, 1, 3], "amount": [0.1, 0.2, 0.7]})
+    shop = shop_of(orders.assign(discounted=False))
+    features = exact_features(shop, 2, 2).iloc[0]
+    assert (features["gross_revenue"], features["revenue_last_90d"], features["future_revenue"]) == (0.3, 0.3, 0.7)
+    assert features["avg_order_value"] == 0.15
 
 
 def test_the_sweep_grid_is_the_pre_registered_one():
