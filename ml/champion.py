@@ -886,6 +886,11 @@ def _window_revenue(daily_revenue: pd.Series, after: pd.Timestamp, through: pd.T
     return float(daily_revenue[(dates > after) & (dates <= through)].sum())
 
 
+def _history_covers(daily_revenue: pd.Series, after: pd.Timestamp) -> bool:
+    """Whether the history holds every day of a window (after, ...]: its first day, after + 1 day, included."""
+    return pd.to_datetime(daily_revenue.index).min() <= after + pd.Timedelta(days=1)
+
+
 def seasonal_factor(daily_revenue: pd.Series | None, cutoff, horizon_days: int) -> float | None:
     """Revenue of the calendar window a year before (cutoff, cutoff + h] over that of the h days before it; None when
     the horizon is a year or more (every season counted once), history is too short, or a window has no revenue."""
@@ -893,7 +898,7 @@ def seasonal_factor(daily_revenue: pd.Series | None, cutoff, horizon_days: int) 
         return None
     year_ago = pd.Timestamp(cutoff) - pd.Timedelta(days=SEASON_DAYS)
     horizon = pd.Timedelta(days=horizon_days)
-    if pd.to_datetime(daily_revenue.index).min() > year_ago - horizon:
+    if not _history_covers(daily_revenue, year_ago - horizon):
         return None
     ahead, before = (
         _window_revenue(daily_revenue, year_ago, year_ago + horizon),
@@ -1041,7 +1046,7 @@ class SeasonalityDecision:
 def _why_no_factor(daily_revenue: pd.Series, as_of, horizon_days: int) -> str:
     """Why seasonal_factor is None for a horizon under a year: too little history, or a window without revenue."""
     year_ago, horizon = pd.Timestamp(as_of) - pd.Timedelta(days=SEASON_DAYS), pd.Timedelta(days=horizon_days)
-    if daily_revenue.empty or pd.to_datetime(daily_revenue.index).min() > year_ago - horizon:
+    if daily_revenue.empty or not _history_covers(daily_revenue, year_ago - horizon):
         return "history shorter than a year plus the horizon"
     return "no revenue in the same window a year earlier or in the one before it (and not a closed season)"
 

@@ -16,7 +16,9 @@ import pytest
 from bench import compare_runs
 from bench.baselines import floor_scan, pandas_feature_marts
 from bench.cdnow import WHEEL_MEMBER, CdnowFormatError, parse_lines, read_master, write_landing
+from bench.champion_cdnow import cdnow_shop, exact_features, shop_of
 from bench.clv import done_when, future_spend
+from bench.clv_sweep import README_CUTS, grid_cuts
 from bench.procmem import (
     PROCESS_KINDS,
     MeasuredProcess,
@@ -540,6 +542,35 @@ def test_the_cdnow_landing_file_reads_through_the_real_landing_contract(tmp_path
         quarantined = conn.execute("select split_part(reason, ':', 1) from raw.quarantine").fetchall()
     assert accepted == [("00001", 11.77), ("00002", 12.0), ("00002", 77.0)]
     assert quarantined == [("after_as_of",)]
+
+
+def test_the_fast_harness_keeps_a_zero_value_cdnow_line_as_a_purchase_as_the_graph_does(tmp_path):
+    # stg_orders counts a $0 order as a purchase (only a refund is not), so the graph scores customer 00003; the
+    # fast harness dropped $0 lines and with them 68 of CDNOW's customers and 80 of its orders until 2026-11-27.
+    (tmp_path / "CDNOW_master.txt").write_text("\n".join(CDNOW_LINES) + "\n")
+    orders = cdnow_shop(str(tmp_path / "CDNOW_master.txt"))["orders"]
+    assert orders["customer_id"].tolist() == ["00001", "00002", "00002", "00003"]
+    assert orders["amount"].tolist() == [11.77, 12.0, 77.0, 0.0]
+    assert orders["day"].tolist() == [0, 11, 11, 88]
+
+
+def test_the_fast_harness_sums_money_exactly_as_the_graph_does():
+    # money_sum sums DECIMALs: 0.1 + 0.2 is 0.3, where doubles give 0.30000000000000004 (and the trees' bins moved).
+    orders = pd.DataFrame({"customer_id": ["a", "a", "a"], "day": [0, 1, 3], "amount": [0.1, 0.2, 0.7]})
+    shop = shop_of(orders.assign(discounted=False))
+    features = exact_features(shop, 2, 2).iloc[0]
+    assert (features["gross_revenue"], features["revenue_last_90d"], features["future_revenue"]) == (0.3, 0.3, 0.7)
+    assert features["avg_order_value"] == 0.15
+
+
+def test_the_sweep_grid_is_the_pre_registered_one():
+    # bench/results/clv_sweep.md: month ends, the horizon inside the data, days from the log's first day.
+    cdnow, journey = grid_cuts("cdnow"), grid_cuts("completejourney")
+    assert (len(cdnow), len(journey)) == (33, 24)
+    assert cdnow[:3] == [(119, 30), (119, 90), (119, 180)] and cdnow[-1] == (454, 90)  # 1998-03-31 + 90 <= 06-30
+    assert (395, 180) not in cdnow and journey[-1] == (333, 30) and (303, 90) not in journey
+    assert README_CUTS["cdnow"] <= set(cdnow)  # 1997-05-31, 1997-09-30, 1997-12-31 h=180, 1998-03-31
+    assert README_CUTS["completejourney"] - set(journey) == {(180, 180)}  # h=180 is outside CJ's grid
 
 
 def test_future_spend_counts_only_the_horizon_after_as_of_clips_refunds_and_keeps_the_customer_order():

@@ -112,13 +112,36 @@ def test_the_transactions_read_the_same_from_the_wheel_and_from_the_parquet(tmp_
     assert len(from_wheel) == 6
 
 
-def test_the_fast_harness_counts_utc_days_from_the_first_order_and_drops_zero_value_orders():
+def test_the_fast_harness_counts_utc_days_from_the_first_order_and_keeps_zero_value_orders():
     shop = landing_shop(pd.read_csv(io.StringIO(landing_orders(lines()).to_csv(index=False)), dtype=str))
     orders = shop["orders"]
-    # UTC days: cj-901 on January 1st (day 0), cj-900 at 03:30 UTC on January 2nd (day 1), cj-960 on July 1st.
-    assert orders["day"].tolist() == [0, 1, 2, 181]
-    assert orders["discounted"].tolist() == [True, True, True, False]
+    # UTC days: cj-901 on January 1st (day 0), cj-900 at 03:30 UTC on January 2nd (day 1), cj-951 ($0) on the 4th
+    # (day 3), cj-960 on July 1st. The $0 basket is a purchase, as stg_orders counts it (only a refund is not).
+    assert orders["day"].tolist() == [0, 1, 2, 3, 181]
+    assert orders["amount"].tolist() == [10.0, 1.79, 3.0, 0.0, 2.5]
+    assert orders["discounted"].tolist() == [True, True, True, False, False]
     assert sorted(shop["customers"]["customer_id"]) == ["12", "7"]
+
+
+def test_the_fast_harness_names_the_entry_offer_of_the_first_purchase_as_the_feature_mart_does():
+    # customer_features_at: the first purchase (by time, then order id) discounted without a code is UNNAMED_DISCOUNT.
+    # The harness said "none" for everyone until 2026-11-27, so its trees saw a feature the graph's did not.
+    orders = pd.DataFrame(
+        {
+            "order_id": ["b-2", "a-1", "b-1", "a-2"],
+            "customer_id": ["b", "a", "b", "a"],
+            "ordered_at": [
+                "2017-01-03T10:00:00Z",
+                "2017-01-01T09:00:00Z",
+                "2017-01-02T10:00:00Z",
+                "2017-01-05T09:00:00Z",
+            ],
+            "order_total": ["5.00", "10.00", "7.00", "0.00"],
+            "discount_amount": ["1.00", "0.50", "0.00", "0.00"],
+        }
+    )
+    customers = landing_shop(orders)["customers"].set_index("customer_id")["entry_offer"]
+    assert customers.to_dict() == {"a": "UNNAMED_DISCOUNT", "b": "none"}
 
 
 def test_future_spend_takes_utc_days_of_offset_timestamps():

@@ -735,6 +735,18 @@ def test_the_seasonal_factor_is_the_year_earlier_ratio_of_the_window_ahead_to_th
     assert champion.seasonal_factor(revenue, pd.Timestamp("2023-09-01"), 365) is None  # a year holds every season
 
 
+def test_a_history_of_exactly_a_year_plus_the_horizon_measures_the_seasonal_factor():
+    # The window before the year-earlier one is (as_of - 365 - h, as_of - 365]: its first day is as_of - 364 - h. A
+    # history starting that day covers it (CDNOW as of 1998-03-31, h 90: days 0-89 of the log), and was refused as
+    # "history shorter than a year plus the horizon" until 2026-11-27 (bench/results/clv_sweep.md).
+    revenue = pd.Series(100.0, index=pd.date_range("2021-01-01", periods=600, freq="D"))
+    exactly = pd.Timestamp("2021-01-01") + pd.Timedelta(days=365 + 90 - 1)
+    assert champion.seasonal_factor(revenue, exactly, 90) == pytest.approx(1.0)
+    assert champion.seasonal_factor(revenue, exactly - pd.Timedelta(days=1), 90) is None  # one day short
+    reason = champion.decide_seasonality(revenue, exactly, 90, champion.FORWARD).reason
+    assert "shorter than a year plus the horizon" not in reason and "two horizons" in reason
+
+
 def test_seasonality_applies_when_the_shops_step_repeated_the_year_before():
     revenue = seasonal_revenue(3.5)
     # As of 2024-03-01, 122 days: one horizon earlier the shop stepped from Jul-Oct 2023 into the lifted Nov-Dec
