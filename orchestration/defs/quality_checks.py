@@ -314,8 +314,8 @@ def kept_raw_evaluation(
     error-level failure is validated again, so it fails with GX's own words); it was made with the same suite
     code and GX version (SUITE_CODE_DIGEST in its metadata); and the table's rows are still the ones it judged
     (ROWS_DIGEST over the columns it read: a row changed in place, which keeps the ingest's row counts, is
-    validated again). The result repeats its verdict, description and metadata; `validated_because` and
-    KEPT_FROM_RUN say it was kept and from which run."""
+    validated again). The result repeats its verdict, description and metadata; `validated`,
+    `validated_because` and KEPT_FROM_RUN say it was kept and from which run."""
     records = context.instance.fetch_materializations(check_key.asset_key, limit=2).records
     if len(records) < 2 or records[0].run_id != context.run.run_id:
         return None
@@ -345,6 +345,7 @@ def kept_raw_evaluation(
         f"{_text(current, INGEST_FINGERPRINT)}, same suite code); its result is shown again"
     )
     metadata = dict(last.metadata) | {
+        "validated": dg.MetadataValue.text(f"none again (run {run_id} validated: {_text(last.metadata, 'validated')})"),
         "validated_because": dg.MetadataValue.text(reason),
         KEPT_FROM_RUN: dg.MetadataValue.text(run_id),
     }

@@ -168,7 +168,8 @@ def test_a_rerun_over_the_same_inputs_keeps_the_last_verdict_without_validating_
             first[name].severity,
             first[name].description,
         )
-        assert validated(evaluation) == validated(first[name])
+        run_id = evaluation.metadata[KEPT_FROM_RUN].value
+        assert validated(evaluation) == f"none again (run {run_id} validated: {validated(first[name])})"
     # Kept again from the kept evaluation (its metadata carries the digests forward).
     assert all(e.metadata["validated_because"].value.startswith("kept: ") for e in run(shop, DAY_A).values())
 
