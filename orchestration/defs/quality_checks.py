@@ -41,6 +41,7 @@ import duckdb
 import pandas as pd
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
+import expectations
 from expectations.validate import batch_scope, key_columns, validate
 from landing import append
 from landing.special_categories import load_denylist, special_category_columns
@@ -255,9 +256,7 @@ def raw_validation_scope(
 
 
 # What a raw check's verdict depends on besides the rows: the suites, how they are run, how the rows are chosen.
-SUITE_CODE = sorted(Path(__file__).resolve().parents[2].joinpath("expectations").glob("*.py")) + [
-    Path(__file__).resolve()
-]
+SUITE_CODE = [*sorted(Path(expectations.__file__).parent.glob("*.py")), Path(__file__)]
 SUITE_CODE_DIGEST = "suite_code_digest"
 KEPT_FROM_RUN = "kept_from_run"
 
