@@ -170,8 +170,11 @@ def test_a_rerun_over_the_same_inputs_keeps_the_last_verdict_without_validating_
         )
         run_id = evaluation.metadata[KEPT_FROM_RUN].value
         assert validated(evaluation) == f"none again (run {run_id} validated: {validated(first[name])})"
-    # Kept again from the kept evaluation (its metadata carries the digests forward).
-    assert all(e.metadata["validated_because"].value.startswith("kept: ") for e in run(shop, DAY_A).values())
+    # Kept again from the kept evaluation (its metadata carries the digests forward), still naming the first run.
+    for name, evaluation in run(shop, DAY_A).items():
+        assert evaluation.metadata[KEPT_FROM_RUN].value == again[name].metadata[KEPT_FROM_RUN].value
+        assert validated(evaluation) == validated(again[name])
+        assert evaluation.metadata["validated_because"].value == again[name].metadata["validated_because"].value
 
 
 def test_a_rerun_after_an_append_keeps_the_verdict_and_the_appended_digest_is_the_whole_tables(shop, monkeypatch):
