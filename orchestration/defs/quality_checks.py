@@ -18,23 +18,34 @@ check's previous evaluation judged the table as it was before the append without
   table (earlier rows were validated unique among themselves);
 - a suite with any other table-wide expectation (a mean, distinct values) validates the whole table.
 The marts are rebuilt whole each run and validated whole.
+
+On a re-run over the same inputs (a retry, a second run the same day) the ingest keeps the raw tables
+(`kept: inputs unchanged`, orchestration/defs/landing.py); a raw check then shows its last evaluation again, with
+the reason in `validated_because`, when that evaluation judged the same ingest with the same suites and code
+(`kept_raw_evaluation` lists every condition): the rows are the ones it validated, so validating them again
+could only repeat its verdict (issue 18: ~8 CPU s of a 100 k re-run, the whole tables or their 500 k-row samples
+read and validated again).
 """
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from functools import partial
+from functools import cache, partial
+from importlib.metadata import version
+from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pandas as pd
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
+import expectations
 from expectations.validate import batch_scope, key_columns, validate
 from landing import append
 from landing.special_categories import load_denylist, special_category_columns
-from orchestration.defs.landing import INGESTED, KEPT
+from orchestration.defs.landing import INGEST_FINGERPRINT, INGESTED, KEPT, KEPT_UNCHANGED
 from orchestration.defs.resources import DUCKDB_TAG, Warehouse
 from orchestration.lib.keys import (
     CUSTOMER_FEATURES,
@@ -159,6 +170,7 @@ class ValidationScope:
     reason: str
     appended_after: date | None = None
     rows_appended: int | None = None
+    earlier_digest: dict | None = None  # ROWS_DIGEST of the table before the append (the last evaluation's)
 
     def where(self, table: str) -> str | None:
         """The predicate on `table as t` selecting the validated rows (None: every row)."""
@@ -169,12 +181,18 @@ class ValidationScope:
 
 def _latest_completed_evaluation(context: dg.AssetCheckExecutionContext, check_key: dg.AssetCheckKey):
     """This check's last evaluation in an earlier run (None: never evaluated)."""
+    found = _latest_completed_evaluation_record(context, check_key)
+    return None if found is None else found[1]
+
+
+def _latest_completed_evaluation_record(context: dg.AssetCheckExecutionContext, check_key: dg.AssetCheckKey):
+    """(run id, evaluation) of this check's last evaluation in an earlier run (None: never evaluated)."""
     finished = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
     for record in context.instance.event_log_storage.get_asset_check_execution_history(
         check_key, limit=5, status=finished
     ):
         if record.run_id != context.run.run_id and record.event is not None and record.event.dagster_event:
-            return record.event.dagster_event.asset_check_evaluation_data
+            return record.run_id, record.event.dagster_event.asset_check_evaluation_data
     return None
 
 
@@ -225,11 +243,116 @@ def raw_validation_scope(
         return whole(f"this check did not validate the table as of {after} (the ingest the append continued from)")
     if not last.passed and last.severity != dg.AssetCheckSeverity.WARN:
         return whole(f"this check's last validation (as of {after}) failed at error level")
-    scope = ValidationScope(f"appended by this run's ingest ({after} -> {as_of})", date.fromisoformat(after), appended)
+    scope = ValidationScope(
+        f"appended by this run's ingest ({after} -> {as_of})",
+        date.fromisoformat(after),
+        appended,
+        _json(last.metadata, ROWS_DIGEST),
+    )
     dated_after = conn.execute(f"select count(*) from {table} as t where {scope.where(table)}").fetchone()[0]
     if appended is None or dated_after != appended:
         return whole(f"{dated_after} rows are dated after {after} but the ingest appended {appended}")
     return scope
+
+
+# What a raw check's verdict depends on besides the rows: the suites, how they are run, how the rows are chosen.
+SUITE_CODE = [*sorted(Path(expectations.__file__).parent.glob("*.py")), Path(__file__)]
+SUITE_CODE_DIGEST = "suite_code_digest"
+ROWS_DIGEST = "rows_digest"
+KEPT_FROM_RUN = "kept_from_run"  # the run whose validation a kept evaluation shows (the first, when kept again)
+
+
+def rows_digest(conn: duckdb.DuckDBPyConnection, table: str, selected: str, where: str | None = None) -> dict:
+    """The row count and the sum of the rows' hashes over `selected` (a select list of `table as t`): equal for
+    the same rows in any order, and additive, so the digest after an append is the one before plus the appended
+    rows' (no whole-table pass on an append day)."""
+    arguments = "*columns(*)" if selected == "t.*" else selected
+    condition = "" if where is None else f" where {where}"
+    rows, hash_sum = conn.execute(
+        f"select count(*), coalesce(sum(hash({arguments})::hugeint), 0) from {table} as t{condition}"
+    ).fetchone()
+    return {"columns": selected, "rows": int(rows), "hash_sum": str(hash_sum)}
+
+
+def digest_after_validation(
+    conn: duckdb.DuckDBPyConnection, table: str, columns: list[str] | None, scope: ValidationScope
+) -> dict:
+    """ROWS_DIGEST of the table as this evaluation judged it: the earlier digest plus the appended rows' when it
+    judged an append over the same columns, else a pass over the whole table."""
+    selected = _selected_columns(conn, table, columns)
+    earlier = scope.earlier_digest
+    if scope.appended_after is None or earlier is None or earlier.get("columns") != selected:
+        return rows_digest(conn, table, selected)
+    appended = rows_digest(conn, table, selected, scope.where(table))
+    return {
+        "columns": selected,
+        "rows": earlier["rows"] + appended["rows"],
+        "hash_sum": str(int(earlier["hash_sum"]) + int(appended["hash_sum"])),
+    }
+
+
+@cache
+def suite_code_digest() -> str:
+    """A digest of SUITE_CODE's bytes and GX's version: a raw check's verdict is kept only under the same one."""
+    digest = hashlib.sha256(version("great_expectations").encode())
+    for path in SUITE_CODE:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def kept_raw_evaluation(
+    context: dg.AssetCheckExecutionContext, warehouse: Warehouse, table: str, check_key: dg.AssetCheckKey
+) -> dg.AssetCheckResult | None:
+    """This check's last evaluation again, when it judged exactly the rows the table holds now; None: validate.
+
+    It holds when: this run kept the raw tables (`kept: inputs unchanged`: the same ingest fingerprint as the
+    previous materialization and the row counts it recorded); the last evaluation, in an earlier run, targeted
+    that previous materialization with the same fingerprint; it passed or failed at warning level only (an
+    error-level failure is validated again, so it fails with GX's own words); it was made with the same suite
+    code and GX version (SUITE_CODE_DIGEST in its metadata); and the table's rows are still the ones it judged
+    (ROWS_DIGEST over the columns it read: a row changed in place, which keeps the ingest's row counts, is
+    validated again). The result repeats its verdict, description and metadata; `validated`,
+    `validated_because` and KEPT_FROM_RUN say it was kept and from which run."""
+    records = context.instance.fetch_materializations(check_key.asset_key, limit=2).records
+    if len(records) < 2 or records[0].run_id != context.run.run_id:
+        return None
+    current, previous = (record.asset_materialization.metadata for record in records)
+    if _text(current, KEPT) != KEPT_UNCHANGED or _text(current, INGEST_FINGERPRINT) is None:
+        return None
+    if _text(previous, INGEST_FINGERPRINT) != _text(current, INGEST_FINGERPRINT):
+        return None
+    found = _latest_completed_evaluation_record(context, check_key)
+    if found is None:
+        return None
+    run_id, last = found
+    if last.target_materialization_data is None or last.target_materialization_data.storage_id != records[1].storage_id:
+        return None
+    if not last.passed and last.severity != dg.AssetCheckSeverity.WARN:
+        return None
+    if _text(last.metadata, SUITE_CODE_DIGEST) != suite_code_digest():
+        return None
+    judged = _json(last.metadata, ROWS_DIGEST)
+    if judged is None:
+        return None
+    with warehouse.connect() as conn:
+        if rows_digest(conn, table, judged["columns"]) != judged:
+            return None
+    validated_in = _text(last.metadata, KEPT_FROM_RUN) or run_id  # kept again: still the run that validated
+    reason = (
+        f"kept: the table is the one run {validated_in} validated (same ingest fingerprint "
+        f"{_text(current, INGEST_FINGERPRINT)}, same suite code); its result is shown again"
+    )
+    validated = _text(last.metadata, "validated")
+    metadata = dict(last.metadata) | {
+        "validated": dg.MetadataValue.text(
+            validated if KEPT_FROM_RUN in last.metadata else f"none again (run {run_id} validated: {validated})"
+        ),
+        "validated_because": dg.MetadataValue.text(reason),
+        KEPT_FROM_RUN: dg.MetadataValue.text(validated_in),
+    }
+    return dg.AssetCheckResult(
+        passed=last.passed, severity=last.severity, description=last.description, metadata=metadata
+    )
 
 
 def _has_state(conn: duckdb.DuckDBPyConnection) -> bool:
@@ -244,6 +367,11 @@ def _has_state(conn: duckdb.DuckDBPyConnection) -> bool:
 def _text(metadata: dict, key: str) -> str | None:
     value = metadata.get(key)
     return None if value is None else str(value.value)
+
+
+def _json(metadata: dict, key: str) -> dict | None:
+    value = metadata.get(key)
+    return None if value is None else dict(value.value)
 
 
 def why_no_customer_features(conn: duckdb.DuckDBPyConnection) -> str | None:
@@ -285,7 +413,9 @@ EMPTY_TABLE_REASONS: dict[str, Callable[[duckdb.DuckDBPyConnection], str | None]
 def run_gx_check(
     warehouse: Warehouse, table: str, suite_name: str, choose_scope: Callable | None = None
 ) -> dg.AssetCheckResult:
-    """A GX suite on `table` (the rows `choose_scope(conn, suite)` picks, else every row or a sample) as a result."""
+    """A GX suite on `table` (the rows `choose_scope(conn, suite)` picks, else every row or a sample) as a result.
+    With `choose_scope` (the raw checks) its metadata also has what a later run needs to keep the verdict:
+    ROWS_DIGEST and SUITE_CODE_DIGEST (kept_raw_evaluation)."""
     from expectations.suites import SUITES  # imports GX (~3 CPU s): when a check runs, not with the definitions
 
     suite = SUITES[suite_name]()
@@ -297,6 +427,7 @@ def run_gx_check(
         if scope.appended_after is not None and (keys := key_columns(suite)):
             earlier = read_rows_sharing_a_key(conn, table, columns, scope.appended_after, keys)
         why_empty = EMPTY_TABLE_REASONS[table](conn) if total == 0 and table in EMPTY_TABLE_REASONS else None
+        digest = digest_after_validation(conn, table, columns, scope) if choose_scope else None
     if scope.appended_after is None:
         summary = validate(df, suite)
         sampled = len(df) < total
@@ -313,6 +444,9 @@ def run_gx_check(
         "validated": dg.MetadataValue.text(validated),
         "validated_because": dg.MetadataValue.text(scope.reason),
     }
+    if digest is not None:
+        metadata[ROWS_DIGEST] = dg.MetadataValue.json(digest)
+        metadata[SUITE_CODE_DIGEST] = dg.MetadataValue.text(suite_code_digest())
     if scope.appended_after is not None and key_columns(suite):
         # Earlier rows sharing a key with an appended row: validated with them, so uniqueness spans the table.
         metadata["earlier_rows_sharing_a_key"] = dg.MetadataValue.int(len(earlier))
@@ -348,6 +482,10 @@ def _gx_check(table: str, asset_key: dg.AssetKey, suite_name: str) -> dg.AssetCh
     )
     def _raw_check(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
         check_key = dg.AssetCheckKey(asset_key, name)
+        kept = kept_raw_evaluation(context, warehouse, table, check_key)
+        if kept is not None:
+            context.log.info(f"{name}: {kept.metadata['validated_because'].value}")
+            return kept
         return run_gx_check(
             warehouse, table, suite_name, partial(raw_validation_scope, context, table=table, check_key=check_key)
         )

@@ -3,7 +3,8 @@
 Each case runs the real ingest asset and its checks twice on one Dagster instance and warehouse: a full ingest at
 day A, then the next day at B (inputs unchanged: the held records now due are appended). A bad row "arriving" on
 day B is planted in the held records before the append moves it in (the ingest itself quarantines such rows; the
-checks are the second line), or in the raw table, where the whole-table validation must find it.
+checks are the second line), or in the raw table, where the whole-table validation must find it. A re-run over
+the same inputs keeps the last verdict when the rows, the suites and the code are the ones it judged.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import dagster as dg
 import duckdb
 import pytest
 
+from orchestration.defs import quality_checks
 from orchestration.defs.landing import landing_files, raw_tables
-from orchestration.defs.quality_checks import gx_checks
+from orchestration.defs.quality_checks import KEPT_FROM_RUN, ROWS_DIGEST, gx_checks, rows_digest
 from orchestration.defs.resources import SegmintSettings, Warehouse
 
 DAY_A, DAY_B = "2024-03-03", "2024-03-06"
@@ -149,3 +151,64 @@ def test_the_row_count_is_judged_on_the_whole_table_when_no_order_was_appended(s
     assert validated(checks["gx_raw_orders"]) == "rows appended by this run: 0 (of 3 in the table)"
     assert checks["gx_raw_orders"].passed  # at least one row: 3 in the table, though none appended
     assert validated(checks["gx_raw_customers"]) == "rows appended by this run: 1 (of 3 in the table)"
+
+
+# A re-run over the same inputs (the ingest keeps the raw tables): the last verdict is shown again, with why.
+
+
+def test_a_rerun_over_the_same_inputs_keeps_the_last_verdict_without_validating_and_says_why(shop, monkeypatch):
+    first = run(shop, DAY_A)
+    monkeypatch.setattr(quality_checks, "validate", _no_validation)
+    again = run(shop, DAY_A)
+    for name, evaluation in again.items():
+        assert evaluation.metadata["validated_because"].value.startswith("kept: the table is the one run ")
+        assert evaluation.metadata[KEPT_FROM_RUN].value in evaluation.metadata["validated_because"].value
+        assert (evaluation.passed, evaluation.severity, evaluation.description) == (
+            first[name].passed,
+            first[name].severity,
+            first[name].description,
+        )
+        run_id = evaluation.metadata[KEPT_FROM_RUN].value
+        assert validated(evaluation) == f"none again (run {run_id} validated: {validated(first[name])})"
+    # Kept again from the kept evaluation (its metadata carries the digests forward), still naming the first run.
+    for name, evaluation in run(shop, DAY_A).items():
+        assert evaluation.metadata[KEPT_FROM_RUN].value == again[name].metadata[KEPT_FROM_RUN].value
+        assert validated(evaluation) == validated(again[name])
+        assert evaluation.metadata["validated_because"].value == again[name].metadata["validated_because"].value
+
+
+def test_a_rerun_after_an_append_keeps_the_verdict_and_the_appended_digest_is_the_whole_tables(shop, monkeypatch):
+    run(shop, DAY_A)
+    appended = run(shop, DAY_B)
+    with duckdb.connect(str(shop[1])) as conn:
+        for table, name in (("raw.orders", "gx_raw_orders"), ("raw.events", "gx_raw_events")):
+            digest = appended[name].metadata[ROWS_DIGEST].value
+            assert validated(appended[name]).startswith("rows appended by this run")
+            assert digest == rows_digest(conn, table, digest["columns"])  # earlier + appended == a whole pass
+    monkeypatch.setattr(quality_checks, "validate", _no_validation)
+    assert all(e.metadata["validated_because"].value.startswith("kept: ") for e in run(shop, DAY_B).values())
+
+
+def test_a_rerun_validates_again_when_the_suites_changed_or_a_row_changed_in_place(shop, monkeypatch):
+    run(shop, DAY_A)
+    monkeypatch.setattr(quality_checks, "suite_code_digest", lambda: "another suite")
+    changed_suites = run(shop, DAY_A)
+    assert all(validated(e).startswith("every row") for e in changed_suites.values())
+    # Same row count, one value changed: the ingest keeps the tables, the check does not keep its verdict.
+    sql(shop, "update raw.customers set email = 'not an email' where customer_id = 'c1'")
+    changed_row = run(shop, DAY_A)
+    assert validated(changed_row["gx_raw_customers"]) == "every row (2)"
+    assert changed_row["gx_raw_orders"].metadata["validated_because"].value.startswith("kept: ")
+
+
+def test_a_verdict_that_failed_at_error_level_is_not_kept(shop):
+    run(shop, DAY_A)
+    sql(shop, "update raw.orders set fx_rate = 0 where order_id = 'o2'")
+    assert not run(shop, DAY_A)["gx_raw_orders"].passed
+    again = run(shop, DAY_A)["gx_raw_orders"]
+    assert not again.passed and validated(again) == "every row (3)"  # validated again, GX's own words
+    assert KEPT_FROM_RUN not in again.metadata
+
+
+def _no_validation(*args, **kwargs):
+    raise AssertionError("validated although the verdict should have been kept")
