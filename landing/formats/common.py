@@ -23,7 +23,7 @@ from pathlib import Path
 import duckdb
 
 from landing.contract import SUPPRESSED_TABLE
-from landing.sources import FILE_COLUMNS_ONLY, LandingError, sql_string
+from landing.sources import FILE_COLUMNS_ONLY, LandingError, LoadedSource, source_column, sql_string
 
 LINES_TABLE = "_fmt_lines"  # a view over the work tables below; drop_lines() frees them
 LINES_WORK_TABLES = ("_fmt_file", "_fmt_rows", "_fmt_offsets")
@@ -399,3 +399,14 @@ FROM {written} AS w FULL JOIN {accepted} AS a USING (origin_file) FULL JOIN {rej
      FULL JOIN {refused} AS f USING (origin_file) FULL JOIN {suppressed} AS s USING (origin_file)
      LEFT JOIN {generated} AS g USING (origin_file)""")
     return " UNION ALL ".join(parts) + " ORDER BY source_file, table_name"
+
+
+def part_columns(source: LoadedSource, partitions: tuple[tuple[str, str | None], ...]) -> dict[str, str]:
+    """A warehouse table part's columns, lower-cased name -> SQL expression: the file's own columns, then the value of
+    each partition folder it sits in as a column the file lacks (Hive's meaning; detect.partition_values); {} for an
+    empty part (0 bytes, or a gzip of nothing: no rows)."""
+    columns = {name.lower(): source_column(i) for i, name in enumerate(source.header)}
+    if columns:
+        for key, value in partitions:
+            columns.setdefault(key, "NULL::VARCHAR" if value is None else sql_string(value))
+    return columns

@@ -36,8 +36,9 @@ from __future__ import annotations
 
 import duckdb
 
+from landing.formats.common import part_columns
 from landing.formats.detect import SEGMENT_CALL_TABLES, WarehouseFile
-from landing.sources import RECORD_INDEX, load_source, parquet_read_errors, source_column, sql_string
+from landing.sources import RECORD_INDEX, load_source, parquet_read_errors, sql_string
 
 TRACKS = "tracks"
 # Columns Segment writes itself (never a property): the call's own fields, its bookkeeping, the loader's columns.
@@ -80,11 +81,9 @@ def load_calls(conn: duckdb.DuckDBPyConnection, tables: list[WarehouseFile]) -> 
     # never rebuilt
     for file in sorted(tables, key=lambda table: table.table == TRACKS):
         source = load_source(conn, file.path, "_fmt_wh_src")
-        columns = {name.lower(): source_column(i) for i, name in enumerate(source.header)}
-        if not columns:  # an empty part (0 bytes, or a gzip of nothing): no rows
+        columns = part_columns(source, file.partitions)
+        if not columns:  # an empty part: no rows
             continue
-        for key, value in file.partitions:  # a partition folder is a column its files lack (detect.py)
-            columns.setdefault(key, "NULL::VARCHAR" if value is None else sql_string(value))
         message_id = _text(columns, "id")
         is_tracks = file.table == TRACKS
         is_copy = f"{message_id} IN (SELECT message_id FROM {IDS_TABLE})"

@@ -42,10 +42,17 @@ from pathlib import Path
 
 import duckdb
 
-from landing.formats.common import ORIGIN_FILE, ORIGIN_ROW, REJECTS_TABLE, raw_record_sql, write_contract_file
+from landing.formats.common import (
+    ORIGIN_FILE,
+    ORIGIN_ROW,
+    REJECTS_TABLE,
+    part_columns,
+    raw_record_sql,
+    write_contract_file,
+)
 from landing.formats.detect import WarehouseFile, shopify_table_files
 from landing.formats.shopify import customer_key_sql, order_status_sql, set_aside_anonymous_orders
-from landing.sources import RECORD_INDEX, LandingError, load_source, parquet_read_errors, source_column, sql_string
+from landing.sources import RECORD_INDEX, LandingError, load_source, parquet_read_errors, sql_string
 
 ORDER, CUSTOMER, REFUND = "order", "customer", "refund"
 LINE_REFUND, ADJUSTMENT = "order_line_refund", "order_adjustment"
@@ -176,11 +183,9 @@ def _load_table(conn: duckdb.DuckDBPyConnection, table: str, files: list[Warehou
     )
     for index, file in enumerate(files):
         source = load_source(conn, file.path, "_fmt_ft_src")
-        columns = {name.lower(): source_column(i) for i, name in enumerate(source.header)}
-        if not columns:  # an empty part (0 bytes, or a gzip of nothing): no rows
+        columns = part_columns(source, file.partitions)
+        if not columns:  # an empty part: no rows
             continue
-        for key, value in file.partitions:  # a partition folder is a column its files lack (detect.py)
-            columns.setdefault(key, "NULL::VARCHAR" if value is None else sql_string(value))
         missing = [name for name in REQUIRED[table] if not _has(set(columns), name)]
         if missing:
             raise LandingError(
