@@ -83,12 +83,16 @@ class RefitConfig(dg.Config):
     force_refit: bool = False
 
 
-# The code versions of the model chain's steps: a change to any refits the chain (ml/cadence.py, rule 4).
+# The code versions of the model chain's steps: a change to any refits the chain (ml/cadence.py, rule 4). Bump the
+# step's version with any change to what its fit computes (ml/champion.py, ml/clv.py, ml/btyd.py): a pinned chain
+# otherwise keeps the old rules until the weekly refit.
 BTYD_MODELS_CODE_VERSION = "btyd-models-v3"  # v3: single-threaded fits (ml.btyd.NATIVE_THREADS)
 CHAIN_CODE_VERSIONS = {
     "btyd_models": BTYD_MODELS_CODE_VERSION,
-    "clv_model_evaluation": "clv-champion-v3",  # v3: no back-test when the training cut-off is degenerate
-    "clv_model": "clv-model-v3",
+    # v4: closed season and season ahead, seasonality in short history, one-factor count propensity, BTYD intervals
+    # without a back-test, the seasonal window's one-day boundary (every champion rule changed since v3)
+    "clv_model_evaluation": "clv-champion-v4",
+    "clv_model": "clv-model-v4",
 }
 # Per cut-off: its column of intermediate.int_cutoffs, and the end of its label window (None: not labelled).
 CUTOFF_WINDOWS = {
