@@ -144,7 +144,7 @@ def _translate_shopify(
             "they would count the same orders twice; keep one of them in the landing folder"
         )
     if api_files:
-        return shopify_api.translate(conn, landing_dir, contract_dir)
+        return shopify_api.translate(conn, landing_dir, contract_dir, api_files)
     return (shopify_tables if as_tables else shopify).translate(conn, landing_dir, contract_dir)
 
 

@@ -68,19 +68,12 @@ def _open(path: Path):
     return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb")
 
 
-def _document(path: Path) -> dict | list | None:
-    """A JSON file that is one document spread over lines (a pretty-printed REST page); None for JSON lines."""
-    try:
-        with _open(path) as handle:
-            first = next((raw for raw in handle if raw.strip()), b"")
-        json.loads(first)
-        return None  # its first line is a whole record: JSON lines
-    except (OSError, EOFError):
+def _document(path: Path, first: bytes) -> dict | list | None:
+    """A JSON file whose first non-blank line `first` is no whole record, read as one document spread over lines (a
+    pretty-printed REST page); None when it is not one."""
+    # only what opens like a pretty-printed page is read whole (not a JSON-lines file with a broken first line)
+    if not (first.strip() in (b"{", b"[") or first.lstrip().startswith((b'{"orders"', b'{"customers"'))):
         return None
-    except ValueError:
-        # only what opens like a pretty-printed page is read whole (not a JSON-lines file with a broken first line)
-        if not (first.strip() in (b"{", b"[") or first.lstrip().startswith((b'{"orders"', b'{"customers"'))):
-            return None
     if path.stat().st_size > MAX_DOCUMENT_BYTES:
         return None
     try:
@@ -104,9 +97,12 @@ def _first_record(path: Path) -> object:
     try:
         with _open(path) as handle:
             first = next((raw for raw in handle if raw.strip()), b"")
+    except (OSError, EOFError):
+        return None
+    try:
         return json.loads(first)
-    except (OSError, EOFError, ValueError):
-        return _document(path)
+    except ValueError:
+        return _document(path, first)
 
 
 def is_shopify_record(record: object) -> bool:
@@ -259,12 +255,12 @@ ORDER_KEY, CUSTOMER_KEY = "coalesce(record_number, data->>'name')", "record_numb
 
 
 def translate(
-    conn: duckdb.DuckDBPyConnection, landing_dir: Path, work_dir: Path
+    conn: duckdb.DuckDBPyConnection, landing_dir: Path, work_dir: Path, files: list[Path]
 ) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
-    """Write orders.parquet (and customers.parquet when customers were pulled); fill the reject list.
+    """Write orders.parquet (and customers.parquet when customers were pulled) from `files` (shopify_api_files, found
+    once by the caller: detection parses a pretty-printed page whole); fill the reject list.
 
     Returns the files written and the orders' notes."""
-    files = shopify_api_files(landing_dir)
     _load_records(conn, files)
     # the known records first: a child line is folded into its parent, or is an orphan
     conn.execute("""
