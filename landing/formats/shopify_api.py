@@ -302,7 +302,12 @@ UPDATE _fmt_sapi SET kind = 'orphan' WHERE kind = 'child' AND parent NOT IN (
         )
     notes = _orders(conn)
     conn.execute("DROP TABLE temp._fmt_sapi")
-    notes = write_orders(conn, work_dir, ORDERS_SOURCE, CUSTOMERS_SOURCE) + notes + skipped + _unread_json(landing_dir, files)
+    notes = (
+        write_orders(conn, work_dir, ORDERS_SOURCE, CUSTOMERS_SOURCE)
+        + notes
+        + skipped
+        + _unread_json(landing_dir, files)
+    )
     if folded:
         notes += (
             f"{folded} nested lines of the bulk export (line items and other objects under an order or customer, "
@@ -388,7 +393,11 @@ def _orders(conn: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
             "$.currency",
             "$.currencyCode",
         ),
-        "current_total": field.first_of("$.current_total_price_set.shop_money.amount", "$.current_total_price"),
+        "current_total": field.first_of(
+            "$.current_total_price_set.shop_money.amount",
+            "$.currentTotalPriceSet.shopMoney.amount",
+            "$.current_total_price",
+        ),
         "financial_status": field.first_of("$.financial_status", "$.displayFinancialStatus"),
         "discount_code": field.first_of("$.discount_codes[0].code", "$.discountCode", "$.discountCodes[0]"),
         "discount_amount": field.first_of(
@@ -400,7 +409,9 @@ def _orders(conn: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
         ),
         "cancelled_at": field.first_of("$.cancelled_at", "$.cancelledAt"),
         "source": field.first_of("$.source_name", "$.sourceName"),
-        "has_refunds": "json_exists(data, '$.refunds[0].transactions[0]')",
+        "has_refund_transactions": "json_exists(data, '$.refunds[0].transactions[0]')",
+        # tap-shopify's REST-era orders stream lists refunds without their transactions (its schema has none)
+        "has_bare_refunds": "json_exists(data, '$.refunds[0]') AND NOT json_exists(data, '$.refunds[0].transactions')",
     }
     selected = ", ".join(f"{value} AS {alias}" for alias, value in columns.items())
     conn.execute(f"""
@@ -408,13 +419,14 @@ CREATE OR REPLACE TEMP TABLE _fmt_sapi_orders AS
 SELECT file_index, origin_file, origin_row, data, {selected}
 FROM (SELECT *, {field.values()} FROM _fmt_sapi WHERE kind = 'order')""")
     # REST: the successful refund transactions, summed when each is in the shop currency (a presentment-currency
-    # refund is not the shop's money: then the drop of the current total says what was refunded).
+    # refund is not the shop's money, and refunds listed without transactions say no amount: then the drop of the
+    # current total says what was refunded).
     conn.execute("""
 CREATE OR REPLACE TEMP TABLE _fmt_sapi_refunds AS
 SELECT origin_file, origin_row, sum(try_cast(t->>'amount' AS DOUBLE)) AS amount,
        bool_and(coalesce(upper(t->>'currency'), upper(currency)) = upper(currency)) AS in_shop_currency
 FROM (SELECT origin_file, origin_row, currency, unnest(json_extract(data, '$.refunds[*].transactions[*]')) AS t
-      FROM _fmt_sapi_orders WHERE has_refunds)
+      FROM _fmt_sapi_orders WHERE has_refund_transactions)
 WHERE lower(t->>'kind') = 'refund' AND lower(coalesce(t->>'status', 'success')) = 'success'
 GROUP BY ALL""")
     conn.execute("""
@@ -422,20 +434,21 @@ CREATE OR REPLACE TEMP TABLE _fmt_shop_orders AS
 SELECT o.name, o.customer_key, row(o.file_index, o.origin_row) AS first_line, o.origin_file, o.origin_row, o.email,
        o.phone, o.created_at, o.total, o.currency, o.financial_status, o.discount_code, o.discount_amount,
        coalesce(o.refunded_total, CASE WHEN r.in_shop_currency THEN CAST(r.amount AS VARCHAR) END,
-                CASE WHEN r.amount IS NOT NULL
+                CASE WHEN r.amount IS NOT NULL OR o.has_bare_refunds
                      THEN CAST(try_cast(o.total AS DOUBLE) - try_cast(o.current_total AS DOUBLE) AS VARCHAR) END)
            AS refunded_amount,
        o.refunded_at, o.cancelled_at, o.source
 FROM _fmt_sapi_orders AS o LEFT JOIN _fmt_sapi_refunds AS r USING (origin_file, origin_row)""")
-    unknown = conn.execute(
-        "SELECT count(*) FROM _fmt_sapi_refunds WHERE NOT in_shop_currency AND (origin_file, origin_row) IN "
-        "(SELECT (origin_file, origin_row) FROM _fmt_shop_orders WHERE refunded_amount IS NULL)"
-    ).fetchall()[0][0]
+    unknown = conn.execute("""
+SELECT count(*) FROM _fmt_sapi_orders AS o LEFT JOIN _fmt_sapi_refunds AS r USING (origin_file, origin_row)
+WHERE (NOT r.in_shop_currency OR o.has_bare_refunds) AND (o.origin_file, o.origin_row) IN
+      (SELECT (origin_file, origin_row) FROM _fmt_shop_orders WHERE refunded_amount IS NULL)""").fetchall()[0][0]
     for table in ("_fmt_sapi_orders", "_fmt_sapi_refunds"):
         conn.execute(f"DROP TABLE temp.{table}")
     if not unknown:
         return ()
     return (
-        f"warning: {unknown} orders were refunded in another currency than the shop's and give no "
-        "current_total_price, so their refunds are not subtracted (pull the orders with current_total_price)",
+        f"warning: {unknown} orders were refunded in another currency than the shop's, or list refunds without their "
+        "transactions (tap-shopify's REST-era orders stream), and give no current_total_price, so their refunds are "
+        "not subtracted (pull the orders with current_total_price)",
     )

@@ -359,7 +359,20 @@ def test_other_json_exports_are_not_taken_for_shopify(tmp_path):
     assert detect_format(landing) == "segment"
 
 
-def test_the_demo_shops_admin_export_as_rest_pages_bulk_jsonl_and_airbyte_gives_the_same_raw_tables(tmp_path):
+# The admin CSV first: every other layout must read into its raw tables.
+LAYOUTS = (
+    "shopify",
+    "shopify_rest",
+    "shopify_bulk",
+    "shopify_airbyte",
+    "shopify_array",
+    "shopify_jsonl",
+    "shopify_singer",
+    "shopify_airbyte_csv",
+)
+
+
+def test_the_demo_shops_admin_export_in_every_api_layout_gives_the_same_raw_tables(tmp_path):
     from demo_shop import generate_shop
     from demo_shop.source_formats import write_source_format
 
@@ -372,7 +385,7 @@ def test_the_demo_shops_admin_export_as_rest_pages_bulk_jsonl_and_airbyte_gives_
         "quarantine": "SELECT split_part(reason, ':', 1), count(*) FROM raw.quarantine GROUP BY 1",
     }
     found = {}
-    for layout in ("shopify", "shopify_rest", "shopify_bulk", "shopify_airbyte"):
+    for layout in LAYOUTS:
         write_source_format(tmp_path / "contract", tmp_path / layout, layout)
         with duckdb.connect() as connection:
             assert ingest(connection, tmp_path / layout).source_format == "shopify"
@@ -380,5 +393,5 @@ def test_the_demo_shops_admin_export_as_rest_pages_bulk_jsonl_and_airbyte_gives_
             found[layout] = {table: sorted(rows(connection, sql)) for table, sql in tables.items()}
     statuses = {row[-1] for row in found["shopify"]["orders"]}
     assert {"completed", "refunded", "cancelled"} <= statuses
-    for layout in ("shopify_rest", "shopify_bulk", "shopify_airbyte"):
+    for layout in LAYOUTS[1:]:
         assert found[layout] == found["shopify"], layout
