@@ -437,6 +437,10 @@ def _is_shopify_resource(data: object) -> bool:
     return any(key in data for key in REST_ORDER_KEYS + REST_CUSTOMER_KEYS)
 
 
+def _is_rest_record(record: object) -> bool:
+    return isinstance(record, dict) and "id" in record and not {"type", "event_name", "batch"} & record.keys()
+
+
 def is_shopify_record(record: object) -> bool:
     """A REST page, a GraphQL bulk Order/Customer line, a REST order/customer (bare or in Airbyte's envelope), or a
     bare JSON array of REST orders/customers (its first element says)."""
@@ -484,12 +488,13 @@ def _is_shopify_singer_file(path: Path) -> bool:
                     return False
                 if message.get("stream") not in SHOPIFY_STREAMS:
                     continue
-                if message["type"] == "RECORD":
-                    return _is_shopify_resource(message.get("record"))
+                if message["type"] == "RECORD" and _is_shopify_resource(message.get("record")):
+                    return True
                 if message["type"] == "SCHEMA":
                     properties = (message.get("schema") or {}).get("properties") or {}
                     keys = REST_ORDER_KEYS + REST_CUSTOMER_KEYS + GRAPHQL_ORDER_KEYS + GRAPHQL_CUSTOMER_KEYS
-                    return isinstance(properties, dict) and any(key in properties for key in keys)
+                    if isinstance(properties, dict) and any(key in properties for key in keys):
+                        return True
     except (OSError, EOFError, ValueError):
         return False
     return False
@@ -531,12 +536,18 @@ def _json_or_text(value: str) -> object:
 
 def shopify_api_files(landing_dir: Path) -> list[Path]:
     """The folder's Shopify Admin API files, in name order: JSON files whose first record is a Shopify record
-    (is_shopify_record), Singer tap output with Shopify's orders/customers streams, and Airbyte CSV files."""
+    (is_shopify_record) or a REST record in a file named as the orders/customers stream, Singer tap output with
+    Shopify's orders/customers streams, and Airbyte CSV files."""
     found = []
     for path in sorted(landing_dir.iterdir()):
         if is_json_lines(path):
             first = _first_shopify_record(path)
-            if is_shopify_record(first) or (is_singer_message(first) and _is_shopify_singer_file(path)):
+            if (
+                is_shopify_record(first)
+                or (is_singer_message(first) and _is_shopify_singer_file(path))
+                # a file named as the orders/customers stream needs no documented key, only a REST record's `id`
+                or (stream_of_file_name(path.name) in SHOPIFY_STREAMS and _is_rest_record(first))
+            ):
                 found.append(path)
         elif is_csv_file(path) and _is_airbyte_csv(path):
             found.append(path)

@@ -213,7 +213,8 @@ def _skipped_records(conn: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
     blank line is not): a tap writes a SCHEMA per stream and a STATE now and then, and a pull of `transactions` or
     `order_refunds` next to the orders is a stream segmint does not read (the orders carry their refunds)."""
     counts = conn.execute("""
-SELECT origin_file, CASE WHEN kind = 'singer_message' THEN 'Singer ' || message ELSE page || ' record' END, count(*)
+SELECT origin_file, CASE WHEN kind = 'singer_message' THEN 'Singer ' || message || ' message' ELSE '`' || page || '` record' END,
+       count(*)
 FROM _fmt_sapi WHERE kind IN ('singer_message', 'other_stream') GROUP BY ALL ORDER BY 1, 3 DESC, 2""").fetchall()
     conn.execute("DELETE FROM _fmt_sapi WHERE kind IN ('singer_message', 'other_stream')")
     if not counts:
