@@ -1,19 +1,26 @@
 """Shopify orders and customers pulled from the Admin API -> segmint contract files, by shopify.py's rules.
 
-Data engineers pull orders with a script, an ELT tool or a bulk operation rather than clicking Export. Three
-shapes are read, in any mix, each file `.json`/`.jsonl`/`.ndjson` (optionally `.gz`) (landing/README.md,
-"Shopify Admin API pulls"):
+Data engineers pull orders with a script, an ELT tool or a bulk operation rather than clicking Export. These
+shapes are read, in any mix, each file `.json`/`.jsonl`/`.ndjson` (optionally `.gz`) unless said otherwise; which
+files are read is detect.shopify_api_files' decision (landing/README.md, "Shopify Admin API pulls"):
 - REST pages: the body of `GET /admin/api/<version>/orders.json` (`{"orders": [...]}`) or `customers.json`
   (`{"customers": [...]}`), a file per page (pretty-printed or on one line), several pages as JSON lines, or one
-  REST order or customer per line (a script's JSON lines). A page's records are numbered over the file's pages.
+  REST order or customer per line (a script's JSON lines, Singer's target-jsonl). A page's records are numbered over
+  the file's pages; a bare JSON array of records (`jq .orders`) is read as a page.
 - GraphQL bulk operation output: one object per line, `id` a GraphQL id (`gid://shopify/Order/123`); objects of a
   nested connection (line items, a customer's orders) are lines of their own naming their parent in `__parentId`.
 - Airbyte records as its file destinations write them: a line `{"_airbyte_raw_id", "_airbyte_extracted_at",
   "_airbyte_meta", "_airbyte_generation_id", "_airbyte_data": {...}}` (before destinations v2: `_airbyte_ab_id`,
-  `_airbyte_emitted_at`); `_airbyte_data` (an object, or its JSON text) is the REST-shaped record.
-A record is an order or a customer by its page (`orders`/`customers`), its GraphQL id type, else its fields
-(an order has `financial_status`, `total_price`, `line_items` or `order_number`; a customer `orders_count`,
-`total_spent`, `default_address`, `email_marketing_consent` or `accepts_marketing`).
+  `_airbyte_emitted_at`); `_airbyte_data` (an object, or its JSON text) is the REST-shaped record. Airbyte's CSV
+  files (`.csv`/`.csv.gz`, the same columns, or root-level flattened fields) become those lines first.
+- Singer tap output (`tap-shopify > out.jsonl`): a RECORD message's `record` is the record, its `stream` says
+  orders or customers; SCHEMA/STATE/ACTIVATE_VERSION messages and other streams' records are no rows (counted
+  in the orders' notes).
+A record is an order or a customer by its page or Singer stream (`orders`/`customers`), its GraphQL id type, else
+the stream its file is named as (detect.stream_of_file_name: `orders-20251201T101010.jsonl`; another stream's file,
+`draft_orders-...`, holds no orders), else its fields (an order has `financial_status`, `total_price`, `line_items`
+or `order_number`; a customer `orders_count`, `total_spent`, `default_address`, `email_marketing_consent` or
+`accepts_marketing`).
 
 Mapping (REST snake_case or GraphQL camelCase, whichever is present): order_id = `name` (`#1001`, as the admin
 CSV's Name, so a pull and an export of one shop give the same ids), else the numeric id; customer = `customer.id`
@@ -24,8 +31,9 @@ Money is the **shop currency** (the shop's books): `total_price_set.shop_money` 
 is never read, so one order's amounts never mix currencies. Discount = `total_discounts(_set)`, first discount
 code; channel = `source_name`; status and refunds as the admin CSV's (`cancelled_at`, financial status voided or
 expired). Refunded amount, in shop money: GraphQL `totalRefundedSet.shopMoney`; REST the successful `refund`
-transactions of `refunds[]` when they are in the shop currency, else `total_price - current_total_price` (shop
-money sets first); dated at the last refund's `processed_at`/`created_at` (the admin CSV has no refund date).
+transactions of `refunds[]` when they are in the shop currency, else (a presentment-currency refund, or refunds
+listed without transactions as tap-shopify's REST-era orders stream writes them) `total_price - current_total_price`
+(shop money sets first); dated at the last refund's `processed_at`/`created_at` (the admin CSV has no refund date).
 Set aside, each with a quarantine row and its reason (counted in raw.ingest_log, never dropped in silence):
 `test_order` (`test: true`: the bogus gateway, never money), `superseded_version` (an older copy of an order or
 customer pulled again: an incremental sync appends each update; the newest `updated_at`, then Airbyte's
