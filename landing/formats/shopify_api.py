@@ -36,7 +36,7 @@ listed without transactions as tap-shopify's REST-era orders stream writes them)
 (shop money sets first); dated at the last refund's `processed_at`/`created_at` (the admin CSV has no refund date).
 Set aside, each with a quarantine row and its reason (counted in raw.ingest_log, never dropped in silence):
 `test_order` (`test: true`: the bogus gateway, never money), `superseded_version` (an older copy of an order or
-customer pulled again: an incremental sync appends each update; the newest `updated_at`, then Airbyte's
+customer pulled again: an incremental sync appends each update; the newest `updated_at`, then Airbyte's or Singer's
 extraction time, then the last in file order, wins), `orphan_child` (a bulk child line whose parent is in no
 file), `unsupported_record` (anything else), and malformed lines. Bulk child lines of a known order or customer
 (line items, ...) fold into it and are counted in the orders' notes.
