@@ -406,14 +406,16 @@ def _document(path: Path, first: bytes) -> dict | list | None:
     return document if isinstance(document, dict | list) else None
 
 
-def first_line_parses(path: Path) -> bool:
-    """The file's first non-blank line is a whole JSON value (else it is one document spread over lines)."""
+def json_file_shape(path: Path) -> str:
+    """How a Shopify API JSON file is laid out, by its first non-blank line: `document` when that line is no whole
+    JSON value (one pretty-printed page or array spread over lines), `singer` when it is a Singer message (a tap's
+    output), else `lines` (a record or page per line)."""
     try:
         with _open_binary(path) as handle:
-            json.loads(next((raw for raw in handle if raw.strip()), b""))
+            first = json.loads(next((raw for raw in handle if raw.strip()), b""))
     except (OSError, EOFError, ValueError):
-        return False
-    return True
+        return "document"
+    return "singer" if is_singer_message(first) else "lines"
 
 
 def _first_shopify_record(path: Path) -> object:
