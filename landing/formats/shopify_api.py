@@ -91,7 +91,10 @@ def _load_airbyte_csv(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
     fields = []
     for position, name in enumerate(source.header):
         cell = f"nullif(c{position}, '')"
-        value = f"CASE WHEN json_valid({cell}) AND json_type({cell}) IN ('OBJECT', 'ARRAY') THEN {cell}::JSON ELSE to_json({cell}) END"
+        value = (
+            f"CASE WHEN json_valid({cell}) AND json_type({cell}) IN ('OBJECT', 'ARRAY') THEN {cell}::JSON "
+            f"ELSE to_json({cell}) END"
+        )
         fields.append(f"{sql_string(name)}, {value}")
     conn.execute(f"""
 INSERT INTO _fmt_rows SELECT {sql_string(path.name)}, record_index + 1, json_object({", ".join(fields)})::VARCHAR
@@ -187,8 +190,8 @@ typed AS (
     SELECT *, _f[1] AS source_id, regexp_extract(_f[1], '^{GID_PREFIX}([A-Za-z]+)/', 1) AS gid_type,
            _f[2] AS parent
     FROM fields)
-SELECT file_index, origin_file, origin_row, coalesce(stream, name_stream) AS page, message, {raw_record_sql("raw")} AS raw, bad, data,
-       source_id,
+SELECT file_index, origin_file, origin_row, coalesce(stream, name_stream) AS page, message,
+       {raw_record_sql("raw")} AS raw, bad, data, source_id,
        -- one order or customer however it was pulled: REST's 450789469, GraphQL's gid://shopify/Order/450789469
        {_numeric_id("source_id")} AS record_number, gid_type, parent, lower(_f[5]) = 'true' AS is_test,
        CASE WHEN bad IS NOT NULL THEN 'bad'
