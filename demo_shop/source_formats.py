@@ -6,10 +6,12 @@ same contract files give byte-identical exports.
 
     python -m demo_shop.source_formats --format ga4 --out DIR [--customers 400] [--seed 42]
 
-`shopify_rest`, `shopify_bulk` and `shopify_airbyte` write the Shopify admin export re-expressed as the Admin API
-gives it (landing/formats/shopify_api.py): REST `orders.json`/`customers.json` pages (pretty-printed, 250 a page),
-GraphQL bulk operation JSONL (line items as `__parentId` lines), and Airbyte S3 records (gzip'd JSON lines); the
-same orders and customers as `shopify`, so each reads into the same raw tables.
+`shopify_rest`, `shopify_bulk`, `shopify_airbyte`, `shopify_array`, `shopify_jsonl`, `shopify_singer` and
+`shopify_airbyte_csv` write the Shopify admin export re-expressed as the Admin API gives it and as tools save it
+(landing/formats/shopify_api.py): REST `orders.json`/`customers.json` pages (pretty-printed, 250 a page), GraphQL
+bulk operation JSONL (line items as `__parentId` lines), Airbyte S3 records (gzip'd JSON lines), one bare JSON
+array per resource (`jq .orders`), one REST record per line (Singer's target-jsonl), tap-shopify's Singer messages,
+and Airbyte's S3 CSV; the same orders and customers as `shopify`, so each reads into the same raw tables.
 
 `segment_warehouse` writes the Segment calls as Segment Warehouses tables exported one CSV file per table
 (`tracks`, `pages`, `identifies` and one per event, `order_completed.csv`, ...; landing/formats/segment_warehouse.py).
@@ -47,6 +49,10 @@ FORMATS = (
     "shopify_rest",
     "shopify_bulk",
     "shopify_airbyte",
+    "shopify_array",
+    "shopify_jsonl",
+    "shopify_singer",
+    "shopify_airbyte_csv",
 )
 SITE = "https://demo.segmint.shop"
 # The demo vocabulary in each tool's own names (a name missing here is sent as a custom event, unchanged).
@@ -313,6 +319,10 @@ def _rest_orders(orders: list[dict], customers: list[dict]) -> tuple[list[dict],
                 "currency": currency,
                 "presentment_currency": currency,
                 "total_price": order["Total"],
+                # what is left after refunds (Shopify's current_total_price, shop currency)
+                "current_total_price": f"{float(order['Total'] or 0) - float(order['Refunded Amount'] or 0):.2f}"
+                if order["Total"]
+                else None,
                 "total_price_set": {"shop_money": money, "presentment_money": money},
                 "total_discounts": order["Discount Amount"] or None,
                 "discount_codes": [{"code": order["Discount Code"], "type": "fixed_amount"}]
@@ -429,7 +439,7 @@ def _write_shopify_airbyte(conn: duckdb.DuckDBPyConnection, out_dir: Path) -> No
     """Airbyte's Shopify source through its S3 destination (JSON lines, gzip): a record per line in the
     destinations-v2 envelope, named as the destination names a stream's part (`<date>_<epoch ms>_<part>`)."""
     orders, customers = _rest_orders(*_admin_export(conn))
-    extracted = 1_764_547_200_000  # 2025-12-01 00:00 UTC in epoch milliseconds, as Airbyte writes it
+    extracted = AIRBYTE_EXTRACTED_MS
     for stream, records in (("orders", orders), ("customers", customers)):
         with gzip.open(out_dir / f"{stream}_2025_12_01_{extracted}_0.jsonl.gz", "wt") as handle:
             for n, record in enumerate(records):
@@ -441,6 +451,90 @@ def _write_shopify_airbyte(conn: duckdb.DuckDBPyConnection, out_dir: Path) -> No
                     "_airbyte_data": record,
                 }
                 handle.write(json.dumps(envelope) + "\n")
+
+
+AIRBYTE_EXTRACTED_MS = 1_764_547_200_000  # 2025-12-01 00:00 UTC in epoch milliseconds, as Airbyte writes it
+
+
+def _write_shopify_array(conn: duckdb.DuckDBPyConnection, out_dir: Path) -> None:
+    """The REST resources as one bare JSON array per file, as `curl .../orders.json | jq .orders > orders.json` saves
+    them (pretty-printed, two-space indent)."""
+    orders, customers = _rest_orders(*_admin_export(conn))
+    for name, records in (("orders.json", orders), ("customers.json", customers)):
+        (out_dir / name).write_text(json.dumps(records, indent=2) + "\n")
+
+
+def _write_shopify_jsonl(conn: duckdb.DuckDBPyConnection, out_dir: Path) -> None:
+    """One REST resource per line with no wrapper, as Singer's target-jsonl (Meltano) writes a stream:
+    `orders-20251201T000000.jsonl`, `customers-20251201T000000.jsonl`."""
+    orders, customers = _rest_orders(*_admin_export(conn))
+    for stream, records in (("orders", orders), ("customers", customers)):
+        text = "".join(json.dumps(record) + "\n" for record in records)
+        (out_dir / f"{stream}-20251201T000000.jsonl").write_text(text)
+
+
+def _write_shopify_singer(conn: duckdb.DuckDBPyConnection, out_dir: Path) -> None:
+    """tap-shopify's stdout saved to a file (`tap-shopify --config ... > tap-shopify.jsonl`): a SCHEMA message per
+    selected stream first, then each stream's RECORD messages and STATE bookmarks. The REST-era tap's `orders` list
+    their refunds without transactions (its schema has none), so the refund is what current_total_price lost; a
+    `transactions` stream is synced too (not read by segmint)."""
+    orders, customers = _rest_orders(*_admin_export(conn))
+    extracted = "2025-12-01T00:00:00.000000Z"
+    streams = {
+        "customers": (customers, ("id", "email", "phone", "first_name", "last_name", "email_marketing_consent")),
+        "orders": (
+            [
+                {**o, "refunds": [{k: v for k, v in r.items() if k != "transactions"} for r in o["refunds"]]}
+                for o in orders
+            ],
+            ("id", "name", "email", "created_at", "financial_status", "total_price", "line_items", "refunds"),
+        ),
+        "transactions": (
+            [
+                {
+                    "id": 4_000_000 + n,
+                    "order_id": o["id"],
+                    "kind": "sale",
+                    "status": "success",
+                    "amount": o["total_price"],
+                }
+                for n, o in enumerate(orders[:20], start=1)
+            ],
+            ("id", "order_id", "kind", "status", "amount"),
+        ),
+    }
+    lines = [
+        {
+            "type": "SCHEMA",
+            "stream": stream,
+            "key_properties": ["id"],
+            "schema": {"type": "object", "properties": {key: {} for key in keys}},
+            "bookmark_properties": ["updated_at"],
+        }
+        for stream, (_, keys) in streams.items()
+    ]
+    lines.append({"type": "STATE", "value": {"bookmarks": {}}})
+    for stream, (records, _) in streams.items():
+        lines += [{"type": "RECORD", "stream": stream, "record": r, "time_extracted": extracted} for r in records]
+        lines.append({"type": "STATE", "value": {"bookmarks": {stream: {"updated_at": extracted}}}})
+    (out_dir / "tap-shopify.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def _write_shopify_airbyte_csv(conn: duckdb.DuckDBPyConnection, out_dir: Path) -> None:
+    """Airbyte's Shopify source through its S3 destination in CSV (gzip, no flattening): the destinations-v2 columns
+    `_airbyte_raw_id`, `_airbyte_extracted_at`, `_airbyte_meta`, `_airbyte_generation_id` and the record as JSON text
+    in `_airbyte_data`, a file per stream named as the destination names a part."""
+    orders, customers = _rest_orders(*_admin_export(conn))
+    columns = ("_airbyte_raw_id", "_airbyte_extracted_at", "_airbyte_meta", "_airbyte_generation_id", "_airbyte_data")
+    for stream, records in (("orders", orders), ("customers", customers)):
+        with gzip.open(out_dir / f"{stream}_2025_12_01_{AIRBYTE_EXTRACTED_MS}_0.csv.gz", "wt", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(columns)
+            for n, record in enumerate(records):
+                meta = json.dumps({"sync_id": 1, "changes": []})
+                writer.writerow(
+                    [f"00000000-0000-4000-8000-{n:012d}", AIRBYTE_EXTRACTED_MS, meta, 0, json.dumps(record)]
+                )
 
 
 def _write_shopify_tables(conn: duckdb.DuckDBPyConnection, out_dir: Path) -> None:
@@ -514,6 +608,10 @@ WRITERS = {
     "shopify_rest": _write_shopify_rest,
     "shopify_bulk": _write_shopify_bulk,
     "shopify_airbyte": _write_shopify_airbyte,
+    "shopify_array": _write_shopify_array,
+    "shopify_jsonl": _write_shopify_jsonl,
+    "shopify_singer": _write_shopify_singer,
+    "shopify_airbyte_csv": _write_shopify_airbyte_csv,
     "shopify_tables": _write_shopify_tables,
 }
 

@@ -42,6 +42,7 @@ from landing.formats.detect import (
     has_shopify_tables,
     segment_files,
     segment_warehouse_tables,
+    shopify_api_files,
     shopify_export_parts,
     shopify_table_files,
 )
@@ -132,7 +133,7 @@ def _translate_shopify(
     """The admin CSV export when there is one, else Fivetran's tables, else the Admin API pulls (shopify.py,
     shopify_tables.py, shopify_api.py; all SEGMINT_SOURCE_FORMAT=shopify). API files next to an export or tables
     stop the run: the same orders would count twice."""
-    api_files = shopify_api.shopify_api_files(landing_dir)
+    api_files = shopify_api_files(landing_dir)
     exported = bool(shopify_export_parts(landing_dir, SHOPIFY_FILES[0]))
     # a table needs Fivetran's `_fivetran_synced` to be detected, not to be read when the format is set
     as_tables = not exported and bool(shopify_table_files(landing_dir))

@@ -1,19 +1,26 @@
 """Shopify orders and customers pulled from the Admin API -> segmint contract files, by shopify.py's rules.
 
-Data engineers pull orders with a script, an ELT tool or a bulk operation rather than clicking Export. Three
-shapes are read, in any mix, each file `.json`/`.jsonl`/`.ndjson` (optionally `.gz`) (landing/README.md,
-"Shopify Admin API pulls"):
+Data engineers pull orders with a script, an ELT tool or a bulk operation rather than clicking Export. These
+shapes are read, in any mix, each file `.json`/`.jsonl`/`.ndjson` (optionally `.gz`) unless said otherwise; which
+files are read is detect.shopify_api_files' decision (landing/README.md, "Shopify Admin API pulls"):
 - REST pages: the body of `GET /admin/api/<version>/orders.json` (`{"orders": [...]}`) or `customers.json`
   (`{"customers": [...]}`), a file per page (pretty-printed or on one line), several pages as JSON lines, or one
-  REST order or customer per line (a script's JSON lines). A page's records are numbered over the file's pages.
+  REST order or customer per line (a script's JSON lines, Singer's target-jsonl). A page's records are numbered over
+  the file's pages; a bare JSON array of records (`jq .orders`) is read as a page.
 - GraphQL bulk operation output: one object per line, `id` a GraphQL id (`gid://shopify/Order/123`); objects of a
   nested connection (line items, a customer's orders) are lines of their own naming their parent in `__parentId`.
 - Airbyte records as its file destinations write them: a line `{"_airbyte_raw_id", "_airbyte_extracted_at",
   "_airbyte_meta", "_airbyte_generation_id", "_airbyte_data": {...}}` (before destinations v2: `_airbyte_ab_id`,
-  `_airbyte_emitted_at`); `_airbyte_data` (an object, or its JSON text) is the REST-shaped record.
-A record is an order or a customer by its page (`orders`/`customers`), its GraphQL id type, else its fields
-(an order has `financial_status`, `total_price`, `line_items` or `order_number`; a customer `orders_count`,
-`total_spent`, `default_address`, `email_marketing_consent` or `accepts_marketing`).
+  `_airbyte_emitted_at`); `_airbyte_data` (an object, or its JSON text) is the REST-shaped record. Airbyte's CSV
+  files (`.csv`/`.csv.gz`, the same columns, or root-level flattened fields) become those lines first.
+- Singer tap output (`tap-shopify > out.jsonl`): a RECORD message's `record` is the record, its `stream` says
+  orders or customers; SCHEMA/STATE/ACTIVATE_VERSION messages and other streams' records are no rows (counted
+  in the orders' notes).
+A record is an order or a customer by its page or Singer stream (`orders`/`customers`), its GraphQL id type, else
+the stream its file is named as (detect.stream_of_file_name: `orders-20251201T101010.jsonl`; another stream's file,
+`draft_orders-...`, holds no orders), else its fields (an order has `financial_status`, `total_price`, `line_items`
+or `order_number`; a customer `orders_count`, `total_spent`, `default_address`, `email_marketing_consent` or
+`accepts_marketing`).
 
 Mapping (REST snake_case or GraphQL camelCase, whichever is present): order_id = `name` (`#1001`, as the admin
 CSV's Name, so a pull and an export of one shop give the same ids), else the numeric id; customer = `customer.id`
@@ -24,11 +31,12 @@ Money is the **shop currency** (the shop's books): `total_price_set.shop_money` 
 is never read, so one order's amounts never mix currencies. Discount = `total_discounts(_set)`, first discount
 code; channel = `source_name`; status and refunds as the admin CSV's (`cancelled_at`, financial status voided or
 expired). Refunded amount, in shop money: GraphQL `totalRefundedSet.shopMoney`; REST the successful `refund`
-transactions of `refunds[]` when they are in the shop currency, else `total_price - current_total_price` (shop
-money sets first); dated at the last refund's `processed_at`/`created_at` (the admin CSV has no refund date).
+transactions of `refunds[]` when they are in the shop currency, else (a presentment-currency refund, or refunds
+listed without transactions as tap-shopify's REST-era orders stream writes them) `total_price - current_total_price`
+(shop money sets first); dated at the last refund's `processed_at`/`created_at` (the admin CSV has no refund date).
 Set aside, each with a quarantine row and its reason (counted in raw.ingest_log, never dropped in silence):
 `test_order` (`test: true`: the bogus gateway, never money), `superseded_version` (an older copy of an order or
-customer pulled again: an incremental sync appends each update; the newest `updated_at`, then Airbyte's
+customer pulled again: an incremental sync appends each update; the newest `updated_at`, then Airbyte's or Singer's
 extraction time, then the last in file order, wins), `orphan_child` (a bulk child line whose parent is in no
 file), `unsupported_record` (anything else), and malformed lines. Bulk child lines of a known order or customer
 (line items, ...) fold into it and are counted in the orders' notes.
@@ -36,8 +44,6 @@ file), `unsupported_record` (anything else), and malformed lines. Bulk child lin
 
 from __future__ import annotations
 
-import gzip
-import json
 from pathlib import Path
 
 import duckdb
@@ -49,84 +55,23 @@ from landing.formats.common import (
     load_json_lines,
     raw_record_sql,
 )
-from landing.formats.detect import is_json_lines
+from landing.formats.detect import (
+    AIRBYTE_DATA,
+    GID_PREFIX,
+    MAX_DOCUMENT_BYTES,
+    REST_CUSTOMER_KEYS,
+    REST_ORDER_KEYS,
+    SINGER_MESSAGE_TYPES,
+    is_csv_file,
+    is_json_lines,
+    json_file_shape,
+    stream_of_file_name,
+)
 from landing.formats.shopify import create_buyer_lookups, write_customers, write_orders
-from landing.sources import LandingError, sql_string
+from landing.sources import LandingError, load_csv, sql_string
 
-# Keys that tell a REST order or customer from other JSON (a REST resource always has `id`).
-REST_ORDER_KEYS = ("financial_status", "total_price", "total_price_set", "line_items", "order_number")
-REST_CUSTOMER_KEYS = ("orders_count", "total_spent", "default_address", "email_marketing_consent", "accepts_marketing")
-GID_PREFIX = "gid://shopify/"
-AIRBYTE_DATA = "_airbyte_data"
-# A REST page saved pretty-printed is read whole; larger files are JSON lines (a page holds at most 250 orders).
-MAX_DOCUMENT_BYTES = 256 << 20
 # How the stop line names the files when no order names a customer (shopify.set_aside_anonymous_orders).
 ORDERS_SOURCE, CUSTOMERS_SOURCE = "Shopify Admin API files", "Admin API customer"
-
-
-def _open(path: Path):
-    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb")
-
-
-def _document(path: Path, first: bytes) -> dict | list | None:
-    """A JSON file whose first non-blank line `first` is no whole record, read as one document spread over lines (a
-    pretty-printed REST page); None when it is not one."""
-    # only what opens like a pretty-printed page is read whole (not a JSON-lines file with a broken first line)
-    if not (first.strip() in (b"{", b"[") or first.lstrip().startswith((b'{"orders"', b'{"customers"'))):
-        return None
-    if path.stat().st_size > MAX_DOCUMENT_BYTES:
-        return None
-    try:
-        with _open(path) as handle:
-            document = json.load(handle)
-    except (OSError, EOFError, ValueError):
-        return None
-    return document if isinstance(document, dict | list) else None
-
-
-def _first_line_parses(path: Path) -> bool:
-    try:
-        with _open(path) as handle:
-            json.loads(next((raw for raw in handle if raw.strip()), b""))
-    except (OSError, EOFError, ValueError):
-        return False
-    return True
-
-
-def _first_record(path: Path) -> object:
-    try:
-        with _open(path) as handle:
-            first = next((raw for raw in handle if raw.strip()), b"")
-    except (OSError, EOFError):
-        return None
-    try:
-        return json.loads(first)
-    except ValueError:
-        return _document(path, first)
-
-
-def is_shopify_record(record: object) -> bool:
-    """A REST page, a GraphQL bulk Order/Customer line, or a REST order/customer (bare or in Airbyte's envelope)."""
-    if not isinstance(record, dict) or "type" in record or "event_name" in record:
-        return False
-    if isinstance(record.get("orders"), list) or isinstance(record.get("customers"), list):
-        return True
-    data = record.get(AIRBYTE_DATA, record)
-    if isinstance(data, str):
-        try:
-            data = json.loads(data)
-        except ValueError:
-            return False
-    if not isinstance(data, dict) or "id" not in data:
-        return False
-    if isinstance(data["id"], str) and data["id"].startswith(GID_PREFIX):
-        return data["id"].startswith((GID_PREFIX + "Order/", GID_PREFIX + "Customer/"))
-    return any(key in data for key in REST_ORDER_KEYS + REST_CUSTOMER_KEYS)
-
-
-def shopify_api_files(landing_dir: Path) -> list[Path]:
-    """The folder's JSON files whose first record is a Shopify Admin API record (is_shopify_record), in name order."""
-    return [p for p in sorted(landing_dir.iterdir()) if is_json_lines(p) and is_shopify_record(_first_record(p))]
 
 
 def _text(expression: str) -> str:
@@ -138,57 +83,104 @@ def _numeric_id(expression: str) -> str:
     return f"nullif(regexp_extract({expression}, '([0-9]+)$', 1), '')"
 
 
+def _load_airbyte_csv(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """An Airbyte CSV file's rows into `_fmt_rows` as the JSON lines Airbyte's JSON destinations write, numbered from
+    1: each column a field, a cell holding a JSON object or array (`_airbyte_data`, a flattened nested field) as that
+    JSON, any other cell as its text (the record's numbers and flags stay text: every rule reads text)."""
+    source = load_csv(conn, path, "_fmt_sapi_csv")
+    fields = []
+    for position, name in enumerate(source.header):
+        cell = f"nullif(c{position}, '')"
+        value = (
+            f"CASE WHEN json_valid({cell}) AND json_type({cell}) IN ('OBJECT', 'ARRAY') THEN {cell}::JSON "
+            f"ELSE to_json({cell}) END"
+        )
+        fields.append(f"{sql_string(name)}, {value}")
+    conn.execute(f"""
+INSERT INTO _fmt_rows SELECT {sql_string(path.name)}, record_index + 1, json_object({", ".join(fields)})::VARCHAR
+FROM {source.relation}""")
+    conn.execute("DROP TABLE IF EXISTS temp._fmt_sapi_csv")
+
+
 def _load_records(conn: duckdb.DuckDBPyConnection, files: list[Path]) -> None:
-    """Every record of the files into temp `_fmt_sapi` (file_index, origin_file, origin_row, page, raw, bad, data,
-    kind, target, source_id, record_number, gid_type, parent, is_test, version_at): pages unpacked, Airbyte's envelope
-    opened, each record classified. Each value is read with one parse per record (list-of-paths extraction)."""
+    """Every record of the files into temp `_fmt_sapi` (file_index, origin_file, origin_row, page, message, raw, bad,
+    data, kind, target, source_id, record_number, gid_type, parent, is_test, version_at): pages and bare arrays
+    unpacked, Airbyte's envelope and Singer's RECORD message opened, each record classified. Each value is read with
+    one parse per record (list-of-paths extraction)."""
+    shapes = {path: "csv" if is_csv_file(path) else json_file_shape(path) for path in files}
     # a file whose first line is no whole record is one pretty-printed document (detection parsed it)
-    documents = [path for path in files if not _first_line_parses(path)]
-    load_json_lines(conn, [path for path in files if path not in documents])
+    documents = [path for path in files if shapes[path] == "document"]
+    csv_files = [path for path in files if shapes[path] == "csv"]
+    load_json_lines(conn, [path for path in files if shapes[path] in ("lines", "singer")])
     if documents:
         listed = ", ".join(sql_string(str(path)) for path in documents)
         conn.execute(f"""
 INSERT INTO _fmt_rows SELECT parse_filename(filename), 1, json::VARCHAR
 FROM read_json_objects([{listed}], format='unstructured', filename=true, maximum_object_size={MAX_DOCUMENT_BYTES})""")
-    order = ", ".join(f"({index}, {sql_string(path.name)})" for index, path in enumerate(files))
+    for path in csv_files:
+        _load_airbyte_csv(conn, path)
+    # the stream a file is named as (stream_of_file_name), for records that name none themselves; whether its lines
+    # are Singer messages (only those lines' `type` is read: one parse less per line of the other files)
+    order = ", ".join(
+        f"({index}, {sql_string(path.name)}, {sql_string(stream_of_file_name(path.name) or '')}, "
+        f"{shapes[path] == 'singer'})"
+        for index, path in enumerate(files)
+    )
+    singer_types = ", ".join(sql_string(kind) for kind in SINGER_MESSAGE_TYPES)
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_sapi_lines AS
 WITH parsed AS (
-    SELECT f.file_index, l.origin_file, l.origin_row, l.line, {json_reason_sql("l.line")} AS bad
-    FROM _fmt_lines AS l JOIN (VALUES {order}) AS f(file_index, origin_file) USING (origin_file)),
+    SELECT f.file_index, l.origin_file, f.name_stream, f.singer, l.origin_row, l.line,
+           left(ltrim(left(l.line, 64)), 1) = '[' AS is_array,  -- a string test: no parse of a page line
+           -- a bare array of objects (`jq .orders`) is a page of records; of anything else, one bad line
+           CASE WHEN NOT is_array THEN {json_reason_sql("l.line")}
+                WHEN json_valid(l.line) AND list_distinct(json_type(l.line, '$[*]')) IN ([]::VARCHAR[], ['OBJECT'])
+                    THEN NULL
+                ELSE {json_reason_sql("l.line")} END AS bad
+    FROM _fmt_lines AS l JOIN (VALUES {order}) AS f(file_index, origin_file, name_stream, singer) USING (origin_file)),
 paged AS (
-    SELECT *, CASE WHEN bad IS NULL THEN json_type(line, ['$.orders', '$.customers']) END AS _pages FROM parsed)
-SELECT * EXCLUDE (_pages), CASE WHEN bad IS NULL THEN line::JSON END AS j,
-       CASE WHEN _pages[1] = 'ARRAY' THEN 'orders' WHEN _pages[2] = 'ARRAY' THEN 'customers' END AS page
+    SELECT *, CASE WHEN bad IS NULL AND NOT is_array THEN json_type(line, ['$.orders', '$.customers']) END AS _pages,
+           CASE WHEN singer AND bad IS NULL THEN json_extract_string(line, ['$.type', '$.stream']) END AS _message
+    FROM parsed)
+SELECT * EXCLUDE (_pages, _message, singer, is_array), CASE WHEN bad IS NULL THEN line::JSON END AS j,
+       CASE WHEN bad IS NULL AND is_array THEN 'array' WHEN _pages[1] = 'ARRAY' THEN 'orders'
+            WHEN _pages[2] = 'ARRAY' THEN 'customers' END AS page,
+       CASE WHEN _message[1] IN ({singer_types}) THEN _message[1] END AS message,
+       CASE WHEN _message[1] IN ({singer_types}) THEN _message[2] END AS stream
 FROM paged""")
     drop_lines(conn)
     page_records = (
-        "CASE page WHEN 'orders' THEN json_extract(j, '$.orders[*]') ELSE json_extract(j, '$.customers[*]') END"
+        "CASE page WHEN 'orders' THEN json_extract(j, '$.orders[*]') WHEN 'customers' THEN "
+        "json_extract(j, '$.customers[*]') ELSE json_extract(j, '$[*]') END"
     )
     rest_order = f"list_has_any(_keys, {list(REST_ORDER_KEYS)})"
     rest_customer = f"list_has_any(_keys, {list(REST_CUSTOMER_KEYS)})"
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_sapi AS
 WITH pages AS (
-    SELECT file_index, origin_file, origin_row AS line_no, page, unnest({page_records}) AS rec,
+    SELECT file_index, origin_file, origin_row AS line_no, page, name_stream, unnest({page_records}) AS rec,
            generate_subscripts({page_records}, 1) AS position
     FROM _fmt_sapi_lines WHERE page IS NOT NULL),
-records AS (
+records AS (  -- a page's records are numbered over the file's pages (a bare array names no stream)
     SELECT file_index, origin_file,
-           row_number() OVER (PARTITION BY origin_file ORDER BY line_no, position) AS origin_row, page,
-           rec::VARCHAR AS raw, NULL AS bad, rec::JSON AS rec
+           row_number() OVER (PARTITION BY origin_file ORDER BY line_no, position) AS origin_row,
+           nullif(page, 'array') AS stream, nullif(name_stream, '') AS name_stream, NULL AS message,
+           rec::VARCHAR AS raw, NULL AS bad, rec::JSON AS rec, NULL AS extracted_at
     FROM pages
-    UNION ALL
-    SELECT file_index, origin_file, origin_row, NULL, line, bad, j FROM _fmt_sapi_lines WHERE page IS NULL),
+    UNION ALL  -- a Singer RECORD message carries its record, its stream and when it was extracted
+    SELECT file_index, origin_file, origin_row, stream, nullif(name_stream, ''), message, line, bad,
+           CASE WHEN message = 'RECORD' THEN j->'$.record' ELSE j END,
+           CASE WHEN message = 'RECORD' THEN j->>'$.time_extracted' END
+    FROM _fmt_sapi_lines WHERE page IS NULL),
 enveloped AS (
     SELECT *, json_extract(rec, ['$.{AIRBYTE_DATA}', '$._airbyte_extracted_at', '$._airbyte_emitted_at']) AS _env
     FROM records),
 opened AS (  -- Airbyte's record is an object, or (some destinations) its JSON text
-    SELECT * EXCLUDE (rec, _env),
+    SELECT * EXCLUDE (rec, _env, extracted_at),
            CASE WHEN _env[1] IS NULL THEN rec
                 WHEN json_type(_env[1]) = 'VARCHAR' AND json_valid(_env[1]->>'$') THEN (_env[1]->>'$')::JSON
                 ELSE _env[1] END AS data,
-           coalesce(_env[2], _env[3])->>'$' AS extracted_at
+           coalesce(_env[2]->>'$', _env[3]->>'$', extracted_at) AS extracted_at
     FROM enveloped),
 fields AS (
     SELECT *, json_extract_string(data, ['$.id', '$.__parentId', '$.updated_at', '$.updatedAt', '$.test']) AS _f,
@@ -198,16 +190,26 @@ typed AS (
     SELECT *, _f[1] AS source_id, regexp_extract(_f[1], '^{GID_PREFIX}([A-Za-z]+)/', 1) AS gid_type,
            _f[2] AS parent
     FROM fields)
-SELECT file_index, origin_file, origin_row, page, {raw_record_sql("raw")} AS raw, bad, data, source_id,
+SELECT file_index, origin_file, origin_row, coalesce(stream, name_stream) AS page, message,
+       {raw_record_sql("raw")} AS raw, bad, data, source_id,
        -- one order or customer however it was pulled: REST's 450789469, GraphQL's gid://shopify/Order/450789469
        {_numeric_id("source_id")} AS record_number, gid_type, parent, lower(_f[5]) = 'true' AS is_test,
        CASE WHEN bad IS NOT NULL THEN 'bad'
-            WHEN json_type(data) <> 'OBJECT' THEN 'not_an_object'
-            WHEN page = 'orders' OR gid_type = 'Order' THEN 'order'
-            WHEN page = 'customers' OR gid_type = 'Customer' THEN 'customer'
+            -- Singer's SCHEMA, STATE, ... messages carry no record: not rows (counted in the notes)
+            WHEN message IS NOT NULL AND message <> 'RECORD' THEN 'singer_message'
+            WHEN coalesce(json_type(data), 'NULL') <> 'OBJECT' THEN 'not_an_object'
+            -- the stream a record's page or Singer message names (a GraphQL id its type) decides
+            WHEN stream = 'orders' OR gid_type = 'Order' THEN 'order'
+            WHEN stream = 'customers' OR gid_type = 'Customer' THEN 'customer'
+            WHEN stream IS NOT NULL THEN 'other_stream'
             WHEN parent IS NOT NULL THEN 'child'
-            WHEN gid_type = '' AND source_id IS NOT NULL AND {rest_order} THEN 'order'
-            WHEN gid_type = '' AND source_id IS NOT NULL AND {rest_customer} THEN 'customer'
+            -- a REST record in a file named as a stream is that stream's; else its documented keys decide
+            WHEN gid_type <> '' OR source_id IS NULL THEN 'unsupported'
+            WHEN name_stream = 'orders' THEN 'order'
+            WHEN name_stream = 'customers' THEN 'customer'
+            WHEN name_stream IS NOT NULL THEN 'other_stream'
+            WHEN {rest_order} THEN 'order'
+            WHEN {rest_customer} THEN 'customer'
             ELSE 'unsupported' END AS kind,
        -- which copy of a record pulled twice is the newer one (an incremental sync appends each update)
        coalesce(try_cast(coalesce(_f[3], _f[4]) AS TIMESTAMPTZ), try_cast(extracted_at AS TIMESTAMPTZ),
@@ -219,6 +221,25 @@ FROM typed""")
         "UPDATE _fmt_sapi SET target = CASE WHEN kind = 'customer' OR page = 'customers' THEN 'customers' ELSE 'orders' END"
     )
     conn.execute("DROP TABLE temp._fmt_sapi_lines")
+
+
+def _skipped_records(conn: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
+    """Take Singer's messages without a record and the records of other streams out of `_fmt_sapi`; the orders' note
+    counting them per file. They are no orders or customers, so no rows of a contract table (not quarantined, as a
+    blank line is not): a tap writes a SCHEMA per stream and a STATE now and then, and a pull of `transactions` or
+    `order_refunds` next to the orders is a stream segmint does not read (the orders carry their refunds)."""
+    counts = conn.execute("""
+SELECT origin_file, CASE WHEN kind = 'singer_message' THEN 'Singer ' || message || ' message' ELSE '`' || page || '` record' END,
+       count(*)
+FROM _fmt_sapi WHERE kind IN ('singer_message', 'other_stream') GROUP BY ALL ORDER BY 1, 3 DESC, 2""").fetchall()
+    conn.execute("DELETE FROM _fmt_sapi WHERE kind IN ('singer_message', 'other_stream')")
+    if not counts:
+        return ()
+    by_file: dict[str, list[str]] = {}
+    for file_name, what, count in counts:
+        by_file.setdefault(file_name, []).append(f"{count} {what}{'s' if count > 1 else ''}")
+    listed = "; ".join(f"{file_name}: {', '.join(parts)}" for file_name, parts in by_file.items())
+    return (f"not orders or customers, so not read (no rows): {listed}",)
 
 
 def _reject(conn: duckdb.DuckDBPyConnection, where: str, reason: str) -> None:
@@ -262,6 +283,7 @@ def translate(
 
     Returns the files written and the orders' notes."""
     _load_records(conn, files)
+    skipped = _skipped_records(conn)
     # the known records first: a child line is folded into its parent, or is an orphan
     conn.execute("""
 UPDATE _fmt_sapi SET kind = 'orphan' WHERE kind = 'child' AND parent NOT IN (
@@ -297,7 +319,12 @@ UPDATE _fmt_sapi SET kind = 'orphan' WHERE kind = 'child' AND parent NOT IN (
         )
     notes = _orders(conn)
     conn.execute("DROP TABLE temp._fmt_sapi")
-    notes = write_orders(conn, work_dir, ORDERS_SOURCE, CUSTOMERS_SOURCE) + notes + _unread_json(landing_dir, files)
+    notes = (
+        write_orders(conn, work_dir, ORDERS_SOURCE, CUSTOMERS_SOURCE)
+        + notes
+        + skipped
+        + _unread_json(landing_dir, files)
+    )
     if folded:
         notes += (
             f"{folded} nested lines of the bulk export (line items and other objects under an order or customer, "
@@ -383,7 +410,11 @@ def _orders(conn: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
             "$.currency",
             "$.currencyCode",
         ),
-        "current_total": field.first_of("$.current_total_price_set.shop_money.amount", "$.current_total_price"),
+        "current_total": field.first_of(
+            "$.current_total_price_set.shop_money.amount",
+            "$.currentTotalPriceSet.shopMoney.amount",
+            "$.current_total_price",
+        ),
         "financial_status": field.first_of("$.financial_status", "$.displayFinancialStatus"),
         "discount_code": field.first_of("$.discount_codes[0].code", "$.discountCode", "$.discountCodes[0]"),
         "discount_amount": field.first_of(
@@ -395,7 +426,11 @@ def _orders(conn: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
         ),
         "cancelled_at": field.first_of("$.cancelled_at", "$.cancelledAt"),
         "source": field.first_of("$.source_name", "$.sourceName"),
-        "has_refunds": "json_exists(data, '$.refunds[0].transactions[0]')",
+        # read with the other fields (one parse): a json_exists per flag parsed the order again each
+        "has_refund_transactions": f"{field.first_of('$.refunds[0].transactions[0]')} IS NOT NULL",
+        # tap-shopify's REST-era orders stream lists refunds without their transactions (its schema has none)
+        "has_bare_refunds": f"{field.first_of('$.refunds[0]')} IS NOT NULL "
+        f"AND {field.first_of('$.refunds[0].transactions')} IS NULL",
     }
     selected = ", ".join(f"{value} AS {alias}" for alias, value in columns.items())
     conn.execute(f"""
@@ -403,13 +438,14 @@ CREATE OR REPLACE TEMP TABLE _fmt_sapi_orders AS
 SELECT file_index, origin_file, origin_row, data, {selected}
 FROM (SELECT *, {field.values()} FROM _fmt_sapi WHERE kind = 'order')""")
     # REST: the successful refund transactions, summed when each is in the shop currency (a presentment-currency
-    # refund is not the shop's money: then the drop of the current total says what was refunded).
+    # refund is not the shop's money, and refunds listed without transactions say no amount: then the drop of the
+    # current total says what was refunded).
     conn.execute("""
 CREATE OR REPLACE TEMP TABLE _fmt_sapi_refunds AS
 SELECT origin_file, origin_row, sum(try_cast(t->>'amount' AS DOUBLE)) AS amount,
        bool_and(coalesce(upper(t->>'currency'), upper(currency)) = upper(currency)) AS in_shop_currency
 FROM (SELECT origin_file, origin_row, currency, unnest(json_extract(data, '$.refunds[*].transactions[*]')) AS t
-      FROM _fmt_sapi_orders WHERE has_refunds)
+      FROM _fmt_sapi_orders WHERE has_refund_transactions)
 WHERE lower(t->>'kind') = 'refund' AND lower(coalesce(t->>'status', 'success')) = 'success'
 GROUP BY ALL""")
     conn.execute("""
@@ -417,20 +453,21 @@ CREATE OR REPLACE TEMP TABLE _fmt_shop_orders AS
 SELECT o.name, o.customer_key, row(o.file_index, o.origin_row) AS first_line, o.origin_file, o.origin_row, o.email,
        o.phone, o.created_at, o.total, o.currency, o.financial_status, o.discount_code, o.discount_amount,
        coalesce(o.refunded_total, CASE WHEN r.in_shop_currency THEN CAST(r.amount AS VARCHAR) END,
-                CASE WHEN r.amount IS NOT NULL
+                CASE WHEN r.amount IS NOT NULL OR o.has_bare_refunds
                      THEN CAST(try_cast(o.total AS DOUBLE) - try_cast(o.current_total AS DOUBLE) AS VARCHAR) END)
            AS refunded_amount,
        o.refunded_at, o.cancelled_at, o.source
 FROM _fmt_sapi_orders AS o LEFT JOIN _fmt_sapi_refunds AS r USING (origin_file, origin_row)""")
-    unknown = conn.execute(
-        "SELECT count(*) FROM _fmt_sapi_refunds WHERE NOT in_shop_currency AND (origin_file, origin_row) IN "
-        "(SELECT (origin_file, origin_row) FROM _fmt_shop_orders WHERE refunded_amount IS NULL)"
-    ).fetchall()[0][0]
+    unknown = conn.execute("""
+SELECT count(*) FROM _fmt_sapi_orders AS o LEFT JOIN _fmt_sapi_refunds AS r USING (origin_file, origin_row)
+WHERE (NOT r.in_shop_currency OR o.has_bare_refunds) AND (o.origin_file, o.origin_row) IN
+      (SELECT (origin_file, origin_row) FROM _fmt_shop_orders WHERE refunded_amount IS NULL)""").fetchall()[0][0]
     for table in ("_fmt_sapi_orders", "_fmt_sapi_refunds"):
         conn.execute(f"DROP TABLE temp.{table}")
     if not unknown:
         return ()
     return (
-        f"warning: {unknown} orders were refunded in another currency than the shop's and give no "
-        "current_total_price, so their refunds are not subtracted (pull the orders with current_total_price)",
+        f"warning: {unknown} orders were refunded in another currency than the shop's, or list refunds without their "
+        "transactions (tap-shopify's REST-era orders stream), and give no current_total_price, so their refunds are "
+        "not subtracted (pull the orders with current_total_price)",
     )

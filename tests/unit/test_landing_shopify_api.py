@@ -359,7 +359,20 @@ def test_other_json_exports_are_not_taken_for_shopify(tmp_path):
     assert detect_format(landing) == "segment"
 
 
-def test_the_demo_shops_admin_export_as_rest_pages_bulk_jsonl_and_airbyte_gives_the_same_raw_tables(tmp_path):
+# The admin CSV first: every other layout must read into its raw tables.
+LAYOUTS = (
+    "shopify",
+    "shopify_rest",
+    "shopify_bulk",
+    "shopify_airbyte",
+    "shopify_array",
+    "shopify_jsonl",
+    "shopify_singer",
+    "shopify_airbyte_csv",
+)
+
+
+def test_the_demo_shops_admin_export_in_every_api_layout_gives_the_same_raw_tables(tmp_path):
     from demo_shop import generate_shop
     from demo_shop.source_formats import write_source_format
 
@@ -372,7 +385,7 @@ def test_the_demo_shops_admin_export_as_rest_pages_bulk_jsonl_and_airbyte_gives_
         "quarantine": "SELECT split_part(reason, ':', 1), count(*) FROM raw.quarantine GROUP BY 1",
     }
     found = {}
-    for layout in ("shopify", "shopify_rest", "shopify_bulk", "shopify_airbyte"):
+    for layout in LAYOUTS:
         write_source_format(tmp_path / "contract", tmp_path / layout, layout)
         with duckdb.connect() as connection:
             assert ingest(connection, tmp_path / layout).source_format == "shopify"
@@ -380,5 +393,201 @@ def test_the_demo_shops_admin_export_as_rest_pages_bulk_jsonl_and_airbyte_gives_
             found[layout] = {table: sorted(rows(connection, sql)) for table, sql in tables.items()}
     statuses = {row[-1] for row in found["shopify"]["orders"]}
     assert {"completed", "refunded", "cancelled"} <= statuses
-    for layout in ("shopify_rest", "shopify_bulk", "shopify_airbyte"):
+    for layout in LAYOUTS[1:]:
         assert found[layout] == found["shopify"], layout
+
+
+def gzip_text(path: Path, text: str) -> None:
+    path.write_bytes(gzip.compress(text.encode()))
+
+
+def notes_of(report) -> tuple[str, ...]:
+    return {f.source_file: f.notes for f in report.files}["orders.parquet"]
+
+
+def test_bare_json_arrays_pretty_printed_or_on_one_line_and_gzipped_read_as_their_records(conn, tmp_path):
+    landing = tmp_path / "arrays"
+    landing.mkdir()
+    # `curl .../orders.json | jq .orders > orders.json`: pretty-printed; `jq -c` writes it on one line
+    (landing / "orders.json").write_text(json.dumps([rest_order(1), rest_order(2, test=True)], indent=2))
+    gzip_text(landing / "more_orders.json.gz", json.dumps([rest_order(3), rest_order(4)]) + "\n")
+    customers = [{"id": 207119001, "email": "buyer1@example.com", "orders_count": 1, "first_name": "Al"}]
+    (landing / "customers.json").write_text(json.dumps(customers, indent=2))
+    assert detect_format(landing) == "shopify"
+    ingest(conn, landing)
+    assert rows(conn, "SELECT order_id, customer_id, origin_file, origin_row FROM raw.orders ORDER BY 3, 4") == [
+        ("#1003", "207119003", "more_orders.json.gz", 1),
+        ("#1004", "207119004", "more_orders.json.gz", 2),
+        ("#1001", "207119001", "orders.json", 1),
+    ]
+    # an array's records are numbered by their place in it
+    assert rows(conn, QUARANTINE_SQL) == [("orders.json", 2, "test_order")]
+    assert rows(conn, "SELECT customer_id, first_name FROM raw.customers") == [("207119001", "Al")]
+    assert_reconciles(conn)
+
+
+def test_one_record_per_line_files_take_their_stream_from_the_file_name(conn, tmp_path):
+    landing = tmp_path / "target_jsonl"
+    landing.mkdir()
+    # Singer's target-jsonl names a stream's file `<stream>-<timestamp>.jsonl`
+    lines = [
+        rest_order(1),
+        rest_order(2),
+        rest_order(1, financial_status="refunded", updated_at="2025-11-09T10:00:00Z"),
+    ]
+    (landing / "orders-20251201T101010.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    # a slim customer (no orders_count, total_spent, ...) is a customer because its file says so
+    gzip_text(landing / "customers-20251201T101010.jsonl.gz", json.dumps({"id": 207119002, "email": "b@x.com"}) + "\n")
+    # draft orders and abandoned checkouts look like orders (line_items, total_price) but are other streams
+    (landing / "draft_orders-20251201T101010.jsonl").write_text(json.dumps(rest_order(8)) + "\n")
+    (landing / "abandoned_checkouts.jsonl").write_text(json.dumps(rest_order(9)) + "\n")
+    report = ingest(conn, landing)
+    assert rows(conn, "SELECT order_id, status FROM raw.orders ORDER BY 1") == [
+        ("#1001", "completed"),
+        ("#1002", "completed"),
+    ]
+    assert rows(conn, "SELECT customer_id, email FROM raw.customers") == [("207119002", "b@x.com")]
+    assert rows(conn, QUARANTINE_SQL) == [("orders-20251201T101010.jsonl", 1, "superseded_version")]
+    assert (
+        "not orders or customers, so not read (no rows): abandoned_checkouts.jsonl: 1 `abandoned_checkouts` record; "
+        "draft_orders-20251201T101010.jsonl: 1 `draft_orders` record"
+    ) in notes_of(report)
+    assert rows(conn, LOG_SQL) == [
+        ("customers-20251201T101010.jsonl.gz", "customers", 1, 1, 0),
+        ("orders-20251201T101010.jsonl", "orders", 3, 2, 1),
+    ]
+
+
+def singer(kind: str, stream: str | None = None, **fields) -> str:
+    message = {"type": kind, **({"stream": stream} if stream else {}), **fields}
+    return json.dumps(message) + "\n"
+
+
+def test_singer_tap_output_reads_the_orders_and_customers_streams_and_counts_the_rest_in_the_notes(conn, tmp_path):
+    landing = tmp_path / "singer"
+    landing.mkdir()
+    schema = {"type": "object", "properties": {"id": {"type": "integer"}, "financial_status": {"type": "string"}}}
+    extracted = "2025-12-01T10:00:00.000000Z"
+    # the REST-era tap's orders list their refunds without transactions: the current total says what was refunded
+    refunded = rest_order(
+        2, refunds=[{"id": 1, "processed_at": "2025-11-20T09:00:00+01:00"}], current_total_price="35.00"
+    )
+    text = (
+        singer("SCHEMA", "customers", schema={"type": "object", "properties": {"id": {}}}, key_properties=["id"])
+        + singer("SCHEMA", "orders", schema=schema, key_properties=["id"])
+        + singer("SCHEMA", "transactions", schema={"type": "object", "properties": {"id": {}}}, key_properties=["id"])
+        + singer("STATE", value={"bookmarks": {}})
+        + singer("RECORD", "customers", record={"id": 207119001, "email": "buyer1@example.com"})
+        + singer("ACTIVATE_VERSION", "orders", version=1)
+        + singer("RECORD", "orders", record=rest_order(1), time_extracted=extracted)
+        + '{"type": "RECORD", "stream": "orders", "record": {"id": 4\n'  # cut short: malformed
+        + singer("RECORD", "orders", record=refunded, time_extracted=extracted)
+        + singer("RECORD", "orders", record="not an object", time_extracted=extracted)
+        + singer("RECORD", "transactions", record={"id": 1, "order_id": 450789001, "kind": "sale", "amount": "50.00"})
+        + singer("RECORD", "transactions", record={"id": 2, "order_id": 450789002, "kind": "sale", "amount": "40.00"})
+        + singer("STATE", value={"bookmarks": {"orders": {"updated_at": extracted}}})
+    )
+    (landing / "tap-shopify.jsonl").write_text(text)
+    # tap-shopify since its GraphQL migration: camelCase records with GraphQL ids, gzipped
+    graphql = bulk_order(3, refunded="10.00", displayFinancialStatus="PARTIALLY_REFUNDED")
+    gzip_text(
+        landing / "tap-shopify-graphql.jsonl.gz",
+        singer(
+            "SCHEMA", "orders", schema={"type": "object", "properties": {"totalPriceSet": {}}}, key_properties=["id"]
+        )
+        + singer("RECORD", "orders", record=graphql, time_extracted=extracted),
+    )
+    assert detect_format(landing) == "shopify"
+    report = ingest(conn, landing, source_format="shopify")
+    assert rows(
+        conn, "SELECT order_id, customer_id, order_total, status, origin_file, origin_row FROM raw.orders ORDER BY 1"
+    ) == [
+        ("#1001", "207119001", 50.0, "completed", "tap-shopify.jsonl", 7),
+        ("#1002", "207119002", 50.0, "completed", "tap-shopify.jsonl", 9),
+        ("#1002-R", "207119002", -15.0, "refunded", "tap-shopify.jsonl", 9),
+        ("#1003", "203", 50.0, "completed", "tap-shopify-graphql.jsonl.gz", 2),
+        ("#1003-R", "203", -10.0, "refunded", "tap-shopify-graphql.jsonl.gz", 2),
+    ]
+    assert rows(conn, "SELECT customer_id FROM raw.customers") == [("207119001",)]
+    # a broken line is quarantined with its reason and line; SCHEMA/STATE lines and other streams are not rows
+    assert rows(conn, QUARANTINE_SQL) == [
+        ("tap-shopify.jsonl", 8, "malformed_json"),
+        ("tap-shopify.jsonl", 10, "not_a_json_object"),
+    ]
+    assert rows(conn, LOG_SQL) == [
+        ("tap-shopify-graphql.jsonl.gz", "orders", 2, 2, 0),
+        ("tap-shopify.jsonl", "customers", 1, 1, 0),
+        ("tap-shopify.jsonl", "orders", 5, 3, 2),
+    ]
+    assert (
+        "not orders or customers, so not read (no rows): tap-shopify-graphql.jsonl.gz: 1 Singer SCHEMA message; "
+        "tap-shopify.jsonl: 3 Singer SCHEMA messages, 2 Singer STATE messages, 2 `transactions` records, "
+        "1 Singer ACTIVATE_VERSION message"
+    ) in notes_of(report)
+
+
+def test_airbyte_csv_files_old_new_and_flattened_read_as_airbyte_records(conn, tmp_path):
+    import csv
+
+    landing = tmp_path / "airbyte_csv"
+    landing.mkdir()
+
+    def write(path: Path, header: list[str], records: list[list]) -> None:
+        with gzip.open(path, "wt", newline="") if path.suffix == ".gz" else path.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            writer.writerows(records)
+
+    # the local CSV destination (and S3 CSV before destinations v2): the record as JSON text in `_airbyte_data`
+    old = ["_airbyte_ab_id", "_airbyte_emitted_at", "_airbyte_data"]
+    write(
+        landing / "_airbyte_raw_orders.csv", old, [["a", 1764547200000, json.dumps(rest_order(1))], ["b", 1, "{oops"]]
+    )
+    new = ["_airbyte_raw_id", "_airbyte_extracted_at", "_airbyte_meta", "_airbyte_generation_id", "_airbyte_data"]
+    meta = json.dumps({"changes": []})
+    write(
+        landing / "orders_2025_12_01_1764547200000_0.csv.gz",
+        new,
+        [["c", "2025-12-01T00:00:00Z", meta, 0, json.dumps(rest_order(2, refunds=[refund("5.00")]))]],
+    )
+    # root-level flattening: the record's top-level fields as columns, nested ones as JSON text
+    flat = rest_order(3)
+    header = ["_airbyte_ab_id", "_airbyte_emitted_at", *flat]
+    cells = [json.dumps(v) if isinstance(v, dict | list) else ("" if v is None else str(v)) for v in flat.values()]
+    write(landing / "customers_orders_flat.csv", header, [["d", 1764547200000, *cells]])
+    assert detect_format(landing) == "shopify"
+    ingest(conn, landing)
+    assert rows(
+        conn, "SELECT order_id, customer_id, order_total, currency, origin_file FROM raw.orders ORDER BY 1"
+    ) == [
+        ("#1001", "207119001", 50.0, "EUR", "_airbyte_raw_orders.csv"),
+        ("#1002", "207119002", 50.0, "EUR", "orders_2025_12_01_1764547200000_0.csv.gz"),
+        ("#1002-R", "207119002", -5.0, "EUR", "orders_2025_12_01_1764547200000_0.csv.gz"),
+        ("#1003", "207119003", 50.0, "EUR", "customers_orders_flat.csv"),
+    ]
+    # a record's broken JSON text is quarantined with its row number
+    assert rows(conn, QUARANTINE_SQL) == [("_airbyte_raw_orders.csv", 2, "not_a_json_object")]
+    assert_reconciles(conn)
+
+
+def test_segment_ga4_and_other_singer_taps_json_lines_are_not_taken_for_shopify_pulls(tmp_path):
+    segment = tmp_path / "segment"
+    segment.mkdir()
+    # a Segment call with an `orders`-looking payload
+    call = {"type": "track", "event": "Order Completed", "userId": "u", "properties": {"total_price": 5, "id": 1}}
+    (segment / "orders-20251201.jsonl").write_text(json.dumps(call) + "\n")
+    assert detect_format(segment) == "segment"
+    ga4 = tmp_path / "ga4"
+    ga4.mkdir()
+    event = {"event_name": "purchase", "event_timestamp": "1764547200000000", "id": 1, "total_price": 5}
+    (ga4 / "orders.jsonl").write_text(json.dumps(event) + "\n")
+    assert detect_format(ga4) == "ga4"
+    # another tap's Singer output, even with an `orders` stream, is no Shopify pull
+    other = tmp_path / "other_tap"
+    other.mkdir()
+    (other / "out.jsonl").write_text(
+        singer("SCHEMA", "orders", schema={"properties": {"id": {}, "amount": {}}}, key_properties=["id"])
+        + singer("RECORD", "orders", record={"id": 1, "amount": 5})
+    )
+    (other / "events.jsonl").write_text(json.dumps(call) + "\n")
+    assert detect_format(other) == "segment"
