@@ -1,6 +1,7 @@
 """BTYD fits (once per cut-off, shared) and the BTYD peer predictions (P(alive), expected orders, days to the next
 order, order value) per customer."""
 
+import functools
 import hashlib
 import json
 import pickle
@@ -37,6 +38,7 @@ from orchestration.lib.cadence import (
     decide_on_cadence,
     read_refit_decision,
 )
+from orchestration.lib.code_versions import source_version
 from orchestration.lib.keys import (
     BTYD_FITS,
     BTYD_PREDICTIONS,
@@ -83,17 +85,23 @@ class RefitConfig(dg.Config):
     force_refit: bool = False
 
 
-# The code versions of the model chain's steps: a change to any refits the chain (ml/cadence.py, rule 4). Bump the
-# step's version with any change to what its fit computes (ml/champion.py, ml/clv.py, ml/btyd.py): a pinned chain
-# otherwise keeps the old rules until the weekly refit.
-BTYD_MODELS_CODE_VERSION = "btyd-models-v3"  # v3: single-threaded fits (ml.btyd.NATIVE_THREADS)
-CHAIN_CODE_VERSIONS = {
-    "btyd_models": BTYD_MODELS_CODE_VERSION,
-    # v4: closed season and season ahead, seasonality in short history, one-factor count propensity, BTYD intervals
-    # without a back-test, the seasonal window's one-day boundary (every champion rule changed since v3)
-    "clv_model_evaluation": "clv-champion-v4",
-    "clv_model": "clv-model-v4",
+# The model chain's steps: (readable prefix of the code version, module and function of the asset). Each step's
+# code version is computed from its source (orchestration/lib/code_versions.py): a change to what its fit computes
+# changes it, which refits the chain (ml/cadence.py, rule 4) and shows in Dagster as "code version changed".
+CHAIN_STEPS = {
+    "btyd_models": ("btyd-models", "orchestration.defs.btyd", "btyd_models"),
+    "clv_model_evaluation": ("clv-champion", "orchestration.defs.clv", "clv_model_evaluation"),
+    "clv_model": ("clv-model", "orchestration.defs.clv", "clv_model"),
 }
+
+
+@functools.cache
+def chain_code_versions() -> dict[str, str]:
+    """Step -> code version ("clv-champion-<12 hex>"): the one value of the asset's Dagster code_version and of the
+    training snapshot's code_versions. Read from the source files once per process (a few ms, at definitions load)."""
+    return {step: source_version(*where) for step, where in CHAIN_STEPS.items()}
+
+
 # Per cut-off: its column of intermediate.int_cutoffs, and the end of its label window (None: not labelled).
 CUTOFF_WINDOWS = {
     "selection": ("selection_cutoff", "training_cutoff"),
@@ -227,7 +235,7 @@ def training_snapshot(
             "horizon_days": str(horizon),
             "feature_columns": hashlib.sha256(repr(columns).encode()).hexdigest()[:12],
             "backtest_definition": backtest_definition(manifest),
-            "code_versions": ",".join(f"{k}={v}" for k, v in sorted(CHAIN_CODE_VERSIONS.items())),
+            "code_versions": ",".join(f"{k}={v}" for k, v in sorted(chain_code_versions().items())),
             "library_versions": f"lightgbm={lightgbm.__version__},scipy={scipy.__version__}",
         },
     )
@@ -366,7 +374,7 @@ def model_refit_decision(warehouse: Warehouse, settings: SegmintSettings, config
     group_name=groups.CLV,
     kinds={"python", "scipy", "duckdb"},
     op_tags=DUCKDB_TAG,
-    code_version=BTYD_MODELS_CODE_VERSION,
+    code_version=chain_code_versions()["btyd_models"],
 )
 def btyd_models(warehouse: Warehouse, settings: SegmintSettings) -> dg.MaterializeResult:
     """BG/NBD and Pareto/NBD (x Gamma-Gamma) fitted at each cut-off (selection, train, scoring), pickled, on a cadence.
