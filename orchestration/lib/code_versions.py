@@ -53,15 +53,24 @@ class _DropStrings(ast.NodeTransformer):
         return None if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str) else node
 
 
-@functools.cache
 def parse_module(module: str, root: Path = PROJECT_ROOT) -> ast.Module:
-    """The module's syntax tree without docstrings, parsed once per process (callers must not change it)."""
-    return _DropStrings().visit(ast.parse(module_path(module, root).read_text(encoding="utf-8")))
+    """The module's syntax tree without docstrings (shared: callers must not change it)."""
+    return _parsed(module_path(module, root).read_text(encoding="utf-8"))
+
+
+def module_dump(module: str, root: Path = PROJECT_ROOT) -> str:
+    return _dumped(module_path(module, root).read_text(encoding="utf-8"))
 
 
 @functools.cache
-def module_dump(module: str, root: Path = PROJECT_ROOT) -> str:
-    return ast.dump(parse_module(module, root))
+def _parsed(source: str) -> ast.Module:
+    # by the text, not the path: parsed once per process however many steps read it, never stale
+    return _DropStrings().visit(ast.parse(source))
+
+
+@functools.cache
+def _dumped(source: str) -> str:
+    return ast.dump(_parsed(source))
 
 
 def _package_module(name: str | None, level: int, module: str) -> str | None:
