@@ -87,12 +87,10 @@ class RefitConfig(dg.Config):
 
 
 # The model chain's steps: (readable prefix of the code version, module and function of the asset). Each step's
-# code version is computed from its source (orchestration/lib/code_versions.py), not bumped by hand: six champion
-# rule changes once shipped without a bump and upgraded deployments kept the old rules until the weekly refit. A
-# change to what a fit computes changes it, which refits the chain (ml/cadence.py, rule 4) and shows in Dagster as
-# "code version changed". No manual epoch: the dbt side is the back-test definition, libraries are their versions,
-# and anything else that must refit every deployment (a data migration) ships as code in the fit's closure or is a
-# SEGMINT_FORCE_REFIT=1 run; a hand-kept epoch is the bump that was forgotten.
+# code version is computed from its source (orchestration/lib/code_versions.py says why and what it covers); a
+# change refits the chain (ml/cadence.py, rule 4) and shows in Dagster as "code version changed". No manual epoch:
+# the dbt side is backtest_definition, libraries are library_versions, and anything else every deployment must refit
+# for ships as code the fit reaches or is a SEGMINT_FORCE_REFIT=1 run; a hand-kept epoch is the bump that was forgotten.
 CHAIN_STEPS = {
     "btyd_models": ("btyd-models", "orchestration.defs.btyd", "btyd_models"),
     "clv_model_evaluation": ("clv-champion", "orchestration.defs.clv", "clv_model_evaluation"),

@@ -125,7 +125,7 @@ def test_edits_the_step_does_not_reach_keep_the_version(tmp_path):
     assert _toy_digest(tmp_path, "other_asset", orchestration__defs__step=("return VALUE", "return -VALUE")) == original
 
 
-def _copy_of_the_chain(tmp_path: Path, name: str) -> Path:
+def copy_of_the_chain(tmp_path: Path, name: str) -> Path:
     """A copy of the project's ml package and the chain's asset modules, somewhere else on disk."""
     root = tmp_path / name
     shutil.copytree(PROJECT_ROOT / "ml", root / "ml", ignore=shutil.ignore_patterns("__pycache__"))
@@ -136,7 +136,7 @@ def _copy_of_the_chain(tmp_path: Path, name: str) -> Path:
     return root
 
 
-def _edit(root: Path, relative: str, old: str, new: str) -> None:
+def edit_source(root: Path, relative: str, old: str, new: str) -> None:
     """Replaces the first `old` (or appends `new` when `old` is empty)."""
     path = root / relative
     text = path.read_text()
@@ -144,24 +144,26 @@ def _edit(root: Path, relative: str, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1) if old else text + new)
 
 
-def test_the_chain_versions_do_not_depend_on_the_checkout_path_and_follow_a_real_code_edit(tmp_path):
+def test_the_chain_versions_do_not_depend_on_the_checkout_path_and_follow_a_real_codeedit_source(tmp_path):
     repo = chain_code_versions(PROJECT_ROOT, None)
     assert set(repo) == set(CHAIN_STEPS) and repo["clv_model_evaluation"].startswith("clv-champion-")
-    assert chain_code_versions(_copy_of_the_chain(tmp_path, "copy"), None) == repo
+    assert chain_code_versions(copy_of_the_chain(tmp_path, "copy"), None) == repo
 
-    commented = _copy_of_the_chain(tmp_path, "commented")
-    _edit(
+    commented = copy_of_the_chain(tmp_path, "commented")
+    edit_source(
         commented,
         "ml/evaluation.py",
         "DEFAULT_RANKING_FLOOR_SPEARMAN = 0.2",
         "DEFAULT_RANKING_FLOOR_SPEARMAN = 0.2  # x",
     )
-    _edit(commented, "ml/champion.py", '"""', '"""An edited docstring. ')
+    edit_source(commented, "ml/champion.py", '"""', '"""An edited docstring. ')
     assert chain_code_versions(commented, None) == repo
 
     # ml/evaluation.py: imported by ml/champion.py, not by the step's asset module nor by the BTYD fit
-    edited = _copy_of_the_chain(tmp_path, "edited")
-    _edit(edited, "ml/evaluation.py", "DEFAULT_RANKING_FLOOR_SPEARMAN = 0.2", "DEFAULT_RANKING_FLOOR_SPEARMAN = 0.25")
+    edited = copy_of_the_chain(tmp_path, "edited")
+    edit_source(
+        edited, "ml/evaluation.py", "DEFAULT_RANKING_FLOOR_SPEARMAN = 0.2", "DEFAULT_RANKING_FLOOR_SPEARMAN = 0.25"
+    )
     changed = chain_code_versions(edited, None)
     assert changed["btyd_models"] == repo["btyd_models"]
     for step in ("clv_model_evaluation", "clv_model"):
@@ -170,9 +172,9 @@ def test_the_chain_versions_do_not_depend_on_the_checkout_path_and_follow_a_real
 
 def test_the_chain_refits_when_a_code_version_changes_and_not_for_a_comment(tmp_path):
     """Rule 4 of ml/cadence.py through the real digest: the snapshot setting the chain's decision compares."""
-    edited, commented = _copy_of_the_chain(tmp_path, "edited"), _copy_of_the_chain(tmp_path, "commented")
-    _edit(edited, "ml/btyd.py", "", "\n\ndef _an_added_helper():\n    return 1\n")
-    _edit(commented, "ml/btyd.py", "", "# a comment at the end\n")
+    edited, commented = copy_of_the_chain(tmp_path, "edited"), copy_of_the_chain(tmp_path, "commented")
+    edit_source(edited, "ml/btyd.py", "", "\n\ndef _an_added_helper():\n    return 1\n")
+    edit_source(commented, "ml/btyd.py", "", "# a comment at the end\n")
 
     def snapshot(root: Path) -> TrainingSnapshot:
         settings = {"horizon_days": "365", "code_versions": code_versions_setting(chain_code_versions(root, None))}
@@ -217,9 +219,9 @@ def test_the_digest_cache_serves_unchanged_files_and_never_a_stale_digest(tmp_pa
     cache.write_text(json.dumps(planted))
     assert source_digest(*STEP, root=root, cache=cache) == "from-cache"
     # Any changed byte of a covered file is a miss, even a comment (the digest itself stays the same then).
-    _edit(root, "ml/helper.py", "x * 2", "x * 2  # doubled")
+    edit_source(root, "ml/helper.py", "x * 2", "x * 2  # doubled")
     assert source_digest(*STEP, root=root, cache=cache) == first
-    _edit(root, "ml/rates.py", "0.5", "0.75")
+    edit_source(root, "ml/rates.py", "0.5", "0.75")
     assert source_digest(*STEP, root=root, cache=cache) not in {first, "from-cache"}
     cache.write_text("not json")
     assert source_digest(*STEP, root=root, cache=cache) == source_digest(*STEP, root=root, cache=None)
