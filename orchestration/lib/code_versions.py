@@ -114,21 +114,30 @@ def _top_level_names(stmt: ast.stmt) -> list[str]:
     """The names a top-level statement binds (def, class, assignment targets)."""
     if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
         return [stmt.name]
-    targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target] if isinstance(stmt, ast.AnnAssign) else []
+    if isinstance(stmt, ast.Assign):
+        targets = stmt.targets
+    elif isinstance(stmt, ast.AnnAssign | ast.AugAssign):
+        targets = [stmt.target]
+    else:
+        return []
     return [node.id for target in targets for node in ast.walk(target) if isinstance(node, ast.Name)]
 
 
-def reachable_definitions(tree: ast.Module, name: str) -> dict[str, ast.stmt]:
-    """The top-level statements of a module that `name`'s definition reaches through the names it uses."""
-    definitions = {bound: stmt for stmt in tree.body for bound in _top_level_names(stmt)}
-    reached: dict[str, ast.stmt] = {}
+def reachable_definitions(tree: ast.Module, name: str) -> dict[str, list[ast.stmt]]:
+    """The top-level statements of a module that `name`'s definition reaches through the names it uses (every
+    statement that binds a reached name: `X = ...` then `X += ...` are both part of X)."""
+    definitions: dict[str, list[ast.stmt]] = {}
+    for stmt in tree.body:
+        for bound in _top_level_names(stmt):
+            definitions.setdefault(bound, []).append(stmt)
+    reached: dict[str, list[ast.stmt]] = {}
     todo = [name]
     while todo:
         current = todo.pop()
         if current in reached or current not in definitions:
             continue
         reached[current] = definitions[current]
-        todo.extend(node.id for node in ast.walk(definitions[current]) if isinstance(node, ast.Name))
+        todo.extend(node.id for stmt in reached[current] for node in ast.walk(stmt) if isinstance(node, ast.Name))
     return reached
 
 
@@ -139,7 +148,8 @@ def step_sources(module: str, function: str, root: Path = PROJECT_ROOT) -> dict[
     reached = reachable_definitions(tree, function)
     if function not in reached:
         raise ValueError(f"{module} defines no top-level {function!r}")
-    used = {node.id for stmt in reached.values() for node in ast.walk(stmt) if isinstance(node, ast.Name)}
+    statements = [stmt for stmts in reached.values() for stmt in stmts]
+    used = {node.id for stmt in statements for node in ast.walk(stmt) if isinstance(node, ast.Name)}
     imports = [  # one import per name the definitions use, so `from ml import btyd, clv` counts only what is used
         ast.ImportFrom(node.module, [alias], node.level) if isinstance(node, ast.ImportFrom) else ast.Import([alias])
         for node in tree.body
@@ -147,8 +157,9 @@ def step_sources(module: str, function: str, root: Path = PROJECT_ROOT) -> dict[
         for alias in node.names
         if (alias.asname or alias.name).split(".")[0] in used
     ]
-    package = package_closure(imported_package_modules(ast.Module(imports, []), module, root), root)
-    return {f"{module}:{name}": ast.dump(stmt) for name, stmt in reached.items()} | {
+    # with the imports inside the reached definitions (a function that imports an ml module when it runs)
+    package = package_closure(imported_package_modules(ast.Module(imports + statements, []), module, root), root)
+    return {f"{module}:{name}": "\n".join(ast.dump(stmt) for stmt in stmts) for name, stmts in reached.items()} | {
         name: module_dump(name, root) for name in package
     }
 

@@ -119,6 +119,16 @@ def test_a_code_edit_anywhere_the_step_reaches_changes_the_version(tmp_path):
     assert len(set(digests.values())) == len(edits)
 
 
+def test_a_late_import_and_a_rebound_constant_count_too(tmp_path):
+    late = {
+        "orchestration__defs__step": ("    return SQL", "    from ml.unrelated import VALUE\n\n    return SQL * VALUE")
+    }
+    covered = step_sources(*STEP, root=_toy(tmp_path, "late", **late))
+    assert "ml.unrelated" in covered
+    rebound = {"orchestration__defs__step": ('SQL = "select 1"\n', 'SQL = "select 1"\nSQL += " union all select 2"\n')}
+    assert _toy_digest(tmp_path, "rebound", **rebound) != _toy_digest(tmp_path, "original")
+
+
 def test_edits_the_step_does_not_reach_keep_the_version(tmp_path):
     original = _toy_digest(tmp_path, "original")
     assert _toy_digest(tmp_path, "unrelated_module", ml__unrelated=("VALUE = 1", "VALUE = 2")) == original
@@ -190,7 +200,8 @@ def test_the_chain_refits_when_a_code_version_changes_and_not_for_a_comment(tmp_
 def test_the_same_versions_in_fresh_processes_with_other_hash_seeds_and_working_directories(tmp_path):
     script = (
         "import json, sys; from orchestration.lib.code_versions import source_version; "
-        "print(json.dumps({step: source_version(*where, cache=None) for step, where in json.loads(sys.argv[1]).items()}))"
+        "steps = json.loads(sys.argv[1]); "
+        "print(json.dumps({step: source_version(*where, cache=None) for step, where in steps.items()}))"
     )
     seen = []
     for seed in ("0", "4242"):
