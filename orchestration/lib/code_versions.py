@@ -34,8 +34,17 @@ import sys
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _user_cache_file() -> Path | None:
+    try:
+        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "segmint" / "code_versions.json"
+    except RuntimeError:  # no home directory (a bare container): no cache, the digests are computed
+        return None
+
+
 # The digests computed so far, by the bytes of the files they covered: definitions load reads them, not the ASTs.
-CACHE_FILE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "segmint" / "code_versions.json"
+CACHE_FILE = _user_cache_file()
 CACHE_ENTRIES = 8
 PACKAGE = "ml"  # the pure code whose modules count whole (STYLE: orchestration imports ml, never the reverse)
 
