@@ -26,6 +26,7 @@ files (~2 ms) and any changed byte recomputes (the covered set itself is decided
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import hashlib
 import json
@@ -216,8 +217,10 @@ def source_digest(module: str, function: str, root: Path = PROJECT_ROOT, cache: 
         return digest
     digest, files = computed_digest(module, function, root)
     if cache:
-        # the newest few per key: checkouts of other versions (worktrees, a rollback) share the cache
+        # The newest few per key (checkouts of other versions share the cache: worktrees, a rollback); entries of
+        # another Python or algorithm are dropped, so the file stays small.
         previous = entries.get(key) if isinstance(entries.get(key), list) else []
+        entries = {name: kept for name, kept in entries.items() if name.endswith(_cache_namespace())}
         entries[key] = [{"digest": digest, "files": files}, *previous][:CACHE_ENTRIES]
         temporary = cache.with_suffix(f".{os.getpid()}.tmp")
         try:
@@ -225,7 +228,8 @@ def source_digest(module: str, function: str, root: Path = PROJECT_ROOT, cache: 
             temporary.write_text(json.dumps(entries, sort_keys=True), encoding="utf-8")
             temporary.replace(cache)  # atomic: a concurrent reader sees the old file or the new one
         except OSError:
-            temporary.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
     return digest
 
 

@@ -236,6 +236,12 @@ def test_the_digest_cache_serves_unchanged_files_and_never_a_stale_digest(tmp_pa
     assert source_digest(*STEP, root=root, cache=cache) not in {first, "from-cache"}
     cache.write_text("not json")
     assert source_digest(*STEP, root=root, cache=cache) == source_digest(*STEP, root=root, cache=None)
+    # Entries of another Python or algorithm are dropped on the next write.
+    cache.write_text(json.dumps({"orchestration.defs.step:model_step py2.7 old": [{"digest": "x", "files": {}}]}))
+    source_digest(*STEP, root=root, cache=cache)
+    assert [key.split(" ")[1] for key in json.loads(cache.read_text())] == [
+        f"py{sys.version_info[0]}.{sys.version_info[1]}"
+    ]
 
 
 def test_a_missing_asset_function_is_an_error_not_an_empty_version(tmp_path):
