@@ -39,7 +39,7 @@ from orchestration.lib.cadence import (
     decide_on_cadence,
     read_refit_decision,
 )
-from orchestration.lib.code_versions import CACHE_FILE, PROJECT_ROOT, source_version
+from orchestration.lib.code_versions import PROJECT_ROOT, source_version
 from orchestration.lib.keys import (
     BTYD_FITS,
     BTYD_PREDICTIONS,
@@ -99,11 +99,11 @@ CHAIN_STEPS = {
 
 
 @functools.cache
-def chain_code_versions(root: Path = PROJECT_ROOT, cache: Path | None = CACHE_FILE) -> dict[str, str]:
+def chain_code_versions(root: Path = PROJECT_ROOT) -> dict[str, str]:
     """Step -> code version ("clv-champion-<12 hex>"): the one value of the asset's Dagster code_version and of the
-    training snapshot's code_versions, computed once per process at definitions load (~2 ms with the digest cache,
-    ~0.2 s CPU without). `root`, `cache`: the sources and the cache to read (tests use copies)."""
-    return {step: source_version(*where, root=root, cache=cache) for step, where in CHAIN_STEPS.items()}
+    training snapshot's code_versions, computed once per process at definitions load (~0.2 s CPU). `root`: the
+    sources to read (tests use copies)."""
+    return {step: source_version(*where, root=root) for step, where in CHAIN_STEPS.items()}
 
 
 def code_versions_setting(versions: Mapping[str, str]) -> str:

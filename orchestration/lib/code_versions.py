@@ -18,35 +18,20 @@ Normalised so an edit that cannot change a computation does not refit: each sour
 docstrings vanish. Sources are named by module, not path, so the digest is the same on every machine, checkout
 path and PYTHONHASHSEED. The dump format belongs to the Python minor version: a Python upgrade refits once.
 
-Parsing the ~9 files takes ~0.2 s of CPU, too much for every definitions load (~5.5 s): the digests are cached in
-CACHE_FILE by the raw bytes of every file they covered, so a load with unchanged files reads and hashes those
-files (~2 ms) and any changed byte recomputes (the covered set itself is decided by those bytes).
+Computed once per process at definitions load: parsing the ~9 files costs ~0.2 s of CPU (a definitions load ~5 s).
+Not cached on disk: a cache file written at import would be a side effect for ~4 % of the load.
 """
 
 from __future__ import annotations
 
 import ast
-import contextlib
 import functools
 import hashlib
-import json
-import os
-import sys
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
-def _user_cache_file() -> Path | None:
-    try:
-        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "segmint" / "code_versions.json"
-    except RuntimeError:  # no home directory (a bare container): no cache, the digests are computed
-        return None
-
-
-# The digests computed so far, by the bytes of the files they covered: definitions load reads them, not the ASTs.
-CACHE_FILE = _user_cache_file()
-CACHE_ENTRIES = 8
 PACKAGE = "ml"  # the pure code whose modules count whole (STYLE: orchestration imports ml, never the reverse)
 
 
@@ -174,67 +159,14 @@ def step_sources(module: str, function: str, root: Path = PROJECT_ROOT) -> dict[
     }
 
 
-def _file_sha(module: str, root: Path) -> str:
-    return hashlib.sha256(module_path(module, root).read_bytes()).hexdigest()
-
-
-def computed_digest(module: str, function: str, root: Path = PROJECT_ROOT) -> tuple[str, dict[str, str]]:
-    """sha256 (12 hex) of step_sources, and the raw sha256 of every file it covered."""
-    sources = step_sources(module, function, root)
+def source_digest(module: str, function: str, root: Path = PROJECT_ROOT) -> str:
+    """sha256 (12 hex) of step_sources."""
     digest = hashlib.sha256()
-    for name, source in sorted(sources.items()):
+    for name, source in sorted(step_sources(module, function, root).items()):
         digest.update(f"{name}\n{source}\0".encode())
-    return digest.hexdigest()[:12], {name: _file_sha(name, root) for name in {key.split(":")[0] for key in sources}}
+    return digest.hexdigest()[:12]
 
 
-@functools.cache
-def _cache_namespace() -> str:
-    """What else a cached digest depends on: the Python version (the dump format) and this file (the algorithm)."""
-    return f"py{sys.version_info[0]}.{sys.version_info[1]} {hashlib.sha256(Path(__file__).read_bytes()).hexdigest()}"
-
-
-def _cached_digest(entries: dict, key: str, root: Path) -> str | None:
-    """The digest of an entry whose every covered file still has the same bytes, else None."""
-    try:
-        for entry in entries.get(key, []):
-            if all(_file_sha(name, root) == sha for name, sha in entry["files"].items()):
-                return entry["digest"]
-    except (OSError, KeyError, TypeError, AttributeError):  # a file gone, or a cache not written by this code
-        return None
-    return None
-
-
-def source_digest(module: str, function: str, root: Path = PROJECT_ROOT, cache: Path | None = CACHE_FILE) -> str:
-    """computed_digest, or the one `cache` holds for the same bytes of every file it covered (~2 ms instead of
-    ~0.2 s of parsing at definitions load). Any I/O error only skips the cache."""
-    key = f"{module}:{function} {_cache_namespace()}"
-    try:
-        entries = json.loads(cache.read_text(encoding="utf-8")) if cache else {}
-    except (OSError, ValueError):
-        entries = {}
-    entries = entries if isinstance(entries, dict) else {}
-    if (digest := _cached_digest(entries, key, root)) is not None:
-        return digest
-    digest, files = computed_digest(module, function, root)
-    if cache:
-        # The newest few per key (checkouts of other versions share the cache: worktrees, a rollback); entries of
-        # another Python or algorithm are dropped, so the file stays small.
-        previous = entries.get(key) if isinstance(entries.get(key), list) else []
-        entries = {name: kept for name, kept in entries.items() if name.endswith(_cache_namespace())}
-        entries[key] = [{"digest": digest, "files": files}, *previous][:CACHE_ENTRIES]
-        temporary = cache.with_suffix(f".{os.getpid()}.tmp")
-        try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            temporary.write_text(json.dumps(entries, sort_keys=True), encoding="utf-8")
-            temporary.replace(cache)  # atomic: a concurrent reader sees the old file or the new one
-        except OSError:
-            with contextlib.suppress(OSError):
-                temporary.unlink(missing_ok=True)
-    return digest
-
-
-def source_version(
-    prefix: str, module: str, function: str, root: Path = PROJECT_ROOT, cache: Path | None = CACHE_FILE
-) -> str:
+def source_version(prefix: str, module: str, function: str, root: Path = PROJECT_ROOT) -> str:
     """`<prefix>-<source_digest>`: the readable name of the step, then the digest of its code."""
-    return f"{prefix}-{source_digest(module, function, root, cache)}"
+    return f"{prefix}-{source_digest(module, function, root)}"

@@ -160,7 +160,7 @@ def test_an_unchanged_day_keeps_the_pinned_model_and_a_changed_training_window_r
     edit_source(edited, "ml/champion.py", "", "\n\ndef _an_added_helper():\n    return 1\n")
     for root, refits in ((commented, False), (edited, True)):
         with monkeypatch.context() as patch, duckdb.connect(str(warehouse), read_only=True) as conn:
-            patch.setattr(btyd_defs, "chain_code_versions", lambda root=root: chain_code_versions(root, None))
+            patch.setattr(btyd_defs, "chain_code_versions", lambda root=root: chain_code_versions(root))
             decision = chain_decision(conn, load_settings(), force=False)
         assert decision.refit == refits, decision.reason
         assert not refits or decision.reason.startswith("settings changed: code_versions "), decision.reason

@@ -77,7 +77,7 @@ def _toy(tmp_path: Path, name: str, **edits: tuple[str, str]) -> Path:
 
 
 def _toy_digest(tmp_path: Path, name: str, **edits: tuple[str, str]) -> str:
-    return source_digest(*STEP, root=_toy(tmp_path, name, **edits), cache=None)
+    return source_digest(*STEP, root=_toy(tmp_path, name, **edits))
 
 
 def test_the_step_covers_its_function_the_helpers_it_reaches_and_the_ml_modules_imported_transitively(tmp_path):
@@ -155,9 +155,9 @@ def edit_source(root: Path, relative: str, old: str, new: str) -> None:
 
 
 def test_the_chain_versions_do_not_depend_on_the_checkout_path_and_follow_a_real_codeedit_source(tmp_path):
-    repo = chain_code_versions(PROJECT_ROOT, None)
+    repo = chain_code_versions(PROJECT_ROOT)
     assert set(repo) == set(CHAIN_STEPS) and repo["clv_model_evaluation"].startswith("clv-champion-")
-    assert chain_code_versions(copy_of_the_chain(tmp_path, "copy"), None) == repo
+    assert chain_code_versions(copy_of_the_chain(tmp_path, "copy")) == repo
 
     commented = copy_of_the_chain(tmp_path, "commented")
     edit_source(
@@ -167,14 +167,14 @@ def test_the_chain_versions_do_not_depend_on_the_checkout_path_and_follow_a_real
         "DEFAULT_RANKING_FLOOR_SPEARMAN = 0.2  # x",
     )
     edit_source(commented, "ml/champion.py", '"""', '"""An edited docstring. ')
-    assert chain_code_versions(commented, None) == repo
+    assert chain_code_versions(commented) == repo
 
     # ml/evaluation.py: imported by ml/champion.py, not by the step's asset module nor by the BTYD fit
     edited = copy_of_the_chain(tmp_path, "edited")
     edit_source(
         edited, "ml/evaluation.py", "DEFAULT_RANKING_FLOOR_SPEARMAN = 0.2", "DEFAULT_RANKING_FLOOR_SPEARMAN = 0.25"
     )
-    changed = chain_code_versions(edited, None)
+    changed = chain_code_versions(edited)
     assert changed["btyd_models"] == repo["btyd_models"]
     for step in ("clv_model_evaluation", "clv_model"):
         assert changed[step] != repo[step] and changed[step].split("-")[:-1] == repo[step].split("-")[:-1]
@@ -187,7 +187,7 @@ def test_the_chain_refits_when_a_code_version_changes_and_not_for_a_comment(tmp_
     edit_source(commented, "ml/btyd.py", "", "# a comment at the end\n")
 
     def snapshot(root: Path) -> TrainingSnapshot:
-        settings = {"horizon_days": "365", "code_versions": code_versions_setting(chain_code_versions(root, None))}
+        settings = {"horizon_days": "365", "code_versions": code_versions_setting(chain_code_versions(root))}
         return TrainingSnapshot(date(2026, 11, 20), {"train.customers": 100.0}, settings)
 
     pinned = snapshot(PROJECT_ROOT)
@@ -201,7 +201,7 @@ def test_the_same_versions_in_fresh_processes_with_other_hash_seeds_and_working_
     script = (
         "import json, sys; from orchestration.lib.code_versions import source_version; "
         "steps = json.loads(sys.argv[1]); "
-        "print(json.dumps({step: source_version(*where, cache=None) for step, where in steps.items()}))"
+        "print(json.dumps({step: source_version(*where) for step, where in steps.items()}))"
     )
     seen = []
     for seed in ("0", "4242"):
@@ -215,35 +215,9 @@ def test_the_same_versions_in_fresh_processes_with_other_hash_seeds_and_working_
             check=True,
         )
         seen.append(json.loads(run.stdout))
-    assert seen[0] == seen[1] == chain_code_versions(PROJECT_ROOT, None) == chain_code_versions()
-
-
-def test_the_digest_cache_serves_unchanged_files_and_never_a_stale_digest(tmp_path):
-    cache = tmp_path / "cache" / "code_versions.json"
-    root = _toy(tmp_path, "toy")
-    first = source_digest(*STEP, root=root, cache=cache)
-    assert first == source_digest(*STEP, root=root, cache=None) and cache.is_file()
-    [entries] = json.loads(cache.read_text()).values()
-    assert set(entries[0]["files"]) == {"orchestration.defs.step", "ml.fit", "ml.helper", "ml.rates"}
-    # A hit reads the recorded digest: a planted one shows it was served from the cache.
-    planted = {key: [{**entries[0], "digest": "from-cache"}] for key in json.loads(cache.read_text())}
-    cache.write_text(json.dumps(planted))
-    assert source_digest(*STEP, root=root, cache=cache) == "from-cache"
-    # Any changed byte of a covered file is a miss, even a comment (the digest itself stays the same then).
-    edit_source(root, "ml/helper.py", "x * 2", "x * 2  # doubled")
-    assert source_digest(*STEP, root=root, cache=cache) == first
-    edit_source(root, "ml/rates.py", "0.5", "0.75")
-    assert source_digest(*STEP, root=root, cache=cache) not in {first, "from-cache"}
-    cache.write_text("not json")
-    assert source_digest(*STEP, root=root, cache=cache) == source_digest(*STEP, root=root, cache=None)
-    # Entries of another Python or algorithm are dropped on the next write.
-    cache.write_text(json.dumps({"orchestration.defs.step:model_step py2.7 old": [{"digest": "x", "files": {}}]}))
-    source_digest(*STEP, root=root, cache=cache)
-    assert [key.split(" ")[1] for key in json.loads(cache.read_text())] == [
-        f"py{sys.version_info[0]}.{sys.version_info[1]}"
-    ]
+    assert seen[0] == seen[1] == chain_code_versions(PROJECT_ROOT) == chain_code_versions()
 
 
 def test_a_missing_asset_function_is_an_error_not_an_empty_version(tmp_path):
     with pytest.raises(ValueError, match="defines no top-level 'no_such_step'"):
-        source_digest("orchestration.defs.step", "no_such_step", root=_toy(tmp_path, "toy"), cache=None)
+        source_digest("orchestration.defs.step", "no_such_step", root=_toy(tmp_path, "toy"))
