@@ -1,11 +1,13 @@
 """BTYD fits (once per cut-off, shared) and the BTYD peer predictions (P(alive), expected orders, days to the next
 order, order value) per customer."""
 
+import functools
 import hashlib
 import json
 import pickle
 from collections.abc import Mapping
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -37,6 +39,7 @@ from orchestration.lib.cadence import (
     decide_on_cadence,
     read_refit_decision,
 )
+from orchestration.lib.code_versions import PROJECT_ROOT, source_version
 from orchestration.lib.keys import (
     BTYD_FITS,
     BTYD_PREDICTIONS,
@@ -83,17 +86,31 @@ class RefitConfig(dg.Config):
     force_refit: bool = False
 
 
-# The code versions of the model chain's steps: a change to any refits the chain (ml/cadence.py, rule 4). Bump the
-# step's version with any change to what its fit computes (ml/champion.py, ml/clv.py, ml/btyd.py): a pinned chain
-# otherwise keeps the old rules until the weekly refit.
-BTYD_MODELS_CODE_VERSION = "btyd-models-v3"  # v3: single-threaded fits (ml.btyd.NATIVE_THREADS)
-CHAIN_CODE_VERSIONS = {
-    "btyd_models": BTYD_MODELS_CODE_VERSION,
-    # v4: closed season and season ahead, seasonality in short history, one-factor count propensity, BTYD intervals
-    # without a back-test, the seasonal window's one-day boundary (every champion rule changed since v3)
-    "clv_model_evaluation": "clv-champion-v4",
-    "clv_model": "clv-model-v4",
+# The model chain's steps: (readable prefix of the code version, module and function of the asset). Each step's
+# code version is computed from its source (orchestration/lib/code_versions.py says why and what it covers); a
+# change refits the chain (ml/cadence.py, rule 4) and shows in Dagster as "code version changed". No manual epoch:
+# the dbt side is backtest_definition, libraries are library_versions, and anything else every deployment must refit
+# for ships as code the fit reaches or is a SEGMINT_FORCE_REFIT=1 run; a hand-kept epoch is the bump that was forgotten.
+CHAIN_STEPS = {
+    "btyd_models": ("btyd-models", "orchestration.defs.btyd", "btyd_models"),
+    "clv_model_evaluation": ("clv-champion", "orchestration.defs.clv", "clv_model_evaluation"),
+    "clv_model": ("clv-model", "orchestration.defs.clv", "clv_model"),
 }
+
+
+@functools.cache
+def chain_code_versions(root: Path = PROJECT_ROOT) -> dict[str, str]:
+    """Step -> code version ("clv-champion-<12 hex>"): the one value of the asset's Dagster code_version and of the
+    training snapshot's code_versions, computed once per process at definitions load (~0.2 s CPU). `root`: the
+    sources to read (tests use copies)."""
+    return {step: source_version(*where, root=root) for step, where in CHAIN_STEPS.items()}
+
+
+def code_versions_setting(versions: Mapping[str, str]) -> str:
+    """The training snapshot's `code_versions`: every chain step's code version in one text."""
+    return ",".join(f"{step}={version}" for step, version in sorted(versions.items()))
+
+
 # Per cut-off: its column of intermediate.int_cutoffs, and the end of its label window (None: not labelled).
 CUTOFF_WINDOWS = {
     "selection": ("selection_cutoff", "training_cutoff"),
@@ -227,7 +244,7 @@ def training_snapshot(
             "horizon_days": str(horizon),
             "feature_columns": hashlib.sha256(repr(columns).encode()).hexdigest()[:12],
             "backtest_definition": backtest_definition(manifest),
-            "code_versions": ",".join(f"{k}={v}" for k, v in sorted(CHAIN_CODE_VERSIONS.items())),
+            "code_versions": code_versions_setting(chain_code_versions()),
             "library_versions": f"lightgbm={lightgbm.__version__},scipy={scipy.__version__}",
         },
     )
@@ -366,7 +383,7 @@ def model_refit_decision(warehouse: Warehouse, settings: SegmintSettings, config
     group_name=groups.CLV,
     kinds={"python", "scipy", "duckdb"},
     op_tags=DUCKDB_TAG,
-    code_version=BTYD_MODELS_CODE_VERSION,
+    code_version=chain_code_versions()["btyd_models"],
 )
 def btyd_models(warehouse: Warehouse, settings: SegmintSettings) -> dg.MaterializeResult:
     """BG/NBD and Pareto/NBD (x Gamma-Gamma) fitted at each cut-off (selection, train, scoring), pickled, on a cadence.

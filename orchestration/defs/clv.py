@@ -46,7 +46,7 @@ from ml.evaluation import (
 )
 from orchestration.defs.btyd import (
     BTYD_FITS_TABLE,
-    CHAIN_CODE_VERSIONS,
+    chain_code_versions,
     pinned_btyd_fit,
     read_btyd_fits,
     run_context,
@@ -146,7 +146,7 @@ def _chain_key(conn: duckdb.DuckDBPyConnection, step: str, **settings) -> tuple[
     upstream = pinned_btyd_fit(conn)
     if upstream is None:
         raise ValueError(f"{BTYD_FITS_TABLE} holds no keyed fit: materialize ml/btyd_models first")
-    return derived_key(upstream.key, code_version=CHAIN_CODE_VERSIONS[step], **settings), upstream
+    return derived_key(upstream.key, code_version=chain_code_versions()[step], **settings), upstream
 
 
 @dg.asset(
@@ -155,7 +155,7 @@ def _chain_key(conn: duckdb.DuckDBPyConnection, step: str, **settings) -> tuple[
     group_name=groups.CLV,
     kinds={"python", "lightgbm", "duckdb"},
     op_tags=DUCKDB_TAG,
-    code_version=CHAIN_CODE_VERSIONS["clv_model_evaluation"],
+    code_version=chain_code_versions()["clv_model_evaluation"],
 )
 def clv_model_evaluation(warehouse: Warehouse, settings: SegmintSettings, config: ClvConfig) -> dg.MaterializeResult:
     """Two rows per CLV candidate (selection and evaluation halves): back-test metrics, calibration, champion.
@@ -341,7 +341,7 @@ def check_clv_model_beats_baselines(warehouse: Warehouse) -> dg.AssetCheckResult
     group_name=groups.CLV,
     kinds={"python", "lightgbm", "duckdb"},
     op_tags=DUCKDB_TAG,
-    code_version=CHAIN_CODE_VERSIONS["clv_model"],
+    code_version=chain_code_versions()["clv_model"],
 )
 def clv_model(warehouse: Warehouse, settings: SegmintSettings, config: ClvConfig) -> dg.MaterializeResult:
     """One row: the champion refitted on every training customer, with its calibration and intervals (pickled).

@@ -13,10 +13,22 @@ import duckdb
 import pandas as pd
 import pytest
 
-from orchestration.defs.btyd import CUTOFF_WINDOWS, btyd_models, measures_sql, model_refit_decision
+from orchestration.defs import btyd as btyd_defs
+from orchestration.defs.btyd import (
+    CUTOFF_WINDOWS,
+    btyd_models,
+    chain_code_versions,
+    chain_decision,
+    code_versions_setting,
+    measures_sql,
+    model_refit_decision,
+    pinned_btyd_fit,
+)
 from orchestration.defs.clv import clv_model, clv_model_evaluation, clv_predictions
 from orchestration.defs.dbt_models import KEPT_METADATA, dbt_backtest_models, dbt_target_path
 from orchestration.defs.resources import SegmintSettings, SparkEngine, Warehouse, dbt_resource
+from orchestration.lib.settings import load_settings
+from tests.unit.test_code_versions import copy_of_the_chain, edit_source
 
 pytestmark = pytest.mark.slow
 
@@ -135,6 +147,23 @@ def test_an_unchanged_day_keeps_the_pinned_model_and_a_changed_training_window_r
     assert kept["ml__clv_model"][0].tags["dagster/data_version"] == pinned_model
     assert f"kept model {pinned_model} (fitted " in kept["ml__clv_model"][0].metadata["cadence"].value
     pd.testing.assert_frame_equal(_scores(warehouse), before)
+
+    # Rule 4 through the real digest: the pinned snapshot holds the code versions the assets show in Dagster, and
+    # the chain's decision on this kept day refits for a code edit in a copy of the sources, not for a comment.
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        assert pinned_btyd_fit(conn).snapshot.settings["code_versions"] == code_versions_setting(chain_code_versions())
+    for step, asset in (("btyd_models", btyd_models), ("clv_model_evaluation", clv_model_evaluation)):
+        assert asset.code_versions_by_key[asset.key] == chain_code_versions()[step]
+    assert clv_model.code_versions_by_key[clv_model.key] == chain_code_versions()["clv_model"]
+    commented, edited = copy_of_the_chain(tmp_path, "commented"), copy_of_the_chain(tmp_path, "edited")
+    edit_source(commented, "ml/champion.py", "", "# a comment at the end\n")
+    edit_source(edited, "ml/champion.py", "", "\n\ndef _an_added_helper():\n    return 1\n")
+    for root, refits in ((commented, False), (edited, True)):
+        with monkeypatch.context() as patch, duckdb.connect(str(warehouse), read_only=True) as conn:
+            patch.setattr(btyd_defs, "chain_code_versions", lambda root=root: chain_code_versions(root))
+            decision = chain_decision(conn, load_settings(), force=False)
+        assert decision.refit == refits, decision.reason
+        assert not refits or decision.reason.startswith("settings changed: code_versions "), decision.reason
 
     # A training window that lost a tenth of its customers (e.g. a corrected import): the decision sees it in the
     # staging, dbt rebuilds the back-test marts, and the chain refits on them.

@@ -1,0 +1,172 @@
+"""Code versions computed from the source: a digest of the code that decides what a step computes.
+
+A model step's Dagster `code_version` (and the model chain's `code_versions` in its training snapshot, which
+refits the chain when it changes: ml/cadence.py rule 4) used to be a string bumped by hand, and six champion-rule
+changes shipped without a bump: upgraded deployments kept the old rules until the weekly refit. `source_version`
+derives it instead from the step's asset function and the code it reaches:
+- in the asset's own module, the asset function and every top-level definition it names, transitively (its
+  helpers, SQL constants, config class), and nothing else of that module (another asset's edit does not count);
+- every `PACKAGE` (ml) module those definitions import names from, whole, and the `ml` modules those import,
+  transitively: the pure functions that fit and choose. An automatic set, so a new helper module cannot be
+  forgotten the way a bump was.
+Not followed: other orchestration modules (reading, writing, bookkeeping: what they read is the fit's input data,
+which the snapshot's measures, feature columns and back-test definition cover) and third-party libraries (the
+snapshot's library_versions).
+
+Normalised so an edit that cannot change a computation does not refit: each source is parsed and hashed as
+`ast.dump` (no line numbers) with bare string statements (docstrings) removed, so comments, formatting and
+docstrings vanish. Sources are named by module, not path, so the digest is the same on every machine, checkout
+path and PYTHONHASHSEED. The dump format belongs to the Python minor version: a Python upgrade refits once.
+
+Computed once per process at definitions load: parsing the ~9 files costs ~0.2 s of CPU (a definitions load ~5 s).
+Not cached on disk: a cache file written at import would be a side effect for ~4 % of the load.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+PACKAGE = "ml"  # the pure code whose modules count whole (STYLE: orchestration imports ml, never the reverse)
+
+
+def module_path(module: str, root: Path = PROJECT_ROOT) -> Path:
+    """The source file of a project module ("ml.champion" -> <root>/ml/champion.py), without importing it."""
+    path = root.joinpath(*module.split("."))
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+
+
+class _DropStrings(ast.NodeTransformer):
+    """Removes bare string statements (docstrings): they compute nothing."""
+
+    def visit_Expr(self, node: ast.Expr) -> ast.Expr | None:
+        return None if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str) else node
+
+
+def parse_module(module: str, root: Path = PROJECT_ROOT) -> ast.Module:
+    """The module's syntax tree without docstrings (shared: callers must not change it)."""
+    return _parsed(module_path(module, root).read_text(encoding="utf-8"))
+
+
+def module_dump(module: str, root: Path = PROJECT_ROOT) -> str:
+    return _dumped(module_path(module, root).read_text(encoding="utf-8"))
+
+
+@functools.cache
+def _parsed(source: str) -> ast.Module:
+    # by the text, not the path: parsed once per process however many steps read it, never stale
+    return _DropStrings().visit(ast.parse(source))
+
+
+@functools.cache
+def _dumped(source: str) -> str:
+    return ast.dump(_parsed(source))
+
+
+def _package_module(name: str | None, level: int, module: str) -> str | None:
+    """The absolute module an import names (relative imports resolved against `module`), None outside PACKAGE."""
+    if level:
+        base = module.split(".")[:-level]
+        name = ".".join(base + ([name] if name else []))
+    if name and (name == PACKAGE or name.startswith(PACKAGE + ".")):
+        return name
+    return None
+
+
+def imported_package_modules(tree: ast.AST, module: str, root: Path = PROJECT_ROOT) -> set[str]:
+    """The PACKAGE modules a module imports anywhere in its source (top level or inside a function)."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(filter(None, (_package_module(alias.name, 0, module) for alias in node.names)))
+        elif isinstance(node, ast.ImportFrom) and (target := _package_module(node.module, node.level, module)):
+            # `from ml import btyd` imports a module; `from ml.btyd import X` a name of one
+            found.update(
+                f"{target}.{alias.name}" if module_path(f"{target}.{alias.name}", root).exists() else target
+                for alias in node.names
+            )
+    return found - {PACKAGE}  # ml/__init__.py is empty
+
+
+def package_closure(modules: set[str], root: Path = PROJECT_ROOT) -> set[str]:
+    """The PACKAGE modules given and every PACKAGE module they import, transitively."""
+    closure: set[str] = set()
+    todo = sorted(modules)
+    while todo:
+        module = todo.pop()
+        if module not in closure:
+            closure.add(module)
+            todo.extend(imported_package_modules(parse_module(module, root), module, root) - closure)
+    return closure
+
+
+def _top_level_names(stmt: ast.stmt) -> list[str]:
+    """The names a top-level statement binds (def, class, assignment targets)."""
+    if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return [stmt.name]
+    if isinstance(stmt, ast.Assign):
+        targets = stmt.targets
+    elif isinstance(stmt, ast.AnnAssign | ast.AugAssign):
+        targets = [stmt.target]
+    else:
+        return []
+    return [node.id for target in targets for node in ast.walk(target) if isinstance(node, ast.Name)]
+
+
+def reachable_definitions(tree: ast.Module, name: str) -> dict[str, list[ast.stmt]]:
+    """The top-level statements of a module that `name`'s definition reaches through the names it uses (every
+    statement that binds a reached name: `X = ...` then `X += ...` are both part of X)."""
+    definitions: dict[str, list[ast.stmt]] = {}
+    for stmt in tree.body:
+        for bound in _top_level_names(stmt):
+            definitions.setdefault(bound, []).append(stmt)
+    reached: dict[str, list[ast.stmt]] = {}
+    todo = [name]
+    while todo:
+        current = todo.pop()
+        if current in reached or current not in definitions:
+            continue
+        reached[current] = definitions[current]
+        todo.extend(node.id for stmt in reached[current] for node in ast.walk(stmt) if isinstance(node, ast.Name))
+    return reached
+
+
+def step_sources(module: str, function: str, root: Path = PROJECT_ROOT) -> dict[str, str]:
+    """What a step's code version covers, normalised: "<module>:<name>" -> each definition of the asset's module that
+    `function` reaches, and "<module>" -> each PACKAGE module those import names from, transitively."""
+    tree = parse_module(module, root)
+    reached = reachable_definitions(tree, function)
+    if function not in reached:
+        raise ValueError(f"{module} defines no top-level {function!r}")
+    statements = [stmt for stmts in reached.values() for stmt in stmts]
+    used = {node.id for stmt in statements for node in ast.walk(stmt) if isinstance(node, ast.Name)}
+    imports = [  # one import per name the definitions use, so `from ml import btyd, clv` counts only what is used
+        ast.ImportFrom(node.module, [alias], node.level) if isinstance(node, ast.ImportFrom) else ast.Import([alias])
+        for node in tree.body
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+        if (alias.asname or alias.name).split(".")[0] in used
+    ]
+    # with the imports inside the reached definitions (a function that imports an ml module when it runs)
+    package = package_closure(imported_package_modules(ast.Module(imports + statements, []), module, root), root)
+    return {f"{module}:{name}": "\n".join(ast.dump(stmt) for stmt in stmts) for name, stmts in reached.items()} | {
+        name: module_dump(name, root) for name in package
+    }
+
+
+def source_digest(module: str, function: str, root: Path = PROJECT_ROOT) -> str:
+    """sha256 (12 hex) of step_sources."""
+    digest = hashlib.sha256()
+    for name, source in sorted(step_sources(module, function, root).items()):
+        digest.update(f"{name}\n{source}\0".encode())
+    return digest.hexdigest()[:12]
+
+
+def source_version(prefix: str, module: str, function: str, root: Path = PROJECT_ROOT) -> str:
+    """`<prefix>-<source_digest>`: the readable name of the step, then the digest of its code."""
+    return f"{prefix}-{source_digest(module, function, root)}"
