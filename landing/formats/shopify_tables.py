@@ -28,8 +28,9 @@ Read (columns as `fivetran/dbt_shopify_source` lists them, macros/get_*_columns.
 - `order_line` and `transaction` are not read: the order's total and the refunds carry the money in shop currency
   (a transaction's amount is in the presentment currency); a note says so.
 
-Quarantined by the translator (never dropped; raw_record is the source row): a row with `_fivetran_deleted` true
-(`deleted_in_shopify`), a `test` order (`test_order`) and the refunds of either, a refund of a cancelled or voided
+Quarantined by the translator (never dropped; raw_record is the source row): a past version of a row in a table
+synced in Fivetran's history mode (`_fivetran_active` false: `superseded_version`, as the API pulls' older copies),
+a row with `_fivetran_deleted` true (`deleted_in_shopify`), a `test` order (`test_order`) and the refunds of either, a refund of a cancelled or voided
 order (`refund_of_cancelled_order`: the order never counts, so neither does its refund), a refund without money
 (`no_money_refunded`: a restock), a refund whose order is not in the table (`unknown_order`), a line refund or
 adjustment of a refund not in the table (`unknown_refund`), a refund amount that is not a number
@@ -69,6 +70,15 @@ REQUIRED = {
     ADDRESS: ("customer_id",),
 }
 TRUE_TEXT = ("true", "t", "1", "yes", "y")
+FALSE_TEXT = ("false", "f", "0", "no", "n")
+# The contract table a source table's rows count toward (None: folded into other rows, never counted on its own).
+COUNTED_AS = {ORDER: "orders", CUSTOMER: "customers", REFUND: "orders", LINE_REFUND: "orders", ADJUSTMENT: "orders"}
+# Fivetran's history mode keeps every version of a row: `_fivetran_active` false marks the past ones (and the last
+# one of a record deleted in Shopify). Only the active row is the record; the others would conflict with it.
+PAST_VERSION = (
+    "'superseded_version: _fivetran_active is false (a past version of the row, kept by Fivetran''s history mode; "
+    "the active row is the record)'"
+)
 DECIMAL = "DECIMAL(38, 6)"  # money summed exactly (a refund's line refunds and adjustments)
 
 
@@ -179,7 +189,7 @@ def _load_table(conn: duckdb.DuckDBPyConnection, table: str, files: list[Warehou
     conn.execute(
         f"CREATE OR REPLACE TEMP TABLE {work} (file_index INTEGER, origin_file VARCHAR, origin_row BIGINT, "
         + "".join(f"{name} VARCHAR, " for name in names)
-        + "raw_record VARCHAR)"
+        + "active VARCHAR, raw_record VARCHAR)"
     )
     for index, file in enumerate(files):
         source = load_source(conn, file.path, "_fmt_ft_src")
@@ -197,9 +207,14 @@ def _load_table(conn: duckdb.DuckDBPyConnection, table: str, files: list[Warehou
         with parquet_read_errors(file.name):  # a Parquet file is read where it lies
             conn.execute(f"""
 INSERT INTO {work} SELECT {index}, {sql_string(file.name)}, {RECORD_INDEX} + 1, {values},
-       {raw_record_sql(f"CAST(json_object({record}) AS VARCHAR)")}
+       {_text(columns, "_fivetran_active")}, {raw_record_sql(f"CAST(json_object({record}) AS VARCHAR)")}
 FROM {source.relation}""")
     conn.execute("DROP TABLE IF EXISTS temp._fmt_ft_src")
+    past = f"coalesce(lower(active) IN {FALSE_TEXT}, false)"
+    if table in COUNTED_AS:
+        _reject(conn, work, COUNTED_AS[table], PAST_VERSION, past)
+    else:
+        conn.execute(f"DELETE FROM {work} WHERE {past}")
     return work
 
 

@@ -329,3 +329,35 @@ def test_a_spark_partitioned_order_folder_and_gzipped_csv_parts(conn, tmp_path):
     assert rows(conn, QUARANTINE_SQL) == [("order/currency=CHF/part-00000.snappy.parquet", 1, "mixed_currency")]
     assert rows(conn, "SELECT customer_id, origin_file FROM raw.customers") == [("701", "customer_0000_part_00.gz")]
     assert_reconciles(conn)
+
+
+def test_history_mode_past_versions_are_set_aside_and_the_active_rows_read(conn, tmp_path):
+    # Fivetran's history mode ("System Columns and Tables": `_fivetran_active`, `_fivetran_start`, `_fivetran_end`)
+    # keeps every version of a row. Read as records, an order edited or cancelled after it was placed was
+    # duplicate_conflicting (every copy quarantined: the order lost), a customer whose consent changed too.
+    landing = fivetran_folder(tmp_path / "history")
+    reference = tmp_path / "reference"
+    fivetran_folder(reference)
+    history = ["_fivetran_active", "_fivetran_start", "_fivetran_end"]
+    active = ["true", "2025-11-20 00:00:00+00", "9999-12-31 23:59:59+00"]
+    past = ["false", "2025-11-01 00:00:00+00", "2025-11-20 00:00:00+00"]
+    orders = [row + active for row in ORDERS]
+    # #1001 before an edit
+    orders.insert(0, [*ORDERS[0][:6], "pending", *ORDERS[0][7:9], "55.00", *ORDERS[0][10:], *past])
+    orders.insert(3, [*ORDERS[2][:5], "", "paid", *ORDERS[2][7:], *past])  # #1003 before it was cancelled
+    write_csv(landing / "order.csv", ORDER + history, orders)
+    customers = [row + active for row in CUSTOMERS] + [[*CUSTOMERS[0][:6], "NOT_SUBSCRIBED", *CUSTOMERS[0][7:], *past]]
+    write_csv(landing / "customer.csv", CUSTOMER + history, customers)
+    refunds = [row + active for row in REFUNDS] + [[*REFUNDS[0][:4], "true", SYNCED, *past]]
+    write_csv(landing / "refund.csv", REFUND + history, refunds)
+    ingest(conn, landing)
+    with duckdb.connect() as expected:
+        ingest(expected, reference)
+        assert rows(conn, ORDERS_SQL + " ORDER BY order_id") == rows(expected, ORDERS_SQL + " ORDER BY order_id")
+        customers_sql = "SELECT * EXCLUDE (origin_row, source_row) FROM raw.customers ORDER BY customer_id"
+        assert rows(conn, customers_sql) == rows(expected, customers_sql)
+    superseded = (
+        "SELECT source_file, source_row FROM raw.quarantine WHERE reason LIKE 'superseded_version%' ORDER BY 1, 2"
+    )
+    assert rows(conn, superseded) == [("customer.csv", 5), ("order.csv", 1), ("order.csv", 4), ("refund.csv", 6)]
+    assert_reconciles(conn)
