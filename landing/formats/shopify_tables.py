@@ -87,6 +87,13 @@ def _text(columns: dict[str, str], name: str) -> str:
     return f"nullif(trim(CAST({columns[name]} AS VARCHAR)), '')" if name in columns else "NULL::VARCHAR"
 
 
+def _id(columns: dict[str, str], name: str) -> str:
+    """A Shopify id (an integer) as text: `6000000001.0` -> `6000000001`. An export that went through pandas writes an
+    integer column holding nulls (a guest order's customer_id) as floats, in Parquet and CSV alike; read as written,
+    no order would join its customer or refund."""
+    return f"regexp_replace({_text(columns, name)}, '^([0-9]+)\\.0+$', '\\1')"
+
+
 def _shop_money(columns: dict[str, str], name: str, field: str = "amount") -> str:
     """A money column in shop currency: `name`, else Fivetran's flattened `<name>_set_shop_amount` (GraphQL schema),
     else the `shop_money` of the `<name>_set` JSON (REST schema). Never the presentment money. `field` =
@@ -104,11 +111,11 @@ def _has(names: set[str], column: str) -> bool:
 
 def _order_values(c: dict[str, str]) -> dict[str, str]:
     return {
-        "id": _text(c, "id"),
+        "id": _id(c, "id"),
         "name": _text(c, "name"),
         "email": _text(c, "email"),
         "phone": _text(c, "phone"),
-        "customer_id": _text(c, "customer_id"),
+        "customer_id": _id(c, "customer_id"),
         "created_at": _text(c, "created_at"),
         "cancelled_at": _text(c, "cancelled_at"),
         "financial_status": f"coalesce({_text(c, 'financial_status')}, {_text(c, 'display_financial_status')})",
@@ -125,7 +132,7 @@ def _order_values(c: dict[str, str]) -> dict[str, str]:
 def _customer_values(c: dict[str, str]) -> dict[str, str]:
     consent = _text(c, "email_marketing_consent_state")
     return {
-        "id": _text(c, "id"),
+        "id": _id(c, "id"),
         "email": _text(c, "email"),
         "phone": _text(c, "phone"),
         "first_name": _text(c, "first_name"),
@@ -133,7 +140,7 @@ def _customer_values(c: dict[str, str]) -> dict[str, str]:
         "created_at": _text(c, "created_at"),
         "marketing_consent": f"CASE WHEN {consent} IS NULL THEN {_text(c, 'accepts_marketing')} "
         f"ELSE CAST(lower({consent}) = 'subscribed' AS VARCHAR) END",
-        "default_address_id": _text(c, "default_address_id"),
+        "default_address_id": _id(c, "default_address_id"),
         "deleted": _text(c, "_fivetran_deleted"),
     }
 
@@ -142,33 +149,33 @@ VALUES = {
     ORDER: _order_values,
     CUSTOMER: _customer_values,
     REFUND: lambda c: {
-        "id": _text(c, "id"),
-        "order_id": _text(c, "order_id"),
+        "id": _id(c, "id"),
+        "order_id": _id(c, "order_id"),
         # created_at, as dbt_shopify dates a refund; processed_at only when a table lacks it
         "created_at": f"coalesce({_text(c, 'created_at')}, {_text(c, 'processed_at')})",
         "deleted": _text(c, "_fivetran_deleted"),
     },
     LINE_REFUND: lambda c: {
-        "refund_id": _text(c, "refund_id"),
+        "refund_id": _id(c, "refund_id"),
         "subtotal": _shop_money(c, "subtotal"),
         "total_tax": _shop_money(c, "total_tax"),
         "deleted": _text(c, "_fivetran_deleted"),
     },
     ADJUSTMENT: lambda c: {
-        "refund_id": _text(c, "refund_id"),
+        "refund_id": _id(c, "refund_id"),
         "amount": _shop_money(c, "amount"),
         "tax_amount": _shop_money(c, "tax_amount"),
         "deleted": _text(c, "_fivetran_deleted"),
     },
     DISCOUNT_CODE: lambda c: {
-        "order_id": _text(c, "order_id"),
+        "order_id": _id(c, "order_id"),
         "code": _text(c, "code"),
         "position": f"try_cast({_text(c, 'index')} AS BIGINT)",
         "deleted": _text(c, "_fivetran_deleted"),
     },
     ADDRESS: lambda c: {
-        "id": _text(c, "id"),
-        "customer_id": _text(c, "customer_id"),
+        "id": _id(c, "id"),
+        "customer_id": _id(c, "customer_id"),
         "zip": _text(c, "zip"),
         "country_code": f"coalesce({_text(c, 'country_code')}, {_text(c, 'country')})",
         "is_default": f"coalesce({_text(c, 'is_default')}, {_text(c, 'default')})",

@@ -361,3 +361,21 @@ def test_history_mode_past_versions_are_set_aside_and_the_active_rows_read(conn,
     )
     assert rows(conn, superseded) == [("customer.csv", 5), ("order.csv", 1), ("order.csv", 4), ("refund.csv", 6)]
     assert_reconciles(conn)
+
+
+def test_integer_ids_written_as_floats_by_pandas_still_join(conn, tmp_path):
+    # pandas turns an integer column holding a null (a guest order's customer_id) into floats, in Parquet and in
+    # CSV: 701 -> 701.0. Read as written, the orders named customers `701.0` that the customer table does not hold,
+    # and the refunds `12.0` of no order.
+    landing = fivetran_folder(tmp_path / "pandas", skip=("order", "refund"))
+    duckdb.sql(
+        f"COPY (SELECT * REPLACE (CAST(nullif(customer_id, '') AS DOUBLE) AS customer_id, CAST(id AS DOUBLE) AS id) "
+        f"FROM read_csv('{fivetran_folder(tmp_path / 'plain')}/order.csv', all_varchar = true)) "
+        f"TO '{landing / 'order.parquet'}' (FORMAT parquet)"
+    )
+    write_csv(landing / "refund.csv", REFUND, [[f"{row[0]}.0", f"{row[1]}.0", *row[2:]] for row in REFUNDS])
+    ingest(conn, landing)
+    with duckdb.connect() as expected:
+        ingest(expected, tmp_path / "plain")
+        assert rows(conn, ORDERS_SQL + " ORDER BY order_id") == rows(expected, ORDERS_SQL + " ORDER BY order_id")
+    assert_reconciles(conn)
