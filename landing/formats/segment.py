@@ -128,7 +128,11 @@ def translate(
     rows are rebuilt into calls (segment_warehouse.py) and read with the lines. Returns the files written and the
     notes of each."""
     load_json_lines(conn, files)
-    copies_notes = segment_warehouse.load_calls(conn, warehouse_tables) if warehouse_tables else ()
+    copies_notes, tracks_order_notes = (
+        segment_warehouse.load_calls(conn, warehouse_tables, (ORDER_COMPLETED, ORDER_REFUNDED, ORDER_CANCELLED))
+        if warehouse_tables
+        else ((), ())
+    )
     batched = _unpack_batches(conn)
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_seg AS
@@ -210,10 +214,10 @@ FROM _fmt_seg_resolved WHERE call_type IN {EVENT_CALLS} ORDER BY origin_file, or
     written = ["events.parquet", "customers.parquet"]
     notes: dict[str, tuple[str, ...]] = {}
     if with_orders:
-        refund_note = _write_orders(conn, work_dir)
+        orders_notes = _write_orders(conn, work_dir) + tracks_order_notes
         written.append("orders.parquet")
-        if refund_note:
-            notes["orders.parquet"] = refund_note
+        if orders_notes:
+            notes["orders.parquet"] = orders_notes
     for table in ("_fmt_seg_calls", "_fmt_seg_links", "_fmt_seg_ids", "_fmt_seg_resolved"):
         conn.execute(f"DROP TABLE temp.{table}")
     if copies_notes:

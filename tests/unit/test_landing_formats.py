@@ -1525,6 +1525,26 @@ def test_segment_warehouse_tables_are_rebuilt_into_calls_and_read_by_the_segment
     assert not rows(conn, "SELECT * FROM raw.ingest_log WHERE source_file LIKE 'users%' OR source_file LIKE 'pages_2%'")
 
 
+def test_order_calls_read_from_tracks_without_their_event_table_are_warned_about(conn, tmp_path):
+    # An export without order_refunded (a table forgotten, or a part of it lost): the call is read from tracks,
+    # which has no order id or total, so it is quarantined as missing_order_total. The warning says why; alone,
+    # the code pointed at tracks.csv and, when most orders were such calls, the stop read as a misread file.
+    landing = write_segment_warehouse(tmp_path / "warehouse")
+    (landing / "order_refunded.csv").unlink()
+    report = ingest(conn, landing)
+    quarantine = "SELECT source_file, source_row, split_part(reason, ':', 1) AS code FROM raw.quarantine"
+    assert rows(conn, f"{quarantine} WHERE code <> 'after_as_of' ORDER BY 1") == [
+        ("aliases.csv", 1, "unsupported_call_type"),
+        ("tracks.csv", 3, "missing_order_total"),
+    ]
+    [orders_report] = [f for f in report.files if f.table_name == "orders"]
+    assert any(
+        note.startswith("warning: tracks.csv: 1 order calls (Order Completed, Refunded, Cancelled) are read from")
+        for note in orders_report.notes
+    )
+    assert_ingest_log_reconciles(conn)
+
+
 def test_segment_warehouse_tables_exported_from_snowflake_with_upper_case_columns_are_read(conn, tmp_path):
     landing = tmp_path / "snowflake"
     landing.mkdir()
