@@ -53,6 +53,7 @@ from landing.formats.common import (
 )
 from landing.formats.detect import WarehouseFile, shopify_table_files
 from landing.formats.shopify import customer_key_sql, order_status_sql, set_aside_anonymous_orders
+from landing.rules import COMMA_DECIMAL_EVIDENCE, POINT_DECIMAL_EVIDENCE, parsed_amount_sql
 from landing.sources import RECORD_INDEX, LandingError, load_source, parquet_read_errors, sql_string
 
 ORDER, CUSTOMER, REFUND = "order", "customer", "refund"
@@ -354,7 +355,19 @@ def _refunds(conn: duckdb.DuckDBPyConnection, tables: dict[str, list[WarehouseFi
     money = [f"SELECT refund_id, {amount} AS amount, 1 AS sign FROM {lines}" for amount in ("subtotal", "total_tax")]
     if adjustments is not None:
         money += [f"SELECT refund_id, {amount}, -1 FROM {adjustments}" for amount in ("amount", "tax_amount")]
-    number = f"try_cast(amount AS {DECIMAL})"
+    # A table re-saved by a spreadsheet may write `112,9`: read with the decimal mark its amounts prove (the
+    # contract's rule), and the refund rows written with it, so orders.parquet keeps one mark.
+    proofs = conn.execute(
+        f"SELECT count(*) FILTER (WHERE regexp_full_match(amount, '{COMMA_DECIMAL_EVIDENCE}')), "
+        f"count(*) FILTER (WHERE regexp_full_match(amount, '{POINT_DECIMAL_EVIDENCE}')) "
+        f"FROM ({' UNION ALL '.join(money)})"
+    ).fetchall()[0]
+    comma = proofs[0] > proofs[1]
+    number = (
+        f"CAST({parsed_amount_sql('amount', decimal_comma=True)} AS {DECIMAL})"
+        if comma
+        else f"try_cast(amount AS {DECIMAL})"
+    )
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_ft_refund_amounts AS
 SELECT refund_id, sum(sign * {number}) AS amount, bool_or(amount IS NOT NULL AND {number} IS NULL) AS invalid
@@ -365,7 +378,8 @@ FROM ({" UNION ALL ".join(money)}) GROUP BY refund_id""")
     code = "split_part(o.reject, ':', 1)"
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE {refunds} AS
-SELECT r.*, a.amount, CASE
+SELECT r.*, a.amount, {"replace(CAST(-a.amount AS VARCHAR), '.', ',')" if comma else "CAST(-a.amount AS VARCHAR)"}
+       AS refund_text, CASE
     WHEN {_is_true("r.deleted")} THEN {DELETED}
     WHEN o.id IS NULL THEN 'unknown_order: order_id ' || coalesce(r.order_id, '(empty)') || ' is not in the order table'
     WHEN o.reject IS NOT NULL THEN {code} || ': a refund of order ' || coalesce(o.name, o.id) || ', quarantined as '
@@ -411,7 +425,7 @@ LEFT JOIN {codes} AS d ON d.order_id = o.id""")
         refund_rows = f"""
   UNION ALL
   SELECT coalesce(o.name, o.id) || '-R' || CASE WHEN {nth} > 1 THEN CAST({nth} AS VARCHAR) ELSE '' END,
-         o.buyer, {offset.format("r.created_at")}, CAST(-r.amount AS VARCHAR), o.currency, NULL, NULL, o.source_name,
+         o.buyer, {offset.format("r.created_at")}, r.refund_text, o.currency, NULL, NULL, o.source_name,
          'refunded', r.origin_file, r.origin_row, 1, o.position, row(r.created_at, r.file_index, r.origin_row)
   FROM {refunds} AS r
   JOIN (SELECT * FROM _fmt_ft_buyers QUALIFY row_number() OVER (PARTITION BY id ORDER BY position) = 1) AS o

@@ -379,3 +379,29 @@ def test_integer_ids_written_as_floats_by_pandas_still_join(conn, tmp_path):
         ingest(expected, tmp_path / "plain")
         assert rows(conn, ORDERS_SQL + " ORDER BY order_id") == rows(expected, ORDERS_SQL + " ORDER BY order_id")
     assert_reconciles(conn)
+
+
+def test_tables_resaved_by_a_spreadsheet_with_decimal_commas_give_the_same_orders(conn, tmp_path):
+    # A European spreadsheet re-saves a CSV with `;` and decimal commas (`10,00`). The order totals are read by the
+    # contract's dialect detection; the refunds are summed here, and `112,9` was invalid_refund_amount (revenue
+    # overstated by every refund).
+    landing = fivetran_folder(tmp_path / "resaved")
+    for name, header, table in (
+        ("order.csv", ORDER, ORDERS),
+        ("order_line_refund.csv", LINE_REFUND, LINE_REFUNDS),
+        ("order_adjustment.csv", ADJUSTMENT, ADJUSTMENTS),
+    ):
+        amounts = [
+            i
+            for i, column in enumerate(header)
+            if column in ("total_price", "total_discounts", "subtotal", "total_tax", "amount", "tax_amount")
+        ]
+        resaved = [[value.replace(".", ",") if i in amounts else value for i, value in enumerate(row)] for row in table]
+        with (landing / name).open("w", newline="", encoding="utf-8-sig") as handle:
+            csv.writer(handle, delimiter=";").writerows([header, *resaved])
+    ingest(conn, landing)
+    with duckdb.connect() as expected:
+        ingest(expected, fivetran_folder(tmp_path / "plain"))
+        assert rows(conn, ORDERS_SQL + " ORDER BY order_id") == rows(expected, ORDERS_SQL + " ORDER BY order_id")
+        assert rows(conn, QUARANTINE_SQL) == rows(expected, QUARANTINE_SQL)
+    assert_reconciles(conn)
