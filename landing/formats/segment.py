@@ -59,6 +59,7 @@ from landing.formats.common import (
     record_generated_ids_sql,
     refund_buyer_sql,
     refund_currency_sql,
+    refund_order_total_sql,
     write_contract_file,
 )
 from landing.formats.detect import WarehouseFile
@@ -357,10 +358,6 @@ FROM _fmt_seg_orders WHERE {resent}""")
         nth="nth",
         first_copy="is_first_copy",
     )
-    refund_total = (
-        "CASE WHEN try_cast(refund_total AS DOUBLE) IS NULL THEN refund_total "
-        "ELSE CAST(-try_cast(refund_total AS DOUBLE) AS VARCHAR) END"
-    )
     conn.execute(
         record_generated_ids_sql(
             "orders", "order_id", "_fmt_seg_orders", order_id_sql("NULL", "segment", ("event_id",))
@@ -376,7 +373,7 @@ FROM _fmt_seg_orders WHERE {resent}""")
 SELECT {order_id_sql(own_id, "segment", ("event_id",))} AS order_id,
        {refund_buyer_sql("buyer", f"track_name = '{ORDER_COMPLETED}'", "order_id")} AS customer_id,
        occurred_at AS ordered_at,
-       CASE WHEN track_name = '{ORDER_COMPLETED}' THEN total ELSE {refund_total} END AS order_total,
+       CASE WHEN track_name = '{ORDER_COMPLETED}' THEN total ELSE {refund_order_total_sql("refund_total")} END AS order_total,
        {refund_currency_sql("currency", f"track_name = '{ORDER_COMPLETED}'", "order_id")} AS currency,
        discount AS discount_amount, coupon AS discount_code, NULL::VARCHAR AS channel,
        CASE WHEN is_cancelled THEN 'cancelled' WHEN track_name = '{ORDER_COMPLETED}' THEN 'completed'
