@@ -235,6 +235,20 @@ FROM {relation} WHERE refund_reject IS NOT NULL ORDER BY {record_order}""")
     return note
 
 
+def refund_order_total_sql(refund_total: str) -> str:
+    """A refund row's order_total from refund_totals_sql's `refund_total` (the refunded amount, positive): negated.
+    A text DuckDB does not read as a number but the contract may, with the file's decimal mark (`112,9`,
+    `1,234.50` from a table a spreadsheet re-saved), is negated as text: passed on as given it was read as a
+    positive amount, a refund adding revenue. Any other text (`abc`, or a negative one) is kept as given, for the
+    contract to judge with its text."""
+    return (
+        f"CASE WHEN try_cast({refund_total} AS DOUBLE) IS NOT NULL "
+        f"THEN CAST(-try_cast({refund_total} AS DOUBLE) AS VARCHAR) "
+        f"WHEN regexp_full_match(trim({refund_total}), '[+]?[0-9][0-9.,]*') THEN '-' || ltrim(trim({refund_total}), '+') "
+        f"ELSE {refund_total} END"
+    )
+
+
 def generated_ids_note(table: str, count: int) -> str:
     """The FileReport note of a translated table with `count` accepted rows under surrogate ids (order_id_sql)."""
     return (

@@ -67,6 +67,7 @@ from landing.formats.common import (
     record_generated_ids_sql,
     refund_buyer_sql,
     refund_currency_sql,
+    refund_order_total_sql,
     write_contract_file,
 )
 from landing.sources import LandingError, sql_string
@@ -412,8 +413,7 @@ SELECT {order_id_sql(own_id, "ga4", event_identity)} AS order_id,
        {_refund_buyer("coalesce(e.user_id, i.customer_id, e.user_pseudo_id)")} AS customer_id,
        e.occurred_at AS ordered_at,
        CASE WHEN e.event_type = '{PURCHASE}' THEN e.purchase_revenue
-            WHEN try_cast(e.refund_total AS DOUBLE) IS NULL THEN e.refund_total  -- quarantined with its text
-            ELSE CAST(-try_cast(e.refund_total AS DOUBLE) AS VARCHAR) END AS order_total,
+            ELSE {refund_order_total_sql("e.refund_total")} END AS order_total,
        {refund_currency_sql("e.currency", f"e.event_type = '{PURCHASE}'", "e.transaction_id")} AS currency,
        NULL::VARCHAR AS discount_amount, e.coupon AS discount_code, NULL::VARCHAR AS channel,
        CASE WHEN e.event_type = '{PURCHASE}' THEN 'completed' ELSE 'refunded' END AS status,

@@ -59,6 +59,7 @@ from landing.formats.common import (
     record_generated_ids_sql,
     refund_buyer_sql,
     refund_currency_sql,
+    refund_order_total_sql,
     write_contract_file,
 )
 from landing.formats.detect import WarehouseFile
@@ -128,7 +129,11 @@ def translate(
     rows are rebuilt into calls (segment_warehouse.py) and read with the lines. Returns the files written and the
     notes of each."""
     load_json_lines(conn, files)
-    copies_notes = segment_warehouse.load_calls(conn, warehouse_tables) if warehouse_tables else ()
+    copies_notes, tracks_order_notes = (
+        segment_warehouse.load_calls(conn, warehouse_tables, (ORDER_COMPLETED, ORDER_REFUNDED, ORDER_CANCELLED))
+        if warehouse_tables
+        else ((), ())
+    )
     batched = _unpack_batches(conn)
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_seg AS
@@ -210,10 +215,10 @@ FROM _fmt_seg_resolved WHERE call_type IN {EVENT_CALLS} ORDER BY origin_file, or
     written = ["events.parquet", "customers.parquet"]
     notes: dict[str, tuple[str, ...]] = {}
     if with_orders:
-        refund_note = _write_orders(conn, work_dir)
+        orders_notes = _write_orders(conn, work_dir) + tracks_order_notes
         written.append("orders.parquet")
-        if refund_note:
-            notes["orders.parquet"] = refund_note
+        if orders_notes:
+            notes["orders.parquet"] = orders_notes
     for table in ("_fmt_seg_calls", "_fmt_seg_links", "_fmt_seg_ids", "_fmt_seg_resolved"):
         conn.execute(f"DROP TABLE temp.{table}")
     if copies_notes:
@@ -353,10 +358,6 @@ FROM _fmt_seg_orders WHERE {resent}""")
         nth="nth",
         first_copy="is_first_copy",
     )
-    refund_total = (
-        "CASE WHEN try_cast(refund_total AS DOUBLE) IS NULL THEN refund_total "
-        "ELSE CAST(-try_cast(refund_total AS DOUBLE) AS VARCHAR) END"
-    )
     conn.execute(
         record_generated_ids_sql(
             "orders", "order_id", "_fmt_seg_orders", order_id_sql("NULL", "segment", ("event_id",))
@@ -372,7 +373,7 @@ FROM _fmt_seg_orders WHERE {resent}""")
 SELECT {order_id_sql(own_id, "segment", ("event_id",))} AS order_id,
        {refund_buyer_sql("buyer", f"track_name = '{ORDER_COMPLETED}'", "order_id")} AS customer_id,
        occurred_at AS ordered_at,
-       CASE WHEN track_name = '{ORDER_COMPLETED}' THEN total ELSE {refund_total} END AS order_total,
+       CASE WHEN track_name = '{ORDER_COMPLETED}' THEN total ELSE {refund_order_total_sql("refund_total")} END AS order_total,
        {refund_currency_sql("currency", f"track_name = '{ORDER_COMPLETED}'", "order_id")} AS currency,
        discount AS discount_amount, coupon AS discount_code, NULL::VARCHAR AS channel,
        CASE WHEN is_cancelled THEN 'cancelled' WHEN track_name = '{ORDER_COMPLETED}' THEN 'completed'

@@ -70,13 +70,16 @@ ADDRESS_COLUMNS = {"postal_code": "address_postal_code", "country": "address_cou
 IDS_TABLE = "_fmt_wh_ids"  # the messageIds of the event tables' calls
 
 
-def load_calls(conn: duckdb.DuckDBPyConnection, tables: list[WarehouseFile]) -> tuple[str, ...]:
+def load_calls(
+    conn: duckdb.DuckDBPyConnection, tables: list[WarehouseFile], order_events: tuple[str, ...] = ()
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Append the tables' rows as Segment calls to `_fmt_rows` (common.load_json_lines' work table, whose view
     segment.py reads), one per row with origin = file (a part's path under the landing folder) and record number,
-    but for the `tracks` copies of event-table rows (module docstring). Returns the notes saying how many copies
-    were left out."""
+    but for the `tracks` copies of event-table rows (module docstring). Returns the events' notes (how many copies
+    were left out) and the orders' warnings: calls named in `order_events` (lower case) read from `tracks`, which
+    has no properties, so no order id or total (their event table was not exported, or lacks them)."""
     conn.execute(f"CREATE OR REPLACE TEMP TABLE {IDS_TABLE} (message_id VARCHAR)")
-    notes = []
+    notes, order_notes = [], []
     # tracks last: the ids of every event table's calls, in all its parts, are then known, and its copies are
     # never rebuilt
     for file in sorted(tables, key=lambda table: table.table == TRACKS):
@@ -95,6 +98,16 @@ def load_calls(conn: duckdb.DuckDBPyConnection, tables: list[WarehouseFile]) -> 
                         f"{file.name}: {copies} rows not read: the same track calls (same id) are read from their "
                         "event tables, which hold their properties (each call counted once; not in rows_in)"
                     )
+                order_calls = conn.execute(
+                    f"SELECT count(*) FROM {source.relation} WHERE NOT coalesce({is_copy}, false) "
+                    f"AND lower(trim({_event_sql(file.table, columns)})) IN {tuple(order_events) or ('',)}"
+                ).fetchall()[0][0]
+                if order_calls:
+                    order_notes.append(
+                        f"warning: {file.name}: {order_calls} order calls (Order Completed, Refunded, Cancelled) are "
+                        "read from `tracks`, which holds no properties (no order id, total or currency): their event "
+                        "tables (order_completed, ...) are not in the folder or lack these calls; export them"
+                    )
             else:
                 conn.execute(f"INSERT INTO {IDS_TABLE} SELECT {message_id} FROM {source.relation}")
             conn.execute(f"""
@@ -104,7 +117,7 @@ FROM {source.relation}
 WHERE {f"NOT coalesce({is_copy}, false)" if is_tracks else "true"}""")
     conn.execute("DROP TABLE IF EXISTS temp._fmt_wh_src")
     conn.execute(f"DROP TABLE temp.{IDS_TABLE}")
-    return tuple(notes)
+    return tuple(notes), tuple(order_notes)
 
 
 def _text(columns: dict[str, str], name: str) -> str:
@@ -112,12 +125,16 @@ def _text(columns: dict[str, str], name: str) -> str:
     return f"nullif(trim(CAST({columns[name]} AS VARCHAR)), '')" if name in columns else "NULL::VARCHAR"
 
 
+def _event_sql(table: str, columns: dict[str, str]) -> str:
+    """A track row's event name as sent: `event_text`, else the slug (an event table is named by it) with spaces."""
+    slug = f"coalesce({_text(columns, 'event')}, {sql_string(table)})"
+    return f"coalesce({_text(columns, 'event_text')}, replace({slug}, '_', ' '))"
+
+
 def _call_sql(table: str, columns: dict[str, str]) -> str:
     """The JSON object of the Segment call a row of `table` was (see the module docstring)."""
     call_type = SEGMENT_CALL_TABLES.get(table, "track")
-    # An event table is named by its slug: the slug stands in for the name when event_text is missing.
-    slug = f"coalesce({_text(columns, 'event')}, {sql_string(table)})"
-    event = f"coalesce({_text(columns, 'event_text')}, replace({slug}, '_', ' '))" if call_type == "track" else "NULL"
+    event = _event_sql(table, columns) if call_type == "track" else "NULL"
     own = set(OWN_COLUMNS)
     if call_type in ("page", "screen"):
         own.add("name")  # the page/screen call's own name (its page type), not a property

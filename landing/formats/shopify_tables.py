@@ -28,8 +28,9 @@ Read (columns as `fivetran/dbt_shopify_source` lists them, macros/get_*_columns.
 - `order_line` and `transaction` are not read: the order's total and the refunds carry the money in shop currency
   (a transaction's amount is in the presentment currency); a note says so.
 
-Quarantined by the translator (never dropped; raw_record is the source row): a row with `_fivetran_deleted` true
-(`deleted_in_shopify`), a `test` order (`test_order`) and the refunds of either, a refund of a cancelled or voided
+Quarantined by the translator (never dropped; raw_record is the source row): a past version of a row in a table
+synced in Fivetran's history mode (`_fivetran_active` false: `superseded_version`, as the API pulls' older copies),
+a row with `_fivetran_deleted` true (`deleted_in_shopify`), a `test` order (`test_order`) and the refunds of either, a refund of a cancelled or voided
 order (`refund_of_cancelled_order`: the order never counts, so neither does its refund), a refund without money
 (`no_money_refunded`: a restock), a refund whose order is not in the table (`unknown_order`), a line refund or
 adjustment of a refund not in the table (`unknown_refund`), a refund amount that is not a number
@@ -52,6 +53,7 @@ from landing.formats.common import (
 )
 from landing.formats.detect import WarehouseFile, shopify_table_files
 from landing.formats.shopify import customer_key_sql, order_status_sql, set_aside_anonymous_orders
+from landing.rules import COMMA_DECIMAL_EVIDENCE, POINT_DECIMAL_EVIDENCE, parsed_amount_sql
 from landing.sources import RECORD_INDEX, LandingError, load_source, parquet_read_errors, sql_string
 
 ORDER, CUSTOMER, REFUND = "order", "customer", "refund"
@@ -69,12 +71,28 @@ REQUIRED = {
     ADDRESS: ("customer_id",),
 }
 TRUE_TEXT = ("true", "t", "1", "yes", "y")
+FALSE_TEXT = ("false", "f", "0", "no", "n")
+# The contract table a source table's rows count toward (None: folded into other rows, never counted on its own).
+COUNTED_AS = {ORDER: "orders", CUSTOMER: "customers", REFUND: "orders", LINE_REFUND: "orders", ADJUSTMENT: "orders"}
+# Fivetran's history mode keeps every version of a row: `_fivetran_active` false marks the past ones (and the last
+# one of a record deleted in Shopify). Only the active row is the record; the others would conflict with it.
+PAST_VERSION = (
+    "'superseded_version: _fivetran_active is false (a past version of the row, kept by Fivetran''s history mode; "
+    "the active row is the record)'"
+)
 DECIMAL = "DECIMAL(38, 6)"  # money summed exactly (a refund's line refunds and adjustments)
 
 
 def _text(columns: dict[str, str], name: str) -> str:
     """A column's value as trimmed text (NULL when the part lacks it or the value is empty)."""
     return f"nullif(trim(CAST({columns[name]} AS VARCHAR)), '')" if name in columns else "NULL::VARCHAR"
+
+
+def _id(columns: dict[str, str], name: str) -> str:
+    """A Shopify id (an integer) as text: `6000000001.0` -> `6000000001`. An export that went through pandas writes an
+    integer column holding nulls (a guest order's customer_id) as floats, in Parquet and CSV alike; read as written,
+    no order would join its customer or refund."""
+    return f"regexp_replace({_text(columns, name)}, '^([0-9]+)\\.0+$', '\\1')"
 
 
 def _shop_money(columns: dict[str, str], name: str, field: str = "amount") -> str:
@@ -94,11 +112,11 @@ def _has(names: set[str], column: str) -> bool:
 
 def _order_values(c: dict[str, str]) -> dict[str, str]:
     return {
-        "id": _text(c, "id"),
+        "id": _id(c, "id"),
         "name": _text(c, "name"),
         "email": _text(c, "email"),
         "phone": _text(c, "phone"),
-        "customer_id": _text(c, "customer_id"),
+        "customer_id": _id(c, "customer_id"),
         "created_at": _text(c, "created_at"),
         "cancelled_at": _text(c, "cancelled_at"),
         "financial_status": f"coalesce({_text(c, 'financial_status')}, {_text(c, 'display_financial_status')})",
@@ -115,7 +133,7 @@ def _order_values(c: dict[str, str]) -> dict[str, str]:
 def _customer_values(c: dict[str, str]) -> dict[str, str]:
     consent = _text(c, "email_marketing_consent_state")
     return {
-        "id": _text(c, "id"),
+        "id": _id(c, "id"),
         "email": _text(c, "email"),
         "phone": _text(c, "phone"),
         "first_name": _text(c, "first_name"),
@@ -123,7 +141,7 @@ def _customer_values(c: dict[str, str]) -> dict[str, str]:
         "created_at": _text(c, "created_at"),
         "marketing_consent": f"CASE WHEN {consent} IS NULL THEN {_text(c, 'accepts_marketing')} "
         f"ELSE CAST(lower({consent}) = 'subscribed' AS VARCHAR) END",
-        "default_address_id": _text(c, "default_address_id"),
+        "default_address_id": _id(c, "default_address_id"),
         "deleted": _text(c, "_fivetran_deleted"),
     }
 
@@ -132,33 +150,33 @@ VALUES = {
     ORDER: _order_values,
     CUSTOMER: _customer_values,
     REFUND: lambda c: {
-        "id": _text(c, "id"),
-        "order_id": _text(c, "order_id"),
+        "id": _id(c, "id"),
+        "order_id": _id(c, "order_id"),
         # created_at, as dbt_shopify dates a refund; processed_at only when a table lacks it
         "created_at": f"coalesce({_text(c, 'created_at')}, {_text(c, 'processed_at')})",
         "deleted": _text(c, "_fivetran_deleted"),
     },
     LINE_REFUND: lambda c: {
-        "refund_id": _text(c, "refund_id"),
+        "refund_id": _id(c, "refund_id"),
         "subtotal": _shop_money(c, "subtotal"),
         "total_tax": _shop_money(c, "total_tax"),
         "deleted": _text(c, "_fivetran_deleted"),
     },
     ADJUSTMENT: lambda c: {
-        "refund_id": _text(c, "refund_id"),
+        "refund_id": _id(c, "refund_id"),
         "amount": _shop_money(c, "amount"),
         "tax_amount": _shop_money(c, "tax_amount"),
         "deleted": _text(c, "_fivetran_deleted"),
     },
     DISCOUNT_CODE: lambda c: {
-        "order_id": _text(c, "order_id"),
+        "order_id": _id(c, "order_id"),
         "code": _text(c, "code"),
         "position": f"try_cast({_text(c, 'index')} AS BIGINT)",
         "deleted": _text(c, "_fivetran_deleted"),
     },
     ADDRESS: lambda c: {
-        "id": _text(c, "id"),
-        "customer_id": _text(c, "customer_id"),
+        "id": _id(c, "id"),
+        "customer_id": _id(c, "customer_id"),
         "zip": _text(c, "zip"),
         "country_code": f"coalesce({_text(c, 'country_code')}, {_text(c, 'country')})",
         "is_default": f"coalesce({_text(c, 'is_default')}, {_text(c, 'default')})",
@@ -179,7 +197,7 @@ def _load_table(conn: duckdb.DuckDBPyConnection, table: str, files: list[Warehou
     conn.execute(
         f"CREATE OR REPLACE TEMP TABLE {work} (file_index INTEGER, origin_file VARCHAR, origin_row BIGINT, "
         + "".join(f"{name} VARCHAR, " for name in names)
-        + "raw_record VARCHAR)"
+        + "active VARCHAR, raw_record VARCHAR)"
     )
     for index, file in enumerate(files):
         source = load_source(conn, file.path, "_fmt_ft_src")
@@ -197,9 +215,14 @@ def _load_table(conn: duckdb.DuckDBPyConnection, table: str, files: list[Warehou
         with parquet_read_errors(file.name):  # a Parquet file is read where it lies
             conn.execute(f"""
 INSERT INTO {work} SELECT {index}, {sql_string(file.name)}, {RECORD_INDEX} + 1, {values},
-       {raw_record_sql(f"CAST(json_object({record}) AS VARCHAR)")}
+       {_text(columns, "_fivetran_active")}, {raw_record_sql(f"CAST(json_object({record}) AS VARCHAR)")}
 FROM {source.relation}""")
     conn.execute("DROP TABLE IF EXISTS temp._fmt_ft_src")
+    past = f"coalesce(lower(active) IN {FALSE_TEXT}, false)"
+    if table in COUNTED_AS:
+        _reject(conn, work, COUNTED_AS[table], PAST_VERSION, past)
+    else:
+        conn.execute(f"DELETE FROM {work} WHERE {past}")
     return work
 
 
@@ -332,7 +355,19 @@ def _refunds(conn: duckdb.DuckDBPyConnection, tables: dict[str, list[WarehouseFi
     money = [f"SELECT refund_id, {amount} AS amount, 1 AS sign FROM {lines}" for amount in ("subtotal", "total_tax")]
     if adjustments is not None:
         money += [f"SELECT refund_id, {amount}, -1 FROM {adjustments}" for amount in ("amount", "tax_amount")]
-    number = f"try_cast(amount AS {DECIMAL})"
+    # A table re-saved by a spreadsheet may write `112,9`: read with the decimal mark its amounts prove (the
+    # contract's rule), and the refund rows written with it, so orders.parquet keeps one mark.
+    proofs = conn.execute(
+        f"SELECT count(*) FILTER (WHERE regexp_full_match(amount, '{COMMA_DECIMAL_EVIDENCE}')), "
+        f"count(*) FILTER (WHERE regexp_full_match(amount, '{POINT_DECIMAL_EVIDENCE}')) "
+        f"FROM ({' UNION ALL '.join(money)})"
+    ).fetchall()[0]
+    comma = proofs[0] > proofs[1]
+    number = (
+        f"CAST({parsed_amount_sql('amount', decimal_comma=True)} AS {DECIMAL})"
+        if comma
+        else f"try_cast(amount AS {DECIMAL})"
+    )
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE _fmt_ft_refund_amounts AS
 SELECT refund_id, sum(sign * {number}) AS amount, bool_or(amount IS NOT NULL AND {number} IS NULL) AS invalid
@@ -343,7 +378,8 @@ FROM ({" UNION ALL ".join(money)}) GROUP BY refund_id""")
     code = "split_part(o.reject, ':', 1)"
     conn.execute(f"""
 CREATE OR REPLACE TEMP TABLE {refunds} AS
-SELECT r.*, a.amount, CASE
+SELECT r.*, a.amount, {"replace(CAST(-a.amount AS VARCHAR), '.', ',')" if comma else "CAST(-a.amount AS VARCHAR)"}
+       AS refund_text, CASE
     WHEN {_is_true("r.deleted")} THEN {DELETED}
     WHEN o.id IS NULL THEN 'unknown_order: order_id ' || coalesce(r.order_id, '(empty)') || ' is not in the order table'
     WHEN o.reject IS NOT NULL THEN {code} || ': a refund of order ' || coalesce(o.name, o.id) || ', quarantined as '
@@ -389,7 +425,7 @@ LEFT JOIN {codes} AS d ON d.order_id = o.id""")
         refund_rows = f"""
   UNION ALL
   SELECT coalesce(o.name, o.id) || '-R' || CASE WHEN {nth} > 1 THEN CAST({nth} AS VARCHAR) ELSE '' END,
-         o.buyer, {offset.format("r.created_at")}, CAST(-r.amount AS VARCHAR), o.currency, NULL, NULL, o.source_name,
+         o.buyer, {offset.format("r.created_at")}, r.refund_text, o.currency, NULL, NULL, o.source_name,
          'refunded', r.origin_file, r.origin_row, 1, o.position, row(r.created_at, r.file_index, r.origin_row)
   FROM {refunds} AS r
   JOIN (SELECT * FROM _fmt_ft_buyers QUALIFY row_number() OVER (PARTITION BY id ORDER BY position) = 1) AS o

@@ -270,7 +270,8 @@ def _fit_metadata(table: pd.DataFrame) -> dict[str, dg.MetadataValue]:
     metadata, budget = {}, []
     for row in table.itertuples(index=False):
         name = f"{row.cutoff}/{row.model}"
-        if row.fitted_blob is None:
+        # NA, not None, when the kept fits are read back from the warehouse (the next day's run of a small shop)
+        if pd.isna(row.fitted_blob):
             metadata[name] = dg.MetadataValue.text(f"not fitted: {row.error}")
             continue
         fitted = pickle.loads(bytes(row.fitted_blob))

@@ -18,6 +18,7 @@ import pytest
 
 from landing import LandingError, LandingOptions, ingest_landing
 from landing.formats import detect_format
+from landing.formats.common import refund_order_total_sql
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "formats"
 GA4_FILE = "events_20251201.jsonl"
@@ -1523,6 +1524,52 @@ def test_segment_warehouse_tables_are_rebuilt_into_calls_and_read_by_the_segment
     assert_ingest_log_reconciles(conn)
     assert rows(conn, LOG_SQL + f" WHERE source_file = 'tracks.{ext}'") == [(f"tracks.{ext}", "events", 1, 1, 0)]
     assert not rows(conn, "SELECT * FROM raw.ingest_log WHERE source_file LIKE 'users%' OR source_file LIKE 'pages_2%'")
+
+
+def test_order_calls_read_from_tracks_without_their_event_table_are_warned_about(conn, tmp_path):
+    # An export without order_refunded (a table forgotten, or a part of it lost): the call is read from tracks,
+    # which has no order id or total, so it is quarantined as missing_order_total. The warning says why; alone,
+    # the code pointed at tracks.csv and, when most orders were such calls, the stop read as a misread file.
+    landing = write_segment_warehouse(tmp_path / "warehouse")
+    (landing / "order_refunded.csv").unlink()
+    report = ingest(conn, landing)
+    quarantine = "SELECT source_file, source_row, split_part(reason, ':', 1) AS code FROM raw.quarantine"
+    assert rows(conn, f"{quarantine} WHERE code <> 'after_as_of' ORDER BY 1") == [
+        ("aliases.csv", 1, "unsupported_call_type"),
+        ("tracks.csv", 3, "missing_order_total"),
+    ]
+    [orders_report] = [f for f in report.files if f.table_name == "orders"]
+    assert any(
+        note.startswith("warning: tracks.csv: 1 order calls (Order Completed, Refunded, Cancelled) are read from")
+        for note in orders_report.notes
+    )
+    assert_ingest_log_reconciles(conn)
+
+
+def test_refunds_written_with_a_decimal_comma_stay_refunds(conn, tmp_path):
+    # Warehouse tables re-saved by a European spreadsheet (`;`, `20,5`): DuckDB reads no number in `20,5`, so the
+    # refund's text was passed on as given and the contract, reading the file's decimal comma, took +20.5: a
+    # refund adding revenue.
+    landing = write_segment_warehouse(tmp_path / "warehouse")
+    for name in ("order_completed.csv", "order_refunded.csv"):
+        table = list(csv.reader((landing / name).read_text().splitlines()))
+        total = table[0].index("total")
+        for row in table[1:]:
+            row[total] = {"100.0": "100,0", "20": "20,5"}[row[total]]
+        with (landing / name).open("w", newline="") as handle:
+            csv.writer(handle, delimiter=";").writerows(table)
+    ingest(conn, landing)
+    assert rows(conn, "SELECT order_id, order_total FROM raw.orders ORDER BY 1") == [("O1", 100.0), ("O1-R", -20.5)]
+    assert_ingest_log_reconciles(conn)
+
+
+@pytest.mark.parametrize(
+    ("refund_total", "order_total"),
+    [("20.5", "-20.5"), ("20,5", "-20,5"), ("+1,020.50", "-1,020.50"), ("-20,5", "-20,5"), ("abc", "abc")],
+)
+def test_a_refund_total_is_negated_as_a_number_or_as_number_text(refund_total, order_total):
+    value = duckdb.sql(f"SELECT {refund_order_total_sql('t')} FROM (SELECT '{refund_total}' AS t)").fetchall()[0][0]
+    assert value == order_total
 
 
 def test_segment_warehouse_tables_exported_from_snowflake_with_upper_case_columns_are_read(conn, tmp_path):

@@ -329,3 +329,79 @@ def test_a_spark_partitioned_order_folder_and_gzipped_csv_parts(conn, tmp_path):
     assert rows(conn, QUARANTINE_SQL) == [("order/currency=CHF/part-00000.snappy.parquet", 1, "mixed_currency")]
     assert rows(conn, "SELECT customer_id, origin_file FROM raw.customers") == [("701", "customer_0000_part_00.gz")]
     assert_reconciles(conn)
+
+
+def test_history_mode_past_versions_are_set_aside_and_the_active_rows_read(conn, tmp_path):
+    # Fivetran's history mode ("System Columns and Tables": `_fivetran_active`, `_fivetran_start`, `_fivetran_end`)
+    # keeps every version of a row. Read as records, an order edited or cancelled after it was placed was
+    # duplicate_conflicting (every copy quarantined: the order lost), a customer whose consent changed too.
+    landing = fivetran_folder(tmp_path / "history")
+    reference = tmp_path / "reference"
+    fivetran_folder(reference)
+    history = ["_fivetran_active", "_fivetran_start", "_fivetran_end"]
+    active = ["true", "2025-11-20 00:00:00+00", "9999-12-31 23:59:59+00"]
+    past = ["false", "2025-11-01 00:00:00+00", "2025-11-20 00:00:00+00"]
+    orders = [row + active for row in ORDERS]
+    # #1001 before an edit
+    orders.insert(0, [*ORDERS[0][:6], "pending", *ORDERS[0][7:9], "55.00", *ORDERS[0][10:], *past])
+    orders.insert(3, [*ORDERS[2][:5], "", "paid", *ORDERS[2][7:], *past])  # #1003 before it was cancelled
+    write_csv(landing / "order.csv", ORDER + history, orders)
+    customers = [row + active for row in CUSTOMERS] + [[*CUSTOMERS[0][:6], "NOT_SUBSCRIBED", *CUSTOMERS[0][7:], *past]]
+    write_csv(landing / "customer.csv", CUSTOMER + history, customers)
+    refunds = [row + active for row in REFUNDS] + [[*REFUNDS[0][:4], "true", SYNCED, *past]]
+    write_csv(landing / "refund.csv", REFUND + history, refunds)
+    ingest(conn, landing)
+    with duckdb.connect() as expected:
+        ingest(expected, reference)
+        assert rows(conn, ORDERS_SQL + " ORDER BY order_id") == rows(expected, ORDERS_SQL + " ORDER BY order_id")
+        customers_sql = "SELECT * EXCLUDE (origin_row, source_row) FROM raw.customers ORDER BY customer_id"
+        assert rows(conn, customers_sql) == rows(expected, customers_sql)
+    superseded = (
+        "SELECT source_file, source_row FROM raw.quarantine WHERE reason LIKE 'superseded_version%' ORDER BY 1, 2"
+    )
+    assert rows(conn, superseded) == [("customer.csv", 5), ("order.csv", 1), ("order.csv", 4), ("refund.csv", 6)]
+    assert_reconciles(conn)
+
+
+def test_integer_ids_written_as_floats_by_pandas_still_join(conn, tmp_path):
+    # pandas turns an integer column holding a null (a guest order's customer_id) into floats, in Parquet and in
+    # CSV: 701 -> 701.0. Read as written, the orders named customers `701.0` that the customer table does not hold,
+    # and the refunds `12.0` of no order.
+    landing = fivetran_folder(tmp_path / "pandas", skip=("order", "refund"))
+    duckdb.sql(
+        f"COPY (SELECT * REPLACE (CAST(nullif(customer_id, '') AS DOUBLE) AS customer_id, CAST(id AS DOUBLE) AS id) "
+        f"FROM read_csv('{fivetran_folder(tmp_path / 'plain')}/order.csv', all_varchar = true)) "
+        f"TO '{landing / 'order.parquet'}' (FORMAT parquet)"
+    )
+    write_csv(landing / "refund.csv", REFUND, [[f"{row[0]}.0", f"{row[1]}.0", *row[2:]] for row in REFUNDS])
+    ingest(conn, landing)
+    with duckdb.connect() as expected:
+        ingest(expected, tmp_path / "plain")
+        assert rows(conn, ORDERS_SQL + " ORDER BY order_id") == rows(expected, ORDERS_SQL + " ORDER BY order_id")
+    assert_reconciles(conn)
+
+
+def test_tables_resaved_by_a_spreadsheet_with_decimal_commas_give_the_same_orders(conn, tmp_path):
+    # A European spreadsheet re-saves a CSV with `;` and decimal commas (`10,00`). The order totals are read by the
+    # contract's dialect detection; the refunds are summed here, and `112,9` was invalid_refund_amount (revenue
+    # overstated by every refund).
+    landing = fivetran_folder(tmp_path / "resaved")
+    for name, header, table in (
+        ("order.csv", ORDER, ORDERS),
+        ("order_line_refund.csv", LINE_REFUND, LINE_REFUNDS),
+        ("order_adjustment.csv", ADJUSTMENT, ADJUSTMENTS),
+    ):
+        amounts = [
+            i
+            for i, column in enumerate(header)
+            if column in ("total_price", "total_discounts", "subtotal", "total_tax", "amount", "tax_amount")
+        ]
+        resaved = [[value.replace(".", ",") if i in amounts else value for i, value in enumerate(row)] for row in table]
+        with (landing / name).open("w", newline="", encoding="utf-8-sig") as handle:
+            csv.writer(handle, delimiter=";").writerows([header, *resaved])
+    ingest(conn, landing)
+    with duckdb.connect() as expected:
+        ingest(expected, fivetran_folder(tmp_path / "plain"))
+        assert rows(conn, ORDERS_SQL + " ORDER BY order_id") == rows(expected, ORDERS_SQL + " ORDER BY order_id")
+        assert rows(conn, QUARANTINE_SQL) == rows(expected, QUARANTINE_SQL)
+    assert_reconciles(conn)
