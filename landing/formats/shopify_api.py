@@ -44,6 +44,9 @@ file), `unsupported_record` (anything else), and malformed lines. Bulk child lin
 
 from __future__ import annotations
 
+import gzip
+import json
+import re
 from pathlib import Path
 
 import duckdb
@@ -334,15 +337,40 @@ UPDATE _fmt_sapi SET kind = 'orphan' WHERE kind = 'child' AND parent NOT IN (
     return tuple(written), {"orders.parquet": notes} if notes else {}
 
 
+# How a REST page opens (`{"orders": [` or `{"customers": [`), pretty-printed or not.
+REST_PAGE_OPENING = re.compile(rb'\s*\{\s*"(orders|customers)"\s*:\s*\[')
+
+
+def _is_cut_rest_page(path: Path) -> bool:
+    """A file that opens as a REST page but is not whole JSON: a download cut short."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as handle:
+            if not REST_PAGE_OPENING.match(handle.read(4096)):
+                return False
+        with opener(path, "rb") as handle:
+            json.load(handle)
+    except (OSError, EOFError, ValueError):
+        return True
+    return False
+
+
 def _unread_json(landing_dir: Path, files: list[Path]) -> tuple[str, ...]:
-    """A note naming the folder's other JSON files: not Shopify records, or not valid JSON (a truncated download of
-    a pretty-printed page), so they are not read, and said so rather than skipped in silence."""
-    unread = sorted(path.name for path in landing_dir.iterdir() if is_json_lines(path) and path not in files)
+    """A note naming the folder's other JSON files (their first record is no Shopify record), so they are not read
+    and said so rather than skipped in silence. A REST page cut short while downloading stops the run instead, as a
+    cut gzip or Avro file does: read without it, the shop would miss its orders with only a note (and its as-of date
+    could move months back)."""
+    unread = sorted(path for path in landing_dir.iterdir() if is_json_lines(path) and path not in files)
+    if cut := next((path for path in unread if _is_cut_rest_page(path)), None):
+        raise LandingError(
+            f"{cut.name}: a Shopify REST page that is not whole JSON (cut short while downloading?): download it "
+            "again, or remove it to read the other files without its records"
+        )
     if not unread:
         return ()
     return (
-        f"warning: not read: {', '.join(unread)} (their first record is no Shopify order, customer or REST page, or "
-        "the file is not valid JSON, such as a page cut short while downloading)",
+        f"warning: not read: {', '.join(path.name for path in unread)} (their first record is no Shopify order, "
+        "customer or REST page)",
     )
 
 
