@@ -1,25 +1,45 @@
 """Code versions computed from the source: a digest of the code that decides what a step computes.
 
-A model step's Dagster `code_version` (and the model chain's `code_versions` in its training snapshot, which
-refits the chain when it changes: ml/cadence.py rule 4) used to be a string bumped by hand, and six champion-rule
-changes shipped without a bump: upgraded deployments kept the old rules until the weekly refit. `source_version`
-derives it instead from the step's asset function and the code it reaches:
-- in the asset's own module, the asset function and every top-level definition it names, transitively (its
-  helpers, SQL constants, config class), and nothing else of that module (another asset's edit does not count);
-- every `PACKAGE` (ml) module those definitions import names from, whole, and the `ml` modules those import,
-  transitively: the pure functions that fit and choose. An automatic set, so a new helper module cannot be
-  forgotten the way a bump was.
-Not followed: other orchestration modules (reading, writing, bookkeeping: what they read is the fit's input data,
-which the snapshot's measures, feature columns and back-test definition cover) and third-party libraries (the
-snapshot's library_versions).
+A step's Dagster `code_version` (and the model chain's `code_versions` in its training snapshot, which refits the
+chain when it changes: ml/cadence.py rule 4; likewise the clustering fit's) used to be a string bumped by hand, and
+six champion-rule changes shipped without a bump: upgraded deployments kept the old rules until the weekly refit,
+and Dagster showed "up to date" for segments computed by old code. `source_version` derives it instead from the
+step's asset function and the code it reaches:
+- in the asset's own module, the asset function (or the factory that makes it) and every top-level definition it
+  names, transitively (its helpers, SQL constants, config class, decorator arguments), and nothing else of that
+  module (another asset's edit does not count);
+- every module of the pure PACKAGES (ml, activation, landing, privacy, realtime, reporting) those definitions import
+  names from, whole, and the PACKAGES modules those import, transitively: the pure functions that fit, choose,
+  score, select and render. An automatic set, so a new helper module cannot be forgotten the way a bump was. An
+  empty module (a package's empty __init__.py) computes nothing and is left out.
+Not followed: other orchestration modules (reading, writing, bookkeeping: what they read is the step's input data,
+whose data versions Dagster tracks and which the snapshots' measures, feature columns and back-test definition
+cover) and third-party libraries (the snapshots' library_versions).
+
+Which assets carry one (ASSET_STEPS, the one table; tests/orchestration/test_definitions.py holds the definitions to
+it): every Python asset whose output is data computed from its inputs by its code: the event vocabulary, RFM,
+clusters (profiles, the pinned fit), the lookalike and its model, the refit decision, the BTYD and CLV chain and
+their predictions, the activation gate, explanations, the fairness audit, the membership history, the segment cards
+and report, the serving bundle, the contact match forms, the audience member tables and export files, the audience
+lift. A multi-asset's outputs share its step's version; a factory's assets (one per audience) share the factory's,
+and an audience's own rule is configuration, shown in its metadata. Without one:
+- the ingest (landing_files, raw/*): its data version is the ingest fingerprint, which already hashes the ingest
+  code (orchestration/lib/ingest_fingerprint.py) and keys the kept raw tables;
+- the syncs (sync/*, the ledger tables): an effect at a destination; what is current there is the ledger's diff,
+  and a code edit does not make a pushed audience stale (nor should Dagster say so);
+- the privacy steps (privacy/*): records of actions taken (receipts, owed removals, compaction), not derivations;
+- dbt assets: dagster-dbt gives them the SQL's checksum.
+The match forms keep their own row key besides (activation/member_records.py forms_version, from the rules' source).
 
 Normalised so an edit that cannot change a computation does not refit: each source is parsed and hashed as
 `ast.dump` (no line numbers) with bare string statements (docstrings) removed, so comments, formatting and
 docstrings vanish. Sources are named by module, not path, so the digest is the same on every machine, checkout
 path and PYTHONHASHSEED. The dump format belongs to the Python minor version: a Python upgrade refits once.
 
-Computed once per process at definitions load: parsing the ~9 files costs ~0.2 s of CPU (a definitions load ~5 s).
-Not cached on disk: a cache file written at import would be a side effect for ~4 % of the load.
+Computed once per process at definitions load (asset_code_versions): ~46 files, 0.44-0.49 s of CPU (the chain's
+three steps alone took 0.19-0.21 s; a definitions load ~5 s), with the garbage collector paused (a third of the
+cost was its passes over the syntax trees) and the trees freed afterwards (~36 MB; main kept 10 MB of them for the
+whole run). Not cached on disk: a cache file written at import would be a side effect for ~5 % of the load.
 """
 
 from __future__ import annotations
