@@ -36,7 +36,7 @@ Normalised so an edit that cannot change a computation does not refit: each sour
 docstrings vanish. Sources are named by module, not path, so the digest is the same on every machine, checkout
 path and PYTHONHASHSEED. The dump format belongs to the Python minor version: a Python upgrade refits once.
 
-Computed once per process at definitions load (asset_code_versions): ~46 files, 0.44-0.49 s of CPU (the chain's
+Computed once per process at definitions load (asset_code_versions): 56 files, 0.44-0.51 s of CPU (the chain's
 three steps alone took 0.19-0.21 s; a definitions load ~5 s), with the garbage collector paused (a third of the
 cost was its passes over the syntax trees) and the trees freed afterwards (~36 MB; main kept 10 MB of them for the
 whole run). Not cached on disk: a cache file written at import would be a side effect for ~5 % of the load.
@@ -141,10 +141,14 @@ def imported_package_modules(tree: ast.Module, module: str, root: Path = PROJECT
     return {name for name in found if parse_module(name, root).body}
 
 
-@functools.cache
 def _module_imports(module: str, root: Path) -> frozenset[str]:
-    # once per module and process, however many steps reach it (a change of the file is a new process)
-    return frozenset(imported_package_modules(parse_module(module, root), module, root))
+    return _imports_of(module_path(module, root).read_text(encoding="utf-8"), module, root)
+
+
+@functools.cache
+def _imports_of(source: str, module: str, root: Path) -> frozenset[str]:
+    # by the text, as _parsed: once per module however many steps reach it, never stale
+    return frozenset(imported_package_modules(_parsed(source), module, root))
 
 
 def package_closure(modules: set[str], root: Path = PROJECT_ROOT) -> set[str]:
@@ -258,8 +262,8 @@ def asset_code_versions(root: Path = PROJECT_ROOT) -> dict[str, str]:
     """Step of ASSET_STEPS -> its code version ("rfm-<12 hex>"): the one place every computed version comes from,
     computed once per process at definitions load. `root`: the sources to read (tests use copies)."""
     collecting = gc.isenabled()
-    # Parsing allocates ~1 M syntax-tree nodes, none in a reference cycle: the collector's passes over them were a
-    # third of this function's CPU.
+    # Parsing makes ~130 k syntax-tree nodes (56 files), none in a reference cycle: the collector's passes over them
+    # were a third of this function's CPU.
     gc.disable()
     try:
         return {step: source_version(*where, root=root) for step, where in ASSET_STEPS.items()}
@@ -267,5 +271,5 @@ def asset_code_versions(root: Path = PROJECT_ROOT) -> dict[str, str]:
         if collecting:
             gc.enable()
         # The trees (~36 MB for every step) are not needed once the versions are known: not kept for the whole run.
-        for cached in (_parsed, _dumped, _module_imports):
+        for cached in (_parsed, _dumped, _imports_of):
             cached.cache_clear()
