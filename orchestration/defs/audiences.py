@@ -55,6 +55,7 @@ from activation.sync import SyncGuardError, guard_change, lift_by_audience, sync
 from landing.realtime_log import read_transitions, transition_log_files
 from orchestration.defs.resources import DUCKDB_TAG, ActivationCredentials, SegmintSettings, SparkEngine, Warehouse
 from orchestration.lib import groups, keys, spark_audiences
+from orchestration.lib.code_versions import asset_code_versions
 from orchestration.lib.keys import (
     AUDIENCE_LIFT,
     CLV_ACTIVATION_GATE,
@@ -141,6 +142,7 @@ EXPORTED_MEMBERS = "not members.is_control and coalesce(members.marketing_consen
     group_name=groups.AUDIENCES,
     kinds={"python", "duckdb"},
     op_tags=DUCKDB_TAG,
+    code_version=asset_code_versions()["customer_match_forms"],
 )
 def customer_match_forms(warehouse: Warehouse) -> dg.MaterializeResult:
     """One row per customer of edge.customer_contacts: the normal forms and SHA-256 hashes of the contact fields that
@@ -167,6 +169,7 @@ def _audience_asset(audience: Audience) -> dg.AssetsDefinition:
         op_tags=DUCKDB_TAG,
         description=f"{audience.description} One row per member; is_control marks the held-out control group.",
         metadata={"rule": audience.rule, "control_share": audience.control_share},
+        code_version=asset_code_versions()["audience_members"],
     )
     def _members(warehouse: Warehouse, settings: SegmintSettings, spark: SparkEngine) -> dg.MaterializeResult:
         realtime: dict[str, dg.MetadataValue] = {}
@@ -285,6 +288,7 @@ def _export_asset(audience: Audience) -> dg.AssetsDefinition:
         kinds={"python", "csv"},
         op_tags=DUCKDB_TAG,
         description=f"Upload files (Meta customer list, Google Customer Match) for {audience.name}: treated, consenting members.",
+        code_version=asset_code_versions()["audience_exports"],
     )
     def _export(warehouse: Warehouse, settings: SegmintSettings) -> dg.MaterializeResult:
         with warehouse.connect() as conn:
@@ -428,6 +432,7 @@ def sync_ledger_tables(warehouse: Warehouse):
     group_name=groups.AUDIENCES,
     kinds={"python", "duckdb"},
     op_tags=DUCKDB_TAG,
+    code_version=asset_code_versions()["audience_lift"],
 )
 def audience_lift(warehouse: Warehouse) -> dg.MaterializeResult:
     """One row per audience: later orders and revenue of treated vs held-out control members (lift, Welch p-value)."""

@@ -1,7 +1,6 @@
 """BTYD fits (once per cut-off, shared) and the BTYD peer predictions (P(alive), expected orders, days to the next
 order, order value) per customer."""
 
-import functools
 import hashlib
 import json
 import pickle
@@ -39,7 +38,7 @@ from orchestration.lib.cadence import (
     decide_on_cadence,
     read_refit_decision,
 )
-from orchestration.lib.code_versions import PROJECT_ROOT, source_version
+from orchestration.lib.code_versions import PROJECT_ROOT, asset_code_versions
 from orchestration.lib.keys import (
     BTYD_FITS,
     BTYD_PREDICTIONS,
@@ -86,24 +85,19 @@ class RefitConfig(dg.Config):
     force_refit: bool = False
 
 
-# The model chain's steps: (readable prefix of the code version, module and function of the asset). Each step's
-# code version is computed from its source (orchestration/lib/code_versions.py says why and what it covers); a
-# change refits the chain (ml/cadence.py, rule 4) and shows in Dagster as "code version changed". No manual epoch:
-# the dbt side is backtest_definition, libraries are library_versions, and anything else every deployment must refit
-# for ships as code the fit reaches or is a SEGMINT_FORCE_REFIT=1 run; a hand-kept epoch is the bump that was forgotten.
-CHAIN_STEPS = {
-    "btyd_models": ("btyd-models", "orchestration.defs.btyd", "btyd_models"),
-    "clv_model_evaluation": ("clv-champion", "orchestration.defs.clv", "clv_model_evaluation"),
-    "clv_model": ("clv-model", "orchestration.defs.clv", "clv_model"),
-}
+# The model chain's steps (of orchestration/lib/code_versions.py's ASSET_STEPS). Each step's code version is computed
+# from its source (code_versions.py says why and what it covers); a change refits the chain (ml/cadence.py, rule 4)
+# and shows in Dagster as "code version changed". No manual epoch: the dbt side is backtest_definition, libraries are
+# library_versions, and anything else every deployment must refit for ships as code the fit reaches or is a
+# SEGMINT_FORCE_REFIT=1 run; a hand-kept epoch is the bump that was forgotten.
+CHAIN_STEPS = ("btyd_models", "clv_model_evaluation", "clv_model")
 
 
-@functools.cache
 def chain_code_versions(root: Path = PROJECT_ROOT) -> dict[str, str]:
     """Step -> code version ("clv-champion-<12 hex>"): the one value of the asset's Dagster code_version and of the
-    training snapshot's code_versions, computed once per process at definitions load (~0.2 s CPU). `root`: the
-    sources to read (tests use copies)."""
-    return {step: source_version(*where, root=root) for step, where in CHAIN_STEPS.items()}
+    training snapshot's code_versions (asset_code_versions: computed once per process). `root`: the sources to read
+    (tests use copies)."""
+    return {step: asset_code_versions(root)[step] for step in CHAIN_STEPS}
 
 
 def code_versions_setting(versions: Mapping[str, str]) -> str:
@@ -338,7 +332,7 @@ def chain_decision(
     group_name=groups.FEATURES,
     kinds={"python", "duckdb"},
     op_tags=DUCKDB_TAG,
-    code_version="model-refit-decision-v1",
+    code_version=asset_code_versions()["model_refit_decision"],
 )
 def model_refit_decision(warehouse: Warehouse, settings: SegmintSettings, config: RefitConfig) -> dg.MaterializeResult:
     """Refit the CLV model chain on this run, or keep the pinned fit: decided once, before any back-test mart.
@@ -384,7 +378,7 @@ def model_refit_decision(warehouse: Warehouse, settings: SegmintSettings, config
     group_name=groups.CLV,
     kinds={"python", "scipy", "duckdb"},
     op_tags=DUCKDB_TAG,
-    code_version=chain_code_versions()["btyd_models"],
+    code_version=asset_code_versions()["btyd_models"],
 )
 def btyd_models(warehouse: Warehouse, settings: SegmintSettings) -> dg.MaterializeResult:
     """BG/NBD and Pareto/NBD (x Gamma-Gamma) fitted at each cut-off (selection, train, scoring), pickled, on a cadence.
@@ -478,7 +472,7 @@ def btyd_models(warehouse: Warehouse, settings: SegmintSettings) -> dg.Materiali
     group_name=groups.CLV,
     kinds={"python", "scipy", "duckdb"},
     op_tags=DUCKDB_TAG,
-    code_version="btyd-predictions-v1",
+    code_version=asset_code_versions()["btyd_predictions"],
 )
 def btyd_predictions(warehouse: Warehouse, settings: SegmintSettings) -> dg.MaterializeResult:
     """One row per customer: P(alive), expected orders in the horizon, days to (and date of) the next order, order value.

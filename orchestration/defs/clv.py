@@ -54,6 +54,7 @@ from orchestration.defs.btyd import (
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, SparkEngine, Warehouse
 from orchestration.lib import groups, spark_compute
 from orchestration.lib.cadence import PinnedFit, cadence_line, follow_upstream
+from orchestration.lib.code_versions import asset_code_versions
 from orchestration.lib.keys import (
     ACTIVATION_GATE_CHECK,
     BTYD_FITS,
@@ -155,7 +156,7 @@ def _chain_key(conn: duckdb.DuckDBPyConnection, step: str, **settings) -> tuple[
     group_name=groups.CLV,
     kinds={"python", "lightgbm", "duckdb"},
     op_tags=DUCKDB_TAG,
-    code_version=chain_code_versions()["clv_model_evaluation"],
+    code_version=asset_code_versions()["clv_model_evaluation"],
 )
 def clv_model_evaluation(warehouse: Warehouse, settings: SegmintSettings, config: ClvConfig) -> dg.MaterializeResult:
     """Two rows per CLV candidate (selection and evaluation halves): back-test metrics, calibration, champion.
@@ -287,7 +288,7 @@ def _kept_evaluation(table: pd.DataFrame, message: str, key: str) -> dg.Material
     group_name=groups.CLV,
     kinds={"python"},
     op_tags=DUCKDB_TAG,
-    code_version="clv-activation-gate-v1",
+    code_version=asset_code_versions()["clv_activation_gate"],
 )
 def clv_activation_gate(warehouse: Warehouse) -> dg.MaterializeResult:
     """Activation gate: audience syncs and value-based exports run only once its blocking check has passed.
@@ -341,7 +342,7 @@ def check_clv_model_beats_baselines(warehouse: Warehouse) -> dg.AssetCheckResult
     group_name=groups.CLV,
     kinds={"python", "lightgbm", "duckdb"},
     op_tags=DUCKDB_TAG,
-    code_version=chain_code_versions()["clv_model"],
+    code_version=asset_code_versions()["clv_model"],
 )
 def clv_model(warehouse: Warehouse, settings: SegmintSettings, config: ClvConfig) -> dg.MaterializeResult:
     """One row: the champion refitted on every training customer, with its calibration and intervals (pickled).
@@ -492,7 +493,7 @@ def order_file_spans(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     group_name=groups.CLV,
     kinds={"python", "lightgbm", "duckdb"},
     op_tags=DUCKDB_TAG,
-    code_version="clv-predict-v2",
+    code_version=asset_code_versions()["clv_predictions"],
     check_specs=[
         dg.AssetCheckSpec(
             CLOSED_SEASON_CHECK,

@@ -12,6 +12,7 @@ import dagster as dg
 from ml.explanations import cluster_texts, model_texts, rfm_rule_texts
 from orchestration.defs.resources import DUCKDB_TAG, Warehouse
 from orchestration.lib import groups
+from orchestration.lib.code_versions import asset_code_versions
 from orchestration.lib.keys import CLUSTER_PROFILES, EXPLANATION_CLUSTERS, EXPLANATION_MODELS, EXPLANATION_RFM_RULES
 from orchestration.lib.metadata import markdown_table
 from orchestration.lib.warehouse_io import read_table, write_table
@@ -19,7 +20,7 @@ from orchestration.lib.warehouse_io import read_table, write_table
 
 def _spec(key: dg.AssetKey, description: str, deps: list[dg.AssetKey] | None = None) -> dg.AssetSpec:
     return dg.AssetSpec(key, deps=deps or [], description=description, group_name=groups.SCORES,
-                        kinds={"python", "duckdb"})  # fmt: skip
+                        kinds={"python", "duckdb"}, code_version=asset_code_versions()["explanation_texts"])  # fmt: skip
 
 
 @dg.multi_asset(

@@ -14,6 +14,7 @@ from ml.fairness import audit, flagged_summary, load_fairness_config
 from orchestration.defs.audiences import AUDIENCES
 from orchestration.defs.resources import DUCKDB_TAG, Warehouse
 from orchestration.lib import groups, keys
+from orchestration.lib.code_versions import asset_code_versions
 from orchestration.lib.keys import CUSTOMER_FEATURES, CUSTOMER_SCORES, FAIRNESS_AUDIT
 from orchestration.lib.metadata import markdown_table
 from orchestration.lib.settings import CONFIG_DIR
@@ -42,6 +43,7 @@ def _customers(conn: duckdb.DuckDBPyConnection, attribute_columns: list[str]) ->
     group_name=groups.AUDIENCES,
     kinds={"python", "duckdb"},
     op_tags=DUCKDB_TAG,
+    code_version=asset_code_versions()["fairness_audit"],
 )
 def fairness_audit(warehouse: Warehouse) -> dg.MaterializeResult:
     """One row per audience or model, audited attribute and group: selection rate, mean score, 4/5 ratios, flag."""

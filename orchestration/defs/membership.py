@@ -20,6 +20,7 @@ from ml.segment_history import (
 )
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
 from orchestration.lib import groups
+from orchestration.lib.code_versions import asset_code_versions
 from orchestration.lib.keys import CUSTOMER_SCORES, SEGMENT_MEMBERSHIP_HISTORY
 from orchestration.lib.metadata import markdown_table
 from orchestration.lib.warehouse_io import is_base_table, present_columns, table_exists
@@ -64,6 +65,7 @@ order by customers desc, segment_kind, from_segment, to_segment
     group_name=groups.SCORES,
     kinds={"python", "duckdb"},
     op_tags=DUCKDB_TAG,
+    code_version=asset_code_versions()["segment_membership_history"],
 )
 def segment_membership_history(
     context: dg.AssetExecutionContext, warehouse: Warehouse, settings: SegmintSettings

@@ -18,6 +18,7 @@ import dagster as dg
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
 from orchestration.defs.segments import read_lookalike_model
 from orchestration.lib import groups
+from orchestration.lib.code_versions import asset_code_versions
 from orchestration.lib.keys import CUSTOMER_SCORES, LOOKALIKE_MODEL, SERVING_BUNDLE
 from orchestration.lib.settings import CONFIG_DIR
 from orchestration.lib.warehouse_io import read_table
@@ -42,7 +43,7 @@ SCORE_COLUMNS = [
     group_name=groups.REALTIME,
     kinds={"python", "parquet"},
     op_tags=DUCKDB_TAG,
-    code_version="serving-bundle-v1",
+    code_version=asset_code_versions()["serving_bundle"],
 )
 def serving_bundle(warehouse: Warehouse, settings: SegmintSettings) -> dg.MaterializeResult:
     """A versioned serving bundle: known customers' scores and batch segments, the prospect lookalike, the rules."""

@@ -12,6 +12,7 @@ from landing.ingest import currency_label
 from ml.archetypes import archetype_descriptions
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
 from orchestration.lib import groups
+from orchestration.lib.code_versions import asset_code_versions
 from orchestration.lib.keys import (
     BEHAVIORAL_SEGMENTS,
     CLUSTER_PROFILES,
@@ -61,6 +62,7 @@ def _cards_frame(cards_by_kind: dict) -> pd.DataFrame:
     group_name=groups.REPORTING,
     kinds={"python", "html", "duckdb"},
     op_tags=DUCKDB_TAG,
+    code_version=asset_code_versions()["segment_cards"],
 )
 def segment_cards(
     context: dg.AssetExecutionContext, warehouse: Warehouse, settings: SegmintSettings

@@ -33,6 +33,7 @@ from ml.rfm import repurchase_cycle, score_rfm, segment_rule_table
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, SparkEngine, Warehouse
 from orchestration.lib import groups, spark_segments
 from orchestration.lib.cadence import cadence_line, decide_on_cadence
+from orchestration.lib.code_versions import asset_code_versions
 from orchestration.lib.keys import (
     BEHAVIORAL_SEGMENTS,
     CLUSTER_MODEL,
@@ -64,8 +65,9 @@ class ClusteringConfig(dg.Config):
     force_refit: bool = False
 
 
-# v2: the fit is pinned in ml.cluster_model and refitted on the model cadence; a new version refits (rule 4).
-CLUSTERS_CODE_VERSION = "clusters-v2"
+# The step's code version, computed from its code (orchestration/lib/code_versions.py): part of the pinned fit's
+# snapshot, so any code edit the step reaches refits the clustering once (ml/cadence.py rule 4), as a bump did.
+CLUSTERS_CODE_VERSION = asset_code_versions()["behavioral_segments"]
 CLUSTER_MODEL_TABLE = "ml.cluster_model"
 # Training-window measures of the clustering (ml/cadence.py rule 6): SQL aggregates, nothing is loaded. Counts,
 # not column means: a share whose mean is near 0 would "move" 100 % on noise; the weekly refit catches drift.
@@ -158,7 +160,7 @@ def pinned_clusters(conn: duckdb.DuckDBPyConnection) -> PinnedClusters | None:
     group_name=groups.SEGMENTS,
     kinds={"python", "duckdb"},
     op_tags=DUCKDB_TAG,
-    code_version="rfm-v3",  # v3: only a young shop's names read the recency floor (named_recency_score)
+    code_version=asset_code_versions()["rfm_segments"],
 )
 def rfm_segments(warehouse: Warehouse, settings: SegmintSettings) -> dg.MaterializeResult:
     """One row per customer: recency, frequency and monetary scores (1-5) and the named RFM segment."""
@@ -424,7 +426,7 @@ def read_lookalike_model(conn: duckdb.DuckDBPyConnection) -> tuple[LookalikeMode
     return pickle.loads(blob), version
 
 
-LOOKALIKE_CODE_VERSION = "lookalike-v1"
+LOOKALIKE_CODE_VERSION = asset_code_versions()["prospect_scores"]
 
 
 @dg.multi_asset(

@@ -27,6 +27,7 @@ from landing.event_mapping import (
 )
 from orchestration.defs.resources import DUCKDB_TAG, SegmintSettings, Warehouse
 from orchestration.lib import groups
+from orchestration.lib.code_versions import asset_code_versions
 from orchestration.lib.keys import EVENT_VOCABULARY, RAW_EVENTS, RAW_RUN_CONTEXT
 from orchestration.lib.metadata import markdown_table
 from orchestration.lib.warehouse_io import read_table, write_table
@@ -77,7 +78,7 @@ def read_source_format(conn: duckdb.DuckDBPyConnection) -> str:
     group_name=groups.STAGING,
     kinds={"python", "duckdb"},
     op_tags=DUCKDB_TAG,
-    code_version="event-vocabulary-v1",
+    code_version=asset_code_versions()["event_vocabulary"],
 )
 def event_vocabulary(settings: SegmintSettings, warehouse: Warehouse) -> dg.MaterializeResult:
     """One row per distinct source event name, page type and URL path: its event count and segmint meaning."""

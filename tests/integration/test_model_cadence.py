@@ -28,7 +28,7 @@ from orchestration.defs.clv import clv_model, clv_model_evaluation, clv_predicti
 from orchestration.defs.dbt_models import KEPT_METADATA, dbt_backtest_models, dbt_target_path
 from orchestration.defs.resources import SegmintSettings, SparkEngine, Warehouse, dbt_resource
 from orchestration.lib.settings import load_settings
-from tests.unit.test_code_versions import copy_of_the_chain, edit_source
+from tests.unit.test_code_versions import copy_of_the_sources, edit_source
 
 pytestmark = pytest.mark.slow
 
@@ -155,7 +155,7 @@ def test_an_unchanged_day_keeps_the_pinned_model_and_a_changed_training_window_r
     for step, asset in (("btyd_models", btyd_models), ("clv_model_evaluation", clv_model_evaluation)):
         assert asset.code_versions_by_key[asset.key] == chain_code_versions()[step]
     assert clv_model.code_versions_by_key[clv_model.key] == chain_code_versions()["clv_model"]
-    commented, edited = copy_of_the_chain(tmp_path, "commented"), copy_of_the_chain(tmp_path, "edited")
+    commented, edited = copy_of_the_sources(tmp_path, "commented"), copy_of_the_sources(tmp_path, "edited")
     edit_source(commented, "ml/champion.py", "", "# a comment at the end\n")
     edit_source(edited, "ml/champion.py", "", "\n\ndef _an_added_helper():\n    return 1\n")
     for root, refits in ((commented, False), (edited, True)):

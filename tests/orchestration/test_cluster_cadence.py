@@ -13,10 +13,14 @@ import duckdb
 import pandas as pd
 
 from ml.archetypes import label_segments, name_clusters
+from ml.cadence import TrainingSnapshot
 from ml.clustering import cluster_customers
+from orchestration.defs import segments
 from orchestration.defs.resources import SegmintSettings, SparkEngine, Warehouse
 from orchestration.defs.segments import CLUSTER_MODEL_TABLE, behavioral_segments
+from orchestration.lib.code_versions import asset_code_versions
 from tests.unit.test_clustering import blob_features
+from tests.unit.test_code_versions import copy_of_the_sources, edit_source
 
 BOOTSTRAP = 3
 
@@ -115,3 +119,28 @@ def test_a_changed_training_window_a_weekly_cadence_or_a_forced_run_refits(tmp_p
     _warehouse(path, grown, date(2025, 3, 10))
     _, _, meta = _run(path, monkeypatch, SEGMINT_FORCE_REFIT="1")
     assert meta["ml/cluster_model"]["cadence"].value.startswith("refit: forced")
+
+
+def test_a_code_edit_the_clustering_step_reaches_refits_the_pinned_fit_and_a_comment_does_not(tmp_path, monkeypatch):
+    """The fit's snapshot carries the step's computed code version (ml/cadence.py rule 4), as it carried a bump."""
+    path = tmp_path / "warehouse.duckdb"
+    features = blob_features(1200, 5, seed=3)
+    _warehouse(path, features, date(2025, 3, 1))
+    _run(path, monkeypatch)
+    pinned = _model_version(path)
+    with duckdb.connect(str(path), read_only=True) as conn:
+        settings = TrainingSnapshot.from_json(
+            conn.execute(f"select snapshot from {CLUSTER_MODEL_TABLE}").fetchone()[0]
+        ).settings
+    assert settings["code_versions"].startswith(f"behavioral_segments={asset_code_versions()['behavioral_segments']},")
+
+    commented, edited = copy_of_the_sources(tmp_path, "commented"), copy_of_the_sources(tmp_path, "edited")
+    edit_source(commented, "ml/clustering.py", "", "# a comment at the end\n")
+    edit_source(edited, "ml/clustering.py", "", "\n\ndef _an_added_helper():\n    return 1\n")
+    for day, root, cadence in ((2, commented, f"kept clustering fit {pinned}"), (3, edited, "refit: settings changed")):
+        monkeypatch.setattr(segments, "CLUSTERS_CODE_VERSION", asset_code_versions(root)["behavioral_segments"])
+        _warehouse(path, features, date(2025, 3, day))
+        _, _, meta = _run(path, monkeypatch)
+        assert meta["ml/cluster_model"]["cadence"].value.startswith(cadence), meta["ml/cluster_model"]["cadence"]
+    assert "code_versions behavioral_segments=clusters-" in meta["ml/cluster_model"]["cadence"].value
+    assert _model_version(path) != pinned

@@ -7,6 +7,7 @@ import pytest
 
 from orchestration.defs.automation import AUTOMATED_GROUPS, FOLLOW_INPUTS, FRESH_MARTS, MART_MAX_AGE
 from orchestration.lib import keys
+from orchestration.lib.code_versions import ASSET_STEPS, asset_code_versions
 
 
 @pytest.fixture(scope="module")
@@ -200,3 +201,56 @@ def test_the_location_module_holds_exactly_one_definitions_object():
     import orchestration.definitions as location
 
     assert [name for name, value in vars(location).items() if isinstance(value, dg.Definitions)] == ["defs"]
+
+
+# Every Python asset that computes data carries the code version computed from its source (orchestration/lib/
+# code_versions.py, ASSET_STEPS); the rest are named here with the reason. Asset (or key prefix) -> its step.
+VERSIONED_ASSETS = {
+    "raw/event_vocabulary": "event_vocabulary",
+    "ml/rfm_segments": "rfm_segments",
+    "ml/behavioral_segments": "behavioral_segments",
+    "ml/cluster_profiles": "behavioral_segments",
+    "ml/cluster_model": "behavioral_segments",
+    "ml/prospect_scores": "prospect_scores",
+    "ml/lookalike_model": "prospect_scores",
+    "ml/model_refit_decision": "model_refit_decision",
+    "ml/btyd_models": "btyd_models",
+    "ml/btyd_predictions": "btyd_predictions",
+    "ml/clv_model_evaluation": "clv_model_evaluation",
+    "ml/clv_model": "clv_model",
+    "ml/clv_activation_gate": "clv_activation_gate",
+    "ml/clv_predictions": "clv_predictions",
+    "ml/explanation_rfm_rules": "explanation_texts",
+    "ml/explanation_clusters": "explanation_texts",
+    "ml/explanation_models": "explanation_texts",
+    "ml/fairness_audit": "fairness_audit",
+    "ml/segment_membership_history": "segment_membership_history",
+    "ml/segment_cards": "segment_cards",
+    "realtime/serving_bundle": "serving_bundle",
+    "edge_forms/customer_match_forms": "customer_match_forms",
+    "audiences/": "audience_members",
+    "exports/": "audience_exports",
+    "activation/audience_lift": "audience_lift",
+}
+# Without one: the ingest (its data version is its own fingerprint, which hashes the ingest code:
+# orchestration/lib/ingest_fingerprint.py), the syncs and their ledger (an effect at a destination, which the ledger,
+# not a code version, says is current), and the privacy steps (records of actions: receipts, removals, compaction).
+UNVERSIONED_PREFIXES = ("landing_files", "raw/", "sync/", "privacy/")
+
+
+def test_every_python_asset_that_computes_data_carries_the_code_version_computed_from_its_source(graph):
+    versions = asset_code_versions()
+    assert set(VERSIONED_ASSETS.values()) == set(ASSET_STEPS)
+    seen = set()
+    for asset_key in graph.get_all_asset_keys():
+        node, path = graph.get(asset_key), asset_key.to_user_string()
+        if node.is_external or "dbt" in node.kinds:  # dbt's code version is the SQL's checksum (dagster-dbt)
+            continue
+        step = VERSIONED_ASSETS.get(path) or next((s for p, s in VERSIONED_ASSETS.items() if path.startswith(p)), None)
+        if step is not None:
+            assert node.code_version == versions[step], path
+            seen.add(step)
+        else:
+            assert path.startswith(UNVERSIONED_PREFIXES), f"{path}: a Python asset without a computed code version"
+            assert node.code_version is None, path
+    assert seen == set(ASSET_STEPS)

@@ -1,6 +1,7 @@
 """Code versions computed from the source (orchestration/lib/code_versions.py): the same for edits that cannot
-change a fit, new for any code edit the step reaches, stable across processes and checkouts, and the model chain
-refits when one changes. Every edit is made on a temporary copy, never on the repository."""
+change a fit, new for any code edit the step reaches and only for the steps it reaches, stable across processes and
+checkouts, and the model chain refits when one changes. Every edit is made on a temporary copy, never on the
+repository."""
 
 from __future__ import annotations
 
@@ -17,7 +18,14 @@ import pytest
 
 from ml.cadence import TrainingSnapshot, decide_refit
 from orchestration.defs.btyd import CHAIN_STEPS, chain_code_versions, code_versions_setting
-from orchestration.lib.code_versions import PROJECT_ROOT, source_digest, step_sources
+from orchestration.lib.code_versions import (
+    ASSET_STEPS,
+    PACKAGES,
+    PROJECT_ROOT,
+    asset_code_versions,
+    source_digest,
+    step_sources,
+)
 
 # A toy project: the step `model_step` fits with ml.fit, which imports ml.helper (a module) and ml.rates (a name).
 TOY = {
@@ -135,14 +143,16 @@ def test_edits_the_step_does_not_reach_keep_the_version(tmp_path):
     assert _toy_digest(tmp_path, "other_asset", orchestration__defs__step=("return VALUE", "return -VALUE")) == original
 
 
-def copy_of_the_chain(tmp_path: Path, name: str) -> Path:
-    """A copy of the project's ml package and the chain's asset modules, somewhere else on disk."""
+def copy_of_the_sources(tmp_path: Path, name: str) -> Path:
+    """A copy of the project's Python packages the steps' versions read (PACKAGES and orchestration), elsewhere on
+    disk."""
     root = tmp_path / name
-    shutil.copytree(PROJECT_ROOT / "ml", root / "ml", ignore=shutil.ignore_patterns("__pycache__"))
-    for module in {module for _, module, _ in CHAIN_STEPS.values()}:
-        relative = Path(*module.split(".")).with_suffix(".py")
-        (root / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(PROJECT_ROOT / relative, root / relative)
+
+    def not_python(folder: str, names: list[str]) -> set[str]:
+        return {n for n in names if not n.endswith(".py") and not (Path(folder) / n).is_dir() or n == "__pycache__"}
+
+    for package in (*PACKAGES, "orchestration"):
+        shutil.copytree(PROJECT_ROOT / package, root / package, ignore=not_python)
     return root
 
 
@@ -157,9 +167,9 @@ def edit_source(root: Path, relative: str, old: str, new: str) -> None:
 def test_the_chain_versions_do_not_depend_on_the_checkout_path_and_follow_a_real_codeedit_source(tmp_path):
     repo = chain_code_versions(PROJECT_ROOT)
     assert set(repo) == set(CHAIN_STEPS) and repo["clv_model_evaluation"].startswith("clv-champion-")
-    assert chain_code_versions(copy_of_the_chain(tmp_path, "copy")) == repo
+    assert chain_code_versions(copy_of_the_sources(tmp_path, "copy")) == repo
 
-    commented = copy_of_the_chain(tmp_path, "commented")
+    commented = copy_of_the_sources(tmp_path, "commented")
     edit_source(
         commented,
         "ml/evaluation.py",
@@ -170,7 +180,7 @@ def test_the_chain_versions_do_not_depend_on_the_checkout_path_and_follow_a_real
     assert chain_code_versions(commented) == repo
 
     # ml/evaluation.py: imported by ml/champion.py, not by the step's asset module nor by the BTYD fit
-    edited = copy_of_the_chain(tmp_path, "edited")
+    edited = copy_of_the_sources(tmp_path, "edited")
     edit_source(
         edited, "ml/evaluation.py", "DEFAULT_RANKING_FLOOR_SPEARMAN = 0.2", "DEFAULT_RANKING_FLOOR_SPEARMAN = 0.25"
     )
@@ -182,7 +192,7 @@ def test_the_chain_versions_do_not_depend_on_the_checkout_path_and_follow_a_real
 
 def test_the_chain_refits_when_a_code_version_changes_and_not_for_a_comment(tmp_path):
     """Rule 4 of ml/cadence.py through the real digest: the snapshot setting the chain's decision compares."""
-    edited, commented = copy_of_the_chain(tmp_path, "edited"), copy_of_the_chain(tmp_path, "commented")
+    edited, commented = copy_of_the_sources(tmp_path, "edited"), copy_of_the_sources(tmp_path, "commented")
     edit_source(edited, "ml/btyd.py", "", "\n\ndef _an_added_helper():\n    return 1\n")
     edit_source(commented, "ml/btyd.py", "", "# a comment at the end\n")
 
@@ -199,15 +209,14 @@ def test_the_chain_refits_when_a_code_version_changes_and_not_for_a_comment(tmp_
 
 def test_the_same_versions_in_fresh_processes_with_other_hash_seeds_and_working_directories(tmp_path):
     script = (
-        "import json, sys; from orchestration.lib.code_versions import source_version; "
-        "steps = json.loads(sys.argv[1]); "
-        "print(json.dumps({step: source_version(*where) for step, where in steps.items()}))"
+        "import json; from orchestration.lib.code_versions import asset_code_versions; "
+        "print(json.dumps(asset_code_versions()))"
     )
     seen = []
     for seed in ("0", "4242"):
         env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(PROJECT_ROOT)}
         run = subprocess.run(
-            [sys.executable, "-c", script, json.dumps(CHAIN_STEPS)],
+            [sys.executable, "-c", script],
             cwd=tmp_path,
             env=env,
             capture_output=True,
@@ -215,9 +224,82 @@ def test_the_same_versions_in_fresh_processes_with_other_hash_seeds_and_working_
             check=True,
         )
         seen.append(json.loads(run.stdout))
-    assert seen[0] == seen[1] == chain_code_versions(PROJECT_ROOT) == chain_code_versions()
+    assert seen[0] == seen[1] == asset_code_versions(PROJECT_ROOT) == asset_code_versions()
+    assert chain_code_versions() == {step: seen[0][step] for step in CHAIN_STEPS}
 
 
 def test_a_missing_asset_function_is_an_error_not_an_empty_version(tmp_path):
     with pytest.raises(ValueError, match="defines no top-level 'no_such_step'"):
         source_digest("orchestration.defs.step", "no_such_step", root=_toy(tmp_path, "toy"))
+
+
+def test_every_pure_package_is_followed_and_orchestration_helpers_and_empty_packages_are_not(tmp_path):
+    root = _toy(
+        tmp_path,
+        "packages",
+        orchestration__defs__step=(
+            "return fit(_read())",
+            "from reporting import TITLE\n    from reporting.cards import card\n"
+            "    from orchestration.lib.io import read\n\n    return card(fit(read(_read())), TITLE)",
+        ),
+    )
+    extra = {
+        "reporting/__init__.py": 'TITLE = "Segments"\n',
+        "reporting/cards.py": "from activation.rules import RULE\n\n\ndef card(x, title):\n    return (title, x, RULE)\n",
+        "activation/__init__.py": "",
+        "activation/rules.py": "RULE = 'recency <= 30'\n",
+        "orchestration/lib/__init__.py": "",
+        "orchestration/lib/io.py": "def read(x):\n    return x\n",
+    }
+    for path, text in extra.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+    covered = {name for name in step_sources(*STEP, root=root) if ":" not in name}
+    # a package's non-empty __init__ counts; ml's and activation's are empty and compute nothing
+    assert covered == {"ml.fit", "ml.helper", "ml.rates", "reporting", "reporting.cards", "activation.rules"}
+
+
+def _changed_steps(tmp_path: Path, name: str, relative: str, old: str, new: str) -> set[str]:
+    """The steps whose version an edit of a copy of the sources changes."""
+    root = copy_of_the_sources(tmp_path, name)
+    edit_source(root, relative, old, new)
+    before, after = asset_code_versions(), asset_code_versions(root)
+    assert set(after) == set(ASSET_STEPS)
+    for step, version in after.items():  # the readable prefix stays; only the digest follows the code
+        assert version.removesuffix(version.split("-")[-1]) == ASSET_STEPS[step][0] + "-"
+    return {step for step in ASSET_STEPS if after[step] != before[step]}
+
+
+def test_an_edit_changes_the_versions_of_exactly_the_assets_whose_code_reaches_it(tmp_path):
+    added_helper = "\n\ndef _an_added_helper():\n    return 1\n"
+    edits = {  # (file, old, new) -> the steps it changes
+        ("ml/rfm.py", "", added_helper): {"rfm_segments", "prospect_scores", "explanation_texts", "serving_bundle"},
+        ("reporting/cards.py", "", added_helper): {"segment_cards", "serving_bundle"},
+        ("activation/exports.py", "", added_helper): {"audience_exports"},
+        ("landing/event_mapping.py", "", added_helper): {"event_vocabulary"},
+        ("ml/fairness.py", "", added_helper): {"fairness_audit"},
+        # an asset's own body: that asset only, not the others of its module
+        ("orchestration/defs/segments.py", 'write_table(conn, "ml.rfm_segments", scores)', "pass"): {"rfm_segments"},
+        ("orchestration/defs/clv.py", "def clv_activation_gate(", "def clv_activation_gate(_unused=None, *, "): {
+            "clv_activation_gate"
+        },
+    }
+    covered = {step: set(step_sources(module, function)) for step, (_, module, function) in ASSET_STEPS.items()}
+    for number, ((relative, old, new), expected) in enumerate(edits.items()):
+        changed = _changed_steps(tmp_path, f"edit{number}", relative, old, new)
+        assert changed == expected, (relative, changed)
+        module = relative.removesuffix(".py").replace("/", ".")
+        if not module.startswith("orchestration."):  # the steps that follow a module whole are those it reaches
+            assert changed == {step for step, sources in covered.items() if module in sources}
+
+
+def test_a_comment_or_a_docstring_anywhere_changes_no_version(tmp_path):
+    assert not _changed_steps(tmp_path, "comment", "ml/rfm.py", "", "# a comment at the end\n")
+    assert not _changed_steps(tmp_path, "docstring", "activation/exports.py", '"""', '"""An edited docstring. ')
+    assert not _changed_steps(
+        tmp_path,
+        "asset_docstring",
+        "orchestration/defs/segments.py",
+        '    """One row per customer: recency',
+        '    """One row per customer (edited): recency',
+    )
