@@ -12,7 +12,7 @@ import csv
 import gzip
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +73,28 @@ def find_landing_file(landing_dir: Path, spec: TableSpec) -> Path | None:
         names = " and ".join(path.name for path in present)
         raise LandingError(f"{spec.name}: both {names} exist in {landing_dir}; keep only one of them")
     return present[0] if present else None
+
+
+# Names of data files a shop's tool may drop next to the contract files (a daily `orders_2026-06-27.csv`, a
+# browser's `orders (1).csv`): never read, so named rather than ignored silently.
+DATA_FILE_SUFFIXES = (".csv", ".parquet", ".tsv", ".json", ".jsonl", ".ndjson", ".gz", ".zst", ".avro", ".xlsx")
+
+
+def unread_data_files_note(landing_dir: Path, read: Collection[Path]) -> tuple[str, ...]:
+    """A warning naming the data files of a contract landing folder that the ingest does not read, () if none."""
+    read_names = {path.name for path in read}
+    unread = sorted(
+        path.name
+        for path in landing_dir.iterdir()
+        if path.is_file() and path.name not in read_names and path.name.lower().endswith(DATA_FILE_SUFFIXES)
+    )
+    if not unread:
+        return ()
+    return (
+        f"warning: not read: {', '.join(unread)} (the landing folder is read as segmint's files: one orders, "
+        "customers, events and fx_rates file each, `<name>.csv` or `<name>.parquet`; merge a day's new rows into "
+        "that file, or remove a copy)",
+    )
 
 
 def sql_string(value: str) -> str:
