@@ -225,6 +225,38 @@ def _csv_error_line(file_name: str, message: str, delimiter: str = ",") -> str:
     return f"{file_name}: {where} cannot be read as CSV ({first_line})"
 
 
+def line_ending_counts(path: Path) -> tuple[int, int]:
+    """(CRLF line ends, bare LF line ends) of a (decompressed) CSV file, read in chunks."""
+    crlf = lf = 0
+    previous_cr = False
+    with _open_decompressed(path, csv_compression(path)) as handle:
+        while chunk := handle.read(1 << 20):
+            newlines = chunk.count(b"\n")
+            crlf_here = chunk.count(b"\r\n") + (1 if previous_cr and chunk.startswith(b"\n") else 0)
+            crlf += crlf_here
+            lf += newlines - crlf_here
+            previous_cr = chunk.endswith(b"\r")
+    return crlf, lf
+
+
+def _mixed_line_endings_line(path: Path, message: str) -> str | None:
+    """One line for a CSV file whose lines end both in CRLF and in LF (a Windows export to which another tool
+    appended the day's rows, or the reverse), which DuckDB's CSV reader cannot split (`The CSV Parser state
+    machine reached an invalid state`, whatever line is at fault); None for another error or one kind of line end."""
+    if "state machine reached an invalid state" not in message:
+        return None
+    try:
+        crlf, lf = line_ending_counts(path)
+    except (OSError, EOFError):
+        return None
+    if not crlf or not lf:
+        return None
+    return (
+        f"{path.name}: its lines end in both CRLF (Windows, {crlf:,} lines) and LF ({lf:,} lines), so it cannot "
+        "be read as CSV (rows appended by another tool?); save it again with one kind of line ending"
+    )
+
+
 def _table_relation(table: str, column_count: int) -> str:
     columns = "".join(f", {source_column(i)}" for i in range(column_count))
     return f"(SELECT rowid AS {RECORD_INDEX}{columns} FROM {table})"
@@ -253,7 +285,9 @@ def load_csv(conn: duckdb.DuckDBPyConnection, path: Path, table: str, delimiter:
         conn.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {_read_csv_sql(path, len(header), 'utf-8', delimiter)}")
     except duckdb.Error as error:
         if "Invalid unicode" not in str(error):
-            raise LandingError(_csv_error_line(path.name, str(error), delimiter)) from None
+            raise LandingError(
+                _mixed_line_endings_line(path, str(error)) or _csv_error_line(path.name, str(error), delimiter)
+            ) from None
         # Spreadsheet exports on Windows are often cp1252/latin-1; every byte is valid latin-1, so this
         # never fails on encoding, and the note tells the user that accents may need checking.
         notes += (f"not valid UTF-8; decoded as {FALLBACK_ENCODING}",)
@@ -261,7 +295,10 @@ def load_csv(conn: duckdb.DuckDBPyConnection, path: Path, table: str, delimiter:
         try:
             conn.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {read}")
         except duckdb.Error as retry_error:
-            raise LandingError(_csv_error_line(path.name, str(retry_error), delimiter)) from None
+            raise LandingError(
+                _mixed_line_endings_line(path, str(retry_error))
+                or _csv_error_line(path.name, str(retry_error), delimiter)
+            ) from None
     rows_in = conn.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
     relation = _table_relation(table, len(header))
     return LoadedSource(relation, header, (TEXT_TYPE,) * len(header), rows_in, notes, delimiter=delimiter)
