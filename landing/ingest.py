@@ -85,6 +85,7 @@ from landing.sources import (
     resolve_columns,
     source_column,
     sql_string,
+    unread_data_files_note,
 )
 from landing.special_categories import (
     Denylist,
@@ -991,6 +992,11 @@ def ingest_landing(
                 # Before the stop check, so that its line carries a translator's warning (e.g. consent-denied orders).
                 reports = tuple(
                     replace(r, notes=(*r.notes, *translation.notes.get(r.source_file, ()))) for r in reports
+                )
+            else:
+                unread = unread_data_files_note(landing_dir, [path for path in paths.values() if path is not None])
+                reports = tuple(
+                    replace(r, notes=(*r.notes, *unread)) if r.table_name == ORDERS.name else r for r in reports
                 )
             _check_orders_mostly_usable(conn, reports[0])
             _check_some_order_by_as_of(conn, reports[0], effective_as_of, first_order_date)

@@ -12,7 +12,7 @@ import csv
 import gzip
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +73,28 @@ def find_landing_file(landing_dir: Path, spec: TableSpec) -> Path | None:
         names = " and ".join(path.name for path in present)
         raise LandingError(f"{spec.name}: both {names} exist in {landing_dir}; keep only one of them")
     return present[0] if present else None
+
+
+# Names of data files a shop's tool may drop next to the contract files (a daily `orders_2026-06-27.csv`, a
+# browser's `orders (1).csv`): never read, so named rather than ignored silently.
+DATA_FILE_SUFFIXES = (".csv", ".parquet", ".tsv", ".json", ".jsonl", ".ndjson", ".gz", ".zst", ".avro", ".xlsx")
+
+
+def unread_data_files_note(landing_dir: Path, read: Collection[Path]) -> tuple[str, ...]:
+    """A warning naming the data files of a contract landing folder that the ingest does not read, () if none."""
+    read_names = {path.name for path in read}
+    unread = sorted(
+        path.name
+        for path in landing_dir.iterdir()
+        if path.is_file() and path.name not in read_names and path.name.lower().endswith(DATA_FILE_SUFFIXES)
+    )
+    if not unread:
+        return ()
+    return (
+        f"warning: not read: {', '.join(unread)} (the landing folder is read as segmint's files: one orders, "
+        "customers, events and fx_rates file each, `<name>.csv` or `<name>.parquet`; merge a day's new rows into "
+        "that file, or remove a copy)",
+    )
 
 
 def sql_string(value: str) -> str:
@@ -203,6 +225,38 @@ def _csv_error_line(file_name: str, message: str, delimiter: str = ",") -> str:
     return f"{file_name}: {where} cannot be read as CSV ({first_line})"
 
 
+def line_ending_counts(path: Path) -> tuple[int, int]:
+    """(CRLF line ends, bare LF line ends) of a (decompressed) CSV file, read in chunks."""
+    crlf = lf = 0
+    previous_cr = False
+    with _open_decompressed(path, csv_compression(path)) as handle:
+        while chunk := handle.read(1 << 20):
+            newlines = chunk.count(b"\n")
+            crlf_here = chunk.count(b"\r\n") + (1 if previous_cr and chunk.startswith(b"\n") else 0)
+            crlf += crlf_here
+            lf += newlines - crlf_here
+            previous_cr = chunk.endswith(b"\r")
+    return crlf, lf
+
+
+def _mixed_line_endings_line(path: Path, message: str) -> str | None:
+    """One line for a CSV file whose lines end both in CRLF and in LF (a Windows export to which another tool
+    appended the day's rows, or the reverse), which DuckDB's CSV reader cannot split (`The CSV Parser state
+    machine reached an invalid state`, whatever line is at fault); None for another error or one kind of line end."""
+    if "state machine reached an invalid state" not in message:
+        return None
+    try:
+        crlf, lf = line_ending_counts(path)
+    except (OSError, EOFError):
+        return None
+    if not crlf or not lf:
+        return None
+    return (
+        f"{path.name}: its lines end in both CRLF (Windows, {crlf:,} lines) and LF ({lf:,} lines), so it cannot "
+        "be read as CSV (rows appended by another tool?); save it again with one kind of line ending"
+    )
+
+
 def _table_relation(table: str, column_count: int) -> str:
     columns = "".join(f", {source_column(i)}" for i in range(column_count))
     return f"(SELECT rowid AS {RECORD_INDEX}{columns} FROM {table})"
@@ -231,7 +285,9 @@ def load_csv(conn: duckdb.DuckDBPyConnection, path: Path, table: str, delimiter:
         conn.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {_read_csv_sql(path, len(header), 'utf-8', delimiter)}")
     except duckdb.Error as error:
         if "Invalid unicode" not in str(error):
-            raise LandingError(_csv_error_line(path.name, str(error), delimiter)) from None
+            raise LandingError(
+                _mixed_line_endings_line(path, str(error)) or _csv_error_line(path.name, str(error), delimiter)
+            ) from None
         # Spreadsheet exports on Windows are often cp1252/latin-1; every byte is valid latin-1, so this
         # never fails on encoding, and the note tells the user that accents may need checking.
         notes += (f"not valid UTF-8; decoded as {FALLBACK_ENCODING}",)
@@ -239,7 +295,10 @@ def load_csv(conn: duckdb.DuckDBPyConnection, path: Path, table: str, delimiter:
         try:
             conn.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {read}")
         except duckdb.Error as retry_error:
-            raise LandingError(_csv_error_line(path.name, str(retry_error), delimiter)) from None
+            raise LandingError(
+                _mixed_line_endings_line(path, str(retry_error))
+                or _csv_error_line(path.name, str(retry_error), delimiter)
+            ) from None
     rows_in = conn.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
     relation = _table_relation(table, len(header))
     return LoadedSource(relation, header, (TEXT_TYPE,) * len(header), rows_in, notes, delimiter=delimiter)

@@ -30,6 +30,7 @@ Read (columns as `fivetran/dbt_shopify_source` lists them, macros/get_*_columns.
 
 Quarantined by the translator (never dropped; raw_record is the source row): a past version of a row in a table
 synced in Fivetran's history mode (`_fivetran_active` false: `superseded_version`, as the API pulls' older copies),
+a copy of a row whose id has a copy synced later (incremental unloads of updated rows: `superseded_version`),
 a row with `_fivetran_deleted` true (`deleted_in_shopify`), a `test` order (`test_order`) and the refunds of either, a refund of a cancelled or voided
 order (`refund_of_cancelled_order`: the order never counts, so neither does its refund), a refund without money
 (`no_money_refunded`: a restock), a refund whose order is not in the table (`unknown_order`), a line refund or
@@ -53,7 +54,7 @@ from landing.formats.common import (
 )
 from landing.formats.detect import WarehouseFile, shopify_table_files
 from landing.formats.shopify import customer_key_sql, order_status_sql, set_aside_anonymous_orders
-from landing.rules import COMMA_DECIMAL_EVIDENCE, POINT_DECIMAL_EVIDENCE, parsed_amount_sql
+from landing.rules import COMMA_DECIMAL_EVIDENCE, POINT_DECIMAL_EVIDENCE, parsed_amount_sql, parsed_timestamp_sql
 from landing.sources import RECORD_INDEX, LandingError, load_source, parquet_read_errors, sql_string
 
 ORDER, CUSTOMER, REFUND = "order", "customer", "refund"
@@ -79,6 +80,14 @@ COUNTED_AS = {ORDER: "orders", CUSTOMER: "customers", REFUND: "orders", LINE_REF
 PAST_VERSION = (
     "'superseded_version: _fivetran_active is false (a past version of the row, kept by Fivetran''s history mode; "
     "the active row is the record)'"
+)
+# Without history mode a table holds one row per id, updated in place; a folder of daily incremental unloads
+# (`order/part-00000.csv`, then the rows updated since in `part-00001.csv`) holds each updated row twice, the
+# later `_fivetran_synced` being the record's current state. Judged as a duplicate key, both copies were lost as
+# `duplicate_conflicting` (branch dailyred: an order voided the next day vanished from the raw tables).
+RESYNCED = (
+    "'superseded_version: a copy of this row with a later _fivetran_synced is in the export (the row was "
+    "updated in Shopify and synced again; the latest sync is the record)'"
 )
 DECIMAL = "DECIMAL(38, 6)"  # money summed exactly (a refund's line refunds and adjustments)
 
@@ -197,7 +206,7 @@ def _load_table(conn: duckdb.DuckDBPyConnection, table: str, files: list[Warehou
     conn.execute(
         f"CREATE OR REPLACE TEMP TABLE {work} (file_index INTEGER, origin_file VARCHAR, origin_row BIGINT, "
         + "".join(f"{name} VARCHAR, " for name in names)
-        + "active VARCHAR, raw_record VARCHAR)"
+        + "active VARCHAR, synced VARCHAR, raw_record VARCHAR)"
     )
     for index, file in enumerate(files):
         source = load_source(conn, file.path, "_fmt_ft_src")
@@ -215,15 +224,26 @@ def _load_table(conn: duckdb.DuckDBPyConnection, table: str, files: list[Warehou
         with parquet_read_errors(file.name):  # a Parquet file is read where it lies
             conn.execute(f"""
 INSERT INTO {work} SELECT {index}, {sql_string(file.name)}, {RECORD_INDEX} + 1, {values},
-       {_text(columns, "_fivetran_active")}, {raw_record_sql(f"CAST(json_object({record}) AS VARCHAR)")}
+       {_text(columns, "_fivetran_active")}, {_text(columns, "_fivetran_synced")}, {raw_record_sql(f"CAST(json_object({record}) AS VARCHAR)")}
 FROM {source.relation}""")
     conn.execute("DROP TABLE IF EXISTS temp._fmt_ft_src")
     past = f"coalesce(lower(active) IN {FALSE_TEXT}, false)"
-    if table in COUNTED_AS:
-        _reject(conn, work, COUNTED_AS[table], PAST_VERSION, past)
-    else:
-        conn.execute(f"DELETE FROM {work} WHERE {past}")
+    resynced = _resynced_sql(work) if "id" in names else "false"
+    for reason, where in ((PAST_VERSION, past), (RESYNCED, resynced)):
+        if table in COUNTED_AS:
+            _reject(conn, work, COUNTED_AS[table], reason, where)
+        else:
+            conn.execute(f"DELETE FROM {work} WHERE {where}")
     return work
+
+
+def _resynced_sql(work: str) -> str:
+    """Rows of `work` with a copy of the same id synced later (RESYNCED); equal or unreadable sync times keep
+    both copies, for the contract's duplicate rules."""
+    return (
+        f"id IS NOT NULL AND {parsed_timestamp_sql('synced')} < (SELECT max({parsed_timestamp_sql('later.synced')}) "
+        f"FROM {work} AS later WHERE later.id = {work}.id)"
+    )
 
 
 def _reject(conn: duckdb.DuckDBPyConnection, work: str, contract_table: str, reason: str, where: str) -> None:

@@ -47,6 +47,7 @@ from orchestration.lib.partitions import (
     staged_days,
 )
 from orchestration.lib.settings import DBT_PROJECT_DIR, data_dir_for, load_settings
+from orchestration.lib.staged_days import raw_day_digests, record_day_digests, recorded_day_digests, widened_window
 
 DBT_MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
 # The folder of the marts built after the ML assets, under dbt_project/models/. Selected by its place in the fqn
@@ -338,6 +339,17 @@ def dbt_feature_models(
         window = config.window()
     except ValueError as error:
         raise dg.Failure(description=f"staging window: {error}") from None
+    # DuckDB: widen the window to the raw days that changed since the staging last read them (staged_days.py);
+    # on Spark the staging is rebuilt whole every run.
+    duckdb_engine = warehouse.resolved_engine() != "spark"
+    if duckdb_engine:
+        with warehouse.connect() as conn:
+            raw_days = raw_day_digests(conn)
+            recorded = recorded_day_digests(conn) if window is not None else None
+        if window is not None:
+            window, widened = widened_window(window, recorded, raw_days)
+            if widened:  # a first record is routine; a change outside the window is worth a line on the console
+                (context.log.info if recorded is None else context.log.warning)(f"staging window: {widened}")
     context.log.info(f"re-staging {staged_days(window)} of orders and events")
     staged = {STAGED_DAYS_METADATA: dg.MetadataValue.text(staged_days(window))}
     incremental, why = incremental_marts(
@@ -368,6 +380,9 @@ def dbt_feature_models(
         extra_metadata=metadata,
         env={**dbt_window_env(window), **feature_increment_env(incremental, why)},
     )
+    if duckdb_engine:  # the staging now holds these raw days (a failed dbt run raised before this line)
+        with warehouse.connect() as conn:
+            record_day_digests(conn, raw_days)
 
 
 # The feature marts a daily run may bring forward instead of rebuilding (dbt_project/macros/feature_increment.sql).

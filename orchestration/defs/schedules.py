@@ -4,7 +4,8 @@ Each tick's run re-stages the last LATE_ARRIVAL_DAYS days (today included; its s
 feature step: orchestration/lib/partitions.py), so orders and events that arrive a day or two late are still
 staged, while the history is not re-staged every day. The raw
 tables, customer marts, models and audiences are rebuilt as snapshots, as in every run. A landing file that
-changes older days is picked up by the landing-file sensor, whose runs cover every day (sensors.py).
+changes older days is picked up by the landing-file sensor, whose runs cover every day (sensors.py), and a
+windowed run re-stages such days too (orchestration/lib/staged_days.py).
 
 Ticks are evaluated by the Dagster daemon, which `make dev` (`dagster dev`) starts next to the webserver.
 Runs queue behind each other (dagster.yaml: one run at a time, because DuckDB allows a single writer), so a

@@ -4,7 +4,8 @@ The raw tables are whole files (quarantine and reconciliation are per file), so 
 raw. The dbt models that stage orders and events (`tag:daily`: stg_orders, stg_visitor_event_days,
 stg_visitor_event_type_days) are the incremental layer: a run over a window of days deletes and rebuilds exactly
 those days (`min_date`/`max_date`, dbt_project/macros/partition_window.sql), which is what the daily
-schedule (the last 3 days, late data included) and a backfill (`make backfill FROM=... TO=...`) do. A run
+schedule (the last 3 days, late data included; widened to raw days changed outside it, staged_days.py) and a
+backfill (`make backfill FROM=... TO=...`) do. A run
 without a window (`make run`, the landing-file sensor) rebuilds the whole staging. Everything after the staging
 (customer marts, models, audiences) is a snapshot per run either way.
 

@@ -173,3 +173,41 @@ def test_make_backfill_without_a_window_says_how_to_call_it(shop):
     )
     assert result.returncode != 0
     assert "usage: make backfill FROM=YYYY-MM-DD" in result.stdout + result.stderr
+
+
+def test_a_window_also_restages_raw_days_that_changed_outside_it(shop, warehouse, two_busy_days):
+    # A corrected export re-ingested: an order before the window is now cancelled. The window alone left it staged
+    # as revenue, silently (branch dailyred); the step widens the window to that day and says so.
+    window_day, _ = two_busy_days
+    order_id, ordered_on = _query(
+        warehouse,
+        "select order_id, ordered_on from staging.stg_orders where not is_cancelled and ordered_on < ? "
+        "order by ordered_on, order_id limit 1",
+        [window_day],
+    )[0]
+    _execute(warehouse, "update raw.orders set status = 'cancelled' where order_id = ?", [order_id])
+    result = subprocess.run(
+        [
+            str(VENV_BIN / "python"),
+            "-m",
+            "orchestration.cli",
+            "daily_staging",
+            "--from",
+            str(window_day),
+            "--to",
+            str(window_day),
+        ],
+        cwd=PROJECT_ROOT,
+        env=segmint_env(shop, **SHOP),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, _tail(result)
+    said = result.stdout + result.stderr  # the step's warning is printed on stderr
+    assert f"orders: 1 day, {ordered_on}" in said
+    assert f"re-staging {ordered_on}..{window_day}" in said
+    staged = "select is_cancelled from staging.stg_orders where order_id = ?"
+    assert _query(warehouse, staged, [order_id]) == [(True,)]
+    for table in DAILY_TABLES:
+        assert _staged_days_of_last_run(shop, table) == [f"{ordered_on}..{window_day}"]

@@ -289,3 +289,21 @@ def test_an_ingest_without_input_digests_holds_nothing_and_the_next_one_reads_ev
     assert (report.ingest_mode, report.ingest_mode_reason) == ("full", NO_DIGESTS)
     # o6 and o11 (an order and its merged line), after day B
     assert conn.execute("SELECT count(*) FROM raw.ingest_held").fetchall() == [(3,)]
+
+
+def test_a_daily_file_dropped_next_to_the_contract_files_is_named_not_ignored(tmp_path):
+    """A shop's tool that drops each day's orders as a new file (`orders_2024-03-06.csv`) or a browser's copy
+    (`orders (1).csv`): the contract reads one file per table, so those rows are not read, and the ingest says so
+    (branch dailyred: they were ignored silently), in every later append too."""
+    landing = write_shop(tmp_path / "landing", {"orders.csv": ORDERS, "customers.csv": CUSTOMERS})
+    (landing / "orders_2024-03-06.csv").write_text(ORDERS)
+    (landing / "orders (1).csv").write_text(ORDERS)
+    (landing / "notes.md").write_text("not data")
+    conn = duckdb.connect()
+    first = ingest(conn, landing, DAY_A)
+    orders = next(file for file in first.files if file.table_name == "orders")
+    unread = [note for note in orders.notes if note.startswith("warning: not read: ")]
+    assert unread and "orders (1).csv, orders_2024-03-06.csv (" in unread[0] and "notes.md" not in unread[0]
+    appended = ingest(conn, landing, DAY_B)
+    assert appended.ingest_mode == "append"
+    assert unread[0] in next(file for file in appended.files if file.table_name == "orders").notes

@@ -405,3 +405,30 @@ def test_tables_resaved_by_a_spreadsheet_with_decimal_commas_give_the_same_order
         assert rows(conn, ORDERS_SQL + " ORDER BY order_id") == rows(expected, ORDERS_SQL + " ORDER BY order_id")
         assert rows(conn, QUARANTINE_SQL) == rows(expected, QUARANTINE_SQL)
     assert_reconciles(conn)
+
+
+def test_an_incremental_unload_of_updated_rows_supersedes_the_earlier_sync(conn, tmp_path):
+    # A daily unload of the rows synced since the last one (`order/part-00001.csv`) repeats every updated order:
+    # an order voided the day after it landed. The later `_fivetran_synced` copy is the record; both copies were
+    # duplicate_conflicting (the order lost) before (branch dailyred). Equal sync times still conflict.
+    landing = fivetran_folder(tmp_path / "daily", skip=("order",))
+    (landing / "order").mkdir()
+    write_csv(landing / "order" / "part-00000.csv", ORDER, ORDERS)
+    later = "2025-12-02 06:00:00.000 +0000"
+    voided = [*ORDERS[0][:5], "2025-12-01 10:00:00+00", "voided", *ORDERS[0][7:14], later]
+    same_time = [*ORDERS[5][:9], "11.00", *ORDERS[5][10:]]  # #1006's total differs, synced at the same time
+    write_csv(landing / "order" / "part-00001.csv", ORDER, [voided, same_time])
+    ingest(conn, landing)
+    assert rows(conn, "SELECT status FROM raw.orders WHERE order_id = '#1001'") == [("cancelled",)]
+    reasons = (
+        "SELECT source_file, source_row, split_part(reason, ':', 1) FROM raw.quarantine "
+        "WHERE source_file LIKE 'order/%' AND (reason LIKE 'superseded%' OR reason LIKE 'duplicate%') ORDER BY 1, 2"
+    )
+    assert rows(conn, reasons) == [
+        ("order/part-00000.csv", 1, "superseded_version"),
+        ("order/part-00000.csv", 6, "duplicate_conflicting"),
+        ("order/part-00001.csv", 2, "duplicate_conflicting"),
+    ]
+    # the voided order's refund no longer counts either
+    assert ("refund.csv", 4, "refund_of_cancelled_order") in rows(conn, QUARANTINE_SQL)
+    assert_reconciles(conn)
