@@ -47,7 +47,13 @@ from orchestration.lib.partitions import (
     staged_days,
 )
 from orchestration.lib.settings import DBT_PROJECT_DIR, data_dir_for, load_settings
-from orchestration.lib.staged_days import raw_day_digests, record_day_digests, recorded_day_digests, widened_window
+from orchestration.lib.staged_days import (
+    STATE_FILE,
+    raw_day_digests,
+    record_day_digests,
+    recorded_day_digests,
+    widened_window,
+)
 
 DBT_MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
 # The folder of the marts built after the ML assets, under dbt_project/models/. Selected by its place in the fqn
@@ -342,10 +348,11 @@ def dbt_feature_models(
     # DuckDB: widen the window to the raw days that changed since the staging last read them (staged_days.py);
     # on Spark the staging is rebuilt whole every run.
     duckdb_engine = warehouse.resolved_engine() != "spark"
+    target = dbt_target_path(warehouse.resolved_path(), context.op_def.name)
     if duckdb_engine:
         with warehouse.connect() as conn:
             raw_days = raw_day_digests(conn)
-            recorded = recorded_day_digests(conn) if window is not None else None
+        recorded = recorded_day_digests(target / STATE_FILE) if window is not None else None
         if window is not None:
             window, widened = widened_window(window, recorded, raw_days)
             if widened:  # a first record is routine; a change outside the window is worth a line on the console
@@ -358,7 +365,6 @@ def dbt_feature_models(
         last_materializations(context.instance, [*DAILY_STAGING_KEYS, *INCREMENTAL_MART_KEYS.values()]),
     )
     context.log.info(f"feature marts: {why}")
-    target = dbt_target_path(warehouse.resolved_path(), context.op_def.name)
     paths: dict[str, str] = {}
 
     def metadata(key: dg.AssetKey) -> Mapping[str, Any]:
@@ -381,8 +387,7 @@ def dbt_feature_models(
         env={**dbt_window_env(window), **feature_increment_env(incremental, why)},
     )
     if duckdb_engine:  # the staging now holds these raw days (a failed dbt run raised before this line)
-        with warehouse.connect() as conn:
-            record_day_digests(conn, raw_days)
+        record_day_digests(target / STATE_FILE, raw_days)
 
 
 # The feature marts a daily run may bring forward instead of rebuilding (dbt_project/macros/feature_increment.sql).

@@ -67,9 +67,12 @@ def test_a_row_moved_between_files_is_a_change(conn):
     assert changed_days(staged, raw_day_digests(conn)) == {"orders": [date(2026, 6, 1)]}
 
 
-def test_nothing_recorded_restages_every_day_and_the_record_round_trips(conn):
-    assert recorded_day_digests(conn) is None
+def test_nothing_recorded_restages_every_day_and_the_record_round_trips(conn, tmp_path):
+    state = tmp_path / "dbt_target" / "dbt_feature_models" / "staged_raw_days.json"
+    assert recorded_day_digests(state) is None
     window, why = widened_window(WINDOW, None, raw_day_digests(conn))
     assert window is None and "every day" in why
-    record_day_digests(conn, raw_day_digests(conn))
-    assert recorded_day_digests(conn) == raw_day_digests(conn)
+    record_day_digests(state, raw_day_digests(conn))
+    assert recorded_day_digests(state) == raw_day_digests(conn)
+    state.write_text("{not json")  # an unreadable record is no record: every day re-staged, never a traceback
+    assert recorded_day_digests(state) is None
