@@ -159,6 +159,7 @@ def test_what_a_run_loaded_under_the_policy_is_frozen_and_thawed_with_the_rest()
     with collector_paused():
         loaded = [Survivor() for _ in range(10_000)]  # the definitions `make run` loads once the policy is on
         freeze_loaded()
-        assert memory._frozen == gc.get_freeze_count() >= frozen_before + len(loaded)
+        # A frozen object that dies (another thread's, between the two reads) leaves the count: it can only fall.
+        assert memory._frozen >= gc.get_freeze_count() >= frozen_before + len(loaded)
         assert len(gc.get_objects(generation=0)) < 100  # nothing left for the collection after the first step
     assert gc.isenabled() and gc.get_freeze_count() == frozen_before
